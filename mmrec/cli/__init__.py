@@ -1,0 +1,1 @@
+"""Typer command-line interface: parses options, builds Settings once, renders with rich."""

@@ -1,0 +1,95 @@
+"""The `mmrec` Typer application: one group per command module, errors rendered in one red block."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from mmrec import __version__
+from mmrec.cli.common import AppState, configure_logging, render_error
+from mmrec.errors import MmrecError
+
+
+class MmrecGroup(TyperGroup):
+    """Renders MmrecError in one red block and exits 2 (tracebacks only with --verbose)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MmrecError as error:
+            verbose = isinstance(ctx.obj, AppState) and ctx.obj.verbose
+            render_error(error, verbose=verbose)
+            raise typer.Exit(code=error.exit_code) from None
+
+
+app = typer.Typer(
+    name="mmrec",
+    cls=MmrecGroup,
+    help="Multimodal recommender: preprocess, split, cache features, train, evaluate, recommend.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mmrec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML settings file used by every command.")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs and full tracebacks.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Multimodal recommender system."""
+    ctx.obj = AppState(config=config, verbose=verbose)
+    configure_logging(verbose)
+
+
+# Each module exposes `register(app)`, adding its command or group. Order = order in --help.
+_COMMAND_MODULES = (
+    "data",
+    "preprocess",
+    "split",
+    "encoders",
+    "cache",
+    "train",
+    "evaluate",
+    "recommend",
+    "checkpoints",
+    "demo",
+    "config_cmd",
+)
+
+
+def _register() -> None:
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        importlib.import_module(f"mmrec.cli.{name}").register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point (`mmrec`, `python -m mmrec`)."""
+    # Typer's root --verbose is parsed after commands import; accept it anywhere on the line.
+    try:
+        app()
+    except MmrecError as error:  # raised outside a command (e.g. during completion)
+        render_error(error, verbose="--verbose" in sys.argv or "-v" in sys.argv)
+        sys.exit(error.exit_code)

@@ -1,0 +1,7 @@
+"""Placeholder: replaced by the module that implements `mmrec checkpoints`."""
+
+import typer
+
+
+def register(root: typer.Typer) -> None:
+    """Adds nothing until implemented."""

@@ -1,0 +1,127 @@
+"""Shared CLI plumbing: the per-invocation state, settings construction, error rendering, progress."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from mmrec.errors import MmrecError
+from mmrec.progress import ProgressEvent
+from mmrec.settings import LoadedSettings, Settings, load_settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML settings file (defaults < YAML < MMREC_* env < CLI options)."),
+]
+
+
+@dataclass
+class AppState:
+    """What the root callback knows; commands build Settings once through it."""
+
+    config: Path | None = None
+    verbose: bool = False
+    loaded: LoadedSettings | None = field(default=None, repr=False)
+
+    def settings(self, config: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+        """Validated settings for this invocation (command --config wins over the root one)."""
+        self.loaded = load_settings(config or self.config, overrides)
+        return self.loaded.settings
+
+
+def state(ctx: typer.Context) -> AppState:
+    """The AppState of this invocation (created by the root callback, or fresh for sub-apps in tests)."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, AppState):
+        root.obj = AppState()
+    return root.obj
+
+
+def render_error(error: MmrecError, verbose: bool = False) -> None:
+    """One red block: what is wrong and, when known, what to do."""
+    body = error.message + (f"\n\n[bold]Hint:[/bold] {error.hint}" if error.hint else "")
+    err_console.print(Panel(body, title=f"[bold red]{type(error).__name__}", border_style="red", expand=False))
+    if verbose:
+        err_console.print_exception()
+
+
+class RichProgress:
+    """A ProgressCallback that draws one rich bar per task (items/s, ETA)."""
+
+    def __init__(self, console_: Console | None = None, transient: bool = False) -> None:
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[metrics]}"),
+            console=console_ or console,
+            transient=transient,
+        )
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> RichProgress:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(*exc)
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if event.message:
+            self._progress.console.print(f"[dim]{event.message}")
+        task_id = self._tasks.get(event.task)
+        if task_id is None:
+            if event.done and not event.total and not event.completed:
+                return
+            task_id = self._progress.add_task(
+                event.description or event.task, total=event.total, rate="", metrics=""
+            )
+            self._tasks[event.task] = task_id
+        elapsed = self._progress.tasks[task_id].elapsed or 0.0
+        rate = f"{event.completed / elapsed:,.1f}/s" if elapsed > 0 and event.completed else ""
+        metrics = "  ".join(f"{k}={v:.4g}" for k, v in event.metrics.items())
+        self._progress.update(
+            task_id,
+            completed=event.completed,
+            total=event.total,
+            description=event.description or event.task,
+            rate=rate,
+            metrics=metrics,
+        )
+        if event.done:
+            self._progress.stop_task(task_id)
+
+
+def configure_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False)],
+        force=True,
+    )

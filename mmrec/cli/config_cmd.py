@@ -1,0 +1,41 @@
+"""`mmrec config show`: the resolved settings and where each value came from."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.table import Table
+
+from mmrec.cli.common import ConfigOption, console, state
+from mmrec.settings import settings_as_dict
+
+app = typer.Typer(help="Inspect the resolved settings.", no_args_is_help=True)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Print every setting with its value and source (default, yaml:FILE, env:VAR, cli)."""
+    app_state = state(ctx)
+    settings = app_state.settings(config)
+    values = settings_as_dict(settings)
+    if as_json:
+        console.print_json(json.dumps({"settings": values, "sources": app_state.loaded.sources}))
+        return
+    table = Table(title="Resolved settings")
+    table.add_column("key")
+    table.add_column("value", overflow="fold")
+    table.add_column("source")
+    for section, fields in values.items():
+        for key, value in fields.items():
+            dotted = f"{section}.{key}"
+            table.add_row(dotted, json.dumps(value), app_state.loaded.source_of(dotted))
+    console.print(table)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="config")

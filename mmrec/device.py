@@ -1,0 +1,26 @@
+"""Resolve a device name (auto|cpu|cuda|cuda:N) into a torch.device, with a clear error."""
+
+from __future__ import annotations
+
+import torch
+
+from mmrec.errors import DeviceError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """`auto` picks CUDA when present, else CPU; asking for CUDA without a GPU is an error."""
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"Device {name!r} was requested but no CUDA GPU is available here.",
+                hint="Use --device cpu (or auto).",
+            )
+        return torch.device(name)
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "mps" and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    raise DeviceError(f"Unknown device {name!r}.", hint="Use auto, cpu, cuda or cuda:N.")

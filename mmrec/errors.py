@@ -1,0 +1,49 @@
+"""Errors a user can cause. The CLI renders each in one red block (with its hint) and exits 2."""
+
+from __future__ import annotations
+
+
+class MmrecError(Exception):
+    """Base of every user-facing error: `message` says what is wrong, `hint` what to do."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\nHint: {self.hint}"
+
+
+class ConfigError(MmrecError):
+    """Bad settings: unknown key, wrong type, impossible value, unreadable YAML."""
+
+
+class DataError(MmrecError):
+    """Bad input data: missing file or column, empty table, unusable values."""
+
+
+class SplitError(DataError):
+    """A split that cannot be made or would leak test data into training."""
+
+
+class UnknownIdError(DataError):
+    """A user or item id that the fitted encoders do not know, where a fallback is impossible."""
+
+
+class FeatureError(MmrecError):
+    """Feature extraction or feature-store problems (missing cache, corrupt entry)."""
+
+
+class WeightsNotFoundError(FeatureError):
+    """Pretrained backbone weights could not be resolved offline."""
+
+
+class CheckpointError(MmrecError):
+    """A checkpoint that is missing, truncated, or does not match the data."""
+
+
+class DeviceError(MmrecError):
+    """A requested device (e.g. cuda) that is not available."""

@@ -1,0 +1,396 @@
+"""One validated settings object: defaults < YAML (--config) < MMREC_* env vars < CLI options.
+
+Each core piece receives only its own section (e.g. `settings.training`), never the whole object.
+Environment variables nest with `__`: `MMREC_TRAINING__EPOCHS=5`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+
+from mmrec.errors import ConfigError
+
+# Names of the registered backbones. The registries live in mmrec.features (a layer above this
+# one); a test checks that these tuples and the registries agree.
+VISION_BACKBONES = ("efficientnet-lite", "resnet", "clip", "dino", "convnext")
+TEXT_BACKBONES = ("sentence-bert", "bert", "roberta", "mpnet", "clip")
+RECOMMENDERS = ("multimodal", "random", "popularity", "item_knn", "user_knn")
+SPLIT_STRATEGIES = ("stratified", "temporal", "temporal_user", "user", "item", "leave_one_out")
+METRICS = ("precision", "recall", "ndcg", "mrr", "hit_rate")
+
+
+class Section(BaseModel):
+    """Base of every settings section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PathsSettings(Section):
+    """Where inputs and artefacts live (relative paths resolve against the working directory)."""
+
+    data_dir: Path = Field(Path("data/raw"), description="input folder: item_info.csv, interactions.csv, images/")
+    processed_dir: Path = Field(Path("data/processed"), description="preprocessed tables and images")
+    splits_dir: Path = Field(Path("data/splits"), description="train/val/test CSVs and split report")
+    cache_dir: Path = Field(Path("cache"), description="feature store root: one folder per combo")
+    checkpoint_dir: Path = Field(Path("models/checkpoints"), description="checkpoints and encoders")
+    results_dir: Path = Field(Path("results"), description="evaluation JSON, markdown tables, plots")
+
+
+class DataSettings(Section):
+    """Input format: which files and columns hold the catalogue and interactions."""
+
+    item_info_file: str = "item_info.csv"
+    interactions_file: str = "interactions.csv"
+    images_subdir: str = "images"
+    title_column: str = "title"
+    description_column: str = "description"
+    numerical_features_cols: list[str] = Field(
+        default_factory=lambda: ["view_number", "comment_number", "thumbup_number"],
+        description="numeric item columns used as features (validated against item_info.csv)",
+    )
+    positive_rating_threshold: float | None = Field(
+        None, description="if set and a rating column exists, only ratings >= this are positives"
+    )
+
+
+class PreprocessSettings(Section):
+    """Cleaning and validation of the raw inputs."""
+
+    num_workers: int = Field(2, ge=1, description="worker processes for image verification")
+    max_image_side: int = Field(512, ge=32, description="larger images are resized to this side")
+    jpeg_quality: int = Field(90, ge=1, le=100)
+    max_image_pixels: int = Field(89_478_485, ge=1, description="decompression-bomb limit (pixels)")
+    max_text_length: int = Field(2000, ge=1, description="characters kept of each cleaned text")
+    text_augmentation: bool = Field(False, description="seeded word-dropout/swap noise for training text")
+    augmentation_word_dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    augmentation_seed: int = 0
+    numeric_impute: Literal["median", "mean", "zero"] = "median"
+    min_user_interactions: int = Field(1, ge=1, description="k-core threshold for users")
+    min_item_interactions: int = Field(1, ge=1, description="k-core threshold for items")
+    drop_duplicates: bool = Field(True, description="keep the last of duplicate user-item pairs")
+    unknown_items: Literal["drop", "error"] = Field("drop", description="interactions on items absent from item_info")
+
+
+class SplitSettings(Section):
+    """How interactions are divided into train/validation/test."""
+
+    strategy: Literal["stratified", "temporal", "temporal_user", "user", "item", "leave_one_out"] = "stratified"
+    train_ratio: float = Field(0.8, gt=0.0, lt=1.0)
+    val_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    test_ratio: float = Field(0.1, gt=0.0, lt=1.0)
+    seed: int = 42
+    sample_n: int | None = Field(None, ge=1, description="use only this many interactions (sampled, seeded)")
+
+    @model_validator(mode="after")
+    def _ratios_sum_to_one(self) -> SplitSettings:
+        total = self.train_ratio + self.val_ratio + self.test_ratio
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train_ratio + val_ratio + test_ratio must be 1.0, got {total:g}")
+        return self
+
+
+class FeaturesSettings(Section):
+    """Pretrained backbones that turn images and text into vectors."""
+
+    vision_backbone: Literal["efficientnet-lite", "resnet", "clip", "dino", "convnext"] = "efficientnet-lite"
+    text_backbone: Literal["sentence-bert", "bert", "roberta", "mpnet", "clip"] = "sentence-bert"
+    vision_weights: str | None = Field(None, description="explicit weights path/dir for the vision backbone")
+    text_weights: str | None = Field(None, description="explicit weights path/dir for the text backbone")
+    allow_download: bool = Field(True, description="download weights when online (never if HF_HUB_OFFLINE=1)")
+    batch_size: int = Field(32, ge=1)
+    num_workers: int = Field(2, ge=0, description="DataLoader workers decoding images")
+    max_text_tokens: int = Field(128, ge=8, description="fixed max token length for text backbones")
+    device: str = Field("auto", description="auto|cpu|cuda|cuda:N")
+
+    @property
+    def combo(self) -> str:
+        """Feature-store folder name, e.g. `efficientnet-lite_sentence-bert`."""
+        return f"{self.vision_backbone}_{self.text_backbone}"
+
+
+class CacheSettings(Section):
+    """The diskcache-backed feature store."""
+
+    memory_lru_bytes: int = Field(512 * 1024**2, ge=0, description="in-memory LRU in front of disk (bytes)")
+    compute_missing: bool = Field(True, description="compute missing features on demand (else error)")
+    size_limit_bytes: int = Field(64 * 1024**3, ge=1, description="diskcache size limit per combo")
+
+
+class ModelSettings(Section):
+    """The two-tower multimodal model."""
+
+    embedding_dim: int = Field(64, ge=2)
+    num_heads: int = Field(4, ge=1)
+    num_layers: int = Field(1, ge=0)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    fusion: Literal["attention", "concat", "sum"] = "attention"
+    use_id_embeddings: bool = True
+    use_vision: bool = True
+    use_text: bool = True
+    use_numeric: bool = True
+    id_dropout: float = Field(0.1, ge=0.0, le=1.0, description="rate at which item ids are hidden in training")
+    user_history_length: int = Field(20, ge=0, description="recent items the user tower attends to (0=off)")
+    score: Literal["dot", "cosine"] = "dot"
+    temperature: float = Field(0.1, gt=0.0, description="softmax temperature when score=cosine")
+    loss: Literal["softmax", "bpr"] = "softmax"
+    negatives: Literal["in_batch", "uniform", "popularity"] = "in_batch"
+    num_negatives: int = Field(64, ge=0, description="extra sampled negatives per batch")
+    use_contrastive: bool = Field(False, description="CLIP-style InfoNCE between image and text projections")
+    contrastive_weight: float = Field(0.1, ge=0.0)
+    contrastive_temperature: float = Field(0.07, gt=0.0)
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> ModelSettings:
+        if self.embedding_dim % self.num_heads:
+            raise ValueError(
+                f"embedding_dim ({self.embedding_dim}) must be divisible by num_heads ({self.num_heads})"
+            )
+        return self
+
+
+class TrainingSettings(Section):
+    """Optimisation, validation and early stopping."""
+
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(512, ge=1)
+    learning_rate: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    scheduler: Literal["none", "cosine", "step", "plateau", "onecycle"] = "none"
+    warmup_steps: int = Field(0, ge=0, description="linear learning-rate warmup steps")
+    step_size: int = Field(10, ge=1, description="epochs between decays for scheduler=step")
+    gamma: float = Field(0.5, gt=0.0, le=1.0)
+    grad_clip: float | None = Field(1.0, gt=0.0)
+    patience: int = Field(5, ge=1, description="epochs without validation improvement before stopping")
+    monitor: str = Field("ndcg@10", description="validation metric for model selection, e.g. ndcg@10")
+    seed: int = 42
+    device: str = Field("auto", description="auto|cpu|cuda|cuda:N")
+    bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
+    num_workers: int = Field(0, ge=0)
+    log_every: int = Field(50, ge=1, description="steps between verbose log lines")
+
+    @field_validator("monitor")
+    @classmethod
+    def _valid_monitor(cls, value: str) -> str:
+        _parse_metric(value)
+        return value
+
+
+class EvaluationSettings(Section):
+    """How recommenders are scored."""
+
+    k_values: list[int] = Field(default_factory=lambda: [5, 10, 20])
+    eval_task: Literal["retrieval", "ranking"] = "retrieval"
+    batch_size: int = Field(1024, ge=1, description="users scored per chunk in full ranking")
+    num_negatives: int = Field(99, ge=1, description="sampled negatives per positive (ranking task)")
+    sampling_strategy: Literal["random", "popularity"] = "random"
+    knn_neighbors: int = Field(50, ge=1)
+    knn_shrinkage: float = Field(10.0, ge=0.0)
+    cold_user_fallback: Literal["popularity", "random"] = "popularity"
+    seed: int = 42
+
+    @field_validator("k_values")
+    @classmethod
+    def _positive_ks(cls, values: list[int]) -> list[int]:
+        if not values or any(k < 1 for k in values):
+            raise ValueError(f"every k must be >= 1, got {values}")
+        return sorted(set(values))
+
+
+class InferenceSettings(Section):
+    """Generating recommendations."""
+
+    top_k: int = Field(10, ge=1)
+    exclude_seen: bool = True
+    use_diversity: bool = False
+    diversity_lambda: float = Field(0.7, ge=0.0, le=1.0, description="MMR: 1 = relevance only, 0 = diversity only")
+    checkpoint_name: str = "best_model.pth"
+    device: str = "auto"
+
+
+class TrackingSettings(Section):
+    """Experiment tracking."""
+
+    use_wandb: bool = False
+    wandb_project: str = "mmrec"
+    wandb_run_name: str | None = None
+
+
+class Settings(BaseSettings):
+    """Everything mmrec can be told. Build with `load_settings`, not directly, to get provenance."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MMREC_", env_nested_delimiter="__", extra="forbid", validate_assignment=True
+    )
+
+    paths: PathsSettings = Field(default_factory=PathsSettings)
+    data: DataSettings = Field(default_factory=DataSettings)
+    preprocess: PreprocessSettings = Field(default_factory=PreprocessSettings)
+    split: SplitSettings = Field(default_factory=SplitSettings)
+    features: FeaturesSettings = Field(default_factory=FeaturesSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    inference: InferenceSettings = Field(default_factory=InferenceSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        # load_settings merges YAML, env and CLI itself (to record where each value came from), so
+        # validation sees only the merged init values.
+        return (init_settings,)
+
+
+def _parse_metric(name: str) -> tuple[str, int | None]:
+    """`ndcg@10` -> ("ndcg", 10); `mrr` -> ("mrr", None)."""
+    metric, _, k = name.lower().partition("@")
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {name!r}; use one of {', '.join(METRICS)} (with @K, e.g. ndcg@10)")
+    if k and (not k.isdigit() or int(k) < 1):
+        raise ValueError(f"bad cut-off in {name!r}; K must be a positive integer")
+    return metric, int(k) if k else None
+
+
+def parse_metric(name: str) -> tuple[str, int | None]:
+    """Public form of the metric-name parser, raising ConfigError."""
+    try:
+        return _parse_metric(name)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+class LoadedSettings:
+    """Validated settings plus where each value came from ("default", "yaml:<file>", "env:<VAR>", "cli")."""
+
+    def __init__(self, settings: Settings, sources: dict[str, str]) -> None:
+        self.settings = settings
+        self.sources = sources
+
+    def source_of(self, dotted_key: str) -> str:
+        return self.sources.get(dotted_key, "default")
+
+
+def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML config (safe_load); an empty file is an empty config."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Config file not found: {path}", hint="Pass an existing YAML file to --config.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Config file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {path} must hold a mapping of sections, got {type(data).__name__}.")
+    return data
+
+
+def _env_values() -> dict[str, Any]:
+    source = EnvSettingsSource(
+        Settings, env_prefix="MMREC_", env_nested_delimiter="__", case_sensitive=False
+    )
+    values = source()
+    known = set(Settings.model_fields)
+    unknown = [
+        name for name in os.environ
+        if name.upper().startswith("MMREC_") and name[6:].split("__")[0].lower() not in known
+    ]
+    if unknown:
+        raise ConfigError(
+            f"Unknown environment setting(s): {', '.join(sorted(unknown))}.",
+            hint=f"MMREC_<SECTION>__<KEY>, with SECTION one of: {', '.join(known)}.",
+        )
+    return values
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and not prefix:
+            flat.update(_flatten(value, f"{dotted}."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _merge(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in layer.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(
+    config: str | os.PathLike[str] | None = None, overrides: dict[str, Any] | None = None
+) -> LoadedSettings:
+    """Build Settings from defaults < YAML `config` < MMREC_* env vars < `overrides` (CLI options).
+
+    `overrides` uses dotted keys (`{"training.epochs": 3}`); None values are ignored so unset CLI
+    options never mask lower layers.
+    """
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if config is not None:
+        layers.append((f"yaml:{config}", load_yaml(config)))
+    layers.append(("env", _env_values()))
+    cli: dict[str, Any] = {}
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        section, _, key = dotted.partition(".")
+        cli.setdefault(section, {})[key] = value
+    layers.append(("cli", cli))
+
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, layer in layers:
+        merged = _merge(merged, layer)
+        for dotted in _flatten(layer):
+            if name == "env":
+                section, _, key = dotted.partition(".")
+                sources[dotted] = f"env:MMREC_{section.upper()}__{key.upper()}"
+            else:
+                sources[dotted] = name
+    try:
+        settings = Settings(**merged)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, sources)) from None
+    return LoadedSettings(settings, sources)
+
+
+def format_validation_error(exc: ValidationError, sources: dict[str, str] | None = None) -> str:
+    """One line per problem: the dotted key, what is wrong, and where the value came from."""
+    lines = ["Invalid settings:"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(settings)"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            section = str(error["loc"][0]) if len(error["loc"]) > 1 else None
+            allowed = _allowed_keys(section)
+            message = f"unknown key; allowed here: {', '.join(allowed)}"
+        origin = (sources or {}).get(key)
+        lines.append(f"  {key}: {message}" + (f" (from {origin})" if origin else ""))
+    return "\n".join(lines)
+
+
+def _allowed_keys(section: str | None) -> list[str]:
+    if section is None or section not in Settings.model_fields:
+        return list(Settings.model_fields)
+    annotation = Settings.model_fields[section].annotation
+    return list(getattr(annotation, "model_fields", {}))
+
+
+def settings_as_dict(settings: Settings) -> dict[str, Any]:
+    """JSON-ready dict of every section (paths as strings), for sidecars and `config show`."""
+    return settings.model_dump(mode="json")
