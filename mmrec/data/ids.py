@@ -1,0 +1,42 @@
+"""Item and user ids are strings; an id becomes a file name only through `safe_filename`."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from mmrec.errors import DataError
+
+_FORBIDDEN_CHARS = ("/", "\\", "\x00")
+
+
+def unsafe_reason(item_id: str) -> str | None:
+    """Why `item_id` cannot be used as a file name, or None when it can."""
+    if not isinstance(item_id, str) or item_id == "":
+        return "empty id"
+    if item_id != item_id.strip():
+        return "leading/trailing whitespace"
+    if any(char in item_id for char in _FORBIDDEN_CHARS):
+        return "path separator or NUL"
+    if item_id in (".", "..") or ".." in item_id:
+        return "'..' in id"
+    if any(unicodedata.category(char).startswith("C") for char in item_id):
+        return "control character"
+    if len(item_id.encode("utf-8")) > 200:
+        return "longer than 200 bytes"
+    return None
+
+
+def is_safe_id(item_id: str) -> bool:
+    """True when `item_id` can name a file inside a folder without escaping it."""
+    return unsafe_reason(item_id) is None
+
+
+def safe_filename(item_id: str, suffix: str = ".jpg") -> str:
+    """`item_id` + `suffix` as a bare file name; DataError for ids that could escape a folder."""
+    reason = unsafe_reason(item_id)
+    if reason is not None:
+        raise DataError(
+            f"Item id {item_id!r} cannot be used as a file name ({reason}).",
+            hint="Item ids must not contain path separators, '..', NUL or control characters.",
+        )
+    return f"{item_id}{suffix}"

@@ -1,0 +1,128 @@
+"""Image verification and normalisation in worker processes: every failure is a per-item status."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from mmrec.fileio import atomic_write_bytes
+from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
+from mmrec.settings import PreprocessSettings
+
+# Statuses other than "ok" mean the item is kept but flagged has_image=False.
+IMAGE_STATUSES = ("ok", "missing", "zero_byte", "not_image", "truncated", "corrupt", "decompression_bomb")
+_CHUNK = 32  # images per task sent to a worker: amortises inter-process overhead
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """One image to verify: source file and the file name to write under the output folder."""
+
+    item_id: str
+    source: str
+    output_name: str
+
+
+@dataclass
+class ImageResult:
+    """Outcome for one item: status, the written file name (relative) and sha256 of its bytes."""
+
+    item_id: str
+    status: str
+    output_name: str | None = None
+    fingerprint: str | None = None
+    width: int = 0
+    height: int = 0
+    detail: str = ""
+
+
+def _load_rgb(source: str, max_pixels: int) -> Image.Image:
+    """Open, verify and fully decode `source` as RGB; raises on any defect."""
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    with warnings.catch_warnings():
+        # PIL only *warns* between 1x and 2x the pixel limit; both count as a bomb here.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(source) as probe:
+            probe.verify()  # structural check; the object is unusable afterwards
+        with Image.open(source) as image:
+            image.load()  # full decode: catches truncation that verify() misses
+            return image.convert("RGB")
+
+
+def process_image(job: ImageJob, output_dir: str, max_side: int, quality: int, max_pixels: int) -> ImageResult:
+    """Verify one image, shrink it to `max_side`, write it as JPEG; never raises for bad files."""
+    try:
+        if not os.path.isfile(job.source):
+            return ImageResult(job.item_id, "missing", detail="file not found")
+        if os.path.getsize(job.source) == 0:
+            return ImageResult(job.item_id, "zero_byte", detail="empty file")
+        image = _load_rgb(job.source, max_pixels)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        return ImageResult(job.item_id, "decompression_bomb", detail=str(exc)[:200])
+    except UnidentifiedImageError as exc:
+        return ImageResult(job.item_id, "not_image", detail=str(exc)[:200])
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        status = "truncated" if "truncated" in str(exc).lower() else "corrupt"
+        return ImageResult(job.item_id, status, detail=f"{type(exc).__name__}: {str(exc)[:200]}")
+    if max(image.size) > max_side:
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    data = buffer.getvalue()
+    atomic_write_bytes(Path(output_dir) / job.output_name, data)
+    return ImageResult(
+        job.item_id, "ok", job.output_name, hashlib.sha256(data).hexdigest(), image.width, image.height
+    )
+
+
+def _process_chunk(
+    jobs: Sequence[ImageJob], output_dir: str, max_side: int, quality: int, max_pixels: int
+) -> list[ImageResult]:
+    return [process_image(job, output_dir, max_side, quality, max_pixels) for job in jobs]
+
+
+def process_images(
+    jobs: Sequence[ImageJob],
+    output_dir: Path,
+    settings: PreprocessSettings,
+    progress: ProgressCallback = null_progress,
+    num_workers: int | None = None,
+) -> dict[str, ImageResult]:
+    """Process every job (in `num_workers` processes; 1 = in this process). Returns item_id -> result."""
+    workers = num_workers or settings.num_workers
+    output_dir.mkdir(parents=True, exist_ok=True)
+    args = (str(output_dir), settings.max_image_side, settings.jpeg_quality, settings.max_image_pixels)
+    results: dict[str, ImageResult] = {}
+    total = len(jobs)
+    progress(ProgressEvent("images", 0, total, "Verifying images"))
+    chunks = [jobs[start : start + _CHUNK] for start in range(0, total, _CHUNK)]
+    if workers <= 1 or len(chunks) <= 1:
+        saved_limit = Image.MAX_IMAGE_PIXELS
+        try:
+            for chunk in chunks:
+                for result in _process_chunk(chunk, *args):
+                    results[result.item_id] = result
+                progress(ProgressEvent("images", len(results), total, "Verifying images"))
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved_limit
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(_process_chunk, chunk, *args) for chunk in chunks]
+            for future in as_completed(futures):
+                for result in future.result():
+                    results[result.item_id] = result
+                progress(ProgressEvent("images", len(results), total, "Verifying images"))
+    progress(ProgressEvent("images", total, total, "Verifying images", done=True))
+    return results
+
+
+def result_as_dict(result: ImageResult) -> dict:
+    return asdict(result)

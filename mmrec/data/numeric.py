@@ -1,0 +1,134 @@
+"""Numeric item columns: validation + imputation at preprocess time, log1p/standardisation for modelling."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from mmrec.errors import DataError
+
+
+@dataclass
+class ColumnReport:
+    """What validation found in one numeric column and what it did about it."""
+
+    non_numeric: int = 0
+    missing: int = 0
+    infinite: int = 0
+    negative: int = 0
+    imputed: int = 0
+    fill_value: float = 0.0
+    examples: list[str] = field(default_factory=list)  # item ids of a few imputed rows
+
+
+def validate_numeric_columns(
+    items: pd.DataFrame,
+    columns: Sequence[str],
+    impute: Literal["median", "mean", "zero"],
+    id_column: str = "item_id",
+) -> tuple[pd.DataFrame, dict[str, ColumnReport]]:
+    """Float64 copies of `columns` with invalid values imputed, plus a report per column.
+
+    Invalid: non-numeric strings, NaN/empty, +-inf, negative values (these columns are counts or
+    years; log1p later assumes >= 0). The fill value is computed from the valid values only.
+    """
+    missing_columns = [name for name in columns if name not in items.columns]
+    if missing_columns:
+        raise DataError(
+            f"Numeric column(s) {', '.join(map(repr, missing_columns))} not found in item_info. "
+            f"Columns present: {', '.join(map(str, items.columns))}.",
+            hint="Fix data.numerical_features_cols in your config (it may be an empty list).",
+        )
+    result = pd.DataFrame(index=items.index)
+    reports: dict[str, ColumnReport] = {}
+    for name in columns:
+        raw = items[name]
+        blank = raw.isna() | raw.astype("string").str.strip().isin(["", "nan", "NaN", "None"]).fillna(True)
+        values = pd.to_numeric(raw.where(~blank), errors="coerce").astype("float64")
+        report = ColumnReport()
+        report.missing = int(blank.sum())
+        report.non_numeric = int((values.isna() & ~blank).sum())
+        infinite = np.isinf(values.to_numpy())
+        report.infinite = int(infinite.sum())
+        negative = values.to_numpy() < 0
+        report.negative = int(negative.sum())
+        invalid = values.isna().to_numpy() | infinite | negative
+        valid = values[~invalid]
+        if impute == "median" and len(valid):
+            fill = float(valid.median())
+        elif impute == "mean" and len(valid):
+            fill = float(valid.mean())
+        else:
+            fill = 0.0
+        report.fill_value = fill
+        report.imputed = int(invalid.sum())
+        if id_column in items.columns:
+            report.examples = [str(v) for v in items.loc[invalid, id_column].head(5)]
+        clean = values.to_numpy().copy()
+        clean[invalid] = fill
+        result[name] = clean
+        reports[name] = report
+    return result, reports
+
+
+class NumericScaler:
+    """log1p(max(x, 0)) then per-column standardisation; fit on TRAIN items only (no test leakage)."""
+
+    def __init__(self, mean: np.ndarray | None = None, std: np.ndarray | None = None) -> None:
+        self.mean = mean
+        self.std = std
+
+    @staticmethod
+    def _log(values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values, dtype=np.float64)
+        if values.ndim == 1:
+            values = values[:, None]
+        values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+        return np.log1p(np.clip(values, 0.0, None))
+
+    def fit(self, values: np.ndarray) -> NumericScaler:
+        """Learn mean/std of log1p(values) per column. values: [n, c]."""
+        logged = self._log(values)
+        if logged.shape[0] == 0:
+            raise DataError("Cannot fit the numeric scaler on zero rows.", hint="Check the training split.")
+        self.mean = logged.mean(axis=0)
+        std = logged.std(axis=0)
+        self.std = np.where(std > 1e-12, std, 1.0)  # constant columns map to 0, not NaN
+        return self
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        """Scaled features, float32 [n, c]."""
+        if self.mean is None or self.std is None:
+            raise RuntimeError("NumericScaler.transform called before fit")
+        logged = self._log(values)
+        if logged.shape[1] != len(self.mean):
+            raise DataError(
+                f"Numeric features have {logged.shape[1]} columns but the scaler was fitted on {len(self.mean)}.",
+                hint="Use the same data.numerical_features_cols as when the model was trained.",
+            )
+        return ((logged - self.mean) / self.std).astype(np.float32)
+
+    def fit_transform(self, values: np.ndarray) -> np.ndarray:
+        return self.fit(values).transform(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able state."""
+        if self.mean is None or self.std is None:
+            return {"mean": None, "std": None}
+        return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> NumericScaler:
+        if state.get("mean") is None:
+            return cls()
+        return cls(np.asarray(state["mean"], dtype=np.float64), np.asarray(state["std"], dtype=np.float64))
+
+
+def interaction_counts(train: pd.DataFrame, item_ids: Sequence[str]) -> np.ndarray:
+    """Number of TRAIN interactions per item of `item_ids`, float32 [len(item_ids)] (0 for unseen)."""
+    counts = train["item_id"].astype(str).value_counts()
+    return counts.reindex([str(i) for i in item_ids], fill_value=0).to_numpy(dtype=np.float32)

@@ -1,0 +1,65 @@
+"""Text cleaning (unicode, markup, control characters, whitespace, length cap) and seeded augmentation."""
+
+from __future__ import annotations
+
+import html
+import random
+import re
+import unicodedata
+
+_TAG = re.compile(r"<[^>]{0,1000}>")
+_SCRIPT_OR_STYLE = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_WHITESPACE = re.compile(r"\s+")
+
+
+def clean_text(value: object, max_length: int) -> str:
+    """NFKC-normalised text without markup or control characters, whitespace collapsed, capped.
+
+    Missing values (None, NaN) become "". Markup is unescaped before tags are stripped, so
+    `&lt;b&gt;` and `<b>` both disappear.
+    """
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    text = str(value)
+    text = unicodedata.normalize("NFKC", text)
+    for _ in range(2):  # twice: entities may hide tags (`&lt;b&gt;`), tags may hide entities
+        text = html.unescape(text)
+        text = _SCRIPT_OR_STYLE.sub(" ", text)
+        text = _TAG.sub(" ", text)
+    # Control/format characters (category C*) become spaces so words on either side stay apart.
+    text = "".join(" " if unicodedata.category(char).startswith("C") else char for char in text)
+    text = _WHITESPACE.sub(" ", text).strip()
+    if len(text) > max_length:
+        cut = text[:max_length]
+        # Prefer ending on a word boundary when one is near the cap.
+        space = cut.rfind(" ")
+        text = cut[:space] if space > max_length * 0.8 else cut
+    return text
+
+
+def item_text(title: str, description: str) -> str:
+    """The text fed to text backbones: "{title}. {description}" with empty parts left out."""
+    title = title.strip()
+    description = description.strip()
+    if title and description:
+        separator = " " if title.endswith((".", "!", "?")) else ". "
+        return f"{title}{separator}{description}"
+    return title or description
+
+
+def augment_text(text: str, word_dropout: float, rng: random.Random) -> str:
+    """Word dropout plus one random adjacent swap; never returns "" for non-empty input."""
+    words = text.split()
+    if len(words) < 2:
+        return text
+    kept = [word for word in words if rng.random() >= word_dropout] or [rng.choice(words)]
+    if len(kept) >= 2:
+        i = rng.randrange(len(kept) - 1)
+        kept[i], kept[i + 1] = kept[i + 1], kept[i]
+    return " ".join(kept)
+
+
+def augment_texts(texts: list[str], word_dropout: float, seed: int) -> list[str]:
+    """Seeded augmentation of a list of texts (same seed, same output)."""
+    rng = random.Random(seed)
+    return [augment_text(text, word_dropout, rng) for text in texts]

@@ -1,0 +1,129 @@
+"""Full-ranking evaluation: every user is ranked against the whole catalogue.
+
+Users are processed in chunks of `batch_size` rows: score the chunk ([b, n_items] on the device),
+mask each user's training/validation items with -inf, take top-K, look the top-K up in the
+user's relevant set. Memory is O(batch_size * n_items) whatever the number of users, and the
+result does not depend on the batch size (rows are independent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from mmrec.evaluation.metrics import reciprocal_rank, topk_metrics
+
+ScoreFn = Callable[[np.ndarray], torch.Tensor]
+
+
+@dataclass
+class RankingResult:
+    """Mean metrics over evaluated users, plus optional per-user values and top-K lists."""
+
+    metrics: dict[str, float]
+    n_users: int
+    per_user: dict[str, np.ndarray] = field(default_factory=dict)
+    topk: np.ndarray | None = None  # [n_users, max_k] catalogue indices, rows as in `relevant`
+    users: np.ndarray | None = None  # row indices of the evaluated users (those with >= 1 relevant)
+
+
+def _row_coords(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(local_row, col) coordinates of the non-zeros of `matrix[rows]`."""
+    sub = matrix[rows]
+    counts = np.diff(sub.indptr)
+    local = np.repeat(np.arange(len(rows)), counts)
+    return local, sub.indices
+
+
+def full_ranking(
+    score_fn: ScoreFn,
+    relevant: sp.csr_matrix,
+    exclude: sp.csr_matrix | None,
+    k_values: Sequence[int],
+    batch_size: int = 1024,
+    device: torch.device | str = "cpu",
+    candidate_items: np.ndarray | None = None,
+    return_topk: bool = False,
+    return_per_user: bool = False,
+) -> RankingResult:
+    """Evaluate a recommender over all items.
+
+    score_fn(rows) -> [len(rows), n_items] scores (higher is better) for row indices of `relevant`.
+    relevant: [n_users, n_items] held-out positives; exclude: same shape, items to mask (seen).
+    candidate_items: restrict the ranking to these catalogue indices (e.g. cold-start items).
+    """
+    device = torch.device(device)
+    relevant = sp.csr_matrix(relevant)
+    n_users, n_items = relevant.shape
+    if exclude is not None:
+        exclude = sp.csr_matrix(exclude)
+        if exclude.shape != relevant.shape:
+            raise ValueError(f"exclude shape {exclude.shape} != relevant shape {relevant.shape}")
+    k_values = sorted(set(int(k) for k in k_values))
+    max_k = min(max(k_values), n_items)
+    blocked: torch.Tensor | None = None
+    if candidate_items is not None:
+        blocked = torch.ones(n_items, dtype=torch.bool, device=device)
+        blocked[torch.as_tensor(candidate_items, dtype=torch.long, device=device)] = False
+        max_k = min(max(k_values), len(candidate_items))
+
+    n_relevant_all = np.diff(relevant.indptr)
+    users = np.flatnonzero(n_relevant_all > 0)
+    per_user: dict[str, list[np.ndarray]] = {}
+    topk_rows: list[np.ndarray] = []
+    for start in range(0, len(users), batch_size):
+        rows = users[start : start + batch_size]
+        scores = score_fn(rows).to(device=device, dtype=torch.float32)
+        if scores.shape != (len(rows), n_items):
+            raise ValueError(f"score_fn returned {tuple(scores.shape)}, expected {(len(rows), n_items)}")
+        if blocked is not None:
+            scores = scores.masked_fill(blocked, float("-inf"))
+        if exclude is not None:
+            r, c = _row_coords(exclude, rows)
+            if len(r):
+                scores[torch.from_numpy(r).to(device), torch.from_numpy(c).to(device)] = float("-inf")
+        top = torch.topk(scores, max_k, dim=1, sorted=True).indices  # [b, max_k]
+
+        rel_r, rel_c = _row_coords(relevant, rows)
+        rel_r_t = torch.from_numpy(rel_r).to(device)
+        rel_c_t = torch.from_numpy(rel_c.astype(np.int64)).to(device)
+        # Hit lookup without a dense [b, n_items] relevance matrix: compare flat (row, item) keys.
+        rel_keys = rel_r_t * n_items + rel_c_t
+        top_keys = torch.arange(len(rows), device=device).unsqueeze(1) * n_items + top
+        hits = torch.isin(top_keys, rel_keys)
+        n_rel = torch.from_numpy(n_relevant_all[rows]).to(device)
+
+        batch = topk_metrics(hits, n_rel, k_values)
+        best = torch.full((len(rows),), float("-inf"), device=device)
+        best = best.scatter_reduce(0, rel_r_t, scores[rel_r_t, rel_c_t], reduce="amax")
+        batch["mrr"] = reciprocal_rank(scores, best)
+        for name, values in batch.items():
+            per_user.setdefault(name, []).append(values.cpu().numpy())
+        if return_topk:
+            topk_rows.append(top.cpu().numpy())
+
+    # Means over the concatenated per-user values: the same summation order for any batch size.
+    values = {name: np.concatenate(parts) for name, parts in per_user.items()}
+    metrics = {name: float(v.mean()) if len(v) else 0.0 for name, v in values.items()}
+    return RankingResult(
+        metrics=metrics,
+        n_users=len(users),
+        per_user=values if return_per_user else {},
+        topk=np.concatenate(topk_rows) if topk_rows else None,
+        users=users,
+    )
+
+
+def interaction_matrix(
+    user_rows: np.ndarray, item_cols: np.ndarray, n_users: int, n_items: int
+) -> sp.csr_matrix:
+    """Binary CSR [n_users, n_items] from row/column index arrays (duplicates collapse to 1)."""
+    data = np.ones(len(user_rows), dtype=np.float32)
+    matrix = sp.csr_matrix((data, (user_rows, item_cols)), shape=(n_users, n_items))
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix

@@ -1,0 +1,63 @@
+"""Top-K ranking metrics, vectorized over a batch of users.
+
+Definitions (binary relevance; R = the user's relevant items, |R| >= 1; hits@k = relevant items in
+the top k):
+- Precision@k = hits@k / k
+- Recall@k    = hits@k / |R|
+- NDCG@k      = DCG@k / IDCG@k, DCG@k = sum_{i<=k, item_i in R} 1 / log2(i + 1),
+                IDCG@k = sum_{i <= min(|R|, k)} 1 / log2(i + 1)
+- HitRate@k   = 1 if hits@k > 0 else 0
+- MRR         = 1 / rank of the first relevant item in the FULL ranking (not cut at k)
+Users are averaged with equal weight; users without relevant items are not evaluated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+METRIC_NAMES = ("precision", "recall", "ndcg", "hit_rate")
+
+
+def _discounts(k: int, device: torch.device) -> torch.Tensor:
+    return 1.0 / torch.log2(torch.arange(2, k + 2, device=device, dtype=torch.float64))
+
+
+def topk_metrics(
+    hits: torch.Tensor, n_relevant: torch.Tensor, k_values: Sequence[int]
+) -> dict[str, torch.Tensor]:
+    """Per-user metrics from a hit matrix.
+
+    hits: [b, K] bool, hits[u, i] = the i-th ranked item of user u is relevant (K >= max(k_values)).
+    n_relevant: [b] number of relevant items per user (>= 1).
+    Returns {"precision@k": [b] float64, ...} for every k and metric.
+    """
+    hits = hits.to(torch.float64)
+    n_rel = n_relevant.to(torch.float64)
+    max_k = max(k_values)
+    if hits.shape[1] < max_k:  # catalogue smaller than K: the missing ranks are misses
+        hits = torch.nn.functional.pad(hits, (0, max_k - hits.shape[1]))
+    discounts = _discounts(max_k, hits.device)
+    ideal_cumulative = torch.cumsum(discounts, 0)  # [K]: IDCG for |R| = 1..K
+    out: dict[str, torch.Tensor] = {}
+    for k in k_values:
+        top = hits[:, :k]
+        n_hits = top.sum(1)
+        ideal_len = torch.clamp(n_rel, max=k).long()
+        idcg = ideal_cumulative[ideal_len - 1]
+        out[f"precision@{k}"] = n_hits / k
+        out[f"recall@{k}"] = n_hits / n_rel
+        out[f"ndcg@{k}"] = (top * discounts[:k]).sum(1) / idcg
+        out[f"hit_rate@{k}"] = (n_hits > 0).to(torch.float64)
+    return out
+
+
+def reciprocal_rank(scores: torch.Tensor, best_relevant_score: torch.Tensor) -> torch.Tensor:
+    """1 / (1 + number of items scored strictly above the user's best relevant item); [b] float64.
+
+    scores: [b, n_items] with excluded items already at -inf; best_relevant_score: [b].
+    A user whose relevant items are all excluded (-inf) gets rank 1 + #finite items.
+    """
+    above = (scores > best_relevant_score.unsqueeze(1)).sum(1)
+    return 1.0 / (above.to(torch.float64) + 1.0)
