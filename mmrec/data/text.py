@@ -29,12 +29,16 @@ def clean_text(value: object, max_length: int) -> str:
     # Control/format characters (category C*) become spaces so words on either side stay apart.
     text = "".join(" " if unicodedata.category(char).startswith("C") else char for char in text)
     text = _WHITESPACE.sub(" ", text).strip()
-    if len(text) > max_length:
-        cut = text[:max_length]
-        # Prefer ending on a word boundary when one is near the cap.
-        space = cut.rfind(" ")
-        text = cut[:space] if space > max_length * 0.8 else cut
-    return text
+    return cap_text(text, max_length)
+
+
+def cap_text(text: str, max_length: int) -> str:
+    """`text` cut to at most `max_length` characters, on a word boundary when one is near the cap."""
+    if len(text) <= max_length:
+        return text
+    cut = text[:max_length]
+    space = cut.rfind(" ")
+    return cut[:space] if space > max_length * 0.8 else cut
 
 
 def item_text(title: str, description: str) -> str:

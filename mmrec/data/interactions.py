@@ -1,0 +1,129 @@
+"""Interaction cleaning: ids as strings, bad rows and duplicates counted, unknown items, k-core."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from mmrec.errors import DataError
+from mmrec.settings import PreprocessSettings
+
+REQUIRED_COLUMNS = ("user_id", "item_id")
+
+
+@dataclass
+class InteractionReport:
+    """Rows in, rows out, and every dropped row counted by reason (with example ids)."""
+
+    input_rows: int = 0
+    kept: int = 0
+    users: int = 0
+    items: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    k_core_rounds: int = 0
+
+    def drop(self, reason: str, rows: pd.DataFrame, column: str = "item_id") -> None:
+        if len(rows) == 0:
+            return
+        self.dropped[reason] = self.dropped.get(reason, 0) + len(rows)
+        examples = self.examples.setdefault(reason, [])
+        examples.extend(str(v) for v in rows[column].head(5 - len(examples)) if len(examples) < 5)
+
+
+def _as_id(series: pd.Series) -> pd.Series:
+    """Ids as stripped strings; missing values stay missing."""
+    return series.astype("string").str.strip()
+
+
+def clean_interactions(
+    raw: pd.DataFrame,
+    known_items: Collection[str],
+    settings: PreprocessSettings,
+    positive_rating_threshold: float | None = None,
+    rejected_items: Collection[str] = (),
+) -> tuple[pd.DataFrame, InteractionReport]:
+    """Clean `raw` (user_id, item_id[, timestamp][, rating]) into the processed interactions table."""
+    missing = [name for name in REQUIRED_COLUMNS if name not in raw.columns]
+    if missing:
+        raise DataError(
+            f"interactions file lacks column(s) {', '.join(missing)}; columns present: {', '.join(map(str, raw.columns))}.",
+            hint="interactions.csv needs user_id,item_id and optionally timestamp,rating.",
+        )
+    report = InteractionReport(input_rows=len(raw))
+    frame = pd.DataFrame({"user_id": _as_id(raw["user_id"]), "item_id": _as_id(raw["item_id"])})
+    has_time = "timestamp" in raw.columns
+    has_rating = "rating" in raw.columns
+    if has_time:
+        frame["timestamp"] = pd.to_numeric(raw["timestamp"], errors="coerce")
+    if has_rating:
+        frame["rating"] = pd.to_numeric(raw["rating"], errors="coerce")
+
+    blank = frame["user_id"].isna() | frame["item_id"].isna() | (frame["user_id"] == "") | (frame["item_id"] == "")
+    blank = blank.fillna(True).astype(bool)
+    report.drop("missing_id", raw[blank].astype({"item_id": "string"}).fillna("<missing>"))
+    frame = frame[~blank]
+    for column, reason in (("timestamp", "bad_timestamp"), ("rating", "bad_rating")):
+        if column in frame.columns:
+            bad = frame[column].isna() | ~frame[column].between(-1e18, 1e18)
+            report.drop(reason, frame[bad])
+            frame = frame[~bad]
+
+    rejected = frame["item_id"].isin(set(rejected_items))
+    report.drop("unsafe_item_id", frame[rejected])
+    frame = frame[~rejected]
+    unknown = ~frame["item_id"].isin(set(known_items))
+    if unknown.any() and settings.unknown_items == "error":
+        examples = ", ".join(frame.loc[unknown, "item_id"].unique()[:5])
+        raise DataError(
+            f"{int(unknown.sum())} interaction(s) refer to items absent from item_info (e.g. {examples}).",
+            hint="Add the items to item_info.csv or set preprocess.unknown_items: drop.",
+        )
+    report.drop("unknown_item", frame[unknown])
+    frame = frame[~unknown]
+
+    if settings.drop_duplicates:
+        if has_time:  # "last" means latest in time; ties keep file order
+            frame = frame.sort_values("timestamp", kind="stable")
+        duplicate = frame.duplicated(["user_id", "item_id"], keep="last")
+        report.drop("duplicate", frame[duplicate])
+        frame = frame[~duplicate]
+
+    if positive_rating_threshold is not None and has_rating:
+        below = frame["rating"] < positive_rating_threshold
+        report.drop("below_threshold", frame[below])
+        frame = frame[~below]
+
+    frame, rounds, removed = k_core(frame, settings.min_user_interactions, settings.min_item_interactions)
+    report.k_core_rounds = rounds
+    report.drop("k_core", removed)
+
+    frame = frame.sort_index(kind="stable").reset_index(drop=True)
+    out = pd.DataFrame({"user_id": frame["user_id"].astype(str), "item_id": frame["item_id"].astype(str)})
+    if has_time:
+        out["timestamp"] = frame["timestamp"].astype("int64")
+    if has_rating:
+        out["rating"] = frame["rating"].astype("float64")
+    report.kept = len(out)
+    report.users = int(out["user_id"].nunique())
+    report.items = int(out["item_id"].nunique())
+    return out, report
+
+
+def k_core(frame: pd.DataFrame, min_user: int, min_item: int) -> tuple[pd.DataFrame, int, pd.DataFrame]:
+    """Drop users/items below the thresholds, repeated until stable. Returns (kept, rounds, removed)."""
+    removed_parts = []
+    rounds = 0
+    while True:
+        user_counts = frame["user_id"].map(frame["user_id"].value_counts())
+        item_counts = frame["item_id"].map(frame["item_id"].value_counts())
+        weak = (user_counts < min_user) | (item_counts < min_item)
+        if not weak.any():
+            break
+        rounds += 1
+        removed_parts.append(frame[weak])
+        frame = frame[~weak]
+    removed = pd.concat(removed_parts) if removed_parts else frame.iloc[:0]
+    return frame, rounds, removed

@@ -1,0 +1,109 @@
+"""Item catalogue cleaning: safe string ids, cleaned text with fingerprints, validated numeric columns."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+from mmrec.data.ids import unsafe_reason
+from mmrec.data.numeric import validate_numeric_columns
+from mmrec.data.text import augment_texts, cap_text, clean_text, item_text
+from mmrec.errors import DataError
+from mmrec.settings import DataSettings, PreprocessSettings
+
+
+@dataclass
+class ItemReport:
+    """Rows in/out of item_info, drops by reason with examples, and what text cleaning changed."""
+
+    input_rows: int = 0
+    kept: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    text: dict[str, int] = field(default_factory=dict)
+    numeric: dict[str, dict] = field(default_factory=dict)
+
+    def drop(self, reason: str, ids: list[str], count: int | None = None) -> None:
+        count = len(ids) if count is None else count
+        if count:
+            self.dropped[reason] = self.dropped.get(reason, 0) + count
+            self.examples.setdefault(reason, []).extend(repr(i) for i in ids[:5])
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def clean_items(
+    raw: pd.DataFrame, data: DataSettings, preprocess: PreprocessSettings
+) -> tuple[pd.DataFrame, ItemReport, list[str]]:
+    """Cleaned items (item_id, title, description, text, text_fingerprint, numeric columns as float64).
+
+    Returns (items, report, rejected_ids): ids that would be unsafe as file names are rejected and
+    returned so their interactions can be reported rather than silently lost.
+    """
+    for column in ("item_id", data.title_column, data.description_column):
+        if column not in raw.columns:
+            raise DataError(
+                f"item_info lacks column {column!r}; columns present: {', '.join(map(str, raw.columns))}.",
+                hint="item_info.csv needs item_id, title, description (see data.title_column/description_column).",
+            )
+    report = ItemReport(input_rows=len(raw))
+    ids = raw["item_id"].astype("string").str.strip()
+    blank = (ids.isna() | (ids == "")).fillna(True).astype(bool)
+    # CSV line numbers (header is line 1) identify rows that have no id.
+    report.drop("missing_id", [f"line {i + 2}" for i in raw.index[blank][:5]], count=int(blank.sum()))
+    frame = raw[~blank].copy()
+    frame["item_id"] = ids[~blank].astype(str)
+
+    reasons = frame["item_id"].map(unsafe_reason)
+    unsafe = reasons.notna()
+    rejected = frame.loc[unsafe, "item_id"].tolist()
+    report.drop("unsafe_id", rejected)
+    frame = frame[~unsafe]
+
+    duplicate = frame.duplicated("item_id", keep="last")
+    report.drop("duplicate_id", frame.loc[duplicate, "item_id"].tolist())
+    frame = frame[~duplicate]
+
+    numeric, numeric_reports = validate_numeric_columns(frame, data.numerical_features_cols, preprocess.numeric_impute)
+    report.numeric = {name: asdict(col) for name, col in numeric_reports.items()}
+
+    cap = preprocess.max_text_length
+    titles_full = [clean_text(v, sys.maxsize) for v in frame[data.title_column].tolist()]
+    descs_full = [clean_text(v, sys.maxsize) for v in frame[data.description_column].tolist()]
+    titles = [cap_text(t, cap) for t in titles_full]
+    descriptions = [cap_text(d, cap) for d in descs_full]
+    texts = [cap_text(item_text(t, d), cap) for t, d in zip(titles, descriptions, strict=True)]
+    raw_titles = frame[data.title_column].astype("string").fillna("").tolist()
+    raw_descs = frame[data.description_column].astype("string").fillna("").tolist()
+    report.text = {
+        "titles_changed": sum(a != b for a, b in zip(raw_titles, titles, strict=True)),
+        "descriptions_changed": sum(a != b for a, b in zip(raw_descs, descriptions, strict=True)),
+        "truncated": sum(len(f) > cap for f in titles_full + descs_full),
+        "empty_title": sum(not t for t in titles),
+        "empty_text": sum(not t for t in texts),
+    }
+
+    items = pd.DataFrame(
+        {
+            "item_id": frame["item_id"].astype(str).to_numpy(),
+            "title": titles,
+            "description": descriptions,
+            "text": texts,
+            "text_fingerprint": [sha256_text(t) for t in texts],
+        }
+    )
+    if preprocess.text_augmentation:
+        # Seeded noisy copy for training-time augmentation; `text` itself stays clean.
+        items["text_augmented"] = augment_texts(texts, preprocess.augmentation_word_dropout, preprocess.augmentation_seed)
+        report.text["augmented"] = len(texts)
+    for name in data.numerical_features_cols:
+        items[name] = numeric[name].to_numpy(dtype="float64")
+    report.kept = len(items)
+    if report.kept == 0:
+        raise DataError("item_info has no usable items after cleaning.", hint="Check the item_id column.")
+    return items, report, rejected

@@ -1,0 +1,49 @@
+"""The layering rule of DESIGN.md: imports point down (cli -> pipeline -> core -> settings)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "mmrec"
+CORE = ("data", "features", "models", "training", "evaluation", "recommenders", "inference", "checkpoints")
+UI_MODULES = ("typer", "rich", "click")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _modules(folder: str) -> list[Path]:
+    return sorted((PACKAGE / folder).rglob("*.py"))
+
+
+@pytest.mark.parametrize("layer", CORE)
+def test_core_never_imports_ui_cli_or_pipeline(layer):
+    for path in _modules(layer):
+        for name in _imports(path):
+            root = name.split(".")[0]
+            assert root not in UI_MODULES, f"{path.relative_to(PACKAGE)} imports {name}"
+            assert not name.startswith(("mmrec.cli", "mmrec.pipeline")), f"{path.relative_to(PACKAGE)} imports {name}"
+
+
+def test_pipeline_never_imports_ui_or_cli():
+    for path in _modules("pipeline"):
+        for name in _imports(path):
+            assert name.split(".")[0] not in UI_MODULES, f"{path.relative_to(PACKAGE)} imports {name}"
+            assert not name.startswith("mmrec.cli"), f"{path.relative_to(PACKAGE)} imports {name}"
+
+
+def test_bottom_layer_modules_import_no_upper_layer():
+    for name in ("settings.py", "errors.py", "fileio.py", "registry.py", "progress.py", "device.py"):
+        for imported in _imports(PACKAGE / name):
+            assert not imported.startswith(tuple(f"mmrec.{layer}" for layer in (*CORE, "cli", "pipeline")))
