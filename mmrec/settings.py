@@ -144,6 +144,9 @@ class ModelSettings(Section):
     use_contrastive: bool = Field(False, description="CLIP-style InfoNCE between image and text projections")
     contrastive_weight: float = Field(0.1, ge=0.0)
     contrastive_temperature: float = Field(0.07, gt=0.0)
+    logq_correction: bool = Field(
+        True, description="subtract log expected count of each candidate in sampled softmax (popularity debiasing)"
+    )
 
     @model_validator(mode="after")
     def _heads_divide_dim(self) -> ModelSettings:
@@ -194,6 +197,7 @@ class EvaluationSettings(Section):
     knn_shrinkage: float = Field(10.0, ge=0.0)
     cold_user_fallback: Literal["popularity", "random"] = "popularity"
     seed: int = 42
+    device: str = Field("auto", description="auto|cpu|cuda|cuda:N: where scores and top-K are computed")
 
     @field_validator("k_values")
     @classmethod

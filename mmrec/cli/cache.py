@@ -1,7 +1,176 @@
-"""Placeholder: replaced by the module that implements `mmrec cache`."""
+"""`mmrec cache`: precompute, list, inspect and clear the feature store; list the backbones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.table import Table
+
+from mmrec.cli.common import ConfigOption, RichProgress, console, state
+
+cache_app = typer.Typer(help="Feature store: precompute | list | stats COMBO | clear COMBO|--all | backbones.",
+                        no_args_is_help=True)
+
+
+def _complete_combo(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Existing combo names under the configured cache_dir (best effort: completion must not fail)."""
+    try:
+        from mmrec.pipeline.cache import combo_names
+
+        cache_dir = state(ctx).settings(ctx.params.get("config")).paths.cache_dir
+        return [name for name in combo_names(cache_dir) if name.startswith(incomplete)]
+    except Exception:
+        return []
+
+
+def _size(num_bytes: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if num_bytes < 1024 or unit == "GiB":
+            return f"{num_bytes:,.0f} {unit}" if unit == "B" else f"{num_bytes:,.1f} {unit}"
+        num_bytes /= 1024
+    return str(num_bytes)
+
+
+@cache_app.command("precompute")
+def precompute(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    test: Annotated[bool, typer.Option("--test", help="Only the first 100 items (a quick check).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Recompute features that are already cached.")] = False,
+    max_items: Annotated[int | None, typer.Option("--max-items", "--max_items", min=1,
+                                                  help="Only the first N items.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", "--batch_size", min=1,
+                                                   help="Extraction batch size (features.batch_size).")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto|cpu|cuda|cuda:N (features.device).")] = None,
+) -> None:
+    """Fill the feature store of the configured combo (resumes where a previous run stopped)."""
+    from mmrec.pipeline.cache import run_cache_precompute
+
+    settings = state(ctx).settings(config, {"features.batch_size": batch_size, "features.device": device})
+    with RichProgress() as progress:
+        result = run_cache_precompute(settings, test=test, force=force, max_items=max_items, progress=progress)
+    report = result.report
+    table = Table(title=f"Feature store {report.combo} ({report.n_items:,} items, {report.seconds:.1f} s, "
+                        f"{report.items_per_second:,.1f} items/s)")
+    for column in ("modality", "with content", "already cached", "computed", "unreadable"):
+        table.add_column(column, justify="left" if column == "modality" else "right")
+    for modality in ("vision", "text"):
+        table.add_row(modality, f"{report.with_content[modality]:,}", f"{report.already_cached[modality]:,}",
+                      f"{report.computed[modality]:,}", f"{report.failed[modality]:,}")
+    console.print(table)
+    for modality, item_id, reason in report.failures:
+        console.print(f"[yellow]unreadable {modality} input for item {item_id}: {reason}")
+    console.print(f"Cache: [bold]{result.cache_folder}[/bold]")
+
+
+@cache_app.command("list")
+def list_command(ctx: typer.Context, config: ConfigOption = None) -> None:
+    """Every combo cache with vector counts, dims, size on disk and last update."""
+    from mmrec.pipeline.cache import list_caches
+
+    settings = state(ctx).settings(config)
+    infos = list_caches(settings.paths.cache_dir)
+    if not infos:
+        console.print(f"No feature caches in {settings.paths.cache_dir}. Fill one with `mmrec cache precompute`.")
+        return
+    table = Table(title=f"Feature caches in {settings.paths.cache_dir}")
+    for column in ("combo", "vision vectors", "text vectors", "dims (vision/text)", "size", "updated"):
+        table.add_column(column, justify="left" if column in ("combo", "updated") else "right", no_wrap=True)
+    for info in infos:
+        dims = f"{info.dims.get('vision', '-')}/{info.dims.get('text', '-')}"
+        table.add_row(info.combo, f"{info.vectors['vision']:,}", f"{info.vectors['text']:,}", dims,
+                      _size(info.size_bytes), info.updated_at)
+    console.print(table)
+
+
+@cache_app.command("stats")
+def stats_command(
+    ctx: typer.Context,
+    combo: Annotated[str, typer.Argument(help="Combo name, e.g. efficientnet-lite_sentence-bert.",
+                                         autocompletion=_complete_combo)],
+    config: ConfigOption = None,
+) -> None:
+    """Counts, dims, bytes, catalogue coverage and the last run's hits/misses of one combo cache."""
+    from mmrec.errors import DataError
+    from mmrec.pipeline.cache import cache_stats
+
+    settings = state(ctx).settings(config)
+    try:
+        from mmrec.data.tables import load_items
+
+        items = load_items(settings.paths.processed_dir)
+    except DataError:
+        items = None  # stats of the cache alone; coverage needs the processed catalogue
+    stats = cache_stats(settings.paths.cache_dir, combo, items)
+    table = Table(title=f"Feature cache {stats.combo}  ({_size(stats.size_bytes)} at {stats.folder})")
+    columns = ["modality", "backbone", "dim", "vectors", "unreadable"]
+    if stats.catalogue_items is not None:
+        columns += ["coverage", "not cached", "no content"]
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("modality", "backbone") else "right")
+    for modality in ("vision", "text"):
+        row = [modality, stats.backbones.get(modality, "-"), str(stats.dims.get(modality, "-")),
+               f"{stats.vectors[modality]:,}", f"{stats.failures[modality]:,}"]
+        if stats.catalogue_items is not None:
+            row += [f"{stats.coverage[modality]:.1%}", f"{stats.uncached[modality]:,}",
+                    f"{stats.missing_modality[modality]:,}"]
+        table.add_row(*row)
+    console.print(table)
+    if stats.catalogue_items is not None:
+        console.print(f"Catalogue: {stats.catalogue_items:,} items ({settings.paths.processed_dir})")
+    else:
+        console.print(f"[dim]No processed catalogue at {settings.paths.processed_dir}: coverage not shown.")
+    run = stats.last_run
+    if run:
+        console.print(f"Last run ({run.get('kind', '?')}, {run.get('at', '?')}): hits {run.get('hits', 0):,}, "
+                      f"misses {run.get('misses', 0):,}, computed {run.get('computed', 0):,}, "
+                      f"unreadable {run.get('failed', 0):,}")
+
+
+@cache_app.command("clear")
+def clear_command(
+    ctx: typer.Context,
+    combo: Annotated[str | None, typer.Argument(help="Combo to delete (see `mmrec cache list`).",
+                                                autocompletion=_complete_combo)] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Delete every combo cache.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Delete one combo cache, or all of them with --all (asks first unless --yes)."""
+    from mmrec.errors import ConfigError
+    from mmrec.pipeline.cache import clear_cache, combo_names
+
+    if (combo is None) == (not all_):
+        raise ConfigError("Name one combo to clear, or pass --all (not both).",
+                          hint="e.g. `mmrec cache clear efficientnet-lite_sentence-bert` or `mmrec cache clear --all`.")
+    settings = state(ctx).settings(config)
+    cache_dir: Path = settings.paths.cache_dir
+    targets = combo_names(cache_dir) if all_ else [combo]
+    if all_ and not targets:
+        console.print(f"No feature caches in {cache_dir}.")
+        return
+    if not yes and not typer.confirm(f"Delete feature cache(s) {', '.join(targets)} in {cache_dir}?"):
+        console.print("Nothing deleted.")
+        raise typer.Exit(code=1)
+    removed = clear_cache(cache_dir, None if all_ else combo)
+    console.print(f"Deleted {len(removed)} feature cache(s): {', '.join(removed)}")
+
+
+@cache_app.command("backbones")
+def backbones_command() -> None:
+    """Every registered backbone with its dimension and whether its weights are here (no download)."""
+    from mmrec.features.registry import backbone_availability
+
+    table = Table(title="Backbones")
+    for column in ("modality", "name", "dim", "weights here", "where / default source"):
+        table.add_column(column, justify="right" if column == "dim" else "left")
+    for row in backbone_availability():
+        table.add_row(row.modality, row.name, str(row.dim), "[green]yes" if row.available else "[red]no",
+                      row.where if row.available else row.default_weights)
+    console.print(table)
 
 
 def register(root: typer.Typer) -> None:
-    """Adds nothing until implemented."""
+    root.add_typer(cache_app, name="cache")

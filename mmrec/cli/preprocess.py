@@ -1,7 +1,111 @@
-"""Placeholder: replaced by the module that implements `mmrec preprocess`."""
+"""`mmrec preprocess`: clean the raw inputs into processed tables, print the report, then cache features."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
 
 import typer
+from rich.table import Table
+
+from mmrec.cli.common import ConfigOption, RichProgress, console, state
+
+
+def render_report(report: dict[str, Any], skipped: bool) -> Table:
+    """One table: items, images by status, text, numeric imputations, interactions dropped by reason."""
+    table = Table(title="Preprocess report" + (" (unchanged, from the last run)" if skipped else ""))
+    table.add_column("section")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_column("examples", overflow="fold", max_width=60)
+    items = report["items"]
+    table.add_row("items", "rows in item_info", f"{items['input_rows']:,}", "")
+    for reason, count in items["dropped"].items():
+        table.add_row(
+            "items", f"dropped: {reason}", f"{count:,}", ", ".join(items["examples"].get(reason, []))
+        )
+    table.add_row("items", "kept", f"{items['kept']:,}", "")
+    table.add_row("items", "without interactions (cold)", f"{items['without_interactions']:,}", "")
+    images = report["images"]
+    for status in ("ok", "missing", "zero_byte", "not_image", "truncated", "corrupt", "decompression_bomb"):
+        if images.get(status) or status == "ok":
+            style = "" if status == "ok" else "[yellow]"
+            table.add_row(
+                "images",
+                f"{style}{status}",
+                f"{images[status]:,}",
+                "; ".join(images["examples"].get(status, [])[:3]),
+            )
+    if images.get("images_per_s"):
+        table.add_row(
+            "images", f"speed ({images['workers']} workers)", f"{images['images_per_s']:,.0f}/s", ""
+        )
+    for key, count in items["text"].items():
+        table.add_row("text", key.replace("_", " "), f"{count:,}", "")
+    for column, info in items["numeric"].items():
+        found = ", ".join(
+            f"{k}={info[k]}" for k in ("non_numeric", "missing", "infinite", "negative") if info[k]
+        )
+        table.add_row(
+            "numeric",
+            f"{column}: imputed ({found or 'none invalid'})",
+            f"{info['imputed']:,}",
+            f"fill={info['fill_value']:g}"
+            + (f"; ids {', '.join(info['examples'])}" if info["examples"] else ""),
+        )
+    inter = report["interactions"]
+    table.add_row("interactions", "rows in interactions", f"{inter['input_rows']:,}", "")
+    for reason, count in inter["dropped"].items():
+        table.add_row(
+            "interactions", f"dropped: {reason}", f"{count:,}", ", ".join(inter["examples"].get(reason, []))
+        )
+    table.add_row("interactions", "kept", f"{inter['kept']:,}", "")
+    table.add_row("interactions", "users / items", f"{inter['users']:,} / {inter['items']:,}", "")
+    return table
+
+
+def preprocess(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    skip_caching: Annotated[
+        bool,
+        typer.Option(
+            "--skip-caching", "--skip_caching", help="Do not precompute backbone features afterwards."
+        ),
+    ] = False,
+    force_reprocess: Annotated[
+        bool,
+        typer.Option(
+            "--force-reprocess", "--force_reprocess", help="Redo everything even if the inputs are unchanged."
+        ),
+    ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", "-w", min=1, help="Image worker processes (preprocess.num_workers)."),
+    ] = None,
+) -> None:
+    """Verify images, clean text/numbers/interactions, write processed tables and a report."""
+    from mmrec.pipeline.preprocess import run_preprocess
+
+    settings = state(ctx).settings(config, {"preprocess.num_workers": workers})
+    with RichProgress() as progress:
+        result = run_preprocess(settings, force=force_reprocess, progress=progress)
+    console.print(render_report(result.report, result.skipped))
+    if result.skipped:
+        console.print(
+            "[cyan]Inputs unchanged since the last run: nothing redone[/cyan] (use --force-reprocess)."
+        )
+    console.print(
+        f"Processed tables and report in [bold]{result.processed_dir}[/bold] ({result.seconds:.1f}s)"
+    )
+    if skip_caching:
+        console.print("[dim]Feature caching skipped (--skip-caching).[/dim]")
+        return
+    from mmrec.pipeline.cache import run_cache_precompute  # the features layer; imported only when caching
+
+    with RichProgress() as progress:
+        cache_result = run_cache_precompute(settings, progress=progress)
+    console.print(f"Feature cache: {cache_result}")
 
 
 def register(root: typer.Typer) -> None:
-    """Adds nothing until implemented."""
+    root.command("preprocess")(preprocess)

@@ -1,7 +1,80 @@
-"""Placeholder: replaced by the module that implements `mmrec train`."""
+"""`mmrec train`: train the multimodal two-tower model with rich progress and a summary table."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.table import Table
+
+from mmrec.cli.common import ConfigOption, RichProgress, configure_logging, console, state
+from mmrec.progress import null_progress
+
+
+def train(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    device: Annotated[str | None, typer.Option("--device", "-d", help="cpu | cuda | cuda:N | auto (training.device).",
+                                               autocompletion=lambda: ["auto", "cpu", "cuda"])] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Maximum epochs (training.epochs).")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", "--batch_size", min=1,
+                                                   help="Interactions per step (training.batch_size).")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", "--learning-rate", "--learning_rate",
+                                             help="Learning rate (training.learning_rate).")] = None,
+    use_wandb: Annotated[bool | None, typer.Option("--use-wandb/--no-wandb", "--use_wandb",
+                                                   help="Log to Weights & Biases (offline without an API key).")] = None,
+    wandb_project: Annotated[str | None, typer.Option("--wandb-project", "--wandb_project",
+                                                      help="wandb project (tracking.wandb_project).")] = None,
+    wandb_run_name: Annotated[str | None, typer.Option("--wandb-run-name", "--wandb_run_name",
+                                                       help="wandb run name (tracking.wandb_run_name).")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue from a last_model.pth (exact resume).",
+                                                exists=True, dir_okay=False)] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Per-step debug logs.")] = False,
+) -> None:
+    """Train on the split, validate every epoch, early-stop, and write organized checkpoints."""
+    from mmrec.pipeline.train import run_train
+
+    app_state = state(ctx)
+    if verbose:
+        app_state.verbose = True
+        configure_logging(True)
+    settings = app_state.settings(config, {
+        "training.device": device, "training.epochs": epochs, "training.batch_size": batch_size,
+        "training.learning_rate": lr, "tracking.use_wandb": use_wandb, "tracking.wandb_project": wandb_project,
+        "tracking.wandb_run_name": wandb_run_name,
+    })
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 draws progress and the summary
+        run_train(settings, resume=resume, progress=null_progress)
+        return
+    with RichProgress() as progress:
+        result = run_train(settings, resume=resume, progress=progress)
+
+    table = Table(title=f"Training: {result.combo} on {result.device}"
+                  + (f" x{result.world_size} processes" if result.world_size > 1 else ""))
+    metric_names = [k for k in (result.history[-1].val if result.history else {}) if k.split("@")[0] in
+                    ("ndcg", "recall") or k == "mrr"]
+    for column in ("epoch", "loss", *metric_names, "s/epoch", "inter/s", "lr"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for record in result.history:
+        style = "bold green" if record.epoch == result.best_epoch else None
+        table.add_row(str(record.epoch), f"{record.loss:.4f}", *(f"{record.val.get(m, 0.0):.4f}" for m in metric_names),
+                      f"{record.seconds:.1f}", f"{record.interactions_per_s:,.0f}", f"{record.lr:.2e}", style=style)
+    console.print(table)
+    for note in result.notes:
+        console.print(f"[yellow]{note}")
+    for reason, count in result.skipped.items():
+        console.print(f"[yellow]Skipped {count:,} ({reason.replace('_', ' ')})")
+    stop = "early-stopped" if result.stopped_early else "ran all epochs"
+    console.print(
+        f"Best val {result.monitor} = [bold]{result.best_metric:.4f}[/bold] at epoch {result.best_epoch} ({stop}); "
+        f"{result.n_train_interactions:,} train interactions, {result.interactions_per_s:,.0f} inter/s, "
+        f"{result.seconds_per_epoch:.1f} s/epoch, peak memory {result.peak_memory_mb:,.0f} MiB."
+    )
+    if result.best_path:
+        console.print(f"Checkpoints: [bold]{result.best_path}[/bold] and {result.last_path.name if result.last_path else '-'}")
 
 
 def register(root: typer.Typer) -> None:
-    """Adds nothing until implemented."""
+    root.command("train")(train)

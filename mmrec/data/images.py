@@ -57,7 +57,9 @@ def _load_rgb(source: str, max_pixels: int) -> Image.Image:
             return image.convert("RGB")
 
 
-def process_image(job: ImageJob, output_dir: str, max_side: int, quality: int, max_pixels: int) -> ImageResult:
+def process_image(
+    job: ImageJob, output_dir: str, max_side: int, quality: int, max_pixels: int
+) -> ImageResult:
     """Verify one image, shrink it to `max_side`, write it as JPEG; never raises for bad files."""
     try:
         if not os.path.isfile(job.source):

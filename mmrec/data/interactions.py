@@ -49,7 +49,8 @@ def clean_interactions(
     missing = [name for name in REQUIRED_COLUMNS if name not in raw.columns]
     if missing:
         raise DataError(
-            f"interactions file lacks column(s) {', '.join(missing)}; columns present: {', '.join(map(str, raw.columns))}.",
+            f"interactions file lacks column(s) {', '.join(missing)}; "
+            f"columns present: {', '.join(map(str, raw.columns))}.",
             hint="interactions.csv needs user_id,item_id and optionally timestamp,rating.",
         )
     report = InteractionReport(input_rows=len(raw))
@@ -61,7 +62,12 @@ def clean_interactions(
     if has_rating:
         frame["rating"] = pd.to_numeric(raw["rating"], errors="coerce")
 
-    blank = frame["user_id"].isna() | frame["item_id"].isna() | (frame["user_id"] == "") | (frame["item_id"] == "")
+    blank = (
+        frame["user_id"].isna()
+        | frame["item_id"].isna()
+        | (frame["user_id"] == "")
+        | (frame["item_id"] == "")
+    )
     blank = blank.fillna(True).astype(bool)
     report.drop("missing_id", raw[blank].astype({"item_id": "string"}).fillna("<missing>"))
     frame = frame[~blank]

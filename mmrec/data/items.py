@@ -49,7 +49,8 @@ def clean_items(
         if column not in raw.columns:
             raise DataError(
                 f"item_info lacks column {column!r}; columns present: {', '.join(map(str, raw.columns))}.",
-                hint="item_info.csv needs item_id, title, description (see data.title_column/description_column).",
+                hint="item_info.csv needs item_id, title and description "
+                "(names set by data.title_column / data.description_column).",
             )
     report = ItemReport(input_rows=len(raw))
     ids = raw["item_id"].astype("string").str.strip()
@@ -69,7 +70,9 @@ def clean_items(
     report.drop("duplicate_id", frame.loc[duplicate, "item_id"].tolist())
     frame = frame[~duplicate]
 
-    numeric, numeric_reports = validate_numeric_columns(frame, data.numerical_features_cols, preprocess.numeric_impute)
+    numeric, numeric_reports = validate_numeric_columns(
+        frame, data.numerical_features_cols, preprocess.numeric_impute
+    )
     report.numeric = {name: asdict(col) for name, col in numeric_reports.items()}
 
     cap = preprocess.max_text_length
@@ -99,7 +102,9 @@ def clean_items(
     )
     if preprocess.text_augmentation:
         # Seeded noisy copy for training-time augmentation; `text` itself stays clean.
-        items["text_augmented"] = augment_texts(texts, preprocess.augmentation_word_dropout, preprocess.augmentation_seed)
+        items["text_augmented"] = augment_texts(
+            texts, preprocess.augmentation_word_dropout, preprocess.augmentation_seed
+        )
         report.text["augmented"] = len(texts)
     for name in data.numerical_features_cols:
         items[name] = numeric[name].to_numpy(dtype="float64")

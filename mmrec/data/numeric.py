@@ -107,7 +107,8 @@ class NumericScaler:
         logged = self._log(values)
         if logged.shape[1] != len(self.mean):
             raise DataError(
-                f"Numeric features have {logged.shape[1]} columns but the scaler was fitted on {len(self.mean)}.",
+                f"Numeric features have {logged.shape[1]} columns "
+                f"but the scaler was fitted on {len(self.mean)}.",
                 hint="Use the same data.numerical_features_cols as when the model was trained.",
             )
         return ((logged - self.mean) / self.std).astype(np.float32)

@@ -13,7 +13,14 @@ ITEMS_FILE = "items.parquet"
 INTERACTIONS_FILE = "interactions.parquet"
 REPORT_FILE = "preprocess_report.json"
 ITEM_COLUMNS = (
-    "item_id", "title", "description", "text", "image_path", "has_image", "image_fingerprint", "text_fingerprint",
+    "item_id",
+    "title",
+    "description",
+    "text",
+    "image_path",
+    "has_image",
+    "image_fingerprint",
+    "text_fingerprint",
 )
 _HINT = "Run `mmrec preprocess` first (with the same --config)."
 
@@ -43,7 +50,9 @@ def _read(path: Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for damaged files
-        raise DataError(f"Processed table {path} cannot be read: {exc}", hint=f"{_HINT} Use --force-reprocess.") from None
+        raise DataError(
+            f"Processed table {path} cannot be read: {exc}", hint=f"{_HINT} Use --force-reprocess."
+        ) from None
 
 
 def load_items(processed_dir: Path) -> pd.DataFrame:

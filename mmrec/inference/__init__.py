@@ -1,1 +1,1 @@
-"""mmrec.inference"""
+"""Turning scores into recommendations: top-K with seen items removed, MMR diversity, reasons."""

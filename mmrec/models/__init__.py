@@ -1,1 +1,7 @@
-"""mmrec.models"""
+"""The two-tower multimodal model, its inputs and its losses."""
+
+from mmrec.models.inputs import ItemInputs, build_item_inputs
+from mmrec.models.towers import ItemTower, ModelDims, UserTower
+from mmrec.models.two_tower import BatchOutput, TwoTowerModel
+
+__all__ = ["BatchOutput", "ItemInputs", "ItemTower", "ModelDims", "TwoTowerModel", "UserTower", "build_item_inputs"]

@@ -43,7 +43,9 @@ class PreprocessResult:
 def read_csv(path: Path, what: str) -> pd.DataFrame:
     """A CSV with every column as string (ids must never become numbers); DataError if unusable."""
     if not path.is_file():
-        raise DataError(f"{what} file not found: {path}", hint="Check paths.data_dir and the data.*_file settings.")
+        raise DataError(
+            f"{what} file not found: {path}", hint="Check paths.data_dir and the data.*_file settings."
+        )
     if path.stat().st_size == 0:
         raise DataError(f"{what} file {path} is empty.", hint="It needs a header row and at least one row.")
     try:
@@ -71,8 +73,10 @@ def input_fingerprint(settings: Settings) -> str:
             stat = entry.stat()
             digest.update(f"{entry.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     # num_workers changes speed, not output, so it is not part of the fingerprint.
-    used = {"data": settings.data.model_dump(mode="json"),
-            "preprocess": settings.preprocess.model_dump(mode="json", exclude={"num_workers"})}
+    used = {
+        "data": settings.data.model_dump(mode="json"),
+        "preprocess": settings.preprocess.model_dump(mode="json", exclude={"num_workers"}),
+    }
     digest.update(json.dumps(used, sort_keys=True).encode())
     return digest.hexdigest()
 
@@ -93,7 +97,9 @@ def _image_jobs(items: pd.DataFrame, images_dir: Path) -> list[ImageJob]:
     jobs = []
     for item_id in items["item_id"]:
         # Ids were checked by clean_items, so `item_id + ext` stays inside images_dir.
-        name = next((item_id + ext for ext in IMAGE_EXTENSIONS if item_id + ext in available), item_id + ".jpg")
+        name = next(
+            (item_id + ext for ext in IMAGE_EXTENSIONS if item_id + ext in available), item_id + ".jpg"
+        )
         jobs.append(ImageJob(item_id, str(images_dir / name), item_id + ".jpg"))
     return jobs
 
@@ -106,8 +112,12 @@ def _image_report(results: dict, seconds: float, workers: int) -> dict[str, Any]
         if result.status != "ok" and len(examples.setdefault(result.status, [])) < 5:
             examples[result.status].append(f"{result.item_id}: {result.detail}")
     return {
-        "referenced": len(results), **counts, "examples": examples, "workers": workers,
-        "seconds": round(seconds, 3), "images_per_s": round(len(results) / seconds, 1) if seconds > 0 else None,
+        "referenced": len(results),
+        **counts,
+        "examples": examples,
+        "workers": workers,
+        "seconds": round(seconds, 3),
+        "images_per_s": round(len(results) / seconds, 1) if seconds > 0 else None,
     }
 
 
@@ -129,51 +139,87 @@ def run_preprocess(
     data_dir = Path(settings.paths.data_dir)
     processed_dir = Path(settings.paths.processed_dir)
     if not data_dir.is_dir():
-        raise DataError(f"Data folder {data_dir} not found.",
-                        hint="Set paths.data_dir, or create data with `mmrec data synth --out DIR`.")
+        raise DataError(
+            f"Data folder {data_dir} not found.",
+            hint="Set paths.data_dir, or create data with `mmrec data synth --out DIR`.",
+        )
     fingerprint = input_fingerprint(settings)
     if not force and (previous := _up_to_date(processed_dir, fingerprint)) is not None:
-        progress(ProgressEvent("preprocess", message="Inputs unchanged since the last run: nothing to do "
-                               "(use --force-reprocess to redo it)."))
+        progress(
+            ProgressEvent(
+                "preprocess",
+                message="Inputs unchanged since the last run: nothing to do "
+                "(use --force-reprocess to redo it).",
+                done=True,
+            )
+        )
         return PreprocessResult(processed_dir, True, previous, time.perf_counter() - start)
 
     raw_items = read_csv(data_dir / settings.data.item_info_file, "item_info")
     raw_interactions = read_csv(data_dir / settings.data.interactions_file, "interactions")
     items, item_report, rejected = clean_items(raw_items, settings.data, settings.preprocess)
-    progress(ProgressEvent("preprocess", message=f"{len(items)} items cleaned; verifying their images"))
+    progress(
+        ProgressEvent("preprocess", message=f"{len(items)} items cleaned; verifying their images", done=True)
+    )
 
     jobs = _image_jobs(items, data_dir / settings.data.images_subdir)
     image_start = time.perf_counter()
     results = process_images(jobs, processed_dir / PROCESSED_IMAGES, settings.preprocess, progress)
     image_seconds = time.perf_counter() - image_start
     ok = [results[i].status == "ok" for i in items["item_id"]]
-    items.insert(4, "image_path", [f"{PROCESSED_IMAGES}/{results[i].output_name}" if good else None
-                                   for i, good in zip(items["item_id"], ok, strict=True)])
+    items.insert(
+        4,
+        "image_path",
+        [
+            f"{PROCESSED_IMAGES}/{results[i].output_name}" if good else None
+            for i, good in zip(items["item_id"], ok, strict=True)
+        ],
+    )
     items.insert(5, "has_image", ok)
     items.insert(6, "image_fingerprint", [results[i].fingerprint for i in items["item_id"]])
-    stale = _remove_stale_images(processed_dir / PROCESSED_IMAGES,
-                                 {results[i].output_name for i in items["item_id"] if results[i].status == "ok"})
+    stale = _remove_stale_images(
+        processed_dir / PROCESSED_IMAGES,
+        {results[i].output_name for i in items["item_id"] if results[i].status == "ok"},
+    )
 
     interactions, interaction_report = clean_interactions(
-        raw_interactions, set(items["item_id"]), settings.preprocess,
-        settings.data.positive_rating_threshold, rejected,
+        raw_interactions,
+        set(items["item_id"]),
+        settings.preprocess,
+        settings.data.positive_rating_threshold,
+        rejected,
     )
     if interactions.empty:
-        raise DataError("No interactions are left after cleaning.",
-                        hint="See the drop counts above; relax preprocess.min_*_interactions or the rating threshold.")
+        raise DataError(
+            "No interactions are left after cleaning.",
+            hint="See the drop counts above; relax preprocess.min_*_interactions or the rating threshold.",
+        )
     save_items(items, processed_dir)
     save_interactions(interactions, processed_dir)
     report = {
         "fingerprint": fingerprint,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "inputs": {"data_dir": str(data_dir), "item_info": settings.data.item_info_file,
-                   "interactions": settings.data.interactions_file, "images": settings.data.images_subdir},
-        "items": {**asdict(item_report), "with_image": int(sum(ok)),
-                  "without_interactions": int((~items["item_id"].isin(interactions["item_id"])).sum())},
-        "images": {**_image_report(results, image_seconds, settings.preprocess.num_workers), "stale_removed": stale},
+        "inputs": {
+            "data_dir": str(data_dir),
+            "item_info": settings.data.item_info_file,
+            "interactions": settings.data.interactions_file,
+            "images": settings.data.images_subdir,
+        },
+        "items": {
+            **asdict(item_report),
+            "with_image": int(sum(ok)),
+            "without_interactions": int((~items["item_id"].isin(interactions["item_id"])).sum()),
+        },
+        "images": {
+            **_image_report(results, image_seconds, settings.preprocess.num_workers),
+            "stale_removed": stale,
+        },
         "interactions": asdict(interaction_report),
-        "columns": {"numeric": list(settings.data.numerical_features_cols),
-                    "timestamp": "timestamp" in interactions.columns, "rating": "rating" in interactions.columns},
+        "columns": {
+            "numeric": list(settings.data.numerical_features_cols),
+            "timestamp": "timestamp" in interactions.columns,
+            "rating": "rating" in interactions.columns,
+        },
         "versions": package_versions(),
     }
     atomic_write_json(processed_dir / REPORT_FILE, report)

@@ -1,0 +1,128 @@
+"""Listing and organizing checkpoints: the old flat layout -> one folder per feature combo."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmrec.errors import CheckpointError
+from mmrec.fileio import atomic_write_json
+from mmrec.checkpoints.store import combo_folders, read_sidecar, sidecar_path, validate_combo
+
+
+@dataclass
+class CheckpointInfo:
+    """One .pth file as `mmrec checkpoints list` shows it."""
+
+    path: Path
+    combo: str | None
+    epoch: int | None
+    monitor: str | None
+    metric: float | None
+    size_bytes: int
+    organized: bool
+    note: str = ""
+
+
+def _meta_or_none(path: Path) -> tuple[dict[str, Any] | None, str]:
+    try:
+        return read_sidecar(path), ""
+    except CheckpointError as error:
+        return None, error.message
+
+
+def describe(path: Path, organized: bool) -> CheckpointInfo:
+    meta, note = _meta_or_none(path)
+    meta = meta or {}
+    combo = meta.get("combo") or (path.parent.name if organized else None)
+    return CheckpointInfo(
+        path=path,
+        combo=combo,
+        epoch=meta.get("epoch"),
+        monitor=meta.get("monitor"),
+        metric=meta.get("monitored_value"),
+        size_bytes=path.stat().st_size,
+        organized=organized,
+        note=note,
+    )
+
+
+def list_checkpoints(checkpoint_dir: Path) -> list[CheckpointInfo]:
+    """Organized checkpoints (`{combo}/*.pth`) then flat ones (`*.pth` directly in the folder)."""
+    root = Path(checkpoint_dir)
+    infos = [describe(p, True) for folder in combo_folders(root) for p in sorted(folder.glob("*.pth"))]
+    if root.is_dir():
+        infos += [describe(p, False) for p in sorted(root.glob("*.pth"))]
+    return infos
+
+
+@dataclass
+class OrganizeReport:
+    """What `organize` moved, or would move with --dry-run, and what it left and why."""
+
+    moves: list[tuple[Path, Path]] = field(default_factory=list)
+    unknown_combo: list[Path] = field(default_factory=list)
+    conflicts: list[Path] = field(default_factory=list)
+    dry_run: bool = False
+
+
+def move_checkpoint(path: Path, combo: str, checkpoint_dir: Path) -> Path:
+    """Move a flat checkpoint (and its sidecar) into `{checkpoint_dir}/{combo}/`; never overwrites."""
+    target_dir = Path(checkpoint_dir) / validate_combo(combo)
+    target = target_dir / path.name
+    if target.exists():
+        raise CheckpointError(f"{target} already exists; {path} was not moved.",
+                              hint="Remove or rename one of them, then organize again.")
+    target_dir.mkdir(parents=True, exist_ok=True)
+    side = sidecar_path(path)
+    os.replace(path, target)  # same filesystem: an atomic rename
+    if side.is_file():
+        os.replace(side, sidecar_path(target))
+        meta = read_sidecar(target)
+        if meta.get("combo") != combo:
+            atomic_write_json(sidecar_path(target), {**meta, "combo": combo})
+    else:
+        atomic_write_json(sidecar_path(target), {"combo": combo, "organized_manually": True, "file": path.name})
+    return target
+
+
+def organize(checkpoint_dir: Path, dry_run: bool = False) -> OrganizeReport:
+    """Move each flat checkpoint whose sidecar names its combo into that combo's folder."""
+    report = OrganizeReport(dry_run=dry_run)
+    root = Path(checkpoint_dir)
+    for info in [i for i in list_checkpoints(root) if not i.organized]:
+        if not info.combo:
+            report.unknown_combo.append(info.path)
+            continue
+        target = root / validate_combo(info.combo) / info.path.name
+        if target.exists():
+            report.conflicts.append(info.path)
+            continue
+        if not dry_run:
+            target = move_checkpoint(info.path, info.combo, root)
+        report.moves.append((info.path, target))
+    return report
+
+
+def unknown_combo_checkpoints(checkpoint_dir: Path) -> list[Path]:
+    """Flat checkpoints whose combo no metadata records (what organize-manual asks about)."""
+    return [i.path for i in list_checkpoints(checkpoint_dir) if not i.organized and not i.combo]
+
+
+def summary(path: Path) -> dict[str, Any]:
+    """JSON-ready summary of one checkpoint (sidecar metadata + file facts)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint {path} not found.", hint="See `mmrec checkpoints list`.")
+    meta = read_sidecar(path)
+    keep = ("combo", "kind", "epoch", "monitor", "monitored_value", "best_epoch", "metrics", "model_args",
+            "encoders", "n_users", "n_items", "numeric", "backbones", "versions", "created_at")
+    return {
+        "path": str(path),
+        "size_bytes": path.stat().st_size,
+        "organized": path.parent.name == meta.get("combo"),
+        **{key: meta[key] for key in keep if key in meta},
+        "settings": meta.get("settings", {}),
+    }

@@ -1,0 +1,271 @@
+"""MovieLens (ml-latest-small, ml-100k) plus a posters folder -> the mmrec input format.
+
+Only content goes into item_info (title, genres + tags as description, release year). Interaction
+statistics (counts, mean rating) are NOT written as item features: computed over all ratings they
+would leak the test split; the model side derives them from the training split.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mmrec.data.ids import is_safe_id
+from mmrec.errors import DataError
+from mmrec.fileio import atomic_path, atomic_write_json, atomic_write_text
+from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
+from mmrec.settings import DataSettings
+
+ML100K_GENRES = (
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
+_YEAR = re.compile(r"\s*\((\d{4})(?:[-\u2013]\d{0,4})?\)\s*$")
+MAX_TAGS = 15
+
+
+@dataclass
+class MovieLensImport:
+    """What the import wrote and found."""
+
+    out_dir: Path
+    flavour: str
+    movies: int
+    ratings: int
+    users: int
+    tagged_movies: int = 0
+    posters_copied: int = 0
+    posters_missing: int = 0
+    missing_examples: list[str] = field(default_factory=list)
+    numeric_columns: list[str] = field(default_factory=lambda: ["year"])
+    config_path: Path | None = None
+
+
+def split_title_year(title: str) -> tuple[str, float]:
+    """("Toy Story", 1995.0) from "Toy Story (1995)"; year NaN when absent."""
+    title = str(title).strip()
+    match = _YEAR.search(title)
+    if not match:
+        return title, float("nan")
+    return title[: match.start()].strip(), float(match.group(1))
+
+
+def _description(genres: list[str], tags: list[str]) -> str:
+    parts = []
+    genres = [g for g in genres if g and g != "(no genres listed)"]
+    if genres:
+        parts.append("Genres: " + ", ".join(genres) + ".")
+    if tags:
+        parts.append("Tags: " + ", ".join(tags) + ".")
+    return " ".join(parts)
+
+
+def _aggregate_tags(tags: pd.DataFrame) -> dict[str, list[str]]:
+    """movieId -> up to MAX_TAGS distinct tags (case-insensitive), most frequent first."""
+    result: dict[str, list[str]] = {}
+    for movie, group in tags.groupby("movieId"):
+        counts = Counter(str(t).strip() for t in group["tag"] if str(t).strip())
+        seen: set[str] = set()
+        ordered = []
+        for tag, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].lower())):
+            if tag.lower() not in seen:
+                seen.add(tag.lower())
+                ordered.append(tag)
+        result[str(movie)] = ordered[:MAX_TAGS]
+    return result
+
+
+def _read_latest(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    movies = pd.read_csv(src / "movies.csv", dtype=str, keep_default_na=False)
+    ratings = pd.read_csv(src / "ratings.csv", dtype={"userId": str, "movieId": str})
+    tags_path = src / "tags.csv"
+    tags = (
+        _aggregate_tags(pd.read_csv(tags_path, dtype=str, keep_default_na=False))
+        if tags_path.is_file()
+        else {}
+    )
+    rows = []
+    for movie_id, title, genres in zip(movies["movieId"], movies["title"], movies["genres"], strict=True):
+        clean_title, year = split_title_year(title)
+        rows.append(
+            (movie_id.strip(), clean_title, _description(genres.split("|"), tags.get(movie_id, [])), year)
+        )
+    items = pd.DataFrame(rows, columns=["item_id", "title", "description", "year"])
+    interactions = pd.DataFrame(
+        {
+            "user_id": ratings["userId"].str.strip(),
+            "item_id": ratings["movieId"].str.strip(),
+            "timestamp": ratings["timestamp"].astype("int64"),
+            "rating": ratings["rating"].astype("float64"),
+        }
+    )
+    return items, interactions, sum(1 for t in tags.values() if t)
+
+
+def _read_100k(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    genre_file = src / "u.genre"
+    genres = ML100K_GENRES
+    if genre_file.is_file():
+        lines = [
+            line.split("|")[0]
+            for line in genre_file.read_text(encoding="latin-1").splitlines()
+            if "|" in line
+        ]
+        genres = tuple(lines) or genres
+    raw = pd.read_csv(
+        src / "u.item", sep="|", header=None, encoding="latin-1", dtype=str, keep_default_na=False
+    )
+    rows = []
+    for record in raw.itertuples(index=False):
+        movie_id, title, release = record[0].strip(), record[1], record[2]
+        clean_title, year = split_title_year(title)
+        if np.isnan(year) and release[-4:].isdigit():
+            year = float(release[-4:])
+        flags = list(record[5 : 5 + len(genres)])
+        names = [genre for genre, flag in zip(genres, flags, strict=False) if flag.strip() == "1"]
+        rows.append((movie_id, clean_title, _description(names, []), year))
+    items = pd.DataFrame(rows, columns=["item_id", "title", "description", "year"])
+    data = pd.read_csv(
+        src / "u.data",
+        sep="\t",
+        header=None,
+        names=["user_id", "item_id", "rating", "timestamp"],
+        dtype={"user_id": str, "item_id": str},
+    )
+    interactions = pd.DataFrame(
+        {
+            "user_id": data["user_id"].str.strip(),
+            "item_id": data["item_id"].str.strip(),
+            "timestamp": data["timestamp"].astype("int64"),
+            "rating": data["rating"].astype("float64"),
+        }
+    )
+    return items, interactions, 0
+
+
+def detect_flavour(src: Path) -> str:
+    if (src / "ratings.csv").is_file() and (src / "movies.csv").is_file():
+        return "ml-latest"
+    if (src / "u.data").is_file() and (src / "u.item").is_file():
+        return "ml-100k"
+    present = ", ".join(sorted(p.name for p in src.iterdir())[:15]) if src.is_dir() else "(folder missing)"
+    raise DataError(
+        f"{src} is not a MovieLens folder (found: {present}).",
+        hint="Point SRC at ml-latest-small (ratings.csv, movies.csv[, tags.csv]) "
+        "or ml-100k (u.data, u.item).",
+    )
+
+
+def import_movielens(
+    src: Path,
+    out_dir: Path,
+    posters: Path | None,
+    data: DataSettings,
+    max_users: int | None = None,
+    progress: ProgressCallback = null_progress,
+) -> MovieLensImport:
+    """Write item_info, interactions and images/ under `out_dir`, plus dataset.json and mmrec.yaml."""
+    src, out_dir = Path(src), Path(out_dir)
+    flavour = detect_flavour(src)
+    if posters is not None and not Path(posters).is_dir():
+        raise DataError(
+            f"Posters folder {posters} not found.", hint="Pass --posters DIR holding {movieId}.jpg files."
+        )
+    try:
+        items, interactions, tagged = (_read_latest if flavour == "ml-latest" else _read_100k)(src)
+    except (pd.errors.ParserError, KeyError, ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"Cannot read MovieLens files in {src}: {exc}") from None
+    if max_users is not None:
+        keep = sorted(interactions["user_id"].unique(), key=lambda u: (len(u), u))[:max_users]
+        interactions = interactions[interactions["user_id"].isin(set(keep))]
+        items = items[items["item_id"].isin(set(interactions["item_id"]))]
+    result = MovieLensImport(
+        out_dir, flavour, len(items), len(interactions), int(interactions["user_id"].nunique()), tagged
+    )
+
+    images_dir = out_dir / data.images_subdir
+    images_dir.mkdir(parents=True, exist_ok=True)
+    progress(ProgressEvent("posters", 0, len(items), "Copying posters"))
+    for k, item_id in enumerate(items["item_id"]):
+        source = Path(posters) / f"{item_id}.jpg" if posters is not None and is_safe_id(item_id) else None
+        if source is not None and source.is_file():
+            with atomic_path(images_dir / f"{item_id}.jpg") as tmp:
+                shutil.copyfile(source, tmp)
+            result.posters_copied += 1
+        else:
+            result.posters_missing += 1
+            if len(result.missing_examples) < 5:
+                result.missing_examples.append(item_id)
+        if k % 500 == 0:
+            progress(ProgressEvent("posters", k + 1, len(items), "Copying posters"))
+    progress(ProgressEvent("posters", len(items), len(items), "Copying posters", done=True))
+
+    with atomic_path(out_dir / data.item_info_file) as tmp:
+        items.to_csv(tmp, index=False)
+    with atomic_path(out_dir / data.interactions_file) as tmp:
+        interactions.to_csv(tmp, index=False)
+    atomic_write_json(
+        out_dir / "dataset.json",
+        {
+            "source": str(src),
+            "flavour": flavour,
+            "posters": str(posters) if posters else None,
+            "movies": result.movies,
+            "ratings": result.ratings,
+            "users": result.users,
+            "tagged_movies": tagged,
+            "posters_copied": result.posters_copied,
+            "posters_missing": result.posters_missing,
+            "numeric_columns": result.numeric_columns,
+            "max_users": max_users,
+            "note": "No interaction statistics are item features here: "
+            "the pipeline computes them from train only.",
+        },
+    )
+    result.config_path = out_dir / "mmrec.yaml"
+    atomic_write_text(result.config_path, _config_yaml(out_dir.resolve()))
+    return result
+
+
+def _config_yaml(out_dir: Path) -> str:
+    def q(path: str) -> str:  # a JSON string is a valid double-quoted YAML scalar
+        return json.dumps(str(out_dir / path) if path else str(out_dir))
+
+    return (
+        "# Written by `mmrec data import movielens`.\n"
+        f"# Use with: mmrec <command> --config {out_dir}/mmrec.yaml\n"
+        "paths:\n"
+        f"  data_dir: {q('')}\n"
+        f"  processed_dir: {q('processed')}\n"
+        f"  splits_dir: {q('splits')}\n"
+        f"  cache_dir: {q('cache')}\n"
+        f"  checkpoint_dir: {q('models/checkpoints')}\n"
+        f"  results_dir: {q('results')}\n"
+        "data:\n"
+        "  numerical_features_cols: [year]   # MovieLens has no view/comment/thumbup counts\n"
+        "  positive_rating_threshold: 4.0    # ratings >= 4 are positives; the rest are dropped and counted\n"
+    )

@@ -1,0 +1,235 @@
+"""Train/validation/test splits of interactions, leakage checks, and the split CSV files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mmrec.errors import DataError, SplitError
+from mmrec.fileio import atomic_path
+from mmrec.settings import SplitSettings
+
+TRAIN, VAL, TEST = 0, 1, 2
+SPLIT_NAMES = ("train", "val", "test")
+TIME_STRATEGIES = ("temporal", "temporal_user")
+REPORT_FILE = "split_report.json"
+
+
+@dataclass
+class SplitFrames:
+    """The three parts of a split (same columns as the processed interactions)."""
+
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+
+    def parts(self) -> dict[str, pd.DataFrame]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+def _counts(n: np.ndarray, val_ratio: float, test_ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-group (n_val, n_test), rounded, leaving at least one row for training."""
+    n_test = np.minimum(np.round(n * test_ratio).astype(int), np.maximum(n - 1, 0))
+    n_val = np.minimum(np.round(n * val_ratio).astype(int), np.maximum(n - 1 - n_test, 0))
+    return n_val, n_test
+
+
+def _assign_by_rank(rank: np.ndarray, n_val: np.ndarray, n_test: np.ndarray) -> np.ndarray:
+    """rank 0 = the row most eligible for test (latest / random first); then val; the rest train."""
+    labels = np.full(len(rank), TRAIN, dtype=np.int8)
+    labels[rank < n_test + n_val] = VAL
+    labels[rank < n_test] = TEST
+    return labels
+
+
+def _per_user(frame: pd.DataFrame, key: np.ndarray, val_ratio: float, test_ratio: float) -> np.ndarray:
+    """Within each user, rows with the largest `key` go to test, then val; at least one stays in train."""
+    keyed = pd.DataFrame({"user": frame["user_id"].to_numpy(), "key": key})
+    rank = keyed.groupby("user")["key"].rank(method="first", ascending=False).to_numpy().astype(int) - 1
+    n = keyed.groupby("user")["key"].transform("size").to_numpy()
+    n_val, n_test = _counts(n, val_ratio, test_ratio)
+    return _assign_by_rank(rank, n_val, n_test)
+
+
+def _time_key(frame: pd.DataFrame) -> np.ndarray:
+    # Row position breaks timestamp ties, so equal times keep file order (deterministic).
+    order = np.lexsort((np.arange(len(frame)), frame["timestamp"].to_numpy()))
+    key = np.empty(len(frame), dtype=np.int64)
+    key[order] = np.arange(len(frame))
+    return key
+
+
+def _stratified(frame: pd.DataFrame, s: SplitSettings, rng: np.random.Generator) -> np.ndarray:
+    return _per_user(frame, rng.random(len(frame)), s.val_ratio, s.test_ratio)
+
+
+def _temporal(frame: pd.DataFrame, s: SplitSettings, rng: np.random.Generator) -> np.ndarray:
+    key = _time_key(frame)  # 0..n-1 in time order
+    n = len(frame)
+    n_val, n_test = _counts(np.array([n]), s.val_ratio, s.test_ratio)
+    return _assign_by_rank(n - 1 - key, n_val[0], n_test[0])
+
+
+def _temporal_user(frame: pd.DataFrame, s: SplitSettings, rng: np.random.Generator) -> np.ndarray:
+    return _per_user(frame, _time_key(frame).astype(float), s.val_ratio, s.test_ratio)
+
+
+def _leave_one_out(frame: pd.DataFrame, s: SplitSettings, rng: np.random.Generator) -> np.ndarray:
+    key = _time_key(frame).astype(float) if "timestamp" in frame.columns else rng.random(len(frame))
+    keyed = pd.DataFrame({"user": frame["user_id"].to_numpy(), "key": key})
+    rank = keyed.groupby("user")["key"].rank(method="first", ascending=False).to_numpy().astype(int) - 1
+    n = keyed.groupby("user")["key"].transform("size").to_numpy()
+    n_test = (n >= 2).astype(int)  # the last item, if the user keeps one for training
+    n_val = ((n >= 3) & (s.val_ratio > 0)).astype(int)
+    return _assign_by_rank(rank, n_val, n_test)
+
+
+def _by_entity(column: str) -> Callable[[pd.DataFrame, SplitSettings, np.random.Generator], np.ndarray]:
+    def split(frame: pd.DataFrame, s: SplitSettings, rng: np.random.Generator) -> np.ndarray:
+        entities = np.array(sorted(frame[column].unique()), dtype=object)
+        entities = entities[rng.permutation(len(entities))]
+        n_val, n_test = _counts(np.array([len(entities)]), s.val_ratio, s.test_ratio)
+        labels = _assign_by_rank(np.arange(len(entities)), n_val[0], n_test[0])
+        return pd.Series(labels, index=entities).reindex(frame[column].to_numpy()).to_numpy().astype(np.int8)
+
+    return split
+
+
+STRATEGIES: dict[str, Callable[[pd.DataFrame, SplitSettings, np.random.Generator], np.ndarray]] = {
+    "stratified": _stratified,
+    "temporal": _temporal,
+    "temporal_user": _temporal_user,
+    "user": _by_entity("user_id"),
+    "item": _by_entity("item_id"),
+    "leave_one_out": _leave_one_out,
+}
+
+
+def split_interactions(frame: pd.DataFrame, settings: SplitSettings) -> SplitFrames:
+    """Split `frame` per settings.strategy (seeded); raises SplitError on leakage."""
+    if frame.empty:
+        raise DataError(
+            "There are no interactions to split.", hint="Run `mmrec preprocess` and check its report."
+        )
+    if settings.strategy in TIME_STRATEGIES and "timestamp" not in frame.columns:
+        raise DataError(
+            f"Split strategy {settings.strategy!r} needs a timestamp column, and the interactions have none.",
+            hint="Use --strategy stratified, user, item or leave_one_out (random order without timestamps).",
+        )
+    frame = frame.reset_index(drop=True)
+    if settings.sample_n is not None and settings.sample_n < len(frame):
+        frame = (
+            frame.sample(n=settings.sample_n, random_state=settings.seed).sort_index().reset_index(drop=True)
+        )
+    rng = np.random.default_rng(settings.seed)
+    labels = STRATEGIES[settings.strategy](frame, settings, rng)
+    parts = [frame[labels == code].reset_index(drop=True) for code in (TRAIN, VAL, TEST)]
+    frames = SplitFrames(*parts)
+    check_leakage(frames, settings.strategy)
+    return frames
+
+
+def _pairs(frame: pd.DataFrame) -> pd.MultiIndex:
+    return pd.MultiIndex.from_frame(frame[["user_id", "item_id"]])
+
+
+def check_leakage(frames: SplitFrames, strategy: str) -> None:
+    """SplitError if a val/test user-item pair is in train, or (temporal) val/test precede train."""
+    train_pairs = _pairs(frames.train)
+    for name, part in (("val", frames.val), ("test", frames.test)):
+        shared = _pairs(part).isin(train_pairs)
+        if shared.any():
+            example = part[shared].iloc[0]
+            raise SplitError(
+                f"Leakage: {int(shared.sum())} {name} interaction(s) also appear in train "
+                f"(e.g. user {example['user_id']!r}, item {example['item_id']!r}).",
+                hint="Keep preprocess.drop_duplicates: true so each user-item pair occurs once.",
+            )
+    if strategy == "temporal" and len(frames.train):
+        train_end = frames.train["timestamp"].max()
+        for name, part in (("val", frames.val), ("test", frames.test)):
+            if len(part) and part["timestamp"].min() < train_end:
+                raise SplitError(f"Leakage: {name} has interactions earlier than the end of train.")
+    if strategy == "temporal_user" and len(frames.train):
+        train_end = frames.train.groupby("user_id")["timestamp"].max()
+        for name, part in (("val", frames.val), ("test", frames.test)):
+            if len(part):
+                earlier = (
+                    part["timestamp"].to_numpy() < part["user_id"].map(train_end).fillna(-np.inf).to_numpy()
+                )
+                if earlier.any():
+                    raise SplitError(
+                        f"Leakage: {int(earlier.sum())} {name} interaction(s) precede their user's train."
+                    )
+
+
+def _time_range(part: pd.DataFrame) -> list[str] | None:
+    if "timestamp" not in part.columns or part.empty:
+        return None
+    return [
+        datetime.fromtimestamp(int(t), timezone.utc).isoformat(timespec="seconds")
+        for t in (part["timestamp"].min(), part["timestamp"].max())
+    ]
+
+
+def split_report(frames: SplitFrames, settings: SplitSettings, input_rows: int) -> dict:
+    """Counts, users/items per part, cold users/items (absent from train) and time ranges."""
+    train_users, train_items = set(frames.train["user_id"]), set(frames.train["item_id"])
+    report: dict = {
+        "strategy": settings.strategy,
+        "seed": settings.seed,
+        "sample_n": settings.sample_n,
+        "ratios": [settings.train_ratio, settings.val_ratio, settings.test_ratio],
+        "input_interactions": input_rows,
+        "parts": {},
+    }
+    for name, part in frames.parts().items():
+        users, items = set(part["user_id"]), set(part["item_id"])
+        report["parts"][name] = {
+            "interactions": len(part),
+            "users": len(users),
+            "items": len(items),
+            "cold_users": len(users - train_users) if name != "train" else 0,
+            "cold_items": len(items - train_items) if name != "train" else 0,
+            "time_range": _time_range(part),
+        }
+    return report
+
+
+def save_split(frames: SplitFrames, splits_dir: Path) -> None:
+    """Write train/val/test CSVs atomically."""
+    for name, part in frames.parts().items():
+        with atomic_path(Path(splits_dir) / f"{name}.csv") as tmp:
+            part.to_csv(tmp, index=False)
+
+
+def load_split(splits_dir: Path) -> SplitFrames:
+    """Read train/val/test CSVs (ids as str); DataError hinting `mmrec split` when missing."""
+    parts = []
+    for name in SPLIT_NAMES:
+        path = Path(splits_dir) / f"{name}.csv"
+        if not path.is_file():
+            raise DataError(
+                f"Split file {path} not found.", hint="Run `mmrec split` first (with the same --config)."
+            )
+        try:
+            frame = pd.read_csv(path, dtype={"user_id": str, "item_id": str}, keep_default_na=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise DataError(
+                f"Split file {path} cannot be read: {exc}", hint="Re-run `mmrec split`."
+            ) from None
+        if not {"user_id", "item_id"} <= set(frame.columns):
+            raise DataError(f"Split file {path} lacks user_id/item_id columns.", hint="Re-run `mmrec split`.")
+        frame["user_id"] = frame["user_id"].astype(str)
+        frame["item_id"] = frame["item_id"].astype(str)
+        if "timestamp" in frame.columns:
+            frame["timestamp"] = frame["timestamp"].astype("int64")
+        if "rating" in frame.columns:
+            frame["rating"] = frame["rating"].astype("float64")
+        parts.append(frame)
+    return SplitFrames(*parts)

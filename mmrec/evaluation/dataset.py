@@ -1,0 +1,133 @@
+"""Turn train/val/test interaction frames into the matrices evaluation needs, counting what is odd.
+
+Rows are the test users (in first-appearance order), columns the catalogue (items.parquet order).
+Nothing is dropped silently: test rows on items outside the catalogue, duplicate test pairs, test
+users unknown to training and test interactions on items never seen in training are all counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from mmrec.errors import DataError
+from mmrec.evaluation.full_ranking import interaction_matrix
+
+REQUIRED_COLUMNS = ("user_id", "item_id")
+
+
+def read_interactions_file(path: Path, role: str) -> pd.DataFrame:
+    """Read a CSV/parquet interaction file (user_id, item_id as str); a clear DataError if unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"The {role} file {path} does not exist.", hint=f"Pass an existing CSV or parquet file as {role} data.")
+    try:
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={"user_id": str, "item_id": str})
+    except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
+        raise DataError(f"The {role} file {path} cannot be read: {exc}", hint="Use a CSV with a header row or a parquet file.") from None
+    return validate_interactions(frame, f"{role} file {path}")
+
+
+def validate_interactions(frame: pd.DataFrame, what: str) -> pd.DataFrame:
+    """Check the columns and emptiness of an interaction table; ids become str."""
+    missing = [name for name in REQUIRED_COLUMNS if name not in frame.columns]
+    if missing:
+        raise DataError(
+            f"The {what} lacks column(s) {', '.join(missing)} (has: {', '.join(map(str, frame.columns)) or 'none'}).",
+            hint="Interaction files need a header with user_id and item_id.",
+        )
+    if frame.empty:
+        raise DataError(f"The {what} has no interactions.", hint="Check the file, or re-run `mmrec split`.")
+    if frame["user_id"].isna().any() or frame["item_id"].isna().any():
+        raise DataError(f"The {what} has empty user_id/item_id values.", hint="Remove or fill those rows.")
+    frame = frame.copy()
+    frame["user_id"] = frame["user_id"].astype(str)
+    frame["item_id"] = frame["item_id"].astype(str)
+    return frame
+
+
+@dataclass
+class EvaluationData:
+    """Held-out positives and seen-item masks over the catalogue, with the anomaly counts."""
+
+    item_ids: list[str]
+    user_ids: np.ndarray  # [n_users] str, the rows of relevant/exclude
+    relevant: sp.csr_matrix  # [n_users, n_items] test positives
+    exclude: sp.csr_matrix  # [n_users, n_items] train (+ val) items, masked when ranking
+    cold_user_rows: np.ndarray  # rows whose user has no training interactions
+    cold_items: np.ndarray  # catalogue indices with no training interactions
+    train_popularity: np.ndarray  # [n_items] training interaction counts
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def relevant_cold(self) -> sp.csr_matrix:
+        """Test positives restricted to cold items (items never seen in training)."""
+        keep = np.zeros(len(self.item_ids), dtype=np.float32)
+        keep[self.cold_items] = 1.0
+        matrix = sp.csr_matrix(self.relevant @ sp.diags(keep))
+        matrix.eliminate_zeros()
+        return matrix
+
+
+def _columns(frame: pd.DataFrame, item_index: dict[str, int]) -> np.ndarray:
+    return frame["item_id"].map(item_index).to_numpy()
+
+
+def build_evaluation_data(
+    train: pd.DataFrame, test: pd.DataFrame, item_ids: Sequence[str], also_seen: Sequence[pd.DataFrame] = ()
+) -> EvaluationData:
+    """Matrices for ranking `test` positives against the catalogue; `also_seen` (e.g. val) is masked too."""
+    item_ids = [str(i) for i in item_ids]
+    item_index = {item: j for j, item in enumerate(item_ids)}
+    test_cols = _columns(test, item_index)
+    in_catalogue = ~pd.isna(test_cols)
+    kept = test[in_catalogue]
+    if kept.empty:
+        raise DataError(
+            f"None of the {len(test)} test interactions is on a catalogue item.",
+            hint="The test file and items.parquet must come from the same preprocessing run.",
+        )
+    user_ids = pd.unique(kept["user_id"])
+    user_index = {user: i for i, user in enumerate(user_ids)}
+    rows = kept["user_id"].map(user_index).to_numpy(np.int64)
+    cols = test_cols[in_catalogue].astype(np.int64)
+    relevant = interaction_matrix(rows, cols, len(user_ids), len(item_ids))
+
+    seen = pd.concat([train, *also_seen], ignore_index=True)
+    seen_cols = _columns(seen, item_index)
+    seen_rows = seen["user_id"].map(user_index).to_numpy()
+    usable = ~pd.isna(seen_cols) & ~pd.isna(seen_rows)
+    exclude = interaction_matrix(
+        seen_rows[usable].astype(np.int64), seen_cols[usable].astype(np.int64), len(user_ids), len(item_ids)
+    )
+    # A pair both seen and held out (e.g. repeated consumption) stays a test positive, unmasked.
+    exclude = sp.csr_matrix(exclude - exclude.multiply(relevant))
+    exclude.eliminate_zeros()
+
+    train_cols = _columns(train, item_index)
+    train_cols = train_cols[~pd.isna(train_cols)].astype(np.int64)
+    popularity = np.bincount(train_cols, minlength=len(item_ids)).astype(np.float32)
+    train_users = set(train["user_id"])
+    cold_user_rows = np.array([i for i, u in enumerate(user_ids) if u not in train_users], dtype=np.int64)
+    cold_items = np.flatnonzero(popularity == 0)
+    cold_mask = np.isin(cols, cold_items)
+    counts = {
+        "test_interactions": int(len(test)),
+        "test_unknown_items_dropped": int((~in_catalogue).sum()),
+        "test_duplicate_pairs": int(len(cols) - relevant.nnz),
+        "test_users": int(len(user_ids)),
+        "test_cold_users": int(len(cold_user_rows)),
+        "test_cold_item_interactions": int(cold_mask.sum()),
+        "catalogue_items": int(len(item_ids)),
+        "catalogue_cold_items": int(len(cold_items)),
+        "train_interactions_outside_catalogue": int((~train["item_id"].isin(item_index)).sum()),
+    }
+    return EvaluationData(
+        item_ids=item_ids, user_ids=np.asarray(user_ids, dtype=object), relevant=relevant, exclude=exclude,
+        cold_user_rows=cold_user_rows, cold_items=cold_items, train_popularity=popularity, counts=counts,
+    )

@@ -1,0 +1,128 @@
+"""The evaluation report: one table of every model on the same split, as JSON and markdown."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmrec.evaluation.evaluator import ModelEvaluation
+from mmrec.fileio import atomic_write_json, atomic_write_text
+from mmrec.provenance import package_versions
+
+TOPK_METRICS = ("precision", "recall", "ndcg", "hit_rate")
+SAMPLED_NOTE = (
+    "sampled_* metrics rank each test positive among sampled negatives only; they are not "
+    "comparable to full-ranking metrics."
+)
+
+
+@dataclass
+class EvaluationReport:
+    """What `mmrec evaluate` measured, plus where it wrote files."""
+
+    task: str
+    k_values: list[int]
+    models: list[ModelEvaluation]
+    counts: dict[str, int]
+    sources: dict[str, str] = field(default_factory=dict)  # which train/test/val files were used
+    device: str = "cpu"
+    files: dict[str, Path] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def metric_columns(self, cold: bool = False) -> list[str]:
+        """Metric names in display order (only those some model reported)."""
+        present = {name for m in self.models for name in (m.cold_item_metrics if cold else m.metrics)}
+        order = [f"{metric}@{k}" for metric in TOPK_METRICS for k in self.k_values] + ["mrr", "sampled_auc"]
+        order += [f"sampled_{metric}@{k}" for metric in ("hit_rate", "ndcg") for k in self.k_values]
+        return [name for name in order if name in present]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "k_values": self.k_values,
+            "device": self.device,
+            "sources": self.sources,
+            "counts": self.counts,
+            "notes": self.notes,
+            "models": {
+                m.name: {
+                    "metrics": m.metrics,
+                    "cold_item_metrics": m.cold_item_metrics,
+                    "n_users": m.n_users,
+                    "n_cold_item_users": m.n_cold_item_users,
+                    "fallback_users": m.fallback_users,
+                    "fit_seconds": round(m.fit_seconds, 3),
+                    "eval_seconds": round(m.eval_seconds, 3),
+                    "users_per_second": round(m.users_per_second, 1),
+                }
+                for m in self.models
+            },
+            "versions": package_versions(),
+        }
+
+
+def markdown_table(report: EvaluationReport, cold: bool = False) -> str:
+    """A GitHub markdown table: one row per model, best value per column in bold."""
+    columns = report.metric_columns(cold)
+    if not columns:
+        return ""
+    rows = [(m.name, m.cold_item_metrics if cold else m.metrics) for m in report.models]
+    best = {c: max(values.get(c, float("-inf")) for _, values in rows) for c in columns}
+    lines = ["| model | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    for name, values in rows:
+        cells = []
+        for c in columns:
+            value = values.get(c)
+            text = "—" if value is None else f"{value:.4f}"
+            cells.append(f"**{text}**" if value is not None and value == best[c] and len(rows) > 1 else text)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown_report(report: EvaluationReport) -> str:
+    parts = [f"# Evaluation ({report.task})", ""]
+    parts += [f"- {key}: {value}" for key, value in report.counts.items()]
+    parts += [f"- {key} data: {value}" for key, value in report.sources.items()]
+    parts += ["", markdown_table(report)]
+    cold = markdown_table(report, cold=True)
+    if cold:
+        parts += ["", "## Cold items (test items never seen in training, ranked among cold items only)", "", cold]
+    parts += [""] + [f"> {note}" for note in report.notes]
+    timing = [f"| {m.name} | {m.fit_seconds:.2f} | {m.eval_seconds:.2f} | {m.users_per_second:,.0f} |" for m in report.models]
+    parts += ["", "| model | fit s | eval s | users/s |", "|---|---:|---:|---:|", *timing, ""]
+    return "\n".join(parts)
+
+
+def write_report(report: EvaluationReport, results_dir: Path) -> dict[str, Path]:
+    """evaluation.json and evaluation.md under results_dir (atomic)."""
+    results_dir = Path(results_dir)
+    paths = {"json": results_dir / "evaluation.json", "markdown": results_dir / "evaluation.md"}
+    atomic_write_json(paths["json"], report.to_dict())
+    atomic_write_text(paths["markdown"], markdown_report(report))
+    return paths
+
+
+def write_predictions(report: EvaluationReport, user_ids: np.ndarray, item_ids: list[str], path: Path) -> Path:
+    """Top-K per user per model: JSON {model: {user: [items]}} or CSV model,user_id,rank,item_id."""
+    path = Path(path)
+    table = {
+        m.name: {str(user_ids[row]): [item_ids[j] for j in top] for row, top in zip(m.topk_rows, m.topk)}
+        for m in report.models
+        if m.topk is not None
+    }
+    if path.suffix.lower() == ".csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["model", "user_id", "rank", "item_id"])
+        for model, users in table.items():
+            for user, items in users.items():
+                writer.writerows((model, user, rank, item) for rank, item in enumerate(items, 1))
+        atomic_write_text(path, buffer.getvalue())
+    else:
+        atomic_write_json(path, table)
+    return path

@@ -1,0 +1,73 @@
+"""The backbone registries, populated, plus helpers that go from FeaturesSettings to backbones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from mmrec.errors import WeightsNotFoundError
+from mmrec.features import text as _text  # noqa: F401  (registers the text backbones)
+from mmrec.features import vision as _vision  # noqa: F401  (registers the vision backbones)
+from mmrec.features.base import TEXT_BACKBONES, VISION_BACKBONES, TextBackbone, VisionBackbone, text_weights_id
+from mmrec.features.weights import WeightsSource
+from mmrec.settings import FeaturesSettings
+
+__all__ = ["TEXT_BACKBONES", "VISION_BACKBONES", "BackboneAvailability", "backbone_availability",
+           "resolve_backbone_weights", "load_vision_backbone", "load_text_backbone"]
+
+
+def resolve_backbone_weights(features: FeaturesSettings, modality: str) -> WeightsSource:
+    """Find the configured backbone's weights (no model is built) or raise WeightsNotFoundError."""
+    if modality == "vision":
+        cls = VISION_BACKBONES.get(features.vision_backbone)
+        return cls.resolve(features.vision_weights, features.allow_download)
+    cls = TEXT_BACKBONES.get(features.text_backbone)
+    return cls.resolve(features.text_weights, features.allow_download)
+
+
+def weights_id_for(features: FeaturesSettings, modality: str, source: WeightsSource) -> str:
+    """The identity written into cache keys for vectors made from `source`."""
+    return text_weights_id(source, features.max_text_tokens) if modality == "text" else source.weights_id
+
+
+def load_vision_backbone(features: FeaturesSettings, device: torch.device | str = "cpu",
+                         source: WeightsSource | None = None) -> VisionBackbone:
+    cls = VISION_BACKBONES.get(features.vision_backbone)
+    source = source or cls.resolve(features.vision_weights, features.allow_download)
+    return cls.load(source).to(device)
+
+
+def load_text_backbone(features: FeaturesSettings, device: torch.device | str = "cpu",
+                       source: WeightsSource | None = None) -> TextBackbone:
+    cls = TEXT_BACKBONES.get(features.text_backbone)
+    source = source or cls.resolve(features.text_weights, features.allow_download)
+    return cls.load(source, features.max_text_tokens).to(device)
+
+
+@dataclass
+class BackboneAvailability:
+    """One row of `mmrec cache backbones`."""
+
+    modality: str
+    name: str
+    dim: int
+    available: bool
+    where: str  # the resolved path, or why it is unavailable
+    default_weights: str
+
+
+def backbone_availability() -> list[BackboneAvailability]:
+    """Every registered backbone and whether its weights are here (never downloads)."""
+    rows = []
+    for modality, registry in (("vision", VISION_BACKBONES), ("text", TEXT_BACKBONES)):
+        for name in registry:
+            cls = registry.get(name)
+            try:
+                source = cls.resolve(None, allow_download=False)
+                rows.append(BackboneAvailability(modality, name, cls.nominal_dim, True,
+                                                 f"{source.origin}: {source.path}", cls.default_weights))
+            except WeightsNotFoundError:
+                rows.append(BackboneAvailability(modality, name, cls.nominal_dim, False,
+                                                 "not found locally", cls.default_weights))
+    return rows

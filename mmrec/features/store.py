@@ -1,0 +1,211 @@
+"""What the rest of mmrec reads: dense per-item feature tensors from the feature store.
+
+`load_item_features` materializes vision and text features for an item table (computing missing
+ones on demand unless settings forbid it); `precompute_item_features` fills the store ahead of time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from mmrec.device import resolve_device
+from mmrec.errors import FeatureError, WeightsNotFoundError
+from mmrec.features.base import Backbone
+from mmrec.features.registry import TEXT_BACKBONES, VISION_BACKBONES
+from mmrec.features.catalog import ItemKeys, fill_modality, missing_positions, plan_item_keys
+from mmrec.features.diskstore import FeatureStore
+from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
+from mmrec.settings import CacheSettings, FeaturesSettings
+
+__all__ = ["FeatureStore", "ItemFeatures", "load_item_features", "precompute_item_features", "PrecomputeReport"]
+MODALITIES = ("vision", "text")
+
+
+@dataclass
+class ItemFeatures:
+    """Dense features of an item table, row order = the table's order."""
+
+    vision: torch.Tensor  # [n_items, vision_dim] float32 on device, zeros where missing
+    vision_mask: torch.Tensor  # [n_items] bool, True = item has a vision feature
+    text: torch.Tensor  # [n_items, text_dim]
+    text_mask: torch.Tensor
+    combo: str  # e.g. "efficientnet-lite_sentence-bert"
+    vision_dim: int
+    text_dim: int
+    computed: int  # items computed on demand during this call
+
+
+class BackboneSet:
+    """The combo's two backbones: weights ids resolved cheaply, models loaded only when needed."""
+
+    def __init__(self, features: FeaturesSettings, store: FeatureStore,
+                 loaded: dict[str, Backbone] | None = None) -> None:
+        self.features = features
+        self.store = store
+        self.loaded: dict[str, Backbone] = dict(loaded or {})
+        self.sources: dict = {}
+        self.errors: dict[str, WeightsNotFoundError] = {}
+        self._key_parts: dict[str, tuple[str, str]] = {}
+
+    def backbone_class(self, modality: str) -> type[Backbone]:
+        if modality in self.loaded:
+            return type(self.loaded[modality])
+        if modality == "vision":
+            return VISION_BACKBONES.get(self.features.vision_backbone)
+        return TEXT_BACKBONES.get(self.features.text_backbone)
+
+    def key_part(self, modality: str) -> tuple[str, str]:
+        """(backbone name, weights id) for keys; falls back to the store's record when no weights are here."""
+        if modality not in self._key_parts:
+            self._key_parts[modality] = self._resolve_key_part(modality)
+        return self._key_parts[modality]
+
+    def _resolve_key_part(self, modality: str) -> tuple[str, str]:
+        if modality in self.loaded:
+            return self.loaded[modality].name, self.loaded[modality].weights_id
+        cls = self.backbone_class(modality)
+        explicit = self.features.vision_weights if modality == "vision" else self.features.text_weights
+        try:
+            source = cls.resolve(explicit, self.features.allow_download)
+        except WeightsNotFoundError as error:
+            recorded = self.store.read_meta().get(modality, {})
+            if recorded.get("backbone") != cls.name or explicit:
+                raise
+            # Vectors made earlier (maybe on another machine) stay usable; computing new ones will fail.
+            self.errors[modality] = error
+            return cls.name, recorded["weights_id"]
+        self.sources[modality] = source
+        weights_id = source.weights_id if modality == "vision" else f"{source.weights_id}@t{self.features.max_text_tokens}"
+        return cls.name, weights_id
+
+    def get(self, modality: str) -> Backbone:
+        """The loaded model (loads it on first use, on features.device)."""
+        if modality not in self.loaded:
+            if modality in self.errors:
+                raise self.errors[modality]
+            cls = self.backbone_class(modality)
+            source = self.sources[modality]
+            device = resolve_device(self.features.device)
+            backbone = cls.load(source) if modality == "vision" else cls.load(source, self.features.max_text_tokens)
+            self.loaded[modality] = backbone.to(device)
+        return self.loaded[modality]
+
+    def nominal_dim(self, modality: str) -> int:
+        if modality in self.loaded:
+            return self.loaded[modality].dim
+        return self.backbone_class(modality).nominal_dim
+
+
+def _plan(items: pd.DataFrame, backbones: BackboneSet) -> ItemKeys:
+    return plan_item_keys(items, backbones.key_part("vision"), backbones.key_part("text"))
+
+
+def _record_meta(store: FeatureStore, backbones: BackboneSet, modality: str, dim: int) -> None:
+    name, weights_id = backbones.key_part(modality)
+    store.write_meta(modality, name, dim, weights_id)
+
+
+def load_item_features(
+    items: pd.DataFrame,
+    features: FeaturesSettings,
+    cache: CacheSettings,
+    cache_dir: Path,
+    device: torch.device | str = "cpu",
+    progress: ProgressCallback = null_progress,
+) -> ItemFeatures:
+    """Vision and text features of every row of `items` as dense tensors on `device`."""
+    with FeatureStore(Path(cache_dir), features.combo, cache) as store:
+        backbones = BackboneSet(features, store)
+        plan = _plan(items, backbones)
+        tensors: dict[str, tuple[torch.Tensor, torch.Tensor, int]] = {}
+        computed = 0
+        for modality in MODALITIES:
+            keys = plan.keys(modality)
+            tensor, mask, missing, dim = store.materialize(keys, device)
+            if missing:
+                if not cache.compute_missing:
+                    raise FeatureError(
+                        f"{len(missing)} of {len(keys)} items have no cached {modality} features in "
+                        f"{store.folder} (e.g. item {plan.item_ids[missing[0]]}).",
+                        hint="Run `mmrec cache precompute` for this config, or set cache.compute_missing=true.",
+                    )
+                progress(ProgressEvent(f"features:{modality}", message=(
+                    f"Computing {len(missing)} missing {modality} feature(s) for {features.combo}")))
+                backbone = backbones.get(modality)
+                report = fill_modality(store, plan, modality, missing, backbone, features.batch_size,
+                                       features.num_workers, progress)
+                computed += report.computed
+                tensor, mask, still_missing, dim = store.materialize(keys, device, dim or backbone.dim)
+                if still_missing:  # a concurrent `cache clear`; never hand out silent zeros
+                    raise FeatureError(f"{len(still_missing)} {modality} features vanished from {store.folder}.",
+                                       hint="Do not clear the cache while features load; run again.")
+            if dim is None:
+                dim = backbones.nominal_dim(modality)
+                tensor = torch.zeros(len(keys), dim, device=device)
+            else:
+                _record_meta(store, backbones, modality, dim)
+            tensors[modality] = (tensor, mask, dim)
+        store.save_stats({"kind": "load", "items": len(items)})
+    (vision, vision_mask, vision_dim), (text, text_mask, text_dim) = tensors["vision"], tensors["text"]
+    return ItemFeatures(vision, vision_mask, text, text_mask, features.combo, vision_dim, text_dim, computed)
+
+
+@dataclass
+class PrecomputeReport:
+    """Per modality: items with content, already cached, computed now, failed; plus timing."""
+
+    combo: str
+    n_items: int
+    with_content: dict[str, int] = field(default_factory=dict)
+    already_cached: dict[str, int] = field(default_factory=dict)
+    computed: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # (modality, item_id, reason)
+    seconds: float = 0.0
+
+    @property
+    def items_per_second(self) -> float:
+        done = sum(self.computed.values()) + sum(self.failed.values())
+        return done / self.seconds if self.seconds > 0 else 0.0
+
+
+def precompute_item_features(
+    items: pd.DataFrame,
+    features: FeaturesSettings,
+    cache: CacheSettings,
+    cache_dir: Path,
+    force: bool = False,
+    progress: ProgressCallback = null_progress,
+    backbones: dict[str, Backbone] | None = None,
+) -> PrecomputeReport:
+    """Fill the store for every row of `items` (resumes: stored keys are skipped unless `force`).
+
+    `backbones` may supply already-loaded models (benchmarks, tests); otherwise they load from settings.
+    """
+    started = time.perf_counter()
+    report = PrecomputeReport(features.combo, len(items))
+    with FeatureStore(Path(cache_dir), features.combo, cache) as store:
+        backbone_set = BackboneSet(features, store, backbones)
+        plan = _plan(items, backbone_set)
+        for modality in MODALITIES:
+            keys = plan.keys(modality)
+            todo = missing_positions(store, keys, force)
+            report.with_content[modality] = sum(key is not None for key in keys)
+            report.already_cached[modality] = report.with_content[modality] - len(todo)
+            fill = None
+            if todo:
+                backbone = backbone_set.get(modality)
+                fill = fill_modality(store, plan, modality, todo, backbone, features.batch_size,
+                                     features.num_workers, progress)
+                _record_meta(store, backbone_set, modality, backbone.dim)
+            report.computed[modality] = fill.computed if fill else 0
+            report.failed[modality] = fill.failed_count if fill else 0
+            report.failures += [(modality, item, reason) for item, reason in (fill.failed if fill else [])]
+        report.seconds = time.perf_counter() - started
+        store.save_stats({"kind": "precompute", "items": len(items), "seconds": round(report.seconds, 3)})
+    return report

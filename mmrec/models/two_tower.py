@@ -1,0 +1,109 @@
+"""Two-tower model: users and items map to one space, so full ranking is one matrix product."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmrec.models.inputs import ItemInputs
+from mmrec.models.towers import ItemTower, ModelDims, UserTower
+from mmrec.settings import ModelSettings
+
+
+@dataclass
+class BatchOutput:
+    """What one training forward pass yields."""
+
+    users: torch.Tensor  # [b, d]
+    items: torch.Tensor  # [m, d] vectors of the requested candidate rows
+    vision: torch.Tensor  # [k, d] vision projections of candidate items having both image and text
+    text: torch.Tensor  # [k, d] their text projections (row i pairs with vision row i)
+
+
+class TwoTowerModel(nn.Module):
+    """ItemTower + UserTower + the score function (dot, or cosine / temperature)."""
+
+    def __init__(self, cfg: ModelSettings, dims: ModelDims) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.dims = dims
+        self.item_tower = ItemTower(cfg, dims)
+        self.user_tower = UserTower(cfg, dims)
+        self.history_length = cfg.user_history_length
+
+    def _drop_ids(self, ids: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Id dropout: during training hide ids (-> 0) at rate id_dropout so content alone must score."""
+        rate = self.cfg.id_dropout
+        if not self.training or rate <= 0:
+            return ids
+        keep = torch.rand(ids.shape, device=ids.device, generator=generator) >= rate
+        return ids * keep
+
+    def encode_items(self, inputs: ItemInputs) -> torch.Tensor:
+        """[m, d] vectors for the given item inputs (no id dropout)."""
+        return self.item_tower(inputs)
+
+    def forward(
+        self,
+        user_idx: torch.Tensor,
+        history_rows: torch.Tensor,
+        item_rows: torch.Tensor,
+        catalogue: ItemInputs,
+    ) -> BatchOutput:
+        """user_idx [b]; history_rows [b, L] catalogue rows (-1 = none); item_rows [m] -> BatchOutput.
+
+        Each distinct catalogue row is encoded once per batch, whether it is a positive, a negative
+        or a history item.
+        """
+        history_mask = history_rows >= 0
+        rows = torch.cat([item_rows, history_rows[history_mask]])
+        unique_rows, inverse = torch.unique(rows, return_inverse=True)
+        inputs = catalogue.take(unique_rows)
+        inputs = inputs.with_ids(self._drop_ids(inputs.ids, None))
+        vectors = self.item_tower(inputs)
+        items = vectors[inverse[: len(item_rows)]]
+        history = None
+        if self.history_length > 0 and history_rows.shape[1] > 0:
+            history = vectors.new_zeros(*history_rows.shape, vectors.shape[1])
+            history[history_mask] = vectors[inverse[len(item_rows) :]]
+        if self.training and self.history_length > 0 and self.cfg.id_dropout > 0:
+            # Hide some user ids too, so users unseen in training are served by their history alone.
+            user_idx = self._drop_ids(user_idx, None)
+        users = self.user_tower(user_idx, history, history_mask)
+
+        vision = text = vectors.new_zeros(0, vectors.shape[1])
+        if self.cfg.use_contrastive and {"vision", "text"} <= set(self.item_tower.modalities):
+            cand = catalogue.take(item_rows)
+            both = cand.vision_mask & cand.text_mask
+            if both.any():
+                vision = self.item_tower.vision_proj(cand.vision[both])
+                text = self.item_tower.text_proj(cand.text[both])
+        return BatchOutput(users=users, items=items, vision=vision, text=text)
+
+    @torch.no_grad()
+    def item_vectors(self, catalogue: ItemInputs, chunk_size: int = 8192) -> torch.Tensor:
+        """[n_items, d] vectors of the whole catalogue (call in eval mode)."""
+        parts = [
+            self.item_tower(catalogue.take(torch.arange(start, min(start + chunk_size, catalogue.n),
+                                                        device=catalogue.ids.device)))
+            for start in range(0, catalogue.n, chunk_size)
+        ]
+        return torch.cat(parts) if parts else catalogue.vision.new_zeros(0, self.cfg.embedding_dim)
+
+    @torch.no_grad()
+    def user_vectors(
+        self, user_idx: torch.Tensor, history_rows: torch.Tensor, item_vectors: torch.Tensor
+    ) -> torch.Tensor:
+        """[b, d] user vectors; history_rows [b, L] catalogue rows (-1 pad) looked up in item_vectors."""
+        mask = history_rows >= 0
+        history = item_vectors[history_rows.clamp(min=0)] * mask.unsqueeze(-1).to(item_vectors.dtype)
+        return self.user_tower(user_idx, history, mask)
+
+    def scores(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """[b, m] logits: dot product, or cosine / temperature."""
+        if self.cfg.score == "cosine":
+            return F.normalize(users, dim=-1) @ F.normalize(items, dim=-1).T / self.cfg.temperature
+        return users @ items.T

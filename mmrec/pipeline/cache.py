@@ -1,0 +1,193 @@
+"""`mmrec cache ...`: precompute the feature store, list/inspect/clear combo caches."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from mmrec.errors import FeatureError
+from mmrec.features.diskstore import META_FILE, FeatureStore, check_combo_name, split_key
+from mmrec.features.fingerprint import item_image_fingerprints, item_text_fingerprints, item_texts
+from mmrec.features.store import PrecomputeReport, precompute_item_features
+from mmrec.progress import ProgressCallback, null_progress
+from mmrec.settings import CacheSettings, Settings
+
+TEST_ITEMS = 100
+MODALITIES = ("vision", "text")
+
+
+@dataclass
+class PrecomputeResult:
+    """Outcome of `mmrec cache precompute`."""
+
+    report: PrecomputeReport
+    cache_folder: Path
+    rank: int = 0
+    world_size: int = 1
+
+
+def _shard(items: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
+    """Under torch.distributed, rank r takes rows r::world (each rank fills its share of the store)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        rank, world = dist.get_rank(), dist.get_world_size()
+        return items.iloc[rank::world], rank, world
+    return items, 0, 1
+
+
+def run_cache_precompute(
+    settings: Settings,
+    test: bool = False,
+    force: bool = False,
+    max_items: int | None = None,
+    progress: ProgressCallback = null_progress,
+) -> PrecomputeResult:
+    """Fill the configured combo's store for the processed catalogue (`test`: first 100 items)."""
+    from mmrec.data.tables import load_items
+
+    items = load_items(settings.paths.processed_dir)
+    if test:
+        items = items.head(TEST_ITEMS)
+    if max_items is not None:
+        if max_items < 1:
+            raise FeatureError(f"--max-items must be at least 1, got {max_items}.")
+        items = items.head(max_items)
+    items, rank, world = _shard(items)
+    report = precompute_item_features(
+        items, settings.features, settings.cache, settings.paths.cache_dir, force=force, progress=progress
+    )
+    return PrecomputeResult(report, Path(settings.paths.cache_dir) / settings.features.combo, rank, world)
+
+
+@dataclass
+class CacheInfo:
+    """One row of `mmrec cache list`."""
+
+    combo: str
+    vectors: dict[str, int]  # modality -> stored vectors
+    dims: dict[str, int]
+    size_bytes: int
+    updated_at: str
+
+
+@dataclass
+class CacheStats:
+    """What `mmrec cache stats COMBO` shows."""
+
+    combo: str
+    folder: Path
+    vectors: dict[str, int]
+    failures: dict[str, int]  # stored "could not read" markers per modality
+    dims: dict[str, int]
+    backbones: dict[str, str]
+    size_bytes: int
+    last_run: dict
+    catalogue_items: int | None = None
+    coverage: dict[str, float] = field(default_factory=dict)  # share of items with content that are cached
+    missing_modality: dict[str, int] = field(default_factory=dict)  # items lacking the modality entirely
+    uncached: dict[str, int] = field(default_factory=dict)  # items with content but no cached vector
+
+
+def _combo_folders(cache_dir: Path) -> list[Path]:
+    if not Path(cache_dir).is_dir():
+        return []
+    return sorted(p for p in Path(cache_dir).iterdir() if p.is_dir() and (p / "cache.db").is_file())
+
+
+def combo_names(cache_dir: Path) -> list[str]:
+    """Existing combo caches (for completion and `list`)."""
+    return [p.name for p in _combo_folders(cache_dir)]
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _scan(store: FeatureStore) -> tuple[dict[str, int], dict[str, int], dict[str, set[tuple[str, str]]]]:
+    """Per modality: vector count, failure-marker count, and the (item_id, fingerprint) pairs stored."""
+    vectors = dict.fromkeys(MODALITIES, 0)
+    failures = dict.fromkeys(MODALITIES, 0)
+    pairs: dict[str, set[tuple[str, str]]] = {m: set() for m in MODALITIES}
+    # Bytes 5-8 of a value hold its dim; 0 marks an input that could not be read (see diskstore).
+    rows = store.disk._sql("SELECT key, substr(value, 5, 4) = x'00000000' FROM Cache WHERE raw = 1")
+    for key, is_failure in rows:
+        modality, _, _, item_id, fingerprint = split_key(key)
+        if modality not in vectors:
+            continue
+        if not is_failure:
+            vectors[modality] += 1
+        else:
+            failures[modality] += 1
+        pairs[modality].add((item_id, fingerprint))
+    return vectors, failures, pairs
+
+
+def list_caches(cache_dir: Path) -> list[CacheInfo]:
+    """Every combo cache under `cache_dir` with counts, dims, size and last update."""
+    infos = []
+    for folder in _combo_folders(cache_dir):
+        with FeatureStore(Path(cache_dir), folder.name, CacheSettings(memory_lru_bytes=0)) as store:
+            meta = store.read_meta()
+            vectors, _, _ = _scan(store)
+        infos.append(CacheInfo(
+            combo=folder.name,
+            vectors=vectors,
+            dims={m: meta[m]["dim"] for m in MODALITIES if m in meta},
+            size_bytes=_folder_bytes(folder),
+            updated_at=meta.get("updated_at", ""),
+        ))
+    return infos
+
+
+def _existing_folder(cache_dir: Path, combo: str) -> Path:
+    check_combo_name(combo)
+    folder = Path(cache_dir) / combo
+    if not (folder / "cache.db").is_file():
+        known = ", ".join(combo_names(cache_dir)) or "none yet"
+        raise FeatureError(
+            f"No feature cache named {combo!r} in {cache_dir}.",
+            hint=f"Existing combos: {known}. Fill one with `mmrec cache precompute`.",
+        )
+    return folder
+
+
+def cache_stats(cache_dir: Path, combo: str, items: pd.DataFrame | None = None) -> CacheStats:
+    """Counts, dims, bytes, last run's hits/misses and, given the catalogue, its coverage."""
+    folder = _existing_folder(cache_dir, combo)
+    with FeatureStore(Path(cache_dir), combo, CacheSettings(memory_lru_bytes=0)) as store:
+        meta = store.read_meta()
+        vectors, failures, pairs = _scan(store)
+        stats = CacheStats(
+            combo=combo, folder=folder, vectors=vectors, failures=failures,
+            dims={m: meta[m]["dim"] for m in MODALITIES if m in meta},
+            backbones={m: meta[m]["backbone"] for m in MODALITIES if m in meta},
+            size_bytes=_folder_bytes(folder), last_run=store.read_stats(),
+        )
+    if items is not None:
+        stats.catalogue_items = len(items)
+        ids = [str(i) for i in items["item_id"].tolist()]
+        texts = item_texts(items)
+        fingerprints = {"vision": item_image_fingerprints(items), "text": item_text_fingerprints(items, texts)}
+        for modality in MODALITIES:
+            with_content = [(i, fp) for i, fp in zip(ids, fingerprints[modality]) if fp is not None]
+            cached = sum(pair in pairs[modality] for pair in with_content)
+            stats.missing_modality[modality] = len(ids) - len(with_content)
+            stats.uncached[modality] = len(with_content) - cached
+            stats.coverage[modality] = cached / len(with_content) if with_content else 1.0
+    return stats
+
+
+def clear_cache(cache_dir: Path, combo: str | None) -> list[str]:
+    """Delete one combo cache (or all when `combo` is None); returns the names removed."""
+    folders = [_existing_folder(cache_dir, combo)] if combo is not None else _combo_folders(cache_dir)
+    for folder in folders:
+        shutil.rmtree(folder)
+    return [folder.name for folder in folders]
+
+
+__all__ = ["run_cache_precompute", "list_caches", "cache_stats", "clear_cache", "combo_names",
+           "PrecomputeResult", "CacheInfo", "CacheStats", "META_FILE"]

@@ -1,0 +1,162 @@
+"""run_evaluate: fit every requested recommender on the same train split and score it on test."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from mmrec.data.splits import load_split
+from mmrec.data.tables import load_items
+from mmrec.device import resolve_device
+from mmrec.errors import ConfigError
+from mmrec.evaluation.dataset import EvaluationData, build_evaluation_data, read_interactions_file, validate_interactions
+from mmrec.evaluation.evaluator import ModelEvaluation, evaluate_model
+from mmrec.evaluation.plots import write_plots
+from mmrec.evaluation.report import SAMPLED_NOTE, EvaluationReport, write_predictions, write_report
+from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
+from mmrec.recommenders import create_recommender
+from mmrec.recommenders.base import Recommender
+from mmrec.settings import RECOMMENDERS, Settings
+
+
+def load_recommender(
+    name: str, settings: Settings, items: pd.DataFrame, train: pd.DataFrame, device: torch.device,
+    checkpoint_name: str | None = None,
+) -> Recommender:
+    """A recommender fitted on `train` over the catalogue `items` (multimodal: from its checkpoint)."""
+    kwargs = {}
+    if name == "multimodal":
+        from mmrec.checkpoints import find_checkpoint
+
+        path = find_checkpoint(
+            settings.paths.checkpoint_dir, settings.features.combo,
+            name=checkpoint_name or settings.inference.checkpoint_name,
+        )
+        kwargs = dict(
+            checkpoint_path=path, items=items, cache_dir=settings.paths.cache_dir, cache=settings.cache,
+            checkpoint_dir=settings.paths.checkpoint_dir, device=device,
+        )
+    model = create_recommender(name, settings.evaluation, **kwargs)
+    return model.fit(train, items["item_id"].tolist())
+
+
+def _frames(settings: Settings, test_data: Path | None, train_data: Path | None) -> tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame], dict[str, str]]:
+    """(train, test, also-masked frames, sources): explicit files win; val is masked with the split."""
+    splits_dir = Path(settings.paths.splits_dir)
+    split = load_split(splits_dir) if test_data is None or train_data is None else None
+    sources = {}
+    if train_data is not None:
+        train, sources["train"] = read_interactions_file(train_data, "train"), str(train_data)
+    else:
+        train, sources["train"] = validate_interactions(split.train, f"train split in {splits_dir}"), str(splits_dir / "train.csv")
+    if test_data is not None:
+        test, sources["test"] = read_interactions_file(test_data, "test"), str(test_data)
+    else:
+        test, sources["test"] = validate_interactions(split.test, f"test split in {splits_dir}"), str(splits_dir / "test.csv")
+    also_seen = []
+    # Validation items are masked too when train comes from the same split (they are the user's past).
+    if split is not None and train_data is None and not split.val.empty:
+        also_seen.append(split.val)
+        sources["masked"] = str(splits_dir / "val.csv")
+    return train, test, also_seen, sources
+
+
+def run_evaluate(
+    settings: Settings,
+    recommender_types: Sequence[str] = ("multimodal",),
+    test_data: Path | None = None,
+    train_data: Path | None = None,
+    eval_task: str | None = None,
+    checkpoint_name: str | None = None,
+    use_sampling: bool = False,
+    num_negatives: int | None = None,
+    sampling_strategy: str | None = None,
+    save_predictions: Path | None = None,
+    k_values: Sequence[int] | None = None,
+    warmup_recommender_cache: bool = False,
+    use_parallel: bool = False,
+    num_workers: int = 2,
+    device: str | None = None,
+    write_files: bool = True,
+    progress: ProgressCallback = null_progress,
+) -> EvaluationReport:
+    """Evaluate each recommender type on one split and write JSON/markdown/plots to results_dir.
+
+    Arguments left None use settings.evaluation; retrieval = full ranking, ranking = sampled negatives.
+    """
+    updates = {"eval_task": eval_task, "num_negatives": num_negatives, "sampling_strategy": sampling_strategy,
+               "k_values": list(k_values) if k_values else None, "device": device}
+    evaluation = settings.evaluation.model_validate(
+        {**settings.evaluation.model_dump(), **{k: v for k, v in updates.items() if v is not None}}
+    )
+    names = list(dict.fromkeys(recommender_types))
+    unknown = [n for n in names if n not in RECOMMENDERS]
+    if not names or unknown:
+        raise ConfigError(f"Unknown recommender type(s): {', '.join(unknown) or '(none given)'}.",
+                          hint=f"Choose from: {', '.join(RECOMMENDERS)}.")
+    torch_device = resolve_device(evaluation.device)
+    items = load_items(Path(settings.paths.processed_dir))
+    train, test, also_seen, sources = _frames(settings, test_data, train_data)
+    data = build_evaluation_data(train, test, items["item_id"].tolist(), also_seen)
+    _report_counts(data, progress)
+
+    fallback = create_recommender(evaluation.cold_user_fallback, evaluation).fit(train, data.item_ids)
+
+    def one(name: str) -> ModelEvaluation:
+        progress(ProgressEvent(task=f"evaluate:{name}", description=f"fitting {name}", total=2))
+        started = time.perf_counter()
+        model = load_recommender(name, settings, items, train, torch_device, checkpoint_name)
+        fit_seconds = time.perf_counter() - started
+        progress(ProgressEvent(task=f"evaluate:{name}", completed=1, total=2, description=f"scoring {name}"))
+        result = evaluate_model(
+            name, model, data, evaluation, device=torch_device, fallback=fallback, use_sampling=use_sampling,
+            return_topk=save_predictions is not None, fit_seconds=fit_seconds, do_warmup=warmup_recommender_cache,
+        )
+        headline = {k: v for k, v in result.metrics.items() if k in (f"ndcg@{evaluation.k_values[-1]}", "sampled_auc")}
+        progress(ProgressEvent(task=f"evaluate:{name}", completed=2, total=2, description=f"evaluated {name}",
+                               metrics=headline, done=True))
+        return result
+
+    if use_parallel and len(names) > 1:
+        with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
+            results = list(pool.map(one, names))  # map keeps the requested order
+    else:
+        results = [one(name) for name in names]
+
+    report = EvaluationReport(
+        task=evaluation.eval_task, k_values=list(evaluation.k_values), models=results, counts=data.counts,
+        sources=sources, device=str(torch_device),
+    )
+    if use_sampling or evaluation.eval_task == "ranking":
+        report.notes.append(f"{SAMPLED_NOTE} ({evaluation.num_negatives} {evaluation.sampling_strategy} negatives per positive)")
+    if data.counts["test_cold_users"]:
+        report.notes.append(f"{data.counts['test_cold_users']} test users have no training interactions; "
+                            f"id-based models score them with the {evaluation.cold_user_fallback} fallback.")
+    if write_files:
+        results_dir = Path(settings.paths.results_dir)
+        report.files.update(write_report(report, results_dir))
+        report.files.update(write_plots(report, results_dir))
+        if save_predictions is not None:
+            report.files["predictions"] = write_predictions(report, data.user_ids, data.item_ids, save_predictions)
+    return report
+
+
+def _report_counts(data: EvaluationData, progress: ProgressCallback) -> None:
+    """Tell the user about everything unusual in the test data (nothing is dropped silently)."""
+    c = data.counts
+    notes = []
+    if c["test_unknown_items_dropped"]:
+        notes.append(f"{c['test_unknown_items_dropped']} test interactions are on items outside the catalogue (skipped)")
+    if c["test_duplicate_pairs"]:
+        notes.append(f"{c['test_duplicate_pairs']} duplicate test pairs (counted once)")
+    if c["test_cold_users"]:
+        notes.append(f"{c['test_cold_users']} test users unknown to training (fallback scores)")
+    if c["test_cold_item_interactions"]:
+        notes.append(f"{c['test_cold_item_interactions']} test interactions on items unseen in training (cold-item report)")
+    for note in notes:
+        progress(ProgressEvent(task="evaluate", message=note))

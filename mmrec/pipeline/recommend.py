@@ -1,0 +1,167 @@
+"""run_recommend: top-K recommendations for chosen users, optional MMR diversity, JSON output."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mmrec.data.tables import load_interactions, load_items
+from mmrec.device import resolve_device
+from mmrec.errors import ConfigError, DataError
+from mmrec.fileio import atomic_write_json
+from mmrec.inference.diversity import (
+    SimilarityFn, embedding_similarity, interaction_similarity, intra_list_diversity, mmr_rerank,
+)
+from mmrec.inference.reasons import reasons_for
+from mmrec.inference.topk import finite_rows, top_k_unseen
+from mmrec.pipeline.evaluate import load_recommender
+from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
+from mmrec.recommenders import create_recommender
+from mmrec.recommenders.base import Recommender
+from mmrec.recommenders.knn import binary_matrix
+from mmrec.settings import Settings
+
+_MMR_POOL = 5  # MMR re-ranks the top (pool x K) candidates
+
+
+@dataclass
+class UserRecommendations:
+    user_id: str
+    items: list[dict[str, Any]]  # rank, item_id, title, score, reason
+    fallback: str | None = None  # e.g. "popularity" when the model does not know the user
+    diversity_before: float | None = None  # intra-list diversity of the plain top-K
+    diversity_after: float | None = None  # ... after MMR re-ranking
+
+
+@dataclass
+class RecommendResult:
+    recommender: str
+    top_k: int
+    users: list[UserRecommendations]
+    diversity_lambda: float | None = None
+    output: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_fallback_users(self) -> int:
+        return sum(1 for u in self.users if u.fallback)
+
+    def mean_diversity(self, which: str) -> float | None:
+        values = [getattr(u, f"diversity_{which}") for u in self.users if getattr(u, f"diversity_{which}") is not None]
+        return float(np.mean(values)) if values else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recommender": self.recommender, "top_k": self.top_k, "diversity_lambda": self.diversity_lambda,
+            "mean_diversity_before": self.mean_diversity("before"), "mean_diversity_after": self.mean_diversity("after"),
+            "fallback_users": self.n_fallback_users, "notes": self.notes,
+            "users": [asdict(u) for u in self.users],
+        }
+
+
+def select_users(
+    known_users: Sequence[str], users: Sequence[str] | None, user_file: Path | None, sample_users: int | None, seed: int
+) -> list[str]:
+    """Requested users in order, without duplicates: explicit ids, then the file, then a seeded sample."""
+    chosen = [str(u) for u in users or []]
+    if user_file is not None:
+        path = Path(user_file)
+        if not path.is_file():
+            raise DataError(f"User file {path} does not exist.", hint="One user id per line.")
+        chosen += [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if sample_users:
+        rng = np.random.default_rng(seed)
+        already = set(chosen)  # sample beyond the explicitly named users
+        pool = np.asarray(sorted(u for u in known_users if u not in already), dtype=object)
+        chosen += list(rng.choice(pool, size=min(sample_users, len(pool)), replace=False))
+    if not chosen:
+        raise ConfigError("No users to recommend for.", hint="Pass --users, --user-file or --sample-users N.")
+    return list(dict.fromkeys(chosen))
+
+
+def _similarity_fn(model: Recommender, interactions: pd.DataFrame, item_index: dict[str, int]) -> SimilarityFn:
+    """Item similarity for MMR: the model's item vectors when it has them, else co-interaction cosine."""
+    if hasattr(model, "item_embeddings"):
+        return embedding_similarity(model.item_embeddings())
+    users = {u: i for i, u in enumerate(pd.unique(interactions["user_id"]))}
+    cols = interactions["item_id"].map(item_index)
+    keep = cols.notna().to_numpy()
+    rows = interactions["user_id"].map(users).to_numpy()[keep]
+    return interaction_similarity(binary_matrix(rows, cols[keep].to_numpy(np.int64), (len(users), len(item_index))))
+
+
+def run_recommend(
+    settings: Settings,
+    users: Sequence[str] | None = None,
+    user_file: Path | None = None,
+    sample_users: int | None = None,
+    recommender_type: str = "multimodal",
+    output: Path | None = None,
+    progress: ProgressCallback = null_progress,
+) -> RecommendResult:
+    """Recommend settings.inference.top_k unseen items (unless exclude_seen is off) to each user.
+
+    Models are fitted on every processed interaction (a user's whole known history). Users the model
+    does not know get the evaluation.cold_user_fallback scores, flagged as `fallback` in the output.
+    """
+    inference = settings.inference
+    device = resolve_device(inference.device)
+    items = load_items(Path(settings.paths.processed_dir))
+    interactions = load_interactions(Path(settings.paths.processed_dir))
+    item_ids = items["item_id"].tolist()
+    item_index = {item: j for j, item in enumerate(item_ids)}
+    titles = items["title"].astype(str).tolist() if "title" in items.columns else [""] * len(item_ids)
+    chosen = select_users(pd.unique(interactions["user_id"]), users, user_file, sample_users, settings.evaluation.seed)
+
+    progress(ProgressEvent(task="recommend", description=f"loading {recommender_type}", total=len(chosen)))
+    model = load_recommender(recommender_type, settings, items, interactions, device, inference.checkpoint_name)
+    fallback = create_recommender(settings.evaluation.cold_user_fallback, settings.evaluation).fit(interactions, item_ids)
+    history = interactions.assign(col=interactions["item_id"].map(item_index)).dropna(subset=["col"])
+    history_by_user = {u: g["col"].to_numpy(np.int64) for u, g in history.groupby("user_id")}
+    similarity = _similarity_fn(model, interactions, item_index) if inference.use_diversity else None
+    pool = inference.top_k * (_MMR_POOL if inference.use_diversity else 1)
+
+    result = RecommendResult(recommender_type, inference.top_k, [],
+                             inference.diversity_lambda if inference.use_diversity else None, output)
+    batch = settings.evaluation.batch_size
+    for start in range(0, len(chosen), batch):
+        block = chosen[start : start + batch]
+        is_fallback = [not model.is_known_user(u) for u in block]
+        scores = model.score(block, device=device).to(torch.float32)
+        cold = [i for i, flag in enumerate(is_fallback) if flag]
+        if cold:
+            scores[cold] = fallback.score([block[i] for i in cold], device=scores.device).to(torch.float32)
+        seen = [history_by_user.get(u, np.zeros(0, np.int64)) for u in block] if inference.exclude_seen else None
+        for row, (idx, val) in enumerate(finite_rows(*top_k_unseen(scores, seen, pool))):
+            user = block[row]
+            fallback_name = settings.evaluation.cold_user_fallback if is_fallback[row] else None
+            entry = UserRecommendations(user, [], fallback_name)
+            order = np.arange(min(inference.top_k, len(idx)))
+            if similarity is not None and len(idx):
+                sims = similarity(idx)
+                entry.diversity_before = intra_list_diversity(sims[np.ix_(order, order)])
+                order = mmr_rerank(val, sims, inference.top_k, inference.diversity_lambda)
+                entry.diversity_after = intra_list_diversity(sims[np.ix_(order, order)])
+            picked = idx[order]
+            reasons = reasons_for(model, user, picked, history_by_user.get(user, np.zeros(0, np.int64)), item_ids,
+                                  fallback_name)
+            entry.items = [
+                {"rank": r + 1, "item_id": item_ids[j], "title": titles[j], "score": round(float(val[o]), 6), "reason": reason}
+                for r, (j, o, reason) in enumerate(zip(picked, order, reasons))
+            ]
+            result.users.append(entry)
+        progress(ProgressEvent(task="recommend", completed=min(start + batch, len(chosen)), total=len(chosen),
+                               description="recommending"))
+    progress(ProgressEvent(task="recommend", completed=len(chosen), total=len(chosen), done=True))
+    if result.n_fallback_users:
+        result.notes.append(f"{result.n_fallback_users} user(s) unknown to the model got {settings.evaluation.cold_user_fallback} "
+                            "recommendations (flagged `fallback`).")
+    if output is not None:
+        atomic_write_json(output, result.to_dict())
+    return result

@@ -1,0 +1,44 @@
+"""run_split: processed interactions -> train/val/test CSVs plus a JSON report, refusing leaky splits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmrec.data.splits import REPORT_FILE, SplitFrames, save_split, split_interactions, split_report
+from mmrec.data.tables import load_interactions
+from mmrec.fileio import atomic_write_json
+from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
+from mmrec.settings import Settings
+
+
+@dataclass
+class SplitResult:
+    """The written split and its report."""
+
+    splits_dir: Path
+    frames: SplitFrames
+    report: dict
+
+    @property
+    def report_path(self) -> Path:
+        return self.splits_dir / REPORT_FILE
+
+
+def run_split(settings: Settings, progress: ProgressCallback = null_progress) -> SplitResult:
+    """Split settings.paths.processed_dir's interactions per settings.split into settings.paths.splits_dir."""
+    interactions = load_interactions(Path(settings.paths.processed_dir))
+    progress(
+        ProgressEvent(
+            "split",
+            message=f"Splitting {len(interactions):,} interactions "
+            f"with strategy {settings.split.strategy!r} (seed {settings.split.seed})",
+            done=True,
+        )
+    )
+    frames = split_interactions(interactions, settings.split)  # raises SplitError before anything is written
+    report = split_report(frames, settings.split, len(interactions))
+    splits_dir = Path(settings.paths.splits_dir)
+    save_split(frames, splits_dir)
+    atomic_write_json(splits_dir / REPORT_FILE, report)
+    return SplitResult(splits_dir, frames, report)

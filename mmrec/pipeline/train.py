@@ -1,0 +1,211 @@
+"""run_train: split + features -> trained two-tower model, organized checkpoints, a training report."""
+
+from __future__ import annotations
+
+import resource
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmrec.checkpoints.store import BEST, LAST, checkpoint_path, load_checkpoint, read_sidecar, save_checkpoint
+from mmrec.checkpoints.store import verify_encoders
+from mmrec.data.encoders import IdEncoder, encoder_paths, fit_encoders, load_encoders, save_encoders
+from mmrec.data.splits import load_split
+from mmrec.data.tables import load_items
+from mmrec.device import resolve_device
+from mmrec.errors import CheckpointError
+from mmrec.models.towers import ModelDims
+from mmrec.models.two_tower import TwoTowerModel
+from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
+from mmrec.settings import Settings, settings_as_dict
+from mmrec.training.catalogue import catalogue_inputs, fit_numeric_scaler, numeric_meta, numeric_values
+from mmrec.training.data import build_training_data
+from mmrec.training.distributed import DistContext, barrier, context_from_env, init_distributed
+from mmrec.training.seeding import seed_everything
+from mmrec.training.tracking import NullTracker, make_tracker
+from mmrec.training.trainer import EpochRecord, Trainer
+
+# The settings sections a checkpoint depends on (recorded in its sidecar).
+RECORDED_SECTIONS = ("data", "split", "features", "model", "training", "evaluation", "tracking")
+
+
+@dataclass
+class TrainResult:
+    """What a training run did: per-epoch history, the best epoch, where checkpoints went, speed."""
+
+    history: list[EpochRecord]
+    monitor: str
+    best_metric: float
+    best_epoch: int
+    stopped_early: bool
+    best_path: Path | None
+    last_path: Path | None
+    combo: str
+    device: str
+    world_size: int
+    n_train_interactions: int
+    n_users: int
+    n_items: int
+    interactions_per_s: float  # mean over the epochs run now
+    seconds_per_epoch: float
+    peak_memory_mb: float  # max RSS of this process (CPU) or max CUDA memory allocated
+    resumed_from: Path | None = None
+    notes: list[str] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+def _encoders(settings: Settings, train: Any, ctx: DistContext, notes: list[str]) -> tuple[IdEncoder, IdEncoder]:
+    """Encoders fitted on train; the saved ones are reused when identical, else (re)written by rank 0."""
+    users, items = fit_encoders(train)
+    checkpoint_dir = Path(settings.paths.checkpoint_dir)
+    if all(p.is_file() for p in encoder_paths(checkpoint_dir)):
+        try:
+            saved_users, saved_items = load_encoders(checkpoint_dir)
+        except CheckpointError:
+            saved_users = saved_items = None
+        if saved_users is not None and saved_items is not None and \
+                (saved_users.fingerprint, saved_items.fingerprint) == (users.fingerprint, items.fingerprint):
+            return saved_users, saved_items
+        notes.append(f"Id encoders in {checkpoint_dir}/encoders did not match the train split; refitted them.")
+    if ctx.is_main:
+        save_encoders(checkpoint_dir, users, items)
+    return users, items
+
+
+def _features(settings: Settings, items: Any, device: torch.device, ctx: DistContext,
+              progress: ProgressCallback) -> Any | None:
+    """Vision/text features on the training device (None when the model uses neither)."""
+    if not (settings.model.use_vision or settings.model.use_text):
+        return None
+    from mmrec.features.store import load_item_features
+
+    def load() -> Any:
+        return load_item_features(items, settings.features, settings.cache, Path(settings.paths.cache_dir), device,
+                                  progress)
+
+    # Rank 0 computes missing features first; the others then read them from the shared cache.
+    features = load() if ctx.is_main else None
+    barrier(ctx)
+    return features if features is not None else load()
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run_train(settings: Settings, resume: Path | None = None, progress: ProgressCallback = null_progress) -> TrainResult:
+    """Train the multimodal model on the split under settings.paths and write organized checkpoints."""
+    ctx = context_from_env()
+    device = init_distributed(ctx, resolve_device(settings.training.device))
+    if not ctx.is_main:
+        progress = null_progress
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    notes: list[str] = []
+    seed_everything(settings.training.seed)
+    items = load_items(Path(settings.paths.processed_dir))
+    split = load_split(Path(settings.paths.splits_dir))
+    users, item_encoder = _encoders(settings, split.train, ctx, notes)
+    features = _features(settings, items, device, ctx, progress)
+
+    columns = list(settings.data.numerical_features_cols)
+    scaler = fit_numeric_scaler(items, columns, split.train)
+    numeric = scaler.transform(numeric_values(items, columns, split.train))
+    item_ids = items["item_id"].astype(str).tolist()
+    catalogue = catalogue_inputs(items, item_encoder.encode(item_ids), features, numeric, device)
+    data = build_training_data(split.train, split.val, item_ids, users, settings.model.user_history_length, device)
+    dims = ModelDims(len(users), len(item_encoder), int(catalogue.vision.shape[1]), int(catalogue.text.shape[1]),
+                     int(catalogue.numeric.shape[1]))
+    combo = settings.features.combo
+
+    seed_everything(settings.training.seed)  # same initial weights whatever ran before
+    model = TwoTowerModel(settings.model, dims)
+    recorded = {name: settings_as_dict(settings)[name] for name in RECORDED_SECTIONS}
+    tracker = NullTracker()
+    if ctx.is_main:
+        tracker = make_tracker(settings.tracking, recorded, Path(settings.paths.results_dir))
+        if tracker.note:
+            notes.append(tracker.note)
+            progress(ProgressEvent("tracking", message=tracker.note))
+    trainer = Trainer(model, data, catalogue, settings.model, settings.training, device,
+                      k_values=settings.evaluation.k_values, eval_batch_size=settings.evaluation.batch_size,
+                      dist_ctx=ctx, progress=progress, tracker=tracker)
+    if resume is not None:
+        _resume(trainer, Path(resume), dims, users, item_encoder, recorded, device)
+        notes.append(f"Resumed from {resume} after epoch {trainer.epoch}.")
+        progress(ProgressEvent("resume", message=notes[-1]))
+
+    base_meta = {
+        "combo": combo,
+        "model_args": dims.to_dict(),
+        "settings": recorded,
+        "encoders": {"user": users.fingerprint, "item": item_encoder.fingerprint},
+        "n_users": len(users) - 1,
+        "n_items": len(item_ids),
+        "numeric": numeric_meta(columns, scaler),
+        "backbones": {"combo": combo, "vision_dim": dims.vision_dim, "text_dim": dims.text_dim},
+        "monitor": settings.training.monitor,
+    }
+    checkpoint_dir = Path(settings.paths.checkpoint_dir)
+    best_path, last_path = checkpoint_path(checkpoint_dir, combo, BEST), checkpoint_path(checkpoint_dir, combo, LAST)
+
+    def write_checkpoints(record: EpochRecord, current: Trainer) -> None:
+        meta = {**base_meta, "epoch": record.epoch, "monitored_value": record.monitored, "metrics": record.val,
+                "loss": record.loss, "best_epoch": current.stopper.best_epoch, "best_value": current.stopper.best}
+        if record.is_best:  # weights only: what evaluate/recommend need
+            save_checkpoint(best_path, {"model": current.module.state_dict(), "epoch": record.epoch},
+                            {**meta, "kind": "best"})
+        save_checkpoint(last_path, current.state_dict(), {**meta, "kind": "last"})
+
+    epochs_before = trainer.epoch
+    history = trainer.fit(on_epoch_end=write_checkpoints)
+    tracker.finish()
+    barrier(ctx)
+    ran = history[epochs_before:]
+    seconds = [r.seconds for r in ran]
+    return TrainResult(
+        history=history,
+        monitor=settings.training.monitor,
+        best_metric=trainer.stopper.best,
+        best_epoch=trainer.stopper.best_epoch,
+        stopped_early=trainer.stopped_early,
+        best_path=best_path if best_path.is_file() else None,
+        last_path=last_path if last_path.is_file() else None,
+        combo=combo,
+        device=str(device),
+        world_size=ctx.world_size,
+        n_train_interactions=len(data.pairs),
+        n_users=len(users) - 1,
+        n_items=len(item_ids),
+        interactions_per_s=float(np.mean([r.interactions_per_s for r in ran])) if ran else 0.0,
+        seconds_per_epoch=float(np.mean(seconds)) if seconds else 0.0,
+        peak_memory_mb=_peak_memory_mb(device),
+        resumed_from=Path(resume) if resume is not None else None,
+        notes=notes,
+        skipped={k: v for k, v in data.skipped.items() if v},
+    )
+
+
+def _resume(trainer: Trainer, path: Path, dims: ModelDims, users: IdEncoder, items: IdEncoder,
+            recorded: dict[str, Any], device: torch.device) -> None:
+    """Restore the full training state; the run must have the same data, encoders and model settings."""
+    meta = read_sidecar(path)
+    verify_encoders(meta, users.fingerprint, items.fingerprint, path)
+    if meta.get("model_args") not in (None, dims.to_dict()):
+        raise CheckpointError(
+            f"Checkpoint {path} was built for {meta['model_args']}, this run needs {dims.to_dict()}.",
+            hint="Resume with the same config and data the checkpoint was trained with.",
+        )
+    before = meta.get("settings", {})
+    for section in ("model", "features"):
+        if section in before and before[section] != recorded[section]:
+            raise CheckpointError(
+                f"The {section} settings differ from those checkpoint {path} was trained with.",
+                hint="Resume with the same --config (see `mmrec checkpoints info`).",
+            )
+    trainer.load_state_dict(load_checkpoint(path, map_location=device))

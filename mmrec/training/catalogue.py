@@ -1,0 +1,61 @@
+"""Item-tower inputs of a catalogue: id indices, backbone features and scaled numeric columns.
+
+Numeric inputs = the configured columns + the item's TRAIN interaction count, log1p-standardized
+with statistics fitted on items that occur in train (never val/test).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mmrec.data.numeric import NumericScaler, interaction_counts
+from mmrec.errors import DataError
+from mmrec.models.inputs import ItemInputs, build_item_inputs
+
+COUNT_FEATURE = "train_interactions"
+
+
+def numeric_values(items: pd.DataFrame, columns: Sequence[str], train: pd.DataFrame) -> np.ndarray:
+    """Raw numeric inputs [n_items, len(columns) + 1]: the configured columns, then the train count."""
+    missing = [c for c in columns if c not in items.columns]
+    if missing:
+        raise DataError(
+            f"Numeric column(s) {', '.join(missing)} are not in the processed item table.",
+            hint="Use the data.numerical_features_cols the data was preprocessed with, or re-run `mmrec preprocess`.",
+        )
+    configured = items[list(columns)].to_numpy(dtype=np.float64) if columns else np.zeros((len(items), 0))
+    counts = interaction_counts(train, items["item_id"].astype(str).tolist()).astype(np.float64)
+    return np.concatenate([configured, counts[:, None]], axis=1)
+
+
+def fit_numeric_scaler(items: pd.DataFrame, columns: Sequence[str], train: pd.DataFrame) -> NumericScaler:
+    """Scaler fitted on the items that occur in the training split only."""
+    values = numeric_values(items, columns, train)
+    in_train = items["item_id"].astype(str).isin(set(train["item_id"].astype(str))).to_numpy()
+    if not in_train.any():
+        raise DataError("No catalogue item occurs in the training split.", hint="Check `mmrec split` output.")
+    return NumericScaler().fit(values[in_train])
+
+
+def numeric_meta(columns: Sequence[str], scaler: NumericScaler) -> dict[str, Any]:
+    """What the sidecar records to rebuild the numeric inputs."""
+    return {"columns": list(columns), "count_feature": COUNT_FEATURE, "scaler": scaler.to_dict()}
+
+
+def catalogue_inputs(
+    items: pd.DataFrame,
+    item_index: np.ndarray,
+    features: Any | None,
+    numeric: np.ndarray | None,
+    device: torch.device | str,
+) -> ItemInputs:
+    """ItemInputs on `device`. item_index [n] = IdEncoder indices (0 = unseen); features: ItemFeatures|None."""
+    if features is None:
+        return build_item_inputs(item_index, None, None, None, None, numeric, device)
+    return build_item_inputs(item_index, features.vision, features.vision_mask, features.text, features.text_mask,
+                             numeric, device)

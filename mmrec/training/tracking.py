@@ -1,0 +1,76 @@
+"""Experiment tracking. wandb is imported only when tracking.use_wandb is on."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+from mmrec.settings import TrackingSettings
+
+log = logging.getLogger(__name__)
+
+
+class Tracker(Protocol):
+    """Receives config once, then metrics per step/epoch."""
+
+    note: str
+
+    def log(self, metrics: dict[str, float], step: int) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class NullTracker:
+    """Tracking off: does nothing, imports nothing."""
+
+    note = ""
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+class WandbTracker:
+    """Logs to Weights & Biases; without an API key it runs offline (files under `directory`)."""
+
+    def __init__(self, tracking: TrackingSettings, config: dict[str, Any], directory: Path) -> None:
+        import wandb  # only here: a run without --use-wandb never imports it
+
+        self.note = ""
+        if not os.environ.get("WANDB_API_KEY") and os.environ.get("WANDB_MODE") != "disabled":
+            if os.environ.get("WANDB_MODE") != "offline":
+                os.environ["WANDB_MODE"] = "offline"
+            self.note = (
+                f"wandb: no WANDB_API_KEY, logging offline to {directory}/wandb "
+                "(upload later with `wandb sync`)."
+            )
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.run = wandb.init(
+                project=tracking.wandb_project, name=tracking.wandb_run_name, config=config, dir=str(directory)
+            )
+        except Exception as exc:  # wandb raises its own error types for network/auth problems
+            log.warning("wandb online init failed (%s); retrying offline", exc)
+            os.environ["WANDB_MODE"] = "offline"
+            self.note = f"wandb: could not reach the server ({exc}); logging offline to {directory}/wandb."
+            self.run = wandb.init(
+                project=tracking.wandb_project, name=tracking.wandb_run_name, config=config, dir=str(directory),
+                mode="offline",
+            )
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        self.run.log(metrics, step=step)
+
+    def finish(self) -> None:
+        self.run.finish()
+
+
+def make_tracker(tracking: TrackingSettings, config: dict[str, Any], directory: Path) -> Tracker:
+    """WandbTracker when tracking.use_wandb, else NullTracker."""
+    if not tracking.use_wandb:
+        return NullTracker()
+    return WandbTracker(tracking, config, directory)

@@ -1,0 +1,259 @@
+"""The training loop: seeded epochs, sampled-softmax/BPR steps, per-epoch validation, early stopping."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from mmrec.errors import CheckpointError, ConfigError
+from mmrec.evaluation.full_ranking import full_ranking
+from mmrec.models.inputs import ItemInputs
+from mmrec.models.losses import NegativeSampler, bpr_loss, info_nce_loss, sampled_softmax_loss
+from mmrec.models.two_tower import TwoTowerModel
+from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
+from mmrec.settings import ModelSettings, TrainingSettings, parse_metric
+from mmrec.training.data import TrainingData
+from mmrec.training.distributed import DistContext, all_reduce_mean, broadcast_floats, shard
+from mmrec.training.schedule import EarlyStopping, LRSchedule, build_optimizer
+from mmrec.training.seeding import capture_rng_state, epoch_generator, restore_rng_state
+from mmrec.training.tracking import NullTracker, Tracker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EpochRecord:
+    """One epoch's numbers (plain types: stored in checkpoints and sidecars)."""
+
+    epoch: int  # 1-based
+    loss: float
+    val: dict[str, float]
+    monitored: float
+    is_best: bool
+    seconds: float
+    interactions_per_s: float
+    lr: float
+
+
+def monitor_key(monitor: str) -> str:
+    """`ndcg@10` -> the full_ranking metric key; `mrr` has no cut-off."""
+    name, k = parse_metric(monitor)
+    if name == "mrr":
+        return "mrr"
+    if k is None:
+        raise ConfigError(f"training.monitor {monitor!r} needs a cut-off.", hint=f"Use e.g. {name}@10.")
+    return f"{name}@{k}"
+
+
+class Trainer:
+    """Trains a TwoTowerModel on TrainingData; state_dict()/load_state_dict() make resume exact."""
+
+    def __init__(
+        self,
+        model: TwoTowerModel,
+        data: TrainingData,
+        catalogue: ItemInputs,
+        model_cfg: ModelSettings,
+        cfg: TrainingSettings,
+        device: torch.device,
+        *,
+        k_values: Sequence[int] = (10,),
+        eval_batch_size: int = 1024,
+        dist_ctx: DistContext | None = None,
+        progress: ProgressCallback = null_progress,
+        tracker: Tracker | None = None,
+    ) -> None:
+        self.module = model.to(device)
+        self.data, self.catalogue, self.model_cfg, self.cfg, self.device = data, catalogue, model_cfg, cfg, device
+        self.dist = dist_ctx or DistContext()
+        self.progress, self.tracker = progress, tracker or NullTracker()
+        self.model: torch.nn.Module = model
+        if self.dist.enabled:
+            device_ids = [device.index] if device.type == "cuda" else None
+            self.model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+        self.monitor = monitor_key(cfg.monitor)
+        k_needed = [int(self.monitor.split("@")[1])] if "@" in self.monitor else []
+        self.k_values = sorted(set(k_values) | set(k_needed))
+        self.eval_batch_size = eval_batch_size
+        self.optimizer = build_optimizer(model, cfg)
+        per_rank = len(data.pairs) // self.dist.world_size
+        self.steps_per_epoch = max(1, math.ceil(per_rank / cfg.batch_size))
+        self.schedule = LRSchedule(self.optimizer, cfg, self.steps_per_epoch)
+        self.stopper = EarlyStopping(cfg.patience)
+        self.epoch = 0  # completed epochs
+        self.global_step = 0
+        self.history: list[EpochRecord] = []
+        self.stopped_early = False
+        self.use_bf16 = cfg.bf16 and device.type == "cuda"
+        self.total_interactions = float(data.item_counts.sum().item())
+        self.sampler: NegativeSampler | None = None
+        if model_cfg.loss == "bpr" or (model_cfg.negatives != "in_batch" and model_cfg.num_negatives > 0):
+            kind = "popularity" if model_cfg.negatives == "popularity" else "uniform"
+            self.sampler = NegativeSampler(kind, data.item_counts)
+
+    # ---- one step ---------------------------------------------------------------------------
+    def batch_loss(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Loss of one batch of (user index, catalogue row) pairs [b, 2]."""
+        users, positives = batch[:, 0], batch[:, 1]
+        history = self.data.histories[users]
+        # The target must not sit in its own history, or the model learns to copy instead of predict.
+        history = history.masked_fill(history == positives.unsqueeze(1), -1)
+        cfg, b = self.model_cfg, len(batch)
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.use_bf16):
+            if cfg.loss == "bpr":
+                assert self.sampler is not None
+                negatives = self.sampler.sample(b, generator).to(self.device)
+                out = self.model(users, history, torch.cat([positives, negatives]), self.catalogue)
+                scores = self.module.scores(out.users, out.items)  # [b, 2b]
+                loss = bpr_loss(scores.diagonal(), scores[:, b:].diagonal().unsqueeze(1))
+            else:
+                candidates, log_q = positives, None
+                if cfg.logq_correction:
+                    log_q = torch.log(b * self.data.item_counts[positives] / self.total_interactions)
+                if self.sampler is not None:
+                    k = cfg.num_negatives
+                    negatives = self.sampler.sample(k, generator).to(self.device)
+                    candidates = torch.cat([positives, negatives])
+                    if log_q is not None:
+                        log_q = torch.cat([log_q, self.sampler.log_expected_count(negatives, k)])
+                out = self.model(users, history, candidates, self.catalogue)
+                logits = self.module.scores(out.users, out.items).float()
+                loss = sampled_softmax_loss(logits, positives, candidates, log_q)
+            if cfg.use_contrastive:
+                loss = loss + cfg.contrastive_weight * info_nce_loss(
+                    out.vision.float(), out.text.float(), cfg.contrastive_temperature
+                )
+        return loss
+
+    def train_step(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> float:
+        """Forward, backward (all-reduced under DDP), clip, optimizer + lr step; returns the loss."""
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.batch_loss(batch, generator)
+        if not torch.isfinite(loss):
+            raise ConfigError(
+                f"Training loss became {loss.item()} at step {self.global_step}.",
+                hint="Lower training.learning_rate, raise model.temperature, or keep training.grad_clip on.",
+            )
+        loss.backward()
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.schedule.step()
+        self.global_step += 1
+        return float(loss.item())
+
+    # ---- epochs -----------------------------------------------------------------------------
+    def train_epoch(self) -> tuple[float, float, int]:
+        """One pass over this rank's shard; returns (mean loss over ranks, seconds, interactions seen)."""
+        order = shard(torch.randperm(len(self.data.pairs), generator=epoch_generator(self.cfg.seed, self.epoch)),
+                      self.dist)
+        negatives = epoch_generator(self.cfg.seed, self.epoch, salt=1 + self.dist.rank)
+        if self.device.type == "cuda":
+            negatives = torch.Generator(self.device).manual_seed(int(negatives.initial_seed()))
+        order = order.to(self.device)
+        total, start = 0.0, time.perf_counter()
+        bs, steps = self.cfg.batch_size, self.steps_per_epoch
+        label = f"epoch {self.epoch + 1}/{self.cfg.epochs}"
+        for step in range(steps):
+            loss = self.train_step(self.data.pairs[order[step * bs : (step + 1) * bs]], negatives)
+            total += loss
+            elapsed = time.perf_counter() - start
+            rate = min((step + 1) * bs, len(order)) * self.dist.world_size / max(elapsed, 1e-9)
+            self.progress(ProgressEvent("train", step + 1, steps, label, {"loss": loss, "inter/s": rate}))
+            if (step + 1) % self.cfg.log_every == 0 or step == 0:
+                log.debug("%s step %d/%d loss %.4f lr %.2e %.0f inter/s", label, step + 1, steps, loss,
+                          self.schedule.current_lr(), rate)
+            if self.dist.is_main:
+                self.tracker.log({"train/loss": loss, "train/lr": self.schedule.current_lr()}, self.global_step)
+        seconds = time.perf_counter() - start
+        mean = all_reduce_mean(total / steps, self.dist, self.device)
+        return mean, seconds, len(order) * self.dist.world_size
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Full-ranking metrics on the validation split (train items masked); never touches test."""
+        module, data = self.module, self.data
+        if data.val_relevant.nnz == 0:
+            return {}
+        was_training = module.training
+        module.eval()
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.use_bf16):
+            items = module.item_vectors(self.catalogue).float()
+
+            def score_fn(rows: Any) -> torch.Tensor:
+                users = data.val_users[torch.as_tensor(rows, device=self.device)]
+                vectors = module.user_vectors(users, data.histories[users], items).float()
+                return module.scores(vectors, items).float()
+
+            result = full_ranking(score_fn, data.val_relevant, data.val_exclude, self.k_values,
+                                  self.eval_batch_size, self.device)
+        module.train(was_training)
+        return result.metrics
+
+    def fit(self, on_epoch_end: Callable[[EpochRecord, Trainer], None] | None = None) -> list[EpochRecord]:
+        """Train until training.epochs or early stopping; `on_epoch_end` runs on rank 0 (checkpoints)."""
+        while self.epoch < self.cfg.epochs and not self.stopped_early:
+            loss, seconds, seen = self.train_epoch()
+            metrics = self.validate() if self.dist.is_main else {}
+            # No validation data: fall back to the (negated) training loss, so selection still works.
+            monitored = metrics.get(self.monitor, -loss) if self.dist.is_main else 0.0
+            (monitored,) = broadcast_floats([monitored], self.dist, self.device)
+            is_best = self.stopper.update(monitored, self.epoch + 1)
+            self.schedule.epoch_end(monitored)
+            self.epoch += 1
+            self.stopped_early = self.stopper.should_stop and self.epoch < self.cfg.epochs
+            record = EpochRecord(self.epoch, loss, metrics, monitored, is_best, seconds, seen / max(seconds, 1e-9),
+                                 self.schedule.current_lr())
+            self.history.append(record)
+            if self.dist.is_main:
+                self.tracker.log({"epoch": self.epoch, "train/epoch_loss": loss,
+                                  **{f"val/{k}": v for k, v in metrics.items()}}, self.global_step)
+                if on_epoch_end is not None:
+                    on_epoch_end(record, self)
+            self.progress(ProgressEvent(
+                "epochs", self.epoch, self.cfg.epochs, "epochs", {"loss": loss, self.cfg.monitor: monitored},
+                message=f"epoch {self.epoch}: loss {loss:.4f}  val {self.cfg.monitor} {monitored:.4f}"
+                + ("  (best)" if is_best else "") + f"  {record.interactions_per_s:,.0f} inter/s",
+            ))
+        self.progress(ProgressEvent("train", done=True))
+        self.progress(ProgressEvent("epochs", self.epoch, self.cfg.epochs, "epochs", done=True))
+        return self.history
+
+    # ---- resume -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: weights, optimizer, schedule, stopper, RNG states."""
+        return {
+            "model": self.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "stopper": self.stopper.state_dict(),
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "stopped_early": self.stopped_early,
+            "history": [asdict(record) for record in self.history],
+            "rng": capture_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        missing = [key for key in ("optimizer", "schedule", "stopper", "rng") if key not in state]
+        if missing:
+            raise CheckpointError(
+                f"This checkpoint holds no training state ({', '.join(missing)} missing); it cannot be resumed.",
+                hint="Resume from last_model.pth, which keeps the optimizer and RNG states.",
+            )
+        self.module.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.stopper.load_state_dict(state["stopper"])
+        self.epoch = int(state["epoch"])
+        self.global_step = int(state["global_step"])
+        self.stopped_early = bool(state["stopped_early"])
+        self.history = [EpochRecord(**record) for record in state["history"]]
+        restore_rng_state(state["rng"])

@@ -1,0 +1,66 @@
+"""`mmrec evaluate` through the Typer app: spellings, table output, exit codes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mmrec.cli.app import app
+
+_spec = importlib.util.spec_from_file_location(
+    "tiny_project", Path(__file__).parents[1] / "evaluation" / "tiny_project.py"
+)
+tiny_project = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(tiny_project)
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def config(tmp_path):
+    return tiny_project.make_tiny_project(tmp_path)
+
+
+def test_underscore_spellings_space_separated_k_and_table(config, tmp_path):
+    preds = tmp_path / "p.json"
+    result = runner.invoke(app, [
+        "evaluate", "-c", str(config), "--recommender_type", "popularity", "item_knn",
+        "--k", "5", "10", "--save_predictions", str(preds), "--device", "cpu",
+    ])
+    assert result.exit_code == 0, result.output
+    assert "item_knn" in result.output and "ndcg@10" in result.output and "Cold items" in result.output
+    saved = json.loads((tmp_path / "results" / "evaluation.json").read_text())
+    assert list(saved["models"]) == ["popularity", "item_knn"] and saved["k_values"] == [5, 10]
+    assert set(json.loads(preds.read_text())) == {"popularity", "item_knn"}
+
+
+def test_dashed_spellings_ranking_task(config):
+    result = runner.invoke(app, [
+        "evaluate", "--config", str(config), "--recommender-type", "random", "--recommender-type", "user_knn",
+        "--eval-task", "ranking", "--num-negatives", "5", "--sampling-strategy", "popularity", "--k", "5 10",
+    ])
+    assert result.exit_code == 0, result.output
+    assert "sampled_auc" in result.output and "not comparable" in result.output
+
+
+def test_compare_without_checkpoint_is_a_clear_error(config):
+    # --compare includes multimodal; with no trained checkpoint this must be a red block, exit 2.
+    result = runner.invoke(app, ["evaluate", "-c", str(config), "--compare"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--eval-task", "nope"], "eval_task"),
+    (["--k", "0"], "--k"),
+    (["--recommender-type", "svd"], "svd"),
+    (["--test-data", "missing.csv"], "does not exist"),
+])
+def test_bad_options_exit_2(config, args, message):
+    result = runner.invoke(app, ["evaluate", "-c", str(config), "--recommender-type", "random", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output

@@ -1,0 +1,59 @@
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from mmrec.cli.app import app
+from mmrec.data.synth import generate_synthetic
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def config(tmp_path):
+    generate_synthetic(tmp_path / "raw", users=8, items=10, seed=0)
+    path = tmp_path / "c.yaml"
+    path.write_text(f"paths:\n  data_dir: {tmp_path / 'raw'}\n  processed_dir: {tmp_path / 'processed'}\n")
+    return path
+
+
+def test_preprocess_prints_report_then_noop(config):
+    first = runner.invoke(app, ["preprocess", "--config", str(config), "--skip-caching", "--workers", "1"])
+    assert first.exit_code == 0, first.output
+    assert "Preprocess report" in first.output and "Feature caching skipped" in first.output
+    second = runner.invoke(app, ["preprocess", "-c", str(config), "--skip_caching"])
+    assert second.exit_code == 0 and "nothing redone" in second.output
+    forced = runner.invoke(app, ["preprocess", "-c", str(config), "--skip-caching", "--force-reprocess"])
+    assert forced.exit_code == 0 and "nothing redone" not in forced.output
+
+
+def test_corrupt_image_and_nan_are_reported_not_fatal(config, tmp_path):
+    (tmp_path / "raw" / "images" / "i00001.jpg").write_bytes(b"\xff\xd8garbage")
+    items = pd.read_csv(tmp_path / "raw" / "item_info.csv", dtype=str)
+    items.loc[2, "comment_number"] = "NaN"
+    items.to_csv(tmp_path / "raw" / "item_info.csv", index=False)
+    result = runner.invoke(app, ["preprocess", "-c", str(config), "--skip-caching"])
+    assert result.exit_code == 0, result.output
+    assert "corrupt" in result.output or "not_image" in result.output
+    assert "missing=1" in result.output
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing_column", "not found in item_info"),
+        ("no_data", "not found"),
+        ("bad_workers", "Invalid value"),
+    ],
+)
+def test_bad_inputs_exit_2(config, tmp_path, case, message):
+    args = ["preprocess", "-c", str(config), "--skip-caching"]
+    if case == "missing_column":
+        pd.read_csv(tmp_path / "raw" / "item_info.csv").drop(columns="view_number").to_csv(
+            tmp_path / "raw" / "item_info.csv", index=False
+        )
+    elif case == "no_data":
+        (tmp_path / "raw" / "item_info.csv").unlink()
+    else:
+        args += ["--workers", "0"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and message in result.output

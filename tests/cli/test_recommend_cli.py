@@ -1,0 +1,62 @@
+"""`mmrec recommend` through the Typer app with baseline recommenders on a tiny project."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from mmrec.cli.app import app
+
+_spec = importlib.util.spec_from_file_location(
+    "tiny_project", Path(__file__).parents[1] / "evaluation" / "tiny_project.py"
+)
+tiny_project = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(tiny_project)
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def config(tmp_path):
+    return tiny_project.make_tiny_project(tmp_path)
+
+
+def test_users_with_diversity_and_unknown_user(config, tmp_path):
+    out = tmp_path / "recs.json"
+    result = runner.invoke(app, [
+        "recommend", "-c", str(config), "--users", "u001", "stranger", "--recommender_type", "item_knn",
+        "--top_k", "4", "--use_diversity", "--diversity-lambda", "0.3", "--output", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    saved = json.loads(out.read_text())
+    users = {u["user_id"]: u for u in saved["users"]}
+    assert users["stranger"]["fallback"] == "popularity" and users["u001"]["fallback"] is None
+    assert len(users["u001"]["items"]) == 4 and users["u001"]["items"][0]["title"].startswith("Item")
+    assert users["u001"]["diversity_after"] >= users["u001"]["diversity_before"] - 1e-9
+    seen = set(pd.read_parquet(tmp_path / "processed" / "interactions.parquet").query("user_id == 'u001'")["item_id"])
+    assert not seen & {i["item_id"] for i in users["u001"]["items"]}
+    assert "fallback" in result.output and "diversity" in result.output
+
+
+def test_user_file_sample_users_and_include_seen(config, tmp_path):
+    file = tmp_path / "users.txt"
+    file.write_text("u002\n\nu003\n")
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, [
+        "recommend", "--config", str(config), "--user-file", str(file), "--sample-users", "2",
+        "--recommender-type", "popularity", "--include-seen", "--top-k", "30", "--output", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    saved = json.loads(out.read_text())
+    assert [u["user_id"] for u in saved["users"]][:2] == ["u002", "u003"] and len(saved["users"]) == 4
+    assert len(saved["users"][0]["items"]) == 30  # seen items allowed: the whole catalogue
+
+
+def test_no_users_is_a_clear_error(config):
+    result = runner.invoke(app, ["recommend", "-c", str(config), "--recommender-type", "random"])
+    assert result.exit_code == 2 and "No users" in result.output

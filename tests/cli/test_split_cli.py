@@ -1,0 +1,59 @@
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from mmrec.cli.app import app
+from mmrec.data.synth import generate_synthetic
+
+runner = CliRunner()
+
+
+def _config(tmp_path, extra=""):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        f"paths:\n  data_dir: {tmp_path / 'raw'}\n  processed_dir: {tmp_path / 'processed'}\n"
+        f"  splits_dir: {tmp_path / 'splits'}\n  checkpoint_dir: {tmp_path / 'ckpt'}\n{extra}"
+    )
+    return str(path)
+
+
+@pytest.fixture
+def config(tmp_path):
+    generate_synthetic(tmp_path / "raw", users=10, items=12, seed=0)
+    path = _config(tmp_path)
+    assert runner.invoke(app, ["preprocess", "-c", path, "--skip-caching", "--workers", "1"]).exit_code == 0
+    return path
+
+
+@pytest.mark.parametrize("strategy", ["temporal", "leave-one-out", "user"])
+def test_split_strategies_print_report(config, tmp_path, strategy):
+    result = runner.invoke(app, ["split", "-c", config, "--strategy", strategy, "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert "No leakage found" in result.output and (tmp_path / "splits" / "split_report.json").is_file()
+
+
+def test_sample_n_alias(config, tmp_path):
+    result = runner.invoke(app, ["split", "-c", config, "--sample_n", "40"])
+    assert result.exit_code == 0, result.output
+    assert sum(len(pd.read_csv(tmp_path / "splits" / f"{p}.csv")) for p in ("train", "val", "test")) == 40
+
+
+def test_bad_strategy_and_temporal_without_timestamps(config, tmp_path):
+    bad = runner.invoke(app, ["split", "-c", config, "--strategy", "random"])
+    assert bad.exit_code == 2 and "not one of" in bad.output
+    inter = pd.read_csv(tmp_path / "raw" / "interactions.csv").drop(columns="timestamp")
+    inter.to_csv(tmp_path / "raw" / "interactions.csv", index=False)
+    assert runner.invoke(app, ["preprocess", "-c", config, "--skip-caching"]).exit_code == 0
+    result = runner.invoke(app, ["split", "-c", config, "--strategy", "temporal"])
+    assert result.exit_code == 2 and "needs a timestamp" in result.output
+
+
+def test_leaky_split_is_refused(tmp_path):
+    generate_synthetic(tmp_path / "raw", users=10, items=12, seed=0)
+    inter = pd.read_csv(tmp_path / "raw" / "interactions.csv")
+    pd.concat([inter, inter]).to_csv(tmp_path / "raw" / "interactions.csv", index=False)
+    config = _config(tmp_path, "preprocess:\n  drop_duplicates: false\n")
+    assert runner.invoke(app, ["preprocess", "-c", config, "--skip-caching"]).exit_code == 0
+    result = runner.invoke(app, ["split", "-c", config])
+    assert result.exit_code == 2 and "Leakage" in result.output
+    assert not (tmp_path / "splits" / "train.csv").exists()

@@ -1,0 +1,43 @@
+import pandas as pd
+import pytest
+
+from mmrec.data.items import clean_items, sha256_text
+from mmrec.errors import DataError
+from mmrec.settings import DataSettings, PreprocessSettings
+
+
+def test_items_are_cleaned_and_bad_ids_reported():
+    raw = pd.DataFrame(
+        {
+            "item_id": ["1", "2", "../evil", "", "1"],
+            "title": ["<b>A</b>", "B", "C", "D", "A again"],
+            "description": ["x &amp; y", None, "z", "w", "new"],
+            "views": ["10", "n/a", "3", "4", "12"],
+        },
+        dtype="string",
+    )
+    data = DataSettings(numerical_features_cols=["views"])
+    items, report, rejected = clean_items(raw, data, PreprocessSettings())
+    assert items["item_id"].tolist() == ["2", "1"]  # duplicate "1": the last row wins
+    assert rejected == ["../evil"]
+    assert report.dropped == {"missing_id": 1, "unsafe_id": 1, "duplicate_id": 1}
+    one = items.set_index("item_id").loc["1"]
+    assert one["text"] == "A again. new" and one["text_fingerprint"] == sha256_text("A again. new")
+    assert items.set_index("item_id").loc["2", "text"] == "B"
+    assert items["views"].dtype == "float64" and report.numeric["views"]["imputed"] == 1
+
+
+def test_missing_title_column_is_a_data_error():
+    raw = pd.DataFrame({"item_id": ["1"], "description": ["d"]})
+    with pytest.raises(DataError, match="'title'"):
+        clean_items(raw, DataSettings(numerical_features_cols=[]), PreprocessSettings())
+
+
+def test_augmented_text_column_only_when_enabled():
+    raw = pd.DataFrame({"item_id": ["1"], "title": ["a b c d e f"], "description": ["g h i j"]})
+    data = DataSettings(numerical_features_cols=[])
+    plain, _, _ = clean_items(raw, data, PreprocessSettings())
+    noisy, _, _ = clean_items(
+        raw, data, PreprocessSettings(text_augmentation=True, augmentation_word_dropout=0.5)
+    )
+    assert "text_augmented" not in plain and noisy["text_augmented"][0] != noisy["text"][0]

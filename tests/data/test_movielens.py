@@ -1,0 +1,71 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from mmrec.data.movielens import import_movielens, split_title_year
+from mmrec.errors import DataError
+from mmrec.settings import DataSettings, load_settings
+
+
+def test_title_year_split():
+    assert split_title_year("Toy Story (1995)") == ("Toy Story", 1995.0)
+    title, year = split_title_year("Babylon 5")
+    assert title == "Babylon 5" and year != year
+
+
+def _ml100k(folder: Path) -> Path:
+    folder.mkdir()
+    flags = ["0"] * 19
+    action = flags.copy()
+    action[1] = "1"
+    rows = [
+        f"1|Toy Story (1995)|01-Jan-1995||http://x|{'|'.join(flags[:3] + ['1'] + flags[4:])}",
+        f"2|GoldenEye (1995)|01-Jan-1995||http://x|{'|'.join(action)}",
+        f"3|Caf\xe9 Society|01-Jan-1997||http://x|{'|'.join(flags)}",
+    ]
+    (folder / "u.item").write_bytes("\n".join(rows).encode("latin-1"))
+    (folder / "u.data").write_text("10\t1\t5\t881250949\n10\t2\t3\t881250950\n11\t3\t4\t881250951\n")
+    return folder
+
+
+def test_ml100k_import(tmp_path):
+    src = _ml100k(tmp_path / "ml-100k")
+    posters = tmp_path / "posters"
+    posters.mkdir()
+    (posters / "2.jpg").write_bytes(b"jpeg-bytes")
+    result = import_movielens(src, tmp_path / "out", posters, DataSettings())
+    assert (result.flavour, result.movies, result.ratings, result.posters_copied) == ("ml-100k", 3, 3, 1)
+    items = pd.read_csv(tmp_path / "out" / "item_info.csv", dtype={"item_id": str})
+    assert items["title"].tolist() == ["Toy Story", "GoldenEye", "Café Society"]
+    assert items["year"].tolist() == [1995.0, 1995.0, 1997.0]
+    assert items["description"].tolist()[:2] == ["Genres: Animation.", "Genres: Action."]
+    assert (tmp_path / "out" / "images" / "2.jpg").read_bytes() == b"jpeg-bytes"
+    config = yaml.safe_load((tmp_path / "out" / "mmrec.yaml").read_text())
+    assert config["data"] == {"numerical_features_cols": ["year"], "positive_rating_threshold": 4.0}
+    assert (
+        load_settings(tmp_path / "out" / "mmrec.yaml").settings.paths.data_dir == (tmp_path / "out").resolve()
+    )
+
+
+def test_not_a_movielens_folder(tmp_path):
+    with pytest.raises(DataError, match="not a MovieLens folder"):
+        import_movielens(tmp_path, tmp_path / "out", None, DataSettings())
+
+
+def test_shared_ml_latest_small_subset(shared_movielens, tmp_path):
+    src = Path(shared_movielens)
+    result = import_movielens(src, tmp_path, src / "posters", DataSettings(), max_users=5)
+    ratings = pd.read_csv(src / "ratings.csv", dtype=str)
+    assert result.users == 5 and result.ratings == int(
+        ratings["userId"].isin(["1", "2", "3", "4", "5"]).sum()
+    )
+    items = pd.read_csv(tmp_path / "item_info.csv", dtype={"item_id": str}).set_index("item_id")
+    assert items.loc["1", "title"] == "Toy Story" and items.loc["1", "year"] == 1995.0
+    assert items.loc["1", "description"].startswith(
+        "Genres: Adventure, Animation, Children, Comedy, Fantasy."
+    )
+    assert list(items.columns) == ["title", "description", "year"]  # no interaction statistics
+    assert result.posters_copied + result.posters_missing == len(items) and result.posters_copied > 0
+    assert sum(1 for _ in (tmp_path / "images").iterdir()) == result.posters_copied

@@ -1,0 +1,55 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmrec.data.numeric import NumericScaler, interaction_counts, validate_numeric_columns
+from mmrec.errors import DataError
+
+
+def test_missing_column_names_it_and_lists_present_columns():
+    items = pd.DataFrame({"item_id": ["a"], "views": ["1"]})
+    with pytest.raises(DataError) as info:
+        validate_numeric_columns(items, ["likes"], "median")
+    assert "'likes'" in info.value.message and "item_id, views" in info.value.message
+
+
+def test_invalid_values_are_counted_and_imputed():
+    items = pd.DataFrame({"item_id": list("abcdefg"), "n": ["1", "3", "lots", None, "inf", "-2", "5"]})
+    values, reports = validate_numeric_columns(items, ["n"], "median")
+    report = reports["n"]
+    assert (report.non_numeric, report.missing, report.infinite, report.negative) == (1, 1, 1, 1)
+    assert report.imputed == 4 and report.fill_value == 3.0
+    assert values["n"].tolist() == [1.0, 3.0, 3.0, 3.0, 3.0, 3.0, 5.0]
+    assert set(report.examples) == {"c", "d", "e", "f"}
+
+
+@pytest.mark.parametrize("policy, fill", [("mean", 2.0), ("zero", 0.0)])
+def test_impute_policies(policy, fill):
+    items = pd.DataFrame({"item_id": ["a", "b", "c"], "n": ["1", "3", "x"]})
+    values, reports = validate_numeric_columns(items, ["n"], policy)
+    assert values["n"].iloc[2] == fill and reports["n"].fill_value == fill
+
+
+def test_scaler_standardises_log_values_and_round_trips_through_json():
+    train = np.array([[0.0, 10.0], [10.0, 10.0], [100.0, 10.0], [1000.0, 10.0]])
+    scaler = NumericScaler().fit(train)
+    scaled = scaler.transform(train)
+    assert scaled.dtype == np.float32 and scaled.shape == (4, 2)
+    assert abs(scaled[:, 0].mean()) < 1e-6 and abs(scaled[:, 0].std() - 1) < 1e-5
+    assert np.all(scaled[:, 1] == 0)  # constant column -> 0, not NaN
+    restored = NumericScaler.from_dict(json.loads(json.dumps(scaler.to_dict())))
+    np.testing.assert_allclose(restored.transform([[5.0, -3.0]]), scaler.transform([[5.0, -3.0]]))
+
+
+def test_scaler_rejects_wrong_width():
+    scaler = NumericScaler().fit(np.ones((3, 2)))
+    with pytest.raises(DataError):
+        scaler.transform(np.ones((3, 3)))
+
+
+def test_interaction_counts_uses_only_the_given_frame():
+    train = pd.DataFrame({"user_id": ["u1", "u2", "u1"], "item_id": ["a", "a", "b"]})
+    counts = interaction_counts(train, ["b", "a", "cold"])
+    assert counts.dtype == np.float32 and counts.tolist() == [1.0, 2.0, 0.0]

@@ -1,0 +1,108 @@
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
+
+from mmrec.data.splits import SplitFrames, check_leakage, load_split, save_split, split_interactions
+from mmrec.errors import DataError, SplitError
+from mmrec.settings import SPLIT_STRATEGIES, SplitSettings
+
+
+@st.composite
+def interaction_frames(draw):
+    n_users = draw(st.integers(1, 8))
+    n_items = draw(st.integers(1, 10))
+    pairs = draw(
+        st.sets(st.tuples(st.integers(0, n_users - 1), st.integers(0, n_items - 1)), min_size=1, max_size=40)
+    )
+    rows = sorted(pairs)
+    times = draw(st.lists(st.integers(0, 50), min_size=len(rows), max_size=len(rows)))
+    return pd.DataFrame(
+        {
+            "user_id": [f"u{u}" for u, _ in rows],
+            "item_id": [f"i{i}" for _, i in rows],
+            "timestamp": pd.Series(times, dtype="int64"),
+        }
+    )
+
+
+def _keys(frame):
+    return sorted(zip(frame["user_id"], frame["item_id"], strict=True))
+
+
+@pytest.mark.parametrize("strategy", SPLIT_STRATEGIES)
+@hyp_settings(max_examples=25, deadline=None)
+@given(frame=interaction_frames(), seed=st.integers(0, 3))
+def test_disjoint_covering_and_deterministic(strategy, frame, seed):
+    settings = SplitSettings(strategy=strategy, seed=seed)
+    parts = split_interactions(frame, settings)
+    train, val, test = (set(_keys(p)) for p in (parts.train, parts.val, parts.test))
+    assert not (train & val) and not (train & test) and not (val & test)
+    assert sorted(train | val | test) == _keys(frame)  # every interaction in exactly one part
+    again = split_interactions(frame, settings)
+    for a, b in zip(parts.parts().values(), again.parts().values(), strict=True):
+        pd.testing.assert_frame_equal(a, b)
+    if strategy in ("stratified", "temporal_user", "leave_one_out"):
+        assert set(frame["user_id"]) == set(parts.train["user_id"])  # every user keeps a training item
+    if strategy == "item":
+        assert not (set(parts.test["item_id"]) & set(parts.train["item_id"]))
+    if strategy == "user":
+        assert not (set(parts.test["user_id"]) & set(parts.train["user_id"]))
+    if strategy == "temporal" and len(parts.train) and len(parts.test):
+        assert parts.test["timestamp"].min() >= parts.train["timestamp"].max()
+
+
+def _frame(n_users=20, per_user=10):
+    rows = [(f"u{u}", f"i{(u * 7 + k) % 50}", 1000 * u + k) for u in range(n_users) for k in range(per_user)]
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+
+
+def test_stratified_ratios_and_temporal_user_takes_latest():
+    frame = _frame()
+    parts = split_interactions(frame, SplitSettings(strategy="stratified"))
+    assert (len(parts.train), len(parts.val), len(parts.test)) == (160, 20, 20)
+    latest = split_interactions(frame, SplitSettings(strategy="temporal_user"))
+    assert (latest.test["timestamp"] % 1000).eq(9).all()
+
+
+def test_leave_one_out_without_timestamps_is_random_but_seeded():
+    frame = _frame().drop(columns="timestamp")
+    parts = split_interactions(frame, SplitSettings(strategy="leave_one_out", seed=3))
+    assert parts.test.groupby("user_id").size().eq(1).all() and len(parts.val) == 20
+
+
+def test_temporal_without_timestamps_is_a_clear_error():
+    with pytest.raises(DataError, match="needs a timestamp"):
+        split_interactions(_frame().drop(columns="timestamp"), SplitSettings(strategy="temporal"))
+
+
+def test_sample_n_limits_rows():
+    parts = split_interactions(_frame(), SplitSettings(sample_n=50))
+    assert sum(len(p) for p in parts.parts().values()) == 50
+
+
+def test_duplicate_pairs_are_refused_as_leakage():
+    frame = pd.concat([_frame()] * 2, ignore_index=True)
+    with pytest.raises(SplitError, match="Leakage"):
+        split_interactions(frame, SplitSettings(strategy="stratified"))
+
+
+def test_temporal_leakage_check():
+    early = pd.DataFrame({"user_id": ["u"], "item_id": ["a"], "timestamp": [5]})
+    late = pd.DataFrame({"user_id": ["u"], "item_id": ["b"], "timestamp": [9]})
+    with pytest.raises(SplitError, match="earlier"):
+        check_leakage(SplitFrames(late, early.iloc[:0], early), "temporal")
+
+
+def test_save_and_load_keep_string_ids(tmp_path):
+    frame = pd.DataFrame(
+        {"user_id": ["007", "007", "8"], "item_id": ["01", "02", "01"], "timestamp": [1, 2, 3]}
+    )
+    save_split(SplitFrames(frame, frame.iloc[:0], frame.iloc[2:]), tmp_path)
+    loaded = load_split(tmp_path)
+    assert loaded.train["user_id"].tolist() == ["007", "007", "8"] and loaded.val.empty
+    assert loaded.test["item_id"].tolist() == ["01"] and loaded.train["timestamp"].dtype == "int64"
+    (tmp_path / "val.csv").unlink()
+    with pytest.raises(DataError, match="mmrec split"):
+        load_split(tmp_path)

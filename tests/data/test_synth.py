@@ -1,0 +1,58 @@
+import hashlib
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from mmrec.data.synth import generate_synthetic
+
+
+def _digest(folder):
+    return hashlib.sha256(
+        b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
+    ).hexdigest()
+
+
+def test_deterministic_and_in_the_input_format(tmp_path):
+    a = generate_synthetic(tmp_path / "a", users=20, items=24, seed=5)
+    generate_synthetic(tmp_path / "b", users=20, items=24, seed=5)
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+    items = pd.read_csv(tmp_path / "a" / "item_info.csv", dtype={"item_id": str})
+    assert list(items.columns) == [
+        "item_id",
+        "title",
+        "description",
+        "view_number",
+        "comment_number",
+        "thumbup_number",
+    ]
+    inter = pd.read_csv(tmp_path / "a" / "interactions.csv")
+    assert (
+        list(inter.columns) == ["user_id", "item_id", "timestamp", "rating"] and len(inter) == a.interactions
+    )
+    assert not inter.duplicated(["user_id", "item_id"]).any()
+    assert all((tmp_path / "a" / "images" / f"{i}.jpg").is_file() for i in items["item_id"])
+    assert _digest(tmp_path / "a") != _digest(generate_synthetic(tmp_path / "c", 20, 24, seed=6).out_dir)
+
+
+def test_latent_category_shows_in_images_and_text(tmp_path):
+    generate_synthetic(tmp_path, users=5, items=80, seed=0)
+    items = pd.read_csv(tmp_path / "item_info.csv")
+    from mmrec.data.synth import CATEGORIES
+
+    vocab = [set(c[4].split()) for c in CATEGORIES]
+    # Each item's title/description words point to one category more than any other.
+    words = (items["title"].str.lower() + " " + items["description"]).str.split()
+    category = [int(np.argmax([len(set(w) & v) for v in vocab])) for w in words]
+    colours = np.array(
+        [
+            np.asarray(Image.open(tmp_path / "images" / f"{i}.jpg")).reshape(-1, 3).mean(0)
+            for i in items["item_id"]
+        ]
+    )
+    # Mean colour of items of one category is closer to its own centroid than to other centroids.
+    centroids = {c: colours[np.array(category) == c].mean(0) for c in set(category)}
+    nearest = [
+        min(centroids, key=lambda c: np.linalg.norm(colours[k] - centroids[c])) for k in range(len(items))
+    ]
+    assert np.mean(np.array(nearest) == np.array(category)) > 0.6

@@ -1,0 +1,61 @@
+"""Metrics against a hand-worked fixture and scikit-learn's ndcg_score."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import ndcg_score
+
+from mmrec.evaluation.metrics import reciprocal_rank, topk_metrics
+
+
+def test_hand_worked_fixture():
+    # User 0: relevant {A, C, E} (|R|=3); ranking A B C D E -> hits 1 0 1 0 1.
+    # User 1: relevant {Z} (|R|=1), ranked 2nd -> hits 0 1 0 0 0.
+    hits = torch.tensor([[1, 0, 1, 0, 1], [0, 1, 0, 0, 0]], dtype=torch.bool)
+    n_rel = torch.tensor([3, 1])
+    out = topk_metrics(hits, n_rel, [1, 3, 5])
+    d = [1 / math.log2(i + 1) for i in range(1, 6)]  # 1, 0.6309, 0.5, 0.4307, 0.3869
+    expected = {
+        "precision@1": [1.0, 0.0], "precision@3": [2 / 3, 1 / 3], "precision@5": [3 / 5, 1 / 5],
+        "recall@1": [1 / 3, 0.0], "recall@3": [2 / 3, 1.0], "recall@5": [1.0, 1.0],
+        "hit_rate@1": [1.0, 0.0], "hit_rate@3": [1.0, 1.0], "hit_rate@5": [1.0, 1.0],
+        # IDCG uses min(|R|, k) ideal positions.
+        "ndcg@1": [1.0, 0.0],
+        "ndcg@3": [(d[0] + d[2]) / (d[0] + d[1] + d[2]), d[1] / d[0]],
+        "ndcg@5": [(d[0] + d[2] + d[4]) / (d[0] + d[1] + d[2]), d[1] / d[0]],
+    }
+    for name, values in expected.items():
+        np.testing.assert_allclose(out[name].numpy(), values, rtol=1e-12, err_msg=name)
+
+
+def test_reciprocal_rank_counts_items_strictly_above():
+    scores = torch.tensor([[0.9, 0.5, float("-inf"), 0.7], [0.1, 0.2, 0.3, 0.4]])
+    best = torch.tensor([0.5, 0.4])  # user 0's best relevant item is 3rd; user 1's is 1st
+    np.testing.assert_allclose(reciprocal_rank(scores, best).numpy(), [1 / 3, 1.0])
+
+
+def test_catalogue_smaller_than_k_counts_missing_ranks_as_misses():
+    out = topk_metrics(torch.tensor([[True, False]]), torch.tensor([1]), [5])
+    assert out["precision@5"].item() == pytest.approx(1 / 5)
+    assert out["recall@5"].item() == 1.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ndcg_agrees_with_sklearn(seed):
+    # With binary relevance, distinct scores and |R| <= k, sklearn's ndcg_score@k has the same
+    # ideal DCG as ours (sklearn's ideal ranking is cut at k too), so the values must coincide.
+    rng = np.random.default_rng(seed)
+    n_users, n_items, k = 20, 30, 10
+    scores = rng.random((n_users, n_items))
+    relevance = np.zeros((n_users, n_items))
+    for u in range(n_users):
+        relevance[u, rng.choice(n_items, size=rng.integers(1, 12), replace=False)] = 1
+    order = np.argsort(-scores, axis=1)
+    hits = torch.from_numpy(np.take_along_axis(relevance, order, axis=1)[:, :k] > 0)
+    ours = topk_metrics(hits, torch.from_numpy(relevance.sum(1)), [k])[f"ndcg@{k}"].numpy()
+    reference = [ndcg_score(relevance[[u]], scores[[u]], k=k) for u in range(n_users)]
+    np.testing.assert_allclose(ours, reference, rtol=1e-10)

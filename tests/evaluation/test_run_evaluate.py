@@ -1,0 +1,86 @@
+"""run_evaluate end to end on a tiny project with the four baselines."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from mmrec.errors import ConfigError, DataError
+from mmrec.pipeline.evaluate import run_evaluate
+from mmrec.recommenders import BASELINES
+from mmrec.settings import load_settings
+
+
+def test_compare_baselines_writes_report_plots_and_predictions(tiny_config, tmp_path):
+    settings = load_settings(tiny_config).settings
+    predictions = tmp_path / "preds.csv"
+    report = run_evaluate(settings, BASELINES, save_predictions=predictions)
+    assert [m.name for m in report.models] == list(BASELINES)
+    by_name = {m.name: m for m in report.models}
+    # The tiny data has strong group structure: neighbourhood models must beat random.
+    assert by_name["item_knn"].metrics["ndcg@10"] > by_name["random"].metrics["ndcg@10"]
+    assert by_name["user_knn"].metrics["recall@10"] > by_name["random"].metrics["recall@10"]
+    assert report.counts["test_cold_users"] == 1 and report.counts["test_cold_item_interactions"] >= 1
+    assert by_name["item_knn"].fallback_users == 1 and by_name["random"].fallback_users == 0
+    assert by_name["random"].cold_item_metrics  # cold-item report exists
+    saved = json.loads((tmp_path / "results" / "evaluation.json").read_text())
+    assert set(saved["models"]) == set(BASELINES)
+    assert "| item_knn |" in (tmp_path / "results" / "evaluation.md").read_text()
+    for name in ("metrics_at_k.png", "bar_ndcg.png", "bar_mrr.png"):
+        assert (tmp_path / "results" / name).read_bytes()[:4] == b"\x89PNG"
+    rows = pd.read_csv(predictions)
+    assert set(rows["model"]) == set(BASELINES) and rows["rank"].max() == 10
+
+
+def test_seen_items_never_recommended(tiny_config, tmp_path):
+    settings = load_settings(tiny_config).settings
+    predictions = tmp_path / "preds.json"
+    run_evaluate(settings, ["item_knn"], save_predictions=predictions)
+    top = json.loads(predictions.read_text())["item_knn"]
+    split = tmp_path / "splits"
+    seen = pd.concat([pd.read_csv(split / "train.csv"), pd.read_csv(split / "val.csv")])
+    for user, items in top.items():
+        assert not set(items) & set(seen.loc[seen.user_id == user, "item_id"])
+
+
+def test_ranking_task_reports_sampled_metrics(tiny_config):
+    settings = load_settings(tiny_config).settings
+    report = run_evaluate(settings, ["popularity", "item_knn"], eval_task="ranking", num_negatives=5,
+                          sampling_strategy="popularity", write_files=False)
+    metrics = report.models[1].metrics
+    assert 0.0 <= metrics["sampled_auc"] <= 1.0 and "sampled_ndcg@5" in metrics
+    assert "ndcg@5" not in metrics  # no full-ranking numbers mixed in
+    assert any("not comparable" in note for note in report.notes)
+
+
+def test_results_do_not_depend_on_batch_size_or_parallelism(tiny_config):
+    settings = load_settings(tiny_config).settings
+    a = run_evaluate(settings, ["user_knn", "random"], write_files=False)
+    small = load_settings(tiny_config, {"evaluation.batch_size": 3}).settings
+    b = run_evaluate(small, ["user_knn", "random"], use_parallel=True, num_workers=2, write_files=False)
+    assert [m.metrics for m in a.models] == [m.metrics for m in b.models]
+
+
+def test_empty_test_file_and_missing_column_are_clear_errors(tiny_config, tmp_path):
+    settings = load_settings(tiny_config).settings
+    empty = tmp_path / "empty.csv"
+    empty.write_text("user_id,item_id\n")
+    with pytest.raises(DataError, match="no interactions"):
+        run_evaluate(settings, ["random"], test_data=empty)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user,item_id\nu1,i000\n")
+    with pytest.raises(DataError, match="lacks column"):
+        run_evaluate(settings, ["random"], test_data=bad)
+    with pytest.raises(ConfigError):
+        run_evaluate(settings, ["svd"])
+
+
+def test_unknown_test_items_are_counted(tiny_config, tmp_path):
+    settings = load_settings(tiny_config).settings
+    test = tmp_path / "test.csv"
+    test.write_text("user_id,item_id\nu001,i004\nu001,nope\nu001,i004\n")
+    report = run_evaluate(settings, ["popularity"], test_data=test, write_files=False)
+    assert report.counts["test_unknown_items_dropped"] == 1
+    assert report.counts["test_duplicate_pairs"] == 1

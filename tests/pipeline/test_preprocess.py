@@ -1,0 +1,122 @@
+import io
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from mmrec.data.synth import generate_synthetic
+from mmrec.data.tables import ITEM_COLUMNS, load_interactions, load_items
+from mmrec.errors import DataError
+from mmrec.pipeline.preprocess import run_preprocess
+from mmrec.settings import load_settings
+
+
+def _settings(tmp_path, **overrides):
+    values = {
+        "paths.data_dir": tmp_path / "raw",
+        "paths.processed_dir": tmp_path / "processed",
+        "preprocess.num_workers": 1,
+        **overrides,
+    }
+    return load_settings(None, values).settings
+
+
+@pytest.fixture
+def dirty_raw(tmp_path):
+    """A tiny synthetic dataset with one of each defect preprocess must report."""
+    raw = tmp_path / "raw"
+    generate_synthetic(raw, users=12, items=16, seed=1)
+    items = pd.read_csv(raw / "item_info.csv", dtype=str)
+    items.loc[0, "title"] = "<b>Bold</b> &amp; title"
+    items.loc[1, "view_number"] = "lots"
+    items = pd.concat(
+        [
+            items,
+            pd.DataFrame(
+                [
+                    {
+                        "item_id": "../escape",
+                        "title": "x",
+                        "description": "y",
+                        "view_number": "1",
+                        "comment_number": "1",
+                        "thumbup_number": "1",
+                    }
+                ]
+            ),
+        ]
+    )
+    items.to_csv(raw / "item_info.csv", index=False)
+    (raw / "images" / "i00002.jpg").write_bytes(b"")
+    (raw / "images" / "i00003.jpg").write_bytes(b"<html>not an image</html>")
+    (raw / "images" / "i00004.jpg").unlink()
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 200), "red").save(buffer, format="JPEG")
+    (raw / "images" / "i00005.jpg").write_bytes(buffer.getvalue()[:500])
+    inter = pd.read_csv(raw / "interactions.csv", dtype=str)
+    extra = pd.DataFrame(
+        [
+            {"user_id": "u0000", "item_id": "ghost", "timestamp": "1", "rating": "5"},
+            {"user_id": "u0000", "item_id": "../escape", "timestamp": "1", "rating": "5"},
+        ]
+    )
+    pd.concat([inter, extra]).to_csv(raw / "interactions.csv", index=False)
+    return raw
+
+
+def test_report_counts_every_defect_and_tables_follow_the_contract(tmp_path, dirty_raw):
+    result = run_preprocess(_settings(tmp_path))
+    report = result.report
+    assert not result.skipped
+    assert report["items"]["dropped"] == {"unsafe_id": 1} and report["items"]["kept"] == 16
+    assert {k: report["images"][k] for k in ("ok", "zero_byte", "not_image", "missing", "truncated")} == {
+        "ok": 12,
+        "zero_byte": 1,
+        "not_image": 1,
+        "missing": 1,
+        "truncated": 1,
+    }
+    assert report["items"]["numeric"]["view_number"]["non_numeric"] == 1
+    assert report["items"]["text"]["titles_changed"] == 1
+    assert report["interactions"]["dropped"] == {"unsafe_item_id": 1, "unknown_item": 1}
+    items = load_items(tmp_path / "processed")
+    assert list(items.columns[: len(ITEM_COLUMNS)]) == list(ITEM_COLUMNS)
+    assert list(items.columns[len(ITEM_COLUMNS) :]) == ["view_number", "comment_number", "thumbup_number"]
+    row = items.set_index("item_id")
+    assert row.loc["i00000", "title"] == "Bold & title"
+    assert not row.loc["i00002", "has_image"] and row.loc["i00002", "image_path"] is None
+    assert row.loc["i00006", "has_image"] and row.loc["i00006", "image_path"].startswith(
+        str(tmp_path.resolve())
+    )
+    interactions = load_interactions(tmp_path / "processed")
+    assert set(interactions["item_id"]) <= set(items["item_id"])
+    assert (tmp_path / "processed" / "preprocess_report.json").is_file()
+
+
+def test_rerun_is_a_noop_until_inputs_or_settings_change(tmp_path, dirty_raw):
+    settings = _settings(tmp_path)
+    run_preprocess(settings)
+    assert run_preprocess(settings).skipped
+    assert run_preprocess(_settings(tmp_path, **{"preprocess.num_workers": 2})).skipped  # speed only
+    assert not run_preprocess(settings, force=True).skipped
+    assert not run_preprocess(_settings(tmp_path, **{"preprocess.max_text_length": 50})).skipped
+    inter = dirty_raw / "interactions.csv"
+    inter.write_text(inter.read_text() + "u0001,i00001,5,5\n")
+    assert not run_preprocess(_settings(tmp_path, **{"preprocess.max_text_length": 50})).skipped
+
+
+def test_rating_threshold_keeps_positives_only(tmp_path, dirty_raw):
+    report = run_preprocess(_settings(tmp_path, **{"data.positive_rating_threshold": 4.0})).report
+    interactions = load_interactions(tmp_path / "processed")
+    assert interactions["rating"].min() >= 4.0
+    assert report["interactions"]["dropped"]["below_threshold"] > 0
+
+
+def test_missing_inputs_are_data_errors(tmp_path, dirty_raw):
+    with pytest.raises(DataError, match="'likes' not found"):
+        run_preprocess(_settings(tmp_path, **{"data.numerical_features_cols": ["likes"]}))
+    (dirty_raw / "interactions.csv").unlink()
+    with pytest.raises(DataError, match="interactions file not found"):
+        run_preprocess(_settings(tmp_path))
+    with pytest.raises(DataError, match="Data folder"):
+        run_preprocess(_settings(tmp_path, **{"paths.data_dir": tmp_path / "nowhere"}))

@@ -1,0 +1,88 @@
+"""Settings precedence and validation, exercised through `mmrec config show`."""
+
+import json
+import typing
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from mmrec.cli.app import app
+from mmrec.settings import Settings, load_settings
+
+runner = CliRunner()
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _show(*args, env=None):
+    result = runner.invoke(app, ["config", "show", "--json", *args], env=env)
+    return result, (json.loads(result.output) if result.exit_code == 0 else None)
+
+
+def test_precedence_defaults_yaml_env_cli(tmp_path, monkeypatch):
+    config = tmp_path / "c.yaml"
+    config.write_text("training:\n  epochs: 7\n  batch_size: 16\nsplit:\n  seed: 5\n")
+    monkeypatch.setenv("MMREC_TRAINING__BATCH_SIZE", "32")
+    monkeypatch.setenv("MMREC_SPLIT__SEED", "6")
+    loaded = load_settings(config, {"split.seed": 9, "training.epochs": None})
+    s = loaded.settings
+    assert (s.training.epochs, s.training.batch_size, s.split.seed, s.model.embedding_dim) == (7, 32, 9, 64)
+    assert loaded.source_of("training.epochs") == f"yaml:{config}"
+    assert loaded.source_of("training.batch_size") == "env:MMREC_TRAINING__BATCH_SIZE"
+    assert loaded.source_of("split.seed") == "cli" and loaded.source_of("model.embedding_dim") == "default"
+    result, shown = _show("--config", str(config))
+    assert result.exit_code == 0 and shown["settings"]["training"]["batch_size"] == 32
+
+
+@pytest.mark.parametrize(
+    "yaml_text, expected",
+    [
+        ("training:\n  epochz: 3\n", "training.epochz: unknown key; allowed here: epochs"),
+        ("training:\n  epochs: many\n", "training.epochs"),
+        ("training:\n  learning_rate: -0.1\n", "training.learning_rate"),
+        ("evaluation:\n  k_values: [0, 5]\n", "every k must be >= 1"),
+        ("features:\n  vision_backbone: vgg\n", "'efficientnet-lite', 'resnet'"),
+        ("nosuchsection:\n  a: 1\n", "nosuchsection"),
+    ],
+)
+def test_invalid_settings_exit_2_naming_the_key(tmp_path, yaml_text, expected):
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml_text)
+    result, _ = _show("--config", str(config))
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2 and "ConfigError" in result.output
+    assert expected in flat
+
+
+def test_unknown_env_section_is_an_error():
+    result, _ = _show(env={"MMREC_TRAINNG__EPOCHS": "3"})
+    assert result.exit_code == 2 and "MMREC_TRAINNG__EPOCHS" in result.output
+
+
+@pytest.mark.parametrize("name", ["simple_config", "advanced_config", "demo"])
+def test_shipped_configs_load(name):
+    settings = load_settings(CONFIGS / f"{name}.yaml").settings
+    if name == "simple_config":
+        assert (
+            settings.features.vision_backbone,
+            settings.model.embedding_dim,
+            settings.training.epochs,
+        ) == ("resnet", 64, 30)
+        assert settings.model.use_contrastive and settings.training.batch_size == 64
+    if name == "demo":
+        assert str(settings.paths.data_dir) == "demo/raw"
+        assert settings.features.vision_backbone == "efficientnet-lite"
+
+
+def test_advanced_config_names_every_setting_with_a_comment():
+    text = (CONFIGS / "advanced_config.yaml").read_text()
+    values = yaml.safe_load(text)
+    for section, field in Settings.model_fields.items():
+        assert section in values, f"advanced_config.yaml lacks section {section}"
+        for key in typing.cast(type, field.annotation).model_fields:
+            assert key in values[section], f"advanced_config.yaml lacks {section}.{key}"
+            line = next(line for line in text.splitlines() if line.strip().startswith(f"{key}:"))
+            assert "#" in line, f"{section}.{key} has no comment"
+    defaults = Settings().model_dump(mode="json")
+    assert load_settings(CONFIGS / "advanced_config.yaml").settings.model_dump(mode="json") == defaults
