@@ -1,7 +1,125 @@
-"""Placeholder: replaced by the module that implements `mmrec checkpoints`."""
+"""`mmrec checkpoints list | organize | organize-manual | info`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.table import Table
+
+from mmrec.cli.common import ConfigOption, console, state
+from mmrec.errors import CheckpointError
+
+app = typer.Typer(help="List, organize and inspect model checkpoints.", no_args_is_help=True)
+
+DirOption = Annotated[Path | None, typer.Option("--checkpoint-dir", "--checkpoint_dir",
+                                                help="Checkpoint folder (paths.checkpoint_dir).")]
+
+
+def _checkpoint_dir(ctx: typer.Context, config: Path | None, checkpoint_dir: Path | None) -> Path:
+    settings = state(ctx).settings(config, {"paths.checkpoint_dir": checkpoint_dir})
+    return Path(settings.paths.checkpoint_dir)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@app.command("list")
+def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir: DirOption = None) -> None:
+    """Table of checkpoints: path, combo, epoch, monitored metric, size, organized or not."""
+    from mmrec.checkpoints.catalog import list_checkpoints
+
+    root = _checkpoint_dir(ctx, config, checkpoint_dir)
+    infos = list_checkpoints(root)
+    if not infos:
+        console.print(f"No checkpoints in {root}. Train one with `mmrec train`.")
+        return
+    table = Table(title=f"Checkpoints in {root}")
+    for column in ("path", "combo", "epoch", "metric", "size", "organized"):
+        table.add_column(column, justify="right" if column in ("epoch", "size") else "left", overflow="fold")
+    for info in infos:
+        metric = f"{info.monitor} {info.metric:.4f}" if info.metric is not None and info.monitor else "-"
+        table.add_row(str(info.path.relative_to(root)), info.combo or "[yellow]unknown", str(info.epoch or "-"),
+                      metric, _size(info.size_bytes), "yes" if info.organized else "[yellow]no")
+    console.print(table)
+    if any(not info.organized for info in infos):
+        console.print("Flat checkpoints found (old layout): run `mmrec checkpoints organize`.")
+
+
+@app.command("organize")
+def organize_command(
+    ctx: typer.Context, config: ConfigOption = None, checkpoint_dir: DirOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", "--dry_run", help="Show the moves without making them.")] = False,
+) -> None:
+    """Move flat checkpoints into {combo}/ folders using their sidecar metadata."""
+    from mmrec.checkpoints.catalog import organize
+
+    root = _checkpoint_dir(ctx, config, checkpoint_dir)
+    report = organize(root, dry_run=dry_run)
+    verb = "would move" if dry_run else "moved"
+    for source, target in report.moves:
+        console.print(f"{verb} {source.relative_to(root)} -> {target.relative_to(root)}")
+    for path in report.conflicts:
+        console.print(f"[yellow]skipped {path.name}: its destination already exists")
+    for path in report.unknown_combo:
+        console.print(f"[yellow]skipped {path.name}: no metadata names its combo (use `organize-manual`)")
+    console.print(f"{len(report.moves)} {verb}, {len(report.conflicts) + len(report.unknown_combo)} skipped.")
+
+
+@app.command("organize-manual")
+def organize_manual_command(ctx: typer.Context, config: ConfigOption = None,
+                            checkpoint_dir: DirOption = None) -> None:
+    """Ask for the combo of each flat checkpoint that has none recorded, then move it (empty = skip)."""
+    from mmrec.checkpoints.catalog import move_checkpoint, unknown_combo_checkpoints
+
+    root = _checkpoint_dir(ctx, config, checkpoint_dir)
+    pending = unknown_combo_checkpoints(root)
+    if not pending:
+        console.print("No flat checkpoints with an unknown combo.")
+        return
+    moved = 0
+    for path in pending:
+        while True:
+            combo = typer.prompt(f"Combo for {path.name} (e.g. efficientnet-lite_sentence-bert; empty = skip)",
+                                 default="", show_default=False).strip()
+            if not combo:
+                console.print(f"skipped {path.name}")
+                break
+            try:
+                target = move_checkpoint(path, combo, root)
+            except CheckpointError as error:
+                console.print(f"[red]{error.message}[/red] {error.hint or ''}")
+                continue
+            console.print(f"moved {path.name} -> {target.relative_to(root)}")
+            moved += 1
+            break
+    console.print(f"{moved} moved, {len(pending) - moved} skipped.")
+
+
+@app.command("info")
+def info_command(
+    ctx: typer.Context,
+    path: Annotated[Path | None, typer.Argument(help="A .pth file (default: the best checkpoint of the config's combo).")] = None,
+    config: ConfigOption = None,
+    checkpoint_dir: DirOption = None,
+) -> None:
+    """JSON summary of one checkpoint (settings, metrics, encoders, versions)."""
+    from mmrec.checkpoints.catalog import summary
+    from mmrec.checkpoints.store import find_checkpoint
+
+    settings = state(ctx).settings(config, {"paths.checkpoint_dir": checkpoint_dir})
+    if path is None:
+        path = find_checkpoint(Path(settings.paths.checkpoint_dir), settings.features.combo,
+                               settings.inference.checkpoint_name)
+    console.print_json(json.dumps(summary(path)))
 
 
 def register(root: typer.Typer) -> None:
-    """Adds nothing until implemented."""
+    root.add_typer(app, name="checkpoints")

@@ -103,8 +103,16 @@ def preprocess(
     from mmrec.pipeline.cache import run_cache_precompute  # the features layer; imported only when caching
 
     with RichProgress() as progress:
-        cache_result = run_cache_precompute(settings, progress=progress)
-    console.print(f"Feature cache: {cache_result}")
+        cached = run_cache_precompute(settings, progress=progress)
+    report = cached.report
+    counts = ", ".join(
+        f"{m}: {report.computed.get(m, 0):,} computed / {report.already_cached.get(m, 0):,} cached"
+        f" / {report.failed.get(m, 0):,} unreadable"
+        for m in ("vision", "text")
+    )
+    console.print(
+        f"Feature store {report.combo}: {counts} ({report.seconds:.1f}s) in [bold]{cached.cache_folder}"
+    )
 
 
 def register(root: typer.Typer) -> None:

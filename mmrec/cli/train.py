@@ -53,14 +53,17 @@ def train(
 
     table = Table(title=f"Training: {result.combo} on {result.device}"
                   + (f" x{result.world_size} processes" if result.world_size > 1 else ""))
-    metric_names = [k for k in (result.history[-1].val if result.history else {}) if k.split("@")[0] in
-                    ("ndcg", "recall") or k == "mrr"]
-    for column in ("epoch", "loss", *metric_names, "s/epoch", "inter/s", "lr"):
+    # The monitored metric and the recall at the same cut-off keep the table narrow.
+    monitor = result.monitor.lower()
+    cut = f"@{monitor.split('@')[1]}" if "@" in monitor else ""
+    available = result.history[-1].val if result.history else {}
+    metric_names = [m for m in dict.fromkeys([monitor, f"recall{cut}" if cut else "recall@10"]) if m in available]
+    for column in ("epoch", "loss", *metric_names, "s/epoch", "inter/s"):
         table.add_column(column, justify="right", no_wrap=True)
     for record in result.history:
         style = "bold green" if record.epoch == result.best_epoch else None
         table.add_row(str(record.epoch), f"{record.loss:.4f}", *(f"{record.val.get(m, 0.0):.4f}" for m in metric_names),
-                      f"{record.seconds:.1f}", f"{record.interactions_per_s:,.0f}", f"{record.lr:.2e}", style=style)
+                      f"{record.seconds:.1f}", f"{record.interactions_per_s:,.0f}", style=style)
     console.print(table)
     for note in result.notes:
         console.print(f"[yellow]{note}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
+import tempfile
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -13,7 +15,6 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from mmrec.fileio import atomic_write_bytes
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import PreprocessSettings
 
@@ -42,6 +43,22 @@ class ImageResult:
     width: int = 0
     height: int = 0
     detail: str = ""
+
+
+def _write_replacing(path: Path, data: bytes) -> None:
+    """Temp file + rename: readers never see a half-written image.
+
+    No per-file fsync (it cost 2-3x throughput); process_images syncs once at the end instead.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def _load_rgb(source: str, max_pixels: int) -> Image.Image:
@@ -79,7 +96,7 @@ def process_image(
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality)
     data = buffer.getvalue()
-    atomic_write_bytes(Path(output_dir) / job.output_name, data)
+    _write_replacing(Path(output_dir) / job.output_name, data)
     return ImageResult(
         job.item_id, "ok", job.output_name, hashlib.sha256(data).hexdigest(), image.width, image.height
     )
@@ -122,6 +139,7 @@ def process_images(
                 for result in future.result():
                     results[result.item_id] = result
                 progress(ProgressEvent("images", len(results), total, "Verifying images"))
+    os.sync()  # one flush for all written images (see _write_replacing)
     progress(ProgressEvent("images", total, total, "Verifying images", done=True))
     return results
 

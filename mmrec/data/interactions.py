@@ -25,12 +25,21 @@ class InteractionReport:
     examples: dict[str, list[str]] = field(default_factory=dict)
     k_core_rounds: int = 0
 
-    def drop(self, reason: str, rows: pd.DataFrame, column: str = "item_id") -> None:
+    def drop(self, reason: str, rows: pd.DataFrame) -> None:
+        """Count `rows` as dropped for `reason`; keep up to 5 "user/item" examples."""
         if len(rows) == 0:
             return
         self.dropped[reason] = self.dropped.get(reason, 0) + len(rows)
         examples = self.examples.setdefault(reason, [])
-        examples.extend(str(v) for v in rows[column].head(5 - len(examples)) if len(examples) < 5)
+        head = rows.head(max(0, 5 - len(examples)))
+        examples.extend(
+            f"{_show(user)}/{_show(item)}" for user, item in zip(head["user_id"], head["item_id"], strict=True)
+        )
+
+
+def _show(value: object) -> str:
+    missing = value is None or value is pd.NA or value != value or str(value).strip() == ""
+    return "<missing>" if missing else str(value)
 
 
 def _as_id(series: pd.Series) -> pd.Series:
@@ -69,7 +78,7 @@ def clean_interactions(
         | (frame["item_id"] == "")
     )
     blank = blank.fillna(True).astype(bool)
-    report.drop("missing_id", raw[blank].astype({"item_id": "string"}).fillna("<missing>"))
+    report.drop("missing_id", frame[blank])
     frame = frame[~blank]
     for column, reason in (("timestamp", "bad_timestamp"), ("rating", "bad_rating")):
         if column in frame.columns:

@@ -49,12 +49,15 @@ def full_ranking(
     candidate_items: np.ndarray | None = None,
     return_topk: bool = False,
     return_per_user: bool = False,
+    max_score_cells: int = 1 << 26,
 ) -> RankingResult:
     """Evaluate a recommender over all items.
 
     score_fn(rows) -> [len(rows), n_items] scores (higher is better) for row indices of `relevant`.
     relevant: [n_users, n_items] held-out positives; exclude: same shape, items to mask (seen).
     candidate_items: restrict the ranking to these catalogue indices (e.g. cold-start items).
+    max_score_cells: cap on batch x n_items (64M cells = 256 MB of float32 scores), so memory stays
+    bounded for any catalogue size; the batch shrinks to fit, which never changes the results.
     """
     device = torch.device(device)
     relevant = sp.csr_matrix(relevant)
@@ -64,6 +67,7 @@ def full_ranking(
         if exclude.shape != relevant.shape:
             raise ValueError(f"exclude shape {exclude.shape} != relevant shape {relevant.shape}")
     k_values = sorted(set(int(k) for k in k_values))
+    batch_size = max(1, min(batch_size, max_score_cells // max(1, n_items)))
     max_k = min(max(k_values), n_items)
     blocked: torch.Tensor | None = None
     if candidate_items is not None:
@@ -86,7 +90,7 @@ def full_ranking(
             r, c = _row_coords(exclude, rows)
             if len(r):
                 scores[torch.from_numpy(r).to(device), torch.from_numpy(c).to(device)] = float("-inf")
-        top = torch.topk(scores, max_k, dim=1, sorted=True).indices  # [b, max_k]
+        top_values, top = torch.topk(scores, max_k, dim=1, sorted=True)  # [b, max_k]
 
         rel_r, rel_c = _row_coords(relevant, rows)
         rel_r_t = torch.from_numpy(rel_r).to(device)
@@ -100,11 +104,12 @@ def full_ranking(
         batch = topk_metrics(hits, n_rel, k_values)
         best = torch.full((len(rows),), float("-inf"), device=device)
         best = best.scatter_reduce(0, rel_r_t, scores[rel_r_t, rel_c_t], reduce="amax")
-        batch["mrr"] = reciprocal_rank(scores, best)
+        batch["mrr"] = reciprocal_rank(scores, best, top_values)
         for name, values in batch.items():
             per_user.setdefault(name, []).append(values.cpu().numpy())
         if return_topk:
             topk_rows.append(top.cpu().numpy())
+        del scores  # free this chunk before the next one is allocated: peak = one chunk, not two
 
     # Means over the concatenated per-user values: the same summation order for any batch size.
     values = {name: np.concatenate(parts) for name, parts in per_user.items()}

@@ -19,7 +19,11 @@ def reasons_for(
     contributions = getattr(model, "modality_contributions", None)
     if callable(contributions):
         # MultimodalRecommender: share of the item vector owed to each modality (id, vision, text, numeric).
-        shares = contributions(np.asarray(indices))
+        shares = contributions(np.asarray(indices))  # {modality: [k] share}
+        if isinstance(shares, dict):
+            table = {name: np.asarray(values, dtype=np.float64) for name, values in shares.items()}
+            return [{"source": model.name, "modalities": {name: round(float(v[r]), 4) for name, v in table.items()}}
+                    for r in range(len(indices))]
         return [{"source": model.name, "modalities": _as_dict(share)} for share in shares]
     if model.name == "item_knn" and len(history):
         similarity = model.similarity[indices][:, history].toarray()  # [k, |history|]

@@ -16,7 +16,7 @@ from mmrec.data.images import IMAGE_STATUSES, ImageJob, process_images
 from mmrec.data.interactions import clean_interactions
 from mmrec.data.items import clean_items
 from mmrec.data.tables import INTERACTIONS_FILE, ITEMS_FILE, REPORT_FILE, save_interactions, save_items
-from mmrec.errors import DataError
+from mmrec.errors import ConfigError, DataError
 from mmrec.fileio import atomic_write_json, read_json
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.provenance import package_versions
@@ -142,6 +142,12 @@ def run_preprocess(
         raise DataError(
             f"Data folder {data_dir} not found.",
             hint="Set paths.data_dir, or create data with `mmrec data synth --out DIR`.",
+        )
+    if (processed_dir / PROCESSED_IMAGES).resolve() == (data_dir / settings.data.images_subdir).resolve():
+        # Preprocess rewrites and prunes its images folder; it must never be the input folder.
+        raise ConfigError(
+            f"paths.processed_dir ({processed_dir}) would put processed images over the input images.",
+            hint="Use a processed_dir different from data_dir.",
         )
     fingerprint = input_fingerprint(settings)
     if not force and (previous := _up_to_date(processed_dir, fingerprint)) is not None:

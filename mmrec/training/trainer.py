@@ -222,7 +222,7 @@ class Trainer:
                 message=f"epoch {self.epoch}: loss {loss:.4f}  val {self.cfg.monitor} {monitored:.4f}"
                 + ("  (best)" if is_best else "") + f"  {record.interactions_per_s:,.0f} inter/s",
             ))
-        self.progress(ProgressEvent("train", done=True))
+        self.progress(ProgressEvent("train", self.steps_per_epoch, self.steps_per_epoch, "train", done=True))
         self.progress(ProgressEvent("epochs", self.epoch, self.cfg.epochs, "epochs", done=True))
         return self.history
 

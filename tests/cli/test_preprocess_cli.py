@@ -57,3 +57,26 @@ def test_bad_inputs_exit_2(config, tmp_path, case, message):
         args += ["--workers", "0"]
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and message in result.output
+
+
+def test_caching_step_runs_after_preprocess_unless_skipped(config, monkeypatch):
+    import mmrec.pipeline.cache as cache_pipeline
+    from mmrec.features.store import PrecomputeReport
+
+    calls = []
+
+    def fake_precompute(settings, progress=None):
+        calls.append(settings.paths.processed_dir)
+        report = PrecomputeReport(
+            combo="efficientnet-lite_sentence-bert",
+            n_items=10,
+            computed={"vision": 10, "text": 10},
+            already_cached={"vision": 0, "text": 0},
+            failed={"vision": 0, "text": 0},
+        )
+        return cache_pipeline.PrecomputeResult(report, settings.paths.cache_dir)
+
+    monkeypatch.setattr(cache_pipeline, "run_cache_precompute", fake_precompute)
+    result = runner.invoke(app, ["preprocess", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 1 and "vision: 10 computed" in result.output

@@ -37,6 +37,8 @@ def test_bad_rows_are_counted_by_reason():
     }
     assert out[["user_id", "item_id"]].values.tolist() == [["u1", "a"]]
     assert report.input_rows == 10 and report.kept == 1
+    assert report.examples["missing_id"] == ["<missing>/a", "u2/<missing>"]
+    assert report.examples["duplicate"] == ["u2/a"]
     assert out["timestamp"].dtype == "int64" and out["rating"].dtype == "float64"
 
 

@@ -59,3 +59,15 @@ def test_ndcg_agrees_with_sklearn(seed):
     ours = topk_metrics(hits, torch.from_numpy(relevance.sum(1)), [k])[f"ndcg@{k}"].numpy()
     reference = [ndcg_score(relevance[[u]], scores[[u]], k=k) for u in range(n_users)]
     np.testing.assert_allclose(ours, reference, rtol=1e-10)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_reciprocal_rank_shortcut_equals_full_count(seed):
+    # Ties (integer scores) and -inf masks included: the top-K shortcut must not change any value.
+    gen = torch.Generator().manual_seed(seed)
+    scores = torch.randint(0, 6, (50, 40), generator=gen).float()
+    scores[scores == 0] = float("-inf")
+    best = torch.randint(0, 6, (50,), generator=gen).float()
+    best[best == 0] = float("-inf")
+    top_values = torch.topk(scores, 5, dim=1).values
+    torch.testing.assert_close(reciprocal_rank(scores, best, top_values), reciprocal_rank(scores, best))

@@ -6,7 +6,7 @@ from PIL import Image
 
 from mmrec.data.synth import generate_synthetic
 from mmrec.data.tables import ITEM_COLUMNS, load_interactions, load_items
-from mmrec.errors import DataError
+from mmrec.errors import ConfigError, DataError
 from mmrec.pipeline.preprocess import run_preprocess
 from mmrec.settings import load_settings
 
@@ -118,5 +118,7 @@ def test_missing_inputs_are_data_errors(tmp_path, dirty_raw):
     (dirty_raw / "interactions.csv").unlink()
     with pytest.raises(DataError, match="interactions file not found"):
         run_preprocess(_settings(tmp_path))
+    with pytest.raises(ConfigError, match="over the input images"):
+        run_preprocess(_settings(tmp_path, **{"paths.processed_dir": dirty_raw}))
     with pytest.raises(DataError, match="Data folder"):
         run_preprocess(_settings(tmp_path, **{"paths.data_dir": tmp_path / "nowhere"}))

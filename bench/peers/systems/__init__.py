@@ -1,0 +1,54 @@
+"""Systems under test. Each is a `BenchSystem`: a small validation grid and a `fit` that returns a scorer.
+
+Every scorer maps user rows to [len(rows), n_items] scores in the split's catalogue order, so the
+one metric implementation ranks every system over identical columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.peers.protocols import Split
+
+Scorer = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class Context:
+    """What a system may use besides the training interactions: content features and the seed."""
+
+    seed: int
+    image: np.ndarray  # [n_items, 1280] EfficientNet-Lite0 poster features, catalogue order
+    text: np.ndarray  # [n_items, 384] MiniLM features, catalogue order
+    threads: int = 1
+    data_dir: Path | None = None  # the MovieLens folder (mmrec's own pipeline imports from it)
+    workdir: Path | None = None  # bench work dir: mmrec's inputs, feature store and checkpoints go here
+    log: Callable[[str], None] = print
+
+
+@dataclass
+class BenchSystem:
+    name: str
+    library: str
+    grid: list[dict[str, Any]]
+    fit: Callable[[Split, dict[str, Any], Context], Scorer]
+    cold_capable: bool = False  # can score items with no training interaction
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def all_systems() -> list[BenchSystem]:
+    """Every peer system in report order (mmrec systems are added by systems.mmrec when available)."""
+    from bench.peers.systems import content, cornac_models, implicit_models, mmrec
+
+    return [
+        *cornac_models.SYSTEMS,
+        *implicit_models.SYSTEMS,
+        *content.SYSTEMS,
+        *mmrec.systems(),
+    ]

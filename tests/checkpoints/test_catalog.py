@@ -1,0 +1,48 @@
+import pytest
+import torch
+
+from mmrec.checkpoints.catalog import list_checkpoints, move_checkpoint, organize, summary, unknown_combo_checkpoints
+from mmrec.checkpoints.store import BEST, LAST, save_checkpoint
+from mmrec.errors import CheckpointError
+
+
+def flat_project(root):
+    save_checkpoint(root / BEST, {"model": {}}, {"combo": "v_t", "epoch": 2, "monitor": "ndcg@10",
+                                                   "monitored_value": 0.5})
+    save_checkpoint(root / "v_t" / LAST, {"model": {}}, {"combo": "v_t", "epoch": 3})
+    torch.save({"model": {}}, root / "mystery.pth")  # an old file with no metadata
+
+
+def test_list_marks_organized_and_flat(tmp_path):
+    flat_project(tmp_path)
+    infos = {info.path.name: info for info in list_checkpoints(tmp_path)}
+    assert infos[LAST].organized and not infos[BEST].organized
+    assert infos[BEST].combo == "v_t" and infos[BEST].metric == 0.5 and infos[BEST].epoch == 2
+    assert infos["mystery.pth"].combo is None
+
+
+def test_organize_dry_run_then_real(tmp_path):
+    flat_project(tmp_path)
+    report = organize(tmp_path, dry_run=True)
+    assert [(s.name, t.relative_to(tmp_path).as_posix()) for s, t in report.moves] == [(BEST, "v_t/best_model.pth")]
+    assert (tmp_path / BEST).exists()
+    report = organize(tmp_path)
+    assert (tmp_path / "v_t" / BEST).exists() and (tmp_path / "v_t" / "best_model.json").exists()
+    assert not (tmp_path / BEST).exists()
+    assert [p.name for p in report.unknown_combo] == ["mystery.pth"]
+
+
+def test_organize_never_overwrites(tmp_path):
+    flat_project(tmp_path)
+    save_checkpoint(tmp_path / "v_t" / BEST, {"model": {}}, {"combo": "v_t", "epoch": 9})
+    report = organize(tmp_path)
+    assert [p.name for p in report.conflicts] == [BEST] and (tmp_path / BEST).exists()
+
+
+def test_manual_move_records_combo_and_validates_name(tmp_path):
+    flat_project(tmp_path)
+    assert [p.name for p in unknown_combo_checkpoints(tmp_path)] == ["mystery.pth"]
+    with pytest.raises(CheckpointError):
+        move_checkpoint(tmp_path / "mystery.pth", "../evil", tmp_path)
+    target = move_checkpoint(tmp_path / "mystery.pth", "x_y", tmp_path)
+    assert summary(target)["combo"] == "x_y" and summary(target)["organized"]

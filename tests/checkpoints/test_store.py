@@ -1,0 +1,87 @@
+import datetime
+import logging
+
+import pytest
+import torch
+
+from mmrec.checkpoints.store import (
+    BEST,
+    checkpoint_path,
+    find_checkpoint,
+    load_checkpoint,
+    read_sidecar,
+    save_checkpoint,
+    sidecar_path,
+    validate_combo,
+    verify_encoders,
+)
+from mmrec.errors import CheckpointError
+
+
+def save(path, epoch=1, combo="v_t"):
+    state = {"model": {"w": torch.arange(4.0)}, "epoch": epoch, "rng": {"numpy": [1, [2, 3]]}}
+    return save_checkpoint(path, state, {"combo": combo, "epoch": epoch, "encoders": {"user": "u1", "item": "i1"}})
+
+
+def test_roundtrip_writes_sidecar_with_provenance_and_no_temp_files(tmp_path):
+    path = save(checkpoint_path(tmp_path, "v_t"))
+    state = load_checkpoint(path)
+    assert torch.equal(state["model"]["w"], torch.arange(4.0)) and state["epoch"] == 1
+    meta = read_sidecar(path)
+    assert meta["combo"] == "v_t" and "torch" in meta["versions"] and meta["created_at"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["best_model.json", "best_model.pth"]
+
+
+def test_truncated_or_foreign_files_are_checkpoint_errors(tmp_path):
+    path = save(tmp_path / "v_t" / BEST)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated, corrupt"):
+        load_checkpoint(path)
+    path.write_bytes(b"not a zip at all")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "nope.pth")
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    path = tmp_path / "evil.pth"  # anything beyond tensors/plain containers must not load
+    torch.save({"model": {}, "obj": datetime.date(2020, 1, 1)}, path)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+
+
+def test_sidecar_missing_falls_back_to_embedded_meta(tmp_path):
+    path = save(tmp_path / "v_t" / BEST)
+    sidecar_path(path).unlink()
+    assert read_sidecar(path)["combo"] == "v_t"
+
+
+def test_find_checkpoint_layouts(tmp_path, caplog):
+    with pytest.raises(CheckpointError) as info:
+        find_checkpoint(tmp_path, None)
+    assert "mmrec train" in info.value.hint
+    flat = save(tmp_path / BEST)
+    with caplog.at_level(logging.WARNING):
+        assert find_checkpoint(tmp_path, "v_t") == flat
+    assert "organize" in caplog.text
+    organized = save(tmp_path / "v_t" / BEST)
+    assert find_checkpoint(tmp_path, "v_t") == organized
+    assert find_checkpoint(tmp_path, None) == organized
+    save(tmp_path / "a_b" / BEST, combo="a_b")
+    with pytest.raises(CheckpointError, match="Several"):
+        find_checkpoint(tmp_path, None)
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", "..", "", "a\x00b"])
+def test_combo_names_cannot_escape_the_folder(bad):
+    with pytest.raises(CheckpointError):
+        validate_combo(bad)
+
+
+def test_encoder_fingerprint_mismatch_is_an_error(tmp_path):
+    meta = {"encoders": {"user": "u1", "item": "i1"}}
+    verify_encoders(meta, "u1", "i1", tmp_path)
+    with pytest.raises(CheckpointError, match="item id encoder"):
+        verify_encoders(meta, "u1", "other", tmp_path)

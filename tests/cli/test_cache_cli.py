@@ -1,0 +1,98 @@
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from mmrec.cli.app import app
+from mmrec.data.tables import save_items
+from mmrec.features.fingerprint import file_fingerprint, text_fingerprint
+
+runner = CliRunner()
+COMBO = "efficientnet-lite_sentence-bert"
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch):
+    from mmrec.cli.common import console
+
+    monkeypatch.setattr(console, "width", 200)
+
+
+@pytest.fixture
+def config(tmp_path):
+    """A processed catalogue of 4 items (one without image, one corrupt) and a config pointing at it."""
+    processed = tmp_path / "processed"
+    (processed / "images").mkdir(parents=True)
+    rows = []
+    for i in range(4):
+        rel = f"images/{i}.jpg"
+        if i == 2:
+            (processed / rel).write_bytes(b"not a jpeg")
+        elif i != 3:
+            colour = np.full((64, 64, 3), (40 + 60 * i, 200 - 50 * i, 90), dtype=np.uint8)
+            Image.fromarray(colour).save(processed / rel, "JPEG")
+        text = f"Movie {i} about {['space', 'love', 'crime', 'dogs'][i]}"
+        rows.append({"item_id": str(i), "title": f"Movie {i}", "description": "", "text": text,
+                     "image_path": rel if i != 3 else None, "has_image": i != 3,
+                     "image_fingerprint": file_fingerprint(processed / rel) if i != 3 else None,
+                     "text_fingerprint": text_fingerprint(text)})
+    save_items(pd.DataFrame(rows), processed)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({
+        "paths": {"processed_dir": str(processed), "cache_dir": str(tmp_path / "cache")},
+        "features": {"num_workers": 0, "device": "cpu"},
+    }))
+    return path
+
+
+def test_precompute_list_stats_clear(config, tmp_path):
+    result = runner.invoke(app, ["cache", "precompute", "--config", str(config), "--max_items", "4"])
+    assert result.exit_code == 0, result.output
+    assert COMBO in result.output and "unreadable vision input for item 2" in result.output
+
+    again = runner.invoke(app, ["cache", "precompute", "-c", str(config), "--test"])
+    assert again.exit_code == 0 and "3" in again.output  # everything already cached
+
+    listed = runner.invoke(app, ["cache", "list", "-c", str(config)])
+    assert listed.exit_code == 0 and COMBO in listed.output and "1280/384" in listed.output
+
+    stats = runner.invoke(app, ["cache", "stats", COMBO, "-c", str(config)])
+    assert stats.exit_code == 0, stats.output
+    assert "100.0%" in stats.output and "Catalogue: 4 items" in stats.output and "hits" in stats.output
+
+    missing = runner.invoke(app, ["cache", "stats", "clip_mpnet", "-c", str(config)])
+    assert missing.exit_code == 2 and "No feature cache named" in missing.output
+
+    refused = runner.invoke(app, ["cache", "clear", "--all", "-c", str(config)], input="n\n")
+    assert refused.exit_code == 1 and (tmp_path / "cache" / COMBO).is_dir()
+    cleared = runner.invoke(app, ["cache", "clear", COMBO, "--yes", "-c", str(config)])
+    assert cleared.exit_code == 0 and not (tmp_path / "cache" / COMBO).exists()
+
+
+def test_stats_of_precomputed_pipeline_counts(config):
+    from mmrec.pipeline.cache import cache_stats, run_cache_precompute
+    from mmrec.data.tables import load_items
+    from mmrec.settings import load_settings
+
+    settings = load_settings(config).settings
+    result = run_cache_precompute(settings, max_items=2)
+    assert result.report.computed == {"vision": 2, "text": 2}
+    stats = cache_stats(settings.paths.cache_dir, COMBO, load_items(settings.paths.processed_dir))
+    assert stats.vectors == {"vision": 2, "text": 2} and stats.dims == {"vision": 1280, "text": 384}
+    assert stats.uncached == {"vision": 1, "text": 2} and stats.missing_modality == {"vision": 1, "text": 0}
+
+
+def test_bad_usage_exits_2(config):
+    both = runner.invoke(app, ["cache", "clear", COMBO, "--all", "-c", str(config)])
+    assert both.exit_code == 2
+    bad_name = runner.invoke(app, ["cache", "clear", "../x", "--yes", "-c", str(config)])
+    assert bad_name.exit_code == 2 and "Invalid feature combo name" in bad_name.output
+
+
+def test_backbones_lists_all_with_availability():
+    result = runner.invoke(app, ["cache", "backbones"])
+    assert result.exit_code == 0
+    for name in ("efficientnet-lite", "resnet", "dino", "convnext", "sentence-bert", "roberta", "mpnet"):
+        assert name in result.output

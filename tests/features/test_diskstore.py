@@ -1,0 +1,135 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mmrec.errors import FeatureError
+from mmrec.features.diskstore import (
+    ByteLRU,
+    FeatureStore,
+    check_combo_name,
+    decode_value,
+    encode_failure,
+    encode_vector,
+    make_key,
+    split_key,
+)
+from mmrec.settings import CacheSettings
+
+WORKER = str(Path(__file__).with_name("store_worker.py"))
+ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+
+
+def test_values_are_raw_float16_bytes_not_pickles():
+    vector = np.arange(5, dtype=np.float32)
+    value = encode_vector(vector)
+    assert isinstance(value, bytes) and len(value) == 8 + 10 and b"pickle" not in value
+    dim, decoded = decode_value(value)
+    assert dim == 5 and decoded.dtype == np.float16 and np.array_equal(decoded, vector)
+    assert decode_value(encode_failure("broken jpeg")) == (0, "broken jpeg")
+    with pytest.raises(FeatureError):
+        decode_value(b"\x80\x04junk-junk")
+
+
+def test_keys_carry_content_and_weights_and_split_back():
+    key = make_key("vision", "clip", "hf:x@abc", "id|with|bars", "f" * 64)
+    assert split_key(key) == ("vision", "clip", "hf:x@abc", "id|with|bars", "f" * 64)
+    assert make_key("vision", "clip", "w2", "a", "f") != make_key("vision", "clip", "w1", "a", "f")
+
+
+@pytest.mark.parametrize("bad", ["../etc", "a/b_c", "nounderscore", "_x", ""])
+def test_combo_names_cannot_escape_the_cache_dir(bad):
+    with pytest.raises(FeatureError):
+        check_combo_name(bad)
+
+
+def test_lru_is_bounded_in_bytes():
+    lru = ByteLRU(capacity=100)
+    for i in range(10):
+        lru.put(str(i), b"x" * 30)
+    assert lru.size <= 100 and len(lru) == 3
+    assert lru.get("9") is not None and lru.get("0") is None
+    lru.put("huge", b"x" * 101)
+    assert lru.get("huge") is None
+
+
+def test_materialize_gives_dense_rows_masks_and_missing(tmp_path):
+    with FeatureStore(tmp_path, "a_b", CacheSettings()) as store:
+        store.put_many([("k0", encode_vector(np.ones(4))), ("k2", encode_vector(np.full(4, 2.0))),
+                        ("k3", encode_failure("corrupt"))])
+        tensor, mask, missing, dim = store.materialize(["k0", None, "k2", "k3", "k4"], "cpu")
+    assert dim == 4 and tensor.dtype == torch.float32 and tensor.shape == (5, 4)
+    assert mask.tolist() == [True, False, True, False, False]
+    assert missing == [4]
+    assert tensor[0].tolist() == [1.0] * 4 and tensor[2].tolist() == [2.0] * 4 and tensor[1].abs().sum() == 0
+
+
+def test_counters_meta_and_stats_persist(tmp_path):
+    with FeatureStore(tmp_path, "a_b", CacheSettings(memory_lru_bytes=0)) as store:
+        store.put_many([("k0", encode_vector(np.ones(3)))])
+        store.get_many(["k0", "nope"])
+        store.write_meta("vision", "a", 3, "w1")
+        store.save_stats()
+    with FeatureStore(tmp_path, "a_b", CacheSettings()) as store:
+        assert store.read_stats()["hits"] == 1 and store.read_stats()["misses"] == 1
+        assert store.read_meta()["vision"] == {"backbone": "a", "dim": 3, "weights_id": "w1"}
+
+
+def test_size_limit_is_an_error_not_silent_eviction(tmp_path):
+    with FeatureStore(tmp_path, "a_b", CacheSettings(size_limit_bytes=1)) as store:
+        with pytest.raises(FeatureError, match="size limit"):
+            store.put_many([("k", encode_vector(np.ones(3)))])
+
+
+def test_two_processes_writing_the_same_cache(tmp_path):
+    # Overlapping key ranges, written at the same time by two real processes.
+    procs = [subprocess.Popen([sys.executable, WORKER, "write", str(tmp_path), "a_b", str(start), "150"], env=ENV)
+             for start in (0, 100)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    sys.path.insert(0, str(Path(WORKER).parent))
+    from store_worker import vector_for
+
+    with FeatureStore(tmp_path, "a_b", CacheSettings()) as store:
+        keys = [f"vision|fake|w|item{i}|fp" for i in range(250)]
+        tensor, mask, missing, _ = store.materialize(keys)
+    assert mask.all() and not missing
+    expected = np.stack([vector_for(i) for i in range(250)]).astype(np.float16).astype(np.float32)
+    assert np.array_equal(tensor.numpy(), expected)
+
+
+def test_killed_precompute_resumes_without_recomputing(tmp_path, tiny_hf_text_dirs, build):
+    from mmrec.features.store import precompute_item_features
+    from mmrec.settings import FeaturesSettings
+
+    items = build.items(tmp_path / "img", n=30, no_image=tuple(range(30)))
+    items.to_parquet(tmp_path / "items.parquet")
+    root = tmp_path / "cache"
+    proc = subprocess.Popen([sys.executable, WORKER, "precompute", str(root), str(tmp_path / "items.parquet"),
+                             str(tiny_hf_text_dirs["bert"])], env=ENV)
+    db = root / "efficientnet-lite_sentence-bert" / "cache.db"
+    deadline = time.time() + 90
+    stored = 0
+    while time.time() < deadline and proc.poll() is None:
+        if db.is_file():
+            with FeatureStore(root, db.parent.name, CacheSettings()) as store:
+                stored = len(store.disk)
+            if stored >= 4:
+                break
+        time.sleep(0.1)
+    assert proc.poll() is None, "the precompute finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with FeatureStore(root, db.parent.name, CacheSettings()) as store:
+        kept = len(store.disk)
+    assert 4 <= kept < 30
+    features = FeaturesSettings(text_weights=str(tiny_hf_text_dirs["bert"]), batch_size=8, device="cpu")
+    report = precompute_item_features(items, features, CacheSettings(), root)
+    assert report.already_cached["text"] == kept and report.computed["text"] == 30 - kept
+    again = precompute_item_features(items, features, CacheSettings(), root)
+    assert again.computed["text"] == 0 and again.already_cached["text"] == 30

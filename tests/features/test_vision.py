@@ -1,0 +1,87 @@
+"""Every vision backbone's real loading + forward code on a tiny random model; the real default for real."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from mmrec.errors import WeightsNotFoundError
+from mmrec.features.extract import embed_pixels, iter_vision_features
+from mmrec.features.vision import ClipVision, ConvNeXtTiny, DinoV2Small, EfficientNetLite, ResNet50
+
+
+def _random_state_file(model, path):
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return str(path)
+
+
+def _check(backbone, image, dim):
+    pixels = torch.stack([backbone.transform(image), backbone.transform(image.rotate(90))])
+    features = embed_pixels(backbone.to("cpu"), pixels)
+    assert features.shape == (2, dim) and features.dtype == torch.float32
+    assert torch.isfinite(features).all()
+
+
+@pytest.mark.parametrize("cls,builder,dim", [
+    (ResNet50, "resnet50", 2048),
+    (ConvNeXtTiny, "convnext_tiny", 768),
+])
+def test_torchvision_backbones_load_an_explicit_safetensors_file(tmp_path, build, cls, builder, dim):
+    import torchvision.models as models
+
+    path = _random_state_file(getattr(models, builder)(weights=None), tmp_path / "w.safetensors")
+    backbone = cls.load(cls.resolve(path, allow_download=False))
+    assert backbone.dim == dim and backbone.source.origin == "explicit"
+    _check(backbone, build.striped(), dim)
+
+
+def test_efficientnet_lite_loads_an_explicit_pth(tmp_path, build):
+    from efficientnet_lite_pytorch import EfficientNet
+
+    path = tmp_path / "lite.pth"
+    torch.save(EfficientNet.from_name("efficientnet-lite0").state_dict(), path)
+    backbone = EfficientNetLite.load(EfficientNetLite.resolve(str(path), allow_download=False))
+    _check(backbone, build.blob(), 1280)
+
+
+def test_wrong_architecture_weights_are_a_clear_error(tmp_path):
+    import torchvision.models as models
+
+    path = _random_state_file(models.resnet18(weights=None), tmp_path / "r18.safetensors")
+    with pytest.raises(WeightsNotFoundError, match="do not fit the 'resnet'"):
+        ResNet50.load(ResNet50.resolve(path, allow_download=False))
+
+
+def test_dino_loads_an_explicit_model_folder(tiny_dino_dir, build):
+    backbone = DinoV2Small.load(DinoV2Small.resolve(str(tiny_dino_dir), allow_download=False))
+    assert backbone.dim == 32
+    _check(backbone, build.striped(), 32)
+
+
+def test_clip_image_tower_loads_an_explicit_checkpoint(tiny_clip_checkpoint, tiny_clip_classes, build):
+    vision_cls, _ = tiny_clip_classes
+    backbone = vision_cls.load(vision_cls.resolve(str(tiny_clip_checkpoint), allow_download=False))
+    assert backbone.dim == 16
+    _check(backbone, build.blob(), 16)
+    features = embed_pixels(backbone, backbone.transform(build.blob()).unsqueeze(0))
+    assert torch.allclose(features.norm(dim=-1), torch.ones(1), atol=1e-4)  # CLIP space is normalised
+
+
+def test_real_efficientnet_lite_separates_different_images(real_vision, build):
+    images = [build.striped(seed=0), build.striped(seed=5), build.blob(seed=2)]
+    features = embed_pixels(real_vision, torch.stack([real_vision.transform(im) for im in images]))
+    assert features.shape == (3, 1280)
+    similar = F.cosine_similarity(features[0], features[1], dim=0)
+    different = F.cosine_similarity(features[0], features[2], dim=0)
+    assert similar > different + 0.05
+
+
+def test_corrupt_image_is_reported_not_raised(tmp_path, real_vision, build):
+    good = tmp_path / "good.jpg"
+    build.striped().save(good, "JPEG")
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"garbage")
+    batches = list(iter_vision_features(real_vision, [str(good), str(bad), str(tmp_path / "gone.jpg")], 2, 0))
+    positions = [p for b in batches for p in b.positions]
+    failed = [p for b in batches for p, _ in b.failed]
+    assert positions == [0] and sorted(failed) == [1, 2]

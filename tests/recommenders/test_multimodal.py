@@ -1,0 +1,97 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from mmrec.data.encoders import IdEncoder, save_encoders
+from mmrec.data.splits import load_split
+from mmrec.data.tables import load_items
+from mmrec.errors import CheckpointError
+from mmrec.pipeline.train import run_train
+from mmrec.recommenders.base import RECOMMENDERS
+from mmrec.recommenders.multimodal import MultimodalRecommender
+from mmrec.settings import CacheSettings, load_settings
+
+TINY = (Path(__file__).resolve().parents[1] / "training" / "tiny_project.py")
+
+
+def tiny_project():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tiny_project_for_recommenders", TINY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mm")
+    config = tiny_project().write_tiny_project(root, epochs=3)
+    settings = load_settings(config).settings
+    result = run_train(settings)
+    return root, settings, result
+
+
+def load(root, settings, items=None):
+    items = load_items(root / "processed") if items is None else items
+    path = root / "checkpoints" / settings.features.combo / "best_model.pth"
+    return MultimodalRecommender.from_checkpoint(path, items=items, cache_dir=root / "cache", cache=CacheSettings(),
+                                                 checkpoint_dir=root / "checkpoints", device="cpu"), items
+
+
+def test_registered():
+    assert RECOMMENDERS.get("multimodal") is MultimodalRecommender
+
+
+def test_rebuilt_model_reproduces_the_training_validation_metric(trained):
+    root, settings, result = trained
+    from mmrec.evaluation.full_ranking import full_ranking
+    from mmrec.data.encoders import fit_encoders
+    from mmrec.training.data import build_training_data
+
+    recommender, items = load(root, settings)
+    split = load_split(root / "splits")
+    recommender.fit(split.train, items["item_id"].tolist())
+    users, _ = fit_encoders(split.train)
+    data = build_training_data(split.train, split.val, items["item_id"].tolist(), users, 0)
+    val_users = list(pd.unique(split.val["user_id"]))
+    metrics = full_ranking(lambda rows: recommender.score([val_users[i] for i in rows]), data.val_relevant,
+                           data.val_exclude, [10]).metrics
+    assert metrics["ndcg@10"] == pytest.approx(result.best_metric, abs=1e-6)
+    assert recommender.item_embeddings().shape == (len(items), 8)
+    shares = recommender.modality_contributions([0, 1])
+    assert set(shares) == {"id", "numeric"}
+    torch.testing.assert_close(shares["id"] + shares["numeric"], torch.ones(2))
+
+
+def test_new_items_and_unknown_users(trained):
+    root, settings, _ = trained
+    items = load_items(root / "processed")
+    new_item = items.iloc[[0]].assign(item_id="brand-new")
+    recommender, items = load(root, settings, pd.concat([items, new_item], ignore_index=True))
+    split = load_split(root / "splits")
+    stranger = pd.DataFrame({"user_id": ["newcomer"] * 2, "item_id": ["i0", "i4"], "timestamp": [1, 2]})
+    recommender.fit(pd.concat([split.train, stranger], ignore_index=True), items["item_id"].tolist())
+    scores = recommender.score(["u0", "newcomer", "ghost"])
+    assert scores.shape == (3, len(items)) and torch.isfinite(scores).all()
+    assert recommender.fallback_users == 1  # only "ghost" has neither an id nor a history
+    assert not torch.equal(scores[1], scores[2])
+
+
+def test_item_order_must_match(trained):
+    root, settings, _ = trained
+    recommender, items = load(root, settings)
+    with pytest.raises(Exception, match="differ"):
+        recommender.fit(load_split(root / "splits").train, list(reversed(items["item_id"].tolist())))
+
+
+def test_encoders_from_another_split_are_rejected(trained, tmp_path):
+    root, settings, _ = trained
+    other = tmp_path / "checkpoints"
+    save_encoders(other, IdEncoder.fit(["x"]), IdEncoder.fit(["y"]))
+    path = root / "checkpoints" / settings.features.combo / "best_model.pth"
+    with pytest.raises(CheckpointError, match="encoder"):
+        MultimodalRecommender.from_checkpoint(path, items=load_items(root / "processed"), cache_dir=root / "cache",
+                                              cache=CacheSettings(), checkpoint_dir=other)
