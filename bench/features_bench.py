@@ -21,13 +21,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmrec.features.diskstore import FeatureStore, encode_vector  # noqa: E402
-from mmrec.features.extract import embed_pixels  # noqa: E402
-from mmrec.features.registry import load_text_backbone, load_vision_backbone  # noqa: E402
-from mmrec.features.store import precompute_item_features  # noqa: E402
-from mmrec.fileio import atomic_write_json, atomic_write_text  # noqa: E402
-from mmrec.provenance import package_versions  # noqa: E402
-from mmrec.settings import CacheSettings, FeaturesSettings  # noqa: E402
+from mmrec.features.diskstore import FeatureStore, encode_vector
+from mmrec.features.extract import embed_pixels
+from mmrec.features.registry import load_text_backbone, load_vision_backbone
+from mmrec.features.store import precompute_item_features
+from mmrec.fileio import atomic_write_json, atomic_write_text
+from mmrec.provenance import package_versions
+from mmrec.settings import CacheSettings, FeaturesSettings
 
 MOVIELENS = Path(__file__).resolve().parents[2] / "shared" / "data" / "movielens-small-posters"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -43,6 +43,7 @@ def machine() -> dict:
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "load_average_1m_at_start": round(os.getloadavg()[0], 2),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             **package_versions()}
 
@@ -145,7 +146,8 @@ def write_results(results: dict, suffix: str = "") -> None:
     lines = [
         "# Feature-store benchmark", "",
         f"Machine: {mach['cpu']}, {mach['cores']} cores, torch {mach.get('torch')}, GPU: {mach['gpu'] or 'none'}."
-        " Shared machine: other jobs were running, so timings are noisy.", "",
+        f" 1-minute load average at start: {mach.get('load_average_1m_at_start', '?')} (other jobs share the"
+        " cores, so absolute timings are inflated; the pipeline/bare ratio is measured in the same run).", "",
         "## Warm materialize", "",
         f"{m['items']:,} items x (1280 + 384) dims to {m['device']}: **{m['materialize_from_disk_seconds']} s** from a"
         f" freshly opened store (disk), {m['materialize_from_lru_seconds']} s from the in-memory LRU"

@@ -28,7 +28,7 @@ def read_interactions_file(path: Path, role: str) -> pd.DataFrame:
         raise DataError(f"The {role} file {path} does not exist.", hint=f"Pass an existing CSV or parquet file as {role} data.")
     try:
         frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={"user_id": str, "item_id": str})
-    except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
+    except Exception as exc:  # noqa: BLE001  (pandas/pyarrow raise many types for unreadable files)
         raise DataError(f"The {role} file {path} cannot be read: {exc}", hint="Use a CSV with a header row or a parquet file.") from None
     return validate_interactions(frame, f"{role} file {path}")
 
@@ -117,14 +117,14 @@ def build_evaluation_data(
     cold_items = np.flatnonzero(popularity == 0)
     cold_mask = np.isin(cols, cold_items)
     counts = {
-        "test_interactions": int(len(test)),
+        "test_interactions": len(test),
         "test_unknown_items_dropped": int((~in_catalogue).sum()),
         "test_duplicate_pairs": int(len(cols) - relevant.nnz),
-        "test_users": int(len(user_ids)),
-        "test_cold_users": int(len(cold_user_rows)),
+        "test_users": len(user_ids),
+        "test_cold_users": len(cold_user_rows),
         "test_cold_item_interactions": int(cold_mask.sum()),
-        "catalogue_items": int(len(item_ids)),
-        "catalogue_cold_items": int(len(cold_items)),
+        "catalogue_items": len(item_ids),
+        "catalogue_cold_items": len(cold_items),
         "train_interactions_outside_catalogue": int((~train["item_id"].isin(item_index)).sum()),
     }
     return EvaluationData(

@@ -61,12 +61,12 @@ def full_ranking(
     """
     device = torch.device(device)
     relevant = sp.csr_matrix(relevant)
-    n_users, n_items = relevant.shape
+    n_items = relevant.shape[1]
     if exclude is not None:
         exclude = sp.csr_matrix(exclude)
         if exclude.shape != relevant.shape:
             raise ValueError(f"exclude shape {exclude.shape} != relevant shape {relevant.shape}")
-    k_values = sorted(set(int(k) for k in k_values))
+    k_values = sorted({int(k) for k in k_values})
     batch_size = max(1, min(batch_size, max_score_cells // max(1, n_items)))
     max_k = min(max(k_values), n_items)
     blocked: torch.Tensor | None = None

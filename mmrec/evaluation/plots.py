@@ -7,11 +7,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from mmrec.evaluation.report import TOPK_METRICS, EvaluationReport  # noqa: E402
-from mmrec.fileio import atomic_path  # noqa: E402
+from mmrec.evaluation.report import TOPK_METRICS, EvaluationReport
+from mmrec.fileio import atomic_path
 
 
 def _save(figure: plt.Figure, path: Path) -> Path:

@@ -12,6 +12,7 @@ import re
 import sqlite3
 import struct
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -136,8 +137,9 @@ class FeatureStore:
         """Raw values of `keys` (None = absent), LRU first, the rest in chunked SQL reads."""
         values: list[bytes | None] = [None] * len(keys)
         to_read: dict[str, list[int]] = {}
+        lookup = self.lru.get if len(self.lru) else (lambda key: None)  # skip lookups in an empty LRU
         for position, key in enumerate(keys):
-            value = self.lru.get(key)
+            value = lookup(key)
             if value is None:
                 to_read.setdefault(key, []).append(position)
             else:
@@ -233,11 +235,14 @@ class FeatureStore:
                                    hint=f"Run `mmrec cache clear {self.combo}` and precompute again.")
             rows = raw[:, HEADER_SIZE:].view(np.float16)
             positions = np.fromiter((position for position, _ in good), dtype=np.int64, count=len(good))
-            if len(good) == n and (positions == np.arange(n)).all():
-                out16 = np.ascontiguousarray(rows)
-            else:
-                out16[positions] = rows
             mask[positions] = True
+            if len(good) == n and (positions == np.arange(n)).all():
+                # Every row present, in order: widen the strided float16 view in one pass (no extra copy).
+                with warnings.catch_warnings():  # read-only view; .float() copies before anyone writes
+                    warnings.simplefilter("ignore", UserWarning)
+                    tensor = torch.from_numpy(rows).to(device).float()
+                return tensor, torch.from_numpy(mask).to(device), missing, dim
+            out16[positions] = rows
         # Move float16 (half the bytes) and widen on the device.
         tensor = torch.from_numpy(out16).to(device).float()
         return tensor, torch.from_numpy(mask).to(device), missing, dim

@@ -9,12 +9,25 @@ import torch
 from mmrec.errors import WeightsNotFoundError
 from mmrec.features import text as _text  # noqa: F401  (registers the text backbones)
 from mmrec.features import vision as _vision  # noqa: F401  (registers the vision backbones)
-from mmrec.features.base import TEXT_BACKBONES, VISION_BACKBONES, TextBackbone, VisionBackbone, text_weights_id
+from mmrec.features.base import (
+    TEXT_BACKBONES,
+    VISION_BACKBONES,
+    TextBackbone,
+    VisionBackbone,
+    text_weights_id,
+)
 from mmrec.features.weights import WeightsSource
 from mmrec.settings import FeaturesSettings
 
-__all__ = ["TEXT_BACKBONES", "VISION_BACKBONES", "BackboneAvailability", "backbone_availability",
-           "resolve_backbone_weights", "load_vision_backbone", "load_text_backbone"]
+__all__ = [
+    "TEXT_BACKBONES",
+    "VISION_BACKBONES",
+    "BackboneAvailability",
+    "backbone_availability",
+    "load_text_backbone",
+    "load_vision_backbone",
+    "resolve_backbone_weights",
+]
 
 
 def resolve_backbone_weights(features: FeaturesSettings, modality: str) -> WeightsSource:

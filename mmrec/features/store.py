@@ -16,13 +16,13 @@ import torch
 from mmrec.device import resolve_device
 from mmrec.errors import FeatureError, WeightsNotFoundError
 from mmrec.features.base import Backbone
-from mmrec.features.registry import TEXT_BACKBONES, VISION_BACKBONES
 from mmrec.features.catalog import ItemKeys, fill_modality, missing_positions, plan_item_keys
 from mmrec.features.diskstore import FeatureStore
+from mmrec.features.registry import TEXT_BACKBONES, VISION_BACKBONES
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import CacheSettings, FeaturesSettings
 
-__all__ = ["FeatureStore", "ItemFeatures", "load_item_features", "precompute_item_features", "PrecomputeReport"]
+__all__ = ["FeatureStore", "ItemFeatures", "PrecomputeReport", "load_item_features", "precompute_item_features"]
 MODALITIES = ("vision", "text")
 
 

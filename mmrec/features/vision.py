@@ -95,7 +95,7 @@ class _TorchvisionBackbone(VisionBackbone):
 
     @classmethod
     def _weights(cls):
-        import torchvision.models as models
+        from torchvision import models
 
         return getattr(getattr(models, cls.weights_enum), cls.weights_tag)
 
@@ -109,7 +109,7 @@ class _TorchvisionBackbone(VisionBackbone):
 
     @classmethod
     def load(cls, source: WeightsSource) -> _TorchvisionBackbone:
-        import torchvision.models as models
+        from torchvision import models
 
         model = getattr(models, cls.builder)(weights=None)
         _load_strict(model, load_state_dict_file(source.path), source, cls.name)

@@ -13,8 +13,13 @@ SimilarityFn = Callable[[np.ndarray], np.ndarray]
 
 
 def embedding_similarity(vectors: torch.Tensor) -> SimilarityFn:
-    """Cosine similarity between rows of dense item vectors [n_items, d]."""
-    normed = torch.nn.functional.normalize(vectors.detach().float().cpu(), dim=1)
+    """Cosine similarity between mean-centred rows of dense item vectors [n_items, d].
+
+    Centring removes the direction every item vector of a dot-product model shares (it mostly
+    encodes popularity); without it all items look alike (cosine ~0.9) and MMR cannot tell them apart.
+    """
+    vectors = vectors.detach().float().cpu()
+    normed = torch.nn.functional.normalize(vectors - vectors.mean(dim=0, keepdim=True), dim=1)
 
     def similarity(indices: np.ndarray) -> np.ndarray:
         chosen = normed[torch.as_tensor(indices, dtype=torch.long)]

@@ -189,5 +189,14 @@ def clear_cache(cache_dir: Path, combo: str | None) -> list[str]:
     return [folder.name for folder in folders]
 
 
-__all__ = ["run_cache_precompute", "list_caches", "cache_stats", "clear_cache", "combo_names",
-           "PrecomputeResult", "CacheInfo", "CacheStats", "META_FILE"]
+__all__ = [
+    "META_FILE",
+    "CacheInfo",
+    "CacheStats",
+    "PrecomputeResult",
+    "cache_stats",
+    "clear_cache",
+    "combo_names",
+    "list_caches",
+    "run_cache_precompute",
+]

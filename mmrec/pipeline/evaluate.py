@@ -14,7 +14,12 @@ from mmrec.data.splits import load_split
 from mmrec.data.tables import load_items
 from mmrec.device import resolve_device
 from mmrec.errors import ConfigError
-from mmrec.evaluation.dataset import EvaluationData, build_evaluation_data, read_interactions_file, validate_interactions
+from mmrec.evaluation.dataset import (
+    EvaluationData,
+    build_evaluation_data,
+    read_interactions_file,
+    validate_interactions,
+)
 from mmrec.evaluation.evaluator import ModelEvaluation, evaluate_model
 from mmrec.evaluation.plots import write_plots
 from mmrec.evaluation.report import SAMPLED_NOTE, EvaluationReport, write_predictions, write_report
@@ -37,10 +42,10 @@ def load_recommender(
             settings.paths.checkpoint_dir, settings.features.combo,
             name=checkpoint_name or settings.inference.checkpoint_name,
         )
-        kwargs = dict(
-            checkpoint_path=path, items=items, cache_dir=settings.paths.cache_dir, cache=settings.cache,
-            checkpoint_dir=settings.paths.checkpoint_dir, device=device,
-        )
+        kwargs = {
+            "checkpoint_path": path, "items": items, "cache_dir": settings.paths.cache_dir, "cache": settings.cache,
+            "checkpoint_dir": settings.paths.checkpoint_dir, "device": device,
+        }
     model = create_recommender(name, settings.evaluation, **kwargs)
     return model.fit(train, items["item_id"].tolist())
 

@@ -16,7 +16,11 @@ from mmrec.device import resolve_device
 from mmrec.errors import ConfigError, DataError
 from mmrec.fileio import atomic_write_json
 from mmrec.inference.diversity import (
-    SimilarityFn, embedding_similarity, interaction_similarity, intra_list_diversity, mmr_rerank,
+    SimilarityFn,
+    embedding_similarity,
+    interaction_similarity,
+    intra_list_diversity,
+    mmr_rerank,
 )
 from mmrec.inference.reasons import reasons_for
 from mmrec.inference.topk import finite_rows, top_k_unseen

@@ -14,8 +14,8 @@ BASELINES = ("random", "popularity", "item_knn", "user_knn")
 
 def _ensure_registered() -> None:
     """Import the modules whose classes register themselves in RECOMMENDERS."""
-    import mmrec.recommenders.knn  # noqa: F401
-    import mmrec.recommenders.popularity  # noqa: F401
+    import mmrec.recommenders.knn
+    import mmrec.recommenders.popularity
     import mmrec.recommenders.random  # noqa: F401
 
 

@@ -72,8 +72,8 @@ def test_precompute_list_stats_clear(config, tmp_path):
 
 
 def test_stats_of_precomputed_pipeline_counts(config):
-    from mmrec.pipeline.cache import cache_stats, run_cache_precompute
     from mmrec.data.tables import load_items
+    from mmrec.pipeline.cache import cache_stats, run_cache_precompute
     from mmrec.settings import load_settings
 
     settings = load_settings(config).settings

@@ -28,7 +28,7 @@ def write(root: str, combo: str, start: int, count: int) -> None:
 def precompute(root: str, items_parquet: str, text_dir: str) -> None:
     import pandas as pd
 
-    import mmrec.features.catalog as catalog
+    from mmrec.features import catalog
     from mmrec.features.store import precompute_item_features
     from mmrec.settings import CacheSettings, FeaturesSettings
 

@@ -7,7 +7,7 @@ from safetensors.torch import save_file
 
 from mmrec.errors import WeightsNotFoundError
 from mmrec.features.extract import embed_pixels, iter_vision_features
-from mmrec.features.vision import ClipVision, ConvNeXtTiny, DinoV2Small, EfficientNetLite, ResNet50
+from mmrec.features.vision import ConvNeXtTiny, DinoV2Small, EfficientNetLite, ResNet50
 
 
 def _random_state_file(model, path):
@@ -27,7 +27,7 @@ def _check(backbone, image, dim):
     (ConvNeXtTiny, "convnext_tiny", 768),
 ])
 def test_torchvision_backbones_load_an_explicit_safetensors_file(tmp_path, build, cls, builder, dim):
-    import torchvision.models as models
+    from torchvision import models
 
     path = _random_state_file(getattr(models, builder)(weights=None), tmp_path / "w.safetensors")
     backbone = cls.load(cls.resolve(path, allow_download=False))
@@ -45,7 +45,7 @@ def test_efficientnet_lite_loads_an_explicit_pth(tmp_path, build):
 
 
 def test_wrong_architecture_weights_are_a_clear_error(tmp_path):
-    import torchvision.models as models
+    from torchvision import models
 
     path = _random_state_file(models.resnet18(weights=None), tmp_path / "r18.safetensors")
     with pytest.raises(WeightsNotFoundError, match="do not fit the 'resnet'"):

@@ -7,7 +7,12 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from mmrec.inference.diversity import embedding_similarity, interaction_similarity, intra_list_diversity, mmr_rerank
+from mmrec.inference.diversity import (
+    embedding_similarity,
+    interaction_similarity,
+    intra_list_diversity,
+    mmr_rerank,
+)
 
 
 def test_intra_list_diversity_by_hand():

@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-import mmrec.recommenders.knn as knn
+from mmrec.recommenders import knn
 from mmrec.recommenders.knn import ItemKNNRecommender, UserKNNRecommender, topk_cosine_neighbours
 
 

@@ -1,0 +1,53 @@
+import json
+
+import torch
+from typer.testing import CliRunner
+
+from mmrec.checkpoints.store import save_checkpoint
+from mmrec.cli.app import app
+
+runner = CliRunner()
+
+
+def project(root):
+    save_checkpoint(root / "best_model.pth", {"model": {}}, {"combo": "v_t", "epoch": 4, "monitor": "ndcg@10",
+                                                              "monitored_value": 0.25})
+    torch.save({"model": {}}, root / "old.pth")
+
+
+def test_list_shows_combo_metric_and_layout(tmp_path):
+    project(tmp_path)
+    result = runner.invoke(app, ["checkpoints", "list", "--checkpoint-dir", str(tmp_path)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "v_t" in result.output and "0.2500" in result.output and "organize" in result.output
+
+
+def test_list_empty_folder(tmp_path):
+    result = runner.invoke(app, ["checkpoints", "list", "--checkpoint_dir", str(tmp_path)])
+    assert result.exit_code == 0 and "No checkpoints" in result.output
+
+
+def test_organize_dry_run_then_for_real(tmp_path):
+    project(tmp_path)
+    result = runner.invoke(app, ["checkpoints", "organize", "--checkpoint-dir", str(tmp_path), "--dry-run"])
+    assert result.exit_code == 0 and "would move" in result.output and (tmp_path / "best_model.pth").exists()
+    result = runner.invoke(app, ["checkpoints", "organize", "--checkpoint-dir", str(tmp_path)])
+    assert result.exit_code == 0 and (tmp_path / "v_t" / "best_model.pth").exists()
+    assert "organize-manual" in result.output  # old.pth has no metadata
+
+
+def test_organize_manual_prompts_and_retries_bad_names(tmp_path):
+    project(tmp_path)
+    result = runner.invoke(app, ["checkpoints", "organize-manual", "--checkpoint-dir", str(tmp_path)],
+                           input="../evil\nres_bert\n")
+    assert result.exit_code == 0, result.output
+    assert "not a valid" in result.output and (tmp_path / "res_bert" / "old.pth").exists()
+
+
+def test_info_prints_json_and_missing_is_exit_2(tmp_path):
+    project(tmp_path)
+    result = runner.invoke(app, ["checkpoints", "info", str(tmp_path / "best_model.pth")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["epoch"] == 4
+    result = runner.invoke(app, ["checkpoints", "info", "--checkpoint-dir", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "mmrec train" in result.output

@@ -1,0 +1,79 @@
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mmrec.cli.app import app
+
+runner = CliRunner()
+TINY = Path(__file__).resolve().parents[1] / "training" / "tiny_project.py"
+
+
+def write_tiny_project(root, **kwargs):
+    spec = importlib.util.spec_from_file_location("tiny_project_for_train_cli", TINY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.write_tiny_project(root, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_cli")
+    return root, write_tiny_project(root, epochs=2)
+
+
+def test_train_writes_organized_checkpoints_and_a_summary(project):
+    root, config = project
+    result = runner.invoke(app, ["train", "-c", str(config), "--device", "cpu", "--epochs", "2",
+                                 "--batch_size", "16", "--lr", "0.01"])
+    assert result.exit_code == 0, result.output
+    assert "Best val ndcg@10" in result.output and "inter/s" in result.output
+    folder = root / "checkpoints" / "efficientnet-lite_sentence-bert"
+    assert sorted(p.name for p in folder.iterdir()) == ["best_model.json", "best_model.pth", "last_model.json",
+                                                         "last_model.pth"]
+    assert (root / "checkpoints" / "encoders" / "user_encoder.json").is_file()
+    state = torch.load(folder / "last_model.pth", weights_only=True)
+    assert state["epoch"] == 2 and len(state["history"]) == 2
+
+
+def test_resume_a_finished_run_trains_no_further(project):
+    root, config = project
+    last = root / "checkpoints" / "efficientnet-lite_sentence-bert" / "last_model.pth"
+    result = runner.invoke(app, ["train", "-c", str(config), "--epochs", "2", "--resume", str(last)])
+    assert result.exit_code == 0, result.output
+    assert "Resumed from" in result.output
+
+
+def test_resume_from_corrupt_file_exits_2(project, tmp_path):
+    _, config = project
+    bad = tmp_path / "last_model.pth"
+    bad.write_bytes(b"garbage")
+    result = runner.invoke(app, ["train", "-c", str(config), "--resume", str(bad)])
+    assert result.exit_code == 2 and "CheckpointError" in result.output
+
+
+def test_resume_with_changed_model_settings_exits_2(project):
+    root, config = project
+    last = root / "checkpoints" / "efficientnet-lite_sentence-bert" / "last_model.pth"
+    changed = root / "changed.yaml"
+    changed.write_text(config.read_text().replace("embedding_dim: 8", "embedding_dim: 16"))
+    result = runner.invoke(app, ["train", "-c", str(changed), "--resume", str(last)])
+    assert result.exit_code == 2 and "CheckpointError" in result.output
+
+
+def test_missing_split_and_bad_options_exit_2(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"paths:\n  processed_dir: {tmp_path}/nothing\n")
+    result = runner.invoke(app, ["train", "-c", str(config), "--device", "cpu"])
+    assert result.exit_code == 2 and "preprocess" in result.output
+    result = runner.invoke(app, ["train", "-c", str(config), "--device", "quantum"])
+    assert result.exit_code == 2
+
+
+def test_help_lists_the_seed_spellings():
+    result = runner.invoke(app, ["train", "--help"])
+    assert result.exit_code == 0
+    for option in ("--use-wandb", "--wandb-project", "--wandb-run-name", "--resume", "--verbose", "--batch-size"):
+        assert option in result.output
