@@ -15,13 +15,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # `bench.peers` and `mmrec` importable when run as a script
 
-from bench.peers.data import load_positives  # noqa: E402
-from bench.peers.evaluation import check_against_cornac  # noqa: E402
-from bench.peers.features import image_features, text_features  # noqa: E402
-from bench.peers.protocols import PROTOCOLS, load_split, write_protocol  # noqa: E402
-from bench.peers.report import machine_info, merge_previous, write_protocol_report  # noqa: E402
-from bench.peers.systems import Context, all_systems  # noqa: E402
-from bench.peers.tuning import tune_and_test  # noqa: E402
+from bench.peers.data import load_positives
+from bench.peers.evaluation import check_against_cornac
+from bench.peers.features import image_features, text_features
+from bench.peers.protocols import PROTOCOLS, load_split, write_protocol
+from bench.peers.report import machine_info, merge_previous, write_protocol_report
+from bench.peers.systems import Context, all_systems
+from bench.peers.tuning import tune_and_test
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "movielens-small-posters"
 

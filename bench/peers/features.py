@@ -42,9 +42,8 @@ def _cached(path: Path, compute) -> ItemFeatures:
     if path.is_file() and meta.is_file():
         return ItemFeatures(np.load(path, allow_pickle=False), int(meta.read_text()))
     features = compute()
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.save(handle, features.matrix, allow_pickle=False)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, features.matrix, allow_pickle=False)
     with atomic_path(meta) as tmp:
         tmp.write_text(str(features.n_missing))
     return features

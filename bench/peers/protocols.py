@@ -56,7 +56,7 @@ def split_coldstart(frame: pd.DataFrame, seed: int) -> tuple[dict[str, pd.DataFr
     """20% of items held out entirely; their interactions go half to validation, half to test."""
     rng = np.random.default_rng(seed)
     items = np.array(sorted(frame["item_id"].unique()))
-    cold = set(rng.choice(items, size=int(round(COLD_ITEM_FRACTION * len(items))), replace=False))
+    cold = set(rng.choice(items, size=round(COLD_ITEM_FRACTION * len(items)), replace=False))
     is_cold = frame["item_id"].isin(cold).to_numpy()
     held = frame[is_cold]
     to_test = rng.random(len(held)) < 0.5

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import psutil
 
@@ -33,7 +33,7 @@ class PeakRss:
         self.process = psutil.Process()
         self.peak_mib = 0.0
 
-    def __enter__(self) -> PeakRss:
+    def __enter__(self) -> Self:
         self.start = self.process.memory_info().rss
         self.peak = self.start
         self._stop = threading.Event()
@@ -46,7 +46,7 @@ class PeakRss:
             self.peak = max(self.peak, self.process.memory_info().rss)
             self._stop.wait(self.interval_s)
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, self.process.memory_info().rss)

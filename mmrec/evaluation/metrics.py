@@ -79,10 +79,23 @@ def reciprocal_rank(
     return 1.0 / (above.to(torch.float64) + 1.0)
 
 
-def _count_above(scores: torch.Tensor, threshold: torch.Tensor, columns: int = 8192) -> torch.Tensor:
-    """[b] int32 count of scores [b, n] > threshold [b, 1], in column blocks so the boolean temporary
-    stays cache-sized (about 25% faster on CPU than one [b, n] pass)."""
-    above = torch.zeros(scores.shape[0], dtype=torch.int32, device=scores.device)
-    for start in range(0, scores.shape[1], columns):
-        above += (scores[:, start : start + columns] > threshold).sum(1, dtype=torch.int32)
-    return above
+_WORDS_PER_GROUP = 255  # int64 words summed per group: each byte lane then stays <= 255 (no carries)
+
+
+def _count_above(scores: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """[b] int32 count of scores [b, n] > threshold [b, 1].
+
+    On CPU, torch's bool->int reduction is slow (~3x a top-k), so the 0/1 flag bytes are summed as
+    int64 words, 255 words at a time (every byte lane sums to <= 255, so lanes never carry), and the
+    lanes are added up at the end: exact, and about 3x faster.
+    """
+    if scores.device.type != "cpu":
+        return (scores > threshold).sum(1, dtype=torch.int32)
+    b, n = scores.shape
+    width = _WORDS_PER_GROUP * 8
+    padded = -(-n // width) * width
+    flags = torch.empty(b, padded, dtype=torch.bool)
+    flags[:, n:] = False
+    torch.gt(scores, threshold, out=flags[:, :n])
+    words = flags.view(torch.int64).view(b, padded // width, _WORDS_PER_GROUP)
+    return words.sum(2).view(torch.uint8).view(b, -1).sum(1, dtype=torch.int32)

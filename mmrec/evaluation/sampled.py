@@ -29,13 +29,13 @@ def sample_negatives(
     strategy: "random" (uniform) or "popularity" (proportional to training count + 1).
     """
     n_items = positives.shape[1]
-    counts = np.diff(positives.indptr)
-    if (counts[np.unique(pair_rows)] >= n_items).any():
+    if (np.diff(positives.indptr)[np.unique(pair_rows)] >= n_items).any():
         raise DataError("A test user has interacted with every catalogue item; no negatives can be sampled.")
     rng = np.random.default_rng(seed)
     weights = None
     if strategy == "popularity":
-        weights = (popularity.astype(np.float64) + 1.0) / (popularity.sum() + n_items)
+        weights = popularity.astype(np.float64) + 1.0
+        weights /= weights.sum()
     negatives = rng.choice(n_items, size=(len(pair_rows), num_negatives), p=weights)
     pos_keys = np.unique(positives.tocoo().row.astype(np.int64) * n_items + positives.tocoo().col)
     for _ in range(_MAX_REJECTION_ROUNDS):
@@ -62,9 +62,15 @@ def sampled_metrics(
     coo = relevant.tocoo()
     order = np.lexsort((coo.col, coo.row))
     pair_rows, pair_cols = coo.row[order].astype(np.int64), coo.col[order].astype(np.int64)
+    positives = sp.csr_matrix(relevant + exclude)
+    # A user who interacted with the whole catalogue has no negatives: those positives are skipped, counted.
+    saturated = np.diff(positives.indptr) >= positives.shape[1]
+    usable = ~saturated[pair_rows]
+    skipped = int((~usable).sum())
+    pair_rows, pair_cols = pair_rows[usable], pair_cols[usable]
     if len(pair_rows) == 0:
-        return {}
-    negatives = sample_negatives(pair_rows, relevant + exclude, num_negatives, strategy, popularity, seed)
+        return {"sampled_skipped_positives": float(skipped)}
+    negatives = sample_negatives(pair_rows, positives, num_negatives, strategy, popularity, seed)
     ranks, aucs = [], []
     users = np.unique(pair_rows)
     for start in range(0, len(users), batch_size):
@@ -83,4 +89,5 @@ def sampled_metrics(
         out[f"sampled_hit_rate@{k}"] = float(inside.double().mean())
         out[f"sampled_ndcg@{k}"] = float((inside.double() / torch.log2(rank + 2.0)).mean())
     out["sampled_positives"] = float(len(pair_rows))
+    out["sampled_skipped_positives"] = float(skipped)
     return out

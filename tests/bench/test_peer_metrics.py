@@ -10,9 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root: `bench` is not installed
 
-from bench.peers.evaluation import check_against_cornac, evaluate  # noqa: E402
-from bench.peers.protocols import load_split, write_protocol  # noqa: E402
-from test_peer_protocols import synthetic_positives  # noqa: E402
+from test_peer_protocols import synthetic_positives
+
+from bench.peers.evaluation import check_against_cornac, evaluate
+from bench.peers.protocols import load_split, write_protocol
 
 
 @pytest.fixture

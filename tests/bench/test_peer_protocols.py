@@ -11,9 +11,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root: `bench` is not installed
 
-from bench.peers.data import k_core  # noqa: E402
-from bench.peers.protocols import PROTOCOLS, load_split, verify_split, write_protocol  # noqa: E402
-from mmrec.errors import SplitError  # noqa: E402
+from bench.peers.data import k_core
+from bench.peers.protocols import PROTOCOLS, load_split, verify_split, write_protocol
+from mmrec.errors import SplitError
 
 
 def synthetic_positives(n_users: int = 40, n_items: int = 60, per_user: int = 12, seed: int = 1) -> pd.DataFrame:

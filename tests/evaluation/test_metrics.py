@@ -71,3 +71,17 @@ def test_reciprocal_rank_shortcut_equals_full_count(seed):
     best[best == 0] = float("-inf")
     top_values = torch.topk(scores, 5, dim=1).values
     torch.testing.assert_close(reciprocal_rank(scores, best, top_values), reciprocal_rank(scores, best))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (5, 2040), (4, 2041), (6, 5000)])
+def test_count_above_is_exact(shape):
+    from mmrec.evaluation.metrics import _count_above
+
+    gen = torch.Generator().manual_seed(shape[1])
+    scores = torch.randint(-3, 4, shape, generator=gen).float()
+    scores[scores == -3] = float("-inf")
+    threshold = torch.randint(-3, 4, (shape[0], 1), generator=gen).float()
+    expected = (scores > threshold).sum(1)
+    assert torch.equal(_count_above(scores, threshold).long(), expected)
+    # All-true rows (maximum count) must not overflow a byte lane either.
+    assert _count_above(torch.ones(2, shape[1]), torch.zeros(2, 1)).tolist() == [shape[1]] * 2

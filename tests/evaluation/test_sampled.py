@@ -15,9 +15,10 @@ from mmrec.evaluation.sampled import sample_negatives, sampled_metrics
 @pytest.mark.parametrize("strategy", ["random", "popularity"])
 def test_negatives_never_hit_any_positive(strategy):
     rng = np.random.default_rng(0)
-    positives = sp.csr_matrix((rng.random((30, 12)) < 0.6).astype(np.float32))
-    positives[0, :11] = 1.0  # a user with a single possible negative
-    positives.eliminate_zeros()
+    dense = (rng.random((30, 12)) < 0.6).astype(np.float32)
+    dense[:, 11] = 0.0  # nobody has every item
+    dense[0, :11] = 1.0  # a user with a single possible negative
+    positives = sp.csr_matrix(dense)
     rows = np.repeat(np.arange(30), 3)
     negatives = sample_negatives(rows, positives, 8, strategy, np.arange(12, dtype=np.float32), seed=1)
     dense = positives.toarray() > 0
@@ -51,3 +52,11 @@ def test_batch_size_does_not_change_sampled_metrics():
     a = sampled_metrics(lambda r: scores[r], relevant, exclude, *args, seed=3, batch_size=4)
     b = sampled_metrics(lambda r: scores[r], relevant, exclude, *args, seed=3, batch_size=100)
     assert a == b
+
+
+def test_user_with_every_item_is_skipped_and_counted():
+    scores = torch.rand(2, 3)
+    relevant = sp.csr_matrix(np.array([[1, 1, 1], [1, 0, 0]], dtype=np.float32))
+    out = sampled_metrics(lambda r: scores[r], relevant, sp.csr_matrix((2, 3), dtype=np.float32), [1], 2,
+                          "random", np.ones(3, np.float32))
+    assert out["sampled_skipped_positives"] == 3.0 and out["sampled_positives"] == 1.0

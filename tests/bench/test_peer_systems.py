@@ -1,0 +1,72 @@
+"""bench/peers systems, tuning and report on tiny synthetic splits."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root: `bench` is not installed
+
+from test_peer_protocols import synthetic_positives
+
+from bench.peers.protocols import load_split, write_protocol
+from bench.peers.systems import BenchSystem, Context
+from bench.peers.systems.content import SYSTEMS as CONTENT_SYSTEMS
+
+
+@pytest.fixture
+def split(tmp_path):
+    return load_split(write_protocol(synthetic_positives(n_users=30, n_items=50, per_user=12), "random", tmp_path))
+
+
+@pytest.fixture
+def ctx(split):
+    rng = np.random.default_rng(0)
+    return Context(seed=0, image=rng.random((split.n_items, 16), dtype=np.float32),
+                   text=rng.standard_normal((split.n_items, 8)).astype(np.float32))
+
+
+@pytest.mark.filterwarnings("ignore:Method expects CSR input")
+def test_implicit_item_knn_scores_give_implicits_own_top10(split, ctx):
+    pytest.importorskip("implicit")
+    from implicit.nearest_neighbours import CosineRecommender
+
+    from bench.peers.systems.implicit_models import fit_item_knn
+
+    scores = fit_item_knn(split, {"K": 20}, ctx)(np.arange(split.n_users))
+    train = split.matrices["train"].astype(np.float32).tocsr()
+    model = CosineRecommender(K=20)
+    model.fit(train, show_progress=False)
+    for user in range(5):
+        _ids, theirs = model.recommend(user, train[user], N=10, filter_already_liked_items=True)
+        masked = np.where(train[user].toarray().ravel() > 0, -np.inf, scores[user])
+        np.testing.assert_allclose(np.sort(masked)[::-1][:10], theirs, rtol=1e-5)
+
+
+def test_tuning_selects_on_validation_and_reports(split, ctx, tmp_path):
+    pytest.importorskip("psutil")
+    from bench.peers.report import write_protocol_report
+    from bench.peers.tuning import tune_and_test
+
+    results = [tune_and_test(system, split, ctx) for system in CONTENT_SYSTEMS]
+    content = results[0]
+    assert len(content.val_per_config) == 3
+    assert content.val["ndcg@10"] == max(content.val_per_config)
+    assert content.fit_s >= 0 and content.score_s > 0
+    paths = write_protocol_report(tmp_path, "random", results, {"data": "synthetic"}, {})
+    assert [p.exists() for p in paths] == [True, True, True]
+    payload = json.loads(paths[0].read_text())
+    assert [s["name"] for s in payload["systems"]] == ["ContentKNN", "Random"]
+    assert "| ContentKNN | bench |" in paths[1].read_text()
+
+
+def test_grid_budget_is_enforced(split, ctx):
+    from bench.peers.tuning import tune_and_test
+
+    greedy = BenchSystem("Greedy", "bench", [{}] * 7, CONTENT_SYSTEMS[1].fit)
+    with pytest.raises(ValueError, match="budget"):
+        tune_and_test(greedy, split, ctx)
