@@ -32,9 +32,8 @@ class InteractionReport:
         self.dropped[reason] = self.dropped.get(reason, 0) + len(rows)
         examples = self.examples.setdefault(reason, [])
         head = rows.head(max(0, 5 - len(examples)))
-        examples.extend(
-            f"{_show(user)}/{_show(item)}" for user, item in zip(head["user_id"], head["item_id"], strict=True)
-        )
+        pairs = zip(head["user_id"], head["item_id"], strict=True)
+        examples.extend(f"{_show(user)}/{_show(item)}" for user, item in pairs)
 
 
 def _show(value: object) -> str:
