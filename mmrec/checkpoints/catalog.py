@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmrec.checkpoints.store import combo_folders, read_sidecar, sidecar_path, validate_combo
 from mmrec.errors import CheckpointError
 from mmrec.fileio import atomic_write_json
-from mmrec.checkpoints.store import combo_folders, read_sidecar, sidecar_path, validate_combo
 
 
 @dataclass

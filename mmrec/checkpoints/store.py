@@ -68,7 +68,7 @@ def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dic
         raise CheckpointError(f"Checkpoint {path} not found.", hint="Train one with `mmrec train`.")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises RuntimeError/EOFError/UnpicklingError/... for damaged files
+    except Exception as exc:  # noqa: BLE001 - torch raises many types (RuntimeError, EOFError, UnpicklingError) for damaged files
         raise CheckpointError(
             f"Checkpoint {path} is truncated, corrupt or holds more than tensors ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}).",

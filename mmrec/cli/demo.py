@@ -13,19 +13,36 @@ from mmrec.cli.recommend import print_result
 from mmrec.errors import ConfigError
 
 DEMO_CONFIG = Path("configs/demo.yaml")
-_PATH_LAYOUT = {"data_dir": "raw", "processed_dir": "processed", "splits_dir": "splits", "cache_dir": "cache",
-                "checkpoint_dir": "models/checkpoints", "results_dir": "results"}
+_PATH_LAYOUT = {
+    "data_dir": "raw",
+    "processed_dir": "processed",
+    "splits_dir": "splits",
+    "cache_dir": "cache",
+    "checkpoint_dir": "models/checkpoints",
+    "results_dir": "results",
+}
 
 
 def demo(
     ctx: typer.Context,
     config: ConfigOption = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Put every artefact under this folder (overrides paths.*).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Put every artefact under this folder (overrides paths.*).")
+    ] = None,
     users: Annotated[int, typer.Option("--users", min=1, help="Synthetic users.")] = 300,
     items: Annotated[int, typer.Option("--items", min=2, help="Synthetic items.")] = 400,
-    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Training epochs (default: from the config).")] = None,
-    recommend_users: Annotated[int, typer.Option("--recommend-users", "--recommend_users", min=1, help="Users to show recommendations for.")] = 3,
-    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N for every stage.")] = None,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", min=1, help="Training epochs (default: from the config).")
+    ] = None,
+    recommend_users: Annotated[
+        int,
+        typer.Option(
+            "--recommend-users", "--recommend_users", min=1, help="Users to show recommendations for."
+        ),
+    ] = 3,
+    device: Annotated[
+        str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N for every stage.")
+    ] = None,
 ) -> None:
     """Synth data -> preprocess -> split -> cache -> train -> evaluate (all five models) -> recommend."""
     from mmrec.pipeline.demo import run_demo
@@ -33,17 +50,23 @@ def demo(
     app_state = state(ctx)
     if config is None and app_state.config is None:
         if not DEMO_CONFIG.is_file():
-            raise ConfigError(f"{DEMO_CONFIG} not found in {Path.cwd()}.",
-                              hint="Run `mmrec demo` from the repository root, or pass --config configs/demo.yaml.")
+            raise ConfigError(
+                f"{DEMO_CONFIG} not found in {Path.cwd()}.",
+                hint="Run `mmrec demo` from the repository root, or pass --config configs/demo.yaml.",
+            )
         config = DEMO_CONFIG
     overrides: dict[str, Any] = {"training.epochs": epochs}
     if out is not None:
         overrides.update({f"paths.{key}": str(out / sub) for key, sub in _PATH_LAYOUT.items()})
     if device is not None:
-        overrides.update({f"{section}.device": device for section in ("features", "training", "evaluation", "inference")})
+        overrides.update(
+            {f"{section}.device": device for section in ("features", "training", "evaluation", "inference")}
+        )
     settings = app_state.settings(config, overrides)
     with RichProgress(transient=True) as progress:
-        result = run_demo(settings, users=users, items=items, recommend_users=recommend_users, progress=progress)
+        result = run_demo(
+            settings, users=users, items=items, recommend_users=recommend_users, progress=progress
+        )
     print_report(result.evaluation)
     print_result(result.recommendations)
     stages = ", ".join(f"{name} {seconds:.0f}s" for name, seconds in result.stage_seconds.items())

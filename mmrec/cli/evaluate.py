@@ -21,7 +21,9 @@ def parse_k_values(raw: list[str]) -> list[int] | None:
     if not tokens:
         return None
     if not all(t.isdigit() and int(t) > 0 for t in tokens):
-        raise ConfigError(f"--k expects positive integers, got {' '.join(tokens)!r}.", hint="e.g. --k 5 10 20")
+        raise ConfigError(
+            f"--k expects positive integers, got {' '.join(tokens)!r}.", hint="e.g. --k 5 10 20"
+        )
     return sorted({int(t) for t in tokens})
 
 
@@ -41,7 +43,11 @@ def split_extra_args(extra: list[str]) -> tuple[list[str], list[str]]:
 def metrics_table(report, cold: bool = False) -> Table:
     """Rich table with one column per model and one row per metric (fits 80 columns for 5 models)."""
     columns = report.metric_columns(cold)
-    title = "Cold items (never seen in training)" if cold else f"{report.task}: {report.counts['test_users']} test users"
+    title = (
+        "Cold items (never seen in training)"
+        if cold
+        else f"{report.task}: {report.counts['test_users']} test users"
+    )
     table = Table(title=title, header_style="bold")
     table.add_column("metric")
     for model in report.models:
@@ -53,7 +59,9 @@ def metrics_table(report, cold: bool = False) -> Table:
         for v in values:
             value = v.get(column)
             text = "—" if value is None else f"{value:.4f}"
-            cells.append(f"[bold green]{text}" if value is not None and value == best and len(values) > 1 else text)
+            cells.append(
+                f"[bold green]{text}" if value is not None and value == best and len(values) > 1 else text
+            )
         table.add_row(column, *cells)
     if not cold:
         table.add_row("users/s", *(f"{m.users_per_second:,.0f}" for m in report.models), style="dim")
@@ -77,20 +85,83 @@ def print_report(report) -> None:
 def evaluate(
     ctx: typer.Context,
     config: ConfigOption = None,
-    test_data: Annotated[Path | None, typer.Option("--test-data", "--test_data", help="Test interactions CSV/parquet (default: the test split).")] = None,
-    train_data: Annotated[Path | None, typer.Option("--train-data", "--train_data", help="Training interactions CSV/parquet (default: the train split).")] = None,
-    eval_task: Annotated[str | None, typer.Option("--eval-task", "--eval_task", help="retrieval (full ranking) or ranking (sampled negatives).")] = None,
-    recommender_type: Annotated[list[str] | None, typer.Option("--recommender-type", "--recommender_type", help=f"Repeatable: {', '.join(RECOMMENDERS)}.")] = None,
-    compare: Annotated[bool, typer.Option("--compare", help="Evaluate all five recommenders in one table.")] = False,
-    checkpoint_name: Annotated[str | None, typer.Option("--checkpoint-name", "--checkpoint_name", help="Checkpoint file of the multimodal model.")] = None,
-    use_sampling: Annotated[bool, typer.Option("--use-sampling", "--use_sampling", help="Also report sampled-negative metrics (labelled sampled_*).")] = False,
-    num_negatives: Annotated[int | None, typer.Option("--num-negatives", "--num_negatives", help="Sampled negatives per test positive.")] = None,
-    sampling_strategy: Annotated[str | None, typer.Option("--sampling-strategy", "--sampling_strategy", help="random or popularity negatives.")] = None,
-    save_predictions: Annotated[Path | None, typer.Option("--save-predictions", "--save_predictions", help="Write top-K per user (.json or .csv).")] = None,
-    warmup_recommender_cache: Annotated[bool, typer.Option("--warmup-recommender-cache", "--warmup_recommender_cache", help="Precompute item vectors/features before timing.")] = False,
-    use_parallel: Annotated[bool, typer.Option("--use-parallel", "--use_parallel", help="Evaluate the recommenders in parallel threads.")] = False,
-    num_workers: Annotated[int, typer.Option("--num-workers", "--num_workers", min=1, help="Threads for --use-parallel.")] = 2,
-    k: Annotated[list[str] | None, typer.Option("--k", help="Cut-offs: --k 5 10 20, --k 5 --k 10 or --k '5 10'.")] = None,
+    test_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--test-data", "--test_data", help="Test interactions CSV/parquet (default: the test split)."
+        ),
+    ] = None,
+    train_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--train-data",
+            "--train_data",
+            help="Training interactions CSV/parquet (default: the train split).",
+        ),
+    ] = None,
+    eval_task: Annotated[
+        str | None,
+        typer.Option(
+            "--eval-task", "--eval_task", help="retrieval (full ranking) or ranking (sampled negatives)."
+        ),
+    ] = None,
+    recommender_type: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--recommender-type", "--recommender_type", help=f"Repeatable: {', '.join(RECOMMENDERS)}."
+        ),
+    ] = None,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Evaluate all five recommenders in one table.")
+    ] = False,
+    checkpoint_name: Annotated[
+        str | None,
+        typer.Option(
+            "--checkpoint-name", "--checkpoint_name", help="Checkpoint file of the multimodal model."
+        ),
+    ] = None,
+    use_sampling: Annotated[
+        bool,
+        typer.Option(
+            "--use-sampling",
+            "--use_sampling",
+            help="Also report sampled-negative metrics (labelled sampled_*).",
+        ),
+    ] = False,
+    num_negatives: Annotated[
+        int | None,
+        typer.Option("--num-negatives", "--num_negatives", help="Sampled negatives per test positive."),
+    ] = None,
+    sampling_strategy: Annotated[
+        str | None,
+        typer.Option("--sampling-strategy", "--sampling_strategy", help="random or popularity negatives."),
+    ] = None,
+    save_predictions: Annotated[
+        Path | None,
+        typer.Option(
+            "--save-predictions", "--save_predictions", help="Write top-K per user (.json or .csv)."
+        ),
+    ] = None,
+    warmup_recommender_cache: Annotated[
+        bool,
+        typer.Option(
+            "--warmup-recommender-cache",
+            "--warmup_recommender_cache",
+            help="Precompute item vectors/features before timing.",
+        ),
+    ] = False,
+    use_parallel: Annotated[
+        bool,
+        typer.Option(
+            "--use-parallel", "--use_parallel", help="Evaluate the recommenders in parallel threads."
+        ),
+    ] = False,
+    num_workers: Annotated[
+        int, typer.Option("--num-workers", "--num_workers", min=1, help="Threads for --use-parallel.")
+    ] = 2,
+    k: Annotated[
+        list[str] | None, typer.Option("--k", help="Cut-offs: --k 5 10 20, --k 5 --k 10 or --k '5 10'.")
+    ] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = None,
 ) -> None:
     """Evaluate recommenders on the held-out split (full ranking by default) and write results/."""
@@ -99,16 +170,28 @@ def evaluate(
     extra_k, extra_names = split_extra_args(ctx.args)
     k_values = parse_k_values((k or []) + extra_k)
     names = list(RECOMMENDERS) if compare else (list(recommender_type or []) + extra_names) or ["multimodal"]
-    overrides = {"evaluation.eval_task": eval_task, "evaluation.num_negatives": num_negatives,
-                 "evaluation.sampling_strategy": sampling_strategy, "evaluation.k_values": k_values,
-                 "evaluation.device": device, "inference.checkpoint_name": checkpoint_name}
+    overrides = {
+        "evaluation.eval_task": eval_task,
+        "evaluation.num_negatives": num_negatives,
+        "evaluation.sampling_strategy": sampling_strategy,
+        "evaluation.k_values": k_values,
+        "evaluation.device": device,
+        "inference.checkpoint_name": checkpoint_name,
+    }
     settings = state(ctx).settings(config, overrides)
     with RichProgress(transient=True) as progress:
         report = run_evaluate(
-            settings, names, test_data=test_data, train_data=train_data, checkpoint_name=checkpoint_name,
-            use_sampling=use_sampling, save_predictions=save_predictions,
-            warmup_recommender_cache=warmup_recommender_cache, use_parallel=use_parallel,
-            num_workers=num_workers, progress=progress,
+            settings,
+            names,
+            test_data=test_data,
+            train_data=train_data,
+            checkpoint_name=checkpoint_name,
+            use_sampling=use_sampling,
+            save_predictions=save_predictions,
+            warmup_recommender_cache=warmup_recommender_cache,
+            use_parallel=use_parallel,
+            num_workers=num_workers,
+            progress=progress,
         )
     print_report(report)
 

@@ -15,7 +15,12 @@ from mmrec.settings import RECOMMENDERS
 def _reason_text(reason: dict) -> str:
     parts = [f"{k}={v}" for k, v in reason.items() if k not in ("source", "modalities")]
     if "modalities" in reason:
-        parts.append(", ".join(f"{k} {v:.0%}" if isinstance(v, float) else f"{k} {v}" for k, v in reason["modalities"].items()))
+        parts.append(
+            ", ".join(
+                f"{k} {v:.0%}" if isinstance(v, float) else f"{k} {v}"
+                for k, v in reason["modalities"].items()
+            )
+        )
     return "; ".join(parts) or reason.get("source", "")
 
 
@@ -25,14 +30,28 @@ def print_result(result) -> None:
         if user.diversity_before is not None:
             title += f"  diversity {user.diversity_before:.3f} -> {user.diversity_after:.3f}"
         table = Table(title=title, header_style="bold", title_justify="left")
-        for name, justify in (("#", "right"), ("item", "left"), ("title", "left"), ("score", "right"), ("reason", "left")):
+        for name, justify in (
+            ("#", "right"),
+            ("item", "left"),
+            ("title", "left"),
+            ("score", "right"),
+            ("reason", "left"),
+        ):
             table.add_column(name, justify=justify, overflow="fold")
         for item in user.items:
-            table.add_row(str(item["rank"]), item["item_id"], item["title"], f"{item['score']:.4f}", _reason_text(item["reason"]))
+            table.add_row(
+                str(item["rank"]),
+                item["item_id"],
+                item["title"],
+                f"{item['score']:.4f}",
+                _reason_text(item["reason"]),
+            )
         console.print(table)
     if result.diversity_lambda is not None:
-        console.print(f"mean intra-list diversity: {result.mean_diversity('before'):.3f} -> "
-                      f"{result.mean_diversity('after'):.3f} (MMR lambda={result.diversity_lambda})")
+        console.print(
+            f"mean intra-list diversity: {result.mean_diversity('before'):.3f} -> "
+            f"{result.mean_diversity('after'):.3f} (MMR lambda={result.diversity_lambda})"
+        )
     for note in result.notes:
         console.print(f"[yellow]{note}")
     if result.output:
@@ -42,16 +61,52 @@ def print_result(result) -> None:
 def recommend(
     ctx: typer.Context,
     config: ConfigOption = None,
-    users: Annotated[list[str] | None, typer.Option("--users", "--user", help="User ids: --users u1 u2 or repeated.")] = None,
-    user_file: Annotated[Path | None, typer.Option("--user-file", "--user_file", help="File with one user id per line.")] = None,
-    sample_users: Annotated[int | None, typer.Option("--sample-users", "--sample_users", min=1, help="Recommend for N random known users (seeded).")] = None,
+    users: Annotated[
+        list[str] | None, typer.Option("--users", "--user", help="User ids: --users u1 u2 or repeated.")
+    ] = None,
+    user_file: Annotated[
+        Path | None, typer.Option("--user-file", "--user_file", help="File with one user id per line.")
+    ] = None,
+    sample_users: Annotated[
+        int | None,
+        typer.Option(
+            "--sample-users", "--sample_users", min=1, help="Recommend for N random known users (seeded)."
+        ),
+    ] = None,
     top_k: Annotated[int | None, typer.Option("--top-k", "--top_k", min=1, help="Items per user.")] = None,
-    include_seen: Annotated[bool, typer.Option("--include-seen", "--include_seen", help="Allow items the user already interacted with.")] = False,
-    use_diversity: Annotated[bool, typer.Option("--use-diversity", "--use_diversity", help="Re-rank with maximal marginal relevance (MMR).")] = False,
-    diversity_lambda: Annotated[float | None, typer.Option("--diversity-lambda", "--diversity_lambda", help="MMR trade-off: 1 = relevance only, 0 = diversity only.")] = None,
-    recommender_type: Annotated[str, typer.Option("--recommender-type", "--recommender_type", help=f"One of {', '.join(RECOMMENDERS)}.")] = "multimodal",
-    checkpoint_name: Annotated[str | None, typer.Option("--checkpoint-name", "--checkpoint_name", help="Checkpoint file of the multimodal model.")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the recommendations as JSON here.")] = None,
+    include_seen: Annotated[
+        bool,
+        typer.Option(
+            "--include-seen", "--include_seen", help="Allow items the user already interacted with."
+        ),
+    ] = False,
+    use_diversity: Annotated[
+        bool,
+        typer.Option(
+            "--use-diversity", "--use_diversity", help="Re-rank with maximal marginal relevance (MMR)."
+        ),
+    ] = False,
+    diversity_lambda: Annotated[
+        float | None,
+        typer.Option(
+            "--diversity-lambda",
+            "--diversity_lambda",
+            help="MMR trade-off: 1 = relevance only, 0 = diversity only.",
+        ),
+    ] = None,
+    recommender_type: Annotated[
+        str,
+        typer.Option("--recommender-type", "--recommender_type", help=f"One of {', '.join(RECOMMENDERS)}."),
+    ] = "multimodal",
+    checkpoint_name: Annotated[
+        str | None,
+        typer.Option(
+            "--checkpoint-name", "--checkpoint_name", help="Checkpoint file of the multimodal model."
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the recommendations as JSON here.")
+    ] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = None,
 ) -> None:
     """Recommend items to users (unknown users get a flagged popularity fallback)."""
@@ -60,13 +115,18 @@ def recommend(
     # `--users u1 u2 u3`: click leaves u2 u3 as extra arguments; they are more user ids.
     all_users = list(users or []) + [a for a in ctx.args]
     overrides = {
-        "inference.top_k": top_k, "inference.exclude_seen": False if include_seen else None,
-        "inference.use_diversity": True if use_diversity else None, "inference.diversity_lambda": diversity_lambda,
-        "inference.checkpoint_name": checkpoint_name, "inference.device": device,
+        "inference.top_k": top_k,
+        "inference.exclude_seen": False if include_seen else None,
+        "inference.use_diversity": True if use_diversity else None,
+        "inference.diversity_lambda": diversity_lambda,
+        "inference.checkpoint_name": checkpoint_name,
+        "inference.device": device,
     }
     settings = state(ctx).settings(config, overrides)
     with RichProgress(transient=True) as progress:
-        result = run_recommend(settings, all_users, user_file, sample_users, recommender_type, output, progress)
+        result = run_recommend(
+            settings, all_users, user_file, sample_users, recommender_type, output, progress
+        )
     print_result(result)
 
 

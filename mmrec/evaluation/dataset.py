@@ -25,11 +25,21 @@ def read_interactions_file(path: Path, role: str) -> pd.DataFrame:
     """Read a CSV/parquet interaction file (user_id, item_id as str); a clear DataError if unusable."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"The {role} file {path} does not exist.", hint=f"Pass an existing CSV or parquet file as {role} data.")
+        raise DataError(
+            f"The {role} file {path} does not exist.",
+            hint=f"Pass an existing CSV or parquet file as {role} data.",
+        )
     try:
-        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={"user_id": str, "item_id": str})
+        frame = (
+            pd.read_parquet(path)
+            if path.suffix == ".parquet"
+            else pd.read_csv(path, dtype={"user_id": str, "item_id": str})
+        )
     except Exception as exc:  # noqa: BLE001  (pandas/pyarrow raise many types for unreadable files)
-        raise DataError(f"The {role} file {path} cannot be read: {exc}", hint="Use a CSV with a header row or a parquet file.") from None
+        raise DataError(
+            f"The {role} file {path} cannot be read: {exc}",
+            hint="Use a CSV with a header row or a parquet file.",
+        ) from None
     return validate_interactions(frame, f"{role} file {path}")
 
 
@@ -128,6 +138,12 @@ def build_evaluation_data(
         "train_interactions_outside_catalogue": int((~train["item_id"].isin(item_index)).sum()),
     }
     return EvaluationData(
-        item_ids=item_ids, user_ids=np.asarray(user_ids, dtype=object), relevant=relevant, exclude=exclude,
-        cold_user_rows=cold_user_rows, cold_items=cold_items, train_popularity=popularity, counts=counts,
+        item_ids=item_ids,
+        user_ids=np.asarray(user_ids, dtype=object),
+        relevant=relevant,
+        exclude=exclude,
+        cold_user_rows=cold_user_rows,
+        cold_items=cold_items,
+        train_popularity=popularity,
+        counts=counts,
     )

@@ -66,9 +66,17 @@ def warmup(model: Recommender, data: EvaluationData, device: torch.device) -> No
 
 
 def evaluate_model(
-    name: str, model: Recommender, data: EvaluationData, evaluation: EvaluationSettings, *,
-    device: torch.device, fallback: Recommender | None, use_sampling: bool = False,
-    return_topk: bool = False, fit_seconds: float = 0.0, do_warmup: bool = False,
+    name: str,
+    model: Recommender,
+    data: EvaluationData,
+    evaluation: EvaluationSettings,
+    *,
+    device: torch.device,
+    fallback: Recommender | None,
+    use_sampling: bool = False,
+    return_topk: bool = False,
+    fit_seconds: float = 0.0,
+    do_warmup: bool = False,
 ) -> ModelEvaluation:
     """Metrics of `model` per evaluation.eval_task; retrieval also reports cold-item metrics."""
     if do_warmup:
@@ -79,7 +87,12 @@ def evaluate_model(
     result.fallback_users = 0 if name in USER_AGNOSTIC else len(data.cold_user_rows)
     if evaluation.eval_task == "retrieval":
         full = full_ranking(
-            score_fn, data.relevant, data.exclude, evaluation.k_values, evaluation.batch_size, device,
+            score_fn,
+            data.relevant,
+            data.exclude,
+            evaluation.k_values,
+            evaluation.batch_size,
+            device,
             return_topk=return_topk,
         )
         result.metrics, result.n_users = dict(full.metrics), full.n_users
@@ -87,7 +100,12 @@ def evaluate_model(
         relevant_cold = data.relevant_cold
         if relevant_cold.nnz and len(data.cold_items):
             cold = full_ranking(
-                score_fn, relevant_cold, data.exclude, evaluation.k_values, evaluation.batch_size, device,
+                score_fn,
+                relevant_cold,
+                data.exclude,
+                evaluation.k_values,
+                evaluation.batch_size,
+                device,
                 candidate_items=data.cold_items,
             )
             result.cold_item_metrics, result.n_cold_item_users = cold.metrics, cold.n_users
@@ -96,8 +114,16 @@ def evaluate_model(
     if use_sampling or evaluation.eval_task == "ranking":
         result.metrics.update(
             sampled_metrics(
-                score_fn, data.relevant, data.exclude, evaluation.k_values, evaluation.num_negatives,
-                evaluation.sampling_strategy, data.train_popularity, evaluation.seed, evaluation.batch_size, device,
+                score_fn,
+                data.relevant,
+                data.exclude,
+                evaluation.k_values,
+                evaluation.num_negatives,
+                evaluation.sampling_strategy,
+                data.train_popularity,
+                evaluation.seed,
+                evaluation.batch_size,
+                device,
             )
         )
     result.eval_seconds = time.perf_counter() - started

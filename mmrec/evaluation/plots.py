@@ -23,14 +23,22 @@ def _save(figure: plt.Figure, path: Path) -> Path:
 
 def plot_curves(report: EvaluationReport, path: Path) -> Path | None:
     """One panel per metric: metric@K against K, one line per model."""
-    metrics = [m for m in TOPK_METRICS if any(f"{m}@{k}" in r.metrics for r in report.models for k in report.k_values)]
+    metrics = [
+        m
+        for m in TOPK_METRICS
+        if any(f"{m}@{k}" in r.metrics for r in report.models for k in report.k_values)
+    ]
     if not metrics:
         return None
     figure, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.4), squeeze=False)
     for axis, metric in zip(axes[0], metrics):
         for model in report.models:
-            axis.plot(report.k_values, [model.metrics.get(f"{metric}@{k}", np.nan) for k in report.k_values],
-                      marker="o", label=model.name)
+            axis.plot(
+                report.k_values,
+                [model.metrics.get(f"{metric}@{k}", np.nan) for k in report.k_values],
+                marker="o",
+                label=model.name,
+            )
         axis.set_title(f"{metric}@K")
         axis.set_xlabel("K")
         axis.set_xticks(report.k_values)

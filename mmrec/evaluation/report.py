@@ -91,9 +91,17 @@ def markdown_report(report: EvaluationReport) -> str:
     parts += ["", markdown_table(report)]
     cold = markdown_table(report, cold=True)
     if cold:
-        parts += ["", "## Cold items (test items never seen in training, ranked among cold items only)", "", cold]
+        parts += [
+            "",
+            "## Cold items (test items never seen in training, ranked among cold items only)",
+            "",
+            cold,
+        ]
     parts += [""] + [f"> {note}" for note in report.notes]
-    timing = [f"| {m.name} | {m.fit_seconds:.2f} | {m.eval_seconds:.2f} | {m.users_per_second:,.0f} |" for m in report.models]
+    timing = [
+        f"| {m.name} | {m.fit_seconds:.2f} | {m.eval_seconds:.2f} | {m.users_per_second:,.0f} |"
+        for m in report.models
+    ]
     parts += ["", "| model | fit s | eval s | users/s |", "|---|---:|---:|---:|", *timing, ""]
     return "\n".join(parts)
 
@@ -107,7 +115,9 @@ def write_report(report: EvaluationReport, results_dir: Path) -> dict[str, Path]
     return paths
 
 
-def write_predictions(report: EvaluationReport, user_ids: np.ndarray, item_ids: list[str], path: Path) -> Path:
+def write_predictions(
+    report: EvaluationReport, user_ids: np.ndarray, item_ids: list[str], path: Path
+) -> Path:
     """Top-K per user per model: JSON {model: {user: [items]}} or CSV model,user_id,rank,item_id."""
     path = Path(path)
     table = {

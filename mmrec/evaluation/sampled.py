@@ -21,8 +21,12 @@ _MAX_REJECTION_ROUNDS = 50
 
 
 def sample_negatives(
-    pair_rows: np.ndarray, positives: sp.csr_matrix, num_negatives: int, strategy: str,
-    popularity: np.ndarray, seed: int,
+    pair_rows: np.ndarray,
+    positives: sp.csr_matrix,
+    num_negatives: int,
+    strategy: str,
+    popularity: np.ndarray,
+    seed: int,
 ) -> np.ndarray:
     """[n_pairs, num_negatives] catalogue indices, none of them a positive (any split) of the pair's user.
 
@@ -53,9 +57,16 @@ def sample_negatives(
 
 
 def sampled_metrics(
-    score_fn: Callable[[np.ndarray], torch.Tensor], relevant: sp.csr_matrix, exclude: sp.csr_matrix,
-    k_values: Sequence[int], num_negatives: int, strategy: str, popularity: np.ndarray,
-    seed: int = 42, batch_size: int = 1024, device: torch.device | str = "cpu",
+    score_fn: Callable[[np.ndarray], torch.Tensor],
+    relevant: sp.csr_matrix,
+    exclude: sp.csr_matrix,
+    k_values: Sequence[int],
+    num_negatives: int,
+    strategy: str,
+    popularity: np.ndarray,
+    seed: int = 42,
+    batch_size: int = 1024,
+    device: torch.device | str = "cpu",
 ) -> dict[str, float]:
     """Mean sampled AUC / HR@k / NDCG@k over all test positives (see module docstring)."""
     relevant = sp.csr_matrix(relevant)

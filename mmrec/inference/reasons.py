@@ -10,7 +10,11 @@ from mmrec.recommenders.base import Recommender
 
 
 def reasons_for(
-    model: Recommender, user_id: str, indices: np.ndarray, history: np.ndarray, item_ids: list[str],
+    model: Recommender,
+    user_id: str,
+    indices: np.ndarray,
+    history: np.ndarray,
+    item_ids: list[str],
     fallback: str | None,
 ) -> list[dict[str, Any]]:
     """One reason dict per recommended catalogue index, from what the model already knows."""
@@ -22,15 +26,25 @@ def reasons_for(
         shares = contributions(np.asarray(indices))  # {modality: [k] share}
         if isinstance(shares, dict):
             table = {name: np.asarray(values, dtype=np.float64) for name, values in shares.items()}
-            return [{"source": model.name, "modalities": {name: round(float(v[r]), 4) for name, v in table.items()}}
-                    for r in range(len(indices))]
+            return [
+                {
+                    "source": model.name,
+                    "modalities": {name: round(float(v[r]), 4) for name, v in table.items()},
+                }
+                for r in range(len(indices))
+            ]
         return [{"source": model.name, "modalities": _as_dict(share)} for share in shares]
     if model.name == "item_knn" and len(history):
         similarity = model.similarity[indices][:, history].toarray()  # [k, |history|]
         best = similarity.argmax(1)
         return [
-            {"source": "item_knn", "similar_to": item_ids[history[b]], "similarity": round(float(similarity[r, b]), 4)}
-            if similarity[r, b] > 0 else {"source": "item_knn"}
+            {
+                "source": "item_knn",
+                "similar_to": item_ids[history[b]],
+                "similarity": round(float(similarity[r, b]), 4),
+            }
+            if similarity[r, b] > 0
+            else {"source": "item_knn"}
             for r, b in enumerate(best)
         ]
     if model.name == "popularity":

@@ -48,24 +48,43 @@ def run_demo(
     seconds: dict[str, float] = {}
 
     def stage(name: str, fn):
-        progress(ProgressEvent(task="demo", completed=STAGES.index(name), total=len(STAGES), description=f"demo: {name}"))
+        progress(
+            ProgressEvent(
+                task="demo", completed=STAGES.index(name), total=len(STAGES), description=f"demo: {name}"
+            )
+        )
         started = time.perf_counter()
         value = fn()
         seconds[name] = round(time.perf_counter() - started, 2)
         progress(ProgressEvent(task="demo", message=f"{name} done in {seconds[name]:.1f}s"))
         return value
 
-    stage("synth", lambda: run_synth(settings, users=users, items=items, seed=settings.split.seed, progress=progress))
+    stage(
+        "synth",
+        lambda: run_synth(settings, users=users, items=items, seed=settings.split.seed, progress=progress),
+    )
     stage("preprocess", lambda: run_preprocess(settings, force=True, progress=progress))
     stage("split", lambda: run_split(settings, progress=progress))
     stage("cache", lambda: run_cache_precompute(settings, progress=progress))
     trained = stage("train", lambda: run_train(settings, progress=progress))
     report = stage("evaluate", lambda: run_evaluate(settings, list(RECOMMENDERS), progress=progress))
     recommendations_path = Path(settings.paths.results_dir) / "recommendations.json"
-    diverse = settings.model_copy(update={"inference": settings.inference.model_copy(update={"use_diversity": True})})
-    recs = stage("recommend", lambda: run_recommend(
-        diverse, sample_users=recommend_users, recommender_type="multimodal", output=recommendations_path,
-        progress=progress,
-    ))
-    progress(ProgressEvent(task="demo", completed=len(STAGES), total=len(STAGES), description="demo: done", done=True))
+    diverse = settings.model_copy(
+        update={"inference": settings.inference.model_copy(update={"use_diversity": True})}
+    )
+    recs = stage(
+        "recommend",
+        lambda: run_recommend(
+            diverse,
+            sample_users=recommend_users,
+            recommender_type="multimodal",
+            output=recommendations_path,
+            progress=progress,
+        ),
+    )
+    progress(
+        ProgressEvent(
+            task="demo", completed=len(STAGES), total=len(STAGES), description="demo: done", done=True
+        )
+    )
     return DemoResult(report, recs, recommendations_path, trained.best_path, seconds)

@@ -30,7 +30,11 @@ from mmrec.settings import RECOMMENDERS, Settings
 
 
 def load_recommender(
-    name: str, settings: Settings, items: pd.DataFrame, train: pd.DataFrame, device: torch.device,
+    name: str,
+    settings: Settings,
+    items: pd.DataFrame,
+    train: pd.DataFrame,
+    device: torch.device,
     checkpoint_name: str | None = None,
 ) -> Recommender:
     """A recommender fitted on `train` over the catalogue `items` (multimodal: from its checkpoint)."""
@@ -39,18 +43,26 @@ def load_recommender(
         from mmrec.checkpoints import find_checkpoint
 
         path = find_checkpoint(
-            settings.paths.checkpoint_dir, settings.features.combo,
+            settings.paths.checkpoint_dir,
+            settings.features.combo,
             name=checkpoint_name or settings.inference.checkpoint_name,
         )
         kwargs = {
-            "checkpoint_path": path, "items": items, "cache_dir": settings.paths.cache_dir, "cache": settings.cache,
-            "checkpoint_dir": settings.paths.checkpoint_dir, "device": device,
+            "checkpoint_path": path,
+            "items": items,
+            "cache_dir": settings.paths.cache_dir,
+            "cache": settings.cache,
+            "checkpoint_dir": settings.paths.checkpoint_dir,
+            "device": device,
         }
     model = create_recommender(name, settings.evaluation, **kwargs)
     return model.fit(train, items["item_id"].tolist())
 
 
-def _frames(settings: Settings, test_data: Path | None, train_data: Path | None) -> tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame], dict[str, str]]:
+Frames = tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame], dict[str, str]]
+
+
+def _frames(settings: Settings, test_data: Path | None, train_data: Path | None) -> Frames:
     """(train, test, also-masked frames, sources): explicit files win; val is masked with the split."""
     splits_dir = Path(settings.paths.splits_dir)
     split = load_split(splits_dir) if test_data is None or train_data is None else None
@@ -58,11 +70,13 @@ def _frames(settings: Settings, test_data: Path | None, train_data: Path | None)
     if train_data is not None:
         train, sources["train"] = read_interactions_file(train_data, "train"), str(train_data)
     else:
-        train, sources["train"] = validate_interactions(split.train, f"train split in {splits_dir}"), str(splits_dir / "train.csv")
+        train = validate_interactions(split.train, f"train split in {splits_dir}")
+        sources["train"] = str(splits_dir / "train.csv")
     if test_data is not None:
         test, sources["test"] = read_interactions_file(test_data, "test"), str(test_data)
     else:
-        test, sources["test"] = validate_interactions(split.test, f"test split in {splits_dir}"), str(splits_dir / "test.csv")
+        test = validate_interactions(split.test, f"test split in {splits_dir}")
+        sources["test"] = str(splits_dir / "test.csv")
     also_seen = []
     # Validation items are masked too when train comes from the same split (they are the user's past).
     if split is not None and train_data is None and not split.val.empty:
@@ -94,16 +108,23 @@ def run_evaluate(
 
     Arguments left None use settings.evaluation; retrieval = full ranking, ranking = sampled negatives.
     """
-    updates = {"eval_task": eval_task, "num_negatives": num_negatives, "sampling_strategy": sampling_strategy,
-               "k_values": list(k_values) if k_values else None, "device": device}
+    updates = {
+        "eval_task": eval_task,
+        "num_negatives": num_negatives,
+        "sampling_strategy": sampling_strategy,
+        "k_values": list(k_values) if k_values else None,
+        "device": device,
+    }
     evaluation = settings.evaluation.model_validate(
         {**settings.evaluation.model_dump(), **{k: v for k, v in updates.items() if v is not None}}
     )
     names = list(dict.fromkeys(recommender_types))
     unknown = [n for n in names if n not in RECOMMENDERS]
     if not names or unknown:
-        raise ConfigError(f"Unknown recommender type(s): {', '.join(unknown) or '(none given)'}.",
-                          hint=f"Choose from: {', '.join(RECOMMENDERS)}.")
+        raise ConfigError(
+            f"Unknown recommender type(s): {', '.join(unknown) or '(none given)'}.",
+            hint=f"Choose from: {', '.join(RECOMMENDERS)}.",
+        )
     torch_device = resolve_device(evaluation.device)
     items = load_items(Path(settings.paths.processed_dir))
     train, test, also_seen, sources = _frames(settings, test_data, train_data)
@@ -119,12 +140,30 @@ def run_evaluate(
         fit_seconds = time.perf_counter() - started
         progress(ProgressEvent(task=f"evaluate:{name}", completed=1, total=2, description=f"scoring {name}"))
         result = evaluate_model(
-            name, model, data, evaluation, device=torch_device, fallback=fallback, use_sampling=use_sampling,
-            return_topk=save_predictions is not None, fit_seconds=fit_seconds, do_warmup=warmup_recommender_cache,
+            name,
+            model,
+            data,
+            evaluation,
+            device=torch_device,
+            fallback=fallback,
+            use_sampling=use_sampling,
+            return_topk=save_predictions is not None,
+            fit_seconds=fit_seconds,
+            do_warmup=warmup_recommender_cache,
         )
-        headline = {k: v for k, v in result.metrics.items() if k in (f"ndcg@{evaluation.k_values[-1]}", "sampled_auc")}
-        progress(ProgressEvent(task=f"evaluate:{name}", completed=2, total=2, description=f"evaluated {name}",
-                               metrics=headline, done=True))
+        headline = {
+            k: v for k, v in result.metrics.items() if k in (f"ndcg@{evaluation.k_values[-1]}", "sampled_auc")
+        }
+        progress(
+            ProgressEvent(
+                task=f"evaluate:{name}",
+                completed=2,
+                total=2,
+                description=f"evaluated {name}",
+                metrics=headline,
+                done=True,
+            )
+        )
         return result
 
     if use_parallel and len(names) > 1:
@@ -134,20 +173,30 @@ def run_evaluate(
         results = [one(name) for name in names]
 
     report = EvaluationReport(
-        task=evaluation.eval_task, k_values=list(evaluation.k_values), models=results, counts=data.counts,
-        sources=sources, device=str(torch_device),
+        task=evaluation.eval_task,
+        k_values=list(evaluation.k_values),
+        models=results,
+        counts=data.counts,
+        sources=sources,
+        device=str(torch_device),
     )
     if use_sampling or evaluation.eval_task == "ranking":
-        report.notes.append(f"{SAMPLED_NOTE} ({evaluation.num_negatives} {evaluation.sampling_strategy} negatives per positive)")
+        report.notes.append(
+            f"{SAMPLED_NOTE} ({evaluation.num_negatives} {evaluation.sampling_strategy} negatives per positive)"
+        )
     if data.counts["test_cold_users"]:
-        report.notes.append(f"{data.counts['test_cold_users']} test users have no training interactions; "
-                            f"id-based models score them with the {evaluation.cold_user_fallback} fallback.")
+        report.notes.append(
+            f"{data.counts['test_cold_users']} test users have no training interactions; "
+            f"id-based models score them with the {evaluation.cold_user_fallback} fallback."
+        )
     if write_files:
         results_dir = Path(settings.paths.results_dir)
         report.files.update(write_report(report, results_dir))
         report.files.update(write_plots(report, results_dir))
         if save_predictions is not None:
-            report.files["predictions"] = write_predictions(report, data.user_ids, data.item_ids, save_predictions)
+            report.files["predictions"] = write_predictions(
+                report, data.user_ids, data.item_ids, save_predictions
+            )
     return report
 
 
@@ -156,12 +205,16 @@ def _report_counts(data: EvaluationData, progress: ProgressCallback) -> None:
     c = data.counts
     notes = []
     if c["test_unknown_items_dropped"]:
-        notes.append(f"{c['test_unknown_items_dropped']} test interactions are on items outside the catalogue (skipped)")
+        notes.append(
+            f"{c['test_unknown_items_dropped']} test interactions are on items outside the catalogue (skipped)"
+        )
     if c["test_duplicate_pairs"]:
         notes.append(f"{c['test_duplicate_pairs']} duplicate test pairs (counted once)")
     if c["test_cold_users"]:
         notes.append(f"{c['test_cold_users']} test users unknown to training (fallback scores)")
     if c["test_cold_item_interactions"]:
-        notes.append(f"{c['test_cold_item_interactions']} test interactions on items unseen in training (cold-item report)")
+        notes.append(
+            f"{c['test_cold_item_interactions']} test interactions on items unseen in training (cold-item report)"
+        )
     for note in notes:
         progress(ProgressEvent(task="evaluate", message=note))

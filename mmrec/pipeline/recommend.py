@@ -57,20 +57,32 @@ class RecommendResult:
         return sum(1 for u in self.users if u.fallback)
 
     def mean_diversity(self, which: str) -> float | None:
-        values = [getattr(u, f"diversity_{which}") for u in self.users if getattr(u, f"diversity_{which}") is not None]
+        values = [
+            getattr(u, f"diversity_{which}")
+            for u in self.users
+            if getattr(u, f"diversity_{which}") is not None
+        ]
         return float(np.mean(values)) if values else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "recommender": self.recommender, "top_k": self.top_k, "diversity_lambda": self.diversity_lambda,
-            "mean_diversity_before": self.mean_diversity("before"), "mean_diversity_after": self.mean_diversity("after"),
-            "fallback_users": self.n_fallback_users, "notes": self.notes,
+            "recommender": self.recommender,
+            "top_k": self.top_k,
+            "diversity_lambda": self.diversity_lambda,
+            "mean_diversity_before": self.mean_diversity("before"),
+            "mean_diversity_after": self.mean_diversity("after"),
+            "fallback_users": self.n_fallback_users,
+            "notes": self.notes,
             "users": [asdict(u) for u in self.users],
         }
 
 
 def select_users(
-    known_users: Sequence[str], users: Sequence[str] | None, user_file: Path | None, sample_users: int | None, seed: int
+    known_users: Sequence[str],
+    users: Sequence[str] | None,
+    user_file: Path | None,
+    sample_users: int | None,
+    seed: int,
 ) -> list[str]:
     """Requested users in order, without duplicates: explicit ids, then the file, then a seeded sample."""
     chosen = [str(u) for u in users or []]
@@ -89,7 +101,9 @@ def select_users(
     return list(dict.fromkeys(chosen))
 
 
-def _similarity_fn(model: Recommender, interactions: pd.DataFrame, item_index: dict[str, int]) -> SimilarityFn:
+def _similarity_fn(
+    model: Recommender, interactions: pd.DataFrame, item_index: dict[str, int]
+) -> SimilarityFn:
     """Item similarity for MMR: the model's item vectors when it has them, else co-interaction cosine."""
     if hasattr(model, "item_embeddings"):
         return embedding_similarity(model.item_embeddings())
@@ -97,7 +111,9 @@ def _similarity_fn(model: Recommender, interactions: pd.DataFrame, item_index: d
     cols = interactions["item_id"].map(item_index)
     keep = cols.notna().to_numpy()
     rows = interactions["user_id"].map(users).to_numpy()[keep]
-    return interaction_similarity(binary_matrix(rows, cols[keep].to_numpy(np.int64), (len(users), len(item_index))))
+    return interaction_similarity(
+        binary_matrix(rows, cols[keep].to_numpy(np.int64), (len(users), len(item_index)))
+    )
 
 
 def run_recommend(
@@ -121,18 +137,29 @@ def run_recommend(
     item_ids = items["item_id"].tolist()
     item_index = {item: j for j, item in enumerate(item_ids)}
     titles = items["title"].astype(str).tolist() if "title" in items.columns else [""] * len(item_ids)
-    chosen = select_users(pd.unique(interactions["user_id"]), users, user_file, sample_users, settings.evaluation.seed)
+    chosen = select_users(
+        pd.unique(interactions["user_id"]), users, user_file, sample_users, settings.evaluation.seed
+    )
 
     progress(ProgressEvent(task="recommend", description=f"loading {recommender_type}", total=len(chosen)))
-    model = load_recommender(recommender_type, settings, items, interactions, device, inference.checkpoint_name)
-    fallback = create_recommender(settings.evaluation.cold_user_fallback, settings.evaluation).fit(interactions, item_ids)
+    model = load_recommender(
+        recommender_type, settings, items, interactions, device, inference.checkpoint_name
+    )
+    fallback = create_recommender(settings.evaluation.cold_user_fallback, settings.evaluation).fit(
+        interactions, item_ids
+    )
     history = interactions.assign(col=interactions["item_id"].map(item_index)).dropna(subset=["col"])
     history_by_user = {u: g["col"].to_numpy(np.int64) for u, g in history.groupby("user_id")}
     similarity = _similarity_fn(model, interactions, item_index) if inference.use_diversity else None
     pool = inference.top_k * (_MMR_POOL if inference.use_diversity else 1)
 
-    result = RecommendResult(recommender_type, inference.top_k, [],
-                             inference.diversity_lambda if inference.use_diversity else None, output)
+    result = RecommendResult(
+        recommender_type,
+        inference.top_k,
+        [],
+        inference.diversity_lambda if inference.use_diversity else None,
+        output,
+    )
     batch = settings.evaluation.batch_size
     for start in range(0, len(chosen), batch):
         block = chosen[start : start + batch]
@@ -141,7 +168,9 @@ def run_recommend(
         cold = [i for i, flag in enumerate(is_fallback) if flag]
         if cold:
             scores[cold] = fallback.score([block[i] for i in cold], device=scores.device).to(torch.float32)
-        seen = [history_by_user.get(u, np.zeros(0, np.int64)) for u in block] if inference.exclude_seen else None
+        seen = (
+            [history_by_user.get(u, np.zeros(0, np.int64)) for u in block] if inference.exclude_seen else None
+        )
         for row, (idx, val) in enumerate(finite_rows(*top_k_unseen(scores, seen, pool))):
             user = block[row]
             fallback_name = settings.evaluation.cold_user_fallback if is_fallback[row] else None
@@ -153,19 +182,34 @@ def run_recommend(
                 order = mmr_rerank(val, sims, inference.top_k, inference.diversity_lambda)
                 entry.diversity_after = intra_list_diversity(sims[np.ix_(order, order)])
             picked = idx[order]
-            reasons = reasons_for(model, user, picked, history_by_user.get(user, np.zeros(0, np.int64)), item_ids,
-                                  fallback_name)
+            reasons = reasons_for(
+                model, user, picked, history_by_user.get(user, np.zeros(0, np.int64)), item_ids, fallback_name
+            )
             entry.items = [
-                {"rank": r + 1, "item_id": item_ids[j], "title": titles[j], "score": round(float(val[o]), 6), "reason": reason}
+                {
+                    "rank": r + 1,
+                    "item_id": item_ids[j],
+                    "title": titles[j],
+                    "score": round(float(val[o]), 6),
+                    "reason": reason,
+                }
                 for r, (j, o, reason) in enumerate(zip(picked, order, reasons))
             ]
             result.users.append(entry)
-        progress(ProgressEvent(task="recommend", completed=min(start + batch, len(chosen)), total=len(chosen),
-                               description="recommending"))
+        progress(
+            ProgressEvent(
+                task="recommend",
+                completed=min(start + batch, len(chosen)),
+                total=len(chosen),
+                description="recommending",
+            )
+        )
     progress(ProgressEvent(task="recommend", completed=len(chosen), total=len(chosen), done=True))
     if result.n_fallback_users:
-        result.notes.append(f"{result.n_fallback_users} user(s) unknown to the model got {settings.evaluation.cold_user_fallback} "
-                            "recommendations (flagged `fallback`).")
+        result.notes.append(
+            f"{result.n_fallback_users} user(s) unknown to the model got {settings.evaluation.cold_user_fallback} "
+            "recommendations (flagged `fallback`)."
+        )
     if output is not None:
         atomic_write_json(output, result.to_dict())
     return result

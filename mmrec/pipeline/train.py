@@ -10,8 +10,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmrec.checkpoints.store import BEST, LAST, checkpoint_path, load_checkpoint, read_sidecar, save_checkpoint
-from mmrec.checkpoints.store import verify_encoders
+from mmrec.checkpoints.store import (
+    BEST,
+    LAST,
+    checkpoint_path,
+    load_checkpoint,
+    read_sidecar,
+    save_checkpoint,
+    verify_encoders,
+)
 from mmrec.data.encoders import IdEncoder, encoder_paths, fit_encoders, load_encoders, save_encoders
 from mmrec.data.splits import load_split
 from mmrec.data.tables import load_items

@@ -27,7 +27,9 @@ def create_recommender(name: str, evaluation: EvaluationSettings, **kwargs: Any)
     """
     _ensure_registered()
     if name not in RECOMMENDER_NAMES:
-        raise ConfigError(f"Unknown recommender {name!r}.", hint=f"Choose one of: {', '.join(RECOMMENDER_NAMES)}.")
+        raise ConfigError(
+            f"Unknown recommender {name!r}.", hint=f"Choose one of: {', '.join(RECOMMENDER_NAMES)}."
+        )
     if name == "multimodal":
         from mmrec.recommenders.multimodal import MultimodalRecommender
 

@@ -40,7 +40,10 @@ def _topk_rows(dense: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def topk_cosine_neighbours(
-    query: sp.csr_matrix, base: sp.csr_matrix, neighbors: int, shrinkage: float,
+    query: sp.csr_matrix,
+    base: sp.csr_matrix,
+    neighbors: int,
+    shrinkage: float,
     self_cols: np.ndarray | None = None,
 ) -> sp.csr_matrix:
     """Sparse [n_query, n_base] keeping each query row's top-`neighbors` shrunk-cosine similarities.
@@ -120,8 +123,7 @@ class ItemKNNRecommender(_KNNBase):
         items_by_users = self.interactions.T.tocsr()  # [n_items, n_users]
         # similarity[j] holds the neighbourhood of target item j.
         self.similarity = topk_cosine_neighbours(
-            items_by_users, items_by_users, self.neighbors, self.shrinkage,
-            self_cols=np.arange(self.n_items)
+            items_by_users, items_by_users, self.neighbors, self.shrinkage, self_cols=np.arange(self.n_items)
         )
         self._similarity_t = self.similarity.T.tocsr()
         return self

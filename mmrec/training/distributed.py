@@ -33,9 +33,9 @@ class DistContext:
 def context_from_env() -> DistContext:
     """Read torchrun's RANK / WORLD_SIZE / LOCAL_RANK (absent = single process)."""
     return DistContext(
-        rank=int(os.environ.get("RANK", 0)),
-        world_size=int(os.environ.get("WORLD_SIZE", 1)),
-        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+        rank=int(os.environ.get("RANK", "0")),
+        world_size=int(os.environ.get("WORLD_SIZE", "1")),
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
     )
 
 

@@ -53,7 +53,7 @@ class WandbTracker:
             self.run = wandb.init(
                 project=tracking.wandb_project, name=tracking.wandb_run_name, config=config, dir=str(directory)
             )
-        except Exception as exc:  # wandb raises its own error types for network/auth problems
+        except Exception as exc:  # noqa: BLE001 - wandb raises its own error types for network/auth problems
             log.warning("wandb online init failed (%s); retrying offline", exc)
             os.environ["WANDB_MODE"] = "offline"
             self.note = f"wandb: could not reach the server ({exc}); logging offline to {directory}/wandb."

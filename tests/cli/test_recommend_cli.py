@@ -41,6 +41,9 @@ def test_users_with_diversity_and_unknown_user(config, tmp_path):
     seen = set(pd.read_parquet(tmp_path / "processed" / "interactions.parquet").query("user_id == 'u001'")["item_id"])
     assert not seen & {i["item_id"] for i in users["u001"]["items"]}
     assert "fallback" in result.output and "diversity" in result.output
+    reasons = [i["reason"] for i in users["u001"]["items"]]
+    assert all(r["source"] == "item_knn" for r in reasons) and any("similar_to" in r for r in reasons)
+    assert users["stranger"]["items"][0]["reason"]["source"] == "popularity"
 
 
 def test_user_file_sample_users_and_include_seen(config, tmp_path):

@@ -5,6 +5,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import make_tiny_problem, tiny_model_settings, tiny_training_settings
 
@@ -61,6 +62,7 @@ def test_shards_are_disjoint_and_equal():
     assert len(set(torch.cat(parts).tolist())) == 9
 
 
+@pytest.mark.slow
 def test_ddp_step_matches_single_process_gradient_average(tmp_path):
     # Rank 1 runs in a subprocess, rank 0 here (one extra process instead of three).
     script = tmp_path / "worker.py"
