@@ -71,10 +71,18 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(seed=args.seed, image=image.matrix, text=text.matrix, threads=args.threads,
                   data_dir=args.data_dir, workdir=args.workdir, log=log)
 
-    check = check_against_cornac(load_split(folders.get("random", folders[args.protocols[0]])), seed=args.seed)
+    # Always on `random`: under `coldstart` Cornac drops every (unknown, cold) test item.
+    random_folder = folders.get("random") or write_protocol(positives, "random", split_root, seed=args.seed)
+    check = check_against_cornac(load_split(random_folder), seed=args.seed)
     log(f"metric check vs Cornac ranking_eval (BPR): max |diff| = {check['max_abs_diff']:.2e}")
 
-    chosen = [s for s in all_systems() if args.systems is None or s.name in args.systems]
+    available = all_systems()
+    unknown = set(args.systems or []) - {s.name for s in available}
+    if unknown:
+        raise SystemExit(f"unknown --systems {sorted(unknown)}; available: {[s.name for s in available]}")
+    if not any(s.library == "mmrec" for s in available):
+        log("mmrec systems unavailable (mmrec.pipeline.train / mmrec.recommenders.multimodal not importable)")
+    chosen = [s for s in available if args.systems is None or s.name in args.systems]
     for protocol, folder in folders.items():
         split = load_split(folder)
         systems = [s for s in chosen if protocol != "coldstart" or s.cold_capable]
