@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.mmrec-installed
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench bench-peers clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,14 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[test,bench]"
-	$(PY) bench/run_all.py
+	$(PY) bench/preprocess_bench.py
+	$(PY) bench/features_bench.py
+	$(PY) bench/train_bench.py
+	$(PY) bench/eval_bench.py
+
+bench-peers: $(STAMP)
+	$(PY) -m pip install -q -e ".[test,bench]"
+	OMP_NUM_THREADS=1 $(PY) bench/run_peers.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -64,20 +64,32 @@ def bench_materialize(n_items: int, device: str) -> dict:
                                + [(text_keys[i], encode_vector(texts[j])) for j, i in enumerate(chunk)])
         write_s = time.perf_counter() - started
         with FeatureStore(Path(root), "efficientnet-lite_sentence-bert", CacheSettings()) as store:
+            # First bulk read after writing: rows come out of SQLite (and the dense pack is written).
             started = time.perf_counter()
             vision, vision_mask, _, _ = store.materialize(vision_keys, device)
             text, text_mask, _, _ = store.materialize(text_keys, device)
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
-            cold_s = time.perf_counter() - started
+            first_s = time.perf_counter() - started
             assert vision.shape == (n_items, 1280) and bool(vision_mask.all()) and bool(text_mask.all())
             started = time.perf_counter()
             store.materialize(vision_keys, device)
             store.materialize(text_keys, device)
             lru_s = time.perf_counter() - started
+        with FeatureStore(Path(root), "efficientnet-lite_sentence-bert", CacheSettings()) as store:
+            # Warm cache, fresh store (as a new `mmrec train` process sees it): served by the pack.
+            started = time.perf_counter()
+            warm_vision, _, _, _ = store.materialize(vision_keys, device)
+            warm_text, _, _, _ = store.materialize(text_keys, device)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            warm_s = time.perf_counter() - started
+            assert torch.equal(warm_vision, vision) and torch.equal(warm_text, text)
     return {"items": n_items, "dims": [1280, 384], "device": device, "write_seconds": round(write_s, 2),
-            "materialize_from_disk_seconds": round(cold_s, 3), "materialize_from_lru_seconds": round(lru_s, 3),
-            "target_seconds": 2.0, "meets_target": cold_s < 2.0}
+            "first_read_from_sqlite_seconds": round(first_s, 3),
+            "materialize_warm_fresh_store_seconds": round(warm_s, 3),
+            "materialize_from_lru_seconds": round(lru_s, 3),
+            "target_seconds": 2.0, "meets_target": warm_s < 2.0}
 
 
 def poster_items(n: int) -> pd.DataFrame:
@@ -149,8 +161,10 @@ def write_results(results: dict, suffix: str = "") -> None:
         f" 1-minute load average at start: {mach.get('load_average_1m_at_start', '?')} (other jobs share the"
         " cores, so absolute timings are inflated; the pipeline/bare ratio is measured in the same run).", "",
         "## Warm materialize", "",
-        f"{m['items']:,} items x (1280 + 384) dims to {m['device']}: **{m['materialize_from_disk_seconds']} s** from a"
-        f" freshly opened store (disk), {m['materialize_from_lru_seconds']} s from the in-memory LRU"
+        f"{m['items']:,} items x (1280 + 384) dims to {m['device']}: **{m['materialize_warm_fresh_store_seconds']} s**"
+        f" from a freshly opened warm store (what a new `mmrec train` process sees; served by the dense pack),"
+        f" {m['materialize_from_lru_seconds']} s from the in-memory LRU, {m['first_read_from_sqlite_seconds']} s"
+        f" for the first bulk read out of SQLite, which also writes the pack"
         f" (target < {m['target_seconds']} s; writing them took {m['write_seconds']} s).", "",
         "## Cold extraction (EfficientNet-Lite0 + MiniLM, MovieLens posters + titles)", "",
         "| | items | seconds | items/s |", "|---|---:|---:|---:|",

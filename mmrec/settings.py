@@ -177,6 +177,11 @@ class TrainingSettings(Section):
     bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
     num_workers: int = Field(0, ge=0)
     log_every: int = Field(50, ge=1, description="steps between verbose log lines")
+    history_refresh_steps: int = Field(
+        10, ge=0,
+        description="steps between refreshes of the detached item-vector table the user tower reads history "
+        "from (also refreshed every epoch); 0 = encode history items with grad every step (slow)",
+    )
 
     @field_validator("monitor")
     @classmethod

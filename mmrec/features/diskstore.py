@@ -12,7 +12,6 @@ import re
 import sqlite3
 import struct
 import time
-import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from mmrec.errors import FeatureError
+from mmrec.features.pack import FeaturePack
 from mmrec.fileio import atomic_write_json, read_json
 from mmrec.settings import CacheSettings
 
@@ -32,6 +32,8 @@ _COMBO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*_[A-Za-z0-9][A-Za-z0-9.-]*$")
 _IN_CHUNK = 30_000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 900
 META_FILE = "meta.json"
 STATS_FILE = "stats.json"
+# Fewer diskcache rows than this are cheap to read; a pack is (re)written only above it.
+PACK_MIN_ROWS = 1000
 
 
 def encode_vector(vector: np.ndarray) -> bytes:
@@ -202,18 +204,38 @@ class FeatureStore:
     ) -> tuple[torch.Tensor | None, torch.Tensor, list[int], int | None]:
         """Keys (None = item lacks the modality) -> ([n, dim] float32 on device, [n] bool mask,
         positions whose key is absent, dim). Dim comes from the stored vectors when not given;
-        the tensor is None when no dim is known (nothing stored, none given)."""
+        the tensor is None when no dim is known (nothing stored, none given).
+
+        Keys found in the dense pack are read from it in one fancy-index; the rest come from the
+        diskcache, and when those are many the pack is rewritten so the next call is fast.
+        """
         n = len(keys)
-        wanted = [position for position, key in enumerate(keys) if key is not None]
-        values = self.get_many([keys[position] for position in wanted])
-        missing = [position for position, value in zip(wanted, values) if value is None]
-        present = [(position, value) for position, value in zip(wanted, values) if value is not None]
+        wanted = np.fromiter((p for p, key in enumerate(keys) if key is not None), dtype=np.int64)
+        mask = np.zeros(n, dtype=bool)
+        out16: np.ndarray | None = None
+        pack = FeaturePack(self.folder, "|".join(keys[wanted[0]].split("|", 3)[:3])) if len(wanted) else None
+        loaded = pack.load() if pack is not None else None
+        remaining = wanted
+        if loaded is not None and (dim is None or loaded[1].shape[1] == dim):
+            index, matrix = loaded
+            rows = np.fromiter((index.get(keys[p], -1) for p in wanted), dtype=np.int64, count=len(wanted))
+            covered = rows >= 0
+            if covered.any():
+                dim = matrix.shape[1]
+                out16 = np.zeros((n, dim), dtype=np.float16)
+                out16[wanted[covered]] = matrix[rows[covered]]
+                mask[wanted[covered]] = True
+                self.counters["hits"] += int(covered.sum())
+            remaining = wanted[~covered]
+
+        values = self.get_many([keys[p] for p in remaining]) if len(remaining) else []
+        missing = [int(p) for p, value in zip(remaining, values) if value is None]
+        present = [(int(p), value) for p, value in zip(remaining, values) if value is not None]
         for _, value in present:
             stored_dim = decode_value(value)[0]
             if stored_dim:
                 dim = dim or stored_dim
                 break
-        mask = np.zeros(n, dtype=bool)
         if dim is None:
             return None, torch.from_numpy(mask).to(device), missing, None
         row_bytes = HEADER_SIZE + 2 * dim
@@ -226,23 +248,20 @@ class FeatureStore:
                         f"Feature cache {self.folder} mixes {dim}-d and {decoded_dim}-d vectors for one backbone.",
                         hint=f"Run `mmrec cache clear {self.combo}` and precompute again.",
                     )
-        out16 = np.zeros((n, dim), dtype=np.float16)
+        if out16 is None:
+            out16 = np.zeros((n, dim), dtype=np.float16)
         if good:
             raw = np.frombuffer(b"".join(value for _, value in good), np.uint8).reshape(len(good), row_bytes)
             expected = np.frombuffer(_HEADER.pack(b"MF", 1, b"e", dim), np.uint8)
             if not (raw[:, :HEADER_SIZE] == expected).all():
                 raise FeatureError(f"Corrupt entries in feature cache {self.folder}.",
                                    hint=f"Run `mmrec cache clear {self.combo}` and precompute again.")
-            rows = raw[:, HEADER_SIZE:].view(np.float16)
             positions = np.fromiter((position for position, _ in good), dtype=np.int64, count=len(good))
+            out16[positions] = raw[:, HEADER_SIZE:].view(np.float16)
             mask[positions] = True
-            if len(good) == n and (positions == np.arange(n)).all():
-                # Every row present, in order: widen the strided float16 view in one pass (no extra copy).
-                with warnings.catch_warnings():  # read-only view; .float() copies before anyone writes
-                    warnings.simplefilter("ignore", UserWarning)
-                    tensor = torch.from_numpy(rows).to(device).float()
-                return tensor, torch.from_numpy(mask).to(device), missing, dim
-            out16[positions] = rows
+            if pack is not None and len(good) >= max(PACK_MIN_ROWS, len(wanted) // 10):
+                vectors = np.flatnonzero(mask)
+                pack.write([keys[p] for p in vectors], out16[vectors])
         # Move float16 (half the bytes) and widen on the device.
         tensor = torch.from_numpy(out16).to(device).float()
         return tensor, torch.from_numpy(mask).to(device), missing, dim

@@ -52,23 +52,31 @@ class TwoTowerModel(nn.Module):
         history_rows: torch.Tensor,
         item_rows: torch.Tensor,
         catalogue: ItemInputs,
+        history_table: torch.Tensor | None = None,
     ) -> BatchOutput:
         """user_idx [b]; history_rows [b, L] catalogue rows (-1 = none); item_rows [m] -> BatchOutput.
 
-        Each distinct catalogue row is encoded once per batch, whether it is a positive, a negative
-        or a history item.
+        history_table [n_items, d] (detached, e.g. refreshed every few steps): history items are looked
+        up there and the item tower runs only on the candidates -- a step then costs what its
+        candidates cost. Without it, each distinct row (candidate or history) is encoded once, with grad.
         """
         history_mask = history_rows >= 0
-        rows = torch.cat([item_rows, history_rows[history_mask]])
-        unique_rows, inverse = torch.unique(rows, return_inverse=True)
+        if history_table is not None:
+            unique_rows, inverse = torch.unique(item_rows, return_inverse=True)
+        else:
+            rows = torch.cat([item_rows, history_rows[history_mask]])
+            unique_rows, inverse = torch.unique(rows, return_inverse=True)
         inputs = catalogue.take(unique_rows)
         inputs = inputs.with_ids(self._drop_ids(inputs.ids, None))
         vectors = self.item_tower(inputs)
         items = vectors[inverse[: len(item_rows)]]
         history = None
         if self.history_length > 0 and history_rows.shape[1] > 0:
-            history = vectors.new_zeros(*history_rows.shape, vectors.shape[1])
-            history[history_mask] = vectors[inverse[len(item_rows) :]]
+            if history_table is not None:
+                history = history_table[history_rows.clamp(min=0)] * history_mask.unsqueeze(-1).to(vectors.dtype)
+            else:
+                history = vectors.new_zeros(*history_rows.shape, vectors.shape[1])
+                history[history_mask] = vectors[inverse[len(item_rows) :]]
         if self.training and self.history_length > 0 and self.cfg.id_dropout > 0:
             # Hide some user ids too, so users unseen in training are served by their history alone.
             user_idx = self._drop_ids(user_idx, None)

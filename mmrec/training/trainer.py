@@ -92,12 +92,32 @@ class Trainer:
         self.stopped_early = False
         self.use_bf16 = cfg.bf16 and device.type == "cuda"
         self.total_interactions = float(data.item_counts.sum().item())
+        # Detached item vectors the user tower reads history from (None = stale; rebuilt on demand).
+        self._history_table: torch.Tensor | None = None
+        self._steps_since_refresh = 0
         self.sampler: NegativeSampler | None = None
         if model_cfg.loss == "bpr" or (model_cfg.negatives != "in_batch" and model_cfg.num_negatives > 0):
             kind = "popularity" if model_cfg.negatives == "popularity" else "uniform"
             self.sampler = NegativeSampler(kind, data.item_counts)
 
     # ---- one step ---------------------------------------------------------------------------
+    def history_table(self) -> torch.Tensor | None:
+        """[n_items, d] detached item vectors for user histories, or None (history encoded with grad).
+
+        Rebuilt in eval mode without grad (no dropout, no RNG draws) at each epoch start and every
+        training.history_refresh_steps steps, so a resumed run recomputes exactly the same table.
+        """
+        if self.model_cfg.user_history_length == 0 or self.cfg.history_refresh_steps == 0:
+            return None
+        if self._history_table is None or self._steps_since_refresh >= self.cfg.history_refresh_steps:
+            was_training = self.module.training
+            self.module.eval()
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.use_bf16):
+                self._history_table = self.module.item_vectors(self.catalogue).float()
+            self.module.train(was_training)
+            self._steps_since_refresh = 0
+        return self._history_table
+
     def batch_loss(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Loss of one batch of (user index, catalogue row) pairs [b, 2]."""
         users, positives = batch[:, 0], batch[:, 1]
@@ -105,11 +125,12 @@ class Trainer:
         # The target must not sit in its own history, or the model learns to copy instead of predict.
         history = history.masked_fill(history == positives.unsqueeze(1), -1)
         cfg, b = self.model_cfg, len(batch)
+        table = self.history_table()
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.use_bf16):
             if cfg.loss == "bpr":
                 assert self.sampler is not None
                 negatives = self.sampler.sample(b, generator).to(self.device)
-                out = self.model(users, history, torch.cat([positives, negatives]), self.catalogue)
+                out = self.model(users, history, torch.cat([positives, negatives]), self.catalogue, table)
                 scores = self.module.scores(out.users, out.items)  # [b, 2b]
                 loss = bpr_loss(scores.diagonal(), scores[:, b:].diagonal().unsqueeze(1))
             else:
@@ -122,7 +143,7 @@ class Trainer:
                     candidates = torch.cat([positives, negatives])
                     if log_q is not None:
                         log_q = torch.cat([log_q, self.sampler.log_expected_count(negatives, k)])
-                out = self.model(users, history, candidates, self.catalogue)
+                out = self.model(users, history, candidates, self.catalogue, table)
                 logits = self.module.scores(out.users, out.items).float()
                 loss = sampled_softmax_loss(logits, positives, candidates, log_q)
             if cfg.use_contrastive:
@@ -147,6 +168,7 @@ class Trainer:
         self.optimizer.step()
         self.schedule.step()
         self.global_step += 1
+        self._steps_since_refresh += 1
         return float(loss.item())
 
     # ---- epochs -----------------------------------------------------------------------------
@@ -158,6 +180,7 @@ class Trainer:
         if self.device.type == "cuda":
             negatives = torch.Generator(self.device).manual_seed(int(negatives.initial_seed()))
         order = order.to(self.device)
+        self._history_table = None  # every epoch starts from fresh item vectors (resume-exact)
         total, start = 0.0, time.perf_counter()
         bs, steps = self.cfg.batch_size, self.steps_per_epoch
         label = f"epoch {self.epoch + 1}/{self.cfg.epochs}"

@@ -85,3 +85,15 @@ def test_count_above_is_exact(shape):
     assert torch.equal(_count_above(scores, threshold).long(), expected)
     # All-true rows (maximum count) must not overflow a byte lane either.
     assert _count_above(torch.ones(2, shape[1]), torch.zeros(2, 1)).tolist() == [shape[1]] * 2
+
+
+@pytest.mark.parametrize("n_outside", [0, 3, 40])
+def test_reciprocal_rank_both_shortcut_paths(n_outside):
+    # Few rows outside the top-K take the row-subset path, many take the full pass: same answers.
+    gen = torch.Generator().manual_seed(n_outside)
+    scores = torch.rand(40, 100, generator=gen)
+    top_values = torch.topk(scores, 5, dim=1).values
+    best = top_values[:, 2].clone()  # inside the top-5
+    best[:n_outside] = scores[:n_outside].min(1).values  # far outside
+    expected = 1.0 / ((scores > best.unsqueeze(1)).sum(1).double() + 1.0)
+    torch.testing.assert_close(reciprocal_rank(scores, best, top_values), expected)
