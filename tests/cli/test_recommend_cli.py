@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from mmrec.cli.app import app
 
 _spec = importlib.util.spec_from_file_location(
-    "tiny_project", Path(__file__).parents[1] / "evaluation" / "tiny_project.py"
+    "eval_project", Path(__file__).parents[1] / "evaluation" / "eval_project.py"
 )
 tiny_project = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(tiny_project)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tiny_project import make_tiny_project
+from eval_project import make_tiny_project
 
 
 @pytest.fixture
