@@ -1,4 +1,6 @@
 # Two commands set up everything from a fresh clone: `make demo` and `make test`.
+# The venv gets the test and bench extras (pytest, hypothesis, cornac, implicit...): the peer
+# benchmark's metric-agreement tests run in `make test`; neither extra is a runtime dependency.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -12,7 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,bench]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -24,14 +26,12 @@ demo: $(STAMP)
 	$(VENV)/bin/mmrec demo
 
 bench: $(STAMP)
-	$(PY) -m pip install -q -e ".[test,bench]"
 	$(PY) bench/preprocess_bench.py
 	$(PY) bench/features_bench.py
 	$(PY) bench/train_bench.py
 	$(PY) bench/eval_bench.py
 
 bench-peers: $(STAMP)
-	$(PY) -m pip install -q -e ".[test,bench]"
 	OMP_NUM_THREADS=1 $(PY) bench/run_peers.py
 
 clean:

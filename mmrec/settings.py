@@ -177,6 +177,11 @@ class TrainingSettings(Section):
     bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
     num_workers: int = Field(0, ge=0)
     log_every: int = Field(50, ge=1, description="steps between verbose log lines")
+    validate_on: Literal["all", "cold_items"] = Field(
+        "all",
+        description="items validation ranks: all, or cold_items = only items without train interactions "
+        "(model selection for a cold-start protocol)",
+    )
     history_refresh_steps: int = Field(
         10, ge=0,
         description="steps between refreshes of the detached item-vector table the user tower reads history "

@@ -92,6 +92,7 @@ class Trainer:
         self.stopped_early = False
         self.use_bf16 = cfg.bf16 and device.type == "cuda"
         self.total_interactions = float(data.item_counts.sum().item())
+        self.val_candidates = self._validation_candidates()
         # Detached item vectors the user tower reads history from (None = stale; rebuilt on demand).
         self._history_table: torch.Tensor | None = None
         self._steps_since_refresh = 0
@@ -99,6 +100,18 @@ class Trainer:
         if model_cfg.loss == "bpr" or (model_cfg.negatives != "in_batch" and model_cfg.num_negatives > 0):
             kind = "popularity" if model_cfg.negatives == "popularity" else "uniform"
             self.sampler = NegativeSampler(kind, data.item_counts)
+
+    def _validation_candidates(self) -> Any:
+        """Catalogue rows validation ranks (None = all); cold_items = rows with no train interaction."""
+        if self.cfg.validate_on == "all":
+            return None
+        cold = torch.nonzero(self.data.item_counts == 0).flatten().cpu().numpy()
+        if len(cold) == 0:
+            raise ConfigError(
+                "training.validate_on is cold_items, but every catalogue item has training interactions.",
+                hint="Use training.validate_on=all, or a split that holds items out (e.g. --strategy item).",
+            )
+        return cold
 
     # ---- one step ---------------------------------------------------------------------------
     def history_table(self) -> torch.Tensor | None:
@@ -216,7 +229,7 @@ class Trainer:
                 return module.scores(vectors, items).float()
 
             result = full_ranking(score_fn, data.val_relevant, data.val_exclude, self.k_values,
-                                  self.eval_batch_size, self.device)
+                                  self.eval_batch_size, self.device, candidate_items=self.val_candidates)
         module.train(was_training)
         return result.metrics
 

@@ -118,3 +118,19 @@ def test_contrastive_projections_only_for_items_with_both_modalities():
     model = TwoTowerModel(settings(use_contrastive=True), DIMS).eval()
     out = model(torch.tensor([1]), torch.full((1, 3), -1), torch.tensor([0, 1, 2]), catalogue())
     assert out.vision.shape == (2, 8) and out.text.shape == (2, 8)  # item 0 has no image
+
+
+def test_forward_with_a_detached_history_table_matches_the_inference_path():
+    torch.manual_seed(0)
+    model = TwoTowerModel(settings(id_dropout=0.0), DIMS).eval()
+    inputs = catalogue()
+    users = torch.tensor([1, 0])
+    history = torch.tensor([[2, 3, -1], [-1, -1, 7]])
+    table = model.item_vectors(inputs)
+    out = model(users, history, torch.tensor([5, 2]), inputs, table)
+    torch.testing.assert_close(out.items, table[[5, 2]])
+    torch.testing.assert_close(out.users, model.user_vectors(users, history, table))
+    # History reads the table, not the current tower: a different table changes the users only.
+    shifted = model(users, history, torch.tensor([5, 2]), inputs, table.flip(0))
+    torch.testing.assert_close(shifted.items, out.items)
+    assert not torch.allclose(shifted.users, out.users)

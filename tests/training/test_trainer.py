@@ -103,3 +103,67 @@ def test_unseen_validation_user_is_scored_without_error():
     problem.data.val_users[0] = 0  # as if the user had no training interactions
     metrics = make_trainer(problem).validate()
     assert 0 <= metrics["ndcg@10"] <= 1
+
+
+def test_history_table_is_refreshed_every_n_steps_and_every_epoch(tiny_problem):
+    trainer = make_trainer(tiny_problem, train_cfg=tiny_training_settings(history_refresh_steps=2))
+    first = trainer.history_table()
+    batch = tiny_problem.data.pairs[:32]
+    trainer.train_step(batch)
+    assert trainer.history_table() is first  # one step: still the same detached table
+    trainer.train_step(batch)
+    refreshed = trainer.history_table()
+    assert refreshed is not first and not refreshed.requires_grad
+    trainer.module.eval()
+    torch.testing.assert_close(refreshed, trainer.module.item_vectors(tiny_problem.catalogue))
+    trainer.train_epoch()
+    assert trainer._history_table is not refreshed  # rebuilt at the epoch start
+
+
+def test_detached_history_gives_the_same_loss_as_encoding_history_with_grad(tiny_problem):
+    model_cfg = tiny_model_settings(id_dropout=0.0)  # dropout 0: train-mode and eval-mode vectors agree
+    fast = make_trainer(tiny_problem, model_cfg, tiny_training_settings(history_refresh_steps=5))
+    slow = make_trainer(tiny_problem, model_cfg, tiny_training_settings(history_refresh_steps=0))
+    assert slow.history_table() is None
+    batch = tiny_problem.data.pairs[:32]
+    fast.model.train(), slow.model.train()
+    torch.testing.assert_close(fast.batch_loss(batch), slow.batch_loss(batch))
+
+
+def cold_problem():
+    """The tiny problem with items i0..i7 removed from train: validation on them is cold start."""
+    from conftest import TinyProblem
+
+    from mmrec.training.data import build_training_data
+
+    problem = make_tiny_problem()
+    cold = {f"i{j}" for j in range(8)}
+    train = problem.train[~problem.train.item_id.isin(cold)].reset_index(drop=True)
+    val = problem.val[problem.val.item_id.isin(cold)].reset_index(drop=True)
+    data = build_training_data(train, val, problem.items.item_id.tolist(), problem.users, 4)
+    return TinyProblem(problem.items, train, val, problem.users, problem.item_encoder, problem.catalogue, data,
+                       problem.dims), np.arange(8)
+
+
+def test_validate_on_cold_items_ranks_only_items_without_train_interactions():
+    problem, cold_rows = cold_problem()
+    trainer = make_trainer(problem, train_cfg=tiny_training_settings(validate_on="cold_items"))
+    assert sorted(trainer.val_candidates.tolist()) == cold_rows.tolist()
+    got = trainer.validate()
+    module = trainer.module.eval()
+    items = module.item_vectors(problem.catalogue)
+
+    def score_fn(rows):
+        users = problem.data.val_users[torch.as_tensor(rows)]
+        return module.scores(module.user_vectors(users, problem.data.histories[users], items), items)
+
+    expected = full_ranking(score_fn, problem.data.val_relevant, problem.data.val_exclude, [5, 10],
+                            candidate_items=cold_rows).metrics
+    assert got == pytest.approx(expected)
+    everything = make_trainer(problem).validate()
+    assert got["ndcg@10"] > everything["ndcg@10"]  # 8 candidates instead of 48
+
+
+def test_validate_on_cold_items_without_cold_items_is_a_clear_error(tiny_problem):
+    with pytest.raises(ConfigError, match="cold_items"):
+        make_trainer(tiny_problem, train_cfg=tiny_training_settings(validate_on="cold_items"))

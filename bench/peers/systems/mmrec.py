@@ -93,7 +93,10 @@ def fit_multimodal(split: Split, config: dict, ctx: Context) -> Scorer:
     tag = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in sorted(config.items())) or "default"
     checkpoints = root / "checkpoints" / split.protocol / tag
     overrides = {**_base_overrides(root), "paths.splits_dir": str(_split_folder(ctx, split)),
-                 "paths.checkpoint_dir": str(checkpoints), "training.seed": ctx.seed, **config}
+                 "paths.checkpoint_dir": str(checkpoints), "training.seed": ctx.seed,
+                 # Model selection ranks what the protocol ranks: on coldstart, the held-out items only
+                 # (they are exactly the catalogue items without train interactions).
+                 "training.validate_on": "cold_items" if split.cold_items is not None else "all", **config}
     settings = load_settings(None, overrides).settings
     result = run_train(settings)
     if result.best_path is None:
