@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
 from mmrec.cli.app import app
 
-_spec = importlib.util.spec_from_file_location(
-    "eval_project", Path(__file__).parents[1] / "evaluation" / "eval_project.py"
-)
-tiny_project = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tiny_project)
-
 runner = CliRunner()
-
-
-@pytest.fixture
-def config(tmp_path):
-    return tiny_project.make_tiny_project(tmp_path)
 
 
 def test_users_with_diversity_and_unknown_user(config, tmp_path):
