@@ -19,6 +19,9 @@ class ItemInputs:
     text: torch.Tensor  # [n, dt] float32, L2-normalized
     text_mask: torch.Tensor  # [n] bool
     numeric: torch.Tensor  # [n, c] float32, scaled
+    # [c] what an item unseen in training has in each interaction-derived column (NaN = content column).
+    # Training gives id-dropped items these values too, so they look exactly like cold items.
+    numeric_unseen: torch.Tensor | None = None
 
     @property
     def n(self) -> int:
@@ -33,14 +36,27 @@ class ItemInputs:
             text=self.text[rows],
             text_mask=self.text_mask[rows],
             numeric=self.numeric[rows],
+            numeric_unseen=self.numeric_unseen,
         )
 
     def to(self, device: torch.device | str) -> ItemInputs:
-        return ItemInputs(*(getattr(self, name).to(device) for name in _FIELDS))
+        unseen = None if self.numeric_unseen is None else self.numeric_unseen.to(device)
+        return ItemInputs(*(getattr(self, name).to(device) for name in _FIELDS), numeric_unseen=unseen)
 
     def with_ids(self, ids: torch.Tensor) -> ItemInputs:
         """The same inputs with other id indices (id dropout, cold-start scoring)."""
-        return ItemInputs(ids, self.vision, self.vision_mask, self.text, self.text_mask, self.numeric)
+        return ItemInputs(ids, self.vision, self.vision_mask, self.text, self.text_mask, self.numeric,
+                          self.numeric_unseen)
+
+    def as_unseen(self, rows: torch.Tensor) -> ItemInputs:
+        """Rows `rows` ([n] bool) get the unseen-item values of the interaction-derived numeric columns."""
+        if self.numeric_unseen is None or self.numeric.shape[1] == 0:
+            return self
+        derived = ~torch.isnan(self.numeric_unseen)  # [c]
+        replace = rows.unsqueeze(1) & derived.unsqueeze(0)  # [n, c]
+        numeric = torch.where(replace, torch.nan_to_num(self.numeric_unseen).unsqueeze(0), self.numeric)
+        return ItemInputs(self.ids, self.vision, self.vision_mask, self.text, self.text_mask, numeric,
+                          self.numeric_unseen)
 
 
 _FIELDS = ("ids", "vision", "vision_mask", "text", "text_mask", "numeric")

@@ -67,7 +67,10 @@ class TwoTowerModel(nn.Module):
             rows = torch.cat([item_rows, history_rows[history_mask]])
             unique_rows, inverse = torch.unique(rows, return_inverse=True)
         inputs = catalogue.take(unique_rows)
-        inputs = inputs.with_ids(self._drop_ids(inputs.ids, None))
+        if self.training and self.cfg.id_dropout > 0:
+            dropped = self._drop_ids(inputs.ids, None)
+            # An id-dropped item also loses its interaction counts: it must look like a cold item.
+            inputs = inputs.with_ids(dropped).as_unseen(dropped == 0)
         vectors = self.item_tower(inputs)
         items = vectors[inverse[: len(item_rows)]]
         history = None

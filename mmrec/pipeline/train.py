@@ -28,7 +28,13 @@ from mmrec.models.towers import ModelDims
 from mmrec.models.two_tower import TwoTowerModel
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import Settings, settings_as_dict
-from mmrec.training.catalogue import catalogue_inputs, fit_numeric_scaler, numeric_meta, numeric_values
+from mmrec.training.catalogue import (
+    catalogue_inputs,
+    fit_numeric_scaler,
+    numeric_meta,
+    numeric_values,
+    unseen_numeric,
+)
 from mmrec.training.data import build_training_data
 from mmrec.training.distributed import DistContext, barrier, context_from_env, init_distributed
 from mmrec.training.seeding import seed_everything
@@ -125,6 +131,7 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
     numeric = scaler.transform(numeric_values(items, columns, split.train))
     item_ids = items["item_id"].astype(str).tolist()
     catalogue = catalogue_inputs(items, item_encoder.encode(item_ids), features, numeric, device)
+    catalogue.numeric_unseen = unseen_numeric(scaler, numeric.shape[1]).to(device)
     data = build_training_data(split.train, split.val, item_ids, users, settings.model.user_history_length, device)
     dims = ModelDims(len(users), len(item_encoder), int(catalogue.vision.shape[1]), int(catalogue.text.shape[1]),
                      int(catalogue.numeric.shape[1]))

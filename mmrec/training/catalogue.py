@@ -42,6 +42,17 @@ def fit_numeric_scaler(items: pd.DataFrame, columns: Sequence[str], train: pd.Da
     return NumericScaler().fit(values[in_train])
 
 
+def unseen_numeric(scaler: NumericScaler, n_columns: int) -> torch.Tensor:
+    """[n_columns] scaled inputs of an item with no train interaction: the count column's value, NaN elsewhere.
+
+    The train count is the last column (see numeric_values); the configured columns are content.
+    """
+    unseen = torch.full((n_columns,), float("nan"))
+    if n_columns:
+        unseen[-1] = float(scaler.transform(np.zeros((1, n_columns)))[0, -1])
+    return unseen
+
+
 def numeric_meta(columns: Sequence[str], scaler: NumericScaler) -> dict[str, Any]:
     """What the sidecar records to rebuild the numeric inputs."""
     return {"columns": list(columns), "count_feature": COUNT_FEATURE, "scaler": scaler.to_dict()}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_tiny_problem, tiny_model_settings, tiny_training_settings
+from training_problem import make_tiny_problem, tiny_model_settings, tiny_training_settings
 
 from mmrec.models.two_tower import TwoTowerModel
 from mmrec.training.distributed import DistContext, shard

@@ -3,7 +3,7 @@ import io
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_problem, tiny_model_settings, tiny_training_settings
+from training_problem import make_tiny_problem, tiny_model_settings, tiny_training_settings
 
 from mmrec.errors import CheckpointError, ConfigError
 from mmrec.evaluation.full_ranking import full_ranking
@@ -132,7 +132,7 @@ def test_detached_history_gives_the_same_loss_as_encoding_history_with_grad(tiny
 
 def cold_problem():
     """The tiny problem with items i0..i7 removed from train: validation on them is cold start."""
-    from conftest import TinyProblem
+    from training_problem import TinyProblem
 
     from mmrec.training.data import build_training_data
 

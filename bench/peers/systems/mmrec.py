@@ -118,9 +118,15 @@ def _split_folder(ctx: Context, split: Split) -> Path:
     return Path(ctx.workdir).resolve() / "splits" / split.protocol
 
 
-# Within the peers' budget (<= 6 configs) but kept to one on this shared 2-core CPU: an epoch takes
-# ~35 s here. mmrec's defaults otherwise; early stopping on validation NDCG@10 picks the epoch.
-MULTIMODAL_GRID: list[dict[str, Any]] = [{"training.epochs": 15}]
+# Within the peers' budget (<= 6 configs; 4 here): user-history length with its learning rate, x id
+# dropout (how much content alone must carry an item; matters for cold start). 15 epochs max, early
+# stopping on validation NDCG@10 picks the epoch. Chosen from single runs on validation only
+# (bench/README.md, "mmrec: what each change bought").
+MULTIMODAL_GRID: list[dict[str, Any]] = [
+    {"training.epochs": 15, "model.user_history_length": history, "training.learning_rate": lr,
+     "model.id_dropout": id_dropout}
+    for history, lr in ((20, 0.001), (50, 0.005)) for id_dropout in (0.1, 0.3)
+]
 
 
 def systems() -> list[BenchSystem]:
