@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from mmrec.features.base import TEXT_BACKBONES, TextBackbone, masked_mean
 from mmrec.features.vision import ClipVision
 from mmrec.features.weights import (
+    HuggingFaceWeights,
     SearchLog,
     WeightsSource,
-    explicit_dir,
     explicit_file,
     package_weights_id,
     resolve_hf_file,
@@ -21,19 +21,11 @@ from mmrec.features.weights import (
 )
 
 
-class _HFTextBackbone(TextBackbone):
+class _HFTextBackbone(HuggingFaceWeights, TextBackbone):
     """A transformers encoder + its tokenizer, loaded from a local model folder."""
 
     hf_repo: ClassVar[str]
     pooling: ClassVar[str]  # "cls" | "mean" | "mean_normalized"
-
-    @classmethod
-    def _resolve_explicit(cls, explicit: str, log: SearchLog) -> WeightsSource:
-        return explicit_dir(explicit, log)
-
-    @classmethod
-    def _resolve_default(cls, allow_download: bool, log: SearchLog) -> WeightsSource:
-        return resolve_hf_repo(cls.hf_repo, allow_download, log)
 
     @classmethod
     def load(cls, source: WeightsSource, max_tokens: int) -> _HFTextBackbone:

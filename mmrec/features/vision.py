@@ -12,14 +12,13 @@ from torchvision import transforms as T
 from mmrec.errors import WeightsNotFoundError
 from mmrec.features.base import VISION_BACKBONES, VisionBackbone
 from mmrec.features.weights import (
+    HuggingFaceWeights,
     SearchLog,
     WeightsSource,
-    explicit_dir,
     explicit_file,
     load_state_dict_file,
     package_weights_id,
     resolve_hf_file,
-    resolve_hf_repo,
     resolve_torch_hub,
 )
 
@@ -225,21 +224,13 @@ class ClipVision(VisionBackbone):
 
 
 @VISION_BACKBONES.register("dino")
-class DinoV2Small(VisionBackbone):
+class DinoV2Small(HuggingFaceWeights, VisionBackbone):
     """DINOv2 ViT-S/14 (facebook/dinov2-small) via transformers, 384-d CLS token."""
 
     name = "dino"
     nominal_dim = 384
     default_weights = "facebook/dinov2-small (HF cache or download)"
     hf_repo: ClassVar[str] = "facebook/dinov2-small"
-
-    @classmethod
-    def _resolve_explicit(cls, explicit: str, log: SearchLog) -> WeightsSource:
-        return explicit_dir(explicit, log)
-
-    @classmethod
-    def _resolve_default(cls, allow_download: bool, log: SearchLog) -> WeightsSource:
-        return resolve_hf_repo(cls.hf_repo, allow_download, log)
 
     @classmethod
     def load(cls, source: WeightsSource) -> DinoV2Small:

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import ClassVar
 
 from mmrec.errors import WeightsNotFoundError
 
@@ -210,3 +211,17 @@ def load_state_dict_file(path: Path) -> dict:
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     return state
+
+
+class HuggingFaceWeights:
+    """Mixin for backbones whose weights are a Hugging Face model folder (`hf_repo`)."""
+
+    hf_repo: ClassVar[str]
+
+    @classmethod
+    def _resolve_explicit(cls, explicit: str, log: SearchLog) -> WeightsSource:
+        return explicit_dir(explicit, log)
+
+    @classmethod
+    def _resolve_default(cls, allow_download: bool, log: SearchLog) -> WeightsSource:
+        return resolve_hf_repo(cls.hf_repo, allow_download, log)
