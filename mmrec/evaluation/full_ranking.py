@@ -102,9 +102,12 @@ def full_ranking(
         n_rel = torch.from_numpy(n_relevant_all[rows]).to(device)
 
         batch = topk_metrics(hits, n_rel, k_values)
+        rel_scores = scores[rel_r_t, rel_c_t]
         best = torch.full((len(rows),), float("-inf"), device=device)
-        best = best.scatter_reduce(0, rel_r_t, scores[rel_r_t, rel_c_t], reduce="amax")
-        batch["mrr"] = reciprocal_rank(scores, best, top_values)
+        best = best.scatter_reduce(0, rel_r_t, rel_scores, reduce="amax")
+        tied = torch.zeros(len(rows), dtype=torch.int32, device=device)
+        tied = tied.scatter_add(0, rel_r_t, (rel_scores == best[rel_r_t]).to(torch.int32))
+        batch["mrr"] = reciprocal_rank(scores, best, top_values, tied)
         for name, values in batch.items():
             per_user.setdefault(name, []).append(values.cpu().numpy())
         if return_topk:

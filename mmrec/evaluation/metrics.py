@@ -7,7 +7,8 @@ the top k):
 - NDCG@k      = DCG@k / IDCG@k, DCG@k = sum_{i<=k, item_i in R} 1 / log2(i + 1),
                 IDCG@k = sum_{i <= min(|R|, k)} 1 / log2(i + 1)
 - HitRate@k   = 1 if hits@k > 0 else 0
-- MRR         = 1 / rank of the first relevant item in the FULL ranking (not cut at k)
+- MRR         = 1 / rank of the first relevant item in the FULL ranking (not cut at k); items
+                tied with it are ranked ahead of it (pessimistic), so constant scores earn nothing
 Users are averaged with equal weight; users without relevant items are not evaluated.
 """
 
@@ -54,48 +55,55 @@ def topk_metrics(
 
 
 def reciprocal_rank(
-    scores: torch.Tensor, best_relevant_score: torch.Tensor, top_values: torch.Tensor | None = None
+    scores: torch.Tensor,
+    best_relevant_score: torch.Tensor,
+    top_values: torch.Tensor | None = None,
+    tied_relevant: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """1 / (1 + number of items scored strictly above the user's best relevant item); [b] float64.
+    """1 / rank of the user's best relevant item, ties broken against it (pessimistic); [b] float64.
 
+    rank = 1 + (items scored >= the best relevant score) - (relevant items scored exactly that), so
+    a recommender that gives every item the same score gets rank = catalogue size, not 1.
     scores: [b, n_items] with excluded items already at -inf; best_relevant_score: [b].
     top_values: optional [b, K] top-K scores (descending) of the same rows. When a user's best relevant
-    score is >= their K-th top score, every item above it is inside the top-K, so the count is read
-    from top_values exactly; only the other rows need the full [b, n_items] pass.
-    A user whose relevant items are all excluded (-inf) gets rank 1 + #finite items.
+    score is above their K-th top score, every item scored >= it is inside the top-K, so the count is
+    read from top_values exactly; only the other rows need the full [b, n_items] pass.
+    tied_relevant: [b] relevant items scored exactly the best relevant score (default 1).
     """
     best = best_relevant_score.unsqueeze(1)
     if top_values is None or top_values.shape[1] == 0:
-        above = _count_above(scores, best)
+        at_least = _count_above(scores, best, inclusive=True)
     else:
-        above = (top_values > best).sum(1, dtype=torch.int32)
-        outside = best.squeeze(1) < top_values[:, -1]
+        at_least = (top_values >= best).sum(1, dtype=torch.int32)
+        outside = best.squeeze(1) <= top_values[:, -1]
         n_outside = int(outside.sum())
         if 4 * n_outside >= len(outside):  # copying most rows out would cost more than one full pass
-            above = torch.where(outside, _count_above(scores, best), above)
+            at_least = torch.where(outside, _count_above(scores, best, inclusive=True), at_least)
         elif n_outside:
             rows = outside.nonzero().squeeze(1)
-            above[rows] = _count_above(scores[rows], best[rows])
-    return 1.0 / (above.to(torch.float64) + 1.0)
+            at_least[rows] = _count_above(scores[rows], best[rows], inclusive=True)
+    tied = torch.ones_like(at_least) if tied_relevant is None else tied_relevant.to(at_least.dtype)
+    return 1.0 / ((at_least - tied).clamp(min=0).to(torch.float64) + 1.0)
 
 
 _WORDS_PER_GROUP = 255  # int64 words summed per group: each byte lane then stays <= 255 (no carries)
 
 
-def _count_above(scores: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
-    """[b] int32 count of scores [b, n] > threshold [b, 1].
+def _count_above(scores: torch.Tensor, threshold: torch.Tensor, inclusive: bool = False) -> torch.Tensor:
+    """[b] int32 count of scores [b, n] > threshold [b, 1] (>= when inclusive).
 
     On CPU, torch's bool->int reduction is slow (~3x a top-k), so the 0/1 flag bytes are summed as
     int64 words, 255 words at a time (every byte lane sums to <= 255, so lanes never carry), and the
     lanes are added up at the end: exact, and about 3x faster.
     """
+    compare = torch.ge if inclusive else torch.gt
     if scores.device.type != "cpu":
-        return (scores > threshold).sum(1, dtype=torch.int32)
+        return compare(scores, threshold).sum(1, dtype=torch.int32)
     b, n = scores.shape
     width = _WORDS_PER_GROUP * 8
     padded = -(-n // width) * width
     flags = torch.empty(b, padded, dtype=torch.bool)
     flags[:, n:] = False
-    torch.gt(scores, threshold, out=flags[:, :n])
+    compare(scores, threshold, out=flags[:, :n])
     words = flags.view(torch.int64).view(b, padded // width, _WORDS_PER_GROUP)
     return words.sum(2).view(torch.uint8).view(b, -1).sum(1, dtype=torch.int32)

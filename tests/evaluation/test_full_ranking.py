@@ -57,3 +57,12 @@ def test_candidate_items_restrict_the_ranking():
 def test_interaction_matrix_collapses_duplicates():
     m = interaction_matrix(np.array([0, 0, 1]), np.array([2, 2, 0]), 2, 3)
     assert m.toarray().tolist() == [[0, 0, 1], [1, 0, 0]]
+
+
+def test_constant_scores_earn_no_reciprocal_rank_from_ties():
+    # Every item scored the same: the relevant item must not be credited rank 1 (ties count against it).
+    n_items = 20
+    relevant = sp.csr_matrix(([1.0, 1.0, 1.0], ([0, 1, 1], [3, 5, 9])), shape=(2, n_items))
+    result = full_ranking(lambda rows: torch.zeros(len(rows), n_items), relevant, None, [5], batch_size=1)
+    # user 0: 19 non-relevant items tied ahead -> rank 20; user 1: 18 ahead -> rank 19
+    assert result.metrics["mrr"] == pytest.approx((1 / 20 + 1 / 19) / 2)
