@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="work folder (default: a temp dir)")
     parser.add_argument("--strategies", nargs="+", default=["temporal_user", "item"])
     parser.add_argument("--data", type=Path, default=SHARED)
+    parser.add_argument("--evaluate-only", action="store_true", help="reuse the work folder's splits and checkpoints")
     args = parser.parse_args()
     work = (args.work or Path(tempfile.mkdtemp(prefix="mmrec-ml-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -48,8 +49,9 @@ def main() -> None:
                      f"MMREC_PATHS__CHECKPOINT_DIR={work}/checkpoints_{strategy}",
                      f"MMREC_PATHS__RESULTS_DIR={work}/results_{strategy}"]
         env_s = dict(env, **dict(item.split("=", 1) for item in overrides))
-        run("split", "-c", str(config), "--strategy", strategy, cwd=work, env=env_s)
-        run("train", "-c", str(config), "--device", "cpu", cwd=work, env=env_s)
+        if not args.evaluate_only:
+            run("split", "-c", str(config), "--strategy", strategy, cwd=work, env=env_s)
+            run("train", "-c", str(config), "--device", "cpu", cwd=work, env=env_s)
         run("evaluate", "-c", str(config), "--compare", "--device", "cpu", cwd=work, env=env_s)
         results = work / f"results_{strategy}"
         for suffix in ("md", "json"):
