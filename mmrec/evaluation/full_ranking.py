@@ -89,6 +89,11 @@ def full_ranking(
         if exclude is not None:
             r, c = _row_coords(exclude, rows)
             if len(r):
+                if scores._base is not None or not scores.is_contiguous():
+                    # A view (e.g. popularity's expanded row) shares memory with the caller: masking
+                    # it in place would corrupt the caller's tensor and other users' rows. Fresh
+                    # matmul outputs own their memory and are masked without a copy.
+                    scores = scores.clone()
                 scores[torch.from_numpy(r).to(device), torch.from_numpy(c).to(device)] = float("-inf")
         top_values, top = torch.topk(scores, max_k, dim=1, sorted=True)  # [b, max_k]
 

@@ -66,3 +66,14 @@ def test_constant_scores_earn_no_reciprocal_rank_from_ties():
     result = full_ranking(lambda rows: torch.zeros(len(rows), n_items), relevant, None, [5], batch_size=1)
     # user 0: 19 non-relevant items tied ahead -> rank 20; user 1: 18 ahead -> rank 19
     assert result.metrics["mrr"] == pytest.approx((1 / 20 + 1 / 19) / 2)
+
+
+def test_masking_never_writes_into_the_callers_tensor():
+    # A score_fn returning a view of shared data (one popularity row expanded to every user).
+    shared = torch.arange(6, dtype=torch.float32)
+    relevant = sp.csr_matrix(([1.0, 1.0], ([0, 1], [0, 1])), shape=(2, 6))
+    exclude = sp.csr_matrix(([1.0, 1.0], ([0, 1], [5, 4])), shape=(2, 6))
+    result = full_ranking(lambda rows: shared.expand(len(rows), -1), relevant, exclude, [1], batch_size=2)
+    assert shared.tolist() == [0, 1, 2, 3, 4, 5]
+    # user 0 has item 5 masked -> top-1 is item 4; user 1 has item 4 masked -> top-1 is item 5
+    assert result.n_users == 2 and result.metrics["hit_rate@1"] == 0.0
