@@ -147,6 +147,22 @@ class ModelSettings(Section):
     logq_correction: bool = Field(
         True, description="subtract log expected count of each candidate in sampled softmax (popularity debiasing)"
     )
+    item_item: bool = Field(
+        True,
+        description="blend in a closed-form item-item model (EASE with the image/text features as side "
+        "information); its weight is chosen on validation",
+    )
+    item_item_l2: float = Field(200.0, gt=0.0, description="L2 penalty (lambda) of the item-item model")
+    item_item_content_weight: float = Field(
+        20.0, ge=0.0, description="weight (alpha) of the image/text similarity constraints in the item-item model"
+    )
+    item_item_blend: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="share of the item-item scores in the final score (0..1); null = chosen on validation",
+    )
+    item_item_max_items: int = Field(
+        20000, ge=1, description="largest catalogue the item-item model is fitted for (memory grows as items^2)"
+    )
 
     @model_validator(mode="after")
     def _heads_divide_dim(self) -> ModelSettings:

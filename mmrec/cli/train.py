@@ -75,6 +75,13 @@ def train(
         f"{result.n_train_interactions:,} train interactions, {result.interactions_per_s:,.0f} inter/s, "
         f"{result.seconds_per_epoch:.1f} s/epoch, peak memory {result.peak_memory_mb:,.0f} MiB."
     )
+    if result.item_item:
+        blend = result.item_item
+        by_blend = ", ".join(f"{k}: {v:.4f}" for k, v in blend["val_by_blend"].items())
+        console.print(
+            f"Item-item model (EASE + content, fitted in {blend['fit_seconds']:.1f} s): blend weight "
+            f"[bold]{blend['blend']:g}[/bold]; val {result.monitor} by weight: {by_blend}."
+        )
     if result.best_path:
         console.print(f"Checkpoints: [bold]{result.best_path}[/bold] and {result.last_path.name if result.last_path else '-'}")
 

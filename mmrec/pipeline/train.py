@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import resource
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,8 @@ from mmrec.data.splits import load_split
 from mmrec.data.tables import load_items
 from mmrec.device import resolve_device
 from mmrec.errors import CheckpointError
+from mmrec.models.inputs import ItemInputs
+from mmrec.models.item_item import BLEND_GRID, ItemItemModel, interaction_csr, item_item_content
 from mmrec.models.towers import ModelDims
 from mmrec.models.two_tower import TwoTowerModel
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
@@ -68,6 +72,8 @@ class TrainResult:
     resumed_from: Path | None = None
     notes: list[str] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    # The blended item-item model: blend weight, validation metric per weight, fit seconds (None = off).
+    item_item: dict[str, Any] | None = None
 
 
 def _encoders(settings: Settings, train: Any, ctx: DistContext, notes: list[str]) -> tuple[IdEncoder, IdEncoder]:
@@ -178,6 +184,9 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
 
     epochs_before = trainer.epoch
     history = trainer.fit(on_epoch_end=write_checkpoints)
+    item_item = None
+    if ctx.is_main and best_path.is_file():
+        item_item = _blend_item_item(trainer, settings, data, catalogue, best_path, notes, progress)
     tracker.finish()
     barrier(ctx)
     ran = history[epochs_before:]
@@ -202,7 +211,49 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
         resumed_from=Path(resume) if resume is not None else None,
         notes=notes,
         skipped={k: v for k, v in data.skipped.items() if v},
+        item_item=item_item,
     )
+
+
+def _blend_item_item(trainer: Trainer, settings: Settings, data: Any, catalogue: ItemInputs, best_path: Path,
+                     notes: list[str], progress: ProgressCallback) -> dict[str, Any] | None:
+    """Fit the item-item model, choose its blend weight on validation, record it in the best checkpoint."""
+    cfg = settings.model
+    n_items = catalogue.n
+    if not cfg.item_item:
+        return None
+    if n_items > cfg.item_item_max_items:
+        notes.append(f"Item-item model skipped: {n_items:,} items exceed model.item_item_max_items "
+                     f"({cfg.item_item_max_items:,}); scores are the two-tower model's alone.")
+        return None
+    start = time.perf_counter()
+    pairs = data.pairs.cpu().numpy()
+    matrix = interaction_csr(pairs[:, 0], pairs[:, 1], int(data.histories.shape[0]), n_items)
+    model = ItemItemModel.fit(matrix, item_item_content(cfg, catalogue), cfg.item_item_l2,
+                              cfg.item_item_content_weight, trainer.device)
+    fit_s = time.perf_counter() - start
+    state = load_checkpoint(best_path, map_location=trainer.device)
+    trainer.module.load_state_dict(state["model"])
+    grid = BLEND_GRID if cfg.item_item_blend is None else (cfg.item_item_blend,)
+    by_blend: dict[str, float] = {}
+    best_blend, best_metrics = 0.0, None
+    for beta in grid:
+        metrics = trainer.validate(model, beta)
+        value = metrics.get(trainer.monitor, float("nan"))
+        by_blend[f"{beta:g}"] = value
+        if best_metrics is None or value > best_metrics.get(trainer.monitor, float("-inf")):
+            best_blend, best_metrics = beta, metrics
+    if not by_blend or all(math.isnan(v) for v in by_blend.values()):  # NaN: no validation data to choose on
+        notes.append("No validation data: the item-item blend weight stays at its first value "
+                     f"({best_blend:g}); set model.item_item_blend to fix it.")
+    summary = {"blend": best_blend, "l2": cfg.item_item_l2, "content_weight": cfg.item_item_content_weight,
+               "val": best_metrics or {}, "val_by_blend": by_blend, "fit_seconds": round(fit_s, 3)}
+    meta = read_sidecar(best_path)
+    save_checkpoint(best_path, {key: state[key] for key in ("model", "epoch") if key in state},
+                    {**meta, "item_item": summary})
+    progress(ProgressEvent("item_item", message=f"item-item blend {best_blend:g} (val {trainer.monitor} "
+                           + ", ".join(f"{k}: {v:.4f}" for k, v in by_blend.items()) + ")"))
+    return summary
 
 
 def _resume(trainer: Trainer, path: Path, dims: ModelDims, users: IdEncoder, items: IdEncoder,

@@ -14,6 +14,7 @@ from mmrec.checkpoints.store import load_checkpoint, read_sidecar, verify_encode
 from mmrec.data.encoders import IdEncoder, load_encoders
 from mmrec.data.numeric import NumericScaler
 from mmrec.errors import CheckpointError, DataError
+from mmrec.models.item_item import ItemItemModel, blend_scores, interaction_csr, item_item_content
 from mmrec.models.towers import ModelDims
 from mmrec.models.two_tower import TwoTowerModel
 from mmrec.recommenders.base import RECOMMENDERS, Recommender
@@ -24,7 +25,11 @@ from mmrec.training.data import catalogue_index, user_histories
 
 @RECOMMENDERS.register("multimodal")
 class MultimodalRecommender(Recommender):
-    """Scores = user vectors x cached item vectors (one matmul).
+    """Scores = user vectors x cached item vectors (one matmul), blended with the item-item model.
+
+    When the checkpoint records an item-item blend weight (`mmrec train` chose it on validation), the
+    closed-form item-item model is refitted here on the `train` passed to fit, with the same content,
+    and the final scores are (1 - w) z(two-tower) + w z(item-item) (mmrec.models.item_item).
 
     Items added after training get id 0 and are scored from content. Users unknown to the encoder
     are served from their `train` history (user tower with the unknown-user id); with no history
@@ -46,6 +51,9 @@ class MultimodalRecommender(Recommender):
         self.fallback_users = 0
         self._item_vectors: torch.Tensor | None = None
         self._catalogue = None
+        self._item_item: ItemItemModel | None = None
+        # Share of the closed-form item-item model in the scores, as chosen on validation by `mmrec train`.
+        self.item_item_blend = float((meta.get("item_item") or {}).get("blend", 0.0))
 
     @classmethod
     def from_checkpoint(cls, path: Path, *, items: pd.DataFrame, cache_dir: Path, cache: CacheSettings,
@@ -88,7 +96,7 @@ class MultimodalRecommender(Recommender):
         if [str(i) for i in item_ids] != self.items["item_id"].astype(str).tolist():
             raise DataError("item_ids passed to fit differ from the items the recommender was loaded with.",
                             hint="Pass items.item_id in the same order as the `items` table.")
-        self._index_catalogue(train, item_ids)
+        user_rows, item_cols = self._index_catalogue(train, item_ids)
         numeric_info = self.meta.get("numeric", {"columns": [], "scaler": {}})
         columns = list(numeric_info.get("columns", []))
         numeric = None
@@ -107,6 +115,19 @@ class MultimodalRecommender(Recommender):
         counts = np.bincount(train["item_id"].astype(str).map(rows).dropna().to_numpy(dtype=np.int64),
                              minlength=self.n_items)
         self._popularity = torch.as_tensor(np.log1p(counts), dtype=torch.float32, device=self.device)
+        self._item_item = None
+        if self.item_item_blend > 0:
+            cfg = self.model.cfg
+            if self.n_items > cfg.item_item_max_items:
+                raise DataError(
+                    f"The catalogue has {self.n_items:,} items, more than model.item_item_max_items "
+                    f"({cfg.item_item_max_items:,}) the checkpoint's item-item model allows.",
+                    hint="Retrain with a larger model.item_item_max_items, or with model.item_item=false.",
+                )
+            # Row 0 = no train history, as in self._histories.
+            matrix = interaction_csr(user_rows + 1, item_cols, len(self.user_index) + 1, self.n_items)
+            self._item_item = ItemItemModel.fit(matrix, item_item_content(cfg, self._catalogue), cfg.item_item_l2,
+                                                cfg.item_item_content_weight, self.device)
         return self
 
     def _require_fit(self) -> torch.Tensor:
@@ -126,6 +147,8 @@ class MultimodalRecommender(Recommender):
         fallback = (idx == 0) & ~has_history
         self.fallback_users += int(fallback.sum())
         scores = self.model.scores(self.model.user_vectors(idx, history, items), items)
+        if self._item_item is not None:
+            scores = blend_scores(scores, self._item_item.scores(local), self.item_item_blend)
         if fallback.any():
             scores[fallback] = self._popularity
         return scores.float().to(device)

@@ -14,6 +14,7 @@ import torch
 from mmrec.errors import CheckpointError, ConfigError
 from mmrec.evaluation.full_ranking import full_ranking
 from mmrec.models.inputs import ItemInputs
+from mmrec.models.item_item import ItemItemModel, blend_scores
 from mmrec.models.losses import NegativeSampler, bpr_loss, info_nce_loss, sampled_softmax_loss
 from mmrec.models.two_tower import TwoTowerModel
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
@@ -213,8 +214,12 @@ class Trainer:
         return mean, seconds, len(order) * self.dist.world_size
 
     @torch.no_grad()
-    def validate(self) -> dict[str, float]:
-        """Full-ranking metrics on the validation split (train items masked); never touches test."""
+    def validate(self, item_item: ItemItemModel | None = None, blend: float = 0.0) -> dict[str, float]:
+        """Full-ranking metrics on the validation split (train items masked); never touches test.
+
+        With `item_item` (rows indexed by user index), scores are the two-tower scores blended with
+        its scores at weight `blend` (see mmrec.models.item_item).
+        """
         module, data = self.module, self.data
         if data.val_relevant.nnz == 0:
             return {}
@@ -226,7 +231,10 @@ class Trainer:
             def score_fn(rows: Any) -> torch.Tensor:
                 users = data.val_users[torch.as_tensor(rows, device=self.device)]
                 vectors = module.user_vectors(users, data.histories[users], items).float()
-                return module.scores(vectors, items).float()
+                scores = module.scores(vectors, items).float()
+                if item_item is not None and blend > 0:
+                    scores = blend_scores(scores, item_item.scores(users), blend)
+                return scores
 
             result = full_ranking(score_fn, data.val_relevant, data.val_exclude, self.k_values,
                                   self.eval_batch_size, self.device, candidate_items=self.val_candidates)

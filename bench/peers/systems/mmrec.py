@@ -118,14 +118,16 @@ def _split_folder(ctx: Context, split: Split) -> Path:
     return Path(ctx.workdir).resolve() / "splits" / split.protocol
 
 
-# Within the peers' budget (<= 6 configs; 4 here): user-history length with its learning rate, x id
-# dropout (how much content alone must carry an item; matters for cold start). 15 epochs max, early
-# stopping on validation NDCG@10 picks the epoch. Chosen from single runs on validation only
-# (bench/README.md, "mmrec: what each change bought").
+# Within the peers' budget (<= 6 configs): two two-tower settings (user-history length with its
+# learning rate and id dropout; id dropout is how much content alone must carry an item, which
+# matters for cold start) x the item-item model's L2 penalty (lambda, as in EASE's grid). 12 epochs
+# max, early stopping (patience 3) on validation NDCG@10 picks the epoch; `mmrec train` then picks the
+# item-item blend weight on validation. Chosen from single runs on validation only (bench/README.md,
+# "mmrec: what each change bought").
 MULTIMODAL_GRID: list[dict[str, Any]] = [
-    {"training.epochs": 15, "model.user_history_length": history, "training.learning_rate": lr,
-     "model.id_dropout": id_dropout}
-    for history, lr in ((20, 0.001), (50, 0.005)) for id_dropout in (0.1, 0.3)
+    {"training.epochs": 12, "training.patience": 3, "model.user_history_length": history,
+     "training.learning_rate": lr, "model.id_dropout": id_dropout, "model.item_item_l2": l2}
+    for history, lr, id_dropout in ((50, 0.005, 0.1), (20, 0.001, 0.3)) for l2 in (100.0, 200.0, 500.0)
 ]
 
 
@@ -140,7 +142,8 @@ def systems() -> list[BenchSystem]:
     knn_grid = [{"knn_neighbors": n, "knn_shrinkage": s} for n in (20, 50, 200) for s in (0.0, 10.0)]
     return [
         BenchSystem("mmrec-multimodal", "mmrec", MULTIMODAL_GRID, fit_multimodal, cold_capable=True,
-                    notes="two-tower, EfficientNet-Lite0 + MiniLM + year, id dropout; early stopping on val"),
+                    notes="two-tower (EfficientNet-Lite0 + MiniLM + year, id dropout) blended with the item-item model "
+                          "(EASE + image/text side information); early stopping and blend weight on val"),
         BenchSystem("mmrec-popularity", "mmrec", [{}], _baseline("popularity")),
         BenchSystem("mmrec-item_knn", "mmrec", knn_grid, _baseline("item_knn"), notes="cosine with shrinkage"),
         BenchSystem("mmrec-user_knn", "mmrec", knn_grid, _baseline("user_knn"), notes="cosine with shrinkage"),

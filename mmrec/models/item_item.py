@@ -1,0 +1,120 @@
+"""The closed-form multimodal item-item model blended into the two-tower scores.
+
+EASE (Steck, WWW 2019) with content as side information (Jeunen et al., RecSys 2020): with X the
+[users x items] 0/1 train matrix and F_m the item features of modality m (L2-normalized, centred
+over the items that have them, zero rows where missing), B minimises
+
+    ||X - X B||^2 + alpha * sum_m ||F_m^T - F_m^T B||^2 + lambda ||B||^2   subject to diag(B) = 0,
+
+whose closed form is G = X^T X + alpha * sum_m F_m F_m^T + lambda I, P = G^-1, B_ij = -P_ij / P_jj
+(B_jj = 0). A user's scores are x_u B. The content term ties items to items that look or read
+alike, so items with few (or no) interactions still get weights: it is what lifts this above plain
+EASE, and it scores cold items. Memory and time grow as n_items^2 and n_items^3, hence
+`model.item_item_max_items`.
+
+The final score blends the two models after standardizing each user's row over the catalogue:
+(1 - beta) * z(two-tower) + beta * z(item-item), with beta chosen on validation by `mmrec train`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from mmrec.models.inputs import ItemInputs
+from mmrec.settings import ModelSettings
+
+# Blend weights `mmrec train` tries on validation when model.item_item_blend is not fixed.
+BLEND_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def _content_matrix(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """[n, f] float64: rows L2-normalized and centred over present items; missing rows zero."""
+    values = features.to(torch.float64)
+    values = values / values.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    present = mask.to(torch.bool)
+    if present.any():
+        values = values - values[present].mean(dim=0, keepdim=True)
+    return values * present.unsqueeze(1).to(values.dtype)
+
+
+def interaction_csr(user_rows: np.ndarray, item_cols: np.ndarray, n_users: int, n_items: int) -> sp.csr_matrix:
+    """0/1 [n_users, n_items] matrix of the (user row, item column) pairs (duplicates count once)."""
+    data = np.ones(len(user_rows), dtype=np.float32)
+    matrix = sp.csr_matrix((data, (np.asarray(user_rows), np.asarray(item_cols))), shape=(n_users, n_items))
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
+
+
+@dataclass
+class ItemItemModel:
+    """B [n_items, n_items] (float32, on the scoring device) and the train matrix its users score from."""
+
+    weights: torch.Tensor
+    interactions: sp.csr_matrix  # [n_users, n_items] rows as indexed by `scores`
+
+    @classmethod
+    def fit(
+        cls,
+        interactions: sp.csr_matrix,
+        content: Sequence[tuple[torch.Tensor, torch.Tensor]],
+        l2: float,
+        content_weight: float,
+        device: torch.device | str = "cpu",
+    ) -> ItemItemModel:
+        """Solve for B; `content` = (features [n_items, f], present mask [n_items]) per modality."""
+        n_items = interactions.shape[1]
+        gram = torch.as_tensor((interactions.T @ interactions).toarray(), dtype=torch.float64, device=device)
+        if content_weight > 0:
+            for features, mask in content:
+                if features.shape[1] == 0 or not bool(mask.any()):
+                    continue
+                f = _content_matrix(features.to(device), mask.to(device))
+                gram.addmm_(f, f.T, alpha=content_weight)
+        gram.diagonal().add_(l2)
+        factor, info = torch.linalg.cholesky_ex(gram)
+        del gram
+        if int(info) != 0:  # cannot happen for l2 > 0 (G is then positive definite) but for round-off
+            raise ValueError(f"item-item Gram matrix is not positive definite (minor {int(info)})")
+        precision = torch.cholesky_inverse(factor)
+        del factor
+        weights = precision / (-precision.diagonal()).unsqueeze(0)
+        weights.diagonal().zero_()
+        assert weights.shape == (n_items, n_items)
+        return cls(weights.to(torch.float32), interactions.tocsr())
+
+    def scores(self, rows: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """[len(rows), n_items] x_u B for interaction-matrix rows `rows`, on the weights' device."""
+        rows = np.asarray(torch.as_tensor(rows).cpu())
+        x = torch.as_tensor(self.interactions[rows].toarray(), device=self.weights.device)
+        return x @ self.weights
+
+
+def item_item_content(model_cfg: ModelSettings, catalogue: ItemInputs) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The (features, present mask) pairs the item-item model ties items with: the modalities the model uses."""
+    content = []
+    if model_cfg.use_vision and catalogue.vision.shape[1]:
+        content.append((catalogue.vision, catalogue.vision_mask))
+    if model_cfg.use_text and catalogue.text.shape[1]:
+        content.append((catalogue.text, catalogue.text_mask))
+    return content
+
+
+def standardize(scores: torch.Tensor) -> torch.Tensor:
+    """Each row shifted to mean 0 and scaled to std 1 (a constant row becomes zeros)."""
+    scores = scores.float()
+    mean = scores.mean(dim=1, keepdim=True)
+    std = scores.std(dim=1, keepdim=True)
+    return (scores - mean) / std.clamp_min(1e-8)
+
+
+def blend_scores(neural: torch.Tensor, item_item: torch.Tensor, beta: float) -> torch.Tensor:
+    """(1 - beta) * z(neural) + beta * z(item_item); beta = 0 returns `neural` unchanged."""
+    if beta <= 0:
+        return neural
+    return (1.0 - beta) * standardize(neural) + beta * standardize(item_item)

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from mmrec.models.item_item import ItemItemModel, blend_scores, interaction_csr, standardize
+
+
+def ease_reference(x: np.ndarray, l2: float) -> np.ndarray:
+    """EASE as in Steck (2019), Algorithm 1, in numpy."""
+    g = x.T @ x + l2 * np.eye(x.shape[1])
+    p = np.linalg.inv(g)
+    b = p / (-np.diag(p))
+    np.fill_diagonal(b, 0.0)
+    return b
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    x = (rng.random((40, 12)) < 0.3).astype(np.float64)
+    x[:, 11] = 0.0  # item 11 is cold: no interactions
+    users, items = np.nonzero(x)
+    features = torch.as_tensor(rng.normal(size=(12, 5)), dtype=torch.float32)
+    mask = torch.ones(12, dtype=torch.bool)
+    mask[3] = False  # item 3 has no features
+    return x, interaction_csr(users, items, 40, 12), features, mask
+
+
+def test_without_content_it_is_ease(data):
+    x, matrix, _, _ = data
+    model = ItemItemModel.fit(matrix, [], l2=5.0, content_weight=0.0)
+    np.testing.assert_allclose(model.weights.numpy(), ease_reference(x, 5.0), rtol=1e-4, atol=1e-6)
+    assert torch.all(model.weights.diagonal() == 0)
+    torch.testing.assert_close(model.scores(np.arange(40)), torch.as_tensor(x, dtype=torch.float32) @ model.weights)
+    # A cold item has no co-occurrences: nothing predicts it and it predicts nothing.
+    assert torch.all(model.weights[:, 11] == 0) and torch.all(model.weights[11] == 0)
+
+
+def test_content_side_information_is_ease_on_feature_pseudo_users(data):
+    """alpha * F F^T in the Gram matrix == EASE on X stacked with sqrt(alpha) * F^T as extra rows."""
+    x, matrix, features, mask = data
+    alpha = 3.0
+    model = ItemItemModel.fit(matrix, [(features, mask)], l2=5.0, content_weight=alpha)
+    f = features.double().numpy()
+    f = f / np.linalg.norm(f, axis=1, keepdims=True)
+    f[mask.numpy()] -= f[mask.numpy()].mean(axis=0)
+    f[~mask.numpy()] = 0.0
+    stacked = np.vstack([x, np.sqrt(alpha) * f.T])
+    np.testing.assert_allclose(model.weights.numpy(), ease_reference(stacked, 5.0), rtol=1e-4, atol=1e-6)
+    # Content ties the cold item to items that look alike: it can now be recommended.
+    assert model.weights[:, 11].abs().sum() > 0
+    # An item without features gets no content ties: as cold as without content.
+    assert model.weights[:, 3].abs().sum() > 0  # it has interactions
+
+
+def test_duplicates_count_once():
+    matrix = interaction_csr(np.array([0, 0, 1]), np.array([2, 2, 1]), 2, 3)
+    assert matrix.toarray().tolist() == [[0, 0, 1], [0, 1, 0]]
+    assert isinstance(matrix, sp.csr_matrix)
+
+
+def test_standardize_and_blend():
+    neural = torch.tensor([[3.0, 1.0, 2.0], [5.0, 5.0, 5.0]])
+    item_item = torch.tensor([[0.0, 2.0, 1.0], [1.0, 0.0, 0.0]])
+    z = standardize(neural)
+    torch.testing.assert_close(z[0].mean(), torch.tensor(0.0))
+    torch.testing.assert_close(z[0].std(), torch.tensor(1.0))
+    assert torch.all(z[1] == 0)  # a constant row carries no preference
+    assert blend_scores(neural, item_item, 0.0) is neural
+    assert blend_scores(neural, item_item, 1.0)[0].argsort().tolist() == item_item[0].argsort().tolist()
+    half = blend_scores(neural, item_item, 0.5)
+    torch.testing.assert_close(half, 0.5 * standardize(neural) + 0.5 * standardize(item_item))
