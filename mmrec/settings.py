@@ -160,6 +160,11 @@ class ModelSettings(Section):
         None, ge=0.0, le=1.0,
         description="share of the item-item scores in the final score (0..1); null = chosen on validation",
     )
+    item_item_halflife: float | None = Field(
+        None, ge=0.0,
+        description="recency half-life (in items) of a user's training items in the item-item profile "
+        "(0 = all weigh 1); null = chosen on validation",
+    )
     item_item_max_items: int = Field(
         20000, ge=1, description="largest catalogue the item-item model is fitted for (memory grows as items^2)"
     )

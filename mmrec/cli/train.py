@@ -77,10 +77,10 @@ def train(
     )
     if result.item_item:
         blend = result.item_item
-        by_blend = ", ".join(f"{k}: {v:.4f}" for k, v in blend["val_by_blend"].items())
         console.print(
             f"Item-item model (EASE + content, fitted in {blend['fit_seconds']:.1f} s): blend weight "
-            f"[bold]{blend['blend']:g}[/bold]; val {result.monitor} by weight: {by_blend}."
+            f"[bold]{blend['blend']:g}[/bold], recency half-life {blend['halflife']:g} chosen on validation: "
+            f"val {result.monitor} [bold]{blend['monitored']:.4f}[/bold] (two-tower alone {result.best_metric:.4f})."
         )
     if result.best_path:
         console.print(f"Checkpoints: [bold]{result.best_path}[/bold] and {result.last_path.name if result.last_path else '-'}")

@@ -7,7 +7,7 @@ over the items that have them, zero rows where missing), B minimises
     ||X - X B||^2 + alpha * sum_m ||F_m^T - F_m^T B||^2 + lambda ||B||^2   subject to diag(B) = 0,
 
 whose closed form is G = X^T X + alpha * sum_m F_m F_m^T + lambda I, P = G^-1, B_ij = -P_ij / P_jj
-(B_jj = 0). A user's scores are x_u B. The content term ties items to items that look or read
+(B_jj = 0). A user's scores are x_u B, where x_u may weight recent items more (a recency half-life). The content term ties items to items that look or read
 alike, so items with few (or no) interactions still get weights: it is what lifts this above plain
 EASE, and it scores cold items. Memory and time grow as n_items^2 and n_items^3, hence
 `model.item_item_max_items`.
@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 
@@ -30,6 +31,8 @@ from mmrec.settings import ModelSettings
 
 # Blend weights `mmrec train` tries on validation when model.item_item_blend is not fixed.
 BLEND_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+# Recency half-lives (in items; 0 = every training item weighs 1) tried when item_item_halflife is null.
+HALFLIFE_GRID = (0.0, 5.0, 20.0)
 
 
 def _content_matrix(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -42,13 +45,22 @@ def _content_matrix(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return values * present.unsqueeze(1).to(values.dtype)
 
 
-def interaction_csr(user_rows: np.ndarray, item_cols: np.ndarray, n_users: int, n_items: int) -> sp.csr_matrix:
-    """0/1 [n_users, n_items] matrix of the (user row, item column) pairs (duplicates count once)."""
-    data = np.ones(len(user_rows), dtype=np.float32)
-    matrix = sp.csr_matrix((data, (np.asarray(user_rows), np.asarray(item_cols))), shape=(n_users, n_items))
-    matrix.sum_duplicates()
-    matrix.data[:] = 1.0
-    return matrix
+def interaction_csr(user_rows: np.ndarray, item_cols: np.ndarray, n_users: int, n_items: int,
+                    halflife: float = 0.0) -> sp.csr_matrix:
+    """[n_users, n_items] matrix of (user row, item column) pairs given oldest first (duplicates count once).
+
+    halflife 0: every pair weighs 1. halflife h > 0: a user's item weighs 0.5 ** (age / h), where age
+    is its position from that user's most recent item (0 = most recent; a repeated item keeps its
+    latest position): the profile x_u a time-decayed item-item model scores from.
+    """
+    frame = pd.DataFrame({"u": np.asarray(user_rows, dtype=np.int64), "i": np.asarray(item_cols, dtype=np.int64)})
+    frame = frame.drop_duplicates(["u", "i"], keep="last")
+    if halflife > 0:
+        age = frame.groupby("u").cumcount(ascending=False).to_numpy()
+        weights = np.power(0.5, age / halflife).astype(np.float32)
+    else:
+        weights = np.ones(len(frame), dtype=np.float32)
+    return sp.csr_matrix((weights, (frame["u"].to_numpy(), frame["i"].to_numpy())), shape=(n_users, n_items))
 
 
 @dataclass
@@ -56,7 +68,7 @@ class ItemItemModel:
     """B [n_items, n_items] (float32, on the scoring device) and the train matrix its users score from."""
 
     weights: torch.Tensor
-    interactions: sp.csr_matrix  # [n_users, n_items] rows as indexed by `scores`
+    interactions: sp.csr_matrix  # [n_users, n_items] user profiles, rows as indexed by `scores`
 
     @classmethod
     def fit(
@@ -67,9 +79,14 @@ class ItemItemModel:
         content_weight: float,
         device: torch.device | str = "cpu",
     ) -> ItemItemModel:
-        """Solve for B; `content` = (features [n_items, f], present mask [n_items]) per modality."""
+        """Solve for B from the 0/1 pattern of `interactions` (which also become the scoring profiles).
+
+        `content` = (features [n_items, f], present mask [n_items]) per modality.
+        """
         n_items = interactions.shape[1]
-        gram = torch.as_tensor((interactions.T @ interactions).toarray(), dtype=torch.float64, device=device)
+        binary = interactions.copy()
+        binary.data[:] = 1.0
+        gram = torch.as_tensor((binary.T @ binary).toarray(), dtype=torch.float64, device=device)
         if content_weight > 0:
             for features, mask in content:
                 if features.shape[1] == 0 or not bool(mask.any()):

@@ -27,7 +27,13 @@ from mmrec.data.tables import load_items
 from mmrec.device import resolve_device
 from mmrec.errors import CheckpointError
 from mmrec.models.inputs import ItemInputs
-from mmrec.models.item_item import BLEND_GRID, ItemItemModel, interaction_csr, item_item_content
+from mmrec.models.item_item import (
+    BLEND_GRID,
+    HALFLIFE_GRID,
+    ItemItemModel,
+    interaction_csr,
+    item_item_content,
+)
 from mmrec.models.towers import ModelDims
 from mmrec.models.two_tower import TwoTowerModel
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
@@ -39,7 +45,7 @@ from mmrec.training.catalogue import (
     numeric_values,
     unseen_numeric,
 )
-from mmrec.training.data import build_training_data
+from mmrec.training.data import build_training_data, catalogue_index, ordered_pairs
 from mmrec.training.distributed import DistContext, barrier, context_from_env, init_distributed
 from mmrec.training.seeding import seed_everything
 from mmrec.training.tracking import NullTracker, make_tracker
@@ -186,7 +192,8 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
     history = trainer.fit(on_epoch_end=write_checkpoints)
     item_item = None
     if ctx.is_main and best_path.is_file():
-        item_item = _blend_item_item(trainer, settings, data, catalogue, best_path, notes, progress)
+        item_item = _blend_item_item(trainer, settings, split.train, users, item_ids, catalogue, best_path,
+                                     notes, progress)
     tracker.finish()
     barrier(ctx)
     ran = history[epochs_before:]
@@ -215,9 +222,10 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
     )
 
 
-def _blend_item_item(trainer: Trainer, settings: Settings, data: Any, catalogue: ItemInputs, best_path: Path,
-                     notes: list[str], progress: ProgressCallback) -> dict[str, Any] | None:
-    """Fit the item-item model, choose its blend weight on validation, record it in the best checkpoint."""
+def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: IdEncoder, item_ids: list[str],
+                     catalogue: ItemInputs, best_path: Path, notes: list[str],
+                     progress: ProgressCallback) -> dict[str, Any] | None:
+    """Fit the item-item model; choose its blend weight and recency half-life on validation; record them."""
     cfg = settings.model
     n_items = catalogue.n
     if not cfg.item_item:
@@ -227,32 +235,43 @@ def _blend_item_item(trainer: Trainer, settings: Settings, data: Any, catalogue:
                      f"({cfg.item_item_max_items:,}); scores are the two-tower model's alone.")
         return None
     start = time.perf_counter()
-    pairs = data.pairs.cpu().numpy()
-    matrix = interaction_csr(pairs[:, 0], pairs[:, 1], int(data.histories.shape[0]), n_items)
-    model = ItemItemModel.fit(matrix, item_item_content(cfg, catalogue), cfg.item_item_l2,
+    user_idx, item_rows = ordered_pairs(train, users, catalogue_index(item_ids))
+    profiles = {h: interaction_csr(user_idx, item_rows, len(users), n_items, h)
+                for h in (HALFLIFE_GRID if cfg.item_item_halflife is None else (cfg.item_item_halflife,))}
+    model = ItemItemModel.fit(next(iter(profiles.values())), item_item_content(cfg, catalogue), cfg.item_item_l2,
                               cfg.item_item_content_weight, trainer.device)
     fit_s = time.perf_counter() - start
     state = load_checkpoint(best_path, map_location=trainer.device)
     trainer.module.load_state_dict(state["model"])
-    grid = BLEND_GRID if cfg.item_item_blend is None else (cfg.item_item_blend,)
-    by_blend: dict[str, float] = {}
-    best_blend, best_metrics = 0.0, None
-    for beta in grid:
-        metrics = trainer.validate(model, beta)
-        value = metrics.get(trainer.monitor, float("nan"))
-        by_blend[f"{beta:g}"] = value
-        if best_metrics is None or value > best_metrics.get(trainer.monitor, float("-inf")):
-            best_blend, best_metrics = beta, metrics
-    if not by_blend or all(math.isnan(v) for v in by_blend.values()):  # NaN: no validation data to choose on
-        notes.append("No validation data: the item-item blend weight stays at its first value "
-                     f"({best_blend:g}); set model.item_item_blend to fix it.")
-    summary = {"blend": best_blend, "l2": cfg.item_item_l2, "content_weight": cfg.item_item_content_weight,
-               "val": best_metrics or {}, "val_by_blend": by_blend, "fit_seconds": round(fit_s, 3)}
+    blends = BLEND_GRID if cfg.item_item_blend is None else (cfg.item_item_blend,)
+    grid: list[dict[str, float]] = []
+    best: tuple[float, float, dict[str, float]] | None = None
+    two_tower: dict[str, float] | None = None
+    for halflife, matrix in profiles.items():
+        candidate = ItemItemModel(model.weights, matrix)
+        for beta in blends:
+            if beta == 0 and two_tower is not None:  # weight 0 is the two-tower model alone: same for any half-life
+                metrics = two_tower
+            else:
+                metrics = trainer.validate(candidate, beta)
+            two_tower = metrics if beta == 0 else two_tower
+            value = metrics.get(trainer.monitor, float("nan"))
+            grid.append({"halflife": halflife, "blend": beta, trainer.monitor: value})
+            if best is None or value > best[2].get(trainer.monitor, float("-inf")):
+                best = (halflife, beta, metrics)
+    assert best is not None
+    if all(math.isnan(row[trainer.monitor]) for row in grid):  # no validation data to choose on
+        notes.append("No validation data: the item-item blend weight and half-life stay at their first values "
+                     f"({best[1]:g}, {best[0]:g}); set model.item_item_blend / item_item_halflife to fix them.")
+    summary = {"blend": best[1], "halflife": best[0], "l2": cfg.item_item_l2,
+               "content_weight": cfg.item_item_content_weight,
+               "monitored": best[2].get(trainer.monitor, float("nan")), "val": best[2], "val_grid": grid,
+               "fit_seconds": round(fit_s, 3)}
     meta = read_sidecar(best_path)
     save_checkpoint(best_path, {key: state[key] for key in ("model", "epoch") if key in state},
                     {**meta, "item_item": summary})
-    progress(ProgressEvent("item_item", message=f"item-item blend {best_blend:g} (val {trainer.monitor} "
-                           + ", ".join(f"{k}: {v:.4f}" for k, v in by_blend.items()) + ")"))
+    progress(ProgressEvent("item_item", message=f"item-item blend {best[1]:g}, half-life {best[0]:g} "
+                           f"(val {trainer.monitor} {best[2].get(trainer.monitor, float('nan')):.4f})"))
     return summary
 
 

@@ -20,7 +20,7 @@ from mmrec.models.two_tower import TwoTowerModel
 from mmrec.recommenders.base import RECOMMENDERS, Recommender
 from mmrec.settings import CacheSettings, FeaturesSettings, ModelSettings
 from mmrec.training.catalogue import catalogue_inputs, numeric_values
-from mmrec.training.data import catalogue_index, user_histories
+from mmrec.training.data import catalogue_index, ordered_pairs, user_histories
 
 
 @RECOMMENDERS.register("multimodal")
@@ -54,6 +54,7 @@ class MultimodalRecommender(Recommender):
         self._item_item: ItemItemModel | None = None
         # Share of the closed-form item-item model in the scores, as chosen on validation by `mmrec train`.
         self.item_item_blend = float((meta.get("item_item") or {}).get("blend", 0.0))
+        self.item_item_halflife = float((meta.get("item_item") or {}).get("halflife", 0.0))
 
     @classmethod
     def from_checkpoint(cls, path: Path, *, items: pd.DataFrame, cache_dir: Path, cache: CacheSettings,
@@ -96,7 +97,7 @@ class MultimodalRecommender(Recommender):
         if [str(i) for i in item_ids] != self.items["item_id"].astype(str).tolist():
             raise DataError("item_ids passed to fit differ from the items the recommender was loaded with.",
                             hint="Pass items.item_id in the same order as the `items` table.")
-        user_rows, item_cols = self._index_catalogue(train, item_ids)
+        self._index_catalogue(train, item_ids)
         numeric_info = self.meta.get("numeric", {"columns": [], "scaler": {}})
         columns = list(numeric_info.get("columns", []))
         numeric = None
@@ -124,8 +125,10 @@ class MultimodalRecommender(Recommender):
                     f"({cfg.item_item_max_items:,}) the checkpoint's item-item model allows.",
                     hint="Retrain with a larger model.item_item_max_items, or with model.item_item=false.",
                 )
-            # Row 0 = no train history, as in self._histories.
-            matrix = interaction_csr(user_rows + 1, item_cols, len(self.user_index) + 1, self.n_items)
+            # Rows = local user index + 1 (row 0 = no train history), as in self._histories.
+            user_idx, item_rows = ordered_pairs(train, local, rows)
+            matrix = interaction_csr(user_idx, item_rows, len(self.user_index) + 1, self.n_items,
+                                     self.item_item_halflife)
             self._item_item = ItemItemModel.fit(matrix, item_item_content(cfg, self._catalogue), cfg.item_item_l2,
                                                 cfg.item_item_content_weight, self.device)
         return self

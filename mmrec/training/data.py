@@ -52,6 +52,15 @@ def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def ordered_pairs(train: pd.DataFrame, users: IdEncoding, rows: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(user index, catalogue row) of train interactions, oldest first; unknown users/items left out."""
+    frame = _ordered(train)
+    user_idx = users.encode(frame["user_id"].astype(str).tolist())
+    item_row = frame["item_id"].astype(str).map(rows)
+    ok = item_row.notna().to_numpy() & (user_idx > 0)
+    return user_idx[ok].astype(np.int64), item_row[ok].to_numpy().astype(np.int64)
+
+
 def user_histories(
     train: pd.DataFrame, users: IdEncoding, rows: pd.Series, length: int
 ) -> np.ndarray:
@@ -59,11 +68,8 @@ def user_histories(
     out = np.full((len(users), max(length, 0)), -1, dtype=np.int64)
     if length <= 0 or train.empty:
         return out
-    frame = _ordered(train)
-    user_idx = users.encode(frame["user_id"].astype(str).tolist())
-    item_row = frame["item_id"].astype(str).map(rows)
-    ok = item_row.notna().to_numpy() & (user_idx > 0)
-    table = pd.DataFrame({"u": user_idx[ok], "row": item_row[ok].to_numpy().astype(np.int64)})
+    user_idx, item_rows = ordered_pairs(train, users, rows)
+    table = pd.DataFrame({"u": user_idx, "row": item_rows})
     table = table.groupby("u", sort=False).tail(length)
     # Right-align: the most recent item sits in the last column.
     position = table.groupby("u").cumcount().to_numpy()

@@ -54,10 +54,22 @@ def test_content_side_information_is_ease_on_feature_pseudo_users(data):
     assert model.weights[:, 3].abs().sum() > 0  # it has interactions
 
 
-def test_duplicates_count_once():
+def test_duplicates_count_once_and_recency_weights():
     matrix = interaction_csr(np.array([0, 0, 1]), np.array([2, 2, 1]), 2, 3)
     assert matrix.toarray().tolist() == [[0, 0, 1], [0, 1, 0]]
     assert isinstance(matrix, sp.csr_matrix)
+    # Oldest first: user 0 saw items 0, 1, 0 (again), 2 -> ages item 2: 0, item 0: 1, item 1: 2.
+    decayed = interaction_csr(np.array([0, 0, 0, 0, 1]), np.array([0, 1, 0, 2, 1]), 2, 3, halflife=1.0)
+    np.testing.assert_allclose(decayed.toarray(), [[0.5, 0.25, 1.0], [0.0, 1.0, 0.0]])
+
+
+def test_gram_uses_the_binary_pattern_of_decayed_profiles(data):
+    x, _, _, _ = data
+    users, items = np.nonzero(x)
+    decayed = interaction_csr(users, items, 40, 12, halflife=2.0)
+    model = ItemItemModel.fit(decayed, [], l2=5.0, content_weight=0.0)
+    np.testing.assert_allclose(model.weights.numpy(), ease_reference(x, 5.0), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(model.scores([0]), torch.as_tensor(decayed[0].toarray()) @ model.weights)
 
 
 def test_standardize_and_blend():

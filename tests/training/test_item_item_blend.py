@@ -3,7 +3,7 @@
 from tiny_project import write_tiny_project
 
 from mmrec.checkpoints.store import read_sidecar
-from mmrec.models.item_item import BLEND_GRID
+from mmrec.models.item_item import BLEND_GRID, HALFLIFE_GRID
 from mmrec.pipeline.train import run_train
 from mmrec.settings import load_settings
 
@@ -13,16 +13,19 @@ def test_blend_weight_is_chosen_on_validation_and_recorded(tmp_path):
     result = run_train(settings)
     summary = result.item_item
     assert summary is not None
-    assert list(summary["val_by_blend"]) == [f"{b:g}" for b in BLEND_GRID]
-    # The chosen weight is the validation argmax, and weight 0 is the two-tower model alone.
-    assert summary["val_by_blend"][f"{summary['blend']:g}"] == max(summary["val_by_blend"].values())
-    assert summary["val_by_blend"]["0"] == result.best_metric
+    grid = {(row["halflife"], row["blend"]): row["ndcg@10"] for row in summary["val_grid"]}
+    assert set(grid) == {(h, b) for h in HALFLIFE_GRID for b in BLEND_GRID}
+    # The chosen pair is the validation argmax, and weight 0 is the two-tower model alone.
+    assert grid[(summary["halflife"], summary["blend"])] == summary["monitored"] == max(grid.values())
+    assert all(grid[(h, 0.0)] == result.best_metric for h in HALFLIFE_GRID)
     assert read_sidecar(result.best_path)["item_item"] == summary
 
 
 def test_fixed_blend_off_and_too_large_catalogue(tmp_path):
-    fixed = run_train(load_settings(write_tiny_project(tmp_path / "a", epochs=1, item_item_blend=0.3)).settings)
-    assert fixed.item_item["blend"] == 0.3 and list(fixed.item_item["val_by_blend"]) == ["0.3"]
+    fixed = run_train(load_settings(write_tiny_project(tmp_path / "a", epochs=1, item_item_blend=0.3,
+                                                       item_item_halflife=2.0)).settings)
+    assert fixed.item_item["blend"] == 0.3 and fixed.item_item["halflife"] == 2.0
+    assert [(row["halflife"], row["blend"]) for row in fixed.item_item["val_grid"]] == [(2.0, 0.3)]
     off = run_train(load_settings(write_tiny_project(tmp_path / "b", epochs=1, item_item=False)).settings)
     assert off.item_item is None and "item_item" not in read_sidecar(off.best_path)
     big = run_train(load_settings(write_tiny_project(tmp_path / "c", epochs=1, item_item_max_items=10)).settings)
