@@ -33,6 +33,7 @@ bench: $(STAMP)
 
 bench-peers: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) bench/run_peers.py
+	OMP_NUM_THREADS=1 $(PY) bench/ablation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
