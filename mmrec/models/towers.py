@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mmrec.errors import ConfigError
@@ -124,7 +126,13 @@ class ItemTower(nn.Module):
 
 
 class UserTower(nn.Module):
-    """User id embedding (0 = unknown user) plus attention over the user's recent items' vectors."""
+    """User id embedding (0 = unknown user) plus attention over the user's recent items' vectors.
+
+    The attention is nn.MultiheadAttention's (its parameters, its maths) with one saving: keys and
+    values depend only on the item, so they are projected once per distinct history item of the
+    batch and then gathered, instead of once per (user, position) slot -- 512 users x 50 history
+    items touch at most the catalogue's 1,955 distinct items on MovieLens.
+    """
 
     def __init__(self, cfg: ModelSettings, dims: ModelDims) -> None:
         super().__init__()
@@ -139,17 +147,39 @@ class UserTower(nn.Module):
         self.output = nn.Linear(d, d)
 
     def forward(
-        self, user_idx: torch.Tensor, history: torch.Tensor | None = None, history_mask: torch.Tensor | None = None
+        self,
+        user_idx: torch.Tensor,
+        table: torch.Tensor | None = None,
+        history_rows: torch.Tensor | None = None,
+        history_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """user_idx [b]; history [b, L, d] item vectors; history_mask [b, L] bool (True = present) -> [b, d]."""
+        """user_idx [b]; table [n, d] item vectors; history_rows [b, L] rows of `table` (read where
+        history_mask [b, L] is True) -> [b, d]."""
         base = self.id_embedding(user_idx)
-        if self.use_history and history is not None and history.shape[1] > 0:
+        if self.use_history and table is not None and history_rows is not None and history_rows.shape[1] > 0:
             assert history_mask is not None
-            empty = ~history_mask.any(dim=1)
-            mask = history_mask.clone()
-            mask[:, 0] |= empty  # all-masked rows would give NaN attention; their output is zeroed below
-            query = (base + self.query).unsqueeze(1)
-            keys = self.history_norm(history)
-            attended, _ = self.attention(query, keys, keys, key_padding_mask=~mask, need_weights=False)
-            base = base + attended.squeeze(1) * (~empty).to(base.dtype).unsqueeze(1)
+            base = base + self._attend(base, table, history_rows, history_mask)
         return self.output(base)
+
+    def _attend(self, base: torch.Tensor, table: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        attention = self.attention
+        b, length = rows.shape
+        d, heads = base.shape[1], attention.num_heads
+        empty = ~mask.any(dim=1)
+        mask = mask.clone()
+        mask[:, 0] |= empty  # all-masked rows would give NaN attention; their output is zeroed below
+        distinct, slot = torch.unique(rows.clamp(min=0), return_inverse=True)
+        keys_in = self.history_norm(table[distinct])  # [m, d], m <= min(n, b * L)
+        w_q, w_k, w_v = attention.in_proj_weight.chunk(3)
+        b_q, b_k, b_v = attention.in_proj_bias.chunk(3)
+        # [b, heads, L, d / heads] keys/values gathered from the per-item projections.
+        keys = F.linear(keys_in, w_k, b_k)[slot].view(b, length, heads, -1).transpose(1, 2)
+        values = F.linear(keys_in, w_v, b_v)[slot].view(b, length, heads, -1).transpose(1, 2)
+        query = F.linear(base + self.query, w_q, b_q).view(b, heads, 1, -1)
+        # One query per user: two batched vector products beat the generic attention kernel here.
+        logits = (query * keys).sum(-1) / math.sqrt(d // heads)  # [b, heads, L]
+        weights = torch.softmax(logits.masked_fill(~mask.unsqueeze(1), float("-inf")), dim=-1)
+        weights = F.dropout(weights, attention.dropout, self.training)
+        attended = (weights.unsqueeze(-1) * values).sum(2)  # [b, heads, d / heads]
+        attended = attention.out_proj(attended.reshape(b, d))
+        return attended * (~empty).to(base.dtype).unsqueeze(1)

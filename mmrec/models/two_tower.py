@@ -73,17 +73,15 @@ class TwoTowerModel(nn.Module):
             inputs = inputs.with_ids(dropped).as_unseen(dropped == 0)
         vectors = self.item_tower(inputs)
         items = vectors[inverse[: len(item_rows)]]
-        history = None
-        if self.history_length > 0 and history_rows.shape[1] > 0:
-            if history_table is not None:
-                history = history_table[history_rows.clamp(min=0)] * history_mask.unsqueeze(-1).to(vectors.dtype)
-            else:
-                history = vectors.new_zeros(*history_rows.shape, vectors.shape[1])
-                history[history_mask] = vectors[inverse[len(item_rows) :]]
+        if history_table is not None:
+            table, table_rows = history_table, history_rows
+        else:  # history items were encoded with the candidates: point into `vectors`
+            table, table_rows = vectors, torch.zeros_like(history_rows)
+            table_rows[history_mask] = inverse[len(item_rows) :]
         if self.training and self.history_length > 0 and self.cfg.id_dropout > 0:
             # Hide some user ids too, so users unseen in training are served by their history alone.
             user_idx = self._drop_ids(user_idx, None)
-        users = self.user_tower(user_idx, history, history_mask)
+        users = self.user_tower(user_idx, table, table_rows, history_mask)
 
         vision = text = vectors.new_zeros(0, vectors.shape[1])
         if self.cfg.use_contrastive and {"vision", "text"} <= set(self.item_tower.modalities):
@@ -109,9 +107,7 @@ class TwoTowerModel(nn.Module):
         self, user_idx: torch.Tensor, history_rows: torch.Tensor, item_vectors: torch.Tensor
     ) -> torch.Tensor:
         """[b, d] user vectors; history_rows [b, L] catalogue rows (-1 pad) looked up in item_vectors."""
-        mask = history_rows >= 0
-        history = item_vectors[history_rows.clamp(min=0)] * mask.unsqueeze(-1).to(item_vectors.dtype)
-        return self.user_tower(user_idx, history, mask)
+        return self.user_tower(user_idx, item_vectors, history_rows, history_rows >= 0)
 
     def scores(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """[b, m] logits: dot product, or cosine / temperature."""

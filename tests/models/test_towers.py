@@ -73,12 +73,31 @@ def test_item_with_no_enabled_modality_still_gets_a_finite_vector():
 def test_user_tower_handles_empty_histories_and_uses_history():
     torch.manual_seed(0)
     tower = UserTower(settings(), DIMS).eval()
-    history = torch.randn(2, 3, 8)
+    table = torch.randn(6, 8)
+    rows = torch.tensor([[0, 1, 2], [3, 4, 5]])
     empty = torch.zeros(2, 3, dtype=torch.bool)
-    with_none = tower(torch.tensor([1, 1]), history, empty)
+    with_none = tower(torch.tensor([1, 1]), table, rows, empty)
     torch.testing.assert_close(with_none, tower(torch.tensor([1, 1])))  # no history = id only, no NaN
-    full = tower(torch.tensor([0, 0]), history, torch.ones(2, 3, dtype=torch.bool))
+    full = tower(torch.tensor([0, 0]), table, rows, torch.ones(2, 3, dtype=torch.bool))
     assert not torch.allclose(full[0], full[1])  # unknown users told apart by their histories
+
+
+def test_user_tower_attention_is_multihead_attention_over_the_gathered_history():
+    """Projecting each distinct item once then gathering == nn.MultiheadAttention over the [b, L, d] history."""
+    torch.manual_seed(0)
+    tower = UserTower(settings(), DIMS).eval()
+    table = torch.randn(5, 8)
+    rows = torch.tensor([[0, 3, 3, 1], [4, 4, 2, 0], [2, 0, 0, 0]])
+    mask = torch.tensor([[True, True, True, False], [True, True, True, True], [False, False, False, False]])
+    user_idx = torch.tensor([1, 2, 0])
+    base = tower.id_embedding(user_idx)
+    keys = tower.history_norm(table[rows] * mask.unsqueeze(-1))
+    padding = ~mask
+    padding[2, 0] = False  # the all-empty row attends to a dummy slot, then is zeroed
+    attended, _ = tower.attention((base + tower.query).unsqueeze(1), keys, keys, key_padding_mask=padding,
+                                  need_weights=False)
+    expected = base + attended.squeeze(1) * torch.tensor([1.0, 1.0, 0.0]).unsqueeze(1)
+    torch.testing.assert_close(tower(user_idx, table, rows, mask), tower.output(expected))
 
 
 def test_id_dropout_only_in_training_and_cold_items_differ_from_known():
