@@ -32,7 +32,7 @@ from mmrec.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 # Base configs: the first two-tower setting of the benchmark grid for `random`, the id-dropout one
 # for `coldstart` (content must carry cold items), each with the grid's middle item-item penalty.
 BASE = {
-    "random": {"training.epochs": 12, "training.patience": 3, "model.user_history_length": 50,
+    "random": {"training.epochs": 12, "training.patience": 3, "model.user_history_length": 30,
                "training.learning_rate": 0.005, "model.id_dropout": 0.1, "model.item_item_l2": 200.0},
     "coldstart": {"training.epochs": 12, "training.patience": 3, "model.user_history_length": 20,
                   "training.learning_rate": 0.001, "model.id_dropout": 0.3, "model.item_item_l2": 200.0},
@@ -73,9 +73,11 @@ def main(argv: list[str] | None = None) -> None:
             tag = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in sorted(config.items()))
             combos = list((args.workdir / "mmrec" / "checkpoints" / protocol / tag).glob("*/best_model.json"))
             blend = (read_sidecar(combos[0].with_suffix(".pth")).get("item_item") or {}) if combos else {}
+            grid = blend.get("val_grid") or []
             rows.append({"variant": label, "config": change, "fit_s": round(fit_s, 1), "val": val, "test": test,
-                         "item_item_blend": blend.get("blend"),
-                         "val_two_tower_alone": (blend.get("val_by_blend") or {}).get("0")})
+                         "item_item_blend": blend.get("blend"), "item_item_halflife": blend.get("halflife"),
+                         "val_two_tower_alone": next((r["ndcg@10"] for r in grid if r["blend"] == 0), None),
+                         "val_item_item_alone": max((r["ndcg@10"] for r in grid if r["blend"] == 1), default=None)})
             print(f"[{protocol}] {label}: val ndcg@10 {val['ndcg@10']:.4f} test ndcg@10 {test['ndcg@10']:.4f} "
                   f"recall@20 {test['recall@20']:.4f} blend {blend.get('blend')} fit {fit_s:.0f}s", flush=True)
         write(args.results_dir, protocol, rows)
@@ -85,16 +87,19 @@ def write(results_dir: Path, protocol: str, rows: list[dict]) -> None:
     atomic_write_json(results_dir / f"ablation_{protocol}.json",
                       {"protocol": protocol, "base": BASE[protocol], "variants": rows})
     lines = [f"# mmrec multimodal ablation on `{protocol}`", "",
-             f"Base: `{json.dumps(BASE[protocol])}`; seed 0; one run per variant. `val 2T` = validation "
-             "NDCG@10 of the two-tower model alone (blend weight 0); `w` = item-item blend weight chosen on "
-             "validation.", "",
-             "| variant | val NDCG@10 | val 2T | w | test NDCG@10 | test Recall@20 | test MRR | fit s |",
-             "|---|---|---|---|---|---|---|---|"]
+             (f"Base: `{json.dumps(BASE[protocol])}`; seed 0; one run per variant. Validation NDCG@10 of the "
+              "blend, of the two-tower model alone (`val 2T`, blend weight 0) and of the item-item model alone "
+              "(`val II`, weight 1); `w` = blend weight chosen on validation; test = the blend at `w`."), "",
+             "| variant | val NDCG@10 | val 2T | val II | w | test NDCG@10 | test Recall@20 | test MRR | fit s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+
+    def show(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
     for row in rows:
-        two_tower = row["val_two_tower_alone"]
         lines.append(
-            f"| {row['variant']} | {row['val']['ndcg@10']:.4f} | "
-            f"{'-' if two_tower is None else f'{two_tower:.4f}'} | "
+            f"| {row['variant']} | {row['val']['ndcg@10']:.4f} | {show(row['val_two_tower_alone'])} | "
+            f"{show(row['val_item_item_alone'])} | "
             f"{'-' if row['item_item_blend'] is None else row['item_item_blend']} | {row['test']['ndcg@10']:.4f} | "
             f"{row['test']['recall@20']:.4f} | {row['test']['mrr']:.4f} | {row['fit_s']:.0f} |")
     atomic_write_text(results_dir / f"ablation_{protocol}.md", "\n".join(lines) + "\n")

@@ -173,13 +173,13 @@ class UserTower(nn.Module):
         w_q, w_k, w_v = attention.in_proj_weight.chunk(3)
         b_q, b_k, b_v = attention.in_proj_bias.chunk(3)
         # [b, heads, L, d / heads] keys/values gathered from the per-item projections.
-        keys = F.linear(keys_in, w_k, b_k)[slot].view(b, length, heads, -1).transpose(1, 2)
-        values = F.linear(keys_in, w_v, b_v)[slot].view(b, length, heads, -1).transpose(1, 2)
-        query = F.linear(base + self.query, w_q, b_q).view(b, heads, 1, -1)
-        # One query per user: two batched vector products beat the generic attention kernel here.
-        logits = (query * keys).sum(-1) / math.sqrt(d // heads)  # [b, heads, L]
+        keys = F.embedding(slot, F.linear(keys_in, w_k, b_k)).view(b, length, heads, -1).transpose(1, 2)
+        values = F.embedding(slot, F.linear(keys_in, w_v, b_v)).view(b, length, heads, -1).transpose(1, 2)
+        query = F.linear(base + self.query, w_q, b_q).view(b, heads, -1, 1) / math.sqrt(d // heads)
+        # One query per user: two batched matrix-vector products beat the generic attention kernel here.
+        logits = (keys @ query).squeeze(-1)  # [b, heads, L]
         weights = torch.softmax(logits.masked_fill(~mask.unsqueeze(1), float("-inf")), dim=-1)
         weights = F.dropout(weights, attention.dropout, self.training)
-        attended = (weights.unsqueeze(-1) * values).sum(2)  # [b, heads, d / heads]
+        attended = weights.unsqueeze(2) @ values  # [b, heads, 1, d / heads]
         attended = attention.out_proj(attended.reshape(b, d))
         return attended * (~empty).to(base.dtype).unsqueeze(1)
