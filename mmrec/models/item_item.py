@@ -7,9 +7,10 @@ over the items that have them, zero rows where missing), B minimises
     ||X - X B||^2 + alpha * sum_m ||F_m^T - F_m^T B||^2 + lambda ||B||^2   subject to diag(B) = 0,
 
 whose closed form is G = X^T X + alpha * sum_m F_m F_m^T + lambda I, P = G^-1, B_ij = -P_ij / P_jj
-(B_jj = 0). A user's scores are x_u B, where x_u may weight recent items more (a recency half-life). The content term ties items to items that look or read
-alike, so items with few (or no) interactions still get weights: it is what lifts this above plain
-EASE, and it scores cold items. Memory and time grow as n_items^2 and n_items^3, hence
+(B_jj = 0). A user's scores are x_u B, where the profile x_u may weigh recent items more (a
+recency half-life). The content term ties items to items that look or read alike, so items with
+few (or no) interactions still get weights: it is what lifts this above plain EASE, and it scores
+cold items. Memory and time grow as n_items^2 and n_items^3, hence
 `model.item_item_max_items`.
 
 The final score blends the two models after standardizing each user's row over the catalogue:

@@ -78,7 +78,7 @@ class TrainResult:
     resumed_from: Path | None = None
     notes: list[str] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
-    # The blended item-item model: blend weight, validation metric per weight, fit seconds (None = off).
+    # The blended item-item model: blend weight, half-life, validation metric per pair tried (None = off).
     item_item: dict[str, Any] | None = None
 
 

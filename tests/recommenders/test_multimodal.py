@@ -7,7 +7,7 @@ import torch
 from mmrec.data.encoders import IdEncoder, save_encoders
 from mmrec.data.splits import load_split
 from mmrec.data.tables import load_items
-from mmrec.errors import CheckpointError
+from mmrec.errors import CheckpointError, DataError
 from mmrec.pipeline.train import run_train
 from mmrec.recommenders.base import RECOMMENDERS
 from mmrec.recommenders.multimodal import MultimodalRecommender
@@ -73,6 +73,15 @@ def test_rebuilt_model_reproduces_the_training_validation_metric(trained):
     shares = recommender.modality_contributions([0, 1])
     assert set(shares) == {"id", "numeric"}
     torch.testing.assert_close(shares["id"] + shares["numeric"], torch.ones(2))
+
+
+def test_catalogue_beyond_the_item_item_limit_is_a_clear_error(trained):
+    root, settings, _ = trained
+    recommender, items = load(root, settings)
+    recommender.item_item_blend = 0.5
+    recommender.model.cfg = recommender.model.cfg.model_copy(update={"item_item_max_items": 5})
+    with pytest.raises(DataError, match="more than model.item_item_max_items"):
+        recommender.fit(load_split(root / "splits").train, items["item_id"].tolist())
 
 
 def test_new_items_and_unknown_users(trained):
