@@ -26,14 +26,23 @@ def reasons_for(
         shares = contributions(np.asarray(indices))  # {modality: [k] share}
         if isinstance(shares, dict):
             table = {name: np.asarray(values, dtype=np.float64) for name, values in shares.items()}
-            return [
+            out = [
                 {
                     "source": model.name,
                     "modalities": {name: round(float(v[r]), 4) for name, v in table.items()},
                 }
                 for r in range(len(indices))
             ]
-        return [{"source": model.name, "modalities": _as_dict(share)} for share in shares]
+        else:
+            out = [{"source": model.name, "modalities": _as_dict(share)} for share in shares]
+        # The blended item-item model names the liked item that pulls each recommendation up most.
+        evidence = getattr(model, "item_item_evidence", None)
+        found = evidence(user_id, [int(j) for j in indices]) if callable(evidence) else None
+        for reason, (row, contribution) in zip(out, found or []):
+            if contribution > 0:
+                reason["similar_to"] = item_ids[row]
+                reason["item_item_contribution"] = round(contribution, 4)
+        return out
     if model.name == "item_knn" and len(history):
         similarity = model.similarity[indices][:, history].toarray()  # [k, |history|]
         best = similarity.argmax(1)

@@ -156,6 +156,21 @@ class MultimodalRecommender(Recommender):
             scores[fallback] = self._popularity
         return scores.float().to(device)
 
+    def item_item_evidence(self, user_id: str, item_idx: Sequence[int]) -> list[tuple[int, float]] | None:
+        """Per item: (catalogue row of the user's training item that adds most to its item-item score,
+        that contribution x_uj * B_ji); None when the item-item model is off or the user has no profile."""
+        if self._item_item is None:
+            return None
+        profile = self._item_item.interactions[self.user_index.get(str(user_id), -1) + 1]
+        if profile.nnz == 0:
+            return None
+        history = torch.as_tensor(profile.indices, dtype=torch.long, device=self.device)
+        weights = torch.as_tensor(profile.data, dtype=torch.float32, device=self.device)
+        columns = torch.as_tensor(list(item_idx), dtype=torch.long, device=self.device)
+        contribution = weights.unsqueeze(1) * self._item_item.weights[history][:, columns]  # [|history|, k]
+        best, where = contribution.max(dim=0)
+        return [(int(history[w]), float(b)) for w, b in zip(where.tolist(), best.tolist())]
+
     def item_embeddings(self) -> torch.Tensor:
         """[n_items, d] item vectors of the fitted catalogue."""
         return self._require_fit()

@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -73,6 +74,30 @@ def test_rebuilt_model_reproduces_the_training_validation_metric(trained):
     shares = recommender.modality_contributions([0, 1])
     assert set(shares) == {"id", "numeric"}
     torch.testing.assert_close(shares["id"] + shares["numeric"], torch.ones(2))
+
+
+def test_reasons_name_the_liked_item_behind_the_item_item_score(trained):
+    from mmrec.inference.reasons import reasons_for
+
+    root, settings, _ = trained
+    recommender, items = load(root, settings)
+    recommender.item_item_blend = 0.5
+    train = load_split(root / "splits").train
+    item_ids = items["item_id"].tolist()
+    recommender.fit(train, item_ids)
+    user = str(train["user_id"].iloc[0])
+    liked = set(train.loc[train["user_id"].astype(str) == user, "item_id"].astype(str))
+    top = recommender.score([user])[0].topk(5).indices.numpy()
+    reasons = reasons_for(recommender, user, top, np.array([]), item_ids, None)
+    named = [r for r in reasons if "similar_to" in r]
+    assert named and all(r["similar_to"] in liked and r["item_item_contribution"] > 0 for r in named)
+    assert all(set(r["modalities"]) == {"id", "numeric"} for r in reasons)
+    # The evidence is the history item with the largest x_uj * B_ji.
+    row, value = recommender.item_item_evidence(user, [int(top[0])])[0]
+    profile = recommender._item_item.interactions[recommender.user_index[user] + 1]
+    contributions = profile.data * recommender._item_item.weights[profile.indices, int(top[0])].numpy()
+    assert value == pytest.approx(contributions.max(), rel=1e-5) and row == profile.indices[contributions.argmax()]
+    assert recommender.item_item_evidence("nobody", [0]) is None
 
 
 def test_catalogue_beyond_the_item_item_limit_is_a_clear_error(trained):
