@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(PY) bench/features_bench.py
 	$(PY) bench/train_bench.py
 	$(PY) bench/eval_bench.py
+	$(PY) bench/item_item_bench.py
 
 bench-peers: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) bench/run_peers.py

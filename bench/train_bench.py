@@ -98,6 +98,9 @@ def bench(name: str, config: Path, device: str, cwd: Path) -> dict:
         "val_ndcg@10": result.best_metric, "val_recall@10": best.val.get("recall@10"),
         "popularity_val_ndcg@10": popularity["ndcg@10"], "popularity_val_recall@10": popularity["recall@10"],
         "beats_popularity": result.best_metric > popularity["ndcg@10"],
+        # After training, `mmrec train` blends in the item-item model (weight and half-life chosen on val).
+        "item_item": None if result.item_item is None else {
+            key: result.item_item[key] for key in ("blend", "halflife", "monitored", "fit_seconds")},
         "interactions_per_s": result.interactions_per_s, "seconds_per_epoch": result.seconds_per_epoch,
         "peak_memory_mb": result.peak_memory_mb,
         "history": [{"epoch": r.epoch, "loss": r.loss, "val_ndcg@10": r.val.get("ndcg@10"),
@@ -111,11 +114,16 @@ def markdown(info: dict, runs: list[dict]) -> str:
              f"Machine: {info['cpu']}, {info['cores']} cores, GPU: {info['gpu'] or 'none'}, torch {info['torch']}, "
              f"load average before: {', '.join(f'{v:.1f}' for v in info['load_average_before'])}"
              " (the machine is shared; throughput varies with load).", "",
-             "| dataset | device | train inter. | epochs (best) | val NDCG@10 | popularity val NDCG@10 | "
-             "inter/s | s/epoch | peak MiB |", "|---|---|---|---|---|---|---|---|---|"]
+             "`val NDCG@10` = two-tower model at its best epoch; `blended` = with the item-item model "
+             "(blend weight w, recency half-life h, fit seconds), as `mmrec evaluate`/`recommend` score.", "",
+             "| dataset | device | train inter. | epochs (best) | val NDCG@10 | blended (w, h, fit s) | "
+             "popularity val NDCG@10 | inter/s | s/epoch | peak MiB |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
+        blend = r.get("item_item")
+        blended = "-" if not blend else (f"{blend['monitored']:.4f} ({blend['blend']:g}, {blend['halflife']:g}, "
+                                         f"{blend['fit_seconds']:.1f})")
         lines.append(f"| {r['dataset']} | {r['device']} | {r['train_interactions']:,} | {r['epochs_run']} "
-                     f"({r['best_epoch']}) | {r['val_ndcg@10']:.4f} | {r['popularity_val_ndcg@10']:.4f} | "
+                     f"({r['best_epoch']}) | {r['val_ndcg@10']:.4f} | {blended} | {r['popularity_val_ndcg@10']:.4f} | "
                      f"{r['interactions_per_s']:,.0f} | {r['seconds_per_epoch']:.1f} | {r['peak_memory_mb']:,.0f} |")
     for r in runs:
         lines += ["", f"## {r['dataset']}: per epoch", "", "| epoch | loss | val NDCG@10 | s | inter/s |",
