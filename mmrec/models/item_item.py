@@ -110,7 +110,9 @@ class ItemItemModel:
         """[len(rows), n_items] x_u B for interaction-matrix rows `rows`, on the weights' device."""
         rows = np.asarray(torch.as_tensor(rows).cpu())
         x = torch.as_tensor(self.interactions[rows].toarray(), device=self.weights.device)
-        return x @ self.weights
+        device_type = self.weights.device.type
+        with torch.autocast(device_type=device_type, enabled=False):  # never bf16: B's weights are small
+            return x @ self.weights
 
 
 def item_item_content(model_cfg: ModelSettings, catalogue: ItemInputs) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -83,3 +83,12 @@ def test_standardize_and_blend():
     assert blend_scores(neural, item_item, 1.0)[0].argsort().tolist() == item_item[0].argsort().tolist()
     half = blend_scores(neural, item_item, 0.5)
     torch.testing.assert_close(half, 0.5 * standardize(neural) + 0.5 * standardize(item_item))
+
+
+def test_scores_stay_float32_under_autocast(data):
+    _, matrix, _, _ = data
+    model = ItemItemModel.fit(matrix, [], l2=5.0, content_weight=0.0)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        scores = model.scores(np.arange(4))
+    assert scores.dtype == torch.float32
+    torch.testing.assert_close(scores, model.scores(np.arange(4)))
