@@ -118,7 +118,7 @@ def summary(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"Checkpoint {path} not found.", hint="See `mmrec checkpoints list`.")
     meta = read_sidecar(path)
     keep = ("combo", "kind", "epoch", "monitor", "monitored_value", "best_epoch", "metrics", "model_args",
-            "encoders", "n_users", "n_items", "numeric", "backbones", "versions", "created_at")
+            "encoders", "n_users", "n_items", "numeric", "backbones", "item_item", "versions", "created_at")
     return {
         "path": str(path),
         "size_bytes": path.stat().st_size,

@@ -19,6 +19,9 @@ def test_blend_weight_is_chosen_on_validation_and_recorded(tmp_path):
     assert grid[(summary["halflife"], summary["blend"])] == summary["monitored"] == max(grid.values())
     assert all(grid[(h, 0.0)] == result.best_metric for h in HALFLIFE_GRID)
     assert read_sidecar(result.best_path)["item_item"] == summary
+    from mmrec.checkpoints.catalog import summary as checkpoint_summary
+
+    assert checkpoint_summary(result.best_path)["item_item"]["blend"] == summary["blend"]  # `checkpoints info`
 
 
 def test_fixed_blend_off_and_too_large_catalogue(tmp_path):
