@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from bench.peers.report import machine_info  # noqa: E402
 from bench.peers.tuning import PeakRss  # noqa: E402
 from mmrec.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 from mmrec.models.item_item import ItemItemModel, interaction_csr  # noqa: E402
@@ -58,17 +58,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo", encoding="utf-8")
-                if line.startswith("model name")), "unknown")
-    machine = {"cpu": cpu, "cores": os.cpu_count(), "threads": args.threads, "python": platform.python_version(),
-               "torch": torch.__version__, "load_average_before": list(os.getloadavg())}
+    machine = {**machine_info(), "threads": args.threads, "torch": torch.__version__,
+               "load_average_before": list(os.getloadavg())}
     rows = []
     for n in args.items:
         rows.append(run(n))
         print(rows[-1], flush=True)
     atomic_write_json(args.out / "item_item.json", {"machine": machine, "runs": rows})
     lines = ["# Item-item model: fit cost against catalogue size", "",
-             f"Machine: {cpu}, {machine['cores']} cores, {args.threads} torch threads, torch {torch.__version__}, "
+             f"Machine: {machine['cpu']}, {machine['logical_cores']} cores, {args.threads} torch threads, torch {torch.__version__}, "
              f"load average before {', '.join(f'{v:.1f}' for v in machine['load_average_before'])}. Synthetic: "
              "5,000 users x 50 popularity-skewed interactions, random 1280-d + 384-d features; lambda 200, "
              "alpha 20. `peak MiB` = peak RSS above the start of the fit (psutil, every 5 ms).", "",

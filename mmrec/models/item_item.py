@@ -27,6 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from mmrec.evaluation.full_ranking import interaction_matrix
 from mmrec.models.inputs import ItemInputs
 from mmrec.settings import ModelSettings
 
@@ -54,13 +55,12 @@ def interaction_csr(user_rows: np.ndarray, item_cols: np.ndarray, n_users: int, 
     is its position from that user's most recent item (0 = most recent; a repeated item keeps its
     latest position): the profile x_u a time-decayed item-item model scores from.
     """
+    if halflife <= 0:
+        return interaction_matrix(np.asarray(user_rows), np.asarray(item_cols), n_users, n_items)
     frame = pd.DataFrame({"u": np.asarray(user_rows, dtype=np.int64), "i": np.asarray(item_cols, dtype=np.int64)})
     frame = frame.drop_duplicates(["u", "i"], keep="last")
-    if halflife > 0:
-        age = frame.groupby("u").cumcount(ascending=False).to_numpy()
-        weights = np.power(0.5, age / halflife).astype(np.float32)
-    else:
-        weights = np.ones(len(frame), dtype=np.float32)
+    age = frame.groupby("u").cumcount(ascending=False).to_numpy()
+    weights = np.power(0.5, age / halflife).astype(np.float32)
     return sp.csr_matrix((weights, (frame["u"].to_numpy(), frame["i"].to_numpy())), shape=(n_users, n_items))
 
 
