@@ -26,7 +26,7 @@ from bench.peers.evaluation import evaluate  # noqa: E402
 from bench.peers.protocols import load_split  # noqa: E402
 from bench.peers.systems import Context  # noqa: E402
 from bench.peers.systems.mmrec import fit_multimodal  # noqa: E402
-from mmrec.checkpoints.store import read_sidecar  # noqa: E402
+from mmrec.checkpoints.store import read_meta  # noqa: E402
 from mmrec.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 
 # Base configs: the first two-tower setting of the benchmark grid for `random`, the id-dropout one
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
             val, test = evaluate(split, scorer, "val"), evaluate(split, scorer, "test")
             tag = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in sorted(config.items()))
             combos = list((args.workdir / "mmrec" / "checkpoints" / protocol / tag).glob("*/best_model.json"))
-            blend = (read_sidecar(combos[0].with_suffix(".pth")).get("item_item") or {}) if combos else {}
+            blend = (read_meta(combos[0].with_suffix(".pth")).get("item_item") or {}) if combos else {}
             grid = blend.get("val_grid") or []
             rows.append({"variant": label, "config": change, "fit_s": round(fit_s, 1), "val": val, "test": test,
                          "item_item_blend": blend.get("blend"), "item_item_halflife": blend.get("halflife"),

@@ -6,6 +6,8 @@ A crash mid-write leaves the previous file intact, never a truncated one.
 from __future__ import annotations
 
 import contextlib
+import glob
+import hashlib
 import json
 import os
 import tempfile
@@ -32,6 +34,30 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def remove_stale_temps(path: str | os.PathLike[str]) -> int:
+    """Delete the temp files that killed writes of `path` left beside it; returns how many.
+
+    Call it only where one process writes `path` at a time: a live writer's temp file looks the same.
+    """
+    target = Path(path)
+    removed = 0
+    if target.parent.is_dir():
+        for tmp in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed += 1
+    return removed
+
+
+def sha256_file(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str:
+    """Hex sha256 of the whole file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -16,7 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from mmrec.errors import SplitError
-from mmrec.evaluation.full_ranking import interaction_matrix
+from mmrec.data.matrices import interaction_matrix
 from mmrec.fileio import atomic_path, atomic_write_json
 
 PROTOCOLS = ("random", "coldstart", "temporal")

@@ -7,9 +7,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmrec.checkpoints.store import combo_folders, read_sidecar, sidecar_path, validate_combo
+from mmrec.checkpoints.store import (
+    CHECKSUM,
+    combo_folders,
+    load_checkpoint,
+    read_meta,
+    sidecar_path,
+    validate_combo,
+    write_sidecar,
+)
 from mmrec.errors import CheckpointError
-from mmrec.fileio import atomic_write_json
+from mmrec.fileio import atomic_write_json, read_json
 
 
 @dataclass
@@ -23,19 +31,29 @@ class CheckpointInfo:
     metric: float | None
     size_bytes: int
     organized: bool
-    note: str = ""
+    problem: str = ""  # why the checkpoint cannot be used ("" = its weights load)
+
+    @property
+    def valid(self) -> bool:
+        return not self.problem
 
 
-def _meta_or_none(path: Path) -> tuple[dict[str, Any] | None, str]:
+def inspect(path: Path) -> tuple[dict[str, Any], str]:
+    """(metadata, problem): metadata consistent with the weights, or the raw sidecar (may be {}) and
+    why the checkpoint is broken (weights that do not load, no metadata at all)."""
     try:
-        return read_sidecar(path), ""
+        return read_meta(path), ""
     except CheckpointError as error:
-        return None, error.message
+        problem = error.message
+    try:
+        raw = read_json(sidecar_path(path))
+    except (OSError, ValueError):
+        raw = {}
+    return (raw if isinstance(raw, dict) else {}), problem
 
 
 def describe(path: Path, organized: bool) -> CheckpointInfo:
-    meta, note = _meta_or_none(path)
-    meta = meta or {}
+    meta, problem = inspect(path)
     combo = meta.get("combo") or (path.parent.name if organized else None)
     return CheckpointInfo(
         path=path,
@@ -45,7 +63,7 @@ def describe(path: Path, organized: bool) -> CheckpointInfo:
         metric=meta.get("monitored_value"),
         size_bytes=path.stat().st_size,
         organized=organized,
-        note=note,
+        problem=problem,
     )
 
 
@@ -80,11 +98,15 @@ def move_checkpoint(path: Path, combo: str, checkpoint_dir: Path) -> Path:
     os.replace(path, target)  # same filesystem: an atomic rename
     if side.is_file():
         os.replace(side, sidecar_path(target))
-        meta = read_sidecar(target)
-        if meta.get("combo") != combo:
-            atomic_write_json(sidecar_path(target), {**meta, "combo": combo})
-    else:
-        atomic_write_json(sidecar_path(target), {"combo": combo, "organized_manually": True, "file": path.name})
+    meta, _ = inspect(target)
+    if meta.get("combo") != combo:
+        meta = {**meta, "combo": combo} if meta else {"combo": combo, "organized_manually": True, "file": path.name}
+        try:
+            load_checkpoint(target)
+        except CheckpointError:  # the sidecar's checksum vouches for weights that load: none for these
+            atomic_write_json(sidecar_path(target), {key: v for key, v in meta.items() if key != CHECKSUM})
+        else:
+            write_sidecar(target, meta)
     return target
 
 
@@ -112,15 +134,17 @@ def unknown_combo_checkpoints(checkpoint_dir: Path) -> list[Path]:
 
 
 def summary(path: Path) -> dict[str, Any]:
-    """JSON-ready summary of one checkpoint (sidecar metadata + file facts)."""
+    """JSON-ready summary of one checkpoint (metadata + file facts); `status` says whether it loads."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} not found.", hint="See `mmrec checkpoints list`.")
-    meta = read_sidecar(path)
+    meta, problem = inspect(path)
     keep = ("combo", "kind", "epoch", "monitor", "monitored_value", "best_epoch", "metrics", "model_args",
             "encoders", "n_users", "n_items", "numeric", "backbones", "item_item", "versions", "created_at")
     return {
         "path": str(path),
+        "status": "broken" if problem else "ok",
+        **({"problem": problem} if problem else {}),
         "size_bytes": path.stat().st_size,
         "organized": path.parent.name == meta.get("combo"),
         **{key: meta[key] for key in keep if key in meta},

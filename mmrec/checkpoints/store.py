@@ -1,13 +1,18 @@
 """Checkpoint files: `{checkpoint_dir}/{combo}/{best,last}_model.pth` + a JSON sidecar each.
 
 Writes are atomic (temp + fsync + rename); loads use torch.load(weights_only=True), so a checkpoint
-holds tensors and plain containers only, never pickled objects.
+holds tensors and plain containers only, never pickled objects. The .pth embeds its metadata and is
+the source of truth; the sidecar is a readable copy carrying the sha256 of the .pth it describes. A
+sidecar that does not match its .pth (e.g. a kill between the two renames) is ignored with a
+warning and rewritten from the embedded copy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -15,7 +20,7 @@ from typing import Any
 import torch
 
 from mmrec.errors import CheckpointError
-from mmrec.fileio import atomic_path, atomic_write_json, read_json
+from mmrec.fileio import atomic_path, atomic_write_json, read_json, remove_stale_temps, sha256_file
 from mmrec.provenance import package_versions
 
 log = logging.getLogger(__name__)
@@ -23,6 +28,7 @@ log = logging.getLogger(__name__)
 BEST = "best_model.pth"
 LAST = "last_model.pth"
 FORMAT = "mmrec.checkpoint/1"
+CHECKSUM = "checkpoint_sha256"  # sidecar key: sha256 of the .pth the sidecar describes
 _COMBO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
 
 
@@ -45,20 +51,32 @@ def sidecar_path(path: Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def save_checkpoint(path: Path, state: dict[str, Any], meta: dict[str, Any]) -> Path:
-    """Write `state` (tensors/plain containers) atomically, then its sidecar `meta` (+ provenance)."""
+def save_checkpoint(path: Path, state: dict[str, Any], meta: Mapping[str, Any]) -> Path:
+    """Write `state` (tensors/plain containers) + embedded `meta` atomically, then the sidecar.
+
+    Temp files of earlier killed writes of this checkpoint are removed first.
+    """
     path = Path(path)
     meta = {
         "format": FORMAT,
-        **meta,
+        **{key: value for key, value in meta.items() if key != CHECKSUM},
         "file": path.name,
         "versions": package_versions(),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    for target in (path, sidecar_path(path)):
+        remove_stale_temps(target)
     with atomic_path(path) as tmp:
         torch.save({**state, "format": FORMAT, "meta": meta}, tmp)
-    atomic_write_json(sidecar_path(path), meta)
+        digest = sha256_file(tmp)
+    write_sidecar(path, meta, digest)
     return path
+
+
+def write_sidecar(path: Path, meta: Mapping[str, Any], digest: str | None = None) -> None:
+    """The sidecar of checkpoint `path`: `meta` + the sha256 of the .pth (computed when not given)."""
+    digest = digest or sha256_file(path)
+    atomic_write_json(sidecar_path(path), {**meta, CHECKSUM: digest})
 
 
 def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dict[str, Any]:
@@ -80,23 +98,45 @@ def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dic
     return state
 
 
-def read_sidecar(path: Path) -> dict[str, Any]:
-    """The JSON sidecar of checkpoint `path`; falls back to the copy stored inside the .pth."""
+def _sidecar_or_none(path: Path) -> dict[str, Any] | None:
     side = sidecar_path(path)
-    if side.is_file():
-        try:
-            meta = read_json(side)
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"Checkpoint sidecar {side} is unreadable: {exc}",
-                                  hint="Restore it or retrain with `mmrec train`.") from None
-        if isinstance(meta, dict):
-            return meta
+    if not side.is_file():
+        return None
+    try:
+        meta = read_json(side)
+    except (OSError, ValueError) as exc:
+        log.warning("Checkpoint sidecar %s is unreadable (%s); using the metadata inside %s.", side, exc, path.name)
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """Metadata of checkpoint `path`, consistent with its weights; CheckpointError when they do not load.
+
+    The sidecar when its sha256 matches the .pth (the .pth is then exactly what was written); else
+    the copy embedded in the .pth, which is loaded (a stale or missing sidecar is rewritten from it);
+    a checkpoint with no embedded copy (written by other tools) falls back to its sidecar.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint {path} not found.", hint="See `mmrec checkpoints list`.")
+    side = _sidecar_or_none(path)
+    digest = sha256_file(path)
+    if side is not None and side.get(CHECKSUM) == digest:
+        return side
     state = load_checkpoint(path)
-    meta = state.get("meta")
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"Checkpoint {path} has no sidecar ({side.name}) and no embedded metadata.",
-                              hint="`mmrec checkpoints organize-manual` can record its feature combo.")
-    return meta
+    embedded = state.get("meta")
+    if isinstance(embedded, dict):
+        if side is not None:
+            log.warning("Sidecar %s does not describe %s (written by another save, or the save was "
+                        "interrupted); using the metadata inside the checkpoint.", sidecar_path(path).name, path)
+        with contextlib.suppress(OSError):  # a read-only folder still reads
+            write_sidecar(path, embedded, digest)
+        return {**embedded, CHECKSUM: digest}
+    if side is not None:
+        return side
+    raise CheckpointError(f"Checkpoint {path} has no sidecar ({sidecar_path(path).name}) and no embedded "
+                          "metadata.", hint="`mmrec checkpoints organize-manual` can record its feature combo.")
 
 
 def combo_folders(checkpoint_dir: Path) -> list[Path]:
@@ -132,15 +172,3 @@ def find_checkpoint(checkpoint_dir: Path, combo: str | None, name: str = BEST) -
     where = f"{root}/{combo}/{name}" if combo else f"{root}/<combo>/{name}"
     raise CheckpointError(f"No checkpoint at {where}.", hint=hint)
 
-
-def verify_encoders(meta: dict[str, Any], user_fingerprint: str, item_fingerprint: str, path: Path) -> None:
-    """CheckpointError when the encoders on disk are not those the checkpoint was trained with."""
-    recorded = meta.get("encoders", {})
-    for kind, current in (("user", user_fingerprint), ("item", item_fingerprint)):
-        expected = recorded.get(kind)
-        if expected and expected != current:
-            raise CheckpointError(
-                f"The {kind} id encoder on disk (fingerprint {current[:12]}) is not the one checkpoint {path} "
-                f"was trained with ({expected[:12]}).",
-                hint="Use the encoders of that training run, or retrain with `mmrec train` on the current split.",
-            )

@@ -42,13 +42,17 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir
         console.print(f"No checkpoints in {root}. Train one with `mmrec train`.")
         return
     table = Table(title=f"Checkpoints in {root}")
-    for column in ("path", "combo", "epoch", "metric", "size", "organized"):
+    for column in ("path", "combo", "epoch", "metric", "size", "organized", "status"):
         table.add_column(column, justify="right" if column in ("epoch", "size") else "left", overflow="fold")
     for info in infos:
         metric = f"{info.monitor} {info.metric:.4f}" if info.metric is not None and info.monitor else "-"
         table.add_row(str(info.path.relative_to(root)), info.combo or "[yellow]unknown", str(info.epoch or "-"),
-                      metric, _size(info.size_bytes), "yes" if info.organized else "[yellow]no")
+                      metric, _size(info.size_bytes), "yes" if info.organized else "[yellow]no",
+                      "ok" if info.valid else "[red]broken")
     console.print(table)
+    for info in infos:
+        if not info.valid:
+            console.print(f"[red]{info.path.relative_to(root)} is broken:[/red] {info.problem}")
     if any(not info.organized for info in infos):
         console.print("Flat checkpoints found (old layout): run `mmrec checkpoints organize`.")
 
@@ -118,7 +122,11 @@ def info_command(
     if path is None:
         path = find_checkpoint(Path(settings.paths.checkpoint_dir), settings.features.combo,
                                settings.inference.checkpoint_name)
-    console.print_json(json.dumps(summary(path)))
+    facts = summary(path)
+    console.print_json(json.dumps(facts))
+    if facts["status"] != "ok":
+        raise CheckpointError(f"Checkpoint {path} is broken: {facts['problem']}",
+                              hint="Use another checkpoint (see `mmrec checkpoints list`) or retrain.")
 
 
 def register(root: typer.Typer) -> None:

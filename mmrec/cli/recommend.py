@@ -13,14 +13,10 @@ from mmrec.settings import RECOMMENDERS
 
 
 def _reason_text(reason: dict) -> str:
-    parts = [f"{k}={v}" for k, v in reason.items() if k not in ("source", "modalities")]
-    if "modalities" in reason:
-        parts.append(
-            ", ".join(
-                f"{k} {v:.0%}" if isinstance(v, float) else f"{k} {v}"
-                for k, v in reason["modalities"].items()
-            )
-        )
+    """The reason's sentence ("because you liked ..."), else its facts as key=value."""
+    if "why" in reason:
+        return str(reason["why"])
+    parts = [f"{k}={v}" for k, v in reason.items() if k != "source"]
     return "; ".join(parts) or reason.get("source", "")
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from mmrec.errors import DataError
-from mmrec.evaluation.full_ranking import interaction_matrix
+from mmrec.data.matrices import interaction_matrix
 
 REQUIRED_COLUMNS = ("user_id", "item_id")
 

@@ -9,59 +9,44 @@ import numpy as np
 from mmrec.recommenders.base import Recommender
 
 
+def _because_you_liked(source: str, row: int, measure: str, value: float, item_ids: list[str],
+                       titles: list[str]) -> dict[str, Any]:
+    title = titles[row] or item_ids[row]
+    return {"source": source, "why": f"because you liked {title}", "similar_to": item_ids[row],
+            measure: round(value, 4)}
+
+
 def reasons_for(
     model: Recommender,
     user_id: str,
     indices: np.ndarray,
     history: np.ndarray,
     item_ids: list[str],
+    titles: list[str],
     fallback: str | None,
 ) -> list[dict[str, Any]]:
-    """One reason dict per recommended catalogue index, from what the model already knows."""
+    """One reason dict per recommended catalogue index, from what the model already knows.
+
+    `history` = the user's catalogue rows; a reason names the liked item behind a recommendation
+    ("why": "because you liked <title>", "similar_to": its id) when the model can tell.
+    """
     if fallback is not None:
         return [{"source": fallback, "why": "user unknown to the model: most popular items"} for _ in indices]
-    contributions = getattr(model, "modality_contributions", None)
-    if callable(contributions):
-        # MultimodalRecommender: share of the item vector owed to each modality (id, vision, text, numeric).
-        shares = contributions(np.asarray(indices))  # {modality: [k] share}
-        if isinstance(shares, dict):
-            table = {name: np.asarray(values, dtype=np.float64) for name, values in shares.items()}
-            out = [
-                {
-                    "source": model.name,
-                    "modalities": {name: round(float(v[r]), 4) for name, v in table.items()},
-                }
-                for r in range(len(indices))
-            ]
-        else:
-            out = [{"source": model.name, "modalities": _as_dict(share)} for share in shares]
-        # The blended item-item model names the liked item that pulls each recommendation up most.
-        evidence = getattr(model, "item_item_evidence", None)
-        found = evidence(user_id, [int(j) for j in indices]) if callable(evidence) else None
-        for reason, (row, contribution) in zip(out, found or []):
-            if contribution > 0:
-                reason["similar_to"] = item_ids[row]
-                reason["item_item_contribution"] = round(contribution, 4)
-        return out
+    evidence = getattr(model, "liked_item_evidence", None)
+    if callable(evidence):  # MultimodalRecommender: item-item contribution, else item-vector similarity
+        found = evidence(user_id, [int(j) for j in indices], [int(h) for h in history])
+        return [_because_you_liked(model.name, *e, item_ids, titles) if e is not None else {"source": model.name}
+                for e in found]
     if model.name == "item_knn" and len(history):
         similarity = model.similarity[indices][:, history].toarray()  # [k, |history|]
         best = similarity.argmax(1)
         return [
-            {
-                "source": "item_knn",
-                "similar_to": item_ids[history[b]],
-                "similarity": round(float(similarity[r, b]), 4),
-            }
+            _because_you_liked("item_knn", int(history[b]), "similarity", float(similarity[r, b]), item_ids, titles)
             if similarity[r, b] > 0
             else {"source": "item_knn"}
             for r, b in enumerate(best)
         ]
     if model.name == "popularity":
-        return [{"source": "popularity", "train_interactions": int(model.popularity[j])} for j in indices]
+        return [{"source": "popularity", "why": "popular with other users",
+                 "train_interactions": int(model.popularity[j])} for j in indices]
     return [{"source": model.name} for _ in indices]
-
-
-def _as_dict(share: Any) -> dict[str, float]:
-    if isinstance(share, dict):
-        return {str(k): round(float(v), 4) for k, v in share.items()}
-    return {"value": round(float(share), 4)}

@@ -27,7 +27,8 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from mmrec.evaluation.full_ranking import interaction_matrix
+from mmrec.data.matrices import interaction_matrix
+from mmrec.models.histories import IdEncoding, ordered_pairs
 from mmrec.models.inputs import ItemInputs
 from mmrec.settings import ModelSettings
 
@@ -106,6 +107,10 @@ class ItemItemModel:
         assert weights.shape == (n_items, n_items)
         return cls(weights.to(torch.float32), interactions.tocsr())
 
+    def with_profiles(self, interactions: sp.csr_matrix) -> ItemItemModel:
+        """The same B scoring from other profiles (e.g. another recency half-life)."""
+        return ItemItemModel(self.weights, interactions.tocsr())
+
     def scores(self, rows: torch.Tensor | np.ndarray) -> torch.Tensor:
         """[len(rows), n_items] x_u B for interaction-matrix rows `rows`, on the weights' device."""
         rows = np.asarray(torch.as_tensor(rows).cpu())
@@ -123,6 +128,24 @@ def item_item_content(model_cfg: ModelSettings, catalogue: ItemInputs) -> list[t
     if model_cfg.use_text and catalogue.text.shape[1]:
         content.append((catalogue.text, catalogue.text_mask))
     return content
+
+
+def item_item_profiles(train: pd.DataFrame, users: IdEncoding, rows: pd.Series, halflife: float) -> sp.csr_matrix:
+    """[len(users), n_items] profiles x_u of `train` (row = the user's index in `users`, 0 = nobody)."""
+    user_idx, item_rows = ordered_pairs(train, users, rows)
+    return interaction_csr(user_idx, item_rows, len(users), len(rows), halflife)
+
+
+def fit_item_item(train: pd.DataFrame, users: IdEncoding, rows: pd.Series, catalogue: ItemInputs,
+                  model_cfg: ModelSettings, halflife: float, device: torch.device | str = "cpu") -> ItemItemModel:
+    """The item-item model of `train` with model_cfg's l2 / content weight and the modalities the model uses.
+
+    B depends on the 0/1 pattern only; `halflife` shapes the profiles it scores from (see
+    `with_profiles` for other half-lives without a refit).
+    """
+    profiles = item_item_profiles(train, users, rows, halflife)
+    return ItemItemModel.fit(profiles, item_item_content(model_cfg, catalogue), model_cfg.item_item_l2,
+                             model_cfg.item_item_content_weight, device)
 
 
 def standardize(scores: torch.Tensor) -> torch.Tensor:

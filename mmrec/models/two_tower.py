@@ -42,10 +42,6 @@ class TwoTowerModel(nn.Module):
         keep = torch.rand(ids.shape, device=ids.device, generator=generator) >= rate
         return ids * keep
 
-    def encode_items(self, inputs: ItemInputs) -> torch.Tensor:
-        """[m, d] vectors for the given item inputs (no id dropout)."""
-        return self.item_tower(inputs)
-
     def forward(
         self,
         user_idx: torch.Tensor,

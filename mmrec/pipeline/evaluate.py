@@ -52,7 +52,6 @@ def load_recommender(
             "items": items,
             "cache_dir": settings.paths.cache_dir,
             "cache": settings.cache,
-            "checkpoint_dir": settings.paths.checkpoint_dir,
             "device": device,
         }
     model = create_recommender(name, settings.evaluation, **kwargs)

@@ -183,7 +183,7 @@ def run_recommend(
                 entry.diversity_after = intra_list_diversity(sims[np.ix_(order, order)])
             picked = idx[order]
             reasons = reasons_for(
-                model, user, picked, history_by_user.get(user, np.zeros(0, np.int64)), item_ids, fallback_name
+                model, user, picked, history_by_user.get(user, np.zeros(0, np.int64)), item_ids, titles, fallback_name
             )
             entry.items = [
                 {

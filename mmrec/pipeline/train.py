@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
 import resource
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,40 +10,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmrec.checkpoints.store import (
-    BEST,
-    LAST,
-    checkpoint_path,
-    load_checkpoint,
-    read_sidecar,
-    save_checkpoint,
-    verify_encoders,
-)
-from mmrec.data.encoders import IdEncoder, encoder_paths, fit_encoders, load_encoders, save_encoders
+from mmrec.checkpoints.spec import CheckpointSpec, EncoderFingerprints, ItemItemSpec, NumericSpec, encoder_state
+from mmrec.checkpoints.store import BEST, LAST, checkpoint_path, load_checkpoint, save_checkpoint
+from mmrec.data.encoders import IdEncoder, fit_encoders, save_encoders
 from mmrec.data.splits import load_split
 from mmrec.data.tables import load_items
 from mmrec.device import resolve_device
 from mmrec.errors import CheckpointError
-from mmrec.models.inputs import ItemInputs
-from mmrec.models.item_item import (
-    BLEND_GRID,
-    HALFLIFE_GRID,
-    ItemItemModel,
-    interaction_csr,
-    item_item_content,
-)
+from mmrec.models.catalogue import COUNT_FEATURE, fit_numeric_scaler, scaled_catalogue
 from mmrec.models.towers import ModelDims
 from mmrec.models.two_tower import TwoTowerModel
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import Settings, settings_as_dict
-from mmrec.training.catalogue import (
-    catalogue_inputs,
-    fit_numeric_scaler,
-    numeric_meta,
-    numeric_values,
-    unseen_numeric,
-)
-from mmrec.training.data import build_training_data, catalogue_index, ordered_pairs
+from mmrec.training.blend import choose_item_item_blend
+from mmrec.training.data import build_training_data
 from mmrec.training.distributed import DistContext, barrier, context_from_env, init_distributed
 from mmrec.training.seeding import seed_everything
 from mmrec.training.tracking import NullTracker, make_tracker
@@ -82,21 +60,12 @@ class TrainResult:
     item_item: dict[str, Any] | None = None
 
 
-def _encoders(settings: Settings, train: Any, ctx: DistContext, notes: list[str]) -> tuple[IdEncoder, IdEncoder]:
-    """Encoders fitted on train; the saved ones are reused when identical, else (re)written by rank 0."""
+def _encoders(settings: Settings, train: Any, ctx: DistContext) -> tuple[IdEncoder, IdEncoder]:
+    """Encoders fitted on train. Every checkpoint carries its own; rank 0 also writes them to
+    checkpoint_dir/encoders, the copy `mmrec encoders show` reads (nothing loads models from it)."""
     users, items = fit_encoders(train)
-    checkpoint_dir = Path(settings.paths.checkpoint_dir)
-    if all(p.is_file() for p in encoder_paths(checkpoint_dir)):
-        try:
-            saved_users, saved_items = load_encoders(checkpoint_dir)
-        except CheckpointError:
-            saved_users = saved_items = None
-        if saved_users is not None and saved_items is not None and \
-                (saved_users.fingerprint, saved_items.fingerprint) == (users.fingerprint, items.fingerprint):
-            return saved_users, saved_items
-        notes.append(f"Id encoders in {checkpoint_dir}/encoders did not match the train split; refitted them.")
     if ctx.is_main:
-        save_encoders(checkpoint_dir, users, items)
+        save_encoders(Path(settings.paths.checkpoint_dir), users, items)
     return users, items
 
 
@@ -135,15 +104,13 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
     seed_everything(settings.training.seed)
     items = load_items(Path(settings.paths.processed_dir))
     split = load_split(Path(settings.paths.splits_dir))
-    users, item_encoder = _encoders(settings, split.train, ctx, notes)
+    users, item_encoder = _encoders(settings, split.train, ctx)
     features = _features(settings, items, device, ctx, progress)
 
     columns = list(settings.data.numerical_features_cols)
     scaler = fit_numeric_scaler(items, columns, split.train)
-    numeric = scaler.transform(numeric_values(items, columns, split.train))
     item_ids = items["item_id"].astype(str).tolist()
-    catalogue = catalogue_inputs(items, item_encoder.encode(item_ids), features, numeric, device)
-    catalogue.numeric_unseen = unseen_numeric(scaler, numeric.shape[1]).to(device)
+    catalogue = scaled_catalogue(items, item_encoder.encode(item_ids), features, columns, scaler, split.train, device)
     data = build_training_data(split.train, split.val, item_ids, users, settings.model.user_history_length, device)
     dims = ModelDims(len(users), len(item_encoder), int(catalogue.vision.shape[1]), int(catalogue.text.shape[1]),
                      int(catalogue.numeric.shape[1]))
@@ -166,34 +133,35 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
         notes.append(f"Resumed from {resume} after epoch {trainer.epoch}.")
         progress(ProgressEvent("resume", message=notes[-1]))
 
-    base_meta = {
+    base_spec = {
         "combo": combo,
         "model_args": dims.to_dict(),
         "settings": recorded,
-        "encoders": {"user": users.fingerprint, "item": item_encoder.fingerprint},
+        "encoders": EncoderFingerprints(user=users.fingerprint, item=item_encoder.fingerprint),
         "n_users": len(users) - 1,
         "n_items": len(item_ids),
-        "numeric": numeric_meta(columns, scaler),
+        "numeric": NumericSpec.of(columns, COUNT_FEATURE, scaler),
         "backbones": {"combo": combo, "vision_dim": dims.vision_dim, "text_dim": dims.text_dim},
         "monitor": settings.training.monitor,
     }
+    encoders = encoder_state(users, item_encoder)
     checkpoint_dir = Path(settings.paths.checkpoint_dir)
     best_path, last_path = checkpoint_path(checkpoint_dir, combo, BEST), checkpoint_path(checkpoint_dir, combo, LAST)
 
     def write_checkpoints(record: EpochRecord, current: Trainer) -> None:
-        meta = {**base_meta, "epoch": record.epoch, "monitored_value": record.monitored, "metrics": record.val,
+        spec = {**base_spec, "epoch": record.epoch, "monitored_value": record.monitored, "metrics": record.val,
                 "loss": record.loss, "best_epoch": current.stopper.best_epoch, "best_value": current.stopper.best}
         if record.is_best:  # weights only: what evaluate/recommend need
-            save_checkpoint(best_path, {"model": current.module.state_dict(), "epoch": record.epoch},
-                            {**meta, "kind": "best"})
-        save_checkpoint(last_path, current.state_dict(), {**meta, "kind": "last"})
+            save_checkpoint(best_path, {"model": current.module.state_dict(), "epoch": record.epoch,
+                                        "encoders": encoders}, CheckpointSpec(kind="best", **spec).to_meta())
+        save_checkpoint(last_path, {**current.state_dict(), "encoders": encoders},
+                        CheckpointSpec(kind="last", **spec).to_meta())
 
     epochs_before = trainer.epoch
     history = trainer.fit(on_epoch_end=write_checkpoints)
     item_item = None
     if ctx.is_main and best_path.is_file():
-        item_item = _blend_item_item(trainer, settings, split.train, users, item_ids, catalogue, best_path,
-                                     notes, progress)
+        item_item = _blend_item_item(trainer, settings, split.train, users, item_ids, best_path, notes, progress)
     tracker.finish()
     barrier(ctx)
     ran = history[epochs_before:]
@@ -218,78 +186,43 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
         resumed_from=Path(resume) if resume is not None else None,
         notes=notes,
         skipped={k: v for k, v in data.skipped.items() if v},
-        item_item=item_item,
+        item_item=item_item.model_dump() if item_item is not None else None,
     )
 
 
 def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: IdEncoder, item_ids: list[str],
-                     catalogue: ItemInputs, best_path: Path, notes: list[str],
-                     progress: ProgressCallback) -> dict[str, Any] | None:
-    """Fit the item-item model; choose its blend weight and recency half-life on validation; record them."""
-    cfg = settings.model
-    n_items = catalogue.n
-    if not cfg.item_item:
+                     best_path: Path, notes: list[str], progress: ProgressCallback) -> ItemItemSpec | None:
+    """Choose the item-item blend with the best epoch's weights and record it in the best checkpoint."""
+    if not settings.model.item_item:
         return None
-    if n_items > cfg.item_item_max_items:
-        notes.append(f"Item-item model skipped: {n_items:,} items exceed model.item_item_max_items "
-                     f"({cfg.item_item_max_items:,}); scores are the two-tower model's alone.")
-        return None
-    start = time.perf_counter()
-    user_idx, item_rows = ordered_pairs(train, users, catalogue_index(item_ids))
-    profiles = {h: interaction_csr(user_idx, item_rows, len(users), n_items, h)
-                for h in (HALFLIFE_GRID if cfg.item_item_halflife is None else (cfg.item_item_halflife,))}
-    model = ItemItemModel.fit(next(iter(profiles.values())), item_item_content(cfg, catalogue), cfg.item_item_l2,
-                              cfg.item_item_content_weight, trainer.device)
-    fit_s = time.perf_counter() - start
     state = load_checkpoint(best_path, map_location=trainer.device)
     trainer.module.load_state_dict(state["model"])
-    blends = BLEND_GRID if cfg.item_item_blend is None else (cfg.item_item_blend,)
-    grid: list[dict[str, float]] = []
-    best: tuple[float, float, dict[str, float]] | None = None
-    two_tower: dict[str, float] | None = None
-    for halflife, matrix in profiles.items():
-        candidate = ItemItemModel(model.weights, matrix)
-        for beta in blends:
-            if beta == 0 and two_tower is not None:  # weight 0 is the two-tower model alone: same for any half-life
-                metrics = two_tower
-            else:
-                metrics = trainer.validate(candidate, beta)
-            two_tower = metrics if beta == 0 else two_tower
-            value = metrics.get(trainer.monitor, float("nan"))
-            grid.append({"halflife": halflife, "blend": beta, trainer.monitor: value})
-            if best is None or value > best[2].get(trainer.monitor, float("-inf")):
-                best = (halflife, beta, metrics)
-    assert best is not None
-    if all(math.isnan(row[trainer.monitor]) for row in grid):  # no validation data to choose on
-        notes.append("No validation data: the item-item blend weight and half-life stay at their first values "
-                     f"({best[1]:g}, {best[0]:g}); set model.item_item_blend / item_item_halflife to fix them.")
-    summary = {"blend": best[1], "halflife": best[0], "l2": cfg.item_item_l2,
-               "content_weight": cfg.item_item_content_weight,
-               "monitored": best[2].get(trainer.monitor, float("nan")), "val": best[2], "val_grid": grid,
-               "fit_seconds": round(fit_s, 3)}
-    meta = read_sidecar(best_path)
-    save_checkpoint(best_path, {key: state[key] for key in ("model", "epoch") if key in state},
-                    {**meta, "item_item": summary})
-    progress(ProgressEvent("item_item", message=f"item-item blend {best[1]:g}, half-life {best[0]:g} "
-                           f"(val {trainer.monitor} {best[2].get(trainer.monitor, float('nan')):.4f})"))
-    return summary
+    choice = choose_item_item_blend(trainer, settings.model, train, users, item_ids, notes)
+    if choice is None:
+        return None
+    spec = CheckpointSpec.from_meta(state["meta"], best_path).model_copy(update={"item_item": choice})
+    save_checkpoint(best_path, {key: state[key] for key in ("model", "epoch", "encoders")}, spec.to_meta())
+    monitored = choice.monitored if choice.monitored is not None else float("nan")
+    progress(ProgressEvent("item_item", message=f"item-item blend {choice.blend:g}, half-life {choice.halflife:g} "
+                           f"(val {trainer.monitor} {monitored:.4f})"))
+    return choice
 
 
 def _resume(trainer: Trainer, path: Path, dims: ModelDims, users: IdEncoder, items: IdEncoder,
             recorded: dict[str, Any], device: torch.device) -> None:
     """Restore the full training state; the run must have the same data, encoders and model settings."""
-    meta = read_sidecar(path)
-    verify_encoders(meta, users.fingerprint, items.fingerprint, path)
-    if meta.get("model_args") not in (None, dims.to_dict()):
+    state = load_checkpoint(path, map_location=device)
+    spec = CheckpointSpec.from_meta(state.get("meta"), path)
+    spec.check_encoders(users, items, path)
+    if spec.model_args != dims.to_dict():
         raise CheckpointError(
-            f"Checkpoint {path} was built for {meta['model_args']}, this run needs {dims.to_dict()}.",
+            f"Checkpoint {path} was built for {spec.model_args}, this run needs {dims.to_dict()}.",
             hint="Resume with the same config and data the checkpoint was trained with.",
         )
-    before = meta.get("settings", {})
     for section in ("model", "features"):
-        if section in before and before[section] != recorded[section]:
+        if section in spec.settings and spec.settings[section] != recorded[section]:
             raise CheckpointError(
                 f"The {section} settings differ from those checkpoint {path} was trained with.",
                 hint="Resume with the same --config (see `mmrec checkpoints info`).",
             )
-    trainer.load_state_dict(load_checkpoint(path, map_location=device))
+    trainer.load_state_dict(state)

@@ -22,7 +22,7 @@ def _ensure_registered() -> None:
 def create_recommender(name: str, evaluation: EvaluationSettings, **kwargs: Any) -> Recommender:
     """An unfitted baseline, or (name="multimodal") a model loaded from a checkpoint.
 
-    multimodal kwargs: checkpoint_path, items, cache_dir, cache, checkpoint_dir, device (passed to
+    multimodal kwargs: checkpoint_path, items, cache_dir, cache, device (passed to
     MultimodalRecommender.from_checkpoint). Baselines take their knobs from `evaluation`.
     """
     _ensure_registered()

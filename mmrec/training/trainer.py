@@ -14,8 +14,8 @@ import torch
 from mmrec.errors import CheckpointError, ConfigError
 from mmrec.evaluation.full_ranking import full_ranking
 from mmrec.models.inputs import ItemInputs
-from mmrec.models.item_item import ItemItemModel, blend_scores
 from mmrec.models.losses import NegativeSampler, bpr_loss, info_nce_loss, sampled_softmax_loss
+from mmrec.models.scoring import Scorer
 from mmrec.models.two_tower import TwoTowerModel
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import ModelSettings, TrainingSettings, parse_metric
@@ -213,32 +213,28 @@ class Trainer:
         mean = all_reduce_mean(total / steps, self.dist, self.device)
         return mean, seconds, len(order) * self.dist.world_size
 
-    @torch.no_grad()
-    def validate(self, item_item: ItemItemModel | None = None, blend: float = 0.0) -> dict[str, float]:
+    def scorer(self) -> Scorer:
+        """The scoring path (mmrec.models.scoring) over the catalogue with the current weights."""
+        return Scorer(self.module, self.catalogue, self.data.histories)
+
+    def validate(self, scorer: Scorer | None = None) -> dict[str, float]:
         """Full-ranking metrics on the validation split (train items masked); never touches test.
 
-        With `item_item` (rows indexed by user index), scores are the two-tower scores blended with
-        its scores at weight `blend` (see mmrec.models.item_item).
+        Scores come from `scorer` (default: the two-tower model with the current weights); pass
+        `self.scorer().with_item_item(model, weight)` to validate a blend with the item-item model
+        (its profile rows indexed by user index, like `data.histories`).
         """
-        module, data = self.module, self.data
+        data = self.data
         if data.val_relevant.nnz == 0:
             return {}
-        was_training = module.training
-        module.eval()
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.use_bf16):
-            items = module.item_vectors(self.catalogue).float()
+        scorer = scorer or self.scorer()
 
-            def score_fn(rows: Any) -> torch.Tensor:
-                users = data.val_users[torch.as_tensor(rows, device=self.device)]
-                vectors = module.user_vectors(users, data.histories[users], items).float()
-                scores = module.scores(vectors, items).float()
-                if item_item is not None and blend > 0:
-                    scores = blend_scores(scores, item_item.scores(users), blend)
-                return scores
+        def score_fn(rows: Any) -> torch.Tensor:
+            users = data.val_users[torch.as_tensor(rows, device=self.device)]
+            return scorer.scores(users, users)
 
-            result = full_ranking(score_fn, data.val_relevant, data.val_exclude, self.k_values,
-                                  self.eval_batch_size, self.device, candidate_items=self.val_candidates)
-        module.train(was_training)
+        result = full_ranking(score_fn, data.val_relevant, data.val_exclude, self.k_values,
+                              self.eval_batch_size, self.device, candidate_items=self.val_candidates)
         return result.metrics
 
     def fit(self, on_epoch_end: Callable[[EpochRecord, Trainer], None] | None = None) -> list[EpochRecord]:

@@ -9,11 +9,10 @@ from mmrec.checkpoints.store import (
     checkpoint_path,
     find_checkpoint,
     load_checkpoint,
-    read_sidecar,
+    read_meta,
     save_checkpoint,
     sidecar_path,
     validate_combo,
-    verify_encoders,
 )
 from mmrec.errors import CheckpointError
 
@@ -27,7 +26,7 @@ def test_roundtrip_writes_sidecar_with_provenance_and_no_temp_files(tmp_path):
     path = save(checkpoint_path(tmp_path, "v_t"))
     state = load_checkpoint(path)
     assert torch.equal(state["model"]["w"], torch.arange(4.0)) and state["epoch"] == 1
-    meta = read_sidecar(path)
+    meta = read_meta(path)
     assert meta["combo"] == "v_t" and "torch" in meta["versions"] and meta["created_at"]
     assert sorted(p.name for p in path.parent.iterdir()) == ["best_model.json", "best_model.pth"]
 
@@ -55,7 +54,7 @@ def test_pickled_objects_are_refused(tmp_path):
 def test_sidecar_missing_falls_back_to_embedded_meta(tmp_path):
     path = save(tmp_path / "v_t" / BEST)
     sidecar_path(path).unlink()
-    assert read_sidecar(path)["combo"] == "v_t"
+    assert read_meta(path)["combo"] == "v_t"
 
 
 def test_find_checkpoint_layouts(tmp_path, caplog):
@@ -78,10 +77,3 @@ def test_find_checkpoint_layouts(tmp_path, caplog):
 def test_combo_names_cannot_escape_the_folder(bad):
     with pytest.raises(CheckpointError):
         validate_combo(bad)
-
-
-def test_encoder_fingerprint_mismatch_is_an_error(tmp_path):
-    meta = {"encoders": {"user": "u1", "item": "i1"}}
-    verify_encoders(meta, "u1", "i1", tmp_path)
-    with pytest.raises(CheckpointError, match="item id encoder"):
-        verify_encoders(meta, "u1", "other", tmp_path)

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from mmrec.evaluation.full_ranking import full_ranking, interaction_matrix
+from mmrec.evaluation.full_ranking import full_ranking
 
 
 def _problem(n_users=37, n_items=50, seed=0):
@@ -52,11 +52,6 @@ def test_candidate_items_restrict_the_ranking():
     candidates = np.arange(0, 50, 2)
     result = full_ranking(lambda rows: scores[rows], relevant, None, [5], candidate_items=candidates, return_topk=True)
     assert np.isin(result.topk, candidates).all()
-
-
-def test_interaction_matrix_collapses_duplicates():
-    m = interaction_matrix(np.array([0, 0, 1]), np.array([2, 2, 0]), 2, 3)
-    assert m.toarray().tolist() == [[0, 0, 1], [1, 0, 0]]
 
 
 def test_constant_scores_earn_no_reciprocal_rank_from_ties():

@@ -37,4 +37,4 @@ def test_id_dropped_training_items_look_exactly_like_cold_items():
     dropped = model.train()(torch.tensor([1]), torch.zeros(1, 0, dtype=torch.long), torch.tensor([0, 1]), inputs)
     cold = inputs.take(torch.tensor([0, 1])).with_ids(torch.zeros(2, dtype=torch.long))
     cold = cold.as_unseen(torch.ones(2, dtype=torch.bool))
-    torch.testing.assert_close(dropped.items, model.encode_items(cold))
+    torch.testing.assert_close(dropped.items, model.item_tower(cold))

@@ -108,7 +108,7 @@ def test_id_dropout_only_in_training_and_cold_items_differ_from_known():
     history = torch.full((2, 3), -1)
     model.train()
     dropped = model(users, history, torch.tensor([4, 5]), inputs).items
-    cold = model.encode_items(inputs.take(torch.tensor([4, 5])).with_ids(torch.zeros(2, dtype=torch.long)))
+    cold = model.item_tower(inputs.take(torch.tensor([4, 5])).with_ids(torch.zeros(2, dtype=torch.long)))
     torch.testing.assert_close(dropped, cold)
     model.eval()
     known = model(users, history, torch.tensor([4, 5]), inputs).items

@@ -5,7 +5,6 @@ import pandas as pd
 import pytest
 import torch
 
-from mmrec.data.encoders import IdEncoder, save_encoders
 from mmrec.data.splits import load_split
 from mmrec.data.tables import load_items
 from mmrec.errors import CheckpointError, DataError
@@ -39,7 +38,7 @@ def load(root, settings, items=None):
     items = load_items(root / "processed") if items is None else items
     path = root / "checkpoints" / settings.features.combo / "best_model.pth"
     return MultimodalRecommender.from_checkpoint(path, items=items, cache_dir=root / "cache", cache=CacheSettings(),
-                                                 checkpoint_dir=root / "checkpoints", device="cpu"), items
+                                                 device="cpu"), items
 
 
 def test_registered():
@@ -71,12 +70,9 @@ def test_rebuilt_model_reproduces_the_training_validation_metric(trained):
                            data.val_exclude, [10]).metrics
     assert metrics["ndcg@10"] == pytest.approx(result.best_metric, abs=1e-6)
     assert recommender.item_embeddings().shape == (len(items), 8)
-    shares = recommender.modality_contributions([0, 1])
-    assert set(shares) == {"id", "numeric"}
-    torch.testing.assert_close(shares["id"] + shares["numeric"], torch.ones(2))
 
 
-def test_reasons_name_the_liked_item_behind_the_item_item_score(trained):
+def test_reasons_say_because_you_liked_the_item_behind_the_item_item_score(trained):
     from mmrec.inference.reasons import reasons_for
 
     root, settings, _ = trained
@@ -84,20 +80,42 @@ def test_reasons_name_the_liked_item_behind_the_item_item_score(trained):
     recommender.item_item_blend = 0.5
     train = load_split(root / "splits").train
     item_ids = items["item_id"].tolist()
+    titles = [f"Title {i}" for i in item_ids]
     recommender.fit(train, item_ids)
     user = str(train["user_id"].iloc[0])
     liked = set(train.loc[train["user_id"].astype(str) == user, "item_id"].astype(str))
     top = recommender.score([user])[0].topk(5).indices.numpy()
-    reasons = reasons_for(recommender, user, top, np.array([]), item_ids, None)
-    named = [r for r in reasons if "similar_to" in r]
+    reasons = reasons_for(recommender, user, top, np.array([]), item_ids, titles, None)
+    named = [r for r in reasons if "item_item_contribution" in r]
     assert named and all(r["similar_to"] in liked and r["item_item_contribution"] > 0 for r in named)
-    assert all(set(r["modalities"]) == {"id", "numeric"} for r in reasons)
-    # The evidence is the history item with the largest x_uj * B_ji.
-    row, value = recommender.item_item_evidence(user, [int(top[0])])[0]
-    profile = recommender._item_item.interactions[recommender.user_index[user] + 1]
-    contributions = profile.data * recommender._item_item.weights[profile.indices, int(top[0])].numpy()
+    assert all(r["why"] == f"because you liked Title {r['similar_to']}" for r in named)
+    assert not any("modalities" in r for r in reasons)
+    # The evidence is the training item with the largest x_uj * B_ji.
+    row, measure, value = recommender.liked_item_evidence(user, [int(top[0])])[0]
+    item_item = recommender.scorer.item_item
+    profile = item_item.interactions[recommender.user_index[user] + 1]
+    contributions = profile.data * item_item.weights[profile.indices, int(top[0])].numpy()
+    assert measure == "item_item_contribution"
     assert value == pytest.approx(contributions.max(), rel=1e-5) and row == profile.indices[contributions.argmax()]
-    assert recommender.item_item_evidence("nobody", [0]) is None
+    assert recommender.liked_item_evidence("nobody", [0]) == [None]
+
+
+def test_without_item_item_reasons_name_the_most_similar_liked_item(trained):
+    from mmrec.inference.reasons import reasons_for
+
+    root, settings, _ = trained
+    recommender, items = load(root, settings)
+    recommender.item_item_blend = 0.0
+    train = load_split(root / "splits").train
+    item_ids = items["item_id"].tolist()
+    recommender.fit(train, item_ids)
+    history = np.array([0, 5, 9])
+    reasons = reasons_for(recommender, "u0", np.array([1, 2]), history, item_ids, item_ids, None)
+    vectors = torch.nn.functional.normalize(recommender.item_embeddings(), dim=1)
+    for reason, j in zip(reasons, (1, 2)):
+        expected = int(history[(vectors[history] @ vectors[j]).argmax()])
+        assert reason["similar_to"] == item_ids[expected] and reason["why"] == f"because you liked {item_ids[expected]}"
+        assert -1 <= reason["similarity"] <= 1
 
 
 def test_catalogue_beyond_the_item_item_limit_is_a_clear_error(trained):
@@ -130,11 +148,15 @@ def test_item_order_must_match(trained):
         recommender.fit(load_split(root / "splits").train, list(reversed(items["item_id"].tolist())))
 
 
-def test_encoders_from_another_split_are_rejected(trained, tmp_path):
+def test_checkpoint_carries_its_encoders_and_rejects_tampered_ones(trained, tmp_path):
     root, settings, _ = trained
-    other = tmp_path / "checkpoints"
-    save_encoders(other, IdEncoder.fit(["x"]), IdEncoder.fit(["y"]))
     path = root / "checkpoints" / settings.features.combo / "best_model.pth"
-    with pytest.raises(CheckpointError, match="encoder"):
-        MultimodalRecommender.from_checkpoint(path, items=load_items(root / "processed"), cache_dir=root / "cache",
-                                              cache=CacheSettings(), checkpoint_dir=other)
+    (root / "checkpoints" / "encoders").rename(tmp_path / "moved-away")  # the shared folder is not needed
+    recommender, _ = load(root, settings)
+    assert recommender.users.fingerprint == recommender.spec.encoders.user
+    state = torch.load(path, weights_only=True)
+    state["encoders"]["user"] = ["x"]
+    torch.save(state, tmp_path / "tampered.pth")
+    with pytest.raises(CheckpointError, match="user id encoder"):
+        MultimodalRecommender.from_checkpoint(tmp_path / "tampered.pth", items=load_items(root / "processed"),
+                                              cache_dir=root / "cache", cache=CacheSettings())

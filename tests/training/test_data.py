@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 
 from mmrec.data.encoders import IdEncoder
-from mmrec.training.data import build_training_data, user_histories
+from mmrec.training.data import build_training_data
 
 
 def frames():
@@ -10,14 +10,6 @@ def frames():
                           "timestamp": [3, 1, 2, 5, 4]})
     val = pd.DataFrame({"user_id": ["a", "c", "b"], "item_id": ["w", "x", "nope"]})
     return train, val
-
-
-def test_histories_are_most_recent_last_right_aligned():
-    train, _ = frames()
-    users = IdEncoder.fit(["a", "b"])
-    rows = pd.Series([0, 1, 2, 3], index=["w", "x", "y", "z"])
-    hist = user_histories(train, users, rows, 2)
-    assert hist.tolist() == [[-1, -1], [3, 1], [-1, 1]]  # a: y(1) z(2) x(3) -> last two z, x; 'gone' skipped
 
 
 def test_training_data_counts_what_it_skips_and_masks_train_items():

@@ -2,7 +2,7 @@
 
 from tiny_project import write_tiny_project
 
-from mmrec.checkpoints.store import read_sidecar
+from mmrec.checkpoints.store import read_meta
 from mmrec.models.item_item import BLEND_GRID, HALFLIFE_GRID
 from mmrec.pipeline.train import run_train
 from mmrec.settings import load_settings
@@ -18,7 +18,7 @@ def test_blend_weight_is_chosen_on_validation_and_recorded(tmp_path):
     # The chosen pair is the validation argmax, and weight 0 is the two-tower model alone.
     assert grid[(summary["halflife"], summary["blend"])] == summary["monitored"] == max(grid.values())
     assert all(grid[(h, 0.0)] == result.best_metric for h in HALFLIFE_GRID)
-    assert read_sidecar(result.best_path)["item_item"] == summary
+    assert read_meta(result.best_path)["item_item"] == summary
     from mmrec.checkpoints.catalog import summary as checkpoint_summary
 
     assert checkpoint_summary(result.best_path)["item_item"]["blend"] == summary["blend"]  # `checkpoints info`
@@ -30,7 +30,7 @@ def test_fixed_blend_off_and_too_large_catalogue(tmp_path):
     assert fixed.item_item["blend"] == 0.3 and fixed.item_item["halflife"] == 2.0
     assert [(row["halflife"], row["blend"]) for row in fixed.item_item["val_grid"]] == [(2.0, 0.3)]
     off = run_train(load_settings(write_tiny_project(tmp_path / "b", epochs=1, item_item=False)).settings)
-    assert off.item_item is None and "item_item" not in read_sidecar(off.best_path)
+    assert off.item_item is None and read_meta(off.best_path)["item_item"] is None
     big = run_train(load_settings(write_tiny_project(tmp_path / "c", epochs=1, item_item_max_items=10)).settings)
     assert big.item_item is None
     assert any("Item-item model skipped: 40 items exceed" in note for note in big.notes)

@@ -53,11 +53,6 @@ def unseen_numeric(scaler: NumericScaler, n_columns: int) -> torch.Tensor:
     return unseen
 
 
-def numeric_meta(columns: Sequence[str], scaler: NumericScaler) -> dict[str, Any]:
-    """What the sidecar records to rebuild the numeric inputs."""
-    return {"columns": list(columns), "count_feature": COUNT_FEATURE, "scaler": scaler.to_dict()}
-
-
 def catalogue_inputs(
     items: pd.DataFrame,
     item_index: np.ndarray,
@@ -70,3 +65,19 @@ def catalogue_inputs(
         return build_item_inputs(item_index, None, None, None, None, numeric, device)
     return build_item_inputs(item_index, features.vision, features.vision_mask, features.text, features.text_mask,
                              numeric, device)
+
+
+def scaled_catalogue(
+    items: pd.DataFrame,
+    item_index: np.ndarray,
+    features: Any | None,
+    columns: Sequence[str],
+    scaler: NumericScaler,
+    train: pd.DataFrame,
+    device: torch.device | str,
+) -> ItemInputs:
+    """The catalogue as the model sees it: numeric columns + train counts scaled by `scaler`."""
+    numeric = scaler.transform(numeric_values(items, columns, train))
+    catalogue = catalogue_inputs(items, item_index, features, numeric, device)
+    catalogue.numeric_unseen = unseen_numeric(scaler, numeric.shape[1]).to(device)
+    return catalogue

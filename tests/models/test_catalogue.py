@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mmrec.training.catalogue import fit_numeric_scaler, numeric_values, unseen_numeric
+from mmrec.models.catalogue import fit_numeric_scaler, numeric_values, unseen_numeric
 
 
 def test_unseen_numeric_is_the_scaled_zero_count_and_nan_for_content_columns():

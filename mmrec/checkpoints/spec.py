@@ -1,0 +1,165 @@
+"""CheckpointSpec: everything a checkpoint needs to score on its own, as one typed description.
+
+A trained checkpoint holds its weights, its user/item id lists (`state["encoders"]`) and this
+spec (embedded as `state["meta"]`, copied to the JSON sidecar): the model dims and settings, the
+feature combo, the numeric scaler and the item-item model chosen on validation. Evaluate and
+recommend rebuild the model from it alone (`load_trained`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from mmrec.checkpoints.store import load_checkpoint
+from mmrec.data.encoders import IdEncoder, encoder_paths, load_encoders
+from mmrec.data.numeric import NumericScaler
+from mmrec.errors import CheckpointError
+from mmrec.settings import FeaturesSettings, ModelSettings
+
+log = logging.getLogger(__name__)
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class ItemItemSpec(_Spec):
+    """The blended item-item model: weight and recency half-life chosen on validation, and the search."""
+
+    blend: float
+    halflife: float
+    l2: float
+    content_weight: float
+    monitored: float | None = None  # validation metric of the chosen pair
+    val: dict[str, float] = {}  # all validation metrics of the chosen pair
+    val_grid: list[dict[str, float]] = []  # (halflife, blend, metric) of every pair tried
+    fit_seconds: float = 0.0
+
+
+class NumericSpec(_Spec):
+    """The numeric item inputs: configured columns (+ the train count) and their fitted scaler."""
+
+    columns: list[str]
+    count_feature: str
+    scaler: dict[str, list[float] | None]
+
+    @classmethod
+    def of(cls, columns: list[str], count_feature: str, scaler: NumericScaler) -> NumericSpec:
+        return cls(columns=list(columns), count_feature=count_feature, scaler=scaler.to_dict())
+
+    def build_scaler(self) -> NumericScaler:
+        return NumericScaler.from_dict(self.scaler)
+
+
+class EncoderFingerprints(_Spec):
+    user: str
+    item: str
+
+
+class CheckpointSpec(BaseModel):
+    """What `mmrec train` records with every checkpoint (extra keys, e.g. provenance, are kept)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: Literal["best", "last"]
+    combo: str
+    model_args: dict[str, int]  # mmrec.models.towers.ModelDims
+    settings: dict[str, dict[str, Any]]  # the recorded settings sections
+    encoders: EncoderFingerprints
+    n_users: int
+    n_items: int
+    numeric: NumericSpec
+    backbones: dict[str, Any]
+    monitor: str
+    epoch: int
+    monitored_value: float
+    metrics: dict[str, float]
+    loss: float
+    best_epoch: int
+    best_value: float
+    item_item: ItemItemSpec | None = None
+
+    @classmethod
+    def from_meta(cls, meta: Any, path: Path) -> CheckpointSpec:
+        """The spec of checkpoint `path` from its metadata; CheckpointError when it lacks a field."""
+        try:
+            return cls.model_validate(meta)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise CheckpointError(f"Checkpoint {path} lacks the model description ({where}: {first['msg']}).",
+                                  hint="Use a checkpoint written by `mmrec train`.") from None
+
+    def to_meta(self) -> dict[str, Any]:
+        return self.model_dump()
+
+    def _section(self, name: str, cls: type[Any]) -> Any:
+        try:
+            return cls(**self.settings[name])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"The recorded {name} settings of this checkpoint are unusable ({exc}).",
+                                  hint="Use a checkpoint written by this mmrec version, or retrain.") from None
+
+    def model_settings(self) -> ModelSettings:
+        return self._section("model", ModelSettings)
+
+    def features_settings(self) -> FeaturesSettings:
+        return self._section("features", FeaturesSettings)
+
+    def check_encoders(self, users: IdEncoder, items: IdEncoder, path: Path) -> None:
+        """CheckpointError when `users`/`items` are not the encoders this checkpoint was trained with."""
+        for kind, encoder in (("user", users), ("item", items)):
+            expected = getattr(self.encoders, kind)
+            if expected != encoder.fingerprint:
+                raise CheckpointError(
+                    f"The {kind} id encoder (fingerprint {encoder.fingerprint[:12]}) is not the one checkpoint "
+                    f"{path} was trained with ({expected[:12]}).",
+                    hint="Use the data of that training run, or retrain with `mmrec train`.",
+                )
+
+
+def encoder_state(users: IdEncoder, items: IdEncoder) -> dict[str, list[str]]:
+    """The id lists a checkpoint carries (`state["encoders"]`), so it needs no encoder files."""
+    return {"user": users.ids, "item": items.ids}
+
+
+@dataclass
+class TrainedCheckpoint:
+    """A checkpoint loaded for scoring: its spec, model weights and id encoders."""
+
+    path: Path
+    spec: CheckpointSpec
+    weights: dict[str, torch.Tensor]
+    users: IdEncoder
+    items: IdEncoder
+
+
+def load_trained(path: Path, device: torch.device | str = "cpu") -> TrainedCheckpoint:
+    """Everything scoring needs, from the checkpoint file alone."""
+    path = Path(path)
+    state = load_checkpoint(path, map_location=device)
+    spec = CheckpointSpec.from_meta(state.get("meta"), path)
+    ids = state.get("encoders")
+    if isinstance(ids, dict) and {"user", "item"} <= set(ids):
+        users = IdEncoder([str(v) for v in ids["user"]], "user")
+        items = IdEncoder([str(v) for v in ids["item"]], "item")
+    else:
+        users, items = _legacy_encoders(path)
+    spec.check_encoders(users, items, path)
+    return TrainedCheckpoint(path, spec, state["model"], users, items)
+
+
+def _legacy_encoders(path: Path) -> tuple[IdEncoder, IdEncoder]:
+    """Checkpoints written before they carried their id lists: the shared encoders/ folder beside them."""
+    for folder in (path.parent.parent, path.parent):
+        if all(p.is_file() for p in encoder_paths(folder)):
+            log.warning("Checkpoint %s holds no id encoders (older mmrec); using %s/encoders.", path, folder)
+            return load_encoders(folder)
+    raise CheckpointError(f"Checkpoint {path} holds no id encoders (written by an older mmrec) and no "
+                          "encoders/ folder is beside it.", hint="Retrain with `mmrec train`.")

@@ -1,0 +1,69 @@
+"""The one scoring path: validation, `mmrec evaluate` and `mmrec recommend` all score users here.
+
+A user's scores over the catalogue are the two-tower scores, blended with the closed-form
+item-item model at the weight chosen on validation (mmrec.models.item_item). Numerics rule:
+scoring always runs in float32 with autocast off (training may use bf16; scoring never does), so
+the metric that chose a checkpoint and its blend is the metric evaluate reproduces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator
+
+import torch
+
+from mmrec.models.inputs import ItemInputs
+from mmrec.models.item_item import ItemItemModel, blend_scores
+from mmrec.models.two_tower import TwoTowerModel
+
+
+@contextlib.contextmanager
+def _fp32_eval(model: TwoTowerModel, device: torch.device) -> Iterator[None]:
+    """Eval mode (no dropout), no grad, autocast off; the model's previous mode is restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), torch.autocast(device_type=device.type, enabled=False):
+            yield
+    finally:
+        model.train(was_training)
+
+
+class Scorer:
+    """Scores of users over one catalogue from a two-tower model (+ an optional item-item blend).
+
+    `histories` [n_rows, L] holds each profile row's recent catalogue rows (-1 = padding; row 0 =
+    no history); the item-item model's profiles use the same rows. Item vectors are computed once,
+    here: build a new Scorer after the weights change.
+    """
+
+    def __init__(self, model: TwoTowerModel, catalogue: ItemInputs, histories: torch.Tensor,
+                 item_item: ItemItemModel | None = None, blend: float = 0.0) -> None:
+        self.model, self.catalogue, self.histories = model, catalogue, histories
+        self.item_item, self.blend = item_item, float(blend)
+        self.device = catalogue.ids.device
+        with _fp32_eval(model, self.device):
+            self.item_vectors = model.item_vectors(catalogue).float()  # [n_items, d]
+
+    @property
+    def n_items(self) -> int:
+        return self.catalogue.n
+
+    def with_item_item(self, item_item: ItemItemModel | None, blend: float) -> Scorer:
+        """This scorer (same item vectors) blended with another item-item model / weight."""
+        other = copy.copy(self)
+        other.item_item, other.blend = item_item, float(blend)
+        return other
+
+    def scores(self, user_idx: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """[b, n_items] float32 scores; user_idx [b] user-id indices (0 = unknown), rows [b] profile rows."""
+        user_idx = torch.as_tensor(user_idx, device=self.device)
+        rows = torch.as_tensor(rows, device=self.device)
+        with _fp32_eval(self.model, self.device):
+            users = self.model.user_vectors(user_idx, self.histories[rows], self.item_vectors)
+            scores = self.model.scores(users.float(), self.item_vectors).float()
+            if self.item_item is not None and self.blend > 0:
+                scores = blend_scores(scores, self.item_item.scores(rows), self.blend)
+        return scores

@@ -1,0 +1,63 @@
+"""Choose the item-item blend weight and recency half-life on validation (after training)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pandas as pd
+
+from mmrec.checkpoints.spec import ItemItemSpec
+from mmrec.models.histories import IdEncoding, catalogue_index
+from mmrec.models.item_item import BLEND_GRID, HALFLIFE_GRID, fit_item_item, item_item_profiles
+from mmrec.settings import ModelSettings
+from mmrec.training.trainer import Trainer
+
+
+def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users: IdEncoding,
+                           item_ids: list[str], notes: list[str]) -> ItemItemSpec | None:
+    """Fit the item-item model on `train` and pick (half-life, blend weight) by the validation monitor.
+
+    The trainer's model must hold the weights to blend with (the best epoch's). Returns None when
+    the item-item model is off or the catalogue exceeds model.item_item_max_items (with a note).
+    Fixed model.item_item_blend / item_item_halflife shrink the grid to that value.
+    """
+    n_items = trainer.catalogue.n
+    if not cfg.item_item:
+        return None
+    if n_items > cfg.item_item_max_items:
+        notes.append(f"Item-item model skipped: {n_items:,} items exceed model.item_item_max_items "
+                     f"({cfg.item_item_max_items:,}); scores are the two-tower model's alone.")
+        return None
+    start = time.perf_counter()
+    rows = catalogue_index(item_ids)
+    halflives = HALFLIFE_GRID if cfg.item_item_halflife is None else (cfg.item_item_halflife,)
+    # Profile rows = user index, as the trainer's histories and validation users.
+    model = fit_item_item(train, users, rows, trainer.catalogue, cfg, halflives[0], trainer.device)
+    fit_s = time.perf_counter() - start
+    blends = BLEND_GRID if cfg.item_item_blend is None else (cfg.item_item_blend,)
+    base = trainer.scorer()
+    monitor = trainer.monitor
+    grid: list[dict[str, float]] = []
+    best: tuple[float, float, dict[str, float]] | None = None
+    two_tower: dict[str, float] | None = None
+    for halflife in halflives:
+        candidate = model if halflife == halflives[0] else \
+            model.with_profiles(item_item_profiles(train, users, rows, halflife))
+        for beta in blends:
+            if beta == 0 and two_tower is not None:  # weight 0 is the two-tower model alone: same for any half-life
+                metrics = two_tower
+            else:
+                metrics = trainer.validate(base.with_item_item(candidate, beta))
+            two_tower = metrics if beta == 0 else two_tower
+            value = metrics.get(monitor, float("nan"))
+            grid.append({"halflife": halflife, "blend": beta, monitor: value})
+            if best is None or value > best[2].get(monitor, float("-inf")):
+                best = (halflife, beta, metrics)
+    assert best is not None
+    if all(math.isnan(row[monitor]) for row in grid):  # no validation data to choose on
+        notes.append("No validation data: the item-item blend weight and half-life stay at their first values "
+                     f"({best[1]:g}, {best[0]:g}); set model.item_item_blend / item_item_halflife to fix them.")
+    return ItemItemSpec(blend=best[1], halflife=best[0], l2=cfg.item_item_l2,
+                        content_weight=cfg.item_item_content_weight, monitored=best[2].get(monitor, float("nan")),
+                        val=best[2], val_grid=grid, fit_seconds=round(fit_s, 3))
