@@ -47,3 +47,12 @@ def test_bottom_layer_modules_import_no_upper_layer():
     for name in ("settings.py", "errors.py", "fileio.py", "registry.py", "progress.py", "device.py"):
         for imported in _imports(PACKAGE / name):
             assert not imported.startswith(tuple(f"mmrec.{layer}" for layer in (*CORE, "cli", "pipeline")))
+
+
+@pytest.mark.parametrize(("layer", "forbidden"), [("recommenders", "training"), ("models", "evaluation")])
+def test_model_input_code_lives_below_its_users(layer, forbidden):
+    # Catalogue inputs and histories are model-input code (models/), interaction matrices are data/:
+    # serving a model never needs the training loop, and the model never needs the evaluation code.
+    for path in _modules(layer):
+        for name in _imports(path):
+            assert not name.startswith(f"mmrec.{forbidden}"), f"{path.relative_to(PACKAGE)} imports {name}"

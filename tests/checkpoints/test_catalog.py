@@ -46,3 +46,16 @@ def test_manual_move_records_combo_and_validates_name(tmp_path):
         move_checkpoint(tmp_path / "mystery.pth", "../evil", tmp_path)
     target = move_checkpoint(tmp_path / "mystery.pth", "x_y", tmp_path)
     assert summary(target)["combo"] == "x_y" and summary(target)["organized"]
+
+
+def test_checkpoint_whose_weights_do_not_load_is_listed_as_broken(tmp_path):
+    flat_project(tmp_path)
+    path = tmp_path / "v_t" / LAST
+    path.write_bytes(path.read_bytes()[:100])  # truncated after its sidecar was written
+    infos = {info.path.name: info for info in list_checkpoints(tmp_path)}
+    assert not infos[LAST].valid and "truncated" in infos[LAST].problem
+    assert infos[LAST].combo == "v_t"  # what the sidecar says is still shown
+    assert infos[BEST].valid and infos["mystery.pth"].combo is None
+    facts = summary(path)
+    assert facts["status"] == "broken" and "truncated" in facts["problem"]
+    assert summary(tmp_path / BEST)["status"] == "ok"

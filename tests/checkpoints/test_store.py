@@ -1,9 +1,11 @@
 import datetime
+import json
 import logging
 
 import pytest
 import torch
 
+from mmrec.checkpoints.catalog import list_checkpoints
 from mmrec.checkpoints.store import (
     BEST,
     checkpoint_path,
@@ -77,3 +79,28 @@ def test_find_checkpoint_layouts(tmp_path, caplog):
 def test_combo_names_cannot_escape_the_folder(bad):
     with pytest.raises(CheckpointError):
         validate_combo(bad)
+
+
+def test_a_stale_sidecar_never_wins_over_the_checkpoint_it_describes(tmp_path, caplog):
+    # A kill between the .pth rename and the sidecar rename leaves the previous save's sidecar.
+    path = save(tmp_path / "v_t" / BEST, epoch=1)
+    stale = sidecar_path(path).read_bytes()
+    save(path, epoch=2)
+    sidecar_path(path).write_bytes(stale)
+    with caplog.at_level(logging.WARNING):
+        assert read_meta(path)["epoch"] == 2
+    assert "does not describe" in caplog.text
+    assert json.loads(sidecar_path(path).read_text())["epoch"] == 2  # rewritten from the embedded copy
+    assert list_checkpoints(tmp_path)[0].epoch == 2
+
+
+def test_save_removes_temp_files_left_by_killed_writes(tmp_path):
+    folder = tmp_path / "v_t"
+    folder.mkdir()
+    leftovers = [folder / ".best_model.pth.k1ll3d.tmp", folder / ".best_model.json.x.tmp"]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half a checkpoint")
+    other = folder / ".last_model.pth.live.tmp"  # another file's write: not ours to remove
+    other.write_bytes(b"")
+    save(folder / BEST)
+    assert not any(p.exists() for p in leftovers) and other.exists()

@@ -51,3 +51,14 @@ def test_info_prints_json_and_missing_is_exit_2(tmp_path):
     assert json.loads(result.output)["epoch"] == 4
     result = runner.invoke(app, ["checkpoints", "info", "--checkpoint-dir", str(tmp_path / "none")])
     assert result.exit_code == 2 and "mmrec train" in result.output
+
+
+def test_broken_checkpoint_is_flagged_by_list_and_info(tmp_path):
+    project(tmp_path)
+    path = tmp_path / "best_model.pth"
+    path.write_bytes(b"garbage")  # the sidecar still describes the old weights
+    result = runner.invoke(app, ["checkpoints", "list", "--checkpoint-dir", str(tmp_path)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "broken" in result.output and "truncated, corrupt" in result.output
+    result = runner.invoke(app, ["checkpoints", "info", str(path)], terminal_width=200)
+    assert result.exit_code == 2 and "broken" in result.output

@@ -1,0 +1,61 @@
+"""One scoring path: validation during training, evaluate and recommend give the same scores."""
+
+import importlib.util
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from mmrec.data.encoders import fit_encoders
+from mmrec.data.splits import load_split
+from mmrec.data.tables import load_items, save_interactions
+from mmrec.pipeline.evaluate import load_recommender
+from mmrec.pipeline.recommend import run_recommend
+from mmrec.pipeline.train import run_train
+from mmrec.settings import load_settings
+from mmrec.training.trainer import Trainer
+
+_spec = importlib.util.spec_from_file_location(
+    "tiny_project_for_scoring", Path(__file__).parents[1] / "training" / "tiny_project.py")
+tiny_project = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(tiny_project)
+
+
+def test_validation_evaluate_and_recommend_score_alike(tmp_path, monkeypatch):
+    config = tiny_project.write_tiny_project(tmp_path, epochs=2, item_item_blend=0.5, item_item_halflife=5.0)
+    settings = load_settings(config).settings
+    seen = []  # (scorer, metrics) of every validation with the item-item blend
+    validate = Trainer.validate
+
+    def spy(trainer, scorer=None):
+        metrics = validate(trainer, scorer)
+        if scorer is not None and scorer.item_item is not None:
+            seen.append((scorer, metrics))
+        return metrics
+
+    monkeypatch.setattr(Trainer, "validate", spy)
+    result = run_train(settings)
+    (scorer, metrics), = seen  # the blend was fixed: one validation chose it
+    assert result.item_item["monitored"] == metrics["ndcg@10"]
+
+    split = load_split(tmp_path / "splits")
+    items = load_items(tmp_path / "processed")
+    users = [str(u) for u in pd.unique(split.val["user_id"])]
+    user_idx = torch.as_tensor(fit_encoders(split.train)[0].encode(users))  # the training run's user indices
+    validation = scorer.scores(user_idx, user_idx)
+
+    evaluate = load_recommender("multimodal", settings, items, split.train, torch.device("cpu"))
+    assert torch.equal(evaluate.score(users), validation)
+
+    # recommend fits on every processed interaction: make that the train split.
+    save_interactions(split.train, tmp_path / "processed")
+    recommended = run_recommend(settings, users=users)
+    item_ids = items["item_id"].tolist()
+    for entry in recommended.users:
+        row = users.index(entry.user_id)
+        liked = set(split.train.loc[split.train["user_id"] == entry.user_id, "item_id"])
+        unseen = [j for j in validation[row].argsort(descending=True).tolist() if item_ids[j] not in liked]
+        assert [item["item_id"] for item in entry.items] == [item_ids[j] for j in unseen[: settings.inference.top_k]]
+        for item in entry.items:
+            assert item["score"] == pytest.approx(float(validation[row, item_ids.index(item["item_id"])]), abs=1e-6)
