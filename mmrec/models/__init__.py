@@ -1,4 +1,4 @@
-"""The two-tower multimodal model, its inputs and its losses."""
+"""The two-tower model, its inputs, the item-item model and the one scoring path (scoring.Scorer)."""
 
 from mmrec.models.inputs import ItemInputs, build_item_inputs
 from mmrec.models.towers import ItemTower, ModelDims, UserTower

@@ -72,16 +72,21 @@ def test_rebuilt_model_reproduces_the_training_validation_metric(trained):
     assert recommender.item_embeddings().shape == (len(items), 8)
 
 
+def fitted(trained, blend):
+    """The trained checkpoint as a recommender with item-item weight `blend`, fitted on the train split."""
+    root, settings, _ = trained
+    recommender, items = load(root, settings)
+    recommender.item_item_blend = blend
+    train = load_split(root / "splits").train
+    item_ids = items["item_id"].tolist()
+    return recommender.fit(train, item_ids), train, item_ids
+
+
 def test_reasons_say_because_you_liked_the_item_behind_the_item_item_score(trained):
     from mmrec.inference.reasons import reasons_for
 
-    root, settings, _ = trained
-    recommender, items = load(root, settings)
-    recommender.item_item_blend = 0.5
-    train = load_split(root / "splits").train
-    item_ids = items["item_id"].tolist()
+    recommender, train, item_ids = fitted(trained, 0.5)
     titles = [f"Title {i}" for i in item_ids]
-    recommender.fit(train, item_ids)
     user = str(train["user_id"].iloc[0])
     liked = set(train.loc[train["user_id"].astype(str) == user, "item_id"].astype(str))
     top = recommender.score([user])[0].topk(5).indices.numpy()
@@ -103,12 +108,7 @@ def test_reasons_say_because_you_liked_the_item_behind_the_item_item_score(train
 def test_without_item_item_reasons_name_the_most_similar_liked_item(trained):
     from mmrec.inference.reasons import reasons_for
 
-    root, settings, _ = trained
-    recommender, items = load(root, settings)
-    recommender.item_item_blend = 0.0
-    train = load_split(root / "splits").train
-    item_ids = items["item_id"].tolist()
-    recommender.fit(train, item_ids)
+    recommender, _, item_ids = fitted(trained, 0.0)
     history = np.array([0, 5, 9])
     reasons = reasons_for(recommender, "u0", np.array([1, 2]), history, item_ids, item_ids, None)
     vectors = torch.nn.functional.normalize(recommender.item_embeddings(), dim=1)
