@@ -108,7 +108,7 @@ def fit_multimodal(split: Split, config: dict, ctx: Context) -> Scorer:
     items = items.loc[split.items].reset_index()
     recommender = create_recommender(
         "multimodal", settings.evaluation, checkpoint_path=result.best_path, items=items,
-        cache_dir=Path(settings.paths.cache_dir), cache=settings.cache, checkpoint_dir=checkpoints, device="cpu",
+        cache_dir=Path(settings.paths.cache_dir), cache=settings.cache, device="cpu",
     ).fit(split.frames["train"], split.items)
     ctx.log(f"  mmrec multimodal: best epoch {result.best_epoch}, {result.seconds_per_epoch:.1f}s/epoch")
     return _scorer(recommender, split)
