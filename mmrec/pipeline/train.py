@@ -201,7 +201,8 @@ def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: Id
     if choice is None:
         return None
     spec = CheckpointSpec.from_meta(state["meta"], best_path).model_copy(update={"item_item": choice})
-    save_checkpoint(best_path, {key: state[key] for key in ("model", "epoch", "encoders")}, spec.to_meta())
+    save_checkpoint(best_path, {key: state[key] for key in ("model", "epoch", "encoders") if key in state},
+                    spec.to_meta())
     monitored = choice.monitored if choice.monitored is not None else float("nan")
     progress(ProgressEvent("item_item", message=f"item-item blend {choice.blend:g}, half-life {choice.halflife:g} "
                            f"(val {trainer.monitor} {monitored:.4f})"))
