@@ -127,9 +127,11 @@ def read_meta(path: Path) -> dict[str, Any]:
     state = load_checkpoint(path)
     embedded = state.get("meta")
     if isinstance(embedded, dict):
-        if side is not None:
+        if side is not None and CHECKSUM in side:
             log.warning("Sidecar %s does not describe %s (written by another save, or the save was "
                         "interrupted); using the metadata inside the checkpoint.", sidecar_path(path).name, path)
+        elif side is not None:
+            log.info("Sidecar %s has no checksum (older mmrec); rewriting it from %s.", sidecar_path(path).name, path)
         with contextlib.suppress(OSError):  # a read-only folder still reads
             write_sidecar(path, embedded, digest)
         return {**embedded, CHECKSUM: digest}

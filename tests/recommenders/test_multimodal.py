@@ -160,3 +160,19 @@ def test_checkpoint_carries_its_encoders_and_rejects_tampered_ones(trained, tmp_
     with pytest.raises(CheckpointError, match="user id encoder"):
         MultimodalRecommender.from_checkpoint(tmp_path / "tampered.pth", items=load_items(root / "processed"),
                                               cache_dir=root / "cache", cache=CacheSettings())
+
+
+def test_older_checkpoints_without_id_lists_use_the_encoders_folder_beside_them(trained, tmp_path):
+    from mmrec.data.encoders import fit_encoders, save_encoders
+
+    root, settings, _ = trained
+    state = torch.load(root / "checkpoints" / settings.features.combo / "best_model.pth", weights_only=True)
+    del state["encoders"]
+    (tmp_path / "combo").mkdir()
+    torch.save(state, tmp_path / "combo" / "best_model.pth")
+    kwargs = {"items": load_items(root / "processed"), "cache_dir": root / "cache", "cache": CacheSettings()}
+    with pytest.raises(CheckpointError, match="holds no id encoders"):
+        MultimodalRecommender.from_checkpoint(tmp_path / "combo" / "best_model.pth", **kwargs)
+    save_encoders(tmp_path, *fit_encoders(load_split(root / "splits").train))
+    recommender = MultimodalRecommender.from_checkpoint(tmp_path / "combo" / "best_model.pth", **kwargs)
+    assert recommender.users.fingerprint == recommender.spec.encoders.user
