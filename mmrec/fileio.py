@@ -1,4 +1,5 @@
-"""Atomic file writes (temp file in the same folder + fsync + rename) and JSON helpers.
+"""Atomic file writes (temp file in the same folder + fsync + rename), JSON helpers, and reading
+user-supplied text files with clear errors.
 
 A crash mid-write leaves the previous file intact, never a truncated one.
 """
@@ -13,11 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mmrec.errors import ConfigError, DataError, MmrecError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success fsync it and rename it over `path`."""
-    target = Path(path)
+    target = check_output_file(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = _create_temp_beside(target)
     try:
@@ -30,6 +33,41 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def check_output_file(path: str | os.PathLike[str], option: str | None = None) -> Path:
+    """`path` as a Path, or a ConfigError when a file cannot go there (it is a folder, or under a file).
+
+    Commands call it on their output options before any work; every atomic write calls it too.
+    """
+    target = Path(path)
+    named = f"{option} {target}" if option else str(target)
+    if target.is_dir():
+        raise ConfigError(f"Cannot write {named}: it is a directory.",
+                          hint=f"Pass a file path, e.g. {target / 'out.json'}.")
+    blocking = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ConfigError(f"Cannot write {named}: {blocking} is a file, not a folder.",
+                          hint="Pass a path inside an existing or new folder.")
+    return target
+
+
+def read_text_file(
+    path: str | os.PathLike[str], what: str, error: type[MmrecError] = DataError, hint: str | None = None
+) -> str:
+    """The UTF-8 text of a user-supplied file, or `error` saying what is wrong (`what` names the file)."""
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"{what} {path} is a directory, not a file.", hint=hint)
+    if not path.exists():
+        raise error(f"{what} {path} does not exist.", hint=hint)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {path} is not UTF-8 text (undecodable byte at offset {exc.start}).",
+                    hint="Save the file with UTF-8 encoding.") from None
+    except OSError as exc:
+        raise error(f"{what} {path} cannot be read: {exc.strerror or exc}.", hint=hint) from None
 
 
 def _create_temp_beside(target: Path) -> Path:

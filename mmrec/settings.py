@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from mmrec.errors import ConfigError
+from mmrec.fileio import read_text_file
 
 # Names of the registered backbones. The registries live in mmrec.features (a layer above this
 # one); a test checks that these tuples and the registries agree.
@@ -314,11 +315,9 @@ class LoadedSettings:
 
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a YAML config (safe_load); an empty file is an empty config."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Config file not found: {path}", hint="Pass an existing YAML file to --config.")
+    text = read_text_file(path, "Config file", ConfigError, hint="Pass an existing YAML file to --config.")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"Config file {path} is not valid YAML: {exc}") from None
     if data is None:

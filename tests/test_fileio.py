@@ -5,7 +5,15 @@ import stat
 
 import pytest
 
-from mmrec.fileio import atomic_path, atomic_write_json, atomic_write_text, read_json
+from mmrec.errors import ConfigError, DataError
+from mmrec.fileio import (
+    atomic_path,
+    atomic_write_json,
+    atomic_write_text,
+    check_output_file,
+    read_json,
+    read_text_file,
+)
 
 
 @pytest.fixture
@@ -41,3 +49,23 @@ def test_failed_write_keeps_the_previous_file(tmp_path):
         tmp.write_text("half")
         raise RuntimeError("killed mid-write")
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["x.txt"]
+
+
+def test_writing_onto_a_directory_or_under_a_file_is_a_config_error(tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="is a directory"):
+        atomic_write_text(tmp_path / "folder", "y")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        atomic_write_text(tmp_path / "file" / "out.json", "y")
+    assert check_output_file(tmp_path / "new" / "out.json") == tmp_path / "new" / "out.json"
+
+
+def test_read_text_file_names_what_is_wrong(tmp_path):
+    (tmp_path / "latin1.txt").write_bytes(b"caf\xe9")
+    cases = {tmp_path / "latin1.txt": "not UTF-8", tmp_path: "is a directory", tmp_path / "no.txt": "does not exist"}
+    for path, expected in cases.items():
+        with pytest.raises(DataError, match=expected):
+            read_text_file(path, "User file")
+    (tmp_path / "ok.txt").write_text("héllo", encoding="utf-8")
+    assert read_text_file(tmp_path / "ok.txt", "User file") == "héllo"

@@ -55,6 +55,13 @@ def test_invalid_settings_exit_2_naming_the_key(tmp_path, yaml_text, expected):
     assert expected in flat
 
 
+def test_config_that_is_not_utf8_is_a_clear_error(tmp_path):
+    config = tmp_path / "latin1.yaml"
+    config.write_bytes("training:\n  epochs: 3  # r\xe9sum\xe9\n".encode("latin-1"))
+    result, _ = _show("--config", str(config))
+    assert result.exit_code == 2 and "ConfigError" in result.output and "not UTF-8" in result.output
+
+
 def test_unknown_env_section_is_an_error():
     result, _ = _show(env={"MMREC_TRAINNG__EPOCHS": "3"})
     assert result.exit_code == 2 and "MMREC_TRAINNG__EPOCHS" in result.output

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from mmrec.cli.common import ConfigOption, RichProgress, console, state
 from mmrec.errors import ConfigError
+from mmrec.fileio import check_output_file
 from mmrec.settings import RECOMMENDERS
 
 _EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": False}
@@ -179,6 +180,8 @@ def evaluate(
         "inference.checkpoint_name": checkpoint_name,
     }
     settings = state(ctx).settings(config, overrides)
+    if save_predictions is not None:
+        check_output_file(save_predictions, "--save-predictions")  # before any work, not after it
     with RichProgress(transient=True) as progress:
         report = run_evaluate(
             settings,

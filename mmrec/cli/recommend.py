@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from mmrec.cli.common import ConfigOption, RichProgress, console, state
+from mmrec.fileio import check_output_file
 from mmrec.settings import RECOMMENDERS
 
 
@@ -123,6 +124,8 @@ def recommend(
         "inference.device": device,
     }
     settings = state(ctx).settings(config, overrides)
+    if output is not None:
+        check_output_file(output, "--output")  # before any work, not after it
     with RichProgress(transient=True) as progress:
         result = run_recommend(
             settings, all_users, user_file, sample_users, recommender_type, output, progress

@@ -51,3 +51,9 @@ def test_bad_options_exit_2(config, args, message):
     result = runner.invoke(app, ["evaluate", "-c", str(config), "--recommender-type", "random", *args])
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_save_predictions_onto_a_directory_is_refused_before_any_work(config, tmp_path):
+    result = runner.invoke(app, ["evaluate", "-c", str(config), "--recommender-type", "random",
+                                 "--save-predictions", str(tmp_path)])
+    assert result.exit_code == 2 and "is a directory" in " ".join(result.output.replace("│", " ").split())
