@@ -197,7 +197,6 @@ class TrainingSettings(Section):
     seed: int = 42
     device: str = Field("auto", description="auto|cpu|cuda|cuda:N")
     bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
-    num_workers: int = Field(0, ge=0)
     log_every: int = Field(50, ge=1, description="steps between verbose log lines")
     validate_on: Literal["all", "cold_items"] = Field(
         "all",
