@@ -67,9 +67,13 @@ def test_unknown_env_section_is_an_error():
     assert result.exit_code == 2 and "MMREC_TRAINNG__EPOCHS" in result.output
 
 
-@pytest.mark.parametrize("name", ["simple_config", "advanced_config", "demo"])
+SHIPPED = {"simple_config": CONFIGS / "simple_config.yaml", "advanced_config": CONFIGS / "advanced_config.yaml",
+           "demo": Path(__file__).resolve().parents[1] / "mmrec" / "configs" / "demo.yaml"}
+
+
+@pytest.mark.parametrize("name", list(SHIPPED))
 def test_shipped_configs_load(name):
-    settings = load_settings(CONFIGS / f"{name}.yaml").settings
+    settings = load_settings(SHIPPED[name]).settings
     if name == "simple_config":
         assert (
             settings.features.vision_backbone,
