@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,27 @@ def test_bottom_layer_modules_import_no_upper_layer():
     for name in ("settings.py", "errors.py", "fileio.py", "registry.py", "progress.py", "device.py"):
         for imported in _imports(PACKAGE / name):
             assert not imported.startswith(tuple(f"mmrec.{layer}" for layer in (*CORE, "cli", "pipeline")))
+
+
+def test_bottom_layer_loads_no_upper_layer_when_imported_or_validated():
+    """settings checks backbone names against registries whose classes live above it; the registering
+    modules may be imported only when a name is checked, never when settings are merely imported or
+    built from defaults (a command that needs no torch must not pay for importing it)."""
+    code = (
+        "import sys\n"
+        "import mmrec.settings, mmrec.registry, mmrec.fileio, mmrec.errors, mmrec.progress\n"
+        "mmrec.settings.Settings()\n"
+        f"upper = sorted(m for m in sys.modules if m.startswith({tuple(f'mmrec.{x}' for x in (*CORE, 'cli', 'pipeline'))}))\n"
+        "print(upper, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=PACKAGE.parent).stdout
+    assert out.strip() == "[] False"
+
+
+def test_registries_are_filled_only_by_core_modules():
+    from mmrec.registry import RECOMMENDERS, TEXT_BACKBONES, VISION_BACKBONES
+
+    for registry in (VISION_BACKBONES, TEXT_BACKBONES, RECOMMENDERS):
+        for module in registry.providers:
+            assert module.split(".")[1] in CORE, f"{registry.kind} filled by {module}"

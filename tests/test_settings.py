@@ -42,7 +42,8 @@ def test_precedence_defaults_yaml_env_cli(tmp_path, monkeypatch):
         ("training:\n  epochs: many\n", "training.epochs"),
         ("training:\n  learning_rate: -0.1\n", "training.learning_rate"),
         ("evaluation:\n  k_values: [0, 5]\n", "every k must be >= 1"),
-        ("features:\n  vision_backbone: vgg\n", "'efficientnet-lite', 'resnet'"),
+        ("features:\n  vision_backbone: vgg\n", "vision backbone 'vgg'; registered: efficientnet-lite, resnet"),
+        ("features:\n  text_backbone: gpt\n", "text backbone 'gpt'; registered: sentence-bert, bert"),
         ("nosuchsection:\n  a: 1\n", "nosuchsection"),
     ],
 )

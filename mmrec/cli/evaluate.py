@@ -8,10 +8,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mmrec.cli.common import ConfigOption, RichProgress, console, state
+from mmrec.cli.common import (
+    RECOMMENDER_HELP,
+    ConfigOption,
+    RichProgress,
+    complete_recommender,
+    console,
+    state,
+)
 from mmrec.errors import ConfigError
 from mmrec.fileio import check_output_file
-from mmrec.settings import RECOMMENDERS
+from mmrec.registry import RECOMMENDERS
 
 _EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": False}
 
@@ -109,11 +116,12 @@ def evaluate(
     recommender_type: Annotated[
         list[str] | None,
         typer.Option(
-            "--recommender-type", "--recommender_type", help=f"Repeatable: {', '.join(RECOMMENDERS)}."
+            "--recommender-type", "--recommender_type", help=f"{RECOMMENDER_HELP}; repeatable.",
+            autocompletion=complete_recommender,
         ),
     ] = None,
     compare: Annotated[
-        bool, typer.Option("--compare", help="Evaluate all five recommenders in one table.")
+        bool, typer.Option("--compare", help="Evaluate every registered recommender in one table.")
     ] = False,
     checkpoint_name: Annotated[
         str | None,

@@ -8,9 +8,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mmrec.cli.common import ConfigOption, RichProgress, console, state
+from mmrec.cli.common import (
+    RECOMMENDER_HELP,
+    ConfigOption,
+    RichProgress,
+    complete_recommender,
+    console,
+    state,
+)
 from mmrec.fileio import check_output_file
-from mmrec.settings import RECOMMENDERS
 
 
 def _reason_text(reason: dict) -> str:
@@ -97,7 +103,10 @@ def recommend(
     ] = None,
     recommender_type: Annotated[
         str,
-        typer.Option("--recommender-type", "--recommender_type", help=f"One of {', '.join(RECOMMENDERS)}."),
+        typer.Option(
+            "--recommender-type", "--recommender_type", help=f"{RECOMMENDER_HELP}.",
+            autocompletion=complete_recommender,
+        ),
     ] = "multimodal",
     checkpoint_name: Annotated[
         str | None,
