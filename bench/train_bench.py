@@ -3,7 +3,7 @@
     .venv/bin/python bench/train_bench.py [--work DIR] [--datasets demo movielens] [--device cpu]
 
 Prepares each dataset with the mmrec CLI (steps whose outputs exist in --work are reused):
-demo = `data synth` + preprocess + split (configs/demo.yaml); MovieLens = `data import movielens`
+demo = `data synth` + preprocess + split (mmrec/configs/demo.yaml); MovieLens = `data import movielens`
 + preprocess + split temporal_user + cache precompute. Then trains with the config's defaults
 (`run_train`) and computes the popularity baseline's val NDCG@10 with the same full ranking
 (train items masked). Writes bench/results/train.{json,md}.
@@ -52,7 +52,7 @@ def prepare_demo(work: Path) -> Path:
     folder = work / "demo"
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "demo.yaml"
-    config.write_text((ROOT / "configs" / "demo.yaml").read_text())
+    config.write_text((ROOT / "mmrec" / "configs" / "demo.yaml").read_text())
     if not (folder / "demo" / "splits" / "train.csv").is_file():
         mmrec("data", "synth", "-c", str(config), cwd=folder)
         mmrec("preprocess", "-c", str(config), "--skip-caching", cwd=folder)

@@ -29,10 +29,6 @@ class SplitError(DataError):
     """A split that cannot be made or would leak test data into training."""
 
 
-class UnknownIdError(DataError):
-    """A user or item id that the fitted encoders do not know, where a fallback is impossible."""
-
-
 class FeatureError(MmrecError):
     """Feature extraction or feature-store problems (missing cache, corrupt entry)."""
 

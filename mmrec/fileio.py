@@ -1,4 +1,5 @@
-"""Atomic file writes (temp file in the same folder + fsync + rename) and JSON helpers.
+"""Atomic file writes (temp file in the same folder + fsync + rename), JSON helpers, and reading
+user-supplied text files with clear errors.
 
 A crash mid-write leaves the previous file intact, never a truncated one.
 """
@@ -10,20 +11,20 @@ import glob
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from mmrec.errors import ConfigError, DataError, MmrecError
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success fsync it and rename it over `path`."""
-    target = Path(path)
+    target = check_output_file(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _create_temp_beside(target)
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
@@ -58,6 +59,56 @@ def sha256_file(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str
         while chunk := handle.read(chunk_bytes):
             digest.update(chunk)
     return digest.hexdigest()
+
+def check_output_file(path: str | os.PathLike[str], option: str | None = None) -> Path:
+    """`path` as a Path, or a ConfigError when a file cannot go there (it is a folder, or under a file).
+
+    Commands call it on their output options before any work; every atomic write calls it too.
+    """
+    target = Path(path)
+    named = f"{option} {target}" if option else str(target)
+    if target.is_dir():
+        raise ConfigError(f"Cannot write {named}: it is a directory.",
+                          hint=f"Pass a file path, e.g. {target / 'out.json'}.")
+    blocking = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ConfigError(f"Cannot write {named}: {blocking} is a file, not a folder.",
+                          hint="Pass a path inside an existing or new folder.")
+    return target
+
+
+def read_text_file(
+    path: str | os.PathLike[str], what: str, error: type[MmrecError] = DataError, hint: str | None = None
+) -> str:
+    """The UTF-8 text of a user-supplied file, or `error` saying what is wrong (`what` names the file)."""
+    path = Path(path)
+    if path.is_dir():
+        raise error(f"{what} {path} is a directory, not a file.", hint=hint)
+    if not path.exists():
+        raise error(f"{what} {path} does not exist.", hint=hint)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {path} is not UTF-8 text (undecodable byte at offset {exc.start}).",
+                    hint="Save the file with UTF-8 encoding.") from None
+    except OSError as exc:
+        raise error(f"{what} {path} cannot be read: {exc.strerror or exc}.", hint=hint) from None
+
+
+def _create_temp_beside(target: Path) -> Path:
+    """Create `.{name}.XXXXXXXX.tmp` next to `target` with mode 0666 minus the umask.
+
+    tempfile.mkstemp would make it 0600, and the rename would carry that mode to the final file;
+    os.open with 0o666 lets the kernel apply the umask, as for any other file the user creates.
+    """
+    for _ in range(100):
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"could not create a temporary file beside {target}")
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -1,10 +1,16 @@
-"""Name -> factory registries (timm style) for backbones and recommenders.
+"""Name -> class registries (timm style) for backbones and recommenders: the one list of their names.
 
-`mmrec cache backbones`, shell completion and the parametrized tests all iterate the same names.
+Classes register themselves where they are defined (`@VISION_BACKBONES.register("resnet")` in
+mmrec/features/vision.py). The registries are declared here, in the bottom layer, so that settings
+can check a configured name without importing the layers above at import time: each registry
+knows the modules that fill it and imports them the first time its names are asked for.
+`mmrec cache backbones`, shell completion, settings validation and the parametrized tests all
+iterate these registries.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -12,11 +18,16 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """A named collection of factories; `@registry.register("name")` adds one."""
+    """A named collection of classes; `@registry.register("name")` adds one.
 
-    def __init__(self, kind: str) -> None:
+    `providers` are the modules whose import registers the entries; any lookup imports them first.
+    """
+
+    def __init__(self, kind: str, providers: tuple[str, ...] = ()) -> None:
         self.kind = kind
+        self.providers = providers
         self._entries: dict[str, T] = {}
+        self._loaded = False
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorator(obj: T) -> T:
@@ -27,7 +38,19 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True  # set first: a provider that asks for names while importing sees its own
+        try:
+            for module in self.providers:
+                importlib.import_module(module)
+        except BaseException:
+            self._loaded = False
+            raise
+
     def get(self, name: str) -> T:
+        self._load()
         try:
             return self._entries[name]
         except KeyError:
@@ -38,11 +61,43 @@ class Registry(Generic[T]):
                 hint=f"Choose one of: {', '.join(self.names())}.",
             ) from None
 
+    def check(self, name: str) -> str:
+        """`name` if registered, else ValueError listing the registered names (for pydantic validators)."""
+        if name not in self:
+            raise ValueError(f"unknown {self.kind} {name!r}; registered: {', '.join(self.names())}")
+        return name
+
     def names(self) -> list[str]:
-        return list(self._entries)
+        """Registered names in a fixed order: by provider module, then as registered in it.
+
+        (Import order would otherwise decide it, e.g. the column order of `evaluate --compare`.)
+        """
+        self._load()
+        entries = list(self._entries.items())
+
+        def rank(position: int) -> tuple[int, int]:
+            module = getattr(entries[position][1], "__module__", None)
+            found = self.providers.index(module) if module in self.providers else len(self.providers)
+            return found, position
+
+        return [entries[i][0] for i in sorted(range(len(entries)), key=rank)]
 
     def __contains__(self, name: object) -> bool:
+        self._load()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._entries)
+        return iter(self.names())
+
+
+VISION_BACKBONES: Registry[type] = Registry("vision backbone", providers=("mmrec.features.vision",))
+TEXT_BACKBONES: Registry[type] = Registry("text backbone", providers=("mmrec.features.text",))
+RECOMMENDERS: Registry[type] = Registry(
+    "recommender",
+    providers=(
+        "mmrec.recommenders.multimodal",
+        "mmrec.recommenders.random",
+        "mmrec.recommenders.popularity",
+        "mmrec.recommenders.knn",
+    ),
+)

@@ -15,12 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from mmrec.errors import ConfigError
+from mmrec.fileio import read_text_file
+from mmrec.registry import TEXT_BACKBONES, VISION_BACKBONES
 
-# Names of the registered backbones. The registries live in mmrec.features (a layer above this
-# one); a test checks that these tuples and the registries agree.
-VISION_BACKBONES = ("efficientnet-lite", "resnet", "clip", "dino", "convnext")
-TEXT_BACKBONES = ("sentence-bert", "bert", "roberta", "mpnet", "clip")
-RECOMMENDERS = ("multimodal", "random", "popularity", "item_knn", "user_knn")
+# Backbone names come from the registries (mmrec/registry.py); these have no registry.
 SPLIT_STRATEGIES = ("stratified", "temporal", "temporal_user", "user", "item", "leave_one_out")
 METRICS = ("precision", "recall", "ndcg", "mrr", "hit_rate")
 
@@ -98,8 +96,12 @@ class SplitSettings(Section):
 class FeaturesSettings(Section):
     """Pretrained backbones that turn images and text into vectors."""
 
-    vision_backbone: Literal["efficientnet-lite", "resnet", "clip", "dino", "convnext"] = "efficientnet-lite"
-    text_backbone: Literal["sentence-bert", "bert", "roberta", "mpnet", "clip"] = "sentence-bert"
+    vision_backbone: str = Field(
+        "efficientnet-lite", description="a registered vision backbone (listed by `mmrec cache backbones`)"
+    )
+    text_backbone: str = Field(
+        "sentence-bert", description="a registered text backbone (listed by `mmrec cache backbones`)"
+    )
     vision_weights: str | None = Field(None, description="explicit weights path/dir for the vision backbone")
     text_weights: str | None = Field(None, description="explicit weights path/dir for the text backbone")
     allow_download: bool = Field(True, description="download weights when online (never if HF_HUB_OFFLINE=1)")
@@ -107,6 +109,16 @@ class FeaturesSettings(Section):
     num_workers: int = Field(2, ge=0, description="DataLoader workers decoding images")
     max_text_tokens: int = Field(128, ge=8, description="fixed max token length for text backbones")
     device: str = Field("auto", description="auto|cpu|cuda|cuda:N")
+
+    @field_validator("vision_backbone")
+    @classmethod
+    def _registered_vision_backbone(cls, name: str) -> str:
+        return VISION_BACKBONES.check(name)  # imports the backbone modules on first use, not before
+
+    @field_validator("text_backbone")
+    @classmethod
+    def _registered_text_backbone(cls, name: str) -> str:
+        return TEXT_BACKBONES.check(name)
 
     @property
     def combo(self) -> str:
@@ -196,7 +208,6 @@ class TrainingSettings(Section):
     seed: int = 42
     device: str = Field("auto", description="auto|cpu|cuda|cuda:N")
     bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
-    num_workers: int = Field(0, ge=0)
     log_every: int = Field(50, ge=1, description="steps between verbose log lines")
     validate_on: Literal["all", "cold_items"] = Field(
         "all",
@@ -314,11 +325,9 @@ class LoadedSettings:
 
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a YAML config (safe_load); an empty file is an empty config."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Config file not found: {path}", hint="Pass an existing YAML file to --config.")
+    text = read_text_file(path, "Config file", ConfigError, hint="Pass an existing YAML file to --config.")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"Config file {path} is not valid YAML: {exc}") from None
     if data is None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,3 +58,26 @@ def test_model_input_code_lives_below_its_users(layer, forbidden):
     for path in _modules(layer):
         for name in _imports(path):
             assert not name.startswith(f"mmrec.{forbidden}"), f"{path.relative_to(PACKAGE)} imports {name}"
+
+def test_bottom_layer_loads_no_upper_layer_when_imported_or_validated():
+    """settings checks backbone names against registries whose classes live above it; the registering
+    modules may be imported only when a name is checked, never when settings are merely imported or
+    built from defaults (a command that needs no torch must not pay for importing it)."""
+    code = (
+        "import sys\n"
+        "import mmrec.settings, mmrec.registry, mmrec.fileio, mmrec.errors, mmrec.progress\n"
+        "mmrec.settings.Settings()\n"
+        f"upper = sorted(m for m in sys.modules if m.startswith({tuple(f'mmrec.{x}' for x in (*CORE, 'cli', 'pipeline'))}))\n"
+        "print(upper, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=PACKAGE.parent).stdout
+    assert out.strip() == "[] False"
+
+
+def test_registries_are_filled_only_by_core_modules():
+    from mmrec.registry import RECOMMENDERS, TEXT_BACKBONES, VISION_BACKBONES
+
+    for registry in (VISION_BACKBONES, TEXT_BACKBONES, RECOMMENDERS):
+        for module in registry.providers:
+            assert module.split(".")[1] in CORE, f"{registry.kind} filled by {module}"

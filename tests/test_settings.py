@@ -42,7 +42,8 @@ def test_precedence_defaults_yaml_env_cli(tmp_path, monkeypatch):
         ("training:\n  epochs: many\n", "training.epochs"),
         ("training:\n  learning_rate: -0.1\n", "training.learning_rate"),
         ("evaluation:\n  k_values: [0, 5]\n", "every k must be >= 1"),
-        ("features:\n  vision_backbone: vgg\n", "'efficientnet-lite', 'resnet'"),
+        ("features:\n  vision_backbone: vgg\n", "vision backbone 'vgg'; registered: efficientnet-lite, resnet"),
+        ("features:\n  text_backbone: gpt\n", "text backbone 'gpt'; registered: sentence-bert, bert"),
         ("nosuchsection:\n  a: 1\n", "nosuchsection"),
     ],
 )
@@ -55,14 +56,25 @@ def test_invalid_settings_exit_2_naming_the_key(tmp_path, yaml_text, expected):
     assert expected in flat
 
 
+def test_config_that_is_not_utf8_is_a_clear_error(tmp_path):
+    config = tmp_path / "latin1.yaml"
+    config.write_bytes("training:\n  epochs: 3  # r\xe9sum\xe9\n".encode("latin-1"))
+    result, _ = _show("--config", str(config))
+    assert result.exit_code == 2 and "ConfigError" in result.output and "not UTF-8" in result.output
+
+
 def test_unknown_env_section_is_an_error():
     result, _ = _show(env={"MMREC_TRAINNG__EPOCHS": "3"})
     assert result.exit_code == 2 and "MMREC_TRAINNG__EPOCHS" in result.output
 
 
-@pytest.mark.parametrize("name", ["simple_config", "advanced_config", "demo"])
+SHIPPED = {"simple_config": CONFIGS / "simple_config.yaml", "advanced_config": CONFIGS / "advanced_config.yaml",
+           "demo": Path(__file__).resolve().parents[1] / "mmrec" / "configs" / "demo.yaml"}
+
+
+@pytest.mark.parametrize("name", list(SHIPPED))
 def test_shipped_configs_load(name):
-    settings = load_settings(CONFIGS / f"{name}.yaml").settings
+    settings = load_settings(SHIPPED[name]).settings
     if name == "simple_config":
         assert (
             settings.features.vision_backbone,

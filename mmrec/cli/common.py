@@ -23,6 +23,7 @@ from rich.progress import (
 
 from mmrec.errors import MmrecError
 from mmrec.progress import ProgressEvent
+from mmrec.registry import RECOMMENDERS
 from mmrec.settings import LoadedSettings, Settings, load_settings
 
 console = Console()
@@ -32,6 +33,16 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="YAML settings file (defaults < YAML < MMREC_* env < CLI options)."),
 ]
+
+
+def complete_recommender(incomplete: str) -> list[str]:
+    """Shell completion of --recommender-type: the registered names (read when asked, not at startup)."""
+    return [name for name in RECOMMENDERS.names() if name.startswith(incomplete)]
+
+
+# The names are not in the help text: listing them there would import every recommender (torch) each
+# time the CLI starts. Completion lists them, and an unknown name is an error that lists them.
+RECOMMENDER_HELP = "A registered recommender: multimodal or a baseline (Tab completes the names)"
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,9 +11,7 @@ import typer
 from mmrec.cli.common import ConfigOption, RichProgress, console, state
 from mmrec.cli.evaluate import print_report
 from mmrec.cli.recommend import print_result
-from mmrec.errors import ConfigError
 
-DEMO_CONFIG = Path("configs/demo.yaml")
 _PATH_LAYOUT = {
     "data_dir": "raw",
     "processed_dir": "processed",
@@ -21,6 +20,11 @@ _PATH_LAYOUT = {
     "checkpoint_dir": "models/checkpoints",
     "results_dir": "results",
 }
+
+
+def demo_config() -> Path:
+    """The demo's settings, shipped inside the package (mmrec/configs/demo.yaml): any folder works."""
+    return Path(str(resources.files("mmrec") / "configs" / "demo.yaml"))
 
 
 def demo(
@@ -49,12 +53,7 @@ def demo(
 
     app_state = state(ctx)
     if config is None and app_state.config is None:
-        if not DEMO_CONFIG.is_file():
-            raise ConfigError(
-                f"{DEMO_CONFIG} not found in {Path.cwd()}.",
-                hint="Run `mmrec demo` from the repository root, or pass --config configs/demo.yaml.",
-            )
-        config = DEMO_CONFIG
+        config = demo_config()
     overrides: dict[str, Any] = {"training.epochs": epochs}
     if out is not None:
         overrides.update({f"paths.{key}": str(out / sub) for key, sub in _PATH_LAYOUT.items()})

@@ -8,9 +8,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mmrec.cli.common import ConfigOption, RichProgress, console, state
+from mmrec.cli.common import (
+    RECOMMENDER_HELP,
+    ConfigOption,
+    RichProgress,
+    complete_recommender,
+    console,
+    state,
+)
 from mmrec.errors import ConfigError
-from mmrec.settings import RECOMMENDERS
+from mmrec.fileio import check_output_file
+from mmrec.registry import RECOMMENDERS
 
 _EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": False}
 
@@ -108,11 +116,12 @@ def evaluate(
     recommender_type: Annotated[
         list[str] | None,
         typer.Option(
-            "--recommender-type", "--recommender_type", help=f"Repeatable: {', '.join(RECOMMENDERS)}."
+            "--recommender-type", "--recommender_type", help=f"{RECOMMENDER_HELP}; repeatable.",
+            autocompletion=complete_recommender,
         ),
     ] = None,
     compare: Annotated[
-        bool, typer.Option("--compare", help="Evaluate all five recommenders in one table.")
+        bool, typer.Option("--compare", help="Evaluate every registered recommender in one table.")
     ] = False,
     checkpoint_name: Annotated[
         str | None,
@@ -179,6 +188,8 @@ def evaluate(
         "inference.checkpoint_name": checkpoint_name,
     }
     settings = state(ctx).settings(config, overrides)
+    if save_predictions is not None:
+        check_output_file(save_predictions, "--save-predictions")  # before any work, not after it
     with RichProgress(transient=True) as progress:
         report = run_evaluate(
             settings,

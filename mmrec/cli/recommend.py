@@ -8,8 +8,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mmrec.cli.common import ConfigOption, RichProgress, console, state
-from mmrec.settings import RECOMMENDERS
+from mmrec.cli.common import (
+    RECOMMENDER_HELP,
+    ConfigOption,
+    RichProgress,
+    complete_recommender,
+    console,
+    state,
+)
+from mmrec.fileio import check_output_file
 
 
 def _reason_text(reason: dict) -> str:
@@ -92,7 +99,10 @@ def recommend(
     ] = None,
     recommender_type: Annotated[
         str,
-        typer.Option("--recommender-type", "--recommender_type", help=f"One of {', '.join(RECOMMENDERS)}."),
+        typer.Option(
+            "--recommender-type", "--recommender_type", help=f"{RECOMMENDER_HELP}.",
+            autocompletion=complete_recommender,
+        ),
     ] = "multimodal",
     checkpoint_name: Annotated[
         str | None,
@@ -119,6 +129,8 @@ def recommend(
         "inference.device": device,
     }
     settings = state(ctx).settings(config, overrides)
+    if output is not None:
+        check_output_file(output, "--output")  # before any work, not after it
     with RichProgress(transient=True) as progress:
         result = run_recommend(
             settings, all_users, user_file, sample_users, recommender_type, output, progress

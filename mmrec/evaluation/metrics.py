@@ -18,8 +18,6 @@ from collections.abc import Sequence
 
 import torch
 
-METRIC_NAMES = ("precision", "recall", "ndcg", "hit_rate")
-
 
 def _discounts(k: int, device: torch.device) -> torch.Tensor:
     return 1.0 / torch.log2(torch.arange(2, k + 2, device=device, dtype=torch.float64))

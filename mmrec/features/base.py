@@ -13,10 +13,9 @@ import torch
 from torch import nn
 
 from mmrec.features.weights import SearchLog, WeightsSource
-from mmrec.registry import Registry
+from mmrec.registry import TEXT_BACKBONES, VISION_BACKBONES  # declared in the bottom layer for settings
 
-VISION_BACKBONES: Registry[type[VisionBackbone]] = Registry("vision backbone")
-TEXT_BACKBONES: Registry[type[TextBackbone]] = Registry("text backbone")
+__all__ = ["TEXT_BACKBONES", "VISION_BACKBONES", "Backbone", "TextBackbone", "VisionBackbone"]
 
 
 class Backbone:

@@ -149,5 +149,8 @@ class ClipText(TextBackbone):
         return [min(len(encode(text)) + 2, self.token_limit) for text in texts]
 
     def embed(self, texts: list[str]) -> torch.Tensor:
-        tokens = self.tokenizer(texts, context_length=self.token_limit).to(self.device)
-        return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
+        tokens = self.tokenizer(texts, context_length=self.token_limit)
+        # encode_text adds the whole positional table: pad a shorter limit back to the model's length
+        # (0 = padding; the pooled token is the end-of-text token, the largest id).
+        tokens = F.pad(tokens, (0, self.model.context_length - tokens.shape[1]))
+        return F.normalize(self.model.encode_text(tokens.to(self.device)).float(), dim=-1)

@@ -9,7 +9,8 @@ from pathlib import Path
 from mmrec.evaluation.report import EvaluationReport
 from mmrec.pipeline.recommend import RecommendResult
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
-from mmrec.settings import RECOMMENDERS, Settings
+from mmrec.registry import RECOMMENDERS
+from mmrec.settings import Settings
 
 STAGES = ("synth", "preprocess", "split", "cache", "train", "evaluate", "recommend")
 
@@ -36,7 +37,7 @@ def run_demo(
     recommend_users: int = 3,
     progress: ProgressCallback = null_progress,
 ) -> DemoResult:
-    """Run every stage with `settings` (configs/demo.yaml puts everything under demo/)."""
+    """Run every stage with `settings` (mmrec/configs/demo.yaml puts everything under demo/)."""
     from mmrec.pipeline.cache import run_cache_precompute
     from mmrec.pipeline.data import run_synth
     from mmrec.pipeline.evaluate import run_evaluate

@@ -24,9 +24,9 @@ from mmrec.evaluation.evaluator import ModelEvaluation, evaluate_model
 from mmrec.evaluation.plots import write_plots
 from mmrec.evaluation.report import SAMPLED_NOTE, EvaluationReport, write_predictions, write_report
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
-from mmrec.recommenders import create_recommender
+from mmrec.recommenders import RECOMMENDERS, create_recommender
 from mmrec.recommenders.base import Recommender
-from mmrec.settings import RECOMMENDERS, Settings
+from mmrec.settings import Settings
 
 
 def load_recommender(

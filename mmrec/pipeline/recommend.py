@@ -13,8 +13,8 @@ import torch
 
 from mmrec.data.tables import load_interactions, load_items
 from mmrec.device import resolve_device
-from mmrec.errors import ConfigError, DataError
-from mmrec.fileio import atomic_write_json
+from mmrec.errors import ConfigError
+from mmrec.fileio import atomic_write_json, read_text_file
 from mmrec.inference.diversity import (
     SimilarityFn,
     embedding_similarity,
@@ -87,10 +87,8 @@ def select_users(
     """Requested users in order, without duplicates: explicit ids, then the file, then a seeded sample."""
     chosen = [str(u) for u in users or []]
     if user_file is not None:
-        path = Path(user_file)
-        if not path.is_file():
-            raise DataError(f"User file {path} does not exist.", hint="One user id per line.")
-        chosen += [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        text = read_text_file(user_file, "User file", hint="Pass a text file with one user id per line.")
+        chosen += [line.strip() for line in text.splitlines() if line.strip()]
     if sample_users:
         rng = np.random.default_rng(seed)
         already = set(chosen)  # sample beyond the explicitly named users

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mmrec.registry import Registry
+from mmrec.registry import RECOMMENDERS  # declared in the bottom layer; the classes register below it
 
-RECOMMENDERS: Registry[type[Recommender]] = Registry("recommender")
+__all__ = ["RECOMMENDERS", "Recommender"]
 
 
 class Recommender(ABC):

@@ -35,32 +35,32 @@ class NullTracker:
 
 
 class WandbTracker:
-    """Logs to Weights & Biases; without an API key it runs offline (files under `directory`)."""
+    """Logs to Weights & Biases; without an API key it runs offline (files under `directory`).
+
+    The mode goes to `wandb.init(mode=...)`: the process environment (WANDB_MODE) is never changed,
+    so other code in the same process sees the user's own settings.
+    """
 
     def __init__(self, tracking: TrackingSettings, config: dict[str, Any], directory: Path) -> None:
         import wandb  # only here: a run without --use-wandb never imports it
 
         self.note = ""
+        mode = None  # wandb's own choice (WANDB_MODE, `wandb login`)
         if not os.environ.get("WANDB_API_KEY") and os.environ.get("WANDB_MODE") != "disabled":
-            if os.environ.get("WANDB_MODE") != "offline":
-                os.environ["WANDB_MODE"] = "offline"
+            mode = "offline"
             self.note = (
                 f"wandb: no WANDB_API_KEY, logging offline to {directory}/wandb "
                 "(upload later with `wandb sync`)."
             )
         directory.mkdir(parents=True, exist_ok=True)
+        run_args = dict(project=tracking.wandb_project, name=tracking.wandb_run_name, config=config,
+                        dir=str(directory))
         try:
-            self.run = wandb.init(
-                project=tracking.wandb_project, name=tracking.wandb_run_name, config=config, dir=str(directory)
-            )
+            self.run = wandb.init(**run_args, mode=mode)
         except Exception as exc:  # noqa: BLE001 - wandb raises its own error types for network/auth problems
             log.warning("wandb online init failed (%s); retrying offline", exc)
-            os.environ["WANDB_MODE"] = "offline"
             self.note = f"wandb: could not reach the server ({exc}); logging offline to {directory}/wandb."
-            self.run = wandb.init(
-                project=tracking.wandb_project, name=tracking.wandb_run_name, config=config, dir=str(directory),
-                mode="offline",
-            )
+            self.run = wandb.init(**run_args, mode="offline")
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         self.run.log(metrics, step=step)

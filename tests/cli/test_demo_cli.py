@@ -3,21 +3,38 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+import mmrec
 from mmrec.cli.app import app
+from mmrec.cli.demo import demo_config
+from mmrec.settings import load_settings
 
 runner = CliRunner()
 
 
+def test_demo_config_is_package_data_found_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no configs/ folder here
+    path = demo_config()
+    assert path.is_file() and path.parent.parent == Path(mmrec.__file__).parent
+    assert str(load_settings(path).settings.paths.data_dir) == "demo/raw"
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["mmrec"]
+    assert any(path.relative_to(Path(mmrec.__file__).parent).match(p) for p in patterns)  # ships in wheels
+
+
 @pytest.mark.slow
-def test_demo_runs_every_stage_and_writes_results(tmp_path):
+def test_demo_runs_every_stage_and_writes_results(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # from a folder without the repository's files, with the packaged config
     result = runner.invoke(app, [
-        "demo", "--config", "configs/demo.yaml", "--out", str(tmp_path), "--users", "40", "--items", "30",
+        "demo", "--out", str(tmp_path / "out"), "--users", "40", "--items", "30",
         "--epochs", "1", "--recommend-users", "2", "--device", "cpu",
     ])
+    tmp_path = tmp_path / "out"
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "results" / "evaluation.json").read_text())
     assert list(report["models"]) == ["multimodal", "random", "popularity", "item_knn", "user_knn"]

@@ -51,3 +51,19 @@ def test_bad_options_exit_2(config, args, message):
     result = runner.invoke(app, ["evaluate", "-c", str(config), "--recommender-type", "random", *args])
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_save_predictions_onto_a_directory_is_refused_before_any_work(config, tmp_path):
+    result = runner.invoke(app, ["evaluate", "-c", str(config), "--recommender-type", "random",
+                                 "--save-predictions", str(tmp_path)])
+    assert result.exit_code == 2 and "is a directory" in " ".join(result.output.replace("│", " ").split())
+
+
+def test_recommender_type_completes_the_registered_names():
+    from mmrec.registry import RECOMMENDERS
+
+    env = {"_MMREC_COMPLETE": "complete_bash", "COMP_WORDS": "mmrec evaluate --recommender-type ", "COMP_CWORD": "3"}
+    result = runner.invoke(app, [], env=env, prog_name="mmrec")
+    assert result.output.split() == RECOMMENDERS.names()
+    env["COMP_WORDS"] = "mmrec recommend --recommender-type item"
+    assert runner.invoke(app, [], env=env, prog_name="mmrec").output.split() == ["item_knn"]

@@ -49,3 +49,30 @@ def test_user_file_sample_users_and_include_seen(config, tmp_path):
 def test_no_users_is_a_clear_error(config):
     result = runner.invoke(app, ["recommend", "-c", str(config), "--recommender-type", "random"])
     assert result.exit_code == 2 and "No users" in result.output
+
+
+def _recommend(config, *args):
+    return runner.invoke(app, ["recommend", "-c", str(config), "--recommender-type", "popularity", *args])
+
+
+def _flat(output: str) -> str:
+    return " ".join(output.replace("│", " ").split())
+
+
+def test_user_file_that_is_not_utf8_is_a_clear_error(config, tmp_path):
+    file = tmp_path / "users.txt"
+    file.write_bytes("u001\nj\xfcrgen\n".encode("latin-1"))
+    result = _recommend(config, "--user-file", str(file))
+    assert result.exit_code == 2 and "DataError" in result.output and "not UTF-8" in _flat(result.output)
+
+
+def test_user_file_that_is_a_directory_says_so(config, tmp_path):
+    result = _recommend(config, "--user-file", str(tmp_path))
+    assert result.exit_code == 2 and "is a directory" in _flat(result.output)
+    assert "does not exist" not in _flat(result.output)
+
+
+def test_output_that_is_a_directory_is_refused_before_any_work(config, tmp_path):
+    result = _recommend(config, "--users", "u001", "--output", str(tmp_path))
+    assert result.exit_code == 2 and "ConfigError" in result.output
+    assert "is a directory" in _flat(result.output)

@@ -1,11 +1,27 @@
+"""The backbone registries: settings accept exactly their names, and every registered backbone keeps
+the Backbone contract on tiny random weights (timm style: registering a backbone puts it under test)."""
+
+import pytest
+import torch
+from pydantic import ValidationError
+from safetensors.torch import save_file
+
+from mmrec.features.extract import embed_pixels
 from mmrec.features.registry import TEXT_BACKBONES, VISION_BACKBONES, backbone_availability
-from mmrec.settings import TEXT_BACKBONES as TEXT_NAMES
-from mmrec.settings import VISION_BACKBONES as VISION_NAMES
+from mmrec.settings import FeaturesSettings
+
+BACKBONES = [("vision", n) for n in VISION_BACKBONES.names()] + [("text", n) for n in TEXT_BACKBONES.names()]
+TEXTS = ["A short one.", "A considerably longer sentence about ships, sailors and the open sea at night.", ""]
 
 
-def test_registries_match_the_settings_names():
-    assert sorted(VISION_BACKBONES.names()) == sorted(VISION_NAMES)
-    assert sorted(TEXT_BACKBONES.names()) == sorted(TEXT_NAMES)
+def test_settings_accept_every_registered_name_and_list_them_for_others():
+    for modality, name in BACKBONES:
+        assert getattr(FeaturesSettings(**{f"{modality}_backbone": name}), f"{modality}_backbone") == name
+    for modality, registry in (("vision", VISION_BACKBONES), ("text", TEXT_BACKBONES)):
+        with pytest.raises(ValidationError, match=f"registered: {', '.join(registry.names())}"):
+            FeaturesSettings(**{f"{modality}_backbone": "no-such-backbone"})
+    defaults = FeaturesSettings()
+    assert defaults.vision_backbone in VISION_BACKBONES and defaults.text_backbone in TEXT_BACKBONES
 
 
 def test_every_backbone_declares_dim_and_default_source():
@@ -17,6 +33,81 @@ def test_every_backbone_declares_dim_and_default_source():
 
 def test_availability_lists_every_backbone_and_finds_the_offline_defaults():
     rows = {(row.modality, row.name): row for row in backbone_availability()}
-    assert len(rows) == len(VISION_NAMES) + len(TEXT_NAMES)
+    assert list(rows) == BACKBONES
     assert rows[("vision", "efficientnet-lite")].available and rows[("vision", "efficientnet-lite")].dim == 1280
     assert rows[("text", "sentence-bert")].available and rows[("text", "sentence-bert")].dim == 384
+
+
+# Tiny random weights for each registered backbone: (tmp_path, request) -> the explicit weights path.
+def _torchvision_file(builder: str):
+    def make(tmp_path, request):
+        from torchvision import models
+
+        state = getattr(models, builder)(weights=None).state_dict()
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "w.safetensors"))
+        return str(tmp_path / "w.safetensors")
+
+    return make
+
+
+def _efficientnet_lite_file(tmp_path, request):
+    from efficientnet_lite_pytorch import EfficientNet
+
+    torch.save(EfficientNet.from_name("efficientnet-lite0").state_dict(), tmp_path / "lite.pth")
+    return str(tmp_path / "lite.pth")
+
+
+def _tiny_clip_file(tmp_path, request):
+    from mmrec.features.vision import ClipVision
+
+    tiny_arch = request.getfixturevalue("tiny_clip_classes")[0].arch  # registered with open_clip
+    request.getfixturevalue("monkeypatch").setattr(ClipVision, "arch", tiny_arch)  # ClipText reads it too
+    return str(request.getfixturevalue("tiny_clip_checkpoint"))
+
+
+def _hf_text_dir(name: str):
+    return lambda tmp_path, request: str(request.getfixturevalue("tiny_hf_text_dirs")[name])
+
+
+TINY_WEIGHTS = {
+    ("vision", "efficientnet-lite"): _efficientnet_lite_file,
+    ("vision", "resnet"): _torchvision_file("resnet50"),
+    ("vision", "convnext"): _torchvision_file("convnext_tiny"),
+    ("vision", "clip"): _tiny_clip_file,
+    ("vision", "dino"): lambda tmp_path, request: str(request.getfixturevalue("tiny_dino_dir")),
+    **{("text", name): _hf_text_dir(name) for name in ("sentence-bert", "bert", "roberta", "mpnet")},
+    ("text", "clip"): _tiny_clip_file,
+}
+
+
+FULL_SIZE = {("vision", "efficientnet-lite"), ("vision", "resnet"), ("vision", "convnext")}  # real architecture
+
+
+def test_every_registered_backbone_has_tiny_weights_for_the_contract_test():
+    assert sorted(TINY_WEIGHTS) == sorted(BACKBONES), "add a tiny-weights recipe for the new backbone"
+
+
+@pytest.mark.parametrize("modality,name", BACKBONES)
+def test_backbone_contract(modality, name, tmp_path, request, build):
+    """resolve(explicit) -> a stable weights identity; load -> the registered class; embed -> [B, dim]
+    finite float32 rows that do not depend on the rest of the batch."""
+    cls = (VISION_BACKBONES if modality == "vision" else TEXT_BACKBONES).get(name)
+    explicit = TINY_WEIGHTS[(modality, name)](tmp_path, request)
+    source = cls.resolve(explicit, allow_download=False)
+    assert source.origin == "explicit" and source.weights_id
+    assert cls.resolve(explicit, allow_download=False).weights_id == source.weights_id
+    if modality == "vision":
+        backbone = cls.load(source).to("cpu")
+        pixels = torch.stack([backbone.transform(build.striped()), backbone.transform(build.blob())])
+        features, first_alone = embed_pixels(backbone, pixels), embed_pixels(backbone, pixels[:1])
+    else:
+        backbone = cls.load(source, max_tokens=16).to("cpu")
+        with torch.inference_mode():
+            features, first_alone = backbone.embed(TEXTS), backbone.embed(TEXTS[:1])
+        assert max(backbone.token_lengths(TEXTS * 10)) <= 16 and backbone.weights_id.endswith("@t16")
+    assert isinstance(backbone, cls) and backbone.weights_id and backbone.dim > 0
+    if (modality, name) in FULL_SIZE:
+        assert backbone.dim == cls.nominal_dim
+    assert features.shape == (len(pixels) if modality == "vision" else len(TEXTS), backbone.dim)
+    assert features.dtype == torch.float32 and torch.isfinite(features).all()
+    torch.testing.assert_close(first_alone[0], features[0], rtol=1e-4, atol=1e-4)

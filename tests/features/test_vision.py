@@ -1,4 +1,5 @@
-"""Every vision backbone's real loading + forward code on a tiny random model; the real default for real."""
+"""Vision-specific behaviour (wrong weights, CLIP normalisation, the real default); the loading contract of
+every registered backbone is in test_registry.py."""
 
 import pytest
 import torch
@@ -7,7 +8,7 @@ from safetensors.torch import save_file
 
 from mmrec.errors import WeightsNotFoundError
 from mmrec.features.extract import embed_pixels, iter_vision_features
-from mmrec.features.vision import ConvNeXtTiny, DinoV2Small, EfficientNetLite, ResNet50
+from mmrec.features.vision import ResNet50
 
 
 def _random_state_file(model, path):
@@ -22,40 +23,12 @@ def _check(backbone, image, dim):
     assert torch.isfinite(features).all()
 
 
-@pytest.mark.parametrize("cls,builder,dim", [
-    (ResNet50, "resnet50", 2048),
-    (ConvNeXtTiny, "convnext_tiny", 768),
-])
-def test_torchvision_backbones_load_an_explicit_safetensors_file(tmp_path, build, cls, builder, dim):
-    from torchvision import models
-
-    path = _random_state_file(getattr(models, builder)(weights=None), tmp_path / "w.safetensors")
-    backbone = cls.load(cls.resolve(path, allow_download=False))
-    assert backbone.dim == dim and backbone.source.origin == "explicit"
-    _check(backbone, build.striped(), dim)
-
-
-def test_efficientnet_lite_loads_an_explicit_pth(tmp_path, build):
-    from efficientnet_lite_pytorch import EfficientNet
-
-    path = tmp_path / "lite.pth"
-    torch.save(EfficientNet.from_name("efficientnet-lite0").state_dict(), path)
-    backbone = EfficientNetLite.load(EfficientNetLite.resolve(str(path), allow_download=False))
-    _check(backbone, build.blob(), 1280)
-
-
 def test_wrong_architecture_weights_are_a_clear_error(tmp_path):
     from torchvision import models
 
     path = _random_state_file(models.resnet18(weights=None), tmp_path / "r18.safetensors")
     with pytest.raises(WeightsNotFoundError, match="do not fit the 'resnet'"):
         ResNet50.load(ResNet50.resolve(path, allow_download=False))
-
-
-def test_dino_loads_an_explicit_model_folder(tiny_dino_dir, build):
-    backbone = DinoV2Small.load(DinoV2Small.resolve(str(tiny_dino_dir), allow_download=False))
-    assert backbone.dim == 32
-    _check(backbone, build.striped(), 32)
 
 
 def test_clip_image_tower_loads_an_explicit_checkpoint(tiny_clip_checkpoint, tiny_clip_classes, build):

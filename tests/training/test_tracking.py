@@ -1,3 +1,4 @@
+import os
 import sys
 import types
 
@@ -16,6 +17,21 @@ class FakeRun:
         self.finished = True
 
 
+def _fake_wandb(monkeypatch, fail_first: bool = False):
+    fake = types.ModuleType("wandb")
+    calls = []
+
+    def init(**kwargs):
+        calls.append(kwargs)
+        if fail_first and len(calls) == 1:
+            raise RuntimeError("server unreachable")
+        return FakeRun(**kwargs)
+
+    fake.init = init
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    return calls
+
+
 def test_without_flag_nothing_is_imported(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", None)  # importing wandb would now raise ImportError
     tracker = make_tracker(TrackingSettings(), {}, tmp_path)
@@ -23,19 +39,33 @@ def test_without_flag_nothing_is_imported(tmp_path, monkeypatch):
 
 
 def test_wandb_without_api_key_goes_offline_and_logs(tmp_path, monkeypatch):
-    fake = types.ModuleType("wandb")
-    fake.init = lambda **kwargs: FakeRun(**kwargs)
-    monkeypatch.setitem(sys.modules, "wandb", fake)
+    _fake_wandb(monkeypatch)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     tracker = make_tracker(TrackingSettings(use_wandb=True, wandb_project="p", wandb_run_name="r"),
                            {"model": {"embedding_dim": 8}}, tmp_path)
     assert isinstance(tracker, WandbTracker)
-    import os
-
-    assert os.environ["WANDB_MODE"] == "offline" and "offline" in tracker.note
+    assert tracker.run.kwargs["mode"] == "offline" and "offline" in tracker.note
+    assert "WANDB_MODE" not in os.environ  # the mode goes to wandb.init, not into the environment
     assert tracker.run.kwargs["project"] == "p" and tracker.run.kwargs["name"] == "r"
     assert tracker.run.kwargs["config"] == {"model": {"embedding_dim": 8}}
     tracker.log({"train/loss": 1.0}, step=3)
     tracker.finish()
     assert tracker.run.logged == [(3, {"train/loss": 1.0})] and tracker.run.finished
+
+
+def test_wandb_with_api_key_leaves_the_mode_to_wandb(tmp_path, monkeypatch):
+    calls = _fake_wandb(monkeypatch)
+    monkeypatch.setenv("WANDB_API_KEY", "k")
+    monkeypatch.setenv("WANDB_MODE", "online")
+    tracker = make_tracker(TrackingSettings(use_wandb=True), {}, tmp_path)
+    assert calls[0]["mode"] is None and tracker.note == "" and os.environ["WANDB_MODE"] == "online"
+
+
+def test_unreachable_server_retries_offline_without_touching_the_environment(tmp_path, monkeypatch):
+    calls = _fake_wandb(monkeypatch, fail_first=True)
+    monkeypatch.setenv("WANDB_API_KEY", "k")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    tracker = make_tracker(TrackingSettings(use_wandb=True), {}, tmp_path)
+    assert [c["mode"] for c in calls] == [None, "offline"] and "could not reach" in tracker.note
+    assert "WANDB_MODE" not in os.environ

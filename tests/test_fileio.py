@@ -1,0 +1,71 @@
+"""Atomic writes: the final file replaces the old one whole and gets the mode any other file would."""
+
+import os
+import stat
+
+import pytest
+
+from mmrec.errors import ConfigError, DataError
+from mmrec.fileio import (
+    atomic_path,
+    atomic_write_json,
+    atomic_write_text,
+    check_output_file,
+    read_json,
+    read_text_file,
+)
+
+
+@pytest.fixture
+def set_umask():
+    """os.umask for one test; the previous umask is restored afterwards."""
+    previous = os.umask(0o022)
+    yield os.umask
+    os.umask(previous)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o002], ids=oct)
+def test_atomic_files_follow_the_umask(tmp_path, set_umask, mask):
+    set_umask(mask)
+    atomic_write_text(tmp_path / "a.txt", "hello")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("hello")  # how any other file the user creates comes out
+    mode = stat.S_IMODE((tmp_path / "a.txt").stat().st_mode)
+    assert mode == 0o666 & ~mask == stat.S_IMODE(plain.stat().st_mode)
+
+
+def test_atomic_write_replaces_and_leaves_no_temp_file(tmp_path):
+    target = tmp_path / "sub" / "x.json"
+    atomic_write_json(target, {"a": 1})
+    atomic_write_json(target, {"a": 2})
+    assert read_json(target) == {"a": 2}
+    assert sorted(p.name for p in target.parent.iterdir()) == ["x.json"]
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path):
+    target = tmp_path / "x.txt"
+    atomic_write_text(target, "old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["x.txt"]
+
+
+def test_writing_onto_a_directory_or_under_a_file_is_a_config_error(tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="is a directory"):
+        atomic_write_text(tmp_path / "folder", "y")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        atomic_write_text(tmp_path / "file" / "out.json", "y")
+    assert check_output_file(tmp_path / "new" / "out.json") == tmp_path / "new" / "out.json"
+
+
+def test_read_text_file_names_what_is_wrong(tmp_path):
+    (tmp_path / "latin1.txt").write_bytes(b"caf\xe9")
+    cases = {tmp_path / "latin1.txt": "not UTF-8", tmp_path: "is a directory", tmp_path / "no.txt": "does not exist"}
+    for path, expected in cases.items():
+        with pytest.raises(DataError, match=expected):
+            read_text_file(path, "User file")
+    (tmp_path / "ok.txt").write_text("héllo", encoding="utf-8")
+    assert read_text_file(tmp_path / "ok.txt", "User file") == "héllo"
