@@ -26,9 +26,10 @@ class Context:
     image: np.ndarray  # [n_items, 1280] EfficientNet-Lite0 poster features, catalogue order
     text: np.ndarray  # [n_items, 384] MiniLM features, catalogue order
     threads: int = 1
-    data_dir: Path | None = None  # the MovieLens folder (mmrec's own pipeline imports from it)
-    workdir: Path | None = None  # bench work dir: mmrec's inputs, feature store and checkpoints go here
+    data_dir: Path | None = None  # the MovieLens folder of the text variant (mmrec's own pipeline imports it)
+    workdir: Path | None = None  # the variant's work dir: mmrec's inputs, feature store and checkpoints go here
     log: Callable[[str], None] = print
+    posters: Path | None = None  # {item_id}.jpg posters, or None when the dataset has none
 
 
 @dataclass
