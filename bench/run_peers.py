@@ -56,7 +56,8 @@ def pending(runs_dir: Path, systems: list[BenchSystem], protocol: str, variant: 
     """(systems still to run for this key, names skipped because their result is stored)."""
     todo, skipped = [], []
     for system in systems:
-        if protocol == "coldstart" and not system.cold_capable:
+        if (protocol == "coldstart" and not system.cold_capable) or (
+                system.protocols is not None and protocol not in system.protocols):
             continue
         if not redo and is_done(runs_dir, RunKey(protocol, variant, seed, system.name)):
             skipped.append(system.name)
