@@ -103,6 +103,10 @@ def run_matrix(args: argparse.Namespace, layout: Layout, log) -> None:
     if not any(s.library == "mmrec" for s in available):
         log("mmrec systems unavailable (mmrec.pipeline.train / mmrec.recommenders.multimodal not importable)")
     chosen = [s for s in available if args.systems is None or s.name in args.systems]
+    from bench.peers.systems.cornac_deep import unavailable
+
+    for name, reason in unavailable().items():
+        log(f"peer {name} not run: {reason}")
     variants = args.text_variants or available_variants(args.data_dir)
     for variant in variants:
         dataset = load_dataset(args.data_dir, variant, layout.variant_dir(variant))
