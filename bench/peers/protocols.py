@@ -119,6 +119,8 @@ class Split:
     frames: dict[str, pd.DataFrame]
     matrices: dict[str, sp.csr_matrix]  # "train"/"val"/"test": [n_users, n_items] binary
     cold_items: np.ndarray | None  # catalogue indices ranked among themselves (coldstart only)
+    folder: Path | None = None  # where the split files are (mmrec trains on them directly)
+    seed: int = 0
 
     @property
     def n_users(self) -> int:
@@ -146,4 +148,4 @@ def load_split(folder: str | Path) -> Split:
         cols = part["item_id"].map(item_index).to_numpy()
         matrices[name] = interaction_matrix(rows, cols, len(users), len(items))
     cold = np.array([item_index[i] for i in meta["cold_items"]], dtype=np.int64) if meta["cold_items"] else None
-    return Split(meta["protocol"], users, items, frames, matrices, cold)
+    return Split(meta["protocol"], users, items, frames, matrices, cold, folder.resolve(), int(meta.get("seed", 0)))

@@ -1,17 +1,25 @@
-"""Write a protocol's results: JSON (everything), a markdown table, one PNG plot."""
+"""Merge the stored results into per-protocol tables: JSON, markdown (mean ± std over seeds), PNG.
+
+Rows: one per (text variant, system), metrics averaged over the split seeds it ran on. Comparison:
+per variant, mmrec-multimodal against the best peer (every non-mmrec system, highest mean test
+NDCG@10), with a paired Wilcoxon signed-rank test over per-user NDCG@10 for each seed.
+"""
 
 from __future__ import annotations
 
 import io
-import json
 import os
+from collections import defaultdict
 import platform
 from pathlib import Path
 from typing import Any
 
 from bench.peers.evaluation import REPORTED
-from bench.peers.tuning import SystemResult
+from bench.peers.runs import StoredRun
+from bench.peers.significance import paired_wilcoxon
 from mmrec.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+MMREC_SYSTEM = "mmrec-multimodal"
 
 HEADERS = {"ndcg@10": "NDCG@10", "ndcg@20": "NDCG@20", "recall@10": "Recall@10", "recall@20": "Recall@20",
            "precision@10": "P@10", "hit_rate@10": "HR@10", "mrr": "MRR"}
@@ -34,52 +42,133 @@ def machine_info() -> dict[str, Any]:
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
 
 
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    std = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0
+    return mean, std
+
+
+def summarize(runs: list[StoredRun]) -> dict[str, Any]:
+    """One protocol's runs -> {"rows": per (variant, system) mean/std, "comparisons": per variant}."""
+    groups: dict[tuple[str, str], list[StoredRun]] = defaultdict(list)
+    for run in runs:
+        groups[(run.key.variant, run.key.system)].append(run)
+    rows = []
+    for (variant, system), members in groups.items():
+        members.sort(key=lambda r: r.key.seed)
+        row = {"variant": variant, "system": system, "library": members[0].result.library,
+               "seeds": [r.key.seed for r in members], "mean": {}, "std": {},
+               "best_config_per_seed": {str(r.key.seed): r.result.best_config for r in members}}
+        for metric in REPORTED:
+            row["mean"][metric], row["std"][metric] = _mean_std([r.result.test[metric] for r in members])
+        for cost in ("fit_s", "score_s", "tune_s", "peak_rss_mib"):
+            row[cost] = _mean_std([getattr(r.result, cost) for r in members])[0]
+        rows.append(row)
+    rows.sort(key=lambda r: (r["variant"], -r["mean"]["ndcg@10"], r["system"]))
+    return {"rows": rows, "comparisons": [_compare(variant, rows, groups) for variant in sorted({r["variant"] for r in rows})]}
+
+
+def _compare(variant: str, rows: list[dict], groups: dict[tuple[str, str], list[StoredRun]]) -> dict[str, Any]:
+    """mmrec-multimodal vs the best peer of `variant` (highest mean test NDCG@10 over the seeds mmrec ran on).
+
+    Paired per seed: Wilcoxon signed-rank over the per-user test NDCG@10 of the two systems.
+    """
+    mine = next((r for r in rows if r["variant"] == variant and r["system"] == MMREC_SYSTEM), None)
+    peers = [r for r in rows if r["variant"] == variant and r["library"] != "mmrec"]
+    if mine is None or not peers:
+        return {"variant": variant, "mmrec": mine is not None, "best_peer": None}
+    seeds = set(mine["seeds"])
+
+    def on_mmrec_seeds(row: dict, metric: str) -> float:  # the peer's mean over the seeds mmrec ran on
+        values = [r.result.test[metric] for r in groups[(variant, row["system"])] if r.key.seed in seeds]
+        return sum(values) / len(values) if values else float("-inf")
+
+    best = max(peers, key=lambda r: on_mmrec_seeds(r, "ndcg@10"))
+    best_recall = max(peers, key=lambda r: on_mmrec_seeds(r, "recall@20"))
+    peer_ndcg, peer_recall = on_mmrec_seeds(best, "ndcg@10"), on_mmrec_seeds(best_recall, "recall@20")
+    peer_runs = {r.key.seed: r.result for r in groups[(variant, best["system"])]}
+    tests = {}
+    for run in groups[(variant, MMREC_SYSTEM)]:
+        other = peer_runs.get(run.key.seed)
+        if other is not None and run.result.test_users and other.test_users:
+            tests[str(run.key.seed)] = paired_wilcoxon(run.result.test_users, run.result.test_ndcg10_per_user,
+                                                       other.test_users, other.test_ndcg10_per_user)
+    return {"variant": variant, "mmrec": True, "seeds": sorted(seeds), "best_peer": best["system"],
+            "mmrec_ndcg@10": mine["mean"]["ndcg@10"], "peer_ndcg@10": peer_ndcg,
+            "ratio_ndcg@10": mine["mean"]["ndcg@10"] / peer_ndcg if peer_ndcg > 0 else None,
+            "best_peer_recall@20": best_recall["system"], "mmrec_recall@20": mine["mean"]["recall@20"],
+            "peer_recall@20": peer_recall, "wilcoxon_per_seed": tests}
+
+
 def _fmt_config(config: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in config.items()) or "-"
 
 
-def markdown_table(protocol: str, results: list[SystemResult], header: dict[str, Any]) -> str:
+def markdown_table(protocol: str, summary: dict[str, Any], header: dict[str, Any]) -> str:
     lines = [f"# Peer benchmark — `{protocol}` protocol (test split, tuned on validation)", ""]
     for key, value in header.items():
         if isinstance(value, dict):
             value = ", ".join(f"{k}={v}" for k, v in value.items())
-        lines.append(f"- {key}: {value}")
-    lines.append("")
-    cols = [HEADERS[m] for m in REPORTED] + ["fit s", "score s", "peak MiB", "best config (val NDCG@10)"]
-    lines.append("| System | Library | " + " | ".join(cols) + " |")
-    lines.append("|" + "---|" * (len(cols) + 2))
-    best = {m: max(r.test[m] for r in results) for m in REPORTED}
-    for r in results:
-        cells = [f"**{r.test[m]:.4f}**" if r.test[m] == best[m] else f"{r.test[m]:.4f}" for m in REPORTED]
-        cells += [f"{r.fit_s:.1f}", f"{r.score_s:.2f}", f"{r.peak_rss_mib:.0f}",
-                  f"{_fmt_config(r.best_config)} ({r.val['ndcg@10']:.4f})"]
-        lines.append(f"| {r.name} | {r.library} | " + " | ".join(cells) + " |")
+        if isinstance(value, list):
+            lines.append(f"- {key}:")
+            lines.extend(f"  - {item}" for item in value)
+        else:
+            lines.append(f"- {key}: {value}")
+    lines += ["", "## mmrec-multimodal vs the best peer (every non-mmrec system)", "",
+              "Peer means here are over the seeds mmrec-multimodal ran on (`seeds`).", "",
+              "| variant | seeds | mmrec NDCG@10 | best peer | peer NDCG@10 | ratio | mmrec Recall@20 | best peer (Recall@20) "
+              "| peer Recall@20 | paired Wilcoxon p per seed (NDCG@10 per user; wins/losses) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for c in summary["comparisons"]:
+        if not c["best_peer"]:
+            lines.append(f"| {c['variant']} | {'no mmrec-multimodal run' if not c['mmrec'] else 'no peer run'} "
+                         "| | | | | | | | |")
+            continue
+        tests = "; ".join(f"seed {seed}: p={t['p_value']:.2g} ({t['wins']}/{t['losses']})"
+                          for seed, t in c["wilcoxon_per_seed"].items()) or "-"
+        ratio = "-" if c["ratio_ndcg@10"] is None else f"{c['ratio_ndcg@10']:.3f}x"
+        lines.append(f"| {c['variant']} | {','.join(map(str, c['seeds']))} | {c['mmrec_ndcg@10']:.4f} | {c['best_peer']} | {c['peer_ndcg@10']:.4f} | "
+                     f"{ratio} | {c['mmrec_recall@20']:.4f} | {c['best_peer_recall@20']} | "
+                     f"{c['peer_recall@20']:.4f} | {tests} |")
+    cols = [HEADERS[m] for m in REPORTED] + ["fit s", "score s", "peak MiB", "best config per seed"]
+    lines += ["", "## All systems (mean ± std over the seeds each ran on)", "",
+              "| variant | system | library | seeds | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 4)]
+    rows = summary["rows"]
+    best = {(r["variant"], m): max(x["mean"][m] for x in rows if x["variant"] == r["variant"])
+            for r in rows for m in REPORTED}
+    for r in rows:
+        cells = []
+        for m in REPORTED:
+            text = f"{r['mean'][m]:.4f} ± {r['std'][m]:.4f}" if len(r["seeds"]) > 1 else f"{r['mean'][m]:.4f}"
+            cells.append(f"**{text}**" if r["mean"][m] == best[(r["variant"], m)] else text)
+        configs = "; ".join(f"{seed}: {_fmt_config(c)}" for seed, c in r["best_config_per_seed"].items())
+        cells += [f"{r['fit_s']:.1f}", f"{r['score_s']:.2f}", f"{r['peak_rss_mib']:.0f}", configs]
+        lines.append(f"| {r['variant']} | {r['system']} | {r['library']} | {','.join(map(str, r['seeds']))} | "
+                     + " | ".join(cells) + " |")
     lines += ["", "fit s = wall seconds of the selected config's fit; score s = scoring + ranking all test users once;",
-              "peak MiB = peak process RSS above the pre-fit RSS during that fit and the test scoring (psutil, 5 ms).",
-              "Best value per metric in bold. Metrics: mmrec.evaluation.full_ranking (checked against Cornac)."]
+              "peak MiB = peak process RSS above the pre-fit RSS during that fit and the test scoring (psutil, 5 ms);",
+              "all three are means over seeds. Best mean per metric and variant in bold. Metrics:",
+              "mmrec.evaluation.full_ranking (checked against Cornac). Wilcoxon: two-sided, scipy.stats.wilcoxon."]
     return "\n".join(lines) + "\n"
 
 
-def plot(protocol: str, results: list[SystemResult]) -> bytes:
-    """PNG: NDCG@10 and Recall@20 per system, and fit seconds (log scale)."""
+def plot(protocol: str, summary: dict[str, Any]) -> bytes:
+    """PNG: mean test NDCG@10 (± std over seeds) per system, one panel per text variant."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [r.name for r in results]
-    x = range(len(names))
-    fig, (quality, speed) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [2, 1]})
-    width = 0.4
-    quality.bar([i - width / 2 for i in x], [r.test["ndcg@10"] for r in results], width, label="NDCG@10")
-    quality.bar([i + width / 2 for i in x], [r.test["recall@20"] for r in results], width, label="Recall@20")
-    quality.set_xticks(list(x), names, rotation=30, ha="right")
-    quality.set_title(f"{protocol}: test quality (tuned on validation)")
-    quality.legend()
-    speed.bar(list(x), [max(r.fit_s, 1e-3) for r in results], color="gray")
-    speed.set_yscale("log")
-    speed.set_xticks(list(x), names, rotation=30, ha="right")
-    speed.set_title("fit seconds (log)")
+    variants = sorted({r["variant"] for r in summary["rows"]})
+    fig, axes = plt.subplots(1, len(variants), figsize=(7 * len(variants), 4.5), squeeze=False)
+    for axis, variant in zip(axes[0], variants):
+        rows = [r for r in summary["rows"] if r["variant"] == variant]
+        x = range(len(rows))
+        axis.bar(list(x), [r["mean"]["ndcg@10"] for r in rows], yerr=[r["std"]["ndcg@10"] for r in rows],
+                 color=["tab:red" if r["system"] == MMREC_SYSTEM else "tab:blue" for r in rows])
+        axis.set_xticks(list(x), [r["system"] for r in rows], rotation=40, ha="right")
+        axis.set_title(f"{protocol}, text {variant}: test NDCG@10 (mean ± std over seeds)")
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
@@ -87,23 +176,31 @@ def plot(protocol: str, results: list[SystemResult]) -> bytes:
     return buffer.getvalue()
 
 
-def write_protocol_report(out_dir: Path, protocol: str, results: list[SystemResult],
-                          header: dict[str, Any], extra: dict[str, Any]) -> list[Path]:
-    """bench/results/peers_<protocol>.{json,md,png}; returns the paths written."""
-    stem = out_dir / f"peers_{protocol}"
-    payload = {"protocol": protocol, **header, **extra, "systems": [r.to_json() for r in results]}
-    atomic_write_json(stem.with_suffix(".json"), payload)
-    atomic_write_text(stem.with_suffix(".md"), markdown_table(protocol, results, header))
-    atomic_write_bytes(stem.with_suffix(".png"), plot(protocol, results))
-    return [stem.with_suffix(s) for s in (".json", ".md", ".png")]
+def _header(runs: list[StoredRun]) -> dict[str, Any]:
+    contexts = {(r.key.variant, r.key.seed): r.context for r in runs}
+    first = next(iter(contexts.values()))
+    return {
+        "data": sorted({c["data"] for c in contexts.values()}),
+        "split": [f"{variant}, seed {seed}: {c['split']}" for (variant, seed), c in sorted(contexts.items())],
+        "machine": first.get("machine", {}),
+        "metric_check_vs_cornac_max_abs_diff": max(c.get("metric_check_vs_cornac_max_abs_diff", 0.0)
+                                                   for c in contexts.values()),
+    }
 
 
-def merge_previous(out_dir: Path, protocol: str, results: list[SystemResult]) -> list[SystemResult]:
-    """Previous peers_<protocol>.json systems not rerun now, then this run's, in the previous order."""
-    path = out_dir / f"peers_{protocol}.json"
-    if not path.is_file():
-        return results
-    fresh = {r.name: r for r in results}
-    previous = [SystemResult(**entry) for entry in json.loads(path.read_text())["systems"]]
-    merged = [fresh.pop(r.name, r) for r in previous]
-    return merged + list(fresh.values())
+def write_reports(out_dir: Path, runs: list[StoredRun]) -> list[Path]:
+    """out_dir/peers_<protocol>.{json,md,png} for every protocol with stored runs; returns the paths."""
+    written = []
+    for protocol in sorted({r.key.protocol for r in runs}):
+        mine = [r for r in runs if r.key.protocol == protocol]
+        summary = summarize(mine)
+        header = _header(mine)
+        stem = Path(out_dir) / f"peers_{protocol}"
+        per_seed = [{"variant": r.key.variant, "seed": r.key.seed,
+                     **{k: v for k, v in r.result.to_json().items() if k not in ("test_users", "test_ndcg10_per_user")}}
+                    for r in mine]
+        atomic_write_json(stem.with_suffix(".json"), {"protocol": protocol, **header, **summary, "runs": per_seed})
+        atomic_write_text(stem.with_suffix(".md"), markdown_table(protocol, summary, header))
+        atomic_write_bytes(stem.with_suffix(".png"), plot(protocol, summary))
+        written += [stem.with_suffix(s) for s in (".json", ".md", ".png")]
+    return written

@@ -18,7 +18,7 @@ from typing import Any, Self
 
 import psutil
 
-from bench.peers.evaluation import SELECTION_METRIC, evaluate
+from bench.peers.evaluation import SELECTION_METRIC, evaluate, evaluate_per_user
 from bench.peers.protocols import Split
 from bench.peers.systems import BenchSystem, Context
 
@@ -67,6 +67,8 @@ class SystemResult:
     grid: list[dict[str, Any]] = field(default_factory=list)
     val_per_config: list[float] = field(default_factory=list)
     notes: str = ""
+    test_users: list[str] = field(default_factory=list)  # evaluated test users, for paired tests
+    test_ndcg10_per_user: list[float] = field(default_factory=list)  # aligned with test_users
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,10 +98,11 @@ def tune_and_test(system: BenchSystem, split: Split, ctx: Context,
     config, scorer, val, fit_s, fit_mib = best
     with PeakRss() as memory:
         start = time.perf_counter()
-        test = evaluate(split, scorer, "test")
+        test, test_users, per_user = evaluate_per_user(split, scorer, "test")
         score_s = time.perf_counter() - start
     return SystemResult(
         name=system.name, library=system.library, best_config=config, val=val, test=test, fit_s=fit_s,
         score_s=score_s, tune_s=tune_s, peak_rss_mib=max(fit_mib, memory.peak_mib), grid=system.grid,
-        val_per_config=val_scores, notes=system.notes,
+        val_per_config=val_scores, notes=system.notes, test_users=test_users,
+        test_ndcg10_per_user=[round(float(v), 6) for v in per_user],
     )

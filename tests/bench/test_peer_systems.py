@@ -49,7 +49,8 @@ def test_implicit_item_knn_scores_give_implicits_own_top10(split, ctx):
 
 def test_tuning_selects_on_validation_and_reports(split, ctx, tmp_path):
     pytest.importorskip("psutil")
-    from bench.peers.report import write_protocol_report
+    from bench.peers.report import write_reports
+    from bench.peers.runs import RunKey, load_runs, save_run
     from bench.peers.tuning import tune_and_test
 
     results = [tune_and_test(system, split, ctx) for system in CONTENT_SYSTEMS]
@@ -57,11 +58,15 @@ def test_tuning_selects_on_validation_and_reports(split, ctx, tmp_path):
     assert len(content.val_per_config) == 3
     assert content.val["ndcg@10"] == max(content.val_per_config)
     assert content.fit_s >= 0 and content.score_s > 0
-    paths = write_protocol_report(tmp_path, "random", results, {"data": "synthetic"}, {})
+    assert len(content.test_users) == content.test["n_users"] == len(content.test_ndcg10_per_user)
+    for result in results:
+        save_run(tmp_path / "runs", RunKey("random", "tags", 0, result.name), result,
+                 {"data": "synthetic", "split": "random, seed 0"})
+    paths = write_reports(tmp_path, load_runs(tmp_path / "runs"))
     assert [p.exists() for p in paths] == [True, True, True]
     payload = json.loads(paths[0].read_text())
-    assert [s["name"] for s in payload["systems"]] == ["ContentKNN", "Random"]
-    assert "| ContentKNN | bench |" in paths[1].read_text()
+    assert {r["system"] for r in payload["rows"]} == {"ContentKNN", "Random"}
+    assert "| tags | ContentKNN | bench | 0 |" in paths[1].read_text()
 
 
 def test_grid_budget_is_enforced(split, ctx):

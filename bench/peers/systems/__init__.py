@@ -26,9 +26,10 @@ class Context:
     image: np.ndarray  # [n_items, 1280] EfficientNet-Lite0 poster features, catalogue order
     text: np.ndarray  # [n_items, 384] MiniLM features, catalogue order
     threads: int = 1
-    data_dir: Path | None = None  # the MovieLens folder (mmrec's own pipeline imports from it)
-    workdir: Path | None = None  # bench work dir: mmrec's inputs, feature store and checkpoints go here
+    data_dir: Path | None = None  # the MovieLens folder of the text variant (mmrec's own pipeline imports it)
+    workdir: Path | None = None  # the variant's work dir: mmrec's inputs, feature store and checkpoints go here
     log: Callable[[str], None] = print
+    posters: Path | None = None  # {item_id}.jpg posters, or None when the dataset has none
 
 
 @dataclass
@@ -38,16 +39,19 @@ class BenchSystem:
     grid: list[dict[str, Any]]
     fit: Callable[[Split, dict[str, Any], Context], Scorer]
     cold_capable: bool = False  # can score items with no training interaction
+    protocols: tuple[str, ...] | None = None  # the protocols it runs on (None: every protocol it can)
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def all_systems() -> list[BenchSystem]:
     """Every peer system in report order (mmrec systems are added by systems.mmrec when available)."""
-    from bench.peers.systems import content, cornac_models, implicit_models, mmrec
+    from bench.peers.systems import content, cornac_deep, cornac_models, cornac_multimodal, implicit_models, mmrec
 
     return [
         *cornac_models.SYSTEMS,
+        *cornac_deep.SYSTEMS,
+        *cornac_multimodal.SYSTEMS,
         *implicit_models.SYSTEMS,
         *content.SYSTEMS,
         *mmrec.systems(),

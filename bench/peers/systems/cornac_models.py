@@ -45,6 +45,23 @@ def _generic_scorer(model, split: Split, train_set) -> Scorer:
     return score
 
 
+def image_train_set(split: Split, ctx: Context, normalisation: str):
+    """Cornac training set with the poster features as its item_image modality; returns (set, features).
+
+    normalisation "unit": L2-normalised rows (raw CNN activations are large and all-positive); "raw": as is.
+    """
+    from cornac.data import ImageModality
+
+    train_set = _train_set(split, ctx.seed)
+    features = ctx.image.astype(np.float32)
+    if normalisation == "unit":
+        features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    modality = ImageModality(features=features, ids=list(split.items), normalized=False)
+    modality.build(id_map=train_set.iid_map)
+    train_set.add_modalities(item_image=modality)
+    return train_set, features
+
+
 def fit_most_pop(split: Split, config: dict, ctx: Context) -> Scorer:
     from cornac.models import MostPop
 
@@ -71,18 +88,11 @@ def fit_ease(split: Split, config: dict, ctx: Context) -> Scorer:
 def fit_vbpr(split: Split, config: dict, ctx: Context) -> Scorer:
     """VBPR with the EfficientNet-Lite0 poster features; unseen items scored by the visual part only."""
     import torch
-    from cornac.data import ImageModality
     from cornac.models import VBPR
 
     torch.manual_seed(ctx.seed)
-    train_set = _train_set(split, ctx.seed)
+    train_set, features = image_train_set(split, ctx, config["features"])
     users, cols = _index_maps(split, train_set)
-    features = ctx.image.astype(np.float32)
-    if config["features"] == "unit":  # L2-normalised rows: raw CNN activations are large and all-positive
-        features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    modality = ImageModality(features=features, ids=list(split.items), normalized=False)
-    modality.build(id_map=train_set.iid_map)
-    train_set.add_modalities(item_image=modality)
     model = VBPR(k=config["k"], k2=config["k"], n_epochs=config["n_epochs"], batch_size=config["batch_size"],
                  learning_rate=config["learning_rate"], lambda_w=config["lambda_w"], lambda_b=config["lambda_w"],
                  lambda_e=config["lambda_e"], seed=ctx.seed, verbose=False)

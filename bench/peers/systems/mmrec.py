@@ -68,7 +68,7 @@ def prepare_inputs(split: Split, ctx: Context) -> Path:
         return root
     settings = load_settings(None, _base_overrides(root)).settings
     ctx.log("  mmrec: importing MovieLens with mmrec's importer")
-    run_import_movielens(settings, Path(ctx.data_dir), root / "raw", posters=Path(ctx.data_dir) / "posters")
+    run_import_movielens(settings, Path(ctx.data_dir), root / "raw", posters=ctx.posters)
     # The same catalogue and the same positives as every peer (rating >= 4, 5-core).
     items = pd.read_csv(root / "raw" / settings.data.item_info_file, dtype={"item_id": str}, keep_default_na=False)
     items = items[items["item_id"].isin(set(split.items))]
@@ -91,8 +91,8 @@ def fit_multimodal(split: Split, config: dict, ctx: Context) -> Scorer:
 
     root = prepare_inputs(split, ctx)
     tag = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in sorted(config.items())) or "default"
-    checkpoints = root / "checkpoints" / split.protocol / tag
-    overrides = {**_base_overrides(root), "paths.splits_dir": str(_split_folder(ctx, split)),
+    checkpoints = checkpoint_root(ctx, split) / tag
+    overrides = {**_base_overrides(root), "paths.splits_dir": str(split.folder),
                  "paths.checkpoint_dir": str(checkpoints), "training.seed": ctx.seed,
                  # Model selection ranks what the protocol ranks: on coldstart, the held-out items only
                  # (they are exactly the catalogue items without train interactions).
@@ -114,8 +114,9 @@ def fit_multimodal(split: Split, config: dict, ctx: Context) -> Scorer:
     return _scorer(recommender, split)
 
 
-def _split_folder(ctx: Context, split: Split) -> Path:
-    return Path(ctx.workdir).resolve() / "splits" / split.protocol
+def checkpoint_root(ctx: Context, split: Split) -> Path:
+    """Checkpoints of every grid config for this split: {mmrec root}/checkpoints/seed{k}/{protocol}/."""
+    return _mmrec_root(ctx) / "checkpoints" / f"seed{split.seed}" / split.protocol
 
 
 # Within the peers' budget (<= 6 configs): two two-tower settings (user-history length with its

@@ -1,0 +1,62 @@
+"""One JSON file per finished (protocol, text variant, seed, system) result, so a run can resume.
+
+Each file is written atomically as soon as its system finishes; a rerun skips the keys whose file
+exists (unless asked to redo them) and the tables are rebuilt from every file present.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.peers.tuning import SystemResult
+from mmrec.errors import DataError
+from mmrec.fileio import atomic_write_json
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+@dataclass(frozen=True)
+class RunKey:
+    protocol: str
+    variant: str
+    seed: int
+    system: str
+
+    def path(self, runs_dir: Path) -> Path:
+        """runs_dir/{variant}/seed{k}/{protocol}/{system}.json, every part path-safe."""
+        parts = [_UNSAFE.sub("_", p).strip(".") or "_" for p in (self.variant, self.protocol, self.system)]
+        return Path(runs_dir) / parts[0] / f"seed{int(self.seed)}" / parts[1] / f"{parts[2]}.json"
+
+
+@dataclass
+class StoredRun:
+    key: RunKey
+    context: dict[str, Any]  # dataset, split and machine description of the run
+    result: SystemResult
+
+
+def is_done(runs_dir: Path, key: RunKey) -> bool:
+    return key.path(runs_dir).is_file()
+
+
+def save_run(runs_dir: Path, key: RunKey, result: SystemResult, context: dict[str, Any]) -> Path:
+    path = key.path(runs_dir)
+    atomic_write_json(path, {"key": asdict(key), "context": context, "result": result.to_json()})
+    return path
+
+
+def load_runs(runs_dir: Path) -> list[StoredRun]:
+    """Every stored result under `runs_dir`, sorted by key; DataError names a file that cannot be read."""
+    runs = []
+    for path in sorted(Path(runs_dir).glob("*/seed*/*/*.json")):
+        try:
+            payload = json.loads(path.read_text())
+            runs.append(StoredRun(RunKey(**payload["key"]), payload["context"], SystemResult(**payload["result"])))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"cannot read benchmark result {path}: {exc}",
+                            hint="delete that file; the next run recomputes it") from None
+    return sorted(runs, key=lambda r: (r.key.protocol, r.key.variant, r.key.seed, r.key.system))

@@ -1,0 +1,106 @@
+"""Resumable benchmark: one stored result per (protocol, variant, seed, system), skipped on rerun, merged."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root: `bench` is not installed
+
+from movielens_fixtures import write_ml100k
+
+import bench.peers.features as features
+import bench.peers.tuning as tuning
+from bench.peers.features import ItemFeatures
+from bench.peers.report import summarize
+from bench.peers.runs import RunKey, StoredRun, load_runs
+from bench.peers.tuning import SystemResult
+from bench.run_peers import main
+from mmrec.errors import DataError
+
+
+@pytest.fixture
+def fake_features(monkeypatch):
+    """Random features instead of EfficientNet/MiniLM: the runner's bookkeeping is under test here."""
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(features, "image_features",
+                        lambda posters, items, d: ItemFeatures(rng.random((len(items), 8), dtype=np.float32), 0))
+    monkeypatch.setattr(features, "text_features",
+                        lambda texts, d: ItemFeatures(rng.random((len(texts), 4), dtype=np.float32), 0))
+
+
+def _args(tmp_path, data):
+    return ["--data-dir", str(data), "--workdir", str(tmp_path / "work"), "--results-dir", str(tmp_path / "results"),
+            "--protocols", "random", "--systems", "Random", "MostPop", "--seeds", "0", "1"]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_rerun_skips_stored_results_and_merge_rebuilds_tables(tmp_path, monkeypatch, fake_features, capsys):
+    pytest.importorskip("cornac")
+    data = write_ml100k(tmp_path / "ml-100k", n_users=30, n_items=80, density=0.3)  # Cornac's check needs >= 20 candidates
+    assert main(_args(tmp_path, data)) == 0
+    runs_dir = tmp_path / "results" / "ml-100k" / "runs"
+    stored = sorted(p.relative_to(runs_dir).as_posix() for p in runs_dir.rglob("*.json"))
+    assert stored == ["no-tags/seed0/random/MostPop.json", "no-tags/seed0/random/Random.json",
+                      "no-tags/seed1/random/MostPop.json", "no-tags/seed1/random/Random.json"]
+    table = (tmp_path / "results" / "ml-100k" / "peers_random.md").read_text()
+    assert "ml-100k (ml-100k layout)" in table and "ml-latest-small" not in table
+    assert "| no-tags | MostPop | cornac | 0,1 |" in table and " ± " in table
+
+    # Rerun: nothing is fitted again (a fit would raise), the tables are rebuilt from the files.
+    def no_fit(*_args, **_kwargs):
+        raise AssertionError("a stored result was recomputed")
+
+    monkeypatch.setattr(tuning, "tune_and_test", no_fit)
+    (tmp_path / "results" / "ml-100k" / "peers_random.md").unlink()
+    assert main(_args(tmp_path, data)) == 0
+    assert "stored, skipped: MostPop, Random" in capsys.readouterr().out
+    assert (tmp_path / "results" / "ml-100k" / "peers_random.md").read_text() == table
+
+    # --only-merge touches no data at all: the data folder may be gone.
+    (tmp_path / "results" / "ml-100k" / "peers_random.md").unlink()
+    assert main([*_args(tmp_path, data), "--only-merge"]) == 0
+    assert (tmp_path / "results" / "ml-100k" / "peers_random.md").read_text() == table
+
+
+def _result(name: str, library: str, per_user: list[float]) -> SystemResult:
+    metrics = {m: float(np.mean(per_user)) for m in ("ndcg@10", "ndcg@20", "recall@10", "recall@20",
+                                                     "precision@10", "hit_rate@10", "mrr")}
+    return SystemResult(name, library, {}, metrics, metrics, 1.0, 0.1, 1.0, 1.0,
+                        test_users=[f"u{i}" for i in range(len(per_user))], test_ndcg10_per_user=per_user)
+
+
+def test_summary_compares_mmrec_with_the_best_peer_over_seeds():
+    rng = np.random.default_rng(0)
+    runs = []
+    for seed in (0, 1, 2):
+        base = rng.random(40)
+        for name, library, values in (("EASE", "cornac", base), ("ItemKNN", "implicit", base * 0.5),
+                                      ("mmrec-item_knn", "mmrec", base * 2.0),  # mmrec's baselines are no peers
+                                      ("mmrec-multimodal", "mmrec", base + 0.1)):
+            runs.append(StoredRun(RunKey("random", "tags", seed, name), {}, _result(name, library, list(values))))
+    summary = summarize(runs)
+    (comparison,) = summary["comparisons"]
+    assert comparison["best_peer"] == "EASE"
+    assert set(comparison["wilcoxon_per_seed"]) == {"0", "1", "2"}
+    assert all(t["wins"] == 40 and t["p_value"] < 1e-6 for t in comparison["wilcoxon_per_seed"].values())
+    ease = next(r for r in summary["rows"] if r["system"] == "EASE")
+    assert ease["seeds"] == [0, 1, 2] and ease["std"]["ndcg@10"] > 0
+
+
+def test_unreadable_result_file_is_named(tmp_path):
+    path = RunKey("random", "tags", 0, "EASE").path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    with pytest.raises(DataError, match="EASE.json"):
+        load_runs(tmp_path)
+
+
+def test_run_key_paths_stay_inside_the_runs_dir(tmp_path):
+    path = RunKey("random", "../../x", 0, "a/b").path(tmp_path)
+    assert tmp_path in path.parents and path.name == "a_b.json"
+    assert json.dumps(str(path))
