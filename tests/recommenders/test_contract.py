@@ -48,7 +48,7 @@ def multimodal_kwargs(project):
     path = find_checkpoint(settings.paths.checkpoint_dir, settings.features.combo,
                            name=settings.inference.checkpoint_name)
     return {"checkpoint_path": path, "items": items, "cache_dir": settings.paths.cache_dir,
-            "cache": settings.cache, "checkpoint_dir": settings.paths.checkpoint_dir, "device": "cpu"}
+            "cache": settings.cache, "device": "cpu"}
 
 
 @pytest.fixture(params=RECOMMENDERS.names())
