@@ -336,10 +336,10 @@ class TuneSettings(Section):
     )
     n_trials: int = Field(20, ge=1, description="trials the study holds when done (finished + pruned)")
     timeout_s: float | None = Field(None, gt=0.0, description="start no new trial after this many seconds")
-    search_space: dict[str, SearchDimension] = Field(
+    search_space: dict[str, SearchDimension | None] = Field(
         default_factory=lambda: {name: SearchDimension(**spec) for name, spec in DEFAULT_SEARCH_SPACE.items()},
         description="dotted setting -> {type: float|int|categorical, low, high, log, step, choices}; entries "
-        "merge over the defaults (null drops one)",
+        "merge over the defaults; null stops searching one",
     )
     params: list[str] | None = Field(None, description="search only these search_space names (null = all)")
     pruner_startup_trials: int = Field(3, ge=0, description="trials finished before median pruning starts")
@@ -353,13 +353,11 @@ class TuneSettings(Section):
     def _merge_over_defaults(cls, value: Any) -> Any:
         if not isinstance(value, dict):
             return value
-        merged: dict[str, Any] = dict(DEFAULT_SEARCH_SPACE)
-        merged.update(value)
-        return {name: spec for name, spec in merged.items() if spec is not None}
+        return {**DEFAULT_SEARCH_SPACE, **value}  # a null entry stays, so a dumped section loads back the same
 
     @field_validator("search_space")
     @classmethod
-    def _known_settings(cls, value: dict[str, SearchDimension]) -> dict[str, SearchDimension]:
+    def _known_settings(cls, value: dict[str, SearchDimension | None]) -> dict[str, SearchDimension | None]:
         for name, dimension in value.items():
             section, _, key = name.partition(".")
             if section not in TUNABLE_SECTIONS:
@@ -369,7 +367,7 @@ class TuneSettings(Section):
             if key not in fields:
                 raise ValueError(f"unknown setting {name!r}; {section} has: {', '.join(fields)}")
             adapter = TypeAdapter(Annotated[fields[key].annotation, fields[key]])
-            for sample in dimension.samples():
+            for sample in dimension.samples() if dimension is not None else ():
                 try:
                     adapter.validate_python(sample)
                 except ValidationError as exc:
@@ -379,17 +377,17 @@ class TuneSettings(Section):
 
     @model_validator(mode="after")
     def _params_in_space(self) -> TuneSettings:
-        unknown = [name for name in self.params or () if name not in self.search_space]
+        unknown = [name for name in self.params or () if self.search_space.get(name) is None]
         if unknown:
-            raise ValueError(f"tune.params names {', '.join(unknown)}, not in tune.search_space "
-                             f"({', '.join(self.search_space)})")
+            raise ValueError(f"tune.params names {', '.join(unknown)}, not in tune.search_space")
         if self.params is not None and not self.params:
             raise ValueError("tune.params is empty: list at least one search_space name, or null for all")
         return self
 
     def space(self) -> dict[str, SearchDimension]:
         """The dimensions searched: search_space restricted to `params` when given."""
-        return {name: dim for name, dim in self.search_space.items() if self.params is None or name in self.params}
+        return {name: dim for name, dim in self.search_space.items()
+                if dim is not None and (self.params is None or name in self.params)}
 
 
 class Settings(BaseSettings):
