@@ -12,7 +12,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -29,12 +28,7 @@ TUNE = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(root: Path, **tune) -> Path:

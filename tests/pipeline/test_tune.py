@@ -39,23 +39,22 @@ def tiny_settings(root: Path, **tune):
     return load_settings(config, overrides).settings, config
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory):
     """A finished 3-trial study on a project whose test split file was deleted first."""
+    previous = torch.get_num_threads()  # module scope: set up before the per-test one_torch_thread
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("tune")
     settings, config = tiny_settings(root)
     (root / "splits" / "test.csv").unlink()  # tuning must not need (or read) test data
     events: list[ProgressEvent] = []
-    result = run_tune(settings, progress=events.append)
+    try:
+        result = run_tune(settings, progress=events.append)
+    finally:
+        torch.set_num_threads(previous)
     return root, settings, config, result, events
 
 
