@@ -8,6 +8,7 @@ split is never opened.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import time
 from dataclasses import replace
@@ -88,6 +89,9 @@ def train_trial(settings: Settings, trial: optuna.Trial, progress: ProgressCallb
 
 def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> TuneResult:
     """Run (or continue) the study `settings.tune.study_name` until it holds `tune.n_trials` finished trials."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("mmrec tune runs its trials one after another in one process, not under torchrun.",
+                          hint="Run `mmrec tune` without torchrun; train the best config with torchrun after.")
     tune = settings.tune
     space = tune.space()
     for name, dimension in space.items():  # cross-field checks (e.g. embedding_dim % num_heads) on the base
@@ -103,22 +107,24 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(
             storage=f"sqlite:///{storage}", study_name=tune.study_name, load_if_exists=True, direction="maximize",
-            sampler=optuna.samplers.TPESampler(seed=settings.training.seed),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=tune.pruner_startup_trials,
                                                n_warmup_steps=tune.pruner_warmup_epochs + 1),
         )
         identity = {"monitor": settings.training.monitor, "split": split_fingerprint,
                     "space": {name: dim.model_dump() for name, dim in space.items()}}
         check_compatible(study, identity, storage)
+        # A resumed study must not redraw the first run's random start-up values: offset the seed by
+        # the trials already stored (a fresh study uses training.seed itself).
+        study.sampler = optuna.samplers.TPESampler(seed=settings.training.seed + len(study.trials))
         retried = retry_interrupted(study)
         if retried:
             notes.append(f"Retrying {len(retried)} interrupted trial(s): {', '.join(map(str, retried))}.")
-            progress(ProgressEvent("tune", message=notes[-1]))
+            progress(ProgressEvent("tune", message=notes[-1], done=True))
         finished = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
         resumed_with = finished
         if finished:
             notes.append(f"Resumed study {tune.study_name!r} with {finished} finished trial(s) from {storage}.")
-            progress(ProgressEvent("tune", message=notes[-1]))
+            progress(ProgressEvent("tune", message=notes[-1], done=True))
 
         def objective(trial: optuna.Trial) -> float:
             params = {name: suggest(trial, name, dimension) for name, dimension in space.items()}

@@ -150,6 +150,7 @@ def test_an_interrupted_study_continues_from_its_stored_trials(tmp_path, stop):
     assert after[0].value == before[0].value  # kept, not retrained
     assert after[1].state == "FAIL" and after[2].params == before[1].params  # the interrupted trial, again
     assert sum(t.state in ("COMPLETE", "PRUNED") for t in result.trials) == 3 and len(result.trials) == 4
+    assert after[3].params != after[0].params  # the resumed sampler does not redraw the first run's values
 
 
 def test_same_seed_gives_the_same_study(tmp_path):
@@ -184,6 +185,13 @@ def test_invalid_space_for_the_base_settings_and_empty_validation_are_refused(tm
     val = tmp_path / "splits" / "val.csv"
     val.write_text(val.read_text().splitlines()[0] + "\n")
     with pytest.raises(DataError, match="validation split"):
+        run_tune(settings)
+
+
+def test_tune_refuses_torchrun(tmp_path, monkeypatch):
+    settings, _ = tiny_settings(tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="not under torchrun"):
         run_tune(settings)
 
 
