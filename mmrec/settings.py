@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from mmrec.errors import ConfigError
@@ -268,6 +276,131 @@ class TrackingSettings(Section):
     wandb_run_name: str | None = None
 
 
+# Sections whose settings `mmrec tune` may search (the rest describe data and files, not the model).
+TUNABLE_SECTIONS = ("model", "training", "features")
+
+
+class SearchDimension(Section):
+    """One searched setting: a float/int range (optionally log-scaled or stepped) or a list of choices."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = Field(False, description="sample on a log scale (low must be > 0)")
+    step: float | None = Field(None, gt=0.0, description="grid step of a float/int range (not with log)")
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SearchDimension:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical dimension needs a non-empty `choices` list")
+            if self.low is not None or self.high is not None or self.log or self.step is not None:
+                raise ValueError("a categorical dimension takes only `choices` (no low/high/log/step)")
+            return self
+        if self.choices is not None:
+            raise ValueError(f"a {self.type} dimension takes low/high, not `choices`")
+        if self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError(f"a {self.type} dimension needs low < high, got low={self.low}, high={self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log-scaled dimension needs low > 0, got {self.low}")
+        if self.log and self.step is not None:
+            raise ValueError("`log` and `step` cannot be combined")
+        if self.type == "int" and any(v is not None and float(v) != int(v) for v in (self.low, self.high, self.step)):
+            raise ValueError("an int dimension needs whole-number low/high/step")
+        return self
+
+    def samples(self) -> list[Any]:
+        """Values the setting must accept: the choices, or both ends and a fractional point of a float range."""
+        if self.type == "categorical":
+            return list(self.choices or [])
+        assert self.low is not None and self.high is not None
+        if self.type == "int":
+            return [int(self.low), int(self.high)]
+        return [self.low, self.high, self.low + 0.37 * (self.high - self.low)]
+
+
+def _dimension(kind: str, **spec: Any) -> dict[str, Any]:
+    return {"type": kind, **spec}
+
+
+# The default search space of `mmrec tune`: the model, loss and item-item settings that matter most.
+DEFAULT_SEARCH_SPACE: dict[str, dict[str, Any]] = {
+    "model.embedding_dim": _dimension("categorical", choices=[32, 64, 128]),
+    "model.dropout": _dimension("float", low=0.0, high=0.3),
+    "model.id_dropout": _dimension("float", low=0.0, high=0.5),
+    "model.user_history_length": _dimension("int", low=0, high=50, step=10),
+    "model.item_item_l2": _dimension("float", low=10.0, high=2000.0, log=True),
+    "model.item_item_content_weight": _dimension("float", low=0.0, high=50.0),
+    "training.learning_rate": _dimension("float", low=1e-4, high=1e-2, log=True),
+    "training.weight_decay": _dimension("float", low=1e-8, high=1e-2, log=True),
+    "training.epochs": _dimension("int", low=5, high=30),
+}
+
+
+class TuneSettings(Section):
+    """`mmrec tune`: an Optuna study over the search space, chosen on validation only."""
+
+    study_name: str = Field(
+        "mmrec", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="study name; the study lives in results_dir/tune/<name>.db and resumes under the same name",
+    )
+    n_trials: int = Field(20, ge=1, description="trials the study holds when done (finished + pruned)")
+    timeout_s: float | None = Field(None, gt=0.0, description="start no new trial after this many seconds")
+    search_space: dict[str, SearchDimension | None] = Field(
+        default_factory=lambda: {name: SearchDimension(**spec) for name, spec in DEFAULT_SEARCH_SPACE.items()},
+        description="dotted setting -> {type: float|int|categorical, low, high, log, step, choices}; entries "
+        "merge over the defaults; null stops searching one",
+    )
+    params: list[str] | None = Field(None, description="search only these search_space names (null = all)")
+    pruner_startup_trials: int = Field(3, ge=0, description="trials finished before median pruning starts")
+    pruner_warmup_epochs: int = Field(1, ge=0, description="epochs of a trial never pruned")
+    keep_checkpoints: Literal["best", "all"] = Field(
+        "best", description="keep the checkpoints of the best trial only, or of every trial"
+    )
+
+    @field_validator("search_space", mode="before")
+    @classmethod
+    def _merge_over_defaults(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return {**DEFAULT_SEARCH_SPACE, **value}  # a null entry stays, so a dumped section loads back the same
+
+    @field_validator("search_space")
+    @classmethod
+    def _known_settings(cls, value: dict[str, SearchDimension | None]) -> dict[str, SearchDimension | None]:
+        for name, dimension in value.items():
+            section, _, key = name.partition(".")
+            if section not in TUNABLE_SECTIONS:
+                raise ValueError(f"cannot search {name!r}: use a setting of {', '.join(TUNABLE_SECTIONS)} "
+                                 "(section.key, e.g. training.learning_rate)")
+            fields = Settings.model_fields[section].annotation.model_fields  # type: ignore[union-attr]
+            if key not in fields:
+                raise ValueError(f"unknown setting {name!r}; {section} has: {', '.join(fields)}")
+            adapter = TypeAdapter(Annotated[fields[key].annotation, fields[key]])
+            for sample in dimension.samples() if dimension is not None else ():
+                try:
+                    adapter.validate_python(sample)
+                except ValidationError as exc:
+                    reason = exc.errors()[0]["msg"]
+                    raise ValueError(f"{name} cannot take {sample!r} from its search range: {reason}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _params_in_space(self) -> TuneSettings:
+        unknown = [name for name in self.params or () if self.search_space.get(name) is None]
+        if unknown:
+            raise ValueError(f"tune.params names {', '.join(unknown)}, not in tune.search_space")
+        if self.params is not None and not self.params:
+            raise ValueError("tune.params is empty: list at least one search_space name, or null for all")
+        return self
+
+    def space(self) -> dict[str, SearchDimension]:
+        """The dimensions searched: search_space restricted to `params` when given."""
+        return {name: dim for name, dim in self.search_space.items()
+                if dim is not None and (self.params is None or name in self.params)}
+
+
 class Settings(BaseSettings):
     """Everything mmrec can be told. Build with `load_settings`, not directly, to get provenance."""
 
@@ -286,6 +419,7 @@ class Settings(BaseSettings):
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    tune: TuneSettings = Field(default_factory=TuneSettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):

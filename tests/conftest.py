@@ -28,3 +28,14 @@ def shared_movielens():
     if not os.path.isdir(path):
         pytest.skip(f"shared MovieLens data not found at {path}")
     return path
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread: tiny models train faster without thread contention on shared cores."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -67,6 +67,7 @@ _COMMAND_MODULES = (
     "encoders",
     "cache",
     "train",
+    "tune",
     "evaluate",
     "recommend",
     "checkpoints",

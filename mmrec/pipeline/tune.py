@@ -1,0 +1,220 @@
+"""run_tune: an Optuna study over settings.tune's search space, each trial one real `run_train` on validation.
+
+The study lives in SQLite (results_dir/tune/<study>.db), so rerunning the same study name continues it.
+Trials train into results_dir/tune/<study>/trial_<n>/ on a train+validation view of the split: the test
+split is never opened.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+from pydantic import ValidationError
+
+from mmrec.errors import ConfigError
+from mmrec.pipeline.train import run_train
+from mmrec.pipeline.tune_study import (
+    StudyLock,
+    TrialSummary,
+    TuneResult,
+    check_compatible,
+    retry_interrupted,
+    summarize_trials,
+    validation_only_split,
+)
+from mmrec.pipeline.tune_report import plot_study, write_best_config, write_summary
+from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
+from mmrec.settings import SearchDimension, Settings, format_validation_error
+
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def with_values(settings: Settings, values: dict[str, Any]) -> Settings:
+    """A deep copy of `settings` with dotted values assigned (each touched section validated as a whole)."""
+    copy = settings.model_copy(deep=True)
+    by_section: dict[str, dict[str, Any]] = {}
+    for dotted, value in values.items():
+        section, _, key = dotted.partition(".")
+        by_section.setdefault(section, {})[key] = value
+    for section, updates in by_section.items():
+        current = getattr(copy, section)
+        setattr(copy, section, type(current).model_validate({**current.model_dump(), **updates}))
+    return copy
+
+
+def suggest(trial: optuna.Trial, name: str, dimension: SearchDimension) -> Any:
+    """The trial's value for one search dimension."""
+    if dimension.type == "categorical":
+        return trial.suggest_categorical(name, dimension.choices)
+    assert dimension.low is not None and dimension.high is not None
+    if dimension.type == "int":
+        return trial.suggest_int(name, int(dimension.low), int(dimension.high), step=int(dimension.step or 1),
+                                 log=dimension.log)
+    return trial.suggest_float(name, dimension.low, dimension.high, step=dimension.step, log=dimension.log)
+
+
+def train_trial(settings: Settings, trial: optuna.Trial, progress: ProgressCallback) -> tuple[float, dict[str, Any]]:
+    """One `mmrec train` run as a trial: per-epoch validation -> trial.report / pruning; returns the objective.
+
+    The objective is the final validation metric run_train reports: the item-item blend's when it
+    was fitted, else the two-tower model's best epoch. This is the only place that knows run_train.
+    """
+    monitor = settings.training.monitor
+
+    def report(event: ProgressEvent) -> None:
+        if event.task == "epochs" and not event.done and monitor in event.metrics:
+            trial.report(float(event.metrics[monitor]), step=event.completed)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {event.completed}")
+            event = replace(event, message="")  # the study prints one line per trial instead
+        progress(event)
+
+    result = run_train(settings, progress=report)
+    blended = (result.item_item or {}).get("monitored")
+    value = blended if blended is not None and math.isfinite(blended) else result.best_metric
+    return float(value), {
+        "two_tower": result.best_metric,
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "item_item_blend": (result.item_item or {}).get("blend"),
+    }
+
+
+def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> TuneResult:
+    """Run (or continue) the study `settings.tune.study_name` until it holds `tune.n_trials` finished trials."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("mmrec tune runs its trials one after another in one process, not under torchrun.",
+                          hint="Run `mmrec tune` without torchrun; train the best config with torchrun after.")
+    tune = settings.tune
+    space = tune.space()
+    for name, dimension in space.items():  # cross-field checks (e.g. embedding_dim % num_heads) on the base
+        for sample in dimension.samples():
+            _trial_settings(settings, {name: sample}, f"{name}={sample!r}")
+    root = Path(settings.paths.results_dir) / "tune"
+    study_dir = root / tune.study_name
+    storage = root / f"{tune.study_name}.db"
+    start = time.perf_counter()
+    notes: list[str] = []
+    with StudyLock(root / f"{tune.study_name}.lock"):
+        split_dir, split_fingerprint = validation_only_split(Path(settings.paths.splits_dir), study_dir / "split")
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(
+            storage=f"sqlite:///{storage}", study_name=tune.study_name, load_if_exists=True, direction="maximize",
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=tune.pruner_startup_trials,
+                                               n_warmup_steps=tune.pruner_warmup_epochs + 1),
+        )
+        identity = {"monitor": settings.training.monitor, "split": split_fingerprint,
+                    "space": {name: dim.model_dump() for name, dim in space.items()}}
+        check_compatible(study, identity, storage)
+        # A resumed study must not redraw the first run's random start-up values: offset the seed by
+        # the trials already stored (a fresh study uses training.seed itself).
+        study.sampler = optuna.samplers.TPESampler(seed=settings.training.seed + len(study.trials))
+        retried = retry_interrupted(study)
+        if retried:
+            notes.append(f"Retrying {len(retried)} interrupted trial(s): {', '.join(map(str, retried))}.")
+            progress(ProgressEvent("tune", message=notes[-1], done=True))
+        finished = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
+        resumed_with = finished
+        if finished:
+            notes.append(f"Resumed study {tune.study_name!r} with {finished} finished trial(s) from {storage}.")
+            progress(ProgressEvent("tune", message=notes[-1], done=True))
+
+        def objective(trial: optuna.Trial) -> float:
+            params = {name: suggest(trial, name, dimension) for name, dimension in space.items()}
+            folder = study_dir / f"trial_{trial.number}"
+            trial_settings = _trial_settings(settings, {
+                **params, "paths.splits_dir": split_dir, "paths.checkpoint_dir": folder / "checkpoints",
+                "paths.results_dir": folder / "results",
+                "tracking.wandb_run_name": f"{tune.study_name}-trial{trial.number}",
+            }, f"trial {trial.number} ({params})")
+            trial.set_user_attr("folder", str(folder))
+            began = time.perf_counter()
+            try:
+                value, attrs = train_trial(trial_settings, trial, progress)
+            except KeyboardInterrupt:
+                trial.set_user_attr("interrupted", True)  # retried when the study is rerun
+                raise
+            finally:
+                trial.set_user_attr("seconds", round(time.perf_counter() - began, 3))
+            for key, attr in attrs.items():
+                trial.set_user_attr(key, attr)
+            return value
+
+        def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            if tune.keep_checkpoints == "best":
+                _drop_checkpoints_but_best(study, study_dir)
+            done = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
+            best = _best_value(study)
+            if trial.state == optuna.trial.TrialState.PRUNED:
+                line = f"trial {trial.number}: pruned after epoch {trial.last_step}"
+            else:
+                line = f"trial {trial.number}: val {settings.training.monitor} {trial.value:.4f}"
+            progress(ProgressEvent("trials", done, tune.n_trials, f"study {tune.study_name}",
+                                   {"best": best} if best is not None else {}, message=line))
+
+        remaining = tune.n_trials - finished
+        if remaining > 0:
+            study.optimize(objective, n_trials=remaining, timeout=tune.timeout_s, callbacks=[after_trial])
+        finished = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
+        progress(ProgressEvent("trials", finished, tune.n_trials, f"study {tune.study_name}", done=True))
+
+        trials = summarize_trials(study)
+        best = _best_trial(trials)
+        best_config = None
+        if best is not None:
+            best_config = write_best_config(with_values(settings, best.params), study_dir / "best_config.yaml",
+                                            tune.study_name, best, settings.training.monitor)
+        else:
+            notes.append("No trial finished, so there are no best settings yet; rerun to continue the study.")
+        plot, plot_note = plot_study(study, trials, settings.training.monitor, study_dir / "study.png")
+        if plot_note:
+            notes.append(plot_note)
+        result = TuneResult(
+            study_name=tune.study_name, storage=storage, study_dir=study_dir, monitor=settings.training.monitor,
+            trials=trials, best=best, resumed_with=resumed_with, retried=retried,
+            seconds=time.perf_counter() - start, best_config=best_config, plot=plot,
+            summary=study_dir / "summary.json", notes=notes,
+        )
+        write_summary(result, space)
+    return result
+
+
+def _trial_settings(settings: Settings, values: dict[str, Any], what: str) -> Settings:
+    try:
+        return with_values(settings, values)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"The settings of {what} are invalid:\n{format_validation_error(exc)}",
+            hint="Narrow tune.search_space so every value it can draw is valid with the other settings "
+                 "(e.g. embedding_dim choices divisible by model.num_heads).",
+        ) from None
+
+
+def _best_value(study: optuna.Study) -> float | None:
+    complete = [t.value for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+    return max(complete) if complete else None
+
+
+def _best_trial(trials: list[TrialSummary]) -> TrialSummary | None:
+    complete = [t for t in trials if t.state == "COMPLETE" and t.value is not None]
+    return max(complete, key=lambda t: (t.value, -t.number)) if complete else None
+
+
+def _drop_checkpoints_but_best(study: optuna.Study, study_dir: Path) -> None:
+    """Remove every finished trial's checkpoints except the best one's (tune.keep_checkpoints=best)."""
+    trials = study.get_trials(deepcopy=False)
+    best = _best_trial(summarize_trials(study))
+    for trial in trials:
+        if trial.state in FINISHED and (best is None or trial.number != best.number):
+            folder = study_dir / f"trial_{trial.number}"
+            if (folder / "checkpoints").is_dir():
+                shutil.rmtree(folder / "checkpoints")
+            if folder.is_dir() and not any(path.is_file() for path in folder.rglob("*")):  # only empty folders left
+                shutil.rmtree(folder)

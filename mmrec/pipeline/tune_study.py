@@ -1,0 +1,183 @@
+"""The bookkeeping of a tuning study: its lock, the train+validation view of the split, resume and retries."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from mmrec.errors import ConfigError, DataError
+from mmrec.fileio import atomic_path, atomic_write_text
+
+TrialState = optuna.trial.TrialState
+
+
+@dataclass
+class TrialSummary:
+    """One trial as the study stored it (value = the validation objective; None unless complete)."""
+
+    number: int
+    state: str  # COMPLETE | PRUNED | FAIL | RUNNING | WAITING
+    value: float | None
+    params: dict[str, Any]
+    last_epoch: int | None  # last epoch reported to the pruner
+    attrs: dict[str, Any] = field(default_factory=dict)  # two_tower, best_epoch, epochs_run, seconds, folder
+
+
+@dataclass
+class TuneResult:
+    """What `run_tune` did and where it wrote the study, the best settings, the plot and the summary."""
+
+    study_name: str
+    storage: Path
+    study_dir: Path
+    monitor: str
+    trials: list[TrialSummary]
+    best: TrialSummary | None
+    resumed_with: int  # trials finished before this run
+    retried: list[int]  # interrupted trials whose parameters were queued again
+    seconds: float
+    best_config: Path | None
+    plot: Path | None
+    summary: Path
+    notes: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """Trials per state, e.g. {"COMPLETE": 3, "PRUNED": 1}."""
+        counts: dict[str, int] = {}
+        for trial in self.trials:
+            counts[trial.state] = counts.get(trial.state, 0) + 1
+        return counts
+
+    def ranked(self, n: int | None = None) -> list[TrialSummary]:
+        """Complete trials, best validation value first."""
+        complete = [t for t in self.trials if t.state == "COMPLETE" and t.value is not None]
+        return sorted(complete, key=lambda t: (-t.value, t.number))[:n]
+
+
+def summarize_trials(study: optuna.Study) -> list[TrialSummary]:
+    return [
+        TrialSummary(trial.number, trial.state.name, trial.value, dict(trial.params), trial.last_step,
+                     {k: v for k, v in trial.user_attrs.items() if k not in ("interrupted", "retry_of")})
+        for trial in study.get_trials(deepcopy=False)
+    ]
+
+
+class StudyLock:
+    """One process per study: a lock file holding the owner's pid; a dead owner's lock is taken over."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> StudyLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = _lock_owner(self.path)
+                if owner is not None and owner != os.getpid() and _alive(owner):
+                    raise ConfigError(
+                        f"Study {self.path.stem!r} is being run by process {owner} (lock {self.path}).",
+                        hint="Wait for it to finish, or tune under another --study name.",
+                    ) from None
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()  # left by a killed run
+                continue
+            with os.fdopen(fd, "w") as handle:
+                handle.write(str(os.getpid()))
+            return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def _lock_owner(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def validation_only_split(splits_dir: Path, view_dir: Path) -> tuple[Path, str]:
+    """A split folder for trials: train.csv and val.csv as they are, test.csv with no rows.
+
+    Trials train on this view, so test interactions are never read. Returns the folder and a
+    fingerprint of train+val (a resumed study must see the same split).
+    """
+    digest = hashlib.sha256()
+    for name in ("train", "val"):
+        source = splits_dir / f"{name}.csv"
+        if not source.is_file():
+            raise DataError(f"Split file {source} not found.", hint="Run `mmrec split` first (with the same --config).")
+        target = view_dir / f"{name}.csv"
+        view_dir.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:  # another filesystem, or links unsupported
+            with atomic_path(target) as tmp:
+                shutil.copyfile(source, tmp)
+        with open(source, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\0")
+    with open(view_dir / "val.csv", encoding="utf-8") as handle:
+        header = handle.readline()
+        has_rows = any(line.strip() for line in handle)
+    if not has_rows:
+        raise DataError(f"The validation split {splits_dir / 'val.csv'} is empty: tuning chooses on validation.",
+                        hint="Re-run `mmrec split` with split.val_ratio > 0.")
+    atomic_write_text(view_dir / "test.csv", header)
+    return view_dir, digest.hexdigest()
+
+
+def check_compatible(study: optuna.Study, identity: dict[str, Any], storage: Path) -> None:
+    """A resumed study must keep its monitor, split and search space; a new one records them."""
+    recorded = study.user_attrs.get("mmrec")
+    if recorded is None:
+        study.set_user_attr("mmrec", identity)
+        return
+    changed = [key for key in identity if recorded.get(key) != identity[key]]
+    if changed:
+        what = {"monitor": "training.monitor", "split": "train/val split", "space": "search space"}
+        raise ConfigError(
+            f"Study {study.study_name!r} in {storage} was started with a different "
+            f"{' and '.join(what[key] for key in changed)}; its trials are not comparable with this run.",
+            hint="Tune under another --study name, or delete the .db file to start this study over.",
+        )
+
+
+def retry_interrupted(study: optuna.Study) -> list[int]:
+    """Queue again the parameters of trials a kill or Ctrl-C interrupted (once each); returns their numbers."""
+    trials = study.get_trials(deepcopy=False)
+    requeued = {t.user_attrs.get("retry_of") for t in trials}
+    storage = study._storage  # Optuna has no public call to close a trial whose process died
+    retried = []
+    for trial in trials:
+        if trial.state == TrialState.RUNNING:  # its process was killed: we hold the study's lock
+            storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        elif not (trial.state == TrialState.FAIL and trial.user_attrs.get("interrupted")):
+            continue
+        if trial.number not in requeued:
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            retried.append(trial.number)
+    return retried

@@ -1,0 +1,207 @@
+"""run_tune: an Optuna study of real training runs on validation, stored in SQLite and resumable."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+from mmrec.errors import ConfigError, DataError
+from mmrec.pipeline.train import run_train
+from mmrec.pipeline.tune import run_tune, train_trial, with_values
+from mmrec.pipeline.tune_study import StudyLock
+from mmrec.progress import ProgressEvent, null_progress
+from mmrec.settings import load_settings
+
+_spec = importlib.util.spec_from_file_location(
+    "tiny_project_for_tune", Path(__file__).resolve().parents[1] / "training" / "tiny_project.py")
+_tiny = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_tiny)
+write_tiny_project = _tiny.write_tiny_project
+
+# A tiny space: 2-3 trials of 1-2 epochs each take a few seconds.
+TINY_SPACE = {
+    "model.embedding_dim": {"type": "categorical", "choices": [8, 16]},
+    "training.epochs": {"type": "int", "low": 1, "high": 2},
+}
+TINY_PARAMS = ["model.embedding_dim", "training.learning_rate", "model.id_dropout", "training.epochs"]
+
+
+def tiny_settings(root: Path, **tune):
+    config = write_tiny_project(root, epochs=2)
+    overrides = {"tune.search_space": TINY_SPACE, "tune.params": TINY_PARAMS, "tune.n_trials": 3,
+                 "tune.pruner_startup_trials": 1, **{f"tune.{k}": v for k, v in tune.items()}}
+    return load_settings(config, overrides).settings, config
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    """A finished 3-trial study on a project whose test split file was deleted first."""
+    previous = torch.get_num_threads()  # module scope: set up before the per-test one_torch_thread
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("tune")
+    settings, config = tiny_settings(root)
+    (root / "splits" / "test.csv").unlink()  # tuning must not need (or read) test data
+    events: list[ProgressEvent] = []
+    try:
+        result = run_tune(settings, progress=events.append)
+    finally:
+        torch.set_num_threads(previous)
+    return root, settings, config, result, events
+
+
+def test_study_is_stored_in_sqlite_and_every_trial_is_a_real_training_run(tuned):
+    root, settings, _, result, events = tuned
+    assert result.storage == root / "results" / "tune" / "mmrec.db" and result.storage.is_file()
+    stored = optuna.load_study(study_name="mmrec", storage=f"sqlite:///{result.storage}")
+    assert len(stored.trials) == 3 and sum(result.counts().get(s, 0) for s in ("COMPLETE", "PRUNED")) == 3
+    assert set(result.best.params) == set(TINY_PARAMS)
+    for trial in result.trials:  # one "epochs" event per epoch trained, reported to the pruner
+        assert stored.trials[trial.number].intermediate_values
+        if trial.state == "COMPLETE":
+            assert trial.attrs["epochs_run"] == trial.params["training.epochs"]
+    assert [e.completed for e in events if e.task == "trials" and not e.done] == [1, 2, 3]
+    assert not (root / "results" / "tune" / "mmrec.lock").exists()
+
+
+def test_best_trial_is_reproduced_by_a_plain_train_run_of_its_settings(tuned):
+    root, settings, _, result, _ = tuned
+    view = root / "results" / "tune" / "mmrec" / "split"  # the split's own test.csv was deleted
+    again = run_train(with_values(settings, {**result.best.params, "paths.checkpoint_dir": root / "again",
+                                             "paths.splits_dir": view}))
+    assert again.item_item["monitored"] == pytest.approx(result.best.value)
+    assert again.best_metric == pytest.approx(result.best.attrs["two_tower"])
+
+
+def test_best_settings_yaml_loads_as_a_train_config(tuned):
+    root, settings, _, result, _ = tuned
+    assert result.best_config == root / "results" / "tune" / "mmrec" / "best_config.yaml"
+    loaded = load_settings(result.best_config).settings  # the loader `mmrec train -c` uses
+    for name, value in result.best.params.items():
+        section, _, key = name.partition(".")
+        assert getattr(getattr(loaded, section), key) == value
+    assert loaded.paths == settings.paths  # the user's folders, not a trial's
+    assert loaded.model.use_vision is False and loaded.training.device == "cpu"
+
+
+def test_plot_and_summary_are_written(tuned):
+    _, _, _, result, _ = tuned
+    assert result.plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads(result.summary.read_text())
+    assert summary["best"]["number"] == result.best.number and summary["best"]["value"] == result.best.value
+    assert summary["monitor"] == "ndcg@10" and len(summary["trials"]) == 3
+    assert set(summary["search_space"]) == set(TINY_PARAMS)
+
+
+def test_trials_never_touch_the_users_checkpoints_and_only_the_best_keeps_its_own(tuned):
+    root, _, _, result, _ = tuned
+    assert not (root / "checkpoints").exists()
+    study_dir = root / "results" / "tune" / "mmrec"
+    kept = sorted(p.parents[2].name for p in study_dir.glob("trial_*/checkpoints/*/best_model.pth"))
+    assert kept == [f"trial_{result.best.number}"]
+
+
+def test_test_split_is_never_read(tuned):
+    root, _, _, _, _ = tuned
+    assert not (root / "splits" / "test.csv").exists()  # deleted before tuning; the study still ran
+    view = root / "results" / "tune" / "mmrec" / "split" / "test.csv"
+    assert view.read_text().count("\n") == 1  # header only
+
+
+def test_a_finished_study_reruns_nothing_and_a_changed_monitor_is_refused(tuned):
+    _, settings, _, result, _ = tuned
+    again = run_tune(settings)
+    assert again.resumed_with == 3 and len(again.trials) == 3 and again.best.number == result.best.number
+    with pytest.raises(ConfigError, match="different training.monitor"):
+        run_tune(with_values(settings, {"training.monitor": "recall@5"}))
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit], ids=["ctrl-c", "killed"])
+def test_an_interrupted_study_continues_from_its_stored_trials(tmp_path, stop):
+    """Ctrl-C fails the running trial; a kill (SystemExit escapes Optuna) leaves it RUNNING. Both resume."""
+    settings, _ = tiny_settings(tmp_path, n_trials=3, pruner_startup_trials=5)
+    epochs = {"seen": 0}
+
+    def interrupt_in_second_trial(event: ProgressEvent) -> None:
+        if event.task == "epochs" and not event.done:
+            epochs["seen"] += 1
+            first_trial_epochs = optuna.load_study(study_name="mmrec", storage=storage).trials[0].params[
+                "training.epochs"]
+            if epochs["seen"] > first_trial_epochs:
+                raise stop()
+
+    storage = f"sqlite:///{tmp_path / 'results' / 'tune' / 'mmrec.db'}"
+    with pytest.raises(stop):
+        run_tune(settings, progress=interrupt_in_second_trial)
+    before = optuna.load_study(study_name="mmrec", storage=storage).trials
+    assert [t.state.name for t in before] == ["COMPLETE", "FAIL" if stop is KeyboardInterrupt else "RUNNING"]
+
+    result = run_tune(settings)
+    after = {t.number: t for t in result.trials}
+    assert result.resumed_with == 1 and result.retried == [1]
+    assert after[0].value == before[0].value  # kept, not retrained
+    assert after[1].state == "FAIL" and after[2].params == before[1].params  # the interrupted trial, again
+    assert sum(t.state in ("COMPLETE", "PRUNED") for t in result.trials) == 3 and len(result.trials) == 4
+    assert after[3].params != after[0].params  # the resumed sampler does not redraw the first run's values
+
+
+def test_same_seed_gives_the_same_study(tmp_path):
+    settings, _ = tiny_settings(tmp_path, n_trials=2)
+    first = run_tune(settings)
+    second = run_tune(with_values(settings, {"tune.study_name": "again"}))
+    assert [t.params for t in first.trials] == [t.params for t in second.trials]
+    assert [t.value for t in first.trials] == pytest.approx([t.value for t in second.trials])
+
+
+def test_train_trial_reports_each_epoch_and_prunes(tmp_path):
+    settings, _ = tiny_settings(tmp_path)
+    kept = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
+    trial = kept.ask()
+    value, attrs = train_trial(settings, trial, null_progress)
+    frozen = kept.trials[0]
+    assert sorted(frozen.intermediate_values) == [1, 2] and attrs["epochs_run"] == 2
+    assert value >= attrs["two_tower"] == max(frozen.intermediate_values.values())
+
+    pruning = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=2.0))
+    with pytest.raises(optuna.TrialPruned):
+        train_trial(with_values(settings, {"paths.checkpoint_dir": tmp_path / "p"}), pruning.ask(), null_progress)
+    assert list(pruning.trials[0].intermediate_values) == [1]  # stopped after the first validation
+
+
+def test_invalid_space_for_the_base_settings_and_empty_validation_are_refused(tmp_path):
+    settings, _ = tiny_settings(tmp_path)  # num_heads 2
+    odd = with_values(settings, {"tune.search_space": {"model.embedding_dim": {"type": "categorical",
+                                                                               "choices": [8, 9]}}})
+    with pytest.raises(ConfigError, match="embedding_dim"):
+        run_tune(odd)
+    val = tmp_path / "splits" / "val.csv"
+    val.write_text(val.read_text().splitlines()[0] + "\n")
+    with pytest.raises(DataError, match="validation split"):
+        run_tune(settings)
+
+
+def test_tune_refuses_torchrun(tmp_path, monkeypatch):
+    settings, _ = tiny_settings(tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="not under torchrun"):
+        run_tune(settings)
+
+
+def test_a_live_study_lock_is_refused_and_a_dead_ones_taken_over(tmp_path):
+    lock = tmp_path / "s.lock"
+    lock.write_text(str(os.getppid()))  # a live process that is not us
+    with pytest.raises(ConfigError, match="is being run by process"):
+        with StudyLock(lock):
+            pass
+    lock.write_text("999999999")  # no such process: a killed run's lock
+    with StudyLock(lock):
+        assert lock.read_text() == str(os.getpid())
+    assert not lock.exists()
