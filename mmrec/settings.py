@@ -185,8 +185,16 @@ class ModelSettings(Section):
         description="recency half-life (in items) of a user's training items in the item-item profile "
         "(0 = all weigh 1); null = chosen on validation",
     )
+    item_item_solver: Literal["auto", "dense", "neighbourhood"] = Field(
+        "auto",
+        description="item-item solver: dense = exact (memory items^2, time items^3), neighbourhood = each item "
+        "regresses on its item_item_neighbours nearest items (memory items x k), auto = dense up to "
+        "item_item_dense_max_items items, neighbourhood above",
+    )
+    item_item_dense_max_items: int = Field(10000, ge=1, description="largest catalogue `auto` solves densely")
+    item_item_neighbours: int = Field(128, ge=1, description="regressors per item of the neighbourhood solver")
     item_item_max_items: int = Field(
-        20000, ge=1, description="largest catalogue the item-item model is fitted for (memory grows as items^2)"
+        2_000_000, ge=1, description="largest catalogue the item-item model is fitted for at all"
     )
 
     @model_validator(mode="after")

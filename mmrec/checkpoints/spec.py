@@ -36,6 +36,7 @@ class ItemItemSpec(_Spec):
     halflife: float
     l2: float
     content_weight: float
+    neighbours: int | None = None  # k of the neighbourhood solver; None = the exact dense solver
     monitored: float | None = None  # validation metric of the chosen pair
     val: dict[str, float] = {}  # all validation metrics of the chosen pair
     val_grid: list[dict[str, float]] = []  # (halflife, blend, metric) of every pair tried

@@ -10,8 +10,9 @@ whose closed form is G = X^T X + alpha * sum_m F_m F_m^T + lambda I, P = G^-1, B
 (B_jj = 0). A user's scores are x_u B, where the profile x_u may weigh recent items more (a
 recency half-life). The content term ties items to items that look or read alike, so items with
 few (or no) interactions still get weights: it is what lifts this above plain EASE, and it scores
-cold items. Memory and time grow as n_items^2 and n_items^3, hence
-`model.item_item_max_items`.
+cold items. Memory and time grow as n_items^2 and n_items^3, so above
+`model.item_item_dense_max_items` items the neighbourhood solver (mmrec.models.item_neighbourhood)
+restricts each column to its k nearest items: memory n_items x k.
 
 The final score blends the two models after standardizing each user's row over the catalogue:
 (1 - beta) * z(two-tower) + beta * z(item-item), with beta chosen on validation by `mmrec train`.
@@ -20,7 +21,7 @@ The final score blends the two models after standardizing each user's row over t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,7 @@ import torch
 from mmrec.data.matrices import interaction_matrix
 from mmrec.models.histories import IdEncoding, ordered_pairs
 from mmrec.models.inputs import ItemInputs
+from mmrec.models.item_neighbourhood import fit_neighbourhood_weights
 from mmrec.settings import ModelSettings
 
 # Blend weights `mmrec train` tries on validation when model.item_item_blend is not fixed.
@@ -38,9 +40,9 @@ BLEND_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 HALFLIFE_GRID = (0.0, 5.0, 20.0)
 
 
-def _content_matrix(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """[n, f] float64: rows L2-normalized and centred over present items; missing rows zero."""
-    values = features.to(torch.float64)
+def _content_matrix(features: torch.Tensor, mask: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """[n, f]: rows L2-normalized and centred over present items; missing rows zero."""
+    values = features.to(dtype)
     values = values / values.norm(dim=1, keepdim=True).clamp_min(1e-12)
     present = mask.to(torch.bool)
     if present.any():
@@ -67,10 +69,15 @@ def interaction_csr(user_rows: np.ndarray, item_cols: np.ndarray, n_users: int, 
 
 @dataclass
 class ItemItemModel:
-    """B [n_items, n_items] (float32, on the scoring device) and the train matrix its users score from."""
+    """Item-item weights (float32, on the scoring device) and the train matrix its users score from.
+
+    `weights` is B [n_items, n_items] dense (the exact solver) or B^T as a sparse CSR tensor with k
+    entries per row (the neighbourhood solver, mmrec.models.item_neighbourhood); scores are x_u B either way.
+    """
 
     weights: torch.Tensor
     interactions: sp.csr_matrix  # [n_users, n_items] user profiles, rows as indexed by `scores`
+    _scipy: sp.csr_matrix | None = field(default=None, repr=False, compare=False)  # B for CPU scoring
 
     @classmethod
     def fit(
@@ -80,21 +87,26 @@ class ItemItemModel:
         l2: float,
         content_weight: float,
         device: torch.device | str = "cpu",
+        neighbours: int | None = None,
     ) -> ItemItemModel:
         """Solve for B from the 0/1 pattern of `interactions` (which also become the scoring profiles).
 
-        `content` = (features [n_items, f], present mask [n_items]) per modality.
+        `content` = (features [n_items, f], present mask [n_items]) per modality. `neighbours` None:
+        the exact dense solution (memory n^2, time n^3); k: each item regresses on its k nearest
+        neighbours only (mmrec.models.item_neighbourhood: memory n k, for large catalogues).
         """
+        matrices = [_content_matrix(features.to(device), mask.to(device),
+                                    torch.float64 if neighbours is None else torch.float32)
+                    for features, mask in content if content_weight > 0 and features.shape[1] and bool(mask.any())]
+        if neighbours is not None:
+            weights = fit_neighbourhood_weights(interactions, matrices, l2, content_weight, neighbours, device=device)
+            return cls(weights, interactions.tocsr())
         n_items = interactions.shape[1]
         binary = interactions.copy()
         binary.data[:] = 1.0
         gram = torch.as_tensor((binary.T @ binary).toarray(), dtype=torch.float64, device=device)
-        if content_weight > 0:
-            for features, mask in content:
-                if features.shape[1] == 0 or not bool(mask.any()):
-                    continue
-                f = _content_matrix(features.to(device), mask.to(device))
-                gram.addmm_(f, f.T, alpha=content_weight)
+        for f in matrices:
+            gram.addmm_(f, f.T, alpha=content_weight)
         gram.diagonal().add_(l2)
         factor, info = torch.linalg.cholesky_ex(gram)
         del gram
@@ -107,17 +119,45 @@ class ItemItemModel:
         assert weights.shape == (n_items, n_items)
         return cls(weights.to(torch.float32), interactions.tocsr())
 
+    @property
+    def is_sparse(self) -> bool:
+        return self.weights.layout == torch.sparse_csr
+
     def with_profiles(self, interactions: sp.csr_matrix) -> ItemItemModel:
         """The same B scoring from other profiles (e.g. another recency half-life)."""
-        return ItemItemModel(self.weights, interactions.tocsr())
+        return ItemItemModel(self.weights, interactions.tocsr(), self._scipy)
 
     def scores(self, rows: torch.Tensor | np.ndarray) -> torch.Tensor:
         """[len(rows), n_items] x_u B for interaction-matrix rows `rows`, on the weights' device."""
         rows = np.asarray(torch.as_tensor(rows).cpu())
-        x = torch.as_tensor(self.interactions[rows].toarray(), device=self.weights.device)
-        device_type = self.weights.device.type
-        with torch.autocast(device_type=device_type, enabled=False):  # never bf16: B's weights are small
+        device = self.weights.device
+        if self.is_sparse and device.type == "cpu":  # sparse x sparse: cost sum_u |u| k, not n_items k
+            return torch.as_tensor((self.interactions[rows] @ self._scipy_weights()).toarray(), dtype=torch.float32)
+        x = torch.as_tensor(self.interactions[rows].toarray(), device=device)
+        with torch.autocast(device_type=device.type, enabled=False):  # never bf16: B's weights are small
+            if self.is_sparse:
+                return torch.sparse.mm(self.weights, x.T).T
             return x @ self.weights
+
+    def _scipy_weights(self) -> sp.csr_matrix:
+        """B as a scipy CSR matrix (the transpose of the stored B^T), built once."""
+        if self._scipy is None:
+            bt = self.weights
+            transposed = sp.csr_matrix((bt.values().numpy(), bt.col_indices().numpy(), bt.crow_indices().numpy()),
+                                       shape=tuple(bt.shape))
+            self._scipy = transposed.T.tocsr()
+        return self._scipy
+
+    def pair_weights(self, sources: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """[len(sources), len(targets)] B[sources][:, targets] (zeros where the sparse B has no entry)."""
+        if not self.is_sparse:
+            return self.weights[sources][:, targets]
+        crow, col, val = self.weights.crow_indices(), self.weights.col_indices(), self.weights.values()
+        out = torch.zeros((len(targets), self.weights.shape[1]), dtype=val.dtype, device=val.device)
+        for t, j in enumerate(targets.tolist()):  # a row of B^T per recommended item: few rows
+            start, stop = int(crow[j]), int(crow[j + 1])
+            out[t, col[start:stop]] = val[start:stop]
+        return out[:, sources].T
 
 
 def item_item_content(model_cfg: ModelSettings, catalogue: ItemInputs) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -145,7 +185,16 @@ def fit_item_item(train: pd.DataFrame, users: IdEncoding, rows: pd.Series, catal
     """
     profiles = item_item_profiles(train, users, rows, halflife)
     return ItemItemModel.fit(profiles, item_item_content(model_cfg, catalogue), model_cfg.item_item_l2,
-                             model_cfg.item_item_content_weight, device)
+                             model_cfg.item_item_content_weight, device,
+                             neighbours=item_item_neighbours(model_cfg, len(rows)))
+
+
+def item_item_neighbours(model_cfg: ModelSettings, n_items: int) -> int | None:
+    """k for the neighbourhood solver, or None for the exact dense one (model.item_item_solver)."""
+    solver = model_cfg.item_item_solver
+    if solver == "dense" or (solver == "auto" and n_items <= model_cfg.item_item_dense_max_items):
+        return None
+    return model_cfg.item_item_neighbours
 
 
 def standardize(scores: torch.Tensor) -> torch.Tensor:

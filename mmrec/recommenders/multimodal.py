@@ -163,7 +163,7 @@ class MultimodalRecommender(Recommender):
         if profile is not None and profile.nnz and len(columns):
             liked = torch.as_tensor(profile.indices, dtype=torch.long, device=self.device)
             weights = torch.as_tensor(profile.data, dtype=torch.float32, device=self.device)
-            contribution = weights.unsqueeze(1) * scorer.item_item.weights[liked][:, columns]  # [|liked|, k]
+            contribution = weights.unsqueeze(1) * scorer.item_item.pair_weights(liked, columns)  # [|liked|, k]
             best, where = contribution.max(dim=0)
             for k, (w, b) in enumerate(zip(where.tolist(), best.tolist())):
                 if b > 0:

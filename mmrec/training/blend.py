@@ -9,7 +9,7 @@ import pandas as pd
 
 from mmrec.checkpoints.spec import ItemItemSpec
 from mmrec.models.histories import IdEncoding, catalogue_index
-from mmrec.models.item_item import BLEND_GRID, HALFLIFE_GRID, fit_item_item, item_item_profiles
+from mmrec.models.item_item import BLEND_GRID, HALFLIFE_GRID, fit_item_item, item_item_neighbours, item_item_profiles
 from mmrec.settings import ModelSettings
 from mmrec.training.trainer import Trainer
 
@@ -59,5 +59,6 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
         notes.append("No validation data: the item-item blend weight and half-life stay at their first values "
                      f"({best[1]:g}, {best[0]:g}); set model.item_item_blend / item_item_halflife to fix them.")
     return ItemItemSpec(blend=best[1], halflife=best[0], l2=cfg.item_item_l2,
-                        content_weight=cfg.item_item_content_weight, monitored=best[2].get(monitor, float("nan")),
+                        content_weight=cfg.item_item_content_weight,
+                        neighbours=item_item_neighbours(cfg, n_items), monitored=best[2].get(monitor, float("nan")),
                         val=best[2], val_grid=grid, fit_seconds=round(fit_s, 3))
