@@ -7,13 +7,13 @@ holds tensors and plain containers only, never pickled objects.
 from __future__ import annotations
 
 import logging
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from mmrec.combo import check_combo_name
 from mmrec.errors import CheckpointError
 from mmrec.fileio import atomic_path, atomic_write_json, read_json
 from mmrec.provenance import package_versions
@@ -23,17 +23,11 @@ log = logging.getLogger(__name__)
 BEST = "best_model.pth"
 LAST = "last_model.pth"
 FORMAT = "mmrec.checkpoint/1"
-_COMBO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
 
 
 def validate_combo(combo: str) -> str:
-    """A combo names a folder: letters, digits, '.', '_', '-' only (no separators, no '..')."""
-    if not _COMBO.match(combo) or ".." in combo:
-        raise CheckpointError(
-            f"{combo!r} is not a valid feature-combo name.",
-            hint="Use the form <vision>_<text>, e.g. efficientnet-lite_sentence-bert.",
-        )
-    return combo
+    """A combo names a folder (the rule lives in mmrec.combo)."""
+    return check_combo_name(combo, CheckpointError)
 
 
 def checkpoint_path(checkpoint_dir: Path, combo: str, name: str = BEST) -> Path:

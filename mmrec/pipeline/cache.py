@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from mmrec.errors import FeatureError
-from mmrec.features.diskstore import META_FILE, FeatureStore, check_combo_name, split_key
+from mmrec.features.feature_store import (
+    FeatureStore,
+    existing_combo_folder,
+    find_combo_folders,
+    folder_bytes,
+    remove_combo_folder,
+)
+from mmrec.features.file_digests import FileDigests
 from mmrec.features.fingerprint import item_image_fingerprints, item_text_fingerprints, item_texts
-from mmrec.features.store import PrecomputeReport, precompute_item_features
+from mmrec.features.item_features import PrecomputeReport, precompute_item_features
+from mmrec.features.store_format import split_key
 from mmrec.progress import ProgressCallback, null_progress
 from mmrec.settings import CacheSettings, Settings
 
@@ -92,19 +99,9 @@ class CacheStats:
     uncached: dict[str, int] = field(default_factory=dict)  # items with content but no cached vector
 
 
-def _combo_folders(cache_dir: Path) -> list[Path]:
-    if not Path(cache_dir).is_dir():
-        return []
-    return sorted(p for p in Path(cache_dir).iterdir() if p.is_dir() and (p / "cache.db").is_file())
-
-
 def combo_names(cache_dir: Path) -> list[str]:
-    """Existing combo caches (for completion and `list`)."""
-    return [p.name for p in _combo_folders(cache_dir)]
-
-
-def _folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    """Existing combo caches (for completion and `clear --all`); symbolic links are not among them."""
+    return [folder.name for folder in find_combo_folders(cache_dir)[0]]
 
 
 def _scan(store: FeatureStore) -> tuple[dict[str, int], dict[str, int], dict[str, set[tuple[str, str]]]]:
@@ -112,9 +109,7 @@ def _scan(store: FeatureStore) -> tuple[dict[str, int], dict[str, int], dict[str
     vectors = dict.fromkeys(MODALITIES, 0)
     failures = dict.fromkeys(MODALITIES, 0)
     pairs: dict[str, set[tuple[str, str]]] = {m: set() for m in MODALITIES}
-    # Bytes 5-8 of a value hold its dim; 0 marks an input that could not be read (see diskstore).
-    rows = store.disk._sql("SELECT key, substr(value, 5, 4) = x'00000000' FROM Cache WHERE raw = 1")
-    for key, is_failure in rows:
+    for key, is_failure in store.scan():
         modality, _, _, item_id, fingerprint = split_key(key)
         if modality not in vectors:
             continue
@@ -126,10 +121,19 @@ def _scan(store: FeatureStore) -> tuple[dict[str, int], dict[str, int], dict[str
     return vectors, failures, pairs
 
 
-def list_caches(cache_dir: Path) -> list[CacheInfo]:
-    """Every combo cache under `cache_dir` with counts, dims, size and last update."""
+@dataclass
+class CacheListing:
+    """What `mmrec cache list` shows: the combo caches, and the entries refused as symbolic links."""
+
+    caches: list[CacheInfo]
+    refused: list[str]
+
+
+def list_caches(cache_dir: Path) -> CacheListing:
+    """Every combo cache under `cache_dir` with counts, dims, size and last update (links refused, unopened)."""
+    folders, links = find_combo_folders(cache_dir)
     infos = []
-    for folder in _combo_folders(cache_dir):
+    for folder in folders:
         with FeatureStore(Path(cache_dir), folder.name, CacheSettings(memory_lru_bytes=0)) as store:
             meta = store.read_meta()
             vectors, _, _ = _scan(store)
@@ -137,27 +141,15 @@ def list_caches(cache_dir: Path) -> list[CacheInfo]:
             combo=folder.name,
             vectors=vectors,
             dims={m: meta[m]["dim"] for m in MODALITIES if m in meta},
-            size_bytes=_folder_bytes(folder),
+            size_bytes=folder_bytes(folder),
             updated_at=meta.get("updated_at", ""),
         ))
-    return infos
-
-
-def _existing_folder(cache_dir: Path, combo: str) -> Path:
-    check_combo_name(combo)
-    folder = Path(cache_dir) / combo
-    if not (folder / "cache.db").is_file():
-        known = ", ".join(combo_names(cache_dir)) or "none yet"
-        raise FeatureError(
-            f"No feature cache named {combo!r} in {cache_dir}.",
-            hint=f"Existing combos: {known}. Fill one with `mmrec cache precompute`.",
-        )
-    return folder
+    return CacheListing(infos, links)
 
 
 def cache_stats(cache_dir: Path, combo: str, items: pd.DataFrame | None = None) -> CacheStats:
     """Counts, dims, bytes, last run's hits/misses and, given the catalogue, its coverage."""
-    folder = _existing_folder(cache_dir, combo)
+    folder = existing_combo_folder(cache_dir, combo)
     with FeatureStore(Path(cache_dir), combo, CacheSettings(memory_lru_bytes=0)) as store:
         meta = store.read_meta()
         vectors, failures, pairs = _scan(store)
@@ -165,13 +157,16 @@ def cache_stats(cache_dir: Path, combo: str, items: pd.DataFrame | None = None) 
             combo=combo, folder=folder, vectors=vectors, failures=failures,
             dims={m: meta[m]["dim"] for m in MODALITIES if m in meta},
             backbones={m: meta[m]["backbone"] for m in MODALITIES if m in meta},
-            size_bytes=_folder_bytes(folder), last_run=store.read_stats(),
+            size_bytes=folder_bytes(folder), last_run=store.read_stats(),
         )
     if items is not None:
         stats.catalogue_items = len(items)
         ids = [str(i) for i in items["item_id"].tolist()]
         texts = item_texts(items)
-        fingerprints = {"vision": item_image_fingerprints(items), "text": item_text_fingerprints(items, texts)}
+        digests = FileDigests.in_folder(cache_dir)
+        fingerprints = {"vision": item_image_fingerprints(items, digests),
+                        "text": item_text_fingerprints(items, texts)}
+        digests.save()
         for modality in MODALITIES:
             with_content = [(i, fp) for i, fp in zip(ids, fingerprints[modality]) if fp is not None]
             cached = sum(pair in pairs[modality] for pair in with_content)
@@ -181,21 +176,40 @@ def cache_stats(cache_dir: Path, combo: str, items: pd.DataFrame | None = None) 
     return stats
 
 
-def clear_cache(cache_dir: Path, combo: str | None) -> list[str]:
-    """Delete one combo cache (or all when `combo` is None); returns the names removed."""
-    folders = [_existing_folder(cache_dir, combo)] if combo is not None else _combo_folders(cache_dir)
-    for folder in folders:
-        shutil.rmtree(folder)
-    return [folder.name for folder in folders]
+@dataclass
+class ClearResult:
+    """What `mmrec cache clear` did: combos deleted, and combo entries refused (symbolic links)."""
+
+    removed: list[str]
+    refused: list[str]
+
+
+def clear_plan(cache_dir: Path, combo: str | None) -> ClearResult:
+    """What clear would do, deleting nothing: one combo (FeatureError if it is a link or absent), or
+    with `combo` None every combo cache, symbolic links refused and listed."""
+    if combo is not None:
+        return ClearResult([existing_combo_folder(cache_dir, combo).name], [])
+    folders, links = find_combo_folders(cache_dir)
+    return ClearResult([folder.name for folder in folders], links)
+
+
+def clear_cache(cache_dir: Path, combo: str | None) -> ClearResult:
+    """Delete what clear_plan lists; links are never followed."""
+    plan = clear_plan(cache_dir, combo)
+    for name in plan.removed:
+        remove_combo_folder(cache_dir, name)
+    return plan
 
 
 __all__ = [
-    "META_FILE",
     "CacheInfo",
+    "CacheListing",
     "CacheStats",
+    "ClearResult",
     "PrecomputeResult",
     "cache_stats",
     "clear_cache",
+    "clear_plan",
     "combo_names",
     "list_caches",
     "run_cache_precompute",
