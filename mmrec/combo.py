@@ -18,7 +18,7 @@ def check_combo_name(combo: str, error: type[MmrecError] = ConfigError) -> str:
     """`combo` if it follows the rule, else `error` (the caller's error class) saying what a combo is."""
     if not isinstance(combo, str) or not COMBO_NAME.match(combo):
         raise error(
-            f"Invalid feature combo name {combo!r}.",
+            f"{combo!r} is not a valid feature combo name.",
             hint="A combo is '<vision>_<text>' (letters, digits, '.', '-'), e.g. "
                  "efficientnet-lite_sentence-bert (see `mmrec cache list`).",
         )

@@ -89,7 +89,7 @@ def test_bad_usage_exits_2(config):
     both = runner.invoke(app, ["cache", "clear", COMBO, "--all", "-c", str(config)])
     assert both.exit_code == 2
     bad_name = runner.invoke(app, ["cache", "clear", "../x", "--yes", "-c", str(config)])
-    assert bad_name.exit_code == 2 and "Invalid feature combo name" in bad_name.output
+    assert bad_name.exit_code == 2 and "not a valid feature combo name" in bad_name.output
 
 
 def test_backbones_lists_all_with_availability():

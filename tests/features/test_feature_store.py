@@ -37,7 +37,7 @@ def test_keys_carry_content_and_weights_and_split_back():
 
 @pytest.mark.parametrize("bad", ["../etc", "a/b_c", "nounderscore", "_x", ""])
 def test_combo_names_cannot_escape_the_cache_dir(tmp_path, bad):
-    with pytest.raises(FeatureError, match="Invalid feature combo name"):
+    with pytest.raises(FeatureError, match="not a valid feature combo name"):
         FeatureStore(tmp_path, bad, CacheSettings())
 
 
