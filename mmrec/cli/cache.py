@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -55,10 +56,14 @@ def precompute(
     from mmrec.pipeline.cache import run_cache_precompute
 
     settings = state(ctx).settings(config, {"features.batch_size": batch_size, "features.device": device})
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 draws progress and the summary
+        run_cache_precompute(settings, test=test, force=force, max_items=max_items)
+        return
     with RichProgress() as progress:
         result = run_cache_precompute(settings, test=test, force=force, max_items=max_items, progress=progress)
     report = result.report
-    table = Table(title=f"Feature store {report.combo} ({report.n_items:,} items, {report.seconds:.1f} s, "
+    ranks = f", {result.world_size} processes" if result.world_size > 1 else ""
+    table = Table(title=f"Feature store {report.combo} ({report.n_items:,} items{ranks}, {report.seconds:.1f} s, "
                         f"{report.items_per_second:,.1f} items/s)")
     for column in ("modality", "with content", "already cached", "computed", "unreadable"):
         table.add_column(column, justify="left" if column == "modality" else "right")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mmrec.device import resolve_device
 from mmrec.errors import FeatureError
 from mmrec.features.feature_store import (
     FeatureStore,
@@ -21,6 +22,7 @@ from mmrec.features.item_features import PrecomputeReport, precompute_item_featu
 from mmrec.features.store_format import split_key
 from mmrec.progress import ProgressCallback, null_progress
 from mmrec.settings import CacheSettings, Settings
+from mmrec.training.distributed import barrier, context_from_env, init_distributed
 
 TEST_ITEMS = 100
 MODALITIES = ("vision", "text")
@@ -36,14 +38,24 @@ class PrecomputeResult:
     world_size: int = 1
 
 
-def _shard(items: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
-    """Under torch.distributed, rank r takes rows r::world (each rank fills its share of the store)."""
+_COUNTS = ("with_content", "already_cached", "computed", "failed")
+
+
+def _merge_reports(report: PrecomputeReport, n_items: int, device) -> PrecomputeReport:
+    """Every rank's counts summed (the slowest rank's seconds), for rank 0 to report the whole job.
+    Failure examples stay those of the reporting rank; their count is the job's."""
+    import torch
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        rank, world = dist.get_rank(), dist.get_world_size()
-        return items.iloc[rank::world], rank, world
-    return items, 0, 1
+    values = [float(getattr(report, name)[m]) for name in _COUNTS for m in MODALITIES]
+    totals = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(totals)
+    seconds = torch.tensor([report.seconds], dtype=torch.float64, device=device)
+    dist.all_reduce(seconds, op=dist.ReduceOp.MAX)
+    merged = PrecomputeReport(report.combo, n_items, failures=report.failures, seconds=float(seconds.item()))
+    for index, (name, modality) in enumerate((n, m) for n in _COUNTS for m in MODALITIES):
+        getattr(merged, name)[modality] = int(totals[index].item())
+    return merged
 
 
 def run_cache_precompute(
@@ -63,11 +75,25 @@ def run_cache_precompute(
         if max_items < 1:
             raise FeatureError(f"--max-items must be at least 1, got {max_items}.")
         items = items.head(max_items)
-    items, rank, world = _shard(items)
-    report = precompute_item_features(
-        items, settings.features, settings.cache, settings.paths.cache_dir, force=force, progress=progress
-    )
-    return PrecomputeResult(report, Path(settings.paths.cache_dir) / settings.features.combo, rank, world)
+    # Under torchrun each rank joins the process group and computes rows rank::world_size into the
+    # shared store (safe for concurrent writers); the counts are then summed for rank 0's report.
+    import torch.distributed as dist
+
+    ctx = context_from_env()
+    joined_here = ctx.enabled and not dist.is_initialized()
+    device = init_distributed(ctx, resolve_device(settings.features.device))
+    features = settings.features.model_copy(update={"device": str(device)}) if ctx.enabled else settings.features
+    try:
+        report = precompute_item_features(items.iloc[ctx.rank::ctx.world_size], features, settings.cache,
+                                          settings.paths.cache_dir, force=force, progress=progress)
+        if ctx.enabled:
+            report = _merge_reports(report, len(items), device)
+            barrier(ctx)
+    finally:
+        if joined_here:  # a group left open aborts the process at exit
+            dist.destroy_process_group()
+    return PrecomputeResult(report, Path(settings.paths.cache_dir) / settings.features.combo, ctx.rank,
+                            ctx.world_size)
 
 
 @dataclass

@@ -63,3 +63,46 @@ def test_list_reports_links_without_opening_them(linked):
     listing = list_caches(cache_dir)
     assert [info.combo for info in listing.caches] == [COMBO] and listing.refused == ["x_y"]
     assert _snapshot(outside) == before
+
+
+def test_torchrun_ranks_split_the_items_and_compute_each_once(tmp_path):
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import pandas as pd
+    import yaml
+
+    from mmrec.data.tables import save_items
+    from mmrec.features.fingerprint import text_fingerprint
+
+    texts = [f"Item {i} about {['cats', 'ships', 'rain'][i % 3]} number {i}" for i in range(11)]
+    save_items(pd.DataFrame([{"item_id": f"i{i}", "title": f"Item {i}", "description": "", "text": text,
+                              "image_path": None, "has_image": False, "image_fingerprint": None,
+                              "text_fingerprint": text_fingerprint(text)}
+                             for i, text in enumerate(texts)]), tmp_path / "processed")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"paths": {"processed_dir": str(tmp_path / "processed"),
+                                                "cache_dir": str(tmp_path / "cache")},
+                                      "features": {"num_workers": 0, "device": "cpu", "batch_size": 4}}))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    worker = str(Path(__file__).with_name("precompute_worker.py"))
+    procs = [subprocess.Popen([sys.executable, worker, str(config), str(tmp_path)], env={
+        **os.environ, "PYTHONPATH": str(Path(__file__).parents[2]), "RANK": str(rank), "LOCAL_RANK": str(rank),
+        "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}) for rank in (0, 1)]
+    assert [proc.wait(timeout=300) for proc in procs] == [0, 0]
+    done = [(tmp_path / f"rank{rank}.txt").read_text(encoding="utf-8").splitlines() for rank in (0, 1)]
+    assert len(done[0]) == 6 and len(done[1]) == 5  # rows rank::2, each computed by one rank only
+    assert sorted(done[0] + done[1]) == sorted(texts)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report == {"world_size": 2, "n_items": 11, "computed": {"vision": 0, "text": 11},
+                      "with_content": {"vision": 0, "text": 11}}
+    from mmrec.features.feature_store import FeatureStore
+    from mmrec.settings import CacheSettings
+
+    with FeatureStore(tmp_path / "cache", "efficientnet-lite_sentence-bert", CacheSettings()) as store:
+        assert len(store) == 11
