@@ -21,10 +21,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmrec.features.diskstore import FeatureStore, encode_vector
 from mmrec.features.extract import embed_pixels
+from mmrec.features.feature_store import FeatureStore
+from mmrec.features.item_features import precompute_item_features
 from mmrec.features.registry import load_text_backbone, load_vision_backbone
-from mmrec.features.store import precompute_item_features
+from mmrec.features.store_format import encode_vector
 from mmrec.fileio import atomic_write_json, atomic_write_text
 from mmrec.provenance import package_versions
 from mmrec.settings import CacheSettings, FeaturesSettings

@@ -46,7 +46,7 @@ def test_pipeline_never_imports_ui_or_cli():
 
 
 def test_bottom_layer_modules_import_no_upper_layer():
-    for name in ("settings.py", "errors.py", "fileio.py", "registry.py", "progress.py", "device.py"):
+    for name in ("settings.py", "errors.py", "fileio.py", "registry.py", "progress.py", "device.py", "combo.py"):
         for imported in _imports(PACKAGE / name):
             assert not imported.startswith(tuple(f"mmrec.{layer}" for layer in (*CORE, "cli", "pipeline")))
 

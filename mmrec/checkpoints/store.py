@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import torch
 
+from mmrec.combo import check_combo_name
 from mmrec.errors import CheckpointError
 from mmrec.fileio import atomic_path, atomic_write_json, read_json, remove_stale_temps, sha256_file
 from mmrec.provenance import package_versions
@@ -29,17 +29,11 @@ BEST = "best_model.pth"
 LAST = "last_model.pth"
 FORMAT = "mmrec.checkpoint/1"
 CHECKSUM = "checkpoint_sha256"  # sidecar key: sha256 of the .pth the sidecar describes
-_COMBO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
 
 
 def validate_combo(combo: str) -> str:
-    """A combo names a folder: letters, digits, '.', '_', '-' only (no separators, no '..')."""
-    if not _COMBO.match(combo) or ".." in combo:
-        raise CheckpointError(
-            f"{combo!r} is not a valid feature-combo name.",
-            hint="Use the form <vision>_<text>, e.g. efficientnet-lite_sentence-bert.",
-        )
-    return combo
+    """A combo names a folder (the rule lives in mmrec.combo)."""
+    return check_combo_name(combo, CheckpointError)
 
 
 def checkpoint_path(checkpoint_dir: Path, combo: str, name: str = BEST) -> Path:

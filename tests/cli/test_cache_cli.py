@@ -7,7 +7,8 @@ from typer.testing import CliRunner
 
 from mmrec.cli.app import app
 from mmrec.data.tables import save_items
-from mmrec.features.fingerprint import file_fingerprint, text_fingerprint
+from mmrec.features.file_digests import sha256_file
+from mmrec.features.fingerprint import text_fingerprint
 
 runner = CliRunner()
 COMBO = "efficientnet-lite_sentence-bert"
@@ -36,7 +37,7 @@ def config(tmp_path):
         text = f"Movie {i} about {['space', 'love', 'crime', 'dogs'][i]}"
         rows.append({"item_id": str(i), "title": f"Movie {i}", "description": "", "text": text,
                      "image_path": rel if i != 3 else None, "has_image": i != 3,
-                     "image_fingerprint": file_fingerprint(processed / rel) if i != 3 else None,
+                     "image_fingerprint": sha256_file(processed / rel) if i != 3 else None,
                      "text_fingerprint": text_fingerprint(text)})
     save_items(pd.DataFrame(rows), processed)
     path = tmp_path / "config.yaml"
@@ -88,7 +89,7 @@ def test_bad_usage_exits_2(config):
     both = runner.invoke(app, ["cache", "clear", COMBO, "--all", "-c", str(config)])
     assert both.exit_code == 2
     bad_name = runner.invoke(app, ["cache", "clear", "../x", "--yes", "-c", str(config)])
-    assert bad_name.exit_code == 2 and "Invalid feature combo name" in bad_name.output
+    assert bad_name.exit_code == 2 and "not a valid feature combo name" in bad_name.output
 
 
 def test_backbones_lists_all_with_availability():
@@ -96,3 +97,33 @@ def test_backbones_lists_all_with_availability():
     assert result.exit_code == 0
     for name in ("efficientnet-lite", "resnet", "dino", "convnext", "sentence-bert", "roberta", "mpnet"):
         assert name in result.output
+
+
+def _fill(cache_dir, combo):
+    from mmrec.features.feature_store import FeatureStore
+    from mmrec.features.store_format import encode_vector
+    from mmrec.settings import CacheSettings
+
+    with FeatureStore(cache_dir, combo, CacheSettings()) as store:
+        store.put_many([("vision|a|w|item|fp", encode_vector(np.ones(4)))])
+
+
+def test_symlinked_combo_is_refused_and_the_rest_cleared(config, tmp_path):
+    cache_dir, outside = tmp_path / "cache", tmp_path / "outside"
+    _fill(cache_dir, COMBO)
+    _fill(tmp_path / "elsewhere", "x_y")
+    (tmp_path / "elsewhere" / "x_y").rename(outside)
+    (cache_dir / "x_y").symlink_to(outside, target_is_directory=True)
+    before = sorted((p.name, p.stat().st_mtime_ns, p.read_bytes()) for p in outside.iterdir() if p.is_file())
+
+    stats = runner.invoke(app, ["cache", "stats", "x_y", "-c", str(config)])
+    assert stats.exit_code == 2 and "symbolic link" in stats.output
+    one = runner.invoke(app, ["cache", "clear", "x_y", "--yes", "-c", str(config)])
+    assert one.exit_code == 2 and "symbolic link" in one.output and (cache_dir / "x_y").is_symlink()
+    listed = runner.invoke(app, ["cache", "list", "-c", str(config)])
+    assert listed.exit_code == 0 and COMBO in listed.output and "x_y" in listed.output
+    cleared = runner.invoke(app, ["cache", "clear", "--all", "--yes", "-c", str(config)])
+    assert cleared.exit_code == 0, cleared.output
+    assert "Deleted 1 feature cache(s): " + COMBO in cleared.output and "x_y" in cleared.output
+    assert not (cache_dir / COMBO).exists() and (cache_dir / "x_y").is_symlink()
+    assert sorted((p.name, p.stat().st_mtime_ns, p.read_bytes()) for p in outside.iterdir() if p.is_file()) == before

@@ -12,7 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from mmrec.features.fingerprint import file_fingerprint, text_fingerprint
+from mmrec.features.file_digests import sha256_file
+from mmrec.features.fingerprint import text_fingerprint
 from mmrec.settings import FeaturesSettings
 
 TINY_TEXT = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
@@ -131,7 +132,7 @@ def make_items(folder: Path, n: int = 6, corrupt: tuple[int, ...] = (), no_image
         rows.append({
             "item_id": item_id, "title": f"Item {i}", "description": "", "text": text,
             "image_path": str(path) if has_image else None, "has_image": has_image,
-            "image_fingerprint": file_fingerprint(path) if has_image else None,
+            "image_fingerprint": sha256_file(path) if has_image else None,
             "text_fingerprint": text_fingerprint(text), "year": 2000 + i,
         })
     return pd.DataFrame(rows)

@@ -16,7 +16,8 @@ def vector_for(index: int) -> np.ndarray:
 
 
 def write(root: str, combo: str, start: int, count: int) -> None:
-    from mmrec.features.diskstore import FeatureStore, encode_vector
+    from mmrec.features.feature_store import FeatureStore
+    from mmrec.features.store_format import encode_vector
     from mmrec.settings import CacheSettings
 
     with FeatureStore(Path(root), combo, CacheSettings()) as store:
@@ -28,18 +29,18 @@ def write(root: str, combo: str, start: int, count: int) -> None:
 def precompute(root: str, items_parquet: str, text_dir: str) -> None:
     import pandas as pd
 
-    from mmrec.features import catalog
-    from mmrec.features.store import precompute_item_features
+    from mmrec.features import extract
+    from mmrec.features.item_features import precompute_item_features
     from mmrec.settings import CacheSettings, FeaturesSettings
 
-    real = catalog.iter_text_features
+    real = extract.iter_text_features
 
     def slow(*args, **kwargs):
         for batch in real(*args, **kwargs):
             time.sleep(0.3)
             yield batch
 
-    catalog.iter_text_features = slow
+    extract.iter_text_features = slow
     features = FeaturesSettings(text_weights=text_dir, batch_size=2, device="cpu")
     precompute_item_features(pd.read_parquet(items_parquet), features, CacheSettings(), Path(root))
 

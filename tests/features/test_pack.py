@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mmrec.features.diskstore import PACK_MIN_ROWS, FeatureStore, encode_vector
+from mmrec.features.feature_store import PACK_MIN_ROWS, FeatureStore
 from mmrec.features.pack import FeaturePack
+from mmrec.features.store_format import encode_vector
 from mmrec.settings import CacheSettings
 
 N = PACK_MIN_ROWS + 50

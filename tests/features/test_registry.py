@@ -7,7 +7,9 @@ from pydantic import ValidationError
 from safetensors.torch import save_file
 
 from mmrec.features.extract import embed_pixels
+from mmrec.features.file_digests import FileDigests
 from mmrec.features.registry import TEXT_BACKBONES, VISION_BACKBONES, backbone_availability
+from mmrec.features.weights import weights_id
 from mmrec.settings import FeaturesSettings
 
 BACKBONES = [("vision", n) for n in VISION_BACKBONES.names()] + [("text", n) for n in TEXT_BACKBONES.names()]
@@ -94,8 +96,9 @@ def test_backbone_contract(modality, name, tmp_path, request, build):
     cls = (VISION_BACKBONES if modality == "vision" else TEXT_BACKBONES).get(name)
     explicit = TINY_WEIGHTS[(modality, name)](tmp_path, request)
     source = cls.resolve(explicit, allow_download=False)
-    assert source.origin == "explicit" and source.weights_id
-    assert cls.resolve(explicit, allow_download=False).weights_id == source.weights_id
+    identity = weights_id(source, FileDigests())
+    assert source.origin == "explicit" and identity.startswith("sha256:")
+    assert weights_id(cls.resolve(explicit, allow_download=False), FileDigests()) == identity
     if modality == "vision":
         backbone = cls.load(source).to("cpu")
         pixels = torch.stack([backbone.transform(build.striped()), backbone.transform(build.blob())])
@@ -104,8 +107,8 @@ def test_backbone_contract(modality, name, tmp_path, request, build):
         backbone = cls.load(source, max_tokens=16).to("cpu")
         with torch.inference_mode():
             features, first_alone = backbone.embed(TEXTS), backbone.embed(TEXTS[:1])
-        assert max(backbone.token_lengths(TEXTS * 10)) <= 16 and backbone.weights_id.endswith("@t16")
-    assert isinstance(backbone, cls) and backbone.weights_id and backbone.dim > 0
+        assert max(backbone.token_lengths(TEXTS * 10)) <= 16 and backbone.max_tokens == 16
+    assert isinstance(backbone, cls) and backbone.dim > 0
     if (modality, name) in FULL_SIZE:
         assert backbone.dim == cls.nominal_dim
     assert features.shape == (len(pixels) if modality == "vision" else len(TEXTS), backbone.dim)

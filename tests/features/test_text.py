@@ -14,7 +14,7 @@ TEXTS = ["A short one.", "A considerably longer sentence about ships, sailors an
 def test_hf_text_backbones_load_an_explicit_folder(tiny_hf_text_dirs, cls):
     source = cls.resolve(str(tiny_hf_text_dirs[cls.name]), allow_download=False)
     backbone = cls.load(source, max_tokens=16)
-    assert backbone.dim == 32 and backbone.weights_id.endswith("@t16")
+    assert backbone.dim == 32 and backbone.max_tokens == 16
     with torch.inference_mode():
         features = backbone.embed(TEXTS)
     assert features.shape == (3, 32) and torch.isfinite(features).all()

@@ -1,8 +1,12 @@
+import json
+import os
+
 import pytest
 
 from mmrec.errors import WeightsNotFoundError
+from mmrec.features.file_digests import FileDigests, sha256_file
 from mmrec.features.registry import TEXT_BACKBONES, VISION_BACKBONES, resolve_backbone_weights
-from mmrec.features.weights import dir_digest, file_digest, hub_offline
+from mmrec.features.weights import WeightsSource, hub_offline, weights_id
 from mmrec.settings import FeaturesSettings
 
 NEEDS_DOWNLOAD = [("vision", n) for n in ("resnet", "clip", "dino", "convnext")] + \
@@ -46,16 +50,57 @@ def test_offline_defaults_resolve_without_network(empty_caches):
     assert resolve_backbone_weights(features, "text").origin == "package"
 
 
-def test_weights_identity_changes_with_content(tmp_path):
-    first = tmp_path / "w.pth"
-    first.write_bytes(b"a" * 1000)
-    digest = file_digest(first)
-    first.write_bytes(b"b" * 1000)
-    assert file_digest(first) != digest
+def _identity(path, digests=None, max_tokens=None):
+    return weights_id(WeightsSource(path, "explicit"), digests or FileDigests(), max_tokens)
+
+
+def test_weights_identity_hashes_the_whole_file(tmp_path):
+    path = tmp_path / "w.pth"
+    data = bytearray(b"a" * (5 << 20))
+    path.write_bytes(bytes(data))
+    before = _identity(path)
+    data[len(data) // 2] = ord("b")  # one byte in the middle (neither the first nor the last MiB)
+    path.write_bytes(bytes(data))
+    assert _identity(path) != before
+    assert _identity(path, max_tokens=16).endswith("@t16") and _identity(path).startswith("sha256:")
+
+
+def test_folder_identity_covers_weights_config_and_tokenizer(tmp_path):
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "config.json").write_text("{}")
+    (folder / "vocab.txt").write_text("a\nb")
     (folder / "model.safetensors").write_bytes(b"x" * 10)
-    before = dir_digest(folder)
+    before = _identity(folder)
     (folder / "model.safetensors").write_bytes(b"y" * 10)
-    assert dir_digest(folder) != before
+    after = _identity(folder)
+    (folder / "vocab.txt").write_text("a\nc")
+    assert len({before, after, _identity(folder)}) == 3
+    (folder / "README.md").write_text("docs do not change vectors")
+    assert _identity(folder) == _identity(folder)
+
+
+def test_weights_digest_is_remembered_by_size_and_mtime(tmp_path, monkeypatch):
+    from mmrec.features import file_digests
+
+    path = tmp_path / "w.pth"
+    path.write_bytes(b"a" * 1000)
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))  # old enough to be remembered
+    memory = tmp_path / "cache" / file_digests.DIGESTS_FILE
+    digests = FileDigests(memory)
+    first = _identity(path, digests)
+    digests.save()
+    assert json.loads(memory.read_text())[str(path)][2]
+    calls = []
+    monkeypatch.setattr(file_digests, "sha256_file", lambda p: calls.append(p) or "never")
+    assert _identity(path, FileDigests(memory)) == first and not calls  # read from the memory
+    path.write_bytes(b"b" * 1000)  # same size, new mtime: hashed again
+    assert _identity(path, FileDigests(memory)) != first and calls
+
+
+def test_a_damaged_digest_memory_is_ignored(tmp_path):
+    memory = tmp_path / "digests.json"
+    memory.write_text("{not json")
+    path = tmp_path / "w.pth"
+    path.write_bytes(b"a")
+    assert FileDigests(memory).digest(path) == sha256_file(path)

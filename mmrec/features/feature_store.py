@@ -1,85 +1,92 @@
-"""FeatureStore: one diskcache per backbone combo, float16 vectors as raw bytes, a byte-bounded LRU.
+"""FeatureStore: one diskcache per backbone combo (`cache_dir/{combo}/`), values in the format of
+store_format, a byte-bounded LRU in front.
 
-Values are never pickled: each is `header + float16 bytes`, which diskcache stores as a raw blob.
-Header (8 bytes): b"MF", version 1, dtype code b"e" (float16), uint32 little-endian dim. A header
-with dim 0 followed by UTF-8 text marks an item whose content could not be read (e.g. a corrupt
-image), so it is not retried until its content (and hence its key) changes.
+This is the only module that knows how diskcache lays out its files and its SQL table: bulk reads
+go straight to that table (one SELECT per chunk of keys instead of one get() per key, ~10x faster
+for 100k keys). The layout is checked when a store opens, and diskcache's major version is pinned.
+
+A combo folder that is a symbolic link is refused without being opened: a cache never reads or
+deletes anything outside cache_dir.
 """
 
 from __future__ import annotations
 
-import re
+import shutil
 import sqlite3
-import struct
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import diskcache
 import numpy as np
 import torch
 
+from mmrec.combo import COMBO_NAME, check_combo_name
 from mmrec.errors import FeatureError
 from mmrec.features.pack import FeaturePack
+from mmrec.features.store_format import HEADER_SIZE, decode_value, key_prefix, value_header
 from mmrec.fileio import atomic_write_json, read_json
 from mmrec.settings import CacheSettings
 
-_HEADER = struct.Struct("<2sBcI")
-HEADER_SIZE = _HEADER.size  # 8
-_COMBO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*_[A-Za-z0-9][A-Za-z0-9.-]*$")
 # SQLite >= 3.32 allows 32766 bound variables per statement; older builds 999.
 _IN_CHUNK = 30_000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 900
+DB_FILE = diskcache.core.DBNAME  # "cache.db": its presence marks a combo folder
 META_FILE = "meta.json"
 STATS_FILE = "stats.json"
 # Fewer diskcache rows than this are cheap to read; a pack is (re)written only above it.
 PACK_MIN_ROWS = 1000
 
 
-def encode_vector(vector: np.ndarray) -> bytes:
-    """[dim] array -> header + float16 bytes."""
-    flat = np.ascontiguousarray(vector, dtype=np.float16).reshape(-1)
-    return _HEADER.pack(b"MF", 1, b"e", flat.size) + flat.tobytes()
+def combo_folder(root: Path, combo: str) -> Path:
+    """`root/combo`, refused (FeatureError, nothing opened) when the name is unsafe or it is a link."""
+    folder = Path(root) / check_combo_name(combo, FeatureError)
+    for path in (folder, folder / DB_FILE):
+        if path.is_symlink():
+            raise FeatureError(
+                f"Feature cache {folder} is refused: {path} is a symbolic link (to {path.readlink()}); "
+                "a cache is never read or deleted outside the cache dir.",
+                hint="Remove the link, or point paths.cache_dir at the real folder.",
+            )
+    return folder
 
 
-def encode_failure(reason: str) -> bytes:
-    return _HEADER.pack(b"MF", 1, b"e", 0) + reason.encode("utf-8", "replace")[:500]
+def find_combo_folders(root: Path) -> tuple[list[Path], list[str]]:
+    """(combo folders holding a store, names of combo entries refused as symbolic links)."""
+    if not Path(root).is_dir():
+        return [], []
+    stores, links = [], []
+    for path in sorted(Path(root).iterdir()):
+        if not COMBO_NAME.match(path.name):
+            continue
+        if path.is_symlink() or (path / DB_FILE).is_symlink():
+            if path.is_dir():
+                links.append(path.name)
+        elif path.is_dir() and (path / DB_FILE).is_file():
+            stores.append(path)
+    return stores, links
 
 
-def decode_value(value: bytes) -> tuple[int, np.ndarray | str]:
-    """(dim, vector) for a vector, (0, reason) for a failure marker; FeatureError if not ours."""
-    if len(value) < HEADER_SIZE:
-        raise FeatureError("Corrupt feature-store entry (too short).", hint="Run `mmrec cache clear` for this combo.")
-    magic, version, code, dim = _HEADER.unpack_from(value)
-    if magic != b"MF" or version != 1 or code != b"e":
-        raise FeatureError("Corrupt feature-store entry (bad header).", hint="Run `mmrec cache clear` for this combo.")
-    if dim == 0:
-        return 0, value[HEADER_SIZE:].decode("utf-8", "replace")
-    if len(value) != HEADER_SIZE + 2 * dim:
-        raise FeatureError("Corrupt feature-store entry (wrong length).", hint="Run `mmrec cache clear` for this combo.")
-    return dim, np.frombuffer(value, np.float16, offset=HEADER_SIZE)
-
-
-def make_key(modality: str, backbone: str, weights_id: str, item_id: str, fingerprint: str) -> str:
-    """Feature key: any change of content, backbone or weights gives a new key (nothing stale served)."""
-    return f"{modality}|{backbone}|{weights_id}|{item_id}|{fingerprint}"
-
-
-def split_key(key: str) -> tuple[str, str, str, str, str]:
-    """Inverse of make_key (item ids may contain '|': modality/backbone/weights lead, fingerprint ends)."""
-    modality, backbone, weights_id, rest = key.split("|", 3)
-    item_id, _, fingerprint = rest.rpartition("|")
-    return modality, backbone, weights_id, item_id, fingerprint
-
-
-def check_combo_name(combo: str) -> str:
-    """A combo name becomes a folder name: only `{vision}_{text}` made of safe characters."""
-    if not _COMBO_RE.match(combo):
+def existing_combo_folder(root: Path, combo: str) -> Path:
+    """The folder of an existing combo store, or a FeatureError naming the ones that exist."""
+    folder = combo_folder(root, combo)
+    if not (folder / DB_FILE).is_file():
+        known = ", ".join(path.name for path in find_combo_folders(root)[0]) or "none yet"
         raise FeatureError(
-            f"Invalid feature combo name {combo!r}.",
-            hint="A combo is '<vision>_<text>', e.g. efficientnet-lite_sentence-bert (see `mmrec cache list`).",
+            f"No feature cache named {combo!r} in {root}.",
+            hint=f"Existing combos: {known}. Fill one with `mmrec cache precompute`.",
         )
-    return combo
+    return folder
+
+
+def remove_combo_folder(root: Path, combo: str) -> None:
+    """Delete one combo store (refused for links; links inside it are removed, never followed)."""
+    shutil.rmtree(existing_combo_folder(root, combo))
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the regular files below `folder` (links are not followed)."""
+    return sum(p.lstat().st_size for p in Path(folder).rglob("*") if not p.is_symlink() and p.is_file())
 
 
 class ByteLRU:
@@ -116,18 +123,31 @@ class FeatureStore:
     """The feature cache of one combo (`root/combo/`): safe to share between processes."""
 
     def __init__(self, root: Path, combo: str, cache: CacheSettings) -> None:
-        self.combo = check_combo_name(combo)
-        self.folder = Path(root) / combo
+        self.combo = combo
+        self.folder = combo_folder(root, combo)
         self.settings = cache
         self.folder.mkdir(parents=True, exist_ok=True)
         # eviction_policy='none': features are never silently dropped; the size limit is enforced
         # by put_many with a clear error instead.
         self.disk = diskcache.Cache(str(self.folder), eviction_policy="none", size_limit=cache.size_limit_bytes)
+        self._check_layout()
         self.lru = ByteLRU(cache.memory_lru_bytes)
         self.counters = {"hits": 0, "misses": 0, "computed": 0, "failed": 0}
 
+    def _check_layout(self) -> None:
+        columns = {row[1] for row in self.disk._sql("PRAGMA table_info(Cache)")}
+        if not {"key", "raw", "value"} <= columns:
+            self.disk.close()
+            raise FeatureError(
+                f"The diskcache at {self.folder} has an unexpected table layout (columns {sorted(columns)}).",
+                hint="Install a diskcache 5.x release (pyproject pins diskcache>=5.6,<6).",
+            )
+
     def close(self) -> None:
         self.disk.close()
+
+    def __len__(self) -> int:
+        return len(self.disk)
 
     def __enter__(self) -> FeatureStore:
         return self
@@ -158,8 +178,8 @@ class FeatureStore:
 
     def _read_disk(self, keys: list[str]) -> dict[str, bytes]:
         # One SELECT per chunk instead of one diskcache.get per key: ~10x faster for 100k keys.
-        # Reads diskcache's documented table layout; values diskcache kept in files (never the
-        # case for vectors under its 32 KB threshold) fall back to the public get().
+        # Values diskcache kept in files (never the case for vectors under its 32 KB threshold)
+        # fall back to the public get().
         found: dict[str, bytes] = {}
         sql = self.disk._sql
         for start in range(0, len(keys), _IN_CHUNK):
@@ -183,6 +203,13 @@ class FeatureStore:
             rows = self.disk._sql(f"SELECT key FROM Cache WHERE raw = 1 AND key IN ({marks})", chunk)
             present.update(key for (key,) in rows)
         return present
+
+    def scan(self) -> Iterator[tuple[str, bool]]:
+        """(key, is a "could not read" marker) of every stored entry, values unread."""
+        # Bytes 5-8 of a value hold its dim; 0 marks a failure (see store_format).
+        rows = self.disk._sql("SELECT key, substr(value, 5, 4) = x'00000000' FROM Cache WHERE raw = 1")
+        for key, failure in rows:
+            yield key, bool(failure)
 
     def put_many(self, entries: Sequence[tuple[str, bytes]]) -> None:
         """Write encoded values in one transaction (all or nothing if the process dies)."""
@@ -213,7 +240,7 @@ class FeatureStore:
         wanted = np.fromiter((p for p, key in enumerate(keys) if key is not None), dtype=np.int64)
         mask = np.zeros(n, dtype=bool)
         out16: np.ndarray | None = None
-        pack = FeaturePack(self.folder, "|".join(keys[wanted[0]].split("|", 3)[:3])) if len(wanted) else None
+        pack = FeaturePack(self.folder, key_prefix(keys[wanted[0]])) if len(wanted) else None
         loaded = pack.load() if pack is not None else None
         remaining = wanted
         if loaded is not None and (dim is None or loaded[1].shape[1] == dim):
@@ -252,7 +279,7 @@ class FeatureStore:
             out16 = np.zeros((n, dim), dtype=np.float16)
         if good:
             raw = np.frombuffer(b"".join(value for _, value in good), np.uint8).reshape(len(good), row_bytes)
-            expected = np.frombuffer(_HEADER.pack(b"MF", 1, b"e", dim), np.uint8)
+            expected = np.frombuffer(value_header(dim), np.uint8)
             if not (raw[:, :HEADER_SIZE] == expected).all():
                 raise FeatureError(f"Corrupt entries in feature cache {self.folder}.",
                                    hint=f"Run `mmrec cache clear {self.combo}` and precompute again.")

@@ -13,16 +13,17 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from mmrec.device import resolve_device
-from mmrec.errors import FeatureError, WeightsNotFoundError
+from mmrec.errors import FeatureError
+from mmrec.features.backbone_set import BackboneSet
 from mmrec.features.base import Backbone
-from mmrec.features.catalog import ItemKeys, fill_modality, missing_positions, plan_item_keys
-from mmrec.features.diskstore import FeatureStore
-from mmrec.features.registry import TEXT_BACKBONES, VISION_BACKBONES
+from mmrec.features.extract import fill_modality
+from mmrec.features.feature_store import FeatureStore
+from mmrec.features.file_digests import FileDigests
+from mmrec.features.item_keys import ItemKeys, missing_positions, plan_item_keys
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import CacheSettings, FeaturesSettings
 
-__all__ = ["FeatureStore", "ItemFeatures", "PrecomputeReport", "load_item_features", "precompute_item_features"]
+__all__ = ["ItemFeatures", "PrecomputeReport", "load_item_features", "precompute_item_features"]
 MODALITIES = ("vision", "text")
 
 
@@ -40,69 +41,10 @@ class ItemFeatures:
     computed: int  # items computed on demand during this call
 
 
-class BackboneSet:
-    """The combo's two backbones: weights ids resolved cheaply, models loaded only when needed."""
-
-    def __init__(self, features: FeaturesSettings, store: FeatureStore,
-                 loaded: dict[str, Backbone] | None = None) -> None:
-        self.features = features
-        self.store = store
-        self.loaded: dict[str, Backbone] = dict(loaded or {})
-        self.sources: dict = {}
-        self.errors: dict[str, WeightsNotFoundError] = {}
-        self._key_parts: dict[str, tuple[str, str]] = {}
-
-    def backbone_class(self, modality: str) -> type[Backbone]:
-        if modality in self.loaded:
-            return type(self.loaded[modality])
-        if modality == "vision":
-            return VISION_BACKBONES.get(self.features.vision_backbone)
-        return TEXT_BACKBONES.get(self.features.text_backbone)
-
-    def key_part(self, modality: str) -> tuple[str, str]:
-        """(backbone name, weights id) for keys; falls back to the store's record when no weights are here."""
-        if modality not in self._key_parts:
-            self._key_parts[modality] = self._resolve_key_part(modality)
-        return self._key_parts[modality]
-
-    def _resolve_key_part(self, modality: str) -> tuple[str, str]:
-        if modality in self.loaded:
-            return self.loaded[modality].name, self.loaded[modality].weights_id
-        cls = self.backbone_class(modality)
-        explicit = self.features.vision_weights if modality == "vision" else self.features.text_weights
-        try:
-            source = cls.resolve(explicit, self.features.allow_download)
-        except WeightsNotFoundError as error:
-            recorded = self.store.read_meta().get(modality, {})
-            if recorded.get("backbone") != cls.name or explicit:
-                raise
-            # Vectors made earlier (maybe on another machine) stay usable; computing new ones will fail.
-            self.errors[modality] = error
-            return cls.name, recorded["weights_id"]
-        self.sources[modality] = source
-        weights_id = source.weights_id if modality == "vision" else f"{source.weights_id}@t{self.features.max_text_tokens}"
-        return cls.name, weights_id
-
-    def get(self, modality: str) -> Backbone:
-        """The loaded model (loads it on first use, on features.device)."""
-        if modality not in self.loaded:
-            if modality in self.errors:
-                raise self.errors[modality]
-            cls = self.backbone_class(modality)
-            source = self.sources[modality]
-            device = resolve_device(self.features.device)
-            backbone = cls.load(source) if modality == "vision" else cls.load(source, self.features.max_text_tokens)
-            self.loaded[modality] = backbone.to(device)
-        return self.loaded[modality]
-
-    def nominal_dim(self, modality: str) -> int:
-        if modality in self.loaded:
-            return self.loaded[modality].dim
-        return self.backbone_class(modality).nominal_dim
-
-
 def _plan(items: pd.DataFrame, backbones: BackboneSet) -> ItemKeys:
-    return plan_item_keys(items, backbones.key_part("vision"), backbones.key_part("text"))
+    plan = plan_item_keys(items, backbones.key_part("vision"), backbones.key_part("text"), backbones.digests)
+    backbones.digests.save()
+    return plan
 
 
 def _record_meta(store: FeatureStore, backbones: BackboneSet, modality: str, dim: int) -> None:
@@ -120,7 +62,7 @@ def load_item_features(
 ) -> ItemFeatures:
     """Vision and text features of every row of `items` as dense tensors on `device`."""
     with FeatureStore(Path(cache_dir), features.combo, cache) as store:
-        backbones = BackboneSet(features, store)
+        backbones = BackboneSet(features, store, FileDigests.in_folder(cache_dir))
         plan = _plan(items, backbones)
         tensors: dict[str, tuple[torch.Tensor, torch.Tensor, int]] = {}
         computed = 0
@@ -190,7 +132,7 @@ def precompute_item_features(
     started = time.perf_counter()
     report = PrecomputeReport(features.combo, len(items))
     with FeatureStore(Path(cache_dir), features.combo, cache) as store:
-        backbone_set = BackboneSet(features, store, backbones)
+        backbone_set = BackboneSet(features, store, FileDigests.in_folder(cache_dir), backbones)
         plan = _plan(items, backbone_set)
         for modality in MODALITIES:
             keys = plan.keys(modality)

@@ -3,7 +3,7 @@ import torch
 
 from mmrec.errors import FeatureError
 from mmrec.features.fingerprint import text_fingerprint
-from mmrec.features.store import ItemFeatures, load_item_features
+from mmrec.features.item_features import ItemFeatures, load_item_features
 from mmrec.progress import ProgressEvent
 from mmrec.settings import CacheSettings, FeaturesSettings
 
@@ -56,3 +56,51 @@ def test_items_without_any_content_give_zero_rows_and_false_masks(tmp_path, feat
     feats = load_item_features(items, features, CacheSettings(), tmp_path / "cache")
     assert feats.vision.shape == (2, 1280) and not feats.vision_mask.any() and not feats.text_mask.any()
     assert feats.computed == 0
+
+
+def _vision_of(path, features, cache_dir, build):
+    """The vision vector of one image file, computed in a fresh cache."""
+    import pandas as pd
+
+    from mmrec.features.file_digests import sha256_file
+
+    item = pd.DataFrame([{"item_id": "probe", "text": "", "image_path": str(path), "has_image": True,
+                          "image_fingerprint": sha256_file(path), "text_fingerprint": None}])
+    return load_item_features(item, features, CacheSettings(), cache_dir).vision[0]
+
+
+def test_an_image_replaced_after_caching_gets_a_new_vector(tmp_path, features, build):
+    # The table's fingerprint (taken at preprocess) is not what decides the key: the bytes are.
+    items = build.items(tmp_path / "img", n=2)
+    first = load_item_features(items, features, CacheSettings(), tmp_path / "cache")
+    path = items.loc[0, "image_path"]
+    build.striped(seed=7, horizontal=False).save(path, "JPEG")
+    second = load_item_features(items, features, CacheSettings(), tmp_path / "cache")
+    assert second.computed == 1
+    assert not torch.allclose(first.vision[0], second.vision[0])
+    assert torch.allclose(second.vision[0], _vision_of(path, features, tmp_path / "fresh", build), atol=1e-3)
+
+
+def test_vectors_of_a_wrong_image_never_land_under_the_original_content(tmp_path, features, build):
+    items = build.items(tmp_path / "img", n=2)
+    path = items.loc[0, "image_path"]
+    original = open(path, "rb").read()
+    build.striped(seed=7, horizontal=False).save(path, "JPEG")  # replaced before the first extraction
+    load_item_features(items, features, CacheSettings(), tmp_path / "cache")
+    with open(path, "wb") as handle:
+        handle.write(original)  # the original is back: its own vector, not the replacement's
+    restored = load_item_features(items, features, CacheSettings(), tmp_path / "cache")
+    assert torch.allclose(restored.vision[0], _vision_of(path, features, tmp_path / "fresh", build), atol=1e-3)
+
+
+def test_a_repaired_image_is_retried_and_gets_a_vector(tmp_path, features, build):
+    from mmrec.features.item_features import precompute_item_features
+
+    items = build.items(tmp_path / "img", n=3, corrupt=(1,))
+    cache_dir = tmp_path / "cache"
+    first = precompute_item_features(items, features, CacheSettings(), cache_dir)
+    assert first.failed["vision"] == 1 and first.computed["vision"] == 2
+    build.blob(seed=5).save(items.loc[1, "image_path"], "JPEG")  # repaired in place
+    second = precompute_item_features(items, features, CacheSettings(), cache_dir)
+    assert second.computed["vision"] == 1 and second.failed["vision"] == 0
+    assert load_item_features(items, features, CacheSettings(), cache_dir).vision_mask.all()

@@ -10,16 +10,8 @@ import pytest
 import torch
 
 from mmrec.errors import FeatureError
-from mmrec.features.diskstore import (
-    ByteLRU,
-    FeatureStore,
-    check_combo_name,
-    decode_value,
-    encode_failure,
-    encode_vector,
-    make_key,
-    split_key,
-)
+from mmrec.features.feature_store import ByteLRU, FeatureStore
+from mmrec.features.store_format import decode_value, encode_failure, encode_vector, make_key, split_key
 from mmrec.settings import CacheSettings
 
 WORKER = str(Path(__file__).with_name("store_worker.py"))
@@ -44,9 +36,9 @@ def test_keys_carry_content_and_weights_and_split_back():
 
 
 @pytest.mark.parametrize("bad", ["../etc", "a/b_c", "nounderscore", "_x", ""])
-def test_combo_names_cannot_escape_the_cache_dir(bad):
-    with pytest.raises(FeatureError):
-        check_combo_name(bad)
+def test_combo_names_cannot_escape_the_cache_dir(tmp_path, bad):
+    with pytest.raises(FeatureError, match="not a valid feature combo name"):
+        FeatureStore(tmp_path, bad, CacheSettings())
 
 
 def test_lru_is_bounded_in_bytes():
@@ -104,7 +96,7 @@ def test_two_processes_writing_the_same_cache(tmp_path):
 
 
 def test_killed_precompute_resumes_without_recomputing(tmp_path, tiny_hf_text_dirs, build):
-    from mmrec.features.store import precompute_item_features
+    from mmrec.features.item_features import precompute_item_features
     from mmrec.settings import FeaturesSettings
 
     items = build.items(tmp_path / "img", n=30, no_image=tuple(range(30)))
@@ -118,7 +110,7 @@ def test_killed_precompute_resumes_without_recomputing(tmp_path, tiny_hf_text_di
     while time.time() < deadline and proc.poll() is None:
         if db.is_file():
             with FeatureStore(root, db.parent.name, CacheSettings()) as store:
-                stored = len(store.disk)
+                stored = len(store)
             if stored >= 4:
                 break
         time.sleep(0.1)
@@ -126,10 +118,21 @@ def test_killed_precompute_resumes_without_recomputing(tmp_path, tiny_hf_text_di
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     with FeatureStore(root, db.parent.name, CacheSettings()) as store:
-        kept = len(store.disk)
+        kept = len(store)
     assert 4 <= kept < 30
     features = FeaturesSettings(text_weights=str(tiny_hf_text_dirs["bert"]), batch_size=8, device="cpu")
     report = precompute_item_features(items, features, CacheSettings(), root)
     assert report.already_cached["text"] == kept and report.computed["text"] == 30 - kept
     again = precompute_item_features(items, features, CacheSettings(), root)
     assert again.computed["text"] == 0 and again.already_cached["text"] == 30
+
+
+def test_an_unexpected_diskcache_layout_is_a_clear_error(tmp_path):
+    import sqlite3
+
+    with FeatureStore(tmp_path, "a_b", CacheSettings()) as store:
+        store.put_many([("k", encode_vector(np.ones(3)))])
+    with sqlite3.connect(tmp_path / "a_b" / "cache.db") as db:
+        db.execute("ALTER TABLE Cache RENAME COLUMN raw TO raw_v2")
+    with pytest.raises(FeatureError, match="table layout"):
+        FeatureStore(tmp_path, "a_b", CacheSettings())

@@ -1,0 +1,76 @@
+"""The two backbones of a combo: their weights identities (cheap) and their models (loaded on use)."""
+
+from __future__ import annotations
+
+from mmrec.device import resolve_device
+from mmrec.errors import WeightsNotFoundError
+from mmrec.features.base import Backbone
+from mmrec.features.feature_store import FeatureStore
+from mmrec.features.file_digests import FileDigests
+from mmrec.features.registry import TEXT_BACKBONES, VISION_BACKBONES
+from mmrec.features.weights import weights_id
+from mmrec.settings import FeaturesSettings
+
+
+class BackboneSet:
+    """The combo's two backbones: weights ids resolved cheaply, models loaded only when needed."""
+
+    def __init__(self, features: FeaturesSettings, store: FeatureStore, digests: FileDigests,
+                 loaded: dict[str, Backbone] | None = None) -> None:
+        self.features = features
+        self.store = store
+        self.digests = digests
+        self.loaded: dict[str, Backbone] = dict(loaded or {})
+        self.sources: dict = {}
+        self.errors: dict[str, WeightsNotFoundError] = {}
+        self._key_parts: dict[str, tuple[str, str]] = {}
+
+    def backbone_class(self, modality: str) -> type[Backbone]:
+        if modality in self.loaded:
+            return type(self.loaded[modality])
+        if modality == "vision":
+            return VISION_BACKBONES.get(self.features.vision_backbone)
+        return TEXT_BACKBONES.get(self.features.text_backbone)
+
+    def key_part(self, modality: str) -> tuple[str, str]:
+        """(backbone name, weights id) for keys; falls back to the store's record when no weights are here."""
+        if modality not in self._key_parts:
+            self._key_parts[modality] = self._resolve_key_part(modality)
+        return self._key_parts[modality]
+
+    def _resolve_key_part(self, modality: str) -> tuple[str, str]:
+        if modality in self.loaded:
+            backbone = self.loaded[modality]
+            max_tokens = getattr(backbone, "max_tokens", None)
+            return backbone.name, weights_id(backbone.source, self.digests, max_tokens)
+        cls = self.backbone_class(modality)
+        explicit = self.features.vision_weights if modality == "vision" else self.features.text_weights
+        try:
+            source = cls.resolve(explicit, self.features.allow_download)
+        except WeightsNotFoundError as error:
+            recorded = self.store.read_meta().get(modality, {})
+            if recorded.get("backbone") != cls.name or explicit:
+                raise
+            # Vectors made earlier (maybe on another machine) stay usable; computing new ones will fail.
+            self.errors[modality] = error
+            return cls.name, recorded["weights_id"]
+        self.sources[modality] = source
+        max_tokens = self.features.max_text_tokens if modality == "text" else None
+        return cls.name, weights_id(source, self.digests, max_tokens)
+
+    def get(self, modality: str) -> Backbone:
+        """The loaded model (loads it on first use, on features.device)."""
+        if modality not in self.loaded:
+            if modality in self.errors:
+                raise self.errors[modality]
+            cls = self.backbone_class(modality)
+            source = self.sources[modality]
+            device = resolve_device(self.features.device)
+            backbone = cls.load(source) if modality == "vision" else cls.load(source, self.features.max_text_tokens)
+            self.loaded[modality] = backbone.to(device)
+        return self.loaded[modality]
+
+    def nominal_dim(self, modality: str) -> int:
+        if modality in self.loaded:
+            return self.loaded[modality].dim
+        return self.backbone_class(modality).nominal_dim
