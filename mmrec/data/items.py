@@ -10,7 +10,7 @@ import pandas as pd
 
 from mmrec.data.ids import unsafe_reason
 from mmrec.data.numeric import validate_numeric_columns
-from mmrec.data.text import augment_texts, cap_text, clean_text, item_text
+from mmrec.data.text import cap_text, clean_text, item_text
 from mmrec.errors import DataError
 from mmrec.settings import DataSettings, PreprocessSettings
 
@@ -100,12 +100,6 @@ def clean_items(
             "text_fingerprint": [sha256_text(t) for t in texts],
         }
     )
-    if preprocess.text_augmentation:
-        # Seeded noisy copy for training-time augmentation; `text` itself stays clean.
-        items["text_augmented"] = augment_texts(
-            texts, preprocess.augmentation_word_dropout, preprocess.augmentation_seed
-        )
-        report.text["augmented"] = len(texts)
     for name in data.numerical_features_cols:
         items[name] = numeric[name].to_numpy(dtype="float64")
     report.kept = len(items)
