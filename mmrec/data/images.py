@@ -13,6 +13,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
@@ -20,6 +21,7 @@ from mmrec.settings import PreprocessSettings
 
 # Statuses other than "ok" mean the item is kept but flagged has_image=False.
 IMAGE_STATUSES = ("ok", "missing", "zero_byte", "not_image", "truncated", "corrupt", "decompression_bomb")
+_HIGH_BIT_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 _CHUNK = 32  # images per task sent to a worker: amortises inter-process overhead
 
 
@@ -61,7 +63,7 @@ def _write_replacing(path: Path, data: bytes) -> None:
         raise
 
 
-def _load_rgb(source: str, max_pixels: int) -> Image.Image:
+def load_rgb(source: str, max_pixels: int) -> Image.Image:
     """Open, verify and fully decode `source` as RGB; raises on any defect."""
     Image.MAX_IMAGE_PIXELS = max_pixels
     with warnings.catch_warnings():
@@ -71,7 +73,39 @@ def _load_rgb(source: str, max_pixels: int) -> Image.Image:
             probe.verify()  # structural check; the object is unusable afterwards
         with Image.open(source) as image:
             image.load()  # full decode: catches truncation that verify() misses
-            return image.convert("RGB")
+            return to_rgb(image)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """`image` as 8-bit RGB: high-bit-depth values scaled (not clipped), transparency over white."""
+    if image.mode in _HIGH_BIT_DEPTH_MODES:
+        image = _scaled_to_l(image)
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("LA", "La", "PA", "RGBa"):
+        image = image.convert("RGBA")
+    if image.mode == "RGBA":
+        white = Image.new("RGB", image.size, (255, 255, 255))
+        white.paste(image, mask=image.getchannel("A"))
+        return white
+    return image.convert("RGB")
+
+
+def _scaled_to_l(image: Image.Image) -> Image.Image:
+    """Single-channel 16/32-bit or float image -> L by scaling its value range onto 0..255.
+
+    PIL's own conversion clips at 255, so a 16-bit photo became pure white. Integer images use
+    the 16-bit range (0..65535) when they fit it; float images 0..1 when they fit it; anything
+    else is stretched from its own minimum to maximum.
+    """
+    values = np.asarray(image, dtype=np.float64)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if image.mode == "F" and low >= 0.0 and high <= 1.0:
+        low, high = 0.0, 1.0
+    elif image.mode != "F" and low >= 0.0 and high <= 65535.0:
+        low, high = 0.0, 65535.0
+    scale = 255.0 / (high - low) if high > low else 0.0
+    return Image.fromarray(np.clip(np.rint((values - low) * scale), 0, 255).astype(np.uint8), "L")
 
 
 def process_image(
@@ -83,7 +117,7 @@ def process_image(
             return ImageResult(job.item_id, "missing", detail="file not found")
         if os.path.getsize(job.source) == 0:
             return ImageResult(job.item_id, "zero_byte", detail="empty file")
-        image = _load_rgb(job.source, max_pixels)
+        image = load_rgb(job.source, max_pixels)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return ImageResult(job.item_id, "decompression_bomb", detail=str(exc)[:200])
     except UnidentifiedImageError as exc:

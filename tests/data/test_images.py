@@ -1,10 +1,14 @@
 import io
+import struct
+import zlib
 from pathlib import Path
+
+import numpy as np
 
 import pytest
 from PIL import Image
 
-from mmrec.data.images import ImageJob, process_images
+from mmrec.data.images import ImageJob, load_rgb, process_images
 from mmrec.settings import PreprocessSettings
 
 
@@ -74,3 +78,73 @@ def test_decompression_bomb_is_flagged_and_limit_restored(image_folder, tmp_path
     )
     assert results["bomb"].status == "decompression_bomb"
     assert Image.MAX_IMAGE_PIXELS == before
+
+
+def _png_rgb16(pixels: np.ndarray) -> bytes:
+    """A 16-bit-per-channel RGB PNG written by hand (PIL cannot write one); pixels: (H, W, 3) uint16."""
+    height, width, _ = pixels.shape
+    rows = b"".join(b"\x00" + pixels[y].astype(">u2").tobytes() for y in range(height))
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def _over_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    a = alpha.astype(float)[..., None] / 255
+    return rgb.astype(float) * a + 255 * (1 - a)
+
+
+def _mode_cases():
+    """(name, file bytes, reference RGB as float array) for each input mode that needs care."""
+    rng = np.random.default_rng(0)
+    gray16 = rng.integers(0, 65536, (6, 8), dtype=np.uint16)
+    gray16[0, :3] = (0, 32768, 65535)
+    rgb16 = rng.integers(0, 65536, (6, 8, 3), dtype=np.uint16)
+    palette = rng.integers(0, 256, (256, 3), dtype=np.uint8)
+    indices = rng.integers(0, 256, (6, 8), dtype=np.uint8)
+    luma = rng.integers(0, 256, (6, 8), dtype=np.uint8)
+    rgb = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    alpha = rng.integers(0, 256, (6, 8), dtype=np.uint8)
+    cmyk = rng.integers(0, 256, (6, 8, 4), dtype=np.uint8)
+
+    def saved(image: Image.Image, fmt: str) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, format=fmt)
+        return buffer.getvalue()
+
+    paletted = Image.fromarray(indices, "L").convert("P")
+    paletted.putpalette(palette.tobytes())
+    with_alpha = np.dstack([rgb, alpha])
+    k = cmyk[..., 3:].astype(float)
+    return [
+        ("gray16", saved(Image.fromarray(gray16), "PNG"), np.repeat(gray16[..., None] / 257, 3, axis=2)),
+        ("rgb16", _png_rgb16(rgb16), rgb16 / 257),
+        ("palette", saved(paletted, "PNG"), palette[indices].astype(float)),
+        ("LA", saved(Image.fromarray(np.dstack([luma, alpha]), "LA"), "PNG"),
+         _over_white(np.repeat(luma[..., None], 3, axis=2), alpha)),
+        ("RGBA", saved(Image.fromarray(with_alpha, "RGBA"), "PNG"), _over_white(rgb, alpha)),
+        ("CMYK", saved(Image.fromarray(cmyk, "CMYK"), "TIFF"),
+         (255 - cmyk[..., :3].astype(float)) * (255 - k) / 255),
+    ]
+
+
+@pytest.mark.parametrize("name, data, reference", [pytest.param(*case, id=case[0]) for case in _mode_cases()])
+def test_every_input_mode_converts_to_the_reference_rgb(tmp_path, name, data, reference):
+    # 16-bit values are scaled (65535 -> 255), not clipped; alpha is composited over white.
+    path = tmp_path / f"{name}.img"
+    path.write_bytes(data)
+    pixels = np.asarray(load_rgb(str(path), 10**6), dtype=float)
+    assert pixels.shape == reference.shape
+    assert np.abs(pixels - reference).max() <= 1.0, name
+
+
+def test_16_bit_gray_survives_the_jpeg_output(tmp_path):
+    source = tmp_path / "gray16.png"
+    Image.fromarray(np.full((20, 20), 32768, dtype=np.uint16)).save(source)
+    results = process_images([ImageJob("g", str(source), "g.jpg")], tmp_path / "out", PreprocessSettings(num_workers=1))
+    assert results["g"].status == "ok"
+    with Image.open(tmp_path / "out" / "g.jpg") as out:
+        assert abs(np.asarray(out, dtype=float).mean() - 127.5) < 2  # mid-gray, not white
