@@ -20,14 +20,26 @@ from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import PreprocessSettings
 
 # Statuses other than "ok" mean the item is kept but flagged has_image=False.
-IMAGE_STATUSES = ("ok", "missing", "zero_byte", "not_image", "truncated", "corrupt", "decompression_bomb")
+IMAGE_STATUSES = (
+    "ok",
+    "missing",
+    "zero_byte",
+    "not_image",
+    "truncated",
+    "corrupt",
+    "decompression_bomb",
+    "outside_folder",
+)
 _HIGH_BIT_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 _CHUNK = 32  # images per task sent to a worker: amortises inter-process overhead
 
 
 @dataclass(frozen=True)
 class ImageJob:
-    """One image to verify: source file and the file name to write under the output folder."""
+    """One image to verify: source file and the file name to write under the output folder.
+
+    The source must resolve inside its own folder: a symlink leading elsewhere is refused unopened.
+    """
 
     item_id: str
     source: str
@@ -108,11 +120,20 @@ def _scaled_to_l(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint((values - low) * scale), 0, 255).astype(np.uint8), "L")
 
 
+def _stays_in_its_folder(source: str) -> bool:
+    """Whether `source`, with every symlink resolved, is still inside the folder that lists it."""
+    folder = os.path.realpath(os.path.dirname(os.path.abspath(source)))
+    resolved = os.path.realpath(source)  # resolves links without opening the target
+    return os.path.commonpath([folder, resolved]) == folder
+
+
 def process_image(
     job: ImageJob, output_dir: str, max_side: int, quality: int, max_pixels: int
 ) -> ImageResult:
     """Verify one image, shrink it to `max_side`, write it as JPEG; never raises for bad files."""
     try:
+        if not _stays_in_its_folder(job.source):
+            return ImageResult(job.item_id, "outside_folder", detail="symlink leads outside the images folder")
         if not os.path.isfile(job.source):
             return ImageResult(job.item_id, "missing", detail="file not found")
         if os.path.getsize(job.source) == 0:

@@ -70,7 +70,7 @@ def input_fingerprint(settings: Settings) -> str:
     images_dir = data_dir / settings.data.images_subdir
     if images_dir.is_dir():
         for entry in sorted(images_dir.iterdir(), key=lambda p: p.name):
-            stat = entry.stat()
+            stat = entry.lstat()  # a link's own stat: never follows it out of the folder
             digest.update(f"{entry.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     # num_workers changes speed, not output, so it is not part of the fingerprint.
     used = {

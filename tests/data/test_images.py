@@ -148,3 +148,29 @@ def test_16_bit_gray_survives_the_jpeg_output(tmp_path):
     assert results["g"].status == "ok"
     with Image.open(tmp_path / "out" / "g.jpg") as out:
         assert abs(np.asarray(out, dtype=float).mean() - 127.5) < 2  # mid-gray, not white
+
+
+def test_symlinks_leaving_the_folder_are_refused_unopened(tmp_path, monkeypatch):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "real.jpg").write_bytes(_jpeg())
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(_jpeg(colour=(0, 0, 255)))
+    (folder / "inside.jpg").symlink_to(folder / "real.jpg")
+    (folder / "outside.jpg").symlink_to(secret)
+    (folder / "system.jpg").symlink_to("/etc/passwd")
+    (folder / "dangling.jpg").symlink_to(tmp_path / "gone.jpg")
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda fp, *a, **k: opened.append(str(fp)) or real_open(fp, *a, **k))
+    names = ("inside", "outside", "system", "dangling")
+    jobs = [ImageJob(name, str(folder / f"{name}.jpg"), f"{name}.jpg") for name in names]
+    results = process_images(jobs, tmp_path / "out", PreprocessSettings(num_workers=1))
+    assert {name: results[name].status for name in names} == {
+        "inside": "ok",
+        "outside": "outside_folder",
+        "system": "outside_folder",
+        "dangling": "outside_folder",
+    }
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["inside.jpg"]
+    assert not [path for path in opened if "inside" not in path]

@@ -122,3 +122,16 @@ def test_missing_inputs_are_data_errors(tmp_path, dirty_raw):
         run_preprocess(_settings(tmp_path, **{"paths.processed_dir": dirty_raw}))
     with pytest.raises(DataError, match="Data folder"):
         run_preprocess(_settings(tmp_path, **{"paths.data_dir": tmp_path / "nowhere"}))
+
+
+def test_images_linked_from_outside_the_folder_are_skipped_and_counted(tmp_path):
+    raw = tmp_path / "raw"
+    generate_synthetic(raw, users=6, items=4, seed=0)
+    secret = tmp_path / "secret.jpg"
+    (raw / "images" / "i00000.jpg").rename(secret)
+    (raw / "images" / "i00000.jpg").symlink_to(secret)
+    (raw / "images" / "i00001.jpg").unlink()
+    (raw / "images" / "i00001.jpg").symlink_to(tmp_path / "nowhere.jpg")  # dangling
+    report = run_preprocess(_settings(tmp_path)).report
+    assert report["images"]["outside_folder"] == 2 and report["images"]["ok"] == 2
+    assert sorted(p.name for p in (tmp_path / "processed" / "images").iterdir()) == ["i00002.jpg", "i00003.jpg"]
