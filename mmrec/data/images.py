@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import io
 import os
+import signal
+import sys
 import tempfile
+import threading
+import time
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -32,6 +37,8 @@ IMAGE_STATUSES = (
 )
 _HIGH_BIT_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 _CHUNK = 32  # images per task sent to a worker: amortises inter-process overhead
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_WATCHDOG_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -163,6 +170,40 @@ def _process_chunk(
     return [process_image(job, output_dir, max_side, quality, max_pixels) for job in jobs]
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """Pool worker initializer: end this worker when the process that started the pool dies.
+
+    Otherwise a killed preprocess leaves its workers blocked on the task queue forever. Linux
+    delivers SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG); a watchdog thread covers
+    other systems and the moment before prctl took effect.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    starter = os.getppid()
+    if starter != parent_pid and not _alive(parent_pid):
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(starter, parent_pid), daemon=True).start()
+
+
+def _watch_parent(starter: int, parent_pid: int) -> None:
+    # Reparenting (getppid changes) means the starter died; kill(pid, 0) checks the pool's owner.
+    while os.getppid() == starter and _alive(parent_pid):
+        time.sleep(_WATCHDOG_SECONDS)
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def process_images(
     jobs: Sequence[ImageJob],
     output_dir: Path,
@@ -188,12 +229,16 @@ def process_images(
         finally:
             Image.MAX_IMAGE_PIXELS = saved_limit
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent, initargs=(os.getpid(),))
+        try:
             futures = [pool.submit(_process_chunk, chunk, *args) for chunk in chunks]
             for future in as_completed(futures):
                 for result in future.result():
                     results[result.item_id] = result
                 progress(ProgressEvent("images", len(results), total, "Verifying images"))
+        finally:
+            # On an error or Ctrl-C, queued chunks are dropped instead of finished first.
+            pool.shutdown(wait=True, cancel_futures=True)
     os.sync()  # one flush for all written images (see _write_replacing)
     progress(ProgressEvent("images", total, total, "Verifying images", done=True))
     return results

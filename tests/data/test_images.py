@@ -1,5 +1,10 @@
 import io
+import os
+import signal
 import struct
+import subprocess
+import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -174,3 +179,60 @@ def test_symlinks_leaving_the_folder_are_refused_unopened(tmp_path, monkeypatch)
     }
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["inside.jpg"]
     assert not [path for path in opened if "inside" not in path]
+
+
+_SLOW_POOL = """
+import sys
+from pathlib import Path
+from mmrec.data.images import ImageJob, process_images
+from mmrec.settings import PreprocessSettings
+source, out = sys.argv[1], Path(sys.argv[2])
+jobs = [ImageJob(f"i{k}", source, f"i{k}.jpg") for k in range(2000)]
+process_images(jobs, out, PreprocessSettings(num_workers=2, max_image_side=64))
+"""
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the worker processes")
+def test_image_workers_die_with_a_killed_parent(tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (900, 900, 3), dtype=np.uint8)).save(tmp_path / "noise.jpg")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_POOL, str(tmp_path / "noise.jpg"), str(tmp_path / "out")], env=env
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers := _children(parent.pid)) < 2:
+            assert parent.poll() is None and time.monotonic() < deadline, "the pool never started"
+            time.sleep(0.05)
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 5
+    while [pid for pid in workers if _running(pid)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = [pid for pid in workers if _running(pid)]
+    for pid in alive:  # do not leave them behind if the assertion fails
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, f"image workers {alive} outlived their killed parent"
