@@ -53,6 +53,8 @@ def read_csv(path: Path, what: str) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"{what} file {path} cannot be parsed as UTF-8 CSV: {exc}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.empty:
+        raise DataError(f"{what} file {path} has a header but no rows.", hint="Add rows below the header.")
     return frame
 
 
@@ -195,11 +197,6 @@ def run_preprocess(
         settings.data.positive_rating_threshold,
         rejected,
     )
-    if interactions.empty:
-        raise DataError(
-            "No interactions are left after cleaning.",
-            hint="See the drop counts above; relax preprocess.min_*_interactions or the rating threshold.",
-        )
     save_items(items, processed_dir)
     save_interactions(interactions, processed_dir)
     report = {

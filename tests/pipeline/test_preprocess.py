@@ -135,3 +135,23 @@ def test_images_linked_from_outside_the_folder_are_skipped_and_counted(tmp_path)
     report = run_preprocess(_settings(tmp_path)).report
     assert report["images"]["outside_folder"] == 2 and report["images"]["ok"] == 2
     assert sorted(p.name for p in (tmp_path / "processed" / "images").iterdir()) == ["i00002.jpg", "i00003.jpg"]
+
+
+def test_stopping_for_lack_of_rows_says_why(tmp_path):
+    raw = tmp_path / "raw"
+    generate_synthetic(raw, users=6, items=4, seed=0)
+    interactions = raw / "interactions.csv"
+    full = interactions.read_text()
+    interactions.write_text(full.splitlines()[0] + "\n")  # header only
+    with pytest.raises(DataError, match="interactions file .* has a header but no rows"):
+        run_preprocess(_settings(tmp_path))
+    frame = pd.read_csv(io.StringIO(full), dtype=str)
+    frame["timestamp"] = "not a time"
+    frame.to_csv(interactions, index=False)
+    with pytest.raises(DataError, match=rf"bad_timestamp: {len(frame)}"):
+        run_preprocess(_settings(tmp_path))
+    items = pd.read_csv(raw / "item_info.csv", dtype=str)
+    items["item_id"] = "../" + items["item_id"]
+    items.to_csv(raw / "item_info.csv", index=False)
+    with pytest.raises(DataError, match=rf"unsafe_id: {len(items)}"):
+        run_preprocess(_settings(tmp_path))
