@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from mmrec.data.staging import process_alive
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import PreprocessSettings
 
@@ -182,26 +183,16 @@ def _die_with_parent(parent_pid: int) -> None:
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     starter = os.getppid()
-    if starter != parent_pid and not _alive(parent_pid):
+    if starter != parent_pid and not process_alive(parent_pid):
         os._exit(1)
     threading.Thread(target=_watch_parent, args=(starter, parent_pid), daemon=True).start()
 
 
 def _watch_parent(starter: int, parent_pid: int) -> None:
     # Reparenting (getppid changes) means the starter died; kill(pid, 0) checks the pool's owner.
-    while os.getppid() == starter and _alive(parent_pid):
+    while os.getppid() == starter and process_alive(parent_pid):
         time.sleep(_WATCHDOG_SECONDS)
     os._exit(1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def process_images(

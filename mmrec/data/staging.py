@@ -1,0 +1,106 @@
+"""Build a folder beside its final place, then swap it in whole: readers see the old or the new one.
+
+`staged_folder(target)` yields an empty staging folder next to `target`. When the block succeeds
+the staging folder replaces `target` in one step (Linux renameat2 RENAME_EXCHANGE; elsewhere two
+renames, between which `target` is briefly absent, never mixed). When the block fails, or the
+process is killed, `target` is untouched; staging folders of dead processes are removed by the
+next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2  # from <linux/fs.h>
+_STAGING = "staging"
+_PREVIOUS = "previous"
+
+
+@contextlib.contextmanager
+def staged_folder(target: Path) -> Iterator[Path]:
+    """Yield a new empty folder; on success it becomes `target` (the old one is deleted)."""
+    target = Path(os.path.realpath(target))  # a symlinked target: replace the folder it points at
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_abandoned(target)
+    staging = Path(tempfile.mkdtemp(prefix=_prefix(target, _STAGING) + f"{os.getpid()}-", dir=target.parent))
+    try:
+        yield staging
+        _swap_in(staging, target)
+    finally:
+        # After an exchange this is the previous output; after a failure, the partial new one.
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def remove_abandoned(target: Path) -> list[Path]:
+    """Remove staging/previous folders of `target` whose process is gone; returns what was removed."""
+    removed = []
+    if not target.parent.is_dir():
+        return removed
+    for kind in (_STAGING, _PREVIOUS):
+        for folder in target.parent.glob(_prefix(target, kind) + "*"):
+            pid = folder.name[len(_prefix(target, kind)) :].split("-", 1)[0]
+            if folder.is_dir() and not folder.is_symlink() and pid.isdigit() and not process_alive(int(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+    return removed
+
+
+def _prefix(target: Path, kind: str) -> str:
+    return f".{target.name}.{kind}-"
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    if not target.exists():
+        os.rename(staging, target)
+    elif not _exchange(staging, target):
+        previous = Path(tempfile.mkdtemp(prefix=_prefix(target, _PREVIOUS) + f"{os.getpid()}-", dir=target.parent))
+        os.rename(target, previous / "old")
+        os.rename(staging, target)
+        shutil.rmtree(previous, ignore_errors=True)
+    _fsync_folder(target.parent)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2); False where the system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    result = renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):  # e.g. a filesystem without exchange
+        return False
+    raise OSError(code, os.strerror(code), str(second))
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (a zombie counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync_folder(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
