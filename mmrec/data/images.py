@@ -141,7 +141,7 @@ def process_image(
     """Verify one image, shrink it to `max_side`, write it as JPEG; never raises for bad files."""
     try:
         if not _stays_in_its_folder(job.source):
-            return ImageResult(job.item_id, "outside_folder", detail="symlink leads outside the images folder")
+            return ImageResult(job.item_id, "outside_folder", detail="symlink leaves the images folder")
         if not os.path.isfile(job.source):
             return ImageResult(job.item_id, "missing", detail="file not found")
         if os.path.getsize(job.source) == 0:

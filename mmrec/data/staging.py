@@ -3,8 +3,8 @@
 `staged_folder(target)` yields an empty staging folder next to `target`. When the block succeeds
 the staging folder replaces `target` in one step (Linux renameat2 RENAME_EXCHANGE; elsewhere two
 renames, between which `target` is briefly absent, never mixed). When the block fails, or the
-process is killed, `target` is untouched; staging folders of dead processes are removed by the
-next run.
+process is killed, `target` is untouched; the next run removes dead processes' staging folders
+(and puts back a previous folder that a kill between the two renames left aside).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from mmrec.errors import DataError
+
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2  # from <linux/fs.h>
 _STAGING = "staging"
@@ -31,10 +33,16 @@ def staged_folder(target: Path) -> Iterator[Path]:
     target = Path(os.path.realpath(target))  # a symlinked target: replace the folder it points at
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned(target)
-    staging = Path(tempfile.mkdtemp(prefix=_prefix(target, _STAGING) + f"{os.getpid()}-", dir=target.parent))
+    staging = _new_folder(target, _STAGING)
     try:
         yield staging
-        _swap_in(staging, target)
+        try:
+            _swap_in(staging, target)
+        except OSError as exc:
+            raise DataError(
+                f"Cannot swap the new output into {target}: {exc}. The previous output is unchanged.",
+                hint="The folder must be an ordinary folder on a writable filesystem, not a mount point.",
+            ) from None
     finally:
         # After an exchange this is the previous output; after a failure, the partial new one.
         shutil.rmtree(staging, ignore_errors=True)
@@ -45,12 +53,17 @@ def remove_abandoned(target: Path) -> list[Path]:
     removed = []
     if not target.parent.is_dir():
         return removed
-    for kind in (_STAGING, _PREVIOUS):
-        for folder in target.parent.glob(_prefix(target, kind) + "*"):
-            pid = folder.name[len(_prefix(target, kind)) :].split("-", 1)[0]
-            if folder.is_dir() and not folder.is_symlink() and pid.isdigit() and not process_alive(int(pid)):
-                shutil.rmtree(folder, ignore_errors=True)
-                removed.append(folder)
+    prefixes = tuple(_prefix(target, kind) for kind in (_STAGING, _PREVIOUS))
+    for folder in sorted(target.parent.iterdir()):
+        prefix = next((p for p in prefixes if folder.name.startswith(p)), None)
+        if prefix is None or folder.is_symlink() or not folder.is_dir():
+            continue
+        pid = folder.name[len(prefix) :].split("-", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            if (folder / "old").is_dir() and not target.exists():  # killed between the two renames
+                os.rename(folder / "old", target)
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
     return removed
 
 
@@ -58,14 +71,24 @@ def _prefix(target: Path, kind: str) -> str:
     return f".{target.name}.{kind}-"
 
 
+def _new_folder(target: Path, kind: str) -> Path:
+    """A new hidden folder beside `target` named after this process, so a dead run's is recognised."""
+    return Path(tempfile.mkdtemp(prefix=f"{_prefix(target, kind)}{os.getpid()}-", dir=target.parent))
+
+
 def _swap_in(staging: Path, target: Path) -> None:
     if not target.exists():
         os.rename(staging, target)
     elif not _exchange(staging, target):
-        previous = Path(tempfile.mkdtemp(prefix=_prefix(target, _PREVIOUS) + f"{os.getpid()}-", dir=target.parent))
+        previous = _new_folder(target, _PREVIOUS)
         os.rename(target, previous / "old")
-        os.rename(staging, target)
-        shutil.rmtree(previous, ignore_errors=True)
+        try:
+            os.rename(staging, target)
+        except OSError:
+            os.rename(previous / "old", target)
+            raise
+        finally:
+            shutil.rmtree(previous, ignore_errors=True)
     _fsync_folder(target.parent)
 
 

@@ -94,7 +94,8 @@ def _png_rgb16(pixels: np.ndarray) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
     header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
 
 
 def _over_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -149,7 +150,8 @@ def test_every_input_mode_converts_to_the_reference_rgb(tmp_path, name, data, re
 def test_16_bit_gray_survives_the_jpeg_output(tmp_path):
     source = tmp_path / "gray16.png"
     Image.fromarray(np.full((20, 20), 32768, dtype=np.uint16)).save(source)
-    results = process_images([ImageJob("g", str(source), "g.jpg")], tmp_path / "out", PreprocessSettings(num_workers=1))
+    job = ImageJob("g", str(source), "g.jpg")
+    results = process_images([job], tmp_path / "out", PreprocessSettings(num_workers=1))
     assert results["g"].status == "ok"
     with Image.open(tmp_path / "out" / "g.jpg") as out:
         assert abs(np.asarray(out, dtype=float).mean() - 127.5) < 2  # mid-gray, not white

@@ -61,3 +61,12 @@ def test_abandoned_staging_of_dead_processes_is_removed(tmp_path):
         folder.mkdir()
     assert remove_abandoned(target) == [dead]
     assert not dead.exists() and mine.exists() and other.exists()
+
+
+def test_a_run_killed_between_the_two_renames_gets_its_previous_output_back(tmp_path):
+    target = tmp_path / "processed"
+    previous = tmp_path / ".processed.previous-999999999-abc"
+    (previous / "old").mkdir(parents=True)
+    (previous / "old" / "file.txt").write_text("one")
+    remove_abandoned(target)
+    assert (target / "file.txt").read_text() == "one" and _siblings(target) == []
