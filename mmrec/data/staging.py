@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mmrec.errors import DataError
+from mmrec.fileio import fsync_dir
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2  # from <linux/fs.h>
@@ -89,7 +90,7 @@ def _swap_in(staging: Path, target: Path) -> None:
             raise
         finally:
             shutil.rmtree(previous, ignore_errors=True)
-    _fsync_folder(target.parent)
+    fsync_dir(target.parent)
 
 
 def _exchange(first: Path, second: Path) -> bool:
@@ -119,11 +120,3 @@ def process_alive(pid: int) -> bool:
         return True
     return True
 
-
-def _fsync_folder(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
