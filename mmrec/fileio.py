@@ -30,7 +30,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -59,6 +59,7 @@ def sha256_file(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str
         while chunk := handle.read(chunk_bytes):
             digest.update(chunk)
     return digest.hexdigest()
+
 
 def check_output_file(path: str | os.PathLike[str], option: str | None = None) -> Path:
     """`path` as a Path, or a ConfigError when a file cannot go there (it is a folder, or under a file).
@@ -111,7 +112,7 @@ def _create_temp_beside(target: Path) -> Path:
     raise FileExistsError(f"could not create a temporary file beside {target}")
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     # Makes the rename itself durable; not supported on every platform/filesystem.
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)

@@ -73,9 +73,6 @@ class PreprocessSettings(Section):
     jpeg_quality: int = Field(90, ge=1, le=100)
     max_image_pixels: int = Field(89_478_485, ge=1, description="decompression-bomb limit (pixels)")
     max_text_length: int = Field(2000, ge=1, description="characters kept of each cleaned text")
-    text_augmentation: bool = Field(False, description="seeded word-dropout/swap noise for training text")
-    augmentation_word_dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    augmentation_seed: int = 0
     numeric_impute: Literal["median", "mean", "zero"] = "median"
     min_user_interactions: int = Field(1, ge=1, description="k-core threshold for users")
     min_item_interactions: int = Field(1, ge=1, description="k-core threshold for items")

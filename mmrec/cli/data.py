@@ -27,6 +27,19 @@ def synth(
     users: Annotated[int, typer.Option("--users", min=1, help="Number of users.")] = 300,
     items: Annotated[int, typer.Option("--items", min=2, help="Number of items.")] = 400,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same files).")] = 0,
+    interactions: Annotated[
+        int | None,
+        typer.Option(
+            "--interactions",
+            min=1,
+            help="Exactly this many distinct interactions, with power-law item popularity (scale runs). "
+            "Default: about 50 per user.",
+        ),
+    ] = None,
+    no_images: Annotated[
+        bool,
+        typer.Option("--no-images", "--no_images", help="Write no image files (catalogue for scale runs)."),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Generate a synthetic multimodal catalogue (images, text, numbers, interactions) + latent categories."""
@@ -34,11 +47,21 @@ def synth(
 
     settings = state(ctx).settings(config)
     with RichProgress(transient=True) as progress:
-        summary = run_synth(settings, out, users=users, items=items, seed=seed, progress=progress)
+        summary = run_synth(
+            settings,
+            out,
+            users=users,
+            items=items,
+            seed=seed,
+            progress=progress,
+            interactions=interactions,
+            images=not no_images,
+        )
+    pictures = "one image each" if summary.images else "no image files"
     console.print(
-        f"[green]Wrote[/green] {summary.items} items "
-        f"({summary.categories} latent categories, one image each), "
-        f"{summary.users} users and {summary.interactions:,} interactions to [bold]{summary.out_dir}[/bold]"
+        f"[green]Wrote[/green] {summary.items:,} items "
+        f"({summary.categories} latent categories, {pictures}), "
+        f"{summary.users:,} users and {summary.interactions:,} interactions to [bold]{summary.out_dir}[/bold]"
     )
 
 

@@ -12,6 +12,8 @@ from mmrec.cli.common import ConfigOption, RichProgress, console, state
 
 def render_report(report: dict[str, Any], skipped: bool) -> Table:
     """One table: items, images by status, text, numeric imputations, interactions dropped by reason."""
+    from mmrec.data.images import IMAGE_STATUSES  # PIL and numpy: imported only when a report is shown
+
     table = Table(title="Preprocess report" + (" (unchanged, from the last run)" if skipped else ""))
     table.add_column("section")
     table.add_column("what")
@@ -26,7 +28,7 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
     table.add_row("items", "kept", f"{items['kept']:,}", "")
     table.add_row("items", "without interactions (cold)", f"{items['without_interactions']:,}", "")
     images = report["images"]
-    for status in ("ok", "missing", "zero_byte", "not_image", "truncated", "corrupt", "decompression_bomb"):
+    for status in IMAGE_STATUSES:
         if images.get(status) or status == "ok":
             style = "" if status == "ok" else "[yellow]"
             table.add_row(

@@ -3,29 +3,51 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import io
 import os
+import signal
+import sys
 import tempfile
+import threading
+import time
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from mmrec.data.staging import process_alive
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import PreprocessSettings
 
 # Statuses other than "ok" mean the item is kept but flagged has_image=False.
-IMAGE_STATUSES = ("ok", "missing", "zero_byte", "not_image", "truncated", "corrupt", "decompression_bomb")
+IMAGE_STATUSES = (
+    "ok",
+    "missing",
+    "zero_byte",
+    "not_image",
+    "truncated",
+    "corrupt",
+    "decompression_bomb",
+    "outside_folder",
+)
+_HIGH_BIT_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 _CHUNK = 32  # images per task sent to a worker: amortises inter-process overhead
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_WATCHDOG_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
 class ImageJob:
-    """One image to verify: source file and the file name to write under the output folder."""
+    """One image to verify: source file and the file name to write under the output folder.
+
+    The source must resolve inside its own folder: a symlink leading elsewhere is refused unopened.
+    """
 
     item_id: str
     source: str
@@ -61,7 +83,7 @@ def _write_replacing(path: Path, data: bytes) -> None:
         raise
 
 
-def _load_rgb(source: str, max_pixels: int) -> Image.Image:
+def load_rgb(source: str, max_pixels: int) -> Image.Image:
     """Open, verify and fully decode `source` as RGB; raises on any defect."""
     Image.MAX_IMAGE_PIXELS = max_pixels
     with warnings.catch_warnings():
@@ -71,7 +93,46 @@ def _load_rgb(source: str, max_pixels: int) -> Image.Image:
             probe.verify()  # structural check; the object is unusable afterwards
         with Image.open(source) as image:
             image.load()  # full decode: catches truncation that verify() misses
-            return image.convert("RGB")
+            return to_rgb(image)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """`image` as 8-bit RGB: high-bit-depth values scaled (not clipped), transparency over white."""
+    if image.mode in _HIGH_BIT_DEPTH_MODES:
+        image = _scaled_to_l(image)
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("LA", "La", "PA", "RGBa"):
+        image = image.convert("RGBA")
+    if image.mode == "RGBA":
+        white = Image.new("RGB", image.size, (255, 255, 255))
+        white.paste(image, mask=image.getchannel("A"))
+        return white
+    return image.convert("RGB")
+
+
+def _scaled_to_l(image: Image.Image) -> Image.Image:
+    """Single-channel 16/32-bit or float image -> L by scaling its value range onto 0..255.
+
+    PIL's own conversion clips at 255, so a 16-bit photo became pure white. Integer images use
+    the 16-bit range (0..65535) when they fit it; float images 0..1 when they fit it; anything
+    else is stretched from its own minimum to maximum.
+    """
+    values = np.asarray(image, dtype=np.float64)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if image.mode == "F" and low >= 0.0 and high <= 1.0:
+        low, high = 0.0, 1.0
+    elif image.mode != "F" and low >= 0.0 and high <= 65535.0:
+        low, high = 0.0, 65535.0
+    scale = 255.0 / (high - low) if high > low else 0.0
+    return Image.fromarray(np.clip(np.rint((values - low) * scale), 0, 255).astype(np.uint8), "L")
+
+
+def _stays_in_its_folder(source: str) -> bool:
+    """Whether `source`, with every symlink resolved, is still inside the folder that lists it."""
+    folder = os.path.realpath(os.path.dirname(os.path.abspath(source)))
+    resolved = os.path.realpath(source)  # resolves links without opening the target
+    return os.path.commonpath([folder, resolved]) == folder
 
 
 def process_image(
@@ -79,11 +140,13 @@ def process_image(
 ) -> ImageResult:
     """Verify one image, shrink it to `max_side`, write it as JPEG; never raises for bad files."""
     try:
+        if not _stays_in_its_folder(job.source):
+            return ImageResult(job.item_id, "outside_folder", detail="symlink leaves the images folder")
         if not os.path.isfile(job.source):
             return ImageResult(job.item_id, "missing", detail="file not found")
         if os.path.getsize(job.source) == 0:
             return ImageResult(job.item_id, "zero_byte", detail="empty file")
-        image = _load_rgb(job.source, max_pixels)
+        image = load_rgb(job.source, max_pixels)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return ImageResult(job.item_id, "decompression_bomb", detail=str(exc)[:200])
     except UnidentifiedImageError as exc:
@@ -106,6 +169,30 @@ def _process_chunk(
     jobs: Sequence[ImageJob], output_dir: str, max_side: int, quality: int, max_pixels: int
 ) -> list[ImageResult]:
     return [process_image(job, output_dir, max_side, quality, max_pixels) for job in jobs]
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Pool worker initializer: end this worker when the process that started the pool dies.
+
+    Otherwise a killed preprocess leaves its workers blocked on the task queue forever. Linux
+    delivers SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG); a watchdog thread covers
+    other systems and the moment before prctl took effect.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    starter = os.getppid()
+    if starter != parent_pid and not process_alive(parent_pid):
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(starter, parent_pid), daemon=True).start()
+
+
+def _watch_parent(starter: int, parent_pid: int) -> None:
+    # Reparenting (getppid changes) means the starter died; kill(pid, 0) checks the pool's owner.
+    while os.getppid() == starter and process_alive(parent_pid):
+        time.sleep(_WATCHDOG_SECONDS)
+    os._exit(1)
 
 
 def process_images(
@@ -133,12 +220,16 @@ def process_images(
         finally:
             Image.MAX_IMAGE_PIXELS = saved_limit
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent, initargs=(os.getpid(),))
+        try:
             futures = [pool.submit(_process_chunk, chunk, *args) for chunk in chunks]
             for future in as_completed(futures):
                 for result in future.result():
                     results[result.item_id] = result
                 progress(ProgressEvent("images", len(results), total, "Verifying images"))
+        finally:
+            # On an error or Ctrl-C, queued chunks are dropped instead of finished first.
+            pool.shutdown(wait=True, cancel_futures=True)
     os.sync()  # one flush for all written images (see _write_replacing)
     progress(ProgressEvent("images", total, total, "Verifying images", done=True))
     return results

@@ -7,10 +7,21 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from mmrec.data.drops import describe_drops
 from mmrec.errors import DataError
 from mmrec.settings import PreprocessSettings
 
 REQUIRED_COLUMNS = ("user_id", "item_id")
+_EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
+_NO_ROWS_HINTS = {  # drop reason -> what to change, shown when nothing is left
+    "missing_id": "every row needs a user_id and an item_id",
+    "bad_timestamp": "timestamps must be unix seconds or ISO-8601 (e.g. 2024-03-01T12:00:00Z)",
+    "bad_rating": "ratings must be numbers",
+    "unsafe_item_id": "item ids must be safe file names (see item_info's unsafe_id drops)",
+    "unknown_item": "item_id values must match the item_id column of item_info",
+    "below_threshold": "lower data.positive_rating_threshold",
+    "k_core": "lower preprocess.min_user_interactions / preprocess.min_item_interactions",
+}
 
 
 @dataclass
@@ -66,7 +77,7 @@ def clean_interactions(
     has_time = "timestamp" in raw.columns
     has_rating = "rating" in raw.columns
     if has_time:
-        frame["timestamp"] = pd.to_numeric(raw["timestamp"], errors="coerce")
+        frame["timestamp"] = parse_timestamps(raw["timestamp"])
     if has_rating:
         frame["rating"] = pd.to_numeric(raw["rating"], errors="coerce")
 
@@ -123,7 +134,34 @@ def clean_interactions(
     report.kept = len(out)
     report.users = int(out["user_id"].nunique())
     report.items = int(out["item_id"].nunique())
+    if out.empty:
+        raise _no_rows_error(report)
     return out, report
+
+
+def parse_timestamps(values: pd.Series) -> pd.Series:
+    """Unix seconds as float64 (NaN where unparsable) from unix-seconds numbers or ISO-8601 text.
+
+    ISO-8601 text may carry a zone (`Z`, `+01:00`); text without one is taken as UTC.
+    """
+    seconds = pd.to_numeric(values, errors="coerce").astype("float64")
+    text = values[seconds.isna() & values.notna()]
+    if len(text):
+        parsed = pd.to_datetime(text.astype(str).str.strip(), format="ISO8601", utc=True, errors="coerce")
+        seconds.loc[text.index] = ((parsed - _EPOCH) / pd.Timedelta(seconds=1)).astype("float64")
+    return seconds
+
+
+def _no_rows_error(report: InteractionReport) -> DataError:
+    """Says how many rows came in, why each was dropped, and what to change for the reasons seen."""
+    if report.input_rows == 0:
+        return DataError("The interactions table has no rows.", hint="Add user_id,item_id rows to it.")
+    hints = [hint for reason, hint in _NO_ROWS_HINTS.items() if reason in report.dropped]
+    return DataError(
+        f"No interactions are left after cleaning: {report.input_rows:,} rows in, dropped "
+        f"{describe_drops(report.dropped, report.examples)}.",
+        hint="; ".join(hints) or None,
+    )
 
 
 def k_core(frame: pd.DataFrame, min_user: int, min_item: int) -> tuple[pd.DataFrame, int, pd.DataFrame]:

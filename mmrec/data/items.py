@@ -8,9 +8,10 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
+from mmrec.data.drops import describe_drops
 from mmrec.data.ids import unsafe_reason
 from mmrec.data.numeric import validate_numeric_columns
-from mmrec.data.text import augment_texts, cap_text, clean_text, item_text
+from mmrec.data.text import cap_text, clean_text, item_text
 from mmrec.errors import DataError
 from mmrec.settings import DataSettings, PreprocessSettings
 
@@ -100,15 +101,16 @@ def clean_items(
             "text_fingerprint": [sha256_text(t) for t in texts],
         }
     )
-    if preprocess.text_augmentation:
-        # Seeded noisy copy for training-time augmentation; `text` itself stays clean.
-        items["text_augmented"] = augment_texts(
-            texts, preprocess.augmentation_word_dropout, preprocess.augmentation_seed
-        )
-        report.text["augmented"] = len(texts)
     for name in data.numerical_features_cols:
         items[name] = numeric[name].to_numpy(dtype="float64")
     report.kept = len(items)
     if report.kept == 0:
-        raise DataError("item_info has no usable items after cleaning.", hint="Check the item_id column.")
+        if report.input_rows == 0:
+            raise DataError("item_info has no rows.", hint="Add item_id,title,description rows to it.")
+        raise DataError(
+            f"item_info has no usable items after cleaning: {report.input_rows:,} rows in, dropped "
+            f"{describe_drops(report.dropped, report.examples)}.",
+            hint="Every row needs an item_id that is a safe file name: no path separator, no '..', "
+            "no control characters or surrounding spaces, at most 200 bytes.",
+        )
     return items, report, rejected

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
+from mmrec.data.power_law import ITEM_EXPONENT, power_law_weights, sample_interactions
 from mmrec.errors import DataError
 from mmrec.fileio import atomic_path
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
@@ -79,6 +80,7 @@ CATEGORIES = (
         "gear engine piston robot circuit bolt turbine forge wrench motor steel factory",
     ),
 )
+START_TIME = 1_600_000_000  # first interaction time (unix seconds); they span one year
 NOISE_WORDS = (
     "the a great new classic edition collection story guide special deluxe simple daily modern "
     "complete little big best first final original volume series part free quick"
@@ -94,6 +96,7 @@ class SynthSummary:
     items: int
     interactions: int
     categories: int
+    images: int
 
 
 def _polygon(cx: float, cy: float, radius: float, points: int, rotation: float, inner: float = 1.0) -> list:
@@ -191,21 +194,33 @@ def generate_synthetic(
     image_size: int = 96,
     data: DataSettings | None = None,
     progress: ProgressCallback = null_progress,
+    interactions: int | None = None,
+    images: bool = True,
 ) -> SynthSummary:
-    """Write item_info.csv, interactions.csv and images/{item_id}.jpg under `out_dir` (names from `data`)."""
+    """Write item_info.csv, interactions.csv and images/{item_id}.jpg under `out_dir` (names from `data`).
+
+    `interactions` asks for exactly that many distinct user-item pairs with power-law item
+    popularity (mmrec.data.power_law, for scale runs); without it each user gets about
+    `mean_interactions`. `images=False` writes no image files (a catalogue for scale runs).
+    """
     data = data or DataSettings()
     if users < 1 or items < 2:
         raise DataError(f"Need at least 1 user and 2 items, got users={users}, items={items}.")
     rng = np.random.default_rng(seed)
     n_cat = len(CATEGORIES)
     out_dir = Path(out_dir)
-    (out_dir / data.images_subdir).mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if images:
+        (out_dir / data.images_subdir).mkdir(exist_ok=True)
     category = rng.integers(0, n_cat, size=items)
     popularity = rng.lognormal(0.0, 1.0, size=items)  # heavy-tailed
+    if interactions is not None:
+        popularity = power_law_weights(items, ITEM_EXPONENT, rng) * np.exp(0.5)  # lognormal's mean
     item_ids = [f"i{k:05d}" for k in range(items)]
 
     rows = []
-    progress(ProgressEvent("synth", 0, items, "Drawing item images"))
+    stage = "Drawing item images" if images else "Writing the catalogue"
+    progress(ProgressEvent("synth", 0, items, stage))
     for k, item_id in enumerate(item_ids):
         c = int(category[k])
         title = " ".join(_words(c, rng, int(rng.integers(2, 5)), 0.25)).title()
@@ -221,14 +236,44 @@ def generate_synthetic(
                 "thumbup_number": int(rng.binomial(views, 0.08)),
             }
         )
-        with atomic_path(out_dir / data.images_subdir / f"{item_id}.jpg") as tmp:
-            draw_item_image(c, rng, image_size).save(tmp, format="JPEG", quality=90)
+        if images:
+            with atomic_path(out_dir / data.images_subdir / f"{item_id}.jpg") as tmp:
+                draw_item_image(c, rng, image_size).save(tmp, format="JPEG", quality=90)
         if k % 50 == 0:
-            progress(ProgressEvent("synth", k + 1, items, "Drawing item images"))
-    progress(ProgressEvent("synth", items, items, "Drawing item images", done=True))
+            progress(ProgressEvent("synth", k + 1, items, stage))
+    progress(ProgressEvent("synth", items, items, stage, done=True))
+    if interactions is not None:
+        user, item, liked = sample_interactions(rng, users, interactions, category, popularity, n_cat)
+        ratings = np.clip(rng.normal(np.where(liked, 4.2, 2.8), 0.7), 1, 5).round()
+        frame = pd.DataFrame(
+            {
+                "user_id": [f"u{u:04d}" for u in user],
+                "item_id": [item_ids[i] for i in item],
+                "timestamp": START_TIME + rng.integers(0, 365 * 86400, size=len(user)),
+                "rating": ratings,
+            }
+        )
+    else:
+        frame = _per_user_interactions(rng, users, mean_interactions, category, popularity, item_ids)
+    with atomic_path(out_dir / data.item_info_file) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+    with atomic_path(out_dir / data.interactions_file) as tmp:
+        frame.to_csv(tmp, index=False)
+    return SynthSummary(out_dir, users, items, len(frame), n_cat, items if images else 0)
 
+
+def _per_user_interactions(
+    rng: np.random.Generator,
+    users: int,
+    mean_interactions: int,
+    category: np.ndarray,
+    popularity: np.ndarray,
+    item_ids: list[str],
+) -> pd.DataFrame:
+    """About `mean_interactions` per user, drawn one user at a time (the demo-sized generator)."""
+    items = len(item_ids)
+    n_cat = len(CATEGORIES)
     by_category = [np.flatnonzero(category == c) for c in range(n_cat)]
-    start_time = 1_600_000_000
     events = []
     for u in range(users):
         preferred = rng.choice(n_cat, size=int(rng.integers(2, 4)), replace=False)
@@ -246,14 +291,10 @@ def generate_synthetic(
                 continue
             p = popularity[pool] / popularity[pool].sum()
             chosen.add(int(rng.choice(pool, p=p)))
-        times = np.sort(start_time + rng.integers(0, 365 * 86400, size=len(chosen)))
+        times = np.sort(START_TIME + rng.integers(0, 365 * 86400, size=len(chosen)))
         for item, ts in zip(rng.permutation(sorted(chosen)), times, strict=True):
             liked = category[item] in preferred
             rating = float(np.clip(rng.normal(4.2 if liked else 2.8, 0.7), 1, 5).round())
             events.append((f"u{u:04d}", item_ids[item], int(ts), rating))
 
-    with atomic_path(out_dir / data.item_info_file) as tmp:
-        pd.DataFrame(rows).to_csv(tmp, index=False)
-    with atomic_path(out_dir / data.interactions_file) as tmp:
-        pd.DataFrame(events, columns=["user_id", "item_id", "timestamp", "rating"]).to_csv(tmp, index=False)
-    return SynthSummary(out_dir, users, items, len(events), n_cat)
+    return pd.DataFrame(events, columns=["user_id", "item_id", "timestamp", "rating"])

@@ -1,17 +1,26 @@
-"""The processed-table contract: items.parquet and interactions.parquet under processed_dir."""
+"""The processed-table contract: items.parquet and interactions.parquet under processed_dir.
+
+manifest.json records the size and sha256 of every table written through this module. Readers
+refuse a table the manifest does not vouch for: tables from different runs (a kill between two
+writes, files copied by hand) or a folder written before manifests existed never load silently.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import hashlib
+
 import pandas as pd
 
 from mmrec.errors import DataError
-from mmrec.fileio import atomic_path
+from mmrec.fileio import atomic_path, atomic_write_json, read_json
 
 ITEMS_FILE = "items.parquet"
 INTERACTIONS_FILE = "interactions.parquet"
 REPORT_FILE = "preprocess_report.json"
+MANIFEST_FILE = "manifest.json"
+_MANIFEST_FORMAT = 1
 ITEM_COLUMNS = (
     "item_id",
     "title",
@@ -23,6 +32,7 @@ ITEM_COLUMNS = (
     "text_fingerprint",
 )
 _HINT = "Run `mmrec preprocess` first (with the same --config)."
+_REDO_HINT = "Run `mmrec preprocess --force-reprocess` (with the same --config) to rebuild the folder."
 
 
 def save_items(items: pd.DataFrame, processed_dir: Path) -> Path:
@@ -33,6 +43,7 @@ def save_items(items: pd.DataFrame, processed_dir: Path) -> Path:
     path = Path(processed_dir) / ITEMS_FILE
     with atomic_path(path) as tmp:
         items.to_parquet(tmp, index=False)
+    record_in_manifest(path)
     return path
 
 
@@ -41,12 +52,60 @@ def save_interactions(interactions: pd.DataFrame, processed_dir: Path) -> Path:
     path = Path(processed_dir) / INTERACTIONS_FILE
     with atomic_path(path) as tmp:
         interactions.to_parquet(tmp, index=False)
+    record_in_manifest(path)
     return path
+
+
+def _describe(path: Path) -> dict[str, int | str]:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def _manifest(folder: Path) -> dict | None:
+    try:
+        manifest = read_json(folder / MANIFEST_FILE)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{folder / MANIFEST_FILE} cannot be read: {exc}", hint=_REDO_HINT) from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise DataError(f"{folder / MANIFEST_FILE} is not a processed-folder manifest.", hint=_REDO_HINT)
+    return manifest
+
+
+def record_in_manifest(path: Path) -> None:
+    """Record `path`'s size and sha256 in the manifest of its folder (written atomically)."""
+    path = Path(path)
+    manifest = _manifest(path.parent) or {"format": _MANIFEST_FORMAT, "files": {}}
+    manifest["files"][path.name] = _describe(path)
+    atomic_write_json(path.parent / MANIFEST_FILE, manifest)
+
+
+def verify_in_manifest(path: Path) -> None:
+    """DataError unless `path` is exactly the file its folder's manifest records."""
+    path = Path(path)
+    manifest = _manifest(path.parent)
+    if manifest is None:
+        raise DataError(
+            f"Processed folder {path.parent} has no manifest ({MANIFEST_FILE}): it was written by an "
+            "interrupted run or an older mmrec, so its tables may come from different runs.",
+            hint=_REDO_HINT,
+        )
+    if manifest["files"].get(path.name) != _describe(path):
+        raise DataError(
+            f"{path.name} does not match {path.parent / MANIFEST_FILE}: the processed tables come "
+            "from different runs or were changed by hand.",
+            hint=_REDO_HINT,
+        )
 
 
 def _read(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"Processed table {path} not found.", hint=_HINT)
+    verify_in_manifest(path)
     try:
         return pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for damaged files

@@ -1,9 +1,8 @@
-"""Text cleaning (unicode, markup, control characters, whitespace, length cap) and seeded augmentation."""
+"""Text cleaning (unicode, markup, control characters, whitespace, length cap) and the backbone input text."""
 
 from __future__ import annotations
 
 import html
-import random
 import re
 import unicodedata
 
@@ -49,21 +48,3 @@ def item_text(title: str, description: str) -> str:
         separator = " " if title.endswith((".", "!", "?")) else ". "
         return f"{title}{separator}{description}"
     return title or description
-
-
-def augment_text(text: str, word_dropout: float, rng: random.Random) -> str:
-    """Word dropout plus one random adjacent swap; never returns "" for non-empty input."""
-    words = text.split()
-    if len(words) < 2:
-        return text
-    kept = [word for word in words if rng.random() >= word_dropout] or [rng.choice(words)]
-    if len(kept) >= 2:
-        i = rng.randrange(len(kept) - 1)
-        kept[i], kept[i + 1] = kept[i + 1], kept[i]
-    return " ".join(kept)
-
-
-def augment_texts(texts: list[str], word_dropout: float, seed: int) -> list[str]:
-    """Seeded augmentation of a list of texts (same seed, same output)."""
-    rng = random.Random(seed)
-    return [augment_text(text, word_dropout, rng) for text in texts]

@@ -17,11 +17,20 @@ def run_synth(
     items: int = 400,
     seed: int = 0,
     progress: ProgressCallback = null_progress,
+    interactions: int | None = None,
+    images: bool = True,
 ) -> SynthSummary:
     """Synthetic catalogue into `out_dir` (default: paths.data_dir), file names from settings.data."""
     target = Path(out_dir) if out_dir is not None else Path(settings.paths.data_dir)
     return generate_synthetic(
-        target, users=users, items=items, seed=seed, data=settings.data, progress=progress
+        target,
+        users=users,
+        items=items,
+        seed=seed,
+        data=settings.data,
+        progress=progress,
+        interactions=interactions,
+        images=images,
     )
 
 

@@ -15,7 +15,17 @@ import pandas as pd
 from mmrec.data.images import IMAGE_STATUSES, ImageJob, process_images
 from mmrec.data.interactions import clean_interactions
 from mmrec.data.items import clean_items
-from mmrec.data.tables import INTERACTIONS_FILE, ITEMS_FILE, REPORT_FILE, save_interactions, save_items
+from mmrec.data.staging import staged_folder
+from mmrec.data.tables import (
+    INTERACTIONS_FILE,
+    ITEMS_FILE,
+    MANIFEST_FILE,
+    REPORT_FILE,
+    record_in_manifest,
+    save_interactions,
+    save_items,
+    verify_in_manifest,
+)
 from mmrec.errors import ConfigError, DataError
 from mmrec.fileio import atomic_write_json, read_json
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
@@ -24,6 +34,7 @@ from mmrec.settings import Settings
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 PROCESSED_IMAGES = "images"
+_OWN_ENTRIES = frozenset({ITEMS_FILE, INTERACTIONS_FILE, REPORT_FILE, MANIFEST_FILE, PROCESSED_IMAGES})
 
 
 @dataclass
@@ -53,6 +64,8 @@ def read_csv(path: Path, what: str) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"{what} file {path} cannot be parsed as UTF-8 CSV: {exc}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.empty:
+        raise DataError(f"{what} file {path} has a header but no rows.", hint="Add rows below the header.")
     return frame
 
 
@@ -70,7 +83,7 @@ def input_fingerprint(settings: Settings) -> str:
     images_dir = data_dir / settings.data.images_subdir
     if images_dir.is_dir():
         for entry in sorted(images_dir.iterdir(), key=lambda p: p.name):
-            stat = entry.stat()
+            stat = entry.lstat()  # a link's own stat: never follows it out of the folder
             digest.update(f"{entry.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     # num_workers changes speed, not output, so it is not part of the fingerprint.
     used = {
@@ -82,14 +95,37 @@ def input_fingerprint(settings: Settings) -> str:
 
 
 def _up_to_date(processed_dir: Path, fingerprint: str) -> dict[str, Any] | None:
-    report_path = processed_dir / REPORT_FILE
-    if not all((processed_dir / name).is_file() for name in (ITEMS_FILE, INTERACTIONS_FILE, REPORT_FILE)):
-        return None
+    """The last report when processed_dir holds that run's complete output for these inputs."""
     try:
-        report = read_json(report_path)
-    except (OSError, ValueError):
+        for name in (ITEMS_FILE, INTERACTIONS_FILE, REPORT_FILE):
+            verify_in_manifest(processed_dir / name)
+        report = read_json(processed_dir / REPORT_FILE)
+    except (OSError, ValueError, DataError):
         return None
     return report if report.get("fingerprint") == fingerprint else None
+
+
+def _check_replaceable(processed_dir: Path) -> None:
+    """Preprocess replaces processed_dir whole, so it must hold nothing that preprocess did not write."""
+    if not processed_dir.exists():
+        return
+    if not processed_dir.is_dir():
+        raise ConfigError(
+            f"paths.processed_dir ({processed_dir}) is a file, not a folder.",
+            hint="Point it at a folder of its own (it is created when missing).",
+        )
+    foreign = sorted(
+        entry.name
+        for entry in processed_dir.iterdir()
+        if entry.name not in _OWN_ENTRIES and not (entry.name.startswith(".") and entry.name.endswith(".tmp"))
+    )
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ConfigError(
+            f"paths.processed_dir ({processed_dir}) holds entries preprocess did not write: {shown}.",
+            hint="Preprocess replaces that folder as a whole. Point paths.processed_dir at a folder "
+            "of its own, or move those entries out.",
+        )
 
 
 def _image_jobs(items: pd.DataFrame, images_dir: Path) -> list[ImageJob]:
@@ -121,16 +157,6 @@ def _image_report(results: dict, seconds: float, workers: int) -> dict[str, Any]
     }
 
 
-def _remove_stale_images(folder: Path, keep: set[str]) -> int:
-    removed = 0
-    if folder.is_dir():
-        for entry in folder.iterdir():
-            if entry.is_file() and entry.name not in keep:
-                entry.unlink()
-                removed += 1
-    return removed
-
-
 def run_preprocess(
     settings: Settings, force: bool = False, progress: ProgressCallback = null_progress
 ) -> PreprocessResult:
@@ -144,11 +170,12 @@ def run_preprocess(
             hint="Set paths.data_dir, or create data with `mmrec data synth --out DIR`.",
         )
     if (processed_dir / PROCESSED_IMAGES).resolve() == (data_dir / settings.data.images_subdir).resolve():
-        # Preprocess rewrites and prunes its images folder; it must never be the input folder.
+        # Preprocess replaces its images folder; it must never be the input folder.
         raise ConfigError(
             f"paths.processed_dir ({processed_dir}) would put processed images over the input images.",
             hint="Use a processed_dir different from data_dir.",
         )
+    _check_replaceable(processed_dir)
     fingerprint = input_fingerprint(settings)
     if not force and (previous := _up_to_date(processed_dir, fingerprint)) is not None:
         progress(
@@ -164,30 +191,7 @@ def run_preprocess(
     raw_items = read_csv(data_dir / settings.data.item_info_file, "item_info")
     raw_interactions = read_csv(data_dir / settings.data.interactions_file, "interactions")
     items, item_report, rejected = clean_items(raw_items, settings.data, settings.preprocess)
-    progress(
-        ProgressEvent("preprocess", message=f"{len(items)} items cleaned; verifying their images", done=True)
-    )
-
-    jobs = _image_jobs(items, data_dir / settings.data.images_subdir)
-    image_start = time.perf_counter()
-    results = process_images(jobs, processed_dir / PROCESSED_IMAGES, settings.preprocess, progress)
-    image_seconds = time.perf_counter() - image_start
-    ok = [results[i].status == "ok" for i in items["item_id"]]
-    items.insert(
-        4,
-        "image_path",
-        [
-            f"{PROCESSED_IMAGES}/{results[i].output_name}" if good else None
-            for i, good in zip(items["item_id"], ok, strict=True)
-        ],
-    )
-    items.insert(5, "has_image", ok)
-    items.insert(6, "image_fingerprint", [results[i].fingerprint for i in items["item_id"]])
-    stale = _remove_stale_images(
-        processed_dir / PROCESSED_IMAGES,
-        {results[i].output_name for i in items["item_id"] if results[i].status == "ok"},
-    )
-
+    # Interactions before images: running out of rows should not cost the image stage first.
     interactions, interaction_report = clean_interactions(
         raw_interactions,
         set(items["item_id"]),
@@ -195,38 +199,52 @@ def run_preprocess(
         settings.data.positive_rating_threshold,
         rejected,
     )
-    if interactions.empty:
-        raise DataError(
-            "No interactions are left after cleaning.",
-            hint="See the drop counts above; relax preprocess.min_*_interactions or the rating threshold.",
+    progress(
+        ProgressEvent("preprocess", message=f"{len(items)} items cleaned; verifying their images", done=True)
+    )
+    # Everything is built in a staging folder that replaces processed_dir in one step at the end:
+    # a failure or a kill at any point leaves the previous output as it was.
+    with staged_folder(processed_dir) as staging:
+        jobs = _image_jobs(items, data_dir / settings.data.images_subdir)
+        image_start = time.perf_counter()
+        results = process_images(jobs, staging / PROCESSED_IMAGES, settings.preprocess, progress)
+        image_seconds = time.perf_counter() - image_start
+        ok = [results[i].status == "ok" for i in items["item_id"]]
+        items.insert(
+            4,
+            "image_path",
+            [
+                f"{PROCESSED_IMAGES}/{results[i].output_name}" if good else None
+                for i, good in zip(items["item_id"], ok, strict=True)
+            ],
         )
-    save_items(items, processed_dir)
-    save_interactions(interactions, processed_dir)
-    report = {
-        "fingerprint": fingerprint,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "inputs": {
-            "data_dir": str(data_dir),
-            "item_info": settings.data.item_info_file,
-            "interactions": settings.data.interactions_file,
-            "images": settings.data.images_subdir,
-        },
-        "items": {
-            **asdict(item_report),
-            "with_image": int(sum(ok)),
-            "without_interactions": int((~items["item_id"].isin(interactions["item_id"])).sum()),
-        },
-        "images": {
-            **_image_report(results, image_seconds, settings.preprocess.num_workers),
-            "stale_removed": stale,
-        },
-        "interactions": asdict(interaction_report),
-        "columns": {
-            "numeric": list(settings.data.numerical_features_cols),
-            "timestamp": "timestamp" in interactions.columns,
-            "rating": "rating" in interactions.columns,
-        },
-        "versions": package_versions(),
-    }
-    atomic_write_json(processed_dir / REPORT_FILE, report)
+        items.insert(5, "has_image", ok)
+        items.insert(6, "image_fingerprint", [results[i].fingerprint for i in items["item_id"]])
+        save_items(items, staging)
+        save_interactions(interactions, staging)
+        report = {
+            "fingerprint": fingerprint,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "inputs": {
+                "data_dir": str(data_dir),
+                "item_info": settings.data.item_info_file,
+                "interactions": settings.data.interactions_file,
+                "images": settings.data.images_subdir,
+            },
+            "items": {
+                **asdict(item_report),
+                "with_image": int(sum(ok)),
+                "without_interactions": int((~items["item_id"].isin(interactions["item_id"])).sum()),
+            },
+            "images": _image_report(results, image_seconds, settings.preprocess.num_workers),
+            "interactions": asdict(interaction_report),
+            "columns": {
+                "numeric": list(settings.data.numerical_features_cols),
+                "timestamp": "timestamp" in interactions.columns,
+                "rating": "rating" in interactions.columns,
+            },
+            "versions": package_versions(),
+        }
+        atomic_write_json(staging / REPORT_FILE, report)
+        record_in_manifest(staging / REPORT_FILE)
     return PreprocessResult(processed_dir, False, report, time.perf_counter() - start)

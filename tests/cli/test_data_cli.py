@@ -52,3 +52,11 @@ def test_import_movielens_100k_and_bad_folder(tmp_path):
 def test_help_lists_commands():
     result = runner.invoke(app, ["data", "--help"])
     assert result.exit_code == 0 and "synth" in result.output and "import" in result.output
+
+
+def test_synth_interaction_target_without_images(tmp_path):
+    args = ["data", "synth", "--out", str(tmp_path), "--users", "20", "--items", "30"]
+    result = runner.invoke(app, [*args, "--interactions", "150", "--no-images"])
+    assert result.exit_code == 0, result.output
+    assert "150 interactions" in _flat(result.output) and "no image files" in _flat(result.output)
+    assert not (tmp_path / "images").exists()

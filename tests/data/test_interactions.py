@@ -68,3 +68,38 @@ def test_k_core_iterates_until_stable():
     assert kept.empty and rounds >= 2 and len(removed) == 5
     kept, rounds, _ = k_core(frame, 1, 1)
     assert len(kept) == 5 and rounds == 0
+
+
+def test_iso_8601_timestamps_become_unix_seconds():
+    raw = _raw(
+        [
+            ["u1", "a", "2024-03-01T12:00:00Z"],
+            ["u1", "b", "2024-03-01T13:00:00+01:00"],  # the same instant as the row above
+            ["u2", "a", "2024-03-01"],  # no zone means UTC
+            ["u2", "b", "2024-03-01 12:00:00.75"],
+            ["u3", "a", "1709294400"],  # unix seconds still work, also mixed with ISO-8601
+            ["u3", "b", "yesterday"],
+        ],
+        ("user_id", "item_id", "timestamp"),
+    )
+    out, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings())
+    noon = 1709294400  # 2024-03-01T12:00:00Z
+    assert out["timestamp"].tolist() == [noon, noon, noon - 12 * 3600, noon, noon]
+    assert out["timestamp"].dtype == "int64" and report.dropped == {"bad_timestamp": 1}
+
+
+def test_no_rows_left_names_every_drop_count():
+    raw = _raw([["u1", "a", "soon"], ["u2", "zz", "1"]], ("user_id", "item_id", "timestamp"))
+    with pytest.raises(DataError) as caught:
+        clean_interactions(raw, {"a"}, PreprocessSettings())
+    message = f"{caught.value}"
+    assert "No interactions are left" in message and "2 rows" in message
+    assert "bad_timestamp: 1" in message and "unknown_item: 1" in message
+    assert "ISO-8601" in message and "k-core" not in message
+
+
+def test_no_rows_after_k_core_points_at_the_thresholds():
+    raw = _raw([["u1", "a"], ["u2", "a"]], ("user_id", "item_id"))
+    with pytest.raises(DataError, match="k_core: 2") as caught:
+        clean_interactions(raw, {"a"}, PreprocessSettings(min_user_interactions=2))
+    assert "min_user_interactions" in f"{caught.value}"

@@ -1,5 +1,6 @@
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from mmrec.data.items import clean_items, sha256_text
 from mmrec.errors import DataError
@@ -33,11 +34,10 @@ def test_missing_title_column_is_a_data_error():
         clean_items(raw, DataSettings(numerical_features_cols=[]), PreprocessSettings())
 
 
-def test_augmented_text_column_only_when_enabled():
+def test_text_augmentation_setting_is_gone():
+    # It wrote a `text_augmented` column nothing read; the setting is now an unknown key.
+    with pytest.raises(ValidationError, match="text_augmentation"):
+        PreprocessSettings(text_augmentation=True)
     raw = pd.DataFrame({"item_id": ["1"], "title": ["a b c d e f"], "description": ["g h i j"]})
-    data = DataSettings(numerical_features_cols=[])
-    plain, _, _ = clean_items(raw, data, PreprocessSettings())
-    noisy, _, _ = clean_items(
-        raw, data, PreprocessSettings(text_augmentation=True, augmentation_word_dropout=0.5)
-    )
-    assert "text_augmented" not in plain and noisy["text_augmented"][0] != noisy["text"][0]
+    items, report, _ = clean_items(raw, DataSettings(numerical_features_cols=[]), PreprocessSettings())
+    assert "text_augmented" not in items and "augmented" not in report.text

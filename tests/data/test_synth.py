@@ -2,9 +2,11 @@ import hashlib
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from mmrec.data.synth import generate_synthetic
+from mmrec.errors import DataError
 
 
 def _digest(folder):
@@ -56,3 +58,22 @@ def test_latent_category_shows_in_images_and_text(tmp_path):
         min(centroids, key=lambda c: np.linalg.norm(colours[k] - centroids[c])) for k in range(len(items))
     ]
     assert np.mean(np.array(nearest) == np.array(category)) > 0.6
+
+
+def test_interaction_target_gives_that_many_power_law_interactions(tmp_path):
+    summary = generate_synthetic(tmp_path / "a", users=200, items=100, seed=1, interactions=800, images=False)
+    generate_synthetic(tmp_path / "b", users=200, items=100, seed=1, interactions=800, images=False)
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+    inter = pd.read_csv(tmp_path / "a" / "interactions.csv", dtype=str)
+    assert len(inter) == summary.interactions == 800 and not inter.duplicated(["user_id", "item_id"]).any()
+    assert summary.images == 0 and not (tmp_path / "a" / "images").exists()
+    counts = inter["item_id"].value_counts()
+    assert counts.head(10).sum() > 0.3 * len(inter)  # the top 10% of items: a heavy head
+    assert inter["user_id"].nunique() > 100 and set(inter["item_id"]) <= {f"i{k:05d}" for k in range(100)}
+    items = pd.read_csv(tmp_path / "a" / "item_info.csv", dtype=str)
+    assert len(items) == 100 and items["title"].str.len().min() > 0
+
+
+def test_an_impossible_interaction_target_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="distinct user-item pairs"):
+        generate_synthetic(tmp_path, users=3, items=4, interactions=7, images=False)

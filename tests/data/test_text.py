@@ -1,4 +1,4 @@
-from mmrec.data.text import augment_texts, clean_text, item_text
+from mmrec.data.text import clean_text, item_text
 
 
 def test_markup_entities_control_chars_and_whitespace_are_cleaned():
@@ -25,11 +25,3 @@ def test_item_text_joins_title_and_description():
     assert item_text("Title", "desc") == "Title. desc"
     assert item_text("Done!", "desc") == "Done! desc"
     assert item_text("", "desc") == "desc" and item_text("", "") == ""
-
-
-def test_augmentation_is_seeded_and_changes_text():
-    texts = ["one two three four five six seven eight"] * 3
-    first = augment_texts(texts, 0.3, seed=1)
-    assert first == augment_texts(texts, 0.3, seed=1)
-    assert first != texts and all(t for t in first)
-    assert augment_texts(["single"], 0.9, seed=0) == ["single"]

@@ -122,3 +122,123 @@ def test_missing_inputs_are_data_errors(tmp_path, dirty_raw):
         run_preprocess(_settings(tmp_path, **{"paths.processed_dir": dirty_raw}))
     with pytest.raises(DataError, match="Data folder"):
         run_preprocess(_settings(tmp_path, **{"paths.data_dir": tmp_path / "nowhere"}))
+
+
+def test_images_linked_from_outside_the_folder_are_skipped_and_counted(tmp_path):
+    raw = tmp_path / "raw"
+    generate_synthetic(raw, users=6, items=4, seed=0)
+    secret = tmp_path / "secret.jpg"
+    (raw / "images" / "i00000.jpg").rename(secret)
+    (raw / "images" / "i00000.jpg").symlink_to(secret)
+    (raw / "images" / "i00001.jpg").unlink()
+    (raw / "images" / "i00001.jpg").symlink_to(tmp_path / "nowhere.jpg")  # dangling
+    report = run_preprocess(_settings(tmp_path)).report
+    assert report["images"]["outside_folder"] == 2 and report["images"]["ok"] == 2
+    written = sorted(p.name for p in (tmp_path / "processed" / "images").iterdir())
+    assert written == ["i00002.jpg", "i00003.jpg"]
+
+
+def test_stopping_for_lack_of_rows_says_why(tmp_path):
+    raw = tmp_path / "raw"
+    generate_synthetic(raw, users=6, items=4, seed=0)
+    interactions = raw / "interactions.csv"
+    full = interactions.read_text()
+    interactions.write_text(full.splitlines()[0] + "\n")  # header only
+    with pytest.raises(DataError, match="interactions file .* has a header but no rows"):
+        run_preprocess(_settings(tmp_path))
+    frame = pd.read_csv(io.StringIO(full), dtype=str)
+    frame["timestamp"] = "not a time"
+    frame.to_csv(interactions, index=False)
+    with pytest.raises(DataError, match=rf"bad_timestamp: {len(frame)}"):
+        run_preprocess(_settings(tmp_path))
+    items = pd.read_csv(raw / "item_info.csv", dtype=str)
+    items["item_id"] = "../" + items["item_id"]
+    items.to_csv(raw / "item_info.csv", index=False)
+    with pytest.raises(DataError, match=rf"unsafe_id: {len(items)}"):
+        run_preprocess(_settings(tmp_path))
+
+
+def _snapshot(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def two_inputs(tmp_path):
+    """Inputs A (preprocessed into tmp_path/processed) and the CSVs of a different input B."""
+    raw = tmp_path / "raw"
+    generate_synthetic(raw, users=10, items=12, seed=3)
+    run_preprocess(_settings(tmp_path))
+    a = {name: (raw / name).read_bytes() for name in ("item_info.csv", "interactions.csv")}
+    items = pd.read_csv(raw / "item_info.csv", dtype=str)
+    items = items[items["item_id"] >= "i00006"].assign(title="renamed")
+    b_items = items.to_csv(index=False).encode()
+    inter = pd.read_csv(raw / "interactions.csv", dtype=str)
+    b_inter = inter[inter["item_id"] >= "i00006"].to_csv(index=False).encode()
+    return a, {"item_info.csv": b_items, "interactions.csv": b_inter}
+
+
+def _write(raw, files):
+    for name, data in files.items():
+        (raw / name).write_bytes(data)
+
+
+def test_a_failed_run_leaves_the_previous_output_untouched(tmp_path, two_inputs):
+    before = _snapshot(tmp_path / "processed")
+    _, b = two_inputs
+    inter = pd.read_csv(io.BytesIO(b["interactions.csv"]), dtype=str).assign(item_id="ghost")
+    _write(tmp_path / "raw", {**b, "interactions.csv": inter.to_csv(index=False).encode()})
+    with pytest.raises(DataError, match="No interactions are left"):
+        run_preprocess(_settings(tmp_path))
+    assert _snapshot(tmp_path / "processed") == before
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".processed")]  # staging removed
+
+
+def test_a_run_killed_while_writing_leaves_the_previous_output_untouched(tmp_path, two_inputs, monkeypatch):
+    a, b = two_inputs
+    before = _snapshot(tmp_path / "processed")
+    _write(tmp_path / "raw", b)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # stands for a kill between the two table writes
+
+    monkeypatch.setattr("mmrec.pipeline.preprocess.save_interactions", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_preprocess(_settings(tmp_path))
+    monkeypatch.undo()
+    assert _snapshot(tmp_path / "processed") == before
+    _write(tmp_path / "raw", a)  # back to the inputs of the output on disk: a no-op is right now
+    assert run_preprocess(_settings(tmp_path)).skipped
+    items = load_items(tmp_path / "processed")
+    assert set(load_interactions(tmp_path / "processed")["item_id"]) <= set(items["item_id"])
+    assert "renamed" not in set(items["title"])
+
+
+def test_readers_refuse_tables_from_different_runs(tmp_path, two_inputs):
+    from mmrec.pipeline.split import run_split
+
+    _, b = two_inputs
+    processed = tmp_path / "processed"
+    old_items = (processed / "items.parquet").read_bytes()
+    _write(tmp_path / "raw", b)
+    run_preprocess(_settings(tmp_path))
+    (processed / "items.parquet").write_bytes(old_items)  # what a kill between two writes used to leave
+    with pytest.raises(DataError, match="items.parquet does not match"):
+        load_items(processed)
+    assert load_interactions(processed) is not None  # that table itself is still the recorded one
+    (processed / "manifest.json").unlink()  # a folder written by an older, non-atomic mmrec
+    with pytest.raises(DataError, match="no manifest"):
+        run_split(_settings(tmp_path, **{"paths.splits_dir": tmp_path / "splits"}))
+    assert not (tmp_path / "splits").exists()
+    assert not run_preprocess(_settings(tmp_path)).skipped  # such a folder is never "unchanged"
+    load_items(processed)
+
+
+def test_processed_dir_with_foreign_entries_is_refused(tmp_path, dirty_raw):
+    processed = tmp_path / "processed"
+    (processed / "notes").mkdir(parents=True)
+    (processed / "notes" / "keep.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="did not write: notes"):
+        run_preprocess(_settings(tmp_path))
+    assert (processed / "notes" / "keep.txt").read_text() == "mine"
+    with pytest.raises(ConfigError, match="did not write: .*raw"):
+        run_preprocess(_settings(tmp_path, **{"paths.processed_dir": tmp_path}))

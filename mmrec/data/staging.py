@@ -1,0 +1,122 @@
+"""Build a folder beside its final place, then swap it in whole: readers see the old or the new one.
+
+`staged_folder(target)` yields an empty staging folder next to `target`. When the block succeeds
+the staging folder replaces `target` in one step (Linux renameat2 RENAME_EXCHANGE; elsewhere two
+renames, between which `target` is briefly absent, never mixed). When the block fails, or the
+process is killed, `target` is untouched; the next run removes dead processes' staging folders
+(and puts back a previous folder that a kill between the two renames left aside).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from mmrec.errors import DataError
+from mmrec.fileio import fsync_dir
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2  # from <linux/fs.h>
+_STAGING = "staging"
+_PREVIOUS = "previous"
+
+
+@contextlib.contextmanager
+def staged_folder(target: Path) -> Iterator[Path]:
+    """Yield a new empty folder; on success it becomes `target` (the old one is deleted)."""
+    target = Path(os.path.realpath(target))  # a symlinked target: replace the folder it points at
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_abandoned(target)
+    staging = _new_folder(target, _STAGING)
+    try:
+        yield staging
+        try:
+            _swap_in(staging, target)
+        except OSError as exc:
+            raise DataError(
+                f"Cannot swap the new output into {target}: {exc}. The previous output is unchanged.",
+                hint="The folder must be an ordinary folder on a writable filesystem, not a mount point.",
+            ) from None
+    finally:
+        # After an exchange this is the previous output; after a failure, the partial new one.
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def remove_abandoned(target: Path) -> list[Path]:
+    """Remove staging/previous folders of `target` whose process is gone; returns what was removed."""
+    removed = []
+    if not target.parent.is_dir():
+        return removed
+    prefixes = tuple(_prefix(target, kind) for kind in (_STAGING, _PREVIOUS))
+    for folder in sorted(target.parent.iterdir()):
+        prefix = next((p for p in prefixes if folder.name.startswith(p)), None)
+        if prefix is None or folder.is_symlink() or not folder.is_dir():
+            continue
+        pid = folder.name[len(prefix) :].split("-", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            if (folder / "old").is_dir() and not target.exists():  # killed between the two renames
+                os.rename(folder / "old", target)
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _prefix(target: Path, kind: str) -> str:
+    return f".{target.name}.{kind}-"
+
+
+def _new_folder(target: Path, kind: str) -> Path:
+    """A new hidden folder beside `target` named after this process, so a dead run's is recognised."""
+    return Path(tempfile.mkdtemp(prefix=f"{_prefix(target, kind)}{os.getpid()}-", dir=target.parent))
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    if not target.exists():
+        os.rename(staging, target)
+    elif not _exchange(staging, target):
+        previous = _new_folder(target, _PREVIOUS)
+        os.rename(target, previous / "old")
+        try:
+            os.rename(staging, target)
+        except OSError:
+            os.rename(previous / "old", target)
+            raise
+        finally:
+            shutil.rmtree(previous, ignore_errors=True)
+    fsync_dir(target.parent)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2); False where the system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    result = renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):  # e.g. a filesystem without exchange
+        return False
+    raise OSError(code, os.strerror(code), str(second))
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (a zombie counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
