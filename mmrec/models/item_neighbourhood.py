@@ -28,6 +28,7 @@ NEIGHBOURS = 128  # regressors per item
 CONTENT_RANK = 128  # rank of the content factor
 GRAM_RANK = 64  # rank of the co-occurrence factor used off the diagonal of the local systems
 CHUNK_ELEMENTS = 2**25  # dense [chunk, n] float32 block per step: 128 MiB
+SOLVE_BATCH = 256  # local systems solved at once
 
 
 def _seeded_svd_lowrank(matrix: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -87,13 +88,13 @@ def fit_neighbourhood_weights(
     binary = interactions.tocsr(copy=True).astype(np.float32)
     binary.data[:] = 1.0
     by_item = binary.T.tocsr()  # [n_items, n_users]
-    counts = torch.as_tensor(np.asarray(binary.sum(axis=0)).ravel(), dtype=torch.float64, device=device)
+    diagonal = torch.as_tensor(np.asarray(binary.sum(axis=0)).ravel(), dtype=torch.float64, device=device)
     content_part = content_factor(content, content_rank, device) if content_weight > 0 else None
     off_diagonal = gram_factor(binary, gram_rank, device).to(torch.float64)  # [n, r_g]
     if content_part is not None:
         scaled = content_part.to(torch.float64) * content_weight**0.5
         off_diagonal = torch.cat([off_diagonal, scaled], dim=1)
-        counts = counts + (scaled * scaled).sum(dim=1)  # exact diagonal: counts + alpha |f_a|^2
+        diagonal = diagonal + (scaled * scaled).sum(dim=1)  # exact diagonal: counts + alpha |f_a|^2
     columns = torch.empty((n, k), dtype=torch.long, device=device)
     values = torch.empty((n, k), dtype=torch.float32, device=device)
     chunk = max(1, min(n, CHUNK_ELEMENTS // n))
@@ -106,16 +107,24 @@ def fit_neighbourhood_weights(
         block[torch.arange(stop - start, device=device), rows] = float("-inf")
         rhs, support = torch.topk(block, k, dim=1)  # G_{j, N_j} and N_j, [m, k]
         del block
-        factor = off_diagonal[support]  # [m, k, r]
-        local = factor @ factor.transpose(1, 2)
-        local.diagonal(dim1=1, dim2=2).copy_(counts[support] + l2)
-        chol, _ = torch.linalg.cholesky_ex(local)
-        solved = torch.cholesky_solve(rhs.to(torch.float64).unsqueeze(2), chol).squeeze(2)
-        order = torch.argsort(support, dim=1)  # CSR wants sorted column indices per row
-        columns[start:stop] = torch.gather(support, 1, order)
-        values[start:stop] = torch.gather(solved, 1, order).float()
+        for first in range(0, stop - start, SOLVE_BATCH):  # [batch, k, r] and [batch, k, k] float64 stay small
+            part = slice(first, first + SOLVE_BATCH)
+            solved = _solve_local(off_diagonal, diagonal, l2, support[part], rhs[part])
+            order = torch.argsort(support[part], dim=1)  # CSR wants sorted column indices per row
+            columns[start + first : start + first + len(order)] = torch.gather(support[part], 1, order)
+            values[start + first : start + first + len(order)] = torch.gather(solved, 1, order).float()
     crow = torch.arange(0, n * k + 1, k, dtype=torch.long, device=device)
     return _csr(crow, columns.reshape(-1), values.reshape(-1), n)
+
+
+def _solve_local(off_diagonal: torch.Tensor, diagonal: torch.Tensor, l2: float, support: torch.Tensor,
+                 rhs: torch.Tensor) -> torch.Tensor:
+    """[b, k] ridge solutions (G_NN + lambda I)^-1 G_Nj, G_NN = low-rank off-diagonal + exact diagonal."""
+    factor = off_diagonal[support]  # [b, k, r]
+    local = factor @ factor.transpose(1, 2)
+    local.diagonal(dim1=1, dim2=2).copy_(diagonal[support] + l2)
+    chol, _ = torch.linalg.cholesky_ex(local)
+    return torch.cholesky_solve(rhs.to(torch.float64).unsqueeze(2), chol).squeeze(2)
 
 
 def _csr(crow: torch.Tensor, columns: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:
