@@ -182,6 +182,15 @@ class ModelSettings(Section):
         description="recency half-life (in items) of a user's training items in the item-item profile "
         "(0 = all weigh 1); null = chosen on validation",
     )
+    content_blend: bool = Field(
+        True,
+        description="after the item-item blend, blend in content similarity to the user's items (cosine with "
+        "the mean of their text/image features); weight and modality chosen on validation, so the model is "
+        "never worse on validation than content similarity alone (needs model.item_item)",
+    )
+    content_blend_weight: float | None = Field(
+        None, ge=0.0, le=1.0, description="fixed weight of the content-similarity scores; null = chosen on validation"
+    )
     item_item_solver: Literal["auto", "dense", "neighbourhood"] = Field(
         "auto",
         description="item-item solver: dense = exact (memory items^2, time items^3), neighbourhood = each item "

@@ -30,7 +30,8 @@ class _Spec(BaseModel):
 
 
 class ItemItemSpec(_Spec):
-    """The blended item-item model: weight and recency half-life chosen on validation, and the search."""
+    """The blend chosen on validation: the item-item model's weight and recency half-life, then the
+    content-similarity weight and modality (mmrec.training.blend), with both searches."""
 
     blend: float
     halflife: float
@@ -41,6 +42,9 @@ class ItemItemSpec(_Spec):
     val: dict[str, float] = {}  # all validation metrics of the chosen pair
     val_grid: list[dict[str, float]] = []  # (halflife, blend, metric) of every pair tried
     fit_seconds: float = 0.0
+    content_blend: float = 0.0  # weight of the content-profile scores (mmrec.models.content_profile)
+    content_modality: str | None = None  # text | image | text+image
+    content_grid: list[dict[str, Any]] = []  # (modality, content_blend, metric) of every pair tried
 
 
 class NumericSpec(_Spec):

@@ -79,8 +79,10 @@ def train(
         blend = result.item_item
         console.print(
             f"Item-item model (EASE + content, fitted in {blend['fit_seconds']:.1f} s): blend weight "
-            f"[bold]{blend['blend']:g}[/bold], recency half-life {blend['halflife']:g} chosen on validation: "
-            f"val {result.monitor} [bold]{blend['monitored']:.4f}[/bold] (two-tower alone {result.best_metric:.4f})."
+            f"[bold]{blend['blend']:g}[/bold], recency half-life {blend['halflife']:g}"
+            + (f", content similarity ({blend['content_modality']}) weight [bold]{blend['content_blend']:g}[/bold]"
+               if blend.get("content_blend") else "")
+            + f" chosen on validation: val {result.monitor} [bold]{blend['monitored']:.4f}[/bold] (two-tower alone {result.best_metric:.4f})."
         )
     if result.best_path:
         console.print(f"Checkpoints: [bold]{result.best_path}[/bold] and {result.last_path.name if result.last_path else '-'}")

@@ -1,7 +1,8 @@
 """The one scoring path: validation, `mmrec evaluate` and `mmrec recommend` all score users here.
 
 A user's scores over the catalogue are the two-tower scores, blended with the closed-form
-item-item model at the weight chosen on validation (mmrec.models.item_item). Numerics rule:
+item-item model (mmrec.models.item_item) and then with content similarity to the user's items
+(mmrec.models.content_profile), at weights chosen on validation (mmrec.training.blend). Numerics rule:
 scoring always runs in float32 with autocast off (training may use bf16; scoring never does), so
 the metric that chose a checkpoint and its blend is the metric evaluate reproduces.
 """
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 
 import torch
 
+from mmrec.models.content_profile import ContentProfileModel
 from mmrec.models.inputs import ItemInputs
 from mmrec.models.item_item import ItemItemModel, blend_scores
 from mmrec.models.two_tower import TwoTowerModel
@@ -32,17 +34,20 @@ def _fp32_eval(model: TwoTowerModel, device: torch.device) -> Iterator[None]:
 
 
 class Scorer:
-    """Scores of users over one catalogue from a two-tower model (+ an optional item-item blend).
+    """Scores of users over one catalogue from a two-tower model, blended with an optional item-item
+    model (weight `blend`) and then an optional content-profile model (weight `content_blend`).
 
     `histories` [n_rows, L] holds each profile row's recent catalogue rows (-1 = padding; row 0 =
-    no history); the item-item model's profiles use the same rows. Item vectors are computed once,
-    here: build a new Scorer after the weights change.
+    no history); the item-item and content models' profiles use the same rows. Item vectors are
+    computed once, here: build a new Scorer after the weights change.
     """
 
     def __init__(self, model: TwoTowerModel, catalogue: ItemInputs, histories: torch.Tensor,
-                 item_item: ItemItemModel | None = None, blend: float = 0.0) -> None:
+                 item_item: ItemItemModel | None = None, blend: float = 0.0,
+                 content: ContentProfileModel | None = None, content_blend: float = 0.0) -> None:
         self.model, self.catalogue, self.histories = model, catalogue, histories
         self.item_item, self.blend = item_item, float(blend)
+        self.content, self.content_blend = content, float(content_blend)
         self.device = catalogue.ids.device
         with _fp32_eval(model, self.device):
             self.item_vectors = model.item_vectors(catalogue).float()  # [n_items, d]
@@ -57,6 +62,12 @@ class Scorer:
         other.item_item, other.blend = item_item, float(blend)
         return other
 
+    def with_content(self, content: ContentProfileModel | None, blend: float) -> Scorer:
+        """This scorer (same item vectors and item-item blend) blended with a content-profile model."""
+        other = copy.copy(self)
+        other.content, other.content_blend = content, float(blend)
+        return other
+
     def scores(self, user_idx: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """[b, n_items] float32 scores; user_idx [b] user-id indices (0 = unknown), rows [b] profile rows."""
         user_idx = torch.as_tensor(user_idx, device=self.device)
@@ -66,4 +77,6 @@ class Scorer:
             scores = self.model.scores(users.float(), self.item_vectors).float()
             if self.item_item is not None and self.blend > 0:
                 scores = blend_scores(scores, self.item_item.scores(rows), self.blend)
+            if self.content is not None and self.content_blend > 0:
+                scores = blend_scores(scores, self.content.scores(rows), self.content_blend)
         return scores

@@ -204,7 +204,8 @@ def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: Id
     save_checkpoint(best_path, {key: state[key] for key in ("model", "epoch", "encoders") if key in state},
                     spec.to_meta())
     monitored = choice.monitored if choice.monitored is not None else float("nan")
-    progress(ProgressEvent("item_item", message=f"item-item blend {choice.blend:g}, half-life {choice.halflife:g} "
+    progress(ProgressEvent("item_item", message=f"item-item blend {choice.blend:g}, half-life {choice.halflife:g}, "
+                           f"content {choice.content_blend:g} ({choice.content_modality or '-'}) "
                            f"(val {trainer.monitor} {monitored:.4f})"))
     return choice
 

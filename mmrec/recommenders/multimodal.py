@@ -16,7 +16,8 @@ from mmrec.data.encoders import IdEncoder
 from mmrec.errors import CheckpointError, DataError
 from mmrec.models.catalogue import scaled_catalogue
 from mmrec.models.histories import catalogue_index, user_histories
-from mmrec.models.item_item import fit_item_item
+from mmrec.models.content_profile import ContentProfileModel
+from mmrec.models.item_item import fit_item_item, item_item_profiles
 from mmrec.models.scoring import Scorer
 from mmrec.models.towers import ModelDims
 from mmrec.models.two_tower import TwoTowerModel
@@ -33,7 +34,8 @@ class MultimodalRecommender(Recommender):
 
     When the checkpoint records an item-item blend weight (`mmrec train` chose it on validation), the
     closed-form item-item model is refitted here on the `train` passed to fit, with the same content,
-    and the final scores are (1 - w) z(two-tower) + w z(item-item) (mmrec.models.item_item).
+    and the scores are (1 - w) z(two-tower) + w z(item-item) (mmrec.models.item_item); a recorded
+    content weight c then gives (1 - c) z(that) + c z(content similarity) (mmrec.models.content_profile).
 
     Items added after training get id 0 and are scored from content. Users unknown to the encoder
     are served from their `train` history (user tower with the unknown-user id); with no history
@@ -115,7 +117,13 @@ class MultimodalRecommender(Recommender):
                     hint="Retrain with a larger model.item_item_max_items, or with model.item_item=false.",
                 )
             item_item = fit_item_item(train, local, rows, catalogue, cfg, self.item_item_halflife, self.device)
-        self.scorer = Scorer(self.model, catalogue, histories, item_item, self.item_item_blend)
+        content = None
+        blend = self.spec.item_item
+        if blend is not None and blend.content_blend > 0 and blend.content_modality:
+            content = ContentProfileModel.build(catalogue, blend.content_modality,
+                                                item_item_profiles(train, local, rows, 0.0))
+        self.scorer = Scorer(self.model, catalogue, histories, item_item, self.item_item_blend,
+                             content, blend.content_blend if content is not None else 0.0)
         return self
 
     def _require_fit(self) -> Scorer:

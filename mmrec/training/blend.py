@@ -1,22 +1,31 @@
-"""Choose the item-item blend weight and recency half-life on validation (after training)."""
+"""Choose the blend on validation (after training): the item-item weight and recency half-life, then
+the weight and modality of content similarity on top (CONTENT_GRID; weight 1 = content alone)."""
 
 from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 import pandas as pd
+import scipy.sparse as sp
 
 from mmrec.checkpoints.spec import ItemItemSpec
 from mmrec.models.histories import IdEncoding, catalogue_index
+from mmrec.models.content_profile import ContentProfileModel, content_modalities
 from mmrec.models.item_item import BLEND_GRID, HALFLIFE_GRID, fit_item_item, item_item_neighbours, item_item_profiles
+from mmrec.models.scoring import Scorer
 from mmrec.settings import ModelSettings
 from mmrec.training.trainer import Trainer
+
+# Content-similarity weights tried on top of the chosen item-item blend (0 = none, 1 = content alone).
+CONTENT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users: IdEncoding,
                            item_ids: list[str], notes: list[str]) -> ItemItemSpec | None:
-    """Fit the item-item model on `train` and pick (half-life, blend weight) by the validation monitor.
+    """Fit the item-item model on `train` and pick (half-life, blend weight) by the validation monitor,
+    then the content-similarity weight and modality on top of that blend (`_choose_content`).
 
     The trainer's model must hold the weights to blend with (the best epoch's). Returns None when
     the item-item model is off or the catalogue exceeds model.item_item_max_items (with a note).
@@ -58,7 +67,33 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
     if all(math.isnan(row[monitor]) for row in grid):  # no validation data to choose on
         notes.append("No validation data: the item-item blend weight and half-life stay at their first values "
                      f"({best[1]:g}, {best[0]:g}); set model.item_item_blend / item_item_halflife to fix them.")
-    return ItemItemSpec(blend=best[1], halflife=best[0], l2=cfg.item_item_l2,
+    halflife, beta, metrics = best
+    chosen = base.with_item_item(model if halflife == halflives[0] else
+                                 model.with_profiles(item_item_profiles(train, users, rows, halflife)), beta)
+    content = _choose_content(trainer, cfg, chosen, item_item_profiles(train, users, rows, 0.0), metrics)
+    return ItemItemSpec(blend=beta, halflife=halflife, l2=cfg.item_item_l2,
                         content_weight=cfg.item_item_content_weight,
-                        neighbours=item_item_neighbours(cfg, n_items), monitored=best[2].get(monitor, float("nan")),
-                        val=best[2], val_grid=grid, fit_seconds=round(fit_s, 3))
+                        neighbours=item_item_neighbours(cfg, n_items), monitored=content[2].get(monitor, float("nan")),
+                        val=content[2], val_grid=grid, fit_seconds=round(fit_s, 3), content_blend=content[1],
+                        content_modality=content[0], content_grid=content[3])
+
+
+def _choose_content(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, profiles: sp.csr_matrix,
+                    without: dict[str, float]) -> tuple[str | None, float, dict[str, float], list[dict[str, Any]]]:
+    """(modality, weight, metrics, grid) of the content-profile blend on top of `scorer` (weight 0 = none).
+
+    Weight 1 is content similarity alone, so the choice is never worse on validation than it.
+    """
+    modalities = content_modalities(cfg, trainer.catalogue) if cfg.content_blend else []
+    weights = CONTENT_GRID if cfg.content_blend_weight is None else (cfg.content_blend_weight,)
+    best: tuple[str | None, float, dict[str, float]] = (None, 0.0, without)
+    grid: list[dict[str, Any]] = []
+    for modality in modalities:
+        content = ContentProfileModel.build(trainer.catalogue, modality, profiles)
+        for weight in (w for w in weights if w > 0):
+            metrics = trainer.validate(scorer.with_content(content, weight))
+            value = metrics.get(trainer.monitor, float("nan"))
+            grid.append({"modality": modality, "content_blend": weight, trainer.monitor: value})
+            if value > best[2].get(trainer.monitor, float("-inf")):
+                best = (modality, weight, metrics)
+    return (*best, grid)

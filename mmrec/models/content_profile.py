@@ -1,0 +1,73 @@
+"""Content similarity as a blend component: a user's profile is the mean of her training items' content.
+
+score(u, i) = cosine(mean_{j in train(u)} f_j, f_i), with f the item's unit-norm text features, its
+centred unit-norm image features (raw CNN features are all positive), or both halves concatenated.
+It needs no interaction on the scored item, so it ranks cold items; blended into the final score
+with a weight and modality chosen on validation (mmrec.training.blend), it makes the model at
+least as good on validation as this content-only recommender, whatever the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from mmrec.models.inputs import ItemInputs
+from mmrec.settings import ModelSettings
+
+MODALITIES = ("text", "image", "text+image")
+
+
+def _unit(values: torch.Tensor, present: torch.Tensor, centre: bool) -> torch.Tensor:
+    values = values.float()
+    if centre and bool(present.any()):
+        values = values - values[present].mean(dim=0, keepdim=True)
+    return F.normalize(values, dim=1) * present.unsqueeze(1).to(values.dtype)
+
+
+def content_modalities(model_cfg: ModelSettings, catalogue: ItemInputs) -> list[str]:
+    """The modalities a content profile can use: those the model uses and the catalogue has."""
+    text = model_cfg.use_text and catalogue.text.shape[1] > 0 and bool(catalogue.text_mask.any())
+    image = model_cfg.use_vision and catalogue.vision.shape[1] > 0 and bool(catalogue.vision_mask.any())
+    return [m for m, ok in zip(MODALITIES, (text, image, text and image)) if ok]
+
+
+def content_features(catalogue: ItemInputs, modality: str) -> torch.Tensor:
+    """[n_items, d] unit-norm rows for `modality` (zero rows for items without that content)."""
+    if modality not in MODALITIES:
+        raise ValueError(f"unknown content modality {modality!r}; one of {MODALITIES}")
+    parts = []
+    if modality in ("text", "text+image"):
+        parts.append(_unit(catalogue.text, catalogue.text_mask.bool(), centre=False))
+    if modality in ("image", "text+image"):
+        parts.append(_unit(catalogue.vision, catalogue.vision_mask.bool(), centre=True))
+    return F.normalize(torch.cat(parts, dim=1), dim=1) if len(parts) > 1 else parts[0]
+
+
+@dataclass
+class ContentProfileModel:
+    """Item content [n_items, d] and the 0/1 train profiles [n_rows, n_items] users are scored from."""
+
+    features: torch.Tensor
+    interactions: sp.csr_matrix
+    _host: np.ndarray | None = field(default=None, repr=False, compare=False)  # features on the CPU
+
+    @classmethod
+    def build(cls, catalogue: ItemInputs, modality: str, interactions: sp.csr_matrix) -> ContentProfileModel:
+        binary = interactions.tocsr(copy=True).astype(np.float32)
+        binary.data[:] = 1.0
+        return cls(content_features(catalogue, modality), binary)
+
+    def scores(self, rows: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """[len(rows), n_items] cosine(profile, item) on the features' device (zero rows: no history)."""
+        rows = np.asarray(torch.as_tensor(rows).cpu())
+        if self._host is None:
+            self._host = self.features.cpu().numpy()
+        # The sum's direction is the mean's: sparse x dense on the host costs sum_u |u| d.
+        profiles = torch.as_tensor(np.asarray(self.interactions[rows] @ self._host), device=self.features.device)
+        with torch.autocast(device_type=self.features.device.type, enabled=False):
+            return F.normalize(profiles, dim=1) @ self.features.T

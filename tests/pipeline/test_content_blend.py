@@ -1,0 +1,86 @@
+"""The content-similarity blend: chosen on validation after the item-item blend, never worse there than
+content alone, recorded in the checkpoint and scored alike by validation and evaluate."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mmrec.data.encoders import fit_encoders
+from mmrec.data.splits import load_split
+from mmrec.data.tables import load_items
+from mmrec.features.item_features import ItemFeatures
+from mmrec.pipeline.evaluate import load_recommender
+from mmrec.pipeline.train import run_train
+from mmrec.settings import load_settings
+from mmrec.training.blend import CONTENT_GRID
+from mmrec.training.trainer import Trainer
+
+_spec = importlib.util.spec_from_file_location(
+    "tiny_project_for_content", Path(__file__).parents[1] / "training" / "tiny_project.py")
+tiny_project = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(tiny_project)
+
+
+@pytest.fixture
+def cluster_text(monkeypatch):
+    """Text features that name each item's taste cluster (as tiny_project builds it: item j in cluster j % 4)."""
+
+    def fake_load(items, *args, **kwargs):
+        n = len(items)
+        clusters = np.array([int(str(i)[1:]) % 4 for i in items["item_id"]])
+        text = torch.nn.functional.one_hot(torch.as_tensor(clusters), 4).float()
+        text += 0.05 * torch.randn(n, 4, generator=torch.Generator().manual_seed(0))
+        return ItemFeatures(vision=torch.zeros(n, 0), vision_mask=torch.zeros(n, dtype=torch.bool), text=text,
+                            text_mask=torch.ones(n, dtype=torch.bool), combo="fake_text", vision_dim=0, text_dim=4,
+                            computed=0)
+
+    monkeypatch.setattr("mmrec.features.item_features.load_item_features", fake_load)
+
+
+def test_content_blend_is_chosen_on_validation_and_scored_alike(tmp_path, monkeypatch, cluster_text):
+    config = tiny_project.write_tiny_project(tmp_path, epochs=1, use_text=True, item_item_blend=0.5,
+                                             item_item_halflife=0.0)
+    settings = load_settings(config).settings
+    seen = []
+    validate = Trainer.validate
+
+    def spy(trainer, scorer=None):
+        metrics = validate(trainer, scorer)
+        seen.append((scorer, metrics))
+        return metrics
+
+    monkeypatch.setattr(Trainer, "validate", spy)
+    result = run_train(settings)
+    blend = result.item_item
+    grid = {(row["modality"], row["content_blend"]): row["ndcg@10"] for row in blend["content_grid"]}
+    assert set(grid) == {("text", w) for w in CONTENT_GRID if w > 0}
+    without = next(m for s, m in seen if s is not None and s.item_item is not None and s.content is None)["ndcg@10"]
+    # The choice is the validation argmax over "no content" and every tried weight, so it is never below
+    # content similarity alone (weight 1).
+    assert blend["monitored"] == max([without, *grid.values()]) >= grid[("text", 1.0)]
+    assert blend["content_blend"] > 0 and blend["content_modality"] == "text"  # cluster text is informative here
+
+    chosen = next(s for s, m in seen if s is not None and s.content is not None
+                  and s.content_blend == blend["content_blend"])
+    split = load_split(tmp_path / "splits")
+    users = [str(u) for u in pd.unique(split.val["user_id"])]
+    user_idx = torch.as_tensor(fit_encoders(split.train)[0].encode(users))
+    evaluate = load_recommender("multimodal", settings, load_items(tmp_path / "processed"), split.train,
+                                torch.device("cpu"))
+    assert evaluate.scorer.content is not None
+    assert torch.equal(evaluate.score(users), chosen.scores(user_idx, user_idx))
+
+
+def test_content_blend_off_or_fixed(tmp_path, cluster_text):
+    off = run_train(load_settings(tiny_project.write_tiny_project(
+        tmp_path / "off", epochs=1, use_text=True, item_item_blend=0.5, item_item_halflife=0.0,
+        content_blend=False)).settings)
+    assert off.item_item["content_blend"] == 0.0 and off.item_item["content_grid"] == []
+    fixed = run_train(load_settings(tiny_project.write_tiny_project(
+        tmp_path / "fixed", epochs=1, use_text=True, item_item_blend=0.5, item_item_halflife=0.0,
+        content_blend_weight=0.25)).settings)
+    assert [row["content_blend"] for row in fixed.item_item["content_grid"]] == [0.25]
