@@ -20,7 +20,8 @@ _IVF_POINTS_PER_LIST = 39  # faiss wants >= 39 training points per inverted list
 _HNSW_NEIGHBOURS = 32
 
 
-def _faiss():
+def require_faiss():
+    """The faiss module, or a ConfigError saying how to install it."""
     try:
         import faiss
     except ImportError:
@@ -47,7 +48,7 @@ class ItemIndex:
     def __init__(self, item_vectors: torch.Tensor | np.ndarray, kind: str, nprobe: int = 16) -> None:
         if kind not in ANN_KINDS:
             raise ConfigError(f"Unknown approximate index {kind!r}.", hint=f"Use one of: {', '.join(ANN_KINDS)}.")
-        faiss = _faiss()
+        faiss = require_faiss()
         vectors = _as_float32(item_vectors)
         self.n_items, dim = vectors.shape
         self.kind, self.nprobe = kind, int(nprobe)

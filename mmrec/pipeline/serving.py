@@ -17,7 +17,7 @@ import torch
 from mmrec.data.tables import load_interactions, load_items
 from mmrec.device import resolve_device
 from mmrec.errors import ConfigError
-from mmrec.inference.ann import ItemIndex, candidate_score_matrix
+from mmrec.inference.ann import ItemIndex, candidate_score_matrix, require_faiss
 from mmrec.inference.seen import SeenItems
 from mmrec.inference.topk import finite_rows, top_k_unseen
 from mmrec.pipeline.evaluate import load_recommender
@@ -92,6 +92,8 @@ class Serving:
 def load_serving(settings: Settings, recommender_type: str) -> Serving:
     """Fit `recommender_type` (and the cold-user fallback) on every processed interaction."""
     inference = settings.inference
+    if inference.ann != "none":
+        require_faiss()  # before any loading: a missing extra fails fast
     if inference.ann != "none" and not hasattr(RECOMMENDERS.get(recommender_type), "search_vectors"):
         raise ConfigError(
             f"--ann {inference.ann} needs item vectors to index; the {recommender_type} recommender has none.",
