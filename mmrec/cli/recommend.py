@@ -134,7 +134,7 @@ def recommend(
         typer.Option(
             "--ann",
             help="Approximate candidates from a faiss index over the two-tower item vectors: faiss_ivf, "
-            "faiss_hnsw or none (needs the extra mmrec[ann]). Candidates get the exact (blended) score.",
+            "faiss_hnsw or none (needs faiss-cpu, the `ann` extra). Candidates get the exact (blended) score.",
         ),
     ] = None,
     ann_check: Annotated[

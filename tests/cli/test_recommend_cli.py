@@ -112,7 +112,7 @@ def test_parquet_output_for_chosen_users_counts_unknown_users(config, tmp_path):
     (["--all-users", "--output", "r.parquet", "--use-diversity"], "diversity is not computed"),
     (["--users", "u001", "--ann-check", "5"], "batch mode only"),
     (["--all-users", "--output", "r.parquet", "--ann", "faiss_hnsw"], "has none"),
-    (["--all-users", "--output", "r.parquet", "--ann", "annoy"], "ann"),
+    (["--all-users", "--output", "r.parquet", "--ann", "annoy"], "inference.ann: Input should be 'none'"),
 ])
 def test_batch_mode_refusals_exit_2(config, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
