@@ -1,6 +1,6 @@
 # Two commands set up everything from a fresh clone: `make demo` and `make test`.
-# The venv gets the test and bench extras (pytest, hypothesis, cornac, implicit...): the peer
-# benchmark's metric-agreement tests run in `make test`; neither extra is a runtime dependency.
+# The venv gets the test, bench and ann extras (pytest, hypothesis, cornac, implicit, faiss-cpu...): the
+# peer benchmark's metric-agreement tests and the ANN tests run in `make test`; no extra is a runtime dependency.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -e ".[test,bench]"
+	$(PY) -m pip install -q -e ".[test,bench,ann]"
 	touch $(STAMP)
 
 install: $(STAMP)

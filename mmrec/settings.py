@@ -280,6 +280,10 @@ class InferenceSettings(Section):
     diversity_lambda: float = Field(0.7, ge=0.0, le=1.0, description="MMR: 1 = relevance only, 0 = diversity only")
     checkpoint_name: str = "best_model.pth"
     device: str = "auto"
+    ann: Literal["none", "faiss_ivf", "faiss_hnsw"] = Field(
+        "none", description="approximate candidates from a faiss index over item vectors (extra mmrec[ann])")
+    ann_pool_factor: int = Field(10, ge=1, description="ANN candidates per user = factor x top_k + seen items")
+    ann_nprobe: int = Field(16, ge=1, description="IVF lists searched (HNSW: efSearch >= 4 x nprobe)")
 
 
 class TrackingSettings(Section):

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import (
     BarColumn,
@@ -69,7 +70,8 @@ def state(ctx: typer.Context) -> AppState:
 
 def render_error(error: MmrecError, verbose: bool = False) -> None:
     """One red block: what is wrong and, when known, what to do."""
-    body = error.message + (f"\n\n[bold]Hint:[/bold] {error.hint}" if error.hint else "")
+    # Messages are plain text: escape them, or rich would eat bracketed text such as `mmrec[ann]` or ids.
+    body = escape(error.message) + (f"\n\n[bold]Hint:[/bold] {escape(error.hint)}" if error.hint else "")
     err_console.print(Panel(body, title=f"[bold red]{type(error).__name__}", border_style="red", expand=False))
     if verbose:
         err_console.print_exception()

@@ -16,6 +16,7 @@ from mmrec.cli.common import (
     console,
     state,
 )
+from mmrec.errors import ConfigError
 from mmrec.fileio import check_output_file
 
 
@@ -111,15 +112,49 @@ def recommend(
         ),
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the recommendations as JSON here.")
+        Path | None,
+        typer.Option(
+            "--output", "-o",
+            help="Write the recommendations here: JSON, or a parquet table when the name ends in .parquet "
+            "(batch mode, as with --all-users).",
+        ),
     ] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = None,
+    all_users: Annotated[
+        bool,
+        typer.Option(
+            "--all-users", "--all_users",
+            help="Batch mode: every user with an interaction, streamed in chunks of evaluation.batch_size "
+            "users into --output F.parquet (user_id, rank, item_id, score). Reasons and diversity are "
+            "not computed in batch mode.",
+        ),
+    ] = False,
+    ann: Annotated[
+        str | None,
+        typer.Option(
+            "--ann",
+            help="Approximate candidates from a faiss index over the two-tower item vectors: faiss_ivf, "
+            "faiss_hnsw or none (needs faiss-cpu, the `ann` extra). Candidates get the exact (blended) score.",
+        ),
+    ] = None,
+    ann_check: Annotated[
+        int,
+        typer.Option(
+            "--ann-check", "--ann_check", min=0,
+            help="Batch mode with --ann: report recall@K of the approximate lists against exact ones on N "
+            "sampled users.",
+        ),
+    ] = 0,
 ) -> None:
-    """Recommend items to users (unknown users get a flagged popularity fallback)."""
+    """Recommend items to users (unknown users get a flagged popularity fallback).
+
+    --all-users (or an --output ending in .parquet) writes a parquet table in bounded memory; reasons
+    and MMR diversity are omitted there.
+    """
     from mmrec.pipeline.recommend import run_recommend
 
     # `--users u1 u2 u3`: click leaves u2 u3 as extra arguments; they are more user ids.
-    all_users = list(users or []) + [a for a in ctx.args]
+    all_users_list = list(users or []) + [a for a in ctx.args]
     overrides = {
         "inference.top_k": top_k,
         "inference.exclude_seen": False if include_seen else None,
@@ -127,15 +162,44 @@ def recommend(
         "inference.diversity_lambda": diversity_lambda,
         "inference.checkpoint_name": checkpoint_name,
         "inference.device": device,
+        "inference.ann": ann,
     }
     settings = state(ctx).settings(config, overrides)
+    if all_users or (output is not None and output.suffix.lower() == ".parquet"):
+        _batch(settings, output, all_users, all_users_list, user_file, sample_users, recommender_type, ann_check)
+        return
+    if ann_check:
+        raise ConfigError("--ann-check runs in batch mode only.",
+                          hint="Add --all-users (or an --output ending in .parquet).")
     if output is not None:
         check_output_file(output, "--output")  # before any work, not after it
     with RichProgress(transient=True) as progress:
         result = run_recommend(
-            settings, all_users, user_file, sample_users, recommender_type, output, progress
+            settings, all_users_list, user_file, sample_users, recommender_type, output, progress
         )
     print_result(result)
+
+
+def _batch(settings, output, all_users, users, user_file, sample_users, recommender_type, ann_check) -> None:
+    """Batch mode: parquet output, a one-line summary instead of per-user tables."""
+    from mmrec.pipeline.batch_recommend import check_batch_output, run_batch_recommend
+
+    if output is None:
+        raise ConfigError("--all-users writes a parquet table and needs --output.",
+                          hint="Pass --output recs.parquet.")
+    check_batch_output(output)  # before any work, not after it
+    with RichProgress(transient=True) as progress:
+        result = run_batch_recommend(settings, output, all_users, users, user_file, sample_users,
+                                     recommender_type, ann_check, progress)
+    console.print(f"{result.n_rows:,} recommendations for {result.n_users:,} users (top {result.top_k}, "
+                  f"{result.recommender}, {result.chunk_users:,} users per chunk"
+                  + (f", candidates from {result.ann}" if result.ann else "") + ")")
+    if result.ann_recall is not None:
+        console.print(f"{result.ann} recall@{result.top_k} against exact scoring: {result.ann_recall:.4f} "
+                      f"over {result.ann_check_users} sampled users")
+    for note in result.notes:
+        console.print(f"[yellow]{note}")
+    console.print(f"[dim]recommendations:[/dim] {result.output}")
 
 
 def register(root: typer.Typer) -> None:

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 import torch
 
 from mmrec.evaluation.metrics import reciprocal_rank, topk_metrics
+from mmrec.inference.topk import MAX_SCORE_CELLS, rows_per_chunk
 
 ScoreFn = Callable[[np.ndarray], torch.Tensor]
 
@@ -49,7 +50,7 @@ def full_ranking(
     candidate_items: np.ndarray | None = None,
     return_topk: bool = False,
     return_per_user: bool = False,
-    max_score_cells: int = 1 << 26,
+    max_score_cells: int = MAX_SCORE_CELLS,
 ) -> RankingResult:
     """Evaluate a recommender over all items.
 
@@ -67,7 +68,7 @@ def full_ranking(
         if exclude.shape != relevant.shape:
             raise ValueError(f"exclude shape {exclude.shape} != relevant shape {relevant.shape}")
     k_values = sorted({int(k) for k in k_values})
-    batch_size = max(1, min(batch_size, max_score_cells // max(1, n_items)))
+    batch_size = rows_per_chunk(batch_size, n_items, max_score_cells)
     max_k = min(max(k_values), n_items)
     blocked: torch.Tensor | None = None
     if candidate_items is not None:

@@ -1,4 +1,5 @@
-"""Top-K selection over the catalogue with each user's seen items removed."""
+"""Top-K selection over the catalogue with each user's seen items removed, and the chunk size that
+keeps a [chunk, n_items] score matrix bounded."""
 
 from __future__ import annotations
 
@@ -6,6 +7,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+MAX_SCORE_CELLS = 1 << 26  # chunk x n_items cap: 64M cells = 256 MB of float32 scores
+
+
+def rows_per_chunk(batch_size: int, n_items: int, max_cells: int = MAX_SCORE_CELLS) -> int:
+    """Users per chunk: at most batch_size, fewer when batch_size x n_items would pass max_cells."""
+    return max(1, min(batch_size, max_cells // max(1, n_items)))
 
 
 def top_k_unseen(
@@ -17,10 +25,12 @@ def top_k_unseen(
     which callers drop (see `finite_rows`).
     """
     scores = scores.to(torch.float32).clone()
-    if seen is not None:
-        for row, items in enumerate(seen):
-            if len(items):
-                scores[row, torch.tensor(items, dtype=torch.long, device=scores.device)] = float("-inf")
+    if seen is not None and len(seen):
+        lengths = np.fromiter((len(items) for items in seen), dtype=np.int64, count=len(seen))
+        if lengths.sum():
+            rows = torch.from_numpy(np.repeat(np.arange(len(seen)), lengths)).to(scores.device)
+            cols = torch.from_numpy(np.concatenate([np.asarray(s, dtype=np.int64) for s in seen])).to(scores.device)
+            scores[rows, cols] = float("-inf")
     values, indices = torch.topk(scores, min(k, scores.shape[1]), dim=1)
     return indices, values
 

@@ -68,15 +68,43 @@ class Scorer:
         other.content, other.content_blend = content, float(blend)
         return other
 
-    def scores(self, user_idx: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """[b, n_items] float32 scores; user_idx [b] user-id indices (0 = unknown), rows [b] profile rows."""
+    @property
+    def blended(self) -> bool:
+        """Whether an item-item or content blend is on (each standardizes rows over the whole catalogue)."""
+        return (self.item_item is not None and self.blend > 0) or (self.content is not None and self.content_blend > 0)
+
+    def user_vectors(self, user_idx: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """[b, d] float32 two-tower user vectors; user_idx [b] user-id indices (0 = unknown), rows [b] profile rows."""
         user_idx = torch.as_tensor(user_idx, device=self.device)
         rows = torch.as_tensor(rows, device=self.device)
         with _fp32_eval(self.model, self.device):
-            users = self.model.user_vectors(user_idx, self.histories[rows], self.item_vectors)
-            scores = self.model.scores(users.float(), self.item_vectors).float()
+            return self.model.user_vectors(user_idx, self.histories[rows], self.item_vectors).float()
+
+    def scores(self, user_idx: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """[b, n_items] float32 scores; user_idx [b] user-id indices (0 = unknown), rows [b] profile rows."""
+        users = self.user_vectors(user_idx, rows)
+        rows = torch.as_tensor(rows, device=self.device)
+        with _fp32_eval(self.model, self.device):
+            scores = self.model.scores(users, self.item_vectors).float()
             if self.item_item is not None and self.blend > 0:
                 scores = blend_scores(scores, self.item_item.scores(rows), self.blend)
             if self.content is not None and self.content_blend > 0:
                 scores = blend_scores(scores, self.content.scores(rows), self.content_blend)
         return scores
+
+    def scores_at(self, user_idx: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """[b, c] = scores(user_idx, rows) at catalogue columns [b, c] (equal up to float rounding).
+
+        Without a blend only the c columns are scored. The item-item and content blends standardize each
+        row over the whole catalogue, so with either the full rows are scored and the columns picked from them.
+        """
+        columns = torch.as_tensor(columns, dtype=torch.long, device=self.device)
+        if self.blended:
+            return self.scores(user_idx, rows).gather(1, columns)
+        users = self.user_vectors(user_idx, rows)
+        with _fp32_eval(self.model, self.device):
+            return self.model.scores(users.unsqueeze(1), self.item_vectors[columns]).squeeze(1).float()
+
+    def search_item_vectors(self) -> torch.Tensor:
+        """[n_items, d] item vectors in the space whose inner product ranks like the two-tower score."""
+        return self.model.search_vectors(self.item_vectors)

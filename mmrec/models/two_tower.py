@@ -105,8 +105,11 @@ class TwoTowerModel(nn.Module):
         """[b, d] user vectors; history_rows [b, L] catalogue rows (-1 pad) looked up in item_vectors."""
         return self.user_tower(user_idx, item_vectors, history_rows, history_rows >= 0)
 
+    def search_vectors(self, vectors: torch.Tensor) -> torch.Tensor:
+        """User or item vectors in the space whose inner product ranks like `scores` (unit length under cosine)."""
+        return F.normalize(vectors, dim=-1) if self.cfg.score == "cosine" else vectors
+
     def scores(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """[b, m] logits: dot product, or cosine / temperature."""
-        if self.cfg.score == "cosine":
-            return F.normalize(users, dim=-1) @ F.normalize(items, dim=-1).T / self.cfg.temperature
-        return users @ items.T
+        """[b, m] logits (or [..., b, m] for batched inputs): dot product, or cosine / temperature."""
+        product = self.search_vectors(users) @ self.search_vectors(items).transpose(-1, -2)
+        return product / self.cfg.temperature if self.cfg.score == "cosine" else product

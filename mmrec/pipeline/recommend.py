@@ -9,10 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from mmrec.data.tables import load_interactions, load_items
-from mmrec.device import resolve_device
 from mmrec.errors import ConfigError
 from mmrec.fileio import atomic_write_json, read_text_file
 from mmrec.inference.diversity import (
@@ -23,10 +20,9 @@ from mmrec.inference.diversity import (
     mmr_rerank,
 )
 from mmrec.inference.reasons import reasons_for
-from mmrec.inference.topk import finite_rows, top_k_unseen
-from mmrec.pipeline.evaluate import load_recommender
+from mmrec.inference.topk import rows_per_chunk
+from mmrec.pipeline.serving import load_serving
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
-from mmrec.recommenders import create_recommender
 from mmrec.recommenders.base import Recommender
 from mmrec.recommenders.knn import binary_matrix
 from mmrec.settings import Settings
@@ -129,26 +125,12 @@ def run_recommend(
     does not know get the evaluation.cold_user_fallback scores, flagged as `fallback` in the output.
     """
     inference = settings.inference
-    device = resolve_device(inference.device)
-    items = load_items(Path(settings.paths.processed_dir))
-    interactions = load_interactions(Path(settings.paths.processed_dir))
-    item_ids = items["item_id"].tolist()
+    progress(ProgressEvent(task="recommend", description=f"loading {recommender_type}"))
+    serving = load_serving(settings, recommender_type)
+    model, item_ids, titles = serving.model, serving.item_ids, serving.titles
+    chosen = select_users(serving.seen.users, users, user_file, sample_users, settings.evaluation.seed)
     item_index = {item: j for j, item in enumerate(item_ids)}
-    titles = items["title"].astype(str).tolist() if "title" in items.columns else [""] * len(item_ids)
-    chosen = select_users(
-        pd.unique(interactions["user_id"]), users, user_file, sample_users, settings.evaluation.seed
-    )
-
-    progress(ProgressEvent(task="recommend", description=f"loading {recommender_type}", total=len(chosen)))
-    model = load_recommender(
-        recommender_type, settings, items, interactions, device, inference.checkpoint_name
-    )
-    fallback = create_recommender(settings.evaluation.cold_user_fallback, settings.evaluation).fit(
-        interactions, item_ids
-    )
-    history = interactions.assign(col=interactions["item_id"].map(item_index)).dropna(subset=["col"])
-    history_by_user = {u: g["col"].to_numpy(np.int64) for u, g in history.groupby("user_id")}
-    similarity = _similarity_fn(model, interactions, item_index) if inference.use_diversity else None
+    similarity = _similarity_fn(model, serving.interactions, item_index) if inference.use_diversity else None
     pool = inference.top_k * (_MMR_POOL if inference.use_diversity else 1)
 
     result = RecommendResult(
@@ -158,20 +140,13 @@ def run_recommend(
         inference.diversity_lambda if inference.use_diversity else None,
         output,
     )
-    batch = settings.evaluation.batch_size
+    batch = rows_per_chunk(settings.evaluation.batch_size, len(item_ids))
     for start in range(0, len(chosen), batch):
         block = chosen[start : start + batch]
-        is_fallback = [not model.is_known_user(u) for u in block]
-        scores = model.score(block, device=device).to(torch.float32)
-        cold = [i for i, flag in enumerate(is_fallback) if flag]
-        if cold:
-            scores[cold] = fallback.score([block[i] for i in cold], device=scores.device).to(torch.float32)
-        seen = (
-            [history_by_user.get(u, np.zeros(0, np.int64)) for u in block] if inference.exclude_seen else None
-        )
-        for row, (idx, val) in enumerate(finite_rows(*top_k_unseen(scores, seen, pool))):
+        lists, is_fallback = serving.top_k(block, pool)
+        for row, (idx, val) in enumerate(lists):
             user = block[row]
-            fallback_name = settings.evaluation.cold_user_fallback if is_fallback[row] else None
+            fallback_name = serving.fallback_name if is_fallback[row] else None
             entry = UserRecommendations(user, [], fallback_name)
             order = np.arange(min(inference.top_k, len(idx)))
             if similarity is not None and len(idx):
@@ -180,9 +155,7 @@ def run_recommend(
                 order = mmr_rerank(val, sims, inference.top_k, inference.diversity_lambda)
                 entry.diversity_after = intra_list_diversity(sims[np.ix_(order, order)])
             picked = idx[order]
-            reasons = reasons_for(
-                model, user, picked, history_by_user.get(user, np.zeros(0, np.int64)), item_ids, titles, fallback_name
-            )
+            reasons = reasons_for(model, user, picked, serving.seen.of(user), item_ids, titles, fallback_name)
             entry.items = [
                 {
                     "rank": r + 1,
@@ -205,7 +178,7 @@ def run_recommend(
     progress(ProgressEvent(task="recommend", completed=len(chosen), total=len(chosen), done=True))
     if result.n_fallback_users:
         result.notes.append(
-            f"{result.n_fallback_users} user(s) unknown to the model got {settings.evaluation.cold_user_fallback} "
+            f"{result.n_fallback_users} user(s) unknown to the model got {serving.fallback_name} "
             "recommendations (flagged `fallback`)."
         )
     if output is not None:

@@ -134,19 +134,49 @@ class MultimodalRecommender(Recommender):
     def _profile_row(self, user_id: str) -> int:
         return self.user_index.get(str(user_id), -1) + 1
 
-    def score(self, user_ids: Sequence[str], device: torch.device | str = "cpu") -> torch.Tensor:
-        """[len(user_ids), n_items] float32 scores on `device`."""
+    def _user_inputs(self, user_ids: Sequence[str], count: bool = True) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                  torch.Tensor]:
+        """(user-id indices [b], profile rows [b], popularity-fallback mask [b]); counts the fallback users."""
         scorer = self._require_fit()
         user_ids = [str(u) for u in user_ids]
         idx = torch.as_tensor(self.users.encode(user_ids), device=self.device)
         rows = torch.as_tensor([self._profile_row(u) for u in user_ids], device=self.device)
         has_history = (scorer.histories[rows] >= 0).any(dim=1)
         fallback = (idx == 0) & ~has_history  # neither an id nor recent train items
-        self.fallback_users += int(fallback.sum())
-        scores = scorer.scores(idx, rows)
+        if count:
+            self.fallback_users += int(fallback.sum())
+        return idx, rows, fallback
+
+    def score(self, user_ids: Sequence[str], device: torch.device | str = "cpu") -> torch.Tensor:
+        """[len(user_ids), n_items] float32 scores on `device`."""
+        idx, rows, fallback = self._user_inputs(user_ids)
+        scores = self._require_fit().scores(idx, rows)
         if fallback.any():
             scores[fallback] = self._popularity
         return scores.to(device)
+
+    def score_columns(self, user_ids: Sequence[str], columns: torch.Tensor,
+                      device: torch.device | str = "cpu") -> torch.Tensor:
+        """[b, c] = score(user_ids) at catalogue columns [b, c], scoring only those columns when it can."""
+        idx, rows, fallback = self._user_inputs(user_ids)
+        columns = torch.as_tensor(columns, dtype=torch.long, device=self.device)
+        scores = self._require_fit().scores_at(idx, rows, columns)
+        if fallback.any():
+            scores[fallback] = self._popularity[columns[fallback]]
+        return scores.to(device)
+
+    def search_vectors(self, user_ids: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(user vectors [b, d] for an inner-product index over `search_item_vectors`, fallback mask [b]).
+
+        Rows of the mask are users served by popularity: their vectors rank nothing, score them exactly.
+        Only the two-tower part has vectors; the item-item blend is applied by `score_columns`.
+        """
+        idx, rows, fallback = self._user_inputs(user_ids, count=False)  # counted when the rows are scored
+        return self.model.search_vectors(self._require_fit().user_vectors(idx, rows)), fallback
+
+    def search_item_vectors(self) -> torch.Tensor:
+        """[n_items, d] item vectors whose inner product with `search_vectors` ranks like the two-tower score."""
+        return self._require_fit().search_item_vectors()
 
     def liked_item_evidence(self, user_id: str, item_idx: Sequence[int],
                             liked: Sequence[int] = ()) -> list[Evidence | None]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from mmrec.cli.app import app
@@ -76,3 +78,56 @@ def test_output_that_is_a_directory_is_refused_before_any_work(config, tmp_path)
     result = _recommend(config, "--users", "u001", "--output", str(tmp_path))
     assert result.exit_code == 2 and "ConfigError" in result.output
     assert "is a directory" in _flat(result.output)
+
+
+def test_all_users_parquet_rows_equal_recommend_for_one_user(config, tmp_path):
+    out = tmp_path / "recs.parquet"
+    result = runner.invoke(app, ["recommend", "-c", str(config), "--all-users", "--output", str(out),
+                                 "--recommender-type", "item_knn", "--top-k", "4"])
+    assert result.exit_code == 0, result.output
+    assert "recommendations for 41 users" in _flat(result.output)
+    frame = pd.read_parquet(out)
+    assert list(frame.columns) == ["user_id", "rank", "item_id", "score"] and frame["user_id"].nunique() == 41
+    single = tmp_path / "u007.json"
+    assert runner.invoke(app, ["recommend", "-c", str(config), "--users", "u007", "--output", str(single),
+                               "--recommender-type", "item_knn", "--top-k", "4"]).exit_code == 0
+    items = json.loads(single.read_text())["users"][0]["items"]
+    rows = frame[frame["user_id"] == "u007"]
+    assert rows["item_id"].tolist() == [i["item_id"] for i in items] and rows["rank"].tolist() == [1, 2, 3, 4]
+    assert rows["score"].tolist() == pytest.approx([i["score"] for i in items], abs=1e-5)
+
+
+def test_parquet_output_for_chosen_users_counts_unknown_users(config, tmp_path):
+    out = tmp_path / "recs.parquet"
+    result = _recommend(config, "--users", "u001", "stranger", "--output", str(out))
+    assert result.exit_code == 0, result.output
+    assert set(pd.read_parquet(out)["user_id"]) == {"u001", "stranger"}
+    assert "1 user(s) unknown to the model got popularity" in _flat(result.output)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--all-users", "--output", "recs.csv"], "does not end in .parquet"),
+    (["--all-users", "--output", "recs.jsonl"], "does not end in .parquet"),
+    (["--all-users"], "needs --output"),
+    (["--all-users", "--output", "r.parquet", "--use-diversity"], "diversity is not computed"),
+    (["--users", "u001", "--ann-check", "5"], "batch mode only"),
+    (["--all-users", "--output", "r.parquet", "--ann", "faiss_hnsw"], "has none"),
+    (["--all-users", "--output", "r.parquet", "--ann", "annoy"], "inference.ann: Input should be 'none'"),
+])
+def test_batch_mode_refusals_exit_2(config, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    result = _recommend(config, *args)
+    assert result.exit_code == 2 and message in _flat(result.output), result.output
+    assert not list(tmp_path.glob("*.parquet")) and not list(tmp_path.glob("recs.*"))
+
+
+def test_ann_without_faiss_is_a_clear_error(config, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "faiss", None)  # `import faiss` raises ImportError
+    result = _recommend(config, "--all-users", "--output", str(tmp_path / "r.parquet"), "--ann", "faiss_ivf")
+    text = _flat(result.output)
+    assert result.exit_code == 2 and "needs faiss-cpu" in text and "mmrec[ann]" in text, text
+
+
+def test_help_says_batch_mode_omits_reasons():
+    result = runner.invoke(app, ["recommend", "--help"])
+    assert "Reasons and diversity are not computed in batch mode" in _flat(result.output)

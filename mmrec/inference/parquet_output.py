@@ -1,0 +1,58 @@
+"""Recommendations as a parquet table (user_id, rank, item_id, score), written chunk by chunk.
+
+Each chunk of users becomes one row group, so memory holds one chunk, never every user's list; the
+file is built beside the target and renamed over it at the end (mmrec.fileio.atomic_path).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mmrec.fileio import atomic_path
+
+SCHEMA = pa.schema([("user_id", pa.string()), ("rank", pa.int32()), ("item_id", pa.string()),
+                    ("score", pa.float32())])
+
+
+class RecommendationsWriter:
+    """Appends one row group per chunk of users to an open ParquetWriter."""
+
+    def __init__(self, writer: pq.ParquetWriter, item_ids: Sequence[str]) -> None:
+        self._writer = writer
+        self._item_ids = pa.array(list(item_ids), type=pa.string())
+        self.n_rows = 0
+
+    def write(self, users: Sequence[str], lists: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
+        """lists[u] = (catalogue rows, scores) of users[u], best first."""
+        lengths = np.fromiter((len(idx) for idx, _ in lists), dtype=np.int64, count=len(lists))
+        if not lengths.sum():
+            return
+        rows = np.concatenate([idx for idx, _ in lists]).astype(np.int64)
+        scores = np.concatenate([val for _, val in lists]).astype(np.float32)
+        starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        table = pa.Table.from_arrays(
+            [pa.array(np.repeat(np.asarray(users, dtype=object), lengths), type=pa.string()),
+             pa.array((np.arange(len(rows)) - starts + 1).astype(np.int32)),
+             self._item_ids.take(pa.array(rows)),
+             pa.array(scores)],
+            schema=SCHEMA,
+        )
+        self._writer.write_table(table)
+        self.n_rows += len(rows)
+
+
+@contextlib.contextmanager
+def parquet_recommendations(path: Path, item_ids: Sequence[str]) -> Iterator[RecommendationsWriter]:
+    """A writer whose file appears at `path` only when the block completes without error."""
+    with atomic_path(path) as tmp:
+        writer = pq.ParquetWriter(tmp, SCHEMA)
+        try:
+            yield RecommendationsWriter(writer, item_ids)
+        finally:
+            writer.close()

@@ -1,0 +1,115 @@
+"""What both recommend paths share: one fitted model, its fallback, seen items, and scores + top-K per chunk.
+
+`mmrec recommend --users ...` (JSON, reasons, diversity) and `--all-users` (parquet) score every chunk
+of users through `Serving.top_k`, so both give the same lists for the same user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mmrec.data.tables import load_interactions, load_items
+from mmrec.device import resolve_device
+from mmrec.errors import ConfigError
+from mmrec.inference.ann import ItemIndex, candidate_score_matrix, require_faiss
+from mmrec.inference.seen import SeenItems
+from mmrec.inference.topk import finite_rows, top_k_unseen
+from mmrec.pipeline.evaluate import load_recommender
+from mmrec.recommenders import RECOMMENDERS, create_recommender
+from mmrec.recommenders.base import Recommender
+from mmrec.settings import Settings
+
+TopKLists = list[tuple[np.ndarray, np.ndarray]]  # per user: (catalogue rows, scores), best first
+
+
+@dataclass
+class Serving:
+    """A recommender fitted on every processed interaction, ready to score chunks of users."""
+
+    item_ids: list[str]
+    titles: list[str]
+    interactions: pd.DataFrame
+    model: Recommender
+    fallback: Recommender  # scores users the model does not know
+    fallback_name: str
+    seen: SeenItems
+    exclude_seen: bool
+    device: torch.device
+    index: ItemIndex | None = None  # approximate candidates (inference.ann); None = exact scoring
+    pool_factor: int = 10
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def scores(self, users: Sequence[str], k: int) -> tuple[torch.Tensor, list[bool]]:
+        """([b, n_items] float32 scores, which users got the fallback); never more than one chunk in memory.
+
+        With an index, rows it serves are -inf outside their candidate pool (k x pool_factor + the
+        chunk's largest seen count), and the pool carries the model's exact scores.
+        """
+        is_fallback = [not self.model.is_known_user(u) for u in users]
+        if self.index is None:
+            scores = self.model.score(users, device=self.device).to(torch.float32)
+        else:
+            scores = self._approximate_scores(users, is_fallback, k)
+        cold = [i for i, flag in enumerate(is_fallback) if flag]
+        if cold:
+            scores[cold] = self.fallback.score([users[i] for i in cold], device=scores.device).to(torch.float32)
+        return scores, is_fallback
+
+    def _approximate_scores(self, users: Sequence[str], is_fallback: list[bool], k: int) -> torch.Tensor:
+        vectors, model_fallback = self.model.search_vectors(users)
+        exact = np.asarray(is_fallback, dtype=bool) | model_fallback.cpu().numpy()  # popularity-served rows
+        scores = torch.full((len(users), self.n_items), float("-inf"), device=self.device)
+        served = np.flatnonzero(~exact)
+        if len(served):
+            served_users = [users[i] for i in served]
+            most_seen = max(len(s) for s in self.seen.rows(served_users)) if self.exclude_seen else 0
+            candidates = self.index.search(vectors[torch.as_tensor(served, device=vectors.device)], k * self.pool_factor + most_seen)
+            scores[torch.as_tensor(served, device=self.device)] = candidate_score_matrix(
+                candidates, lambda cols: self.model.score_columns(served_users, cols, self.device),
+                self.n_items, self.device,
+            )
+        by_model = [i for i in np.flatnonzero(exact) if not is_fallback[i]]  # the model's own fallback rows
+        if by_model:
+            scores[by_model] = self.model.score([users[i] for i in by_model], device=self.device).to(torch.float32)
+        return scores
+
+    def top_k(self, users: Sequence[str], k: int) -> tuple[TopKLists, list[bool]]:
+        """Per user the k best (unseen, unless exclude_seen is off) catalogue rows and scores; fallback flags."""
+        scores, is_fallback = self.scores(users, k)
+        seen = self.seen.rows(users) if self.exclude_seen else None
+        return finite_rows(*top_k_unseen(scores, seen, k)), is_fallback
+
+
+def load_serving(settings: Settings, recommender_type: str) -> Serving:
+    """Fit `recommender_type` (and the cold-user fallback) on every processed interaction."""
+    inference = settings.inference
+    if inference.ann != "none":
+        require_faiss()  # before any loading: a missing extra fails fast
+    if inference.ann != "none" and not hasattr(RECOMMENDERS.get(recommender_type), "search_vectors"):
+        raise ConfigError(
+            f"--ann {inference.ann} needs item vectors to index; the {recommender_type} recommender has none.",
+            hint="Use --recommender-type multimodal, or drop --ann (inference.ann: none) to score exactly.",
+        )
+    device = resolve_device(inference.device)
+    items = load_items(Path(settings.paths.processed_dir))
+    interactions = load_interactions(Path(settings.paths.processed_dir))
+    item_ids = items["item_id"].tolist()
+    titles = items["title"].astype(str).tolist() if "title" in items.columns else [""] * len(item_ids)
+    model = load_recommender(recommender_type, settings, items, interactions, device, inference.checkpoint_name)
+    fallback_name = settings.evaluation.cold_user_fallback
+    fallback = create_recommender(fallback_name, settings.evaluation).fit(interactions, item_ids)
+    index = None
+    if inference.ann != "none":
+        index = ItemIndex(model.search_item_vectors(), inference.ann, inference.ann_nprobe)
+    seen = SeenItems(interactions, {item: j for j, item in enumerate(item_ids)})
+    return Serving(item_ids, titles, interactions, model, fallback, fallback_name, seen, inference.exclude_seen,
+                   device, index, inference.ann_pool_factor)

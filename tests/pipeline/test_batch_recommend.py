@@ -1,0 +1,193 @@
+"""run_batch_recommend: every user in bounded chunks, the same lists as run_recommend, optional ANN."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from mmrec.data.splits import load_split
+from mmrec.data.tables import save_interactions
+from mmrec.errors import ConfigError
+from mmrec.inference.ann import ItemIndex
+from mmrec.pipeline.batch_recommend import run_batch_recommend
+from mmrec.pipeline.recommend import run_recommend
+from mmrec.pipeline.serving import load_serving
+from mmrec.pipeline.train import run_train
+from mmrec.recommenders import RECOMMENDERS
+from mmrec.recommenders.factory import BASELINES
+from mmrec.settings import load_settings
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TESTS = Path(__file__).parents[1]
+eval_project = _load("eval_project_for_batch", TESTS / "evaluation" / "eval_project.py")
+tiny_project = _load("tiny_project_for_batch", TESTS / "training" / "tiny_project.py")
+CHUNK = 7
+
+
+def _check_lists(frame: pd.DataFrame, interactions: pd.DataFrame, top_k: int) -> None:
+    """Every user, top_k distinct unseen items each, ranks 1..k, scores non-increasing."""
+    assert set(frame["user_id"]) == set(interactions["user_id"].astype(str))
+    seen = interactions.groupby("user_id")["item_id"].agg(set)
+    for user, rows in frame.groupby("user_id", sort=False):
+        assert rows["rank"].tolist() == list(range(1, top_k + 1))
+        assert rows["item_id"].is_unique and not set(rows["item_id"]) & seen[user]
+        assert (np.diff(rows["score"].to_numpy()) <= 0).all()
+
+
+def _same_as_recommend(frame: pd.DataFrame, settings, recommender: str, users: list[str]) -> None:
+    single = run_recommend(settings, users=users, recommender_type=recommender)
+    for entry in single.users:
+        rows = frame[frame["user_id"] == entry.user_id]
+        assert rows["item_id"].tolist() == [i["item_id"] for i in entry.items]
+        assert rows["score"].tolist() == pytest.approx([i["score"] for i in entry.items], abs=1e-5)
+
+
+@pytest.mark.parametrize("recommender", BASELINES)
+def test_every_user_in_bounded_chunks_equals_recommend(tmp_path, monkeypatch, recommender):
+    settings = load_settings(eval_project.make_tiny_project(tmp_path),
+                             {"evaluation.batch_size": CHUNK, "inference.top_k": 5}).settings
+    cls = RECOMMENDERS.get(recommender)
+    calls = []
+    score = cls.score
+
+    def spy(self, user_ids, device="cpu"):
+        calls.append(len(user_ids))
+        return score(self, user_ids, device)
+
+    monkeypatch.setattr(cls, "score", spy)
+    out = tmp_path / "out" / "recs.parquet"
+    result = run_batch_recommend(settings, out, all_users=True, recommender_type=recommender)
+    interactions = pd.read_parquet(tmp_path / "processed" / "interactions.parquet")
+    n_users = interactions["user_id"].nunique()
+    assert calls and max(calls) <= CHUNK and sum(calls) == n_users  # never every user's scores at once
+    assert pq.ParquetFile(out).num_row_groups == -(-n_users // CHUNK)  # one row group per chunk
+    assert (result.n_users, result.n_rows, result.fallback_users, result.short_users) == (n_users, 5 * n_users, 0, 0)
+    frame = pd.read_parquet(out)
+    _check_lists(frame, interactions, 5)
+    monkeypatch.setattr(cls, "score", score)
+    _same_as_recommend(frame, settings, recommender, ["u000", "u013", "u039"])
+
+
+def test_chosen_users_unknown_users_and_short_lists_are_counted(tmp_path):
+    settings = load_settings(eval_project.make_tiny_project(tmp_path), {"inference.top_k": 28}).settings
+    out = tmp_path / "recs.parquet"
+    result = run_batch_recommend(settings, out, users=["u001", "stranger"], recommender_type="popularity")
+    frame = pd.read_parquet(out)
+    assert result.fallback_users == 1 and frame["user_id"].value_counts()["stranger"] == 28
+    assert result.short_users == 1 and any("fewer than 28" in n for n in result.notes)  # u001 has seen items
+    assert any("unknown to the model" in n for n in result.notes)
+
+
+def test_refusals_come_before_any_work(tmp_path):
+    settings = load_settings(eval_project.make_tiny_project(tmp_path)).settings
+    for output, kwargs, message in (
+        (tmp_path / "recs.csv", {"all_users": True}, "does not end in .parquet"),
+        (tmp_path / "r.parquet", {"all_users": True, "users": ["u001"]}, "cannot be combined"),
+        (tmp_path / "r.parquet", {"all_users": True, "ann_check": 5}, "none is on"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            run_batch_recommend(settings, output, recommender_type="popularity", **kwargs)
+    with pytest.raises(ConfigError, match="has none"):
+        run_batch_recommend(settings.model_copy(update={"inference": settings.inference.model_copy(
+            update={"ann": "faiss_hnsw"})}), tmp_path / "r.parquet", all_users=True, recommender_type="item_knn")
+    assert not list(tmp_path.glob("*.parquet")) and not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny trained multimodal checkpoint with the item-item blend on; processed = every interaction."""
+    root = tmp_path_factory.mktemp("batch_mm")
+    config = tiny_project.write_tiny_project(root, epochs=1, item_item_blend=0.5, item_item_halflife=5.0)
+    settings = load_settings(config, {"evaluation.batch_size": CHUNK, "inference.top_k": 5,
+                                      "inference.device": "cpu"}).settings
+    run_train(settings)
+    split = load_split(root / "splits")
+    save_interactions(pd.concat([split.train, split.val, split.test], ignore_index=True), root / "processed")
+    return root, settings
+
+
+def _with(settings, **inference):
+    return settings.model_copy(update={"inference": settings.inference.model_copy(update=inference)})
+
+
+def test_multimodal_batch_equals_recommend(trained):
+    root, settings = trained
+    out = root / "exact.parquet"
+    run_batch_recommend(settings, out, all_users=True)
+    frame = pd.read_parquet(out)
+    _check_lists(frame, pd.read_parquet(root / "processed" / "interactions.parquet"), 5)
+    _same_as_recommend(frame, settings, "multimodal", ["u0", "u7", "u29"])
+
+
+def test_column_scores_equal_full_scores_with_and_without_the_blend(trained):
+    _, settings = trained
+    model = load_serving(settings, "multimodal").model
+    assert model.scorer.blended
+    users = ["u0", "u5", "u11"]
+    columns = torch.tensor([[3, 0, 9], [1, 1, 39], [20, 7, 2]])
+    for scorer in (model.scorer, model.scorer.with_item_item(None, 0.0)):
+        model.scorer = scorer
+        assert torch.allclose(model.score_columns(users, columns), model.score(users).gather(1, columns), atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["faiss_ivf", "faiss_hnsw"])
+def test_ann_lists_get_exact_blended_scores_and_report_recall(trained, monkeypatch, kind):
+    pytest.importorskip("faiss")
+    root, settings = trained
+    exact_out = root / "exact_for_ann.parquet"
+    run_batch_recommend(settings, exact_out, all_users=True)
+    exact = pd.read_parquet(exact_out).groupby("user_id", sort=False)["item_id"].agg(list)
+    pools = []
+    search = ItemIndex.search
+
+    def spy(index, vectors, pool):
+        pools.append((len(vectors), pool))
+        return search(index, vectors, pool)
+
+    monkeypatch.setattr(ItemIndex, "search", spy)
+    recalls = {}
+    for factor in (1, 4):
+        out = root / f"{kind}_{factor}.parquet"
+        result = run_batch_recommend(_with(settings, ann=kind, ann_pool_factor=factor), out, all_users=True,
+                                     ann_check=30)
+        frame = pd.read_parquet(out)
+        _check_lists(frame, pd.read_parquet(root / "processed" / "interactions.parquet"), 5)
+        approximate = frame.groupby("user_id", sort=False)["item_id"].agg(list)
+        overlap = np.mean([len(set(approximate[u]) & set(exact[u])) / 5 for u in exact.index])
+        assert result.ann == kind and result.ann_check_users == 30 and result.ann_recall == pytest.approx(overlap)
+        recalls[factor] = result.ann_recall
+    assert max(n for n, _ in pools) <= CHUNK and all(pool < 40 for _, pool in pools)  # a pool, not the catalogue
+    # Candidates come from the two-tower vectors alone while the lists rank by the blended score: a
+    # pool of one top_k misses some blended top items, a larger pool finds nearly all of them.
+    assert recalls[1] < 1.0 and recalls[4] >= 0.95
+    full = load_serving(settings, "multimodal")
+    users = ["u3", "u17"]
+    scores = full.model.score(users)
+    for row, user in enumerate(users):
+        got = frame[frame["user_id"] == user]
+        columns = [full.item_ids.index(i) for i in got["item_id"]]
+        assert got["score"].tolist() == pytest.approx(scores[row, columns].tolist(), abs=1e-5)  # the blended score
+
+
+def test_ann_on_a_plain_json_recommend_matches_exact_lists(trained):
+    pytest.importorskip("faiss")
+    _, settings = trained
+    users = ["u1", "u2"]
+    approximate = run_recommend(_with(settings, ann="faiss_hnsw"), users=users)
+    exact = run_recommend(settings, users=users)
+    assert [[i["item_id"] for i in u.items] for u in approximate.users] == \
+        [[i["item_id"] for i in u.items] for u in exact.users]
+
