@@ -1,6 +1,7 @@
 """GPU proof run: bf16 training, feature store -> device, full ranking and item-item fits on CUDA.
 
-    python bench/gpu_check.py [--device cuda] [--out bench/results] [--sections train features ranking item_item]
+    python bench/gpu_check.py [--device cuda] [--out bench/results]
+        [--sections train features ranking item_item]
     python bench/gpu_check.py --device cpu --dry-run --out DIR     # tiny sizes: the check `make test` runs
 
 One run (under 8 minutes on one H200) times each CUDA path, takes its peak CUDA memory
@@ -28,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from bench.gpu_sections import DRY, FULL, SECTIONS, host_peak_mib  # noqa: E402
+from bench.gpu_measure import DRY, FULL, host_peak_mib  # noqa: E402
+from bench.gpu_sections import SECTIONS  # noqa: E402
 from mmrec.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 
 
@@ -41,18 +43,19 @@ def machine(device: torch.device) -> dict[str, Any]:
     except OSError:
         pass
     info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-                            "torch": torch.__version__, "torch_cuda": torch.version.cuda, "device": str(device)}
+                            "torch": torch.__version__, "torch_cuda": torch.version.cuda,
+                            "device": str(device)}
     try:
-        smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+        query = ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"]
+        smi = subprocess.run(query, capture_output=True, text=True, timeout=30, check=True).stdout.strip()
         info["nvidia_smi"] = smi.splitlines()
     except (OSError, subprocess.SubprocessError) as error:
         info["nvidia_smi"] = f"not available: {error}"
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
-                    compute_capability=f"{props.major}.{props.minor}", multiprocessors=props.multi_processor_count,
-                    cudnn=torch.backends.cudnn.version())
+                    compute_capability=f"{props.major}.{props.minor}",
+                    multiprocessors=props.multi_processor_count, cudnn=torch.backends.cudnn.version())
     return info
 
 
@@ -94,8 +97,9 @@ def markdown(report: dict[str, Any]) -> str:
     info = report["machine"]
     lines = ["# GPU proof run (bench/gpu_check.py)", "",
              f"Device {info['device']}: {info.get('gpu', 'no GPU')}; nvidia-smi: {info['nvidia_smi']}; "
-             f"torch {info['torch']} (CUDA {info['torch_cuda']}, cuDNN {info.get('cudnn')}); Python {info['python']}; "
-             f"CPU {info['cpu']}, {info['cores']} cores. Mode: {report['mode']}; total {report['seconds']:.1f} s.",
+             f"torch {info['torch']} (CUDA {info['torch_cuda']}, cuDNN {info.get('cudnn')}); "
+             f"Python {info['python']}; CPU {info['cpu']}, {info['cores']} cores. Mode: {report['mode']}; "
+             f"total {report['seconds']:.1f} s.",
              "", "| section | ok | seconds | failed checks / error |", "|---|---|---|---|"]
     for name, result in report["sections"].items():
         problem = result.get("error") or ", ".join(result.get("failed_checks", [])) or "-"
@@ -107,8 +111,8 @@ def markdown(report: dict[str, Any]) -> str:
             lines += [f"| {key}{'.' + sub if sub else ''} | {_cell(v)} |" for sub, v in rows]
         if result.get("checks"):
             lines += ["", "| check | passed | value | limit |", "|---|---|---|---|"]
-            lines += [f"| {key} | {'yes' if c['passed'] else 'NO'} | {_cell(c['value'])} | {_cell(c['limit'])} |"
-                      for key, c in result["checks"].items()]
+            lines += [f"| {key} | {'yes' if c['passed'] else 'NO'} | {_cell(c['value'])} | "
+                      f"{_cell(c['limit'])} |" for key, c in result["checks"].items()]
         lines += [f"- {note}" for note in result.get("notes", [])]
         if result.get("error"):
             lines += ["", "```", result["traceback"].rstrip(), "```"]
@@ -123,21 +127,24 @@ def write(report: dict[str, Any], out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (default cuda)")
-    parser.add_argument("--dry-run", action="store_true", help="tiny sizes: proves the script runs (CPU is fine)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where gpu.json/gpu.md go")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="tiny sizes: proves the script runs (CPU is fine)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results",
+                        help="where gpu.json/gpu.md go")
     parser.add_argument("--sections", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        print(f"gpu_check: --device {args.device} asked for CUDA, but torch {torch.__version__} sees no GPU here. "
-              "Run it on the device machine, or use --device cpu --dry-run.", file=sys.stderr)
+        print(f"gpu_check: --device {args.device} asked for CUDA, but torch {torch.__version__} sees no GPU "
+              "here. Run it on the device machine, or use --device cpu --dry-run.", file=sys.stderr)
         return 2
     if device.type not in ("cuda", "cpu"):
         parser.error(f"--device {args.device}: use cuda, cuda:N or cpu")
     sizes = DRY if args.dry_run else FULL
-    report: dict[str, Any] = {"mode": "dry run (tiny sizes)" if args.dry_run else "full", "machine": machine(device),
-                              "sizes": vars(sizes), "sections": {}, "seconds": 0.0}
+    report: dict[str, Any] = {"mode": "dry run (tiny sizes)" if args.dry_run else "full",
+                              "machine": machine(device), "sizes": vars(sizes), "sections": {},
+                              "seconds": 0.0}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mmrec-gpu-check-", dir=args.work) as work:
         for name in args.sections:
@@ -146,8 +153,9 @@ def main(argv: list[str] | None = None) -> int:
             report["ok"] = all(result["ok"] for result in report["sections"].values())
             write(report, args.out)
     failed = [name for name, result in report["sections"].items() if not result["ok"]]
-    print(f"gpu_check: {len(args.sections) - len(failed)}/{len(args.sections)} sections ok in {report['seconds']:.0f} s"
-          + (f"; failed: {', '.join(failed)}" if failed else "") + f"; results in {args.out}", flush=True)
+    print(f"gpu_check: {len(args.sections) - len(failed)}/{len(args.sections)} sections ok in "
+          f"{report['seconds']:.0f} s" + (f"; failed: {', '.join(failed)}" if failed else "")
+          + f"; results in {args.out}", flush=True)
     return 1 if failed else 0
 
 

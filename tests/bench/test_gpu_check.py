@@ -1,4 +1,4 @@
-"""The GPU proof script's CPU dry run: every section runs at tiny sizes and reports; failures are contained."""
+"""The GPU proof script's CPU dry run: every section runs at tiny sizes; failures stay contained."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root: `bench` is not installed
 
 import bench.gpu_check as gpu_check  # noqa: E402
-from bench.gpu_sections import SECTIONS, check  # noqa: E402
+from bench.gpu_measure import check  # noqa: E402
+from bench.gpu_sections import SECTIONS  # noqa: E402
 
 
 def _report(out: Path) -> dict:
@@ -20,7 +21,8 @@ def _report(out: Path) -> dict:
 
 
 def test_dry_run_on_cpu_writes_every_section_ok(tmp_path, one_torch_thread):
-    assert gpu_check.main(["--device", "cpu", "--dry-run", "--out", str(tmp_path), "--work", str(tmp_path)]) == 0
+    args = ["--device", "cpu", "--dry-run", "--out", str(tmp_path), "--work", str(tmp_path)]
+    assert gpu_check.main(args) == 0
     report = _report(tmp_path)
     assert report["ok"] and report["mode"].startswith("dry run")
     assert list(report["sections"]) == list(SECTIONS)
@@ -35,7 +37,7 @@ def test_dry_run_on_cpu_writes_every_section_ok(tmp_path, one_torch_thread):
     markdown = (tmp_path / "gpu.md").read_text()
     for name in SECTIONS:
         assert f"## {name}" in markdown
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("mmrec-gpu-check-")] == []  # scratch removed
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("mmrec-gpu-check-")]  # scratch removed
 
 
 def test_a_failing_section_is_reported_and_the_others_still_run(tmp_path, monkeypatch):
@@ -47,8 +49,8 @@ def test_a_failing_section_is_reported_and_the_others_still_run(tmp_path, monkey
 
     monkeypatch.setitem(SECTIONS, "train", broken)
     monkeypatch.setitem(SECTIONS, "features", wrong)
-    code = gpu_check.main(["--device", "cpu", "--dry-run", "--out", str(tmp_path), "--sections", "train", "features",
-                           "ranking"])
+    code = gpu_check.main(["--device", "cpu", "--dry-run", "--out", str(tmp_path),
+                           "--sections", "train", "features", "ranking"])
     assert code == 1
     sections = _report(tmp_path)["sections"]
     assert sections["train"]["ok"] is False and "simulated" in sections["train"]["error"]
