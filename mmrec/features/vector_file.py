@@ -90,9 +90,13 @@ def _open_npy(path: Path, ids: str | None, catalogue_ids: list[str]) -> VectorFi
             hint="Pass --ids FILE (one item_id per line, or a .npy/.json list of ids), or --ids catalogue "
                  "when the rows follow the processed item table's order (as MMRec's image_feat.npy/text_feat.npy).",
         )
-    with open(path, "rb") as handle:
-        if handle.read(6) != b"\x93NUMPY":
-            raise _unreadable(path, "it is not a .npy file (no numpy header)")
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(6)
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    if magic != b"\x93NUMPY":
+        raise _unreadable(path, "it is not a .npy file (no numpy header)")
     try:
         matrix = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:

@@ -12,6 +12,10 @@ from mmrec.features.vector_file import read_id_list, read_vector_file
 CATALOGUE = [f"item{i}" for i in range(5)]
 
 
+def _truncate(path, keep: int = 200) -> None:
+    path.write_bytes(path.read_bytes()[:keep])
+
+
 def _all_rows(vectors) -> np.ndarray:
     return np.concatenate([block for _, block in vectors.chunks(2)])
 
@@ -61,6 +65,8 @@ def test_parquet_with_a_list_column(tmp_path):
     (lambda p: np.save(p / "v.npy", np.array([[{"x": 1}]], dtype=object)), "catalogue",
      "holds Python objects.*never unpickles"),
     (lambda p: (p / "v.npy").write_bytes(b"garbage, not numpy"), "catalogue", "not a .npy file"),
+    (lambda p: (np.save(p / "v.npy", np.ones((5, 64))), _truncate(p / "v.npy")), "catalogue",
+     "Cannot read vector file"),
     (lambda p: np.save(p / "v.npy", np.ones((4, 2))), "catalogue", "4 rows but the processed item table gives 5"),
     (lambda p: (np.save(p / "v.npy", np.ones((3, 2))), (p / "i.txt").write_text("a\nb\n")), "i.txt",
      "3 rows but .*i.txt gives 2 item ids"),
