@@ -94,7 +94,8 @@ def import_command(
     modality: Annotated[str, typer.Option("--modality", help="vision | text: the features these vectors are.")],
     ids: Annotated[str | None, typer.Option(
         "--ids", help="For .npy: the row ids (text file, one per line, or .npy/.json list), or 'catalogue' when "
-                      "the rows follow the processed item table's order (MMRec's image_feat.npy/text_feat.npy).")] = None,
+                      "the rows follow the processed item table's order (MMRec's image_feat.npy/text_feat.npy).",
+    )] = None,
     column: Annotated[str | None, typer.Option(
         "--column", help="For parquet: the vector column (default: the only column besides item_id).")] = None,
     config: ConfigOption = None,

@@ -25,7 +25,8 @@ class BackboneSet:
         self.loaded: dict[str, Backbone] = dict(loaded or {})
         self.sources: dict = {}
         self.errors: dict[str, WeightsNotFoundError] = {}
-        self._key_parts: dict[str, tuple[str, str]] = {}
+        self._key_parts: dict[str, tuple[str, str | None]] = {}
+        self._imported: dict[str, dict | None] = {}
 
     def backbone_class(self, modality: str) -> type[Backbone]:
         if modality in self.loaded:
@@ -39,8 +40,11 @@ class BackboneSet:
         return self.backbone_class(modality).imported
 
     def imported_record(self, modality: str) -> dict | None:
-        """What the last import recorded for `modality` (None: nothing imported into this combo)."""
-        return imported_record(self.store.read_meta(), modality)
+        """What the last import recorded for `modality` (None: nothing imported into this combo); read
+        once, so keys and dims come from the same import even if another one lands meanwhile."""
+        if modality not in self._imported:
+            self._imported[modality] = imported_record(self.store.read_meta(), modality)
+        return self._imported[modality]
 
     def key_part(self, modality: str) -> tuple[str, str | None]:
         """(backbone name, weights id) for keys; falls back to the store's record when no weights are here.

@@ -142,7 +142,8 @@ def import_item_vectors(
     store.write_meta(modality, IMPORTED, vectors.dim, report.identity, file=str(vectors.path),
                      file_sha256=vectors.digest, column=vectors.column, rows=vectors.rows, items=len(wanted),
                      imported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    report.replaced = previous.get("weights_id") if previous and previous.get("weights_id") != report.identity else None
+    if previous is not None and previous.get("weights_id") != report.identity:
+        report.replaced = previous.get("weights_id")
     report.removed = store.delete_prefix(f"{modality}|{IMPORTED}|", keep=f"{modality}|{IMPORTED}|{report.identity}|")
     report.seconds = time.perf_counter() - started
     return report

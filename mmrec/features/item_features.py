@@ -22,6 +22,7 @@ from mmrec.features.extract import fill_modality
 from mmrec.features.feature_store import FeatureStore
 from mmrec.features.file_digests import FileDigests
 from mmrec.features.item_keys import ItemKeys, missing_positions, plan_item_keys
+from mmrec.features.vector_file import EXAMPLES, examples
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import CacheSettings, FeaturesSettings
 
@@ -58,9 +59,8 @@ def _no_import(modality: str, combo: str) -> FeatureError:
 
 
 def _not_imported_message(modality: str, plan: ItemKeys, missing: list[int]) -> str:
-    shown = ", ".join(plan.item_ids[p] for p in missing[:5]) + (", ..." if len(missing) > 5 else "")
     return (f"{len(missing):,} of {len(plan.item_ids):,} items have no imported {modality} vector "
-            f"(treated as lacking {modality}): {shown}")
+            f"(treated as lacking {modality}): {examples([plan.item_ids[p] for p in missing[:EXAMPLES + 1]])}")
 
 
 def _record_meta(store: FeatureStore, backbones: BackboneSet, modality: str, dim: int) -> None:

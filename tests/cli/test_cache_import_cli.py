@@ -74,7 +74,7 @@ def test_import_reimport_replace_then_precompute_and_train_report_missing_items(
 
     train = runner.invoke(app, ["train", "-c", str(project), "--epochs", "1"])
     assert train.exit_code == 0, train.output
-    assert "2 of 40 items have no imported vision vector (treated as lacking vision): i38, i39" in train.output
+    assert "2 of 40 items have no imported vision vector (treated as lacking vision): 'i38', 'i39'" in train.output
 
 
 def test_precompute_before_any_import_says_what_to_do(project):
