@@ -11,7 +11,7 @@ from rich.table import Table
 
 from mmrec.cli.common import ConfigOption, RichProgress, console, state
 
-cache_app = typer.Typer(help="Feature store: precompute | list | stats COMBO | clear COMBO|--all | backbones.",
+cache_app = typer.Typer(help="Feature store: precompute | import | list | stats COMBO | clear COMBO|--all | backbones.",
                         no_args_is_help=True)
 
 
@@ -65,14 +65,65 @@ def precompute(
     ranks = f", {result.world_size} processes" if result.world_size > 1 else ""
     table = Table(title=f"Feature store {report.combo} ({report.n_items:,} items{ranks}, {report.seconds:.1f} s, "
                         f"{report.items_per_second:,.1f} items/s)")
-    for column in ("modality", "with content", "already cached", "computed", "unreadable"):
+    columns = ["modality", "with content", "already cached", "computed", "unreadable"]
+    columns += ["not imported"] if report.imported else []
+    for column in columns:
         table.add_column(column, justify="left" if column == "modality" else "right")
     for modality in ("vision", "text"):
-        table.add_row(modality, f"{report.with_content[modality]:,}", f"{report.already_cached[modality]:,}",
-                      f"{report.computed[modality]:,}", f"{report.failed[modality]:,}")
+        row = [modality, f"{report.with_content[modality]:,}", f"{report.already_cached[modality]:,}",
+               f"{report.computed[modality]:,}", f"{report.failed[modality]:,}"]
+        row += [f"{report.not_imported[modality]:,}"] if report.imported else []
+        table.add_row(*row)
     console.print(table)
     for modality, item_id, reason in report.failures:
         console.print(f"[yellow]unreadable {modality} input for item {item_id}: {reason}")
+    for modality, identity in report.imported.items():
+        if report.not_imported[modality]:
+            what = (f"{report.not_imported[modality]:,} items have no imported {modality} vector ({identity}); "
+                    "they are treated as lacking it" if identity else f"no {modality} vectors imported yet")
+            console.print(f"[yellow]{modality} comes from `mmrec cache import` (nothing computed): {what}. "
+                          f"Import a file that covers them with `mmrec cache import --modality {modality} FILE`.")
+    console.print(f"Cache: [bold]{result.cache_folder}[/bold]")
+
+
+@cache_app.command("import")
+def import_command(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Vectors: a .npy matrix [items, dim] (with --ids) or a parquet "
+                                              "file with item_id and one vector column.")],
+    modality: Annotated[str, typer.Option("--modality", help="vision | text: the features these vectors are.")],
+    ids: Annotated[str | None, typer.Option(
+        "--ids", help="For .npy: the row ids (text file, one per line, or .npy/.json list), or 'catalogue' when "
+                      "the rows follow the processed item table's order (MMRec's image_feat.npy/text_feat.npy).",
+    )] = None,
+    column: Annotated[str | None, typer.Option(
+        "--column", help="For parquet: the vector column (default: the only column besides item_id).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Import precomputed item vectors (CLIP, sentence embeddings, ...) into the configured combo,
+    whose features.<modality>_backbone must be `imported`."""
+    from mmrec.features.vector_file import examples
+    from mmrec.pipeline.cache import run_cache_import
+
+    settings = state(ctx).settings(config)
+    with RichProgress() as progress:
+        result = run_cache_import(settings, modality, file, ids, column, progress)
+    report = result.report
+    console.print(f"{report.path}: {report.rows:,} rows of {report.dim}-d {modality} vectors, identity "
+                  f"{report.identity}, catalogue of {report.catalogue_items:,} items.")
+    if report.unchanged:
+        console.print(f"Already imported into {report.combo}: nothing written.")
+    else:
+        console.print(f"Imported {report.written:,} {modality} vectors into {report.combo} "
+                      f"in {report.seconds:.1f} s.")
+        if report.replaced:
+            console.print(f"They replace the earlier import {report.replaced} ({report.removed:,} vectors deleted).")
+    if report.unknown_ids:
+        console.print(f"[yellow]Skipped {len(report.unknown_ids):,} row(s) whose item id is not in the catalogue: "
+                      f"{examples(report.unknown_ids)}")
+    if report.missing_items:
+        console.print(f"[yellow]{len(report.missing_items):,} catalogue item(s) have no row in the file and no "
+                      f"{modality} vector (treated as lacking it): {examples(report.missing_items)}")
     console.print(f"Cache: [bold]{result.cache_folder}[/bold]")
 
 
@@ -183,7 +234,7 @@ def backbones_command() -> None:
     for column in ("modality", "name", "dim", "weights here", "where / default source"):
         table.add_column(column, justify="right" if column == "dim" else "left")
     for row in backbone_availability():
-        table.add_row(row.modality, row.name, str(row.dim), "[green]yes" if row.available else "[red]no",
+        table.add_row(row.modality, row.name, str(row.dim or "from file"), "[green]yes" if row.available else "[red]no",
                       row.where if row.available else row.default_weights)
     console.print(table)
 

@@ -7,6 +7,8 @@ from mmrec.errors import WeightsNotFoundError
 from mmrec.features.base import Backbone
 from mmrec.features.feature_store import FeatureStore
 from mmrec.features.file_digests import FileDigests
+from mmrec.features.imported_backbone import IMPORTED
+from mmrec.features.imported_vectors import imported_record
 from mmrec.features.registry import TEXT_BACKBONES, VISION_BACKBONES
 from mmrec.features.weights import weights_id
 from mmrec.settings import FeaturesSettings
@@ -23,7 +25,8 @@ class BackboneSet:
         self.loaded: dict[str, Backbone] = dict(loaded or {})
         self.sources: dict = {}
         self.errors: dict[str, WeightsNotFoundError] = {}
-        self._key_parts: dict[str, tuple[str, str]] = {}
+        self._key_parts: dict[str, tuple[str, str | None]] = {}
+        self._imported: dict[str, dict | None] = {}
 
     def backbone_class(self, modality: str) -> type[Backbone]:
         if modality in self.loaded:
@@ -32,13 +35,28 @@ class BackboneSet:
             return VISION_BACKBONES.get(self.features.vision_backbone)
         return TEXT_BACKBONES.get(self.features.text_backbone)
 
-    def key_part(self, modality: str) -> tuple[str, str]:
-        """(backbone name, weights id) for keys; falls back to the store's record when no weights are here."""
+    def is_imported(self, modality: str) -> bool:
+        """True when the modality's vectors come from `mmrec cache import` (backbone `imported`)."""
+        return self.backbone_class(modality).imported
+
+    def imported_record(self, modality: str) -> dict | None:
+        """What the last import recorded for `modality` (None: nothing imported into this combo); read
+        once, so keys and dims come from the same import even if another one lands meanwhile."""
+        if modality not in self._imported:
+            self._imported[modality] = imported_record(self.store.read_meta(), modality)
+        return self._imported[modality]
+
+    def key_part(self, modality: str) -> tuple[str, str | None]:
+        """(backbone name, weights id) for keys; falls back to the store's record when no weights are here.
+        An imported modality's weights id is the last import's identity (None before any import)."""
         if modality not in self._key_parts:
             self._key_parts[modality] = self._resolve_key_part(modality)
         return self._key_parts[modality]
 
-    def _resolve_key_part(self, modality: str) -> tuple[str, str]:
+    def _resolve_key_part(self, modality: str) -> tuple[str, str | None]:
+        if self.is_imported(modality):
+            record = self.imported_record(modality)
+            return IMPORTED, record["weights_id"] if record else None
         if modality in self.loaded:
             backbone = self.loaded[modality]
             max_tokens = getattr(backbone, "max_tokens", None)
@@ -71,6 +89,9 @@ class BackboneSet:
         return self.loaded[modality]
 
     def nominal_dim(self, modality: str) -> int:
+        if self.is_imported(modality):
+            record = self.imported_record(modality)
+            return int(record["dim"]) if record else 0
         if modality in self.loaded:
             return self.loaded[modality].dim
         return self.backbone_class(modality).nominal_dim

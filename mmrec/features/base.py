@@ -25,6 +25,8 @@ class Backbone:
     modality: ClassVar[str]
     nominal_dim: ClassVar[int]  # the dimension of the real pretrained weights
     default_weights: ClassVar[str]  # where the weights come from when no path is given (for messages)
+    # True for `imported`: its vectors come from `mmrec cache import`, it computes nothing.
+    imported: ClassVar[bool] = False
 
     def __init__(self, model: nn.Module, source: WeightsSource, dim: int) -> None:
         self.model = model.eval()

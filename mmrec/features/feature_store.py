@@ -226,6 +226,20 @@ class FeatureStore:
         for key, value in entries:
             self.lru.put(key, value)
 
+    def delete_prefix(self, prefix: str, keep: str | None = None) -> int:
+        """Delete every entry whose key starts with `prefix` but not with `keep`, and the packs of
+        those vectors; returns how many entries went (e.g. the vectors of a replaced import)."""
+        rows = self.disk._sql("SELECT key FROM Cache WHERE raw = 1 AND substr(key, 1, ?) = ?", (len(prefix), prefix))
+        doomed = [key for (key,) in rows if keep is None or not key.startswith(keep)]
+        for start in range(0, len(doomed), _IN_CHUNK):
+            with self.disk.transact(retry=True):
+                for key in doomed[start:start + _IN_CHUNK]:
+                    self.disk.delete(key, retry=True)
+        for old_prefix in {key_prefix(key) for key in doomed}:
+            FeaturePack(self.folder, old_prefix).remove()
+        self.lru = ByteLRU(self.settings.memory_lru_bytes)
+        return len(doomed)
+
     def materialize(
         self, keys: Sequence[str | None], device: torch.device | str = "cpu", dim: int | None = None
     ) -> tuple[torch.Tensor | None, torch.Tensor, list[int], int | None]:
@@ -299,10 +313,16 @@ class FeatureStore:
         path = self.folder / META_FILE
         return read_json(path) if path.is_file() else {}
 
-    def write_meta(self, modality: str, backbone: str, dim: int, weights_id: str) -> None:
+    def write_meta(self, modality: str, backbone: str, dim: int, weights_id: str, **details: object) -> None:
+        """Record the vectors of `modality`: backbone, dim, weights id and any `details` (e.g. what an
+        import read); details recorded earlier for the same vectors are kept."""
         meta = self.read_meta()
         meta.update(combo=self.combo, updated_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        meta[modality] = {"backbone": backbone, "dim": dim, "weights_id": weights_id}
+        entry = {"backbone": backbone, "dim": dim, "weights_id": weights_id}
+        previous = meta.get(modality, {})
+        if all(previous.get(name) == value for name, value in entry.items()):
+            entry = {**previous, **entry}
+        meta[modality] = {**entry, **details}
         atomic_write_json(self.folder / META_FILE, meta)
 
     def save_stats(self, extra: dict | None = None) -> None:

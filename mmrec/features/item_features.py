@@ -2,6 +2,8 @@
 
 `load_item_features` materializes vision and text features for an item table (computing missing
 ones on demand unless settings forbid it); `precompute_item_features` fills the store ahead of time.
+An imported modality (backbone `imported`) is never computed: items the import lacks have no
+vector (mask False), and both functions count them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from mmrec.features.extract import fill_modality
 from mmrec.features.feature_store import FeatureStore
 from mmrec.features.file_digests import FileDigests
 from mmrec.features.item_keys import ItemKeys, missing_positions, plan_item_keys
+from mmrec.features.vector_file import EXAMPLES, examples
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import CacheSettings, FeaturesSettings
 
@@ -39,12 +42,25 @@ class ItemFeatures:
     vision_dim: int
     text_dim: int
     computed: int  # items computed on demand during this call
+    not_imported: dict[str, int] = field(default_factory=dict)  # imported modality -> items without a vector
 
 
 def _plan(items: pd.DataFrame, backbones: BackboneSet) -> ItemKeys:
     plan = plan_item_keys(items, backbones.key_part("vision"), backbones.key_part("text"), backbones.digests)
     backbones.digests.save()
     return plan
+
+
+def _no_import(modality: str, combo: str) -> FeatureError:
+    return FeatureError(
+        f"features.{modality}_backbone is 'imported' but no {modality} vectors were imported into {combo}.",
+        hint=f"Run `mmrec cache import --modality {modality} FILE` with this config first.",
+    )
+
+
+def _not_imported_message(modality: str, plan: ItemKeys, missing: list[int]) -> str:
+    return (f"{len(missing):,} of {len(plan.item_ids):,} items have no imported {modality} vector "
+            f"(treated as lacking {modality}): {examples([plan.item_ids[p] for p in missing[:EXAMPLES + 1]])}")
 
 
 def _record_meta(store: FeatureStore, backbones: BackboneSet, modality: str, dim: int) -> None:
@@ -66,8 +82,20 @@ def load_item_features(
         plan = _plan(items, backbones)
         tensors: dict[str, tuple[torch.Tensor, torch.Tensor, int]] = {}
         computed = 0
+        not_imported: dict[str, int] = {}
         for modality in MODALITIES:
             keys = plan.keys(modality)
+            if backbones.is_imported(modality):
+                record = backbones.imported_record(modality)
+                if record is None:
+                    raise _no_import(modality, features.combo)
+                tensor, mask, missing, dim = store.materialize(keys, device, int(record["dim"]))
+                not_imported[modality] = len(missing)
+                if missing:
+                    progress(ProgressEvent(f"features:{modality}", done=True,  # a note, no progress bar
+                                           message=_not_imported_message(modality, plan, missing)))
+                tensors[modality] = (tensor, mask, dim)
+                continue
             tensor, mask, missing, dim = store.materialize(keys, device)
             if missing:
                 if not cache.compute_missing:
@@ -94,12 +122,14 @@ def load_item_features(
             tensors[modality] = (tensor, mask, dim)
         store.save_stats({"kind": "load", "items": len(items)})
     (vision, vision_mask, vision_dim), (text, text_mask, text_dim) = tensors["vision"], tensors["text"]
-    return ItemFeatures(vision, vision_mask, text, text_mask, features.combo, vision_dim, text_dim, computed)
+    return ItemFeatures(vision, vision_mask, text, text_mask, features.combo, vision_dim, text_dim, computed,
+                        not_imported)
 
 
 @dataclass
 class PrecomputeReport:
-    """Per modality: items with content, already cached, computed now, failed; plus timing."""
+    """Per modality: items with content, already cached, computed now, failed, lacking an imported
+    vector; plus timing."""
 
     combo: str
     n_items: int
@@ -107,6 +137,8 @@ class PrecomputeReport:
     already_cached: dict[str, int] = field(default_factory=dict)
     computed: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
+    not_imported: dict[str, int] = field(default_factory=dict)  # 0 for computed modalities
+    imported: dict[str, str | None] = field(default_factory=dict)  # imported modality -> identity (None: none yet)
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (modality, item_id, reason)
     seconds: float = 0.0
 
@@ -136,10 +168,16 @@ def precompute_item_features(
         plan = _plan(items, backbone_set)
         for modality in MODALITIES:
             keys = plan.keys(modality)
-            todo = missing_positions(store, keys, force)
+            imported = backbone_set.is_imported(modality)
+            todo = missing_positions(store, keys, force and not imported)
             report.with_content[modality] = sum(key is not None for key in keys)
             report.already_cached[modality] = report.with_content[modality] - len(todo)
+            report.not_imported[modality] = 0
             fill = None
+            if imported:  # nothing to compute: report what the import lacks
+                report.imported[modality] = backbone_set.key_part(modality)[1]
+                report.not_imported[modality] = len(todo) if report.imported[modality] else len(keys)
+                todo = []
             if todo:
                 backbone = backbone_set.get(modality)
                 fill = fill_modality(store, plan, modality, todo, backbone, features.batch_size,

@@ -11,6 +11,7 @@ from mmrec.errors import DataError
 from mmrec.features.feature_store import FeatureStore
 from mmrec.features.file_digests import FileDigests
 from mmrec.features.fingerprint import item_image_fingerprints, item_text_fingerprints, item_texts
+from mmrec.features.imported_backbone import IMPORTED
 from mmrec.features.store_format import make_key
 
 
@@ -23,8 +24,8 @@ class ItemKeys:
     texts: list[str]
     vision_keys: list[str | None]
     text_keys: list[str | None]
-    vision: tuple[str, str]  # (backbone name, weights id) in the vision keys
-    text: tuple[str, str]
+    vision: tuple[str, str | None]  # (backbone name, weights id) in the vision keys
+    text: tuple[str, str | None]
 
     def keys(self, modality: str) -> list[str | None]:
         return self.vision_keys if modality == "vision" else self.text_keys
@@ -35,20 +36,29 @@ class ItemKeys:
         return make_key(modality, backbone, weights_id, self.item_ids[position], fingerprint)
 
 
+def _imported_fingerprints(n_items: int, identity: str | None) -> list[str | None]:
+    """An imported vector depends on the imported file only: its identity is every row's fingerprint
+    (None for all rows before anything was imported). Rows the file lacks are simply not stored."""
+    return [identity] * n_items
+
+
 def plan_item_keys(
-    items: pd.DataFrame, vision: tuple[str, str], text: tuple[str, str], digests: FileDigests
+    items: pd.DataFrame, vision: tuple[str, str | None], text: tuple[str, str | None], digests: FileDigests
 ) -> ItemKeys:
-    """Keys for each row; `vision`/`text` are (backbone name, weights id)."""
+    """Keys for each row; `vision`/`text` are (backbone name, weights id). An imported modality
+    (backbone `imported`) is keyed by the import's identity instead of the item's content."""
     if "item_id" not in items:
         raise DataError("The item table has no item_id column.", hint="Run `mmrec preprocess` first.")
     item_ids = [str(value) for value in items["item_id"].tolist()]
-    image_fps = item_image_fingerprints(items, digests)
     texts = item_texts(items)
-    text_fps = item_text_fingerprints(items, texts)
+    image_fps = (_imported_fingerprints(len(items), vision[1]) if vision[0] == IMPORTED
+                 else item_image_fingerprints(items, digests))
+    text_fps = (_imported_fingerprints(len(items), text[1]) if text[0] == IMPORTED
+                else item_text_fingerprints(items, texts))
     paths = items["image_path"].tolist() if "image_path" in items else [None] * len(items)
     return ItemKeys(
         item_ids=item_ids,
-        image_paths=[str(p) if fp is not None else None for p, fp in zip(paths, image_fps)],
+        image_paths=[str(p) if fp is not None and vision[0] != IMPORTED else None for p, fp in zip(paths, image_fps)],
         texts=texts,
         vision_keys=[None if fp is None else make_key("vision", vision[0], vision[1], i, fp)
                      for i, fp in zip(item_ids, image_fps)],

@@ -51,6 +51,15 @@ class FeaturePack:
         self._loaded = (stamp, index, matrix)
         return index, matrix
 
+    def remove(self) -> None:
+        """Delete the pack (pointer first, so no reader picks up a half-removed pack)."""
+        previous = read_json(self.pointer).get("npy") if self.pointer.is_file() else None
+        with contextlib.suppress(OSError):
+            self.pointer.unlink()
+        if previous:
+            with contextlib.suppress(OSError):
+                os.unlink(self.dir / previous)
+
     def write(self, keys: list[str], matrix: np.ndarray) -> None:
         """Replace the pack with `matrix` [len(keys), dim] float16 (best effort: errors are ignored)."""
         try:

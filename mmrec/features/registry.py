@@ -58,7 +58,7 @@ class BackboneAvailability:
 
     modality: str
     name: str
-    dim: int
+    dim: int  # 0: the imported file decides
     available: bool
     where: str  # the resolved path, or why it is unavailable
     default_weights: str
@@ -70,6 +70,10 @@ def backbone_availability() -> list[BackboneAvailability]:
     for modality, registry in (("vision", VISION_BACKBONES), ("text", TEXT_BACKBONES)):
         for name in registry:
             cls = registry.get(name)
+            if cls.imported:  # no weights: its vectors are imported per combo
+                rows.append(BackboneAvailability(modality, name, cls.nominal_dim, True,
+                                                 "no weights: `mmrec cache import` fills it", cls.default_weights))
+                continue
             try:
                 source = cls.resolve(None, allow_download=False)
                 rows.append(BackboneAvailability(modality, name, cls.nominal_dim, True,

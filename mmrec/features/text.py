@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from mmrec.features.base import TEXT_BACKBONES, TextBackbone, masked_mean
 from mmrec.features.vision import ClipVision
+from mmrec.features.imported_backbone import IMPORTED, ImportedText
 from mmrec.features.weights import (
     HuggingFaceWeights,
     SearchLog,
@@ -153,3 +154,6 @@ class ClipText(TextBackbone):
         # (0 = padding; the pooled token is the end-of-text token, the largest id).
         tokens = F.pad(tokens, (0, self.model.context_length - tokens.shape[1]))
         return F.normalize(self.model.encode_text(tokens.to(self.device)).float(), dim=-1)
+
+
+TEXT_BACKBONES.register(IMPORTED)(ImportedText)  # listed last: its module is not a provider

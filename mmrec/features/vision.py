@@ -11,6 +11,7 @@ from torchvision import transforms as T
 
 from mmrec.errors import WeightsNotFoundError
 from mmrec.features.base import VISION_BACKBONES, VisionBackbone
+from mmrec.features.imported_backbone import IMPORTED, ImportedVision
 from mmrec.features.weights import (
     HuggingFaceWeights,
     SearchLog,
@@ -251,3 +252,6 @@ class DinoV2Small(HuggingFaceWeights, VisionBackbone):
 
     def embed(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model(pixel_values=pixels).pooler_output  # layer-normed CLS token
+
+
+VISION_BACKBONES.register(IMPORTED)(ImportedVision)  # listed last: its module is not a provider

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from mmrec.device import resolve_device
-from mmrec.errors import FeatureError
+from mmrec.errors import ConfigError, FeatureError
 from mmrec.features.feature_store import (
     FeatureStore,
     existing_combo_folder,
@@ -18,8 +18,11 @@ from mmrec.features.feature_store import (
 )
 from mmrec.features.file_digests import FileDigests
 from mmrec.features.fingerprint import item_image_fingerprints, item_text_fingerprints, item_texts
+from mmrec.features.imported_backbone import IMPORTED
+from mmrec.features.imported_vectors import ImportReport, import_item_vectors, imported_record
 from mmrec.features.item_features import PrecomputeReport, precompute_item_features
 from mmrec.features.store_format import split_key
+from mmrec.features.vector_file import read_vector_file
 from mmrec.progress import ProgressCallback, null_progress
 from mmrec.settings import CacheSettings, Settings
 from mmrec.training.distributed import barrier, context_from_env, init_distributed
@@ -38,7 +41,7 @@ class PrecomputeResult:
     world_size: int = 1
 
 
-_COUNTS = ("with_content", "already_cached", "computed", "failed")
+_COUNTS = ("with_content", "already_cached", "computed", "failed", "not_imported")
 
 
 def _merge_reports(report: PrecomputeReport, n_items: int, device) -> PrecomputeReport:
@@ -52,7 +55,8 @@ def _merge_reports(report: PrecomputeReport, n_items: int, device) -> Precompute
     dist.all_reduce(totals)
     seconds = torch.tensor([report.seconds], dtype=torch.float64, device=device)
     dist.all_reduce(seconds, op=dist.ReduceOp.MAX)
-    merged = PrecomputeReport(report.combo, n_items, failures=report.failures, seconds=float(seconds.item()))
+    merged = PrecomputeReport(report.combo, n_items, failures=report.failures, seconds=float(seconds.item()),
+                              imported=report.imported)
     for index, (name, modality) in enumerate((n, m) for n in _COUNTS for m in MODALITIES):
         getattr(merged, name)[modality] = int(totals[index].item())
     return merged
@@ -94,6 +98,42 @@ def run_cache_precompute(
             dist.destroy_process_group()
     return PrecomputeResult(report, Path(settings.paths.cache_dir) / settings.features.combo, ctx.rank,
                             ctx.world_size)
+
+
+@dataclass
+class ImportResult:
+    """Outcome of `mmrec cache import`."""
+
+    report: ImportReport
+    cache_folder: Path
+
+
+def run_cache_import(
+    settings: Settings,
+    modality: str,
+    path: Path,
+    ids: str | None = None,
+    column: str | None = None,
+    progress: ProgressCallback = null_progress,
+) -> ImportResult:
+    """Import the vectors of `path` as the `modality` features of the configured combo, whose
+    `features.<modality>_backbone` must be `imported`; rows are matched to the processed catalogue."""
+    from mmrec.data.tables import load_items
+
+    if modality not in MODALITIES:
+        raise ConfigError(f"--modality must be vision or text, got {modality!r}.")
+    backbone = getattr(settings.features, f"{modality}_backbone")
+    if backbone != IMPORTED:
+        raise ConfigError(
+            f"features.{modality}_backbone is {backbone!r}: imported vectors would not be used by this config.",
+            hint=f"Set features.{modality}_backbone: imported in the config (or MMREC_FEATURES__"
+                 f"{modality.upper()}_BACKBONE=imported); train and recommend then read the imported vectors.",
+        )
+    catalogue_ids = load_items(settings.paths.processed_dir)["item_id"].astype(str).tolist()
+    vectors = read_vector_file(Path(path), ids, catalogue_ids, column)
+    with FeatureStore(Path(settings.paths.cache_dir), settings.features.combo, settings.cache) as store:
+        report = import_item_vectors(store, modality, vectors, catalogue_ids, progress)
+    return ImportResult(report, Path(settings.paths.cache_dir) / settings.features.combo)
 
 
 @dataclass
@@ -190,8 +230,15 @@ def cache_stats(cache_dir: Path, combo: str, items: pd.DataFrame | None = None) 
         ids = [str(i) for i in items["item_id"].tolist()]
         texts = item_texts(items)
         digests = FileDigests.in_folder(cache_dir)
-        fingerprints = {"vision": item_image_fingerprints(items, digests),
-                        "text": item_text_fingerprints(items, texts)}
+        fingerprints = {}
+        for modality in MODALITIES:  # imported vectors are keyed by the import, not by content
+            record = imported_record(meta, modality)
+            if record is not None:
+                fingerprints[modality] = [record["weights_id"]] * len(ids)
+            elif modality == "vision":
+                fingerprints[modality] = item_image_fingerprints(items, digests)
+            else:
+                fingerprints[modality] = item_text_fingerprints(items, texts)
         digests.save()
         for modality in MODALITIES:
             with_content = [(i, fp) for i, fp in zip(ids, fingerprints[modality]) if fp is not None]
@@ -232,11 +279,13 @@ __all__ = [
     "CacheListing",
     "CacheStats",
     "ClearResult",
+    "ImportResult",
     "PrecomputeResult",
     "cache_stats",
     "clear_cache",
     "clear_plan",
     "combo_names",
     "list_caches",
+    "run_cache_import",
     "run_cache_precompute",
 ]

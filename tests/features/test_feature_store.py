@@ -73,6 +73,31 @@ def test_counters_meta_and_stats_persist(tmp_path):
         assert store.read_meta()["vision"] == {"backbone": "a", "dim": 3, "weights_id": "w1"}
 
 
+def test_meta_details_stay_while_the_vectors_stay_the_same(tmp_path):
+    with FeatureStore(tmp_path, "a_b", CacheSettings()) as store:
+        store.write_meta("vision", "imported", 3, "imported:1", file="v.npy")
+        store.write_meta("vision", "imported", 3, "imported:1")  # e.g. a later load records the same vectors
+        assert store.read_meta()["vision"]["file"] == "v.npy"
+        store.write_meta("vision", "imported", 3, "imported:2")
+        assert "file" not in store.read_meta()["vision"]
+
+
+def test_delete_prefix_removes_those_vectors_and_their_pack_only(tmp_path):
+    from mmrec.features.pack import FeaturePack
+
+    old = [make_key("vision", "imported", "imported:1", f"i{n}", "imported:1") for n in range(3)]
+    new = [make_key("vision", "imported", "imported:2", f"i{n}", "imported:2") for n in range(3)]
+    other = make_key("text", "imported", "imported:1", "i0", "imported:1")
+    with FeatureStore(tmp_path, "a_b", CacheSettings()) as store:
+        store.put_many([(key, encode_vector(np.ones(2))) for key in old + new + [other]])
+        FeaturePack(store.folder, "vision|imported|imported:1").write(old, np.ones((3, 2), np.float16))
+        store.get_many(old)  # into the LRU
+        assert store.delete_prefix("vision|imported|", keep="vision|imported|imported:2|") == 3
+        assert store.existing_keys(old + new + [other]) == set(new + [other])
+        assert store.get_many(old) == [None] * 3
+        assert list((store.folder / "packs").iterdir()) == []
+
+
 def test_size_limit_is_an_error_not_silent_eviction(tmp_path):
     with FeatureStore(tmp_path, "a_b", CacheSettings(size_limit_bytes=1)) as store:
         with pytest.raises(FeatureError, match="size limit"):

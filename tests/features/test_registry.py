@@ -13,6 +13,10 @@ from mmrec.features.weights import weights_id
 from mmrec.settings import FeaturesSettings
 
 BACKBONES = [("vision", n) for n in VISION_BACKBONES.names()] + [("text", n) for n in TEXT_BACKBONES.names()]
+REGISTRIES = {"vision": VISION_BACKBONES, "text": TEXT_BACKBONES}
+# Backbones that compute vectors from weights; `imported` ones only read what `mmrec cache import` stored.
+COMPUTED = [(modality, name) for modality, name in BACKBONES if not REGISTRIES[modality].get(name).imported]
+IMPORTED = [(modality, name) for modality, name in BACKBONES if REGISTRIES[modality].get(name).imported]
 TEXTS = ["A short one.", "A considerably longer sentence about ships, sailors and the open sea at night.", ""]
 
 
@@ -27,10 +31,23 @@ def test_settings_accept_every_registered_name_and_list_them_for_others():
 
 
 def test_every_backbone_declares_dim_and_default_source():
-    for registry in (VISION_BACKBONES, TEXT_BACKBONES):
-        for name in registry:
-            cls = registry.get(name)
-            assert cls.name == name and cls.nominal_dim > 0 and cls.default_weights
+    for modality, name in BACKBONES:
+        cls = REGISTRIES[modality].get(name)
+        assert cls.name == name and cls.modality == modality and cls.default_weights
+        assert cls.nominal_dim > 0 if (modality, name) in COMPUTED else cls.nominal_dim == 0  # 0: the file decides
+
+
+def test_imported_backbones_exist_for_both_modalities_and_refuse_to_compute():
+    from mmrec.errors import FeatureError
+
+    assert IMPORTED == [("vision", "imported"), ("text", "imported")]
+    assert FeaturesSettings(vision_backbone="imported", text_backbone="imported").combo == "imported_imported"
+    for modality, name in IMPORTED:
+        cls = REGISTRIES[modality].get(name)
+        with pytest.raises(FeatureError, match=f"cache import --modality {modality}"):
+            cls.resolve(None, allow_download=True)
+        with pytest.raises(FeatureError, match=f"cache import --modality {modality}"):
+            cls.load(None)
 
 
 def test_availability_lists_every_backbone_and_finds_the_offline_defaults():
@@ -38,6 +55,7 @@ def test_availability_lists_every_backbone_and_finds_the_offline_defaults():
     assert list(rows) == BACKBONES
     assert rows[("vision", "efficientnet-lite")].available and rows[("vision", "efficientnet-lite")].dim == 1280
     assert rows[("text", "sentence-bert")].available and rows[("text", "sentence-bert")].dim == 384
+    assert all(rows[key].dim == 0 and "cache import" in rows[key].where for key in IMPORTED)
 
 
 # Tiny random weights for each registered backbone: (tmp_path, request) -> the explicit weights path.
@@ -86,10 +104,10 @@ FULL_SIZE = {("vision", "efficientnet-lite"), ("vision", "resnet"), ("vision", "
 
 
 def test_every_registered_backbone_has_tiny_weights_for_the_contract_test():
-    assert sorted(TINY_WEIGHTS) == sorted(BACKBONES), "add a tiny-weights recipe for the new backbone"
+    assert sorted(TINY_WEIGHTS) == sorted(COMPUTED), "add a tiny-weights recipe for the new backbone"
 
 
-@pytest.mark.parametrize("modality,name", BACKBONES)
+@pytest.mark.parametrize("modality,name", COMPUTED)
 def test_backbone_contract(modality, name, tmp_path, request, build):
     """resolve(explicit) -> a stable weights identity; load -> the registered class; embed -> [B, dim]
     finite float32 rows that do not depend on the rest of the batch."""

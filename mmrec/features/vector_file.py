@@ -1,0 +1,239 @@
+"""Item vectors from a user's file: a .npy matrix plus an id list, or parquet with `item_id` and one
+vector column. Read in row chunks (a memory map for .npy), so a million-row file is never loaded
+whole; every problem with the file is a FeatureError that says what is wrong and what to pass.
+
+Nothing here is unpickled: .npy files (vectors and ids) load with allow_pickle=False.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mmrec.errors import FeatureError
+from mmrec.fileio import sha256_file
+
+ID_COLUMN = "item_id"
+CATALOGUE_IDS = "catalogue"  # --ids catalogue: rows follow the processed item table's order
+EXAMPLES = 5  # ids quoted in a message
+
+
+def examples(ids: list[str]) -> str:
+    """The first few of `ids`, quoted, for a message."""
+    shown = ", ".join(repr(i) for i in ids[:EXAMPLES])
+    return shown + (", ..." if len(ids) > EXAMPLES else "")
+
+
+@dataclass
+class VectorFile:
+    """A validated [rows, dim] matrix of item vectors and the item id of each row."""
+
+    path: Path
+    ids: list[str]
+    dim: int
+    digest: str  # sha256 of the file's bytes
+    column: str | None  # the parquet vector column (None for .npy)
+    _matrix: np.ndarray | None = None  # the .npy memory map
+    _parquet: object | None = None  # pyarrow.parquet.ParquetFile
+
+    @property
+    def rows(self) -> int:
+        return len(self.ids)
+
+    def chunks(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, [m, dim] float32) for consecutive blocks of at most `rows` rows."""
+        if self._matrix is not None:
+            for start in range(0, self.rows, rows):
+                yield start, np.asarray(self._matrix[start:start + rows], dtype=np.float32)
+            return
+        start = 0
+        for batch in self._parquet.iter_batches(batch_size=rows, columns=[self.column]):
+            block = _list_column_matrix(batch.column(0), self.dim, self.path, self.column)
+            yield start, block
+            start += len(block)
+
+
+def _unreadable(path: Path, why: object) -> FeatureError:
+    return FeatureError(f"Cannot read vector file {path}: {why}",
+                        hint="Pass a .npy matrix (with --ids) or a parquet file with an item_id column.")
+
+
+def read_vector_file(path: Path, ids: str | None, catalogue_ids: list[str], column: str | None = None) -> VectorFile:
+    """Open and check `path`: .npy (ids from `ids`: a file, or "catalogue") or .parquet (ids inside)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FeatureError(f"Vector file {path} does not exist (or is not a file).",
+                           hint="Pass the path of a .npy or .parquet file of item vectors.")
+    if path.suffix.lower() == ".parquet":
+        if ids is not None:
+            raise FeatureError("--ids is for .npy files; a parquet file carries its ids in its item_id column.")
+        vectors = _open_parquet(path, column)
+    elif path.suffix.lower() == ".npy":
+        if column is not None:
+            raise FeatureError("--column is for parquet files; a .npy file is one matrix.")
+        vectors = _open_npy(path, ids, catalogue_ids)
+    else:
+        raise FeatureError(f"Vector file {path} is neither .npy nor .parquet.",
+                           hint="Save the vectors with numpy.save (and pass --ids) or as parquet.")
+    _check_ids(vectors.ids, path)
+    return vectors
+
+
+def _open_npy(path: Path, ids: str | None, catalogue_ids: list[str]) -> VectorFile:
+    if ids is None:
+        raise FeatureError(
+            f"{path} is a bare matrix: its rows need item ids.",
+            hint="Pass --ids FILE (one item_id per line, or a .npy/.json list of ids), or --ids catalogue "
+                 "when the rows follow the processed item table's order (as MMRec's image_feat.npy/text_feat.npy).",
+        )
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(6)
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    if magic != b"\x93NUMPY":
+        raise _unreadable(path, "it is not a .npy file (no numpy header)")
+    try:
+        matrix = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        if "object" in str(exc).lower():
+            raise FeatureError(f"{path} holds Python objects, which would need unpickling; mmrec never unpickles.",
+                               hint="Save a plain float matrix: numpy.save(path, vectors.astype('float32')).") from None
+        raise _unreadable(path, exc) from None
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    if matrix.ndim != 2:
+        raise FeatureError(f"{path} holds an array of shape {matrix.shape}; expected a 2-D matrix [items, dim].",
+                           hint="Save one row per item: numpy.save(path, vectors) with vectors.shape == (n, d).")
+    _check_dtype(matrix.dtype, path)
+    if matrix.shape[0] == 0 or matrix.shape[1] == 0:
+        raise FeatureError(f"{path} is empty (shape {matrix.shape}).", hint="Pass a file with at least one vector.")
+    row_ids = list(catalogue_ids) if ids == CATALOGUE_IDS else read_id_list(Path(ids))
+    if len(row_ids) != matrix.shape[0]:
+        source = "the processed item table" if ids == CATALOGUE_IDS else ids
+        raise FeatureError(
+            f"{path} has {matrix.shape[0]:,} rows but {source} gives {len(row_ids):,} item ids.",
+            hint="Pass the id list written with these vectors (one id per row, in row order)."
+            if ids != CATALOGUE_IDS else "--ids catalogue needs exactly one row per processed item, in table order; "
+                                         "pass the id list written with these vectors instead.",
+        )
+    return VectorFile(path, row_ids, int(matrix.shape[1]), sha256_file(path), None, _matrix=matrix)
+
+
+def _check_dtype(dtype: np.dtype, path: Path) -> None:
+    if dtype.kind not in "fiu":
+        raise FeatureError(f"{path} holds {dtype} values; vectors must be numbers (float or integer).",
+                           hint="Convert the matrix to float32 before saving it.")
+
+
+def read_id_list(path: Path) -> list[str]:
+    """Item ids, one per row: a text file (one per line), a .npy of strings/integers, or a .json list."""
+    if not path.is_file():
+        raise FeatureError(f"Id list {path} does not exist.", hint="Pass --ids FILE or --ids catalogue.")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            values = np.load(path, allow_pickle=False)
+            if values.ndim != 1 or values.dtype.kind not in "USiu":
+                raise FeatureError(f"Id list {path} holds a {values.dtype} array of shape {values.shape}; "
+                                   "expected a 1-D array of strings or integers.")
+            return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values.tolist()]
+        if suffix == ".json":
+            values = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(values, list) or not all(isinstance(v, (str, int)) and not isinstance(v, bool)
+                                                       for v in values):
+                raise FeatureError(f"Id list {path} is not a JSON list of strings or integers.")
+            return [str(v) for v in values]
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except ValueError as exc:  # bad JSON, bad UTF-8, a pickled .npy
+        raise FeatureError(f"Cannot read id list {path}: {exc}",
+                           hint="Use a text file with one item_id per line.") from None
+    except OSError as exc:
+        raise FeatureError(f"Cannot read id list {path}: {exc}") from None
+    ids = [line.strip() for line in lines]
+    while ids and not ids[-1]:
+        ids.pop()
+    if "" in ids:
+        raise FeatureError(f"Line {ids.index('') + 1} of id list {path} is empty; every row needs an item id.")
+    return ids
+
+
+def _check_ids(ids: list[str], path: Path) -> None:
+    seen: set[str] = set()
+    repeated = [i for i in ids if i in seen or seen.add(i)]
+    if repeated:
+        distinct = list(dict.fromkeys(repeated))
+        raise FeatureError(f"{path}: {len(distinct):,} item id(s) have more than one row: {examples(distinct)}.",
+                           hint="Keep one vector per item.")
+
+
+def _open_parquet(path: Path, column: str | None) -> VectorFile:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
+    except (OSError, pa.ArrowException) as exc:
+        raise _unreadable(path, exc) from None
+    if ID_COLUMN not in schema.names:
+        raise FeatureError(f"{path} has no {ID_COLUMN} column (columns: {', '.join(schema.names)}).",
+                           hint="Name the id column item_id.")
+    others = [name for name in schema.names if name != ID_COLUMN]
+    if column is None:
+        if len(others) != 1:
+            raise FeatureError(f"{path} has {len(others)} columns besides item_id ({', '.join(others) or 'none'}); "
+                               "which holds the vectors?",
+                               hint="Pass --column NAME (a column holding one list of floats per row).")
+        column = others[0]
+    elif column not in others:
+        raise FeatureError(f"{path} has no vector column {column!r} (columns: {', '.join(schema.names)}).")
+    kind = schema.field(column).type
+    if not (pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)):
+        raise FeatureError(f"Column {column!r} of {path} holds {kind}, not vectors.",
+                           hint="Store each item's vector as one list of floats (one column), not one number "
+                                "per column.")
+    if not (pa.types.is_floating(kind.value_type) or pa.types.is_integer(kind.value_type)):
+        raise FeatureError(f"Column {column!r} of {path} holds lists of {kind.value_type}; vectors must be numbers.")
+    try:
+        id_values = parquet.read(columns=[ID_COLUMN]).column(0)
+    except (OSError, pa.ArrowException) as exc:
+        raise _unreadable(path, exc) from None
+    if id_values.null_count:
+        raise FeatureError(f"{path}: {id_values.null_count:,} row(s) have no item_id.")
+    if not (pa.types.is_string(id_values.type) or pa.types.is_large_string(id_values.type)
+            or pa.types.is_integer(id_values.type)):
+        raise FeatureError(f"The item_id column of {path} holds {id_values.type}; ids must be strings or integers.")
+    ids = [str(v) for v in id_values.to_pylist()]
+    if not ids:
+        raise FeatureError(f"{path} is empty (no rows).", hint="Pass a file with at least one vector.")
+    first = next(parquet.iter_batches(batch_size=1, columns=[column])).column(0)
+    if first.null_count or len(first[0]) == 0:
+        raise FeatureError(f"The first row of {path} has no vector (null or empty list).")
+    dim = len(first[0])
+    return VectorFile(path, ids, dim, sha256_file(path), column, _parquet=parquet)
+
+
+def _list_column_matrix(values, dim: int, path: Path, column: str) -> np.ndarray:
+    """A pyarrow list array of `dim`-long numeric lists -> [rows, dim] float32 (FeatureError otherwise)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if values.null_count:
+        raise FeatureError(f"{path}: {values.null_count:,} row(s) of column {column!r} have no vector (null).",
+                           hint="Drop those rows, or give them a vector.")
+    if not pa.types.is_fixed_size_list(values.type):
+        lengths = pc.list_value_length(values).to_numpy(zero_copy_only=False)
+        wrong = np.flatnonzero(lengths != dim)
+        if len(wrong):
+            raise FeatureError(f"{path}: vectors of column {column!r} differ in length ({dim} in the first row, "
+                               f"{int(lengths[wrong[0]])} in another; {len(wrong):,} row(s) are not {dim}-long).",
+                               hint="Every row needs a vector of the same dimension.")
+    elif values.type.list_size != dim:
+        raise FeatureError(f"{path}: column {column!r} changes dimension within the file.")
+    flat = values.flatten().to_numpy(zero_copy_only=False)  # null numbers become NaN: refused as non-finite
+    return np.asarray(flat, dtype=np.float32).reshape(len(values), dim)
