@@ -12,6 +12,7 @@ from typing import Any
 
 import optuna
 
+from mmrec.data.staging import process_alive
 from mmrec.errors import ConfigError, DataError
 from mmrec.fileio import atomic_path, atomic_write_text
 
@@ -82,7 +83,7 @@ class StudyLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 owner = _lock_owner(self.path)
-                if owner is not None and owner != os.getpid() and _alive(owner):
+                if owner is not None and owner != os.getpid() and process_alive(owner):
                     raise ConfigError(
                         f"Study {self.path.stem!r} is being run by process {owner} (lock {self.path}).",
                         hint="Wait for it to finish, or tune under another --study name.",
@@ -104,16 +105,6 @@ def _lock_owner(path: Path) -> int | None:
         return int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def validation_only_split(splits_dir: Path, view_dir: Path) -> tuple[Path, str]:
