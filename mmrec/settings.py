@@ -231,6 +231,11 @@ class TrainingSettings(Section):
     device: str = Field("auto", description="auto|cpu|cuda|cuda:N")
     bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
     log_every: int = Field(50, ge=1, description="steps between verbose log lines")
+    max_validation_users: int | None = Field(
+        20000, ge=1,
+        description="validation (model selection, early stopping, the blend search) ranks the catalogue for at "
+        "most this many validation users, a seeded random sample (null = all)",
+    )
     validate_on: Literal["all", "cold_items"] = Field(
         "all",
         description="items validation ranks: all, or cold_items = only items without train interactions "

@@ -35,8 +35,15 @@ def build_training_data(
     users: IdEncoding,
     history_length: int,
     device: torch.device | str = "cpu",
+    max_val_users: int | None = None,
+    seed: int = 0,
 ) -> TrainingData:
-    """Tensors for training and validation; interactions on items outside the catalogue are counted."""
+    """Tensors for training and validation; interactions on items outside the catalogue are counted.
+
+    With more than `max_val_users` validation users, a seeded random sample of that many is kept
+    (the rest counted in skipped["val_users_sampled_out"]): model selection and the blend search
+    rank the whole catalogue for every validation user, a dozen times per run.
+    """
     rows = catalogue_index(item_ids)
     n_items = len(rows)
     skipped: dict[str, int] = {}
@@ -56,6 +63,14 @@ def build_training_data(
     skipped["val_items_not_in_catalogue"] = int((~val_known).sum())
     val_user_ids = val["user_id"].astype(str).to_numpy()[val_known]
     distinct = pd.unique(val_user_ids)
+    skipped["val_users_sampled_out"] = 0
+    if max_val_users is not None and len(distinct) > max_val_users:
+        keep = np.sort(np.random.default_rng(seed).choice(len(distinct), size=max_val_users, replace=False))
+        skipped["val_users_sampled_out"] = len(distinct) - max_val_users
+        distinct = distinct[keep]
+        sampled = pd.Series(val_user_ids).isin(set(distinct)).to_numpy()
+        val_user_ids, val_rows = val_user_ids[sampled], val_rows[val_known][sampled]
+        val_known = np.ones(len(val_user_ids), dtype=bool)
     val_row_of = pd.Series(np.arange(len(distinct)), index=distinct)
     relevant = interaction_matrix(
         val_row_of[val_user_ids].to_numpy(), val_rows[val_known].to_numpy().astype(np.int64), len(distinct), n_items

@@ -17,10 +17,32 @@ def test_training_data_counts_what_it_skips_and_masks_train_items():
     users = IdEncoder.fit(train["user_id"])
     data = build_training_data(train, val, ["w", "x", "y", "z"], users, history_length=3)
     assert data.skipped == {"train_items_not_in_catalogue": 1, "val_items_not_in_catalogue": 1,
-                            "val_users_unseen_in_train": 1}
+                            "val_users_unseen_in_train": 1, "val_users_sampled_out": 0}
     assert data.pairs.shape == (4, 2)
     assert data.item_counts.tolist() == [0, 2, 1, 1]
     assert data.val_users.tolist() == [1, 0]  # a known, c unseen (b's only val item is unknown)
     assert data.val_relevant.toarray().tolist() == [[1, 0, 0, 0], [0, 1, 0, 0]]
     assert data.val_exclude.toarray().tolist() == [[0, 1, 1, 1], [0, 0, 0, 0]]
     assert np.array_equal(data.histories[1].numpy(), [2, 3, 1])
+
+
+def test_validation_users_beyond_the_cap_are_sampled_with_a_seed_and_counted():
+    rng = np.random.default_rng(0)
+    users_list = [f"u{i}" for i in range(50)]
+    train = pd.DataFrame({"user_id": users_list * 2, "item_id": rng.choice(["x", "y", "z"], 100).tolist()})
+    val = pd.DataFrame({"user_id": users_list + users_list[:10], "item_id": ["w"] * 50 + ["x"] * 10})
+    users = IdEncoder.fit(train["user_id"])
+    data = build_training_data(train, val, ["w", "x", "y", "z"], users, history_length=2, max_val_users=20, seed=3)
+    assert data.skipped["val_users_sampled_out"] == 30 and len(data.val_users) == 20
+    kept = [users.ids[i - 1] for i in data.val_users.tolist()]  # index 0 = unknown
+    assert len(set(kept)) == 20
+    # Each kept user keeps all of her validation items and her own train items as exclusions.
+    for row, user in enumerate(kept):
+        expected = {"w"} | ({"x"} if user in users_list[:10] else set())
+        got = {["w", "x", "y", "z"][j] for j in data.val_relevant[row].indices}
+        assert got == expected
+        assert data.val_exclude[row].nnz == len(set(train.loc[train.user_id == user, "item_id"]))
+    again = build_training_data(train, val, ["w", "x", "y", "z"], users, history_length=2, max_val_users=20, seed=3)
+    assert again.val_users.tolist() == data.val_users.tolist()
+    everyone = build_training_data(train, val, ["w", "x", "y", "z"], users, history_length=2)
+    assert len(everyone.val_users) == 50 and everyone.skipped["val_users_sampled_out"] == 0
