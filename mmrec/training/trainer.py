@@ -115,15 +115,22 @@ class Trainer:
         return cold
 
     # ---- one step ---------------------------------------------------------------------------
+    @property
+    def history_refresh_interval(self) -> int:
+        """Steps between history-table rebuilds: training.history_refresh_steps, but at least one
+        catalogue's worth of training examples, so a rebuild (one forward pass over every item) costs at
+        most about one item encoding per example trained on, whatever the catalogue size."""
+        return max(self.cfg.history_refresh_steps, math.ceil(self.catalogue.n / self.cfg.batch_size))
+
     def history_table(self) -> torch.Tensor | None:
         """[n_items, d] detached item vectors for user histories, or None (history encoded with grad).
 
         Rebuilt in eval mode without grad (no dropout, no RNG draws) at each epoch start and every
-        training.history_refresh_steps steps, so a resumed run recomputes exactly the same table.
+        `history_refresh_interval` steps, so a resumed run recomputes exactly the same table.
         """
         if self.model_cfg.user_history_length == 0 or self.cfg.history_refresh_steps == 0:
             return None
-        if self._history_table is None or self._steps_since_refresh >= self.cfg.history_refresh_steps:
+        if self._history_table is None or self._steps_since_refresh >= self.history_refresh_interval:
             was_training = self.module.training
             self.module.eval()
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.use_bf16):

@@ -167,3 +167,18 @@ def test_validate_on_cold_items_ranks_only_items_without_train_interactions():
 def test_validate_on_cold_items_without_cold_items_is_a_clear_error(tiny_problem):
     with pytest.raises(ConfigError, match="cold_items"):
         make_trainer(tiny_problem, train_cfg=tiny_training_settings(validate_on="cold_items"))
+
+
+def test_history_refresh_interval_grows_with_the_catalogue(tiny_problem):
+    small = make_trainer(tiny_problem, train_cfg=tiny_training_settings(history_refresh_steps=2, batch_size=32))
+    assert small.history_refresh_interval == max(2, -(-tiny_problem.catalogue.n // 32))
+    tiny = make_trainer(tiny_problem, train_cfg=tiny_training_settings(history_refresh_steps=2, batch_size=1))
+    # One catalogue's worth of examples between rebuilds: a rebuild encodes every item once.
+    assert tiny.history_refresh_interval == tiny_problem.catalogue.n
+    batch = tiny_problem.data.pairs[:1]
+    first = tiny.history_table()
+    for _ in range(tiny_problem.catalogue.n - 1):
+        tiny.train_step(batch)
+        assert tiny.history_table() is first
+    tiny.train_step(batch)
+    assert tiny.history_table() is not first
