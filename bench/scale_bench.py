@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -79,6 +80,12 @@ def run_stage(name: str, args: list[str], cwd: Path, log: Path) -> dict:
     return row
 
 
+def epoch_rates(log: Path) -> list[int]:
+    """Interactions/s of each training epoch, from `mmrec train`'s epoch lines in the stage log."""
+    rates = re.findall(r"^epoch \d+: .*?([\d,]+) inter/s", log.read_text(encoding="utf-8"), flags=re.M)
+    return [int(rate.replace(",", "")) for rate in rates]
+
+
 def write_config(work: Path, epochs: int) -> Path:
     config = {
         "paths": {"data_dir": str(work / "raw"), "processed_dir": str(work / "processed"),
@@ -136,6 +143,7 @@ def run_size(n_items: int, args: argparse.Namespace) -> dict:
     history = json.loads((work / "results" / "evaluation.json").read_text()) \
         if (work / "results" / "evaluation.json").is_file() else {}
     return {"items": n_items, "users": n_users, "interactions": n_interactions, "stages": stages,
+            "train_interactions_per_s": epoch_rates(log),
             "item_item_fit_s": blend.get("fit_seconds"), "item_item_neighbours": blend.get("neighbours"),
             "val_monitored": blend.get("monitored", meta.get("best_value")),
             "evaluation": {k: v for k, v in history.items() if k in ("metrics", "n_users")}}
@@ -143,21 +151,31 @@ def run_size(n_items: int, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", nargs="+", type=int, default=[2000, 20000, 200000])
+    parser.add_argument("--items", nargs="*", type=int, default=[2000, 20000, 200000],
+                        help="catalogue sizes to run (none: rewrite the tables from stored results)")
     parser.add_argument("--users-per-item", type=float, default=0.5)
     parser.add_argument("--interactions-per-item", type=float, default=10.0)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--work", type=Path, default=REPO / "bench" / ".work" / "scale")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--fresh", action="store_true", help="drop the sizes an earlier run stored")
     args = parser.parse_args()
     machine = {**machine_info(), "load_average_before": list(os.getloadavg())}
-    runs = []
+    previous = args.out / "scale.json"
+    # Sizes run earlier (e.g. the small ones in another session) stay unless rerun now.
+    runs = [r for r in json.loads(previous.read_text())["runs"] if r["items"] not in args.items] \
+        if previous.is_file() and not args.fresh else []
+    for run in runs:
+        log = args.work / f"items{run['items']}" / "log.txt"
+        if "train_interactions_per_s" not in run and log.is_file():
+            run["train_interactions_per_s"] = epoch_rates(log)
     for n in args.items:
-        runs.append(run_size(n, args))
+        runs.append({**run_size(n, args), "machine": machine})
+        runs.sort(key=lambda r: r["items"])
         atomic_write_json(args.out / "scale.json", {"machine": machine, "runs": runs})
     lines = ["# The whole pipeline at scale (CLI, one process per stage)", "",
-             f"Machine: {machine['cpu']}, {machine['logical_cores']} cores, load average before "
-             f"{', '.join(f'{v:.1f}' for v in machine['load_average_before'])}. Synthetic catalogue without "
+             f"Machine: {machine['cpu']}, {machine['logical_cores']} cores (load average before each size in "
+             "scale.json). Synthetic catalogue without "
              f"images ({args.users_per_item:g} users and {args.interactions_per_item:g} power-law interactions per "
              f"item), random 512-d + 384-d embeddings imported with `mmrec cache import`; {args.epochs} epoch(s).",
              "", "| items | users | interactions | stage | seconds | peak RSS MiB |", "|---|---|---|---|---|---|"]
@@ -165,10 +183,10 @@ def main() -> None:
         for stage in run["stages"]:
             lines.append(f"| {run['items']:,} | {run['users']:,} | {run['interactions']:,} | {stage['stage']} | "
                          f"{stage['seconds']} | {stage['peak_rss_mib']:,} |")
-    lines += ["", "| items | item-item fit s (inside train) | neighbours (None = dense) | val monitored |",
-              "|---|---|---|---|"]
-    lines += [f"| {r['items']:,} | {r['item_item_fit_s']} | {r['item_item_neighbours']} | {r['val_monitored']} |"
-              for r in runs]
+    lines += ["", "| items | train inter/s per epoch | item-item fit s (inside train) | neighbours (None = dense) | "
+              "val monitored |", "|---|---|---|---|---|"]
+    lines += [f"| {r['items']:,} | {', '.join(f'{v:,}' for v in r.get('train_interactions_per_s', []))} | "
+              f"{r['item_item_fit_s']} | {r['item_item_neighbours']} | {r['val_monitored']} |" for r in runs]
     atomic_write_text(args.out / "scale.md", "\n".join(lines) + "\n")
 
 
