@@ -50,8 +50,9 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
     grid: list[dict[str, float]] = []
     best: tuple[float, float, dict[str, float]] | None = None
     two_tower: dict[str, float] | None = None
+    candidates = {}
     for halflife in halflives:
-        candidate = model if halflife == halflives[0] else \
+        candidate = candidates[halflife] = model if halflife == halflives[0] else \
             model.with_profiles(item_item_profiles(train, users, rows, halflife))
         for beta in blends:
             if beta == 0 and two_tower is not None:  # weight 0 is the two-tower model alone: same for any half-life
@@ -68,9 +69,9 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
         notes.append("No validation data: the item-item blend weight and half-life stay at their first values "
                      f"({best[1]:g}, {best[0]:g}); set model.item_item_blend / item_item_halflife to fix them.")
     halflife, beta, metrics = best
-    chosen = base.with_item_item(model if halflife == halflives[0] else
-                                 model.with_profiles(item_item_profiles(train, users, rows, halflife)), beta)
-    content = _choose_content(trainer, cfg, chosen, item_item_profiles(train, users, rows, 0.0), metrics)
+    binary_profiles = candidates[0.0].interactions if 0.0 in candidates else \
+        item_item_profiles(train, users, rows, 0.0)
+    content = _choose_content(trainer, cfg, base.with_item_item(candidates[halflife], beta), binary_profiles, metrics)
     return ItemItemSpec(blend=beta, halflife=halflife, l2=cfg.item_item_l2,
                         content_weight=cfg.item_item_content_weight,
                         neighbours=item_item_neighbours(cfg, n_items), monitored=content[2].get(monitor, float("nan")),
