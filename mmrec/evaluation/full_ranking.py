@@ -8,7 +8,7 @@ result does not depend on the batch size (rows are independent).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,6 +60,32 @@ def full_ranking(
     max_score_cells: cap on batch x n_items (64M cells = 256 MB of float32 scores), so memory stays
     bounded for any catalogue size; the batch shrinks to fit, which never changes the results.
     """
+    (result,) = full_ranking_variants(lambda rows: iter((score_fn(rows),)), 1, relevant, exclude, k_values,
+                                      batch_size, device, candidate_items, return_topk, return_per_user,
+                                      max_score_cells)
+    return result
+
+
+def full_ranking_variants(
+    score_fn: Callable[[np.ndarray], Iterator[torch.Tensor]],
+    n_variants: int,
+    relevant: sp.csr_matrix,
+    exclude: sp.csr_matrix | None,
+    k_values: Sequence[int],
+    batch_size: int = 1024,
+    device: torch.device | str = "cpu",
+    candidate_items: np.ndarray | None = None,
+    return_topk: bool = False,
+    return_per_user: bool = False,
+    max_score_cells: int = MAX_SCORE_CELLS,
+    matrices_per_chunk: int = 1,
+) -> list[RankingResult]:
+    """`full_ranking` of several score functions over the same users in one pass (e.g. a grid of blends).
+
+    score_fn(rows) yields `n_variants` score matrices for those rows, one after another; each is ranked
+    as full_ranking ranks it. `matrices_per_chunk` = how many [b, n_items] matrices the score function
+    holds at once (shared components + the one yielded): the chunk shrinks so memory stays bounded.
+    """
     device = torch.device(device)
     relevant = sp.csr_matrix(relevant)
     n_items = relevant.shape[1]
@@ -68,7 +94,7 @@ def full_ranking(
         if exclude.shape != relevant.shape:
             raise ValueError(f"exclude shape {exclude.shape} != relevant shape {relevant.shape}")
     k_values = sorted({int(k) for k in k_values})
-    batch_size = rows_per_chunk(batch_size, n_items, max_score_cells)
+    batch_size = rows_per_chunk(batch_size, n_items, max(1, max_score_cells // max(1, matrices_per_chunk)))
     max_k = min(max(k_values), n_items)
     blocked: torch.Tensor | None = None
     if candidate_items is not None:
@@ -78,56 +104,72 @@ def full_ranking(
 
     n_relevant_all = np.diff(relevant.indptr)
     users = np.flatnonzero(n_relevant_all > 0)
-    per_user: dict[str, list[np.ndarray]] = {}
-    topk_rows: list[np.ndarray] = []
+    per_user: list[dict[str, list[np.ndarray]]] = [{} for _ in range(n_variants)]
+    topk_rows: list[list[np.ndarray]] = [[] for _ in range(n_variants)]
     for start in range(0, len(users), batch_size):
         rows = users[start : start + batch_size]
-        scores = score_fn(rows).to(device=device, dtype=torch.float32)
-        if scores.shape != (len(rows), n_items):
-            raise ValueError(f"score_fn returned {tuple(scores.shape)}, expected {(len(rows), n_items)}")
-        if blocked is not None:
-            scores = scores.masked_fill(blocked, float("-inf"))
-        if exclude is not None:
-            r, c = _row_coords(exclude, rows)
-            if len(r):
-                if scores._base is not None or not scores.is_contiguous():
-                    # A view (e.g. popularity's expanded row) shares memory with the caller: masking
-                    # it in place would corrupt the caller's tensor and other users' rows. Fresh
-                    # matmul outputs own their memory and are masked without a copy.
-                    scores = scores.clone()
-                scores[torch.from_numpy(r).to(device), torch.from_numpy(c).to(device)] = float("-inf")
-        top_values, top = torch.topk(scores, max_k, dim=1, sorted=True)  # [b, max_k]
+        produced = 0
+        for variant, scores in enumerate(score_fn(rows)):
+            produced += 1
+            _rank_chunk(scores.to(device=device, dtype=torch.float32), rows, relevant, exclude, blocked, k_values,
+                        max_k, n_relevant_all, per_user[variant], topk_rows[variant] if return_topk else None)
+            del scores  # free this chunk before the next one is allocated: peak = one chunk, not two
+        if produced != n_variants:
+            raise ValueError(f"score_fn yielded {produced} score matrices, expected {n_variants}")
+    return [_result(parts, len(users), users, tops, return_per_user) for parts, tops in zip(per_user, topk_rows)]
 
-        rel_r, rel_c = _row_coords(relevant, rows)
-        rel_r_t = torch.from_numpy(rel_r).to(device)
-        rel_c_t = torch.from_numpy(rel_c.astype(np.int64)).to(device)
-        # Hit lookup without a dense [b, n_items] relevance matrix: compare flat (row, item) keys.
-        rel_keys = rel_r_t * n_items + rel_c_t
-        top_keys = torch.arange(len(rows), device=device).unsqueeze(1) * n_items + top
-        hits = torch.isin(top_keys, rel_keys)
-        n_rel = torch.from_numpy(n_relevant_all[rows]).to(device)
 
-        batch = topk_metrics(hits, n_rel, k_values)
-        rel_scores = scores[rel_r_t, rel_c_t]
-        best = torch.full((len(rows),), float("-inf"), device=device)
-        best = best.scatter_reduce(0, rel_r_t, rel_scores, reduce="amax")
-        tied = torch.zeros(len(rows), dtype=torch.int32, device=device)
-        tied = tied.scatter_add(0, rel_r_t, (rel_scores == best[rel_r_t]).to(torch.int32))
-        batch["mrr"] = reciprocal_rank(scores, best, top_values, tied)
-        for name, values in batch.items():
-            per_user.setdefault(name, []).append(values.cpu().numpy())
-        if return_topk:
-            topk_rows.append(top.cpu().numpy())
-        del scores  # free this chunk before the next one is allocated: peak = one chunk, not two
+def _rank_chunk(scores: torch.Tensor, rows: np.ndarray, relevant: sp.csr_matrix, exclude: sp.csr_matrix | None,
+                blocked: torch.Tensor | None, k_values: list[int], max_k: int, n_relevant_all: np.ndarray,
+                per_user: dict[str, list[np.ndarray]], topk_rows: list[np.ndarray] | None) -> None:
+    """Mask, top-K and per-user metrics of one chunk's scores [len(rows), n_items], appended in place."""
+    device, n_items = scores.device, relevant.shape[1]
+    if scores.shape != (len(rows), n_items):
+        raise ValueError(f"score_fn returned {tuple(scores.shape)}, expected {(len(rows), n_items)}")
+    if blocked is not None:
+        scores = scores.masked_fill(blocked, float("-inf"))
+    if exclude is not None:
+        r, c = _row_coords(exclude, rows)
+        if len(r):
+            if scores._base is not None or not scores.is_contiguous():
+                # A view (e.g. popularity's expanded row) shares memory with the caller: masking
+                # it in place would corrupt the caller's tensor and other users' rows. Fresh
+                # matmul outputs own their memory and are masked without a copy.
+                scores = scores.clone()
+            scores[torch.from_numpy(r).to(device), torch.from_numpy(c).to(device)] = float("-inf")
+    top_values, top = torch.topk(scores, max_k, dim=1, sorted=True)  # [b, max_k]
 
+    rel_r, rel_c = _row_coords(relevant, rows)
+    rel_r_t = torch.from_numpy(rel_r).to(device)
+    rel_c_t = torch.from_numpy(rel_c.astype(np.int64)).to(device)
+    # Hit lookup without a dense [b, n_items] relevance matrix: compare flat (row, item) keys.
+    rel_keys = rel_r_t * n_items + rel_c_t
+    top_keys = torch.arange(len(rows), device=device).unsqueeze(1) * n_items + top
+    hits = torch.isin(top_keys, rel_keys)
+    n_rel = torch.from_numpy(n_relevant_all[rows]).to(device)
+
+    batch = topk_metrics(hits, n_rel, k_values)
+    rel_scores = scores[rel_r_t, rel_c_t]
+    best = torch.full((len(rows),), float("-inf"), device=device)
+    best = best.scatter_reduce(0, rel_r_t, rel_scores, reduce="amax")
+    tied = torch.zeros(len(rows), dtype=torch.int32, device=device)
+    tied = tied.scatter_add(0, rel_r_t, (rel_scores == best[rel_r_t]).to(torch.int32))
+    batch["mrr"] = reciprocal_rank(scores, best, top_values, tied)
+    for name, values in batch.items():
+        per_user.setdefault(name, []).append(values.cpu().numpy())
+    if topk_rows is not None:
+        topk_rows.append(top.cpu().numpy())
+
+
+def _result(per_user: dict[str, list[np.ndarray]], n_users: int, users: np.ndarray, topk_rows: list[np.ndarray],
+            return_per_user: bool) -> RankingResult:
     # Means over the concatenated per-user values: the same summation order for any batch size.
     values = {name: np.concatenate(parts) for name, parts in per_user.items()}
     metrics = {name: float(v.mean()) if len(v) else 0.0 for name, v in values.items()}
     return RankingResult(
         metrics=metrics,
-        n_users=len(users),
+        n_users=n_users,
         per_user=values if return_per_user else {},
         topk=np.concatenate(topk_rows) if topk_rows else None,
         users=users,
     )
-

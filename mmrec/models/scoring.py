@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 
@@ -82,15 +82,20 @@ class Scorer:
 
     def scores(self, user_idx: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """[b, n_items] float32 scores; user_idx [b] user-id indices (0 = unknown), rows [b] profile rows."""
-        users = self.user_vectors(user_idx, rows)
-        rows = torch.as_tensor(rows, device=self.device)
-        with _fp32_eval(self.model, self.device):
-            scores = self.model.scores(users, self.item_vectors).float()
-            if self.item_item is not None and self.blend > 0:
-                scores = blend_scores(scores, self.item_item.scores(rows), self.blend)
-            if self.content is not None and self.content_blend > 0:
-                scores = blend_scores(scores, self.content.scores(rows), self.content_blend)
-        return scores
+        return next(score_variants([self], user_idx, rows))
+
+    def component_keys(self) -> list[tuple[str, ...]]:
+        """Keys of the score components this scorer combines: two-tower, then item-item and content if on.
+
+        Scorers derived from one another (`with_item_item`, `with_content`) share the keys of the
+        components they share, so `score_variants` computes each of those once.
+        """
+        keys: list[tuple[str, ...]] = [("two_tower", str(id(self.model)), str(id(self.item_vectors)))]
+        if self.item_item is not None and self.blend > 0:
+            keys.append(("item_item", str(id(self.item_item))))
+        if self.content is not None and self.content_blend > 0:
+            keys.append(("content", str(id(self.content))))
+        return keys
 
     def scores_at(self, user_idx: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
         """[b, c] = scores(user_idx, rows) at catalogue columns [b, c] (equal up to float rounding).
@@ -108,3 +113,37 @@ class Scorer:
     def search_item_vectors(self) -> torch.Tensor:
         """[n_items, d] item vectors in the space whose inner product ranks like the two-tower score."""
         return self.model.search_vectors(self.item_vectors)
+
+
+def distinct_components(scorers: Sequence[Scorer]) -> int:
+    """How many different score components `scorers` combine (each is one [b, n_items] matrix per chunk)."""
+    return len({key for scorer in scorers for key in scorer.component_keys()})
+
+
+def score_variants(scorers: Sequence[Scorer], user_idx: torch.Tensor, rows: torch.Tensor) -> Iterator[torch.Tensor]:
+    """[b, n_items] float32 scores of each scorer in turn, computing every shared component once.
+
+    Scorers that share a two-tower model (and item vectors), an item-item model or a content model
+    (e.g. the blend grid built with `with_item_item` / `with_content`) reuse that component's scores:
+    a grid of blend weights costs one pass over its components, not one per weight. Each yielded
+    matrix is the caller's to modify (never the cached component), with the numerics of `Scorer.scores`
+    (this is its implementation).
+    """
+    cache: dict[tuple[str, ...], torch.Tensor] = {}
+    rows_t = torch.as_tensor(rows)
+    for scorer in scorers:
+        device_rows = rows_t.to(scorer.device)
+        tower_key, *blend_keys = scorer.component_keys()
+        with _fp32_eval(scorer.model, scorer.device):
+            if tower_key not in cache:
+                users = scorer.user_vectors(user_idx, device_rows)
+                cache[tower_key] = scorer.model.scores(users, scorer.item_vectors).float()
+            scores = cache[tower_key]
+            for key in blend_keys:
+                component, weight = (scorer.item_item, scorer.blend) if key[0] == "item_item" else \
+                    (scorer.content, scorer.content_blend)
+                if key not in cache:
+                    cache[key] = component.scores(device_rows)
+                scores = blend_scores(scores, cache[key], weight)
+        # A component itself (no blend) is cached for the next scorers: hand out a copy.
+        yield scores.clone() if len(scorers) > 1 and not blend_keys else scores

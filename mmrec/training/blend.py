@@ -47,19 +47,16 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
     blends = BLEND_GRID if cfg.item_item_blend is None else (cfg.item_item_blend,)
     base = trainer.scorer()
     monitor = trainer.monitor
+    candidates = {halflife: model if halflife == halflives[0] else
+                  model.with_profiles(item_item_profiles(train, users, rows, halflife)) for halflife in halflives}
+    # Weight 0 is the two-tower model alone, the same for every half-life: validated once.
+    pairs = [(h, b) for h in halflives for b in blends if b > 0 or h == halflives[0]]
+    results = dict(zip(pairs, trainer.validate_many([base.with_item_item(candidates[h], b) for h, b in pairs])))
     grid: list[dict[str, float]] = []
     best: tuple[float, float, dict[str, float]] | None = None
-    two_tower: dict[str, float] | None = None
-    candidates = {}
     for halflife in halflives:
-        candidate = candidates[halflife] = model if halflife == halflives[0] else \
-            model.with_profiles(item_item_profiles(train, users, rows, halflife))
         for beta in blends:
-            if beta == 0 and two_tower is not None:  # weight 0 is the two-tower model alone: same for any half-life
-                metrics = two_tower
-            else:
-                metrics = trainer.validate(base.with_item_item(candidate, beta))
-            two_tower = metrics if beta == 0 else two_tower
+            metrics = results[(halflife, beta)] if beta > 0 else results[(halflives[0], beta)]
             value = metrics.get(monitor, float("nan"))
             grid.append({"halflife": halflife, "blend": beta, monitor: value})
             if best is None or value > best[2].get(monitor, float("-inf")):
@@ -89,12 +86,12 @@ def _choose_content(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, profil
     weights = CONTENT_GRID if cfg.content_blend_weight is None else (cfg.content_blend_weight,)
     best: tuple[str | None, float, dict[str, float]] = (None, 0.0, without)
     grid: list[dict[str, Any]] = []
-    for modality in modalities:
-        content = ContentProfileModel.build(trainer.catalogue, modality, profiles)
-        for weight in (w for w in weights if w > 0):
-            metrics = trainer.validate(scorer.with_content(content, weight))
-            value = metrics.get(trainer.monitor, float("nan"))
-            grid.append({"modality": modality, "content_blend": weight, trainer.monitor: value})
-            if value > best[2].get(trainer.monitor, float("-inf")):
-                best = (modality, weight, metrics)
+    tried = [(modality, ContentProfileModel.build(trainer.catalogue, modality, profiles), weight)
+             for modality in modalities for weight in weights if weight > 0]
+    results = trainer.validate_many([scorer.with_content(content, weight) for _, content, weight in tried])
+    for (modality, _, weight), metrics in zip(tried, results):
+        value = metrics.get(trainer.monitor, float("nan"))
+        grid.append({"modality": modality, "content_blend": weight, trainer.monitor: value})
+        if value > best[2].get(trainer.monitor, float("-inf")):
+            best = (modality, weight, metrics)
     return (*best, grid)

@@ -5,17 +5,17 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 
 from mmrec.errors import CheckpointError, ConfigError
-from mmrec.evaluation.full_ranking import full_ranking
+from mmrec.evaluation.full_ranking import full_ranking_variants
 from mmrec.models.inputs import ItemInputs
 from mmrec.models.losses import NegativeSampler, bpr_loss, info_nce_loss, sampled_softmax_loss
-from mmrec.models.scoring import Scorer
+from mmrec.models.scoring import Scorer, distinct_components, score_variants
 from mmrec.models.two_tower import TwoTowerModel
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import ModelSettings, TrainingSettings, parse_metric
@@ -231,18 +231,23 @@ class Trainer:
         `self.scorer().with_item_item(model, weight)` to validate a blend with the item-item model
         (its profile rows indexed by user index, like `data.histories`).
         """
+        return self.validate_many([scorer or self.scorer()])[0]
+
+    def validate_many(self, scorers: Sequence[Scorer]) -> list[dict[str, float]]:
+        """`validate` of each scorer, in one pass over the validation users: components the scorers share
+        (e.g. a grid of blend weights over one model) are scored once per chunk (models.scoring)."""
         data = self.data
         if data.val_relevant.nnz == 0:
-            return {}
-        scorer = scorer or self.scorer()
+            return [{} for _ in scorers]
 
-        def score_fn(rows: Any) -> torch.Tensor:
+        def score_fn(rows: Any) -> Iterator[torch.Tensor]:
             users = data.val_users[torch.as_tensor(rows, device=self.device)]
-            return scorer.scores(users, users)
+            return score_variants(scorers, users, users)
 
-        result = full_ranking(score_fn, data.val_relevant, data.val_exclude, self.k_values,
-                              self.eval_batch_size, self.device, candidate_items=self.val_candidates)
-        return result.metrics
+        results = full_ranking_variants(score_fn, len(scorers), data.val_relevant, data.val_exclude, self.k_values,
+                                        self.eval_batch_size, self.device, candidate_items=self.val_candidates,
+                                        matrices_per_chunk=distinct_components(scorers) + 1)
+        return [result.metrics for result in results]
 
     def fit(self, on_epoch_end: Callable[[EpochRecord, Trainer], None] | None = None) -> list[EpochRecord]:
         """Train until training.epochs or early stopping; `on_epoch_end` runs on rank 0 (checkpoints)."""

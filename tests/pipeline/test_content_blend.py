@@ -46,14 +46,14 @@ def test_content_blend_is_chosen_on_validation_and_scored_alike(tmp_path, monkey
                                              item_item_halflife=0.0)
     settings = load_settings(config).settings
     seen = []
-    validate = Trainer.validate
+    validate_many = Trainer.validate_many
 
-    def spy(trainer, scorer=None):
-        metrics = validate(trainer, scorer)
-        seen.append((scorer, metrics))
-        return metrics
+    def spy(trainer, scorers):
+        results = validate_many(trainer, scorers)
+        seen.extend(zip(scorers, results))
+        return results
 
-    monkeypatch.setattr(Trainer, "validate", spy)
+    monkeypatch.setattr(Trainer, "validate_many", spy)
     result = run_train(settings)
     blend = result.item_item
     grid = {(row["modality"], row["content_blend"]): row["ndcg@10"] for row in blend["content_grid"]}

@@ -26,15 +26,14 @@ def test_validation_evaluate_and_recommend_score_alike(tmp_path, monkeypatch):
     config = tiny_project.write_tiny_project(tmp_path, epochs=2, item_item_blend=0.5, item_item_halflife=5.0)
     settings = load_settings(config).settings
     seen = []  # (scorer, metrics) of every validation with the item-item blend
-    validate = Trainer.validate
+    validate_many = Trainer.validate_many  # every validation, single or a grid, goes through it
 
-    def spy(trainer, scorer=None):
-        metrics = validate(trainer, scorer)
-        if scorer is not None and scorer.item_item is not None:
-            seen.append((scorer, metrics))
-        return metrics
+    def spy(trainer, scorers):
+        results = validate_many(trainer, scorers)
+        seen.extend((s, m) for s, m in zip(scorers, results) if s.item_item is not None)
+        return results
 
-    monkeypatch.setattr(Trainer, "validate", spy)
+    monkeypatch.setattr(Trainer, "validate_many", spy)
     result = run_train(settings)
     (scorer, metrics), = seen  # the blend was fixed: one validation chose it
     assert result.item_item["monitored"] == metrics["ndcg@10"]

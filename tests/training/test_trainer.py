@@ -182,3 +182,27 @@ def test_history_refresh_interval_grows_with_the_catalogue(tiny_problem):
         assert tiny.history_table() is first
     tiny.train_step(batch)
     assert tiny.history_table() is not first
+
+
+def test_validate_many_equals_validating_each_scorer_alone(tiny_problem):
+    """A blend grid in one pass (shared components scored once per chunk) gives each scorer's own metrics;
+    the un-blended scorer first must not leak its masked scores into the blends after it."""
+    import scipy.sparse as sp
+
+    from mmrec.models.item_item import ItemItemModel
+
+    trainer = make_trainer(tiny_problem, train_cfg=tiny_training_settings(batch_size=32))
+    trainer.train_epoch()
+    pairs = tiny_problem.data.pairs.numpy()
+    n_rows = int(pairs[:, 0].max()) + 1
+    profiles = sp.csr_matrix((np.ones(len(pairs), dtype=np.float32), (pairs[:, 0], pairs[:, 1])),
+                             shape=(n_rows, tiny_problem.catalogue.n))
+    profiles.data[:] = 1.0
+    item_item = ItemItemModel.fit(profiles, [], l2=5.0, content_weight=0.0)
+    base = trainer.scorer()
+    scorers = [base, base.with_item_item(item_item, 0.5), base.with_item_item(item_item, 1.0),
+               base.with_item_item(item_item.with_profiles(profiles * 2), 0.25)]
+    together = trainer.validate_many(scorers)
+    alone = [trainer.validate(scorer) for scorer in scorers]
+    assert together == alone
+    assert together[0] != together[2]  # the grid really differs
