@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
+
+# tests/training/tiny_project.py (a tiny processed project writer) is shared by several test folders:
+# importable as `tiny_project` from any of them.
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "training"))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

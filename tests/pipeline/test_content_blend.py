@@ -1,12 +1,11 @@
 """The content-similarity blend: chosen on validation after the item-item blend, never worse there than
 content alone, recorded in the checkpoint and scored alike by validation and evaluate."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import tiny_project
 import torch
 
 from mmrec.data.encoders import fit_encoders
@@ -19,10 +18,6 @@ from mmrec.settings import load_settings
 from mmrec.training.blend import CONTENT_GRID
 from mmrec.training.trainer import Trainer
 
-_spec = importlib.util.spec_from_file_location(
-    "tiny_project_for_content", Path(__file__).parents[1] / "training" / "tiny_project.py")
-tiny_project = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tiny_project)
 
 
 @pytest.fixture

@@ -1,10 +1,9 @@
 """One scoring path: validation during training, evaluate and recommend give the same scores."""
 
-import importlib.util
-from pathlib import Path
 
 import pandas as pd
 import pytest
+import tiny_project
 import torch
 
 from mmrec.data.encoders import fit_encoders
@@ -16,10 +15,6 @@ from mmrec.pipeline.train import run_train
 from mmrec.settings import load_settings
 from mmrec.training.trainer import Trainer
 
-_spec = importlib.util.spec_from_file_location(
-    "tiny_project_for_scoring", Path(__file__).parents[1] / "training" / "tiny_project.py")
-tiny_project = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tiny_project)
 
 
 def test_validation_evaluate_and_recommend_score_alike(tmp_path, monkeypatch):

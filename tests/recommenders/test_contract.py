@@ -4,12 +4,13 @@ the multimodal one from a tiny checkpoint trained here."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+
+from tiny_project import write_tiny_project
 
 from mmrec.data.splits import load_split
 from mmrec.data.tables import load_items
@@ -17,23 +18,11 @@ from mmrec.inference.topk import finite_rows, top_k_unseen
 from mmrec.recommenders import RECOMMENDERS, Recommender, create_recommender
 from mmrec.settings import load_settings
 
-TINY = Path(__file__).resolve().parents[1] / "training" / "tiny_project.py"
-
-
-def _tiny_project_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("tiny_project_for_contract", TINY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """(root, settings, items, train split) of a tiny project: 30 users, 40 items, no backbones."""
     root = tmp_path_factory.mktemp("contract")
-    settings = load_settings(_tiny_project_module().write_tiny_project(root, epochs=1)).settings
+    settings = load_settings(write_tiny_project(root, epochs=1)).settings
     return root, settings, load_items(root / "processed"), load_split(root / "splits").train
 
 

@@ -1,9 +1,9 @@
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tiny_project import write_tiny_project
 
 from mmrec.data.splits import load_split
 from mmrec.data.tables import load_items
@@ -13,22 +13,11 @@ from mmrec.recommenders.base import RECOMMENDERS
 from mmrec.recommenders.multimodal import MultimodalRecommender
 from mmrec.settings import CacheSettings, load_settings
 
-TINY = (Path(__file__).resolve().parents[1] / "training" / "tiny_project.py")
-
-
-def tiny_project():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("tiny_project_for_recommenders", TINY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("mm")
-    config = tiny_project().write_tiny_project(root, epochs=3)
+    config = write_tiny_project(root, epochs=3)
     settings = load_settings(config).settings
     result = run_train(settings)
     return root, settings, result
