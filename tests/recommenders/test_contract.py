@@ -4,7 +4,6 @@ the multimodal one from a tiny checkpoint trained here."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
