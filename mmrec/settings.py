@@ -156,7 +156,12 @@ class ModelSettings(Section):
     score: Literal["dot", "cosine"] = "dot"
     temperature: float = Field(0.1, gt=0.0, description="softmax temperature when score=cosine")
     loss: Literal["softmax", "bpr"] = "softmax"
-    negatives: Literal["in_batch", "uniform", "popularity"] = "in_batch"
+    negatives: Literal["in_batch", "uniform", "popularity", "full"] = Field(
+        "in_batch",
+        description="softmax candidates: the batch's positives (in_batch), plus num_negatives sampled uniformly "
+        "or by popularity, or every catalogue item (full: exact softmax, the item tower runs on the whole "
+        "catalogue each step)",
+    )
     num_negatives: int = Field(64, ge=0, description="extra sampled negatives per batch")
     use_contrastive: bool = Field(False, description="CLIP-style InfoNCE between image and text projections")
     contrastive_weight: float = Field(0.1, ge=0.0)
@@ -225,6 +230,11 @@ class TrainingSettings(Section):
     step_size: int = Field(10, ge=1, description="epochs between decays for scheduler=step")
     gamma: float = Field(0.5, gt=0.0, le=1.0)
     grad_clip: float | None = Field(1.0, gt=0.0)
+    sparse_embeddings: bool = Field(
+        True,
+        description="sparse gradients and lazy Adam for the user/item id tables: a step updates only the rows "
+        "its batch used, so its cost does not grow with the catalogue (single process with adam/adamw)",
+    )
     patience: int = Field(5, ge=1, description="epochs without validation improvement before stopping")
     monitor: str = Field("ndcg@10", description="validation metric for model selection, e.g. ndcg@10")
     seed: int = 42

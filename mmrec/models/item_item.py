@@ -203,10 +203,3 @@ def standardize(scores: torch.Tensor) -> torch.Tensor:
     mean = scores.mean(dim=1, keepdim=True)
     std = scores.std(dim=1, keepdim=True)
     return (scores - mean) / std.clamp_min(1e-8)
-
-
-def blend_scores(neural: torch.Tensor, item_item: torch.Tensor, beta: float) -> torch.Tensor:
-    """(1 - beta) * z(neural) + beta * z(item_item); beta = 0 returns `neural` unchanged."""
-    if beta <= 0:
-        return neural
-    return (1.0 - beta) * standardize(neural) + beta * standardize(item_item)

@@ -17,7 +17,7 @@ import torch
 
 from mmrec.models.content_profile import ContentProfileModel
 from mmrec.models.inputs import ItemInputs
-from mmrec.models.item_item import ItemItemModel, blend_scores
+from mmrec.models.item_item import ItemItemModel, standardize
 from mmrec.models.two_tower import TwoTowerModel
 
 
@@ -115,35 +115,45 @@ class Scorer:
         return self.model.search_vectors(self.item_vectors)
 
 
-def distinct_components(scorers: Sequence[Scorer]) -> int:
-    """How many different score components `scorers` combine (each is one [b, n_items] matrix per chunk)."""
-    return len({key for scorer in scorers for key in scorer.component_keys()})
+def matrices_per_chunk(scorers: Sequence[Scorer]) -> int:
+    """[b, n_items] matrices `score_variants` holds at once for `scorers`: each distinct component's
+    scores (the two-tower's raw and, when some scorer blends, standardized too) plus the one yielded."""
+    keys = {key for scorer in scorers for key in scorer.component_keys()}
+    return len(keys) + int(any(scorer.blended for scorer in scorers)) + 1
 
 
 def score_variants(scorers: Sequence[Scorer], user_idx: torch.Tensor, rows: torch.Tensor) -> Iterator[torch.Tensor]:
     """[b, n_items] float32 scores of each scorer in turn, computing every shared component once.
 
     Scorers that share a two-tower model (and item vectors), an item-item model or a content model
-    (e.g. the blend grid built with `with_item_item` / `with_content`) reuse that component's scores:
-    a grid of blend weights costs one pass over its components, not one per weight. Each yielded
-    matrix is the caller's to modify (never the cached component), with the numerics of `Scorer.scores`
-    (this is its implementation).
+    (e.g. the blend grid built with `with_item_item` / `with_content`) reuse that component's scores,
+    standardized once per chunk: a grid of blend weights costs one pass over its components plus a
+    weighted sum per weight. Each yielded matrix is the caller's to modify (never a cached component),
+    with the numerics of `Scorer.scores` (this is its implementation).
     """
-    cache: dict[tuple[str, ...], torch.Tensor] = {}
+    raw: dict[tuple[str, ...], torch.Tensor] = {}  # the two-tower's scores
+    z: dict[tuple[str, ...], torch.Tensor] = {}  # standardized components (rows: mean 0, std 1)
     rows_t = torch.as_tensor(rows)
     for scorer in scorers:
         device_rows = rows_t.to(scorer.device)
         tower_key, *blend_keys = scorer.component_keys()
         with _fp32_eval(scorer.model, scorer.device):
-            if tower_key not in cache:
+            if tower_key not in raw:
                 users = scorer.user_vectors(user_idx, device_rows)
-                cache[tower_key] = scorer.model.scores(users, scorer.item_vectors).float()
-            scores = cache[tower_key]
-            for key in blend_keys:
+                raw[tower_key] = scorer.model.scores(users, scorer.item_vectors).float()
+            if not blend_keys:
+                # The cached component itself: a copy when later scorers may still read it.
+                yield raw[tower_key].clone() if len(scorers) > 1 else raw[tower_key]
+                continue
+            if tower_key not in z:
+                z[tower_key] = standardize(raw[tower_key])
+            scores = z[tower_key]
+            for step, key in enumerate(blend_keys):
                 component, weight = (scorer.item_item, scorer.blend) if key[0] == "item_item" else \
                     (scorer.content, scorer.content_blend)
-                if key not in cache:
-                    cache[key] = component.scores(device_rows)
-                scores = blend_scores(scores, cache[key], weight)
-        # A component itself (no blend) is cached for the next scorers: hand out a copy.
-        yield scores.clone() if len(scorers) > 1 and not blend_keys else scores
+                if key not in z:
+                    z[key] = standardize(component.scores(device_rows))
+                # Blend = (1 - w) z(scores) + w z(component); z(tower) is cached, a blend is re-standardized.
+                base = scores if step == 0 else standardize(scores)
+                scores = torch.mul(base, 1.0 - weight).add_(z[key], alpha=weight)
+        yield scores

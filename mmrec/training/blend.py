@@ -86,8 +86,9 @@ def _choose_content(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, profil
     weights = CONTENT_GRID if cfg.content_blend_weight is None else (cfg.content_blend_weight,)
     best: tuple[str | None, float, dict[str, float]] = (None, 0.0, without)
     grid: list[dict[str, Any]] = []
-    tried = [(modality, ContentProfileModel.build(trainer.catalogue, modality, profiles), weight)
-             for modality in modalities for weight in weights if weight > 0]
+    # One content model per modality, shared by its weights: scored (and held) once per validation chunk.
+    models = {modality: ContentProfileModel.build(trainer.catalogue, modality, profiles) for modality in modalities}
+    tried = [(modality, models[modality], weight) for modality in modalities for weight in weights if weight > 0]
     results = trainer.validate_many([scorer.with_content(content, weight) for _, content, weight in tried])
     for (modality, _, weight), metrics in zip(tried, results):
         value = metrics.get(trainer.monitor, float("nan"))

@@ -8,15 +8,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
 
 from mmrec.settings import TrainingSettings
+from mmrec.training.optim import Optimizer
 
 
 class LRSchedule:
     """Sets every param group's lr each step: base_lr * warmup(step) * shape(step) * plateau_factor."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainingSettings, steps_per_epoch: int) -> None:
+    def __init__(self, optimizer: Optimizer, cfg: TrainingSettings, steps_per_epoch: int) -> None:
         self.optimizer = optimizer
         self.kind = cfg.scheduler
         self.base_lr = cfg.learning_rate
@@ -121,13 +121,3 @@ class EarlyStopping:
         self.best = float(state["best"])
         self.best_epoch = int(state["best_epoch"])
         self.bad_epochs = int(state["bad_epochs"])
-
-
-def build_optimizer(model: torch.nn.Module, cfg: TrainingSettings) -> torch.optim.Optimizer:
-    """AdamW / Adam / SGD (momentum 0.9) over the trainable parameters."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.learning_rate, momentum=0.9, weight_decay=cfg.weight_decay)

@@ -10,18 +10,20 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from mmrec.errors import CheckpointError, ConfigError
 from mmrec.evaluation.full_ranking import full_ranking_variants
 from mmrec.models.inputs import ItemInputs
 from mmrec.models.losses import NegativeSampler, bpr_loss, info_nce_loss, sampled_softmax_loss
-from mmrec.models.scoring import Scorer, distinct_components, score_variants
+from mmrec.models.scoring import Scorer, matrices_per_chunk, score_variants
 from mmrec.models.two_tower import TwoTowerModel
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import ModelSettings, TrainingSettings, parse_metric
 from mmrec.training.data import TrainingData
 from mmrec.training.distributed import DistContext, all_reduce_mean, broadcast_floats, shard
-from mmrec.training.schedule import EarlyStopping, LRSchedule, build_optimizer
+from mmrec.training.optim import build_optimizer
+from mmrec.training.schedule import EarlyStopping, LRSchedule
 from mmrec.training.seeding import capture_rng_state, epoch_generator, restore_rng_state
 from mmrec.training.tracking import NullTracker, Tracker
 
@@ -82,7 +84,7 @@ class Trainer:
         k_needed = [int(self.monitor.split("@")[1])] if "@" in self.monitor else []
         self.k_values = sorted(set(k_values) | set(k_needed))
         self.eval_batch_size = eval_batch_size
-        self.optimizer = build_optimizer(model, cfg)
+        self.optimizer = build_optimizer(model, cfg, self.dist.world_size)
         per_rank = len(data.pairs) // self.dist.world_size
         self.steps_per_epoch = max(1, math.ceil(per_rank / cfg.batch_size))
         self.schedule = LRSchedule(self.optimizer, cfg, self.steps_per_epoch)
@@ -98,7 +100,7 @@ class Trainer:
         self._history_table: torch.Tensor | None = None
         self._steps_since_refresh = 0
         self.sampler: NegativeSampler | None = None
-        if model_cfg.loss == "bpr" or (model_cfg.negatives != "in_batch" and model_cfg.num_negatives > 0):
+        if model_cfg.loss == "bpr" or (model_cfg.negatives in ("uniform", "popularity") and model_cfg.num_negatives > 0):
             kind = "popularity" if model_cfg.negatives == "popularity" else "uniform"
             self.sampler = NegativeSampler(kind, data.item_counts)
 
@@ -154,6 +156,10 @@ class Trainer:
                 out = self.model(users, history, torch.cat([positives, negatives]), self.catalogue, table)
                 scores = self.module.scores(out.users, out.items)  # [b, 2b]
                 loss = bpr_loss(scores.diagonal(), scores[:, b:].diagonal().unsqueeze(1))
+            elif cfg.negatives == "full":  # exact softmax over the catalogue
+                everything = torch.arange(self.catalogue.n, device=self.device)
+                out = self.model(users, history, everything, self.catalogue, table)
+                loss = F.cross_entropy(self.module.scores(out.users, out.items).float(), positives)
             else:
                 candidates, log_q = positives, None
                 if cfg.logq_correction:
@@ -246,7 +252,7 @@ class Trainer:
 
         results = full_ranking_variants(score_fn, len(scorers), data.val_relevant, data.val_exclude, self.k_values,
                                         self.eval_batch_size, self.device, candidate_items=self.val_candidates,
-                                        matrices_per_chunk=distinct_components(scorers) + 1)
+                                        matrices_per_chunk=matrices_per_chunk(scorers))
         return [result.metrics for result in results]
 
     def fit(self, on_epoch_end: Callable[[EpochRecord, Trainer], None] | None = None) -> list[EpochRecord]:
@@ -301,7 +307,13 @@ class Trainer:
                 hint="Resume from last_model.pth, which keeps the optimizer and RNG states.",
             )
         self.module.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, ValueError) as exc:
+            raise CheckpointError(
+                f"This checkpoint's optimizer state does not fit the configured optimizer ({exc}).",
+                hint="Resume with the training.optimizer and training.sparse_embeddings the run started with.",
+            ) from exc
         self.schedule.load_state_dict(state["schedule"])
         self.stopper.load_state_dict(state["stopper"])
         self.epoch = int(state["epoch"])

@@ -40,11 +40,27 @@ def test_training_beats_popularity_and_records_history(tiny_problem):
 @pytest.mark.parametrize("overrides", [
     dict(loss="bpr"), dict(negatives="popularity"), dict(negatives="uniform", logq_correction=False),
     dict(fusion="concat", use_contrastive=True), dict(score="cosine", user_history_length=0),
+    dict(negatives="full"),
 ])
 def test_loss_and_model_variants_train(tiny_problem, overrides):
     trainer = make_trainer(tiny_problem, tiny_model_settings(**overrides), tiny_training_settings(epochs=1))
     record = trainer.fit()[0]
     assert np.isfinite(record.loss) and 0 <= record.monitored <= 1
+
+
+def test_full_softmax_is_the_in_batch_softmax_over_a_batch_holding_every_item(tiny_problem):
+    """negatives=full ranks each positive against the whole catalogue: on a batch whose positives are
+    every catalogue item once, in-batch softmax (no log-Q) sees the same candidates, so the same loss;
+    on an ordinary batch the full softmax has more competitors, so a higher loss."""
+    plain = dict(id_dropout=0.0, dropout=0.0, logq_correction=False)
+    full = make_trainer(tiny_problem, tiny_model_settings(negatives="full", **plain))
+    in_batch = make_trainer(tiny_problem, tiny_model_settings(negatives="in_batch", **plain))
+    n = tiny_problem.catalogue.n
+    users = torch.randint(1, tiny_problem.dims.n_user_ids, (n,), generator=torch.Generator().manual_seed(0))
+    everything = torch.stack([users, torch.randperm(n, generator=torch.Generator().manual_seed(1))], dim=1)
+    torch.testing.assert_close(full.batch_loss(everything), in_batch.batch_loss(everything))
+    few = everything[:5]
+    assert full.batch_loss(few) > in_batch.batch_loss(few)
 
 
 def test_same_seed_same_result_and_epoch_shuffles_do_not_depend_on_history(tiny_problem):

@@ -1,0 +1,141 @@
+"""What each lever buys the two-tower model alone (no item-item or content blend), on validation only.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/two_tower_levers.py [--levers NAME ...] [--text-variants tags no-tags]
+        [--seeds 0 1 2] [--protocol random]
+
+Run `bench/run_peers.py` first (it writes the split files, imports the data into mmrec, fills its
+feature store and stores EASE's validation metrics, the reference). Every lever is one `mmrec train`
+run (early stopping on validation NDCG@10) with `model.item_item: false`, so the score is the
+two-tower model's own. Test is never read: this table chooses defaults. Results are stored per
+(variant, seed, lever) under bench/results/<dataset>/two_tower_levers/ and merged into
+bench/results/<dataset>/two_tower_levers.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+
+from bench.peers.data import TEXT_VARIANTS, dataset_name, variant_source  # noqa: E402
+from bench.peers.layout import Layout  # noqa: E402
+from bench.peers.protocols import load_split  # noqa: E402
+from bench.peers.systems import Context  # noqa: E402
+from bench.peers.systems.mmrec import _base_overrides, checkpoint_root, prepare_inputs  # noqa: E402
+from mmrec.fileio import atomic_write_json, atomic_write_text  # noqa: E402
+
+# The benchmark grid's first two-tower setting, alone.
+BASE: dict[str, Any] = {"training.epochs": 12, "training.patience": 3, "model.user_history_length": 30,
+                        "training.learning_rate": 0.005, "model.id_dropout": 0.1, "model.item_item": False}
+LEVERS: dict[str, dict[str, Any]] = {
+    "base (in-batch softmax, log-Q)": {},
+    "base, dense Adam on the id tables": {"training.sparse_embeddings": False},
+    "full softmax": {"model.negatives": "full"},
+    "full softmax, history 50": {"model.negatives": "full", "model.user_history_length": 50},
+    "full softmax, dim 128": {"model.negatives": "full", "model.embedding_dim": 128},
+    "full softmax, lr 0.001": {"model.negatives": "full", "training.learning_rate": 0.001},
+    "full softmax, cosine t=0.1": {"model.negatives": "full", "model.score": "cosine"},
+}
+
+
+def run_one(split: Any, ctx: Context, config: dict[str, Any]) -> dict[str, Any]:
+    from mmrec.pipeline.train import run_train
+    from mmrec.settings import load_settings
+
+    root = prepare_inputs(split, ctx)
+    tag = "levers_" + "_".join(f"{k.split('.')[-1]}-{v}" for k, v in sorted(config.items()))
+    overrides = {**_base_overrides(root), "paths.splits_dir": str(split.folder),
+                 "paths.checkpoint_dir": str(checkpoint_root(ctx, split) / tag), "training.seed": ctx.seed, **config}
+    start = time.perf_counter()
+    result = run_train(load_settings(None, overrides).settings)
+    best = next(record for record in result.history if record.epoch == result.best_epoch)
+    return {"val": best.val, "best_epoch": result.best_epoch, "epochs_run": len(result.history),
+            "seconds": round(time.perf_counter() - start, 1), "seconds_per_epoch": round(result.seconds_per_epoch, 2)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=REPO / "bench" / ".work")
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data" / "movielens-small-posters")
+    parser.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--protocol", default="random")
+    parser.add_argument("--levers", nargs="+", choices=sorted(LEVERS), default=list(LEVERS))
+    parser.add_argument("--text-variants", nargs="+", choices=TEXT_VARIANTS, default=list(TEXT_VARIANTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--redo", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    layout = Layout(args.workdir.resolve(), args.results_dir.resolve(), dataset_name(args.data_dir))
+    store = layout.report_dir / "two_tower_levers"
+    posters = args.data_dir.resolve() / "posters"
+    for variant in args.text_variants:
+        variant_dir = layout.variant_dir(variant)
+        for seed in args.seeds:
+            split = load_split(layout.split_root(variant, seed) / args.protocol)
+            ctx = Context(seed=seed, image=None, text=None, log=lambda message: None, workdir=variant_dir,
+                          data_dir=variant_source(args.data_dir, variant, variant_dir / "source"),
+                          posters=posters if posters.is_dir() else None)
+            for lever in args.levers:
+                path = store / variant / f"seed{seed}" / args.protocol / (_slug(lever) + ".json")
+                if path.is_file() and not args.redo:
+                    continue
+                row = {"lever": lever, "config": {**BASE, **LEVERS[lever]}, **run_one(split, ctx, {**BASE, **LEVERS[lever]})}
+                atomic_write_json(path, row)
+                print(f"[{args.protocol}/{variant}/seed{seed}] {lever}: val ndcg@10 {row['val']['ndcg@10']:.4f} "
+                      f"(epoch {row['best_epoch']}, {row['seconds_per_epoch']}s/epoch)", flush=True)
+    merge(layout, store, args.protocol)
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in text).strip("-")
+
+
+def merge(layout: Layout, store: Path, protocol: str) -> None:
+    """Table: mean +- std of validation NDCG@10 per lever and variant over stored seeds, vs EASE's."""
+    rows: dict[tuple[str, str], list[float]] = {}
+    seeds: set[tuple[str, str]] = set()
+    for path in sorted(store.glob(f"*/seed*/{protocol}/*.json")):
+        row = json.loads(path.read_text())
+        rows.setdefault((row["lever"], path.parts[-4]), []).append(row["val"]["ndcg@10"])
+        seeds.add((path.parts[-4], path.parts[-3]))
+    ease: dict[str, list[float]] = {}
+    for variant, seed in sorted(seeds):
+        peer = layout.report_dir / "runs" / variant / seed / protocol / "EASE.json"
+        if peer.is_file():
+            ease.setdefault(variant, []).append(json.loads(peer.read_text())["result"]["val"]["ndcg@10"])
+    variants = sorted({variant for _, variant in rows})
+    order = [lever for lever in LEVERS if any((lever, v) in rows for v in variants)]
+
+    def cell(values: list[float]) -> str:
+        if not values:
+            return "-"
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):.4f} ± {spread:.4f} (n={len(values)})"
+
+    lines = [f"# The two-tower model alone: what each lever buys (`{protocol}`, {layout.dataset})", "",
+             "Validation NDCG@10 only (test never read), mean ± std over split seeds; each run = `mmrec train` "
+             f"with `model.item_item: false` from `{json.dumps(BASE)}` plus the lever. Reference: EASE's validation "
+             "NDCG@10 (its best of 6 lambdas, from the peer benchmark's stored runs).", "",
+             "| lever | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
+    lines.append("| EASE (reference) | " + " | ".join(cell(ease.get(v, [])) for v in variants) + " |")
+    for lever in order:
+        lines.append(f"| {lever} | " + " | ".join(cell(rows.get((lever, v), [])) for v in variants) + " |")
+    out = layout.report_dir / "two_tower_levers"
+    atomic_write_json(out.with_suffix(".json"), {"protocol": protocol, "base": BASE, "levers": LEVERS,
+                                                 "val_ndcg10": {f"{l}|{v}": vals for (l, v), vals in rows.items()},
+                                                 "ease_val_ndcg10": ease})
+    atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
