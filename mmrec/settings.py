@@ -217,6 +217,9 @@ class ModelSettings(Section):
         return self
 
 
+MIN_VALIDATION_USERS = 2000
+
+
 class TrainingSettings(Section):
     """Optimisation, validation and early stopping."""
 
@@ -246,6 +249,12 @@ class TrainingSettings(Section):
         description="validation (model selection, early stopping, the blend search) ranks the catalogue for at "
         "most this many validation users, a seeded random sample (null = all)",
     )
+    max_validation_cells: int | None = Field(
+        2_000_000_000, ge=1,
+        description="validation ranks at most this many (user x catalogue item) cells: a large catalogue "
+        "validates on fewer users (never fewer than 2,000), so the blend search stays minutes at 200k items "
+        "(null = no cap)",
+    )
     validate_on: Literal["all", "cold_items"] = Field(
         "all",
         description="items validation ranks: all, or cold_items = only items without train interactions "
@@ -263,6 +272,14 @@ class TrainingSettings(Section):
     def _valid_monitor(cls, value: str) -> str:
         _parse_metric(value)
         return value
+
+    def validation_user_cap(self, n_items: int) -> int | None:
+        """Validation users to rank for a catalogue of n_items: max_validation_users, fewer when
+        max_validation_cells says so (never below MIN_VALIDATION_USERS); None = all."""
+        caps = [self.max_validation_users] if self.max_validation_users is not None else []
+        if self.max_validation_cells is not None:
+            caps.append(max(MIN_VALIDATION_USERS, self.max_validation_cells // max(1, n_items)))
+        return min(caps) if caps else None
 
 
 class EvaluationSettings(Section):

@@ -112,7 +112,7 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
     item_ids = items["item_id"].astype(str).tolist()
     catalogue = scaled_catalogue(items, item_encoder.encode(item_ids), features, columns, scaler, split.train, device)
     data = build_training_data(split.train, split.val, item_ids, users, settings.model.user_history_length, device,
-                               settings.training.max_validation_users, settings.training.seed)
+                               settings.training.validation_user_cap(len(item_ids)), settings.training.seed)
     dims = ModelDims(len(users), len(item_encoder), int(catalogue.vision.shape[1]), int(catalogue.text.shape[1]),
                      int(catalogue.numeric.shape[1]))
     combo = settings.features.combo

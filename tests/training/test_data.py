@@ -46,3 +46,14 @@ def test_validation_users_beyond_the_cap_are_sampled_with_a_seed_and_counted():
     assert again.val_users.tolist() == data.val_users.tolist()
     everyone = build_training_data(train, val, ["w", "x", "y", "z"], users, history_length=2)
     assert len(everyone.val_users) == 50 and everyone.skipped["val_users_sampled_out"] == 0
+
+
+def test_validation_users_shrink_with_the_catalogue_but_not_below_the_floor():
+    from mmrec.settings import MIN_VALIDATION_USERS, TrainingSettings
+
+    cfg = TrainingSettings()  # 20,000 users, 2e9 cells
+    assert cfg.validation_user_cap(2_000) == 20_000
+    assert cfg.validation_user_cap(200_000) == 10_000
+    assert cfg.validation_user_cap(10_000_000) == MIN_VALIDATION_USERS
+    assert TrainingSettings(max_validation_users=None, max_validation_cells=None).validation_user_cap(10**6) is None
+    assert TrainingSettings(max_validation_users=None).validation_user_cap(400_000) == 5_000
