@@ -92,6 +92,39 @@ def _peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+@dataclass
+class TrainingInputs:
+    """What a run trains on: the split, fitted encoders, the scaled catalogue and the training tensors."""
+
+    split: Any
+    users: IdEncoder
+    item_encoder: IdEncoder
+    item_ids: list[str]
+    columns: list[str]
+    scaler: Any
+    catalogue: Any
+    data: Any
+    dims: ModelDims
+
+
+def prepare_training(settings: Settings, device: torch.device, ctx: DistContext,
+                     progress: ProgressCallback = null_progress) -> TrainingInputs:
+    """Load the split and item features and build the training inputs (also used by bench/train_throughput.py)."""
+    items = load_items(Path(settings.paths.processed_dir))
+    split = load_split(Path(settings.paths.splits_dir))
+    users, item_encoder = _encoders(settings, split.train, ctx)
+    features = _features(settings, items, device, ctx, progress)
+    columns = list(settings.data.numerical_features_cols)
+    scaler = fit_numeric_scaler(items, columns, split.train)
+    item_ids = items["item_id"].astype(str).tolist()
+    catalogue = scaled_catalogue(items, item_encoder.encode(item_ids), features, columns, scaler, split.train, device)
+    data = build_training_data(split.train, split.val, item_ids, users, settings.model.user_history_length, device,
+                               settings.training.validation_user_cap(len(item_ids)), settings.training.seed)
+    dims = ModelDims(len(users), len(item_encoder), int(catalogue.vision.shape[1]), int(catalogue.text.shape[1]),
+                     int(catalogue.numeric.shape[1]))
+    return TrainingInputs(split, users, item_encoder, item_ids, columns, scaler, catalogue, data, dims)
+
+
 def run_train(settings: Settings, resume: Path | None = None, progress: ProgressCallback = null_progress) -> TrainResult:
     """Train the multimodal model on the split under settings.paths and write organized checkpoints."""
     ctx = context_from_env()
@@ -102,19 +135,9 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
         torch.cuda.reset_peak_memory_stats(device)
     notes: list[str] = []
     seed_everything(settings.training.seed)
-    items = load_items(Path(settings.paths.processed_dir))
-    split = load_split(Path(settings.paths.splits_dir))
-    users, item_encoder = _encoders(settings, split.train, ctx)
-    features = _features(settings, items, device, ctx, progress)
-
-    columns = list(settings.data.numerical_features_cols)
-    scaler = fit_numeric_scaler(items, columns, split.train)
-    item_ids = items["item_id"].astype(str).tolist()
-    catalogue = scaled_catalogue(items, item_encoder.encode(item_ids), features, columns, scaler, split.train, device)
-    data = build_training_data(split.train, split.val, item_ids, users, settings.model.user_history_length, device,
-                               settings.training.validation_user_cap(len(item_ids)), settings.training.seed)
-    dims = ModelDims(len(users), len(item_encoder), int(catalogue.vision.shape[1]), int(catalogue.text.shape[1]),
-                     int(catalogue.numeric.shape[1]))
+    inputs = prepare_training(settings, device, ctx, progress)
+    split, users, item_encoder, item_ids = inputs.split, inputs.users, inputs.item_encoder, inputs.item_ids
+    catalogue, data, dims, columns, scaler = inputs.catalogue, inputs.data, inputs.dims, inputs.columns, inputs.scaler
     combo = settings.features.combo
 
     seed_everything(settings.training.seed)  # same initial weights whatever ran before

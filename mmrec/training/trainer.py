@@ -29,6 +29,8 @@ from mmrec.training.tracking import NullTracker, Tracker
 
 log = logging.getLogger(__name__)
 
+FULL_SOFTMAX_MAX_ITEMS = 100_000  # model.negatives=full encodes the whole catalogue every step
+
 
 @dataclass
 class EpochRecord:
@@ -99,6 +101,12 @@ class Trainer:
         # Detached item vectors the user tower reads history from (None = stale; rebuilt on demand).
         self._history_table: torch.Tensor | None = None
         self._steps_since_refresh = 0
+        if model_cfg.negatives == "full" and catalogue.n > FULL_SOFTMAX_MAX_ITEMS:
+            raise ConfigError(
+                f"model.negatives=full runs the item tower over all {catalogue.n:,} items every step; it is meant "
+                f"for catalogues up to {FULL_SOFTMAX_MAX_ITEMS:,} items.",
+                hint="Use model.negatives=in_batch (log-Q corrected) or uniform/popularity with model.num_negatives.",
+            )
         self.sampler: NegativeSampler | None = None
         if model_cfg.loss == "bpr" or (model_cfg.negatives in ("uniform", "popularity") and model_cfg.num_negatives > 0):
             kind = "popularity" if model_cfg.negatives == "popularity" else "uniform"

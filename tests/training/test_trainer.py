@@ -63,6 +63,14 @@ def test_full_softmax_is_the_in_batch_softmax_over_a_batch_holding_every_item(ti
     assert full.batch_loss(few) > in_batch.batch_loss(few)
 
 
+def test_full_softmax_refuses_a_catalogue_too_large(tiny_problem, monkeypatch):
+    import mmrec.training.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "FULL_SOFTMAX_MAX_ITEMS", tiny_problem.catalogue.n - 1)
+    with pytest.raises(ConfigError, match="model.negatives=full"):
+        make_trainer(tiny_problem, tiny_model_settings(negatives="full"))
+
+
 def test_same_seed_same_result_and_epoch_shuffles_do_not_depend_on_history(tiny_problem):
     first = [r.monitored for r in make_trainer(tiny_problem).fit()]
     second = [r.monitored for r in make_trainer(tiny_problem).fit()]

@@ -10,6 +10,7 @@ The best checkpoint is loaded through `create_recommender("multimodal", ...)` an
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -84,9 +85,7 @@ def prepare_inputs(split: Split, ctx: Context) -> Path:
 
 
 def fit_multimodal(split: Split, config: dict, ctx: Context) -> Scorer:
-    from mmrec.data.tables import load_items
     from mmrec.pipeline.train import run_train
-    from mmrec.recommenders.factory import create_recommender
     from mmrec.settings import load_settings
 
     root = prepare_inputs(split, ctx)
@@ -101,17 +100,59 @@ def fit_multimodal(split: Split, config: dict, ctx: Context) -> Scorer:
     result = run_train(settings)
     if result.best_path is None:
         raise DataError(f"mmrec training wrote no best checkpoint under {checkpoints}")
+    ctx.log(f"  mmrec multimodal: best epoch {result.best_epoch}, {result.seconds_per_epoch:.1f}s/epoch")
+    return _checkpoint_scorer(settings, result.best_path, split)
+
+
+def _checkpoint_scorer(settings: Any, best_path: Path, split: Split) -> Scorer:
+    """The recommender `mmrec evaluate` would build from `best_path`, over the split's catalogue."""
+    from mmrec.data.tables import load_items
+    from mmrec.recommenders.factory import create_recommender
+
     items = load_items(settings.paths.processed_dir).set_index("item_id")
     missing = [i for i in split.items if i not in items.index]
     if missing:
         raise DataError(f"{len(missing)} catalogue items were dropped by mmrec preprocess, e.g. {missing[:5]}")
     items = items.loc[split.items].reset_index()
     recommender = create_recommender(
-        "multimodal", settings.evaluation, checkpoint_path=result.best_path, items=items,
+        "multimodal", settings.evaluation, checkpoint_path=best_path, items=items,
         cache_dir=Path(settings.paths.cache_dir), cache=settings.cache, device="cpu",
     ).fit(split.frames["train"], split.items)
-    ctx.log(f"  mmrec multimodal: best epoch {result.best_epoch}, {result.seconds_per_epoch:.1f}s/epoch")
     return _scorer(recommender, split)
+
+
+def fit_tuned(split: Split, config: dict, ctx: Context) -> Scorer:
+    """`mmrec tune` with the peers' budget (MAX_CONFIGS trials, its default search space, median pruning)
+    on this split's train/validation, then the best trial's checkpoint. A study left unfinished by a kill
+    resumes; a finished one (a --redo) starts over."""
+    import shutil
+
+    from bench.peers.tuning import MAX_CONFIGS
+    from mmrec.pipeline.tune import run_tune
+    from mmrec.settings import load_settings
+
+    root = prepare_inputs(split, ctx)
+    study_root = checkpoint_root(ctx, split) / "tune"
+    overrides = {**_base_overrides(root), "paths.splits_dir": str(split.folder), "paths.results_dir": str(study_root),
+                 "paths.checkpoint_dir": str(study_root / "checkpoints"), "training.seed": ctx.seed,
+                 "training.validate_on": "cold_items" if split.cold_items is not None else "all",
+                 "tune.study_name": "bench", "tune.n_trials": MAX_CONFIGS, **config}
+    settings = load_settings(None, overrides).settings
+    study = Path(settings.paths.results_dir) / "tune"
+    summary = study / "bench" / "summary.json"
+    counts = json.loads(summary.read_text()).get("counts", {}) if summary.is_file() else {}
+    if counts.get("COMPLETE", 0) + counts.get("PRUNED", 0) >= MAX_CONFIGS:
+        shutil.rmtree(study)
+    result = run_tune(settings)
+    if result.best is None:
+        raise DataError(f"mmrec tune finished no trial under {study}")
+    best = result.best
+    best_path = next((Path(best.attrs["folder"]) / "checkpoints").glob("*/best_model.pth"), None)
+    if best_path is None:
+        raise DataError(f"the best trial ({best.number}) left no best_model.pth under {best.attrs['folder']}")
+    ctx.log(f"  mmrec tune: {len(result.trials)} trials in {result.seconds:.0f}s, best trial {best.number} "
+            f"(val {best.value:.4f}, {best.attrs.get('seconds', float('nan')):.0f}s): {best.params}")
+    return _checkpoint_scorer(settings, best_path, split)
 
 
 def checkpoint_root(ctx: Context, split: Split) -> Path:
@@ -147,6 +188,9 @@ def systems() -> list[BenchSystem]:
         BenchSystem("mmrec-multimodal", "mmrec", MULTIMODAL_GRID, fit_multimodal, cold_capable=True,
                     notes="two-tower (EfficientNet-Lite0 + MiniLM + year, id dropout) blended with the item-item model "
                           "(EASE + image/text side information); early stopping and blend weight on val"),
+        BenchSystem("mmrec-tuned", "mmrec", [{}], fit_tuned, cold_capable=True,
+                    notes="the same model tuned by `mmrec tune` (6 Optuna trials over its default search space, "
+                          "median pruning) on validation; the dataset picks the settings"),
         BenchSystem("mmrec-popularity", "mmrec", [{}], _baseline("popularity")),
         BenchSystem("mmrec-item_knn", "mmrec", knn_grid, _baseline("item_knn"), notes="cosine with shrinkage"),
         BenchSystem("mmrec-user_knn", "mmrec", knn_grid, _baseline("user_knn"), notes="cosine with shrinkage"),
