@@ -197,9 +197,14 @@ def item_item_neighbours(model_cfg: ModelSettings, n_items: int) -> int | None:
     return model_cfg.item_item_neighbours
 
 
-def standardize(scores: torch.Tensor) -> torch.Tensor:
-    """Each row shifted to mean 0 and scaled to std 1 (a constant row becomes zeros)."""
-    scores = scores.float()
-    mean = scores.mean(dim=1, keepdim=True)
-    std = scores.std(dim=1, keepdim=True)
-    return (scores - mean) / std.clamp_min(1e-8)
+def standardize(scores: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """Each row shifted to mean 0 and scaled to std 1 (a constant row becomes zeros).
+
+    inplace=True overwrites `scores` (float32, owned by the caller): no [b, n_items] allocation,
+    which matters when the scoring path standardizes several such matrices per chunk.
+    """
+    if scores.dtype != torch.float32:
+        scores, inplace = scores.float(), True
+    std, mean = torch.std_mean(scores, dim=1, keepdim=True)
+    out = scores if inplace else scores.clone()
+    return out.sub_(mean).div_(std.clamp_min_(1e-8))

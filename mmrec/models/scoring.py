@@ -151,9 +151,9 @@ def score_variants(scorers: Sequence[Scorer], user_idx: torch.Tensor, rows: torc
             for step, key in enumerate(blend_keys):
                 component, weight = (scorer.item_item, scorer.blend) if key[0] == "item_item" else \
                     (scorer.content, scorer.content_blend)
-                if key not in z:
-                    z[key] = standardize(component.scores(device_rows))
+                if key not in z:  # a component's fresh scores are ours: standardized in place
+                    z[key] = standardize(component.scores(device_rows).float(), inplace=True)
                 # Blend = (1 - w) z(scores) + w z(component); z(tower) is cached, a blend is re-standardized.
-                base = scores if step == 0 else standardize(scores)
+                base = scores if step == 0 else standardize(scores, inplace=True)
                 scores = torch.mul(base, 1.0 - weight).add_(z[key], alpha=weight)
         yield scores
