@@ -1,7 +1,7 @@
 """Full-ranking evaluation throughput vs a bare matmul + topk, and peak memory of evaluation.
 
-Usage: python bench/eval_bench.py [--users 10000 --items 50000 --dim 64 --batch-size 1024]
-Writes bench/results/eval.json and bench/results/eval.md.
+Usage: python bench/eval_bench.py [--users 10000 --items 50000 --dim 64 --batch-size 1024] [--name eval]
+Writes bench/results/<name>.json and .md (eval_200k: --users 5000 --items 200000 --memory-items 200000 1000000).
 """
 
 from __future__ import annotations
@@ -115,6 +115,7 @@ def main() -> None:
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--name", default="eval", help="output stem: <out>/<name>.json and .md")
     args = parser.parse_args()
     if args.child:
         peak_memory_child(args)
@@ -185,7 +186,7 @@ def main() -> None:
             k: round(v, 6) for k, v in metrics.items() if k in ("ndcg@10", "recall@20", "mrr")
         },
     }
-    atomic_write_json(args.out / "eval.json", result)
+    atomic_write_json(args.out / f"{args.name}.json", result)
     lines = [
         "# Full-ranking evaluation benchmark",
         "",
@@ -212,7 +213,7 @@ def main() -> None:
         f"Machine: {result['machine']}",
         "",
     ]
-    atomic_write_text(args.out / "eval.md", "\n".join(lines))
+    atomic_write_text(args.out / f"{args.name}.md", "\n".join(lines))
     print(json.dumps(result, indent=2))
 
 

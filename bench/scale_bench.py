@@ -111,6 +111,12 @@ def write_embeddings(work: Path, dims: dict[str, int], seed: int = 0) -> None:
         np.save(work / f"{modality}.npy", matrix / np.linalg.norm(matrix, axis=1, keepdims=True))
 
 
+def _first_test_user(work: Path) -> str:
+    with open(work / "splits" / "test.csv", encoding="utf-8") as handle:
+        header = handle.readline().strip().split(",")
+        return handle.readline().strip().split(",")[header.index("user_id")]
+
+
 def run_size(n_items: int, args: argparse.Namespace) -> dict:
     work = args.work / f"items{n_items}"
     if work.exists():
@@ -137,6 +143,11 @@ def run_size(n_items: int, args: argparse.Namespace) -> dict:
                             work, log))
     stages.append(run_stage("recommend --all-users", MMREC + ["recommend", "-c", config, "--all-users",
                                                                "--output", str(work / "recs.parquet")], work, log))
+    # The same model serving one user: its peak RSS is the model's own (weights, features, item-item
+    # model); --all-users' peak above it is what streaming every user costs.
+    one_user = _first_test_user(work)
+    stages.append(run_stage("recommend (one user)", MMREC + ["recommend", "-c", config, "--user", one_user],
+                            work, log))
     sidecar = next((work / "checkpoints").glob("*/best_model.json"))
     meta = json.loads(sidecar.read_text())
     blend = meta.get("item_item") or {}
@@ -187,6 +198,12 @@ def main() -> None:
               "val monitored |", "|---|---|---|---|---|"]
     lines += [f"| {r['items']:,} | {', '.join(f'{v:,}' for v in r.get('train_interactions_per_s', []))} | "
               f"{r['item_item_fit_s']} | {r['item_item_neighbours']} | {r['val_monitored']} |" for r in runs]
+    for run in runs:
+        peaks = {stage["stage"]: stage["peak_rss_mib"] for stage in run["stages"]}
+        if "recommend (one user)" in peaks and "recommend --all-users" in peaks:
+            lines.append(f"\n{run['items']:,} items: `recommend --all-users` ({run['users']:,} users) peaks "
+                         f"{peaks['recommend --all-users'] - peaks['recommend (one user)']:,} MiB above the same "
+                         f"model serving one user ({peaks['recommend (one user)']:,} MiB).")
     atomic_write_text(args.out / "scale.md", "\n".join(lines) + "\n")
 
 

@@ -145,8 +145,8 @@ def score_variants(scorers: Sequence[Scorer], user_idx: torch.Tensor, rows: torc
                 # The cached component itself: a copy when later scorers may still read it.
                 yield raw[tower_key].clone() if len(scorers) > 1 else raw[tower_key]
                 continue
-            if tower_key not in z:
-                z[tower_key] = standardize(raw[tower_key])
+            if tower_key not in z:  # in place when no other scorer will read the raw scores
+                z[tower_key] = standardize(raw[tower_key], inplace=len(scorers) == 1)
             scores = z[tower_key]
             for step, key in enumerate(blend_keys):
                 component, weight = (scorer.item_item, scorer.blend) if key[0] == "item_item" else \
