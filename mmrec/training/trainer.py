@@ -100,6 +100,7 @@ class Trainer:
         self.val_candidates = self._validation_candidates()
         # Detached item vectors the user tower reads history from (None = stale; rebuilt on demand).
         self._history_table: torch.Tensor | None = None
+        self._history_rows: torch.Tensor | None = None
         self._steps_since_refresh = 0
         if model_cfg.negatives == "full" and catalogue.n > FULL_SOFTMAX_MAX_ITEMS:
             raise ConfigError(
@@ -143,11 +144,25 @@ class Trainer:
         if self._history_table is None or self._steps_since_refresh >= self.history_refresh_interval:
             was_training = self.module.training
             self.module.eval()
+            rows = self.history_rows
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.use_bf16):
-                self._history_table = self.module.item_vectors(self.catalogue).float()
+                if len(rows) == self.catalogue.n:
+                    self._history_table = self.module.item_vectors(self.catalogue).float()
+                else:  # only items some history holds are ever read: encode those
+                    vectors = self.module.item_vectors(self.catalogue.take(rows)).float()
+                    self._history_table = vectors.new_zeros((self.catalogue.n, vectors.shape[1]))
+                    self._history_table[rows] = vectors
             self.module.train(was_training)
             self._steps_since_refresh = 0
         return self._history_table
+
+    @property
+    def history_rows(self) -> torch.Tensor:
+        """Catalogue rows that appear in some user's history (the rows the history table is read at)."""
+        if self._history_rows is None:
+            histories = self.data.histories
+            self._history_rows = torch.unique(histories[histories >= 0])
+        return self._history_rows
 
     def batch_loss(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Loss of one batch of (user index, catalogue row) pairs [b, 2]."""
