@@ -79,14 +79,20 @@ class TwoTowerModel(nn.Module):
             user_idx = self._drop_ids(user_idx, None)
         users = self.user_tower(user_idx, table, table_rows, history_mask)
 
-        vision = text = vectors.new_zeros(0, vectors.shape[1])
-        if self.cfg.use_contrastive and {"vision", "text"} <= set(self.item_tower.modalities):
-            cand = catalogue.take(item_rows)
-            both = cand.vision_mask & cand.text_mask
-            if both.any():
-                vision = self.item_tower.vision_proj(cand.vision[both])
-                text = self.item_tower.text_proj(cand.text[both])
+        vision, text = self.contrastive_pairs(catalogue, item_rows)
         return BatchOutput(users=users, items=items, vision=vision, text=text)
+
+    def contrastive_pairs(self, catalogue: ItemInputs, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[k, d] image and text projections of the `rows` that have both (empty unless use_contrastive)."""
+        d = self.cfg.embedding_dim
+        empty = catalogue.vision.new_zeros(0, d)
+        if not (self.cfg.use_contrastive and {"vision", "text"} <= set(self.item_tower.modalities)):
+            return empty, empty
+        cand = catalogue.take(rows)
+        both = cand.vision_mask & cand.text_mask
+        if not both.any():
+            return empty, empty
+        return self.item_tower.vision_proj(cand.vision[both]), self.item_tower.text_proj(cand.text[both])
 
     @torch.no_grad()
     def item_vectors(self, catalogue: ItemInputs, chunk_size: int = 8192) -> torch.Tensor:

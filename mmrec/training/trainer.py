@@ -183,6 +183,8 @@ class Trainer:
                 everything = torch.arange(self.catalogue.n, device=self.device)
                 out = self.model(users, history, everything, self.catalogue, table)
                 loss = F.cross_entropy(self.module.scores(out.users, out.items).float(), positives)
+                # Image-text alignment over the batch's items, not the catalogue (a [n, n] InfoNCE).
+                out.vision, out.text = self.module.contrastive_pairs(self.catalogue, positives)
             else:
                 candidates, log_q = positives, None
                 if cfg.logq_correction:

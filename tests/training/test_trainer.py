@@ -40,7 +40,7 @@ def test_training_beats_popularity_and_records_history(tiny_problem):
 @pytest.mark.parametrize("overrides", [
     dict(loss="bpr"), dict(negatives="popularity"), dict(negatives="uniform", logq_correction=False),
     dict(fusion="concat", use_contrastive=True), dict(score="cosine", user_history_length=0),
-    dict(negatives="full"),
+    dict(negatives="full"), dict(negatives="full", use_contrastive=True),
 ])
 def test_loss_and_model_variants_train(tiny_problem, overrides):
     trainer = make_trainer(tiny_problem, tiny_model_settings(**overrides), tiny_training_settings(epochs=1))
