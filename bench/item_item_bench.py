@@ -14,6 +14,7 @@ bench/results/item_item.{json,md}, so users can pick `model.item_item_dense_max_
 from __future__ import annotations
 
 import argparse
+import json
 import gc
 import os
 import sys
@@ -75,6 +76,9 @@ def main() -> None:
     parser.add_argument("--neighbourhood", nargs="*", type=int, default=[20000, 100000, 200000])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--append", action="store_true",
+                        help="keep the stored rows of other (solver, items) pairs and add or replace these")
+    parser.add_argument("--note", default="", help="recorded with these rows, e.g. what else ran on the machine")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     machine = {**machine_info(), "threads": args.threads, "torch": torch.__version__,
@@ -82,8 +86,16 @@ def main() -> None:
     rows = []
     for solver, sizes in (("dense", args.dense), ("neighbourhood", args.neighbourhood)):
         for n in sizes:
-            rows.append(run(n, solver))
+            rows.append({**run(n, solver), **({"note": args.note} if args.note else {})})
             print(rows[-1], flush=True)
+    if args.append and (args.out / "item_item.json").is_file():
+        stored = json.loads((args.out / "item_item.json").read_text())
+        ran = {(r["solver"], r["items"]) for r in rows}
+        for r in rows:
+            r["machine"] = machine
+        rows = sorted([r for r in stored["runs"] if (r["solver"], r["items"]) not in ran] + rows,
+                      key=lambda r: (r["solver"] != "dense", r["items"]))
+        machine = stored["machine"]
     atomic_write_json(args.out / "item_item.json", {"machine": machine, "runs": rows})
     lines = ["# Item-item model: fit cost against catalogue size", "",
              f"Machine: {machine['cpu']}, {machine['logical_cores']} cores, {args.threads} torch threads, torch {torch.__version__}, "
@@ -93,9 +105,12 @@ def main() -> None:
              "the start of the fit (psutil, every 5 ms).", "",
              "| solver | items | users | interactions | fit s | peak MiB | B MiB | score 1,024 users s |",
              "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['solver']} | {r['items']:,} | {r['users']:,} | {r['interactions']:,} | {r['fit_s']:.2f} | "
+    lines += [f"| {r['solver']}{', ' + r['note'] if r.get('note') else ''} | {r['items']:,} | {r['users']:,} | {r['interactions']:,} | {r['fit_s']:.2f} | "
               f"{r['peak_rss_mib_above_start']:,} | {r['weights_mib']:,} | {r['score_1024_users_s']:.3f} |"
               for r in rows]
+    lines += ["", "A row with a note ran under the conditions it states; item_item.json holds each appended row's "
+              "own machine record (threads, load average before). The scoring time includes building the CPU "
+              "copy of the sparse B on first use."]
     atomic_write_text(args.out / "item_item.md", "\n".join(lines) + "\n")
 
 

@@ -132,11 +132,14 @@ class FeaturesSettings(Section):
 
 
 class CacheSettings(Section):
-    """The diskcache-backed feature store."""
+    """The diskcache-backed feature store, and the fitted item-item models kept beside checkpoints."""
 
     memory_lru_bytes: int = Field(512 * 1024**2, ge=0, description="in-memory LRU in front of disk (bytes)")
     compute_missing: bool = Field(True, description="compute missing features on demand (else error)")
     size_limit_bytes: int = Field(64 * 1024**3, ge=1, description="diskcache size limit per combo")
+    item_item_fits: int = Field(
+        2, ge=0, description="fitted item-item models kept beside each checkpoint (its folder's item_item/), so "
+        "evaluate and recommend reuse a fit of the same data instead of refitting; 0 = always refit")
 
 
 class ModelSettings(Section):

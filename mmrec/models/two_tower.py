@@ -95,13 +95,13 @@ class TwoTowerModel(nn.Module):
         return self.item_tower.vision_proj(cand.vision[both]), self.item_tower.text_proj(cand.text[both])
 
     @torch.no_grad()
-    def item_vectors(self, catalogue: ItemInputs, chunk_size: int = 8192) -> torch.Tensor:
-        """[n_items, d] vectors of the whole catalogue (call in eval mode)."""
-        parts = [
-            self.item_tower(catalogue.take(torch.arange(start, min(start + chunk_size, catalogue.n),
-                                                        device=catalogue.ids.device)))
-            for start in range(0, catalogue.n, chunk_size)
-        ]
+    def item_vectors(self, catalogue: ItemInputs, rows: torch.Tensor | None = None,
+                     chunk_size: int = 8192) -> torch.Tensor:
+        """[n, d] vectors of catalogue `rows` (default: every item), encoded a chunk at a time (call in eval mode)."""
+        if rows is None:
+            rows = torch.arange(catalogue.n, device=catalogue.ids.device)
+        parts = [self.item_tower(catalogue.take(rows[start : start + chunk_size]))
+                 for start in range(0, len(rows), chunk_size)]
         return torch.cat(parts) if parts else catalogue.vision.new_zeros(0, self.cfg.embedding_dim)
 
     @torch.no_grad()

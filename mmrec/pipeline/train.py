@@ -22,6 +22,7 @@ from mmrec.models.towers import ModelDims
 from mmrec.models.two_tower import TwoTowerModel
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import Settings, settings_as_dict
+from mmrec.models.item_item_store import ItemItemStore
 from mmrec.training.blend import choose_item_item_blend
 from mmrec.training.data import build_training_data
 from mmrec.training.distributed import DistContext, barrier, context_from_env, init_distributed
@@ -221,7 +222,8 @@ def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: Id
         return None
     state = load_checkpoint(best_path, map_location=trainer.device)
     trainer.module.load_state_dict(state["model"])
-    choice = choose_item_item_blend(trainer, settings.model, train, users, item_ids, notes)
+    store = ItemItemStore.beside(best_path, settings.cache.item_item_fits)
+    choice = choose_item_item_blend(trainer, settings.model, train, users, item_ids, notes, store)
     if choice is None:
         return None
     spec = CheckpointSpec.from_meta(state["meta"], best_path).model_copy(update={"item_item": choice})

@@ -18,6 +18,7 @@ from mmrec.models.catalogue import scaled_catalogue
 from mmrec.models.histories import catalogue_index, user_histories
 from mmrec.models.content_profile import ContentProfileModel
 from mmrec.models.item_item import fit_item_item, item_item_profiles
+from mmrec.models.item_item_store import ItemItemStore
 from mmrec.models.scoring import Scorer
 from mmrec.models.towers import ModelDims
 from mmrec.models.two_tower import TwoTowerModel
@@ -33,7 +34,8 @@ class MultimodalRecommender(Recommender):
     """Scores from mmrec.models.scoring.Scorer: two-tower scores blended with the item-item model.
 
     When the checkpoint records an item-item blend weight (`mmrec train` chose it on validation), the
-    closed-form item-item model is refitted here on the `train` passed to fit, with the same content,
+    closed-form item-item model is refitted here on the `train` passed to fit, with the same content
+    (or loaded from the fits stored beside the checkpoint when one was fitted from the same data),
     and the scores are (1 - w) z(two-tower) + w z(item-item) (mmrec.models.item_item); a recorded
     content weight c then gives (1 - c) z(that) + c z(content similarity) (mmrec.models.content_profile).
 
@@ -45,7 +47,8 @@ class MultimodalRecommender(Recommender):
     name = "multimodal"
 
     def __init__(self, model: TwoTowerModel, spec: CheckpointSpec, users: IdEncoder, items_encoder: IdEncoder,
-                 items: pd.DataFrame, features: Any | None, device: torch.device | str = "cpu") -> None:
+                 items: pd.DataFrame, features: Any | None, device: torch.device | str = "cpu",
+                 item_item_store: ItemItemStore | None = None) -> None:
         super().__init__()
         self.model = model.eval()
         self.spec = spec
@@ -59,6 +62,7 @@ class MultimodalRecommender(Recommender):
         # Share of the closed-form item-item model in the scores, as chosen on validation by `mmrec train`.
         self.item_item_blend = spec.item_item.blend if spec.item_item else 0.0
         self.item_item_halflife = spec.item_item.halflife if spec.item_item else 0.0
+        self.item_item_store = item_item_store  # earlier fits of the item-item model, reused when the data match
 
     @classmethod
     def from_checkpoint(cls, path: Path, *, items: pd.DataFrame, cache_dir: Path, cache: CacheSettings,
@@ -86,7 +90,8 @@ class MultimodalRecommender(Recommender):
         except RuntimeError as exc:
             raise CheckpointError(f"Weights in {path} do not fit the recorded model: {str(exc)[:300]}",
                                   hint="Retrain with `mmrec train`.") from None
-        return cls(model.to(device), spec, trained.users, trained.items, items, features, device)
+        return cls(model.to(device), spec, trained.users, trained.items, items, features, device,
+                   ItemItemStore.beside(trained.path, cache.item_item_fits))
 
     def fit(self, train: pd.DataFrame, item_ids: Sequence[str]) -> MultimodalRecommender:
         """Record train histories and popularity, fit the item-item model, cache the item vectors (no training)."""
@@ -116,7 +121,8 @@ class MultimodalRecommender(Recommender):
                     f"({cfg.item_item_max_items:,}) the checkpoint's item-item model allows.",
                     hint="Retrain with a larger model.item_item_max_items, or with model.item_item=false.",
                 )
-            item_item = fit_item_item(train, local, rows, catalogue, cfg, self.item_item_halflife, self.device)
+            item_item = fit_item_item(train, local, rows, catalogue, cfg, self.item_item_halflife, self.device,
+                                      self.item_item_store)
         content = None
         blend = self.spec.item_item
         if blend is not None and blend.content_blend > 0 and blend.content_modality:

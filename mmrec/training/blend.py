@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from mmrec.checkpoints.spec import ItemItemSpec
 from mmrec.models.histories import IdEncoding, catalogue_index
 from mmrec.models.content_profile import ContentProfileModel, content_modalities
+from mmrec.models.item_item_store import ItemItemStore
 from mmrec.models.item_item import BLEND_GRID, HALFLIFE_GRID, fit_item_item, item_item_neighbours, item_item_profiles
 from mmrec.models.scoring import Scorer
 from mmrec.settings import ModelSettings
@@ -23,13 +24,15 @@ CONTENT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users: IdEncoding,
-                           item_ids: list[str], notes: list[str]) -> ItemItemSpec | None:
+                           item_ids: list[str], notes: list[str],
+                           store: ItemItemStore | None = None) -> ItemItemSpec | None:
     """Fit the item-item model on `train` and pick (half-life, blend weight) by the validation monitor,
     then the content-similarity weight and modality on top of that blend (`_choose_content`).
 
     The trainer's model must hold the weights to blend with (the best epoch's). Returns None when
     the item-item model is off or the catalogue exceeds model.item_item_max_items (with a note).
-    Fixed model.item_item_blend / item_item_halflife shrink the grid to that value.
+    Fixed model.item_item_blend / item_item_halflife shrink the grid to that value. The fit goes into
+    `store` (mmrec.models.item_item_store), where evaluating on the same train split finds it.
     """
     n_items = trainer.catalogue.n
     if not cfg.item_item:
@@ -42,7 +45,7 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
     rows = catalogue_index(item_ids)
     halflives = HALFLIFE_GRID if cfg.item_item_halflife is None else (cfg.item_item_halflife,)
     # Profile rows = user index, as the trainer's histories and validation users.
-    model = fit_item_item(train, users, rows, trainer.catalogue, cfg, halflives[0], trainer.device)
+    model = fit_item_item(train, users, rows, trainer.catalogue, cfg, halflives[0], trainer.device, store)
     fit_s = time.perf_counter() - start
     blends = BLEND_GRID if cfg.item_item_blend is None else (cfg.item_item_blend,)
     base = trainer.scorer()

@@ -149,7 +149,7 @@ class Trainer:
                 if len(rows) == self.catalogue.n:
                     self._history_table = self.module.item_vectors(self.catalogue).float()
                 else:  # only items some history holds are ever read: encode those
-                    vectors = self.module.item_vectors(self.catalogue.take(rows)).float()
+                    vectors = self.module.item_vectors(self.catalogue, rows).float()
                     self._history_table = vectors.new_zeros((self.catalogue.n, vectors.shape[1]))
                     self._history_table[rows] = vectors
             self.module.train(was_training)

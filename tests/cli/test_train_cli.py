@@ -31,8 +31,9 @@ def test_train_writes_organized_checkpoints_and_a_summary(project):
     assert result.exit_code == 0, result.output
     assert "Best val ndcg@10" in result.output and "inter/s" in result.output
     folder = root / "checkpoints" / "efficientnet-lite_sentence-bert"
-    assert sorted(p.name for p in folder.iterdir()) == ["best_model.json", "best_model.pth", "last_model.json",
-                                                         "last_model.pth"]
+    assert sorted(p.name for p in folder.iterdir()) == ["best_model.json", "best_model.pth", "item_item",
+                                                         "last_model.json", "last_model.pth"]
+    assert len(list((folder / "item_item").glob("*.safetensors"))) == 1  # the fit evaluate/recommend reuse
     assert (root / "checkpoints" / "encoders" / "user_encoder.json").is_file()
     state = torch.load(folder / "last_model.pth", weights_only=True)
     assert state["epoch"] == 2 and len(state["history"]) == 2

@@ -9,6 +9,7 @@ import torch
 from mmrec.data.encoders import fit_encoders
 from mmrec.data.splits import load_split
 from mmrec.data.tables import load_items, save_interactions
+from mmrec.models.item_item import ItemItemModel
 from mmrec.pipeline.evaluate import load_recommender
 from mmrec.pipeline.recommend import run_recommend
 from mmrec.pipeline.train import run_train
@@ -39,6 +40,14 @@ def test_validation_evaluate_and_recommend_score_alike(tmp_path, monkeypatch):
     user_idx = torch.as_tensor(fit_encoders(split.train)[0].encode(users))  # the training run's user indices
     validation = scorer.scores(user_idx, user_idx)
 
+    # Training stored its item-item fit; evaluating on the same train split reuses it (no refit).
+    fits = list(result.best_path.parent.glob("item_item/*.safetensors"))
+    assert len(fits) == 1
+
+    def no_refit(*args, **kwargs):
+        raise AssertionError("the item-item model was refitted instead of reused")
+
+    monkeypatch.setattr(ItemItemModel, "fit", no_refit)
     evaluate = load_recommender("multimodal", settings, items, split.train, torch.device("cpu"))
     assert torch.equal(evaluate.score(users), validation)
 
