@@ -35,12 +35,13 @@ class ItemItemSpec(_Spec):
 
     blend: float
     halflife: float
-    l2: float
+    l2: float  # lambda of the item-item model (chosen on validation when model.item_item_l2_search ran)
     content_weight: float
     neighbours: int | None = None  # k of the neighbourhood solver; None = the exact dense solver
     monitored: float | None = None  # validation metric of the chosen pair
     val: dict[str, float] = {}  # all validation metrics of the chosen pair
     val_grid: list[dict[str, float]] = []  # (halflife, blend, metric) of every pair tried
+    l2_grid: list[dict[str, float]] = []  # (l2, metric) of every lambda tried, item-item model alone
     fit_seconds: float = 0.0
     content_blend: float = 0.0  # weight of the content-profile scores (mmrec.models.content_profile)
     content_modality: str | None = None  # text | image | text+image

@@ -37,6 +37,9 @@ from mmrec.settings import ModelSettings
 
 # Blend weights `mmrec train` tries on validation when model.item_item_blend is not fixed.
 BLEND_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+# Multiples of model.item_item_l2 `mmrec train` tries on validation (item_item_l2_search, dense solver);
+# the configured value first, so ties and a run without validation data keep it.
+L2_GRID = (1.0, 0.5, 2.0, 4.0)
 # Recency half-lives (in items; 0 = every training item weighs 1) tried when item_item_halflife is null.
 HALFLIFE_GRID = (0.0, 5.0, 20.0)
 
@@ -180,6 +183,15 @@ def item_item_profiles(train: pd.DataFrame, users: IdEncoding, rows: pd.Series, 
     return interaction_csr(user_idx, item_rows, len(users), len(rows), halflife)
 
 
+def item_item_fit_key(profiles: sp.csr_matrix, content: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                      model_cfg: ModelSettings) -> str:
+    """The key a fit of `profiles` with `content` and model_cfg's item-item settings is stored under."""
+    return fit_key(profiles, content, {"l2": model_cfg.item_item_l2,
+                                       "neighbours": item_item_neighbours(model_cfg, profiles.shape[1]),
+                                       "content_weight": model_cfg.item_item_content_weight,
+                                       "content_rank": CONTENT_RANK, "gram_rank": GRAM_RANK})
+
+
 def fit_item_item(train: pd.DataFrame, users: IdEncoding, rows: pd.Series, catalogue: ItemInputs,
                   model_cfg: ModelSettings, halflife: float, device: torch.device | str = "cpu",
                   store: ItemItemStore | None = None) -> ItemItemModel:
@@ -191,17 +203,13 @@ def fit_item_item(train: pd.DataFrame, users: IdEncoding, rows: pd.Series, catal
     """
     profiles = item_item_profiles(train, users, rows, halflife)
     content = item_item_content(model_cfg, catalogue)
-    neighbours = item_item_neighbours(model_cfg, len(rows))
-    key = None
-    if store is not None:
-        key = fit_key(profiles, content, {"l2": model_cfg.item_item_l2, "neighbours": neighbours,
-                                          "content_weight": model_cfg.item_item_content_weight,
-                                          "content_rank": CONTENT_RANK, "gram_rank": GRAM_RANK})
+    key = item_item_fit_key(profiles, content, model_cfg) if store is not None else None
+    if store is not None and key is not None:
         weights = store.load(key, device)
         if weights is not None:
             return ItemItemModel(weights, profiles.tocsr())
     model = ItemItemModel.fit(profiles, content, model_cfg.item_item_l2, model_cfg.item_item_content_weight,
-                              device, neighbours=neighbours)
+                              device, neighbours=item_item_neighbours(model_cfg, len(rows)))
     if store is not None and key is not None:
         store.save(key, model.weights)
     return model

@@ -14,6 +14,7 @@ checkpoint folder holds at most `cache.item_item_fits` of them (one per data the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -95,6 +96,9 @@ class ItemItemStore:
                     raise ValueError(f"metadata {meta}")
                 tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
             shape = tuple(int(v) for v in meta["shape"].split(","))
+            values = tensors["weights" if meta["layout"] == "dense" else "values"]
+            if values.dtype != torch.float32:
+                raise ValueError(f"dtype {values.dtype}")
             if meta["layout"] == "dense":
                 weights = tensors["weights"]
                 if tuple(weights.shape) != shape:
@@ -105,11 +109,15 @@ class ItemItemStore:
         except Exception as exc:  # damaged or foreign file: refit, never fail on a cache
             log.warning("Ignoring the stored item-item fit %s (%s); refitting.", path, str(exc)[:200])
             return None
-        os.utime(path)  # most recently used: the last to be pruned
+        with contextlib.suppress(OSError):  # a read-only folder still serves its fits
+            os.utime(path)  # most recently used: the last to be pruned
         return weights.to(device)
 
-    def save(self, key: str, weights: torch.Tensor) -> Path:
-        """Write `weights` under `key` atomically, then keep only the `keep` most recently used fits."""
+    def save(self, key: str, weights: torch.Tensor) -> Path | None:
+        """Write `weights` under `key` atomically, then keep only the `keep` most recently used fits.
+
+        A folder that cannot be written (read-only, disk full) costs a warning, not the run: None.
+        """
         from safetensors.torch import save_file
 
         path = self.path(key)
@@ -123,10 +131,14 @@ class ItemItemStore:
         else:
             meta["layout"] = "dense"
             tensors = {"weights": weights.contiguous()}
-        remove_stale_temps(path)
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata=meta)
-        self._prune()
+        try:
+            remove_stale_temps(path)
+            with atomic_path(path) as tmp:
+                save_file(tensors, str(tmp), metadata=meta)
+            self._prune()
+        except OSError as exc:
+            log.warning("Could not store the item-item fit in %s (%s); the next run will refit.", self.folder, exc)
+            return None
         return path
 
     def _prune(self) -> None:

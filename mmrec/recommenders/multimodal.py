@@ -113,8 +113,9 @@ class MultimodalRecommender(Recommender):
                              minlength=self.n_items)
         self._popularity = torch.as_tensor(np.log1p(counts), dtype=torch.float32, device=self.device)
         item_item = None
-        if self.item_item_blend > 0:
-            cfg = self.model.cfg
+        blend = self.spec.item_item
+        if self.item_item_blend > 0 and blend is not None:
+            cfg = self.model.cfg.model_copy(update={"item_item_l2": blend.l2})  # lambda as chosen on validation
             if self.n_items > cfg.item_item_max_items:
                 raise DataError(
                     f"The catalogue has {self.n_items:,} items, more than model.item_item_max_items "
@@ -124,7 +125,6 @@ class MultimodalRecommender(Recommender):
             item_item = fit_item_item(train, local, rows, catalogue, cfg, self.item_item_halflife, self.device,
                                       self.item_item_store)
         content = None
-        blend = self.spec.item_item
         if blend is not None and blend.content_blend > 0 and blend.content_modality:
             content = ContentProfileModel.build(catalogue, blend.content_modality,
                                                 item_item_profiles(train, local, rows, 0.0))

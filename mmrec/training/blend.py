@@ -1,5 +1,6 @@
-"""Choose the blend on validation (after training): the item-item weight and recency half-life, then
-the weight and modality of content similarity on top (CONTENT_GRID; weight 1 = content alone)."""
+"""Choose the blend on validation (after training): the item-item model's lambda (dense solver), its
+weight and recency half-life, then the weight and modality of content similarity on top (CONTENT_GRID;
+weight 1 = content alone)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from mmrec.checkpoints.spec import ItemItemSpec
 from mmrec.models.histories import IdEncoding, catalogue_index
 from mmrec.models.content_profile import ContentProfileModel, content_modalities
 from mmrec.models.item_item_store import ItemItemStore
-from mmrec.models.item_item import BLEND_GRID, HALFLIFE_GRID, fit_item_item, item_item_neighbours, item_item_profiles
+from mmrec.models.item_item import (BLEND_GRID, HALFLIFE_GRID, L2_GRID, ItemItemModel, fit_item_item,
+                                    item_item_content, item_item_fit_key, item_item_neighbours, item_item_profiles)
 from mmrec.models.scoring import Scorer
 from mmrec.settings import ModelSettings
 from mmrec.training.trainer import Trainer
@@ -45,7 +47,11 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
     rows = catalogue_index(item_ids)
     halflives = HALFLIFE_GRID if cfg.item_item_halflife is None else (cfg.item_item_halflife,)
     # Profile rows = user index, as the trainer's histories and validation users.
-    model = fit_item_item(train, users, rows, trainer.catalogue, cfg, halflives[0], trainer.device, store)
+    l2_grid: list[dict[str, float]] = []
+    if cfg.item_item_l2_search and item_item_neighbours(cfg, n_items) is None:
+        cfg, model, l2_grid = _choose_l2(trainer, cfg, train, users, rows, halflives[0], store)
+    else:
+        model = fit_item_item(train, users, rows, trainer.catalogue, cfg, halflives[0], trainer.device, store)
     fit_s = time.perf_counter() - start
     blends = BLEND_GRID if cfg.item_item_blend is None else (cfg.item_item_blend,)
     base = trainer.scorer()
@@ -72,11 +78,35 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
     binary_profiles = candidates[0.0].interactions if 0.0 in candidates else \
         item_item_profiles(train, users, rows, 0.0)
     content = _choose_content(trainer, cfg, base.with_item_item(candidates[halflife], beta), binary_profiles, metrics)
-    return ItemItemSpec(blend=beta, halflife=halflife, l2=cfg.item_item_l2,
+    return ItemItemSpec(blend=beta, halflife=halflife, l2=cfg.item_item_l2, l2_grid=l2_grid,
                         content_weight=cfg.item_item_content_weight,
                         neighbours=item_item_neighbours(cfg, n_items), monitored=content[2].get(monitor, float("nan")),
                         val=content[2], val_grid=grid, fit_seconds=round(fit_s, 3), content_blend=content[1],
                         content_modality=content[0], content_grid=content[3])
+
+
+def _choose_l2(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users: IdEncoding, rows: pd.Series,
+               halflife: float, store: ItemItemStore | None
+               ) -> tuple[ModelSettings, ItemItemModel, list[dict[str, float]]]:
+    """(settings with the chosen lambda, its fit, the grid) of model.item_item_l2 x L2_GRID, each fit
+    validated alone (blend weight 1) by the monitor; only the chosen fit goes into `store`."""
+    best: tuple[float, ModelSettings, ItemItemModel] | None = None
+    grid: list[dict[str, float]] = []
+    base = trainer.scorer()
+    for factor in L2_GRID:
+        candidate = cfg.model_copy(update={"item_item_l2": cfg.item_item_l2 * factor})
+        model = fit_item_item(train, users, rows, trainer.catalogue, candidate, halflife, trainer.device)
+        value = trainer.validate(base.with_item_item(model, 1.0)).get(trainer.monitor, float("nan"))
+        grid.append({"l2": candidate.item_item_l2, trainer.monitor: value})
+        if best is None or value > best[0]:  # ties and NaN (no validation data) keep the first: factor 1
+            best = (value, candidate, model)
+        del model
+    assert best is not None
+    _, chosen, model = best
+    if store is not None:
+        store.save(item_item_fit_key(model.interactions, item_item_content(chosen, trainer.catalogue), chosen),
+                   model.weights)
+    return chosen, model, grid
 
 
 def _choose_content(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, profiles: sp.csr_matrix,

@@ -107,3 +107,30 @@ def test_fit_item_item_reuses_a_stored_fit(tmp_path, monkeypatch):
     assert torch.equal(again.weights, first.weights)
     with pytest.raises(AssertionError, match="refitted"):  # other settings: another B
         fit_item_item(train, users, rows, catalogue, cfg.model_copy(update={"item_item_l2": 6.0}), 0.0, store=store)
+
+
+def test_an_unwritable_folder_warns_and_still_serves(tmp_path, caplog, monkeypatch):
+    store = ItemItemStore(tmp_path)
+    key = fit_key(_pattern(), [], {})
+    store.save(key, torch.eye(3))
+
+    def refuse(*args, **kwargs):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr("mmrec.models.item_item_store.os.utime", refuse)
+    monkeypatch.setattr("mmrec.models.item_item_store.atomic_path", refuse)
+    assert torch.equal(store.load(key, "cpu"), torch.eye(3))
+    with caplog.at_level(logging.WARNING):
+        assert store.save(fit_key(_pattern(1), [], {}), torch.eye(3)) is None
+    assert "Could not store" in caplog.text
+    assert store.load(fit_key(_pattern(), [], {}), "cpu") is not None  # nothing pruned, nothing lost
+
+
+def test_a_file_of_another_dtype_is_not_trusted(tmp_path):
+    from safetensors.torch import save_file
+
+    store = ItemItemStore(tmp_path)
+    key = fit_key(_pattern(), [], {})
+    save_file({"weights": torch.eye(3, dtype=torch.float64)}, str(store.path(key)),
+              metadata={"format": "mmrec.item_item/1", "key": key, "shape": "3,3", "layout": "dense"})
+    assert store.load(key, "cpu") is None

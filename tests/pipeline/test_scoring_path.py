@@ -9,7 +9,7 @@ import torch
 from mmrec.data.encoders import fit_encoders
 from mmrec.data.splits import load_split
 from mmrec.data.tables import load_items, save_interactions
-from mmrec.models.item_item import ItemItemModel
+from mmrec.models.item_item import L2_GRID, ItemItemModel
 from mmrec.pipeline.evaluate import load_recommender
 from mmrec.pipeline.recommend import run_recommend
 from mmrec.pipeline.train import run_train
@@ -31,7 +31,9 @@ def test_validation_evaluate_and_recommend_score_alike(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Trainer, "validate_many", spy)
     result = run_train(settings)
-    (scorer, metrics), = seen  # the blend was fixed: one validation chose it
+    # One validation per lambda tried (the item-item model alone), then one for the fixed blend.
+    assert len(seen) == len(L2_GRID) + 1
+    scorer, metrics = seen[-1]
     assert result.item_item["monitored"] == metrics["ndcg@10"]
 
     split = load_split(tmp_path / "splits")

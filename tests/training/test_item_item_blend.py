@@ -3,7 +3,7 @@
 from tiny_project import write_tiny_project
 
 from mmrec.checkpoints.store import read_meta
-from mmrec.models.item_item import BLEND_GRID, HALFLIFE_GRID
+from mmrec.models.item_item import BLEND_GRID, HALFLIFE_GRID, L2_GRID
 from mmrec.pipeline.train import run_train
 from mmrec.settings import load_settings
 
@@ -34,3 +34,31 @@ def test_fixed_blend_off_and_too_large_catalogue(tmp_path):
     big = run_train(load_settings(write_tiny_project(tmp_path / "c", epochs=1, item_item_max_items=10)).settings)
     assert big.item_item is None
     assert any("Item-item model skipped: 40 items exceed" in note for note in big.notes)
+
+
+def test_lambda_is_chosen_on_validation_and_used_by_the_recommender(tmp_path, monkeypatch):
+    import torch
+
+    from mmrec.data.splits import load_split
+    from mmrec.data.tables import load_items
+    from mmrec.models.item_item import ItemItemModel
+    from mmrec.pipeline.evaluate import load_recommender
+
+    settings = load_settings(write_tiny_project(tmp_path, epochs=1, item_item_l2=3.0, item_item_blend=1.0,
+                                                item_item_halflife=0.0, content_blend=False)).settings
+    result = run_train(settings)
+    summary = result.item_item
+    grid = {row["l2"]: row["ndcg@10"] for row in summary["l2_grid"]}
+    assert list(grid) == [3.0 * f for f in L2_GRID] and L2_GRID[0] == 1.0
+    best = max(grid.values())
+    assert summary["l2"] == next(l2 for l2, value in grid.items() if value == best)  # ties keep the configured
+    assert summary["monitored"] == grid[summary["l2"]]  # blend 1 = the item-item model alone, as searched
+    off = run_train(load_settings(write_tiny_project(tmp_path / "off", epochs=1, item_item_l2=3.0,
+                                                     item_item_l2_search=False)).settings)
+    assert off.item_item["l2"] == 3.0 and off.item_item["l2_grid"] == []
+    # Evaluate fits with the chosen lambda: the stored fit (the chosen one) is found, nothing refitted.
+    fitted = []
+    monkeypatch.setattr(ItemItemModel, "fit", lambda *a, **k: fitted.append(a) or None)
+    split = load_split(tmp_path / "splits")
+    load_recommender("multimodal", settings, load_items(tmp_path / "processed"), split.train, torch.device("cpu"))
+    assert fitted == []
