@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mmrec.data.ids import positions, string_array
 from mmrec.errors import CheckpointError
 from mmrec.fileio import atomic_write_json, read_json
 
@@ -29,6 +30,7 @@ class IdEncoder:
         if len(self._index) != len(self._ids):
             raise ValueError("IdEncoder ids must be unique")
         self.unknown_seen = 0  # running count of unknown ids passed to encode()
+        self._vocabulary: object | None = None  # self._ids as a pyarrow array, built on first encode()
 
     @classmethod
     def fit(cls, ids: Iterable[str], kind: str = "id") -> IdEncoder:
@@ -46,7 +48,9 @@ class IdEncoder:
 
     def encode(self, ids: Sequence[str]) -> np.ndarray:
         """Indices, int64 [len(ids)]; unknown ids become 0 and are counted in `unknown_seen`."""
-        out = np.fromiter((self._index.get(str(value), 0) for value in ids), dtype=np.int64, count=len(ids))
+        if self._vocabulary is None:
+            self._vocabulary = string_array(self._ids)
+        out = positions(ids, self._vocabulary) + 1  # absent (-1) -> 0
         self.unknown_seen += int((out == 0).sum())
         return out
 

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
+from mmrec.data.ids import positions
 from mmrec.errors import DataError
 
 
 class IdEncoding(Protocol):
     """What history building needs of an IdEncoder: `encode(ids) -> int64 array` (0 = unknown) and `len()`."""
 
-    def encode(self, ids: Sequence[str]) -> np.ndarray: ...
+    def encode(self, ids: Iterable[object]) -> np.ndarray: ...
 
     def __len__(self) -> int: ...
 
@@ -38,10 +39,10 @@ def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
 def ordered_pairs(train: pd.DataFrame, users: IdEncoding, rows: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(user index, catalogue row) of train interactions, oldest first; unknown users/items left out."""
     frame = _ordered(train)
-    user_idx = users.encode(frame["user_id"].astype(str).tolist())
-    item_row = frame["item_id"].astype(str).map(rows)
-    ok = item_row.notna().to_numpy() & (user_idx > 0)
-    return user_idx[ok].astype(np.int64), item_row[ok].to_numpy().astype(np.int64)
+    user_idx = users.encode(frame["user_id"])
+    found = positions(frame["item_id"], rows.index)
+    ok = (found >= 0) & (user_idx > 0)
+    return user_idx[ok].astype(np.int64), rows.to_numpy()[found[ok]].astype(np.int64)
 
 
 def user_histories(

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mmrec.data.ids import positions
 from mmrec.registry import RECOMMENDERS  # declared in the bottom layer; the classes register below it
 
 __all__ = ["RECOMMENDERS", "Recommender"]
@@ -35,10 +36,10 @@ class Recommender(ABC):
         self.item_index = {item: j for j, item in enumerate(self.item_ids)}
         users = pd.unique(train["user_id"].astype(str))
         self.user_index = {user: i for i, user in enumerate(users)}
-        user_rows = train["user_id"].astype(str).map(self.user_index).to_numpy()
-        item_cols = train["item_id"].astype(str).map(self.item_index)
-        known = item_cols.notna().to_numpy()  # train items outside the catalogue cannot be ranked
-        return user_rows[known].astype(np.int64), item_cols[known].to_numpy().astype(np.int64)
+        user_rows = positions(train["user_id"], users)
+        item_cols = positions(train["item_id"], self.item_ids)
+        known = item_cols >= 0  # train items outside the catalogue cannot be ranked
+        return user_rows[known], item_cols[known]
 
     @property
     def n_items(self) -> int:

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from mmrec.checkpoints.spec import CheckpointSpec, load_trained
 from mmrec.data.encoders import IdEncoder
+from mmrec.data.ids import positions
 from mmrec.errors import CheckpointError, DataError
 from mmrec.models.catalogue import scaled_catalogue
 from mmrec.models.histories import catalogue_index, user_histories
@@ -109,8 +110,8 @@ class MultimodalRecommender(Recommender):
         rows = catalogue_index(self.item_ids)
         histories = torch.as_tensor(user_histories(train, local, rows, self.model.history_length),
                                     device=self.device)
-        counts = np.bincount(train["item_id"].astype(str).map(rows).dropna().to_numpy(dtype=np.int64),
-                             minlength=self.n_items)
+        found = positions(train["item_id"], rows.index)
+        counts = np.bincount(rows.to_numpy()[found[found >= 0]], minlength=self.n_items)
         self._popularity = torch.as_tensor(np.log1p(counts), dtype=torch.float32, device=self.device)
         item_item = None
         blend = self.spec.item_item

@@ -10,6 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from mmrec.data.ids import positions
 from mmrec.data.matrices import interaction_matrix
 from mmrec.errors import DataError
 from mmrec.models.histories import IdEncoding, catalogue_index, user_histories
@@ -48,18 +49,19 @@ def build_training_data(
     n_items = len(rows)
     skipped: dict[str, int] = {}
 
-    train_rows = train["item_id"].astype(str).map(rows)
-    known = train_rows.notna().to_numpy()
+    train_rows = positions(train["item_id"], rows.index)
+    known = train_rows >= 0
     skipped["train_items_not_in_catalogue"] = int((~known).sum())
-    train_users = users.encode(train["user_id"].astype(str).tolist())
-    pairs = np.stack([train_users[known], train_rows[known].to_numpy().astype(np.int64)], axis=1)
+    train_users = users.encode(train["user_id"])
+    pairs = np.stack([train_users[known], rows.to_numpy()[train_rows[known]]], axis=1).astype(np.int64)
     if len(pairs) == 0:
         raise DataError("The training split has no usable interactions.", hint="Check `mmrec split` output.")
     counts = np.bincount(pairs[:, 1], minlength=n_items).astype(np.float32)
     histories = user_histories(train[known], users, rows, history_length)
 
-    val_rows = val["item_id"].astype(str).map(rows)
-    val_known = val_rows.notna().to_numpy()
+    val_found = positions(val["item_id"], rows.index)
+    val_known = val_found >= 0
+    val_rows = np.where(val_known, rows.to_numpy()[val_found], -1)
     skipped["val_items_not_in_catalogue"] = int((~val_known).sum())
     val_user_ids = val["user_id"].astype(str).to_numpy()[val_known]
     distinct = pd.unique(val_user_ids)
@@ -73,7 +75,7 @@ def build_training_data(
         val_known = np.ones(len(val_user_ids), dtype=bool)
     val_row_of = pd.Series(np.arange(len(distinct)), index=distinct)
     relevant = interaction_matrix(
-        val_row_of[val_user_ids].to_numpy(), val_rows[val_known].to_numpy().astype(np.int64), len(distinct), n_items
+        val_row_of[val_user_ids].to_numpy(), val_rows[val_known].astype(np.int64), len(distinct), n_items
     )
     val_user_idx = users.encode(list(distinct))
     skipped["val_users_unseen_in_train"] = int((val_user_idx == 0).sum())
