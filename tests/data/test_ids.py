@@ -18,3 +18,22 @@ def test_unsafe_ids_are_rejected(item_id):
     assert unsafe_reason(item_id) is not None
     with pytest.raises(DataError, match="cannot be used as a file name"):
         safe_filename(item_id)
+
+
+def test_positions_match_a_dict_lookup_for_every_input_kind():
+    import numpy as np
+    import pandas as pd
+
+    from mmrec.data.ids import positions, string_array
+
+    vocabulary = ["b", "a", "10", "é", "1.5"]
+    lookup = {value: k for k, value in enumerate(vocabulary)}
+    values = ["a", "zz", "10", "é", "b", "", "a"]
+    expected = np.array([lookup.get(v, -1) for v in values])
+    for given in (values, pd.Series(values), pd.Series(values, dtype="string"), pd.Index(values),
+                  np.array(values, dtype=object)):
+        assert positions(given, vocabulary).tolist() == expected.tolist()
+    # Non-string values compare as their str(), as the encoders always did; prepared vocabularies work too.
+    assert positions([10, 1.5, None], string_array(vocabulary)).tolist() == [2, 4, -1]
+    assert positions(pd.Series([10, 3]), pd.Index(vocabulary)).tolist() == [2, -1]
+    assert positions([], vocabulary).dtype == np.int64
