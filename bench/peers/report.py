@@ -1,8 +1,9 @@
 """Merge the stored results into per-protocol tables: JSON, markdown (mean ± std over seeds), PNG.
 
 Rows: one per (text variant, system), metrics averaged over the split seeds it ran on. Comparison:
-per variant, mmrec-multimodal against the best peer (every non-mmrec system, highest mean test
-NDCG@10), with a paired Wilcoxon signed-rank test over per-user NDCG@10 for each seed.
+per variant, each mmrec model system (mmrec-multimodal with its fixed grid, mmrec-tuned with `mmrec
+tune`) against the best peer (every non-mmrec system, highest mean test NDCG@10 over the seeds that
+system ran on), with a paired Wilcoxon signed-rank test over per-user NDCG@10 for each seed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bench.peers.significance import paired_wilcoxon
 from mmrec.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 MMREC_SYSTEM = "mmrec-multimodal"
+MMREC_SYSTEMS = (MMREC_SYSTEM, "mmrec-tuned")  # the model systems compared with the best peer
 
 HEADERS = {"ndcg@10": "NDCG@10", "ndcg@20": "NDCG@20", "recall@10": "Recall@10", "recall@20": "Recall@20",
            "precision@10": "P@10", "hit_rate@10": "HR@10", "mrr": "MRR"}
@@ -66,18 +68,22 @@ def summarize(runs: list[StoredRun]) -> dict[str, Any]:
             row[cost] = _mean_std([getattr(r.result, cost) for r in members])[0]
         rows.append(row)
     rows.sort(key=lambda r: (r["variant"], -r["mean"]["ndcg@10"], r["system"]))
-    return {"rows": rows, "comparisons": [_compare(variant, rows, groups) for variant in sorted({r["variant"] for r in rows})]}
+    variants = sorted({r["variant"] for r in rows})
+    comparisons = [_compare(variant, rows, groups, system) for variant in variants for system in MMREC_SYSTEMS
+                   if system == MMREC_SYSTEM or (variant, system) in groups]
+    return {"rows": rows, "comparisons": comparisons}
 
 
-def _compare(variant: str, rows: list[dict], groups: dict[tuple[str, str], list[StoredRun]]) -> dict[str, Any]:
-    """mmrec-multimodal vs the best peer of `variant` (highest mean test NDCG@10 over the seeds mmrec ran on).
+def _compare(variant: str, rows: list[dict], groups: dict[tuple[str, str], list[StoredRun]],
+             system: str = MMREC_SYSTEM) -> dict[str, Any]:
+    """mmrec `system` vs the best peer of `variant` (highest mean test NDCG@10 over the seeds `system` ran on).
 
     Paired per seed: Wilcoxon signed-rank over the per-user test NDCG@10 of the two systems.
     """
-    mine = next((r for r in rows if r["variant"] == variant and r["system"] == MMREC_SYSTEM), None)
+    mine = next((r for r in rows if r["variant"] == variant and r["system"] == system), None)
     peers = [r for r in rows if r["variant"] == variant and r["library"] != "mmrec"]
     if mine is None or not peers:
-        return {"variant": variant, "mmrec": mine is not None, "best_peer": None}
+        return {"variant": variant, "system": system, "mmrec": mine is not None, "best_peer": None}
     seeds = set(mine["seeds"])
 
     def on_mmrec_seeds(row: dict, metric: str) -> float:  # the peer's mean over the seeds mmrec ran on
@@ -89,12 +95,12 @@ def _compare(variant: str, rows: list[dict], groups: dict[tuple[str, str], list[
     peer_ndcg, peer_recall = on_mmrec_seeds(best, "ndcg@10"), on_mmrec_seeds(best_recall, "recall@20")
     peer_runs = {r.key.seed: r.result for r in groups[(variant, best["system"])]}
     tests = {}
-    for run in groups[(variant, MMREC_SYSTEM)]:
+    for run in groups[(variant, system)]:
         other = peer_runs.get(run.key.seed)
         if other is not None and run.result.test_users and other.test_users:
             tests[str(run.key.seed)] = paired_wilcoxon(run.result.test_users, run.result.test_ndcg10_per_user,
                                                        other.test_users, other.test_ndcg10_per_user)
-    return {"variant": variant, "mmrec": True, "seeds": sorted(seeds), "best_peer": best["system"],
+    return {"variant": variant, "system": system, "mmrec": True, "seeds": sorted(seeds), "best_peer": best["system"],
             "mmrec_ndcg@10": mine["mean"]["ndcg@10"], "peer_ndcg@10": peer_ndcg,
             "ratio_ndcg@10": mine["mean"]["ndcg@10"] / peer_ndcg if peer_ndcg > 0 else None,
             "best_peer_recall@20": best_recall["system"], "mmrec_recall@20": mine["mean"]["recall@20"],
@@ -115,20 +121,22 @@ def markdown_table(protocol: str, summary: dict[str, Any], header: dict[str, Any
             lines.extend(f"  - {item}" for item in value)
         else:
             lines.append(f"- {key}: {value}")
-    lines += ["", "## mmrec-multimodal vs the best peer (every non-mmrec system)", "",
-              "Peer means here are over the seeds mmrec-multimodal ran on (`seeds`).", "",
-              "| variant | seeds | mmrec NDCG@10 | best peer | peer NDCG@10 | ratio | mmrec Recall@20 | best peer (Recall@20) "
-              "| peer Recall@20 | paired Wilcoxon p per seed (NDCG@10 per user; wins/losses) |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "## mmrec vs the best peer (every non-mmrec system)", "",
+              "mmrec-multimodal: the fixed 6-config grid; mmrec-tuned: `mmrec tune`, 6 trials. Peer means here are "
+              "over the seeds that mmrec system ran on (`seeds`).", "",
+              "| variant | system | seeds | mmrec NDCG@10 | best peer | peer NDCG@10 | ratio | mmrec Recall@20 | "
+              "best peer (Recall@20) | peer Recall@20 | paired Wilcoxon p per seed (NDCG@10 per user; wins/losses) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in summary["comparisons"]:
         if not c["best_peer"]:
-            lines.append(f"| {c['variant']} | {'no mmrec-multimodal run' if not c['mmrec'] else 'no peer run'} "
+            lines.append(f"| {c['variant']} | {c['system']} | {'no run' if not c['mmrec'] else 'no peer run'} "
                          "| | | | | | | | |")
             continue
         tests = "; ".join(f"seed {seed}: p={t['p_value']:.2g} ({t['wins']}/{t['losses']})"
                           for seed, t in c["wilcoxon_per_seed"].items()) or "-"
         ratio = "-" if c["ratio_ndcg@10"] is None else f"{c['ratio_ndcg@10']:.3f}x"
-        lines.append(f"| {c['variant']} | {','.join(map(str, c['seeds']))} | {c['mmrec_ndcg@10']:.4f} | {c['best_peer']} | {c['peer_ndcg@10']:.4f} | "
+        lines.append(f"| {c['variant']} | {c['system']} | {','.join(map(str, c['seeds']))} | {c['mmrec_ndcg@10']:.4f} | "
+                     f"{c['best_peer']} | {c['peer_ndcg@10']:.4f} | "
                      f"{ratio} | {c['mmrec_recall@20']:.4f} | {c['best_peer_recall@20']} | "
                      f"{c['peer_recall@20']:.4f} | {tests} |")
     cols = [HEADERS[m] for m in REPORTED] + ["fit s", "score s", "peak MiB", "best config per seed"]
@@ -166,7 +174,7 @@ def plot(protocol: str, summary: dict[str, Any]) -> bytes:
         rows = [r for r in summary["rows"] if r["variant"] == variant]
         x = range(len(rows))
         axis.bar(list(x), [r["mean"]["ndcg@10"] for r in rows], yerr=[r["std"]["ndcg@10"] for r in rows],
-                 color=["tab:red" if r["system"] == MMREC_SYSTEM else "tab:blue" for r in rows])
+                 color=["tab:red" if r["system"] in MMREC_SYSTEMS else "tab:blue" for r in rows])
         axis.set_xticks(list(x), [r["system"] for r in rows], rotation=40, ha="right")
         axis.set_title(f"{protocol}, text {variant}: test NDCG@10 (mean ± std over seeds)")
     fig.tight_layout()

@@ -90,6 +90,13 @@ def test_summary_compares_mmrec_with_the_best_peer_over_seeds():
     assert all(t["wins"] == 40 and t["p_value"] < 1e-6 for t in comparison["wilcoxon_per_seed"].values())
     ease = next(r for r in summary["rows"] if r["system"] == "EASE")
     assert ease["seeds"] == [0, 1, 2] and ease["std"]["ndcg@10"] > 0
+    # mmrec-tuned, where it ran, gets its own comparison on its own seeds.
+    ease_1 = next(r for r in runs if r.key.system == "EASE" and r.key.seed == 1).result.test_ndcg10_per_user
+    runs.append(StoredRun(RunKey("random", "tags", 1, "mmrec-tuned"), {},
+                          _result("mmrec-tuned", "mmrec", [v * 0.9 for v in ease_1])))
+    multimodal, tuned = summarize(runs)["comparisons"]
+    assert (multimodal["system"], tuned["system"]) == ("mmrec-multimodal", "mmrec-tuned")
+    assert tuned["seeds"] == [1] and set(tuned["wilcoxon_per_seed"]) == {"1"} and tuned["ratio_ndcg@10"] < 1
 
 
 def test_unreadable_result_file_is_named(tmp_path):
