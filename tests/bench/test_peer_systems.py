@@ -75,3 +75,22 @@ def test_grid_budget_is_enforced(split, ctx):
     greedy = BenchSystem("Greedy", "bench", [{}] * 7, CONTENT_SYSTEMS[1].fit)
     with pytest.raises(ValueError, match="budget"):
         tune_and_test(greedy, split, ctx)
+
+
+def test_a_searching_system_reports_its_choice_and_the_chosen_fit_time(split, ctx):
+    pytest.importorskip("psutil")
+    from bench.peers.tuning import tune_and_test
+
+    def fit(split_, config, ctx_):  # like mmrec-tuned: one "config" that runs its own search
+        scorer = CONTENT_SYSTEMS[1].fit(split_, {}, ctx_)
+
+        def searched(rows):
+            return scorer(rows)
+
+        searched.chosen_config = {"trial": 3, "model.item_item_l2": 400.0}
+        searched.fit_seconds = 1.25
+        return searched
+
+    result = tune_and_test(BenchSystem("Searcher", "bench", [{"budget": 6}], fit), split, ctx)
+    assert result.best_config == {"budget": 6, "trial": 3, "model.item_item_l2": 400.0}
+    assert result.fit_s == 1.25 and result.tune_s >= 0

@@ -152,7 +152,11 @@ def fit_tuned(split: Split, config: dict, ctx: Context) -> Scorer:
         raise DataError(f"the best trial ({best.number}) left no best_model.pth under {best.attrs['folder']}")
     ctx.log(f"  mmrec tune: {len(result.trials)} trials in {result.seconds:.0f}s, best trial {best.number} "
             f"(val {best.value:.4f}, {best.attrs.get('seconds', float('nan')):.0f}s): {best.params}")
-    return _checkpoint_scorer(settings, best_path, split)
+    scorer = _checkpoint_scorer(settings, best_path, split)
+    # Reported as the selected config and its fit time (the study's total is the tuning time).
+    scorer.chosen_config = {"trial": best.number, **best.params}  # type: ignore[attr-defined]
+    scorer.fit_seconds = float(best.attrs.get("seconds", float("nan")))  # type: ignore[attr-defined]
+    return scorer
 
 
 def checkpoint_root(ctx: Context, split: Split) -> Path:
