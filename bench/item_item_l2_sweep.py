@@ -23,7 +23,7 @@ import torch  # noqa: E402
 
 import bench.peers.data as peer_data  # noqa: E402
 from bench.peers.evaluation import evaluate  # noqa: E402
-from bench.peers.features import image_features, text_features  # noqa: E402
+from bench.peers.features import as_content, image_features, text_features  # noqa: E402
 from bench.peers.protocols import load_split, write_protocol  # noqa: E402
 from bench.peers.report import machine_info  # noqa: E402
 from mmrec.fileio import atomic_write_json, atomic_write_text  # noqa: E402
@@ -32,11 +32,6 @@ from mmrec.settings import ModelSettings  # noqa: E402
 
 LAMBDAS = (25, 50, 100, 200, 400, 800, 1600, 3200)
 DEFINITIONS = {"rating>=4": 4, "every rating": 0}
-
-
-def _content(matrix: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    values = torch.as_tensor(matrix)
-    return values, values.abs().sum(dim=1) > 0
 
 
 def run(args: argparse.Namespace) -> list[dict]:
@@ -49,8 +44,8 @@ def run(args: argparse.Namespace) -> list[dict]:
             for seed in seeds:
                 split = load_split(write_protocol(dataset.positives, protocol, work / f"seed{seed}", seed=seed))
                 features = args.workdir / "features"
-                content = [_content(image_features(dataset.posters, split.items, features).matrix),
-                           _content(text_features(dataset.item_texts(split.items), features).matrix)]
+                content = [as_content(image_features(dataset.posters, split.items, features)),
+                           as_content(text_features(dataset.item_texts(split.items), features))]
                 train = split.matrices["train"].astype(np.float32)
                 row = {"data": label, "protocol": protocol, "seed": seed, "items": split.n_items,
                        "train_interactions": int(train.nnz), "val": {}}

@@ -25,16 +25,11 @@ import torch  # noqa: E402
 
 from bench.peers.data import load_dataset  # noqa: E402
 from bench.peers.evaluation import evaluate  # noqa: E402
-from bench.peers.features import image_features, text_features  # noqa: E402
+from bench.peers.features import as_content, image_features, text_features  # noqa: E402
 from bench.peers.protocols import load_split, write_protocol  # noqa: E402
 from bench.peers.report import machine_info  # noqa: E402
 from mmrec.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 from mmrec.models.item_item import ItemItemModel  # noqa: E402
-
-
-def _content(matrix: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    values = torch.as_tensor(matrix)
-    return values, values.abs().sum(dim=1) > 0
 
 
 def run(args: argparse.Namespace) -> list[dict]:
@@ -46,8 +41,8 @@ def run(args: argparse.Namespace) -> list[dict]:
                 split = load_split(write_protocol(dataset.positives, protocol, args.workdir / variant / f"seed{seed}",
                                                   seed=seed))
                 features = args.workdir / "features"
-                content = [_content(image_features(dataset.posters, split.items, features).matrix),
-                           _content(text_features(dataset.item_texts(split.items), features).matrix)]
+                content = [as_content(image_features(dataset.posters, split.items, features)),
+                           as_content(text_features(dataset.item_texts(split.items), features))]
                 train = split.matrices["train"].astype(np.float32)
                 row = {"variant": variant, "seed": seed, "protocol": protocol, "items": split.n_items}
                 for name, neighbours in (("dense", None), ("neighbourhood", args.neighbours)):

@@ -114,3 +114,9 @@ def text_features(texts: list[str], features_dir: Path, batch_size: int = 64) ->
         return ItemFeatures(np.concatenate(parts).astype(np.float32), sum(1 for t in texts if not t.strip()))
 
     return _cached(_cache_path(features_dir, "text_minilm", texts), compute)
+
+
+def as_content(features: ItemFeatures) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features, present mask) as mmrec's item-item model takes its side information; all-zero rows = missing."""
+    values = torch.as_tensor(features.matrix)
+    return values, values.abs().sum(dim=1) > 0
