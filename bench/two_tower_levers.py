@@ -41,6 +41,7 @@ LEVERS: dict[str, dict[str, Any]] = {
     "base, dense Adam on the id tables": {"training.sparse_embeddings": False},
     "full softmax": {"model.negatives": "full"},
     "full softmax, history 50": {"model.negatives": "full", "model.user_history_length": 50},
+    "history table refreshed every 60 steps (about once per epoch)": {"training.history_refresh_steps": 60},
     "history 100": {"model.user_history_length": 100},
     "full softmax, history 100": {"model.negatives": "full", "model.user_history_length": 100},
     "full softmax, history 200": {"model.negatives": "full", "model.user_history_length": 200},
