@@ -271,8 +271,9 @@ class TrainingSettings(Section):
     history_refresh_steps: int = Field(
         10, ge=0,
         description="steps between refreshes of the detached item-vector table the user tower reads history "
-        "from (also refreshed every epoch; at least n_items / batch_size steps, so refreshing a large "
-        "catalogue never dominates training); 0 = encode history items with grad every step (slow)",
+        "from (also refreshed every epoch; at least 5 x history items / batch_size steps, so a refresh costs "
+        "at most 1/5 item encoding per training example at any catalogue size); 0 = encode history items "
+        "with grad every step (slow)",
     )
 
     @field_validator("monitor")

@@ -130,7 +130,7 @@ def test_unseen_validation_user_is_scored_without_error():
 
 
 def test_history_table_is_refreshed_every_n_steps_and_every_epoch(tiny_problem):
-    trainer = make_trainer(tiny_problem, train_cfg=tiny_training_settings(history_refresh_steps=2))
+    trainer = make_trainer(tiny_problem, train_cfg=tiny_training_settings(history_refresh_steps=2, batch_size=4096))
     first = trainer.history_table()
     batch = tiny_problem.data.pairs[:32]
     trainer.train_step(batch)
@@ -197,15 +197,18 @@ def test_validate_on_cold_items_without_cold_items_is_a_clear_error(tiny_problem
         make_trainer(tiny_problem, train_cfg=tiny_training_settings(validate_on="cold_items"))
 
 
-def test_history_refresh_interval_grows_with_the_catalogue(tiny_problem):
-    small = make_trainer(tiny_problem, train_cfg=tiny_training_settings(history_refresh_steps=2, batch_size=32))
-    assert small.history_refresh_interval == max(2, -(-tiny_problem.catalogue.n // 32))
+def test_history_refresh_interval_grows_with_the_history_items(tiny_problem):
+    from mmrec.training.trainer import EXAMPLES_PER_HISTORY_ENCODING as per_item
+
+    big = make_trainer(tiny_problem, train_cfg=tiny_training_settings(history_refresh_steps=2, batch_size=4096))
+    assert big.history_refresh_interval == 2  # large batches: the configured steps
     tiny = make_trainer(tiny_problem, train_cfg=tiny_training_settings(history_refresh_steps=2, batch_size=1))
-    # One catalogue's worth of examples between rebuilds: a rebuild encodes every item once.
-    assert tiny.history_refresh_interval == tiny_problem.catalogue.n
+    # A rebuild encodes each history item once: per_item examples per encoded item between rebuilds.
+    n_rows = len(tiny.history_rows)
+    assert tiny.history_refresh_interval == per_item * n_rows > 2
     batch = tiny_problem.data.pairs[:1]
     first = tiny.history_table()
-    for _ in range(tiny_problem.catalogue.n - 1):
+    for _ in range(per_item * n_rows - 1):
         tiny.train_step(batch)
         assert tiny.history_table() is first
     tiny.train_step(batch)
