@@ -53,8 +53,7 @@ def string_array(values: Iterable[object]) -> object:
     if isinstance(values, pa.Array):  # prepared once by the caller, e.g. an encoder's vocabulary
         return values
     if isinstance(values, (pd.Series, pd.Index)):
-        values = values.astype(str)
-        return pa.array(values.to_numpy(dtype=object) if values.dtype == object else values, type=pa.large_string())
+        return pa.array(values.astype(str), type=pa.large_string())
     return pa.array([str(value) for value in values], type=pa.large_string())
 
 

@@ -203,14 +203,13 @@ def fit_item_item(train: pd.DataFrame, users: IdEncoding, rows: pd.Series, catal
     """
     profiles = item_item_profiles(train, users, rows, halflife)
     content = item_item_content(model_cfg, catalogue)
-    key = item_item_fit_key(profiles, content, model_cfg) if store is not None else None
-    if store is not None and key is not None:
-        weights = store.load(key, device)
-        if weights is not None:
-            return ItemItemModel(weights, profiles.tocsr())
+    key = item_item_fit_key(profiles, content, model_cfg) if store is not None else ""
+    weights = store.load(key, device) if store is not None else None
+    if weights is not None:
+        return ItemItemModel(weights, profiles.tocsr())
     model = ItemItemModel.fit(profiles, content, model_cfg.item_item_l2, model_cfg.item_item_content_weight,
                               device, neighbours=item_item_neighbours(model_cfg, len(rows)))
-    if store is not None and key is not None:
+    if store is not None:
         store.save(key, model.weights)
     return model
 

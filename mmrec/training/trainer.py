@@ -154,12 +154,10 @@ class Trainer:
             self.module.eval()
             rows = self.history_rows
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.use_bf16):
-                if len(rows) == self.catalogue.n:
-                    self._history_table = self.module.item_vectors(self.catalogue).float()
-                else:  # only items some history holds are ever read: encode those
-                    vectors = self.module.item_vectors(self.catalogue, rows).float()
-                    self._history_table = vectors.new_zeros((self.catalogue.n, vectors.shape[1]))
-                    self._history_table[rows] = vectors
+                vectors = self.module.item_vectors(self.catalogue, rows).float()  # only rows a history reads
+            if len(rows) < self.catalogue.n:  # rows are sorted and unique: all of them means every row in order
+                vectors = vectors.new_zeros((self.catalogue.n, vectors.shape[1])).index_copy_(0, rows, vectors)
+            self._history_table = vectors
             self.module.train(was_training)
             self._steps_since_refresh = 0
         return self._history_table
