@@ -5,13 +5,14 @@
 Why `mmrec train` searches lambda (model.item_item_l2_search) instead of trusting one constant:
 the best lambda moves with the data. Rows: rating>=4 positives (the peer benchmark's data) and every
 rating as a positive (denser, more items), random split over 3 seeds plus the per-user temporal split,
-text variant `tags`, poster + text side information, alpha 20. Validation only; test is never read.
+both text variants (`tags`, `no-tags`: title and genres only), poster + text side information, alpha 20. Validation only; test is never read.
 Writes bench/results/item_item_l2_sweep.{json,md}.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 
@@ -36,10 +37,10 @@ DEFINITIONS = {"rating>=4": 4, "every rating": 0}
 
 def run(args: argparse.Namespace) -> list[dict]:
     rows = []
-    for label, threshold in DEFINITIONS.items():
+    for (label, threshold), variant in itertools.product(DEFINITIONS.items(), args.text_variants):
         peer_data.POSITIVE_RATING = threshold
         work = args.workdir / ("ge4" if threshold else "all")
-        dataset = peer_data.load_dataset(args.data_dir, "tags", work / "tags")
+        dataset = peer_data.load_dataset(args.data_dir, variant, work / variant)
         for protocol, seeds in (("random", args.seeds), ("temporal", [0])):
             for seed in seeds:
                 split = load_split(write_protocol(dataset.positives, protocol, work / f"seed{seed}", seed=seed))
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                 content = [as_content(image_features(dataset.posters, split.items, features)),
                            as_content(text_features(dataset.item_texts(split.items), features))]
                 train = split.matrices["train"].astype(np.float32)
-                row = {"data": label, "protocol": protocol, "seed": seed, "items": split.n_items,
+                row = {"data": label, "variant": variant, "protocol": protocol, "seed": seed, "items": split.n_items,
                        "train_interactions": int(train.nnz), "val": {}}
                 for l2 in LAMBDAS:
                     model = ItemItemModel.fit(train, content, l2=float(l2), content_weight=20.0)
@@ -63,6 +64,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=REPO / "bench" / ".work" / "item_item_l2_sweep")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--text-variants", nargs="+", choices=peer_data.TEXT_VARIANTS,
+                        default=list(peer_data.TEXT_VARIANTS))
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -71,17 +74,17 @@ def main() -> None:
     searched = [default * f for f in L2_GRID]
     atomic_write_json(args.out / "item_item_l2_sweep.json", {"machine": machine_info(), "runs": rows})
     lines = ["# Item-item lambda vs validation NDCG@10 (item-item model alone)", "",
-             "MovieLens with posters, text variant `tags`, poster + text side information, alpha 20. "
+             "MovieLens with posters, both text variants, poster + text side information, alpha 20. "
              f"`search` = what `mmrec train` picks from lambda {default:g} x {L2_GRID} on validation; "
              f"gain = its validation NDCG@10 over the fixed default {default:g}.", "",
-             "| data | protocol | seed | items | " + " | ".join(str(v) for v in LAMBDAS) + " | best | search | gain |",
-             "|---" * (len(LAMBDAS) + 7) + "|"]
+             "| data | variant | protocol | seed | items | " + " | ".join(str(v) for v in LAMBDAS) + " | best | search | gain |",
+             "|---" * (len(LAMBDAS) + 8) + "|"]
     for r in rows:
         val = r["val"]
         best = max(LAMBDAS, key=lambda v: val[str(v)])
         pick = max(searched, key=lambda v: val[str(int(v))])
         gain = val[str(int(pick))] / val[str(int(default))]
-        lines.append(f"| {r['data']} | {r['protocol']} | {r['seed']} | {r['items']:,} | "
+        lines.append(f"| {r['data']} | {r['variant']} | {r['protocol']} | {r['seed']} | {r['items']:,} | "
                      + " | ".join(f"{val[str(v)]:.4f}" for v in LAMBDAS)
                      + f" | {best} | {pick:g} | {gain:.3f}x |")
     atomic_write_text(args.out / "item_item_l2_sweep.md", "\n".join(lines) + "\n")

@@ -50,6 +50,30 @@ LEVERS: dict[str, dict[str, Any]] = {
     "full softmax, dim 128": {"model.negatives": "full", "model.embedding_dim": 128},
     "full softmax, lr 0.001": {"model.negatives": "full", "training.learning_rate": 0.001},
     "full softmax, cosine t=0.1": {"model.negatives": "full", "model.score": "cosine"},
+    # Mult-DAE's recipe: users are their (partly hidden) history, scored against the whole catalogue.
+    "history dropout 0.5": {"model.history_dropout": 0.5},
+    "no user ids": {"model.user_ids": False},
+    "no user ids, history dropout 0.5": {"model.user_ids": False, "model.history_dropout": 0.5},
+    "no user ids, history dropout 0.5, full softmax, history 200": {
+        "model.user_ids": False, "model.history_dropout": 0.5, "model.negatives": "full",
+        "model.user_history_length": 200},
+    "history encoded with grad": {"training.history_refresh_steps": 0},
+    "no user ids, history encoded with grad": {"model.user_ids": False, "training.history_refresh_steps": 0},
+    "no user ids, history encoded with grad, history dropout 0.5, history 100": {
+        "model.user_ids": False, "training.history_refresh_steps": 0, "model.history_dropout": 0.5,
+        "model.user_history_length": 100},
+    # SVD++'s implicit item factors: a second embedding per item for reading histories.
+    "history item embeddings": {"model.history_item_embeddings": True},
+    "history item embeddings, history 100": {"model.history_item_embeddings": True, "model.user_history_length": 100},
+    "no user ids, history item embeddings": {"model.history_item_embeddings": True, "model.user_ids": False},
+    "no user ids, history item embeddings, history 100": {
+        "model.history_item_embeddings": True, "model.user_ids": False, "model.user_history_length": 100},
+    "30 epochs": {"training.epochs": 30, "training.patience": 4},
+    "history encoded with grad, 30 epochs": {"training.history_refresh_steps": 0, "training.epochs": 30,
+                                             "training.patience": 4},
+    "weight decay 0.05, 30 epochs": {"training.weight_decay": 0.05, "training.epochs": 30, "training.patience": 4},
+    "dim 128, weight decay 0.05, 30 epochs": {"model.embedding_dim": 128, "training.weight_decay": 0.05,
+                                              "training.epochs": 30, "training.patience": 4},
 }
 
 

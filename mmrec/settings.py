@@ -156,6 +156,16 @@ class ModelSettings(Section):
     use_numeric: bool = True
     id_dropout: float = Field(0.1, ge=0.0, le=1.0, description="rate at which item ids are hidden in training")
     user_history_length: int = Field(20, ge=0, description="recent items the user tower attends to (0=off)")
+    history_dropout: float = Field(
+        0.0, ge=0.0, lt=1.0, description="rate at which each training example's history items are hidden, so the "
+        "user tower learns to predict an item from part of the history (Mult-DAE's input dropout)")
+    history_item_embeddings: bool = Field(
+        False, description="a second learned embedding per item, added to the item vectors the user tower reads "
+        "history through (SVD++'s implicit item factors): history items get a representation trained for "
+        "describing users, not only for being scored")
+    user_ids: bool = Field(
+        True, description="a learned embedding per training user; off: users are their history alone (no "
+        "per-user parameters, as in Mult-VAE / EASE; needs user_history_length > 0)")
     score: Literal["dot", "cosine"] = "dot"
     temperature: float = Field(0.1, gt=0.0, description="softmax temperature when score=cosine")
     loss: Literal["softmax", "bpr"] = "softmax"
@@ -222,6 +232,8 @@ class ModelSettings(Section):
             raise ValueError(
                 f"embedding_dim ({self.embedding_dim}) must be divisible by num_heads ({self.num_heads})"
             )
+        if not self.user_ids and self.user_history_length == 0:
+            raise ValueError("user_ids: false needs user_history_length > 0 (users would have no representation)")
         return self
 
 

@@ -78,7 +78,7 @@ class Scorer:
         user_idx = torch.as_tensor(user_idx, device=self.device)
         rows = torch.as_tensor(rows, device=self.device)
         with _fp32_eval(self.model, self.device):
-            return self.model.user_vectors(user_idx, self.histories[rows], self.item_vectors).float()
+            return self.model.user_vectors(user_idx, self.histories[rows], self.item_vectors, self.catalogue).float()
 
     def scores(self, user_idx: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """[b, n_items] float32 scores; user_idx [b] user-id indices (0 = unknown), rows [b] profile rows."""

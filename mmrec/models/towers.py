@@ -137,13 +137,21 @@ class UserTower(nn.Module):
     def __init__(self, cfg: ModelSettings, dims: ModelDims) -> None:
         super().__init__()
         d = cfg.embedding_dim
-        self.id_embedding = nn.Embedding(dims.n_user_ids, d)
+        # Without user ids every user shares row 0 (the unknown user's): a learned bias, no per-user parameters.
+        self.use_ids = cfg.user_ids
+        self.id_embedding = nn.Embedding(dims.n_user_ids if self.use_ids else 1, d)
         nn.init.normal_(self.id_embedding.weight, std=0.1)
         self.use_history = cfg.user_history_length > 0
         if self.use_history:
             self.query = nn.Parameter(torch.zeros(d))
             self.history_norm = nn.LayerNorm(d)
             self.attention = nn.MultiheadAttention(d, cfg.num_heads, dropout=cfg.dropout, batch_first=True)
+        self.history_embedding: nn.Embedding | None = None
+        if self.use_history and cfg.history_item_embeddings:
+            # Indexed by item id (0 = unknown item: a learned constant); starts at 0, so training starts from
+            # the plain item vectors.
+            self.history_embedding = nn.Embedding(dims.n_item_ids, d)
+            nn.init.zeros_(self.history_embedding.weight)
         self.output = nn.Linear(d, d)
 
     def forward(
@@ -152,16 +160,19 @@ class UserTower(nn.Module):
         table: torch.Tensor | None = None,
         history_rows: torch.Tensor | None = None,
         history_mask: torch.Tensor | None = None,
+        history_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """user_idx [b]; table [n, d] item vectors; history_rows [b, L] rows of `table` (read where
-        history_mask [b, L] is True) -> [b, d]."""
-        base = self.id_embedding(user_idx)
+        history_mask [b, L] is True); history_ids [b, L] the items' ids (needed with history item
+        embeddings) -> [b, d]."""
+        base = self.id_embedding(user_idx if self.use_ids else torch.zeros_like(user_idx))
         if self.use_history and table is not None and history_rows is not None and history_rows.shape[1] > 0:
             assert history_mask is not None
-            base = base + self._attend(base, table, history_rows, history_mask)
+            base = base + self._attend(base, table, history_rows, history_mask, history_ids)
         return self.output(base)
 
-    def _attend(self, base: torch.Tensor, table: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _attend(self, base: torch.Tensor, table: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor,
+                ids: torch.Tensor | None = None) -> torch.Tensor:
         attention = self.attention
         b, length = rows.shape
         d, heads = base.shape[1], attention.num_heads
@@ -169,7 +180,15 @@ class UserTower(nn.Module):
         mask = mask.clone()
         mask[:, 0] |= empty  # all-masked rows would give NaN attention; their output is zeroed below
         distinct, slot = torch.unique(rows.clamp(min=0), return_inverse=True)
-        keys_in = self.history_norm(table[distinct])  # [m, d], m <= min(n, b * L)
+        keys_in = table[distinct]  # [m, d], m <= min(n, b * L)
+        if self.history_embedding is not None:
+            if ids is None:
+                raise ValueError("history item embeddings need the history items' ids")
+            # Each distinct row's id, from the slots that really hold it (padding points at row 0).
+            distinct_ids = torch.zeros(len(distinct), dtype=ids.dtype, device=ids.device)
+            distinct_ids[slot[mask]] = ids[mask]
+            keys_in = keys_in + self.history_embedding(distinct_ids)
+        keys_in = self.history_norm(keys_in)
         w_q, w_k, w_v = attention.in_proj_weight.chunk(3)
         b_q, b_k, b_v = attention.in_proj_bias.chunk(3)
         # [b, heads, L, d / heads] keys/values gathered from the per-item projections.

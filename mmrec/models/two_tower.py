@@ -77,7 +77,7 @@ class TwoTowerModel(nn.Module):
         if self.training and self.history_length > 0 and self.cfg.id_dropout > 0:
             # Hide some user ids too, so users unseen in training are served by their history alone.
             user_idx = self._drop_ids(user_idx, None)
-        users = self.user_tower(user_idx, table, table_rows, history_mask)
+        users = self.user_tower(user_idx, table, table_rows, history_mask, self._history_ids(catalogue, history_rows))
 
         vision, text = self.contrastive_pairs(catalogue, item_rows)
         return BatchOutput(users=users, items=items, vision=vision, text=text)
@@ -104,12 +104,19 @@ class TwoTowerModel(nn.Module):
                  for start in range(0, len(rows), chunk_size)]
         return torch.cat(parts) if parts else catalogue.vision.new_zeros(0, self.cfg.embedding_dim)
 
+    def _history_ids(self, catalogue: ItemInputs, history_rows: torch.Tensor) -> torch.Tensor | None:
+        """[b, L] item ids of the history's catalogue rows, when the user tower reads them (else None)."""
+        if self.user_tower.history_embedding is None:
+            return None
+        return catalogue.ids[history_rows.clamp(min=0)]
+
     @torch.no_grad()
     def user_vectors(
-        self, user_idx: torch.Tensor, history_rows: torch.Tensor, item_vectors: torch.Tensor
+        self, user_idx: torch.Tensor, history_rows: torch.Tensor, item_vectors: torch.Tensor, catalogue: ItemInputs
     ) -> torch.Tensor:
         """[b, d] user vectors; history_rows [b, L] catalogue rows (-1 pad) looked up in item_vectors."""
-        return self.user_tower(user_idx, item_vectors, history_rows, history_rows >= 0)
+        return self.user_tower(user_idx, item_vectors, history_rows, history_rows >= 0,
+                               self._history_ids(catalogue, history_rows))
 
     def search_vectors(self, vectors: torch.Tensor) -> torch.Tensor:
         """User or item vectors in the space whose inner product ranks like `scores` (unit length under cosine)."""

@@ -177,6 +177,9 @@ class Trainer:
         # The target must not sit in its own history, or the model learns to copy instead of predict.
         history = history.masked_fill(history == positives.unsqueeze(1), -1)
         cfg, b = self.model_cfg, len(batch)
+        if cfg.history_dropout > 0:  # denoising: predict the target from a random part of the history
+            hidden = torch.rand(history.shape, device=history.device, generator=generator) < cfg.history_dropout
+            history = history.masked_fill(hidden, -1)
         table = self.history_table()
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.use_bf16):
             if cfg.loss == "bpr":

@@ -82,6 +82,20 @@ def test_user_tower_handles_empty_histories_and_uses_history():
     assert not torch.allclose(full[0], full[1])  # unknown users told apart by their histories
 
 
+def test_without_user_ids_users_are_their_history_alone():
+    torch.manual_seed(0)
+    tower = UserTower(settings(user_ids=False), DIMS).eval()
+    assert tower.id_embedding.num_embeddings == 1  # no per-user parameters
+    table = torch.randn(6, 8)
+    rows = torch.tensor([[0, 1, 2], [0, 1, 2], [3, 4, 5]])
+    mask = torch.ones(3, 3, dtype=torch.bool)
+    out = tower(torch.tensor([1, 7, 1]), table, rows, mask)
+    torch.testing.assert_close(out[0], out[1])  # same history, different users: same vector
+    assert not torch.allclose(out[0], out[2])
+    with pytest.raises(ValueError, match="user_history_length"):
+        settings(user_ids=False, user_history_length=0)
+
+
 def test_user_tower_attention_is_multihead_attention_over_the_gathered_history():
     """Projecting each distinct item once then gathering == nn.MultiheadAttention over the [b, L, d] history."""
     torch.manual_seed(0)
@@ -115,16 +129,24 @@ def test_id_dropout_only_in_training_and_cold_items_differ_from_known():
     assert not torch.allclose(known, cold)
 
 
-def test_forward_encodes_history_and_items_consistently_with_inference_path():
+def history_model(history_item_embeddings: bool) -> TwoTowerModel:
     torch.manual_seed(0)
-    model = TwoTowerModel(settings(id_dropout=0.0), DIMS).eval()
+    model = TwoTowerModel(settings(id_dropout=0.0, history_item_embeddings=history_item_embeddings), DIMS).eval()
+    if history_item_embeddings:  # as after training (they start at zero)
+        torch.nn.init.normal_(model.user_tower.history_embedding.weight)
+    return model
+
+
+@pytest.mark.parametrize("history_item_embeddings", [False, True])
+def test_forward_encodes_history_and_items_consistently_with_inference_path(history_item_embeddings):
+    model = history_model(history_item_embeddings)
     inputs = catalogue()
     users = torch.tensor([1, 0])
     history = torch.tensor([[2, 3, -1], [-1, -1, 7]])
     out = model(users, history, torch.tensor([5, 2, 5]), inputs)
     all_items = model.item_vectors(inputs)
     torch.testing.assert_close(out.items, all_items[[5, 2, 5]])
-    torch.testing.assert_close(out.users, model.user_vectors(users, history, all_items))
+    torch.testing.assert_close(out.users, model.user_vectors(users, history, all_items, inputs))
 
 
 def test_cosine_scores_are_bounded_by_inverse_temperature():
@@ -139,17 +161,38 @@ def test_contrastive_projections_only_for_items_with_both_modalities():
     assert out.vision.shape == (2, 8) and out.text.shape == (2, 8)  # item 0 has no image
 
 
-def test_forward_with_a_detached_history_table_matches_the_inference_path():
-    torch.manual_seed(0)
-    model = TwoTowerModel(settings(id_dropout=0.0), DIMS).eval()
+@pytest.mark.parametrize("history_item_embeddings", [False, True])
+def test_forward_with_a_detached_history_table_matches_the_inference_path(history_item_embeddings):
+    model = history_model(history_item_embeddings)
     inputs = catalogue()
     users = torch.tensor([1, 0])
     history = torch.tensor([[2, 3, -1], [-1, -1, 7]])
     table = model.item_vectors(inputs)
     out = model(users, history, torch.tensor([5, 2]), inputs, table)
     torch.testing.assert_close(out.items, table[[5, 2]])
-    torch.testing.assert_close(out.users, model.user_vectors(users, history, table))
+    torch.testing.assert_close(out.users, model.user_vectors(users, history, table, inputs))
     # History reads the table, not the current tower: a different table changes the users only.
     shifted = model(users, history, torch.tensor([5, 2]), inputs, table.flip(0))
     torch.testing.assert_close(shifted.items, out.items)
     assert not torch.allclose(shifted.users, out.users)
+
+
+def test_history_item_embeddings_describe_users_by_their_items_ids():
+    """SVD++'s implicit factors: a history item's embedding (by item id) moves the user vector and is
+    trained through the user tower, even when history reads a detached table."""
+    model = history_model(True).train()
+    inputs = catalogue()
+    users, history = torch.tensor([1, 2]), torch.tensor([[2, 3, -1], [-1, -1, 7]])
+    table = model.item_vectors(inputs)
+    out = model(users, history, torch.tensor([5, 2]), inputs, table)
+    out.users.sum().backward()
+    grad = model.user_tower.history_embedding.weight.grad
+    touched = set(torch.nonzero(grad.abs().sum(1)).flatten().tolist())
+    assert touched == set(inputs.ids[[2, 3, 7]].tolist())  # the history items' ids, nothing else
+    model.eval()
+    before = model.user_vectors(users, history, table, inputs)
+    with torch.no_grad():
+        model.user_tower.history_embedding.weight[inputs.ids[7]] += torch.randn(8)  # (LayerNorm ignores a shift)
+    after = model.user_vectors(users, history, table, inputs)
+    torch.testing.assert_close(after[0], before[0])  # user 0 does not hold item 7
+    assert not torch.allclose(after[1], before[1])

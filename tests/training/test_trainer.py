@@ -41,6 +41,7 @@ def test_training_beats_popularity_and_records_history(tiny_problem):
     dict(loss="bpr"), dict(negatives="popularity"), dict(negatives="uniform", logq_correction=False),
     dict(fusion="concat", use_contrastive=True), dict(score="cosine", user_history_length=0),
     dict(negatives="full"), dict(negatives="full", use_contrastive=True),
+    dict(history_dropout=0.5, user_ids=False),
 ])
 def test_loss_and_model_variants_train(tiny_problem, overrides):
     trainer = make_trainer(tiny_problem, tiny_model_settings(**overrides), tiny_training_settings(epochs=1))
@@ -61,6 +62,29 @@ def test_full_softmax_is_the_in_batch_softmax_over_a_batch_holding_every_item(ti
     torch.testing.assert_close(full.batch_loss(everything), in_batch.batch_loss(everything))
     few = everything[:5]
     assert full.batch_loss(few) > in_batch.batch_loss(few)
+
+
+def test_history_dropout_hides_history_items_in_training_only(tiny_problem, monkeypatch):
+    """Each training example sees its history (target removed) with items hidden at history_dropout."""
+    seen = []
+    trainer = make_trainer(tiny_problem, tiny_model_settings(history_dropout=0.5, id_dropout=0.0))
+    forward = trainer.model.forward
+
+    def spy(users, history, *args, **kwargs):
+        seen.append(history.clone())
+        return forward(users, history, *args, **kwargs)
+
+    monkeypatch.setattr(trainer.model, "forward", spy)
+    batch = tiny_problem.data.pairs[:32]
+    trainer.batch_loss(batch, torch.Generator().manual_seed(0))
+    full = tiny_problem.data.histories[batch[:, 0]]
+    full = full.masked_fill(full == batch[:, 1:], -1)
+    kept, present = (seen[0] >= 0).sum().item(), (full >= 0).sum().item()
+    assert ((seen[0] == full) | (seen[0] == -1)).all()  # only hides, never adds or moves
+    assert 0.3 * present < kept < 0.7 * present
+    # Scoring (validation, evaluate, recommend) always reads the whole history.
+    scorer_history = trainer.scorer().histories
+    assert torch.equal(scorer_history, tiny_problem.data.histories)
 
 
 def test_full_softmax_refuses_a_catalogue_too_large(tiny_problem, monkeypatch):
@@ -183,7 +207,7 @@ def test_validate_on_cold_items_ranks_only_items_without_train_interactions():
 
     def score_fn(rows):
         users = problem.data.val_users[torch.as_tensor(rows)]
-        return module.scores(module.user_vectors(users, problem.data.histories[users], items), items)
+        return module.scores(module.user_vectors(users, problem.data.histories[users], items, problem.catalogue), items)
 
     expected = full_ranking(score_fn, problem.data.val_relevant, problem.data.val_exclude, [5, 10],
                             candidate_items=cold_rows).metrics
