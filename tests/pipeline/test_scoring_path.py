@@ -18,8 +18,11 @@ from mmrec.training.trainer import Trainer
 
 
 
-def test_validation_evaluate_and_recommend_score_alike(tmp_path, monkeypatch):
-    config = tiny_project.write_tiny_project(tmp_path, epochs=2, item_item_blend=0.5, item_item_halflife=5.0)
+# The second model reads history through its own item embeddings and has no user ids: the checkpoint
+# must rebuild that user tower, and scoring must pass the history items' ids the same way everywhere.
+@pytest.mark.parametrize("model", [{}, {"user_ids": False, "history_item_embeddings": True, "history_dropout": 0.5}])
+def test_validation_evaluate_and_recommend_score_alike(tmp_path, monkeypatch, model):
+    config = tiny_project.write_tiny_project(tmp_path, epochs=2, item_item_blend=0.5, item_item_halflife=5.0, **model)
     settings = load_settings(config).settings
     seen = []  # (scorer, metrics) of every validation with the item-item blend
     validate_many = Trainer.validate_many  # every validation, single or a grid, goes through it
