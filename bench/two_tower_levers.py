@@ -7,9 +7,10 @@ Run `bench/run_peers.py` first (it writes the split files, imports the data into
 feature store and stores EASE's validation metrics, the reference). Every lever is one `mmrec train`
 run (early stopping on validation NDCG@10) with `model.item_item: false`, so the score is the
 two-tower model's own; the "whole model (blend)" rows keep the item-item and content blends on and
-report the blend's validation NDCG@10 (does a lever on the two-tower model lift the product's score?). Test is never read: this table chooses defaults. Results are stored per
-(variant, seed, lever) under bench/results/<dataset>/two_tower_levers/ and merged into
-bench/results/<dataset>/two_tower_levers.{json,md}.
+report the blend's validation NDCG@10 (does a lever on the two-tower model lift the product's score?).
+Test is never read: this table chooses defaults. Results are stored per (variant, seed, lever) under
+bench/results/<dataset>/two_tower_levers/ and merged into bench/results/<dataset>/two_tower_levers.{json,md}
+(`random`; other protocols: two_tower_levers_<protocol>.{json,md}).
 """
 
 from __future__ import annotations
@@ -169,7 +170,8 @@ def merge(layout: Layout, store: Path, protocol: str) -> None:
     lines.append("| EASE (reference) | " + " | ".join(cell(ease.get(v, [])) for v in variants) + " |")
     for lever in order:
         lines.append(f"| {lever} | " + " | ".join(cell(rows.get((lever, v), [])) for v in variants) + " |")
-    out = layout.report_dir / "two_tower_levers"
+    # random (the headline protocol) keeps the plain name; other protocols get their own table.
+    out = layout.report_dir / ("two_tower_levers" if protocol == "random" else f"two_tower_levers_{protocol}")
     atomic_write_json(out.with_suffix(".json"), {"protocol": protocol, "base": BASE, "levers": LEVERS,
                                                  "val_ndcg10": {f"{l}|{v}": vals for (l, v), vals in rows.items()},
                                                  "ease_val_ndcg10": ease})
