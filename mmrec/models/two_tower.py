@@ -114,7 +114,8 @@ class TwoTowerModel(nn.Module):
     def user_vectors(
         self, user_idx: torch.Tensor, history_rows: torch.Tensor, item_vectors: torch.Tensor, catalogue: ItemInputs
     ) -> torch.Tensor:
-        """[b, d] user vectors; history_rows [b, L] catalogue rows (-1 pad) looked up in item_vectors."""
+        """[b, d] user vectors; history_rows [b, L] catalogue rows (-1 pad) looked up in item_vectors
+        (`catalogue` gives those rows' item ids, which history item embeddings read)."""
         return self.user_tower(user_idx, item_vectors, history_rows, history_rows >= 0,
                                self._history_ids(catalogue, history_rows))
 
