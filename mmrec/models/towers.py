@@ -176,6 +176,7 @@ class UserTower(nn.Module):
         attention = self.attention
         b, length = rows.shape
         d, heads = base.shape[1], attention.num_heads
+        held = mask  # the slots that really hold an item
         empty = ~mask.any(dim=1)
         mask = mask.clone()
         mask[:, 0] |= empty  # all-masked rows would give NaN attention; their output is zeroed below
@@ -184,9 +185,10 @@ class UserTower(nn.Module):
         if self.history_embedding is not None:
             if ids is None:
                 raise ValueError("history item embeddings need the history items' ids")
-            # Each distinct row's id, from the slots that really hold it (padding points at row 0).
+            # Each distinct row's id, from the slots that really hold it: padding (and an empty history's
+            # dummy slot) points at row 0, which may be another user's real item.
             distinct_ids = torch.zeros(len(distinct), dtype=ids.dtype, device=ids.device)
-            distinct_ids[slot[mask]] = ids[mask]
+            distinct_ids[slot[held]] = ids[held]
             keys_in = keys_in + self.history_embedding(distinct_ids)
         keys_in = self.history_norm(keys_in)
         w_q, w_k, w_v = attention.in_proj_weight.chunk(3)

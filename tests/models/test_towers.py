@@ -141,8 +141,9 @@ def history_model(history_item_embeddings: bool) -> TwoTowerModel:
 def test_forward_encodes_history_and_items_consistently_with_inference_path(history_item_embeddings):
     model = history_model(history_item_embeddings)
     inputs = catalogue()
-    users = torch.tensor([1, 0])
-    history = torch.tensor([[2, 3, -1], [-1, -1, 7]])
+    # The third user has no history: its padding must not lend an id to an item another user holds.
+    users = torch.tensor([1, 0, 2])
+    history = torch.tensor([[2, 3, -1], [-1, -1, 7], [-1, -1, -1]])
     out = model(users, history, torch.tensor([5, 2, 5]), inputs)
     all_items = model.item_vectors(inputs)
     torch.testing.assert_close(out.items, all_items[[5, 2, 5]])
