@@ -431,7 +431,14 @@ class TuneSettings(Section):
     pruner_startup_trials: int = Field(3, ge=0, description="trials finished before median pruning starts")
     pruner_warmup_epochs: int = Field(1, ge=0, description="epochs of a trial never pruned")
     keep_checkpoints: Literal["best", "all"] = Field(
-        "best", description="keep the checkpoints of the best trial only, or of every trial"
+        "best", description="keep the checkpoints of the selected trial (and of the trials it may still be "
+        "swapped for) only, or of every trial"
+    )
+    fastest_within_se: float = Field(
+        1.0, ge=0.0,
+        description="select the fastest-fitting complete trial whose validation metric is within this many "
+        "paired standard errors (over validation users) of the best trial's -- the one-standard-error rule, "
+        "with fit time as the cost; 0 = the best trial",
     )
 
     @field_validator("search_space", mode="before")

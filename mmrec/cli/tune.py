@@ -41,22 +41,28 @@ def tune(
     with RichProgress() as progress:
         result = run_tune(settings, progress=progress)
 
-    ranked = result.ranked(top)
-    table = Table(title=f"Study {result.study_name}: best {len(ranked)} of {len(result.trials)} trials "
+    everything = result.ranked()
+    selected = result.best.number if result.best is not None else None
+    ranked = [t for i, t in enumerate(everything) if i < top or t.number == selected]  # the selected one always shown
+    table = Table(title=f"Study {result.study_name}: best {min(top, len(everything))} of {len(result.trials)} trials "
                         f"(val {result.monitor})")
-    for column in ("rank", "trial", f"val {result.monitor}", "two-tower", "epochs", "s"):
+    for column in ("rank", "trial", f"val {result.monitor}", "two-tower", "epochs", "s", "sel"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("settings", overflow="fold")
-    for rank, trial in enumerate(ranked, 1):
+    for trial in ranked:
+        rank = everything.index(trial) + 1
         attrs = trial.attrs
         table.add_row(
             str(rank), str(trial.number), f"{trial.value:.4f}",
             f"{attrs['two_tower']:.4f}" if "two_tower" in attrs else "-",
             f"{attrs.get('best_epoch', '-')}/{attrs.get('epochs_run', '-')}",
             f"{attrs.get('seconds', 0.0):.1f}",
+            "*" if selected == trial.number else ("=" if trial.number in result.tied else ""),
             "  ".join(f"{_label(name, trial.params)}={_short(value)}" for name, value in trial.params.items()),
-            style="bold green" if rank == 1 else None,
+            style="bold green" if selected == trial.number else None,
         )
+    table.caption = ("sel: * the selected trial, the fastest of those tied (=) with the best validation value "
+                     "(within tune.fastest_within_se paired standard errors)")
     console.print(table)
     counts = ", ".join(f"{count} {state.lower()}" for state, count in sorted(result.counts().items()))
     console.print(f"Trials: {counts or 'none'}; {result.seconds:.1f} s this run"
@@ -64,7 +70,7 @@ def tune(
     for note in result.notes:
         console.print(f"[yellow]{note}")
     if result.best_config is not None:
-        console.print(f"Best settings: [bold]{result.best_config}[/bold]  (mmrec train -c {result.best_config})")
+        console.print(f"Selected settings: [bold]{result.best_config}[/bold]  (mmrec train -c {result.best_config})")
     if result.plot is not None:
         console.print(f"Plot: {result.plot}")
     console.print(f"Summary: {result.summary}   Study: {result.storage}")

@@ -23,6 +23,7 @@ from mmrec.models.two_tower import TwoTowerModel
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import Settings, settings_as_dict
 from mmrec.models.item_item_store import ItemItemStore
+from mmrec.models.scoring import Scorer
 from mmrec.training.blend import choose_item_item_blend
 from mmrec.training.data import build_training_data
 from mmrec.training.distributed import DistContext, barrier, context_from_env, init_distributed
@@ -59,6 +60,10 @@ class TrainResult:
     skipped: dict[str, int] = field(default_factory=dict)
     # The blended item-item model: blend weight, half-life, validation metric per pair tried (None = off).
     item_item: dict[str, Any] | None = None
+    # The monitored metric per validation user of the final model (best epoch + chosen blend), in the
+    # trainer's validation-user order; None without validation data or off rank 0. `mmrec tune` compares
+    # trials user by user with it.
+    val_per_user: np.ndarray | None = None
 
 
 def _encoders(settings: Settings, train: Any, ctx: DistContext) -> tuple[IdEncoder, IdEncoder]:
@@ -184,9 +189,13 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
 
     epochs_before = trainer.epoch
     history = trainer.fit(on_epoch_end=write_checkpoints)
-    item_item = None
+    item_item, val_per_user = None, None
     if ctx.is_main and best_path.is_file():
-        item_item = _blend_item_item(trainer, settings, split.train, users, item_ids, best_path, notes, progress)
+        best = load_checkpoint(best_path, map_location=trainer.device)
+        trainer.module.load_state_dict(best["model"])
+        item_item, scorer = _blend_item_item(trainer, settings, split.train, users, item_ids, best_path, best,
+                                             notes, progress)
+        val_per_user = trainer.validation_per_user(scorer)
     tracker.finish()
     barrier(ctx)
     ran = history[epochs_before:]
@@ -212,20 +221,22 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
         notes=notes,
         skipped={k: v for k, v in data.skipped.items() if v},
         item_item=item_item.model_dump() if item_item is not None else None,
+        val_per_user=val_per_user,
     )
 
 
 def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: IdEncoder, item_ids: list[str],
-                     best_path: Path, notes: list[str], progress: ProgressCallback) -> ItemItemSpec | None:
-    """Choose the item-item blend with the best epoch's weights and record it in the best checkpoint."""
-    if not settings.model.item_item:
-        return None
-    state = load_checkpoint(best_path, map_location=trainer.device)
-    trainer.module.load_state_dict(state["model"])
-    store = ItemItemStore.beside(best_path, settings.cache.item_item_fits)
-    choice = choose_item_item_blend(trainer, settings.model, train, users, item_ids, notes, store)
-    if choice is None:
-        return None
+                     best_path: Path, state: dict[str, Any], notes: list[str], progress: ProgressCallback
+                     ) -> tuple[ItemItemSpec | None, Scorer]:
+    """Choose the item-item blend for the best epoch's weights (`state`, loaded from `best_path`; the
+    trainer must hold them) and record it in the best checkpoint; returns it (None = no blend) and the
+    final scorer."""
+    chosen = choose_item_item_blend(trainer, settings.model, train, users, item_ids, notes,
+                                    ItemItemStore.beside(best_path, settings.cache.item_item_fits)
+                                    ) if settings.model.item_item else None
+    if chosen is None:
+        return None, trainer.scorer()
+    choice, scorer = chosen
     spec = CheckpointSpec.from_meta(state["meta"], best_path).model_copy(update={"item_item": choice})
     save_checkpoint(best_path, {key: state[key] for key in ("model", "epoch", "encoders") if key in state},
                     spec.to_meta())
@@ -233,7 +244,7 @@ def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: Id
     progress(ProgressEvent("item_item", message=f"item-item blend {choice.blend:g}, half-life {choice.halflife:g}, "
                            f"content {choice.content_blend:g} ({choice.content_modality or '-'}) "
                            f"(val {trainer.monitor} {monitored:.4f})"))
-    return choice
+    return choice, scorer
 
 
 def _resume(trainer: Trainer, path: Path, dims: ModelDims, users: IdEncoder, items: IdEncoder,

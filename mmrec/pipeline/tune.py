@@ -3,6 +3,12 @@
 The study lives in SQLite (results_dir/tune/<study>.db), so rerunning the same study name continues it.
 Trials train into results_dir/tune/<study>/trial_<n>/ on a train+validation view of the split: the test
 split is never opened.
+
+The selected trial is the fastest-fitting one among those within tune.fastest_within_se paired standard
+errors of the best validation value (the one-standard-error rule, with fit time as the cost): trials
+whose difference from the best is within validation noise are ties, and a tie goes to the cheaper fit.
+The comparison is paired, user by user (each trial stores its monitored metric per validation user), so
+the band narrows as validation grows: with many users only real ties are swapped.
 """
 
 from __future__ import annotations
@@ -15,10 +21,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 from pydantic import ValidationError
 
 from mmrec.errors import ConfigError
+from mmrec.fileio import atomic_path
 from mmrec.pipeline.train import run_train
 from mmrec.pipeline.tune_study import (
     StudyLock,
@@ -34,6 +42,7 @@ from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import SearchDimension, Settings, format_validation_error
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+PER_USER_FILE = "val_per_user.npy"  # a trial's monitored metric per validation user (float64, no pickle)
 
 
 def with_values(settings: Settings, values: dict[str, Any]) -> Settings:
@@ -60,8 +69,10 @@ def suggest(trial: optuna.Trial, name: str, dimension: SearchDimension) -> Any:
     return trial.suggest_float(name, dimension.low, dimension.high, step=dimension.step, log=dimension.log)
 
 
-def train_trial(settings: Settings, trial: optuna.Trial, progress: ProgressCallback) -> tuple[float, dict[str, Any]]:
-    """One `mmrec train` run as a trial: per-epoch validation -> trial.report / pruning; returns the objective.
+def train_trial(settings: Settings, trial: optuna.Trial, progress: ProgressCallback
+                ) -> tuple[float, dict[str, Any], np.ndarray | None]:
+    """One `mmrec train` run as a trial: per-epoch validation -> trial.report / pruning; returns the
+    objective, the trial's attributes and the monitored metric per validation user.
 
     The objective is the final validation metric run_train reports: the item-item blend's when it
     was fitted, else the two-tower model's best epoch. This is the only place that knows run_train.
@@ -84,7 +95,7 @@ def train_trial(settings: Settings, trial: optuna.Trial, progress: ProgressCallb
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "item_item_blend": (result.item_item or {}).get("blend"),
-    }
+    }, result.val_per_user
 
 
 def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> TuneResult:
@@ -137,7 +148,7 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
             trial.set_user_attr("folder", str(folder))
             began = time.perf_counter()
             try:
-                value, attrs = train_trial(trial_settings, trial, progress)
+                value, attrs, per_user = train_trial(trial_settings, trial, progress)
             except KeyboardInterrupt:
                 trial.set_user_attr("interrupted", True)  # retried when the study is rerun
                 raise
@@ -145,11 +156,14 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
                 trial.set_user_attr("seconds", round(time.perf_counter() - began, 3))
             for key, attr in attrs.items():
                 trial.set_user_attr(key, attr)
+            if per_user is not None:
+                with atomic_path(folder / PER_USER_FILE) as tmp, open(tmp, "wb") as handle:
+                    np.save(handle, per_user.astype(np.float64), allow_pickle=False)
             return value
 
         def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             if tune.keep_checkpoints == "best":
-                _drop_checkpoints_but_best(study, study_dir)
+                _drop_checkpoints_but_candidates(study, study_dir, tune.fastest_within_se)
             done = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
             best = _best_value(study)
             if trial.state == optuna.trial.TrialState.PRUNED:
@@ -166,7 +180,13 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
         progress(ProgressEvent("trials", finished, tune.n_trials, f"study {tune.study_name}", done=True))
 
         trials = summarize_trials(study)
-        best = _best_trial(trials)
+        best, top, tied = select_trial(trials, tune.fastest_within_se)
+        if best is not None and top is not None and best.number != top.number:
+            notes.append(
+                f"Selected trial {best.number} (val {best.value:.4f}, {best.attrs.get('seconds', 0):.0f}s fit): the "
+                f"fastest of {len(tied)} trials within {tune.fastest_within_se:g} paired standard error(s) of the "
+                f"best, trial {top.number} (val {top.value:.4f}, {top.attrs.get('seconds', 0):.0f}s). "
+                "tune.fastest_within_se: 0 selects the best value.")
         best_config = None
         if best is not None:
             best_config = write_best_config(with_values(settings, best.params), study_dir / "best_config.yaml",
@@ -178,7 +198,7 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
             notes.append(plot_note)
         result = TuneResult(
             study_name=tune.study_name, storage=storage, study_dir=study_dir, monitor=settings.training.monitor,
-            trials=trials, best=best, resumed_with=resumed_with, retried=retried,
+            trials=trials, best=best, top=top, tied=tied, resumed_with=resumed_with, retried=retried,
             seconds=time.perf_counter() - start, best_config=best_config, plot=plot,
             summary=study_dir / "summary.json", notes=notes,
         )
@@ -202,19 +222,49 @@ def _best_value(study: optuna.Study) -> float | None:
     return max(complete) if complete else None
 
 
-def _best_trial(trials: list[TrialSummary]) -> TrialSummary | None:
-    complete = [t for t in trials if t.state == "COMPLETE" and t.value is not None]
-    return max(complete, key=lambda t: (t.value, -t.number)) if complete else None
+def select_trial(trials: list[TrialSummary], within_se: float
+                 ) -> tuple[TrialSummary | None, TrialSummary | None, list[int]]:
+    """(selected, best by value, the trials tied with the best) among the complete trials.
+
+    A trial ties with the best when its mean per-user deficit is at most `within_se` standard errors
+    of the per-user differences (a paired comparison over the same validation users); the selected
+    trial is the tied one with the shortest fit. Trials without per-user values (no validation data,
+    or checkpoints dropped) only ever tie when they are the best.
+    """
+    complete = [t for t in trials if t.state == "COMPLETE" and t.value is not None and math.isfinite(t.value)]
+    if not complete:
+        return None, None, []
+    top = max(complete, key=lambda t: (t.value, -t.number))
+    reference = _per_user(top) if within_se > 0 else None
+    tied = [top]
+    for trial in complete:
+        other = _per_user(trial) if reference is not None and trial is not top else None
+        if other is None or other.shape != reference.shape:
+            continue
+        diff = reference - other
+        se = float(diff.std(ddof=1)) / math.sqrt(len(diff)) if len(diff) > 1 else 0.0
+        if float(diff.mean()) <= within_se * se:
+            tied.append(trial)
+    chosen = min(tied, key=lambda t: (t.attrs.get("seconds", math.inf), -t.value, t.number))
+    return chosen, top, sorted(t.number for t in tied)
 
 
-def _drop_checkpoints_but_best(study: optuna.Study, study_dir: Path) -> None:
-    """Remove every finished trial's checkpoints except the best one's (tune.keep_checkpoints=best)."""
-    trials = study.get_trials(deepcopy=False)
-    best = _best_trial(summarize_trials(study))
-    for trial in trials:
-        if trial.state in FINISHED and (best is None or trial.number != best.number):
+def _per_user(trial: TrialSummary) -> np.ndarray | None:
+    path = Path(trial.attrs.get("folder", "")) / PER_USER_FILE
+    if "folder" not in trial.attrs or not path.is_file():
+        return None
+    return np.load(path, allow_pickle=False)
+
+
+def _drop_checkpoints_but_candidates(study: optuna.Study, study_dir: Path, within_se: float) -> None:
+    """Remove the checkpoints (and per-user values) of every finished trial that is neither the best
+    nor tied with it (tune.keep_checkpoints=best): the later selection can only swap among those kept."""
+    _, _, tied = select_trial(summarize_trials(study), within_se)
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state in FINISHED and trial.number not in tied:
             folder = study_dir / f"trial_{trial.number}"
             if (folder / "checkpoints").is_dir():
                 shutil.rmtree(folder / "checkpoints")
+            (folder / PER_USER_FILE).unlink(missing_ok=True)
             if folder.is_dir() and not any(path.is_file() for path in folder.rglob("*")):  # only empty folders left
                 shutil.rmtree(folder)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def write_best_config(settings: Settings, path: Path, study: str, best: TrialSummary, monitor: str) -> Path:
     """The best trial's settings as a complete YAML config for `mmrec train -c` (paths are the user's)."""
-    header = (f"# Best settings of study {study!r}: trial {best.number}, validation {monitor} {best.value:.4f}.\n"
+    header = (f"# Selected settings of study {study!r}: trial {best.number}, validation {monitor} {best.value:.4f}.\n"
               f"# Train with them: mmrec train -c {path.name}\n")
     atomic_write_text(path, header + yaml.safe_dump(settings_as_dict(settings), sort_keys=False))
     return path
@@ -43,6 +43,8 @@ def write_summary(result: TuneResult, space: dict[str, SearchDimension]) -> Path
         "direction": "maximize",
         "counts": result.counts(),
         "best": trial_json(result.best) if result.best else None,
+        "best_value_trial": result.top.number if result.top else None,
+        "tied_with_best_value": result.tied,
         "best_config": str(result.best_config) if result.best_config else None,
         "plot": str(result.plot) if result.plot else None,
         "search_space": {name: dim.model_dump(exclude_none=True) for name, dim in space.items()},

@@ -40,7 +40,7 @@ class TuneResult:
     study_dir: Path
     monitor: str
     trials: list[TrialSummary]
-    best: TrialSummary | None
+    best: TrialSummary | None  # the selected trial (tune.fastest_within_se), whose settings best_config holds
     resumed_with: int  # trials finished before this run
     retried: list[int]  # interrupted trials whose parameters were queued again
     seconds: float
@@ -48,6 +48,8 @@ class TuneResult:
     plot: Path | None
     summary: Path
     notes: list[str] = field(default_factory=list)
+    top: TrialSummary | None = None  # the best validation value
+    tied: list[int] = field(default_factory=list)  # trials within fastest_within_se of `top` (best among them)
 
     def counts(self) -> dict[str, int]:
         """Trials per state, e.g. {"COMPLETE": 3, "PRUNED": 1}."""

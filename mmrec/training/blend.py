@@ -27,9 +27,10 @@ CONTENT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users: IdEncoding,
                            item_ids: list[str], notes: list[str],
-                           store: ItemItemStore | None = None) -> ItemItemSpec | None:
+                           store: ItemItemStore | None = None) -> tuple[ItemItemSpec, Scorer] | None:
     """Fit the item-item model on `train` and pick (half-life, blend weight) by the validation monitor,
-    then the content-similarity weight and modality on top of that blend (`_choose_content`).
+    then the content-similarity weight and modality on top of that blend (`_choose_content`); returns
+    the choice and the scorer it describes.
 
     The trainer's model must hold the weights to blend with (the best epoch's). Returns None when
     the item-item model is off or the catalogue exceeds model.item_item_max_items (with a note).
@@ -77,12 +78,14 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
     halflife, beta, metrics = best
     binary_profiles = candidates[0.0].interactions if 0.0 in candidates else \
         item_item_profiles(train, users, rows, 0.0)
-    content = _choose_content(trainer, cfg, base.with_item_item(candidates[halflife], beta), binary_profiles, metrics)
-    return ItemItemSpec(blend=beta, halflife=halflife, l2=cfg.item_item_l2, l2_grid=l2_grid,
+    modality, weight, chosen, scorer, content_grid = _choose_content(
+        trainer, cfg, base.with_item_item(candidates[halflife], beta), binary_profiles, metrics)
+    spec = ItemItemSpec(blend=beta, halflife=halflife, l2=cfg.item_item_l2, l2_grid=l2_grid,
                         content_weight=cfg.item_item_content_weight,
-                        neighbours=item_item_neighbours(cfg, n_items), monitored=content[2].get(monitor, float("nan")),
-                        val=content[2], val_grid=grid, fit_seconds=round(fit_s, 3), content_blend=content[1],
-                        content_modality=content[0], content_grid=content[3])
+                        neighbours=item_item_neighbours(cfg, n_items), monitored=chosen.get(monitor, float("nan")),
+                        val=chosen, val_grid=grid, fit_seconds=round(fit_s, 3), content_blend=weight,
+                        content_modality=modality, content_grid=content_grid)
+    return spec, scorer
 
 
 def _choose_l2(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users: IdEncoding, rows: pd.Series,
@@ -110,22 +113,25 @@ def _choose_l2(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users:
 
 
 def _choose_content(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, profiles: sp.csr_matrix,
-                    without: dict[str, float]) -> tuple[str | None, float, dict[str, float], list[dict[str, Any]]]:
-    """(modality, weight, metrics, grid) of the content-profile blend on top of `scorer` (weight 0 = none).
+                    without: dict[str, float]
+                    ) -> tuple[str | None, float, dict[str, float], Scorer, list[dict[str, Any]]]:
+    """(modality, weight, metrics, scorer, grid) of the content-profile blend on top of `scorer` (weight 0 =
+    none, `scorer` itself).
 
     Weight 1 is content similarity alone, so the choice is never worse on validation than it.
     """
     modalities = content_modalities(cfg, trainer.catalogue) if cfg.content_blend else []
     weights = CONTENT_GRID if cfg.content_blend_weight is None else (cfg.content_blend_weight,)
-    best: tuple[str | None, float, dict[str, float]] = (None, 0.0, without)
+    best: tuple[str | None, float, dict[str, float], Scorer] = (None, 0.0, without, scorer)
     grid: list[dict[str, Any]] = []
     # One content model per modality, shared by its weights: scored (and held) once per validation chunk.
     models = {modality: ContentProfileModel.build(trainer.catalogue, modality, profiles) for modality in modalities}
-    tried = [(modality, models[modality], weight) for modality in modalities for weight in weights if weight > 0]
-    results = trainer.validate_many([scorer.with_content(content, weight) for _, content, weight in tried])
-    for (modality, _, weight), metrics in zip(tried, results):
+    tried = [(modality, scorer.with_content(models[modality], weight), weight)
+             for modality in modalities for weight in weights if weight > 0]
+    results = trainer.validate_many([blended for _, blended, _ in tried])
+    for (modality, blended, weight), metrics in zip(tried, results):
         value = metrics.get(trainer.monitor, float("nan"))
         grid.append({"modality": modality, "content_blend": weight, trainer.monitor: value})
         if value > best[2].get(trainer.monitor, float("-inf")):
-            best = (modality, weight, metrics)
+            best = (modality, weight, metrics, blended)
     return (*best, grid)

@@ -9,11 +9,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from mmrec.errors import CheckpointError, ConfigError
-from mmrec.evaluation.full_ranking import full_ranking_variants
+from mmrec.evaluation.full_ranking import RankingResult, full_ranking_variants
 from mmrec.models.inputs import ItemInputs
 from mmrec.models.losses import NegativeSampler, bpr_loss, info_nce_loss, sampled_softmax_loss
 from mmrec.models.scoring import Scorer, matrices_per_chunk, score_variants
@@ -276,18 +277,27 @@ class Trainer:
     def validate_many(self, scorers: Sequence[Scorer]) -> list[dict[str, float]]:
         """`validate` of each scorer, in one pass over the validation users: components the scorers share
         (e.g. a grid of blend weights over one model) are scored once per chunk (models.scoring)."""
+        return [result.metrics for result in self._rank_validation(scorers)]
+
+    def validation_per_user(self, scorer: Scorer) -> np.ndarray | None:
+        """The monitored metric of each validation user under `scorer` (validation users in row order,
+        the same for every run on this split), or None without validation data. Its mean is what
+        `validate` reports for the monitor."""
+        return self._rank_validation([scorer], per_user=True)[0].per_user.get(self.monitor)
+
+    def _rank_validation(self, scorers: Sequence[Scorer], per_user: bool = False) -> list[RankingResult]:
+        """Full ranking of the validation users by each scorer (empty results without validation data)."""
         data = self.data
         if data.val_relevant.nnz == 0:
-            return [{} for _ in scorers]
+            return [RankingResult(metrics={}, n_users=0) for _ in scorers]
 
         def score_fn(rows: Any) -> Iterator[torch.Tensor]:
             users = data.val_users[torch.as_tensor(rows, device=self.device)]
             return score_variants(scorers, users, users)
 
-        results = full_ranking_variants(score_fn, len(scorers), data.val_relevant, data.val_exclude, self.k_values,
-                                        self.eval_batch_size, self.device, candidate_items=self.val_candidates,
-                                        matrices_per_chunk=matrices_per_chunk(scorers))
-        return [result.metrics for result in results]
+        return full_ranking_variants(score_fn, len(scorers), data.val_relevant, data.val_exclude, self.k_values,
+                                     self.eval_batch_size, self.device, candidate_items=self.val_candidates,
+                                     return_per_user=per_user, matrices_per_chunk=matrices_per_chunk(scorers))
 
     def fit(self, on_epoch_end: Callable[[EpochRecord, Trainer], None] | None = None) -> list[EpochRecord]:
         """Train until training.epochs or early stopping; `on_epoch_end` runs on rank 0 (checkpoints)."""

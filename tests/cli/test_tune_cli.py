@@ -48,7 +48,7 @@ def test_tune_prints_the_best_trials_and_writes_a_config_train_accepts(tmp_path)
     assert result.exit_code == 0, result.output
     assert "Study small: best 1 of 2 trials" in result.output and "embedding_dim=" in result.output
     best = tmp_path / "results" / "tune" / "small" / "best_config.yaml"
-    assert "Best settings:" in result.output and best.is_file()
+    assert "Selected settings:" in result.output and best.is_file()
     assert (tmp_path / "results" / "tune" / "small.db").is_file()
     assert (tmp_path / "results" / "tune" / "small" / "study.png").is_file()
 

@@ -7,14 +7,15 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 import torch
 
 from mmrec.errors import ConfigError, DataError
 from mmrec.pipeline.train import run_train
-from mmrec.pipeline.tune import run_tune, train_trial, with_values
-from mmrec.pipeline.tune_study import StudyLock
+from mmrec.pipeline.tune import PER_USER_FILE, run_tune, select_trial, train_trial, with_values
+from mmrec.pipeline.tune_study import StudyLock, TrialSummary
 from mmrec.progress import ProgressEvent, null_progress
 from mmrec.settings import load_settings
 
@@ -79,6 +80,10 @@ def test_best_trial_is_reproduced_by_a_plain_train_run_of_its_settings(tuned):
                                              "paths.splits_dir": view}))
     assert again.item_item["monitored"] == pytest.approx(result.best.value)
     assert again.best_metric == pytest.approx(result.best.attrs["two_tower"])
+    # The per-user values the selection compares are the final model's: their mean is the objective.
+    assert again.val_per_user.mean() == pytest.approx(result.best.value)
+    stored = np.load(Path(result.best.attrs["folder"]) / PER_USER_FILE, allow_pickle=False)
+    assert np.allclose(stored, again.val_per_user)
 
 
 def test_best_settings_yaml_loads_as_a_train_config(tuned):
@@ -101,12 +106,14 @@ def test_plot_and_summary_are_written(tuned):
     assert set(summary["search_space"]) == set(TINY_PARAMS)
 
 
-def test_trials_never_touch_the_users_checkpoints_and_only_the_best_keeps_its_own(tuned):
+def test_trials_never_touch_the_users_checkpoints_and_only_the_candidates_keep_their_own(tuned):
     root, _, _, result, _ = tuned
     assert not (root / "checkpoints").exists()
     study_dir = root / "results" / "tune" / "mmrec"
-    kept = sorted(p.parents[2].name for p in study_dir.glob("trial_*/checkpoints/*/best_model.pth"))
-    assert kept == [f"trial_{result.best.number}"]
+    kept = sorted(int(p.parents[2].name.split("_")[1]) for p in study_dir.glob("trial_*/checkpoints/*/best_model.pth"))
+    assert result.best.number in kept and result.top.number in kept and set(kept) <= set(result.tied)
+    summary = json.loads(result.summary.read_text())
+    assert summary["best_value_trial"] == result.top.number and summary["tied_with_best_value"] == result.tied
 
 
 def test_test_split_is_never_read(tuned):
@@ -165,9 +172,10 @@ def test_train_trial_reports_each_epoch_and_prunes(tmp_path):
     settings, _ = tiny_settings(tmp_path)
     kept = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
     trial = kept.ask()
-    value, attrs = train_trial(settings, trial, null_progress)
+    value, attrs, per_user = train_trial(settings, trial, null_progress)
     frozen = kept.trials[0]
     assert sorted(frozen.intermediate_values) == [1, 2] and attrs["epochs_run"] == 2
+    assert per_user.mean() == pytest.approx(value)
     assert value >= attrs["two_tower"] == max(frozen.intermediate_values.values())
 
     pruning = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=2.0))
@@ -205,3 +213,34 @@ def test_a_live_study_lock_is_refused_and_a_dead_ones_taken_over(tmp_path):
     with StudyLock(lock):
         assert lock.read_text() == str(os.getpid())
     assert not lock.exists()
+
+
+def _trial(root: Path, number: int, per_user: np.ndarray | None, seconds: float, state: str = "COMPLETE"):
+    folder = root / f"trial_{number}"
+    folder.mkdir()
+    if per_user is not None:
+        np.save(folder / PER_USER_FILE, per_user)
+    value = float(per_user.mean()) if per_user is not None else 0.1
+    return TrialSummary(number, state, value if state == "COMPLETE" else None, {}, 1,
+                        {"folder": str(folder), "seconds": seconds})
+
+
+def test_selection_takes_the_fastest_trial_tied_with_the_best_user_by_user(tmp_path):
+    rng = np.random.default_rng(0)
+    best = rng.uniform(0.0, 1.0, 2000)
+    noise = rng.normal(0.0, 0.2, 2000)
+    trials = [
+        _trial(tmp_path, 0, best, seconds=100.0),
+        _trial(tmp_path, 1, best + noise - noise.mean() - 0.001, seconds=40.0),  # 0.001 below: within noise
+        _trial(tmp_path, 2, best + (noise - noise.mean()) / 2 - 0.05, seconds=10.0),  # ~20 SE below: a real loss
+        _trial(tmp_path, 3, best + noise - noise.mean() - 0.002, seconds=30.0, state="PRUNED"),
+        _trial(tmp_path, 4, None, seconds=5.0),  # no per-user values: never a tie
+    ]
+    chosen, top, tied = select_trial(trials, within_se=1.0)
+    assert top.number == 0 and tied == [0, 1] and chosen.number == 1
+    chosen, top, tied = select_trial(trials, within_se=0.0)  # 0: the best value, whatever it cost
+    assert chosen.number == top.number == 0 and tied == [0]
+    # A far larger deficit needs far more standard errors before it counts as a tie.
+    chosen, _, tied = select_trial(trials, within_se=1e6)
+    assert tied == [0, 1, 2] and chosen.number == 2
+    assert select_trial([], 1.0) == (None, None, [])
