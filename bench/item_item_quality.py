@@ -1,5 +1,9 @@
 """Quality of the neighbourhood item-item solver against the exact dense one, on MovieLens with posters.
 
+The neighbourhood solver runs twice: with the exact neighbour search (every item pair, the default up
+to 200k items) and with the inverted-file search (`ivf`, the default above: co-occurring items exactly,
+content-only neighbours from the 8 nearest content clusters of ~sqrt(n)).
+
     .venv/bin/python bench/item_item_quality.py [--data-dir ../shared/data/movielens-small-posters]
         [--variants tags no-tags] [--seeds 0 1 2] [--protocols random temporal] [--neighbours 128]
 
@@ -32,6 +36,10 @@ from mmrec.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 from mmrec.models.item_item import ItemItemModel  # noqa: E402
 
 
+# (name, neighbours: None = dense / True = --neighbours, neighbour search)
+SOLVERS = (("dense", None, "exact"), ("neighbourhood", True, "exact"), ("neighbourhood_ivf", True, "ivf"))
+
+
 def run(args: argparse.Namespace) -> list[dict]:
     rows = []
     for variant in args.variants:
@@ -45,16 +53,19 @@ def run(args: argparse.Namespace) -> list[dict]:
                            as_content(text_features(dataset.item_texts(split.items), features))]
                 train = split.matrices["train"].astype(np.float32)
                 row = {"variant": variant, "seed": seed, "protocol": protocol, "items": split.n_items}
-                for name, neighbours in (("dense", None), ("neighbourhood", args.neighbours)):
+                for name, neighbours, search in SOLVERS:
                     start = time.perf_counter()
-                    model = ItemItemModel.fit(train, content, l2=200.0, content_weight=20.0, neighbours=neighbours)
+                    model = ItemItemModel.fit(train, content, l2=200.0, content_weight=20.0,
+                                              neighbours=neighbours and args.neighbours, search=search)
                     fit_s = time.perf_counter() - start
                     scorer = lambda r, m=model: m.scores(r).numpy()  # noqa: E731
                     row[name] = {"fit_s": round(fit_s, 2), "val": evaluate(split, scorer, "val"),
                                  "test": evaluate(split, scorer, "test")}
-                row["val_ratio"] = row["neighbourhood"]["val"]["ndcg@10"] / row["dense"]["val"]["ndcg@10"]
-                row["test_ratio"] = row["neighbourhood"]["test"]["ndcg@10"] / row["dense"]["test"]["ndcg@10"]
-                print({k: row[k] for k in ("variant", "seed", "protocol", "val_ratio", "test_ratio")}, flush=True)
+                for name in ("neighbourhood", "neighbourhood_ivf"):
+                    for part in ("val", "test"):
+                        row[f"{part}_ratio" + name[len("neighbourhood"):]] = \
+                            row[name][part]["ndcg@10"] / row["dense"][part]["ndcg@10"]
+                print({k: v for k, v in row.items() if not isinstance(v, dict)}, flush=True)
                 rows.append(row)
     return rows
 
@@ -77,17 +88,22 @@ def main() -> None:
     lines = ["# Neighbourhood item-item solver vs the exact dense solver (item-item model alone)", "",
              f"MovieLens with posters, poster + text side information, lambda 200, alpha 20, k = {args.neighbours}. "
              "NDCG@10 of the item-item model alone on each split's validation and test users.", "",
-             "| variant | protocol | seed | items | dense val | neighbourhood val | ratio | dense test | "
-             "neighbourhood test | ratio | fit s dense / neighbourhood |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| variant | protocol | seed | items | dense val | neighbourhood val | ratio | ivf val | ratio | "
+             "dense test | neighbourhood test | ratio | ivf test | ratio | fit s dense / neighbourhood / ivf |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        d, s = r["dense"], r["neighbourhood"]
+        d, s, v = r["dense"], r["neighbourhood"], r["neighbourhood_ivf"]
         lines.append(f"| {r['variant']} | {r['protocol']} | {r['seed']} | {r['items']:,} | {d['val']['ndcg@10']:.4f} | "
-                     f"{s['val']['ndcg@10']:.4f} | {r['val_ratio']:.3f} | {d['test']['ndcg@10']:.4f} | "
-                     f"{s['test']['ndcg@10']:.4f} | {r['test_ratio']:.3f} | {d['fit_s']} / {s['fit_s']} |")
-    val = [r["val_ratio"] for r in rows]
-    test = [r["test_ratio"] for r in rows]
-    lines += ["", f"Mean ratio neighbourhood / dense: validation {np.mean(val):.3f} (min {min(val):.3f}), "
-              f"test {np.mean(test):.3f} (min {min(test):.3f}), over {len(rows)} runs."]
+                     f"{s['val']['ndcg@10']:.4f} | {r['val_ratio']:.3f} | {v['val']['ndcg@10']:.4f} | "
+                     f"{r['val_ratio_ivf']:.3f} | {d['test']['ndcg@10']:.4f} | {s['test']['ndcg@10']:.4f} | "
+                     f"{r['test_ratio']:.3f} | {v['test']['ndcg@10']:.4f} | {r['test_ratio_ivf']:.3f} | "
+                     f"{d['fit_s']} / {s['fit_s']} / {v['fit_s']} |")
+    lines.append("")
+    for label, suffix in (("neighbourhood (exact search)", ""), ("neighbourhood (ivf search)", "_ivf")):
+        val = [r["val_ratio" + suffix] for r in rows]
+        test = [r["test_ratio" + suffix] for r in rows]
+        lines.append(f"Mean ratio {label} / dense: validation {np.mean(val):.3f} (min {min(val):.3f}), "
+                     f"test {np.mean(test):.3f} (min {min(test):.3f}), over {len(rows)} runs.")
     atomic_write_text(args.out / "item_item_quality.md", "\n".join(lines) + "\n")
 
 

@@ -222,6 +222,16 @@ class ModelSettings(Section):
     )
     item_item_dense_max_items: int = Field(10000, ge=1, description="largest catalogue `auto` solves densely")
     item_item_neighbours: int = Field(128, ge=1, description="regressors per item of the neighbourhood solver")
+    item_item_neighbour_search: Literal["auto", "exact", "ivf"] = Field(
+        "auto",
+        description="how the neighbourhood solver finds each item's neighbours: exact = every item pair (time "
+        "items^2), ivf = every co-occurring item plus the items of the nearest content clusters (inverted "
+        "file; only neighbours by content alone are approximate), auto = exact up to "
+        "item_item_exact_search_max_items items, ivf above",
+    )
+    item_item_exact_search_max_items: int = Field(
+        200_000, ge=1, description="largest catalogue whose neighbours `auto` searches exactly"
+    )
     item_item_max_items: int = Field(
         2_000_000, ge=1, description="largest catalogue the item-item model is fitted for at all"
     )

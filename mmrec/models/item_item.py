@@ -95,18 +95,21 @@ class ItemItemModel:
         content_weight: float,
         device: torch.device | str = "cpu",
         neighbours: int | None = None,
+        search: str = "exact",
     ) -> ItemItemModel:
         """Solve for B from the 0/1 pattern of `interactions` (which also become the scoring profiles).
 
         `content` = (features [n_items, f], present mask [n_items]) per modality. `neighbours` None:
         the exact dense solution (memory n^2, time n^3); k: each item regresses on its k nearest
-        neighbours only (mmrec.models.item_neighbourhood: memory n k, for large catalogues).
+        neighbours only (mmrec.models.item_neighbourhood: memory n k, for large catalogues), found by
+        `search` (exact | ivf).
         """
         matrices = [_content_matrix(features.to(device), mask.to(device),
                                     torch.float64 if neighbours is None else torch.float32)
                     for features, mask in content if content_weight > 0 and features.shape[1] and bool(mask.any())]
         if neighbours is not None:
-            weights = fit_neighbourhood_weights(interactions, matrices, l2, content_weight, neighbours, device=device)
+            weights = fit_neighbourhood_weights(interactions, matrices, l2, content_weight, neighbours, device=device,
+                                                search=search)
             return cls(weights, interactions.tocsr())
         n_items = interactions.shape[1]
         binary = interactions.copy()
@@ -188,6 +191,7 @@ def item_item_fit_key(profiles: sp.csr_matrix, content: Sequence[tuple[torch.Ten
     """The key a fit of `profiles` with `content` and model_cfg's item-item settings is stored under."""
     return fit_key(profiles, content, {"l2": model_cfg.item_item_l2,
                                        "neighbours": item_item_neighbours(model_cfg, profiles.shape[1]),
+                                       "search": item_item_search(model_cfg, profiles.shape[1]),
                                        "content_weight": model_cfg.item_item_content_weight,
                                        "content_rank": CONTENT_RANK, "gram_rank": GRAM_RANK})
 
@@ -208,7 +212,8 @@ def fit_item_item(train: pd.DataFrame, users: IdEncoding, rows: pd.Series, catal
     if weights is not None:
         return ItemItemModel(weights, profiles.tocsr())
     model = ItemItemModel.fit(profiles, content, model_cfg.item_item_l2, model_cfg.item_item_content_weight,
-                              device, neighbours=item_item_neighbours(model_cfg, len(rows)))
+                              device, neighbours=item_item_neighbours(model_cfg, len(rows)),
+                              search=item_item_search(model_cfg, len(rows)))
     if store is not None:
         store.save(key, model.weights)
     return model
@@ -220,6 +225,14 @@ def item_item_neighbours(model_cfg: ModelSettings, n_items: int) -> int | None:
     if solver == "dense" or (solver == "auto" and n_items <= model_cfg.item_item_dense_max_items):
         return None
     return model_cfg.item_item_neighbours
+
+
+def item_item_search(model_cfg: ModelSettings, n_items: int) -> str:
+    """The neighbourhood solver's neighbour search, exact or ivf (model.item_item_neighbour_search)."""
+    search = model_cfg.item_item_neighbour_search
+    if search == "auto":
+        return "exact" if n_items <= model_cfg.item_item_exact_search_max_items else "ivf"
+    return search
 
 
 def standardize(scores: torch.Tensor, inplace: bool = False) -> torch.Tensor:

@@ -6,8 +6,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from mmrec.models.item_item import ItemItemModel, item_item_neighbours
-from mmrec.models.item_neighbourhood import fit_neighbourhood_weights
+from mmrec.models.item_item import ItemItemModel, _content_matrix, item_item_neighbours, item_item_search
+from mmrec.models.item_neighbourhood import fit_neighbourhood_weights, ivf_groups
 from mmrec.settings import ModelSettings
 
 
@@ -67,3 +67,71 @@ def test_auto_solver_switches_on_catalogue_size():
     assert item_item_neighbours(cfg, 101) == 32
     assert item_item_neighbours(cfg.model_copy(update={"item_item_solver": "dense"}), 10**6) is None
     assert item_item_neighbours(cfg.model_copy(update={"item_item_solver": "neighbourhood"}), 50) == 32
+
+
+def _clustered(n_items: int = 400, n_users: int = 150, seed: int = 0):
+    """Sparse co-occurrence (many items share no user) and content in 12 clusters, plus 5 items without content."""
+    rng = np.random.default_rng(seed)
+    x = sp.csr_matrix((rng.random((n_users, n_items)) < 0.02).astype(np.float32))
+    centres = rng.normal(size=(12, 16))
+    features = centres[rng.integers(0, 12, n_items)] + 0.5 * rng.normal(size=(n_items, 16))
+    mask = torch.ones(n_items, dtype=torch.bool)
+    mask[:5] = False
+    return x, [_content_matrix(torch.as_tensor(features, dtype=torch.float32), mask, torch.float32)]
+
+
+def _supports(weights: torch.Tensor) -> np.ndarray:
+    n = weights.shape[0]
+    return weights.col_indices().view(n, -1).numpy()
+
+
+def test_ivf_search_keeps_every_co_occurring_neighbour_and_most_content_ones():
+    x, content = _clustered()
+    exact = fit_neighbourhood_weights(x, content, 5.0, 2.0, 16, search="exact")
+    ivf = fit_neighbourhood_weights(x, content, 5.0, 2.0, 16, search="ivf")
+    assert torch.equal(ivf.crow_indices(), exact.crow_indices())
+    binary = x.copy()
+    binary.data[:] = 1
+    cooc = (binary.T @ binary).tocsr()
+    found = []
+    for item, (want, got) in enumerate(zip(_supports(exact), _supports(ivf))):
+        co_occurring = set(cooc[item].indices) - {item}
+        if item >= 5:  # (items 0-4 have no content: their G are whole counts, full of ties)
+            assert set(want) & co_occurring <= set(got)  # co-occurring items are searched exactly
+        assert item not in got
+        found.append(len(set(want) & set(got)) / len(want))
+    assert np.mean(found) > 0.9  # content-only neighbours: most are in the nearest clusters
+    again = fit_neighbourhood_weights(x, content, 5.0, 2.0, 16, search="ivf")
+    assert torch.equal(again.values(), ivf.values()) and torch.equal(again.col_indices(), ivf.col_indices())
+
+
+def test_ivf_search_with_every_item_a_neighbour_or_without_content_is_exact():
+    for k, (x, matrices), weight in ((59, _clustered(n_items=60, n_users=80), 2.0), (4, (_data(40, 30)[0], []), 0.0)):
+        exact = fit_neighbourhood_weights(x, matrices, 5.0, weight, k, search="exact")
+        ivf = fit_neighbourhood_weights(x, matrices, 5.0, weight, k, search="ivf")
+        binary = x.copy()
+        binary.data[:] = 1
+        gram = torch.as_tensor((binary.T @ binary).toarray())  # without content G is the co-occurrence count
+        for item, (want, got) in enumerate(zip(_supports(exact), _supports(ivf))):
+            # the same k largest G (sets may differ only among items tied at the k-th value)
+            assert sorted(gram[item, want].tolist()) == sorted(gram[item, got].tolist())
+        if matrices:  # every item a neighbour: no choice to make, the same weights
+            torch.testing.assert_close(ivf.to_dense(), exact.to_dense(), atol=1e-5, rtol=1e-4)
+
+
+def test_ivf_groups_cover_every_item_once_and_content_less_items_search_no_cluster():
+    _, content = _clustered(n_items=300)
+    groups = ivf_groups(content[0], probes=3)
+    queries = np.concatenate([q for q, _ in groups])
+    assert sorted(queries.tolist()) == list(range(300))
+    empty = [q for q, probe in groups if len(probe) == 0]
+    assert len(empty) == 1 and sorted(empty[0].tolist()) == [0, 1, 2, 3, 4]
+    for q, probe in groups:
+        assert len(probe) == 0 or set(q) <= set(probe)  # a cluster searches itself
+
+
+def test_auto_search_switches_on_catalogue_size():
+    cfg = ModelSettings(item_item_exact_search_max_items=1000)
+    assert item_item_search(cfg, 1000) == "exact" and item_item_search(cfg, 1001) == "ivf"
+    assert item_item_search(cfg.model_copy(update={"item_item_neighbour_search": "ivf"}), 10) == "ivf"
+    assert item_item_search(cfg.model_copy(update={"item_item_neighbour_search": "exact"}), 10**7) == "exact"
