@@ -121,21 +121,24 @@ def power_law_problem(n_items: int, n_users: int, per_item: int, dims: tuple[int
     return interaction_csr(users, items, n_users, n_items), content
 
 
-def _fit(matrix, content, device: torch.device, neighbours: int | None) -> tuple[ItemItemModel, Measure]:
+def _fit(matrix, content, device: torch.device, neighbours: int | None,
+         search: str = "exact") -> tuple[ItemItemModel, Measure]:
     with Measure(device) as measure:
         model = ItemItemModel.fit(matrix, content, l2=200.0, content_weight=20.0, device=device,
-                                  neighbours=neighbours)
+                                  neighbours=neighbours, search=search)
     return model, measure
 
 
 def item_item_section(device: torch.device, sizes: Sizes, work: Path) -> dict[str, Any]:
-    """Dense and neighbourhood fits at scale on the device; both against CPU on a small case."""
+    """Dense and neighbourhood fits (exact and ivf neighbour search) at scale on the device; dense and
+    neighbourhood against CPU on a small case."""
     figures: dict[str, Any] = {}
     dims = (sizes.vision_dim, sizes.text_dim)
-    for solver, n_items, k in (("dense", sizes.dense_items, None),
-                               ("neighbourhood", sizes.neighbourhood_items, sizes.neighbours)):
+    for solver, n_items, k, search in (("dense", sizes.dense_items, None, "exact"),
+                                       ("neighbourhood", sizes.neighbourhood_items, sizes.neighbours, "exact"),
+                                       ("neighbourhood_ivf", sizes.neighbourhood_items, sizes.neighbours, "ivf")):
         matrix, content = power_law_problem(n_items, max(1000, n_items // 2), 10, dims)
-        model, fit = _fit(matrix, content, device, k)
+        model, fit = _fit(matrix, content, device, k, search)
         with Measure(device) as scoring:
             model.scores(np.arange(min(1024, matrix.shape[0])))
         figures[solver] = {"items": n_items, "users": matrix.shape[0], "interactions": int(matrix.nnz),
