@@ -7,7 +7,7 @@ import scipy.sparse as sp
 import torch
 
 from mmrec.models.item_item import ItemItemModel, _content_matrix, item_item_neighbours, item_item_search
-from mmrec.models.item_neighbourhood import fit_neighbourhood_weights, ivf_groups
+from mmrec.models.item_neighbourhood import content_factor, fit_neighbourhood_weights, ivf_groups
 from mmrec.settings import ModelSettings
 
 
@@ -135,3 +135,14 @@ def test_auto_search_switches_on_catalogue_size():
     assert item_item_search(cfg, 1000) == "exact" and item_item_search(cfg, 1001) == "ivf"
     assert item_item_search(cfg.model_copy(update={"item_item_neighbour_search": "ivf"}), 10) == "ivf"
     assert item_item_search(cfg.model_copy(update={"item_item_neighbour_search": "exact"}), 10**7) == "exact"
+
+
+def test_content_factor_is_the_top_eigenspace_of_the_concatenated_features():
+    generator = torch.Generator().manual_seed(0)
+    parts = [torch.randn(50, 7, generator=generator), torch.randn(50, 5, generator=generator)]
+    stacked = torch.cat(parts, dim=1).double()
+    _, vectors = torch.linalg.eigh(stacked.T @ stacked)
+    reference = stacked @ vectors[:, -4:]
+    factor = content_factor(parts, 4, "cpu").double()
+    torch.testing.assert_close(factor @ factor.T, reference @ reference.T, atol=1e-4, rtol=1e-4)
+    assert torch.equal(content_factor(parts, 12, "cpu"), torch.cat(parts, dim=1))  # rank >= width: exact
