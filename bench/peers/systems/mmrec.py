@@ -10,6 +10,7 @@ The best checkpoint is loaded through `create_recommender("multimodal", ...)` an
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,8 @@ def fit_multimodal(split: Split, config: dict, ctx: Context) -> Scorer:
 
     root = prepare_inputs(split, ctx)
     tag = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in sorted(config.items())) or "default"
+    if len(tag) > 120:  # e.g. a tuned trial's float settings: too long for a folder name
+        tag = "config-" + hashlib.sha256(tag.encode()).hexdigest()[:16]
     checkpoints = checkpoint_root(ctx, split) / tag
     overrides = {**_base_overrides(root), "paths.splits_dir": str(split.folder),
                  "paths.checkpoint_dir": str(checkpoints), "training.seed": ctx.seed,

@@ -1,0 +1,122 @@
+"""Fit time of the selected configs, side by side: mmrec-tuned's selected trial against VBPR's selected config.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/fit_time.py [--protocols random] [--text-variants tags no-tags]
+        [--seeds 0 1 2] [--repeats 1]
+
+The peer benchmark times each system when it runs, and its runs happen hours apart on a shared
+machine, so two stored fit times compare load as much as code (VBPR's stored fit of the same config
+on the same interactions varies 42-62 s between keys). Here both selected configs are refitted in
+one process, one after the other, on the same split files and thread count: for each stored
+(protocol, variant, seed) key, VBPR's best config (`system.fit`, as in the benchmark) and mmrec's
+selected trial's settings trained with `mmrec train` (run_train + the checkpoint's scorer, as
+`mmrec-multimodal` fits a config). Nothing is tuned or tested here. Writes
+bench/results/<dataset>/fit_time.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.peers.data import TEXT_VARIANTS, dataset_name, load_dataset  # noqa: E402
+from bench.peers.features import image_features, text_features  # noqa: E402
+from bench.peers.layout import Layout  # noqa: E402
+from bench.peers.protocols import PROTOCOLS, load_split, write_protocol  # noqa: E402
+from bench.peers.report import machine_info  # noqa: E402
+from bench.peers.systems import Context, all_systems  # noqa: E402
+from mmrec.fileio import atomic_write_json, atomic_write_text  # noqa: E402
+
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "movielens-small-posters"
+
+
+def _stored_config(runs_dir: Path, variant: str, seed: int, protocol: str, system: str) -> dict | None:
+    path = runs_dir / variant / f"seed{seed}" / protocol / f"{system}.json"
+    if not path.is_file():
+        return None
+    config = dict(json.loads(path.read_text())["result"]["best_config"])
+    config.pop("trial", None)
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--workdir", type=Path, default=REPO / "bench" / ".work")
+    parser.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--protocols", nargs="+", choices=PROTOCOLS, default=["random"])
+    parser.add_argument("--text-variants", nargs="+", choices=TEXT_VARIANTS, default=list(TEXT_VARIANTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--repeats", type=int, default=1, help="fits of each config (the table reports the mean)")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from bench.peers.systems.mmrec import fit_multimodal
+
+    torch.set_num_threads(args.threads)
+    threadpool_limits(args.threads)
+    layout = Layout(args.workdir, args.results_dir, dataset_name(args.data_dir))
+    vbpr = next(s for s in all_systems() if s.name == "VBPR")
+    machine = {**machine_info(), "threads": args.threads, "load_average_before": list(os.getloadavg())}
+    rows = []
+    for variant in args.text_variants:
+        dataset = load_dataset(args.data_dir, variant, layout.variant_dir(variant))
+        for seed in args.seeds:
+            for protocol in args.protocols:
+                configs = {name: _stored_config(layout.runs_dir, variant, seed, protocol, name)
+                           for name in ("VBPR", "mmrec-tuned")}
+                if None in configs.values():
+                    print(f"[{protocol}/{variant}/seed {seed}] skipped: no stored run of "
+                          f"{', '.join(n for n, c in configs.items() if c is None)}", flush=True)
+                    continue
+                split = load_split(write_protocol(dataset.positives, protocol, layout.split_root(variant, seed), seed=seed))
+                image = image_features(dataset.posters, split.items, layout.features_dir)
+                text = text_features(dataset.item_texts(split.items), layout.features_dir)
+                ctx = Context(seed=seed, image=image.matrix, text=text.matrix, threads=args.threads,
+                              data_dir=dataset.source, workdir=layout.variant_dir(variant), log=lambda m: None,
+                              posters=dataset.posters)
+                seconds: dict[str, list[float]] = {"VBPR": [], "mmrec-tuned": []}
+                for _ in range(args.repeats):
+                    for name, fit in (("VBPR", vbpr.fit), ("mmrec-tuned", fit_multimodal)):
+                        start = time.perf_counter()
+                        fit(split, configs[name], ctx)
+                        seconds[name].append(time.perf_counter() - start)
+                row = {"protocol": protocol, "variant": variant, "seed": seed, "configs": configs,
+                       "fit_s": {name: [round(s, 2) for s in values] for name, values in seconds.items()},
+                       "load_average_after": list(os.getloadavg())}
+                rows.append(row)
+                print({k: v for k, v in row.items() if k != "configs"}, flush=True)
+    out = layout.report_dir / "fit_time"
+    atomic_write_json(out.with_suffix(".json"), {"machine": machine, "repeats": args.repeats, "runs": rows})
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
+    lines = ["# Fit time of the selected configs, side by side (mmrec-tuned's selected trial vs VBPR's best config)", "",
+             f"One process, {args.threads} thread(s), the two fits of a key one after the other on the same split files; "
+             f"machine: {machine['cpu']}, {machine['logical_cores']} cores, load average before "
+             f"{', '.join(f'{v:.1f}' for v in machine['load_average_before'])}. `bench/fit_time.py`.", "",
+             "| protocol | variant | seed | mmrec-tuned fit s | VBPR fit s | ratio mmrec / VBPR |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        m, v = mean(row["fit_s"]["mmrec-tuned"]), mean(row["fit_s"]["VBPR"])
+        lines.append(f"| {row['protocol']} | {row['variant']} | {row['seed']} | {m:.1f} | {v:.1f} | {m / v:.2f} |")
+    if rows:
+        m = mean([mean(r["fit_s"]["mmrec-tuned"]) for r in rows])
+        v = mean([mean(r["fit_s"]["VBPR"]) for r in rows])
+        lines += ["", f"Mean over {len(rows)} keys: mmrec-tuned {m:.1f} s, VBPR {v:.1f} s (ratio {m / v:.2f})."]
+    atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
