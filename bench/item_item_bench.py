@@ -94,15 +94,20 @@ def main() -> None:
             print(rows[-1], flush=True)
     if args.append and (args.out / "item_item.json").is_file():
         stored = json.loads((args.out / "item_item.json").read_text())
-        ran = {(r["solver"], r["items"]) for r in rows}
+        ran = {(r["solver"], r["items"], r.get("note")) for r in rows}  # rows of other conditions stay
         for r in rows:
             r["machine"] = machine
-        rows = sorted([r for r in stored["runs"] if (r["solver"], r["items"]) not in ran] + rows,
+        rows = sorted([r for r in stored["runs"] if (r["solver"], r["items"], r.get("note")) not in ran] + rows,
                       key=lambda r: (["dense", "neighbourhood", "neighbourhood_ivf"].index(r["solver"]), r["items"]))
         machine = stored["machine"]
-    atomic_write_json(args.out / "item_item.json", {"machine": machine, "runs": rows})
+    write_report(args.out, machine, args.threads, rows)
+
+
+def write_report(out: Path, machine: dict, threads: int, rows: list[dict]) -> None:
+    """item_item.json and item_item.md from every row."""
+    atomic_write_json(out / "item_item.json", {"machine": machine, "runs": rows})
     lines = ["# Item-item model: fit cost against catalogue size", "",
-             f"Machine: {machine['cpu']}, {machine['logical_cores']} cores, {args.threads} torch threads, torch {torch.__version__}, "
+             f"Machine: {machine['cpu']}, {machine['logical_cores']} cores, {threads} torch threads, torch {torch.__version__}, "
              f"load average before {', '.join(f'{v:.1f}' for v in machine['load_average_before'])}. Synthetic: "
              "items / 2 users, 10 interactions per item with power-law popularity and user activity, random "
              "1280-d + 384-d features; lambda 200, alpha 20; neighbourhood k = 128 (`neighbourhood_ivf`: inverted-file "
@@ -116,7 +121,7 @@ def main() -> None:
     lines += ["", "A row with a note ran under the conditions it states; item_item.json holds each appended row's "
               "own machine record (threads, load average before). The scoring time includes building the CPU "
               "copy of the sparse B on first use."]
-    atomic_write_text(args.out / "item_item.md", "\n".join(lines) + "\n")
+    atomic_write_text(out / "item_item.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
