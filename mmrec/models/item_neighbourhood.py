@@ -59,7 +59,7 @@ def content_factor(content: Sequence[torch.Tensor], rank: int, device: torch.dev
     if not parts:
         return None
     if sum(f.shape[1] for f in parts) <= rank:
-        return torch.cat(parts, dim=1)
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # (one part, e.g. a factor: no copy)
     covariance = torch.cat([torch.cat([a.T @ b for b in parts], dim=1) for a in parts]).to(torch.float64)  # [f, f]
     _, vectors = torch.linalg.eigh(covariance)  # ascending eigenvalues
     top = vectors[:, -rank:].to(torch.float32)

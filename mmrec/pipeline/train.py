@@ -61,8 +61,8 @@ class TrainResult:
     # The blended item-item model: blend weight, half-life, validation metric per pair tried (None = off).
     item_item: dict[str, Any] | None = None
     # The monitored metric per validation user of the final model (best epoch + chosen blend), in the
-    # trainer's validation-user order; None without validation data or off rank 0. `mmrec tune` compares
-    # trials user by user with it.
+    # trainer's validation-user order; None unless asked for (run_train(per_user=True)), without
+    # validation data or off rank 0. `mmrec tune` compares trials user by user with it.
     val_per_user: np.ndarray | None = None
 
 
@@ -131,8 +131,12 @@ def prepare_training(settings: Settings, device: torch.device, ctx: DistContext,
     return TrainingInputs(split, users, item_encoder, item_ids, columns, scaler, catalogue, data, dims)
 
 
-def run_train(settings: Settings, resume: Path | None = None, progress: ProgressCallback = null_progress) -> TrainResult:
-    """Train the multimodal model on the split under settings.paths and write organized checkpoints."""
+def run_train(settings: Settings, resume: Path | None = None, progress: ProgressCallback = null_progress,
+              per_user: bool = False) -> TrainResult:
+    """Train the multimodal model on the split under settings.paths and write organized checkpoints.
+
+    per_user: also rank the validation users once more with the final model and return their
+    monitored metric (TrainResult.val_per_user; `mmrec tune` compares trials with it)."""
     ctx = context_from_env()
     device = init_distributed(ctx, resolve_device(settings.training.device))
     if not ctx.is_main:
@@ -193,9 +197,10 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
     if ctx.is_main and best_path.is_file():
         best = load_checkpoint(best_path, map_location=trainer.device)
         trainer.module.load_state_dict(best["model"])
-        item_item, scorer = _blend_item_item(trainer, settings, split.train, users, item_ids, best_path, best,
-                                             notes, progress)
-        val_per_user = trainer.validation_per_user(scorer)
+        chosen = _blend_item_item(trainer, settings, split.train, users, item_ids, best_path, best, notes, progress)
+        item_item = chosen[0] if chosen is not None else None
+        if per_user:
+            val_per_user = trainer.validation_per_user(chosen[1] if chosen is not None else trainer.scorer())
     tracker.finish()
     barrier(ctx)
     ran = history[epochs_before:]
@@ -227,15 +232,15 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
 
 def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: IdEncoder, item_ids: list[str],
                      best_path: Path, state: dict[str, Any], notes: list[str], progress: ProgressCallback
-                     ) -> tuple[ItemItemSpec | None, Scorer]:
+                     ) -> tuple[ItemItemSpec, Scorer] | None:
     """Choose the item-item blend for the best epoch's weights (`state`, loaded from `best_path`; the
-    trainer must hold them) and record it in the best checkpoint; returns it (None = no blend) and the
-    final scorer."""
+    trainer must hold them) and record it in the best checkpoint; returns it and the blended scorer, or
+    None (no blend)."""
     chosen = choose_item_item_blend(trainer, settings.model, train, users, item_ids, notes,
                                     ItemItemStore.beside(best_path, settings.cache.item_item_fits)
                                     ) if settings.model.item_item else None
     if chosen is None:
-        return None, trainer.scorer()
+        return None
     choice, scorer = chosen
     spec = CheckpointSpec.from_meta(state["meta"], best_path).model_copy(update={"item_item": choice})
     save_checkpoint(best_path, {key: state[key] for key in ("model", "epoch", "encoders") if key in state},

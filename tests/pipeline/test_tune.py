@@ -77,7 +77,7 @@ def test_best_trial_is_reproduced_by_a_plain_train_run_of_its_settings(tuned):
     root, settings, _, result, _ = tuned
     view = root / "results" / "tune" / "mmrec" / "split"  # the split's own test.csv was deleted
     again = run_train(with_values(settings, {**result.best.params, "paths.checkpoint_dir": root / "again",
-                                             "paths.splits_dir": view}))
+                                             "paths.splits_dir": view}), per_user=True)
     assert again.item_item["monitored"] == pytest.approx(result.best.value)
     assert again.best_metric == pytest.approx(result.best.attrs["two_tower"])
     # The per-user values the selection compares are the final model's: their mean is the objective.
