@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmrec.errors import ConfigError
+from mmrec.models.fusion import FusionEncoder, dropout
 from mmrec.models.inputs import ItemInputs
 from mmrec.settings import ModelSettings
 
@@ -63,13 +64,8 @@ class ItemTower(nn.Module):
         self.type_embedding = nn.Parameter(torch.randn(n_tokens, d) * 0.02)
         self.encoder: nn.Module | None = None
         if cfg.fusion == "attention" and cfg.num_layers > 0:
-            layer = nn.TransformerEncoderLayer(
-                d, cfg.num_heads, dim_feedforward=2 * d, dropout=cfg.dropout, batch_first=True, norm_first=True
-            )
-            self.encoder = nn.TransformerEncoder(
-                layer, cfg.num_layers, norm=nn.LayerNorm(d), enable_nested_tensor=False
-            )
-        self.dropout = nn.Dropout(cfg.dropout)
+            self.encoder = FusionEncoder(d, cfg.num_heads, cfg.num_layers, cfg.dropout)
+        self.dropout_rate = cfg.dropout
         self.output = nn.Linear(n_tokens * d if cfg.fusion == "concat" else d, d)
 
     def projections(self, inputs: ItemInputs) -> dict[str, torch.Tensor]:
@@ -107,8 +103,8 @@ class ItemTower(nn.Module):
         present = self._presence(inputs)
         weight = present.to(tokens.dtype).unsqueeze(-1)  # [b, T, 1]
         if self.encoder is not None:
-            tokens = self.encoder(tokens, src_key_padding_mask=~present)
-        tokens = self.dropout(tokens) * weight
+            tokens = self.encoder(tokens, ~present)
+        tokens = dropout(tokens, self.dropout_rate, self.training) * weight
         d = tokens.shape[-1]
         if self.fusion == "concat":
             blocks = self.output.weight.view(d, len(self.modalities), d)  # [d_out, T, d_in]
@@ -193,14 +189,16 @@ class UserTower(nn.Module):
         keys_in = self.history_norm(keys_in)
         w_q, w_k, w_v = attention.in_proj_weight.chunk(3)
         b_q, b_k, b_v = attention.in_proj_bias.chunk(3)
-        # [b, heads, L, d / heads] keys/values gathered from the per-item projections.
-        keys = F.embedding(slot, F.linear(keys_in, w_k, b_k)).view(b, length, heads, -1).transpose(1, 2)
-        values = F.embedding(slot, F.linear(keys_in, w_v, b_v)).view(b, length, heads, -1).transpose(1, 2)
-        query = F.linear(base + self.query, w_q, b_q).view(b, heads, -1, 1) / math.sqrt(d // heads)
-        # One query per user: two batched matrix-vector products beat the generic attention kernel here.
-        logits = (keys @ query).squeeze(-1)  # [b, heads, L]
-        weights = torch.softmax(logits.masked_fill(~mask.unsqueeze(1), float("-inf")), dim=-1)
-        weights = F.dropout(weights, attention.dropout, self.training)
-        attended = weights.unsqueeze(2) @ values  # [b, heads, 1, d / heads]
+        # [b, L, heads, d / heads] keys/values gathered from the per-item projections.
+        flat = slot.reshape(-1)
+        keys = F.linear(keys_in, w_k, b_k).index_select(0, flat).view(b, length, heads, -1)
+        values = F.linear(keys_in, w_v, b_v).index_select(0, flat).view(b, length, heads, -1)
+        query = F.linear(base + self.query, w_q, b_q).view(b, 1, heads, -1) * (1.0 / math.sqrt(d // heads))
+        # One query per user: elementwise products and sums over the history beat batched [L x d/heads]
+        # matrix-vector products (and their transposed copies) on CPU.
+        logits = (keys * query).sum(-1)  # [b, L, heads]
+        weights = torch.softmax(logits.masked_fill(~mask.unsqueeze(-1), float("-inf")), dim=1)
+        weights = dropout(weights, attention.dropout, self.training)
+        attended = (weights.unsqueeze(-1) * values).sum(1)  # [b, heads, d / heads]
         attended = attention.out_proj(attended.reshape(b, d))
         return attended * (~empty).to(base.dtype).unsqueeze(1)
