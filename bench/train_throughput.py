@@ -1,13 +1,13 @@
 """Steady-state training throughput at several catalogue sizes, measured side by side in one process.
 
-    .venv/bin/python bench/train_throughput.py [--work bench/.work/scale] [--items 2000 200000] [--rounds 3]
+    .venv/bin/python bench/train_throughput.py [--work bench/.work/scale] [--items 2000 200000] [--rounds 3] [--threads N]
 
 Uses the data `bench/scale_bench.py` prepared (bench/.work/scale/items<N>/scale.yaml: same embedding
 size, batch and model settings at every size). Each size gets a Trainer built by mmrec's own
 `prepare_training`; rounds alternate between the sizes (A B A B ...) so machine noise hits all of
 them alike. A round = whole history-refresh intervals (>= 200 steps) of `Trainer.train_step`, which
 refreshes the history table when due, as in an epoch; the first round is a warm-up and not counted.
-Writes bench/results/train_throughput.{json,md}.
+Writes bench/results/train_throughput.{json,md} (with --threads N: train_throughput_Nthread.{json,md}).
 """
 
 from __future__ import annotations
@@ -71,7 +71,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds per size (after one warm-up)")
     parser.add_argument("--min-steps", type=int, default=200)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, the cores)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     machine = {**machine_info(), "load_average_before": list(os.getloadavg()), "torch_threads": torch.get_num_threads()}
     trainers = {n: build(args.work / f"items{n}" / "scale.yaml") for n in args.items}
     steps = {n: t.history_refresh_interval * math.ceil(args.min_steps / t.history_refresh_interval)
@@ -85,6 +88,8 @@ def main() -> None:
             if round_ > 0:
                 rates[n].append(rate)
     smallest = min(args.items)
+    # Round i of every size ran back to back: their ratio cancels the machine's slow drifts.
+    paired = {n: [r / s for r, s in zip(rates[n], rates[smallest], strict=True)] for n in args.items}
     distinct = {n: distinct_candidates(trainer, generator) for n, trainer in trainers.items()}
     rows = []
     for n, trainer in trainers.items():
@@ -93,12 +98,15 @@ def main() -> None:
                      "history_refresh_interval": trainer.history_refresh_interval,
                      "rates": [round(r) for r in rates[n]], "median": round(median),
                      "ratio_to_smallest": round(median / statistics.median(rates[smallest]), 3),
+                     "paired_ratios": [round(r, 3) for r in paired[n]],
+                     "median_paired_ratio": round(statistics.median(paired[n]), 3),
                      "distinct_items_per_step": round(distinct[n], 1),
                      "sparse_embeddings": trainer.cfg.sparse_embeddings})
     first = trainers[smallest]
     setup = {"embedding_dim": first.model_cfg.embedding_dim, "batch_size": first.cfg.batch_size,
              "user_history_length": first.model_cfg.user_history_length, "negatives": first.model_cfg.negatives}
-    atomic_write_json(args.out / "train_throughput.json", {"machine": machine, "setup": setup, "rows": rows})
+    name = "train_throughput" + (f"_{args.threads}thread" if args.threads else "")
+    atomic_write_json(args.out / f"{name}.json", {"machine": machine, "setup": setup, "rows": rows})
     lines = ["# Training throughput vs catalogue size (one process, sizes alternating)", "",
              f"Machine: {machine['cpu']}, {machine['logical_cores']} cores, {machine['torch_threads']} torch threads, "
              f"load average before {machine['load_average_before']}. Data: `bench/scale_bench.py`'s synthetic "
@@ -107,11 +115,13 @@ def main() -> None:
              "The item tower encodes each distinct candidate of a batch once, so a step's work grows with the "
              "distinct items per batch (a small catalogue repeats items within a batch).",
              "", "| items | users | steps/round | refresh every | distinct items per step | inter/s per round | median "
-             "| vs smallest |", "|---|---|---|---|---|---|---|---|"]
+             "| vs smallest | per-round ratios (round i / smallest's round i) | median per-round ratio |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['items']:,} | {r['users']:,} | {r['steps_per_round']} | {r['history_refresh_interval']} | "
-              f"{r['distinct_items_per_step']:,.0f} | {', '.join(f'{v:,}' for v in r['rates'])} | {r['median']:,} | {r['ratio_to_smallest']:.2f}x |"
+              f"{r['distinct_items_per_step']:,.0f} | {', '.join(f'{v:,}' for v in r['rates'])} | {r['median']:,} | {r['ratio_to_smallest']:.2f}x | "
+              f"{', '.join(f'{v:.2f}' for v in r['paired_ratios'])} | {r['median_paired_ratio']:.2f}x |"
               for r in rows]
-    atomic_write_text(args.out / "train_throughput.md", "\n".join(lines) + "\n")
+    atomic_write_text(args.out / f"{name}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

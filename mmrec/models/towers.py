@@ -124,10 +124,10 @@ class ItemTower(nn.Module):
 class UserTower(nn.Module):
     """User id embedding (0 = unknown user) plus attention over the user's recent items' vectors.
 
-    The attention is nn.MultiheadAttention's (its parameters, its maths) with one saving: keys and
-    values depend only on the item, so they are projected once per distinct history item of the
-    batch and then gathered, instead of once per (user, position) slot -- 512 users x 50 history
-    items touch at most the catalogue's 1,955 distinct items on MovieLens.
+    The attention is nn.MultiheadAttention's (its parameters, its maths) with the key and value
+    projections folded into the one query and the pooled history (see `_attend`): a step projects
+    neither the b x L history slots nor their distinct items (up to b x L of them on a large
+    catalogue), only b queries and b pooled vectors per head.
     """
 
     def __init__(self, cfg: ModelSettings, dims: ModelDims) -> None:
@@ -188,17 +188,20 @@ class UserTower(nn.Module):
             keys_in = keys_in + self.history_embedding(distinct_ids)
         keys_in = self.history_norm(keys_in)
         w_q, w_k, w_v = attention.in_proj_weight.chunk(3)
-        b_q, b_k, b_v = attention.in_proj_bias.chunk(3)
-        # [b, L, heads, d / heads] keys/values gathered from the per-item projections.
-        flat = slot.reshape(-1)
-        keys = F.linear(keys_in, w_k, b_k).index_select(0, flat).view(b, length, heads, -1)
-        values = F.linear(keys_in, w_v, b_v).index_select(0, flat).view(b, length, heads, -1)
-        query = F.linear(base + self.query, w_q, b_q).view(b, 1, heads, -1) * (1.0 / math.sqrt(d // heads))
-        # One query per user: elementwise products and sums over the history beat batched [L x d/heads]
-        # matrix-vector products (and their transposed copies) on CPU.
-        logits = (keys * query).sum(-1)  # [b, L, heads]
+        b_q, _, b_v = attention.in_proj_bias.chunk(3)
+        head_dim = d // heads
+        # The key and value projections are folded into the query and the pooled history, so no history slot
+        # (b x L of them) and no distinct item (up to b x L on a large catalogue) is ever projected:
+        #   logit[b, l, h] = (W_k,h x_l + b_k,h) . q_bh = x_l . (W_k,h^T q_bh) + const(b, h)   (const cancels in
+        #   the softmax over l), and sum_l w_blh (W_v,h x_l + b_v,h) = W_v,h (sum_l w_blh x_l) + b_v,h sum_l w_blh.
+        slots = keys_in.index_select(0, slot.reshape(-1)).view(b, length, d)  # [b, L, d]
+        query = F.linear(base + self.query, w_q, b_q).view(b, heads, head_dim) * (1.0 / math.sqrt(head_dim))
+        folded_query = torch.bmm(query.transpose(0, 1), w_k.view(heads, head_dim, d)).transpose(0, 1)  # [b, heads, d]
+        logits = torch.bmm(slots, folded_query.transpose(1, 2))  # [b, L, heads]
         weights = torch.softmax(logits.masked_fill(~mask.unsqueeze(-1), float("-inf")), dim=1)
         weights = dropout(weights, attention.dropout, self.training)
-        attended = (weights.unsqueeze(-1) * values).sum(1)  # [b, heads, d / heads]
+        pooled = torch.bmm(weights.transpose(1, 2), slots)  # [b, heads, d]
+        attended = torch.bmm(pooled.transpose(0, 1), w_v.view(heads, head_dim, d).transpose(1, 2)).transpose(0, 1)
+        attended = attended + weights.sum(1).unsqueeze(-1) * b_v.view(heads, head_dim)  # [b, heads, d / heads]
         attended = attention.out_proj(attended.reshape(b, d))
         return attended * (~empty).to(base.dtype).unsqueeze(1)

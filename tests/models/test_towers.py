@@ -97,9 +97,13 @@ def test_without_user_ids_users_are_their_history_alone():
 
 
 def test_user_tower_attention_is_multihead_attention_over_the_gathered_history():
-    """Projecting each distinct item once then gathering == nn.MultiheadAttention over the [b, L, d] history."""
+    """Keys/values folded into the query and the pooled history == nn.MultiheadAttention over the [b, L, d]
+    history, biases included (the key bias only shifts a user's logits by a constant)."""
     torch.manual_seed(0)
     tower = UserTower(settings(), DIMS).eval()
+    with torch.no_grad():
+        tower.attention.in_proj_bias.normal_()
+        tower.attention.out_proj.bias.normal_()
     table = torch.randn(5, 8)
     rows = torch.tensor([[0, 3, 3, 1], [4, 4, 2, 0], [2, 0, 0, 0]])
     mask = torch.tensor([[True, True, True, False], [True, True, True, True], [False, False, False, False]])
