@@ -4,7 +4,7 @@ Why not `nn.TransformerEncoder`: an item has at most four tokens (id, vision, te
 the generic attention kernel runs thousands of 4 x 4 matrix products per batch, and on CPU its
 dropout masks (`bernoulli_`) cost more than the layer's matrix products. `FusionEncoder` computes
 the same function -- a pre-norm transformer encoder with key-padding mask and a final LayerNorm --
-with the attention as T elementwise passes over the tokens, and draws dropout masks as random
+with the attention as T elementwise passes over the tokens, and on CPU draws dropout masks as random
 16-bit integers. Its parameters have `nn.TransformerEncoder`'s names and shapes, so checkpoints
 written with either load into the other.
 """
