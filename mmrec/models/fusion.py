@@ -70,11 +70,11 @@ class FusionLayer(nn.Module):
         heads = self.self_attn.num_heads
         qkv = F.linear(x, self.self_attn.in_proj_weight, self.self_attn.in_proj_bias).view(b, t, 3, heads, d // heads)
         q, k, v = qkv.unbind(2)  # [b, T, heads, d / heads]
-        q = q * (1.0 / math.sqrt(d // heads))
         # One elementwise pass per key token (T is the number of modalities, <= 4), keys on dim 1: a softmax
         # over a non-last dim vectorizes across the rest, one over a last dim of size 4 is ~20x slower on CPU.
         logits = torch.stack([(q * k[:, j : j + 1]).sum(-1) for j in range(t)], dim=1)  # [b, T keys, T, heads]
-        logits = logits.masked_fill(padding[:, :, None, None], float("-inf"))
+        # Scaled here, not on q: the logits are d / (heads x T) times smaller.
+        logits = (logits * (1.0 / math.sqrt(d // heads))).masked_fill(padding[:, :, None, None], float("-inf"))
         weights = dropout(torch.softmax(logits, dim=1), self.self_attn.dropout, self.training)
         attended = weights[:, 0].unsqueeze(-1) * v[:, 0:1]  # [b, T, heads, d / heads]
         for j in range(1, t):
