@@ -290,6 +290,13 @@ class TrainingSettings(Section):
         description="items validation ranks: all, or cold_items = only items without train interactions "
         "(model selection for a cold-start protocol)",
     )
+    holdout_ratio: float = Field(
+        0.1, ge=0.0, lt=1.0,
+        description="when the split's val.csv has no rows: hold out this share of the training interactions "
+        "(following the split's own strategy, e.g. per user at random) as validation for early stopping and "
+        "every validation choice (item-item lambda and blend); evaluate and recommend still use all of train; "
+        "0 = train without validation (early stopping on the training loss, no blend choice)",
+    )
     history_refresh_steps: int = Field(
         10, ge=0,
         description="steps between refreshes of the detached item-vector table the user tower reads history "

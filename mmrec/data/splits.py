@@ -134,6 +134,30 @@ def split_interactions(frame: pd.DataFrame, settings: SplitSettings) -> SplitFra
     return frames
 
 
+def holdout_validation(train: pd.DataFrame, ratio: float, strategy: str, seed: int
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train', val): a validation part carved out of `train` for a split that has none.
+
+    The holdout mirrors the split's own strategy: per user, `ratio` of each user's rows at random
+    (`stratified`, and any unknown strategy), the latest ones (`temporal_user`; `temporal` takes the
+    latest `ratio` of all rows), whole users or items (`user`, `item`), or each user's last row
+    (`leave_one_out`). Per-user holdouts leave every user at least one training row. Time-ordered
+    strategies without a timestamp column fall back to `stratified`."""
+    frame = train.reset_index(drop=True)
+    if strategy not in STRATEGIES or (strategy in TIME_STRATEGIES + ("leave_one_out",)
+                                      and "timestamp" not in frame.columns):
+        strategy = "stratified"
+    rng = np.random.default_rng(seed)
+    if strategy == "leave_one_out":  # its test row (each user's last, users with >= 2 rows) becomes val
+        labels = _leave_one_out(frame, SplitSettings.model_construct(val_ratio=0.0), rng)
+        labels = np.where(labels == TEST, VAL, TRAIN)
+    else:  # no test share: n_test = 0 everywhere
+        settings = SplitSettings.model_construct(strategy=strategy, train_ratio=1.0 - ratio, val_ratio=ratio,
+                                                 test_ratio=0.0, seed=seed, sample_n=None)
+        labels = STRATEGIES[strategy](frame, settings, rng)
+    return (frame[labels == TRAIN].reset_index(drop=True), frame[labels == VAL].reset_index(drop=True))
+
+
 def _pairs(frame: pd.DataFrame) -> pd.MultiIndex:
     return pd.MultiIndex.from_frame(frame[["user_id", "item_id"]])
 

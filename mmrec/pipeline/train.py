@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import resource
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 from mmrec.checkpoints.spec import CheckpointSpec, EncoderFingerprints, ItemItemSpec, NumericSpec, encoder_state
 from mmrec.checkpoints.store import BEST, LAST, checkpoint_path, load_checkpoint, save_checkpoint
 from mmrec.data.encoders import IdEncoder, fit_encoders, save_encoders
-from mmrec.data.splits import load_split
+from mmrec.data.splits import REPORT_FILE, SplitFrames, holdout_validation, load_split
 from mmrec.data.tables import load_items
 from mmrec.device import resolve_device
 from mmrec.errors import CheckpointError
@@ -111,14 +112,19 @@ class TrainingInputs:
     catalogue: Any
     data: Any
     dims: ModelDims
+    holdout: str | None = None  # the note when validation was carved out of train
 
 
 def prepare_training(settings: Settings, device: torch.device, ctx: DistContext,
                      progress: ProgressCallback = null_progress) -> TrainingInputs:
     """Load the split and item features and build the training inputs (also used by bench/train_throughput.py)."""
     items = load_items(Path(settings.paths.processed_dir))
-    split = load_split(Path(settings.paths.splits_dir))
-    users, item_encoder = _encoders(settings, split.train, ctx)
+    full = load_split(Path(settings.paths.splits_dir))
+    # Encoders know every user and item of the whole train.csv: evaluate and recommend read all of it.
+    users, item_encoder = _encoders(settings, full.train, ctx)
+    split, holdout = _validation_holdout(settings, full)
+    if holdout is not None:
+        progress(ProgressEvent("holdout", message=holdout, done=True))
     features = _features(settings, items, device, ctx, progress)
     columns = list(settings.data.numerical_features_cols)
     scaler = fit_numeric_scaler(items, columns, split.train)
@@ -128,7 +134,28 @@ def prepare_training(settings: Settings, device: torch.device, ctx: DistContext,
                                settings.training.validation_user_cap(len(item_ids)), settings.training.seed)
     dims = ModelDims(len(users), len(item_encoder), int(catalogue.vision.shape[1]), int(catalogue.text.shape[1]),
                      int(catalogue.numeric.shape[1]))
-    return TrainingInputs(split, users, item_encoder, item_ids, columns, scaler, catalogue, data, dims)
+    return TrainingInputs(split, users, item_encoder, item_ids, columns, scaler, catalogue, data, dims, holdout)
+
+
+def _validation_holdout(settings: Settings, split: SplitFrames) -> tuple[SplitFrames, str | None]:
+    """The split to train on, and a note when validation was carved out of train (val.csv has no rows,
+    training.holdout_ratio > 0), following the strategy recorded in split_report.json."""
+    ratio = settings.training.holdout_ratio
+    if len(split.val) or ratio <= 0 or split.train.empty:
+        return split, None
+    report = Path(settings.paths.splits_dir) / REPORT_FILE
+    strategy = "stratified"
+    if report.is_file():
+        try:
+            strategy = str(json.loads(report.read_text(encoding="utf-8")).get("strategy", strategy))
+        except (OSError, ValueError, AttributeError):
+            pass
+    train, val = holdout_validation(split.train, ratio, strategy, settings.training.seed)
+    note = (f"val.csv has no rows: {len(val):,} of {len(split.train):,} training interactions "
+            f"({val['user_id'].nunique():,} users; training.holdout_ratio {ratio:g}, {strategy} like the split) "
+            "are held out as validation for early stopping and the blend choices; evaluate and recommend use "
+            "all of train.csv.")
+    return SplitFrames(train, val, split.test), note
 
 
 def run_train(settings: Settings, resume: Path | None = None, progress: ProgressCallback = null_progress,
@@ -148,6 +175,8 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
     inputs = prepare_training(settings, device, ctx, progress)
     split, users, item_encoder, item_ids = inputs.split, inputs.users, inputs.item_encoder, inputs.item_ids
     catalogue, data, dims, columns, scaler = inputs.catalogue, inputs.data, inputs.dims, inputs.columns, inputs.scaler
+    if inputs.holdout is not None:
+        notes.append(inputs.holdout)
     combo = settings.features.combo
 
     seed_everything(settings.training.seed)  # same initial weights whatever ran before

@@ -114,7 +114,8 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
     start = time.perf_counter()
     notes: list[str] = []
     with StudyLock(root / f"{tune.study_name}.lock"):
-        split_dir, split_fingerprint = validation_only_split(Path(settings.paths.splits_dir), study_dir / "split")
+        split_dir, split_fingerprint = validation_only_split(Path(settings.paths.splits_dir), study_dir / "split",
+                                                                  settings.training.holdout_ratio > 0)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(
             storage=f"sqlite:///{storage}", study_name=tune.study_name, load_if_exists=True, direction="maximize",

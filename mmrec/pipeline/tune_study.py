@@ -12,6 +12,7 @@ from typing import Any
 
 import optuna
 
+from mmrec.data.splits import REPORT_FILE
 from mmrec.data.staging import process_alive
 from mmrec.errors import ConfigError, DataError
 from mmrec.fileio import atomic_path, atomic_write_text
@@ -109,25 +110,29 @@ def _lock_owner(path: Path) -> int | None:
         return None
 
 
-def validation_only_split(splits_dir: Path, view_dir: Path) -> tuple[Path, str]:
-    """A split folder for trials: train.csv and val.csv as they are, test.csv with no rows.
+def validation_only_split(splits_dir: Path, view_dir: Path, holdout: bool) -> tuple[Path, str]:
+    """A split folder for trials: train.csv, val.csv and split_report.json as they are, test.csv with no rows.
 
     Trials train on this view, so test interactions are never read. Returns the folder and a
-    fingerprint of train+val (a resumed study must see the same split).
+    fingerprint of train+val (a resumed study must see the same split). An empty val.csv is refused
+    unless `holdout` (training.holdout_ratio > 0: every trial carves the same validation out of train).
     """
     digest = hashlib.sha256()
-    for name in ("train", "val"):
-        source = splits_dir / f"{name}.csv"
+    view_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("train.csv", "val.csv", REPORT_FILE):
+        source, target = splits_dir / name, view_dir / name
+        target.unlink(missing_ok=True)
+        if name == REPORT_FILE and not source.is_file():  # optional (hand-made splits have none)
+            continue
         if not source.is_file():
             raise DataError(f"Split file {source} not found.", hint="Run `mmrec split` first (with the same --config).")
-        target = view_dir / f"{name}.csv"
-        view_dir.mkdir(parents=True, exist_ok=True)
-        target.unlink(missing_ok=True)
         try:
             os.link(source, target)
         except OSError:  # another filesystem, or links unsupported
             with atomic_path(target) as tmp:
                 shutil.copyfile(source, tmp)
+        if name == REPORT_FILE:  # read for the holdout's strategy only; not part of the fingerprint
+            continue
         with open(source, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
@@ -135,9 +140,9 @@ def validation_only_split(splits_dir: Path, view_dir: Path) -> tuple[Path, str]:
     with open(view_dir / "val.csv", encoding="utf-8") as handle:
         header = handle.readline()
         has_rows = any(line.strip() for line in handle)
-    if not has_rows:
+    if not has_rows and not holdout:
         raise DataError(f"The validation split {splits_dir / 'val.csv'} is empty: tuning chooses on validation.",
-                        hint="Re-run `mmrec split` with split.val_ratio > 0.")
+                        hint="Re-run `mmrec split` with split.val_ratio > 0, or set training.holdout_ratio > 0.")
     atomic_write_text(view_dir / "test.csv", header)
     return view_dir, digest.hexdigest()
 

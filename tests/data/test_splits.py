@@ -4,7 +4,14 @@ from hypothesis import given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from mmrec.data.splits import SplitFrames, check_leakage, load_split, save_split, split_interactions
+from mmrec.data.splits import (
+    SplitFrames,
+    check_leakage,
+    holdout_validation,
+    load_split,
+    save_split,
+    split_interactions,
+)
 from mmrec.errors import DataError, SplitError
 from mmrec.settings import SPLIT_STRATEGIES, SplitSettings
 
@@ -70,6 +77,28 @@ def test_leave_one_out_without_timestamps_is_random_but_seeded():
     frame = _frame().drop(columns="timestamp")
     parts = split_interactions(frame, SplitSettings(strategy="leave_one_out", seed=3))
     assert parts.test.groupby("user_id").size().eq(1).all() and len(parts.val) == 20
+
+
+def test_holdout_validation_follows_the_split_strategy():
+    frame = _frame()  # 20 users x 10 rows, timestamps 1000 * user + k
+    train, val = holdout_validation(frame, 0.2, "stratified", seed=1)
+    assert len(val) == 40 and val.groupby("user_id").size().eq(2).all()  # per user, rounded
+    assert not set(_keys(train)) & set(_keys(val)) and sorted(_keys(train) + _keys(val)) == _keys(frame)
+    again, _ = holdout_validation(frame, 0.2, "stratified", seed=1)
+    other, _ = holdout_validation(frame, 0.2, "stratified", seed=2)
+    pd.testing.assert_frame_equal(train, again)  # seeded
+    assert _keys(train) != _keys(other)
+    _, latest = holdout_validation(frame, 0.2, "temporal_user", seed=1)
+    assert set(latest["timestamp"] % 1000) == {8, 9}  # each user's two latest rows
+    _, last = holdout_validation(frame, 0.2, "leave_one_out", seed=1)
+    assert (last["timestamp"] % 1000).eq(9).all() and len(last) == 20
+    train_u, users = holdout_validation(frame, 0.2, "user", seed=1)
+    assert users["user_id"].nunique() == 4 and not set(users["user_id"]) & set(train_u["user_id"])
+    # unknown strategies (a hand-made split) and time-ordered ones without timestamps: per user at random
+    _, unknown = holdout_validation(frame.drop(columns="timestamp"), 0.2, "temporal_user", seed=1)
+    assert unknown.groupby("user_id").size().eq(2).all()
+    one = pd.DataFrame({"user_id": ["a"], "item_id": ["x"], "timestamp": [1]})
+    assert holdout_validation(one, 0.5, "stratified", seed=0)[1].empty  # a user keeps a training row
 
 
 def test_temporal_without_timestamps_is_a_clear_error():

@@ -193,7 +193,7 @@ def test_invalid_space_for_the_base_settings_and_empty_validation_are_refused(tm
     val = tmp_path / "splits" / "val.csv"
     val.write_text(val.read_text().splitlines()[0] + "\n")
     with pytest.raises(DataError, match="validation split"):
-        run_tune(settings)
+        run_tune(with_values(settings, {"training.holdout_ratio": 0.0}))
 
 
 def test_tune_refuses_torchrun(tmp_path, monkeypatch):

@@ -62,3 +62,36 @@ def test_lambda_is_chosen_on_validation_and_used_by_the_recommender(tmp_path, mo
     split = load_split(tmp_path / "splits")
     load_recommender("multimodal", settings, load_items(tmp_path / "processed"), split.train, torch.device("cpu"))
     assert fitted == []
+
+
+def test_a_split_without_validation_rows_holds_out_part_of_train(tmp_path):
+    """val.csv with no rows: validation comes out of train (per user, at random: no split_report.json),
+    so early stopping and the blend still choose on held-out data; evaluate still reads all of train."""
+    import torch
+
+    from mmrec.data.splits import SplitFrames, load_split, save_split
+    from mmrec.data.tables import load_items
+    from mmrec.pipeline.evaluate import load_recommender
+    from mmrec.pipeline.train import prepare_training
+    from mmrec.training.distributed import DistContext
+
+    config = write_tiny_project(tmp_path, epochs=2, per_user=10)
+    split = load_split(tmp_path / "splits")
+    train = split.train  # 30 users x 8 rows
+    save_split(SplitFrames(train, split.val.iloc[:0], split.test), tmp_path / "splits")
+    settings = load_settings(config).settings
+    inputs = prepare_training(settings, torch.device("cpu"), DistContext())
+    assert len(inputs.split.val) == 30 and len(inputs.split.train) == len(train) - 30  # 8 * 0.1 -> 1 per user
+    assert len(inputs.users) - 1 == train["user_id"].nunique()  # encoders: every user of train.csv
+    result = run_train(settings)
+    assert any("val.csv has no rows: 30 of 240 training interactions" in note for note in result.notes)
+    assert all(record.val for record in result.history)  # validated every epoch
+    assert result.item_item["monitored"] == max(row["ndcg@10"] for row in result.item_item["val_grid"])
+    recommender = load_recommender("multimodal", settings, load_items(tmp_path / "processed"), train,
+                                   torch.device("cpu"))
+    assert recommender.score(["u0"]).shape == (1, 40)
+    off = load_settings(config, {"training.holdout_ratio": 0.0}).settings
+    none = run_train(off.model_copy(update={"paths": off.paths.model_copy(
+        update={"checkpoint_dir": str(tmp_path / "off")})}))
+    assert not any("val.csv has no rows" in note for note in none.notes)
+    assert any("No validation data" in note for note in none.notes) and not none.history[0].val

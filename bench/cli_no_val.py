@@ -1,0 +1,174 @@
+"""`mmrec` with default settings on a split without a validation part, against EASE on the same files.
+
+The held-out CLI protocol of the quality issue: all ratings implicit, per user 75% train / 25% test,
+top-10. Every mmrec step is the CLI as a user would type it; only the rating threshold (none: every
+rating is an interaction) and the split ratios differ from the importer's config:
+
+    mmrec data import movielens SHARED --posters SHARED/posters --out W/ml   (+ positive_rating_threshold: null)
+    mmrec preprocess -c W/ml/mmrec.yaml
+    MMREC_SPLIT__TRAIN_RATIO=0.75 MMREC_SPLIT__VAL_RATIO=0 MMREC_SPLIT__TEST_RATIO=0.25 mmrec split --seed S
+    mmrec train    (training.holdout_ratio: the default 0.1, validation carved out of train)
+    MMREC_TRAINING__HOLDOUT_RATIO=0 mmrec train    (no validation at all: the behaviour before the holdout)
+    mmrec evaluate --compare --k 10 20
+
+EASE (closed form, float64 numpy on the items with training rows) has its lambda chosen on the same
+holdout mmrec carves (`mmrec.data.splits.holdout_validation`, same seed and ratio), then is refitted on
+all of train.csv: the same information mmrec gets. Test metrics of every lambda are stored too, as a
+hindsight reference only. Metrics: `mmrec.evaluation.full_ranking` over the whole catalogue with the
+training items masked, as `mmrec evaluate` does.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/cli_no_val.py --work bench/.work/cli_no_val --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "data" / "movielens-small-posters"
+MMREC = [sys.executable, "-m", "mmrec"]
+LAMBDAS = (100.0, 250.0, 500.0, 1000.0, 2000.0)
+RATIOS = {"MMREC_SPLIT__TRAIN_RATIO": "0.75", "MMREC_SPLIT__VAL_RATIO": "0", "MMREC_SPLIT__TEST_RATIO": "0.25"}
+
+
+def mmrec(*args: str, env: dict[str, str], cwd: Path) -> None:
+    print("$ mmrec", " ".join(args), flush=True)
+    subprocess.run([*MMREC, *args], cwd=cwd, env=env, check=True)
+
+
+def ease_weights(matrix: sp.csr_matrix, l2: float) -> np.ndarray:
+    gram = (matrix.T @ matrix).toarray().astype(np.float64)
+    gram[np.diag_indices_from(gram)] += l2
+    inverse = np.linalg.inv(gram)
+    weights = -inverse / np.diag(inverse)
+    np.fill_diagonal(weights, 0.0)
+    return weights
+
+
+def ease_metrics(train: pd.DataFrame, test: pd.DataFrame, item_ids: list[str], l2: float,
+                 ks: tuple[int, ...] = (10, 20)) -> dict[str, float]:
+    """EASE fitted on `train`, ranked over `item_ids` (train items masked) for the users of `test`."""
+    from mmrec.evaluation.full_ranking import full_ranking
+
+    index = {item: j for j, item in enumerate(item_ids)}
+    users = sorted(set(test["user_id"]))
+    user_index = {user: i for i, user in enumerate(users)}
+    train = train[train["user_id"].isin(user_index)]
+
+    def csr(frame: pd.DataFrame) -> sp.csr_matrix:
+        rows = frame["user_id"].map(user_index).to_numpy()
+        cols = frame["item_id"].map(index).to_numpy()
+        matrix = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(users), len(item_ids)))
+        matrix.data[:] = 1.0
+        return matrix
+
+    history, relevant = csr(train), csr(test)
+    seen = np.flatnonzero(np.asarray(history.sum(0)).ravel() > 0)  # items EASE can score
+    weights = ease_weights(history[:, seen], l2)
+    sub = history[:, seen]
+
+    def score(rows: np.ndarray) -> torch.Tensor:
+        out = torch.full((len(rows), len(item_ids)), -1e9, dtype=torch.float32)
+        out[:, torch.from_numpy(seen)] = torch.from_numpy((sub[rows] @ weights).astype(np.float32))
+        return out
+
+    return dict(full_ranking(score, relevant, history, list(ks)).metrics)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=ROOT / "bench" / ".work" / "cli_no_val")
+    parser.add_argument("--data", type=Path, default=SHARED)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "cli_no_val")
+    args = parser.parse_args()
+    from mmrec.data.splits import holdout_validation, load_split
+    from mmrec.data.tables import load_items
+    from mmrec.settings import load_settings
+
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, COLUMNS="120", PYTHONPATH=str(ROOT), MMREC_TRACKING__USE_WANDB="false")
+    config = work / "ml" / "mmrec.yaml"
+    if not config.is_file():
+        mmrec("data", "import", "movielens", str(args.data), "--posters", str(args.data / "posters"),
+              "--out", str(work / "ml"), env=env, cwd=work)
+        text = config.read_text()
+        assert "positive_rating_threshold: 4.0" in text
+        config.write_text(text.replace("positive_rating_threshold: 4.0", "positive_rating_threshold: null"))
+    mmrec("preprocess", "-c", str(config), env=env, cwd=work)  # a no-op once done; caches the features
+    settings = load_settings(config).settings
+    holdout_ratio = settings.training.holdout_ratio
+    rows = []
+    for seed in args.seeds:
+        base = work / f"seed{seed}"
+        paths = {"MMREC_PATHS__SPLITS_DIR": str(base / "splits"), **RATIOS}
+        if not (base / "splits" / "test.csv").is_file():
+            mmrec("split", "-c", str(config), "--strategy", "stratified", "--seed", str(seed),
+                  env=dict(env, **paths), cwd=work)
+        split = load_split(base / "splits")
+        assert split.val.empty
+        items = load_items(Path(settings.paths.processed_dir))["item_id"].astype(str).tolist()
+        row: dict = {"seed": seed, "train": len(split.train), "test": len(split.test),
+                     "users": int(split.test["user_id"].nunique()), "items": len(items)}
+        for name, extra in (("holdout", {}), ("no-validation", {"MMREC_TRAINING__HOLDOUT_RATIO": "0"})):
+            run_env = dict(env, **paths, **extra, MMREC_PATHS__CHECKPOINT_DIR=str(base / name / "checkpoints"),
+                           MMREC_PATHS__RESULTS_DIR=str(base / name / "results"))
+            report = base / name / "results" / "evaluation.json"
+            if not report.is_file():
+                start = time.perf_counter()
+                mmrec("train", "-c", str(config), "--device", "cpu", env=run_env, cwd=work)
+                row[f"{name}_train_s"] = round(time.perf_counter() - start, 1)
+                mmrec("evaluate", "-c", str(config), "--compare", "--device", "cpu", "--k", "10 20",
+                      env=run_env, cwd=work)
+            evaluation = json.loads(report.read_text())
+            row[name] = {model: {k: v for k, v in entry["metrics"].items() if k in ("ndcg@10", "recall@20", "hit_rate@10")}
+                         for model, entry in evaluation["models"].items()}
+        # EASE: lambda on the same holdout, refitted on all of train.
+        inner, held = holdout_validation(split.train, holdout_ratio, "stratified", settings.training.seed)
+        val = {l2: ease_metrics(inner, held, items, l2)["ndcg@10"] for l2 in LAMBDAS}
+        chosen = max(val, key=val.get)
+        test = {l2: ease_metrics(split.train, split.test, items, l2) for l2 in LAMBDAS}
+        row["ease"] = {"val_ndcg@10": val, "l2": chosen, "test": test[chosen],
+                       "test_ndcg@10_every_l2 (hindsight)": {l2: m["ndcg@10"] for l2, m in test.items()}}
+        rows.append(row)
+        print(json.dumps(row, indent=1), flush=True)
+    write(args.out, rows)
+
+
+def write(out: Path, rows: list[dict]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, CPU only, " \
+              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}"
+    out.with_suffix(".json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
+    lines = ["# `mmrec` defaults on a split without validation (all ratings, per user 75/25) vs EASE", "",
+             f"Machine: {machine}. `bench/cli_no_val.py`; test NDCG@10 / Recall@20.", "",
+             "| seed | mmrec (holdout 0.1, default) | mmrec (no validation) | EASE (lambda on the holdout) "
+             "| ratio default / EASE | item_knn | user_knn | popularity |", "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        h, n, e = row["holdout"], row["no-validation"], row["ease"]
+
+        def cell(metrics: dict) -> str:
+            return f"{metrics['ndcg@10']:.4f} / {metrics['recall@20']:.4f}"
+
+        lines.append(f"| {row['seed']} | {cell(h['multimodal'])} | {cell(n['multimodal'])} | {cell(e['test'])} "
+                     f"(lambda {e['l2']:g}) | {h['multimodal']['ndcg@10'] / e['test']['ndcg@10']:.3f}x | "
+                     f"{cell(h['item_knn'])} | {cell(h['user_knn'])} | {cell(h['popularity'])} |")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
