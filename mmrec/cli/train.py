@@ -70,8 +70,10 @@ def train(
     for reason, count in result.skipped.items():
         console.print(f"[yellow]Skipped {count:,} ({reason.replace('_', ' ')})")
     stop = "early-stopped" if result.stopped_early else "ran all epochs"
+    monitored = f"val {result.monitor}" if any(record.val for record in result.history) else \
+        "-loss (no validation data)"
     console.print(
-        f"Best val {result.monitor} = [bold]{result.best_metric:.4f}[/bold] at epoch {result.best_epoch} ({stop}); "
+        f"Best {monitored} = [bold]{result.best_metric:.4f}[/bold] at epoch {result.best_epoch} ({stop}); "
         f"{result.n_train_interactions:,} train interactions, {result.interactions_per_s:,.0f} inter/s, "
         f"{result.seconds_per_epoch:.1f} s/epoch, peak memory {result.peak_memory_mb:,.0f} MiB."
     )

@@ -113,6 +113,7 @@ class TrainingInputs:
     data: Any
     dims: ModelDims
     holdout: str | None = None  # the note when validation was carved out of train
+    full_train: Any = None  # all of train.csv (split.train lacks the holdout)
 
 
 def prepare_training(settings: Settings, device: torch.device, ctx: DistContext,
@@ -134,7 +135,8 @@ def prepare_training(settings: Settings, device: torch.device, ctx: DistContext,
                                settings.training.validation_user_cap(len(item_ids)), settings.training.seed)
     dims = ModelDims(len(users), len(item_encoder), int(catalogue.vision.shape[1]), int(catalogue.text.shape[1]),
                      int(catalogue.numeric.shape[1]))
-    return TrainingInputs(split, users, item_encoder, item_ids, columns, scaler, catalogue, data, dims, holdout)
+    return TrainingInputs(split, users, item_encoder, item_ids, columns, scaler, catalogue, data, dims, holdout,
+                          full.train)
 
 
 def _validation_holdout(settings: Settings, split: SplitFrames) -> tuple[SplitFrames, str | None]:
@@ -228,6 +230,8 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
         trainer.module.load_state_dict(best["model"])
         chosen = _blend_item_item(trainer, settings, split.train, users, item_ids, best_path, best, notes, progress)
         item_item = chosen[0] if chosen is not None else None
+        if inputs.holdout is not None and item_item is not None and item_item.blend > 0:
+            _refit_for_serving(settings, inputs.full_train, device, progress)
         if per_user:
             val_per_user = trainer.validation_per_user(chosen[1] if chosen is not None else trainer.scorer())
     tracker.finish()
@@ -279,6 +283,20 @@ def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: Id
                            f"content {choice.content_blend:g} ({choice.content_modality or '-'}) "
                            f"(val {trainer.monitor} {monitored:.4f})"))
     return choice, scorer
+
+
+def _refit_for_serving(settings: Settings, train: Any, device: torch.device, progress: ProgressCallback) -> None:
+    """Validation was carved out of train, so the chosen item-item model was fitted on part of it. Fit it
+    on all of train.csv now, through the recommender evaluate and recommend build: the fit lands in the
+    best checkpoint's item-item store, where they find it instead of refitting on every call."""
+    if settings.cache.item_item_fits <= 0:  # no store: every evaluate/recommend fits for itself
+        return
+    from mmrec.pipeline.evaluate import load_recommender
+
+    progress(ProgressEvent("item_item_refit", done=True,
+                           message="Fitting the chosen item-item model on all of train.csv (what evaluate and "
+                                   "recommend use)."))
+    load_recommender("multimodal", settings, load_items(Path(settings.paths.processed_dir)), train, device)
 
 
 def _resume(trainer: Trainer, path: Path, dims: ModelDims, users: IdEncoder, items: IdEncoder,

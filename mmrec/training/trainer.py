@@ -319,9 +319,10 @@ class Trainer:
                                   **{f"val/{k}": v for k, v in metrics.items()}}, self.global_step)
                 if on_epoch_end is not None:
                     on_epoch_end(record, self)
+            monitored_name = f"val {self.cfg.monitor}" if metrics else "-loss (no validation)"
             self.progress(ProgressEvent(
                 "epochs", self.epoch, self.cfg.epochs, "epochs", {"loss": loss, self.cfg.monitor: monitored},
-                message=f"epoch {self.epoch}: loss {loss:.4f}  val {self.cfg.monitor} {monitored:.4f}"
+                message=f"epoch {self.epoch}: loss {loss:.4f}  {monitored_name} {monitored:.4f}"
                 + ("  (best)" if is_best else "") + f"  {record.interactions_per_s:,.0f} inter/s",
             ))
         self.progress(ProgressEvent("train", self.steps_per_epoch, self.steps_per_epoch, "train", done=True))

@@ -64,7 +64,7 @@ def test_lambda_is_chosen_on_validation_and_used_by_the_recommender(tmp_path, mo
     assert fitted == []
 
 
-def test_a_split_without_validation_rows_holds_out_part_of_train(tmp_path):
+def test_a_split_without_validation_rows_holds_out_part_of_train(tmp_path, monkeypatch):
     """val.csv with no rows: validation comes out of train (per user, at random: no split_report.json),
     so early stopping and the blend still choose on held-out data; evaluate still reads all of train."""
     import torch
@@ -87,9 +87,16 @@ def test_a_split_without_validation_rows_holds_out_part_of_train(tmp_path):
     assert any("val.csv has no rows: 30 of 240 training interactions" in note for note in result.notes)
     assert all(record.val for record in result.history)  # validated every epoch
     assert result.item_item["monitored"] == max(row["ndcg@10"] for row in result.item_item["val_grid"])
+    assert result.item_item["blend"] > 0
+    # Training already fitted the chosen item-item model on all of train.csv: evaluate finds it.
+    from mmrec.models.item_item import ItemItemModel
+
+    fitted = []
+    real_fit = ItemItemModel.fit
+    monkeypatch.setattr(ItemItemModel, "fit", lambda *a, **k: fitted.append(1) or real_fit(*a, **k))
     recommender = load_recommender("multimodal", settings, load_items(tmp_path / "processed"), train,
                                    torch.device("cpu"))
-    assert recommender.score(["u0"]).shape == (1, 40)
+    assert fitted == [] and recommender.score(["u0"]).shape == (1, 40)
     off = load_settings(config, {"training.holdout_ratio": 0.0}).settings
     none = run_train(off.model_copy(update={"paths": off.paths.model_copy(
         update={"checkpoint_dir": str(tmp_path / "off")})}))
