@@ -196,6 +196,14 @@ def test_invalid_space_for_the_base_settings_and_empty_validation_are_refused(tm
         run_tune(with_values(settings, {"training.holdout_ratio": 0.0}))
 
 
+def test_an_empty_validation_split_is_carved_out_of_train_in_every_trial(tmp_path):
+    settings, _ = tiny_settings(tmp_path, n_trials=2)
+    val = tmp_path / "splits" / "val.csv"
+    val.write_text(val.read_text().splitlines()[0] + "\n")
+    result = run_tune(settings)
+    assert len(result.trials) == 2 and all(t.value is not None and t.value > 0 for t in result.trials)
+
+
 def test_tune_refuses_torchrun(tmp_path, monkeypatch):
     settings, _ = tiny_settings(tmp_path)
     monkeypatch.setenv("WORLD_SIZE", "2")
