@@ -18,6 +18,7 @@ hindsight reference only. Metrics: `mmrec.evaluation.full_ranking` over the whol
 training items masked, as `mmrec evaluate` does.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/cli_no_val.py --work bench/.work/cli_no_val --seeds 0 1 2
+    OMP_NUM_THREADS=1 .venv/bin/python bench/cli_no_val.py --nested   # validation-only: the holdout share
 """
 
 from __future__ import annotations
@@ -94,7 +95,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=SHARED)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "cli_no_val")
+    parser.add_argument("--nested", action="store_true",
+                        help="only the validation-only check of the holdout share (needs seed 0's split)")
     args = parser.parse_args()
+    if args.nested:
+        nested(args.work.resolve(), args.out.with_name(args.out.name + "_nested.json"))
+        return
     from mmrec.data.splits import holdout_validation, load_split
     from mmrec.data.tables import load_items
     from mmrec.settings import load_settings
@@ -137,6 +143,10 @@ def main() -> None:
             evaluation = json.loads(report.read_text())
             row[name] = {model: {k: v for k, v in entry["metrics"].items() if k in ("ndcg@10", "recall@20", "hit_rate@10")}
                          for model, entry in evaluation["models"].items()}
+        from mmrec.checkpoints.store import read_meta
+
+        best = next((base / "holdout" / "checkpoints").glob("*/best_model.pth"))
+        row["holdout_val"] = (read_meta(best).get("item_item") or {}).get("monitored")
         # EASE: lambda on the same holdout, refitted on all of train (kept in the work dir once computed).
         stored = base / "ease.json"
         if not stored.is_file():
@@ -151,6 +161,28 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row, indent=1), flush=True)
     write(args.out, rows)
+
+
+def nested(work: Path, out: Path, shares: tuple[float, ...] = (0.1, 0.25)) -> None:
+    """Which holdout share picks the better EASE lambda for this protocol, decided without test.csv:
+    25% of each user's training rows become a pseudo-test (as the split made test), the rest is split
+    again into inner train + a holdout of each share; the lambda chosen on each holdout is scored on
+    the pseudo-test after fitting on the rest."""
+    from mmrec.data.splits import holdout_validation, load_split
+    from mmrec.data.tables import load_items
+
+    items = load_items(work / "ml" / "processed")["item_id"].astype(str).tolist()
+    train = load_split(work / "seed0" / "splits").train
+    rest, pseudo = holdout_validation(train, 0.25, "stratified", seed=7)
+    result: dict = {"pseudo_test_ndcg@10": {l2: ease_metrics(rest, pseudo, items, l2)["ndcg@10"] for l2 in LAMBDAS}}
+    for share in shares:
+        inner, held = holdout_validation(rest, share, "stratified", seed=42)
+        val = {l2: ease_metrics(inner, held, items, l2)["ndcg@10"] for l2 in LAMBDAS}
+        chosen = max(val, key=val.get)
+        result[f"share {share:g}"] = {"val_ndcg@10": val, "chosen_l2": chosen,
+                                      "pseudo_test_ndcg@10": result["pseudo_test_ndcg@10"][chosen]}
+        print(share, result[f"share {share:g}"], flush=True)
+    out.write_text(json.dumps(result, indent=1))
 
 
 def write(out: Path, rows: list[dict]) -> None:
@@ -171,6 +203,17 @@ def write(out: Path, rows: list[dict]) -> None:
         lines.append(f"| {row['seed']} | {cell(h['multimodal'])} | {cell(n['multimodal'])} | {cell(e['test'])} "
                      f"(lambda {e['l2']:g}) | {h['multimodal']['ndcg@10'] / e['test']['ndcg@10']:.3f}x | "
                      f"{cell(h['item_knn'])} | {cell(h['user_knn'])} | {cell(h['popularity'])} |")
+    if len(rows) > 1:
+        def mean(get) -> str:
+            return f"{np.mean([get(row)['ndcg@10'] for row in rows]):.4f} / {np.mean([get(row)['recall@20'] for row in rows]):.4f}"
+
+        ratio = np.mean([row["holdout"]["multimodal"]["ndcg@10"] / row["ease"]["test"]["ndcg@10"] for row in rows])
+        lines.append(f"| mean | {mean(lambda r: r['holdout']['multimodal'])} | {mean(lambda r: r['no-validation']['multimodal'])} "
+                     f"| {mean(lambda r: r['ease']['test'])} | {ratio:.3f}x | {mean(lambda r: r['holdout']['item_knn'])} "
+                     f"| {mean(lambda r: r['holdout']['user_knn'])} | {mean(lambda r: r['holdout']['popularity'])} |")
+    lines += ["", "Validation (the holdout carved out of train, NDCG@10): mmrec's chosen blend vs EASE at its chosen lambda:",
+              ""] + [f"- seed {row['seed']}: mmrec {row['holdout_val']:.4f}, EASE {max(row['ease']['val_ndcg@10'].values()):.4f}"
+                     for row in rows if row.get("holdout_val") is not None]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
