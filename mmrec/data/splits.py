@@ -233,10 +233,14 @@ def save_split(frames: SplitFrames, splits_dir: Path) -> None:
 
 
 def load_split(splits_dir: Path) -> SplitFrames:
-    """Read train/val/test CSVs (ids as str); DataError hinting `mmrec split` when missing."""
+    """Read train/val/test CSVs (ids as str); DataError hinting `mmrec split` when one is missing.
+    val.csv is optional (a hand-made train/test split): without it val is empty, like a val.csv with no rows."""
     parts = []
     for name in SPLIT_NAMES:
         path = Path(splits_dir) / f"{name}.csv"
+        if name == "val" and not path.is_file():
+            parts.append(parts[0].iloc[:0].copy())
+            continue
         if not path.is_file():
             raise DataError(
                 f"Split file {path} not found.", hint="Run `mmrec split` first (with the same --config)."

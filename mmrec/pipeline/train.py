@@ -140,7 +140,7 @@ def prepare_training(settings: Settings, device: torch.device, ctx: DistContext,
 
 
 def _validation_holdout(settings: Settings, split: SplitFrames) -> tuple[SplitFrames, str | None]:
-    """The split to train on, and a note when validation was carved out of train (val.csv has no rows,
+    """The split to train on, and a note when validation was carved out of train (no validation rows,
     training.holdout_ratio > 0), following the strategy recorded in split_report.json."""
     ratio = settings.training.holdout_ratio
     if len(split.val) or ratio <= 0 or split.train.empty:
@@ -153,7 +153,7 @@ def _validation_holdout(settings: Settings, split: SplitFrames) -> tuple[SplitFr
         except (OSError, ValueError, AttributeError):
             pass
     train, val = holdout_validation(split.train, ratio, strategy, settings.training.seed)
-    note = (f"val.csv has no rows: {len(val):,} of {len(split.train):,} training interactions "
+    note = (f"No validation rows (val.csv empty or missing): {len(val):,} of {len(split.train):,} training interactions "
             f"({val['user_id'].nunique():,} users; training.holdout_ratio {ratio:g}, {strategy} like the split) "
             "are held out as validation for early stopping and the blend choices; evaluate and recommend use "
             "all of train.csv.")

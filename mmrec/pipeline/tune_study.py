@@ -110,6 +110,15 @@ def _lock_owner(path: Path) -> int | None:
         return None
 
 
+def _header(path: Path) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.readline()
+    except OSError:
+        raise DataError(f"Split file {path} not found.", hint="Run `mmrec split` first (with the same --config).") \
+            from None
+
+
 def validation_only_split(splits_dir: Path, view_dir: Path, holdout: bool) -> tuple[Path, str]:
     """A split folder for trials: train.csv, val.csv and split_report.json as they are, test.csv with no rows.
 
@@ -123,6 +132,9 @@ def validation_only_split(splits_dir: Path, view_dir: Path, holdout: bool) -> tu
         source, target = splits_dir / name, view_dir / name
         target.unlink(missing_ok=True)
         if name == REPORT_FILE and not source.is_file():  # optional (hand-made splits have none)
+            continue
+        if name == "val.csv" and not source.is_file():  # optional too: no validation rows
+            atomic_write_text(target, _header(splits_dir / "train.csv"))
             continue
         if not source.is_file():
             raise DataError(f"Split file {source} not found.", hint="Run `mmrec split` first (with the same --config).")

@@ -132,6 +132,14 @@ def test_save_and_load_keep_string_ids(tmp_path):
     loaded = load_split(tmp_path)
     assert loaded.train["user_id"].tolist() == ["007", "007", "8"] and loaded.val.empty
     assert loaded.test["item_id"].tolist() == ["01"] and loaded.train["timestamp"].dtype == "int64"
-    (tmp_path / "val.csv").unlink()
+    (tmp_path / "test.csv").unlink()
     with pytest.raises(DataError, match="mmrec split"):
         load_split(tmp_path)
+
+
+def test_a_split_without_val_csv_loads_with_an_empty_validation_part(tmp_path):
+    frame = _frame()
+    save_split(split_interactions(frame, SplitSettings()), tmp_path)
+    (tmp_path / "val.csv").unlink()
+    parts = load_split(tmp_path)
+    assert parts.val.empty and list(parts.val.columns) == list(parts.train.columns)

@@ -202,6 +202,9 @@ def test_an_empty_validation_split_is_carved_out_of_train_in_every_trial(tmp_pat
     val.write_text(val.read_text().splitlines()[0] + "\n")
     result = run_tune(settings)
     assert len(result.trials) == 2 and all(t.value is not None and t.value > 0 for t in result.trials)
+    val.unlink()  # a hand-made train/test split without val.csv: the same
+    again = run_tune(with_values(settings, {"tune.study_name": "no-val-file"}))
+    assert [t.value for t in again.trials] == [t.value for t in result.trials]
 
 
 def test_tune_refuses_torchrun(tmp_path, monkeypatch):

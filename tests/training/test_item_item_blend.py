@@ -84,7 +84,8 @@ def test_a_split_without_validation_rows_holds_out_part_of_train(tmp_path, monke
     assert len(inputs.split.val) == 30 and len(inputs.split.train) == len(train) - 30  # 8 * 0.1 -> 1 per user
     assert len(inputs.users) - 1 == train["user_id"].nunique()  # encoders: every user of train.csv
     result = run_train(settings)
-    assert any("val.csv has no rows: 30 of 240 training interactions" in note for note in result.notes)
+    assert any("No validation rows (val.csv empty or missing): 30 of 240 training interactions" in note
+               for note in result.notes)
     assert all(record.val for record in result.history)  # validated every epoch
     assert result.item_item["monitored"] == max(row["ndcg@10"] for row in result.item_item["val_grid"])
     assert result.item_item["blend"] > 0
@@ -100,5 +101,5 @@ def test_a_split_without_validation_rows_holds_out_part_of_train(tmp_path, monke
     off = load_settings(config, {"training.holdout_ratio": 0.0}).settings
     none = run_train(off.model_copy(update={"paths": off.paths.model_copy(
         update={"checkpoint_dir": str(tmp_path / "off")})}))
-    assert not any("val.csv has no rows" in note for note in none.notes)
+    assert not any("No validation rows" in note for note in none.notes)
     assert any("No validation data" in note for note in none.notes) and not none.history[0].val
