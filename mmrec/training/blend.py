@@ -4,7 +4,6 @@ weight 1 = content alone)."""
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -44,12 +43,18 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
         notes.append(f"Item-item model skipped: {n_items:,} items exceed model.item_item_max_items "
                      f"({cfg.item_item_max_items:,}); scores are the two-tower model's alone.")
         return None
+    validated = trainer.data.val_relevant.nnz > 0
+    if not validated and cfg.item_item_blend is None:  # nothing could choose a weight: none is fitted
+        notes.append("No validation data: the item-item blend weight cannot be chosen, so the two-tower model "
+                     "serves alone; keep validation rows (training.holdout_ratio > 0 carves them out of train) "
+                     "or fix model.item_item_blend.")
+        return None
     start = time.perf_counter()
     rows = catalogue_index(item_ids)
     halflives = HALFLIFE_GRID if cfg.item_item_halflife is None else (cfg.item_item_halflife,)
     # Profile rows = user index, as the trainer's histories and validation users.
     l2_grid: list[dict[str, float]] = []
-    if cfg.item_item_l2_search and item_item_neighbours(cfg, n_items) is None:
+    if validated and cfg.item_item_l2_search and item_item_neighbours(cfg, n_items) is None:
         cfg, model, l2_grid = _choose_l2(trainer, cfg, train, users, rows, halflives[0], store)
     else:
         model = fit_item_item(train, users, rows, trainer.catalogue, cfg, halflives[0], trainer.device, store)
@@ -72,9 +77,9 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
             if best is None or value > best[2].get(monitor, float("-inf")):
                 best = (halflife, beta, metrics)
     assert best is not None
-    if all(math.isnan(row[monitor]) for row in grid):  # no validation data to choose on
-        notes.append("No validation data: the item-item blend weight and half-life stay at their first values "
-                     f"({best[1]:g}, {best[0]:g}); set model.item_item_blend / item_item_halflife to fix them.")
+    if not validated:  # the blend weight is fixed (else no fit above); nothing chooses the rest
+        notes.append(f"No validation data: the item-item half-life stays at its first value ({best[0]:g}) and "
+                     "no content blend is added; set model.item_item_halflife to fix the half-life.")
     halflife, beta, metrics = best
     binary_profiles = candidates[0.0].interactions if 0.0 in candidates else \
         item_item_profiles(train, users, rows, 0.0)

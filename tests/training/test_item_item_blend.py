@@ -65,7 +65,7 @@ def test_lambda_is_chosen_on_validation_and_used_by_the_recommender(tmp_path, mo
 
 
 def test_a_split_without_validation_rows_holds_out_part_of_train(tmp_path, monkeypatch):
-    """val.csv with no rows: validation comes out of train (per user, at random: no split_report.json),
+    """No validation rows: validation comes out of train (per user, at random: no split_report.json),
     so early stopping and the blend still choose on held-out data; evaluate still reads all of train."""
     import torch
 
@@ -98,8 +98,12 @@ def test_a_split_without_validation_rows_holds_out_part_of_train(tmp_path, monke
     recommender = load_recommender("multimodal", settings, load_items(tmp_path / "processed"), train,
                                    torch.device("cpu"))
     assert fitted == [] and recommender.score(["u0"]).shape == (1, 40)
-    off = load_settings(config, {"training.holdout_ratio": 0.0}).settings
-    none = run_train(off.model_copy(update={"paths": off.paths.model_copy(
-        update={"checkpoint_dir": str(tmp_path / "off")})}))
+    none = run_train(load_settings(config, {"training.holdout_ratio": 0.0,
+                                            "paths.checkpoint_dir": str(tmp_path / "off")}).settings)
     assert not any("No validation rows" in note for note in none.notes)
     assert any("No validation data" in note for note in none.notes) and not none.history[0].val
+    assert none.item_item is None  # nothing could choose a blend weight: no item-item fit at all
+    fixed = load_settings(config, {"training.holdout_ratio": 0.0, "model.item_item_blend": 0.5,
+                                   "paths.checkpoint_dir": str(tmp_path / "fixed")}).settings
+    kept = run_train(fixed).item_item  # a fixed weight is used as given, with the configured lambda
+    assert kept["blend"] == 0.5 and kept["l2_grid"] == [] and kept["content_blend"] == 0.0
