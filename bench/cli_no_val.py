@@ -141,7 +141,8 @@ def main() -> None:
                 mmrec("evaluate", "-c", str(config), "--compare", "--device", "cpu", "--k", "10 20",
                       env=run_env, cwd=work)
             evaluation = json.loads(report.read_text())
-            row[name] = {model: {k: v for k, v in entry["metrics"].items() if k in ("ndcg@10", "recall@20", "hit_rate@10")}
+            kept = ("ndcg@10", "recall@20", "hit_rate@10")
+            row[name] = {model: {k: v for k, v in entry["metrics"].items() if k in kept}
                          for model, entry in evaluation["models"].items()}
         from mmrec.checkpoints.store import read_meta
 
@@ -185,35 +186,40 @@ def nested(work: Path, out: Path, shares: tuple[float, ...] = (0.1, 0.25)) -> No
     out.write_text(json.dumps(result, indent=1))
 
 
+COLUMNS = (  # (header, the metrics of one seed's row)
+    ("mmrec (holdout 0.1, default)", lambda row: row["holdout"]["multimodal"]),
+    ("mmrec (no validation)", lambda row: row["no-validation"]["multimodal"]),
+    ("EASE (lambda on the holdout)", lambda row: row["ease"]["test"]),
+    ("item_knn", lambda row: row["holdout"]["item_knn"]),
+    ("user_knn", lambda row: row["holdout"]["user_knn"]),
+    ("popularity", lambda row: row["holdout"]["popularity"]),
+)
+
+
 def write(out: Path, rows: list[dict]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, CPU only, " \
               f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}"
     out.with_suffix(".json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
+
+    def line(label: str, group: list[dict]) -> str:
+        cells = [" / ".join(f"{np.mean([get(r)[metric] for r in group]):.4f}" for metric in ("ndcg@10", "recall@20"))
+                 for _, get in COLUMNS]
+        ratio = np.mean([r["holdout"]["multimodal"]["ndcg@10"] / r["ease"]["test"]["ndcg@10"] for r in group])
+        return f"| {label} | " + " | ".join(cells) + f" | {ratio:.3f}x |"
+
     lines = ["# `mmrec` defaults on a split without validation (all ratings, per user 75/25) vs EASE", "",
-             f"Machine: {machine}. `bench/cli_no_val.py`; test NDCG@10 / Recall@20.", "",
-             "| seed | mmrec (holdout 0.1, default) | mmrec (no validation) | EASE (lambda on the holdout) "
-             "| ratio default / EASE | item_knn | user_knn | popularity |", "|---|---|---|---|---|---|---|---|"]
-    for row in rows:
-        h, n, e = row["holdout"], row["no-validation"], row["ease"]
-
-        def cell(metrics: dict) -> str:
-            return f"{metrics['ndcg@10']:.4f} / {metrics['recall@20']:.4f}"
-
-        lines.append(f"| {row['seed']} | {cell(h['multimodal'])} | {cell(n['multimodal'])} | {cell(e['test'])} "
-                     f"(lambda {e['l2']:g}) | {h['multimodal']['ndcg@10'] / e['test']['ndcg@10']:.3f}x | "
-                     f"{cell(h['item_knn'])} | {cell(h['user_knn'])} | {cell(h['popularity'])} |")
+             f"Machine: {machine}. `bench/cli_no_val.py`; test NDCG@10 / Recall@20; EASE's lambda per seed: "
+             + ", ".join(f"{row['ease']['l2']:g}" for row in rows) + ".", "",
+             "| seed | " + " | ".join(name for name, _ in COLUMNS) + " | default / EASE (NDCG@10) |",
+             "|---" * (len(COLUMNS) + 2) + "|"]
+    lines += [line(str(row["seed"]), [row]) for row in rows]
     if len(rows) > 1:
-        def mean(get) -> str:
-            return f"{np.mean([get(row)['ndcg@10'] for row in rows]):.4f} / {np.mean([get(row)['recall@20'] for row in rows]):.4f}"
-
-        ratio = np.mean([row["holdout"]["multimodal"]["ndcg@10"] / row["ease"]["test"]["ndcg@10"] for row in rows])
-        lines.append(f"| mean | {mean(lambda r: r['holdout']['multimodal'])} | {mean(lambda r: r['no-validation']['multimodal'])} "
-                     f"| {mean(lambda r: r['ease']['test'])} | {ratio:.3f}x | {mean(lambda r: r['holdout']['item_knn'])} "
-                     f"| {mean(lambda r: r['holdout']['user_knn'])} | {mean(lambda r: r['holdout']['popularity'])} |")
-    lines += ["", "Validation (the holdout carved out of train, NDCG@10): mmrec's chosen blend vs EASE at its chosen lambda:",
-              ""] + [f"- seed {row['seed']}: mmrec {row['holdout_val']:.4f}, EASE {max(row['ease']['val_ndcg@10'].values()):.4f}"
-                     for row in rows if row.get("holdout_val") is not None]
+        lines.append(line("mean", rows))
+    lines += ["", "Validation NDCG@10 on the holdout carved out of train: mmrec's chosen blend vs EASE at its lambda:",
+              ""]
+    lines += [f"- seed {row['seed']}: mmrec {row['holdout_val']:.4f}, "
+              f"EASE {max(row['ease']['val_ndcg@10'].values()):.4f}" for row in rows if row.get("holdout_val")]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 

@@ -55,8 +55,8 @@ def main() -> None:
     user_index, item_index = {u: i for i, u in enumerate(users)}, {j: i for i, j in enumerate(items)}
 
     def csr(frame: pd.DataFrame) -> sp.csr_matrix:
-        matrix = sp.csr_matrix((np.ones(len(frame)), (frame["user_id"].map(user_index), frame["item_id"].map(item_index))),
-                               shape=(len(users), len(items)))
+        coords = (frame["user_id"].map(user_index), frame["item_id"].map(item_index))
+        matrix = sp.csr_matrix((np.ones(len(frame)), coords), shape=(len(users), len(items)))
         matrix.data[:] = 1.0
         return matrix
 

@@ -293,9 +293,9 @@ class TrainingSettings(Section):
     holdout_ratio: float = Field(
         0.1, ge=0.0, lt=1.0,
         description="when the split has no validation rows (val.csv empty or missing): hold out this share of "
-        "the training interactions (following the split's own strategy, e.g. per user at random) as validation for early stopping and "
-        "every validation choice (item-item lambda and blend); evaluate and recommend still use all of train; "
-        "0 = train without validation (early stopping on the training loss, no blend choice)",
+        "the training interactions (following the split's own strategy, e.g. per user at random) as validation "
+        "for early stopping and every validation choice (item-item lambda and blend); evaluate and recommend "
+        "still use all of train; 0 = train without validation (early stopping on the training loss, no blend)",
     )
     history_refresh_steps: int = Field(
         10, ge=0,

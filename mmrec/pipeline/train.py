@@ -153,8 +153,9 @@ def _validation_holdout(settings: Settings, split: SplitFrames) -> tuple[SplitFr
         except (OSError, ValueError, AttributeError):
             pass
     train, val = holdout_validation(split.train, ratio, strategy, settings.training.seed)
-    note = (f"No validation rows (val.csv empty or missing): {len(val):,} of {len(split.train):,} training interactions "
-            f"({val['user_id'].nunique():,} users; training.holdout_ratio {ratio:g}, {strategy} like the split) "
+    note = (f"No validation rows (val.csv empty or missing): {len(val):,} of {len(split.train):,} training "
+            f"interactions ({val['user_id'].nunique():,} users; training.holdout_ratio {ratio:g}, {strategy} "
+            "like the split) "
             "are held out as validation for early stopping and the blend choices; evaluate and recommend use "
             "all of train.csv.")
     return SplitFrames(train, val, split.test), note
