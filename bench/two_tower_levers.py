@@ -70,6 +70,12 @@ LEVERS: dict[str, dict[str, Any]] = {
     "no user ids, history item embeddings": {"model.history_item_embeddings": True, "model.user_ids": False},
     "no user ids, history item embeddings, history 100": {
         "model.history_item_embeddings": True, "model.user_ids": False, "model.user_history_length": 100},
+    # Distillation from the item-item model (EASE + content, closed form) over each batch's candidates.
+    "distill 1, t 0.5": {"model.distill_weight": 1.0},
+    "distill 1, t 0.25": {"model.distill_weight": 1.0, "model.distill_temperature": 0.25},
+    "distill 3, t 0.5": {"model.distill_weight": 3.0},
+    "distill 1, t 1": {"model.distill_weight": 1.0, "model.distill_temperature": 1.0},
+    "distill 1, t 0.5, 30 epochs": {"model.distill_weight": 1.0, "training.epochs": 30, "training.patience": 4},
     "30 epochs": {"training.epochs": 30, "training.patience": 4},
     "history encoded with grad, 30 epochs": {"training.history_refresh_steps": 0, "training.epochs": 30,
                                              "training.patience": 4},
@@ -81,6 +87,7 @@ LEVERS: dict[str, dict[str, Any]] = {
         "training.epochs": 30, "training.patience": 4},
     # Does a better two-tower model lift the product's blend (item-item + content, weights chosen on validation)?
     "whole model (blend): base": {"model.item_item": True},
+    "whole model (blend): distill 1, t 0.5": {"model.item_item": True, "model.distill_weight": 1.0},
     "whole model (blend): history encoded with grad, 30 epochs": {
         "model.item_item": True, "training.history_refresh_steps": 0, "training.epochs": 30, "training.patience": 4},
 }

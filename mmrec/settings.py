@@ -176,6 +176,15 @@ class ModelSettings(Section):
         "catalogue each step)",
     )
     num_negatives: int = Field(64, ge=0, description="extra sampled negatives per batch")
+    distill_weight: float = Field(
+        0.0, ge=0.0,
+        description="weight of a distillation loss toward the item-item model (EASE + content, fitted on the "
+        "training interactions before training): soft cross-entropy between its scores and the two-tower "
+        "model's over each batch's candidate items (in-batch/sampled softmax only); 0 = off",
+    )
+    distill_temperature: float = Field(
+        0.5, gt=0.0, description="softmax temperature on the teacher's scores, standardised per user over the candidates"
+    )
     use_contrastive: bool = Field(False, description="CLIP-style InfoNCE between image and text projections")
     contrastive_weight: float = Field(0.1, ge=0.0)
     contrastive_temperature: float = Field(0.07, gt=0.0)

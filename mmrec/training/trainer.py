@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from mmrec.errors import CheckpointError, ConfigError
 from mmrec.evaluation.full_ranking import RankingResult, full_ranking_variants
 from mmrec.models.inputs import ItemInputs
+from mmrec.models.item_item import (ItemItemModel, interaction_csr, item_item_content, item_item_neighbours,
+                                    item_item_search)
 from mmrec.models.losses import NegativeSampler, bpr_loss, info_nce_loss, sampled_softmax_loss
 from mmrec.models.scoring import Scorer, matrices_per_chunk, score_variants
 from mmrec.models.two_tower import TwoTowerModel
@@ -115,10 +117,28 @@ class Trainer:
                 f"for catalogues up to {FULL_SOFTMAX_MAX_ITEMS:,} items.",
                 hint="Use model.negatives=in_batch (log-Q corrected) or uniform/popularity with model.num_negatives.",
             )
+        self.teacher = self._teacher() if model_cfg.distill_weight > 0 else None
         self.sampler: NegativeSampler | None = None
         if model_cfg.loss == "bpr" or (model_cfg.negatives in ("uniform", "popularity") and model_cfg.num_negatives > 0):
             kind = "popularity" if model_cfg.negatives == "popularity" else "uniform"
             self.sampler = NegativeSampler(kind, data.item_counts)
+
+    def _teacher(self) -> ItemItemModel:
+        """The item-item model of the training pairs (profile row = user index), for model.distill_weight."""
+        cfg = self.model_cfg
+        if cfg.loss == "bpr" or cfg.negatives == "full":
+            raise ConfigError("model.distill_weight needs the in-batch or sampled softmax loss.",
+                              hint="Use model.loss=softmax with model.negatives in_batch, uniform or popularity.")
+        n = self.catalogue.n
+        if n > cfg.item_item_max_items:
+            raise ConfigError(f"model.distill_weight needs the item-item model, which model.item_item_max_items "
+                              f"({cfg.item_item_max_items:,}) turns off for these {n:,} items.",
+                              hint="Set model.distill_weight: 0, or raise model.item_item_max_items.")
+        pairs = self.data.pairs.cpu().numpy()
+        profiles = interaction_csr(pairs[:, 0], pairs[:, 1], int(self.data.histories.shape[0]), n)
+        return ItemItemModel.fit(profiles, item_item_content(cfg, self.catalogue), cfg.item_item_l2,
+                                 cfg.item_item_content_weight, self.device, neighbours=item_item_neighbours(cfg, n),
+                                 search=item_item_search(cfg, n))
 
     def _validation_candidates(self) -> Any:
         """Catalogue rows validation ranks (None = all); cold_items = rows with no train interaction."""
@@ -208,11 +228,37 @@ class Trainer:
                 out = self.model(users, history, candidates, self.catalogue, table)
                 logits = self.module.scores(out.users, out.items).float()
                 loss = sampled_softmax_loss(logits, positives, candidates, log_q)
+                if self.teacher is not None:
+                    loss = loss + cfg.distill_weight * self._distill_loss(users, candidates, logits)
             if cfg.use_contrastive:
                 loss = loss + cfg.contrastive_weight * info_nce_loss(
                     out.vision.float(), out.text.float(), cfg.contrastive_temperature
                 )
         return loss
+
+    def _distill_loss(self, users: torch.Tensor, candidates: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Soft cross-entropy from the teacher's distribution over the candidates (its scores standardised
+        per user, / model.distill_temperature) to the two-tower model's logits over the same candidates."""
+        assert self.teacher is not None
+        with torch.no_grad():
+            teacher = self._teacher_scores(users, candidates).to(logits.device)
+            teacher = (teacher - teacher.mean(1, keepdim=True)) / teacher.std(1, keepdim=True).clamp_min(1e-6)
+            target = torch.softmax(teacher / self.model_cfg.distill_temperature, dim=1)
+        return -(target * torch.log_softmax(logits, dim=1)).sum(1).mean()
+
+    def _teacher_scores(self, users: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """[b, c] x_u B[:, candidates]: with the dense B, only the candidates' columns (b * |x_u| * c
+        multiply-adds, not b * n * n); with the neighbourhood solver's sparse B, its sparse scores."""
+        assert self.teacher is not None
+        weights = self.teacher.weights
+        if self.teacher.is_sparse:
+            return self.teacher.scores(users)[:, candidates.to(weights.device)]
+        profiles = self.teacher.interactions[users.cpu().numpy()]
+        if weights.device.type == "cpu":  # scipy sparse x dense: |x_u| * c per user
+            return torch.from_numpy(np.asarray(profiles @ weights.numpy()[:, candidates.cpu().numpy()],
+                                               dtype=np.float32))
+        dense = torch.as_tensor(profiles.toarray(), device=weights.device)
+        return dense @ weights[:, candidates.to(weights.device)]
 
     def train_step(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> float:
         """Forward, backward (all-reduced under DDP), clip, optimizer + lr step; returns the loss."""

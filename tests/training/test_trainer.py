@@ -87,6 +87,33 @@ def test_history_dropout_hides_history_items_in_training_only(tiny_problem, monk
     assert torch.equal(scorer_history, tiny_problem.data.histories)
 
 
+def test_distillation_pulls_the_logits_toward_the_item_item_teacher(tiny_problem):
+    """model.distill_weight: the teacher is the item-item model of the training pairs; the extra loss is
+    the soft cross-entropy from its standardised, tempered distribution over the batch's candidates,
+    smallest when the student's logits are that distribution's logits."""
+    from mmrec.models.item_item import ItemItemModel
+
+    plain = dict(id_dropout=0.0, dropout=0.0)
+    trainer = make_trainer(tiny_problem, tiny_model_settings(distill_weight=2.0, distill_temperature=0.5, **plain))
+    assert isinstance(trainer.teacher, ItemItemModel)
+    assert trainer.teacher.interactions.nnz == len(torch.unique(tiny_problem.data.pairs, dim=0))
+    users, candidates = torch.tensor([1, 2, 3]), torch.tensor([0, 4, 7, 9])
+    teacher = trainer.teacher.scores(users)[:, candidates]  # all of x_u B, then the candidates' columns
+    torch.testing.assert_close(trainer._teacher_scores(users, candidates), teacher)
+    ideal = (teacher - teacher.mean(1, keepdim=True)) / teacher.std(1, keepdim=True) / 0.5
+    target = torch.softmax(ideal, 1)
+    entropy = -(target * target.log()).sum(1).mean()
+    torch.testing.assert_close(trainer._distill_loss(users, candidates, ideal + 3.0), entropy)  # shift-free
+    assert trainer._distill_loss(users, candidates, ideal.flip(1)) > entropy + 0.01
+    batch = tiny_problem.data.pairs[:16]
+    base = make_trainer(tiny_problem, tiny_model_settings(**plain))
+    assert trainer.batch_loss(batch) > base.batch_loss(batch)  # same weights (seed), plus the distillation term
+    assert np.isfinite(trainer.fit()[0].loss)
+    for refused in (dict(loss="bpr"), dict(negatives="full"), dict(item_item_max_items=3)):
+        with pytest.raises(ConfigError, match="distill_weight"):
+            make_trainer(tiny_problem, tiny_model_settings(distill_weight=1.0, **refused))
+
+
 def test_full_softmax_refuses_a_catalogue_too_large(tiny_problem, monkeypatch):
     import mmrec.training.trainer as trainer_module
 
