@@ -75,6 +75,9 @@ LEVERS: dict[str, dict[str, Any]] = {
     "distill 1, t 0.25": {"model.distill_weight": 1.0, "model.distill_temperature": 0.25},
     "distill 3, t 0.5": {"model.distill_weight": 3.0},
     "distill 1, t 1": {"model.distill_weight": 1.0, "model.distill_temperature": 1.0},
+    "distill 1, t 1, 30 epochs": {"model.distill_weight": 1.0, "model.distill_temperature": 1.0,
+                                  "training.epochs": 30, "training.patience": 4},
+    "distill 2, t 1": {"model.distill_weight": 2.0, "model.distill_temperature": 1.0},
     "distill 1, t 0.5, 30 epochs": {"model.distill_weight": 1.0, "training.epochs": 30, "training.patience": 4},
     "30 epochs": {"training.epochs": 30, "training.patience": 4},
     "history encoded with grad, 30 epochs": {"training.history_refresh_steps": 0, "training.epochs": 30,
@@ -88,6 +91,10 @@ LEVERS: dict[str, dict[str, Any]] = {
     # Does a better two-tower model lift the product's blend (item-item + content, weights chosen on validation)?
     "whole model (blend): base": {"model.item_item": True},
     "whole model (blend): distill 1, t 0.5": {"model.item_item": True, "model.distill_weight": 1.0},
+    # coldstart: model selection on the held-out (cold) items, as the peer benchmark's mmrec systems do.
+    "whole model (blend), cold-item selection: base": {"model.item_item": True, "training.validate_on": "cold_items"},
+    "whole model (blend), cold-item selection: distill 1, t 0.5": {
+        "model.item_item": True, "training.validate_on": "cold_items", "model.distill_weight": 1.0},
     "whole model (blend): history encoded with grad, 30 epochs": {
         "model.item_item": True, "training.history_refresh_steps": 0, "training.epochs": 30, "training.patience": 4},
 }

@@ -180,7 +180,7 @@ class ModelSettings(Section):
         0.0, ge=0.0,
         description="weight of a distillation loss toward the item-item model (EASE + content, fitted on the "
         "training interactions before training): soft cross-entropy between its scores and the two-tower "
-        "model's over each batch's candidate items (in-batch/sampled softmax only); 0 = off",
+        "model's over each batch's candidate items (the whole catalogue with negatives=full); 0 = off",
     )
     distill_temperature: float = Field(
         0.5, gt=0.0, description="softmax temperature on the teacher's scores, standardised per user over the candidates"

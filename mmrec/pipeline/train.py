@@ -191,7 +191,12 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
         if tracker.note:
             notes.append(tracker.note)
             progress(ProgressEvent("tracking", message=tracker.note))
-    trainer = Trainer(model, data, catalogue, settings.model, settings.training, device,
+    model_cfg = settings.model
+    if model_cfg.distill_weight > 0 and len(item_ids) > model_cfg.item_item_max_items:
+        notes.append(f"No distillation: its teacher, the item-item model, is off above model.item_item_max_items "
+                     f"({model_cfg.item_item_max_items:,} items; this catalogue has {len(item_ids):,}).")
+        model_cfg = model_cfg.model_copy(update={"distill_weight": 0.0})
+    trainer = Trainer(model, data, catalogue, model_cfg, settings.training, device,
                       k_values=settings.evaluation.k_values, eval_batch_size=settings.evaluation.batch_size,
                       dist_ctx=ctx, progress=progress, tracker=tracker)
     if resume is not None:

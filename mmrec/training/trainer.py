@@ -126,9 +126,6 @@ class Trainer:
     def _teacher(self) -> ItemItemModel:
         """The item-item model of the training pairs (profile row = user index), for model.distill_weight."""
         cfg = self.model_cfg
-        if cfg.loss == "bpr" or cfg.negatives == "full":
-            raise ConfigError("model.distill_weight needs the in-batch or sampled softmax loss.",
-                              hint="Use model.loss=softmax with model.negatives in_batch, uniform or popularity.")
         n = self.catalogue.n
         if n > cfg.item_item_max_items:
             raise ConfigError(f"model.distill_weight needs the item-item model, which model.item_item_max_items "
@@ -206,13 +203,15 @@ class Trainer:
             if cfg.loss == "bpr":
                 assert self.sampler is not None
                 negatives = self.sampler.sample(b, generator).to(self.device)
-                out = self.model(users, history, torch.cat([positives, negatives]), self.catalogue, table)
-                scores = self.module.scores(out.users, out.items)  # [b, 2b]
-                loss = bpr_loss(scores.diagonal(), scores[:, b:].diagonal().unsqueeze(1))
+                candidates = torch.cat([positives, negatives])
+                out = self.model(users, history, candidates, self.catalogue, table)
+                logits = self.module.scores(out.users, out.items).float()  # [b, 2b]
+                loss = bpr_loss(logits.diagonal(), logits[:, b:].diagonal().unsqueeze(1))
             elif cfg.negatives == "full":  # exact softmax over the catalogue
-                everything = torch.arange(self.catalogue.n, device=self.device)
-                out = self.model(users, history, everything, self.catalogue, table)
-                loss = F.cross_entropy(self.module.scores(out.users, out.items).float(), positives)
+                candidates = torch.arange(self.catalogue.n, device=self.device)
+                out = self.model(users, history, candidates, self.catalogue, table)
+                logits = self.module.scores(out.users, out.items).float()
+                loss = F.cross_entropy(logits, positives)
                 # Image-text alignment over the batch's items, not the catalogue (a [n, n] InfoNCE).
                 out.vision, out.text = self.module.contrastive_pairs(self.catalogue, positives)
             else:
@@ -228,8 +227,8 @@ class Trainer:
                 out = self.model(users, history, candidates, self.catalogue, table)
                 logits = self.module.scores(out.users, out.items).float()
                 loss = sampled_softmax_loss(logits, positives, candidates, log_q)
-                if self.teacher is not None:
-                    loss = loss + cfg.distill_weight * self._distill_loss(users, candidates, logits)
+            if self.teacher is not None:
+                loss = loss + cfg.distill_weight * self._distill_loss(users, candidates, logits)
             if cfg.use_contrastive:
                 loss = loss + cfg.contrastive_weight * info_nce_loss(
                     out.vision.float(), out.text.float(), cfg.contrastive_temperature

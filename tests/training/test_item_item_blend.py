@@ -31,9 +31,11 @@ def test_fixed_blend_off_and_too_large_catalogue(tmp_path):
     assert [(row["halflife"], row["blend"]) for row in fixed.item_item["val_grid"]] == [(2.0, 0.3)]
     off = run_train(load_settings(write_tiny_project(tmp_path / "b", epochs=1, item_item=False)).settings)
     assert off.item_item is None and read_meta(off.best_path)["item_item"] is None
-    big = run_train(load_settings(write_tiny_project(tmp_path / "c", epochs=1, item_item_max_items=10)).settings)
+    big = run_train(load_settings(write_tiny_project(tmp_path / "c", epochs=1, item_item_max_items=10,
+                                                     distill_weight=1.0)).settings)
     assert big.item_item is None
     assert any("Item-item model skipped: 40 items exceed" in note for note in big.notes)
+    assert any("No distillation: its teacher" in note for note in big.notes)  # trained without, not refused
 
 
 def test_lambda_is_chosen_on_validation_and_used_by_the_recommender(tmp_path, monkeypatch):

@@ -109,9 +109,13 @@ def test_distillation_pulls_the_logits_toward_the_item_item_teacher(tiny_problem
     base = make_trainer(tiny_problem, tiny_model_settings(**plain))
     assert trainer.batch_loss(batch) > base.batch_loss(batch)  # same weights (seed), plus the distillation term
     assert np.isfinite(trainer.fit()[0].loss)
-    for refused in (dict(loss="bpr"), dict(negatives="full"), dict(item_item_max_items=3)):
-        with pytest.raises(ConfigError, match="distill_weight"):
-            make_trainer(tiny_problem, tiny_model_settings(distill_weight=1.0, **refused))
+    for other in (dict(loss="bpr"), dict(negatives="full")):  # every loss path adds the same term
+        with_teacher = make_trainer(tiny_problem, tiny_model_settings(distill_weight=1.0, **plain, **other))
+        without = make_trainer(tiny_problem, tiny_model_settings(**plain, **other))
+        same_negatives = [torch.Generator().manual_seed(3) for _ in range(2)]
+        assert with_teacher.batch_loss(batch, same_negatives[0]) > without.batch_loss(batch, same_negatives[1])
+    with pytest.raises(ConfigError, match="distill_weight"):
+        make_trainer(tiny_problem, tiny_model_settings(distill_weight=1.0, item_item_max_items=3))
 
 
 def test_full_softmax_refuses_a_catalogue_too_large(tiny_problem, monkeypatch):
