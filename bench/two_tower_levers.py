@@ -78,6 +78,7 @@ LEVERS: dict[str, dict[str, Any]] = {
     "distill 1, t 1, 30 epochs": {"model.distill_weight": 1.0, "model.distill_temperature": 1.0,
                                   "training.epochs": 30, "training.patience": 4},
     "distill 2, t 1": {"model.distill_weight": 2.0, "model.distill_temperature": 1.0},
+    "distill 1, t 0.5, history encoded with grad": {"model.distill_weight": 1.0, "training.history_refresh_steps": 0},
     "distill 1, t 0.5, 30 epochs": {"model.distill_weight": 1.0, "training.epochs": 30, "training.patience": 4},
     "30 epochs": {"training.epochs": 30, "training.patience": 4},
     "history encoded with grad, 30 epochs": {"training.history_refresh_steps": 0, "training.epochs": 30,
