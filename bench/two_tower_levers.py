@@ -37,7 +37,8 @@ from mmrec.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 
 # The benchmark grid's first two-tower setting, alone.
 BASE: dict[str, Any] = {"training.epochs": 12, "training.patience": 3, "model.user_history_length": 30,
-                        "training.learning_rate": 0.005, "model.id_dropout": 0.1, "model.item_item": False}
+                        "training.learning_rate": 0.005, "model.id_dropout": 0.1, "model.item_item": False,
+                        "model.distill_weight": 0.0}  # the levers ran before distillation became the default
 LEVERS: dict[str, dict[str, Any]] = {
     "base (in-batch softmax, log-Q)": {},
     "base, dense Adam on the id tables": {"training.sparse_embeddings": False},

@@ -176,11 +176,13 @@ class ModelSettings(Section):
         "catalogue each step)",
     )
     num_negatives: int = Field(64, ge=0, description="extra sampled negatives per batch")
-    distill_weight: float = Field(
-        0.0, ge=0.0,
+    distill_weight: float | None = Field(
+        None, ge=0.0,
         description="weight of a distillation loss toward the item-item model (EASE + content, fitted on the "
         "training interactions before training): soft cross-entropy between its scores and the two-tower "
-        "model's over each batch's candidate items (the whole catalogue with negatives=full); 0 = off",
+        "model's over each batch's candidate items (the whole catalogue with negatives=full); 0 = off; "
+        "null = 1 when validation ranks every item (training.validate_on: all), 0 when it ranks cold items "
+        "(the collaborative teacher cost cold items 8-13% on validation, bench/README.md)",
     )
     distill_temperature: float = Field(
         0.5, gt=0.0, description="softmax temperature on the teacher's scores, standardised per user over the candidates"

@@ -30,7 +30,7 @@ from mmrec.training.data import build_training_data
 from mmrec.training.distributed import DistContext, barrier, context_from_env, init_distributed
 from mmrec.training.seeding import seed_everything
 from mmrec.training.tracking import NullTracker, make_tracker
-from mmrec.training.trainer import EpochRecord, Trainer
+from mmrec.training.trainer import EpochRecord, Trainer, distill_weight
 
 # The settings sections a checkpoint depends on (recorded in its sidecar).
 RECORDED_SECTIONS = ("data", "split", "features", "model", "training", "evaluation", "tracking")
@@ -192,7 +192,7 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
             notes.append(tracker.note)
             progress(ProgressEvent("tracking", message=tracker.note))
     model_cfg = settings.model
-    if model_cfg.distill_weight > 0 and len(item_ids) > model_cfg.item_item_max_items:
+    if distill_weight(model_cfg, settings.training) > 0 and len(item_ids) > model_cfg.item_item_max_items:
         notes.append(f"No distillation: its teacher, the item-item model, is off above model.item_item_max_items "
                      f"({model_cfg.item_item_max_items:,} items; this catalogue has {len(item_ids):,}).")
         model_cfg = model_cfg.model_copy(update={"distill_weight": 0.0})

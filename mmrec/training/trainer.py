@@ -65,6 +65,13 @@ def monitor_key(monitor: str) -> str:
     return f"{name}@{k}"
 
 
+def distill_weight(model_cfg: ModelSettings, cfg: TrainingSettings) -> float:
+    """model.distill_weight, with null resolved: 1 when validation ranks every item, 0 for cold items."""
+    if model_cfg.distill_weight is not None:
+        return model_cfg.distill_weight
+    return 1.0 if cfg.validate_on == "all" else 0.0
+
+
 class Trainer:
     """Trains a TwoTowerModel on TrainingData; state_dict()/load_state_dict() make resume exact."""
 
@@ -117,7 +124,8 @@ class Trainer:
                 f"for catalogues up to {FULL_SOFTMAX_MAX_ITEMS:,} items.",
                 hint="Use model.negatives=in_batch (log-Q corrected) or uniform/popularity with model.num_negatives.",
             )
-        self.teacher = self._teacher() if model_cfg.distill_weight > 0 else None
+        self.distill_weight = distill_weight(model_cfg, cfg)
+        self.teacher = self._teacher() if self.distill_weight > 0 else None
         self.sampler: NegativeSampler | None = None
         if model_cfg.loss == "bpr" or (model_cfg.negatives in ("uniform", "popularity") and model_cfg.num_negatives > 0):
             kind = "popularity" if model_cfg.negatives == "popularity" else "uniform"
@@ -228,7 +236,7 @@ class Trainer:
                 logits = self.module.scores(out.users, out.items).float()
                 loss = sampled_softmax_loss(logits, positives, candidates, log_q)
             if self.teacher is not None:
-                loss = loss + cfg.distill_weight * self._distill_loss(users, candidates, logits)
+                loss = loss + self.distill_weight * self._distill_loss(users, candidates, logits)
             if cfg.use_contrastive:
                 loss = loss + cfg.contrastive_weight * info_nce_loss(
                     out.vision.float(), out.text.float(), cfg.contrastive_temperature
@@ -241,7 +249,8 @@ class Trainer:
         assert self.teacher is not None
         with torch.no_grad():
             teacher = self._teacher_scores(users, candidates).to(logits.device)
-            teacher = (teacher - teacher.mean(1, keepdim=True)) / teacher.std(1, keepdim=True).clamp_min(1e-6)
+            spread = teacher.std(1, keepdim=True, correction=0).clamp_min(1e-6)  # one candidate: 0, not NaN
+            teacher = (teacher - teacher.mean(1, keepdim=True)) / spread
             target = torch.softmax(teacher / self.model_cfg.distill_temperature, dim=1)
         return -(target * torch.log_softmax(logits, dim=1)).sum(1).mean()
 

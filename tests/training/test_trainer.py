@@ -100,22 +100,34 @@ def test_distillation_pulls_the_logits_toward_the_item_item_teacher(tiny_problem
     users, candidates = torch.tensor([1, 2, 3]), torch.tensor([0, 4, 7, 9])
     teacher = trainer.teacher.scores(users)[:, candidates]  # all of x_u B, then the candidates' columns
     torch.testing.assert_close(trainer._teacher_scores(users, candidates), teacher)
-    ideal = (teacher - teacher.mean(1, keepdim=True)) / teacher.std(1, keepdim=True) / 0.5
+    ideal = (teacher - teacher.mean(1, keepdim=True)) / teacher.std(1, keepdim=True, correction=0) / 0.5
     target = torch.softmax(ideal, 1)
     entropy = -(target * target.log()).sum(1).mean()
     torch.testing.assert_close(trainer._distill_loss(users, candidates, ideal + 3.0), entropy)  # shift-free
     assert trainer._distill_loss(users, candidates, ideal.flip(1)) > entropy + 0.01
     batch = tiny_problem.data.pairs[:16]
-    base = make_trainer(tiny_problem, tiny_model_settings(**plain))
+    base = make_trainer(tiny_problem, tiny_model_settings(distill_weight=0.0, **plain))
     assert trainer.batch_loss(batch) > base.batch_loss(batch)  # same weights (seed), plus the distillation term
     assert np.isfinite(trainer.fit()[0].loss)
     for other in (dict(loss="bpr"), dict(negatives="full")):  # every loss path adds the same term
         with_teacher = make_trainer(tiny_problem, tiny_model_settings(distill_weight=1.0, **plain, **other))
-        without = make_trainer(tiny_problem, tiny_model_settings(**plain, **other))
+        without = make_trainer(tiny_problem, tiny_model_settings(distill_weight=0.0, **plain, **other))
         same_negatives = [torch.Generator().manual_seed(3) for _ in range(2)]
         assert with_teacher.batch_loss(batch, same_negatives[0]) > without.batch_loss(batch, same_negatives[1])
     with pytest.raises(ConfigError, match="distill_weight"):
         make_trainer(tiny_problem, tiny_model_settings(distill_weight=1.0, item_item_max_items=3))
+
+
+def test_distillation_is_on_by_default_unless_validation_ranks_cold_items(tiny_problem):
+    from mmrec.training.trainer import distill_weight
+
+    model = tiny_model_settings()
+    assert model.distill_weight is None
+    assert distill_weight(model, tiny_training_settings()) == 1.0
+    assert distill_weight(model, tiny_training_settings(validate_on="cold_items")) == 0.0
+    assert distill_weight(tiny_model_settings(distill_weight=0.3), tiny_training_settings(validate_on="cold_items")) == 0.3
+    assert make_trainer(tiny_problem).teacher is not None
+    assert make_trainer(tiny_problem, tiny_model_settings(distill_weight=0.0)).teacher is None
 
 
 def test_full_softmax_refuses_a_catalogue_too_large(tiny_problem, monkeypatch):
