@@ -57,7 +57,7 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
     if validated and cfg.item_item_l2_search and item_item_neighbours(cfg, n_items) is None:
         cfg, model, l2_grid = _choose_l2(trainer, cfg, train, users, rows, halflives[0], store)
     else:
-        model = fit_item_item(train, users, rows, trainer.catalogue, cfg, halflives[0], trainer.device, store)
+        model = _fit(trainer, cfg, train, users, rows, halflives[0], store)
     fit_s = time.perf_counter() - start
     blends = BLEND_GRID if cfg.item_item_blend is None else (cfg.item_item_blend,)
     base = trainer.scorer()
@@ -103,7 +103,7 @@ def _choose_l2(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users:
     base = trainer.scorer()
     for factor in L2_GRID:
         candidate = cfg.model_copy(update={"item_item_l2": cfg.item_item_l2 * factor})
-        model = fit_item_item(train, users, rows, trainer.catalogue, candidate, halflife, trainer.device)
+        model = _fit(trainer, candidate, train, users, rows, halflife)
         value = trainer.validate(base.with_item_item(model, 1.0)).get(trainer.monitor, float("nan"))
         grid.append({"l2": candidate.item_item_l2, trainer.monitor: value})
         if best is None or value > best[0]:  # ties and NaN (no validation data) keep the first: factor 1
@@ -115,6 +115,20 @@ def _choose_l2(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users:
         store.save(item_item_fit_key(model.interactions, item_item_content(chosen, trainer.catalogue), chosen),
                    model.weights)
     return chosen, model, grid
+
+
+def _fit(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users: IdEncoding, rows: pd.Series,
+         halflife: float, store: ItemItemStore | None = None) -> ItemItemModel:
+    """fit_item_item, or the trainer's distillation teacher when it is the same fit (same 0/1 pattern,
+    content and settings: B depends on nothing else), which saves a refit of the same model."""
+    if trainer.teacher is not None:
+        profiles = item_item_profiles(train, users, rows, halflife)
+        key = item_item_fit_key(profiles, item_item_content(cfg, trainer.catalogue), cfg)
+        if key == trainer.teacher_key:
+            if store is not None:
+                store.save(key, trainer.teacher.weights)
+            return ItemItemModel(trainer.teacher.weights, profiles.tocsr())
+    return fit_item_item(train, users, rows, trainer.catalogue, cfg, halflife, trainer.device, store)
 
 
 def _choose_content(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, profiles: sp.csr_matrix,

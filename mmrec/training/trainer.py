@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from mmrec.errors import CheckpointError, ConfigError
 from mmrec.evaluation.full_ranking import RankingResult, full_ranking_variants
 from mmrec.models.inputs import ItemInputs
-from mmrec.models.item_item import (ItemItemModel, interaction_csr, item_item_content, item_item_neighbours,
-                                    item_item_search)
+from mmrec.models.item_item import (ItemItemModel, interaction_csr, item_item_content, item_item_fit_key,
+                                    item_item_neighbours, item_item_search)
 from mmrec.models.losses import NegativeSampler, bpr_loss, info_nce_loss, sampled_softmax_loss
 from mmrec.models.scoring import Scorer, matrices_per_chunk, score_variants
 from mmrec.models.two_tower import TwoTowerModel
@@ -70,6 +70,21 @@ def distill_weight(model_cfg: ModelSettings, cfg: TrainingSettings) -> float:
     if model_cfg.distill_weight is not None:
         return model_cfg.distill_weight
     return 1.0 if cfg.validate_on == "all" else 0.0
+
+
+def profile_sums(indptr: torch.Tensor, indices: torch.Tensor, values: torch.Tensor, users: torch.Tensor,
+                 columns: torch.Tensor) -> torch.Tensor:
+    """[b, c] x_u @ columns for the CSR profile rows `users` (indptr/indices/values of [n_users, n]),
+    columns [n, c]: a weighted embedding-bag sum over each user's items, so only the profiles' nonzeros
+    move and no dense [b, n] block is built."""
+    start = indptr[users]
+    lengths = indptr[users + 1] - start
+    offsets = torch.cumsum(lengths, 0) - lengths
+    total = int(lengths.sum())
+    positions = torch.arange(total, device=indptr.device) + torch.repeat_interleave(start - offsets, lengths,
+                                                                                   output_size=total)
+    return F.embedding_bag(indices[positions], columns, offsets, mode="sum",
+                           per_sample_weights=values[positions].to(columns.dtype))
 
 
 class Trainer:
@@ -125,6 +140,8 @@ class Trainer:
                 hint="Use model.negatives=in_batch (log-Q corrected) or uniform/popularity with model.num_negatives.",
             )
         self.distill_weight = distill_weight(model_cfg, cfg)
+        self.teacher_key = ""  # item_item_fit_key of the teacher's fit
+        self._teacher_csr: tuple[torch.Tensor, ...] | None = None  # its profiles on a non-CPU device
         self.teacher = self._teacher() if self.distill_weight > 0 else None
         self.sampler: NegativeSampler | None = None
         if model_cfg.loss == "bpr" or (model_cfg.negatives in ("uniform", "popularity") and model_cfg.num_negatives > 0):
@@ -141,9 +158,11 @@ class Trainer:
                               hint="Set model.distill_weight: 0, or raise model.item_item_max_items.")
         pairs = self.data.pairs.cpu().numpy()
         profiles = interaction_csr(pairs[:, 0], pairs[:, 1], int(self.data.histories.shape[0]), n)
-        return ItemItemModel.fit(profiles, item_item_content(cfg, self.catalogue), cfg.item_item_l2,
-                                 cfg.item_item_content_weight, self.device, neighbours=item_item_neighbours(cfg, n),
-                                 search=item_item_search(cfg, n))
+        content = item_item_content(cfg, self.catalogue)
+        # The blend step after training fits this same model first; the key lets it reuse this fit.
+        self.teacher_key = item_item_fit_key(profiles, content, cfg)
+        return ItemItemModel.fit(profiles, content, cfg.item_item_l2, cfg.item_item_content_weight, self.device,
+                                 neighbours=item_item_neighbours(cfg, n), search=item_item_search(cfg, n))
 
     def _validation_candidates(self) -> Any:
         """Catalogue rows validation ranks (None = all); cold_items = rows with no train interaction."""
@@ -261,12 +280,15 @@ class Trainer:
         weights = self.teacher.weights
         if self.teacher.is_sparse:
             return self.teacher.scores(users)[:, candidates.to(weights.device)]
-        profiles = self.teacher.interactions[users.cpu().numpy()]
         if weights.device.type == "cpu":  # scipy sparse x dense: |x_u| * c per user
+            profiles = self.teacher.interactions[users.cpu().numpy()]
             return torch.from_numpy(np.asarray(profiles @ weights.numpy()[:, candidates.cpu().numpy()],
                                                dtype=np.float32))
-        dense = torch.as_tensor(profiles.toarray(), device=weights.device)
-        return dense @ weights[:, candidates.to(weights.device)]
+        if self._teacher_csr is None:  # the profiles' CSR arrays, on the device once
+            csr = self.teacher.interactions
+            self._teacher_csr = tuple(torch.as_tensor(a, device=weights.device)
+                                      for a in (csr.indptr.astype(np.int64), csr.indices.astype(np.int64), csr.data))
+        return profile_sums(*self._teacher_csr, users.to(weights.device), weights[:, candidates.to(weights.device)])
 
     def train_step(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> float:
         """Forward, backward (all-reduced under DDP), clip, optimizer + lr step; returns the loss."""
