@@ -80,7 +80,8 @@ LEVERS: dict[str, dict[str, Any]] = {
                                   "training.epochs": 30, "training.patience": 4},
     "distill 2, t 1": {"model.distill_weight": 2.0, "model.distill_temperature": 1.0},
     # The teacher's whole ranking, not the batch's candidates.
-    "distill 1, t 0.5, full softmax": {"model.distill_weight": 1.0, "model.negatives": "full"},
+    "distill 1, t 0.5, full softmax": {"model.distill_weight": 1.0, "model.distill_temperature": 0.5,
+                                       "model.negatives": "full"},
     "distill 1, t 1, full softmax": {"model.distill_weight": 1.0, "model.distill_temperature": 1.0,
                                      "model.negatives": "full"},
     "distill 1, t 1, full softmax, 30 epochs": {"model.distill_weight": 1.0, "model.distill_temperature": 1.0,
@@ -89,6 +90,14 @@ LEVERS: dict[str, dict[str, Any]] = {
     "distill 1, t 2, full softmax, 30 epochs": {"model.distill_weight": 1.0, "model.distill_temperature": 2.0,
                                                 "model.negatives": "full", "training.epochs": 30,
                                                 "training.patience": 4},
+    "distill 1, t 2, 1024 uniform negatives, 30 epochs": {
+        "model.distill_weight": 1.0, "model.distill_temperature": 2.0, "model.negatives": "uniform",
+        "model.num_negatives": 1024, "training.epochs": 30, "training.patience": 4},
+    "distill 1, t 4, full softmax, 30 epochs": {"model.distill_weight": 1.0, "model.distill_temperature": 4.0,
+                                                "model.negatives": "full", "training.epochs": 30,
+                                                "training.patience": 4},
+    "distill 1, t 2, 30 epochs": {"model.distill_weight": 1.0, "model.distill_temperature": 2.0,
+                                  "training.epochs": 30, "training.patience": 4},
     "distill 1, t 1, dim 128": {"model.distill_weight": 1.0, "model.distill_temperature": 1.0,
                                 "model.embedding_dim": 128},
     "distill 1, t 0.5, history encoded with grad": {"model.distill_weight": 1.0, "training.history_refresh_steps": 0},
@@ -109,6 +118,9 @@ LEVERS: dict[str, dict[str, Any]] = {
     "whole model (blend), cold-item selection: base": {"model.item_item": True, "training.validate_on": "cold_items"},
     "whole model (blend), cold-item selection: distill 1, t 0.5": {
         "model.item_item": True, "training.validate_on": "cold_items", "model.distill_weight": 1.0},
+    "whole model (blend): distill 1, t 2, full softmax, 30 epochs": {
+        "model.item_item": True, "model.distill_weight": 1.0, "model.distill_temperature": 2.0,
+        "model.negatives": "full", "training.epochs": 30, "training.patience": 4},
     "whole model (blend): history encoded with grad, 30 epochs": {
         "model.item_item": True, "training.history_refresh_steps": 0, "training.epochs": 30, "training.patience": 4},
 }

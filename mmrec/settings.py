@@ -184,8 +184,11 @@ class ModelSettings(Section):
         "null = 1 when validation ranks every item (training.validate_on: all), 0 when it ranks cold items "
         "(the collaborative teacher cost cold items 8-13% on validation, bench/README.md)",
     )
-    distill_temperature: float = Field(
-        0.5, gt=0.0, description="softmax temperature on the teacher's scores, standardised per user over the candidates"
+    distill_temperature: float | None = Field(
+        None, gt=0.0,
+        description="softmax temperature on the teacher's scores, standardised per user over the candidates; "
+        "null = 2 over the whole catalogue (negatives=full), 0.5 over a batch's candidates (each the best on "
+        "validation, bench/README.md)",
     )
     use_contrastive: bool = Field(False, description="CLIP-style InfoNCE between image and text projections")
     contrastive_weight: float = Field(0.1, ge=0.0)

@@ -87,6 +87,13 @@ def profile_sums(indptr: torch.Tensor, indices: torch.Tensor, values: torch.Tens
                            per_sample_weights=values[positions].to(columns.dtype))
 
 
+def distill_temperature(model_cfg: ModelSettings) -> float:
+    """model.distill_temperature, with null resolved: 2 when the candidates are the whole catalogue, else 0.5."""
+    if model_cfg.distill_temperature is not None:
+        return model_cfg.distill_temperature
+    return 2.0 if model_cfg.negatives == "full" else 0.5
+
+
 class Trainer:
     """Trains a TwoTowerModel on TrainingData; state_dict()/load_state_dict() make resume exact."""
 
@@ -140,6 +147,7 @@ class Trainer:
                 hint="Use model.negatives=in_batch (log-Q corrected) or uniform/popularity with model.num_negatives.",
             )
         self.distill_weight = distill_weight(model_cfg, cfg)
+        self.distill_temperature = distill_temperature(model_cfg)
         self.teacher_key = ""  # item_item_fit_key of the teacher's fit
         self._teacher_csr: tuple[torch.Tensor, ...] | None = None  # its profiles on a non-CPU device
         self.teacher = self._teacher() if self.distill_weight > 0 else None
@@ -270,7 +278,7 @@ class Trainer:
             teacher = self._teacher_scores(users, candidates).to(logits.device)
             spread = teacher.std(1, keepdim=True, correction=0).clamp_min(1e-6)  # one candidate: 0, not NaN
             teacher = (teacher - teacher.mean(1, keepdim=True)) / spread
-            target = torch.softmax(teacher / self.model_cfg.distill_temperature, dim=1)
+            target = torch.softmax(teacher / self.distill_temperature, dim=1)
         return -(target * torch.log_softmax(logits, dim=1)).sum(1).mean()
 
     def _teacher_scores(self, users: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:

@@ -147,6 +147,11 @@ def test_distillation_is_on_by_default_unless_validation_ranks_cold_items(tiny_p
     assert distill_weight(tiny_model_settings(distill_weight=0.3), tiny_training_settings(validate_on="cold_items")) == 0.3
     assert make_trainer(tiny_problem).teacher is not None
     assert make_trainer(tiny_problem, tiny_model_settings(distill_weight=0.0)).teacher is None
+    # The temperature: 0.5 over a batch's candidates, 2 over the whole catalogue, unless set.
+    assert make_trainer(tiny_problem).distill_temperature == 0.5
+    assert make_trainer(tiny_problem, tiny_model_settings(negatives="full")).distill_temperature == 2.0
+    assert make_trainer(tiny_problem, tiny_model_settings(negatives="full", distill_temperature=1.0)
+                        ).distill_temperature == 1.0
 
 
 def test_full_softmax_refuses_a_catalogue_too_large(tiny_problem, monkeypatch):
