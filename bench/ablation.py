@@ -41,6 +41,7 @@ BASE = {
     "coldstart": {"training.epochs": 12, "training.patience": 3, "model.user_history_length": 20,
                   "training.learning_rate": 0.001, "model.id_dropout": 0.3, "model.item_item_l2": 200.0},
 }
+WHOLE_CATALOGUE = {"model.negatives": "full", "training.epochs": 30, "training.patience": 4}
 NO_CONTENT = {"model.use_vision": False, "model.use_text": False, "model.use_numeric": False}
 VARIANTS: list[tuple[str, dict]] = [
     ("ids only", NO_CONTENT),
@@ -52,6 +53,12 @@ VARIANTS: list[tuple[str, dict]] = [
     ("all, sum fusion", {"model.fusion": "sum"}),
     ("all, + contrastive image-text alignment", {"model.use_contrastive": True}),
     ("all, two-tower alone (no item-item model)", {"model.item_item": False}),
+    # Distillation from the item-item model (on by default; candidates = the batch's items, t 0.5), off,
+    # and over the whole catalogue (model.negatives: full, t 2 by default, trained longer).
+    ("all, no distillation", {"model.distill_weight": 0.0}),
+    ("all, two-tower alone, no distillation", {"model.item_item": False, "model.distill_weight": 0.0}),
+    ("all, whole-catalogue distillation (negatives full, 30 epochs)", WHOLE_CATALOGUE),
+    ("all, two-tower alone, whole-catalogue distillation", {"model.item_item": False, **WHOLE_CATALOGUE}),
 ]
 
 
@@ -63,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--protocols", nargs="+", choices=sorted(BASE), default=sorted(BASE, reverse=True))
     parser.add_argument("--text-variant", choices=TEXT_VARIANTS, default="tags")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", nargs="+", choices=[label for label, _ in VARIANTS],
+                        default=[label for label, _ in VARIANTS], help="rows to run (default: all)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     layout = Layout(args.workdir.resolve(), args.results_dir.resolve(), dataset_name(args.data_dir))
@@ -75,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
                       posters=posters if posters.is_dir() else None)
         rows = []
         for label, change in VARIANTS:
+            if label not in args.variants:
+                continue
             config = {**BASE[protocol], **change}
             start = time.perf_counter()
             scorer = fit_multimodal(split, config, ctx)
