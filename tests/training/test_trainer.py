@@ -53,7 +53,7 @@ def test_full_softmax_is_the_in_batch_softmax_over_a_batch_holding_every_item(ti
     """negatives=full ranks each positive against the whole catalogue: on a batch whose positives are
     every catalogue item once, in-batch softmax (no log-Q) sees the same candidates, so the same loss;
     on an ordinary batch the full softmax has more competitors, so a higher loss."""
-    plain = dict(id_dropout=0.0, dropout=0.0, logq_correction=False)
+    plain = dict(id_dropout=0.0, dropout=0.0, logq_correction=False, distill_temperature=0.5)  # same teacher term
     full = make_trainer(tiny_problem, tiny_model_settings(negatives="full", **plain))
     in_batch = make_trainer(tiny_problem, tiny_model_settings(negatives="in_batch", **plain))
     n = tiny_problem.catalogue.n
