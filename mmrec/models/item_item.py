@@ -209,15 +209,21 @@ def fit_item_item(train: pd.DataFrame, users: IdEncoding, rows: pd.Series, catal
     `with_profiles` for other half-lives without a refit). With a `store`, a B fitted earlier from
     the same pattern, content and settings is loaded instead of refitted, and a new fit is stored.
     """
-    profiles = item_item_profiles(train, users, rows, halflife)
+    return fit_profiles(item_item_profiles(train, users, rows, halflife), catalogue, model_cfg, device, store)
+
+
+def fit_profiles(profiles: sp.csr_matrix, catalogue: ItemInputs, model_cfg: ModelSettings,
+                 device: torch.device | str = "cpu", store: ItemItemStore | None = None) -> ItemItemModel:
+    """The item-item model of `profiles` ([n_users, n_items]) with model_cfg's settings (see fit_item_item)."""
     content = item_item_content(model_cfg, catalogue)
     key = item_item_fit_key(profiles, content, model_cfg) if store is not None else ""
     weights = store.load(key, device) if store is not None else None
     if weights is not None:
         return ItemItemModel(weights, profiles.tocsr())
+    n_items = profiles.shape[1]
     model = ItemItemModel.fit(profiles, content, model_cfg.item_item_l2, model_cfg.item_item_content_weight,
-                              device, neighbours=item_item_neighbours(model_cfg, len(rows)),
-                              search=item_item_search(model_cfg, len(rows)))
+                              device, neighbours=item_item_neighbours(model_cfg, n_items),
+                              search=item_item_search(model_cfg, n_items))
     if store is not None:
         store.save(key, model.weights)
     return model

@@ -121,7 +121,7 @@ def _fit(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users: IdEnc
          halflife: float, store: ItemItemStore | None = None) -> ItemItemModel:
     """fit_item_item, or the trainer's distillation teacher when it is the same fit (same 0/1 pattern,
     content and settings: B depends on nothing else), which saves a refit of the same model."""
-    if trainer.teacher is not None:
+    if trainer.teacher is not None and cfg.item_item_l2 == trainer.model_cfg.item_item_l2:  # else no need to hash
         profiles = item_item_profiles(train, users, rows, halflife)
         key = item_item_fit_key(profiles, item_item_content(cfg, trainer.catalogue), cfg)
         if key == trainer.teacher_key:

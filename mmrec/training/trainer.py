@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from mmrec.errors import CheckpointError, ConfigError
 from mmrec.evaluation.full_ranking import RankingResult, full_ranking_variants
 from mmrec.models.inputs import ItemInputs
-from mmrec.models.item_item import (ItemItemModel, interaction_csr, item_item_content, item_item_fit_key,
-                                    item_item_neighbours, item_item_search)
+from mmrec.models.item_item import (ItemItemModel, fit_profiles, interaction_csr, item_item_content,
+                                    item_item_fit_key)
 from mmrec.models.losses import NegativeSampler, bpr_loss, info_nce_loss, sampled_softmax_loss
 from mmrec.models.scoring import Scorer, matrices_per_chunk, score_variants
 from mmrec.models.two_tower import TwoTowerModel
@@ -166,11 +166,9 @@ class Trainer:
                               hint="Set model.distill_weight: 0, or raise model.item_item_max_items.")
         pairs = self.data.pairs.cpu().numpy()
         profiles = interaction_csr(pairs[:, 0], pairs[:, 1], int(self.data.histories.shape[0]), n)
-        content = item_item_content(cfg, self.catalogue)
         # The blend step after training fits this same model first; the key lets it reuse this fit.
-        self.teacher_key = item_item_fit_key(profiles, content, cfg)
-        return ItemItemModel.fit(profiles, content, cfg.item_item_l2, cfg.item_item_content_weight, self.device,
-                                 neighbours=item_item_neighbours(cfg, n), search=item_item_search(cfg, n))
+        self.teacher_key = item_item_fit_key(profiles, item_item_content(cfg, self.catalogue), cfg)
+        return fit_profiles(profiles, self.catalogue, cfg, self.device)
 
     def _validation_candidates(self) -> Any:
         """Catalogue rows validation ranks (None = all); cold_items = rows with no train interaction."""
