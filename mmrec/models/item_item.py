@@ -41,7 +41,7 @@ BLEND_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 # the configured value first, so ties and a run without validation data keep it.
 L2_GRID = (1.0, 0.5, 2.0, 4.0)
 # Recency half-lives (in items; 0 = every training item weighs 1) tried when item_item_halflife is null.
-HALFLIFE_GRID = (0.0, 5.0, 20.0)
+HALFLIFE_GRID = (0.0, 2.0, 5.0, 20.0)
 
 
 def _content_matrix(features: torch.Tensor, mask: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:

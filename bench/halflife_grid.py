@@ -1,0 +1,96 @@
+"""Validation NDCG@10 of the item-item blend per recency half-life, on checkpoints the peer benchmark stored.
+
+The half-life h weighs a user's training items 0.5 ** (age / h) in the item-item profile (age 0 = the
+most recent); `mmrec train` picks h from HALFLIFE_GRID on validation. This reads the two-tower weights
+of a stored `bench/run_peers.py` checkpoint, refits the item-item model with its chosen lambda and
+validates blend weights 0.25-1 at a finer set of half-lives: where the grid's points should lie.
+Validation only (the split's val.csv); test is never read. No content blend (the second stage).
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/halflife_grid.py tags:0:temporal:<checkpoint folder> ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+WORK = ROOT / "bench" / ".work" / "movielens-small-posters"
+HALFLIVES = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0)
+BLENDS = (0.25, 0.5, 0.75, 1.0)
+
+
+def probe(variant: str, seed: int, protocol: str, folder: str) -> dict:
+    from bench.peers.systems.mmrec import _base_overrides
+    from mmrec.checkpoints.store import load_checkpoint
+    from mmrec.models.histories import catalogue_index
+    from mmrec.models.item_item import fit_item_item, item_item_profiles
+    from mmrec.models.two_tower import TwoTowerModel
+    from mmrec.pipeline.train import prepare_training
+    from mmrec.settings import load_settings
+    from mmrec.training.distributed import DistContext
+    from mmrec.training.trainer import Trainer
+
+    root = WORK / variant / "mmrec"
+    best = next((root / "checkpoints" / f"seed{seed}" / protocol / folder).glob("*/best_model.pth"))
+    state = load_checkpoint(best, map_location="cpu")
+    meta = state["meta"]
+    overrides = {**_base_overrides(root), "paths.splits_dir": str(WORK / variant / f"seed{seed}" / "splits" / protocol),
+                 "paths.checkpoint_dir": str(WORK / "halflife_grid"), "training.seed": seed}
+    for section in ("model", "training"):
+        overrides.update({f"{section}.{key}": value for key, value in meta["settings"][section].items()})
+    overrides.update({"model.item_item_l2": meta["item_item"]["l2"], "training.device": "cpu"})
+    settings = load_settings(None, overrides).settings
+    inputs = prepare_training(settings, torch.device("cpu"), DistContext())
+    model = TwoTowerModel(settings.model, inputs.dims)
+    model.load_state_dict(state["model"])
+    trainer = Trainer(model, inputs.data, inputs.catalogue, settings.model.model_copy(update={"distill_weight": 0.0}),
+                      settings.training, torch.device("cpu"))
+    rows = catalogue_index(inputs.item_ids)
+    item_item = fit_item_item(inputs.split.train, inputs.users, rows, inputs.catalogue, settings.model, 0.0)
+    base = trainer.scorer()
+    grid = {}
+    for halflife in HALFLIVES:
+        scored = item_item.with_profiles(item_item_profiles(inputs.split.train, inputs.users, rows, halflife))
+        results = trainer.validate_many([base.with_item_item(scored, blend) for blend in BLENDS])
+        grid[halflife] = [round(result["ndcg@10"], 4) for result in results]
+    return {"variant": variant, "seed": seed, "protocol": protocol, "checkpoint": folder,
+            "stored_choice": {"halflife": meta["item_item"]["halflife"], "blend": meta["item_item"]["blend"]},
+            "val_ndcg@10": {str(h): values for h, values in grid.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", help="variant:seed:protocol:checkpoint folder")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "movielens-small-posters" / "halflife_grid")
+    args = parser.parse_args()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    rows = []
+    for run in args.runs:
+        variant, seed, protocol, folder = run.split(":", 3)
+        rows.append(probe(variant, int(seed), protocol, folder))
+        print(json.dumps(rows[-1]), flush=True)
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, CPU only"
+    args.out.with_suffix(".json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
+    lines = ["# Item-item recency half-life: validation NDCG@10 of the blend (best of weights 0.25-1)", "",
+             f"Machine: {machine}. `bench/halflife_grid.py` on stored `bench/run_peers.py` checkpoints; validation only.",
+             "", "| key | stored choice (h, w) | " + " | ".join(f"h {h:g}" for h in HALFLIVES) + " |",
+             "|---|---|" + "---|" * len(HALFLIVES)]
+    for row in rows:
+        best = {h: max(v) for h, v in row["val_ndcg@10"].items()}
+        top = max(best.values())
+        cells = [f"**{v:.4f}**" if v == top else f"{v:.4f}" for v in best.values()]
+        lines.append(f"| {row['protocol']} / {row['variant']} / seed {row['seed']} | "
+                     f"{row['stored_choice']['halflife']:g}, {row['stored_choice']['blend']:g} | " + " | ".join(cells) + " |")
+    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
