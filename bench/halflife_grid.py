@@ -61,9 +61,30 @@ def probe(variant: str, seed: int, protocol: str, folder: str) -> dict:
         scored = item_item.with_profiles(item_item_profiles(inputs.split.train, inputs.users, rows, halflife))
         results = trainer.validate_many([base.with_item_item(scored, blend) for blend in BLENDS])
         grid[halflife] = [round(result["ndcg@10"], 4) for result in results]
+    # The content-profile blend on top of the best (h, w) of HALFLIFE_GRID: the user's content profile from
+    # 0/1 profiles (as mmrec does) or from the same recency-weighted profile the item-item model scores.
+    from mmrec.models.content_profile import ContentProfileModel, content_features, content_modalities
+    from mmrec.models.item_item import HALFLIFE_GRID
+
+    h, w = max(((h, BLENDS[i]) for h in HALFLIFE_GRID for i in range(len(BLENDS))),
+               key=lambda hw: grid[hw[0]][BLENDS.index(hw[1])])
+    weighted = item_item.with_profiles(item_item_profiles(inputs.split.train, inputs.users, rows, h))
+    blended = base.with_item_item(weighted, w)
+    content = {}
+    for name, profile_h in (("0/1 profiles", 0.0), (f"half-life {h:g} profiles", h)):
+        profiles = item_item_profiles(inputs.split.train, inputs.users, rows, profile_h)
+        tried = [(modality, weight) for modality in content_modalities(settings.model, inputs.catalogue)
+                 for weight in (0.25, 0.5)]
+        # build() makes profiles 0/1; the weighted variant is the model over the weights as they are.
+        models = {m: ContentProfileModel(content_features(inputs.catalogue, m), profiles.astype("float32"))
+                  for m, _ in tried}
+        results = trainer.validate_many([blended.with_content(models[m], weight) for m, weight in tried])
+        content[name] = max(round(r["ndcg@10"], 4) for r in results)
     return {"variant": variant, "seed": seed, "protocol": protocol, "checkpoint": folder,
             "stored_choice": {"halflife": meta["item_item"]["halflife"], "blend": meta["item_item"]["blend"]},
-            "val_ndcg@10": {str(h): values for h, values in grid.items()}}
+            "val_ndcg@10": {str(h): values for h, values in grid.items()},
+            "grid_choice": {"halflife": h, "blend": w, "val_ndcg@10": grid[h][BLENDS.index(w)]},
+            "content_blend_val_ndcg@10": content}
 
 
 def main() -> None:
@@ -89,6 +110,13 @@ def main() -> None:
         cells = [f"**{v:.4f}**" if v == top else f"{v:.4f}" for v in best.values()]
         lines.append(f"| {row['protocol']} / {row['variant']} / seed {row['seed']} | "
                      f"{row['stored_choice']['halflife']:g}, {row['stored_choice']['blend']:g} | " + " | ".join(cells) + " |")
+    lines += ["", "Content-profile blend (weights 0.25 / 0.5, every modality) on top of the best (h, w) of the grid:", "",
+              "| key | grid choice (h, w): val | + content, 0/1 profiles | + content, recency-weighted profiles |",
+              "|---|---|---|---|"]
+    for row in rows:
+        choice, content = row["grid_choice"], list(row["content_blend_val_ndcg@10"].values())
+        lines.append(f"| {row['protocol']} / {row['variant']} / seed {row['seed']} | {choice['halflife']:g}, "
+                     f"{choice['blend']:g}: {choice['val_ndcg@10']:.4f} | {content[0]:.4f} | {content[1]:.4f} |")
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
