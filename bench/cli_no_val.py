@@ -19,7 +19,6 @@ training items masked, as `mmrec evaluate` does.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/cli_no_val.py --work bench/.work/cli_no_val --seeds 0 1 2
     OMP_NUM_THREADS=1 .venv/bin/python bench/cli_no_val.py --nested   # validation-only: the holdout share
-    OMP_NUM_THREADS=1 .venv/bin/python bench/cli_no_val.py --nested-refit --seeds 0 1   # validation-only: the refit
 """
 
 from __future__ import annotations
@@ -98,14 +97,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "cli_no_val")
     parser.add_argument("--nested", action="store_true",
                         help="only the validation-only check of the holdout share (needs seed 0's split)")
-    parser.add_argument("--nested-refit", action="store_true",
-                        help="only the validation-only check of training.refit_after_holdout (needs the seeds' splits)")
     args = parser.parse_args()
     if args.nested:
         nested(args.work.resolve(), args.out.with_name(args.out.name + "_nested.json"))
-        return
-    if args.nested_refit:
-        nested_refit(args.work.resolve(), args.out.with_name(args.out.name + "_refit_nested"), args.seeds)
         return
     from mmrec.data.splits import holdout_validation, load_split
     from mmrec.data.tables import load_items
@@ -190,70 +184,6 @@ def nested(work: Path, out: Path, shares: tuple[float, ...] = (0.1, 0.25)) -> No
                                       "pseudo_test_ndcg@10": result["pseudo_test_ndcg@10"][chosen]}
         print(share, result[f"share {share:g}"], flush=True)
     out.write_text(json.dumps(result, indent=1))
-
-
-def nested_refit(work: Path, out: Path, seeds: list[int]) -> None:
-    """Whether serving the two-tower model retrained on all of train (training.refit_after_holdout) beats
-    serving the one trained without the holdout, decided without test.csv: 25% of each user's training
-    rows of split seed S become a pseudo-test, the rest is train.csv of a split without validation, and
-    `mmrec train` (holdout 0.1 carved out of it) + `mmrec evaluate` run with the refit on and off.
-    EASE, its lambda on the same holdout and refitted on the rest, is the reference."""
-    import shutil
-
-    from mmrec.data.splits import REPORT_FILE, SplitFrames, holdout_validation, load_split, save_split
-    from mmrec.data.tables import load_items
-    from mmrec.settings import load_settings
-
-    config = work / "ml" / "mmrec.yaml"
-    settings = load_settings(config).settings
-    items = load_items(work / "ml" / "processed")["item_id"].astype(str).tolist()
-    env = dict(os.environ, COLUMNS="120", PYTHONPATH=str(ROOT), MMREC_TRACKING__USE_WANDB="false")
-    rows = []
-    for seed in seeds:
-        base = work / f"nested{seed}"
-        if not (base / "splits" / "test.csv").is_file():
-            train = load_split(work / f"seed{seed}" / "splits").train
-            rest, pseudo = holdout_validation(train, 0.25, "stratified", seed=7)
-            save_split(SplitFrames(rest, rest.iloc[:0], pseudo), base / "splits")
-            shutil.copyfile(work / f"seed{seed}" / "splits" / REPORT_FILE, base / "splits" / REPORT_FILE)
-        split = load_split(base / "splits")
-        row: dict = {"seed": seed, "train": len(split.train), "pseudo_test": len(split.test)}
-        for name, flag in (("refit", "true"), ("no-refit", "false")):
-            run_env = dict(env, MMREC_PATHS__SPLITS_DIR=str(base / "splits"),
-                           MMREC_TRAINING__REFIT_AFTER_HOLDOUT=flag,
-                           MMREC_PATHS__CHECKPOINT_DIR=str(base / name / "checkpoints"),
-                           MMREC_PATHS__RESULTS_DIR=str(base / name / "results"))
-            report = base / name / "results" / "evaluation.json"
-            if not report.is_file():
-                start = time.perf_counter()
-                mmrec("train", "-c", str(config), "--device", "cpu", env=run_env, cwd=work)
-                row[f"{name}_train_s"] = round(time.perf_counter() - start, 1)
-                mmrec("evaluate", "-c", str(config), "--device", "cpu", "--k", "10 20", env=run_env, cwd=work)
-            metrics = json.loads(report.read_text())["models"]["multimodal"]["metrics"]
-            row[name] = {k: metrics[k] for k in ("ndcg@10", "recall@20")}
-        stored = base / "ease.json"
-        if not stored.is_file():
-            inner, held = holdout_validation(split.train, settings.training.holdout_ratio, "stratified",
-                                             settings.training.seed)
-            val = {l2: ease_metrics(inner, held, items, l2)["ndcg@10"] for l2 in LAMBDAS}
-            chosen = max(val, key=val.get)
-            stored.write_text(json.dumps({"l2": chosen, **ease_metrics(split.train, split.test, items, chosen)}))
-        row["ease"] = json.loads(stored.read_text())
-        rows.append(row)
-        print(json.dumps(row, indent=1), flush=True)
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
-    lines = ["# `training.refit_after_holdout` on a pseudo-test inside train.csv (test.csv not read)", "",
-             "`bench/cli_no_val.py --nested-refit`: 25% of each user's train.csv rows (split seed S) as the pseudo-test, "
-             "`mmrec train` + `mmrec evaluate` with defaults on the rest; NDCG@10 / Recall@20.", "",
-             "| split seed | mmrec, refit (train s) | mmrec, no refit (train s) | refit / no refit | EASE (lambda) |",
-             "|---|---|---|---|---|"]
-    for row in rows:
-        cells = [f"{row[n]['ndcg@10']:.4f} / {row[n]['recall@20']:.4f} ({row.get(n + '_train_s', '-')})"
-                 for n in ("refit", "no-refit")]
-        lines.append(f"| {row['seed']} | {cells[0]} | {cells[1]} | "
-                     f"{row['refit']['ndcg@10'] / row['no-refit']['ndcg@10']:.3f}x | "
-                     f"{row['ease']['ndcg@10']:.4f} / {row['ease']['recall@20']:.4f} ({row['ease']['l2']:g}) |")
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
 COLUMNS = (  # (header, the metrics of one seed's row)

@@ -311,13 +311,6 @@ class TrainingSettings(Section):
         "for early stopping and every validation choice (item-item lambda and blend); evaluate and recommend "
         "still use all of train; 0 = train without validation (early stopping on the training loss, no blend)",
     )
-    refit_after_holdout: bool = Field(
-        True,
-        description="after a holdout (holdout_ratio) chose the epochs and the blend: retrain the two-tower model "
-        "on all of train for the best epoch count (same seed and schedule), so evaluate and recommend serve "
-        "a model that saw every training interaction, as the item-item model does; false = serve the model "
-        "trained without the holdout",
-    )
     history_refresh_steps: int = Field(
         10, ge=0,
         description="steps between refreshes of the detached item-vector table the user tower reads history "

@@ -140,7 +140,7 @@ def summary(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"Checkpoint {path} not found.", hint="See `mmrec checkpoints list`.")
     meta, problem = inspect(path)
     keep = ("combo", "kind", "epoch", "monitor", "monitored_value", "best_epoch", "metrics", "model_args",
-            "encoders", "n_users", "n_items", "numeric", "backbones", "item_item", "refit", "versions", "created_at")
+            "encoders", "n_users", "n_items", "numeric", "backbones", "item_item", "versions", "created_at")
     return {
         "path": str(path),
         "status": "broken" if problem else "ok",

@@ -90,9 +90,6 @@ class CheckpointSpec(BaseModel):
     best_epoch: int
     best_value: float
     item_item: ItemItemSpec | None = None
-    # Set when the weights were retrained on all of train after a holdout chose the epochs and blend:
-    # {"epochs", "interactions", "seconds"} (mmrec.pipeline.train._refit_two_tower).
-    refit: dict[str, float] | None = None
 
     @classmethod
     def from_meta(cls, meta: Any, path: Path) -> CheckpointSpec:

@@ -7,7 +7,6 @@ with statistics fitted on items that occur in train (never val/test).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -82,11 +81,3 @@ def scaled_catalogue(
     catalogue = catalogue_inputs(items, item_index, features, numeric, device)
     catalogue.numeric_unseen = unseen_numeric(scaler, numeric.shape[1]).to(device)
     return catalogue
-
-
-def with_train_counts(catalogue: ItemInputs, items: pd.DataFrame, columns: Sequence[str], scaler: NumericScaler,
-                      train: pd.DataFrame) -> ItemInputs:
-    """`catalogue` (built by scaled_catalogue) with its numeric inputs computed from another `train`, scaled by
-    the same `scaler`: its train counts are those of that split (the features stay shared, not copied)."""
-    numeric = torch.as_tensor(scaler.transform(numeric_values(items, columns, train)), dtype=torch.float32)
-    return replace(catalogue, numeric=torch.nan_to_num(numeric).to(catalogue.numeric.device))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import resource
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from mmrec.data.splits import REPORT_FILE, SplitFrames, holdout_validation, load
 from mmrec.data.tables import load_items
 from mmrec.device import resolve_device
 from mmrec.errors import CheckpointError
-from mmrec.models.catalogue import COUNT_FEATURE, fit_numeric_scaler, scaled_catalogue, with_train_counts
+from mmrec.models.catalogue import COUNT_FEATURE, fit_numeric_scaler, scaled_catalogue
 from mmrec.models.towers import ModelDims
 from mmrec.models.two_tower import TwoTowerModel
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
@@ -115,7 +114,6 @@ class TrainingInputs:
     dims: ModelDims
     holdout: str | None = None  # the note when validation was carved out of train
     full_train: Any = None  # all of train.csv (split.train lacks the holdout)
-    items: Any = None  # the processed item table
 
 
 def prepare_training(settings: Settings, device: torch.device, ctx: DistContext,
@@ -138,7 +136,7 @@ def prepare_training(settings: Settings, device: torch.device, ctx: DistContext,
     dims = ModelDims(len(users), len(item_encoder), int(catalogue.vision.shape[1]), int(catalogue.text.shape[1]),
                      int(catalogue.numeric.shape[1]))
     return TrainingInputs(split, users, item_encoder, item_ids, columns, scaler, catalogue, data, dims, holdout,
-                          full.train, items)
+                          full.train)
 
 
 def _validation_holdout(settings: Settings, split: SplitFrames) -> tuple[SplitFrames, str | None]:
@@ -164,13 +162,11 @@ def _validation_holdout(settings: Settings, split: SplitFrames) -> tuple[SplitFr
 
 
 def run_train(settings: Settings, resume: Path | None = None, progress: ProgressCallback = null_progress,
-              per_user: bool = False, refit: bool = True) -> TrainResult:
+              per_user: bool = False) -> TrainResult:
     """Train the multimodal model on the split under settings.paths and write organized checkpoints.
 
     per_user: also rank the validation users once more with the final model and return their
-    monitored metric (TrainResult.val_per_user; `mmrec tune` compares trials with it).
-    refit: when validation was carved out of train, retrain on all of it afterwards
-    (training.refit_after_holdout); `mmrec tune`'s trials, which only compare validation, skip it."""
+    monitored metric (TrainResult.val_per_user; `mmrec tune` compares trials with it)."""
     ctx = context_from_env()
     device = init_distributed(ctx, resolve_device(settings.training.device))
     if not ctx.is_main:
@@ -240,14 +236,10 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
         trainer.module.load_state_dict(best["model"])
         chosen = _blend_item_item(trainer, settings, split.train, users, item_ids, best_path, best, notes, progress)
         item_item = chosen[0] if chosen is not None else None
-        if per_user:
-            val_per_user = trainer.validation_per_user(chosen[1] if chosen is not None else trainer.scorer())
-        if inputs.holdout is not None and refit and settings.training.refit_after_holdout:
-            chosen, trainer.teacher = None, None  # the refit fits its own teacher: never hold two n x n models
-            notes.append(_refit_two_tower(settings, inputs, model_cfg, trainer.stopper.best_epoch, best_path, device,
-                                          item_item, progress))
         if inputs.holdout is not None and item_item is not None and item_item.blend > 0:
             _refit_for_serving(settings, inputs.full_train, device, progress)
+        if per_user:
+            val_per_user = trainer.validation_per_user(chosen[1] if chosen is not None else trainer.scorer())
     tracker.finish()
     barrier(ctx)
     ran = history[epochs_before:]
@@ -297,41 +289,6 @@ def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: Id
                            f"content {choice.content_blend:g} ({choice.content_modality or '-'}) "
                            f"(val {trainer.monitor} {monitored:.4f})"))
     return choice, scorer
-
-
-def _refit_two_tower(settings: Settings, inputs: TrainingInputs, model_cfg: Any, epochs: int, best_path: Path,
-                     device: torch.device, item_item: ItemItemSpec | None, progress: ProgressCallback) -> str:
-    """Validation was carved out of train and chose the epoch count and the blend: train the two-tower
-    model again, from the same seed, on all of train.csv for that many epochs (the schedule of
-    training.epochs, no validation), and write its weights into the best checkpoint, whose blend choice
-    stays. The validation figures recorded there are those of the model trained without the holdout.
-    The distillation teacher it fits (all of train) is the serving item-item model when the blend kept
-    the configured lambda: it goes into the checkpoint's item-item store. Returns the report's note."""
-    full = inputs.full_train
-    progress(ProgressEvent("refit", done=True, message=f"Retraining the two-tower model on all of train.csv "
-                                                      f"({len(full):,} interactions) for {epochs} epoch(s)."))
-    data = build_training_data(full, full.iloc[:0], inputs.item_ids, inputs.users, model_cfg.user_history_length,
-                               device, seed=settings.training.seed)
-    # Interaction counts (a numeric input) of all of train, scaled as the checkpoint records: what evaluate builds.
-    catalogue = with_train_counts(inputs.catalogue, inputs.items, inputs.columns, inputs.scaler, full)
-    seed_everything(settings.training.seed)
-    start = time.perf_counter()
-    trainer = Trainer(TwoTowerModel(model_cfg, inputs.dims), data, catalogue, model_cfg, settings.training, device,
-                      progress=progress)
-    trainer.fit(until=epochs)
-    seconds = time.perf_counter() - start
-    store = ItemItemStore.beside(best_path, settings.cache.item_item_fits)
-    if store is not None and trainer.teacher is not None and item_item is not None \
-            and item_item.l2 == model_cfg.item_item_l2:
-        store.save(trainer.teacher_key, trainer.teacher.weights)
-    state = load_checkpoint(best_path, map_location="cpu")
-    refit = {"epochs": epochs, "interactions": len(data.pairs), "seconds": round(seconds, 1)}
-    spec = CheckpointSpec.from_meta(state["meta"], best_path).model_copy(update={"refit": refit})
-    save_checkpoint(best_path, {"model": trainer.module.state_dict(), "epoch": state["epoch"],
-                                "encoders": state["encoders"]}, spec.to_meta())
-    return (f"The two-tower model was retrained on all of train.csv ({len(data.pairs):,} interactions) for the "
-            f"{epochs} epoch(s) the holdout chose ({seconds:.0f} s); the best checkpoint holds those weights "
-            "(training.refit_after_holdout).")
 
 
 def _refit_for_serving(settings: Settings, train: Any, device: torch.device, progress: ProgressCallback) -> None:

@@ -87,7 +87,7 @@ def train_trial(settings: Settings, trial: optuna.Trial, progress: ProgressCallb
             event = replace(event, message="")  # the study prints one line per trial instead
         progress(event)
 
-    result = run_train(settings, progress=report, per_user=True, refit=False)
+    result = run_train(settings, progress=report, per_user=True)
     blended = (result.item_item or {}).get("monitored")
     value = blended if blended is not None and math.isfinite(blended) else result.best_metric
     return float(value), {

@@ -381,16 +381,9 @@ class Trainer:
                                      self.eval_batch_size, self.device, candidate_items=self.val_candidates,
                                      return_per_user=per_user, matrices_per_chunk=matrices_per_chunk(scorers))
 
-    def fit(self, on_epoch_end: Callable[[EpochRecord, Trainer], None] | None = None,
-            until: int | None = None) -> list[EpochRecord]:
-        """Train until training.epochs or early stopping; `on_epoch_end` runs on rank 0 (checkpoints).
-
-        until: train exactly to that epoch instead, without early stopping (the refit on all of train,
-        whose epoch count validation chose); the learning-rate schedule still spans training.epochs, so
-        those epochs follow the schedule the chosen epochs had.
-        """
-        last = self.cfg.epochs if until is None else min(until, self.cfg.epochs)
-        while self.epoch < last and not (self.stopped_early and until is None):
+    def fit(self, on_epoch_end: Callable[[EpochRecord, Trainer], None] | None = None) -> list[EpochRecord]:
+        """Train until training.epochs or early stopping; `on_epoch_end` runs on rank 0 (checkpoints)."""
+        while self.epoch < self.cfg.epochs and not self.stopped_early:
             loss, seconds, seen = self.train_epoch()
             metrics = self.validate() if self.dist.is_main else {}
             # No validation data: fall back to the (negated) training loss, so selection still works.

@@ -111,41 +111,6 @@ def test_a_split_without_validation_rows_holds_out_part_of_train(tmp_path, monke
     assert kept["blend"] == 0.5 and kept["l2_grid"] == [] and kept["content_blend"] == 0.0
 
 
-def test_after_a_holdout_the_best_checkpoint_holds_a_retraining_on_all_of_train(tmp_path):
-    """The holdout chose the epochs and the blend; the served two-tower weights are then those of a run
-    on all of train.csv, from the same seed, for that many epochs (what `mmrec train` trains with no
-    validation and that epoch count), and the holdout's blend choice stays with them."""
-    import torch
-
-    from mmrec.data.splits import SplitFrames, load_split, save_split
-
-    config = write_tiny_project(tmp_path, epochs=3, per_user=10, use_numeric=False)  # numeric: scaler differs
-    split = load_split(tmp_path / "splits")
-    save_split(SplitFrames(split.train, split.val.iloc[:0], split.test), tmp_path / "splits")
-    result = run_train(load_settings(config).settings)
-    meta = read_meta(result.best_path)
-    assert meta["refit"]["epochs"] == result.best_epoch and meta["refit"]["interactions"] == len(split.train)
-    assert meta["item_item"] == result.item_item and any("retrained on all of train.csv" in n for n in result.notes)
-    from mmrec.checkpoints.catalog import summary as checkpoint_summary
-
-    assert checkpoint_summary(result.best_path)["refit"] == meta["refit"]  # `mmrec checkpoints info`
-    served = torch.load(result.best_path, weights_only=True)["model"]
-
-    direct = run_train(load_settings(config, {"training.holdout_ratio": 0.0, "training.epochs": result.best_epoch,
-                                              "paths.checkpoint_dir": str(tmp_path / "direct")}).settings)
-    assert direct.history[-1].epoch == result.best_epoch and direct.n_train_interactions == len(split.train)
-    trained = torch.load(direct.last_path, weights_only=True)["model"]
-    assert served.keys() == trained.keys()
-    assert all(torch.allclose(served[k], trained[k], atol=1e-6) for k in served)
-
-    kept = run_train(load_settings(config, {"training.refit_after_holdout": False,
-                                            "paths.checkpoint_dir": str(tmp_path / "kept")}).settings)
-    assert read_meta(kept.best_path).get("refit") is None
-    assert {**kept.item_item, "fit_seconds": 0} == {**result.item_item, "fit_seconds": 0}  # the same choice
-    without = torch.load(kept.best_path, weights_only=True)["model"]
-    assert not all(torch.allclose(served[k], without[k]) for k in served)  # the holdout's rows did change them
-
-
 def test_the_blend_reuses_the_distillation_teacher_instead_of_refitting_it(tmp_path, monkeypatch):
     """The teacher is the item-item model of the training pairs with the configured lambda: the blend
     step's first lambda candidate. It is reused (one fit fewer) and validates exactly as a refit does."""
