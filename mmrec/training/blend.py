@@ -1,6 +1,6 @@
 """Choose the blend on validation (after training): the item-item model's lambda (dense solver), its
-weight and recency half-life, then the weight and modality of content similarity on top (CONTENT_GRID;
-weight 1 = content alone)."""
+weight per recency half-life, then the weight and modality of content similarity on top of the leading
+half-lives' blends (CONTENT_GRID; weight 1 = content alone), keeping the best of all."""
 
 from __future__ import annotations
 
@@ -20,8 +20,10 @@ from mmrec.models.scoring import Scorer
 from mmrec.settings import ModelSettings
 from mmrec.training.trainer import Trainer
 
-# Content-similarity weights tried on top of the chosen item-item blend (0 = none, 1 = content alone).
+# Content-similarity weights tried on top of the item-item blend (0 = none, 1 = content alone), and on
+# top of how many half-lives' best blends (the leading ones).
 CONTENT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+CONTENT_BASES = 2
 
 
 def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users: IdEncoding,
@@ -68,23 +70,32 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
     pairs = [(h, b) for h in halflives for b in blends if b > 0 or h == halflives[0]]
     results = dict(zip(pairs, trainer.validate_many([base.with_item_item(candidates[h], b) for h, b in pairs])))
     grid: list[dict[str, float]] = []
-    best: tuple[float, float, dict[str, float]] | None = None
+    per_halflife: dict[float, tuple[float, dict[str, float]]] = {}  # each half-life's best weight
     for halflife in halflives:
         for beta in blends:
             metrics = results[(halflife, beta)] if beta > 0 else results[(halflives[0], beta)]
             value = metrics.get(monitor, float("nan"))
             grid.append({"halflife": halflife, "blend": beta, monitor: value})
-            if best is None or value > best[2].get(monitor, float("-inf")):
-                best = (halflife, beta, metrics)
-    assert best is not None
+            if halflife not in per_halflife or value > per_halflife[halflife][1].get(monitor, float("-inf")):
+                per_halflife[halflife] = (beta, metrics)
     if not validated:  # the blend weight is fixed (else no fit above); nothing chooses the rest
-        notes.append(f"No validation data: the item-item half-life stays at its first value ({best[0]:g}) and "
+        notes.append(f"No validation data: the item-item half-life stays at its first value ({halflives[0]:g}) and "
                      "no content blend is added; set model.item_item_halflife to fix the half-life.")
-    halflife, beta, metrics = best
+    # The content blend goes on top of the CONTENT_BASES half-lives whose best blends lead, and the best of
+    # all is kept: the half-life that wins alone may leave content less to add (recency and a whole-profile
+    # taste overlap; on per-user temporal validation half-life 2 led 5 alone, and 5 led with content).
+    # Best first, so a tie keeps the best blend alone.
+    bases, seen = [], set()
+    for halflife in sorted(halflives, key=lambda h: -_value(per_halflife[h][1], monitor)):
+        beta, metrics = per_halflife[halflife]
+        key = halflife if beta > 0 else None  # weight 0 is the two-tower model alone whatever the half-life
+        if key not in seen and len(bases) < CONTENT_BASES:
+            seen.add(key)
+            bases.append((halflife, beta, base.with_item_item(candidates[halflife], beta), metrics))
     binary_profiles = candidates[0.0].interactions if 0.0 in candidates else \
         item_item_profiles(train, users, rows, 0.0)
-    modality, weight, chosen, scorer, content_grid = _choose_content(
-        trainer, cfg, base.with_item_item(candidates[halflife], beta), binary_profiles, metrics)
+    halflife, beta, modality, weight, chosen, scorer, content_grid = _choose_content(
+        trainer, cfg, bases, binary_profiles)
     spec = ItemItemSpec(blend=beta, halflife=halflife, l2=cfg.item_item_l2, l2_grid=l2_grid,
                         content_weight=cfg.item_item_content_weight,
                         neighbours=item_item_neighbours(cfg, n_items), monitored=chosen.get(monitor, float("nan")),
@@ -131,26 +142,39 @@ def _fit(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users: IdEnc
     return fit_item_item(train, users, rows, trainer.catalogue, cfg, halflife, trainer.device, store)
 
 
-def _choose_content(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, profiles: sp.csr_matrix,
-                    without: dict[str, float]
-                    ) -> tuple[str | None, float, dict[str, float], Scorer, list[dict[str, Any]]]:
-    """(modality, weight, metrics, scorer, grid) of the content-profile blend on top of `scorer` (weight 0 =
-    none, `scorer` itself).
+def _value(metrics: dict[str, float], monitor: str) -> float:
+    """The monitored value, NaN (no validation data) ranked last."""
+    value = metrics.get(monitor, float("nan"))
+    return value if value == value else float("-inf")
 
-    Weight 1 is content similarity alone, so the choice is never worse on validation than it.
+
+def _choose_content(trainer: Trainer, cfg: ModelSettings,
+                    bases: list[tuple[float, float, Scorer, dict[str, float]]], profiles: sp.csr_matrix
+                    ) -> tuple[float, float, str | None, float, dict[str, float], Scorer, list[dict[str, Any]]]:
+    """(half-life, blend weight, modality, content weight, metrics, scorer, grid) of the best content-profile
+    blend on top of any of `bases` = (half-life, blend weight, scorer, its metrics), best first (content
+    weight 0 = none: that base itself).
+
+    Weight 1 is content similarity alone, so the choice is never worse on validation than it. Every
+    (base, modality, weight) is validated in one pass: components shared by the scorers are scored once.
     """
     modalities = content_modalities(cfg, trainer.catalogue) if cfg.content_blend else []
     weights = CONTENT_GRID if cfg.content_blend_weight is None else (cfg.content_blend_weight,)
-    best: tuple[str | None, float, dict[str, float], Scorer] = (None, 0.0, without, scorer)
+    halflife, beta, scorer, without = bases[0]
+    best: tuple[float, float, str | None, float, dict[str, float], Scorer] = (halflife, beta, None, 0.0, without, scorer)
+    for halflife, beta, scorer, without in bases[1:]:
+        if _value(without, trainer.monitor) > _value(best[4], trainer.monitor):
+            best = (halflife, beta, None, 0.0, without, scorer)
     grid: list[dict[str, Any]] = []
-    # One content model per modality, shared by its weights: scored (and held) once per validation chunk.
+    # One content model per modality, shared by its weights and bases: scored (and held) once per validation chunk.
     models = {modality: ContentProfileModel.build(trainer.catalogue, modality, profiles) for modality in modalities}
-    tried = [(modality, scorer.with_content(models[modality], weight), weight)
-             for modality in modalities for weight in weights if weight > 0]
-    results = trainer.validate_many([blended for _, blended, _ in tried])
-    for (modality, blended, weight), metrics in zip(tried, results):
+    tried = [(halflife, beta, modality, scorer.with_content(models[modality], weight), weight)
+             for halflife, beta, scorer, _ in bases for modality in modalities for weight in weights if weight > 0]
+    results = trainer.validate_many([blended for _, _, _, blended, _ in tried])
+    for (halflife, beta, modality, blended, weight), metrics in zip(tried, results):
         value = metrics.get(trainer.monitor, float("nan"))
-        grid.append({"modality": modality, "content_blend": weight, trainer.monitor: value})
-        if value > best[2].get(trainer.monitor, float("-inf")):
-            best = (modality, weight, metrics, blended)
-    return (*best, grid)
+        grid.append({"halflife": halflife, "blend": beta, "modality": modality, "content_blend": weight,
+                     trainer.monitor: value})
+        if _value(metrics, trainer.monitor) > _value(best[4], trainer.monitor):
+            best = (halflife, beta, modality, weight, metrics, blended)
+    return (*best[:4], best[4], best[5], grid)

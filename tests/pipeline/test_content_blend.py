@@ -79,3 +79,32 @@ def test_content_blend_off_or_fixed(tmp_path, cluster_text):
         tmp_path / "fixed", epochs=1, use_text=True, item_item_blend=0.5, item_item_halflife=0.0,
         content_blend_weight=0.25)).settings)
     assert [row["content_blend"] for row in fixed.item_item["content_grid"]] == [0.25]
+
+
+def test_content_goes_on_top_of_the_leading_half_lives_and_the_best_of_all_is_kept(tmp_path, cluster_text):
+    """With the half-life and weight chosen on validation, content is tried on top of the best blend of each
+    of the CONTENT_BASES leading half-lives; the recorded choice is the argmax over those blends alone and
+    every content row, and evaluate scores with the half-life it names."""
+    from mmrec.training.blend import CONTENT_BASES
+
+    config = tiny_project.write_tiny_project(tmp_path, epochs=1, use_text=True)
+    settings = load_settings(config).settings
+    blend = run_train(settings).item_item
+    per_halflife = {}
+    for row in blend["val_grid"]:
+        if row["halflife"] not in per_halflife or row["ndcg@10"] > per_halflife[row["halflife"]]["ndcg@10"]:
+            per_halflife[row["halflife"]] = row
+    leading = sorted(per_halflife.values(), key=lambda row: -row["ndcg@10"])
+    bases = {(row["halflife"], row["blend"]) for row in blend["content_grid"]}
+    assert len(bases) == min(CONTENT_BASES, len({(r["halflife"] if r["blend"] > 0 else None) for r in leading}))
+    assert (leading[0]["halflife"], leading[0]["blend"]) in bases or leading[0]["blend"] == 0
+    candidates = [row["ndcg@10"] for row in blend["content_grid"]] + [row["ndcg@10"] for row in leading]
+    assert blend["monitored"] == max(candidates)
+    chosen = [row for row in blend["content_grid"] if row["ndcg@10"] == blend["monitored"]]
+    if blend["content_blend"] > 0:
+        assert any(row["halflife"] == blend["halflife"] and row["blend"] == blend["blend"]
+                   and row["content_blend"] == blend["content_blend"] for row in chosen)
+    split = load_split(tmp_path / "splits")
+    evaluate = load_recommender("multimodal", settings, load_items(tmp_path / "processed"), split.train,
+                                torch.device("cpu"))
+    assert evaluate.item_item_halflife == blend["halflife"]
