@@ -153,18 +153,15 @@ def _choose_content(trainer: Trainer, cfg: ModelSettings,
                     ) -> tuple[float, float, str | None, float, dict[str, float], Scorer, list[dict[str, Any]]]:
     """(half-life, blend weight, modality, content weight, metrics, scorer, grid) of the best content-profile
     blend on top of any of `bases` = (half-life, blend weight, scorer, its metrics), best first (content
-    weight 0 = none: that base itself).
+    weight 0 = none: the first base itself).
 
     Weight 1 is content similarity alone, so the choice is never worse on validation than it. Every
     (base, modality, weight) is validated in one pass: components shared by the scorers are scored once.
     """
     modalities = content_modalities(cfg, trainer.catalogue) if cfg.content_blend else []
     weights = CONTENT_GRID if cfg.content_blend_weight is None else (cfg.content_blend_weight,)
-    halflife, beta, scorer, without = bases[0]
+    halflife, beta, scorer, without = bases[0]  # the best base alone
     best: tuple[float, float, str | None, float, dict[str, float], Scorer] = (halflife, beta, None, 0.0, without, scorer)
-    for halflife, beta, scorer, without in bases[1:]:
-        if _value(without, trainer.monitor) > _value(best[4], trainer.monitor):
-            best = (halflife, beta, None, 0.0, without, scorer)
     grid: list[dict[str, Any]] = []
     # One content model per modality, shared by its weights and bases: scored (and held) once per validation chunk.
     models = {modality: ContentProfileModel.build(trainer.catalogue, modality, profiles) for modality in modalities}
@@ -177,4 +174,4 @@ def _choose_content(trainer: Trainer, cfg: ModelSettings,
                      trainer.monitor: value})
         if _value(metrics, trainer.monitor) > _value(best[4], trainer.monitor):
             best = (halflife, beta, modality, weight, metrics, blended)
-    return (*best[:4], best[4], best[5], grid)
+    return (*best, grid)
