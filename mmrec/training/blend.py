@@ -29,9 +29,10 @@ CONTENT_BASES = 2
 def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users: IdEncoding,
                            item_ids: list[str], notes: list[str],
                            store: ItemItemStore | None = None) -> tuple[ItemItemSpec, Scorer] | None:
-    """Fit the item-item model on `train` and pick (half-life, blend weight) by the validation monitor,
-    then the content-similarity weight and modality on top of that blend (`_choose_content`); returns
-    the choice and the scorer it describes.
+    """Fit the item-item model on `train`, validate every (half-life, blend weight), then the
+    content-similarity weight and modality on top of the best blends of the CONTENT_BASES leading
+    half-lives (`_choose_content`), keeping the best of all by the validation monitor; returns the
+    choice and the scorer it describes.
 
     The trainer's model must hold the weights to blend with (the best epoch's). Returns None when
     the item-item model is off or the catalogue exceeds model.item_item_max_items (with a note).
