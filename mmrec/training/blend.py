@@ -14,7 +14,7 @@ from mmrec.checkpoints.spec import ItemItemSpec
 from mmrec.models.histories import IdEncoding, catalogue_index
 from mmrec.models.content_profile import ContentProfileModel, content_modalities
 from mmrec.models.item_item_store import ItemItemStore
-from mmrec.models.item_item import (BLEND_GRID, HALFLIFE_GRID, L2_GRID, ItemItemModel, fit_item_item,
+from mmrec.models.item_item import (BLEND_GRID, HALFLIFE_GRID, L2_GRID, ItemItemModel, fit_profiles,
                                     item_item_content, item_item_fit_key, item_item_neighbours, item_item_profiles)
 from mmrec.models.scoring import Scorer
 from mmrec.settings import ModelSettings
@@ -131,16 +131,17 @@ def _choose_l2(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users:
 
 def _fit(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users: IdEncoding, rows: pd.Series,
          halflife: float, store: ItemItemStore | None = None) -> ItemItemModel:
-    """fit_item_item, or the trainer's distillation teacher when it is the same fit (same 0/1 pattern,
-    content and settings: B depends on nothing else), which saves a refit of the same model."""
+    """The item-item model of `train` at `halflife` (fit_profiles, through `store`), or the trainer's
+    distillation teacher when it is the same fit (same 0/1 pattern, content and settings: B depends on
+    nothing else), which saves a refit of the same model. The profiles are built once for both."""
+    profiles = item_item_profiles(train, users, rows, halflife)
     if trainer.teacher is not None and cfg.item_item_l2 == trainer.model_cfg.item_item_l2:  # else no need to hash
-        profiles = item_item_profiles(train, users, rows, halflife)
         key = item_item_fit_key(profiles, item_item_content(cfg, trainer.catalogue), cfg)
         if key == trainer.teacher_key:
             if store is not None:
                 store.save(key, trainer.teacher.weights)
             return ItemItemModel(trainer.teacher.weights, profiles.tocsr())
-    return fit_item_item(train, users, rows, trainer.catalogue, cfg, halflife, trainer.device, store)
+    return fit_profiles(profiles, trainer.catalogue, cfg, trainer.device, store)
 
 
 def _value(metrics: dict[str, float], monitor: str) -> float:
