@@ -27,7 +27,7 @@ HALFLIVES = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0)
 BLENDS = (0.25, 0.5, 0.75, 1.0)
 
 
-def probe(variant: str, seed: int, protocol: str, folder: str) -> dict:
+def probe(variant: str, seed: int, protocol: str, folder: str, with_l2: bool = False) -> dict:
     from bench.peers.systems.mmrec import _base_overrides
     from mmrec.checkpoints.store import load_checkpoint
     from mmrec.models.histories import catalogue_index
@@ -80,7 +80,21 @@ def probe(variant: str, seed: int, protocol: str, folder: str) -> dict:
                   for m, _ in tried}
         results = trainer.validate_many([blended.with_content(models[m], weight) for m, weight in tried])
         content[name] = max(round(r["ndcg@10"], 4) for r in results)
-    return {"variant": variant, "seed": seed, "protocol": protocol, "checkpoint": folder,
+    # Lambda chosen with the blend: each lambda `mmrec train` tried (its l2_grid, chosen alone at h 0, weight 1)
+    # refitted and validated over the whole (h, w) grid of HALFLIFE_GRID x BLENDS, no content.
+    l2_joint = []
+    if with_l2:
+        for entry in meta["item_item"].get("l2_grid", []):
+            cfg = settings.model.model_copy(update={"item_item_l2": entry["l2"]})
+            fitted = fit_item_item(inputs.split.train, inputs.users, rows, inputs.catalogue, cfg, 0.0)
+            scorers = [base.with_item_item(fitted.with_profiles(
+                item_item_profiles(inputs.split.train, inputs.users, rows, hh)), blend)
+                for hh in HALFLIFE_GRID for blend in BLENDS]
+            best_blend = max(r["ndcg@10"] for r in trainer.validate_many(scorers))
+            l2_joint.append({"l2": entry["l2"], "alone_h0": round(entry["ndcg@10"], 4),
+                             "best_blend": round(best_blend, 4)})
+    return {"variant": variant, "seed": seed, "protocol": protocol, "checkpoint": folder, "l2_joint": l2_joint,
+            "stored_l2": meta["item_item"]["l2"],
             "stored_choice": {"halflife": meta["item_item"]["halflife"], "blend": meta["item_item"]["blend"]},
             "val_ndcg@10": {str(h): values for h, values in grid.items()},
             "grid_choice": {"halflife": h, "blend": w, "val_ndcg@10": grid[h][BLENDS.index(w)]},
@@ -90,13 +104,15 @@ def probe(variant: str, seed: int, protocol: str, folder: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="variant:seed:protocol:checkpoint folder")
+    parser.add_argument("--l2", action="store_true",
+                        help="also validate the blend grid at every lambda the run tried (lambda chosen with the blend)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "movielens-small-posters" / "halflife_grid")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     rows = []
     for run in args.runs:
         variant, seed, protocol, folder = run.split(":", 3)
-        rows.append(probe(variant, int(seed), protocol, folder))
+        rows.append(probe(variant, int(seed), protocol, folder, args.l2))
         print(json.dumps(rows[-1]), flush=True)
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, CPU only"
     args.out.with_suffix(".json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
@@ -117,6 +133,13 @@ def main() -> None:
         choice, content = row["grid_choice"], list(row["content_blend_val_ndcg@10"].values())
         lines.append(f"| {row['protocol']} / {row['variant']} / seed {row['seed']} | {choice['halflife']:g}, "
                      f"{choice['blend']:g}: {choice['val_ndcg@10']:.4f} | {content[0]:.4f} | {content[1]:.4f} |")
+    if any(row["l2_joint"] for row in rows):
+        lines += ["", "Lambda chosen with the blend (`--l2`): per lambda tried, validation of the item-item model alone "
+                  "(h 0, weight 1: how `mmrec train` chooses it) and of the best (h, w) blend of HALFLIFE_GRID x "
+                  "weights 0.25-1, no content:", "", "| key | stored lambda | lambda: alone / best blend |", "|---|---|---|"]
+        for row in rows:
+            cells = ", ".join(f"{e['l2']:g}: {e['alone_h0']:.4f} / {e['best_blend']:.4f}" for e in row["l2_joint"])
+            lines.append(f"| {row['protocol']} / {row['variant']} / seed {row['seed']} | {row['stored_l2']:g} | {cells} |")
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
