@@ -88,7 +88,29 @@ def ndcg10(scores: torch.Tensor, relevant: sp.csr_matrix, exclude: sp.csr_matrix
     return total / rel.shape[0]
 
 
-def probe(variant: str, seed: int, protocol: str, folder: str) -> dict:
+def peer_scores(name: str, variant: str, seed: int, protocol: str, train: pd.DataFrame | None,
+                user_ids: list[str], item_ids: list[str]) -> np.ndarray:
+    """[len(user_ids), len(item_ids)] scores of peer `name` with its stored best config for this key, fitted on
+    the split's train (train None) or on `train` (e.g. the gapped profiles), rows and columns in the given order."""
+    from bench.peers.protocols import load_split
+    from bench.peers.systems import Context, all_systems
+
+    split = load_split(WORK / variant / f"seed{seed}" / "splits" / protocol)
+    if train is not None:
+        split.frames["train"] = train[["user_id", "item_id", "timestamp"]].astype({"user_id": str, "item_id": str})
+    stored = json.loads((ROOT / "bench" / "results" / "movielens-small-posters" / "runs" / variant / f"seed{seed}" /
+                         protocol / f"{name}.json").read_text())
+    system = next(s for s in all_systems() if s.name == name)
+    # Interaction-only peers: no content features are handed over.
+    ctx = Context(seed=seed, image=np.zeros((split.n_items, 0)), text=np.zeros((split.n_items, 0)))
+    scorer = system.fit(split, stored["result"]["best_config"], ctx)
+    user_row = {u: r for r, u in enumerate(split.users)}
+    item_col = {i: c for c, i in enumerate(split.items)}
+    scores = scorer(np.array([user_row[u] for u in user_ids]))
+    return scores[:, [item_col[i] for i in item_ids]]
+
+
+def probe(variant: str, seed: int, protocol: str, folder: str, peer: str | None = None) -> dict:
     from bench.peers.systems.mmrec import _base_overrides
     from mmrec.checkpoints.store import load_checkpoint
     from mmrec.models.content_profile import ContentProfileModel
@@ -183,6 +205,12 @@ def probe(variant: str, seed: int, protocol: str, folder: str) -> dict:
                     out[f"grid_h{h:g}_w{w:g}_c{c:g}"] = ndcg10(s.scores(users_t, users_t), data.val_relevant,
                                                                data.val_exclude)
         zb = z(base_scores)
+        if peer is not None:  # a peer's scores on top of the chosen blend (peer refitted on the gapped train)
+            q = torch.as_tensor(peer_scores(peer, variant, seed, protocol, source if gap == "gapped" else None,
+                                            list(user_ids[val_rows]), list(inputs.item_ids)), dtype=torch.float32)
+            out[f"peer_{peer}_alone"] = ndcg10(q, data.val_relevant, data.val_exclude)
+            for a in WEIGHTS:
+                out[f"peer_{peer}_a{a:g}"] = ndcg10((1 - a) * zb + a * z(q), data.val_relevant, data.val_exclude)
         # Trend: how often each item was interacted with (any user) in the window before the user's last profile item.
         last = pd.Series(source["timestamp"].to_numpy()).groupby(users.encode(source["user_id"])).max()
         t_u = last.reindex(val_rows).to_numpy(dtype=np.float64)
@@ -218,7 +246,7 @@ def summary(rows: list[dict]) -> list[str]:
              "| trend blend: gap-0 pick, gap 0 / gapped |", "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         gap0, gapped = row["gap0"], row["gapped"]
-        blends = [k for k in gap0 if "_a" in k and not k.endswith("_alone") and not k.startswith("trend")]
+        blends = [k for k in gap0 if k.startswith(("fwd", "both")) and not k.endswith("_alone")]
         trends = [k for k in gap0 if k.startswith("trend") and not k.endswith("_alone")]
         trend_pick = max(trends, key=lambda k: gap0[k])
         pick = max(blends, key=lambda k: gap0[k])
@@ -231,12 +259,26 @@ def summary(rows: list[dict]) -> list[str]:
                      f"{hindsight}: {gapped[hindsight]:.4f} | {grid_pick}: {gapped[grid_pick]:.4f} | "
                      f"{grid_gapped}: {gapped[grid_gapped]:.4f} | {trend_pick}: {gap0[trend_pick]:.4f} / "
                      f"{gapped[trend_pick]:.4f} |")
+    peered = [row for row in rows if any(k.startswith("peer_") for k in row["gap0"])]
+    if peered:
+        lines += ["", "| key | peer alone: gap 0 / gapped | chosen blend + peer, weight picked on gap 0: gap 0 / gapped "
+                  "| + peer, best weight on the gapped validation |", "|---|---|---|---|"]
+        for row in peered:
+            gap0, gapped = row["gap0"], row["gapped"]
+            alone = next(k for k in gap0 if k.startswith("peer_") and k.endswith("_alone"))
+            blends = [k for k in gap0 if k.startswith("peer_") and not k.endswith("_alone")]
+            pick, hindsight = max(blends, key=lambda k: gap0[k]), max(blends, key=lambda k: gapped[k])
+            lines.append(f"| {row['protocol']} / {row['variant']} / seed {row['seed']} | {gap0[alone]:.4f} / "
+                         f"{gapped[alone]:.4f} | {pick}: {gap0[pick]:.4f} / {gapped[pick]:.4f} | "
+                         f"{hindsight}: {gapped[hindsight]:.4f} |")
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="variant:seed:protocol:checkpoint folder")
+    parser.add_argument("--peer", help="also blend this interaction-only peer (e.g. BiVAE) with its stored best config, "
+                        "refitted per gap, on top of the chosen blend")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "movielens-small-posters" / "temporal_probe",
                         help="writes OUT.json and OUT.md")
     args = parser.parse_args()
@@ -245,15 +287,22 @@ def main() -> None:
     rows = []
     for run in args.runs:
         variant, seed, protocol, folder = run.split(":", 3)
-        rows.append(probe(variant, int(seed), protocol, folder))
+        rows.append(probe(variant, int(seed), protocol, folder, args.peer))
         atomic_write_json(args.out.with_suffix(".json"), {"machine": machine, "rows": rows})
-    lines = ["# A transition component, and the temporal protocol's gap: validation NDCG@10", "",
+    write_report(args.out, machine, rows)
+
+
+def write_report(out: Path, machine: str, rows: list[dict]) -> None:
+    """OUT.md from the rows of OUT.json (also rebuilt alone: write_report(out, **json.load(OUT.json)))."""
+    lines = ["# The temporal protocol's gap, and transition, trend and peer components: validation NDCG@10", "",
              f"Machine: {machine}. `bench/temporal_probe.py` on stored `bench/run_peers.py` checkpoints; the split's "
              "val.csv only (gap 0: profiles end at the last training item; gapped: every profile drops each user's "
              "last n_val training items, as far as the benchmark's test lies after train). Transition configs: "
              "fwd|both + window, hq = profile half-life, a = blend weight; grid configs: h = item-item half-life, "
-             "w = its weight, c = content weight.", "", *summary(rows)]
-    atomic_write_text(args.out.with_suffix(".md"), "\n".join(lines) + "\n")
+             "w = its weight, c = content weight. In the gapped rows mmrec's weights (two-tower, item-item) and the "
+             "transition counts stay fitted on all of train, so they saw the dropped items: that favours them over a "
+             "peer, which is refitted on the gapped train as its test-time state is.", "", *summary(rows)]
+    atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
