@@ -228,6 +228,15 @@ class ModelSettings(Section):
     content_blend_weight: float | None = Field(
         None, ge=0.0, le=1.0, description="fixed weight of the content-similarity scores; null = chosen on validation"
     )
+    sequence_blend: bool = Field(
+        False,
+        description="last, blend in item -> next-item transitions of the users' time-ordered training items "
+        "(mmrec.models.transitions); weight and profile half-life chosen on validation, so it never lowers "
+        "validation. Helps where profiles end at the user's latest item (`mmrec recommend`); off by default: "
+        "an offline test scored from train with validation items in between does not see the gain "
+        "(needs model.item_item and timestamps)",
+    )
+    sequence_window: int = Field(10, ge=1, description="how many following items count as a transition (weight 1/distance)")
     item_item_solver: Literal["auto", "dense", "neighbourhood"] = Field(
         "auto",
         description="item-item solver: dense = exact (memory items^2, time items^3), neighbourhood = each item "

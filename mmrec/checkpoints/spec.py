@@ -31,7 +31,8 @@ class _Spec(BaseModel):
 
 class ItemItemSpec(_Spec):
     """The blend chosen on validation: the item-item model's weight and recency half-life, then the
-    content-similarity weight and modality (mmrec.training.blend), with both searches."""
+    content-similarity weight and modality, then the transition weight and half-life
+    (mmrec.training.blend), with their searches."""
 
     blend: float
     halflife: float
@@ -46,6 +47,10 @@ class ItemItemSpec(_Spec):
     content_blend: float = 0.0  # weight of the content-profile scores (mmrec.models.content_profile)
     content_modality: str | None = None  # text | image | text+image
     content_grid: list[dict[str, Any]] = []  # (modality, content_blend, metric) of every pair tried
+    sequence_blend: float = 0.0  # weight of the transition scores (mmrec.models.transitions)
+    sequence_halflife: float = 0.0  # their profile half-life
+    sequence_window: int = 0  # transitions counted up to this many items ahead
+    sequence_grid: list[dict[str, float]] = []  # (sequence_halflife, sequence_blend, metric) of every pair tried
 
 
 class NumericSpec(_Spec):

@@ -84,6 +84,8 @@ def train(
             f"[bold]{blend['blend']:g}[/bold], recency half-life {blend['halflife']:g}"
             + (f", content similarity ({blend['content_modality']}) weight [bold]{blend['content_blend']:g}[/bold]"
                if blend.get("content_blend") else "")
+            + (f", transitions weight [bold]{blend['sequence_blend']:g}[/bold] (half-life {blend['sequence_halflife']:g})"
+               if blend.get("sequence_blend") else "")
             + f" chosen on validation: val {result.monitor} [bold]{blend['monitored']:.4f}[/bold] (two-tower alone {result.best_metric:.4f})."
         )
     if result.best_path:

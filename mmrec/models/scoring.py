@@ -1,8 +1,9 @@
 """The one scoring path: validation, `mmrec evaluate` and `mmrec recommend` all score users here.
 
 A user's scores over the catalogue are the two-tower scores, blended with the closed-form
-item-item model (mmrec.models.item_item) and then with content similarity to the user's items
-(mmrec.models.content_profile), at weights chosen on validation (mmrec.training.blend). Numerics rule:
+item-item model (mmrec.models.item_item), then with content similarity to the user's items
+(mmrec.models.content_profile), then (opt-in) with item -> next-item transitions
+(mmrec.models.transitions), at weights chosen on validation (mmrec.training.blend). Numerics rule:
 scoring always runs in float32 with autocast off (training may use bf16; scoring never does), so
 the metric that chose a checkpoint and its blend is the metric evaluate reproduces.
 """
@@ -35,19 +36,22 @@ def _fp32_eval(model: TwoTowerModel, device: torch.device) -> Iterator[None]:
 
 class Scorer:
     """Scores of users over one catalogue from a two-tower model, blended with an optional item-item
-    model (weight `blend`) and then an optional content-profile model (weight `content_blend`).
+    model (weight `blend`), then an optional content-profile model (weight `content_blend`), then an
+    optional transition model (weight `sequence_blend`; an ItemItemModel over the transition matrix).
 
     `histories` [n_rows, L] holds each profile row's recent catalogue rows (-1 = padding; row 0 =
-    no history); the item-item and content models' profiles use the same rows. Item vectors are
+    no history); every blend component's profiles use the same rows. Item vectors are
     computed once, here: build a new Scorer after the weights change.
     """
 
     def __init__(self, model: TwoTowerModel, catalogue: ItemInputs, histories: torch.Tensor,
                  item_item: ItemItemModel | None = None, blend: float = 0.0,
-                 content: ContentProfileModel | None = None, content_blend: float = 0.0) -> None:
+                 content: ContentProfileModel | None = None, content_blend: float = 0.0,
+                 sequence: ItemItemModel | None = None, sequence_blend: float = 0.0) -> None:
         self.model, self.catalogue, self.histories = model, catalogue, histories
         self.item_item, self.blend = item_item, float(blend)
         self.content, self.content_blend = content, float(content_blend)
+        self.sequence, self.sequence_blend = sequence, float(sequence_blend)
         self.device = catalogue.ids.device
         with _fp32_eval(model, self.device):
             self.item_vectors = model.item_vectors(catalogue).float()  # [n_items, d]
@@ -68,10 +72,22 @@ class Scorer:
         other.content, other.content_blend = content, float(blend)
         return other
 
+    def with_sequence(self, sequence: ItemItemModel | None, blend: float) -> Scorer:
+        """This scorer (same item vectors, item-item and content blends) blended with a transition model."""
+        other = copy.copy(self)
+        other.sequence, other.sequence_blend = sequence, float(blend)
+        return other
+
+    def components(self) -> list[tuple[str, ItemItemModel | ContentProfileModel, float]]:
+        """(name, model, weight) of the blend components that are on, in blending order."""
+        named = (("item_item", self.item_item, self.blend), ("content", self.content, self.content_blend),
+                 ("sequence", self.sequence, self.sequence_blend))
+        return [(name, model, weight) for name, model, weight in named if model is not None and weight > 0]
+
     @property
     def blended(self) -> bool:
-        """Whether an item-item or content blend is on (each standardizes rows over the whole catalogue)."""
-        return (self.item_item is not None and self.blend > 0) or (self.content is not None and self.content_blend > 0)
+        """Whether any blend component is on (each standardizes rows over the whole catalogue)."""
+        return bool(self.components())
 
     def user_vectors(self, user_idx: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """[b, d] float32 two-tower user vectors; user_idx [b] user-id indices (0 = unknown), rows [b] profile rows."""
@@ -85,23 +101,19 @@ class Scorer:
         return next(score_variants([self], user_idx, rows))
 
     def component_keys(self) -> list[tuple[str, ...]]:
-        """Keys of the score components this scorer combines: two-tower, then item-item and content if on.
+        """Keys of the score components this scorer combines: two-tower, then each blend component that is on.
 
-        Scorers derived from one another (`with_item_item`, `with_content`) share the keys of the
-        components they share, so `score_variants` computes each of those once.
+        Scorers derived from one another (`with_item_item`, `with_content`, `with_sequence`) share the keys
+        of the components they share, so `score_variants` computes each of those once.
         """
-        keys: list[tuple[str, ...]] = [("two_tower", str(id(self.model)), str(id(self.item_vectors)))]
-        if self.item_item is not None and self.blend > 0:
-            keys.append(("item_item", str(id(self.item_item))))
-        if self.content is not None and self.content_blend > 0:
-            keys.append(("content", str(id(self.content))))
-        return keys
+        return [("two_tower", str(id(self.model)), str(id(self.item_vectors))),
+                *((name, str(id(model))) for name, model, _ in self.components())]
 
     def scores_at(self, user_idx: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
         """[b, c] = scores(user_idx, rows) at catalogue columns [b, c] (equal up to float rounding).
 
-        Without a blend only the c columns are scored. The item-item and content blends standardize each
-        row over the whole catalogue, so with either the full rows are scored and the columns picked from them.
+        Without a blend only the c columns are scored. Every blend component standardizes each row over
+        the whole catalogue, so with any the full rows are scored and the columns picked from them.
         """
         columns = torch.as_tensor(columns, dtype=torch.long, device=self.device)
         if self.blended:
@@ -125,8 +137,8 @@ def matrices_per_chunk(scorers: Sequence[Scorer]) -> int:
 def score_variants(scorers: Sequence[Scorer], user_idx: torch.Tensor, rows: torch.Tensor) -> Iterator[torch.Tensor]:
     """[b, n_items] float32 scores of each scorer in turn, computing every shared component once.
 
-    Scorers that share a two-tower model (and item vectors), an item-item model or a content model
-    (e.g. the blend grid built with `with_item_item` / `with_content`) reuse that component's scores,
+    Scorers that share a two-tower model (and item vectors) or a blend component (e.g. the blend grid
+    built with `with_item_item` / `with_content` / `with_sequence`) reuse that component's scores,
     standardized once per chunk: a grid of blend weights costs one pass over its components plus a
     weighted sum per weight. Each yielded matrix is the caller's to modify (never a cached component),
     with the numerics of `Scorer.scores` (this is its implementation).
@@ -148,9 +160,7 @@ def score_variants(scorers: Sequence[Scorer], user_idx: torch.Tensor, rows: torc
             if tower_key not in z:  # in place when no other scorer will read the raw scores
                 z[tower_key] = standardize(raw[tower_key], inplace=len(scorers) == 1)
             scores = z[tower_key]
-            for step, key in enumerate(blend_keys):
-                component, weight = (scorer.item_item, scorer.blend) if key[0] == "item_item" else \
-                    (scorer.content, scorer.content_blend)
+            for step, (key, (_, component, weight)) in enumerate(zip(blend_keys, scorer.components())):
                 if key not in z:  # a component's fresh scores are ours: standardized in place
                     z[key] = standardize(component.scores(device_rows).float(), inplace=True)
                 # Blend = (1 - w) z(scores) + w z(component); z(tower) is cached, a blend is re-standardized.

@@ -286,8 +286,10 @@ def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: Id
                     spec.to_meta())
     monitored = choice.monitored if choice.monitored is not None else float("nan")
     progress(ProgressEvent("item_item", message=f"item-item blend {choice.blend:g}, half-life {choice.halflife:g}, "
-                           f"content {choice.content_blend:g} ({choice.content_modality or '-'}) "
-                           f"(val {trainer.monitor} {monitored:.4f})"))
+                           f"content {choice.content_blend:g} ({choice.content_modality or '-'})"
+                           + (f", transitions {choice.sequence_blend:g} (half-life {choice.sequence_halflife:g})"
+                              if choice.sequence_grid else "")
+                           + f" (val {trainer.monitor} {monitored:.4f})"))
     return choice, scorer
 
 

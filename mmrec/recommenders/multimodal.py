@@ -22,6 +22,7 @@ from mmrec.models.item_item import fit_item_item, item_item_profiles
 from mmrec.models.item_item_store import ItemItemStore
 from mmrec.models.scoring import Scorer
 from mmrec.models.towers import ModelDims
+from mmrec.models.transitions import transition_model
 from mmrec.models.two_tower import TwoTowerModel
 from mmrec.recommenders.base import RECOMMENDERS, Recommender
 from mmrec.settings import CacheSettings
@@ -38,7 +39,8 @@ class MultimodalRecommender(Recommender):
     closed-form item-item model is refitted here on the `train` passed to fit, with the same content
     (or loaded from the fits stored beside the checkpoint when one was fitted from the same data),
     and the scores are (1 - w) z(two-tower) + w z(item-item) (mmrec.models.item_item); a recorded
-    content weight c then gives (1 - c) z(that) + c z(content similarity) (mmrec.models.content_profile).
+    content weight c then gives (1 - c) z(that) + c z(content similarity) (mmrec.models.content_profile),
+    and a recorded transition weight s (1 - s) z(that) + s z(transitions) (mmrec.models.transitions).
 
     Items added after training get id 0 and are scored from content. Users unknown to the encoder
     are served from their `train` history (user tower with the unknown-user id); with no history
@@ -129,8 +131,13 @@ class MultimodalRecommender(Recommender):
         if blend is not None and blend.content_blend > 0 and blend.content_modality:
             content = ContentProfileModel.build(catalogue, blend.content_modality,
                                                 item_item_profiles(train, local, rows, 0.0))
+        sequence = None
+        if blend is not None and blend.sequence_blend > 0:
+            sequence = transition_model(train, local, rows, blend.sequence_window, blend.sequence_halflife,
+                                        self.device)
         self.scorer = Scorer(self.model, catalogue, histories, item_item, self.item_item_blend,
-                             content, blend.content_blend if content is not None else 0.0)
+                             content, blend.content_blend if content is not None else 0.0,
+                             sequence, blend.sequence_blend if sequence is not None else 0.0)
         return self
 
     def _require_fit(self) -> Scorer:

@@ -1,6 +1,7 @@
 """Choose the blend on validation (after training): the item-item model's lambda (dense solver), its
 weight per recency half-life, then the weight and modality of content similarity on top of the leading
-half-lives' blends (CONTENT_GRID; weight 1 = content alone), keeping the best of all."""
+half-lives' blends (CONTENT_GRID; weight 1 = content alone), keeping the best of all, then (opt-in,
+model.sequence_blend) the weight and profile half-life of item -> next-item transitions on top."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from mmrec.models.item_item_store import ItemItemStore
 from mmrec.models.item_item import (BLEND_GRID, HALFLIFE_GRID, L2_GRID, ItemItemModel, fit_profiles,
                                     item_item_content, item_item_fit_key, item_item_neighbours, item_item_profiles)
 from mmrec.models.scoring import Scorer
+from mmrec.models.transitions import SEQUENCE_HALFLIVES, SEQUENCE_WEIGHTS, transition_model
 from mmrec.settings import ModelSettings
 from mmrec.training.trainer import Trainer
 
@@ -81,7 +83,7 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
                 per_halflife[halflife] = (beta, metrics)
     if not validated:  # the blend weight is fixed (else no fit above); nothing chooses the rest
         notes.append(f"No validation data: the item-item half-life stays at its first value ({halflives[0]:g}) and "
-                     "no content blend is added; set model.item_item_halflife to fix the half-life.")
+                     "no content or transition blend is added; set model.item_item_halflife to fix the half-life.")
     # The content blend goes on top of the CONTENT_BASES half-lives whose best blends lead, and the best of
     # all is kept: the half-life that wins alone may leave content less to add (recency and a whole-profile
     # taste overlap; on per-user temporal validation half-life 2 led 5 alone, and 5 led with content).
@@ -97,11 +99,21 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
         item_item_profiles(train, users, rows, 0.0)
     halflife, beta, modality, weight, chosen, scorer, content_grid = _choose_content(
         trainer, cfg, bases, binary_profiles)
+    sequence_halflife, sequence_weight, sequence_grid = 0.0, 0.0, []
+    if cfg.sequence_blend and validated:
+        if "timestamp" in train.columns:
+            sequence_halflife, sequence_weight, chosen, scorer, sequence_grid = _choose_sequence(
+                trainer, cfg, scorer, chosen, train, users, rows)
+        else:
+            notes.append("model.sequence_blend: the training interactions have no timestamp column, so there is no "
+                         "order to learn item -> next-item transitions from; none is blended.")
     spec = ItemItemSpec(blend=beta, halflife=halflife, l2=cfg.item_item_l2, l2_grid=l2_grid,
                         content_weight=cfg.item_item_content_weight,
                         neighbours=item_item_neighbours(cfg, n_items), monitored=chosen.get(monitor, float("nan")),
                         val=chosen, val_grid=grid, fit_seconds=round(fit_s, 3), content_blend=weight,
-                        content_modality=modality, content_grid=content_grid)
+                        content_modality=modality, content_grid=content_grid, sequence_blend=sequence_weight,
+                        sequence_halflife=sequence_halflife,
+                        sequence_window=cfg.sequence_window if sequence_grid else 0, sequence_grid=sequence_grid)
     return spec, scorer
 
 
@@ -176,4 +188,24 @@ def _choose_content(trainer: Trainer, cfg: ModelSettings,
                      trainer.monitor: value})
         if _value(metrics, trainer.monitor) > _value(best[4], trainer.monitor):
             best = (halflife, beta, modality, weight, metrics, blended)
+    return (*best, grid)
+
+
+def _choose_sequence(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metrics: dict[str, float],
+                     train: pd.DataFrame, users: IdEncoding, rows: pd.Series
+                     ) -> tuple[float, float, dict[str, float], Scorer, list[dict[str, float]]]:
+    """(profile half-life, weight, metrics, scorer, grid) of the best transition blend on top of `scorer`
+    (whose validation metrics are `metrics`); weight 0 (none: `scorer` itself) wins ties, so validation
+    never goes down. Every (half-life, weight) is validated in one pass."""
+    model = transition_model(train, users, rows, cfg.sequence_window, SEQUENCE_HALFLIVES[0], trainer.device)
+    models = {h: model if h == SEQUENCE_HALFLIVES[0] else model.with_profiles(item_item_profiles(train, users, rows, h))
+              for h in SEQUENCE_HALFLIVES}
+    tried = [(h, w, scorer.with_sequence(models[h], w)) for h in SEQUENCE_HALFLIVES for w in SEQUENCE_WEIGHTS]
+    best: tuple[float, float, dict[str, float], Scorer] = (0.0, 0.0, metrics, scorer)
+    grid: list[dict[str, float]] = []
+    for (halflife, weight, blended), result in zip(tried, trainer.validate_many([b for _, _, b in tried])):
+        grid.append({"sequence_halflife": halflife, "sequence_blend": weight,
+                     trainer.monitor: result.get(trainer.monitor, float("nan"))})
+        if _value(result, trainer.monitor) > _value(best[2], trainer.monitor):
+            best = (halflife, weight, result, blended)
     return (*best, grid)

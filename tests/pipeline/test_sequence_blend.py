@@ -1,0 +1,92 @@
+"""The transition blend (model.sequence_blend, opt-in): chosen on validation on top of the content blend,
+never lowering validation, recorded in the checkpoint and rebuilt from train by evaluate and recommend."""
+
+import numpy as np
+import pandas as pd
+import tiny_project
+import torch
+
+from mmrec.checkpoints.store import load_checkpoint, save_checkpoint
+from mmrec.data.encoders import IdEncoder, fit_encoders
+from mmrec.data.splits import SplitFrames, load_split, save_split
+from mmrec.data.tables import load_items
+from mmrec.models.histories import catalogue_index
+from mmrec.models.transitions import SEQUENCE_HALFLIVES, SEQUENCE_WEIGHTS, transition_model
+from mmrec.pipeline.evaluate import load_recommender
+from mmrec.pipeline.train import run_train
+from mmrec.settings import load_settings
+from mmrec.training.trainer import Trainer
+
+
+def _chain_split(root, n_users: int = 30, n_items: int = 40, length: int = 10, seed: int = 0) -> None:
+    """Each user walks the item cycle i -> i + 3 from a random start: the next item follows from the last one."""
+    rng = np.random.default_rng(seed)
+    rows = [(f"u{u}", f"i{(start + 3 * t) % n_items}", 1000 * u + t)
+            for u, start in enumerate(rng.integers(0, n_items, n_users)) for t in range(length)]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    rank = frame.groupby("user_id").cumcount(ascending=False)
+    save_split(SplitFrames(frame[rank > 1].reset_index(drop=True), frame[rank == 1].reset_index(drop=True),
+                           frame[rank == 0].reset_index(drop=True)), root / "splits")
+
+
+def test_off_by_default(tmp_path):
+    result = run_train(load_settings(tiny_project.write_tiny_project(tmp_path, epochs=1)).settings)
+    assert result.item_item["sequence_blend"] == 0.0 and result.item_item["sequence_grid"] == []
+
+
+def test_sequence_blend_is_chosen_on_validation_and_scored_alike(tmp_path, monkeypatch):
+    config = tiny_project.write_tiny_project(tmp_path, epochs=1, sequence_blend=True, sequence_window=2)
+    _chain_split(tmp_path)
+    settings = load_settings(config).settings
+    seen = []
+    validate_many = Trainer.validate_many
+
+    def spy(trainer, scorers):
+        results = validate_many(trainer, scorers)
+        seen.extend(zip(scorers, results))
+        return results
+
+    monkeypatch.setattr(Trainer, "validate_many", spy)
+    blend = run_train(settings).item_item
+    grid = {(row["sequence_halflife"], row["sequence_blend"]): row["ndcg@10"] for row in blend["sequence_grid"]}
+    assert set(grid) == {(h, w) for h in SEQUENCE_HALFLIVES for w in SEQUENCE_WEIGHTS}
+    assert blend["sequence_window"] == 2
+    without = [m["ndcg@10"] for s, m in seen if s.sequence is None]
+    # The choice is the argmax over the blend without transitions (the content stage's best) and every pair.
+    assert blend["monitored"] == max([max(without), *grid.values()])
+    assert blend["sequence_blend"] > 0  # on a walk through a cycle the last item names the next one
+    assert grid[(blend["sequence_halflife"], blend["sequence_blend"])] == blend["monitored"] > max(without)
+
+    chosen = next(s for s, m in seen if s.sequence is not None and s.sequence_blend == blend["sequence_blend"]
+                  and m["ndcg@10"] == blend["monitored"])
+    split = load_split(tmp_path / "splits")
+    users = [str(u) for u in pd.unique(split.val["user_id"])]
+    user_idx = torch.as_tensor(fit_encoders(split.train)[0].encode(users))
+    evaluate = load_recommender("multimodal", settings, load_items(tmp_path / "processed"), split.train,
+                                torch.device("cpu"))
+    assert evaluate.scorer.sequence is not None
+    torch.testing.assert_close(evaluate.score(users), chosen.scores(user_idx, user_idx))
+
+
+def test_a_recorded_transition_blend_is_rebuilt_from_the_interactions_served(tmp_path):
+    config = tiny_project.write_tiny_project(tmp_path, epochs=1)
+    settings = load_settings(config).settings
+    result = run_train(settings)
+    state = load_checkpoint(result.best_path)
+    meta = state["meta"]
+    meta["item_item"].update(sequence_blend=0.3, sequence_halflife=3.0, sequence_window=4)
+    save_checkpoint(result.best_path, {k: state[k] for k in ("model", "epoch", "encoders") if k in state}, meta)
+    split = load_split(tmp_path / "splits")
+    served = pd.concat([split.train, split.val])  # e.g. `mmrec recommend`: every interaction
+    recommender = load_recommender("multimodal", settings, load_items(tmp_path / "processed"), served,
+                                   torch.device("cpu"))
+    scorer = recommender.scorer
+    assert scorer.sequence_blend == 0.3
+    users = sorted(pd.unique(served["user_id"]))
+    rows = torch.as_tensor([recommender._profile_row(u) for u in users])
+    local = IdEncoder(list(recommender.user_index), "user")  # the recommender's profile rows
+    expected_model = transition_model(served, local, catalogue_index(recommender.item_ids), 4, 3.0)
+    expected = scorer.with_sequence(expected_model, 0.3).scores(torch.as_tensor(recommender.users.encode(users)), rows)
+    torch.testing.assert_close(recommender.score(users), expected)
+    assert not torch.equal(expected, scorer.with_sequence(None, 0.0).scores(
+        torch.as_tensor(recommender.users.encode(users)), rows))
