@@ -19,6 +19,14 @@ training items masked, as `mmrec evaluate` does.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/cli_no_val.py --work bench/.work/cli_no_val --seeds 0 1 2
     OMP_NUM_THREADS=1 .venv/bin/python bench/cli_no_val.py --nested   # validation-only: the holdout share
+
+`--strategy temporal_user` splits each user's latest 25% off as test instead (the holdout is then each
+user's latest 10% of train, as `mmrec train` carves it for such a split, and EASE's alike), so test
+follows the training profiles directly, as when `mmrec recommend` serves; `--runs` picks the mmrec runs,
+`holdout-transitions` being the default plus `model.sequence_blend: true`:
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/cli_no_val.py --strategy temporal_user --runs holdout holdout-transitions \
+        --out bench/results/cli_no_val_temporal_user
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +52,10 @@ SHARED = ROOT.parent / "shared" / "data" / "movielens-small-posters"
 MMREC = [sys.executable, "-m", "mmrec"]
 LAMBDAS = (100.0, 250.0, 500.0, 1000.0, 2000.0)
 RATIOS = {"MMREC_SPLIT__TRAIN_RATIO": "0.75", "MMREC_SPLIT__VAL_RATIO": "0", "MMREC_SPLIT__TEST_RATIO": "0.25"}
+# The mmrec runs (environment over the defaults) and their table headers.
+RUNS = {"holdout": ({}, "mmrec (holdout 0.1, default)"),
+        "no-validation": ({"MMREC_TRAINING__HOLDOUT_RATIO": "0"}, "mmrec (no validation)"),
+        "holdout-transitions": ({"MMREC_MODEL__SEQUENCE_BLEND": "true"}, "mmrec (holdout, + transitions)")}
 
 
 def mmrec(*args: str, env: dict[str, str], cwd: Path) -> None:
@@ -95,6 +108,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=SHARED)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "cli_no_val")
+    parser.add_argument("--strategy", choices=("stratified", "temporal_user"), default="stratified",
+                        help="how `mmrec split` makes the 75/25 split (temporal_user: each user's latest 25%% is test)")
+    parser.add_argument("--runs", nargs="+", choices=tuple(RUNS), default=["holdout", "no-validation"])
     parser.add_argument("--nested", action="store_true",
                         help="only the validation-only check of the holdout share (needs seed 0's split)")
     args = parser.parse_args()
@@ -120,17 +136,18 @@ def main() -> None:
     holdout_ratio = settings.training.holdout_ratio
     rows = []
     for seed in args.seeds:
-        base = work / f"seed{seed}"
+        base = work / (f"seed{seed}" if args.strategy == "stratified" else f"{args.strategy}-seed{seed}")
         paths = {"MMREC_PATHS__SPLITS_DIR": str(base / "splits"), **RATIOS}
         if not (base / "splits" / "test.csv").is_file():
-            mmrec("split", "-c", str(config), "--strategy", "stratified", "--seed", str(seed),
+            mmrec("split", "-c", str(config), "--strategy", args.strategy, "--seed", str(seed),
                   env=dict(env, **paths), cwd=work)
         split = load_split(base / "splits")
         assert split.val.empty
         items = load_items(Path(settings.paths.processed_dir))["item_id"].astype(str).tolist()
-        row: dict = {"seed": seed, "train": len(split.train), "test": len(split.test),
+        row: dict = {"seed": seed, "strategy": args.strategy, "train": len(split.train), "test": len(split.test),
                      "users": int(split.test["user_id"].nunique()), "items": len(items)}
-        for name, extra in (("holdout", {}), ("no-validation", {"MMREC_TRAINING__HOLDOUT_RATIO": "0"})):
+        for name in args.runs:
+            extra = RUNS[name][0]
             run_env = dict(env, **paths, **extra, MMREC_PATHS__CHECKPOINT_DIR=str(base / name / "checkpoints"),
                            MMREC_PATHS__RESULTS_DIR=str(base / name / "results"))
             report = base / name / "results" / "evaluation.json"
@@ -151,7 +168,7 @@ def main() -> None:
         # EASE: lambda on the same holdout, refitted on all of train (kept in the work dir once computed).
         stored = base / "ease.json"
         if not stored.is_file():
-            inner, held = holdout_validation(split.train, holdout_ratio, "stratified", settings.training.seed)
+            inner, held = holdout_validation(split.train, holdout_ratio, args.strategy, settings.training.seed)
             val = {l2: ease_metrics(inner, held, items, l2)["ndcg@10"] for l2 in LAMBDAS}
             chosen = max(val, key=val.get)
             test = {l2: ease_metrics(split.train, split.test, items, l2) for l2 in LAMBDAS}
@@ -186,14 +203,17 @@ def nested(work: Path, out: Path, shares: tuple[float, ...] = (0.1, 0.25)) -> No
     out.write_text(json.dumps(result, indent=1))
 
 
-COLUMNS = (  # (header, the metrics of one seed's row)
-    ("mmrec (holdout 0.1, default)", lambda row: row["holdout"]["multimodal"]),
-    ("mmrec (no validation)", lambda row: row["no-validation"]["multimodal"]),
-    ("EASE (lambda on the holdout)", lambda row: row["ease"]["test"]),
-    ("item_knn", lambda row: row["holdout"]["item_knn"]),
-    ("user_knn", lambda row: row["holdout"]["user_knn"]),
-    ("popularity", lambda row: row["holdout"]["popularity"]),
-)
+BASELINES = (("item_knn", "item_knn"), ("user_knn", "user_knn"), ("popularity", "popularity"))
+
+
+def columns(rows: list[dict]) -> list[tuple[str, Callable[[dict], dict]]]:
+    """(header, the metrics of one seed's row): the mmrec runs present, EASE, then the baselines of the first run."""
+    runs = [name for name in RUNS if all(name in row for row in rows)]
+    out: list[tuple[str, Callable[[dict], dict]]] = [
+        (RUNS[name][1], lambda row, name=name: row[name]["multimodal"]) for name in runs]
+    out.append(("EASE (lambda on the holdout)", lambda row: row["ease"]["test"]))
+    out += [(header, lambda row, model=model: row[runs[0]][model]) for header, model in BASELINES]
+    return out
 
 
 def write(out: Path, rows: list[dict]) -> None:
@@ -202,17 +222,20 @@ def write(out: Path, rows: list[dict]) -> None:
               f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}"
     out.with_suffix(".json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
 
+    table = columns(rows)
+
     def line(label: str, group: list[dict]) -> str:
         cells = [" / ".join(f"{np.mean([get(r)[metric] for r in group]):.4f}" for metric in ("ndcg@10", "recall@20"))
-                 for _, get in COLUMNS]
+                 for _, get in table]
         ratio = np.mean([r["holdout"]["multimodal"]["ndcg@10"] / r["ease"]["test"]["ndcg@10"] for r in group])
         return f"| {label} | " + " | ".join(cells) + f" | {ratio:.3f}x |"
 
-    lines = ["# `mmrec` defaults on a split without validation (all ratings, per user 75/25) vs EASE", "",
+    strategy = rows[0].get("strategy", "stratified")
+    lines = [f"# `mmrec` defaults on a split without validation (all ratings, per user 75/25, `{strategy}`) vs EASE", "",
              f"Machine: {machine}. `bench/cli_no_val.py`; test NDCG@10 / Recall@20; EASE's lambda per seed: "
              + ", ".join(f"{row['ease']['l2']:g}" for row in rows) + ".", "",
-             "| seed | " + " | ".join(name for name, _ in COLUMNS) + " | default / EASE (NDCG@10) |",
-             "|---" * (len(COLUMNS) + 2) + "|"]
+             "| seed | " + " | ".join(name for name, _ in table) + " | default / EASE (NDCG@10) |",
+             "|---" * (len(table) + 2) + "|"]
     lines += [line(str(row["seed"]), [row]) for row in rows]
     if len(rows) > 1:
         lines.append(line("mean", rows))
