@@ -22,37 +22,17 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-WORK = ROOT / "bench" / ".work" / "movielens-small-posters"
 HALFLIVES = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0)
 BLENDS = (0.25, 0.5, 0.75, 1.0)
 
 
 def probe(variant: str, seed: int, protocol: str, folder: str, with_l2: bool = False) -> dict:
-    from bench.peers.systems.mmrec import _base_overrides
-    from mmrec.checkpoints.store import load_checkpoint
+    from bench.peers.stored import load_stored_run
     from mmrec.models.histories import catalogue_index
     from mmrec.models.item_item import fit_item_item, item_item_profiles
-    from mmrec.models.two_tower import TwoTowerModel
-    from mmrec.pipeline.train import prepare_training
-    from mmrec.settings import load_settings
-    from mmrec.training.distributed import DistContext
-    from mmrec.training.trainer import Trainer
 
-    root = WORK / variant / "mmrec"
-    best = next((root / "checkpoints" / f"seed{seed}" / protocol / folder).glob("*/best_model.pth"))
-    state = load_checkpoint(best, map_location="cpu")
-    meta = state["meta"]
-    overrides = {**_base_overrides(root), "paths.splits_dir": str(WORK / variant / f"seed{seed}" / "splits" / protocol),
-                 "paths.checkpoint_dir": str(WORK / "halflife_grid"), "training.seed": seed}
-    for section in ("model", "training"):
-        overrides.update({f"{section}.{key}": value for key, value in meta["settings"][section].items()})
-    overrides.update({"model.item_item_l2": meta["item_item"]["l2"], "training.device": "cpu"})
-    settings = load_settings(None, overrides).settings
-    inputs = prepare_training(settings, torch.device("cpu"), DistContext())
-    model = TwoTowerModel(settings.model, inputs.dims)
-    model.load_state_dict(state["model"])
-    trainer = Trainer(model, inputs.data, inputs.catalogue, settings.model.model_copy(update={"distill_weight": 0.0}),
-                      settings.training, torch.device("cpu"))
+    run = load_stored_run(variant, seed, protocol, folder, "halflife_grid")
+    settings, inputs, trainer, meta = run.settings, run.inputs, run.trainer, run.meta
     rows = catalogue_index(inputs.item_ids)
     item_item = fit_item_item(inputs.split.train, inputs.users, rows, inputs.catalogue, settings.model, 0.0)
     base = trainer.scorer()

@@ -38,8 +38,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.peers.stored import WORK, load_stored_run  # noqa: E402
 from mmrec.fileio import atomic_write_json, atomic_write_text  # noqa: E402
-WORK = ROOT / "bench" / ".work" / "movielens-small-posters"
 WEIGHTS = (0.1, 0.2, 0.3, 0.5, 0.7)
 HALFLIVES = (0.0, 1.0, 2.0, 5.0)
 HQ = (0.5, 1.0, 3.0)
@@ -111,33 +111,13 @@ def peer_scores(name: str, variant: str, seed: int, protocol: str, train: pd.Dat
 
 
 def probe(variant: str, seed: int, protocol: str, folder: str, peer: str | None = None) -> dict:
-    from bench.peers.systems.mmrec import _base_overrides
-    from mmrec.checkpoints.store import load_checkpoint
     from mmrec.models.content_profile import ContentProfileModel
     from mmrec.models.histories import catalogue_index, ordered_pairs, user_histories
     from mmrec.models.item_item import fit_item_item, item_item_profiles
     from mmrec.models.scoring import Scorer
-    from mmrec.models.two_tower import TwoTowerModel
-    from mmrec.pipeline.train import prepare_training
-    from mmrec.settings import load_settings
-    from mmrec.training.distributed import DistContext
-    from mmrec.training.trainer import Trainer
 
-    root = WORK / variant / "mmrec"
-    best = next((root / "checkpoints" / f"seed{seed}" / protocol / folder).glob("*/best_model.pth"))
-    state = load_checkpoint(best, map_location="cpu")
-    meta = state["meta"]
-    overrides = {**_base_overrides(root), "paths.splits_dir": str(WORK / variant / f"seed{seed}" / "splits" / protocol),
-                 "paths.checkpoint_dir": str(WORK / "temporal_probe"), "training.seed": seed}
-    for section in ("model", "training"):
-        overrides.update({f"{section}.{key}": value for key, value in meta["settings"][section].items()})
-    overrides.update({"model.item_item_l2": meta["item_item"]["l2"], "training.device": "cpu"})
-    settings = load_settings(None, overrides).settings
-    inputs = prepare_training(settings, torch.device("cpu"), DistContext())
-    model = TwoTowerModel(settings.model, inputs.dims)
-    model.load_state_dict(state["model"])
-    trainer = Trainer(model, inputs.data, inputs.catalogue, settings.model.model_copy(update={"distill_weight": 0.0}),
-                      settings.training, torch.device("cpu"))
+    run = load_stored_run(variant, seed, protocol, folder, "temporal_probe")
+    settings, inputs, trainer, meta = run.settings, run.inputs, run.trainer, run.meta
     data, users, catalogue = trainer.data, inputs.users, inputs.catalogue
     rows = catalogue_index(inputs.item_ids)
     n_items = len(rows)

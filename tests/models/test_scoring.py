@@ -7,21 +7,26 @@ import torch
 from training_problem import make_tiny_problem, tiny_model_settings
 
 from mmrec.models.content_profile import ContentProfileModel
-from mmrec.models.item_item import ItemItemModel, standardize
+from mmrec.models.item_item import ItemItemModel, interaction_csr, standardize
 from mmrec.models.scoring import Scorer, matrices_per_chunk, score_variants
+from mmrec.models.transitions import transition_matrix
 from mmrec.models.two_tower import TwoTowerModel
 
 
-def test_a_blend_grid_scores_like_its_formula_and_like_each_scorer_alone():
+def _scorer_and_components(rng: np.random.Generator) -> tuple[Scorer, ItemItemModel, ContentProfileModel]:
+    """A two-tower scorer of a tiny problem, with an item-item and a content model over random profiles."""
     problem = make_tiny_problem()
     torch.manual_seed(0)
     model = TwoTowerModel(tiny_model_settings(), problem.dims)
     n_rows, n_items = problem.data.histories.shape[0], problem.catalogue.n
-    rng = np.random.default_rng(0)
     profiles = sp.random(n_rows, n_items, density=0.2, format="csr", random_state=rng, dtype=np.float32)
     item_item = ItemItemModel.fit(profiles, [], l2=5.0, content_weight=0.0)
     content = ContentProfileModel.build(problem.catalogue, "text", profiles)
-    base = Scorer(model, problem.catalogue, problem.data.histories)
+    return Scorer(model, problem.catalogue, problem.data.histories), item_item, content
+
+
+def test_a_blend_grid_scores_like_its_formula_and_like_each_scorer_alone():
+    base, item_item, content = _scorer_and_components(np.random.default_rng(0))
     grid = [base] + [base.with_item_item(item_item, w) for w in (0.25, 1.0)] + \
         [base.with_item_item(item_item, 0.5).with_content(content, c) for c in (0.3, 1.0)] + \
         [base.with_content(content, 0.6)]
@@ -42,3 +47,25 @@ def test_a_blend_grid_scores_like_its_formula_and_like_each_scorer_alone():
     torch.testing.assert_close(together[3], 0.7 * standardize(blend) + 0.3 * cb)
     torch.testing.assert_close(together[4], cb)
     torch.testing.assert_close(together[5], 0.4 * tower + 0.6 * cb)
+
+
+def test_transitions_blend_last_in_the_scoring_path():
+    rng = np.random.default_rng(0)
+    base, item_item, content = _scorer_and_components(rng)
+    n_rows, n_items = base.histories.shape[0], base.n_items
+    pairs = sp.random(n_rows, n_items, density=0.3, format="coo", random_state=rng)
+    user_idx, item_rows = pairs.row.astype(np.int64), pairs.col.astype(np.int64)
+    matrix = transition_matrix(user_idx, item_rows, n_items, 3)
+    # B dense (x_u B): the scorer's other path than transition_model's sparse one.
+    sequence = ItemItemModel(torch.as_tensor(matrix.toarray()), interaction_csr(user_idx, item_rows, n_rows, n_items, 1.0))
+    blended = base.with_item_item(item_item, 0.5).with_content(content, 0.25)
+    grid = [blended, blended.with_sequence(sequence, 0.2), blended.with_sequence(sequence, 0.3)]
+    assert matrices_per_chunk(grid) == 4 + 1 + 1  # tower raw + z, item-item, content, transitions; the output
+    users = torch.arange(1, 9)
+    together = [matrix.clone() for matrix in score_variants(grid, users, users)]
+    for got, scorer in zip(together, grid):
+        torch.testing.assert_close(got, scorer.scores(users, users))
+    seq = standardize(torch.as_tensor((sequence.interactions[users.numpy()] @ matrix).toarray(), dtype=torch.float32))
+    torch.testing.assert_close(together[1], 0.8 * standardize(together[0]) + 0.2 * seq)
+    assert [name for name, _, _ in grid[1].components()] == ["item_item", "content", "sequence"]
+    assert grid[1].blended and not base.with_sequence(sequence, 0.0).blended

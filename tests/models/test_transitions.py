@@ -1,19 +1,14 @@
-"""Item -> next-item transitions (mmrec.models.transitions): the counts, the scores x_u T, and their place
-last in the scoring path's blend."""
+"""Item -> next-item transitions (mmrec.models.transitions): the counts and the scores x_u T (their place
+last in the scoring path's blend: tests/models/test_scoring.py)."""
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import torch
-from training_problem import make_tiny_problem, tiny_model_settings
 
 from mmrec.data.encoders import IdEncoder
-from mmrec.models.content_profile import ContentProfileModel
 from mmrec.models.histories import catalogue_index
-from mmrec.models.item_item import ItemItemModel, interaction_csr, standardize
-from mmrec.models.scoring import Scorer, matrices_per_chunk, score_variants
+from mmrec.models.item_item import interaction_csr
 from mmrec.models.transitions import transition_matrix, transition_model
-from mmrec.models.two_tower import TwoTowerModel
 
 
 def test_transitions_count_followers_within_the_window_per_user_weighted_by_distance_rows_normalized():
@@ -47,32 +42,3 @@ def test_the_model_scores_recency_weighted_profiles_times_the_transitions():
     # The sparse torch weights (the non-CPU path) hold the same B: B^T as CSR.
     dense = model.weights.to_dense().T.numpy()
     np.testing.assert_allclose(dense, transition_matrix(user_idx, item_rows, 4, 2).toarray(), rtol=1e-6)
-
-
-def test_transitions_blend_last_in_the_scoring_path():
-    problem = make_tiny_problem()
-    torch.manual_seed(0)
-    model = TwoTowerModel(tiny_model_settings(), problem.dims)
-    n_rows, n_items = problem.data.histories.shape[0], problem.catalogue.n
-    rng = np.random.default_rng(0)
-    profiles = sp.random(n_rows, n_items, density=0.2, format="csr", random_state=rng, dtype=np.float32)
-    item_item = ItemItemModel.fit(profiles, [], l2=5.0, content_weight=0.0)
-    content = ContentProfileModel.build(problem.catalogue, "text", profiles)
-    pairs = sp.random(n_rows, n_items, density=0.3, format="coo", random_state=rng)
-    user_idx, item_rows = pairs.row.astype(np.int64), pairs.col.astype(np.int64)
-    sequence = ItemItemModel(torch.empty(0), interaction_csr(user_idx, item_rows, n_rows, n_items, 1.0),
-                             transition_matrix(user_idx, item_rows, n_items, 3))
-    sequence.weights = torch.as_tensor(sequence._scipy.toarray())  # B dense (x_u B), the scorer's other path
-    base = Scorer(model, problem.catalogue, problem.data.histories)
-    blended = base.with_item_item(item_item, 0.5).with_content(content, 0.25)
-    grid = [blended, blended.with_sequence(sequence, 0.2), blended.with_sequence(sequence, 0.3)]
-    assert matrices_per_chunk(grid) == 4 + 1 + 1  # tower raw + z, item-item, content, transitions; the output
-    users = torch.arange(1, 9)
-    together = [matrix.clone() for matrix in score_variants(grid, users, users)]
-    for got, scorer in zip(together, grid):
-        torch.testing.assert_close(got, scorer.scores(users, users))
-    seq = standardize(torch.as_tensor((sequence.interactions[users.numpy()] @ sequence._scipy).toarray(),
-                                      dtype=torch.float32))
-    torch.testing.assert_close(together[1], 0.8 * standardize(together[0]) + 0.2 * seq)
-    assert [name for name, _, _ in grid[1].components()] == ["item_item", "content", "sequence"]
-    assert grid[1].blended and not base.with_sequence(sequence, 0.0).blended

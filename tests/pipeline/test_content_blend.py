@@ -3,12 +3,10 @@ content alone, recorded in the checkpoint and scored alike by validation and eva
 
 
 import numpy as np
-import pandas as pd
 import pytest
 import tiny_project
 import torch
 
-from mmrec.data.encoders import fit_encoders
 from mmrec.data.splits import load_split
 from mmrec.data.tables import load_items
 from mmrec.features.item_features import ItemFeatures
@@ -16,7 +14,6 @@ from mmrec.pipeline.evaluate import load_recommender
 from mmrec.pipeline.train import run_train
 from mmrec.settings import load_settings
 from mmrec.training.blend import CONTENT_GRID
-from mmrec.training.trainer import Trainer
 
 
 
@@ -36,19 +33,12 @@ def cluster_text(monkeypatch):
     monkeypatch.setattr("mmrec.features.item_features.load_item_features", fake_load)
 
 
-def test_content_blend_is_chosen_on_validation_and_scored_alike(tmp_path, monkeypatch, cluster_text):
+def test_content_blend_is_chosen_on_validation_and_scored_alike(tmp_path, cluster_text, validated,
+                                                                   evaluate_on_validation):
     config = tiny_project.write_tiny_project(tmp_path, epochs=1, use_text=True, item_item_blend=0.5,
                                              item_item_halflife=0.0)
     settings = load_settings(config).settings
-    seen = []
-    validate_many = Trainer.validate_many
-
-    def spy(trainer, scorers):
-        results = validate_many(trainer, scorers)
-        seen.extend(zip(scorers, results))
-        return results
-
-    monkeypatch.setattr(Trainer, "validate_many", spy)
+    seen = validated
     result = run_train(settings)
     blend = result.item_item
     grid = {(row["modality"], row["content_blend"]): row["ndcg@10"] for row in blend["content_grid"]}
@@ -61,11 +51,7 @@ def test_content_blend_is_chosen_on_validation_and_scored_alike(tmp_path, monkey
 
     chosen = next(s for s, m in seen if s is not None and s.content is not None
                   and s.content_blend == blend["content_blend"])
-    split = load_split(tmp_path / "splits")
-    users = [str(u) for u in pd.unique(split.val["user_id"])]
-    user_idx = torch.as_tensor(fit_encoders(split.train)[0].encode(users))
-    evaluate = load_recommender("multimodal", settings, load_items(tmp_path / "processed"), split.train,
-                                torch.device("cpu"))
+    evaluate, users, user_idx = evaluate_on_validation(tmp_path, settings)
     assert evaluate.scorer.content is not None
     assert torch.equal(evaluate.score(users), chosen.scores(user_idx, user_idx))
 

@@ -14,26 +14,19 @@ from mmrec.pipeline.evaluate import load_recommender
 from mmrec.pipeline.recommend import run_recommend
 from mmrec.pipeline.train import run_train
 from mmrec.settings import load_settings
-from mmrec.training.trainer import Trainer
 
 
 
 # The second model reads history through its own item embeddings and has no user ids: the checkpoint
 # must rebuild that user tower, and scoring must pass the history items' ids the same way everywhere.
 @pytest.mark.parametrize("model", [{}, {"user_ids": False, "history_item_embeddings": True, "history_dropout": 0.5}])
-def test_validation_evaluate_and_recommend_score_alike(tmp_path, monkeypatch, model):
+def test_validation_evaluate_and_recommend_score_alike(tmp_path, monkeypatch, model, validated):
     config = tiny_project.write_tiny_project(tmp_path, epochs=2, item_item_blend=0.5, item_item_halflife=5.0, **model)
     settings = load_settings(config).settings
-    seen = []  # (scorer, metrics) of every validation with the item-item blend
-    validate_many = Trainer.validate_many  # every validation, single or a grid, goes through it
-
-    def spy(trainer, scorers):
-        results = validate_many(trainer, scorers)
-        seen.extend((s, m) for s, m in zip(scorers, results) if s.item_item is not None)
-        return results
-
-    monkeypatch.setattr(Trainer, "validate_many", spy)
     result = run_train(settings)
+    # (scorer, metrics) of every validation with the item-item blend (every validation, single or a grid,
+    # goes through Trainer.validate_many).
+    seen = [(s, m) for s, m in validated if s.item_item is not None]
     # One validation per lambda tried (the item-item model alone), then one for the fixed blend.
     assert len(seen) == len(L2_GRID) + 1
     scorer, metrics = seen[-1]

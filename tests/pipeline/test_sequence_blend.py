@@ -7,7 +7,7 @@ import tiny_project
 import torch
 
 from mmrec.checkpoints.store import load_checkpoint, save_checkpoint
-from mmrec.data.encoders import IdEncoder, fit_encoders
+from mmrec.data.encoders import IdEncoder
 from mmrec.data.splits import SplitFrames, load_split, save_split
 from mmrec.data.tables import load_items
 from mmrec.models.histories import catalogue_index
@@ -15,7 +15,6 @@ from mmrec.models.transitions import SEQUENCE_HALFLIVES, SEQUENCE_WEIGHTS, trans
 from mmrec.pipeline.evaluate import load_recommender
 from mmrec.pipeline.train import run_train
 from mmrec.settings import load_settings
-from mmrec.training.trainer import Trainer
 
 
 def _chain_split(root, n_users: int = 30, n_items: int = 40, length: int = 10, seed: int = 0) -> None:
@@ -34,19 +33,11 @@ def test_off_by_default(tmp_path):
     assert result.item_item["sequence_blend"] == 0.0 and result.item_item["sequence_grid"] == []
 
 
-def test_sequence_blend_is_chosen_on_validation_and_scored_alike(tmp_path, monkeypatch):
+def test_sequence_blend_is_chosen_on_validation_and_scored_alike(tmp_path, validated, evaluate_on_validation):
     config = tiny_project.write_tiny_project(tmp_path, epochs=1, sequence_blend=True, sequence_window=2)
     _chain_split(tmp_path)
     settings = load_settings(config).settings
-    seen = []
-    validate_many = Trainer.validate_many
-
-    def spy(trainer, scorers):
-        results = validate_many(trainer, scorers)
-        seen.extend(zip(scorers, results))
-        return results
-
-    monkeypatch.setattr(Trainer, "validate_many", spy)
+    seen = validated
     blend = run_train(settings).item_item
     grid = {(row["sequence_halflife"], row["sequence_blend"]): row["ndcg@10"] for row in blend["sequence_grid"]}
     assert set(grid) == {(h, w) for h in SEQUENCE_HALFLIVES for w in SEQUENCE_WEIGHTS}
@@ -59,11 +50,7 @@ def test_sequence_blend_is_chosen_on_validation_and_scored_alike(tmp_path, monke
 
     chosen = next(s for s, m in seen if s.sequence is not None and s.sequence_blend == blend["sequence_blend"]
                   and m["ndcg@10"] == blend["monitored"])
-    split = load_split(tmp_path / "splits")
-    users = [str(u) for u in pd.unique(split.val["user_id"])]
-    user_idx = torch.as_tensor(fit_encoders(split.train)[0].encode(users))
-    evaluate = load_recommender("multimodal", settings, load_items(tmp_path / "processed"), split.train,
-                                torch.device("cpu"))
+    evaluate, users, user_idx = evaluate_on_validation(tmp_path, settings)
     assert evaluate.scorer.sequence is not None
     torch.testing.assert_close(evaluate.score(users), chosen.scores(user_idx, user_idx))
 

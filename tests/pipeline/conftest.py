@@ -1,0 +1,43 @@
+"""Pipeline-test fixtures."""
+
+import pytest
+
+from mmrec.training.trainer import Trainer
+
+
+@pytest.fixture
+def validated(monkeypatch):
+    """Every (scorer, validation metrics) `Trainer.validate_many` produces while the test runs, in order."""
+    seen = []
+    validate_many = Trainer.validate_many
+
+    def spy(trainer, scorers):
+        results = validate_many(trainer, scorers)
+        seen.extend(zip(scorers, results))
+        return results
+
+    monkeypatch.setattr(Trainer, "validate_many", spy)
+    return seen
+
+
+@pytest.fixture
+def evaluate_on_validation():
+    """root, settings -> (the multimodal recommender evaluate loads on the project's train split, the
+    validation users' ids, their indices in the training run's user encoder)."""
+    import pandas as pd
+    import torch
+
+    from mmrec.data.encoders import fit_encoders
+    from mmrec.data.splits import load_split
+    from mmrec.data.tables import load_items
+    from mmrec.pipeline.evaluate import load_recommender
+
+    def load(root, settings):
+        split = load_split(root / "splits")
+        users = [str(u) for u in pd.unique(split.val["user_id"])]
+        user_idx = torch.as_tensor(fit_encoders(split.train)[0].encode(users))
+        recommender = load_recommender("multimodal", settings, load_items(root / "processed"), split.train,
+                                       torch.device("cpu"))
+        return recommender, users, user_idx
+
+    return load
