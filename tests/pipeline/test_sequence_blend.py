@@ -77,3 +77,13 @@ def test_a_recorded_transition_blend_is_rebuilt_from_the_interactions_served(tmp
     torch.testing.assert_close(recommender.score(users), expected)
     assert not torch.equal(expected, scorer.with_sequence(None, 0.0).scores(
         torch.as_tensor(recommender.users.encode(users)), rows))
+
+
+def test_without_timestamps_no_transitions_are_learned_and_the_run_says_so(tmp_path):
+    config = tiny_project.write_tiny_project(tmp_path, epochs=1, sequence_blend=True)
+    split = load_split(tmp_path / "splits")
+    save_split(SplitFrames(*(frame.drop(columns="timestamp") for frame in (split.train, split.val, split.test))),
+               tmp_path / "splits")
+    result = run_train(load_settings(config).settings)
+    assert result.item_item["sequence_blend"] == 0.0 and result.item_item["sequence_grid"] == []
+    assert any("no timestamp column" in note for note in result.notes)
