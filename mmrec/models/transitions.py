@@ -35,14 +35,12 @@ def transition_matrix(user_idx: np.ndarray, item_rows: np.ndarray, n_items: int,
     """[n_items, n_items] float32 row-normalized T from (user, item) pairs given oldest first."""
     order = np.argsort(np.asarray(user_idx), kind="stable")  # per user, still oldest first
     users, items = np.asarray(user_idx)[order], np.asarray(item_rows)[order]
-    sources, targets, weights = [], [], []
-    for distance in range(1, max(int(window), 1) + 1):
+    counts = sp.csr_matrix((n_items, n_items), dtype=np.float64)
+    for distance in range(1, max(int(window), 1) + 1):  # one distance at a time: peak memory ~ one pass's pairs
         same = users[distance:] == users[:-distance]
-        sources.append(items[:-distance][same])
-        targets.append(items[distance:][same])
-        weights.append(np.full(int(same.sum()), 1.0 / distance))
-    counts = sp.csr_matrix((np.concatenate(weights), (np.concatenate(sources), np.concatenate(targets))),
-                           shape=(n_items, n_items), dtype=np.float64)  # duplicates summed
+        counts = counts + sp.csr_matrix((np.full(int(same.sum()), 1.0 / distance),
+                                         (items[:-distance][same], items[distance:][same])),
+                                        shape=(n_items, n_items), dtype=np.float64)  # duplicates summed
     counts.setdiag(0.0)  # a repeated item is no transition
     counts.eliminate_zeros()
     totals = np.asarray(counts.sum(axis=1)).ravel()
