@@ -39,6 +39,9 @@ def test_the_model_scores_recency_weighted_profiles_times_the_transitions():
     profiles = interaction_csr(user_idx, item_rows, len(users), 4, halflife=1.0)
     expected = (profiles @ transition_matrix(user_idx, item_rows, 4, 2)).toarray()
     torch.testing.assert_close(model.scores(np.arange(len(users))), torch.as_tensor(expected, dtype=torch.float32))
-    # The sparse torch weights (the non-CPU path) hold the same B: B^T as CSR.
+    # The sparse torch weights (the non-CPU path) hold the same B: B^T as CSR, and that path's product
+    # (ItemItemModel.scores on CUDA) gives the same scores.
     dense = model.weights.to_dense().T.numpy()
     np.testing.assert_allclose(dense, transition_matrix(user_idx, item_rows, 4, 2).toarray(), rtol=1e-6)
+    x = torch.as_tensor(profiles.toarray(), dtype=torch.float32)
+    torch.testing.assert_close(torch.sparse.mm(model.weights, x.T).T, torch.as_tensor(expected, dtype=torch.float32))
