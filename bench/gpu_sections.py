@@ -13,16 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from bench.eval_bench import make_problem
 from bench.gpu_measure import K_VALUES, Measure, Sizes, check
 from bench.gpu_train import train_section
+from mmrec.data.encoders import IdEncoder
 from mmrec.data.power_law import ITEM_EXPONENT, power_law_weights, sample_interactions
 from mmrec.evaluation.full_ranking import full_ranking
 from mmrec.features.feature_store import FeatureStore
 from mmrec.features.store_format import encode_vector, make_key
+from mmrec.models.histories import catalogue_index
 from mmrec.models.item_item import ItemItemModel, interaction_csr
+from mmrec.models.transitions import transition_model
 from mmrec.settings import CacheSettings
 
 
@@ -130,8 +134,8 @@ def _fit(matrix, content, device: torch.device, neighbours: int | None,
 
 
 def item_item_section(device: torch.device, sizes: Sizes, work: Path) -> dict[str, Any]:
-    """Dense and neighbourhood fits (exact and ivf neighbour search) at scale on the device; dense and
-    neighbourhood against CPU on a small case."""
+    """Dense and neighbourhood fits (exact and ivf neighbour search) at scale on the device; dense,
+    neighbourhood and transition scores against CPU on a small case."""
     figures: dict[str, Any] = {}
     dims = (sizes.vision_dim, sizes.text_dim)
     for solver, n_items, k, search in (("dense", sizes.dense_items, None, "exact"),
@@ -164,6 +168,15 @@ def item_item_section(device: torch.device, sizes: Sizes, work: Path) -> dict[st
     checks["neighbourhood_support_equals_cpu"] = check(same_support >= 0.99, same_support, 0.99)
     checks["neighbourhood_scores_equal_cpu"] = check(gap <= 1e-3, gap, 1e-3)
     figures["agreement_case"] = {"items": sizes.agree_items, "users": sizes.agree_users, "neighbours": k}
+    # The opt-in transition blend (model.sequence_blend): its sparse B on the device scores as on the CPU.
+    users, items = matrix.nonzero()  # row-major: each user's items in a fixed order stand in for time
+    train = pd.DataFrame({"user_id": users.astype(str), "item_id": items.astype(str), "timestamp": np.arange(len(users))})
+    encoder, catalogue = IdEncoder.fit(train["user_id"]), catalogue_index([str(i) for i in range(sizes.agree_items)])
+    profile_rows = np.arange(1, len(encoder))
+    on_cpu = transition_model(train, encoder, catalogue, 10, 1.0, "cpu").scores(profile_rows)
+    on_dev = transition_model(train, encoder, catalogue, 10, 1.0, device).scores(profile_rows).cpu()
+    gap = float((on_dev - on_cpu).norm() / on_cpu.norm())
+    checks["transition_scores_equal_cpu"] = check(gap <= 1e-5, gap, 1e-5)
     return {"figures": figures, "checks": checks, "notes": []}
 
 
