@@ -21,27 +21,35 @@ class StoredRun:
     meta: dict[str, Any]  # the checkpoint's recorded spec (meta["item_item"]: the blend it chose)
 
 
-def load_stored_run(variant: str, seed: int, protocol: str, folder: str, scratch: str) -> StoredRun:
-    """The best checkpoint of `folder` (a run_peers config folder) of `variant`/`seed`/`protocol`, on CPU;
-    `scratch` names the work subfolder that takes anything the rebuild writes (never the run's own)."""
+def stored_settings(variant: str, seed: int, protocol: str, folder: str, scratch: str,
+                    overrides: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """(settings, recorded spec, checkpoint state) of the best checkpoint of `folder` (a run_peers config folder)
+    of `variant`/`seed`/`protocol`: its model and training sections and chosen lambda, on the CPU, writing
+    into the work subfolder `scratch` (never the run's own); `overrides` go on top."""
     from bench.peers.systems.mmrec import _base_overrides
     from mmrec.checkpoints.store import load_checkpoint
-    from mmrec.models.two_tower import TwoTowerModel
-    from mmrec.pipeline.train import prepare_training
     from mmrec.settings import load_settings
-    from mmrec.training.distributed import DistContext
-    from mmrec.training.trainer import Trainer
 
     root = WORK / variant / "mmrec"
     best = next((root / "checkpoints" / f"seed{seed}" / protocol / folder).glob("*/best_model.pth"))
     state = load_checkpoint(best, map_location="cpu")
     meta = state["meta"]
-    overrides = {**_base_overrides(root), "paths.splits_dir": str(WORK / variant / f"seed{seed}" / "splits" / protocol),
-                 "paths.checkpoint_dir": str(WORK / scratch), "training.seed": seed}
+    values = {**_base_overrides(root), "paths.splits_dir": str(WORK / variant / f"seed{seed}" / "splits" / protocol),
+              "paths.checkpoint_dir": str(WORK / scratch), "training.seed": seed}
     for section in ("model", "training"):
-        overrides.update({f"{section}.{key}": value for key, value in meta["settings"][section].items()})
-    overrides.update({"model.item_item_l2": meta["item_item"]["l2"], "training.device": "cpu"})
-    settings = load_settings(None, overrides).settings
+        values.update({f"{section}.{key}": value for key, value in meta["settings"][section].items()})
+    values.update({"model.item_item_l2": meta["item_item"]["l2"], "training.device": "cpu", **(overrides or {})})
+    return load_settings(None, values).settings, meta, state
+
+
+def load_stored_run(variant: str, seed: int, protocol: str, folder: str, scratch: str) -> StoredRun:
+    """The best checkpoint of `folder` (see stored_settings) with its weights in a trainer, on CPU."""
+    from mmrec.models.two_tower import TwoTowerModel
+    from mmrec.pipeline.train import prepare_training
+    from mmrec.training.distributed import DistContext
+    from mmrec.training.trainer import Trainer
+
+    settings, meta, state = stored_settings(variant, seed, protocol, folder, scratch)
     inputs = prepare_training(settings, torch.device("cpu"), DistContext())
     model = TwoTowerModel(settings.model, inputs.dims)
     model.load_state_dict(state["model"])
