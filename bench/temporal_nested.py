@@ -15,6 +15,7 @@ Unlike `bench/temporal_probe.py`'s gapped rows, no weight here saw the items bet
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -48,8 +49,9 @@ def check(variant: str, seed: int, folder: str) -> dict:
     from mmrec.pipeline.evaluate import load_recommender
     from mmrec.pipeline.train import run_train
 
-    scratch = WORK / "temporal_nested" / f"{variant}-seed{seed}"
-    settings, _, _ = stored_settings(variant, seed, "temporal", folder, f"temporal_nested/{variant}-seed{seed}/checkpoints",
+    name = f"temporal_nested/{variant}-seed{seed}-{hashlib.sha256(folder.encode()).hexdigest()[:8]}"  # one per config
+    scratch = WORK / name
+    settings, _, _ = stored_settings(variant, seed, "temporal", folder, f"{name}/checkpoints",
                                      {"paths.splits_dir": str(scratch / "splits"), "model.sequence_blend": True})
     split = load_split(WORK / variant / f"seed{seed}" / "splits" / "temporal")
     train, val, test = nested_split(split.train, split.val)
@@ -99,11 +101,11 @@ def main() -> None:
              f"Machine: {machine}. `bench/temporal_nested.py`: train' = train minus each user's last n_val items, "
              "val' = those items, test' = val.csv (test.csv never read); `mmrec train` with the stored config and "
              "`model.sequence_blend: true` on (train', val'); test' scored from train' profiles.", "",
-             "| key | chosen transition weight (half-life) | val' NDCG@10 | test' NDCG@10 without / with transitions |",
-             "|---|---|---|---|"]
+             "| key | config (run_peers folder) | chosen transition weight (half-life) | val' NDCG@10 "
+             "| test' NDCG@10 without / with transitions |", "|---|---|---|---|---|"]
     for r in rows:
         t = r["nested_test_ndcg@10"]
-        lines.append(f"| temporal / {r['variant']} / seed {r['seed']} | {r['sequence_blend']:g} "
+        lines.append(f"| temporal / {r['variant']} / seed {r['seed']} | {r['checkpoint']} | {r['sequence_blend']:g} "
                      f"({r['sequence_halflife']:g}) | {r['val_ndcg@10']:.4f} | {t['without']:.4f} / {t['with_transitions']:.4f} |")
     atomic_write_text(args.out.with_suffix(".md"), "\n".join(lines) + "\n")
     print("\n".join(lines))

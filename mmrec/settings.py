@@ -232,8 +232,8 @@ class ModelSettings(Section):
         False,
         description="last, blend in item -> next-item transitions of the users' time-ordered training items "
         "(mmrec.models.transitions); weight and profile half-life chosen on validation, so it never lowers "
-        "validation. On time-ordered MovieLens splits +1-4% on nested tests, +4% NDCG@10 where test follows "
-        "the profiles; off by default until the benchmark tables are rerun with it (docs/evaluation.md; "
+        "validation. On time-ordered MovieLens splits about +1.5% NDCG@10 on nested tests, +4% where test "
+        "follows the profiles; off by default until the benchmark tables are rerun with it (docs/evaluation.md; "
         "needs model.item_item and timestamps)",
     )
     sequence_window: int = Field(10, ge=1, description="how many following items count as a transition (weight 1/distance)")
