@@ -37,12 +37,11 @@ def transition_matrix(user_idx: np.ndarray, item_rows: np.ndarray, n_items: int,
     users, items = np.asarray(user_idx)[order], np.asarray(item_rows)[order]
     counts = sp.csr_matrix((n_items, n_items), dtype=np.float64)
     for distance in range(1, max(int(window), 1) + 1):  # one distance at a time: peak memory ~ one pass's pairs
-        same = users[distance:] == users[:-distance]
+        # Pairs within one user's sequence; a repeated item is no transition.
+        same = (users[distance:] == users[:-distance]) & (items[distance:] != items[:-distance])
         counts = counts + sp.csr_matrix((np.full(int(same.sum()), 1.0 / distance),
                                          (items[:-distance][same], items[distance:][same])),
                                         shape=(n_items, n_items), dtype=np.float64)  # duplicates summed
-    counts.setdiag(0.0)  # a repeated item is no transition
-    counts.eliminate_zeros()
     totals = np.asarray(counts.sum(axis=1)).ravel()
     scale = sp.diags(np.divide(1.0, totals, out=np.zeros_like(totals), where=totals > 0))
     return (scale @ counts).astype(np.float32).tocsr()

@@ -1,7 +1,13 @@
 """Pipeline-test fixtures."""
 
+import pandas as pd
 import pytest
+import torch
 
+from mmrec.data.encoders import fit_encoders
+from mmrec.data.splits import load_split
+from mmrec.data.tables import load_items
+from mmrec.pipeline.evaluate import load_recommender
 from mmrec.training.trainer import Trainer
 
 
@@ -24,13 +30,6 @@ def validated(monkeypatch):
 def evaluate_on_validation():
     """root, settings -> (the multimodal recommender evaluate loads on the project's train split, the
     validation users' ids, their indices in the training run's user encoder)."""
-    import pandas as pd
-    import torch
-
-    from mmrec.data.encoders import fit_encoders
-    from mmrec.data.splits import load_split
-    from mmrec.data.tables import load_items
-    from mmrec.pipeline.evaluate import load_recommender
 
     def load(root, settings):
         split = load_split(root / "splits")
