@@ -229,12 +229,12 @@ class ModelSettings(Section):
         None, ge=0.0, le=1.0, description="fixed weight of the content-similarity scores; null = chosen on validation"
     )
     sequence_blend: bool = Field(
-        False,
+        True,
         description="last, blend in item -> next-item transitions of the users' time-ordered training items "
-        "(mmrec.models.transitions); weight and profile half-life chosen on validation, so it never lowers "
-        "validation. On time-ordered MovieLens splits about +1.5% NDCG@10 on nested tests, +4% where test "
-        "follows the profiles; off by default until the benchmark tables are rerun with it (docs/evaluation.md; "
-        "needs model.item_item and timestamps)",
+        "(mmrec.models.transitions); weight and profile half-life chosen on validation (0 when none helps), so "
+        "it never lowers validation. On time-ordered MovieLens splits about +1.5% NDCG@10 on nested tests, +4% "
+        "where test follows the profiles; never chosen on random splits (docs/evaluation.md; needs "
+        "model.item_item and timestamps)",
     )
     sequence_window: int = Field(10, ge=1, description="how many following items count as a transition (weight 1/distance)")
     item_item_solver: Literal["auto", "dense", "neighbourhood"] = Field(

@@ -108,9 +108,11 @@ def test_refusals_come_before_any_work(tmp_path):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny trained multimodal checkpoint with the item-item blend on; processed = every interaction."""
+    """A tiny trained multimodal checkpoint with a fixed item-item blend (transitions off, so no weight is left
+    to validation noise); processed = every interaction."""
     root = tmp_path_factory.mktemp("batch_mm")
-    config = tiny_project.write_tiny_project(root, epochs=1, item_item_blend=0.5, item_item_halflife=5.0)
+    config = tiny_project.write_tiny_project(root, epochs=1, item_item_blend=0.5, item_item_halflife=5.0,
+                                             sequence_blend=False)
     settings = load_settings(config, {"evaluation.batch_size": CHUNK, "inference.top_k": 5,
                                       "inference.device": "cpu"}).settings
     run_train(settings)

@@ -36,7 +36,7 @@ def cluster_text(monkeypatch):
 def test_content_blend_is_chosen_on_validation_and_scored_alike(tmp_path, cluster_text, validated,
                                                                    evaluate_on_validation):
     config = tiny_project.write_tiny_project(tmp_path, epochs=1, use_text=True, item_item_blend=0.5,
-                                             item_item_halflife=0.0)
+                                             item_item_halflife=0.0, sequence_blend=False)  # content is last
     settings = load_settings(config).settings
     seen = validated
     result = run_train(settings)
@@ -73,7 +73,7 @@ def test_content_goes_on_top_of_the_leading_half_lives_and_the_best_of_all_is_ke
     every content row, and evaluate scores with the half-life it names."""
     from mmrec.training.blend import CONTENT_BASES
 
-    config = tiny_project.write_tiny_project(tmp_path, epochs=1, use_text=True)
+    config = tiny_project.write_tiny_project(tmp_path, epochs=1, use_text=True, sequence_blend=False)
     settings = load_settings(config).settings
     blend = run_train(settings).item_item
     per_halflife = {}

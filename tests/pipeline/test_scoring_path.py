@@ -10,6 +10,7 @@ from mmrec.data.encoders import fit_encoders
 from mmrec.data.splits import load_split
 from mmrec.data.tables import load_items, save_interactions
 from mmrec.models.item_item import L2_GRID, ItemItemModel
+from mmrec.models.transitions import SEQUENCE_HALFLIVES, SEQUENCE_WEIGHTS
 from mmrec.pipeline.evaluate import load_recommender
 from mmrec.pipeline.recommend import run_recommend
 from mmrec.pipeline.train import run_train
@@ -27,10 +28,12 @@ def test_validation_evaluate_and_recommend_score_alike(tmp_path, monkeypatch, mo
     # (scorer, metrics) of every validation with the item-item blend (every validation, single or a grid,
     # goes through Trainer.validate_many).
     seen = [(s, m) for s, m in validated if s.item_item is not None]
-    # One validation per lambda tried (the item-item model alone), then one for the fixed blend.
-    assert len(seen) == len(L2_GRID) + 1
-    scorer, metrics = seen[-1]
-    assert result.item_item["monitored"] == metrics["ndcg@10"]
+    # One validation per lambda tried (the item-item model alone), one for the fixed blend, then one per
+    # transition (half-life, weight) on top of it; the chosen scorer is the one the run recorded.
+    assert len(seen) == len(L2_GRID) + 1 + len(SEQUENCE_HALFLIVES) * len(SEQUENCE_WEIGHTS)
+    blend = result.item_item
+    scorer, metrics = next((s, m) for s, m in seen[len(L2_GRID):]
+                           if s.sequence_blend == blend["sequence_blend"] and m["ndcg@10"] == blend["monitored"])
 
     split = load_split(tmp_path / "splits")
     items = load_items(tmp_path / "processed")

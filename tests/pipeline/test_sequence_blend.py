@@ -28,13 +28,16 @@ def _chain_split(root, n_users: int = 30, n_items: int = 40, length: int = 10, s
                            frame[rank == 0].reset_index(drop=True)), root / "splits")
 
 
-def test_off_by_default(tmp_path):
-    result = run_train(load_settings(tiny_project.write_tiny_project(tmp_path, epochs=1)).settings)
-    assert result.item_item["sequence_blend"] == 0.0 and result.item_item["sequence_grid"] == []
+def test_tried_by_default_and_can_be_turned_off(tmp_path):
+    on = run_train(load_settings(tiny_project.write_tiny_project(tmp_path / "on", epochs=1)).settings).item_item
+    assert len(on["sequence_grid"]) == len(SEQUENCE_HALFLIVES) * len(SEQUENCE_WEIGHTS)
+    off_config = tiny_project.write_tiny_project(tmp_path / "off", epochs=1, sequence_blend=False)
+    off = run_train(load_settings(off_config).settings).item_item
+    assert off["sequence_blend"] == 0.0 and off["sequence_grid"] == []
 
 
 def test_sequence_blend_is_chosen_on_validation_and_scored_alike(tmp_path, validated, evaluate_on_validation):
-    config = tiny_project.write_tiny_project(tmp_path, epochs=1, sequence_blend=True, sequence_window=2)
+    config = tiny_project.write_tiny_project(tmp_path, epochs=1, sequence_window=2)
     _chain_split(tmp_path)
     settings = load_settings(config).settings
     seen = validated
@@ -80,7 +83,7 @@ def test_a_recorded_transition_blend_is_rebuilt_from_the_interactions_served(tmp
 
 
 def test_without_timestamps_no_transitions_are_learned_and_the_run_says_so(tmp_path):
-    config = tiny_project.write_tiny_project(tmp_path, epochs=1, sequence_blend=True)
+    config = tiny_project.write_tiny_project(tmp_path, epochs=1)
     split = load_split(tmp_path / "splits")
     save_split(SplitFrames(*(frame.drop(columns="timestamp") for frame in (split.train, split.val, split.test))),
                tmp_path / "splits")

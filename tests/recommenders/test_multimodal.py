@@ -47,13 +47,14 @@ def test_rebuilt_model_reproduces_the_training_validation_metric(trained):
     val_users = list(pd.unique(split.val["user_id"]))
     metrics = full_ranking(lambda rows: recommender.score([val_users[i] for i in rows]), data.val_relevant,
                            data.val_exclude, [10]).metrics
-    # Default: the two-tower scores blended with the item-item model at the weight chosen on validation.
+    # Default: the two-tower scores blended with the components (item-item, content, transitions) at the
+    # weights chosen on validation.
     assert result.item_item is not None and recommender.item_item_blend == result.item_item["blend"]
-    blended = result.item_item["val"]["ndcg@10"] if result.item_item["blend"] > 0 else result.best_metric
-    assert metrics["ndcg@10"] == pytest.approx(blended, abs=1e-6)
-    # Without the blend: exactly the two-tower model's best validation metric.
+    assert metrics["ndcg@10"] == pytest.approx(result.item_item["monitored"], abs=1e-6)
+    # Without the blends: exactly the two-tower model's best validation metric.
     recommender.item_item_blend = 0.0
     recommender.fit(split.train, items["item_id"].tolist())
+    recommender.scorer = recommender.scorer.with_content(None, 0.0).with_sequence(None, 0.0)
     metrics = full_ranking(lambda rows: recommender.score([val_users[i] for i in rows]), data.val_relevant,
                            data.val_exclude, [10]).metrics
     assert metrics["ndcg@10"] == pytest.approx(result.best_metric, abs=1e-6)

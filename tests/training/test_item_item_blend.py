@@ -9,7 +9,8 @@ from mmrec.settings import load_settings
 
 
 def test_blend_weight_is_chosen_on_validation_and_recorded(tmp_path):
-    settings = load_settings(write_tiny_project(tmp_path, epochs=2)).settings
+    # Transitions off: the (half-life, weight) choice is then the last stage (test_sequence_blend covers it).
+    settings = load_settings(write_tiny_project(tmp_path, epochs=2, sequence_blend=False)).settings
     result = run_train(settings)
     summary = result.item_item
     assert summary is not None
@@ -47,7 +48,8 @@ def test_lambda_is_chosen_on_validation_and_used_by_the_recommender(tmp_path, mo
     from mmrec.pipeline.evaluate import load_recommender
 
     settings = load_settings(write_tiny_project(tmp_path, epochs=1, item_item_l2=3.0, item_item_blend=1.0,
-                                                item_item_halflife=0.0, content_blend=False)).settings
+                                                item_item_halflife=0.0, content_blend=False,
+                                                sequence_blend=False)).settings
     result = run_train(settings)
     summary = result.item_item
     grid = {row["l2"]: row["ndcg@10"] for row in summary["l2_grid"]}
@@ -77,7 +79,7 @@ def test_a_split_without_validation_rows_holds_out_part_of_train(tmp_path, monke
     from mmrec.pipeline.train import prepare_training
     from mmrec.training.distributed import DistContext
 
-    config = write_tiny_project(tmp_path, epochs=2, per_user=10)
+    config = write_tiny_project(tmp_path, epochs=2, per_user=10, sequence_blend=False)
     split = load_split(tmp_path / "splits")
     train = split.train  # 30 users x 8 rows
     save_split(SplitFrames(train, split.val.iloc[:0], split.test), tmp_path / "splits")
