@@ -237,6 +237,12 @@ class ModelSettings(Section):
         "model.item_item and timestamps)",
     )
     sequence_window: int = Field(10, ge=1, description="how many following items count as a transition (weight 1/distance)")
+    sequence_min_se: float = Field(
+        1.0, ge=0.0,
+        description="keep the best transition blend only when its gain over the blend without it is at least "
+        "this many paired standard errors (per validation user), so a gain within validation noise adds "
+        "nothing; 0 = any gain",
+    )
     item_item_solver: Literal["auto", "dense", "neighbourhood"] = Field(
         "auto",
         description="item-item solver: dense = exact (memory items^2, time items^3), neighbourhood = each item "

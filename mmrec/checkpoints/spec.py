@@ -51,6 +51,7 @@ class ItemItemSpec(_Spec):
     sequence_halflife: float = 0.0  # their profile half-life
     sequence_window: int = 0  # transitions counted up to this many items ahead
     sequence_grid: list[dict[str, float]] = []  # (sequence_halflife, sequence_blend, metric) of every pair tried
+    sequence_gain_se: float | None = None  # the best pair's paired gain over none, in standard errors
 
 
 class NumericSpec(_Spec):

@@ -1,13 +1,15 @@
 """Choose the blend on validation (after training): the item-item model's lambda (dense solver), its
 weight per recency half-life, then the weight and modality of content similarity on top of the leading
-half-lives' blends (CONTENT_GRID; weight 1 = content alone), keeping the best of all, then (opt-in,
-model.sequence_blend) the weight and profile half-life of item -> next-item transitions on top."""
+half-lives' blends (CONTENT_GRID; weight 1 = content alone), keeping the best of all, then
+(model.sequence_blend) the weight and profile half-life of item -> next-item transitions on top."""
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
@@ -99,11 +101,11 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
         item_item_profiles(train, users, rows, 0.0)
     halflife, beta, modality, weight, chosen, scorer, content_grid = _choose_content(
         trainer, cfg, bases, binary_profiles)
-    sequence_halflife, sequence_weight, sequence_grid = 0.0, 0.0, []
+    sequence_halflife, sequence_weight, sequence_grid, sequence_gain_se = 0.0, 0.0, [], None
     if cfg.sequence_blend and validated:
         if "timestamp" in train.columns:
-            sequence_halflife, sequence_weight, chosen, scorer, sequence_grid = _choose_sequence(
-                trainer, cfg, scorer, chosen, train, users, rows)
+            sequence_halflife, sequence_weight, chosen, scorer, sequence_grid, sequence_gain_se = _choose_sequence(
+                trainer, cfg, scorer, chosen, train, users, rows, notes)
         else:
             notes.append("model.sequence_blend: the training interactions have no timestamp column, so there is no "
                          "order to learn item -> next-item transitions from; none is blended.")
@@ -113,7 +115,8 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
                         val=chosen, val_grid=grid, fit_seconds=round(fit_s, 3), content_blend=weight,
                         content_modality=modality, content_grid=content_grid, sequence_blend=sequence_weight,
                         sequence_halflife=sequence_halflife,
-                        sequence_window=cfg.sequence_window if sequence_grid else 0, sequence_grid=sequence_grid)
+                        sequence_window=cfg.sequence_window if sequence_grid else 0, sequence_grid=sequence_grid,
+                        sequence_gain_se=sequence_gain_se)
     return spec, scorer
 
 
@@ -192,20 +195,43 @@ def _choose_content(trainer: Trainer, cfg: ModelSettings,
 
 
 def _choose_sequence(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metrics: dict[str, float],
-                     train: pd.DataFrame, users: IdEncoding, rows: pd.Series
-                     ) -> tuple[float, float, dict[str, float], Scorer, list[dict[str, float]]]:
-    """(profile half-life, weight, metrics, scorer, grid) of the best transition blend on top of `scorer`
-    (whose validation metrics are `metrics`); weight 0 (none: `scorer` itself) wins ties, so validation
-    never goes down. Every (half-life, weight) is validated in one pass."""
+                     train: pd.DataFrame, users: IdEncoding, rows: pd.Series, notes: list[str]
+                     ) -> tuple[float, float, dict[str, float], Scorer, list[dict[str, float]], float | None]:
+    """(profile half-life, weight, metrics, scorer, grid, gain in paired standard errors) of the best
+    transition blend on top of `scorer` (whose validation metrics are `metrics`). Weight 0 (none: `scorer`
+    itself) wins ties, and the best pair is kept only when its per-user gain over none is at least
+    model.sequence_min_se paired standard errors, so validation never goes down and a gain within its
+    noise adds nothing (on random MovieLens splits the best pair gained -1.3 to +0.8 standard errors, on
+    per-user temporal ones +2.5 to +4.5). Every (half-life, weight) and none are ranked in one pass."""
     model = transition_model(train, users, rows, cfg.sequence_window, SEQUENCE_HALFLIVES[0], trainer.device)
     models = {h: model if h == SEQUENCE_HALFLIVES[0] else model.with_profiles(item_item_profiles(train, users, rows, h))
               for h in SEQUENCE_HALFLIVES}
     tried = [(h, w, scorer.with_sequence(models[h], w)) for h in SEQUENCE_HALFLIVES for w in SEQUENCE_WEIGHTS]
-    best: tuple[float, float, dict[str, float], Scorer] = (0.0, 0.0, metrics, scorer)
+    (_, base_users), *results = trainer.validate_paired([scorer, *(b for _, _, b in tried)])
+    none = (0.0, 0.0, metrics, scorer)
+    best, best_users = none, base_users
     grid: list[dict[str, float]] = []
-    for (halflife, weight, blended), result in zip(tried, trainer.validate_many([b for _, _, b in tried])):
+    for (halflife, weight, blended), (result, per_user) in zip(tried, results):
         grid.append({"sequence_halflife": halflife, "sequence_blend": weight,
                      trainer.monitor: result.get(trainer.monitor, float("nan"))})
         if _value(result, trainer.monitor) > _value(best[2], trainer.monitor):
-            best = (halflife, weight, result, blended)
-    return (*best, grid)
+            best, best_users = (halflife, weight, result, blended), per_user
+    gain_se = _paired_gain_se(best_users, base_users) if best is not none else None
+    if gain_se is not None and gain_se < cfg.sequence_min_se:
+        notes.append(f"Transitions: the best weight ({best[1]:g}, half-life {best[0]:g}) raised validation "
+                     f"{trainer.monitor} by only {gain_se:.2f} paired standard errors (model.sequence_min_se "
+                     f"{cfg.sequence_min_se:g}); none is blended.")
+        best = none
+    return (*best, grid, gain_se)
+
+
+def _paired_gain_se(after: np.ndarray | None, before: np.ndarray | None) -> float | None:
+    """Mean per-user gain of `after` over `before` in standard errors of the paired differences (inf when
+    every user gains alike); None without per-user values."""
+    if after is None or before is None or len(after) == 0:
+        return None
+    diff = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
+    se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else 0.0
+    if se == 0.0:
+        return math.copysign(math.inf, diff.mean()) if diff.mean() != 0 else 0.0
+    return float(diff.mean() / se)

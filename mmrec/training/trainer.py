@@ -365,7 +365,13 @@ class Trainer:
         """The monitored metric of each validation user under `scorer` (validation users in row order,
         the same for every run on this split), or None without validation data. Its mean is what
         `validate` reports for the monitor."""
-        return self._rank_validation([scorer], per_user=True)[0].per_user.get(self.monitor)
+        return self.validate_paired([scorer])[0][1]
+
+    def validate_paired(self, scorers: Sequence[Scorer]) -> list[tuple[dict[str, float], np.ndarray | None]]:
+        """`validate_many` plus each scorer's monitored metric per validation user (same user order for
+        every scorer, so differences are paired), in one pass."""
+        return [(result.metrics, result.per_user.get(self.monitor))
+                for result in self._rank_validation(scorers, per_user=True)]
 
     def _rank_validation(self, scorers: Sequence[Scorer], per_user: bool = False) -> list[RankingResult]:
         """Full ranking of the validation users by each scorer (empty results without validation data)."""

@@ -13,16 +13,17 @@ from mmrec.training.trainer import Trainer
 
 @pytest.fixture
 def validated(monkeypatch):
-    """Every (scorer, validation metrics) `Trainer.validate_many` produces while the test runs, in order."""
+    """Every (scorer, validation metrics) the trainer's validation ranking produces while the test runs, in
+    order (`validate`, `validate_many` and `validate_paired` all rank through it)."""
     seen = []
-    validate_many = Trainer.validate_many
+    rank = Trainer._rank_validation
 
-    def spy(trainer, scorers):
-        results = validate_many(trainer, scorers)
-        seen.extend(zip(scorers, results))
+    def spy(trainer, scorers, per_user=False):
+        results = rank(trainer, scorers, per_user)
+        seen.extend((scorer, result.metrics) for scorer, result in zip(scorers, results))
         return results
 
-    monkeypatch.setattr(Trainer, "validate_many", spy)
+    monkeypatch.setattr(Trainer, "_rank_validation", spy)
     return seen
 
 

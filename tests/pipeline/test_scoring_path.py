@@ -28,9 +28,10 @@ def test_validation_evaluate_and_recommend_score_alike(tmp_path, monkeypatch, mo
     # (scorer, metrics) of every validation with the item-item blend (every validation, single or a grid,
     # goes through Trainer.validate_many).
     seen = [(s, m) for s, m in validated if s.item_item is not None]
-    # One validation per lambda tried (the item-item model alone), one for the fixed blend, then one per
-    # transition (half-life, weight) on top of it; the chosen scorer is the one the run recorded.
-    assert len(seen) == len(L2_GRID) + 1 + len(SEQUENCE_HALFLIVES) * len(SEQUENCE_WEIGHTS)
+    # One validation per lambda tried (the item-item model alone), one for the fixed blend, then the paired
+    # pass of the transitions: the blend again and one per (half-life, weight) on top of it; the chosen
+    # scorer is the one the run recorded.
+    assert len(seen) == len(L2_GRID) + 1 + 1 + len(SEQUENCE_HALFLIVES) * len(SEQUENCE_WEIGHTS)
     blend = result.item_item
     scorer, metrics = next((s, m) for s, m in seen[len(L2_GRID):]
                            if s.sequence_blend == blend["sequence_blend"] and m["ndcg@10"] == blend["monitored"])
