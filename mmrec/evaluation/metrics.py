@@ -14,8 +14,10 @@ Users are averaged with equal weight; users without relevant items are not evalu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 
@@ -105,3 +107,15 @@ def _count_above(scores: torch.Tensor, threshold: torch.Tensor, inclusive: bool 
     compare(scores, threshold, out=flags[:, :n])
     words = flags.view(torch.int64).view(b, padded // width, _WORDS_PER_GROUP)
     return words.sum(2).view(torch.uint8).view(b, -1).sum(1, dtype=torch.int32)
+
+
+def paired_gain_se(after: np.ndarray, before: np.ndarray) -> float:
+    """Mean per-user gain of `after` over `before` (one metric value per user, same users in the same
+    order) in standard errors of the paired differences: +-inf when every user moves alike, 0 when none
+    moves. `mmrec tune` ties trials and the transition blend is kept by comparing it with a threshold."""
+    diff = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
+    mean = float(diff.mean()) if len(diff) else 0.0
+    se = float(diff.std(ddof=1)) / math.sqrt(len(diff)) if len(diff) > 1 else 0.0
+    if se == 0.0:
+        return math.copysign(math.inf, mean) if mean != 0.0 else 0.0
+    return mean / se

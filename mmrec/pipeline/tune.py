@@ -26,6 +26,7 @@ import optuna
 from pydantic import ValidationError
 
 from mmrec.errors import ConfigError
+from mmrec.evaluation.metrics import paired_gain_se
 from mmrec.fileio import atomic_path
 from mmrec.pipeline.train import run_train
 from mmrec.pipeline.tune_study import (
@@ -242,9 +243,7 @@ def select_trial(trials: list[TrialSummary], within_se: float
         other = _per_user(trial) if reference is not None and trial is not top else None
         if other is None or other.shape != reference.shape:
             continue
-        diff = reference - other
-        se = float(diff.std(ddof=1)) / math.sqrt(len(diff)) if len(diff) > 1 else 0.0
-        if float(diff.mean()) <= within_se * se:
+        if paired_gain_se(reference, other) <= within_se:
             tied.append(trial)
     chosen = min(tied, key=lambda t: (t.attrs.get("seconds", math.inf), -t.value, t.number))
     return chosen, top, sorted(t.number for t in tied)

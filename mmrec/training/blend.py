@@ -5,15 +5,14 @@ half-lives' blends (CONTENT_GRID; weight 1 = content alone), keeping the best of
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from mmrec.checkpoints.spec import ItemItemSpec
+from mmrec.evaluation.metrics import paired_gain_se
 from mmrec.models.histories import IdEncoding, catalogue_index
 from mmrec.models.content_profile import ContentProfileModel, content_modalities
 from mmrec.models.item_item_store import ItemItemStore
@@ -216,7 +215,8 @@ def _choose_sequence(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metri
                      trainer.monitor: result.get(trainer.monitor, float("nan"))})
         if _value(result, trainer.monitor) > _value(best[2], trainer.monitor):
             best, best_users = (halflife, weight, result, blended), per_user
-    gain_se = _paired_gain_se(best_users, base_users) if best is not none else None
+    gain_se = (paired_gain_se(best_users, base_users)
+               if best is not none and best_users is not None and base_users is not None else None)
     if gain_se is not None and gain_se < cfg.sequence_min_se:
         notes.append(f"Transitions: the best weight ({best[1]:g}, half-life {best[0]:g}) raised validation "
                      f"{trainer.monitor} by only {gain_se:.2f} paired standard errors (model.sequence_min_se "
@@ -224,14 +224,3 @@ def _choose_sequence(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metri
         best = none
     return (*best, grid, gain_se)
 
-
-def _paired_gain_se(after: np.ndarray | None, before: np.ndarray | None) -> float | None:
-    """Mean per-user gain of `after` over `before` in standard errors of the paired differences (inf when
-    every user gains alike); None without per-user values."""
-    if after is None or before is None or len(after) == 0:
-        return None
-    diff = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
-    se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else 0.0
-    if se == 0.0:
-        return math.copysign(math.inf, diff.mean()) if diff.mean() != 0 else 0.0
-    return float(diff.mean() / se)

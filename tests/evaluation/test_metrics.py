@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.metrics import ndcg_score
 
-from mmrec.evaluation.metrics import reciprocal_rank, topk_metrics
+from mmrec.evaluation.metrics import paired_gain_se, reciprocal_rank, topk_metrics
 
 
 def test_hand_worked_fixture():
@@ -97,3 +97,13 @@ def test_reciprocal_rank_both_shortcut_paths(n_outside):
     best[:n_outside] = scores[:n_outside].min(1).values  # far outside
     expected = 1.0 / ((scores > best.unsqueeze(1)).sum(1).double() + 1.0)
     torch.testing.assert_close(reciprocal_rank(scores, best, top_values), expected)
+
+
+def test_paired_gain_in_standard_errors():
+    after, before = np.array([0.5, 0.4, 0.3, 0.6]), np.array([0.4, 0.4, 0.1, 0.5])
+    diff = after - before
+    assert paired_gain_se(after, before) == pytest.approx(diff.mean() / (diff.std(ddof=1) / 2))
+    assert paired_gain_se(before, after) == pytest.approx(-paired_gain_se(after, before))
+    exact = np.array([0.25, 0.5, 0.0, 0.75])
+    assert paired_gain_se(exact + 0.25, exact) == math.inf and paired_gain_se(exact, exact + 0.25) == -math.inf
+    assert paired_gain_se(exact, exact) == 0.0  # nobody moves

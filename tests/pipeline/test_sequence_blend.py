@@ -2,11 +2,8 @@
 blend, never lowering validation and kept only above validation noise, recorded in the checkpoint and rebuilt
 from train by evaluate and recommend."""
 
-import math
-
 import numpy as np
 import pandas as pd
-import pytest
 import tiny_project
 import torch
 
@@ -19,7 +16,6 @@ from mmrec.models.transitions import SEQUENCE_HALFLIVES, SEQUENCE_WEIGHTS, trans
 from mmrec.pipeline.evaluate import load_recommender
 from mmrec.pipeline.train import run_train
 from mmrec.settings import load_settings
-from mmrec.training.blend import _paired_gain_se
 
 
 def _chain_split(root, n_users: int = 30, n_items: int = 40, length: int = 10, seed: int = 0) -> None:
@@ -73,15 +69,6 @@ def test_a_gain_within_validation_noise_blends_nothing(tmp_path):
     assert blend["sequence_blend"] == 0.0 and 0 < blend["sequence_gain_se"] < 1e6
     assert blend["monitored"] < max(row["ndcg@10"] for row in blend["sequence_grid"])
     assert any("paired standard errors" in note for note in result.notes)
-
-
-def test_paired_gain_in_standard_errors():
-    after, before = np.array([0.5, 0.4, 0.3, 0.6]), np.array([0.4, 0.4, 0.1, 0.5])
-    diff = after - before
-    assert _paired_gain_se(after, before) == pytest.approx(diff.mean() / (diff.std(ddof=1) / 2))
-    exact = np.array([0.25, 0.5, 0.0, 0.75])
-    assert _paired_gain_se(exact + 0.25, exact) == math.inf  # every user gains alike
-    assert _paired_gain_se(before, before) == 0.0 and _paired_gain_se(None, before) is None
 
 
 def test_a_recorded_transition_blend_is_rebuilt_from_the_interactions_served(tmp_path):
