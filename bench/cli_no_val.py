@@ -164,7 +164,9 @@ def main() -> None:
         from mmrec.checkpoints.store import read_meta
 
         best = next((base / "holdout" / "checkpoints").glob("*/best_model.pth"))
-        row["holdout_val"] = (read_meta(best).get("item_item") or {}).get("monitored")
+        blend = read_meta(best).get("item_item") or {}
+        row["holdout_val"] = blend.get("monitored")
+        row["holdout_transitions"] = blend.get("sequence_blend", 0.0)  # the weight validation chose (0 = none)
         # EASE: lambda on the same holdout, refitted on all of train (kept in the work dir once computed).
         stored = base / "ease.json"
         if not stored.is_file():
@@ -242,7 +244,9 @@ def write(out: Path, rows: list[dict]) -> None:
     lines += ["", "Validation NDCG@10 on the holdout carved out of train: mmrec's chosen blend vs EASE at its lambda:",
               ""]
     lines += [f"- seed {row['seed']}: mmrec {row['holdout_val']:.4f}, "
-              f"EASE {max(row['ease']['val_ndcg@10'].values()):.4f}" for row in rows if row.get("holdout_val")]
+              f"EASE {max(row['ease']['val_ndcg@10'].values()):.4f}"
+              + (f"; transition weight chosen {row['holdout_transitions']:g}" if "holdout_transitions" in row else "")
+              for row in rows if row.get("holdout_val")]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
