@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.peers.stored import WORK, load_stored_run  # noqa: E402
-from mmrec.fileio import atomic_write_json, atomic_write_text  # noqa: E402
+from bench.peers.stored import WORK, load_stored_run, probe_keys  # noqa: E402
+from mmrec.fileio import atomic_write_text  # noqa: E402
 
 RUNS = ROOT / "bench" / "results" / "movielens-small-posters" / "runs"
 
@@ -67,15 +63,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path,
                         default=ROOT / "bench" / "results" / "movielens-small-posters" / "sequence_gain_se")
     args = parser.parse_args()
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, CPU only"
-    rows = []
-    for key in args.keys:
+
+    def probe(key: str) -> dict:
         variant, seed, protocol = key.split(":")
-        rows.append(gain(variant, int(seed), protocol))
-        print(json.dumps({k: v for k, v in rows[-1].items() if k != "grid"}), flush=True)
-        atomic_write_json(args.out.with_suffix(".json"), {"machine": machine, "rows": rows})
-    write_report(args.out, machine, rows)
+        row = gain(variant, int(seed), protocol)
+        print(json.dumps({k: v for k, v in row.items() if k != "grid"}), flush=True)
+        return row
+
+    write_report(args.out, *probe_keys(args.keys, probe, args.out))
 
 
 def write_report(out: Path, machine: str, rows: list[dict]) -> None:

@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -29,9 +27,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.peers.stored import WORK, stored_settings  # noqa: E402
+from bench.peers.stored import WORK, probe_keys, stored_settings  # noqa: E402
 from bench.temporal_probe import ndcg10  # noqa: E402
-from mmrec.fileio import atomic_write_json, atomic_write_text  # noqa: E402
+from mmrec.fileio import atomic_write_text  # noqa: E402
 
 
 def nested_split(train: pd.DataFrame, val: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -89,14 +87,13 @@ def main() -> None:
                         help="rows of earlier runs' OUT.json files, kept before the new runs")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "movielens-small-posters" / "temporal_nested")
     args = parser.parse_args()
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, CPU only"
-    rows = [row for path in args.merge for row in json.loads(path.read_text())["rows"]]
-    for run in args.runs:
+
+    def one(run: str) -> dict:
         variant, seed, folder = run.split(":", 2)
-        rows.append(check(variant, int(seed), folder))
-        atomic_write_json(args.out.with_suffix(".json"), {"machine": machine, "rows": rows})
-    atomic_write_json(args.out.with_suffix(".json"), {"machine": machine, "rows": rows})
+        return check(variant, int(seed), folder)
+
+    earlier = [row for path in args.merge for row in json.loads(path.read_text())["rows"]]
+    machine, rows = probe_keys(args.runs, one, args.out, earlier)
     lines = ["# The transition blend, fully nested inside the temporal split (validation only)", "",
              f"Machine: {machine}. `bench/temporal_nested.py`: train' = train minus each user's last n_val items, "
              "val' = those items, test' = val.csv (test.csv never read); `mmrec train` with the stored config and "

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -38,8 +36,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.peers.stored import WORK, load_stored_run  # noqa: E402
-from mmrec.fileio import atomic_write_json, atomic_write_text  # noqa: E402
+from bench.peers.stored import WORK, load_stored_run, probe_keys  # noqa: E402
+from mmrec.fileio import atomic_write_text  # noqa: E402
 WEIGHTS = (0.1, 0.2, 0.3, 0.5, 0.7)
 HALFLIVES = (0.0, 1.0, 2.0, 5.0)
 HQ = (0.5, 1.0, 3.0)
@@ -262,14 +260,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "movielens-small-posters" / "temporal_probe",
                         help="writes OUT.json and OUT.md")
     args = parser.parse_args()
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, CPU only"
-    rows = []
-    for run in args.runs:
+
+    def one(run: str) -> dict:
         variant, seed, protocol, folder = run.split(":", 3)
-        rows.append(probe(variant, int(seed), protocol, folder, args.peer))
-        atomic_write_json(args.out.with_suffix(".json"), {"machine": machine, "rows": rows})
-    write_report(args.out, machine, rows)
+        return probe(variant, int(seed), protocol, folder, args.peer)
+
+    write_report(args.out, *probe_keys(args.runs, one, args.out))
 
 
 def write_report(out: Path, machine: str, rows: list[dict]) -> None:

@@ -1,8 +1,12 @@
 """A stored `bench/run_peers.py` mmrec checkpoint, rebuilt for validation-only probes (bench/halflife_grid.py,
-bench/temporal_probe.py): its settings, training inputs on the split, and a trainer holding its weights."""
+bench/temporal_probe.py, bench/temporal_nested.py, bench/sequence_gain_se.py): its settings, training inputs on
+the split, and a trainer holding its weights; and the probes' shared loop over keys."""
 
 from __future__ import annotations
 
+import os
+import platform
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,3 +60,19 @@ def load_stored_run(variant: str, seed: int, protocol: str, folder: str, scratch
     trainer = Trainer(model, inputs.data, inputs.catalogue, settings.model.model_copy(update={"distill_weight": 0.0}),
                       settings.training, torch.device("cpu"))
     return StoredRun(settings, inputs, trainer, meta)
+
+
+def probe_keys(keys: list[str], probe: Callable[[str], dict], out: Path,
+               rows: list[dict] | None = None) -> tuple[str, list[dict]]:
+    """(machine, rows): `probe(key)` of each key after `rows` (earlier results), with torch on
+    OMP_NUM_THREADS threads; OUT.json holds {machine, rows} after every key, so a kill keeps what finished."""
+    from mmrec.fileio import atomic_write_json
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, CPU only"
+    rows = list(rows or [])
+    for key in keys:
+        rows.append(probe(key))
+        atomic_write_json(out.with_suffix(".json"), {"machine": machine, "rows": rows})
+    atomic_write_json(out.with_suffix(".json"), {"machine": machine, "rows": rows})
+    return machine, rows
