@@ -25,8 +25,8 @@ def test_validation_evaluate_and_recommend_score_alike(tmp_path, monkeypatch, mo
     config = tiny_project.write_tiny_project(tmp_path, epochs=2, item_item_blend=0.5, item_item_halflife=5.0, **model)
     settings = load_settings(config).settings
     result = run_train(settings)
-    # (scorer, metrics) of every validation with the item-item blend (every validation, single or a grid,
-    # goes through Trainer.validate_many).
+    # (scorer, metrics) of every validation with the item-item blend (every validation, single, a grid or
+    # paired, ranks through the trainer's one validation ranking).
     seen = [(s, m) for s, m in validated if s.item_item is not None]
     # One validation per lambda tried (the item-item model alone), one for the fixed blend, then the paired
     # pass of the transitions: the blend again and one per (half-life, weight) on top of it; the chosen
