@@ -2,7 +2,7 @@
 
 A user's scores over the catalogue are the two-tower scores, blended with the closed-form
 item-item model (mmrec.models.item_item), then with content similarity to the user's items
-(mmrec.models.content_profile), then (opt-in) with item -> next-item transitions
+(mmrec.models.content_profile), then with item -> next-item transitions
 (mmrec.models.transitions), at weights chosen on validation (mmrec.training.blend). Numerics rule:
 scoring always runs in float32 with autocast off (training may use bf16; scoring never does), so
 the metric that chose a checkpoint and its blend is the metric evaluate reproduces.
