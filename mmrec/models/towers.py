@@ -177,7 +177,7 @@ class UserTower(nn.Module):
         mask = mask.clone()
         mask[:, 0] |= empty  # all-masked rows would give NaN attention; their output is zeroed below
         distinct, slot = torch.unique(rows.clamp(min=0), return_inverse=True)
-        keys_in = table[distinct]  # [m, d], m <= min(n, b * L)
+        keys_in = table.index_select(0, distinct)  # [m, d], m <= min(n, b * L)
         if self.history_embedding is not None:
             if ids is None:
                 raise ValueError("history item embeddings need the history items' ids")

@@ -68,7 +68,7 @@ class TwoTowerModel(nn.Module):
             # An id-dropped item also loses its interaction counts: it must look like a cold item.
             inputs = inputs.with_ids(dropped).as_unseen(dropped == 0)
         vectors = self.item_tower(inputs)
-        items = vectors[inverse[: len(item_rows)]]
+        items = vectors.index_select(0, inverse[: len(item_rows)])
         if history_table is not None:
             table, table_rows = history_table, history_rows
         else:  # history items were encoded with the candidates: point into `vectors`

@@ -54,6 +54,11 @@ class EpochRecord:
 # (bench/README.md, two-tower levers), so the staleness this allows at large catalogues is tolerated.
 EXAMPLES_PER_HISTORY_ENCODING = 5
 
+# The distillation teacher's scores x_u B of every training user are computed once when they fit in this
+# many floats (512 MiB): a step then gathers its [b, c] block instead of multiplying b profiles by B's
+# candidate columns (bench/README.md, "mmrec: training speed"). Above it each step computes its block.
+TEACHER_TABLE_MAX_ELEMENTS = 2**27
+
 
 def monitor_key(monitor: str) -> str:
     """`ndcg@10` -> the full_ranking metric key; `mrr` has no cut-off."""
@@ -151,6 +156,7 @@ class Trainer:
         self.teacher_key = ""  # item_item_fit_key of the teacher's fit
         self._teacher_csr: tuple[torch.Tensor, ...] | None = None  # its profiles on a non-CPU device
         self.teacher = self._teacher() if self.distill_weight > 0 else None
+        self._teacher_table = self._all_teacher_scores() if self.teacher is not None else None
         self.sampler: NegativeSampler | None = None
         if model_cfg.loss == "bpr" or (model_cfg.negatives in ("uniform", "popularity") and model_cfg.num_negatives > 0):
             kind = "popularity" if model_cfg.negatives == "popularity" else "uniform"
@@ -224,7 +230,7 @@ class Trainer:
     def batch_loss(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Loss of one batch of (user index, catalogue row) pairs [b, 2]."""
         users, positives = batch[:, 0], batch[:, 1]
-        history = self.data.histories[users]
+        history = self.data.histories.index_select(0, users)
         # The target must not sit in its own history, or the model learns to copy instead of predict.
         history = history.masked_fill(history == positives.unsqueeze(1), -1)
         cfg, b = self.model_cfg, len(batch)
@@ -274,27 +280,48 @@ class Trainer:
         assert self.teacher is not None
         with torch.no_grad():
             teacher = self._teacher_scores(users, candidates).to(logits.device)
-            spread = teacher.std(1, keepdim=True, correction=0).clamp_min(1e-6)  # one candidate: 0, not NaN
-            teacher = (teacher - teacher.mean(1, keepdim=True)) / spread
+            teacher = teacher - teacher.mean(1, keepdim=True)
+            # Standardised per user (population std, written out: Tensor.std is ~10x slower on CPU).
+            spread = teacher.square().mean(1, keepdim=True).sqrt().clamp_min(1e-6)  # one candidate: 0, not NaN
+            teacher = teacher / spread
             target = torch.softmax(teacher / self.distill_temperature, dim=1)
         return -(target * torch.log_softmax(logits, dim=1)).sum(1).mean()
 
+    def _all_teacher_scores(self) -> torch.Tensor | None:
+        """[n_users, n] x_u B of every profile row, on the teacher's device; None above TEACHER_TABLE_MAX_ELEMENTS."""
+        assert self.teacher is not None
+        n_users, n = self.teacher.interactions.shape
+        if n_users * n > TEACHER_TABLE_MAX_ELEMENTS:
+            return None
+        rows = torch.arange(n_users)
+        return torch.cat([self._profile_scores(rows[start : start + 1024]) for start in range(0, n_users, 1024)])
+
     def _teacher_scores(self, users: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-        """[b, c] x_u B[:, candidates]: with the dense B, only the candidates' columns (b * |x_u| * c
-        multiply-adds, not b * n * n); with the neighbourhood solver's sparse B, its sparse scores."""
+        """[b, c] the teacher's scores x_u B[:, candidates]: gathered from the precomputed table when it fits."""
+        table = self._teacher_table
+        if table is None:
+            return self._profile_scores(users, candidates)
+        return table.index_select(0, users.to(table.device)).index_select(1, candidates.to(table.device))
+
+    def _profile_scores(self, users: torch.Tensor, candidates: torch.Tensor | None = None) -> torch.Tensor:
+        """[b, c] x_u B[:, candidates] (every column when None): with the dense B, only the candidates'
+        columns (b * |x_u| * c multiply-adds, not b * n * n); with the neighbourhood solver's sparse B, its
+        sparse scores."""
         assert self.teacher is not None
         weights = self.teacher.weights
         if self.teacher.is_sparse:
-            return self.teacher.scores(users)[:, candidates.to(weights.device)]
+            scores = self.teacher.scores(users)
+            return scores if candidates is None else scores[:, candidates.to(weights.device)]
         if weights.device.type == "cpu":  # scipy sparse x dense: |x_u| * c per user
             profiles = self.teacher.interactions[users.cpu().numpy()]
-            return torch.from_numpy(np.asarray(profiles @ weights.numpy()[:, candidates.cpu().numpy()],
-                                               dtype=np.float32))
+            columns = weights.numpy() if candidates is None else weights.numpy()[:, candidates.cpu().numpy()]
+            return torch.from_numpy(np.asarray(profiles @ columns, dtype=np.float32))
         if self._teacher_csr is None:  # the profiles' CSR arrays, on the device once
             csr = self.teacher.interactions
             self._teacher_csr = tuple(torch.as_tensor(a, device=weights.device)
                                       for a in (csr.indptr.astype(np.int64), csr.indices.astype(np.int64), csr.data))
-        return profile_sums(*self._teacher_csr, users.to(weights.device), weights[:, candidates.to(weights.device)])
+        columns = weights if candidates is None else weights[:, candidates.to(weights.device)]
+        return profile_sums(*self._teacher_csr, users.to(weights.device), columns)
 
     def train_step(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> float:
         """Forward, backward (all-reduced under DDP), clip, optimizer + lr step; returns the loss."""

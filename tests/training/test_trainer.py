@@ -118,6 +118,26 @@ def test_distillation_pulls_the_logits_toward_the_item_item_teacher(tiny_problem
         make_trainer(tiny_problem, tiny_model_settings(distill_weight=1.0, item_item_max_items=3))
 
 
+def test_the_teacher_table_gives_what_each_step_would_compute(tiny_problem, monkeypatch):
+    """The teacher's scores of every training user are precomputed when they fit: a step gathers the same
+    [b, c] block (repeated users and candidates included) it computes from the profiles above the budget."""
+    import mmrec.training.trainer as trainer_module
+
+    settings = tiny_model_settings(distill_weight=1.0, id_dropout=0.0, dropout=0.0)
+    tabled = make_trainer(tiny_problem, settings)
+    assert tabled._teacher_table is not None
+    assert tabled._teacher_table.shape == tabled.teacher.interactions.shape
+    monkeypatch.setattr(trainer_module, "TEACHER_TABLE_MAX_ELEMENTS", tabled._teacher_table.numel() - 1)
+    direct = make_trainer(tiny_problem, settings)
+    assert direct._teacher_table is None
+    users, candidates = torch.tensor([3, 1, 3, 0]), torch.tensor([9, 0, 4, 4, 7])
+    torch.testing.assert_close(tabled._teacher_scores(users, candidates), direct._teacher_scores(users, candidates))
+    torch.testing.assert_close(direct._teacher_scores(users, candidates),
+                               tabled.teacher.scores(users)[:, candidates])
+    batch = tiny_problem.data.pairs[:16]
+    torch.testing.assert_close(tabled.batch_loss(batch), direct.batch_loss(batch))
+
+
 def test_profile_sums_equal_the_dense_product_without_building_it():
     """The teacher's scores off the CPU: x_u @ B[:, candidates] from the profiles' CSR arrays (weighted
     rows, repeated and empty users included) equals the dense product."""
