@@ -484,7 +484,7 @@ class TuneSettings(Section):
         1.0, ge=0.0,
         description="select the fastest-fitting complete trial whose validation metric is within this many "
         "paired standard errors (over validation users) of the best trial's -- the one-standard-error rule, "
-        "with fit time as the cost; 0 = the best trial",
+        "with the fit's CPU time as the cost; 0 = the best trial",
     )
 
     @field_validator("search_space", mode="before")

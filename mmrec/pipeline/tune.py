@@ -148,7 +148,7 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
                 "tracking.wandb_run_name": f"{tune.study_name}-trial{trial.number}",
             }, f"trial {trial.number} ({params})")
             trial.set_user_attr("folder", str(folder))
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), time.process_time()
             try:
                 value, attrs, per_user = train_trial(trial_settings, trial, progress)
             except KeyboardInterrupt:
@@ -156,6 +156,7 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
                 raise
             finally:
                 trial.set_user_attr("seconds", round(time.perf_counter() - began, 3))
+                trial.set_user_attr("cpu_seconds", round(time.process_time() - began_cpu, 3))
             for key, attr in attrs.items():
                 trial.set_user_attr(key, attr)
             if per_user is not None:
@@ -185,9 +186,9 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
         best, top, tied = select_trial(trials, tune.fastest_within_se)
         if best is not None and top is not None and best.number != top.number:
             notes.append(
-                f"Selected trial {best.number} (val {best.value:.4f}, {best.attrs.get('seconds', 0):.0f}s fit): the "
-                f"fastest of {len(tied)} trials within {tune.fastest_within_se:g} paired standard error(s) of the "
-                f"best, trial {top.number} (val {top.value:.4f}, {top.attrs.get('seconds', 0):.0f}s). "
+                f"Selected trial {best.number} (val {best.value:.4f}, {fit_cost(best):.0f} CPU s fit): the "
+                f"cheapest of {len(tied)} trials within {tune.fastest_within_se:g} paired standard error(s) of the "
+                f"best, trial {top.number} (val {top.value:.4f}, {fit_cost(top):.0f} CPU s). "
                 "tune.fastest_within_se: 0 selects the best value.")
         best_config = None
         if best is not None:
@@ -245,8 +246,17 @@ def select_trial(trials: list[TrialSummary], within_se: float
             continue
         if paired_gain_se(reference, other) <= within_se:
             tied.append(trial)
-    chosen = min(tied, key=lambda t: (t.attrs.get("seconds", math.inf), -t.value, t.number))
+    chosen = min(tied, key=lambda t: (fit_cost(t), -t.value, t.number))
     return chosen, top, sorted(t.number for t in tied)
+
+
+def fit_cost(trial: TrialSummary) -> float:
+    """What the tie-break minimises: the trial's CPU seconds (process time), else its wall seconds.
+
+    Wall time on a shared machine counts the time other processes held the cores, so two tied trials
+    could swap places between reruns of the same study; CPU time counts only this process's work.
+    """
+    return float(trial.attrs.get("cpu_seconds", trial.attrs.get("seconds", math.inf)))
 
 
 def _per_user(trial: TrialSummary) -> np.ndarray | None:

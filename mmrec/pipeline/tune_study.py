@@ -29,7 +29,8 @@ class TrialSummary:
     value: float | None
     params: dict[str, Any]
     last_epoch: int | None  # last epoch reported to the pruner
-    attrs: dict[str, Any] = field(default_factory=dict)  # two_tower, best_epoch, epochs_run, seconds, folder
+    # two_tower, best_epoch, epochs_run, seconds, cpu_seconds, folder
+    attrs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

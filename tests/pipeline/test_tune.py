@@ -255,3 +255,15 @@ def test_selection_takes_the_fastest_trial_tied_with_the_best_user_by_user(tmp_p
     chosen, _, tied = select_trial(trials, within_se=1e6)
     assert tied == [0, 1, 2] and chosen.number == 2
     assert select_trial([], 1.0) == (None, None, [])
+
+
+def test_the_tie_break_counts_cpu_time_not_the_time_other_processes_held_the_cores(tmp_path):
+    """Trial 1 waited on a busy machine (more wall time) but did less work: the cheaper trial is kept,
+    so a rerun of the study under another load keeps the same one."""
+    rng = np.random.default_rng(1)
+    per_user, noise = rng.uniform(0.0, 1.0, 500), rng.normal(0.0, 0.2, 500)
+    tied = per_user + noise - noise.mean() - 1e-4  # below the best by far less than a standard error
+    best, slower = _trial(tmp_path, 0, per_user, seconds=50.0), _trial(tmp_path, 1, tied, seconds=90.0)
+    best.attrs["cpu_seconds"], slower.attrs["cpu_seconds"] = 48.0, 30.0
+    chosen, top, tied = select_trial([best, slower], within_se=1.0)
+    assert top.number == 0 and tied == [0, 1] and chosen.number == 1
