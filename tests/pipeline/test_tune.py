@@ -262,8 +262,8 @@ def test_the_tie_break_counts_cpu_time_not_the_time_other_processes_held_the_cor
     so a rerun of the study under another load keeps the same one."""
     rng = np.random.default_rng(1)
     per_user, noise = rng.uniform(0.0, 1.0, 500), rng.normal(0.0, 0.2, 500)
-    tied = per_user + noise - noise.mean() - 1e-4  # below the best by far less than a standard error
-    best, slower = _trial(tmp_path, 0, per_user, seconds=50.0), _trial(tmp_path, 1, tied, seconds=90.0)
-    best.attrs["cpu_seconds"], slower.attrs["cpu_seconds"] = 48.0, 30.0
-    chosen, top, tied = select_trial([best, slower], within_se=1.0)
+    close = per_user + noise - noise.mean() - 1e-4  # below the best by far less than a standard error
+    best, waited = _trial(tmp_path, 0, per_user, seconds=50.0), _trial(tmp_path, 1, close, seconds=90.0)
+    best.attrs["cpu_seconds"], waited.attrs["cpu_seconds"] = 48.0, 30.0
+    chosen, top, tied = select_trial([best, waited], within_se=1.0)
     assert top.number == 0 and tied == [0, 1] and chosen.number == 1
