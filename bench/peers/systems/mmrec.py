@@ -85,15 +85,18 @@ def prepare_inputs(split: Split, ctx: Context) -> Path:
     return root
 
 
-def fit_multimodal(split: Split, config: dict, ctx: Context) -> Scorer:
+def fit_multimodal(split: Split, config: dict, ctx: Context, checkpoints: Path | None = None) -> Scorer:
+    """`mmrec train` with `config` on the split; its checkpoints (and item-item fits) go to `checkpoints`,
+    by default the config's folder under `checkpoint_root`."""
     from mmrec.pipeline.train import run_train
     from mmrec.settings import load_settings
 
     root = prepare_inputs(split, ctx)
-    tag = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in sorted(config.items())) or "default"
-    if len(tag) > 120:  # e.g. a tuned trial's float settings: too long for a folder name
-        tag = "config-" + hashlib.sha256(tag.encode()).hexdigest()[:16]
-    checkpoints = checkpoint_root(ctx, split) / tag
+    if checkpoints is None:
+        tag = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in sorted(config.items())) or "default"
+        if len(tag) > 120:  # e.g. a tuned trial's float settings: too long for a folder name
+            tag = "config-" + hashlib.sha256(tag.encode()).hexdigest()[:16]
+        checkpoints = checkpoint_root(ctx, split) / tag
     overrides = {**_base_overrides(root), "paths.splits_dir": str(split.folder),
                  "paths.checkpoint_dir": str(checkpoints), "training.seed": ctx.seed,
                  # Model selection ranks what the protocol ranks: on coldstart, the held-out items only
