@@ -20,7 +20,7 @@ The final score blends the two models after standardizing each user's row over t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,6 +55,42 @@ def _content_matrix(features: torch.Tensor, mask: torch.Tensor, dtype: torch.dty
     if bool(weight.any()):
         values.sub_((weight @ values).div_(weight.sum()).unsqueeze(0))  # mean over present rows, no row copy
     return values.mul_(weight.unsqueeze(1))
+
+
+def _content_matrices(content: Sequence[tuple[torch.Tensor, torch.Tensor]], content_weight: float,
+                      device: torch.device | str, dtype: torch.dtype) -> list[torch.Tensor]:
+    """The prepared F_m (`_content_matrix`) of the modalities that add a content term (none at weight 0)."""
+    return [_content_matrix(features.to(device), mask.to(device), dtype)
+            for features, mask in content if content_weight > 0 and features.shape[1] and bool(mask.any())]
+
+
+def dense_gram(interactions: sp.csr_matrix, matrices: Sequence[torch.Tensor], content_weight: float,
+               device: torch.device | str) -> torch.Tensor:
+    """[n, n] float64 X^T X + alpha * sum_m F_m F_m^T (X = the 0/1 pattern of `interactions`): G without lambda."""
+    binary = interactions.copy()
+    binary.data[:] = 1.0
+    gram = torch.as_tensor((binary.T @ binary).toarray(), dtype=torch.float64, device=device)
+    for f in matrices:
+        gram.addmm_(f, f.T, alpha=content_weight)
+    return gram
+
+
+def dense_weights(gram: torch.Tensor, l2: float, overwrite: bool = False) -> torch.Tensor:
+    """[n, n] float32 B of the dense closed form at `l2`: P = (gram + l2 I)^-1, B_ij = -P_ij / P_jj, B_jj = 0.
+
+    The factorization and the inverse run in one float64 buffer (`gram` itself with overwrite=True, else
+    a copy), so a fit holds at most two n^2 float64 matrices, the caller's gram and that buffer, and B.
+    """
+    work = gram if overwrite else gram.clone()
+    work.diagonal().add_(l2)
+    info = torch.empty((), dtype=torch.int32, device=work.device)
+    torch.linalg.cholesky_ex(work, out=(work, info))  # lower factor, in place
+    if int(info) != 0:  # cannot happen for l2 > 0 (G is then positive definite) but for round-off
+        raise ValueError(f"item-item Gram matrix is not positive definite (minor {int(info)})")
+    torch.cholesky_inverse(work, out=work)  # P, in place
+    weights = work.div_((-work.diagonal()).unsqueeze(0))
+    weights.diagonal().zero_()
+    return weights.to(torch.float32)
 
 
 def interaction_csr(user_rows: np.ndarray, item_cols: np.ndarray, n_users: int, n_items: int,
@@ -104,9 +140,8 @@ class ItemItemModel:
         neighbours only (mmrec.models.item_neighbourhood: memory n k, for large catalogues), found by
         `search` (exact | ivf).
         """
-        matrices = [_content_matrix(features.to(device), mask.to(device),
-                                    torch.float64 if neighbours is None else torch.float32)
-                    for features, mask in content if content_weight > 0 and features.shape[1] and bool(mask.any())]
+        matrices = _content_matrices(content, content_weight, device,
+                                     torch.float64 if neighbours is None else torch.float32)
         if neighbours is not None:
             # The solver only needs the content's rank-CONTENT_RANK factor: hand it that and free the prepared
             # copies first (at 1M items x 1,664 dims they are 6.6 GB held through the whole fit otherwise).
@@ -115,23 +150,28 @@ class ItemItemModel:
             weights = fit_neighbourhood_weights(interactions, [] if factor is None else [factor], l2, content_weight,
                                                 neighbours, device=device, search=search)
             return cls(weights, interactions.tocsr())
-        n_items = interactions.shape[1]
-        binary = interactions.copy()
-        binary.data[:] = 1.0
-        gram = torch.as_tensor((binary.T @ binary).toarray(), dtype=torch.float64, device=device)
-        for f in matrices:
-            gram.addmm_(f, f.T, alpha=content_weight)
-        gram.diagonal().add_(l2)
-        factor, info = torch.linalg.cholesky_ex(gram)
-        del gram
-        if int(info) != 0:  # cannot happen for l2 > 0 (G is then positive definite) but for round-off
-            raise ValueError(f"item-item Gram matrix is not positive definite (minor {int(info)})")
-        precision = torch.cholesky_inverse(factor)
-        del factor
-        weights = precision / (-precision.diagonal()).unsqueeze(0)
-        weights.diagonal().zero_()
-        assert weights.shape == (n_items, n_items)
-        return cls(weights.to(torch.float32), interactions.tocsr())
+        gram = dense_gram(interactions, matrices, content_weight, device)
+        del matrices
+        return cls(dense_weights(gram, l2, overwrite=True), interactions.tocsr())
+
+    @classmethod
+    def fit_l2_path(
+        cls,
+        interactions: sp.csr_matrix,
+        content: Sequence[tuple[torch.Tensor, torch.Tensor]],
+        l2s: Sequence[float],
+        content_weight: float,
+        device: torch.device | str = "cpu",
+    ) -> Iterator[ItemItemModel]:
+        """The exact dense fit at each lambda of `l2s` in turn, the same B as `fit` gives: G without lambda
+        (X^T X and the content products, a large share of a fit's time) is built once and kept meanwhile."""
+        gram: torch.Tensor | None = None
+        for l2 in l2s:
+            if gram is None:
+                matrices = _content_matrices(content, content_weight, device, torch.float64)
+                gram = dense_gram(interactions, matrices, content_weight, device)
+                del matrices
+            yield cls(dense_weights(gram, l2), interactions.tocsr())
 
     @property
     def is_sparse(self) -> bool:

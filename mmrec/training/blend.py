@@ -123,13 +123,21 @@ def _choose_l2(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users:
                halflife: float, store: ItemItemStore | None
                ) -> tuple[ModelSettings, ItemItemModel, list[dict[str, float]]]:
     """(settings with the chosen lambda, its fit, the grid) of model.item_item_l2 x L2_GRID, each fit
-    validated alone (blend weight 1) by the monitor; only the chosen fit goes into `store`."""
+    validated alone (blend weight 1) by the monitor; only the chosen fit goes into `store`. The candidates
+    share one Gram matrix (`ItemItemModel.fit_l2_path`); the configured lambda's is the trainer's
+    distillation teacher when that is the same fit."""
+    profiles = item_item_profiles(train, users, rows, halflife)
+    content = item_item_content(cfg, trainer.catalogue)
+    candidates = [cfg.model_copy(update={"item_item_l2": cfg.item_item_l2 * factor}) for factor in L2_GRID]
+    teacher = _teacher_fit(trainer, cfg, profiles)
+    solved = ItemItemModel.fit_l2_path(
+        profiles, content, [c.item_item_l2 for c in candidates if teacher is None or c.item_item_l2 != cfg.item_item_l2],
+        cfg.item_item_content_weight, trainer.device)
     best: tuple[float, ModelSettings, ItemItemModel] | None = None
     grid: list[dict[str, float]] = []
     base = trainer.scorer()
-    for factor in L2_GRID:
-        candidate = cfg.model_copy(update={"item_item_l2": cfg.item_item_l2 * factor})
-        model = _fit(trainer, candidate, train, users, rows, halflife)
+    for candidate in candidates:  # L2_GRID's factor 1 (the configured lambda, the teacher's) first
+        model = teacher if teacher is not None and candidate.item_item_l2 == cfg.item_item_l2 else next(solved)
         value = trainer.validate(base.with_item_item(model, 1.0)).get(trainer.monitor, float("nan"))
         grid.append({"l2": candidate.item_item_l2, trainer.monitor: value})
         if best is None or value > best[0]:  # ties and NaN (no validation data) keep the first: factor 1
@@ -138,24 +146,32 @@ def _choose_l2(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users:
     assert best is not None
     _, chosen, model = best
     if store is not None:
-        store.save(item_item_fit_key(model.interactions, item_item_content(chosen, trainer.catalogue), chosen),
-                   model.weights)
+        store.save(item_item_fit_key(model.interactions, content, chosen), model.weights)
     return chosen, model, grid
 
 
 def _fit(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users: IdEncoding, rows: pd.Series,
          halflife: float, store: ItemItemStore | None = None) -> ItemItemModel:
     """The item-item model of `train` at `halflife` (fit_profiles, through `store`), or the trainer's
-    distillation teacher when it is the same fit (same 0/1 pattern, content and settings: B depends on
-    nothing else), which saves a refit of the same model. The profiles are built once for both."""
+    distillation teacher when it is the same fit. The profiles are built once for both."""
     profiles = item_item_profiles(train, users, rows, halflife)
-    if trainer.teacher is not None and cfg.item_item_l2 == trainer.model_cfg.item_item_l2:  # else no need to hash
-        key = item_item_fit_key(profiles, item_item_content(cfg, trainer.catalogue), cfg)
-        if key == trainer.teacher_key:
-            if store is not None:
-                store.save(key, trainer.teacher.weights)
-            return ItemItemModel(trainer.teacher.weights, profiles.tocsr())
-    return fit_profiles(profiles, trainer.catalogue, cfg, trainer.device, store)
+    teacher = _teacher_fit(trainer, cfg, profiles, store)
+    return teacher if teacher is not None else fit_profiles(profiles, trainer.catalogue, cfg, trainer.device, store)
+
+
+def _teacher_fit(trainer: Trainer, cfg: ModelSettings, profiles: sp.csr_matrix,
+                 store: ItemItemStore | None = None) -> ItemItemModel | None:
+    """The trainer's distillation teacher scoring from `profiles` when it is the fit `cfg` asks of them
+    (same 0/1 pattern, content and settings: B depends on nothing else), saving a refit; else None.
+    With a `store`, the reused fit goes into it as a refit would."""
+    if trainer.teacher is None or cfg.item_item_l2 != trainer.model_cfg.item_item_l2:  # else no need to hash
+        return None
+    key = item_item_fit_key(profiles, item_item_content(cfg, trainer.catalogue), cfg)
+    if key != trainer.teacher_key:
+        return None
+    if store is not None:
+        store.save(key, trainer.teacher.weights)
+    return ItemItemModel(trainer.teacher.weights, profiles.tocsr())
 
 
 def _value(metrics: dict[str, float], monitor: str) -> float:

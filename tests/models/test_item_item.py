@@ -54,6 +54,28 @@ def test_content_side_information_is_ease_on_feature_pseudo_users(data):
     assert model.weights[:, 3].abs().sum() > 0  # it has interactions
 
 
+def test_the_lambda_path_gives_each_lambdas_fit_from_one_gram(data, monkeypatch):
+    """fit_l2_path shares G without lambda between the lambdas, and each fit equals `fit`'s (bit for bit:
+    the same products and the same factorization); the shared Gram matrix is left as it was."""
+    from mmrec.models import item_item
+
+    _, matrix, features, mask = data
+    content = [(features, mask)]
+    grams = []
+    real_gram = item_item.dense_gram
+    monkeypatch.setattr(item_item, "dense_gram", lambda *a, **k: grams.append(real_gram(*a, **k)) or grams[-1])
+    path = list(ItemItemModel.fit_l2_path(matrix, content, [5.0, 2.5, 20.0], content_weight=3.0))
+    monkeypatch.undo()
+    assert len(grams) == 1
+    torch.testing.assert_close(grams[0], real_gram(matrix, item_item._content_matrices(content, 3.0, "cpu",
+                                                                                     torch.float64), 3.0, "cpu"),
+                               rtol=0, atol=0)
+    for l2, model in zip([5.0, 2.5, 20.0], path):
+        single = ItemItemModel.fit(matrix, content, l2=l2, content_weight=3.0)
+        assert torch.equal(model.weights, single.weights) and model.weights.dtype == torch.float32
+        assert (model.interactions != matrix).nnz == 0
+
+
 def test_duplicates_count_once_and_recency_weights():
     matrix = interaction_csr(np.array([0, 0, 1]), np.array([2, 2, 1]), 2, 3)
     assert matrix.toarray().tolist() == [[0, 0, 1], [0, 1, 0]]

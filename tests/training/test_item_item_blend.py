@@ -115,20 +115,25 @@ def test_a_split_without_validation_rows_holds_out_part_of_train(tmp_path, monke
 
 def test_the_blend_reuses_the_distillation_teacher_instead_of_refitting_it(tmp_path, monkeypatch):
     """The teacher is the item-item model of the training pairs with the configured lambda: the blend
-    step's first lambda candidate. It is reused (one fit fewer) and validates exactly as a refit does."""
-    from mmrec.models.item_item import ItemItemModel
+    step's first lambda candidate. It is reused (one fit fewer) and validates exactly as a refit does.
+    The other candidates share one Gram matrix: one product of the interactions and content for all."""
+    from mmrec.models import item_item
     from mmrec.training import blend
 
-    fitted = []
-    real_fit = ItemItemModel.fit
-    monkeypatch.setattr(ItemItemModel, "fit", lambda *a, **k: fitted.append(a[2]) or real_fit(*a, **k))
+    solved, grams = [], []
+    real_solve, real_gram = item_item.dense_weights, item_item.dense_gram
+    monkeypatch.setattr(item_item, "dense_weights", lambda *a, **k: solved.append(a[1]) or real_solve(*a, **k))
+    monkeypatch.setattr(item_item, "dense_gram", lambda *a, **k: grams.append(1) or real_gram(*a, **k))
     config = write_tiny_project(tmp_path, epochs=1, item_item_l2=3.0)
     reused = run_train(load_settings(config, {"model.distill_weight": 1.0}).settings)
-    assert fitted == [3.0 * f for f in L2_GRID]  # the teacher's fit (factor 1) first, then factors 2.. only
-    fitted.clear()
+    assert solved == [3.0 * f for f in L2_GRID]  # the teacher's fit (factor 1) first, then factors 2.. only
+    assert len(grams) == 2  # the teacher's, then one for the three other candidates
+    solved.clear()
+    grams.clear()
     monkeypatch.setattr(blend, "item_item_fit_key", lambda *args: "0" * 64)  # a key no teacher has
     refit = run_train(load_settings(config, {"model.distill_weight": 1.0,
                                              "paths.checkpoint_dir": str(tmp_path / "refit")}).settings)
-    assert fitted == [3.0] + [3.0 * f for f in L2_GRID]  # without the match: the teacher, then every candidate
+    assert solved == [3.0] + [3.0 * f for f in L2_GRID]  # without the match: the teacher, then every candidate
+    assert len(grams) == 2
     assert refit.item_item["l2_grid"] == reused.item_item["l2_grid"]
     assert refit.item_item["val_grid"] == reused.item_item["val_grid"]
