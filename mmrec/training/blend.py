@@ -130,9 +130,8 @@ def _choose_l2(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users:
     content = item_item_content(cfg, trainer.catalogue)
     candidates = [cfg.model_copy(update={"item_item_l2": cfg.item_item_l2 * factor}) for factor in L2_GRID]
     teacher = _teacher_fit(trainer, cfg, profiles)
-    solved = ItemItemModel.fit_l2_path(
-        profiles, content, [c.item_item_l2 for c in candidates if teacher is None or c.item_item_l2 != cfg.item_item_l2],
-        cfg.item_item_content_weight, trainer.device)
+    to_solve = [c.item_item_l2 for c in candidates if teacher is None or c.item_item_l2 != cfg.item_item_l2]
+    solved = ItemItemModel.fit_l2_path(profiles, content, to_solve, cfg.item_item_content_weight, trainer.device)
     best: tuple[float, ModelSettings, ItemItemModel] | None = None
     grid: list[dict[str, float]] = []
     base = trainer.scorer()
@@ -143,6 +142,7 @@ def _choose_l2(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users:
         if best is None or value > best[0]:  # ties and NaN (no validation data) keep the first: factor 1
             best = (value, candidate, model)
         del model
+    solved.close()  # frees the shared Gram matrix
     assert best is not None
     _, chosen, model = best
     if store is not None:
