@@ -164,13 +164,12 @@ class ItemItemModel:
         device: torch.device | str = "cpu",
     ) -> Iterator[ItemItemModel]:
         """The exact dense fit at each lambda of `l2s` in turn, the same B as `fit` gives: G without lambda
-        (X^T X and the content products, a large share of a fit's time) is built once and kept meanwhile."""
-        gram: torch.Tensor | None = None
+        (X^T X and the content products, a large share of a fit's time) is built once, at the first fit asked
+        for (a generator runs nothing before), and kept meanwhile."""
+        matrices = _content_matrices(content, content_weight, device, torch.float64)
+        gram = dense_gram(interactions, matrices, content_weight, device)
+        del matrices
         for l2 in l2s:
-            if gram is None:
-                matrices = _content_matrices(content, content_weight, device, torch.float64)
-                gram = dense_gram(interactions, matrices, content_weight, device)
-                del matrices
             yield cls(dense_weights(gram, l2), interactions.tocsr())
 
     @property
