@@ -69,6 +69,9 @@ class SystemResult:
     notes: str = ""
     test_users: list[str] = field(default_factory=list)  # evaluated test users, for paired tests
     test_ndcg10_per_user: list[float] = field(default_factory=list)  # aligned with test_users
+    # A system that runs its own search (mmrec-tuned): every trial's settings, validation value and cost, so
+    # the quality / fit-time trade of its selection can be read back without the study's work folder.
+    trials: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,6 +103,7 @@ def tune_and_test(system: BenchSystem, split: Split, ctx: Context,
     # and the chosen fit's own seconds; the whole search stays in tune_s.
     config = {**config, **getattr(scorer, "chosen_config", {})}
     fit_s = getattr(scorer, "fit_seconds", fit_s)
+    trials = list(getattr(scorer, "trials", []))
     with PeakRss() as memory:
         start = time.perf_counter()
         test, test_users, per_user = evaluate_per_user(split, scorer, "test")
@@ -108,5 +112,5 @@ def tune_and_test(system: BenchSystem, split: Split, ctx: Context,
         name=system.name, library=system.library, best_config=config, val=val, test=test, fit_s=fit_s,
         score_s=score_s, tune_s=tune_s, peak_rss_mib=max(fit_mib, memory.peak_mib), grid=system.grid,
         val_per_config=val_scores, notes=system.notes, test_users=test_users,
-        test_ndcg10_per_user=[round(float(v), 6) for v in per_user],
+        test_ndcg10_per_user=[round(float(v), 6) for v in per_user], trials=trials,
     )

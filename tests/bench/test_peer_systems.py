@@ -89,8 +89,11 @@ def test_a_searching_system_reports_its_choice_and_the_chosen_fit_time(split, ct
 
         searched.chosen_config = {"trial": 3, "model.item_item_l2": 400.0}
         searched.fit_seconds = 1.25
+        searched.trials = [{"number": 3, "value": 0.2, "seconds": 1.25, "selected": True},
+                           {"number": 4, "value": 0.21, "seconds": 9.5, "selected": False}]
         return searched
 
     result = tune_and_test(BenchSystem("Searcher", "bench", [{"budget": 6}], fit), split, ctx)
     assert result.best_config == {"budget": 6, "trial": 3, "model.item_item_l2": 400.0}
     assert result.fit_s == 1.25 and result.tune_s >= 0
+    assert [t["number"] for t in result.to_json()["trials"]] == [3, 4]  # the search's trials are kept

@@ -162,6 +162,10 @@ def fit_tuned(split: Split, config: dict, ctx: Context) -> Scorer:
     # Reported as the selected config and its fit time (the study's total is the tuning time).
     scorer.chosen_config = {"trial": best.number, **best.params}  # type: ignore[attr-defined]
     scorer.fit_seconds = float(best.attrs.get("seconds", float("nan")))  # type: ignore[attr-defined]
+    kept = ("best_epoch", "epochs_run", "seconds", "cpu_seconds")
+    scorer.trials = [{"number": t.number, "state": t.state, "value": t.value, "params": t.params,  # type: ignore[attr-defined]
+                      "selected": t.number == best.number, **{k: t.attrs[k] for k in kept if k in t.attrs}}
+                     for t in result.trials]
     return scorer
 
 
