@@ -63,13 +63,13 @@ def nested_split(work: Path, seed: int) -> tuple[Path, pd.DataFrame, pd.DataFram
     return folder, rest, pseudo
 
 
-def train(work: Path, seed: int, splits: Path) -> Path:
-    """`mmrec train` with default settings on the nested split (once); the best checkpoint."""
-    checkpoints = work / f"nested{seed}" / "checkpoints"
+def train(work: Path, seed: int, splits: Path, name: str) -> Path:
+    """`mmrec train` with default settings on the nested split (once per `name`); the best checkpoint."""
+    checkpoints = work / f"nested{seed}" / name
     if not list(checkpoints.glob("*/best_model.pth")):
         env = dict(os.environ, COLUMNS="120", PYTHONPATH=str(ROOT), MMREC_TRACKING__USE_WANDB="false",
                    MMREC_PATHS__SPLITS_DIR=str(splits), MMREC_PATHS__CHECKPOINT_DIR=str(checkpoints),
-                   MMREC_PATHS__RESULTS_DIR=str(work / f"nested{seed}" / "results"))
+                   MMREC_PATHS__RESULTS_DIR=str(work / f"nested{seed}" / f"results-{name}"))
         subprocess.run([sys.executable, "-m", "mmrec", "train", "-c", str(work / "ml" / "mmrec.yaml"), "--device", "cpu"],
                        env=env, cwd=work, check=True)
     return next(checkpoints.glob("*/best_model.pth"))
@@ -102,7 +102,7 @@ class Ranker:
         return (hits * self.discount).sum(1) / ideal
 
 
-def diagnose(work: Path, seed: int, folds: int) -> dict:
+def diagnose(work: Path, seed: int, folds: int, name: str) -> dict:
     from cli_no_val import LAMBDAS, ease_metrics
     from mmrec.checkpoints.store import read_meta
     from mmrec.data.encoders import IdEncoder
@@ -114,7 +114,7 @@ def diagnose(work: Path, seed: int, folds: int) -> dict:
     from mmrec.settings import load_settings
 
     splits, rest, pseudo = nested_split(work, seed)
-    best = train(work, seed, splits)
+    best = train(work, seed, splits, name)
     spec = read_meta(best)["item_item"]
     settings = load_settings(work / "ml" / "mmrec.yaml").settings
     inner, held = holdout_validation(rest, settings.training.holdout_ratio, "stratified", settings.training.seed)
@@ -206,10 +206,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--folds", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "cli_nested_blend")
+    parser.add_argument("--checkpoints", default="checkpoints",
+                        help="checkpoint folder name under nested<seed>/: trains there unless it holds a model")
     args = parser.parse_args()
     rows = []
     for seed in args.seeds:
-        rows.append(diagnose(args.work.resolve(), seed, args.folds))
+        rows.append(diagnose(args.work.resolve(), seed, args.folds, args.checkpoints))
         print(json.dumps(rows[-1]), flush=True)
     write(args.out, rows, args.folds)
 

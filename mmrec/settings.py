@@ -214,6 +214,13 @@ class ModelSettings(Section):
         None, ge=0.0, le=1.0,
         description="share of the item-item scores in the final score (0..1); null = chosen on validation",
     )
+    item_item_refit_within_se: float = Field(
+        1.0, ge=0.0,
+        description="when validation was carved out of train.csv (training.holdout_ratio), the item-item model is "
+        "refitted on all of it for serving and the two-tower model is not, which moves the best blend weight "
+        "toward the item-item model: after the other choices, take the largest item-item weight within this many "
+        "paired standard errors (per validation user) of the chosen blend; 0 = validation's choice (docs/data.md)",
+    )
     item_item_halflife: float | None = Field(
         None, ge=0.0,
         description="recency half-life (in items) of a user's training items in the item-item profile "

@@ -234,7 +234,8 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
     if ctx.is_main and best_path.is_file():
         best = load_checkpoint(best_path, map_location=trainer.device)
         trainer.module.load_state_dict(best["model"])
-        chosen = _blend_item_item(trainer, settings, split.train, users, item_ids, best_path, best, notes, progress)
+        chosen = _blend_item_item(trainer, settings, split.train, users, item_ids, best_path, best, notes, progress,
+                                  refit=inputs.holdout is not None)
         item_item = chosen[0] if chosen is not None else None
         if inputs.holdout is not None and item_item is not None and item_item.blend > 0:
             _refit_for_serving(settings, inputs.full_train, device, progress)
@@ -270,13 +271,13 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
 
 
 def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: IdEncoder, item_ids: list[str],
-                     best_path: Path, state: dict[str, Any], notes: list[str], progress: ProgressCallback
-                     ) -> tuple[ItemItemSpec, Scorer] | None:
+                     best_path: Path, state: dict[str, Any], notes: list[str], progress: ProgressCallback,
+                     refit: bool = False) -> tuple[ItemItemSpec, Scorer] | None:
     """Choose the item-item blend for the best epoch's weights (`state`, loaded from `best_path`; the
     trainer must hold them) and record it in the best checkpoint; returns it and the blended scorer, or
-    None (no blend)."""
+    None (no blend). refit: the served item-item model is refitted on all of train.csv (a holdout)."""
     chosen = choose_item_item_blend(trainer, settings.model, train, users, item_ids, notes,
-                                    ItemItemStore.beside(best_path, settings.cache.item_item_fits)
+                                    ItemItemStore.beside(best_path, settings.cache.item_item_fits), refit=refit
                                     ) if settings.model.item_item else None
     if chosen is None:
         return None

@@ -1,7 +1,9 @@
 """Choose the blend on validation (after training): the item-item model's lambda (dense solver), its
 weight per recency half-life, then the weight and modality of content similarity on top of the leading
 half-lives' blends (CONTENT_GRID; weight 1 = content alone), keeping the best of all, then
-(model.sequence_blend) the weight and profile half-life of item -> next-item transitions on top."""
+(model.sequence_blend) the weight and profile half-life of item -> next-item transitions on top; last,
+when the served item-item model will be refitted on all of train.csv (a holdout), a tie on the item-item
+weight goes to the larger one (model.item_item_refit_within_se)."""
 
 from __future__ import annotations
 
@@ -30,8 +32,8 @@ CONTENT_BASES = 2
 
 
 def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users: IdEncoding,
-                           item_ids: list[str], notes: list[str],
-                           store: ItemItemStore | None = None) -> tuple[ItemItemSpec, Scorer] | None:
+                           item_ids: list[str], notes: list[str], store: ItemItemStore | None = None,
+                           refit: bool = False) -> tuple[ItemItemSpec, Scorer] | None:
     """Fit the item-item model on `train`, validate every (half-life, blend weight), then the
     content-similarity weight and modality on top of the best blends of the CONTENT_BASES leading
     half-lives (`_choose_content`), keeping the best of all by the validation monitor; returns the
@@ -41,6 +43,11 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
     the item-item model is off or the catalogue exceeds model.item_item_max_items (with a note).
     Fixed model.item_item_blend / item_item_halflife shrink the grid to that value. The fit goes into
     `store` (mmrec.models.item_item_store), where evaluating on the same train split finds it.
+
+    refit: the served item-item model will be refitted on more rows than `train` (validation was carved
+    out of train.csv) while the two-tower model stays as trained, so the refit can only strengthen the
+    item-item side: after every other choice, the item-item weight becomes the largest within
+    model.item_item_refit_within_se paired standard errors of the chosen blend (`_toward_refit`).
     """
     n_items = trainer.catalogue.n
     if not cfg.item_item:
@@ -108,6 +115,9 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
         else:
             notes.append("model.sequence_blend: the training interactions have no timestamp column, so there is no "
                          "order to learn item -> next-item transitions from; none is blended.")
+    if refit and cfg.item_item_blend is None and validated and cfg.item_item_refit_within_se > 0:
+        beta, chosen, scorer = _toward_refit(trainer, scorer, candidates[halflife], beta, chosen, blends,
+                                             cfg.item_item_refit_within_se, notes)
     spec = ItemItemSpec(blend=beta, halflife=halflife, l2=cfg.item_item_l2, l2_grid=l2_grid,
                         content_weight=cfg.item_item_content_weight,
                         neighbours=item_item_neighbours(cfg, n_items), monitored=chosen.get(monitor, float("nan")),
@@ -117,6 +127,36 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
                         sequence_window=cfg.sequence_window if sequence_grid else 0, sequence_grid=sequence_grid,
                         sequence_gain_se=sequence_gain_se)
     return spec, scorer
+
+
+def _toward_refit(trainer: Trainer, scorer: Scorer, model: ItemItemModel, beta: float, metrics: dict[str, float],
+                  blends: tuple[float, ...], within_se: float, notes: list[str]
+                  ) -> tuple[float, dict[str, float], Scorer]:
+    """(weight, metrics, scorer): the chosen blend (`scorer`, item-item weight `beta`, validation `metrics`;
+    its content and transition components kept) with the largest item-item weight of `blends` whose
+    per-user validation values trail the chosen one's by at most `within_se` paired standard errors.
+
+    Used when the served item-item model is refitted on more rows than validation saw (a holdout carved
+    out of train.csv) while the two-tower model is not: the refit moves the best weight toward the
+    item-item model, so a tie goes that way. On `bench/cli_nested_blend.py`'s pseudo-tests (MovieLens,
+    all ratings, per user 75/25) the holdout chose 0.25 on both seeds and the served pair was best at
+    0.75 and 0.5."""
+    larger = sorted((b for b in blends if b > beta), reverse=True)
+    if not larger:
+        return beta, metrics, scorer
+    tried = [scorer.with_item_item(model, b) for b in larger]
+    (_, chosen_users), *results = trainer.validate_paired([scorer, *tried])
+    if chosen_users is None:
+        return beta, metrics, scorer
+    for weight, blended, (result, per_user) in zip(larger, tried, results):
+        if per_user is not None and paired_gain_se(chosen_users, per_user) <= within_se:
+            value, best = result.get(trainer.monitor, float("nan")), metrics.get(trainer.monitor, float("nan"))
+            notes.append(f"Item-item blend weight {weight:g} instead of validation's best {beta:g} ({trainer.monitor} "
+                         f"{value:.4f} vs {best:.4f}, within {within_se:g} paired standard error(s)): the item-item "
+                         "model is refitted on all of train.csv for serving and the two-tower model is not "
+                         "(model.item_item_refit_within_se).")
+            return weight, result, blended
+    return beta, metrics, scorer
 
 
 def _choose_l2(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users: IdEncoding, rows: pd.Series,

@@ -91,8 +91,13 @@ def test_a_split_without_validation_rows_holds_out_part_of_train(tmp_path, monke
     assert any("No validation rows (val.csv empty or missing): 30 of 240 training interactions" in note
                for note in result.notes)
     assert all(record.val for record in result.history)  # validated every epoch
-    assert result.item_item["monitored"] == max(row["ndcg@10"] for row in result.item_item["val_grid"])
-    assert result.item_item["blend"] > 0
+    # The item-item model is refitted on all of train.csv for serving: a tie on validation goes to more of it.
+    chosen = result.item_item
+    curve = {row["blend"]: row["ndcg@10"] for row in chosen["val_grid"] if row["halflife"] == chosen["halflife"]}
+    assert chosen["blend"] >= max(curve, key=curve.get) and chosen["blend"] > 0
+    strict = run_train(load_settings(config, {"model.item_item_refit_within_se": 0.0,
+                                              "paths.checkpoint_dir": str(tmp_path / "strict")}).settings).item_item
+    assert strict["monitored"] == max(row["ndcg@10"] for row in strict["val_grid"])
     # Training already fitted the chosen item-item model on all of train.csv: evaluate finds it.
     from mmrec.models.item_item import ItemItemModel
 
@@ -137,3 +142,46 @@ def test_the_blend_reuses_the_distillation_teacher_instead_of_refitting_it(tmp_p
     assert len(grams) == 2
     assert refit.item_item["l2_grid"] == reused.item_item["l2_grid"]
     assert refit.item_item["val_grid"] == reused.item_item["val_grid"]
+
+
+def test_with_a_refit_ahead_a_tie_goes_to_the_larger_item_item_weight():
+    import numpy as np
+
+    from mmrec.training.blend import _toward_refit
+
+    rng = np.random.default_rng(0)
+    best = rng.random(400)
+    noise = rng.normal(0.0, 0.05, 400)
+    curve = {0.25: best,
+             0.5: best - 0.001 + noise,  # within one paired standard error
+             0.75: best - 0.002 + noise,  # within one, too
+             1.0: best - 0.05 + noise}  # about 20 standard errors below
+
+    class Blend:  # what _toward_refit needs of a Scorer: another item-item weight, same other components
+        def __init__(self, weight):
+            self.weight = weight
+
+        def with_item_item(self, model, weight):
+            assert model == "refitted model"
+            return Blend(weight)
+
+    class Validation:  # what it needs of a Trainer: paired per-user values of the monitor
+        monitor = "ndcg@10"
+
+        def validate_paired(self, scorers):
+            return [({"ndcg@10": float(curve[s.weight].mean())}, curve[s.weight]) for s in scorers]
+
+    def choose(beta, within_se=1.0):
+        notes = []
+        weight, metrics, scorer = _toward_refit(Validation(), Blend(beta), "refitted model", beta,
+                                                {"ndcg@10": float(curve[beta].mean())}, (0.0, 0.25, 0.5, 0.75, 1.0),
+                                                within_se, notes)
+        assert scorer.weight == weight and metrics["ndcg@10"] == float(curve[weight].mean())
+        assert bool(notes) == (weight != beta)  # a moved weight is said in the training notes
+        return weight
+
+    assert choose(0.25) == 0.75
+    assert choose(0.25, within_se=0.0) == 0.25  # 0: validation's best (train skips the step)
+    assert choose(1.0) == 1.0  # nothing above the chosen weight
+    curve[0.75] = best - 0.05 + noise
+    assert choose(0.25) == 0.5
