@@ -187,7 +187,7 @@ def write(out: Path, rows: list[dict], folds: int) -> None:
              "validated | EASE (lambda on the holdout) | holdout: best blend | holdout: best blend, "
              f"{folds}-fold cross-fit |", "|---" * 8 + "|"]
     for r in rows:
-        ease = r["ease"]["pseudo"][r["ease"]["l2"]]
+        ease = {float(l2): v for l2, v in r["ease"]["pseudo"].items()}[float(r["ease"]["l2"])]  # keys: str once in JSON
         lines.append(f"| {r['seed']} | {r['chosen']['l2']:g}, {r['chosen']['blend']:g} | {r['pseudo_served']:.4f} | "
                      f"{best(r['pseudo_by_blend'])} | {best(r['pseudo_by_blend_inner_fit'])} | "
                      f"{ease:.4f} ({r['ease']['l2']:g}) | {best(r['holdout_by_blend'])} | "
