@@ -20,6 +20,9 @@ training items masked, as `mmrec evaluate` does.
     OMP_NUM_THREADS=1 .venv/bin/python bench/cli_no_val.py --work bench/.work/cli_no_val --seeds 0 1 2
     OMP_NUM_THREADS=1 .venv/bin/python bench/cli_no_val.py --nested   # validation-only: the holdout share
 
+A `--work` dir whose config already exists is used as it is: one imported with the importer's default
+`positive_rating_threshold: 4.0` gives the positives-only variant of the protocol (the tables say which).
+
 `--strategy temporal_user` splits each user's latest 25% off as test instead (the holdout is then each
 user's latest 10% of train, as `mmrec train` carves it for such a split, and EASE's alike), so test
 follows the training profiles directly, as when `mmrec recommend` serves; `--runs` picks the mmrec runs,
@@ -180,7 +183,8 @@ def main() -> None:
         row["ease"] = json.loads(stored.read_text())
         rows.append(row)
         print(json.dumps(row, indent=1), flush=True)
-    write(args.out, rows)
+    threshold = settings.data.positive_rating_threshold
+    write(args.out, rows, "all ratings" if threshold is None else f"ratings >= {threshold:g}")
 
 
 def nested(work: Path, out: Path, shares: tuple[float, ...] = (0.1, 0.25)) -> None:
@@ -218,7 +222,7 @@ def columns(rows: list[dict]) -> list[tuple[str, Callable[[dict], dict]]]:
     return out
 
 
-def write(out: Path, rows: list[dict]) -> None:
+def write(out: Path, rows: list[dict], interactions: str = "all ratings") -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, CPU only, " \
               f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}"
@@ -233,7 +237,8 @@ def write(out: Path, rows: list[dict]) -> None:
         return f"| {label} | " + " | ".join(cells) + f" | {ratio:.3f}x |"
 
     strategy = rows[0].get("strategy", "stratified")
-    lines = [f"# `mmrec` defaults on a split without validation (all ratings, per user 75/25, `{strategy}`) vs EASE", "",
+    lines = [f"# `mmrec` defaults on a split without validation ({interactions}, per user 75/25, `{strategy}`) vs EASE",
+             "",
              f"Machine: {machine}. `bench/cli_no_val.py`; test NDCG@10 / Recall@20; EASE's lambda per seed: "
              + ", ".join(f"{row['ease']['l2']:g}" for row in rows) + ".", "",
              "| seed | " + " | ".join(name for name, _ in table) + " | default / EASE (NDCG@10) |",
