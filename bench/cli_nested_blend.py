@@ -38,8 +38,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -76,7 +74,8 @@ def train(work: Path, seed: int, splits: Path, name: str) -> Path:
 
 
 class Ranker:
-    """Per-user NDCG@10 of a recommender's scorer variants for `target`'s users, `known` rows masked."""
+    """Per-user NDCG@10 of a recommender's scorer variants for `target`'s users, `known` rows masked
+    (`mmrec.evaluation.full_ranking`, the metric code `mmrec evaluate` uses)."""
 
     def __init__(self, recommender, item_ids: list[str], known: pd.DataFrame, target: pd.DataFrame) -> None:
         self.recommender = recommender
@@ -84,22 +83,22 @@ class Ranker:
         rows = {u: i for i, u in enumerate(self.users)}
         columns = {item: j for j, item in enumerate(item_ids)}
 
-        def matrix(frame: pd.DataFrame) -> np.ndarray:
-            frame = frame[frame["user_id"].astype(str).isin(rows)]
+        def matrix(frame: pd.DataFrame) -> sp.csr_matrix:
+            frame = frame[frame["user_id"].astype(str).isin(rows)].drop_duplicates(["user_id", "item_id"])
             return sp.csr_matrix((np.ones(len(frame)), (frame["user_id"].astype(str).map(rows),
                                                         frame["item_id"].astype(str).map(columns))),
-                                 shape=(len(rows), len(item_ids))).toarray() > 0
+                                 shape=(len(rows), len(item_ids)))
 
-        self.known, self.target = torch.from_numpy(matrix(known)), matrix(target)
-        self.discount = 1 / np.log2(np.arange(2, 12))
+        self.known, self.target = matrix(known), matrix(target)
 
     def ndcg(self, scorer) -> np.ndarray:
+        from mmrec.evaluation.full_ranking import full_ranking
+
         self.recommender.scorer = scorer
-        scores = self.recommender.score(self.users).float().masked_fill(self.known, float("-inf"))
-        top = torch.topk(scores, 10, dim=1).indices.numpy()
-        hits = np.take_along_axis(self.target, top, 1)
-        ideal = np.array([self.discount[: min(n, 10)].sum() for n in self.target.sum(1)])
-        return (hits * self.discount).sum(1) / ideal
+        result = full_ranking(lambda rows: self.recommender.score([self.users[r] for r in rows]).float(),
+                              self.target, self.known, [10], return_per_user=True)
+        assert result.n_users == len(self.users)  # every user has a target row (users come from `target`)
+        return result.per_user["ndcg@10"]
 
 
 def diagnose(work: Path, seed: int, folds: int, name: str) -> dict:
