@@ -1,7 +1,7 @@
 """Fit time of the selected configs, side by side: mmrec's (tuned trial, fixed-grid config) against VBPR's.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/fit_time.py [--protocols random] [--text-variants tags no-tags]
-        [--seeds 0 1 2] [--repeats 1]
+        [--seeds 0 1 2] [--repeats 1] [--rerun] [--only-merge]
 
 The peer benchmark times each system when it runs, and its runs happen hours apart on a shared
 machine, so two stored fit times compare load as much as code (VBPR's stored fit of the same config
@@ -10,7 +10,11 @@ one process, one after the other, on the same split files and thread count: for 
 (protocol, variant, seed) key, VBPR's best config (`system.fit`, as in the benchmark), then the settings
 `mmrec-tuned` selected (its trial) and those `mmrec-multimodal` selected (its fixed grid's config), each
 trained with `mmrec train` (run_train + the checkpoint's scorer, as `mmrec-multimodal` fits a config).
-Nothing is tuned or tested here. Writes bench/results/<dataset>/fit_time.{json,md}.
+Nothing is tuned or tested here. Each key's times are kept as it finishes
+(bench/results/<dataset>/fit_time_runs/<protocol>-<variant>-seed<S>.json, with the machine and its load),
+keys already there are skipped unless --rerun, and bench/results/<dataset>/fit_time.{json,md} are
+written from every stored key, so processes run side by side (e.g. one per protocol) or a later session
+add to the same tables; --only-merge only writes the tables.
 """
 
 from __future__ import annotations
@@ -57,7 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--repeats", type=int, default=1, help="fits of each config (the table reports the mean)")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
+    parser.add_argument("--rerun", action="store_true", help="time keys again even when stored")
+    parser.add_argument("--only-merge", action="store_true", help="write the tables from the stored keys only")
     args = parser.parse_args(argv)
+    layout = Layout(args.workdir, args.results_dir, dataset_name(args.data_dir))
+    stored = layout.report_dir / "fit_time_runs"
+    if args.only_merge:
+        return write_tables(stored, layout.report_dir / "fit_time")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from threadpoolctl import threadpool_limits
@@ -66,14 +76,15 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)
-    layout = Layout(args.workdir, args.results_dir, dataset_name(args.data_dir))
     vbpr = next(s for s in all_systems() if s.name == "VBPR")
-    machine = {**machine_info(), "threads": args.threads, "load_average_before": list(os.getloadavg())}
-    rows = []
     for variant in args.text_variants:
         dataset = load_dataset(args.data_dir, variant, layout.variant_dir(variant))
         for seed in args.seeds:
             for protocol in args.protocols:
+                key = stored / f"{protocol}-{variant}-seed{seed}.json"
+                if key.is_file() and not args.rerun:
+                    print(f"[{protocol}/{variant}/seed {seed}] stored: {key}", flush=True)
+                    continue
                 configs = {name: _stored_config(layout.runs_dir, variant, seed, protocol, name)
                            for name in ("VBPR", *MMREC)}
                 if None in configs.values():
@@ -86,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 ctx = Context(seed=seed, image=image.matrix, text=text.matrix, threads=args.threads,
                               data_dir=dataset.source, workdir=layout.variant_dir(variant), log=lambda m: None,
                               posters=dataset.posters)
+                machine = {**machine_info(), "threads": args.threads, "load_average_before": list(os.getloadavg())}
                 seconds: dict[str, list[float]] = {name: [] for name in configs}
                 for _ in range(args.repeats):
                     for name in configs:
@@ -100,20 +112,33 @@ def main(argv: list[str] | None = None) -> int:
                             seconds[name].append(time.perf_counter() - start)
                 row = {"protocol": protocol, "variant": variant, "seed": seed, "configs": configs,
                        "fit_s": {name: [round(s, 2) for s in values] for name, values in seconds.items()},
-                       "load_average_after": list(os.getloadavg())}
-                rows.append(row)
-                print({k: v for k, v in row.items() if k != "configs"}, flush=True)
-    out = layout.report_dir / "fit_time"
-    atomic_write_json(out.with_suffix(".json"), {"machine": machine, "repeats": args.repeats, "runs": rows})
+                       "machine": machine, "load_average_after": list(os.getloadavg())}
+                atomic_write_json(key, row)
+                print({k: v for k, v in row.items() if k not in ("configs", "machine")}, flush=True)
+    return write_tables(stored, layout.report_dir / "fit_time")
+
+
+def write_tables(stored: Path, out: Path) -> int:
+    """fit_time.{json,md} from every key stored in `stored` (random before temporal, then variant, seed)."""
+    rows = [json.loads(path.read_text()) for path in sorted(stored.glob("*.json"))]
+    if not rows:
+        print(f"no stored keys in {stored}", flush=True)
+        return 1
+    order = {name: i for i, name in enumerate(PROTOCOLS)}
+    rows.sort(key=lambda r: (order.get(r["protocol"], len(order)), TEXT_VARIANTS.index(r["variant"]), r["seed"]))
+    atomic_write_json(out.with_suffix(".json"), {"runs": rows})
 
     def mean(values: list[float]) -> float:
         return sum(values) / len(values)
 
+    machines = sorted({f"{r['machine']['cpu']}, {r['machine']['logical_cores']} cores, {r['machine']['threads']} "
+                       f"thread(s)" for r in rows})
+    loads = [r["machine"]["load_average_before"][0] for r in rows]
     lines = ["# Fit time of the selected configs, side by side (mmrec's selected settings vs VBPR's best config)", "",
-             f"One process, {args.threads} thread(s), the fits of a key one after the other on the same split files; "
-             f"machine: {machine['cpu']}, {machine['logical_cores']} cores, load average before "
-             f"{', '.join(f'{v:.1f}' for v in machine['load_average_before'])}. `bench/fit_time.py`. "
-             "mmrec-tuned: the trial `mmrec tune` selected; mmrec-multimodal: the fixed grid's validation choice.", "",
+             f"The fits of a key one after the other in one process on the same split files (processes may run "
+             f"side by side, one per set of keys); machine: {'; '.join(machines)}; 1-minute load average when a key "
+             f"(or its process) started {min(loads):.1f}-{max(loads):.1f}. `bench/fit_time.py`. mmrec-tuned: the trial `mmrec tune` "
+             "selected; mmrec-multimodal: the fixed grid's validation choice.", "",
              "| protocol | variant | seed | VBPR fit s | " + " | ".join(f"{n} fit s | {n} / VBPR" for n in MMREC) + " |",
              "|---|---|---|---|" + "---|---|" * len(MMREC)]
     for row in rows:
