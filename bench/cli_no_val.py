@@ -22,6 +22,11 @@ training items masked, as `mmrec evaluate` does.
 
 A `--work` dir whose config already exists is used as it is: one imported with the importer's default
 `positive_rating_threshold: 4.0` gives the positives-only variant of the protocol (the tables say which).
+`--text-variant no-tags` imports a view of `--data` without tags.csv (item text "title. genres", as the
+peer benchmark's `no-tags` variant); give it its own `--work`:
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/cli_no_val.py --text-variant no-tags --work bench/.work/cli_no_val_notags \
+        --seeds 0 1 2 --runs holdout --out bench/results/cli_no_val_no_tags
 
 `--strategy temporal_user` splits each user's latest 25% off as test instead (the holdout is then each
 user's latest 10% of train, as `mmrec train` carves it for such a split, and EASE's alike), so test
@@ -51,6 +56,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 SHARED = ROOT.parent / "shared" / "data" / "movielens-small-posters"
 MMREC = [sys.executable, "-m", "mmrec"]
 LAMBDAS = (100.0, 250.0, 500.0, 1000.0, 2000.0)
@@ -114,6 +120,8 @@ def main() -> None:
     parser.add_argument("--strategy", choices=("stratified", "temporal_user"), default="stratified",
                         help="how `mmrec split` makes the 75/25 split (temporal_user: each user's latest 25%% is test)")
     parser.add_argument("--runs", nargs="+", choices=tuple(RUNS), default=["holdout", "no-validation"])
+    parser.add_argument("--text-variant", choices=("tags", "no-tags"), default="tags",
+                        help="item text of a new --work dir: with tags, or title and genres only (no tags.csv)")
     parser.add_argument("--nested", action="store_true",
                         help="only the validation-only check of the holdout share (needs seed 0's split)")
     args = parser.parse_args()
@@ -129,7 +137,10 @@ def main() -> None:
     env = dict(os.environ, COLUMNS="120", PYTHONPATH=str(ROOT), MMREC_TRACKING__USE_WANDB="false")
     config = work / "ml" / "mmrec.yaml"
     if not config.is_file():
-        mmrec("data", "import", "movielens", str(args.data), "--posters", str(args.data / "posters"),
+        from peers.data import variant_source
+
+        source = variant_source(args.data, args.text_variant, work / "no-tags-view")
+        mmrec("data", "import", "movielens", str(source), "--posters", str(args.data / "posters"),
               "--out", str(work / "ml"), env=env, cwd=work)
         text = config.read_text()
         assert "positive_rating_threshold: 4.0" in text
@@ -184,7 +195,9 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row, indent=1), flush=True)
     threshold = settings.data.positive_rating_threshold
-    write(args.out, rows, "all ratings" if threshold is None else f"ratings >= {threshold:g}")
+    tagged = "Tags:" in (work / "ml" / "item_info.csv").read_text(encoding="utf-8")
+    write(args.out, rows, ("all ratings" if threshold is None else f"ratings >= {threshold:g}")
+          + (", item text with tags" if tagged else ", item text title + genres (no tags)"))
 
 
 def nested(work: Path, out: Path, shares: tuple[float, ...] = (0.1, 0.25)) -> None:
