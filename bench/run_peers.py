@@ -6,7 +6,10 @@
 
 Resumable: each (protocol, text variant, seed, system) result is stored as its own JSON file the
 moment it finishes (bench/peers/runs.py); a rerun skips those already stored (`--redo` recomputes
-the named --systems) and the tables are always rebuilt from every stored result.
+the named --systems) and the tables are always rebuilt from every stored result. A system that reads
+no item text (`BenchSystem.reads_text`) scores a split the same under every text variant, so its
+stored result of another variant on byte-identical split files (context `split_sha256`) is copied
+instead of rerun, marked `reused_from` (unless --redo).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from bench.peers.data import TEXT_VARIANTS, available_variants, dataset_name, lo
 from bench.peers.layout import Layout
 from bench.peers.protocols import PROTOCOLS, load_split, write_protocol
 from bench.peers.report import machine_info, write_reports
-from bench.peers.runs import RunKey, is_done, load_runs, save_run
+from bench.peers.runs import RunKey, is_done, load_runs, reusable_run, save_run, split_digest
 from bench.peers.systems import BenchSystem, Context, all_systems
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "movielens-small-posters"
@@ -120,6 +123,10 @@ def run_matrix(args: argparse.Namespace, layout: Layout, log) -> None:
                 todo, skipped = pending(layout.runs_dir, chosen, protocol, variant, seed, args.redo)
                 if skipped:
                     log(f"[{protocol}/{variant}/seed {seed}] stored, skipped: {', '.join(skipped)}")
+                digest = split_digest(folder)
+                if not args.redo:
+                    todo = [s for s in todo if not _reuse(layout, s, RunKey(protocol, variant, seed, s.name), digest,
+                                                          dataset.describe(), log)]
                 if not todo:
                     continue
                 split = load_split(folder)
@@ -144,6 +151,7 @@ def run_matrix(args: argparse.Namespace, layout: Layout, log) -> None:
                                 if split.cold_items is not None else "; full ranking over all items, train+val masked"),
                     "machine": machine_info(), "metric_check_vs_cornac_max_abs_diff": check["max_abs_diff"],
                     "image_items_without_poster": features[0].n_missing, "generated_unix": int(time.time()),
+                    "split_sha256": digest,
                 }
                 log(f"[{protocol}/{variant}/seed {seed}] {split.n_users} users x {split.n_items} items; "
                     f"train/val/test = {', '.join(str(m.nnz) for m in split.matrices.values())}")
@@ -152,6 +160,19 @@ def run_matrix(args: argparse.Namespace, layout: Layout, log) -> None:
                     save_run(layout.runs_dir, RunKey(protocol, variant, seed, system.name), result, context)
                     log(f"[{protocol}/{variant}/seed {seed}] {system.name}: test ndcg@10={result.test['ndcg@10']:.4f} "
                         f"recall@20={result.test['recall@20']:.4f} fit {result.fit_s:.1f}s (stored)")
+
+
+def _reuse(layout: Layout, system: BenchSystem, key: RunKey, digest: str, data: str, log) -> bool:
+    """Store another text variant's result of a system that reads no item text, on the same split files;
+    True when there was one."""
+    stored = None if system.reads_text else reusable_run(layout.runs_dir, key, TEXT_VARIANTS, digest)
+    if stored is None:
+        return False
+    save_run(layout.runs_dir, key, stored.result,
+             {**stored.context, "data": data, "reused_from": stored.key.variant, "reused_unix": int(time.time())})
+    log(f"[{key.protocol}/{key.variant}/seed {key.seed}] {system.name}: the `{stored.key.variant}` variant's result "
+        "reused (same split files, and the system reads no item text)")
+    return True
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ exists (unless asked to redo them) and the tables are rebuilt from every file pr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -47,6 +48,29 @@ def save_run(runs_dir: Path, key: RunKey, result: SystemResult, context: dict[st
     path = key.path(runs_dir)
     atomic_write_json(path, {"key": asdict(key), "context": context, "result": result.to_json()})
     return path
+
+
+def split_digest(folder: Path) -> str:
+    """sha256 over a protocol folder's train/val/test.csv: equal digests, the same split files."""
+    digest = hashlib.sha256()
+    for name in ("train", "val", "test"):
+        digest.update(name.encode())
+        digest.update((Path(folder) / f"{name}.csv").read_bytes())
+    return digest.hexdigest()
+
+
+def reusable_run(runs_dir: Path, key: RunKey, variants: tuple[str, ...], digest: str) -> StoredRun | None:
+    """A stored result of `key`'s system, protocol and seed under another text variant whose split files had
+    sha256 `digest` (recorded as context["split_sha256"]), or None. Only for systems that read no item text:
+    their result on the same split files is the same under every variant."""
+    for variant in variants:
+        other = RunKey(key.protocol, variant, key.seed, key.system)
+        if variant == key.variant or not is_done(runs_dir, other):
+            continue
+        payload = json.loads(other.path(runs_dir).read_text())
+        if payload["context"].get("split_sha256") == digest and "reused_from" not in payload["context"]:
+            return StoredRun(other, payload["context"], SystemResult(**payload["result"]))
+    return None
 
 
 def load_runs(runs_dir: Path) -> list[StoredRun]:

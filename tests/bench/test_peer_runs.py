@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root: `bench` is not installed
 
-from movielens_fixtures import write_ml100k
+from movielens_fixtures import write_ml100k, write_ml_latest
 
 import bench.peers.features as features
 import bench.peers.tuning as tuning
@@ -65,6 +65,39 @@ def test_rerun_skips_stored_results_and_merge_rebuilds_tables(tmp_path, monkeypa
     (tmp_path / "results" / "ml-100k" / "peers_random.md").unlink()
     assert main([*_args(tmp_path, data), "--only-merge"]) == 0
     assert (tmp_path / "results" / "ml-100k" / "peers_random.md").read_text() == table
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_system_that_reads_no_text_reuses_the_other_variants_result_on_the_same_split(tmp_path, fake_features,
+                                                                                         capsys):
+    pytest.importorskip("cornac")
+    data = write_ml_latest(tmp_path / "ml-latest", n_users=30, n_items=120, tags=True)
+    args = ["--data-dir", str(data), "--workdir", str(tmp_path / "work"), "--results-dir", str(tmp_path / "results"),
+            "--protocols", "random", "--systems", "Random", "ContentKNN", "--seeds", "0"]
+    assert main([*args, "--text-variants", "tags"]) == 0
+    runs_dir = tmp_path / "results" / "ml-latest" / "runs"
+    assert main([*args, "--text-variants", "no-tags"]) == 0
+    out = capsys.readouterr().out
+    assert "Random: the `tags` variant's result reused" in out and "ContentKNN: the `tags`" not in out
+    tagged, reused = (json.loads((runs_dir / v / "seed0" / "random" / "Random.json").read_text())
+                      for v in ("tags", "no-tags"))
+    assert reused["result"] == tagged["result"] and reused["key"]["variant"] == "no-tags"
+    assert reused["context"]["reused_from"] == "tags"
+    assert reused["context"]["split_sha256"] == tagged["context"]["split_sha256"]
+    assert "text variant `no-tags`" in reused["context"]["data"]
+    content = json.loads((runs_dir / "no-tags" / "seed0" / "random" / "ContentKNN.json").read_text())
+    assert "reused_from" not in content["context"]  # it reads item text: fitted on the no-tags import
+
+    # Split files that differ (another seed's, say) are never taken for the same ones.
+    tagged["context"]["split_sha256"] = "0" * 64
+    (runs_dir / "tags" / "seed0" / "random" / "Random.json").write_text(json.dumps(tagged))
+    assert main([*args, "--text-variants", "no-tags", "--systems", "Random", "--redo"]) == 0
+    rerun = json.loads((runs_dir / "no-tags" / "seed0" / "random" / "Random.json").read_text())
+    assert "reused_from" not in rerun["context"]
+    (runs_dir / "no-tags" / "seed0" / "random" / "Random.json").unlink()
+    assert main([*args, "--text-variants", "no-tags", "--systems", "Random"]) == 0
+    assert "reused_from" not in json.loads((runs_dir / "no-tags" / "seed0" / "random" / "Random.json").read_text())[
+        "context"]
 
 
 def _result(name: str, library: str, per_user: list[float]) -> SystemResult:

@@ -40,6 +40,9 @@ class BenchSystem:
     fit: Callable[[Split, dict[str, Any], Context], Scorer]
     cold_capable: bool = False  # can score items with no training interaction
     protocols: tuple[str, ...] | None = None  # the protocols it runs on (None: every protocol it can)
+    # False: it reads no item text (ids, interactions, maybe poster features), so its result on a split is the
+    # same under every text variant and run_peers reuses a stored one (same split files, by sha256).
+    reads_text: bool = True
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -47,5 +47,6 @@ SYSTEMS = [
         "ContentKNN", "bench", [{"modality": m} for m in ("text", "image", "text+image")], fit_content,
         cold_capable=True, notes="cosine(user mean item features, item); MiniLM text / EfficientNet-Lite0 image",
     ),
-    BenchSystem("Random", "bench", [{}], fit_random, cold_capable=True, notes="uniform random scores (floor)"),
+    BenchSystem("Random", "bench", [{}], fit_random, cold_capable=True, notes="uniform random scores (floor)",
+                reads_text=False),
 ]

@@ -92,25 +92,25 @@ SYSTEMS = [
         [{"hidden_dim": 600, "latent_dim": latent, "gamma": gamma, "lr": lr, "n_epochs": 50, "batch_size": 500}
          for latent, gamma, lr in ((200, 0.005, 5e-4), (200, 0.005, 1e-3), (200, 0.0035, 5e-4), (200, 0.01, 5e-4),
                                    (100, 0.005, 5e-4), (300, 0.005, 5e-4))],
-        fit_recvae, notes="composite prior, alternating encoder/decoder updates; 50 epochs",
+        fit_recvae, notes="composite prior, alternating encoder/decoder updates; 50 epochs", reads_text=False,
     ),
     BenchSystem(
         "Mult-VAE", "cornac",
         [{"k": k, "hidden": [hidden], "beta": beta, "learning_rate": 1e-3, "n_epochs": 100, "batch_size": 100}
          for k, hidden in ((64, 256), (200, 600)) for beta in (0.2, 0.5, 1.0)],
-        fit_vaecf, notes="cornac VAECF, multinomial likelihood, tanh; 100 epochs",
+        fit_vaecf, notes="cornac VAECF, multinomial likelihood, tanh; 100 epochs", reads_text=False,
     ),
     BenchSystem(
         "BiVAE", "cornac",
         [{"k": k, "encoder": [max(100, 2 * k)], "likelihood": likelihood, "learning_rate": 1e-3, "n_epochs": 300,
           "batch_size": 128} for k in (20, 50, 100) for likelihood in ("pois", "bern")],
-        fit_bivae, notes="bilateral VAE, tanh; 300 epochs",
+        fit_bivae, notes="bilateral VAE, tanh; 300 epochs", reads_text=False,
     ),
     BenchSystem(
         "SASRec", "cornac",
         [{"embedding_dim": dim, "max_len": 50, "learning_rate": 1e-3, "dropout": dropout, "n_epochs": 30,
           "batch_size": 128, "n_sample": 512, "num_blocks": 2} for dim in (64, 128) for dropout in (0.2, 0.5)],
-        fit_sasrec, protocols=("temporal",),
+        fit_sasrec, protocols=("temporal",), reads_text=False,
         notes="self-attentive sequential model over the training items in time order; temporal protocol only",
     ),
 ]

@@ -115,19 +115,21 @@ def fit_vbpr(split: Split, config: dict, ctx: Context) -> Scorer:
 
 
 SYSTEMS = [
-    BenchSystem("MostPop", "cornac", [{}], fit_most_pop, notes="training popularity"),
+    BenchSystem("MostPop", "cornac", [{}], fit_most_pop, notes="training popularity", reads_text=False),
     BenchSystem(
         "BPR", "cornac",
         [{"k": k, "learning_rate": lr, "lambda_reg": reg, "max_iter": 200}
          for k, lr, reg in ((32, 0.01, 0.01), (64, 0.01, 0.01), (64, 0.05, 0.01), (64, 0.01, 0.001),
                             (128, 0.01, 0.01), (128, 0.05, 0.001))],
-        fit_bpr,
+        fit_bpr, reads_text=False,
     ),
-    BenchSystem("EASE", "cornac", [{"lamb": lamb} for lamb in (50, 100, 250, 500, 1000, 2000)], fit_ease),
+    BenchSystem("EASE", "cornac", [{"lamb": lamb} for lamb in (50, 100, 250, 500, 1000, 2000)], fit_ease,
+                reads_text=False),
     BenchSystem(
         "VBPR", "cornac",
         [{"k": 32, "n_epochs": 40, "batch_size": 512, "learning_rate": 0.01, "lambda_w": 0.01, "lambda_e": 0.0,
           "features": f} for f in ("raw", "unit")],
         fit_vbpr, cold_capable=True, notes="EfficientNet-Lite0 poster features (raw or L2-normalised); k = k2",
+        reads_text=False,
     ),
 ]

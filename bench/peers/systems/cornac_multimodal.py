@@ -88,7 +88,8 @@ SYSTEMS = [
         [{"k": 32, "n_epochs": 40, "batch_size": 512, "learning_rate": lr, "lambda_w": 0.01, "lambda_adv": adv,
           "features": f} for f, lr, adv in (("raw", 0.01, 1.0), ("unit", 0.01, 1.0), ("unit", 0.01, 0.1),
                                             ("unit", 0.005, 1.0))],
-        fit_amr, cold_capable=True, notes="VBPR + adversarial training on EfficientNet-Lite0 poster features; k = k2",
+        fit_amr, cold_capable=True, reads_text=False,
+        notes="VBPR + adversarial training on EfficientNet-Lite0 poster features; k = k2",
     ),
     BenchSystem(
         "DMRL", "cornac",

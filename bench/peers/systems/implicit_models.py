@@ -61,14 +61,14 @@ def fit_als(split: Split, config: dict, ctx: Context) -> Scorer:
 
 SYSTEMS = [
     BenchSystem("ItemKNN", "implicit", [{"K": k} for k in (10, 20, 50, 100, 200, 500)], fit_item_knn,
-                notes="implicit CosineRecommender on user-item"),
+                notes="implicit CosineRecommender on user-item", reads_text=False),
     BenchSystem("UserKNN", "implicit", [{"K": k} for k in (10, 20, 50, 100, 200, 500)], fit_user_knn,
-                notes="implicit CosineRecommender on item-user"),
+                notes="implicit CosineRecommender on item-user", reads_text=False),
     BenchSystem(
         "ALS", "implicit",
         [{"factors": f, "regularization": r, "alpha": a, "iterations": 15}
          for f, r, a in ((64, 0.01, 1.0), (64, 0.1, 10.0), (128, 0.01, 1.0), (128, 0.1, 10.0),
                          (128, 1.0, 10.0), (256, 0.1, 10.0))],
-        fit_als,
+        fit_als, reads_text=False,
     ),
 ]

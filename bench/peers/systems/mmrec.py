@@ -206,8 +206,10 @@ def systems() -> list[BenchSystem]:
                     notes="the same model tuned by `mmrec tune` (6 Optuna trials over its default search space, "
                           "median pruning) on validation; the dataset picks the settings; the selected trial is "
                           "the fastest within one paired standard error of the best"),
-        BenchSystem("mmrec-popularity", "mmrec", [{}], _baseline("popularity")),
-        BenchSystem("mmrec-item_knn", "mmrec", knn_grid, _baseline("item_knn"), notes="cosine with shrinkage"),
-        BenchSystem("mmrec-user_knn", "mmrec", knn_grid, _baseline("user_knn"), notes="cosine with shrinkage"),
-        BenchSystem("mmrec-random", "mmrec", [{}], _baseline("random")),
+        BenchSystem("mmrec-popularity", "mmrec", [{}], _baseline("popularity"), reads_text=False),
+        BenchSystem("mmrec-item_knn", "mmrec", knn_grid, _baseline("item_knn"), notes="cosine with shrinkage",
+                    reads_text=False),
+        BenchSystem("mmrec-user_knn", "mmrec", knn_grid, _baseline("user_knn"), notes="cosine with shrinkage",
+                    reads_text=False),
+        BenchSystem("mmrec-random", "mmrec", [{}], _baseline("random"), reads_text=False),
     ]
