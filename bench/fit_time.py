@@ -135,10 +135,10 @@ def write_tables(stored: Path, out: Path) -> int:
                        f"thread(s)" for r in rows})
     loads = [r["machine"]["load_average_before"][0] for r in rows]
     lines = ["# Fit time of the selected configs, side by side (mmrec's selected settings vs VBPR's best config)", "",
-             f"The fits of a key one after the other in one process on the same split files (processes may run "
-             f"side by side, one per set of keys); machine: {'; '.join(machines)}; 1-minute load average when a key "
-             f"(or its process) started {min(loads):.1f}-{max(loads):.1f}. `bench/fit_time.py`. mmrec-tuned: the trial `mmrec tune` "
-             "selected; mmrec-multimodal: the fixed grid's validation choice.", "",
+             "The fits of a key one after the other in one process on the same split files (processes may run "
+             f"side by side, one per set of keys); machine: {'; '.join(machines)}; 1-minute load average when a "
+             f"key (or its process) started {min(loads):.1f}-{max(loads):.1f}. `bench/fit_time.py`. mmrec-tuned: "
+             "the trial `mmrec tune` selected; mmrec-multimodal: the fixed grid's validation choice.", "",
              "| protocol | variant | seed | VBPR fit s | " + " | ".join(f"{n} fit s | {n} / VBPR" for n in MMREC) + " |",
              "|---|---|---|---|" + "---|---|" * len(MMREC)]
     for row in rows:
