@@ -6,10 +6,11 @@
 
 Resumable: each (protocol, text variant, seed, system) result is stored as its own JSON file the
 moment it finishes (bench/peers/runs.py); a rerun skips those already stored (`--redo` recomputes
-the named --systems) and the tables are always rebuilt from every stored result. A system that reads
-no item text (`BenchSystem.reads_text`) scores a split the same under every text variant, so its
-stored result of another variant on byte-identical split files (context `split_sha256`) is copied
-instead of rerun, marked `reused_from` (unless --redo).
+the named --systems) and the tables are always rebuilt from every stored result; within a system, each
+grid config's validation is kept as it finishes (`<system>.partial`), so a slow grid resumes midway.
+A system that reads no item text (`BenchSystem.reads_text`) scores a split the same under every text
+variant, so its stored result of another variant on byte-identical split files (context
+`split_sha256`) is copied instead of rerun, marked `reused_from` (unless --redo).
 """
 
 from __future__ import annotations
@@ -156,8 +157,12 @@ def run_matrix(args: argparse.Namespace, layout: Layout, log) -> None:
                 log(f"[{protocol}/{variant}/seed {seed}] {split.n_users} users x {split.n_items} items; "
                     f"train/val/test = {', '.join(str(m.nnz) for m in split.matrices.values())}")
                 for system in todo:
-                    result = tune_and_test(system, split, ctx, log)
-                    save_run(layout.runs_dir, RunKey(protocol, variant, seed, system.name), result, context)
+                    key = RunKey(protocol, variant, seed, system.name)
+                    # Each config's validation is kept beside the result as it finishes (<system>.partial),
+                    # so a slow grid killed midway resumes with the configs not yet done.
+                    result = tune_and_test(system, split, ctx, log, partial=key.path(layout.runs_dir).with_suffix(
+                        ".partial"))
+                    save_run(layout.runs_dir, key, result, context)
                     log(f"[{protocol}/{variant}/seed {seed}] {system.name}: test ndcg@10={result.test['ndcg@10']:.4f} "
                         f"recall@20={result.test['recall@20']:.4f} fit {result.fit_s:.1f}s (stored)")
 

@@ -97,3 +97,42 @@ def test_a_searching_system_reports_its_choice_and_the_chosen_fit_time(split, ct
     assert result.best_config == {"budget": 6, "trial": 3, "model.item_item_l2": 400.0}
     assert result.fit_s == 1.25 and result.tune_s >= 0
     assert [t["number"] for t in result.to_json()["trials"]] == [3, 4]  # the search's trials are kept
+
+
+def test_a_search_killed_midway_resumes_with_the_configs_not_yet_validated(split, ctx, tmp_path):
+    pytest.importorskip("psutil")
+    from bench.peers.tuning import tune_and_test
+
+    content = CONTENT_SYSTEMS[0]  # ContentKNN: text, image, text+image
+    fitted: list[str] = []
+    kill = [True]
+
+    def fit(split_, config, ctx_):
+        if config["modality"] == "text+image" and kill:
+            kill.clear()
+            raise KeyboardInterrupt  # the session ends during the third config, once
+        fitted.append(config["modality"])
+        return content.fit(split_, config, ctx_)
+
+    system = BenchSystem("ContentKNN", "bench", content.grid, fit)
+    partial = tmp_path / "ContentKNN.partial"
+    with pytest.raises(KeyboardInterrupt):
+        tune_and_test(system, split, ctx, partial=partial)
+    kept = json.loads(partial.read_text())["configs"]
+    assert [r["config"]["modality"] for r in kept] == ["text", "image"]
+
+    fitted.clear()
+    resumed = tune_and_test(system, split, ctx, partial=partial)
+    whole = tune_and_test(content, split, ctx)  # the same grid in one go
+    assert resumed.val_per_config == whole.val_per_config and resumed.best_config == whole.best_config
+    assert resumed.test == whole.test
+    winner = whole.best_config["modality"]
+    # Only the config not yet validated is fitted, plus the winner again when an earlier process validated it.
+    assert fitted == ["text+image"] + ([winner] if winner != "text+image" else [])
+    assert ("fitted again for test" in resumed.notes) == (winner != "text+image")
+    assert not partial.exists()  # the stored result supersedes it
+    # A grid that changed since: the kept records of other configs are ignored.
+    partial.write_text(json.dumps({"configs": [{**kept[0], "config": {"modality": "audio"}}]}))
+    fitted.clear()
+    tune_and_test(system, split, ctx, partial=partial)
+    assert fitted == ["text", "image", "text+image"]
