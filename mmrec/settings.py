@@ -56,6 +56,10 @@ class DataSettings(Section):
     images_subdir: str = "images"
     title_column: str = "title"
     description_column: str = "description"
+    item_id_column: str = Field("item_id", min_length=1, description="the item id column of both files")
+    user_id_column: str = Field("user_id", min_length=1, description="the user id column of the interactions")
+    timestamp_column: str = Field("timestamp", min_length=1, description="the interactions' (optional) time column")
+    rating_column: str = Field("rating", min_length=1, description="the interactions' (optional) rating column")
     numerical_features_cols: list[str] = Field(
         default_factory=lambda: ["view_number", "comment_number", "thumbup_number"],
         description="numeric item columns used as features (validated against item_info.csv)",

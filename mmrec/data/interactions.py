@@ -13,9 +13,14 @@ from mmrec.settings import PreprocessSettings
 
 REQUIRED_COLUMNS = ("user_id", "item_id")
 _EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
+# Unix seconds a calendar date exists for (years 1-9999, what datetime and ISO-8601 can write). Beyond them
+# a value is almost always milliseconds or microseconds (1.7e12 / 1.7e15 for 2023), not a far-future date.
+TIMESTAMP_RANGE = (-62_135_596_800.0, 253_402_300_799.0)
 _NO_ROWS_HINTS = {  # drop reason -> what to change, shown when nothing is left
     "missing_id": "every row needs a user_id and an item_id",
     "bad_timestamp": "timestamps must be unix seconds or ISO-8601 (e.g. 2024-03-01T12:00:00Z)",
+    "timestamp_out_of_range": "timestamps must be unix seconds within years 1-9999; values like 1.7e12 are "
+    "milliseconds (divide by 1000) and 1.7e15 microseconds",
     "bad_rating": "ratings must be numbers",
     "unsafe_item_id": "item ids must be safe file names (see item_info's unsafe_id drops)",
     "unknown_item": "item_id values must match the item_id column of item_info",
@@ -70,7 +75,8 @@ def clean_interactions(
         raise DataError(
             f"interactions file lacks column(s) {', '.join(missing)}; "
             f"columns present: {', '.join(map(str, raw.columns))}.",
-            hint="interactions.csv needs user_id,item_id and optionally timestamp,rating.",
+            hint="interactions.csv needs user_id,item_id and optionally timestamp,rating (other names: set "
+            "data.user_id_column / item_id_column / timestamp_column / rating_column).",
         )
     report = InteractionReport(input_rows=len(raw))
     frame = pd.DataFrame({"user_id": _as_id(raw["user_id"]), "item_id": _as_id(raw["item_id"])})
@@ -95,6 +101,10 @@ def clean_interactions(
             bad = frame[column].isna() | ~frame[column].between(-1e18, 1e18)
             report.drop(reason, frame[bad])
             frame = frame[~bad]
+    if has_time:
+        outside = ~frame["timestamp"].between(*TIMESTAMP_RANGE)
+        report.drop("timestamp_out_of_range", frame[outside])
+        frame = frame[~outside]
 
     rejected = frame["item_id"].isin(set(rejected_items))
     report.drop("unsafe_item_id", frame[rejected])

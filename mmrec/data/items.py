@@ -51,7 +51,7 @@ def clean_items(
             raise DataError(
                 f"item_info lacks column {column!r}; columns present: {', '.join(map(str, raw.columns))}.",
                 hint="item_info.csv needs item_id, title and description "
-                "(names set by data.title_column / data.description_column).",
+                "(names set by data.item_id_column / title_column / description_column).",
             )
     report = ItemReport(input_rows=len(raw))
     ids = raw["item_id"].astype("string").str.strip()

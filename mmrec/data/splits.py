@@ -195,10 +195,16 @@ def check_leakage(frames: SplitFrames, strategy: str) -> None:
 def _time_range(part: pd.DataFrame) -> list[str] | None:
     if "timestamp" not in part.columns or part.empty:
         return None
-    return [
-        datetime.fromtimestamp(int(t), timezone.utc).isoformat(timespec="seconds")
-        for t in (part["timestamp"].min(), part["timestamp"].max())
-    ]
+    return [_iso(int(t)) for t in (part["timestamp"].min(), part["timestamp"].max())]
+
+
+def _iso(seconds: int) -> str:
+    """ISO-8601 UTC of unix `seconds`; the number itself where no calendar date exists (preprocess drops such
+    rows since timestamp_out_of_range, but a table processed before may still hold them)."""
+    try:
+        return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):
+        return f"{seconds} (unix seconds, outside years 1-9999)"
 
 
 def split_report(frames: SplitFrames, settings: SplitSettings, input_rows: int) -> dict:

@@ -111,6 +111,10 @@ def evaluate_model(
             result.cold_item_metrics, result.n_cold_item_users = cold.metrics, cold.n_users
     else:
         result.n_users = int((np.diff(data.relevant.indptr) > 0).sum())
+        if return_topk:  # the ranking task ranks samples, not the catalogue: the top-K lists come from a full pass
+            full = full_ranking(score_fn, data.relevant, data.exclude, evaluation.k_values, evaluation.batch_size,
+                                device, return_topk=True)
+            result.topk, result.topk_rows = full.topk, full.users
     if use_sampling or evaluation.eval_task == "ranking":
         result.metrics.update(
             sampled_metrics(

@@ -64,9 +64,30 @@ def read_csv(path: Path, what: str) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"{what} file {path} cannot be parsed as UTF-8 CSV: {exc}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    if len(frame.columns) == 1 and (sep := next((c for c in ";\t|" if c in frame.columns[0]), None)):
+        raise DataError(f"{what} file {path} has one column, {frame.columns[0]!r}: it looks {sep!r}-separated.",
+                        hint="mmrec reads comma-separated CSV; save the file with commas as separators.")
     if frame.empty:
         raise DataError(f"{what} file {path} has a header but no rows.", hint="Add rows below the header.")
     return frame
+
+
+def canonical_columns(frame: pd.DataFrame, what: str, names: dict[str, str]) -> pd.DataFrame:
+    """`frame` with the user's column names (names: canonical -> its data.*_column setting) renamed to the
+    canonical ones the rest of mmrec reads. A renamed column that is absent, or a file that holds both a
+    renamed column and another under its canonical name, is a DataError; a missing column under its
+    default name is left to the checks that follow (timestamp and rating are optional)."""
+    renames = {source: canonical for canonical, source in names.items() if source != canonical}
+    present = ", ".join(map(str, frame.columns))
+    for source, canonical in renames.items():
+        if source not in frame.columns:
+            raise DataError(f"{what} file lacks column '{source}' (data.{canonical}_column); columns present: {present}.",
+                            hint=f"Set data.{canonical}_column to the column that holds the {canonical.replace('_', ' ')}s.")
+        if canonical in frame.columns:
+            raise DataError(f"{what} file has a column '{canonical}' besides '{source}', which data.{canonical}_column "
+                            f"renames to '{canonical}'.",
+                            hint="Remove or rename one of the two, or point the setting at the other.")
+    return frame.rename(columns=renames)
 
 
 def input_fingerprint(settings: Settings) -> str:
@@ -188,8 +209,14 @@ def run_preprocess(
         )
         return PreprocessResult(processed_dir, True, previous, time.perf_counter() - start)
 
-    raw_items = read_csv(data_dir / settings.data.item_info_file, "item_info")
-    raw_interactions = read_csv(data_dir / settings.data.interactions_file, "interactions")
+    data = settings.data
+    raw_items = canonical_columns(read_csv(data_dir / data.item_info_file, "item_info"), "item_info",
+                                  {"item_id": data.item_id_column})
+    raw_interactions = canonical_columns(
+        read_csv(data_dir / data.interactions_file, "interactions"), "interactions",
+        {"user_id": data.user_id_column, "item_id": data.item_id_column, "timestamp": data.timestamp_column,
+         "rating": data.rating_column},
+    )
     items, item_report, rejected = clean_items(raw_items, settings.data, settings.preprocess)
     # Interactions before images: running out of rows should not cost the image stage first.
     interactions, interaction_report = clean_interactions(

@@ -103,3 +103,15 @@ def test_no_rows_after_k_core_points_at_the_thresholds():
     with pytest.raises(DataError, match="k_core: 2") as caught:
         clean_interactions(raw, {"a"}, PreprocessSettings(min_user_interactions=2))
     assert "min_user_interactions" in f"{caught.value}"
+
+
+def test_timestamps_without_a_calendar_date_are_dropped_and_counted():
+    # Milliseconds (a 2023 date as 1.7e12) and microseconds pass as numbers but name no date in years 1-9999.
+    raw = _raw([["u1", "a", "1700000000"], ["u1", "b", "1700000000000"], ["u2", "a", "-99999999999999"],
+                ["u2", "b", "1700000000"]], ("user_id", "item_id", "timestamp"))
+    out, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings())
+    assert out["timestamp"].tolist() == [1700000000, 1700000000]
+    assert report.dropped == {"timestamp_out_of_range": 2}
+    assert report.examples["timestamp_out_of_range"] == ["u1/b", "u2/a"]
+    with pytest.raises(DataError, match="milliseconds"):
+        clean_interactions(raw.iloc[[1]], {"a", "b"}, PreprocessSettings())

@@ -5,6 +5,7 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
 from mmrec.data.splits import (
+    _time_range,
     SplitFrames,
     check_leakage,
     holdout_validation,
@@ -143,3 +144,8 @@ def test_a_split_without_val_csv_loads_with_an_empty_validation_part(tmp_path):
     (tmp_path / "val.csv").unlink()
     parts = load_split(tmp_path)
     assert parts.val.empty and list(parts.val.columns) == list(parts.train.columns)
+
+
+def test_time_range_of_a_table_processed_before_the_timestamp_range_check():
+    part = pd.DataFrame({"user_id": ["u", "u"], "item_id": ["a", "b"], "timestamp": [1700000000, 1700000000000]})
+    assert _time_range(part) == ["2023-11-14T22:13:20+00:00", "1700000000000 (unix seconds, outside years 1-9999)"]

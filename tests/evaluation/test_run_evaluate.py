@@ -55,6 +55,15 @@ def test_ranking_task_reports_sampled_metrics(tiny_config):
     assert any("not comparable" in note for note in report.notes)
 
 
+def test_ranking_task_saves_the_same_top_k_lists_as_retrieval(tiny_config, tmp_path):
+    settings = load_settings(tiny_config).settings
+    lists = {}
+    for task in ("ranking", "retrieval"):
+        run_evaluate(settings, ["item_knn"], eval_task=task, num_negatives=5, save_predictions=tmp_path / f"{task}.json")
+        lists[task] = json.loads((tmp_path / f"{task}.json").read_text())
+    assert lists["ranking"]["item_knn"] and lists["ranking"] == lists["retrieval"]
+
+
 def test_results_do_not_depend_on_batch_size_or_parallelism(tiny_config):
     settings = load_settings(tiny_config).settings
     a = run_evaluate(settings, ["user_knn", "random"], write_files=False)

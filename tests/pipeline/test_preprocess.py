@@ -242,3 +242,32 @@ def test_processed_dir_with_foreign_entries_is_refused(tmp_path, dirty_raw):
     assert (processed / "notes" / "keep.txt").read_text() == "mine"
     with pytest.raises(ConfigError, match="did not write: .*raw"):
         run_preprocess(_settings(tmp_path, **{"paths.processed_dir": tmp_path}))
+
+
+def test_columns_under_other_names_are_mapped_by_the_data_settings(tmp_path):
+    raw = tmp_path / "raw"
+    generate_synthetic(raw, users=12, items=16, seed=1)
+    baseline = run_preprocess(_settings(tmp_path)).report
+    expected = load_interactions(tmp_path / "processed")
+    items = pd.read_csv(raw / "item_info.csv", dtype=str).rename(columns={"item_id": "sku"})
+    items.to_csv(raw / "item_info.csv", index=False)
+    names = {"user_id": "customer", "item_id": "sku", "timestamp": "when", "rating": "stars"}
+    pd.read_csv(raw / "interactions.csv", dtype=str).rename(columns=names).to_csv(raw / "interactions.csv", index=False)
+    mapped = {f"data.{canonical}_column": source for canonical, source in names.items()}
+    with pytest.raises(DataError, match="lacks column 'item_id'"):  # the default names no longer fit
+        run_preprocess(_settings(tmp_path))
+    report = run_preprocess(_settings(tmp_path, **mapped), force=True).report
+    assert report["interactions"]["kept"] == baseline["interactions"]["kept"]
+    pd.testing.assert_frame_equal(load_interactions(tmp_path / "processed"), expected)
+    with pytest.raises(DataError, match=r"lacks column 'shopper' \(data.user_id_column\)"):
+        run_preprocess(_settings(tmp_path, **{**mapped, "data.user_id_column": "shopper"}))
+    pd.read_csv(raw / "interactions.csv", dtype=str).assign(user_id="x").to_csv(raw / "interactions.csv", index=False)
+    with pytest.raises(DataError, match="column 'user_id' besides 'customer'"):
+        run_preprocess(_settings(tmp_path, **mapped))
+
+
+def test_a_file_separated_by_semicolons_is_named_as_such(tmp_path, dirty_raw):
+    frame = pd.read_csv(dirty_raw / "interactions.csv", dtype=str)
+    frame.to_csv(dirty_raw / "interactions.csv", index=False, sep=";")
+    with pytest.raises(DataError, match="looks ';'-separated"):
+        run_preprocess(_settings(tmp_path))
