@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from mmrec.evaluation.metrics import reciprocal_rank, topk_metrics
+from mmrec.evaluation.metrics import pessimistic_hits, reciprocal_rank, topk_metrics
 from mmrec.inference.topk import MAX_SCORE_CELLS, rows_per_chunk
 
 ScoreFn = Callable[[np.ndarray], torch.Tensor]
@@ -137,7 +137,11 @@ def _rank_chunk(scores: torch.Tensor, rows: np.ndarray, relevant: sp.csr_matrix,
                 # matmul outputs own their memory and are masked without a copy.
                 scores = scores.clone()
             scores[torch.from_numpy(r).to(device), torch.from_numpy(c).to(device)] = float("-inf")
-    top_values, top = torch.topk(scores, max_k, dim=1, sorted=True)  # [b, max_k]
+    # One score past the top-K shows which rows' K-th score is tied beyond K (pessimistic ties, below).
+    extra = int(max_k < n_items)
+    top_values, top = torch.topk(scores, max_k + extra, dim=1, sorted=True)  # [b, max_k (+ 1)]
+    tied_past_k = (top_values[:, -1] == top_values[:, -2]) if extra and max_k else None
+    top_values, top = top_values[:, :max_k], top[:, :max_k]
 
     rel_r, rel_c = _row_coords(relevant, rows)
     rel_r_t = torch.from_numpy(rel_r).to(device)
@@ -148,8 +152,17 @@ def _rank_chunk(scores: torch.Tensor, rows: np.ndarray, relevant: sp.csr_matrix,
     hits = torch.isin(top_keys, rel_keys)
     n_rel = torch.from_numpy(n_relevant_all[rows]).to(device)
 
-    batch = topk_metrics(hits, n_rel, k_values)
     rel_scores = scores[rel_r_t, rel_c_t]
+    if max_k:
+        last = top_values[:, -1]
+        boundary_tied = (top_values == last.unsqueeze(1)).sum(1)
+        if tied_past_k is not None and bool(tied_past_k.any()):
+            rows_past = tied_past_k.nonzero().squeeze(1)
+            boundary_tied[rows_past] = (scores[rows_past] == last[rows_past].unsqueeze(1)).sum(1)
+        boundary_relevant = torch.zeros_like(boundary_tied).scatter_add(
+            0, rel_r_t, (rel_scores == last[rel_r_t]).to(boundary_tied.dtype))
+        hits = pessimistic_hits(hits, top_values, boundary_tied, boundary_relevant)
+    batch = topk_metrics(hits, n_rel, k_values)
     best = torch.full((len(rows),), float("-inf"), device=device)
     best = best.scatter_reduce(0, rel_r_t, rel_scores, reduce="amax")
     tied = torch.zeros(len(rows), dtype=torch.int32, device=device)

@@ -7,8 +7,10 @@ the top k):
 - NDCG@k      = DCG@k / IDCG@k, DCG@k = sum_{i<=k, item_i in R} 1 / log2(i + 1),
                 IDCG@k = sum_{i <= min(|R|, k)} 1 / log2(i + 1)
 - HitRate@k   = 1 if hits@k > 0 else 0
-- MRR         = 1 / rank of the first relevant item in the FULL ranking (not cut at k); items
-                tied with it are ranked ahead of it (pessimistic), so constant scores earn nothing
+- MRR         = 1 / rank of the first relevant item in the FULL ranking (not cut at k)
+Ties are broken against the model in every metric (pessimistic): items scored alike rank relevant
+last, including items tied with the K-th score outside the top-K, so constant scores earn nothing
+and an item's place among equals (`torch.topk`'s order) never counts.
 Users are averaged with equal weight; users without relevant items are not evaluated.
 """
 
@@ -52,6 +54,30 @@ def topk_metrics(
         out[f"ndcg@{k}"] = (top * discounts[:k]).sum(1) / idcg
         out[f"hit_rate@{k}"] = (n_hits > 0).to(torch.float64)
     return out
+
+
+def pessimistic_hits(hits: torch.Tensor, top_values: torch.Tensor, boundary_tied: torch.Tensor,
+                     boundary_relevant: torch.Tensor) -> torch.Tensor:
+    """The hit matrix of the top-K with ties broken against the model; [b, K] bool.
+
+    hits [b, K]: relevance of the top-K in `torch.topk`'s order; top_values [b, K]: their scores (descending).
+    Within each run of equal scores the misses move first. The run at the K-th score may continue past K:
+    boundary_tied [b] counts the row's items scored exactly the K-th score (inside the top-K or not) and
+    boundary_relevant [b] the relevant ones among them, so the run's slots inside the top-K hold
+    max(0, slots - (boundary_tied - boundary_relevant)) hits, at its end.
+    """
+    b, k = hits.shape
+    if k == 0:
+        return hits
+    runs = torch.zeros((b, k), dtype=torch.long, device=hits.device)
+    runs[:, 1:] = (top_values[:, 1:] != top_values[:, :-1]).cumsum(1)  # run index, non-decreasing along a row
+    order = torch.sort(runs * 2 + hits.long(), dim=1, stable=True).indices  # misses before hits within a run
+    out = hits.gather(1, order)
+    slots = (top_values == top_values[:, -1:]).sum(1)
+    n_hits = (slots - (boundary_tied - boundary_relevant)).clamp(min=0)
+    position = torch.arange(k, device=hits.device)
+    in_last_run = position >= (k - slots).unsqueeze(1)
+    return torch.where(in_last_run, position >= (k - n_hits).unsqueeze(1), out)
 
 
 def reciprocal_rank(

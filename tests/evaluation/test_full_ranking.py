@@ -54,13 +54,42 @@ def test_candidate_items_restrict_the_ranking():
     assert np.isin(result.topk, candidates).all()
 
 
-def test_constant_scores_earn_no_reciprocal_rank_from_ties():
-    # Every item scored the same: the relevant item must not be credited rank 1 (ties count against it).
+def test_constant_scores_earn_nothing_from_ties():
+    # Every item scored the same: the relevant item must not be credited rank 1 (ties count against it),
+    # neither in MRR nor in any top-K metric, wherever torch.topk happens to put it among its equals.
     n_items = 20
-    relevant = sp.csr_matrix(([1.0, 1.0, 1.0], ([0, 1, 1], [3, 5, 9])), shape=(2, n_items))
+    relevant = sp.csr_matrix(([1.0, 1.0, 1.0], ([0, 1, 1], [0, 1, 2])), shape=(2, n_items))
     result = full_ranking(lambda rows: torch.zeros(len(rows), n_items), relevant, None, [5], batch_size=1)
     # user 0: 19 non-relevant items tied ahead -> rank 20; user 1: 18 ahead -> rank 19
     assert result.metrics["mrr"] == pytest.approx((1 / 20 + 1 / 19) / 2)
+    assert all(result.metrics[f"{m}@5"] == 0.0 for m in ("precision", "recall", "ndcg", "hit_rate"))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_top_k_metrics_break_ties_against_the_model(seed):
+    # Integer scores from a handful of levels: runs of ties inside the top-K and across its K-th place.
+    rng = np.random.default_rng(seed)
+    n_users, n_items = 40, 30
+    scores = torch.from_numpy(rng.integers(0, 4, (n_users, n_items)).astype(np.float32))
+    relevant = sp.csr_matrix((rng.random((n_users, n_items)) < 0.2).astype(np.float32))
+    exclude = sp.csr_matrix((rng.random((n_users, n_items)) < 0.1).astype(np.float32))
+    exclude = exclude - exclude.multiply(relevant)
+    exclude.eliminate_zeros()
+    result = full_ranking(lambda rows: scores[rows], relevant, exclude, [3, 10], batch_size=7, return_per_user=True)
+    rel, exc = relevant.toarray() > 0, exclude.toarray() > 0
+    expected = {"ndcg@3": [], "recall@10": [], "precision@3": [], "hit_rate@3": []}
+    for u in np.flatnonzero(rel.any(1)):
+        s = scores[u].numpy().copy()
+        s[exc[u]] = -np.inf
+        order = np.lexsort((rel[u], -s))  # by score, descending; among equals relevant last
+        gains = rel[u][order].astype(float)
+        ideal = sum(1 / np.log2(i + 2) for i in range(min(3, rel[u].sum())))
+        expected["ndcg@3"].append(sum(g / np.log2(i + 2) for i, g in enumerate(gains[:3])) / ideal)
+        expected["recall@10"].append(gains[:10].sum() / rel[u].sum())
+        expected["precision@3"].append(gains[:3].sum() / 3)
+        expected["hit_rate@3"].append(float(gains[:3].any()))
+    for name, values in expected.items():
+        np.testing.assert_allclose(result.per_user[name], values, err_msg=name)
 
 
 def test_masking_never_writes_into_the_callers_tensor():
