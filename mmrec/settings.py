@@ -6,6 +6,7 @@ Environment variables nest with `__`: `MMREC_TRAINING__EPOCHS=5`.
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -691,12 +692,17 @@ def format_validation_error(exc: ValidationError, sources: dict[str, str] | None
     lines = ["Invalid settings:"]
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"]) or "(settings)"
-        message = error["msg"]
+        message = error["msg"].removeprefix("Value error, ")  # a validator's own words, without pydantic's label
         if error["type"] == "extra_forbidden":
             section = str(error["loc"][0]) if len(error["loc"]) > 1 else None
             allowed = _allowed_keys(section)
-            message = f"unknown key; allowed here: {', '.join(allowed)}"
-        origin = (sources or {}).get(key)
+            close = difflib.get_close_matches(str(error["loc"][-1]), allowed, n=1)
+            message = (f"unknown key{f' (did you mean {close[0]}?)' if close else ''}; "
+                       f"allowed here: {', '.join(allowed)}")
+        # A section-level problem (a whole section mistyped, ratios that do not add up) has no value of its
+        # own: it comes from wherever the keys under it were set.
+        origin = (sources or {}).get(key) or next(
+            (where for dotted, where in (sources or {}).items() if dotted.startswith(f"{key}.")), None)
         lines.append(f"  {key}: {message}" + (f" (from {origin})" if origin else ""))
     return "\n".join(lines)
 

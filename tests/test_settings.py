@@ -38,7 +38,9 @@ def test_precedence_defaults_yaml_env_cli(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "yaml_text, expected",
     [
-        ("training:\n  epochz: 3\n", "training.epochz: unknown key; allowed here: epochs"),
+        ("training:\n  epochz: 3\n", "training.epochz: unknown key (did you mean epochs?); allowed here: epochs"),
+        ("trainng:\n  epochs: 3\n", "trainng: unknown key (did you mean training?); allowed here: paths"),
+        ("split:\n  val_ratio: 0.2\n", "split: train_ratio + val_ratio + test_ratio must be 1.0, got 1.1 (from yaml:"),
         ("training:\n  epochs: many\n", "training.epochs"),
         ("training:\n  learning_rate: -0.1\n", "training.learning_rate"),
         ("evaluation:\n  k_values: [0, 5]\n", "every k must be >= 1"),
@@ -53,7 +55,8 @@ def test_invalid_settings_exit_2_naming_the_key(tmp_path, yaml_text, expected):
     result, _ = _show("--config", str(config))
     flat = " ".join(result.output.replace("│", " ").split())
     assert result.exit_code == 2 and "ConfigError" in result.output
-    assert expected in flat
+    assert expected in flat and "Value error" not in flat
+    assert "(from yaml:" in flat  # every problem says where its value came from, whole sections too
 
 
 def test_config_that_is_not_utf8_is_a_clear_error(tmp_path):

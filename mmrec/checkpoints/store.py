@@ -81,9 +81,12 @@ def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dic
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types (RuntimeError, EOFError, UnpicklingError) for damaged files
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        # torch's own text for a pickle of other objects advises weights_only=False: never here.
+        why = ("it holds Python objects besides tensors, which mmrec never unpickles" if "weights_only" in str(exc)
+               else f"{type(exc).__name__}: {first}")
         raise CheckpointError(
-            f"Checkpoint {path} is truncated, corrupt or holds more than tensors ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}).",
+            f"Checkpoint {path} is truncated, corrupt or holds more than tensors ({why}).",
             hint="Use another checkpoint (e.g. last_model.pth) or retrain with `mmrec train`.",
         ) from None
     if not isinstance(state, dict) or "model" not in state:
@@ -166,5 +169,9 @@ def find_checkpoint(checkpoint_dir: Path, combo: str | None, name: str = BEST) -
                     "its feature-combo folder.", flat)
         return flat
     where = f"{root}/{combo}/{name}" if combo else f"{root}/<combo>/{name}"
+    folder = root / combo if combo is not None else None
+    present = sorted(p.name for p in folder.glob("*.pth")) if folder is not None and folder.is_dir() else []
+    if present:  # a mistyped name, not a missing training run
+        hint = f"Checkpoints there: {', '.join(present[:10])}{' ...' if len(present) > 10 else ''}."
     raise CheckpointError(f"No checkpoint at {where}.", hint=hint)
 

@@ -226,16 +226,19 @@ def clear_command(
 
 
 @cache_app.command("backbones")
-def backbones_command() -> None:
-    """Every registered backbone with its dimension and whether its weights are here (no download)."""
+def backbones_command(ctx: typer.Context, config: ConfigOption = None) -> None:
+    """Every registered backbone with its dimension and whether its weights are here (no download); the
+    settings' two backbones are marked with * and looked up at their features.*_weights paths."""
     from mmrec.features.registry import backbone_availability
 
-    table = Table(title="Backbones")
+    features = state(ctx).settings(config).features
+    table = Table(title="Backbones (* = selected by the settings)")
     for column in ("modality", "name", "dim", "weights here", "where / default source"):
         table.add_column(column, justify="right" if column == "dim" else "left")
-    for row in backbone_availability():
-        table.add_row(row.modality, row.name, str(row.dim or "from file"), "[green]yes" if row.available else "[red]no",
-                      row.where if row.available else row.default_weights)
+    for row in backbone_availability(features):
+        where = row.where if row.available or row.where.startswith("not found at") else row.default_weights
+        table.add_row(row.modality, f"{row.name} *" if row.selected else row.name, str(row.dim or "from file"),
+                      "[green]yes" if row.available else "[red]no", where)
     console.print(table)
 
 

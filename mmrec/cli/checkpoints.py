@@ -125,7 +125,8 @@ def info_command(
     facts = summary(path)
     console.print_json(json.dumps(facts))
     if facts["status"] != "ok":
-        raise CheckpointError(f"Checkpoint {path} is broken: {facts['problem']}",
+        problem = facts["problem"]
+        raise CheckpointError(problem if str(path) in problem else f"Checkpoint {path} is broken: {problem}",
                               hint="Use another checkpoint (see `mmrec checkpoints list`) or retrain.")
 
 

@@ -108,13 +108,15 @@ class RichProgress:
             self._progress.console.print(f"[dim]{event.message}")
         task_id = self._tasks.get(event.task)
         if task_id is None:
-            if event.done and not event.total and not event.completed:
+            # A finished task never drawn, or a bare message: no bar (a bar of unknown length would stay a spinner).
+            if (event.done or event.message) and not event.total and not event.completed:
                 return
             task_id = self._progress.add_task(
                 event.description or event.task, total=event.total, rate="", metrics=""
             )
             self._tasks[event.task] = task_id
-        elapsed = self._progress.tasks[task_id].elapsed or 0.0
+        task = next(t for t in self._progress.tasks if t.id == task_id)  # `tasks` is a list: ids are not indices
+        elapsed = task.elapsed or 0.0
         rate = f"{event.completed / elapsed:,.1f}/s" if elapsed > 0 and event.completed else ""
         metrics = "  ".join(f"{k}={v:.4g}" for k, v in event.metrics.items())
         self._progress.update(
@@ -126,7 +128,11 @@ class RichProgress:
             metrics=metrics,
         )
         if event.done:
-            self._progress.stop_task(task_id)
+            if task.total is None:  # no length to show as complete: drop its spinner
+                self._progress.remove_task(task_id)
+                del self._tasks[event.task]
+            else:
+                self._progress.stop_task(task_id)
 
 
 def configure_logging(verbose: bool) -> None:

@@ -92,6 +92,10 @@ def preprocess(
     with RichProgress() as progress:
         result = run_preprocess(settings, force=force_reprocess, progress=progress)
     console.print(render_report(result.report, result.skipped))
+    images = result.report["images"]
+    if images.get("folder_exists") is False:
+        console.print(f"[yellow]There is no images folder at {images['folder']}: every item counts as lacking its "
+                      "image. If the images are elsewhere, set data.images_subdir (relative to paths.data_dir).")
     if result.skipped:
         console.print(
             "[cyan]Inputs unchanged since the last run: nothing redone[/cyan] (use --force-reprocess)."

@@ -31,7 +31,9 @@ class ItemReport:
         count = len(ids) if count is None else count
         if count:
             self.dropped[reason] = self.dropped.get(reason, 0) + count
-            self.examples.setdefault(reason, []).extend(repr(i) for i in ids[:5])
+            # Plain, as every other report example; quoted only where the id hides something (spaces, controls).
+            self.examples.setdefault(reason, []).extend(
+                i if i.isprintable() and i == i.strip() and i else repr(i) for i in map(str, ids[:5]))
 
 
 def sha256_text(text: str) -> str:

@@ -172,6 +172,9 @@ def precompute_item_features(
             todo = missing_positions(store, keys, force and not imported)
             report.with_content[modality] = sum(key is not None for key in keys)
             report.already_cached[modality] = report.with_content[modality] - len(todo)
+            # Presence checks read no vector, so count them here: `mmrec cache stats` shows this run's hits.
+            store.counters["hits"] += report.already_cached[modality]
+            store.counters["misses"] += len(todo)
             report.not_imported[modality] = 0
             fill = None
             if imported:  # nothing to compute: report what the import lacks

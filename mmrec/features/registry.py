@@ -62,23 +62,29 @@ class BackboneAvailability:
     available: bool
     where: str  # the resolved path, or why it is unavailable
     default_weights: str
+    selected: bool = False  # the settings' backbone of its modality
 
 
-def backbone_availability() -> list[BackboneAvailability]:
-    """Every registered backbone and whether its weights are here (never downloads)."""
+def backbone_availability(features: FeaturesSettings | None = None) -> list[BackboneAvailability]:
+    """Every registered backbone and whether its weights are here (never downloads); with `features`, the
+    two backbones it selects are marked and looked up at its explicit weights paths, as extraction would."""
     rows = []
     for modality, registry in (("vision", VISION_BACKBONES), ("text", TEXT_BACKBONES)):
         for name in registry:
             cls = registry.get(name)
+            selected = features is not None and name == getattr(features, f"{modality}_backbone")
+            explicit = getattr(features, f"{modality}_weights") if selected else None
             if cls.imported:  # no weights: its vectors are imported per combo
                 rows.append(BackboneAvailability(modality, name, cls.nominal_dim, True,
-                                                 "no weights: `mmrec cache import` fills it", cls.default_weights))
+                                                 "no weights: `mmrec cache import` fills it", cls.default_weights,
+                                                 selected))
                 continue
             try:
-                source = cls.resolve(None, allow_download=False)
+                source = cls.resolve(explicit, allow_download=False)
                 rows.append(BackboneAvailability(modality, name, cls.nominal_dim, True,
-                                                 f"{source.origin}: {source.path}", cls.default_weights))
+                                                 f"{source.origin}: {source.path}", cls.default_weights, selected))
             except WeightsNotFoundError:
-                rows.append(BackboneAvailability(modality, name, cls.nominal_dim, False,
-                                                 "not found locally", cls.default_weights))
+                where = f"not found at {explicit}" if explicit else "not found locally"
+                rows.append(BackboneAvailability(modality, name, cls.nominal_dim, False, where, cls.default_weights,
+                                                 selected))
     return rows

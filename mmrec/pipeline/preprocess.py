@@ -263,7 +263,9 @@ def run_preprocess(
                 "with_image": int(sum(ok)),
                 "without_interactions": int((~items["item_id"].isin(interactions["item_id"])).sum()),
             },
-            "images": _image_report(results, image_seconds, settings.preprocess.num_workers),
+            "images": {**_image_report(results, image_seconds, settings.preprocess.num_workers),
+                       "folder": str(data_dir / data.images_subdir),
+                       "folder_exists": (data_dir / data.images_subdir).is_dir()},
             "interactions": asdict(interaction_report),
             "columns": {
                 "numeric": list(settings.data.numerical_features_cols),

@@ -180,6 +180,10 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
     catalogue, data, dims, columns, scaler = inputs.catalogue, inputs.data, inputs.dims, inputs.columns, inputs.scaler
     if inputs.holdout is not None:
         notes.append(inputs.holdout)
+    off_catalogue = sum(data.skipped.get(f"{part}_interactions_on_items_not_in_catalogue", 0) for part in ("train", "val"))
+    if off_catalogue:
+        notes.append(f"{off_catalogue:,} split interaction(s) name items the processed catalogue lacks: the split "
+                     "predates the last `mmrec preprocess`. Run `mmrec split` again to split the current data.")
     combo = settings.features.combo
 
     seed_everything(settings.training.seed)  # same initial weights whatever ran before
@@ -202,6 +206,9 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
     if resume is not None:
         _resume(trainer, Path(resume), dims, users, item_encoder, recorded, device)
         notes.append(f"Resumed from {resume} after epoch {trainer.epoch}.")
+        if trainer.epoch >= settings.training.epochs:
+            notes[-1] += (f" training.epochs is {settings.training.epochs}, so no epoch is left to train: "
+                          f"raise it (--epochs) to continue training.")
         progress(ProgressEvent("resume", message=notes[-1]))
 
     base_spec = {

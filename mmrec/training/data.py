@@ -51,7 +51,7 @@ def build_training_data(
 
     train_rows = positions(train["item_id"], rows.index)
     known = train_rows >= 0
-    skipped["train_items_not_in_catalogue"] = int((~known).sum())
+    skipped["train_interactions_on_items_not_in_catalogue"] = int((~known).sum())
     train_users = users.encode(train["user_id"])
     pairs = np.stack([train_users[known], rows.to_numpy()[train_rows[known]]], axis=1).astype(np.int64)
     if len(pairs) == 0:
@@ -62,7 +62,7 @@ def build_training_data(
     val_found = positions(val["item_id"], rows.index)
     val_known = val_found >= 0
     val_rows = np.where(val_known, rows.to_numpy()[val_found], -1)
-    skipped["val_items_not_in_catalogue"] = int((~val_known).sum())
+    skipped["val_interactions_on_items_not_in_catalogue"] = int((~val_known).sum())
     val_user_ids = val["user_id"].astype(str).to_numpy()[val_known]
     distinct = pd.unique(val_user_ids)
     skipped["val_users_sampled_out"] = 0

@@ -73,6 +73,9 @@ def test_find_checkpoint_layouts(tmp_path, caplog):
     save(tmp_path / "a_b" / BEST, combo="a_b")
     with pytest.raises(CheckpointError, match="Several"):
         find_checkpoint(tmp_path, None)
+    with pytest.raises(CheckpointError) as info:  # a mistyped name: the hint lists what is there
+        find_checkpoint(tmp_path, "v_t", "bset_model.pth")
+    assert info.value.hint == f"Checkpoints there: {BEST}."
 
 
 @pytest.mark.parametrize("bad", ["../x", "a/b", "..", "", "a\x00b"])

@@ -92,11 +92,16 @@ def test_bad_usage_exits_2(config):
     assert bad_name.exit_code == 2 and "not a valid feature combo name" in bad_name.output
 
 
-def test_backbones_lists_all_with_availability():
+def test_backbones_lists_all_with_availability(config, tmp_path):
     result = runner.invoke(app, ["cache", "backbones"])
     assert result.exit_code == 0
     for name in ("efficientnet-lite", "resnet", "dino", "convnext", "sentence-bert", "roberta", "mpnet"):
         assert name in result.output
+    # With the settings: their backbones marked, looked up at their explicit weights paths.
+    env = {"MMREC_FEATURES__VISION_BACKBONE": "resnet", "MMREC_FEATURES__VISION_WEIGHTS": str(tmp_path / "none")}
+    result = runner.invoke(app, ["cache", "backbones", "-c", str(config)], env=env, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "resnet *" in result.output and "sentence-bert *" in result.output and "not found at" in result.output
 
 
 def _fill(cache_dir, combo):

@@ -27,6 +27,14 @@ def test_preprocess_prints_report_then_noop(config):
     assert second.exit_code == 0 and "nothing redone" in second.output
     forced = runner.invoke(app, ["preprocess", "-c", str(config), "--skip-caching", "--force-reprocess"])
     assert forced.exit_code == 0 and "nothing redone" not in forced.output
+    assert "no images folder" not in forced.output
+
+
+def test_a_missing_images_folder_is_named(config, tmp_path):
+    (tmp_path / "raw" / "images").rename(tmp_path / "raw" / "pictures")
+    result = runner.invoke(app, ["preprocess", "-c", str(config), "--skip-caching"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "There is no images folder at" in result.output and "data.images_subdir" in result.output
 
 
 def test_corrupt_image_and_nan_are_reported_not_fatal(config, tmp_path):

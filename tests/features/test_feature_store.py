@@ -150,6 +150,9 @@ def test_killed_precompute_resumes_without_recomputing(tmp_path, tiny_hf_text_di
     assert report.already_cached["text"] == kept and report.computed["text"] == 30 - kept
     again = precompute_item_features(items, features, CacheSettings(), root)
     assert again.computed["text"] == 0 and again.already_cached["text"] == 30
+    with FeatureStore(root, db.parent.name, CacheSettings()) as store:  # what `mmrec cache stats` shows
+        assert {k: store.read_stats()[k] for k in ("kind", "hits", "misses", "computed")} == {
+            "kind": "precompute", "hits": 30, "misses": 0, "computed": 0}
 
 
 def test_an_unexpected_diskcache_layout_is_a_clear_error(tmp_path):

@@ -16,7 +16,7 @@ def test_training_data_counts_what_it_skips_and_masks_train_items():
     train, val = frames()
     users = IdEncoder.fit(train["user_id"])
     data = build_training_data(train, val, ["w", "x", "y", "z"], users, history_length=3)
-    assert data.skipped == {"train_items_not_in_catalogue": 1, "val_items_not_in_catalogue": 1,
+    assert data.skipped == {"train_interactions_on_items_not_in_catalogue": 1, "val_interactions_on_items_not_in_catalogue": 1,
                             "val_users_unseen_in_train": 1, "val_users_sampled_out": 0}
     assert data.pairs.shape == (4, 2)
     assert data.item_counts.tolist() == [0, 2, 1, 1]
