@@ -106,7 +106,7 @@ def run_batch_recommend(
     k = inference.top_k
     chunk = rows_per_chunk(settings.evaluation.batch_size, serving.n_items)
     result = BatchRecommendResult(recommender_type, k, output, n_users=len(chosen), chunk_users=chunk,
-                                  ann=None if inference.ann == "none" else inference.ann)
+                                  ann=None if inference.ann == "none" else inference.ann, notes=list(serving.notes))
     with parquet_recommendations(output, serving.item_ids) as table:
         for start, block in _chunks(chosen, chunk):
             lists, is_fallback = serving.top_k(block, k)

@@ -139,6 +139,7 @@ def run_recommend(
         [],
         inference.diversity_lambda if inference.use_diversity else None,
         output,
+        notes=list(serving.notes),
     )
     batch = rows_per_chunk(settings.evaluation.batch_size, len(item_ids))
     for start in range(0, len(chosen), batch):

@@ -7,7 +7,7 @@ of users through `Serving.top_k`, so both give the same lists for the same user.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,10 @@ from mmrec.settings import Settings
 TopKLists = list[tuple[np.ndarray, np.ndarray]]  # per user: (catalogue rows, scores), best first
 
 
+# With this much of the score from the item-item model, the two-tower index is a weak candidate source: say so.
+ANN_BLEND_WARNING = 0.5
+
+
 @dataclass
 class Serving:
     """A recommender fitted on every processed interaction, ready to score chunks of users."""
@@ -43,6 +47,7 @@ class Serving:
     device: torch.device
     index: ItemIndex | None = None  # approximate candidates (inference.ann); None = exact scoring
     pool_factor: int = 10
+    notes: list[str] = field(default_factory=list)  # what the user should know about this serving setup
 
     @property
     def n_items(self) -> int:
@@ -107,9 +112,15 @@ def load_serving(settings: Settings, recommender_type: str) -> Serving:
     model = load_recommender(recommender_type, settings, items, interactions, device, inference.checkpoint_name)
     fallback_name = settings.evaluation.cold_user_fallback
     fallback = create_recommender(fallback_name, settings.evaluation).fit(interactions, item_ids)
-    index = None
+    index, notes = None, []
     if inference.ann != "none":
         index = ItemIndex(model.search_item_vectors(), inference.ann, inference.ann_nprobe)
+        blend = float(getattr(model, "item_item_blend", 0.0))
+        if blend >= ANN_BLEND_WARNING:
+            notes.append(
+                f"The checkpoint's item-item blend weight is {blend:g}: the index holds two-tower vectors, which carry "
+                f"{1 - blend:g} of the final score, so its candidate pool may miss items the item-item model ranks "
+                "high. Measure it with --ann-check N; raise inference.ann_pool_factor or score exactly (no --ann).")
     seen = SeenItems(interactions, {item: j for j, item in enumerate(item_ids)})
     return Serving(item_ids, titles, interactions, model, fallback, fallback_name, seen, inference.exclude_seen,
-                   device, index, inference.ann_pool_factor)
+                   device, index, inference.ann_pool_factor, notes)

@@ -17,7 +17,7 @@ from mmrec.errors import ConfigError
 from mmrec.inference.ann import ItemIndex
 from mmrec.pipeline.batch_recommend import run_batch_recommend
 from mmrec.pipeline.recommend import run_recommend
-from mmrec.pipeline.serving import load_serving
+from mmrec.pipeline.serving import ANN_BLEND_WARNING, load_serving
 from mmrec.pipeline.train import run_train
 from mmrec.recommenders import RECOMMENDERS
 from mmrec.recommenders.factory import BASELINES
@@ -171,6 +171,8 @@ def test_ann_lists_get_exact_blended_scores_and_report_recall(trained, monkeypat
         overlap = np.mean([len(set(approximate[u]) & set(exact[u])) / 5 for u in exact.index])
         assert result.ann == kind and result.ann_check_users == 30 and result.ann_recall == pytest.approx(overlap)
         recalls[factor] = result.ann_recall
+        blend = float(load_serving(settings, "multimodal").model.item_item_blend)
+        assert any("item-item blend weight is" in note for note in result.notes) == (blend >= ANN_BLEND_WARNING)
     assert max(n for n, _ in pools) <= CHUNK and all(pool < 40 for _, pool in pools)  # a pool, not the catalogue
     # Candidates come from the two-tower vectors alone while the lists rank by the blended score: a
     # pool of one top_k misses some blended top items, a larger pool finds nearly all of them.
@@ -193,3 +195,12 @@ def test_ann_on_a_plain_json_recommend_matches_exact_lists(trained):
     assert [[i["item_id"] for i in u.items] for u in approximate.users] == \
         [[i["item_id"] for i in u.items] for u in exact.users]
 
+
+@pytest.mark.parametrize("threshold", [0.0, 1.01])
+def test_ann_warns_when_the_item_item_model_carries_the_score(trained, monkeypatch, threshold):
+    pytest.importorskip("faiss")
+    _, settings = trained
+    monkeypatch.setattr("mmrec.pipeline.serving.ANN_BLEND_WARNING", threshold)
+    notes = load_serving(_with(settings, ann="faiss_hnsw"), "multimodal").notes
+    assert bool(notes) == (threshold == 0.0)
+    assert not load_serving(settings, "multimodal").notes  # exact scoring: nothing to warn about
