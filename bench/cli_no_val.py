@@ -28,6 +28,12 @@ peer benchmark's `no-tags` variant); give it its own `--work`:
     OMP_NUM_THREADS=1 .venv/bin/python bench/cli_no_val.py --text-variant no-tags --work bench/.work/cli_no_val_notags \
         --seeds 0 1 2 --runs holdout --out bench/results/cli_no_val_no_tags
 
+`--max-users N` imports the first N users only (a sparser catalogue: fewer interactions per item);
+`MMREC_PATHS__CACHE_DIR=<another work dir>/ml/cache` reuses that dir's poster and text features:
+
+    MMREC_PATHS__CACHE_DIR=$PWD/bench/.work/cli_no_val/ml/cache OMP_NUM_THREADS=1 .venv/bin/python bench/cli_no_val.py \
+        --max-users 200 --work bench/.work/cli_no_val_200u --seeds 0 1 --runs holdout --out bench/results/cli_no_val_200_users
+
 `--strategy temporal_user` splits each user's latest 25% off as test instead (the holdout is then each
 user's latest 10% of train, as `mmrec train` carves it for such a split, and EASE's alike), so test
 follows the training profiles directly, as when `mmrec recommend` serves; `--runs` picks the mmrec runs,
@@ -122,6 +128,9 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", choices=tuple(RUNS), default=["holdout", "no-validation"])
     parser.add_argument("--text-variant", choices=("tags", "no-tags"), default="tags",
                         help="item text of a new --work dir: with tags, or title and genres only (no tags.csv)")
+    parser.add_argument("--max-users", type=int, default=None,
+                        help="a new --work dir imports only the first N users (`mmrec data import --max-users`): "
+                        "the same kind of data with fewer interactions per item")
     parser.add_argument("--nested", action="store_true",
                         help="only the validation-only check of the holdout share (needs seed 0's split)")
     args = parser.parse_args()
@@ -141,7 +150,8 @@ def main() -> None:
 
         source = variant_source(args.data, args.text_variant, work / "no-tags-view")
         mmrec("data", "import", "movielens", str(source), "--posters", str(args.data / "posters"),
-              "--out", str(work / "ml"), env=env, cwd=work)
+              "--out", str(work / "ml"), *(("--max-users", str(args.max_users)) if args.max_users else ()),
+              env=env, cwd=work)
         text = config.read_text()
         assert "positive_rating_threshold: 4.0" in text
         config.write_text(text.replace("positive_rating_threshold: 4.0", "positive_rating_threshold: null"))
@@ -253,7 +263,9 @@ def write(out: Path, rows: list[dict], interactions: str = "all ratings") -> Non
     lines = [f"# `mmrec` defaults on a split without validation ({interactions}, per user 75/25, `{strategy}`) vs EASE",
              "",
              f"Machine: {machine}. `bench/cli_no_val.py`; test NDCG@10 / Recall@20; EASE's lambda per seed: "
-             + ", ".join(f"{row['ease']['l2']:g}" for row in rows) + ".", "",
+             + ", ".join(f"{row['ease']['l2']:g}" for row in rows) + ".",
+             f"Data: {rows[0]['users']:,} users, {rows[0]['items']:,} catalogue items, "
+             f"{rows[0]['train'] + rows[0]['test']:,} interactions.", "",
              "| seed | " + " | ".join(name for name, _ in table) + " | default / EASE (NDCG@10) |",
              "|---" * (len(table) + 2) + "|"]
     lines += [line(str(row["seed"]), [row]) for row in rows]
