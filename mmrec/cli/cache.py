@@ -140,12 +140,15 @@ def list_command(ctx: typer.Context, config: ConfigOption = None) -> None:
         console.print(f"No feature caches in {settings.paths.cache_dir}. Fill one with `mmrec cache precompute`.")
         return
     table = Table(title=f"Feature caches in {settings.paths.cache_dir}")
-    for column in ("combo", "vision vectors", "text vectors", "dims (vision/text)", "size", "updated"):
-        table.add_column(column, justify="left" if column in ("combo", "updated") else "right", no_wrap=True)
+    # Two-line headers and a date that folds: the table fits an 80-column terminal with a whole combo name.
+    table.caption = "vectors and dims: vision/text"
+    for column in ("combo", "vectors", "dims", "size", "updated"):
+        table.add_column(column, justify="left" if column in ("combo", "updated") else "right",
+                         no_wrap=column != "updated", overflow="fold", min_width=10 if column == "updated" else None)
     for info in infos:
-        dims = f"{info.dims.get('vision', '-')}/{info.dims.get('text', '-')}"
-        table.add_row(info.combo, f"{info.vectors['vision']:,}", f"{info.vectors['text']:,}", dims,
-                      _size(info.size_bytes), info.updated_at)
+        table.add_row(info.combo, f"{info.vectors['vision']:,}/{info.vectors['text']:,}",
+                      f"{info.dims.get('vision', '-')}/{info.dims.get('text', '-')}", _size(info.size_bytes),
+                      info.updated_at)
     console.print(table)
 
 

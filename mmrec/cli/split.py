@@ -53,10 +53,10 @@ def split(
     )
     report = result.report
     table = Table(title=f"Split: {report['strategy']} (seed {report['seed']})")
-    for column in ("part", "interactions", "users", "items", "cold users", "cold items", "time range (UTC)"):
-        table.add_column(
-            column, justify="left" if column in ("part", "time range (UTC)") else "right", no_wrap=True
-        )
+    # Two-line headers and a time range that may wrap: the table fits an 80-column terminal.
+    for column in ("part", "interactions", "users", "items", "cold\nusers", "cold\nitems", "time range (UTC)"):
+        table.add_column(column, justify="left" if column in ("part", "time range (UTC)") else "right",
+                         no_wrap=column != "time range (UTC)", min_width=len(column.split("\n")[0]))
     for name, part in report["parts"].items():
         time_range = " -> ".join(t[:10] for t in part["time_range"]) if part["time_range"] else "-"
         table.add_row(
