@@ -113,6 +113,11 @@ def load_serving(settings: Settings, recommender_type: str) -> Serving:
     fallback_name = settings.evaluation.cold_user_fallback
     fallback = create_recommender(fallback_name, settings.evaluation).fit(interactions, item_ids)
     index, notes = None, []
+    new_items = int(getattr(model, "items_without_id", 0))
+    if new_items:
+        notes.append(f"{new_items:,} of {len(item_ids):,} catalogue items had no training interaction when the checkpoint "
+                     "was trained (added since, or only in val/test), so they have no id embedding: they are scored from "
+                     "their images, text and numbers (and the item-item model, from interactions since).")
     if inference.ann != "none":
         index = ItemIndex(model.search_item_vectors(), inference.ann, inference.ann_nprobe)
         blend = float(getattr(model, "item_item_blend", 0.0))

@@ -66,6 +66,7 @@ class MultimodalRecommender(Recommender):
         self.item_item_blend = spec.item_item.blend if spec.item_item else 0.0
         self.item_item_halflife = spec.item_item.halflife if spec.item_item else 0.0
         self.item_item_store = item_item_store  # earlier fits of the item-item model, reused when the data match
+        self.items_without_id = 0  # catalogue items without an id embedding (no train interaction; by fit)
 
     @classmethod
     def from_checkpoint(cls, path: Path, *, items: pd.DataFrame, cache_dir: Path, cache: CacheSettings,
@@ -104,6 +105,7 @@ class MultimodalRecommender(Recommender):
         self._index_catalogue(train, item_ids)
         numeric = self.spec.numeric
         ids = self.items_encoder.encode(self.item_ids)
+        self.items_without_id = int((np.asarray(ids) == 0).sum())  # id 0: no train interaction then
         catalogue = scaled_catalogue(self.items, ids, self.features, numeric.columns, numeric.build_scaler(), train,
                                      self.device)
         # Profile rows = local train-user index + 1 (row 0 = no train history): users unknown to the

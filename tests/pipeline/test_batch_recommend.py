@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mmrec.data.splits import load_split
-from mmrec.data.tables import save_interactions
+from mmrec.data.tables import load_items, save_interactions, save_items
 from mmrec.errors import ConfigError
 from mmrec.inference.ann import ItemIndex
 from mmrec.pipeline.batch_recommend import run_batch_recommend
@@ -204,3 +204,18 @@ def test_ann_warns_when_the_item_item_model_carries_the_score(trained, monkeypat
     notes = load_serving(_with(settings, ann="faiss_hnsw"), "multimodal").notes
     assert bool(notes) == (threshold == 0.0)
     assert not load_serving(settings, "multimodal").notes  # exact scoring: nothing to warn about
+
+
+def test_serving_says_how_many_items_have_no_id_embedding(tmp_path):
+    config = tiny_project.write_tiny_project(tmp_path, epochs=1, sequence_blend=False)
+    settings = load_settings(config, {"inference.device": "cpu"}).settings
+    run_train(settings)
+    split = load_split(tmp_path / "splits")
+    save_interactions(pd.concat([split.train, split.val, split.test], ignore_index=True), tmp_path / "processed")
+    assert not load_serving(settings, "multimodal").notes  # every item had training interactions
+    items = load_items(tmp_path / "processed")
+    new = items.iloc[[0]].assign(item_id="added_later")
+    save_items(pd.concat([items, new], ignore_index=True), tmp_path / "processed")
+    serving = load_serving(settings, "multimodal")
+    assert len(serving.notes) == 1 and serving.notes[0].startswith("1 of 41 catalogue items had no training interaction")
+    assert np.isfinite(serving.model.score(["u0"])[0, -1].item())  # still scored
