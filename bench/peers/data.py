@@ -1,11 +1,11 @@
-"""MovieLens as implicit feedback, read through mmrec's own importer (both layouts, both text variants).
+"""MovieLens as implicit feedback, read through mmrec's own importer (every layout, both text variants).
 
-Either layout mmrec imports: ml-latest (ratings.csv, movies.csv, optional tags.csv) or ml-100k
-(u.data, u.item). Rating >= 4 is a positive; 5-core filtered until stable. Item text is what mmrec's
-text backbone reads: "title. Genres: ... . Tags: ..." (`mmrec.data.text.item_text` over the
-imported title and description). Text variants:
-- `tags`: the importer's description with genres and tags (ml-latest with a tags.csv only);
-- `no-tags`: "title. genres" only — the importer reads a view of the folder without tags.csv.
+Any layout mmrec imports: ml-latest (ratings.csv, movies.csv, optional tags.csv), ml-1m / ml-10m
+(ratings.dat, movies.dat, optional tags.dat) or ml-100k (u.data, u.item). Rating >= 4 is a positive;
+5-core filtered until stable. Item text is what mmrec's text backbone reads: "title. Genres: ... .
+Tags: ..." (`mmrec.data.text.item_text` over the imported title and description). Text variants:
+- `tags`: the importer's description with genres and tags (a folder with a tags file only);
+- `no-tags`: "title. genres" only — the importer reads a view of the folder without its tags file.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmrec.data.movielens import detect_flavour, import_movielens
+from mmrec.data.movielens import FLAVOURS, detect_flavour, import_movielens
 from mmrec.data.text import item_text
 from mmrec.errors import DataError
 from mmrec.settings import DataSettings
@@ -35,7 +35,8 @@ def dataset_name(data_dir: str | Path) -> str:
 
 def has_tags(data_dir: str | Path) -> bool:
     data_dir = Path(data_dir)
-    return detect_flavour(data_dir) == "ml-latest" and (data_dir / "tags.csv").is_file()
+    tags_file = FLAVOURS[detect_flavour(data_dir)][1]
+    return tags_file is not None and (data_dir / tags_file).is_file()
 
 
 def available_variants(data_dir: str | Path) -> list[str]:
@@ -56,21 +57,22 @@ def k_core(interactions: pd.DataFrame, k: int = MIN_POSITIVES) -> pd.DataFrame:
 
 
 def variant_source(data_dir: str | Path, variant: str, view_dir: str | Path) -> Path:
-    """The folder mmrec's importer reads for `variant`: `data_dir`, or a view of it without tags.csv."""
+    """The folder mmrec's importer reads for `variant`: `data_dir`, or a view of it without its tags file."""
     data_dir = Path(data_dir).resolve()
     if variant not in TEXT_VARIANTS:
         raise DataError(f"unknown text variant {variant!r}", hint=f"choose one of {', '.join(TEXT_VARIANTS)}")
     tagged = has_tags(data_dir)  # also raises DataError when data_dir is no MovieLens folder
     if variant == "tags":
         if not tagged:
-            raise DataError(f"{data_dir} has no tags.csv, so the `tags` text variant does not exist there",
+            raise DataError(f"{data_dir} has no tags file (tags.csv / tags.dat), so the `tags` text variant does not "
+                            "exist there",
                             hint="use --text-variants no-tags")
         return data_dir
     if not tagged:
         return data_dir
     view = Path(view_dir)
     view.mkdir(parents=True, exist_ok=True)
-    for name in ("ratings.csv", "movies.csv"):
+    for name in FLAVOURS[detect_flavour(data_dir)][0]:  # the layout's files but its tags file
         link = view / name
         if not link.is_symlink() or link.resolve() != (data_dir / name):
             link.unlink(missing_ok=True)

@@ -71,8 +71,8 @@ def import_movielens(
     src: Annotated[
         Path,
         typer.Argument(
-            help="MovieLens folder: ml-latest-small (ratings.csv, movies.csv, "
-            "tags.csv) or ml-100k (u.data, u.item)."
+            help="MovieLens folder: ml-latest-small / ml-20m+ (ratings.csv, movies.csv[, tags.csv]), "
+            "ml-1m / ml-10m (ratings.dat, movies.dat[, tags.dat]) or ml-100k (u.data, u.item)."
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the input-format files.")],

@@ -1,4 +1,4 @@
-"""MovieLens (ml-latest-small, ml-100k) plus a posters folder -> the mmrec input format.
+"""MovieLens (ml-latest-small / ml-20m+, ml-1m / ml-10m, ml-100k) plus a posters folder -> the mmrec input format.
 
 Only content goes into item_info (title, genres + tags as description, release year). Interaction
 statistics (counts, mean rating) are NOT written as item features: computed over all ratings they
@@ -7,6 +7,7 @@ would leak the test split; the model side derives them from the training split.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -126,6 +127,40 @@ def _read_latest(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     return items, interactions, sum(1 for t in tags.values() if t)
 
 
+def _read_dat(path: Path, names: list[str]) -> pd.DataFrame:
+    """A `::`-separated MovieLens .dat file (ml-1m, ml-10m) as strings: UTF-8, or latin-1 (ml-1m's movies.dat)."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    # `::` never occurs inside a field; a tab never does either, so the fast C parser reads the rewritten text.
+    return pd.read_csv(io.StringIO(text.replace("::", "\t")), sep="\t", header=None, names=names, dtype=str,
+                       keep_default_na=False, quoting=3, engine="c")  # quoting=3: QUOTE_NONE, titles hold quotes
+
+
+def _read_1m(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    movies = _read_dat(src / "movies.dat", ["movieId", "title", "genres"])
+    ratings = _read_dat(src / "ratings.dat", ["userId", "movieId", "rating", "timestamp"])
+    tags_path = src / "tags.dat"  # ml-10m only
+    tags = _aggregate_tags(_read_dat(tags_path, ["userId", "movieId", "tag", "timestamp"])) if tags_path.is_file() else {}
+    rows = []
+    for movie_id, title, genres in zip(movies["movieId"], movies["title"], movies["genres"], strict=True):
+        clean_title, year = split_title_year(title)
+        rows.append((movie_id.strip(), clean_title, _description(genres.split("|"), tags.get(movie_id.strip(), [])),
+                     year))
+    items = pd.DataFrame(rows, columns=["item_id", "title", "description", "year"])
+    interactions = pd.DataFrame(
+        {
+            "user_id": ratings["userId"].str.strip(),
+            "item_id": ratings["movieId"].str.strip(),
+            "timestamp": ratings["timestamp"].astype("int64"),
+            "rating": ratings["rating"].astype("float64"),
+        }
+    )
+    return items, interactions, sum(1 for t in tags.values() if t)
+
+
 def _read_100k(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     genre_file = src / "u.genre"
     genres = ML100K_GENRES
@@ -167,16 +202,23 @@ def _read_100k(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     return items, interactions, 0
 
 
+# Layout name -> (the files that identify it, its optional tags file, its reader).
+FLAVOURS = {
+    "ml-latest": (("ratings.csv", "movies.csv"), "tags.csv", _read_latest),
+    "ml-1m": (("ratings.dat", "movies.dat"), "tags.dat", _read_1m),
+    "ml-100k": (("u.data", "u.item"), None, _read_100k),
+}
+
+
 def detect_flavour(src: Path) -> str:
-    if (src / "ratings.csv").is_file() and (src / "movies.csv").is_file():
-        return "ml-latest"
-    if (src / "u.data").is_file() and (src / "u.item").is_file():
-        return "ml-100k"
+    for flavour, (files, _, _) in FLAVOURS.items():
+        if all((src / name).is_file() for name in files):
+            return flavour
     present = ", ".join(sorted(p.name for p in src.iterdir())[:15]) if src.is_dir() else "(folder missing)"
     raise DataError(
         f"{src} is not a MovieLens folder (found: {present}).",
-        hint="Point SRC at ml-latest-small (ratings.csv, movies.csv[, tags.csv]) "
-        "or ml-100k (u.data, u.item).",
+        hint="Point SRC at ml-latest-small / ml-20m / ml-25m (ratings.csv, movies.csv[, tags.csv]), "
+        "ml-1m / ml-10m (ratings.dat, movies.dat[, tags.dat]) or ml-100k (u.data, u.item).",
     )
 
 
@@ -196,7 +238,7 @@ def import_movielens(
             f"Posters folder {posters} not found.", hint="Pass --posters DIR holding {movieId}.jpg files."
         )
     try:
-        items, interactions, tagged = (_read_latest if flavour == "ml-latest" else _read_100k)(src)
+        items, interactions, tagged = FLAVOURS[flavour][2](src)
     except (pd.errors.ParserError, KeyError, ValueError, UnicodeDecodeError) as exc:
         raise DataError(f"Cannot read MovieLens files in {src}: {exc}") from None
     if max_users is not None:

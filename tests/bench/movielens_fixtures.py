@@ -1,4 +1,4 @@
-"""Tiny fabricated MovieLens folders in both layouts mmrec's importer reads."""
+"""Tiny fabricated MovieLens folders in the layouts mmrec's importer reads."""
 
 from __future__ import annotations
 
@@ -43,4 +43,18 @@ def write_ml_latest(folder: Path, n_users: int = 14, n_items: int = 12, seed: in
     (folder / "movies.csv").write_text("\n".join(movies) + "\n")
     if tags:
         (folder / "tags.csv").write_text("userId,movieId,tag,timestamp\n1,1,funny,1\n2,1,classic,2\n1,3,dark,3\n")
+    return folder
+
+
+def write_ml_dat(folder: Path, n_users: int = 14, n_items: int = 12, seed: int = 0, tags: bool = True) -> Path:
+    """ratings.dat, movies.dat and (optionally, as ml-10m) tags.dat: the `::`-separated ml-1m / ml-10m layout."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows = [f"{user}::{item}::{5 if rng.random() < 0.8 else 2}::{978_000_000 + 100 * user + item}"
+            for user in range(1, n_users + 1) for item in range(1, n_items + 1) if rng.random() < 0.85]
+    (folder / "ratings.dat").write_text("\n".join(rows) + "\n")
+    movies = [f"{i}::Film {i} (19{i:02d})::Drama|Comedy" for i in range(1, n_items + 1)]
+    (folder / "movies.dat").write_text("\n".join(movies) + "\n", encoding="latin-1")
+    if tags:
+        (folder / "tags.dat").write_text("1::1::funny::1\n2::1::classic::2\n1::3::dark::3\n")
     return folder

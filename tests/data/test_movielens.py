@@ -49,6 +49,32 @@ def test_ml100k_import(tmp_path):
     )
 
 
+def _ml1m(folder: Path, tags: bool = False) -> Path:
+    """ml-1m's layout: `::`-separated, movies.dat in latin-1 with quotes and colons in titles; ml-10m adds tags.dat."""
+    folder.mkdir()
+    movies = ['1::Toy Story (1995)::Animation|Children\'s|Comedy', '2::"Great Day: The Movie" (1997)::Drama',
+              '3::Caf\xe9 Society (2000)::Comedy|Romance']
+    (folder / "movies.dat").write_bytes("\n".join(movies).encode("latin-1"))
+    (folder / "ratings.dat").write_text("10::1::5::978300760\n10::2::3::978302109\n11::3::4::978301968\n")
+    if tags:
+        (folder / "tags.dat").write_text("10::1::pixar::1139045764\n11::1::Pixar::1139045765\n11::3::woody::1\n")
+    return folder
+
+
+@pytest.mark.parametrize("tags", [False, True])
+def test_ml1m_and_ml10m_import(tmp_path, tags):
+    src = _ml1m(tmp_path / "ml-1m", tags)
+    result = import_movielens(src, tmp_path / "out", None, DataSettings())
+    assert (result.flavour, result.movies, result.ratings, result.tagged_movies) == ("ml-1m", 3, 3, 2 if tags else 0)
+    items = pd.read_csv(tmp_path / "out" / "item_info.csv", dtype={"item_id": str})
+    assert items["title"].tolist() == ["Toy Story", '"Great Day: The Movie"', "Café Society"]
+    assert items["year"].tolist() == [1995.0, 1997.0, 2000.0]
+    assert items["description"][0] == "Genres: Animation, Children's, Comedy." + (" Tags: pixar." if tags else "")
+    interactions = pd.read_csv(tmp_path / "out" / "interactions.csv", dtype={"user_id": str, "item_id": str})
+    assert interactions.values.tolist() == [["10", "1", 978300760, 5.0], ["10", "2", 978302109, 3.0],
+                                            ["11", "3", 978301968, 4.0]]
+
+
 def test_not_a_movielens_folder(tmp_path):
     with pytest.raises(DataError, match="not a MovieLens folder"):
         import_movielens(tmp_path, tmp_path / "out", None, DataSettings())
