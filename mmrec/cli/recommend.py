@@ -172,6 +172,11 @@ def recommend(
         raise ConfigError("--ann-check runs in batch mode only.",
                           hint="Add --all-users (or an --output ending in .parquet).")
     if output is not None:
+        if output.suffix.lower() in (".csv", ".jsonl", ".tsv", ".txt"):
+            raise ConfigError(f"--output {output}: per-user recommendations are written as JSON (with reasons), "
+                              f"not {output.suffix}.",
+                              hint="End the file name in .json, or use .parquet (with --all-users for everyone) "
+                              "for a table of user_id, rank, item_id, score.")
         check_output_file(output, "--output")  # before any work, not after it
     with RichProgress(transient=True) as progress:
         result = run_recommend(

@@ -15,7 +15,7 @@ def tune(
     config: ConfigOption = None,
     trials: Annotated[int | None, typer.Option("--trials", "-n", min=1,
                                                help="Trials the study holds when done (tune.n_trials).")] = None,
-    timeout: Annotated[float | None, typer.Option("--timeout", min=1,
+    timeout: Annotated[float | None, typer.Option("--timeout",
                                                   help="Start no new trial after S seconds (tune.timeout_s).")] = None,
     study: Annotated[str | None, typer.Option("--study", help="Study name; the same name resumes it "
                                                               "(tune.study_name).")] = None,

@@ -156,8 +156,8 @@ def _validation_holdout(settings: Settings, split: SplitFrames) -> tuple[SplitFr
     note = (f"No validation rows (val.csv empty or missing): {len(val):,} of {len(split.train):,} training "
             f"interactions ({val['user_id'].nunique():,} users; training.holdout_ratio {ratio:g}, {strategy} "
             "like the split) "
-            "are held out as validation for early stopping and the blend choices; evaluate and recommend use "
-            "all of train.csv.")
+            "are held out as validation for early stopping and the blend choices; evaluate uses all of train.csv "
+            "(recommend every processed interaction).")
     return SplitFrames(train, val, split.test), note
 
 

@@ -113,6 +113,7 @@ def test_parquet_output_for_chosen_users_counts_unknown_users(config, tmp_path):
     (["--users", "u001", "--ann-check", "5"], "batch mode only"),
     (["--all-users", "--output", "r.parquet", "--ann", "faiss_hnsw"], "has none"),
     (["--all-users", "--output", "r.parquet", "--ann", "annoy"], "inference.ann: Input should be 'none'"),
+    (["--users", "u001", "--output", "recs.csv"], "per-user recommendations are written as JSON"),
 ])
 def test_batch_mode_refusals_exit_2(config, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
