@@ -143,7 +143,8 @@ def _read_1m(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     movies = _read_dat(src / "movies.dat", ["movieId", "title", "genres"])
     ratings = _read_dat(src / "ratings.dat", ["userId", "movieId", "rating", "timestamp"])
     tags_path = src / "tags.dat"  # ml-10m only
-    tags = _aggregate_tags(_read_dat(tags_path, ["userId", "movieId", "tag", "timestamp"])) if tags_path.is_file() else {}
+    tags = (_aggregate_tags(_read_dat(tags_path, ["userId", "movieId", "tag", "timestamp"]))
+            if tags_path.is_file() else {})
     rows = []
     for movie_id, title, genres in zip(movies["movieId"], movies["title"], movies["genres"], strict=True):
         clean_title, year = split_title_year(title)

@@ -80,12 +80,13 @@ def canonical_columns(frame: pd.DataFrame, what: str, names: dict[str, str]) -> 
     renames = {source: canonical for canonical, source in names.items() if source != canonical}
     present = ", ".join(map(str, frame.columns))
     for source, canonical in renames.items():
+        setting = f"data.{canonical}_column"
         if source not in frame.columns:
-            raise DataError(f"{what} file lacks column '{source}' (data.{canonical}_column); columns present: {present}.",
-                            hint=f"Set data.{canonical}_column to the column that holds the {canonical.replace('_', ' ')}s.")
+            raise DataError(f"{what} file lacks column '{source}' ({setting}); columns present: {present}.",
+                            hint=f"Set {setting} to the column that holds the {canonical.replace('_', ' ')}s.")
         if canonical in frame.columns:
-            raise DataError(f"{what} file has a column '{canonical}' besides '{source}', which data.{canonical}_column "
-                            f"renames to '{canonical}'.",
+            raise DataError(f"{what} file has a column '{canonical}' besides '{source}', which {setting} renames "
+                            f"to '{canonical}'.",
                             hint="Remove or rename one of the two, or point the setting at the other.")
     return frame.rename(columns=renames)
 

@@ -180,7 +180,8 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
     catalogue, data, dims, columns, scaler = inputs.catalogue, inputs.data, inputs.dims, inputs.columns, inputs.scaler
     if inputs.holdout is not None:
         notes.append(inputs.holdout)
-    off_catalogue = sum(data.skipped.get(f"{part}_interactions_on_items_not_in_catalogue", 0) for part in ("train", "val"))
+    off_catalogue = sum(data.skipped.get(f"{part}_interactions_on_items_not_in_catalogue", 0)
+                        for part in ("train", "val"))
     if off_catalogue:
         notes.append(f"{off_catalogue:,} split interaction(s) name items the processed catalogue lacks: the split "
                      "predates the last `mmrec preprocess`. Run `mmrec split` again to split the current data.")
