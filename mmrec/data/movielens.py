@@ -96,25 +96,18 @@ def _aggregate_tags(tags: pd.DataFrame) -> dict[str, list[str]]:
             if tag.lower() not in seen:
                 seen.add(tag.lower())
                 ordered.append(tag)
-        result[str(movie)] = ordered[:MAX_TAGS]
+        result[str(movie).strip()] = ordered[:MAX_TAGS]
     return result
 
 
-def _read_latest(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    movies = pd.read_csv(src / "movies.csv", dtype=str, keep_default_na=False)
-    ratings = pd.read_csv(src / "ratings.csv", dtype={"userId": str, "movieId": str})
-    tags_path = src / "tags.csv"
-    tags = (
-        _aggregate_tags(pd.read_csv(tags_path, dtype=str, keep_default_na=False))
-        if tags_path.is_file()
-        else {}
-    )
+def _tables(movies: pd.DataFrame, ratings: pd.DataFrame, tags: dict[str, list[str]]
+            ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """(items, interactions, tagged movies) from movieId/title/genres ("A|B") and userId/movieId/rating/timestamp."""
     rows = []
     for movie_id, title, genres in zip(movies["movieId"], movies["title"], movies["genres"], strict=True):
         clean_title, year = split_title_year(title)
-        rows.append(
-            (movie_id.strip(), clean_title, _description(genres.split("|"), tags.get(movie_id, [])), year)
-        )
+        movie_id = movie_id.strip()
+        rows.append((movie_id, clean_title, _description(genres.split("|"), tags.get(movie_id, [])), year))
     items = pd.DataFrame(rows, columns=["item_id", "title", "description", "year"])
     interactions = pd.DataFrame(
         {
@@ -125,6 +118,14 @@ def _read_latest(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
         }
     )
     return items, interactions, sum(1 for t in tags.values() if t)
+
+
+def _read_latest(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    movies = pd.read_csv(src / "movies.csv", dtype=str, keep_default_na=False)
+    ratings = pd.read_csv(src / "ratings.csv", dtype={"userId": str, "movieId": str})
+    tags_path = src / "tags.csv"
+    tags = _aggregate_tags(pd.read_csv(tags_path, dtype=str, keep_default_na=False)) if tags_path.is_file() else {}
+    return _tables(movies, ratings, tags)
 
 
 def _read_dat(path: Path, names: list[str]) -> pd.DataFrame:
@@ -145,21 +146,7 @@ def _read_1m(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     tags_path = src / "tags.dat"  # ml-10m only
     tags = (_aggregate_tags(_read_dat(tags_path, ["userId", "movieId", "tag", "timestamp"]))
             if tags_path.is_file() else {})
-    rows = []
-    for movie_id, title, genres in zip(movies["movieId"], movies["title"], movies["genres"], strict=True):
-        clean_title, year = split_title_year(title)
-        rows.append((movie_id.strip(), clean_title, _description(genres.split("|"), tags.get(movie_id.strip(), [])),
-                     year))
-    items = pd.DataFrame(rows, columns=["item_id", "title", "description", "year"])
-    interactions = pd.DataFrame(
-        {
-            "user_id": ratings["userId"].str.strip(),
-            "item_id": ratings["movieId"].str.strip(),
-            "timestamp": ratings["timestamp"].astype("int64"),
-            "rating": ratings["rating"].astype("float64"),
-        }
-    )
-    return items, interactions, sum(1 for t in tags.values() if t)
+    return _tables(movies, ratings, tags)
 
 
 def _read_100k(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
