@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from mmrec.evaluation.metrics import pessimistic_hits, reciprocal_rank, topk_metrics
+from mmrec.evaluation.metrics import count_compared, pessimistic_hits, reciprocal_rank, topk_metrics
 from mmrec.inference.topk import MAX_SCORE_CELLS, rows_per_chunk
 
 ScoreFn = Callable[[np.ndarray], torch.Tensor]
@@ -158,7 +158,8 @@ def _rank_chunk(scores: torch.Tensor, rows: np.ndarray, relevant: sp.csr_matrix,
         boundary_tied = (top_values == last.unsqueeze(1)).sum(1)
         if tied_past_k is not None and bool(tied_past_k.any()):
             rows_past = tied_past_k.nonzero().squeeze(1)
-            boundary_tied[rows_past] = (scores[rows_past] == last[rows_past].unsqueeze(1)).sum(1)
+            boundary_tied[rows_past] = count_compared(scores[rows_past], last[rows_past].unsqueeze(1), torch.eq).to(
+                boundary_tied.dtype)
         boundary_relevant = torch.zeros_like(boundary_tied).scatter_add(
             0, rel_r_t, (rel_scores == last[rel_r_t]).to(boundary_tied.dtype))
         hits = pessimistic_hits(hits, top_values, boundary_tied, boundary_relevant)

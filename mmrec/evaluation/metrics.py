@@ -17,7 +17,7 @@ Users are averaged with equal weight; users without relevant items are not evalu
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -98,16 +98,16 @@ def reciprocal_rank(
     """
     best = best_relevant_score.unsqueeze(1)
     if top_values is None or top_values.shape[1] == 0:
-        at_least = _count_above(scores, best, inclusive=True)
+        at_least = count_compared(scores, best, torch.ge)
     else:
         at_least = (top_values >= best).sum(1, dtype=torch.int32)
         outside = best.squeeze(1) <= top_values[:, -1]
         n_outside = int(outside.sum())
         if 4 * n_outside >= len(outside):  # copying most rows out would cost more than one full pass
-            at_least = torch.where(outside, _count_above(scores, best, inclusive=True), at_least)
+            at_least = torch.where(outside, count_compared(scores, best, torch.ge), at_least)
         elif n_outside:
             rows = outside.nonzero().squeeze(1)
-            at_least[rows] = _count_above(scores[rows], best[rows], inclusive=True)
+            at_least[rows] = count_compared(scores[rows], best[rows], torch.ge)
     tied = torch.ones_like(at_least) if tied_relevant is None else tied_relevant.to(at_least.dtype)
     return 1.0 / ((at_least - tied).clamp(min=0).to(torch.float64) + 1.0)
 
@@ -115,14 +115,14 @@ def reciprocal_rank(
 _WORDS_PER_GROUP = 255  # int64 words summed per group: each byte lane then stays <= 255 (no carries)
 
 
-def _count_above(scores: torch.Tensor, threshold: torch.Tensor, inclusive: bool = False) -> torch.Tensor:
-    """[b] int32 count of scores [b, n] > threshold [b, 1] (>= when inclusive).
+def count_compared(scores: torch.Tensor, threshold: torch.Tensor,
+                   compare: Callable[..., torch.Tensor] = torch.gt) -> torch.Tensor:
+    """[b] int32 count of `compare(scores [b, n], threshold [b, 1])` per row (torch.gt, torch.ge or torch.eq).
 
     On CPU, torch's bool->int reduction is slow (~3x a top-k), so the 0/1 flag bytes are summed as
     int64 words, 255 words at a time (every byte lane sums to <= 255, so lanes never carry), and the
     lanes are added up at the end: exact, and about 3x faster.
     """
-    compare = torch.ge if inclusive else torch.gt
     if scores.device.type != "cpu":
         return compare(scores, threshold).sum(1, dtype=torch.int32)
     b, n = scores.shape

@@ -75,7 +75,7 @@ def test_reciprocal_rank_shortcut_equals_full_count(seed):
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 7), (5, 2040), (4, 2041), (6, 5000)])
 def test_count_above_is_exact(shape):
-    from mmrec.evaluation.metrics import _count_above
+    from mmrec.evaluation.metrics import count_compared as _count_above
 
     gen = torch.Generator().manual_seed(shape[1])
     scores = torch.randint(-3, 4, shape, generator=gen).float()
@@ -85,6 +85,8 @@ def test_count_above_is_exact(shape):
     assert torch.equal(_count_above(scores, threshold).long(), expected)
     # All-true rows (maximum count) must not overflow a byte lane either.
     assert _count_above(torch.ones(2, shape[1]), torch.zeros(2, 1)).tolist() == [shape[1]] * 2
+    for compare in (torch.ge, torch.eq):  # the other comparisons share the byte-lane sum
+        assert torch.equal(_count_above(scores, threshold, compare).long(), compare(scores, threshold).sum(1))
 
 
 @pytest.mark.parametrize("n_outside", [0, 3, 40])
