@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -77,6 +78,13 @@ def render_error(error: MmrecError, verbose: bool = False) -> None:
         err_console.print_exception()
 
 
+def print_notes(notes: Iterable[str], progress: RichProgress | None = None) -> None:
+    """A command's closing notes, in yellow; those its progress already printed while running are not repeated."""
+    for note in notes:
+        if progress is None or note not in progress.shown:
+            console.print(f"[yellow]{escape(note)}")
+
+
 class RichProgress:
     """A ProgressCallback that draws one rich bar per task (items/s, ETA)."""
 
@@ -95,6 +103,7 @@ class RichProgress:
             transient=transient,
         )
         self._tasks: dict[str, Any] = {}
+        self.shown: set[str] = set()  # the messages already printed (print_notes skips them)
 
     def __enter__(self) -> RichProgress:
         self._progress.__enter__()
@@ -106,6 +115,7 @@ class RichProgress:
     def __call__(self, event: ProgressEvent) -> None:
         if event.message:
             self._progress.console.print(f"[dim]{event.message}")
+            self.shown.add(event.message)
         task_id = self._tasks.get(event.task)
         if task_id is None:
             # A finished task never drawn, or a bare message: no bar (a bar of unknown length would stay a spinner).

@@ -14,6 +14,7 @@ from mmrec.cli.common import (
     RichProgress,
     complete_recommender,
     console,
+    print_notes,
     state,
 )
 from mmrec.errors import ConfigError
@@ -80,8 +81,7 @@ def print_report(report) -> None:
     console.print(metrics_table(report))
     if any(m.cold_item_metrics for m in report.models):
         console.print(metrics_table(report, cold=True))
-    for note in report.notes:
-        console.print(f"[yellow]{note}")
+    print_notes(report.notes)
     plots = [p for name, p in report.files.items() if str(p).endswith(".png")]
     for name, path in report.files.items():
         if not str(path).endswith(".png"):

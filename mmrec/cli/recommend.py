@@ -14,6 +14,7 @@ from mmrec.cli.common import (
     RichProgress,
     complete_recommender,
     console,
+    print_notes,
     state,
 )
 from mmrec.errors import ConfigError
@@ -56,8 +57,7 @@ def print_result(result) -> None:
             f"mean intra-list diversity: {result.mean_diversity('before'):.3f} -> "
             f"{result.mean_diversity('after'):.3f} (MMR lambda={result.diversity_lambda})"
         )
-    for note in result.notes:
-        console.print(f"[yellow]{note}")
+    print_notes(result.notes)
     if result.output:
         console.print(f"[dim]recommendations:[/dim] {result.output}")
 
@@ -202,8 +202,7 @@ def _batch(settings, output, all_users, users, user_file, sample_users, recommen
     if result.ann_recall is not None:
         console.print(f"{result.ann} recall@{result.top_k} against exact scoring: {result.ann_recall:.4f} "
                       f"over {result.ann_check_users} sampled users")
-    for note in result.notes:
-        console.print(f"[yellow]{note}")
+    print_notes(result.notes, progress)
     console.print(f"[dim]recommendations:[/dim] {result.output}")
 
 

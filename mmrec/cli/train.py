@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mmrec.cli.common import ConfigOption, RichProgress, configure_logging, console, state
+from mmrec.cli.common import ConfigOption, RichProgress, configure_logging, console, print_notes, state
 from mmrec.progress import null_progress
 
 
@@ -65,8 +65,7 @@ def train(
         table.add_row(str(record.epoch), f"{record.loss:.4f}", *(f"{record.val.get(m, 0.0):.4f}" for m in metric_names),
                       f"{record.seconds:.1f}", f"{record.interactions_per_s:,.0f}", style=style)
     console.print(table)
-    for note in result.notes:
-        console.print(f"[yellow]{note}")
+    print_notes(result.notes, progress)
     for reason, count in result.skipped.items():
         console.print(f"[yellow]Skipped {count:,} ({reason.replace('_', ' ')})")
     stop = "early-stopped" if result.stopped_early else "ran all epochs"

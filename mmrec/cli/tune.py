@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mmrec.cli.common import ConfigOption, RichProgress, configure_logging, console, state
+from mmrec.cli.common import ConfigOption, RichProgress, configure_logging, console, print_notes, state
 
 
 def tune(
@@ -67,8 +67,7 @@ def tune(
     counts = ", ".join(f"{count} {state.lower()}" for state, count in sorted(result.counts().items()))
     console.print(f"Trials: {counts or 'none'}; {result.seconds:.1f} s this run"
                   + (f", resumed with {result.resumed_with} finished" if result.resumed_with else "") + ".")
-    for note in result.notes:
-        console.print(f"[yellow]{note}")
+    print_notes(result.notes, progress)
     if result.best_config is not None:
         console.print(f"Selected settings: [bold]{result.best_config}[/bold]  (mmrec train -c {result.best_config})")
     if result.plot is not None:
