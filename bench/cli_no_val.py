@@ -41,6 +41,12 @@ follows the training profiles directly, as when `mmrec recommend` serves; `--run
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/cli_no_val.py --strategy temporal_user --runs holdout holdout-transitions \
         --out bench/results/cli_no_val_temporal_user
+
+`--strategy leave_one_out` runs `mmrec split`'s own leave-one-out (each user's last row test, the one before
+it val) instead: the split then has a validation part, so `mmrec train` carves no holdout, and EASE's lambda
+is chosen on the val rows and scored as `mmrec evaluate` scores (fitted on train, val masked):
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/cli_no_val.py --strategy leave_one_out --out bench/results/cli_leave_one_out
 """
 
 from __future__ import annotations
@@ -88,8 +94,9 @@ def ease_weights(matrix: sp.csr_matrix, l2: float) -> np.ndarray:
 
 
 def ease_metrics(train: pd.DataFrame, test: pd.DataFrame, item_ids: list[str], l2: float,
-                 ks: tuple[int, ...] = (10, 20)) -> dict[str, float]:
-    """EASE fitted on `train`, ranked over `item_ids` (train items masked) for the users of `test`."""
+                 ks: tuple[int, ...] = (10, 20), masked: pd.DataFrame | None = None) -> dict[str, float]:
+    """EASE fitted on `train`, ranked over `item_ids` (train items, and `masked`'s, masked) for the users of
+    `test`."""
     from mmrec.evaluation.full_ranking import full_ranking
 
     index = {item: j for j, item in enumerate(item_ids)}
@@ -105,6 +112,7 @@ def ease_metrics(train: pd.DataFrame, test: pd.DataFrame, item_ids: list[str], l
         return matrix
 
     history, relevant = csr(train), csr(test)
+    exclude = history if masked is None else history + csr(masked[masked["user_id"].isin(user_index)])
     seen = np.flatnonzero(np.asarray(history.sum(0)).ravel() > 0)  # items EASE can score
     weights = ease_weights(history[:, seen], l2)
     sub = history[:, seen]
@@ -114,7 +122,7 @@ def ease_metrics(train: pd.DataFrame, test: pd.DataFrame, item_ids: list[str], l
         out[:, torch.from_numpy(seen)] = torch.from_numpy((sub[rows] @ weights).astype(np.float32))
         return out
 
-    return dict(full_ranking(score, relevant, history, list(ks)).metrics)
+    return dict(full_ranking(score, relevant, exclude, list(ks)).metrics)
 
 
 def main() -> None:
@@ -123,9 +131,11 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=SHARED)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "cli_no_val")
-    parser.add_argument("--strategy", choices=("stratified", "temporal_user"), default="stratified",
-                        help="how `mmrec split` makes the 75/25 split (temporal_user: each user's latest 25%% is test)")
-    parser.add_argument("--runs", nargs="+", choices=tuple(RUNS), default=["holdout", "no-validation"])
+    parser.add_argument("--strategy", choices=("stratified", "temporal_user", "leave_one_out"), default="stratified",
+                        help="how `mmrec split` makes the 75/25 split (temporal_user: each user's latest 25%% is test); "
+                        "leave_one_out: `mmrec split`'s own (each user's last row test, the one before it val)")
+    parser.add_argument("--runs", nargs="+", choices=tuple(RUNS), default=None,
+                        help="default: holdout and no-validation; holdout only for leave_one_out (it has a val part)")
     parser.add_argument("--text-variant", choices=("tags", "no-tags"), default="tags",
                         help="item text of a new --work dir: with tags, or title and genres only (no tags.csv)")
     parser.add_argument("--max-users", type=int, default=None,
@@ -134,6 +144,9 @@ def main() -> None:
     parser.add_argument("--nested", action="store_true",
                         help="only the validation-only check of the holdout share (needs seed 0's split)")
     args = parser.parse_args()
+    with_val = args.strategy == "leave_one_out"  # a split with its own validation part: no holdout is carved
+    if args.runs is None:
+        args.runs = ["holdout"] if with_val else ["holdout", "no-validation"]
     if args.nested:
         nested(args.work.resolve(), args.out.with_name(args.out.name + "_nested.json"))
         return
@@ -161,14 +174,15 @@ def main() -> None:
     rows = []
     for seed in args.seeds:
         base = work / (f"seed{seed}" if args.strategy == "stratified" else f"{args.strategy}-seed{seed}")
-        paths = {"MMREC_PATHS__SPLITS_DIR": str(base / "splits"), **RATIOS}
+        paths = {"MMREC_PATHS__SPLITS_DIR": str(base / "splits"), **({} if with_val else RATIOS)}
         if not (base / "splits" / "test.csv").is_file():
             mmrec("split", "-c", str(config), "--strategy", args.strategy, "--seed", str(seed),
                   env=dict(env, **paths), cwd=work)
         split = load_split(base / "splits")
-        assert split.val.empty
+        assert split.val.empty != with_val
         items = load_items(Path(settings.paths.processed_dir))["item_id"].astype(str).tolist()
-        row: dict = {"seed": seed, "strategy": args.strategy, "train": len(split.train), "test": len(split.test),
+        row: dict = {"seed": seed, "strategy": args.strategy, "train": len(split.train), "val": len(split.val),
+                     "test": len(split.test),
                      "users": int(split.test["user_id"].nunique()), "items": len(items)}
         for name in args.runs:
             extra = RUNS[name][0]
@@ -194,10 +208,14 @@ def main() -> None:
         # EASE: lambda on the same holdout, refitted on all of train (kept in the work dir once computed).
         stored = base / "ease.json"
         if not stored.is_file():
-            inner, held = holdout_validation(split.train, holdout_ratio, args.strategy, settings.training.seed)
+            if with_val:  # lambda on the split's val, then scored as mmrec evaluate scores: fit on train, val masked
+                inner, held, masked = split.train, split.val, split.val
+            else:
+                inner, held = holdout_validation(split.train, holdout_ratio, args.strategy, settings.training.seed)
+                masked = None
             val = {l2: ease_metrics(inner, held, items, l2)["ndcg@10"] for l2 in LAMBDAS}
             chosen = max(val, key=val.get)
-            test = {l2: ease_metrics(split.train, split.test, items, l2) for l2 in LAMBDAS}
+            test = {l2: ease_metrics(split.train, split.test, items, l2, masked=masked) for l2 in LAMBDAS}
             stored.write_text(json.dumps({
                 "val_ndcg@10": val, "l2": chosen, "test": test[chosen],
                 "test_ndcg@10_every_l2 (hindsight)": {l2: m["ndcg@10"] for l2, m in test.items()}}, indent=1))
@@ -239,8 +257,9 @@ def columns(rows: list[dict]) -> list[tuple[str, Callable[[dict], dict]]]:
     """(header, the metrics of one seed's row): the mmrec runs present, EASE, then the baselines of the first run."""
     runs = [name for name in RUNS if all(name in row for row in rows)]
     out: list[tuple[str, Callable[[dict], dict]]] = [
-        (RUNS[name][1], lambda row, name=name: row[name]["multimodal"]) for name in runs]
-    out.append(("EASE (lambda on the holdout)", lambda row: row["ease"]["test"]))
+        (RUNS[name][1] if not rows[0].get("val") else "mmrec (default)", lambda row, name=name: row[name]["multimodal"])
+        for name in runs]
+    out.append((f"EASE (lambda on the {'val part' if rows[0].get('val') else 'holdout'})", lambda row: row["ease"]["test"]))
     out += [(header, lambda row, model=model: row[runs[0]][model]) for header, model in BASELINES]
     return out
 
@@ -260,18 +279,21 @@ def write(out: Path, rows: list[dict], interactions: str = "all ratings") -> Non
         return f"| {label} | " + " | ".join(cells) + f" | {ratio:.3f}x |"
 
     strategy = rows[0].get("strategy", "stratified")
-    lines = [f"# `mmrec` defaults on a split without validation ({interactions}, per user 75/25, `{strategy}`) vs EASE",
+    with_val = bool(rows[0].get("val"))
+    shape = "each user's last row test, the one before it val" if with_val else "per user 75/25, no validation part"
+    lines = [f"# `mmrec` defaults ({interactions}, {shape}, `{strategy}`) vs EASE",
              "",
              f"Machine: {machine}. `bench/cli_no_val.py`; test NDCG@10 / Recall@20; EASE's lambda per seed: "
              + ", ".join(f"{row['ease']['l2']:g}" for row in rows) + ".",
              f"Data: {rows[0]['users']:,} users, {rows[0]['items']:,} catalogue items, "
-             f"{rows[0]['train'] + rows[0]['test']:,} interactions.", "",
+             f"{rows[0]['train'] + rows[0].get('val', 0) + rows[0]['test']:,} interactions.", "",
              "| seed | " + " | ".join(name for name, _ in table) + " | default / EASE (NDCG@10) |",
              "|---" * (len(table) + 2) + "|"]
     lines += [line(str(row["seed"]), [row]) for row in rows]
     if len(rows) > 1:
         lines.append(line("mean", rows))
-    lines += ["", "Validation NDCG@10 on the holdout carved out of train: mmrec's chosen blend vs EASE at its lambda:",
+    lines += ["", f"Validation NDCG@10 on the {'val part' if with_val else 'holdout carved out of train'}: mmrec's "
+              "chosen blend vs EASE at its lambda:",
               ""]
     lines += [f"- seed {row['seed']}: mmrec {row['holdout_val']:.4f}, "
               f"EASE {max(row['ease']['val_ndcg@10'].values()):.4f}"
