@@ -96,6 +96,7 @@ class CheckpointSpec(BaseModel):
     best_epoch: int
     best_value: float
     item_item: ItemItemSpec | None = None
+    split: dict[str, str] | None = None  # {"splits_dir", "train_sha256"}: the train.csv trained on (None before)
 
     @classmethod
     def from_meta(cls, meta: Any, path: Path) -> CheckpointSpec:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -207,8 +208,10 @@ def _iso(seconds: int) -> str:
         return f"{seconds} (unix seconds, outside years 1-9999)"
 
 
-def split_report(frames: SplitFrames, settings: SplitSettings, input_rows: int) -> dict:
-    """Counts, users/items per part, cold users/items (absent from train) and time ranges."""
+def split_report(frames: SplitFrames, settings: SplitSettings, input_rows: int,
+                 input_sha256: str | None = None) -> dict:
+    """Counts, users/items per part, cold users/items (absent from train) and time ranges; `input_sha256`:
+    the processed interactions table split (its manifest entry), so a later preprocess is noticed."""
     train_users, train_items = set(frames.train["user_id"]), set(frames.train["item_id"])
     report: dict = {
         "strategy": settings.strategy,
@@ -216,6 +219,7 @@ def split_report(frames: SplitFrames, settings: SplitSettings, input_rows: int) 
         "sample_n": settings.sample_n,
         "ratios": [settings.train_ratio, settings.val_ratio, settings.test_ratio],
         "input_interactions": input_rows,
+        "input_sha256": input_sha256,
         "parts": {},
     }
     for name, part in frames.parts().items():
@@ -229,6 +233,26 @@ def split_report(frames: SplitFrames, settings: SplitSettings, input_rows: int) 
             "time_range": _time_range(part),
         }
     return report
+
+
+def stale_split_note(splits_dir: Path, processed_dir: Path) -> str | None:
+    """A note when the split in `splits_dir` was made from other processed interactions than `processed_dir`
+    holds now (e.g. `mmrec preprocess` ran again with other filters); None when they match or it is unknown
+    (a hand-made split, or one written before split reports recorded their input)."""
+    from mmrec.data.tables import interactions_sha256
+
+    try:
+        report = json.loads((Path(splits_dir) / REPORT_FILE).read_text(encoding="utf-8"))
+        recorded = report.get("input_sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+    current = interactions_sha256(processed_dir)
+    if not recorded or not current or recorded == current:
+        return None
+    rows = report.get("input_interactions")
+    then = f" ({rows:,} interactions then)" if isinstance(rows, int) else ""
+    return (f"The split in {splits_dir} was made from other processed interactions than {processed_dir} holds "
+            f"now{then}: `mmrec preprocess` ran again since. Run `mmrec split` again to split the current data.")
 
 
 def save_split(frames: SplitFrames, splits_dir: Path) -> None:

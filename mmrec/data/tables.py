@@ -129,6 +129,13 @@ def load_items(processed_dir: Path) -> pd.DataFrame:
     return items
 
 
+def interactions_sha256(processed_dir: Path) -> str | None:
+    """The sha256 the manifest records for interactions.parquet (None without one): what a split was made from."""
+    manifest = _manifest(Path(processed_dir))
+    entry = (manifest or {}).get("files", {}).get(INTERACTIONS_FILE)
+    return entry.get("sha256") if isinstance(entry, dict) else None
+
+
 def load_interactions(processed_dir: Path) -> pd.DataFrame:
     """interactions.parquet (user_id, item_id as str; timestamp int64 / rating float64 when present)."""
     frame = _read(Path(processed_dir) / INTERACTIONS_FILE)

@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from mmrec.data.splits import load_split
+from mmrec.data.splits import load_split, stale_split_note
 from mmrec.data.tables import load_items
 from mmrec.device import resolve_device
-from mmrec.errors import ConfigError
+from mmrec.errors import CheckpointError, ConfigError
 from mmrec.evaluation.dataset import (
     EvaluationData,
     build_evaluation_data,
@@ -23,6 +23,7 @@ from mmrec.evaluation.dataset import (
 from mmrec.evaluation.evaluator import ModelEvaluation, evaluate_model
 from mmrec.evaluation.plots import write_plots
 from mmrec.evaluation.report import SAMPLED_NOTE, EvaluationReport, write_predictions, write_report
+from mmrec.fileio import sha256_file
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.recommenders import RECOMMENDERS, create_recommender
 from mmrec.recommenders.base import Recommender
@@ -56,6 +57,37 @@ def load_recommender(
         }
     model = create_recommender(name, settings.evaluation, **kwargs)
     return model.fit(train, items["item_id"].tolist())
+
+
+def checkpoint_split_notes(settings: Settings, checkpoint_name: str | None, train_source: Path,
+                           from_split: bool) -> list[str]:
+    """Refuse (CheckpointError) to evaluate the multimodal checkpoint on a split it was not trained on: its test
+    rows may be among the checkpoint's training data, which inflates every metric. `train_source`: the train
+    file evaluate fits on; when the user named it (`from_split` False) a mismatch is a note, not an error.
+    Also the note of a split made before the last preprocess."""
+    from mmrec.checkpoints import find_checkpoint
+    from mmrec.checkpoints.store import read_meta
+
+    notes = []
+    if from_split:
+        stale = stale_split_note(Path(settings.paths.splits_dir), Path(settings.paths.processed_dir))
+        notes += [stale] if stale else []
+    path = find_checkpoint(settings.paths.checkpoint_dir, settings.features.combo,
+                           name=checkpoint_name or settings.inference.checkpoint_name)
+    recorded = read_meta(path).get("split") or {}
+    trained_on = recorded.get("train_sha256")
+    if not trained_on or sha256_file(train_source) == trained_on:  # checkpoints before 2026-12 record none
+        return notes
+    where = recorded.get("splits_dir", "?")
+    if from_split:
+        raise CheckpointError(
+            f"Checkpoint {path} was trained on another split ({where}) than {train_source} belongs to: this "
+            "split's test rows may be among its training data, so its metrics would be inflated.",
+            hint="Run `mmrec train` on this split first, or point paths.splits_dir at the split the checkpoint "
+                 "was trained on.")
+    notes.append(f"The multimodal checkpoint was trained on {where}/train.csv, not on {train_source}: make sure "
+                 "no test row was in its training data, or its metrics are inflated.")
+    return notes
 
 
 Frames = tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame], dict[str, str]]
@@ -127,6 +159,8 @@ def run_evaluate(
     torch_device = resolve_device(evaluation.device)
     items = load_items(Path(settings.paths.processed_dir))
     train, test, also_seen, sources = _frames(settings, test_data, train_data)
+    split_notes = checkpoint_split_notes(settings, checkpoint_name, Path(sources["train"]), train_data is None) \
+        if "multimodal" in names else []
     data = build_evaluation_data(train, test, items["item_id"].tolist(), also_seen)
     _report_counts(data, progress)
 
@@ -179,6 +213,7 @@ def run_evaluate(
         sources=sources,
         device=str(torch_device),
     )
+    report.notes += split_notes
     if use_sampling or evaluation.eval_task == "ranking":
         report.notes.append(
             f"{SAMPLED_NOTE} ({evaluation.num_negatives} {evaluation.sampling_strategy} negatives per positive)"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmrec.data.splits import REPORT_FILE, SplitFrames, save_split, split_interactions, split_report
-from mmrec.data.tables import load_interactions
+from mmrec.data.tables import interactions_sha256, load_interactions
 from mmrec.fileio import atomic_write_json
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import Settings
@@ -37,7 +37,8 @@ def run_split(settings: Settings, progress: ProgressCallback = null_progress) ->
         )
     )
     frames = split_interactions(interactions, settings.split)  # raises SplitError before anything is written
-    report = split_report(frames, settings.split, len(interactions))
+    report = split_report(frames, settings.split, len(interactions),
+                          interactions_sha256(Path(settings.paths.processed_dir)))
     splits_dir = Path(settings.paths.splits_dir)
     save_split(frames, splits_dir)
     atomic_write_json(splits_dir / REPORT_FILE, report)

@@ -14,10 +14,11 @@ import torch
 from mmrec.checkpoints.spec import CheckpointSpec, EncoderFingerprints, ItemItemSpec, NumericSpec, encoder_state
 from mmrec.checkpoints.store import BEST, LAST, checkpoint_path, load_checkpoint, save_checkpoint
 from mmrec.data.encoders import IdEncoder, fit_encoders, save_encoders
-from mmrec.data.splits import REPORT_FILE, SplitFrames, holdout_validation, load_split
+from mmrec.data.splits import REPORT_FILE, SplitFrames, holdout_validation, load_split, stale_split_note
 from mmrec.data.tables import load_items
 from mmrec.device import resolve_device
 from mmrec.errors import CheckpointError
+from mmrec.fileio import sha256_file
 from mmrec.models.catalogue import COUNT_FEATURE, fit_numeric_scaler, scaled_catalogue
 from mmrec.models.towers import ModelDims
 from mmrec.models.two_tower import TwoTowerModel
@@ -180,9 +181,13 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
     catalogue, data, dims, columns, scaler = inputs.catalogue, inputs.data, inputs.dims, inputs.columns, inputs.scaler
     if inputs.holdout is not None:
         notes.append(inputs.holdout)
+    splits_dir = Path(settings.paths.splits_dir)
+    stale = stale_split_note(splits_dir, Path(settings.paths.processed_dir))
     off_catalogue = sum(data.skipped.get(f"{part}_interactions_on_items_not_in_catalogue", 0)
                         for part in ("train", "val"))
-    if off_catalogue:
+    if stale:
+        notes.append(stale)
+    elif off_catalogue:  # a split whose report does not name its input
         notes.append(f"{off_catalogue:,} split interaction(s) name items the processed catalogue lacks: the split "
                      "predates the last `mmrec preprocess`. Run `mmrec split` again to split the current data.")
     combo = settings.features.combo
@@ -222,6 +227,8 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
         "numeric": NumericSpec.of(columns, COUNT_FEATURE, scaler),
         "backbones": {"combo": combo, "vision_dim": dims.vision_dim, "text_dim": dims.text_dim},
         "monitor": settings.training.monitor,
+        # The train.csv trained on: evaluate refuses a test split whose rows this model may have trained on.
+        "split": {"splits_dir": str(splits_dir), "train_sha256": sha256_file(splits_dir / "train.csv")},
     }
     encoders = encoder_state(users, item_encoder)
     checkpoint_dir = Path(settings.paths.checkpoint_dir)

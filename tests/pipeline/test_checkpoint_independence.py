@@ -28,3 +28,48 @@ def test_retraining_another_combo_on_another_split_keeps_older_checkpoints_usabl
     assert len(load_encoders(settings_a.paths.checkpoint_dir)[0]) == 25  # the shared copy is B's now
 
     assert run_evaluate(settings_a, write_files=False).models[0].metrics == before
+
+
+def test_evaluate_refuses_a_checkpoint_trained_on_another_split(tmp_path):
+    import pandas as pd
+    import pytest
+
+    from mmrec.errors import CheckpointError
+
+    settings = load_settings(tiny_project.write_tiny_project(tmp_path, epochs=1)).settings
+    run_train(settings)
+    splits = Path(settings.paths.splits_dir)
+    run_evaluate(settings, ["multimodal"], write_files=False)  # the split it was trained on: fine
+
+    # A re-split: another train.csv (here: the test rows moved into train), so the checkpoint saw other rows.
+    train, test = pd.read_csv(splits / "train.csv"), pd.read_csv(splits / "test.csv")
+    pd.concat([train, test.iloc[:3]]).to_csv(splits / "train.csv", index=False)
+    with pytest.raises(CheckpointError, match="trained on another split"):
+        run_evaluate(settings, ["multimodal"], write_files=False)
+    run_evaluate(settings, ["item_knn"], write_files=False)  # models fitted here are not checked
+
+    # Named train data is the user's call: a note, not an error.
+    named = tmp_path / "named_train.csv"
+    train.iloc[:-2].to_csv(named, index=False)
+    report = run_evaluate(settings, ["multimodal"], train_data=named, write_files=False)
+    assert any("trained on" in note and "inflated" in note for note in report.notes)
+
+
+def test_a_split_made_before_the_last_preprocess_is_noted(tmp_path):
+    from mmrec.data.splits import REPORT_FILE, stale_split_note
+    from mmrec.data.tables import interactions_sha256, save_interactions
+    from mmrec.fileio import atomic_write_json
+
+    settings = load_settings(tiny_project.write_tiny_project(tmp_path, epochs=1)).settings
+    processed, splits = Path(settings.paths.processed_dir), Path(settings.paths.splits_dir)
+    import pandas as pd
+
+    frame = pd.DataFrame({"user_id": ["u0", "u1"], "item_id": ["i0", "i1"], "timestamp": [1, 2]})
+    save_interactions(frame, processed)
+    atomic_write_json(splits / REPORT_FILE, {"input_interactions": 2, "input_sha256": interactions_sha256(processed)})
+    assert stale_split_note(splits, processed) is None
+    save_interactions(frame.iloc[:1], processed)  # preprocess ran again with other filters
+    note = stale_split_note(splits, processed)
+    assert note and "Run `mmrec split` again" in note and "2 interactions then" in note
+    result = run_train(settings)
+    assert note in result.notes

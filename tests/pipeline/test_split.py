@@ -2,8 +2,9 @@ import json
 
 import pytest
 
-from mmrec.data.splits import load_split
+from mmrec.data.splits import load_split, stale_split_note
 from mmrec.data.synth import generate_synthetic
+from mmrec.data.tables import interactions_sha256
 from mmrec.errors import DataError
 from mmrec.pipeline.encoders import run_encoders_extract, run_encoders_show
 from mmrec.pipeline.preprocess import run_preprocess
@@ -33,6 +34,8 @@ def test_item_split_report_and_encoders(processed, tmp_path):
     assert report["parts"]["train"]["time_range"] is not None
     frames = load_split(tmp_path / "splits")
     assert sum(len(p) for p in frames.parts().values()) == report["input_interactions"]
+    assert report["input_sha256"] == interactions_sha256(tmp_path / "processed")  # what a later preprocess changes
+    assert stale_split_note(tmp_path / "splits", tmp_path / "processed") is None
     encoders = run_encoders_extract(settings)
     assert len(encoders.items) == frames.train["item_id"].nunique() + 1
     assert encoders.unknown["test"]["items"] == report["parts"]["test"]["items"]
