@@ -71,10 +71,11 @@ def train(
     stop = "early-stopped" if result.stopped_early else "ran all epochs"
     monitored = f"val {result.monitor}" if any(record.val for record in result.history) else \
         "-loss (no validation data)"
+    speed = (f"{result.interactions_per_s:,.0f} inter/s, {result.seconds_per_epoch:.1f} s/epoch"
+             if result.epochs_run else "no epoch trained in this run")
     console.print(
         f"Best {monitored} = [bold]{result.best_metric:.4f}[/bold] at epoch {result.best_epoch} ({stop}); "
-        f"{result.n_train_interactions:,} train interactions, {result.interactions_per_s:,.0f} inter/s, "
-        f"{result.seconds_per_epoch:.1f} s/epoch, peak memory {result.peak_memory_mb:,.0f} MiB."
+        f"{result.n_train_interactions:,} train interactions, {speed}, peak memory {result.peak_memory_mb:,.0f} MiB."
     )
     if result.item_item:
         blend = result.item_item

@@ -55,6 +55,7 @@ class TrainResult:
     n_users: int
     n_items: int
     interactions_per_s: float  # mean over the epochs run now
+    epochs_run: int  # epochs trained by this call (0: a resumed run with none left)
     seconds_per_epoch: float
     peak_memory_mb: float  # max RSS of this process (CPU) or max CUDA memory allocated
     resumed_from: Path | None = None
@@ -215,6 +216,11 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
         if trainer.epoch >= settings.training.epochs:
             notes[-1] += (f" training.epochs is {settings.training.epochs}, so no epoch is left to train: "
                           f"raise it (--epochs) to continue training.")
+        elif trainer.stopped_early:
+            stopper = trainer.stopper
+            notes[-1] += (f" Early stopping had ended that run ({stopper.bad_epochs} epochs without improving on "
+                          f"epoch {stopper.best_epoch}; training.patience is {stopper.patience}), so no epoch is "
+                          f"trained: raise training.patience to continue training.")
         progress(ProgressEvent("resume", message=notes[-1]))
 
     base_spec = {
@@ -275,6 +281,7 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
         n_users=len(users) - 1,
         n_items=len(item_ids),
         interactions_per_s=float(np.mean([r.interactions_per_s for r in ran])) if ran else 0.0,
+        epochs_run=len(ran),
         seconds_per_epoch=float(np.mean(seconds)) if seconds else 0.0,
         peak_memory_mb=_peak_memory_mb(device),
         resumed_from=Path(resume) if resume is not None else None,

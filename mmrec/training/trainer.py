@@ -478,6 +478,8 @@ class Trainer:
         self.stopper.load_state_dict(state["stopper"])
         self.epoch = int(state["epoch"])
         self.global_step = int(state["global_step"])
-        self.stopped_early = bool(state["stopped_early"])
+        # From the restored stopper and today's settings: a raised training.patience (or epochs) lets a run
+        # that stopped early continue.
+        self.stopped_early = self.stopper.should_stop and self.epoch < self.cfg.epochs
         self.history = [EpochRecord(**record) for record in state["history"]]
         restore_rng_state(state["rng"])

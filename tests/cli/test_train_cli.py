@@ -50,6 +50,24 @@ def test_resume_a_finished_run_trains_no_further(project):
     assert flat.count("Resumed from") == 1  # shown while running, not repeated among the closing notes
 
 
+def test_resume_an_early_stopped_run_says_why_nothing_trains(tmp_path):
+    import yaml
+
+    config = write_tiny_project(tmp_path, epochs=30)
+    values = yaml.safe_load(config.read_text())
+    values["training"].update(patience=1, learning_rate=1e-9)  # no improvement: stops after one bad epoch
+    config.write_text(yaml.safe_dump(values))
+    first = runner.invoke(app, ["train", "-c", str(config)], terminal_width=200)
+    assert first.exit_code == 0, first.output
+    assert "early-stopped" in first.output
+    last = tmp_path / "checkpoints" / "efficientnet-lite_sentence-bert" / "last_model.pth"
+    result = runner.invoke(app, ["train", "-c", str(config), "--resume", str(last)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "Early stopping had ended that run" in flat and "raise training.patience" in flat
+    assert "no epoch trained in this run" in flat and "0 inter/s" not in flat
+
+
 def test_resume_from_corrupt_file_exits_2(project, tmp_path):
     _, config = project
     bad = tmp_path / "last_model.pth"

@@ -219,6 +219,19 @@ def test_early_stopping_stops_after_patience(tiny_problem):
     assert trainer.stopper.bad_epochs == 1
 
 
+def test_a_resumed_early_stopped_run_continues_only_with_more_patience(tiny_problem):
+    stopped = make_trainer(tiny_problem, train_cfg=tiny_training_settings(epochs=20, patience=1, learning_rate=1e-9))
+    stopped.fit()
+    state = stopped.state_dict()
+    same = make_trainer(tiny_problem, train_cfg=tiny_training_settings(epochs=20, patience=1, learning_rate=1e-9))
+    same.load_state_dict(state)
+    assert same.stopped_early and len(same.fit()) == len(stopped.history)  # nothing left to do
+    patient = make_trainer(tiny_problem, train_cfg=tiny_training_settings(epochs=20, patience=3, learning_rate=1e-9))
+    patient.load_state_dict(state)
+    assert not patient.stopped_early
+    assert len(patient.fit()) > len(stopped.history)
+
+
 def test_diverging_loss_is_a_clear_error(tiny_problem):
     trainer = make_trainer(tiny_problem)
     with torch.no_grad():
