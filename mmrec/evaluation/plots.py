@@ -45,6 +45,7 @@ def plot_curves(report: EvaluationReport, path: Path) -> Path | None:
         axis.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     figure.suptitle(f"{report.task}: full ranking over {report.counts.get('catalogue_items', '?')} items")
+    figure.tight_layout()  # keeps the title clear of the panels' titles
     return _save(figure, path)
 
 
@@ -67,18 +68,21 @@ def plot_bars(report: EvaluationReport, metric: str, path: Path, cold: bool = Fa
 
 
 def write_plots(report: EvaluationReport, results_dir: Path) -> dict[str, Path]:
-    """metrics_at_k.png plus bar_<metric>.png (and cold_bar_<metric>.png) under results_dir."""
+    """metrics_at_k.png plus bar_<metric>.png (and cold_bar_<metric>.png) under results_dir. A plot of this
+    family that an earlier evaluation wrote and this one does not (another task, other models) is removed, so
+    the folder's plots always match its evaluation.json."""
     results_dir = Path(results_dir)
-    written: dict[str, Path] = {}
-    curves = plot_curves(report, results_dir / "metrics_at_k.png")
-    if curves:
-        written["curves"] = curves
+    plots = {"curves": (lambda path: plot_curves(report, path), "metrics_at_k.png")}
     for metric in (*TOPK_METRICS, "mrr", "sampled_auc", "sampled_ndcg", "sampled_hit_rate"):
-        bar = plot_bars(report, metric, results_dir / f"bar_{metric}.png")
-        if bar:
-            written[f"bar_{metric}"] = bar
+        plots[f"bar_{metric}"] = (lambda path, metric=metric: plot_bars(report, metric, path), f"bar_{metric}.png")
     for metric in ("ndcg", "recall"):
-        bar = plot_bars(report, metric, results_dir / f"cold_bar_{metric}.png", cold=True)
-        if bar:
-            written[f"cold_bar_{metric}"] = bar
+        plots[f"cold_bar_{metric}"] = (lambda path, metric=metric: plot_bars(report, metric, path, cold=True),
+                                       f"cold_bar_{metric}.png")
+    written: dict[str, Path] = {}
+    for name, (plot, file_name) in plots.items():
+        path = plot(results_dir / file_name)
+        if path:
+            written[name] = path
+        else:
+            (results_dir / file_name).unlink(missing_ok=True)
     return written

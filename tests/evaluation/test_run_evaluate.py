@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -93,3 +94,15 @@ def test_unknown_test_items_are_counted(tiny_config, tmp_path):
     report = run_evaluate(settings, ["popularity"], test_data=test, write_files=False)
     assert report.counts["test_unknown_items_dropped"] == 1
     assert report.counts["test_duplicate_pairs"] == 1
+
+
+def test_plots_of_an_earlier_evaluation_are_removed(tiny_config):
+    settings = load_settings(tiny_config).settings
+    results = Path(settings.paths.results_dir)
+    first = run_evaluate(settings, ["popularity", "item_knn"])
+    assert (results / "bar_ndcg.png").is_file() and (results / "metrics_at_k.png").is_file()
+    second = run_evaluate(settings, ["item_knn"], eval_task="ranking", num_negatives=5)
+    pngs = {path.name for path in results.glob("*.png")}
+    assert pngs == {path.name for path in second.files.values() if path.suffix == ".png"}
+    assert "bar_ndcg.png" not in pngs and "bar_sampled_auc.png" in pngs
+    assert first.files.keys() != second.files.keys()
