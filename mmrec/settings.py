@@ -440,6 +440,18 @@ class SearchDimension(Section):
             raise ValueError("an int dimension needs whole-number low/high/step")
         return self
 
+    def contains(self, value: Any) -> bool:
+        """Whether `value` is one this dimension can draw (a choice; inside the range and on its step)."""
+        if self.type == "categorical":
+            return value in (self.choices or [])
+        assert self.low is not None and self.high is not None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not self.low <= value <= self.high:
+            return False
+        if self.type == "int" and value != int(value):
+            return False
+        step = self.step or (1 if self.type == "int" else None)
+        return step is None or abs((value - self.low) / step - round((value - self.low) / step)) < 1e-9
+
     def samples(self) -> list[Any]:
         """Values the setting must accept: the choices, or both ends and a fractional point of a float range."""
         if self.type == "categorical":

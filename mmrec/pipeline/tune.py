@@ -40,7 +40,7 @@ from mmrec.pipeline.tune_study import (
 )
 from mmrec.pipeline.tune_report import plot_study, write_best_config, write_summary
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
-from mmrec.settings import SearchDimension, Settings, format_validation_error
+from mmrec.settings import SearchDimension, Settings, format_validation_error, settings_as_dict
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 PER_USER_FILE = "val_per_user.npy"  # a trial's monitored metric per validation user (float64, no pickle)
@@ -68,6 +68,20 @@ def suggest(trial: optuna.Trial, name: str, dimension: SearchDimension) -> Any:
         return trial.suggest_int(name, int(dimension.low), int(dimension.high), step=int(dimension.step or 1),
                                  log=dimension.log)
     return trial.suggest_float(name, dimension.low, dimension.high, step=dimension.step, log=dimension.log)
+
+
+def enqueue_current_settings(study: optuna.Study, settings: Settings, space: dict[str, SearchDimension]) -> str | None:
+    """Queue `settings`' own values of the searched settings as the study's next trial (a baseline the search
+    must beat on validation); a value outside its dimension is drawn instead. Returns what the note says."""
+    recorded = settings_as_dict(settings)
+    current = {name: recorded[name.partition(".")[0]][name.partition(".")[2]] for name in space}
+    inside = {name: value for name, value in current.items() if space[name].contains(value)}
+    if not inside:
+        return None
+    study.enqueue_trial(inside, user_attrs={"baseline": True})
+    outside = [f"{name}={value!r}" for name, value in current.items() if name not in inside]
+    return ("The first trial runs the current settings" + (
+        f" (drawn instead, outside the search space: {', '.join(outside)})" if outside else "") + ".")
 
 
 def train_trial(settings: Settings, trial: optuna.Trial, progress: ProgressCallback
@@ -129,6 +143,11 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
         # A resumed study must not redraw the first run's random start-up values: offset the seed by
         # the trials already stored (a fresh study uses training.seed itself).
         study.sampler = optuna.samplers.TPESampler(seed=settings.training.seed + len(study.trials))
+        if not study.trials:  # a fresh study: trial 0 runs the current settings, so tuning never ends below them
+            note = enqueue_current_settings(study, settings, space)
+            if note:
+                notes.append(note)
+                progress(ProgressEvent("tune", message=note, done=True))
         retried = retry_interrupted(study)
         if retried:
             notes.append(f"Retrying {len(retried)} interrupted trial(s): {', '.join(map(str, retried))}.")
@@ -190,10 +209,16 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
                 f"cheapest of {len(tied)} trials within {tune.fastest_within_se:g} paired standard error(s) of the "
                 f"best, trial {top.number} (val {top.value:.4f}, {fit_cost(top):.0f} CPU s). "
                 "tune.fastest_within_se: 0 selects the best value.")
+        if best is not None and best.attrs.get("baseline"):
+            notes.append(f"The selected trial {best.number} is the settings the study started from: the search found "
+                         "nothing better on validation.")
         best_config = None
         if best is not None:
-            best_config = write_best_config(with_values(settings, best.params), study_dir / "best_config.yaml",
-                                            tune.study_name, best, settings.training.monitor)
+            # Its own checkpoint folder: training the selected settings leaves the checkpoints of the
+            # settings tuned from (paths.checkpoint_dir) alone.
+            selected = with_values(settings, {**best.params, "paths.checkpoint_dir": study_dir / "checkpoints"})
+            best_config = write_best_config(selected, study_dir / "best_config.yaml", tune.study_name, best,
+                                            settings.training.monitor)
         else:
             notes.append("No trial finished, so there are no best settings yet; rerun to continue the study.")
         plot, plot_note = plot_study(study, trials, settings.training.monitor, study_dir / "study.png")

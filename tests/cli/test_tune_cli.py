@@ -52,10 +52,18 @@ def test_tune_prints_the_best_trials_and_writes_a_config_train_accepts(tmp_path)
     assert (tmp_path / "results" / "tune" / "small.db").is_file()
     assert (tmp_path / "results" / "tune" / "small" / "study.png").is_file()
 
+    # Trial 0 ran the config's own values of the searched settings: tuning never ends below them.
+    assert "The first trial runs the current settings." in " ".join(result.output.split())
+    stored = optuna.load_study(study_name="small", storage=f"sqlite:///{tmp_path}/results/tune/small.db")
+    assert stored.trials[0].params == {"model.embedding_dim": 8, "training.learning_rate": 0.01, "training.epochs": 2}
+
     trained = runner.invoke(app, ["train", "-c", str(best)])
     assert trained.exit_code == 0, trained.output
     assert load_settings(best).settings.model.embedding_dim in (8, 16)
-    assert (tmp_path / "checkpoints" / "efficientnet-lite_sentence-bert" / "best_model.pth").is_file()
+    # The selected settings train into the study's folder, leaving the tuned-from checkpoints alone.
+    assert (tmp_path / "results" / "tune" / "small" / "checkpoints" / "efficientnet-lite_sentence-bert"
+            / "best_model.pth").is_file()
+    assert not (tmp_path / "checkpoints" / "efficientnet-lite_sentence-bert").exists()
 
 
 def test_timeout_stops_starting_trials(tmp_path):

@@ -93,7 +93,9 @@ def test_best_settings_yaml_loads_as_a_train_config(tuned):
     for name, value in result.best.params.items():
         section, _, key = name.partition(".")
         assert getattr(getattr(loaded, section), key) == value
-    assert loaded.paths == settings.paths  # the user's folders, not a trial's
+    # The user's folders, not a trial's; checkpoints in the study's own folder (the tuned-from ones stay).
+    assert loaded.paths.model_copy(update={"checkpoint_dir": settings.paths.checkpoint_dir}) == settings.paths
+    assert Path(loaded.paths.checkpoint_dir) == root / "results" / "tune" / "mmrec" / "checkpoints"
     assert loaded.model.use_vision is False and loaded.training.device == "cpu"
 
 
@@ -267,3 +269,21 @@ def test_the_tie_break_counts_cpu_time_not_the_time_other_processes_held_the_cor
     best.attrs["cpu_seconds"], waited.attrs["cpu_seconds"] = 48.0, 30.0
     chosen, top, tied = select_trial([best, waited], within_se=1.0)
     assert top.number == 0 and tied == [0, 1] and chosen.number == 1
+
+
+def test_the_first_trial_is_the_current_settings_where_the_space_holds_them():
+    from mmrec.pipeline.tune import enqueue_current_settings
+    from mmrec.settings import SearchDimension
+
+    assert SearchDimension(type="int", low=0, high=50, step=10).contains(20)
+    assert not SearchDimension(type="int", low=0, high=50, step=10).contains(25)
+    assert not SearchDimension(type="float", low=1e-8, high=1e-2, log=True).contains(0.0)
+    assert SearchDimension(type="categorical", choices=[0, 10]).contains(10)
+    settings = load_settings(None, {"training.weight_decay": 0.0, "training.learning_rate": 0.002}).settings
+    space = settings.tune.space()
+    study = optuna.create_study(direction="maximize")
+    note = enqueue_current_settings(study, settings, space)
+    assert note and "training.weight_decay=0.0" in note  # outside its log range: drawn
+    trial = study.ask()
+    assert trial.user_attrs["baseline"] and trial.suggest_float("training.learning_rate", 1e-4, 1e-2, log=True) == 0.002
+    assert "training.weight_decay" not in trial.params
