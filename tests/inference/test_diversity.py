@@ -35,6 +35,23 @@ def test_mmr_trades_relevance_for_diversity():
     assert after > before
 
 
+def test_a_reranked_list_is_never_less_diverse_than_the_plain_top_k():
+    # Greedy MMR on these lists picks [0, 5, 1, 2] (it minds the largest similarity, not the mean), which is
+    # less diverse than the plain top 4: the plain top 4 is returned then.
+    rng = np.random.default_rng(9)
+    vectors = rng.normal(size=(8, 3))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    sims, relevance = vectors @ vectors.T, np.sort(rng.random(8))[::-1]
+    assert mmr_rerank(relevance, sims, 4, 0.7).tolist() == [0, 1, 2, 3]
+    for seed in range(50):
+        rng = np.random.default_rng(seed)
+        vectors = rng.normal(size=(12, 3))
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        sims, relevance = vectors @ vectors.T, np.sort(rng.random(12))[::-1]
+        order, plain = mmr_rerank(relevance, sims, 5, 0.6), np.arange(5)
+        assert intra_list_diversity(sims[np.ix_(order, order)]) >= intra_list_diversity(sims[np.ix_(plain, plain)])
+
+
 def test_mmr_returns_each_candidate_once():
     rng = np.random.default_rng(0)
     vectors = torch.from_numpy(rng.standard_normal((20, 4)).astype(np.float32))
