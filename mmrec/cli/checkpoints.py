@@ -42,13 +42,25 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir
         console.print(f"No checkpoints in {root}. Train one with `mmrec train`.")
         return
     table = Table(title=f"Checkpoints in {root}")
-    for column in ("path", "combo", "epoch", "metric", "size", "organized", "status"):
-        table.add_column(column, justify="right" if column in ("epoch", "size") else "left", overflow="fold")
+    # Narrow enough for 80 columns: an organized checkpoint's path starts with its combo, so the combo and
+    # layout columns show only beside flat ones, the status only beside broken ones (explained below the
+    # table), and one shared monitored metric names its column.
+    flat, broken = any(not info.organized for info in infos), any(not info.valid for info in infos)
+    monitors = {info.monitor for info in infos if info.metric is not None and info.monitor}
+    metric_name = next(iter(monitors)) if len(monitors) == 1 else "metric"
+    columns = ("path", *(("combo",) if flat else ()), "epoch", metric_name, "size",
+               *(("organized",) if flat else ()), *(("status",) if broken else ()))
+    for column in columns:  # the path is copied, so it never wraps mid-name; the rest fold
+        table.add_column(column, justify="left" if column in ("path", "combo", "organized", "status") else "right",
+                         no_wrap=column == "path", overflow="fold")
     for info in infos:
-        metric = f"{info.monitor} {info.metric:.4f}" if info.metric is not None and info.monitor else "-"
-        table.add_row(str(info.path.relative_to(root)), info.combo or "[yellow]unknown", str(info.epoch or "-"),
-                      metric, _size(info.size_bytes), "yes" if info.organized else "[yellow]no",
-                      "ok" if info.valid else "[red]broken")
+        metric = "-"
+        if info.metric is not None and info.monitor:
+            metric = f"{info.metric:.4f}" if metric_name != "metric" else f"{info.monitor} {info.metric:.4f}"
+        cells = {"path": str(info.path.relative_to(root)), "combo": info.combo or "[yellow]unknown",
+                 "epoch": str(info.epoch or "-"), metric_name: metric, "size": _size(info.size_bytes),
+                 "organized": "yes" if info.organized else "[yellow]no", "status": "ok" if info.valid else "[red]broken"}
+        table.add_row(*(cells[column] for column in columns))
     console.print(table)
     for info in infos:
         if not info.valid:

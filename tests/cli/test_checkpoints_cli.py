@@ -62,3 +62,15 @@ def test_broken_checkpoint_is_flagged_by_list_and_info(tmp_path):
     assert "broken" in result.output and "truncated, corrupt" in result.output
     result = runner.invoke(app, ["checkpoints", "info", str(path)], terminal_width=200)
     assert result.exit_code == 2 and "broken" in result.output
+
+
+def test_list_fits_80_columns_without_breaking_paths(tmp_path):
+    combo = "efficientnet-lite_sentence-bert"
+    for name, epoch in (("best_model.pth", 13), ("last_model.pth", 18)):
+        save_checkpoint(tmp_path / combo / name, {"model": {}}, {"combo": combo, "epoch": epoch, "monitor": "ndcg@10",
+                                                                 "monitored_value": 0.12})
+    result = runner.invoke(app, ["checkpoints", "list", "--checkpoint-dir", str(tmp_path)], terminal_width=80)
+    assert result.exit_code == 0, result.output
+    assert f"{combo}/best_model.pth" in result.output and f"{combo}/last_model.pth" in result.output
+    assert "ndcg@10" in result.output and "0.1200" in result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
