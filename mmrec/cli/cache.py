@@ -171,20 +171,20 @@ def stats_command(
     except DataError:
         items = None  # stats of the cache alone; coverage needs the processed catalogue
     stats = cache_stats(settings.paths.cache_dir, combo, items)
-    table = Table(title=f"Feature cache {stats.combo}  ({_size(stats.size_bytes)} at {stats.folder})")
-    columns = ["modality", "backbone", "dim", "vectors", "unreadable"]
-    if stats.catalogue_items is not None:
-        columns += ["coverage", "not cached", "no content"]
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("modality", "backbone") else "right")
+    # One column per modality, one row per figure: fits 80 columns whatever the backbones are called.
+    table = Table(title=f"Feature cache {stats.combo} ({_size(stats.size_bytes)})")
+    table.add_column("")
     for modality in ("vision", "text"):
-        row = [modality, stats.backbones.get(modality, "-"), str(stats.dims.get(modality, "-")),
-               f"{stats.vectors[modality]:,}", f"{stats.failures[modality]:,}"]
-        if stats.catalogue_items is not None:
-            row += [f"{stats.coverage[modality]:.1%}", f"{stats.uncached[modality]:,}",
-                    f"{stats.missing_modality[modality]:,}"]
-        table.add_row(*row)
+        table.add_column(modality, justify="right")
+    rows = {"backbone": lambda m: stats.backbones.get(m, "-"), "dim": lambda m: str(stats.dims.get(m, "-")),
+            "vectors": lambda m: f"{stats.vectors[m]:,}", "unreadable": lambda m: f"{stats.failures[m]:,}"}
+    if stats.catalogue_items is not None:
+        rows.update({"coverage": lambda m: f"{stats.coverage[m]:.1%}", "not cached": lambda m: f"{stats.uncached[m]:,}",
+                     "no content": lambda m: f"{stats.missing_modality[m]:,}"})
+    for name, cell in rows.items():
+        table.add_row(name, *(cell(modality) for modality in ("vision", "text")))
     console.print(table)
+    console.print(f"Folder: {stats.folder}")
     if stats.catalogue_items is not None:
         console.print(f"Catalogue: {stats.catalogue_items:,} items ({settings.paths.processed_dir})")
     else:

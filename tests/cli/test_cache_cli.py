@@ -62,6 +62,8 @@ def test_precompute_list_stats_clear(config, tmp_path):
     stats = runner.invoke(app, ["cache", "stats", COMBO, "-c", str(config)])
     assert stats.exit_code == 0, stats.output
     assert "100.0%" in stats.output and "Catalogue: 4 items" in stats.output and "hits" in stats.output
+    narrow = runner.invoke(app, ["cache", "stats", COMBO, "-c", str(config)], terminal_width=80)
+    assert "coverage" in narrow.output and "unreadable" in narrow.output and "…" not in narrow.output
 
     missing = runner.invoke(app, ["cache", "stats", "clip_mpnet", "-c", str(config)])
     assert missing.exit_code == 2 and "No feature cache named" in missing.output
