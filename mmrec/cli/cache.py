@@ -172,7 +172,8 @@ def stats_command(
         items = None  # stats of the cache alone; coverage needs the processed catalogue
     stats = cache_stats(settings.paths.cache_dir, combo, items)
     # One column per modality, one row per figure: fits 80 columns whatever the backbones are called.
-    table = Table(title=f"Feature cache {stats.combo} ({_size(stats.size_bytes)})")
+    title = f"Feature cache {stats.combo} ({_size(stats.size_bytes)})"
+    table = Table(title=title, min_width=len(title))
     table.add_column("")
     for modality in ("vision", "text"):
         table.add_column(modality, justify="right")
