@@ -30,6 +30,12 @@ def unsafe_reason(item_id: str) -> str | None:
     return None
 
 
+def typed_ids(values: Iterable[object]) -> list[str]:
+    """Ids as a user typed them (--users, the lines of a user file), as preprocess stores ids: surrounding
+    whitespace stripped (" u1" is "u1"); blank entries are no id and are left out."""
+    return [text for text in (str(value).strip() for value in values) if text]
+
+
 def is_safe_id(item_id: str) -> bool:
     """True when `item_id` can name a file inside a folder without escaping it."""
     return unsafe_reason(item_id) is None

@@ -19,7 +19,7 @@ from mmrec.fileio import check_output_file
 from mmrec.inference.ann import recall_at_k
 from mmrec.inference.parquet_output import parquet_recommendations
 from mmrec.inference.topk import rows_per_chunk
-from mmrec.pipeline.recommend import select_users
+from mmrec.pipeline.recommend import select_users, short_list_note
 from mmrec.pipeline.serving import Serving, load_serving
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import Settings
@@ -101,12 +101,13 @@ def run_batch_recommend(
                           hint="Pass --ann faiss_ivf or --ann faiss_hnsw (inference.ann) as well.")
     progress(ProgressEvent(task="recommend", description=f"loading {recommender_type}"))
     serving = load_serving(settings, recommender_type)
-    chosen = serving.seen.users if all_users else select_users(
+    chosen, selection_notes = (serving.seen.users, []) if all_users else select_users(
         serving.seen.users, users, user_file, sample_users, settings.evaluation.seed)
     k = inference.top_k
     chunk = rows_per_chunk(settings.evaluation.batch_size, serving.n_items)
     result = BatchRecommendResult(recommender_type, k, output, n_users=len(chosen), chunk_users=chunk,
-                                  ann=None if inference.ann == "none" else inference.ann, notes=list(serving.notes))
+                                  ann=None if inference.ann == "none" else inference.ann,
+                                  notes=[*serving.notes, *selection_notes])
     with parquet_recommendations(output, serving.item_ids) as table:
         for start, block in _chunks(chosen, chunk):
             lists, is_fallback = serving.top_k(block, k)
@@ -123,8 +124,6 @@ def run_batch_recommend(
     if result.fallback_users:
         result.notes.append(f"{result.fallback_users} user(s) unknown to the model got {serving.fallback_name} "
                             "recommendations.")
-    if result.short_users:
-        result.notes.append(f"{result.short_users} user(s) got fewer than {k} items: they have seen almost the "
-                            "whole catalogue" + (" or the approximate pool held too few unseen items." if
-                                                 result.ann else "."))
+    if note := short_list_note(result.short_users, k, serving):
+        result.notes.append(note)
     return result

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmrec.data.ids import typed_ids
 from mmrec.errors import ConfigError
 from mmrec.fileio import atomic_write_json, read_text_file
 from mmrec.inference.diversity import (
@@ -21,7 +22,7 @@ from mmrec.inference.diversity import (
 )
 from mmrec.inference.reasons import reasons_for
 from mmrec.inference.topk import rows_per_chunk
-from mmrec.pipeline.serving import load_serving
+from mmrec.pipeline.serving import Serving, load_serving
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.recommenders.base import Recommender
 from mmrec.recommenders.knn import binary_matrix
@@ -79,20 +80,40 @@ def select_users(
     user_file: Path | None,
     sample_users: int | None,
     seed: int,
-) -> list[str]:
-    """Requested users in order, without duplicates: explicit ids, then the file, then a seeded sample."""
-    chosen = [str(u) for u in users or []]
+) -> tuple[list[str], list[str]]:
+    """(requested users in order, without duplicates: explicit ids, then the file, then a seeded sample;
+    notes). Ids are stripped of surrounding spaces wherever they come from, as preprocess strips them."""
+    chosen = typed_ids(users or [])
+    notes: list[str] = []
     if user_file is not None:
         text = read_text_file(user_file, "User file", hint="Pass a text file with one user id per line.")
-        chosen += [line.strip() for line in text.splitlines() if line.strip()]
+        chosen += typed_ids(text.splitlines())
     if sample_users:
         rng = np.random.default_rng(seed)
         already = set(chosen)  # sample beyond the explicitly named users
         pool = np.asarray(sorted(u for u in known_users if u not in already), dtype=object)
+        if sample_users > len(pool):
+            besides = " besides the users named" if already else ""
+            notes.append(f"--sample-users {sample_users:,}: there are only {len(pool):,} known users{besides}, "
+                         "so all of them are included.")
         chosen += list(rng.choice(pool, size=min(sample_users, len(pool)), replace=False))
     if not chosen:
         raise ConfigError("No users to recommend for.", hint="Pass --users, --user-file or --sample-users N.")
-    return list(dict.fromkeys(chosen))
+    return list(dict.fromkeys(chosen)), notes
+
+
+def short_list_note(n_short: int, k: int, serving: Serving) -> str | None:
+    """The note for users who got fewer than k items (None when there are none): why their lists are short."""
+    if not n_short:
+        return None
+    if k > serving.n_items:
+        why = f"the catalogue has only {serving.n_items:,} items" + (
+            ", less the ones each user has seen" if serving.exclude_seen else "")
+    else:
+        why = "they have seen almost the whole catalogue" if serving.exclude_seen else "some items got no score"
+    if serving.index is not None:
+        why += " (or the approximate pool held too few unseen items)"
+    return f"{n_short:,} user(s) got fewer than {k:,} items: {why}."
 
 
 def _similarity_fn(
@@ -128,7 +149,8 @@ def run_recommend(
     progress(ProgressEvent(task="recommend", description=f"loading {recommender_type}"))
     serving = load_serving(settings, recommender_type)
     model, item_ids, titles = serving.model, serving.item_ids, serving.titles
-    chosen = select_users(serving.seen.users, users, user_file, sample_users, settings.evaluation.seed)
+    chosen, selection_notes = select_users(serving.seen.users, users, user_file, sample_users,
+                                           settings.evaluation.seed)
     item_index = {item: j for j, item in enumerate(item_ids)}
     similarity = _similarity_fn(model, serving.interactions, item_index) if inference.use_diversity else None
     pool = inference.top_k * (_MMR_POOL if inference.use_diversity else 1)
@@ -139,7 +161,7 @@ def run_recommend(
         [],
         inference.diversity_lambda if inference.use_diversity else None,
         output,
-        notes=list(serving.notes),
+        notes=[*serving.notes, *selection_notes],
     )
     batch = rows_per_chunk(settings.evaluation.batch_size, len(item_ids))
     for start in range(0, len(chosen), batch):
@@ -182,6 +204,8 @@ def run_recommend(
             f"{result.n_fallback_users} user(s) unknown to the model got {serving.fallback_name} "
             "recommendations (flagged `fallback`)."
         )
+    if note := short_list_note(sum(len(u.items) < inference.top_k for u in result.users), inference.top_k, serving):
+        result.notes.append(note)
     if output is not None:
         atomic_write_json(output, result.to_dict())
     return result

@@ -132,3 +132,28 @@ def test_ann_without_faiss_is_a_clear_error(config, tmp_path, monkeypatch):
 def test_help_says_batch_mode_omits_reasons():
     result = runner.invoke(app, ["recommend", "--help"])
     assert "Reasons and diversity are not computed in batch mode" in _flat(result.output)
+
+
+def test_users_are_stripped_as_in_a_user_file(config, tmp_path):
+    out = tmp_path / "r.json"
+    result = _recommend(config, "--users", " u001", "u002 ", "--recommender-type", "item_knn", "--output", str(out))
+    assert result.exit_code == 0, result.output
+    saved = json.loads(out.read_text())
+    assert [(u["user_id"], u["fallback"]) for u in saved["users"]] == [("u001", None), ("u002", None)]
+
+
+def test_short_lists_and_a_sample_larger_than_the_users_are_noted(config, tmp_path):
+    out = tmp_path / "r.json"
+    result = _recommend(config, "--users", "u001", "--top-k", "1000", "--output", str(out))
+    assert result.exit_code == 0, result.output
+    saved = json.loads(out.read_text())
+    assert len(saved["users"][0]["items"]) < 30
+    assert any("1 user(s) got fewer than 1,000 items: the catalogue has only 30 items" in n for n in saved["notes"])
+    result = _recommend(config, "--sample-users", "1000", "--output", str(out))
+    assert result.exit_code == 0, result.output
+    saved = json.loads(out.read_text())
+    n_users = pd.read_parquet(tmp_path / "processed" / "interactions.parquet")["user_id"].nunique()
+    assert len(saved["users"]) == n_users
+    assert saved["notes"] == [f"--sample-users 1,000: there are only {n_users} known users, so all of them are "
+                              "included."]
+    assert f"only {n_users} known users" in _flat(result.output)
