@@ -6,6 +6,7 @@ A crash mid-write leaves the previous file intact, never a truncated one.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import glob
 import hashlib
@@ -89,11 +90,40 @@ def read_text_file(
         raise error(f"{what} {path} does not exist.", hint=hint)
     try:
         return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise error(f"{what} {path} is not UTF-8 text (undecodable byte at offset {exc.start}).",
-                    hint="Save the file with UTF-8 encoding.") from None
+    except UnicodeDecodeError:
+        raise not_utf8_error(path, what, error) from None
     except OSError as exc:
         raise error(f"{what} {path} cannot be read: {exc.strerror or exc}.", hint=hint) from None
+
+
+_UTF16_MARKS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+_RESAVE_AS_UTF8 = ("Re-save it as UTF-8: choose that encoding when saving (Excel: 'CSV UTF-8'; LibreOffice: character "
+                   "set 'Unicode (UTF-8)'), or convert it, e.g. `iconv -f latin1 -t utf-8 OLD > NEW` (-f utf-16 for "
+                   "UTF-16).")
+
+
+def not_utf8_error(path: str | os.PathLike[str], what: str, error: type[MmrecError] = DataError) -> MmrecError:
+    """`error` for a file that is not UTF-8: the line of its first undecodable byte (one streamed pass) and how
+    to re-save it. `what` names the file, as in read_text_file."""
+    path = Path(path)
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line, found = 1, ""
+    with open(path, "rb") as handle:
+        if handle.read(2) in _UTF16_MARKS:
+            return error(f"{what} {path} is not UTF-8 text. It starts with a UTF-16 byte order mark: it is UTF-16 "
+                         "text.", hint=_RESAVE_AS_UTF8)
+        handle.seek(0)
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            pending = len(decoder.getstate()[0])  # bytes of a character split across blocks (never a newline)
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                offset = max(exc.start - pending, 0)
+                line += block.count(b"\n", 0, offset)
+                found = f" Line {line} holds byte 0x{block[offset]:02x}, which is not UTF-8 (latin-1 or cp1252 text?)."
+                break
+            line += block.count(b"\n")
+    return error(f"{what} {path} is not UTF-8 text.{found}", hint=_RESAVE_AS_UTF8)
 
 
 def _create_temp_beside(target: Path) -> Path:

@@ -69,3 +69,12 @@ def test_read_text_file_names_what_is_wrong(tmp_path):
             read_text_file(path, "User file")
     (tmp_path / "ok.txt").write_text("héllo", encoding="utf-8")
     assert read_text_file(tmp_path / "ok.txt", "User file") == "héllo"
+
+
+def test_a_file_that_is_not_utf8_names_the_line_and_how_to_resave_it(tmp_path):
+    path = tmp_path / "users.txt"
+    path.write_bytes(("é\n" * 3).encode() + b"u1\nj\xfcrgen\n")
+    with pytest.raises(DataError) as info:
+        read_text_file(path, "User file")
+    assert "Line 5 holds byte 0xfc" in info.value.message and "offset" not in info.value.message
+    assert "UTF-8" in info.value.hint

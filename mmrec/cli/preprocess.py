@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mmrec.cli.common import ConfigOption, RichProgress, console, state
+from mmrec.cli.common import ConfigOption, RichProgress, console, print_notes, state
 
 
 def render_report(report: dict[str, Any], skipped: bool) -> Table:
@@ -44,9 +44,16 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
     for key, count in items["text"].items():
         table.add_row("text", key.replace("_", " "), f"{count:,}", "")
     for column, info in items["numeric"].items():
+        if info.get("formatted"):
+            table.add_row("numeric", f"{column}: read as numbers (K/M/B, 1,234)", f"{info['formatted']:,}",
+                          ", ".join(info["formatted_examples"]))
         found = ", ".join(
             f"{k}={info[k]}" for k in ("non_numeric", "missing", "infinite", "negative") if info[k]
         )
+        if info.get("no_information"):
+            table.add_row("numeric", f"[yellow]{column}: left out, carries no information ({found})",
+                          f"{items['kept']:,}", "")
+            continue
         table.add_row(
             "numeric",
             f"{column}: imputed ({found or 'none invalid'})",
@@ -92,6 +99,7 @@ def preprocess(
     with RichProgress() as progress:
         result = run_preprocess(settings, force=force_reprocess, progress=progress)
     console.print(render_report(result.report, result.skipped))
+    print_notes(result.report["items"].get("notes", []))
     images = result.report["images"]
     if images.get("folder_exists") is False:
         console.print(f"[yellow]There is no images folder at {images['folder']}: every item counts as lacking its "

@@ -26,6 +26,7 @@ class ItemReport:
     examples: dict[str, list[str]] = field(default_factory=dict)
     text: dict[str, int] = field(default_factory=dict)
     numeric: dict[str, dict] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the user should know, e.g. a numeric column left out
 
     def drop(self, reason: str, ids: list[str], count: int | None = None) -> None:
         count = len(ids) if count is None else count
@@ -77,6 +78,14 @@ def clean_items(
         frame, data.numerical_features_cols, preprocess.numeric_impute
     )
     report.numeric = {name: asdict(col) for name, col in numeric_reports.items()}
+    for name, col in numeric_reports.items():
+        if col.no_information:
+            found = ", ".join(f"{k}={getattr(col, k):,}" for k in ("missing", "non_numeric", "infinite", "negative")
+                              if getattr(col, k))
+            report.notes.append(
+                f"Numeric column {name!r} carries no information: none of its {len(frame):,} values is a valid "
+                f"number ({found}), so it is left out of the item features. Fill it, or remove it from "
+                "data.numerical_features_cols.")
 
     cap = preprocess.max_text_length
     titles_full = [clean_text(v, sys.maxsize) for v in frame[data.title_column].tolist()]

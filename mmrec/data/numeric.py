@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal
 
 import numpy as np
@@ -23,6 +25,26 @@ class ColumnReport:
     imputed: int = 0
     fill_value: float = 0.0
     examples: list[str] = field(default_factory=list)  # item ids of a few imputed rows
+    formatted: int = 0  # values written as 20.1K / 1.5M / 2B / 1,234, parsed to numbers
+    formatted_examples: list[str] = field(default_factory=list)  # a few of them, "20.1K=20,100"
+    no_information: bool = False  # no valid value at all: the column is left out of the features
+
+
+# A count written for people: "20.1K", "1.5m", "2B", "1,234", "1,234.5K".
+_FORMATTED = re.compile(r"([+-]?(?:\d{1,3}(?:,\d{3})+|\d*)(?:\.\d+)?)\s*([kmb]?)", re.IGNORECASE)
+_MAGNITUDE = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9}
+
+
+def parse_formatted_number(text: str) -> float | None:
+    """`text` written with a magnitude suffix (K = 1e3, M = 1e6, B = 1e9, any case) and/or thousands
+    separators, as a number; None for anything else (plain numbers included: those are pd.to_numeric's)."""
+    match = _FORMATTED.fullmatch(str(text).strip())
+    if match is None:
+        return None
+    number, suffix = match.groups()
+    if not any(char.isdigit() for char in number) or (not suffix and "," not in number):
+        return None
+    return float(Decimal(number.replace(",", "")) * _MAGNITUDE[suffix.lower()])
 
 
 def validate_numeric_columns(
@@ -33,8 +55,10 @@ def validate_numeric_columns(
 ) -> tuple[pd.DataFrame, dict[str, ColumnReport]]:
     """Float64 copies of `columns` with invalid values imputed, plus a report per column.
 
-    Invalid: non-numeric strings, NaN/empty, +-inf, negative values (these columns are counts or
-    years; log1p later assumes >= 0). The fill value is computed from the valid values only.
+    "20.1K", "1.5M", "2B" and "1,234" are parsed as numbers (and counted). Invalid: other non-numeric
+    strings, NaN/empty, +-inf, negative values (these columns are counts or years; log1p later assumes
+    >= 0). The fill value is computed from the valid values only. A column with no valid value carries no
+    information: it is not imputed but kept all-NaN, which `numeric_values` reads as "left out of the features".
     """
     missing_columns = [name for name in columns if name not in items.columns]
     if missing_columns:
@@ -50,6 +74,13 @@ def validate_numeric_columns(
         blank = raw.isna() | raw.astype("string").str.strip().isin(["", "nan", "NaN", "None"]).fillna(True)
         values = pd.to_numeric(raw.where(~blank), errors="coerce").astype("float64")
         report = ColumnReport()
+        unparsed = raw[values.isna() & ~blank]
+        formatted = unparsed.map(parse_formatted_number).astype("float64")
+        values.loc[formatted.index] = formatted
+        parsed = formatted.notna()
+        report.formatted = int(parsed.sum())
+        report.formatted_examples = [f"{text}={number:,.10g}" for text, number in
+                                     zip(unparsed[parsed].head(3), formatted[parsed].head(3), strict=True)]
         report.missing = int(blank.sum())
         report.non_numeric = int((values.isna() & ~blank).sum())
         infinite = np.isinf(values.to_numpy())
@@ -58,9 +89,14 @@ def validate_numeric_columns(
         report.negative = int(negative.sum())
         invalid = values.isna().to_numpy() | infinite | negative
         valid = values[~invalid]
-        if impute == "median" and len(valid):
+        if not len(valid):
+            report.no_information = True
+            result[name] = np.full(len(items), np.nan)
+            reports[name] = report
+            continue
+        if impute == "median":
             fill = float(valid.median())
-        elif impute == "mean" and len(valid):
+        elif impute == "mean":
             fill = float(valid.mean())
         else:
             fill = 0.0
@@ -109,7 +145,8 @@ class NumericScaler:
             raise DataError(
                 f"Numeric features have {logged.shape[1]} columns "
                 f"but the scaler was fitted on {len(self.mean)}.",
-                hint="Use the same data.numerical_features_cols as when the model was trained.",
+                hint="Use the same data.numerical_features_cols as when the model was trained, on data where the "
+                "same columns carry information (preprocess leaves out a column with no valid value), or retrain.",
             )
         return ((logged - self.mean) / self.std).astype(np.float32)
 

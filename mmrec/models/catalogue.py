@@ -21,14 +21,19 @@ COUNT_FEATURE = "train_interactions"
 
 
 def numeric_values(items: pd.DataFrame, columns: Sequence[str], train: pd.DataFrame) -> np.ndarray:
-    """Raw numeric inputs [n_items, len(columns) + 1]: the configured columns, then the train count."""
+    """Raw numeric inputs [n_items, used columns + 1]: the configured columns, then the train count.
+
+    A column preprocess left out (no valid value: it carries no information, and the processed table
+    holds it all-NaN) is not an input; training and scoring leave it out alike, from the same table.
+    """
     missing = [c for c in columns if c not in items.columns]
     if missing:
         raise DataError(
             f"Numeric column(s) {', '.join(missing)} are not in the processed item table.",
             hint="Use the data.numerical_features_cols the data was preprocessed with, or re-run `mmrec preprocess`.",
         )
-    configured = items[list(columns)].to_numpy(dtype=np.float64) if columns else np.zeros((len(items), 0))
+    used = [c for c in columns if items[c].notna().any()]
+    configured = items[used].to_numpy(dtype=np.float64) if used else np.zeros((len(items), 0))
     counts = interaction_counts(train, items["item_id"].astype(str).tolist()).astype(np.float64)
     return np.concatenate([configured, counts[:, None]], axis=1)
 

@@ -27,7 +27,7 @@ from mmrec.data.tables import (
     verify_in_manifest,
 )
 from mmrec.errors import ConfigError, DataError
-from mmrec.fileio import atomic_write_json, read_json
+from mmrec.fileio import atomic_write_json, not_utf8_error, read_json
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.provenance import package_versions
 from mmrec.settings import Settings
@@ -61,7 +61,9 @@ def read_csv(path: Path, what: str) -> pd.DataFrame:
         raise DataError(f"{what} file {path} is empty.", hint="It needs a header row and at least one row.")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+    except UnicodeDecodeError:
+        raise not_utf8_error(path, f"{what} file") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"{what} file {path} cannot be parsed as UTF-8 CSV: {exc}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     if len(frame.columns) == 1 and (sep := next((c for c in ";\t|" if c in frame.columns[0]), None)):
@@ -72,23 +74,30 @@ def read_csv(path: Path, what: str) -> pd.DataFrame:
     return frame
 
 
-def canonical_columns(frame: pd.DataFrame, what: str, names: dict[str, str]) -> pd.DataFrame:
+def canonical_columns(
+    frame: pd.DataFrame, path: Path, what: str, names: dict[str, str], used: dict[str, str] | None = None
+) -> pd.DataFrame:
     """`frame` with the user's column names (names: canonical -> its data.*_column setting) renamed to the
     canonical ones the rest of mmrec reads. A renamed column that is absent, or a file that holds both a
     renamed column and another under its canonical name, is a DataError; a missing column under its
-    default name is left to the checks that follow (timestamp and rating are optional)."""
-    renames = {source: canonical for canonical, source in names.items() if source != canonical}
+    default name is left to the checks that follow (timestamp and rating are optional). `used` (same
+    shape) names further columns the file must hold, read under the user's names (titles, descriptions):
+    they are checked here too, so the error names the file's own columns."""
+    renamed = {canonical: source for canonical, source in names.items() if source != canonical}
     present = ", ".join(map(str, frame.columns))
-    for source, canonical in renames.items():
+    for canonical, source in {**renamed, **(used or {})}.items():
         setting = f"data.{canonical}_column"
         if source not in frame.columns:
-            raise DataError(f"{what} file lacks column '{source}' ({setting}); columns present: {present}.",
+            raise DataError(f"{what} file {path.name} lacks column '{source}' ({setting}); columns present: "
+                            f"{present}.",
                             hint=f"Set {setting} to the column that holds the {canonical.replace('_', ' ')}s.")
+    for canonical, source in renamed.items():
+        setting = f"data.{canonical}_column"
         if canonical in frame.columns:
-            raise DataError(f"{what} file has a column '{canonical}' besides '{source}', which {setting} renames "
-                            f"to '{canonical}'.",
+            raise DataError(f"{what} file {path.name} has a column '{canonical}' besides '{source}', which {setting} "
+                            f"renames to '{canonical}'.",
                             hint="Remove or rename one of the two, or point the setting at the other.")
-    return frame.rename(columns=renames)
+    return frame.rename(columns={source: canonical for canonical, source in renamed.items()})
 
 
 def input_fingerprint(settings: Settings) -> str:
@@ -211,10 +220,12 @@ def run_preprocess(
         return PreprocessResult(processed_dir, True, previous, time.perf_counter() - start)
 
     data = settings.data
-    raw_items = canonical_columns(read_csv(data_dir / data.item_info_file, "item_info"), "item_info",
-                                  {"item_id": data.item_id_column})
+    item_file, interactions_file = data_dir / data.item_info_file, data_dir / data.interactions_file
+    raw_items = canonical_columns(read_csv(item_file, "item_info"), item_file, "item_info",
+                                  {"item_id": data.item_id_column},
+                                  {"title": data.title_column, "description": data.description_column})
     raw_interactions = canonical_columns(
-        read_csv(data_dir / data.interactions_file, "interactions"), "interactions",
+        read_csv(interactions_file, "interactions"), interactions_file, "interactions",
         {"user_id": data.user_id_column, "item_id": data.item_id_column, "timestamp": data.timestamp_column,
          "rating": data.rating_column},
     )
@@ -269,7 +280,10 @@ def run_preprocess(
                        "folder_exists": (data_dir / data.images_subdir).is_dir()},
             "interactions": asdict(interaction_report),
             "columns": {
-                "numeric": list(settings.data.numerical_features_cols),
+                "numeric": [c for c in settings.data.numerical_features_cols
+                            if not item_report.numeric[c]["no_information"]],
+                "numeric_left_out": [c for c in settings.data.numerical_features_cols
+                                     if item_report.numeric[c]["no_information"]],
                 "timestamp": "timestamp" in interactions.columns,
                 "rating": "rating" in interactions.columns,
             },

@@ -92,3 +92,16 @@ def test_caching_step_runs_after_preprocess_unless_skipped(config, monkeypatch):
     result = runner.invoke(app, ["preprocess", "-c", str(config)])
     assert result.exit_code == 0, result.output
     assert len(calls) == 1 and "vision: 10 computed" in result.output
+
+
+def test_parsed_counts_and_a_column_left_out_are_shown(config, tmp_path):
+    items = pd.read_csv(tmp_path / "raw" / "item_info.csv", dtype=str)
+    items.loc[0, "view_number"] = "154.3K"
+    items["thumbup_number"] = ""
+    items.to_csv(tmp_path / "raw" / "item_info.csv", index=False)
+    result = runner.invoke(app, ["preprocess", "-c", str(config), "--skip-caching"], terminal_width=250)
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if "numeric" in line]
+    assert any("view_number: read as" in row and "154.3K=154,300" in row for row in rows)
+    assert any("thumbup_number: left out" in row and "10" in row for row in rows)
+    assert "Numeric column 'thumbup_number' carries no information" in " ".join(result.output.split())

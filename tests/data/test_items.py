@@ -41,3 +41,13 @@ def test_text_augmentation_setting_is_gone():
     raw = pd.DataFrame({"item_id": ["1"], "title": ["a b c d e f"], "description": ["g h i j"]})
     items, report, _ = clean_items(raw, DataSettings(numerical_features_cols=[]), PreprocessSettings())
     assert "text_augmented" not in items and "augmented" not in report.text
+
+
+def test_a_numeric_column_without_information_is_kept_all_nan_with_a_note():
+    raw = pd.DataFrame({"item_id": ["1", "2"], "title": ["a", "b"], "description": ["", ""],
+                        "views": ["1.5K", "3"], "shares": [None, None]}, dtype="string")
+    items, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["views", "shares"]), PreprocessSettings())
+    assert items["views"].tolist() == [1500.0, 3.0] and items["shares"].isna().all()
+    assert report.numeric["views"]["formatted"] == 1 and report.numeric["shares"]["no_information"]
+    assert len(report.notes) == 1 and "'shares' carries no information" in report.notes[0]
+    assert "missing=2" in report.notes[0] and "left out of the item features" in report.notes[0]

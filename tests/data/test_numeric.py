@@ -25,6 +25,24 @@ def test_invalid_values_are_counted_and_imputed():
     assert set(report.examples) == {"c", "d", "e", "f"}
 
 
+def test_counts_written_with_magnitude_suffixes_or_separators_are_parsed_and_counted():
+    items = pd.DataFrame({"item_id": list("abcdefgh"),
+                          "n": ["20.1K", "154.3k", "1.5M", "2B", "1,234", "1,234.5", "7", "1,23"]})
+    values, reports = validate_numeric_columns(items, ["n"], "median")
+    assert values["n"].tolist()[:7] == [20_100.0, 154_300.0, 1_500_000.0, 2e9, 1234.0, 1234.5, 7.0]
+    report = reports["n"]
+    assert report.formatted == 6 and report.formatted_examples == ["20.1K=20,100", "154.3k=154,300", "1.5M=1,500,000"]
+    assert report.non_numeric == 1 and report.imputed == 1 and report.examples == ["h"]  # "1,23" is no number
+
+
+def test_a_column_without_any_valid_value_is_left_all_nan_not_imputed():
+    items = pd.DataFrame({"item_id": list("abc"), "shares": [None, "", "n/a"], "views": ["1", None, "3"]})
+    values, reports = validate_numeric_columns(items, ["shares", "views"], "median")
+    assert values["shares"].isna().all() and reports["shares"].no_information
+    assert (reports["shares"].missing, reports["shares"].non_numeric, reports["shares"].imputed) == (2, 1, 0)
+    assert values["views"].tolist() == [1.0, 2.0, 3.0] and not reports["views"].no_information
+
+
 @pytest.mark.parametrize("policy, fill", [("mean", 2.0), ("zero", 0.0)])
 def test_impute_policies(policy, fill):
     items = pd.DataFrame({"item_id": ["a", "b", "c"], "n": ["1", "3", "x"]})

@@ -271,3 +271,50 @@ def test_a_file_separated_by_semicolons_is_named_as_such(tmp_path, dirty_raw):
     frame.to_csv(dirty_raw / "interactions.csv", index=False, sep=";")
     with pytest.raises(DataError, match="looks ';'-separated"):
         run_preprocess(_settings(tmp_path))
+
+
+def test_a_wrong_title_column_names_the_file_its_own_columns_and_the_setting(tmp_path):
+    raw = tmp_path / "raw"
+    generate_synthetic(raw, users=6, items=4, seed=0)
+    items = pd.read_csv(raw / "item_info.csv", dtype=str).rename(columns={"item_id": "video_id"})
+    items.to_csv(raw / "videos.csv", index=False)
+    settings = _settings(tmp_path, **{"data.item_info_file": "videos.csv", "data.item_id_column": "video_id",
+                                      "data.title_column": "videotitle"})
+    with pytest.raises(DataError) as info:
+        run_preprocess(settings)
+    assert info.value.message.startswith("item_info file videos.csv lacks column 'videotitle' (data.title_column); "
+                                         "columns present: video_id, title,")
+    assert "data.title_column" in info.value.hint
+
+
+@pytest.mark.parametrize("encoding, expected", [
+    ("latin-1", "Line 3 holds byte 0xe9, which is not UTF-8"),
+    ("utf-16", "It starts with a UTF-16 byte order mark"),
+])
+def test_a_csv_that_is_not_utf8_says_where_and_how_to_resave_it(tmp_path, dirty_raw, encoding, expected):
+    path = dirty_raw / "item_info.csv"
+    items = pd.read_csv(path, dtype=str)
+    items.loc[1, "title"] = "Café"
+    items.to_csv(path, index=False, encoding=encoding)
+    with pytest.raises(DataError) as info:
+        run_preprocess(_settings(tmp_path))
+    assert "is not UTF-8 text" in info.value.message and expected in info.value.message
+    assert "position" not in info.value.message and "UTF-8" in info.value.hint and "iconv" in info.value.hint
+
+
+def test_abbreviated_counts_are_parsed_and_an_empty_column_is_left_out_with_a_note(tmp_path, dirty_raw):
+    path = dirty_raw / "item_info.csv"
+    items = pd.read_csv(path, dtype=str)
+    items.loc[0, "view_number"], items.loc[2, "view_number"] = "20.1K", "1.5M"
+    items["thumbup_number"] = ""
+    items.to_csv(path, index=False)
+    report = run_preprocess(_settings(tmp_path)).report
+    numeric = report["items"]["numeric"]
+    assert numeric["view_number"]["formatted"] == 2 and numeric["view_number"]["non_numeric"] == 1  # "lots"
+    assert numeric["thumbup_number"]["no_information"] and numeric["thumbup_number"]["imputed"] == 0
+    assert report["columns"]["numeric"] == ["view_number", "comment_number"]
+    assert report["columns"]["numeric_left_out"] == ["thumbup_number"]
+    assert [n for n in report["items"]["notes"] if "'thumbup_number' carries no information" in n]
+    row = load_items(tmp_path / "processed").set_index("item_id")
+    assert row.loc["i00000", "view_number"] == 20_100.0 and row.loc["i00002", "view_number"] == 1_500_000.0
+    assert row["thumbup_number"].isna().all()
