@@ -120,12 +120,17 @@ class ByteLRU:
 
 
 class FeatureStore:
-    """The feature cache of one combo (`root/combo/`): safe to share between processes."""
+    """The feature cache of one combo (`root/combo/`): safe to share between processes.
+
+    A store this `with` block created is removed again when the block fails before anything was stored
+    (e.g. the backbone's weights are refused): a failed request leaves no empty combo behind.
+    """
 
     def __init__(self, root: Path, combo: str, cache: CacheSettings) -> None:
         self.combo = combo
         self.folder = combo_folder(root, combo)
         self.settings = cache
+        self.created = not self.folder.exists()
         self.folder.mkdir(parents=True, exist_ok=True)
         # eviction_policy='none': features are never silently dropped; the size limit is enforced
         # by put_many with a clear error instead.
@@ -152,8 +157,12 @@ class FeatureStore:
     def __enter__(self) -> FeatureStore:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        unused = (exc_type is not None and self.created and len(self.disk) == 0
+                  and not (self.folder / META_FILE).exists())
         self.close()
+        if unused:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """Raw values of `keys` (None = absent), LRU first, the rest in chunked SQL reads."""

@@ -189,20 +189,50 @@ def resolve_torch_hub(url: str, allow_download: bool, log: SearchLog) -> Weights
     return WeightsSource(target, "download")
 
 
+_WEIGHTS_FILE_HINT = ("Point features.vision_weights / features.text_weights at the backbone's weights (a .safetensors "
+                      "file, a tensors-only .pth/.pt, or its model folder), or unset it to use the usual lookup.")
+
+
+def _looks_like_torch_file(path: Path) -> bool:
+    """Starts as a torch.save file does: a zip archive (since torch 1.6) or a legacy pickle (the PROTO opcode)."""
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    return head == b"PK" or head[:1] == b"\x80"
+
+
 def load_state_dict_file(path: Path) -> dict:
     """Tensors of a .safetensors or .pth/.pt file; never unpickles arbitrary objects."""
+    import pickle
+
     import torch
 
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except SafetensorError as exc:
+            raise WeightsNotFoundError(f"Weights file {path} is not a safetensors weights file ({exc}).",
+                                       hint=_WEIGHTS_FILE_HINT) from None
+    if not _looks_like_torch_file(path):
+        raise WeightsNotFoundError(
+            f"Weights file {path} is not a torch (.pth/.pt) or safetensors weights file: it is neither a zip "
+            "archive nor a pickle (a text file, an HTML page or a download that failed?).",
+            hint=_WEIGHTS_FILE_HINT,
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+    except pickle.UnpicklingError:
         raise WeightsNotFoundError(
-            f"Could not read weights file {path}: {exc}",
-            hint="Pass a .safetensors or a tensors-only .pth file (no pickled objects).",
+            f"Weights file {path} holds Python objects besides tensors, which mmrec does not unpickle.",
+            hint="Pass a .safetensors or a tensors-only .pth file (e.g. re-save model.state_dict()).",
+        ) from None
+    except Exception as exc:
+        said = str(exc).strip().split("\n")[0].split(". ")[0] or type(exc).__name__  # torch's first sentence
+        raise WeightsNotFoundError(
+            f"Could not read weights file {path}: it is truncated or damaged ({said}).",
+            hint=_WEIGHTS_FILE_HINT,
         ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]

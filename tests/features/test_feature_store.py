@@ -164,3 +164,23 @@ def test_an_unexpected_diskcache_layout_is_a_clear_error(tmp_path):
         db.execute("ALTER TABLE Cache RENAME COLUMN raw TO raw_v2")
     with pytest.raises(FeatureError, match="table layout"):
         FeatureStore(tmp_path, "a_b", CacheSettings())
+
+
+def test_a_store_created_by_a_failed_request_is_removed_again(tmp_path):
+    class Refused(Exception):
+        pass
+
+    with pytest.raises(Refused):
+        with FeatureStore(tmp_path, "clip_bert", CacheSettings()):
+            raise Refused  # e.g. the backbone's weights are not here
+    assert not (tmp_path / "clip_bert").exists()
+    with FeatureStore(tmp_path, "a_b", CacheSettings()) as store:
+        store.put_many([("vision|a|w|item0|fp0", encode_vector(np.ones(4)))])
+    for combo in ("a_b", "clip_bert"):  # a store that holds vectors, or was there before, stays
+        (tmp_path / combo).mkdir(exist_ok=True)
+        with pytest.raises(Refused):
+            with FeatureStore(tmp_path, combo, CacheSettings()):
+                raise Refused
+        assert (tmp_path / combo).is_dir()
+    with FeatureStore(tmp_path, "a_b", CacheSettings()) as store:
+        assert len(store) == 1

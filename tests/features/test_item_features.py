@@ -104,3 +104,15 @@ def test_a_repaired_image_is_retried_and_gets_a_vector(tmp_path, features, build
     second = precompute_item_features(items, features, CacheSettings(), cache_dir)
     assert second.computed["vision"] == 1 and second.failed["vision"] == 0
     assert load_item_features(items, features, CacheSettings(), cache_dir).vision_mask.all()
+
+
+def test_a_refused_backbone_leaves_no_combo_folder(tmp_path, build):
+    from mmrec.errors import WeightsNotFoundError
+    from mmrec.features.item_features import precompute_item_features
+
+    items = build.items(tmp_path / "img", n=2)
+    refused = FeaturesSettings(vision_backbone="resnet", vision_weights=str(tmp_path / "nope.pth"))
+    for run in (precompute_item_features, load_item_features):
+        with pytest.raises(WeightsNotFoundError):
+            run(items, refused, CacheSettings(), tmp_path / "cache")
+        assert not (tmp_path / "cache" / "resnet_sentence-bert").exists()

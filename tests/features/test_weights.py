@@ -44,6 +44,26 @@ def test_missing_explicit_path_names_it(tmp_path):
         resolve_backbone_weights(features, "text")
 
 
+def test_a_file_that_is_no_weights_file_says_what_it_is_not(tmp_path):
+    import torch
+
+    from mmrec.features.weights import load_state_dict_file
+
+    text = tmp_path / "junk.pth"
+    text.write_text("junk\n")
+    (tmp_path / "junk.safetensors").write_text("junk\n")
+    torch.save({"w": torch.ones(2)}, tmp_path / "good.pth")
+    (tmp_path / "cut.pth").write_bytes((tmp_path / "good.pth").read_bytes()[:100])
+    for name, expected in (("junk.pth", "is not a torch (.pth/.pt) or safetensors weights file"),
+                           ("junk.safetensors", "is not a safetensors weights file"),
+                           ("cut.pth", "it is truncated or damaged (PytorchStreamReader failed")):
+        with pytest.raises(WeightsNotFoundError) as info:
+            load_state_dict_file(tmp_path / name)
+        assert expected in info.value.message and "features.vision_weights" in info.value.hint
+        assert "\n" not in info.value.message
+    assert load_state_dict_file(tmp_path / "good.pth")["w"].tolist() == [1.0, 1.0]
+
+
 def test_offline_defaults_resolve_without_network(empty_caches):
     features = FeaturesSettings()
     assert resolve_backbone_weights(features, "vision").origin == "package"
