@@ -53,6 +53,14 @@ def remove_stale_temps(path: str | os.PathLike[str]) -> int:
     return removed
 
 
+def looks_like_torch_save(path: str | os.PathLike[str]) -> bool:
+    """Starts as a torch.save file does: a zip archive (since torch 1.6) or a legacy pickle (the PROTO opcode).
+    False for a text file, a web page or an empty download, which torch would report as a pickle error."""
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    return head == b"PK" or head[:1] == b"\x80"
+
+
 def sha256_file(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str:
     """Hex sha256 of the whole file."""
     digest = hashlib.sha256()

@@ -20,7 +20,14 @@ import torch
 
 from mmrec.combo import check_combo_name
 from mmrec.errors import CheckpointError
-from mmrec.fileio import atomic_path, atomic_write_json, read_json, remove_stale_temps, sha256_file
+from mmrec.fileio import (
+    atomic_path,
+    atomic_write_json,
+    looks_like_torch_save,
+    read_json,
+    remove_stale_temps,
+    sha256_file,
+)
 from mmrec.provenance import package_versions
 
 log = logging.getLogger(__name__)
@@ -78,6 +85,11 @@ def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dic
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} not found.", hint="Train one with `mmrec train`.")
+    if not looks_like_torch_save(path):
+        raise CheckpointError(
+            f"{path} is not a checkpoint file at all: it is neither a zip archive nor a pickle, as torch.save "
+            "writes (a text file, a web page or a failed download?).",
+            hint="Pass a best_model.pth / last_model.pth written by `mmrec train`.")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types (RuntimeError, EOFError, UnpicklingError) for damaged files

@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from mmrec.errors import WeightsNotFoundError
 from mmrec.features.file_digests import FileDigests
+from mmrec.fileio import looks_like_torch_save
 
 OFFLINE_DEFAULTS = {"vision": "efficientnet-lite", "text": "sentence-bert"}
 # Files of a model folder that change its vectors: weights, configs, tokenizer vocabularies.
@@ -193,13 +194,6 @@ _WEIGHTS_FILE_HINT = ("Point features.vision_weights / features.text_weights at 
                       "file, a tensors-only .pth/.pt, or its model folder), or unset it to use the usual lookup.")
 
 
-def _looks_like_torch_file(path: Path) -> bool:
-    """Starts as a torch.save file does: a zip archive (since torch 1.6) or a legacy pickle (the PROTO opcode)."""
-    with open(path, "rb") as handle:
-        head = handle.read(2)
-    return head == b"PK" or head[:1] == b"\x80"
-
-
 def load_state_dict_file(path: Path) -> dict:
     """Tensors of a .safetensors or .pth/.pt file; never unpickles arbitrary objects."""
     import pickle
@@ -215,7 +209,7 @@ def load_state_dict_file(path: Path) -> dict:
         except SafetensorError as exc:
             raise WeightsNotFoundError(f"Weights file {path} is not a safetensors weights file ({exc}).",
                                        hint=_WEIGHTS_FILE_HINT) from None
-    if not _looks_like_torch_file(path):
+    if not looks_like_torch_save(path):
         raise WeightsNotFoundError(
             f"Weights file {path} is not a torch (.pth/.pt) or safetensors weights file: it is neither a zip "
             "archive nor a pickle (a text file, an HTML page or a download that failed?).",

@@ -56,7 +56,7 @@ def test_info_prints_json_and_missing_is_exit_2(tmp_path):
 def test_broken_checkpoint_is_flagged_by_list_and_info(tmp_path):
     project(tmp_path)
     path = tmp_path / "best_model.pth"
-    path.write_bytes(b"garbage")  # the sidecar still describes the old weights
+    path.write_bytes(b"PK\x03\x04garbage")  # a truncated zip; the sidecar still describes the old weights
     result = runner.invoke(app, ["checkpoints", "list", "--checkpoint-dir", str(tmp_path)], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "broken" in result.output and "truncated, corrupt" in result.output
@@ -74,3 +74,11 @@ def test_list_fits_80_columns_without_breaking_paths(tmp_path):
     assert f"{combo}/best_model.pth" in result.output and f"{combo}/last_model.pth" in result.output
     assert "ndcg@10" in result.output and "0.1200" in result.output
     assert max(len(line) for line in result.output.splitlines()) <= 80
+
+
+def test_info_on_a_file_that_is_no_checkpoint_says_so(tmp_path):
+    path = tmp_path / "fake.pth"
+    path.write_text("not a checkpoint\n")
+    result = runner.invoke(app, ["checkpoints", "info", str(path)], terminal_width=200)
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2 and "is not a checkpoint file at all" in flat and "Python objects" not in flat
