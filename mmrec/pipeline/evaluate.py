@@ -149,6 +149,9 @@ def run_evaluate(
     evaluation = settings.evaluation.model_validate(
         {**settings.evaluation.model_dump(), **{k: v for k, v in updates.items() if v is not None}}
     )
+    if save_predictions is not None and Path(save_predictions).suffix.lower() not in (".json", ".csv"):
+        raise ConfigError(f"--save-predictions {save_predictions}: predictions are written as .json or .csv.",
+                          hint="Name the file with one of those suffixes.")
     names = list(dict.fromkeys(recommender_types))
     unknown = [n for n in names if n not in RECOMMENDERS]
     if not names or unknown:

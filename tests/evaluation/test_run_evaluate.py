@@ -106,3 +106,10 @@ def test_plots_of_an_earlier_evaluation_are_removed(tiny_config):
     assert pngs == {path.name for path in second.files.values() if path.suffix == ".png"}
     assert "bar_ndcg.png" not in pngs and "bar_sampled_auc.png" in pngs
     assert first.files.keys() != second.files.keys()
+
+
+def test_predictions_in_another_format_are_refused_before_any_work(tiny_config, tmp_path):
+    settings = load_settings(tiny_config).settings
+    with pytest.raises(ConfigError, match=r"\.json or \.csv"):
+        run_evaluate(settings, ["item_knn"], save_predictions=tmp_path / "preds.txt")
+    assert not (tmp_path / "preds.txt").exists() and not (Path(settings.paths.results_dir) / "evaluation.json").exists()
