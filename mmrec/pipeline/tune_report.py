@@ -89,6 +89,7 @@ def plot_study(study: optuna.Study, trials: list[TrialSummary], monitor: str, pa
         bars.set_title("Parameter importance (PED-ANOVA)")
         bars.tick_params(axis="y", labelsize=8)
     figure.suptitle(f"Study {study.study_name}: {len(complete)} complete, {len(pruned)} pruned")
+    figure.tight_layout()  # long parameter names must not run into the history panel
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
