@@ -48,22 +48,26 @@ def tune(
                         f"(val {result.monitor})")
     for column in ("rank", "trial", f"val {result.monitor}", "two-tower", "epochs", "s", "sel"):
         table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("settings", overflow="fold")
+    marks = {}
     for trial in ranked:
         rank = everything.index(trial) + 1
         attrs = trial.attrs
+        marks[trial.number] = "*" if selected == trial.number else ("=" if trial.number in result.tied else "")
         table.add_row(
             str(rank), str(trial.number), f"{trial.value:.4f}",
             f"{attrs['two_tower']:.4f}" if "two_tower" in attrs else "-",
             f"{attrs.get('best_epoch', '-')}/{attrs.get('epochs_run', '-')}",
-            f"{attrs.get('seconds', 0.0):.1f}",
-            "*" if selected == trial.number else ("=" if trial.number in result.tied else ""),
-            "  ".join(f"{_label(name, trial.params)}={_short(value)}" for name, value in trial.params.items()),
+            f"{attrs.get('seconds', 0.0):.1f}", marks[trial.number],
             style="bold green" if selected == trial.number else None,
         )
     table.caption = ("sel: * the selected trial, the fastest of those tied (=) with the best validation value "
                      "(within tune.fastest_within_se paired standard errors)")
     console.print(table)
+    # The settings below the table, one line per trial: a table column that narrow would break names mid-word.
+    for trial in ranked:
+        style = "bold green" if selected == trial.number else "default"
+        console.print(f"[{style}]trial {trial.number}{marks[trial.number]}:[/{style}] " + "  ".join(
+            f"{_label(name, trial.params)}={_short(value)}" for name, value in trial.params.items()))
     counts = ", ".join(f"{count} {state.lower()}" for state, count in sorted(result.counts().items()))
     console.print(f"Trials: {counts or 'none'}; {result.seconds:.1f} s this run"
                   + (f", resumed with {result.resumed_with} finished" if result.resumed_with else "") + ".")
