@@ -77,11 +77,11 @@ def metrics_table(report, cold: bool = False) -> Table:
     return table
 
 
-def print_report(report) -> None:
+def print_report(report, progress: RichProgress | None = None) -> None:
     console.print(metrics_table(report))
     if any(m.cold_item_metrics for m in report.models):
         console.print(metrics_table(report, cold=True))
-    print_notes(report.notes)
+    print_notes(report.notes, progress)
     plots = [p for name, p in report.files.items() if str(p).endswith(".png")]
     for name, path in report.files.items():
         if not str(path).endswith(".png"):
@@ -204,7 +204,7 @@ def evaluate(
             num_workers=num_workers,
             progress=progress,
         )
-    print_report(report)
+    print_report(report, progress)
 
 
 def register(root: typer.Typer) -> None:

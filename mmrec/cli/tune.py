@@ -74,6 +74,10 @@ def tune(
     print_notes(result.notes, progress)
     if result.best_config is not None:
         console.print(f"Selected settings: [bold]{result.best_config}[/bold]  (mmrec train -c {result.best_config})")
+        folder = result.best.attrs.get("folder") if result.best is not None else None
+        if folder:  # the selected trial was trained on the same train.csv: usable without retraining
+            console.print("Or use the selected trial's model as it is: "
+                          f"MMREC_PATHS__CHECKPOINT_DIR={folder}/checkpoints mmrec evaluate -c {result.best_config}")
     if result.plot is not None:
         console.print(f"Plot: {result.plot}")
     console.print(f"Summary: {result.summary}   Study: {result.storage}")

@@ -79,8 +79,8 @@ def validate_numeric_columns(
         values.loc[formatted.index] = formatted
         parsed = formatted.notna()
         report.formatted = int(parsed.sum())
-        report.formatted_examples = [f"{text}={number:,.10g}" for text, number in
-                                     zip(unparsed[parsed].head(3), formatted[parsed].head(3), strict=True)]
+        examples = dict(zip(unparsed[parsed].astype(str), formatted[parsed], strict=True))  # distinct texts
+        report.formatted_examples = [f"{text}={number:,.10g}" for text, number in list(examples.items())[:3]]
         report.missing = int(blank.sum())
         report.non_numeric = int((values.isna() & ~blank).sum())
         infinite = np.isinf(values.to_numpy())

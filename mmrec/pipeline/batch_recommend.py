@@ -19,7 +19,7 @@ from mmrec.fileio import check_output_file
 from mmrec.inference.ann import recall_at_k
 from mmrec.inference.parquet_output import parquet_recommendations
 from mmrec.inference.topk import rows_per_chunk
-from mmrec.pipeline.recommend import select_users, short_list_note
+from mmrec.pipeline.recommend import requested_users, select_users, short_list_note
 from mmrec.pipeline.serving import Serving, load_serving
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import Settings
@@ -99,10 +99,11 @@ def run_batch_recommend(
     if ann_check and inference.ann == "none":
         raise ConfigError("--ann-check measures the approximate index, but none is on.",
                           hint="Pass --ann faiss_ivf or --ann faiss_hnsw (inference.ann) as well.")
+    named = [] if all_users else requested_users(users, user_file)
     progress(ProgressEvent(task="recommend", description=f"loading {recommender_type}"))
     serving = load_serving(settings, recommender_type)
     chosen, selection_notes = (serving.seen.users, []) if all_users else select_users(
-        serving.seen.users, users, user_file, sample_users, settings.evaluation.seed)
+        serving.seen.users, named, sample_users, settings.evaluation.seed)
     k = inference.top_k
     chunk = rows_per_chunk(settings.evaluation.batch_size, serving.n_items)
     result = BatchRecommendResult(recommender_type, k, output, n_users=len(chosen), chunk_users=chunk,

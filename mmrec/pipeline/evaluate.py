@@ -78,15 +78,15 @@ def checkpoint_split_notes(settings: Settings, checkpoint_name: str | None, trai
     trained_on = recorded.get("train_sha256")
     if not trained_on or sha256_file(train_source) == trained_on:  # checkpoints before 2026-12 record none
         return notes
-    where = recorded.get("splits_dir", "?")
+    where = Path(recorded.get("splits_dir", "?")) / "train.csv"
+    then = "the split was made again since" if where.resolve() == train_source.resolve() else f"it was {where}"
     if from_split:
         raise CheckpointError(
-            f"Checkpoint {path} was trained on another split ({where}) than {train_source} belongs to: this "
+            f"Checkpoint {path} was trained on another train.csv than {train_source} holds now ({then}): this "
             "split's test rows may be among its training data, so its metrics would be inflated.",
-            hint="Run `mmrec train` on this split first, or point paths.splits_dir at the split the checkpoint "
-                 "was trained on.")
-    notes.append(f"The multimodal checkpoint was trained on {where}/train.csv, not on {train_source}: make sure "
-                 "no test row was in its training data, or its metrics are inflated.")
+            hint="Run `mmrec train` on this split first (or evaluate on the split it was trained on).")
+    notes.append(f"The multimodal checkpoint was trained on other rows than {train_source} holds ({then}): make "
+                 "sure no test row was among them, or its metrics are inflated.")
     return notes
 
 
@@ -164,6 +164,8 @@ def run_evaluate(
     train, test, also_seen, sources = _frames(settings, test_data, train_data)
     split_notes = checkpoint_split_notes(settings, checkpoint_name, Path(sources["train"]), train_data is None) \
         if "multimodal" in names else []
+    for note in split_notes:  # shown now, before the fits (and again in the report's notes)
+        progress(ProgressEvent("evaluate", message=note))
     data = build_evaluation_data(train, test, items["item_id"].tolist(), also_seen)
     _report_counts(data, progress)
 

@@ -74,20 +74,27 @@ class RecommendResult:
         }
 
 
+def requested_users(users: Sequence[str] | None, user_file: Path | None) -> list[str]:
+    """The users named explicitly, then those of the user file (read now, before any model loads: a missing
+    file is refused at once). Ids are stripped of surrounding spaces wherever they come from, as preprocess
+    strips them."""
+    named = typed_ids(users or [])
+    if user_file is not None:
+        text = read_text_file(user_file, "User file", hint="Pass a text file with one user id per line.")
+        named += typed_ids(text.splitlines())
+    return named
+
+
 def select_users(
     known_users: Sequence[str],
-    users: Sequence[str] | None,
-    user_file: Path | None,
+    named: Sequence[str],
     sample_users: int | None,
     seed: int,
 ) -> tuple[list[str], list[str]]:
-    """(requested users in order, without duplicates: explicit ids, then the file, then a seeded sample;
-    notes). Ids are stripped of surrounding spaces wherever they come from, as preprocess strips them."""
-    chosen = typed_ids(users or [])
+    """(requested users in order, without duplicates: the `named` ones (requested_users), then a seeded
+    sample; notes)."""
+    chosen = list(named)
     notes: list[str] = []
-    if user_file is not None:
-        text = read_text_file(user_file, "User file", hint="Pass a text file with one user id per line.")
-        chosen += typed_ids(text.splitlines())
     if sample_users:
         rng = np.random.default_rng(seed)
         already = set(chosen)  # sample beyond the explicitly named users
@@ -146,11 +153,14 @@ def run_recommend(
     does not know get the evaluation.cold_user_fallback scores, flagged as `fallback` in the output.
     """
     inference = settings.inference
+    named = requested_users(users, user_file)
     progress(ProgressEvent(task="recommend", description=f"loading {recommender_type}"))
     serving = load_serving(settings, recommender_type)
     model, item_ids, titles = serving.model, serving.item_ids, serving.titles
-    chosen, selection_notes = select_users(serving.seen.users, users, user_file, sample_users,
-                                           settings.evaluation.seed)
+    chosen, selection_notes = select_users(serving.seen.users, named, sample_users, settings.evaluation.seed)
+    if serving.index is not None:
+        selection_notes.append(f"Candidates come from the approximate {inference.ann} index (inference.ann), so a "
+                               "list can differ from exact scoring; `--all-users --ann-check N` measures its recall.")
     item_index = {item: j for j, item in enumerate(item_ids)}
     similarity = _similarity_fn(model, serving.interactions, item_index) if inference.use_diversity else None
     pool = inference.top_k * (_MMR_POOL if inference.use_diversity else 1)

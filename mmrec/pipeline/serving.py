@@ -117,7 +117,7 @@ def load_serving(settings: Settings, recommender_type: str) -> Serving:
     if new_items:
         notes.append(f"{new_items:,} of {len(item_ids):,} catalogue items had no training interaction when the "
                      "checkpoint was trained (added since, only in val/test, or never interacted with), so they "
-                     "have no id embedding: they are scored from their images, text and numbers (and by the item-item "
+                     "have no id embedding: they are scored from their content features (and by the item-item "
                      "model from any interactions since).")
     if inference.ann != "none":
         index = ItemIndex(model.search_item_vectors(), inference.ann, inference.ann_nprobe)

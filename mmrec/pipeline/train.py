@@ -188,6 +188,7 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
                         for part in ("train", "val"))
     if stale:
         notes.append(stale)
+        progress(ProgressEvent("split", message=stale))  # before training, when the user can still act on it
     elif off_catalogue:  # a split whose report does not name its input
         notes.append(f"{off_catalogue:,} split interaction(s) name items the processed catalogue lacks: the split "
                      "predates the last `mmrec preprocess`. Run `mmrec split` again to split the current data.")

@@ -53,7 +53,9 @@ def test_tune_prints_the_best_trials_and_writes_a_config_train_accepts(tmp_path)
     assert (tmp_path / "results" / "tune" / "small" / "study.png").is_file()
 
     # Trial 0 ran the config's own values of the searched settings: tuning never ends below them.
-    assert "The first trial runs the current settings." in " ".join(result.output.split())
+    flat = " ".join(result.output.split())
+    assert "The first trial runs the current settings." in flat
+    assert "Or use the selected trial's model as it is: MMREC_PATHS__CHECKPOINT_DIR=" in flat
     stored = optuna.load_study(study_name="small", storage=f"sqlite:///{tmp_path}/results/tune/small.db")
     assert stored.trials[0].params == {"model.embedding_dim": 8, "training.learning_rate": 0.01, "training.epochs": 2}
 

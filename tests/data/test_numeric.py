@@ -71,3 +71,10 @@ def test_interaction_counts_uses_only_the_given_frame():
     train = pd.DataFrame({"user_id": ["u1", "u2", "u1"], "item_id": ["a", "a", "b"]})
     counts = interaction_counts(train, ["b", "a", "cold"])
     assert counts.dtype == np.float32 and counts.tolist() == [1.0, 2.0, 0.0]
+
+
+def test_parsed_examples_name_distinct_texts():
+    items = pd.DataFrame({"item_id": list("abcde"), "n": ["1.2K", "1.2K", "1.2K", "1,299.00", "3M"]})
+    _, reports = validate_numeric_columns(items, ["n"], "median")
+    assert reports["n"].formatted == 5
+    assert reports["n"].formatted_examples == ["1.2K=1,200", "1,299.00=1,299", "3M=3,000,000"]

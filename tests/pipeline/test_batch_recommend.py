@@ -194,6 +194,19 @@ def test_ann_on_a_plain_json_recommend_matches_exact_lists(trained):
     exact = run_recommend(settings, users=users)
     assert [[i["item_id"] for i in u.items] for u in approximate.users] == \
         [[i["item_id"] for i in u.items] for u in exact.users]
+    assert any("approximate faiss_hnsw index" in note for note in approximate.notes)  # the lists say so
+    assert not any("approximate" in note for note in exact.notes)
+
+
+def test_a_missing_user_file_is_refused_before_any_model_loads(tmp_path):
+    from mmrec.errors import DataError
+
+    settings = load_settings(None, {"paths.checkpoint_dir": tmp_path / "no_checkpoints",
+                                    "paths.processed_dir": tmp_path / "no_processed"}).settings
+    for run in (lambda: run_recommend(settings, user_file=tmp_path / "missing.txt"),
+                lambda: run_batch_recommend(settings, tmp_path / "r.parquet", user_file=tmp_path / "missing.txt")):
+        with pytest.raises(DataError, match="User file .*missing.txt does not exist"):
+            run()
 
 
 @pytest.mark.parametrize("threshold", [0.0, 1.01])

@@ -44,7 +44,7 @@ def test_evaluate_refuses_a_checkpoint_trained_on_another_split(tmp_path):
     # A re-split: another train.csv (here: the test rows moved into train), so the checkpoint saw other rows.
     train, test = pd.read_csv(splits / "train.csv"), pd.read_csv(splits / "test.csv")
     pd.concat([train, test.iloc[:3]]).to_csv(splits / "train.csv", index=False)
-    with pytest.raises(CheckpointError, match="trained on another split"):
+    with pytest.raises(CheckpointError, match="another train.csv .*the split was made again since"):
         run_evaluate(settings, ["multimodal"], write_files=False)
     run_evaluate(settings, ["item_knn"], write_files=False)  # models fitted here are not checked
 
@@ -52,7 +52,7 @@ def test_evaluate_refuses_a_checkpoint_trained_on_another_split(tmp_path):
     named = tmp_path / "named_train.csv"
     train.iloc[:-2].to_csv(named, index=False)
     report = run_evaluate(settings, ["multimodal"], train_data=named, write_files=False)
-    assert any("trained on" in note and "inflated" in note for note in report.notes)
+    assert any("trained on other rows" in note and "inflated" in note for note in report.notes)
 
 
 def test_a_split_made_before_the_last_preprocess_is_noted(tmp_path):
@@ -71,5 +71,9 @@ def test_a_split_made_before_the_last_preprocess_is_noted(tmp_path):
     save_interactions(frame.iloc[:1], processed)  # preprocess ran again with other filters
     note = stale_split_note(splits, processed)
     assert note and "Run `mmrec split` again" in note and "2 interactions then" in note
-    result = run_train(settings)
+    events = []
+    result = run_train(settings, progress=events.append)
     assert note in result.notes
+    said = [e.message for e in events if e.message]
+    first_epoch = next(i for i, e in enumerate(events) if e.task == "epochs")
+    assert note in [e.message for e in events[:first_epoch]] and said.count(note) == 1  # before training, once
