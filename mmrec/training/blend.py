@@ -72,6 +72,8 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
     else:
         model = _fit(trainer, cfg, train, users, rows, halflives[0], store)
     fit_s = time.perf_counter() - start
+    if trainer.teacher is not None and model.weights is trainer.teacher.weights:  # fitted before training, reused
+        fit_s += trainer.teacher_seconds
     blends = BLEND_GRID if cfg.item_item_blend is None else (cfg.item_item_blend,)
     base = trainer.scorer()
     monitor = trainer.monitor

@@ -154,6 +154,7 @@ class Trainer:
         self.distill_weight = distill_weight(model_cfg, cfg)
         self.distill_temperature = distill_temperature(model_cfg)
         self.teacher_key = ""  # item_item_fit_key of the teacher's fit
+        self.teacher_seconds = 0.0  # its fit time (the blend step reuses the fit and reports this time)
         self._teacher_csr: tuple[torch.Tensor, ...] | None = None  # its profiles on a non-CPU device
         self.teacher = self._teacher() if self.distill_weight > 0 else None
         self._teacher_table = self._all_teacher_scores() if self.teacher is not None else None
@@ -174,7 +175,10 @@ class Trainer:
         profiles = interaction_csr(pairs[:, 0], pairs[:, 1], int(self.data.histories.shape[0]), n)
         # The blend step after training fits this same model first; the key lets it reuse this fit.
         self.teacher_key = item_item_fit_key(profiles, item_item_content(cfg, self.catalogue), cfg)
-        return fit_profiles(profiles, self.catalogue, cfg, self.device)
+        start = time.perf_counter()
+        teacher = fit_profiles(profiles, self.catalogue, cfg, self.device)
+        self.teacher_seconds = time.perf_counter() - start
+        return teacher
 
     def _validation_candidates(self) -> Any:
         """Catalogue rows validation ranks (None = all); cold_items = rows with no train interaction."""

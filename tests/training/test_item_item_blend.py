@@ -185,3 +185,25 @@ def test_with_a_refit_ahead_a_tie_goes_to_the_larger_item_item_weight():
     assert choose(1.0) == 1.0  # nothing above the chosen weight
     curve[0.75] = best - 0.05 + noise
     assert choose(0.25) == 0.5
+
+
+def test_a_reused_teacher_fit_reports_its_own_fit_time(tmp_path, monkeypatch):
+    """Without the lambda search the blend fits once, at the teacher's settings, and reuses the teacher: the
+    reported fit time is the teacher's (measured before training), not the ~0 s of the reuse."""
+    import time
+
+    from mmrec.models import item_item
+
+    real_fit = item_item.fit_profiles
+
+    def slow_fit(*args, **kwargs):
+        time.sleep(0.3)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(item_item, "fit_profiles", slow_fit)
+    monkeypatch.setattr("mmrec.training.trainer.fit_profiles", slow_fit)
+    monkeypatch.setattr("mmrec.training.blend.fit_profiles", slow_fit)
+    config = write_tiny_project(tmp_path, epochs=1)
+    result = run_train(load_settings(config, {"model.distill_weight": 1.0, "model.item_item_l2_search": False,
+                                              "model.sequence_blend": False}).settings)
+    assert result.item_item["fit_seconds"] >= 0.3
