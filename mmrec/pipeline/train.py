@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from mmrec.checkpoints.spec import CheckpointSpec, EncoderFingerprints, ItemItemSpec, NumericSpec, encoder_state
-from mmrec.checkpoints.store import BEST, LAST, checkpoint_path, load_checkpoint, save_checkpoint
+from mmrec.checkpoints.store import BEST, LAST, checkpoint_path, load_checkpoint, read_meta, save_checkpoint
 from mmrec.data.encoders import IdEncoder, fit_encoders, save_encoders
 from mmrec.data.splits import REPORT_FILE, SplitFrames, holdout_validation, load_split, stale_split_note
 from mmrec.data.tables import load_items
@@ -253,7 +253,15 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
     epochs_before = trainer.epoch
     history = trainer.fit(on_epoch_end=write_checkpoints)
     item_item, val_per_user = None, None
-    if ctx.is_main and best_path.is_file():
+    # A resumed run with no epoch left keeps the blend its best checkpoint already records (choosing it again
+    # would cost minutes and rewrite best_model.pth for the same weights).
+    recorded = (read_meta(best_path).get("item_item") if resume is not None and trainer.epoch == epochs_before
+                and not per_user and best_path.is_file() else None)
+    if recorded is not None:
+        item_item = ItemItemSpec.model_validate(recorded)
+        notes.append(f"No epoch was trained, so the item-item blend {best_path.name} records stands (weight "
+                     f"{item_item.blend:g}); it is chosen again when training continues.")
+    elif ctx.is_main and best_path.is_file():
         best = load_checkpoint(best_path, map_location=trainer.device)
         trainer.module.load_state_dict(best["model"])
         chosen = _blend_item_item(trainer, settings, split.train, users, item_ids, best_path, best, notes, progress,

@@ -61,11 +61,15 @@ def test_resume_an_early_stopped_run_says_why_nothing_trains(tmp_path):
     assert first.exit_code == 0, first.output
     assert "early-stopped" in first.output
     last = tmp_path / "checkpoints" / "efficientnet-lite_sentence-bert" / "last_model.pth"
+    best = last.with_name("best_model.pth")
+    written = best.stat().st_mtime_ns
     result = runner.invoke(app, ["train", "-c", str(config), "--resume", str(last)], terminal_width=200)
     assert result.exit_code == 0, result.output
     flat = " ".join(result.output.split())
     assert "Early stopping had ended that run" in flat and "raise training.patience" in flat
     assert "no epoch trained in this run" in flat and "0 inter/s" not in flat
+    # Nothing trained: the recorded blend stands, best_model.pth is not rewritten.
+    assert "the item-item blend best_model.pth records stands" in flat and best.stat().st_mtime_ns == written
 
 
 def test_resume_from_corrupt_file_exits_2(project, tmp_path):
