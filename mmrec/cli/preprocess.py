@@ -63,6 +63,11 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
         )
     inter = report["interactions"]
     table.add_row("interactions", "rows in interactions", f"{inter['input_rows']:,}", "")
+    ratings = inter.get("ratings") or {}
+    if ratings:  # every value read, so one off the scale (a 0 or a 6 on 1-5) is seen
+        shown = (f"from {ratings['min']:g} to {ratings['max']:g}" if "min" in ratings
+                 else ", ".join(f"{value}: {count:,}" for value, count in ratings.items()))
+        table.add_row("interactions", "rating values read (value: rows)", "", shown)
     for reason, count in inter["dropped"].items():
         table.add_row(
             "interactions", f"dropped: {reason}", f"{count:,}", ", ".join(inter["examples"].get(reason, []))

@@ -29,6 +29,17 @@ _NO_ROWS_HINTS = {  # drop reason -> what to change, shown when nothing is left
 }
 
 
+RATING_VALUES_SHOWN = 20
+
+
+def rating_values(ratings: pd.Series) -> dict[str, float]:
+    """{value: rows} of numeric ratings with at most RATING_VALUES_SHOWN distinct values, else {min, max}."""
+    counts = ratings.value_counts().sort_index()
+    if len(counts) > RATING_VALUES_SHOWN:
+        return {"min": float(ratings.min()), "max": float(ratings.max())}
+    return {f"{value:g}": int(count) for value, count in counts.items()}
+
+
 @dataclass
 class InteractionReport:
     """Rows in, rows out, and every dropped row counted by reason (with example ids)."""
@@ -40,6 +51,9 @@ class InteractionReport:
     dropped: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)
     k_core_rounds: int = 0
+    # The rating values read (before the positive threshold): {value: rows} when at most RATING_VALUES_SHOWN
+    # distinct ones, else {"min": .., "max": ..}; an out-of-scale value (a 0 or a 6 on a 1-5 scale) shows here.
+    ratings: dict[str, float] = field(default_factory=dict)
 
     def drop(self, reason: str, rows: pd.DataFrame) -> None:
         """Count `rows` as dropped for `reason`; keep up to 5 "user/item" examples."""
@@ -101,6 +115,8 @@ def clean_interactions(
             bad = frame[column].isna() | ~frame[column].between(-1e18, 1e18)
             report.drop(reason, frame[bad])
             frame = frame[~bad]
+    if has_rating:
+        report.ratings = rating_values(frame["rating"])
     if has_time:
         outside = ~frame["timestamp"].between(*TIMESTAMP_RANGE)
         report.drop("timestamp_out_of_range", frame[outside])

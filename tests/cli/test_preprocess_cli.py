@@ -105,3 +105,19 @@ def test_parsed_counts_and_a_column_left_out_are_shown(config, tmp_path):
     assert any("view_number: read as" in row and "154.3K=154,300" in row for row in rows)
     assert any("thumbup_number: left out" in row and "10" in row for row in rows)
     assert "Numeric column 'thumbup_number' carries no information" in " ".join(result.output.split())
+
+
+def test_the_rating_values_read_are_shown_so_an_off_scale_one_is_seen(config, tmp_path):
+    interactions = pd.read_csv(tmp_path / "raw" / "interactions.csv", dtype=str)
+    if "rating" not in interactions.columns:
+        interactions["rating"] = "4"
+    interactions.loc[0, "rating"] = "6"
+    interactions.to_csv(tmp_path / "raw" / "interactions.csv", index=False)
+    result = runner.invoke(app, ["preprocess", "-c", str(config), "--skip-caching", "--force-reprocess"],
+                           terminal_width=250)
+    assert result.exit_code == 0, result.output
+    assert "rating values read" in result.output and "6: 1" in result.output
+    import json
+
+    report = json.loads((tmp_path / "processed" / "preprocess_report.json").read_text())
+    assert report["interactions"]["ratings"]["6"] == 1
