@@ -101,3 +101,9 @@ def test_advanced_config_names_every_setting_with_a_comment():
             assert "#" in line, f"{section}.{key} has no comment"
     defaults = Settings().model_dump(mode="json")
     assert load_settings(CONFIGS / "advanced_config.yaml").settings.model_dump(mode="json") == defaults
+
+
+def test_config_show_never_cuts_a_key_at_80_columns():
+    result = runner.invoke(app, ["config", "show"], terminal_width=80)
+    assert result.exit_code == 0, result.output
+    assert "model.item_item_exact_search_max_items" in result.output and "…" not in result.output

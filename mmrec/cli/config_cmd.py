@@ -27,7 +27,7 @@ def show(
         console.print_json(json.dumps({"settings": values, "sources": app_state.loaded.sources}))
         return
     table = Table(title="Resolved settings")
-    table.add_column("key")
+    table.add_column("key", no_wrap=True)  # keys are copied into YAML or MMREC_* variables: never cut
     table.add_column("value", overflow="fold")
     table.add_column("source")
     for section, fields in values.items():
