@@ -235,17 +235,23 @@ def split_report(frames: SplitFrames, settings: SplitSettings, input_rows: int,
     return report
 
 
+def read_split_report(splits_dir: Path) -> dict:
+    """split_report.json of `splits_dir`; {} when there is none or it cannot be read (a hand-made split)."""
+    try:
+        report = json.loads((Path(splits_dir) / REPORT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return report if isinstance(report, dict) else {}
+
+
 def stale_split_note(splits_dir: Path, processed_dir: Path) -> str | None:
     """A note when the split in `splits_dir` was made from other processed interactions than `processed_dir`
     holds now (e.g. `mmrec preprocess` ran again with other filters); None when they match or it is unknown
     (a hand-made split, or one written before split reports recorded their input)."""
     from mmrec.data.tables import interactions_sha256
 
-    try:
-        report = json.loads((Path(splits_dir) / REPORT_FILE).read_text(encoding="utf-8"))
-        recorded = report.get("input_sha256")
-    except (OSError, ValueError, AttributeError):
-        return None
+    report = read_split_report(splits_dir)
+    recorded = report.get("input_sha256")
     current = interactions_sha256(processed_dir)
     if not recorded or not current or recorded == current:
         return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import resource
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ import torch
 from mmrec.checkpoints.spec import CheckpointSpec, EncoderFingerprints, ItemItemSpec, NumericSpec, encoder_state
 from mmrec.checkpoints.store import BEST, LAST, checkpoint_path, load_checkpoint, read_meta, save_checkpoint
 from mmrec.data.encoders import IdEncoder, fit_encoders, save_encoders
-from mmrec.data.splits import REPORT_FILE, SplitFrames, holdout_validation, load_split, stale_split_note
+from mmrec.data.splits import SplitFrames, holdout_validation, load_split, read_split_report, stale_split_note
 from mmrec.data.tables import load_items
 from mmrec.device import resolve_device
 from mmrec.errors import CheckpointError
@@ -147,13 +146,7 @@ def _validation_holdout(settings: Settings, split: SplitFrames) -> tuple[SplitFr
     ratio = settings.training.holdout_ratio
     if len(split.val) or ratio <= 0 or split.train.empty:
         return split, None
-    report = Path(settings.paths.splits_dir) / REPORT_FILE
-    strategy = "stratified"
-    if report.is_file():
-        try:
-            strategy = str(json.loads(report.read_text(encoding="utf-8")).get("strategy", strategy))
-        except (OSError, ValueError, AttributeError):
-            pass
+    strategy = str(read_split_report(Path(settings.paths.splits_dir)).get("strategy", "stratified"))
     train, val = holdout_validation(split.train, ratio, strategy, settings.training.seed)
     note = (f"No validation rows (val.csv empty or missing): {len(val):,} of {len(split.train):,} training "
             f"interactions ({val['user_id'].nunique():,} users; training.holdout_ratio {ratio:g}, {strategy} "
