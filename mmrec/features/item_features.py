@@ -9,7 +9,7 @@ vector (mask False), and both functions count them.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -43,6 +43,14 @@ class ItemFeatures:
     text_dim: int
     computed: int  # items computed on demand during this call
     not_imported: dict[str, int] = field(default_factory=dict)  # imported modality -> items without a vector
+
+    def widened(self, modality: str, dim: int) -> ItemFeatures:
+        """These features with an empty modality (dim 0: no item has its content) as `dim` zero columns, for a
+        model trained where items had that content; the mask stays False, so the model treats it as missing."""
+        if getattr(self, f"{modality}_dim") != 0:
+            raise ValueError(f"only an empty modality is widened, not {modality}")
+        values = getattr(self, modality)
+        return replace(self, **{modality: values.new_zeros(values.shape[0], dim), f"{modality}_dim": dim})
 
 
 def _plan(items: pd.DataFrame, backbones: BackboneSet) -> ItemKeys:
@@ -114,9 +122,9 @@ def load_item_features(
                 if still_missing:  # a concurrent `cache clear`; never hand out silent zeros
                     raise FeatureError(f"{len(still_missing)} {modality} features vanished from {store.folder}.",
                                        hint="Do not clear the cache while features load; run again.")
-            if dim is None:
-                dim = backbones.nominal_dim(modality)
-                tensor = torch.zeros(len(keys), dim, device=device)
+            if dim is None:  # no item has this modality's content: no columns (the towers leave it out)
+                dim = 0
+                tensor = torch.zeros(len(keys), 0, device=device)
             else:
                 _record_meta(store, backbones, modality, dim)
             tensors[modality] = (tensor, mask, dim)

@@ -81,9 +81,11 @@ class MultimodalRecommender(Recommender):
             from mmrec.features.item_features import load_item_features
 
             features = load_item_features(items, features_cfg, cache, Path(cache_dir), device)
-            for name, have, want in (("vision", features.vision_dim, dims.vision_dim),
-                                     ("text", features.text_dim, dims.text_dim)):
-                if want and have != want:
+            for name, want in (("vision", dims.vision_dim), ("text", dims.text_dim)):
+                have = getattr(features, f"{name}_dim")
+                if want and have == 0:  # no item has this content now: all missing, as the mask says
+                    features = features.widened(name, want)
+                elif want and have != want:
                     raise CheckpointError(
                         f"The {name} features of {features.combo} have {have} dims; the checkpoint expects {want}.",
                         hint="Use the backbone weights the model was trained with (see `mmrec checkpoints info`).",

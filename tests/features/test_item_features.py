@@ -54,7 +54,9 @@ def test_missing_features_error_when_computing_is_off(tmp_path, features, build)
 def test_items_without_any_content_give_zero_rows_and_false_masks(tmp_path, features, build):
     items = build.items(tmp_path / "img", n=2, no_image=(0, 1), texts=["", "  "])
     feats = load_item_features(items, features, CacheSettings(), tmp_path / "cache")
-    assert feats.vision.shape == (2, 1280) and not feats.vision_mask.any() and not feats.text_mask.any()
+    # No item has an image or text: no columns at all (the model leaves such a modality out).
+    assert feats.vision.shape == (2, 0) and feats.text.shape == (2, 0) and (feats.vision_dim, feats.text_dim) == (0, 0)
+    assert not feats.vision_mask.any() and not feats.text_mask.any()
     assert feats.computed == 0
 
 

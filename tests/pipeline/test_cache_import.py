@@ -1,6 +1,7 @@
 """`run_cache_import`: imported vectors become the model's inputs, end to end through training."""
 
 import importlib.util
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,58 @@ def test_training_uses_the_imported_vectors_and_masks_what_the_import_lacks(tmp_
     stats = cache_stats(settings.paths.cache_dir, "imported_imported", load_items(tmp_path / "processed"))
     assert stats.uncached == {"vision": 0, "text": 2} and stats.coverage["text"] == pytest.approx(38 / 40)
     assert stats.backbones == {"vision": "imported", "text": "imported"} and stats.dims == {"vision": 8, "text": 6}
+
+
+def _import_text(settings, ids):
+    text = np.random.default_rng(1).normal(size=(len(ids), 6)).astype(np.float32)
+    pd.DataFrame({"item_id": ids, "embedding": list(text)}).to_parquet(settings.paths.processed_dir / "text.parquet")
+    run_cache_import(settings, "text", settings.paths.processed_dir / "text.parquet")
+
+
+def test_a_catalogue_without_images_trains_no_vision_input(tmp_path):
+    # The tiny catalogue has no image at all: the vision backbone is never loaded and the model gets no
+    # vision columns (no n_items x 1280 zeros on the device, no projection of them).
+    settings = load_settings(_project(tmp_path, vision="efficientnet-lite")).settings
+    _import_text(settings, load_items(tmp_path / "processed")["item_id"].astype(str).tolist())
+    from mmrec.checkpoints import load_trained
+    from mmrec.pipeline.evaluate import load_recommender
+    from mmrec.pipeline.train import run_train
+
+    result = run_train(settings)
+    spec = load_trained(result.best_path, "cpu").spec
+    assert (spec.model_args["vision_dim"], spec.model_args["text_dim"]) == (0, 6)
+    recommender = load_recommender("multimodal", settings, load_items(tmp_path / "processed"),
+                                   load_split(tmp_path / "splits").train, torch.device("cpu"))
+    assert recommender.model.item_tower.modalities == ["id", "text", "numeric"]
+    assert recommender.features.vision.shape == (40, 0) and not recommender.features.vision_mask.any()
+
+
+def test_a_model_trained_with_images_serves_a_catalogue_that_has_none(tmp_path, monkeypatch):
+    settings = load_settings(_project(tmp_path)).settings
+    ids = load_items(tmp_path / "processed")["item_id"].astype(str).tolist()
+    np.save(tmp_path / "image_feat.npy", np.random.default_rng(0).normal(size=(len(ids), 8)).astype(np.float32))
+    run_cache_import(settings, "vision", tmp_path / "image_feat.npy", ids="catalogue")
+    _import_text(settings, ids)
+    from mmrec.pipeline.evaluate import load_recommender
+    from mmrec.pipeline.train import run_train
+
+    run_train(settings)
+    import mmrec.features.item_features as item_features
+
+    load = item_features.load_item_features
+
+    def without_images(*args, **kwargs):  # as a catalogue whose every image is gone loads
+        features = load(*args, **kwargs)
+        return replace(features, vision=features.vision[:, :0], vision_mask=torch.zeros_like(features.vision_mask),
+                       vision_dim=0)
+
+    monkeypatch.setattr(item_features, "load_item_features", without_images)
+    recommender = load_recommender("multimodal", settings, load_items(tmp_path / "processed"),
+                                   load_split(tmp_path / "splits").train, torch.device("cpu"))
+    assert recommender.features.vision.shape == (40, 8) and recommender.features.vision.abs().sum() == 0
+    assert not recommender.features.vision_mask.any() and recommender.features.vision_dim == 8
+    scores = recommender.score(["u0", "u1"])
+    assert scores.shape == (2, 40) and torch.isfinite(scores).all()
 
 
 def test_import_is_refused_unless_the_config_uses_imported_vectors(tmp_path):
