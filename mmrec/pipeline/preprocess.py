@@ -221,8 +221,12 @@ def run_preprocess(
 
     data = settings.data
     item_file, interactions_file = data_dir / data.item_info_file, data_dir / data.interactions_file
-    raw_items = canonical_columns(read_csv(item_file, "item_info"), item_file, "item_info",
-                                  {"item_id": data.item_id_column},
+    raw_items = read_csv(item_file, "item_info")
+    if missing := [name for name in data.numerical_features_cols if name not in raw_items.columns]:
+        raise DataError(f"item_info file {item_file.name} lacks numeric column(s) {', '.join(map(repr, missing))} "
+                        f"(data.numerical_features_cols); columns present: {', '.join(map(str, raw_items.columns))}.",
+                        hint="Fix data.numerical_features_cols in your config (it may be an empty list).")
+    raw_items = canonical_columns(raw_items, item_file, "item_info", {"item_id": data.item_id_column},
                                   {"title": data.title_column, "description": data.description_column})
     raw_interactions = canonical_columns(
         read_csv(interactions_file, "interactions"), interactions_file, "interactions",

@@ -51,7 +51,7 @@ def test_corrupt_image_and_nan_are_reported_not_fatal(config, tmp_path):
 @pytest.mark.parametrize(
     "case, message",
     [
-        ("missing_column", "not found in item_info"),
+        ("missing_column", "lacks numeric column(s) 'view_number'"),
         ("no_data", "not found"),
         ("bad_workers", "Invalid value"),
     ],

@@ -113,7 +113,7 @@ def test_rating_threshold_keeps_positives_only(tmp_path, dirty_raw):
 
 
 def test_missing_inputs_are_data_errors(tmp_path, dirty_raw):
-    with pytest.raises(DataError, match="'likes' not found"):
+    with pytest.raises(DataError, match=r"lacks numeric column\(s\) 'likes'"):
         run_preprocess(_settings(tmp_path, **{"data.numerical_features_cols": ["likes"]}))
     (dirty_raw / "interactions.csv").unlink()
     with pytest.raises(DataError, match="interactions file not found"):
@@ -285,6 +285,12 @@ def test_a_wrong_title_column_names_the_file_its_own_columns_and_the_setting(tmp
     assert info.value.message.startswith("item_info file videos.csv lacks column 'videotitle' (data.title_column); "
                                          "columns present: video_id, title,")
     assert "data.title_column" in info.value.hint
+    settings = _settings(tmp_path, **{"data.item_info_file": "videos.csv", "data.item_id_column": "video_id",
+                                      "data.numerical_features_cols": ["view_number", "likes"]})
+    with pytest.raises(DataError) as info:
+        run_preprocess(settings)
+    assert info.value.message.startswith("item_info file videos.csv lacks numeric column(s) 'likes' "
+                                         "(data.numerical_features_cols); columns present: video_id, title,")
 
 
 @pytest.mark.parametrize("encoding, expected", [
