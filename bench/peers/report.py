@@ -17,7 +17,7 @@ from typing import Any
 
 from bench.peers.evaluation import REPORTED
 from bench.peers.runs import StoredRun
-from bench.peers.significance import paired_wilcoxon
+from bench.peers.significance import paired_wilcoxon, pooled_over_seeds
 from mmrec.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 MMREC_SYSTEM = "mmrec-multimodal"
@@ -94,17 +94,19 @@ def _compare(variant: str, rows: list[dict], groups: dict[tuple[str, str], list[
     best_recall = max(peers, key=lambda r: on_mmrec_seeds(r, "recall@20"))
     peer_ndcg, peer_recall = on_mmrec_seeds(best, "ndcg@10"), on_mmrec_seeds(best_recall, "recall@20")
     peer_runs = {r.key.seed: r.result for r in groups[(variant, best["system"])]}
-    tests = {}
+    tests, pairs = {}, []
     for run in groups[(variant, system)]:
         other = peer_runs.get(run.key.seed)
         if other is not None and run.result.test_users and other.test_users:
-            tests[str(run.key.seed)] = paired_wilcoxon(run.result.test_users, run.result.test_ndcg10_per_user,
-                                                       other.test_users, other.test_ndcg10_per_user)
+            pairs.append((run.result.test_users, run.result.test_ndcg10_per_user,
+                          other.test_users, other.test_ndcg10_per_user))
+            tests[str(run.key.seed)] = paired_wilcoxon(*pairs[-1])
+    pooled = pooled_over_seeds(pairs) if len(pairs) > 1 else None
     return {"variant": variant, "system": system, "mmrec": True, "seeds": sorted(seeds), "best_peer": best["system"],
             "mmrec_ndcg@10": mine["mean"]["ndcg@10"], "peer_ndcg@10": peer_ndcg,
             "ratio_ndcg@10": mine["mean"]["ndcg@10"] / peer_ndcg if peer_ndcg > 0 else None,
             "best_peer_recall@20": best_recall["system"], "mmrec_recall@20": mine["mean"]["recall@20"],
-            "peer_recall@20": peer_recall, "wilcoxon_per_seed": tests}
+            "peer_recall@20": peer_recall, "wilcoxon_per_seed": tests, "wilcoxon_pooled": pooled}
 
 
 def _fmt_config(config: dict[str, Any]) -> str:
@@ -125,20 +127,23 @@ def markdown_table(protocol: str, summary: dict[str, Any], header: dict[str, Any
               "mmrec-multimodal: the fixed 6-config grid; mmrec-tuned: `mmrec tune`, 6 trials. Peer means here are "
               "over the seeds that mmrec system ran on (`seeds`).", "",
               "| variant | system | seeds | mmrec NDCG@10 | best peer | peer NDCG@10 | ratio | mmrec Recall@20 | "
-              "best peer (Recall@20) | peer Recall@20 | paired Wilcoxon p per seed (NDCG@10 per user; wins/losses) |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "best peer (Recall@20) | peer Recall@20 | paired Wilcoxon p per seed (NDCG@10 per user; wins/losses) | "
+              "pooled over the seeds (per-user mean NDCG@10) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in summary["comparisons"]:
         if not c["best_peer"]:
             lines.append(f"| {c['variant']} | {c['system']} | {'no run' if not c['mmrec'] else 'no peer run'} "
-                         "| | | | | | | | |")
+                         "| | | | | | | | | |")
             continue
         tests = "; ".join(f"seed {seed}: p={t['p_value']:.2g} ({t['wins']}/{t['losses']})"
                           for seed, t in c["wilcoxon_per_seed"].items()) or "-"
+        pooled = c.get("wilcoxon_pooled")
+        pooled = "-" if not pooled else f"p={pooled['p_value']:.2g} ({pooled['wins']}/{pooled['losses']})"
         ratio = "-" if c["ratio_ndcg@10"] is None else f"{c['ratio_ndcg@10']:.3f}x"
         lines.append(f"| {c['variant']} | {c['system']} | {','.join(map(str, c['seeds']))} | {c['mmrec_ndcg@10']:.4f} | "
                      f"{c['best_peer']} | {c['peer_ndcg@10']:.4f} | "
                      f"{ratio} | {c['mmrec_recall@20']:.4f} | {c['best_peer_recall@20']} | "
-                     f"{c['peer_recall@20']:.4f} | {tests} |")
+                     f"{c['peer_recall@20']:.4f} | {tests} | {pooled} |")
     cols = [HEADERS[m] for m in REPORTED] + ["fit s", "tune s", "score s", "peak MiB", "best config per seed"]
     lines += ["", "## All systems (mean ± std over the seeds each ran on)", "",
               "| variant | system | library | seeds | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 4)]
@@ -158,7 +163,9 @@ def markdown_table(protocol: str, summary: dict[str, Any], header: dict[str, Any
               "fit + validation; `mmrec tune`'s whole study for mmrec-tuned); score s = scoring + ranking all test users once;",
               "peak MiB = peak process RSS above the pre-fit RSS during that fit and the test scoring (psutil, 5 ms);",
               "all are means over seeds. Best mean per metric and variant in bold. Metrics:",
-              "mmrec.evaluation.full_ranking (checked against Cornac). Wilcoxon: two-sided, scipy.stats.wilcoxon."]
+              "mmrec.evaluation.full_ranking (checked against Cornac). Wilcoxon: two-sided, scipy.stats.wilcoxon;",
+              "pooled: one test over each user's NDCG@10 averaged over the seeds, alike for both systems",
+              "(the seed-to-seed noise averaged out)."]
     return "\n".join(lines) + "\n"
 
 

@@ -121,6 +121,9 @@ def test_summary_compares_mmrec_with_the_best_peer_over_seeds():
     assert comparison["best_peer"] == "EASE"
     assert set(comparison["wilcoxon_per_seed"]) == {"0", "1", "2"}
     assert all(t["wins"] == 40 and t["p_value"] < 1e-6 for t in comparison["wilcoxon_per_seed"].values())
+    pooled = comparison["wilcoxon_pooled"]
+    assert (pooled["seeds"], pooled["n_users"], pooled["wins"]) == (3, 40, 40)
+    assert pooled["mean_diff"] == pytest.approx(0.1)
     ease = next(r for r in summary["rows"] if r["system"] == "EASE")
     assert ease["seeds"] == [0, 1, 2] and ease["std"]["ndcg@10"] > 0
     # mmrec-tuned, where it ran, gets its own comparison on its own seeds.
@@ -130,6 +133,21 @@ def test_summary_compares_mmrec_with_the_best_peer_over_seeds():
     multimodal, tuned = summarize(runs)["comparisons"]
     assert (multimodal["system"], tuned["system"]) == ("mmrec-multimodal", "mmrec-tuned")
     assert tuned["seeds"] == [1] and set(tuned["wilcoxon_per_seed"]) == {"1"} and tuned["ratio_ndcg@10"] < 1
+    assert tuned["wilcoxon_pooled"] is None  # one seed: the per-seed test is the test
+
+
+def test_pooled_test_averages_each_user_over_the_seeds_that_tested_them():
+    from bench.peers.significance import pooled_over_seeds
+
+    # Seed 0 tests u0..u2, seed 1 u1..u3: a's edge is noise per seed, but every user's mean favours a.
+    pooled = pooled_over_seeds([(["u0", "u1", "u2"], [0.5, 0.2, 0.9], ["u2", "u1", "u0"], [0.8, 0.3, 0.4]),
+                                (["u1", "u2", "u3"], [0.6, 0.8, 0.3], ["u1", "u2", "u3"], [0.4, 0.2, 0.1])])
+    assert pooled["n_users"] == 4 and pooled["seeds"] == 2
+    assert pooled["mean_a"] == pytest.approx(np.mean([0.5, 0.4, 0.85, 0.3]))
+    assert pooled["mean_b"] == pytest.approx(np.mean([0.4, 0.35, 0.5, 0.1]))
+    assert (pooled["wins"], pooled["losses"]) == (4, 0)
+    with pytest.raises(ValueError, match="same users"):
+        pooled_over_seeds([(["u0"], [0.1], ["u1"], [0.1])])
 
 
 def test_unreadable_result_file_is_named(tmp_path):
