@@ -396,6 +396,15 @@ class InferenceSettings(Section):
         "none", description="approximate candidates from a faiss index over item vectors (extra mmrec[ann])")
     ann_pool_factor: int = Field(10, ge=1, description="ANN candidates per user = factor x top_k + seen items")
     ann_nprobe: int = Field(16, ge=1, description="IVF lists searched (HNSW: efSearch >= 4 x nprobe)")
+    new_items: int = Field(0, ge=0, description="places of each top-K list kept for the best-scored items that "
+                                                "no interaction names yet (0 = none)")
+
+    @model_validator(mode="after")
+    def _new_items_fit(self) -> InferenceSettings:
+        if self.new_items > self.top_k:
+            raise ValueError(f"new_items ({self.new_items}) cannot exceed top_k ({self.top_k}): it is the number "
+                             "of places of each top-K list kept for new items")
+        return self
 
 
 class TrackingSettings(Section):

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mmrec.cli.common import ConfigOption, RichProgress, console, state
@@ -76,7 +77,7 @@ def precompute(
         table.add_row(*row)
     console.print(table)
     for modality, item_id, reason in report.failures:
-        console.print(f"[yellow]unreadable {modality} input for item {item_id}: {reason}")
+        console.print(f"[yellow]unreadable {modality} input for item {escape(str(item_id))}: {escape(str(reason))}")
     for modality, identity in report.imported.items():
         if report.not_imported[modality]:
             what = (f"{report.not_imported[modality]:,} items have no imported {modality} vector ({identity}); "
@@ -120,10 +121,10 @@ def import_command(
             console.print(f"They replace the earlier import {report.replaced} ({report.removed:,} vectors deleted).")
     if report.unknown_ids:
         console.print(f"[yellow]Skipped {len(report.unknown_ids):,} row(s) whose item id is not in the catalogue: "
-                      f"{examples(report.unknown_ids)}")
+                      f"{escape(examples(report.unknown_ids))}")
     if report.missing_items:
         console.print(f"[yellow]{len(report.missing_items):,} catalogue item(s) have no row in the file and no "
-                      f"{modality} vector (treated as lacking it): {examples(report.missing_items)}")
+                      f"{modality} vector (treated as lacking it): {escape(examples(report.missing_items))}")
     console.print(f"Cache: [bold]{result.cache_folder}[/bold]")
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mmrec.cli.common import ConfigOption, console, state
@@ -57,14 +58,15 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir
         metric = "-"
         if info.metric is not None and info.monitor:
             metric = f"{info.metric:.4f}" if metric_name != "metric" else f"{info.monitor} {info.metric:.4f}"
-        cells = {"path": str(info.path.relative_to(root)), "combo": info.combo or "[yellow]unknown",
+        cells = {"path": escape(str(info.path.relative_to(root))), "combo": info.combo or "[yellow]unknown",
                  "epoch": str(info.epoch or "-"), metric_name: metric, "size": _size(info.size_bytes),
                  "organized": "yes" if info.organized else "[yellow]no", "status": "ok" if info.valid else "[red]broken"}
         table.add_row(*(cells[column] for column in columns))
     console.print(table)
     for info in infos:
         if not info.valid:
-            console.print(f"[red]{info.path.relative_to(root)} is broken:[/red] {info.problem}")
+            console.print(f"[red]{escape(str(info.path.relative_to(root)))} is broken:[/red] "
+                          f"{escape(str(info.problem))}")
     if any(not info.organized for info in infos):
         console.print("Flat checkpoints found (old layout): run `mmrec checkpoints organize`.")
 

@@ -114,7 +114,7 @@ class RichProgress:
 
     def __call__(self, event: ProgressEvent) -> None:
         if event.message:
-            self._progress.console.print(f"[dim]{event.message}")
+            self._progress.console.print(f"[dim]{escape(event.message)}")
             self.shown.add(event.message)
         task_id = self._tasks.get(event.task)
         if task_id is None:

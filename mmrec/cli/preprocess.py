@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mmrec.cli.common import ConfigOption, RichProgress, console, print_notes, state
@@ -23,7 +24,7 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
     table.add_row("items", "rows in item_info", f"{items['input_rows']:,}", "")
     for reason, count in items["dropped"].items():
         table.add_row(
-            "items", f"dropped: {reason}", f"{count:,}", ", ".join(items["examples"].get(reason, []))
+            "items", f"dropped: {reason}", f"{count:,}", escape(", ".join(items["examples"].get(reason, [])))
         )
     table.add_row("items", "kept", f"{items['kept']:,}", "")
     table.add_row("items", "without interactions (cold)", f"{items['without_interactions']:,}", "")
@@ -35,7 +36,7 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
                 "images",
                 f"{style}{status}",
                 f"{images[status]:,}",
-                "; ".join(images["examples"].get(status, [])[:3]),
+                escape("; ".join(images["examples"].get(status, [])[:3])),
             )
     if images.get("images_per_s"):
         table.add_row(
@@ -45,21 +46,21 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
         table.add_row("text", key.replace("_", " "), f"{count:,}", "")
     for column, info in items["numeric"].items():
         if info.get("formatted"):
-            table.add_row("numeric", f"{column}: read as numbers (K/M/B, 1,234)", f"{info['formatted']:,}",
-                          ", ".join(info["formatted_examples"]))
+            table.add_row("numeric", f"{escape(column)}: read as numbers (K/M/B, 1,234)", f"{info['formatted']:,}",
+                          escape(", ".join(info["formatted_examples"])))
         found = ", ".join(
             f"{k}={info[k]}" for k in ("non_numeric", "missing", "infinite", "negative") if info[k]
         )
         if info.get("no_information"):
-            table.add_row("numeric", f"[yellow]{column}: left out, carries no information ({found})",
+            table.add_row("numeric", f"[yellow]{escape(column)}: left out, carries no information ({found})",
                           f"{items['kept']:,}", "")
             continue
         table.add_row(
             "numeric",
-            f"{column}: imputed ({found or 'none invalid'})",
+            f"{escape(column)}: imputed ({found or 'none invalid'})",
             f"{info['imputed']:,}",
             f"fill={info['fill_value']:g}"
-            + (f"; ids {', '.join(info['examples'])}" if info["examples"] else ""),
+            + escape(f"; ids {', '.join(info['examples'])}" if info["examples"] else ""),
         )
     inter = report["interactions"]
     table.add_row("interactions", "rows in interactions", f"{inter['input_rows']:,}", "")
@@ -70,7 +71,7 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
         table.add_row("interactions", "rating values read (value: rows)", "", shown)
     for reason, count in inter["dropped"].items():
         table.add_row(
-            "interactions", f"dropped: {reason}", f"{count:,}", ", ".join(inter["examples"].get(reason, []))
+            "interactions", f"dropped: {reason}", f"{count:,}", escape(", ".join(inter["examples"].get(reason, [])))
         )
     table.add_row("interactions", "kept", f"{inter['kept']:,}", "")
     table.add_row("interactions", "users / items", f"{inter['users']:,} / {inter['items']:,}", "")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mmrec.cli.common import (
@@ -31,7 +32,7 @@ def _reason_text(reason: dict) -> str:
 
 def print_result(result) -> None:
     for user in result.users:
-        title = f"user {user.user_id}" + (f" [yellow](fallback: {user.fallback})" if user.fallback else "")
+        title = f"user {escape(user.user_id)}" + (f" [yellow](fallback: {user.fallback})" if user.fallback else "")
         if user.diversity_before is not None:
             title += f"  diversity {user.diversity_before:.3f} -> {user.diversity_after:.3f}"
         table = Table(title=title, header_style="bold", title_justify="left")
@@ -46,10 +47,10 @@ def print_result(result) -> None:
         for item in user.items:
             table.add_row(
                 str(item["rank"]),
-                item["item_id"],
-                item["title"],
+                escape(item["item_id"]) + (" [cyan](new)" if item.get("new") else ""),
+                escape(item["title"]),
                 f"{item['score']:.4f}",
-                _reason_text(item["reason"]),
+                escape(_reason_text(item["reason"])),
             )
         console.print(table)
     if result.diversity_lambda is not None:
@@ -137,6 +138,14 @@ def recommend(
             "faiss_hnsw or none (needs faiss-cpu, the `ann` extra). Candidates get the exact (blended) score.",
         ),
     ] = None,
+    new_items: Annotated[
+        int | None,
+        typer.Option(
+            "--new-items", "--new_items", min=0,
+            help="Keep N places of each list for items no interaction names yet (new items), the best-scored "
+            "for that user; they take the last places when they do not rank higher on their own (flagged `new`).",
+        ),
+    ] = None,
     ann_check: Annotated[
         int,
         typer.Option(
@@ -163,6 +172,7 @@ def recommend(
         "inference.checkpoint_name": checkpoint_name,
         "inference.device": device,
         "inference.ann": ann,
+        "inference.new_items": new_items,
     }
     settings = state(ctx).settings(config, overrides)
     if all_users or (output is not None and output.suffix.lower() == ".parquet"):

@@ -42,3 +42,23 @@ def finite_rows(indices: torch.Tensor, values: torch.Tensor) -> list[tuple[np.nd
         keep = np.isfinite(val)
         out.append((idx[keep], val[keep]))
     return out
+
+
+def reserve_new_items(idx: np.ndarray, val: np.ndarray, new_idx: np.ndarray, new_val: np.ndarray,
+                      slots: int, is_new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One user's list (idx, val: catalogue rows and scores, in list order) with at least `slots` new items.
+
+    is_new [n_items] marks the new items; (new_idx, new_val) are this user's best-scored new items, best
+    first. When the list holds fewer than `slots` new items, its last other items give way to the best new
+    items it lacks, which take the last places (in a list ordered by score they rank there anyway: they did
+    not make it on their own). The list keeps its length.
+    """
+    listed = set(idx.tolist())
+    wanted = slots - int(is_new[idx].sum())
+    add = [p for p, row in enumerate(new_idx.tolist()) if row not in listed][:max(wanted, 0)]
+    others = np.flatnonzero(~is_new[idx])  # positions that may give way
+    add = add[:len(others)]
+    if not add:
+        return idx, val
+    keep = np.setdiff1d(np.arange(len(idx)), others[len(others) - len(add):])
+    return np.concatenate([idx[keep], new_idx[add]]), np.concatenate([val[keep], new_val[add]])

@@ -19,7 +19,13 @@ from mmrec.fileio import check_output_file
 from mmrec.inference.ann import recall_at_k
 from mmrec.inference.parquet_output import parquet_recommendations
 from mmrec.inference.topk import rows_per_chunk
-from mmrec.pipeline.recommend import requested_users, select_users, short_list_note
+from mmrec.pipeline.recommend import (
+    count_new_items,
+    new_items_placed_note,
+    requested_users,
+    select_users,
+    short_list_note,
+)
 from mmrec.pipeline.serving import Serving, load_serving
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import Settings
@@ -109,16 +115,21 @@ def run_batch_recommend(
     result = BatchRecommendResult(recommender_type, k, output, n_users=len(chosen), chunk_users=chunk,
                                   ann=None if inference.ann == "none" else inference.ann,
                                   notes=[*serving.notes, *selection_notes])
+    new_counts = (0, 0)  # lists holding a new item, new items in all
     with parquet_recommendations(output, serving.item_ids) as table:
         for start, block in _chunks(chosen, chunk):
             lists, is_fallback = serving.top_k(block, k)
             table.write(block, lists)
+            holding, n_new = count_new_items(serving, [idx for idx, _ in lists])
+            new_counts = (new_counts[0] + holding, new_counts[1] + n_new)
             result.fallback_users += sum(is_fallback)
             result.short_users += sum(len(idx) < k for idx, _ in lists)
             progress(ProgressEvent(task="recommend", completed=start + len(block), total=len(chosen),
                                    description="recommending"))
         result.n_rows = table.n_rows
     progress(ProgressEvent(task="recommend", completed=len(chosen), total=len(chosen), done=True))
+    if note := new_items_placed_note(serving, new_counts[0], len(chosen), new_counts[1]):
+        result.notes.append(note)
     if ann_check:
         result.ann_recall, result.ann_check_users = measure_ann_recall(
             serving, chosen, ann_check, k, chunk, settings.evaluation.seed)

@@ -21,7 +21,7 @@ from mmrec.inference.diversity import (
     mmr_rerank,
 )
 from mmrec.inference.reasons import reasons_for
-from mmrec.inference.topk import rows_per_chunk
+from mmrec.inference.topk import reserve_new_items, rows_per_chunk
 from mmrec.pipeline.serving import Serving, load_serving
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.recommenders.base import Recommender
@@ -123,6 +123,21 @@ def short_list_note(n_short: int, k: int, serving: Serving) -> str | None:
     return f"{n_short:,} user(s) got fewer than {k:,} items: {why}."
 
 
+def count_new_items(serving: Serving, lists: Sequence[np.ndarray]) -> tuple[int, int]:
+    """(lists holding a new item, new items in all) of these lists of catalogue rows."""
+    if serving.is_new is None or not serving.new_slots:
+        return 0, 0
+    counts = [int(serving.is_new[idx].sum()) for idx in lists]
+    return sum(c > 0 for c in counts), sum(counts)
+
+
+def new_items_placed_note(serving: Serving, holding: int, n_lists: int, n_new: int) -> str | None:
+    """With --new-items on and new items in the catalogue: how many lists hold them."""
+    if not serving.new_slots or serving.is_new is None or not serving.is_new.any():
+        return None
+    return f"{holding:,} of {n_lists:,} lists hold new items ({n_new:,} in all)."
+
+
 def _similarity_fn(
     model: Recommender, interactions: pd.DataFrame, item_index: dict[str, int]
 ) -> SimilarityFn:
@@ -187,17 +202,22 @@ def run_recommend(
                 entry.diversity_before = intra_list_diversity(sims[np.ix_(order, order)])
                 order = mmr_rerank(val, sims, inference.top_k, inference.diversity_lambda)
                 entry.diversity_after = intra_list_diversity(sims[np.ix_(order, order)])
-            picked = idx[order]
+            picked, scores = idx[order], val[order]
+            if similarity is not None and serving.new_slots and not fallback_name:  # MMR may have left them out
+                pool_new = serving.is_new[idx]
+                picked, scores = reserve_new_items(picked, scores, idx[pool_new], val[pool_new],
+                                                   min(serving.new_slots, inference.top_k), serving.is_new)
             reasons = reasons_for(model, user, picked, serving.seen.of(user), item_ids, titles, fallback_name)
             entry.items = [
                 {
                     "rank": r + 1,
                     "item_id": item_ids[j],
                     "title": titles[j],
-                    "score": round(float(val[o]), 6),
+                    "score": round(float(score), 6),
                     "reason": reason,
+                    **({"new": bool(serving.is_new[j])} if serving.new_slots else {}),
                 }
-                for r, (j, o, reason) in enumerate(zip(picked, order, reasons))
+                for r, (j, score, reason) in enumerate(zip(picked, scores, reasons))
             ]
             result.users.append(entry)
         progress(
@@ -215,6 +235,10 @@ def run_recommend(
             "recommendations (flagged `fallback`)."
         )
     if note := short_list_note(sum(len(u.items) < inference.top_k for u in result.users), inference.top_k, serving):
+        result.notes.append(note)
+    holding, n_new = count_new_items(serving, [np.asarray([item_index[i["item_id"]] for i in u.items], dtype=np.int64)
+                                               for u in result.users])
+    if note := new_items_placed_note(serving, holding, len(result.users), n_new):
         result.notes.append(note)
     if output is not None:
         atomic_write_json(output, result.to_dict())

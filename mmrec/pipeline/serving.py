@@ -19,7 +19,7 @@ from mmrec.device import resolve_device
 from mmrec.errors import ConfigError
 from mmrec.inference.ann import ItemIndex, candidate_score_matrix, require_faiss
 from mmrec.inference.seen import SeenItems
-from mmrec.inference.topk import finite_rows, top_k_unseen
+from mmrec.inference.topk import finite_rows, reserve_new_items, top_k_unseen
 from mmrec.pipeline.evaluate import load_recommender
 from mmrec.recommenders import RECOMMENDERS, create_recommender
 from mmrec.recommenders.base import Recommender
@@ -48,6 +48,8 @@ class Serving:
     index: ItemIndex | None = None  # approximate candidates (inference.ann); None = exact scoring
     pool_factor: int = 10
     notes: list[str] = field(default_factory=list)  # what the user should know about this serving setup
+    is_new: np.ndarray | None = None  # [n_items] items no processed interaction names (inference.new_items)
+    new_slots: int = 0  # places of each list reserved for them (inference.new_items)
 
     @property
     def n_items(self) -> int:
@@ -91,7 +93,21 @@ class Serving:
         """Per user the k best (unseen, unless exclude_seen is off) catalogue rows and scores; fallback flags."""
         scores, is_fallback = self.scores(users, k)
         seen = self.seen.rows(users) if self.exclude_seen else None
-        return finite_rows(*top_k_unseen(scores, seen, k)), is_fallback
+        lists = finite_rows(*top_k_unseen(scores, seen, k))
+        if self.new_slots and self.is_new is not None and self.is_new.any():
+            lists = self._reserve_new(scores, lists, is_fallback, min(self.new_slots, k))
+        return lists, is_fallback
+
+    def _reserve_new(self, scores: torch.Tensor, lists: TopKLists, is_fallback: list[bool], slots: int) -> TopKLists:
+        """The lists with at least `slots` new items each (users the model scores; a fallback ranks no new item),
+        the best-scored new items (within the candidate pool when an index serves)."""
+        columns = torch.from_numpy(np.flatnonzero(self.is_new)).to(scores.device)
+        values, positions = torch.topk(scores[:, columns].to(torch.float32), min(slots, len(columns)), dim=1)
+        out = []
+        for (idx, val), (new_idx, new_val), fallback in zip(lists, finite_rows(columns[positions], values),
+                                                              is_fallback, strict=True):
+            out.append((idx, val) if fallback else reserve_new_items(idx, val, new_idx, new_val, slots, self.is_new))
+        return out
 
 
 def load_serving(settings: Settings, recommender_type: str) -> Serving:
@@ -128,5 +144,19 @@ def load_serving(settings: Settings, recommender_type: str) -> Serving:
                 f"{1 - blend:g} of the final score, so its candidate pool may miss items the item-item model ranks "
                 "high. Measure it with --ann-check N; raise inference.ann_pool_factor or score exactly (no --ann).")
     seen = SeenItems(interactions, {item: j for j, item in enumerate(item_ids)})
+    is_new = ~pd.Series(item_ids).isin(set(interactions["item_id"])).to_numpy()
+    if inference.new_items:
+        notes.append(new_items_note(inference.new_items, int(is_new.sum()), len(item_ids), fallback_name))
     return Serving(item_ids, titles, interactions, model, fallback, fallback_name, seen, inference.exclude_seen,
-                   device, index, inference.ann_pool_factor, notes)
+                   device, index, inference.ann_pool_factor, notes, is_new, inference.new_items)
+
+
+def new_items_note(slots: int, n_new: int, n_items: int, fallback_name: str) -> str:
+    """What --new-items N does with this catalogue."""
+    if not n_new:
+        return (f"--new-items {slots}: every catalogue item has an interaction, so there is no new item to "
+                "reserve places for.")
+    return (f"--new-items {slots}: {n_new:,} of {n_items:,} catalogue items have no interaction yet; each list "
+            f"holds at least {min(slots, n_new)} of them (the best-scored for that user, flagged `new`), in its "
+            f"last places when they do not rank higher on their own. Users served by the {fallback_name} "
+            "fallback get none: it cannot rank new items.")

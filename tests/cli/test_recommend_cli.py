@@ -157,3 +157,50 @@ def test_short_lists_and_a_sample_larger_than_the_users_are_noted(config, tmp_pa
     assert saved["notes"] == [f"--sample-users 1,000: there are only {n_users} known users, so all of them are "
                               "included."]
     assert f"only {n_users} known users" in _flat(result.output)
+
+
+def _add_new_items(config):
+    """Three catalogue items no interaction names (one title with rich-markup-like brackets)."""
+    from mmrec.data.tables import load_items, save_items
+
+    processed = config.parent / "processed"
+    items = load_items(processed)
+    new = items.iloc[:3].assign(item_id=["n1", "n2", "n3"], title=["Fresh [/] cut", "Fresh [b]two", "Fresh 3"])
+    save_items(pd.concat([items, new], ignore_index=True), processed)
+    return {"n1", "n2", "n3"}
+
+
+@pytest.mark.parametrize("diversity", [False, True])
+def test_new_items_get_the_reserved_last_places(config, tmp_path, diversity):
+    new = _add_new_items(config)
+    args = ["--users", "u001", "stranger", "--recommender-type", "item_knn", "--top-k", "4"]
+    args += ["--use-diversity"] if diversity else []
+    plain = runner.invoke(app, ["recommend", "-c", str(config), *args, "-o", str(tmp_path / "plain.json")])
+    result = runner.invoke(app, ["recommend", "-c", str(config), *args, "--new-items", "2",
+                                 "-o", str(tmp_path / "new.json")])
+    assert plain.exit_code == 0 and result.exit_code == 0, result.output
+    before, after = ({u["user_id"]: u["items"] for u in json.loads((tmp_path / f"{n}.json").read_text())["users"]}
+                     for n in ("plain", "new"))
+    assert not new & {i["item_id"] for i in before["u001"]}  # item_knn alone never ranks them
+    assert [i["new"] for i in after["u001"]] == [False, False, True, True] and len(after["u001"]) == 4
+    assert [i["item_id"] for i in after["u001"][:2]] == [i["item_id"] for i in before["u001"][:2]]
+    assert not any(i["new"] for i in after["stranger"])  # the popularity fallback ranks no new item
+    flat = _flat(result.output)
+    assert "(new)" in flat and "3 of 33 catalogue items have no interaction yet" in flat
+    assert "1 of 2 lists hold new items (2 in all)" in flat
+    assert "Fresh [/] cut" in flat or "Fresh [b]two" in flat  # printed as written, not read as markup
+
+
+def test_new_items_in_batch_mode_and_too_many_places(config, tmp_path):
+    new = _add_new_items(config)
+    out = tmp_path / "recs.parquet"
+    result = runner.invoke(app, ["recommend", "-c", str(config), "--all-users", "-o", str(out),
+                                 "--recommender-type", "item_knn", "--top-k", "4", "--new-items", "1"])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(out)
+    per_user = frame.assign(new=frame["item_id"].isin(new)).groupby("user_id")["new"].sum()
+    assert len(per_user) == 41 and (per_user == 1).all()
+    assert "41 of 41 lists hold new items (41 in all)" in _flat(result.output)
+    result = runner.invoke(app, ["recommend", "-c", str(config), "--users", "u001", "--top-k", "4",
+                                 "--new-items", "5", "--recommender-type", "item_knn"])
+    assert result.exit_code == 2 and "cannot exceed top_k" in _flat(result.output)
