@@ -33,7 +33,8 @@ def read_interactions_file(path: Path, role: str) -> pd.DataFrame:
         frame = (
             pd.read_parquet(path)
             if path.suffix == ".parquet"
-            else pd.read_csv(path, dtype={"user_id": str, "item_id": str})
+            # Ids such as NA, null or nan are ids (as preprocess and the split keep them), not missing values.
+            else pd.read_csv(path, dtype={"user_id": str, "item_id": str}, keep_default_na=False)
         )
     except Exception as exc:  # noqa: BLE001  (pandas/pyarrow raise many types for unreadable files)
         raise DataError(
@@ -53,9 +54,14 @@ def validate_interactions(frame: pd.DataFrame, what: str) -> pd.DataFrame:
         )
     if frame.empty:
         raise DataError(f"The {what} has no interactions.", hint="Check the file, or re-run `mmrec split`.")
-    if frame["user_id"].isna().any() or frame["item_id"].isna().any():
-        raise DataError(f"The {what} has empty user_id/item_id values.", hint="Remove or fill those rows.")
     frame = frame.copy()
+    for column in REQUIRED_COLUMNS:  # stripped as preprocess strips them: ' a1' and 'a1' are one id
+        frame[column] = frame[column].astype("string").str.strip()
+    empty = frame["user_id"].isna() | frame["item_id"].isna() | (frame["user_id"] == "") | (frame["item_id"] == "")
+    if empty.any():
+        first = int(np.flatnonzero(empty.to_numpy())[0])
+        raise DataError(f"The {what} has {int(empty.sum()):,} row(s) with an empty user_id or item_id (the first: "
+                        f"row {first + 1:,} of the data).", hint="Remove or fill those rows.")
     frame["user_id"] = frame["user_id"].astype(str)
     frame["item_id"] = frame["item_id"].astype(str)
     return frame

@@ -96,6 +96,22 @@ def test_unknown_test_items_are_counted(tiny_config, tmp_path):
     assert report.counts["test_duplicate_pairs"] == 1
 
 
+def test_a_test_file_reads_ids_as_preprocess_does(tiny_config, tmp_path):
+    from mmrec.evaluation.dataset import read_interactions_file
+
+    # NA / null / nan are ids, surrounding spaces are not part of one; a blank cell is an empty id.
+    test = tmp_path / "test.csv"
+    test.write_text("user_id,item_id\nNA,i004\n u001 , i005\nnull,nan\n")
+    frame = read_interactions_file(test, "test")
+    assert frame["user_id"].tolist() == ["NA", "u001", "null"] and frame["item_id"].tolist() == ["i004", "i005", "nan"]
+    settings = load_settings(tiny_config).settings
+    report = run_evaluate(settings, ["popularity"], test_data=test, write_files=False)
+    assert report.counts["test_unknown_items_dropped"] == 1  # only 'nan', which the catalogue lacks
+    test.write_text("user_id,item_id\nu001,i004\nu002,\n")
+    with pytest.raises(DataError, match=r"1 row\(s\) with an empty user_id or item_id \(the first: row 2"):
+        read_interactions_file(test, "test")
+
+
 def test_plots_of_an_earlier_evaluation_are_removed(tiny_config):
     settings = load_settings(tiny_config).settings
     results = Path(settings.paths.results_dir)
