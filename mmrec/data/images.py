@@ -15,8 +15,9 @@ import time
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -52,6 +53,7 @@ class ImageJob:
     item_id: str
     source: str
     output_name: str
+    alternatives: tuple[str, ...] = ()  # other files of the item, tried in order when `source` is unusable
 
 
 @dataclass
@@ -168,7 +170,19 @@ def process_image(
 def _process_chunk(
     jobs: Sequence[ImageJob], output_dir: str, max_side: int, quality: int, max_pixels: int
 ) -> list[ImageResult]:
-    return [process_image(job, output_dir, max_side, quality, max_pixels) for job in jobs]
+    return [_first_usable(job, output_dir, max_side, quality, max_pixels) for job in jobs]
+
+
+def _first_usable(job: ImageJob, *args: Any) -> ImageResult:
+    """The result of the job's first usable file (source, then its alternatives), else the source's failure."""
+    result = process_image(job, *args)
+    if result.status == "ok":
+        return result
+    for other in job.alternatives:
+        retry = process_image(replace(job, source=other, alternatives=()), *args)
+        if retry.status == "ok":
+            return retry
+    return result
 
 
 def _die_with_parent(parent_pid: int) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -159,15 +161,28 @@ def _check_replaceable(processed_dir: Path) -> None:
         )
 
 
+def image_files(images_dir: Path) -> dict[str, list[str]]:
+    """Image file names of `images_dir` by item id: the name without its extension, in Unicode NFC (macOS and
+    zip files may write names decomposed), any case of extension (.JPG is .jpg); each item's names in the
+    order of IMAGE_EXTENSIONS."""
+    found: dict[str, list[tuple[int, str]]] = {}
+    for entry in images_dir.iterdir() if images_dir.is_dir() else ():
+        stem, ext = os.path.splitext(entry.name)
+        if ext.lower() in IMAGE_EXTENSIONS:
+            found.setdefault(unicodedata.normalize("NFC", stem), []).append(
+                (IMAGE_EXTENSIONS.index(ext.lower()), entry.name))
+    return {stem: [name for _, name in sorted(names)] for stem, names in found.items()}
+
+
 def _image_jobs(items: pd.DataFrame, images_dir: Path) -> list[ImageJob]:
-    available = {p.name for p in images_dir.iterdir()} if images_dir.is_dir() else set()
+    """One job per item: its first image file, the others tried when that one is unusable (a text file named
+    x1.jpg beside a good x1.png). Names come from the folder's own listing, so a path stays inside it."""
+    files = image_files(images_dir)
     jobs = []
     for item_id in items["item_id"]:
-        # Ids were checked by clean_items, so `item_id + ext` stays inside images_dir.
-        name = next(
-            (item_id + ext for ext in IMAGE_EXTENSIONS if item_id + ext in available), item_id + ".jpg"
-        )
-        jobs.append(ImageJob(item_id, str(images_dir / name), item_id + ".jpg"))
+        names = files.get(unicodedata.normalize("NFC", item_id)) or [item_id + ".jpg"]  # absent: reported missing
+        jobs.append(ImageJob(item_id, str(images_dir / names[0]), item_id + ".jpg",
+                             tuple(str(images_dir / name) for name in names[1:])))
     return jobs
 
 

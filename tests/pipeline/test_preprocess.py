@@ -138,6 +138,27 @@ def test_images_linked_from_outside_the_folder_are_skipped_and_counted(tmp_path)
     assert written == ["i00002.jpg", "i00003.jpg"]
 
 
+def test_images_are_found_whatever_the_case_of_the_extension_and_the_unicode_form(tmp_path):
+    import unicodedata
+
+    raw = tmp_path / "raw"
+    generate_synthetic(raw, users=6, items=4, seed=0)
+    images = raw / "images"
+    (images / "i00000.jpg").rename(images / "i00000.JPG")  # a camera's name
+    (images / "i00001.jpg").rename(images / "i00001.png")  # a good PNG beside ...
+    (images / "i00001.jpg").write_text("not an image")  # ... a text file named .jpg: the PNG is kept
+    items = pd.read_csv(raw / "item_info.csv", dtype=str)
+    items.loc[2, "item_id"] = "épisode-ß"  # composed (NFC) in the CSV, decomposed (NFD) on disk
+    items.to_csv(raw / "item_info.csv", index=False)
+    inter = pd.read_csv(raw / "interactions.csv", dtype=str)
+    inter.loc[inter["item_id"] == "i00002", "item_id"] = "épisode-ß"
+    inter.to_csv(raw / "interactions.csv", index=False)
+    (images / "i00002.jpg").rename(images / (unicodedata.normalize("NFD", "épisode-ß") + ".jpg"))
+    report = run_preprocess(_settings(tmp_path)).report
+    assert report["images"]["ok"] == 4 and report["images"]["missing"] == 0
+    assert load_items(tmp_path / "processed")["has_image"].all()
+
+
 def test_stopping_for_lack_of_rows_says_why(tmp_path):
     raw = tmp_path / "raw"
     generate_synthetic(raw, users=6, items=4, seed=0)
