@@ -24,3 +24,18 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "mps" and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     raise DeviceError(f"Unknown device {name!r}.", hint="Use auto, cpu, cuda or cuda:N.")
+
+
+def available_memory_bytes(device: torch.device) -> int | None:
+    """Free memory where tensors on `device` live: the GPU's free memory, else the system's MemAvailable
+    (Linux); None when unknown (then no check relies on it)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mmrec.device import available_memory_bytes
 from mmrec.errors import CheckpointError, ConfigError
 from mmrec.evaluation.full_ranking import RankingResult, full_ranking_variants
 from mmrec.models.inputs import ItemInputs
@@ -99,6 +100,30 @@ def distill_temperature(model_cfg: ModelSettings) -> float:
     return 2.0 if model_cfg.negatives == "full" else 0.5
 
 
+STEP_BYTES_PER_SCORE = 32  # a step's tensors per (user, candidate) score: logits, masks, softmax, grads, teacher
+
+
+def check_step_memory(batch: int, model_cfg: ModelSettings, n_items: int, device: torch.device) -> None:
+    """A ConfigError when one training step's [batch, candidates] score tensors would not fit in the memory
+    free on `device`: with in-batch negatives they grow with the square of training.batch_size."""
+    if model_cfg.loss == "bpr":
+        candidates = 2 * batch
+    elif model_cfg.negatives == "full":
+        candidates = n_items
+    else:
+        candidates = batch + model_cfg.num_negatives
+    need = STEP_BYTES_PER_SCORE * batch * candidates
+    free = available_memory_bytes(device)
+    if free is not None and need > 0.8 * free:
+        grows = "grows with the square of the batch" if candidates != n_items else "grows with the batch"
+        raise ConfigError(
+            f"training.batch_size {batch:,} needs about {need / 1e9:.1f} GB per training step ({batch:,} users x "
+            f"{candidates:,} candidate items, scored, masked and differentiated; it {grows}), more than the "
+            f"{free / 1e9:.1f} GB free on {device}.",
+            hint="Lower training.batch_size (--batch-size; the default 512 needs a few MB).",
+        )
+
+
 class Trainer:
     """Trains a TwoTowerModel on TrainingData; state_dict()/load_state_dict() make resume exact."""
 
@@ -132,6 +157,7 @@ class Trainer:
         self.optimizer = build_optimizer(model, cfg, self.dist.world_size)
         per_rank = len(data.pairs) // self.dist.world_size
         self.steps_per_epoch = max(1, math.ceil(per_rank / cfg.batch_size))
+        check_step_memory(min(cfg.batch_size, max(per_rank, 1)), model_cfg, catalogue.n, device)
         self.schedule = LRSchedule(self.optimizer, cfg, self.steps_per_epoch)
         self.stopper = EarlyStopping(cfg.patience)
         self.epoch = 0  # completed epochs

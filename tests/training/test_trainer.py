@@ -361,3 +361,27 @@ def test_validate_many_equals_validating_each_scorer_alone(tiny_problem):
     alone = [trainer.validate(scorer) for scorer in scorers]
     assert together == alone
     assert together[0] != together[2]  # the grid really differs
+
+
+def test_a_batch_too_large_for_the_free_memory_is_refused_before_training(tiny_problem, monkeypatch):
+    import mmrec.training.trainer as trainer_module
+
+    # 2 GB free: the default batch needs a few MB; every training pair in one batch of in-batch negatives
+    # needs batch^2 scores. The tiny problem's pairs stand in for a large train split.
+    monkeypatch.setattr(trainer_module, "available_memory_bytes", lambda device: 2 * 10**9)
+    make_trainer(tiny_problem, train_cfg=tiny_training_settings(batch_size=512))
+    monkeypatch.setattr(trainer_module, "STEP_BYTES_PER_SCORE", 10**6)  # as if each score took a megabyte
+    with pytest.raises(ConfigError, match=r"grows with the square of the batch\), more than the 2.0 GB free") as info:
+        make_trainer(tiny_problem, train_cfg=tiny_training_settings(batch_size=64))
+    assert "--batch-size" in info.value.hint
+    with pytest.raises(ConfigError, match="it grows with the batch"):  # full softmax: batch x catalogue
+        make_trainer(tiny_problem, tiny_model_settings(negatives="full"), tiny_training_settings(batch_size=64))
+    monkeypatch.setattr(trainer_module, "available_memory_bytes", lambda device: None)  # unknown: no check
+    make_trainer(tiny_problem, train_cfg=tiny_training_settings(batch_size=64))
+
+
+def test_available_memory_is_read_on_linux():
+    from mmrec.device import available_memory_bytes
+
+    free = available_memory_bytes(torch.device("cpu"))
+    assert free is None or free > 0
