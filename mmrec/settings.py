@@ -461,6 +461,20 @@ class SearchDimension(Section):
         step = self.step or (1 if self.type == "int" else None)
         return step is None or abs((value - self.low) / step - round((value - self.low) / step)) < 1e-9
 
+    def nearest(self, value: Any) -> Any | None:
+        """The value this dimension can draw that is closest to `value` (itself when it `contains` it): a number
+        clamped into the range and put on its step; None for a choice not among the choices, or a non-number."""
+        if self.contains(value):
+            return value
+        if self.type == "categorical" or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        assert self.low is not None and self.high is not None
+        clamped = min(max(float(value), self.low), self.high)
+        step = self.step or (1 if self.type == "int" else None)
+        if step is not None:
+            clamped = min(self.low + round((clamped - self.low) / step) * step, self.high)
+        return int(round(clamped)) if self.type == "int" else clamped
+
     def samples(self) -> list[Any]:
         """Values the setting must accept: the choices, or both ends and a fractional point of a float range."""
         if self.type == "categorical":

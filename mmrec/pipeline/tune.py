@@ -72,16 +72,20 @@ def suggest(trial: optuna.Trial, name: str, dimension: SearchDimension) -> Any:
 
 def enqueue_current_settings(study: optuna.Study, settings: Settings, space: dict[str, SearchDimension]) -> str | None:
     """Queue `settings`' own values of the searched settings as the study's next trial (a baseline the search
-    must beat on validation); a value outside its dimension is drawn instead. Returns what the note says."""
+    must beat on validation). A number outside its range is moved to the nearest value the range holds
+    (weight_decay 0 -> the low end of a log range), a choice not among the choices is drawn. Returns the note."""
     recorded = settings_as_dict(settings)
     current = {name: recorded[name.partition(".")[0]][name.partition(".")[2]] for name in space}
-    inside = {name: value for name, value in current.items() if space[name].contains(value)}
-    if not inside:
+    queued = {name: space[name].nearest(value) for name, value in current.items()}
+    queued = {name: value for name, value in queued.items() if value is not None}
+    if not queued:
         return None
-    study.enqueue_trial(inside, user_attrs={"baseline": True})
-    outside = [f"{name}={value!r}" for name, value in current.items() if name not in inside]
-    return ("The first trial runs the current settings" + (
-        f" (drawn instead, outside the search space: {', '.join(outside)})" if outside else "") + ".")
+    moved = [f"{name} {current[name]!r} -> {value!r}" for name, value in queued.items() if value != current[name]]
+    drawn = [f"{name}={value!r}" for name, value in current.items() if name not in queued]
+    changes = ([f"moved into the search space: {', '.join(moved)}"] if moved else []) + (
+        [f"drawn, not among the choices: {', '.join(drawn)}"] if drawn else [])
+    study.enqueue_trial(queued, user_attrs={"baseline": True, "baseline_changes": "; ".join(changes)})
+    return "The first trial runs the current settings" + (f" ({'; '.join(changes)})" if changes else "") + "."
 
 
 def train_trial(settings: Settings, trial: optuna.Trial, progress: ProgressCallback
@@ -196,8 +200,10 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
                                    {"best": best} if best is not None else {}, message=line))
 
         remaining = tune.n_trials - finished
+        optimize_began = time.perf_counter()
         if remaining > 0:
             study.optimize(objective, n_trials=remaining, timeout=tune.timeout_s, callbacks=[after_trial])
+        timed_out = tune.timeout_s is not None and time.perf_counter() - optimize_began >= tune.timeout_s
         finished = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
         progress(ProgressEvent("trials", finished, tune.n_trials, f"study {tune.study_name}", done=True))
 
@@ -210,8 +216,12 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
                 f"best, trial {top.number} (val {top.value:.4f}, {fit_cost(top):.0f} CPU s). "
                 "tune.fastest_within_se: 0 selects the best value.")
         if best is not None and best.attrs.get("baseline"):
-            notes.append(f"The selected trial {best.number} is the settings the study started from: the search found "
-                         "nothing better on validation.")
+            changes = best.attrs.get("baseline_changes")
+            notes.append(f"The selected trial {best.number} is the settings the study started from"
+                         + (f" ({changes})" if changes else "") + ": the search found nothing better on validation.")
+        if finished < tune.n_trials and timed_out:
+            notes.append(f"The timeout (--timeout {tune.timeout_s:g} s) ended the study after {finished} of "
+                         f"{tune.n_trials} trials; run the same command again to continue it.")
         best_config = None
         if best is not None:
             # Its own checkpoint folder: training the selected settings leaves the checkpoints of the

@@ -33,8 +33,11 @@ def write_summary(result: TuneResult, space: dict[str, SearchDimension]) -> Path
     """summary.json: the study, its counts, the best trial and every trial, the search space and timing."""
 
     def trial_json(trial: TrialSummary) -> dict[str, Any]:
+        attrs = dict(trial.attrs)
+        if attrs.get("folder") and not Path(attrs["folder"]).is_dir():  # removed: tune.keep_checkpoints=best
+            attrs["folder"] = None
         return {"number": trial.number, "state": trial.state, "value": trial.value, "params": trial.params,
-                "last_epoch": trial.last_epoch, **trial.attrs}
+                "last_epoch": trial.last_epoch, **attrs}
 
     atomic_write_json(result.summary, {
         "study": result.study_name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -74,6 +75,10 @@ def test_timeout_stops_starting_trials(tmp_path):
     assert result.exit_code == 0, result.output
     stored = optuna.load_study(study_name="mmrec", storage=f"sqlite:///{tmp_path}/results/tune/mmrec.db")
     assert 1 <= len(stored.trials) < 50
+    assert f"ended the study after {len(stored.trials)} of 50 trials" in " ".join(result.output.split())
+    # Trials whose checkpoints tune.keep_checkpoints=best removed name no folder in summary.json.
+    summary = json.loads((tmp_path / "results" / "tune" / "mmrec" / "summary.json").read_text())
+    assert all(t["folder"] is None or Path(t["folder"]).is_dir() for t in summary["trials"])
 
 
 @pytest.mark.parametrize("tune, expected", [

@@ -279,11 +279,21 @@ def test_the_first_trial_is_the_current_settings_where_the_space_holds_them():
     assert not SearchDimension(type="int", low=0, high=50, step=10).contains(25)
     assert not SearchDimension(type="float", low=1e-8, high=1e-2, log=True).contains(0.0)
     assert SearchDimension(type="categorical", choices=[0, 10]).contains(10)
-    settings = load_settings(None, {"training.weight_decay": 0.0, "training.learning_rate": 0.002}).settings
+    # Outside the range: the nearest value it holds (clamped, put on the step); a stray choice: none.
+    assert SearchDimension(type="float", low=1e-8, high=1e-2, log=True).nearest(0.0) == 1e-8
+    assert SearchDimension(type="int", low=5, high=30).nearest(4) == 5
+    assert SearchDimension(type="int", low=0, high=50, step=10).nearest(57) == 50
+    assert SearchDimension(type="int", low=0, high=50, step=10).nearest(24) == 20
+    assert SearchDimension(type="categorical", choices=[0, 10]).nearest(5) is None
+    settings = load_settings(None, {"training.weight_decay": 0.0, "training.learning_rate": 0.002,
+                                    "training.epochs": 4, "training.history_refresh_steps": 5}).settings
     space = settings.tune.space()
     study = optuna.create_study(direction="maximize")
     note = enqueue_current_settings(study, settings, space)
-    assert note and "training.weight_decay=0.0" in note  # outside its log range: drawn
+    assert ("moved into the search space: training.weight_decay 0.0 -> 1e-08, training.epochs 4 -> 5; "
+            "drawn, not among the choices: training.history_refresh_steps=5") in note
     trial = study.ask()
     assert trial.user_attrs["baseline"] and trial.suggest_float("training.learning_rate", 1e-4, 1e-2, log=True) == 0.002
-    assert "training.weight_decay" not in trial.params
+    assert trial.suggest_float("training.weight_decay", 1e-8, 1e-2, log=True) == 1e-8
+    assert trial.suggest_int("training.epochs", 5, 30) == 5
+    assert "training.history_refresh_steps" not in trial.params
