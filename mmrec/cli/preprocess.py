@@ -52,6 +52,8 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
             f"{k}={info[k]}" for k in ("non_numeric", "missing", "infinite", "negative") if info[k]
         )
         if info.get("no_information"):
+            if info.get("constant") is not None:
+                found = ", ".join([f"every valid value {info['constant']:g}", *([found] if found else [])])
             table.add_row("numeric", f"[yellow]{escape(column)}: left out, carries no information ({found})",
                           f"{items['kept']:,}", "")
             continue
@@ -105,7 +107,7 @@ def preprocess(
     with RichProgress() as progress:
         result = run_preprocess(settings, force=force_reprocess, progress=progress)
     console.print(render_report(result.report, result.skipped))
-    print_notes(result.report["items"].get("notes", []))
+    print_notes([*result.report["items"].get("notes", []), *result.report["interactions"].get("notes", [])])
     images = result.report["images"]
     if images.get("folder_exists") is False:
         console.print(f"[yellow]There is no images folder at {images['folder']}: every item counts as lacking its "

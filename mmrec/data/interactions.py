@@ -54,6 +54,7 @@ class InteractionReport:
     # The rating values read (before the positive threshold): {value: rows} when at most RATING_VALUES_SHOWN
     # distinct ones, else {"min": .., "max": ..}; an out-of-scale value (a 0 or a 6 on a 1-5 scale) shows here.
     ratings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the user should know, e.g. a threshold with no ratings
 
     def drop(self, reason: str, rows: pd.DataFrame) -> None:
         """Count `rows` as dropped for `reason`; keep up to 5 "user/item" examples."""
@@ -146,6 +147,11 @@ def clean_interactions(
         below = frame["rating"] < positive_rating_threshold
         report.drop("below_threshold", frame[below])
         frame = frame[~below]
+    elif positive_rating_threshold is not None:
+        report.notes.append(
+            f"data.positive_rating_threshold is {positive_rating_threshold:g}, but the interactions have no rating "
+            "column, so no row was filtered by it: every interaction is a positive. Set data.rating_column to the "
+            "column that holds the ratings, or drop the threshold.")
 
     frame, rounds, removed = k_core(frame, settings.min_user_interactions, settings.min_item_interactions)
     report.k_core_rounds = rounds

@@ -82,10 +82,12 @@ def clean_items(
         if col.no_information:
             found = ", ".join(f"{k}={getattr(col, k):,}" for k in ("missing", "non_numeric", "infinite", "negative")
                               if getattr(col, k))
+            what = (f"every valid one of its {len(frame):,} values is {col.constant:g}" + (f" ({found})" if found
+                    else "") if col.constant is not None else
+                    f"none of its {len(frame):,} values is a valid number ({found})")
             report.notes.append(
-                f"Numeric column {name!r} carries no information: none of its {len(frame):,} values is a valid "
-                f"number ({found}), so it is left out of the item features. Fill it, or remove it from "
-                "data.numerical_features_cols.")
+                f"Numeric column {name!r} carries no information: {what}, so it is left out of the item features. "
+                "Fill it, or remove it from data.numerical_features_cols.")
 
     cap = preprocess.max_text_length
     titles_full = [clean_text(v, sys.maxsize) for v in frame[data.title_column].tolist()]

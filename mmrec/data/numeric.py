@@ -27,7 +27,8 @@ class ColumnReport:
     examples: list[str] = field(default_factory=list)  # item ids of a few imputed rows
     formatted: int = 0  # values written as 20.1K / 1.5M / 2B / 1,234, parsed to numbers
     formatted_examples: list[str] = field(default_factory=list)  # a few of them, "20.1K=20,100"
-    no_information: bool = False  # no valid value at all: the column is left out of the features
+    no_information: bool = False  # no valid value, or one value for all: the column is left out of the features
+    constant: float | None = None  # the one value every valid entry holds (then no_information)
 
 
 # A count written for people: "20.1K", "1.5m", "2B", "1,234", "1,234.5K".
@@ -58,7 +59,8 @@ def validate_numeric_columns(
     "20.1K", "1.5M", "2B" and "1,234" are parsed as numbers (and counted). Invalid: other non-numeric
     strings, NaN/empty, +-inf, negative values (these columns are counts or years; log1p later assumes
     >= 0). The fill value is computed from the valid values only. A column with no valid value carries no
-    information: it is not imputed but kept all-NaN, which `numeric_values` reads as "left out of the features".
+    information: it is not imputed but kept all-NaN, which `numeric_values` reads as "left out of the features";
+    so is a column whose valid values are all one value (imputed, every item would hold it).
     """
     missing_columns = [name for name in columns if name not in items.columns]
     if missing_columns:
@@ -89,7 +91,9 @@ def validate_numeric_columns(
         report.negative = int(negative.sum())
         invalid = values.isna().to_numpy() | infinite | negative
         valid = values[~invalid]
-        if not len(valid):
+        if len(valid) and valid.nunique() == 1:  # the same for every item, once imputed: a constant input
+            report.constant = float(valid.iloc[0])
+        if not len(valid) or report.constant is not None:
             report.no_information = True
             result[name] = np.full(len(items), np.nan)
             reports[name] = report

@@ -115,3 +115,13 @@ def test_timestamps_without_a_calendar_date_are_dropped_and_counted():
     assert report.examples["timestamp_out_of_range"] == ["u1/b", "u2/a"]
     with pytest.raises(DataError, match="milliseconds"):
         clean_interactions(raw.iloc[[1]], {"a", "b"}, PreprocessSettings())
+
+
+def test_a_rating_threshold_without_ratings_filters_nothing_and_says_so():
+    raw = _raw([["u1", "a", "1"], ["u1", "b", "2"]], columns=("user_id", "item_id", "timestamp"))
+    settings = PreprocessSettings(min_user_interactions=1, min_item_interactions=1)
+    out, report = clean_interactions(raw, {"a", "b"}, settings, 4.0)
+    assert len(out) == 2 and "below_threshold" not in report.dropped
+    assert len(report.notes) == 1 and "data.positive_rating_threshold is 4, but the interactions have no rating" \
+        in report.notes[0]
+    assert clean_interactions(raw, {"a", "b"}, settings, None)[1].notes == []

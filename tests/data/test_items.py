@@ -10,16 +10,16 @@ from mmrec.settings import DataSettings, PreprocessSettings
 def test_items_are_cleaned_and_bad_ids_reported():
     raw = pd.DataFrame(
         {
-            "item_id": ["1", "2", "../evil", "", "1"],
-            "title": ["<b>A</b>", "B", "C", "D", "A again"],
-            "description": ["x &amp; y", None, "z", "w", "new"],
-            "views": ["10", "n/a", "3", "4", "12"],
+            "item_id": ["1", "2", "../evil", "", "1", "3"],
+            "title": ["<b>A</b>", "B", "C", "D", "A again", "E"],
+            "description": ["x &amp; y", None, "z", "w", "new", "e"],
+            "views": ["10", "n/a", "3", "4", "12", "7"],
         },
         dtype="string",
     )
     data = DataSettings(numerical_features_cols=["views"])
     items, report, rejected = clean_items(raw, data, PreprocessSettings())
-    assert items["item_id"].tolist() == ["2", "1"]  # duplicate "1": the last row wins
+    assert items["item_id"].tolist() == ["2", "1", "3"]  # duplicate "1": the last row wins
     assert rejected == ["../evil"]
     assert report.dropped == {"missing_id": 1, "unsafe_id": 1, "duplicate_id": 1}
     one = items.set_index("item_id").loc["1"]
@@ -51,3 +51,15 @@ def test_a_numeric_column_without_information_is_kept_all_nan_with_a_note():
     assert report.numeric["views"]["formatted"] == 1 and report.numeric["shares"]["no_information"]
     assert len(report.notes) == 1 and "'shares' carries no information" in report.notes[0]
     assert "missing=2" in report.notes[0] and "left out of the item features" in report.notes[0]
+
+
+def test_a_constant_numeric_column_is_left_out_with_a_note():
+    raw = pd.DataFrame({"item_id": ["1", "2", "3"], "title": ["a", "b", "c"], "description": ["", "", ""],
+                        "language": ["1", "1", None], "views": ["5", "5", "7"]}, dtype="string")
+    items, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["language", "views"]),
+                                   PreprocessSettings())
+    assert items["language"].isna().all() and items["views"].tolist() == [5.0, 5.0, 7.0]
+    assert report.numeric["language"]["constant"] == 1.0 and report.numeric["language"]["no_information"]
+    assert report.numeric["views"]["constant"] is None and not report.numeric["views"]["no_information"]
+    assert len(report.notes) == 1
+    assert "'language' carries no information: every valid one of its 3 values is 1 (missing=1)" in report.notes[0]
