@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import resource
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from mmrec.data.encoders import IdEncoder, fit_encoders, save_encoders
 from mmrec.data.splits import SplitFrames, holdout_validation, load_split, read_split_report, stale_split_note
 from mmrec.data.tables import load_items
 from mmrec.device import resolve_device
-from mmrec.errors import CheckpointError
+from mmrec.errors import CheckpointError, MmrecError
 from mmrec.fileio import sha256_file
 from mmrec.models.catalogue import COUNT_FEATURE, fit_numeric_scaler, scaled_catalogue
 from mmrec.models.towers import ModelDims
@@ -244,6 +245,7 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
                         CheckpointSpec(kind="last", **spec).to_meta())
 
     epochs_before = trainer.epoch
+    previous = _final_value(best_path) if resume is None and ctx.is_main else None  # an earlier run's, replaced
     history = trainer.fit(on_epoch_end=write_checkpoints)
     item_item, val_per_user = None, None
     # A resumed run with no epoch left keeps the blend its best checkpoint already records (choosing it again
@@ -264,6 +266,12 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
             _refit_for_serving(settings, inputs.full_train, device, progress)
         if per_user:
             val_per_user = trainer.validation_per_user(chosen[1] if chosen is not None else trainer.scorer())
+    final = _final_value(best_path) if previous is not None else None
+    if previous is not None and final is not None and final[0] < previous[0]:
+        notes.append(f"This run replaced the {best_path.name} of an earlier run{previous[1]}, which validated higher "
+                     f"({trainer.monitor} {previous[0]:.4f}; this run {final[0]:.4f}): each run's checkpoints replace "
+                     "the last run's in paths.checkpoint_dir. To keep a model, copy its folder first or train "
+                     "into another folder (MMREC_PATHS__CHECKPOINT_DIR=...).")
     tracker.finish()
     barrier(ctx)
     ran = history[epochs_before:]
@@ -292,6 +300,23 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
         item_item=item_item.model_dump() if item_item is not None else None,
         val_per_user=val_per_user,
     )
+
+
+def _final_value(best_path: Path) -> tuple[float, str] | None:
+    """(the validation value a best checkpoint ends at: its blend's when chosen, else its epoch's; ' of <date>'),
+    or None when there is none or it does not read."""
+    if not best_path.is_file():
+        return None
+    try:
+        meta = read_meta(best_path)
+    except MmrecError:
+        return None
+    value = (meta.get("item_item") or {}).get("monitored")
+    value = meta.get("monitored_value") if value is None else value
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    created = str(meta.get("created_at") or "")[:16].replace("T", " ")
+    return float(value), f" of {created} UTC" if created else ""
 
 
 def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: IdEncoder, item_ids: list[str],

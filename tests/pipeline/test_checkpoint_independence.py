@@ -77,3 +77,16 @@ def test_a_split_made_before_the_last_preprocess_is_noted(tmp_path):
     said = [e.message for e in events if e.message]
     first_epoch = next(i for i, e in enumerate(events) if e.task == "epochs")
     assert note in [e.message for e in events[:first_epoch]] and said.count(note) == 1  # before training, once
+
+
+def test_a_run_that_replaces_a_better_checkpoint_says_so(tmp_path):
+    config = tiny_project.write_tiny_project(tmp_path, epochs=4, item_item=False)
+    first = run_train(load_settings(config).settings)
+    assert not any("replaced" in note for note in first.notes)  # nothing was there before
+    worse = run_train(load_settings(config, {"training.epochs": 1, "training.learning_rate": 1e-6}).settings)
+    assert worse.best_metric < first.best_metric
+    (note,) = [note for note in worse.notes if "replaced" in note]
+    assert f"validated higher (ndcg@10 {first.best_metric:.4f}; this run {worse.best_metric:.4f})" in note
+    assert "UTC" in note and "MMREC_PATHS__CHECKPOINT_DIR" in note
+    better = run_train(load_settings(config).settings)  # as good again: no note
+    assert not any("replaced" in note for note in better.notes)
