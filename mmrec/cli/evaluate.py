@@ -52,11 +52,13 @@ def split_extra_args(extra: list[str]) -> tuple[list[str], list[str]]:
 def metrics_table(report, cold: bool = False) -> Table:
     """Rich table with one column per model and one row per metric (fits 80 columns for 5 models)."""
     columns = report.metric_columns(cold)
-    title = (
-        "Cold items (never seen in training)"
-        if cold
-        else f"{report.task}: {report.counts['test_users']} test users"
-    )
+    if cold:
+        users = max((m.n_cold_item_users for m in report.models), default=0)
+        pairs = report.counts.get("test_cold_item_interactions", 0)
+        title = (f"Cold items (never seen in training): {pairs:,} test interaction(s) of {users:,} user(s)"
+                 + (" -- too few to tell models apart" if pairs < 30 else ""))
+    else:
+        title = f"{report.task}: {report.counts['test_users']} test users"
     table = Table(title=title, header_style="bold")
     table.add_column("metric")
     for model in report.models:

@@ -56,7 +56,8 @@ def print_result(result) -> None:
     if result.diversity_lambda is not None:
         console.print(
             f"mean intra-list diversity: {result.mean_diversity('before'):.3f} -> "
-            f"{result.mean_diversity('after'):.3f} (MMR lambda={result.diversity_lambda})"
+            f"{result.mean_diversity('after'):.3f} (MMR lambda={result.diversity_lambda}; lists are in MMR order, "
+            "so a lower score can rank above a higher one)"
         )
     print_notes(result.notes)
     if result.output:
