@@ -544,21 +544,26 @@ class TuneSettings(Section):
     @field_validator("search_space")
     @classmethod
     def _known_settings(cls, value: dict[str, SearchDimension | None]) -> dict[str, SearchDimension | None]:
+        problems = []  # all of them at once: one run to fix a search space, not one run per mistake
         for name, dimension in value.items():
             section, _, key = name.partition(".")
             if section not in TUNABLE_SECTIONS:
-                raise ValueError(f"cannot search {name!r}: use a setting of {', '.join(TUNABLE_SECTIONS)} "
-                                 "(section.key, e.g. training.learning_rate)")
+                problems.append(f"cannot search {name!r}: use a setting of {', '.join(TUNABLE_SECTIONS)} "
+                                "(section.key, e.g. training.learning_rate)")
+                continue
             fields = Settings.model_fields[section].annotation.model_fields  # type: ignore[union-attr]
             if key not in fields:
-                raise ValueError(f"unknown setting {name!r}; {section} has: {', '.join(fields)}")
+                problems.append(f"unknown setting {name!r}; {section} has: {', '.join(fields)}")
+                continue
             adapter = TypeAdapter(Annotated[fields[key].annotation, fields[key]])
             for sample in dimension.samples() if dimension is not None else ():
                 try:
                     adapter.validate_python(sample)
                 except ValidationError as exc:
-                    reason = exc.errors()[0]["msg"]
-                    raise ValueError(f"{name} cannot take {sample!r} from its search range: {reason}") from None
+                    problems.append(f"{name} cannot take {sample!r} from its search range: {exc.errors()[0]['msg']}")
+                    break
+        if problems:
+            raise ValueError("; ".join(problems))
         return value
 
     @model_validator(mode="after")

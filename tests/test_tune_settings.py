@@ -55,6 +55,16 @@ def test_bad_search_spaces_are_config_errors(tmp_path, space, message):
         load(tmp_path, {"search_space": space})
 
 
+def test_every_mistake_of_a_search_space_is_named_at_once(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, {"search_space": {"model.embedding_size": {"type": "int", "low": 8, "high": 16},
+                                         "model.dropout": {"type": "float", "low": 0.0, "high": 1.0},
+                                         "tune.n_trials": {"type": "int", "low": 1, "high": 2}}})
+    text = str(info.value.message)
+    assert "unknown setting 'model.embedding_size'" in text and "model.dropout cannot take 1.0" in text
+    assert "cannot search 'tune.n_trials'" in text
+
+
 def test_params_must_name_searched_settings_and_study_names_stay_in_their_folder(tmp_path):
     with pytest.raises(ConfigError, match="tune.params names model.nope"):
         load(tmp_path, {"params": ["model.nope"]})
