@@ -140,7 +140,7 @@ def list_command(ctx: typer.Context, config: ConfigOption = None) -> None:
     if not infos:
         console.print(f"No feature caches in {settings.paths.cache_dir}. Fill one with `mmrec cache precompute`.")
         return
-    table = Table(title=f"Feature caches in {settings.paths.cache_dir}")
+    table = Table(title=f"Feature caches in {settings.paths.cache_dir}", collapse_padding=True)
     # Two-line headers and a date that folds: the table fits an 80-column terminal with a whole combo name.
     table.caption = "vectors and dims: vision/text"
     for column in ("combo", "vectors", "dims", "size", "updated"):
@@ -149,8 +149,14 @@ def list_command(ctx: typer.Context, config: ConfigOption = None) -> None:
     for info in infos:
         table.add_row(info.combo, f"{info.vectors['vision']:,}/{info.vectors['text']:,}",
                       f"{info.dims.get('vision', '-')}/{info.dims.get('text', '-')}", _size(info.size_bytes),
-                      info.updated_at)
+                      _short_time(info.updated_at))
     console.print(table)
+
+
+def _short_time(stamp: str) -> str:
+    """An ISO time as 'YYYY-MM-DD' over 'HH:MM' (UTC, as stored): two short lines, so the table fits 80 columns."""
+    day, _, time = str(stamp).partition("T")
+    return f"{day}\n{time[:5]}" if time else day
 
 
 @cache_app.command("stats")
