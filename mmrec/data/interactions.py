@@ -57,14 +57,14 @@ class InteractionReport:
     notes: list[str] = field(default_factory=list)  # what the user should know, e.g. a threshold with no ratings
 
     def drop(self, reason: str, rows: pd.DataFrame) -> None:
-        """Count `rows` as dropped for `reason`; keep up to 5 "user/item" examples."""
+        """Count `rows` as dropped for `reason`; keep up to 5 "(user, item)" examples (ids may hold '/')."""
         if len(rows) == 0:
             return
         self.dropped[reason] = self.dropped.get(reason, 0) + len(rows)
         examples = self.examples.setdefault(reason, [])
         head = rows.head(max(0, 5 - len(examples)))
         pairs = zip(head["user_id"], head["item_id"], strict=True)
-        examples.extend(f"{_show(user)}/{_show(item)}" for user, item in pairs)
+        examples.extend(f"({_show(user)}, {_show(item)})" for user, item in pairs)
 
 
 def _show(value: object) -> str:

@@ -37,8 +37,8 @@ def test_bad_rows_are_counted_by_reason():
     }
     assert out[["user_id", "item_id"]].values.tolist() == [["u1", "a"]]
     assert report.input_rows == 10 and report.kept == 1
-    assert report.examples["missing_id"] == ["<missing>/a", "u2/<missing>"]
-    assert report.examples["duplicate"] == ["u2/a"]
+    assert report.examples["missing_id"] == ["(<missing>, a)", "(u2, <missing>)"]
+    assert report.examples["duplicate"] == ["(u2, a)"]
     assert out["timestamp"].dtype == "int64" and out["rating"].dtype == "float64"
 
 
@@ -112,7 +112,7 @@ def test_timestamps_without_a_calendar_date_are_dropped_and_counted():
     out, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings())
     assert out["timestamp"].tolist() == [1700000000, 1700000000]
     assert report.dropped == {"timestamp_out_of_range": 2}
-    assert report.examples["timestamp_out_of_range"] == ["u1/b", "u2/a"]
+    assert report.examples["timestamp_out_of_range"] == ["(u1, b)", "(u2, a)"]
     with pytest.raises(DataError, match="milliseconds"):
         clean_interactions(raw.iloc[[1]], {"a", "b"}, PreprocessSettings())
 
