@@ -31,6 +31,7 @@ class ModelEvaluation:
     fit_seconds: float = 0.0
     eval_seconds: float = 0.0
     topk: np.ndarray | None = None  # [n_users, max_k] catalogue indices
+    topk_scores: np.ndarray | None = None  # [n_users, max_k] their scores (-inf: masked, not a recommendation)
     topk_rows: np.ndarray | None = None  # rows of EvaluationData.user_ids that `topk` belongs to
 
     @property
@@ -96,7 +97,7 @@ def evaluate_model(
             return_topk=return_topk,
         )
         result.metrics, result.n_users = dict(full.metrics), full.n_users
-        result.topk, result.topk_rows = full.topk, full.users
+        result.topk, result.topk_scores, result.topk_rows = full.topk, full.topk_scores, full.users
         relevant_cold = data.relevant_cold
         if relevant_cold.nnz and len(data.cold_items):
             cold = full_ranking(
@@ -114,7 +115,7 @@ def evaluate_model(
         if return_topk:  # the ranking task ranks samples, not the catalogue: the top-K lists come from a full pass
             full = full_ranking(score_fn, data.relevant, data.exclude, evaluation.k_values, evaluation.batch_size,
                                 device, return_topk=True)
-            result.topk, result.topk_rows = full.topk, full.users
+            result.topk, result.topk_scores, result.topk_rows = full.topk, full.topk_scores, full.users
     if use_sampling or evaluation.eval_task == "ranking":
         result.metrics.update(
             sampled_metrics(

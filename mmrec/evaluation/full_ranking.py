@@ -29,6 +29,7 @@ class RankingResult:
     n_users: int
     per_user: dict[str, np.ndarray] = field(default_factory=dict)
     topk: np.ndarray | None = None  # [n_users, max_k] catalogue indices, rows as in `relevant`
+    topk_scores: np.ndarray | None = None  # [n_users, max_k] their scores (-inf: a masked item filled the place)
     users: np.ndarray | None = None  # row indices of the evaluated users (those with >= 1 relevant)
 
 
@@ -105,7 +106,7 @@ def full_ranking_variants(
     n_relevant_all = np.diff(relevant.indptr)
     users = np.flatnonzero(n_relevant_all > 0)
     per_user: list[dict[str, list[np.ndarray]]] = [{} for _ in range(n_variants)]
-    topk_rows: list[list[np.ndarray]] = [[] for _ in range(n_variants)]
+    topk_rows: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(n_variants)]
     for start in range(0, len(users), batch_size):
         rows = users[start : start + batch_size]
         produced = 0
@@ -121,7 +122,7 @@ def full_ranking_variants(
 
 def _rank_chunk(scores: torch.Tensor, rows: np.ndarray, relevant: sp.csr_matrix, exclude: sp.csr_matrix | None,
                 blocked: torch.Tensor | None, k_values: list[int], max_k: int, n_relevant_all: np.ndarray,
-                per_user: dict[str, list[np.ndarray]], topk_rows: list[np.ndarray] | None) -> None:
+                per_user: dict[str, list[np.ndarray]], topk_rows: list[tuple[np.ndarray, np.ndarray]] | None) -> None:
     """Mask, top-K and per-user metrics of one chunk's scores [len(rows), n_items], appended in place."""
     device, n_items = scores.device, relevant.shape[1]
     if scores.shape != (len(rows), n_items):
@@ -172,11 +173,11 @@ def _rank_chunk(scores: torch.Tensor, rows: np.ndarray, relevant: sp.csr_matrix,
     for name, values in batch.items():
         per_user.setdefault(name, []).append(values.cpu().numpy())
     if topk_rows is not None:
-        topk_rows.append(top.cpu().numpy())
+        topk_rows.append((top.cpu().numpy(), top_values.cpu().numpy()))
 
 
-def _result(per_user: dict[str, list[np.ndarray]], n_users: int, users: np.ndarray, topk_rows: list[np.ndarray],
-            return_per_user: bool) -> RankingResult:
+def _result(per_user: dict[str, list[np.ndarray]], n_users: int, users: np.ndarray,
+            topk_rows: list[tuple[np.ndarray, np.ndarray]], return_per_user: bool) -> RankingResult:
     # Means over the concatenated per-user values: the same summation order for any batch size.
     values = {name: np.concatenate(parts) for name, parts in per_user.items()}
     metrics = {name: float(v.mean()) if len(v) else 0.0 for name, v in values.items()}
@@ -184,6 +185,7 @@ def _result(per_user: dict[str, list[np.ndarray]], n_users: int, users: np.ndarr
         metrics=metrics,
         n_users=n_users,
         per_user=values if return_per_user else {},
-        topk=np.concatenate(topk_rows) if topk_rows else None,
+        topk=np.concatenate([rows for rows, _ in topk_rows]) if topk_rows else None,
+        topk_scores=np.concatenate([scores for _, scores in topk_rows]) if topk_rows else None,
         users=users,
     )

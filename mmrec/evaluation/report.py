@@ -118,20 +118,24 @@ def write_report(report: EvaluationReport, results_dir: Path) -> dict[str, Path]
 def write_predictions(
     report: EvaluationReport, user_ids: np.ndarray, item_ids: list[str], path: Path
 ) -> Path:
-    """Top-K per user per model: JSON {model: {user: [items]}} or CSV model,user_id,rank,item_id."""
+    """Top-K per user per model: JSON {model: {user: [{item_id, score}]}} or CSV model,user_id,rank,item_id,score.
+    Places filled by masked items (a user who has seen almost every item) are left out, as recommend leaves them."""
     path = Path(path)
     table = {
-        m.name: {str(user_ids[row]): [item_ids[j] for j in top] for row, top in zip(m.topk_rows, m.topk)}
+        m.name: {str(user_ids[row]): [{"item_id": item_ids[j], "score": round(float(score), 6)}
+                                      for j, score in zip(top, scores) if np.isfinite(score)]
+                 for row, top, scores in zip(m.topk_rows, m.topk, m.topk_scores)}
         for m in report.models
-        if m.topk is not None
+        if m.topk is not None and m.topk_scores is not None
     }
     if path.suffix.lower() == ".csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["model", "user_id", "rank", "item_id"])
+        writer.writerow(["model", "user_id", "rank", "item_id", "score"])
         for model, users in table.items():
             for user, items in users.items():
-                writer.writerows((model, user, rank, item) for rank, item in enumerate(items, 1))
+                writer.writerows((model, user, rank, item["item_id"], item["score"])
+                                 for rank, item in enumerate(items, 1))
         atomic_write_text(path, buffer.getvalue())
     else:
         atomic_write_json(path, table)

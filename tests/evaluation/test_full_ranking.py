@@ -40,6 +40,7 @@ def test_matches_brute_force_and_masks_seen_items():
         s[exc[u]] = -np.inf
         order = np.argsort(-s, kind="stable")
         assert not exc[u][result.topk[row]].any()
+        np.testing.assert_array_equal(result.topk_scores[row], s[result.topk[row]])  # the scores ranked by
         recalls.append(rel[u][order[:10]].sum() / rel[u].sum())
         rrs.append(1 / (1 + np.flatnonzero(rel[u][order])[0]))
     np.testing.assert_allclose(result.per_user["recall@10"], recalls)
@@ -101,3 +102,24 @@ def test_masking_never_writes_into_the_callers_tensor():
     assert shared.tolist() == [0, 1, 2, 3, 4, 5]
     # user 0 has item 5 masked -> top-1 is item 4; user 1 has item 4 masked -> top-1 is item 5
     assert result.n_users == 2 and result.metrics["hit_rate@1"] == 0.0
+
+
+def test_places_filled_by_masked_items_are_left_out_of_saved_predictions(tmp_path):
+    import json
+
+    import scipy.sparse as sp
+
+    from mmrec.evaluation.evaluator import ModelEvaluation
+    from mmrec.evaluation.report import EvaluationReport, write_predictions
+
+    scores = torch.arange(6, dtype=torch.float32).repeat(2, 1)
+    relevant = sp.csr_matrix(np.array([[1, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0]], dtype=np.float32))
+    exclude = sp.csr_matrix(np.array([[0, 0, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0]], dtype=np.float32))  # u0: 2 left
+    result = full_ranking(lambda rows: scores[rows], relevant, exclude, [4], return_topk=True)
+    assert np.isinf(result.topk_scores[0, 2:]).all() and np.isfinite(result.topk_scores[1]).all()
+    model = ModelEvaluation("m", result.metrics, topk=result.topk, topk_scores=result.topk_scores,
+                            topk_rows=result.users)
+    path = write_predictions(EvaluationReport("retrieval", [4], [model], {}), np.array(["u0", "u1"]),
+                             [f"i{j}" for j in range(6)], tmp_path / "p.json")
+    saved = json.loads(path.read_text())["m"]
+    assert [i["item_id"] for i in saved["u0"]] == ["i1", "i0"] and len(saved["u1"]) == 4

@@ -33,6 +33,8 @@ def test_compare_baselines_writes_report_plots_and_predictions(tiny_config, tmp_
         assert (tmp_path / "results" / name).read_bytes()[:4] == b"\x89PNG"
     rows = pd.read_csv(predictions)
     assert set(rows["model"]) == set(BASELINES) and rows["rank"].max() == 10
+    assert list(rows.columns) == ["model", "user_id", "rank", "item_id", "score"]
+    assert (rows.groupby(["model", "user_id"])["score"].diff().dropna() <= 1e-6).all()  # best first
 
 
 def test_seen_items_never_recommended(tiny_config, tmp_path):
@@ -43,7 +45,8 @@ def test_seen_items_never_recommended(tiny_config, tmp_path):
     split = tmp_path / "splits"
     seen = pd.concat([pd.read_csv(split / "train.csv"), pd.read_csv(split / "val.csv")])
     for user, items in top.items():
-        assert not set(items) & set(seen.loc[seen.user_id == user, "item_id"])
+        assert items and all(set(item) == {"item_id", "score"} for item in items)
+        assert not {item["item_id"] for item in items} & set(seen.loc[seen.user_id == user, "item_id"])
 
 
 def test_ranking_task_reports_sampled_metrics(tiny_config):
