@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -63,6 +65,41 @@ def hub_offline() -> bool:
 
 def downloads_allowed(allow_download: bool) -> bool:
     return allow_download and not hub_offline()
+
+
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+def unreachable(url: str) -> str | None:
+    """Why `url`'s host cannot be reached from here (its name does not resolve: no network), else None. Behind a
+    proxy the name need not resolve locally, so the download itself decides. Checked before a download, because
+    the hub client retries a dead network for ~25 s per file."""
+    if any(os.environ.get(name) for name in _PROXY_VARIABLES):
+        return None
+    host = urllib.parse.urlparse(url).hostname
+    if not host:
+        return None
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError as exc:
+        return f"{host} cannot be reached: its name does not resolve ({exc.strerror or exc}; no network here?)"
+    return None
+
+
+def can_download(allow_download: bool, url: str, log: SearchLog) -> bool:
+    """Whether to try downloading from `url`; when not, the search log says why."""
+    if not downloads_allowed(allow_download):
+        log.places.append("download skipped (HF_HUB_OFFLINE set or features.allow_download=false)")
+        return False
+    if reason := unreachable(url):
+        log.places.append(f"download skipped: {reason}")
+        return False
+    return True
+
+
+def hub_endpoint() -> str:
+    """The Hugging Face hub's address (HF_ENDPOINT, read now, else the public hub)."""
+    return os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
 
 
 def hf_cache_dir() -> Path:
@@ -134,8 +171,7 @@ def resolve_hf_repo(repo_id: str, allow_download: bool, log: SearchLog) -> Weigh
             return WeightsSource(folder, "hf-cache")
     except (LocalEntryNotFoundError, FileNotFoundError, OSError):
         pass
-    if not downloads_allowed(allow_download):
-        log.places.append("download skipped (HF_HUB_OFFLINE set or features.allow_download=false)")
+    if not can_download(allow_download, hub_endpoint(), log):
         raise log.fail()
     try:
         folder = Path(snapshot_download(repo_id, cache_dir=cache_dir, allow_patterns=patterns))
@@ -155,8 +191,7 @@ def resolve_hf_file(repo_id: str, filenames: tuple[str, ...], allow_download: bo
         cached = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir)
         if isinstance(cached, str) and Path(cached).is_file():
             return WeightsSource(Path(cached), "hf-cache")
-    if not downloads_allowed(allow_download):
-        log.places.append("download skipped (HF_HUB_OFFLINE set or features.allow_download=false)")
+    if not can_download(allow_download, hub_endpoint(), log):
         raise log.fail()
     errors = []
     for filename in filenames:
@@ -176,8 +211,7 @@ def resolve_torch_hub(url: str, allow_download: bool, log: SearchLog) -> Weights
     log.places.append(f"torch hub checkpoints {target}")
     if target.is_file():
         return WeightsSource(target, "torch-hub")
-    if not downloads_allowed(allow_download):
-        log.places.append("download skipped (HF_HUB_OFFLINE set or features.allow_download=false)")
+    if not can_download(allow_download, url, log):
         raise log.fail()
     import torch.hub
 

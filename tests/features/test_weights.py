@@ -36,6 +36,46 @@ def test_missing_weights_offline_is_a_clear_error(empty_caches, modality, name):
     assert not any((empty_caches / "hf").rglob("*.safetensors"))  # nothing was downloaded
 
 
+@pytest.mark.parametrize("modality,name", [("vision", "clip"), ("vision", "resnet"), ("text", "bert")])
+def test_a_dead_network_is_named_at_once_without_trying_the_download(empty_caches, monkeypatch, modality, name):
+    import socket
+
+    import huggingface_hub
+    import torch.hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")  # downloads allowed, but the hub's name does not resolve
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    for proxy in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    looked_up = []
+
+    def no_dns(host, *args, **kwargs):
+        looked_up.append(host)
+        raise socket.gaierror(-2, "Name or service not known")
+
+    def never(*args, local_files_only=False, **kwargs):
+        if local_files_only:  # the cache lookup before any download: an empty cache
+            from huggingface_hub.errors import LocalEntryNotFoundError
+
+            raise LocalEntryNotFoundError("not cached")
+        raise AssertionError("no download is tried when the host does not resolve")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    for module, attribute in ((huggingface_hub, "hf_hub_download"), (huggingface_hub, "snapshot_download"),
+                              (torch.hub, "download_url_to_file")):
+        monkeypatch.setattr(module, attribute, never)
+    registry = VISION_BACKBONES if modality == "vision" else TEXT_BACKBONES
+    with pytest.raises(WeightsNotFoundError) as info:
+        registry.get(name).resolve(None, allow_download=True)
+    assert "cannot be reached: its name does not resolve (Name or service not known; no network here?)" in \
+        info.value.message
+    assert looked_up and looked_up[0] in ("huggingface.co", "download.pytorch.org")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")  # behind a proxy the download decides
+    from mmrec.features.weights import unreachable
+
+    assert unreachable("https://huggingface.co") is None
+
+
 def test_missing_explicit_path_names_it(tmp_path):
     features = FeaturesSettings(vision_weights=str(tmp_path / "nope.pth"), text_weights=str(tmp_path / "nodir"))
     with pytest.raises(WeightsNotFoundError, match="nope.pth"):
