@@ -144,7 +144,8 @@ def recommend(
         typer.Option(
             "--new-items", "--new_items", min=0,
             help="Keep N places of each list for items no interaction names yet (new items), the best-scored "
-            "for that user; they take the last places when they do not rank higher on their own (flagged `new`).",
+            "for that user; they take the last places when they do not rank higher on their own (flagged `new`). "
+            "Needs the multimodal recommender: the interaction-only baselines cannot tell new items apart.",
         ),
     ] = None,
     ann_check: Annotated[

@@ -1,4 +1,4 @@
-"""Recommendations as a parquet table (user_id, rank, item_id, score), written chunk by chunk.
+"""Recommendations as a parquet table (user_id, rank, item_id, score[, new]), written chunk by chunk.
 
 Each chunk of users becomes one row group, so memory holds one chunk, never every user's list; the
 file is built beside the target and renamed over it at the end (mmrec.fileio.atomic_path).
@@ -18,14 +18,16 @@ from mmrec.fileio import atomic_path
 
 SCHEMA = pa.schema([("user_id", pa.string()), ("rank", pa.int32()), ("item_id", pa.string()),
                     ("score", pa.float32())])
+NEW_COLUMN = pa.field("new", pa.bool_())  # with --new-items: the item had no interaction (a reserved place)
 
 
 class RecommendationsWriter:
     """Appends one row group per chunk of users to an open ParquetWriter."""
 
-    def __init__(self, writer: pq.ParquetWriter, item_ids: Sequence[str]) -> None:
+    def __init__(self, writer: pq.ParquetWriter, item_ids: Sequence[str], is_new: np.ndarray | None = None) -> None:
         self._writer = writer
         self._item_ids = pa.array(list(item_ids), type=pa.string())
+        self._is_new = is_new
         self.n_rows = 0
 
     def write(self, users: Sequence[str], lists: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
@@ -36,23 +38,27 @@ class RecommendationsWriter:
         rows = np.concatenate([idx for idx, _ in lists]).astype(np.int64)
         scores = np.concatenate([val for _, val in lists]).astype(np.float32)
         starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-        table = pa.Table.from_arrays(
-            [pa.array(np.repeat(np.asarray(users, dtype=object), lengths), type=pa.string()),
-             pa.array((np.arange(len(rows)) - starts + 1).astype(np.int32)),
-             self._item_ids.take(pa.array(rows)),
-             pa.array(scores)],
-            schema=SCHEMA,
-        )
+        columns = [pa.array(np.repeat(np.asarray(users, dtype=object), lengths), type=pa.string()),
+                   pa.array((np.arange(len(rows)) - starts + 1).astype(np.int32)),
+                   self._item_ids.take(pa.array(rows)),
+                   pa.array(scores)]
+        if self._is_new is not None:
+            columns.append(pa.array(self._is_new[rows]))
+        table = pa.Table.from_arrays(columns, schema=self._writer.schema)
         self._writer.write_table(table)
         self.n_rows += len(rows)
 
 
 @contextlib.contextmanager
-def parquet_recommendations(path: Path, item_ids: Sequence[str]) -> Iterator[RecommendationsWriter]:
-    """A writer whose file appears at `path` only when the block completes without error."""
+def parquet_recommendations(path: Path, item_ids: Sequence[str],
+                            is_new: np.ndarray | None = None) -> Iterator[RecommendationsWriter]:
+    """A writer whose file appears at `path` only when the block completes without error.
+
+    is_new [n_items]: also write a boolean `new` column (the item had no interaction: --new-items).
+    """
     with atomic_path(path) as tmp:
-        writer = pq.ParquetWriter(tmp, SCHEMA)
+        writer = pq.ParquetWriter(tmp, SCHEMA.append(NEW_COLUMN) if is_new is not None else SCHEMA)
         try:
-            yield RecommendationsWriter(writer, item_ids)
+            yield RecommendationsWriter(writer, item_ids, is_new)
         finally:
             writer.close()

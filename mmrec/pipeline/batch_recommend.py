@@ -89,7 +89,7 @@ def run_batch_recommend(
     ann_check: int = 0,
     progress: ProgressCallback = null_progress,
 ) -> BatchRecommendResult:
-    """Write settings.inference.top_k items per user to `output` (parquet: user_id, rank, item_id, score).
+    """Write settings.inference.top_k items per user to `output` (parquet: user_id, rank, item_id, score[, new]).
 
     all_users: every user with a processed interaction; otherwise the users chosen as for run_recommend.
     ann_check: also measure the approximate index's recall@K against exact scoring on N sampled users.
@@ -116,7 +116,7 @@ def run_batch_recommend(
                                   ann=None if inference.ann == "none" else inference.ann,
                                   notes=[*serving.notes, *selection_notes])
     new_counts = (0, 0)  # lists holding a new item, new items in all
-    with parquet_recommendations(output, serving.item_ids) as table:
+    with parquet_recommendations(output, serving.item_ids, serving.is_new if serving.new_slots else None) as table:
         for start, block in _chunks(chosen, chunk):
             lists, is_fallback = serving.top_k(block, k)
             table.write(block, lists)

@@ -120,6 +120,14 @@ def load_serving(settings: Settings, recommender_type: str) -> Serving:
             f"--ann {inference.ann} needs item vectors to index; the {recommender_type} recommender has none.",
             hint="Use --recommender-type multimodal, or drop --ann (inference.ann: none) to score exactly.",
         )
+    if inference.new_items and not RECOMMENDERS.get(recommender_type).ranks_new_items:
+        raise ConfigError(
+            f"--new-items {inference.new_items} keeps places for items no interaction names yet, but the "
+            f"{recommender_type} recommender learns from interactions alone: every new item gets the same score, "
+            "so it could only fill those places with the same arbitrary items for every user.",
+            hint="Use --recommender-type multimodal (it scores new items from their images, text and metadata), "
+            "or drop --new-items (inference.new_items: 0).",
+        )
     device = resolve_device(inference.device)
     items = load_items(Path(settings.paths.processed_dir))
     interactions = load_interactions(Path(settings.paths.processed_dir))

@@ -24,6 +24,9 @@ class Recommender(ABC):
     """
 
     name: str = "base"
+    # Whether items no interaction names get scores of their own (from content, or at random); a recommender
+    # built from interactions alone gives them all the same score, so it cannot pick among them (--new-items).
+    ranks_new_items: bool = False
 
     def __init__(self) -> None:
         self.item_ids: list[str] = []

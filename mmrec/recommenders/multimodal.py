@@ -48,6 +48,7 @@ class MultimodalRecommender(Recommender):
     """
 
     name = "multimodal"
+    ranks_new_items = True
 
     def __init__(self, model: TwoTowerModel, spec: CheckpointSpec, users: IdEncoder, items_encoder: IdEncoder,
                  items: pd.DataFrame, features: Any | None, device: torch.device | str = "cpu",

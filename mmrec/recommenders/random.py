@@ -17,6 +17,7 @@ class RandomRecommender(Recommender):
     same ranking, whatever batch it is scored in. Unknown users are scored the same way."""
 
     name = "random"
+    ranks_new_items = True
 
     def __init__(self, seed: int = 42) -> None:
         super().__init__()

@@ -35,3 +35,11 @@ def test_a_failure_midway_leaves_the_previous_file_and_no_temp(tmp_path):
         table.write(["u1"], _lists(([0], [1.0])))
         raise RuntimeError("killed")
     assert out.read_bytes() == b"previous" and sorted(p.name for p in tmp_path.iterdir()) == ["recs.parquet"]
+
+
+def test_new_items_add_a_boolean_column(tmp_path):
+    out = tmp_path / "recs.parquet"
+    with parquet_recommendations(out, ["a", "b", "c"], is_new=np.array([False, False, True])) as table:
+        table.write(["u1", "u2"], _lists(([2, 0], [0.9, 0.5]), ([1], [0.3])))
+    frame = pd.read_parquet(out)
+    assert frame["new"].tolist() == [True, False, False] and frame["new"].dtype == bool
