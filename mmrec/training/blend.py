@@ -67,7 +67,14 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
     halflives = HALFLIFE_GRID if cfg.item_item_halflife is None else (cfg.item_item_halflife,)
     # Profile rows = user index, as the trainer's histories and validation users.
     l2_grid: list[dict[str, float]] = []
-    if validated and cfg.item_item_l2_search and item_item_neighbours(cfg, n_items) is None:
+    neighbours = item_item_neighbours(cfg, n_items)
+    if neighbours is not None and cfg.item_item_solver == "auto":
+        notes.append(f"Item-item model: {n_items:,} items exceed model.item_item_dense_max_items "
+                     f"({cfg.item_item_dense_max_items:,}), so each item keeps its {neighbours} nearest items "
+                     f"(the neighbourhood solver, memory items x neighbours) and lambda stays at model.item_item_l2 "
+                     f"({cfg.item_item_l2:g}: the dense solver's lambda search would refit for each value). Raise "
+                     "model.item_item_dense_max_items for the exact solver where memory (items^2 x 4 bytes) allows.")
+    if validated and cfg.item_item_l2_search and neighbours is None:
         cfg, model, l2_grid = _choose_l2(trainer, cfg, train, users, rows, halflives[0], store)
     else:
         model = _fit(trainer, cfg, train, users, rows, halflives[0], store)
@@ -122,7 +129,7 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
                                              cfg.item_item_refit_within_se, notes)
     spec = ItemItemSpec(blend=beta, halflife=halflife, l2=cfg.item_item_l2, l2_grid=l2_grid,
                         content_weight=cfg.item_item_content_weight,
-                        neighbours=item_item_neighbours(cfg, n_items), monitored=chosen.get(monitor, float("nan")),
+                        neighbours=neighbours, monitored=chosen.get(monitor, float("nan")),
                         val=chosen, val_grid=grid, fit_seconds=round(fit_s, 3), content_blend=weight,
                         content_modality=modality, content_grid=content_grid, sequence_blend=sequence_weight,
                         sequence_halflife=sequence_halflife,

@@ -37,6 +37,12 @@ def test_fixed_blend_off_and_too_large_catalogue(tmp_path):
     assert big.item_item is None
     assert any("Item-item model skipped: 40 items exceed" in note for note in big.notes)
     assert any("No distillation: its teacher" in note for note in big.notes)  # trained without, not refused
+    sparse = run_train(load_settings(write_tiny_project(tmp_path / "d", epochs=1, item_item_dense_max_items=10,
+                                                        item_item_neighbours=6, content_blend=False,
+                                                        sequence_blend=False)).settings)
+    assert sparse.item_item["neighbours"] == 6 and sparse.item_item["l2_grid"] == []  # no lambda search
+    assert any("40 items exceed model.item_item_dense_max_items (10), so each item keeps its 6 nearest" in note
+               for note in sparse.notes)
 
 
 def test_lambda_is_chosen_on_validation_and_used_by_the_recommender(tmp_path, monkeypatch):
