@@ -28,10 +28,11 @@ class CheckpointInfo:
     combo: str | None
     epoch: int | None
     monitor: str | None
-    metric: float | None
+    metric: float | None  # on validation: the served blend's (best, with an item-item blend), else the epoch's
     size_bytes: int
     organized: bool
     problem: str = ""  # why the checkpoint cannot be used ("" = its weights load)
+    blended: bool = False  # metric is the served blend's (two-tower + item-item ...), not the two-tower model's
 
     @property
     def valid(self) -> bool:
@@ -55,15 +56,21 @@ def inspect(path: Path) -> tuple[dict[str, Any], str]:
 def describe(path: Path, organized: bool) -> CheckpointInfo:
     meta, problem = inspect(path)
     combo = meta.get("combo") or (path.parent.name if organized else None)
+    item_item = meta.get("item_item") if isinstance(meta.get("item_item"), dict) else {}
+    served = item_item.get("monitored")
+    blended = isinstance(served, (int, float)) and served == served and bool(item_item.get("blend") or
+                                                                              item_item.get("content_blend") or
+                                                                              item_item.get("sequence_blend"))
     return CheckpointInfo(
         path=path,
         combo=combo,
         epoch=meta.get("epoch"),
         monitor=meta.get("monitor"),
-        metric=meta.get("monitored_value"),
+        metric=served if blended else meta.get("monitored_value"),
         size_bytes=path.stat().st_size,
         organized=organized,
         problem=problem,
+        blended=blended,
     )
 
 

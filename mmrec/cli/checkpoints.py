@@ -34,7 +34,8 @@ def _size(n: int) -> str:
 
 @app.command("list")
 def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir: DirOption = None) -> None:
-    """Table of checkpoints: path, combo, epoch, monitored metric, size, organized or not."""
+    """Table of checkpoints: path, epoch, validation metric (a best checkpoint's is the served blend's), size;
+    combo and layout beside old flat checkpoints."""
     from mmrec.checkpoints.catalog import list_checkpoints
 
     root = _checkpoint_dir(ctx, config, checkpoint_dir)
@@ -67,6 +68,10 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir
         if not info.valid:
             console.print(f"[red]{escape(str(info.path.relative_to(root)))} is broken:[/red] "
                           f"{escape(str(info.problem))}")
+    if any(info.blended for info in infos):
+        console.print(f"{escape(metric_name)} is on validation: a best checkpoint's is the model it serves (the "
+                      "two-tower model blended with the item-item model), a last checkpoint's the two-tower "
+                      "model's at that epoch.")
     if any(not info.organized for info in infos):
         console.print("Flat checkpoints found (old layout): run `mmrec checkpoints organize`.")
 

@@ -22,6 +22,18 @@ def test_list_shows_combo_metric_and_layout(tmp_path):
     assert "v_t" in result.output and "0.2500" in result.output and "organize" in result.output
 
 
+def test_list_shows_the_served_blend_of_a_best_checkpoint(tmp_path):
+    save_checkpoint(tmp_path / "v_t" / "best_model.pth", {"model": {}},
+                    {"combo": "v_t", "epoch": 4, "monitor": "ndcg@10", "monitored_value": 0.25,
+                     "item_item": {"blend": 0.5, "monitored": 0.3125}})
+    save_checkpoint(tmp_path / "v_t" / "last_model.pth", {"model": {}},
+                    {"combo": "v_t", "epoch": 6, "monitor": "ndcg@10", "monitored_value": 0.2})
+    result = runner.invoke(app, ["checkpoints", "list", "--checkpoint-dir", str(tmp_path)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "0.3125" in result.output and "0.2500" not in result.output and "0.2000" in result.output
+    assert "a best checkpoint's is the model it serves" in result.output
+
+
 def test_list_empty_folder(tmp_path):
     result = runner.invoke(app, ["checkpoints", "list", "--checkpoint_dir", str(tmp_path)])
     assert result.exit_code == 0 and "No checkpoints" in result.output
