@@ -71,7 +71,8 @@ def recommend(
         list[str] | None, typer.Option("--users", "--user", help="User ids: --users u1 u2 or repeated.")
     ] = None,
     user_file: Annotated[
-        Path | None, typer.Option("--user-file", "--user_file", help="File with one user id per line.")
+        Path | None, typer.Option("--user-file", "--user_file",
+                                  help="File with one user id per line (lines starting with # are comments).")
     ] = None,
     sample_users: Annotated[
         int | None,

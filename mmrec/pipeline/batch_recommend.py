@@ -105,7 +105,7 @@ def run_batch_recommend(
     if ann_check and inference.ann == "none":
         raise ConfigError("--ann-check measures the approximate index, but none is on.",
                           hint="Pass --ann faiss_ivf or --ann faiss_hnsw (inference.ann) as well.")
-    named = [] if all_users else requested_users(users, user_file)
+    named, file_notes = ([], []) if all_users else requested_users(users, user_file)
     progress(ProgressEvent(task="recommend", description=f"loading {recommender_type}"))
     serving = load_serving(settings, recommender_type)
     chosen, selection_notes = (serving.seen.users, []) if all_users else select_users(
@@ -114,7 +114,7 @@ def run_batch_recommend(
     chunk = rows_per_chunk(settings.evaluation.batch_size, serving.n_items)
     result = BatchRecommendResult(recommender_type, k, output, n_users=len(chosen), chunk_users=chunk,
                                   ann=None if inference.ann == "none" else inference.ann,
-                                  notes=[*serving.notes, *selection_notes])
+                                  notes=[*serving.notes, *file_notes, *selection_notes])
     new_counts = (0, 0)  # lists holding a new item, new items in all
     with parquet_recommendations(output, serving.item_ids, serving.is_new if serving.new_slots else None) as table:
         for start, block in _chunks(chosen, chunk):

@@ -74,15 +74,25 @@ class RecommendResult:
         }
 
 
-def requested_users(users: Sequence[str] | None, user_file: Path | None) -> list[str]:
-    """The users named explicitly, then those of the user file (read now, before any model loads: a missing
-    file is refused at once). Ids are stripped of surrounding spaces wherever they come from, as preprocess
-    strips them."""
+def requested_users(users: Sequence[str] | None, user_file: Path | None) -> tuple[list[str], list[str]]:
+    """(the users named explicitly, then those of the user file, notes). The file is read now, before any model
+    loads, so a missing one is refused at once; its blank lines and lines starting with `#` (comments) are no
+    user and are counted in the notes. Ids are stripped of surrounding spaces wherever they come from, as
+    preprocess strips them."""
     named = typed_ids(users or [])
+    notes: list[str] = []
     if user_file is not None:
         text = read_text_file(user_file, "User file", hint="Pass a text file with one user id per line.")
-        named += typed_ids(text.splitlines())
-    return named
+        lines = [line.strip() for line in text.splitlines()]
+        comments = sum(line.startswith("#") for line in lines)
+        blank = sum(not line for line in lines)
+        named += typed_ids(line for line in lines if not line.startswith("#"))
+        skipped = [f"{n:,} {what}" for n, what in ((comments, "comment line(s) starting with #"),
+                                                   (blank, "blank line(s)")) if n]
+        if skipped:
+            notes.append(f"User file {user_file}: {' and '.join(skipped)} skipped"
+                         + (" (an id that starts with # can be passed with --users)." if comments else "."))
+    return named, notes
 
 
 def select_users(
@@ -95,6 +105,9 @@ def select_users(
     sample; notes)."""
     chosen = list(named)
     notes: list[str] = []
+    repeated = len(named) - len(set(named))
+    if repeated:
+        notes.append(f"{repeated:,} user id(s) were named more than once; each user gets one list.")
     if sample_users:
         rng = np.random.default_rng(seed)
         already = set(chosen)  # sample beyond the explicitly named users
@@ -168,11 +181,12 @@ def run_recommend(
     does not know get the evaluation.cold_user_fallback scores, flagged as `fallback` in the output.
     """
     inference = settings.inference
-    named = requested_users(users, user_file)
+    named, file_notes = requested_users(users, user_file)
     progress(ProgressEvent(task="recommend", description=f"loading {recommender_type}"))
     serving = load_serving(settings, recommender_type)
     model, item_ids, titles = serving.model, serving.item_ids, serving.titles
     chosen, selection_notes = select_users(serving.seen.users, named, sample_users, settings.evaluation.seed)
+    selection_notes = [*file_notes, *selection_notes]
     if serving.index is not None:
         selection_notes.append(f"Candidates come from the approximate {inference.ann} index (inference.ann), so a "
                                "list can differ from exact scoring; `--all-users --ann-check N` measures its recall.")

@@ -36,7 +36,7 @@ def test_users_with_diversity_and_unknown_user(config, tmp_path):
 
 def test_user_file_sample_users_and_include_seen(config, tmp_path):
     file = tmp_path / "users.txt"
-    file.write_text("u002\n\nu003\n")
+    file.write_text("# users to mail\nu002\n\nu003\n u002\n")
     out = tmp_path / "r.json"
     result = runner.invoke(app, [
         "recommend", "--config", str(config), "--user-file", str(file), "--sample-users", "2",
@@ -46,6 +46,9 @@ def test_user_file_sample_users_and_include_seen(config, tmp_path):
     saved = json.loads(out.read_text())
     assert [u["user_id"] for u in saved["users"]][:2] == ["u002", "u003"] and len(saved["users"]) == 4
     assert len(saved["users"][0]["items"]) == 30  # seen items allowed: the whole catalogue
+    assert saved["notes"][:2] == [
+        f"User file {file}: 1 comment line(s) starting with # and 1 blank line(s) skipped (an id that starts with # "
+        "can be passed with --users).", "1 user id(s) were named more than once; each user gets one list."]
 
 
 def test_no_users_is_a_clear_error(config):
