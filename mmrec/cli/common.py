@@ -85,6 +85,14 @@ def print_notes(notes: Iterable[str], progress: RichProgress | None = None) -> N
             console.print(f"[yellow]{escape(note)}")
 
 
+def _rate(done: float, elapsed: float) -> str:
+    """Units per second, or seconds per unit below one a second (trials, epochs): '' before any unit is done."""
+    if done <= 0 or elapsed <= 0:
+        return ""
+    per_s = done / elapsed
+    return f"{per_s:,.1f}/s" if per_s >= 1 else f"{elapsed / done:,.0f} s each"
+
+
 class RichProgress:
     """A ProgressCallback that draws one rich bar per task (items/s, ETA)."""
 
@@ -121,13 +129,15 @@ class RichProgress:
             # A finished task never drawn, or a bare message: no bar (a bar of unknown length would stay a spinner).
             if (event.done or event.message) and not event.total and not event.completed:
                 return
+            # Started at what is already done (a resumed study, cached features): the rate and ETA count
+            # only this run's progress, not a jump from 0.
             task_id = self._progress.add_task(
-                event.description or event.task, total=event.total, rate="", metrics=""
+                event.description or event.task, total=event.total, completed=event.completed or 0, rate="",
+                metrics="", start_completed=event.completed or 0,
             )
             self._tasks[event.task] = task_id
         task = next(t for t in self._progress.tasks if t.id == task_id)  # `tasks` is a list: ids are not indices
-        elapsed = task.elapsed or 0.0
-        rate = f"{event.completed / elapsed:,.1f}/s" if elapsed > 0 and event.completed else ""
+        rate = _rate(event.completed - task.fields["start_completed"], task.elapsed or 0.0)
         metrics = "  ".join(f"{k}={v:.4g}" for k, v in event.metrics.items())
         self._progress.update(
             task_id,

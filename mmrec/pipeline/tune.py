@@ -217,8 +217,12 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
                 "tune.fastest_within_se: 0 selects the best value.")
         if best is not None and best.attrs.get("baseline"):
             changes = best.attrs.get("baseline_changes")
+            searched = sum(t.state in ("COMPLETE", "PRUNED") for t in trials) - 1  # trials besides this one
+            verdict = (f"none of the {searched} other trial(s) did better on validation" if searched else
+                       "no other trial has finished yet, so nothing was searched: raise --trials (or --timeout) "
+                       "and run the same command again to continue the study")
             notes.append(f"The selected trial {best.number} is the settings the study started from"
-                         + (f" ({changes})" if changes else "") + ": the search found nothing better on validation.")
+                         + (f" ({changes})" if changes else "") + f": {verdict}.")
         if finished < tune.n_trials and timed_out:
             notes.append(f"The timeout (--timeout {tune.timeout_s:g} s) ended the study after {finished} of "
                          f"{tune.n_trials} trials; run the same command again to continue it.")

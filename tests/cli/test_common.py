@@ -11,3 +11,17 @@ def test_error_text_in_brackets_is_shown_not_read_as_markup():
         common.render_error(ConfigError("item [i1] is odd", hint="pip install 'mmrec[ann]'"))
     text = " ".join(captured.get().replace("│", " ").split())
     assert "item [i1] is odd" in text and "pip install 'mmrec[ann]'" in text
+
+
+def test_progress_rate_counts_this_runs_progress_and_slow_units_read_as_seconds_each():
+    from rich.console import Console
+
+    from mmrec.progress import ProgressEvent
+
+    assert common._rate(0, 5.0) == "" and common._rate(3, 0.0) == ""
+    assert common._rate(30, 2.0) == "15.0/s" and common._rate(2, 120.0) == "60 s each"
+    progress = common.RichProgress(Console(file=None, force_terminal=False, width=200))
+    with progress:
+        progress(ProgressEvent("trials", 7, 10, "study"))  # a resumed study: 7 done before this run
+        task = progress._progress.tasks[0]
+        assert task.completed == 7 and task.fields["start_completed"] == 7 and task.fields["rate"] == ""

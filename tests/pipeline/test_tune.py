@@ -297,3 +297,10 @@ def test_the_first_trial_is_the_current_settings_where_the_space_holds_them():
     assert trial.suggest_float("training.weight_decay", 1e-8, 1e-2, log=True) == 1e-8
     assert trial.suggest_int("training.epochs", 5, 30) == 5
     assert "training.history_refresh_steps" not in trial.params
+
+
+def test_a_one_trial_study_does_not_claim_it_searched(tmp_path):
+    settings, _ = tiny_settings(tmp_path, n_trials=1)
+    result = run_tune(settings)
+    assert any("study started from" in note and "no other trial has finished yet, so nothing was searched" in note
+               for note in result.notes), result.notes
