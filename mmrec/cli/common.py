@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
+from rich.table import Column
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -85,6 +86,11 @@ def print_notes(notes: Iterable[str], progress: RichProgress | None = None) -> N
             console.print(f"[yellow]{escape(note)}")
 
 
+def _number(value: float) -> str:
+    """A metric as read at a glance: 12,346 for large values (not 1.235e+04), 4 significant digits else."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
 def _rate(done: float, elapsed: float) -> str:
     """Units per second, or seconds per unit below one a second (trials, epochs): '' before any unit is done."""
     if done <= 0 or elapsed <= 0:
@@ -97,18 +103,23 @@ class RichProgress:
     """A ProgressCallback that draws one rich bar per task (items/s, ETA)."""
 
     def __init__(self, console_: Console | None = None, transient: bool = False) -> None:
+        shown = console_ or console
+        # The description takes what the other columns leave (cut with an ellipsis, never the counts); below
+        # 100 columns the percentage and elapsed time give way (M/N and the ETA say as much).
+        wide = shown.width >= 100
         self._progress = Progress(
             SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            TextColumn("[bold]{task.description}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
+            BarColumn(bar_width=24 if wide else 10),
             MofNCompleteColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
+            *((TaskProgressColumn(),) if wide else ()),
+            TextColumn("{task.fields[rate]}", table_column=Column(no_wrap=True)),
+            *((TimeElapsedColumn(),) if wide else ()),
             TimeRemainingColumn(),
-            TextColumn("{task.fields[metrics]}"),
-            console=console_ or console,
+            TextColumn("{task.fields[metrics]}", table_column=Column(no_wrap=True)),
+            console=shown,
             transient=transient,
+            expand=True,
         )
         self._tasks: dict[str, Any] = {}
         self.shown: set[str] = set()  # the messages already printed (print_notes skips them)
@@ -138,7 +149,7 @@ class RichProgress:
             self._tasks[event.task] = task_id
         task = next(t for t in self._progress.tasks if t.id == task_id)  # `tasks` is a list: ids are not indices
         rate = _rate(event.completed - task.fields["start_completed"], task.elapsed or 0.0)
-        metrics = "  ".join(f"{k}={v:.4g}" for k, v in event.metrics.items())
+        metrics = " ".join(f"{k}={_number(v)}" for k, v in event.metrics.items())
         self._progress.update(
             task_id,
             completed=event.completed,
