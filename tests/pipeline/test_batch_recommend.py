@@ -232,3 +232,27 @@ def test_serving_says_how_many_items_have_no_id_embedding(tmp_path):
     serving = load_serving(settings, "multimodal")
     assert len(serving.notes) == 1 and serving.notes[0].startswith("1 of 41 catalogue items had no training interaction")
     assert np.isfinite(serving.model.score(["u0"])[0, -1].item())  # still scored
+
+
+def test_new_items_keep_their_places_for_the_multimodal_model_in_both_modes(trained):
+    """Items added after training (content only): every list holds the reserved ones, batch as recommend."""
+    root, settings = trained
+    processed = root / "processed"
+    items = load_items(processed)
+    new = items.iloc[:3].assign(item_id=["n1", "n2", "n3"])
+    save_items(pd.concat([items, new], ignore_index=True), processed)
+    try:
+        settings = _with(settings, new_items=2)
+        out = root / "new.parquet"
+        result = run_batch_recommend(settings, out, all_users=True)
+        frame = pd.read_parquet(out)
+        assert frame["new"].tolist() == frame["item_id"].isin({"n1", "n2", "n3"}).tolist()
+        per_user = frame.groupby("user_id")["new"].sum()
+        assert (per_user >= 2).all() and frame.groupby("user_id").size().eq(5).all()
+        assert f"{len(per_user)} of {len(per_user)} lists hold new items" in " ".join(result.notes)
+        _same_as_recommend(frame, settings, "multimodal", ["u0", "u7", "u29"])
+        single = run_recommend(settings, users=["u0"])
+        assert [i["new"] for i in single.users[0].items] == [i["item_id"] in {"n1", "n2", "n3"}
+                                                            for i in single.users[0].items]
+    finally:
+        save_items(items, processed)
