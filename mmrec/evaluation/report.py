@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from mmrec.evaluation.evaluator import ModelEvaluation
-from mmrec.fileio import atomic_write_json, atomic_write_text
+from mmrec.fileio import atomic_write_json, atomic_write_text, read_json
 from mmrec.provenance import package_versions
 
 TOPK_METRICS = ("precision", "recall", "ndcg", "hit_rate")
@@ -104,6 +104,22 @@ def markdown_report(report: EvaluationReport) -> str:
     ]
     parts += ["", "| model | fit s | eval s | users/s |", "|---|---:|---:|---:|", *timing, ""]
     return "\n".join(parts)
+
+
+def replaced_models_note(report: EvaluationReport, results_dir: Path) -> str | None:
+    """When results_dir's evaluation.json holds models this report lacks (an earlier `--compare`), what writing
+    this report over it loses; None otherwise (nothing there, unreadable, or nothing lost)."""
+    path = Path(results_dir) / "evaluation.json"
+    try:
+        earlier = read_json(path).get("models") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    lost = [str(name) for name in earlier if name not in {m.name for m in report.models}]
+    if not lost:
+        return None
+    return (f"This evaluation replaces {path}, whose results also held {', '.join(lost)}: each evaluation rewrites "
+            "the evaluation files of paths.results_dir. Pass --compare (or name them with --recommender-type) to "
+            "keep them in the table, or evaluate into another folder (MMREC_PATHS__RESULTS_DIR=...).")
 
 
 def write_report(report: EvaluationReport, results_dir: Path) -> dict[str, Path]:

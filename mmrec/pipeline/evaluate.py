@@ -22,7 +22,13 @@ from mmrec.evaluation.dataset import (
 )
 from mmrec.evaluation.evaluator import ModelEvaluation, evaluate_model
 from mmrec.evaluation.plots import write_plots
-from mmrec.evaluation.report import SAMPLED_NOTE, EvaluationReport, write_predictions, write_report
+from mmrec.evaluation.report import (
+    SAMPLED_NOTE,
+    EvaluationReport,
+    replaced_models_note,
+    write_predictions,
+    write_report,
+)
 from mmrec.fileio import sha256_file
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.recommenders import RECOMMENDERS, create_recommender
@@ -230,6 +236,8 @@ def run_evaluate(
         )
     if write_files:
         results_dir = Path(settings.paths.results_dir)
+        if note := replaced_models_note(report, results_dir):
+            report.notes.append(note)
         report.files.update(write_report(report, results_dir))
         report.files.update(write_plots(report, results_dir))
         if save_predictions is not None:

@@ -27,6 +27,16 @@ def test_underscore_spellings_space_separated_k_and_table(config, tmp_path):
     assert set(json.loads(preds.read_text())) == {"popularity", "item_knn"}
 
 
+def test_an_evaluation_that_drops_earlier_models_says_so(config, tmp_path):
+    first = runner.invoke(app, ["evaluate", "-c", str(config), "--recommender-type", "popularity", "item_knn"])
+    assert first.exit_code == 0 and "replaces" not in first.output
+    again = runner.invoke(app, ["evaluate", "-c", str(config), "--recommender-type", "item_knn"],
+                          terminal_width=200)
+    flat = " ".join(again.output.split())
+    assert again.exit_code == 0 and "whose results also held popularity" in flat
+    assert list(json.loads((tmp_path / "results" / "evaluation.json").read_text())["models"]) == ["item_knn"]
+
+
 def test_dashed_spellings_ranking_task(config):
     result = runner.invoke(app, [
         "evaluate", "--config", str(config), "--recommender-type", "random", "--recommender-type", "user_knn",
