@@ -372,6 +372,10 @@ class EvaluationSettings(Section):
     knn_neighbors: int = Field(50, ge=1)
     knn_shrinkage: float = Field(10.0, ge=0.0)
     cold_user_fallback: Literal["popularity", "random"] = "popularity"
+    popularity_halflife_days: float | None = Field(
+        None, gt=0, description="popularity (the baseline and the cold-user fallback) counts an interaction "
+        "0.5^(age / half-life), age in days before the newest training interaction: what is popular now, for "
+        "fast-moving catalogues such as news; None = every interaction counts 1 (needs timestamps when set)")
     seed: int = 42
     device: str = Field("auto", description="auto|cpu|cuda|cuda:N: where scores and top-K are computed")
 

@@ -22,6 +22,8 @@ def create_recommender(name: str, evaluation: EvaluationSettings, **kwargs: Any)
         return cls.from_checkpoint(path, **kwargs)
     if name == "random":
         return cls(seed=evaluation.seed)
+    if name == "popularity":
+        return cls(halflife_days=evaluation.popularity_halflife_days)
     if name in ("item_knn", "user_knn"):
         return cls(neighbors=evaluation.knn_neighbors, shrinkage=evaluation.knn_shrinkage)
     return cls()

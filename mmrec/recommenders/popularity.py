@@ -8,12 +8,20 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mmrec.data.ids import positions
+from mmrec.errors import ConfigError
 from mmrec.recommenders.base import RECOMMENDERS, Recommender
 
 
-def item_popularity(item_cols: np.ndarray, n_items: int) -> np.ndarray:
-    """[n_items] float32 training interaction counts per catalogue column."""
-    return np.bincount(item_cols, minlength=n_items).astype(np.float32)
+def item_popularity(item_cols: np.ndarray, n_items: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """[n_items] float32 training interaction counts (or sums of `weights`) per catalogue column."""
+    return np.bincount(item_cols, weights=weights, minlength=n_items).astype(np.float32)
+
+
+def recency_weights(timestamps: np.ndarray, halflife_days: float) -> np.ndarray:
+    """0.5^(age / half-life) per interaction, age in days before the newest one (unix-second timestamps)."""
+    seconds = np.asarray(timestamps, dtype=np.float64)
+    return np.exp2(-(seconds.max() - seconds) / (86400.0 * halflife_days)) if len(seconds) else seconds
 
 
 class FallbackCounter:
@@ -29,21 +37,32 @@ class FallbackCounter:
 
 @RECOMMENDERS.register("popularity")
 class PopularityRecommender(Recommender, FallbackCounter):
-    """score(u, j) = number of training interactions of item j, the same for every user.
+    """score(u, j) = number of training interactions of item j, the same for every user; with a half-life,
+    each interaction counts 0.5^(age / half-life) (age before the newest one): what is popular lately.
 
     Ties (e.g. all never-seen items at 0) are broken by catalogue order through topk.
     """
 
     name = "popularity"
 
-    def __init__(self) -> None:
+    def __init__(self, halflife_days: float | None = None) -> None:
         Recommender.__init__(self)
         FallbackCounter.__init__(self)
+        self.halflife_days = halflife_days
         self.popularity = np.zeros(0, dtype=np.float32)
 
     def fit(self, train: pd.DataFrame, item_ids: Sequence[str]) -> PopularityRecommender:
         _, cols = self._index_catalogue(train, item_ids)
-        self.popularity = item_popularity(cols, self.n_items)
+        weights = None
+        if self.halflife_days is not None:
+            if "timestamp" not in train.columns:
+                raise ConfigError(
+                    f"evaluation.popularity_halflife_days is {self.halflife_days:g}, but the interactions have no "
+                    "timestamp column, so there is no age to weigh them by.",
+                    hint="Set data.timestamp_column and preprocess again, or drop evaluation.popularity_halflife_days.")
+            known = positions(train["item_id"], self.item_ids) >= 0  # the rows `cols` holds, in order
+            weights = recency_weights(train["timestamp"].to_numpy()[known], self.halflife_days)
+        self.popularity = item_popularity(cols, self.n_items, weights)
         return self
 
     def score(self, user_ids: Sequence[str], device: torch.device | str = "cpu") -> torch.Tensor:

@@ -36,6 +36,18 @@ def test_train_items_outside_catalogue_are_ignored():
     assert PopularityRecommender().fit(train, ITEMS).score(["u1"]).tolist() == [[1.0, 3.0, 0.0]]
 
 
+def test_popularity_with_a_half_life_counts_what_is_popular_lately():
+    day = 86_400
+    # a: three interactions 20 days before the newest; b: two on the last day; zzz is outside the catalogue.
+    train = pd.DataFrame({"user_id": ["u1", "u2", "u3", "u4", "u5", "u6"], "item_id": ["a", "a", "a", "zzz", "b", "b"],
+                          "timestamp": [0, 0, 0, 5 * day, 20 * day, 20 * day]})
+    assert PopularityRecommender().fit(train, ITEMS).score(["u1"]).tolist() == [[3.0, 2.0, 0.0]]
+    model = create_recommender("popularity", EvaluationSettings(popularity_halflife_days=10))
+    assert model.fit(train, ITEMS).score(["u1"])[0].tolist() == pytest.approx([0.75, 2.0, 0.0])
+    with pytest.raises(ConfigError, match="no timestamp column"):
+        model.fit(TRAIN, ITEMS)
+
+
 @pytest.mark.parametrize("name", ["random", "item_knn", "user_knn"])
 def test_factory_passes_the_evaluation_knobs(name):
     """(The fit/score contract of every registered recommender is in test_contract.py.)"""
