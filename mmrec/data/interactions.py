@@ -55,6 +55,12 @@ class InteractionReport:
     # distinct ones, else {"min": .., "max": ..}; an out-of-scale value (a 0 or a 6 on a 1-5 scale) shows here.
     ratings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what the user should know, e.g. a threshold with no ratings
+    # (user_id, item_id) of the rows below the positive threshold: seen, not liked (never in the JSON report)
+    rated_below: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        """The report as JSON-ready values (without the rated-below pairs, which are a table of their own)."""
+        return {name: value for name, value in vars(self).items() if name != "rated_below"}
 
     def drop(self, reason: str, rows: pd.DataFrame) -> None:
         """Count `rows` as dropped for `reason`; keep up to 5 "(user, item)" examples (ids may hold '/')."""
@@ -121,6 +127,12 @@ def clean_interactions(
     if has_time:
         outside = ~frame["timestamp"].between(*TIMESTAMP_RANGE)
         report.drop("timestamp_out_of_range", frame[outside])
+        as_ms = int((frame.loc[outside, "timestamp"] / 1000).between(*TIMESTAMP_RANGE).sum())
+        if as_ms and outside.sum() < len(frame):  # all of them: the no-rows error says it
+            report.notes.append(
+                f"{as_ms:,} of the {int(outside.sum()):,} rows with an out-of-range timestamp hold values like "
+                "1.7e12, which read as dates in milliseconds: they were dropped. Divide those values by 1000 in the "
+                "interactions file (unix seconds) to keep them.")
         frame = frame[~outside]
 
     rejected = frame["item_id"].isin(set(rejected_items))
@@ -146,7 +158,14 @@ def clean_interactions(
     if positive_rating_threshold is not None and has_rating:
         below = frame["rating"] < positive_rating_threshold
         report.drop("below_threshold", frame[below])
+        report.rated_below = frame.loc[below, ["user_id", "item_id"]].astype(str).reset_index(drop=True)
         frame = frame[~below]
+    elif has_rating and frame["rating"].nunique() > 1:
+        low = frame["rating"].min()
+        report.notes.append(
+            f"The interactions have ratings ({low:g} to {frame['rating'].max():g}), but data.positive_rating_threshold "
+            f"is not set, so every rated row counts as a positive (a {low:g} as much as the best): set it (e.g. 4 on "
+            "a 1-5 scale) to learn from what users liked; rows below it are then not recommended back either.")
     elif positive_rating_threshold is not None:
         report.notes.append(
             f"data.positive_rating_threshold is {positive_rating_threshold:g}, but the interactions have no rating "

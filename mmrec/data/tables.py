@@ -19,6 +19,9 @@ from mmrec.fileio import atomic_path, atomic_write_json, read_json
 ITEMS_FILE = "items.parquet"
 INTERACTIONS_FILE = "interactions.parquet"
 REPORT_FILE = "preprocess_report.json"
+# (user_id, item_id) pairs whose latest rating was below data.positive_rating_threshold: no positives, but the
+# user has seen them, so recommend does not suggest them back.
+RATED_BELOW_FILE = "rated_below_threshold.parquet"
 MANIFEST_FILE = "manifest.json"
 _MANIFEST_FORMAT = 1
 ITEM_COLUMNS = (
@@ -54,6 +57,23 @@ def save_interactions(interactions: pd.DataFrame, processed_dir: Path) -> Path:
         interactions.to_parquet(tmp, index=False)
     record_in_manifest(path)
     return path
+
+
+def save_rated_below(pairs: pd.DataFrame, processed_dir: Path) -> Path:
+    """Write rated_below_threshold.parquet (user_id, item_id) atomically."""
+    path = Path(processed_dir) / RATED_BELOW_FILE
+    with atomic_path(path) as tmp:
+        pairs[["user_id", "item_id"]].astype(str).to_parquet(tmp, index=False)
+    record_in_manifest(path)
+    return path
+
+
+def load_rated_below(processed_dir: Path) -> pd.DataFrame:
+    """The pairs rated below the positive threshold (empty when none, or for a folder written before them)."""
+    path = Path(processed_dir) / RATED_BELOW_FILE
+    if not path.is_file():
+        return pd.DataFrame({"user_id": pd.Series(dtype=str), "item_id": pd.Series(dtype=str)})
+    return _read(path).astype({"user_id": str, "item_id": str})
 
 
 def _describe(path: Path) -> dict[str, int | str]:

@@ -22,10 +22,12 @@ from mmrec.data.tables import (
     INTERACTIONS_FILE,
     ITEMS_FILE,
     MANIFEST_FILE,
+    RATED_BELOW_FILE,
     REPORT_FILE,
     record_in_manifest,
     save_interactions,
     save_items,
+    save_rated_below,
     verify_in_manifest,
 )
 from mmrec.errors import ConfigError, DataError
@@ -36,7 +38,8 @@ from mmrec.settings import Settings
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 PROCESSED_IMAGES = "images"
-_OWN_ENTRIES = frozenset({ITEMS_FILE, INTERACTIONS_FILE, REPORT_FILE, MANIFEST_FILE, PROCESSED_IMAGES})
+_OWN_ENTRIES = frozenset({ITEMS_FILE, INTERACTIONS_FILE, RATED_BELOW_FILE, REPORT_FILE, MANIFEST_FILE,
+                          PROCESSED_IMAGES})
 
 
 @dataclass
@@ -280,6 +283,8 @@ def run_preprocess(
         items.insert(6, "image_fingerprint", [results[i].fingerprint for i in items["item_id"]])
         save_items(items, staging)
         save_interactions(interactions, staging)
+        if interaction_report.rated_below is not None:
+            save_rated_below(interaction_report.rated_below, staging)
         report = {
             "fingerprint": fingerprint,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -297,7 +302,7 @@ def run_preprocess(
             "images": {**_image_report(results, image_seconds, settings.preprocess.num_workers),
                        "folder": str(data_dir / data.images_subdir),
                        "folder_exists": (data_dir / data.images_subdir).is_dir()},
-            "interactions": asdict(interaction_report),
+            "interactions": interaction_report.to_dict(),
             "columns": {
                 "numeric": [c for c in settings.data.numerical_features_cols
                             if not item_report.numeric[c]["no_information"]],

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mmrec.data.tables import load_interactions, load_items
+from mmrec.data.tables import load_interactions, load_items, load_rated_below
 from mmrec.device import resolve_device
 from mmrec.errors import ConfigError
 from mmrec.inference.ann import ItemIndex, candidate_score_matrix, require_faiss
@@ -50,6 +50,13 @@ class Serving:
     notes: list[str] = field(default_factory=list)  # what the user should know about this serving setup
     is_new: np.ndarray | None = None  # [n_items] items no processed interaction names (inference.new_items)
     new_slots: int = 0  # places of each list reserved for them (inference.new_items)
+    # What exclude_seen masks when it is more than `seen`: also the items rated below the positive threshold
+    masked: SeenItems | None = None
+
+    @property
+    def not_again(self) -> SeenItems:
+        """The items each user is not recommended again (exclude_seen): interacted with or rated low."""
+        return self.masked if self.masked is not None else self.seen
 
     @property
     def n_items(self) -> int:
@@ -78,7 +85,7 @@ class Serving:
         served = np.flatnonzero(~exact)
         if len(served):
             served_users = [users[i] for i in served]
-            most_seen = max(len(s) for s in self.seen.rows(served_users)) if self.exclude_seen else 0
+            most_seen = max(len(s) for s in self.not_again.rows(served_users)) if self.exclude_seen else 0
             candidates = self.index.search(vectors[torch.as_tensor(served, device=vectors.device)], k * self.pool_factor + most_seen)
             scores[torch.as_tensor(served, device=self.device)] = candidate_score_matrix(
                 candidates, lambda cols: self.model.score_columns(served_users, cols, self.device),
@@ -92,7 +99,7 @@ class Serving:
     def top_k(self, users: Sequence[str], k: int) -> tuple[TopKLists, list[bool]]:
         """Per user the k best (unseen, unless exclude_seen is off) catalogue rows and scores; fallback flags."""
         scores, is_fallback = self.scores(users, k)
-        seen = self.seen.rows(users) if self.exclude_seen else None
+        seen = self.not_again.rows(users) if self.exclude_seen else None
         lists = finite_rows(*top_k_unseen(scores, seen, k))
         if self.new_slots and self.is_new is not None and self.is_new.any():
             lists = self._reserve_new(scores, lists, is_fallback, min(self.new_slots, k))
@@ -151,12 +158,19 @@ def load_serving(settings: Settings, recommender_type: str) -> Serving:
                 f"The checkpoint's item-item blend weight is {blend:g}: the index holds two-tower vectors, which carry "
                 f"{1 - blend:g} of the final score, so its candidate pool may miss items the item-item model ranks "
                 "high. Measure it with --ann-check N; raise inference.ann_pool_factor or score exactly (no --ann).")
-    seen = SeenItems(interactions, {item: j for j, item in enumerate(item_ids)})
-    is_new = ~pd.Series(item_ids).isin(set(interactions["item_id"])).to_numpy()
+    item_index = {item: j for j, item in enumerate(item_ids)}
+    seen = SeenItems(interactions, item_index)
+    rated_below, masked = load_rated_below(Path(settings.paths.processed_dir)), None
+    if len(rated_below) and inference.exclude_seen:
+        masked = SeenItems(pd.concat([interactions[["user_id", "item_id"]], rated_below], ignore_index=True),
+                           item_index)
+        notes.append(f"{len(rated_below):,} (user, item) pair(s) rated below data.positive_rating_threshold are "
+                     "not recommended back: they count as seen, though not as liked.")
+    is_new = ~pd.Series(item_ids).isin(set(interactions["item_id"]) | set(rated_below["item_id"])).to_numpy()
     if inference.new_items:
         notes.append(new_items_note(inference.new_items, int(is_new.sum()), len(item_ids), fallback_name))
     return Serving(item_ids, titles, interactions, model, fallback, fallback_name, seen, inference.exclude_seen,
-                   device, index, inference.ann_pool_factor, notes, is_new, inference.new_items)
+                   device, index, inference.ann_pool_factor, notes, is_new, inference.new_items, masked)
 
 
 def new_items_note(slots: int, n_new: int, n_items: int, fallback_name: str) -> str:

@@ -162,6 +162,20 @@ def test_short_lists_and_a_sample_larger_than_the_users_are_noted(config, tmp_pa
     assert f"only {n_users} known users" in _flat(result.output)
 
 
+def test_items_rated_below_the_threshold_are_not_recommended_back(config, tmp_path):
+    from mmrec.data.tables import save_rated_below
+
+    args = ["recommend", "-c", str(config), "--users", "u001", "--recommender-type", "popularity", "--top-k", "3"]
+    before = runner.invoke(app, [*args, "-o", str(tmp_path / "a.json")])
+    first = json.loads((tmp_path / "a.json").read_text())["users"][0]["items"][0]["item_id"]
+    save_rated_below(pd.DataFrame({"user_id": ["u001"], "item_id": [first]}), config.parent / "processed")
+    after = runner.invoke(app, [*args, "-o", str(tmp_path / "b.json")])
+    assert before.exit_code == 0 and after.exit_code == 0, after.output
+    assert first not in [i["item_id"] for i in json.loads((tmp_path / "b.json").read_text())["users"][0]["items"]]
+    assert "1 (user, item) pair(s) rated below data.positive_rating_threshold are not recommended back" in _flat(
+        after.output)
+
+
 def _add_new_items(config):
     """Three catalogue items no interaction names (one title with rich-markup-like brackets)."""
     from mmrec.data.tables import load_items, save_items

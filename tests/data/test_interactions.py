@@ -113,6 +113,9 @@ def test_timestamps_without_a_calendar_date_are_dropped_and_counted():
     assert out["timestamp"].tolist() == [1700000000, 1700000000]
     assert report.dropped == {"timestamp_out_of_range": 2}
     assert report.examples["timestamp_out_of_range"] == ["(u1, b)", "(u2, a)"]
+    assert report.notes == ["1 of the 2 rows with an out-of-range timestamp hold values like 1.7e12, which read as "
+                            "dates in milliseconds: they were dropped. Divide those values by 1000 in the interactions "
+                            "file (unix seconds) to keep them."]
     with pytest.raises(DataError, match="milliseconds"):
         clean_interactions(raw.iloc[[1]], {"a", "b"}, PreprocessSettings())
 
@@ -125,3 +128,7 @@ def test_a_rating_threshold_without_ratings_filters_nothing_and_says_so():
     assert len(report.notes) == 1 and "data.positive_rating_threshold is 4, but the interactions have no rating" \
         in report.notes[0]
     assert clean_interactions(raw, {"a", "b"}, settings, None)[1].notes == []
+    rated = _raw([["u1", "a", "1"], ["u1", "b", "5"]], columns=("user_id", "item_id", "rating"))
+    notes = clean_interactions(rated, {"a", "b"}, settings, None)[1].notes
+    assert len(notes) == 1 and "every rated row counts as a positive (a 1 as much as the best)" in notes[0]
+    assert clean_interactions(rated, {"a", "b"}, settings, 4.0)[1].rated_below.values.tolist() == [["u1", "a"]]

@@ -110,6 +110,11 @@ def test_rating_threshold_keeps_positives_only(tmp_path, dirty_raw):
     interactions = load_interactions(tmp_path / "processed")
     assert interactions["rating"].min() >= 4.0
     assert report["interactions"]["dropped"]["below_threshold"] > 0
+    from mmrec.data.tables import load_rated_below
+
+    below = load_rated_below(tmp_path / "processed")  # seen, not liked: recommend does not suggest them back
+    assert len(below) == report["interactions"]["dropped"]["below_threshold"] and list(below) == ["user_id", "item_id"]
+    assert "rated_below" not in report["interactions"]
 
 
 def test_missing_inputs_are_data_errors(tmp_path, dirty_raw):
