@@ -90,14 +90,15 @@ def check_output_file(path: str | os.PathLike[str], option: str | None = None) -
 def read_text_file(
     path: str | os.PathLike[str], what: str, error: type[MmrecError] = DataError, hint: str | None = None
 ) -> str:
-    """The UTF-8 text of a user-supplied file, or `error` saying what is wrong (`what` names the file)."""
+    """The UTF-8 text of a user-supplied file (without the byte-order mark Notepad and Excel may write), or
+    `error` saying what is wrong (`what` names the file)."""
     path = Path(path)
     if path.is_dir():
         raise error(f"{what} {path} is a directory, not a file.", hint=hint)
     if not path.exists():
         raise error(f"{what} {path} does not exist.", hint=hint)
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise not_utf8_error(path, what, error) from None
     except OSError as exc:

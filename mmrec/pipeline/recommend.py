@@ -108,6 +108,12 @@ def select_users(
     repeated = len(named) - len(set(named))
     if repeated:
         notes.append(f"{repeated:,} user id(s) were named more than once; each user gets one list.")
+    known = set(known_users)
+    joined = [u for u in dict.fromkeys(named) if u not in known and "," in u
+              and all(part.strip() in known for part in u.split(",") if part.strip())]
+    if joined:
+        notes.append(f"{joined[0]!r} is no user, but its comma-separated parts are: ids are separated by spaces "
+                     "(--users u1 u2), so it was served as one unknown user.")
     if sample_users:
         rng = np.random.default_rng(seed)
         already = set(chosen)  # sample beyond the explicitly named users

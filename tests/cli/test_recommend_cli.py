@@ -36,7 +36,7 @@ def test_users_with_diversity_and_unknown_user(config, tmp_path):
 
 def test_user_file_sample_users_and_include_seen(config, tmp_path):
     file = tmp_path / "users.txt"
-    file.write_text("# users to mail\nu002\n\nu003\n u002\n")
+    file.write_bytes("# users to mail\nu002\n\nu003\n u002\n".encode("utf-8-sig"))  # with a BOM, as Notepad writes
     out = tmp_path / "r.json"
     result = runner.invoke(app, [
         "recommend", "--config", str(config), "--user-file", str(file), "--sample-users", "2",
@@ -49,6 +49,11 @@ def test_user_file_sample_users_and_include_seen(config, tmp_path):
     assert saved["notes"][:2] == [
         f"User file {file}: 1 comment line(s) starting with # and 1 blank line(s) skipped (an id that starts with # "
         "can be passed with --users).", "1 user id(s) were named more than once; each user gets one list."]
+
+
+def test_comma_joined_known_ids_are_pointed_out(config):
+    result = _recommend(config, "--users", "u001,u002")
+    assert result.exit_code == 0 and "ids are separated by spaces (--users u1 u2)" in _flat(result.output)
 
 
 def test_no_users_is_a_clear_error(config):
