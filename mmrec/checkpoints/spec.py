@@ -125,6 +125,25 @@ class CheckpointSpec(BaseModel):
     def features_settings(self) -> FeaturesSettings:
         return self._section("features", FeaturesSettings)
 
+    def check_feature_identities(self, identities: dict[str, str | None], path: Path) -> None:
+        """CheckpointError when the item features now at hand are not those this checkpoint was trained on:
+        another import (`mmrec cache import`) or other backbone weights for the same combo. Checkpoints written
+        before identities were recorded, and modalities no item has now, are not checked."""
+        recorded = self.backbones.get("weights") or {}
+        for modality, trained in recorded.items():
+            now = identities.get(modality)
+            if trained is None or now is None or now == trained:
+                continue
+            imported = str(trained).startswith("imported:")
+            raise CheckpointError(
+                f"The {modality} features of {self.backbones.get('combo')} are now "
+                + (f"another import ({now}) than the one" if imported else f"computed with other weights ({now}) "
+                   "than those") + f" checkpoint {path} was trained with ({trained}): its item tower would read "
+                "vectors it never learned from.",
+                hint=("Import the vectors it was trained with again, or retrain with `mmrec train`." if imported
+                      else "Use the backbone weights it was trained with (features.*_weights), or retrain."),
+            )
+
     def check_encoders(self, users: IdEncoder, items: IdEncoder, path: Path) -> None:
         """CheckpointError when `users`/`items` are not the encoders this checkpoint was trained with."""
         for kind, encoder in (("user", users), ("item", items)):

@@ -43,6 +43,9 @@ class ItemFeatures:
     text_dim: int
     computed: int  # items computed on demand during this call
     not_imported: dict[str, int] = field(default_factory=dict)  # imported modality -> items without a vector
+    # modality -> weights id of the vectors (a backbone's weights digest, or `imported:<import>`), for the
+    # modalities some item has: what a checkpoint records and checks (CheckpointSpec.check_feature_identities)
+    identities: dict[str, str | None] = field(default_factory=dict)
 
     def widened(self, modality: str, dim: int) -> ItemFeatures:
         """These features with an empty modality (dim 0: no item has its content) as `dim` zero columns, for a
@@ -130,8 +133,9 @@ def load_item_features(
             tensors[modality] = (tensor, mask, dim)
         store.save_stats({"kind": "load", "items": len(items)})
     (vision, vision_mask, vision_dim), (text, text_mask, text_dim) = tensors["vision"], tensors["text"]
+    identities = {modality: backbones.key_part(modality)[1] for modality in MODALITIES if tensors[modality][2]}
     return ItemFeatures(vision, vision_mask, text, text_mask, features.combo, vision_dim, text_dim, computed,
-                        not_imported)
+                        not_imported, identities)
 
 
 @dataclass

@@ -116,6 +116,7 @@ class TrainingInputs:
     dims: ModelDims
     holdout: str | None = None  # the note when validation was carved out of train
     full_train: Any = None  # all of train.csv (split.train lacks the holdout)
+    feature_identities: dict[str, str | None] = field(default_factory=dict)  # ItemFeatures.identities
 
 
 def prepare_training(settings: Settings, device: torch.device, ctx: DistContext,
@@ -138,7 +139,7 @@ def prepare_training(settings: Settings, device: torch.device, ctx: DistContext,
     dims = ModelDims(len(users), len(item_encoder), int(catalogue.vision.shape[1]), int(catalogue.text.shape[1]),
                      int(catalogue.numeric.shape[1]))
     return TrainingInputs(split, users, item_encoder, item_ids, columns, scaler, catalogue, data, dims, holdout,
-                          full.train)
+                          full.train, features.identities if features is not None else {})
 
 
 def _validation_holdout(settings: Settings, split: SplitFrames) -> tuple[SplitFrames, str | None]:
@@ -206,7 +207,7 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
                       k_values=settings.evaluation.k_values, eval_batch_size=settings.evaluation.batch_size,
                       dist_ctx=ctx, progress=progress, tracker=tracker)
     if resume is not None:
-        _resume(trainer, Path(resume), dims, users, item_encoder, recorded, device)
+        _resume(trainer, Path(resume), dims, users, item_encoder, recorded, device, inputs.feature_identities)
         notes.append(f"Resumed from {resume} after epoch {trainer.epoch}.")
         if trainer.epoch >= settings.training.epochs:
             notes[-1] += (f" training.epochs is {settings.training.epochs}, so no epoch is left to train: "
@@ -226,7 +227,8 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
         "n_users": len(users) - 1,
         "n_items": len(item_ids),
         "numeric": NumericSpec.of(columns, COUNT_FEATURE, scaler),
-        "backbones": {"combo": combo, "vision_dim": dims.vision_dim, "text_dim": dims.text_dim},
+        "backbones": {"combo": combo, "vision_dim": dims.vision_dim, "text_dim": dims.text_dim,
+                      "weights": inputs.feature_identities},
         "monitor": settings.training.monitor,
         # The train.csv trained on: evaluate refuses a test split whose rows this model may have trained on.
         "split": {"splits_dir": str(splits_dir), "train_sha256": sha256_file(splits_dir / "train.csv")},
@@ -358,11 +360,12 @@ def _refit_for_serving(settings: Settings, train: Any, device: torch.device, pro
 
 
 def _resume(trainer: Trainer, path: Path, dims: ModelDims, users: IdEncoder, items: IdEncoder,
-            recorded: dict[str, Any], device: torch.device) -> None:
-    """Restore the full training state; the run must have the same data, encoders and model settings."""
+            recorded: dict[str, Any], device: torch.device, identities: dict[str, str | None]) -> None:
+    """Restore the full training state; the run must have the same data, encoders, features and model settings."""
     state = load_checkpoint(path, map_location=device)
     spec = CheckpointSpec.from_meta(state.get("meta"), path)
     spec.check_encoders(users, items, path)
+    spec.check_feature_identities(identities, path)
     if spec.model_args != dims.to_dict():
         raise CheckpointError(
             f"Checkpoint {path} was built for {spec.model_args}, this run needs {dims.to_dict()}.",

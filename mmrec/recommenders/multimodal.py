@@ -82,6 +82,7 @@ class MultimodalRecommender(Recommender):
             from mmrec.features.item_features import load_item_features
 
             features = load_item_features(items, features_cfg, cache, Path(cache_dir), device)
+            spec.check_feature_identities(features.identities, Path(path))
             for name, want in (("vision", dims.vision_dim), ("text", dims.text_dim)):
                 have = getattr(features, f"{name}_dim")
                 if want and have == 0:  # no item has this content now: all missing, as the mask says

@@ -75,6 +75,23 @@ def test_import_reimport_replace_then_precompute_and_train_report_missing_items(
     train = runner.invoke(app, ["train", "-c", str(project), "--epochs", "1"])
     assert train.exit_code == 0, train.output
     assert "2 of 40 items have no imported vision vector (treated as lacking vision): 'i38', 'i39'" in train.output
+    from mmrec.data.splits import load_split
+    from mmrec.data.tables import save_interactions
+
+    split = load_split(tmp_path / "splits")  # the tiny project has splits only: serve every interaction
+    save_interactions(pd.concat([split.train, split.val, split.test], ignore_index=True), tmp_path / "processed")
+    recommend = runner.invoke(app, ["recommend", "-c", str(project), "--users", "u1", "--top-k", "3"])
+    assert recommend.exit_code == 0, recommend.output
+
+    # Other vectors imported since: the checkpoint refuses them (recommend, evaluate, resume) until retrained.
+    pd.DataFrame({"item_id": [f"i{j}" for j in range(40)], "emb": list(rng.normal(size=(40, 4)))}).to_parquet(
+        tmp_path / "t.parquet")
+    assert _cache("import", "--modality", "text", tmp_path / "t.parquet", "-c", project).exit_code == 0
+    last = next((tmp_path / "checkpoints").rglob("last_model.pth"))
+    for command in (["recommend", "--users", "u1"], ["evaluate"], ["train", "--resume", str(last)]):
+        refused = runner.invoke(app, [command[0], "-c", str(project), *command[1:]])
+        assert refused.exit_code == 2, (command, refused.output)
+        assert "another import" in refused.output and "than the one checkpoint" in refused.output, refused.output
 
 
 def test_precompute_before_any_import_says_what_to_do(project):
