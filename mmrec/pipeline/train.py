@@ -177,6 +177,11 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
     catalogue, data, dims, columns, scaler = inputs.catalogue, inputs.data, inputs.dims, inputs.columns, inputs.scaler
     if inputs.holdout is not None:
         notes.append(inputs.holdout)
+    if settings.training.validate_on == "cold_items":
+        notes.append("training.validate_on is cold_items: the best epoch and the blend are chosen for ranking "
+                     "items without train interactions among themselves. Against the whole catalogue such a model "
+                     "can rank far below one chosen with validate_on: all, so serve it for cold items (e.g. recommend --new-items) and train with "
+                     "validate_on: all for everyday lists.")
     splits_dir = Path(settings.paths.splits_dir)
     stale = stale_split_note(splits_dir, Path(settings.paths.processed_dir))
     off_catalogue = sum(data.skipped.get(f"{part}_interactions_on_items_not_in_catalogue", 0)
@@ -247,7 +252,9 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
                         CheckpointSpec(kind="last", **spec).to_meta())
 
     epochs_before = trainer.epoch
-    previous = _final_value(best_path) if resume is None and ctx.is_main else None  # an earlier run's, replaced
+    train_sha = base_spec["split"]["train_sha256"]
+    # An earlier run's, replaced (only one validated on the same split: values of other splits do not compare)
+    previous = _final_value(best_path, train_sha) if resume is None and ctx.is_main else None
     history = trainer.fit(on_epoch_end=write_checkpoints)
     item_item, val_per_user = None, None
     # A resumed run with no epoch left keeps the blend its best checkpoint already records (choosing it again
@@ -268,7 +275,7 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
             _refit_for_serving(settings, inputs.full_train, device, progress)
         if per_user:
             val_per_user = trainer.validation_per_user(chosen[1] if chosen is not None else trainer.scorer())
-    final = _final_value(best_path) if previous is not None else None
+    final = _final_value(best_path, train_sha) if previous is not None else None
     if previous is not None and final is not None and final[0] < previous[0]:
         notes.append(f"This run replaced the {best_path.name} of an earlier run{previous[1]}, which validated higher "
                      f"({trainer.monitor} {previous[0]:.4f}; this run {final[0]:.4f}): each run's checkpoints replace "
@@ -304,14 +311,16 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
     )
 
 
-def _final_value(best_path: Path) -> tuple[float, str] | None:
+def _final_value(best_path: Path, train_sha256: str) -> tuple[float, str] | None:
     """(the validation value a best checkpoint ends at: its blend's when chosen, else its epoch's; ' of <date>'),
-    or None when there is none or it does not read."""
+    or None when there is none, it does not read, or it trained on another train.csv than `train_sha256`."""
     if not best_path.is_file():
         return None
     try:
         meta = read_meta(best_path)
     except MmrecError:
+        return None
+    if (meta.get("split") or {}).get("train_sha256") != train_sha256:
         return None
     value = (meta.get("item_item") or {}).get("monitored")
     value = meta.get("monitored_value") if value is None else value

@@ -90,3 +90,7 @@ def test_a_run_that_replaces_a_better_checkpoint_says_so(tmp_path):
     assert "UTC" in note and "MMREC_PATHS__CHECKPOINT_DIR" in note
     better = run_train(load_settings(config).settings)  # as good again: no note
     assert not any("replaced" in note for note in better.notes)
+    train_csv = tmp_path / "splits" / "train.csv"
+    train_csv.write_text("".join(train_csv.read_text().splitlines(keepends=True)[:-1]))  # another split
+    other = run_train(load_settings(config, {"training.epochs": 1, "training.learning_rate": 1e-6}).settings)
+    assert not any("replaced" in note for note in other.notes)  # values of two splits do not compare
