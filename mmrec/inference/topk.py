@@ -22,7 +22,9 @@ def top_k_unseen(
     """(indices [b, k'], scores [b, k']) best first; seen[u] holds catalogue indices to skip for row u.
 
     k' = min(k, n_items); a user who has seen nearly everything gets -inf-scored filler at the end,
-    which callers drop (see `finite_rows`).
+    which callers drop (see `finite_rows`). Equal scores go in catalogue order, and a tie at the cut keeps
+    the first items of the catalogue, so a shorter list is always the start of a longer one (torch.topk
+    alone picks among tied items differently for each k: popularity's many ties showed it).
     """
     scores = scores.to(torch.float32).clone()
     if seen is not None and len(seen):
@@ -31,8 +33,17 @@ def top_k_unseen(
             rows = torch.from_numpy(np.repeat(np.arange(len(seen)), lengths)).to(scores.device)
             cols = torch.from_numpy(np.concatenate([np.asarray(s, dtype=np.int64) for s in seen])).to(scores.device)
             scores[rows, cols] = float("-inf")
-    values, indices = torch.topk(scores, min(k, scores.shape[1]), dim=1)
-    return indices, values
+    k = min(k, scores.shape[1])
+    values, indices = torch.topk(scores, k, dim=1)
+    if k == 0 or torch.isnan(values).any():
+        return indices, values
+    cut = values[:, -1:]
+    above, tied = scores > cut, scores == cut
+    need = k - above.sum(dim=1, keepdim=True)
+    chosen = above | (tied & (torch.cumsum(tied, dim=1) <= need))  # exactly k per row: the first tied ones
+    indices = chosen.nonzero()[:, 1].view(-1, k)  # in catalogue order
+    values, order = torch.sort(scores.gather(1, indices), dim=1, descending=True, stable=True)
+    return indices.gather(1, order), values
 
 
 def finite_rows(indices: torch.Tensor, values: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -41,3 +41,18 @@ def test_new_items_take_the_last_places_of_a_list_short_of_them():
     # Fewer new items than places: the list gets what there is and keeps its length.
     rows, _ = reserve_new_items(idx, val, np.array([8]), np.array([0.2]), 3, is_new)
     assert rows.tolist() == [0, 1, 2, 8]
+
+
+def test_ties_go_in_catalogue_order_so_a_shorter_list_starts_a_longer_one():
+    import torch
+
+    from mmrec.inference.topk import top_k_unseen
+
+    scores = torch.tensor([[1.0, 3, 3, 3, 2, 3, 0], [5, 5, 5, 5, 5, 5, 5]])
+    lists = {k: top_k_unseen(scores, None, k)[0].tolist() for k in (1, 3, 5, 7)}
+    assert lists[7] == [[1, 2, 3, 5, 4, 0, 6], list(range(7))]
+    assert all(row[:k] == longer for k in (1, 3, 5) for row, longer in zip(lists[7], lists[k]))
+    random = torch.randn(40, 300)
+    indices, values = top_k_unseen(random, None, 20)
+    expected_values, expected_indices = torch.topk(random, 20)
+    assert torch.equal(indices, expected_indices) and torch.equal(values, expected_values)
