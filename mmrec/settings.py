@@ -95,6 +95,12 @@ class SplitSettings(Section):
     seed: int = 42
     sample_n: int | None = Field(None, ge=1, description="use only this many interactions (sampled, seeded)")
 
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _dashes(cls, value: Any) -> Any:
+        """leave-one-out / temporal-user, as the docs and the CLI spell them, are leave_one_out / temporal_user."""
+        return value.replace("-", "_") if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _ratios_sum_to_one(self) -> SplitSettings:
         total = self.train_ratio + self.val_ratio + self.test_ratio

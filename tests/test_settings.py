@@ -107,3 +107,10 @@ def test_config_show_never_cuts_a_key_at_80_columns():
     result = runner.invoke(app, ["config", "show"], terminal_width=80)
     assert result.exit_code == 0, result.output
     assert "model.item_item_exact_search_max_items" in result.output and "…" not in result.output
+
+
+def test_split_strategies_take_the_dashed_spelling_of_the_docs():
+    from mmrec.settings import SplitSettings
+
+    assert SplitSettings(strategy="leave-one-out").strategy == "leave_one_out"
+    assert SplitSettings(strategy="temporal-user").strategy == "temporal_user"

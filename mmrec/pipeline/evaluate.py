@@ -231,7 +231,7 @@ def run_evaluate(
         )
     if data.counts["test_cold_users"]:
         report.notes.append(
-            f"{data.counts['test_cold_users']} test users have no training interactions; "
+            f"{data.counts['test_cold_users']:,} test user(s) have no training interactions; "
             f"id-based models score them with the {evaluation.cold_user_fallback} fallback."
         )
     if write_files:
@@ -257,8 +257,6 @@ def _report_counts(data: EvaluationData, progress: ProgressCallback) -> None:
         )
     if c["test_duplicate_pairs"]:
         notes.append(f"{c['test_duplicate_pairs']} duplicate test pairs (counted once)")
-    if c["test_cold_users"]:
-        notes.append(f"{c['test_cold_users']} test users unknown to training (fallback scores)")
     if c["test_cold_item_interactions"]:
         notes.append(
             f"{c['test_cold_item_interactions']} test interactions on items unseen in training (cold-item report)"

@@ -215,7 +215,8 @@ def run_preprocess(
     processed_dir = Path(settings.paths.processed_dir)
     if not data_dir.is_dir():
         raise DataError(
-            f"Data folder {data_dir} not found.",
+            f"paths.data_dir {data_dir} is a file; it names the folder that holds item_info.csv, interactions.csv "
+            "and images/." if data_dir.is_file() else f"Data folder {data_dir} not found.",
             hint="Set paths.data_dir, or create data with `mmrec data synth --out DIR`.",
         )
     if (processed_dir / PROCESSED_IMAGES).resolve() == (data_dir / settings.data.images_subdir).resolve():
