@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mmrec.cli.common import ConfigOption, console, state
+from mmrec.cli.common import ConfigOption, console, print_notes, state
 from mmrec.settings import SPLIT_STRATEGIES
 
 
@@ -69,6 +69,7 @@ def split(
             time_range,
         )
     console.print(table)
+    print_notes(report["notes"])
     console.print(
         f"No leakage found. Wrote train/val/test CSVs and {result.report_path.name} "
         f"to [bold]{result.splits_dir}[/bold]"

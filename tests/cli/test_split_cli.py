@@ -36,6 +36,13 @@ def test_sample_n_alias(config, tmp_path):
     result = runner.invoke(app, ["split", "-c", config, "--sample_n", "40"])
     assert result.exit_code == 0, result.output
     assert sum(len(pd.read_csv(tmp_path / "splits" / f"{p}.csv")) for p in ("train", "val", "test")) == 40
+    flat = " ".join(result.output.split())
+    assert "Splitting a sample of 40 of the" in flat
+    tiny = runner.invoke(app, ["split", "-c", config, "--strategy", "stratified", "--sample-n", "3"])
+    flat = " ".join(tiny.output.split())
+    assert tiny.exit_code == 0 and "The test part is empty" in flat and "evaluate has nothing to score" in flat
+    everything = runner.invoke(app, ["split", "-c", config, "--sample-n", "100000"])
+    assert "--sample-n 100,000 is not below the" in " ".join(everything.output.split())
 
 
 def test_bad_strategy_and_temporal_without_timestamps(config, tmp_path):
