@@ -74,6 +74,10 @@ class RecommendResult:
         }
 
 
+# A new item (no interaction yet) has no co-interactions to explain it: its score comes from its content.
+NEW_ITEM_REASON = {"why": "new item, no interactions yet: ranked from its images, text and metadata"}
+
+
 def requested_users(users: Sequence[str] | None, user_file: Path | None) -> tuple[list[str], list[str]]:
     """(the users named explicitly, then those of the user file, notes). The file is read now, before any model
     loads, so a missing one is refused at once; its blank lines and lines starting with `#` (comments) are no
@@ -228,6 +232,9 @@ def run_recommend(
                 picked, scores = reserve_new_items(picked, scores, idx[pool_new], val[pool_new],
                                                    min(serving.new_slots, inference.top_k), serving.is_new)
             reasons = reasons_for(model, user, picked, serving.seen.of(user), item_ids, titles, fallback_name)
+            if not fallback_name and serving.is_new is not None:  # no history to point at: say what ranked it
+                reasons = [NEW_ITEM_REASON | {"source": reason.get("source", model.name)} if serving.is_new[j]
+                           else reason for j, reason in zip(picked, reasons)]
             entry.items = [
                 {
                     "rank": r + 1,

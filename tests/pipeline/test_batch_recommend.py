@@ -254,5 +254,7 @@ def test_new_items_keep_their_places_for_the_multimodal_model_in_both_modes(trai
         single = run_recommend(settings, users=["u0"])
         assert [i["new"] for i in single.users[0].items] == [i["item_id"] in {"n1", "n2", "n3"}
                                                             for i in single.users[0].items]
+        assert all(i["reason"]["why"].startswith("new item, no interactions yet") for i in single.users[0].items
+                   if i["new"])  # not "because you liked" an item it merely resembles
     finally:
         save_items(items, processed)
