@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mmrec.cli.common import ConfigOption, RichProgress, console, state
+from mmrec.cli.common import ConfigOption, RichProgress, console, print_notes, state
 
 cache_app = typer.Typer(help="Feature store: precompute | import | list | stats COMBO | clear COMBO|--all | backbones.",
                         no_args_is_help=True)
@@ -125,6 +125,7 @@ def import_command(
     if report.missing_items:
         console.print(f"[yellow]{len(report.missing_items):,} catalogue item(s) have no row in the file and no "
                       f"{modality} vector (treated as lacking it): {escape(examples(report.missing_items))}")
+    print_notes(report.notes)
     console.print(f"Cache: [bold]{result.cache_folder}[/bold]")
 
 
@@ -138,7 +139,9 @@ def list_command(ctx: typer.Context, config: ConfigOption = None) -> None:
     _warn_refused(listing.refused, settings.paths.cache_dir)
     infos = listing.caches
     if not infos:
-        console.print(f"No feature caches in {settings.paths.cache_dir}. Fill one with `mmrec cache precompute`.")
+        imported = "imported" in (settings.features.vision_backbone, settings.features.text_backbone)
+        how = "`mmrec cache import` (this config's backbones are imported)" if imported else "`mmrec cache precompute`"
+        console.print(f"No feature caches in {settings.paths.cache_dir}. Fill one with {how}.")
         return
     table = Table(title=f"Feature caches in {settings.paths.cache_dir}", collapse_padding=True)
     # Two-line headers and a date that folds: the table fits an 80-column terminal with a whole combo name.

@@ -36,6 +36,22 @@ def typed_ids(values: Iterable[object]) -> list[str]:
     return [text for text in (str(value).strip() for value in values) if text]
 
 
+def lost_leading_zeros_note(unknown: Iterable[str], known: Iterable[str], what: str) -> str | None:
+    """A note when ids not in `known` name known ids once their leading zeros are put back (a tool read the ids
+    as numbers: '0001234' became '1234'); None when none do. `what` says where the ids came from."""
+    padded: dict[str, str] = {}
+    for item in known:
+        bare = item.lstrip("0")
+        if bare and bare != item:
+            padded.setdefault(bare, item)
+    hits = [(item, padded[item]) for item in dict.fromkeys(unknown) if item in padded]
+    if not hits:
+        return None
+    return (f"{len(hits):,} unknown id(s) of {what} match catalogue ids once their leading zeros are put back "
+            f"(e.g. {hits[0][0]!r} -> {hits[0][1]!r}): the ids were read as numbers somewhere. Write them as text "
+            "(CSV/JSON strings, a parquet string column) so they keep their zeros.")
+
+
 def is_safe_id(item_id: str) -> bool:
     """True when `item_id` can name a file inside a folder without escaping it."""
     return unsafe_reason(item_id) is None

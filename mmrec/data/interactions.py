@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from mmrec.data.drops import describe_drops
+from mmrec.data.ids import lost_leading_zeros_note
 from mmrec.errors import DataError
 from mmrec.settings import PreprocessSettings
 
@@ -146,6 +147,9 @@ def clean_interactions(
             hint="Add the items to item_info.csv or set preprocess.unknown_items: drop.",
         )
     report.drop("unknown_item", frame[unknown])
+    if unknown.any() and (note := lost_leading_zeros_note(frame.loc[unknown, "item_id"], known_items,
+                                                          "the interactions")):
+        report.notes.append(note)
     frame = frame[~unknown]
 
     if settings.drop_duplicates:

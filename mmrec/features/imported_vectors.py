@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmrec.data.ids import lost_leading_zeros_note
 from mmrec.errors import FeatureError
 from mmrec.features.feature_store import FeatureStore
 from mmrec.features.imported_backbone import IMPORTED
@@ -62,6 +63,7 @@ class ImportReport:
     removed: int = 0  # vectors of earlier imports deleted
     unknown_ids: list[str] = field(default_factory=list)  # rows whose id is not in the catalogue (skipped)
     missing_items: list[str] = field(default_factory=list)  # catalogue items without a row (no vector)
+    notes: list[str] = field(default_factory=list)  # e.g. unknown ids that lost their leading zeros
     seconds: float = 0.0
 
 
@@ -103,12 +105,15 @@ def import_item_vectors(
     report = ImportReport(store.combo, modality, vectors.path, import_identity(vectors), vectors.rows, vectors.dim,
                           len(catalogue_ids))
     report.unknown_ids = [item for item in vectors.ids if item not in known]
+    if note := lost_leading_zeros_note(report.unknown_ids, catalogue_ids, str(vectors.path)):
+        report.notes.append(note)
     in_file = set(vectors.ids)
     report.missing_items = [item for item in catalogue_ids if item not in in_file]
     if len(report.unknown_ids) == vectors.rows:
         raise FeatureError(f"None of the {vectors.rows:,} item ids of {vectors.path} is in the catalogue "
                            f"(e.g. {examples(report.unknown_ids)}).",
-                           hint="Check the id list (--ids) matches the item_id column of the processed items.")
+                           hint=report.notes[0] if report.notes else
+                           "Check the id list (--ids) matches the item_id column of the processed items.")
     previous = imported_record(store.read_meta(), modality)
     if previous is not None and previous.get("dim") != vectors.dim:
         raise FeatureError(

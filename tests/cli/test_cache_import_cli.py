@@ -95,6 +95,8 @@ def test_import_reimport_replace_then_precompute_and_train_report_missing_items(
 
 
 def test_precompute_before_any_import_says_what_to_do(project):
+    listed = _cache("list", "-c", project)
+    assert listed.exit_code == 0 and "Fill one with `mmrec cache import`" in listed.output
     result = _cache("precompute", "-c", project)
     assert result.exit_code == 0, result.output
     assert "no vision vectors imported yet" in result.output and "mmrec cache import --modality vision" in result.output

@@ -132,3 +132,14 @@ def test_a_rating_threshold_without_ratings_filters_nothing_and_says_so():
     notes = clean_interactions(rated, {"a", "b"}, settings, None)[1].notes
     assert len(notes) == 1 and "every rated row counts as a positive (a 1 as much as the best)" in notes[0]
     assert clean_interactions(rated, {"a", "b"}, settings, 4.0)[1].rated_below.values.tolist() == [["u1", "a"]]
+
+
+def test_unknown_items_that_lost_their_leading_zeros_are_pointed_out():
+    raw = _raw([["u1", "0001234", "1"], ["u1", "1234", "2"], ["u2", "0001234", "3"]],
+               columns=("user_id", "item_id", "timestamp"))
+    settings = PreprocessSettings(min_user_interactions=1, min_item_interactions=1)
+    out, report = clean_interactions(raw, {"0001234"}, settings)
+    assert len(out) == 2 and report.dropped == {"unknown_item": 1}
+    assert report.notes == ["1 unknown id(s) of the interactions match catalogue ids once their leading zeros are "
+                            "put back (e.g. '1234' -> '0001234'): the ids were read as numbers somewhere. Write "
+                            "them as text (CSV/JSON strings, a parquet string column) so they keep their zeros."]
