@@ -183,7 +183,8 @@ def _open_parquet(path: Path, column: str | None) -> VectorFile:
     if ID_COLUMN not in schema.names:
         raise FeatureError(f"{path} has no {ID_COLUMN} column (columns: {', '.join(schema.names)}).",
                            hint="Name the id column item_id.")
-    others = [name for name in schema.names if name != ID_COLUMN]
+    # pandas writes its index as __index_level_0__ (DataFrame.to_parquet of a filtered frame): not a candidate
+    others = [name for name in schema.names if name != ID_COLUMN and not name.startswith("__index_level_")]
     if column is None:
         if len(others) != 1:
             raise FeatureError(f"{path} has {len(others)} columns besides item_id ({', '.join(others) or 'none'}); "

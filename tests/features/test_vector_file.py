@@ -53,6 +53,8 @@ def test_parquet_with_a_list_column(tmp_path):
         read_vector_file(tmp_path / "two.parquet", None, CATALOGUE)
     with pytest.raises(FeatureError, match="no vector column 'nope'"):
         read_vector_file(tmp_path / "two.parquet", None, CATALOGUE, column="nope")
+    pd.concat([frame, frame]).iloc[[0, 3]].to_parquet(tmp_path / "filtered.parquet")  # pandas keeps its index
+    assert read_vector_file(tmp_path / "filtered.parquet", None, CATALOGUE).column == "emb"
 
 
 @pytest.mark.parametrize("make, ids, message", [
