@@ -200,6 +200,10 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
                                    {"best": best} if best is not None else {}, message=line))
 
         remaining = tune.n_trials - finished
+        if remaining <= 0:
+            notes.append(f"Study {tune.study_name} already holds {finished} finished trial(s), and --trials "
+                         f"{tune.n_trials} counts the study's trials in all (not trials to add): none ran. Raise "
+                         f"--trials above {finished} to search further.")
         optimize_began = time.perf_counter()
         if remaining > 0:
             study.optimize(objective, n_trials=remaining, timeout=tune.timeout_s, callbacks=[after_trial])

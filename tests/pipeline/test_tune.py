@@ -129,6 +129,8 @@ def test_a_finished_study_reruns_nothing_and_a_changed_monitor_is_refused(tuned)
     _, settings, _, result, _ = tuned
     again = run_tune(settings)
     assert again.resumed_with == 3 and len(again.trials) == 3 and again.best.number == result.best.number
+    assert any("already holds 3 finished trial(s), and --trials 3 counts the study's trials in all" in note
+               for note in again.notes)
     with pytest.raises(ConfigError, match="different training.monitor"):
         run_tune(with_values(settings, {"training.monitor": "recall@5"}))
 
