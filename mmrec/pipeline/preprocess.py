@@ -90,6 +90,12 @@ def canonical_columns(
     they are checked here too, so the error names the file's own columns."""
     renamed = {canonical: source for canonical, source in names.items() if source != canonical}
     present = ", ".join(map(str, frame.columns))
+    for canonical in ("user_id", "item_id"):  # required wherever named; the others are optional
+        if canonical in names and canonical not in renamed and canonical not in frame.columns:
+            raise DataError(f"{what} file {path.name} has no '{canonical}' column (data.{canonical}_column); "
+                            f"columns present: {present}.",
+                            hint=f"Set data.{canonical}_column to the column that holds the "
+                                 f"{canonical.replace('_id', '')} ids.")
     for canonical, source in {**renamed, **(used or {})}.items():
         setting = f"data.{canonical}_column"
         if source not in frame.columns:
