@@ -62,8 +62,10 @@ def _unreadable(path: Path, why: object) -> FeatureError:
                         hint="Pass a .npy matrix (with --ids) or a parquet file with an item_id column.")
 
 
-def read_vector_file(path: Path, ids: str | None, catalogue_ids: list[str], column: str | None = None) -> VectorFile:
-    """Open and check `path`: .npy (ids from `ids`: a file, or "catalogue") or .parquet (ids inside)."""
+def read_vector_file(path: Path, ids: str | None, catalogue_ids: list[str], column: str | None = None,
+                     id_column: str = ID_COLUMN) -> VectorFile:
+    """Open and check `path`: .npy (ids from `ids`: a file, or "catalogue") or .parquet (ids inside, in an
+    item_id column or the one data.item_id_column names: `id_column`)."""
     path = Path(path)
     if not path.is_file():
         raise FeatureError(f"Vector file {path} does not exist (or is not a file).",
@@ -71,7 +73,7 @@ def read_vector_file(path: Path, ids: str | None, catalogue_ids: list[str], colu
     if path.suffix.lower() == ".parquet":
         if ids is not None:
             raise FeatureError("--ids is for .npy files; a parquet file carries its ids in its item_id column.")
-        vectors = _open_parquet(path, column)
+        vectors = _open_parquet(path, column, id_column)
     elif path.suffix.lower() == ".npy":
         if column is not None:
             raise FeatureError("--column is for parquet files; a .npy file is one matrix.")
@@ -171,7 +173,7 @@ def _check_ids(ids: list[str], path: Path) -> None:
                            hint="Keep one vector per item.")
 
 
-def _open_parquet(path: Path, column: str | None) -> VectorFile:
+def _open_parquet(path: Path, column: str | None, id_column: str = ID_COLUMN) -> VectorFile:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -180,14 +182,16 @@ def _open_parquet(path: Path, column: str | None) -> VectorFile:
         schema = parquet.schema_arrow
     except (OSError, pa.ArrowException) as exc:
         raise _unreadable(path, exc) from None
-    if ID_COLUMN not in schema.names:
-        raise FeatureError(f"{path} has no {ID_COLUMN} column (columns: {', '.join(schema.names)}).",
-                           hint="Name the id column item_id.")
+    id_name = next((name for name in (ID_COLUMN, id_column) if name in schema.names), None)
+    if id_name is None:
+        named = ID_COLUMN if id_column == ID_COLUMN else f"{ID_COLUMN} or {id_column} (data.item_id_column)"
+        raise FeatureError(f"{path} has no {named} column (columns: {', '.join(schema.names)}).",
+                           hint="Name the id column item_id, or set data.item_id_column to its name.")
     # pandas writes its index as __index_level_0__ (DataFrame.to_parquet of a filtered frame): not a candidate
-    others = [name for name in schema.names if name != ID_COLUMN and not name.startswith("__index_level_")]
+    others = [name for name in schema.names if name != id_name and not name.startswith("__index_level_")]
     if column is None:
         if len(others) != 1:
-            raise FeatureError(f"{path} has {len(others)} columns besides item_id ({', '.join(others) or 'none'}); "
+            raise FeatureError(f"{path} has {len(others)} columns besides {id_name} ({', '.join(others) or 'none'}); "
                                "which holds the vectors?",
                                hint="Pass --column NAME (a column holding one list of floats per row).")
         column = others[0]
@@ -201,14 +205,14 @@ def _open_parquet(path: Path, column: str | None) -> VectorFile:
     if not (pa.types.is_floating(kind.value_type) or pa.types.is_integer(kind.value_type)):
         raise FeatureError(f"Column {column!r} of {path} holds lists of {kind.value_type}; vectors must be numbers.")
     try:
-        id_values = parquet.read(columns=[ID_COLUMN]).column(0)
+        id_values = parquet.read(columns=[id_name]).column(0)
     except (OSError, pa.ArrowException) as exc:
         raise _unreadable(path, exc) from None
     if id_values.null_count:
-        raise FeatureError(f"{path}: {id_values.null_count:,} row(s) have no item_id.")
+        raise FeatureError(f"{path}: {id_values.null_count:,} row(s) have no {id_name}.")
     if not (pa.types.is_string(id_values.type) or pa.types.is_large_string(id_values.type)
             or pa.types.is_integer(id_values.type)):
-        raise FeatureError(f"The item_id column of {path} holds {id_values.type}; ids must be strings or integers.")
+        raise FeatureError(f"The {id_name} column of {path} holds {id_values.type}; ids must be strings or integers.")
     ids = [str(v) for v in id_values.to_pylist()]
     if not ids:
         raise FeatureError(f"{path} is empty (no rows).", hint="Pass a file with at least one vector.")

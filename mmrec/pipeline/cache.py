@@ -130,7 +130,7 @@ def run_cache_import(
                  f"{modality.upper()}_BACKBONE=imported); train and recommend then read the imported vectors.",
         )
     catalogue_ids = load_items(settings.paths.processed_dir)["item_id"].astype(str).tolist()
-    vectors = read_vector_file(Path(path), ids, catalogue_ids, column)
+    vectors = read_vector_file(Path(path), ids, catalogue_ids, column, settings.data.item_id_column)
     with FeatureStore(Path(settings.paths.cache_dir), settings.features.combo, settings.cache) as store:
         report = import_item_vectors(store, modality, vectors, catalogue_ids, progress)
     return ImportResult(report, Path(settings.paths.cache_dir) / settings.features.combo)

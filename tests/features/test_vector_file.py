@@ -55,6 +55,10 @@ def test_parquet_with_a_list_column(tmp_path):
         read_vector_file(tmp_path / "two.parquet", None, CATALOGUE, column="nope")
     pd.concat([frame, frame]).iloc[[0, 3]].to_parquet(tmp_path / "filtered.parquet")  # pandas keeps its index
     assert read_vector_file(tmp_path / "filtered.parquet", None, CATALOGUE).column == "emb"
+    frame.rename(columns={"item_id": "isbn"}).to_parquet(tmp_path / "isbn.parquet")  # data.item_id_column: isbn
+    assert read_vector_file(tmp_path / "isbn.parquet", None, CATALOGUE, id_column="isbn").ids == ["item1", "item0"]
+    with pytest.raises(FeatureError, match=r"no item_id or sku \(data.item_id_column\) column"):
+        read_vector_file(tmp_path / "isbn.parquet", None, CATALOGUE, id_column="sku")
 
 
 @pytest.mark.parametrize("make, ids, message", [
