@@ -180,8 +180,8 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
     if settings.training.validate_on == "cold_items":
         notes.append("training.validate_on is cold_items: the best epoch and the blend are chosen for ranking "
                      "items without train interactions among themselves. Against the whole catalogue such a model "
-                     "can rank far below one chosen with validate_on: all, so serve it for cold items (e.g. recommend --new-items) and train with "
-                     "validate_on: all for everyday lists.")
+                     "can rank far below one chosen with validate_on: all, so serve it for cold items (e.g. "
+                     "recommend --new-items) and train with validate_on: all for everyday lists.")
     splits_dir = Path(settings.paths.splits_dir)
     stale = stale_split_note(splits_dir, Path(settings.paths.processed_dir))
     off_catalogue = sum(data.skipped.get(f"{part}_interactions_on_items_not_in_catalogue", 0)
