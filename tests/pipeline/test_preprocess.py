@@ -280,8 +280,8 @@ def test_columns_under_other_names_are_mapped_by_the_data_settings(tmp_path):
     names = {"user_id": "customer", "item_id": "sku", "timestamp": "when", "rating": "stars"}
     pd.read_csv(raw / "interactions.csv", dtype=str).rename(columns=names).to_csv(raw / "interactions.csv", index=False)
     mapped = {f"data.{canonical}_column": source for canonical, source in names.items()}
-    with pytest.raises(DataError, match=r"item_info file item_info.csv has no 'item_id' column \(data.item_id_column\); "
-                                        "columns present: sku"):  # the default names no longer fit
+    with pytest.raises(DataError, match=r"item_info file item_info.csv has no 'item_id' column "
+                                        r"\(data.item_id_column\); columns present: sku"):  # default names no longer fit
         run_preprocess(_settings(tmp_path))
     items.rename(columns={"sku": "item_id"}).to_csv(raw / "item_info.csv", index=False)
     with pytest.raises(DataError, match=r"interactions file interactions.csv has no 'item_id' column.*present: "
