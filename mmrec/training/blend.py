@@ -58,9 +58,13 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
         return None
     validated = trainer.data.val_relevant.nnz > 0
     if not validated and cfg.item_item_blend is None:  # nothing could choose a weight: none is fitted
-        notes.append("No validation data: the item-item blend weight cannot be chosen, so the two-tower model "
-                     "serves alone; keep validation rows (training.holdout_ratio > 0 carves them out of train) "
-                     "or fix model.item_item_blend.")
+        why = ("keep validation rows (training.holdout_ratio > 0 carves them out of train)"
+               if trainer.cfg.holdout_ratio <= 0 else
+               f"training.holdout_ratio {trainer.cfg.holdout_ratio:g} held out nothing (each user keeps a "
+               "training interaction, and a share of a few rows rounds to none): split data with more interactions "
+               "per user")
+        notes.append(f"No validation data: the item-item blend weight cannot be chosen, so the two-tower model "
+                     f"serves alone; {why}, or fix model.item_item_blend.")
         return None
     start = time.perf_counter()
     rows = catalogue_index(item_ids)

@@ -118,6 +118,10 @@ def test_a_split_without_validation_rows_holds_out_part_of_train(tmp_path, monke
     assert not any("No validation rows" in note for note in none.notes)
     assert any("No validation data" in note for note in none.notes) and not none.history[0].val
     assert none.item_item is None  # nothing could choose a blend weight: no item-item fit at all
+    assert any("keep validation rows (training.holdout_ratio > 0" in note for note in none.notes)
+    tiny = run_train(load_settings(config, {"training.holdout_ratio": 0.01,  # 8 rows x 0.01: none per user
+                                            "paths.checkpoint_dir": str(tmp_path / "tiny")}).settings)
+    assert any("training.holdout_ratio 0.01 held out nothing" in note for note in tiny.notes), tiny.notes
     fixed = load_settings(config, {"training.holdout_ratio": 0.0, "model.item_item_blend": 0.5,
                                    "paths.checkpoint_dir": str(tmp_path / "fixed")}).settings
     kept = run_train(fixed).item_item  # a fixed weight is used as given, with the configured lambda
