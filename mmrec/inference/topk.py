@@ -38,10 +38,14 @@ def top_k_unseen(
     if k == 0 or torch.isnan(values).any():
         return indices, values
     cut = values[:, -1:]
-    above, tied = scores > cut, scores == cut
-    need = k - above.sum(dim=1, keepdim=True)
-    chosen = above | (tied & (torch.cumsum(tied, dim=1) <= need))  # exactly k per row: the first tied ones
-    indices = chosen.nonzero()[:, 1].view(-1, k)  # in catalogue order
+    crossing = ((scores == cut).sum(dim=1) > (values == cut).sum(dim=1)).nonzero().flatten()
+    if len(crossing):  # rows whose tie at the cut goes on past it (rare but for constant scores): the first items
+        rows, row_cut = scores[crossing], cut[crossing]
+        above, tied = rows > row_cut, rows == row_cut
+        need = k - above.sum(dim=1, keepdim=True)
+        chosen = above | (tied & (torch.cumsum(tied, dim=1) <= need))  # exactly k per row
+        indices[crossing] = chosen.nonzero()[:, 1].view(-1, k)
+    indices = indices.gather(1, torch.argsort(indices, dim=1))  # catalogue order, which the stable sort keeps
     values, order = torch.sort(scores.gather(1, indices), dim=1, descending=True, stable=True)
     return indices.gather(1, order), values
 
