@@ -121,10 +121,19 @@ def clean_interactions(
     for column, reason in (("timestamp", "bad_timestamp"), ("rating", "bad_rating")):
         if column in frame.columns:
             bad = frame[column].isna() | ~frame[column].between(-1e18, 1e18)
+            if column == "rating" and positive_rating_threshold is None:
+                # No threshold reads the rating: the row is a positive all the same, so it is kept.
+                if bad.any():
+                    frame.loc[bad, "rating"] = float("nan")
+                    report.notes.append(
+                        f"{int(bad.sum()):,} row(s) have a rating that is not a number (e.g. "
+                        f"{', '.join(map(repr, raw.loc[frame.index[bad], 'rating'].astype(str).unique()[:3]))}); "
+                        "they are kept as positives, since data.positive_rating_threshold is not set.")
+                continue
             report.drop(reason, frame[bad])
             frame = frame[~bad]
     if has_rating:
-        report.ratings = rating_values(frame["rating"])
+        report.ratings = rating_values(frame["rating"].dropna())
     if has_time:
         outside = ~frame["timestamp"].between(*TIMESTAMP_RANGE)
         report.drop("timestamp_out_of_range", frame[outside])

@@ -15,6 +15,8 @@ from mmrec.data.text import cap_text, clean_text, item_text
 from mmrec.errors import DataError
 from mmrec.settings import DataSettings, PreprocessSettings
 
+IMPUTED_SHARE_NOTE = 0.25  # a numeric column imputed for this share of items or more gets a note
+
 
 @dataclass
 class ItemReport:
@@ -88,6 +90,12 @@ def clean_items(
             report.notes.append(
                 f"Numeric column {name!r} carries no information: {what}, so it is left out of the item features. "
                 "Fill it, or remove it from data.numerical_features_cols.")
+        elif len(frame) and col.imputed / len(frame) >= IMPUTED_SHARE_NOTE:
+            report.notes.append(
+                f"Numeric column {name!r} has no valid value for {col.imputed:,} of {len(frame):,} items "
+                f"({col.imputed / len(frame):.0%}); they all hold the {preprocess.numeric_impute} fill value "
+                f"{col.fill_value:,.6g}, which the model cannot tell from a real one. Fill the column where you can, "
+                "or remove it from data.numerical_features_cols.")
 
     cap = preprocess.max_text_length
     titles_full = [clean_text(v, sys.maxsize) for v in frame[data.title_column].tolist()]

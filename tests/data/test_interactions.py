@@ -143,3 +143,13 @@ def test_unknown_items_that_lost_their_leading_zeros_are_pointed_out():
     assert report.notes == ["1 unknown id(s) of the interactions match catalogue ids once their leading zeros are "
                             "put back (e.g. '1234' -> '0001234'): the ids were read as numbers somewhere. Write "
                             "them as text (CSV/JSON strings, a parquet string column) so they keep their zeros."]
+
+
+def test_unreadable_rating_is_kept_without_a_threshold():
+    raw = _raw([["u1", "a", "1", "5"], ["u1", "b", "2", "oops"], ["u2", "a", "3", None]])
+    out, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings())
+    assert report.dropped == {} and len(out) == 3
+    assert out["rating"].isna().sum() == 2
+    assert any("2 row(s) have a rating that is not a number" in note and "'oops'" in note for note in report.notes)
+    _, with_threshold = clean_interactions(raw, {"a", "b"}, PreprocessSettings(), 4.0)
+    assert with_threshold.dropped["bad_rating"] == 2

@@ -63,3 +63,14 @@ def test_a_constant_numeric_column_is_left_out_with_a_note():
     assert report.numeric["views"]["constant"] is None and not report.numeric["views"]["no_information"]
     assert len(report.notes) == 1
     assert "'language' carries no information: every valid one of its 3 values is 1 (missing=1)" in report.notes[0]
+
+
+def test_a_numeric_column_imputed_for_many_items_gets_a_note():
+    raw = pd.DataFrame({"item_id": list("abcdefgh"), "title": list("abcdefgh"), "description": [""] * 8,
+                        "views": ["10", "20", "30", "40", "50", "60", None, "?"],
+                        "likes": ["1", "2", None, None, "x", "6", "7", "8"]}, dtype="string")
+    _, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["views", "likes"]), PreprocessSettings())
+    assert report.numeric["views"]["imputed"] == 2 and report.numeric["likes"]["imputed"] == 3
+    assert len(report.notes) == 2  # 2 of 8 (25%) and 3 of 8
+    assert "'likes' has no valid value for 3 of 8 items (38%)" in report.notes[1]
+    assert "median fill value 6" in report.notes[1]
