@@ -48,6 +48,19 @@ class PathsSettings(Section):
     checkpoint_dir: Path = Field(Path("models/checkpoints"), description="checkpoints and encoders")
     results_dir: Path = Field(Path("results"), description="evaluation JSON, markdown tables, plots")
 
+    @model_validator(mode="after")
+    def _processed_dir_is_its_own(self) -> PathsSettings:
+        """Preprocess replaces processed_dir whole: no other folder may be it or lie inside it."""
+        processed = self.processed_dir.expanduser().resolve()
+        for name in ("data_dir", "splits_dir", "cache_dir", "checkpoint_dir", "results_dir"):
+            other = getattr(self, name).expanduser().resolve()
+            if other == processed or processed in other.parents:
+                where = "is" if other == processed else "lies inside"
+                raise ValueError(f"paths.{name} ({getattr(self, name)}) {where} paths.processed_dir "
+                                 f"({self.processed_dir}), which preprocess replaces as a whole: give each its "
+                                 "own folder")
+        return self
+
 
 class DataSettings(Section):
     """Input format: which files and columns hold the catalogue and interactions."""
@@ -666,14 +679,18 @@ def _env_values() -> dict[str, Any]:
         Settings, env_prefix="MMREC_", env_nested_delimiter="__", case_sensitive=False
     )
     values = source()
-    known = set(Settings.model_fields)
-    unknown = [
+    known = list(Settings.model_fields)
+    unknown = sorted(
         name for name in os.environ
         if name.upper().startswith("MMREC_") and name[6:].split("__")[0].lower() not in known
-    ]
+    )
     if unknown:
+        named = []
+        for name in unknown:
+            close = difflib.get_close_matches(name[6:].split("__")[0].lower(), known, n=1)
+            named.append(f"{name} (did you mean MMREC_{close[0].upper()}__...?)" if close else name)
         raise ConfigError(
-            f"Unknown environment setting(s): {', '.join(sorted(unknown))}.",
+            f"Unknown environment setting(s): {', '.join(named)}.",
             hint=f"MMREC_<SECTION>__<KEY>, with SECTION one of: {', '.join(known)}.",
         )
     return values

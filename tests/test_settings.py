@@ -47,6 +47,9 @@ def test_precedence_defaults_yaml_env_cli(tmp_path, monkeypatch):
         ("features:\n  vision_backbone: vgg\n", "vision backbone 'vgg'; registered: efficientnet-lite, resnet"),
         ("features:\n  text_backbone: gpt\n", "text backbone 'gpt'; registered: sentence-bert, bert"),
         ("nosuchsection:\n  a: 1\n", "nosuchsection"),
+        ("paths:\n  processed_dir: out\n  splits_dir: out/splits\n",
+         "paths.splits_dir (out/splits) lies inside paths.processed_dir (out), which preprocess replaces"),
+        ("paths:\n  results_dir: data/processed\n", "paths.results_dir (data/processed) is paths.processed_dir"),
     ],
 )
 def test_invalid_settings_exit_2_naming_the_key(tmp_path, yaml_text, expected):
@@ -68,7 +71,8 @@ def test_config_that_is_not_utf8_is_a_clear_error(tmp_path):
 
 def test_unknown_env_section_is_an_error():
     result, _ = _show(env={"MMREC_TRAINNG__EPOCHS": "3"})
-    assert result.exit_code == 2 and "MMREC_TRAINNG__EPOCHS" in result.output
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2 and "MMREC_TRAINNG__EPOCHS (did you mean MMREC_TRAINING__...?)" in flat
 
 
 SHIPPED = {"simple_config": CONFIGS / "simple_config.yaml", "advanced_config": CONFIGS / "advanced_config.yaml",
