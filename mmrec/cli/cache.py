@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from mmrec.cli.common import ConfigOption, RichProgress, console, print_notes, state
+
+if TYPE_CHECKING:
+    from mmrec.features.item_features import PrecomputeReport
 
 cache_app = typer.Typer(help="Feature store: precompute | import | list | stats COMBO | clear COMBO|--all | backbones.",
                         no_args_is_help=True)
@@ -78,13 +81,18 @@ def precompute(
     console.print(table)
     for modality, item_id, reason in report.failures:
         console.print(f"[yellow]unreadable {modality} input for item {escape(str(item_id))}: {escape(str(reason))}")
+    print_import_gaps(report)
+    console.print(f"Cache: [bold]{result.cache_folder}[/bold]")
+
+
+def print_import_gaps(report: PrecomputeReport) -> None:
+    """Say which imported modality still lacks vectors (precompute computes nothing for it)."""
     for modality, identity in report.imported.items():
         if report.not_imported[modality]:
             what = (f"{report.not_imported[modality]:,} items have no imported {modality} vector ({identity}); "
                     "they are treated as lacking it" if identity else f"no {modality} vectors imported yet")
             console.print(f"[yellow]{modality} comes from `mmrec cache import` (nothing computed): {what}. "
                           f"Import a file that covers them with `mmrec cache import --modality {modality} FILE`.")
-    console.print(f"Cache: [bold]{result.cache_folder}[/bold]")
 
 
 @cache_app.command("import")

@@ -135,6 +135,9 @@ def preprocess(
     console.print(
         f"Feature store {report.combo}: {counts} ({report.seconds:.1f}s) in [bold]{cached.cache_folder}"
     )
+    from mmrec.cli.cache import print_import_gaps
+
+    print_import_gaps(report)
 
 
 def register(root: typer.Typer) -> None:

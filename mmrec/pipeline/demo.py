@@ -46,6 +46,15 @@ def run_demo(
     from mmrec.pipeline.split import run_split
     from mmrec.pipeline.train import run_train
 
+    imported = [m for m in ("vision", "text") if getattr(settings.features, f"{m}_backbone") == "imported"]
+    if imported:
+        from mmrec.errors import ConfigError
+
+        raise ConfigError(
+            f"The demo computes its features from a synthetic catalogue, but features.{imported[0]}_backbone is "
+            "`imported` (vectors you bring with `mmrec cache import`), and there are none for that catalogue.",
+            hint="Run the demo without this config, or set the demo's backbones to ones that compute features "
+                 "(`mmrec cache backbones` lists them).")
     seconds: dict[str, float] = {}
 
     def stage(name: str, fn):

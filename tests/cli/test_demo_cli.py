@@ -44,3 +44,13 @@ def test_demo_runs_every_stage_and_writes_results(tmp_path, monkeypatch):
     assert recs["mean_diversity_after"] is not None
     assert (tmp_path / "results" / "metrics_at_k.png").is_file()
     assert "demo finished" in result.output and "multimodal" in result.output
+
+
+def test_demo_with_imported_backbones_is_refused_before_any_stage(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "imported.yaml"
+    config.write_text("features:\n  text_backbone: imported\n")
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "out"), "-c", str(config)])
+    assert result.exit_code == 2 and "ConfigError" in result.output
+    assert "features.text_backbone is `imported`" in " ".join(result.output.replace("│", " ").split())
+    assert not (tmp_path / "out").exists()  # refused before the synthetic data was written

@@ -83,6 +83,8 @@ def test_caching_step_runs_after_preprocess_unless_skipped(config, monkeypatch):
             computed={"vision": 10, "text": 10},
             already_cached={"vision": 0, "text": 0},
             failed={"vision": 0, "text": 0},
+            imported={"text": None},  # text comes from `mmrec cache import`, nothing imported yet
+            not_imported={"vision": 0, "text": 10},
         )
         return SimpleNamespace(report=report, cache_folder=settings.paths.cache_dir)
 
@@ -92,6 +94,8 @@ def test_caching_step_runs_after_preprocess_unless_skipped(config, monkeypatch):
     result = runner.invoke(app, ["preprocess", "-c", str(config)])
     assert result.exit_code == 0, result.output
     assert len(calls) == 1 and "vision: 10 computed" in result.output
+    flat = " ".join(result.output.split())
+    assert "text comes from `mmrec cache import` (nothing computed): no text vectors imported yet" in flat
 
 
 def test_parsed_counts_and_a_column_left_out_are_shown(config, tmp_path):
