@@ -99,14 +99,16 @@ def print_import_gaps(report: PrecomputeReport) -> None:
 def import_command(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="Vectors: a .npy matrix [items, dim] (with --ids) or a parquet "
-                                              "file with item_id and one vector column.")],
+                                              "file with item_id and one vector column (or one number column "
+                                              "per dimension).")],
     modality: Annotated[str, typer.Option("--modality", help="vision | text: the features these vectors are.")],
     ids: Annotated[str | None, typer.Option(
         "--ids", help="For .npy: the row ids (text file, one per line, or .npy/.json list), or 'catalogue' when "
                       "the rows follow the processed item table's order (MMRec's image_feat.npy/text_feat.npy).",
     )] = None,
     column: Annotated[str | None, typer.Option(
-        "--column", help="For parquet: the vector column (default: the only column besides item_id).")] = None,
+        "--column", help="For parquet: the vector column (default: the only column besides item_id; "
+                            "with several number columns and nothing else, those columns in order).")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Import precomputed item vectors (CLIP, sentence embeddings, ...) into the configured combo,

@@ -1,6 +1,6 @@
-"""Item vectors from a user's file: a .npy matrix plus an id list, or parquet with `item_id` and one
-vector column. Read in row chunks (a memory map for .npy), so a million-row file is never loaded
-whole; every problem with the file is a FeatureError that says what is wrong and what to pass.
+"""Item vectors from a user's file: a .npy matrix plus an id list, or parquet with `item_id` and either
+one vector column (a list of numbers per row) or one number column per dimension. Read in row chunks (a
+memory map for .npy), so a million-row file is never loaded whole; every problem with the file is a FeatureError that says what is wrong and what to pass.
 
 Nothing here is unpickled: .npy files (vectors and ids) load with allow_pickle=False.
 """
@@ -36,13 +36,20 @@ class VectorFile:
     ids: list[str]
     dim: int
     digest: str  # sha256 of the file's bytes
-    column: str | None  # the parquet vector column (None for .npy)
+    columns: tuple[str, ...]  # parquet: the one list column, or the number columns of a wide file; () for .npy
     _matrix: np.ndarray | None = None  # the .npy memory map
     _parquet: object | None = None  # pyarrow.parquet.ParquetFile
 
     @property
     def rows(self) -> int:
         return len(self.ids)
+
+    @property
+    def column(self) -> str | None:
+        """The vector column's name, "first..last (n columns)" for a wide file, None for .npy."""
+        if len(self.columns) > 1:
+            return f"{self.columns[0]}..{self.columns[-1]} ({len(self.columns)} columns)"
+        return self.columns[0] if self.columns else None
 
     def chunks(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
         """(first row, [m, dim] float32) for consecutive blocks of at most `rows` rows."""
@@ -51,8 +58,12 @@ class VectorFile:
                 yield start, np.asarray(self._matrix[start:start + rows], dtype=np.float32)
             return
         start = 0
-        for batch in self._parquet.iter_batches(batch_size=rows, columns=[self.column]):
-            block = _list_column_matrix(batch.column(0), self.dim, self.path, self.column)
+        for batch in self._parquet.iter_batches(batch_size=rows, columns=list(self.columns)):
+            if len(self.columns) > 1:  # one number per column: nulls become NaN, refused as non-finite
+                block = np.column_stack([np.asarray(batch.column(i).to_numpy(zero_copy_only=False), dtype=np.float32)
+                                         for i in range(len(self.columns))])
+            else:
+                block = _list_column_matrix(batch.column(0), self.dim, self.path, self.column)
             yield start, block
             start += len(block)
 
@@ -123,7 +134,7 @@ def _open_npy(path: Path, ids: str | None, catalogue_ids: list[str]) -> VectorFi
             if ids != CATALOGUE_IDS else "--ids catalogue needs exactly one row per processed item, in table order; "
                                          "pass the id list written with these vectors instead.",
         )
-    return VectorFile(path, row_ids, int(matrix.shape[1]), sha256_file(path), None, _matrix=matrix)
+    return VectorFile(path, row_ids, int(matrix.shape[1]), sha256_file(path), (), _matrix=matrix)
 
 
 def _check_dtype(dtype: np.dtype, path: Path) -> None:
@@ -189,21 +200,29 @@ def _open_parquet(path: Path, column: str | None, id_column: str = ID_COLUMN) ->
                            hint="Name the id column item_id, or set data.item_id_column to its name.")
     # pandas writes its index as __index_level_0__ (DataFrame.to_parquet of a filtered frame): not a candidate
     others = [name for name in schema.names if name != id_name and not name.startswith("__index_level_")]
-    if column is None:
+    def numbers(kind: pa.DataType) -> bool:
+        return pa.types.is_floating(kind) or pa.types.is_integer(kind)
+
+    wide = column is None and len(others) > 1 and all(numbers(schema.field(name).type) for name in others)
+    if column is None and not wide:
         if len(others) != 1:
-            raise FeatureError(f"{path} has {len(others)} columns besides {id_name} ({', '.join(others) or 'none'}); "
+            raise FeatureError(f"{path} has {len(others)} columns besides {id_name} "
+                               f"({', '.join(others[:8]) or 'none'}{', ...' if len(others) > 8 else ''}): "
                                "which holds the vectors?",
-                               hint="Pass --column NAME (a column holding one list of floats per row).")
+                               hint="Pass --column NAME (a column holding one list of floats per row), or keep only "
+                                    f"{id_name} and one number column per dimension.")
         column = others[0]
-    elif column not in others:
+    elif column is not None and column not in others:
         raise FeatureError(f"{path} has no vector column {column!r} (columns: {', '.join(schema.names)}).")
-    kind = schema.field(column).type
-    if not (pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)):
-        raise FeatureError(f"Column {column!r} of {path} holds {kind}, not vectors.",
-                           hint="Store each item's vector as one list of floats (one column), not one number "
-                                "per column.")
-    if not (pa.types.is_floating(kind.value_type) or pa.types.is_integer(kind.value_type)):
-        raise FeatureError(f"Column {column!r} of {path} holds lists of {kind.value_type}; vectors must be numbers.")
+    if not wide:
+        kind = schema.field(column).type
+        if not (pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)):
+            raise FeatureError(f"Column {column!r} of {path} holds {kind}, not vectors.",
+                               hint="Store each item's vector as one list of floats in one column, or one number "
+                                    f"per column with no other columns besides {id_name}.")
+        if not numbers(kind.value_type):
+            raise FeatureError(f"Column {column!r} of {path} holds lists of {kind.value_type}; vectors must be "
+                               "numbers.")
     try:
         id_values = parquet.read(columns=[id_name]).column(0)
     except (OSError, pa.ArrowException) as exc:
@@ -216,11 +235,13 @@ def _open_parquet(path: Path, column: str | None, id_column: str = ID_COLUMN) ->
     ids = [str(v) for v in id_values.to_pylist()]
     if not ids:
         raise FeatureError(f"{path} is empty (no rows).", hint="Pass a file with at least one vector.")
+    if wide:
+        return VectorFile(path, ids, len(others), sha256_file(path), tuple(others), _parquet=parquet)
     first = next(parquet.iter_batches(batch_size=1, columns=[column])).column(0)
     if first.null_count or len(first[0]) == 0:
         raise FeatureError(f"The first row of {path} has no vector (null or empty list).")
     dim = len(first[0])
-    return VectorFile(path, ids, dim, sha256_file(path), column, _parquet=parquet)
+    return VectorFile(path, ids, dim, sha256_file(path), (column,), _parquet=parquet)
 
 
 def _list_column_matrix(values, dim: int, path: Path, column: str) -> np.ndarray:

@@ -137,3 +137,16 @@ def test_bad_options_and_configs_exit_2(project, tmp_path):
     np.save(tmp_path / "w.npy", np.ones((40, 3)))
     wider = _cache("import", "--modality", "vision", tmp_path / "w.npy", "--ids", "catalogue", "-c", project)
     assert wider.exit_code == 2 and "holds 3-d vectors" in wider.output and "before are 2-d" in wider.output
+
+
+def test_a_wide_parquet_imports_and_a_gap_in_it_is_refused(project, tmp_path):
+    wide = pd.DataFrame(np.random.default_rng(1).normal(size=(40, 4)), columns=[f"d{j}" for j in range(4)])
+    wide.insert(0, "item_id", [f"i{j}" for j in range(40)])
+    wide.to_parquet(tmp_path / "wide.parquet", index=False)
+    result = _cache("import", "--modality", "text", tmp_path / "wide.parquet", "-c", project)
+    assert result.exit_code == 0, result.output
+    assert "40 rows of 4-d text vectors" in result.output and "Imported 40 text vectors" in result.output
+    wide.loc[3, "d2"] = None  # an empty cell: no vector for that item
+    wide.to_parquet(tmp_path / "gap.parquet", index=False)
+    gap = _cache("import", "--modality", "text", tmp_path / "gap.parquet", "-c", project)
+    assert gap.exit_code == 2 and "1 row(s) contain NaN or infinite values (items 'i3')" in gap.output

@@ -61,6 +61,18 @@ def test_parquet_with_a_list_column(tmp_path):
         read_vector_file(tmp_path / "isbn.parquet", None, CATALOGUE, id_column="sku")
 
 
+def test_parquet_with_one_number_column_per_dimension(tmp_path):
+    wide = pd.DataFrame(np.arange(6, dtype=np.float64).reshape(2, 3), columns=["d0", "d1", "d2"])
+    wide.insert(0, "item_id", ["item1", "item0"])
+    wide.astype({"d1": np.float32, "d2": np.int64}).to_parquet(tmp_path / "wide.parquet")
+    vectors = read_vector_file(tmp_path / "wide.parquet", None, CATALOGUE)
+    assert vectors.ids == ["item1", "item0"] and vectors.dim == 3 and vectors.column == "d0..d2 (3 columns)"
+    np.testing.assert_array_equal(_all_rows(vectors), [[0, 1, 2], [3, 4, 5]])
+    wide.assign(title=["x", "y"]).to_parquet(tmp_path / "mixed.parquet")  # a text column: not one vector
+    with pytest.raises(FeatureError, match="(?s)4 columns besides item_id.*which holds the vectors.*one number column"):
+        read_vector_file(tmp_path / "mixed.parquet", None, CATALOGUE)
+
+
 @pytest.mark.parametrize("make, ids, message", [
     (lambda p: np.save(p / "v.npy", np.ones((3, 2))), None, "(?s)bare matrix: its rows need item ids.*--ids catalogue"),
     (lambda p: np.save(p / "v.npy", np.ones(4)), "catalogue", r"shape \(4,\); expected a 2-D matrix"),
