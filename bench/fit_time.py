@@ -8,7 +8,9 @@ machine, so two stored fit times compare load as much as code (VBPR's stored fit
 on the same interactions varies 42-62 s between keys). Here both selected configs are refitted in
 one process, one after the other, on the same split files and thread count: for each stored
 (protocol, variant, seed) key, VBPR's best config (`system.fit`, as in the benchmark), then the settings
-`mmrec-tuned` selected (its trial) and those `mmrec-multimodal` selected (its fixed grid's config), each
+`mmrec-tuned` selected (its trial's, as best_config.yaml writes them: training.epochs cut to the trial's best
+epoch; each key records the refit's validation objective beside the trial's, equal when the refit is the
+selected model) and those `mmrec-multimodal` selected (its fixed grid's config), each
 trained with `mmrec train` (run_train + the checkpoint's scorer, as `mmrec-multimodal` fits a config).
 Nothing is tuned or tested here. Each key's times are kept as it finishes
 (bench/results/<dataset>/fit_time_runs/<protocol>-<variant>-seed<S>.json, with the machine and its load),
@@ -46,9 +48,26 @@ def _stored_config(runs_dir: Path, variant: str, seed: int, protocol: str, syste
     path = runs_dir / variant / f"seed{seed}" / protocol / f"{system}.json"
     if not path.is_file():
         return None
-    config = dict(json.loads(path.read_text())["result"]["best_config"])
+    result = json.loads(path.read_text())["result"]
+    config = dict(result["best_config"])
     config.pop("trial", None)
+    selected = [t for t in result.get("trials", []) if t.get("selected")]
+    if system == "mmrec-tuned" and selected:  # runs stored before best_config.yaml cut the epochs: the same rule
+        from mmrec.pipeline.tune import selected_values
+        from mmrec.pipeline.tune_study import TrialSummary
+        from mmrec.settings import Settings
+
+        trial = TrialSummary(selected[0]["number"], "COMPLETE", selected[0]["value"], config, None,
+                             {"best_epoch": selected[0].get("best_epoch")})
+        config = selected_values(Settings(), trial)
     return config
+
+
+def _stored_objective(runs_dir: Path, variant: str, seed: int, protocol: str, system: str) -> float | None:
+    """The selected trial's validation objective (mmrec-tuned; None for systems without trials)."""
+    trials = json.loads((runs_dir / variant / f"seed{seed}" / protocol / f"{system}.json").read_text())["result"].get(
+        "trials") or []
+    return next((t["value"] for t in trials if t.get("selected")), None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                               posters=dataset.posters)
                 machine = {**machine_info(), "threads": args.threads, "load_average_before": list(os.getloadavg())}
                 seconds: dict[str, list[float]] = {name: [] for name in configs}
+                objective: dict[str, list[float]] = {name: [] for name in MMREC}
                 for _ in range(args.repeats):
                     for name in configs:
                         # Each mmrec fit writes to a fresh folder: no item-item fit of an earlier run is
@@ -108,10 +128,15 @@ def main(argv: list[str] | None = None) -> int:
                             if name == "VBPR":
                                 vbpr.fit(split, configs[name], ctx)
                             else:
-                                fit_multimodal(split, configs[name], ctx, checkpoints=Path(scratch))
+                                scorer = fit_multimodal(split, configs[name], ctx, checkpoints=Path(scratch))
+                                objective[name].append(scorer.val_objective)
                             seconds[name].append(time.perf_counter() - start)
                 row = {"protocol": protocol, "variant": variant, "seed": seed, "configs": configs,
                        "fit_s": {name: [round(s, 2) for s in values] for name, values in seconds.items()},
+                       # validation objective of each refit beside the stored run's (the trial's value for
+                       # mmrec-tuned): equal when the refit is the selected model
+                       "val_objective": {name: {"refit": values, "stored": _stored_objective(
+                           layout.runs_dir, variant, seed, protocol, name)} for name, values in objective.items()},
                        "machine": machine, "load_average_after": list(os.getloadavg())}
                 atomic_write_json(key, row)
                 print({k: v for k, v in row.items() if k not in ("configs", "machine")}, flush=True)

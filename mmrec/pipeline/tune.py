@@ -232,9 +232,14 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
                          f"{tune.n_trials} trials; run the same command again to continue it.")
         best_config = None
         if best is not None:
+            values = selected_values(settings, best)
+            if "training.epochs" in values and values["training.epochs"] != best.params.get("training.epochs"):
+                notes.append(f"best_config.yaml trains {values['training.epochs']} epoch(s), trial {best.number}'s best "
+                             f"on validation (it ran {best.attrs.get('epochs_run', '?')}, early stopping's patience "
+                             "after it): the same model without the epochs that did not improve it.")
             # Its own checkpoint folder: training the selected settings leaves the checkpoints of the
             # settings tuned from (paths.checkpoint_dir) alone.
-            selected = with_values(settings, {**best.params, "paths.checkpoint_dir": study_dir / "checkpoints"})
+            selected = with_values(settings, {**values, "paths.checkpoint_dir": study_dir / "checkpoints"})
             best_config = write_best_config(selected, study_dir / "best_config.yaml", tune.study_name, best,
                                             settings.training.monitor)
         else:
@@ -291,6 +296,23 @@ def select_trial(trials: list[TrialSummary], within_se: float
             tied.append(trial)
     chosen = min(tied, key=lambda t: (fit_cost(t), -t.value, t.number))
     return chosen, top, sorted(t.number for t in tied)
+
+
+# Learning-rate schedules whose shape stretches over training.epochs: fewer epochs would train another model.
+EPOCH_SPANNING_SCHEDULERS = ("cosine", "onecycle")
+
+
+def selected_values(settings: Settings, best: TrialSummary) -> dict[str, Any]:
+    """The selected trial's settings as dotted values (what best_config.yaml holds over `settings`): its
+    params, and training.epochs = its best epoch when it trained past it (early stopping's patience) and
+    the schedule does not span training.epochs, so training them again ends where validation peaked."""
+    values = dict(best.params)
+    training = with_values(settings, values).training
+    best_epoch = best.attrs.get("best_epoch")
+    if (isinstance(best_epoch, int) and 0 < best_epoch < training.epochs
+            and training.scheduler not in EPOCH_SPANNING_SCHEDULERS):
+        values["training.epochs"] = best_epoch
+    return values
 
 
 def fit_cost(trial: TrialSummary) -> float:

@@ -25,6 +25,9 @@ def write_best_config(settings: Settings, path: Path, study: str, best: TrialSum
     """The best trial's settings as a complete YAML config for `mmrec train -c` (paths are the user's)."""
     header = (f"# Selected settings of study {study!r}: trial {best.number}, validation {monitor} {best.value:.4f}.\n"
               f"# Train with them: mmrec train -c {path.name}\n")
+    if best.attrs.get("best_epoch") == settings.training.epochs < best.attrs.get("epochs_run", 0):
+        header += (f"# training.epochs is the trial's best epoch on validation (it ran {best.attrs['epochs_run']}: "
+                   "early stopping's patience after it).\n")
     atomic_write_text(path, header + yaml.safe_dump(settings_as_dict(settings), sort_keys=False))
     return path
 

@@ -14,7 +14,7 @@ import torch
 
 from mmrec.errors import ConfigError, DataError
 from mmrec.pipeline.train import run_train
-from mmrec.pipeline.tune import PER_USER_FILE, run_tune, select_trial, train_trial, with_values
+from mmrec.pipeline.tune import PER_USER_FILE, run_tune, select_trial, selected_values, train_trial, with_values
 from mmrec.pipeline.tune_study import StudyLock, TrialSummary
 from mmrec.progress import ProgressEvent, null_progress
 from mmrec.settings import load_settings
@@ -90,7 +90,7 @@ def test_best_settings_yaml_loads_as_a_train_config(tuned):
     root, settings, _, result, _ = tuned
     assert result.best_config == root / "results" / "tune" / "mmrec" / "best_config.yaml"
     loaded = load_settings(result.best_config).settings  # the loader `mmrec train -c` uses
-    for name, value in result.best.params.items():
+    for name, value in selected_values(settings, result.best).items():
         section, _, key = name.partition(".")
         assert getattr(getattr(loaded, section), key) == value
     # The user's folders, not a trial's; checkpoints in the study's own folder (the tuned-from ones stay).
@@ -306,3 +306,30 @@ def test_a_one_trial_study_does_not_claim_it_searched(tmp_path):
     result = run_tune(settings)
     assert any("study started from" in note and "no other trial has finished yet, so nothing was searched" in note
                for note in result.notes), result.notes
+
+
+def test_the_selected_settings_train_to_the_trials_best_epoch_unless_the_schedule_spans_the_epochs():
+    settings = load_settings(None, {"training.epochs": 20}).settings
+    trial = TrialSummary(3, "COMPLETE", 0.2, {"training.epochs": 30, "model.dropout": 0.1}, 15,
+                         {"best_epoch": 10, "epochs_run": 15})
+    assert selected_values(settings, trial) == {"training.epochs": 10, "model.dropout": 0.1}
+    no_epochs = TrialSummary(3, "COMPLETE", 0.2, {"model.dropout": 0.1}, 15, {"best_epoch": 10})
+    assert selected_values(settings, no_epochs) == {"model.dropout": 0.1, "training.epochs": 10}  # base: 20
+    last = TrialSummary(3, "COMPLETE", 0.2, {"training.epochs": 10}, 10, {"best_epoch": 10})
+    assert selected_values(settings, last) == {"training.epochs": 10}  # it never ran past its best
+    for scheduler in ("cosine", "onecycle"):  # the learning rate's curve spans training.epochs: keep them
+        assert selected_values(with_values(settings, {"training.scheduler": scheduler}), trial)["training.epochs"] == 30
+    assert selected_values(settings, TrialSummary(3, "COMPLETE", 0.2, {"training.epochs": 30}, 15, {})) == {
+        "training.epochs": 30}
+
+
+def test_training_fewer_epochs_trains_the_same_first_epochs(tmp_path):
+    """What cutting best_config.yaml's epochs to the best one relies on (constant learning rate): the first
+    epochs of a longer run are the epochs of a run that stops there, so the best epoch's model is the same."""
+    config = write_tiny_project(tmp_path, epochs=3)
+    base = load_settings(config, {"training.patience": 10}).settings
+    long = run_train(with_values(base, {"paths.checkpoint_dir": tmp_path / "long"}))
+    short = run_train(with_values(base, {"training.epochs": 2, "paths.checkpoint_dir": tmp_path / "short"}))
+    assert len(long.history) == 3 and len(short.history) == 2
+    for a, b in zip(long.history[:2], short.history, strict=True):
+        assert a.loss == pytest.approx(b.loss, rel=1e-6) and a.val == pytest.approx(b.val, rel=1e-6)

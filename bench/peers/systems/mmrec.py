@@ -107,7 +107,12 @@ def fit_multimodal(split: Split, config: dict, ctx: Context, checkpoints: Path |
     if result.best_path is None:
         raise DataError(f"mmrec training wrote no best checkpoint under {checkpoints}")
     ctx.log(f"  mmrec multimodal: best epoch {result.best_epoch}, {result.seconds_per_epoch:.1f}s/epoch")
-    return _checkpoint_scorer(settings, result.best_path, split)
+    scorer = _checkpoint_scorer(settings, result.best_path, split)
+    blended = (result.item_item or {}).get("monitored")
+    # The validation objective `mmrec tune` scores a trial by (the blend's when fitted): fit_time.py checks a
+    # refit of the selected settings against the trial's value.
+    scorer.val_objective = float(blended if blended is not None else result.best_metric)  # type: ignore[attr-defined]
+    return scorer
 
 
 def _checkpoint_scorer(settings: Any, best_path: Path, split: Split) -> Scorer:
@@ -134,7 +139,7 @@ def fit_tuned(split: Split, config: dict, ctx: Context) -> Scorer:
     import shutil
 
     from bench.peers.tuning import MAX_CONFIGS
-    from mmrec.pipeline.tune import run_tune
+    from mmrec.pipeline.tune import run_tune, selected_values
     from mmrec.settings import load_settings
 
     root = prepare_inputs(split, ctx)
@@ -159,8 +164,9 @@ def fit_tuned(split: Split, config: dict, ctx: Context) -> Scorer:
     ctx.log(f"  mmrec tune: {len(result.trials)} trials in {result.seconds:.0f}s, best trial {best.number} "
             f"(val {best.value:.4f}, {best.attrs.get('seconds', float('nan')):.0f}s): {best.params}")
     scorer = _checkpoint_scorer(settings, best_path, split)
-    # Reported as the selected config and its fit time (the study's total is the tuning time).
-    scorer.chosen_config = {"trial": best.number, **best.params}  # type: ignore[attr-defined]
+    # Reported as the selected config (best_config.yaml's values: the params, epochs cut to the best one) and
+    # the trial's fit time (the study's total is the tuning time).
+    scorer.chosen_config = {"trial": best.number, **selected_values(settings, best)}  # type: ignore[attr-defined]
     scorer.fit_seconds = float(best.attrs.get("seconds", float("nan")))  # type: ignore[attr-defined]
     kept = ("best_epoch", "epochs_run", "seconds", "cpu_seconds")
     scorer.trials = [{"number": t.number, "state": t.state, "value": t.value, "params": t.params,  # type: ignore[attr-defined]
