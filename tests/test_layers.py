@@ -75,6 +75,16 @@ def test_bottom_layer_loads_no_upper_layer_when_imported_or_validated():
     assert out.strip() == "[] False"
 
 
+def test_the_cli_loads_no_pandas_or_torch_until_a_command_needs_them():
+    """`mmrec --help`, `config show` and every error before a command's work stay fast: the command modules
+    import their heavy layers inside the command."""
+    code = ("import sys\nfrom mmrec.cli.app import app\n"
+            "print(sorted(m for m in ('numpy', 'pandas', 'pyarrow', 'torch') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=PACKAGE.parent).stdout
+    assert out.strip() == "[]"
+
+
 def test_registries_are_filled_only_by_core_modules():
     from mmrec.registry import RECOMMENDERS, TEXT_BACKBONES, VISION_BACKBONES
 

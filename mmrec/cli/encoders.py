@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.table import Table
 
 from mmrec.cli.common import ConfigOption, console, state
-from mmrec.pipeline.encoders import EncodersResult
+
+if TYPE_CHECKING:  # pandas comes with it: imported only when the command runs, so `mmrec --help` stays light
+    from mmrec.pipeline.encoders import EncodersResult
 
 app = typer.Typer(
     help="User/item id encoders (fitted on the train split, stored as JSON).", no_args_is_help=True
