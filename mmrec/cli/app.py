@@ -86,11 +86,24 @@ def _register() -> None:
 _register()
 
 
+def verbose_first(args: list[str]) -> list[str]:
+    """`args` with --verbose / -v given after the command moved before it, where the root option reads it
+    (`mmrec split --verbose` = `mmrec --verbose split`); train and tune, which also take it, read it either way."""
+    command = next((i for i, arg in enumerate(args) if not arg.startswith("-")
+                    and not (i and args[i - 1] in ("--config", "-c"))), None)
+    if command is None or "--" in args[command:]:
+        return args
+    late = [i for i in range(command + 1, len(args)) if args[i] in ("--verbose", "-v")]
+    if not late:
+        return args
+    return ["--verbose", *(arg for i, arg in enumerate(args) if i not in late)]
+
+
 def main() -> None:
     """Console-script entry point (`mmrec`, `python -m mmrec`)."""
     # Typer's root --verbose is parsed after commands import; accept it anywhere on the line.
     try:
-        app()
+        app(args=verbose_first(sys.argv[1:]))
     except MmrecError as error:  # raised outside a command (e.g. during completion)
         render_error(error, verbose="--verbose" in sys.argv or "-v" in sys.argv)
         sys.exit(error.exit_code)

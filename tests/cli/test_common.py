@@ -25,3 +25,13 @@ def test_progress_rate_counts_this_runs_progress_and_slow_units_read_as_seconds_
         progress(ProgressEvent("trials", 7, 10, "study"))  # a resumed study: 7 done before this run
         task = progress._progress.tasks[0]
         assert task.completed == 7 and task.fields["start_completed"] == 7 and task.fields["rate"] == ""
+
+
+def test_verbose_after_the_command_moves_before_it():
+    from mmrec.cli.app import verbose_first
+
+    assert verbose_first(["split", "--verbose"]) == ["--verbose", "split"]
+    assert verbose_first(["-c", "x.yaml", "cache", "list", "-v"]) == ["--verbose", "-c", "x.yaml", "cache", "list"]
+    assert verbose_first(["--verbose", "split"]) == ["--verbose", "split"]  # already where the root reads it
+    assert verbose_first(["split"]) == ["split"] and verbose_first([]) == []
+    assert verbose_first(["recommend", "--", "-v"]) == ["recommend", "--", "-v"]  # after --: an argument
