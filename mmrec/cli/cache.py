@@ -128,7 +128,10 @@ def import_command(
         console.print(f"Imported {report.written:,} {modality} vectors into {report.combo} "
                       f"in {report.seconds:.1f} s.")
         if report.replaced:
-            console.print(f"They replace the earlier import {report.replaced} ({report.removed:,} vectors deleted).")
+            dims = (f"; those were {report.replaced_dim}-d, these are {report.dim}-d" if report.replaced_dim
+                    else "")
+            console.print(f"They replace the earlier import {report.replaced} ({report.removed:,} vectors "
+                          f"deleted{dims}). Checkpoints trained on it no longer load: train again.")
     if report.unknown_ids:
         console.print(f"[yellow]Skipped {len(report.unknown_ids):,} row(s) whose item id is not in the catalogue: "
                       f"{escape(examples(report.unknown_ids))}")

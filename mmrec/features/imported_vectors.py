@@ -60,6 +60,7 @@ class ImportReport:
     written: int = 0
     unchanged: bool = False  # the same file was imported before: nothing written
     replaced: str | None = None  # identity of the import these vectors replace
+    replaced_dim: int | None = None  # its dimension, when it differs from these vectors'
     removed: int = 0  # vectors of earlier imports deleted
     unknown_ids: list[str] = field(default_factory=list)  # rows whose id is not in the catalogue (skipped)
     missing_items: list[str] = field(default_factory=list)  # catalogue items without a row (no vector)
@@ -98,7 +99,9 @@ def import_item_vectors(
     """Put the rows of `vectors` whose ids are catalogue items into `store` under the file's identity.
 
     Rows of unknown ids are skipped and catalogue items without a row listed; a file with the
-    identity already recorded is a no-op; a file of another dimension than the recorded import is refused.
+    identity already recorded is a no-op. Another file replaces the recorded import, whatever its dimension:
+    the new vectors are written under their own identity, the store's record switches to them, then the
+    old ones are deleted (a crash before the switch serves the old import whole, after it the new one).
     """
     started = time.perf_counter()
     known = set(catalogue_ids)
@@ -115,13 +118,6 @@ def import_item_vectors(
                            hint=report.notes[0] if report.notes else
                            "Check the id list (--ids) matches the item_id column of the processed items.")
     previous = imported_record(store.read_meta(), modality)
-    if previous is not None and previous.get("dim") != vectors.dim:
-        raise FeatureError(
-            f"{vectors.path} holds {vectors.dim}-d vectors; the {modality} vectors imported into {store.combo} "
-            f"before are {previous.get('dim')}-d.",
-            hint=f"Import vectors of the same size, or start afresh with `mmrec cache clear {store.combo}` "
-                 "(models trained on the old vectors will no longer load).",
-        )
     wanted = [row for row, item in enumerate(vectors.ids) if item in known]
     keys = [imported_key(modality, report.identity, vectors.ids[row]) for row in wanted]
     if previous is not None and previous.get("weights_id") == report.identity:
@@ -149,6 +145,8 @@ def import_item_vectors(
                      imported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     if previous is not None and previous.get("weights_id") != report.identity:
         report.replaced = previous.get("weights_id")
+        if previous.get("dim") != vectors.dim:
+            report.replaced_dim = previous.get("dim")
     report.removed = store.delete_prefix(f"{modality}|{IMPORTED}|", keep=f"{modality}|{IMPORTED}|{report.identity}|")
     report.seconds = time.perf_counter() - started
     return report

@@ -136,7 +136,12 @@ def test_bad_options_and_configs_exit_2(project, tmp_path):
                   project).exit_code == 0
     np.save(tmp_path / "w.npy", np.ones((40, 3)))
     wider = _cache("import", "--modality", "vision", tmp_path / "w.npy", "--ids", "catalogue", "-c", project)
-    assert wider.exit_code == 2 and "holds 3-d vectors" in wider.output and "before are 2-d" in wider.output
+    # Another dimension replaces the earlier import as any other file does (was: refused until a cache clear).
+    assert wider.exit_code == 0, wider.output
+    assert "(40 vectors deleted; those were 2-d, these are 3-d)" in wider.output
+    stats = _cache("stats", "imported_sentence-bert", "-c", project)
+    dim_row = next(line for line in stats.output.splitlines() if line.strip("│┃ ").startswith("dim"))
+    assert stats.exit_code == 0 and "3" in dim_row.split(), dim_row  # the vision column
 
 
 def test_a_wide_parquet_imports_and_a_gap_in_it_is_refused(project, tmp_path):

@@ -98,13 +98,15 @@ def test_a_replacement_that_dies_before_the_switch_leaves_the_old_vectors_served
     assert features.vision.unique().tolist() == [1.0] and features.vision_mask.all()
 
 
-def test_another_dimension_than_the_earlier_import_is_refused(tmp_path, items):
+def test_another_dimension_replaces_the_earlier_import(tmp_path, items):
     cache_dir, ids = tmp_path / "cache", _ids(items)
     _import(cache_dir, tmp_path, "vision", np.ones((6, 2)), ids, ids)
-    with pytest.raises(FeatureError, match="holds 3-d vectors; the vision vectors imported into imported_imported "
-                                           "before are 2-d"):
-        _import(cache_dir, tmp_path, "vision", np.ones((6, 3)), ids, ids)
-    _import(cache_dir, tmp_path, "text", np.ones((6, 3)), ids, ids, name="t")  # the other modality is free
+    _import(cache_dir, tmp_path, "text", np.ones((6, 4)), ids, ids, name="t")
+    report = _import(cache_dir, tmp_path, "vision", np.full((6, 3), 2.0), ids, ids, name="w")
+    assert report.replaced and report.replaced_dim == 2 and report.removed == 6
+    features = load_item_features(items, IMPORTED_BOTH, CacheSettings(compute_missing=False), cache_dir)
+    assert (features.vision_dim, features.text_dim) == (3, 4)  # the other modality is untouched
+    assert bool((features.vision == 2).all()) and features.vision_mask.all()
 
 
 @pytest.mark.parametrize("bad, message", [
