@@ -121,9 +121,11 @@ def build_evaluation_data(
     exclude = interaction_matrix(
         seen_rows[usable].astype(np.int64), seen_cols[usable].astype(np.int64), len(user_ids), len(item_ids)
     )
-    # A pair both seen and held out (e.g. repeated consumption) stays a test positive, unmasked.
-    exclude = sp.csr_matrix(exclude - exclude.multiply(relevant))
-    exclude.eliminate_zeros()
+    # A pair both seen and held out (repeated consumption, a test file that overlaps train) is not a test
+    # positive: recommend never serves a user an item they have, so no ranking could earn it. Counted.
+    repeated = relevant.multiply(exclude > 0)
+    relevant = sp.csr_matrix(relevant - repeated)
+    relevant.eliminate_zeros()
 
     train_cols = _columns(train, item_index)
     train_cols = train_cols[~pd.isna(train_cols)].astype(np.int64)
@@ -135,7 +137,9 @@ def build_evaluation_data(
     counts = {
         "test_interactions": len(test),
         "test_unknown_items_dropped": int((~in_catalogue).sum()),
-        "test_duplicate_pairs": int(len(cols) - relevant.nnz),
+        "test_duplicate_pairs": int(len(cols) - relevant.nnz - repeated.nnz),
+        "test_pairs_seen_in_training": int(repeated.nnz),
+        "test_users_without_new_items": int(((np.diff(relevant.indptr) == 0)).sum()),
         "test_users": len(user_ids),
         "test_cold_users": len(cold_user_rows),
         "test_cold_item_interactions": int(cold_mask.sum()),

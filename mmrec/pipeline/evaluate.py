@@ -173,7 +173,7 @@ def run_evaluate(
     for note in split_notes:  # shown now, before the fits (and again in the report's notes)
         progress(ProgressEvent("evaluate", message=note))
     data = build_evaluation_data(train, test, items["item_id"].tolist(), also_seen)
-    _report_counts(data, progress)
+    count_notes = _report_counts(data, progress)
 
     fallback = create_recommender(evaluation.cold_user_fallback, evaluation).fit(train, data.item_ids)
 
@@ -224,7 +224,7 @@ def run_evaluate(
         sources=sources,
         device=str(torch_device),
     )
-    report.notes += split_notes
+    report.notes += split_notes + count_notes
     if use_sampling or evaluation.eval_task == "ranking":
         report.notes.append(
             f"{SAMPLED_NOTE} ({evaluation.num_negatives} {evaluation.sampling_strategy} negatives per positive)"
@@ -247,7 +247,7 @@ def run_evaluate(
     return report
 
 
-def _report_counts(data: EvaluationData, progress: ProgressCallback) -> None:
+def _report_counts(data: EvaluationData, progress: ProgressCallback) -> list[str]:
     """Tell the user about everything unusual in the test data (nothing is dropped silently)."""
     c = data.counts
     notes = []
@@ -257,9 +257,16 @@ def _report_counts(data: EvaluationData, progress: ProgressCallback) -> None:
         )
     if c["test_duplicate_pairs"]:
         notes.append(f"{c['test_duplicate_pairs']} duplicate test pairs (counted once)")
+    if c["test_pairs_seen_in_training"]:
+        left = c["test_users_without_new_items"]
+        notes.append(
+            f"{c['test_pairs_seen_in_training']:,} test interaction(s) repeat a user-item pair of the training data "
+            "(or validation): recommendations never hold an item the user already has, so they are not test "
+            "positives" + (f"; {left:,} test user(s) have no other and are not scored" if left else "") + ".")
     if c["test_cold_item_interactions"]:
         notes.append(
             f"{c['test_cold_item_interactions']} test interactions on items unseen in training (cold-item report)"
         )
     for note in notes:
         progress(ProgressEvent(task="evaluate", message=note))
+    return notes

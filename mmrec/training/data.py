@@ -85,6 +85,13 @@ def build_training_data(
     exclude = interaction_matrix(
         val_row_of[train_user_strings[in_val]].to_numpy(), pairs[in_val, 1], len(distinct), n_items
     )
+    # As evaluation does (mmrec.evaluation.dataset): a validation pair the user already has in train is not a
+    # positive, since no served list holds it.
+    repeated = relevant.multiply(exclude > 0)
+    skipped["val_pairs_seen_in_train"] = int(repeated.nnz)
+    if repeated.nnz:
+        relevant = sp.csr_matrix(relevant - repeated)
+        relevant.eliminate_zeros()
     return TrainingData(
         pairs=torch.as_tensor(pairs, dtype=torch.long, device=device),
         histories=torch.as_tensor(histories, dtype=torch.long, device=device),

@@ -132,3 +132,23 @@ def test_predictions_in_another_format_are_refused_before_any_work(tiny_config, 
     with pytest.raises(ConfigError, match=r"\.json or \.csv"):
         run_evaluate(settings, ["item_knn"], save_predictions=tmp_path / "preds.txt")
     assert not (tmp_path / "preds.txt").exists() and not (Path(settings.paths.results_dir) / "evaluation.json").exists()
+
+
+def test_test_pairs_the_user_already_has_in_train_are_not_positives(tiny_config, tmp_path):
+    settings = load_settings(tiny_config).settings
+    train = pd.read_csv(settings.paths.splits_dir / "train.csv", dtype=str)
+    seen = train.iloc[0]
+    only_seen = train[train["user_id"] == seen["user_id"]].head(2)  # this user's test rows are all in train
+    fresh = train[(train["user_id"] != seen["user_id"])].iloc[:1]
+    other = fresh.iloc[0]
+    unseen = next(i for i in sorted(set(train["item_id"])) if
+                  not ((train["user_id"] == other["user_id"]) & (train["item_id"] == i)).any())
+    test = tmp_path / "test.csv"
+    rows = [*map(tuple, only_seen[["user_id", "item_id"]].to_numpy()), (other["user_id"], other["item_id"]),
+            (other["user_id"], unseen)]
+    test.write_text("user_id,item_id\n" + "".join(f"{u},{i}\n" for u, i in rows))
+    report = run_evaluate(settings, ["popularity"], test_data=test, write_files=False)
+    assert report.counts["test_pairs_seen_in_training"] == 3 and report.counts["test_users_without_new_items"] == 1
+    assert report.models[0].n_users == 1  # the other user, on the one item they do not have
+    assert any("3 test interaction(s) repeat a user-item pair of the training data" in note
+               and "1 test user(s) have no other and are not scored" in note for note in report.notes)

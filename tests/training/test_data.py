@@ -17,7 +17,7 @@ def test_training_data_counts_what_it_skips_and_masks_train_items():
     users = IdEncoder.fit(train["user_id"])
     data = build_training_data(train, val, ["w", "x", "y", "z"], users, history_length=3)
     assert data.skipped == {"train_interactions_on_items_not_in_catalogue": 1, "val_interactions_on_items_not_in_catalogue": 1,
-                            "val_users_unseen_in_train": 1, "val_users_sampled_out": 0}
+                            "val_users_unseen_in_train": 1, "val_users_sampled_out": 0, "val_pairs_seen_in_train": 0}
     assert data.pairs.shape == (4, 2)
     assert data.item_counts.tolist() == [0, 2, 1, 1]
     assert data.val_users.tolist() == [1, 0]  # a known, c unseen (b's only val item is unknown)
@@ -36,9 +36,10 @@ def test_validation_users_beyond_the_cap_are_sampled_with_a_seed_and_counted():
     assert data.skipped["val_users_sampled_out"] == 30 and len(data.val_users) == 20
     kept = [users.ids[i - 1] for i in data.val_users.tolist()]  # index 0 = unknown
     assert len(set(kept)) == 20
-    # Each kept user keeps all of her validation items and her own train items as exclusions.
+    # Each kept user keeps her validation items (those she does not have in train) and her train items as exclusions.
     for row, user in enumerate(kept):
-        expected = {"w"} | ({"x"} if user in users_list[:10] else set())
+        has_x = ((train.user_id == user) & (train.item_id == "x")).any()
+        expected = {"w"} | ({"x"} if user in users_list[:10] and not has_x else set())
         got = {["w", "x", "y", "z"][j] for j in data.val_relevant[row].indices}
         assert got == expected
         assert data.val_exclude[row].nnz == len(set(train.loc[train.user_id == user, "item_id"]))
@@ -57,3 +58,12 @@ def test_validation_users_shrink_with_the_catalogue_but_not_below_the_floor():
     assert cfg.validation_user_cap(10_000_000) == MIN_VALIDATION_USERS
     assert TrainingSettings(max_validation_users=None, max_validation_cells=None).validation_user_cap(10**6) is None
     assert TrainingSettings(max_validation_users=None).validation_user_cap(400_000) == 5_000
+
+
+def test_a_validation_pair_the_user_has_in_train_is_not_a_positive():
+    train, val = frames()
+    val = pd.concat([val, pd.DataFrame({"user_id": ["a"], "item_id": ["y"]})], ignore_index=True)  # a has y
+    data = build_training_data(train, val, ["w", "x", "y", "z"], IdEncoder.fit(train["user_id"]), history_length=3)
+    assert data.skipped["val_pairs_seen_in_train"] == 1
+    assert data.val_relevant.toarray().tolist() == [[1, 0, 0, 0], [0, 1, 0, 0]]  # as without that row
+    assert data.val_exclude.toarray().tolist() == [[0, 1, 1, 1], [0, 0, 0, 0]]
