@@ -98,7 +98,8 @@ def evaluate(
     test_data: Annotated[
         Path | None,
         typer.Option(
-            "--test-data", "--test_data", help="Test interactions CSV/parquet (default: the test split)."
+            "--test-data", "--test_data", help="Test interactions CSV/parquet (default: the test split), read as "
+            "preprocess reads interactions: data.*_column names, data.positive_rating_threshold."
         ),
     ] = None,
     train_data: Annotated[

@@ -15,33 +15,59 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from mmrec.errors import DataError
 from mmrec.data.matrices import interaction_matrix
+from mmrec.errors import DataError
+from mmrec.settings import DataSettings
 
 REQUIRED_COLUMNS = ("user_id", "item_id")
 
 
-def read_interactions_file(path: Path, role: str) -> pd.DataFrame:
-    """Read a CSV/parquet interaction file (user_id, item_id as str); a clear DataError if unusable."""
+def read_interactions_file(path: Path, role: str, data: DataSettings | None = None,
+                           notes: list[str] | None = None) -> pd.DataFrame:
+    """Read a CSV/parquet interaction file (user_id, item_id as str); a clear DataError if unusable.
+
+    With `data`, the file is read as preprocess reads interactions.csv: a column missing under its
+    canonical name (user_id, item_id, timestamp, rating) is read under its data.*_column name, and with
+    data.positive_rating_threshold and a rating column, the rows below it (or without a number) are left
+    out, counted in `notes`. A file mmrec wrote (a split) holds the canonical names and only positives.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(
             f"The {role} file {path} does not exist.",
             hint=f"Pass an existing CSV or parquet file as {role} data.",
         )
+    names = {c: getattr(data, f"{c}_column") for c in ("user_id", "item_id", "timestamp", "rating")} if data else {}
+    ids = {name: str for name in {*REQUIRED_COLUMNS, names.get("user_id", "user_id"), names.get("item_id", "item_id")}}
     try:
         frame = (
             pd.read_parquet(path)
             if path.suffix == ".parquet"
             # Ids such as NA, null or nan are ids (as preprocess and the split keep them), not missing values.
-            else pd.read_csv(path, dtype={"user_id": str, "item_id": str}, keep_default_na=False)
+            else pd.read_csv(path, dtype=ids, keep_default_na=False)
         )
     except Exception as exc:  # noqa: BLE001  (pandas/pyarrow raise many types for unreadable files)
         raise DataError(
             f"The {role} file {path} cannot be read: {exc}",
             hint="Use a CSV with a header row or a parquet file.",
         ) from None
-    return validate_interactions(frame, f"{role} file {path}")
+    frame = frame.rename(columns={source: canonical for canonical, source in names.items()
+                                  if canonical not in frame.columns and source in frame.columns})
+    frame = validate_interactions(frame, f"{role} file {path}")
+    threshold = data.positive_rating_threshold if data else None
+    if threshold is not None and "rating" in frame.columns:
+        positive = (pd.to_numeric(frame["rating"], errors="coerce") >= threshold).to_numpy()
+        if not positive.all():
+            if notes is not None:
+                notes.append(f"{int((~positive).sum()):,} of the {len(frame):,} rows of the {role} file {path.name} "
+                             f"rate below data.positive_rating_threshold ({threshold:g}) or have no number: left "
+                             "out, as preprocess leaves them out of the interactions.")
+            frame = frame[positive].reset_index(drop=True)
+            if frame.empty:
+                raise DataError(f"No row of the {role} file {path} rates at or above "
+                                f"data.positive_rating_threshold ({threshold:g}).",
+                                hint="Lower the threshold, or pass a file of positives.")
+    return frame
 
 
 def validate_interactions(frame: pd.DataFrame, what: str) -> pd.DataFrame:
@@ -50,7 +76,8 @@ def validate_interactions(frame: pd.DataFrame, what: str) -> pd.DataFrame:
     if missing:
         raise DataError(
             f"The {what} lacks column(s) {', '.join(missing)} (has: {', '.join(map(str, frame.columns)) or 'none'}).",
-            hint="Interaction files need a header with user_id and item_id.",
+            hint="Interaction files need a header with user_id and item_id (or the columns data.user_id_column "
+                 "and data.item_id_column name).",
         )
     if frame.empty:
         raise DataError(f"The {what} has no interactions.", hint="Check the file, or re-run `mmrec split`.")

@@ -96,21 +96,22 @@ def checkpoint_split_notes(settings: Settings, checkpoint_name: str | None, trai
     return notes
 
 
-Frames = tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame], dict[str, str]]
+Frames = tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame], dict[str, str], list[str]]
 
 
 def _frames(settings: Settings, test_data: Path | None, train_data: Path | None) -> Frames:
-    """(train, test, also-masked frames, sources): explicit files win; val is masked with the split."""
+    """(train, test, also-masked frames, sources, notes): explicit files win, read as preprocess reads
+    interactions.csv (its column names and rating threshold); val is masked with the split."""
     splits_dir = Path(settings.paths.splits_dir)
     split = load_split(splits_dir) if test_data is None or train_data is None else None
-    sources = {}
+    sources, notes = {}, []
     if train_data is not None:
-        train, sources["train"] = read_interactions_file(train_data, "train"), str(train_data)
+        train, sources["train"] = read_interactions_file(train_data, "train", settings.data, notes), str(train_data)
     else:
         train = validate_interactions(split.train, f"train split in {splits_dir}")
         sources["train"] = str(splits_dir / "train.csv")
     if test_data is not None:
-        test, sources["test"] = read_interactions_file(test_data, "test"), str(test_data)
+        test, sources["test"] = read_interactions_file(test_data, "test", settings.data, notes), str(test_data)
     else:
         test = validate_interactions(split.test, f"test split in {splits_dir}")
         sources["test"] = str(splits_dir / "test.csv")
@@ -119,7 +120,7 @@ def _frames(settings: Settings, test_data: Path | None, train_data: Path | None)
     if split is not None and train_data is None and not split.val.empty:
         also_seen.append(split.val)
         sources["masked"] = str(splits_dir / "val.csv")
-    return train, test, also_seen, sources
+    return train, test, also_seen, sources, notes
 
 
 def run_evaluate(
@@ -167,7 +168,9 @@ def run_evaluate(
         )
     torch_device = resolve_device(evaluation.device)
     items = load_items(Path(settings.paths.processed_dir))
-    train, test, also_seen, sources = _frames(settings, test_data, train_data)
+    train, test, also_seen, sources, file_notes = _frames(settings, test_data, train_data)
+    for note in file_notes:
+        progress(ProgressEvent("evaluate", message=note))
     split_notes = checkpoint_split_notes(settings, checkpoint_name, Path(sources["train"]), train_data is None) \
         if "multimodal" in names else []
     for note in split_notes:  # shown now, before the fits (and again in the report's notes)
@@ -224,7 +227,7 @@ def run_evaluate(
         sources=sources,
         device=str(torch_device),
     )
-    report.notes += split_notes + count_notes
+    report.notes += file_notes + split_notes + count_notes
     if use_sampling or evaluation.eval_task == "ranking":
         report.notes.append(
             f"{SAMPLED_NOTE} ({evaluation.num_negatives} {evaluation.sampling_strategy} negatives per positive)"

@@ -152,3 +152,23 @@ def test_test_pairs_the_user_already_has_in_train_are_not_positives(tiny_config,
     assert report.models[0].n_users == 1  # the other user, on the one item they do not have
     assert any("3 test interaction(s) repeat a user-item pair of the training data" in note
                and "1 test user(s) have no other and are not scored" in note for note in report.notes)
+
+
+def test_a_test_file_in_the_users_own_columns_is_read_as_preprocess_reads_interactions(tiny_config, tmp_path):
+    settings = load_settings(tiny_config, {"data.user_id_column": "viewer", "data.item_id_column": "video",
+                                           "data.rating_column": "stars", "data.positive_rating_threshold": 4.0}
+                             ).settings
+    test = tmp_path / "test.csv"
+    test.write_text("viewer,video,stars\nu001,i004,5\nu001,i005,2\nu002,i006,x\nu002,i007,4\n")
+    notes: list[str] = []
+    from mmrec.evaluation.dataset import read_interactions_file
+
+    frame = read_interactions_file(test, "test", settings.data, notes)
+    assert frame[["user_id", "item_id"]].values.tolist() == [["u001", "i004"], ["u002", "i007"]]
+    assert notes == ["2 of the 4 rows of the test file test.csv rate below data.positive_rating_threshold (4) or "
+                     "have no number: left out, as preprocess leaves them out of the interactions."]
+    report = run_evaluate(settings, ["popularity"], test_data=test, write_files=False)
+    assert report.counts["test_interactions"] == 2 and notes[0] in report.notes
+    test.write_text("viewer,video,stars\nu001,i004,1\n")
+    with pytest.raises(DataError, match="No row of the test file .* rates at or above"):
+        run_evaluate(settings, ["popularity"], test_data=test, write_files=False)
