@@ -71,6 +71,9 @@ class DataSettings(Section):
     title_column: str = "title"
     description_column: str = "description"
     item_id_column: str = Field("item_id", min_length=1, description="the item id column of both files")
+    interactions_item_id_column: str | None = Field(
+        None, min_length=1, description="the interactions' item id column, where it is named otherwise than "
+                                        "item_id_column (e.g. `video` beside item_info's `video_id`)")
     user_id_column: str = Field("user_id", min_length=1, description="the user id column of the interactions")
     timestamp_column: str = Field("timestamp", min_length=1, description="the interactions' (optional) time column")
     rating_column: str = Field("rating", min_length=1, description="the interactions' (optional) rating column")

@@ -38,6 +38,8 @@ def read_interactions_file(path: Path, role: str, data: DataSettings | None = No
             hint=f"Pass an existing CSV or parquet file as {role} data.",
         )
     names = {c: getattr(data, f"{c}_column") for c in ("user_id", "item_id", "timestamp", "rating")} if data else {}
+    if data and data.interactions_item_id_column:
+        names["item_id"] = data.interactions_item_id_column
     ids = {name: str for name in {*REQUIRED_COLUMNS, names.get("user_id", "user_id"), names.get("item_id", "item_id")}}
     try:
         frame = (

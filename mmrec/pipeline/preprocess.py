@@ -80,30 +80,34 @@ def read_csv(path: Path, what: str) -> pd.DataFrame:
 
 
 def canonical_columns(
-    frame: pd.DataFrame, path: Path, what: str, names: dict[str, str], used: dict[str, str] | None = None
+    frame: pd.DataFrame, path: Path, what: str, names: dict[str, str], used: dict[str, str] | None = None,
+    settings: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """`frame` with the user's column names (names: canonical -> its data.*_column setting) renamed to the
     canonical ones the rest of mmrec reads. A renamed column that is absent, or a file that holds both a
     renamed column and another under its canonical name, is a DataError; a missing column under its
     default name is left to the checks that follow (timestamp and rating are optional). `used` (same
     shape) names further columns the file must hold, read under the user's names (titles, descriptions):
-    they are checked here too, so the error names the file's own columns."""
+    they are checked here too, so the error names the file's own columns. `settings` names the setting
+    behind a canonical column where it is not data.<canonical>_column."""
+    setting_of = {canonical: f"data.{canonical}_column" for canonical in {*names, *(used or {})}}
+    setting_of.update(settings or {})
     renamed = {canonical: source for canonical, source in names.items() if source != canonical}
     present = ", ".join(map(str, frame.columns))
     for canonical in ("user_id", "item_id"):  # required wherever named; the others are optional
         if canonical in names and canonical not in renamed and canonical not in frame.columns:
-            raise DataError(f"{what} file {path.name} has no '{canonical}' column (data.{canonical}_column); "
+            raise DataError(f"{what} file {path.name} has no '{canonical}' column ({setting_of[canonical]}); "
                             f"columns present: {present}.",
-                            hint=f"Set data.{canonical}_column to the column that holds the "
+                            hint=f"Set {setting_of[canonical]} to the column that holds the "
                                  f"{canonical.replace('_id', '')} ids.")
     for canonical, source in {**renamed, **(used or {})}.items():
-        setting = f"data.{canonical}_column"
+        setting = setting_of[canonical]
         if source not in frame.columns:
             raise DataError(f"{what} file {path.name} lacks column '{source}' ({setting}); columns present: "
                             f"{present}.",
                             hint=f"Set {setting} to the column that holds the {canonical.replace('_', ' ')}s.")
     for canonical, source in renamed.items():
-        setting = f"data.{canonical}_column"
+        setting = setting_of[canonical]
         if canonical in frame.columns:
             raise DataError(f"{what} file {path.name} has a column '{canonical}' besides '{source}', which {setting} "
                             f"renames to '{canonical}'.",
@@ -253,10 +257,14 @@ def run_preprocess(
                         hint="Fix data.numerical_features_cols in your config (it may be an empty list).")
     raw_items = canonical_columns(raw_items, item_file, "item_info", {"item_id": data.item_id_column},
                                   {"title": data.title_column, "description": data.description_column})
+    own_item_column = data.interactions_item_id_column is not None
     raw_interactions = canonical_columns(
         read_csv(interactions_file, "interactions"), interactions_file, "interactions",
-        {"user_id": data.user_id_column, "item_id": data.item_id_column, "timestamp": data.timestamp_column,
-         "rating": data.rating_column},
+        {"user_id": data.user_id_column, "item_id": data.interactions_item_id_column or data.item_id_column,
+         "timestamp": data.timestamp_column, "rating": data.rating_column},
+        settings={"item_id": "data.interactions_item_id_column" if own_item_column else
+                  "data.item_id_column (or data.interactions_item_id_column, when the interactions name it "
+                  "otherwise than item_info)"},
     )
     items, item_report, rejected = clean_items(raw_items, settings.data, settings.preprocess)
     # Interactions before images: running out of rows should not cost the image stage first.

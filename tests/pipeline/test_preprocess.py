@@ -298,6 +298,22 @@ def test_columns_under_other_names_are_mapped_by_the_data_settings(tmp_path):
         run_preprocess(_settings(tmp_path, **mapped))
 
 
+def test_the_interactions_may_name_the_item_id_column_otherwise_than_item_info(tmp_path):
+    raw = tmp_path / "raw"
+    generate_synthetic(raw, users=12, items=16, seed=1)
+    expected = load_interactions(run_preprocess(_settings(tmp_path)).processed_dir)
+    pd.read_csv(raw / "item_info.csv", dtype=str).rename(columns={"item_id": "video_id"}).to_csv(
+        raw / "item_info.csv", index=False)
+    pd.read_csv(raw / "interactions.csv", dtype=str).rename(columns={"item_id": "video"}).to_csv(
+        raw / "interactions.csv", index=False)
+    with pytest.raises(DataError) as info:  # one name for both files: the hint names the other setting
+        run_preprocess(_settings(tmp_path, **{"data.item_id_column": "video_id"}))
+    assert "lacks column 'video_id'" in info.value.message and "data.interactions_item_id_column" in info.value.hint
+    both = {"data.item_id_column": "video_id", "data.interactions_item_id_column": "video"}
+    run_preprocess(_settings(tmp_path, **both), force=True)
+    pd.testing.assert_frame_equal(load_interactions(tmp_path / "processed"), expected)
+
+
 def test_a_file_separated_by_semicolons_is_named_as_such(tmp_path, dirty_raw):
     frame = pd.read_csv(dirty_raw / "interactions.csv", dtype=str)
     frame.to_csv(dirty_raw / "interactions.csv", index=False, sep=";")
