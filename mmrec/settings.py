@@ -68,6 +68,9 @@ class DataSettings(Section):
     item_info_file: str = "item_info.csv"
     interactions_file: str = "interactions.csv"
     images_subdir: str = "images"
+    image_column: str | None = Field(
+        None, min_length=1, description="an item_info column naming each item's image file, relative to the "
+                                        "images folder (e.g. thumbs/v1.jpg); null: images/{item_id}.<ext>")
     title_column: str = "title"
     description_column: str = "description"
     item_id_column: str = Field("item_id", min_length=1, description="the item id column of both files")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from mmrec.data.images import IMAGE_STATUSES, ImageJob, process_images
+from mmrec.data.images import IMAGE_STATUSES, ImageJob, ImageResult, process_images
 from mmrec.data.interactions import clean_interactions
 from mmrec.data.items import clean_items
 from mmrec.data.staging import staged_folder
@@ -128,9 +128,12 @@ def input_fingerprint(settings: Settings) -> str:
                     digest.update(block)
     images_dir = data_dir / settings.data.images_subdir
     if images_dir.is_dir():
-        for entry in sorted(images_dir.iterdir(), key=lambda p: p.name):
+        # Images named by data.image_column may sit in subfolders: the whole tree (links not followed).
+        entries = (sorted(Path(root, name) for root, _, names in os.walk(images_dir) for name in names)
+                   if settings.data.image_column else sorted(images_dir.iterdir(), key=lambda p: p.name))
+        for entry in entries:
             stat = entry.lstat()  # a link's own stat: never follows it out of the folder
-            digest.update(f"{entry.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+            digest.update(f"{entry.relative_to(images_dir)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     # num_workers changes speed, not output, so it is not part of the fingerprint.
     used = {
         "data": settings.data.model_dump(mode="json"),
@@ -187,16 +190,45 @@ def image_files(images_dir: Path) -> dict[str, list[str]]:
     return {stem: [name for _, name in sorted(names)] for stem, names in found.items()}
 
 
-def _image_jobs(items: pd.DataFrame, images_dir: Path) -> list[ImageJob]:
+def _image_jobs(items: pd.DataFrame, images_dir: Path, named: dict[str, str] | None = None
+                ) -> tuple[list[ImageJob], dict[str, ImageResult]]:
     """One job per item: its first image file, the others tried when that one is unusable (a text file named
-    x1.jpg beside a good x1.png). Names come from the folder's own listing, so a path stays inside it."""
+    x1.jpg beside a good x1.png). Names come from the folder's own listing, so a path stays inside it.
+
+    With `named` (item id -> the data.image_column value), each item's image is that path under the folder;
+    one that leads out of it is not opened: its result ("outside_folder") comes back beside the jobs."""
+    if named is not None:
+        root = os.path.realpath(images_dir)
+        jobs, refused = [], {}
+        for item_id in items["item_id"]:
+            value = named.get(item_id)
+            value = "" if value is None or pd.isna(value) else str(value).strip()
+            source = os.path.realpath(os.path.join(root, value)) if value else os.path.join(root, item_id + ".jpg")
+            if value and os.path.commonpath([root, source]) != root:
+                refused[item_id] = ImageResult(item_id, "outside_folder", detail=f"{value} leads out of {images_dir}")
+                continue
+            jobs.append(ImageJob(item_id, source if value else "", item_id + ".jpg"))
+        return jobs, refused
     files = image_files(images_dir)
     jobs = []
     for item_id in items["item_id"]:
         names = files.get(unicodedata.normalize("NFC", item_id)) or [item_id + ".jpg"]  # absent: reported missing
         jobs.append(ImageJob(item_id, str(images_dir / names[0]), item_id + ".jpg",
                              tuple(str(images_dir / name) for name in names[1:])))
-    return jobs
+    return jobs, {}
+
+
+def _unmatched_images_note(items: pd.DataFrame, images_dir: Path, ok: int) -> str | None:
+    """When images were looked up by item id and none matched while the folder holds image files."""
+    if ok or not images_dir.is_dir():
+        return None
+    files = sorted(os.path.relpath(os.path.join(root, name), images_dir) for root, _, names in os.walk(images_dir)
+                   for name in names if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS)
+    if not files:
+        return None
+    return (f"None of the {len(files):,} image files in {images_dir} (subfolders included) is named after an item "
+            f"id (e.g. {', '.join(files[:3])}; ids such as {', '.join(items['item_id'].head(2))}): images are found "
+            "as {item_id}.jpg there. If item_info names each item's image in a column, set data.image_column to it.")
 
 
 def _image_report(results: dict, seconds: float, workers: int) -> dict[str, Any]:
@@ -256,7 +288,11 @@ def run_preprocess(
                         f"(data.numerical_features_cols); columns present: {', '.join(map(str, raw_items.columns))}.",
                         hint="Fix data.numerical_features_cols in your config (it may be an empty list).")
     raw_items = canonical_columns(raw_items, item_file, "item_info", {"item_id": data.item_id_column},
-                                  {"title": data.title_column, "description": data.description_column})
+                                  {"title": data.title_column, "description": data.description_column,
+                                   **({"image": data.image_column} if data.image_column else {})})
+    # The last row of an id wins, as clean_items keeps it.
+    named = (dict(zip(raw_items["item_id"].astype("string").str.strip(), raw_items[data.image_column]))
+             if data.image_column else None)
     own_item_column = data.interactions_item_id_column is not None
     raw_interactions = canonical_columns(
         read_csv(interactions_file, "interactions"), interactions_file, "interactions",
@@ -281,11 +317,13 @@ def run_preprocess(
     # Everything is built in a staging folder that replaces processed_dir in one step at the end:
     # a failure or a kill at any point leaves the previous output as it was.
     with staged_folder(processed_dir) as staging:
-        jobs = _image_jobs(items, data_dir / settings.data.images_subdir)
+        jobs, refused = _image_jobs(items, data_dir / settings.data.images_subdir, named)
         image_start = time.perf_counter()
-        results = process_images(jobs, staging / PROCESSED_IMAGES, settings.preprocess, progress)
+        results = {**process_images(jobs, staging / PROCESSED_IMAGES, settings.preprocess, progress), **refused}
         image_seconds = time.perf_counter() - image_start
         ok = [results[i].status == "ok" for i in items["item_id"]]
+        if named is None and (note := _unmatched_images_note(items, data_dir / data.images_subdir, sum(ok))):
+            item_report.notes.append(note)
         items.insert(
             4,
             "image_path",

@@ -123,8 +123,10 @@ def test_missing_inputs_are_data_errors(tmp_path, dirty_raw):
     (dirty_raw / "interactions.csv").unlink()
     with pytest.raises(DataError, match="interactions file not found"):
         run_preprocess(_settings(tmp_path))
-    with pytest.raises(ConfigError, match="over the input images"):
+    with pytest.raises(ConfigError, match=r"paths.data_dir \(.*\) is paths.processed_dir"):  # the settings refuse it
         run_preprocess(_settings(tmp_path, **{"paths.processed_dir": dirty_raw}))
+    with pytest.raises(ConfigError, match="over the input images"):  # an images folder that reaches into it
+        run_preprocess(_settings(tmp_path, **{"data.images_subdir": "../processed/images"}))
     with pytest.raises(DataError, match="Data folder"):
         run_preprocess(_settings(tmp_path, **{"paths.data_dir": tmp_path / "nowhere"}))
 
@@ -266,7 +268,7 @@ def test_processed_dir_with_foreign_entries_is_refused(tmp_path, dirty_raw):
     with pytest.raises(ConfigError, match="did not write: notes"):
         run_preprocess(_settings(tmp_path))
     assert (processed / "notes" / "keep.txt").read_text() == "mine"
-    with pytest.raises(ConfigError, match="did not write: .*raw"):
+    with pytest.raises(ConfigError, match=r"paths.data_dir \(.*raw\) lies inside paths.processed_dir"):
         run_preprocess(_settings(tmp_path, **{"paths.processed_dir": tmp_path}))
 
 
@@ -312,6 +314,30 @@ def test_the_interactions_may_name_the_item_id_column_otherwise_than_item_info(t
     both = {"data.item_id_column": "video_id", "data.interactions_item_id_column": "video"}
     run_preprocess(_settings(tmp_path, **both), force=True)
     pd.testing.assert_frame_equal(load_interactions(tmp_path / "processed"), expected)
+
+
+def test_images_named_in_an_item_info_column_and_a_note_when_no_file_is_named_after_an_id(tmp_path):
+    raw = tmp_path / "raw"
+    generate_synthetic(raw, users=12, items=6, seed=1)
+    (raw / "images" / "thumbs").mkdir()
+    for index, path in enumerate(sorted((raw / "images").glob("*.jpg"))):
+        path.rename(raw / "images" / "thumbs" / f"thumb_{index}.jpg")
+    (tmp_path / "secret.jpg").write_bytes((raw / "images" / "thumbs" / "thumb_0.jpg").read_bytes())
+    items = pd.read_csv(raw / "item_info.csv", dtype=str)
+    items["thumbnail"] = [f"thumbs/thumb_{i}.jpg" for i in range(len(items))]
+    items.loc[4, "thumbnail"], items.loc[5, "thumbnail"] = None, "../../secret.jpg"
+    items.to_csv(raw / "item_info.csv", index=False)
+    by_id = run_preprocess(_settings(tmp_path)).report  # looked up by id: nothing found, and said so
+    assert by_id["images"]["missing"] == 6
+    assert any("None of the 6 image files in" in note and "set data.image_column" in note
+               for note in by_id["items"]["notes"])
+    named = run_preprocess(_settings(tmp_path, **{"data.image_column": "thumbnail"}), force=True).report
+    assert (named["images"]["ok"], named["images"]["missing"], named["images"]["outside_folder"]) == (4, 1, 1)
+    assert not any("image files in" in note for note in named["items"]["notes"])
+    processed = load_items(tmp_path / "processed").set_index("item_id")
+    assert processed["has_image"].tolist() == [True] * 4 + [False, False]
+    with pytest.raises(DataError, match=r"lacks column 'thumb' \(data.image_column\)"):
+        run_preprocess(_settings(tmp_path, **{"data.image_column": "thumb"}), force=True)
 
 
 def test_a_file_separated_by_semicolons_is_named_as_such(tmp_path, dirty_raw):
