@@ -1,6 +1,7 @@
 """Item vectors from a user's file: a .npy matrix plus an id list, or parquet with `item_id` and either
 one vector column (a list of numbers per row) or one number column per dimension. Read in row chunks (a
-memory map for .npy), so a million-row file is never loaded whole; every problem with the file is a FeatureError that says what is wrong and what to pass.
+memory map for .npy), so a million-row file is never loaded whole; every problem with the file is a
+FeatureError that says what is wrong and what to pass.
 
 Nothing here is unpickled: .npy files (vectors and ids) load with allow_pickle=False.
 """
