@@ -40,6 +40,9 @@ BLEND_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 # Multiples of model.item_item_l2 `mmrec train` tries on validation (item_item_l2_search, dense solver);
 # the configured value first, so ties and a run without validation data keep it.
 L2_GRID = (1.0, 0.5, 2.0, 4.0)
+# When validation's best is the grid's largest (smallest) lambda, up to this many more, each twice (half) the
+# last, while validation improves.
+L2_EDGE_STEPS = 3
 # Recency half-lives (in items; 0 = every training item weighs 1) tried when item_item_halflife is null.
 HALFLIFE_GRID = (0.0, 2.0, 5.0, 20.0)
 
@@ -165,7 +168,8 @@ class ItemItemModel:
     ) -> Iterator[ItemItemModel]:
         """The exact dense fit at each lambda of `l2s` in turn, the same B as `fit` gives: G without lambda
         (X^T X and the content products, a large share of a fit's time) is built once, at the first fit asked
-        for (a generator runs nothing before), and kept meanwhile."""
+        for (a generator runs nothing before), and kept meanwhile. `l2s` may be a list the caller extends
+        while the path runs: each value is solved when the path reaches it."""
         matrices = _content_matrices(content, content_weight, device, torch.float64)
         gram = dense_gram(interactions, matrices, content_weight, device)
         del matrices

@@ -18,7 +18,7 @@ from mmrec.evaluation.metrics import paired_gain_se
 from mmrec.models.histories import IdEncoding, catalogue_index
 from mmrec.models.content_profile import ContentProfileModel, content_modalities
 from mmrec.models.item_item_store import ItemItemStore
-from mmrec.models.item_item import (BLEND_GRID, HALFLIFE_GRID, L2_GRID, ItemItemModel, fit_profiles,
+from mmrec.models.item_item import (BLEND_GRID, HALFLIFE_GRID, L2_EDGE_STEPS, L2_GRID, ItemItemModel, fit_profiles,
                                     item_item_content, item_item_fit_key, item_item_neighbours, item_item_profiles)
 from mmrec.models.scoring import Scorer
 from mmrec.models.transitions import SEQUENCE_HALFLIVES, SEQUENCE_WEIGHTS, transition_model
@@ -175,26 +175,45 @@ def _toward_refit(trainer: Trainer, scorer: Scorer, model: ItemItemModel, beta: 
 def _choose_l2(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users: IdEncoding, rows: pd.Series,
                halflife: float, store: ItemItemStore | None
                ) -> tuple[ModelSettings, ItemItemModel, list[dict[str, float]]]:
-    """(settings with the chosen lambda, its fit, the grid) of model.item_item_l2 x L2_GRID, each fit
-    validated alone (blend weight 1) by the monitor; only the chosen fit goes into `store`. The candidates
+    """(settings with the chosen lambda, its fit, the grid) of model.item_item_l2 x L2_GRID, extended past an
+    edge the best sits at, each fit validated alone (blend weight 1) by the monitor; only the chosen fit goes
+    into `store`. The candidates
     share one Gram matrix (`ItemItemModel.fit_l2_path`); the configured lambda's is the trainer's
     distillation teacher when that is the same fit."""
     profiles = item_item_profiles(train, users, rows, halflife)
     content = item_item_content(cfg, trainer.catalogue)
-    candidates = [cfg.model_copy(update={"item_item_l2": cfg.item_item_l2 * factor}) for factor in L2_GRID]
+    lambdas = [cfg.item_item_l2 * factor for factor in L2_GRID]
     teacher = _teacher_fit(trainer, cfg, profiles)
-    to_solve = [c.item_item_l2 for c in candidates if teacher is None or c.item_item_l2 != cfg.item_item_l2]
+    # The path solves these in turn; the list grows below when the best lambda sits at an edge of the grid.
+    to_solve = [l2 for l2 in lambdas if teacher is None or l2 != cfg.item_item_l2]
     solved = ItemItemModel.fit_l2_path(profiles, content, to_solve, cfg.item_item_content_weight, trainer.device)
     best: tuple[float, ModelSettings, ItemItemModel] | None = None
     grid: list[dict[str, float]] = []
     base = trainer.scorer()
-    for candidate in candidates:  # L2_GRID's factor 1 (the configured lambda, the teacher's) first
-        model = teacher if teacher is not None and candidate.item_item_l2 == cfg.item_item_l2 else next(solved)
+
+    def validate(l2: float) -> bool:
+        """Validate the fit at `l2` alone (blend weight 1); whether it is the new best."""
+        nonlocal best
+        model = teacher if teacher is not None and l2 == cfg.item_item_l2 else next(solved)
         value = trainer.validate(base.with_item_item(model, 1.0)).get(trainer.monitor, float("nan"))
-        grid.append({"l2": candidate.item_item_l2, trainer.monitor: value})
-        if best is None or value > best[0]:  # ties and NaN (no validation data) keep the first: factor 1
-            best = (value, candidate, model)
-        del model
+        grid.append({"l2": l2, trainer.monitor: value})
+        better = best is None or value > best[0]  # ties and NaN (no validation data) keep the first: factor 1
+        if better:
+            best = (value, cfg.model_copy(update={"item_item_l2": l2}), model)
+        return better
+
+    for l2 in lambdas:  # L2_GRID's factor 1 (the configured lambda, the teacher's) first
+        validate(l2)
+    # Validation's best at the grid's largest or smallest lambda: the optimum may lie beyond (it grows with
+    # the interactions per item), so the path goes on by factors of 2 that way while validation improves.
+    for _ in range(L2_EDGE_STEPS):
+        tried = sorted(row["l2"] for row in grid)
+        chosen_l2 = best[1].item_item_l2
+        if len(tried) < 2 or chosen_l2 not in (tried[0], tried[-1]):
+            break
+        to_solve.append(chosen_l2 * 2 if chosen_l2 == tried[-1] else chosen_l2 / 2)
+        if not validate(to_solve[-1]):
+            break
     solved.close()  # frees the shared Gram matrix
     assert best is not None
     _, chosen, model = best

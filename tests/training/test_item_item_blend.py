@@ -59,7 +59,7 @@ def test_lambda_is_chosen_on_validation_and_used_by_the_recommender(tmp_path, mo
     result = run_train(settings)
     summary = result.item_item
     grid = {row["l2"]: row["ndcg@10"] for row in summary["l2_grid"]}
-    assert list(grid) == [3.0 * f for f in L2_GRID] and L2_GRID[0] == 1.0
+    assert list(grid)[:len(L2_GRID)] == [3.0 * f for f in L2_GRID] and L2_GRID[0] == 1.0  # then past an edge
     best = max(grid.values())
     assert summary["l2"] == next(l2 for l2, value in grid.items() if value == best)  # ties keep the configured
     assert summary["monitored"] == grid[summary["l2"]]  # blend 1 = the item-item model alone, as searched
@@ -141,14 +141,16 @@ def test_the_blend_reuses_the_distillation_teacher_instead_of_refitting_it(tmp_p
     monkeypatch.setattr(item_item, "dense_gram", lambda *a, **k: grams.append(1) or real_gram(*a, **k))
     config = write_tiny_project(tmp_path, epochs=1, item_item_l2=3.0)
     reused = run_train(load_settings(config, {"model.distill_weight": 1.0}).settings)
-    assert solved == [3.0 * f for f in L2_GRID]  # the teacher's fit (factor 1) first, then factors 2.. only
+    grid = [3.0 * f for f in L2_GRID]
+    assert solved[:len(grid)] == grid  # the teacher's fit (factor 1) first, then factors 2.. only
+    extended = solved[len(grid):]  # past an edge of the grid, when validation's best sat there
     assert len(grams) == 2  # the teacher's, then one for the three other candidates
     solved.clear()
     grams.clear()
     monkeypatch.setattr(blend, "item_item_fit_key", lambda *args: "0" * 64)  # a key no teacher has
     refit = run_train(load_settings(config, {"model.distill_weight": 1.0,
                                              "paths.checkpoint_dir": str(tmp_path / "refit")}).settings)
-    assert solved == [3.0] + [3.0 * f for f in L2_GRID]  # without the match: the teacher, then every candidate
+    assert solved == [3.0] + grid + extended  # without the match: the teacher, then every candidate
     assert len(grams) == 2
     assert refit.item_item["l2_grid"] == reused.item_item["l2_grid"]
     assert refit.item_item["val_grid"] == reused.item_item["val_grid"]
@@ -217,3 +219,34 @@ def test_a_reused_teacher_fit_reports_its_own_fit_time(tmp_path, monkeypatch):
     result = run_train(load_settings(config, {"model.distill_weight": 1.0, "model.item_item_l2_search": False,
                                               "model.sequence_blend": False}).settings)
     assert result.item_item["fit_seconds"] >= 0.3
+
+
+def test_the_lambda_path_goes_on_past_the_edge_of_the_grid_validation_prefers(monkeypatch):
+    """Validation's best at the grid's largest (smallest) lambda: x2 (/2) more, while validation improves,
+    at most L2_EDGE_STEPS more; a best inside the grid adds nothing."""
+    import math
+    from types import SimpleNamespace
+
+    from mmrec.models.item_item import L2_EDGE_STEPS
+    from mmrec.settings import ModelSettings
+    from mmrec.training import blend
+
+    def path(profiles, content, l2s, weight, device):  # a fit is its lambda: all validation looks at here
+        for l2 in l2s:
+            yield SimpleNamespace(l2=l2)
+
+    monkeypatch.setattr(blend, "item_item_profiles", lambda *args: None)
+    monkeypatch.setattr(blend, "item_item_content", lambda *args: [])
+    monkeypatch.setattr(blend.ItemItemModel, "fit_l2_path", path)
+
+    def lambdas(peak):  # validation peaks at `peak`
+        scorer = SimpleNamespace(with_item_item=lambda model, weight: model)
+        trainer = SimpleNamespace(teacher=None, catalogue=None, device="cpu", monitor="ndcg@10",
+                                  scorer=lambda: scorer, validate=lambda m: {"ndcg@10": -abs(math.log(m.l2 / peak))})
+        chosen, _, grid = blend._choose_l2(trainer, ModelSettings(item_item_l2=200.0), None, None, None, 0.0, None)
+        return chosen.item_item_l2, [row["l2"] for row in grid]
+
+    assert lambdas(1500.0) == (1600.0, [200.0, 100.0, 400.0, 800.0, 1600.0, 3200.0])
+    assert L2_EDGE_STEPS == 3 and lambdas(1e6) == (6400.0, [200.0, 100.0, 400.0, 800.0, 1600.0, 3200.0, 6400.0])
+    assert lambdas(30.0) == (25.0, [200.0, 100.0, 400.0, 800.0, 50.0, 25.0, 12.5])
+    assert lambdas(300.0) == (400.0, [200.0, 100.0, 400.0, 800.0])  # inside the grid: nothing more
