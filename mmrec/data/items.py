@@ -18,6 +18,23 @@ from mmrec.settings import DataSettings, PreprocessSettings
 IMPUTED_SHARE_NOTE = 0.25  # a numeric column imputed for this share of items or more gets a note
 
 
+def _not_numbers_hint(values: pd.Series) -> str | None:
+    """What a numeric column without a single number holds instead, when it is dates or text categories."""
+    text = values.dropna().astype(str).str.strip()
+    text = text[~text.str.lower().isin(["", "n/a", "na", "nan", "none", "null", "-", "?"])]  # missing, said so
+    if text.empty or pd.to_numeric(text, errors="coerce").notna().any():
+        return None
+    example = text.iloc[0]
+    dates = pd.to_datetime(text.head(200), errors="coerce", utc=True, format="mixed")
+    if dates.notna().mean() >= 0.9:
+        return (f"It holds dates (e.g. {example!r}), which are not read as numbers: add a number made from them "
+                "(e.g. the age in days, or the year) as a column of its own, or remove it from "
+                "data.numerical_features_cols.")
+    return (f"It holds text (e.g. {example!r}, {text.nunique():,} distinct values): numeric features must be numbers. "
+            "Text that names a category (a channel, a genre) can go into the description, which the text backbone "
+            "reads; or remove the column from data.numerical_features_cols.")
+
+
 @dataclass
 class ItemReport:
     """Rows in/out of item_info, drops by reason with examples, and what text cleaning changed."""
@@ -89,7 +106,7 @@ def clean_items(
                     f"none of its {len(frame):,} values is a valid number ({found})")
             report.notes.append(
                 f"Numeric column {name!r} carries no information: {what}, so it is left out of the item features. "
-                "Fill it, or remove it from data.numerical_features_cols.")
+                + (_not_numbers_hint(frame[name]) or "Fill it, or remove it from data.numerical_features_cols."))
         elif len(frame) and col.imputed / len(frame) >= IMPUTED_SHARE_NOTE:
             report.notes.append(
                 f"Numeric column {name!r} has no valid value for {col.imputed:,} of {len(frame):,} items "

@@ -74,3 +74,15 @@ def test_a_numeric_column_imputed_for_many_items_gets_a_note():
     assert len(report.notes) == 2  # 2 of 8 (25%) and 3 of 8
     assert "'likes' has no valid value for 3 of 8 items (38%)" in report.notes[1]
     assert "median fill value 6" in report.notes[1]
+
+
+def test_a_numeric_column_of_dates_or_categories_says_so():
+    raw = pd.DataFrame({"item_id": ["1", "2", "3"], "title": ["a", "b", "c"], "description": ["", "", ""],
+                        "published": ["2024-01-03", "2023-12-01T10:00:00Z", None], "channel": ["c1", "c2", "c1"],
+                        "shares": ["N/A", None, "n/a"]}, dtype="string")
+    _, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["published", "channel", "shares"]),
+                               PreprocessSettings())
+    dates, text, empty = report.notes
+    assert "'published' carries no information" in dates and "It holds dates (e.g. '2024-01-03')" in dates
+    assert "It holds text (e.g. 'c1', 2 distinct values)" in text
+    assert "Fill it, or remove it" in empty
