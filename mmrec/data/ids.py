@@ -1,7 +1,9 @@
-"""Item and user ids are strings; an id becomes a file name only through `safe_filename`."""
+"""Item and user ids are strings; an id becomes a file name only through `safe_filename` and
+`image_file_name`, which never let one leave its folder."""
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 from collections.abc import Iterable
 
@@ -50,6 +52,24 @@ def lost_leading_zeros_note(unknown: Iterable[str], known: Iterable[str], what: 
     return (f"{len(hits):,} unknown id(s) of {what} match catalogue ids once their leading zeros are put back "
             f"(e.g. {hits[0][0]!r} -> {hits[0][1]!r}): the ids were read as numbers somewhere. Write them as text "
             "(CSV/JSON strings, a parquet string column) so they keep their zeros.")
+
+
+def catalogue_reason(item_id: str) -> str | None:
+    """Why `item_id` cannot be a catalogue id at all (empty, control characters: it could not be typed or
+    shown), or None. Ids that only cannot name a file (a URL, 'a/b', '..') are kept: see image_file_name."""
+    if not isinstance(item_id, str) or item_id == "":
+        return "empty id"
+    if any(unicodedata.category(char).startswith("C") for char in item_id):
+        return "control character"
+    return None
+
+
+def image_file_name(item_id: str) -> str:
+    """The file name of `item_id`'s processed image: the id where it can name a file, else a name made from
+    its sha256 (a URL, an id with '/' or '..', one over 200 bytes), so no id ever becomes a path."""
+    if unsafe_reason(item_id) is None:
+        return f"{item_id}.jpg"
+    return f"id-sha256-{hashlib.sha256(item_id.encode('utf-8')).hexdigest()[:32]}.jpg"
 
 
 def is_safe_id(item_id: str) -> bool:

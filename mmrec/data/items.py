@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 
 from mmrec.data.drops import describe_drops
-from mmrec.data.ids import unsafe_reason
+from mmrec.data.ids import catalogue_reason
 from mmrec.data.numeric import validate_numeric_columns
 from mmrec.data.text import cap_text, clean_text, item_text
 from mmrec.errors import DataError
@@ -83,7 +83,7 @@ def clean_items(
     frame = raw[~blank].copy()
     frame["item_id"] = ids[~blank].astype(str)
 
-    reasons = frame["item_id"].map(unsafe_reason)
+    reasons = frame["item_id"].map(catalogue_reason)
     unsafe = reasons.notna()
     rejected = frame.loc[unsafe, "item_id"].tolist()
     report.drop("unsafe_id", rejected)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from mmrec.data.ids import image_file_name
 from mmrec.data.images import IMAGE_STATUSES, ImageJob, ImageResult, process_images
 from mmrec.data.interactions import clean_interactions
 from mmrec.data.items import clean_items
@@ -203,17 +204,20 @@ def _image_jobs(items: pd.DataFrame, images_dir: Path, named: dict[str, str] | N
         for item_id in items["item_id"]:
             value = named.get(item_id)
             value = "" if value is None or pd.isna(value) else str(value).strip()
-            source = os.path.realpath(os.path.join(root, value)) if value else os.path.join(root, item_id + ".jpg")
+            source = os.path.realpath(os.path.join(root, value)) if value else ""
             if value and os.path.commonpath([root, source]) != root:
                 refused[item_id] = ImageResult(item_id, "outside_folder", detail=f"{value} leads out of {images_dir}")
                 continue
-            jobs.append(ImageJob(item_id, source if value else "", item_id + ".jpg"))
+            jobs.append(ImageJob(item_id, source, image_file_name(item_id)))
         return jobs, refused
     files = image_files(images_dir)
     jobs = []
     for item_id in items["item_id"]:
-        names = files.get(unicodedata.normalize("NFC", item_id)) or [item_id + ".jpg"]  # absent: reported missing
-        jobs.append(ImageJob(item_id, str(images_dir / names[0]), item_id + ".jpg",
+        names = files.get(unicodedata.normalize("NFC", item_id))
+        if not names:  # reported missing; an id that cannot name a file never reaches a path
+            jobs.append(ImageJob(item_id, "", image_file_name(item_id)))
+            continue
+        jobs.append(ImageJob(item_id, str(images_dir / names[0]), image_file_name(item_id),
                              tuple(str(images_dir / name) for name in names[1:])))
     return jobs, {}
 

@@ -1,6 +1,6 @@
 import pytest
 
-from mmrec.data.ids import is_safe_id, safe_filename, unsafe_reason
+from mmrec.data.ids import catalogue_reason, image_file_name, is_safe_id, safe_filename, unsafe_reason
 from mmrec.errors import DataError
 
 
@@ -18,6 +18,19 @@ def test_unsafe_ids_are_rejected(item_id):
     assert unsafe_reason(item_id) is not None
     with pytest.raises(DataError, match="cannot be used as a file name"):
         safe_filename(item_id)
+
+
+@pytest.mark.parametrize("item_id", ["../etc/passwd", "a/b", "a\\b", "..", "x..y", "https://x.org/a?b=1", "é" * 150])
+def test_an_id_that_cannot_name_a_file_is_still_an_id_whose_image_gets_a_hashed_name(item_id):
+    assert catalogue_reason(item_id) is None
+    name = image_file_name(item_id)
+    assert name.startswith("id-sha256-") and name.endswith(".jpg") and is_safe_id(name)
+    assert image_file_name(item_id + "x") != name and image_file_name("i00001") == "i00001.jpg"
+
+
+@pytest.mark.parametrize("item_id", ["", "nul\x00byte", "bell\x07", "a\nb"])
+def test_only_empty_ids_and_control_characters_are_no_ids(item_id):
+    assert catalogue_reason(item_id) is not None
 
 
 def test_positions_match_a_dict_lookup_for_every_input_kind():

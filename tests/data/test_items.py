@@ -10,7 +10,7 @@ from mmrec.settings import DataSettings, PreprocessSettings
 def test_items_are_cleaned_and_bad_ids_reported():
     raw = pd.DataFrame(
         {
-            "item_id": ["1", "2", "../evil", "", "1", "3"],
+            "item_id": ["1", "2", "bad\x07id", "", "1", "3"],
             "title": ["<b>A</b>", "B", "C", "D", "A again", "E"],
             "description": ["x &amp; y", None, "z", "w", "new", "e"],
             "views": ["10", "n/a", "3", "4", "12", "7"],
@@ -20,7 +20,7 @@ def test_items_are_cleaned_and_bad_ids_reported():
     data = DataSettings(numerical_features_cols=["views"])
     items, report, rejected = clean_items(raw, data, PreprocessSettings())
     assert items["item_id"].tolist() == ["2", "1", "3"]  # duplicate "1": the last row wins
-    assert rejected == ["../evil"]
+    assert rejected == ["bad\x07id"]  # a control character; '../evil' would be kept (test_ids)
     assert report.dropped == {"missing_id": 1, "unsafe_id": 1, "duplicate_id": 1}
     one = items.set_index("item_id").loc["1"]
     assert one["text"] == "A again. new" and one["text_fingerprint"] == sha256_text("A again. new")

@@ -1,4 +1,5 @@
 import io
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -68,17 +69,18 @@ def test_report_counts_every_defect_and_tables_follow_the_contract(tmp_path, dir
     result = run_preprocess(_settings(tmp_path))
     report = result.report
     assert not result.skipped
-    assert report["items"]["dropped"] == {"unsafe_id": 1} and report["items"]["kept"] == 16
+    # '../escape' cannot name a file, but it is an id: the item and its interaction are kept, without an image.
+    assert report["items"]["dropped"] == {} and report["items"]["kept"] == 17
     assert {k: report["images"][k] for k in ("ok", "zero_byte", "not_image", "missing", "truncated")} == {
         "ok": 12,
         "zero_byte": 1,
         "not_image": 1,
-        "missing": 1,
+        "missing": 2,
         "truncated": 1,
     }
     assert report["items"]["numeric"]["view_number"]["non_numeric"] == 1
     assert report["items"]["text"]["titles_changed"] == 1
-    assert report["interactions"]["dropped"] == {"unsafe_item_id": 1, "unknown_item": 1}
+    assert report["interactions"]["dropped"] == {"unknown_item": 1}
     items = load_items(tmp_path / "processed")
     assert list(items.columns[: len(ITEM_COLUMNS)]) == list(ITEM_COLUMNS)
     assert list(items.columns[len(ITEM_COLUMNS) :]) == ["view_number", "comment_number", "thumbup_number"]
@@ -180,7 +182,7 @@ def test_stopping_for_lack_of_rows_says_why(tmp_path):
     with pytest.raises(DataError, match=rf"bad_timestamp: {len(frame)}"):
         run_preprocess(_settings(tmp_path))
     items = pd.read_csv(raw / "item_info.csv", dtype=str)
-    items["item_id"] = "../" + items["item_id"]
+    items["item_id"] = "\x07" + items["item_id"]  # a control character: no id at all
     items.to_csv(raw / "item_info.csv", index=False)
     with pytest.raises(DataError, match=rf"unsafe_id: {len(items)}"):
         run_preprocess(_settings(tmp_path))
@@ -314,6 +316,27 @@ def test_the_interactions_may_name_the_item_id_column_otherwise_than_item_info(t
     both = {"data.item_id_column": "video_id", "data.interactions_item_id_column": "video"}
     run_preprocess(_settings(tmp_path, **both), force=True)
     pd.testing.assert_frame_equal(load_interactions(tmp_path / "processed"), expected)
+
+
+def test_an_id_that_cannot_name_a_file_keeps_its_item_and_image(tmp_path):
+    raw = tmp_path / "raw"
+    generate_synthetic(raw, users=8, items=4, seed=2)
+    items = pd.read_csv(raw / "item_info.csv", dtype=str)
+    inter = pd.read_csv(raw / "interactions.csv", dtype=str)
+    url = "https://news.example/2024/a..b?id=1"  # the kind of id a news site has
+    inter.loc[inter["item_id"] == items.loc[0, "item_id"], "item_id"] = url
+    items["picture"] = items["item_id"] + ".jpg"
+    items.loc[0, "item_id"] = url
+    items.to_csv(raw / "item_info.csv", index=False)
+    inter.to_csv(raw / "interactions.csv", index=False)
+    report = run_preprocess(_settings(tmp_path, **{"data.image_column": "picture"})).report
+    assert report["items"]["dropped"] == {} and report["images"]["ok"] == 4
+    assert report["interactions"]["dropped"] == {}
+    row = load_items(tmp_path / "processed").set_index("item_id").loc[url]
+    stored = Path(row["image_path"])
+    assert row["has_image"] and stored.parent == (tmp_path / "processed" / "images").resolve()
+    assert stored.name.startswith("id-sha256-") and stored.is_file()
+    assert url in set(load_interactions(tmp_path / "processed")["item_id"])
 
 
 def test_images_named_in_an_item_info_column_and_a_note_when_no_file_is_named_after_an_id(tmp_path):
