@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from mmrec.pipeline.tune_study import TrialSummary, TuneResult
 
 
+# Below this many complete trials, the importances the study plot shows are flagged as rough.
+ROUGH_IMPORTANCE_TRIALS = 10
+
+
 def write_best_config(settings: Settings, path: Path, study: str, best: TrialSummary, monitor: str) -> Path:
     """The best trial's settings as a complete YAML config for `mmrec train -c` (paths are the user's)."""
     header = (f"# Selected settings of study {study!r}: trial {best.number}, validation {monitor} {best.value:.4f}.\n"
@@ -92,7 +96,8 @@ def plot_study(study: optuna.Study, trials: list[TrialSummary], monitor: str, pa
         bars = axes[0][1]
         names = list(importances)[::-1]
         bars.barh(names, [importances[n] for n in names])
-        bars.set_title("Parameter importance (PED-ANOVA)")
+        rough = f", {len(complete)} trials: rough" if len(complete) < ROUGH_IMPORTANCE_TRIALS else ""
+        bars.set_title(f"Parameter importance (PED-ANOVA{rough})")
         bars.tick_params(axis="y", labelsize=8)
     figure.suptitle(f"Study {study.study_name}: {len(complete)} complete, {len(pruned)} pruned")
     figure.tight_layout()  # long parameter names must not run into the history panel
@@ -110,4 +115,6 @@ def _importances(study: optuna.Study, n_complete: int) -> tuple[dict[str, float]
         values = optuna.importance.get_param_importances(study, evaluator=evaluator)
     except (RuntimeError, ValueError) as exc:
         return {}, f"Parameter importances could not be estimated ({exc}); the plot shows the history only."
-    return {name: float(value) for name, value in values.items()}, ""
+    note = (f"The plot's parameter importances rest on {n_complete} complete trials: a rough guide until the study "
+            f"holds {ROUGH_IMPORTANCE_TRIALS} or more." if n_complete < ROUGH_IMPORTANCE_TRIALS else "")
+    return {name: float(value) for name, value in values.items()}, note
