@@ -20,7 +20,7 @@ The final score blends the two models after standardizing each user's row over t
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -245,25 +245,32 @@ def item_item_fit_key(profiles: sp.csr_matrix, content: Sequence[tuple[torch.Ten
 
 def fit_item_item(train: pd.DataFrame, users: IdEncoding, rows: pd.Series, catalogue: ItemInputs,
                   model_cfg: ModelSettings, halflife: float, device: torch.device | str = "cpu",
-                  store: ItemItemStore | None = None) -> ItemItemModel:
+                  store: ItemItemStore | None = None, announce: Callable[[str], None] | None = None
+                  ) -> ItemItemModel:
     """The item-item model of `train` with model_cfg's l2 / content weight and the modalities the model uses.
 
     B depends on the 0/1 pattern only; `halflife` shapes the profiles it scores from (see
     `with_profiles` for other half-lives without a refit). With a `store`, a B fitted earlier from
     the same pattern, content and settings is loaded instead of refitted, and a new fit is stored.
     """
-    return fit_profiles(item_item_profiles(train, users, rows, halflife), catalogue, model_cfg, device, store)
+    return fit_profiles(item_item_profiles(train, users, rows, halflife), catalogue, model_cfg, device, store,
+                        announce)
 
 
 def fit_profiles(profiles: sp.csr_matrix, catalogue: ItemInputs, model_cfg: ModelSettings,
-                 device: torch.device | str = "cpu", store: ItemItemStore | None = None) -> ItemItemModel:
-    """The item-item model of `profiles` ([n_users, n_items]) with model_cfg's settings (see fit_item_item)."""
+                 device: torch.device | str = "cpu", store: ItemItemStore | None = None,
+                 announce: Callable[[str], None] | None = None) -> ItemItemModel:
+    """The item-item model of `profiles` ([n_users, n_items]) with model_cfg's settings (see fit_item_item).
+    `announce` is told when a fit starts (no stored one): on a large catalogue it takes minutes."""
     content = item_item_content(model_cfg, catalogue)
     key = item_item_fit_key(profiles, content, model_cfg) if store is not None else ""
     weights = store.load(key, device) if store is not None else None
     if weights is not None:
         return ItemItemModel(weights, profiles.tocsr())
     n_items = profiles.shape[1]
+    if announce is not None:
+        announce(f"Fitting the item-item model of {profiles.nnz:,} interactions x {n_items:,} items"
+                 + (" (stored: later runs on the same interactions load it)" if store is not None else ""))
     model = ItemItemModel.fit(profiles, content, model_cfg.item_item_l2, model_cfg.item_item_content_weight,
                               device, neighbours=item_item_neighbours(model_cfg, n_items),
                               search=item_item_search(model_cfg, n_items))

@@ -107,7 +107,7 @@ def run_batch_recommend(
                           hint="Pass --ann faiss_ivf or --ann faiss_hnsw (inference.ann) as well.")
     named, file_notes = ([], []) if all_users else requested_users(users, user_file)
     progress(ProgressEvent(task="recommend", description=f"loading {recommender_type}"))
-    serving = load_serving(settings, recommender_type)
+    serving = load_serving(settings, recommender_type, progress)
     chosen, selection_notes = (serving.seen.users, []) if all_users else select_users(
         serving.seen.users, named, sample_users, settings.evaluation.seed)
     k = inference.top_k

@@ -43,8 +43,10 @@ def load_recommender(
     train: pd.DataFrame,
     device: torch.device,
     checkpoint_name: str | None = None,
+    progress: ProgressCallback = null_progress,
 ) -> Recommender:
-    """A recommender fitted on `train` over the catalogue `items` (multimodal: from its checkpoint)."""
+    """A recommender fitted on `train` over the catalogue `items` (multimodal: from its checkpoint); slow
+    steps of the fit (an item-item model not stored yet) are announced through `progress`."""
     kwargs = {}
     if name == "multimodal":
         from mmrec.checkpoints import find_checkpoint
@@ -62,6 +64,8 @@ def load_recommender(
             "device": device,
         }
     model = create_recommender(name, settings.evaluation, **kwargs)
+    if hasattr(model, "announce"):
+        model.announce = lambda text: progress(ProgressEvent(f"fit:{name}", message=f"{text}."))
     return model.fit(train, items["item_id"].tolist())
 
 
@@ -183,7 +187,7 @@ def run_evaluate(
     def one(name: str) -> ModelEvaluation:
         progress(ProgressEvent(task=f"evaluate:{name}", description=f"fitting {name}", total=2))
         started = time.perf_counter()
-        model = load_recommender(name, settings, items, train, torch_device, checkpoint_name)
+        model = load_recommender(name, settings, items, train, torch_device, checkpoint_name, progress)
         fit_seconds = time.perf_counter() - started
         progress(ProgressEvent(task=f"evaluate:{name}", completed=1, total=2, description=f"scoring {name}"))
         result = evaluate_model(

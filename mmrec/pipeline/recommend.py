@@ -193,7 +193,7 @@ def run_recommend(
     inference = settings.inference
     named, file_notes = requested_users(users, user_file)
     progress(ProgressEvent(task="recommend", description=f"loading {recommender_type}"))
-    serving = load_serving(settings, recommender_type)
+    serving = load_serving(settings, recommender_type, progress)
     model, item_ids, titles = serving.model, serving.item_ids, serving.titles
     chosen, selection_notes = select_users(serving.seen.users, named, sample_users, settings.evaluation.seed)
     selection_notes = [*file_notes, *selection_notes]

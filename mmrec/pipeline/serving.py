@@ -21,6 +21,7 @@ from mmrec.inference.ann import ItemIndex, candidate_score_matrix, require_faiss
 from mmrec.inference.seen import SeenItems
 from mmrec.inference.topk import finite_rows, reserve_new_items, top_k_unseen
 from mmrec.pipeline.evaluate import load_recommender
+from mmrec.progress import ProgressCallback, null_progress
 from mmrec.recommenders import RECOMMENDERS, create_recommender
 from mmrec.recommenders.base import Recommender
 from mmrec.settings import Settings
@@ -117,7 +118,7 @@ class Serving:
         return out
 
 
-def load_serving(settings: Settings, recommender_type: str) -> Serving:
+def load_serving(settings: Settings, recommender_type: str, progress: ProgressCallback = null_progress) -> Serving:
     """Fit `recommender_type` (and the cold-user fallback) on every processed interaction."""
     inference = settings.inference
     if inference.ann != "none":
@@ -140,7 +141,8 @@ def load_serving(settings: Settings, recommender_type: str) -> Serving:
     interactions = load_interactions(Path(settings.paths.processed_dir))
     item_ids = items["item_id"].tolist()
     titles = items["title"].astype(str).tolist() if "title" in items.columns else [""] * len(item_ids)
-    model = load_recommender(recommender_type, settings, items, interactions, device, inference.checkpoint_name)
+    model = load_recommender(recommender_type, settings, items, interactions, device, inference.checkpoint_name,
+                             progress)
     fallback_name = settings.evaluation.cold_user_fallback
     fallback = create_recommender(fallback_name, settings.evaluation).fit(interactions, item_ids)
     index, notes = None, []

@@ -365,7 +365,8 @@ def _refit_for_serving(settings: Settings, train: Any, device: torch.device, pro
     progress(ProgressEvent("item_item_refit", done=True,
                            message="Fitting the chosen item-item model on all of train.csv (what evaluate and "
                                    "recommend use)."))
-    load_recommender("multimodal", settings, load_items(Path(settings.paths.processed_dir)), train, device)
+    load_recommender("multimodal", settings, load_items(Path(settings.paths.processed_dir)), train, device,
+                     progress=progress)
 
 
 def _resume(trainer: Trainer, path: Path, dims: ModelDims, users: IdEncoder, items: IdEncoder,

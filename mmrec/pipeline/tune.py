@@ -39,6 +39,7 @@ from mmrec.pipeline.tune_study import (
     validation_only_split,
 )
 from mmrec.pipeline.tune_report import plot_study, write_best_config, write_summary
+from mmrec.training.blend import SEARCH_TASK
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import SearchDimension, Settings, format_validation_error, settings_as_dict
 
@@ -99,6 +100,8 @@ def train_trial(settings: Settings, trial: optuna.Trial, progress: ProgressCallb
     monitor = settings.training.monitor
 
     def report(event: ProgressEvent) -> None:
+        if event.task == SEARCH_TASK:  # the blend search's stage lines: the study prints one line per trial
+            return
         if event.task == "epochs" and not event.done and monitor in event.metrics:
             trial.report(float(event.metrics[monitor]), step=event.completed)
             if trial.should_prune():

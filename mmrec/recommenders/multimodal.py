@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ class MultimodalRecommender(Recommender):
         self.spec = spec
         self.users = users
         self.items_encoder = items_encoder
+        self.announce: Callable[[str], None] | None = None  # told of slow steps in fit (load_recommender sets it)
         self.items = items.reset_index(drop=True)
         self.features = features
         self.device = torch.device(device)
@@ -132,7 +133,7 @@ class MultimodalRecommender(Recommender):
                     hint="Retrain with a larger model.item_item_max_items, or with model.item_item=false.",
                 )
             item_item = fit_item_item(train, local, rows, catalogue, cfg, self.item_item_halflife, self.device,
-                                      self.item_item_store)
+                                      self.item_item_store, self.announce)
         content = None
         if blend is not None and blend.content_blend > 0 and blend.content_modality:
             content = ContentProfileModel.build(catalogue, blend.content_modality,

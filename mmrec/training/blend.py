@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
@@ -22,6 +23,7 @@ from mmrec.models.item_item import (BLEND_GRID, HALFLIFE_GRID, L2_EDGE_STEPS, L2
                                     item_item_content, item_item_fit_key, item_item_neighbours, item_item_profiles)
 from mmrec.models.scoring import Scorer
 from mmrec.models.transitions import SEQUENCE_HALFLIVES, SEQUENCE_WEIGHTS, transition_model
+from mmrec.progress import ProgressEvent
 from mmrec.settings import ModelSettings
 from mmrec.training.trainer import Trainer
 
@@ -29,6 +31,21 @@ from mmrec.training.trainer import Trainer
 # top of how many half-lives' best blends (the leading ones).
 CONTENT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 CONTENT_BASES = 2
+
+
+SEARCH_TASK = "item_item_search"  # the progress task of the search's stage lines (tune keeps them out of its output)
+
+
+class _Stages:
+    """One line as each stage of the blend search starts, with the seconds since the search began: it can
+    take minutes on a large catalogue, and a log written without a terminal shows these lines too."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer, self.started = trainer, time.perf_counter()
+
+    def __call__(self, text: str) -> None:
+        elapsed = time.perf_counter() - self.started
+        self.trainer.progress(ProgressEvent(SEARCH_TASK, message=f"Item-item search (+{elapsed:.0f} s): {text}"))
 
 
 def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users: IdEncoding,
@@ -67,6 +84,8 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
                      f"serves alone; {why}, or fix model.item_item_blend.")
         return None
     start = time.perf_counter()
+    stage = _Stages(trainer)
+    n_val = int((np.diff(trainer.data.val_relevant.indptr) > 0).sum())
     rows = catalogue_index(item_ids)
     halflives = HALFLIFE_GRID if cfg.item_item_halflife is None else (cfg.item_item_halflife,)
     # Profile rows = user index, as the trainer's histories and validation users.
@@ -78,6 +97,9 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
                      f"(the neighbourhood solver, memory items x neighbours) and lambda stays at model.item_item_l2 "
                      f"({cfg.item_item_l2:g}: the dense solver's lambda search would refit for each value). Raise "
                      "model.item_item_dense_max_items for the exact solver where memory (items^2 x 4 bytes) allows.")
+    solver = f"the neighbourhood solver, {neighbours} neighbours" if neighbours is not None else "the dense solver"
+    stage(f"fitting the item-item model of {len(train):,} interactions x {n_items:,} items ({solver})"
+          + (", lambda chosen on validation" if validated and cfg.item_item_l2_search and neighbours is None else ""))
     if validated and cfg.item_item_l2_search and neighbours is None:
         cfg, model, l2_grid = _choose_l2(trainer, cfg, train, users, rows, halflives[0], store)
     else:
@@ -92,6 +114,8 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
                   model.with_profiles(item_item_profiles(train, users, rows, halflife)) for halflife in halflives}
     # Weight 0 is the two-tower model alone, the same for every half-life: validated once.
     pairs = [(h, b) for h in halflives for b in blends if b > 0 or h == halflives[0]]
+    stage(f"validating {len(pairs)} blends (recency half-life x weight, lambda {cfg.item_item_l2:g}) on "
+          f"{n_val:,} users")
     results = dict(zip(pairs, trainer.validate_many([base.with_item_item(candidates[h], b) for h, b in pairs])))
     grid: list[dict[str, float]] = []
     per_halflife: dict[float, tuple[float, dict[str, float]]] = {}  # each half-life's best weight
@@ -118,11 +142,14 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
             bases.append((halflife, beta, base.with_item_item(candidates[halflife], beta), metrics))
     binary_profiles = candidates[0.0].interactions if 0.0 in candidates else \
         item_item_profiles(train, users, rows, 0.0)
+    if cfg.content_blend:
+        stage(f"content similarity on top of the {len(bases)} best blend(s)")
     halflife, beta, modality, weight, chosen, scorer, content_grid = _choose_content(
         trainer, cfg, bases, binary_profiles)
     sequence_halflife, sequence_weight, sequence_grid, sequence_gain_se = 0.0, 0.0, [], None
     if cfg.sequence_blend and validated:
         if "timestamp" in train.columns:
+            stage("item -> next-item transitions on top")
             sequence_halflife, sequence_weight, chosen, scorer, sequence_grid, sequence_gain_se = _choose_sequence(
                 trainer, cfg, scorer, chosen, train, users, rows, notes)
         else:
@@ -131,6 +158,7 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
     if refit and cfg.item_item_blend is None and validated and cfg.item_item_refit_within_se > 0:
         beta, chosen, scorer = _toward_refit(trainer, scorer, candidates[halflife], beta, chosen, blends,
                                              cfg.item_item_refit_within_se, notes)
+    stage("done")
     spec = ItemItemSpec(blend=beta, halflife=halflife, l2=cfg.item_item_l2, l2_grid=l2_grid,
                         content_weight=cfg.item_item_content_weight,
                         neighbours=neighbours, monitored=chosen.get(monitor, float("nan")),

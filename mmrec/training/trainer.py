@@ -202,7 +202,9 @@ class Trainer:
         # The blend step after training fits this same model first; the key lets it reuse this fit.
         self.teacher_key = item_item_fit_key(profiles, item_item_content(cfg, self.catalogue), cfg)
         start = time.perf_counter()
-        teacher = fit_profiles(profiles, self.catalogue, cfg, self.device)
+        teacher = fit_profiles(profiles, self.catalogue, cfg, self.device, announce=lambda text: self.progress(
+            ProgressEvent("teacher", message=f"{text}: the distillation teacher (model.distill_weight), before the "
+                                             "first epoch.")))
         self.teacher_seconds = time.perf_counter() - start
         return teacher
 
