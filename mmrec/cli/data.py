@@ -1,4 +1,4 @@
-"""`mmrec data synth | import movielens`: create datasets in the mmrec input format."""
+"""`mmrec data synth | import movielens | import mmrec`: create datasets in the mmrec input format."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mmrec.cli.common import ConfigOption, RichProgress, console, state
+from mmrec.cli.common import ConfigOption, RichProgress, console, print_notes, state
 
 app = typer.Typer(
     help="Create input data: the synthetic demo catalogue or an imported public dataset.",
@@ -115,6 +115,70 @@ def import_movielens(
         f"Wrote a ready config: [bold]{result.config_path}[/bold]  ->  "
         f"mmrec preprocess --config {result.config_path}"
     )
+
+
+@import_app.command("mmrec")
+def import_mmrec(
+    ctx: typer.Context,
+    src: Annotated[
+        Path,
+        typer.Argument(
+            help="MMRec dataset folder (enoche/MMRec, e.g. data/baby): {name}.inter (userID, itemID, rating, "
+            "timestamp, x_label), image_feat.npy, text_feat.npy[, i_id_mapping.csv]."
+        ),
+    ],
+    out: Annotated[Path, typer.Argument(help="Output folder for the input-format files, the split and the config.")],
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="The dataset's .inter file, {name}.inter, when SRC holds several."),
+    ] = None,
+    keep_cold_users: Annotated[
+        bool,
+        typer.Option(
+            "--keep-cold-users",
+            "--keep_cold_users",
+            help="Keep validation/test rows of users without training rows (MMRec drops them; evaluate then "
+            "scores those users with the cold-user fallback).",
+        ),
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Import an MMRec benchmark dataset (Amazon Baby/Sports/Clothing) with its own train/validation/test
+    split; writes OUT/mmrec.yaml and prints the commands to run next."""
+    from mmrec.pipeline.data import run_import_mmrec
+
+    settings = state(ctx).settings(config)
+    with RichProgress(transient=True) as progress:
+        result = run_import_mmrec(settings, src, out, name, keep_cold_users, progress)
+    table = Table(title=f"MMRec import ({result.inter_file.name})")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    rows = [
+        (".inter rows", result.rows_read),
+        ("interactions", result.interactions),
+        ("users", result.users),
+        ("items (itemID 0..max)", result.items),
+        ("items without interactions", result.items_without_interactions),
+        *((f"x_label {k} ({part}) rows", result.labels[part]) for k, part in enumerate(("train", "val", "test"))),
+        *((f"{part}.csv rows", result.parts[part]) for part in ("train", "val", "test")),
+        ("duplicate pairs (counted once)", result.duplicates),
+        ("cold val/test rows " + ("kept" if result.cold_users_kept else "left out"), sum(result.cold_rows.values())),
+    ]
+    for label, value in rows:
+        table.add_row(label, f"{value:,}")
+    console.print(table)
+    for modality in ("vision", "text"):
+        if modality in result.vectors:
+            path, count, dim = result.vectors[modality]
+            console.print(f"{modality}: {path.name}, {count:,} x {dim} (imported by `mmrec cache import` below)")
+        else:
+            console.print(f"[yellow]{modality}: no {'image' if modality == 'vision' else 'text'}_feat.npy[/yellow]; "
+                          f"the config sets model.use_{modality}: false.")
+    print_notes(result.notes, progress)
+    console.print(f"Wrote the split to [bold]{result.splits_dir}[/bold] (do not run `mmrec split`: it would replace "
+                  f"it) and a ready config: [bold]{result.config_path}[/bold]\nNext, run:")
+    for command in result.next_commands:
+        console.print(command, markup=False, highlight=False, soft_wrap=True)
 
 
 def register(root: typer.Typer) -> None:

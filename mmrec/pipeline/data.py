@@ -1,9 +1,10 @@
-"""run_synth / run_import_movielens: produce a dataset in the mmrec input format."""
+"""run_synth / run_import_movielens / run_import_mmrec: produce a dataset in the mmrec input format."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from mmrec.data.mmrec_format import MmrecImport, import_mmrec
 from mmrec.data.movielens import MovieLensImport, import_movielens
 from mmrec.data.synth import SynthSummary, generate_synthetic
 from mmrec.progress import ProgressCallback, null_progress
@@ -44,3 +45,15 @@ def run_import_movielens(
 ) -> MovieLensImport:
     """MovieLens + posters into `out_dir` in the input format (file names from settings.data)."""
     return import_movielens(Path(src), Path(out_dir), posters, settings.data, max_users, progress)
+
+
+def run_import_mmrec(
+    settings: Settings,
+    src: Path,
+    out_dir: Path,
+    name: str | None = None,
+    keep_cold_users: bool = False,
+    progress: ProgressCallback = null_progress,
+) -> MmrecImport:
+    """An MMRec benchmark folder into `out_dir`: the input format, its own split and a ready config."""
+    return import_mmrec(Path(src), Path(out_dir), settings.data, name, keep_cold_users, progress)

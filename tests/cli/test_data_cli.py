@@ -60,3 +60,71 @@ def test_synth_interaction_target_without_images(tmp_path):
     assert result.exit_code == 0, result.output
     assert "150 interactions" in _flat(result.output) and "no image files" in _flat(result.output)
     assert not (tmp_path / "images").exists()
+
+
+def _mmrec_folder_writer():
+    """tests/data/test_mmrec_format.py's write_mmrec_folder (tests are not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "data" / "test_mmrec_format.py"
+    spec = importlib.util.spec_from_file_location("mmrec_format_tests_for_cli", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.write_mmrec_folder
+
+
+def test_import_mmrec_then_preprocess_cache_import_train_evaluate_on_the_datasets_split(tmp_path, one_torch_thread):
+    import json
+    import shlex
+
+    import yaml
+
+    inter = _mmrec_folder_writer()(tmp_path / "baby", n_users=30, n_items=24, per_user=6)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["data", "import", "mmrec", str(tmp_path / "baby"), str(out)], terminal_width=250)
+    assert result.exit_code == 0, result.output
+    flat = _flat(result.output)
+    assert "1 user(s) without training rows are left out of val.csv/test.csv" in flat
+    commands = result.output[result.output.index("Next, run:"):].splitlines()[1:]
+    assert [c.split()[:2] for c in commands] == [["mmrec", "preprocess"], ["mmrec", "cache"], ["mmrec", "cache"],
+                                                 ["mmrec", "train"], ["mmrec", "evaluate"]]
+
+    config = out / "mmrec.yaml"
+    values = yaml.safe_load(config.read_text())  # tiny model and one epoch, so the test stays fast
+    values["model"] = dict(embedding_dim=8, num_heads=2, dropout=0.0, user_history_length=4, num_negatives=8)
+    values["training"] = dict(epochs=1, batch_size=64, device="cpu")
+    values["features"].update(num_workers=0, device="cpu")
+    config.write_text(yaml.safe_dump(values))
+    outputs = {}
+    for command in commands:  # exactly what the import printed
+        args = shlex.split(command)[1:]
+        done = runner.invoke(app, args, terminal_width=250)
+        assert done.exit_code == 0, (command, done.output)
+        outputs[args[0] if args[0] != "cache" else args[3]] = _flat(done.output)
+    assert "Imported 24 vision vectors" in outputs["vision"] and "Imported 24 text vectors" in outputs["text"]
+    assert "no row in the file" not in outputs["vision"] + outputs["text"]
+    for name in ("train", "evaluate"):  # the hand-made split is taken as it is
+        assert "mmrec split" not in outputs[name] and "held out as validation" not in outputs[name], outputs[name]
+
+    report = json.loads((out / "results" / "evaluation.json").read_text())
+    test = inter[(inter["x_label"] == 2) & inter["userID"].isin(inter.loc[inter["x_label"] == 0, "userID"])]
+    assert report["counts"]["test_interactions"] == len(test) == (inter["x_label"] == 2).sum() - 2
+    assert report["counts"]["test_users"] == test["userID"].nunique() == 30
+    assert report["counts"]["test_cold_users"] == 0
+    assert set(report["models"]) == {"multimodal", "random", "popularity", "item_knn", "user_knn"}
+
+
+def test_import_mmrec_refusals_exit_2(tmp_path):
+    missing = runner.invoke(app, ["data", "import", "mmrec", str(tmp_path / "nope"), str(tmp_path / "out")])
+    assert missing.exit_code == 2 and "MMRec dataset folder" in _flat(missing.output)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.inter").write_text("userID\titemID\tx_label\n0\t1\t7\n")
+    bad = runner.invoke(app, ["data", "import", "mmrec", str(src), str(tmp_path / "out")])
+    assert bad.exit_code == 2 and "x_label must be 0 (train), 1 (validation) or 2 (test)" in _flat(bad.output)
+    (src / "b.inter").write_text("userID\titemID\tx_label\n0\t1\t0\n")
+    several = runner.invoke(app, ["data", "import", "mmrec", str(src), str(tmp_path / "out")])
+    assert several.exit_code == 2 and "--name" in _flat(several.output)
+    named = runner.invoke(app, ["data", "import", "mmrec", str(src), str(tmp_path / "out"), "--name", "b"])
+    assert named.exit_code == 0, named.output
