@@ -257,8 +257,8 @@ def import_mmrec(src: Path, out_dir: Path, data: DataSettings, name: str | None 
     frames = SplitFrames(parts["train"], parts["val"], parts["test"])
     result.parts = {part: len(rows) for part, rows in frames.parts().items()}
     result.strategy = _holdout_strategy(frames)
-    notes.append("The format has no images and no item text: preprocess reports every item without both, as "
-                 "expected" + ("; the vectors come from `mmrec cache import`." if vectors else
+    notes.append("The format has no images and no item text: preprocess counts every item as lacking its image "
+                 "and text, as expected" + ("; the vectors come from `mmrec cache import`." if vectors else
                                ", and with no feature file the model learns from the interactions alone."))
     if "rating" in frame.columns and frame["rating"].nunique() > 1:
         notes.append(f"Ratings run from {frame['rating'].min():g} to {frame['rating'].max():g}; preprocess will say "
@@ -279,7 +279,8 @@ def import_mmrec(src: Path, out_dir: Path, data: DataSettings, name: str | None 
 
     # Written only now that every check has passed.
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / data.images_subdir).mkdir(exist_ok=True)  # the format has no images: an empty folder says so
+    # The format has no images: an empty folder says so (and preprocess finds the folder it looks for).
+    (out_dir / data.images_subdir).mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / data.item_info_file) as tmp:
         items.to_csv(tmp, index=False)
     with atomic_path(out_dir / data.interactions_file) as tmp:
