@@ -127,7 +127,8 @@ def import_mmrec(
             "timestamp, x_label), image_feat.npy, text_feat.npy[, i_id_mapping.csv]."
         ),
     ],
-    out: Annotated[Path, typer.Argument(help="Output folder for the input-format files, the split and the config.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the input-format files, the split and "
+                                                          "the config.")],
     name: Annotated[
         str | None,
         typer.Option("--name", help="The dataset's .inter file, {name}.inter, when SRC holds several."),

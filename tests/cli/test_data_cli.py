@@ -82,7 +82,7 @@ def test_import_mmrec_then_preprocess_cache_import_train_evaluate_on_the_dataset
 
     inter = _mmrec_folder_writer()(tmp_path / "baby", n_users=30, n_items=24, per_user=6)
     out = tmp_path / "out"
-    result = runner.invoke(app, ["data", "import", "mmrec", str(tmp_path / "baby"), str(out)], terminal_width=250)
+    result = runner.invoke(app, ["data", "import", "mmrec", str(tmp_path / "baby"), "--out", str(out)], terminal_width=250)
     assert result.exit_code == 0, result.output
     flat = _flat(result.output)
     assert "1 user(s) without training rows are left out of val.csv/test.csv" in flat
@@ -116,15 +116,15 @@ def test_import_mmrec_then_preprocess_cache_import_train_evaluate_on_the_dataset
 
 
 def test_import_mmrec_refusals_exit_2(tmp_path):
-    missing = runner.invoke(app, ["data", "import", "mmrec", str(tmp_path / "nope"), str(tmp_path / "out")])
+    missing = runner.invoke(app, ["data", "import", "mmrec", str(tmp_path / "nope"), "-o", str(tmp_path / "out")])
     assert missing.exit_code == 2 and "MMRec dataset folder" in _flat(missing.output)
     src = tmp_path / "src"
     src.mkdir()
     (src / "a.inter").write_text("userID\titemID\tx_label\n0\t1\t7\n")
-    bad = runner.invoke(app, ["data", "import", "mmrec", str(src), str(tmp_path / "out")])
+    bad = runner.invoke(app, ["data", "import", "mmrec", str(src), "-o", str(tmp_path / "out")])
     assert bad.exit_code == 2 and "x_label must be 0 (train), 1 (validation) or 2 (test)" in _flat(bad.output)
     (src / "b.inter").write_text("userID\titemID\tx_label\n0\t1\t0\n")
-    several = runner.invoke(app, ["data", "import", "mmrec", str(src), str(tmp_path / "out")])
+    several = runner.invoke(app, ["data", "import", "mmrec", str(src), "-o", str(tmp_path / "out")])
     assert several.exit_code == 2 and "--name" in _flat(several.output)
-    named = runner.invoke(app, ["data", "import", "mmrec", str(src), str(tmp_path / "out"), "--name", "b"])
+    named = runner.invoke(app, ["data", "import", "mmrec", str(src), "-o", str(tmp_path / "out"), "--name", "b"])
     assert named.exit_code == 0, named.output
