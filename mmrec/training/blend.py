@@ -33,6 +33,9 @@ CONTENT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 CONTENT_BASES = 2
 
 
+# Peak bytes of the dense item-item fit per (item, item) cell: bench/results/item_item.md measured 2.0 GiB at
+# 10,000 items and 7.5 GiB at 20,000 (G in float64, the inverse, B and the scoring copy).
+DENSE_BYTES_PER_CELL = 20
 SEARCH_TASK = "item_item_search"  # the progress task of the search's stage lines (tune keeps them out of its output)
 
 
@@ -96,7 +99,9 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
                      f"({cfg.item_item_dense_max_items:,}), so each item keeps its {neighbours} nearest items "
                      f"(the neighbourhood solver, memory items x neighbours) and lambda stays at model.item_item_l2 "
                      f"({cfg.item_item_l2:g}: the dense solver's lambda search would refit for each value). Raise "
-                     "model.item_item_dense_max_items for the exact solver where memory (items^2 x 4 bytes) allows.")
+                     "model.item_item_dense_max_items for the exact solver where memory allows: it would need about "
+                     f"{DENSE_BYTES_PER_CELL * n_items ** 2 / 2 ** 30:,.0f} GiB for these items (and time growing "
+                     "as items^3).")
     solver = f"the neighbourhood solver, {neighbours} neighbours" if neighbours is not None else "the dense solver"
     stage(f"fitting the item-item model of {len(train):,} interactions x {n_items:,} items ({solver})"
           + (", lambda chosen on validation" if validated and cfg.item_item_l2_search and neighbours is None else ""))

@@ -258,3 +258,13 @@ def test_new_items_keep_their_places_for_the_multimodal_model_in_both_modes(trai
                    if i["new"])  # not "because you liked" an item it merely resembles
     finally:
         save_items(items, processed)
+
+
+def test_the_new_items_note_promises_places_only_without_an_approximate_index():
+    from mmrec.pipeline.serving import new_items_note
+
+    exact = new_items_note(2, 5, 100, "popularity")
+    assert "each list holds at least 2 of them" in exact
+    approximate = new_items_note(2, 5, 100, "popularity", ann=True)
+    assert "holds up to 2 of those among the candidates the approximate index returns" in approximate
+    assert "at least" not in approximate
