@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mmrec.data.ids import image_file_name
@@ -58,25 +59,52 @@ class PreprocessResult:
 
 
 def read_csv(path: Path, what: str) -> pd.DataFrame:
-    """A CSV with every column as string (ids must never become numbers); DataError if unusable."""
+    """A CSV (comma-, tab-, semicolon- or pipe-separated: the header tells) or a parquet file, every column
+    as strings (ids must never become numbers; a parquet number column is written as its values read);
+    DataError if unusable."""
     if not path.is_file():
         raise DataError(
             f"{what} file not found: {path}", hint="Check paths.data_dir and the data.*_file settings."
         )
     if path.stat().st_size == 0:
         raise DataError(f"{what} file {path} is empty.", hint="It needs a header row and at least one row.")
+    with open(path, "rb") as handle:
+        parquet = handle.read(4) == b"PAR1"
+    if parquet:
+        frame = _read_parquet(path, what)
+    else:
+        frame = _read_text_table(path, what, ",")
+        header = str(frame.columns[0]) if len(frame.columns) == 1 else ""
+        if sep := next((c for c in "\t;|" if c in header), None):  # one column named "a;b;c": not commas
+            frame = _read_text_table(path, what, sep)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.empty:
+        raise DataError(f"{what} file {path} has a header but no rows.", hint="Add rows below the header.")
+    return frame
+
+
+def _read_text_table(path: Path, what: str, sep: str) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
+        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
     except UnicodeDecodeError:
         raise not_utf8_error(path, f"{what} file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataError(f"{what} file {path} cannot be parsed as UTF-8 CSV: {exc}") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    if len(frame.columns) == 1 and (sep := next((c for c in ";\t|" if c in frame.columns[0]), None)):
-        raise DataError(f"{what} file {path} has one column, {frame.columns[0]!r}: it looks {sep!r}-separated.",
-                        hint="mmrec reads comma-separated CSV; save the file with commas as separators.")
-    if frame.empty:
-        raise DataError(f"{what} file {path} has a header but no rows.", hint="Add rows below the header.")
+        raise DataError(f"{what} file {path} cannot be parsed as UTF-8 CSV ({sep!r}-separated): {exc}") from None
+
+
+def _read_parquet(path: Path, what: str) -> pd.DataFrame:
+    import pyarrow as pa
+
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise DataError(f"{what} file {path} cannot be read as parquet: {exc}") from None
+    frame = frame.reset_index(drop=True)
+    for column in frame.columns:  # as read_csv reads text: str values, missing ones NaN
+        values = frame[column]
+        if pd.api.types.is_float_dtype(values) and bool((values.dropna() % 1 == 0).all()):
+            values = values.astype("Int64")  # whole numbers stored as float (a column with gaps): 12, not 12.0
+        frame[column] = values.astype(str).where(values.notna(), np.nan).astype(object)
     return frame
 
 

@@ -363,11 +363,27 @@ def test_images_named_in_an_item_info_column_and_a_note_when_no_file_is_named_af
         run_preprocess(_settings(tmp_path, **{"data.image_column": "thumb"}), force=True)
 
 
-def test_a_file_separated_by_semicolons_is_named_as_such(tmp_path, dirty_raw):
-    frame = pd.read_csv(dirty_raw / "interactions.csv", dtype=str)
-    frame.to_csv(dirty_raw / "interactions.csv", index=False, sep=";")
-    with pytest.raises(DataError, match="looks ';'-separated"):
-        run_preprocess(_settings(tmp_path))
+def test_tab_or_semicolon_separated_files_and_parquet_read_as_the_csv(tmp_path, dirty_raw):
+    expected = run_preprocess(_settings(tmp_path)).report
+    tables = {name: load(tmp_path / "processed") for name, load in (("items", load_items),
+                                                                     ("interactions", load_interactions))}
+    items = pd.read_csv(dirty_raw / "item_info.csv", dtype=str, keep_default_na=False, na_values=[""])
+    inter = pd.read_csv(dirty_raw / "interactions.csv", dtype=str, keep_default_na=False, na_values=[""])
+    items.to_csv(dirty_raw / "item_info.csv", index=False, sep="\t")
+    inter.to_csv(dirty_raw / "interactions.csv", index=False, sep=";")
+    # Parquet with typed columns: whole numbers (timestamps, a count with a gap: float) read back as the CSV's text.
+    typed = inter.assign(timestamp=pd.to_numeric(inter["timestamp"], errors="coerce"))
+    typed.to_parquet(dirty_raw / "interactions.parquet", index=False)
+    for settings in (_settings(tmp_path), _settings(tmp_path, **{"data.interactions_file": "interactions.parquet"})):
+        report = run_preprocess(settings, force=True).report
+        assert report["items"]["kept"] == expected["items"]["kept"]
+        assert report["interactions"]["kept"] == expected["interactions"]["kept"]
+        assert report["interactions"]["dropped"] == expected["interactions"]["dropped"]
+        pd.testing.assert_frame_equal(load_items(tmp_path / "processed"), tables["items"])
+        pd.testing.assert_frame_equal(load_interactions(tmp_path / "processed"), tables["interactions"])
+    (dirty_raw / "broken.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(DataError, match="cannot be read as parquet"):
+        run_preprocess(_settings(tmp_path, **{"data.interactions_file": "broken.parquet"}), force=True)
 
 
 def test_a_wrong_title_column_names_the_file_its_own_columns_and_the_setting(tmp_path):
