@@ -71,8 +71,9 @@ class DataSettings(Section):
     image_column: str | None = Field(
         None, min_length=1, description="an item_info column naming each item's image file, relative to the "
                                         "images folder (e.g. thumbs/v1.jpg); null: images/{item_id}.<ext>")
-    title_column: str = "title"
-    description_column: str = "description"
+    title_column: str | None = Field("title", min_length=1, description="item_info's title column (null: none)")
+    description_column: str | None = Field(
+        "description", min_length=1, description="item_info's description column (null: the catalogue has none)")
     item_id_column: str = Field("item_id", min_length=1, description="the item id column of both files")
     interactions_item_id_column: str | None = Field(
         None, min_length=1, description="the interactions' item id column, where it is named otherwise than "

@@ -69,11 +69,11 @@ def clean_items(
     returned so their interactions can be reported rather than silently lost.
     """
     for column in ("item_id", data.title_column, data.description_column):
-        if column not in raw.columns:
+        if column is not None and column not in raw.columns:
             raise DataError(
                 f"item_info lacks column {column!r}; columns present: {', '.join(map(str, raw.columns))}.",
-                hint="item_info.csv needs item_id, title and description "
-                "(names set by data.item_id_column / title_column / description_column).",
+                hint="item_info.csv needs item_id, title and description (names set by data.item_id_column / "
+                "title_column / description_column; a catalogue without one sets its column to null).",
             )
     report = ItemReport(input_rows=len(raw))
     ids = raw["item_id"].astype("string").str.strip()
@@ -115,13 +115,16 @@ def clean_items(
                 "or remove it from data.numerical_features_cols.")
 
     cap = preprocess.max_text_length
-    titles_full = [clean_text(v, sys.maxsize) for v in frame[data.title_column].tolist()]
-    descs_full = [clean_text(v, sys.maxsize) for v in frame[data.description_column].tolist()]
+    def text_column(name: str | None) -> pd.Series:  # a column the settings leave out (null) is empty text
+        return frame[name] if name is not None else pd.Series([""] * len(frame), index=frame.index, dtype="string")
+
+    titles_full = [clean_text(v, sys.maxsize) for v in text_column(data.title_column).tolist()]
+    descs_full = [clean_text(v, sys.maxsize) for v in text_column(data.description_column).tolist()]
     titles = [cap_text(t, cap) for t in titles_full]
     descriptions = [cap_text(d, cap) for d in descs_full]
     texts = [cap_text(item_text(t, d), cap) for t, d in zip(titles, descriptions, strict=True)]
-    raw_titles = frame[data.title_column].astype("string").fillna("").tolist()
-    raw_descs = frame[data.description_column].astype("string").fillna("").tolist()
+    raw_titles = text_column(data.title_column).astype("string").fillna("").tolist()
+    raw_descs = text_column(data.description_column).astype("string").fillna("").tolist()
     report.text = {
         "titles_changed": sum(a != b for a, b in zip(raw_titles, titles, strict=True)),
         "descriptions_changed": sum(a != b for a, b in zip(raw_descs, descriptions, strict=True)),

@@ -229,8 +229,8 @@ def generate_synthetic(
         rows.append(
             {
                 "item_id": item_id,
-                data.title_column: title,
-                data.description_column: description,
+                data.title_column or "title": title,
+                data.description_column or "description": description,
                 "view_number": views,
                 "comment_number": int(rng.binomial(views, 0.02)),
                 "thumbup_number": int(rng.binomial(views, 0.08)),

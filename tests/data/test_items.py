@@ -86,3 +86,12 @@ def test_a_numeric_column_of_dates_or_categories_says_so():
     assert "'published' carries no information" in dates and "It holds dates (e.g. '2024-01-03')" in dates
     assert "It holds text (e.g. 'c1', 2 distinct values)" in text
     assert "Fill it, or remove it" in empty
+
+
+def test_a_catalogue_without_descriptions_sets_the_column_to_null():
+    raw = pd.DataFrame({"item_id": ["1", "2"], "name": ["Red mug", "Blue cup"]}, dtype="string")
+    items, _, _ = clean_items(raw, DataSettings(title_column="name", description_column=None,
+                                                numerical_features_cols=[]), PreprocessSettings())
+    assert items["text"].tolist() == ["Red mug", "Blue cup"] and items["description"].tolist() == ["", ""]
+    with pytest.raises(DataError, match="lacks column 'description'"):
+        clean_items(raw, DataSettings(title_column="name", numerical_features_cols=[]), PreprocessSettings())
