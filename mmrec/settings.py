@@ -102,6 +102,9 @@ class PreprocessSettings(Section):
     min_user_interactions: int = Field(1, ge=1, description="k-core threshold for users")
     min_item_interactions: int = Field(1, ge=1, description="k-core threshold for items")
     drop_duplicates: bool = Field(True, description="keep the last of duplicate user-item pairs")
+    duplicate_rating: Literal["latest", "highest"] = Field(
+        "latest", description="which row of a duplicate pair is kept: the latest (a re-rating replaces the "
+                              "old one) or the highest rated (event logs: view 1, purchase 2)")
     unknown_items: Literal["drop", "error"] = Field("drop", description="interactions on items absent from item_info")
 
 

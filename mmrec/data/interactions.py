@@ -164,7 +164,20 @@ def clean_interactions(
     if settings.drop_duplicates:
         if has_time:  # "last" means latest in time; ties keep file order
             frame = frame.sort_values("timestamp", kind="stable")
-        duplicate = frame.duplicated(["user_id", "item_id"], keep="last")
+        pairs = ["user_id", "item_id"]
+        if has_rating and settings.duplicate_rating == "highest":  # the best row last; a tie keeps the latest
+            frame = frame.sort_values("rating", kind="stable", na_position="first")
+        elif has_rating and positive_rating_threshold is not None:
+            liked = frame.loc[frame["rating"] >= positive_rating_threshold, pairs].drop_duplicates()
+            latest = frame.drop_duplicates(pairs, keep="last")
+            undone = latest.merge(liked, on=pairs)["rating"] < positive_rating_threshold
+            if undone.any():
+                report.notes.append(
+                    f"{int(undone.sum()):,} user-item pair(s) were rated at or above data.positive_rating_threshold "
+                    f"({positive_rating_threshold:g}) in one row but below it in their latest: the latest row is "
+                    "kept, so they are not positives. For an event log whose rating is the event's strength (view "
+                    "1, purchase 2), set preprocess.duplicate_rating: highest.")
+        duplicate = frame.duplicated(pairs, keep="last")
         report.drop("duplicate", frame[duplicate])
         frame = frame[~duplicate]
 

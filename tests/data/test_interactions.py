@@ -153,3 +153,17 @@ def test_unreadable_rating_is_kept_without_a_threshold():
     assert any("2 row(s) have a rating that is not a number" in note and "'oops'" in note for note in report.notes)
     _, with_threshold = clean_interactions(raw, {"a", "b"}, PreprocessSettings(), 4.0)
     assert with_threshold.dropped["bad_rating"] == 2
+
+
+def test_a_purchase_followed_by_a_view_is_noted_and_highest_keeps_it():
+    # rating = the event's strength: 1 view, 2 purchase; threshold 2
+    raw = _raw([["u1", "a", "1", "2"], ["u1", "a", "5", "1"], ["u1", "b", "2", "1"], ["u1", "b", "3", "2"],
+                ["u2", "a", "4", "2"]])
+    latest, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings(), 2.0)
+    assert sorted(map(tuple, latest[["user_id", "item_id"]].values)) == [("u1", "b"), ("u2", "a")]
+    assert any("1 user-item pair(s) were rated at or above data.positive_rating_threshold (2) in one row but "
+               "below it in their latest" in note and "duplicate_rating: highest" in note for note in report.notes)
+    highest, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings(duplicate_rating="highest"), 2.0)
+    assert sorted(map(tuple, highest[["user_id", "item_id"]].values)) == [("u1", "a"), ("u1", "b"), ("u2", "a")]
+    assert highest.set_index("item_id").loc["a"].iloc[0]["timestamp"] == 1  # the purchase row, not the view
+    assert report.dropped == {"duplicate": 2} and not any("latest" in note for note in report.notes)
