@@ -144,18 +144,19 @@ def canonical_columns(
     return frame.rename(columns={source: canonical for canonical, source in renamed.items()})
 
 
-def input_fingerprint(settings: Settings) -> str:
-    """sha256 over the CSVs' bytes, the image folder listing (name/size/mtime) and the settings used."""
+def input_parts(settings: Settings) -> dict[str, Any]:
+    """What preprocess output depends on, part by part: sha256 of each input file's bytes and of the image
+    folder listing (name/size/mtime), and the settings used (as values, so a change can be named)."""
     data_dir = Path(settings.paths.data_dir)
-    digest = hashlib.sha256()
+    parts: dict[str, Any] = {}
     for name in (settings.data.item_info_file, settings.data.interactions_file):
-        path = data_dir / name
-        digest.update(name.encode())
+        path, digest = data_dir / name, hashlib.sha256()
         if path.is_file():
             with open(path, "rb") as handle:
                 for block in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(block)
-    images_dir = data_dir / settings.data.images_subdir
+        parts[name] = digest.hexdigest() if path.is_file() else None
+    images_dir, digest = data_dir / settings.data.images_subdir, hashlib.sha256()
     if images_dir.is_dir():
         # Images named by data.image_column may sit in subfolders: the whole tree (links not followed).
         entries = (sorted(Path(root, name) for root, _, names in os.walk(images_dir) for name in names)
@@ -163,13 +164,33 @@ def input_fingerprint(settings: Settings) -> str:
         for entry in entries:
             stat = entry.lstat()  # a link's own stat: never follows it out of the folder
             digest.update(f"{entry.relative_to(images_dir)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    parts[f"{settings.data.images_subdir}/"] = digest.hexdigest() if images_dir.is_dir() else None
     # num_workers changes speed, not output, so it is not part of the fingerprint.
-    used = {
+    parts["settings"] = {
         "data": settings.data.model_dump(mode="json"),
         "preprocess": settings.preprocess.model_dump(mode="json", exclude={"num_workers"}),
     }
-    digest.update(json.dumps(used, sort_keys=True).encode())
-    return digest.hexdigest()
+    return parts
+
+
+def input_fingerprint(parts: dict[str, Any]) -> str:
+    """One sha256 over `input_parts`."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def changed_inputs(previous: dict[str, Any] | None, parts: dict[str, Any]) -> str | None:
+    """What differs from the last run's recorded inputs ("interactions.csv, settings data.image_column"), or
+    None when the last run recorded none (an older version, or no run yet)."""
+    before = (previous or {}).get("input_parts")
+    if not isinstance(before, dict):
+        return None
+    changed = [name for name in parts if name != "settings" and before.get(name) != parts[name]]
+    old, new = before.get("settings") or {}, parts["settings"]
+    keys = [f"{section}.{key}" for section in new for key in new[section]
+            if (old.get(section) or {}).get(key) != new[section][key]]
+    if keys:
+        changed.append("settings " + ", ".join(keys))
+    return ", ".join(changed) or None
 
 
 def _up_to_date(processed_dir: Path, fingerprint: str) -> dict[str, Any] | None:
@@ -181,6 +202,13 @@ def _up_to_date(processed_dir: Path, fingerprint: str) -> dict[str, Any] | None:
     except (OSError, ValueError, DataError):
         return None
     return report if report.get("fingerprint") == fingerprint else None
+
+
+def _last_report(processed_dir: Path) -> dict[str, Any] | None:
+    try:
+        return read_json(processed_dir / REPORT_FILE)
+    except (OSError, ValueError, DataError):
+        return None
 
 
 def _check_replaceable(processed_dir: Path) -> None:
@@ -300,7 +328,8 @@ def run_preprocess(
             hint="Use a processed_dir different from data_dir.",
         )
     _check_replaceable(processed_dir)
-    fingerprint = input_fingerprint(settings)
+    parts = input_parts(settings)
+    fingerprint = input_fingerprint(parts)
     if not force and (previous := _up_to_date(processed_dir, fingerprint)) is not None:
         progress(
             ProgressEvent(
@@ -311,6 +340,8 @@ def run_preprocess(
             )
         )
         return PreprocessResult(processed_dir, True, previous, time.perf_counter() - start)
+    if not force and (changed := changed_inputs(_last_report(processed_dir), parts)):
+        progress(ProgressEvent("preprocess", message=f"Changed since the last run: {changed}. Preprocessing again."))
 
     data = settings.data
     item_file, interactions_file = data_dir / data.item_info_file, data_dir / data.interactions_file
@@ -372,6 +403,7 @@ def run_preprocess(
             save_rated_below(interaction_report.rated_below, staging)
         report = {
             "fingerprint": fingerprint,
+            "input_parts": parts,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "inputs": {
                 "data_dir": str(data_dir),

@@ -9,6 +9,7 @@ from mmrec.data.synth import generate_synthetic
 from mmrec.data.tables import ITEM_COLUMNS, load_interactions, load_items
 from mmrec.errors import ConfigError, DataError
 from mmrec.pipeline.preprocess import run_preprocess
+from mmrec.progress import ProgressEvent
 from mmrec.settings import load_settings
 
 
@@ -101,10 +102,15 @@ def test_rerun_is_a_noop_until_inputs_or_settings_change(tmp_path, dirty_raw):
     assert run_preprocess(settings).skipped
     assert run_preprocess(_settings(tmp_path, **{"preprocess.num_workers": 2})).skipped  # speed only
     assert not run_preprocess(settings, force=True).skipped
-    assert not run_preprocess(_settings(tmp_path, **{"preprocess.max_text_length": 50})).skipped
+    said: list[ProgressEvent] = []
+    assert not run_preprocess(_settings(tmp_path, **{"preprocess.max_text_length": 50}), progress=said.append).skipped
+    assert "Changed since the last run: settings preprocess.max_text_length. Preprocessing again." in [
+        e.message for e in said]
     inter = dirty_raw / "interactions.csv"
     inter.write_text(inter.read_text() + "u0001,i00001,5,5\n")
-    assert not run_preprocess(_settings(tmp_path, **{"preprocess.max_text_length": 50})).skipped
+    said.clear()
+    assert not run_preprocess(_settings(tmp_path, **{"preprocess.max_text_length": 50}), progress=said.append).skipped
+    assert "Changed since the last run: interactions.csv. Preprocessing again." in [e.message for e in said]
 
 
 def test_rating_threshold_keeps_positives_only(tmp_path, dirty_raw):
