@@ -91,19 +91,14 @@ def import_movielens(
     settings = state(ctx).settings(config)
     with RichProgress(transient=True) as progress:
         result = run_import_movielens(settings, src, out, posters, max_users, progress)
-    table = Table(title=f"MovieLens import ({result.flavour})")
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    for label, value in (
+    console.print(_counts_table(f"MovieLens import ({result.flavour})", [
         ("movies", result.movies),
         ("ratings", result.ratings),
         ("users", result.users),
         ("movies with tags", result.tagged_movies),
         ("posters copied", result.posters_copied),
         ("posters missing", result.posters_missing),
-    ):
-        table.add_row(label, f"{value:,}")
-    console.print(table)
+    ]))
     if result.posters_missing:
         console.print(
             f"[yellow]{result.posters_missing:,} movies have no poster[/yellow] "
@@ -151,9 +146,6 @@ def import_mmrec(
     settings = state(ctx).settings(config)
     with RichProgress(transient=True) as progress:
         result = run_import_mmrec(settings, src, out, name, keep_cold_users, progress)
-    table = Table(title=f"MMRec import ({result.inter_file.name})")
-    table.add_column("what")
-    table.add_column("count", justify="right")
     rows = [
         (".inter rows", result.rows_read),
         ("interactions", result.interactions),
@@ -165,9 +157,7 @@ def import_mmrec(
         ("duplicate pairs (counted once)", result.duplicates),
         ("cold val/test rows " + ("kept" if result.cold_users_kept else "left out"), sum(result.cold_rows.values())),
     ]
-    for label, value in rows:
-        table.add_row(label, f"{value:,}")
-    console.print(table)
+    console.print(_counts_table(f"MMRec import ({result.inter_file.name})", rows))
     for modality in ("vision", "text"):
         if modality in result.vectors:
             path, count, dim = result.vectors[modality]
@@ -180,6 +170,15 @@ def import_mmrec(
                   f"it) and a ready config: [bold]{result.config_path}[/bold]\nNext, run:")
     for command in result.next_commands:
         console.print(command, markup=False, highlight=False, soft_wrap=True)
+
+
+def _counts_table(title: str, rows: list[tuple[str, int]]) -> Table:
+    table = Table(title=title)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for label, value in rows:
+        table.add_row(label, f"{value:,}")
+    return table
 
 
 def register(root: typer.Typer) -> None:
