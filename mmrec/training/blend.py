@@ -210,9 +210,8 @@ def _choose_l2(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users:
                ) -> tuple[ModelSettings, ItemItemModel, list[dict[str, float]]]:
     """(settings with the chosen lambda, its fit, the grid) of model.item_item_l2 x L2_GRID, extended past an
     edge the best sits at, each fit validated alone (blend weight 1) by the monitor; only the chosen fit goes
-    into `store`. The candidates
-    share one Gram matrix (`ItemItemModel.fit_l2_path`); the configured lambda's is the trainer's
-    distillation teacher when that is the same fit."""
+    into `store`. The candidates share one Gram matrix (`ItemItemModel.fit_l2_path`); the configured lambda's
+    is the trainer's distillation teacher when that is the same fit."""
     profiles = item_item_profiles(train, users, rows, halflife)
     content = item_item_content(cfg, trainer.catalogue)
     lambdas = [cfg.item_item_l2 * factor for factor in L2_GRID]
