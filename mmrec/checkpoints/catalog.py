@@ -148,12 +148,17 @@ def summary(path: Path) -> dict[str, Any]:
     meta, problem = inspect(path)
     keep = ("combo", "kind", "epoch", "monitor", "monitored_value", "best_epoch", "metrics", "model_args",
             "encoders", "n_users", "n_items", "numeric", "backbones", "item_item", "versions", "created_at")
+    listed = describe(path, path.parent.name == meta.get("combo"))
     return {
         "path": str(path),
         "status": "broken" if problem else "ok",
         **({"problem": problem} if problem else {}),
         "size_bytes": path.stat().st_size,
-        "organized": path.parent.name == meta.get("combo"),
+        "organized": listed.organized,
+        # What `checkpoints list` shows: the served blend's validation value (monitored_value is the two-tower
+        # model's alone, at its best epoch).
+        "served": {"monitor": listed.monitor, "value": listed.metric,
+                   "model": "two-tower + item-item blend" if listed.blended else "two-tower"},
         **{key: meta[key] for key in keep if key in meta},
         "settings": meta.get("settings", {}),
     }

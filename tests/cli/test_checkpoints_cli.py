@@ -32,6 +32,9 @@ def test_list_shows_the_served_blend_of_a_best_checkpoint(tmp_path):
     assert result.exit_code == 0, result.output
     assert "0.3125" in result.output and "0.2500" not in result.output and "0.2000" in result.output
     assert "a best checkpoint's is the model it serves" in result.output
+    info = json.loads(runner.invoke(app, ["checkpoints", "info", str(tmp_path / "v_t" / "best_model.pth")]).output)
+    assert info["served"] == {"monitor": "ndcg@10", "value": 0.3125, "model": "two-tower + item-item blend"}
+    assert info["monitored_value"] == 0.25  # the two-tower model's alone, as recorded
 
 
 def test_list_empty_folder(tmp_path):
