@@ -9,8 +9,8 @@ on the same interactions varies 42-62 s between keys). Here both selected config
 one process, one after the other, on the same split files and thread count: for each stored
 (protocol, variant, seed) key, VBPR's best config (`system.fit`, as in the benchmark), then the settings
 `mmrec-tuned` selected (its trial's, as best_config.yaml writes them: training.epochs cut to the trial's best
-epoch; each key records the refit's validation objective beside the trial's, equal when the refit is the
-selected model) and those `mmrec-multimodal` selected (its fixed grid's config), each
+epoch; each key records the refit's validation objective beside the stored trial's, which also differ by
+what changed in mmrec since the study ran) and those `mmrec-multimodal` selected (its fixed grid's config), each
 trained with `mmrec train` (run_train + the checkpoint's scorer, as `mmrec-multimodal` fits a config).
 Nothing is tuned or tested here. Each key's times are kept as it finishes
 (bench/results/<dataset>/fit_time_runs/<protocol>-<variant>-seed<S>.json, with the machine and its load),
@@ -164,7 +164,8 @@ def write_tables(stored: Path, out: Path) -> int:
              "The fits of a key one after the other in one process on the same split files (processes may run "
              f"side by side, one per set of keys); machine: {'; '.join(machines)}; 1-minute load average when a "
              f"key (or its process) started {min(loads):.1f}-{max(loads):.1f}. `bench/fit_time.py`. mmrec-tuned: "
-             "the trial `mmrec tune` selected; mmrec-multimodal: the fixed grid's validation choice.", "",
+             "the trial `mmrec tune` selected, trained as its best_config.yaml says (training.epochs = the trial's best "
+             "epoch); mmrec-multimodal: the fixed grid's validation choice.", "",
              "| protocol | variant | seed | VBPR fit s | " + " | ".join(f"{n} fit s | {n} / VBPR" for n in MMREC) + " |",
              "|---|---|---|---|" + "---|---|" * len(MMREC)]
     for row in rows:
