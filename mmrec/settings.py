@@ -688,7 +688,7 @@ def _env_values() -> dict[str, Any]:
     source = EnvSettingsSource(
         Settings, env_prefix="MMREC_", env_nested_delimiter="__", case_sensitive=False
     )
-    values = source()
+    values = _null_strings(source())
     known = list(Settings.model_fields)
     unknown = sorted(
         name for name in os.environ
@@ -704,6 +704,13 @@ def _env_values() -> dict[str, Any]:
             hint=f"MMREC_<SECTION>__<KEY>, with SECTION one of: {', '.join(known)}.",
         )
     return values
+
+
+def _null_strings(values: Any) -> Any:
+    """`null` in an environment variable is YAML's null, as in a config file (MMREC_DATA__IMAGE_COLUMN=null)."""
+    if isinstance(values, dict):
+        return {key: _null_strings(value) for key, value in values.items()}
+    return None if isinstance(values, str) and values.strip().lower() == "null" else values
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -118,3 +118,13 @@ def test_split_strategies_take_the_dashed_spelling_of_the_docs():
 
     assert SplitSettings(strategy="leave-one-out").strategy == "leave_one_out"
     assert SplitSettings(strategy="temporal-user").strategy == "temporal_user"
+
+
+def test_null_in_an_environment_variable_is_yaml_null(monkeypatch):
+    monkeypatch.setenv("MMREC_DATA__DESCRIPTION_COLUMN", "null")
+    monkeypatch.setenv("MMREC_DATA__POSITIVE_RATING_THRESHOLD", "NULL")
+    monkeypatch.setenv("MMREC_INFERENCE__ANN", "none")  # a value spelled none stays that value
+    loaded = load_settings(None)
+    assert loaded.settings.data.description_column is None and loaded.settings.data.positive_rating_threshold is None
+    assert loaded.settings.inference.ann == "none"
+    assert loaded.sources["data.description_column"] == "env:MMREC_DATA__DESCRIPTION_COLUMN"
