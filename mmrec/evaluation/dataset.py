@@ -155,6 +155,12 @@ def build_evaluation_data(
     repeated = relevant.multiply(exclude > 0)
     relevant = sp.csr_matrix(relevant - repeated)
     relevant.eliminate_zeros()
+    if relevant.nnz == 0:
+        raise DataError(
+            f"Every one of the {repeated.nnz:,} test pairs is one the user already has in the training data (or "
+            "validation): recommendations never hold those, so nothing is left to evaluate.",
+            hint="Test on interactions that are not in the training data (the split's test.csv is).",
+        )
 
     train_cols = _columns(train, item_index)
     train_cols = train_cols[~pd.isna(train_cols)].astype(np.int64)

@@ -93,7 +93,7 @@ def test_empty_test_file_and_missing_column_are_clear_errors(tiny_config, tmp_pa
 def test_unknown_test_items_are_counted(tiny_config, tmp_path):
     settings = load_settings(tiny_config).settings
     test = tmp_path / "test.csv"
-    test.write_text("user_id,item_id\nu001,i004\nu001,nope\nu001,i004\n")
+    test.write_text("user_id,item_id\nu001,i003\nu001,nope\nu001,i003\n")  # u001 likes group 1: never had i003
     report = run_evaluate(settings, ["popularity"], test_data=test, write_files=False)
     assert report.counts["test_unknown_items_dropped"] == 1
     assert report.counts["test_duplicate_pairs"] == 1
@@ -171,4 +171,13 @@ def test_a_test_file_in_the_users_own_columns_is_read_as_preprocess_reads_intera
     assert report.counts["test_interactions"] == 2 and notes[0] in report.notes
     test.write_text("viewer,video,stars\nu001,i004,1\n")
     with pytest.raises(DataError, match="No row of the test file .* rates at or above"):
+        run_evaluate(settings, ["popularity"], test_data=test, write_files=False)
+
+
+def test_a_test_file_of_training_pairs_only_is_refused(tiny_config, tmp_path):
+    settings = load_settings(tiny_config).settings
+    train = pd.read_csv(settings.paths.splits_dir / "train.csv", dtype=str).head(5)
+    test = tmp_path / "test.csv"
+    train[["user_id", "item_id"]].to_csv(test, index=False)
+    with pytest.raises(DataError, match="Every one of the 5 test pairs is one the user already has"):
         run_evaluate(settings, ["popularity"], test_data=test, write_files=False)
