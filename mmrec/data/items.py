@@ -65,8 +65,9 @@ def clean_items(
 ) -> tuple[pd.DataFrame, ItemReport, list[str]]:
     """Cleaned items (item_id, title, description, text, text_fingerprint, numeric columns as float64).
 
-    Returns (items, report, rejected_ids): ids that would be unsafe as file names are rejected and
-    returned so their interactions can be reported rather than silently lost.
+    Returns (items, report, rejected_ids): ids that are no ids (control characters) are rejected and
+    returned so their interactions can be reported rather than silently lost; an id that only cannot name
+    a file (a URL) is kept (mmrec.data.ids.image_file_name).
     """
     for column in ("item_id", data.title_column, data.description_column):
         if column is not None and column not in raw.columns:
