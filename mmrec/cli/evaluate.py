@@ -55,7 +55,9 @@ def metrics_table(report, cold: bool = False) -> Table:
     if cold:
         users = max((m.n_cold_item_users for m in report.models), default=0)
         pairs = report.counts.get("test_cold_item_interactions", 0)
-        title = (f"Cold items (never seen in training): {pairs:,} test interaction(s) of {users:,} user(s)"
+        n_cold = report.counts.get("catalogue_cold_items", 0)
+        title = (f"Cold items (never seen in training), ranked among the {n_cold:,} cold items only: {pairs:,} test "
+                 f"interaction(s) of {users:,} user(s)"
                  + (" -- too few to tell models apart" if pairs < 30 else ""))
     else:
         title = f"{report.task}: {report.counts['test_users']} test users"

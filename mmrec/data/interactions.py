@@ -190,8 +190,10 @@ def clean_interactions(
         low = frame["rating"].min()
         report.notes.append(
             f"The interactions have ratings ({low:g} to {frame['rating'].max():g}), but data.positive_rating_threshold "
-            f"is not set, so every rated row counts as a positive (a {low:g} as much as the best): set it (e.g. 4 on "
-            "a 1-5 scale) to learn from what users liked; rows below it are then not recommended back either.")
+            f"is not set, so every rated row counts as a positive (a {low:g} as much as the best). That is right when "
+            "every row is an interaction to recommend from (benchmark sets such as MMRec's, or a split you did not "
+            "make with `mmrec split`); to learn from what users liked, set it (e.g. 4 on a 1-5 scale) and split "
+            "again: rows below it are then not recommended back either.")
     elif positive_rating_threshold is not None:
         report.notes.append(
             f"data.positive_rating_threshold is {positive_rating_threshold:g}, but the interactions have no rating "

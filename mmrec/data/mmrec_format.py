@@ -325,7 +325,8 @@ def _next_commands(result: MmrecImport) -> list[str]:
     for modality, (path, _, _) in result.vectors.items():
         commands.append(f"mmrec cache import --modality {modality} {shlex.quote(str(path))} "
                         f"--ids {shlex.quote(str(result.item_ids_path))} --config {config}")
-    commands += [f"mmrec train --config {config}", f"mmrec evaluate --config {config} --compare"]
+    commands += [f"mmrec train --config {config}", f"mmrec evaluate --config {config} --compare",
+                 f"mmrec recommend --config {config} --sample-users 3"]
     return commands
 
 

@@ -106,7 +106,7 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
     stage(f"fitting the item-item model of {len(train):,} interactions x {n_items:,} items ({solver})"
           + (", lambda chosen on validation" if validated and cfg.item_item_l2_search and neighbours is None else ""))
     if validated and cfg.item_item_l2_search and neighbours is None:
-        cfg, model, l2_grid = _choose_l2(trainer, cfg, train, users, rows, halflives[0], store)
+        cfg, model, l2_grid = _choose_l2(trainer, cfg, train, users, rows, halflives[0], store, stage, notes)
     else:
         model = _fit(trainer, cfg, train, users, rows, halflives[0], store)
     fit_s = time.perf_counter() - start
@@ -206,8 +206,8 @@ def _toward_refit(trainer: Trainer, scorer: Scorer, model: ItemItemModel, beta: 
 
 
 def _choose_l2(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users: IdEncoding, rows: pd.Series,
-               halflife: float, store: ItemItemStore | None
-               ) -> tuple[ModelSettings, ItemItemModel, list[dict[str, float]]]:
+               halflife: float, store: ItemItemStore | None, stage: _Stages | None = None,
+               notes: list[str] | None = None) -> tuple[ModelSettings, ItemItemModel, list[dict[str, float]]]:
     """(settings with the chosen lambda, its fit, the grid) of model.item_item_l2 x L2_GRID, extended past an
     edge the best sits at, each fit validated alone (blend weight 1) by the monitor; only the chosen fit goes
     into `store`. The candidates share one Gram matrix (`ItemItemModel.fit_l2_path`); the configured lambda's
@@ -229,6 +229,8 @@ def _choose_l2(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users:
         model = teacher if teacher is not None and l2 == cfg.item_item_l2 else next(solved)
         value = trainer.validate(base.with_item_item(model, 1.0)).get(trainer.monitor, float("nan"))
         grid.append({"l2": l2, trainer.monitor: value})
+        if stage is not None:
+            stage(f"lambda {l2:g}: val {trainer.monitor} {value:.4f} (the item-item model alone)")
         better = best is None or value > best[0]  # ties and NaN (no validation data) keep the first: factor 1
         if better:
             best = (value, cfg.model_copy(update={"item_item_l2": l2}), model)
@@ -238,7 +240,7 @@ def _choose_l2(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users:
         validate(l2)
     # Validation's best at the grid's largest or smallest lambda: the optimum may lie beyond (it grows with
     # the interactions per item), so the path goes on by factors of 2 that way while validation improves.
-    for _ in range(L2_EDGE_STEPS):
+    for step in range(L2_EDGE_STEPS):
         tried = sorted(row["l2"] for row in grid)
         chosen_l2 = best[1].item_item_l2
         if len(tried) < 2 or chosen_l2 not in (tried[0], tried[-1]):
@@ -246,6 +248,10 @@ def _choose_l2(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users:
         to_solve.append(chosen_l2 * 2 if chosen_l2 == tried[-1] else chosen_l2 / 2)
         if not validate(to_solve[-1]):
             break
+        if step == L2_EDGE_STEPS - 1 and notes is not None:
+            notes.append(f"Item-item lambda: validation still improved at {to_solve[-1]:g}, the search's last step "
+                         f"({L2_EDGE_STEPS} past the grid of model.item_item_l2 x 0.5-4); the best may lie further: "
+                         f"set model.item_item_l2 near {to_solve[-1]:g} and train again to search around it.")
     solved.close()  # frees the shared Gram matrix
     assert best is not None
     _, chosen, model = best

@@ -88,7 +88,7 @@ def test_import_mmrec_then_preprocess_cache_import_train_evaluate_on_the_dataset
     assert "1 user(s) without training rows are left out of val.csv/test.csv" in flat
     commands = result.output[result.output.index("Next, run:"):].splitlines()[1:]
     assert [c.split()[:2] for c in commands] == [["mmrec", "preprocess"], ["mmrec", "cache"], ["mmrec", "cache"],
-                                                 ["mmrec", "train"], ["mmrec", "evaluate"]]
+                                                 ["mmrec", "train"], ["mmrec", "evaluate"], ["mmrec", "recommend"]]
 
     config = out / "mmrec.yaml"
     values = yaml.safe_load(config.read_text())  # tiny model and one epoch, so the test stays fast

@@ -79,7 +79,7 @@ def test_import_writes_the_input_format_the_datasets_own_split_and_a_config(tmp_
     assert result.next_commands[0].endswith("--skip-caching")
     assert [c.split()[4] for c in result.next_commands[1:3]] == ["vision", "text"]
     assert f"--ids {out.resolve() / 'item_ids.txt'}" in result.next_commands[1]
-    assert result.next_commands[-1].endswith("--compare")
+    assert result.next_commands[-2].endswith("--compare") and "recommend" in result.next_commands[-1]
     record = json.loads((out / "dataset.json").read_text())
     assert record["vectors"]["vision"]["dim"] == 16 and record["next"] == result.next_commands
 
@@ -98,7 +98,7 @@ def test_an_absent_modality_keeps_the_default_backbone_and_turns_the_model_input
     assert config["features"] == {"vision_backbone": "imported"} and config["model"] == {"use_text": False}
     settings = load_settings(tmp_path / "out" / "mmrec.yaml").settings
     assert settings.features.text_backbone == "sentence-bert" and not settings.model.use_text
-    assert not any("--modality text" in c for c in result.next_commands) and len(result.next_commands) == 4
+    assert not any("--modality text" in c for c in result.next_commands) and len(result.next_commands) == 5
 
 
 def test_duplicate_pairs_keep_the_latest_row_and_a_shuffled_split_is_stratified(tmp_path):

@@ -239,14 +239,19 @@ def test_the_lambda_path_goes_on_past_the_edge_of_the_grid_validation_prefers(mo
     monkeypatch.setattr(blend, "item_item_content", lambda *args: [])
     monkeypatch.setattr(blend.ItemItemModel, "fit_l2_path", path)
 
+    notes: list[str] = []
+
     def lambdas(peak):  # validation peaks at `peak`
         scorer = SimpleNamespace(with_item_item=lambda model, weight: model)
         trainer = SimpleNamespace(teacher=None, catalogue=None, device="cpu", monitor="ndcg@10",
                                   scorer=lambda: scorer, validate=lambda m: {"ndcg@10": -abs(math.log(m.l2 / peak))})
-        chosen, _, grid = blend._choose_l2(trainer, ModelSettings(item_item_l2=200.0), None, None, None, 0.0, None)
+        chosen, _, grid = blend._choose_l2(trainer, ModelSettings(item_item_l2=200.0), None, None, None, 0.0, None,
+                                           notes=notes)
         return chosen.item_item_l2, [row["l2"] for row in grid]
 
-    assert lambdas(1500.0) == (1600.0, [200.0, 100.0, 400.0, 800.0, 1600.0, 3200.0])
+    assert lambdas(1500.0) == (1600.0, [200.0, 100.0, 400.0, 800.0, 1600.0, 3200.0]) and notes == []
     assert L2_EDGE_STEPS == 3 and lambdas(1e6) == (6400.0, [200.0, 100.0, 400.0, 800.0, 1600.0, 3200.0, 6400.0])
+    assert len(notes) == 1 and "still improved at 6400, the search's last step" in notes[0]  # the best may lie past
+    notes.clear()
     assert lambdas(30.0) == (25.0, [200.0, 100.0, 400.0, 800.0, 50.0, 25.0, 12.5])
     assert lambdas(300.0) == (400.0, [200.0, 100.0, 400.0, 800.0])  # inside the grid: nothing more
