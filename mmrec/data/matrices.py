@@ -15,3 +15,14 @@ def interaction_matrix(
     matrix.sum_duplicates()
     matrix.data[:] = 1.0
     return matrix
+
+
+def held_out_unseen(relevant: sp.csr_matrix, seen: sp.csr_matrix) -> tuple[sp.csr_matrix, int]:
+    """(`relevant` without the pairs `seen` holds, how many went): a held-out pair the user already has is
+    not a positive, as no served list holds it (validation and evaluation both rank this way)."""
+    repeated = relevant.multiply(seen > 0)
+    if not repeated.nnz:
+        return relevant, 0
+    kept = sp.csr_matrix(relevant - repeated)
+    kept.eliminate_zeros()
+    return kept, int(repeated.nnz)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from mmrec.data.matrices import interaction_matrix
+from mmrec.data.matrices import held_out_unseen, interaction_matrix
 from mmrec.errors import DataError
 from mmrec.settings import DataSettings
 
@@ -152,12 +152,10 @@ def build_evaluation_data(
     )
     # A pair both seen and held out (repeated consumption, a test file that overlaps train) is not a test
     # positive: recommend never serves a user an item they have, so no ranking could earn it. Counted.
-    repeated = relevant.multiply(exclude > 0)
-    relevant = sp.csr_matrix(relevant - repeated)
-    relevant.eliminate_zeros()
+    relevant, repeated = held_out_unseen(relevant, exclude)
     if relevant.nnz == 0:
         raise DataError(
-            f"Every one of the {repeated.nnz:,} test pairs is one the user already has in the training data (or "
+            f"Every one of the {repeated:,} test pairs is one the user already has in the training data (or "
             "validation): recommendations never hold those, so nothing is left to evaluate.",
             hint="Test on interactions that are not in the training data (the split's test.csv is).",
         )
@@ -172,8 +170,8 @@ def build_evaluation_data(
     counts = {
         "test_interactions": len(test),
         "test_unknown_items_dropped": int((~in_catalogue).sum()),
-        "test_duplicate_pairs": int(len(cols) - relevant.nnz - repeated.nnz),
-        "test_pairs_seen_in_training": int(repeated.nnz),
+        "test_duplicate_pairs": int(len(cols) - relevant.nnz - repeated),
+        "test_pairs_seen_in_training": repeated,
         "test_users_without_new_items": int(((np.diff(relevant.indptr) == 0)).sum()),
         "test_users": len(user_ids),
         "test_cold_users": len(cold_user_rows),

@@ -193,22 +193,24 @@ def changed_inputs(previous: dict[str, Any] | None, parts: dict[str, Any]) -> st
     return ", ".join(changed) or None
 
 
-def _up_to_date(processed_dir: Path, fingerprint: str) -> dict[str, Any] | None:
-    """The last report when processed_dir holds that run's complete output for these inputs."""
-    try:
-        for name in (ITEMS_FILE, INTERACTIONS_FILE, REPORT_FILE):
-            verify_in_manifest(processed_dir / name)
-        report = read_json(processed_dir / REPORT_FILE)
-    except (OSError, ValueError, DataError):
-        return None
-    return report if report.get("fingerprint") == fingerprint else None
-
-
 def _last_report(processed_dir: Path) -> dict[str, Any] | None:
+    """The report processed_dir holds, or None."""
     try:
         return read_json(processed_dir / REPORT_FILE)
     except (OSError, ValueError, DataError):
         return None
+
+
+def _up_to_date(processed_dir: Path, report: dict[str, Any] | None, fingerprint: str) -> bool:
+    """Whether processed_dir holds the complete output of the run that wrote `report`, for these inputs."""
+    if report is None or report.get("fingerprint") != fingerprint:
+        return False
+    try:
+        for name in (ITEMS_FILE, INTERACTIONS_FILE, REPORT_FILE):
+            verify_in_manifest(processed_dir / name)
+    except (OSError, ValueError, DataError):
+        return False
+    return True
 
 
 def _check_replaceable(processed_dir: Path) -> None:
@@ -330,7 +332,8 @@ def run_preprocess(
     _check_replaceable(processed_dir)
     parts = input_parts(settings)
     fingerprint = input_fingerprint(parts)
-    if not force and (previous := _up_to_date(processed_dir, fingerprint)) is not None:
+    previous = _last_report(processed_dir)
+    if not force and _up_to_date(processed_dir, previous, fingerprint):
         progress(
             ProgressEvent(
                 "preprocess",
@@ -340,7 +343,7 @@ def run_preprocess(
             )
         )
         return PreprocessResult(processed_dir, True, previous, time.perf_counter() - start)
-    if not force and (changed := changed_inputs(_last_report(processed_dir), parts)):
+    if not force and (changed := changed_inputs(previous, parts)):
         progress(ProgressEvent("preprocess", message=f"Changed since the last run: {changed}. Preprocessing again."))
 
     data = settings.data

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 import torch
 
 from mmrec.data.ids import positions
-from mmrec.data.matrices import interaction_matrix
+from mmrec.data.matrices import held_out_unseen, interaction_matrix
 from mmrec.errors import DataError
 from mmrec.models.histories import IdEncoding, catalogue_index, user_histories
 
@@ -85,13 +85,7 @@ def build_training_data(
     exclude = interaction_matrix(
         val_row_of[train_user_strings[in_val]].to_numpy(), pairs[in_val, 1], len(distinct), n_items
     )
-    # As evaluation does (mmrec.evaluation.dataset): a validation pair the user already has in train is not a
-    # positive, since no served list holds it.
-    repeated = relevant.multiply(exclude > 0)
-    skipped["val_pairs_seen_in_train"] = int(repeated.nnz)
-    if repeated.nnz:
-        relevant = sp.csr_matrix(relevant - repeated)
-        relevant.eliminate_zeros()
+    relevant, skipped["val_pairs_seen_in_train"] = held_out_unseen(relevant, exclude)  # as evaluation ranks
     return TrainingData(
         pairs=torch.as_tensor(pairs, dtype=torch.long, device=device),
         histories=torch.as_tensor(histories, dtype=torch.long, device=device),
