@@ -64,8 +64,7 @@ def load_recommender(
             "device": device,
         }
     model = create_recommender(name, settings.evaluation, **kwargs)
-    if hasattr(model, "announce"):
-        model.announce = lambda text: progress(ProgressEvent(f"fit:{name}", message=f"{text}."))
+    model.announce = lambda text: progress(ProgressEvent(f"fit:{name}", message=f"{text}."))
     return model.fit(train, items["item_id"].tolist())
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ class Recommender(ABC):
     ranks_new_items: bool = False
 
     def __init__(self) -> None:
+        self.announce: Callable[[str], None] | None = None  # told of slow steps in fit (load_recommender sets it)
         self.item_ids: list[str] = []
         self.item_index: dict[str, int] = {}
         self.user_index: dict[str, int] = {}

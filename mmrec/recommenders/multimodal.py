@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,6 @@ class MultimodalRecommender(Recommender):
         self.spec = spec
         self.users = users
         self.items_encoder = items_encoder
-        self.announce: Callable[[str], None] | None = None  # told of slow steps in fit (load_recommender sets it)
         self.items = items.reset_index(drop=True)
         self.features = features
         self.device = torch.device(device)
