@@ -78,21 +78,6 @@ def distill_weight(model_cfg: ModelSettings, cfg: TrainingSettings) -> float:
     return 1.0 if cfg.validate_on == "all" else 0.0
 
 
-def profile_sums(indptr: torch.Tensor, indices: torch.Tensor, values: torch.Tensor, users: torch.Tensor,
-                 columns: torch.Tensor) -> torch.Tensor:
-    """[b, c] x_u @ columns for the CSR profile rows `users` (indptr/indices/values of [n_users, n]),
-    columns [n, c]: a weighted embedding-bag sum over each user's items, so only the profiles' nonzeros
-    move and no dense [b, n] block is built."""
-    start = indptr[users]
-    lengths = indptr[users + 1] - start
-    offsets = torch.cumsum(lengths, 0) - lengths
-    total = int(lengths.sum())
-    positions = torch.arange(total, device=indptr.device) + torch.repeat_interleave(start - offsets, lengths,
-                                                                                   output_size=total)
-    return F.embedding_bag(indices[positions], columns, offsets, mode="sum",
-                           per_sample_weights=values[positions].to(columns.dtype))
-
-
 def distill_temperature(model_cfg: ModelSettings) -> float:
     """model.distill_temperature, with null resolved: 2 when the candidates are the whole catalogue, else 0.5."""
     if model_cfg.distill_temperature is not None:
@@ -181,7 +166,6 @@ class Trainer:
         self.distill_temperature = distill_temperature(model_cfg)
         self.teacher_key = ""  # item_item_fit_key of the teacher's fit
         self.teacher_seconds = 0.0  # its fit time (the blend step reuses the fit and reports this time)
-        self._teacher_csr: tuple[torch.Tensor, ...] | None = None  # its profiles on a non-CPU device
         self.teacher = self._teacher() if self.distill_weight > 0 else None
         self._teacher_table = self._all_teacher_scores() if self.teacher is not None else None
         self.sampler: NegativeSampler | None = None
@@ -326,34 +310,15 @@ class Trainer:
         if n_users * n > TEACHER_TABLE_MAX_ELEMENTS:
             return None
         rows = torch.arange(n_users)
-        return torch.cat([self._profile_scores(rows[start : start + 1024]) for start in range(0, n_users, 1024)])
+        return torch.cat([self.teacher.scores(rows[start : start + 1024]) for start in range(0, n_users, 1024)])
 
     def _teacher_scores(self, users: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
         """[b, c] the teacher's scores x_u B[:, candidates]: gathered from the precomputed table when it fits."""
         table = self._teacher_table
         if table is None:
-            return self._profile_scores(users, candidates)
+            assert self.teacher is not None
+            return self.teacher.scores(users, candidates)
         return table.index_select(0, users.to(table.device)).index_select(1, candidates.to(table.device))
-
-    def _profile_scores(self, users: torch.Tensor, candidates: torch.Tensor | None = None) -> torch.Tensor:
-        """[b, c] x_u B[:, candidates] (every column when None): with the dense B, only the candidates'
-        columns (b * |x_u| * c multiply-adds, not b * n * n); with the neighbourhood solver's sparse B, its
-        sparse scores."""
-        assert self.teacher is not None
-        weights = self.teacher.weights
-        if self.teacher.is_sparse:
-            scores = self.teacher.scores(users)
-            return scores if candidates is None else scores[:, candidates.to(weights.device)]
-        if weights.device.type == "cpu":  # scipy sparse x dense: |x_u| * c per user
-            profiles = self.teacher.interactions[users.cpu().numpy()]
-            columns = weights.numpy() if candidates is None else weights.numpy()[:, candidates.cpu().numpy()]
-            return torch.from_numpy(np.asarray(profiles @ columns, dtype=np.float32))
-        if self._teacher_csr is None:  # the profiles' CSR arrays, on the device once
-            csr = self.teacher.interactions
-            self._teacher_csr = tuple(torch.as_tensor(a, device=weights.device)
-                                      for a in (csr.indptr.astype(np.int64), csr.indices.astype(np.int64), csr.data))
-        columns = weights if candidates is None else weights[:, candidates.to(weights.device)]
-        return profile_sums(*self._teacher_csr, users.to(weights.device), columns)
 
     def train_step(self, batch: torch.Tensor, generator: torch.Generator | None = None) -> float:
         """Forward, backward (all-reduced under DDP), clip, optimizer + lr step; returns the loss."""

@@ -3,7 +3,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from mmrec.models.item_item import ItemItemModel, interaction_csr, standardize
+from mmrec.models import item_item
+from mmrec.models.item_item import ItemItemModel, interaction_csr, profile_sums, sparse_enough, standardize
 
 
 def ease_reference(x: np.ndarray, l2: float) -> np.ndarray:
@@ -109,3 +110,34 @@ def test_scores_stay_float32_under_autocast(data):
         scores = model.scores(np.arange(4))
     assert scores.dtype == torch.float32
     torch.testing.assert_close(scores, model.scores(np.arange(4)))
+
+
+def test_profile_sums_equal_the_dense_product_without_building_it():
+    """The teacher's scores off the CPU: x_u @ B[:, candidates] from the profiles' CSR arrays (weighted
+    rows, repeated and empty users included) equals the dense product."""
+    rng = np.random.default_rng(0)
+    profiles = sp.random(6, 9, density=0.4, format="csr", random_state=1, dtype=np.float32)
+    profiles.data[profiles.indptr[2]:profiles.indptr[3]] = 0  # a user with no items
+    profiles.eliminate_zeros()
+    columns = torch.from_numpy(rng.standard_normal((9, 4)).astype(np.float32))
+    arrays = [torch.from_numpy(a) for a in (profiles.indptr.astype(np.int64), profiles.indices.astype(np.int64),
+                                            profiles.data)]
+    for users in (torch.tensor([0, 2, 5, 0, 3]), torch.tensor([2, 2])):
+        expected = torch.from_numpy(profiles[users.numpy()].toarray()) @ columns
+        torch.testing.assert_close(profile_sums(*arrays, users, columns), expected)
+
+
+def test_sparse_and_dense_profile_products_score_alike(data, monkeypatch):
+    """On the CPU a chunk of sparse profiles is multiplied as scipy CSR, a denser one as a dense product:
+    both give x_u B, for every column or some, with recency-weighted profiles too."""
+    x, matrix, features, mask = data
+    model = ItemItemModel.fit(matrix, [(features, mask)], l2=5.0, content_weight=0.5)
+    decayed = model.with_profiles(interaction_csr(*np.nonzero(x), 40, 12, halflife=2.0))
+    columns = torch.tensor([7, 0, 11, 3])
+    for scorer in (model, decayed):
+        expected = torch.as_tensor(scorer.interactions.toarray(), dtype=torch.float32) @ model.weights
+        for density, sparse in ((0.0, False), (1.0, True)):
+            monkeypatch.setattr(item_item, "SPARSE_SCORING_DENSITY", density)
+            assert sparse_enough(scorer.interactions) is sparse
+            torch.testing.assert_close(scorer.scores(np.arange(40)), expected)
+            torch.testing.assert_close(scorer.scores(np.array([5, 1, 5]), columns), expected[[5, 1, 5]][:, columns])

@@ -138,25 +138,6 @@ def test_the_teacher_table_gives_what_each_step_would_compute(tiny_problem, monk
     torch.testing.assert_close(tabled.batch_loss(batch), direct.batch_loss(batch))
 
 
-def test_profile_sums_equal_the_dense_product_without_building_it():
-    """The teacher's scores off the CPU: x_u @ B[:, candidates] from the profiles' CSR arrays (weighted
-    rows, repeated and empty users included) equals the dense product."""
-    import scipy.sparse as sp
-
-    from mmrec.training.trainer import profile_sums
-
-    rng = np.random.default_rng(0)
-    profiles = sp.random(6, 9, density=0.4, format="csr", random_state=1, dtype=np.float32)
-    profiles.data[profiles.indptr[2]:profiles.indptr[3]] = 0  # a user with no items
-    profiles.eliminate_zeros()
-    columns = torch.from_numpy(rng.standard_normal((9, 4)).astype(np.float32))
-    arrays = [torch.from_numpy(a) for a in (profiles.indptr.astype(np.int64), profiles.indices.astype(np.int64),
-                                            profiles.data)]
-    for users in (torch.tensor([0, 2, 5, 0, 3]), torch.tensor([2, 2])):
-        expected = torch.from_numpy(profiles[users.numpy()].toarray()) @ columns
-        torch.testing.assert_close(profile_sums(*arrays, users, columns), expected)
-
-
 def test_distillation_is_on_by_default_unless_validation_ranks_cold_items(tiny_problem):
     from mmrec.training.trainer import distill_weight
 
