@@ -7,7 +7,6 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision import transforms as T
 
 from mmrec.errors import WeightsNotFoundError
 from mmrec.features.base import VISION_BACKBONES, VisionBackbone
@@ -72,12 +71,7 @@ class EfficientNetLite(VisionBackbone):
         backbone = cls(model, source, dim=model._fc.in_features)
         # TF-Lite EfficientNet was trained on (x*255 - 127) / 128 inputs; resize 256 + crop 224
         # mirrors its crop_padding=32 evaluation.
-        backbone.transform = T.Compose([
-            T.Resize(256, interpolation=T.InterpolationMode.BICUBIC),
-            T.CenterCrop(224),
-            T.ToTensor(),
-            T.Normalize((127.0 / 255,) * 3, (128.0 / 255,) * 3),
-        ])
+        backbone.transform = _resize_crop_normalize((127.0 / 255,) * 3, (128.0 / 255,) * 3)
         return backbone
 
     def embed(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -129,14 +123,26 @@ class _PilToTensorThen:
     """PIL -> uint8 tensor, then a torchvision preset (which resizes, crops, scales, normalizes)."""
 
     def __init__(self, preset: nn.Module) -> None:
-        self.preset = preset
+        from torchvision.transforms.functional import pil_to_tensor
+
+        self.preset, self.to_tensor = preset, pil_to_tensor
 
     def __call__(self, image) -> torch.Tensor:
-        return self.preset(T.functional.pil_to_tensor(image))
+        return self.preset(self.to_tensor(image))
 
 
 def _pil_pipeline(preset: nn.Module) -> _PilToTensorThen:
     return _PilToTensorThen(preset)
+
+
+def _resize_crop_normalize(mean: tuple[float, ...], std: tuple[float, ...]):
+    """PIL -> [3, 224, 224]: resize the shorter side to 256 (bicubic), centre-crop 224, scale, normalize.
+    torchvision is imported here, not with the module: settings validation imports this module for the
+    backbone names, and torchvision's import takes 1.6 s."""
+    from torchvision import transforms as T
+
+    return T.Compose([T.Resize(256, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(224), T.ToTensor(),
+                      T.Normalize(mean, std)])
 
 
 @VISION_BACKBONES.register("resnet")
@@ -242,12 +248,7 @@ class DinoV2Small(HuggingFaceWeights, VisionBackbone):
         model = Dinov2Model.from_pretrained(str(source.path))
         backbone = cls(model, source, dim=model.config.hidden_size)
         # The dinov2 image processor: resize shortest side 256 (bicubic), crop 224, ImageNet stats.
-        backbone.transform = T.Compose([
-            T.Resize(256, interpolation=T.InterpolationMode.BICUBIC),
-            T.CenterCrop(224),
-            T.ToTensor(),
-            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-        ])
+        backbone.transform = _resize_crop_normalize(IMAGENET_MEAN, IMAGENET_STD)
         return backbone
 
     def embed(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,6 @@ from mmrec.evaluation.dataset import (
     validate_interactions,
 )
 from mmrec.evaluation.evaluator import ModelEvaluation, evaluate_model
-from mmrec.evaluation.plots import write_plots
 from mmrec.evaluation.report import (
     SAMPLED_NOTE,
     EvaluationReport,
@@ -245,6 +244,8 @@ def run_evaluate(
         if note := replaced_models_note(report, results_dir):
             report.notes.append(note)
         report.files.update(write_report(report, results_dir))
+        from mmrec.evaluation.plots import write_plots  # matplotlib: only when evaluate writes its plots
+
         report.files.update(write_plots(report, results_dir))
         if save_predictions is not None:
             report.files["predictions"] = write_predictions(
