@@ -12,6 +12,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,9 +107,31 @@ def read_text_file(
 
 
 _UTF16_MARKS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+_WORKBOOK_MAGIC = ((b"PK\x03\x04", "a zip archive, as an Excel (.xlsx) or OpenDocument (.ods) workbook is"),
+                   (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old-format Excel workbook (.xls)"))
 _RESAVE_AS_UTF8 = ("Re-save it as UTF-8: choose that encoding when saving (Excel: 'CSV UTF-8'; LibreOffice: character "
                    "set 'Unicode (UTF-8)'), or convert it, e.g. `iconv -f latin1 -t utf-8 OLD > NEW` (-f utf-16 for "
                    "UTF-16).")
+
+
+CSV_SEPARATORS = ",\t;|"
+
+
+def csv_separator(path: str | os.PathLike[str]) -> str:
+    """The separator a CSV file's header line uses: of CSV_SEPARATORS, the one it holds most often outside
+    quotes (a comma on a tie or when it holds none). The header alone decides: a semicolon file's rows may
+    hold commas (decimal commas, text), and a comma file's text may hold semicolons."""
+    with open(path, "rb") as handle:
+        header = handle.readline(1 << 20).decode("utf-8", errors="replace")  # reading the file says if it is not
+    unquoted = re.sub(r'"[^"]*"', "", header)
+    counts = {sep: unquoted.count(sep) for sep in CSV_SEPARATORS}
+    return max(CSV_SEPARATORS, key=lambda sep: (counts[sep], sep == ","))
+
+
+def is_parquet(path: str | os.PathLike[str]) -> bool:
+    """Whether the file starts with parquet's magic bytes (whatever its name)."""
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"PAR1"
 
 
 def not_utf8_error(path: str | os.PathLike[str], what: str, error: type[MmrecError] = DataError) -> MmrecError:
@@ -118,9 +141,14 @@ def not_utf8_error(path: str | os.PathLike[str], what: str, error: type[MmrecErr
     decoder = codecs.getincrementaldecoder("utf-8")()
     line, found = 1, ""
     with open(path, "rb") as handle:
-        if handle.read(2) in _UTF16_MARKS:
+        start = handle.read(8)
+        if start[:2] in _UTF16_MARKS:
             return error(f"{what} {path} is not UTF-8 text. It starts with a UTF-16 byte order mark: it is UTF-16 "
                          "text.", hint=_RESAVE_AS_UTF8)
+        if workbook := next((kind for magic, kind in _WORKBOOK_MAGIC if start.startswith(magic)), None):
+            return error(f"{what} {path} is not text: it is {workbook}.",
+                         hint="Export the sheet as a CSV file (Excel: File > Save As > 'CSV UTF-8'; LibreOffice / "
+                              "Google Sheets: CSV, character set UTF-8) and point the setting at that file.")
         handle.seek(0)
         for block in iter(lambda: handle.read(1 << 20), b""):
             pending = len(decoder.getstate()[0])  # bytes of a character split across blocks (never a newline)

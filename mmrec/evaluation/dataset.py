@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from mmrec.data.matrices import held_out_unseen, interaction_matrix
 from mmrec.errors import DataError
+from mmrec.fileio import csv_separator, is_parquet, not_utf8_error
 from mmrec.settings import DataSettings
 
 REQUIRED_COLUMNS = ("user_id", "item_id")
@@ -44,10 +45,12 @@ def read_interactions_file(path: Path, role: str, data: DataSettings | None = No
     try:
         frame = (
             pd.read_parquet(path)
-            if path.suffix == ".parquet"
+            if is_parquet(path)
             # Ids such as NA, null or nan are ids (as preprocess and the split keep them), not missing values.
-            else pd.read_csv(path, dtype=ids, keep_default_na=False)
+            else pd.read_csv(path, sep=csv_separator(path), dtype=ids, keep_default_na=False, encoding="utf-8")
         )
+    except UnicodeDecodeError:
+        raise not_utf8_error(path, f"The {role} file") from None
     except Exception as exc:  # noqa: BLE001  (pandas/pyarrow raise many types for unreadable files)
         raise DataError(
             f"The {role} file {path} cannot be read: {exc}",

@@ -33,7 +33,7 @@ from mmrec.data.tables import (
     verify_in_manifest,
 )
 from mmrec.errors import ConfigError, DataError
-from mmrec.fileio import atomic_write_json, not_utf8_error, read_json
+from mmrec.fileio import atomic_write_json, csv_separator, is_parquet, not_utf8_error, read_json
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.provenance import package_versions
 from mmrec.settings import Settings
@@ -68,15 +68,10 @@ def read_csv(path: Path, what: str) -> pd.DataFrame:
         )
     if path.stat().st_size == 0:
         raise DataError(f"{what} file {path} is empty.", hint="It needs a header row and at least one row.")
-    with open(path, "rb") as handle:
-        parquet = handle.read(4) == b"PAR1"
-    if parquet:
+    if is_parquet(path):
         frame = _read_parquet(path, what)
     else:
-        frame = _read_text_table(path, what, ",")
-        header = str(frame.columns[0]) if len(frame.columns) == 1 else ""
-        if sep := next((c for c in "\t;|" if c in header), None):  # one column named "a;b;c": not commas
-            frame = _read_text_table(path, what, sep)
+        frame = _read_text_table(path, what, csv_separator(path))
     frame.columns = [str(c).strip() for c in frame.columns]
     if frame.empty:
         raise DataError(f"{what} file {path} has a header but no rows.", hint="Add rows below the header.")

@@ -113,6 +113,14 @@ def test_a_test_file_reads_ids_as_preprocess_does(tiny_config, tmp_path):
     test.write_text("user_id,item_id\nu001,i004\nu002,\n")
     with pytest.raises(DataError, match=r"1 row\(s\) with an empty user_id or item_id \(the first: row 2"):
         read_interactions_file(test, "test")
+    # Separated as preprocess reads them (the header line tells), parquet whatever its name.
+    test.write_text("user_id;item_id;rating\nu001;i004;4,5\n")
+    assert read_interactions_file(test, "test")[["user_id", "item_id"]].values.tolist() == [["u001", "i004"]]
+    pd.DataFrame({"user_id": ["u001"], "item_id": ["i005"]}).to_parquet(tmp_path / "test.data", index=False)
+    assert read_interactions_file(tmp_path / "test.data", "test")["item_id"].tolist() == ["i005"]
+    test.write_bytes(b"PK\x03\x04" + bytes(range(256)))
+    with pytest.raises(DataError, match="is not text: it is a zip archive"):
+        read_interactions_file(test, "test")
 
 
 def test_plots_of_an_earlier_evaluation_are_removed(tiny_config):

@@ -392,6 +392,33 @@ def test_tab_or_semicolon_separated_files_and_parquet_read_as_the_csv(tmp_path, 
         run_preprocess(_settings(tmp_path, **{"data.interactions_file": "broken.parquet"}), force=True)
 
 
+@pytest.mark.parametrize("text, sep", [
+    ("item_id;title;rating\r\n001;A, b;3\r\n002;B;4,5\r\n", ";"),  # rows with commas: the header decides
+    ("\ufeffitem_id\ttitle\n001\tA; b, c\n002\tB\n", "\t"),
+    ('"item_id","title; part"\n001,"x; y"\n002,z\n', ","),  # a separator inside quotes does not count
+    ("item_id\n001\n", ","),
+])
+def test_the_separator_is_the_one_the_header_line_uses(tmp_path, text, sep):
+    from mmrec.fileio import csv_separator
+    from mmrec.pipeline.preprocess import read_csv
+
+    path = tmp_path / "items.csv"
+    path.write_bytes(text.encode("utf-8"))
+    assert csv_separator(path) == sep
+    frame = read_csv(path, "item_info")
+    assert frame.columns[0] == "item_id" and frame["item_id"].tolist()[:2] == ["001", "002"][:len(frame)]
+
+
+@pytest.mark.parametrize("magic, kind", [(b"PK\x03\x04\x14\x00\x06\x00", "zip archive"),
+                                         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", ".xls")])
+def test_a_spreadsheet_workbook_is_told_apart_from_text_in_another_encoding(tmp_path, dirty_raw, magic, kind):
+    (dirty_raw / "item_info.csv").write_bytes(magic + bytes(range(256)) * 4)
+    with pytest.raises(DataError) as info:
+        run_preprocess(_settings(tmp_path))
+    assert "is not text" in info.value.message and kind in info.value.message
+    assert "CSV UTF-8" in info.value.hint and "iconv" not in info.value.hint
+
+
 def test_a_wrong_title_column_names_the_file_its_own_columns_and_the_setting(tmp_path):
     raw = tmp_path / "raw"
     generate_synthetic(raw, users=6, items=4, seed=0)
