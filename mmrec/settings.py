@@ -80,6 +80,10 @@ class DataSettings(Section):
                                         "item_id_column (e.g. `video` beside item_info's `video_id`)")
     user_id_column: str = Field("user_id", min_length=1, description="the user id column of the interactions")
     timestamp_column: str = Field("timestamp", min_length=1, description="the interactions' (optional) time column")
+    timestamp_format: str | None = Field(
+        None, min_length=1, description="how the time column is written: null = unix seconds or ISO-8601 text; "
+                                        "a strftime format such as '%d/%m/%Y' or '%m/%d/%Y %H:%M' (UTC); 'excel' = "
+                                        "spreadsheet serial days (45850 = 2025-07-12)")
     rating_column: str = Field("rating", min_length=1, description="the interactions' (optional) rating column")
     numerical_features_cols: list[str] = Field(
         default_factory=lambda: ["view_number", "comment_number", "thumbup_number"],
@@ -88,6 +92,14 @@ class DataSettings(Section):
     positive_rating_threshold: float | None = Field(
         None, description="if set and a rating column exists, only ratings >= this are positives"
     )
+
+    @field_validator("timestamp_format")
+    @classmethod
+    def _timestamp_format(cls, value: str | None) -> str | None:
+        if value is not None and value != "excel" and "%" not in value:
+            raise ValueError(f"{value!r} is neither 'excel' nor a strftime format such as '%d/%m/%Y' (null: unix "
+                             "seconds or ISO-8601)")
+        return value
 
 
 class PreprocessSettings(Section):

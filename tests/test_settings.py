@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from mmrec.cli.app import app
@@ -128,3 +129,10 @@ def test_null_in_an_environment_variable_is_yaml_null(monkeypatch):
     assert loaded.settings.data.description_column is None and loaded.settings.data.positive_rating_threshold is None
     assert loaded.settings.inference.ann == "none"
     assert loaded.sources["data.description_column"] == "env:MMREC_DATA__DESCRIPTION_COLUMN"
+
+
+def test_timestamp_format_is_excel_or_a_strftime_format():
+    assert Settings.model_validate({"data": {"timestamp_format": "%d/%m/%Y"}}).data.timestamp_format == "%d/%m/%Y"
+    assert Settings.model_validate({"data": {"timestamp_format": "excel"}}).data.timestamp_format == "excel"
+    with pytest.raises(ValidationError, match="neither 'excel' nor a strftime format"):
+        Settings.model_validate({"data": {"timestamp_format": "dd/mm/yyyy"}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -17,9 +18,14 @@ _EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 # Unix seconds a calendar date exists for (years 1-9999, what datetime and ISO-8601 can write). Beyond them
 # a value is almost always milliseconds or microseconds (1.7e12 / 1.7e15 for 2023), not a far-future date.
 TIMESTAMP_RANGE = (-62_135_596_800.0, 253_402_300_799.0)
+# Spreadsheet serial dates: days since 1899-12-30 (day 25,569 is 1970-01-01). 20,000-80,000 spans 1954-2119;
+# read as unix seconds these are moments of 1 January 1970, which real timestamps hardly ever are.
+EXCEL_EPOCH_DAYS = 25_569.0
+SERIAL_DAYS = (20_000.0, 80_000.0)
 _NO_ROWS_HINTS = {  # drop reason -> what to change, shown when nothing is left
     "missing_id": "every row needs a user_id and an item_id",
-    "bad_timestamp": "timestamps must be unix seconds or ISO-8601 (e.g. 2024-03-01T12:00:00Z)",
+    "bad_timestamp": "timestamps must be unix seconds or ISO-8601 (e.g. 2024-03-01T12:00:00Z), or what "
+    "data.timestamp_format says (e.g. '%d/%m/%Y'; 'excel' for spreadsheet serial days)",
     "timestamp_out_of_range": "timestamps must be unix seconds within years 1-9999; values like 1.7e12 are "
     "milliseconds (divide by 1000) and 1.7e15 microseconds",
     "bad_rating": "ratings must be numbers",
@@ -90,8 +96,10 @@ def clean_interactions(
     settings: PreprocessSettings,
     positive_rating_threshold: float | None = None,
     rejected_items: Collection[str] = (),
+    timestamp_format: str | None = None,
 ) -> tuple[pd.DataFrame, InteractionReport]:
-    """Clean `raw` (user_id, item_id[, timestamp][, rating]) into the processed interactions table."""
+    """Clean `raw` (user_id, item_id[, timestamp][, rating]) into the processed interactions table; timestamps
+    read as `parse_timestamps` reads them with `timestamp_format` (data.timestamp_format)."""
     missing = [name for name in REQUIRED_COLUMNS if name not in raw.columns]
     if missing:
         raise DataError(
@@ -105,7 +113,14 @@ def clean_interactions(
     has_time = "timestamp" in raw.columns
     has_rating = "rating" in raw.columns
     if has_time:
-        frame["timestamp"] = parse_timestamps(raw["timestamp"])
+        frame["timestamp"] = parse_timestamps(raw["timestamp"], timestamp_format)
+        if timestamp_format is None and (serial := _serial_day_rows(raw["timestamp"], frame["timestamp"])):
+            report.notes.append(
+                f"{serial:,} row(s) have a time between 20,000 and 80,000 (e.g. "
+                f"{', '.join(map(repr, _examples(raw['timestamp'], frame['timestamp'].between(*SERIAL_DAYS))))}), "
+                "read as unix seconds: moments of 1 January 1970. Spreadsheets write dates as such serial day numbers "
+                "(45850 = 2025-07-12): set data.timestamp_format: excel if the column holds them, or export the "
+                "dates as yyyy-mm-dd.")
     if has_rating:
         frame["rating"] = pd.to_numeric(raw["rating"], errors="coerce")
 
@@ -118,6 +133,9 @@ def clean_interactions(
     blank = blank.fillna(True).astype(bool)
     report.drop("missing_id", frame[blank])
     frame = frame[~blank]
+    if has_rating:  # the values read, whatever else drops their rows
+        readable = (frame["rating"].notna() & frame["rating"].between(-1e18, 1e18)).astype(bool)
+        report.ratings = rating_values(frame.loc[readable, "rating"])
     for column, reason in (("timestamp", "bad_timestamp"), ("rating", "bad_rating")):
         if column in frame.columns:
             bad = frame[column].isna() | ~frame[column].between(-1e18, 1e18)
@@ -131,9 +149,10 @@ def clean_interactions(
                         "they are kept as positives, since data.positive_rating_threshold is not set.")
                 continue
             report.drop(reason, frame[bad])
+            if bad.any() and bad.sum() < len(frame):  # all of them: the no-rows error says it
+                report.notes.append(_unreadable_note(column, raw[column], frame.index[bad], len(raw),
+                                                     timestamp_format))
             frame = frame[~bad]
-    if has_rating:
-        report.ratings = rating_values(frame["rating"].dropna())
     if has_time:
         outside = ~frame["timestamp"].between(*TIMESTAMP_RANGE)
         report.drop("timestamp_out_of_range", frame[outside])
@@ -218,17 +237,55 @@ def clean_interactions(
     return out, report
 
 
-def parse_timestamps(values: pd.Series) -> pd.Series:
+def parse_timestamps(values: pd.Series, timestamp_format: str | None = None) -> pd.Series:
     """Unix seconds as float64 (NaN where unparsable) from unix-seconds numbers or ISO-8601 text.
 
-    ISO-8601 text may carry a zone (`Z`, `+01:00`); text without one is taken as UTC.
+    ISO-8601 text may carry a zone (`Z`, `+01:00`); text without one is taken as UTC. `timestamp_format`
+    (data.timestamp_format): 'excel' reads numbers as spreadsheet serial days (days since 1899-12-30, the
+    fraction the time of day); a strftime format reads every value with it, in UTC.
     """
+    if timestamp_format not in (None, "excel"):
+        parsed = pd.to_datetime(values.astype("string").str.strip(), format=timestamp_format, utc=True,
+                                errors="coerce")
+        return ((parsed - _EPOCH) / pd.Timedelta(seconds=1)).astype("float64")
     seconds = pd.to_numeric(values, errors="coerce").astype("float64")
+    if timestamp_format == "excel":
+        seconds = (seconds - EXCEL_EPOCH_DAYS) * 86_400.0
     text = values[seconds.isna() & values.notna()]
     if len(text):
         parsed = pd.to_datetime(text.astype(str).str.strip(), format="ISO8601", utc=True, errors="coerce")
         seconds.loc[text.index] = ((parsed - _EPOCH) / pd.Timedelta(seconds=1)).astype("float64")
     return seconds
+
+
+def _serial_day_rows(raw: pd.Series, seconds: pd.Series) -> int:
+    """How many rows hold a plain number within SERIAL_DAYS: spreadsheet serial dates read as unix seconds."""
+    numeric = pd.to_numeric(raw, errors="coerce").notna()
+    return int((numeric & seconds.between(*SERIAL_DAYS)).sum())
+
+
+def _examples(raw: pd.Series, where: pd.Series | pd.Index, n: int = 3) -> list[str]:
+    """Up to `n` distinct raw values (as written) of the rows `where` selects (a mask or an index)."""
+    values = raw.loc[where] if isinstance(where, pd.Index) else raw[where.reindex(raw.index, fill_value=False)]
+    return ["" if pd.isna(v) else str(v) for v in pd.unique(values)[:n]]
+
+
+def _unreadable_note(column: str, raw: pd.Series, rows: pd.Index, total: int, timestamp_format: str | None) -> str:
+    """The note for rows dropped because their timestamp or rating could not be read: how many, examples of the
+    values as written, and the setting or fix that reads them."""
+    examples = _examples(raw, rows)
+    share = f"{len(rows):,} of the {total:,} rows ({100 * len(rows) / max(total, 1):.0f}%)"
+    shown = ", ".join(map(repr, examples))
+    if column == "timestamp":
+        how = (f"with data.timestamp_format {timestamp_format!r}" if timestamp_format else
+               "as unix seconds or ISO-8601")
+        return (f"{share} have a timestamp that cannot be read {how} (e.g. {shown}): dropped. Set "
+                "data.timestamp_format to how the file writes its dates (e.g. '%d/%m/%Y' or '%m/%d/%Y %H:%M'; "
+                "'excel' for spreadsheet serial days), or export them as yyyy-mm-dd.")
+    comma = any(re.fullmatch(r"\s*-?\d+,\d+\s*", value) for value in examples)
+    return (f"{share} have no rating or one that is not a number (e.g. {shown}): dropped, since "
+            "data.positive_rating_threshold reads the ratings."
+            + (" Values like '4,5' are written with a decimal comma: write them with a point (4.5)." if comma else ""))
 
 
 def _no_rows_error(report: InteractionReport) -> DataError:

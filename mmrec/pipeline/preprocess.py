@@ -371,6 +371,7 @@ def run_preprocess(
         settings.preprocess,
         settings.data.positive_rating_threshold,
         rejected,
+        settings.data.timestamp_format,
     )
     progress(
         ProgressEvent("preprocess", message=f"{len(items)} items cleaned; verifying their images", done=True)

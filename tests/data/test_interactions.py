@@ -167,3 +167,32 @@ def test_a_purchase_followed_by_a_view_is_noted_and_highest_keeps_it():
     assert sorted(map(tuple, highest[["user_id", "item_id"]].values)) == [("u1", "a"), ("u1", "b"), ("u2", "a")]
     assert highest.set_index("item_id").loc["a"].iloc[0]["timestamp"] == 1  # the purchase row, not the view
     assert report.dropped == {"duplicate": 2} and not any("latest" in note for note in report.notes)
+
+
+def test_spreadsheet_dates_read_with_data_timestamp_format_and_unreadable_ones_are_a_note():
+    rows = [["u1", "a", "03/12/2026", "4,5"], ["u1", "b", "45850", "5"], ["u2", "a", "45850.5", "N/A"],
+            ["u2", "b", "2026-02-01", "4"]]
+    raw = _raw(rows)
+    # Default: ISO and unix seconds only. The local date is dropped with a note naming it and the setting; the
+    # serial days are read as seconds of 1 January 1970, which a note says; the unreadable ratings say why.
+    out, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings(), 4.0)
+    assert report.dropped == {"bad_timestamp": 1, "bad_rating": 1}
+    assert out["timestamp"].tolist() == [45850, 1769904000]
+    serial, dates, ratings = report.notes
+    assert serial.startswith("2 row(s) have a time between 20,000 and 80,000 (e.g. '45850', '45850.5')")
+    assert "data.timestamp_format: excel" in serial
+    assert dates.startswith("1 of the 4 rows (25%) have a timestamp that cannot be read as unix seconds or ISO-8601 "
+                            "(e.g. '03/12/2026'): dropped.") and "'%d/%m/%Y'" in dates
+    assert ratings.startswith("1 of the 4 rows (25%) have no rating or one that is not a number (e.g. 'N/A')")
+    assert report.ratings == {"4": 1, "5": 1}  # every number read, including the row a bad date drops
+    # 'excel': serial days (the fraction is the time of day), ISO text as before.
+    out, report = clean_interactions(raw.iloc[1:], {"a", "b"}, PreprocessSettings(), None, timestamp_format="excel")
+    assert out["timestamp"].tolist() == [1752278400, 1752278400 + 43200, 1769904000] and report.dropped == {}
+    # A strftime format reads every value with it: here the day first.
+    out, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings(), None, timestamp_format="%d/%m/%Y")
+    assert out["timestamp"].tolist() == [1796256000] and report.dropped == {"bad_timestamp": 3}  # 2026-12-03
+    assert "cannot be read with data.timestamp_format '%d/%m/%Y' (e.g. '45850', '45850.5', '2026-02-01')" \
+        in report.notes[0]
+    decimal = clean_interactions(_raw([["u1", "a", "1", "4,5"], ["u1", "b", "2", "4"]]), {"a", "b"},
+                                 PreprocessSettings(), 4.0)[1]
+    assert "decimal comma" in decimal.notes[0]
