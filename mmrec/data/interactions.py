@@ -274,7 +274,8 @@ def _unreadable_note(column: str, raw: pd.Series, rows: pd.Index, total: int, ti
     """The note for rows dropped because their timestamp or rating could not be read: how many, examples of the
     values as written, and the setting or fix that reads them."""
     examples = _examples(raw, rows)
-    share = f"{len(rows):,} of the {total:,} rows ({100 * len(rows) / max(total, 1):.0f}%)"
+    percent = 100 * len(rows) / max(total, 1)
+    share = f"{len(rows):,} of the {total:,} rows ({f'{percent:.0f}%' if percent >= 1 else 'under 1%'})"
     shown = ", ".join(map(repr, examples))
     if column == "timestamp":
         how = (f"with data.timestamp_format {timestamp_format!r}" if timestamp_format else

@@ -31,14 +31,15 @@ class ColumnReport:
     constant: float | None = None  # the one value every valid entry holds (then no_information)
 
 
-# A count written for people: "20.1K", "1.5m", "2B", "1,234", "1,234.5K".
-_FORMATTED = re.compile(r"([+-]?(?:\d{1,3}(?:,\d{3})+|\d*)(?:\.\d+)?)\s*([kmb]?)", re.IGNORECASE)
-_MAGNITUDE = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9}
+# A count written for people: "20.1K", "1.5m", "2B", "1,234", "1,234.5K"; a share as a spreadsheet shows it: "12%".
+_FORMATTED = re.compile(r"([+-]?(?:\d{1,3}(?:,\d{3})+|\d*)(?:\.\d+)?)\s*([kmb%]?)", re.IGNORECASE)
+_MAGNITUDE = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "%": 1}
 
 
 def parse_formatted_number(text: str) -> float | None:
-    """`text` written with a magnitude suffix (K = 1e3, M = 1e6, B = 1e9, any case) and/or thousands
-    separators, as a number; None for anything else (plain numbers included: those are pd.to_numeric's)."""
+    """`text` written with a magnitude suffix (K = 1e3, M = 1e6, B = 1e9, any case), a percent sign (12% = 12,
+    in the column's own percentage points) and/or thousands separators, as a number; None for anything else
+    (plain numbers included: those are pd.to_numeric's)."""
     match = _FORMATTED.fullmatch(str(text).strip())
     if match is None:
         return None

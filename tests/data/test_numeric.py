@@ -33,6 +33,10 @@ def test_counts_written_with_magnitude_suffixes_or_separators_are_parsed_and_cou
     report = reports["n"]
     assert report.formatted == 6 and report.formatted_examples == ["20.1K=20,100", "154.3k=154,300", "1.5M=1,500,000"]
     assert report.non_numeric == 1 and report.imputed == 1 and report.examples == ["h"]  # "1,23" is no number
+    shares = pd.DataFrame({"item_id": list("abcd"), "discount": ["25%", "12.5 %", "0%", "%"]})
+    values, reports = validate_numeric_columns(shares, ["discount"], "median")
+    assert values["discount"].tolist()[:3] == [25.0, 12.5, 0.0]  # the column's own percentage points
+    assert reports["discount"].formatted == 3 and reports["discount"].non_numeric == 1
 
 
 def test_a_column_without_any_valid_value_is_left_all_nan_not_imputed():
