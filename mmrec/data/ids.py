@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from collections.abc import Iterable
 
@@ -38,20 +39,47 @@ def typed_ids(values: Iterable[object]) -> list[str]:
     return [text for text in (str(value).strip() for value in values) if text]
 
 
-def lost_leading_zeros_note(unknown: Iterable[str], known: Iterable[str], what: str) -> str | None:
-    """A note when ids not in `known` name known ids once their leading zeros are put back (a tool read the ids
-    as numbers: '0001234' became '1234'); None when none do. `what` says where the ids came from."""
-    padded: dict[str, str] = {}
+_WHOLE_DECIMAL = re.compile(r"(\d+)\.0+")  # 42.0: a number column written back as float
+_SCIENTIFIC = re.compile(r"[+-]?\d(?:\.\d+)?[eE][+-]?\d+")  # 9.78316E+12: a long number as a spreadsheet shows it
+
+
+def mangled_ids_notes(unknown: Iterable[str], known: Iterable[str], what: str) -> list[str]:
+    """Notes on ids not in `known` that a tool mangled from known ids: read as numbers ('0001234' -> '1234',
+    '42' -> '42.0'), changed in letter case, or shown in scientific notation (digits lost); [] when none did.
+    `what` says where the ids came from."""
+    known = list(known)
+    exact = set(known)
+    padded: dict[str, str] = {}  # a known id without its leading zeros -> the id
+    folded: dict[str, str] = {}  # a known id in lower case -> the id
     for item in known:
         bare = item.lstrip("0")
         if bare and bare != item:
             padded.setdefault(bare, item)
-    hits = [(item, padded[item]) for item in dict.fromkeys(unknown) if item in padded]
-    if not hits:
-        return None
-    return (f"{len(hits):,} unknown id(s) of {what} match catalogue ids once their leading zeros are put back "
-            f"(e.g. {hits[0][0]!r} -> {hits[0][1]!r}): the ids were read as numbers somewhere. Write them as text "
-            "(CSV/JSON strings, a parquet string column) so they keep their zeros.")
+        folded.setdefault(item.casefold(), item)
+    numbers, cases, scientific = [], [], []
+    for item in dict.fromkeys(unknown):
+        whole = _WHOLE_DECIMAL.fullmatch(item)
+        digits = whole.group(1) if whole else item
+        if digits in padded or (whole and digits in exact):
+            numbers.append((item, padded.get(digits, digits)))
+        elif item.casefold() in folded:
+            cases.append((item, folded[item.casefold()]))
+        elif _SCIENTIFIC.fullmatch(item):
+            scientific.append(item)
+    notes = []
+    if numbers:
+        notes.append(f"{len(numbers):,} unknown id(s) of {what} match catalogue ids once read as text again "
+                     f"(e.g. {numbers[0][0]!r} -> {numbers[0][1]!r}: leading zeros put back, a '.0' taken off): the ids "
+                     "were read as numbers somewhere. Write them as text (CSV/JSON strings, a parquet string column, a "
+                     "spreadsheet column formatted as Text) so they stay as written.")
+    if cases:
+        notes.append(f"{len(cases):,} unknown id(s) of {what} match catalogue ids but for letter case (e.g. "
+                     f"{cases[0][0]!r} vs {cases[0][1]!r}): ids are compared exactly. Write them as the catalogue does.")
+    if scientific:
+        notes.append(f"{len(scientific):,} unknown id(s) of {what} are numbers in scientific notation (e.g. "
+                     f"{scientific[0]!r}): a spreadsheet shows long numbers (an ISBN, an EAN) that way and their last "
+                     "digits are lost on export. Format the id column as Text before exporting.")
+    return notes
 
 
 def catalogue_reason(item_id: str) -> str | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from mmrec.data.drops import describe_drops
-from mmrec.data.ids import lost_leading_zeros_note
+from mmrec.data.ids import mangled_ids_notes
 from mmrec.errors import DataError
 from mmrec.settings import PreprocessSettings
 
@@ -175,9 +175,8 @@ def clean_interactions(
             hint="Add the items to item_info.csv or set preprocess.unknown_items: drop.",
         )
     report.drop("unknown_item", frame[unknown])
-    if unknown.any() and (note := lost_leading_zeros_note(frame.loc[unknown, "item_id"], known_items,
-                                                          "the interactions")):
-        report.notes.append(note)
+    if unknown.any():
+        report.notes.extend(mangled_ids_notes(frame.loc[unknown, "item_id"], known_items, "the interactions"))
     frame = frame[~unknown]
 
     if settings.drop_duplicates:
@@ -230,6 +229,8 @@ def clean_interactions(
     if has_rating:
         out["rating"] = frame["rating"].astype("float64")
     report.kept = len(out)
+    if note := _case_variants_note(out["user_id"]):
+        report.notes.append(note)
     report.users = int(out["user_id"].nunique())
     report.items = int(out["item_id"].nunique())
     if out.empty:
@@ -287,6 +288,20 @@ def _unreadable_note(column: str, raw: pd.Series, rows: pd.Index, total: int, ti
     return (f"{share} have no rating or one that is not a number (e.g. {shown}): dropped, since "
             "data.positive_rating_threshold reads the ratings."
             + (" Values like '4,5' are written with a decimal comma: write them with a point (4.5)." if comma else ""))
+
+
+def _case_variants_note(user_ids: pd.Series) -> str | None:
+    """A note when some user ids are one id in different letter case ('ANNA@X.COM', 'anna@x.com'), else None."""
+    users = pd.Series(user_ids.unique())
+    folded = users.str.casefold()
+    variants = folded.duplicated(keep=False)
+    if not variants.any():
+        return None
+    first = folded[variants].iloc[0]
+    shown = " and ".join(map(repr, users[folded == first].head(2)))
+    return (f"{folded[variants].nunique():,} user id(s) are written in more than one letter case (e.g. {shown}): ids "
+            "are compared exactly, so each spelling is a user of its own. If they are one user (e-mail addresses), "
+            "write the column in one case.")
 
 
 def _no_rows_error(report: InteractionReport) -> DataError:

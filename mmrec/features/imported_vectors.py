@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmrec.data.ids import lost_leading_zeros_note
+from mmrec.data.ids import mangled_ids_notes
 from mmrec.errors import FeatureError
 from mmrec.features.feature_store import FeatureStore
 from mmrec.features.imported_backbone import IMPORTED
@@ -108,8 +108,7 @@ def import_item_vectors(
     report = ImportReport(store.combo, modality, vectors.path, import_identity(vectors), vectors.rows, vectors.dim,
                           len(catalogue_ids))
     report.unknown_ids = [item for item in vectors.ids if item not in known]
-    if note := lost_leading_zeros_note(report.unknown_ids, catalogue_ids, str(vectors.path)):
-        report.notes.append(note)
+    report.notes.extend(mangled_ids_notes(report.unknown_ids, catalogue_ids, str(vectors.path)))
     in_file = set(vectors.ids)
     report.missing_items = [item for item in catalogue_ids if item not in in_file]
     if len(report.unknown_ids) == vectors.rows:

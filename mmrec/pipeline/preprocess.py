@@ -118,18 +118,26 @@ def canonical_columns(
     setting_of.update(settings or {})
     renamed = {canonical: source for canonical, source in names.items() if source != canonical}
     present = ", ".join(map(str, frame.columns))
+    folded = {str(column).casefold(): str(column) for column in frame.columns}
+
+    def meant(name: str, setting: str) -> str:
+        """' (did you mean ...?)' when a column differs from `name` only by letter case."""
+        other = folded.get(name.casefold())
+        return f" ({setting}: {other!r}? Column names are matched exactly)" if other else ""
+
     for canonical in ("user_id", "item_id"):  # required wherever named; the others are optional
         if canonical in names and canonical not in renamed and canonical not in frame.columns:
             raise DataError(f"{what} file {path.name} has no '{canonical}' column ({setting_of[canonical]}); "
                             f"columns present: {present}.",
                             hint=f"Set {setting_of[canonical]} to the column that holds the "
-                                 f"{canonical.replace('_id', '')} ids.")
+                                 f"{canonical.replace('_id', '')} ids{meant(canonical, setting_of[canonical])}.")
     for canonical, source in {**renamed, **(used or {})}.items():
         setting = setting_of[canonical]
         if source not in frame.columns:
             raise DataError(f"{what} file {path.name} lacks column '{source}' ({setting}); columns present: "
                             f"{present}.",
-                            hint=f"Set {setting} to the column that holds the {canonical.replace('_', ' ')}s.")
+                            hint=f"Set {setting} to the column that holds the {canonical.replace('_', ' ')}s"
+                                 f"{meant(source, setting)}.")
     for canonical, source in renamed.items():
         setting = setting_of[canonical]
         if canonical in frame.columns:

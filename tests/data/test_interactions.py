@@ -135,14 +135,20 @@ def test_a_rating_threshold_without_ratings_filters_nothing_and_says_so():
 
 
 def test_unknown_items_that_lost_their_leading_zeros_are_pointed_out():
-    raw = _raw([["u1", "0001234", "1"], ["u1", "1234", "2"], ["u2", "0001234", "3"]],
+    raw = _raw([["u1", "0001234", "1"], ["u1", "1234", "2"], ["u2", "0001234", "3"], ["u2", "42.0", "4"],
+                ["u3", "SKU-7", "5"], ["u3", "9.78316E+12", "6"], ["u3", "never-seen", "7"]],
                columns=("user_id", "item_id", "timestamp"))
     settings = PreprocessSettings(min_user_interactions=1, min_item_interactions=1)
-    out, report = clean_interactions(raw, {"0001234"}, settings)
-    assert len(out) == 2 and report.dropped == {"unknown_item": 1}
-    assert report.notes == ["1 unknown id(s) of the interactions match catalogue ids once their leading zeros are "
-                            "put back (e.g. '1234' -> '0001234'): the ids were read as numbers somewhere. Write "
-                            "them as text (CSV/JSON strings, a parquet string column) so they keep their zeros."]
+    out, report = clean_interactions(raw, {"0001234", "42", "sku-7", "9783161484100"}, settings)
+    assert len(out) == 2 and report.dropped == {"unknown_item": 5}
+    numbers, case, scientific = report.notes
+    assert numbers.startswith("2 unknown id(s) of the interactions match catalogue ids once read as text again (e.g. "
+                              "'1234' -> '0001234': leading zeros put back, a '.0' taken off): the ids were read as "
+                              "numbers somewhere.")
+    assert case.startswith("1 unknown id(s) of the interactions match catalogue ids but for letter case (e.g. 'SKU-7' "
+                           "vs 'sku-7')")
+    assert scientific.startswith("1 unknown id(s) of the interactions are numbers in scientific notation (e.g. "
+                                 "'9.78316E+12')")
 
 
 def test_unreadable_rating_is_kept_without_a_threshold():
@@ -196,3 +202,12 @@ def test_spreadsheet_dates_read_with_data_timestamp_format_and_unreadable_ones_a
     decimal = clean_interactions(_raw([["u1", "a", "1", "4,5"], ["u1", "b", "2", "4"]]), {"a", "b"},
                                  PreprocessSettings(), 4.0)[1]
     assert "decimal comma" in decimal.notes[0]
+
+
+def test_user_ids_differing_only_by_letter_case_stay_apart_with_a_note():
+    raw = _raw([["anna@x.com", "a"], ["ANNA@X.COM", "b"], ["bo", "a"], ["Anna@x.com", "a"]], ("user_id", "item_id"))
+    out, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings())
+    assert report.users == 4 and len(out) == 4
+    assert report.notes == ["1 user id(s) are written in more than one letter case (e.g. 'anna@x.com' and "
+                            "'ANNA@X.COM'): ids are compared exactly, so each spelling is a user of its own. If they "
+                            "are one user (e-mail addresses), write the column in one case."]

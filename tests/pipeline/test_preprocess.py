@@ -301,8 +301,12 @@ def test_columns_under_other_names_are_mapped_by_the_data_settings(tmp_path):
     report = run_preprocess(_settings(tmp_path, **mapped), force=True).report
     assert report["interactions"]["kept"] == baseline["interactions"]["kept"]
     pd.testing.assert_frame_equal(load_interactions(tmp_path / "processed"), expected)
-    with pytest.raises(DataError, match=r"lacks column 'shopper' \(data.user_id_column\)"):
+    with pytest.raises(DataError, match=r"lacks column 'shopper' \(data.user_id_column\)") as info:
         run_preprocess(_settings(tmp_path, **{**mapped, "data.user_id_column": "shopper"}))
+    assert "matched exactly" not in info.value.hint
+    with pytest.raises(DataError, match=r"lacks column 'Customer' \(data.user_id_column\)") as info:  # case differs
+        run_preprocess(_settings(tmp_path, **{**mapped, "data.user_id_column": "Customer"}))
+    assert info.value.hint.endswith("(data.user_id_column: 'customer'? Column names are matched exactly).")
     pd.read_csv(raw / "interactions.csv", dtype=str).assign(user_id="x").to_csv(raw / "interactions.csv", index=False)
     with pytest.raises(DataError, match="column 'user_id' besides 'customer'"):
         run_preprocess(_settings(tmp_path, **mapped))
