@@ -81,10 +81,31 @@ def metrics_table(report, cold: bool = False) -> Table:
     return table
 
 
+def comparisons_table(report) -> Table | None:
+    """The first model against each other one, paired per user (EvaluationReport.comparisons); None if none."""
+    from mmrec.evaluation.report import format_p
+
+    comparisons = report.comparisons()
+    if not comparisons:
+        return None
+    first = comparisons[0]
+    table = Table(title=f"{first['model']} minus each other model, paired over the same {first['users']:,} users "
+                        "(95% CI; p < 0.05: a difference beyond chance)", header_style="bold")
+    for column in ("other model", "metric", "difference", "95% CI", "p"):
+        table.add_column(column, justify="left" if column in ("other model", "metric") else "right")
+    for c in comparisons:
+        style = "" if c["p_value"] < 0.05 else "dim"
+        table.add_row(c["baseline"], c["metric"], f"{c['difference']:+.4f}",
+                      f"{c['ci_low']:+.4f} to {c['ci_high']:+.4f}", format_p(c["p_value"]), style=style)
+    return table
+
+
 def print_report(report, progress: RichProgress | None = None) -> None:
     console.print(metrics_table(report))
     if any(m.cold_item_metrics for m in report.models):
         console.print(metrics_table(report, cold=True))
+    if (table := comparisons_table(report)) is not None:
+        console.print(table)
     print_notes(report.notes, progress)
     plots = [p for name, p in report.files.items() if str(p).endswith(".png")]
     for name, path in report.files.items():

@@ -33,6 +33,7 @@ class ModelEvaluation:
     topk: np.ndarray | None = None  # [n_users, max_k] catalogue indices
     topk_scores: np.ndarray | None = None  # [n_users, max_k] their scores (-inf: masked, not a recommendation)
     topk_rows: np.ndarray | None = None  # rows of EvaluationData.user_ids that `topk` belongs to
+    per_user: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # full-ranking metric -> [users]
 
     @property
     def users_per_second(self) -> float:
@@ -95,8 +96,9 @@ def evaluate_model(
             evaluation.batch_size,
             device,
             return_topk=return_topk,
+            return_per_user=True,
         )
-        result.metrics, result.n_users = dict(full.metrics), full.n_users
+        result.metrics, result.n_users, result.per_user = dict(full.metrics), full.n_users, full.per_user
         result.topk, result.topk_scores, result.topk_rows = full.topk, full.topk_scores, full.users
         relevant_cold = data.relevant_cold
         if relevant_cold.nnz and len(data.cold_items):

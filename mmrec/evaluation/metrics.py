@@ -145,3 +145,19 @@ def paired_gain_se(after: np.ndarray, before: np.ndarray) -> float:
     if se == 0.0:
         return math.copysign(math.inf, mean) if mean != 0.0 else 0.0
     return mean / se
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """`a` minus `b` (one metric value per user, same users in the same order): the mean difference, its 95%
+    confidence interval and the two-sided p-value of a paired test that it is 0 (normal approximation of the
+    paired t-test: users are many), and how many users."""
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    n = len(diff)
+    mean = float(diff.mean()) if n else 0.0
+    se = float(diff.std(ddof=1)) / math.sqrt(n) if n > 1 else 0.0
+    if se == 0.0:
+        p_value = 1.0 if mean == 0.0 else 0.0
+    else:
+        p_value = math.erfc(abs(mean / se) / math.sqrt(2.0))
+    return {"difference": mean, "ci_low": mean - 1.96 * se, "ci_high": mean + 1.96 * se, "p_value": p_value,
+            "users": n}

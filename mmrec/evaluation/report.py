@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from mmrec.evaluation.evaluator import ModelEvaluation
+from mmrec.evaluation.metrics import paired_difference
 from mmrec.fileio import atomic_write_json, atomic_write_text, read_json
 from mmrec.provenance import package_versions
 
@@ -41,6 +42,27 @@ class EvaluationReport:
         order += [f"sampled_{metric}@{k}" for metric in ("hit_rate", "ndcg") for k in self.k_values]
         return [name for name in order if name in present]
 
+    def compared_metrics(self) -> list[str]:
+        """The metrics `comparisons` pairs: NDCG and recall at 10 (at the largest K when 10 is not among them)."""
+        k = 10 if 10 in self.k_values else max(self.k_values, default=10)
+        return [f"ndcg@{k}", f"recall@{k}"]
+
+    def comparisons(self) -> list[dict[str, Any]]:
+        """The first model against each other one, per user: for each of `compared_metrics`, the mean paired
+        difference (first minus other), its 95% confidence interval and p-value (`paired_difference`). Empty
+        with one model, or without per-user values (the ranking task)."""
+        first, others = (self.models[0], self.models[1:]) if self.models else (None, [])
+        rows = []
+        for other in others:
+            if first.topk_rows is None or other.topk_rows is None or not np.array_equal(first.topk_rows,
+                                                                                          other.topk_rows):
+                continue
+            for metric in self.compared_metrics():
+                if metric in first.per_user and metric in other.per_user:
+                    rows.append({"model": first.name, "baseline": other.name, "metric": metric,
+                                 **paired_difference(first.per_user[metric], other.per_user[metric])})
+        return rows
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "task": self.task,
@@ -49,6 +71,7 @@ class EvaluationReport:
             "sources": self.sources,
             "counts": self.counts,
             "notes": self.notes,
+            "comparisons": self.comparisons(),
             "models": {
                 m.name: {
                     "metrics": m.metrics,
@@ -97,6 +120,12 @@ def markdown_report(report: EvaluationReport) -> str:
             "",
             cold,
         ]
+    if comparisons := report.comparisons():
+        first = comparisons[0]
+        parts += ["", f"## {first['model']} against each other model, paired over the same {first['users']:,} users",
+                  "", "| other model | metric | difference | 95% CI | p |", "|---|---|---:|---|---:|"]
+        parts += [f"| {c['baseline']} | {c['metric']} | {c['difference']:+.4f} | {c['ci_low']:+.4f} to "
+                  f"{c['ci_high']:+.4f} | {format_p(c['p_value'])} |" for c in comparisons]
     parts += [""] + [f"> {note}" for note in report.notes]
     timing = [
         f"| {m.name} | {m.fit_seconds:.2f} | {m.eval_seconds:.2f} | {m.users_per_second:,.0f} |"
@@ -104,6 +133,13 @@ def markdown_report(report: EvaluationReport) -> str:
     ]
     parts += ["", "| model | fit s | eval s | users/s |", "|---|---:|---:|---:|", *timing, ""]
     return "\n".join(parts)
+
+
+def format_p(p_value: float) -> str:
+    """A p-value as read at a glance: 0.031, 4.2e-05, < 1e-12."""
+    if p_value < 1e-12:
+        return "< 1e-12"
+    return f"{p_value:.3f}" if p_value >= 0.001 else f"{p_value:.1e}"
 
 
 def replaced_models_note(report: EvaluationReport, results_dir: Path) -> str | None:

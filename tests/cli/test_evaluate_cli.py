@@ -22,6 +22,8 @@ def test_underscore_spellings_space_separated_k_and_table(config, tmp_path):
     assert "item_knn" in result.output and "ndcg@10" in result.output and "Cold items" in result.output
     # The tiny project's one cold test interaction: the table says how little it rests on.
     assert "1 test interaction(s) of 1 user(s) -- too few to tell models apart" in " ".join(result.output.split())
+    flat = " ".join(result.output.split())
+    assert "popularity minus each other model, paired over the same" in flat and "95% CI" in flat
     saved = json.loads((tmp_path / "results" / "evaluation.json").read_text())
     assert list(saved["models"]) == ["popularity", "item_knn"] and saved["k_values"] == [5, 10]
     assert set(json.loads(preds.read_text())) == {"popularity", "item_knn"}

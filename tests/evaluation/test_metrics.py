@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.metrics import ndcg_score
 
-from mmrec.evaluation.metrics import paired_gain_se, reciprocal_rank, topk_metrics
+from mmrec.evaluation.metrics import paired_difference, paired_gain_se, reciprocal_rank, topk_metrics
 
 
 def test_hand_worked_fixture():
@@ -109,3 +109,17 @@ def test_paired_gain_in_standard_errors():
     exact = np.array([0.25, 0.5, 0.0, 0.75])
     assert paired_gain_se(exact + 0.25, exact) == math.inf and paired_gain_se(exact, exact + 0.25) == -math.inf
     assert paired_gain_se(exact, exact) == 0.0  # nobody moves
+
+
+def test_paired_difference_gives_the_mean_its_interval_and_a_p_value():
+    rng = np.random.default_rng(0)
+    a = rng.random(400)
+    shifted = paired_difference(a + 0.05 + rng.normal(0, 0.1, 400), a)
+    assert shifted["difference"] == pytest.approx(0.05, abs=0.015) and shifted["users"] == 400
+    assert shifted["ci_low"] > 0 and shifted["p_value"] < 1e-6
+    noise = paired_difference(a + rng.normal(0, 0.1, 400), a)
+    assert noise["ci_low"] < 0 < noise["ci_high"] and noise["p_value"] > 0.05
+    assert paired_difference(a, a)["p_value"] == 1.0 and paired_difference(a + 1, a)["p_value"] == 0.0
+    # The p-value is the two-sided normal tail of mean / SE.
+    z = shifted["difference"] / ((shifted["ci_high"] - shifted["difference"]) / 1.96)
+    assert shifted["p_value"] == pytest.approx(math.erfc(z / math.sqrt(2)))
