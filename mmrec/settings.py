@@ -92,6 +92,9 @@ class DataSettings(Section):
     positive_rating_threshold: float | None = Field(
         None, description="if set and a rating column exists, only ratings >= this are positives"
     )
+    unrated: Literal["drop", "positive"] = Field(
+        "drop", description="with positive_rating_threshold set, a row whose rating is blank or not a number: "
+                            "dropped (bad_rating), or kept as a positive (an order never reviewed)")
 
     @field_validator("timestamp_format")
     @classmethod

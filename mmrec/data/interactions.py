@@ -97,9 +97,11 @@ def clean_interactions(
     positive_rating_threshold: float | None = None,
     rejected_items: Collection[str] = (),
     timestamp_format: str | None = None,
+    unrated: str = "drop",
 ) -> tuple[pd.DataFrame, InteractionReport]:
     """Clean `raw` (user_id, item_id[, timestamp][, rating]) into the processed interactions table; timestamps
-    read as `parse_timestamps` reads them with `timestamp_format` (data.timestamp_format)."""
+    read as `parse_timestamps` reads them with `timestamp_format` (data.timestamp_format); with a threshold, a row
+    without a readable rating is dropped or, `unrated` 'positive' (data.unrated), kept as a positive."""
     missing = [name for name in REQUIRED_COLUMNS if name not in raw.columns]
     if missing:
         raise DataError(
@@ -139,14 +141,16 @@ def clean_interactions(
     for column, reason in (("timestamp", "bad_timestamp"), ("rating", "bad_rating")):
         if column in frame.columns:
             bad = frame[column].isna() | ~frame[column].between(-1e18, 1e18)
-            if column == "rating" and positive_rating_threshold is None:
-                # No threshold reads the rating: the row is a positive all the same, so it is kept.
+            if column == "rating" and (positive_rating_threshold is None or unrated == "positive"):
+                # No threshold reads the rating, or the user counts an unrated row as liked: it is kept.
                 if bad.any():
                     frame.loc[bad, "rating"] = float("nan")
+                    why = ("data.positive_rating_threshold is not set" if positive_rating_threshold is None else
+                           "data.unrated is 'positive'")
                     report.notes.append(
-                        f"{int(bad.sum()):,} row(s) have a rating that is not a number (e.g. "
-                        f"{', '.join(map(repr, raw.loc[frame.index[bad], 'rating'].astype(str).unique()[:3]))}); "
-                        "they are kept as positives, since data.positive_rating_threshold is not set.")
+                        f"{int(bad.sum()):,} row(s) have no rating or one that is not a number (e.g. "
+                        f"{', '.join(map(repr, _examples(raw['rating'], frame.index[bad])))}); they are kept as "
+                        f"positives, since {why}.")
                 continue
             report.drop(reason, frame[bad])
             if bad.any() and bad.sum() < len(frame):  # all of them: the no-rows error says it
@@ -200,7 +204,7 @@ def clean_interactions(
         frame = frame[~duplicate]
 
     if positive_rating_threshold is not None and has_rating:
-        below = frame["rating"] < positive_rating_threshold
+        below = (frame["rating"] < positive_rating_threshold).fillna(False).astype(bool)  # unrated: not below
         report.drop("below_threshold", frame[below])
         report.rated_below = frame.loc[below, ["user_id", "item_id"]].astype(str).reset_index(drop=True)
         frame = frame[~below]
@@ -286,7 +290,8 @@ def _unreadable_note(column: str, raw: pd.Series, rows: pd.Index, total: int, ti
                 "'excel' for spreadsheet serial days), or export them as yyyy-mm-dd.")
     comma = any(re.fullmatch(r"\s*-?\d+,\d+\s*", value) for value in examples)
     return (f"{share} have no rating or one that is not a number (e.g. {shown}): dropped, since "
-            "data.positive_rating_threshold reads the ratings."
+            "data.positive_rating_threshold reads the ratings (data.unrated: positive keeps them as positives, "
+            "e.g. orders never reviewed)."
             + (" Values like '4,5' are written with a decimal comma: write them with a point (4.5)." if comma else ""))
 
 

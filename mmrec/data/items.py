@@ -92,6 +92,15 @@ def clean_items(
 
     duplicate = frame.duplicated("item_id", keep="last")
     report.drop("duplicate_id", frame.loc[duplicate, "item_id"].tolist())
+    if duplicate.any():  # rows of one id that disagree: the last one's values are kept, which may be the stale copy
+        repeated = frame[frame["item_id"].isin(set(frame.loc[duplicate, "item_id"]))].fillna("")
+        differing = repeated.groupby("item_id", sort=False).nunique().gt(1).any(axis=1)
+        if differing.any():
+            ids = differing.index[differing]
+            report.notes.append(
+                f"{len(ids):,} item id(s) appear on several item_info rows that differ (e.g. "
+                f"{', '.join(map(repr, ids[:3]))}): the last row of each is kept. Remove the rows that are out of "
+                "date (a copied row, an earlier export) if the last one is not the item as it is.")
     frame = frame[~duplicate]
 
     numeric, numeric_reports = validate_numeric_columns(

@@ -380,6 +380,7 @@ def run_preprocess(
         settings.data.positive_rating_threshold,
         rejected,
         settings.data.timestamp_format,
+        settings.data.unrated,
     )
     progress(
         ProgressEvent("preprocess", message=f"{len(items)} items cleaned; verifying their images", done=True)

@@ -156,9 +156,15 @@ def test_unreadable_rating_is_kept_without_a_threshold():
     out, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings())
     assert report.dropped == {} and len(out) == 3
     assert out["rating"].isna().sum() == 2
-    assert any("2 row(s) have a rating that is not a number" in note and "'oops'" in note for note in report.notes)
+    assert any("2 row(s) have no rating or one that is not a number (e.g. 'oops', '')" in note
+               and "data.positive_rating_threshold is not set" in note for note in report.notes)
     _, with_threshold = clean_interactions(raw, {"a", "b"}, PreprocessSettings(), 4.0)
-    assert with_threshold.dropped["bad_rating"] == 2
+    assert with_threshold.dropped["bad_rating"] == 2 and "data.unrated: positive" in with_threshold.notes[0]
+    # data.unrated: positive (orders never reviewed): kept as positives while a low rating still is not one.
+    rated_low = pd.concat([raw, _raw([["u2", "b", "4", "2"]])], ignore_index=True)
+    out, report = clean_interactions(rated_low, {"a", "b"}, PreprocessSettings(), 4.0, unrated="positive")
+    assert out[["user_id", "item_id"]].values.tolist() == [["u1", "a"], ["u1", "b"], ["u2", "a"]]
+    assert report.dropped == {"below_threshold": 1} and "data.unrated is 'positive'" in report.notes[0]
 
 
 def test_a_purchase_followed_by_a_view_is_noted_and_highest_keeps_it():

@@ -26,6 +26,11 @@ def test_items_are_cleaned_and_bad_ids_reported():
     assert one["text"] == "A again. new" and one["text_fingerprint"] == sha256_text("A again. new")
     assert items.set_index("item_id").loc["2", "text"] == "B"
     assert items["views"].dtype == "float64" and report.numeric["views"]["imputed"] == 1
+    assert [n for n in report.notes if "several item_info rows" in n] == [
+        "1 item id(s) appear on several item_info rows that differ (e.g. '1'): the last row of each is kept. Remove "
+        "the rows that are out of date (a copied row, an earlier export) if the last one is not the item as it is."]
+    same = pd.concat([raw.iloc[[5]], raw.iloc[[5]]])  # an exact copy: nothing to say beyond the count
+    assert not any("several" in n for n in clean_items(same, data, PreprocessSettings())[1].notes)
 
 
 def test_missing_title_column_is_a_data_error():
