@@ -220,8 +220,14 @@ def process_images(
     workers = num_workers or settings.num_workers
     output_dir.mkdir(parents=True, exist_ok=True)
     args = (str(output_dir), settings.max_image_side, settings.jpeg_quality, settings.max_image_pixels)
+    # An item with no image file to open is missing without a worker (a text-only catalogue: every item).
+    absent = {job.item_id: ImageResult(job.item_id, "missing", detail="file not found") for job in jobs
+              if not job.source}
+    jobs = [job for job in jobs if job.source]
     results: dict[str, ImageResult] = {}
     total = len(jobs)
+    if not total:
+        return absent
     progress(ProgressEvent("images", 0, total, "Verifying images"))
     chunks = [jobs[start : start + _CHUNK] for start in range(0, total, _CHUNK)]
     if workers <= 1 or len(chunks) <= 1:
@@ -246,7 +252,7 @@ def process_images(
             pool.shutdown(wait=True, cancel_futures=True)
     os.sync()  # one flush for all written images (see _write_replacing)
     progress(ProgressEvent("images", total, total, "Verifying images", done=True))
-    return results
+    return {**absent, **results}
 
 
 def result_as_dict(result: ImageResult) -> dict:

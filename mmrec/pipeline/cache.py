@@ -160,7 +160,7 @@ class CacheStats:
     size_bytes: int
     last_run: dict
     catalogue_items: int | None = None
-    coverage: dict[str, float] = field(default_factory=dict)  # share of items with content that are cached
+    coverage: dict[str, float] = field(default_factory=dict)  # share of items with content that are cached (NaN: none)
     missing_modality: dict[str, int] = field(default_factory=dict)  # items lacking the modality entirely
     uncached: dict[str, int] = field(default_factory=dict)  # items with content but no cached vector
 
@@ -245,7 +245,7 @@ def cache_stats(cache_dir: Path, combo: str, items: pd.DataFrame | None = None) 
             cached = sum(pair in pairs[modality] for pair in with_content)
             stats.missing_modality[modality] = len(ids) - len(with_content)
             stats.uncached[modality] = len(with_content) - cached
-            stats.coverage[modality] = cached / len(with_content) if with_content else 1.0
+            stats.coverage[modality] = cached / len(with_content) if with_content else float("nan")  # none to cache
     return stats
 
 

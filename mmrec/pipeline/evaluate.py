@@ -254,6 +254,11 @@ def run_evaluate(
     return report
 
 
+# Share of test positives on items unseen in training above which evaluate says the comparison is mostly about
+# scoring from content (every baseline but random scores such items 0).
+COLD_SHARE_NOTE = 0.5
+
+
 def _report_counts(data: EvaluationData, progress: ProgressCallback) -> list[str]:
     """Tell the user about everything unusual in the test data (nothing is dropped silently)."""
     c = data.counts
@@ -274,6 +279,14 @@ def _report_counts(data: EvaluationData, progress: ProgressCallback) -> list[str
         notes.append(
             f"{c['test_cold_item_interactions']} test interactions on items unseen in training (cold-item report)"
         )
+        positives = c["test_interactions"] - c["test_unknown_items_dropped"]  # the rows cold ones are counted of
+        if positives and c["test_cold_item_interactions"] >= COLD_SHARE_NOTE * positives:
+            notes.append(
+                f"{100 * c['test_cold_item_interactions'] / positives:.0f}% of the test interactions are on items "
+                "unseen in training: a model that scores from interactions alone (popularity, item_knn, user_knn) "
+                "cannot rank those items, so the table mostly measures scoring from item content. On a split by "
+                "time the validation rows sit between train and test: pass train and validation together as "
+                "--train-data (or split with val_ratio 0) to score from the latest interactions, as serving does.")
     for note in notes:
         progress(ProgressEvent(task="evaluate", message=note))
     return notes

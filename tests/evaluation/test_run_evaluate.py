@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mmrec.data.tables import load_items
 from mmrec.errors import ConfigError, DataError
 from mmrec.pipeline.evaluate import run_evaluate
 from mmrec.recommenders import BASELINES
@@ -189,3 +190,23 @@ def test_a_test_file_of_training_pairs_only_is_refused(tiny_config, tmp_path):
     train[["user_id", "item_id"]].to_csv(test, index=False)
     with pytest.raises(DataError, match="Every one of the 5 test pairs is one the user already has"):
         run_evaluate(settings, ["popularity"], test_data=test, write_files=False)
+
+
+def test_a_test_set_mostly_on_items_unseen_in_training_says_what_the_table_measures(tiny_config, tmp_path):
+    settings = load_settings(tiny_config).settings
+    train = pd.read_csv(Path(settings.paths.splits_dir) / "train.csv", dtype=str)
+    catalogue = load_items(Path(settings.paths.processed_dir))["item_id"]
+    cold = [item for item in catalogue if item not in set(train["item_id"])]
+    warm = train["item_id"].iloc[0]
+    user = train["user_id"].iloc[0]
+    assert cold, "the tiny project keeps items out of training"
+    test = tmp_path / "test.csv"
+    rows = [(user, item) for item in cold] + [(train["user_id"].iloc[-1], warm)]
+    pd.DataFrame(rows, columns=["user_id", "item_id"]).to_csv(test, index=False)
+    notes = run_evaluate(settings, ["popularity"], test_data=test, write_files=False).notes
+    share = [n for n in notes if "of the test interactions are on items unseen in training" in n]
+    assert len(share) == 1 and share[0].startswith(f"{100 * len(cold) / len(rows):.0f}%")
+    assert "--train-data" in share[0]
+    test.write_text(f"user_id,item_id\n{train['user_id'].iloc[-1]},{warm}\n")
+    assert not any("of the test interactions are on items unseen" in n
+                   for n in run_evaluate(settings, ["popularity"], test_data=test, write_files=False).notes)
