@@ -295,9 +295,16 @@ class ModelSettings(Section):
     sequence_window: int = Field(10, ge=1, description="how many following items count as a transition (weight 1/distance)")
     sequence_min_se: float = Field(
         1.0, ge=0.0,
-        description="keep the best transition blend only when its gain over the blend without it is at least "
-        "this many paired standard errors (per validation user), so a gain within validation noise adds "
-        "nothing; 0 = any gain",
+        description="keep the best transition (and trend) blend only when its gain over the blend without it is "
+        "at least this many paired standard errors (per validation user), so a gain within validation noise "
+        "adds nothing; 0 = any gain",
+    )
+    trend_blend: bool = Field(
+        True,
+        description="last, blend in recent popularity (each item's training interactions decayed by age in days, "
+        "mmrec.models.trend): weight and half-life chosen on validation, kept only above validation noise "
+        "(model.sequence_min_se), so it adds nothing where recency does not matter; for news and other fresh "
+        "catalogues (needs model.item_item and timestamps)",
     )
     item_item_solver: Literal["auto", "dense", "neighbourhood"] = Field(
         "auto",

@@ -60,7 +60,8 @@ def describe(path: Path, organized: bool) -> CheckpointInfo:
     served = item_item.get("monitored")
     blended = isinstance(served, (int, float)) and served == served and bool(item_item.get("blend") or
                                                                               item_item.get("content_blend") or
-                                                                              item_item.get("sequence_blend"))
+                                                                              item_item.get("sequence_blend") or
+                                                                              item_item.get("trend_blend"))
     return CheckpointInfo(
         path=path,
         combo=combo,

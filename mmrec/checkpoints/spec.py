@@ -31,8 +31,8 @@ class _Spec(BaseModel):
 
 class ItemItemSpec(_Spec):
     """The blend chosen on validation: the item-item model's weight and recency half-life, then the
-    content-similarity weight and modality, then the transition weight and half-life
-    (mmrec.training.blend), with their searches."""
+    content-similarity weight and modality, then the transition weight and half-life, then the trend weight and
+    half-life (mmrec.training.blend), with their searches."""
 
     blend: float
     halflife: float
@@ -52,6 +52,10 @@ class ItemItemSpec(_Spec):
     sequence_window: int = 0  # transitions counted up to this many items ahead
     sequence_grid: list[dict[str, float]] = []  # (sequence_halflife, sequence_blend, metric) of every pair tried
     sequence_gain_se: float | None = None  # the best pair's paired gain over none, in standard errors
+    trend_blend: float = 0.0  # weight of recent popularity (mmrec.models.trend)
+    trend_halflife_days: float = 0.0  # its half-life in days
+    trend_grid: list[dict[str, float]] = []  # (trend_halflife_days, trend_blend, metric) of every pair tried
+    trend_gain_se: float | None = None  # the best pair's paired gain over none, in standard errors
 
 
 class NumericSpec(_Spec):

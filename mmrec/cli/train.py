@@ -86,6 +86,8 @@ def train(
                if blend.get("content_blend") else "")
             + (f", transitions weight [bold]{blend['sequence_blend']:g}[/bold] (half-life {blend['sequence_halflife']:g})"
                if blend.get("sequence_blend") else "")
+            + (f", recent popularity weight [bold]{blend['trend_blend']:g}[/bold] (half-life "
+               f"{blend['trend_halflife_days']:g} days)" if blend.get("trend_blend") else "")
             + f" chosen on validation: val {result.monitor} [bold]{blend['monitored']:.4f}[/bold] (two-tower alone {result.best_metric:.4f})."
         )
     if result.best_path:

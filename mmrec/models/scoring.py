@@ -3,7 +3,8 @@
 A user's scores over the catalogue are the two-tower scores, blended with the closed-form
 item-item model (mmrec.models.item_item), then with content similarity to the user's items
 (mmrec.models.content_profile), then with item -> next-item transitions
-(mmrec.models.transitions), at weights chosen on validation (mmrec.training.blend). Numerics rule:
+(mmrec.models.transitions), then with recent popularity (mmrec.models.trend), at weights chosen on
+validation (mmrec.training.blend). Numerics rule:
 scoring always runs in float32 with autocast off (training may use bf16; scoring never does), so
 the metric that chose a checkpoint and its blend is the metric evaluate reproduces.
 """
@@ -19,6 +20,7 @@ import torch
 from mmrec.models.content_profile import ContentProfileModel
 from mmrec.models.inputs import ItemInputs
 from mmrec.models.item_item import ItemItemModel, standardize
+from mmrec.models.trend import TrendModel
 from mmrec.models.two_tower import TwoTowerModel
 
 
@@ -37,7 +39,8 @@ def _fp32_eval(model: TwoTowerModel, device: torch.device) -> Iterator[None]:
 class Scorer:
     """Scores of users over one catalogue from a two-tower model, blended with an optional item-item
     model (weight `blend`), then an optional content-profile model (weight `content_blend`), then an
-    optional transition model (weight `sequence_blend`; an ItemItemModel over the transition matrix).
+    optional transition model (weight `sequence_blend`; an ItemItemModel over the transition matrix), then an
+    optional trend model (weight `trend_blend`: recent popularity, the same for every user).
 
     `histories` [n_rows, L] holds each profile row's recent catalogue rows (-1 = padding; row 0 =
     no history); every blend component's profiles use the same rows. Item vectors are
@@ -47,11 +50,13 @@ class Scorer:
     def __init__(self, model: TwoTowerModel, catalogue: ItemInputs, histories: torch.Tensor,
                  item_item: ItemItemModel | None = None, blend: float = 0.0,
                  content: ContentProfileModel | None = None, content_blend: float = 0.0,
-                 sequence: ItemItemModel | None = None, sequence_blend: float = 0.0) -> None:
+                 sequence: ItemItemModel | None = None, sequence_blend: float = 0.0,
+                 trend: TrendModel | None = None, trend_blend: float = 0.0) -> None:
         self.model, self.catalogue, self.histories = model, catalogue, histories
         self.item_item, self.blend = item_item, float(blend)
         self.content, self.content_blend = content, float(content_blend)
         self.sequence, self.sequence_blend = sequence, float(sequence_blend)
+        self.trend, self.trend_blend = trend, float(trend_blend)
         self.device = catalogue.ids.device
         with _fp32_eval(model, self.device):
             self.item_vectors = model.item_vectors(catalogue).float()  # [n_items, d]
@@ -78,10 +83,16 @@ class Scorer:
         other.sequence, other.sequence_blend = sequence, float(blend)
         return other
 
-    def components(self) -> list[tuple[str, ItemItemModel | ContentProfileModel, float]]:
+    def with_trend(self, trend: TrendModel | None, blend: float) -> Scorer:
+        """This scorer (same item vectors and other blends) blended with a trend model."""
+        other = copy.copy(self)
+        other.trend, other.trend_blend = trend, float(blend)
+        return other
+
+    def components(self) -> list[tuple[str, ItemItemModel | ContentProfileModel | TrendModel, float]]:
         """(name, model, weight) of the blend components that are on, in blending order."""
         named = (("item_item", self.item_item, self.blend), ("content", self.content, self.content_blend),
-                 ("sequence", self.sequence, self.sequence_blend))
+                 ("sequence", self.sequence, self.sequence_blend), ("trend", self.trend, self.trend_blend))
         return [(name, model, weight) for name, model, weight in named if model is not None and weight > 0]
 
     @property
@@ -103,7 +114,7 @@ class Scorer:
     def component_keys(self) -> list[tuple[str, ...]]:
         """Keys of the score components this scorer combines: two-tower, then each blend component that is on.
 
-        Scorers derived from one another (`with_item_item`, `with_content`, `with_sequence`) share the keys
+        Scorers derived from one another (`with_item_item`, `with_content`, `with_sequence`, `with_trend`) share the keys
         of the components they share, so `score_variants` computes each of those once.
         """
         return [("two_tower", str(id(self.model)), str(id(self.item_vectors))),

@@ -350,6 +350,8 @@ def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: Id
                            f"content {choice.content_blend:g} ({choice.content_modality or '-'})"
                            + (f", transitions {choice.sequence_blend:g} (half-life {choice.sequence_halflife:g})"
                               if choice.sequence_grid else "")
+                           + (f", recent popularity {choice.trend_blend:g} (half-life {choice.trend_halflife_days:g} "
+                              "days)" if choice.trend_grid else "")
                            + f" (val {trainer.monitor} {monitored:.4f})"))
     return choice, scorer
 

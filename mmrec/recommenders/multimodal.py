@@ -23,6 +23,7 @@ from mmrec.models.item_item_store import ItemItemStore
 from mmrec.models.scoring import Scorer
 from mmrec.models.towers import ModelDims
 from mmrec.models.transitions import transition_model
+from mmrec.models.trend import TrendModel
 from mmrec.models.two_tower import TwoTowerModel
 from mmrec.recommenders.base import RECOMMENDERS, Recommender
 from mmrec.settings import CacheSettings
@@ -141,9 +142,13 @@ class MultimodalRecommender(Recommender):
         if blend is not None and blend.sequence_blend > 0:
             sequence = transition_model(train, local, rows, blend.sequence_window, blend.sequence_halflife,
                                         self.device)
+        trend = None
+        if blend is not None and blend.trend_blend > 0:
+            trend = TrendModel.build(train, rows, blend.trend_halflife_days, self.device)
         self.scorer = Scorer(self.model, catalogue, histories, item_item, self.item_item_blend,
                              content, blend.content_blend if content is not None else 0.0,
-                             sequence, blend.sequence_blend if sequence is not None else 0.0)
+                             sequence, blend.sequence_blend if sequence is not None else 0.0,
+                             trend, blend.trend_blend if trend is not None else 0.0)
         return self
 
     def _require_fit(self) -> Scorer:

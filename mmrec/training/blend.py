@@ -1,7 +1,8 @@
 """Choose the blend on validation (after training): the item-item model's lambda (dense solver), its
 weight per recency half-life, then the weight and modality of content similarity on top of the leading
 half-lives' blends (CONTENT_GRID; weight 1 = content alone), keeping the best of all, then
-(model.sequence_blend) the weight and profile half-life of item -> next-item transitions on top; last,
+(model.sequence_blend) the weight and profile half-life of item -> next-item transitions on top, then
+(model.trend_blend) the weight and half-life of recent popularity; last,
 when the served item-item model will be refitted on all of train.csv (a holdout), a tie on the item-item
 weight goes to the larger one (model.item_item_refit_within_se)."""
 
@@ -23,6 +24,7 @@ from mmrec.models.item_item import (BLEND_GRID, HALFLIFE_GRID, L2_EDGE_STEPS, L2
                                     item_item_content, item_item_fit_key, item_item_neighbours, item_item_profiles)
 from mmrec.models.scoring import Scorer
 from mmrec.models.transitions import SEQUENCE_HALFLIVES, SEQUENCE_WEIGHTS, transition_model
+from mmrec.models.trend import TREND_HALFLIVES_DAYS, TREND_WEIGHTS, TrendModel
 from mmrec.progress import ProgressEvent
 from mmrec.settings import ModelSettings
 from mmrec.training.trainer import Trainer
@@ -160,6 +162,11 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
         else:
             notes.append("model.sequence_blend: the training interactions have no timestamp column, so there is no "
                          "order to learn item -> next-item transitions from; none is blended.")
+    trend_halflife, trend_weight, trend_grid, trend_gain_se = 0.0, 0.0, [], None
+    if cfg.trend_blend and validated and "timestamp" in train.columns:
+        stage("recent popularity on top")
+        trend_halflife, trend_weight, chosen, scorer, trend_grid, trend_gain_se = _choose_trend(
+            trainer, cfg, scorer, chosen, train, rows, notes)
     if refit and cfg.item_item_blend is None and validated and cfg.item_item_refit_within_se > 0:
         beta, chosen, scorer = _toward_refit(trainer, scorer, candidates[halflife], beta, chosen, blends,
                                              cfg.item_item_refit_within_se, notes)
@@ -171,7 +178,8 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
                         content_modality=modality, content_grid=content_grid, sequence_blend=sequence_weight,
                         sequence_halflife=sequence_halflife,
                         sequence_window=cfg.sequence_window if sequence_grid else 0, sequence_grid=sequence_grid,
-                        sequence_gain_se=sequence_gain_se)
+                        sequence_gain_se=sequence_gain_se, trend_blend=trend_weight,
+                        trend_halflife_days=trend_halflife, trend_grid=trend_grid, trend_gain_se=trend_gain_se)
     return spec, scorer
 
 
@@ -323,31 +331,52 @@ def _choose_sequence(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metri
                      train: pd.DataFrame, users: IdEncoding, rows: pd.Series, notes: list[str]
                      ) -> tuple[float, float, dict[str, float], Scorer, list[dict[str, float]], float | None]:
     """(profile half-life, weight, metrics, scorer, grid, gain in paired standard errors) of the best
-    transition blend on top of `scorer` (whose validation metrics are `metrics`). Weight 0 (none: `scorer`
-    itself) wins ties, and the best pair is kept only when its per-user gain over none is at least
-    model.sequence_min_se paired standard errors, so validation never goes down and a gain within its
-    noise adds nothing (bench/sequence_gain_se.py: on 5 of 6 random MovieLens keys no pair beat the
-    blend and on the sixth the best gained 0.84 standard errors; on all 6 per-user temporal keys 2.5 to
-    4.5). Every (half-life, weight) and none are ranked in one pass."""
+    transition blend on top of `scorer` (whose validation metrics are `metrics`), by `_choose_on_top`
+    (bench/sequence_gain_se.py: on 5 of 6 random MovieLens keys no pair beat the blend and on the sixth the
+    best gained 0.84 standard errors; on all 6 per-user temporal keys 2.5 to 4.5)."""
     model = transition_model(train, users, rows, cfg.sequence_window, SEQUENCE_HALFLIVES[0], trainer.device)
     models = {h: model if h == SEQUENCE_HALFLIVES[0] else model.with_profiles(item_item_profiles(train, users, rows, h))
               for h in SEQUENCE_HALFLIVES}
     tried = [(h, w, scorer.with_sequence(models[h], w)) for h in SEQUENCE_HALFLIVES for w in SEQUENCE_WEIGHTS]
+    return _choose_on_top(trainer, scorer, metrics, tried, ("sequence_halflife", "sequence_blend"),
+                          cfg.sequence_min_se, "Transitions", "", notes)
+
+
+def _choose_trend(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metrics: dict[str, float],
+                  train: pd.DataFrame, rows: pd.Series, notes: list[str]
+                  ) -> tuple[float, float, dict[str, float], Scorer, list[dict[str, float]], float | None]:
+    """(half-life in days, weight, metrics, scorer, grid, gain in paired standard errors) of the best
+    recent-popularity blend (mmrec.models.trend) on top of `scorer`, by `_choose_on_top`."""
+    models = [TrendModel.build(train, rows, h, trainer.device) for h in TREND_HALFLIVES_DAYS]
+    tried = [(m.halflife_days, w, scorer.with_trend(m, w)) for m in models if m is not None for w in TREND_WEIGHTS]
+    return _choose_on_top(trainer, scorer, metrics, tried, ("trend_halflife_days", "trend_blend"),
+                          cfg.sequence_min_se, "Recent popularity", " days", notes)
+
+
+def _choose_on_top(trainer: Trainer, scorer: Scorer, metrics: dict[str, float],
+                   tried: list[tuple[float, float, Scorer]], names: tuple[str, str], min_se: float, label: str,
+                   unit: str, notes: list[str]
+                   ) -> tuple[float, float, dict[str, float], Scorer, list[dict[str, float]], float | None]:
+    """(half-life, weight, metrics, scorer, grid, gain in paired standard errors) of the best of `tried` =
+    (half-life, weight, scorer with a component on top of `scorer`) against `scorer` itself (weight 0; its
+    validation metrics are `metrics`). None wins ties, and the best is kept only when its per-user gain over
+    none is at least `min_se` paired standard errors (model.sequence_min_se), so validation never goes down
+    and a gain within its noise adds nothing. Everything is ranked in one pass; `names` label the grid's
+    columns, `label` and `unit` the note."""
     (_, base_users), *results = trainer.validate_paired([scorer, *(b for _, _, b in tried)])
     none = (0.0, 0.0, metrics, scorer)
     best, best_users = none, base_users
     grid: list[dict[str, float]] = []
     for (halflife, weight, blended), (result, per_user) in zip(tried, results):
-        grid.append({"sequence_halflife": halflife, "sequence_blend": weight,
-                     trainer.monitor: result.get(trainer.monitor, float("nan"))})
+        grid.append({names[0]: halflife, names[1]: weight, trainer.monitor: result.get(trainer.monitor, float("nan"))})
         if _value(result, trainer.monitor) > _value(best[2], trainer.monitor):
             best, best_users = (halflife, weight, result, blended), per_user
     gain_se = (paired_gain_se(best_users, base_users)
                if best is not none and best_users is not None and base_users is not None else None)
-    if gain_se is not None and gain_se < cfg.sequence_min_se:
-        notes.append(f"Transitions: the best weight ({best[1]:g}, half-life {best[0]:g}) raised validation "
+    if gain_se is not None and gain_se < min_se:
+        notes.append(f"{label}: the best weight ({best[1]:g}, half-life {best[0]:g}{unit}) raised validation "
                      f"{trainer.monitor} by only {gain_se:.2f} paired standard errors (model.sequence_min_se "
-                     f"{cfg.sequence_min_se:g}); none is blended.")
+                     f"{min_se:g}); none is blended.")
         best = none
     return (*best, grid, gain_se)
 

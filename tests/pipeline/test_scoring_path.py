@@ -11,6 +11,7 @@ from mmrec.data.splits import load_split
 from mmrec.data.tables import load_items, save_interactions
 from mmrec.models.item_item import L2_GRID, ItemItemModel
 from mmrec.models.transitions import SEQUENCE_HALFLIVES, SEQUENCE_WEIGHTS
+from mmrec.models.trend import TREND_HALFLIVES_DAYS, TREND_WEIGHTS
 from mmrec.pipeline.evaluate import load_recommender
 from mmrec.pipeline.recommend import run_recommend
 from mmrec.pipeline.train import run_train
@@ -29,12 +30,14 @@ def test_validation_evaluate_and_recommend_score_alike(tmp_path, monkeypatch, mo
     # paired, ranks through the trainer's one validation ranking).
     seen = [(s, m) for s, m in validated if s.item_item is not None]
     # One validation per lambda tried (the item-item model alone), one for the fixed blend, then the paired
-    # pass of the transitions: the blend again and one per (half-life, weight) on top of it; the chosen
-    # scorer is the one the run recorded.
-    assert len(seen) == len(L2_GRID) + 1 + 1 + len(SEQUENCE_HALFLIVES) * len(SEQUENCE_WEIGHTS)
+    # passes of the transitions and of recent popularity: the blend so far again and one per (half-life, weight)
+    # on top of it; the chosen scorer is the one the run recorded.
+    assert len(seen) == (len(L2_GRID) + 1 + 1 + len(SEQUENCE_HALFLIVES) * len(SEQUENCE_WEIGHTS)
+                         + 1 + len(TREND_HALFLIVES_DAYS) * len(TREND_WEIGHTS))
     blend = result.item_item
     scorer, metrics = next((s, m) for s, m in seen[len(L2_GRID):]
-                           if s.sequence_blend == blend["sequence_blend"] and m["ndcg@10"] == blend["monitored"])
+                           if s.sequence_blend == blend["sequence_blend"] and s.trend_blend == blend["trend_blend"]
+                           and m["ndcg@10"] == blend["monitored"])
 
     split = load_split(tmp_path / "splits")
     items = load_items(tmp_path / "processed")
