@@ -203,7 +203,8 @@ def stats_command(
     rows = {"backbone": lambda m: stats.backbones.get(m, "-"), "dim": lambda m: str(stats.dims.get(m, "-")),
             "vectors": lambda m: f"{stats.vectors[m]:,}", "unreadable": lambda m: f"{stats.failures[m]:,}"}
     if stats.catalogue_items is not None:
-        rows.update({"coverage": lambda m: "-" if stats.coverage[m] != stats.coverage[m] else f"{stats.coverage[m]:.1%}", "not cached": lambda m: f"{stats.uncached[m]:,}",
+        rows.update({"coverage": lambda m: "-" if stats.coverage[m] != stats.coverage[m] else f"{stats.coverage[m]:.1%}",
+                     "not cached": lambda m: f"{stats.uncached[m]:,}",
                      "no content": lambda m: f"{stats.missing_modality[m]:,}"})
     for name, cell in rows.items():
         table.add_row(name, *(cell(modality) for modality in ("vision", "text")))

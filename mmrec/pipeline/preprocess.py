@@ -121,7 +121,7 @@ def canonical_columns(
     folded = {str(column).casefold(): str(column) for column in frame.columns}
 
     def meant(name: str, setting: str) -> str:
-        """' (did you mean ...?)' when a column differs from `name` only by letter case."""
+        """" (setting: 'Name'? ...)" naming the column that differs from `name` only by letter case, else ""."""
         other = folded.get(name.casefold())
         return f" ({setting}: {other!r}? Column names are matched exactly)" if other else ""
 
