@@ -60,7 +60,10 @@ def metrics_table(report, cold: bool = False) -> Table:
                  f"interaction(s) of {users:,} user(s)"
                  + (" -- too few to tell models apart" if pairs < 30 else ""))
     else:
-        title = f"{report.task}: {report.counts['test_users']} test users"
+        left = report.counts.get("test_users_without_new_items", 0)
+        title = (f"{report.task}: {report.counts['test_users']:,} test users"
+                 + (f", {report.counts['test_users'] - left:,} scored ({left:,} have no test item new to them)"
+                    if left else ""))
     table = Table(title=title, header_style="bold")
     table.add_column("metric")
     for model in report.models:

@@ -206,7 +206,13 @@ def clean_interactions(
     if positive_rating_threshold is not None and has_rating:
         below = (frame["rating"] < positive_rating_threshold).fillna(False).astype(bool)  # unrated: not below
         report.drop("below_threshold", frame[below])
-        report.rated_below = frame.loc[below, ["user_id", "item_id"]].astype(str).reset_index(drop=True)
+        # Pairs (once each) rated below and not liked in another row (possible with drop_duplicates off).
+        pairs = ["user_id", "item_id"]
+        rated_below = frame.loc[below, pairs].drop_duplicates()
+        liked = frame.loc[~below, pairs].drop_duplicates()
+        rated_below = rated_below.merge(liked, on=pairs, how="left", indicator=True)
+        report.rated_below = (rated_below.loc[rated_below["_merge"] == "left_only", pairs].astype(str)
+                              .reset_index(drop=True))
         frame = frame[~below]
     elif has_rating and frame["rating"].nunique() > 1:
         low = frame["rating"].min()

@@ -36,10 +36,17 @@ _FORMATTED = re.compile(r"([+-]?(?:\d{1,3}(?:,\d{3})+|\d*)(?:\.\d+)?)\s*([kmb%]?
 _MAGNITUDE = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "%": 1}
 
 
+# A duration as players show it: "3:35" (m:ss) or "1:02:03" (h:mm:ss), read as seconds.
+_DURATION = re.compile(r"(\d+):([0-5]\d)(?::([0-5]\d))?")
+
+
 def parse_formatted_number(text: str) -> float | None:
     """`text` written with a magnitude suffix (K = 1e3, M = 1e6, B = 1e9, any case), a percent sign (12% = 12,
-    in the column's own percentage points) and/or thousands separators, as a number; None for anything else
-    (plain numbers included: those are pd.to_numeric's)."""
+    in the column's own percentage points) and/or thousands separators, or a duration (m:ss, h:mm:ss: seconds),
+    as a number; None for anything else (plain numbers included: those are pd.to_numeric's)."""
+    if duration := _DURATION.fullmatch(str(text).strip()):
+        first, second, third = (int(part) if part else None for part in duration.groups())
+        return float(first * 60 + second if third is None else (first * 60 + second) * 60 + third)
     match = _FORMATTED.fullmatch(str(text).strip())
     if match is None:
         return None
@@ -57,7 +64,7 @@ def validate_numeric_columns(
 ) -> tuple[pd.DataFrame, dict[str, ColumnReport]]:
     """Float64 copies of `columns` with invalid values imputed, plus a report per column.
 
-    "20.1K", "1.5M", "2B" and "1,234" are parsed as numbers (and counted). Invalid: other non-numeric
+    "20.1K", "1.5M", "2B", "1,234", "12%" and durations "3:35" are parsed as numbers (and counted). Invalid: other non-numeric
     strings, NaN/empty, +-inf, negative values (these columns are counts or years; log1p later assumes
     >= 0). The fill value is computed from the valid values only. A column with no valid value carries no
     information: it is not imputed but kept all-NaN, which `numeric_values` reads as "left out of the features";

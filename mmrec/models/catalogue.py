@@ -20,20 +20,29 @@ from mmrec.models.inputs import ItemInputs, build_item_inputs
 COUNT_FEATURE = "train_interactions"
 
 
-def numeric_values(items: pd.DataFrame, columns: Sequence[str], train: pd.DataFrame) -> np.ndarray:
-    """Raw numeric inputs [n_items, used columns + 1]: the configured columns, then the train count.
+def informative_columns(items: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    """The numeric inputs a model trains on: the configured `columns` that hold a valid value. A column
+    preprocess left out (no valid value: it carries no information, and the processed table holds it all-NaN)
+    is not one. Training records these names, and scoring reads exactly them (a column that gains or loses
+    its values later must not shift the others under the scaler)."""
+    _require(items, columns)
+    return [c for c in columns if items[c].notna().any()]
 
-    A column preprocess left out (no valid value: it carries no information, and the processed table
-    holds it all-NaN) is not an input; training and scoring leave it out alike, from the same table.
-    """
+
+def _require(items: pd.DataFrame, columns: Sequence[str]) -> None:
     missing = [c for c in columns if c not in items.columns]
     if missing:
         raise DataError(
             f"Numeric column(s) {', '.join(missing)} are not in the processed item table.",
             hint="Use the data.numerical_features_cols the data was preprocessed with, or re-run `mmrec preprocess`.",
         )
-    used = [c for c in columns if items[c].notna().any()]
-    configured = items[used].to_numpy(dtype=np.float64) if used else np.zeros((len(items), 0))
+
+
+def numeric_values(items: pd.DataFrame, columns: Sequence[str], train: pd.DataFrame) -> np.ndarray:
+    """Raw numeric inputs [n_items, len(columns) + 1]: `columns` (the model's, `informative_columns`), then the
+    train count. A column without values here (NaN) scales as a missing value."""
+    _require(items, columns)
+    configured = items[list(columns)].to_numpy(dtype=np.float64) if columns else np.zeros((len(items), 0))
     counts = interaction_counts(train, items["item_id"].astype(str).tolist()).astype(np.float64)
     return np.concatenate([configured, counts[:, None]], axis=1)
 

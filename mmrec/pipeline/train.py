@@ -19,7 +19,7 @@ from mmrec.data.tables import load_items
 from mmrec.device import resolve_device
 from mmrec.errors import CheckpointError, MmrecError
 from mmrec.fileio import sha256_file
-from mmrec.models.catalogue import COUNT_FEATURE, fit_numeric_scaler, scaled_catalogue
+from mmrec.models.catalogue import COUNT_FEATURE, fit_numeric_scaler, informative_columns, scaled_catalogue
 from mmrec.models.towers import ModelDims
 from mmrec.models.two_tower import TwoTowerModel
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
@@ -130,7 +130,7 @@ def prepare_training(settings: Settings, device: torch.device, ctx: DistContext,
     if holdout is not None:
         progress(ProgressEvent("holdout", message=holdout, done=True))
     features = _features(settings, items, device, ctx, progress)
-    columns = list(settings.data.numerical_features_cols)
+    columns = informative_columns(items, settings.data.numerical_features_cols)  # recorded in the checkpoint
     scaler = fit_numeric_scaler(items, columns, split.train)
     item_ids = items["item_id"].astype(str).tolist()
     catalogue = scaled_catalogue(items, item_encoder.encode(item_ids), features, columns, scaler, split.train, device)

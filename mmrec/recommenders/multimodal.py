@@ -15,7 +15,7 @@ from mmrec.checkpoints.spec import CheckpointSpec, load_trained
 from mmrec.data.encoders import IdEncoder
 from mmrec.data.ids import positions
 from mmrec.errors import CheckpointError, DataError
-from mmrec.models.catalogue import scaled_catalogue
+from mmrec.models.catalogue import informative_columns, scaled_catalogue
 from mmrec.models.histories import catalogue_index, user_histories
 from mmrec.models.content_profile import ContentProfileModel
 from mmrec.models.item_item import fit_item_item, item_item_profiles
@@ -111,7 +111,13 @@ class MultimodalRecommender(Recommender):
         numeric = self.spec.numeric
         ids = self.items_encoder.encode(self.item_ids)
         self.items_without_id = int((np.asarray(ids) == 0).sum())  # id 0: no train interaction then
-        catalogue = scaled_catalogue(self.items, ids, self.features, numeric.columns, numeric.build_scaler(), train,
+        scaler = numeric.build_scaler()
+        columns = numeric.columns
+        if scaler.mean is not None and len(columns) + 1 != len(scaler.mean):
+            # A checkpoint written before the columns it trained on were recorded (it holds the configured ones,
+            # some left out for want of values): those, as training chose them then.
+            columns = informative_columns(self.items, columns)
+        catalogue = scaled_catalogue(self.items, ids, self.features, columns, scaler, train,
                                      self.device)
         # Profile rows = local train-user index + 1 (row 0 = no train history): users unknown to the
         # encoder but present in `train` are still served from their history.

@@ -217,3 +217,12 @@ def test_user_ids_differing_only_by_letter_case_stay_apart_with_a_note():
     assert report.notes == ["1 user id(s) are written in more than one letter case (e.g. 'anna@x.com' and "
                             "'ANNA@X.COM'): ids are compared exactly, so each spelling is a user of its own. If they "
                             "are one user (e-mail addresses), write the column in one case."]
+
+
+def test_rated_below_holds_each_pair_once_and_not_pairs_liked_in_another_row():
+    raw = _raw([["u1", "a", "1", "2"], ["u1", "a", "2", "1"], ["u1", "b", "3", "1"], ["u1", "b", "4", "5"],
+                ["u2", "a", "5", "5"]])
+    settings = PreprocessSettings(drop_duplicates=False)
+    out, report = clean_interactions(raw, {"a", "b"}, settings, 4.0)
+    assert report.rated_below.values.tolist() == [["u1", "a"]]  # (u1, b) is also a positive row
+    assert out[["user_id", "item_id"]].values.tolist() == [["u1", "b"], ["u2", "a"]]

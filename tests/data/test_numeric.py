@@ -37,6 +37,10 @@ def test_counts_written_with_magnitude_suffixes_or_separators_are_parsed_and_cou
     values, reports = validate_numeric_columns(shares, ["discount"], "median")
     assert values["discount"].tolist()[:3] == [25.0, 12.5, 0.0]  # the column's own percentage points
     assert reports["discount"].formatted == 3 and reports["discount"].non_numeric == 1
+    durations = pd.DataFrame({"item_id": list("abcd"), "length": ["3:35", "0:59", "1:02:03", "3:75"]})
+    values, reports = validate_numeric_columns(durations, ["length"], "median")
+    assert values["length"].tolist()[:3] == [215.0, 59.0, 3723.0]  # m:ss and h:mm:ss as seconds
+    assert reports["length"].formatted == 3 and reports["length"].non_numeric == 1  # 75 is no seconds
 
 
 def test_a_column_without_any_valid_value_is_left_all_nan_not_imputed():

@@ -94,3 +94,26 @@ def test_a_run_that_replaces_a_better_checkpoint_says_so(tmp_path):
     train_csv.write_text("".join(train_csv.read_text().splitlines(keepends=True)[:-1]))  # another split
     other = run_train(load_settings(config, {"training.epochs": 1, "training.learning_rate": 1e-6}).settings)
     assert not any("replaced" in note for note in other.notes)  # values of two splits do not compare
+
+
+def test_the_numeric_columns_a_model_trained_on_are_the_ones_it_scores_with(tmp_path):
+    """A column left out for want of values is not recorded; if the data later swap which column holds values,
+    scoring reads the recorded one (as missing), not the other one under its scaler (a silent shift before)."""
+    import numpy as np
+
+    from mmrec.checkpoints.spec import load_trained
+    from mmrec.data.splits import load_split
+    from mmrec.data.tables import load_items, save_items
+    from mmrec.pipeline.evaluate import load_recommender
+
+    settings = load_settings(tiny_project.write_tiny_project(tmp_path, epochs=1)).settings
+    processed = tmp_path / "processed"
+    items = load_items(processed)
+    save_items(items.assign(comment_number=np.nan), processed)  # preprocess left it out: no valid value
+    result = run_train(settings)
+    assert load_trained(result.best_path).spec.numeric.columns == ["view_number"]
+    save_items(items.assign(view_number=np.nan), processed)  # now the other column holds the values
+    train = load_split(tmp_path / "splits").train
+    recommender = load_recommender("multimodal", settings, load_items(processed), train, "cpu")
+    recorded = recommender.scorer.catalogue.numeric[:, 0]  # view_number, missing everywhere now: one value
+    assert recommender.scorer.catalogue.numeric.shape[1] == 2 and len(set(recorded.tolist())) == 1
