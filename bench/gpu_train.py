@@ -17,7 +17,7 @@ from mmrec.data.encoders import fit_encoders
 from mmrec.data.splits import load_split
 from mmrec.data.synth import generate_synthetic
 from mmrec.data.tables import load_items
-from mmrec.models.catalogue import fit_numeric_scaler, scaled_catalogue
+from mmrec.models.catalogue import fit_numeric_scaler, informative_columns, scaled_catalogue
 from mmrec.models.towers import ModelDims
 from mmrec.models.two_tower import TwoTowerModel
 from mmrec.pipeline.preprocess import run_preprocess
@@ -67,7 +67,7 @@ def train_section(device: torch.device, sizes: Sizes, work: Path) -> dict[str, A
                                vision_mask=torch.ones(n, dtype=torch.bool),
                                text=torch.randn(n, sizes.text_dim, generator=generator),
                                text_mask=torch.ones(n, dtype=torch.bool))
-    columns = list(settings.data.numerical_features_cols)
+    columns = informative_columns(items, settings.data.numerical_features_cols)
     scaler = fit_numeric_scaler(items, columns, split.train)
 
     def inputs(where: torch.device) -> tuple[Any, Any]:

@@ -64,10 +64,10 @@ def validate_numeric_columns(
 ) -> tuple[pd.DataFrame, dict[str, ColumnReport]]:
     """Float64 copies of `columns` with invalid values imputed, plus a report per column.
 
-    "20.1K", "1.5M", "2B", "1,234", "12%" and durations "3:35" are parsed as numbers (and counted). Invalid: other non-numeric
-    strings, NaN/empty, +-inf, negative values (these columns are counts or years; log1p later assumes
-    >= 0). The fill value is computed from the valid values only. A column with no valid value carries no
-    information: it is not imputed but kept all-NaN, which `numeric_values` reads as "left out of the features";
+    "20.1K", "1.5M", "2B", "1,234", "12%" and durations "3:35" are parsed as numbers (and counted). Invalid:
+    other non-numeric strings, NaN/empty, +-inf, negative values (these columns are counts or years; log1p
+    later assumes >= 0). The fill value is computed from the valid values only. A column with no valid value carries no
+    information: it is not imputed but kept all-NaN, which `informative_columns` leaves out of the features;
     so is a column whose valid values are all one value (imputed, every item would hold it).
     """
     missing_columns = [name for name in columns if name not in items.columns]

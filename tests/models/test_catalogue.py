@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mmrec.models.catalogue import fit_numeric_scaler, numeric_values, unseen_numeric
+from mmrec.models.catalogue import fit_numeric_scaler, informative_columns, numeric_values, unseen_numeric
 
 
 def test_unseen_numeric_is_the_scaled_zero_count_and_nan_for_content_columns():
@@ -21,7 +21,9 @@ def test_unseen_numeric_is_the_scaled_zero_count_and_nan_for_content_columns():
 def test_an_all_nan_column_is_left_out_of_the_inputs():
     items = pd.DataFrame({"item_id": ["a", "b"], "year": [1990.0, 2000.0], "shares": [np.nan, np.nan]})
     train = pd.DataFrame({"user_id": ["u"], "item_id": ["a"]})
-    values = numeric_values(items, ["year", "shares"], train)
+    columns = informative_columns(items, ["year", "shares"])
+    assert columns == ["year"]
+    values = numeric_values(items, columns, train)
     assert values.tolist() == [[1990.0, 1.0], [2000.0, 0.0]]  # year, then the train count
 
 
