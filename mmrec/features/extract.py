@@ -22,7 +22,7 @@ from mmrec.features.base import TextBackbone, VisionBackbone
 from mmrec.features.feature_store import FeatureStore
 from mmrec.features.file_digests import sha256_bytes
 from mmrec.features.item_keys import ItemKeys
-from mmrec.features.store_format import UNREADABLE, encode_failure, encode_vector
+from mmrec.features.store_format import UNREADABLE, encode_failure, encode_vector, split_key
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 
 MAX_REPORTED_FAILURES = 20
@@ -150,8 +150,11 @@ def fill_modality(
 ) -> FillReport:
     """Compute and store features of `positions` (indices into plan), writing batch by batch.
 
-    An image whose bytes changed since `plan` was made is stored under the key of the bytes read,
-    and `plan` is updated to that key.
+    Rows with the same content fingerprint (a cover shared by an album's tracks, a placeholder image, a
+    repeated description) are computed once: the first row's vector is stored under every such row's key.
+    An image whose bytes changed since `plan` was made is stored under the key of the bytes read, and `plan`
+    is updated to that key; the rows that shared its planned fingerprint are then computed each on its own
+    (as are those of an image that could not be read).
     """
     report = FillReport()
     started = time.perf_counter()
@@ -159,27 +162,41 @@ def fill_modality(
     keys = plan.keys(modality)
     description = f"{modality} features ({backbone.name})"
     progress(ProgressEvent(task, 0, len(positions), description))
-    if modality == "vision":
-        batches = iter_vision_features(backbone, [plan.image_paths[p] for p in positions], batch_size, num_workers)
-    else:
-        batches = iter_text_features(backbone, [plan.texts[p] for p in positions], batch_size)
+    groups: dict[str, list[int]] = {}
+    for position in positions:
+        groups.setdefault(split_key(keys[position])[-1], []).append(position)
+    alone: list[int] = []  # rows whose first-of-fingerprint could not stand for them, filled by the first round
     done = 0
-    for batch in batches:
-        if modality == "vision":  # key = the bytes read; a file that could not be read at all: UNREADABLE
-            for local in [*batch.positions, *(local for local, _ in batch.failed)]:
-                fingerprint = batch.digests.get(local, UNREADABLE)
-                keys[positions[local]] = plan.key(modality, positions[local], fingerprint)
-        entries = [(keys[positions[local]], encode_vector(vector))
-                   for local, vector in zip(batch.positions, batch.features)]
-        for local, reason in batch.failed:
-            entries.append((keys[positions[local]], encode_failure(reason)))
-            report.failed_count += 1
-            if len(report.failed) < MAX_REPORTED_FAILURES:
-                report.failed.append((plan.item_ids[positions[local]], reason))
-        store.put_many(entries)
-        report.computed += len(batch.positions)
-        done += len(batch.positions) + len(batch.failed)
-        progress(ProgressEvent(task, done, len(positions), description))
+    for todo, share in (([members[0] for members in groups.values()], True), (alone, False)):
+        if modality == "vision":
+            batches = iter_vision_features(backbone, [plan.image_paths[p] for p in todo], batch_size, num_workers)
+        else:
+            batches = iter_text_features(backbone, [plan.texts[p] for p in todo], batch_size)
+        for batch in batches:
+            entries = []
+            for local, vector in [*zip(batch.positions, batch.features), *batch.failed]:
+                position = todo[local]
+                planned = split_key(keys[position])[-1]
+                fingerprint = batch.digests.get(local, UNREADABLE) if modality == "vision" else planned
+                keys[position] = plan.key(modality, position, fingerprint)  # vision: the bytes read
+                others = groups[planned][1:] if share else []
+                if isinstance(vector, str) or fingerprint != planned:  # failed, or the file changed: no stand-in
+                    alone.extend(others)
+                    others = []
+                for row in others:
+                    keys[row] = plan.key(modality, row, fingerprint)
+                if isinstance(vector, str):
+                    entries.append((keys[position], encode_failure(vector)))
+                    report.failed_count += 1
+                    if len(report.failed) < MAX_REPORTED_FAILURES:
+                        report.failed.append((plan.item_ids[position], vector))
+                else:
+                    value = encode_vector(vector)
+                    entries.extend((keys[row], value) for row in (position, *others))
+                    report.computed += 1 + len(others)
+                done += 1 + len(others)
+            store.put_many(entries)
+            progress(ProgressEvent(task, done, len(positions), description))
     report.seconds = time.perf_counter() - started
     store.counters["computed"] += report.computed
     store.counters["failed"] += report.failed_count

@@ -118,3 +118,38 @@ def test_a_refused_backbone_leaves_no_combo_folder(tmp_path, build):
         with pytest.raises(WeightsNotFoundError):
             run(items, refused, CacheSettings(), tmp_path / "cache")
         assert not (tmp_path / "cache" / "resnet_sentence-bert").exists()
+
+
+def test_rows_of_the_same_content_are_computed_once_and_share_the_vector(tmp_path, features, build, monkeypatch):
+    """A cover shared by several items (an album's tracks, a placeholder image) and a repeated description
+    are embedded once; every row gets the vector under its own key, as if computed alone."""
+    import shutil
+
+    from mmrec.features import extract
+    from mmrec.features.file_digests import sha256_file
+
+    items = build.items(tmp_path / "img", n=4)
+    for row in (1, 2):  # items 1 and 2 carry item 0's image bytes
+        shutil.copy(items.loc[0, "image_path"], items.loc[row, "image_path"])
+        items.loc[row, "image_fingerprint"] = sha256_file(items.loc[row, "image_path"])
+    items.loc[3, "text"], items.loc[3, "text_fingerprint"] = items.loc[0, "text"], items.loc[0, "text_fingerprint"]
+    embedded: dict[str, int] = {"vision": 0, "text": 0}
+    vision, text = extract.iter_vision_features, extract.iter_text_features
+
+    def count_vision(backbone, paths, *args):
+        embedded["vision"] += len(paths)
+        return vision(backbone, paths, *args)
+
+    def count_text(backbone, texts, *args):
+        embedded["text"] += len(texts)
+        return text(backbone, texts, *args)
+
+    monkeypatch.setattr(extract, "iter_vision_features", count_vision)
+    monkeypatch.setattr(extract, "iter_text_features", count_text)
+    shared = load_item_features(items, features, CacheSettings(), tmp_path / "cache")
+    assert embedded == {"vision": 2, "text": 3} and shared.computed == 4 + 4
+    assert torch.equal(shared.vision[1], shared.vision[0]) and torch.equal(shared.vision[2], shared.vision[0])
+    assert torch.equal(shared.text[3], shared.text[0]) and shared.vision_mask.all()
+    assert torch.allclose(shared.vision[1], _vision_of(items.loc[1, "image_path"], features, tmp_path / "fresh", build),
+                          atol=1e-3)
+    assert load_item_features(items, features, CacheSettings(), tmp_path / "cache").computed == 0  # all stored
