@@ -26,7 +26,7 @@ import pandas as pd
 from mmrec.data.interactions import TIMESTAMP_RANGE
 from mmrec.data.splits import REPORT_FILE, SplitFrames, save_split, split_report
 from mmrec.errors import DataError
-from mmrec.fileio import atomic_path, atomic_write_json, atomic_write_text, sha256_file
+from mmrec.fileio import atomic_path, atomic_write_json, atomic_write_text, not_utf8_error, sha256_file
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import DataSettings, SplitSettings
 
@@ -110,7 +110,7 @@ def read_inter(path: Path) -> tuple[pd.DataFrame, list[str]]:
     try:
         raw = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, encoding="utf-8")
     except UnicodeDecodeError:
-        raise DataError(f"{path} is not UTF-8 text.", hint="An MMRec .inter file is tab-separated UTF-8.") from None
+        raise not_utf8_error(path, "The MMRec .inter file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"{path} cannot be read as a tab-separated file: {exc}") from None
     raw.columns = [str(c).strip() for c in raw.columns]
