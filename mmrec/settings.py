@@ -253,8 +253,8 @@ class ModelSettings(Section):
     item_item_l2: float = Field(200.0, gt=0.0, description="L2 penalty (lambda) of the item-item model")
     item_item_l2_search: bool = Field(
         True,
-        description="with the dense solver, try item_item_l2 x (0.5, 1, 2, 4) and keep the best on validation "
-        "(item-item model alone); the neighbourhood solver keeps item_item_l2 (each try is a refit)",
+        description="try item_item_l2 x (0.5, 1, 2, 4) and keep the best on validation (item-item model alone; "
+        "the neighbourhood solver solves the four in one pass of its neighbour search)",
     )
     item_item_content_weight: float = Field(
         20.0, ge=0.0, description="weight (alpha) of the image/text similarity constraints in the item-item model"

@@ -33,7 +33,7 @@ from mmrec.data.matrices import interaction_matrix
 from mmrec.models.histories import IdEncoding, ordered_pairs
 from mmrec.models.inputs import ItemInputs
 from mmrec.models.item_item_store import ItemItemStore, fit_key
-from mmrec.models.item_neighbourhood import CONTENT_RANK, GRAM_RANK, content_factor, fit_neighbourhood_weights
+from mmrec.models.item_neighbourhood import CONTENT_RANK, GRAM_RANK, content_factor, fit_neighbourhood_path
 from mmrec.settings import ModelSettings
 
 # Blend weights `mmrec train` tries on validation when model.item_item_blend is not fixed.
@@ -172,16 +172,9 @@ class ItemItemModel:
         neighbours only (mmrec.models.item_neighbourhood: memory n k, for large catalogues), found by
         `search` (exact | ivf).
         """
-        matrices = _content_matrices(content, content_weight, device,
-                                     torch.float64 if neighbours is None else torch.float32)
         if neighbours is not None:
-            # The solver only needs the content's rank-CONTENT_RANK factor: hand it that and free the prepared
-            # copies first (at 1M items x 1,664 dims they are 6.6 GB held through the whole fit otherwise).
-            factor = content_factor(matrices, CONTENT_RANK, device)
-            del matrices
-            weights = fit_neighbourhood_weights(interactions, [] if factor is None else [factor], l2, content_weight,
-                                                neighbours, device=device, search=search)
-            return cls(weights, interactions.tocsr())
+            return next(cls.fit_l2_path(interactions, content, [l2], content_weight, device, neighbours, search))
+        matrices = _content_matrices(content, content_weight, device, torch.float64)
         gram = dense_gram(interactions, matrices, content_weight, device)
         del matrices
         return cls(dense_weights(gram, l2, overwrite=True), interactions.tocsr())
@@ -194,12 +187,32 @@ class ItemItemModel:
         l2s: Sequence[float],
         content_weight: float,
         device: torch.device | str = "cpu",
+        neighbours: int | None = None,
+        search: str = "exact",
     ) -> Iterator[ItemItemModel]:
-        """The exact dense fit at each lambda of `l2s` in turn, the same B as `fit` gives: G without lambda
-        (X^T X and the content products, a large share of a fit's time) is built once, at the first fit asked
-        for (a generator runs nothing before), and kept meanwhile. `l2s` may be a list the caller extends
-        while the path runs: each value is solved when the path reaches it."""
-        matrices = _content_matrices(content, content_weight, device, torch.float64)
+        """The fit at each lambda of `l2s` in turn, the same B as `fit` gives. `l2s` may be a list the caller
+        extends while the path runs (a generator runs nothing before the first fit is asked for).
+
+        Dense (`neighbours` None): G without lambda (X^T X and the content products, a large share of a fit's
+        time) is built once and kept meanwhile; each value is solved when the path reaches it. Neighbourhood
+        solver: every lambda listed but not yet solved when the path reaches it is solved in one pass of
+        `fit_neighbourhood_path` (one neighbour search and one local Gram matrix per item for all of them).
+        """
+        matrices = _content_matrices(content, content_weight, device,
+                                     torch.float64 if neighbours is None else torch.float32)
+        if neighbours is not None:
+            # The solver only needs the content's rank-CONTENT_RANK factor: hand it that and free the prepared
+            # copies first (at 1M items x 1,664 dims they are 6.6 GB held through the whole fit otherwise).
+            factor = content_factor(matrices, CONTENT_RANK, device)
+            del matrices
+            done = 0
+            while done < len(l2s):
+                pending = list(l2s[done:])
+                for weights in fit_neighbourhood_path(interactions, [] if factor is None else [factor], pending,
+                                                      content_weight, neighbours, device=device, search=search):
+                    yield cls(weights, interactions.tocsr())
+                done += len(pending)
+            return
         gram = dense_gram(interactions, matrices, content_weight, device)
         del matrices
         for l2 in l2s:

@@ -99,12 +99,32 @@ def fit_neighbourhood_weights(
     `search`: how each item's k neighbours are found -- "exact" (every pair: time n^2 r) or "ivf"
     (co-occurring items exactly, content-only neighbours from an inverted-file index: `_ivf_candidates`).
     """
+    return fit_neighbourhood_path(interactions, content, [l2], content_weight, neighbours, content_rank, gram_rank,
+                                  device, search)[0]
+
+
+def fit_neighbourhood_path(
+    interactions: sp.csr_matrix,
+    content: Sequence[torch.Tensor],
+    l2s: Sequence[float],
+    content_weight: float,
+    neighbours: int = NEIGHBOURS,
+    content_rank: int = CONTENT_RANK,
+    gram_rank: int = GRAM_RANK,
+    device: torch.device | str = "cpu",
+    search: str = "exact",
+) -> list[torch.Tensor]:
+    """`fit_neighbourhood_weights` at each lambda of `l2s`, from one pass: the neighbour search, the
+    right-hand sides and each local k x k Gram matrix do not depend on lambda, so only the Cholesky
+    factorization and solve are repeated per lambda (about half a local solve's time each; the
+    lambdas' B^T share one column-index tensor)."""
     if search not in ("exact", "ivf"):
         raise ValueError(f"unknown neighbour search {search!r}")
     n = interactions.shape[1]
     if n < 2:
         empty = torch.zeros(0, dtype=torch.long, device=device)
-        return _csr(torch.zeros(n + 1, dtype=torch.long, device=device), empty, torch.zeros(0, device=device), n)
+        crow = torch.zeros(n + 1, dtype=torch.long, device=device)
+        return [_csr(crow, empty, torch.zeros(0, device=device), n) for _ in l2s]
     k = min(neighbours, n - 1)
     binary = interactions.tocsr(copy=True).astype(np.float32)
     binary.data[:] = 1.0
@@ -117,17 +137,18 @@ def fit_neighbourhood_weights(
         off_diagonal = torch.cat([off_diagonal, scaled], dim=1)
         diagonal = diagonal + (scaled * scaled).sum(dim=1)  # exact diagonal: counts + alpha |f_a|^2
     columns = torch.empty((n, k), dtype=torch.long, device=device)
-    values = torch.empty((n, k), dtype=torch.float32, device=device)
+    values = torch.empty((len(l2s), n, k), dtype=torch.float32, device=device)
     candidates = _ivf_candidates if search == "ivf" else _exact_candidates
     for rows, rhs, support in candidates(by_item, binary, content_part, content_weight, k, device):
         for first in range(0, len(rows), SOLVE_BATCH):  # [batch, k, r] and [batch, k, k] float64 stay small
             part = slice(first, first + SOLVE_BATCH)
-            solved = _solve_local(off_diagonal, diagonal, l2, support[part], rhs[part])
+            solved = _solve_local(off_diagonal, diagonal, l2s, support[part], rhs[part])  # [len(l2s), batch, k]
             order = torch.argsort(support[part], dim=1)  # CSR wants sorted column indices per row
             columns[rows[part]] = torch.gather(support[part], 1, order)
-            values[rows[part]] = torch.gather(solved, 1, order).float()
+            values[:, rows[part]] = torch.gather(solved, 2, order.expand(len(l2s), -1, -1)).float()
     crow = torch.arange(0, n * k + 1, k, dtype=torch.long, device=device)
-    return _csr(crow, columns.reshape(-1), values.reshape(-1), n)
+    flat = columns.reshape(-1)
+    return [_csr(crow, flat, values[i].reshape(-1), n) for i in range(len(l2s))]
 
 
 Candidates = Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # (rows [m], G_{j,N_j} [m, k], N_j [m, k])
@@ -293,14 +314,20 @@ def spherical_kmeans(unit: torch.Tensor, clusters: int, seed: int = 0, iteration
     return centroids
 
 
-def _solve_local(off_diagonal: torch.Tensor, diagonal: torch.Tensor, l2: float, support: torch.Tensor,
+def _solve_local(off_diagonal: torch.Tensor, diagonal: torch.Tensor, l2s: Sequence[float], support: torch.Tensor,
                  rhs: torch.Tensor) -> torch.Tensor:
-    """[b, k] ridge solutions (G_NN + lambda I)^-1 G_Nj, G_NN = low-rank off-diagonal + exact diagonal."""
+    """[len(l2s), b, k] ridge solutions (G_NN + lambda I)^-1 G_Nj per lambda, G_NN = low-rank off-diagonal + exact
+    diagonal; the [b, k, k] product is formed once and only its diagonal changes between lambdas."""
     factor = off_diagonal[support]  # [b, k, r]
     local = factor @ factor.transpose(1, 2)
-    local.diagonal(dim1=1, dim2=2).copy_(diagonal[support] + l2)
-    chol, _ = torch.linalg.cholesky_ex(local)
-    return torch.cholesky_solve(rhs.to(torch.float64).unsqueeze(2), chol).squeeze(2)
+    base = diagonal[support]
+    rhs = rhs.to(torch.float64).unsqueeze(2)
+    solved = []
+    for l2 in l2s:
+        local.diagonal(dim1=1, dim2=2).copy_(base + l2)
+        chol, _ = torch.linalg.cholesky_ex(local)  # a new tensor: `local` is left for the next lambda
+        solved.append(torch.cholesky_solve(rhs, chol).squeeze(2))
+    return torch.stack(solved)
 
 
 def _csr(crow: torch.Tensor, columns: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:

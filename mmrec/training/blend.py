@@ -21,7 +21,8 @@ from mmrec.models.histories import IdEncoding, catalogue_index
 from mmrec.models.content_profile import ContentProfileModel, content_modalities
 from mmrec.models.item_item_store import ItemItemStore
 from mmrec.models.item_item import (BLEND_GRID, HALFLIFE_GRID, L2_EDGE_STEPS, L2_GRID, ItemItemModel, fit_profiles,
-                                    item_item_content, item_item_fit_key, item_item_neighbours, item_item_profiles)
+                                    item_item_content, item_item_fit_key, item_item_neighbours, item_item_profiles,
+                                    item_item_search)
 from mmrec.models.scoring import Scorer
 from mmrec.models.transitions import SEQUENCE_HALFLIVES, SEQUENCE_WEIGHTS, transition_model
 from mmrec.models.trend import TREND_HALFLIVES_DAYS, TREND_WEIGHTS, TrendModel
@@ -99,21 +100,22 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
     if neighbours is not None and cfg.item_item_solver == "auto":
         notes.append(f"Item-item model: {n_items:,} items exceed model.item_item_dense_max_items "
                      f"({cfg.item_item_dense_max_items:,}), so each item keeps its {neighbours} nearest items "
-                     f"(the neighbourhood solver, memory items x neighbours) and lambda stays at model.item_item_l2 "
-                     f"({cfg.item_item_l2:g}: the dense solver's lambda search would refit for each value). Raise "
+                     "(the neighbourhood solver, memory items x neighbours). Raise "
                      "model.item_item_dense_max_items for the exact solver where memory allows: it would need about "
                      f"{DENSE_BYTES_PER_CELL * n_items ** 2 / 2 ** 30:,.0f} GiB for these items (and time growing "
                      "as items^3).")
     solver = f"the neighbourhood solver, {neighbours} neighbours" if neighbours is not None else "the dense solver"
     stage(f"fitting the item-item model of {len(train):,} interactions x {n_items:,} items ({solver})"
-          + (", lambda chosen on validation" if validated and cfg.item_item_l2_search and neighbours is None else ""))
-    if validated and cfg.item_item_l2_search and neighbours is None:
+          + (", lambda chosen on validation" if validated and cfg.item_item_l2_search else ""))
+    # The lambdas the teacher's fit solved with it before training (the neighbourhood solver): its time counts here.
+    teacher_path = trainer.teacher is not None and bool(trainer.teacher_l2_fits)
+    if validated and cfg.item_item_l2_search:
         cfg, model, l2_grid = _choose_l2(trainer, cfg, train, users, rows, halflives[0], store, stage, notes)
     else:
         model = _fit(trainer, cfg, train, users, rows, halflives[0], store)
     fit_s = time.perf_counter() - start
-    if trainer.teacher is not None and model.weights is trainer.teacher.weights:  # fitted before training, reused
-        fit_s += trainer.teacher_seconds
+    if trainer.teacher is not None and (model.weights is trainer.teacher.weights or teacher_path):
+        fit_s += trainer.teacher_seconds  # fitted before training, reused
     blends = BLEND_GRID if cfg.item_item_blend is None else (cfg.item_item_blend,)
     base = trainer.scorer()
     monitor = trainer.monitor
@@ -218,15 +220,19 @@ def _choose_l2(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users:
                notes: list[str] | None = None) -> tuple[ModelSettings, ItemItemModel, list[dict[str, float]]]:
     """(settings with the chosen lambda, its fit, the grid) of model.item_item_l2 x L2_GRID, extended past an
     edge the best sits at, each fit validated alone (blend weight 1) by the monitor; only the chosen fit goes
-    into `store`. The candidates share one Gram matrix (`ItemItemModel.fit_l2_path`); the configured lambda's
-    is the trainer's distillation teacher when that is the same fit."""
+    into `store`. The candidates share one Gram matrix, or with the neighbourhood solver one neighbour search
+    (`ItemItemModel.fit_l2_path`); the configured lambda's is the trainer's distillation teacher when that is the
+    same fit."""
     profiles = item_item_profiles(train, users, rows, halflife)
     content = item_item_content(cfg, trainer.catalogue)
     lambdas = [cfg.item_item_l2 * factor for factor in L2_GRID]
     teacher = _teacher_fit(trainer, cfg, profiles)
+    stored = trainer.teacher_l2_fits if teacher is not None else {}  # solved with the teacher (same fit key)
     # The path solves these in turn; the list grows below when the best lambda sits at an edge of the grid.
-    to_solve = [l2 for l2 in lambdas if teacher is None or l2 != cfg.item_item_l2]
-    solved = ItemItemModel.fit_l2_path(profiles, content, to_solve, cfg.item_item_content_weight, trainer.device)
+    to_solve = [l2 for l2 in lambdas if l2 not in stored and (teacher is None or l2 != cfg.item_item_l2)]
+    n_items = trainer.catalogue.n
+    solved = ItemItemModel.fit_l2_path(profiles, content, to_solve, cfg.item_item_content_weight, trainer.device,
+                                       item_item_neighbours(cfg, n_items), item_item_search(cfg, n_items))
     best: tuple[float, ModelSettings, ItemItemModel] | None = None
     grid: list[dict[str, float]] = []
     base = trainer.scorer()
@@ -234,7 +240,10 @@ def _choose_l2(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users:
     def validate(l2: float) -> bool:
         """Validate the fit at `l2` alone (blend weight 1); whether it is the new best."""
         nonlocal best
-        model = teacher if teacher is not None and l2 == cfg.item_item_l2 else next(solved)
+        if teacher is not None and l2 == cfg.item_item_l2:
+            model = teacher
+        else:
+            model = ItemItemModel(stored[l2], profiles.tocsr()) if l2 in stored else next(solved)
         value = trainer.validate(base.with_item_item(model, 1.0)).get(trainer.monitor, float("nan"))
         grid.append({"l2": l2, trainer.monitor: value})
         if stage is not None:
@@ -261,6 +270,8 @@ def _choose_l2(trainer: Trainer, cfg: ModelSettings, train: pd.DataFrame, users:
                          f"({L2_EDGE_STEPS} past the grid of model.item_item_l2 x 0.5-4); the best may lie further: "
                          f"set model.item_item_l2 near {to_solve[-1]:g} and train again to search around it.")
     solved.close()  # frees the shared Gram matrix
+    if teacher is not None:
+        trainer.teacher_l2_fits = {}  # the unchosen ones: freed (the chosen one is `best`'s)
     assert best is not None
     _, chosen, model = best
     if store is not None:

@@ -17,8 +17,8 @@ from mmrec.device import available_memory_bytes
 from mmrec.errors import CheckpointError, ConfigError
 from mmrec.evaluation.full_ranking import RankingResult, full_ranking_variants
 from mmrec.models.inputs import ItemInputs
-from mmrec.models.item_item import (ItemItemModel, fit_profiles, interaction_csr, item_item_content,
-                                    item_item_fit_key)
+from mmrec.models.item_item import (L2_GRID, ItemItemModel, fit_profiles, interaction_csr, item_item_content,
+                                    item_item_fit_key, item_item_neighbours, item_item_search)
 from mmrec.models.losses import NegativeSampler, bpr_loss, info_nce_loss, sampled_softmax_loss
 from mmrec.models.scoring import Scorer, matrices_per_chunk, score_variants
 from mmrec.models.two_tower import TwoTowerModel
@@ -166,6 +166,8 @@ class Trainer:
         self.distill_temperature = distill_temperature(model_cfg)
         self.teacher_key = ""  # item_item_fit_key of the teacher's fit
         self.teacher_seconds = 0.0  # its fit time (the blend step reuses the fit and reports this time)
+        # B^T at the lambda search's other values, solved with the teacher in one pass (neighbourhood solver).
+        self.teacher_l2_fits: dict[float, torch.Tensor] = {}
         self.teacher = self._teacher() if self.distill_weight > 0 else None
         self._teacher_table = self._all_teacher_scores() if self.teacher is not None else None
         self.sampler: NegativeSampler | None = None
@@ -186,11 +188,34 @@ class Trainer:
         # The blend step after training fits this same model first; the key lets it reuse this fit.
         self.teacher_key = item_item_fit_key(profiles, item_item_content(cfg, self.catalogue), cfg)
         start = time.perf_counter()
-        teacher = fit_profiles(profiles, self.catalogue, cfg, self.device, announce=lambda text: self.progress(
-            ProgressEvent("teacher", message=f"{text}: the distillation teacher (model.distill_weight), before the "
-                                             "first epoch.")))
+
+        def announce(text: str) -> None:
+            self.progress(ProgressEvent("teacher", message=f"{text}: the distillation teacher (model.distill_weight), "
+                                                           "before the first epoch."))
+
+        grid = self._teacher_l2_grid()
+        if grid:  # the neighbourhood solver's lambda search after training shares this fit's neighbour search
+            announce(f"Fitting the item-item model of {profiles.nnz:,} interactions x {n:,} items at lambda "
+                     f"{', '.join(f'{l2:g}' for l2 in grid)} in one pass (the other lambdas are validated after "
+                     "training)")
+            fits = dict(zip(grid, ItemItemModel.fit_l2_path(
+                profiles, item_item_content(cfg, self.catalogue), grid, cfg.item_item_content_weight, self.device,
+                item_item_neighbours(cfg, n), item_item_search(cfg, n))))
+            teacher = fits.pop(cfg.item_item_l2)
+            self.teacher_l2_fits = {l2: model.weights for l2, model in fits.items()}
+        else:
+            teacher = fit_profiles(profiles, self.catalogue, cfg, self.device, announce=announce)
         self.teacher_seconds = time.perf_counter() - start
         return teacher
+
+    def _teacher_l2_grid(self) -> list[float]:
+        """The lambdas `mmrec train`'s item-item search will try when the teacher can solve them with its own fit
+        (the neighbourhood solver, the search on, validation rows present); else []."""
+        cfg = self.model_cfg
+        if (not cfg.item_item or not cfg.item_item_l2_search or self.data.val_relevant.nnz == 0
+                or item_item_neighbours(cfg, self.catalogue.n) is None):
+            return []
+        return [cfg.item_item_l2 * factor for factor in L2_GRID]
 
     def _validation_candidates(self) -> Any:
         """Catalogue rows validation ranks (None = all); cold_items = rows with no train interaction."""

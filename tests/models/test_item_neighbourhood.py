@@ -7,7 +7,7 @@ import scipy.sparse as sp
 import torch
 
 from mmrec.models.item_item import ItemItemModel, _content_matrix, item_item_neighbours, item_item_search
-from mmrec.models.item_neighbourhood import content_factor, fit_neighbourhood_weights, ivf_groups
+from mmrec.models.item_neighbourhood import content_factor, fit_neighbourhood_path, fit_neighbourhood_weights, ivf_groups
 from mmrec.settings import ModelSettings
 
 
@@ -146,3 +146,37 @@ def test_content_factor_is_the_top_eigenspace_of_the_concatenated_features():
     factor = content_factor(parts, 4, "cpu").double()
     torch.testing.assert_close(factor @ factor.T, reference @ reference.T, atol=1e-4, rtol=1e-4)
     assert torch.equal(content_factor(parts, 12, "cpu"), torch.cat(parts, dim=1))  # rank >= width: exact
+
+
+def test_the_lambda_path_solves_every_lambda_from_one_neighbour_search(monkeypatch):
+    """fit_neighbourhood_path gives each lambda the B^T a fit at that lambda alone gives (same neighbours,
+    same local systems), from one neighbour search; ItemItemModel.fit_l2_path solves the lambdas listed when
+    it starts in that one pass and a lambda appended later in a pass of its own."""
+    from mmrec.models import item_neighbourhood
+
+    x, content = _data(n_users=60, n_items=40)
+    matrices = [_content_matrix(f, m, torch.float32) for f, m in content]
+    searches = []
+    real = item_neighbourhood._exact_candidates
+    monkeypatch.setattr(item_neighbourhood, "_exact_candidates", lambda *a: searches.append(1) or real(*a))
+    path = fit_neighbourhood_path(x, matrices, [5.0, 50.0, 0.5], 2.0, 8)
+    assert len(searches) == 1
+    for l2, weights in zip([5.0, 50.0, 0.5], path):
+        single = fit_neighbourhood_weights(x, matrices, l2, 2.0, 8)
+        assert torch.equal(weights.col_indices(), single.col_indices())
+        torch.testing.assert_close(weights.values(), single.values(), rtol=1e-6, atol=1e-7)
+    assert not torch.equal(path[0].values(), path[1].values())  # lambda matters
+
+    searches.clear()
+    l2s = [5.0, 50.0]
+    models = ItemItemModel.fit_l2_path(x, content, l2s, 2.0, neighbours=8)
+    first = next(models)
+    assert len(searches) == 1
+    second = next(models)
+    l2s.append(0.5)  # past the edge: asked for after the first two were validated
+    third = next(models)
+    assert len(searches) == 2
+    for l2, model in zip(l2s, [first, second, third]):
+        single = ItemItemModel.fit(x, content, l2=l2, content_weight=2.0, neighbours=8)
+        torch.testing.assert_close(model.weights.to_dense(), single.weights.to_dense(), rtol=1e-6, atol=1e-7)
+    assert next(models, None) is None

@@ -40,7 +40,9 @@ def test_fixed_blend_off_and_too_large_catalogue(tmp_path):
     sparse = run_train(load_settings(write_tiny_project(tmp_path / "d", epochs=1, item_item_dense_max_items=10,
                                                         item_item_neighbours=6, content_blend=False,
                                                         sequence_blend=False)).settings)
-    assert sparse.item_item["neighbours"] == 6 and sparse.item_item["l2_grid"] == []  # no lambda search
+    assert sparse.item_item["neighbours"] == 6  # lambda searched in one pass of the neighbour search
+    assert [row["l2"] for row in sparse.item_item["l2_grid"]][:4] == [200.0, 100.0, 400.0, 800.0]
+    assert sparse.item_item["l2"] in [row["l2"] for row in sparse.item_item["l2_grid"]]
     assert any("40 items exceed model.item_item_dense_max_items (10), so each item keeps its 6 nearest" in note
                and "it would need about 0 GiB for these items" in note for note in sparse.notes)
 
@@ -231,7 +233,7 @@ def test_the_lambda_path_goes_on_past_the_edge_of_the_grid_validation_prefers(mo
     from mmrec.settings import ModelSettings
     from mmrec.training import blend
 
-    def path(profiles, content, l2s, weight, device):  # a fit is its lambda: all validation looks at here
+    def path(profiles, content, l2s, weight, device, neighbours, search):  # a fit is its lambda: all validation looks at here
         for l2 in l2s:
             yield SimpleNamespace(l2=l2)
 
@@ -243,7 +245,7 @@ def test_the_lambda_path_goes_on_past_the_edge_of_the_grid_validation_prefers(mo
 
     def lambdas(peak):  # validation peaks at `peak`
         scorer = SimpleNamespace(with_item_item=lambda model, weight: model)
-        trainer = SimpleNamespace(teacher=None, catalogue=None, device="cpu", monitor="ndcg@10",
+        trainer = SimpleNamespace(teacher=None, catalogue=SimpleNamespace(n=100), device="cpu", monitor="ndcg@10",
                                   scorer=lambda: scorer, validate=lambda m: {"ndcg@10": -abs(math.log(m.l2 / peak))})
         chosen, _, grid = blend._choose_l2(trainer, ModelSettings(item_item_l2=200.0), None, None, None, 0.0, None,
                                            notes=notes)
@@ -255,3 +257,19 @@ def test_the_lambda_path_goes_on_past_the_edge_of_the_grid_validation_prefers(mo
     notes.clear()
     assert lambdas(30.0) == (25.0, [200.0, 100.0, 400.0, 800.0, 50.0, 25.0, 12.5])
     assert lambdas(300.0) == (400.0, [200.0, 100.0, 400.0, 800.0])  # inside the grid: nothing more
+
+
+def test_the_teacher_and_the_neighbourhood_lambda_search_share_one_neighbour_search(tmp_path, monkeypatch):
+    """With distillation and the neighbourhood solver, the teacher's fit solves the whole lambda grid in its one
+    neighbour search; the search after training validates those fits and runs no other search."""
+    from mmrec.models import item_neighbourhood
+
+    searches = []
+    real = item_neighbourhood._exact_candidates
+    monkeypatch.setattr(item_neighbourhood, "_exact_candidates", lambda *a: searches.append(1) or real(*a))
+    result = run_train(load_settings(write_tiny_project(tmp_path, epochs=1, item_item_dense_max_items=10,
+                                                        item_item_neighbours=6, distill_weight=1.0,
+                                                        content_blend=False, sequence_blend=False)).settings)
+    grid = [row["l2"] for row in result.item_item["l2_grid"]]
+    assert grid[:4] == [200.0, 100.0, 400.0, 800.0]
+    assert len(searches) == 1 + (len(grid) - 4)  # one pass for the grid, one per step past its edge
