@@ -75,6 +75,19 @@ def describe(path: Path, organized: bool) -> CheckpointInfo:
     )
 
 
+def served_model(item_item: Any) -> str:
+    """What a checkpoint serves, from its recorded item-item choice: e.g. 'two-tower + recent popularity' when
+    validation gave the item-item model weight 0 and kept the trend blend."""
+    if not isinstance(item_item, dict):
+        return "two-tower"
+    blend = float(item_item.get("blend") or 0.0)
+    parts = [name for name, on in (("two-tower", blend < 1), ("item-item", blend > 0),
+                                   ("content similarity", item_item.get("content_blend")),
+                                   ("item transitions", item_item.get("sequence_blend")),
+                                   ("recent popularity", item_item.get("trend_blend"))) if on]
+    return " + ".join(parts)
+
+
 def list_checkpoints(checkpoint_dir: Path) -> list[CheckpointInfo]:
     """Organized checkpoints (`{combo}/*.pth`) then flat ones (`*.pth` directly in the folder)."""
     root = Path(checkpoint_dir)
@@ -159,7 +172,7 @@ def summary(path: Path) -> dict[str, Any]:
         # What `checkpoints list` shows: the served blend's validation value (monitored_value is the two-tower
         # model's alone, at its best epoch).
         "served": {"monitor": listed.monitor, "value": listed.metric,
-                   "model": "two-tower + item-item blend" if listed.blended else "two-tower"},
+                   "model": served_model(meta.get("item_item")) if listed.blended else "two-tower"},
         **{key: meta[key] for key in keep if key in meta},
         "settings": meta.get("settings", {}),
     }

@@ -67,7 +67,11 @@ def train(
     console.print(table)
     print_notes(result.notes, progress)
     for reason, count in result.skipped.items():
-        console.print(f"[yellow]Skipped {count:,} ({reason.replace('_', ' ')})")
+        if reason == "val_users_unseen_in_train":  # in validation all the same, from an empty history
+            console.print(f"[yellow]{count:,} validation user(s) have no training interaction: ranked from no "
+                          "history in validation (counted, not skipped)")
+        else:
+            console.print(f"[yellow]Skipped {count:,} ({reason.replace('_', ' ')})")
     stop = "early-stopped" if result.stopped_early else "ran all epochs"
     monitored = f"val {result.monitor}" if any(record.val for record in result.history) else \
         "-loss (no validation data)"

@@ -316,14 +316,15 @@ def _case_variants_note(user_ids: pd.Series) -> str | None:
 
 
 def _no_rows_error(report: InteractionReport) -> DataError:
-    """Says how many rows came in, why each was dropped, and what to change for the reasons seen."""
+    """Says how many rows came in, why each was dropped, and what to change for the reasons seen, with the notes
+    made on the way (e.g. unknown ids that are catalogue ids read as numbers: the likely cause)."""
     if report.input_rows == 0:
         return DataError("The interactions table has no rows.", hint="Add user_id,item_id rows to it.")
     hints = [hint for reason, hint in _NO_ROWS_HINTS.items() if reason in report.dropped]
     return DataError(
         f"No interactions are left after cleaning: {report.input_rows:,} rows in, dropped "
         f"{describe_drops(report.dropped, report.examples)}.",
-        hint="; ".join(hints) or None,
+        hint="\n".join(filter(None, ["; ".join(hints), *report.notes])) or None,
     )
 
 

@@ -91,7 +91,8 @@ def run_batch_recommend(
 ) -> BatchRecommendResult:
     """Write settings.inference.top_k items per user to `output` (parquet: user_id, rank, item_id, score[, new]).
 
-    all_users: every user with a processed interaction; otherwise the users chosen as for run_recommend.
+    all_users: every user of the processed data (those who only rated below the positive threshold included: the
+    fallback serves them); otherwise the users chosen as for run_recommend.
     ann_check: also measure the approximate index's recall@K against exact scoring on N sampled users.
     """
     output = check_batch_output(output)
@@ -108,7 +109,7 @@ def run_batch_recommend(
     named, file_notes = ([], []) if all_users else requested_users(users, user_file)
     progress(ProgressEvent(task="recommend", description=f"loading {recommender_type}"))
     serving = load_serving(settings, recommender_type, progress)
-    chosen, selection_notes = (serving.seen.users, []) if all_users else select_users(
+    chosen, selection_notes = (serving.users, []) if all_users else select_users(
         serving.seen.users, named, sample_users, settings.evaluation.seed)
     k = inference.top_k
     chunk = rows_per_chunk(settings.evaluation.batch_size, serving.n_items)
@@ -134,8 +135,11 @@ def run_batch_recommend(
         result.ann_recall, result.ann_check_users = measure_ann_recall(
             serving, chosen, ann_check, k, chunk, settings.evaluation.seed)
     if result.fallback_users:
-        result.notes.append(f"{result.fallback_users} user(s) unknown to the model got {serving.fallback_name} "
-                            "recommendations.")
+        below_only = len(chosen) - len(serving.seen.users) if all_users else 0
+        result.notes.append(f"{result.fallback_users:,} user(s) unknown to the model got {serving.fallback_name} "
+                            "recommendations" + (f" ({below_only:,} of them only rated below "
+                                                 "data.positive_rating_threshold: no positive to score from)"
+                                                 if below_only else "") + ".")
     if note := short_list_note(result.short_users, k, serving):
         result.notes.append(note)
     return result

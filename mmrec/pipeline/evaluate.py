@@ -178,7 +178,7 @@ def run_evaluate(
     for note in split_notes:  # shown now, before the fits (and again in the report's notes)
         progress(ProgressEvent("evaluate", message=note))
     data = build_evaluation_data(train, test, items["item_id"].tolist(), also_seen)
-    count_notes = _report_counts(data, progress)
+    count_notes = _report_counts(data, progress, val_apart=bool(also_seen))
 
     fallback = create_recommender(evaluation.cold_user_fallback, evaluation).fit(train, data.item_ids)
 
@@ -259,8 +259,10 @@ def run_evaluate(
 COLD_SHARE_NOTE = 0.5
 
 
-def _report_counts(data: EvaluationData, progress: ProgressCallback) -> list[str]:
-    """Tell the user about everything unusual in the test data (nothing is dropped silently)."""
+def _report_counts(data: EvaluationData, progress: ProgressCallback, val_apart: bool = False) -> list[str]:
+    """Tell the user about everything unusual in the test data (nothing is dropped silently). `val_apart`: the
+    models score from the split's train alone, its validation rows only masked (what a time split's advice is
+    about)."""
     c = data.counts
     notes = []
     if c["test_unknown_items_dropped"]:
@@ -284,9 +286,10 @@ def _report_counts(data: EvaluationData, progress: ProgressCallback) -> list[str
             notes.append(
                 f"{100 * c['test_cold_item_interactions'] / positives:.0f}% of the test interactions are on items "
                 "unseen in training: a model that scores from interactions alone (popularity, item_knn, user_knn) "
-                "cannot rank those items, so the table mostly measures scoring from item content. On a split by "
-                "time the validation rows sit between train and test: pass train and validation together as "
-                "--train-data (or split with val_ratio 0) to score from the latest interactions, as serving does.")
+                "cannot rank those items, so the table mostly measures scoring from item content."
+                + (" On a split by time the validation rows sit between train and test: pass train and validation "
+                   "together as --train-data (or split with val_ratio 0) to score from the latest interactions, as "
+                   "serving does." if val_apart else ""))
     for note in notes:
         progress(ProgressEvent(task="evaluate", message=note))
     return notes

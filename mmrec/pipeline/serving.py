@@ -60,6 +60,15 @@ class Serving:
         return self.masked if self.masked is not None else self.seen
 
     @property
+    def users(self) -> list[str]:
+        """Every user the processed data knows: those with a positive interaction first, then those who only rated
+        below data.positive_rating_threshold (no positive to score from: the fallback serves them, their items
+        excluded)."""
+        if self.masked is None:
+            return list(self.seen.users)
+        return list(self.masked.users)  # built from the positives, then the rated-below pairs: positives first
+
+    @property
     def n_items(self) -> int:
         return len(self.item_ids)
 
@@ -163,9 +172,10 @@ def load_serving(settings: Settings, recommender_type: str, progress: ProgressCa
     item_index = {item: j for j, item in enumerate(item_ids)}
     seen = SeenItems(interactions, item_index)
     rated_below, masked = load_rated_below(Path(settings.paths.processed_dir)), None
-    if len(rated_below) and inference.exclude_seen:
+    if len(rated_below):
         masked = SeenItems(pd.concat([interactions[["user_id", "item_id"]], rated_below], ignore_index=True),
                            item_index)
+    if len(rated_below) and inference.exclude_seen:
         notes.append(f"{len(rated_below):,} (user, item) pair(s) rated below data.positive_rating_threshold are "
                      "not recommended back: they count as seen, though not as liked.")
     is_new = ~pd.Series(item_ids).isin(set(interactions["item_id"]) | set(rated_below["item_id"])).to_numpy()

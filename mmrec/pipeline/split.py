@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from mmrec.data.splits import REPORT_FILE, SplitFrames, save_split, split_interactions, split_report
 from mmrec.data.tables import interactions_sha256, load_interactions
 from mmrec.fileio import atomic_write_json
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
-from mmrec.settings import Settings
+from mmrec.settings import Settings, SplitSettings
 
 
 @dataclass
@@ -51,8 +53,31 @@ def run_split(settings: Settings, progress: ProgressCallback = null_progress) ->
         if not report["parts"][name]["interactions"]:
             notes.append(f"The {name} part is empty (too few interactions for the ratios and the strategy): "
                          f"{consequence}.")
+    if note := short_parts_note(report, interactions, settings.split):
+        notes.append(note)
     report["notes"] = notes
     splits_dir = Path(settings.paths.splits_dir)
     save_split(frames, splits_dir)
     atomic_write_json(splits_dir / REPORT_FILE, report)
     return SplitResult(splits_dir, frames, report)
+
+
+def short_parts_note(report: dict, interactions: pd.DataFrame, split: SplitSettings) -> str | None:
+    """A note when validation and test together hold well under the share asked (below 3/4 of it): per-user
+    strategies keep each user's last interaction in train and round a few rows' share down, so users with one or
+    two interactions (common in event logs) shrink the held-out parts; None when the shares are near the ratios."""
+    if split.strategy not in ("stratified", "temporal_user"):  # shares by date, by whole users/items, or one row each
+        return None
+    asked = split.val_ratio + split.test_ratio
+    total = sum(part["interactions"] for part in report["parts"].values())
+    held = report["parts"]["val"]["interactions"] + report["parts"]["test"]["interactions"]
+    if not total or not held or asked <= 0 or held / total >= 0.75 * asked:
+        return None
+    per_user = interactions["user_id"].value_counts()
+    single = int((per_user == 1).sum())
+    shares = " / ".join(f"{report['parts'][name]['interactions'] / total:.0%}" for name in ("train", "val", "test"))
+    return (f"Train / val / test hold {shares} of the interactions, not the {split.train_ratio:g} / "
+            f"{split.val_ratio:g} / {split.test_ratio:g} asked: {single:,} of {len(per_user):,} users have a single "
+            "interaction, which stays in train, and a share of a user's few rows rounds to none (strategy "
+            f"{split.strategy!r}). Validation and test then cover fewer users ({report['parts']['val']['users']:,} "
+            f"and {report['parts']['test']['users']:,}); 'temporal' holds out by date whatever each user's count.")

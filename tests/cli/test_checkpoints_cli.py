@@ -33,8 +33,19 @@ def test_list_shows_the_served_blend_of_a_best_checkpoint(tmp_path):
     assert "0.3125" in result.output and "0.2500" not in result.output and "0.2000" in result.output
     assert "a best checkpoint's is the model it serves" in result.output
     info = json.loads(runner.invoke(app, ["checkpoints", "info", str(tmp_path / "v_t" / "best_model.pth")]).output)
-    assert info["served"] == {"monitor": "ndcg@10", "value": 0.3125, "model": "two-tower + item-item blend"}
+    assert info["served"] == {"monitor": "ndcg@10", "value": 0.3125, "model": "two-tower + item-item"}
     assert info["monitored_value"] == 0.25  # the two-tower model's alone, as recorded
+
+
+def test_info_names_the_components_validation_kept():
+    """Item-item weight 0 with recent popularity on top serves no item-item model: the label says what is served."""
+    from mmrec.checkpoints.catalog import served_model
+
+    assert served_model({"blend": 0.0, "trend_blend": 0.1}) == "two-tower + recent popularity"
+    assert served_model({"blend": 1.0, "content_blend": 0.25, "sequence_blend": 0.0}) == \
+        "item-item + content similarity"
+    assert served_model({"blend": 0.5, "sequence_blend": 0.3}) == "two-tower + item-item + item transitions"
+    assert served_model(None) == "two-tower"
 
 
 def test_list_empty_folder(tmp_path):

@@ -226,3 +226,14 @@ def test_rated_below_holds_each_pair_once_and_not_pairs_liked_in_another_row():
     out, report = clean_interactions(raw, {"a", "b"}, settings, 4.0)
     assert report.rated_below.values.tolist() == [["u1", "a"]]  # (u1, b) is also a positive row
     assert out[["user_id", "item_id"]].values.tolist() == [["u1", "b"], ["u2", "a"]]
+
+
+def test_when_no_row_is_left_the_error_carries_the_notes_that_say_why():
+    """Every id written as a float (a pandas column with one NaN): nothing is left, and the error says the ids
+    were read as numbers, the note a run with some rows left prints."""
+    raw = _raw([["u1", "494.0", "1"], ["u2", "495.0", "2"]], columns=("user_id", "item_id", "timestamp"))
+    with pytest.raises(DataError) as caught:
+        clean_interactions(raw, {"494", "495"}, PreprocessSettings())
+    message = f"{caught.value}"
+    assert "unknown_item: 2" in message and "match catalogue ids once read as text again (e.g. '494.0' -> '494'" \
+        in message

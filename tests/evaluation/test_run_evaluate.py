@@ -206,7 +206,13 @@ def test_a_test_set_mostly_on_items_unseen_in_training_says_what_the_table_measu
     notes = run_evaluate(settings, ["popularity"], test_data=test, write_files=False).notes
     share = [n for n in notes if "of the test interactions are on items unseen in training" in n]
     assert len(share) == 1 and share[0].startswith(f"{100 * len(cold) / len(rows):.0f}%")
-    assert "--train-data" in share[0]
+    assert "--train-data" in share[0]  # the models scored from train.csv alone, validation only masked
+    # Scored from train and validation together (--train-data): the advice to do that is not given again.
+    both = tmp_path / "train_val.csv"
+    pd.concat([train, pd.read_csv(Path(settings.paths.splits_dir) / "val.csv", dtype=str)]).to_csv(both, index=False)
+    again = [n for n in run_evaluate(settings, ["popularity"], test_data=test, train_data=both,
+                                     write_files=False).notes if "of the test interactions are on items unseen" in n]
+    assert len(again) == 1 and "--train-data" not in again[0]
     test.write_text(f"user_id,item_id\n{train['user_id'].iloc[-1]},{warm}\n")
     assert not any("of the test interactions are on items unseen" in n
                    for n in run_evaluate(settings, ["popularity"], test_data=test, write_files=False).notes)

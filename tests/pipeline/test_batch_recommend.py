@@ -268,3 +268,24 @@ def test_the_new_items_note_promises_places_only_without_an_approximate_index():
     approximate = new_items_note(2, 5, 100, "popularity", ann=True)
     assert "holds up to 2 of those among the candidates the approximate index returns" in approximate
     assert "at least" not in approximate
+
+
+def test_all_users_includes_users_who_only_rated_below_the_threshold(tmp_path):
+    """A user with no positive (only views, only low ratings) is a user of the data: --all-users serves them the
+    fallback with the items they rated left out, and says how many such users there were."""
+    from mmrec.data.tables import save_rated_below
+
+    settings = load_settings(eval_project.make_tiny_project(tmp_path), {"inference.top_k": 5}).settings
+    interactions = pd.read_parquet(tmp_path / "processed" / "interactions.parquet")
+    some_item = str(interactions["item_id"].iloc[0])
+    save_rated_below(pd.DataFrame({"user_id": ["viewer", "u001"], "item_id": [some_item, some_item]}),
+                     tmp_path / "processed")
+    out = tmp_path / "recs.parquet"
+    result = run_batch_recommend(settings, out, all_users=True, recommender_type="item_knn")
+    frame = pd.read_parquet(out)
+    n_users = interactions["user_id"].nunique()
+    assert result.n_users == n_users + 1 and frame["user_id"].nunique() == n_users + 1
+    viewer = frame[frame["user_id"] == "viewer"]
+    assert len(viewer) == 5 and some_item not in set(viewer["item_id"])
+    assert result.fallback_users == 1
+    assert any("1 of them only rated below data.positive_rating_threshold" in note for note in result.notes)

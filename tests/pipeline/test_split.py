@@ -47,3 +47,23 @@ def test_split_before_preprocess_hints_preprocess(tmp_path):
     settings = load_settings(None, {"paths.processed_dir": tmp_path / "none"}).settings
     with pytest.raises(DataError, match="mmrec preprocess"):
         run_split(settings)
+
+
+def test_a_per_user_split_of_mostly_single_interaction_users_says_its_parts_came_out_small():
+    """An event log where most users have one positive: per user, each keeps it in train, so val and test hold far
+    less than asked; the report says so (and a split near the ratios says nothing)."""
+    import pandas as pd
+
+    from mmrec.data.splits import split_interactions, split_report
+    from mmrec.pipeline.split import short_parts_note
+    from mmrec.settings import SplitSettings
+
+    rows = [(f"s{u}", f"i{u % 7}") for u in range(80)] + [(f"m{u}", f"i{j}") for u in range(10) for j in range(10)]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id"])
+    settings = SplitSettings()
+    report = split_report(split_interactions(frame, settings), settings, len(frame))
+    note = short_parts_note(report, frame, settings)
+    assert note is not None and "80 of 90 users have a single interaction" in note
+    assert "not the 0.8 / 0.1 / 0.1 asked" in note
+    many = pd.DataFrame([(f"m{u}", f"i{j}") for u in range(10) for j in range(10)], columns=["user_id", "item_id"])
+    assert short_parts_note(split_report(split_interactions(many, settings), settings, 100), many, settings) is None
