@@ -153,7 +153,7 @@ def clean_interactions(
                         f"positives, since {why}.")
                 continue
             report.drop(reason, frame[bad])
-            if bad.any() and bad.sum() < len(frame):  # all of them: the no-rows error says it
+            if bad.any():  # all of them: the no-rows error shows this note with the examples
                 report.notes.append(_unreadable_note(column, raw[column], frame.index[bad], len(raw),
                                                      timestamp_format))
             frame = frame[~bad]
@@ -161,7 +161,7 @@ def clean_interactions(
         outside = ~frame["timestamp"].between(*TIMESTAMP_RANGE)
         report.drop("timestamp_out_of_range", frame[outside])
         as_ms = int((frame.loc[outside, "timestamp"] / 1000).between(*TIMESTAMP_RANGE).sum())
-        if as_ms and outside.sum() < len(frame):  # all of them: the no-rows error says it
+        if as_ms:
             report.notes.append(
                 f"{as_ms:,} of the {int(outside.sum()):,} rows with an out-of-range timestamp hold values like "
                 "1.7e12, which read as dates in milliseconds: they were dropped. Divide those values by 1000 in the "
@@ -298,7 +298,11 @@ def _unreadable_note(column: str, raw: pd.Series, rows: pd.Index, total: int, ti
     return (f"{share} have no rating or one that is not a number (e.g. {shown}): dropped, since "
             "data.positive_rating_threshold reads the ratings (data.unrated: positive keeps them as positives, "
             "e.g. orders never reviewed)."
-            + (" Values like '4,5' are written with a decimal comma: write them with a point (4.5)." if comma else ""))
+            + (" Values like '4,5' are written with a decimal comma: write them with a point (4.5)." if comma else "")
+            + (" The column holds words: if they are event types, add a column that maps them to numbers (e.g. "
+               "view 1, purchase 4), name it in data.rating_column and set data.positive_rating_threshold between "
+               "them." if examples and all(re.fullmatch(r"\s*[^\W\d]+(?:[ _-][^\W\d]+)*\s*", v) for v in examples)
+               else ""))
 
 
 def _case_variants_note(user_ids: pd.Series) -> str | None:

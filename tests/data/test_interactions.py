@@ -237,3 +237,12 @@ def test_when_no_row_is_left_the_error_carries_the_notes_that_say_why():
     message = f"{caught.value}"
     assert "unknown_item: 2" in message and "match catalogue ids once read as text again (e.g. '494.0' -> '494'" \
         in message
+
+
+def test_a_rating_column_of_words_is_shown_with_its_values_and_how_to_map_them():
+    raw = _raw([["u1", "a", "view"], ["u2", "b", "purchase"]], columns=("user_id", "item_id", "rating"))
+    with pytest.raises(DataError) as caught:
+        clean_interactions(raw, {"a", "b"}, PreprocessSettings(), 2.0)
+    message = f"{caught.value}"
+    assert "bad_rating: 2" in message and "(e.g. 'view', 'purchase')" in message
+    assert "if they are event types, add a column that maps them to numbers" in message
