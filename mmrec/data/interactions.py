@@ -167,6 +167,14 @@ def clean_interactions(
                 "1.7e12, which read as dates in milliseconds: they were dropped. Divide those values by 1000 in the "
                 "interactions file (unix seconds) to keep them.")
         frame = frame[~outside]
+        unreadable = report.dropped.get("bad_timestamp", 0) + report.dropped.get("timestamp_out_of_range", 0)
+        if 2 * unreadable > report.input_rows and not frame.empty:  # none left: the no-rows error below says it
+            share = 100 * unreadable / report.input_rows
+            raise DataError(
+                f"{unreadable:,} of the {report.input_rows:,} interaction rows ({share:.0f}%) have a timestamp that "
+                "cannot be read: more than half of the file, so its dates are written in a form mmrec does not read "
+                "as set, and training on the rest would be training on a remnant.",
+                hint="\n".join(report.notes) or _NO_ROWS_HINTS["bad_timestamp"])  # the notes name values and fixes
 
     rejected = frame["item_id"].isin(set(rejected_items))
     report.drop("unsafe_item_id", frame[rejected])

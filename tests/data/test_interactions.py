@@ -200,11 +200,17 @@ def test_spreadsheet_dates_read_with_data_timestamp_format_and_unreadable_ones_a
     # 'excel': serial days (the fraction is the time of day), ISO text as before.
     out, report = clean_interactions(raw.iloc[1:], {"a", "b"}, PreprocessSettings(), None, timestamp_format="excel")
     assert out["timestamp"].tolist() == [1752278400, 1752278400 + 43200, 1769904000] and report.dropped == {}
-    # A strftime format reads every value with it: here the day first.
-    out, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings(), None, timestamp_format="%d/%m/%Y")
-    assert out["timestamp"].tolist() == [1796256000] and report.dropped == {"bad_timestamp": 3}  # 2026-12-03
-    assert "cannot be read with data.timestamp_format '%d/%m/%Y' (e.g. '45850', '45850.5', '2026-02-01')" \
-        in report.notes[0]
+    # A strftime format reads every value with it: here the day first; a half of the rows or less unread is a note.
+    mostly_days = _raw([["u1", "a", "03/12/2026", "4"], ["u2", "a", "03/12/2026", "4"], ["u1", "b", "45850", "5"]])
+    out, report = clean_interactions(mostly_days, {"a", "b"}, PreprocessSettings(), None, timestamp_format="%d/%m/%Y")
+    assert out["timestamp"].tolist() == [1796256000] * 2 and report.dropped == {"bad_timestamp": 1}  # 2026-12-03
+    assert "cannot be read with data.timestamp_format '%d/%m/%Y' (e.g. '45850')" in report.notes[0]
+    # More than half of the rows unread: the dates are in another form than set, an error (with the same note).
+    with pytest.raises(DataError) as caught:
+        clean_interactions(raw, {"a", "b"}, PreprocessSettings(), None, timestamp_format="%d/%m/%Y")
+    message = f"{caught.value}"
+    assert message.startswith("3 of the 4 interaction rows (75%) have a timestamp that cannot be read: more than half")
+    assert "cannot be read with data.timestamp_format '%d/%m/%Y' (e.g. '45850', '45850.5', '2026-02-01')" in message
     decimal = clean_interactions(_raw([["u1", "a", "1", "4,5"], ["u1", "b", "2", "4"]]), {"a", "b"},
                                  PreprocessSettings(), 4.0)[1]
     assert "decimal comma" in decimal.notes[0]
