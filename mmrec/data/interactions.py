@@ -173,7 +173,8 @@ def clean_interactions(
             raise DataError(
                 f"{unreadable:,} of the {report.input_rows:,} interaction rows ({share:.0f}%) have a timestamp that "
                 "cannot be read: more than half of the file, so its dates are written in a form mmrec does not read "
-                "as set, and training on the rest would be training on a remnant.",
+                "as set, and training on the rest would be training on a remnant (a column mostly empty: leave it "
+                "out of the file to train without times).",
                 hint="\n".join(report.notes) or _NO_ROWS_HINTS["bad_timestamp"])  # the notes name values and fixes
 
     rejected = frame["item_id"].isin(set(rejected_items))
