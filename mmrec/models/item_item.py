@@ -240,6 +240,11 @@ class ItemItemModel:
         if columns is not None:
             columns = torch.as_tensor(columns, device=device)
         if self.is_sparse:
+            if device.type == "cpu" and columns is not None:
+                # B's columns are rows of the stored B^T: multiply by those alone, never a [b, n_items] block (the
+                # distillation teacher's candidates each step: 0.55 -> 0.03 s at 20,000 items, 1,024 users).
+                block = self._scipy_transposed()[columns.numpy()].T
+                return torch.as_tensor((self.interactions[rows] @ block).toarray(), dtype=torch.float32)
             if device.type == "cpu":  # sparse x sparse: cost sum_u |u| k, not n_items k
                 scores = torch.as_tensor((self.interactions[rows] @ self._scipy_weights()).toarray(),
                                          dtype=torch.float32)
@@ -266,13 +271,16 @@ class ItemItemModel:
                                      for a in (csr.indptr.astype(np.int64), csr.indices.astype(np.int64), csr.data))
         return self._device_csr
 
+    def _scipy_transposed(self) -> sp.csr_matrix:
+        """The stored sparse B^T as a scipy CSR matrix over the same arrays (no copy)."""
+        bt = self.weights
+        return sp.csr_matrix((bt.values().numpy(), bt.col_indices().numpy(), bt.crow_indices().numpy()),
+                             shape=tuple(bt.shape))
+
     def _scipy_weights(self) -> sp.csr_matrix:
         """B as a scipy CSR matrix (the transpose of the stored B^T), built once."""
         if self._scipy is None:
-            bt = self.weights
-            transposed = sp.csr_matrix((bt.values().numpy(), bt.col_indices().numpy(), bt.crow_indices().numpy()),
-                                       shape=tuple(bt.shape))
-            self._scipy = transposed.T.tocsr()
+            self._scipy = self._scipy_transposed().T.tocsr()
         return self._scipy
 
     def pair_weights(self, sources: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -47,6 +47,8 @@ def test_k_neighbours_gives_k_weights_per_item_and_consistent_scores():
     rows = np.array([0, 3, 7])
     expected = torch.as_tensor(x[rows].toarray()) @ b
     torch.testing.assert_close(model.scores(rows), expected)
+    columns = torch.tensor([4, 0, 29, 4])  # the distillation teacher's candidates: some columns, repeats allowed
+    torch.testing.assert_close(model.scores(rows, columns), expected[:, columns])
     sources, targets = torch.tensor([1, 5, 9]), torch.tensor([2, 0])
     torch.testing.assert_close(model.pair_weights(sources, targets), b[sources][:, targets])
 
