@@ -56,9 +56,20 @@ class EpochRecord:
 EXAMPLES_PER_HISTORY_ENCODING = 5
 
 # The distillation teacher's scores x_u B of every training user are computed once when they fit in this
-# many floats (512 MiB): a step then gathers its [b, c] block instead of multiplying b profiles by B's
-# candidate columns (bench/README.md, "mmrec: training speed"). Above it each step computes its block.
-TEACHER_TABLE_MAX_ELEMENTS = 2**27
+# many floats (2 GiB) and in TEACHER_TABLE_FREE_SHARE of the memory free on the device (512 MiB when that is
+# unknown): a step then gathers its [b, c] block instead of multiplying b profiles by B's candidate columns
+# (bench/README.md, "mmrec: training speed"). Above it each step computes its block.
+TEACHER_TABLE_MAX_ELEMENTS = 2**29
+TEACHER_TABLE_FREE_SHARE = 0.125
+TEACHER_TABLE_UNKNOWN_FREE_ELEMENTS = 2**27
+
+
+def teacher_table_budget(device: torch.device) -> int:
+    """Floats the teacher's score table may hold on `device`."""
+    free = available_memory_bytes(device)
+    if free is None:
+        return min(TEACHER_TABLE_MAX_ELEMENTS, TEACHER_TABLE_UNKNOWN_FREE_ELEMENTS)
+    return min(TEACHER_TABLE_MAX_ELEMENTS, int(TEACHER_TABLE_FREE_SHARE * free) // 4)
 
 
 def monitor_key(monitor: str) -> str:
@@ -329,10 +340,10 @@ class Trainer:
         return -(target * torch.log_softmax(logits, dim=1)).sum(1).mean()
 
     def _all_teacher_scores(self) -> torch.Tensor | None:
-        """[n_users, n] x_u B of every profile row, on the teacher's device; None above TEACHER_TABLE_MAX_ELEMENTS."""
+        """[n_users, n] x_u B of every profile row, on the teacher's device; None above `teacher_table_budget`."""
         assert self.teacher is not None
         n_users, n = self.teacher.interactions.shape
-        if n_users * n > TEACHER_TABLE_MAX_ELEMENTS:
+        if n_users * n > teacher_table_budget(self.teacher.weights.device):
             return None
         rows = torch.arange(n_users)
         return torch.cat([self.teacher.scores(rows[start : start + 1024]) for start in range(0, n_users, 1024)])

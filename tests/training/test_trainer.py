@@ -366,3 +366,16 @@ def test_available_memory_is_read_on_linux():
 
     free = available_memory_bytes(torch.device("cpu"))
     assert free is None or free > 0
+
+
+def test_the_teacher_table_budget_follows_the_free_memory(monkeypatch):
+    """At most 2 GiB of floats and an eighth of the memory free on the device; 512 MiB when that is unknown."""
+    import mmrec.training.trainer as trainer_module
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(trainer_module, "available_memory_bytes", lambda device: 64 * 2**30)
+    assert trainer_module.teacher_table_budget(cpu) == 2**29  # the cap
+    monkeypatch.setattr(trainer_module, "available_memory_bytes", lambda device: 2 * 2**30)
+    assert trainer_module.teacher_table_budget(cpu) == 2**26  # 256 MiB of floats: an eighth of 2 GiB
+    monkeypatch.setattr(trainer_module, "available_memory_bytes", lambda device: None)
+    assert trainer_module.teacher_table_budget(cpu) == 2**27
