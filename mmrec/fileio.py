@@ -14,6 +14,8 @@ import json
 import os
 import re
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,8 +25,21 @@ from mmrec.errors import ConfigError, DataError, MmrecError
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success fsync it and rename it over `path`."""
+    """Yield a temporary path beside `path`; on success fsync it and rename it over `path`.
+
+    A symbolic link keeps pointing where it did: the file it names is replaced. A path that exists and is no
+    regular file (/dev/stdout, a terminal, a named pipe) is written into as it is, once the content is complete;
+    renaming over it would swap the device or pipe for a file."""
     target = check_output_file(path)
+    if target.exists() and not target.is_file():  # is_file() follows links: /dev/stdout -> a pipe or terminal
+        with tempfile.TemporaryDirectory(prefix="mmrec_out_") as folder:
+            tmp = Path(folder) / target.name
+            yield tmp
+            with open(tmp, "rb") as source, open(target, "wb") as sink:
+                shutil.copyfileobj(source, sink)
+        return
+    if target.is_symlink():
+        target = target.resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = _create_temp_beside(target)
     try:

@@ -78,3 +78,26 @@ def test_a_file_that_is_not_utf8_names_the_line_and_how_to_resave_it(tmp_path):
         read_text_file(path, "User file")
     assert "Line 5 holds byte 0xfc" in info.value.message and "offset" not in info.value.message
     assert "UTF-8" in info.value.hint
+
+
+def test_a_link_keeps_pointing_and_a_named_pipe_is_written_into_not_replaced(tmp_path):
+    """--output through a symbolic link replaces the file it names (the link stays); a path that is no regular file
+    (a named pipe here, /dev/stdout in a shell) receives the content in place instead of being renamed over."""
+    import threading
+
+    real = tmp_path / "real.json"
+    real.write_text("{}")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    atomic_write_json(link, {"a": 1})
+    assert link.is_symlink() and read_json(real) == {"a": 1}
+
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    atomic_write_json(fifo, {"b": 2})
+    reader.join(timeout=10)
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and '"b": 2' in received[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "pipe.json", "real.json"]
