@@ -12,13 +12,14 @@ import numpy as np
 import pandas as pd
 
 from mmrec.errors import DataError, SplitError
-from mmrec.fileio import atomic_path
+from mmrec.fileio import atomic_path, atomic_write_json, read_json, remove_stale_temps, sha256_file
 from mmrec.settings import SplitSettings
 
 TRAIN, VAL, TEST = 0, 1, 2
 SPLIT_NAMES = ("train", "val", "test")
 TIME_STRATEGIES = ("temporal", "temporal_user")
 REPORT_FILE = "split_report.json"
+FILES_MANIFEST = "split_files.json"  # sha256 of the parts one save_split wrote
 
 
 @dataclass
@@ -262,15 +263,46 @@ def stale_split_note(splits_dir: Path, processed_dir: Path) -> str | None:
 
 
 def save_split(frames: SplitFrames, splits_dir: Path) -> None:
-    """Write train/val/test CSVs atomically."""
+    """Write train/val/test CSVs, each atomically, then FILES_MANIFEST (their sha256) atomically: a write killed
+    between the parts leaves parts of two splits beside the previous manifest, which `load_split` refuses."""
+    digests = {}
     for name, part in frames.parts().items():
-        with atomic_path(Path(splits_dir) / f"{name}.csv") as tmp:
+        path = Path(splits_dir) / f"{name}.csv"
+        remove_stale_temps(path)  # left by a killed split: one `mmrec split` writes a folder at a time
+        with atomic_path(path) as tmp:
             part.to_csv(tmp, index=False)
+        digests[path.name] = sha256_file(path)
+    atomic_write_json(Path(splits_dir) / FILES_MANIFEST, digests)
+
+
+def _check_manifest(splits_dir: Path) -> None:
+    """DataError when the split files are not the ones FILES_MANIFEST records (none recorded: nothing to check)."""
+    manifest = Path(splits_dir) / FILES_MANIFEST
+    if not manifest.is_file():
+        return
+    try:
+        digests = read_json(manifest)
+    except (OSError, ValueError):
+        digests = None
+    if not isinstance(digests, dict):
+        digests = None
+    changed = [name for name, digest in (digests or {}).items()  # a missing file: load_split says so (val: optional)
+               if (Path(splits_dir) / name).is_file() and sha256_file(Path(splits_dir) / name) != digest]
+    if digests is None or changed:
+        raise DataError(
+            f"The split files in {splits_dir} are not the ones `mmrec split` wrote together "
+            f"({', '.join(changed) or FILES_MANIFEST} differ{'s' if len(changed) == 1 else ''} from {FILES_MANIFEST}):"
+            " a split killed half-way or run twice at once leaves parts of two splits, whose test rows can be "
+            "training rows.",
+            hint=f"Run `mmrec split` again (with the same --config). If you replaced the files yourself, delete "
+                 f"{manifest}.")
 
 
 def load_split(splits_dir: Path) -> SplitFrames:
     """Read train/val/test CSVs (ids as str); DataError hinting `mmrec split` when one is missing.
-    val.csv is optional (a hand-made train/test split): without it val is empty, like a val.csv with no rows."""
+    val.csv is optional (a hand-made train/test split): without it val is empty, like a val.csv with no rows.
+    Parts that are not the ones one `save_split` wrote together are refused (`_check_manifest`)."""
+    _check_manifest(Path(splits_dir))
     parts = []
     for name in SPLIT_NAMES:
         path = Path(splits_dir) / f"{name}.csv"

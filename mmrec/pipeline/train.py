@@ -183,6 +183,7 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
                      "can rank far below one chosen with validate_on: all, so serve it for cold items (e.g. "
                      "recommend --new-items) and train with validate_on: all for everyday lists.")
     splits_dir = Path(settings.paths.splits_dir)
+    train_sha256 = sha256_file(splits_dir / "train.csv")  # recorded, and checked by --resume
     stale = stale_split_note(splits_dir, Path(settings.paths.processed_dir))
     off_catalogue = sum(data.skipped.get(f"{part}_interactions_on_items_not_in_catalogue", 0)
                         for part in ("train", "val"))
@@ -212,7 +213,8 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
                       k_values=settings.evaluation.k_values, eval_batch_size=settings.evaluation.batch_size,
                       dist_ctx=ctx, progress=progress, tracker=tracker)
     if resume is not None:
-        _resume(trainer, Path(resume), dims, users, item_encoder, recorded, device, inputs.feature_identities)
+        _resume(trainer, Path(resume), dims, users, item_encoder, recorded, device, inputs.feature_identities,
+                train_sha256)
         notes.append(f"Resumed from {resume} after epoch {trainer.epoch}.")
         if trainer.epoch >= settings.training.epochs:
             notes[-1] += (f" training.epochs is {settings.training.epochs}, so no epoch is left to train: "
@@ -236,7 +238,7 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
                       "weights": inputs.feature_identities},
         "monitor": settings.training.monitor,
         # The train.csv trained on: evaluate refuses a test split whose rows this model may have trained on.
-        "split": {"splits_dir": str(splits_dir), "train_sha256": sha256_file(splits_dir / "train.csv")},
+        "split": {"splits_dir": str(splits_dir), "train_sha256": train_sha256},
     }
     encoders = encoder_state(users, item_encoder)
     checkpoint_dir = Path(settings.paths.checkpoint_dir)
@@ -372,10 +374,19 @@ def _refit_for_serving(settings: Settings, train: Any, device: torch.device, pro
 
 
 def _resume(trainer: Trainer, path: Path, dims: ModelDims, users: IdEncoder, items: IdEncoder,
-            recorded: dict[str, Any], device: torch.device, identities: dict[str, str | None]) -> None:
-    """Restore the full training state; the run must have the same data, encoders, features and model settings."""
+            recorded: dict[str, Any], device: torch.device, identities: dict[str, str | None],
+            train_sha256: str) -> None:
+    """Restore the full training state; the run must have the same data (train.csv), encoders, features and model
+    settings."""
     state = load_checkpoint(path, map_location=device)
     spec = CheckpointSpec.from_meta(state.get("meta"), path)
+    trained_on = (spec.split or {}).get("train_sha256")
+    if trained_on and trained_on != train_sha256:
+        raise CheckpointError(
+            f"Checkpoint {path} was trained on another train.csv than the split holds now (split again since?): "
+            "resuming would go on from weights that trained on rows the new split may hold out for validation "
+            "and test.",
+            hint="Train from scratch (without --resume), or restore the split the checkpoint was trained on.")
     spec.check_encoders(users, items, path)
     spec.check_feature_identities(identities, path)
     if spec.model_args != dims.to_dict():
@@ -385,8 +396,12 @@ def _resume(trainer: Trainer, path: Path, dims: ModelDims, users: IdEncoder, ite
         )
     for section in ("model", "features"):
         if section in spec.settings and spec.settings[section] != recorded[section]:
+            then, now = spec.settings[section], recorded[section]
+            differ = [f"{section}.{key} {then.get(key)!r} -> {now.get(key)!r}" for key in sorted({*then, *now})
+                      if then.get(key) != now.get(key)]
             raise CheckpointError(
-                f"The {section} settings differ from those checkpoint {path} was trained with.",
+                f"The {section} settings differ from those checkpoint {path} was trained with: "
+                f"{', '.join(differ[:5])}{' ...' if len(differ) > 5 else ''}.",
                 hint="Resume with the same --config (see `mmrec checkpoints info`).",
             )
     trainer.load_state_dict(state)

@@ -149,3 +149,20 @@ def test_a_split_without_val_csv_loads_with_an_empty_validation_part(tmp_path):
 def test_time_range_of_a_table_processed_before_the_timestamp_range_check():
     part = pd.DataFrame({"user_id": ["u", "u"], "item_id": ["a", "b"], "timestamp": [1700000000, 1700000000000]})
     assert _time_range(part) == ["2023-11-14T22:13:20+00:00", "1700000000000 (unix seconds, outside years 1-9999)"]
+
+
+def test_parts_of_two_splits_are_refused_and_a_killed_splits_temps_are_cleared(tmp_path):
+    """A split killed between its files (the pipeline walkthrough: train.csv of seed 8 beside val/test of seed 7, 428
+    test pairs in train) leaves files the manifest does not name: loading refuses them; a new split clears the
+    killed one's temp files."""
+    frame = pd.DataFrame({"user_id": ["u", "u", "v"], "item_id": ["a", "b", "a"], "timestamp": [1, 2, 3]})
+    save_split(SplitFrames(frame, frame.iloc[:0], frame.iloc[2:]), tmp_path)
+    frame.iloc[:1].to_csv(tmp_path / "train.csv", index=False)  # another split's train.csv
+    (tmp_path / ".val.csv.0badf00d.tmp").write_text("half")
+    with pytest.raises(DataError, match=r"not the ones `mmrec split` wrote together \(train.csv differs"):
+        load_split(tmp_path)
+    save_split(SplitFrames(frame, frame.iloc[:0], frame.iloc[2:]), tmp_path)
+    assert len(load_split(tmp_path).train) == 3 and not list(tmp_path.glob(".*.tmp"))
+    frame.iloc[:1].to_csv(tmp_path / "train.csv", index=False)
+    (tmp_path / "split_files.json").unlink()  # files replaced by hand on purpose: the hint's way out
+    assert len(load_split(tmp_path).train) == 1

@@ -44,6 +44,7 @@ def test_evaluate_refuses_a_checkpoint_trained_on_another_split(tmp_path):
     # A re-split: another train.csv (here: the test rows moved into train), so the checkpoint saw other rows.
     train, test = pd.read_csv(splits / "train.csv"), pd.read_csv(splits / "test.csv")
     pd.concat([train, test.iloc[:3]]).to_csv(splits / "train.csv", index=False)
+    (splits / "split_files.json").unlink()  # a train.csv replaced by hand
     with pytest.raises(CheckpointError, match="another train.csv .*the split was made again since"):
         run_evaluate(settings, ["multimodal"], write_files=False)
     run_evaluate(settings, ["item_knn"], write_files=False)  # models fitted here are not checked
@@ -92,6 +93,7 @@ def test_a_run_that_replaces_a_better_checkpoint_says_so(tmp_path):
     assert not any("replaced" in note for note in better.notes)
     train_csv = tmp_path / "splits" / "train.csv"
     train_csv.write_text("".join(train_csv.read_text().splitlines(keepends=True)[:-1]))  # another split
+    (train_csv.parent / "split_files.json").unlink()  # (by hand)
     other = run_train(load_settings(config, {"training.epochs": 1, "training.learning_rate": 1e-6}).settings)
     assert not any("replaced" in note for note in other.notes)  # values of two splits do not compare
 
