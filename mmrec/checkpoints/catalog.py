@@ -160,8 +160,9 @@ def summary(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} not found.", hint="See `mmrec checkpoints list`.")
     meta, problem = inspect(path)
-    keep = ("combo", "kind", "epoch", "monitor", "monitored_value", "best_epoch", "metrics", "model_args",
-            "encoders", "n_users", "n_items", "numeric", "backbones", "item_item", "versions", "created_at")
+    keep = ("combo", "kind", "finished", "epoch", "monitor", "monitored_value", "best_epoch", "metrics",
+            "model_args", "encoders", "n_users", "n_items", "numeric", "backbones", "item_item", "versions",
+            "created_at")
     listed = describe(path, path.parent.name == meta.get("combo"))
     return {
         "path": str(path),

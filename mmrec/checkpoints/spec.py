@@ -101,6 +101,9 @@ class CheckpointSpec(BaseModel):
     best_value: float
     item_item: ItemItemSpec | None = None
     split: dict[str, str] | None = None  # {"splits_dir", "train_sha256"}: the train.csv trained on (None before)
+    # A best checkpoint written during training is False until its run ends (the blend chosen): still running,
+    # or interrupted. None: written before this was recorded.
+    finished: bool | None = None
 
     @classmethod
     def from_meta(cls, meta: Any, path: Path) -> CheckpointSpec:

@@ -187,3 +187,14 @@ def find_checkpoint(checkpoint_dir: Path, combo: str | None, name: str = BEST) -
         hint = f"Checkpoints there: {', '.join(present[:10])}{' ...' if len(present) > 10 else ''}."
     raise CheckpointError(f"No checkpoint at {where}.", hint=hint)
 
+
+
+def unfinished_note(meta: dict[str, Any], where: str) -> str | None:
+    """A note when the best checkpoint with metadata `meta` (named `where`) comes from a training run that has not
+    ended: saved at an epoch that improved validation, before the run chose the item-item blend it serves with
+    (or the run was interrupted); None otherwise."""
+    if meta.get("finished") is not False:
+        return None
+    return (f"{where} is from a training run that has not finished (still running, or interrupted): the epoch-"
+            f"{meta.get('epoch', '?')} two-tower model, without the item-item blend the run chooses at its end. Let "
+            "it finish, or resume it (`mmrec train --resume` with its last_model.pth), before trusting these results.")

@@ -74,7 +74,7 @@ def checkpoint_split_notes(settings: Settings, checkpoint_name: str | None, trai
     file evaluate fits on; when the user named it (`from_split` False) a mismatch is a note, not an error.
     Also the note of a split made before the last preprocess."""
     from mmrec.checkpoints import find_checkpoint
-    from mmrec.checkpoints.store import read_meta
+    from mmrec.checkpoints.store import read_meta, unfinished_note
 
     notes = []
     if from_split:
@@ -82,7 +82,10 @@ def checkpoint_split_notes(settings: Settings, checkpoint_name: str | None, trai
         notes += [stale] if stale else []
     path = find_checkpoint(settings.paths.checkpoint_dir, settings.features.combo,
                            name=checkpoint_name or settings.inference.checkpoint_name)
-    recorded = read_meta(path).get("split") or {}
+    meta = read_meta(path)
+    if note := unfinished_note(meta, str(path)):
+        notes.append(note)
+    recorded = meta.get("split") or {}
     trained_on = recorded.get("train_sha256")
     if not trained_on or sha256_file(train_source) == trained_on:  # checkpoints before 2026-12 record none
         return notes

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mmrec.checkpoints import CheckpointSpec
+from mmrec.checkpoints.store import unfinished_note
 from mmrec.data.tables import load_interactions, load_items, load_rated_below
 from mmrec.device import resolve_device
 from mmrec.errors import ConfigError
@@ -155,6 +157,9 @@ def load_serving(settings: Settings, recommender_type: str, progress: ProgressCa
     fallback_name = settings.evaluation.cold_user_fallback
     fallback = create_recommender(fallback_name, settings.evaluation).fit(interactions, item_ids)
     index, notes = None, []
+    spec = getattr(model, "spec", None)  # the multimodal checkpoint's
+    if isinstance(spec, CheckpointSpec) and (note := unfinished_note(spec.to_meta(), "The multimodal checkpoint")):
+        notes.append(note)
     new_items = int(getattr(model, "items_without_id", 0))
     if new_items:
         notes.append(f"{new_items:,} of {len(item_ids):,} catalogue items had no training interaction when the "

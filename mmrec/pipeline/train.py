@@ -247,9 +247,10 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
     def write_checkpoints(record: EpochRecord, current: Trainer) -> None:
         spec = {**base_spec, "epoch": record.epoch, "monitored_value": record.monitored, "metrics": record.val,
                 "loss": record.loss, "best_epoch": current.stopper.best_epoch, "best_value": current.stopper.best}
-        if record.is_best:  # weights only: what evaluate/recommend need
+        if record.is_best:  # weights only: what evaluate/recommend need; unfinished until the run ends
             save_checkpoint(best_path, {"model": current.module.state_dict(), "epoch": record.epoch,
-                                        "encoders": encoders}, CheckpointSpec(kind="best", **spec).to_meta())
+                                        "encoders": encoders},
+                            CheckpointSpec(kind="best", finished=False, **spec).to_meta())
         save_checkpoint(last_path, {**current.state_dict(), "encoders": encoders},
                         CheckpointSpec(kind="last", **spec).to_meta())
 
@@ -275,6 +276,8 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
         item_item = chosen[0] if chosen is not None else None
         if inputs.holdout is not None and item_item is not None and item_item.blend > 0:
             _refit_for_serving(settings, inputs.full_train, device, progress)
+        if chosen is None:  # no blend recorded it: the run's end is written here
+            _mark_finished(best_path, best)
         if per_user:
             val_per_user = trainer.validation_per_user(chosen[1] if chosen is not None else trainer.scorer())
     final = _final_value(best_path, train_sha) if previous is not None else None
@@ -344,7 +347,7 @@ def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: Id
     if chosen is None:
         return None
     choice, scorer = chosen
-    spec = CheckpointSpec.from_meta(state["meta"], best_path).model_copy(update={"item_item": choice})
+    spec = CheckpointSpec.from_meta(state["meta"], best_path).model_copy(update={"item_item": choice, "finished": True})
     save_checkpoint(best_path, {key: state[key] for key in ("model", "epoch", "encoders") if key in state},
                     spec.to_meta())
     monitored = choice.monitored if choice.monitored is not None else float("nan")
@@ -356,6 +359,14 @@ def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: Id
                               "days)" if choice.trend_grid else "")
                            + f" (val {trainer.monitor} {monitored:.4f})"))
     return choice, scorer
+
+
+def _mark_finished(best_path: Path, state: dict[str, Any]) -> None:
+    """Record in the best checkpoint that its training run ended (its weights as they are)."""
+    spec = CheckpointSpec.from_meta(state["meta"], best_path)
+    if spec.finished is False:
+        save_checkpoint(best_path, {key: state[key] for key in ("model", "epoch", "encoders") if key in state},
+                        spec.model_copy(update={"finished": True}).to_meta())
 
 
 def _refit_for_serving(settings: Settings, train: Any, device: torch.device, progress: ProgressCallback) -> None:

@@ -119,3 +119,38 @@ def test_the_numeric_columns_a_model_trained_on_are_the_ones_it_scores_with(tmp_
     recommender = load_recommender("multimodal", settings, load_items(processed), train, "cpu")
     recorded = recommender.scorer.catalogue.numeric[:, 0]  # view_number, missing everywhere now: one value
     assert recommender.scorer.catalogue.numeric.shape[1] == 2 and len(set(recorded.tolist())) == 1
+
+
+def test_a_best_checkpoint_of_an_unfinished_run_is_flagged_where_it_is_used(tmp_path, monkeypatch):
+    """best_model.pth is saved at every improving epoch, before the run chooses its blend: a run killed then (or
+    still running) leaves it `finished: false`, and evaluate and recommend say so; a run that ends marks it."""
+    import pytest
+
+    from mmrec.checkpoints.store import read_meta
+    from mmrec.pipeline import train as train_module
+    from mmrec.pipeline.recommend import run_recommend
+
+    config = tiny_project.write_tiny_project(tmp_path, epochs=1)
+    settings = load_settings(config).settings
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_blend_item_item", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_train(settings)
+    best = next((tmp_path / "checkpoints").rglob("best_model.pth"))
+    assert read_meta(best)["finished"] is False
+    notes = run_evaluate(settings, ["multimodal"], write_files=False).notes
+    assert any("is from a training run that has not finished" in note for note in notes)
+    from mmrec.data.splits import load_split
+    from mmrec.data.tables import save_interactions
+
+    save_interactions(load_split(tmp_path / "splits").train, tmp_path / "processed")  # what recommend reads
+    served = run_recommend(settings, users=["u001"], recommender_type="multimodal")
+    assert any("has not finished" in note for note in served.notes)
+    monkeypatch.undo()
+    run_train(settings)
+    assert read_meta(best)["finished"] is True
+    assert not any("has not finished" in note
+                   for note in run_evaluate(settings, ["multimodal"], write_files=False).notes)
