@@ -81,28 +81,6 @@ def gram_factor(binary: sp.csr_matrix, rank: int, device: torch.device | str) ->
     return v * s.unsqueeze(0)
 
 
-def fit_neighbourhood_weights(
-    interactions: sp.csr_matrix,
-    content: Sequence[torch.Tensor],
-    l2: float,
-    content_weight: float,
-    neighbours: int = NEIGHBOURS,
-    content_rank: int = CONTENT_RANK,
-    gram_rank: int = GRAM_RANK,
-    device: torch.device | str = "cpu",
-    search: str = "exact",
-) -> torch.Tensor:
-    """B^T as a sparse CSR float32 tensor [n_items (target j), n_items (source i)], k entries per row.
-
-    `interactions` [n_users, n_items]: its 0/1 pattern is X. `content`: the prepared [n, f_m]
-    matrices (mmrec.models.item_item.content_matrix). Scores of users are (B^T X_u^T)^T.
-    `search`: how each item's k neighbours are found -- "exact" (every pair: time n^2 r) or "ivf"
-    (co-occurring items exactly, content-only neighbours from an inverted-file index: `_ivf_candidates`).
-    """
-    return fit_neighbourhood_path(interactions, content, [l2], content_weight, neighbours, content_rank, gram_rank,
-                                  device, search)[0]
-
-
 def fit_neighbourhood_path(
     interactions: sp.csr_matrix,
     content: Sequence[torch.Tensor],
@@ -114,10 +92,16 @@ def fit_neighbourhood_path(
     device: torch.device | str = "cpu",
     search: str = "exact",
 ) -> list[torch.Tensor]:
-    """`fit_neighbourhood_weights` at each lambda of `l2s`, from one pass: the neighbour search, the
-    right-hand sides and each local k x k Gram matrix do not depend on lambda, so only the Cholesky
-    factorization and solve are repeated per lambda (about half a local solve's time each; the
-    lambdas' B^T share one column-index tensor)."""
+    """B^T for each lambda of `l2s`: sparse CSR float32 tensors [n_items (target j), n_items (source i)], k entries
+    per row.
+
+    `interactions` [n_users, n_items]: its 0/1 pattern is X. `content`: the prepared [n, f_m]
+    matrices (mmrec.models.item_item.content_matrix). Scores of users are (B^T X_u^T)^T.
+    `search`: how each item's k neighbours are found -- "exact" (every pair: time n^2 r) or "ivf"
+    (co-occurring items exactly, content-only neighbours from an inverted-file index: `_ivf_candidates`).
+    One pass serves every lambda: the neighbour search, the right-hand sides and each local k x k Gram matrix do
+    not depend on lambda, so only the Cholesky factorization and solve are repeated per lambda (about half a local
+    solve's time each; the lambdas' B^T share one column-index tensor)."""
     if search not in ("exact", "ivf"):
         raise ValueError(f"unknown neighbour search {search!r}")
     n = interactions.shape[1]

@@ -7,8 +7,13 @@ import scipy.sparse as sp
 import torch
 
 from mmrec.models.item_item import ItemItemModel, _content_matrix, item_item_neighbours, item_item_search
-from mmrec.models.item_neighbourhood import content_factor, fit_neighbourhood_path, fit_neighbourhood_weights, ivf_groups
+from mmrec.models.item_neighbourhood import content_factor, fit_neighbourhood_path, ivf_groups
 from mmrec.settings import ModelSettings
+
+
+def fit_neighbourhood_weights(x, content, l2, *args, **kwargs):
+    """One lambda's B^T."""
+    return fit_neighbourhood_path(x, content, [l2], *args, **kwargs)[0]
 
 
 def _data(n_users: int = 40, n_items: int = 12, seed: int = 0):
