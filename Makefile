@@ -7,14 +7,16 @@ PY := $(VENV)/bin/python
 # torch/torchvision pinned to the releases this project is tested with (CPU or CUDA build).
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.mmrec-installed
+# --no-cache-dir: the CUDA build of torch pulls ~3 GB of nvidia wheels from PyPI; caching them as well as
+# installing them doubles the disk a fresh clone needs (CI once failed with "No space left on device").
 
 .PHONY: install test test-fast demo bench bench-peers clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -e ".[test,bench,ann]"
+	$(PY) -m pip install -q --no-cache-dir --upgrade pip
+	$(PY) -m pip install -q --no-cache-dir $(TORCH_SPEC)
+	$(PY) -m pip install -q --no-cache-dir -e ".[test,bench,ann]"
 	touch $(STAMP)
 
 install: $(STAMP)
