@@ -328,6 +328,11 @@ class ModelSettings(Section):
         2_000_000, ge=1, description="largest catalogue the item-item model is fitted for at all"
     )
 
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The feature modalities the model reads (features of the others are never loaded or computed)."""
+        return tuple(name for name, used in (("vision", self.use_vision), ("text", self.use_text)) if used)
+
     @model_validator(mode="after")
     def _heads_divide_dim(self) -> ModelSettings:
         if self.embedding_dim % self.num_heads:

@@ -73,12 +73,15 @@ def precompute(
     columns += ["not imported"] if report.imported else []
     for column in columns:
         table.add_column(column, justify="left" if column == "modality" else "right")
-    for modality in ("vision", "text"):
+    for modality in report.with_content:
         row = [modality, f"{report.with_content[modality]:,}", f"{report.already_cached[modality]:,}",
                f"{report.computed[modality]:,}", f"{report.failed[modality]:,}"]
         row += [f"{report.not_imported[modality]:,}"] if report.imported else []
         table.add_row(*row)
     console.print(table)
+    for modality in ("vision", "text"):
+        if modality not in report.with_content:
+            console.print(f"{modality}: not computed (model.use_{modality} is false: the model does not read it).")
     for modality, item_id, reason in report.failures:
         console.print(f"[yellow]unreadable {modality} input for item {escape(str(item_id))}: {escape(str(reason))}")
     print_import_gaps(report)

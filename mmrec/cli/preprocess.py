@@ -130,7 +130,7 @@ def preprocess(
     counts = ", ".join(
         f"{m}: {report.computed.get(m, 0):,} computed / {report.already_cached.get(m, 0):,} cached"
         f" / {report.failed.get(m, 0):,} unreadable"
-        for m in ("vision", "text")
+        for m in report.with_content  # the modalities the model reads
     )
     console.print(
         f"Feature store {report.combo}: {counts} ({report.seconds:.1f}s) in [bold]{cached.cache_folder}"

@@ -9,6 +9,7 @@ vector (mask False), and both functions count them.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -56,8 +57,10 @@ class ItemFeatures:
         return replace(self, **{modality: values.new_zeros(values.shape[0], dim), f"{modality}_dim": dim})
 
 
-def _plan(items: pd.DataFrame, backbones: BackboneSet) -> ItemKeys:
-    plan = plan_item_keys(items, backbones.key_part("vision"), backbones.key_part("text"), backbones.digests)
+def _plan(items: pd.DataFrame, backbones: BackboneSet, modalities: Collection[str]) -> ItemKeys:
+    """Keys of the wanted modalities (an unwanted one's backbone is not even resolved: no weights needed)."""
+    parts = {modality: backbones.key_part(modality) if modality in modalities else None for modality in MODALITIES}
+    plan = plan_item_keys(items, parts["vision"], parts["text"], backbones.digests)
     backbones.digests.save()
     return plan
 
@@ -86,16 +89,22 @@ def load_item_features(
     cache_dir: Path,
     device: torch.device | str = "cpu",
     progress: ProgressCallback = null_progress,
+    modalities: Collection[str] = MODALITIES,
 ) -> ItemFeatures:
-    """Vision and text features of every row of `items` as dense tensors on `device`."""
+    """Vision and text features of every row of `items` as dense tensors on `device`. A modality not in
+    `modalities` (one the model does not read) gets no columns, as if no item had its content."""
     with FeatureStore(Path(cache_dir), features.combo, cache) as store:
         backbones = BackboneSet(features, store, FileDigests.in_folder(cache_dir))
-        plan = _plan(items, backbones)
+        plan = _plan(items, backbones, modalities)
         tensors: dict[str, tuple[torch.Tensor, torch.Tensor, int]] = {}
         computed = 0
         not_imported: dict[str, int] = {}
         for modality in MODALITIES:
             keys = plan.keys(modality)
+            if modality not in modalities:
+                tensors[modality] = (torch.zeros(len(keys), 0, device=device),
+                                     torch.zeros(len(keys), dtype=torch.bool, device=device), 0)
+                continue
             if backbones.is_imported(modality):
                 record = backbones.imported_record(modality)
                 if record is None:
@@ -168,17 +177,19 @@ def precompute_item_features(
     force: bool = False,
     progress: ProgressCallback = null_progress,
     backbones: dict[str, Backbone] | None = None,
+    modalities: Collection[str] = MODALITIES,
 ) -> PrecomputeReport:
     """Fill the store for every row of `items` (resumes: stored keys are skipped unless `force`).
 
     `backbones` may supply already-loaded models (benchmarks, tests); otherwise they load from settings.
+    Only `modalities` are filled (the report has counts for those alone).
     """
     started = time.perf_counter()
     report = PrecomputeReport(features.combo, len(items))
     with FeatureStore(Path(cache_dir), features.combo, cache) as store:
         backbone_set = BackboneSet(features, store, FileDigests.in_folder(cache_dir), backbones)
-        plan = _plan(items, backbone_set)
-        for modality in MODALITIES:
+        plan = _plan(items, backbone_set, modalities)
+        for modality in (m for m in MODALITIES if m in modalities):
             keys = plan.keys(modality)
             imported = backbone_set.is_imported(modality)
             todo = missing_positions(store, keys, force and not imported)

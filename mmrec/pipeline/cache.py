@@ -50,14 +50,15 @@ def _merge_reports(report: PrecomputeReport, n_items: int, device) -> Precompute
     import torch
     import torch.distributed as dist
 
-    values = [float(getattr(report, name)[m]) for name in _COUNTS for m in MODALITIES]
+    modalities = list(report.with_content)  # the modalities precomputed (the model's)
+    values = [float(getattr(report, name)[m]) for name in _COUNTS for m in modalities]
     totals = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(totals)
     seconds = torch.tensor([report.seconds], dtype=torch.float64, device=device)
     dist.all_reduce(seconds, op=dist.ReduceOp.MAX)
     merged = PrecomputeReport(report.combo, n_items, failures=report.failures, seconds=float(seconds.item()),
                               imported=report.imported)
-    for index, (name, modality) in enumerate((n, m) for n in _COUNTS for m in MODALITIES):
+    for index, (name, modality) in enumerate((n, m) for n in _COUNTS for m in modalities):
         getattr(merged, name)[modality] = int(totals[index].item())
     return merged
 
@@ -89,7 +90,8 @@ def run_cache_precompute(
     features = settings.features.model_copy(update={"device": str(device)}) if ctx.enabled else settings.features
     try:
         report = precompute_item_features(items.iloc[ctx.rank::ctx.world_size], features, settings.cache,
-                                          settings.paths.cache_dir, force=force, progress=progress)
+                                          settings.paths.cache_dir, force=force, progress=progress,
+                                          modalities=settings.model.modalities)
         if ctx.enabled:
             report = _merge_reports(report, len(items), device)
             barrier(ctx)

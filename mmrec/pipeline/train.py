@@ -80,14 +80,14 @@ def _encoders(settings: Settings, train: Any, ctx: DistContext) -> tuple[IdEncod
 
 def _features(settings: Settings, items: Any, device: torch.device, ctx: DistContext,
               progress: ProgressCallback) -> Any | None:
-    """Vision/text features on the training device (None when the model uses neither)."""
-    if not (settings.model.use_vision or settings.model.use_text):
+    """Vision/text features on the training device, of the modalities the model reads (None: neither)."""
+    if not settings.model.modalities:
         return None
     from mmrec.features.item_features import load_item_features
 
     def load() -> Any:
         return load_item_features(items, settings.features, settings.cache, Path(settings.paths.cache_dir), device,
-                                  progress)
+                                  progress, settings.model.modalities)
 
     # Rank 0 computes missing features first; the others then read them from the shared cache.
     features = load() if ctx.is_main else None

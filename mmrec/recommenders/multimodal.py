@@ -79,10 +79,11 @@ class MultimodalRecommender(Recommender):
         model_cfg, features_cfg = spec.model_settings(), spec.features_settings()
         dims = ModelDims(**spec.model_args)
         features = None
-        if model_cfg.use_vision or model_cfg.use_text:
+        if model_cfg.modalities:
             from mmrec.features.item_features import load_item_features
 
-            features = load_item_features(items, features_cfg, cache, Path(cache_dir), device)
+            features = load_item_features(items, features_cfg, cache, Path(cache_dir), device,
+                                          modalities=model_cfg.modalities)
             spec.check_feature_identities(features.identities, Path(path))
             for name, want in (("vision", dims.vision_dim), ("text", dims.text_dim)):
                 have = getattr(features, f"{name}_dim")

@@ -80,6 +80,7 @@ def test_caching_step_runs_after_preprocess_unless_skipped(config, monkeypatch):
         report = SimpleNamespace(
             combo="efficientnet-lite_sentence-bert",
             seconds=0.5,
+            with_content={"vision": 10, "text": 10},
             computed={"vision": 10, "text": 10},
             already_cached={"vision": 0, "text": 0},
             failed={"vision": 0, "text": 0},

@@ -44,6 +44,20 @@ def test_edited_text_is_recomputed_never_served_stale(tmp_path, features, build)
     assert not torch.allclose(before.text[1], after.text[1]) and torch.allclose(before.text[0], after.text[0])
 
 
+def test_a_modality_the_model_does_not_read_is_never_resolved_or_computed(tmp_path, features, build):
+    # model.use_vision: false -> load_item_features(modalities=("text",)): no vision columns, nothing computed
+    # for it, and its backbone's weights are not even looked for (here they do not exist).
+    items = build.items(tmp_path / "img", n=3)
+    text_only = features.model_copy(update={"vision_backbone": "resnet", "vision_weights": str(tmp_path / "none")})
+    feats = load_item_features(items, text_only, CacheSettings(), tmp_path / "cache", modalities=("text",))
+    assert feats.vision.shape == (3, 0) and feats.vision_dim == 0 and not feats.vision_mask.any()
+    assert feats.text.shape == (3, 32) and feats.computed == 3 and set(feats.identities) == {"text"}
+    from mmrec.features.item_features import precompute_item_features
+
+    report = precompute_item_features(items, text_only, CacheSettings(), tmp_path / "cache", modalities=("text",))
+    assert list(report.with_content) == ["text"] and report.already_cached == {"text": 3}
+
+
 def test_missing_features_error_when_computing_is_off(tmp_path, features, build):
     items = build.items(tmp_path / "img", n=2)
     with pytest.raises(FeatureError) as info:

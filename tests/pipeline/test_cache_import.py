@@ -107,6 +107,28 @@ def test_a_catalogue_without_images_trains_no_vision_input(tmp_path):
     assert recommender.features.vision.shape == (40, 0) and not recommender.features.vision_mask.any()
 
 
+def test_a_modality_switched_off_is_never_loaded_in_training_serving_or_precompute(tmp_path):
+    # model.use_vision: false with a vision backbone that has nothing to give (nothing imported): training,
+    # evaluate/recommend's model and `cache precompute` read the text alone (before, each of them failed on
+    # the vision vectors the model never reads; with a real backbone they were computed, 149 s on MovieLens).
+    config = _project(tmp_path)
+    values = yaml.safe_load(config.read_text())
+    values["model"]["use_vision"] = False
+    config.write_text(yaml.safe_dump(values))
+    settings = load_settings(config).settings
+    _import_text(settings, load_items(tmp_path / "processed")["item_id"].astype(str).tolist())
+    from mmrec.pipeline.evaluate import load_recommender
+    from mmrec.pipeline.train import run_train
+
+    run_train(settings)
+    recommender = load_recommender("multimodal", settings, load_items(tmp_path / "processed"),
+                                   load_split(tmp_path / "splits").train, torch.device("cpu"))
+    assert recommender.model.item_tower.modalities == ["id", "text", "numeric"]
+    assert recommender.features.vision.shape == (40, 0) and recommender.features.text.shape == (40, 6)
+    report = run_cache_precompute(settings).report
+    assert list(report.with_content) == ["text"] and report.already_cached == {"text": 40}
+
+
 def test_a_model_trained_with_images_serves_a_catalogue_that_has_none(tmp_path, monkeypatch):
     settings = load_settings(_project(tmp_path)).settings
     ids = load_items(tmp_path / "processed")["item_id"].astype(str).tolist()
