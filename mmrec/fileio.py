@@ -233,3 +233,49 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted(value)
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (a zombie counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ProcessLock:
+    """One process at a time: a lock file holding the owner's pid; a dead owner's lock is taken over.
+    `busy` says what the owner is doing (ConfigError "<busy> (process N, lock PATH)."), `hint` what to do."""
+
+    def __init__(self, path: Path, busy: str, hint: str) -> None:
+        self.path, self.busy, self.hint = Path(path), busy, hint
+
+    def __enter__(self) -> ProcessLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = _lock_owner(self.path)
+                if owner is not None and owner != os.getpid() and process_alive(owner):
+                    raise ConfigError(f"{self.busy} (process {owner}, lock {self.path}).", hint=self.hint) from None
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()  # left by a killed run
+                continue
+            with os.fdopen(fd, "w") as handle:
+                handle.write(str(os.getpid()))
+            return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def _lock_owner(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mmrec.data.staging import process_alive
+from mmrec.fileio import process_alive
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import PreprocessSettings
 

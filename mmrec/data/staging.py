@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mmrec.errors import DataError
-from mmrec.fileio import fsync_dir
+from mmrec.fileio import fsync_dir, process_alive
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2  # from <linux/fs.h>
@@ -108,15 +108,4 @@ def _exchange(first: Path, second: Path) -> bool:
     if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):  # e.g. a filesystem without exchange
         return False
     raise OSError(code, os.strerror(code), str(second))
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process with this id exists (a zombie counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import resource
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from mmrec.data.splits import SplitFrames, holdout_validation, load_split, read_
 from mmrec.data.tables import load_items
 from mmrec.device import resolve_device
 from mmrec.errors import CheckpointError, MmrecError
-from mmrec.fileio import sha256_file
+from mmrec.fileio import ProcessLock, sha256_file
 from mmrec.models.catalogue import COUNT_FEATURE, fit_numeric_scaler, informative_columns, scaled_catalogue
 from mmrec.models.towers import ModelDims
 from mmrec.models.two_tower import TwoTowerModel
@@ -31,10 +32,15 @@ from mmrec.training.data import build_training_data
 from mmrec.training.distributed import DistContext, barrier, context_from_env, init_distributed
 from mmrec.training.seeding import seed_everything
 from mmrec.training.tracking import NullTracker, make_tracker
-from mmrec.training.trainer import EpochRecord, Trainer, distill_weight
+from mmrec.training.trainer import EpochRecord, Trainer, check_training_state, distill_weight
 
 # The settings sections a checkpoint depends on (recorded in its sidecar).
 RECORDED_SECTIONS = ("data", "split", "features", "model", "training", "evaluation", "tracking")
+# Training settings a resumed run may change: how long it goes on and where it runs. Any other (learning rate,
+# batch size, schedule, validation sample...) would not be an exact resume: the restored optimizer and schedule
+# would silently keep the old values, or the early-stopping record would compare other quantities.
+RESUMABLE_TRAINING_KEYS = frozenset({"epochs", "patience", "device", "bf16", "log_every"})
+TRAIN_LOCK = "train.lock"
 
 
 @dataclass
@@ -163,8 +169,19 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
     """Train the multimodal model on the split under settings.paths and write organized checkpoints.
 
     per_user: also rank the validation users once more with the final model and return their
-    monitored metric (TrainResult.val_per_user; `mmrec tune` compares trials with it)."""
+    monitored metric (TrainResult.val_per_user; `mmrec tune` compares trials with it).
+    One run at a time per checkpoint folder: a second `mmrec train` into it stops at once (ConfigError)."""
     ctx = context_from_env()
+    folder = Path(settings.paths.checkpoint_dir) / settings.features.combo
+    lock = (ProcessLock(folder / TRAIN_LOCK, f"Another `mmrec train` is writing checkpoints into {folder}",
+                        "Wait for it to finish, or train into another folder (MMREC_PATHS__CHECKPOINT_DIR=...).")
+            if ctx.is_main else contextlib.nullcontext())
+    with lock:
+        return _train(settings, ctx, resume, progress, per_user)
+
+
+def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: ProgressCallback,
+           per_user: bool) -> TrainResult:
     device = init_distributed(ctx, resolve_device(settings.training.device))
     if not ctx.is_main:
         progress = null_progress
@@ -209,12 +226,14 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
         notes.append(f"No distillation: its teacher, the item-item model, is off above model.item_item_max_items "
                      f"({model_cfg.item_item_max_items:,} items; this catalogue has {len(item_ids):,}).")
         model_cfg = model_cfg.model_copy(update={"distill_weight": 0.0})
+    # A resume is checked before the trainer is built (which fits the distillation teacher: minutes).
+    resumed = (_resume_state(Path(resume), dims, users, item_encoder, recorded, device, inputs.feature_identities,
+                             train_sha256) if resume is not None else None)
     trainer = Trainer(model, data, catalogue, model_cfg, settings.training, device,
                       k_values=settings.evaluation.k_values, eval_batch_size=settings.evaluation.batch_size,
                       dist_ctx=ctx, progress=progress, tracker=tracker)
-    if resume is not None:
-        _resume(trainer, Path(resume), dims, users, item_encoder, recorded, device, inputs.feature_identities,
-                train_sha256)
+    if resumed is not None:
+        trainer.load_state_dict(resumed)
         notes.append(f"Resumed from {resume} after epoch {trainer.epoch}.")
         if trainer.epoch >= settings.training.epochs:
             notes[-1] += (f" training.epochs is {settings.training.epochs}, so no epoch is left to train: "
@@ -384,12 +403,12 @@ def _refit_for_serving(settings: Settings, train: Any, device: torch.device, pro
                      progress=progress)
 
 
-def _resume(trainer: Trainer, path: Path, dims: ModelDims, users: IdEncoder, items: IdEncoder,
-            recorded: dict[str, Any], device: torch.device, identities: dict[str, str | None],
-            train_sha256: str) -> None:
-    """Restore the full training state; the run must have the same data (train.csv), encoders, features and model
-    settings."""
+def _resume_state(path: Path, dims: ModelDims, users: IdEncoder, items: IdEncoder, recorded: dict[str, Any],
+                  device: torch.device, identities: dict[str, str | None], train_sha256: str) -> dict[str, Any]:
+    """The full training state to resume from; the run must have the same data (train.csv), encoders, features,
+    model settings and training settings (but RESUMABLE_TRAINING_KEYS)."""
     state = load_checkpoint(path, map_location=device)
+    check_training_state(state)
     spec = CheckpointSpec.from_meta(state.get("meta"), path)
     trained_on = (spec.split or {}).get("train_sha256")
     if trained_on and trained_on != train_sha256:
@@ -405,14 +424,19 @@ def _resume(trainer: Trainer, path: Path, dims: ModelDims, users: IdEncoder, ite
             f"Checkpoint {path} was built for {spec.model_args}, this run needs {dims.to_dict()}.",
             hint="Resume with the same config and data the checkpoint was trained with.",
         )
-    for section in ("model", "features"):
-        if section in spec.settings and spec.settings[section] != recorded[section]:
-            then, now = spec.settings[section], recorded[section]
-            differ = [f"{section}.{key} {then.get(key)!r} -> {now.get(key)!r}" for key in sorted({*then, *now})
-                      if then.get(key) != now.get(key)]
+    for section in ("model", "features", "training"):
+        then, now = spec.settings.get(section), recorded[section]
+        if then is None:
+            continue
+        differ = [f"{section}.{key} {then.get(key)!r} -> {now.get(key)!r}" for key in sorted({*then, *now})
+                  if then.get(key) != now.get(key) and not (section == "training" and key in RESUMABLE_TRAINING_KEYS)]
+        if differ:
+            allowed = (f" (a resume may change training.{', training.'.join(sorted(RESUMABLE_TRAINING_KEYS))})"
+                       if section == "training" else "")
             raise CheckpointError(
                 f"The {section} settings differ from those checkpoint {path} was trained with: "
-                f"{', '.join(differ[:5])}{' ...' if len(differ) > 5 else ''}.",
-                hint="Resume with the same --config (see `mmrec checkpoints info`).",
+                f"{', '.join(differ[:5])}{' ...' if len(differ) > 5 else ''}{allowed}.",
+                hint="Resume with the same --config (see `mmrec checkpoints info`), or train from scratch with the "
+                     "new settings (without --resume).",
             )
-    trainer.load_state_dict(state)
+    return state

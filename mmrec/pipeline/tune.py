@@ -27,10 +27,9 @@ from pydantic import ValidationError
 
 from mmrec.errors import ConfigError
 from mmrec.evaluation.metrics import paired_gain_se
-from mmrec.fileio import atomic_path
+from mmrec.fileio import ProcessLock, atomic_path
 from mmrec.pipeline.train import run_train
 from mmrec.pipeline.tune_study import (
-    StudyLock,
     TrialSummary,
     TuneResult,
     check_compatible,
@@ -135,7 +134,8 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
     storage = root / f"{tune.study_name}.db"
     start = time.perf_counter()
     notes: list[str] = []
-    with StudyLock(root / f"{tune.study_name}.lock"):
+    with ProcessLock(root / f"{tune.study_name}.lock", f"Study {tune.study_name!r} is being run by another process",
+                     "Wait for it to finish, or tune under another --study name."):
         split_dir, split_fingerprint = validation_only_split(Path(settings.paths.splits_dir), study_dir / "split",
                                                                   settings.training.holdout_ratio > 0)
         optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
@@ -13,7 +12,6 @@ from typing import Any
 import optuna
 
 from mmrec.data.splits import REPORT_FILE
-from mmrec.data.staging import process_alive
 from mmrec.errors import ConfigError, DataError
 from mmrec.fileio import atomic_path, atomic_write_text
 
@@ -72,43 +70,6 @@ def summarize_trials(study: optuna.Study) -> list[TrialSummary]:
                      {k: v for k, v in trial.user_attrs.items() if k not in ("interrupted", "retry_of")})
         for trial in study.get_trials(deepcopy=False)
     ]
-
-
-class StudyLock:
-    """One process per study: a lock file holding the owner's pid; a dead owner's lock is taken over."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> StudyLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        while True:
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                owner = _lock_owner(self.path)
-                if owner is not None and owner != os.getpid() and process_alive(owner):
-                    raise ConfigError(
-                        f"Study {self.path.stem!r} is being run by process {owner} (lock {self.path}).",
-                        hint="Wait for it to finish, or tune under another --study name.",
-                    ) from None
-                with contextlib.suppress(FileNotFoundError):
-                    self.path.unlink()  # left by a killed run
-                continue
-            with os.fdopen(fd, "w") as handle:
-                handle.write(str(os.getpid()))
-            return self
-
-    def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-
-
-def _lock_owner(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
 
 
 def _header(path: Path) -> str:

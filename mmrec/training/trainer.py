@@ -120,6 +120,16 @@ def check_step_memory(batch: int, model_cfg: ModelSettings, n_items: int, device
         )
 
 
+
+def check_training_state(state: dict[str, Any]) -> None:
+    """CheckpointError unless `state` holds what a resume restores (a last_model.pth does; a best one does not)."""
+    missing = [key for key in ("optimizer", "schedule", "stopper", "rng") if key not in state]
+    if missing:
+        raise CheckpointError(
+            f"This checkpoint holds no training state ({', '.join(missing)} missing); it cannot be resumed.",
+            hint="Resume from last_model.pth, which keeps the optimizer and RNG states.",
+        )
+
 class Trainer:
     """Trains a TwoTowerModel on TrainingData; state_dict()/load_state_dict() make resume exact."""
 
@@ -493,12 +503,7 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        missing = [key for key in ("optimizer", "schedule", "stopper", "rng") if key not in state]
-        if missing:
-            raise CheckpointError(
-                f"This checkpoint holds no training state ({', '.join(missing)} missing); it cannot be resumed.",
-                hint="Resume from last_model.pth, which keeps the optimizer and RNG states.",
-            )
+        check_training_state(state)
         self.module.load_state_dict(state["model"])
         try:
             self.optimizer.load_state_dict(state["optimizer"])

@@ -42,8 +42,8 @@ def test_train_writes_organized_checkpoints_and_a_summary(project):
 def test_resume_a_finished_run_trains_no_further(project):
     root, config = project
     last = root / "checkpoints" / "efficientnet-lite_sentence-bert" / "last_model.pth"
-    result = runner.invoke(app, ["train", "-c", str(config), "--epochs", "2", "--resume", str(last)],
-                           terminal_width=200)
+    result = runner.invoke(app, ["train", "-c", str(config), "--epochs", "2", "--batch_size", "16", "--resume",
+                                 str(last)], terminal_width=200)
     assert result.exit_code == 0, result.output
     flat = " ".join(result.output.split())
     assert "no epoch is left to train" in flat
@@ -87,6 +87,39 @@ def test_resume_with_changed_model_settings_exits_2(project):
     changed.write_text(config.read_text().replace("embedding_dim: 8", "embedding_dim: 16"))
     result = runner.invoke(app, ["train", "-c", str(changed), "--resume", str(last)])
     assert result.exit_code == 2 and "CheckpointError" in result.output
+
+
+def test_resume_with_another_learning_rate_or_batch_size_exits_2_before_any_work(project, monkeypatch):
+    # The restored optimizer and schedule would keep the checkpoint's learning rate whatever the config says:
+    # a resume with other training settings is refused (naming them), and before the trainer (and its
+    # distillation teacher, minutes on a large catalogue) is built. More epochs or patience are allowed.
+    import mmrec.pipeline.train as train_module
+
+    root, config = project
+    last = root / "checkpoints" / "efficientnet-lite_sentence-bert" / "last_model.pth"
+    monkeypatch.setattr(train_module, "Trainer", lambda *a, **k: pytest.fail("built before the resume check"))
+    result = runner.invoke(app, ["train", "-c", str(config), "--lr", "0.001", "--batch_size", "8", "--resume",
+                                 str(last)], terminal_width=250)
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2, result.output
+    assert "training.batch_size 16 -> 8, training.learning_rate 0.01 -> 0.001" in flat
+    assert "a resume may change training.bf16, training.device, training.epochs" in flat
+
+
+def test_a_second_train_into_the_same_checkpoint_folder_exits_2(tmp_path):
+    import os
+
+    config = write_tiny_project(tmp_path, epochs=1)
+    folder = tmp_path / "checkpoints" / "efficientnet-lite_sentence-bert"
+    folder.mkdir(parents=True)
+    (folder / "train.lock").write_text(str(os.getppid()))  # a live process: another `mmrec train`
+    result = runner.invoke(app, ["train", "-c", str(config)], terminal_width=250)
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2 and "Another `mmrec train` is writing checkpoints into" in flat
+    assert not (folder / "last_model.pth").exists()
+    (folder / "train.lock").write_text("999999999")  # a killed run's lock is taken over
+    assert runner.invoke(app, ["train", "-c", str(config)]).exit_code == 0
+    assert (folder / "last_model.pth").is_file() and not (folder / "train.lock").exists()
 
 
 def test_missing_split_and_bad_options_exit_2(tmp_path):

@@ -15,7 +15,7 @@ import torch
 from mmrec.errors import ConfigError, DataError
 from mmrec.pipeline.train import run_train
 from mmrec.pipeline.tune import PER_USER_FILE, run_tune, select_trial, selected_values, train_trial, with_values
-from mmrec.pipeline.tune_study import StudyLock, TrialSummary
+from mmrec.pipeline.tune_study import TrialSummary
 from mmrec.progress import ProgressEvent, null_progress
 from mmrec.settings import load_settings
 
@@ -221,14 +221,16 @@ def test_tune_refuses_torchrun(tmp_path, monkeypatch):
         run_tune(settings)
 
 
-def test_a_live_study_lock_is_refused_and_a_dead_ones_taken_over(tmp_path):
+def test_a_live_process_lock_is_refused_and_a_dead_ones_taken_over(tmp_path):
+    from mmrec.fileio import ProcessLock
+
     lock = tmp_path / "s.lock"
     lock.write_text(str(os.getppid()))  # a live process that is not us
-    with pytest.raises(ConfigError, match="is being run by process"):
-        with StudyLock(lock):
+    with pytest.raises(ConfigError, match=f"Study 's' is busy \\(process {os.getppid()}, lock "):
+        with ProcessLock(lock, "Study 's' is busy", "wait"):
             pass
     lock.write_text("999999999")  # no such process: a killed run's lock
-    with StudyLock(lock):
+    with ProcessLock(lock, "Study 's' is busy", "wait"):
         assert lock.read_text() == str(os.getpid())
     assert not lock.exists()
 
