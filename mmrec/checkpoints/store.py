@@ -188,6 +188,12 @@ def find_checkpoint(checkpoint_dir: Path, combo: str | None, name: str = BEST) -
     raise CheckpointError(f"No checkpoint at {where}.", hint=hint)
 
 
+def checkpoint_provenance(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """How the outputs made with checkpoint `path` (metadata `meta`, as read_meta gives it) name it: the file and its
+    sha256, the epoch, when it was written and whether its training run had finished."""
+    return {"path": str(path), "sha256": meta.get(CHECKSUM), "epoch": meta.get("epoch"),
+            "created_at": meta.get("created_at"), "finished": meta.get("finished") is not False}
+
 
 def unfinished_note(meta: dict[str, Any], where: str) -> str | None:
     """A note when the best checkpoint with metadata `meta` (named `where`) comes from a training run that has not

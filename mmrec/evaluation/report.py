@@ -34,6 +34,8 @@ class EvaluationReport:
     device: str = "cpu"
     files: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # model -> the checkpoint it was loaded from (mmrec.checkpoints.store.checkpoint_provenance)
+    checkpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def metric_columns(self, cold: bool = False) -> list[str]:
         """Metric names in display order (only those some model reported)."""
@@ -69,6 +71,7 @@ class EvaluationReport:
             "k_values": self.k_values,
             "device": self.device,
             "sources": self.sources,
+            "checkpoints": self.checkpoints,
             "counts": self.counts,
             "notes": self.notes,
             "comparisons": self.comparisons(),
@@ -111,6 +114,9 @@ def markdown_report(report: EvaluationReport) -> str:
     parts = [f"# Evaluation ({report.task})", ""]
     parts += [f"- {key}: {value}" for key, value in report.counts.items()]
     parts += [f"- {key} data: {value}" for key, value in report.sources.items()]
+    parts += [f"- {name} checkpoint: {c['path']} (epoch {c['epoch']}, written {c['created_at']}, sha256 "
+              f"{str(c['sha256'])[:12]}{'' if c['finished'] else ', its training run had not finished'})"
+              for name, c in report.checkpoints.items()]
     parts += ["", markdown_table(report)]
     cold = markdown_table(report, cold=True)
     if cold:

@@ -7,8 +7,10 @@ file is built beside the target and renamed over it at the end (mmrec.fileio.ato
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -50,14 +52,19 @@ class RecommendationsWriter:
 
 
 @contextlib.contextmanager
-def parquet_recommendations(path: Path, item_ids: Sequence[str],
-                            is_new: np.ndarray | None = None) -> Iterator[RecommendationsWriter]:
+def parquet_recommendations(path: Path, item_ids: Sequence[str], is_new: np.ndarray | None = None,
+                            provenance: dict[str, Any] | None = None) -> Iterator[RecommendationsWriter]:
     """A writer whose file appears at `path` only when the block completes without error.
 
     is_new [n_items]: also write a boolean `new` column (the item had no interaction: --new-items).
+    provenance: what made the lists (recommender, checkpoint), as JSON in the schema's metadata under
+    `mmrec` (`json.loads(pyarrow.parquet.read_schema(path).metadata[b"mmrec"])`).
     """
+    schema = SCHEMA.append(NEW_COLUMN) if is_new is not None else SCHEMA
+    if provenance is not None:
+        schema = schema.with_metadata({b"mmrec": json.dumps(provenance).encode()})
     with atomic_path(path) as tmp:
-        writer = pq.ParquetWriter(tmp, SCHEMA.append(NEW_COLUMN) if is_new is not None else SCHEMA)
+        writer = pq.ParquetWriter(tmp, schema)
         try:
             yield RecommendationsWriter(writer, item_ids, is_new)
         finally:

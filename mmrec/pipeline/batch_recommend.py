@@ -117,7 +117,9 @@ def run_batch_recommend(
                                   ann=None if inference.ann == "none" else inference.ann,
                                   notes=[*serving.notes, *file_notes, *selection_notes])
     new_counts = (0, 0)  # lists holding a new item, new items in all
-    with parquet_recommendations(output, serving.item_ids, serving.is_new if serving.new_slots else None) as table:
+    with parquet_recommendations(output, serving.item_ids, serving.is_new if serving.new_slots else None,
+                                 {"recommender": recommender_type,
+                                  "checkpoint": getattr(serving.model, "checkpoint", None)}) as table:
         for start, block in _chunks(chosen, chunk):
             lists, is_fallback = serving.top_k(block, k)
             table.write(block, lists)

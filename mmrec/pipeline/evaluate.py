@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -184,12 +185,15 @@ def run_evaluate(
     count_notes = _report_counts(data, progress, val_apart=bool(also_seen))
 
     fallback = create_recommender(evaluation.cold_user_fallback, evaluation).fit(train, data.item_ids)
+    checkpoints: dict[str, dict[str, Any]] = {}  # model -> the checkpoint it was loaded from
 
     def one(name: str) -> ModelEvaluation:
         progress(ProgressEvent(task=f"evaluate:{name}", description=f"fitting {name}", total=2))
         started = time.perf_counter()
         model = load_recommender(name, settings, items, train, torch_device, checkpoint_name, progress)
         fit_seconds = time.perf_counter() - started
+        if getattr(model, "checkpoint", None) is not None:
+            checkpoints[name] = model.checkpoint
         progress(ProgressEvent(task=f"evaluate:{name}", completed=1, total=2, description=f"scoring {name}"))
         result = evaluate_model(
             name,
@@ -231,6 +235,7 @@ def run_evaluate(
         counts=data.counts,
         sources=sources,
         device=str(torch_device),
+        checkpoints=checkpoints,
     )
     report.notes += file_notes + split_notes + count_notes
     if use_sampling or evaluation.eval_task == "ranking":

@@ -48,6 +48,7 @@ class RecommendResult:
     diversity_lambda: float | None = None
     output: Path | None = None
     notes: list[str] = field(default_factory=list)
+    checkpoint: dict[str, Any] | None = None  # the checkpoint the lists come from (checkpoint_provenance)
 
     @property
     def n_fallback_users(self) -> int:
@@ -64,6 +65,7 @@ class RecommendResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "recommender": self.recommender,
+            "checkpoint": self.checkpoint,
             "top_k": self.top_k,
             "diversity_lambda": self.diversity_lambda,
             "mean_diversity_before": self.mean_diversity("before"),
@@ -211,6 +213,7 @@ def run_recommend(
         inference.diversity_lambda if inference.use_diversity else None,
         output,
         notes=[*serving.notes, *selection_notes],
+        checkpoint=getattr(serving.model, "checkpoint", None),
     )
     batch = rows_per_chunk(settings.evaluation.batch_size, len(item_ids))
     for start in range(0, len(chosen), batch):

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from mmrec.checkpoints.spec import CheckpointSpec, load_trained
+from mmrec.checkpoints.store import checkpoint_provenance, read_meta
 from mmrec.data.encoders import IdEncoder
 from mmrec.data.ids import positions
 from mmrec.errors import CheckpointError, DataError
@@ -69,6 +70,7 @@ class MultimodalRecommender(Recommender):
         self.item_item_halflife = spec.item_item.halflife if spec.item_item else 0.0
         self.item_item_store = item_item_store  # earlier fits of the item-item model, reused when the data match
         self.items_without_id = 0  # catalogue items without an id embedding (no train interaction; by fit)
+        self.checkpoint: dict[str, Any] | None = None  # checkpoint_provenance of the file it was loaded from
 
     @classmethod
     def from_checkpoint(cls, path: Path, *, items: pd.DataFrame, cache_dir: Path, cache: CacheSettings,
@@ -100,8 +102,10 @@ class MultimodalRecommender(Recommender):
         except RuntimeError as exc:
             raise CheckpointError(f"Weights in {path} do not fit the recorded model: {str(exc)[:300]}",
                                   hint="Retrain with `mmrec train`.") from None
-        return cls(model.to(device), spec, trained.users, trained.items, items, features, device,
-                   ItemItemStore.beside(trained.path, cache.item_item_fits))
+        recommender = cls(model.to(device), spec, trained.users, trained.items, items, features, device,
+                          ItemItemStore.beside(trained.path, cache.item_item_fits))
+        recommender.checkpoint = checkpoint_provenance(trained.path, read_meta(trained.path))
+        return recommender
 
     def fit(self, train: pd.DataFrame, item_ids: Sequence[str]) -> MultimodalRecommender:
         """Record train histories and popularity, fit the item-item model, cache the item vectors (no training)."""

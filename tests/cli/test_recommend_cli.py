@@ -96,6 +96,10 @@ def test_all_users_parquet_rows_equal_recommend_for_one_user(config, tmp_path):
     assert "recommendations for 41 users" in _flat(result.output)
     frame = pd.read_parquet(out)
     assert list(frame.columns) == ["user_id", "rank", "item_id", "score"] and frame["user_id"].nunique() == 41
+    import pyarrow.parquet as pq
+
+    made_by = json.loads(pq.read_schema(out).metadata[b"mmrec"])  # a baseline: no checkpoint
+    assert made_by == {"recommender": "item_knn", "checkpoint": None}
     single = tmp_path / "u007.json"
     assert runner.invoke(app, ["recommend", "-c", str(config), "--users", "u007", "--output", str(single),
                                "--recommender-type", "item_knn", "--top-k", "4"]).exit_code == 0

@@ -141,16 +141,23 @@ def test_a_best_checkpoint_of_an_unfinished_run_is_flagged_where_it_is_used(tmp_
         run_train(settings)
     best = next((tmp_path / "checkpoints").rglob("best_model.pth"))
     assert read_meta(best)["finished"] is False
-    notes = run_evaluate(settings, ["multimodal"], write_files=False).notes
-    assert any("is from a training run that has not finished" in note for note in notes)
+    report = run_evaluate(settings, ["multimodal"], write_files=False)
+    assert any("is from a training run that has not finished" in note for note in report.notes)
+    # Every output names the checkpoint it was made with (evaluation.json, recommendations).
+    named = report.checkpoints["multimodal"]
+    assert named["path"] == str(best) and named["finished"] is False and named["epoch"] == 1
+    assert named["sha256"] == read_meta(best)["checkpoint_sha256"] and named["created_at"]
     from mmrec.data.splits import load_split
     from mmrec.data.tables import save_interactions
 
     save_interactions(load_split(tmp_path / "splits").train, tmp_path / "processed")  # what recommend reads
     served = run_recommend(settings, users=["u001"], recommender_type="multimodal")
     assert any("has not finished" in note for note in served.notes)
+    assert served.to_dict()["checkpoint"] == named
     monkeypatch.undo()
     run_train(settings)
     assert read_meta(best)["finished"] is True
-    assert not any("has not finished" in note
-                   for note in run_evaluate(settings, ["multimodal"], write_files=False).notes)
+    report = run_evaluate(settings, ["multimodal"], write_files=False)
+    assert not any("has not finished" in note for note in report.notes)
+    assert report.checkpoints["multimodal"]["finished"] is True
+    assert report.checkpoints["multimodal"]["sha256"] == read_meta(best)["checkpoint_sha256"] != named["sha256"]
