@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +30,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     A symbolic link keeps pointing where it did: the file it names is replaced. A path that exists and is no
     regular file (/dev/stdout, a terminal, a named pipe) is written into as it is, once the content is complete;
-    renaming over it would swap the device or pipe for a file."""
+    renaming over it would swap the device or pipe for a file. The file gets the mode the file it replaces had
+    (a new one: 0666 minus the umask), whatever the writer did to the temp file (safetensors makes it 0600)."""
     target = check_output_file(path)
     if target.exists() and not target.is_file():  # is_file() follows links: /dev/stdout -> a pipe or terminal
         with tempfile.TemporaryDirectory(prefix="mmrec_out_") as folder:
@@ -41,11 +43,14 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     if target.is_symlink():
         target = target.resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _create_temp_beside(target)
+    tmp = create_temp_beside(target)
+    mode = stat.S_IMODE((target if target.is_file() else tmp).stat().st_mode)
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+            if stat.S_IMODE(os.fstat(handle.fileno()).st_mode) != mode:
+                os.fchmod(handle.fileno(), mode)
         os.replace(tmp, target)
         fsync_dir(target.parent)
     except BaseException:
@@ -178,7 +183,7 @@ def not_utf8_error(path: str | os.PathLike[str], what: str, error: type[MmrecErr
     return error(f"{what} {path} is not UTF-8 text.{found}", hint=_RESAVE_AS_UTF8)
 
 
-def _create_temp_beside(target: Path) -> Path:
+def create_temp_beside(target: Path) -> Path:
     """Create `.{name}.XXXXXXXX.tmp` next to `target` with mode 0666 minus the umask.
 
     tempfile.mkstemp would make it 0600, and the rename would carry that mode to the final file;

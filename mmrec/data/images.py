@@ -9,7 +9,6 @@ import io
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mmrec.fileio import process_alive
+from mmrec.fileio import create_temp_beside, process_alive
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import PreprocessSettings
 
@@ -74,9 +73,9 @@ def _write_replacing(path: Path, data: bytes) -> None:
 
     No per-file fsync (it cost 2-3x throughput); process_images syncs once at the end instead.
     """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = create_temp_beside(path)  # 0666 minus the umask, as any file the user makes (mkstemp: 0600)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with open(tmp, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)
     except BaseException:

@@ -13,9 +13,9 @@ import contextlib
 import ctypes
 import errno
 import os
+import secrets
 import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,8 +73,17 @@ def _prefix(target: Path, kind: str) -> str:
 
 
 def _new_folder(target: Path, kind: str) -> Path:
-    """A new hidden folder beside `target` named after this process, so a dead run's is recognised."""
-    return Path(tempfile.mkdtemp(prefix=f"{_prefix(target, kind)}{os.getpid()}-", dir=target.parent))
+    """A new hidden folder beside `target` named after this process, so a dead run's is recognised. Its mode is
+    0777 minus the umask, as for any folder the user makes (tempfile.mkdtemp's 0700 would stay with the folder
+    once it is renamed into place: a processed/ no one else could read)."""
+    for _ in range(100):
+        folder = target.parent / f"{_prefix(target, kind)}{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            os.mkdir(folder, 0o777)
+        except FileExistsError:
+            continue
+        return folder
+    raise FileExistsError(f"could not create a staging folder beside {target}")
 
 
 def _swap_in(staging: Path, target: Path) -> None:

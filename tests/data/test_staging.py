@@ -32,6 +32,18 @@ def test_success_replaces_the_folder_whole(tmp_path, monkeypatch, exchange):
     assert _siblings(target) == []  # no staging or previous folder left behind
 
 
+def test_a_staged_folder_gets_the_mode_of_any_folder_the_user_makes(tmp_path):
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        with staged_folder(tmp_path / "processed") as folder:
+            _fill(folder, "one")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "processed").stat().st_mode) == 0o755  # not mkdtemp's 0700
+
+
 def test_failure_leaves_the_previous_folder_untouched(tmp_path):
     target = tmp_path / "processed"
     with staged_folder(target) as folder:
