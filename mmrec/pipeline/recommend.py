@@ -76,8 +76,17 @@ class RecommendResult:
         }
 
 
-# A new item (no interaction yet) has no co-interactions to explain it: its score comes from its content.
-NEW_ITEM_REASON = {"why": "new item, no interactions yet: ranked from its images, text and metadata"}
+def new_item_reason(model: Any, item: int) -> dict[str, str]:
+    """Why a new item (no interaction yet) is in a list: no co-interactions explain it, so name the content the
+    model ranked it from (what it reads of that item), or chance for the random recommender."""
+    if model.name == "random":
+        return {"why": "new item, no interactions yet: placed at random"}
+    parts = model.content_of(item) if hasattr(model, "content_of") else []
+    if not parts:
+        return {"why": "new item, no interactions yet, and nothing the model reads of it (no image, text or "
+                       "metadata): its place carries no signal"}
+    named = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+    return {"why": f"new item, no interactions yet: ranked from its {named}"}
 
 
 def requested_users(users: Sequence[str] | None, user_file: Path | None) -> tuple[list[str], list[str]]:
@@ -236,7 +245,7 @@ def run_recommend(
                                                    min(serving.new_slots, inference.top_k), serving.is_new)
             reasons = reasons_for(model, user, picked, serving.seen.of(user), item_ids, titles, fallback_name)
             if not fallback_name and serving.is_new is not None:  # no history to point at: say what ranked it
-                reasons = [NEW_ITEM_REASON | {"source": reason.get("source", model.name)} if serving.is_new[j]
+                reasons = [new_item_reason(model, j) | {"source": reason.get("source", model.name)} if serving.is_new[j]
                            else reason for j, reason in zip(picked, reasons)]
             entry.items = [
                 {

@@ -107,6 +107,17 @@ class MultimodalRecommender(Recommender):
         recommender.checkpoint = checkpoint_provenance(trained.path, read_meta(trained.path))
         return recommender
 
+    def content_of(self, item: int) -> list[str]:
+        """What the model reads of catalogue row `item` besides interactions: image, text, metadata (each when
+        the model uses it and the item has it)."""
+        cfg, features, parts = self.model.cfg, self.features, []
+        for name, used, modality in (("image", cfg.use_vision, "vision"), ("text", cfg.use_text, "text")):
+            if used and features is not None and bool(getattr(features, f"{modality}_mask")[item]):
+                parts.append(name)
+        if cfg.use_numeric and self.spec.numeric.columns:
+            parts.append("metadata")
+        return parts
+
     def fit(self, train: pd.DataFrame, item_ids: Sequence[str]) -> MultimodalRecommender:
         """Record train histories and popularity, fit the item-item model, cache the item vectors (no training)."""
         if [str(i) for i in item_ids] != self.items["item_id"].astype(str).tolist():

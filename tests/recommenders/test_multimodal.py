@@ -165,3 +165,28 @@ def test_older_checkpoints_without_id_lists_use_the_encoders_folder_beside_them(
     save_encoders(tmp_path, *fit_encoders(load_split(root / "splits").train))
     recommender = MultimodalRecommender.from_checkpoint(tmp_path / "combo" / "best_model.pth", **kwargs)
     assert recommender.users.fingerprint == recommender.spec.encoders.user
+
+
+def test_a_new_items_reason_names_the_content_the_model_read_of_it():
+    from types import SimpleNamespace
+
+    import torch
+
+    from mmrec.pipeline.recommend import new_item_reason
+    from mmrec.settings import ModelSettings
+
+    features = SimpleNamespace(vision_mask=torch.tensor([True, False, False]),
+                               text_mask=torch.tensor([True, True, False]))
+
+    def model(**cfg):
+        numeric = SimpleNamespace(columns=["views"])
+        recommender = SimpleNamespace(name="multimodal", model=SimpleNamespace(cfg=ModelSettings(**cfg)),
+                                      features=features, spec=SimpleNamespace(numeric=numeric))
+        recommender.content_of = lambda item: MultimodalRecommender.content_of(recommender, item)
+        return recommender
+
+    assert new_item_reason(model(), 0)["why"].endswith("ranked from its image, text and metadata")
+    assert new_item_reason(model(), 1)["why"].endswith("ranked from its text and metadata")  # no image
+    assert new_item_reason(model(use_text=False), 1)["why"].endswith("ranked from its metadata")
+    assert "nothing the model reads of it" in new_item_reason(model(use_numeric=False), 2)["why"]
+    assert new_item_reason(SimpleNamespace(name="random"), 2)["why"].endswith("placed at random")
