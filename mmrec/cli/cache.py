@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -10,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mmrec.cli.common import ConfigOption, RichProgress, console, print_notes, state
+from mmrec.cli.common import ConfigOption, JsonOption, RichProgress, console, print_json_data, print_notes, state
 
 if TYPE_CHECKING:
     from mmrec.features.item_features import PrecomputeReport
@@ -146,12 +147,15 @@ def import_command(
 
 
 @cache_app.command("list")
-def list_command(ctx: typer.Context, config: ConfigOption = None) -> None:
+def list_command(ctx: typer.Context, config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Every combo cache with vector counts, dims, size on disk and last update."""
     from mmrec.pipeline.cache import list_caches
 
     settings = state(ctx).settings(config)
     listing = list_caches(settings.paths.cache_dir)
+    if as_json:  # `refused`: combo entries that are symbolic links, left unopened
+        print_json_data({"cache_dir": settings.paths.cache_dir, **asdict(listing)})
+        return
     _warn_refused(listing.refused, settings.paths.cache_dir)
     infos = listing.caches
     if not infos:
@@ -184,6 +188,7 @@ def stats_command(
     combo: Annotated[str, typer.Argument(help="Combo name, e.g. efficientnet-lite_sentence-bert.",
                                          autocompletion=_complete_combo)],
     config: ConfigOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Counts, dims, bytes, catalogue coverage and the last run's hits/misses of one combo cache."""
     from mmrec.errors import DataError
@@ -197,6 +202,9 @@ def stats_command(
     except DataError:
         items = None  # stats of the cache alone; coverage needs the processed catalogue
     stats = cache_stats(settings.paths.cache_dir, combo, items)
+    if as_json:  # catalogue_items and the coverage figures are null without a processed catalogue
+        print_json_data(stats)
+        return
     # One column per modality, one row per figure: fits 80 columns whatever the backbones are called.
     title = f"Feature cache {stats.combo} ({_size(stats.size_bytes)})"
     table = Table(title=title, min_width=len(title))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mmrec.cli.common import ConfigOption, console, state
+from mmrec.cli.common import ConfigOption, JsonOption, console, print_json_data, state
 from mmrec.errors import CheckpointError
 
 app = typer.Typer(help="List, organize and inspect model checkpoints.", no_args_is_help=True)
@@ -33,13 +34,18 @@ def _size(n: int) -> str:
 
 
 @app.command("list")
-def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir: DirOption = None) -> None:
+def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir: DirOption = None,
+                 as_json: JsonOption = False) -> None:
     """Table of checkpoints: path, epoch, validation metric (a best checkpoint's is the served blend's), size;
     combo and layout beside old flat checkpoints."""
     from mmrec.checkpoints.catalog import list_checkpoints
 
     root = _checkpoint_dir(ctx, config, checkpoint_dir)
     infos = list_checkpoints(root)
+    if as_json:  # every checkpoint, broken ones included (valid: false, with the problem)
+        print_json_data({"checkpoint_dir": root, "checkpoints": [{**asdict(info), "valid": info.valid}
+                                                                 for info in infos]})
+        return
     if not infos:
         console.print(f"No checkpoints in {root}. Train one with `mmrec train`.")
         return

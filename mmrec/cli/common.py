@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,6 +38,26 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="YAML settings file (defaults < YAML < MMREC_* env < CLI options)."),
 ]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts, e.g. jq) instead of the table.")]
+
+
+def print_json_data(data: Any) -> None:
+    """`data` as JSON on stdout: dataclasses as objects, paths as strings, NaN as null (JSON has no NaN)."""
+    console.print_json(json.dumps(_plain(data), allow_nan=False))
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def complete_recommender(incomplete: str) -> list[str]:

@@ -1,3 +1,4 @@
+import json
 import numpy as np
 import pandas as pd
 import pytest
@@ -64,6 +65,14 @@ def test_precompute_list_stats_clear(config, tmp_path):
     assert "100.0%" in stats.output and "Catalogue: 4 items" in stats.output and "hits" in stats.output
     narrow = runner.invoke(app, ["cache", "stats", COMBO, "-c", str(config)], terminal_width=80)
     assert "coverage" in narrow.output and "unreadable" in narrow.output and "…" not in narrow.output
+
+    # --json for scripts: the same figures as objects, whatever the terminal's width.
+    listed = json.loads(runner.invoke(app, ["cache", "list", "-c", str(config), "--json"], terminal_width=40).output)
+    assert [c["combo"] for c in listed["caches"]] == [COMBO] and listed["caches"][0]["dims"] == {"vision": 1280,
+                                                                                                 "text": 384}
+    figures = json.loads(runner.invoke(app, ["cache", "stats", COMBO, "-c", str(config), "--json"]).output)
+    assert figures["catalogue_items"] == 4 and figures["coverage"] == {"vision": 1.0, "text": 1.0}
+    assert figures["last_run"]["hits"] > 0 and figures["folder"].endswith(COMBO)
 
     missing = runner.invoke(app, ["cache", "stats", "clip_mpnet", "-c", str(config)])
     assert missing.exit_code == 2 and "No feature cache named" in missing.output

@@ -88,6 +88,11 @@ def test_broken_checkpoint_is_flagged_by_list_and_info(tmp_path):
     assert "broken" in result.output and "truncated, corrupt" in result.output
     result = runner.invoke(app, ["checkpoints", "info", str(path)], terminal_width=200)
     assert result.exit_code == 2 and "broken" in result.output
+    listed = json.loads(runner.invoke(app, ["checkpoints", "list", "--checkpoint-dir", str(tmp_path), "--json"],
+                                      terminal_width=40).output)
+    rows = {row["path"].rsplit("/", 1)[-1]: row for row in listed["checkpoints"]}
+    assert rows["best_model.pth"]["valid"] is False and "truncated, corrupt" in rows["best_model.pth"]["problem"]
+    assert rows["old.pth"]["organized"] is False and listed["checkpoint_dir"] == str(tmp_path)
 
 
 def test_list_fits_80_columns_without_breaking_paths(tmp_path):
