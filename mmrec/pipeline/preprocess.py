@@ -196,6 +196,21 @@ def changed_inputs(previous: dict[str, Any] | None, parts: dict[str, Any]) -> st
     return ", ".join(changed) or None
 
 
+def stale_processed_note(settings: Settings) -> str | None:
+    """A note when the raw data (item_info, interactions, the image folder) or the data/preprocess settings are not
+    those paths.processed_dir was made from: `mmrec preprocess` has not run since they changed. None when they match,
+    or nothing is known (no report, or the raw files are gone: deleting them changes no data)."""
+    processed = Path(settings.paths.processed_dir)
+    parts = input_parts(settings)
+    present = {name: value for name, value in parts.items() if value is not None}
+    changed = changed_inputs(_last_report(processed), present)
+    if not changed:
+        return None
+    return (f"{processed} was made from other inputs than there are now ({changed} changed since): these runs use "
+            "the data of the last `mmrec preprocess`. Run `mmrec preprocess` (then `mmrec split`) to use the "
+            "current data.")
+
+
 def _last_report(processed_dir: Path) -> dict[str, Any] | None:
     """The report processed_dir holds, or None."""
     try:

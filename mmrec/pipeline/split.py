@@ -10,6 +10,7 @@ import pandas as pd
 from mmrec.data.splits import REPORT_FILE, SplitFrames, save_split, split_interactions, split_report
 from mmrec.data.tables import interactions_sha256, load_interactions
 from mmrec.fileio import atomic_write_json
+from mmrec.pipeline.preprocess import stale_processed_note
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import Settings, SplitSettings
 
@@ -31,6 +32,9 @@ def run_split(settings: Settings, progress: ProgressCallback = null_progress) ->
     """Split settings.paths.processed_dir's interactions per settings.split into settings.paths.splits_dir."""
     interactions = load_interactions(Path(settings.paths.processed_dir))
     sample_n, notes = settings.split.sample_n, []
+    if stale := stale_processed_note(settings):
+        notes.append(stale)
+        progress(ProgressEvent("split", message=stale))  # before the work, when the user can still stop it
     what = f"{len(interactions):,} interactions"
     if sample_n is not None and sample_n < len(interactions):
         what = f"a sample of {sample_n:,} of the {len(interactions):,} interactions"

@@ -26,6 +26,7 @@ from mmrec.models.two_tower import TwoTowerModel
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import Settings, settings_as_dict
 from mmrec.models.item_item_store import ItemItemStore
+from mmrec.pipeline.preprocess import stale_processed_note
 from mmrec.models.scoring import Scorer
 from mmrec.training.blend import choose_item_item_blend
 from mmrec.training.data import build_training_data
@@ -201,7 +202,7 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
                      "recommend --new-items) and train with validate_on: all for everyday lists.")
     splits_dir = Path(settings.paths.splits_dir)
     train_sha256 = sha256_file(splits_dir / "train.csv")  # recorded, and checked by --resume
-    stale = stale_split_note(splits_dir, Path(settings.paths.processed_dir))
+    stale = stale_processed_note(settings) or stale_split_note(splits_dir, Path(settings.paths.processed_dir))
     off_catalogue = sum(data.skipped.get(f"{part}_interactions_on_items_not_in_catalogue", 0)
                         for part in ("train", "val"))
     if stale:

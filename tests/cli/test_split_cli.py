@@ -64,3 +64,23 @@ def test_leaky_split_is_refused(tmp_path):
     result = runner.invoke(app, ["split", "-c", config])
     assert result.exit_code == 2 and "Leakage" in result.output
     assert not (tmp_path / "splits" / "train.csv").exists()
+
+
+def test_split_and_train_say_when_the_raw_data_changed_since_preprocess(config, tmp_path):
+    # A nightly pipeline that appended to interactions.csv but skipped `mmrec preprocess` split and trained on the
+    # old data silently.
+    raw = tmp_path / "raw" / "interactions.csv"
+    assert "changed since" not in runner.invoke(app, ["split", "-c", config]).output
+    frame = pd.read_csv(raw, dtype=str)
+    pd.concat([frame, frame.head(3)]).to_csv(raw, index=False)
+    result = runner.invoke(app, ["split", "-c", config], terminal_width=250)
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 0 and "interactions.csv changed since" in flat and "Run `mmrec preprocess`" in flat
+    raw.unlink()  # raw data deleted after preprocess: no data changed, nothing to say
+    assert "changed since" not in runner.invoke(app, ["split", "-c", config]).output
+    edited = tmp_path / "c2.yaml"
+    edited.write_text((tmp_path / "c.yaml").read_text() + "data:\n  positive_rating_threshold: 4.5\n")
+    result = runner.invoke(app, ["train", "-c", str(edited), "--epochs", "1", "--device", "cpu"], terminal_width=250)
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "settings data.positive_rating_threshold changed since" in flat
