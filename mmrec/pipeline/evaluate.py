@@ -62,6 +62,7 @@ def load_recommender(
             "cache_dir": settings.paths.cache_dir,
             "cache": settings.cache,
             "device": device,
+            "features": settings.features,
         }
     model = create_recommender(name, settings.evaluation, **kwargs)
     model.announce = lambda text: progress(ProgressEvent(f"fit:{name}", message=f"{text}."))

@@ -27,7 +27,7 @@ from mmrec.models.transitions import transition_model
 from mmrec.models.trend import TrendModel
 from mmrec.models.two_tower import TwoTowerModel
 from mmrec.recommenders.base import RECOMMENDERS, Recommender
-from mmrec.settings import CacheSettings
+from mmrec.settings import CacheSettings, FeaturesSettings
 
 # One piece of evidence for a recommendation: (catalogue row of a liked item, measure, value).
 Evidence = tuple[int, str, float]
@@ -74,11 +74,22 @@ class MultimodalRecommender(Recommender):
 
     @classmethod
     def from_checkpoint(cls, path: Path, *, items: pd.DataFrame, cache_dir: Path, cache: CacheSettings,
-                        device: torch.device | str = "cpu") -> MultimodalRecommender:
-        """Rebuild model and encoders from the checkpoint, and load the item features of its combo."""
+                        device: torch.device | str = "cpu",
+                        features: FeaturesSettings | None = None) -> MultimodalRecommender:
+        """Rebuild model and encoders from the checkpoint, and load the item features of its combo.
+
+        `features`: the settings of this run. What the vectors are (backbones, token limit) is the checkpoint's;
+        where the weights are and how extraction runs (features.*_weights when set, device, batch size, workers,
+        downloads) is this run's, so a model serves after its backbone folder moved. Weights that are not the
+        ones it trained with are refused (check_feature_identities)."""
         trained = load_trained(Path(path), device)
         spec = trained.spec
         model_cfg, features_cfg = spec.model_settings(), spec.features_settings()
+        if features is not None:
+            here = {key: getattr(features, key) for key in ("allow_download", "batch_size", "num_workers", "device")}
+            here |= {key: getattr(features, key) for key in ("vision_weights", "text_weights")
+                     if getattr(features, key) is not None}
+            features_cfg = features_cfg.model_copy(update=here)
         dims = ModelDims(**spec.model_args)
         features = None
         if model_cfg.modalities:
