@@ -8,6 +8,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
+from mmrec.errors import WeightsNotFoundError
 from mmrec.features.base import TEXT_BACKBONES, TextBackbone, masked_mean
 from mmrec.features.vision import ClipVision
 from mmrec.features.imported_backbone import IMPORTED, ImportedText
@@ -29,12 +30,18 @@ class _HFTextBackbone(HuggingFaceWeights, TextBackbone):
 
     @classmethod
     def load(cls, source: WeightsSource, max_tokens: int) -> _HFTextBackbone:
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # progress goes through mmrec's callback, not tqdm
-        tokenizer = AutoTokenizer.from_pretrained(str(source.path))
-        model = AutoModel.from_pretrained(str(source.path))
+        tokenizer = cls.load_tokenizer(source)
+        model = cls.load_pretrained(AutoModel, source)
+        vocabulary = getattr(model.config, "vocab_size", None)
+        if vocabulary and len(tokenizer) < vocabulary // 2:  # transformers builds a near-empty one without files
+            raise WeightsNotFoundError(
+                f"The tokenizer of {source.path} knows {len(tokenizer):,} tokens, the model {vocabulary:,}: its "
+                "vocabulary files are missing, so nearly every word would read as unknown.",
+                hint="Save the model's tokenizer into that folder too (tokenizer.save_pretrained).")
         limit = tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else max_tokens
         backbone = cls(model, source, dim=model.config.hidden_size, max_tokens=max_tokens)
         backbone.tokenizer = tokenizer
@@ -88,6 +95,7 @@ class BertBase(_HFTextBackbone):
     nominal_dim = 768
     default_weights = "google-bert/bert-base-uncased (HF cache or download)"
     hf_repo = "google-bert/bert-base-uncased"
+    model_types = ("bert",)
     pooling = "cls"
 
 
@@ -99,6 +107,7 @@ class RobertaBase(_HFTextBackbone):
     nominal_dim = 768
     default_weights = "FacebookAI/roberta-base (HF cache or download)"
     hf_repo = "FacebookAI/roberta-base"
+    model_types = ("roberta",)
     pooling = "mean"
 
 
@@ -110,6 +119,7 @@ class MPNetBase(_HFTextBackbone):
     nominal_dim = 768
     default_weights = "sentence-transformers/all-mpnet-base-v2 (HF cache or download)"
     hf_repo = "sentence-transformers/all-mpnet-base-v2"
+    model_types = ("mpnet",)
     pooling = "mean_normalized"
 
 

@@ -237,6 +237,7 @@ class DinoV2Small(HuggingFaceWeights, VisionBackbone):
     nominal_dim = 384
     default_weights = "facebook/dinov2-small (HF cache or download)"
     hf_repo: ClassVar[str] = "facebook/dinov2-small"
+    model_types = ("dinov2",)
 
     @classmethod
     def load(cls, source: WeightsSource) -> DinoV2Small:
@@ -245,7 +246,7 @@ class DinoV2Small(HuggingFaceWeights, VisionBackbone):
 
         hf_logging.disable_progress_bar()
 
-        model = Dinov2Model.from_pretrained(str(source.path))
+        model = cls.load_pretrained(Dinov2Model, source)
         backbone = cls(model, source, dim=model.config.hidden_size)
         # The dinov2 image processor: resize shortest side 256 (bicubic), crop 224, ImageNet stats.
         backbone.transform = _resize_crop_normalize(IMAGENET_MEAN, IMAGENET_STD)

@@ -13,7 +13,7 @@ import socket
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from mmrec.errors import WeightsNotFoundError
 from mmrec.features.file_digests import FileDigests
@@ -267,10 +267,64 @@ def load_state_dict_file(path: Path) -> dict:
     return state
 
 
+def _unreadable(backbone: str, folder: str, what: str, exc: Exception) -> WeightsNotFoundError:
+    said = str(exc).strip().split("\n")[0][:300] or type(exc).__name__
+    return WeightsNotFoundError(
+        f"Could not load {what} from {folder} for the '{backbone}' backbone: {said}",
+        hint="Point the weights setting at a complete Hugging Face model folder (config.json, weights, and for "
+             "text backbones the tokenizer files), as save_pretrained writes it.")
+
+
 class HuggingFaceWeights:
     """Mixin for backbones whose weights are a Hugging Face model folder (`hf_repo`)."""
 
     hf_repo: ClassVar[str]
+    name: ClassVar[str]
+    # config.json's model_type values this backbone is (empty: any encoder, e.g. a sentence-transformers model)
+    model_types: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def load_pretrained(cls, loader: Any, source: WeightsSource) -> Any:
+        """`loader.from_pretrained(folder)`, refusing (WeightsNotFoundError) a folder that is not this backbone: no
+        config.json, another model type, damaged files, or weights missing that transformers would initialise at
+        random (a BERT folder named as DINO loaded with every DINO weight random, exit 0, before)."""
+        from transformers import AutoConfig
+
+        folder = str(source.path)
+        try:
+            config = AutoConfig.from_pretrained(folder)
+        except Exception as exc:  # OSError, ValueError, JSON errors: what a user's folder can raise
+            raise _unreadable(cls.name, folder, "its config.json", exc) from None
+        if cls.model_types and config.model_type not in cls.model_types:
+            raise WeightsNotFoundError(
+                f"{folder} holds a '{config.model_type}' model; the '{cls.name}' backbone is "
+                f"{' or '.join(repr(t) for t in cls.model_types)} (e.g. {cls.hf_repo}).",
+                hint=f"Point the weights setting at a {cls.name} model folder, or choose the backbone that "
+                     f"model is (`mmrec cache backbones` lists them).")
+        try:
+            model, info = loader.from_pretrained(folder, output_loading_info=True)
+        except Exception as exc:  # truncated safetensors, a config that does not fit the loader ...
+            raise _unreadable(cls.name, folder, "its weights", exc) from None
+        # The pooler (a dense layer over [CLS]) is never used: mmrec pools the hidden states itself, and
+        # masked-LM checkpoints such as roberta-base do not carry it.
+        missing = [key for key in info.get("missing_keys") or [] if not str(key).startswith("pooler.")]
+        missing += list(info.get("mismatched_keys") or [])
+        if missing:
+            raise WeightsNotFoundError(
+                f"{len(missing)} weight(s) of the '{cls.name}' model are missing from {folder} or do not fit it "
+                f"(e.g. {', '.join(map(str, missing[:3]))}): they would be random.",
+                hint=f"Point the weights setting at a complete {cls.name} model folder (save_pretrained).")
+        return model
+
+    @classmethod
+    def load_tokenizer(cls, source: WeightsSource) -> Any:
+        """The folder's tokenizer; a missing or broken one is a WeightsNotFoundError."""
+        from transformers import AutoTokenizer
+
+        try:
+            return AutoTokenizer.from_pretrained(str(source.path))
+        except Exception as exc:  # no tokenizer files, a vocabulary without [UNK] ...
+            raise _unreadable(cls.name, str(source.path), "its tokenizer", exc) from None
 
     @classmethod
     def _resolve_explicit(cls, explicit: str, log: SearchLog) -> WeightsSource:

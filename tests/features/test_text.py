@@ -61,3 +61,41 @@ def test_text_batches_are_sorted_by_length_and_cover_every_text(real_text):
         direct = real_text.embed([texts[3]])[0]
     by_position = {p: v for b in batches for p, v in zip(b.positions, b.features)}
     assert torch.allclose(torch.from_numpy(by_position[3]), direct, atol=1e-4)
+
+
+def test_a_folder_that_is_not_the_backbone_is_refused_never_loaded_at_random(tiny_hf_text_dirs, tmp_path):
+    """transformers loads another model type's folder, or one missing weights, with those weights random (exit 0,
+    vectors from noise); a damaged folder raised its own exceptions (a traceback, exit 1). Each is a clear error."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from mmrec.errors import WeightsNotFoundError
+    from mmrec.features.vision import DinoV2Small
+
+    bert = tiny_hf_text_dirs["bert"]
+    with pytest.raises(WeightsNotFoundError, match="holds a 'bert' model; the 'dino' backbone is 'dinov2'"):
+        DinoV2Small.load(DinoV2Small.resolve(str(bert), False))
+    with pytest.raises(WeightsNotFoundError, match="holds a 'roberta' model; the 'bert' backbone is 'bert'"):
+        BertBase.load(BertBase.resolve(str(tiny_hf_text_dirs["roberta"]), False), max_tokens=16)
+
+    no_tokenizer = tmp_path / "no-tokenizer"
+    no_tokenizer.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(bert / name, no_tokenizer / name)
+    with pytest.raises(WeightsNotFoundError, match="knows 5 tokens, the model 30,522: its vocabulary files are"):
+        BertBase.load(BertBase.resolve(str(no_tokenizer), False), max_tokens=16)
+
+    truncated = shutil.copytree(bert, tmp_path / "truncated")
+    data = (truncated / "model.safetensors").read_bytes()
+    (truncated / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(WeightsNotFoundError, match="Could not load its weights from .*truncated"):
+        BertBase.load(BertBase.resolve(str(truncated), False), max_tokens=16)
+
+    partial = shutil.copytree(bert, tmp_path / "partial")
+    tensors = load_file(partial / "model.safetensors")
+    dropped = next(key for key in tensors if "attention.self.query.weight" in key)
+    save_file({key: value for key, value in tensors.items() if key != dropped}, partial / "model.safetensors",
+              metadata={"format": "pt"})
+    with pytest.raises(WeightsNotFoundError, match="1 weight\\(s\\) of the 'bert' model are missing"):
+        BertBase.load(BertBase.resolve(str(partial), False), max_tokens=16)
