@@ -70,6 +70,21 @@ def suggest(trial: optuna.Trial, name: str, dimension: SearchDimension) -> Any:
     return trial.suggest_float(name, dimension.low, dimension.high, step=dimension.step, log=dimension.log)
 
 
+# What every trial shares besides the searched values: a study resumed with other base settings would compare
+# trials trained on different things (e.g. other backbone weights) and write a best_config.yaml none of them used.
+# Left out: where a run happens and how fast it reports, which change no result (and the monitor, checked apart).
+BASE_SECTIONS = ("data", "split", "features", "model", "training")
+NOT_COMPARED = {"features.device", "features.num_workers", "features.batch_size", "training.device",
+                "training.log_every", "training.monitor"}
+
+
+def base_settings(settings: Settings, space: dict[str, SearchDimension]) -> dict[str, Any]:
+    """The flattened `BASE_SECTIONS` settings ("model.dropout": 0.1) that are not searched (see BASE_SECTIONS)."""
+    recorded = settings_as_dict(settings)
+    return {f"{section}.{key}": value for section in BASE_SECTIONS for key, value in recorded[section].items()
+            if f"{section}.{key}" not in space and f"{section}.{key}" not in NOT_COMPARED}
+
+
 def enqueue_current_settings(study: optuna.Study, settings: Settings, space: dict[str, SearchDimension]) -> str | None:
     """Queue `settings`' own values of the searched settings as the study's next trial (a baseline the search
     must beat on validation). A number outside its range is moved to the nearest value the range holds
@@ -145,7 +160,8 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
                                                n_warmup_steps=tune.pruner_warmup_epochs + 1),
         )
         identity = {"monitor": settings.training.monitor, "split": split_fingerprint,
-                    "space": {name: dim.model_dump() for name, dim in space.items()}}
+                    "space": {name: dim.model_dump() for name, dim in space.items()},
+                    "settings": base_settings(settings, space)}
         check_compatible(study, identity, storage)
         # A resumed study must not redraw the first run's random start-up values: offset the seed by
         # the trials already stored (a fresh study uses training.seed itself).

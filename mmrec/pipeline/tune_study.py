@@ -122,17 +122,25 @@ def validation_only_split(splits_dir: Path, view_dir: Path, holdout: bool) -> tu
 
 
 def check_compatible(study: optuna.Study, identity: dict[str, Any], storage: Path) -> None:
-    """A resumed study must keep its monitor, split and search space; a new one records them."""
+    """A resumed study must keep its monitor, split, search space and base settings; a new one records them.
+    (Studies started before the base settings were recorded are not checked for them.)"""
     recorded = study.user_attrs.get("mmrec")
     if recorded is None:
         study.set_user_attr("mmrec", identity)
         return
-    changed = [key for key in identity if recorded.get(key) != identity[key]]
+    changed = [key for key in identity if key in recorded and recorded[key] != identity[key]]
     if changed:
-        what = {"monitor": "training.monitor", "split": "train/val split", "space": "search space"}
+        what = {"monitor": "training.monitor", "split": "train/val split", "space": "search space",
+                "settings": "settings"}
+        named = ""
+        if "settings" in changed:
+            then, now = recorded["settings"], identity["settings"]
+            differ = [f"{key} {then.get(key)!r} -> {now.get(key)!r}" for key in sorted({*then, *now})
+                      if then.get(key) != now.get(key)]
+            named = f" ({', '.join(differ[:5])}{' ...' if len(differ) > 5 else ''})"
         raise ConfigError(
             f"Study {study.study_name!r} in {storage} was started with a different "
-            f"{' and '.join(what[key] for key in changed)}; its trials are not comparable with this run.",
+            f"{' and '.join(what[key] for key in changed)}{named}; its trials are not comparable with this run.",
             hint="Tune under another --study name, or delete the .db file to start this study over.",
         )
 

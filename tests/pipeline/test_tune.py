@@ -134,8 +134,12 @@ def test_a_finished_study_reruns_nothing_and_a_changed_monitor_is_refused(tuned)
     assert again.resumed_with == 3 and len(again.trials) == 3 and again.best.number == result.best.number
     assert any("already holds 3 finished trial(s), and --trials 3 counts the study's trials in all" in note
                for note in again.notes)
-    with pytest.raises(ConfigError, match="different training.monitor"):
+    with pytest.raises(ConfigError, match="different training.monitor;"):
         run_tune(with_values(settings, {"training.monitor": "recall@5"}))
+    # Other base settings (here the dropout, not searched) would mix trials trained on different things.
+    with pytest.raises(ConfigError, match="different settings \\(model.dropout 0.0 -> 0.2\\)"):
+        run_tune(with_values(settings, {"model.dropout": 0.2}))
+    assert run_tune(with_values(settings, {"training.device": "cpu", "features.num_workers": 0})).resumed_with == 3
 
 
 @pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit], ids=["ctrl-c", "killed"])
