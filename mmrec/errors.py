@@ -43,3 +43,9 @@ class CheckpointError(MmrecError):
 
 class DeviceError(MmrecError):
     """A requested device (e.g. cuda) that is not available."""
+
+
+class Interrupted(MmrecError):
+    """Ctrl-C (SIGINT): the message says what was kept, the hint how to continue. Exit 130, as a shell reports it."""
+
+    exit_code = 130

@@ -33,6 +33,7 @@ class CheckpointInfo:
     organized: bool
     problem: str = ""  # why the checkpoint cannot be used ("" = its weights load)
     blended: bool = False  # metric is the served blend's (two-tower + item-item ...), not the two-tower model's
+    finished: bool = True  # False: a best checkpoint of a training run still going or interrupted
 
     @property
     def valid(self) -> bool:
@@ -72,6 +73,7 @@ def describe(path: Path, organized: bool) -> CheckpointInfo:
         organized=organized,
         problem=problem,
         blended=blended,
+        finished=meta.get("finished") is not False,
     )
 
 

@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 
 from mmrec import __version__
 from mmrec.cli.common import AppState, configure_logging, render_error
-from mmrec.errors import MmrecError
+from mmrec.errors import Interrupted, MmrecError
 
 
 class MmrecGroup(TyperGroup):
@@ -21,7 +21,9 @@ class MmrecGroup(TyperGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except MmrecError as error:
+        except (MmrecError, KeyboardInterrupt) as caught:
+            # Ctrl-C where no command says more: one line instead of click's bare "Aborted!".
+            error = caught if isinstance(caught, MmrecError) else Interrupted("Interrupted (Ctrl-C).")
             verbose = isinstance(ctx.obj, AppState) and ctx.obj.verbose
             render_error(error, verbose=verbose)
             raise typer.Exit(code=error.exit_code) from None

@@ -66,7 +66,8 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir
         if info.metric is not None and info.monitor:
             metric = f"{info.metric:.4f}" if metric_name != "metric" else f"{info.monitor} {info.metric:.4f}"
         cells = {"path": escape(str(info.path.relative_to(root))), "combo": info.combo or "[yellow]unknown",
-                 "epoch": str(info.epoch or "-"), metric_name: metric, "size": _size(info.size_bytes),
+                 "epoch": f"{info.epoch or '-'}{'' if info.finished else ' (unfinished)'}", metric_name: metric,
+                 "size": _size(info.size_bytes),
                  "organized": "yes" if info.organized else "[yellow]no", "status": "ok" if info.valid else "[red]broken"}
         table.add_row(*(cells[column] for column in columns))
     console.print(table)
@@ -74,6 +75,9 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir
         if not info.valid:
             console.print(f"[red]{escape(str(info.path.relative_to(root)))} is broken:[/red] "
                           f"{escape(str(info.problem))}")
+    if not all(info.finished for info in infos):
+        console.print("unfinished: a best checkpoint of a training run still going or interrupted; its metric is "
+                      "the two-tower model's at that epoch, before the run chose its blend.")
     if any(info.blended for info in infos):
         console.print(f"{escape(metric_name)} is on validation: a best checkpoint's is the model it serves (the "
                       "two-tower model blended with the item-item model), a last checkpoint's the two-tower "

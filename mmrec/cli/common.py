@@ -26,7 +26,7 @@ from rich.progress import (
 )
 from rich.table import Column
 
-from mmrec.errors import MmrecError
+from mmrec.errors import Interrupted, MmrecError
 from mmrec.progress import ProgressEvent
 from mmrec.registry import RECOMMENDERS
 from mmrec.settings import LoadedSettings, Settings, load_settings
@@ -96,7 +96,8 @@ def render_error(error: MmrecError, verbose: bool = False) -> None:
     """One red block: what is wrong and, when known, what to do."""
     # Messages are plain text: escape them, or rich would eat bracketed text such as `mmrec[ann]` or ids.
     body = escape(error.message) + (f"\n\n[bold]Hint:[/bold] {escape(error.hint)}" if error.hint else "")
-    err_console.print(Panel(body, title=f"[bold red]{type(error).__name__}", border_style="red", expand=False))
+    colour = "yellow" if isinstance(error, Interrupted) else "red"  # the user's own Ctrl-C, not a fault
+    err_console.print(Panel(body, title=f"[bold {colour}]{type(error).__name__}", border_style=colour, expand=False))
     if verbose:
         err_console.print_exception()
 

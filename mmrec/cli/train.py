@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,7 @@ import typer
 from rich.table import Table
 
 from mmrec.cli.common import ConfigOption, RichProgress, configure_logging, console, print_notes, state
+from mmrec.errors import Interrupted
 from mmrec.progress import null_progress
 
 
@@ -48,8 +50,12 @@ def train(
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 draws progress and the summary
         run_train(settings, resume=resume, progress=null_progress)
         return
-    with RichProgress() as progress:
-        result = run_train(settings, resume=resume, progress=progress)
+    started = time.time()
+    try:
+        with RichProgress() as progress:
+            result = run_train(settings, resume=resume, progress=progress)
+    except KeyboardInterrupt:
+        raise _interrupted(settings, started) from None
 
     table = Table(title=f"Training: {result.combo} on {result.device}"
                   + (f" x{result.world_size} processes" if result.world_size > 1 else ""))
@@ -96,6 +102,21 @@ def train(
         )
     if result.best_path:
         console.print(f"Checkpoints: [bold]{result.best_path}[/bold] and {result.last_path.name if result.last_path else '-'}")
+
+
+def _interrupted(settings, started: float) -> Interrupted:
+    """What a Ctrl-C during training leaves, and how to go on from it."""
+    from mmrec.checkpoints.store import LAST, checkpoint_path, read_meta
+
+    last = checkpoint_path(Path(settings.paths.checkpoint_dir), settings.features.combo, LAST)
+    if not last.is_file() or last.stat().st_mtime < started:
+        return Interrupted("Training was interrupted before its first epoch ended: this run saved nothing.",
+                           hint="Run `mmrec train` again.")
+    epoch = read_meta(last).get("epoch", "?")
+    return Interrupted(
+        f"Training was interrupted; epoch {epoch} is saved in {last} (its best_model.pth is marked unfinished: "
+        "evaluate and recommend say so until a run ends).",
+        hint=f"Continue it with `mmrec train --resume {last}` and the same settings.")
 
 
 def register(root: typer.Typer) -> None:

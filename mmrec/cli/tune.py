@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from mmrec.cli.common import ConfigOption, RichProgress, configure_logging, console, print_notes, state
+from mmrec.errors import Interrupted
 
 
 def tune(
@@ -38,8 +40,14 @@ def tune(
     settings = app_state.settings(config, {
         "tune.n_trials": trials, "tune.timeout_s": timeout, "tune.study_name": study, "training.device": device,
     })
-    with RichProgress() as progress:
-        result = run_tune(settings, progress=progress)
+    try:
+        with RichProgress() as progress:
+            result = run_tune(settings, progress=progress)
+    except KeyboardInterrupt:
+        storage = Path(settings.paths.results_dir) / "tune" / f"{settings.tune.study_name}.db"
+        raise Interrupted(f"Tuning was interrupted; the study keeps its finished trials in {storage}.",
+                          hint="Run the same command again to continue it (the interrupted trial runs again "
+                               "first).") from None
 
     everything = result.ranked()
     selected = result.best.number if result.best is not None else None

@@ -153,7 +153,7 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
                      "Wait for it to finish, or tune under another --study name."):
         split_dir, split_fingerprint = validation_only_split(Path(settings.paths.splits_dir), study_dir / "split",
                                                                   settings.training.holdout_ratio > 0)
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed or interrupted trial: our message, no traceback
         study = optuna.create_study(
             storage=f"sqlite:///{storage}", study_name=tune.study_name, load_if_exists=True, direction="maximize",
             pruner=optuna.pruners.MedianPruner(n_startup_trials=tune.pruner_startup_trials,

@@ -113,3 +113,14 @@ def test_info_on_a_file_that_is_no_checkpoint_says_so(tmp_path):
     result = runner.invoke(app, ["checkpoints", "info", str(path)], terminal_width=200)
     flat = " ".join(result.output.replace("│", " ").split())
     assert result.exit_code == 2 and "is not a checkpoint file at all" in flat and "Python objects" not in flat
+
+
+def test_list_marks_the_best_checkpoint_of_an_unfinished_run(tmp_path):
+    save_checkpoint(tmp_path / "v_t" / "best_model.pth", {"model": {}},
+                    {"combo": "v_t", "epoch": 2, "monitor": "ndcg@10", "monitored_value": 0.1, "finished": False})
+    result = runner.invoke(app, ["checkpoints", "list", "--checkpoint-dir", str(tmp_path)], terminal_width=200)
+    assert result.exit_code == 0 and "2 (unfinished)" in result.output
+    assert "a best checkpoint of a training run still going or interrupted" in " ".join(result.output.split())
+    listed = json.loads(runner.invoke(app, ["checkpoints", "list", "--checkpoint-dir", str(tmp_path),
+                                            "--json"]).output)
+    assert listed["checkpoints"][0]["finished"] is False

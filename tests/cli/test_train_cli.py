@@ -166,3 +166,28 @@ def test_resume_after_the_split_was_made_again_exits_2(tmp_path):
     result = runner.invoke(app, ["train", "-c", str(config), "--epochs", "2", "--resume", str(last)])
     flat = " ".join(result.output.replace("│", " ").split())
     assert result.exit_code == 2 and "was trained on another train.csv than the split holds now" in flat
+
+
+def test_ctrl_c_says_what_was_saved_and_how_to_go_on(tmp_path, monkeypatch):
+    import mmrec.pipeline.train as train_module
+
+    config = write_tiny_project(tmp_path, epochs=1)
+
+    def ctrl_c(*args, **kwargs):  # after the epochs, while the blend is chosen
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_blend_item_item", ctrl_c)
+    result = runner.invoke(app, ["train", "-c", str(config)], terminal_width=250)
+    dense = "".join(result.output.replace("│", "").split())  # the panel folds the long path anywhere
+    last = tmp_path / "checkpoints" / "efficientnet-lite_sentence-bert" / "last_model.pth"
+    assert result.exit_code == 130 and "Interrupted" in dense
+    assert f"Trainingwasinterrupted;epoch1issavedin{last}" in dense and f"--resume{last}" in dense
+    monkeypatch.setattr(train_module, "prepare_training", ctrl_c)  # before any epoch of this run
+    result = runner.invoke(app, ["train", "-c", str(config)], terminal_width=250)
+    assert result.exit_code == 130
+    assert "before its first epoch ended: this run saved nothing" in " ".join(result.output.replace("│", "").split())
+    from mmrec.checkpoints import catalog
+
+    monkeypatch.setattr(catalog, "list_checkpoints", ctrl_c)  # any other command: one line, exit 130
+    result = runner.invoke(app, ["checkpoints", "list", "-c", str(config)])
+    assert result.exit_code == 130 and "Interrupted (Ctrl-C)." in result.output and "Traceback" not in result.output

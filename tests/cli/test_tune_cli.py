@@ -127,3 +127,16 @@ def test_a_killed_tune_resumes_from_its_stored_trials(tmp_path):
     after = optuna.load_study(study_name="mmrec", storage=storage).trials
     assert {t.number: t.value for t in after if t.number in before} == before  # kept, not retrained
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in after) == 3
+
+
+def test_ctrl_c_says_the_study_keeps_its_trials(tmp_path, monkeypatch):
+    import mmrec.pipeline.train as train_module
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "prepare_training", ctrl_c)  # inside the first trial
+    result = runner.invoke(app, ["tune", "-c", str(tiny_config(tmp_path)), "--trials", "2"], terminal_width=250)
+    flat = " ".join(result.output.replace("│", "").split())
+    assert result.exit_code == 130 and "Tuning was interrupted; the study keeps its finished trials" in flat
+    assert "Traceback" not in result.output and "Run the same command again to continue it" in flat
