@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -811,10 +812,12 @@ def format_validation_error(exc: ValidationError, sources: dict[str, str] | None
             message = (f"unknown key{f' (did you mean {close[0]}?)' if close else ''}; "
                        f"allowed here: {', '.join(allowed)}")
         # A section-level problem (a whole section mistyped, ratios that do not add up) has no value of its
-        # own: it comes from wherever the keys under it were set.
-        origin = (sources or {}).get(key) or next(
-            (where for dotted, where in (sources or {}).items() if dotted.startswith(f"{key}.")), None)
-        lines.append(f"  {key}: {message}" + (f" (from {origin})" if origin else ""))
+        # own: it comes from where the keys its message names were set (else any key under it).
+        under = {dotted: where for dotted, where in (sources or {}).items() if dotted.startswith(f"{key}.")}
+        named = {where for dotted, where in under.items()
+                 if re.search(rf"\b{re.escape(dotted.rpartition('.')[2])}\b", message)}
+        origins = [(sources or {}).get(key)] if (sources or {}).get(key) else sorted(named or set(under.values()))
+        lines.append(f"  {key}: {message}" + (f" (from {', '.join(origins)})" if origins else ""))
     return "\n".join(lines)
 
 

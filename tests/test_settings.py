@@ -136,3 +136,17 @@ def test_timestamp_format_is_excel_or_a_strftime_format():
     assert Settings.model_validate({"data": {"timestamp_format": "excel"}}).data.timestamp_format == "excel"
     with pytest.raises(ValidationError, match="neither 'excel' nor a strftime format"):
         Settings.model_validate({"data": {"timestamp_format": "dd/mm/yyyy"}})
+
+
+def test_a_section_level_problem_names_where_the_keys_its_message_names_came_from():
+    from pydantic import ValidationError
+
+    from mmrec.settings import Settings, format_validation_error
+
+    with pytest.raises(ValidationError) as info:
+        Settings(inference={"exclude_seen": True, "top_k": 5, "new_items": 8})
+    sources = {"inference.exclude_seen": "yaml:c.yaml", "inference.top_k": "cli", "inference.new_items": "cli"}
+    text = format_validation_error(info.value, sources)
+    assert "new_items (8) cannot exceed top_k (5)" in text and text.endswith("(from cli)")  # not the YAML's key
+    only_yaml = format_validation_error(info.value, {"inference.exclude_seen": "yaml:c.yaml"})
+    assert only_yaml.endswith("(from yaml:c.yaml)")  # nothing named was set anywhere: the section's own source

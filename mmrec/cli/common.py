@@ -198,3 +198,7 @@ def configure_logging(verbose: bool) -> None:
         handlers=[RichHandler(console=err_console, show_path=False)],
         force=True,
     )
+    # --verbose is for mmrec's own steps: libraries' debug chatter (matplotlib's font search alone was 219 lines
+    # of an evaluate) stays at warnings.
+    for name in ("matplotlib", "PIL", "urllib3", "filelock", "fsspec", "h5py", "numba", "optuna"):
+        logging.getLogger(name).setLevel(logging.WARNING)
