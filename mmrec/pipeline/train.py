@@ -215,6 +215,14 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
 
     seed_everything(settings.training.seed)  # same initial weights whatever ran before
     model = TwoTowerModel(settings.model, dims)
+    lacking = [m for m in ("vision", "text") if m not in model.item_tower.modalities]
+    if settings.model.use_contrastive and lacking:
+        why = {m: f"model.use_{m} is false" if not getattr(settings.model, f"use_{m}") else f"no item has {m} input"
+               for m in lacking}
+        notes.append(f"model.use_contrastive is on, but the item tower reads no {' and no '.join(lacking)} "
+                     f"({'; '.join(why.values())}): there is no image-text pair to align, so no contrastive loss "
+                     "is trained.")
+        progress(ProgressEvent("contrastive", message=notes[-1]))
     recorded = {name: settings_as_dict(settings)[name] for name in RECORDED_SECTIONS}
     tracker = NullTracker()
     if ctx.is_main:

@@ -191,3 +191,12 @@ def test_ctrl_c_says_what_was_saved_and_how_to_go_on(tmp_path, monkeypatch):
     monkeypatch.setattr(catalog, "list_checkpoints", ctrl_c)  # any other command: one line, exit 130
     result = runner.invoke(app, ["checkpoints", "list", "-c", str(config)])
     assert result.exit_code == 130 and "Interrupted (Ctrl-C)." in result.output and "Traceback" not in result.output
+
+
+def test_contrastive_alignment_without_an_image_text_pair_says_it_trains_nothing(tmp_path):
+    config = write_tiny_project(tmp_path, epochs=1, use_contrastive=True)  # the tiny project reads no image or text
+    result = runner.invoke(app, ["train", "-c", str(config)], terminal_width=250)
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert ("model.use_contrastive is on, but the item tower reads no vision and no text (model.use_vision is false; "
+            "model.use_text is false): there is no image-text pair to align") in flat
