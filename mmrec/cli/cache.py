@@ -80,6 +80,11 @@ def precompute(
         row += [f"{report.not_imported[modality]:,}"] if report.imported else []
         table.add_row(*row)
     console.print(table)
+    from mmrec.features.item_features import borrowed_message
+
+    for modality, copied in report.borrowed.items():
+        if copied:
+            console.print(borrowed_message(modality, copied))
     for modality in ("vision", "text"):
         if modality not in report.with_content:
             console.print(f"{modality}: not computed (model.use_{modality} is false: the model does not read it).")

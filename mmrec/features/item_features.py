@@ -20,7 +20,7 @@ from mmrec.errors import FeatureError
 from mmrec.features.backbone_set import BackboneSet
 from mmrec.features.base import Backbone
 from mmrec.features.extract import fill_modality
-from mmrec.features.feature_store import FeatureStore
+from mmrec.features.feature_store import FeatureStore, find_combo_folders
 from mmrec.features.file_digests import FileDigests
 from mmrec.features.item_keys import ItemKeys, missing_positions, plan_item_keys
 from mmrec.features.vector_file import EXAMPLES, examples
@@ -63,6 +63,35 @@ def _plan(items: pd.DataFrame, backbones: BackboneSet, modalities: Collection[st
     plan = plan_item_keys(items, parts["vision"], parts["text"], backbones.digests)
     backbones.digests.save()
     return plan
+
+
+def borrow_from_other_combos(store: FeatureStore, cache_dir: Path, combo: str, modality: str,
+                             keys: list[str | None], positions: list[int]) -> dict[str, int]:
+    """Copy into `store` the entries of rows `positions` that another combo with the same `modality` backbone
+    already holds under the same keys. A key names the backbone, its weights and the content, so the entry is the
+    vector this combo would compute (e.g. the ResNet-50 vectors of resnet_clip for resnet_bert: a text backbone
+    tried after another no longer recomputes every image). Returns {other combo: entries copied}."""
+    part = combo.split("_", 1)[0 if modality == "vision" else 1]
+    wanted = list(dict.fromkeys(keys[p] for p in positions if keys[p] is not None))
+    copied: dict[str, int] = {}
+    for folder in find_combo_folders(cache_dir)[0]:
+        if not wanted:
+            break
+        if folder.name == combo or folder.name.split("_", 1)[0 if modality == "vision" else 1] != part:
+            continue
+        with FeatureStore(Path(cache_dir), folder.name, CacheSettings(memory_lru_bytes=0)) as other:
+            found = [(key, value) for key, value in zip(wanted, other.get_many(wanted)) if value is not None]
+        if found:
+            store.put_many(found)
+            copied[folder.name] = len(found)
+            taken = {key for key, _ in found}
+            wanted = [key for key in wanted if key not in taken]
+    return copied
+
+
+def borrowed_message(modality: str, copied: dict[str, int]) -> str:
+    return (f"{sum(copied.values()):,} {modality} feature(s) copied from "
+            f"{', '.join(f'{name} ({n:,})' for name, n in copied.items())}: the same backbone, weights and content.")
 
 
 def _no_import(modality: str, combo: str) -> FeatureError:
@@ -117,6 +146,11 @@ def load_item_features(
                 tensors[modality] = (tensor, mask, dim)
                 continue
             tensor, mask, missing, dim = store.materialize(keys, device)
+            if missing and (copied := borrow_from_other_combos(store, Path(cache_dir), features.combo, modality,
+                                                               keys, missing)):
+                progress(ProgressEvent(f"features:{modality}", done=True,
+                                       message=borrowed_message(modality, copied)))
+                tensor, mask, missing, dim = store.materialize(keys, device)
             if missing:
                 if not cache.compute_missing:
                     raise FeatureError(
@@ -161,6 +195,7 @@ class PrecomputeReport:
     not_imported: dict[str, int] = field(default_factory=dict)  # 0 for computed modalities
     imported: dict[str, str | None] = field(default_factory=dict)  # imported modality -> identity (None: none yet)
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (modality, item_id, reason)
+    borrowed: dict[str, dict[str, int]] = field(default_factory=dict)  # modality -> {other combo: entries copied}
     seconds: float = 0.0
 
     @property
@@ -193,6 +228,11 @@ def precompute_item_features(
             keys = plan.keys(modality)
             imported = backbone_set.is_imported(modality)
             todo = missing_positions(store, keys, force and not imported)
+            if todo and not imported and not force:
+                report.borrowed[modality] = borrow_from_other_combos(store, Path(cache_dir), features.combo,
+                                                                     modality, keys, todo)
+                if report.borrowed[modality]:
+                    todo = missing_positions(store, keys)
             report.with_content[modality] = sum(key is not None for key in keys)
             report.already_cached[modality] = report.with_content[modality] - len(todo)
             # Presence checks read no vector, so count them here: `mmrec cache stats` shows this run's hits.

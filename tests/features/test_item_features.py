@@ -167,3 +167,24 @@ def test_rows_of_the_same_content_are_computed_once_and_share_the_vector(tmp_pat
     assert torch.allclose(shared.vision[1], _vision_of(items.loc[1, "image_path"], features, tmp_path / "fresh", build),
                           atol=1e-3)
     assert load_item_features(items, features, CacheSettings(), tmp_path / "cache").computed == 0  # all stored
+
+
+def test_another_combo_with_the_same_backbone_lends_its_vectors_instead_of_recomputing(tmp_path, features, build,
+                                                                                       tiny_hf_text_dirs):
+    from mmrec.features.item_features import precompute_item_features
+
+    items = build.items(tmp_path / "img", n=4, corrupt=(2,))
+    first = load_item_features(items, features, CacheSettings(), tmp_path / "cache")
+    assert first.combo == "efficientnet-lite_sentence-bert" and first.computed == 3 + 4  # the corrupt: failed
+    other_text = features.model_copy(update={"text_backbone": "bert", "text_weights": str(tiny_hf_text_dirs["bert"])})
+    report = precompute_item_features(items, other_text, CacheSettings(), tmp_path / "cache")
+    # The images' vectors (and the corrupt one's "unreadable" mark) come from the first combo; text is computed.
+    assert report.borrowed["vision"] == {"efficientnet-lite_sentence-bert": 4}
+    assert report.computed == {"vision": 0, "text": 4} and report.failed["vision"] == 0
+    events: list[ProgressEvent] = []
+    third = load_item_features(items, features.model_copy(update={
+        "text_backbone": "roberta", "text_weights": str(tiny_hf_text_dirs["roberta"])}), CacheSettings(),
+        tmp_path / "cache", progress=events.append)
+    assert third.combo == "efficientnet-lite_roberta" and third.computed == 4  # the text alone
+    assert torch.equal(third.vision, first.vision) and torch.equal(third.vision_mask, first.vision_mask)
+    assert any("4 vision feature(s) copied from" in e.message for e in events)
