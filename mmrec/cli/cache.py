@@ -68,8 +68,9 @@ def precompute(
         result = run_cache_precompute(settings, test=test, force=force, max_items=max_items, progress=progress)
     report = result.report
     ranks = f", {result.world_size} processes" if result.world_size > 1 else ""
+    rate = f"{report.items_per_second:,.1f} items/s" if report.items_per_second else "nothing to compute"
     table = Table(title=f"Feature store {report.combo} ({report.n_items:,} items{ranks}, {report.seconds:.1f} s, "
-                        f"{report.items_per_second:,.1f} items/s)")
+                        f"{rate})")
     columns = ["modality", "with content", "already cached", "computed", "unreadable"]
     columns += ["not imported"] if report.imported else []
     for column in columns:
