@@ -270,6 +270,30 @@ def clear_command(
         console.print(f"[yellow]Not deleted: {', '.join(result.refused)} (symbolic links; remove them yourself).")
 
 
+@cache_app.command("prune")
+def prune_command(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would go; delete nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete the configured combo's vectors that no catalogue item reads with this config: those of other
+    backbone weights or token limits, of images and texts edited since, of items no longer in the catalogue."""
+    from mmrec.pipeline.cache import prune_cache
+
+    settings = state(ctx).settings(config)
+    combo, stale, stored = prune_cache(settings, dry_run=True)
+    what = f"{stale:,} of {stored:,} entries of {combo} are read by no catalogue item with this config"
+    if not stale or dry_run:
+        console.print(f"{what}{': nothing to delete' if not stale else ' (--dry-run: nothing deleted)'}.")
+        return
+    if not yes and not typer.confirm(f"{what}. Delete them?"):
+        console.print("Nothing deleted.")
+        raise typer.Exit(code=1)
+    combo, stale, stored = prune_cache(settings)
+    console.print(f"Deleted {stale:,} of {stored:,} entries of {combo}.")
+
+
 @cache_app.command("backbones")
 def backbones_command(ctx: typer.Context, config: ConfigOption = None) -> None:
     """Every registered backbone with its dimension and whether its weights are here (no download); the

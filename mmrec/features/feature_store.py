@@ -239,7 +239,11 @@ class FeatureStore:
         """Delete every entry whose key starts with `prefix` but not with `keep`, and the packs of
         those vectors; returns how many entries went (e.g. the vectors of a replaced import)."""
         rows = self.disk._sql("SELECT key FROM Cache WHERE raw = 1 AND substr(key, 1, ?) = ?", (len(prefix), prefix))
-        doomed = [key for (key,) in rows if keep is None or not key.startswith(keep)]
+        return self.delete_keys([key for (key,) in rows if keep is None or not key.startswith(keep)])
+
+    def delete_keys(self, doomed: Sequence[str]) -> int:
+        """Delete these entries and the packs that hold any of them (the next materialize writes a pack again);
+        returns how many entries went."""
         for start in range(0, len(doomed), _IN_CHUNK):
             with self.disk.transact(retry=True):
                 for key in doomed[start:start + _IN_CHUNK]:

@@ -27,7 +27,8 @@ from mmrec.features.vector_file import EXAMPLES, examples
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import CacheSettings, FeaturesSettings
 
-__all__ = ["ItemFeatures", "PrecomputeReport", "load_item_features", "precompute_item_features"]
+__all__ = ["ItemFeatures", "PrecomputeReport", "load_item_features", "precompute_item_features",
+           "prune_item_features"]
 MODALITIES = ("vision", "text")
 
 
@@ -179,6 +180,21 @@ def load_item_features(
     identities = {modality: backbones.key_part(modality)[1] for modality in MODALITIES if tensors[modality][2]}
     return ItemFeatures(vision, vision_mask, text, text_mask, features.combo, vision_dim, text_dim, computed,
                         not_imported, identities)
+
+
+def prune_item_features(items: pd.DataFrame, features: FeaturesSettings, cache: CacheSettings, cache_dir: Path,
+                        dry_run: bool = False) -> tuple[int, int]:
+    """Delete the entries of the configured combo's store that no row of `items` reads with these settings:
+    vectors of other weights or token limits, of edited images and texts, of items no longer in the catalogue.
+    Returns (entries deleted, or that would be with `dry_run`; entries there were)."""
+    with FeatureStore(Path(cache_dir), features.combo, cache) as store:
+        plan = _plan(items, BackboneSet(features, store, FileDigests.in_folder(cache_dir)), MODALITIES)
+        live = {key for key in (*plan.vision_keys, *plan.text_keys) if key is not None}
+        stored = [key for key, _ in store.scan()]
+        stale = [key for key in stored if key not in live]
+        if stale and not dry_run:
+            store.delete_keys(stale)
+    return len(stale), len(stored)
 
 
 @dataclass

@@ -276,6 +276,20 @@ def clear_cache(cache_dir: Path, combo: str | None) -> ClearResult:
     return plan
 
 
+def prune_cache(settings: Settings, dry_run: bool = False) -> tuple[str, int, int]:
+    """(combo, entries deleted or that `dry_run` would delete, entries there were) of the configured combo's store:
+    the entries no processed catalogue item reads with these settings (other weights, edited content, removed
+    items). A FeatureError when the combo has no store."""
+    from mmrec.data.tables import load_items
+    from mmrec.features.item_features import prune_item_features
+
+    combo = settings.features.combo
+    existing_combo_folder(settings.paths.cache_dir, combo)
+    items = load_items(settings.paths.processed_dir)
+    stale, stored = prune_item_features(items, settings.features, settings.cache, settings.paths.cache_dir, dry_run)
+    return combo, stale, stored
+
+
 __all__ = [
     "CacheInfo",
     "CacheListing",
@@ -288,6 +302,7 @@ __all__ = [
     "clear_plan",
     "combo_names",
     "list_caches",
+    "prune_cache",
     "run_cache_import",
     "run_cache_precompute",
 ]

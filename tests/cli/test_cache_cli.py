@@ -143,3 +143,24 @@ def test_symlinked_combo_is_refused_and_the_rest_cleared(config, tmp_path):
     assert "Deleted 1 feature cache(s): " + COMBO in cleared.output and "x_y" in cleared.output
     assert not (cache_dir / COMBO).exists() and (cache_dir / "x_y").is_symlink()
     assert sorted((p.name, p.stat().st_mtime_ns, p.read_bytes()) for p in outside.iterdir() if p.is_file()) == before
+
+
+def test_prune_deletes_the_vectors_no_item_reads_any_more(config, tmp_path):
+    from mmrec.data.tables import load_items
+    from mmrec.features.fingerprint import text_fingerprint as fingerprint
+
+    assert runner.invoke(app, ["cache", "precompute", "-c", str(config)]).exit_code == 0
+    nothing = runner.invoke(app, ["cache", "prune", "-c", str(config)])
+    assert nothing.exit_code == 0 and "0 of 7 entries" in nothing.output and "nothing to delete" in nothing.output
+    items = load_items(tmp_path / "processed")
+    items.loc[0, "text"] = "Movie 0, rewritten"  # an edited description, and an item gone from the catalogue
+    items.loc[0, "text_fingerprint"] = fingerprint(items.loc[0, "text"])
+    save_items(items[items["item_id"] != "1"].reset_index(drop=True), tmp_path / "processed")
+    assert runner.invoke(app, ["cache", "precompute", "-c", str(config)]).exit_code == 0  # the new text: 8 entries
+    dry = runner.invoke(app, ["cache", "prune", "-c", str(config), "--dry-run"])
+    assert dry.exit_code == 0 and "3 of 8 entries" in dry.output and "nothing deleted" in dry.output
+    done = runner.invoke(app, ["cache", "prune", "-c", str(config), "--yes"])
+    assert done.exit_code == 0 and "Deleted 3 of 8 entries" in done.output
+    figures = json.loads(runner.invoke(app, ["cache", "stats", COMBO, "-c", str(config), "--json"]).output)
+    assert figures["vectors"] == {"vision": 1, "text": 3} and figures["failures"] == {"vision": 1, "text": 0}
+    assert figures["coverage"] == {"vision": 1.0, "text": 1.0}
