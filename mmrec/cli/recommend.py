@@ -54,10 +54,14 @@ def print_result(result) -> None:
             )
         console.print(table)
     if result.diversity_lambda is not None:
+        lists = [u for u in result.users if u.diversity_before is not None]
+        raised = sum(u.diversity_after > u.diversity_before + 1e-9 for u in lists)
+        kept = (f"; {len(lists) - raised} kept as ranked: MMR found no more diverse list for them"
+                if raised < len(lists) else "")
         console.print(
             f"mean intra-list diversity: {result.mean_diversity('before'):.3f} -> "
-            f"{result.mean_diversity('after'):.3f} (MMR lambda={result.diversity_lambda}; lists are in MMR order, "
-            "so a lower score can rank above a higher one)"
+            f"{result.mean_diversity('after'):.3f} (MMR lambda={result.diversity_lambda}: {raised} of {len(lists)} "
+            f"list(s) more diverse{kept}; lists are in MMR order, so a lower score can rank above a higher one)"
         )
     print_notes(result.notes)
     if result.output:

@@ -29,6 +29,9 @@ def test_users_with_diversity_and_unknown_user(config, tmp_path):
     seen = set(pd.read_parquet(tmp_path / "processed" / "interactions.parquet").query("user_id == 'u001'")["item_id"])
     assert not seen & {i["item_id"] for i in users["u001"]["items"]}
     assert "fallback" in result.output and "diversity" in result.output
+    raised = sum(u["diversity_after"] > u["diversity_before"] + 1e-9 for u in saved["users"]
+                 if u["diversity_before"] is not None)
+    assert f"{raised} of 2 list(s) more diverse" in _flat(result.output)  # how many MMR changed, not just a mean
     reasons = [i["reason"] for i in users["u001"]["items"]]
     assert all(r["source"] == "item_knn" for r in reasons) and any("similar_to" in r for r in reasons)
     assert users["stranger"]["items"][0]["reason"]["source"] == "popularity"
