@@ -104,6 +104,12 @@ def import_movielens(
             f"[yellow]{result.posters_missing:,} movies have no poster[/yellow] "
             f"(e.g. {', '.join(result.missing_examples)}); preprocess will flag them has_image=False."
         )
+    if result.posters_unchanged:
+        console.print(f"{result.posters_unchanged:,} of the posters were already there with the same bytes: left "
+                      "as they were, so preprocess does not check them again.")
+    if result.config_kept:
+        console.print(f"[yellow]{result.out_dir / 'mmrec.yaml'} was edited since the last import: kept as it "
+                      f"is.[/yellow] The importer's config for this import is {result.config_path}; compare the two.")
     console.print(
         f"Numeric feature columns for this data: [bold]{result.numeric_columns}[/bold] "
         "(no view/comment/thumbup counts; rating statistics are computed from the train split only).\n"

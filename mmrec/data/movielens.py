@@ -7,6 +7,8 @@ would leak the test split; the model side derives them from the training split.
 
 from __future__ import annotations
 
+import filecmp
+import hashlib
 import io
 import json
 import re
@@ -20,7 +22,7 @@ import pandas as pd
 
 from mmrec.data.ids import is_safe_id
 from mmrec.errors import DataError
-from mmrec.fileio import atomic_path, atomic_write_json, atomic_write_text
+from mmrec.fileio import atomic_path, atomic_write_json, atomic_write_text, read_json, sha256_file
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import DataSettings
 
@@ -64,6 +66,8 @@ class MovieLensImport:
     missing_examples: list[str] = field(default_factory=list)
     numeric_columns: list[str] = field(default_factory=lambda: ["year"])
     config_path: Path | None = None
+    posters_unchanged: int = 0  # of posters_copied: the file there already had these bytes (left as it was)
+    config_kept: bool = False  # OUT/mmrec.yaml was edited since the last import: kept, the new one beside it
 
 
 def split_title_year(title: str) -> tuple[str, float]:
@@ -243,8 +247,14 @@ def import_movielens(
     for k, item_id in enumerate(items["item_id"]):
         source = Path(posters) / f"{item_id}.jpg" if posters is not None and is_safe_id(item_id) else None
         if source is not None and source.is_file():
-            with atomic_path(images_dir / f"{item_id}.jpg") as tmp:
-                shutil.copyfile(source, tmp)
+            target = images_dir / f"{item_id}.jpg"
+            # A poster already there with the same bytes is left alone: rewriting it would change its mtime,
+            # and preprocess would take every image of a re-import for a new one.
+            if target.is_file() and filecmp.cmp(source, target, shallow=False):
+                result.posters_unchanged += 1
+            else:
+                with atomic_path(target) as tmp:
+                    shutil.copyfile(source, tmp)
             result.posters_copied += 1
         else:
             result.posters_missing += 1
@@ -258,6 +268,14 @@ def import_movielens(
         items.to_csv(tmp, index=False)
     with atomic_path(out_dir / data.interactions_file) as tmp:
         interactions.to_csv(tmp, index=False)
+    config = _config_yaml(out_dir.resolve())
+    result.config_path = out_dir / "mmrec.yaml"
+    written = _previous_config_sha(out_dir / "dataset.json")
+    if result.config_path.is_file() and written and sha256_file(result.config_path) != written \
+            and result.config_path.read_text(encoding="utf-8", errors="replace") != config:
+        result.config_kept = True  # the user's edits win; the importer's config goes beside it
+        result.config_path = out_dir / "mmrec.imported.yaml"
+    atomic_write_text(result.config_path, config)
     atomic_write_json(
         out_dir / "dataset.json",
         {
@@ -274,11 +292,18 @@ def import_movielens(
             "max_users": max_users,
             "note": "No interaction statistics are item features here: "
             "the pipeline computes them from train only.",
+            # What the import wrote as mmrec.yaml: a re-import overwrites that file only while it is unedited.
+            "config_sha256": hashlib.sha256(config.encode("utf-8")).hexdigest(),
         },
     )
-    result.config_path = out_dir / "mmrec.yaml"
-    atomic_write_text(result.config_path, _config_yaml(out_dir.resolve()))
     return result
+
+
+def _previous_config_sha(dataset_json: Path) -> str | None:
+    try:
+        return read_json(dataset_json).get("config_sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _config_yaml(out_dir: Path) -> str:

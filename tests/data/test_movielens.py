@@ -49,6 +49,26 @@ def test_ml100k_import(tmp_path):
     )
 
 
+def test_a_reimport_keeps_unchanged_posters_and_an_edited_config(tmp_path):
+    src = _ml100k(tmp_path / "ml-100k")
+    posters = tmp_path / "posters"
+    posters.mkdir()
+    (posters / "2.jpg").write_bytes(b"jpeg-bytes")
+    out = tmp_path / "out"
+    import_movielens(src, out, posters, DataSettings())
+    stamp = (out / "images" / "2.jpg").stat().st_mtime_ns
+    again = import_movielens(src, out, posters, DataSettings())  # unedited: the config is simply rewritten
+    assert again.posters_unchanged == 1 and (out / "images" / "2.jpg").stat().st_mtime_ns == stamp
+    assert not again.config_kept and again.config_path == out / "mmrec.yaml"
+    edited = (out / "mmrec.yaml").read_text().replace("threshold: 4.0", "threshold: 3.0")
+    (out / "mmrec.yaml").write_text(edited)
+    (posters / "2.jpg").write_bytes(b"a new poster")
+    third = import_movielens(src, out, posters, DataSettings())
+    assert third.config_kept and (out / "mmrec.yaml").read_text() == edited  # the user's edit survives
+    assert third.config_path == out / "mmrec.imported.yaml" and "threshold: 4.0" in third.config_path.read_text()
+    assert third.posters_unchanged == 0 and (out / "images" / "2.jpg").read_bytes() == b"a new poster"
+
+
 def _ml1m(folder: Path, tags: bool = False) -> Path:
     """ml-1m's layout: `::`-separated, movies.dat in latin-1 with quotes and colons in titles; ml-10m adds tags.dat."""
     folder.mkdir()
