@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from mmrec.cli.common import ConfigOption, RichProgress, console, print_notes, state
+from mmrec.data.import_config import kept_config_note
 
 app = typer.Typer(
     help="Create input data: the synthetic demo catalogue or an imported public dataset.",
@@ -108,8 +109,7 @@ def import_movielens(
         console.print(f"{result.posters_unchanged:,} of the posters were already there with the same bytes: left "
                       "as they were, so preprocess does not check them again.")
     if result.config_kept:
-        console.print(f"[yellow]{result.out_dir / 'mmrec.yaml'} was edited since the last import: kept as it "
-                      f"is.[/yellow] The importer's config for this import is {result.config_path}; compare the two.")
+        console.print(f"[yellow]{kept_config_note(result.out_dir, result.config_path)}")
     console.print(
         f"Numeric feature columns for this data: [bold]{result.numeric_columns}[/bold] "
         "(no view/comment/thumbup counts; rating statistics are computed from the train split only).\n"

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mmrec.data.import_config import config_sha256, import_config_target, kept_config_note
 from mmrec.data.interactions import TIMESTAMP_RANGE
 from mmrec.data.splits import REPORT_FILE, SplitFrames, save_split, split_report
 from mmrec.errors import DataError
@@ -290,10 +291,13 @@ def import_mmrec(src: Path, out_dir: Path, data: DataSettings, name: str | None 
     result.splits_dir = out_dir.resolve() / SPLITS_SUBDIR
     save_split(frames, result.splits_dir)
     atomic_write_json(result.splits_dir / REPORT_FILE, _split_report(result, frames, inter_file))
-    result.config_path = out_dir.resolve() / "mmrec.yaml"
+    result.config_path, kept = import_config_target(out_dir.resolve())
+    if kept:
+        result.notes.append(kept_config_note(out_dir.resolve(), result.config_path))
     result.next_commands = _next_commands(result)
-    atomic_write_json(out_dir / "dataset.json", _dataset_record(result))
-    atomic_write_text(result.config_path, _config_yaml(result))
+    config = _config_yaml(result)
+    atomic_write_text(result.config_path, config)
+    atomic_write_json(out_dir / "dataset.json", {**_dataset_record(result), "config_sha256": config_sha256(config)})
     return result
 
 

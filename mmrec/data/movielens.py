@@ -8,7 +8,6 @@ would leak the test split; the model side derives them from the training split.
 from __future__ import annotations
 
 import filecmp
-import hashlib
 import io
 import json
 import re
@@ -22,7 +21,8 @@ import pandas as pd
 
 from mmrec.data.ids import is_safe_id
 from mmrec.errors import DataError
-from mmrec.fileio import atomic_path, atomic_write_json, atomic_write_text, read_json, sha256_file
+from mmrec.data.import_config import config_sha256, import_config_target
+from mmrec.fileio import atomic_path, atomic_write_json, atomic_write_text
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import DataSettings
 
@@ -269,12 +269,7 @@ def import_movielens(
     with atomic_path(out_dir / data.interactions_file) as tmp:
         interactions.to_csv(tmp, index=False)
     config = _config_yaml(out_dir.resolve())
-    result.config_path = out_dir / "mmrec.yaml"
-    written = _previous_config_sha(out_dir / "dataset.json")
-    if result.config_path.is_file() and written and sha256_file(result.config_path) != written \
-            and result.config_path.read_text(encoding="utf-8", errors="replace") != config:
-        result.config_kept = True  # the user's edits win; the importer's config goes beside it
-        result.config_path = out_dir / "mmrec.imported.yaml"
+    result.config_path, result.config_kept = import_config_target(out_dir)
     atomic_write_text(result.config_path, config)
     atomic_write_json(
         out_dir / "dataset.json",
@@ -292,18 +287,11 @@ def import_movielens(
             "max_users": max_users,
             "note": "No interaction statistics are item features here: "
             "the pipeline computes them from train only.",
-            # What the import wrote as mmrec.yaml: a re-import overwrites that file only while it is unedited.
-            "config_sha256": hashlib.sha256(config.encode("utf-8")).hexdigest(),
+            "config_sha256": config_sha256(config),
         },
     )
     return result
 
-
-def _previous_config_sha(dataset_json: Path) -> str | None:
-    try:
-        return read_json(dataset_json).get("config_sha256")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def _config_yaml(out_dir: Path) -> str:

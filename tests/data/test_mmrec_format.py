@@ -163,3 +163,16 @@ def test_name_picks_one_of_several_inter_files(tmp_path):
     _several_inter(tmp_path / "src")
     result = import_mmrec(tmp_path / "src", tmp_path / "out", DataSettings(), name="other")
     assert result.inter_file.name == "other.inter"
+
+
+def test_a_reimport_keeps_an_edited_config_and_points_its_commands_at_the_new_one(tmp_path):
+    write_mmrec_folder(tmp_path / "src")
+    first = import_mmrec(tmp_path / "src", tmp_path / "out", DataSettings())
+    assert first.config_path.name == "mmrec.yaml"
+    assert import_mmrec(tmp_path / "src", tmp_path / "out", DataSettings()).config_path == first.config_path
+    edited = first.config_path.read_text() + "training:\n  epochs: 3\n"
+    first.config_path.write_text(edited)
+    again = import_mmrec(tmp_path / "src", tmp_path / "out", DataSettings())
+    assert first.config_path.read_text() == edited and again.config_path.name == "mmrec.imported.yaml"
+    assert any("was edited since the last import" in note for note in again.notes)
+    assert all(str(again.config_path) in command for command in again.next_commands if "--config" in command)
