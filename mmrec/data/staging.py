@@ -16,7 +16,7 @@ import os
 import secrets
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from mmrec.errors import DataError
@@ -46,6 +46,30 @@ def staged_folder(target: Path) -> Iterator[Path]:
             ) from None
     finally:
         # After an exchange this is the previous output; after a failure, the partial new one.
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_files(folder: Path, family: Iterable[str], last: str) -> Iterator[Path]:
+    """Yield a new empty folder inside `folder` to write a set of files into (e.g. an evaluation's JSON, markdown
+    and plots). On success each is moved into `folder` (`last` last: the file readers take as the set's index),
+    then the files of the `family` of names this set does not hold (an earlier set's) are removed. Until the moves,
+    `folder` holds the previous set untouched: a failure or a kill never leaves new files beside old ones; the next
+    call removes a dead process's staging folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    anchor = folder / f"{last}.set"  # names the staging folders: .{last}.set.staging-<pid>-<token>
+    remove_abandoned(anchor)
+    staging = _new_folder(anchor, _STAGING)
+    try:
+        yield staging
+        names = sorted((p.name for p in staging.iterdir() if p.is_file()), key=lambda name: name == last)
+        for name in names:
+            os.replace(staging / name, folder / name)
+        for name in set(family) - set(names):
+            (folder / name).unlink(missing_ok=True)
+        fsync_dir(folder)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 

@@ -67,22 +67,25 @@ def plot_bars(report: EvaluationReport, metric: str, path: Path, cold: bool = Fa
     return _save(figure, path)
 
 
+BAR_METRICS = (*TOPK_METRICS, "mrr", "sampled_auc", "sampled_ndcg", "sampled_hit_rate")
+COLD_BAR_METRICS = ("ndcg", "recall")
+
+
+def plot_files() -> dict[str, str]:
+    """Every plot an evaluation can write: name -> file name (what an earlier evaluation may have left)."""
+    return {"curves": "metrics_at_k.png", **{f"bar_{m}": f"bar_{m}.png" for m in BAR_METRICS},
+            **{f"cold_bar_{m}": f"cold_bar_{m}.png" for m in COLD_BAR_METRICS}}
+
+
 def write_plots(report: EvaluationReport, results_dir: Path) -> dict[str, Path]:
-    """metrics_at_k.png plus bar_<metric>.png (and cold_bar_<metric>.png) under results_dir. A plot of this
-    family that an earlier evaluation wrote and this one does not (another task, other models) is removed, so
-    the folder's plots always match its evaluation.json."""
+    """metrics_at_k.png plus bar_<metric>.png (and cold_bar_<metric>.png) under results_dir, those the report has
+    values for (evaluate writes them into a staging folder: `staged_files` removes an earlier evaluation's others)."""
     results_dir = Path(results_dir)
-    plots = {"curves": (lambda path: plot_curves(report, path), "metrics_at_k.png")}
-    for metric in (*TOPK_METRICS, "mrr", "sampled_auc", "sampled_ndcg", "sampled_hit_rate"):
-        plots[f"bar_{metric}"] = (lambda path, metric=metric: plot_bars(report, metric, path), f"bar_{metric}.png")
-    for metric in ("ndcg", "recall"):
-        plots[f"cold_bar_{metric}"] = (lambda path, metric=metric: plot_bars(report, metric, path, cold=True),
-                                       f"cold_bar_{metric}.png")
+    plots = {"curves": lambda path: plot_curves(report, path)}
+    plots |= {f"bar_{m}": lambda path, m=m: plot_bars(report, m, path) for m in BAR_METRICS}
+    plots |= {f"cold_bar_{m}": lambda path, m=m: plot_bars(report, m, path, cold=True) for m in COLD_BAR_METRICS}
     written: dict[str, Path] = {}
-    for name, (plot, file_name) in plots.items():
-        path = plot(results_dir / file_name)
-        if path:
+    for name, file_name in plot_files().items():
+        if path := plots[name](results_dir / file_name):
             written[name] = path
-        else:
-            (results_dir / file_name).unlink(missing_ok=True)
     return written

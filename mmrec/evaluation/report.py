@@ -22,6 +22,8 @@ SAMPLED_NOTE = (
 )
 
 
+REPORT_FILES = ("evaluation.json", "evaluation.md")  # the index first: what readers open
+
 @dataclass
 class EvaluationReport:
     """What `mmrec evaluate` measured, plus where it wrote files."""
@@ -151,7 +153,7 @@ def format_p(p_value: float) -> str:
 def replaced_models_note(report: EvaluationReport, results_dir: Path) -> str | None:
     """When results_dir's evaluation.json holds models this report lacks (an earlier `--compare`), what writing
     this report over it loses; None otherwise (nothing there, unreadable, or nothing lost)."""
-    path = Path(results_dir) / "evaluation.json"
+    path = Path(results_dir) / REPORT_FILES[0]
     try:
         earlier = read_json(path).get("models") or {}
     except (OSError, ValueError, AttributeError):
@@ -167,7 +169,7 @@ def replaced_models_note(report: EvaluationReport, results_dir: Path) -> str | N
 def write_report(report: EvaluationReport, results_dir: Path) -> dict[str, Path]:
     """evaluation.json and evaluation.md under results_dir (atomic)."""
     results_dir = Path(results_dir)
-    paths = {"json": results_dir / "evaluation.json", "markdown": results_dir / "evaluation.md"}
+    paths = {"json": results_dir / REPORT_FILES[0], "markdown": results_dir / REPORT_FILES[1]}
     atomic_write_json(paths["json"], report.to_dict())
     atomic_write_text(paths["markdown"], markdown_report(report))
     return paths

@@ -23,6 +23,7 @@ from mmrec.evaluation.dataset import (
 )
 from mmrec.evaluation.evaluator import ModelEvaluation, evaluate_model
 from mmrec.evaluation.report import (
+    REPORT_FILES,
     SAMPLED_NOTE,
     EvaluationReport,
     replaced_models_note,
@@ -252,10 +253,15 @@ def run_evaluate(
         results_dir = Path(settings.paths.results_dir)
         if note := replaced_models_note(report, results_dir):
             report.notes.append(note)
-        report.files.update(write_report(report, results_dir))
-        from mmrec.evaluation.plots import write_plots  # matplotlib: only when evaluate writes its plots
+        from mmrec.data.staging import staged_files
+        from mmrec.evaluation.plots import plot_files, write_plots  # matplotlib: only when evaluate writes plots
 
-        report.files.update(write_plots(report, results_dir))
+        # The whole set (JSON, markdown, plots) lands together: a killed evaluate leaves the previous one intact,
+        # never new JSON beside old plots.
+        family = [*REPORT_FILES, *plot_files().values()]
+        with staged_files(results_dir, family, last=REPORT_FILES[0]) as staging:
+            staged = {**write_report(report, staging), **write_plots(report, staging)}
+        report.files.update({name: results_dir / path.name for name, path in staged.items()})
         if save_predictions is not None:
             report.files["predictions"] = write_predictions(
                 report, data.user_ids, data.item_ids, save_predictions

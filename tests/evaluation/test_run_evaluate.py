@@ -136,6 +136,25 @@ def test_plots_of_an_earlier_evaluation_are_removed(tiny_config):
     assert first.files.keys() != second.files.keys()
 
 
+def test_an_evaluation_killed_while_writing_leaves_the_previous_set_whole(tiny_config, monkeypatch):
+    """JSON, markdown and plots land together: a crash while the plots are drawn (a kill, a full disk) once left the
+    new evaluation.json beside the previous evaluation's plots."""
+    import mmrec.evaluation.plots as plots
+
+    settings = load_settings(tiny_config).settings
+    results = Path(settings.paths.results_dir)
+    run_evaluate(settings, ["popularity", "item_knn"])
+    before = {path.name: path.read_bytes() for path in results.iterdir()}
+
+    def crash(report, folder):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(plots, "write_plots", crash)
+    with pytest.raises(OSError):
+        run_evaluate(settings, ["item_knn"])
+    assert {path.name: path.read_bytes() for path in results.iterdir()} == before  # no staging folder left either
+
+
 def test_predictions_in_another_format_are_refused_before_any_work(tiny_config, tmp_path):
     settings = load_settings(tiny_config).settings
     with pytest.raises(ConfigError, match=r"\.json or \.csv"):
