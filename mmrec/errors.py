@@ -49,3 +49,19 @@ class Interrupted(MmrecError):
     """Ctrl-C (SIGINT): the message says what was kept, the hint how to continue. Exit 130, as a shell reports it."""
 
     exit_code = 130
+
+
+class SystemResourceError(MmrecError):
+    """The operating system refused a read or write: no space left, no permission, a file size limit..."""
+
+
+def os_error(error: OSError) -> SystemResourceError:
+    """An OSError as the user reads it: what failed, on which path, and what to check."""
+    what = error.strerror or str(error) or type(error).__name__
+    where = f": {error.filename}" if error.filename else ""
+    if error.filename2:
+        where += f" -> {error.filename2}"
+    return SystemResourceError(
+        f"The system refused this command's file operation ({what}){where}.",
+        hint="Check the free disk space, the permissions and any limits (ulimit) of that path, then run the "
+             "command again: mmrec writes atomically, so the earlier outputs are intact.")

@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 
 from mmrec import __version__
 from mmrec.cli.common import AppState, configure_logging, render_error
-from mmrec.errors import Interrupted, MmrecError
+from mmrec.errors import Interrupted, MmrecError, os_error
 
 
 class MmrecGroup(TyperGroup):
@@ -21,9 +21,14 @@ class MmrecGroup(TyperGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (MmrecError, KeyboardInterrupt) as caught:
-            # Ctrl-C where no command says more: one line instead of click's bare "Aborted!".
-            error = caught if isinstance(caught, MmrecError) else Interrupted("Interrupted (Ctrl-C).")
+        except BrokenPipeError:  # `mmrec ... | head` closed the pipe: the reader has what it wanted
+            raise typer.Exit(code=141) from None
+        except (MmrecError, KeyboardInterrupt, OSError) as caught:
+            # Ctrl-C where no command says more: one line instead of click's bare "Aborted!". An operating-system
+            # error (a full disk, a folder without write permission, a file size limit) is the machine's answer
+            # to this command, not a bug: said in one block, exit 2 (--verbose shows where).
+            error = (caught if isinstance(caught, MmrecError) else os_error(caught) if isinstance(caught, OSError)
+                     else Interrupted("Interrupted (Ctrl-C)."))
             verbose = isinstance(ctx.obj, AppState) and ctx.obj.verbose
             render_error(error, verbose=verbose)
             raise typer.Exit(code=error.exit_code) from None

@@ -200,3 +200,19 @@ def test_contrastive_alignment_without_an_image_text_pair_says_it_trains_nothing
     assert result.exit_code == 0, result.output
     assert ("model.use_contrastive is on, but the item tower reads no vision and no text (model.use_vision is false; "
             "model.use_text is false): there is no image-text pair to align") in flat
+
+
+def test_an_operating_system_error_is_one_clear_block_and_exit_2(tmp_path, monkeypatch):
+    import errno
+
+    from mmrec.checkpoints import catalog
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "checkpoints" / "x.pth"))
+
+    monkeypatch.setattr(catalog, "list_checkpoints", disk_full)
+    config = write_tiny_project(tmp_path, epochs=1)
+    result = runner.invoke(app, ["checkpoints", "list", "-c", str(config)], terminal_width=250)
+    flat = " ".join(result.output.replace("│", "").split())
+    assert result.exit_code == 2 and "SystemResourceError" in flat and "Traceback" not in result.output
+    assert "(No space left on device)" in flat and "Check the free disk space" in flat
