@@ -16,7 +16,8 @@ from mmrec.errors import Interrupted, MmrecError, os_error
 
 
 class MmrecGroup(TyperGroup):
-    """Renders MmrecError in one red block and exits 2 (tracebacks only with --verbose)."""
+    """Renders MmrecError (and an OSError, Ctrl-C) in one block and exits with its code (tracebacks only with
+    --verbose)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from mmrec.data.ids import is_safe_id
-from mmrec.errors import DataError
 from mmrec.data.import_config import config_sha256, import_config_target
+from mmrec.errors import DataError
 from mmrec.fileio import atomic_path, atomic_write_json, atomic_write_text
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import DataSettings
@@ -291,7 +291,6 @@ def import_movielens(
         },
     )
     return result
-
 
 
 def _config_yaml(out_dir: Path) -> str:
