@@ -229,9 +229,17 @@ class FeatureStore:
                 f"Feature cache {self.folder} is over its size limit ({self.settings.size_limit_bytes:,} bytes).",
                 hint="Raise cache.size_limit_bytes or run `mmrec cache clear` for unused combos.",
             )
-        with self.disk.transact(retry=True):
-            for key, value in entries:
-                self.disk.set(key, value, retry=True)
+        try:
+            with self.disk.transact(retry=True):
+                for key, value in entries:
+                    self.disk.set(key, value, retry=True)
+        except sqlite3.OperationalError as exc:  # SQLite's word for a full disk or a file size limit
+            raise FeatureError(
+                f"Could not write to the feature cache {self.folder} ({exc}): the disk is full, the folder is not "
+                "writable, or a file size limit (ulimit -f) was reached. This batch was not stored (SQLite rolled "
+                "it back); what was stored before is intact.",
+                hint="Free disk space or lift the limit, then run the command again: it computes only what is "
+                     "missing.") from None
         for key, value in entries:
             self.lru.put(key, value)
 

@@ -184,3 +184,26 @@ def test_a_store_created_by_a_failed_request_is_removed_again(tmp_path):
         assert (tmp_path / combo).is_dir()
     with FeatureStore(tmp_path, "a_b", CacheSettings()) as store:
         assert len(store) == 1
+
+
+def test_a_write_the_disk_refuses_is_a_feature_error_and_keeps_what_was_stored(tmp_path, monkeypatch):
+    import contextlib
+    import sqlite3
+
+    from mmrec.errors import FeatureError
+    from mmrec.features.feature_store import FeatureStore
+    from mmrec.settings import CacheSettings
+
+    with FeatureStore(tmp_path, "a_b", CacheSettings()) as store:
+        store.put_many([("k1", b"one")])
+
+        @contextlib.contextmanager
+        def full_disk(retry=False):
+            yield
+            raise sqlite3.OperationalError("disk I/O error")  # as COMMIT fails under `ulimit -f`
+
+        monkeypatch.setattr(store.disk, "transact", full_disk)
+        with pytest.raises(FeatureError, match="disk I/O error.*the disk is full"):
+            store.put_many([("k2", b"two")])
+        monkeypatch.undo()
+        assert store.get_many(["k1"]) == [b"one"]
