@@ -134,7 +134,14 @@ class FeatureStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         # eviction_policy='none': features are never silently dropped; the size limit is enforced
         # by put_many with a clear error instead.
-        self.disk = diskcache.Cache(str(self.folder), eviction_policy="none", size_limit=cache.size_limit_bytes)
+        try:
+            self.disk = diskcache.Cache(str(self.folder), eviction_policy="none", size_limit=cache.size_limit_bytes)
+        except sqlite3.OperationalError as exc:  # e.g. "attempt to write a readonly database"
+            raise FeatureError(
+                f"Cannot open the feature cache {self.folder} ({exc}): the store (SQLite, via diskcache) writes its "
+                "settings and statistics on opening, so its folder must be writable by this user, even to read.",
+                hint="Give this user write access to paths.cache_dir, or point paths.cache_dir at a writable copy "
+                     "(MMREC_PATHS__CACHE_DIR=...).") from None
         self._check_layout()
         self.lru = ByteLRU(cache.memory_lru_bytes)
         self.counters = {"hits": 0, "misses": 0, "computed": 0, "failed": 0}

@@ -118,6 +118,7 @@ class ItemItemStore:
 
         A folder that cannot be written (read-only, disk full) costs a warning, not the run: None.
         """
+        from safetensors import SafetensorError
         from safetensors.torch import save_file
 
         path = self.path(key)
@@ -136,7 +137,7 @@ class ItemItemStore:
             with atomic_path(path) as tmp:
                 save_file(tensors, str(tmp), metadata=meta)
             self._prune()
-        except OSError as exc:
+        except (OSError, SafetensorError) as exc:  # safetensors reports a full disk or a size limit as its own
             log.warning("Could not store the item-item fit in %s (%s); the next run will refit.", self.folder, exc)
             return None
         return path

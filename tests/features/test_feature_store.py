@@ -207,3 +207,19 @@ def test_a_write_the_disk_refuses_is_a_feature_error_and_keeps_what_was_stored(t
             store.put_many([("k2", b"two")])
         monkeypatch.undo()
         assert store.get_many(["k1"]) == [b"one"]
+
+
+def test_a_cache_folder_this_user_cannot_write_is_a_clear_error(tmp_path, monkeypatch):
+    import sqlite3
+
+    import diskcache
+
+    from mmrec.features.feature_store import FeatureStore
+    from mmrec.settings import CacheSettings
+
+    def read_only(*args, **kwargs):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(diskcache, "Cache", read_only)
+    with pytest.raises(FeatureError, match="readonly database.*must be writable by this user"):
+        FeatureStore(tmp_path, "a_b", CacheSettings())

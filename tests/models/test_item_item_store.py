@@ -134,3 +134,15 @@ def test_a_file_of_another_dtype_is_not_trusted(tmp_path):
     save_file({"weights": torch.eye(3, dtype=torch.float64)}, str(store.path(key)),
               metadata={"format": "mmrec.item_item/1", "key": key, "shape": "3,3", "layout": "dense"})
     assert store.load(key, "cpu") is None
+
+
+def test_a_file_size_limit_while_saving_a_fit_warns_like_a_full_disk(tmp_path, caplog, monkeypatch):
+    from safetensors import SafetensorError
+
+    def too_large(*args, **kwargs):
+        raise SafetensorError("Error while serializing: I/O error: File too large (os error 27)")
+
+    monkeypatch.setattr("safetensors.torch.save_file", too_large)
+    with caplog.at_level(logging.WARNING):
+        assert ItemItemStore(tmp_path).save(fit_key(_pattern(), [], {}), torch.eye(3)) is None
+    assert "Could not store" in caplog.text and not list(tmp_path.glob("*.safetensors"))
