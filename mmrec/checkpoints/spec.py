@@ -104,6 +104,8 @@ class CheckpointSpec(BaseModel):
     # A best checkpoint written during training is False until its run ends (the blend chosen): still running,
     # or interrupted. None: written before this was recorded.
     finished: bool | None = None
+    # One id per training run, kept by its resumes: which best and last checkpoints belong together (None before).
+    run_id: str | None = None
 
     @classmethod
     def from_meta(cls, meta: Any, path: Path) -> CheckpointSpec:

@@ -67,9 +67,16 @@ def save_checkpoint(path: Path, state: dict[str, Any], meta: Mapping[str, Any]) 
     }
     for target in (path, sidecar_path(path)):
         remove_stale_temps(target)
-    with atomic_path(path) as tmp:
-        torch.save({**state, "format": FORMAT, "meta": meta}, tmp)
-        digest = sha256_file(tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save({**state, "format": FORMAT, "meta": meta}, tmp)
+            digest = sha256_file(tmp)
+    except RuntimeError as exc:  # torch reports a full disk or a file size limit as "[enforce fail ...] pos"
+        said = str(exc).strip().split("\n")[0][:200]
+        raise CheckpointError(
+            f"Could not write checkpoint {path} ({said}): the disk is full, or a file size limit (ulimit -f) was "
+            "reached. The file there before is intact.",
+            hint="Free disk space or lift the limit, then run the command again.") from None
     write_sidecar(path, meta, digest)
     return path
 
@@ -195,12 +202,20 @@ def checkpoint_provenance(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
             "created_at": meta.get("created_at"), "finished": meta.get("finished") is not False}
 
 
-def unfinished_note(meta: dict[str, Any], where: str) -> str | None:
-    """A note when the best checkpoint with metadata `meta` (named `where`) comes from a training run that has not
-    ended: saved at an epoch that improved validation, before the run chose the item-item blend it serves with
-    (or the run was interrupted); None otherwise."""
+def unfinished_note(meta: dict[str, Any], path: Path) -> str | None:
+    """A note when the best checkpoint `path` (metadata `meta`) comes from a training run that has not ended: saved
+    at an epoch that improved validation, before the run chose the item-item blend it serves with (or the run was
+    interrupted); None otherwise. It says how to go on: resume from the last_model.pth beside it only when that is
+    the same run's (a write that failed may have left another run's there)."""
     if meta.get("finished") is not False:
         return None
-    return (f"{where} is from a training run that has not finished (still running, or interrupted): the epoch-"
-            f"{meta.get('epoch', '?')} two-tower model, without the item-item blend the run chooses at its end. Let "
-            "it finish, or resume it (`mmrec train --resume` with its last_model.pth), before trusting these results.")
+    last = Path(path).with_name(LAST)
+    try:
+        same_run = last.is_file() and meta.get("run_id") is not None and read_meta(last).get("run_id") == meta["run_id"]
+    except CheckpointError:
+        same_run = False
+    how = (f"let it finish, or resume it (`mmrec train --resume {last}`)" if same_run else
+           f"{last} is not from that run, so it cannot be resumed: train again")
+    return (f"{path} is from a training run that has not finished (still running, or interrupted): the epoch-"
+            f"{meta.get('epoch', '?')} two-tower model, without the item-item blend the run chooses at its end. "
+            f"Before trusting these results, {how}.")

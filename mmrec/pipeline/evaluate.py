@@ -86,7 +86,7 @@ def checkpoint_split_notes(settings: Settings, checkpoint_name: str | None, trai
     path = find_checkpoint(settings.paths.checkpoint_dir, settings.features.combo,
                            name=checkpoint_name or settings.inference.checkpoint_name)
     meta = read_meta(path)
-    if note := unfinished_note(meta, str(path)):
+    if note := unfinished_note(meta, path):
         notes.append(note)
     recorded = meta.get("split") or {}
     trained_on = recorded.get("train_sha256")

@@ -158,7 +158,9 @@ def load_serving(settings: Settings, recommender_type: str, progress: ProgressCa
     fallback = create_recommender(fallback_name, settings.evaluation).fit(interactions, item_ids)
     index, notes = None, []
     spec = getattr(model, "spec", None)  # the multimodal checkpoint's
-    if isinstance(spec, CheckpointSpec) and (note := unfinished_note(spec.to_meta(), "The multimodal checkpoint")):
+    made_from = getattr(model, "checkpoint", None)
+    if isinstance(spec, CheckpointSpec) and made_from and (note := unfinished_note(spec.to_meta(),
+                                                                                   Path(made_from["path"]))):
         notes.append(note)
     new_items = int(getattr(model, "items_without_id", 0))
     if new_items:

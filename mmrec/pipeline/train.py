@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import resource
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,7 +238,9 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
         model_cfg = model_cfg.model_copy(update={"distill_weight": 0.0})
     # A resume is checked before the trainer is built (which fits the distillation teacher: minutes).
     resumed = (_resume_state(Path(resume), dims, users, item_encoder, recorded, device, inputs.feature_identities,
-                             train_sha256) if resume is not None else None)
+                             train_sha256, Path(settings.paths.checkpoint_dir)) if resume is not None else None)
+    # A resume continues its run's id: best and last checkpoints of one run say so, whatever failed between them.
+    run_id = ((resumed.get("meta") or {}).get("run_id") if resumed is not None else None) or uuid.uuid4().hex
     trainer = Trainer(model, data, catalogue, model_cfg, settings.training, device,
                       k_values=settings.evaluation.k_values, eval_batch_size=settings.evaluation.batch_size,
                       dist_ctx=ctx, progress=progress, tracker=tracker)
@@ -267,6 +270,7 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
         "monitor": settings.training.monitor,
         # The train.csv trained on: evaluate refuses a test split whose rows this model may have trained on.
         "split": {"splits_dir": str(splits_dir), "train_sha256": train_sha256},
+        "run_id": run_id,
     }
     encoders = encoder_state(users, item_encoder)
     checkpoint_dir = Path(settings.paths.checkpoint_dir)
@@ -412,13 +416,31 @@ def _refit_for_serving(settings: Settings, train: Any, device: torch.device, pro
                      progress=progress)
 
 
+def _run_of(path: Path) -> str | None:
+    """The run id a checkpoint records (None: none there, unreadable, or written before run ids)."""
+    try:
+        return read_meta(path).get("run_id") if path.is_file() else None
+    except MmrecError:
+        return None
+
+
 def _resume_state(path: Path, dims: ModelDims, users: IdEncoder, items: IdEncoder, recorded: dict[str, Any],
-                  device: torch.device, identities: dict[str, str | None], train_sha256: str) -> dict[str, Any]:
+                  device: torch.device, identities: dict[str, str | None], train_sha256: str,
+                  settings_dir: Path) -> dict[str, Any]:
     """The full training state to resume from; the run must have the same data (train.csv), encoders, features,
-    model settings and training settings (but RESUMABLE_TRAINING_KEYS)."""
+    model settings and training settings (but RESUMABLE_TRAINING_KEYS), and the best checkpoint in
+    `settings_dir` (paths.checkpoint_dir), if any, must be that run's."""
     state = load_checkpoint(path, map_location=device)
     check_training_state(state)
     spec = CheckpointSpec.from_meta(state.get("meta"), path)
+    best = checkpoint_path(Path(settings_dir), spec.combo, BEST)
+    best_run = _run_of(best)
+    if spec.run_id is not None and best_run is not None and best_run != spec.run_id:
+        raise CheckpointError(
+            f"{best} is from another training run than {path}: a later run wrote it (then stopped before its "
+            "own last_model.pth was saved, e.g. a full disk). The best weights of the run being resumed are gone, "
+            "so resuming would finish with another run's model.",
+            hint="Train from scratch (without --resume); or move that best_model.pth away if it is the one to drop.")
     trained_on = (spec.split or {}).get("train_sha256")
     if trained_on and trained_on != train_sha256:
         raise CheckpointError(

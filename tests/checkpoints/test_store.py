@@ -107,3 +107,18 @@ def test_save_removes_temp_files_left_by_killed_writes(tmp_path):
     other.write_bytes(b"")
     save(folder / BEST)
     assert not any(p.exists() for p in leftovers) and other.exists()
+
+
+def test_a_checkpoint_the_disk_cannot_take_is_a_clear_error_and_the_old_file_stays(tmp_path, monkeypatch):
+    path = tmp_path / "best_model.pth"
+    save_checkpoint(path, {"model": {}}, {"epoch": 1})
+
+    def size_limit(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 506816 vs 506708")
+
+    monkeypatch.setattr(torch, "save", size_limit)
+    with pytest.raises(CheckpointError, match="the disk is full, or a file size limit"):
+        save_checkpoint(path, {"model": {}}, {"epoch": 2})
+    monkeypatch.undo()
+    assert read_meta(path)["epoch"] == 1  # the earlier file, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best_model.json", "best_model.pth"]  # no temp file left

@@ -161,3 +161,40 @@ def test_a_best_checkpoint_of_an_unfinished_run_is_flagged_where_it_is_used(tmp_
     assert not any("has not finished" in note for note in report.notes)
     assert report.checkpoints["multimodal"]["finished"] is True
     assert report.checkpoints["multimodal"]["sha256"] == read_meta(best)["checkpoint_sha256"] != named["sha256"]
+
+
+def test_a_best_checkpoint_whose_run_left_no_last_checkpoint_is_never_resumed_with_another_runs(tmp_path,
+                                                                                                 monkeypatch):
+    """A finished run A, then a run B whose last_model.pth could not be written (a full disk) after its epoch-1
+    best_model.pth was: last_model.pth is still A's. Resuming it finished with B's epoch-1 weights blended as A's
+    run (the messy-data walkthrough: test 0.0225 vs 0.0256); the note advised exactly that resume."""
+    import pytest
+
+    from mmrec.checkpoints.store import read_meta
+    from mmrec.errors import CheckpointError
+    from mmrec.pipeline import train as train_module
+
+    config = tiny_project.write_tiny_project(tmp_path, epochs=1)
+    settings = load_settings(config).settings
+    run_train(settings)
+    best = next((tmp_path / "checkpoints").rglob("best_model.pth"))
+    last = best.with_name("last_model.pth")
+    first_run = read_meta(last)["run_id"]
+    assert read_meta(best)["run_id"] == first_run and first_run
+
+    save = train_module.save_checkpoint
+
+    def disk_full_for_last(path, *args):
+        if path.name == "last_model.pth":
+            raise OSError(28, "No space left on device", str(path))
+        return save(path, *args)
+
+    monkeypatch.setattr(train_module, "save_checkpoint", disk_full_for_last)
+    with pytest.raises(OSError):
+        run_train(settings)
+    monkeypatch.undo()
+    assert read_meta(best)["run_id"] != first_run and read_meta(best)["finished"] is False
+    notes = run_evaluate(settings, ["multimodal"], write_files=False).notes
+    assert any("is not from that run, so it cannot be resumed: train again" in note for note in notes)
+    with pytest.raises(CheckpointError, match="is from another training run than"):
+        run_train(settings, resume=last)
