@@ -16,6 +16,7 @@ from mmrec.errors import DataError
 from mmrec.settings import DataSettings, PreprocessSettings
 
 IMPUTED_SHARE_NOTE = 0.25  # a numeric column imputed for this share of items or more gets a note
+DOTTED_SHARE_NOTE = 0.1  # ... and one where this share is written like 1.234 (a thousands dot?)
 
 
 def _not_numbers_hint(values: pd.Series) -> str | None:
@@ -25,6 +26,10 @@ def _not_numbers_hint(values: pd.Series) -> str | None:
     if text.empty or pd.to_numeric(text, errors="coerce").notna().any():
         return None
     example = text.iloc[0]
+    if text.str.fullmatch(r"[+-]?\d+,\d+").mean() >= 0.5:  # "487,0", "38,1": a decimal-comma locale's export
+        return (f"It holds numbers written with a decimal comma (e.g. {example!r}): write them with a point "
+                f"({example.replace(',', '.')}), e.g. by exporting with a point as the decimal separator, or "
+                "remove the column from data.numerical_features_cols.")
     dates = pd.to_datetime(text.head(200), errors="coerce", utc=True, format="mixed")
     if dates.notna().mean() >= 0.9:
         return (f"It holds dates (e.g. {example!r}), which are not read as numbers: add a number made from them "
@@ -117,7 +122,14 @@ def clean_items(
             report.notes.append(
                 f"Numeric column {name!r} carries no information: {what}, so it is left out of the item features. "
                 + (_not_numbers_hint(frame[name]) or "Fill it, or remove it from data.numerical_features_cols."))
-        elif len(frame) and col.imputed / len(frame) >= IMPUTED_SHARE_NOTE:
+            continue
+        if len(frame) and col.dotted / len(frame) >= DOTTED_SHARE_NOTE:
+            report.notes.append(
+                f"{col.dotted:,} of {len(frame):,} values of numeric column {name!r} are written like "
+                f"{', '.join(map(repr, col.dotted_examples))}: read as decimals ({col.dotted_examples[0]!r} = "
+                f"{float(col.dotted_examples[0]):g}). If the file comes from a locale that writes thousands with a "
+                "dot, they are 1,000 times too small: write the numbers without separators.")
+        if len(frame) and col.imputed / len(frame) >= IMPUTED_SHARE_NOTE:
             report.notes.append(
                 f"Numeric column {name!r} has no valid value for {col.imputed:,} of {len(frame):,} items "
                 f"({col.imputed / len(frame):.0%}); they all hold the {preprocess.numeric_impute} fill value "

@@ -27,6 +27,10 @@ class ColumnReport:
     examples: list[str] = field(default_factory=list)  # item ids of a few imputed rows
     formatted: int = 0  # values written as 20.1K / 1.5M / 2B / 1,234, parsed to numbers
     formatted_examples: list[str] = field(default_factory=list)  # a few of them, "20.1K=20,100"
+    # values written as 1.234: read as decimals, but in a file from a decimal-comma locale they are
+    # thousands (validate_numeric_columns counts them; preprocess notes a column where they are common)
+    dotted: int = 0
+    dotted_examples: list[str] = field(default_factory=list)
     no_information: bool = False  # no valid value, or one value for all: the column is left out of the features
     constant: float | None = None  # the one value every valid entry holds (then no_information)
 
@@ -91,6 +95,9 @@ def validate_numeric_columns(
         report.formatted = int(parsed.sum())
         examples = dict(zip(unparsed[parsed].astype(str), formatted[parsed], strict=True))  # distinct texts
         report.formatted_examples = [f"{text}={number:,.10g}" for text, number in list(examples.items())[:3]]
+        text = raw[~blank].astype("string").str.strip()
+        dotted = text[text.str.fullmatch(r"\d{1,3}\.\d{3}").fillna(False).astype(bool)]  # 12.004.511: no number
+        report.dotted, report.dotted_examples = len(dotted), dotted.head(3).tolist()
         report.missing = int(blank.sum())
         report.non_numeric = int((values.isna() & ~blank).sum())
         infinite = np.isinf(values.to_numpy())

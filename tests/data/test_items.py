@@ -93,6 +93,22 @@ def test_a_numeric_column_of_dates_or_categories_says_so():
     assert "Fill it, or remove it" in empty
 
 
+def test_numbers_of_a_decimal_comma_locale_are_named_as_such():
+    """A `;` export from a decimal-comma locale: '487,0' left a column out with "It holds dates (e.g. '38,1')", and
+    '2.852' (2,852) was read as 2.852 with no word (the messy-data walkthrough)."""
+    raw = pd.DataFrame({"item_id": [str(i) for i in range(10)], "title": list("abcdefghij"), "description": [""] * 10,
+                        "likes": ["38,1", "487,0", "2,5"] * 3 + ["1,0"],
+                        "views": ["2.852", "12.004.511", "512", "7", "1.250", "88", "9", "3", "4", "5"]},
+                       dtype="string")
+    items, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["likes", "views"]),
+                                   PreprocessSettings())
+    comma, dotted = report.notes
+    assert "It holds numbers written with a decimal comma (e.g. '38,1'): write them with a point (38.1)" in comma
+    assert "dates" not in comma
+    assert dotted.startswith("2 of 10 values of numeric column 'views' are written like '2.852', '1.250'")
+    assert "read as decimals ('2.852' = 2.852)" in dotted and items.loc[0, "views"] == 2.852
+
+
 def test_a_catalogue_without_descriptions_sets_the_column_to_null():
     raw = pd.DataFrame({"item_id": ["1", "2"], "name": ["Red mug", "Blue cup"]}, dtype="string")
     items, _, _ = clean_items(raw, DataSettings(title_column="name", description_column=None,
