@@ -130,7 +130,8 @@ _UTF16_MARKS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 _WORKBOOK_MAGIC = ((b"PK\x03\x04", "a zip archive, as an Excel (.xlsx) or OpenDocument (.ods) workbook is"),
                    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old-format Excel workbook (.xls)"))
 _RESAVE_AS_UTF8 = ("Re-save it as UTF-8: choose that encoding when saving (Excel: 'CSV UTF-8'; LibreOffice: character "
-                   "set 'Unicode (UTF-8)'), or convert it, e.g. `iconv -f latin1 -t utf-8 OLD > NEW` (-f utf-16 for "
+                   "set 'Unicode (UTF-8)'), or convert it, e.g. `iconv -f cp1252 -t utf-8 OLD > NEW` (cp1252, what "
+                   "Windows and Excel write, keeps the dashes and the euro sign that -f latin1 drops; -f utf-16 for "
                    "UTF-16).")
 
 

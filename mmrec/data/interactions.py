@@ -248,8 +248,9 @@ def clean_interactions(
     if has_rating:
         out["rating"] = frame["rating"].astype("float64")
     report.kept = len(out)
-    if note := _case_variants_note(out["user_id"]):
-        report.notes.append(note)
+    for note in (_case_variants_note(out["user_id"]), _float_variants_note(out["user_id"])):
+        if note:
+            report.notes.append(note)
     report.users = int(out["user_id"].nunique())
     report.items = int(out["item_id"].nunique())
     if out.empty:
@@ -326,6 +327,20 @@ def _case_variants_note(user_ids: pd.Series) -> str | None:
     return (f"{folded[variants].nunique():,} user id(s) are written in more than one letter case (e.g. {shown}): ids "
             "are compared exactly, so each spelling is a user of its own. If they are one user (e-mail addresses), "
             "write the column in one case.")
+
+
+def _float_variants_note(user_ids: pd.Series) -> str | None:
+    """A note when some user ids are also written with a '.0' ('256' and '256.0': one column read as numbers
+    somewhere), which makes two users of one; else None."""
+    users = pd.Series(user_ids.unique())
+    whole = users.str.extract(r"^(\d+)\.0+$")[0]
+    both = whole.notna() & whole.isin(set(users))
+    if not both.any():
+        return None
+    first = users[both].iloc[0]
+    return (f"{int(both.sum()):,} user id(s) also appear with a '.0' (e.g. {whole[both].iloc[0]!r} and {first!r}): the "
+            "column was read as numbers in some rows, and each spelling is a user of its own. Write the ids as text "
+            "(one spelling per user).")
 
 
 def _no_rows_error(report: InteractionReport) -> DataError:

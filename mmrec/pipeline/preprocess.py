@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 import unicodedata
 from dataclasses import asdict, dataclass, field
@@ -280,6 +281,10 @@ def _image_jobs(items: pd.DataFrame, images_dir: Path, named: dict[str, str] | N
         for item_id in items["item_id"]:
             value = named.get(item_id)
             value = "" if value is None or pd.isna(value) else str(value).strip()
+            if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):  # nothing is downloaded
+                refused[item_id] = ImageResult(item_id, "missing", detail=f"{value} is a URL: images are read from "
+                                               f"files under {images_dir} (download them there)")
+                continue
             source = os.path.realpath(os.path.join(root, value)) if value else ""
             if value and os.path.commonpath([root, source]) != root:
                 refused[item_id] = ImageResult(item_id, "outside_folder", detail=f"{value} leads out of {images_dir}")

@@ -225,6 +225,15 @@ def test_user_ids_differing_only_by_letter_case_stay_apart_with_a_note():
                             "are one user (e-mail addresses), write the column in one case."]
 
 
+def test_user_ids_also_written_with_a_point_zero_stay_apart_with_a_note():
+    raw = _raw([["256", "a"], ["256.0", "b"], ["7", "a"], ["8.0", "a"]], ("user_id", "item_id"))
+    out, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings())
+    assert report.users == 4 and len(out) == 4  # kept as written ('8.0' alone is no second spelling)
+    assert report.notes == ["1 user id(s) also appear with a '.0' (e.g. '256' and '256.0'): the column was read as "
+                            "numbers in some rows, and each spelling is a user of its own. Write the ids as text (one "
+                            "spelling per user)."]
+
+
 def test_rated_below_holds_each_pair_once_and_not_pairs_liked_in_another_row():
     raw = _raw([["u1", "a", "1", "2"], ["u1", "a", "2", "1"], ["u1", "b", "3", "1"], ["u1", "b", "4", "5"],
                 ["u2", "a", "5", "5"]])

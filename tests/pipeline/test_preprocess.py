@@ -358,7 +358,7 @@ def test_images_named_in_an_item_info_column_and_a_note_when_no_file_is_named_af
     (tmp_path / "secret.jpg").write_bytes((raw / "images" / "thumbs" / "thumb_0.jpg").read_bytes())
     items = pd.read_csv(raw / "item_info.csv", dtype=str)
     items["thumbnail"] = [f"thumbs/thumb_{i}.jpg" for i in range(len(items))]
-    items.loc[4, "thumbnail"], items.loc[5, "thumbnail"] = None, "../../secret.jpg"
+    items.loc[4, "thumbnail"], items.loc[5, "thumbnail"] = "https://cdn.example.com/4.jpg", "../../secret.jpg"
     items.to_csv(raw / "item_info.csv", index=False)
     by_id = run_preprocess(_settings(tmp_path)).report  # looked up by id: nothing found, and said so
     assert by_id["images"]["missing"] == 6
@@ -366,6 +366,8 @@ def test_images_named_in_an_item_info_column_and_a_note_when_no_file_is_named_af
                for note in by_id["items"]["notes"])
     named = run_preprocess(_settings(tmp_path, **{"data.image_column": "thumbnail"}), force=True).report
     assert (named["images"]["ok"], named["images"]["missing"], named["images"]["outside_folder"]) == (4, 1, 1)
+    (url,) = named["images"]["examples"]["missing"]  # not "file not found": nothing is downloaded
+    assert "https://cdn.example.com/4.jpg is a URL: images are read from files under" in url
     assert not any("image files in" in note for note in named["items"]["notes"])
     processed = load_items(tmp_path / "processed").set_index("item_id")
     assert processed["has_image"].tolist() == [True] * 4 + [False, False]
