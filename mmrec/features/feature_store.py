@@ -139,9 +139,10 @@ class FeatureStore:
         except sqlite3.OperationalError as exc:  # e.g. "attempt to write a readonly database"
             raise FeatureError(
                 f"Cannot open the feature cache {self.folder} ({exc}): the store (SQLite, via diskcache) writes its "
-                "settings and statistics on opening, so its folder must be writable by this user, even to read.",
-                hint="Give this user write access to paths.cache_dir, or point paths.cache_dir at a writable copy "
-                     "(MMREC_PATHS__CACHE_DIR=...).") from None
+                "settings and statistics on opening, so its folder must be writable by this user, even to read, "
+                "and have room (a full disk or a file size limit stops it too).",
+                hint="Give this user write access to paths.cache_dir (or point it at a writable copy: "
+                     "MMREC_PATHS__CACHE_DIR=...), free disk space, or lift the limit.") from None
         self._check_layout()
         self.lru = ByteLRU(cache.memory_lru_bytes)
         self.counters = {"hits": 0, "misses": 0, "computed": 0, "failed": 0}
