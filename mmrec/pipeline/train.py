@@ -42,6 +42,11 @@ RECORDED_SECTIONS = ("data", "split", "features", "model", "training", "evaluati
 # batch size, schedule, validation sample...) would not be an exact resume: the restored optimizer and schedule
 # would silently keep the old values, or the early-stopping record would compare other quantities.
 RESUMABLE_TRAINING_KEYS = frozenset({"epochs", "patience", "device", "bf16", "log_every"})
+# Feature settings that say where the weights are and how extraction runs, not what the vectors are (the weights'
+# identity is checked apart): a resume after the backbone folder moved goes on.
+RESUMABLE_FEATURES_KEYS = frozenset({"vision_weights", "text_weights", "allow_download", "batch_size",
+                                     "num_workers", "device"})
+RESUMABLE = {"training": RESUMABLE_TRAINING_KEYS, "features": RESUMABLE_FEATURES_KEYS}
 TRAIN_LOCK = "train.lock"
 
 
@@ -426,14 +431,14 @@ def _run_of(path: Path) -> str | None:
 
 def _resume_state(path: Path, dims: ModelDims, users: IdEncoder, items: IdEncoder, recorded: dict[str, Any],
                   device: torch.device, identities: dict[str, str | None], train_sha256: str,
-                  settings_dir: Path) -> dict[str, Any]:
+                  checkpoint_dir: Path) -> dict[str, Any]:
     """The full training state to resume from; the run must have the same data (train.csv), encoders, features,
-    model settings and training settings (but RESUMABLE_TRAINING_KEYS), and the best checkpoint in
-    `settings_dir` (paths.checkpoint_dir), if any, must be that run's."""
+    model settings, features and training settings (but the RESUMABLE keys), and the best checkpoint in
+    `checkpoint_dir`, if any, must be that run's."""
     state = load_checkpoint(path, map_location=device)
     check_training_state(state)
     spec = CheckpointSpec.from_meta(state.get("meta"), path)
-    best = checkpoint_path(Path(settings_dir), spec.combo, BEST)
+    best = checkpoint_path(Path(checkpoint_dir), spec.combo, BEST)
     best_run = _run_of(best)
     if spec.run_id is not None and best_run is not None and best_run != spec.run_id:
         raise CheckpointError(
@@ -460,10 +465,10 @@ def _resume_state(path: Path, dims: ModelDims, users: IdEncoder, items: IdEncode
         if then is None:
             continue
         differ = [f"{section}.{key} {then.get(key)!r} -> {now.get(key)!r}" for key in sorted({*then, *now})
-                  if then.get(key) != now.get(key) and not (section == "training" and key in RESUMABLE_TRAINING_KEYS)]
+                  if then.get(key) != now.get(key) and key not in RESUMABLE.get(section, ())]
         if differ:
-            allowed = (f" (a resume may change training.{', training.'.join(sorted(RESUMABLE_TRAINING_KEYS))})"
-                       if section == "training" else "")
+            allowed = (f" (a resume may change {', '.join(f'{section}.{key}' for key in sorted(RESUMABLE[section]))})"
+                       if section in RESUMABLE else "")
             raise CheckpointError(
                 f"The {section} settings differ from those checkpoint {path} was trained with: "
                 f"{', '.join(differ[:5])}{' ...' if len(differ) > 5 else ''}{allowed}.",

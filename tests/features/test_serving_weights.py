@@ -42,6 +42,9 @@ def test_a_model_serves_after_its_backbone_folder_moved_and_refuses_other_weight
     moved = trained_with.rename(tmp_path / "backbones" / "bert-moved")  # reorganised, or another machine
     recommender = load_recommender("multimodal", _settings(config, moved), items, train, torch.device("cpu"))
     assert recommender.features.text_dim == 32 and recommender.features.text_mask.all()
+    last = root / "checkpoints" / "efficientnet-lite_bert" / "last_model.pth"
+    resumed = run_train(_settings(config, moved), resume=last)  # where the weights are is no training setting
+    assert resumed.resumed_from == last
 
     other = tmp_path / "backbones" / "bert-other"
     shutil.copytree(moved, other)
