@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 
 from mmrec import __version__
 from mmrec.cli.common import AppState, configure_logging, render_error
-from mmrec.errors import Interrupted, MmrecError, os_error
+from mmrec.errors import Interrupted, MmrecError, SystemResourceError, os_error
 
 
 class MmrecGroup(TyperGroup):
@@ -24,6 +24,13 @@ class MmrecGroup(TyperGroup):
             return super().invoke(ctx)
         except BrokenPipeError:  # `mmrec ... | head` closed the pipe: the reader has what it wanted
             raise typer.Exit(code=141) from None
+        except MemoryError:
+            render_error(SystemResourceError(
+                "This command ran out of memory.",
+                hint="Run it where more memory is free (or lift a memory limit such as `ulimit -v`); for training, "
+                     "a smaller training.batch_size or evaluation.batch_size lowers the peak."),
+                verbose=isinstance(ctx.obj, AppState) and ctx.obj.verbose)
+            raise typer.Exit(code=SystemResourceError.exit_code) from None
         except (MmrecError, KeyboardInterrupt, OSError) as caught:
             # Ctrl-C where no command says more: one line instead of click's bare "Aborted!". An operating-system
             # error (a full disk, a folder without write permission, a file size limit) is the machine's answer

@@ -13,7 +13,7 @@ import hashlib
 
 import pandas as pd
 
-from mmrec.errors import DataError
+from mmrec.errors import DataError, SystemResourceError
 from mmrec.fileio import atomic_path, atomic_write_json, read_json
 
 ITEMS_FILE = "items.parquet"
@@ -127,8 +127,15 @@ def _read(path: Path) -> pd.DataFrame:
         raise DataError(f"Processed table {path} not found.", hint=_HINT)
     verify_in_manifest(path)
     try:
-        return pd.read_parquet(path)
+        # In line, no threads: under a memory limit pyarrow's read-ahead failed its allocation in a worker thread and
+        # the read hung forever (a 3.5 GB `ulimit -v`); read this way it fails, and says why below.
+        return pd.read_parquet(path, pre_buffer=False, use_threads=False)
+    except MemoryError:
+        raise  # the CLI says it: out of memory, not a damaged file
     except Exception as exc:  # pyarrow raises several types for damaged files
+        if "Failed to launch worker thread" in str(exc):  # arrow's own pool, out of memory for a thread's stack
+            raise SystemResourceError(f"Reading {path} failed: {exc}.", hint="The process is out of memory (a "
+                                      "limit such as `ulimit -v`?): run it where more memory is free.") from None
         raise DataError(
             f"Processed table {path} cannot be read: {exc}", hint=f"{_HINT} Use --force-reprocess."
         ) from None

@@ -56,3 +56,36 @@ def test_interactions_round_trip(tmp_path: Path):
     save_interactions(pd.DataFrame({"user_id": ["01"], "item_id": ["02"], "timestamp": [5]}), tmp_path)
     loaded = load_interactions(tmp_path)
     assert loaded.values.tolist() == [["01", "02", 5]]
+
+
+def test_reading_a_table_without_memory_says_so_instead_of_hanging(tmp_path, monkeypatch):
+    """Under `ulimit -v` pyarrow's threaded read hung forever; read in line it fails, and is said to be memory."""
+    import pyarrow as pa
+    from typer.testing import CliRunner
+
+    from mmrec.cli.app import app
+    from mmrec.data import tables
+    from mmrec.errors import SystemResourceError
+
+    items = pd.DataFrame({"item_id": ["a"], "title": ["A"], "description": [""], "text": ["A"], "image_path": [None],
+                          "has_image": [False], "image_fingerprint": [""], "text_fingerprint": [""]})
+    tables.save_items(items, tmp_path / "processed")
+    tables.save_interactions(pd.DataFrame({"user_id": ["u"], "item_id": ["a"]}), tmp_path / "processed")
+    calls = []
+
+    def no_threads(path, **kwargs):
+        calls.append(kwargs)
+        raise pa.lib.ArrowException("Unknown error: Failed to launch worker thread: Resource temporarily unavailable")
+
+    monkeypatch.setattr(tables.pd, "read_parquet", no_threads)
+    with pytest.raises(SystemResourceError, match="out of memory"):
+        tables.load_items(tmp_path / "processed")
+    assert calls == [{"pre_buffer": False, "use_threads": False}]
+
+    def no_memory(path, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(tables.pd, "read_parquet", no_memory)
+    (tmp_path / "c.yaml").write_text(f"paths:\n  processed_dir: {tmp_path / 'processed'}\n  splits_dir: {tmp_path}/s\n")
+    result = CliRunner().invoke(app, ["split", "-c", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 2 and "This command ran out of memory." in result.output
