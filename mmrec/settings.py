@@ -10,7 +10,7 @@ import difflib
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -150,6 +150,11 @@ class SplitSettings(Section):
 
 class FeaturesSettings(Section):
     """Pretrained backbones that turn images and text into vectors."""
+
+    # Where the weights are found and how extraction runs, not what the vectors are (that is the weights' sha256,
+    # checked apart): serving takes them from its own settings, a resume may change them, tune does not compare RUN.
+    LOCATION_KEYS: ClassVar[tuple[str, ...]] = ("vision_weights", "text_weights")
+    RUN_KEYS: ClassVar[tuple[str, ...]] = ("allow_download", "batch_size", "num_workers", "device")
 
     vision_backbone: str = Field(
         "efficientnet-lite", description="a registered vision backbone (listed by `mmrec cache backbones`)"
@@ -350,6 +355,8 @@ MIN_VALIDATION_USERS = 2000
 
 class TrainingSettings(Section):
     """Optimisation, validation and early stopping."""
+
+    RUN_KEYS: ClassVar[tuple[str, ...]] = ("device", "log_every")  # where a run happens and how it reports
 
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(512, ge=1)

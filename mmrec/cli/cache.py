@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -160,7 +159,7 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, as_json: JsonO
     settings = state(ctx).settings(config)
     listing = list_caches(settings.paths.cache_dir)
     if as_json:  # `refused`: combo entries that are symbolic links, left unopened
-        print_json_data({"cache_dir": settings.paths.cache_dir, **asdict(listing)})
+        print_json_data({"cache_dir": settings.paths.cache_dir, "caches": listing.caches, "refused": listing.refused})
         return
     _warn_refused(listing.refused, settings.paths.cache_dir)
     infos = listing.caches

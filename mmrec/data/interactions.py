@@ -10,6 +10,7 @@ import pandas as pd
 
 from mmrec.data.drops import describe_drops
 from mmrec.data.ids import mangled_ids_notes
+from mmrec.data.numeric import DECIMAL_COMMA
 from mmrec.errors import DataError
 from mmrec.settings import PreprocessSettings
 
@@ -304,7 +305,7 @@ def _unreadable_note(column: str, raw: pd.Series, rows: pd.Index, total: int, ti
         return (f"{share} have a timestamp that cannot be read {how} (e.g. {shown}): dropped. Set "
                 "data.timestamp_format to how the file writes its dates (e.g. '%d/%m/%Y' or '%m/%d/%Y %H:%M'; "
                 "'excel' for spreadsheet serial days), or export them as yyyy-mm-dd.")
-    comma = any(re.fullmatch(r"\s*-?\d+,\d+\s*", value) for value in examples)
+    comma = any(DECIMAL_COMMA.fullmatch(value) for value in examples)
     return (f"{share} have no rating or one that is not a number (e.g. {shown}): dropped, since "
             "data.positive_rating_threshold reads the ratings (data.unrated: positive keeps them as positives, "
             "e.g. orders never reviewed)."

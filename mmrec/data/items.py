@@ -10,7 +10,7 @@ import pandas as pd
 
 from mmrec.data.drops import describe_drops
 from mmrec.data.ids import catalogue_reason
-from mmrec.data.numeric import validate_numeric_columns
+from mmrec.data.numeric import DECIMAL_COMMA, validate_numeric_columns
 from mmrec.data.text import cap_text, clean_text, item_text
 from mmrec.errors import DataError
 from mmrec.settings import DataSettings, PreprocessSettings
@@ -26,7 +26,7 @@ def _not_numbers_hint(values: pd.Series) -> str | None:
     if text.empty or pd.to_numeric(text, errors="coerce").notna().any():
         return None
     example = text.iloc[0]
-    if text.str.fullmatch(r"[+-]?\d+,\d+").mean() >= 0.5:  # "487,0", "38,1": a decimal-comma locale's export
+    if text.map(lambda value: bool(DECIMAL_COMMA.fullmatch(value))).mean() >= 0.5:  # a decimal-comma export
         return (f"It holds numbers written with a decimal comma (e.g. {example!r}): write them with a point "
                 f"({example.replace(',', '.')}), e.g. by exporting with a point as the decimal separator, or "
                 "remove the column from data.numerical_features_cols.")

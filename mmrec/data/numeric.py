@@ -40,6 +40,9 @@ _FORMATTED = re.compile(r"([+-]?(?:\d{1,3}(?:,\d{3})+|\d*)(?:\.\d+)?)\s*([kmb%]?
 _MAGNITUDE = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "%": 1}
 
 
+# A number written with a decimal comma ("4,5", "487,0"): not read as one (1,234 is a thousands comma), but named.
+DECIMAL_COMMA = re.compile(r"\s*[+-]?\d+,\d+\s*")
+
 # A duration as players show it: "3:35" (m:ss) or "1:02:03" (h:mm:ss), read as seconds.
 _DURATION = re.compile(r"(\d+):([0-5]\d)(?::([0-5]\d))?")
 

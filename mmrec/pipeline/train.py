@@ -25,7 +25,7 @@ from mmrec.models.catalogue import COUNT_FEATURE, fit_numeric_scaler, informativ
 from mmrec.models.towers import ModelDims
 from mmrec.models.two_tower import TwoTowerModel
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
-from mmrec.settings import Settings, settings_as_dict
+from mmrec.settings import FeaturesSettings, Settings, TrainingSettings, settings_as_dict
 from mmrec.models.item_item_store import ItemItemStore
 from mmrec.pipeline.preprocess import stale_processed_note
 from mmrec.models.scoring import Scorer
@@ -41,12 +41,10 @@ RECORDED_SECTIONS = ("data", "split", "features", "model", "training", "evaluati
 # Training settings a resumed run may change: how long it goes on and where it runs. Any other (learning rate,
 # batch size, schedule, validation sample...) would not be an exact resume: the restored optimizer and schedule
 # would silently keep the old values, or the early-stopping record would compare other quantities.
-RESUMABLE_TRAINING_KEYS = frozenset({"epochs", "patience", "device", "bf16", "log_every"})
-# Feature settings that say where the weights are and how extraction runs, not what the vectors are (the weights'
-# identity is checked apart): a resume after the backbone folder moved goes on.
-RESUMABLE_FEATURES_KEYS = frozenset({"vision_weights", "text_weights", "allow_download", "batch_size",
-                                     "num_workers", "device"})
-RESUMABLE = {"training": RESUMABLE_TRAINING_KEYS, "features": RESUMABLE_FEATURES_KEYS}
+# Features: where the weights are and how extraction runs (the weights' identity is checked apart), so a resume after
+# the backbone folder moved goes on.
+RESUMABLE = {"training": frozenset({"epochs", "patience", "bf16", *TrainingSettings.RUN_KEYS}),
+             "features": frozenset({*FeaturesSettings.LOCATION_KEYS, *FeaturesSettings.RUN_KEYS})}
 TRAIN_LOCK = "train.lock"
 
 

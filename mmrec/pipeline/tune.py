@@ -40,7 +40,14 @@ from mmrec.pipeline.tune_study import (
 from mmrec.pipeline.tune_report import plot_study, write_best_config, write_summary
 from mmrec.training.blend import SEARCH_TASK
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
-from mmrec.settings import SearchDimension, Settings, format_validation_error, settings_as_dict
+from mmrec.settings import (
+    FeaturesSettings,
+    SearchDimension,
+    Settings,
+    TrainingSettings,
+    format_validation_error,
+    settings_as_dict,
+)
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 PER_USER_FILE = "val_per_user.npy"  # a trial's monitored metric per validation user (float64, no pickle)
@@ -74,8 +81,8 @@ def suggest(trial: optuna.Trial, name: str, dimension: SearchDimension) -> Any:
 # trials trained on different things (e.g. other backbone weights) and write a best_config.yaml none of them used.
 # Left out: where a run happens and how fast it reports, which change no result (and the monitor, checked apart).
 BASE_SECTIONS = ("data", "split", "features", "model", "training")
-NOT_COMPARED = {"features.device", "features.num_workers", "features.batch_size", "training.device",
-                "training.log_every", "training.monitor"}
+NOT_COMPARED = {*(f"features.{key}" for key in FeaturesSettings.RUN_KEYS),
+                *(f"training.{key}" for key in TrainingSettings.RUN_KEYS), "training.monitor"}
 
 
 def base_settings(settings: Settings, space: dict[str, SearchDimension]) -> dict[str, Any]:

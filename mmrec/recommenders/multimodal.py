@@ -86,8 +86,8 @@ class MultimodalRecommender(Recommender):
         spec = trained.spec
         model_cfg, features_cfg = spec.model_settings(), spec.features_settings()
         if features is not None:
-            here = {key: getattr(features, key) for key in ("allow_download", "batch_size", "num_workers", "device")}
-            here |= {key: getattr(features, key) for key in ("vision_weights", "text_weights")
+            here = {key: getattr(features, key) for key in features.RUN_KEYS}
+            here |= {key: getattr(features, key) for key in features.LOCATION_KEYS
                      if getattr(features, key) is not None}
             features_cfg = features_cfg.model_copy(update=here)
         dims = ModelDims(**spec.model_args)
