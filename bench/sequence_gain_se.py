@@ -53,7 +53,8 @@ def gain(variant: str, seed: int, protocol: str) -> dict:
     # With model.sequence_min_se 0 the best pair is kept whenever it beats the blend: monitored is then its
     # metric, else the blend's (and no gain is computed).
     return {"key": f"{protocol} / {variant} / seed {seed}", "folder": folder,
-            "best_pair": {"half-life": spec.sequence_halflife, "weight": spec.sequence_blend},
+            "best_pair": {"directions": spec.sequence_directions, "half-life": spec.sequence_halflife,
+                          "weight": spec.sequence_blend},
             "val_ndcg@10": spec.monitored, "gain_se": spec.sequence_gain_se, "grid": spec.sequence_grid}
 
 
@@ -79,11 +80,12 @@ def write_report(out: Path, machine: str, rows: list[dict]) -> None:
              "blend as chosen, every transition (half-life, weight) on top; the best pair's mean per-user NDCG@10 "
              "gain over none divided by the standard error of the per-user differences (validation users of the "
              "split's val.csv). `mmrec train` keeps the pair only when this is at least model.sequence_min_se (1).",
-             "", "| key | best pair (half-life, weight) | validation NDCG@10 (best pair, or the blend) | gain in paired SE | kept at 1 SE |",
+             "", "| key | best pair (directions half-life, weight) | validation NDCG@10 (best pair, or the blend) | gain in paired SE | kept at 1 SE |",
              "|---|---|---|---|---|"]
     for row in rows:
         pair = row["best_pair"]
-        best = f"{pair['half-life']:g}, {pair['weight']:g}" if pair["weight"] else "none beats the blend"
+        best = (f"{pair.get('directions', 'next')} {pair['half-life']:g}, {pair['weight']:g}" if pair["weight"]
+                else "none beats the blend")
         se = row["gain_se"]
         lines.append(f"| {row['key']} | {best} | {row['val_ndcg@10']:.4f} | "
                      f"{'-' if se is None else f'{se:+.2f}'} | {'yes' if se is not None and se >= 1 else 'no'} |")

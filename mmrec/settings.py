@@ -292,13 +292,17 @@ class ModelSettings(Section):
     )
     sequence_blend: bool = Field(
         True,
-        description="last, blend in item -> next-item transitions of the users' time-ordered training items "
-        "(mmrec.models.transitions); weight and profile half-life chosen on validation (0 when none helps), so "
-        "it never lowers validation, and kept only above validation noise (model.sequence_min_se). On "
-        "time-ordered MovieLens splits about +1.5% NDCG@10 on nested tests, +4% where test follows the "
-        "profiles; not kept on random splits (docs/evaluation.md; needs model.item_item and timestamps)",
+        description="last, blend in transitions of the users' time-ordered training items "
+        "(mmrec.models.transitions): next items after the latest ones, or items done close together either way; "
+        "variant, weight and profile half-life chosen on validation (0 when none helps), so it never lowers "
+        "validation, and kept only above validation noise (model.sequence_min_se). Next items: on time-ordered "
+        "MovieLens splits about +1.5% NDCG@10 on nested tests, +4% where test follows the profiles; items done "
+        "close together: the gaps a random holdout leaves in sessions (docs/evaluation.md; needs "
+        "model.item_item and timestamps)",
     )
-    sequence_window: int = Field(10, ge=1, description="how many following items count as a transition (weight 1/distance)")
+    sequence_window: int = Field(
+        10, ge=1, description="how many following items count as a transition (weight 1/distance; items done close "
+        "together: that many before or after, weight 1/distance^2)")
     sequence_min_se: float = Field(
         1.0, ge=0.0,
         description="keep the best transition (and trend) blend only when its gain over the blend without it is "

@@ -85,7 +85,8 @@ def served_model(item_item: Any) -> str:
     blend = float(item_item.get("blend") or 0.0)
     parts = [name for name, on in (("two-tower", blend < 1), ("item-item", blend > 0),
                                    ("content similarity", item_item.get("content_blend")),
-                                   ("item transitions", item_item.get("sequence_blend")),
+                                   ("items done close together" if item_item.get("sequence_directions") == "both"
+                                    else "item transitions", item_item.get("sequence_blend")),
                                    ("recent popularity", item_item.get("trend_blend"))) if on]
     return " + ".join(parts)
 

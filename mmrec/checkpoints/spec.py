@@ -48,13 +48,14 @@ class ItemItemSpec(_Spec):
     content_modality: str | None = None  # text | image | text+image
     content_grid: list[dict[str, Any]] = []  # (modality, content_blend, metric) of every pair tried
     sequence_blend: float = 0.0  # weight of the transition scores (mmrec.models.transitions)
+    sequence_directions: Literal["next", "both"] = "next"  # next items, or items done close together either way
     sequence_halflife: float = 0.0  # their profile half-life
-    sequence_window: int = 0  # transitions counted up to this many items ahead
-    sequence_grid: list[dict[str, float]] = []  # (sequence_halflife, sequence_blend, metric) of every pair tried
+    sequence_window: int = 0  # transitions counted up to this many items ahead (and back, directions both)
+    sequence_grid: list[dict[str, Any]] = []  # (directions, half-life, weight, metric) of every variant tried
     sequence_gain_se: float | None = None  # the best pair's paired gain over none, in standard errors
     trend_blend: float = 0.0  # weight of recent popularity (mmrec.models.trend)
     trend_halflife_days: float = 0.0  # its half-life in days
-    trend_grid: list[dict[str, float]] = []  # (trend_halflife_days, trend_blend, metric) of every pair tried
+    trend_grid: list[dict[str, Any]] = []  # (trend_halflife_days, trend_blend, metric) of every pair tried
     trend_gain_se: float | None = None  # the best pair's paired gain over none, in standard errors
 
 

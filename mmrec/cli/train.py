@@ -36,6 +36,7 @@ def train(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Per-step debug logs.")] = False,
 ) -> None:
     """Train on the split, validate every epoch, early-stop, and write organized checkpoints."""
+    from mmrec.models.transitions import describe_variant
     from mmrec.pipeline.train import run_train
 
     app_state = state(ctx)
@@ -94,7 +95,8 @@ def train(
             f"[bold]{blend['blend']:g}[/bold], recency half-life {blend['halflife']:g}"
             + (f", content similarity ({blend['content_modality']}) weight [bold]{blend['content_blend']:g}[/bold]"
                if blend.get("content_blend") else "")
-            + (f", transitions weight [bold]{blend['sequence_blend']:g}[/bold] (half-life {blend['sequence_halflife']:g})"
+            + (f", transitions weight [bold]{blend['sequence_blend']:g}[/bold] ("
+               f"{describe_variant(blend.get('sequence_directions', 'next'), blend['sequence_halflife'])})"
                if blend.get("sequence_blend") else "")
             + (f", recent popularity weight [bold]{blend['trend_blend']:g}[/bold] (half-life "
                f"{blend['trend_halflife_days']:g} days)" if blend.get("trend_blend") else "")

@@ -27,6 +27,7 @@ from mmrec.models.two_tower import TwoTowerModel
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import FeaturesSettings, Settings, TrainingSettings, settings_as_dict
 from mmrec.models.item_item_store import ItemItemStore
+from mmrec.models.transitions import describe_variant
 from mmrec.pipeline.preprocess import stale_processed_note
 from mmrec.models.scoring import Scorer
 from mmrec.training.blend import choose_item_item_blend
@@ -388,8 +389,9 @@ def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: Id
     monitored = choice.monitored if choice.monitored is not None else float("nan")
     progress(ProgressEvent("item_item", message=f"item-item blend {choice.blend:g}, half-life {choice.halflife:g}, "
                            f"content {choice.content_blend:g} ({choice.content_modality or '-'})"
-                           + (f", transitions {choice.sequence_blend:g} (half-life {choice.sequence_halflife:g})"
-                              if choice.sequence_grid else "")
+                           + (f", transitions {choice.sequence_blend:g}"
+                              + (f": {describe_variant(choice.sequence_directions, choice.sequence_halflife)}"
+                                 if choice.sequence_blend else "") if choice.sequence_grid else "")
                            + (f", recent popularity {choice.trend_blend:g} (half-life {choice.trend_halflife_days:g} "
                               "days)" if choice.trend_grid else "")
                            + f" (val {trainer.monitor} {monitored:.4f})"))

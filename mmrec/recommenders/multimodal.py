@@ -174,7 +174,7 @@ class MultimodalRecommender(Recommender):
         sequence = None
         if blend is not None and blend.sequence_blend > 0:
             sequence = transition_model(train, local, rows, blend.sequence_window, blend.sequence_halflife,
-                                        self.device)
+                                        self.device, blend.sequence_directions)
         trend = None
         if blend is not None and blend.trend_blend > 0:
             trend = TrendModel.build(train, rows, blend.trend_halflife_days, self.device)

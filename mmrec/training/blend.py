@@ -9,6 +9,7 @@ weight goes to the larger one (model.item_item_refit_within_se)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from mmrec.models.item_item import (BLEND_GRID, HALFLIFE_GRID, L2_EDGE_STEPS, L2
                                     item_item_content, item_item_fit_key, item_item_neighbours, item_item_profiles,
                                     item_item_search)
 from mmrec.models.scoring import Scorer
-from mmrec.models.transitions import SEQUENCE_HALFLIVES, SEQUENCE_WEIGHTS, transition_model
+from mmrec.models.transitions import SEQUENCE_VARIANTS, SEQUENCE_WEIGHTS, describe_variant, transition_model
 from mmrec.models.trend import TREND_HALFLIVES_DAYS, TREND_WEIGHTS, TrendModel
 from mmrec.progress import ProgressEvent
 from mmrec.settings import ModelSettings
@@ -155,20 +156,24 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
         stage(f"content similarity on top of the {len(bases)} best blend(s)")
     halflife, beta, modality, weight, chosen, scorer, content_grid = _choose_content(
         trainer, cfg, bases, binary_profiles)
-    sequence_halflife, sequence_weight, sequence_grid, sequence_gain_se = 0.0, 0.0, [], None
+    sequence: dict[str, Any] = {}
+    sequence_grid: list[dict[str, Any]] = []
+    sequence_gain_se = None
     if cfg.sequence_blend and validated:
         if "timestamp" in train.columns:
-            stage("item -> next-item transitions on top")
-            sequence_halflife, sequence_weight, chosen, scorer, sequence_grid, sequence_gain_se = _choose_sequence(
+            stage("item transitions on top (next items, and items done close together)")
+            sequence, chosen, scorer, sequence_grid, sequence_gain_se = _choose_sequence(
                 trainer, cfg, scorer, chosen, train, users, rows, notes)
         else:
             notes.append("model.sequence_blend: the training interactions have no timestamp column, so there is no "
-                         "order to learn item -> next-item transitions from; none is blended.")
-    trend_halflife, trend_weight, trend_grid, trend_gain_se = 0.0, 0.0, [], None
+                         "order to learn item transitions from; none is blended.")
+    trend: dict[str, Any] = {}
+    trend_grid: list[dict[str, Any]] = []
+    trend_gain_se = None
     if cfg.trend_blend and validated and "timestamp" in train.columns:
         stage("recent popularity on top")
-        trend_halflife, trend_weight, chosen, scorer, trend_grid, trend_gain_se = _choose_trend(
-            trainer, cfg, scorer, chosen, train, rows, notes)
+        trend, chosen, scorer, trend_grid, trend_gain_se = _choose_trend(trainer, cfg, scorer, chosen, train, rows,
+                                                                         notes)
     if refit and cfg.item_item_blend is None and validated and cfg.item_item_refit_within_se > 0:
         beta, chosen, scorer = _toward_refit(trainer, scorer, candidates[halflife], beta, chosen, blends,
                                              cfg.item_item_refit_within_se, notes)
@@ -177,11 +182,10 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
                         content_weight=cfg.item_item_content_weight,
                         neighbours=neighbours, monitored=chosen.get(monitor, float("nan")),
                         val=chosen, val_grid=grid, fit_seconds=round(fit_s, 3), content_blend=weight,
-                        content_modality=modality, content_grid=content_grid, sequence_blend=sequence_weight,
-                        sequence_halflife=sequence_halflife,
+                        content_modality=modality, content_grid=content_grid, **sequence,
                         sequence_window=cfg.sequence_window if sequence_grid else 0, sequence_grid=sequence_grid,
-                        sequence_gain_se=sequence_gain_se, trend_blend=trend_weight,
-                        trend_halflife_days=trend_halflife, trend_grid=trend_grid, trend_gain_se=trend_gain_se)
+                        sequence_gain_se=sequence_gain_se, **trend, trend_grid=trend_grid,
+                        trend_gain_se=trend_gain_se)
     return spec, scorer
 
 
@@ -340,54 +344,58 @@ def _choose_content(trainer: Trainer, cfg: ModelSettings,
 
 def _choose_sequence(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metrics: dict[str, float],
                      train: pd.DataFrame, users: IdEncoding, rows: pd.Series, notes: list[str]
-                     ) -> tuple[float, float, dict[str, float], Scorer, list[dict[str, float]], float | None]:
-    """(profile half-life, weight, metrics, scorer, grid, gain in paired standard errors) of the best
-    transition blend on top of `scorer` (whose validation metrics are `metrics`), by `_choose_on_top`
-    (bench/sequence_gain_se.py: on 5 of 6 random MovieLens keys no pair beat the blend and on the sixth the
-    best gained 0.84 standard errors; on all 6 per-user temporal keys 2.5 to 4.5)."""
-    model = transition_model(train, users, rows, cfg.sequence_window, SEQUENCE_HALFLIVES[0], trainer.device)
-    models = {h: model if h == SEQUENCE_HALFLIVES[0] else model.with_profiles(item_item_profiles(train, users, rows, h))
-              for h in SEQUENCE_HALFLIVES}
-    tried = [(h, w, scorer.with_sequence(models[h], w)) for h in SEQUENCE_HALFLIVES for w in SEQUENCE_WEIGHTS]
-    return _choose_on_top(trainer, scorer, metrics, tried, ("sequence_halflife", "sequence_blend"),
-                          cfg.sequence_min_se, "Transitions", "", notes)
+                     ) -> tuple[dict[str, Any], dict[str, float], Scorer, list[dict[str, Any]], float | None]:
+    """(chosen {sequence_directions, sequence_halflife, sequence_blend}, or {} for none; metrics, scorer,
+    grid, gain in paired standard errors) of the best transition blend on top of `scorer` (whose validation
+    metrics are `metrics`), over SEQUENCE_VARIANTS x SEQUENCE_WEIGHTS, by `_choose_on_top`."""
+    models: dict[tuple[str, float], ItemItemModel] = {}
+    for directions, halflife in SEQUENCE_VARIANTS:
+        same = next((m for (d, _), m in models.items() if d == directions), None)  # one matrix per direction
+        models[(directions, halflife)] = (
+            same.with_profiles(item_item_profiles(train, users, rows, halflife)) if same is not None else
+            transition_model(train, users, rows, cfg.sequence_window, halflife, trainer.device, directions))
+    tried = [({"sequence_directions": d, "sequence_halflife": h, "sequence_blend": w},
+              scorer.with_sequence(models[(d, h)], w)) for d, h in SEQUENCE_VARIANTS for w in SEQUENCE_WEIGHTS]
+    return _choose_on_top(trainer, scorer, metrics, tried, "sequence_blend", cfg.sequence_min_se, "Transitions",
+                          lambda p: describe_variant(p["sequence_directions"], p["sequence_halflife"]), notes)
 
 
 def _choose_trend(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metrics: dict[str, float],
                   train: pd.DataFrame, rows: pd.Series, notes: list[str]
-                  ) -> tuple[float, float, dict[str, float], Scorer, list[dict[str, float]], float | None]:
-    """(half-life in days, weight, metrics, scorer, grid, gain in paired standard errors) of the best
-    recent-popularity blend (mmrec.models.trend) on top of `scorer`, by `_choose_on_top`."""
+                  ) -> tuple[dict[str, Any], dict[str, float], Scorer, list[dict[str, Any]], float | None]:
+    """(chosen {trend_halflife_days, trend_blend}, or {} for none; metrics, scorer, grid, gain in paired
+    standard errors) of the best recent-popularity blend (mmrec.models.trend) on top of `scorer`, by
+    `_choose_on_top`."""
     models = [TrendModel.build(train, rows, h, trainer.device) for h in TREND_HALFLIVES_DAYS]
-    tried = [(m.halflife_days, w, scorer.with_trend(m, w)) for m in models if m is not None for w in TREND_WEIGHTS]
-    return _choose_on_top(trainer, scorer, metrics, tried, ("trend_halflife_days", "trend_blend"),
-                          cfg.sequence_min_se, "Recent popularity", " days", notes)
+    tried = [({"trend_halflife_days": m.halflife_days, "trend_blend": w}, scorer.with_trend(m, w))
+             for m in models if m is not None for w in TREND_WEIGHTS]
+    return _choose_on_top(trainer, scorer, metrics, tried, "trend_blend", cfg.sequence_min_se, "Recent popularity",
+                          lambda p: f"half-life {p['trend_halflife_days']:g} days", notes)
 
 
 def _choose_on_top(trainer: Trainer, scorer: Scorer, metrics: dict[str, float],
-                   tried: list[tuple[float, float, Scorer]], names: tuple[str, str], min_se: float, label: str,
-                   unit: str, notes: list[str]
-                   ) -> tuple[float, float, dict[str, float], Scorer, list[dict[str, float]], float | None]:
-    """(half-life, weight, metrics, scorer, grid, gain in paired standard errors) of the best of `tried` =
-    (half-life, weight, scorer with a component on top of `scorer`) against `scorer` itself (weight 0; its
-    validation metrics are `metrics`). None wins ties, and the best is kept only when its per-user gain over
-    none is at least `min_se` paired standard errors (model.sequence_min_se), so validation never goes down
-    and a gain within its noise adds nothing. Everything is ranked in one pass; `names` label the grid's
-    columns, `label` and `unit` the note."""
-    (_, base_users), *results = trainer.validate_paired([scorer, *(b for _, _, b in tried)])
-    none = (0.0, 0.0, metrics, scorer)
+                   tried: list[tuple[dict[str, Any], Scorer]], weight_key: str, min_se: float, label: str,
+                   describe: Callable[[dict[str, Any]], str], notes: list[str]
+                   ) -> tuple[dict[str, Any], dict[str, float], Scorer, list[dict[str, Any]], float | None]:
+    """(chosen, metrics, scorer, grid, gain in paired standard errors): the best of `tried` = (its settings,
+    weight under `weight_key`; scorer with a component on top of `scorer`) against `scorer` itself (chosen
+    {}: none; its validation metrics are `metrics`). None wins ties, and the best is kept only when its
+    per-user gain over none is at least `min_se` paired standard errors (model.sequence_min_se), so
+    validation never goes down and a gain within its noise adds nothing. Everything is ranked in one pass;
+    each grid row is a tried setting with its metric; `label` and `describe(settings)` name it in the note."""
+    (_, base_users), *results = trainer.validate_paired([scorer, *(b for _, b in tried)])
+    none: tuple[dict[str, Any], dict[str, float], Scorer] = ({}, metrics, scorer)
     best, best_users = none, base_users
-    grid: list[dict[str, float]] = []
-    for (halflife, weight, blended), (result, per_user) in zip(tried, results):
-        grid.append({names[0]: halflife, names[1]: weight, trainer.monitor: result.get(trainer.monitor, float("nan"))})
-        if _value(result, trainer.monitor) > _value(best[2], trainer.monitor):
-            best, best_users = (halflife, weight, result, blended), per_user
+    grid: list[dict[str, Any]] = []
+    for (params, blended), (result, per_user) in zip(tried, results):
+        grid.append({**params, trainer.monitor: result.get(trainer.monitor, float("nan"))})
+        if _value(result, trainer.monitor) > _value(best[1], trainer.monitor):
+            best, best_users = (params, result, blended), per_user
     gain_se = (paired_gain_se(best_users, base_users)
                if best is not none and best_users is not None and base_users is not None else None)
     if gain_se is not None and gain_se < min_se:
-        notes.append(f"{label}: the best weight ({best[1]:g}, half-life {best[0]:g}{unit}) raised validation "
+        notes.append(f"{label}: the best weight ({best[0][weight_key]:g}, {describe(best[0])}) raised validation "
                      f"{trainer.monitor} by only {gain_se:.2f} paired standard errors (model.sequence_min_se "
                      f"{min_se:g}); none is blended.")
         best = none
     return (*best, grid, gain_se)
-

@@ -24,6 +24,20 @@ def test_transitions_count_followers_within_the_window_per_user_weighted_by_dist
     np.testing.assert_allclose(window_one, [[0, 1, 0], [0, 0, 1], [1, 0, 0]])
 
 
+def test_directions_both_count_each_pair_within_the_window_either_way():
+    users = np.array([1, 2, 1, 2, 1])
+    items = np.array([0, 2, 1, 0, 2])
+    counts = np.zeros((3, 3))
+    counts[0, 1] = counts[1, 0] = 1.0  # user 1: 0, 1, 2
+    counts[1, 2] = counts[2, 1] = 1.0
+    counts[0, 2] = counts[2, 0] = 0.25  # distance 2: 1 / d^2
+    counts[2, 0] += 1.0  # user 2: 2, 0
+    counts[0, 2] += 1.0
+    expected = counts / counts.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(transition_matrix(users, items, 3, window=2, directions="both").toarray(), expected,
+                               rtol=1e-6)
+
+
 def test_an_item_without_followers_has_an_empty_row_and_a_repeat_is_no_transition():
     matrix = transition_matrix(np.array([1, 1, 1]), np.array([0, 0, 1]), 3, window=1).toarray()
     np.testing.assert_allclose(matrix, [[0, 1, 0], [0, 0, 0], [0, 0, 0]])

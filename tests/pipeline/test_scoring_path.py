@@ -10,7 +10,7 @@ from mmrec.data.encoders import fit_encoders
 from mmrec.data.splits import load_split
 from mmrec.data.tables import load_items, save_interactions
 from mmrec.models.item_item import L2_GRID, ItemItemModel
-from mmrec.models.transitions import SEQUENCE_HALFLIVES, SEQUENCE_WEIGHTS
+from mmrec.models.transitions import SEQUENCE_VARIANTS, SEQUENCE_WEIGHTS
 from mmrec.models.trend import TREND_HALFLIVES_DAYS, TREND_WEIGHTS
 from mmrec.pipeline.evaluate import load_recommender
 from mmrec.pipeline.recommend import run_recommend
@@ -30,9 +30,9 @@ def test_validation_evaluate_and_recommend_score_alike(tmp_path, monkeypatch, mo
     # paired, ranks through the trainer's one validation ranking).
     seen = [(s, m) for s, m in validated if s.item_item is not None]
     # One validation per lambda tried (the item-item model alone), one for the fixed blend, then the paired
-    # passes of the transitions and of recent popularity: the blend so far again and one per (half-life, weight)
+    # passes of the transitions and of recent popularity: the blend so far again and one per (variant, weight)
     # on top of it; the chosen scorer is the one the run recorded.
-    assert len(seen) == (len(L2_GRID) + 1 + 1 + len(SEQUENCE_HALFLIVES) * len(SEQUENCE_WEIGHTS)
+    assert len(seen) == (len(L2_GRID) + 1 + 1 + len(SEQUENCE_VARIANTS) * len(SEQUENCE_WEIGHTS)
                          + 1 + len(TREND_HALFLIVES_DAYS) * len(TREND_WEIGHTS))
     blend = result.item_item
     scorer, metrics = next((s, m) for s, m in seen[len(L2_GRID):]
