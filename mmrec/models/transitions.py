@@ -15,8 +15,9 @@ holdout leaves in her sessions; on random MovieLens splits it raised validation 
 transitions did not (bench/README.md, "Items done close together": the sharper 1 / d^2 led 1 / d there at
 window 10, and ties it on time-ordered splits).
 
-Memory is the number of distinct transitions (at most window x interactions), never n_items^2.
-It helps when profiles end at the user's latest item, as `mmrec recommend` serves them (it fits on every
+Memory is the number of distinct transitions (at most window x interactions, twice that for "both"), never
+n_items^2.
+Next items help when profiles end at the user's latest item, as `mmrec recommend` serves them (it fits on every
 interaction); offline protocols that score test from train with validation items in between see less
 of it (bench/README.md, "What validation can see of the temporal protocol's gap").
 """
