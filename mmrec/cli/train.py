@@ -95,9 +95,8 @@ def train(
             f"[bold]{blend['blend']:g}[/bold], recency half-life {blend['halflife']:g}"
             + (f", content similarity ({blend['content_modality']}) weight [bold]{blend['content_blend']:g}[/bold]"
                if blend.get("content_blend") else "")
-            + (f", transitions weight [bold]{blend['sequence_blend']:g}[/bold] ("
-               f"{describe_variant(blend.get('sequence_directions', 'next'), blend['sequence_halflife'])})"
-               if blend.get("sequence_blend") else "")
+            + (f", transitions ({describe_variant(blend.get('sequence_directions', 'next'), blend['sequence_halflife'])}) "
+               f"weight [bold]{blend['sequence_blend']:g}[/bold]" if blend.get("sequence_blend") else "")
             + (f", recent popularity weight [bold]{blend['trend_blend']:g}[/bold] (half-life "
                f"{blend['trend_halflife_days']:g} days)" if blend.get("trend_blend") else "")
             + f" chosen on validation: val {result.monitor} [bold]{blend['monitored']:.4f}[/bold] (two-tower alone {result.best_metric:.4f})."

@@ -44,10 +44,10 @@ SEQUENCE_WEIGHTS = (0.05, 0.1, 0.2, 0.3, 0.5)
 
 
 def describe_variant(directions: str, halflife: float) -> str:
-    """What a transition variant ranks, for messages: 'next items (profile half-life 3)', 'items done close
-    together (whole profile)'."""
+    """What a transition variant ranks, for messages: 'next items, profile half-life 3', 'items done close
+    together, whole profile'."""
     what = "items done close together" if directions == "both" else "next items"
-    return f"{what} ({f'profile half-life {halflife:g}' if halflife > 0 else 'whole profile'})"
+    return f"{what}, {f'profile half-life {halflife:g}' if halflife > 0 else 'whole profile'}"
 
 
 def transition_matrix(user_idx: np.ndarray, item_rows: np.ndarray, n_items: int, window: int,
