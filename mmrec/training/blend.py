@@ -1,7 +1,8 @@
 """Choose the blend on validation (after training): the item-item model's lambda (dense solver), its
 weight per recency half-life, then the weight and modality of content similarity on top of the leading
 half-lives' blends (CONTENT_GRID; weight 1 = content alone), keeping the best of all, then
-(model.sequence_blend) the weight and profile half-life of item -> next-item transitions on top, then
+(model.sequence_blend) the variant (next items, or items done close together), weight and profile half-life
+of transitions on top, then
 (model.trend_blend) the weight and half-life of recent popularity; last,
 when the served item-item model will be refitted on all of train.csv (a holdout), a tie on the item-item
 weight goes to the larger one (model.item_item_refit_within_se)."""
