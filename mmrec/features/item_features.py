@@ -72,13 +72,17 @@ def borrow_from_other_combos(store: FeatureStore, cache_dir: Path, combo: str, m
     already holds under the same keys. A key names the backbone, its weights and the content, so the entry is the
     vector this combo would compute (e.g. the ResNet-50 vectors of resnet_clip for resnet_bert: a text backbone
     tried after another no longer recomputes every image). Returns {other combo: entries copied}."""
-    part = combo.split("_", 1)[0 if modality == "vision" else 1]
+    side = 0 if modality == "vision" else 1  # a combo is named {vision}_{text}
+
+    def part(name: str) -> str:
+        return name.split("_", 1)[side]
+
     wanted = list(dict.fromkeys(keys[p] for p in positions if keys[p] is not None))
     copied: dict[str, int] = {}
     for folder in find_combo_folders(cache_dir)[0]:
         if not wanted:
             break
-        if folder.name == combo or folder.name.split("_", 1)[0 if modality == "vision" else 1] != part:
+        if folder.name == combo or part(folder.name) != part(combo):
             continue
         with FeatureStore(Path(cache_dir), folder.name, CacheSettings(memory_lru_bytes=0)) as other:
             found = [(key, value) for key, value in zip(wanted, other.get_many(wanted)) if value is not None]

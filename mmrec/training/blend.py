@@ -349,12 +349,11 @@ def _choose_sequence(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metri
     """(chosen {sequence_directions, sequence_halflife, sequence_blend}, or {} for none; metrics, scorer,
     grid, gain in paired standard errors) of the best transition blend on top of `scorer` (whose validation
     metrics are `metrics`), over SEQUENCE_VARIANTS x SEQUENCE_WEIGHTS, by `_choose_on_top`."""
-    models: dict[tuple[str, float], ItemItemModel] = {}
-    for directions, halflife in SEQUENCE_VARIANTS:
-        same = next((m for (d, _), m in models.items() if d == directions), None)  # one matrix per direction
-        models[(directions, halflife)] = (
-            same.with_profiles(item_item_profiles(train, users, rows, halflife)) if same is not None else
-            transition_model(train, users, rows, cfg.sequence_window, halflife, trainer.device, directions))
+    # One transition matrix per direction and one profile matrix per half-life, shared by the variants.
+    matrices = {d: transition_model(train, users, rows, cfg.sequence_window, 0.0, trainer.device, d)
+                for d in dict.fromkeys(d for d, _ in SEQUENCE_VARIANTS)}
+    profiles = {h: item_item_profiles(train, users, rows, h) for h in dict.fromkeys(h for _, h in SEQUENCE_VARIANTS)}
+    models = {(d, h): matrices[d].with_profiles(profiles[h]) for d, h in SEQUENCE_VARIANTS}  # scored once each
     tried = [({"sequence_directions": d, "sequence_halflife": h, "sequence_blend": w},
               scorer.with_sequence(models[(d, h)], w)) for d, h in SEQUENCE_VARIANTS for w in SEQUENCE_WEIGHTS]
     return _choose_on_top(trainer, scorer, metrics, tried, "sequence_blend", cfg.sequence_min_se, "Transitions",
