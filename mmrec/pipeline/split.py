@@ -55,8 +55,10 @@ def run_split(settings: Settings, progress: ProgressCallback = null_progress) ->
                                       "(training.holdout_ratio)"),
                               ("test", "evaluate has nothing to score")):
         if not report["parts"][name]["interactions"]:
-            notes.append(f"The {name} part is empty (too few interactions for the ratios and the strategy): "
-                         f"{consequence}.")
+            # A ratio of 0 asked for it (e.g. a 75/25 protocol without validation); else the data was too small.
+            why = (f"split.{name}_ratio is 0" if getattr(settings.split, f"{name}_ratio", None) == 0
+                   else "too few interactions for the ratios and the strategy")
+            notes.append(f"The {name} part is empty ({why}): {consequence}.")
     if note := short_parts_note(report, interactions, settings.split):
         notes.append(note)
     report["notes"] = notes

@@ -41,8 +41,20 @@ def test_sample_n_alias(config, tmp_path):
     tiny = runner.invoke(app, ["split", "-c", config, "--strategy", "stratified", "--sample-n", "3"])
     flat = " ".join(tiny.output.split())
     assert tiny.exit_code == 0 and "The test part is empty" in flat and "evaluate has nothing to score" in flat
+    assert "(too few interactions for the ratios and the strategy)" in flat
     everything = runner.invoke(app, ["split", "-c", config, "--sample-n", "100000"])
     assert "--sample-n 100,000 is not below the" in " ".join(everything.output.split())
+
+
+def test_an_empty_val_part_asked_for_says_so(config, tmp_path, monkeypatch):
+    # A 75/25 protocol without validation: the empty val part is the ratio's doing, not the data's size.
+    for name, value in (("TRAIN", "0.75"), ("VAL", "0"), ("TEST", "0.25")):
+        monkeypatch.setenv(f"MMREC_SPLIT__{name}_RATIO", value)
+    result = runner.invoke(app, ["split", "-c", config, "--strategy", "stratified"])
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "The val part is empty (split.val_ratio is 0): train holds out part of train for validation" in flat
+    assert "too few interactions" not in flat
 
 
 def test_bad_strategy_and_temporal_without_timestamps(config, tmp_path):
