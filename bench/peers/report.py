@@ -192,11 +192,18 @@ def plot(protocol: str, summary: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
+def _poster_note(context: dict[str, Any]) -> str:
+    """'; N items without a poster ...' when the run's image features had zeros for some items (a dataset without
+    posters has them for every item), else ''."""
+    missing = context.get("image_items_without_poster") or 0
+    return f"; {missing} items without a poster (their image features are zeros)" if missing else ""
+
+
 def _header(runs: list[StoredRun]) -> dict[str, Any]:
     contexts = {(r.key.variant, r.key.seed): r.context for r in runs}
     first = next(iter(contexts.values()))
     return {
-        "data": sorted({c["data"] for c in contexts.values()}),
+        "data": sorted({c["data"] + _poster_note(c) for c in contexts.values()}),
         "split": [f"{variant}, seed {seed}: {c['split']}" for (variant, seed), c in sorted(contexts.items())],
         "machine": first.get("machine", {}),
         "metric_check_vs_cornac_max_abs_diff": max(c.get("metric_check_vs_cornac_max_abs_diff", 0.0)

@@ -162,3 +162,16 @@ def test_run_key_paths_stay_inside_the_runs_dir(tmp_path):
     path = RunKey("random", "../../x", 0, "a/b").path(tmp_path)
     assert tmp_path in path.parents and path.name == "a_b.json"
     assert json.dumps(str(path))
+
+
+def test_table_header_says_when_items_had_no_poster():
+    from bench.peers.report import _header
+
+    def run(variant, missing):
+        context = {"data": f"MovieLens x, text variant `{variant}`", "split": "random",
+                   "image_items_without_poster": missing}
+        return StoredRun(RunKey("random", variant, 0, "EASE"), context, _result("EASE", "cornac", [0.1]))
+
+    header = _header([run("no-tags", 1008), run("tags", 0)])
+    assert header["data"] == ["MovieLens x, text variant `no-tags`; 1008 items without a poster (their image "
+                              "features are zeros)", "MovieLens x, text variant `tags`"]
