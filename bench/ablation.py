@@ -29,7 +29,7 @@ from bench.peers.evaluation import evaluate  # noqa: E402
 from bench.peers.layout import Layout  # noqa: E402
 from bench.peers.protocols import load_split  # noqa: E402
 from bench.peers.systems import Context  # noqa: E402
-from bench.peers.systems.mmrec import checkpoint_root, fit_multimodal  # noqa: E402
+from bench.peers.systems.mmrec import checkpoint_root, config_tag, fit_multimodal  # noqa: E402
 from mmrec.checkpoints.store import read_meta  # noqa: E402
 from mmrec.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 
@@ -91,8 +91,7 @@ def main(argv: list[str] | None = None) -> None:
             scorer = fit_multimodal(split, config, ctx)
             fit_s = time.perf_counter() - start
             val, test = evaluate(split, scorer, "val"), evaluate(split, scorer, "test")
-            tag = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in sorted(config.items()))
-            combos = list((checkpoint_root(ctx, split) / tag).glob("*/best_model.json"))
+            combos = list((checkpoint_root(ctx, split) / config_tag(config)).glob("*/best_model.json"))
             blend = (read_meta(combos[0].with_suffix(".pth")).get("item_item") or {}) if combos else {}
             grid = blend.get("val_grid") or []
             rows.append({"variant": label, "config": change, "fit_s": round(fit_s, 1), "val": val, "test": test,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.peers.protocols import load_split  # noqa: E402
@@ -27,18 +28,15 @@ LAMBDAS = (50.0, 100.0, 200.0, 400.0, 800.0, 1600.0)
 ALPHAS = (0.0, 0.1, 0.25, 0.5, 1.0)
 
 
-def per_user_ndcg(x: sp.csr_matrix, v: sp.csr_matrix, rows: np.ndarray, b: np.ndarray) -> np.ndarray:
-    scores = np.asarray(x[rows] @ b)
-    scores[x[rows].nonzero()] = -np.inf
-    top = np.argpartition(-scores, 10, axis=1)[:, :10]
-    top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), 1), 1)
-    discounts = 1.0 / np.log2(np.arange(2, 12))
-    out = np.zeros(len(rows))
-    for r, u in enumerate(rows):
-        relevant = set(v.indices[v.indptr[u]:v.indptr[u + 1]])
-        gains = np.array([j in relevant for j in top[r]], dtype=float)
-        out[r] = (gains * discounts).sum() / discounts[:min(len(relevant), 10)].sum()
-    return out
+def per_user_ndcg(x: sp.csr_matrix, v: sp.csr_matrix, b: np.ndarray) -> np.ndarray:
+    """NDCG@10 of each validation user (row order) under scores x_u B, train items masked, by the one metric
+    implementation."""
+    from mmrec.evaluation.full_ranking import full_ranking
+
+    def scores(rows: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(x[rows] @ b, dtype=np.float32))
+
+    return full_ranking(scores, v, x, [10], return_per_user=True).per_user["ndcg@10"]
 
 
 def probe(folder: Path, halves: int = 300) -> dict:
@@ -54,7 +52,7 @@ def probe(folder: Path, halves: int = 300) -> dict:
             p = np.linalg.inv(a)
             b = -p / np.diag(p)
             np.fill_diagonal(b, 0.0)
-            values[(l2, alpha)] = per_user_ndcg(x, v, rows, b)
+            values[(l2, alpha)] = per_user_ndcg(x, v, b)
     rng = np.random.default_rng(0)
     ease_keys = [k for k in values if k[1] == 0.0]
     pairs = []

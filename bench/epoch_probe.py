@@ -46,13 +46,8 @@ def probe(dataset: str, variant: str, seed: int, protocol: str, folder: str | No
     from mmrec.training.trainer import Trainer
 
     stored.WORK = ROOT / "bench" / ".work" / dataset
-    root = stored.WORK / variant / "mmrec" / "checkpoints" / f"seed{seed}" / protocol
-    if folder is None:  # the selected config: the highest validation value recorded
-        from mmrec.checkpoints.store import read_meta
-
-        folder = max((p.parent.parent.name for p in root.glob("*/*/best_model.pth")),
-                     key=lambda f: read_meta(next((root / f).glob("*/best_model.pth")))["item_item"]["monitored"])
-    settings, meta, _ = stored.stored_settings(variant, seed, protocol, folder, "ema_probe",
+    folder = folder or stored.selected_folder(variant, seed, protocol)
+    settings, meta, _ = stored.stored_settings(variant, seed, protocol, folder, "epoch_probe",
                                                {"training.seed": train_seed,
                                                 **({"training.epochs": epochs} if epochs else {})})
     inputs = prepare_training(settings, torch.device("cpu"), DistContext())
@@ -108,16 +103,15 @@ def probe(dataset: str, variant: str, seed: int, protocol: str, folder: str | No
 
 
 def stop_at(values: np.ndarray, epochs: int, patience: int) -> int:
-    """The epoch index early stopping keeps (mmrec.training.schedule.EarlyStopping) on a series of values."""
-    best, best_i, bad = -np.inf, 0, 0
+    """The epoch index `mmrec train`'s early stopping keeps on a series of validation values."""
+    from mmrec.training.schedule import EarlyStopping
+
+    stopper = EarlyStopping(patience)
     for i, value in enumerate(values[:epochs]):
-        if value > best:
-            best, best_i, bad = value, i, 0
-        else:
-            bad += 1
-            if bad >= patience:
-                break
-    return best_i
+        stopper.update(float(value), i)
+        if stopper.should_stop:
+            break
+    return stopper.best_epoch
 
 
 def selection_check(row: dict, epochs: int, patience: int, halves: int = 200) -> dict:

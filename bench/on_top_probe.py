@@ -35,33 +35,23 @@ def z(x: torch.Tensor) -> torch.Tensor:
 
 
 def per_user_ndcg(scores: torch.Tensor, relevant: sp.csr_matrix, exclude: sp.csr_matrix) -> np.ndarray:
-    scores = scores.clone()
-    rows, cols = exclude.nonzero()
-    scores[torch.as_tensor(rows), torch.as_tensor(cols)] = -torch.inf
-    top = torch.topk(scores, 10, dim=1).indices.numpy()
-    discounts = 1.0 / np.log2(np.arange(2, 12))
-    out = np.zeros(relevant.shape[0])
-    for u in range(relevant.shape[0]):
-        rel = set(relevant.indices[relevant.indptr[u]:relevant.indptr[u + 1]])
-        if not rel:
-            continue
-        gains = np.array([1.0 if j in rel else 0.0 for j in top[u]])
-        out[u] = (gains * discounts).sum() / discounts[:min(len(rel), 10)].sum()
-    return out
+    """NDCG@10 of each user with relevant items (row order), by the one metric implementation."""
+    from mmrec.evaluation.full_ranking import full_ranking
+
+    result = full_ranking(lambda rows: scores[torch.as_tensor(rows)], relevant, exclude, [10], return_per_user=True)
+    return result.per_user["ndcg@10"]
 
 
 def probe(dataset: str, variant: str, seed: int, protocol: str) -> dict:
     import bench.peers.stored as stored
-    from mmrec.checkpoints.store import read_meta
     from mmrec.data.tables import load_items
     from mmrec.pipeline.evaluate import load_recommender
 
     stored.WORK = ROOT / "bench" / ".work" / dataset
-    root = stored.WORK / variant / "mmrec" / "checkpoints" / f"seed{seed}" / protocol
-    folder = max((p.parent.parent.name for p in root.glob("*/*/best_model.pth")),
-                 key=lambda f: read_meta(next((root / f).glob("*/best_model.pth")))["item_item"]["monitored"])
+    folder = stored.selected_folder(variant, seed, protocol)
     settings, meta, _ = stored.stored_settings(variant, seed, protocol, folder, "on_top_probe",
-                                               {"paths.checkpoint_dir": str(root / folder)})
+                                               {"paths.checkpoint_dir": str(stored.config_root(variant, seed,
+                                                                                               protocol) / folder)})
     splits = Path(settings.paths.splits_dir)
     train = pd.read_csv(splits / "train.csv", dtype={"user_id": str, "item_id": str})
     val = pd.read_csv(splits / "val.csv", dtype={"user_id": str, "item_id": str})

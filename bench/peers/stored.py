@@ -25,6 +25,23 @@ class StoredRun:
     meta: dict[str, Any]  # the checkpoint's recorded spec (meta["item_item"]: the blend it chose)
 
 
+def config_root(variant: str, seed: int, protocol: str) -> Path:
+    """The folder of a key's run_peers mmrec checkpoints: one subfolder per grid config."""
+    return WORK / variant / "mmrec" / "checkpoints" / f"seed{seed}" / protocol
+
+
+def selected_folder(variant: str, seed: int, protocol: str) -> str:
+    """The config folder of the mmrec-multimodal config run_peers selected for a key (its stored result's
+    best_config), under `config_root`."""
+    import json
+
+    from bench.peers.systems.mmrec import config_tag
+
+    runs = ROOT / "bench" / "results" / WORK.name / "runs"
+    stored = json.loads((runs / variant / f"seed{seed}" / protocol / "mmrec-multimodal.json").read_text())
+    return config_tag(stored["result"]["best_config"])
+
+
 def stored_settings(variant: str, seed: int, protocol: str, folder: str, scratch: str,
                     overrides: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """(settings, recorded spec, checkpoint state) of the best checkpoint of `folder` (a run_peers config folder)
@@ -35,7 +52,7 @@ def stored_settings(variant: str, seed: int, protocol: str, folder: str, scratch
     from mmrec.settings import load_settings
 
     root = WORK / variant / "mmrec"
-    best = next((root / "checkpoints" / f"seed{seed}" / protocol / folder).glob("*/best_model.pth"))
+    best = next((config_root(variant, seed, protocol) / folder).glob("*/best_model.pth"))
     state = load_checkpoint(best, map_location="cpu")
     meta = state["meta"]
     values = {**_base_overrides(root), "paths.splits_dir": str(WORK / variant / f"seed{seed}" / "splits" / protocol),

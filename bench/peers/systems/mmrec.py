@@ -93,10 +93,7 @@ def fit_multimodal(split: Split, config: dict, ctx: Context, checkpoints: Path |
 
     root = prepare_inputs(split, ctx)
     if checkpoints is None:
-        tag = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in sorted(config.items())) or "default"
-        if len(tag) > 120:  # e.g. a tuned trial's float settings: too long for a folder name
-            tag = "config-" + hashlib.sha256(tag.encode()).hexdigest()[:16]
-        checkpoints = checkpoint_root(ctx, split) / tag
+        checkpoints = checkpoint_root(ctx, split) / config_tag(config)
     overrides = {**_base_overrides(root), "paths.splits_dir": str(split.folder),
                  "paths.checkpoint_dir": str(checkpoints), "training.seed": ctx.seed,
                  # Model selection ranks what the protocol ranks: on coldstart, the held-out items only
@@ -173,6 +170,14 @@ def fit_tuned(split: Split, config: dict, ctx: Context) -> Scorer:
                       "selected": t.number == best.number, **{k: t.attrs[k] for k in kept if k in t.attrs}}
                      for t in result.trials]
     return scorer
+
+
+def config_tag(config: dict) -> str:
+    """The folder name of a grid config's checkpoints under `checkpoint_root`."""
+    tag = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in sorted(config.items())) or "default"
+    if len(tag) > 120:  # e.g. a tuned trial's float settings: too long for a folder name
+        tag = "config-" + hashlib.sha256(tag.encode()).hexdigest()[:16]
+    return tag
 
 
 def checkpoint_root(ctx: Context, split: Split) -> Path:
