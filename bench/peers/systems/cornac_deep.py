@@ -16,14 +16,13 @@ from bench.peers.systems.cornac_models import _generic_scorer, _index_maps, _tra
 
 
 def fit_recvae(split: Split, config: dict, ctx: Context) -> Scorer:
+    import cornac.eval_methods
     from cornac.models import RecVAE
 
     train_set = _train_set(split, ctx.seed)
     model = RecVAE(hidden_dim=config["hidden_dim"], latent_dim=config["latent_dim"], gamma=config["gamma"],
                    lr=config["lr"], n_epochs=config["n_epochs"], batch_size=config["batch_size"],
                    seed=ctx.seed, use_gpu=False, verbose=False)
-    import cornac.eval_methods
-
     # Cornac 3.0.1's RecVAE.fit ranks every training user after each epoch (NDCG@100 on the training set, shown
     # only in a progress bar; about 2.5 s of a 3.6 s epoch on ml-100k): skipped, it informs nothing.
     ranking_eval = cornac.eval_methods.ranking_eval
