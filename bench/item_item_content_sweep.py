@@ -27,6 +27,7 @@ import torch  # noqa: E402
 import bench.peers.data as peer_data  # noqa: E402
 from bench.peers.evaluation import evaluate  # noqa: E402
 from bench.peers.features import as_content, image_features, text_features  # noqa: E402
+from bench.peers.layout import Layout  # noqa: E402
 from bench.peers.protocols import load_split, write_protocol  # noqa: E402
 from bench.peers.report import machine_info  # noqa: E402
 from mmrec.fileio import atomic_write_json, atomic_write_text  # noqa: E402
@@ -42,13 +43,15 @@ def run(args: argparse.Namespace) -> list[dict]:
     rows = []
     default = ModelSettings()
     lambdas = [default.item_item_l2 * f for f in L2_GRID]
+    # run_peers' feature cache (bench/.work/<dataset>/features): the posters and texts are encoded once
+    layout = Layout(REPO / "bench" / ".work", REPO / "bench" / "results", peer_data.dataset_name(args.data_dir))
+    features = layout.features_dir
     for variant in args.text_variants:
         work = args.workdir / peer_data.dataset_name(args.data_dir)
         dataset = peer_data.load_dataset(args.data_dir, variant, work / variant)
         for protocol, seeds in (("random", args.seeds), ("temporal", [0])):
             for seed in seeds:
                 split = load_split(write_protocol(dataset.positives, protocol, work / variant / f"seed{seed}", seed))
-                features = REPO / "bench" / ".work" / peer_data.dataset_name(args.data_dir) / "features"  # run_peers'
                 image = image_features(dataset.posters, split.items, features)
                 modal = {"image": as_content(image),
                          "text": as_content(text_features(dataset.item_texts(split.items), features))}
