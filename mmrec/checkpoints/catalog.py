@@ -160,6 +160,9 @@ def unknown_combo_checkpoints(checkpoint_dir: Path) -> list[Path]:
 def summary(path: Path) -> dict[str, Any]:
     """JSON-ready summary of one checkpoint (metadata + file facts); `status` says whether it loads."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; `checkpoints info` describes one checkpoint file.",
+                              hint=f"Pass one of the .pth files `mmrec checkpoints list --checkpoint-dir {path}` shows.")
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} not found.", hint="See `mmrec checkpoints list`.")
     meta, problem = inspect(path)

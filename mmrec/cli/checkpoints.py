@@ -47,6 +47,9 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir
                                                                  for info in infos]})
         return
     if not infos:
+        if checkpoint_dir is not None and not Path(root).is_dir():  # a mistyped folder is not an empty one
+            raise CheckpointError(f"Checkpoint folder {root} does not exist.",
+                                  hint="Pass the folder `mmrec train` wrote (paths.checkpoint_dir), or train first.")
         console.print(f"No checkpoints in {root}. Train one with `mmrec train`.")
         return
     table = Table(title=f"Checkpoints in {root}")

@@ -55,7 +55,8 @@ def print_result(result) -> None:
         console.print(table)
     if result.diversity_lambda is not None:
         lists = [u for u in result.users if u.diversity_before is not None]
-        raised = sum(u.diversity_after > u.diversity_before + 1e-9 for u in lists)
+        # Float noise (a reordered list of the same items differs by ~1e-8 in its sum) is not a more diverse list.
+        raised = sum(u.diversity_after > u.diversity_before + 1e-6 for u in lists)
         kept = (f"; {len(lists) - raised} kept as ranked: MMR found no more diverse list for them"
                 if raised < len(lists) else "")
         console.print(

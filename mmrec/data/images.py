@@ -145,7 +145,8 @@ def process_image(
             return ImageResult(job.item_id, "outside_folder", detail="symlink leaves the images folder")
         if not os.path.isfile(job.source):
             return ImageResult(job.item_id, "missing",
-                               detail="a folder, not a file" if os.path.isdir(job.source) else "file not found")
+                               detail=f"{os.path.basename(job.source)}: " + (
+                                   "a folder, not a file" if os.path.isdir(job.source) else "file not found"))
         if os.path.getsize(job.source) == 0:
             return ImageResult(job.item_id, "zero_byte", detail="empty file")
         image = load_rgb(job.source, max_pixels)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from mmrec.data.drops import describe_drops
-from mmrec.data.ids import mangled_ids_notes
+from mmrec.data.ids import catalogue_reason, mangled_ids_notes
 from mmrec.data.numeric import DECIMAL_COMMA
 from mmrec.errors import DataError
 from mmrec.settings import PreprocessSettings
@@ -30,7 +30,8 @@ _NO_ROWS_HINTS = {  # drop reason -> what to change, shown when nothing is left
     "timestamp_out_of_range": "timestamps must be unix seconds within years 1-9999; values like 1.7e12 are "
     "milliseconds (divide by 1000) and 1.7e15 microseconds",
     "bad_rating": "ratings must be numbers",
-    "unsafe_item_id": "item ids must be safe file names (see item_info's unsafe_id drops)",
+    "unsafe_user_id": "user ids must not contain control characters",
+    "unsafe_item_id": "item ids must not contain control characters (see item_info's unsafe_id drops)",
     "unknown_item": "item_id values must match the item_id column of item_info",
     "below_threshold": "lower data.positive_rating_threshold",
     "k_core": "lower preprocess.min_user_interactions / preprocess.min_item_interactions",
@@ -83,7 +84,10 @@ class InteractionReport:
 
 def _show(value: object) -> str:
     missing = value is None or value is pd.NA or value != value or str(value).strip() == ""
-    return "<missing>" if missing else str(value)
+    if missing:
+        return "<missing>"
+    text = str(value)
+    return text if text.isprintable() else repr(text)  # control characters shown escaped, as the id really is
 
 
 def _as_id(series: pd.Series) -> pd.Series:
@@ -136,6 +140,11 @@ def clean_interactions(
     blank = blank.fillna(True).astype(bool)
     report.drop("missing_id", frame[blank])
     frame = frame[~blank]
+    # A user id with control characters could not be typed back (`--users`) and would reach the terminal raw
+    # (escape codes): rejected and counted, as item_info's item ids are.
+    unsafe_user = frame["user_id"].map(catalogue_reason).notna()
+    report.drop("unsafe_user_id", frame[unsafe_user])
+    frame = frame[~unsafe_user]
     if has_rating:  # the values read, whatever else drops their rows
         readable = (frame["rating"].notna() & frame["rating"].between(-1e18, 1e18)).astype(bool)
         report.ratings = rating_values(frame.loc[readable, "rating"])
@@ -349,7 +358,10 @@ def _no_rows_error(report: InteractionReport) -> DataError:
     made on the way (e.g. unknown ids that are catalogue ids read as numbers: the likely cause)."""
     if report.input_rows == 0:
         return DataError("The interactions table has no rows.", hint="Add user_id,item_id rows to it.")
-    hints = [hint for reason, hint in _NO_ROWS_HINTS.items() if reason in report.dropped]
+    # The reason that dropped the most rows first: it is the likeliest thing to change.
+    seen = sorted((reason for reason in _NO_ROWS_HINTS if report.dropped.get(reason)),
+                  key=lambda reason: -report.dropped[reason])
+    hints = [_NO_ROWS_HINTS[reason] for reason in seen]
     return DataError(
         f"No interactions are left after cleaning: {report.input_rows:,} rows in, dropped "
         f"{describe_drops(report.dropped, report.examples)}.",

@@ -58,7 +58,7 @@ def read_interactions_file(path: Path, role: str, data: DataSettings | None = No
         ) from None
     frame = frame.rename(columns={source: canonical for canonical, source in names.items()
                                   if canonical not in frame.columns and source in frame.columns})
-    frame = validate_interactions(frame, f"{role} file {path}")
+    frame = validate_interactions(frame, f"{role} file {path}", notes)
     threshold = data.positive_rating_threshold if data else None
     if threshold is not None and "rating" in frame.columns:
         positive = (pd.to_numeric(frame["rating"], errors="coerce") >= threshold).to_numpy()
@@ -75,8 +75,10 @@ def read_interactions_file(path: Path, role: str, data: DataSettings | None = No
     return frame
 
 
-def validate_interactions(frame: pd.DataFrame, what: str) -> pd.DataFrame:
-    """Check the columns and emptiness of an interaction table; ids become str."""
+def validate_interactions(frame: pd.DataFrame, what: str, notes: list[str] | None = None) -> pd.DataFrame:
+    """Check the columns and emptiness of an interaction table; ids become str. With `notes` (a file the user
+    passed), rows with an empty id are left out and counted there, as preprocess drops them (`missing_id`);
+    without (a split mmrec wrote, which has none), they are an error."""
     missing = [name for name in REQUIRED_COLUMNS if name not in frame.columns]
     if missing:
         raise DataError(
@@ -92,8 +94,12 @@ def validate_interactions(frame: pd.DataFrame, what: str) -> pd.DataFrame:
     empty = frame["user_id"].isna() | frame["item_id"].isna() | (frame["user_id"] == "") | (frame["item_id"] == "")
     if empty.any():
         first = int(np.flatnonzero(empty.to_numpy())[0])
-        raise DataError(f"The {what} has {int(empty.sum()):,} row(s) with an empty user_id or item_id (the first: "
-                        f"row {first + 1:,} of the data).", hint="Remove or fill those rows.")
+        message = (f"The {what} has {int(empty.sum()):,} row(s) with an empty user_id or item_id (the first: "
+                   f"row {first + 1:,} of the data)")
+        if notes is None or empty.all():
+            raise DataError(f"{message}.", hint="Remove or fill those rows.")
+        notes.append(f"{message}: left out, as preprocess leaves them out.")
+        frame = frame[~empty.to_numpy()].reset_index(drop=True)
     frame["user_id"] = frame["user_id"].astype(str)
     frame["item_id"] = frame["item_id"].astype(str)
     return frame

@@ -28,13 +28,15 @@ def sample_negatives(
     popularity: np.ndarray,
     seed: int,
 ) -> np.ndarray:
-    """[n_pairs, num_negatives] catalogue indices, none of them a positive (any split) of the pair's user.
+    """[n_pairs, num_negatives] catalogue indices: per pair, distinct items (drawn without replacement), none of
+    them a positive (any split) of the pair's user. Every pair's user must have num_negatives such items.
 
     strategy: "random" (uniform) or "popularity" (proportional to training count + 1).
     """
     n_items = positives.shape[1]
-    if (np.diff(positives.indptr)[np.unique(pair_rows)] >= n_items).any():
-        raise DataError("A test user has interacted with every catalogue item; no negatives can be sampled.")
+    free = n_items - np.diff(positives.indptr)[pair_rows]
+    if (free < num_negatives).any():
+        raise DataError(f"A test user has fewer than {num_negatives} items left to sample as negatives.")
     rng = np.random.default_rng(seed)
     weights = None
     if strategy == "popularity":
@@ -42,17 +44,25 @@ def sample_negatives(
         weights /= weights.sum()
     negatives = rng.choice(n_items, size=(len(pair_rows), num_negatives), p=weights)
     pos_keys = np.unique(positives.tocoo().row.astype(np.int64) * n_items + positives.tocoo().col)
+    rows = np.arange(len(pair_rows))
     for _ in range(_MAX_REJECTION_ROUNDS):
+        # Redraw a user's positives and every repeat of an item already drawn for the pair (the first copy stays):
+        # drawing until distinct is drawing without replacement, with the weights renormalised over what is left.
         bad = np.isin(pair_rows[:, None].astype(np.int64) * n_items + negatives, pos_keys)
+        order = np.argsort(negatives, axis=1, kind="stable")
+        ordered = np.take_along_axis(negatives, order, axis=1)
+        repeat = np.zeros_like(bad)
+        repeat[rows[:, None], order[:, 1:]] = ordered[:, 1:] == ordered[:, :-1]
+        bad |= repeat
         if not bad.any():
             return negatives
         negatives[bad] = rng.choice(n_items, size=int(bad.sum()), p=weights)
-    # Users with nearly the whole catalogue as positives: draw exactly from what is left.
-    for pair, row in enumerate(pair_rows):
-        bad_cols = np.flatnonzero(np.isin(row * n_items + negatives[pair], pos_keys))
-        if len(bad_cols):
-            allowed = np.setdiff1d(np.arange(n_items), positives[row].indices)
-            negatives[pair, bad_cols] = rng.choice(allowed, size=len(bad_cols))
+    # Pairs still short (a user with nearly the whole catalogue as positives, or negatives close to what is left):
+    # drawn exactly from the items they may take.
+    for pair in np.flatnonzero(bad.any(1)):
+        allowed = np.setdiff1d(np.arange(n_items), positives[pair_rows[pair]].indices)
+        p = None if weights is None else weights[allowed] / weights[allowed].sum()
+        negatives[pair] = rng.choice(allowed, size=num_negatives, replace=False, p=p)
     return negatives
 
 
@@ -74,9 +84,10 @@ def sampled_metrics(
     order = np.lexsort((coo.col, coo.row))
     pair_rows, pair_cols = coo.row[order].astype(np.int64), coo.col[order].astype(np.int64)
     positives = sp.csr_matrix(relevant + exclude)
-    # A user who interacted with the whole catalogue has no negatives: those positives are skipped, counted.
-    saturated = np.diff(positives.indptr) >= positives.shape[1]
-    usable = ~saturated[pair_rows]
+    # A user with fewer than num_negatives items outside their positives (any split) cannot get that many distinct
+    # negatives: their positives are skipped, counted.
+    short = positives.shape[1] - np.diff(positives.indptr) < num_negatives
+    usable = ~short[pair_rows]
     skipped = int((~usable).sum())
     pair_rows, pair_cols = pair_rows[usable], pair_cols[usable]
     if len(pair_rows) == 0:

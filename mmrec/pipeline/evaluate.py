@@ -185,6 +185,22 @@ def run_evaluate(
         progress(ProgressEvent("evaluate", message=note))
     data = build_evaluation_data(train, test, items["item_id"].tolist(), also_seen)
     count_notes = _report_counts(data, progress, val_apart=bool(also_seen))
+    sampled = use_sampling or evaluation.eval_task == "ranking"
+    n_items = len(data.item_ids)
+    if sampled and evaluation.num_negatives >= n_items:
+        raise ConfigError(
+            f"--num-negatives {evaluation.num_negatives}: the catalogue has {n_items:,} items, so no test positive can "
+            f"be ranked against {evaluation.num_negatives} distinct other items.",
+            hint=f"Pass fewer than {n_items:,} (99 is common), or --eval-task retrieval to rank the whole catalogue.")
+    if evaluation.eval_task == "retrieval" and (beyond := [k for k in evaluation.k_values if k >= n_items]):
+        count_notes.append(f"Cut-off(s) {', '.join(map(str, beyond))} reach the catalogue's {n_items:,} items: such a "
+                           "list holds every item a user can get, so its recall and hit rate are 1 wherever the user "
+                           "has a test item.")
+        progress(ProgressEvent("evaluate", message=count_notes[-1]))
+    if sampled and (beyond := [k for k in evaluation.k_values if k > evaluation.num_negatives]):
+        count_notes.append(f"Cut-off(s) {', '.join(map(str, beyond))} exceed the {evaluation.num_negatives} sampled "
+                           "negatives: every positive ranks inside them, so their sampled hit rate is 1.")
+        progress(ProgressEvent("evaluate", message=count_notes[-1]))
 
     fallback = create_recommender(evaluation.cold_user_fallback, evaluation).fit(train, data.item_ids)
     checkpoints: dict[str, dict[str, Any]] = {}  # model -> the checkpoint it was loaded from
@@ -240,10 +256,14 @@ def run_evaluate(
         checkpoints=checkpoints,
     )
     report.notes += file_notes + split_notes + count_notes
-    if use_sampling or evaluation.eval_task == "ranking":
+    if sampled:
         report.notes.append(
-            f"{SAMPLED_NOTE} ({evaluation.num_negatives} {evaluation.sampling_strategy} negatives per positive)"
-        )
+            f"{SAMPLED_NOTE} ({evaluation.num_negatives} distinct {evaluation.sampling_strategy} negatives per "
+            "positive)")
+        if skipped := max(int(r.metrics.get("sampled_skipped_positives", 0)) for r in results):
+            report.notes.append(
+                f"{skipped:,} test positive(s) are left out of the sampled metrics: their user has fewer than "
+                f"{evaluation.num_negatives} items outside their own to draw as negatives.")
     if data.counts["test_cold_users"]:
         report.notes.append(
             f"{data.counts['test_cold_users']:,} test user(s) have no training interactions; "

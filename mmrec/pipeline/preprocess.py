@@ -281,12 +281,15 @@ def _image_jobs(items: pd.DataFrame, images_dir: Path, named: dict[str, str] | N
         for item_id in items["item_id"]:
             value = named.get(item_id)
             value = "" if value is None or pd.isna(value) else str(value).strip()
+            if not value:  # the documented way to say "no image"
+                refused[item_id] = ImageResult(item_id, "missing", detail="no image (blank in data.image_column)")
+                continue
             if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):  # nothing is downloaded
                 refused[item_id] = ImageResult(item_id, "missing", detail=f"{value} is a URL: images are read from "
                                                f"files under {images_dir} (download them there)")
                 continue
-            source = os.path.realpath(os.path.join(root, value)) if value else ""
-            if value and os.path.commonpath([root, source]) != root:
+            source = os.path.realpath(os.path.join(root, value))
+            if os.path.commonpath([root, source]) != root:
                 refused[item_id] = ImageResult(item_id, "outside_folder", detail=f"{value} leads out of {images_dir}")
                 continue
             jobs.append(ImageJob(item_id, source, image_file_name(item_id)))
@@ -343,7 +346,9 @@ def run_preprocess(
     if not data_dir.is_dir():
         raise DataError(
             f"paths.data_dir {data_dir} is a file; it names the folder that holds item_info.csv, interactions.csv "
-            "and images/." if data_dir.is_file() else f"Data folder {data_dir} not found.",
+            "and images/." if data_dir.is_file() else
+            f"Data folder {data_dir} not found" + ("." if data_dir.is_absolute() else
+                                                    f" (relative to the current folder: {data_dir.absolute()})."),
             hint="Set paths.data_dir, or create data with `mmrec data synth --out DIR`.",
         )
     if (processed_dir / PROCESSED_IMAGES).resolve() == (data_dir / settings.data.images_subdir).resolve():

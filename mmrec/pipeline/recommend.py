@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmrec.data.ids import typed_ids
+from mmrec.data.ids import catalogue_reason, typed_ids
 from mmrec.errors import ConfigError
 from mmrec.fileio import atomic_write_json, read_text_file
 from mmrec.inference.diversity import (
@@ -107,6 +107,13 @@ def requested_users(users: Sequence[str] | None, user_file: Path | None) -> tupl
         if skipped:
             notes.append(f"User file {user_file}: {' and '.join(skipped)} skipped"
                          + (" (an id that starts with # can be passed with --users)." if comments else "."))
+    # preprocess rejects user ids with control characters, so no user has one; printed, they would reach the
+    # terminal as escape codes.
+    unusable = [user for user in named if catalogue_reason(user) is not None]
+    if unusable:
+        named = [user for user in named if catalogue_reason(user) is None]
+        notes.append(f"{len(unusable):,} requested user id(s) hold control characters (e.g. {unusable[0]!r}) and were "
+                     "skipped: preprocess rejects such ids, so no user has one.")
     return named, notes
 
 

@@ -50,9 +50,17 @@ def test_info_names_the_components_validation_kept():
     assert served_model(None) == "two-tower"
 
 
-def test_list_empty_folder(tmp_path):
+def test_list_empty_folder_and_a_mistyped_one(tmp_path, monkeypatch):
     result = runner.invoke(app, ["checkpoints", "list", "--checkpoint_dir", str(tmp_path)])
     assert result.exit_code == 0 and "No checkpoints" in result.output
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["checkpoints", "list", "--checkpoint_dir", "typo"])
+    assert result.exit_code == 2 and "Checkpoint folder typo does not exist" in result.output
+
+
+def test_info_on_a_folder_says_it_wants_a_file(tmp_path):
+    result = runner.invoke(app, ["checkpoints", "info", str(tmp_path)], terminal_width=200)
+    assert result.exit_code == 2 and "is a folder" in result.output and "not found" not in result.output
 
 
 def test_organize_dry_run_then_for_real(tmp_path):

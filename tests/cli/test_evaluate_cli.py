@@ -55,6 +55,16 @@ def test_compare_without_checkpoint_is_a_clear_error(config):
     assert "Traceback" not in result.output
 
 
+def test_num_negatives_beyond_the_catalogue_is_refused_and_big_cut_offs_noted(config):
+    result = runner.invoke(app, ["evaluate", "-c", str(config), "--recommender-type", "popularity",
+                                 "--eval-task", "ranking", "--num-negatives", "2000"])
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2 and "the catalogue has 30 items" in flat, result.output
+    result = runner.invoke(app, ["evaluate", "-c", str(config), "--recommender-type", "popularity", "--k", "10 100"])
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 0 and "Cut-off(s) 100 reach the catalogue's 30 items" in flat, result.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["--eval-task", "nope"], "eval_task"),
     (["--k", "0"], "--k"),

@@ -29,7 +29,7 @@ def test_users_with_diversity_and_unknown_user(config, tmp_path):
     seen = set(pd.read_parquet(tmp_path / "processed" / "interactions.parquet").query("user_id == 'u001'")["item_id"])
     assert not seen & {i["item_id"] for i in users["u001"]["items"]}
     assert "fallback" in result.output and "diversity" in result.output
-    raised = sum(u["diversity_after"] > u["diversity_before"] + 1e-9 for u in saved["users"]
+    raised = sum(u["diversity_after"] > u["diversity_before"] + 1e-6 for u in saved["users"]
                  if u["diversity_before"] is not None)
     assert f"{raised} of 2 list(s) more diverse" in _flat(result.output)  # how many MMR changed, not just a mean
     reasons = [i["reason"] for i in users["u001"]["items"]]
@@ -245,3 +245,17 @@ def test_new_items_need_a_recommender_that_scores_them(config, recommender):
                                  "--recommender-type", recommender])
     flat = _flat(result.output)
     assert result.exit_code == 2 and "every new item gets the same score" in flat and "multimodal" in flat
+
+
+def test_requested_ids_with_control_characters_are_skipped_not_printed(config, tmp_path):
+    file = tmp_path / "users.txt"
+    file.write_text("u001\n\x1b[31mRED\x1b[0m\n", encoding="utf-8")
+    out = tmp_path / "r.json"
+    result = _recommend(config, "--user-file", str(file), "--output", str(out))
+    assert result.exit_code == 0, result.output
+    saved = json.loads(out.read_text())
+    assert [u["user_id"] for u in saved["users"]] == ["u001"] and "\x1b" not in result.output
+    assert "1 requested user id(s) hold control characters (e.g. '\\x1b[31mRED\\x1b[0m') and were skipped" in \
+        " ".join(saved["notes"])
+    result = _recommend(config, "--users", "\x07bell")
+    assert result.exit_code == 2 and "No users" in result.output

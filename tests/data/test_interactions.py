@@ -105,6 +105,21 @@ def test_no_rows_after_k_core_points_at_the_thresholds():
     assert "min_user_interactions" in f"{caught.value}"
 
 
+def test_no_rows_hint_starts_with_the_reason_that_dropped_most():
+    raw = _raw([["u1", "zz"], ["u1", "a"], ["u2", "a"], ["u3", "a"]], ("user_id", "item_id"))
+    with pytest.raises(DataError) as caught:
+        clean_interactions(raw, {"a"}, PreprocessSettings(min_user_interactions=2))
+    hint = caught.value.hint or ""
+    assert hint.index("min_user_interactions") < hint.index("item_id values must match")  # k_core 3 > unknown 1
+
+
+def test_user_ids_with_control_characters_are_rejected_and_shown_escaped():
+    raw = _raw([["u1", "a"], ["ctl\x07user", "a"], ["\x1b[41mX", "a"], ["u 2", "a"]], ("user_id", "item_id"))
+    out, report = clean_interactions(raw, {"a"}, PreprocessSettings())
+    assert sorted(out["user_id"]) == ["u 2", "u1"] and report.dropped == {"unsafe_user_id": 2}
+    assert report.examples["unsafe_user_id"] == ["('ctl\\x07user', a)", "('\\x1b[41mX', a)"]
+
+
 def test_timestamps_without_a_calendar_date_are_dropped_and_counted():
     # Milliseconds (a 2023 date as 1.7e12) and microseconds pass as numbers but name no date in years 1-9999.
     raw = _raw([["u1", "a", "1700000000"], ["u1", "b", "1700000000000"], ["u2", "a", "-99999999999999"],

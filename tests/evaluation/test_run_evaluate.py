@@ -111,9 +111,15 @@ def test_a_test_file_reads_ids_as_preprocess_does(tiny_config, tmp_path):
     settings = load_settings(tiny_config).settings
     report = run_evaluate(settings, ["popularity"], test_data=test, write_files=False)
     assert report.counts["test_unknown_items_dropped"] == 1  # only 'nan', which the catalogue lacks
-    test.write_text("user_id,item_id\nu001,i004\nu002,\n")
+    test.write_text("user_id,item_id\nu001,i005\nu002,\n")
     with pytest.raises(DataError, match=r"1 row\(s\) with an empty user_id or item_id \(the first: row 2"):
-        read_interactions_file(test, "test")
+        read_interactions_file(test, "test")  # no notes to count it in: an error
+    notes: list[str] = []
+    assert read_interactions_file(test, "test", settings.data, notes)["user_id"].tolist() == ["u001"]
+    assert notes == ["The test file " + str(test) + " has 1 row(s) with an empty user_id or item_id (the first: row "
+                     "2 of the data): left out, as preprocess leaves them out."]
+    report = run_evaluate(settings, ["popularity"], test_data=test, write_files=False)
+    assert notes[0] in report.notes
     # Separated as preprocess reads them (the header line tells), parquet whatever its name.
     test.write_text("user_id;item_id;rating\nu001;i004;4,5\n")
     assert read_interactions_file(test, "test")[["user_id", "item_id"]].values.tolist() == [["u001", "i004"]]

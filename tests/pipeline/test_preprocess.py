@@ -137,6 +137,8 @@ def test_missing_inputs_are_data_errors(tmp_path, dirty_raw):
         run_preprocess(_settings(tmp_path, **{"data.images_subdir": "../processed/images"}))
     with pytest.raises(DataError, match="Data folder"):
         run_preprocess(_settings(tmp_path, **{"paths.data_dir": tmp_path / "nowhere"}))
+    with pytest.raises(DataError, match="relative to the current folder: "):  # where it looked
+        run_preprocess(_settings(tmp_path, **{"paths.data_dir": Path("nowhere") / "raw"}))
 
 
 def test_images_linked_from_outside_the_folder_are_skipped_and_counted(tmp_path):
@@ -359,18 +361,20 @@ def test_images_named_in_an_item_info_column_and_a_note_when_no_file_is_named_af
     items = pd.read_csv(raw / "item_info.csv", dtype=str)
     items["thumbnail"] = [f"thumbs/thumb_{i}.jpg" for i in range(len(items))]
     items.loc[4, "thumbnail"], items.loc[5, "thumbnail"] = "https://cdn.example.com/4.jpg", "../../secret.jpg"
+    items.loc[2, "thumbnail"], items.loc[3, "thumbnail"] = "thumbs/gone.jpg", ""  # a file that is not there; none
     items.to_csv(raw / "item_info.csv", index=False)
     by_id = run_preprocess(_settings(tmp_path)).report  # looked up by id: nothing found, and said so
     assert by_id["images"]["missing"] == 6
     assert any("None of the 6 image files in" in note and "set data.image_column" in note
                for note in by_id["items"]["notes"])
     named = run_preprocess(_settings(tmp_path, **{"data.image_column": "thumbnail"}), force=True).report
-    assert (named["images"]["ok"], named["images"]["missing"], named["images"]["outside_folder"]) == (4, 1, 1)
-    (url,) = named["images"]["examples"]["missing"]  # not "file not found": nothing is downloaded
-    assert "https://cdn.example.com/4.jpg is a URL: images are read from files under" in url
+    assert (named["images"]["ok"], named["images"]["missing"], named["images"]["outside_folder"]) == (2, 3, 1)
+    gone, blank, url = sorted(named["images"]["examples"]["missing"])  # each says why it has no image
+    assert "https://cdn.example.com/4.jpg is a URL: images are read from files under" in url  # nothing downloaded
+    assert gone.endswith(": gone.jpg: file not found") and blank.endswith(": no image (blank in data.image_column)")
     assert not any("image files in" in note for note in named["items"]["notes"])
     processed = load_items(tmp_path / "processed").set_index("item_id")
-    assert processed["has_image"].tolist() == [True] * 4 + [False, False]
+    assert processed["has_image"].tolist() == [True] * 2 + [False] * 4
     with pytest.raises(DataError, match=r"lacks column 'thumb' \(data.image_column\)"):
         run_preprocess(_settings(tmp_path, **{"data.image_column": "thumb"}), force=True)
 
