@@ -138,10 +138,7 @@ def run_batch_recommend(
             serving, chosen, ann_check, k, chunk, settings.evaluation.seed)
     if result.fallback_users:
         below_only = len(chosen) - len(serving.seen.users) if all_users else 0
-        result.notes.append(f"{result.fallback_users:,} user(s) unknown to the model got {serving.fallback_name} "
-                            "recommendations" + (f" ({below_only:,} of them only rated below "
-                                                 "data.positive_rating_threshold: no positive to score from)"
-                                                 if below_only else "") + ".")
+        result.notes.append(serving.fallback_note(result.fallback_users, below_only))
     if note := short_list_note(result.short_users, k, serving):
         result.notes.append(note)
     return result

@@ -276,10 +276,7 @@ def run_recommend(
         )
     progress(ProgressEvent(task="recommend", completed=len(chosen), total=len(chosen), done=True))
     if result.n_fallback_users:
-        result.notes.append(
-            f"{result.n_fallback_users} user(s) unknown to the model got {serving.fallback_name} "
-            "recommendations (flagged `fallback`)."
-        )
+        result.notes.append(serving.fallback_note(result.n_fallback_users))
     if note := short_list_note(sum(len(u.items) < inference.top_k for u in result.users), inference.top_k, serving):
         result.notes.append(note)
     holding, n_new = count_new_items(serving, [np.asarray([item_index[i["item_id"]] for i in u.items], dtype=np.int64)

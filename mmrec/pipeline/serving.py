@@ -56,6 +56,14 @@ class Serving:
     # What exclude_seen masks when it is more than `seen`: also the items rated below the positive threshold
     masked: SeenItems | None = None
 
+    def fallback_note(self, n_users: int, below_only: int = 0) -> str:
+        """What the users the model does not know got (recommend and batch recommend say it alike)."""
+        got = (f"got {self.fallback_name} recommendations" if self.model.name != self.fallback_name else
+               f"got the {self.fallback_name} list everyone gets (no interaction of theirs to score from)")
+        return (f"{n_users:,} user(s) unknown to the model {got}"
+                + (f" ({below_only:,} of them only rated below data.positive_rating_threshold: no positive to score "
+                   "from)" if below_only else "") + " (flagged `fallback`).")
+
     @property
     def not_again(self) -> SeenItems:
         """The items each user is not recommended again (exclude_seen): interacted with or rated low."""

@@ -29,6 +29,7 @@ def test_users_with_diversity_and_unknown_user(config, tmp_path):
     seen = set(pd.read_parquet(tmp_path / "processed" / "interactions.parquet").query("user_id == 'u001'")["item_id"])
     assert not seen & {i["item_id"] for i in users["u001"]["items"]}
     assert "fallback" in result.output and "diversity" in result.output
+    assert "1 user(s) unknown to the model got popularity recommendations (flagged `fallback`)" in _flat(result.output)
     raised = sum(u["diversity_after"] > u["diversity_before"] + 1e-6 for u in saved["users"]
                  if u["diversity_before"] is not None)
     assert f"{raised} of 2 list(s) more diverse" in _flat(result.output)  # how many MMR changed, not just a mean
@@ -117,7 +118,7 @@ def test_parquet_output_for_chosen_users_counts_unknown_users(config, tmp_path):
     result = _recommend(config, "--users", "u001", "stranger", "--output", str(out))
     assert result.exit_code == 0, result.output
     assert set(pd.read_parquet(out)["user_id"]) == {"u001", "stranger"}
-    assert "1 user(s) unknown to the model got popularity" in _flat(result.output)
+    assert "1 user(s) unknown to the model got the popularity list everyone gets" in _flat(result.output)
 
 
 @pytest.mark.parametrize(("args", "message"), [
