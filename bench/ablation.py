@@ -8,7 +8,8 @@ the split files, imports the data into mmrec and fills its feature store). Every
 `mmrec train` run (that seed, early
 stopping on validation, item-item blend weight chosen on validation) from a fixed base config;
 no variant is selected on test: test is computed once per variant for the table.
-Outputs bench/results/<dataset>/ablation_<text variant>_seed<k>_<protocol>.{json,md}.
+Outputs bench/results/<dataset>/ablation_<text variant>_seed<k>_<protocol>.{json,md}; a run of some --variants
+keeps the stored rows of the others (same base config).
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ VARIANTS: list[tuple[str, dict]] = [
     ("all, two-tower alone, no distillation", {"model.item_item": False, "model.distill_weight": 0.0}),
     ("all, whole-catalogue distillation (negatives full, 30 epochs)", WHOLE_CATALOGUE),
     ("all, two-tower alone, whole-catalogue distillation", {"model.item_item": False, **WHOLE_CATALOGUE}),
+    ("all, two-tower alone, whole-catalogue distillation, weight 2",
+     {"model.item_item": False, **WHOLE_CATALOGUE, "model.distill_weight": 2.0}),
 ]
 
 
@@ -101,7 +104,20 @@ def main(argv: list[str] | None = None) -> None:
             print(f"[{protocol}] {label}: val ndcg@10 {val['ndcg@10']:.4f} test ndcg@10 {test['ndcg@10']:.4f} "
                   f"recall@20 {test['recall@20']:.4f} blend {blend.get('blend')} fit {fit_s:.0f}s", flush=True)
         stem = layout.report_dir / f"ablation_{args.text_variant}_seed{args.seed}_{protocol}"
-        write(stem, protocol, rows, f"{layout.dataset}, text variant `{args.text_variant}`, split seed {args.seed}")
+        write(stem, protocol, merged(stem, rows), f"{layout.dataset}, text variant `{args.text_variant}`, "
+              f"split seed {args.seed}")
+
+
+def merged(stem: Path, rows: list[dict]) -> list[dict]:
+    """`rows` plus the stored rows of the variants not rerun (same base config), in VARIANTS order: a run of a
+    few variants adds to the table instead of replacing it."""
+    stored = stem.with_suffix(".json")
+    old = json.loads(stored.read_text()) if stored.is_file() else {}
+    new = {row["variant"] for row in rows}
+    same_base = old.get("protocol") in BASE and old.get("base") == BASE[old["protocol"]]
+    keep = [row for row in old.get("variants", []) if same_base and row["variant"] not in new]
+    order = {label: index for index, (label, _) in enumerate(VARIANTS)}
+    return sorted(keep + rows, key=lambda row: order.get(row["variant"], len(order)))
 
 
 def write(stem: Path, protocol: str, rows: list[dict], where: str) -> None:

@@ -90,6 +90,12 @@ LEVERS: dict[str, dict[str, Any]] = {
     "distill 1, t 2, full softmax, 30 epochs": {"model.distill_weight": 1.0, "model.distill_temperature": 2.0,
                                                 "model.negatives": "full", "training.epochs": 30,
                                                 "training.patience": 4},
+    "distill 1, t 2, full softmax, 30 epochs, history encoded with grad": {
+        "model.distill_weight": 1.0, "model.distill_temperature": 2.0, "model.negatives": "full",
+        "training.epochs": 30, "training.patience": 4, "training.history_refresh_steps": 0},
+    "distill 2, t 2, full softmax, 30 epochs": {"model.distill_weight": 2.0, "model.distill_temperature": 2.0,
+                                                "model.negatives": "full", "training.epochs": 30,
+                                                "training.patience": 4},
     "distill 1, t 2, 1024 uniform negatives, 30 epochs": {
         "model.distill_weight": 1.0, "model.distill_temperature": 2.0, "model.negatives": "uniform",
         "model.num_negatives": 1024, "training.epochs": 30, "training.patience": 4},

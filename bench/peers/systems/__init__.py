@@ -49,11 +49,13 @@ class BenchSystem:
 
 def all_systems() -> list[BenchSystem]:
     """Every peer system in report order (mmrec systems are added by systems.mmrec when available)."""
-    from bench.peers.systems import content, cornac_deep, cornac_models, cornac_multimodal, implicit_models, mmrec
+    from bench.peers.systems import (content, cornac_deep, cornac_models, cornac_multimodal, implicit_models, mmrec,
+                                     mult_vae)
 
     return [
         *cornac_models.SYSTEMS,
         *cornac_deep.SYSTEMS,
+        *mult_vae.SYSTEMS,
         *cornac_multimodal.SYSTEMS,
         *implicit_models.SYSTEMS,
         *content.SYSTEMS,
