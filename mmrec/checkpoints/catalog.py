@@ -162,7 +162,8 @@ def summary(path: Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder; `checkpoints info` describes one checkpoint file.",
-                              hint=f"Pass one of the .pth files `mmrec checkpoints list --checkpoint-dir {path}` shows.")
+                              hint=f"Pass one of the .pth files that `mmrec checkpoints list --checkpoint-dir "
+                              f"{path}` shows.")
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} not found.", hint="See `mmrec checkpoints list`.")
     meta, problem = inspect(path)

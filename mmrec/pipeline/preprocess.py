@@ -274,7 +274,8 @@ def _image_jobs(items: pd.DataFrame, images_dir: Path, named: dict[str, str] | N
     x1.jpg beside a good x1.png). Names come from the folder's own listing, so a path stays inside it.
 
     With `named` (item id -> the data.image_column value), each item's image is that path under the folder;
-    one that leads out of it is not opened: its result ("outside_folder") comes back beside the jobs."""
+    a blank cell (no image), a URL or a path that leads out of it is not opened: its result ("missing",
+    "outside_folder") comes back beside the jobs."""
     if named is not None:
         root = os.path.realpath(images_dir)
         jobs, refused = [], {}

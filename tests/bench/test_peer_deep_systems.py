@@ -47,7 +47,8 @@ def _tiny(config: dict) -> dict:
 
 
 @pytest.mark.parametrize("name, protocol, n_items", [
-    ("RecVAE", "random", 50), ("Mult-VAE", "random", 50), ("Mult-VAE-paper", "random", 50), ("BiVAE", "random", 50), ("SASRec", "temporal", 50),
+    ("RecVAE", "random", 50), ("Mult-VAE", "random", 50), ("Mult-VAE-paper", "random", 50), ("BiVAE", "random", 50),
+    ("SASRec", "temporal", 50),
     ("AMR", "random", 50), ("AMR", "coldstart", 50),
     pytest.param("DMRL", "random", 50, marks=pytest.mark.slow),  # imports sentence_transformers (~10-30 s)
 ])
