@@ -62,19 +62,28 @@ class BackboneSet:
             max_tokens = getattr(backbone, "max_tokens", None)
             return backbone.name, weights_id(backbone.source, self.digests, max_tokens)
         cls = self.backbone_class(modality)
-        explicit = self.features.vision_weights if modality == "vision" else self.features.text_weights
+        explicit = self.explicit_weights(modality)
+        max_tokens = self.features.max_text_tokens if modality == "text" else None
         try:
             source = cls.resolve(explicit, self.features.allow_download)
         except WeightsNotFoundError as error:
             recorded = self.store.read_meta().get(modality, {})
-            if recorded.get("backbone") != cls.name or explicit:
+            # Vectors made earlier (maybe on another machine) by this backbone's default weights, with this token
+            # limit, stay usable; computing new ones will fail. Vectors of weights someone named (a local folder)
+            # are not what the default weights would make: they are never served in their place.
+            same = (not explicit and recorded.get("backbone") == cls.name and recorded.get("default_weights") is True
+                    and str(recorded.get("weights_id", "")).endswith(f"@t{max_tokens}" if max_tokens else ""))
+            if not same:
                 raise
-            # Vectors made earlier (maybe on another machine) stay usable; computing new ones will fail.
             self.errors[modality] = error
             return cls.name, recorded["weights_id"]
         self.sources[modality] = source
-        max_tokens = self.features.max_text_tokens if modality == "text" else None
         return cls.name, weights_id(source, self.digests, max_tokens)
+
+    def explicit_weights(self, modality: str) -> str | None:
+        """The weights the settings name for `modality` (features.vision_weights / text_weights), or None for the
+        backbone's default ones."""
+        return self.features.vision_weights if modality == "vision" else self.features.text_weights
 
     def get(self, modality: str) -> Backbone:
         """The loaded model (loads it on first use, on features.device)."""

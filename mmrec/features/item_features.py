@@ -113,7 +113,10 @@ def _not_imported_message(modality: str, plan: ItemKeys, missing: list[int]) -> 
 
 def _record_meta(store: FeatureStore, backbones: BackboneSet, modality: str, dim: int) -> None:
     name, weights_id = backbones.key_part(modality)
-    store.write_meta(modality, name, dim, weights_id)
+    # Whether the vectors came from the backbone's default weights: only those may be served on a machine where
+    # the weights are missing (BackboneSet._resolve_key_part).
+    store.write_meta(modality, name, dim, weights_id,
+                     default_weights=not backbones.is_imported(modality) and not backbones.explicit_weights(modality))
 
 
 def load_item_features(

@@ -188,3 +188,32 @@ def test_another_combo_with_the_same_backbone_lends_its_vectors_instead_of_recom
     assert third.combo == "efficientnet-lite_roberta" and third.computed == 4  # the text alone
     assert torch.equal(third.vision, first.vision) and torch.equal(third.vision_mask, first.vision_mask)
     assert any("4 vision feature(s) copied from" in e.message for e in events)
+
+
+def test_stored_vectors_stand_in_for_missing_weights_only_when_they_are_the_default_ones(tmp_path, features, build,
+                                                                                         monkeypatch):
+    """Where a backbone's weights are not on this machine, vectors it made elsewhere with its default weights (and
+    this token limit) are served; vectors of weights someone named (a local folder) are not what the default
+    weights make, so they never stand in for them."""
+    import json
+
+    from mmrec.errors import WeightsNotFoundError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "no-hf-cache"))  # bert's default weights are not on this machine
+    items = build.items(tmp_path / "img", n=3)
+    named = features.model_copy(update={"text_backbone": "bert"})
+    made = load_item_features(items, named, CacheSettings(), tmp_path / "cache")
+    meta_path = tmp_path / "cache" / made.combo / "meta.json"
+    assert json.loads(meta_path.read_text())["text"]["default_weights"] is False
+    default = named.model_copy(update={"text_weights": None})
+    with pytest.raises(WeightsNotFoundError):  # bert-base is not here; the tiny folder's vectors must not serve
+        load_item_features(items, default, CacheSettings(), tmp_path / "cache")
+    meta = json.loads(meta_path.read_text())
+    meta["text"]["default_weights"] = True  # as if made from bert's default weights on another machine
+    meta_path.write_text(json.dumps(meta))
+    served = load_item_features(items, default, CacheSettings(), tmp_path / "cache")
+    assert served.computed == 0 and torch.equal(served.text, made.text)
+    with pytest.raises(WeightsNotFoundError):  # another token limit: other vectors, which cannot be made here
+        load_item_features(items, default.model_copy(update={"max_text_tokens": 16}), CacheSettings(),
+                           tmp_path / "cache")
