@@ -175,10 +175,16 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, as_json: JsonO
         table.add_column(column, justify="left" if column in ("combo", "updated") else "right",
                          no_wrap=column != "updated", overflow="fold", min_width=10 if column == "updated" else None)
     for info in infos:
+        if info.problem:
+            table.add_row(info.combo, "[red]damaged", "-", _size(info.size_bytes), "-")
+            continue
         table.add_row(info.combo, f"{info.vectors['vision']:,}/{info.vectors['text']:,}",
                       f"{info.dims.get('vision', '-')}/{info.dims.get('text', '-')}", _size(info.size_bytes),
                       _short_time(info.updated_at))
     console.print(table)
+    for info in infos:
+        if info.problem:
+            console.print(f"[red]{escape(info.problem)}")
 
 
 def _short_time(stamp: str) -> str:

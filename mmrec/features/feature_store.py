@@ -119,6 +119,14 @@ class ByteLRU:
         return len(self._entries)
 
 
+def damaged_store_error(folder: Path, combo: str, problem: Exception) -> FeatureError:
+    """A combo store whose files cannot be read (a truncated cache.db or meta.json): what to do about it."""
+    return FeatureError(
+        f"The feature cache {folder} is damaged and cannot be read ({type(problem).__name__}: {problem}).",
+        hint=f"Remove it with `mmrec cache clear {combo} -y`; the next precompute (or train) computes its vectors "
+             "again. Other combos are not affected.")
+
+
 class FeatureStore:
     """The feature cache of one combo (`root/combo/`): safe to share between processes.
 
@@ -143,6 +151,8 @@ class FeatureStore:
                 "and have room (a full disk or a file size limit stops it too).",
                 hint="Give this user write access to paths.cache_dir (or point it at a writable copy: "
                      "MMREC_PATHS__CACHE_DIR=...), free disk space, or lift the limit.") from None
+        except sqlite3.DatabaseError as exc:  # "database disk image is malformed": a truncated or damaged file
+            raise damaged_store_error(self.folder, combo, exc) from None
         self._check_layout()
         self.lru = ByteLRU(cache.memory_lru_bytes)
         self.counters = {"hits": 0, "misses": 0, "computed": 0, "failed": 0}
@@ -340,7 +350,10 @@ class FeatureStore:
 
     def read_meta(self) -> dict:
         path = self.folder / META_FILE
-        return read_json(path) if path.is_file() else {}
+        try:
+            return read_json(path) if path.is_file() else {}
+        except (ValueError, UnicodeDecodeError) as exc:  # a truncated or hand-edited meta.json
+            raise damaged_store_error(self.folder, self.combo, exc) from None
 
     def write_meta(self, modality: str, backbone: str, dim: int, weights_id: str, **details: object) -> None:
         """Record the vectors of `modality`: backbone, dim, weights id and any `details` (e.g. what an

@@ -147,6 +147,7 @@ class CacheInfo:
     dims: dict[str, int]
     size_bytes: int
     updated_at: str
+    problem: str | None = None  # why the store cannot be read (damaged files); its counts are then empty
 
 
 @dataclass
@@ -202,9 +203,14 @@ def list_caches(cache_dir: Path) -> CacheListing:
     folders, links = find_combo_folders(cache_dir)
     infos = []
     for folder in folders:
-        with FeatureStore(Path(cache_dir), folder.name, CacheSettings(memory_lru_bytes=0)) as store:
-            meta = store.read_meta()
-            vectors, _, _ = _scan(store)
+        try:
+            with FeatureStore(Path(cache_dir), folder.name, CacheSettings(memory_lru_bytes=0)) as store:
+                meta = store.read_meta()
+                vectors, _, _ = _scan(store)
+        except FeatureError as error:  # one damaged store is listed as such; the others still are
+            infos.append(CacheInfo(folder.name, {m: 0 for m in MODALITIES}, {}, folder_bytes(folder), "",
+                                   problem=f"{error.message} {error.hint or ''}".strip()))
+            continue
         infos.append(CacheInfo(
             combo=folder.name,
             vectors=vectors,

@@ -83,6 +83,23 @@ def test_precompute_list_stats_clear(config, tmp_path):
     assert cleared.exit_code == 0 and not (tmp_path / "cache" / COMBO).exists()
 
 
+def test_a_damaged_store_is_named_with_its_remedy_and_the_others_still_listed(config, tmp_path):
+    assert runner.invoke(app, ["cache", "precompute", "-c", str(config)]).exit_code == 0
+    other = tmp_path / "cache" / "resnet_bert"
+    other.mkdir()
+    (other / "cache.db").write_bytes((tmp_path / "cache" / COMBO / "cache.db").read_bytes()[:3000])  # truncated
+    listed = runner.invoke(app, ["cache", "list", "-c", str(config)])
+    flat = " ".join(listed.output.split())
+    assert listed.exit_code == 0 and "1280/384" in flat and "damaged" in flat
+    assert "mmrec cache clear resnet_bert -y" in flat
+    stats = runner.invoke(app, ["cache", "stats", "resnet_bert", "-c", str(config)], terminal_width=200)
+    assert stats.exit_code == 2 and "is damaged" in " ".join(stats.output.split()) and "Traceback" not in stats.output
+    (tmp_path / "cache" / COMBO / "meta.json").write_text('{"vision": {"dim"')  # cut off mid-write by hand
+    stats = runner.invoke(app, ["cache", "stats", COMBO, "-c", str(config)], terminal_width=200)
+    assert stats.exit_code == 2 and "JSONDecodeError" in stats.output
+    assert runner.invoke(app, ["cache", "clear", "resnet_bert", "-y", "-c", str(config)]).exit_code == 0
+
+
 def test_stats_of_precomputed_pipeline_counts(config):
     from mmrec.data.tables import load_items
     from mmrec.pipeline.cache import cache_stats, run_cache_precompute
