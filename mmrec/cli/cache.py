@@ -15,7 +15,8 @@ from mmrec.cli.common import ConfigOption, JsonOption, RichProgress, console, pr
 if TYPE_CHECKING:
     from mmrec.features.item_features import PrecomputeReport
 
-cache_app = typer.Typer(help="Feature store: precompute | import | list | stats COMBO | clear COMBO|--all | backbones.",
+cache_app = typer.Typer(help="Feature store: precompute | import | list | stats COMBO | clear COMBO|--all | prune | "
+                        "backbones.",
                         no_args_is_help=True)
 
 
