@@ -294,6 +294,9 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
     train_sha = base_spec["split"]["train_sha256"]
     # An earlier run's, replaced (only one validated on the same split: values of other splits do not compare)
     previous = _final_value(best_path, train_sha) if resume is None and ctx.is_main else None
+    if resume is None and ctx.is_main and (note := _other_weights_note(best_path, inputs.feature_identities)):
+        notes.append(note)
+        progress(ProgressEvent("train", message=note))
     history = trainer.fit(on_epoch_end=write_checkpoints)
     item_item, val_per_user = None, None
     # A resumed run with no epoch left keeps the blend its best checkpoint already records (choosing it again
@@ -350,6 +353,23 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
         item_item=item_item.model_dump() if item_item is not None else None,
         val_per_user=val_per_user,
     )
+
+
+def _other_weights_note(best_path: Path, identities: dict[str, str | None]) -> str | None:
+    """A note when the model this run is about to replace read features of other backbone weights (the same
+    combo name, e.g. a local sentence-bert folder instead of the default one): evaluate and recommend with either
+    config then serve this run's model."""
+    try:
+        recorded = ((read_meta(best_path).get("backbones") or {}).get("weights") or {}) if best_path.is_file() else {}
+    except MmrecError:
+        return None
+    changed = [f"{modality} {before} -> {identities[modality]}" for modality, before in recorded.items()
+               if before and identities.get(modality) and identities[modality] != before]
+    if not changed:
+        return None
+    return (f"This run replaces the model in {best_path.parent}, which was trained on features of other backbone "
+            f"weights ({'; '.join(changed)}): evaluate and recommend will serve this run's model. To keep both, train "
+            "into another folder (paths.checkpoint_dir, e.g. MMREC_PATHS__CHECKPOINT_DIR=...).")
 
 
 def _final_value(best_path: Path, train_sha256: str) -> tuple[float, str] | None:

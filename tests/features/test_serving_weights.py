@@ -56,3 +56,8 @@ def test_a_model_serves_after_its_backbone_folder_moved_and_refuses_other_weight
     model.save_pretrained(str(other))
     with pytest.raises(CheckpointError, match="computed with other weights"):
         load_recommender("multimodal", _settings(config, other), items, train, torch.device("cpu"))
+    # Training with those other weights replaces the model of the same combo folder, and says so.
+    replaced = run_train(_settings(config, other))
+    assert any("which was trained on features of other backbone weights (text sha256:" in note
+               for note in replaced.notes)
+    assert not any("other backbone weights" in note for note in run_train(_settings(config, other)).notes)
