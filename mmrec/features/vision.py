@@ -27,13 +27,22 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def _load_strict(model: nn.Module, state: dict, source: WeightsSource, backbone: str) -> None:
     """Load a state dict, turning an architecture mismatch into a clear user error."""
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    wrong = [f"{key} {tuple(value.shape)} instead of {tuple(expected[key].shape)}"
+             for key, value in state.items() if key in expected and tuple(value.shape) != tuple(expected[key].shape)]
+    if missing or unexpected or wrong:
+        # Counted, with a few whole names: PyTorch's own message lists every key and was cut off mid-name.
+        parts = [f"{len(keys)} {what} (e.g. {', '.join(keys[:3])})" for what, keys in (
+            ("weight(s) the architecture needs are missing", missing),
+            ("stored weight(s) it does not have", unexpected),
+            ("weight(s) of another shape", wrong)) if keys]
         raise WeightsNotFoundError(
-            f"Weights at {source.path} do not fit the '{backbone}' architecture: {str(exc)[:400]}",
+            f"Weights at {source.path} do not fit the '{backbone}' architecture: {'; '.join(parts)}.",
             hint=f"Point the weights setting at a checkpoint made for '{backbone}'.",
-        ) from None
+        )
+    model.load_state_dict(state, strict=True)
 
 
 @VISION_BACKBONES.register("efficientnet-lite")

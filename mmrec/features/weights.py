@@ -267,6 +267,22 @@ def load_state_dict_file(path: Path) -> dict:
     return state
 
 
+def _mismatched(name: str, folder: str, loader: Any) -> WeightsNotFoundError:
+    """The weights of `folder` do not have the shapes its config.json gives (a config edited or copied from
+    another size of the model): which ones, read by loading once more with the mismatch allowed."""
+    try:
+        _, info = loader.from_pretrained(folder, output_loading_info=True, ignore_mismatched_sizes=True)
+        shown = [f"{key}: stored {tuple(stored)}, config {tuple(wanted)}"
+                 for key, stored, wanted in sorted(info.get("mismatched_keys") or [], key=str)[:3]]
+    except Exception:  # noqa: BLE001  (only the example list is lost)
+        shown = []
+    return WeightsNotFoundError(
+        f"The weights in {folder} do not fit the '{name}' model its config.json describes"
+        + (f" (e.g. {'; '.join(shown)})" if shown else "") + ".",
+        hint="Use the config.json saved with those weights (save_pretrained writes both), or weights of the size the "
+             "config gives.")
+
+
 def _unreadable(backbone: str, folder: str, what: str, exc: Exception) -> WeightsNotFoundError:
     said = str(exc).strip().split("\n")[0][:300] or type(exc).__name__
     return WeightsNotFoundError(
@@ -304,6 +320,8 @@ class HuggingFaceWeights:
         try:
             model, info = loader.from_pretrained(folder, output_loading_info=True)
         except Exception as exc:  # truncated safetensors, a config that does not fit the loader ...
+            if "ignore_mismatched_sizes" in str(exc):  # transformers points at a report it logged: name the shapes
+                raise _mismatched(cls.name, folder, loader) from None
             raise _unreadable(cls.name, folder, "its weights", exc) from None
         # The pooler (a dense layer over [CLS]) is never used: mmrec pools the hidden states itself, and
         # masked-LM checkpoints such as roberta-base do not carry it.

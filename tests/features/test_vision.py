@@ -27,8 +27,25 @@ def test_wrong_architecture_weights_are_a_clear_error(tmp_path):
     from torchvision import models
 
     path = _random_state_file(models.resnet18(weights=None), tmp_path / "r18.safetensors")
-    with pytest.raises(WeightsNotFoundError, match="do not fit the 'resnet'"):
+    with pytest.raises(WeightsNotFoundError, match="do not fit the 'resnet'") as caught:
         ResNet50.load(ResNet50.resolve(path, allow_download=False))
+    assert "weight(s) the architecture needs are missing (e.g. layer1.0.conv3.weight" in caught.value.message
+    assert "weight(s) of another shape (e.g. fc.weight (1000, 512) instead of (1000, 2048)" in caught.value.message
+
+
+def test_a_config_that_does_not_fit_its_weights_names_the_shapes(tiny_dino_dir, tmp_path):
+    import json
+    import shutil
+
+    from mmrec.features.vision import DinoV2Small
+
+    folder = tmp_path / "dino"
+    shutil.copytree(tiny_dino_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "hidden_size": 48}))  # another size's config
+    with pytest.raises(WeightsNotFoundError, match=r"do not fit the 'dino' model its config.json describes \(e.g. "
+                                                   r"embeddings.cls_token: stored \(1, 1, 32\), config \(1, 1, 48\)"):
+        DinoV2Small.load(DinoV2Small.resolve(str(folder), allow_download=False))
 
 
 def test_clip_image_tower_loads_an_explicit_checkpoint(tiny_clip_checkpoint, tiny_clip_classes, build):
