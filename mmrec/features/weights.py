@@ -143,6 +143,9 @@ def explicit_file(path_text: str, log: SearchLog) -> WeightsSource:
     path = Path(path_text).expanduser()
     log.places.append(f"explicit path {path}")
     if not path.is_file():
+        if (path / "config.json").is_file():  # e.g. a transformers CLIP folder given to open_clip's `clip`
+            raise log.fail(f"The explicit path {path} is a Hugging Face model folder; the '{log.backbone}' backbone "
+                           "reads one weights file (a torchvision state dict, or an open_clip checkpoint for clip).")
         raise log.fail(f"The explicit path {path} is not a file.")
     return WeightsSource(path.resolve(), "explicit")
 

@@ -84,6 +84,15 @@ def test_missing_explicit_path_names_it(tmp_path):
         resolve_backbone_weights(features, "text")
 
 
+def test_a_model_folder_where_a_weights_file_is_read_says_so(tmp_path):
+    (tmp_path / "clip-hf").mkdir()
+    (tmp_path / "clip-hf" / "config.json").write_text("{}")
+    features = FeaturesSettings(vision_backbone="clip", vision_weights=str(tmp_path / "clip-hf"))
+    with pytest.raises(WeightsNotFoundError) as caught:
+        resolve_backbone_weights(features, "vision")
+    assert "is a Hugging Face model folder; the 'clip' backbone reads one weights file" in caught.value.hint
+
+
 def test_a_file_that_is_no_weights_file_says_what_it_is_not(tmp_path):
     import torch
 
