@@ -52,10 +52,12 @@ class TuneResult:
     tied: list[int] = field(default_factory=list)  # trials within fastest_within_se of `top` (best among them)
 
     def counts(self) -> dict[str, int]:
-        """Trials per state, e.g. {"COMPLETE": 3, "PRUNED": 1}."""
+        """Trials per state, e.g. {"COMPLETE": 3, "PRUNED": 1}; a trial a kill or Ctrl-C stopped (stored as FAIL,
+        its parameters run again) counts as INTERRUPTED, not as a failure."""
         counts: dict[str, int] = {}
         for trial in self.trials:
-            counts[trial.state] = counts.get(trial.state, 0) + 1
+            state = "INTERRUPTED" if trial.state == "FAIL" and trial.attrs.get("interrupted") else trial.state
+            counts[state] = counts.get(state, 0) + 1
         return counts
 
     def ranked(self, n: int | None = None) -> list[TrialSummary]:
@@ -67,7 +69,7 @@ class TuneResult:
 def summarize_trials(study: optuna.Study) -> list[TrialSummary]:
     return [
         TrialSummary(trial.number, trial.state.name, trial.value, dict(trial.params), trial.last_step,
-                     {k: v for k, v in trial.user_attrs.items() if k not in ("interrupted", "retry_of")})
+                     {k: v for k, v in trial.user_attrs.items() if k != "retry_of"})
         for trial in study.get_trials(deepcopy=False)
     ]
 
@@ -157,7 +159,8 @@ def retry_interrupted(study: optuna.Study) -> list[int]:
             storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         elif not (trial.state == TrialState.FAIL and trial.user_attrs.get("interrupted")):
             continue
-        if trial.number not in requeued:
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        if trial.number not in requeued:  # the baseline's retry is the baseline (its note names it so)
+            kept = {key: trial.user_attrs[key] for key in ("baseline", "baseline_changes") if key in trial.user_attrs}
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, **kept})
             retried.append(trial.number)
     return retried

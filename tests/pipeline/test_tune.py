@@ -167,8 +167,21 @@ def test_an_interrupted_study_continues_from_its_stored_trials(tmp_path, stop):
     assert result.resumed_with == 1 and result.retried == [1]
     assert after[0].value == before[0].value  # kept, not retrained
     assert after[1].state == "FAIL" and after[2].params == before[1].params  # the interrupted trial, again
+    assert result.counts()["INTERRUPTED"] == 1 and "FAIL" not in result.counts()  # not reported as a failure
     assert sum(t.state in ("COMPLETE", "PRUNED") for t in result.trials) == 3 and len(result.trials) == 4
     assert after[3].params != after[0].params  # the resumed sampler does not redraw the first run's values
+
+
+def test_a_killed_baseline_is_retried_as_the_baseline(tmp_path):
+    from mmrec.pipeline.tune_study import retry_interrupted
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", study_name="s", direction="maximize")
+    study.enqueue_trial({"x": 1.0}, user_attrs={"baseline": True, "baseline_changes": ""})
+    killed = study.ask({"x": optuna.distributions.FloatDistribution(0.0, 2.0)})  # left RUNNING, as a kill leaves it
+    assert killed.params == {"x": 1.0}
+    assert retry_interrupted(study) == [0]
+    retry = study.get_trials(deepcopy=False)[1]
+    assert retry.user_attrs == {"retry_of": 0, "baseline": True, "baseline_changes": ""}
 
 
 def test_same_seed_gives_the_same_study(tmp_path):
