@@ -146,10 +146,10 @@ class CheckpointSpec(BaseModel):
                 continue
             imported = str(trained).startswith("imported:")
             raise CheckpointError(
-                f"The {modality} features of {self.backbones.get('combo')} are now "
+                f"The {modality} features this run reads are "
                 + (f"another import ({now}) than the one" if imported else f"computed with other weights ({now}) "
-                   "than those") + f" checkpoint {path} was trained with ({trained}): its item tower would read "
-                "vectors it never learned from.",
+                   "than those") + f" checkpoint {path} was trained with ({trained}, combo "
+                f"{self.backbones.get('combo')}): its item tower would read vectors it never learned from.",
                 hint=("Import the vectors it was trained with again, or retrain with `mmrec train`." if imported
                       else "Use the backbone weights it was trained with (features.*_weights), or retrain."),
             )
