@@ -135,6 +135,26 @@ class CheckpointSpec(BaseModel):
     def features_settings(self) -> FeaturesSettings:
         return self._section("features", FeaturesSettings)
 
+    def features_note(self, here: FeaturesSettings) -> str | None:
+        """A note when this run's settings name other backbones, default weights where the checkpoint's were named,
+        or another token limit than the model trained with: its item features are computed as it was trained
+        (MultimodalRecommender.from_checkpoint), whatever this run's settings say; None when they agree."""
+        trained = self.features_settings()
+        differ = []
+        for modality in self.model_settings().modalities:
+            keys = (f"{modality}_backbone", f"{modality}_weights") + (("max_text_tokens",) if modality == "text" else ())
+            for key in keys:
+                then, now = getattr(trained, key), getattr(here, key)
+                if key.endswith("_weights") and now is not None:  # this run's weights are used, their identity checked
+                    continue
+                if then != now:
+                    differ.append(f"features.{key} {then!r} (this config: {now!r})")
+        if not differ:
+            return None
+        return (f"The model served was trained with {', '.join(differ)}: its item features are computed as it was "
+                "trained. To serve with this config's features, train with it (into another paths.checkpoint_dir to "
+                "keep this model).")
+
     def check_feature_identities(self, identities: dict[str, str | None], path: Path) -> None:
         """CheckpointError when the item features now at hand are not those this checkpoint was trained on:
         another import (`mmrec cache import`) or other backbone weights for the same combo. Checkpoints written

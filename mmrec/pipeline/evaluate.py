@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from mmrec.checkpoints import CheckpointSpec
 from mmrec.data.splits import load_split, stale_split_note
 from mmrec.data.tables import load_items
 from mmrec.device import resolve_device
@@ -204,6 +205,7 @@ def run_evaluate(
 
     fallback = create_recommender(evaluation.cold_user_fallback, evaluation).fit(train, data.item_ids)
     checkpoints: dict[str, dict[str, Any]] = {}  # model -> the checkpoint it was loaded from
+    model_notes: list[str] = []  # what a loaded checkpoint says about this run's settings
 
     def one(name: str) -> ModelEvaluation:
         progress(ProgressEvent(task=f"evaluate:{name}", description=f"fitting {name}", total=2))
@@ -212,6 +214,9 @@ def run_evaluate(
         fit_seconds = time.perf_counter() - started
         if getattr(model, "checkpoint", None) is not None:
             checkpoints[name] = model.checkpoint
+        if isinstance(spec := getattr(model, "spec", None), CheckpointSpec) and (
+                note := spec.features_note(settings.features)):
+            model_notes.append(note)
         progress(ProgressEvent(task=f"evaluate:{name}", completed=1, total=2, description=f"scoring {name}"))
         result = evaluate_model(
             name,
@@ -255,7 +260,7 @@ def run_evaluate(
         device=str(torch_device),
         checkpoints=checkpoints,
     )
-    report.notes += file_notes + split_notes + count_notes
+    report.notes += file_notes + split_notes + count_notes + model_notes
     if sampled:
         report.notes.append(
             f"{SAMPLED_NOTE} ({evaluation.num_negatives} distinct {evaluation.sampling_strategy} negatives per "

@@ -170,6 +170,8 @@ def load_serving(settings: Settings, recommender_type: str, progress: ProgressCa
     if isinstance(spec, CheckpointSpec) and made_from and (note := unfinished_note(spec.to_meta(),
                                                                                    Path(made_from["path"]))):
         notes.append(note)
+    if isinstance(spec, CheckpointSpec) and (note := spec.features_note(settings.features)):
+        notes.append(note)
     new_items = int(getattr(model, "items_without_id", 0))
     if new_items:
         notes.append(f"{new_items:,} of {len(item_ids):,} catalogue items had no training interaction when the "

@@ -61,3 +61,12 @@ def test_a_model_serves_after_its_backbone_folder_moved_and_refuses_other_weight
     assert any("which was trained on features of other backbone weights (text sha256:" in note
                for note in replaced.notes)
     assert not any("other backbone weights" in note for note in run_train(_settings(config, other)).notes)
+    # A config naming bert's default weights serves that model with its own (named) weights, and says so.
+    from mmrec.pipeline.evaluate import run_evaluate
+
+    default = _settings(config, other)
+    default = default.model_copy(update={"features": default.features.model_copy(update={"text_weights": None})})
+    report = run_evaluate(default, ["multimodal"], write_files=False)
+    assert any(f"trained with features.text_weights '{other}' (this config: None)" in note for note in report.notes)
+    assert not any("The model served was trained with" in note
+                   for note in run_evaluate(_settings(config, other), ["multimodal"], write_files=False).notes)
