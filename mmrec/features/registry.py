@@ -81,10 +81,23 @@ def backbone_availability(features: FeaturesSettings | None = None) -> list[Back
                 continue
             try:
                 source = cls.resolve(explicit, allow_download=False)
-                rows.append(BackboneAvailability(modality, name, cls.nominal_dim, True,
+                rows.append(BackboneAvailability(modality, name, _folder_width(source.path) or cls.nominal_dim, True,
                                                  f"{source.origin}: {source.path}", cls.default_weights, selected))
             except WeightsNotFoundError:
                 where = f"not found at {explicit}" if explicit else "not found locally"
                 rows.append(BackboneAvailability(modality, name, cls.nominal_dim, False, where, cls.default_weights,
                                                  selected))
     return rows
+
+
+def _folder_width(path: object) -> int | None:
+    """The hidden size a Hugging Face model folder's config.json gives (the width of its vectors), or None."""
+    import json
+    from pathlib import Path
+
+    config = Path(str(path)) / "config.json"
+    try:
+        width = json.loads(config.read_text(encoding="utf-8")).get("hidden_size") if config.is_file() else None
+    except (OSError, ValueError):
+        return None
+    return width if isinstance(width, int) and width > 0 else None

@@ -132,3 +132,12 @@ def test_backbone_contract(modality, name, tmp_path, request, build):
     assert features.shape == (len(pixels) if modality == "vision" else len(TEXTS), backbone.dim)
     assert features.dtype == torch.float32 and torch.isfinite(features).all()
     torch.testing.assert_close(first_alone[0], features[0], rtol=1e-4, atol=1e-4)
+
+
+def test_availability_gives_the_width_of_the_folder_pointed_at(tiny_hf_text_dirs):
+    from mmrec.features.registry import backbone_availability
+    from mmrec.settings import FeaturesSettings
+
+    rows = backbone_availability(FeaturesSettings(text_backbone="bert", text_weights=str(tiny_hf_text_dirs["bert"])))
+    bert = next(row for row in rows if row.name == "bert")
+    assert bert.selected and bert.available and bert.dim == 32  # the tiny folder's hidden size, not bert-base's 768
