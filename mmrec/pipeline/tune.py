@@ -270,7 +270,8 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
                                             settings.training.monitor)
         else:
             notes.append("No trial finished, so there are no best settings yet; rerun to continue the study.")
-        plot, plot_note = plot_study(study, trials, settings.training.monitor, study_dir / "study.png")
+        plot, plot_note = plot_study(study, trials, settings.training.monitor, study_dir / "study.png",
+                                     best.number if best is not None else None)
         if plot_note:
             notes.append(plot_note)
         result = TuneResult(

@@ -68,8 +68,10 @@ def write_summary(result: TuneResult, space: dict[str, SearchDimension]) -> Path
     return result.summary
 
 
-def plot_study(study: optuna.Study, trials: list[TrialSummary], monitor: str, path: Path) -> tuple[Path | None, str]:
-    """Optimization history (value per trial, best so far) and, when estimable, parameter importances."""
+def plot_study(study: optuna.Study, trials: list[TrialSummary], monitor: str, path: Path,
+               selected: int | None = None) -> tuple[Path | None, str]:
+    """Optimization history (value per trial, best so far, the selected trial ringed) and, when estimable,
+    parameter importances."""
     complete = [t for t in trials if t.state == "COMPLETE" and t.value is not None and math.isfinite(t.value)]
     if not complete:
         return None, "No complete trial yet: no study plot."
@@ -82,6 +84,10 @@ def plot_study(study: optuna.Study, trials: list[TrialSummary], monitor: str, pa
     best_so_far = [max(values[: i + 1]) for i in range(len(values))]
     history.scatter(numbers, values, s=18, label="complete trial")
     history.step(numbers, best_so_far, where="post", color="tab:red", label="best so far")
+    chosen = [(t.number, float(t.value)) for t in complete if t.number == selected]  # type: ignore[arg-type]
+    if chosen:  # the one-standard-error rule's pick (best_config.yaml), which need not be the highest value
+        history.scatter(*zip(*chosen), s=120, facecolors="none", edgecolors="tab:green", linewidths=2,
+                        label="selected (best_config.yaml)")
     pruned = [t for t in trials if t.state == "PRUNED"]
     if pruned:
         history.scatter([t.number for t in pruned], [min(values)] * len(pruned), marker="x", color="grey",

@@ -355,3 +355,22 @@ def test_training_fewer_epochs_trains_the_same_first_epochs(tmp_path):
     assert len(long.history) == 3 and len(short.history) == 2
     for a, b in zip(long.history[:2], short.history, strict=True):
         assert a.loss == pytest.approx(b.loss, rel=1e-6) and a.val == pytest.approx(b.val, rel=1e-6)
+
+
+def test_the_study_plot_rings_the_selected_trial(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from mmrec.pipeline.tune_report import plot_study
+    from mmrec.pipeline.tune_study import TrialSummary
+
+    labels: list[str] = []
+    scatter = matplotlib.axes.Axes.scatter
+    monkeypatch.setattr(matplotlib.axes.Axes, "scatter",
+                        lambda self, *a, **k: labels.append(k.get("label")) or scatter(self, *a, **k))
+    study = optuna.create_study(direction="maximize")
+    trials = [TrialSummary(0, "COMPLETE", 0.30, {}, 3), TrialSummary(1, "COMPLETE", 0.31, {}, 3)]
+    path, _ = plot_study(study, trials, "ndcg@10", tmp_path / "study.png", selected=0)
+    assert path.is_file() and "selected (best_config.yaml)" in labels
+    labels.clear()
+    plot_study(study, trials, "ndcg@10", tmp_path / "again.png")
+    assert "selected (best_config.yaml)" not in labels
