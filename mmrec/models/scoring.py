@@ -45,14 +45,19 @@ class Scorer:
     `histories` [n_rows, L] holds each profile row's recent catalogue rows (-1 = padding; row 0 =
     no history); every blend component's profiles use the same rows. Item vectors are
     computed once, here: build a new Scorer after the weights change.
+
+    `fallback` [n_items]: the scores of a user with neither an id (0) nor a history (train popularity,
+    log1p of the counts): validation, evaluate and recommend all serve such a user that list, here.
     """
 
     def __init__(self, model: TwoTowerModel, catalogue: ItemInputs, histories: torch.Tensor,
                  item_item: ItemItemModel | None = None, blend: float = 0.0,
                  content: ContentProfileModel | None = None, content_blend: float = 0.0,
                  sequence: ItemItemModel | None = None, sequence_blend: float = 0.0,
-                 trend: TrendModel | None = None, trend_blend: float = 0.0) -> None:
+                 trend: TrendModel | None = None, trend_blend: float = 0.0,
+                 fallback: torch.Tensor | None = None) -> None:
         self.model, self.catalogue, self.histories = model, catalogue, histories
+        self.fallback = fallback
         self.item_item, self.blend = item_item, float(blend)
         self.content, self.content_blend = content, float(content_blend)
         self.sequence, self.sequence_blend = sequence, float(sequence_blend)
@@ -120,6 +125,14 @@ class Scorer:
         return [("two_tower", str(id(self.model)), str(id(self.item_vectors))),
                 *((name, str(id(model))) for name, model, _ in self.components())]
 
+    def fallback_rows(self, user_idx: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """[b] bool: users with neither an id nor a history row, served `fallback` (none without one)."""
+        user_idx = torch.as_tensor(user_idx, device=self.device)
+        if self.fallback is None:
+            return torch.zeros(len(user_idx), dtype=torch.bool, device=self.device)
+        rows = torch.as_tensor(rows, device=self.device)
+        return (user_idx == 0) & ~(self.histories[rows] >= 0).any(dim=1)
+
     def scores_at(self, user_idx: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
         """[b, c] = scores(user_idx, rows) at catalogue columns [b, c] (equal up to float rounding).
 
@@ -131,7 +144,11 @@ class Scorer:
             return self.scores(user_idx, rows).gather(1, columns)
         users = self.user_vectors(user_idx, rows)
         with _fp32_eval(self.model, self.device):
-            return self.model.scores(users.unsqueeze(1), self.item_vectors[columns]).squeeze(1).float()
+            scores = self.model.scores(users.unsqueeze(1), self.item_vectors[columns]).squeeze(1).float()
+        fallback = self.fallback_rows(user_idx, rows)
+        if fallback.any():
+            scores[fallback] = self.fallback[columns[fallback]]
+        return scores
 
     def search_item_vectors(self) -> torch.Tensor:
         """[n_items, d] item vectors in the space whose inner product ranks like the two-tower score."""
@@ -166,7 +183,8 @@ def score_variants(scorers: Sequence[Scorer], user_idx: torch.Tensor, rows: torc
                 raw[tower_key] = scorer.model.scores(users, scorer.item_vectors).float()
             if not blend_keys:
                 # The cached component itself: a copy when later scorers may still read it.
-                yield raw[tower_key].clone() if len(scorers) > 1 else raw[tower_key]
+                yield _with_fallback(scorer, user_idx, device_rows,
+                                     raw[tower_key].clone() if len(scorers) > 1 else raw[tower_key])
                 continue
             if tower_key not in z:  # in place when no other scorer will read the raw scores
                 z[tower_key] = standardize(raw[tower_key], inplace=len(scorers) == 1)
@@ -177,4 +195,12 @@ def score_variants(scorers: Sequence[Scorer], user_idx: torch.Tensor, rows: torc
                 # Blend = (1 - w) z(scores) + w z(component); z(tower) is cached, a blend is re-standardized.
                 base = scores if step == 0 else standardize(scores, inplace=True)
                 scores = torch.mul(base, 1.0 - weight).add_(z[key], alpha=weight)
-        yield scores
+        yield _with_fallback(scorer, user_idx, device_rows, scores)
+
+
+def _with_fallback(scorer: Scorer, user_idx: torch.Tensor, rows: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """`scores` (the caller's own) with the fallback list in the rows of users the model cannot score."""
+    fallback = scorer.fallback_rows(user_idx, rows)
+    if fallback.any():
+        scores[fallback] = scorer.fallback
+    return scores

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from mmrec.checkpoints import CheckpointSpec
-from mmrec.data.splits import load_split, stale_split_note
+from mmrec.data.splits import load_split, read_split_report, stale_split_note
 from mmrec.data.tables import load_items
 from mmrec.device import resolve_device
 from mmrec.errors import CheckpointError, ConfigError
@@ -185,7 +185,9 @@ def run_evaluate(
     for note in split_notes:  # shown now, before the fits (and again in the report's notes)
         progress(ProgressEvent("evaluate", message=note))
     data = build_evaluation_data(train, test, items["item_id"].tolist(), also_seen)
-    count_notes = _report_counts(data, progress, val_apart=bool(also_seen))
+    # The advice to score from train + validation is for a split by time (or a hand-made one: unknown).
+    strategy = read_split_report(Path(settings.paths.splits_dir)).get("strategy") if also_seen else None
+    count_notes = _report_counts(data, progress, val_apart=bool(also_seen) and strategy in TIME_ORDERED + (None,))
     sampled = use_sampling or evaluation.eval_task == "ranking"
     n_items = len(data.item_ids)
     if sampled and evaluation.num_negatives >= n_items:
@@ -273,7 +275,10 @@ def run_evaluate(
         report.notes.append(
             f"{data.counts['test_cold_users']:,} test user(s) have no training interactions; "
             f"id-based models score them with the {evaluation.cold_user_fallback} fallback."
-        )
+            + (" That is every test user (a split by user): every model but random serves them that same list, so "
+               "the table cannot tell models apart; a split that keeps each user's first interactions in train "
+               "(e.g. temporal_user) can."
+               if data.counts["test_cold_users"] >= data.counts["test_users"] else ""))
     if write_files:
         results_dir = Path(settings.paths.results_dir)
         if note := replaced_models_note(report, results_dir):
@@ -297,6 +302,9 @@ def run_evaluate(
 # Share of test positives on items unseen in training above which evaluate says the comparison is mostly about
 # scoring from content (every baseline but random scores such items 0).
 COLD_SHARE_NOTE = 0.5
+
+
+TIME_ORDERED = ("temporal", "temporal_user", "leave_one_out")  # split strategies whose validation precedes test
 
 
 def _report_counts(data: EvaluationData, progress: ProgressCallback, val_apart: bool = False) -> list[str]:

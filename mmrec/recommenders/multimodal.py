@@ -181,7 +181,7 @@ class MultimodalRecommender(Recommender):
         self.scorer = Scorer(self.model, catalogue, histories, item_item, self.item_item_blend,
                              content, blend.content_blend if content is not None else 0.0,
                              sequence, blend.sequence_blend if sequence is not None else 0.0,
-                             trend, blend.trend_blend if trend is not None else 0.0)
+                             trend, blend.trend_blend if trend is not None else 0.0, fallback=self._popularity)
         return self
 
     def _require_fit(self) -> Scorer:
@@ -199,29 +199,22 @@ class MultimodalRecommender(Recommender):
         user_ids = [str(u) for u in user_ids]
         idx = torch.as_tensor(self.users.encode(user_ids), device=self.device)
         rows = torch.as_tensor([self._profile_row(u) for u in user_ids], device=self.device)
-        has_history = (scorer.histories[rows] >= 0).any(dim=1)
-        fallback = (idx == 0) & ~has_history  # neither an id nor recent train items
+        fallback = scorer.fallback_rows(idx, rows)  # neither an id nor recent train items
         if count:
             self.fallback_users += int(fallback.sum())
         return idx, rows, fallback
 
     def score(self, user_ids: Sequence[str], device: torch.device | str = "cpu") -> torch.Tensor:
         """[len(user_ids), n_items] float32 scores on `device`."""
-        idx, rows, fallback = self._user_inputs(user_ids)
-        scores = self._require_fit().scores(idx, rows)
-        if fallback.any():
-            scores[fallback] = self._popularity
-        return scores.to(device)
+        idx, rows, _ = self._user_inputs(user_ids)  # the scorer serves the fallback users their list
+        return self._require_fit().scores(idx, rows).to(device)
 
     def score_columns(self, user_ids: Sequence[str], columns: torch.Tensor,
                       device: torch.device | str = "cpu") -> torch.Tensor:
         """[b, c] = score(user_ids) at catalogue columns [b, c], scoring only those columns when it can."""
-        idx, rows, fallback = self._user_inputs(user_ids)
+        idx, rows, _ = self._user_inputs(user_ids)
         columns = torch.as_tensor(columns, dtype=torch.long, device=self.device)
-        scores = self._require_fit().scores_at(idx, rows, columns)
-        if fallback.any():
-            scores[fallback] = self._popularity[columns[fallback]]
-        return scores.to(device)
+        return self._require_fit().scores_at(idx, rows, columns).to(device)
 
     def search_vectors(self, user_ids: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """(user vectors [b, d] for an inner-product index over `search_item_vectors`, fallback mask [b]).

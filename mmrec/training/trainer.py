@@ -415,7 +415,7 @@ class Trainer:
 
     def scorer(self) -> Scorer:
         """The scoring path (mmrec.models.scoring) over the catalogue with the current weights."""
-        return Scorer(self.module, self.catalogue, self.data.histories)
+        return Scorer(self.module, self.catalogue, self.data.histories, fallback=torch.log1p(self.data.item_counts))
 
     def validate(self, scorer: Scorer | None = None) -> dict[str, float]:
         """Full-ranking metrics on the validation split (train items masked); never touches test.

@@ -241,3 +241,29 @@ def test_a_test_set_mostly_on_items_unseen_in_training_says_what_the_table_measu
     test.write_text(f"user_id,item_id\n{train['user_id'].iloc[-1]},{warm}\n")
     assert not any("of the test interactions are on items unseen" in n
                    for n in run_evaluate(settings, ["popularity"], test_data=test, write_files=False).notes)
+
+
+def test_the_cold_item_share_note_gives_time_split_advice_only_when_asked():
+    from types import SimpleNamespace
+
+    from mmrec.pipeline.evaluate import _report_counts
+
+    counts = {"test_unknown_items_dropped": 0, "test_duplicate_pairs": 0, "test_pairs_seen_in_training": 0,
+              "test_users_without_new_items": 0, "test_cold_item_interactions": 8, "test_interactions": 10,
+              "test_cold_users": 0}
+    data = SimpleNamespace(counts=counts)
+    item_split = " ".join(_report_counts(data, lambda event: None, val_apart=False))
+    time_split = " ".join(_report_counts(data, lambda event: None, val_apart=True))
+    assert "80% of the test interactions are on items unseen in training" in item_split
+    assert "split by time" not in item_split and "On a split by time" in time_split
+
+
+def test_a_test_of_only_new_users_says_the_table_cannot_tell_models_apart(tiny_config, tmp_path):
+    settings = load_settings(tiny_config).settings
+    test = tmp_path / "test.csv"
+    test.write_text("user_id,item_id\nnew-a,i004\nnew-b,i005\n")
+    report = run_evaluate(settings, ["popularity"], test_data=test, write_files=False)
+    assert any("That is every test user (a split by user)" in note for note in report.notes)
+    test.write_text("user_id,item_id\nnew-a,i004\nu001,i005\n")
+    report = run_evaluate(settings, ["popularity"], test_data=test, write_files=False)
+    assert not any("That is every test user" in note for note in report.notes)

@@ -55,6 +55,12 @@ def test_validation_evaluate_and_recommend_score_alike(tmp_path, monkeypatch, mo
     monkeypatch.setattr(ItemItemModel, "fit", no_refit)
     evaluate = load_recommender("multimodal", settings, items, split.train, torch.device("cpu"))
     assert torch.equal(evaluate.score(users), validation)
+    # A user with neither an id nor a history (a `user` split's validation user): the same fallback list both ways.
+    cold = scorer.scores(torch.tensor([0]), torch.tensor([0]))
+    counts = split.train["item_id"].map({item: j for j, item in enumerate(items["item_id"])}).value_counts()
+    assert torch.equal(cold[0], torch.log1p(torch.zeros(len(items)).index_put_(
+        (torch.as_tensor(counts.index.to_numpy()),), torch.as_tensor(counts.to_numpy(), dtype=torch.float32))))
+    assert torch.equal(evaluate.score(["nobody-at-all"]), cold)
 
     # recommend fits on every processed interaction: make that the train split.
     save_interactions(split.train, tmp_path / "processed")
