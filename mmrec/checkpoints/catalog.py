@@ -152,9 +152,20 @@ def organize(checkpoint_dir: Path, dry_run: bool = False) -> OrganizeReport:
     return report
 
 
-def unknown_combo_checkpoints(checkpoint_dir: Path) -> list[Path]:
-    """Flat checkpoints whose combo no metadata records (what organize-manual asks about)."""
-    return [i.path for i in list_checkpoints(checkpoint_dir) if not i.organized and not i.combo]
+def unknown_combo_checkpoints(checkpoint_dir: Path) -> tuple[list[Path], list[Path]]:
+    """(flat checkpoints whose combo no metadata records, which organize-manual asks about; flat files among them
+    whose weights do not load at all: not checkpoints, so never moved into a combo folder)."""
+    pending, unreadable = [], []
+    for info in list_checkpoints(checkpoint_dir):
+        if info.organized or info.combo:
+            continue
+        try:
+            load_checkpoint(info.path)
+        except CheckpointError:
+            unreadable.append(info.path)
+            continue
+        pending.append(info.path)
+    return pending, unreadable
 
 
 def summary(path: Path) -> dict[str, Any]:

@@ -116,7 +116,10 @@ def organize_manual_command(ctx: typer.Context, config: ConfigOption = None,
     from mmrec.checkpoints.catalog import move_checkpoint, unknown_combo_checkpoints
 
     root = _checkpoint_dir(ctx, config, checkpoint_dir)
-    pending = unknown_combo_checkpoints(root)
+    pending, unreadable = unknown_combo_checkpoints(root)
+    if unreadable:
+        console.print(f"[yellow]Not offered: {', '.join(path.name for path in unreadable)} (not loadable as a "
+                      "checkpoint: see `mmrec checkpoints list`).")
     if not pending:
         console.print("No flat checkpoints with an unknown combo.")
         return

@@ -41,7 +41,9 @@ def test_organize_never_overwrites(tmp_path):
 
 def test_manual_move_records_combo_and_validates_name(tmp_path):
     flat_project(tmp_path)
-    assert [p.name for p in unknown_combo_checkpoints(tmp_path)] == ["mystery.pth"]
+    (tmp_path / "broken.pth").write_bytes(b"not a checkpoint")  # never offered: it is no checkpoint
+    pending, unreadable = unknown_combo_checkpoints(tmp_path)
+    assert [p.name for p in pending] == ["mystery.pth"] and [p.name for p in unreadable] == ["broken.pth"]
     with pytest.raises(CheckpointError):
         move_checkpoint(tmp_path / "mystery.pth", "../evil", tmp_path)
     target = move_checkpoint(tmp_path / "mystery.pth", "x_y", tmp_path)
