@@ -105,8 +105,9 @@ def _aggregate_tags(tags: pd.DataFrame) -> dict[str, list[str]]:
 
 
 def _tables(movies: pd.DataFrame, ratings: pd.DataFrame, tags: dict[str, list[str]]
-            ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """(items, interactions, tagged movies) from movieId/title/genres ("A|B") and userId/movieId/rating/timestamp."""
+            ) -> tuple[pd.DataFrame, pd.DataFrame, set[str]]:
+    """(items, interactions, ids of tagged movies) from movieId/title/genres ("A|B") and
+    userId/movieId/rating/timestamp."""
     rows = []
     for movie_id, title, genres in zip(movies["movieId"], movies["title"], movies["genres"], strict=True):
         clean_title, year = split_title_year(title)
@@ -121,10 +122,10 @@ def _tables(movies: pd.DataFrame, ratings: pd.DataFrame, tags: dict[str, list[st
             "rating": ratings["rating"].astype("float64"),
         }
     )
-    return items, interactions, sum(1 for t in tags.values() if t)
+    return items, interactions, {movie for movie, movie_tags in tags.items() if movie_tags}
 
 
-def _read_latest(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+def _read_latest(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, set[str]]:
     movies = pd.read_csv(src / "movies.csv", dtype=str, keep_default_na=False)
     ratings = pd.read_csv(src / "ratings.csv", dtype={"userId": str, "movieId": str})
     tags_path = src / "tags.csv"
@@ -144,7 +145,7 @@ def _read_dat(path: Path, names: list[str]) -> pd.DataFrame:
                        keep_default_na=False, quoting=3, engine="c")  # quoting=3: QUOTE_NONE, titles hold quotes
 
 
-def _read_1m(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+def _read_1m(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, set[str]]:
     movies = _read_dat(src / "movies.dat", ["movieId", "title", "genres"])
     ratings = _read_dat(src / "ratings.dat", ["userId", "movieId", "rating", "timestamp"])
     tags_path = src / "tags.dat"  # ml-10m only
@@ -153,7 +154,7 @@ def _read_1m(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     return _tables(movies, ratings, tags)
 
 
-def _read_100k(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+def _read_100k(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, set[str]]:
     genre_file = src / "u.genre"
     genres = ML100K_GENRES
     if genre_file.is_file():
@@ -191,7 +192,7 @@ def _read_100k(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, int]:
             "rating": data["rating"].astype("float64"),
         }
     )
-    return items, interactions, 0
+    return items, interactions, set()
 
 
 # Layout name -> (the files that identify it, its optional tags file, its reader).
@@ -237,8 +238,9 @@ def import_movielens(
         keep = sorted(interactions["user_id"].unique(), key=lambda u: (len(u), u))[:max_users]
         interactions = interactions[interactions["user_id"].isin(set(keep))]
         items = items[items["item_id"].isin(set(interactions["item_id"]))]
-    result = MovieLensImport(
-        out_dir, flavour, len(items), len(interactions), int(interactions["user_id"].nunique()), tagged
+    result = MovieLensImport(  # tagged movies among those imported (--max-users keeps fewer)
+        out_dir, flavour, len(items), len(interactions), int(interactions["user_id"].nunique()),
+        len(tagged & set(items["item_id"])),
     )
 
     images_dir = out_dir / data.images_subdir

@@ -93,6 +93,9 @@ def test_ml1m_and_ml10m_import(tmp_path, tags):
     interactions = pd.read_csv(tmp_path / "out" / "interactions.csv", dtype={"user_id": str, "item_id": str})
     assert interactions.values.tolist() == [["10", "1", 978300760, 5.0], ["10", "2", 978302109, 3.0],
                                             ["11", "3", 978301968, 4.0]]
+    # --max-users keeps user 10 (movies 1, 2): the tagged movies counted are those imported (1), not the file's (1, 3).
+    fewer = import_movielens(src, tmp_path / "fewer", None, DataSettings(), max_users=1)
+    assert (fewer.movies, fewer.tagged_movies) == (2, 1 if tags else 0)
 
 
 def test_not_a_movielens_folder(tmp_path):
