@@ -198,19 +198,23 @@ def load_serving(settings: Settings, recommender_type: str, progress: ProgressCa
     is_new = ~pd.Series(item_ids).isin(set(interactions["item_id"]) | set(rated_below["item_id"])).to_numpy()
     if inference.new_items:
         notes.append(new_items_note(inference.new_items, int(is_new.sum()), len(item_ids), fallback_name,
-                                    inference.ann != "none"))
+                                    inference.ann != "none", rated_below=bool(len(rated_below))))
     return Serving(item_ids, titles, interactions, model, fallback, fallback_name, seen, inference.exclude_seen,
                    device, index, inference.ann_pool_factor, notes, is_new, inference.new_items, masked)
 
 
-def new_items_note(slots: int, n_new: int, n_items: int, fallback_name: str, ann: bool = False) -> str:
-    """What --new-items N does with this catalogue (with an ANN index: among the candidates it returns)."""
+def new_items_note(slots: int, n_new: int, n_items: int, fallback_name: str, ann: bool = False,
+                   rated_below: bool = False) -> str:
+    """What --new-items N does with this catalogue (with an ANN index: among the candidates it returns). An item
+    only rated below data.positive_rating_threshold (`rated_below`: some are) is not new: someone has seen it."""
+    below = (" (a rating below data.positive_rating_threshold counts: the item is not new to the users, though "
+             "not liked, and the model may still score it from content only)") if rated_below else ""
     if not n_new:
-        return (f"--new-items {slots}: every catalogue item has an interaction, so there is no new item to "
+        return (f"--new-items {slots}: every catalogue item has an interaction{below}, so there is no new item to "
                 "reserve places for.")
     held = (f"holds up to {min(slots, n_new)} of those among the candidates the approximate index returns (a "
             "list whose candidates hold none gets none; drop --ann to give every list its share)" if ann else
             f"holds at least {min(slots, n_new)} of them")
-    return (f"--new-items {slots}: {n_new:,} of {n_items:,} catalogue items have no interaction yet; each list "
+    return (f"--new-items {slots}: {n_new:,} of {n_items:,} catalogue items have no interaction yet{below}; each list "
             f"{held} (the best-scored for that user, flagged `new`), in its last places when they do not rank "
             f"higher on their own. Users served by the {fallback_name} fallback get none: it cannot rank new items.")

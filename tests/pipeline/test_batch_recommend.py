@@ -270,6 +270,8 @@ def test_the_new_items_note_promises_places_only_without_an_approximate_index():
     approximate = new_items_note(2, 5, 100, "popularity", ann=True)
     assert "holds up to 2 of those among the candidates the approximate index returns" in approximate
     assert "at least" not in approximate
+    none_new = new_items_note(2, 0, 100, "popularity", rated_below=True)  # items only rated low are not new
+    assert "every catalogue item has an interaction (a rating below data.positive_rating_threshold counts" in none_new
 
 
 def test_all_users_includes_users_who_only_rated_below_the_threshold(tmp_path):
