@@ -60,7 +60,7 @@ def print_result(result) -> None:
         kept = (f"; {len(lists) - raised} kept as ranked: MMR found no more diverse list for them"
                 if raised < len(lists) else "")
         console.print(
-            f"mean intra-list diversity: {result.mean_diversity('before'):.3f} -> "
+            f"mean intra-list diversity (0-2; 1 = unrelated): {result.mean_diversity('before'):.3f} -> "
             f"{result.mean_diversity('after'):.3f} (MMR lambda={result.diversity_lambda}: {raised} of {len(lists)} "
             f"list(s) more diverse{kept}; lists are in MMR order, so a lower score can rank above a higher one)"
         )
