@@ -40,11 +40,12 @@ class CheckpointInfo:
         return not self.problem
 
 
-def inspect(path: Path) -> tuple[dict[str, Any], str]:
+def inspect(path: Path, repair: bool = False) -> tuple[dict[str, Any], str]:
     """(metadata, problem): metadata consistent with the weights, or the raw sidecar (may be {}) and
-    why the checkpoint is broken (weights that do not load, no metadata at all)."""
+    why the checkpoint is broken (weights that do not load, no metadata at all). Writes nothing unless `repair`
+    (a missing or stale sidecar rewritten): listing and planning moves leave the folder as it is."""
     try:
-        return read_meta(path), ""
+        return read_meta(path, repair=repair), ""
     except CheckpointError as error:
         problem = error.message
     try:
@@ -122,7 +123,7 @@ def move_checkpoint(path: Path, combo: str, checkpoint_dir: Path) -> Path:
     os.replace(path, target)  # same filesystem: an atomic rename
     if side.is_file():
         os.replace(side, sidecar_path(target))
-    meta, _ = inspect(target)
+    meta, _ = inspect(target, repair=True)  # a moved checkpoint gets its sidecar
     if meta.get("combo") != combo:
         meta = {**meta, "combo": combo} if meta else {"combo": combo, "organized_manually": True, "file": path.name}
         try:

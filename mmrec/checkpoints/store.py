@@ -126,11 +126,12 @@ def _sidecar_or_none(path: Path) -> dict[str, Any] | None:
     return meta if isinstance(meta, dict) else None
 
 
-def read_meta(path: Path) -> dict[str, Any]:
+def read_meta(path: Path, repair: bool = True) -> dict[str, Any]:
     """Metadata of checkpoint `path`, consistent with its weights; CheckpointError when they do not load.
 
     The sidecar when its sha256 matches the .pth (the .pth is then exactly what was written); else
-    the copy embedded in the .pth, which is loaded (a stale or missing sidecar is rewritten from it);
+    the copy embedded in the .pth, which is loaded (a stale or missing sidecar is rewritten from it, unless
+    `repair` is False: the read-only commands, `checkpoints list / info / organize --dry-run`, write nothing);
     a checkpoint with no embedded copy (written by other tools) falls back to its sidecar.
     """
     path = Path(path)
@@ -148,8 +149,9 @@ def read_meta(path: Path) -> dict[str, Any]:
                         "interrupted); using the metadata inside the checkpoint.", sidecar_path(path).name, path)
         elif side is not None:
             log.info("Sidecar %s has no checksum (older mmrec); rewriting it from %s.", sidecar_path(path).name, path)
-        with contextlib.suppress(OSError):  # a read-only folder still reads
-            write_sidecar(path, embedded, digest)
+        if repair:
+            with contextlib.suppress(OSError):  # a read-only folder still reads
+                write_sidecar(path, embedded, digest)
         return {**embedded, CHECKSUM: digest}
     if side is not None:
         return side

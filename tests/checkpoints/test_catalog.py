@@ -23,7 +23,10 @@ def test_list_marks_organized_and_flat(tmp_path):
 
 def test_organize_dry_run_then_real(tmp_path):
     flat_project(tmp_path)
+    (tmp_path / "best_model.json").unlink()  # a checkpoint whose metadata is only inside the .pth
+    list_checkpoints(tmp_path)
     report = organize(tmp_path, dry_run=True)
+    assert not (tmp_path / "best_model.json").exists()  # listing and a dry run write nothing
     assert [(s.name, t.relative_to(tmp_path).as_posix()) for s, t in report.moves] == [(BEST, "v_t/best_model.pth")]
     assert (tmp_path / BEST).exists()
     report = organize(tmp_path)
