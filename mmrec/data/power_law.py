@@ -73,6 +73,10 @@ def sample_interactions(
         in_category = order[np.minimum(in_category, items - 1)]
         pick = np.where(from_taste, in_category, np.minimum(anywhere, items - 1))
         keys = _first_unique(np.concatenate([keys, user * items + pick]))
+    while len(keys) < target:  # the skewed draws saturate near the limit (heavy users run out of new items):
+        # the rest uniformly over all pairs, at least half of which are free, so each round fills most of it.
+        extra = rng.integers(0, users * items, size=2 * (target - len(keys)) + 16)
+        keys = _first_unique(np.concatenate([keys, extra]))
     keys = keys[:target]
     user, item = keys // items, keys % items
     liked = ((preferred[user] == category[item][:, None]) & (taste[user] > 0)).any(axis=1)

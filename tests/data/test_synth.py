@@ -74,6 +74,13 @@ def test_interaction_target_gives_that_many_power_law_interactions(tmp_path):
     assert len(items) == 100 and items["title"].str.len().min() > 0
 
 
+def test_the_largest_allowed_target_is_met_exactly(tmp_path):
+    # Half of users x items: the power-law draws alone fall short here (120 x 150: 8,830 of 9,000 before).
+    summary = generate_synthetic(tmp_path, users=120, items=150, seed=0, interactions=9000, images=False)
+    inter = pd.read_csv(tmp_path / "interactions.csv", dtype=str)
+    assert summary.interactions == len(inter) == 9000 and not inter.duplicated(["user_id", "item_id"]).any()
+
+
 def test_an_impossible_interaction_target_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="distinct user-item pairs"):
         generate_synthetic(tmp_path, users=3, items=4, interactions=7, images=False)
