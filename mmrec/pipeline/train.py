@@ -271,7 +271,8 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
         "numeric": NumericSpec.of(columns, COUNT_FEATURE, scaler),
         "backbones": {"combo": combo, "vision_dim": dims.vision_dim, "text_dim": dims.text_dim,
                       "weights": inputs.feature_identities},
-        "monitor": settings.training.monitor,
+        # Without validation rows early stopping and the best epoch follow the negated training loss: the label says so.
+        "monitor": settings.training.monitor if data.val_relevant.nnz else NO_VALIDATION_MONITOR,
         # The train.csv trained on: evaluate refuses a test split whose rows this model may have trained on.
         "split": {"splits_dir": str(splits_dir), "train_sha256": train_sha256},
         "run_id": run_id,
@@ -353,6 +354,9 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
         item_item=item_item.model_dump() if item_item is not None else None,
         val_per_user=val_per_user,
     )
+
+
+NO_VALIDATION_MONITOR = "-train_loss"  # what a run without validation rows monitors (Trainer.fit)
 
 
 def _other_weights_note(best_path: Path, identities: dict[str, str | None]) -> str | None:

@@ -120,6 +120,9 @@ def test_a_split_without_validation_rows_holds_out_part_of_train(tmp_path, monke
     assert not any("No validation rows" in note for note in none.notes)
     assert any("No validation data" in note for note in none.notes) and not none.history[0].val
     assert none.item_item is None  # nothing could choose a blend weight: no item-item fit at all
+    from mmrec.checkpoints.store import read_meta
+
+    assert read_meta(none.best_path)["monitor"] == "-train_loss"  # not ndcg@10: its value is the negated loss
     assert any("keep validation rows (training.holdout_ratio > 0" in note for note in none.notes)
     tiny = run_train(load_settings(config, {"training.holdout_ratio": 0.01,  # 8 rows x 0.01: none per user
                                             "paths.checkpoint_dir": str(tmp_path / "tiny")}).settings)
