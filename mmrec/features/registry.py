@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -92,9 +94,6 @@ def backbone_availability(features: FeaturesSettings | None = None) -> list[Back
 
 def _folder_width(path: object) -> int | None:
     """The hidden size a Hugging Face model folder's config.json gives (the width of its vectors), or None."""
-    import json
-    from pathlib import Path
-
     config = Path(str(path)) / "config.json"
     try:
         width = json.loads(config.read_text(encoding="utf-8")).get("hidden_size") if config.is_file() else None

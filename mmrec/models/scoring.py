@@ -172,6 +172,7 @@ def score_variants(scorers: Sequence[Scorer], user_idx: torch.Tensor, rows: torc
     with the numerics of `Scorer.scores` (this is its implementation).
     """
     raw: dict[tuple[str, ...], torch.Tensor] = {}  # the two-tower's scores
+    fallback_rows: dict[tuple[int, int], torch.Tensor | None] = {}  # per (histories, fallback): its rows, or None
     z: dict[tuple[str, ...], torch.Tensor] = {}  # standardized components (rows: mean 0, std 1)
     rows_t = torch.as_tensor(rows)
     for scorer in scorers:
@@ -184,7 +185,7 @@ def score_variants(scorers: Sequence[Scorer], user_idx: torch.Tensor, rows: torc
             if not blend_keys:
                 # The cached component itself: a copy when later scorers may still read it.
                 yield _with_fallback(scorer, user_idx, device_rows,
-                                     raw[tower_key].clone() if len(scorers) > 1 else raw[tower_key])
+                                     raw[tower_key].clone() if len(scorers) > 1 else raw[tower_key], fallback_rows)
                 continue
             if tower_key not in z:  # in place when no other scorer will read the raw scores
                 z[tower_key] = standardize(raw[tower_key], inplace=len(scorers) == 1)
@@ -195,12 +196,17 @@ def score_variants(scorers: Sequence[Scorer], user_idx: torch.Tensor, rows: torc
                 # Blend = (1 - w) z(scores) + w z(component); z(tower) is cached, a blend is re-standardized.
                 base = scores if step == 0 else standardize(scores, inplace=True)
                 scores = torch.mul(base, 1.0 - weight).add_(z[key], alpha=weight)
-        yield _with_fallback(scorer, user_idx, device_rows, scores)
+        yield _with_fallback(scorer, user_idx, device_rows, scores, fallback_rows)
 
 
-def _with_fallback(scorer: Scorer, user_idx: torch.Tensor, rows: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-    """`scores` (the caller's own) with the fallback list in the rows of users the model cannot score."""
-    fallback = scorer.fallback_rows(user_idx, rows)
-    if fallback.any():
-        scores[fallback] = scorer.fallback
+def _with_fallback(scorer: Scorer, user_idx: torch.Tensor, rows: torch.Tensor, scores: torch.Tensor,
+                   masks: dict[tuple[int, int], torch.Tensor | None]) -> torch.Tensor:
+    """`scores` (the caller's own) with the fallback list in the rows of users the model cannot score; the rows are
+    worked out once per chunk for the scorers that share histories and fallback (a blend grid)."""
+    key = (id(scorer.histories), id(scorer.fallback))
+    if key not in masks:
+        rows_served = scorer.fallback_rows(user_idx, rows)
+        masks[key] = rows_served if bool(rows_served.any()) else None
+    if masks[key] is not None:
+        scores[masks[key]] = scorer.fallback
     return scores

@@ -109,10 +109,10 @@ def requested_users(users: Sequence[str] | None, user_file: Path | None) -> tupl
                          + (" (an id that starts with # can be passed with --users)." if comments else "."))
     # preprocess rejects user ids with control characters, so no user has one; printed, they would reach the
     # terminal as escape codes.
-    unusable = [user for user in named if catalogue_reason(user) is not None]
+    unusable = {user for user in named if catalogue_reason(user) is not None}
     if unusable:
-        named = [user for user in named if catalogue_reason(user) is None]
-        notes.append(f"{len(unusable):,} requested user id(s) hold control characters (e.g. {unusable[0]!r}) and were "
+        named = [user for user in named if user not in unusable]
+        notes.append(f"{len(unusable):,} requested user id(s) hold control characters (e.g. {min(unusable)!r}) and were "
                      "skipped: preprocess rejects such ids, so no user has one.")
     return named, notes
 

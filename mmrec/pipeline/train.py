@@ -294,8 +294,9 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
     epochs_before = trainer.epoch
     train_sha = base_spec["split"]["train_sha256"]
     # An earlier run's, replaced (only one validated on the same split: values of other splits do not compare)
-    previous = _final_value(best_path, train_sha) if resume is None and ctx.is_main else None
-    if resume is None and ctx.is_main and (note := _other_weights_note(best_path, inputs.feature_identities)):
+    earlier = _meta_or_none(best_path) if resume is None and ctx.is_main else None  # the model this run replaces
+    previous = _final_value(earlier, train_sha)
+    if note := _other_weights_note(earlier, best_path, inputs.feature_identities):
         notes.append(note)
         progress(ProgressEvent("train", message=note))
     history = trainer.fit(on_epoch_end=write_checkpoints)
@@ -320,7 +321,7 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
             _mark_finished(best_path, best)
         if per_user:
             val_per_user = trainer.validation_per_user(chosen[1] if chosen is not None else trainer.scorer())
-    final = _final_value(best_path, train_sha) if previous is not None else None
+    final = _final_value(_meta_or_none(best_path), train_sha) if previous is not None else None
     if previous is not None and final is not None and final[0] < previous[0]:
         notes.append(f"This run replaced the {best_path.name} of an earlier run{previous[1]}, which validated higher "
                      f"({trainer.monitor} {previous[0]:.4f}; this run {final[0]:.4f}): each run's checkpoints replace "
@@ -359,14 +360,20 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
 NO_VALIDATION_MONITOR = "-train_loss"  # what a run without validation rows monitors (Trainer.fit)
 
 
-def _other_weights_note(best_path: Path, identities: dict[str, str | None]) -> str | None:
-    """A note when the model this run is about to replace read features of other backbone weights (the same
-    combo name, e.g. a local sentence-bert folder instead of the default one): evaluate and recommend with either
-    config then serve this run's model."""
+def _meta_or_none(path: Path) -> dict[str, Any] | None:
+    """The metadata of checkpoint `path`, or None when there is none or it does not read."""
     try:
-        recorded = ((read_meta(best_path).get("backbones") or {}).get("weights") or {}) if best_path.is_file() else {}
+        return read_meta(path) if path.is_file() else None
     except MmrecError:
         return None
+
+
+def _other_weights_note(earlier: dict[str, Any] | None, best_path: Path,
+                        identities: dict[str, str | None]) -> str | None:
+    """A note when the model this run is about to replace (`earlier`, its metadata) read features of other backbone
+    weights (the same combo name, e.g. a local sentence-bert folder instead of the default one): evaluate and
+    recommend with either config then serve this run's model."""
+    recorded = ((earlier or {}).get("backbones") or {}).get("weights") or {}
     changed = [f"{modality} {before} -> {identities[modality]}" for modality, before in recorded.items()
                if before and identities.get(modality) and identities[modality] != before]
     if not changed:
@@ -376,14 +383,10 @@ def _other_weights_note(best_path: Path, identities: dict[str, str | None]) -> s
             "into another folder (paths.checkpoint_dir, e.g. MMREC_PATHS__CHECKPOINT_DIR=...).")
 
 
-def _final_value(best_path: Path, train_sha256: str) -> tuple[float, str] | None:
-    """(the validation value a best checkpoint ends at: its blend's when chosen, else its epoch's; ' of <date>'),
-    or None when there is none, it does not read, or it trained on another train.csv than `train_sha256`."""
-    if not best_path.is_file():
-        return None
-    try:
-        meta = read_meta(best_path)
-    except MmrecError:
+def _final_value(meta: dict[str, Any] | None, train_sha256: str) -> tuple[float, str] | None:
+    """(the validation value a best checkpoint (its metadata `meta`) ends at: its blend's when chosen, else its
+    epoch's; ' of <date>'), or None without one or when it trained on another train.csv than `train_sha256`."""
+    if meta is None:
         return None
     if (meta.get("split") or {}).get("train_sha256") != train_sha256:
         return None
