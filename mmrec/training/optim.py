@@ -77,6 +77,30 @@ class LazyEmbeddingOptimizer:
 Optimizer = torch.optim.Optimizer | LazyEmbeddingOptimizer
 
 
+@torch.no_grad()
+def clip_gradients(parameters: Any, max_norm: float) -> torch.Tensor:
+    """Scale the gradients so their joint L2 norm is at most `max_norm` (torch's clip_grad_norm_, eps 1e-6);
+    returns the norm before clipping. Sparse gradients (the lazy-Adam id tables) are coalesced first, so a row
+    a batch used twice counts once with its summed gradient; torch's own clip has no norm kernel for sparse CUDA
+    tensors (training on a GPU failed at its first step)."""
+    values = []
+    for p in parameters:
+        if p.grad is None:
+            continue
+        if p.grad.is_sparse:
+            p.grad = p.grad.coalesce()
+            values.append(p.grad.values())  # a view: scaling it scales the gradient
+        else:
+            values.append(p.grad)
+    if not values:
+        return torch.zeros(())
+    total = torch.nn.utils.get_total_norm(values)
+    coefficient = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for value in values:
+        value.mul_(coefficient.to(value.device))
+    return total
+
+
 def _dense_optimizer(params: list[nn.Parameter], cfg: TrainingSettings) -> torch.optim.Optimizer:
     if cfg.optimizer in ("adamw", "adam"):
         # The fused kernel (one pass over all parameters, CPU and CUDA) is 5x faster than the per-parameter

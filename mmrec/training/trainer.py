@@ -26,7 +26,7 @@ from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import ModelSettings, TrainingSettings, parse_metric
 from mmrec.training.data import TrainingData
 from mmrec.training.distributed import DistContext, all_reduce_mean, broadcast_floats, shard
-from mmrec.training.optim import build_optimizer
+from mmrec.training.optim import build_optimizer, clip_gradients
 from mmrec.training.schedule import EarlyStopping, LRSchedule
 from mmrec.training.seeding import capture_rng_state, epoch_generator, restore_rng_state
 from mmrec.training.tracking import NullTracker, Tracker
@@ -378,7 +378,7 @@ class Trainer:
             )
         loss.backward()
         if self.cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.cfg.grad_clip)
+            clip_gradients(self.module.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
         self.schedule.step()
         self.global_step += 1

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from mmrec.settings import TrainingSettings
-from mmrec.training.optim import LazyEmbeddingOptimizer, build_optimizer
+from mmrec.training.optim import LazyEmbeddingOptimizer, build_optimizer, clip_gradients
 from mmrec.training.schedule import LRSchedule
 
 
@@ -21,7 +21,7 @@ class Tiny(nn.Module):
 def step(model: nn.Module, optimizer, rows: list[int]) -> None:
     optimizer.zero_grad(set_to_none=True)
     model(torch.tensor(rows)).backward()
-    torch.nn.utils.clip_grad_norm_(list(model.parameters()), 10.0)
+    clip_gradients(model.parameters(), 10.0)
     optimizer.step()
 
 
@@ -37,6 +37,25 @@ def test_dense_tables_where_lazy_updates_do_not_apply(overrides, world_size):
     model = Tiny()
     optimizer = build_optimizer(model, TrainingSettings(**overrides), world_size)
     assert not isinstance(optimizer, LazyEmbeddingOptimizer) and not model.table.sparse
+
+
+@pytest.mark.parametrize("max_norm", [1e-3, 1e3])
+def test_clipping_sparse_gradients_equals_clipping_the_dense_ones(max_norm):
+    """Rows used twice in a batch (an uncoalesced sparse gradient) count once with their summed gradient, as in
+    torch's clip over the dense gradient; a norm under max_norm leaves the gradients alone."""
+    sparse, dense = Tiny(), Tiny()
+    sparse.table.sparse = True
+    rows = torch.tensor([0, 2, 2, 5, 5, 5])
+    sparse(rows).backward()
+    dense(rows).backward()
+    assert sparse.table.weight.grad.is_sparse
+    expected = torch.nn.utils.clip_grad_norm_(list(dense.parameters()), max_norm)
+    total = clip_gradients(sparse.parameters(), max_norm)
+    torch.testing.assert_close(total, expected)
+    torch.testing.assert_close(sparse.table.weight.grad.to_dense(), dense.table.weight.grad)
+    torch.testing.assert_close(sparse.head.weight.grad, dense.head.weight.grad)
+    clipped = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in dense.parameters()]))
+    assert (clipped < expected) == (max_norm < expected)
 
 
 @pytest.mark.parametrize("name, weight_decay", [("adamw", 0.0), ("adamw", 0.1), ("adam", 0.1)])
