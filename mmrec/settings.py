@@ -7,8 +7,10 @@ Environment variables nest with `__`: `MMREC_TRAINING__EPOCHS=5`.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
+import typing
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -22,7 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, SettingsError
 
 from mmrec.errors import ConfigError
 from mmrec.fileio import read_text_file
@@ -727,7 +729,10 @@ def _env_values() -> dict[str, Any]:
     source = EnvSettingsSource(
         Settings, env_prefix="MMREC_", env_nested_delimiter="__", case_sensitive=False
     )
-    values = _null_strings(source())
+    try:
+        values = _null_strings(source())
+    except SettingsError as exc:
+        raise _unparsable_env(exc) from None
     known = list(Settings.model_fields)
     unknown = sorted(
         name for name in os.environ
@@ -743,6 +748,44 @@ def _env_values() -> dict[str, Any]:
             hint=f"MMREC_<SECTION>__<KEY>, with SECTION one of: {', '.join(known)}.",
         )
     return values
+
+
+def _unparsable_env(exc: SettingsError) -> ConfigError:
+    """pydantic-settings reads list and dict values from the environment as JSON; say which variable is not."""
+    match = re.search(r'field "(\w+)"', str(exc))
+    section = match.group(1) if match else ""
+    fields = getattr(Settings.model_fields[section].annotation, "model_fields", {}) if section in Settings.model_fields else {}
+    suspects = []
+    for name, value in sorted(os.environ.items()):
+        key = name[6:].partition("__")[2].lower()
+        if not name.upper().startswith(f"MMREC_{section.upper()}__") or not _is_complex(fields.get(key)):
+            continue
+        try:
+            json.loads(value)
+        except ValueError:
+            suspects.append(f"{name}={value!r}")
+    named = ", ".join(suspects) or f"a MMREC_{section.upper()}__* variable"
+    return ConfigError(
+        f"Could not read {named}: list and mapping settings are read from the environment as JSON.",
+        hint="Write lists as JSON, e.g. MMREC_EVALUATION__K_VALUES='[5, 10]' "
+             "(or set them in the YAML config).",
+    )
+
+
+def _is_complex(field: Any) -> bool:
+    """Whether pydantic-settings parses this field's environment value as JSON (a list, mapping or model)."""
+    if field is None:
+        return False
+    annotations = [field.annotation]
+    while annotations:
+        annotation = annotations.pop()
+        origin = typing.get_origin(annotation)
+        if origin in (list, dict, tuple, set, frozenset) or (
+            isinstance(annotation, type) and issubclass(annotation, (BaseModel, list, dict, tuple, set))
+        ):
+            return True
+        annotations.extend(arg for arg in typing.get_args(annotation) if origin is not Literal)
+    return False
 
 
 def _null_strings(values: Any) -> Any:

@@ -76,6 +76,15 @@ def test_unknown_env_section_is_an_error():
     assert result.exit_code == 2 and "MMREC_TRAINNG__EPOCHS (did you mean MMREC_TRAINING__...?)" in flat
 
 
+def test_a_list_setting_in_the_environment_that_is_not_json_names_its_variable():
+    result, _ = _show(env={"MMREC_EVALUATION__K_VALUES": "5,10", "MMREC_EVALUATION__MONITOR": "ndcg@10"})
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2 and "Could not read MMREC_EVALUATION__K_VALUES='5,10'" in flat
+    assert "MONITOR" not in flat  # a plain string setting is not JSON and is not a suspect
+    _, shown = _show(env={"MMREC_EVALUATION__K_VALUES": "[5, 10]"})
+    assert shown["settings"]["evaluation"]["k_values"] == [5, 10]
+
+
 SHIPPED = {"simple_config": CONFIGS / "simple_config.yaml", "advanced_config": CONFIGS / "advanced_config.yaml",
            "demo": Path(__file__).resolve().parents[1] / "mmrec" / "configs" / "demo.yaml"}
 

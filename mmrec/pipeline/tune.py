@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+import sqlalchemy.exc
 from pydantic import ValidationError
 
 from mmrec.errors import ConfigError
@@ -161,11 +162,18 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
         split_dir, split_fingerprint = validation_only_split(Path(settings.paths.splits_dir), study_dir / "split",
                                                                   settings.training.holdout_ratio > 0)
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed or interrupted trial: our message, no traceback
-        study = optuna.create_study(
-            storage=f"sqlite:///{storage}", study_name=tune.study_name, load_if_exists=True, direction="maximize",
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=tune.pruner_startup_trials,
-                                               n_warmup_steps=tune.pruner_warmup_epochs + 1),
-        )
+        try:
+            study = optuna.create_study(
+                storage=f"sqlite:///{storage}", study_name=tune.study_name, load_if_exists=True,
+                direction="maximize", pruner=optuna.pruners.MedianPruner(
+                    n_startup_trials=tune.pruner_startup_trials, n_warmup_steps=tune.pruner_warmup_epochs + 1),
+            )
+        except sqlalchemy.exc.SQLAlchemyError as exc:  # not an SQLite file, or one Optuna cannot read
+            raise ConfigError(
+                f"The study file {storage} cannot be opened as an Optuna study "
+                f"({str(getattr(exc, 'orig', None) or exc).splitlines()[0]}).",
+                hint="Tune under another --study name, or move that file away to start the study afresh.",
+            ) from None
         identity = {"monitor": settings.training.monitor, "split": split_fingerprint,
                     "space": {name: dim.model_dump() for name, dim in space.items()},
                     "settings": base_settings(settings, space)}

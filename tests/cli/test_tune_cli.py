@@ -98,6 +98,17 @@ def test_study_name_must_be_a_plain_file_name(tmp_path):
     assert result.exit_code == 2 and "study_name" in result.output
 
 
+def test_a_study_file_that_is_not_a_study_exits_2_and_is_left_alone(tmp_path):
+    config = tiny_config(tmp_path)
+    (tmp_path / "results" / "tune").mkdir(parents=True)
+    garbage = tmp_path / "results" / "tune" / "bad.db"
+    garbage.write_text("not a database\n")
+    result = runner.invoke(app, ["tune", "-c", str(config), "--study", "bad"], terminal_width=200)
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2 and "cannot be opened as an Optuna study" in flat, result.output
+    assert garbage.read_text() == "not a database\n"
+
+
 def test_a_killed_tune_resumes_from_its_stored_trials(tmp_path):
     """SIGKILL `mmrec tune` once a trial has finished; the rerun keeps that trial and completes the study."""
     config = tiny_config(tmp_path, pruner_startup_trials=10)
