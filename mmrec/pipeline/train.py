@@ -251,6 +251,10 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
     if resumed is not None:
         trainer.load_state_dict(resumed)
         notes.append(f"Resumed from {resume} after epoch {trainer.epoch}.")
+        trained_by = int(resumed.get("world_size", 1))
+        if trained_by != ctx.world_size:
+            notes[-1] += (f" That run had {trained_by} process(es) and this one has {ctx.world_size}: the shards and "
+                          f"steps per epoch differ, so the run continues, but not exactly as it would have.")
         if trainer.epoch >= settings.training.epochs:
             notes[-1] += (f" training.epochs is {settings.training.epochs}, so no epoch is left to train: "
                           f"raise it (--epochs) to continue training.")

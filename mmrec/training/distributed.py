@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -75,6 +76,15 @@ def all_reduce_mean(value: float, ctx: DistContext, device: torch.device) -> flo
     tensor = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return float(tensor.item()) / ctx.world_size
+
+
+def all_gather_objects(value: Any, ctx: DistContext) -> list[Any]:
+    """Every rank's `value`, in rank order, on every rank (e.g. the RNG states a checkpoint keeps)."""
+    if not ctx.enabled:
+        return [value]
+    gathered: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
 
 
 def barrier(ctx: DistContext) -> None:

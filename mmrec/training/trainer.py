@@ -25,7 +25,7 @@ from mmrec.models.two_tower import TwoTowerModel
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import ModelSettings, TrainingSettings, parse_metric
 from mmrec.training.data import TrainingData
-from mmrec.training.distributed import DistContext, all_reduce_mean, broadcast_floats, shard
+from mmrec.training.distributed import DistContext, all_gather_objects, all_reduce_mean, broadcast_floats, shard
 from mmrec.training.optim import build_optimizer, clip_gradients
 from mmrec.training.schedule import EarlyStopping, LRSchedule
 from mmrec.training.seeding import capture_rng_state, epoch_generator, restore_rng_state
@@ -130,6 +130,14 @@ def check_training_state(state: dict[str, Any]) -> None:
             hint="Resume from last_model.pth, which keeps the optimizer and RNG states.",
         )
 
+def rank_rng_state(state: dict[str, Any], ctx: DistContext) -> dict[str, Any]:
+    """The RNG state this rank resumes from: its own when the run had as many processes, else rank 0's."""
+    ranks = state.get("rng_ranks")
+    if ctx.rank > 0 and ranks is not None and len(ranks) == ctx.world_size:
+        return ranks[ctx.rank]
+    return state["rng"]
+
+
 class Trainer:
     """Trains a TwoTowerModel on TrainingData; state_dict()/load_state_dict() make resume exact."""
 
@@ -170,6 +178,7 @@ class Trainer:
         self.global_step = 0
         self.history: list[EpochRecord] = []
         self.stopped_early = False
+        self._rank_rng: list[dict[str, Any]] | None = None  # under torchrun: every rank's RNG state after an epoch
         self.use_bf16 = cfg.bf16 and device.type == "cuda"
         self.total_interactions = float(data.item_counts.sum().item())
         self.val_candidates = self._validation_candidates()
@@ -468,6 +477,7 @@ class Trainer:
             is_best = self.stopper.update(monitored, self.epoch + 1)
             self.schedule.epoch_end(monitored)
             self.epoch += 1
+            self.gather_rank_rng()
             self.stopped_early = self.stopper.should_stop and self.epoch < self.cfg.epochs
             record = EpochRecord(self.epoch, loss, metrics, monitored, is_best, seconds, seen / max(seconds, 1e-9),
                                  self.schedule.current_lr())
@@ -488,6 +498,12 @@ class Trainer:
         return self.history
 
     # ---- resume -----------------------------------------------------------------------------
+    def gather_rank_rng(self) -> None:
+        """Under torchrun, keep every rank's RNG state (its own dropout stream) for the next checkpoint, so a
+        resume continues each rank exactly; all ranks call this together."""
+        if self.dist.enabled:
+            self._rank_rng = all_gather_objects(capture_rng_state(), self.dist)
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: weights, optimizer, schedule, stopper, RNG states."""
         return {
@@ -500,6 +516,8 @@ class Trainer:
             "stopped_early": self.stopped_early,
             "history": [asdict(record) for record in self.history],
             "rng": capture_rng_state(),
+            "world_size": self.dist.world_size,
+            **({"rng_ranks": self._rank_rng} if self._rank_rng is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -508,6 +526,15 @@ class Trainer:
         try:
             self.optimizer.load_state_dict(state["optimizer"])
         except (KeyError, ValueError) as exc:
+            trained_by = int(state.get("world_size", 1))
+            if trained_by != self.dist.world_size:  # multi-process training keeps the id tables dense (DDP)
+                raise CheckpointError(
+                    f"This checkpoint was trained by {trained_by} process(es) and this run has "
+                    f"{self.dist.world_size}: its optimizer state does not carry over (one process updates the "
+                    f"id tables sparsely, several under torchrun densely).",
+                    hint=(f"Resume with torchrun --nproc_per_node {trained_by}." if trained_by > 1 else
+                          "Resume without torchrun, as the run was trained."),
+                ) from exc
             raise CheckpointError(
                 f"This checkpoint's optimizer state does not fit the configured optimizer ({exc}).",
                 hint="Resume with the training.optimizer and training.sparse_embeddings the run started with.",
@@ -520,4 +547,4 @@ class Trainer:
         # that stopped early continue.
         self.stopped_early = self.stopper.should_stop and self.epoch < self.cfg.epochs
         self.history = [EpochRecord(**record) for record in state["history"]]
-        restore_rng_state(state["rng"])
+        restore_rng_state(rank_rng_state(state, self.dist))

@@ -12,7 +12,7 @@ from training_problem import make_tiny_problem, tiny_model_settings, tiny_traini
 from mmrec.models.two_tower import TwoTowerModel
 from mmrec.training.distributed import DistContext, shard
 from mmrec.training.seeding import seed_everything
-from mmrec.training.trainer import Trainer
+from mmrec.training.trainer import Trainer, rank_rng_state
 
 HERE = Path(__file__).resolve().parent
 MODEL = dict(dropout=0.0, id_dropout=0.0)
@@ -47,8 +47,10 @@ def ddp_rank(rank: int, port: str, out):
                           tiny_training_settings(**TRAIN), torch.device("cpu"), dist_ctx=DistContext(rank, 2, rank))
         trainer.train_step(problem.data.pairs[:32][rank::2])
         state = {k: v.clone() for k, v in trainer.module.state_dict().items()}
+        torch.manual_seed(100 + rank)  # each rank's own RNG stream (dropout), as after an epoch
+        trainer.gather_rank_rng()
         dist.barrier()
-        return state
+        return state, trainer.state_dict()
     finally:
         dist.destroy_process_group()
 
@@ -77,7 +79,7 @@ def test_ddp_step_matches_single_process_gradient_average(tmp_path):
     other = subprocess.Popen([sys.executable, str(script), port], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
     try:
-        ddp = ddp_rank(0, port, None)
+        ddp, checkpoint = ddp_rank(0, port, None)
     finally:
         _, err = other.communicate(timeout=300)
     assert other.returncode == 0, err[-3000:]
@@ -104,3 +106,13 @@ def test_ddp_step_matches_single_process_gradient_average(tmp_path):
         torch.testing.assert_close(ddp[name], value, atol=1e-6, rtol=1e-5, msg=name)
         changed += not torch.equal(value, before[name])
     assert changed > 5  # the step really moved the weights
+
+    # The checkpoint keeps both ranks' RNG states; a resume with two processes gives each rank its own.
+    assert checkpoint["world_size"] == 2 and len(checkpoint["rng_ranks"]) == 2
+    for rank in range(2):
+        torch.manual_seed(100 + rank)
+        expected = torch.get_rng_state()
+        assert torch.equal(checkpoint["rng_ranks"][rank]["torch"], expected)
+        assert torch.equal(rank_rng_state(checkpoint, DistContext(rank, 2))["torch"], expected)
+    # Another process count: every rank starts from rank 0's state (the note says the resume is not exact).
+    assert rank_rng_state(checkpoint, DistContext(1, 3)) is checkpoint["rng"]

@@ -193,6 +193,14 @@ def test_weights_only_state_cannot_resume(tiny_problem):
         trainer.load_state_dict({"model": trainer.module.state_dict(), "epoch": 1})
 
 
+def test_an_optimizer_state_from_another_process_count_names_the_counts(tiny_problem):
+    dense = make_trainer(tiny_problem, train_cfg=tiny_training_settings(sparse_embeddings=False))
+    state = {**dense.state_dict(), "world_size": 2}  # torchrun keeps the id tables dense
+    with pytest.raises(CheckpointError, match=r"trained by 2 process\(es\) and this run has 1") as info:
+        make_trainer(tiny_problem).load_state_dict(state)
+    assert "torchrun --nproc_per_node 2" in info.value.hint
+
+
 def test_early_stopping_stops_after_patience(tiny_problem):
     trainer = make_trainer(tiny_problem, train_cfg=tiny_training_settings(epochs=20, patience=1, learning_rate=1e-9))
     history = trainer.fit()
