@@ -25,8 +25,9 @@ def train(
                                                    help="Interactions per step (training.batch_size).")] = None,
     lr: Annotated[float | None, typer.Option("--lr", "--learning-rate", "--learning_rate",
                                              help="Learning rate (training.learning_rate).")] = None,
-    use_wandb: Annotated[bool | None, typer.Option("--use-wandb/--no-wandb", "--use_wandb",
-                                                   help="Log to Weights & Biases (offline without an API key).")] = None,
+    use_wandb: Annotated[bool | None, typer.Option(
+        "--use-wandb/--no-wandb", "--use_wandb",
+        help="Log to Weights & Biases (offline without an API key or wandb login).")] = None,
     wandb_project: Annotated[str | None, typer.Option("--wandb-project", "--wandb_project",
                                                       help="wandb project (tracking.wandb_project).")] = None,
     wandb_run_name: Annotated[str | None, typer.Option("--wandb-run-name", "--wandb_run_name",

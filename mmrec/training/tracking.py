@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import netrc
 import os
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from mmrec.settings import TrackingSettings
 
@@ -34,8 +36,21 @@ class NullTracker:
         pass
 
 
+def wandb_credentials() -> bool:
+    """Whether wandb has an API key: WANDB_API_KEY, or the netrc entry `wandb login` writes for its host."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlsplit(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname
+    path = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
+    try:
+        return netrc.netrc(path).authenticators(host or "") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
 class WandbTracker:
-    """Logs to Weights & Biases; without an API key it runs offline (files under `directory`).
+    """Logs to Weights & Biases; without WANDB_MODE, an API key or a `wandb login` it runs offline (files under
+    `directory`).
 
     The mode goes to `wandb.init(mode=...)`: the process environment (WANDB_MODE) is never changed,
     so other code in the same process sees the user's own settings.
@@ -45,11 +60,11 @@ class WandbTracker:
         import wandb  # only here: a run without --use-wandb never imports it
 
         self.note = ""
-        mode = None  # wandb's own choice (WANDB_MODE, `wandb login`)
-        if not os.environ.get("WANDB_API_KEY") and os.environ.get("WANDB_MODE") != "disabled":
+        mode = None  # wandb's own choice: the user's WANDB_MODE, or online with a key or a `wandb login`
+        if not os.environ.get("WANDB_MODE") and not wandb_credentials():
             mode = "offline"
             self.note = (
-                f"wandb: no WANDB_API_KEY, logging offline to {directory}/wandb "
+                f"wandb: no WANDB_API_KEY and no `wandb login`, logging offline to {directory}/wandb "
                 "(upload later with `wandb sync`)."
             )
         directory.mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,7 @@ def test_wandb_without_api_key_goes_offline_and_logs(tmp_path, monkeypatch):
     _fake_wandb(monkeypatch)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     tracker = make_tracker(TrackingSettings(use_wandb=True, wandb_project="p", wandb_run_name="r"),
                            {"model": {"embedding_dim": 8}}, tmp_path)
     assert isinstance(tracker, WandbTracker)
@@ -69,3 +70,17 @@ def test_unreachable_server_retries_offline_without_touching_the_environment(tmp
     tracker = make_tracker(TrackingSettings(use_wandb=True), {}, tmp_path)
     assert [c["mode"] for c in calls] == [None, "offline"] and "could not reach" in tracker.note
     assert "WANDB_MODE" not in os.environ
+
+
+def test_a_wandb_login_or_an_explicit_mode_leaves_the_mode_to_wandb(tmp_path, monkeypatch):
+    calls = _fake_wandb(monkeypatch)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine api.wandb.ai\n  login user\n  password " + "0" * 40 + "\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))  # what `wandb login` writes
+    assert make_tracker(TrackingSettings(use_wandb=True), {}, tmp_path).note == "" and calls[-1]["mode"] is None
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    monkeypatch.setenv("WANDB_MODE", "online")  # the user's explicit choice is wandb's to act on
+    assert make_tracker(TrackingSettings(use_wandb=True), {}, tmp_path).note == "" and calls[-1]["mode"] is None
