@@ -754,7 +754,8 @@ def _unparsable_env(exc: SettingsError) -> ConfigError:
     """pydantic-settings reads list and dict values from the environment as JSON; say which variable is not."""
     match = re.search(r'field "(\w+)"', str(exc))
     section = match.group(1) if match else ""
-    fields = getattr(Settings.model_fields[section].annotation, "model_fields", {}) if section in Settings.model_fields else {}
+    field = Settings.model_fields.get(section)
+    fields = getattr(field.annotation, "model_fields", {}) if field is not None else {}
     suspects = []
     for name, value in sorted(os.environ.items()):
         key = name[6:].partition("__")[2].lower()
