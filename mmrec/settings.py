@@ -861,8 +861,7 @@ def format_validation_error(exc: ValidationError, sources: dict[str, str] | None
         key = ".".join(str(part) for part in error["loc"]) or "(settings)"
         message = error["msg"].removeprefix("Value error, ")  # a validator's own words, without pydantic's label
         if error["type"] == "extra_forbidden":
-            section = str(error["loc"][0]) if len(error["loc"]) > 1 else None
-            allowed = _allowed_keys(section)
+            allowed = _allowed_keys(error["loc"][:-1])
             close = difflib.get_close_matches(str(error["loc"][-1]), allowed, n=1)
             message = (f"unknown key{f' (did you mean {close[0]}?)' if close else ''}; "
                        f"allowed here: {', '.join(allowed)}")
@@ -876,11 +875,22 @@ def format_validation_error(exc: ValidationError, sources: dict[str, str] | None
     return "\n".join(lines)
 
 
-def _allowed_keys(section: str | None) -> list[str]:
-    if section is None or section not in Settings.model_fields:
-        return list(Settings.model_fields)
-    annotation = Settings.model_fields[section].annotation
-    return list(getattr(annotation, "model_fields", {}))
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys of the model an error's location ends in (a section, or a nested one such as a search dimension)."""
+    model: Any = Settings
+    annotation: Any = None
+    for part in loc:
+        if annotation is not None and typing.get_origin(annotation) is dict:  # a mapping's key: on to its value
+            annotation = typing.get_args(annotation)[1]
+        elif part in getattr(model, "model_fields", {}):
+            annotation = model.model_fields[part].annotation
+        else:
+            return list(getattr(model, "model_fields", {}))
+        models = [arg for arg in (annotation, *typing.get_args(annotation))
+                  if isinstance(arg, type) and issubclass(arg, BaseModel)]
+        if models:
+            model, annotation = models[0], None
+    return list(getattr(model, "model_fields", {}))
 
 
 def settings_as_dict(settings: Settings) -> dict[str, Any]:

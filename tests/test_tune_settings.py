@@ -73,3 +73,12 @@ def test_params_must_name_searched_settings_and_study_names_stay_in_their_folder
     for name in ("../up", "a/b", ""):
         with pytest.raises(ConfigError, match="study_name"):
             load(tmp_path, {"study_name": name})
+
+
+def test_an_unknown_key_inside_a_search_dimension_lists_the_dimension_keys(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, {"search_space": {"training.learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2,
+                                                                    "lgo": True}}})
+    text = str(info.value.message)
+    assert "tune.search_space.training.learning_rate.lgo: unknown key" in text
+    assert "allowed here: type, low, high, log, step, choices" in text and "n_trials" not in text
