@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 BEST = "best_model.pth"
 LAST = "last_model.pth"
+PREVIOUS = "previous_best_model.pth"  # the last finished best_model.pth, while a new run replaces it
 FORMAT = "mmrec.checkpoint/1"
 CHECKSUM = "checkpoint_sha256"  # sidecar key: sha256 of the .pth the sidecar describes
 
@@ -204,6 +206,20 @@ def checkpoint_provenance(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
             "created_at": meta.get("created_at"), "finished": meta.get("finished") is not False}
 
 
+def copy_checkpoint(source: Path, target: Path) -> None:
+    """Copy checkpoint `source` and its sidecar to `target` (atomically, each file whole or not at all)."""
+    for src, dst in ((Path(source), Path(target)), (sidecar_path(source), sidecar_path(target))):
+        if src.is_file():
+            with atomic_path(dst) as tmp:
+                shutil.copyfile(src, tmp)
+
+
+def remove_checkpoint(path: Path) -> None:
+    """Remove checkpoint `path` and its sidecar (the .pth first: a sidecar alone is never read as a checkpoint)."""
+    for target in (Path(path), sidecar_path(path)):
+        target.unlink(missing_ok=True)
+
+
 def unfinished_note(meta: dict[str, Any], path: Path) -> str | None:
     """A note when the best checkpoint `path` (metadata `meta`) comes from a training run that has not ended: saved
     at an epoch that improved validation, before the run chose the item-item blend it serves with (or the run was
@@ -218,6 +234,9 @@ def unfinished_note(meta: dict[str, Any], path: Path) -> str | None:
         same_run = False
     how = (f"let it finish, or resume it (`mmrec train --resume {last}`)" if same_run else
            f"{last} is not from that run, so it cannot be resumed: train again")
+    previous = Path(path).with_name(PREVIOUS)
+    kept = (f" The model of the last finished run is kept as {previous}: pass --checkpoint-name {PREVIOUS} to use it."
+            if Path(path).name == BEST and previous.is_file() else "")
     return (f"{path} is from a training run that has not finished (still running, or interrupted): the epoch-"
             f"{meta.get('epoch', '?')} two-tower model, without the item-item blend the run chooses at its end. "
-            f"Before trusting these results, {how}.")
+            f"Before trusting these results, {how}.{kept}")

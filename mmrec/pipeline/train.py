@@ -14,7 +14,17 @@ import numpy as np
 import torch
 
 from mmrec.checkpoints.spec import CheckpointSpec, EncoderFingerprints, ItemItemSpec, NumericSpec, encoder_state
-from mmrec.checkpoints.store import BEST, LAST, checkpoint_path, load_checkpoint, read_meta, save_checkpoint
+from mmrec.checkpoints.store import (
+    BEST,
+    LAST,
+    PREVIOUS,
+    checkpoint_path,
+    copy_checkpoint,
+    load_checkpoint,
+    read_meta,
+    remove_checkpoint,
+    save_checkpoint,
+)
 from mmrec.data.encoders import IdEncoder, fit_encoders, save_encoders
 from mmrec.data.splits import SplitFrames, holdout_validation, load_split, read_split_report, stale_split_note
 from mmrec.data.tables import load_items
@@ -299,7 +309,11 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
     train_sha = base_spec["split"]["train_sha256"]
     # An earlier run's, replaced (only one validated on the same split: values of other splits do not compare)
     earlier = _meta_or_none(best_path) if resume is None and ctx.is_main else None  # the model this run replaces
-    previous = _final_value(earlier, train_sha)
+    previous_path = best_path.with_name(PREVIOUS)
+    if earlier is not None and earlier.get("finished") is not False:
+        # Served until this run's first epoch replaces it: kept until the run ends, so an interrupted run does not
+        # leave only its unfinished model (evaluate and recommend then say where the finished one is).
+        copy_checkpoint(best_path, previous_path)
     if note := _other_weights_note(earlier, best_path, inputs.feature_identities):
         notes.append(note)
         progress(ProgressEvent("train", message=note))
@@ -325,12 +339,8 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
             _mark_finished(best_path, best)
         if per_user:
             val_per_user = trainer.validation_per_user(chosen[1] if chosen is not None else trainer.scorer())
-    final = _final_value(_meta_or_none(best_path), train_sha) if previous is not None else None
-    if previous is not None and final is not None and final[0] < previous[0]:
-        notes.append(f"This run replaced the {best_path.name} of an earlier run{previous[1]}, which validated higher "
-                     f"({trainer.monitor} {previous[0]:.4f}; this run {final[0]:.4f}): each run's checkpoints replace "
-                     "the last run's in paths.checkpoint_dir. To keep a model, copy its folder first or train "
-                     "into another folder (MMREC_PATHS__CHECKPOINT_DIR=...).")
+    if ctx.is_main and (note := _settle_previous(best_path, previous_path, train_sha, trainer.monitor)):
+        notes.append(note)
     tracker.finish()
     barrier(ctx)
     ran = history[epochs_before:]
@@ -385,6 +395,23 @@ def _other_weights_note(earlier: dict[str, Any] | None, best_path: Path,
     return (f"This run replaces the model in {best_path.parent}, which was trained on features of other backbone "
             f"weights ({'; '.join(changed)}): evaluate and recommend will serve this run's model. To keep both, train "
             "into another folder (paths.checkpoint_dir, e.g. MMREC_PATHS__CHECKPOINT_DIR=...).")
+
+
+def _settle_previous(best_path: Path, previous_path: Path, train_sha256: str, monitor: str) -> str | None:
+    """Once this run's best_model.pth is finished, the earlier run's copy kept while it trained: kept, with a note,
+    when it validated higher on the same train.csv; else removed (a model of another split does not compare)."""
+    current, kept = _meta_or_none(best_path), _meta_or_none(previous_path)
+    if kept is None or current is None or current.get("finished") is False:
+        return None
+    final, previous = _final_value(current, train_sha256), _final_value(kept, train_sha256)
+    if final is None or previous is None or final[0] >= previous[0]:
+        remove_checkpoint(previous_path)
+        return None
+    return (f"This run replaced the {best_path.name} of an earlier run{previous[1]}, which validated higher "
+            f"({monitor} {previous[0]:.4f}; this run {final[0]:.4f}). That model is kept as {previous_path}: "
+            f"evaluate or recommend it with --checkpoint-name {PREVIOUS}, or move it back over {best_path.name} to "
+            f"serve it (the next run replaces it). To keep models side by side, train into another folder "
+            f"(MMREC_PATHS__CHECKPOINT_DIR=...).")
 
 
 def _final_value(meta: dict[str, Any] | None, train_sha256: str) -> tuple[float, str] | None:

@@ -3,6 +3,9 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
+
+from mmrec.checkpoints.store import read_meta
 from mmrec.data.encoders import load_encoders
 from mmrec.pipeline.evaluate import run_evaluate
 from mmrec.pipeline.train import run_train
@@ -88,14 +91,37 @@ def test_a_run_that_replaces_a_better_checkpoint_says_so(tmp_path):
     assert worse.best_metric < first.best_metric
     (note,) = [note for note in worse.notes if "replaced" in note]
     assert f"validated higher (ndcg@10 {first.best_metric:.4f}; this run {worse.best_metric:.4f})" in note
-    assert "UTC" in note and "MMREC_PATHS__CHECKPOINT_DIR" in note
+    assert "UTC" in note and "MMREC_PATHS__CHECKPOINT_DIR" in note and "--checkpoint-name previous_best_model.pth" in note
+    previous = first.best_path.with_name("previous_best_model.pth")
+    assert read_meta(previous)["monitored_value"] == first.best_metric  # the better model is kept
     better = run_train(load_settings(config).settings)  # as good again: no note
     assert not any("replaced" in note for note in better.notes)
+    assert not previous.exists() and not previous.with_suffix(".json").exists()
     train_csv = tmp_path / "splits" / "train.csv"
     train_csv.write_text("".join(train_csv.read_text().splitlines(keepends=True)[:-1]))  # another split
     (train_csv.parent / "split_files.json").unlink()  # (by hand)
     other = run_train(load_settings(config, {"training.epochs": 1, "training.learning_rate": 1e-6}).settings)
     assert not any("replaced" in note for note in other.notes)  # values of two splits do not compare
+
+
+def test_an_interrupted_run_keeps_the_finished_model_it_was_replacing(tmp_path):
+    from mmrec.checkpoints.store import unfinished_note
+
+    config = tiny_project.write_tiny_project(tmp_path, epochs=3, item_item=False)
+    first = run_train(load_settings(config).settings)
+    served = first.best_path.read_bytes()
+
+    def stop_after_the_first_epoch(event):
+        if event.task == "epochs" and event.completed == 1 and not event.done:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_train(load_settings(config).settings, progress=stop_after_the_first_epoch)
+    previous = first.best_path.with_name("previous_best_model.pth")
+    assert previous.read_bytes() == served and read_meta(previous)["finished"] is not False
+    meta = read_meta(first.best_path)
+    assert meta["finished"] is False and meta["epoch"] == 1
+    assert "--checkpoint-name previous_best_model.pth" in unfinished_note(meta, first.best_path)
 
 
 def test_the_numeric_columns_a_model_trained_on_are_the_ones_it_scores_with(tmp_path):
