@@ -77,7 +77,7 @@ def recommend(
     ] = None,
     user_file: Annotated[
         Path | None, typer.Option("--user-file", "--user_file",
-                                  help="File with one user id per line (lines starting with # are comments).")
+                                  help="File with one user id per line (# comment lines and a header line are skipped).")
     ] = None,
     sample_users: Annotated[
         int | None,

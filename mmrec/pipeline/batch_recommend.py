@@ -106,7 +106,7 @@ def run_batch_recommend(
     if ann_check and inference.ann == "none":
         raise ConfigError("--ann-check measures the approximate index, but none is on.",
                           hint="Pass --ann faiss_ivf or --ann faiss_hnsw (inference.ann) as well.")
-    named, file_notes = ([], []) if all_users else requested_users(users, user_file)
+    named, file_notes = ([], []) if all_users else requested_users(users, user_file, settings.data.user_id_column)
     progress(ProgressEvent(task="recommend", description=f"loading {recommender_type}"))
     serving = load_serving(settings, recommender_type, progress)
     chosen, selection_notes = (serving.users, []) if all_users else select_users(

@@ -89,11 +89,16 @@ def new_item_reason(model: Any, item: int) -> dict[str, str]:
     return {"why": f"new item, no interactions yet: ranked from its {named}"}
 
 
-def requested_users(users: Sequence[str] | None, user_file: Path | None) -> tuple[list[str], list[str]]:
+HEADER_NAMES = ("user_id", "userid", "user id", "user", "users", "uid")
+
+
+def requested_users(users: Sequence[str] | None, user_file: Path | None,
+                    user_column: str = "user_id") -> tuple[list[str], list[str]]:
     """(the users named explicitly, then those of the user file, notes). The file is read now, before any model
-    loads, so a missing one is refused at once; its blank lines and lines starting with `#` (comments) are no
-    user and are counted in the notes. Ids are stripped of surrounding spaces wherever they come from, as
-    preprocess strips them."""
+    loads, so a missing one is refused at once; its blank lines, lines starting with `#` (comments) and a first
+    line that is a column header (`user_id`, the configured data.user_id_column, ...: a file exported from a
+    table) are no user and are counted in the notes. Ids are stripped of surrounding spaces wherever they come
+    from, as preprocess strips them."""
     named = typed_ids(users or [])
     notes: list[str] = []
     if user_file is not None:
@@ -101,12 +106,16 @@ def requested_users(users: Sequence[str] | None, user_file: Path | None) -> tupl
         lines = [line.strip() for line in text.splitlines()]
         comments = sum(line.startswith("#") for line in lines)
         blank = sum(not line for line in lines)
-        named += typed_ids(line for line in lines if not line.startswith("#"))
+        ids = [line for line in lines if line and not line.startswith("#")]
+        header = bool(ids) and ids[0].lower() in {*HEADER_NAMES, user_column.strip().lower()}
+        named += typed_ids(ids[header:])
         skipped = [f"{n:,} {what}" for n, what in ((comments, "comment line(s) starting with #"),
-                                                   (blank, "blank line(s)")) if n]
+                                                   (blank, "blank line(s)"),
+                                                   (int(header), f"column header {ids[0]!r}" if header else "")) if n]
         if skipped:
             notes.append(f"User file {user_file}: {' and '.join(skipped)} skipped"
-                         + (" (an id that starts with # can be passed with --users)." if comments else "."))
+                         + (" (an id that starts with # can be passed with --users)." if comments else
+                            " (a user with that id can be passed with --users)." if header else "."))
     # preprocess rejects user ids with control characters, so no user has one; printed, they would reach the
     # terminal as escape codes.
     unusable = {user for user in named if catalogue_reason(user) is not None}
@@ -209,7 +218,7 @@ def run_recommend(
     does not know get the evaluation.cold_user_fallback scores, flagged as `fallback` in the output.
     """
     inference = settings.inference
-    named, file_notes = requested_users(users, user_file)
+    named, file_notes = requested_users(users, user_file, settings.data.user_id_column)
     progress(ProgressEvent(task="recommend", description=f"loading {recommender_type}"))
     serving = load_serving(settings, recommender_type, progress)
     model, item_ids, titles = serving.model, serving.item_ids, serving.titles

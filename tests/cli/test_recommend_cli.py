@@ -55,6 +55,21 @@ def test_user_file_sample_users_and_include_seen(config, tmp_path):
         "can be passed with --users).", "1 user id(s) were named more than once; each user gets one list."]
 
 
+def test_a_user_file_exported_from_a_table_has_its_header_skipped_and_counted(tmp_path):
+    from mmrec.pipeline.recommend import requested_users
+
+    file = tmp_path / "users.csv"
+    file.write_text("userId\nu002\nu003\n")
+    named, notes = requested_users(None, file)
+    assert named == ["u002", "u003"]
+    assert notes == [f"User file {file}: 1 column header 'userId' skipped (a user with that id can be passed "
+                     "with --users)."]
+    file.write_text("customer\nu002\n")  # the configured data.user_id_column
+    assert requested_users(["user_id"], file, "Customer")[0] == ["user_id", "u002"]  # --users is taken as typed
+    file.write_text("u002\nuser_id\n")  # only a first line is a header
+    assert requested_users(None, file) == (["u002", "user_id"], [])
+
+
 def test_comma_joined_known_ids_are_pointed_out(config):
     result = _recommend(config, "--users", "u001,u002")
     assert result.exit_code == 0 and "ids are separated by spaces (--users u1 u2)" in _flat(result.output)
