@@ -1,4 +1,4 @@
-"""Recommendations as a parquet table (user_id, rank, item_id, score[, new]), written chunk by chunk.
+"""Recommendations as a parquet table (user_id, rank, item_id, score, fallback[, new]), written chunk by chunk.
 
 Each chunk of users becomes one row group, so memory holds one chunk, never every user's list; the
 file is built beside the target and renamed over it at the end (mmrec.fileio.atomic_path).
@@ -18,8 +18,9 @@ import pyarrow.parquet as pq
 
 from mmrec.fileio import atomic_path
 
+# fallback: null when the model scored the user, else the recommender whose list a user it does not know got
 SCHEMA = pa.schema([("user_id", pa.string()), ("rank", pa.int32()), ("item_id", pa.string()),
-                    ("score", pa.float32())])
+                    ("score", pa.float32()), ("fallback", pa.dictionary(pa.int8(), pa.string()))])
 NEW_COLUMN = pa.field("new", pa.bool_())  # with --new-items: the item had no interaction (a reserved place)
 
 
@@ -32,8 +33,10 @@ class RecommendationsWriter:
         self._is_new = is_new
         self.n_rows = 0
 
-    def write(self, users: Sequence[str], lists: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
-        """lists[u] = (catalogue rows, scores) of users[u], best first."""
+    def write(self, users: Sequence[str], lists: Sequence[tuple[np.ndarray, np.ndarray]],
+              fallback: Sequence[str | None] | None = None) -> None:
+        """lists[u] = (catalogue rows, scores) of users[u], best first; fallback[u] = the recommender users[u] got
+        its list from when the model does not know them (None: the model's own list)."""
         lengths = np.fromiter((len(idx) for idx, _ in lists), dtype=np.int64, count=len(lists))
         if not lengths.sum():
             return
@@ -43,7 +46,10 @@ class RecommendationsWriter:
         columns = [pa.array(np.repeat(np.asarray(users, dtype=object), lengths), type=pa.string()),
                    pa.array((np.arange(len(rows)) - starts + 1).astype(np.int32)),
                    self._item_ids.take(pa.array(rows)),
-                   pa.array(scores)]
+                   pa.array(scores),
+                   pa.array(np.repeat(np.asarray(fallback if fallback is not None else [None] * len(users),
+                                                 dtype=object), lengths), type=pa.string())
+                   .dictionary_encode().cast(pa.dictionary(pa.int8(), pa.string()))]
         if self._is_new is not None:
             columns.append(pa.array(self._is_new[rows]))
         table = pa.Table.from_arrays(columns, schema=self._writer.schema)

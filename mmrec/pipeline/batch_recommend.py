@@ -122,7 +122,7 @@ def run_batch_recommend(
                                   "checkpoint": getattr(serving.model, "checkpoint", None)}) as table:
         for start, block in _chunks(chosen, chunk):
             lists, is_fallback = serving.top_k(block, k)
-            table.write(block, lists)
+            table.write(block, lists, [serving.fallback_name if flag else None for flag in is_fallback])
             holding, n_new = count_new_items(serving, [idx for idx, _ in lists])
             new_counts = (new_counts[0] + holding, new_counts[1] + n_new)
             result.fallback_users += sum(is_fallback)

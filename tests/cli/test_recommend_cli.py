@@ -114,7 +114,8 @@ def test_all_users_parquet_rows_equal_recommend_for_one_user(config, tmp_path):
     assert result.exit_code == 0, result.output
     assert "recommendations for 41 users" in _flat(result.output)
     frame = pd.read_parquet(out)
-    assert list(frame.columns) == ["user_id", "rank", "item_id", "score"] and frame["user_id"].nunique() == 41
+    assert list(frame.columns) == ["user_id", "rank", "item_id", "score", "fallback"]
+    assert frame["user_id"].nunique() == 41 and frame["fallback"].isna().all()  # every user known to the model
     import pyarrow.parquet as pq
 
     made_by = json.loads(pq.read_schema(out).metadata[b"mmrec"])  # a baseline: no checkpoint
@@ -132,7 +133,10 @@ def test_parquet_output_for_chosen_users_counts_unknown_users(config, tmp_path):
     out = tmp_path / "recs.parquet"
     result = _recommend(config, "--users", "u001", "stranger", "--output", str(out))
     assert result.exit_code == 0, result.output
-    assert set(pd.read_parquet(out)["user_id"]) == {"u001", "stranger"}
+    frame = pd.read_parquet(out)
+    assert set(frame["user_id"]) == {"u001", "stranger"}
+    assert set(frame.loc[frame["user_id"] == "stranger", "fallback"]) == {"popularity"}
+    assert frame.loc[frame["user_id"] == "u001", "fallback"].isna().all()
     assert "1 user(s) unknown to the model got the popularity list everyone gets" in _flat(result.output)
 
 

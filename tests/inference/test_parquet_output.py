@@ -17,14 +17,16 @@ def _lists(*rows):
 def test_chunks_become_row_groups_with_ranks_from_one(tmp_path):
     out = tmp_path / "recs.parquet"
     with parquet_recommendations(out, ["a", "b", "c"]) as table:
-        table.write(["u1", "u2"], _lists(([2, 0], [0.9, 0.5]), ([1], [0.3])))
+        table.write(["u1", "u2"], _lists(([2, 0], [0.9, 0.5]), ([1], [0.3])), [None, "popularity"])
         table.write(["u3"], _lists(([], [])))  # nothing to recommend: no rows
         table.write(["u4"], _lists(([0, 1, 2], [3, 2, 1])))
     assert table.n_rows == 6 and pq.ParquetFile(out).num_row_groups == 2
     frame = pd.read_parquet(out)
+    frame["fallback"] = frame["fallback"].astype(object).where(frame["fallback"].notna(), None)
     assert frame.to_dict("list") == {
         "user_id": ["u1", "u1", "u2", "u4", "u4", "u4"], "rank": [1, 2, 1, 1, 2, 3],
         "item_id": ["c", "a", "b", "a", "b", "c"], "score": pytest.approx([0.9, 0.5, 0.3, 3, 2, 1]),
+        "fallback": [None, None, "popularity", None, None, None],  # u2 got the popularity fallback's list
     }
 
 
