@@ -183,6 +183,9 @@ def recommend(
         "inference.new_items": new_items,
     }
     settings = state(ctx).settings(config, overrides)
+    if diversity_lambda is not None and not settings.inference.use_diversity:
+        raise ConfigError(f"--diversity-lambda {diversity_lambda:g} has no effect: MMR re-ranking is off.",
+                          hint="Add --use-diversity (or set inference.use_diversity: true).")
     if all_users or (output is not None and output.suffix.lower() == ".parquet"):
         _batch(settings, output, all_users, all_users_list, user_file, sample_users, recommender_type, ann_check)
         return

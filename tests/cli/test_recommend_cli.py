@@ -146,6 +146,7 @@ def test_parquet_output_for_chosen_users_counts_unknown_users(config, tmp_path):
     (["--all-users"], "needs --output"),
     (["--all-users", "--output", "r.parquet", "--use-diversity"], "diversity is not computed"),
     (["--users", "u001", "--ann-check", "5"], "batch mode only"),
+    (["--users", "u001", "--diversity-lambda", "0.3"], "--diversity-lambda 0.3 has no effect"),
     (["--all-users", "--output", "r.parquet", "--ann", "faiss_hnsw"], "has none"),
     (["--all-users", "--output", "r.parquet", "--ann", "annoy"], "inference.ann: Input should be 'none'"),
     (["--users", "u001", "--output", "recs.csv"], "per-user recommendations are written as JSON"),
