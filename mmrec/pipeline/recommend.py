@@ -167,7 +167,8 @@ def short_list_note(n_short: int, k: int, serving: Serving) -> str | None:
         why = f"the catalogue has only {serving.n_items:,} items" + (
             ", less the ones each user has seen" if serving.exclude_seen else "")
     else:
-        why = "they have seen almost the whole catalogue" if serving.exclude_seen else "some items got no score"
+        why = (f"they have seen more than {serving.n_items - k:,} of the {serving.n_items:,} items, and seen items "
+               "are left out (--include-seen keeps them)" if serving.exclude_seen else "some items got no score")
     if serving.index is not None:
         why += " (or the approximate pool held too few unseen items)"
     return f"{n_short:,} user(s) got fewer than {k:,} items: {why}."

@@ -185,6 +185,11 @@ def test_short_lists_and_a_sample_larger_than_the_users_are_noted(config, tmp_pa
     saved = json.loads(out.read_text())
     assert len(saved["users"][0]["items"]) < 30
     assert any("1 user(s) got fewer than 1,000 items: the catalogue has only 30 items" in n for n in saved["notes"])
+    seen = pd.read_parquet(tmp_path / "processed" / "interactions.parquet").query("user_id == 'u001'")
+    k = 30 - seen["item_id"].nunique() + 1  # one more than u001's unseen items
+    result = _recommend(config, "--users", "u001", "--top-k", str(k), "--output", str(out))
+    note = f"1 user(s) got fewer than {k} items: they have seen more than {30 - k} of the 30 items"
+    assert any(n.startswith(note) for n in json.loads(out.read_text())["notes"]), result.output
     result = _recommend(config, "--sample-users", "1000", "--output", str(out))
     assert result.exit_code == 0, result.output
     saved = json.loads(out.read_text())
