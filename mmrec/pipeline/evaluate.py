@@ -187,14 +187,16 @@ def run_evaluate(
     data = build_evaluation_data(train, test, items["item_id"].tolist(), also_seen)
     # The advice to score from train + validation is for a split by time (or a hand-made one: unknown).
     strategy = read_split_report(Path(settings.paths.splits_dir)).get("strategy") if also_seen else None
-    count_notes = _report_counts(data, progress, val_apart=bool(also_seen) and strategy in TIME_ORDERED + (None,))
+    count_notes = _report_counts(data, progress, val_apart=bool(also_seen) and strategy in TIME_ORDERED + (None,),
+                                 cold_report=evaluation.eval_task == "retrieval")
     sampled = use_sampling or evaluation.eval_task == "ranking"
     n_items = len(data.item_ids)
     if sampled and evaluation.num_negatives >= n_items:
         raise ConfigError(
             f"--num-negatives {evaluation.num_negatives}: the catalogue has {n_items:,} items, so no test positive can "
             f"be ranked against {evaluation.num_negatives} distinct other items.",
-            hint=f"Pass fewer than {n_items:,} (99 is common), or --eval-task retrieval to rank the whole catalogue.")
+            hint=f"Pass fewer than {n_items:,} (99 is the common choice on larger catalogues), or --eval-task "
+                 "retrieval to rank the whole catalogue.")
     if evaluation.eval_task == "retrieval" and (beyond := [k for k in evaluation.k_values if k >= n_items]):
         count_notes.append(f"Cut-off(s) {', '.join(map(str, beyond))} reach the catalogue's {n_items:,} items: such a "
                            "list holds every item a user can get, so its recall and hit rate are 1 wherever the user "
@@ -307,10 +309,11 @@ COLD_SHARE_NOTE = 0.5
 TIME_ORDERED = ("temporal", "temporal_user", "leave_one_out")  # split strategies whose validation precedes test
 
 
-def _report_counts(data: EvaluationData, progress: ProgressCallback, val_apart: bool = False) -> list[str]:
+def _report_counts(data: EvaluationData, progress: ProgressCallback, val_apart: bool = False,
+                   cold_report: bool = True) -> list[str]:
     """Tell the user about everything unusual in the test data (nothing is dropped silently). `val_apart`: the
     models score from the split's train alone, its validation rows only masked (what a time split's advice is
-    about)."""
+    about). `cold_report`: a cold-item table is made (full ranking only)."""
     c = data.counts
     notes = []
     if c["test_unknown_items_dropped"]:
@@ -327,7 +330,8 @@ def _report_counts(data: EvaluationData, progress: ProgressCallback, val_apart: 
             "positives" + (f"; {left:,} test user(s) have no other and are not scored" if left else "") + ".")
     if c["test_cold_item_interactions"]:
         notes.append(
-            f"{c['test_cold_item_interactions']} test interactions on items unseen in training (cold-item report)"
+            f"{c['test_cold_item_interactions']} test interactions on items unseen in training"
+            + (" (cold-item report)" if cold_report else " (no cold-item report: it needs --eval-task retrieval)")
         )
         positives = c["test_interactions"] - c["test_unknown_items_dropped"]  # the rows cold ones are counted of
         if positives and c["test_cold_item_interactions"] >= COLD_SHARE_NOTE * positives:

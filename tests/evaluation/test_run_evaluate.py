@@ -58,6 +58,8 @@ def test_ranking_task_reports_sampled_metrics(tiny_config):
     assert 0.0 <= metrics["sampled_auc"] <= 1.0 and "sampled_ndcg@5" in metrics
     assert "ndcg@5" not in metrics  # no full-ranking numbers mixed in
     assert any("not comparable" in note for note in report.notes)
+    assert not any(m.cold_item_metrics for m in report.models)  # a cold-item table is full ranking only: it says so
+    assert any("unseen in training (no cold-item report: it needs --eval-task retrieval)" in n for n in report.notes)
 
 
 def test_ranking_task_saves_the_same_top_k_lists_as_retrieval(tiny_config, tmp_path):
