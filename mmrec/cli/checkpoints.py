@@ -86,7 +86,19 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir
                       "two-tower model blended with the item-item model), a last checkpoint's the two-tower "
                       "model's at that epoch.")
     if any(not info.organized for info in infos):
-        console.print("Flat checkpoints found (old layout): run `mmrec checkpoints organize`.")
+        from mmrec.checkpoints.catalog import organize
+
+        plan = organize(root, dry_run=True)  # what each flat checkpoint needs, as organize would find it
+        if plan.moves:
+            console.print(f"{len(plan.moves)} flat checkpoint(s) (old layout) name their combo: run "
+                          "`mmrec checkpoints organize` to move them into combo folders.")
+        if plan.unknown_combo:
+            console.print(f"{len(plan.unknown_combo)} flat checkpoint(s) name no combo: run "
+                          "`mmrec checkpoints organize-manual` to say which.")
+        if plan.conflicts:
+            named = ", ".join(escape(str(path.relative_to(root))) for path in plan.conflicts)
+            console.print(f"{len(plan.conflicts)} flat checkpoint(s) have a namesake in their combo folder ({named}): "
+                          "remove or rename one of each pair.")
 
 
 @app.command("organize")

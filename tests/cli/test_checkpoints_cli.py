@@ -70,6 +70,12 @@ def test_organize_dry_run_then_for_real(tmp_path):
     result = runner.invoke(app, ["checkpoints", "organize", "--checkpoint-dir", str(tmp_path)])
     assert result.exit_code == 0 and (tmp_path / "v_t" / "best_model.pth").exists()
     assert "organize-manual" in result.output  # old.pth has no metadata
+    save_checkpoint(tmp_path / "best_model.pth", {"model": {}}, {"combo": "v_t", "epoch": 5})  # a namesake
+    listed = " ".join(runner.invoke(app, ["checkpoints", "list", "--checkpoint-dir", str(tmp_path)],
+                                    terminal_width=200).output.split())
+    assert "1 flat checkpoint(s) name no combo: run `mmrec checkpoints organize-manual`" in listed
+    assert "1 flat checkpoint(s) have a namesake in their combo folder (best_model.pth)" in listed
+    assert "checkpoints organize` to move" not in listed  # organize would move nothing
 
 
 def test_organize_manual_prompts_and_retries_bad_names(tmp_path):
