@@ -85,7 +85,12 @@ def _read_text_table(path: Path, what: str, sep: str) -> pd.DataFrame:
     except UnicodeDecodeError:
         raise not_utf8_error(path, f"{what} file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataError(f"{what} file {path} cannot be parsed as UTF-8 CSV ({sep!r}-separated): {exc}") from None
+        raise DataError(f"{what} file {path} cannot be parsed as UTF-8 CSV ({sep!r}-separated): "
+                        f"{str(exc).strip()}.",
+                        hint=(f"A row with more fields than the header usually holds an unquoted {sep!r} inside a "
+                              f"value: quote that value (\"a{sep} b\") or remove the extra field."
+                              if isinstance(exc, pd.errors.ParserError) else
+                              "It needs a header row and at least one row.")) from None
 
 
 def _read_parquet(path: Path, what: str) -> pd.DataFrame:

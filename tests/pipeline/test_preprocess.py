@@ -176,6 +176,21 @@ def test_images_are_found_whatever_the_case_of_the_extension_and_the_unicode_for
     assert load_items(tmp_path / "processed")["has_image"].all()
 
 
+def test_a_row_with_an_extra_field_is_refused_with_the_line_and_a_hint(tmp_path):
+    raw = tmp_path / "raw"
+    generate_synthetic(raw, users=6, items=4, seed=0)
+    interactions = raw / "interactions.csv"
+    lines = interactions.read_text().splitlines()
+    interactions.write_text("\n".join([*lines[:2], lines[2] + ",extra", *lines[3:]]) + "\n")
+    with pytest.raises(DataError, match="Expected 4 fields in line 3, saw 5") as info:
+        run_preprocess(_settings(tmp_path))
+    assert "unquoted ','" in info.value.hint
+    interactions.write_text("\n \n")  # whitespace only: no header
+    with pytest.raises(DataError) as info:
+        run_preprocess(_settings(tmp_path))
+    assert info.value.hint == "It needs a header row and at least one row."
+
+
 def test_stopping_for_lack_of_rows_says_why(tmp_path):
     raw = tmp_path / "raw"
     generate_synthetic(raw, users=6, items=4, seed=0)
