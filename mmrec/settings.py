@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -36,9 +37,20 @@ METRICS = ("precision", "recall", "ndcg", "mrr", "hit_rate")
 
 
 class Section(BaseModel):
-    """Base of every settings section: unknown keys are errors, assignments are validated."""
+    """Base of every settings section: unknown keys are errors, assignments are validated, and a number setting
+    refuses true/false (pydantic would read `epochs: true` as 1)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name is not None:
+            annotation = cls.model_fields[info.field_name].annotation
+            kinds = {annotation, *typing.get_args(annotation)}
+            if bool not in kinds and kinds & {int, float}:
+                raise ValueError(f"expected a number, got {str(value).lower()}")
+        return value
 
 
 class PathsSettings(Section):

@@ -159,3 +159,12 @@ def test_a_section_level_problem_names_where_the_keys_its_message_names_came_fro
     assert "new_items (8) cannot exceed top_k (5)" in text and text.endswith("(from cli)")  # not the YAML's key
     only_yaml = format_validation_error(info.value, {"inference.exclude_seen": "yaml:c.yaml"})
     assert only_yaml.endswith("(from yaml:c.yaml)")  # nothing named was set anywhere: the section's own source
+
+
+def test_a_number_setting_refuses_true_and_false(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("training:\n  epochs: true\n  bf16: true\nmodel:\n  dropout: false\n")
+    result, _ = _show("-c", str(path))
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2 and "training.epochs: expected a number, got true" in flat
+    assert "model.dropout: expected a number, got false" in flat and "bf16" not in flat  # a bool setting takes one
