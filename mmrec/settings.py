@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import os
 import re
 import typing
@@ -30,6 +31,8 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDic
 from mmrec.errors import ConfigError
 from mmrec.fileio import read_text_file
 from mmrec.registry import TEXT_BACKBONES, VISION_BACKBONES
+
+log = logging.getLogger(__name__)
 
 # Backbone names come from the registries (mmrec/registry.py); these have no registry.
 SPLIT_STRATEGIES = ("stratified", "temporal", "temporal_user", "user", "item", "leave_one_out")
@@ -730,7 +733,8 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"Config file {path} is not valid YAML: {exc}") from None
-    if data is None:
+    if data is None:  # empty, or comments only: said, since a truncated or wrong file reads the same
+        log.warning("Config file %s holds no settings (empty or comments only): the defaults apply.", path)
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"Config file {path} must hold a mapping of sections, got {type(data).__name__}.")

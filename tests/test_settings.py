@@ -168,3 +168,11 @@ def test_a_number_setting_refuses_true_and_false(tmp_path):
     flat = " ".join(result.output.replace("│", " ").split())
     assert result.exit_code == 2 and "training.epochs: expected a number, got true" in flat
     assert "model.dropout: expected a number, got false" in flat and "bf16" not in flat  # a bool setting takes one
+
+
+def test_an_empty_config_file_says_the_defaults_apply(tmp_path, caplog):
+    path = tmp_path / "c.yaml"
+    path.write_text("# nothing set yet\n")
+    with caplog.at_level("WARNING"):
+        assert load_settings(path).settings == Settings()
+    assert "holds no settings (empty or comments only): the defaults apply" in caplog.text
