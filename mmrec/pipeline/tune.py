@@ -186,7 +186,7 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
             if note:
                 notes.append(note)
                 progress(ProgressEvent("tune", message=note, done=True))
-        retried = retry_interrupted(study)
+        retried = retry_interrupted(study, study_dir)
         if retried:
             notes.append(f"Retrying {len(retried)} interrupted trial(s): {', '.join(map(str, retried))}.")
             progress(ProgressEvent("tune", message=notes[-1], done=True))

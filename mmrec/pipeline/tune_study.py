@@ -147,8 +147,9 @@ def check_compatible(study: optuna.Study, identity: dict[str, Any], storage: Pat
         )
 
 
-def retry_interrupted(study: optuna.Study) -> list[int]:
-    """Queue again the parameters of trials a kill or Ctrl-C interrupted (once each); returns their numbers."""
+def retry_interrupted(study: optuna.Study, study_dir: Path) -> list[int]:
+    """Queue again the parameters of trials a kill or Ctrl-C interrupted (once each); returns their numbers. What
+    such a trial left in its folder (an unfinished training run) is removed: its retry trains afresh."""
     trials = study.get_trials(deepcopy=False)
     requeued = {t.user_attrs.get("retry_of") for t in trials}
     storage = study._storage  # Optuna has no public call to close a trial whose process died
@@ -163,4 +164,5 @@ def retry_interrupted(study: optuna.Study) -> list[int]:
             kept = {key: trial.user_attrs[key] for key in ("baseline", "baseline_changes") if key in trial.user_attrs}
             study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, **kept})
             retried.append(trial.number)
+        shutil.rmtree(study_dir / f"trial_{trial.number}", ignore_errors=True)
     return retried

@@ -179,9 +179,13 @@ def test_a_killed_baseline_is_retried_as_the_baseline(tmp_path):
     study.enqueue_trial({"x": 1.0}, user_attrs={"baseline": True, "baseline_changes": ""})
     killed = study.ask({"x": optuna.distributions.FloatDistribution(0.0, 2.0)})  # left RUNNING, as a kill leaves it
     assert killed.params == {"x": 1.0}
-    assert retry_interrupted(study) == [0]
+    left = tmp_path / "s" / "trial_0" / "checkpoints"
+    left.mkdir(parents=True)
+    (left / "last_model.pth").write_bytes(b"half a training run")
+    assert retry_interrupted(study, tmp_path / "s") == [0]
     retry = study.get_trials(deepcopy=False)[1]
     assert retry.user_attrs == {"retry_of": 0, "baseline": True, "baseline_changes": ""}
+    assert not (tmp_path / "s" / "trial_0").exists()  # what the killed trial left: its retry trains afresh
 
 
 def test_same_seed_gives_the_same_study(tmp_path):
