@@ -860,7 +860,7 @@ def load_settings(
         for dotted in _flatten(layer):
             if name == "env":
                 section, _, key = dotted.partition(".")
-                sources[dotted] = f"env:MMREC_{section.upper()}__{key.upper()}"
+                sources[dotted] = f"env:MMREC_{section.upper()}" + (f"__{key.upper()}" if key else "")
             else:
                 sources[dotted] = name
     try:
@@ -876,6 +876,12 @@ def format_validation_error(exc: ValidationError, sources: dict[str, str] | None
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"]) or "(settings)"
         message = error["msg"].removeprefix("Value error, ")  # a validator's own words, without pydantic's label
+        if error["type"] == "model_type" and len(error["loc"]) == 1:
+            message = (f"a section holds settings, not one value: set them key by key ({key}: {{key: value}} in "
+                       f"YAML, MMREC_{key.upper()}__<KEY>=value in the environment)")
+        if error["type"] == "string_pattern_mismatch" and error["loc"][-1] == "study_name":
+            message = (f"{error['input']!r} is not a plain file name: up to 64 letters, digits, '_', '.' and '-', "
+                       "starting with a letter or digit")
         if error["type"] == "extra_forbidden":
             allowed = _allowed_keys(error["loc"][:-1])
             close = difflib.get_close_matches(str(error["loc"][-1]), allowed, n=1)

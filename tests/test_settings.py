@@ -176,3 +176,10 @@ def test_an_empty_config_file_says_the_defaults_apply(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         assert load_settings(path).settings == Settings()
     assert "holds no settings (empty or comments only): the defaults apply" in caplog.text
+
+
+def test_a_section_set_to_one_value_says_how_sections_are_set():
+    result, _ = _show(env={"MMREC_TRAINING": "5"})
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2 and "training: a section holds settings, not one value" in flat
+    assert "MMREC_TRAINING__<KEY>=value" in flat and "(from env:MMREC_TRAINING)" in flat

@@ -133,7 +133,7 @@ def check_compatible(study: optuna.Study, identity: dict[str, Any], storage: Pat
     changed = [key for key in identity if key in recorded and recorded[key] != identity[key]]
     if changed:
         what = {"monitor": "training.monitor", "split": "train/val split", "space": "search space",
-                "settings": "settings"}
+                "settings": "base settings"}
         named = ""
         if "settings" in changed:
             then, now = recorded["settings"], identity["settings"]

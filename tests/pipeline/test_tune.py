@@ -137,7 +137,7 @@ def test_a_finished_study_reruns_nothing_and_a_changed_monitor_is_refused(tuned)
     with pytest.raises(ConfigError, match="different training.monitor;"):
         run_tune(with_values(settings, {"training.monitor": "recall@5"}))
     # Other base settings (here the dropout, not searched) would mix trials trained on different things.
-    with pytest.raises(ConfigError, match="different settings \\(model.dropout 0.0 -> 0.2\\)"):
+    with pytest.raises(ConfigError, match="different base settings \\(model.dropout 0.0 -> 0.2\\)"):
         run_tune(with_values(settings, {"model.dropout": 0.2}))
     assert run_tune(with_values(settings, {"training.device": "cpu", "features.num_workers": 0})).resumed_with == 3
 
