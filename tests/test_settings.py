@@ -117,10 +117,15 @@ def test_advanced_config_names_every_setting_with_a_comment():
     assert load_settings(CONFIGS / "advanced_config.yaml").settings.model_dump(mode="json") == defaults
 
 
-def test_config_show_never_cuts_a_key_at_80_columns():
+def test_config_show_never_cuts_a_key_at_80_columns(tmp_path):
     result = runner.invoke(app, ["config", "show"], terminal_width=80)
     assert result.exit_code == 0, result.output
     assert "model.item_item_exact_search_max_items" in result.output and "…" not in result.output
+    config = tmp_path / "a_rather_long_folder_name" / "for" / "configs" / "my_experiment.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text("training:\n  epochs: 3\n")
+    result = runner.invoke(app, ["config", "show", "-c", str(config)], terminal_width=80)
+    assert result.exit_code == 0 and "…" not in result.output  # a long source path wraps
 
 
 def test_split_strategies_take_the_dashed_spelling_of_the_docs():

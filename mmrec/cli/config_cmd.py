@@ -29,7 +29,7 @@ def show(
     table = Table(title="Resolved settings")
     table.add_column("key", no_wrap=True)  # keys are copied into YAML or MMREC_* variables: never cut
     table.add_column("value", overflow="fold")
-    table.add_column("source")
+    table.add_column("source", overflow="fold")  # a long config path wraps, never cut
     for section, fields in values.items():
         for key, value in fields.items():
             dotted = f"{section}.{key}"
