@@ -76,8 +76,9 @@ def recommend(
         list[str] | None, typer.Option("--users", "--user", help="User ids: --users u1 u2 or repeated.")
     ] = None,
     user_file: Annotated[
-        Path | None, typer.Option("--user-file", "--user_file",
-                                  help="File with one user id per line (# comment lines and a header line are skipped).")
+        Path | None, typer.Option(
+            "--user-file", "--user_file",
+            help="File with one user id per line (# comment lines and a header line are skipped).")
     ] = None,
     sample_users: Annotated[
         int | None,

@@ -91,7 +91,8 @@ def test_a_run_that_replaces_a_better_checkpoint_says_so(tmp_path):
     assert worse.best_metric < first.best_metric
     (note,) = [note for note in worse.notes if "replaced" in note]
     assert f"validated higher (ndcg@10 {first.best_metric:.4f}; this run {worse.best_metric:.4f})" in note
-    assert "UTC" in note and "MMREC_PATHS__CHECKPOINT_DIR" in note and "--checkpoint-name previous_best_model.pth" in note
+    assert "UTC" in note and "MMREC_PATHS__CHECKPOINT_DIR" in note
+    assert "--checkpoint-name previous_best_model.pth" in note
     previous = first.best_path.with_name("previous_best_model.pth")
     assert read_meta(previous)["monitored_value"] == first.best_metric  # the better model is kept
     better = run_train(load_settings(config).settings)  # as good again: no note
