@@ -325,7 +325,12 @@ def load_split(splits_dir: Path) -> SplitFrames:
         frame["item_id"] = frame["item_id"].astype(str)
         if "timestamp" in frame.columns:
             frame["timestamp"] = frame["timestamp"].astype("int64")
-        if "rating" in frame.columns:
-            frame["rating"] = frame["rating"].astype("float64")
+        if "rating" in frame.columns:  # a blank cell is an unrated interaction preprocess kept (data.unrated)
+            rating = pd.to_numeric(frame["rating"].replace("", np.nan), errors="coerce")
+            bad = rating.isna() & frame["rating"].astype(str).str.strip().ne("")
+            if bad.any():
+                raise DataError(f"Split file {path} has {int(bad.sum()):,} rating(s) that are not numbers (e.g. "
+                                f"{frame.loc[bad, 'rating'].iloc[0]!r}).", hint="Re-run `mmrec split`.")
+            frame["rating"] = rating.astype("float64")
         parts.append(frame)
     return SplitFrames(*parts)

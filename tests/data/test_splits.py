@@ -138,6 +138,18 @@ def test_save_and_load_keep_string_ids(tmp_path):
         load_split(tmp_path)
 
 
+def test_unrated_interactions_preprocess_kept_load_as_missing_ratings(tmp_path):
+    frame = pd.DataFrame({"user_id": ["u1", "u1", "u2"], "item_id": ["i1", "i2", "i1"],
+                          "rating": [5.0, float("nan"), 4.0]})  # data.unrated: positive keeps a blank rating
+    save_split(SplitFrames(frame, frame.iloc[:0], frame.iloc[2:]), tmp_path)
+    loaded = load_split(tmp_path)
+    assert loaded.train["rating"].tolist()[::2] == [5.0, 4.0] and pd.isna(loaded.train["rating"].iloc[1])
+    (tmp_path / "train.csv").write_text("user_id,item_id,rating\nu1,i1,five\n")  # edited by hand
+    (tmp_path / "split_files.json").unlink(missing_ok=True)  # (a hand-made split has no manifest)
+    with pytest.raises(DataError, match="1 rating\\(s\\) that are not numbers \\(e.g. 'five'\\)"):
+        load_split(tmp_path)
+
+
 def test_a_split_without_val_csv_loads_with_an_empty_validation_part(tmp_path):
     frame = _frame()
     save_split(split_interactions(frame, SplitSettings()), tmp_path)
