@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import typing
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -120,6 +121,12 @@ class DataSettings(Section):
         if value is not None and value != "excel" and "%" not in value:
             raise ValueError(f"{value!r} is neither 'excel' nor a strftime format such as '%d/%m/%Y' (null: unix "
                              "seconds or ISO-8601)")
+        if value is not None and value != "excel":
+            try:
+                datetime.strptime("", value)
+            except ValueError as exc:  # a directive strptime does not know, or a lone % at the end
+                if "does not match format" not in str(exc):
+                    raise ValueError(f"{value!r} is not a strftime format: {exc}") from None
         return value
 
 

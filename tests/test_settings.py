@@ -150,6 +150,9 @@ def test_timestamp_format_is_excel_or_a_strftime_format():
     assert Settings.model_validate({"data": {"timestamp_format": "excel"}}).data.timestamp_format == "excel"
     with pytest.raises(ValidationError, match="neither 'excel' nor a strftime format"):
         Settings.model_validate({"data": {"timestamp_format": "dd/mm/yyyy"}})
+    for bad in ("%Q-%m", "%Y-%"):  # a directive strptime does not know; a lone % at the end
+        with pytest.raises(ValidationError, match="is not a strftime format"):
+            Settings.model_validate({"data": {"timestamp_format": bad}})
 
 
 def test_a_section_level_problem_names_where_the_keys_its_message_names_came_from():
