@@ -155,7 +155,7 @@ class SplitSettings(Section):
     train_ratio: float = Field(0.8, gt=0.0, lt=1.0)
     val_ratio: float = Field(0.1, ge=0.0, lt=1.0)
     test_ratio: float = Field(0.1, gt=0.0, lt=1.0)
-    seed: int = 42
+    seed: int = Field(42, ge=0)
     sample_n: int | None = Field(None, ge=1, description="use only this many interactions (sampled, seeded)")
 
     @field_validator("strategy", mode="before")
@@ -403,7 +403,7 @@ class TrainingSettings(Section):
     )
     patience: int = Field(5, ge=1, description="epochs without validation improvement before stopping")
     monitor: str = Field("ndcg@10", description="validation metric for model selection, e.g. ndcg@10")
-    seed: int = 42
+    seed: int = Field(42, ge=0)
     device: str = Field("auto", description="auto|cpu|cuda|cuda:N")
     bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
     log_every: int = Field(50, ge=1, description="steps between verbose log lines")
@@ -468,7 +468,7 @@ class EvaluationSettings(Section):
         None, gt=0, description="popularity (the baseline and the cold-user fallback) counts an interaction "
         "0.5^(age / half-life), age in days before the newest training interaction: what is popular now, for "
         "fast-moving catalogues such as news; None = every interaction counts 1 (needs timestamps when set)")
-    seed: int = 42
+    seed: int = Field(42, ge=0)
     device: str = Field("auto", description="auto|cpu|cuda|cuda:N: where scores and top-K are computed")
 
     @field_validator("k_values")

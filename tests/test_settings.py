@@ -191,3 +191,9 @@ def test_a_section_set_to_one_value_says_how_sections_are_set():
     flat = " ".join(result.output.replace("│", " ").split())
     assert result.exit_code == 2 and "training: a section holds settings, not one value" in flat
     assert "MMREC_TRAINING__<KEY>=value" in flat and "(from env:MMREC_TRAINING)" in flat
+
+
+@pytest.mark.parametrize("section", ["split", "training", "evaluation"])
+def test_a_negative_seed_is_refused(section):
+    with pytest.raises(ValidationError, match="greater than or equal to 0"):
+        Settings.model_validate({section: {"seed": -1}})

@@ -28,7 +28,7 @@ def synth(
     ] = None,
     users: Annotated[int, typer.Option("--users", min=1, help="Number of users.")] = 300,
     items: Annotated[int, typer.Option("--items", min=2, help="Number of items.")] = 400,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same files).")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed (same seed, same files).")] = 0,
     interactions: Annotated[
         int | None,
         typer.Option(
