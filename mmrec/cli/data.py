@@ -42,6 +42,9 @@ def synth(
         bool,
         typer.Option("--no-images", "--no_images", help="Write no image files (catalogue for scale runs)."),
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace input files in --out that mmrec did not generate.")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Generate a synthetic multimodal catalogue (images, text, numbers, interactions) + latent categories."""
@@ -58,6 +61,7 @@ def synth(
             progress=progress,
             interactions=interactions,
             images=not no_images,
+            overwrite=force,
         )
     pictures = "one image each" if summary.images else "no image files"
     console.print(

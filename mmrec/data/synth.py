@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from mmrec.data.power_law import ITEM_EXPONENT, power_law_weights, sample_interactions
 from mmrec.errors import DataError
-from mmrec.fileio import atomic_path
+from mmrec.fileio import atomic_path, atomic_write_json
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import DataSettings
 
@@ -185,6 +185,9 @@ def _words(category: int, rng: np.random.Generator, count: int, noise_share: flo
     ]
 
 
+MARKER = "synthetic.json"  # beside the files synth wrote: a later synth may replace them, and nothing else
+
+
 def generate_synthetic(
     out_dir: Path,
     users: int = 300,
@@ -196,12 +199,15 @@ def generate_synthetic(
     progress: ProgressCallback = null_progress,
     interactions: int | None = None,
     images: bool = True,
+    overwrite: bool = False,
 ) -> SynthSummary:
     """Write item_info.csv, interactions.csv and images/{item_id}.jpg under `out_dir` (names from `data`).
 
     `interactions` asks for exactly that many distinct user-item pairs with power-law item
     popularity (mmrec.data.power_law, for scale runs); without it each user gets about
     `mean_interactions`. `images=False` writes no image files (a catalogue for scale runs).
+    Input files in `out_dir` that an earlier synth did not write (no synthetic.json beside them) are a user's own
+    data: refused unless `overwrite`.
     """
     data = data or DataSettings()
     if users < 1 or items < 2:
@@ -209,7 +215,15 @@ def generate_synthetic(
     rng = np.random.default_rng(seed)
     n_cat = len(CATEGORIES)
     out_dir = Path(out_dir)
+    existing = [name for name in (data.item_info_file, data.interactions_file) if (out_dir / name).exists()]
+    if existing and not overwrite and not (out_dir / MARKER).is_file():
+        raise DataError(
+            f"{out_dir} already holds {' and '.join(existing)}, which mmrec did not generate: a synthetic catalogue "
+            "would replace them (and images of the same names).",
+            hint="Write it into another folder (--out), or pass --force to `mmrec data synth` to replace them.")
     out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / MARKER, {"made_by": "mmrec data synth", "users": users, "items": items,
+                                         "seed": seed, "interactions": interactions, "images": images})
     if images:
         (out_dir / data.images_subdir).mkdir(exist_ok=True)
     category = rng.integers(0, n_cat, size=items)

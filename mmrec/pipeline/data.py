@@ -20,8 +20,10 @@ def run_synth(
     progress: ProgressCallback = null_progress,
     interactions: int | None = None,
     images: bool = True,
+    overwrite: bool = False,
 ) -> SynthSummary:
-    """Synthetic catalogue into `out_dir` (default: paths.data_dir), file names from settings.data."""
+    """Synthetic catalogue into `out_dir` (default: paths.data_dir), file names from settings.data; input files
+    there that no synth wrote are refused unless `overwrite`."""
     target = Path(out_dir) if out_dir is not None else Path(settings.paths.data_dir)
     return generate_synthetic(
         target,
@@ -32,6 +34,7 @@ def run_synth(
         progress=progress,
         interactions=interactions,
         images=images,
+        overwrite=overwrite,
     )
 
 

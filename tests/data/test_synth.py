@@ -84,3 +84,16 @@ def test_the_largest_allowed_target_is_met_exactly(tmp_path):
 def test_an_impossible_interaction_target_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="distinct user-item pairs"):
         generate_synthetic(tmp_path, users=3, items=4, interactions=7, images=False)
+
+
+def test_a_users_own_catalogue_is_never_replaced_without_being_asked(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "item_info.csv").write_text("item_id,title,description\nmy,precious,data\n")
+    with pytest.raises(DataError, match="already holds item_info.csv, which mmrec did not generate") as info:
+        generate_synthetic(mine, users=5, items=6)
+    assert "--force" in info.value.hint
+    assert (mine / "item_info.csv").read_text() == "item_id,title,description\nmy,precious,data\n"
+    generate_synthetic(mine, users=5, items=6, overwrite=True)  # asked for
+    generate_synthetic(mine, users=6, items=6, seed=1)  # its own earlier output: replaced freely (a rerun demo)
+    assert pd.read_csv(mine / "interactions.csv")["user_id"].nunique() == 6
