@@ -128,6 +128,11 @@ def clean_interactions(
                 "read as unix seconds: moments of 1 January 1970. Spreadsheets write dates as such serial day numbers "
                 "(45850 = 2025-07-12): set data.timestamp_format: excel if the column holds them, or export the "
                 "dates as yyyy-mm-dd.")
+        if timestamp_format is None and (compact := _compact_date_rows(raw["timestamp"])).any():
+            report.notes.append(
+                f"{int(compact.sum()):,} row(s) have a time that is a date written as digits (e.g. "
+                f"{', '.join(map(repr, _examples(raw['timestamp'], compact)))}), read as unix seconds: moments of "
+                "August 1970. Set data.timestamp_format: '%Y%m%d' if the column holds such dates.")
     if has_rating:
         frame["rating"] = pd.to_numeric(raw["rating"], errors="coerce")
 
@@ -171,7 +176,16 @@ def clean_interactions(
         outside = ~frame["timestamp"].between(*TIMESTAMP_RANGE)
         report.drop("timestamp_out_of_range", frame[outside])
         as_ms = int((frame.loc[outside, "timestamp"] / 1000).between(*TIMESTAMP_RANGE).sum())
-        if as_ms:
+        if timestamp_format == "excel":  # the values were read as days: a unix-seconds value is the likely cause
+            days = pd.to_numeric(raw.loc[frame.index[outside], "timestamp"], errors="coerce")
+            as_seconds = int((days > SERIAL_DAYS[1]).sum())
+            if as_seconds:
+                report.notes.append(
+                    f"{as_seconds:,} of the {int(outside.sum()):,} rows with an out-of-range timestamp hold values "
+                    f"like {days[days > SERIAL_DAYS[1]].iloc[0]:.3g}, far beyond spreadsheet serial days (data."
+                    "timestamp_format: excel): they look like unix seconds, and were dropped. Set "
+                    "data.timestamp_format: null if the file holds unix seconds.")
+        elif as_ms:
             report.notes.append(
                 f"{as_ms:,} of the {int(outside.sum()):,} rows with an out-of-range timestamp hold values like "
                 "1.7e12, which read as dates in milliseconds: they were dropped. Divide those values by 1000 in the "
@@ -293,6 +307,16 @@ def _serial_day_rows(raw: pd.Series, seconds: pd.Series) -> int:
     """How many rows hold a plain number within SERIAL_DAYS: spreadsheet serial dates read as unix seconds."""
     numeric = pd.to_numeric(raw, errors="coerce").notna()
     return int((numeric & seconds.between(*SERIAL_DAYS)).sum())
+
+
+def _compact_date_rows(raw: pd.Series) -> pd.Series:
+    """Rows whose time is a whole number that reads as a yyyymmdd date of 1900-2100 (20240301): read as unix
+    seconds these are moments of August 1970, which real timestamps hardly ever are."""
+    numbers = pd.to_numeric(raw, errors="coerce")
+    whole = numbers.between(19_000_101, 21_001_231) & (numbers % 1 == 0)
+    text = numbers[whole].astype("int64").astype(str)
+    dates = pd.to_datetime(text, format="%Y%m%d", errors="coerce")
+    return whole & dates.notna().reindex(raw.index, fill_value=False)
 
 
 def _examples(raw: pd.Series, where: pd.Series | pd.Index, n: int = 3) -> list[str]:

@@ -215,6 +215,12 @@ def test_spreadsheet_dates_read_with_data_timestamp_format_and_unreadable_ones_a
     # 'excel': serial days (the fraction is the time of day), ISO text as before.
     out, report = clean_interactions(raw.iloc[1:], {"a", "b"}, PreprocessSettings(), None, timestamp_format="excel")
     assert out["timestamp"].tolist() == [1752278400, 1752278400 + 43200, 1769904000] and report.dropped == {}
+    # Unix seconds under 'excel' read as days beyond year 9999: dropped, and the note says what they look like.
+    seconds = _raw([["u1", "a", "45850", "4"], ["u2", "a", "45851", "4"], ["u3", "b", "1709294400", "5"]])
+    out, report = clean_interactions(seconds, {"a", "b"}, PreprocessSettings(), None, timestamp_format="excel")
+    assert report.dropped == {"timestamp_out_of_range": 1} and len(report.notes) == 1
+    assert "values like 1.71e+09, far beyond spreadsheet serial days" in report.notes[0]
+    assert "look like unix seconds" in report.notes[0] and "milliseconds" not in report.notes[0]
     # A strftime format reads every value with it: here the day first; a half of the rows or less unread is a note.
     mostly_days = _raw([["u1", "a", "03/12/2026", "4"], ["u2", "a", "03/12/2026", "4"], ["u1", "b", "45850", "5"]])
     out, report = clean_interactions(mostly_days, {"a", "b"}, PreprocessSettings(), None, timestamp_format="%d/%m/%Y")
@@ -229,6 +235,18 @@ def test_spreadsheet_dates_read_with_data_timestamp_format_and_unreadable_ones_a
     decimal = clean_interactions(_raw([["u1", "a", "1", "4,5"], ["u1", "b", "2", "4"]]), {"a", "b"},
                                  PreprocessSettings(), 4.0)[1]
     assert "decimal comma" in decimal.notes[0]
+
+
+def test_dates_written_as_digits_are_read_as_seconds_with_a_note_naming_the_format():
+    raw = _raw([["u1", "a", "20240301"], ["u2", "a", "20240302"], ["u3", "b", "1709294400"]],
+               ("user_id", "item_id", "timestamp"))
+    out, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings(), None)
+    assert report.dropped == {} and out["timestamp"].tolist()[:2] == [20240301, 20240302]
+    (note,) = report.notes
+    assert note.startswith("2 row(s) have a time that is a date written as digits (e.g. '20240301', '20240302')")
+    assert "data.timestamp_format: '%Y%m%d'" in note
+    out, report = clean_interactions(raw.iloc[:2], {"a", "b"}, PreprocessSettings(), None, timestamp_format="%Y%m%d")
+    assert out["timestamp"].tolist() == [1709251200, 1709337600] and not report.notes  # 2024-03-01, -02
 
 
 def test_user_ids_differing_only_by_letter_case_stay_apart_with_a_note():
