@@ -20,7 +20,7 @@ from mmrec.data.ids import image_file_name
 from mmrec.data.images import IMAGE_STATUSES, ImageJob, ImageResult, process_images
 from mmrec.data.interactions import clean_interactions
 from mmrec.data.items import clean_items
-from mmrec.data.staging import staged_folder
+from mmrec.data.staging import remove_abandoned, staged_folder
 from mmrec.data.tables import (
     INTERACTIONS_FILE,
     ITEMS_FILE,
@@ -364,6 +364,7 @@ def run_preprocess(
             hint="Use a processed_dir different from data_dir.",
         )
     _check_replaceable(processed_dir)
+    remove_abandoned(Path(os.path.realpath(processed_dir)))  # a killed run's staging, even if nothing is redone
     parts = input_parts(settings)
     fingerprint = input_fingerprint(parts)
     previous = _last_report(processed_dir)

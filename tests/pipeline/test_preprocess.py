@@ -246,6 +246,14 @@ def test_a_failed_run_leaves_the_previous_output_untouched(tmp_path, two_inputs)
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".processed")]  # staging removed
 
 
+def test_a_killed_runs_staging_folder_is_removed_by_a_run_that_redoes_nothing(tmp_path, two_inputs):
+    dead = tmp_path / ".processed.staging-999999999-abcd1234"  # no process has that pid
+    (dead / "images").mkdir(parents=True)
+    (dead / "images" / "i1.jpg").write_bytes(b"half written")
+    result = run_preprocess(_settings(tmp_path))
+    assert result.skipped and not dead.exists()
+
+
 def test_a_run_killed_while_writing_leaves_the_previous_output_untouched(tmp_path, two_inputs, monkeypatch):
     a, b = two_inputs
     before = _snapshot(tmp_path / "processed")
