@@ -207,7 +207,10 @@ def detect_flavour(src: Path) -> str:
     for flavour, (files, _, _) in FLAVOURS.items():
         if all((src / name).is_file() for name in files):
             return flavour
-    present = ", ".join(sorted(p.name for p in src.iterdir())[:15]) if src.is_dir() else "(folder missing)"
+    if not src.is_dir():
+        raise DataError(f"{src} is a file, not a MovieLens folder." if src.exists() else f"{src} does not exist.",
+                        hint="Point SRC at the folder unpacked from the MovieLens zip (e.g. ml-latest-small/).")
+    present = ", ".join(sorted(p.name for p in src.iterdir())[:15])
     raise DataError(
         f"{src} is not a MovieLens folder (found: {present}).",
         hint="Point SRC at ml-latest-small / ml-20m / ml-25m (ratings.csv, movies.csv[, tags.csv]), "

@@ -65,8 +65,8 @@ def read_csv(path: Path, what: str) -> pd.DataFrame:
     DataError if unusable."""
     if not path.is_file():
         raise DataError(
-            f"{what} file not found: {path}", hint="Check paths.data_dir and the data.*_file settings."
-        )
+            f"{what} file {path} is a folder, not a file." if path.is_dir() else f"{what} file not found: {path}",
+            hint="Check paths.data_dir and the data.*_file settings.")
     if path.stat().st_size == 0:
         raise DataError(f"{what} file {path} is empty.", hint="It needs a header row and at least one row.")
     if is_parquet(path):
@@ -301,15 +301,19 @@ def _image_jobs(items: pd.DataFrame, images_dir: Path, named: dict[str, str] | N
             jobs.append(ImageJob(item_id, source, image_file_name(item_id)))
         return jobs, refused
     files = image_files(images_dir)
-    jobs = []
+    jobs, refused = [], {}
     for item_id in items["item_id"]:
+        if item_id in (".", "..") or "/" in item_id or "\x00" in item_id:  # no file in a folder has such a name
+            refused[item_id] = ImageResult(item_id, "missing", detail="its id cannot be a file name ('.', '..' or a "
+                                           "'/'): name its image in a column set as data.image_column")
+            continue
         names = files.get(unicodedata.normalize("NFC", item_id))
-        if not names:  # reported missing; an id that cannot name a file never reaches a path
+        if not names:  # reported missing
             jobs.append(ImageJob(item_id, "", image_file_name(item_id)))
             continue
         jobs.append(ImageJob(item_id, str(images_dir / names[0]), image_file_name(item_id),
                              tuple(str(images_dir / name) for name in names[1:])))
-    return jobs, {}
+    return jobs, refused
 
 
 def _unmatched_images_note(items: pd.DataFrame, images_dir: Path, ok: int) -> str | None:

@@ -101,6 +101,11 @@ def test_ml1m_and_ml10m_import(tmp_path, tags):
 def test_not_a_movielens_folder(tmp_path):
     with pytest.raises(DataError, match="not a MovieLens folder"):
         import_movielens(tmp_path, tmp_path / "out", None, DataSettings())
+    (tmp_path / "movies.csv").write_text("movieId,title,genres\n")
+    with pytest.raises(DataError, match="movies.csv is a file, not a MovieLens folder"):
+        import_movielens(tmp_path / "movies.csv", tmp_path / "out", None, DataSettings())
+    with pytest.raises(DataError, match="nowhere does not exist"):
+        import_movielens(tmp_path / "nowhere", tmp_path / "out", None, DataSettings())
 
 
 def test_shared_ml_latest_small_subset(shared_movielens, tmp_path):

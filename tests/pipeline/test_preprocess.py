@@ -80,6 +80,7 @@ def test_report_counts_every_defect_and_tables_follow_the_contract(tmp_path, dir
         "truncated": 1,
     }
     assert report["items"]["numeric"]["view_number"]["non_numeric"] == 1
+    assert "../escape: its id cannot be a file name" in " ".join(map(str, report["images"]["examples"]["missing"]))
     assert report["items"]["text"]["titles_changed"] == 1
     assert report["interactions"]["dropped"] == {"unknown_item": 1}
     items = load_items(tmp_path / "processed")
@@ -131,6 +132,10 @@ def test_missing_inputs_are_data_errors(tmp_path, dirty_raw):
     (dirty_raw / "interactions.csv").unlink()
     with pytest.raises(DataError, match="interactions file not found"):
         run_preprocess(_settings(tmp_path))
+    (dirty_raw / "interactions.csv").mkdir()
+    with pytest.raises(DataError, match="interactions file .*interactions.csv is a folder, not a file"):
+        run_preprocess(_settings(tmp_path))
+    (dirty_raw / "interactions.csv").rmdir()
     with pytest.raises(ConfigError, match=r"paths.data_dir \(.*\) is paths.processed_dir"):  # the settings refuse it
         run_preprocess(_settings(tmp_path, **{"paths.processed_dir": dirty_raw}))
     with pytest.raises(ConfigError, match="over the input images"):  # an images folder that reaches into it
