@@ -215,7 +215,7 @@ def list_caches(cache_dir: Path) -> CacheListing:
             combo=folder.name,
             vectors=vectors,
             dims={m: meta[m]["dim"] for m in MODALITIES if m in meta},
-            size_bytes=folder_bytes(folder),
+            size_bytes=folder_bytes(folder),  # the store is closed here, as in cache_stats
             updated_at=meta.get("updated_at", ""),
         ))
     return CacheListing(infos, links)
@@ -231,8 +231,9 @@ def cache_stats(cache_dir: Path, combo: str, items: pd.DataFrame | None = None) 
             combo=combo, folder=folder, vectors=vectors, failures=failures,
             dims={m: meta[m]["dim"] for m in MODALITIES if m in meta},
             backbones={m: meta[m]["backbone"] for m in MODALITIES if m in meta},
-            size_bytes=folder_bytes(folder), last_run=store.read_stats(),
+            size_bytes=0, last_run=store.read_stats(),
         )
+    stats.size_bytes = folder_bytes(folder)  # once closed: the open database's write-ahead log is not the cache's
     if items is not None:
         stats.catalogue_items = len(items)
         ids = [str(i) for i in items["item_id"].tolist()]

@@ -73,6 +73,7 @@ def test_precompute_list_stats_clear(config, tmp_path):
     figures = json.loads(runner.invoke(app, ["cache", "stats", COMBO, "-c", str(config), "--json"]).output)
     assert figures["catalogue_items"] == 4 and figures["coverage"] == {"vision": 1.0, "text": 1.0}
     assert figures["last_run"]["hits"] > 0 and figures["folder"].endswith(COMBO)
+    assert figures["size_bytes"] == listed["caches"][0]["size_bytes"]  # one folder, one size (measured closed)
 
     missing = runner.invoke(app, ["cache", "stats", "clip_mpnet", "-c", str(config)])
     assert missing.exit_code == 2 and "No feature cache named" in missing.output
