@@ -61,14 +61,22 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir
     metric_name = next(iter(monitors)) if len(monitors) == 1 else "metric"
     columns = ("path", *(("combo",) if flat else ()), "epoch", metric_name, "size",
                *(("organized",) if flat else ()), *(("status",) if broken else ()))
-    for column in columns:  # the path is copied, so it never wraps mid-name; the rest fold
+    for column in columns:  # a file name is copied, so it never wraps mid-name; the rest fold
         table.add_column(column, justify="left" if column in ("path", "combo", "organized", "status") else "right",
                          no_wrap=column == "path", overflow="fold")
+    folder = None
     for info in infos:
         metric = "-"
         if info.metric is not None and info.monitor:
             metric = f"{info.metric:.4f}" if metric_name != "metric" else f"{info.monitor} {info.metric:.4f}"
-        cells = {"path": escape(str(info.path.relative_to(root))), "combo": info.combo or "[yellow]unknown",
+        # An organized checkpoint's file under a row naming its combo folder: the file name is what
+        # --checkpoint-name takes, and a combo name (30+ characters) said once leaves room at 80 columns.
+        if info.organized and info.path.parent != folder:
+            folder = info.path.parent
+            table.add_row(*(f"[bold]{escape(str(folder.relative_to(root)))}/" if column == "path" else ""
+                            for column in columns))
+        path = f"  {escape(info.path.name)}" if info.organized else escape(str(info.path.relative_to(root)))
+        cells = {"path": path, "combo": info.combo or "[yellow]unknown",
                  "epoch": f"{info.epoch or '-'}{'' if info.finished else ' (unfinished)'}", metric_name: metric,
                  "size": _size(info.size_bytes),
                  "organized": "yes" if info.organized else "[yellow]no", "status": "ok" if info.valid else "[red]broken"}

@@ -113,13 +113,14 @@ def test_broken_checkpoint_is_flagged_by_list_and_info(tmp_path):
 
 def test_list_fits_80_columns_without_breaking_paths(tmp_path):
     combo = "efficientnet-lite_sentence-bert"
-    for name, epoch in (("best_model.pth", 13), ("last_model.pth", 18)):
+    for name, epoch in (("best_model.pth", 13), ("last_model.pth", 18), ("previous_best_model.pth", 9)):
         save_checkpoint(tmp_path / combo / name, {"model": {}}, {"combo": combo, "epoch": epoch, "monitor": "ndcg@10",
-                                                                 "monitored_value": 0.12})
+                                                                 "monitored_value": 0.12, "finished": epoch != 13})
     result = runner.invoke(app, ["checkpoints", "list", "--checkpoint-dir", str(tmp_path)], terminal_width=80)
     assert result.exit_code == 0, result.output
-    assert f"{combo}/best_model.pth" in result.output and f"{combo}/last_model.pth" in result.output
-    assert "ndcg@10" in result.output and "0.1200" in result.output
+    rows = [line.split("│")[1].strip() for line in result.output.splitlines() if line.startswith("│")]
+    assert rows == [f"{combo}/", "best_model.pth", "last_model.pth", "previous_best_model.pth"]  # file names whole
+    assert "ndcg@10" in result.output and "0.1200" in result.output and "13 (unfinished)" in result.output
     assert max(len(line) for line in result.output.splitlines()) <= 80
 
 
