@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -90,6 +91,22 @@ def new_item_reason(model: Any, item: int) -> dict[str, str]:
 
 
 HEADER_NAMES = ("user_id", "userid", "user id", "user", "users", "uid")
+TABLE_SEPARATORS = (",", "\t", ";", "|")
+
+
+def _user_column_of_table(header: str, lines: list[str], names: set[str]) -> tuple[list[str], str] | None:
+    """A user file exported from a table (`header` names a user-id column among others, e.g. user_id,segment):
+    (that column's value on each of `lines`, the note saying so), else None (a plain file of ids)."""
+    for separator in TABLE_SEPARATORS:
+        fields = [field.strip().strip('"').lower() for field in header.split(separator)]
+        if len(fields) > 1 and (column := next((i for i, f in enumerate(fields) if f in names), None)) is not None:
+            rows = list(csv.reader(lines, delimiter=separator))
+            values = [row[column] if len(row) > column else "" for row in rows]
+            short = sum(len(row) <= column for row in rows)
+            return values, (f"it is a table ({separator!r}-separated, header {header!r}): its "
+                            f"{fields[column]!r} column was read" + (f"; {short:,} row(s) without that column"
+                                                                       " skipped" if short else ""))
+    return None
 
 
 def requested_users(users: Sequence[str] | None, user_file: Path | None,
@@ -97,8 +114,9 @@ def requested_users(users: Sequence[str] | None, user_file: Path | None,
     """(the users named explicitly, then those of the user file, notes). The file is read now, before any model
     loads, so a missing one is refused at once; its blank lines, lines starting with `#` (comments) and a first
     line that is a column header (`user_id`, the configured data.user_id_column, ...: a file exported from a
-    table) are no user and are counted in the notes. Ids are stripped of surrounding spaces wherever they come
-    from, as preprocess strips them."""
+    table) are no user and are counted in the notes; a header naming that column among others makes the file a
+    table whose column is read. Ids are stripped of surrounding spaces wherever they come from, as preprocess
+    strips them."""
     named = typed_ids(users or [])
     notes: list[str] = []
     if user_file is not None:
@@ -107,8 +125,12 @@ def requested_users(users: Sequence[str] | None, user_file: Path | None,
         comments = sum(line.startswith("#") for line in lines)
         blank = sum(not line for line in lines)
         ids = [line for line in lines if line and not line.startswith("#")]
-        header = bool(ids) and ids[0].lower() in {*HEADER_NAMES, user_column.strip().lower()}
-        named += typed_ids(ids[header:])
+        names = {*HEADER_NAMES, user_column.strip().lower()}
+        table = _user_column_of_table(ids[0], ids[1:], names) if ids else None
+        header = table is None and bool(ids) and ids[0].lower() in names
+        named += typed_ids(table[0] if table is not None else ids[header:])
+        if table is not None:
+            notes.append(f"User file {user_file}: {table[1]}.")
         skipped = [f"{n:,} {what}" for n, what in ((comments, "comment line(s) starting with #"),
                                                    (blank, "blank line(s)"),
                                                    (int(header), f"column header {ids[0]!r}" if header else "")) if n]
@@ -145,6 +167,12 @@ def select_users(
     if joined:
         notes.append(f"{joined[0]!r} is no user, but its comma-separated parts are: ids are separated by spaces "
                      "(--users u1 u2), so it was served as one unknown user.")
+    rows = [u for u in dict.fromkeys(named) if u not in known and u not in joined
+            and any(sep in u and u.split(sep, 1)[0].strip() in known for sep in TABLE_SEPARATORS)]
+    if rows:
+        notes.append(f"{len(rows):,} requested id(s) are no user but start with one, like rows of a table (e.g. "
+                     f"{rows[0]!r}): each was served as one unknown user. A user file holds one id per line, or is "
+                     "a table whose header names its user id column (user_id).")
     if sample_users:
         rng = np.random.default_rng(seed)
         already = set(chosen)  # sample beyond the explicitly named users

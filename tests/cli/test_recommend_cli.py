@@ -68,6 +68,18 @@ def test_a_user_file_exported_from_a_table_has_its_header_skipped_and_counted(tm
     assert requested_users(["user_id"], file, "Customer")[0] == ["user_id", "u002"]  # --users is taken as typed
     file.write_text("u002\nuser_id\n")  # only a first line is a header
     assert requested_users(None, file) == (["u002", "user_id"], [])
+    file.write_text("segment;User_ID\ngold;u002\nsilver;u003\nbronze\n")  # a table: its user id column
+    named, notes = requested_users(None, file)
+    assert named == ["u002", "u003"]
+    assert notes == [f"User file {file}: it is a table (';'-separated, header 'segment;User_ID'): its 'user_id' "
+                     "column was read; 1 row(s) without that column skipped."]
+
+
+def test_table_rows_in_a_user_file_without_a_header_are_pointed_out(config, tmp_path):
+    file = tmp_path / "users.csv"
+    file.write_text("u001,gold\nu002,silver\n")
+    result = _recommend(config, "--user-file", str(file))
+    assert result.exit_code == 0 and "2 requested id(s) are no user but start with one" in _flat(result.output)
 
 
 def test_comma_joined_known_ids_are_pointed_out(config):
