@@ -496,21 +496,27 @@ def _resume_state(path: Path, dims: ModelDims, users: IdEncoder, items: IdEncode
     state = load_checkpoint(path, map_location=device)
     check_training_state(state)
     spec = CheckpointSpec.from_meta(state.get("meta"), path)
+    trained_on = (spec.split or {}).get("train_sha256")
+    if trained_on and trained_on != train_sha256:
+        raise CheckpointError(
+            f"Checkpoint {path} was trained on another train.csv than the split holds now (another project's, "
+            "or split again since?): resuming would go on from weights that trained on rows this split may hold "
+            "out for validation and test.",
+            hint="Resume with the config it was trained with, train from scratch (without --resume), or restore the "
+                 "split the checkpoint was trained on.")
     best = checkpoint_path(Path(checkpoint_dir), spec.combo, BEST)
     best_run = _run_of(best)
     if spec.run_id is not None and best_run is not None and best_run != spec.run_id:
+        if best.parent.resolve() != Path(path).parent.resolve():  # a checkpoint from another folder
+            raise CheckpointError(
+                f"Checkpoint {path} is not in the folder this run writes to ({best.parent}), whose best_model.pth is "
+                "another training run's: resuming would finish with that run's model.",
+                hint="Resume with the config that trained it (its paths.checkpoint_dir), or train from scratch.")
         raise CheckpointError(
             f"{best} is from another training run than {path}: a later run wrote it (then stopped before its "
             "own last_model.pth was saved, e.g. a full disk). The best weights of the run being resumed are gone, "
             "so resuming would finish with another run's model.",
             hint="Train from scratch (without --resume); or move that best_model.pth away if it is the one to drop.")
-    trained_on = (spec.split or {}).get("train_sha256")
-    if trained_on and trained_on != train_sha256:
-        raise CheckpointError(
-            f"Checkpoint {path} was trained on another train.csv than the split holds now (split again since?): "
-            "resuming would go on from weights that trained on rows the new split may hold out for validation "
-            "and test.",
-            hint="Train from scratch (without --resume), or restore the split the checkpoint was trained on.")
     spec.check_encoders(users, items, path)
     spec.check_feature_identities(identities, path)
     if spec.model_args != dims.to_dict():

@@ -225,3 +225,8 @@ def test_a_best_checkpoint_whose_run_left_no_last_checkpoint_is_never_resumed_wi
     assert any("is not from that run, so it cannot be resumed: train again" in note for note in notes)
     with pytest.raises(CheckpointError, match="is from another training run than"):
         run_train(settings, resume=last)
+    elsewhere = tmp_path / "elsewhere" / "last_model.pth"  # e.g. another project's folder
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(last.read_bytes())
+    with pytest.raises(CheckpointError, match="is not in the folder this run writes to"):
+        run_train(settings, resume=elsewhere)
