@@ -265,6 +265,9 @@ def run_evaluate(
         checkpoints=checkpoints,
     )
     report.notes += file_notes + split_notes + count_notes + model_notes
+    if evaluation.eval_task == "ranking" and len(results) > 1:
+        report.notes.append(f"No user-by-user comparison of {results[0].name} with the other models: it is made on "
+                            "full ranking only (--eval-task retrieval).")
     if sampled:
         report.notes.append(
             f"{SAMPLED_NOTE} ({evaluation.num_negatives} distinct {evaluation.sampling_strategy} negatives per "

@@ -60,6 +60,7 @@ def test_ranking_task_reports_sampled_metrics(tiny_config):
     assert any("not comparable" in note for note in report.notes)
     assert not any(m.cold_item_metrics for m in report.models)  # a cold-item table is full ranking only: it says so
     assert any("unseen in training (no cold-item report: it needs --eval-task retrieval)" in n for n in report.notes)
+    assert not report.comparisons() and any("No user-by-user comparison of popularity" in n for n in report.notes)
 
 
 def test_ranking_task_saves_the_same_top_k_lists_as_retrieval(tiny_config, tmp_path):
