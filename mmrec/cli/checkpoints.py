@@ -53,17 +53,16 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir
         console.print(f"No checkpoints in {root}. Train one with `mmrec train`.")
         return
     table = Table(title=f"Checkpoints in {root}")
-    # Narrow enough for 80 columns: an organized checkpoint's path starts with its combo, so the combo and
-    # layout columns show only beside flat ones, the status only beside broken ones (explained below the
-    # table), and one shared monitored metric names its column.
-    flat, broken = any(not info.organized for info in infos), any(not info.valid for info in infos)
+    # Narrow enough for 80 columns: organized checkpoints sit under a row naming their combo folder, a flat one
+    # (old layout) at the top level with its combo on a second line; the status shows only beside broken ones
+    # (explained below the table), an unfinished run's epoch is starred, and one shared monitored metric names
+    # its column. File names and numbers never wrap mid-value.
+    broken = any(not info.valid for info in infos)
     monitors = {info.monitor for info in infos if info.metric is not None and info.monitor}
     metric_name = next(iter(monitors)) if len(monitors) == 1 else "metric"
-    columns = ("path", *(("combo",) if flat else ()), "epoch", metric_name, "size",
-               *(("organized",) if flat else ()), *(("status",) if broken else ()))
-    for column in columns:  # a file name is copied, so it never wraps mid-name; the rest fold
-        table.add_column(column, justify="left" if column in ("path", "combo", "organized", "status") else "right",
-                         no_wrap=column == "path", overflow="fold")
+    columns = ("path", "epoch", metric_name, "size", *(("status",) if broken else ()))
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("path", "status") else "right", no_wrap=True)
     folder = None
     for info in infos:
         metric = "-"
@@ -75,11 +74,11 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir
             folder = info.path.parent
             table.add_row(*(f"[bold]{escape(str(folder.relative_to(root)))}/" if column == "path" else ""
                             for column in columns))
-        path = f"  {escape(info.path.name)}" if info.organized else escape(str(info.path.relative_to(root)))
-        cells = {"path": path, "combo": info.combo or "[yellow]unknown",
-                 "epoch": f"{info.epoch or '-'}{'' if info.finished else ' (unfinished)'}", metric_name: metric,
-                 "size": _size(info.size_bytes),
-                 "organized": "yes" if info.organized else "[yellow]no", "status": "ok" if info.valid else "[red]broken"}
+        path = (f"  {escape(info.path.name)}" if info.organized else f"{escape(str(info.path.relative_to(root)))}\n"
+                f"[dim]↳ {escape(info.combo) if info.combo else '[yellow]combo unknown'}[/dim]")
+        cells = {"path": path,
+                 "epoch": f"{info.epoch or '-'}{'' if info.finished else '*'}", metric_name: metric,
+                 "size": _size(info.size_bytes), "status": "" if info.valid else "[red]broken"}
         table.add_row(*(cells[column] for column in columns))
     console.print(table)
     for info in infos:
@@ -87,21 +86,22 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir
             console.print(f"[red]{escape(str(info.path.relative_to(root)))} is broken:[/red] "
                           f"{escape(str(info.problem))}")
     if not all(info.finished for info in infos):
-        console.print("unfinished: a best checkpoint of a training run still going or interrupted; its metric is "
+        console.print("* unfinished: a best checkpoint of a training run still going or interrupted; its metric is "
                       "the two-tower model's at that epoch, before the run chose its blend.")
     if any(info.blended for info in infos):
         console.print(f"{escape(metric_name)} is on validation: a best checkpoint's is the model it serves (the "
                       "two-tower model blended with the item-item model), a last checkpoint's the two-tower "
                       "model's at that epoch.")
     if any(not info.organized for info in infos):
-        from mmrec.checkpoints.catalog import organize
+        from mmrec.checkpoints.catalog import organize, unknown_combo_checkpoints
 
         plan = organize(root, dry_run=True)  # what each flat checkpoint needs, as organize would find it
         if plan.moves:
             console.print(f"{len(plan.moves)} flat checkpoint(s) (old layout) name their combo: run "
                           "`mmrec checkpoints organize` to move them into combo folders.")
-        if plan.unknown_combo:
-            console.print(f"{len(plan.unknown_combo)} flat checkpoint(s) name no combo: run "
+        offered, _ = unknown_combo_checkpoints(root)  # what organize-manual asks about (not a file that won't load)
+        if offered:
+            console.print(f"{len(offered)} flat checkpoint(s) name no combo: run "
                           "`mmrec checkpoints organize-manual` to say which.")
         if plan.conflicts:
             named = ", ".join(escape(str(path.relative_to(root))) for path in plan.conflicts)

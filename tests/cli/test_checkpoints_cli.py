@@ -109,6 +109,9 @@ def test_broken_checkpoint_is_flagged_by_list_and_info(tmp_path):
     rows = {row["path"].rsplit("/", 1)[-1]: row for row in listed["checkpoints"]}
     assert rows["best_model.pth"]["valid"] is False and "truncated, corrupt" in rows["best_model.pth"]["problem"]
     assert rows["old.pth"]["organized"] is False and listed["checkpoint_dir"] == str(tmp_path)
+    (tmp_path / "old.pth").write_bytes(b"PK\x03\x04garbage")  # no metadata and no weights: organize-manual skips it
+    result = runner.invoke(app, ["checkpoints", "list", "--checkpoint-dir", str(tmp_path)], terminal_width=200)
+    assert "organize-manual" not in result.output
 
 
 def test_list_fits_80_columns_without_breaking_paths(tmp_path):
@@ -120,7 +123,7 @@ def test_list_fits_80_columns_without_breaking_paths(tmp_path):
     assert result.exit_code == 0, result.output
     rows = [line.split("│")[1].strip() for line in result.output.splitlines() if line.startswith("│")]
     assert rows == [f"{combo}/", "best_model.pth", "last_model.pth", "previous_best_model.pth"]  # file names whole
-    assert "ndcg@10" in result.output and "0.1200" in result.output and "13 (unfinished)" in result.output
+    assert "ndcg@10" in result.output and "0.1200" in result.output and "13*" in result.output
     assert max(len(line) for line in result.output.splitlines()) <= 80
 
 
@@ -136,7 +139,7 @@ def test_list_marks_the_best_checkpoint_of_an_unfinished_run(tmp_path):
     save_checkpoint(tmp_path / "v_t" / "best_model.pth", {"model": {}},
                     {"combo": "v_t", "epoch": 2, "monitor": "ndcg@10", "monitored_value": 0.1, "finished": False})
     result = runner.invoke(app, ["checkpoints", "list", "--checkpoint-dir", str(tmp_path)], terminal_width=200)
-    assert result.exit_code == 0 and "2 (unfinished)" in result.output
+    assert result.exit_code == 0 and "2*" in result.output
     assert "a best checkpoint of a training run still going or interrupted" in " ".join(result.output.split())
     listed = json.loads(runner.invoke(app, ["checkpoints", "list", "--checkpoint-dir", str(tmp_path),
                                             "--json"]).output)
