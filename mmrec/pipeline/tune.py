@@ -269,8 +269,8 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
             values = selected_values(settings, best)
             if "training.epochs" in values and values["training.epochs"] != best.params.get("training.epochs"):
                 notes.append(f"best_config.yaml trains {values['training.epochs']} epoch(s), trial {best.number}'s "
-                             f"best on validation (it ran {best.attrs.get('epochs_run', '?')}, early stopping's "
-                             "patience after it): the same model without the epochs that did not improve it.")
+                             f"best on validation (it ran {best.attrs.get('epochs_run', '?')}): the same model "
+                             "without the epochs after it, which did not improve it.")
             # Its own checkpoint folder: training the selected settings leaves the checkpoints of the
             # settings tuned from (paths.checkpoint_dir) alone.
             selected = with_values(settings, {**values, "paths.checkpoint_dir": study_dir / "checkpoints"})

@@ -30,8 +30,8 @@ def write_best_config(settings: Settings, path: Path, study: str, best: TrialSum
     header = (f"# Selected settings of study {study!r}: trial {best.number}, validation {monitor} {best.value:.4f}.\n"
               f"# Train with them: mmrec train -c {path.name}\n")
     if best.attrs.get("best_epoch") == settings.training.epochs < best.attrs.get("epochs_run", 0):
-        header += (f"# training.epochs is the trial's best epoch on validation (it ran {best.attrs['epochs_run']}: "
-                   "early stopping's patience after it).\n")
+        header += (f"# training.epochs is the trial's best epoch on validation (it ran {best.attrs['epochs_run']}; "
+                   "the epochs after the best did not improve it).\n")
     atomic_write_text(path, header + yaml.safe_dump(settings_as_dict(settings), sort_keys=False))
     return path
 
@@ -43,7 +43,7 @@ def write_summary(result: TuneResult, space: dict[str, SearchDimension]) -> Path
         attrs = dict(trial.attrs)
         if attrs.get("folder") and not Path(attrs["folder"]).is_dir():  # removed: tune.keep_checkpoints=best
             attrs["folder"] = None
-        return {"number": trial.number, "state": trial.state, "value": trial.value, "params": trial.params,
+        return {"number": trial.number, "state": trial.shown_state, "value": trial.value, "params": trial.params,
                 "last_epoch": trial.last_epoch, **attrs}
 
     atomic_write_json(result.summary, {

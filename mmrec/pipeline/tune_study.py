@@ -30,6 +30,12 @@ class TrialSummary:
     # two_tower, best_epoch, epochs_run, seconds, cpu_seconds, folder
     attrs: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def shown_state(self) -> str:
+        """The state as reports name it: a trial a kill or Ctrl-C stopped (stored as FAIL, its parameters run
+        again) is INTERRUPTED, not a failure."""
+        return "INTERRUPTED" if self.state == "FAIL" and self.attrs.get("interrupted") else self.state
+
 
 @dataclass
 class TuneResult:
@@ -52,12 +58,10 @@ class TuneResult:
     tied: list[int] = field(default_factory=list)  # trials within fastest_within_se of `top` (best among them)
 
     def counts(self) -> dict[str, int]:
-        """Trials per state, e.g. {"COMPLETE": 3, "PRUNED": 1}; a trial a kill or Ctrl-C stopped (stored as FAIL,
-        its parameters run again) counts as INTERRUPTED, not as a failure."""
+        """Trials per shown state, e.g. {"COMPLETE": 3, "PRUNED": 1, "INTERRUPTED": 1}."""
         counts: dict[str, int] = {}
         for trial in self.trials:
-            state = "INTERRUPTED" if trial.state == "FAIL" and trial.attrs.get("interrupted") else trial.state
-            counts[state] = counts.get(state, 0) + 1
+            counts[trial.shown_state] = counts.get(trial.shown_state, 0) + 1
         return counts
 
     def ranked(self, n: int | None = None) -> list[TrialSummary]:

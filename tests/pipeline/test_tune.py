@@ -168,6 +168,8 @@ def test_an_interrupted_study_continues_from_its_stored_trials(tmp_path, stop):
     assert after[0].value == before[0].value  # kept, not retrained
     assert after[1].state == "FAIL" and after[2].params == before[1].params  # the interrupted trial, again
     assert result.counts()["INTERRUPTED"] == 1 and "FAIL" not in result.counts()  # not reported as a failure
+    summary = json.loads(result.summary.read_text())
+    assert [t["state"] for t in summary["trials"]][1] == "INTERRUPTED" == after[1].shown_state  # named alike
     assert sum(t.state in ("COMPLETE", "PRUNED") for t in result.trials) == 3 and len(result.trials) == 4
     assert after[3].params != after[0].params  # the resumed sampler does not redraw the first run's values
 
