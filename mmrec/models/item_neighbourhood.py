@@ -74,8 +74,10 @@ def content_factor(content: Sequence[torch.Tensor], rank: int, device: torch.dev
 def gram_factor(binary: sp.csr_matrix, rank: int, device: torch.device | str) -> torch.Tensor:
     """[n_items, r] float32 Q with Q Q^T ~= X^T X (right singular vectors of X times its singular values)."""
     coo = binary.tocoo()
-    sparse = torch.sparse_coo_tensor(np.vstack([coo.row, coo.col]), coo.data.astype(np.float32), size=coo.shape,
-                                     device=device, check_invariants=False).coalesce()
+    # Scoped opt-out: torch 2.11 warns "invariant checks are implicitly disabled" despite check_invariants=False.
+    with torch.sparse.check_sparse_tensor_invariants(enable=False):
+        sparse = torch.sparse_coo_tensor(np.vstack([coo.row, coo.col]), coo.data.astype(np.float32),
+                                         size=coo.shape, device=device, check_invariants=False).coalesce()
     rank = max(1, min(rank, *binary.shape))
     _, s, v = _seeded_svd_lowrank(sparse, rank)
     return v * s.unsqueeze(0)

@@ -62,7 +62,10 @@ class LazyEmbeddingOptimizer:
                         p.index_copy_(0, rows, p.index_select(0, rows) * (1 - group["lr"] * self.weight_decay))
                     else:
                         values = grad.values() + self.weight_decay * p.index_select(0, rows)
-                        p.grad = torch.sparse_coo_tensor(grad.indices(), values, grad.shape, check_invariants=False)
+                        # Scoped opt-out: torch 2.11 warns that checks are "implicitly disabled" despite the flag.
+                        with torch.sparse.check_sparse_tensor_invariants(enable=False):
+                            p.grad = torch.sparse_coo_tensor(grad.indices(), values, grad.shape,
+                                                             check_invariants=False)
         self.dense.step()
         self.sparse.step()
 
