@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -15,10 +16,12 @@ from mmrec.features.weights import (
     HuggingFaceWeights,
     SearchLog,
     WeightsSource,
+    check_torch_save,
     explicit_file,
     load_state_dict_file,
     resolve_hf_file,
     resolve_torch_hub,
+    unreadable_torch_save,
 )
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -214,15 +217,26 @@ class ClipVision(VisionBackbone):
     @classmethod
     def build_clip(cls, source: WeightsSource):
         """(open_clip model, eval image transform) from a checkpoint file."""
+        import pickle
+
         import open_clip
 
+        path = Path(source.path)
+        if path.suffix != ".safetensors":
+            check_torch_save(path)
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
-                cls.arch, pretrained=str(source.path), weights_only=True
+                cls.arch, pretrained=str(path), weights_only=True
             )
+        except (pickle.UnpicklingError, OSError) as exc:  # Python objects refused; a truncated zip (EINVAL)
+            raise unreadable_torch_save(path, exc) from None
         except RuntimeError as exc:
+            said = str(exc).strip()
+            if "PytorchStreamReader" in said or "central directory" in said:
+                raise unreadable_torch_save(path, exc) from None
+            keys = said[:400].rsplit(",", 1)[0] + (", ..." if len(said) > 400 else "")  # whole key names only
             raise WeightsNotFoundError(
-                f"Weights at {source.path} do not fit open_clip {cls.arch}: {str(exc)[:400]}",
+                f"Weights at {path} do not fit open_clip {cls.arch}: {keys}",
                 hint="Point the weights setting at an open_clip checkpoint of that architecture.",
             ) from None
         return model, preprocess

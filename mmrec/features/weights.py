@@ -231,10 +231,32 @@ _WEIGHTS_FILE_HINT = ("Point features.vision_weights / features.text_weights at 
                       "file, a tensors-only .pth/.pt, or its model folder), or unset it to use the usual lookup.")
 
 
-def load_state_dict_file(path: Path) -> dict:
-    """Tensors of a .safetensors or .pth/.pt file; never unpickles arbitrary objects."""
+def check_torch_save(path: Path) -> None:
+    """WeightsNotFoundError unless `path` starts like a torch save (a zip archive or a pickle)."""
+    if not looks_like_torch_save(path):
+        raise WeightsNotFoundError(
+            f"Weights file {path} is not a torch (.pth/.pt) or safetensors weights file: it is neither a zip "
+            "archive nor a pickle (a text file, an HTML page or a download that failed?).",
+            hint=_WEIGHTS_FILE_HINT,
+        )
+
+
+def unreadable_torch_save(path: Path, exc: Exception) -> WeightsNotFoundError:
+    """The user error for a torch.load(weights_only=True) of `path` that raised `exc`: Python objects besides
+    tensors (refused, never unpickled), or a truncated or damaged file."""
     import pickle
 
+    if isinstance(exc, pickle.UnpicklingError):
+        return WeightsNotFoundError(
+            f"Weights file {path} holds Python objects besides tensors, which mmrec does not unpickle.",
+            hint="Pass a .safetensors or a tensors-only .pth file (e.g. re-save model.state_dict()).")
+    said = str(exc).strip().split("\n")[0].split(". ")[0] or type(exc).__name__  # torch's first sentence
+    return WeightsNotFoundError(f"Could not read weights file {path}: it is truncated or damaged ({said}).",
+                                hint=_WEIGHTS_FILE_HINT)
+
+
+def load_state_dict_file(path: Path) -> dict:
+    """Tensors of a .safetensors or .pth/.pt file; never unpickles arbitrary objects."""
     import torch
 
     if path.suffix == ".safetensors":
@@ -246,27 +268,20 @@ def load_state_dict_file(path: Path) -> dict:
         except SafetensorError as exc:
             raise WeightsNotFoundError(f"Weights file {path} is not a safetensors weights file ({exc}).",
                                        hint=_WEIGHTS_FILE_HINT) from None
-    if not looks_like_torch_save(path):
-        raise WeightsNotFoundError(
-            f"Weights file {path} is not a torch (.pth/.pt) or safetensors weights file: it is neither a zip "
-            "archive nor a pickle (a text file, an HTML page or a download that failed?).",
-            hint=_WEIGHTS_FILE_HINT,
-        )
+    check_torch_save(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise WeightsNotFoundError(
-            f"Weights file {path} holds Python objects besides tensors, which mmrec does not unpickle.",
-            hint="Pass a .safetensors or a tensors-only .pth file (e.g. re-save model.state_dict()).",
-        ) from None
     except Exception as exc:
-        said = str(exc).strip().split("\n")[0].split(". ")[0] or type(exc).__name__  # torch's first sentence
-        raise WeightsNotFoundError(
-            f"Could not read weights file {path}: it is truncated or damaged ({said}).",
-            hint=_WEIGHTS_FILE_HINT,
-        ) from None
+        raise unreadable_torch_save(path, exc) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
+    other = (type(state).__name__ if not isinstance(state, dict) else
+             next((f"{key!r}: {type(value).__name__}" for key, value in state.items()
+                   if not isinstance(value, torch.Tensor)), None))
+    if other is not None:
+        raise WeightsNotFoundError(
+            f"Weights file {path} is no state dict of tensors (name -> tensor): it holds {other}.",
+            hint="Pass a .safetensors file or a .pth of model.state_dict().")
     return state
 
 

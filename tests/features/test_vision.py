@@ -1,6 +1,8 @@
 """Vision-specific behaviour (wrong weights, CLIP normalisation, the real default); the loading contract of
 every registered backbone is in test_registry.py."""
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -55,6 +57,35 @@ def test_clip_image_tower_loads_an_explicit_checkpoint(tiny_clip_checkpoint, tin
     _check(backbone, build.blob(), 16)
     features = embed_pixels(backbone, backbone.transform(build.blob()).unsqueeze(0))
     assert torch.allclose(features.norm(dim=-1), torch.ones(1), atol=1e-4)  # CLIP space is normalised
+
+
+def test_a_damaged_clip_checkpoint_is_a_user_error(tmp_path, tiny_clip_checkpoint, tiny_clip_classes):
+    import argparse
+
+    from safetensors.torch import load_file
+
+    vision_cls, _ = tiny_clip_classes
+    state = load_file(str(tiny_clip_checkpoint))
+    torch.save(state, tmp_path / "good.pt")
+    (tmp_path / "html.pt").write_text("<html>404</html>\n")
+    torch.save({"state_dict": state, "args": argparse.Namespace(a=1)}, tmp_path / "pickled.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "good.pt").read_bytes()[:5000])
+    torch.save({"visual.other": torch.zeros(2)}, tmp_path / "other.pt")
+    for name, expected in (("html.pt", "is not a torch (.pth/.pt) or safetensors weights file"),
+                           ("pickled.pt", "holds Python objects besides tensors"),
+                           ("cut.pt", "it is truncated or damaged"),
+                           ("other.pt", f"do not fit open_clip {vision_cls.arch}")):
+        with pytest.raises(WeightsNotFoundError, match=re.escape(expected)):
+            vision_cls.load(vision_cls.resolve(str(tmp_path / name), allow_download=False))
+    assert vision_cls.load(vision_cls.resolve(str(tmp_path / "good.pt"), allow_download=False)).dim == 16
+
+
+def test_a_weights_file_that_is_no_state_dict_is_a_user_error(tmp_path):
+    from mmrec.features.weights import load_state_dict_file
+
+    torch.save([torch.zeros(3)], tmp_path / "list.pth")
+    with pytest.raises(WeightsNotFoundError, match="is no state dict of tensors \\(name -> tensor\\): it holds list"):
+        load_state_dict_file(tmp_path / "list.pth")
 
 
 def test_real_efficientnet_lite_separates_different_images(real_vision, build):
