@@ -272,6 +272,12 @@ def precompute_item_features(
                 fill = fill_modality(store, plan, modality, todo, backbone, features.batch_size,
                                      features.num_workers, progress)
                 _record_meta(store, backbone_set, modality, backbone.dim)
+            elif report.borrowed.get(modality):  # filled by copies alone: recorded as a computed fill would be
+                with FeatureStore(Path(cache_dir), next(iter(report.borrowed[modality])),
+                                  CacheSettings(memory_lru_bytes=0)) as other:
+                    dim = (other.read_meta().get(modality) or {}).get("dim")
+                if dim:
+                    _record_meta(store, backbone_set, modality, int(dim))
             report.computed[modality] = fill.computed if fill else 0
             report.failed[modality] = fill.failed_count if fill else 0
             report.failures += [(modality, item, reason) for item, reason in (fill.failed if fill else [])]

@@ -181,6 +181,10 @@ def test_another_combo_with_the_same_backbone_lends_its_vectors_instead_of_recom
     # The images' vectors (and the corrupt one's "unreadable" mark) come from the first combo; text is computed.
     assert report.borrowed["vision"] == {"efficientnet-lite_sentence-bert": 4}
     assert report.computed == {"vision": 0, "text": 4} and report.failed["vision"] == 0
+    from mmrec.features.feature_store import FeatureStore
+
+    with FeatureStore(tmp_path / "cache", report.combo, CacheSettings()) as store:  # copies alone fill it: recorded
+        assert store.read_meta()["vision"]["dim"] == first.vision_dim
     events: list[ProgressEvent] = []
     third = load_item_features(items, features.model_copy(update={
         "text_backbone": "roberta", "text_weights": str(tiny_hf_text_dirs["roberta"])}), CacheSettings(),
