@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from mmrec.errors import DeviceError
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """`auto` picks CUDA when present, else CPU; asking for CUDA without a GPU is an error."""
+def resolve_device(name: str = "auto", setting: str | None = None) -> torch.device:
+    """`auto` picks CUDA when present, else CPU; asking for CUDA without a GPU is an error. `setting` names
+    where the value came from when it is not the command's own --device (e.g. features.device)."""
     name = (name or "auto").strip().lower()
+    where = f" ({setting})" if setting else ""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda"):
+        if not re.fullmatch(r"cuda(:\d+)?", name):
+            raise DeviceError(f"Unknown device {name!r}{where}.", hint="Use auto, cpu, cuda or cuda:N.")
         if not torch.cuda.is_available():
             raise DeviceError(
-                f"Device {name!r} was requested but no CUDA GPU is available here.",
-                hint="Use --device cpu (or auto).",
+                f"Device {name!r}{where} was requested but no CUDA GPU is available here.",
+                hint=f"Set {setting} to cpu (or auto)." if setting else "Use --device cpu (or auto).",
             )
         return torch.device(name)
     if name == "cpu":
         return torch.device("cpu")
     if name == "mps" and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
-    raise DeviceError(f"Unknown device {name!r}.", hint="Use auto, cpu, cuda or cuda:N.")
+    raise DeviceError(f"Unknown device {name!r}{where}.", hint="Use auto, cpu, cuda or cuda:N.")
 
 
 def available_memory_bytes(device: torch.device) -> int | None:

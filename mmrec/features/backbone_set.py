@@ -92,7 +92,7 @@ class BackboneSet:
                 raise self.errors[modality]
             cls = self.backbone_class(modality)
             source = self.sources[modality]
-            device = resolve_device(self.features.device)
+            device = resolve_device(self.features.device, "features.device")  # not the command's --device
             backbone = cls.load(source) if modality == "vision" else cls.load(source, self.features.max_text_tokens)
             self.loaded[modality] = backbone.to(device)
         return self.loaded[modality]
