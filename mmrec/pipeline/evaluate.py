@@ -65,6 +65,7 @@ def load_recommender(
             "cache": settings.cache,
             "device": device,
             "features": settings.features,
+            "progress": progress,
         }
     model = create_recommender(name, settings.evaluation, **kwargs)
     model.announce = lambda text: progress(ProgressEvent(f"fit:{name}", message=f"{text}."))

@@ -26,6 +26,7 @@ from mmrec.models.towers import ModelDims
 from mmrec.models.transitions import transition_model
 from mmrec.models.trend import TrendModel
 from mmrec.models.two_tower import TwoTowerModel
+from mmrec.progress import ProgressCallback, null_progress
 from mmrec.recommenders.base import RECOMMENDERS, Recommender
 from mmrec.settings import CacheSettings, FeaturesSettings
 
@@ -75,7 +76,8 @@ class MultimodalRecommender(Recommender):
     @classmethod
     def from_checkpoint(cls, path: Path, *, items: pd.DataFrame, cache_dir: Path, cache: CacheSettings,
                         device: torch.device | str = "cpu",
-                        features: FeaturesSettings | None = None) -> MultimodalRecommender:
+                        features: FeaturesSettings | None = None,
+                        progress: ProgressCallback = null_progress) -> MultimodalRecommender:
         """Rebuild model and encoders from the checkpoint, and load the item features of its combo.
 
         `features`: the settings of this run. What the vectors are (backbones, token limit) is the checkpoint's;
@@ -95,8 +97,8 @@ class MultimodalRecommender(Recommender):
         if model_cfg.modalities:
             from mmrec.features.item_features import load_item_features
 
-            features = load_item_features(items, features_cfg, cache, Path(cache_dir), device,
-                                          modalities=model_cfg.modalities)
+            features = load_item_features(items, features_cfg, cache, Path(cache_dir), device, progress,
+                                          modalities=model_cfg.modalities)  # says what it copies or computes
             spec.check_feature_identities(features.identities, Path(path))
             for name, want in (("vision", dims.vision_dim), ("text", dims.text_dim)):
                 have = getattr(features, f"{name}_dim")

@@ -45,6 +45,24 @@ def test_demo_runs_every_stage_and_writes_results(tmp_path, monkeypatch):
     assert (tmp_path / "results" / "metrics_at_k.png").is_file()
     assert "demo finished" in result.output and "multimodal" in result.output
 
+    # Evaluate and recommend compute what the feature cache lacks, and say so (as train does).
+    import shutil
+
+    from mmrec.cli.demo import _PATH_LAYOUT
+    from mmrec.data.tables import load_interactions, load_items
+    from mmrec.device import resolve_device
+    from mmrec.pipeline.evaluate import load_recommender
+
+    settings = load_settings(demo_config(), {f"paths.{key}": str(tmp_path / sub) for key, sub in _PATH_LAYOUT.items()}
+                             | {"features.device": "cpu"}).settings
+    shutil.rmtree(Path(settings.paths.cache_dir) / settings.features.combo)
+    events = []
+    processed = Path(settings.paths.processed_dir)
+    load_recommender("multimodal", settings, load_items(processed), load_interactions(processed),
+                     resolve_device("cpu"), progress=events.append)
+    said = [event.message for event in events if event.message]
+    assert any(message.startswith("Computing 30 missing vision feature(s)") for message in said), said
+
 
 def test_demo_with_imported_backbones_is_refused_before_any_stage(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
