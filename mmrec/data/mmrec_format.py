@@ -20,13 +20,13 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from mmrec.data.import_config import config_sha256, import_config_target, kept_config_note
 from mmrec.data.interactions import TIMESTAMP_RANGE
 from mmrec.data.splits import REPORT_FILE, SplitFrames, save_split, split_report
-from mmrec.errors import DataError
+from mmrec.errors import DataError, FeatureError
+from mmrec.features.vector_file import open_npy_matrix
 from mmrec.fileio import atomic_path, atomic_write_json, atomic_write_text, not_utf8_error, sha256_file
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import DataSettings, SplitSettings
@@ -165,13 +165,9 @@ def check_vectors(src: Path, n_items: int) -> dict[str, tuple[Path, int, int]]:
         if not path.exists():
             continue
         try:
-            matrix = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{path} cannot be read as a .npy matrix: {exc}",
-                            hint="MMRec's feature files are numpy.save'd float matrices [n_items, dim].") from None
-        if matrix.ndim != 2 or matrix.dtype.kind not in "fiu":
-            raise DataError(f"{path} holds a {matrix.dtype} array of shape {matrix.shape}; expected a numeric "
-                            "matrix [n_items, dim].")
+            matrix = open_npy_matrix(path)  # one reader for every .npy of vectors (never unpickled)
+        except FeatureError as exc:  # the import's inputs are data
+            raise DataError(exc.message, hint=exc.hint) from None
         if matrix.shape[0] != n_items:
             raise DataError(f"{path} has {matrix.shape[0]:,} rows, but the .inter file's itemIDs run 0.."
                             f"{n_items - 1} ({n_items:,} items): row i must be itemID i.",

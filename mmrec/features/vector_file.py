@@ -97,13 +97,9 @@ def read_vector_file(path: Path, ids: str | None, catalogue_ids: list[str], colu
     return vectors
 
 
-def _open_npy(path: Path, ids: str | None, catalogue_ids: list[str]) -> VectorFile:
-    if ids is None:
-        raise FeatureError(
-            f"{path} is a bare matrix: its rows need item ids.",
-            hint="Pass --ids FILE (one item_id per line, or a .npy/.json list of ids), or --ids catalogue "
-                 "when the rows follow the processed item table's order (as MMRec's image_feat.npy/text_feat.npy).",
-        )
+def open_npy_matrix(path: Path) -> np.ndarray:
+    """The non-empty 2-D numeric matrix a .npy file holds, memory-mapped (only its header is read now); FeatureError
+    for a file that is no .npy, holds Python objects (never unpickled) or another shape or dtype."""
     try:
         with open(path, "rb") as handle:
             magic = handle.read(6)
@@ -126,6 +122,17 @@ def _open_npy(path: Path, ids: str | None, catalogue_ids: list[str]) -> VectorFi
     _check_dtype(matrix.dtype, path)
     if matrix.shape[0] == 0 or matrix.shape[1] == 0:
         raise FeatureError(f"{path} is empty (shape {matrix.shape}).", hint="Pass a file with at least one vector.")
+    return matrix
+
+
+def _open_npy(path: Path, ids: str | None, catalogue_ids: list[str]) -> VectorFile:
+    if ids is None:
+        raise FeatureError(
+            f"{path} is a bare matrix: its rows need item ids.",
+            hint="Pass --ids FILE (one item_id per line, or a .npy/.json list of ids), or --ids catalogue "
+                 "when the rows follow the processed item table's order (as MMRec's image_feat.npy/text_feat.npy).",
+        )
+    matrix = open_npy_matrix(path)
     row_ids = list(catalogue_ids) if ids == CATALOGUE_IDS else read_id_list(Path(ids))
     if len(row_ids) != matrix.shape[0]:
         source = "the processed item table" if ids == CATALOGUE_IDS else ids

@@ -148,7 +148,9 @@ def _several_inter(src: Path) -> None:
     (lambda src: (write_mmrec_folder(src), np.save(src / "text_feat.npy", np.ones((9, 4), np.float32))), {},
      "text_feat.npy has 9 rows, but the .inter file's itemIDs run 0..9 (10 items)"),
     (lambda src: (write_mmrec_folder(src), np.save(src / "image_feat.npy", np.ones(10, np.float32))), {},
-     "expected a numeric matrix"),
+     "expected a 2-D matrix"),
+    (lambda src: (write_mmrec_folder(src), (src / "image_feat.npy").write_text("garbage\n")), {},
+     "it is not a .npy file (no numpy header)"),
 ])
 def test_refusals_name_the_problem_and_write_nothing(tmp_path, make, kwargs, message):
     src = tmp_path / "src"
