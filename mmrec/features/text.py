@@ -34,8 +34,8 @@ class _HFTextBackbone(HuggingFaceWeights, TextBackbone):
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # progress goes through mmrec's callback, not tqdm
+        model = cls.load_pretrained(AutoModel, source)  # first: a wrong or broken folder is named by its config.json
         tokenizer = cls.load_tokenizer(source)
-        model = cls.load_pretrained(AutoModel, source)
         vocabulary = getattr(model.config, "vocab_size", None)
         if vocabulary and len(tokenizer) < vocabulary // 2:  # transformers builds a near-empty one without files
             raise WeightsNotFoundError(

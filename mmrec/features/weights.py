@@ -302,7 +302,11 @@ def _mismatched(name: str, folder: str, loader: Any) -> WeightsNotFoundError:
 
 
 def _unreadable(backbone: str, folder: str, what: str, exc: Exception) -> WeightsNotFoundError:
-    said = str(exc).strip().split("\n")[0][:300] or type(exc).__name__
+    text = str(exc).strip()
+    if "Weights only load failed" in text:  # torch's advice to unpickle it follows: mmrec never does
+        said = "a weights file holds Python objects besides tensors, which mmrec does not unpickle"
+    else:  # the first lines: some messages end their first line with a colon and list the rest below
+        said = " ".join(line.strip() for line in text.splitlines()[:4] if line.strip())[:300] or type(exc).__name__
     return WeightsNotFoundError(
         f"Could not load {what} from {folder} for the '{backbone}' backbone: {said}",
         hint="Point the weights setting at a complete Hugging Face model folder (config.json, weights, and for "

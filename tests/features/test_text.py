@@ -99,3 +99,27 @@ def test_a_folder_that_is_not_the_backbone_is_refused_never_loaded_at_random(tin
               metadata={"format": "pt"})
     with pytest.raises(WeightsNotFoundError, match="1 weight\\(s\\) of the 'bert' model are missing"):
         BertBase.load(BertBase.resolve(str(partial), False), max_tokens=16)
+
+
+def test_a_broken_folder_is_named_by_what_is_broken(tmp_path, tiny_hf_text_dirs, tiny_dino_dir):
+    import argparse
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from mmrec.errors import WeightsNotFoundError
+
+    folder = tmp_path / "bert"
+    shutil.copytree(tiny_hf_text_dirs["bert"], folder)
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(WeightsNotFoundError, match="Could not load its config.json"):  # not blamed on the tokenizer
+        BertBase.load(BertBase.resolve(str(folder), allow_download=False), 32)
+    shutil.rmtree(folder)
+    shutil.copytree(tiny_hf_text_dirs["bert"], folder)
+    state = load_file(str(folder / "model.safetensors"))
+    (folder / "model.safetensors").unlink()
+    torch.save({**state, "args": argparse.Namespace(a=1)}, folder / "pytorch_model.bin")
+    with pytest.raises(WeightsNotFoundError, match="holds Python objects besides tensors, which mmrec does not "):
+        BertBase.load(BertBase.resolve(str(folder), allow_download=False), 32)
+    with pytest.raises(WeightsNotFoundError, match=r"backend tokenizer from one of: \(1\) a `tokenizers`"):  # whole
+        SentenceBert.load(SentenceBert.resolve(str(tiny_dino_dir), allow_download=False), 32)
