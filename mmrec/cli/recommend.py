@@ -135,7 +135,7 @@ def recommend(
         typer.Option(
             "--all-users", "--all_users",
             help="Batch mode: every user with an interaction, streamed in chunks of evaluation.batch_size "
-            "users into --output F.parquet (user_id, rank, item_id, score). Reasons and diversity are "
+            "users into --output F.parquet (user_id, rank, item_id, score, fallback). Reasons and diversity are "
             "not computed in batch mode.",
         ),
     ] = False,
@@ -199,7 +199,7 @@ def recommend(
             raise ConfigError(f"--output {output}: per-user recommendations are written as JSON (with reasons), "
                               f"not {output.suffix}.",
                               hint="End the file name in .json, or use .parquet (with --all-users for everyone) "
-                              "for a table of user_id, rank, item_id, score.")
+                              "for a table of user_id, rank, item_id, score, fallback.")
         check_output_file(output, "--output")  # before any work, not after it
     with RichProgress(transient=True) as progress:
         result = run_recommend(

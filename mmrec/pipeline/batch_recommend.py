@@ -52,7 +52,7 @@ def check_batch_output(output: Path) -> Path:
     if Path(output).suffix.lower() != ".parquet":
         raise ConfigError(
             f"Batch recommendations are written as parquet; --output {output} does not end in .parquet.",
-            hint="Pass e.g. --output recs.parquet (columns user_id, rank, item_id, score); "
+            hint="Pass e.g. --output recs.parquet (columns user_id, rank, item_id, score, fallback); "
             "for JSON with reasons, name users with --users/--user-file/--sample-users instead of --all-users.",
         )
     return check_output_file(output, "--output")
@@ -89,7 +89,8 @@ def run_batch_recommend(
     ann_check: int = 0,
     progress: ProgressCallback = null_progress,
 ) -> BatchRecommendResult:
-    """Write settings.inference.top_k items per user to `output` (parquet: user_id, rank, item_id, score[, new]).
+    """Write settings.inference.top_k items per user to `output` (parquet: user_id, rank, item_id, score,
+    fallback[, new]).
 
     all_users: every user of the processed data (those who only rated below the positive threshold included: the
     fallback serves them); otherwise the users chosen as for run_recommend.

@@ -94,18 +94,29 @@ HEADER_NAMES = ("user_id", "userid", "user id", "user", "users", "uid")
 TABLE_SEPARATORS = (",", "\t", ";", "|")
 
 
-def _user_column_of_table(header: str, lines: list[str], names: set[str]) -> tuple[list[str], str] | None:
-    """A user file exported from a table (`header` names a user-id column among others, e.g. user_id,segment):
-    (that column's value on each of `lines`, the note saying so), else None (a plain file of ids)."""
+def _user_column_of_table(header: str, lines: list[str], names: set[str],
+                          user_file: Path) -> tuple[list[str], str] | None:
+    """A user file exported from a table: (the user-id column's value on each of `lines`, the note saying so) when
+    `header` names that column among others (e.g. user_id,segment); None for a plain file of ids. A table whose
+    header names no user-id column is refused: every line would be served as one unknown user."""
     for separator in TABLE_SEPARATORS:
         fields = [field.strip().strip('"').lower() for field in header.split(separator)]
-        if len(fields) > 1 and (column := next((i for i, f in enumerate(fields) if f in names), None)) is not None:
-            rows = list(csv.reader(lines, delimiter=separator))
-            values = [row[column] if len(row) > column else "" for row in rows]
-            short = sum(len(row) <= column for row in rows)
-            return values, (f"it is a table ({separator!r}-separated, header {header!r}): its "
-                            f"{fields[column]!r} column was read" + (f"; {short:,} row(s) without that column"
-                                                                       " skipped" if short else ""))
+        if len(fields) < 2:
+            continue
+        column = next((i for i, f in enumerate(fields) if f in names), None)
+        if column is None:
+            if lines and all(separator in line for line in lines):
+                raise ConfigError(
+                    f"User file {user_file} has a {separator!r} in every line, like a table, but its first line "
+                    f"({header.strip()!r}) names no user id column: each line would be served as one unknown user.",
+                    hint="Add a header line naming the user id column (user_id, or data.user_id_column), or write "
+                         "one user id per line.")
+            continue
+        rows = list(csv.reader(lines, delimiter=separator))
+        values = [row[column].strip() if len(row) > column else "" for row in rows]
+        empty = sum(not value for value in values)
+        return values, (f"it is a table ({separator!r}-separated, header {header.strip()!r}): its {fields[column]!r} "
+                        "column was read" + (f"; {empty:,} row(s) without a value there skipped" if empty else ""))
     return None
 
 
@@ -121,12 +132,14 @@ def requested_users(users: Sequence[str] | None, user_file: Path | None,
     notes: list[str] = []
     if user_file is not None:
         text = read_text_file(user_file, "User file", hint="Pass a text file with one user id per line.")
+        raw = [line for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
         lines = [line.strip() for line in text.splitlines()]
         comments = sum(line.startswith("#") for line in lines)
         blank = sum(not line for line in lines)
         ids = [line for line in lines if line and not line.startswith("#")]
         names = {*HEADER_NAMES, user_column.strip().lower()}
-        table = _user_column_of_table(ids[0], ids[1:], names) if ids else None
+        # A table's rows as written: an empty first cell ("\tvalue") must not be stripped into another column.
+        table = _user_column_of_table(raw[0], raw[1:], names, user_file) if raw else None
         header = table is None and bool(ids) and ids[0].lower() in names
         named += typed_ids(table[0] if table is not None else ids[header:])
         if table is not None:
@@ -171,8 +184,8 @@ def select_users(
             and any(sep in u and u.split(sep, 1)[0].strip() in known for sep in TABLE_SEPARATORS)]
     if rows:
         notes.append(f"{len(rows):,} requested id(s) are no user but start with one, like rows of a table (e.g. "
-                     f"{rows[0]!r}): each was served as one unknown user. A user file holds one id per line, or is "
-                     "a table whose header names its user id column (user_id).")
+                     f"{rows[0]!r}): each was served as one unknown user. Give one user id per --users value or "
+                     "per line of --user-file (or a table whose header names its user id column).")
     if sample_users:
         rng = np.random.default_rng(seed)
         already = set(chosen)  # sample beyond the explicitly named users

@@ -72,14 +72,18 @@ def test_a_user_file_exported_from_a_table_has_its_header_skipped_and_counted(tm
     named, notes = requested_users(None, file)
     assert named == ["u002", "u003"]
     assert notes == [f"User file {file}: it is a table (';'-separated, header 'segment;User_ID'): its 'user_id' "
-                     "column was read; 1 row(s) without that column skipped."]
+                     "column was read; 1 row(s) without a value there skipped."]
+    file.write_text("user_id\tx\nu002\t1\n\t2\n")  # an empty first cell is no user, not the next column's value
+    assert requested_users(None, file)[0] == ["u002"]
 
 
-def test_table_rows_in_a_user_file_without_a_header_are_pointed_out(config, tmp_path):
+def test_table_rows_without_a_user_id_column_are_refused_and_pointed_out_in_users(config, tmp_path):
     file = tmp_path / "users.csv"
     file.write_text("u001,gold\nu002,silver\n")
     result = _recommend(config, "--user-file", str(file))
-    assert result.exit_code == 0 and "2 requested id(s) are no user but start with one" in _flat(result.output)
+    assert result.exit_code == 2 and "has a ',' in every line, like a table" in _flat(result.output)
+    result = _recommend(config, "--users", "u001,gold")
+    assert result.exit_code == 0 and "1 requested id(s) are no user but start with one" in _flat(result.output)
 
 
 def test_comma_joined_known_ids_are_pointed_out(config):
