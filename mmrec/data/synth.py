@@ -8,6 +8,7 @@ placed from its content alone. Everything is deterministic given the seed.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from PIL import Image, ImageDraw
 
 from mmrec.data.power_law import ITEM_EXPONENT, power_law_weights, sample_interactions
 from mmrec.errors import DataError
-from mmrec.fileio import atomic_path, atomic_write_json
+from mmrec.fileio import atomic_path, atomic_write_json, sha256_file
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import DataSettings
 
@@ -185,7 +186,17 @@ def _words(category: int, rng: np.random.Generator, count: int, noise_share: flo
     ]
 
 
-MARKER = "synthetic.json"  # beside the files synth wrote: a later synth may replace them, and nothing else
+MARKER = "synthetic.json"  # beside the files synth wrote (their sha256): a later synth replaces those, nothing else
+
+
+def _synth_written(out_dir: Path) -> dict[str, str]:
+    """{file name: sha256} of the input files an earlier synth wrote into `out_dir` ({} when none did)."""
+    try:
+        record = json.loads((out_dir / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    hashes = record.get("sha256") if isinstance(record, dict) else None
+    return {str(k): str(v) for k, v in hashes.items()} if isinstance(hashes, dict) else {}
 
 
 def generate_synthetic(
@@ -206,8 +217,8 @@ def generate_synthetic(
     `interactions` asks for exactly that many distinct user-item pairs with power-law item
     popularity (mmrec.data.power_law, for scale runs); without it each user gets about
     `mean_interactions`. `images=False` writes no image files (a catalogue for scale runs).
-    Input files in `out_dir` that an earlier synth did not write (no synthetic.json beside them) are a user's own
-    data: refused unless `overwrite`.
+    Input files in `out_dir` that an earlier synth did not write as they are (synthetic.json records their sha256)
+    are a user's own data: refused unless `overwrite`.
     """
     data = data or DataSettings()
     if users < 1 or items < 2:
@@ -215,15 +226,15 @@ def generate_synthetic(
     rng = np.random.default_rng(seed)
     n_cat = len(CATEGORIES)
     out_dir = Path(out_dir)
-    existing = [name for name in (data.item_info_file, data.interactions_file) if (out_dir / name).exists()]
-    if existing and not overwrite and not (out_dir / MARKER).is_file():
+    names = (data.item_info_file, data.interactions_file)
+    written = _synth_written(out_dir)
+    own = [name for name in names if (out_dir / name).is_file() and written.get(name) != sha256_file(out_dir / name)]
+    if own and not overwrite:
         raise DataError(
-            f"{out_dir} already holds {' and '.join(existing)}, which mmrec did not generate: a synthetic catalogue "
-            "would replace them (and images of the same names).",
+            f"{out_dir} already holds {' and '.join(own)}, which mmrec did not generate (or which was edited since): "
+            "a synthetic catalogue would replace them (and images of the same names).",
             hint="Write it into another folder (--out), or pass --force to `mmrec data synth` to replace them.")
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / MARKER, {"made_by": "mmrec data synth", "users": users, "items": items,
-                                         "seed": seed, "interactions": interactions, "images": images})
     if images:
         (out_dir / data.images_subdir).mkdir(exist_ok=True)
     category = rng.integers(0, n_cat, size=items)
@@ -273,6 +284,9 @@ def generate_synthetic(
         pd.DataFrame(rows).to_csv(tmp, index=False)
     with atomic_path(out_dir / data.interactions_file) as tmp:
         frame.to_csv(tmp, index=False)
+    atomic_write_json(out_dir / MARKER, {"made_by": "mmrec data synth", "users": users, "items": items, "seed": seed,
+                                         "interactions": interactions, "images": images,
+                                         "sha256": {name: sha256_file(out_dir / name) for name in names}})
     return SynthSummary(out_dir, users, items, len(frame), n_cat, items if images else 0)
 
 

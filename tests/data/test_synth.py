@@ -97,3 +97,6 @@ def test_a_users_own_catalogue_is_never_replaced_without_being_asked(tmp_path):
     generate_synthetic(mine, users=5, items=6, overwrite=True)  # asked for
     generate_synthetic(mine, users=6, items=6, seed=1)  # its own earlier output: replaced freely (a rerun demo)
     assert pd.read_csv(mine / "interactions.csv")["user_id"].nunique() == 6
+    (mine / "item_info.csv").write_text("item_id,title\nmine,My own edited\n")  # edited in synth's folder
+    with pytest.raises(DataError, match="already holds item_info.csv, which mmrec did not generate \\(or which "):
+        generate_synthetic(mine, users=5, items=6)
