@@ -56,13 +56,14 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir
     # Narrow enough for 80 columns: organized checkpoints sit under a row naming their combo folder, a flat one
     # (old layout) at the top level with its combo on a second line; the status shows only beside broken ones
     # (explained below the table), an unfinished run's epoch is starred, and one shared monitored metric names
-    # its column. File names and numbers never wrap mid-value.
+    # its column.
     broken = any(not info.valid for info in infos)
     monitors = {info.monitor for info in infos if info.metric is not None and info.monitor}
     metric_name = next(iter(monitors)) if len(monitors) == 1 else "metric"
     columns = ("path", "epoch", metric_name, "size", *(("status",) if broken else ()))
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("path", "status") else "right", no_wrap=True)
+    for column in columns:  # numbers never wrap; a path folds only when a name is longer than the room left
+        table.add_column(column, justify="left" if column in ("path", "status") else "right",
+                         no_wrap=column != "path", overflow="fold", min_width=len(column) if column != "path" else None)
     folder = None
     for info in infos:
         metric = "-"

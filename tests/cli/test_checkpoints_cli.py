@@ -124,6 +124,10 @@ def test_list_fits_80_columns_without_breaking_paths(tmp_path):
     rows = [line.split("│")[1].strip() for line in result.output.splitlines() if line.startswith("│")]
     assert rows == [f"{combo}/", "best_model.pth", "last_model.pth", "previous_best_model.pth"]  # file names whole
     assert "ndcg@10" in result.output and "0.1200" in result.output and "13*" in result.output
+    save_checkpoint(tmp_path / combo / "a_checkpoint_with_a_rather_long_name_here.pth", {"model": {}},
+                    {"combo": combo, "epoch": 7, "monitor": "ndcg@10", "monitored_value": 0.12})
+    result = runner.invoke(app, ["checkpoints", "list", "--checkpoint-dir", str(tmp_path)], terminal_width=80)
+    assert result.output.count("0.1200") == 4 and "…" not in result.output  # a long name folds, numbers stay whole
     assert max(len(line) for line in result.output.splitlines()) <= 80
 
 
