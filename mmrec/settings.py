@@ -745,7 +745,10 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"Config file {path} must hold a mapping of sections, got {type(data).__name__}.")
-    return data
+    empty = [section for section, values in data.items() if values is None]  # `training:` with its keys commented
+    if empty:
+        log.warning("Config file %s: section(s) %s hold no settings: their defaults apply.", path, ", ".join(empty))
+    return {section: {} if values is None else values for section, values in data.items()}
 
 
 def _env_values() -> dict[str, Any]:

@@ -184,6 +184,10 @@ def test_an_empty_config_file_says_the_defaults_apply(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         assert load_settings(path).settings == Settings()
     assert "holds no settings (empty or comments only): the defaults apply" in caplog.text
+    path.write_text("training:\n  # epochs: 5\nmodel:\n  dropout: 0.2\n")  # a section whose keys are all comments
+    with caplog.at_level("WARNING"):
+        assert load_settings(path).settings.training == Settings().training
+    assert "section(s) training hold no settings: their defaults apply" in caplog.text
 
 
 def test_a_section_set_to_one_value_says_how_sections_are_set():
