@@ -78,8 +78,8 @@ def recommend(
     user_file: Annotated[
         Path | None, typer.Option(
             "--user-file", "--user_file",
-            help="File with one user id per line (# comment lines and a header line are skipped), or a "
-                 "table (CSV/TSV) whose header names its user_id column.")
+            help="File with one user id per line (# comment lines and a user_id header line are skipped), or "
+                 "a table (CSV/TSV) whose header names its user_id column.")
     ] = None,
     sample_users: Annotated[
         int | None,
