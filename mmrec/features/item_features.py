@@ -251,6 +251,7 @@ def precompute_item_features(
             keys = plan.keys(modality)
             imported = backbone_set.is_imported(modality)
             todo = missing_positions(store, keys, force and not imported)
+            absent = len(todo)  # before copies from other combos: what this store lacked
             if todo and not imported and not force:
                 report.borrowed[modality] = borrow_from_other_combos(store, Path(cache_dir), features.combo,
                                                                      modality, keys, todo)
@@ -258,9 +259,10 @@ def precompute_item_features(
                     todo = missing_positions(store, keys)
             report.with_content[modality] = sum(key is not None for key in keys)
             report.already_cached[modality] = report.with_content[modality] - len(todo)
-            # Presence checks read no vector, so count them here: `mmrec cache stats` shows this run's hits.
-            store.counters["hits"] += report.already_cached[modality]
-            store.counters["misses"] += len(todo)
+            # Presence checks read no vector, so count them here: `mmrec cache stats` shows this run's hits (a
+            # vector copied from another combo was a miss here; the table counts it as cached, with a line saying so).
+            store.counters["hits"] += report.with_content[modality] - absent
+            store.counters["misses"] += absent
             report.not_imported[modality] = 0
             fill = None
             if imported:  # nothing to compute: report what the import lacks

@@ -185,6 +185,7 @@ def test_another_combo_with_the_same_backbone_lends_its_vectors_instead_of_recom
 
     with FeatureStore(tmp_path / "cache", report.combo, CacheSettings()) as store:  # copies alone fill it: recorded
         assert store.read_meta()["vision"]["dim"] == first.vision_dim
+        assert store.read_stats()["misses"] == 4 + 4  # the copied images were misses here, as the texts were
     events: list[ProgressEvent] = []
     third = load_item_features(items, features.model_copy(update={
         "text_backbone": "roberta", "text_weights": str(tiny_hf_text_dirs["roberta"])}), CacheSettings(),
