@@ -121,14 +121,15 @@ def clean_interactions(
     has_rating = "rating" in raw.columns
     if has_time:
         frame["timestamp"] = parse_timestamps(raw["timestamp"], timestamp_format)
-        if timestamp_format is None and (serial := _serial_day_rows(raw["timestamp"], frame["timestamp"])):
+        numbers = pd.to_numeric(raw["timestamp"], errors="coerce") if timestamp_format is None else None
+        if numbers is not None and (serial := int(numbers.between(*SERIAL_DAYS).sum())):  # read as seconds
             report.notes.append(
                 f"{serial:,} row(s) have a time between 20,000 and 80,000 (e.g. "
-                f"{', '.join(map(repr, _examples(raw['timestamp'], frame['timestamp'].between(*SERIAL_DAYS))))}), "
+                f"{', '.join(map(repr, _examples(raw['timestamp'], numbers.between(*SERIAL_DAYS))))}), "
                 "read as unix seconds: moments of 1 January 1970. Spreadsheets write dates as such serial day numbers "
                 "(45850 = 2025-07-12): set data.timestamp_format: excel if the column holds them, or export the "
                 "dates as yyyy-mm-dd.")
-        if timestamp_format is None and (compact := _compact_date_rows(raw["timestamp"])).any():
+        if numbers is not None and (compact := _compact_date_rows(numbers)).any():
             report.notes.append(
                 f"{int(compact.sum()):,} row(s) have a time that is a date written as digits (e.g. "
                 f"{', '.join(map(repr, _examples(raw['timestamp'], compact)))}), read as unix seconds: moments of "
@@ -303,20 +304,14 @@ def parse_timestamps(values: pd.Series, timestamp_format: str | None = None) -> 
     return seconds
 
 
-def _serial_day_rows(raw: pd.Series, seconds: pd.Series) -> int:
-    """How many rows hold a plain number within SERIAL_DAYS: spreadsheet serial dates read as unix seconds."""
-    numeric = pd.to_numeric(raw, errors="coerce").notna()
-    return int((numeric & seconds.between(*SERIAL_DAYS)).sum())
-
-
-def _compact_date_rows(raw: pd.Series) -> pd.Series:
-    """Rows whose time is a whole number that reads as a yyyymmdd date of 1900-2100 (20240301): read as unix
-    seconds these are moments of August 1970, which real timestamps hardly ever are."""
-    numbers = pd.to_numeric(raw, errors="coerce")
+def _compact_date_rows(numbers: pd.Series) -> pd.Series:
+    """Rows whose time (`numbers`: the column as numbers, NaN where it is text) is a whole number that reads as a
+    yyyymmdd date of 1900-2100 (20240301): read as unix seconds these are moments of August 1970, which real
+    timestamps hardly ever are."""
     whole = numbers.between(19_000_101, 21_001_231) & (numbers % 1 == 0)
     text = numbers[whole].astype("int64").astype(str)
     dates = pd.to_datetime(text, format="%Y%m%d", errors="coerce")
-    return whole & dates.notna().reindex(raw.index, fill_value=False)
+    return whole & dates.notna().reindex(numbers.index, fill_value=False)
 
 
 def _examples(raw: pd.Series, where: pd.Series | pd.Index, n: int = 3) -> list[str]:

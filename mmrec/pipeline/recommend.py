@@ -132,13 +132,13 @@ def requested_users(users: Sequence[str] | None, user_file: Path | None,
     notes: list[str] = []
     if user_file is not None:
         text = read_text_file(user_file, "User file", hint="Pass a text file with one user id per line.")
-        raw = [line for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
-        lines = [line.strip() for line in text.splitlines()]
-        comments = sum(line.startswith("#") for line in lines)
-        blank = sum(not line for line in lines)
-        ids = [line for line in lines if line and not line.startswith("#")]
+        lines = text.splitlines()
+        comments = sum(line.strip().startswith("#") for line in lines)
+        blank = sum(not line.strip() for line in lines)
+        # Kept as written for a table: an empty first cell ("\tvalue") must not be stripped into another column.
+        raw = [line for line in lines if line.strip() and not line.strip().startswith("#")]
+        ids = [line.strip() for line in raw]
         names = {*HEADER_NAMES, user_column.strip().lower()}
-        # A table's rows as written: an empty first cell ("\tvalue") must not be stripped into another column.
         table = _user_column_of_table(raw[0], raw[1:], names, user_file) if raw else None
         header = table is None and bool(ids) and ids[0].lower() in names
         named += typed_ids(table[0] if table is not None else ids[header:])
