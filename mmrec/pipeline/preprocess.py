@@ -34,6 +34,7 @@ from mmrec.data.tables import (
     verify_in_manifest,
 )
 from mmrec.errors import ConfigError, DataError
+from mmrec.features.file_digests import FileDigests
 from mmrec.fileio import atomic_write_json, csv_separator, is_parquet, not_utf8_error, read_json
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.provenance import package_versions
@@ -155,7 +156,7 @@ def canonical_columns(
 
 def input_parts(settings: Settings) -> dict[str, Any]:
     """What preprocess output depends on, part by part: sha256 of each input file's bytes and of the image
-    folder listing (name/size/mtime), and the settings used (as values, so a change can be named)."""
+    folder (each file's name and bytes), and the settings used (as values, so a change can be named)."""
     data_dir = Path(settings.paths.data_dir)
     parts: dict[str, Any] = {}
     for name in (settings.data.item_info_file, settings.data.interactions_file):
@@ -167,13 +168,20 @@ def input_parts(settings: Settings) -> dict[str, Any]:
         parts[name] = digest.hexdigest() if path.is_file() else None
     images_dir, digest = data_dir / settings.data.images_subdir, hashlib.sha256()
     if images_dir.is_dir():
-        # Images named by data.image_column may sit in subfolders: the whole tree (links not followed).
+        # Images named by data.image_column may sit in subfolders: the whole tree (links not followed). Each file
+        # counts by its bytes, remembered by size and mtime (under paths.cache_dir, as for the feature store), so a
+        # copy of the folder (new mtimes, same bytes) is no change and an unchanged file is not read again.
         entries = (sorted(Path(root, name) for root, _, names in os.walk(images_dir) for name in names)
                    if settings.data.image_column else sorted(images_dir.iterdir(), key=lambda p: p.name))
+        digests = FileDigests.in_folder(Path(settings.paths.cache_dir))
         for entry in entries:
-            stat = entry.lstat()  # a link's own stat: never follows it out of the folder
-            digest.update(f"{entry.relative_to(images_dir)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-    parts[f"{settings.data.images_subdir}/"] = digest.hexdigest() if images_dir.is_dir() else None
+            # A link's own target text (never followed out of the folder); a folder or unreadable file by its size.
+            content = (f"link:{os.readlink(entry)}" if entry.is_symlink()
+                       else digests.digest(entry) if entry.is_file() else None) or f"size:{entry.lstat().st_size}"
+            digest.update(f"{entry.relative_to(images_dir)}|{content}\n".encode())
+        if Path(settings.paths.cache_dir).is_dir():
+            digests.save()  # never creates the cache folder just to remember digests
+    parts[f"{settings.data.images_subdir}/"] = f"content:{digest.hexdigest()}" if images_dir.is_dir() else None
     # num_workers changes speed, not output, so it is not part of the fingerprint.
     parts["settings"] = {
         "data": settings.data.model_dump(mode="json"),
@@ -193,13 +201,20 @@ def changed_inputs(previous: dict[str, Any] | None, parts: dict[str, Any]) -> st
     before = (previous or {}).get("input_parts")
     if not isinstance(before, dict):
         return None
-    changed = [name for name in parts if name != "settings" and before.get(name) != parts[name]]
+    changed = [name for name in parts if name != "settings" and before.get(name) != parts[name]
+               and not (name.endswith("/") and _listing_digest(before.get(name)))]
     old, new = before.get("settings") or {}, parts["settings"]
     keys = [f"{section}.{key}" for section in new for key in new[section]
             if (old.get(section) or {}).get(key) != new[section][key]]
     if keys:
         changed.append("settings " + ", ".join(keys))
     return ", ".join(changed) or None
+
+
+def _listing_digest(value: Any) -> bool:
+    """Whether a recorded image-folder part is the name/size/mtime digest of mmrec before 2026-12-05, which
+    cannot be compared with the content digest now recorded (a copied folder changed it): not reported."""
+    return isinstance(value, str) and len(value) == 64 and ":" not in value
 
 
 def stale_processed_note(settings: Settings) -> str | None:

@@ -1,3 +1,5 @@
+import shutil
+
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -55,6 +57,20 @@ def test_an_empty_val_part_asked_for_says_so(config, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "The val part is empty (split.val_ratio is 0): train holds out part of train for validation" in flat
     assert "too few interactions" not in flat
+
+
+def test_a_copied_image_folder_is_no_change_but_new_bytes_are(config, tmp_path):
+    # `cp -r` gives every image a new mtime: with the same bytes split must not call the images changed.
+    images = tmp_path / "raw" / "images"
+    copy = tmp_path / "images_copy"
+    shutil.copytree(images, copy)
+    shutil.rmtree(images)
+    shutil.copytree(copy, images, copy_function=shutil.copy)  # contents only: new mtimes
+    assert "changed since" not in runner.invoke(app, ["split", "-c", config]).output
+    first = sorted(images.iterdir())[0]
+    first.write_bytes(first.read_bytes()[::-1])  # same size, other bytes
+    result = runner.invoke(app, ["split", "-c", config], terminal_width=250)
+    assert "images/ changed since" in " ".join(result.output.split())
 
 
 def test_bad_strategy_and_temporal_without_timestamps(config, tmp_path):
