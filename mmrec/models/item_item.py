@@ -43,7 +43,7 @@ BLEND_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 L2_GRID = (1.0, 0.5, 2.0, 4.0)
 # When validation's best is the grid's largest (smallest) lambda, up to this many more, each twice (half) the
 # last, while validation improves.
-L2_EDGE_STEPS = 3
+L2_EDGE_STEPS = 6
 # Recency half-lives (in items; 0 = every training item weighs 1) tried when item_item_halflife is null.
 HALFLIFE_GRID = (0.0, 2.0, 5.0, 20.0)
 

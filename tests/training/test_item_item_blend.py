@@ -255,8 +255,9 @@ def test_the_lambda_path_goes_on_past_the_edge_of_the_grid_validation_prefers(mo
         return chosen.item_item_l2, [row["l2"] for row in grid]
 
     assert lambdas(1500.0) == (1600.0, [200.0, 100.0, 400.0, 800.0, 1600.0, 3200.0]) and notes == []
-    assert L2_EDGE_STEPS == 3 and lambdas(1e6) == (6400.0, [200.0, 100.0, 400.0, 800.0, 1600.0, 3200.0, 6400.0])
-    assert len(notes) == 1 and "still improved at 6400, the search's last step" in notes[0]  # the best may lie past
+    edge = [1600.0, 3200.0, 6400.0, 12800.0, 25600.0, 51200.0]
+    assert L2_EDGE_STEPS == 6 and lambdas(1e6) == (51200.0, [200.0, 100.0, 400.0, 800.0, *edge])
+    assert len(notes) == 1 and "still improved at 51200, the search's last step" in notes[0]  # the best may lie past
     notes.clear()
     assert lambdas(30.0) == (25.0, [200.0, 100.0, 400.0, 800.0, 50.0, 25.0, 12.5])
     assert lambdas(300.0) == (400.0, [200.0, 100.0, 400.0, 800.0])  # inside the grid: nothing more
