@@ -25,6 +25,8 @@ EXCEL_EPOCH_DAYS = 25_569.0
 SERIAL_DAYS = (20_000.0, 80_000.0)
 _NO_ROWS_HINTS = {  # drop reason -> what to change, shown when nothing is left
     "missing_id": "every row needs a user_id and an item_id",
+    "missing_timestamp": "fill in the empty timestamps, or leave the timestamp column out of the file to train "
+    "without times",
     "bad_timestamp": "timestamps must be unix seconds or ISO-8601 (e.g. 2024-03-01T12:00:00Z), or what "
     "data.timestamp_format says (e.g. '%d/%m/%Y'; 'excel' for spreadsheet serial days)",
     "timestamp_out_of_range": "timestamps must be unix seconds within years 1-9999; values like 1.7e12 are "
@@ -168,11 +170,17 @@ def clean_interactions(
                         f"{', '.join(map(repr, _examples(raw['rating'], frame.index[bad])))}); they are kept as "
                         f"positives, since {why}.")
                 continue
+            if column == "timestamp":  # an empty cell is no date format problem: counted and told apart
+                empty = raw.loc[frame.index, column].astype("string").str.strip().fillna("").eq("").to_numpy()
+                report.drop("missing_timestamp", frame[empty])
+                if empty.any():
+                    report.notes.append(_missing_time_note(int(empty.sum()), len(raw)))
+                bad &= ~empty
             report.drop(reason, frame[bad])
             if bad.any():  # all of them: the no-rows error shows this note with the examples
                 report.notes.append(_unreadable_note(column, raw[column], frame.index[bad], len(raw),
                                                      timestamp_format))
-            frame = frame[~bad]
+            frame = frame[~(bad | empty)] if column == "timestamp" else frame[~bad]
     if has_time:
         outside = ~frame["timestamp"].between(*TIMESTAMP_RANGE)
         report.drop("timestamp_out_of_range", frame[outside])
@@ -192,14 +200,20 @@ def clean_interactions(
                 "1.7e12, which read as dates in milliseconds: they were dropped. Divide those values by 1000 in the "
                 "interactions file (unix seconds) to keep them.")
         frame = frame[~outside]
-        unreadable = report.dropped.get("bad_timestamp", 0) + report.dropped.get("timestamp_out_of_range", 0)
+        unreadable = sum(report.dropped.get(reason, 0)
+                         for reason in ("missing_timestamp", "bad_timestamp", "timestamp_out_of_range"))
         if 2 * unreadable > report.input_rows and not frame.empty:  # none left: the no-rows error below says it
             share = 100 * unreadable / report.input_rows
+            empty = report.dropped.get("missing_timestamp", 0)
+            what = ("no timestamp (an empty cell)" if empty == unreadable else
+                    "a timestamp that cannot be read" if not empty else
+                    f"no timestamp ({empty:,}) or one that cannot be read")
+            why = ("the column is mostly empty" if 2 * empty > report.input_rows else
+                   "its dates are written in a form mmrec does not read as set")
             raise DataError(
-                f"{unreadable:,} of the {report.input_rows:,} interaction rows ({share:.0f}%) have a timestamp that "
-                "cannot be read: more than half of the file, so its dates are written in a form mmrec does not read "
-                "as set, and training on the rest would be training on a remnant (a column mostly empty: leave it "
-                "out of the file to train without times).",
+                f"{unreadable:,} of the {report.input_rows:,} interaction rows ({share:.0f}%) have {what}: more than "
+                f"half of the file, so {why}, and training on the rest would be training on a remnant (a column "
+                "mostly empty: leave it out of the file to train without times).",
                 hint="\n".join(report.notes) or _NO_ROWS_HINTS["bad_timestamp"])  # the notes name values and fixes
 
     rejected = frame["item_id"].isin(set(rejected_items))
@@ -320,12 +334,24 @@ def _examples(raw: pd.Series, where: pd.Series | pd.Index, n: int = 3) -> list[s
     return ["" if pd.isna(v) else str(v) for v in pd.unique(values)[:n]]
 
 
+def _share(rows: int, total: int) -> str:
+    """'3 of the 400 rows (under 1%)'."""
+    percent = 100 * rows / max(total, 1)
+    return f"{rows:,} of the {total:,} rows ({f'{percent:.0f}%' if percent >= 1 else 'under 1%'})"
+
+
+def _missing_time_note(rows: int, total: int) -> str:
+    """The note for rows dropped because their timestamp cell is empty."""
+    return (f"{_share(rows, total)} have no timestamp (an empty cell): dropped, since splits by time and the recency "
+            "settings need every row's time. Fill them in, or leave the timestamp column out of the file to keep "
+            "every row and train without times.")
+
+
 def _unreadable_note(column: str, raw: pd.Series, rows: pd.Index, total: int, timestamp_format: str | None) -> str:
     """The note for rows dropped because their timestamp or rating could not be read: how many, examples of the
     values as written, and the setting or fix that reads them."""
     examples = _examples(raw, rows)
-    percent = 100 * len(rows) / max(total, 1)
-    share = f"{len(rows):,} of the {total:,} rows ({f'{percent:.0f}%' if percent >= 1 else 'under 1%'})"
+    share = _share(len(rows), total)
     shown = ", ".join(map(repr, examples))
     if column == "timestamp":
         how = (f"with data.timestamp_format {timestamp_format!r}" if timestamp_format else

@@ -88,6 +88,24 @@ def test_iso_8601_timestamps_become_unix_seconds():
     assert out["timestamp"].dtype == "int64" and report.dropped == {"bad_timestamp": 1}
 
 
+def test_an_empty_timestamp_is_its_own_drop_reason_with_its_own_advice():
+    # A blank time cell is no date-format problem: "set data.timestamp_format" would send the user astray.
+    raw = _raw([["u1", "a", "1709294400"], ["u1", "b", ""], ["u2", "a", None], ["u2", "b", "soon"],
+                ["u3", "a", "  "], ["u3", "b", "1709294401"], ["u4", "a", "1709294402"], ["u4", "b", "1709294403"],
+               ["u5", "a", "1709294404"]], ("user_id", "item_id", "timestamp"))
+    out, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings())
+    assert report.dropped == {"missing_timestamp": 3, "bad_timestamp": 1} and len(out) == 5
+    missing, unreadable = report.notes
+    assert missing.startswith("3 of the 9 rows (33%) have no timestamp (an empty cell): dropped")
+    assert "leave the timestamp column out" in missing and "timestamp_format" not in missing
+    assert unreadable.startswith("1 of the 9 rows (11%) have a timestamp that cannot be read") and "'soon'" in unreadable
+    # Mostly empty: the remnant is refused, and the error says the column is empty, not that its dates are unread.
+    with pytest.raises(DataError) as caught:
+        clean_interactions(raw.iloc[:5], {"a", "b"}, PreprocessSettings())
+    assert "4 of the 5 interaction rows (80%) have no timestamp (3) or one that cannot be read" in f"{caught.value}"
+    assert "the column is mostly empty" in f"{caught.value}"
+
+
 def test_no_rows_left_names_every_drop_count():
     raw = _raw([["u1", "a", "soon"], ["u2", "zz", "1"]], ("user_id", "item_id", "timestamp"))
     with pytest.raises(DataError) as caught:
