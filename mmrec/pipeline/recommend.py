@@ -141,7 +141,15 @@ def requested_users(users: Sequence[str] | None, user_file: Path | None,
         names = {*HEADER_NAMES, user_column.strip().lower()}
         table = _user_column_of_table(raw[0], raw[1:], names, user_file) if raw else None
         header = table is None and bool(ids) and ids[0].lower() in names
-        named += typed_ids(table[0] if table is not None else ids[header:])
+        from_file = typed_ids(table[0] if table is not None else ids[header:])
+        if not from_file:
+            rows = f"{len(raw) - 1:,} row(s) without a user id" if table is not None and len(raw) > 1 else ""
+            held = [f"{n:,} {what}" for n, what in ((comments, "comment line(s)"), (blank, "blank line(s)")) if n]
+            held += ([f"the column header {ids[0]!r}"] if raw else []) + ([rows] if rows else [])
+            raise ConfigError(f"User file {user_file} holds no user id" + (f" ({', '.join(held)})." if held else
+                                                                            " (it is empty)."),
+                              hint="Write one user id per line (or a table whose header names its user id column).")
+        named += from_file
         if table is not None:
             notes.append(f"User file {user_file}: {table[1]}.")
         skipped = [f"{n:,} {what}" for n, what in ((comments, "comment line(s) starting with #"),

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mmrec.cli.app import app
+from mmrec.errors import ConfigError
 
 runner = CliRunner()
 
@@ -75,6 +76,16 @@ def test_a_user_file_exported_from_a_table_has_its_header_skipped_and_counted(tm
                      "column was read; 1 row(s) without a value there skipped."]
     file.write_text("user_id\tx\nu002\t1\n\t2\n")  # an empty first cell is no user, not the next column's value
     assert requested_users(None, file)[0] == ["u002"]
+    # A file that names nobody is a mistake, whatever else names users: said as such, with what it held.
+    file.write_text("user_id\n# only comments\n")
+    with pytest.raises(ConfigError, match=r"holds no user id \(1 comment line\(s\), the column header 'user_id'\)"):
+        requested_users(["u002"], file)
+    file.write_text("")
+    with pytest.raises(ConfigError, match=r"holds no user id \(it is empty\)"):
+        requested_users(None, file)
+    file.write_text("segment,user_id\ngold,\n")
+    with pytest.raises(ConfigError, match=r"the column header 'segment,user_id', 1 row\(s\) without a user id"):
+        requested_users(None, file)
 
 
 def test_table_rows_without_a_user_id_column_are_refused_and_pointed_out_in_users(config, tmp_path):
