@@ -450,8 +450,9 @@ def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: Id
                            + (f", transitions {choice.sequence_blend:g}"
                               + (f": {describe_variant(choice.sequence_directions, choice.sequence_halflife)}"
                                  if choice.sequence_blend else "") if choice.sequence_grid else "")
-                           + (f", recent popularity {choice.trend_blend:g} (half-life {choice.trend_halflife_days:g} "
-                              "days)" if choice.trend_grid else "")
+                           + (f", recent popularity {choice.trend_blend:g}"
+                              + (f" (half-life {choice.trend_halflife_days:g} days)" if choice.trend_blend else "")
+                              if choice.trend_grid else "")
                            + f" (val {trainer.monitor} {monitored:.4f})"))
     return choice, scorer
 
