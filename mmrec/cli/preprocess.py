@@ -36,7 +36,8 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
                 "images",
                 f"{style}{status}",
                 f"{images[status]:,}",
-                escape("; ".join(images["examples"].get(status, [])[:3])),
+                escape(_missing_kinds(images) * (status == "missing")
+                       + "; ".join(images["examples"].get(status, [])[:3])),
             )
     if images.get("images_per_s"):
         table.add_row(
@@ -142,3 +143,16 @@ def preprocess(
 
 def register(root: typer.Typer) -> None:
     root.command("preprocess")(preprocess)
+
+
+_KIND_LABELS = {"not_found": "file not found", "folder": "a folder", "blank": "none named (blank cell)",
+                "url": "URL (not downloaded)", "bad_id": "id is no file name", "unsupported_type": "file type not read"}
+
+
+def _missing_kinds(images: dict) -> str:
+    """'file not found 33, URL, not downloaded 150: ' when the missing images are missing in more than one way."""
+    kinds = images.get("missing_kinds") or {}
+    if len(kinds) < 2:
+        return ""
+    return ", ".join(f"{_KIND_LABELS.get(kind, kind)} {count:,}" for kind, count in kinds.items()) + ": "
+

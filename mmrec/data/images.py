@@ -66,6 +66,9 @@ class ImageResult:
     width: int = 0
     height: int = 0
     detail: str = ""
+    # Why a "missing" image is missing, counted apart in the report: not_found, folder, blank (the image column
+    # names none), url (not downloaded), bad_id (an id that cannot be a file name), unsupported_type.
+    missing_kind: str = ""
 
 
 def _write_replacing(path: Path, data: bytes) -> None:
@@ -144,9 +147,10 @@ def process_image(
         if not _stays_in_its_folder(job.source):
             return ImageResult(job.item_id, "outside_folder", detail="symlink leaves the images folder")
         if not os.path.isfile(job.source):
-            return ImageResult(job.item_id, "missing",
+            folder = os.path.isdir(job.source)
+            return ImageResult(job.item_id, "missing", missing_kind="folder" if folder else "not_found",
                                detail=f"{os.path.basename(job.source)}: " + (
-                                   "a folder, not a file" if os.path.isdir(job.source) else "file not found"))
+                                   "a folder, not a file" if folder else "file not found"))
         if os.path.getsize(job.source) == 0:
             return ImageResult(job.item_id, "zero_byte", detail="empty file")
         image = load_rgb(job.source, max_pixels)
@@ -222,8 +226,8 @@ def process_images(
     output_dir.mkdir(parents=True, exist_ok=True)
     args = (str(output_dir), settings.max_image_side, settings.jpeg_quality, settings.max_image_pixels)
     # An item with no image file to open is missing without a worker (a text-only catalogue: every item).
-    absent = {job.item_id: ImageResult(job.item_id, "missing", detail="file not found") for job in jobs
-              if not job.source}
+    absent = {job.item_id: ImageResult(job.item_id, "missing", detail="file not found", missing_kind="not_found")
+              for job in jobs if not job.source}
     jobs = [job for job in jobs if job.source]
     results: dict[str, ImageResult] = {}
     total = len(jobs)

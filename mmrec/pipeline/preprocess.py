@@ -40,7 +40,7 @@ from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.provenance import package_versions
 from mmrec.settings import Settings
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 PROCESSED_IMAGES = "images"
 _OWN_ENTRIES = frozenset({ITEMS_FILE, INTERACTIONS_FILE, RATED_BELOW_FILE, REPORT_FILE, MANIFEST_FILE,
                           PROCESSED_IMAGES})
@@ -275,16 +275,17 @@ def _check_replaceable(processed_dir: Path) -> None:
         )
 
 
-def image_files(images_dir: Path) -> dict[str, list[str]]:
+def image_files(images_dir: Path, unread: bool = False) -> dict[str, list[str]]:
     """Image file names of `images_dir` by item id: the name without its extension, in Unicode NFC (macOS and
     zip files may write names decomposed), any case of extension (.JPG is .jpg); each item's names in the
-    order of IMAGE_EXTENSIONS."""
+    order of IMAGE_EXTENSIONS. With `unread`, the files of other extensions instead (.heic, .svg: no image
+    read, but named after an item, which the report then says)."""
     found: dict[str, list[tuple[int, str]]] = {}
     for entry in images_dir.iterdir() if images_dir.is_dir() else ():
         stem, ext = os.path.splitext(entry.name)
-        if ext.lower() in IMAGE_EXTENSIONS:
-            found.setdefault(unicodedata.normalize("NFC", stem), []).append(
-                (IMAGE_EXTENSIONS.index(ext.lower()), entry.name))
+        if (ext.lower() in IMAGE_EXTENSIONS) != unread and (ext or not unread):
+            order = IMAGE_EXTENSIONS.index(ext.lower()) if not unread else 0
+            found.setdefault(unicodedata.normalize("NFC", stem), []).append((order, entry.name))
     return {stem: [name for _, name in sorted(names)] for stem, names in found.items()}
 
 
@@ -303,11 +304,12 @@ def _image_jobs(items: pd.DataFrame, images_dir: Path, named: dict[str, str] | N
             value = named.get(item_id)
             value = "" if value is None or pd.isna(value) else str(value).strip()
             if not value:  # the documented way to say "no image"
-                refused[item_id] = ImageResult(item_id, "missing", detail="no image (blank in data.image_column)")
+                refused[item_id] = ImageResult(item_id, "missing", detail="no image (blank in data.image_column)",
+                                               missing_kind="blank")
                 continue
             if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):  # nothing is downloaded
                 refused[item_id] = ImageResult(item_id, "missing", detail=f"{value} is a URL: images are read from "
-                                               f"files under {images_dir} (download them there)")
+                                               f"files under {images_dir} (download them there)", missing_kind="url")
                 continue
             source = os.path.realpath(os.path.join(root, value))
             if os.path.commonpath([root, source]) != root:
@@ -315,14 +317,20 @@ def _image_jobs(items: pd.DataFrame, images_dir: Path, named: dict[str, str] | N
                 continue
             jobs.append(ImageJob(item_id, source, image_file_name(item_id)))
         return jobs, refused
-    files = image_files(images_dir)
+    files, unread = image_files(images_dir), image_files(images_dir, unread=True)
     jobs, refused = [], {}
     for item_id in items["item_id"]:
         if item_id in (".", "..") or "/" in item_id or "\x00" in item_id:  # no file in a folder has such a name
             refused[item_id] = ImageResult(item_id, "missing", detail="its id cannot be a file name ('.', '..' or a "
-                                           "'/'): name its image in a column set as data.image_column")
+                                           "'/'): name its image in a column set as data.image_column",
+                                           missing_kind="bad_id")
             continue
         names = files.get(unicodedata.normalize("NFC", item_id))
+        if not names and (other := unread.get(unicodedata.normalize("NFC", item_id))):
+            refused[item_id] = ImageResult(item_id, "missing", missing_kind="unsupported_type",
+                                           detail=f"{other[0]}: not a file type read here (read: "
+                                                  f"{', '.join(IMAGE_EXTENSIONS)}); convert it to JPEG or PNG")
+            continue
         if not names:  # reported missing
             jobs.append(ImageJob(item_id, "", image_file_name(item_id)))
             continue
@@ -346,14 +354,24 @@ def _unmatched_images_note(items: pd.DataFrame, images_dir: Path, ok: int) -> st
 
 def _image_report(results: dict, seconds: float, workers: int) -> dict[str, Any]:
     counts = {status: 0 for status in IMAGE_STATUSES}
+    kinds: dict[str, int] = {}
     examples: dict[str, list[str]] = {}
     for result in results.values():
         counts[result.status] += 1
-        if result.status != "ok" and len(examples.setdefault(result.status, [])) < 5:
-            examples[result.status].append(f"{result.item_id}: {result.detail}")
+        if result.missing_kind:
+            kinds[result.missing_kind] = kinds.get(result.missing_kind, 0) + 1
+    flagged = [result for result in results.values() if result.status != "ok"]
+    firsts: dict[tuple[str, str], ImageResult] = {}  # the first of each kind leads the examples
+    for result in flagged:
+        firsts.setdefault((result.status, result.missing_kind), result)
+    for result in [*firsts.values(), *flagged]:
+        shown, text = examples.setdefault(result.status, []), f"{result.item_id}: {result.detail}"
+        if len(shown) < 5 and text not in shown:
+            shown.append(text)
     return {
         "referenced": len(results),
         **counts,
+        "missing_kinds": kinds,
         "examples": examples,
         "workers": workers,
         "seconds": round(seconds, 3),

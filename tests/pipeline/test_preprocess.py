@@ -400,11 +400,26 @@ def test_images_named_in_an_item_info_column_and_a_note_when_no_file_is_named_af
     gone, blank, url = sorted(named["images"]["examples"]["missing"])  # each says why it has no image
     assert "https://cdn.example.com/4.jpg is a URL: images are read from files under" in url  # nothing downloaded
     assert gone.endswith(": gone.jpg: file not found") and blank.endswith(": no image (blank in data.image_column)")
+    assert named["images"]["missing_kinds"] == {"not_found": 1, "blank": 1, "url": 1}
     assert not any("image files in" in note for note in named["items"]["notes"])
     processed = load_items(tmp_path / "processed").set_index("item_id")
     assert processed["has_image"].tolist() == [True] * 2 + [False] * 4
     with pytest.raises(DataError, match=r"lacks column 'thumb' \(data.image_column\)"):
         run_preprocess(_settings(tmp_path, **{"data.image_column": "thumb"}), force=True)
+
+
+def test_a_tiff_is_read_and_a_file_type_not_read_is_named_not_called_absent(tmp_path):
+    from PIL import Image
+
+    raw = tmp_path / "raw"
+    generate_synthetic(raw, users=12, items=6, seed=1)
+    first, second, *_ = sorted((raw / "images").glob("*.jpg"))
+    Image.open(first).save(first.with_suffix(".tiff"))
+    first.unlink()
+    second.rename(second.with_suffix(".heic"))  # an iPhone photo: no reader here
+    report = run_preprocess(_settings(tmp_path)).report["images"]
+    assert report["ok"] == 5 and report["missing"] == 1 and report["missing_kinds"] == {"unsupported_type": 1}
+    assert f"{second.stem}.heic: not a file type read here" in report["examples"]["missing"][0]
 
 
 def test_tab_or_semicolon_separated_files_and_parquet_read_as_the_csv(tmp_path, dirty_raw):
