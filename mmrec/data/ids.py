@@ -82,6 +82,30 @@ def mangled_ids_notes(unknown: Iterable[str], known: Iterable[str], what: str) -
     return notes
 
 
+def unicode_matches(unknown: Iterable[str], known: Iterable[str]) -> dict[str, str]:
+    """{id of `unknown`: the one id of `known` it equals once both are in Unicode NFC}: the same text written
+    composed ('é') and decomposed ('e' + U+0301, as macOS and zip tools write it), which compares unequal."""
+    wanted = {unicodedata.normalize("NFC", value): value for value in dict.fromkeys(unknown)
+              if not value.isascii()}  # an ASCII id is its own NFC form
+    if not wanted:
+        return {}
+    by_form: dict[str, list[str]] = {}
+    for value in known:
+        if not value.isascii() and (form := unicodedata.normalize("NFC", value)) in wanted:
+            by_form.setdefault(form, []).append(value)
+    return {wanted[form]: values[0] for form, values in by_form.items() if len(values) == 1}
+
+
+def unicode_forms_note(matched: dict[str, str], rows: int | None, what: str, whose: str) -> str:
+    """The note for ids of `what` (on `rows` rows) read as `whose` ids written in another Unicode form
+    (`unicode_matches`)."""
+    example, target = next(iter(matched.items()))
+    on_rows = f" ({rows:,} row(s))" if rows is not None else ""
+    return (f"{len(matched):,} id(s) of {what}{on_rows} are {whose} ids written in another Unicode form "
+            f"(e.g. {ascii(example)} is {ascii(target)}: the same text, composed differently, as macOS and zip tools "
+            f"write it): matched to {whose} ids.")
+
+
 def catalogue_reason(item_id: str) -> str | None:
     """Why `item_id` cannot be a catalogue id at all (empty, control characters: it could not be typed or
     shown), or None. Ids that only cannot name a file (a URL, 'a/b', '..') are kept: see image_file_name."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from mmrec.data.drops import describe_drops
-from mmrec.data.ids import catalogue_reason, mangled_ids_notes
+from mmrec.data.ids import catalogue_reason, mangled_ids_notes, unicode_forms_note, unicode_matches
 from mmrec.data.numeric import DECIMAL_COMMA
 from mmrec.errors import DataError
 from mmrec.settings import PreprocessSettings
@@ -153,6 +154,7 @@ def clean_interactions(
     unsafe_user = frame["user_id"].map(catalogue_reason).notna()
     report.drop("unsafe_user_id", frame[unsafe_user])
     frame = frame[~unsafe_user]
+    frame["user_id"] = _one_unicode_form(frame["user_id"], report)
     if has_rating:  # the values read, whatever else drops their rows
         readable = (frame["rating"].notna() & frame["rating"].between(-1e18, 1e18)).astype(bool)
         report.ratings = rating_values(frame.loc[readable, "rating"])
@@ -220,6 +222,11 @@ def clean_interactions(
     report.drop("unsafe_item_id", frame[rejected])
     frame = frame[~rejected]
     unknown = ~frame["item_id"].isin(set(known_items))
+    if unknown.any() and (matched := unicode_matches(frame.loc[unknown, "item_id"], known_items)):
+        renamed = frame["item_id"].isin(set(matched))
+        frame.loc[renamed, "item_id"] = frame.loc[renamed, "item_id"].map(matched)
+        report.notes.append(unicode_forms_note(matched, int(renamed.sum()), "the interactions' items", "item_info's"))
+        unknown = ~frame["item_id"].isin(set(known_items))
     if unknown.any() and settings.unknown_items == "error":
         examples = ", ".join(frame.loc[unknown, "item_id"].unique()[:5])
         raise DataError(
@@ -368,6 +375,28 @@ def _unreadable_note(column: str, raw: pd.Series, rows: pd.Index, total: int, ti
                "view 1, purchase 4), name it in data.rating_column and set data.positive_rating_threshold between "
                "them." if examples and all(re.fullmatch(r"\s*[^\W\d]+(?:[ _-][^\W\d]+)*\s*", v) for v in examples)
                else ""))
+
+
+def _one_unicode_form(user_ids: pd.Series, report: InteractionReport) -> pd.Series:
+    """`user_ids` with each user written one way: ids that are the same text in other Unicode forms (composed 'é',
+    decomposed 'e' + U+0301) become the form most rows use, counted in a note; else unchanged."""
+    spellings = user_ids.value_counts(sort=True)  # most rows first: the form kept
+    wide = spellings[~spellings.index.map(str.isascii)]
+    if wide.empty:
+        return user_ids
+    forms = pd.Series(wide.index, index=wide.index).map(lambda value: unicodedata.normalize("NFC", value))
+    first = forms.drop_duplicates()  # keeps the most used spelling of each form
+    target = forms.map(pd.Series(first.index, index=first.values))
+    matched = {value: kept for value, kept in target.items() if value != kept}
+    if not matched:
+        return user_ids
+    renamed = user_ids.isin(set(matched))
+    example, kept = next(iter(matched.items()))
+    report.notes.append(f"{len(matched):,} user id(s) ({int(renamed.sum()):,} row(s)) are other users' ids written in "
+                        f"another Unicode form (e.g. {ascii(example)} and {ascii(kept)}: the same text, composed "
+                        "differently, as macOS and zip tools write it): each is read as one user, written as most of "
+                        "its rows write it.")
+    return user_ids.where(~renamed, user_ids.map(matched))
 
 
 def _case_variants_note(user_ids: pd.Series) -> str | None:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmrec.data.ids import catalogue_reason, typed_ids
+from mmrec.data.ids import catalogue_reason, mangled_ids_notes, typed_ids, unicode_forms_note, unicode_matches
 from mmrec.errors import ConfigError
 from mmrec.fileio import atomic_write_json, read_text_file
 from mmrec.inference.diversity import (
@@ -177,12 +177,19 @@ def select_users(
 ) -> tuple[list[str], list[str]]:
     """(requested users in order, without duplicates: the `named` ones (requested_users), then a seeded
     sample; notes)."""
-    chosen = list(named)
     notes: list[str] = []
+    known = set(known_users)
+    unknown = [u for u in dict.fromkeys(named) if u not in known]
+    if unknown and (matched := unicode_matches(unknown, known_users)):  # 'é' typed, 'e' + U+0301 stored
+        notes.append(unicode_forms_note(matched, None, "the requested users", "known users'"))
+        named = [matched.get(u, u) for u in named]
+        unknown = [u for u in unknown if u not in matched]
+    chosen = list(named)
     repeated = len(named) - len(set(named))
     if repeated:
         notes.append(f"{repeated:,} user id(s) were named more than once; each user gets one list.")
-    known = set(known_users)
+    notes += [note.replace("catalogue ids", "known user ids") for note in
+              mangled_ids_notes(unknown, known_users, "the requested users")]
     joined = [u for u in dict.fromkeys(named) if u not in known and "," in u
               and all(part.strip() in known for part in u.split(",") if part.strip())]
     if joined:

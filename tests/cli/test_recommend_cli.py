@@ -102,6 +102,18 @@ def test_comma_joined_known_ids_are_pointed_out(config):
     assert result.exit_code == 0 and "ids are separated by spaces (--users u1 u2)" in _flat(result.output)
 
 
+def test_requested_users_in_another_unicode_form_or_mangled_are_matched_or_pointed_out():
+    from mmrec.pipeline.recommend import select_users
+
+    known = ["Mar\u00eda", "00042", "u1"]
+    chosen, notes = select_users(known, ["Mari\u0301a", "42", "U1"], None, 0)
+    assert chosen == ["Mar\u00eda", "42", "U1"]  # the decomposed name is the known user; the others stay unknown
+    unicode, numbers, cases = notes
+    assert unicode.startswith("1 id(s) of the requested users are known users' ids written in another Unicode form")
+    assert "'42' -> '00042'" in numbers and "known user ids" in numbers and "catalogue" not in numbers
+    assert "'U1' vs 'u1'" in cases
+
+
 def test_no_users_is_a_clear_error(config):
     result = runner.invoke(app, ["recommend", "-c", str(config), "--recommender-type", "random"])
     assert result.exit_code == 2 and "No users" in result.output

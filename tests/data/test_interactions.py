@@ -106,6 +106,20 @@ def test_an_empty_timestamp_is_its_own_drop_reason_with_its_own_advice():
     assert "the column is mostly empty" in f"{caught.value}"
 
 
+def test_ids_in_another_unicode_form_are_one_id_and_said_so():
+    # macOS and zip tools write 'é' decomposed (e + U+0301): the same text, compared unequal byte for byte.
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    raw = _raw([["Ana Mar\u00eda", decomposed], ["Ana Mari\u0301a", "b"], ["Ana Mar\u00eda", "b"], ["u2", "b"]],
+               ("user_id", "item_id"))
+    out, report = clean_interactions(raw, {composed, "b"}, PreprocessSettings(drop_duplicates=False))
+    assert report.dropped == {} and out["item_id"].tolist() == [composed, "b", "b", "b"]  # item_info's form
+    assert out["user_id"].tolist() == ["Ana Mar\u00eda"] * 3 + ["u2"]  # the form most rows use
+    users, items = report.notes
+    assert users.startswith("1 user id(s) (1 row(s)) are other users' ids written in another Unicode form")
+    assert items.startswith("1 id(s) of the interactions' items (1 row(s)) are item_info's ids written in another")
+    assert "'cafe\\u0301' is 'caf\\xe9'" in items
+
+
 def test_no_rows_left_names_every_drop_count():
     raw = _raw([["u1", "a", "soon"], ["u2", "zz", "1"]], ("user_id", "item_id", "timestamp"))
     with pytest.raises(DataError) as caught:
