@@ -33,8 +33,28 @@ def show(
     for section, fields in values.items():
         for key, value in fields.items():
             dotted = f"{section}.{key}"
-            table.add_row(dotted, json.dumps(value), app_state.loaded.source_of(dotted))
+            shown = _search_space(value) if dotted == "tune.search_space" else json.dumps(value)
+            table.add_row(dotted, shown, app_state.loaded.source_of(dotted))
     console.print(table)
+
+
+def _search_space(space: dict) -> str:
+    """One line per dimension ("model.lr: float 0.0001-0.01, log"; "model.embedding_dim: [32, 64, 128]"), not
+    the JSON of every unset field (`--json` has that)."""
+    lines = []
+    for name, dimension in space.items():
+        if dimension.get("choices") is not None:
+            lines.append(f"{name}: {json.dumps(dimension['choices'])}")
+            continue
+        text = f"{name}: {dimension.get('type')} {_number(dimension.get('low'))}-{_number(dimension.get('high'))}"
+        if dimension.get("step") is not None:
+            text += f", step {_number(dimension['step'])}"
+        lines.append(text + (", log" if dimension.get("log") else ""))
+    return "\n".join(lines) or "{}"
+
+
+def _number(value: object) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
 def register(root: typer.Typer) -> None:
