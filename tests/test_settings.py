@@ -122,8 +122,8 @@ def test_config_show_never_cuts_a_key_at_80_columns(tmp_path):
     assert result.exit_code == 0, result.output
     assert "model.item_item_exact_search_max_items" in result.output and "…" not in result.output
     # The tune search space reads one dimension a line, not the JSON of every unset field (--json has that).
-    flat = " ".join(result.output.split())
-    assert "model.embedding_dim: [32, 64, 128]" in flat and '"low": null' not in flat
+    wide = runner.invoke(app, ["config", "show"], terminal_width=200).output
+    assert "model.embedding_dim: [32, 64, 128]" in wide and '"low": null' not in wide
     config = tmp_path / "a_rather_long_folder_name" / "for" / "configs" / "my_experiment.yaml"
     config.parent.mkdir(parents=True)
     config.write_text("training:\n  epochs: 3\n")
