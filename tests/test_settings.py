@@ -122,8 +122,11 @@ def test_config_show_never_cuts_a_key_at_80_columns(tmp_path):
     assert result.exit_code == 0, result.output
     assert "model.item_item_exact_search_max_items" in result.output and "…" not in result.output
     # The tune search space reads one dimension a line, not the JSON of every unset field (--json has that).
-    wide = runner.invoke(app, ["config", "show"], terminal_width=200).output
-    assert "model.embedding_dim: [32, 64, 128]" in wide and '"low": null' not in wide
+    from mmrec.cli.config_cmd import _search_space
+
+    assert '"low": null' not in result.output
+    shown = _search_space(Settings().tune.model_dump(mode="json")["search_space"]).splitlines()
+    assert "model.embedding_dim: [32, 64, 128]" in shown and "model.item_item_l2: float 10-2000, log" in shown
     config = tmp_path / "a_rather_long_folder_name" / "for" / "configs" / "my_experiment.yaml"
     config.parent.mkdir(parents=True)
     config.write_text("training:\n  epochs: 3\n")
