@@ -154,6 +154,33 @@ def canonical_columns(
     return frame.rename(columns={source: canonical for canonical, source in renamed.items()})
 
 
+def without_header_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """(`frame` without the rows that repeat its header line, how many): files joined with a header each
+    (`cat new.csv >> old.csv`) hold one, whose cells are the column names. A row counts when every non-empty cell
+    is its column's name (case and surrounding spaces aside) and at least two are (the one, in a one-column
+    file); no data row looks like that, and as data it would be an item named 'item_id'."""
+    if frame.empty or len(frame.columns) == 0:
+        return frame, 0
+    columns = list(frame.columns)
+
+    def cells(column: object, rows: pd.Index) -> pd.Series:
+        return frame.loc[rows, column].astype("string").str.strip().str.casefold()
+
+    first = cells(columns[0], frame.index)
+    rows = frame.index[(first == str(columns[0]).strip().casefold()).fillna(False).to_numpy(dtype=bool)]
+    if rows.empty:
+        return frame, 0
+    named = pd.Series(1, index=rows)
+    whole = pd.Series(True, index=rows)
+    for column in columns[1:]:
+        values = cells(column, rows)
+        same = (values == str(column).strip().casefold()).fillna(False)
+        whole &= same | values.fillna("").eq("")
+        named += same.astype(int)
+    header = rows[(whole & (named >= min(2, len(columns)))).to_numpy(dtype=bool)]
+    return (frame.drop(index=header), len(header)) if len(header) else (frame, 0)
+
+
 def input_parts(settings: Settings) -> dict[str, Any]:
     """What preprocess output depends on, part by part: sha256 of each input file's bytes and of the image
     folder (each file's name and bytes), and the settings used (as values, so a change can be named)."""
@@ -420,7 +447,7 @@ def run_preprocess(
 
     data = settings.data
     item_file, interactions_file = data_dir / data.item_info_file, data_dir / data.interactions_file
-    raw_items = read_csv(item_file, "item_info")
+    raw_items, item_headers = without_header_rows(read_csv(item_file, "item_info"))
     if missing := [name for name in data.numerical_features_cols if name not in raw_items.columns]:
         raise DataError(f"item_info file {item_file.name} lacks numeric column(s) {', '.join(map(repr, missing))} "
                         f"(data.numerical_features_cols); columns present: {', '.join(map(str, raw_items.columns))}.",
@@ -432,8 +459,9 @@ def run_preprocess(
     named = (dict(zip(raw_items["item_id"].astype("string").str.strip(), raw_items[data.image_column]))
              if data.image_column else None)
     own_item_column = data.interactions_item_id_column is not None
+    raw_interactions, interaction_headers = without_header_rows(read_csv(interactions_file, "interactions"))
     raw_interactions = canonical_columns(
-        read_csv(interactions_file, "interactions"), interactions_file, "interactions",
+        raw_interactions, interactions_file, "interactions",
         {"user_id": data.user_id_column, "item_id": data.interactions_item_id_column or data.item_id_column,
          "timestamp": data.timestamp_column, "rating": data.rating_column},
         settings={"item_id": "data.interactions_item_id_column" if own_item_column else
@@ -451,6 +479,13 @@ def run_preprocess(
         settings.data.timestamp_format,
         settings.data.unrated,
     )
+    for report, headers, file in ((item_report, item_headers, item_file),
+                                  (interaction_report, interaction_headers, interactions_file)):
+        if headers:  # counted as rows in, as the file has them
+            report.input_rows += headers
+            report.dropped["header_row"] = headers
+            report.notes.append(f"{headers:,} row(s) of {file.name} repeat its header line (files joined with the "
+                                "header of each, e.g. `cat new.csv >> old.csv`): not data, dropped.")
     progress(
         ProgressEvent("preprocess", message=f"{len(items)} items cleaned; verifying their images", done=True)
     )

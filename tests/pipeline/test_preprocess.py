@@ -408,6 +408,22 @@ def test_images_named_in_an_item_info_column_and_a_note_when_no_file_is_named_af
         run_preprocess(_settings(tmp_path, **{"data.image_column": "thumb"}), force=True)
 
 
+def test_header_lines_repeated_inside_the_files_are_dropped_and_counted(tmp_path):
+    # `cat week2.csv >> item_info.csv` repeats the header: as data it became an item 'item_id' titled 'title',
+    # served to most users as a new item.
+    raw = tmp_path / "raw"
+    generate_synthetic(raw, users=12, items=6, seed=1)
+    for name in ("item_info.csv", "interactions.csv"):
+        lines = (raw / name).read_text().splitlines()
+        (raw / name).write_text("\n".join([*lines[:3], lines[0].upper(), *lines[3:]]) + "\n")
+    report = run_preprocess(_settings(tmp_path)).report
+    items, inter = report["items"], report["interactions"]
+    assert items["dropped"] == {"header_row": 1} and items["input_rows"] == 7 and items["kept"] == 6
+    assert inter["dropped"].get("header_row") == 1 and "unknown_item" not in inter["dropped"]
+    assert any("1 row(s) of item_info.csv repeat its header line" in note for note in items["notes"])
+    assert "item_id" not in set(load_items(tmp_path / "processed")["item_id"].str.lower())
+
+
 def test_a_tiff_is_read_and_a_file_type_not_read_is_named_not_called_absent(tmp_path):
     from PIL import Image
 
