@@ -245,7 +245,7 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
         finished = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
         progress(ProgressEvent("trials", finished, tune.n_trials, f"study {tune.study_name}", done=True))
 
-        trials = summarize_trials(study)
+        trials = summarize_trials(study, study_dir)
         best, top, tied = select_trial(trials, tune.fastest_within_se)
         if best is not None and top is not None and best.number != top.number:
             notes.append(
@@ -256,7 +256,10 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
         if best is not None and best.attrs.get("baseline"):
             changes = best.attrs.get("baseline_changes")
             searched = sum(t.state in ("COMPLETE", "PRUNED") for t in trials) - 1  # trials besides this one
-            verdict = (f"none of the {searched} other trial(s) did better on validation" if searched else
+            beaten = top is not None and top.number != best.number  # within noise: the note above says so
+            verdict = (f"none of the {searched} other trial(s) did better on validation"
+                       + (f" by more than {tune.fastest_within_se:g} paired standard error(s)" if beaten else "")
+                       if searched else
                        "no other trial has finished yet, so nothing was searched: raise --trials (or --timeout) "
                        "and run the same command again to continue the study")
             notes.append(f"The selected trial {best.number} is the settings the study started from"
@@ -369,7 +372,7 @@ def _per_user(trial: TrialSummary) -> np.ndarray | None:
 def _drop_checkpoints_but_candidates(study: optuna.Study, study_dir: Path, within_se: float) -> None:
     """Remove the checkpoints (and per-user values) of every finished trial that is neither the best
     nor tied with it (tune.keep_checkpoints=best): the later selection can only swap among those kept."""
-    _, _, tied = select_trial(summarize_trials(study), within_se)
+    _, _, tied = select_trial(summarize_trials(study, study_dir), within_se)
     for trial in study.get_trials(deepcopy=False):
         if trial.state in FINISHED and trial.number not in tied:
             folder = study_dir / f"trial_{trial.number}"

@@ -70,12 +70,18 @@ class TuneResult:
         return sorted(complete, key=lambda t: (-t.value, t.number))[:n]
 
 
-def summarize_trials(study: optuna.Study) -> list[TrialSummary]:
-    return [
-        TrialSummary(trial.number, trial.state.name, trial.value, dict(trial.params), trial.last_step,
-                     {k: v for k, v in trial.user_attrs.items() if k != "retry_of"})
-        for trial in study.get_trials(deepcopy=False)
-    ]
+def summarize_trials(study: optuna.Study, study_dir: Path) -> list[TrialSummary]:
+    """The study's trials. A trial's folder is trial_<n> under `study_dir` whatever path the study recorded: a
+    project copied or moved elsewhere reads its own trials' files, never those left at the old place."""
+
+    def attrs(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+        values = {k: v for k, v in trial.user_attrs.items() if k != "retry_of"}
+        if "folder" in values:
+            values["folder"] = str(study_dir / f"trial_{trial.number}")
+        return values
+
+    return [TrialSummary(trial.number, trial.state.name, trial.value, dict(trial.params), trial.last_step,
+                         attrs(trial)) for trial in study.get_trials(deepcopy=False)]
 
 
 def _header(path: Path) -> str:

@@ -380,3 +380,18 @@ def test_the_study_plot_rings_the_selected_trial(tmp_path, monkeypatch):
     labels.clear()
     plot_study(study, trials, "ndcg@10", tmp_path / "again.png")
     assert "selected (best_config.yaml)" not in labels
+
+
+def test_a_moved_study_reads_its_own_trial_folders(tmp_path):
+    # The study records each trial's folder as an absolute path: after `cp -r` of the project, per-user values
+    # came from the old place (and the selection changed once it was gone).
+    import optuna
+
+    from mmrec.pipeline.tune_study import summarize_trials
+
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    trial.set_user_attr("folder", "/old/project/results/tune/k1/trial_0")
+    study.tell(trial, 0.5)
+    (summary,) = summarize_trials(study, tmp_path / "k1")
+    assert summary.attrs["folder"] == str(tmp_path / "k1" / "trial_0")
