@@ -93,6 +93,10 @@ def precompute(
         console.print(f"[yellow]unreadable {modality} input for item {escape(str(item_id))}: {escape(str(reason))}")
     print_import_gaps(report)
     console.print(f"Cache: [bold]{result.cache_folder}[/bold]")
+    from mmrec.pipeline.preprocess import stale_processed_note
+
+    if note := stale_processed_note(settings):  # the features are those of the processed items, not the raw ones
+        console.print(f"[yellow]{escape(note)}")
 
 
 def print_import_gaps(report: PrecomputeReport) -> None:

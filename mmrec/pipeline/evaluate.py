@@ -32,6 +32,7 @@ from mmrec.evaluation.report import (
     write_report,
 )
 from mmrec.fileio import sha256_file
+from mmrec.pipeline.preprocess import stale_processed_note
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.recommenders import RECOMMENDERS, create_recommender
 from mmrec.recommenders.base import Recommender
@@ -179,6 +180,8 @@ def run_evaluate(
     torch_device = resolve_device(evaluation.device)
     items = load_items(Path(settings.paths.processed_dir))
     train, test, also_seen, sources, file_notes = _frames(settings, test_data, train_data)
+    if stale := stale_processed_note(settings):
+        file_notes.insert(0, stale)
     for note in file_notes:
         progress(ProgressEvent("evaluate", message=note))
     split_notes = checkpoint_split_notes(settings, checkpoint_name, Path(sources["train"]), train_data is None) \

@@ -23,6 +23,7 @@ from mmrec.inference.ann import ItemIndex, candidate_score_matrix, require_faiss
 from mmrec.inference.seen import SeenItems
 from mmrec.inference.topk import finite_rows, reserve_new_items, top_k_unseen
 from mmrec.pipeline.evaluate import load_recommender
+from mmrec.pipeline.preprocess import stale_processed_note
 from mmrec.progress import ProgressCallback, null_progress
 from mmrec.recommenders import RECOMMENDERS, create_recommender
 from mmrec.recommenders.base import Recommender
@@ -164,7 +165,7 @@ def load_serving(settings: Settings, recommender_type: str, progress: ProgressCa
                              progress)
     fallback_name = settings.evaluation.cold_user_fallback
     fallback = create_recommender(fallback_name, settings.evaluation).fit(interactions, item_ids)
-    index, notes = None, []
+    index, notes = None, [note] if (note := stale_processed_note(settings)) else []
     spec = getattr(model, "spec", None)  # the multimodal checkpoint's
     made_from = getattr(model, "checkpoint", None)
     if isinstance(spec, CheckpointSpec) and made_from and (note := unfinished_note(spec.to_meta(),

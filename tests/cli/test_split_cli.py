@@ -112,3 +112,10 @@ def test_split_and_train_say_when_the_raw_data_changed_since_preprocess(config, 
     flat = " ".join(result.output.split())
     assert result.exit_code == 0, result.output
     assert "settings data.positive_rating_threshold changed since" in flat
+    # Evaluate and recommend serve the processed data too: they say so as well.
+    for command in (["evaluate", "--recommender-type", "popularity"],
+                    ["recommend", "--recommender-type", "popularity", "--sample-users", "1"]):
+        result = runner.invoke(app, [command[0], "-c", str(edited), *command[1:]], terminal_width=250,
+                               env={"MMREC_PATHS__RESULTS_DIR": str(tmp_path / "results")})
+        assert result.exit_code == 0, result.output
+        assert "settings data.positive_rating_threshold changed since" in " ".join(result.output.split()), command
