@@ -185,13 +185,20 @@ def not_utf8_error(path: str | os.PathLike[str], what: str, error: type[MmrecErr
 
 
 def create_temp_beside(target: Path) -> Path:
-    """Create `.{name}.XXXXXXXX.tmp` next to `target` with mode 0666 minus the umask.
+    """Create `.{name}.{pid}-XXXXXXXX.tmp` next to `target` with mode 0666 minus the umask, after removing
+    the temp files of `target` that killed processes left (named after their pid, so a live writer's stays).
 
     tempfile.mkstemp would make it 0600, and the rename would carry that mode to the final file;
     os.open with 0o666 lets the kernel apply the umask, as for any other file the user creates.
     """
+    prefix = f".{target.name}."
+    for leftover in target.parent.glob(f"{glob.escape(prefix)}*-*.tmp"):
+        owner = re.fullmatch(r"(\d+)-[0-9a-f]{8}", leftover.name[len(prefix):-len(".tmp")])
+        if owner and int(owner.group(1)) != os.getpid() and not process_alive(int(owner.group(1))):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
     for _ in range(100):
-        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        tmp = target.parent / f"{prefix}{os.getpid()}-{secrets.token_hex(4)}.tmp"
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:

@@ -58,6 +58,21 @@ def test_atomic_write_replaces_and_leaves_no_temp_file(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["x.json"]
 
 
+def test_a_killed_writers_temp_file_is_removed_by_the_next_write_and_a_live_ones_is_not(tmp_path):
+    # `recommend --all-users` killed mid-way left .recs.parquet.<hex>.tmp for good (hundreds of MB at scale).
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed = tmp_path / f".recs.parquet.{int(dead.stdout)}-0badf00d.tmp"
+    live = tmp_path / f".recs.parquet.{os.getppid()}-0badf00d.tmp"  # a writer still running
+    other = tmp_path / f".other.parquet.{int(dead.stdout)}-0badf00d.tmp"  # another file's: not this write's
+    for path in (killed, live, other):
+        path.write_bytes(b"half")
+    atomic_write_text(tmp_path / "recs.parquet", "x")
+    assert not killed.exists() and live.exists() and other.exists()
+
+
 def test_failed_write_keeps_the_previous_file(tmp_path):
     target = tmp_path / "x.txt"
     atomic_write_text(target, "old")
