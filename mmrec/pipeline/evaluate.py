@@ -327,6 +327,10 @@ def _report_counts(data: EvaluationData, progress: ProgressCallback, val_apart: 
         notes.append(
             f"{c['test_unknown_items_dropped']} test interactions are on items outside the catalogue (skipped)"
         )
+    if c.get("train_interactions_outside_catalogue"):
+        notes.append(f"{c['train_interactions_outside_catalogue']:,} training interaction(s) are on items outside the "
+                     "catalogue (skipped: the baselines and the item-item model fit without them; items removed since "
+                     "the split was made?)")
     if c["test_duplicate_pairs"]:
         notes.append(f"{c['test_duplicate_pairs']} duplicate test pairs (counted once)")
     if c["test_pairs_seen_in_training"]:

@@ -101,6 +101,12 @@ def test_unknown_test_items_are_counted(tiny_config, tmp_path):
     report = run_evaluate(settings, ["popularity"], test_data=test, write_files=False)
     assert report.counts["test_unknown_items_dropped"] == 1
     assert report.counts["test_duplicate_pairs"] == 1
+    # Training rows on items that left the catalogue (a split older than the catalogue) are counted too.
+    train = tmp_path / "train.csv"
+    train.write_text("user_id,item_id\nu001,i001\nu001,gone\nu002,i002\n")
+    report = run_evaluate(settings, ["popularity"], test_data=test, train_data=train, write_files=False)
+    assert any(note.startswith("1 training interaction(s) are on items outside the catalogue (skipped")
+               for note in report.notes)
 
 
 def test_a_test_file_reads_ids_as_preprocess_does(tiny_config, tmp_path):
