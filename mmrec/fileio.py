@@ -265,8 +265,10 @@ class ProcessLock:
 
     def __init__(self, path: Path, busy: str, hint: str) -> None:
         self.path, self.busy, self.hint = Path(path), busy, hint
+        self._made: list[Path] = []  # the folders the lock created, innermost first: removed again if left empty
 
     def __enter__(self) -> ProcessLock:
+        self._made = [folder for folder in self.path.parents if not folder.exists()]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             try:
@@ -285,6 +287,11 @@ class ProcessLock:
     def __exit__(self, *exc: object) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+        for folder in self._made:  # a run that failed before writing anything leaves no empty folder behind
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not empty (or gone): nor are the folders above it
 
 
 def _lock_owner(path: Path) -> int | None:

@@ -132,3 +132,15 @@ def test_a_link_keeps_pointing_and_a_named_pipe_is_written_into_not_replaced(tmp
     reader.join(timeout=10)
     assert stat.S_ISFIFO(fifo.stat().st_mode) and '"b": 2' in received[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "pipe.json", "real.json"]
+
+
+def test_a_lock_removes_the_folders_it_made_when_nothing_was_written_into_them(tmp_path):
+    # A train refused for missing backbone weights left an empty models/checkpoints/<combo>/ behind.
+    from mmrec.fileio import ProcessLock
+
+    with pytest.raises(RuntimeError), ProcessLock(tmp_path / "models" / "combo" / "train.lock", "busy", "hint"):
+        raise RuntimeError("weights not found")
+    assert list(tmp_path.iterdir()) == []
+    with ProcessLock(tmp_path / "models" / "combo" / "train.lock", "busy", "hint"):
+        (tmp_path / "models" / "combo" / "best_model.pth").write_bytes(b"x")
+    assert [p.name for p in (tmp_path / "models" / "combo").iterdir()] == ["best_model.pth"]
