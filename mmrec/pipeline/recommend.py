@@ -281,6 +281,8 @@ def run_recommend(
     model, item_ids, titles = serving.model, serving.item_ids, serving.titles
     chosen, selection_notes = select_users(serving.seen.users, named, sample_users, settings.evaluation.seed)
     selection_notes = [*file_notes, *selection_notes]
+    if note := serving.joined_since_note(chosen):
+        selection_notes.append(note)
     if serving.index is not None:
         selection_notes.append(f"Candidates come from the approximate {inference.ann} index (inference.ann), so a "
                                "list can differ from exact scoring; `--all-users --ann-check N` measures its recall.")

@@ -16,6 +16,7 @@ import torch
 
 from mmrec.checkpoints import CheckpointSpec
 from mmrec.checkpoints.store import unfinished_note
+from mmrec.data.encoders import IdEncoder
 from mmrec.data.tables import load_interactions, load_items, load_rated_below
 from mmrec.device import resolve_device
 from mmrec.errors import ConfigError
@@ -64,6 +65,20 @@ class Serving:
         return (f"{n_users:,} user(s) unknown to the model {got}"
                 + (f" ({below_only:,} of them only rated below data.positive_rating_threshold: no positive to score "
                    "from)" if below_only else "") + " (flagged `fallback`).")
+
+    def joined_since_note(self, users: Sequence[str]) -> str | None:
+        """A note on the `users` the processed data knows but the checkpoint's id encoder does not (they joined
+        after it was trained), or None: served from their interactions now, without an id embedding."""
+        trained = getattr(self.model, "users", None)
+        if not isinstance(trained, IdEncoder):
+            return None
+        known = set(self.seen.users)
+        later = [user for user in users if user in known and user not in trained]
+        if not later:
+            return None
+        return (f"{len(later):,} user(s) (e.g. {later[0]!r}) joined after the checkpoint was trained: they are scored "
+                "from the interactions they have now (history and item-item model), without an id embedding of "
+                "their own; `mmrec train` again to learn one.")
 
     @property
     def not_again(self) -> SeenItems:

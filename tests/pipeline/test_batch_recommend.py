@@ -232,6 +232,16 @@ def test_serving_says_how_many_items_have_no_id_embedding(tmp_path):
     serving = load_serving(settings, "multimodal")
     assert len(serving.notes) == 1 and serving.notes[0].startswith("1 of 41 catalogue items had no training interaction")
     assert np.isfinite(serving.model.score(["u0"])[0, -1].item())  # still scored
+    # A user who joined after training is served from their interactions, and the lists say so (both modes).
+    interactions = pd.concat([split.train, split.val, split.test], ignore_index=True)
+    joined = interactions[interactions["user_id"] == "u0"].assign(user_id="joined_later")
+    save_interactions(pd.concat([interactions, joined], ignore_index=True), tmp_path / "processed")
+    single = run_recommend(settings, users=["joined_later", "u1"])
+    assert any(note.startswith("1 user(s) (e.g. 'joined_later') joined after the checkpoint was trained")
+               for note in single.notes)
+    assert single.users[0].fallback is None
+    batch = run_batch_recommend(settings, tmp_path / "all.parquet", all_users=True)
+    assert any("joined after the checkpoint was trained" in note for note in batch.notes)
 
 
 def test_new_items_keep_their_places_for_the_multimodal_model_in_both_modes(trained):
