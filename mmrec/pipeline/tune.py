@@ -275,8 +275,9 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
                              f"best on validation (it ran {best.attrs.get('epochs_run', '?')}): the same model "
                              "without the epochs after it, which did not improve it.")
             # Its own checkpoint folder: training the selected settings leaves the checkpoints of the
-            # settings tuned from (paths.checkpoint_dir) alone.
-            selected = with_values(settings, {**values, "paths.checkpoint_dir": study_dir / "checkpoints"})
+            # settings tuned from (paths.checkpoint_dir) alone; evaluating them leaves their results alone too.
+            selected = with_values(settings, {**values, "paths.checkpoint_dir": study_dir / "checkpoints",
+                                              "paths.results_dir": study_dir / "results"})
             best_config = write_best_config(selected, study_dir / "best_config.yaml", tune.study_name, best,
                                             settings.training.monitor)
         else:

@@ -93,9 +93,12 @@ def test_best_settings_yaml_loads_as_a_train_config(tuned):
     for name, value in selected_values(settings, result.best).items():
         section, _, key = name.partition(".")
         assert getattr(getattr(loaded, section), key) == value
-    # The user's folders, not a trial's; checkpoints in the study's own folder (the tuned-from ones stay).
-    assert loaded.paths.model_copy(update={"checkpoint_dir": settings.paths.checkpoint_dir}) == settings.paths
+    # The user's folders, not a trial's; checkpoints and evaluation results in the study's own folder (the
+    # tuned-from ones stay).
+    own = {"checkpoint_dir": settings.paths.checkpoint_dir, "results_dir": settings.paths.results_dir}
+    assert loaded.paths.model_copy(update=own) == settings.paths
     assert Path(loaded.paths.checkpoint_dir) == root / "results" / "tune" / "mmrec" / "checkpoints"
+    assert Path(loaded.paths.results_dir) == root / "results" / "tune" / "mmrec" / "results"
     assert loaded.model.use_vision is False and loaded.training.device == "cpu"
 
 
