@@ -34,10 +34,21 @@ class SplitFrames:
         return {"train": self.train, "val": self.val, "test": self.test}
 
 
-def _counts(n: np.ndarray, val_ratio: float, test_ratio: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per-group (n_val, n_test), rounded, leaving at least one row for training."""
-    n_test = np.minimum(np.round(n * test_ratio).astype(int), np.maximum(n - 1, 0))
-    n_val = np.minimum(np.round(n * val_ratio).astype(int), np.maximum(n - 1 - n_test, 0))
+def _counts(n: np.ndarray, val_ratio: float, test_ratio: float,
+            rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-group (n_val, n_test), leaving at least one row for training. Rounded to the nearest, or with `rng`
+    up or down at random in proportion (0.5 -> 1 for half the groups): per-user shares then add up to the ratio
+    even where every user has a handful of rows (a user with 5 rows and 0.1 to test: 0 rows, always, when
+    rounded, so a catalogue of such users got an empty test part)."""
+
+    def rounded(share: np.ndarray) -> np.ndarray:
+        if rng is None:
+            return np.round(share).astype(int)
+        low = np.floor(share)
+        return (low + (rng.random(len(share)) < share - low)).astype(int)
+
+    n_test = np.minimum(rounded(n * test_ratio), np.maximum(n - 1, 0))
+    n_val = np.minimum(rounded(n * val_ratio), np.maximum(n - 1 - n_test, 0))
     return n_val, n_test
 
 
@@ -49,13 +60,15 @@ def _assign_by_rank(rank: np.ndarray, n_val: np.ndarray, n_test: np.ndarray) -> 
     return labels
 
 
-def _per_user(frame: pd.DataFrame, key: np.ndarray, val_ratio: float, test_ratio: float) -> np.ndarray:
-    """Within each user, rows with the largest `key` go to test, then val; at least one stays in train."""
+def _per_user(frame: pd.DataFrame, key: np.ndarray, val_ratio: float, test_ratio: float,
+              rng: np.random.Generator) -> np.ndarray:
+    """Within each user, rows with the largest `key` go to test, then val; at least one stays in train. Each
+    user's counts are the ratios of their rows, rounded at random in proportion (`_counts`)."""
     keyed = pd.DataFrame({"user": frame["user_id"].to_numpy(), "key": key})
     rank = keyed.groupby("user")["key"].rank(method="first", ascending=False).to_numpy().astype(int) - 1
-    n = keyed.groupby("user")["key"].transform("size").to_numpy()
-    n_val, n_test = _counts(n, val_ratio, test_ratio)
-    return _assign_by_rank(rank, n_val, n_test)
+    codes, _ = pd.factorize(keyed["user"])
+    n_val, n_test = _counts(np.bincount(codes), val_ratio, test_ratio, rng)  # one draw per user
+    return _assign_by_rank(rank, n_val[codes], n_test[codes])
 
 
 def _time_key(frame: pd.DataFrame) -> np.ndarray:
@@ -67,7 +80,7 @@ def _time_key(frame: pd.DataFrame) -> np.ndarray:
 
 
 def _stratified(frame: pd.DataFrame, s: SplitSettings, rng: np.random.Generator) -> np.ndarray:
-    return _per_user(frame, rng.random(len(frame)), s.val_ratio, s.test_ratio)
+    return _per_user(frame, rng.random(len(frame)), s.val_ratio, s.test_ratio, rng)
 
 
 def _temporal(frame: pd.DataFrame, s: SplitSettings, rng: np.random.Generator) -> np.ndarray:
@@ -78,7 +91,7 @@ def _temporal(frame: pd.DataFrame, s: SplitSettings, rng: np.random.Generator) -
 
 
 def _temporal_user(frame: pd.DataFrame, s: SplitSettings, rng: np.random.Generator) -> np.ndarray:
-    return _per_user(frame, _time_key(frame).astype(float), s.val_ratio, s.test_ratio)
+    return _per_user(frame, _time_key(frame).astype(float), s.val_ratio, s.test_ratio, rng)
 
 
 def _leave_one_out(frame: pd.DataFrame, s: SplitSettings, rng: np.random.Generator) -> np.ndarray:

@@ -74,6 +74,18 @@ def test_stratified_ratios_and_temporal_user_takes_latest():
     assert (latest.test["timestamp"] % 1000).eq(9).all()
 
 
+@pytest.mark.parametrize("strategy", ["stratified", "temporal_user"])
+def test_users_with_a_handful_of_rows_still_give_test_and_val_their_share(strategy):
+    # 5 rows x 0.1 rounds to 0 for every user: 1,500 rows split into an empty test and val part.
+    frame = _frame(n_users=400, per_user=5)
+    parts = split_interactions(frame, SplitSettings(strategy=strategy, seed=1))
+    assert 0.08 < len(parts.test) / len(frame) < 0.12 and 0.08 < len(parts.val) / len(frame) < 0.12
+    assert parts.train.groupby("user_id").size().min() >= 1 and parts.train["user_id"].nunique() == 400
+    assert set(parts.test.groupby("user_id").size()) == {1}  # 0 or 1 of 5 rows: one draw per user
+    again = split_interactions(frame, SplitSettings(strategy=strategy, seed=1))
+    assert again.test.equals(parts.test)  # seeded
+
+
 def test_leave_one_out_without_timestamps_is_random_but_seeded():
     frame = _frame().drop(columns="timestamp")
     parts = split_interactions(frame, SplitSettings(strategy="leave_one_out", seed=3))
