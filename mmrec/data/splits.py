@@ -249,6 +249,38 @@ def split_report(frames: SplitFrames, settings: SplitSettings, input_rows: int,
     return report
 
 
+def time_ties_note(frames: SplitFrames, strategy: str) -> str | None:
+    """A note when a split by time had to order interactions of equal timestamps (file order decides, as
+    `_time_key` breaks ties): every timestamp the same, or the cut falling inside a run of equal ones; None when
+    time alone decided, or the strategy does not split by time."""
+    parts = frames.parts()
+    if strategy not in (*TIME_STRATEGIES, "leave_one_out") or "timestamp" not in frames.train.columns:
+        return None
+    held = pd.concat([frames.val, frames.test], ignore_index=True)
+    if held.empty or frames.train.empty:
+        return None
+    stamps = pd.concat([part["timestamp"] for part in parts.values()], ignore_index=True)
+    if stamps.nunique() == 1:
+        return ("Every interaction has the same timestamp, so a split by time cannot order them: file order decided "
+                "(the file's last rows went to test). Unless the file is in time order, use --strategy stratified.")
+    if strategy == "temporal":
+        cut = held["timestamp"].min()
+        if frames.train["timestamp"].max() < cut:
+            return None
+        on_cut = int((stamps == cut).sum())
+        return (f"{on_cut:,} interactions share the timestamp at the cut between train and the held-out parts "
+                f"({_iso(int(cut))}): file order decided which side each went to.")
+    last_train = frames.train.groupby("user_id")["timestamp"].max()
+    first_held = held.groupby("user_id")["timestamp"].min()
+    both = first_held.index.intersection(last_train.index)
+    tied = int((first_held[both] <= last_train[both]).sum())
+    if not tied:
+        return None
+    return (f"{tied:,} of the {len(both):,} users with held-out rows have one at the same timestamp as a training row "
+            "of theirs: file order decided which was held out (timestamps of a coarse resolution, such as dates, or "
+            "a batch import give many such ties).")
+
+
 def read_split_report(splits_dir: Path) -> dict:
     """split_report.json of `splits_dir`; {} when there is none or it cannot be read (a hand-made split)."""
     try:

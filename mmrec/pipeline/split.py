@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmrec.data.splits import REPORT_FILE, SplitFrames, save_split, split_interactions, split_report
+from mmrec.data.splits import REPORT_FILE, SplitFrames, save_split, split_interactions, split_report, time_ties_note
 from mmrec.data.tables import interactions_sha256, load_interactions
 from mmrec.fileio import atomic_write_json
 from mmrec.pipeline.preprocess import stale_processed_note
@@ -58,9 +58,14 @@ def run_split(settings: Settings, progress: ProgressCallback = null_progress) ->
             # A ratio of 0 asked for it (e.g. a 75/25 protocol without validation); else the data was too small.
             why = (f"split.{name}_ratio is 0" if getattr(settings.split, f"{name}_ratio", None) == 0
                    else "too few interactions for the ratios and the strategy")
-            notes.append(f"The {name} part is empty ({why}): {consequence}.")
-    if note := short_parts_note(report, interactions, settings.split):
-        notes.append(note)
+            notes.append(f"The {name} part is empty ({why}): {consequence}."
+                         + (" --strategy leave_one_out holds out each user's last interaction (users with two or "
+                            "more)." if name == "test" and settings.split.strategy != "leave_one_out" and
+                            "ratio is 0" not in why else ""))
+    for note in (short_parts_note(report, interactions, settings.split),
+                 time_ties_note(frames, settings.split.strategy)):
+        if note:
+            notes.append(note)
     report["notes"] = notes
     splits_dir = Path(settings.paths.splits_dir)
     save_split(frames, splits_dir)
@@ -84,6 +89,6 @@ def short_parts_note(report: dict, interactions: pd.DataFrame, split: SplitSetti
     shares = " / ".join(f"{report['parts'][name]['interactions'] / total:.0%}" for name in ("train", "val", "test"))
     return (f"Train / val / test hold {shares} of the interactions, not the {split.train_ratio:g} / "
             f"{split.val_ratio:g} / {split.test_ratio:g} asked: {single:,} of {len(per_user):,} users have a single "
-            "interaction, which stays in train, and a share of a user's few rows rounds to none (strategy "
+            "interaction, which stays in train (strategy "
             f"{split.strategy!r}). Validation and test then cover fewer users ({report['parts']['val']['users']:,} "
             f"and {report['parts']['test']['users']:,}); 'temporal' holds out by date whatever each user's count.")

@@ -86,7 +86,7 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
         why = ("keep validation rows (training.holdout_ratio > 0 carves them out of train)"
                if trainer.cfg.holdout_ratio <= 0 else
                f"training.holdout_ratio {trainer.cfg.holdout_ratio:g} held out nothing (each user keeps a "
-               "training interaction, and a share of a few rows rounds to none): split data with more interactions "
+               "training interaction: users with a single one give none): split data with more interactions "
                "per user")
         notes.append(f"No validation data: the item-item blend weight cannot be chosen, so the two-tower model "
                      f"serves alone; {why}, or fix model.item_item_blend.")

@@ -86,6 +86,23 @@ def test_users_with_a_handful_of_rows_still_give_test_and_val_their_share(strate
     assert again.test.equals(parts.test)  # seeded
 
 
+def test_a_split_by_time_says_when_file_order_broke_timestamp_ties():
+    from mmrec.data.splits import time_ties_note
+
+    frame = _frame()
+    for strategy in ("temporal", "temporal_user", "leave_one_out", "stratified"):  # distinct times: nothing to say
+        assert time_ties_note(split_interactions(frame, SplitSettings(strategy=strategy)), strategy) is None
+    same = frame.assign(timestamp=1_650_000_000)
+    note = time_ties_note(split_interactions(same, SplitSettings(strategy="temporal")), "temporal")
+    assert note.startswith("Every interaction has the same timestamp") and "--strategy stratified" in note
+    dated = frame.assign(timestamp=frame["timestamp"] // 5000 * 86400)  # dates: 5 users a day
+    note = time_ties_note(split_interactions(dated, SplitSettings(strategy="temporal")), "temporal")
+    assert note is not None and "share the timestamp at the cut" in note
+    per_day = frame.assign(timestamp=frame["timestamp"] // 1000 * 1000)  # each user's rows on one date
+    note = time_ties_note(split_interactions(per_day, SplitSettings(strategy="temporal_user")), "temporal_user")
+    assert note.startswith("20 of the 20 users with held-out rows have one at the same timestamp")
+
+
 def test_leave_one_out_without_timestamps_is_random_but_seeded():
     frame = _frame().drop(columns="timestamp")
     parts = split_interactions(frame, SplitSettings(strategy="leave_one_out", seed=3))

@@ -91,9 +91,9 @@ def test_a_split_without_validation_rows_holds_out_part_of_train(tmp_path, monke
     split = load_split(tmp_path / "splits")
     train = split.train  # 30 users x 8 rows
     save_split(SplitFrames(train, split.val.iloc[:0], split.test), tmp_path / "splits")
-    settings = load_settings(config).settings
+    settings = load_settings(config, {"training.holdout_ratio": 0.125}).settings
     inputs = prepare_training(settings, torch.device("cpu"), DistContext())
-    assert len(inputs.split.val) == 30 and len(inputs.split.train) == len(train) - 30  # 8 * 0.1 -> 1 per user
+    assert len(inputs.split.val) == 30 and len(inputs.split.train) == len(train) - 30  # 8 * 0.125 = 1 per user
     assert len(inputs.users) - 1 == train["user_id"].nunique()  # encoders: every user of train.csv
     result = run_train(settings)
     assert any("No validation rows (val.csv empty or missing): 30 of 240 training interactions" in note
@@ -124,9 +124,9 @@ def test_a_split_without_validation_rows_holds_out_part_of_train(tmp_path, monke
 
     assert read_meta(none.best_path)["monitor"] == "-train_loss"  # not ndcg@10: its value is the negated loss
     assert any("keep validation rows (training.holdout_ratio > 0" in note for note in none.notes)
-    tiny = run_train(load_settings(config, {"training.holdout_ratio": 0.01,  # 8 rows x 0.01: none per user
+    tiny = run_train(load_settings(config, {"training.holdout_ratio": 1e-9,  # 8 rows x 1e-9: none per user
                                             "paths.checkpoint_dir": str(tmp_path / "tiny")}).settings)
-    assert any("training.holdout_ratio 0.01 held out nothing" in note for note in tiny.notes), tiny.notes
+    assert any("training.holdout_ratio 1e-09 held out nothing" in note for note in tiny.notes), tiny.notes
     fixed = load_settings(config, {"training.holdout_ratio": 0.0, "model.item_item_blend": 0.5,
                                    "paths.checkpoint_dir": str(tmp_path / "fixed")}).settings
     kept = run_train(fixed).item_item  # a fixed weight is used as given, with the configured lambda
