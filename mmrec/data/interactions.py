@@ -268,6 +268,13 @@ def clean_interactions(
         rated_below = rated_below.merge(liked, on=pairs, how="left", indicator=True)
         report.rated_below = (rated_below.loc[rated_below["_merge"] == "left_only", pairs].astype(str)
                               .reset_index(drop=True))
+        lost = frame.loc[below, "user_id"].drop_duplicates()
+        lost = lost[~lost.isin(set(frame.loc[~below, "user_id"]))]
+        if len(lost):
+            report.notes.append(
+                f"{len(lost):,} user(s) (e.g. {lost.iloc[0]!r}) rated nothing at or above "
+                f"data.positive_rating_threshold ({positive_rating_threshold:g}): none of their rows is a positive, so "
+                "the model does not know them; recommend serves them the fallback list without the items they rated.")
         frame = frame[~below]
     elif has_rating and frame["rating"].nunique() > 1:
         low = frame["rating"].min()

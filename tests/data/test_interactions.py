@@ -120,6 +120,14 @@ def test_ids_in_another_unicode_form_are_one_id_and_said_so():
     assert "'cafe\\u0301' is 'caf\\xe9'" in items
 
 
+def test_users_who_liked_nothing_are_counted_in_a_note():
+    raw = _raw([["u1", "a", "1", "5"], ["u1", "b", "2", "2"], ["u2", "a", "3", "1"], ["u2", "b", "4", "3"]])
+    out, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings(), 4.0)
+    assert out["user_id"].tolist() == ["u1"] and report.dropped == {"below_threshold": 3}
+    assert any(note.startswith("1 user(s) (e.g. 'u2') rated nothing at or above data.positive_rating_threshold (4)")
+               for note in report.notes)
+
+
 def test_no_rows_left_names_every_drop_count():
     raw = _raw([["u1", "a", "soon"], ["u2", "zz", "1"]], ("user_id", "item_id", "timestamp"))
     with pytest.raises(DataError) as caught:
