@@ -318,6 +318,10 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
         notes.append(note)
         progress(ProgressEvent("train", message=note))
     history = trainer.fit(on_epoch_end=write_checkpoints)
+    if note := _flat_validation_note(history[epochs_before:], trainer.monitor, data.val_relevant.nnz > 0,
+                                     str(read_split_report(splits_dir).get("strategy", "")),
+                                     settings.training.validate_on):
+        notes.append(note)
     item_item, val_per_user = None, None
     # A resumed run with no epoch left keeps the blend its best checkpoint already records (choosing it again
     # would cost minutes and rewrite best_model.pth for the same weights).
@@ -455,6 +459,20 @@ def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: Id
                               if choice.trend_grid else "")
                            + f" (val {trainer.monitor} {monitored:.4f})"))
     return choice, scorer
+
+
+def _flat_validation_note(ran: list[EpochRecord], monitor: str, validated: bool, strategy: str,
+                          validate_on: str) -> str | None:
+    """A note when validation gave the same value at every epoch of several (early stopping had nothing to go on,
+    and the first epoch was kept), naming the likely cause: an item split validated on the whole catalogue."""
+    values = {round(record.monitored, 12) for record in ran}
+    if not validated or len(ran) < 2 or len(values) != 1:
+        return None
+    cause = (" With --strategy item every validation item is new, and no ranking of the whole catalogue puts them "
+             "first: training.validate_on: cold_items ranks them among themselves." if strategy == "item"
+             and validate_on != "cold_items" else "")
+    return (f"Validation {monitor} was {ran[0].monitored:.4f} at every one of the {len(ran)} epochs: early stopping "
+            f"and the best epoch had nothing to go on, so the first epoch's model was kept.{cause}")
 
 
 def _mark_finished(best_path: Path, state: dict[str, Any]) -> None:

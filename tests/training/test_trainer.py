@@ -387,3 +387,18 @@ def test_the_teacher_table_budget_follows_the_free_memory(monkeypatch):
     assert trainer_module.teacher_table_budget(cpu) == 2**26  # 256 MiB of floats: an eighth of 2 GiB
     monkeypatch.setattr(trainer_module, "available_memory_bytes", lambda device: None)
     assert trainer_module.teacher_table_budget(cpu) == 2**27
+
+
+def test_validation_flat_at_every_epoch_is_a_note_naming_the_item_split_setting():
+    from mmrec.pipeline.train import _flat_validation_note
+    from mmrec.training.trainer import EpochRecord
+
+    def run(*values):
+        return [EpochRecord(i + 1, 1.0, {"ndcg@10": v}, v, i == 0, 1.0, 1.0, 0.01) for i, v in enumerate(values)]
+
+    note = _flat_validation_note(run(0.0, 0.0, 0.0), "ndcg@10", True, "item", "all")
+    assert note.startswith("Validation ndcg@10 was 0.0000 at every one of the 3 epochs") and "cold_items" in note
+    assert "cold_items" not in _flat_validation_note(run(0.0, 0.0), "ndcg@10", True, "stratified", "all")
+    assert _flat_validation_note(run(0.1, 0.2), "ndcg@10", True, "item", "all") is None  # it moved
+    assert _flat_validation_note(run(0.0), "ndcg@10", True, "item", "all") is None  # one epoch: nothing to compare
+    assert _flat_validation_note(run(0.0, 0.0), "ndcg@10", False, "item", "all") is None  # no validation rows
