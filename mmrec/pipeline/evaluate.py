@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -201,10 +202,14 @@ def run_evaluate(
             f"be ranked against {evaluation.num_negatives} distinct other items.",
             hint=f"Pass fewer than {n_items:,} (99 is the common choice on larger catalogues), or --eval-task "
                  "retrieval to rank the whole catalogue.")
-    if evaluation.eval_task == "retrieval" and (beyond := [k for k in evaluation.k_values if k >= n_items]):
-        count_notes.append(f"Cut-off(s) {', '.join(map(str, beyond))} reach the catalogue's {n_items:,} items: such a "
-                           "list holds every item a user can get, so its recall and hit rate are 1 wherever the user "
-                           "has a test item.")
+    # The most items any test user can be shown: the catalogue less that user's training (and validation) items.
+    rankable = n_items - int(np.diff(data.exclude.indptr).min()) if data.exclude.shape[0] else n_items
+    if evaluation.eval_task == "retrieval" and (beyond := [k for k in evaluation.k_values if k >= rankable]):
+        left = (f"the catalogue's {n_items:,} items" if rankable == n_items else
+                f"the at most {rankable:,} items a test user can be shown (the catalogue's {n_items:,} less their "
+                "training items)")
+        count_notes.append(f"Cut-off(s) {', '.join(map(str, beyond))} reach {left}: such a list holds every item a "
+                           "user can get, so its recall and hit rate are 1 wherever the user has a test item.")
         progress(ProgressEvent("evaluate", message=count_notes[-1]))
     if sampled and (beyond := [k for k in evaluation.k_values if k > evaluation.num_negatives]):
         count_notes.append(f"Cut-off(s) {', '.join(map(str, beyond))} exceed the {evaluation.num_negatives} sampled "

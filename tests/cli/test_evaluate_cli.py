@@ -62,7 +62,11 @@ def test_num_negatives_beyond_the_catalogue_is_refused_and_big_cut_offs_noted(co
     assert result.exit_code == 2 and "the catalogue has 30 items" in flat, result.output
     result = runner.invoke(app, ["evaluate", "-c", str(config), "--recommender-type", "popularity", "--k", "10 100"])
     flat = " ".join(result.output.replace("│", " ").split())
+    # A cold test user (no training item) can be shown all 30: the catalogue is the bound.
     assert result.exit_code == 0 and "Cut-off(s) 100 reach the catalogue's 30 items" in flat, result.output
+    result = runner.invoke(app, ["evaluate", "-c", str(config), "--recommender-type", "popularity", "--k", "10 29"])
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert "Cut-off(s) 29 reach" not in flat  # that cold user's list of 29 leaves an item out
 
 
 @pytest.mark.parametrize("args, message", [

@@ -109,6 +109,20 @@ def test_unknown_test_items_are_counted(tiny_config, tmp_path):
                for note in report.notes)
 
 
+def test_cut_offs_that_reach_every_item_a_test_user_can_be_shown_are_noted(tiny_config, tmp_path):
+    from mmrec.data.tables import load_items
+
+    settings = load_settings(tiny_config).settings
+    n_items = len(load_items(Path(settings.paths.processed_dir)))
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    train.write_text("user_id,item_id\nu001,i001\nu001,i002\n")
+    test.write_text("user_id,item_id\nu001,i003\n")
+    settings = load_settings(tiny_config, {"evaluation.k_values": [1, n_items - 2]}).settings
+    report = run_evaluate(settings, ["popularity"], test_data=test, train_data=train, write_files=False)
+    assert any(note.startswith(f"Cut-off(s) {n_items - 2} reach the at most {n_items - 2} items a test user can be "
+                               f"shown (the catalogue's {n_items} less their training items)") for note in report.notes)
+
+
 def test_a_test_file_reads_ids_as_preprocess_does(tiny_config, tmp_path):
     from mmrec.evaluation.dataset import read_interactions_file
 
