@@ -150,9 +150,8 @@ _KIND_LABELS = {"not_found": "file not found", "folder": "a folder", "blank": "n
 
 
 def _missing_kinds(images: dict) -> str:
-    """'file not found 33, URL, not downloaded 150: ' when the missing images are missing in more than one way."""
+    """'file not found 33, URL (not downloaded) 150: ' when the missing images are missing in more than one way."""
     kinds = images.get("missing_kinds") or {}
     if len(kinds) < 2:
         return ""
     return ", ".join(f"{_KIND_LABELS.get(kind, kind)} {count:,}" for kind, count in kinds.items()) + ": "
-
