@@ -203,7 +203,6 @@ def evaluate(
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = None,
 ) -> None:
     """Evaluate recommenders on the held-out split (full ranking by default) and write results/."""
-    from mmrec.pipeline.evaluate import run_evaluate
 
     extra_k, extra_names = split_extra_args(ctx.args)
     k_values = parse_k_values((k or []) + extra_k)
@@ -220,6 +219,7 @@ def evaluate(
     if save_predictions is not None:
         check_output_file(save_predictions, "--save-predictions")  # before any work, not after it
     with RichProgress(transient=True) as progress:
+        from mmrec.pipeline.evaluate import run_evaluate
         report = run_evaluate(
             settings,
             names,

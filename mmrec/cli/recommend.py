@@ -170,7 +170,6 @@ def recommend(
     --all-users (or an --output ending in .parquet) writes a parquet table in bounded memory; reasons
     and MMR diversity are omitted there.
     """
-    from mmrec.pipeline.recommend import run_recommend
 
     # `--users u1 u2 u3`: click leaves u2 u3 as extra arguments; they are more user ids.
     all_users_list = list(users or []) + [a for a in ctx.args]
@@ -202,6 +201,7 @@ def recommend(
                               "for a table of user_id, rank, item_id, score, fallback.")
         check_output_file(output, "--output")  # before any work, not after it
     with RichProgress(transient=True) as progress:
+        from mmrec.pipeline.recommend import run_recommend
         result = run_recommend(
             settings, all_users_list, user_file, sample_users, recommender_type, output, progress
         )

@@ -37,9 +37,6 @@ def train(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Per-step debug logs.")] = False,
 ) -> None:
     """Train on the split, validate every epoch, early-stop, and write organized checkpoints."""
-    from mmrec.models.transitions import describe_variant
-    from mmrec.pipeline.train import run_train
-
     app_state = state(ctx)
     if verbose:
         app_state.verbose = True
@@ -49,6 +46,9 @@ def train(
         "training.learning_rate": lr, "tracking.use_wandb": use_wandb, "tracking.wandb_project": wandb_project,
         "tracking.wandb_run_name": wandb_run_name,
     })
+    from mmrec.models.transitions import describe_variant  # torch: imported once the settings are good
+    from mmrec.pipeline.train import run_train
+
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 draws progress and the summary
         run_train(settings, resume=resume, progress=null_progress)
         return

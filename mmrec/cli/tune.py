@@ -31,7 +31,6 @@ def tune(
     Each trial is one `mmrec train` run in results_dir/tune/STUDY/trial_N; the study is kept in
     results_dir/tune/STUDY.db, so rerunning the same command continues it after a kill.
     """
-    from mmrec.pipeline.tune import run_tune
 
     app_state = state(ctx)
     if verbose:
@@ -42,6 +41,7 @@ def tune(
     })
     try:
         with RichProgress() as progress:
+            from mmrec.pipeline.tune import run_tune
             result = run_tune(settings, progress=progress)
     except KeyboardInterrupt:
         storage = Path(settings.paths.results_dir) / "tune" / f"{settings.tune.study_name}.db"
