@@ -78,15 +78,11 @@ def checkpoint_split_notes(settings: Settings, checkpoint_name: str | None, trai
                            from_split: bool) -> list[str]:
     """Refuse (CheckpointError) to evaluate the multimodal checkpoint on a split it was not trained on: its test
     rows may be among the checkpoint's training data, which inflates every metric. `train_source`: the train
-    file evaluate fits on; when the user named it (`from_split` False) a mismatch is a note, not an error.
-    Also the note of a split made before the last preprocess."""
+    file evaluate fits on; when the user named it (`from_split` False) a mismatch is a note, not an error."""
     from mmrec.checkpoints import find_checkpoint
     from mmrec.checkpoints.store import read_meta, unfinished_note
 
     notes = []
-    if from_split:
-        stale = stale_split_note(Path(settings.paths.splits_dir), Path(settings.paths.processed_dir))
-        notes += [stale] if stale else []
     path = find_checkpoint(settings.paths.checkpoint_dir, settings.features.combo,
                            name=checkpoint_name or settings.inference.checkpoint_name)
     meta = read_meta(path)
@@ -181,8 +177,11 @@ def run_evaluate(
     torch_device = resolve_device(evaluation.device)
     items = load_items(Path(settings.paths.processed_dir))
     train, test, also_seen, sources, file_notes = _frames(settings, test_data, train_data)
-    if stale := stale_processed_note(settings):
-        file_notes.insert(0, stale)
+    # Whatever is evaluated: the raw data changed since preprocess, or the split predates the last preprocess.
+    split_read = test_data is None or train_data is None
+    stale = (stale_processed_note(settings),
+             stale_split_note(Path(settings.paths.splits_dir), Path(settings.paths.processed_dir)) if split_read else None)
+    file_notes = [note for note in stale if note] + file_notes
     for note in file_notes:
         progress(ProgressEvent("evaluate", message=note))
     split_notes = checkpoint_split_notes(settings, checkpoint_name, Path(sources["train"]), train_data is None) \

@@ -81,6 +81,10 @@ def test_a_split_made_before_the_last_preprocess_is_noted(tmp_path):
     said = [e.message for e in events if e.message]
     first_epoch = next(i for i, e in enumerate(events) if e.task == "epochs")
     assert note in [e.message for e in events[:first_epoch]] and said.count(note) == 1  # before training, once
+    # Evaluate says it too, whatever it evaluates (it did only with the multimodal model).
+    from mmrec.pipeline.evaluate import run_evaluate
+
+    assert note in run_evaluate(settings, ["popularity"], write_files=False).notes
 
 
 def test_a_run_that_replaces_a_better_checkpoint_says_so(tmp_path):
