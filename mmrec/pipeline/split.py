@@ -32,9 +32,8 @@ def run_split(settings: Settings, progress: ProgressCallback = null_progress) ->
     """Split settings.paths.processed_dir's interactions per settings.split into settings.paths.splits_dir."""
     interactions = load_interactions(Path(settings.paths.processed_dir))
     sample_n, notes = settings.split.sample_n, []
-    if stale := stale_processed_note(settings):
+    if stale := stale_processed_note(settings):  # a split takes seconds: said once, with the other notes
         notes.append(stale)
-        progress(ProgressEvent("split", message=stale))  # before the work, when the user can still stop it
     what = f"{len(interactions):,} interactions"
     if sample_n is not None and sample_n < len(interactions):
         what = f"a sample of {sample_n:,} of the {len(interactions):,} interactions"

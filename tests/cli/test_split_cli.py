@@ -104,6 +104,7 @@ def test_split_and_train_say_when_the_raw_data_changed_since_preprocess(config, 
     result = runner.invoke(app, ["split", "-c", config], terminal_width=250)
     flat = " ".join(result.output.split())
     assert result.exit_code == 0 and "interactions.csv changed since" in flat and "Run `mmrec preprocess`" in flat
+    assert flat.count("changed since") == 1  # said once
     raw.unlink()  # raw data deleted after preprocess: no data changed, nothing to say
     assert "changed since" not in runner.invoke(app, ["split", "-c", config]).output
     edited = tmp_path / "c2.yaml"
