@@ -84,6 +84,16 @@ def summarize_trials(study: optuna.Study, study_dir: Path) -> list[TrialSummary]
                          attrs(trial)) for trial in study.get_trials(deepcopy=False)]
 
 
+def _has_rows(path: Path) -> bool:
+    """Whether the CSV at `path` holds a row besides its header (False when there is no such file)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            handle.readline()
+            return any(line.strip() for line in handle)
+    except OSError:
+        return False
+
+
 def _header(path: Path) -> str:
     try:
         with open(path, encoding="utf-8") as handle:
@@ -100,6 +110,10 @@ def validation_only_split(splits_dir: Path, view_dir: Path, holdout: bool) -> tu
     fingerprint of train+val (a resumed study must see the same split). An empty val.csv is refused
     unless `holdout` (training.holdout_ratio > 0: every trial carves the same validation out of train).
     """
+    if not holdout and not _has_rows(splits_dir / "val.csv"):  # refused before anything is written
+        raise DataError(f"The validation split {splits_dir / 'val.csv'} is empty: tuning chooses on validation.",
+                        hint="Re-run `mmrec split` with split.val_ratio > 0, or set training.holdout_ratio > 0.")
+    header = _header(splits_dir / "train.csv")
     digest = hashlib.sha256()
     view_dir.mkdir(parents=True, exist_ok=True)
     for name in ("train.csv", "val.csv", REPORT_FILE):
@@ -108,7 +122,7 @@ def validation_only_split(splits_dir: Path, view_dir: Path, holdout: bool) -> tu
         if name == REPORT_FILE and not source.is_file():  # optional (hand-made splits have none)
             continue
         if name == "val.csv" and not source.is_file():  # optional too: no validation rows
-            atomic_write_text(target, _header(splits_dir / "train.csv"))
+            atomic_write_text(target, header)
             continue
         if not source.is_file():
             raise DataError(f"Split file {source} not found.", hint="Run `mmrec split` first (with the same --config).")
@@ -123,12 +137,6 @@ def validation_only_split(splits_dir: Path, view_dir: Path, holdout: bool) -> tu
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
         digest.update(b"\0")
-    with open(view_dir / "val.csv", encoding="utf-8") as handle:
-        header = handle.readline()
-        has_rows = any(line.strip() for line in handle)
-    if not has_rows and not holdout:
-        raise DataError(f"The validation split {splits_dir / 'val.csv'} is empty: tuning chooses on validation.",
-                        hint="Re-run `mmrec split` with split.val_ratio > 0, or set training.holdout_ratio > 0.")
     atomic_write_text(view_dir / "test.csv", header)
     return view_dir, digest.hexdigest()
 

@@ -238,6 +238,12 @@ def test_an_empty_validation_split_is_carved_out_of_train_in_every_trial(tmp_pat
     val.unlink()  # a hand-made train/test split without val.csv: the same
     again = run_tune(with_values(settings, {"tune.study_name": "no-val-file"}))
     assert [t.value for t in again.trials] == [t.value for t in result.trials]
+    # Without a holdout the empty validation is refused before anything of the study is written.
+    results = Path(settings.paths.results_dir)
+    before = sorted(results.rglob("*"))
+    with pytest.raises(DataError, match="is empty: tuning chooses on validation"):
+        run_tune(with_values(settings, {"tune.study_name": "refused", "training.holdout_ratio": 0.0}))
+    assert sorted(results.rglob("*")) == before
 
 
 def test_tune_refuses_torchrun(tmp_path, monkeypatch):
