@@ -320,8 +320,9 @@ def save_split(frames: SplitFrames, splits_dir: Path) -> None:
     atomic_write_json(Path(splits_dir) / FILES_MANIFEST, digests)
 
 
-def _check_manifest(splits_dir: Path) -> None:
-    """DataError when the split files are not the ones FILES_MANIFEST records (none recorded: nothing to check)."""
+def _check_manifest(splits_dir: Path, names: tuple[str, ...] | None = None) -> None:
+    """DataError when the split files (`names`, default every one) are not the ones FILES_MANIFEST records (none
+    recorded: nothing to check)."""
     manifest = Path(splits_dir) / FILES_MANIFEST
     if not manifest.is_file():
         return
@@ -332,7 +333,8 @@ def _check_manifest(splits_dir: Path) -> None:
     if not isinstance(digests, dict):
         digests = None
     changed = [name for name, digest in (digests or {}).items()  # a missing file: load_split says so (val: optional)
-               if (Path(splits_dir) / name).is_file() and sha256_file(Path(splits_dir) / name) != digest]
+               if (names is None or name in names)
+               and (Path(splits_dir) / name).is_file() and sha256_file(Path(splits_dir) / name) != digest]
     if digests is None or changed:
         raise DataError(
             f"The split files in {splits_dir} are not the ones `mmrec split` wrote together "
@@ -343,15 +345,17 @@ def _check_manifest(splits_dir: Path) -> None:
                  f"{manifest}.")
 
 
-def load_split(splits_dir: Path) -> SplitFrames:
+def load_split(splits_dir: Path, test: bool = True) -> SplitFrames:
     """Read train/val/test CSVs (ids as str); DataError hinting `mmrec split` when one is missing.
     val.csv is optional (a hand-made train/test split): without it val is empty, like a val.csv with no rows.
+    `test` False: test.csv is not opened (training reads no test row; the test part is empty).
     Parts that are not the ones one `save_split` wrote together are refused (`_check_manifest`)."""
-    _check_manifest(Path(splits_dir))
+    read = SPLIT_NAMES if test else tuple(name for name in SPLIT_NAMES if name != "test")
+    _check_manifest(Path(splits_dir), tuple(f"{name}.csv" for name in read))
     parts = []
     for name in SPLIT_NAMES:
         path = Path(splits_dir) / f"{name}.csv"
-        if name == "val" and not path.is_file():
+        if (name == "val" and not path.is_file()) or name not in read:
             parts.append(parts[0].iloc[:0].copy())
             continue
         if not path.is_file():

@@ -74,12 +74,15 @@ def load_recommender(
     return model.fit(train, items["item_id"].tolist())
 
 
-def checkpoint_split_notes(settings: Settings, checkpoint_name: str | None, train_source: Path,
+def checkpoint_notes(settings: Settings, checkpoint_name: str | None, train_source: Path,
                            from_split: bool) -> list[str]:
     """Refuse (CheckpointError) to evaluate the multimodal checkpoint on a split it was not trained on: its test
     rows may be among the checkpoint's training data, which inflates every metric. `train_source`: the train
-    file evaluate fits on; when the user named it (`from_split` False) a mismatch is a note, not an error."""
+    file evaluate fits on; when the user named it (`from_split` False) a mismatch is a note, not an error.
+    Also the notes on the checkpoint itself: a run that did not finish, a blend the two-tower network has no part
+    in."""
     from mmrec.checkpoints import find_checkpoint
+    from mmrec.checkpoints.catalog import served_model
     from mmrec.checkpoints.store import read_meta, unfinished_note
 
     notes = []
@@ -88,6 +91,11 @@ def checkpoint_split_notes(settings: Settings, checkpoint_name: str | None, trai
     meta = read_meta(path)
     if note := unfinished_note(meta, path):
         notes.append(note)
+    chosen = meta.get("item_item")
+    if isinstance(chosen, dict) and float(chosen.get("blend") or 0.0) >= 1.0:
+        notes.append(f"The multimodal checkpoint serves {served_model(chosen)}: validation gave the item-item model "
+                     "(EASE with the image/text features as side information) weight 1, so the two-tower network "
+                     "carries none of these scores (`mmrec checkpoints info` shows every weight).")
     recorded = meta.get("split") or {}
     trained_on = recorded.get("train_sha256")
     if not trained_on or sha256_file(train_source) == trained_on:  # checkpoints before 2026-12 record none
@@ -184,7 +192,7 @@ def run_evaluate(
     file_notes = [note for note in stale if note] + file_notes
     for note in file_notes:
         progress(ProgressEvent("evaluate", message=note))
-    split_notes = checkpoint_split_notes(settings, checkpoint_name, Path(sources["train"]), train_data is None) \
+    split_notes = checkpoint_notes(settings, checkpoint_name, Path(sources["train"]), train_data is None) \
         if "multimodal" in names else []
     for note in split_notes:  # shown now, before the fits (and again in the report's notes)
         progress(ProgressEvent("evaluate", message=note))

@@ -145,7 +145,7 @@ def prepare_training(settings: Settings, device: torch.device, ctx: DistContext,
                      progress: ProgressCallback = null_progress) -> TrainingInputs:
     """Load the split and item features and build the training inputs (also used by bench/train_throughput.py)."""
     items = load_items(Path(settings.paths.processed_dir))
-    full = load_split(Path(settings.paths.splits_dir))
+    full = load_split(Path(settings.paths.splits_dir), test=False)  # training never opens test.csv
     # Encoders know every user and item of the whole train.csv: evaluate and recommend read all of it.
     users, item_encoder = _encoders(settings, full.train, ctx)
     split, holdout = _validation_holdout(settings, full)

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from hypothesis import given
@@ -101,6 +103,26 @@ def test_a_split_by_time_says_when_file_order_broke_timestamp_ties():
     per_day = frame.assign(timestamp=frame["timestamp"] // 1000 * 1000)  # each user's rows on one date
     note = time_ties_note(split_interactions(per_day, SplitSettings(strategy="temporal_user")), "temporal_user")
     assert note.startswith("20 of the 20 users with held-out rows have one at the same timestamp")
+
+
+def test_training_can_load_a_split_without_opening_its_test_part(tmp_path, monkeypatch):
+    frame = _frame()
+    save_split(split_interactions(frame, SplitSettings(strategy="stratified")), tmp_path)
+    opened = []
+    real_open = open
+
+    def spy(path, *args, **kwargs):
+        opened.append(Path(path).name)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", spy)
+    loaded = load_split(tmp_path, test=False)
+    assert len(loaded.train) and len(loaded.val) and loaded.test.empty and "test.csv" not in opened
+    monkeypatch.undo()
+    (tmp_path / "test.csv").unlink()  # a train/val-only split trains
+    assert len(load_split(tmp_path, test=False).train) == len(loaded.train)
+    with pytest.raises(DataError, match="test.csv not found"):
+        load_split(tmp_path)
 
 
 def test_leave_one_out_without_timestamps_is_random_but_seeded():

@@ -234,3 +234,15 @@ def test_a_best_checkpoint_whose_run_left_no_last_checkpoint_is_never_resumed_wi
     elsewhere.write_bytes(last.read_bytes())
     with pytest.raises(CheckpointError, match="is not in the folder this run writes to"):
         run_train(settings, resume=elsewhere)
+
+
+def test_evaluate_says_when_the_two_tower_network_carries_none_of_the_scores(tmp_path):
+    # An auditor found the "multimodal" lead was the item-item model's (weight 1): nothing in the report said so.
+    from mmrec.pipeline.evaluate import run_evaluate
+
+    config = tiny_project.write_tiny_project(tmp_path, epochs=1, item_item_blend=1.0, sequence_blend=False)
+    settings = load_settings(config).settings
+    run_train(settings)
+    notes = run_evaluate(settings, ["multimodal"], write_files=False).notes
+    assert any(note.startswith("The multimodal checkpoint serves item-item") and "carries none" in note
+               for note in notes), notes
