@@ -129,6 +129,13 @@ def clean_items(
                 f"{', '.join(map(repr, col.dotted_examples))}: read as decimals ({col.dotted_examples[0]!r} = "
                 f"{float(col.dotted_examples[0]):g}). If the file comes from a locale that writes thousands with a "
                 "dot, they are 1,000 times too small: write the numbers without separators.")
+        if col.comma_decimals and not col.no_information:
+            grouped = "; values like '2,500' were read as thousands (2500), which they may not be" if col.formatted \
+                else ""
+            report.notes.append(
+                f"{col.comma_decimals:,} values of numeric column {name!r} are written with a decimal comma (e.g. "
+                f"{', '.join(map(repr, col.comma_decimal_examples))}): not read as numbers, so imputed{grouped}. "
+                "Write decimals with a point (export with a point as the decimal separator).")
         if len(frame) and col.imputed / len(frame) >= IMPUTED_SHARE_NOTE:
             report.notes.append(
                 f"Numeric column {name!r} has no valid value for {col.imputed:,} of {len(frame):,} items "

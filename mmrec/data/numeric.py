@@ -31,6 +31,9 @@ class ColumnReport:
     # thousands (validate_numeric_columns counts them; preprocess notes a column where they are common)
     dotted: int = 0
     dotted_examples: list[str] = field(default_factory=list)
+    # values written with a decimal comma (1,5 / 2,50: no thousands grouping): not numbers, so imputed
+    comma_decimals: int = 0
+    comma_decimal_examples: list[str] = field(default_factory=list)
     no_information: bool = False  # no valid value, or one value for all: the column is left out of the features
     constant: float | None = None  # the one value every valid entry holds (then no_information)
 
@@ -101,6 +104,9 @@ def validate_numeric_columns(
         text = raw[~blank].astype("string").str.strip()
         dotted = text[text.str.fullmatch(r"\d{1,3}\.\d{3}").fillna(False).astype(bool)]  # 12.004.511: no number
         report.dotted, report.dotted_examples = len(dotted), dotted.head(3).tolist()
+        unread = text[values.isna().reindex(text.index).to_numpy()]
+        commas = unread[unread.str.fullmatch(DECIMAL_COMMA.pattern).fillna(False).astype(bool)]
+        report.comma_decimals, report.comma_decimal_examples = len(commas), commas.head(3).tolist()
         report.missing = int(blank.sum())
         report.non_numeric = int((values.isna() & ~blank).sum())
         infinite = np.isinf(values.to_numpy())

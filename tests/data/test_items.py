@@ -107,6 +107,12 @@ def test_numbers_of_a_decimal_comma_locale_are_named_as_such():
     assert "dates" not in comma
     assert dotted.startswith("2 of 10 values of numeric column 'views' are written like '2.852', '1.250'")
     assert "read as decimals ('2.852' = 2.852)" in dotted and items.loc[0, "views"] == 2.852
+    # Some decimal commas among numbers: imputed, and said so (with the ambiguous '2,500' read as thousands).
+    raw["likes"] = pd.array(["1,5", "2,50", "7", "2,500", "3", "4", "5", "6", "8", "9"], dtype="string")
+    items, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["likes"]), PreprocessSettings())
+    (note,) = [note for note in report.notes if "decimal comma" in note]
+    assert note.startswith("2 values of numeric column 'likes' are written with a decimal comma (e.g. '1,5', '2,50')")
+    assert "values like '2,500' were read as thousands (2500)" in note and items.loc[3, "likes"] == 2500
 
 
 def test_a_catalogue_without_descriptions_sets_the_column_to_null():
