@@ -35,7 +35,7 @@ def synth(
             "--interactions",
             min=1,
             help="Exactly this many distinct interactions, with power-law item popularity (scale runs). "
-            "Default: about 50 per user.",
+            "Default: about 50 per user (fewer on a small catalogue: at most half its items each).",
         ),
     ] = None,
     no_images: Annotated[
