@@ -94,9 +94,10 @@ def sha256_file(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str
 def check_output_file(path: str | os.PathLike[str], option: str | None = None) -> Path:
     """`path` as a Path, or a ConfigError when a file cannot go there (it is a folder, or under a file).
 
-    Commands call it on their output options before any work; every atomic write calls it too.
+    Commands call it on their output options before any work; every atomic write calls it too. A leading `~` is
+    the home folder, for this process and for the libraries it hands the path to alike (pyarrow expands it).
     """
-    target = Path(path)
+    target = Path(os.path.expanduser(path))
     named = f"{option} {target}" if option else str(target)
     if target.is_dir():
         raise ConfigError(f"Cannot write {named}: it is a directory.",
@@ -112,8 +113,8 @@ def read_text_file(
     path: str | os.PathLike[str], what: str, error: type[MmrecError] = DataError, hint: str | None = None
 ) -> str:
     """The UTF-8 text of a user-supplied file (without the byte-order mark Notepad and Excel may write), or
-    `error` saying what is wrong (`what` names the file)."""
-    path = Path(path)
+    `error` saying what is wrong (`what` names the file; a leading `~` is the home folder)."""
+    path = Path(os.path.expanduser(path))
     if path.is_dir():
         raise error(f"{what} {path} is a directory, not a file.", hint=hint)
     if not path.exists():

@@ -67,6 +67,17 @@ class PathsSettings(Section):
     checkpoint_dir: Path = Field(Path("models/checkpoints"), description="checkpoints and encoders")
     results_dir: Path = Field(Path("results"), description="evaluation JSON, markdown tables, plots")
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _home_and_not_empty(cls, value: Any) -> Any:
+        """`~` is the home folder, as in a shell (YAML and MMREC_* values are not shell-expanded: `~/data` made a
+        folder named '~' in the working directory); an empty value is refused (it read as '.')."""
+        if isinstance(value, (str, os.PathLike)):
+            if not str(value).strip():
+                raise ValueError("a folder path cannot be empty")
+            return Path(os.path.expanduser(value))
+        return value
+
     @model_validator(mode="after")
     def _processed_dir_is_its_own(self) -> PathsSettings:
         """Preprocess replaces processed_dir whole: no other folder may be it or lie inside it."""

@@ -144,3 +144,13 @@ def test_a_lock_removes_the_folders_it_made_when_nothing_was_written_into_them(t
     with ProcessLock(tmp_path / "models" / "combo" / "train.lock", "busy", "hint"):
         (tmp_path / "models" / "combo" / "best_model.pth").write_bytes(b"x")
     assert [p.name for p in (tmp_path / "models" / "combo").iterdir()] == ["best_model.pth"]
+
+
+def test_a_leading_tilde_is_the_home_folder_for_outputs_and_inputs(tmp_path, monkeypatch):
+    # `-o '~/r.parquet'` wrote an empty ./~/r.parquet while pyarrow put the data in $HOME (it expands `~`).
+    from mmrec.fileio import check_output_file, read_text_file
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert check_output_file("~/out/r.json") == tmp_path / "out" / "r.json"
+    atomic_write_text("~/x.txt", "hi")
+    assert (tmp_path / "x.txt").read_text() == "hi" and read_text_file("~/x.txt", "File") == "hi"

@@ -207,3 +207,14 @@ def test_a_section_set_to_one_value_says_how_sections_are_set():
 def test_a_negative_seed_is_refused(section):
     with pytest.raises(ValidationError, match="greater than or equal to 0"):
         Settings.model_validate({section: {"seed": -1}})
+
+
+def test_folder_settings_expand_a_leading_tilde_and_refuse_an_empty_value(monkeypatch, tmp_path):
+    from mmrec.errors import ConfigError
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("MMREC_PATHS__RESULTS_DIR", "~/res")
+    assert load_settings(None).settings.paths.results_dir == tmp_path / "res"
+    monkeypatch.setenv("MMREC_PATHS__RESULTS_DIR", "")
+    with pytest.raises(ConfigError, match="cannot be empty"):
+        load_settings(None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from mmrec import __version__
-from mmrec.cli.common import AppState, configure_logging, render_error
+from mmrec.cli.common import AppState, configure_logging, console, err_console, render_error
 from mmrec.errors import Interrupted, MmrecError, SystemResourceError, os_error
 
 
@@ -114,8 +115,26 @@ def verbose_first(args: list[str]) -> list[str]:
     return ["--verbose", *(arg for i, arg in enumerate(args) if i not in late)]
 
 
+REDIRECTED_WIDTH = 200  # columns of stdout written to a file or pipe: a log keeps a path on one line
+
+
+def prepare_output() -> None:
+    """Make the consoles safe wherever the process runs: a COLUMNS of 0 (some containers' 0x0 terminal) made rich
+    print nothing at all, errors included; stdout redirected to a file wrapped paths at 80 columns; a stream that
+    cannot encode a character (PYTHONIOENCODING=ascii) crashed mid-table. Not for tests' runners: only `main`."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    for shown in (console, err_console):
+        if shown.width <= 0:
+            shown.width = 80
+    if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+        console.width = REDIRECTED_WIDTH
+
+
 def main() -> None:
     """Console-script entry point (`mmrec`, `python -m mmrec`)."""
+    prepare_output()
     # Typer's root --verbose is parsed after commands import; accept it anywhere on the line.
     try:
         app(args=verbose_first(sys.argv[1:]))

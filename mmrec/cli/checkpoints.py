@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -179,7 +178,7 @@ def info_command(
         path = find_checkpoint(Path(settings.paths.checkpoint_dir), settings.features.combo,
                                settings.inference.checkpoint_name)
     facts = summary(path)
-    console.print_json(json.dumps(facts))
+    print_json_data(facts)
     if facts["status"] != "ok":
         problem = facts["problem"]
         raise CheckpointError(problem if str(path) in problem else f"Checkpoint {path} is broken: {problem}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -42,8 +43,14 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (for script
 
 
 def print_json_data(data: Any) -> None:
-    """`data` as JSON on stdout: dataclasses as objects, paths as strings, NaN as null (JSON has no NaN)."""
-    console.print_json(json.dumps(_plain(data), allow_nan=False))
+    """`data` as JSON on stdout: dataclasses as objects, paths as strings, NaN as null (JSON has no NaN). Plain
+    text, never styled (FORCE_COLOR or a pseudo-terminal made rich's print_json emit escape codes jq rejects);
+    non-ASCII as \\u escapes when stdout cannot encode it."""
+    stream = sys.stdout
+    encoding = (getattr(stream, "encoding", None) or "utf-8").lower().replace("_", "-")
+    text = json.dumps(_plain(data), allow_nan=False, indent=2, ensure_ascii=not encoding.startswith("utf"))
+    stream.write(text + "\n")
+    stream.flush()
 
 
 def _plain(value: Any) -> Any:

@@ -7,7 +7,7 @@ import json
 import typer
 from rich.table import Table
 
-from mmrec.cli.common import ConfigOption, console, state
+from mmrec.cli.common import ConfigOption, console, print_json_data, state
 from mmrec.settings import settings_as_dict
 
 app = typer.Typer(help="Inspect the resolved settings.", no_args_is_help=True)
@@ -24,7 +24,7 @@ def show(
     settings = app_state.settings(config)
     values = settings_as_dict(settings)
     if as_json:
-        console.print_json(json.dumps({"settings": values, "sources": app_state.loaded.sources}))
+        print_json_data({"settings": values, "sources": app_state.loaded.sources})
         return
     table = Table(title="Resolved settings")
     table.add_column("key", no_wrap=True)  # keys are copied into YAML or MMREC_* variables: never cut
