@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 
 import diskcache
@@ -359,7 +359,7 @@ class FeatureStore:
         """Record the vectors of `modality`: backbone, dim, weights id and any `details` (e.g. what an
         import read); details recorded earlier for the same vectors are kept."""
         meta = self.read_meta()
-        meta.update(combo=self.combo, updated_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        meta.update(combo=self.combo, updated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         entry = {"backbone": backbone, "dim": dim, "weights_id": weights_id}
         previous = meta.get(modality, {})
         if all(previous.get(name) == value for name, value in entry.items()):
@@ -369,7 +369,7 @@ class FeatureStore:
 
     def save_stats(self, extra: dict | None = None) -> None:
         """Persist this run's hit/miss counters (read by `mmrec cache stats`)."""
-        stats = dict(self.counters, at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(extra or {}))
+        stats = dict(self.counters, at=datetime.now(timezone.utc).isoformat(timespec="seconds"), **(extra or {}))
         atomic_write_json(self.folder / STATS_FILE, {"last_run": stats})
 
     def read_stats(self) -> dict:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -141,7 +142,7 @@ def import_item_vectors(
     # The switch: from here on the store serves the new vectors.
     store.write_meta(modality, IMPORTED, vectors.dim, report.identity, file=str(vectors.path),
                      file_sha256=vectors.digest, column=vectors.column, rows=vectors.rows, items=len(wanted),
-                     imported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                     imported_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     if previous is not None and previous.get("weights_id") != report.identity:
         report.replaced = previous.get("weights_id")
         if previous.get("dim") != vectors.dim:
