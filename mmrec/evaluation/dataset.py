@@ -7,6 +7,7 @@ users unknown to training and test interactions on items never seen in training 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +33,10 @@ def read_interactions_file(path: Path, role: str, data: DataSettings | None = No
     data.positive_rating_threshold and a rating column, the rows below it (or without a number) are left
     out, counted in `notes`. A file mmrec wrote (a split) holds the canonical names and only positives.
     """
-    path = Path(path)
+    path = Path(os.path.expanduser(path))
     if not path.is_file():
         raise DataError(
-            f"The {role} file {path} does not exist.",
+            f"The {role} file {path} " + ("is a folder, not a file." if path.is_dir() else "does not exist."),
             hint=f"Pass an existing CSV or parquet file as {role} data.",
         )
     names = {c: getattr(data, f"{c}_column") for c in ("user_id", "item_id", "timestamp", "rating")} if data else {}

@@ -94,6 +94,13 @@ def test_empty_test_file_and_missing_column_are_clear_errors(tiny_config, tmp_pa
         run_evaluate(settings, ["svd"])
 
 
+def test_a_test_file_that_is_a_folder_is_named_as_such(tmp_path):
+    from mmrec.evaluation.dataset import read_interactions_file
+
+    with pytest.raises(DataError, match="is a folder, not a file"):
+        read_interactions_file(tmp_path, "test")
+
+
 def test_unknown_test_items_are_counted(tiny_config, tmp_path):
     settings = load_settings(tiny_config).settings
     test = tmp_path / "test.csv"
