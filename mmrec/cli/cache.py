@@ -10,7 +10,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mmrec.cli.common import ConfigOption, JsonOption, RichProgress, console, print_json_data, print_notes, state
+from mmrec.cli.common import (
+    ConfigOption,
+    JsonOption,
+    RichProgress,
+    absent_folder_note,
+    console,
+    err_console,
+    print_json_data,
+    print_notes,
+    state,
+)
 
 if TYPE_CHECKING:
     from mmrec.features.item_features import PrecomputeReport
@@ -165,13 +175,16 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, as_json: JsonO
     listing = list_caches(settings.paths.cache_dir)
     if as_json:  # `refused`: combo entries that are symbolic links, left unopened
         print_json_data({"cache_dir": settings.paths.cache_dir, "caches": listing.caches, "refused": listing.refused})
+        if note := absent_folder_note(settings.paths.cache_dir):  # on stderr: stdout stays JSON
+            err_console.print(f"[yellow]No feature caches{escape(note)}.")
         return
     _warn_refused(listing.refused, settings.paths.cache_dir)
     infos = listing.caches
     if not infos:
         imported = "imported" in (settings.features.vision_backbone, settings.features.text_backbone)
         how = "`mmrec cache import` (this config's backbones are imported)" if imported else "`mmrec cache precompute`"
-        console.print(f"No feature caches in {settings.paths.cache_dir}. Fill one with {how}.")
+        absent = escape(absent_folder_note(settings.paths.cache_dir))
+        console.print(f"No feature caches in {settings.paths.cache_dir}{absent}. Fill one with {how}.")
         return
     table = Table(title=f"Feature caches in {settings.paths.cache_dir}", collapse_padding=True)
     # Two-line headers and a date that folds: the table fits an 80-column terminal with a whole combo name.

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mmrec.cli.common import ConfigOption, JsonOption, console, print_json_data, state
+from mmrec.cli.common import ConfigOption, JsonOption, absent_folder_note, console, err_console, print_json_data, state
 from mmrec.errors import CheckpointError
 
 app = typer.Typer(help="List, organize and inspect model checkpoints.", no_args_is_help=True)
@@ -44,12 +44,14 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir
     if as_json:  # every checkpoint, broken ones included (valid: false, with the problem)
         print_json_data({"checkpoint_dir": root, "checkpoints": [{**asdict(info), "valid": info.valid}
                                                                  for info in infos]})
+        if note := absent_folder_note(root):  # on stderr: stdout stays JSON
+            err_console.print(f"[yellow]No checkpoints{escape(note)}.")
         return
     if not infos:
         if checkpoint_dir is not None and not Path(root).is_dir():  # a mistyped folder is not an empty one
             raise CheckpointError(f"Checkpoint folder {root} does not exist.",
                                   hint="Pass the folder `mmrec train` wrote (paths.checkpoint_dir), or train first.")
-        console.print(f"No checkpoints in {root}. Train one with `mmrec train`.")
+        console.print(f"No checkpoints in {root}{escape(absent_folder_note(root))}. Train one with `mmrec train`.")
         return
     table = Table(title=f"Checkpoints in {root}")
     # Narrow enough for 80 columns: organized checkpoints sit under a row naming their combo folder, a flat one

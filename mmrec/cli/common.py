@@ -42,6 +42,17 @@ ConfigOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts, e.g. jq) instead of the table.")]
 
 
+def absent_folder_note(folder: Path) -> str:
+    """'' when `folder` exists, else why a listing of it is empty: no such folder (relative to the current one,
+    for a relative path: a command run from another folder than the project's finds nothing)."""
+    folder = Path(folder)
+    if folder.is_dir():
+        return ""
+    return (f" ({folder} does not exist" + ("" if folder.is_absolute() else
+                                            f"; relative paths resolve against the current folder, {Path.cwd()}")
+            + ")")
+
+
 def print_json_data(data: Any) -> None:
     """`data` as JSON on stdout: dataclasses as objects, paths as strings, NaN as null (JSON has no NaN). Plain
     text, never styled (FORCE_COLOR or a pseudo-terminal made rich's print_json emit escape codes jq rejects);

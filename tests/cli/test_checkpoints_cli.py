@@ -56,6 +56,11 @@ def test_list_empty_folder_and_a_mistyped_one(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["checkpoints", "list", "--checkpoint_dir", "typo"])
     assert result.exit_code == 2 and "Checkpoint folder typo does not exist" in result.output
+    # The config's folder, run from elsewhere: empty, and said why (also beside --json, on stderr).
+    result = runner.invoke(app, ["checkpoints", "list"])
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 0 and "(models/checkpoints does not exist; relative paths resolve against" in flat
+    assert "(models/checkpoints does not exist" not in runner.invoke(app, ["checkpoints", "list", "--json"]).stdout
 
 
 def test_info_on_a_folder_says_it_wants_a_file(tmp_path):
