@@ -162,7 +162,7 @@ def main() -> None:
         from peers.data import variant_source
 
         source = variant_source(args.data, args.text_variant, work / "no-tags-view")
-        posters = args.data / "posters"  # a folder without posters (ml-100k) imports zero image features
+        posters = args.data.resolve() / "posters"  # none (ml-100k): zero image features; absolute: cwd is work
         mmrec("data", "import", "movielens", str(source), *(("--posters", str(posters)) if posters.is_dir() else ()),
               "--out", str(work / "ml"), *(("--max-users", str(args.max_users)) if args.max_users else ()),
               env=env, cwd=work)
