@@ -120,11 +120,12 @@ def render_error(error: MmrecError, verbose: bool = False) -> None:
         err_console.print_exception()
 
 
-def print_notes(notes: Iterable[str], progress: RichProgress | None = None) -> None:
-    """A command's closing notes, in yellow; those its progress already printed while running are not repeated."""
+def print_notes(notes: Iterable[str], progress: RichProgress | None = None, to: Console | None = None) -> None:
+    """A command's closing notes, in yellow (on `to`, default stdout); those its progress already printed while
+    running are not repeated."""
     for note in notes:
         if progress is None or note not in progress.shown:
-            console.print(f"[yellow]{escape(note)}")
+            (to or console).print(f"[yellow]{escape(note)}")
 
 
 def _number(value: float) -> str:

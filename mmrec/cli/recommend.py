@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -15,6 +16,8 @@ from mmrec.cli.common import (
     RichProgress,
     complete_recommender,
     console,
+    err_console,
+    print_json_data,
     print_notes,
     state,
 )
@@ -30,7 +33,9 @@ def _reason_text(reason: dict) -> str:
     return "; ".join(parts) or reason.get("source", "")
 
 
-def print_result(result) -> None:
+def print_result(result, to: Console | None = None) -> None:
+    """The lists as tables, then diversity and notes, on `to` (default stdout; stderr when stdout holds JSON)."""
+    to = to or console
     for user in result.users:
         title = f"user {escape(user.user_id)}" + (f" [yellow](fallback: {user.fallback})" if user.fallback else "")
         if user.diversity_before is not None:
@@ -52,21 +57,21 @@ def print_result(result) -> None:
                 f"{item['score']:.4f}",
                 escape(_reason_text(item["reason"])),
             )
-        console.print(table)
+        to.print(table)
     if result.diversity_lambda is not None:
         lists = [u for u in result.users if u.diversity_before is not None]
         # Float noise (a reordered list of the same items differs by ~1e-8 in its sum) is not a more diverse list.
         raised = sum(u.diversity_after > u.diversity_before + 1e-6 for u in lists)
         kept = (f"; {len(lists) - raised} kept as ranked: MMR found no more diverse list for them"
                 if raised < len(lists) else "")
-        console.print(
+        to.print(
             f"mean intra-list diversity (0-2; 1 = unrelated): {result.mean_diversity('before'):.3f} -> "
             f"{result.mean_diversity('after'):.3f} (MMR lambda={result.diversity_lambda}: {raised} of {len(lists)} "
             f"list(s) more diverse{kept}; lists are in MMR order, so a lower score can rank above a higher one)"
         )
-    print_notes(result.notes)
+    print_notes(result.notes, to=to)
     if result.output:
-        console.print(f"[dim]recommendations:[/dim] {result.output}")
+        to.print(f"[dim]recommendations:[/dim] {result.output}")
 
 
 def recommend(
@@ -126,7 +131,7 @@ def recommend(
         typer.Option(
             "--output", "-o",
             help="Write the recommendations here: JSON, or a parquet table when the name ends in .parquet "
-            "(batch mode, as with --all-users).",
+            "(batch mode, as with --all-users); '-' writes the JSON to stdout (tables and notes go to stderr).",
         ),
     ] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = None,
@@ -193,6 +198,9 @@ def recommend(
     if ann_check:
         raise ConfigError("--ann-check runs in batch mode only.",
                           hint="Add --all-users (or an --output ending in .parquet).")
+    to_stdout = output is not None and str(output) == "-"  # the JSON on stdout, for a pipe; the tables on stderr
+    if to_stdout:
+        output = None
     if output is not None:
         if output.suffix.lower() in (".csv", ".jsonl", ".tsv", ".txt"):
             raise ConfigError(f"--output {output}: per-user recommendations are written as JSON (with reasons), "
@@ -200,12 +208,14 @@ def recommend(
                               hint="End the file name in .json, or use .parquet (with --all-users for everyone) "
                               "for a table of user_id, rank, item_id, score, fallback.")
         check_output_file(output, "--output")  # before any work, not after it
-    with RichProgress(transient=True) as progress:
+    with RichProgress(err_console if to_stdout else None, transient=True) as progress:
         from mmrec.pipeline.recommend import run_recommend
         result = run_recommend(
             settings, all_users_list, user_file, sample_users, recommender_type, output, progress
         )
-    print_result(result)
+    if to_stdout:
+        print_json_data(result.to_dict())
+    print_result(result, err_console if to_stdout else console)
 
 
 def _batch(settings, output, all_users, users, user_file, sample_users, recommender_type, ann_check) -> None:

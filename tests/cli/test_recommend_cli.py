@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -112,6 +113,14 @@ def test_requested_users_in_another_unicode_form_or_mangled_are_matched_or_point
     assert unicode.startswith("1 id(s) of the requested users are known users' ids written in another Unicode form")
     assert "'42' -> '00042'" in numbers and "known user ids" in numbers and "catalogue" not in numbers
     assert "'U1' vs 'u1'" in cases
+
+
+def test_output_dash_writes_the_json_to_stdout_and_the_tables_to_stderr(config):
+    result = _recommend(config, "--users", "u001", "stranger", "-o", "-")
+    assert result.exit_code == 0, result.output
+    saved = json.loads(result.stdout)  # nothing else on stdout: a pipe into jq works
+    assert [u["user_id"] for u in saved["users"]] == ["u001", "stranger"] and "fallback" in result.stderr
+    assert not (config.parent / "-").exists() and not Path("-").exists()  # no file named "-"
 
 
 def test_no_users_is_a_clear_error(config):
