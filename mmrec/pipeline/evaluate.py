@@ -218,6 +218,8 @@ def run_evaluate(
         count_notes.append(f"Cut-off(s) {', '.join(map(str, beyond))} reach {left}: such a list holds every item a "
                            "user can get, so its recall and hit rate are 1 wherever the user has a test item.")
         progress(ProgressEvent("evaluate", message=count_notes[-1]))
+    if "random" in names and not sampled:
+        count_notes.append(chance_note(data, 10 if 10 in evaluation.k_values else evaluation.k_values[0]))
     if sampled and (beyond := [k for k in evaluation.k_values if k > evaluation.num_negatives]):
         count_notes.append(f"Cut-off(s) {', '.join(map(str, beyond))} exceed the {evaluation.num_negatives} sampled "
                            "negatives: every positive ranks inside them, so their sampled hit rate is 1.")
@@ -326,6 +328,21 @@ COLD_SHARE_NOTE = 0.5
 
 
 TIME_ORDERED = ("temporal", "temporal_user", "leave_one_out")  # split strategies whose validation precedes test
+
+
+def chance_note(data: EvaluationData, k: int) -> str:
+    """What a uniformly random ranking scores in expectation on these test users (recall@k = k / rankable items,
+    hit rate@k = 1 - C(n - r, k) / C(n, k)), beside which the random row, one seeded draw, reads as chance."""
+    rankable = (len(data.item_ids) - np.diff(data.exclude.indptr)).astype(np.float64)
+    relevant = np.diff(data.relevant.indptr).astype(np.float64)
+    scored = relevant > 0
+    n, r = rankable[scored], relevant[scored]
+    recall = float(np.mean(np.minimum(k, n) / np.maximum(n, 1)))
+    miss = np.ones_like(n)
+    for i in range(k):  # no relevant item among the first k of n: a product of k draws without replacement
+        miss *= np.where(n - i > 0, np.clip((n - r - i) / np.maximum(n - i, 1), 0, 1), 0)
+    return (f"By chance (a uniformly random ranking) recall@{k} is {recall:.4f} and hit_rate@{k} "
+            f"{float(np.mean(1 - miss)):.4f} in expectation on these test users; the random row is one seeded draw.")
 
 
 def _report_counts(data: EvaluationData, progress: ProgressCallback, val_apart: bool = False,

@@ -297,3 +297,16 @@ def test_a_test_of_only_new_users_says_the_table_cannot_tell_models_apart(tiny_c
     test.write_text("user_id,item_id\nnew-a,i004\nu001,i005\n")
     report = run_evaluate(settings, ["popularity"], test_data=test, write_files=False)
     assert not any("That is every test user" in note for note in report.notes)
+
+
+def test_the_chance_level_beside_the_random_row_is_exact():
+    from mmrec.evaluation.dataset import build_evaluation_data
+    from mmrec.pipeline.evaluate import chance_note
+
+    items = [f"i{j}" for j in range(12)]
+    train = pd.DataFrame({"user_id": ["a", "a", "b"], "item_id": ["i0", "i1", "i0"]})
+    test = pd.DataFrame({"user_id": ["a", "a", "b"], "item_id": ["i2", "i3", "i5"]})
+    note = chance_note(build_evaluation_data(train, test, items), 3)
+    # a: 10 rankable, 2 relevant; b: 11 rankable, 1 relevant. recall 3/10 and 3/11; hit 1 - C(8,3)/C(10,3), 1 - C(10,3)/C(11,3)
+    recall, hit = (0.3 + 3 / 11) / 2, ((1 - 56 / 120) + (1 - 120 / 165)) / 2
+    assert f"recall@3 is {recall:.4f} and hit_rate@3 {hit:.4f} in expectation" in note
