@@ -54,7 +54,7 @@ def synth(
     with RichProgress(transient=True) as progress:
         summary = run_synth(
             settings,
-            out,
+            out.expanduser() if out is not None else None,  # '~' is the home folder, as in every path
             users=users,
             items=items,
             seed=seed,
@@ -96,7 +96,8 @@ def import_movielens(
 
     settings = state(ctx).settings(config)
     with RichProgress(transient=True) as progress:
-        result = run_import_movielens(settings, src, out, posters, max_users, progress)
+        result = run_import_movielens(settings, src.expanduser(), out.expanduser(),
+                                      posters.expanduser() if posters is not None else None, max_users, progress)
     console.print(_counts_table(f"MovieLens import ({result.flavour})", [
         ("movies", result.movies),
         ("ratings", result.ratings),
@@ -156,7 +157,7 @@ def import_mmrec(
 
     settings = state(ctx).settings(config)
     with RichProgress(transient=True) as progress:
-        result = run_import_mmrec(settings, src, out, name, keep_cold_users, progress)
+        result = run_import_mmrec(settings, src.expanduser(), out.expanduser(), name, keep_cold_users, progress)
     rows = [
         (".inter rows", result.rows_read),
         ("interactions", result.interactions),

@@ -24,6 +24,8 @@ TIMESTAMP_RANGE = (-62_135_596_800.0, 253_402_300_799.0)
 # read as unix seconds these are moments of 1 January 1970, which real timestamps hardly ever are.
 EXCEL_EPOCH_DAYS = 25_569.0
 SERIAL_DAYS = (20_000.0, 80_000.0)
+# What exports write for no value (SQL NULL, pandas NaN, R NA): a missing time, not a date in another format.
+MISSING_MARKERS = ("", "nan", "nat", "null", "none", "na", "n/a", "-")
 _NO_ROWS_HINTS = {  # drop reason -> what to change, shown when nothing is left
     "missing_id": "every row needs a user_id and an item_id",
     "missing_timestamp": "fill in the empty timestamps, or leave the timestamp column out of the file to train "
@@ -173,7 +175,8 @@ def clean_interactions(
                         f"positives, since {why}.")
                 continue
             if column == "timestamp":  # an empty cell is no date format problem: counted and told apart
-                empty = raw.loc[frame.index, column].astype("string").str.strip().fillna("").eq("").to_numpy()
+                cells = raw.loc[frame.index, column].astype("string").str.strip().str.lower().fillna("")
+                empty = cells.isin(MISSING_MARKERS).to_numpy()
                 report.drop("missing_timestamp", frame[empty])
                 if empty.any():
                     report.notes.append(_missing_time_note(int(empty.sum()), len(raw)))
@@ -356,7 +359,7 @@ def _share(rows: int, total: int) -> str:
 
 def _missing_time_note(rows: int, total: int) -> str:
     """The note for rows dropped because their timestamp cell is empty."""
-    return (f"{_share(rows, total)} have no timestamp (an empty cell): dropped, since splits by time and the recency "
+    return (f"{_share(rows, total)} have no timestamp (an empty cell, or NULL/NaN/NA): dropped, since splits by time and the recency "
             "settings need every row's time. Fill them in, or leave the timestamp column out of the file to keep "
             "every row and train without times.")
 

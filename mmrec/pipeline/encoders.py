@@ -21,7 +21,8 @@ class EncodersResult:
 
 
 def _unknown_counts(settings: Settings, users: IdEncoder, items: IdEncoder) -> dict[str, dict[str, int]]:
-    frames = load_split(Path(settings.paths.splits_dir))
+    splits_dir = Path(settings.paths.splits_dir)
+    frames = load_split(splits_dir, test=(splits_dir / "test.csv").is_file())  # counts only: a train/val split is fine
     return {
         name: {
             "users": users.count_unknown(set(part["user_id"])),
@@ -33,7 +34,7 @@ def _unknown_counts(settings: Settings, users: IdEncoder, items: IdEncoder) -> d
 
 def run_encoders_extract(settings: Settings) -> EncodersResult:
     """Fit user/item encoders on the train split and save them under checkpoint_dir/encoders."""
-    frames = load_split(Path(settings.paths.splits_dir))
+    frames = load_split(Path(settings.paths.splits_dir), test=False)  # fitted on train alone
     users, items = fit_encoders(frames.train)
     paths = save_encoders(Path(settings.paths.checkpoint_dir), users, items)
     return EncodersResult(users, items, paths, _unknown_counts(settings, users, items))

@@ -163,11 +163,12 @@ def without_header_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
         return frame, 0
     columns = list(frame.columns)
 
-    def cells(column: object, rows: pd.Index) -> pd.Series:
-        return frame.loc[rows, column].astype("string").str.strip().str.casefold()
+    def cells(column: object, rows: pd.Index) -> pd.Series:  # a header pasted from an Excel CSV keeps its BOM
+        return frame.loc[rows, column].astype("string").str.lstrip("\ufeff").str.strip().str.casefold()
 
     first = cells(columns[0], frame.index)
-    rows = frame.index[(first == str(columns[0]).strip().casefold()).fillna(False).to_numpy(dtype=bool)]
+    rows = frame.index[(first == str(columns[0]).lstrip("\ufeff").strip().casefold()).fillna(False)
+                       .to_numpy(dtype=bool)]
     if rows.empty:
         return frame, 0
     named = pd.Series(1, index=rows)

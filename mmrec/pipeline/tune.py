@@ -26,6 +26,7 @@ import optuna
 import sqlalchemy.exc
 from pydantic import ValidationError
 
+from mmrec.device import resolve_device
 from mmrec.errors import ConfigError
 from mmrec.evaluation.metrics import paired_gain_se
 from mmrec.fileio import ProcessLock, atomic_path
@@ -147,6 +148,7 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("mmrec tune runs its trials one after another in one process, not under torchrun.",
                           hint="Run `mmrec tune` without torchrun; train the best config with torchrun after.")
+    resolve_device(settings.training.device)  # a device this machine lacks: refused before any of the study exists
     tune = settings.tune
     space = tune.space()
     for name, dimension in space.items():  # cross-field checks (e.g. embedding_dim % num_heads) on the base

@@ -128,3 +128,12 @@ def test_import_mmrec_refusals_exit_2(tmp_path):
     assert several.exit_code == 2 and "--name" in _flat(several.output)
     named = runner.invoke(app, ["data", "import", "mmrec", str(src), "-o", str(tmp_path / "out"), "--name", "b"])
     assert named.exit_code == 0, named.output
+
+
+def test_synth_out_with_a_tilde_goes_to_the_home_folder(tmp_path, monkeypatch):
+    # `--out '~/synth'` (quoted: no shell expansion) made ./~/synth and half-wrote $HOME/synth, then failed.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["data", "synth", "--out", "~/synth", "--users", "5", "--items", "8", "--no-images"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "home" / "synth" / "interactions.csv").is_file() and not (tmp_path / "~").exists()

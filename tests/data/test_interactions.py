@@ -95,8 +95,13 @@ def test_an_empty_timestamp_is_its_own_drop_reason_with_its_own_advice():
                ["u5", "a", "1709294404"]], ("user_id", "item_id", "timestamp"))
     out, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings())
     assert report.dropped == {"missing_timestamp": 3, "bad_timestamp": 1} and len(out) == 5
+    # What SQL, pandas and R exports write for no value is a missing time too, not a date format to set.
+    markers = _raw([["u1", "a", "NULL"], ["u1", "b", "NaN"], ["u2", "a", "NA"], ["u2", "b", "1709294400"],
+                    ["u3", "a", "1709294401"], ["u3", "b", "1709294402"], ["u4", "a", "1709294403"]],
+                   ("user_id", "item_id", "timestamp"))
+    assert clean_interactions(markers, {"a", "b"}, PreprocessSettings())[1].dropped == {"missing_timestamp": 3}
     missing, unreadable = report.notes
-    assert missing.startswith("3 of the 9 rows (33%) have no timestamp (an empty cell): dropped")
+    assert missing.startswith("3 of the 9 rows (33%) have no timestamp (an empty cell, or NULL/NaN/NA): dropped")
     assert "leave the timestamp column out" in missing and "timestamp_format" not in missing
     assert unreadable.startswith("1 of the 9 rows (11%) have a timestamp that cannot be read") and "'soon'" in unreadable
     # Mostly empty: the remnant is refused, and the error says the column is empty, not that its dates are unread.

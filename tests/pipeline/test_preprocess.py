@@ -415,7 +415,8 @@ def test_header_lines_repeated_inside_the_files_are_dropped_and_counted(tmp_path
     generate_synthetic(raw, users=12, items=6, seed=1)
     for name in ("item_info.csv", "interactions.csv"):
         lines = (raw / name).read_text().splitlines()
-        (raw / name).write_text("\n".join([*lines[:3], lines[0].upper(), *lines[3:]]) + "\n")
+        header = lines[0].upper() if name == "item_info.csv" else "\ufeff" + lines[0]  # an Excel CSV's BOM, pasted
+        (raw / name).write_text("\n".join([*lines[:3], header, *lines[3:]]) + "\n")
     report = run_preprocess(_settings(tmp_path)).report
     items, inter = report["items"], report["interactions"]
     assert items["dropped"] == {"header_row": 1} and items["input_rows"] == 7 and items["kept"] == 6

@@ -41,6 +41,9 @@ def test_item_split_report_and_encoders(processed, tmp_path):
     assert encoders.unknown["test"]["items"] == report["parts"]["test"]["items"]
     shown = run_encoders_show(settings)
     assert shown.items.fingerprint == encoders.items.fingerprint
+    (tmp_path / "splits" / "test.csv").unlink()  # a train/val split: the encoders are fitted on train alone
+    again = run_encoders_extract(settings)
+    assert again.items.fingerprint == encoders.items.fingerprint and again.unknown["test"]["items"] == 0
 
 
 def test_split_before_preprocess_hints_preprocess(tmp_path):

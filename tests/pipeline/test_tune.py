@@ -244,6 +244,12 @@ def test_an_empty_validation_split_is_carved_out_of_train_in_every_trial(tmp_pat
     with pytest.raises(DataError, match="is empty: tuning chooses on validation"):
         run_tune(with_values(settings, {"tune.study_name": "refused", "training.holdout_ratio": 0.0}))
     assert sorted(results.rglob("*")) == before
+    if not torch.cuda.is_available():  # a device this machine lacks: refused before the study exists either
+        from mmrec.errors import DeviceError
+
+        with pytest.raises(DeviceError):
+            run_tune(with_values(settings, {"tune.study_name": "no-gpu", "training.device": "cuda"}))
+        assert sorted(results.rglob("*")) == before
 
 
 def test_tune_refuses_torchrun(tmp_path, monkeypatch):
