@@ -122,3 +122,13 @@ def test_a_catalogue_without_descriptions_sets_the_column_to_null():
     assert items["text"].tolist() == ["Red mug", "Blue cup"] and items["description"].tolist() == ["", ""]
     with pytest.raises(DataError, match="lacks column 'description'"):
         clean_items(raw, DataSettings(title_column="name", numerical_features_cols=[]), PreprocessSettings())
+
+
+def test_one_item_id_written_in_two_unicode_forms_is_one_item():
+    # 'ñame' decomposed on one row and composed on another made two items, the interactions split between them.
+    raw = pd.DataFrame({"item_id": ["n\u0303ame", "\u00f1ame", "b"], "title": ["old", "new", "b"],
+                        "description": ["", "", ""]}, dtype="string")
+    items, report, _ = clean_items(raw, DataSettings(numerical_features_cols=[]), PreprocessSettings())
+    assert items["item_id"].tolist() == ["\u00f1ame", "b"] and items["title"].tolist() == ["new", "b"]
+    assert report.dropped == {"duplicate_id": 1}
+    assert any("write an id another row writes in another Unicode form" in note for note in report.notes)
