@@ -120,8 +120,9 @@ REDIRECTED_WIDTH = 200  # columns of stdout written to a file or pipe: a log kee
 
 def prepare_output() -> None:
     """Make the consoles safe wherever the process runs: a COLUMNS of 0 (some containers' 0x0 terminal) made rich
-    print nothing at all, errors included (and a handful of columns an error block's borders alone); stdout redirected to a file wrapped paths at 80 columns; a stream that
-    cannot encode a character (PYTHONIOENCODING=ascii) crashed mid-table. Not for tests' runners: only `main`."""
+    print nothing at all, errors included (and a handful of columns an error block's borders alone); stdout
+    redirected to a file wrapped paths at 80 columns; a stream that cannot encode a character
+    (PYTHONIOENCODING=ascii) crashed mid-table. Not for tests' runners: only `main`."""
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")

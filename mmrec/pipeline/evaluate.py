@@ -187,8 +187,8 @@ def run_evaluate(
     train, test, also_seen, sources, file_notes = _frames(settings, test_data, train_data)
     # Whatever is evaluated: the raw data changed since preprocess, or the split predates the last preprocess.
     split_read = test_data is None or train_data is None
-    stale = (stale_processed_note(settings),
-             stale_split_note(Path(settings.paths.splits_dir), Path(settings.paths.processed_dir)) if split_read else None)
+    splits, processed = Path(settings.paths.splits_dir), Path(settings.paths.processed_dir)
+    stale = (stale_processed_note(settings), stale_split_note(splits, processed) if split_read else None)
     file_notes = [note for note in stale if note] + file_notes
     for note in file_notes:
         progress(ProgressEvent("evaluate", message=note))
