@@ -48,6 +48,8 @@ def absent_folder_note(folder: Path) -> str:
     folder = Path(folder)
     if folder.is_dir():
         return ""
+    if folder.exists():
+        return f" ({folder} is a file, not a folder)"
     return (f" ({folder} does not exist" + ("" if folder.is_absolute() else
                                             f"; relative paths resolve against the current folder, {Path.cwd()}")
             + ")")

@@ -61,6 +61,10 @@ def test_list_empty_folder_and_a_mistyped_one(tmp_path, monkeypatch):
     flat = " ".join(result.output.split())
     assert result.exit_code == 0 and "(models/checkpoints does not exist; relative paths resolve against" in flat
     assert "(models/checkpoints does not exist" not in runner.invoke(app, ["checkpoints", "list", "--json"]).stdout
+    from mmrec.cli.common import absent_folder_note
+
+    (tmp_path / "plain").write_text("x")
+    assert absent_folder_note(tmp_path / "plain") == f" ({tmp_path / 'plain'} is a file, not a folder)"
 
 
 def test_info_on_a_folder_says_it_wants_a_file(tmp_path):
