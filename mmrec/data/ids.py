@@ -96,6 +96,21 @@ def unicode_matches(unknown: Iterable[str], known: Iterable[str]) -> dict[str, s
     return {wanted[form]: values[0] for form, values in by_form.items() if len(values) == 1}
 
 
+def unicode_spellings(ids: Iterable[str]) -> dict[str, str]:
+    """{spelling: the spelling kept} for the ids of one text written in several Unicode forms (composed 'é',
+    decomposed 'e' + U+0301); the one kept is the first of `ids` in that form (callers order them: most used,
+    or last row, first); {} when each text has one spelling."""
+    kept: dict[str, str] = {}
+    matched: dict[str, str] = {}
+    for value in ids:
+        if value.isascii():  # an ASCII id is its own NFC form
+            continue
+        first = kept.setdefault(unicodedata.normalize("NFC", value), value)
+        if first != value:
+            matched[value] = first
+    return matched
+
+
 def unicode_forms_note(matched: dict[str, str], rows: int | None, what: str, whose: str) -> str:
     """The note for ids of `what` (on `rows` rows) read as `whose` ids written in another Unicode form
     (`unicode_matches`)."""

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from mmrec.data.drops import describe_drops
-from mmrec.data.ids import catalogue_reason, mangled_ids_notes, unicode_forms_note, unicode_matches
+from mmrec.data.ids import (
+    catalogue_reason,
+    mangled_ids_notes,
+    unicode_forms_note,
+    unicode_matches,
+    unicode_spellings,
+)
 from mmrec.data.numeric import DECIMAL_COMMA
 from mmrec.errors import DataError
 from mmrec.settings import PreprocessSettings
@@ -390,14 +395,7 @@ def _unreadable_note(column: str, raw: pd.Series, rows: pd.Index, total: int, ti
 def _one_unicode_form(user_ids: pd.Series, report: InteractionReport) -> pd.Series:
     """`user_ids` with each user written one way: ids that are the same text in other Unicode forms (composed 'é',
     decomposed 'e' + U+0301) become the form most rows use, counted in a note; else unchanged."""
-    spellings = user_ids.value_counts(sort=True)  # most rows first: the form kept
-    wide = spellings[~spellings.index.map(str.isascii)]
-    if wide.empty:
-        return user_ids
-    forms = pd.Series(wide.index, index=wide.index).map(lambda value: unicodedata.normalize("NFC", value))
-    first = forms.drop_duplicates()  # keeps the most used spelling of each form
-    target = forms.map(pd.Series(first.index, index=first.values))
-    matched = {value: kept for value, kept in target.items() if value != kept}
+    matched = unicode_spellings(user_ids.value_counts(sort=True).index)  # most rows first: the spelling kept
     if not matched:
         return user_ids
     renamed = user_ids.isin(set(matched))

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import sys
-import unicodedata
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
 from mmrec.data.drops import describe_drops
-from mmrec.data.ids import catalogue_reason
+from mmrec.data.ids import catalogue_reason, unicode_spellings
 from mmrec.data.numeric import DECIMAL_COMMA, validate_numeric_columns
 from mmrec.data.text import cap_text, clean_text, item_text
 from mmrec.errors import DataError
@@ -96,18 +95,14 @@ def clean_items(
     report.drop("unsafe_id", rejected)
     frame = frame[~unsafe]
 
-    wide = ~frame["item_id"].map(str.isascii).astype(bool)
-    if wide.any():  # one id written composed and decomposed (macOS, zip): one item, spelt as its last row spells it
-        spelt = frame.loc[wide, "item_id"]
-        forms = spelt.map(lambda value: unicodedata.normalize("NFC", value))
-        last = pd.Series(spelt.to_numpy(), index=forms.to_numpy()).groupby(level=0).last()
-        target = forms.map(last)
-        changed = target != spelt
-        if changed.any():
-            example = f"{ascii(spelt[changed].iloc[0])} and {ascii(target[changed].iloc[0])}"
-            report.notes.append(f"{int(changed.sum()):,} item_info row(s) write an id another row writes in another "
-                                f"Unicode form (e.g. {example}): one item, spelt as its last row spells it.")
-            frame.loc[changed[changed].index, "item_id"] = target[changed]
+    # One id written composed and decomposed (macOS, zip): one item, spelt as its last row spells it.
+    if matched := unicode_spellings(reversed(frame["item_id"].tolist())):
+        renamed = frame["item_id"].isin(set(matched))
+        example, kept = next(iter(matched.items()))
+        report.notes.append(f"{int(renamed.sum()):,} item_info row(s) write an id another row writes in another "
+                            f"Unicode form (e.g. {ascii(example)} and {ascii(kept)}): one item, spelt as its last row "
+                            "spells it.")
+        frame.loc[renamed, "item_id"] = frame.loc[renamed, "item_id"].map(matched)
     duplicate = frame.duplicated("item_id", keep="last")
     report.drop("duplicate_id", frame.loc[duplicate, "item_id"].tolist())
     if duplicate.any():  # rows of one id that disagree: the last one's values are kept, which may be the stale copy

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmrec.data.encoders import IdEncoder, encoder_paths, fit_encoders, load_encoders, save_encoders
-from mmrec.data.splits import load_split
+from mmrec.data.splits import SplitFrames, load_split
 from mmrec.settings import Settings
 
 
@@ -20,9 +20,13 @@ class EncodersResult:
     unknown: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-def _unknown_counts(settings: Settings, users: IdEncoder, items: IdEncoder) -> dict[str, dict[str, int]]:
+def _split(settings: Settings) -> SplitFrames:
+    """The split; test.csv read for the unknown counts when there is one (a train/val split is fine)."""
     splits_dir = Path(settings.paths.splits_dir)
-    frames = load_split(splits_dir, test=(splits_dir / "test.csv").is_file())  # counts only: a train/val split is fine
+    return load_split(splits_dir, test=(splits_dir / "test.csv").is_file())
+
+
+def _unknown_counts(frames: SplitFrames, users: IdEncoder, items: IdEncoder) -> dict[str, dict[str, int]]:
     return {
         name: {
             "users": users.count_unknown(set(part["user_id"])),
@@ -34,10 +38,10 @@ def _unknown_counts(settings: Settings, users: IdEncoder, items: IdEncoder) -> d
 
 def run_encoders_extract(settings: Settings) -> EncodersResult:
     """Fit user/item encoders on the train split and save them under checkpoint_dir/encoders."""
-    frames = load_split(Path(settings.paths.splits_dir), test=False)  # fitted on train alone
-    users, items = fit_encoders(frames.train)
+    frames = _split(settings)
+    users, items = fit_encoders(frames.train)  # on train alone
     paths = save_encoders(Path(settings.paths.checkpoint_dir), users, items)
-    return EncodersResult(users, items, paths, _unknown_counts(settings, users, items))
+    return EncodersResult(users, items, paths, _unknown_counts(frames, users, items))
 
 
 def run_encoders_show(settings: Settings) -> EncodersResult:
@@ -46,5 +50,5 @@ def run_encoders_show(settings: Settings) -> EncodersResult:
     users, items = load_encoders(checkpoint_dir)
     unknown = {}
     if (Path(settings.paths.splits_dir) / "train.csv").is_file():
-        unknown = _unknown_counts(settings, users, items)
+        unknown = _unknown_counts(_split(settings), users, items)
     return EncodersResult(users, items, encoder_paths(checkpoint_dir), unknown)

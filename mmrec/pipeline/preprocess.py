@@ -303,18 +303,22 @@ def _check_replaceable(processed_dir: Path) -> None:
         )
 
 
-def image_files(images_dir: Path, unread: bool = False) -> dict[str, list[str]]:
-    """Image file names of `images_dir` by item id: the name without its extension, in Unicode NFC (macOS and
-    zip files may write names decomposed), any case of extension (.JPG is .jpg); each item's names in the
-    order of IMAGE_EXTENSIONS. With `unread`, the files of other extensions instead (.heic, .svg: no image
-    read, but named after an item, which the report then says)."""
+def image_files(images_dir: Path) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(image file names of `images_dir` by item id, the other files by item id) in one listing: the id is the
+    name without its extension, in Unicode NFC (macOS and zip files may write names decomposed); any case of
+    extension (.JPG is .jpg); each item's images in the order of IMAGE_EXTENSIONS. The other files (.heic, .svg)
+    are no image read, but named after an item, which the report then says."""
     found: dict[str, list[tuple[int, str]]] = {}
+    other: dict[str, list[str]] = {}
     for entry in images_dir.iterdir() if images_dir.is_dir() else ():
         stem, ext = os.path.splitext(entry.name)
-        if (ext.lower() in IMAGE_EXTENSIONS) != unread and (ext or not unread):
-            order = IMAGE_EXTENSIONS.index(ext.lower()) if not unread else 0
-            found.setdefault(unicodedata.normalize("NFC", stem), []).append((order, entry.name))
-    return {stem: [name for _, name in sorted(names)] for stem, names in found.items()}
+        item = unicodedata.normalize("NFC", stem)
+        if ext.lower() in IMAGE_EXTENSIONS:
+            found.setdefault(item, []).append((IMAGE_EXTENSIONS.index(ext.lower()), entry.name))
+        elif ext:
+            other.setdefault(item, []).append(entry.name)
+    return ({stem: [name for _, name in sorted(names)] for stem, names in found.items()},
+            {stem: sorted(names) for stem, names in other.items()})
 
 
 def _image_jobs(items: pd.DataFrame, images_dir: Path, named: dict[str, str] | None = None
@@ -345,7 +349,7 @@ def _image_jobs(items: pd.DataFrame, images_dir: Path, named: dict[str, str] | N
                 continue
             jobs.append(ImageJob(item_id, source, image_file_name(item_id)))
         return jobs, refused
-    files, unread = image_files(images_dir), image_files(images_dir, unread=True)
+    files, unread = image_files(images_dir)
     jobs, refused = [], {}
     for item_id in items["item_id"]:
         if item_id in (".", "..") or "/" in item_id or "\x00" in item_id:  # no file in a folder has such a name
