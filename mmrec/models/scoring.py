@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections import Counter
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -157,9 +158,26 @@ class Scorer:
 
 def matrices_per_chunk(scorers: Sequence[Scorer]) -> int:
     """[b, n_items] matrices `score_variants` holds at once for `scorers`: each distinct component's
-    scores (the two-tower's raw and, when some scorer blends, standardized too) plus the one yielded."""
+    scores (the two-tower's raw and, when some scorer blends, standardized too), each shared blend
+    prefix (`_shared_prefixes`), plus the one yielded."""
     keys = {key for scorer in scorers for key in scorer.component_keys()}
-    return len(keys) + int(any(scorer.blended for scorer in scorers)) + 1
+    return len(keys) + int(any(scorer.blended for scorer in scorers)) + len(_shared_prefixes(scorers)) + 1
+
+
+def _prefix_keys(scorer: Scorer) -> list[tuple[object, ...]]:
+    """Keys of the scorer's blends before its last component: key j = the two-tower scores blended with its
+    first j + 1 components at their weights (what the next component is blended onto, standardized)."""
+    tower_key, *blend_keys = scorer.component_keys()
+    weights = [weight for _, _, weight in scorer.components()]
+    steps = list(zip(blend_keys, weights))
+    return [(tower_key, *steps[: j + 1]) for j in range(len(steps) - 1)]
+
+
+def _shared_prefixes(scorers: Sequence[Scorer]) -> set[tuple[object, ...]]:
+    """Blend prefixes (`_prefix_keys`) that more than one of `scorers` builds on: `score_variants` computes
+    each once per chunk (a grid of weights for the last component on top of one chosen blend)."""
+    counts = Counter(key for scorer in scorers for key in _prefix_keys(scorer))
+    return {key for key, count in counts.items() if count > 1}
 
 
 def score_variants(scorers: Sequence[Scorer], user_idx: torch.Tensor, rows: torch.Tensor) -> Iterator[torch.Tensor]:
@@ -174,6 +192,8 @@ def score_variants(scorers: Sequence[Scorer], user_idx: torch.Tensor, rows: torc
     raw: dict[tuple[str, ...], torch.Tensor] = {}  # the two-tower's scores
     fallback_rows: dict[tuple[int, int], torch.Tensor | None] = {}  # per (histories, fallback): its rows, or None
     z: dict[tuple[str, ...], torch.Tensor] = {}  # standardized components (rows: mean 0, std 1)
+    shared = _shared_prefixes(scorers)
+    blends: dict[tuple[object, ...], torch.Tensor] = {}  # standardized shared blend prefixes
     rows_t = torch.as_tensor(rows)
     for scorer in scorers:
         device_rows = rows_t.to(scorer.device)
@@ -189,13 +209,21 @@ def score_variants(scorers: Sequence[Scorer], user_idx: torch.Tensor, rows: torc
                 continue
             if tower_key not in z:  # in place when no other scorer will read the raw scores
                 z[tower_key] = standardize(raw[tower_key], inplace=len(scorers) == 1)
-            scores = z[tower_key]
-            for step, (key, (_, component, weight)) in enumerate(zip(blend_keys, scorer.components())):
+            # Blend = (1 - w) z(base) + w z(component), base = the two-tower scores, then each blend so far
+            # (re-standardized); a standardized prefix another scorer shares is computed once and kept.
+            steps = list(zip(blend_keys, scorer.components()))
+            prefixes = _prefix_keys(scorer)
+            start = next((j + 1 for j in reversed(range(len(prefixes))) if prefixes[j] in blends), 0)
+            base = blends[prefixes[start - 1]] if start else z[tower_key]
+            for step in range(start, len(steps)):
+                key, (_, component, weight) = steps[step]
                 if key not in z:  # a component's fresh scores are ours: standardized in place
                     z[key] = standardize(component.scores(device_rows).float(), inplace=True)
-                # Blend = (1 - w) z(scores) + w z(component); z(tower) is cached, a blend is re-standardized.
-                base = scores if step == 0 else standardize(scores, inplace=True)
                 scores = torch.mul(base, 1.0 - weight).add_(z[key], alpha=weight)
+                if step < len(steps) - 1:
+                    base = standardize(scores, inplace=True)
+                    if prefixes[step] in shared:
+                        blends[prefixes[step]] = base
         yield _with_fallback(scorer, user_idx, device_rows, scores, fallback_rows)
 
 

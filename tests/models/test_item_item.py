@@ -101,6 +101,13 @@ def test_standardize():
     torch.testing.assert_close(z[0].mean(), torch.tensor(0.0))
     torch.testing.assert_close(z[0].std(), torch.tensor(1.0))
     assert torch.all(z[1] == 0)  # a constant row carries no preference
+    wide = torch.randn(4, 5000, generator=torch.Generator().manual_seed(0)) * 7 + 3
+    std, mean = torch.std_mean(wide, dim=1, keepdim=True)
+    torch.testing.assert_close(standardize(wide), (wide - mean) / std)
+    original = wide.clone()
+    assert standardize(wide) is not wide and torch.equal(wide, original)  # a copy unless inplace
+    assert standardize(wide, inplace=True) is wide and not torch.equal(wide, original)
+    assert torch.all(standardize(torch.ones(2, 1)) == 0)  # one item: nothing to prefer, no NaN
 
 
 def test_scores_stay_float32_under_autocast(data):

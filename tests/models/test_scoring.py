@@ -8,6 +8,7 @@ from training_problem import make_tiny_problem, tiny_model_settings
 
 from mmrec.models.content_profile import ContentProfileModel
 from mmrec.models.item_item import ItemItemModel, interaction_csr, standardize
+from mmrec.models import scoring
 from mmrec.models.scoring import Scorer, matrices_per_chunk, score_variants
 from mmrec.models.transitions import transition_matrix
 from mmrec.models.two_tower import TwoTowerModel
@@ -30,7 +31,8 @@ def test_a_blend_grid_scores_like_its_formula_and_like_each_scorer_alone():
     grid = [base] + [base.with_item_item(item_item, w) for w in (0.25, 1.0)] + \
         [base.with_item_item(item_item, 0.5).with_content(content, c) for c in (0.3, 1.0)] + \
         [base.with_content(content, 0.6)]
-    assert matrices_per_chunk(grid) == 3 + 1 + 1  # tower raw + z, item-item z, content z; the output
+    # tower raw + z, item-item z, content z; the item-item blend at 0.5 two scorers build on; the output
+    assert matrices_per_chunk(grid) == 3 + 1 + 1 + 1
     users = torch.arange(1, 9)
     together = []
     for matrix in score_variants(grid, users, users):
@@ -49,7 +51,7 @@ def test_a_blend_grid_scores_like_its_formula_and_like_each_scorer_alone():
     torch.testing.assert_close(together[5], 0.4 * tower + 0.6 * cb)
 
 
-def test_transitions_blend_last_in_the_scoring_path():
+def test_transitions_blend_last_in_the_scoring_path(monkeypatch):
     rng = np.random.default_rng(0)
     base, item_item, content = _scorer_and_components(rng)
     n_rows, n_items = base.histories.shape[0], base.n_items
@@ -60,9 +62,17 @@ def test_transitions_blend_last_in_the_scoring_path():
     sequence = ItemItemModel(torch.as_tensor(matrix.toarray()), interaction_csr(user_idx, item_rows, n_rows, n_items, 1.0))
     blended = base.with_item_item(item_item, 0.5).with_content(content, 0.25)
     grid = [blended, blended.with_sequence(sequence, 0.2), blended.with_sequence(sequence, 0.3)]
-    assert matrices_per_chunk(grid) == 4 + 1 + 1  # tower raw + z, item-item, content, transitions; the output
+    # tower raw + z, item-item, content, transitions; the two shared blends under the transitions; the output
+    assert matrices_per_chunk(grid) == 4 + 1 + 2 + 1
     users = torch.arange(1, 9)
+    calls = []
+    monkeypatch.setattr(scoring, "standardize",
+                        lambda scores, inplace=False: calls.append(1) or standardize(scores, inplace))
     together = [matrix.clone() for matrix in score_variants(grid, users, users)]
+    # Each component once (4), the item-item blend once, the blend with content once (it is under both weights of
+    # the transitions): 6, where scoring each chain whole would take 9.
+    assert len(calls) == 6
+    monkeypatch.undo()
     for got, scorer in zip(together, grid):
         torch.testing.assert_close(got, scorer.scores(users, users))
     seq = standardize(torch.as_tensor((sequence.interactions[users.numpy()] @ matrix).toarray(), dtype=torch.float32))
