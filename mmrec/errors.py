@@ -46,7 +46,8 @@ class DeviceError(MmrecError):
 
 
 class Interrupted(MmrecError):
-    """Ctrl-C (SIGINT): the message says what was kept, the hint how to continue. Exit 130, as a shell reports it."""
+    """Ctrl-C (SIGINT): the message says what was kept, the hint how to continue. Exit 130, as a shell reports it
+    (143 for SIGTERM, handled alike: mmrec.cli.app.Terminated)."""
 
     exit_code = 130
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +15,28 @@ from typer.core import TyperGroup
 from mmrec import __version__
 from mmrec.cli.common import AppState, configure_logging, console, err_console, render_error
 from mmrec.errors import Interrupted, MmrecError, SystemResourceError, os_error
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`timeout`, systemd, Kubernetes, torchrun stopping its ranks) in the main process: handled as Ctrl-C
+    is (each command says what it kept and how to go on; locks are released), exit 143 as a shell reports it."""
+
+    exit_code = 128 + signal.SIGTERM
+
+
+def terminate_as_interrupt() -> None:
+    """Install the SIGTERM handler that raises `Terminated` in this process. A process forked from it (a data
+    loader worker) still dies of the signal at once; a second SIGTERM ends this one without cleaning up."""
+    main_pid = os.getpid()
+
+    def handler(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if os.getpid() != main_pid:
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 class MmrecGroup(TyperGroup):
@@ -36,8 +59,11 @@ class MmrecGroup(TyperGroup):
             # Ctrl-C where no command says more: one line instead of click's bare "Aborted!". An operating-system
             # error (a full disk, a folder without write permission, a file size limit) is the machine's answer
             # to this command, not a bug: said in one block, exit 2 (--verbose shows where).
+            terminated = isinstance(caught, Terminated) or isinstance(caught.__context__, Terminated)
             error = (caught if isinstance(caught, MmrecError) else os_error(caught) if isinstance(caught, OSError)
-                     else Interrupted("Interrupted (Ctrl-C)."))
+                     else Interrupted(f"Interrupted ({'SIGTERM' if terminated else 'Ctrl-C'})."))
+            if terminated and isinstance(error, Interrupted):  # a command's own message on what it kept, exit 143
+                error.exit_code = Terminated.exit_code
             verbose = isinstance(ctx.obj, AppState) and ctx.obj.verbose
             render_error(error, verbose=verbose)
             raise typer.Exit(code=error.exit_code) from None
@@ -136,6 +162,7 @@ def prepare_output() -> None:
 def main() -> None:
     """Console-script entry point (`mmrec`, `python -m mmrec`)."""
     prepare_output()
+    terminate_as_interrupt()
     # Typer's root --verbose is parsed after commands import; accept it anywhere on the line.
     try:
         app(args=verbose_first(sys.argv[1:]))

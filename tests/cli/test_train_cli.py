@@ -1,4 +1,6 @@
 import importlib.util
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -191,6 +193,50 @@ def test_ctrl_c_says_what_was_saved_and_how_to_go_on(tmp_path, monkeypatch):
     monkeypatch.setattr(catalog, "list_checkpoints", ctrl_c)  # any other command: one line, exit 130
     result = runner.invoke(app, ["checkpoints", "list", "-c", str(config)])
     assert result.exit_code == 130 and "Interrupted (Ctrl-C)." in result.output and "Traceback" not in result.output
+    from mmrec.cli.app import Terminated
+
+    def sigterm(*args, **kwargs):
+        raise Terminated
+
+    monkeypatch.setattr(catalog, "list_checkpoints", sigterm)
+    result = runner.invoke(app, ["checkpoints", "list", "-c", str(config)])
+    assert result.exit_code == 143 and "Interrupted (SIGTERM)." in result.output
+
+
+def test_sigterm_is_handled_as_ctrl_c_with_exit_143(tmp_path):
+    """`timeout`, systemd and Kubernetes stop a run with SIGTERM: the command says what it kept, as for Ctrl-C, and
+    exits 143; a process forked from it (a data loader worker) still dies of the signal."""
+    import subprocess
+    import sys
+
+    config = write_tiny_project(tmp_path, epochs=1)
+    script = f"""
+import multiprocessing, os, signal, sys, time
+import mmrec.pipeline.train as train_module
+from mmrec.cli.app import main, terminate_as_interrupt
+
+terminate_as_interrupt()
+child = multiprocessing.get_context("fork").Process(target=lambda: (os.kill(os.getpid(), signal.SIGTERM),
+                                                                    time.sleep(30)))
+child.start()
+child.join()
+print("child exit", child.exitcode, flush=True)
+
+def terminated(*args, **kwargs):  # as `kill PID` arrives before the first epoch ends
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(30)
+
+train_module.prepare_training = terminated
+sys.argv = ["mmrec", "train", "-c", {str(config)!r}]
+main()
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "250"}, cwd=tmp_path)
+    flat = " ".join((done.stdout + done.stderr).replace("│", "").split())
+    assert f"child exit {-signal.SIGTERM}" in flat
+    assert done.returncode == 143, flat
+    assert "Training was interrupted before its first epoch ended: this run saved nothing" in flat
+    assert "Traceback" not in flat
 
 
 def test_contrastive_alignment_without_an_image_text_pair_says_it_trains_nothing(tmp_path):
