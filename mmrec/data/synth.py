@@ -306,7 +306,8 @@ def _per_user_interactions(
     for u in range(users):
         preferred = rng.choice(n_cat, size=int(rng.integers(2, 4)), replace=False)
         weights = rng.dirichlet(np.ones(len(preferred)))
-        count = int(np.clip(rng.poisson(mean_interactions), 5, items // 2))
+        most = max(1, items // 2)  # a tiny catalogue: at least one interaction each
+        count = int(np.clip(rng.poisson(mean_interactions), min(5, most), most))
         chosen: set[int] = set()
         for _ in range(count * 3):
             if len(chosen) >= count:
@@ -315,8 +316,8 @@ def _per_user_interactions(
                 pool = by_category[int(rng.choice(preferred, p=weights))]
             else:
                 pool = np.arange(items)
-            if len(pool) == 0:
-                continue
+            if len(pool) == 0:  # a category without items (a catalogue smaller than the categories)
+                pool = np.arange(items)
             p = popularity[pool] / popularity[pool].sum()
             chosen.add(int(rng.choice(pool, p=p)))
         times = np.sort(START_TIME + rng.integers(0, 365 * 86400, size=len(chosen)))

@@ -100,3 +100,14 @@ def test_a_users_own_catalogue_is_never_replaced_without_being_asked(tmp_path):
     (mine / "item_info.csv").write_text("item_id,title\nmine,My own edited\n")  # edited in synth's folder
     with pytest.raises(DataError, match="already holds item_info.csv, which mmrec did not generate \\(or which "):
         generate_synthetic(mine, users=5, items=6)
+
+
+def test_a_catalogue_smaller_than_its_categories_still_gets_interactions(tmp_path):
+    """3 items, 8 latent categories: most categories hold no item, and at most half the items go to a user."""
+    summary = generate_synthetic(tmp_path / "tiny", users=3, items=3, seed=0, images=False)
+    inter = pd.read_csv(tmp_path / "tiny" / "interactions.csv")
+    assert summary.interactions == len(inter) and inter["user_id"].nunique() == 3
+    assert inter.groupby("user_id").size().max() == 1  # 3 // 2 items each
+    wider = generate_synthetic(tmp_path / "six", users=4, items=10, seed=1, images=False)
+    per_user = pd.read_csv(tmp_path / "six" / "interactions.csv").groupby("user_id").size()
+    assert wider.interactions == per_user.sum() and len(per_user) == 4 and per_user.max() <= 5
