@@ -36,6 +36,8 @@ IMAGE_STATUSES = (
     "decompression_bomb",
     "outside_folder",
 )
+# The file types read (Pillow's readers); .heic, .avif, .svg... are named as such, never opened.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 _HIGH_BIT_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 _CHUNK = 32  # images per task sent to a worker: amortises inter-process overhead
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -139,6 +141,13 @@ def _stays_in_its_folder(source: str) -> bool:
     return os.path.commonpath([folder, resolved]) == folder
 
 
+def unsupported_type(item_id: str, name: str) -> ImageResult:
+    """The result of an item whose image file `name` is of a type not read (a .heic from a phone)."""
+    return ImageResult(item_id, "missing", missing_kind="unsupported_type",
+                       detail=f"{name}: not a file type read here (read: {', '.join(IMAGE_EXTENSIONS)}); convert it "
+                              "to JPEG or PNG")
+
+
 def process_image(
     job: ImageJob, output_dir: str, max_side: int, quality: int, max_pixels: int
 ) -> ImageResult:
@@ -157,6 +166,8 @@ def process_image(
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return ImageResult(job.item_id, "decompression_bomb", detail=str(exc)[:200])
     except UnidentifiedImageError as exc:
+        if os.path.splitext(job.source)[1].lower() not in (*IMAGE_EXTENSIONS, ""):  # data.image_column named it
+            return unsupported_type(job.item_id, os.path.basename(job.source))
         return ImageResult(job.item_id, "not_image", detail=str(exc)[:200])
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         status = "truncated" if "truncated" in str(exc).lower() else "corrupt"

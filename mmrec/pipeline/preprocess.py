@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mmrec.data.ids import image_file_name
-from mmrec.data.images import IMAGE_STATUSES, ImageJob, ImageResult, process_images
+from mmrec.data.images import IMAGE_EXTENSIONS, IMAGE_STATUSES, ImageJob, ImageResult, process_images, unsupported_type
 from mmrec.data.interactions import clean_interactions
 from mmrec.data.items import clean_items
 from mmrec.data.staging import remove_abandoned, staged_folder
@@ -40,7 +40,6 @@ from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.provenance import package_versions
 from mmrec.settings import Settings
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 PROCESSED_IMAGES = "images"
 _OWN_ENTRIES = frozenset({ITEMS_FILE, INTERACTIONS_FILE, RATED_BELOW_FILE, REPORT_FILE, MANIFEST_FILE,
                           PROCESSED_IMAGES})
@@ -359,9 +358,7 @@ def _image_jobs(items: pd.DataFrame, images_dir: Path, named: dict[str, str] | N
             continue
         names = files.get(unicodedata.normalize("NFC", item_id))
         if not names and (other := unread.get(unicodedata.normalize("NFC", item_id))):
-            refused[item_id] = ImageResult(item_id, "missing", missing_kind="unsupported_type",
-                                           detail=f"{other[0]}: not a file type read here (read: "
-                                                  f"{', '.join(IMAGE_EXTENSIONS)}); convert it to JPEG or PNG")
+            refused[item_id] = unsupported_type(item_id, other[0])
             continue
         if not names:  # reported missing
             jobs.append(ImageJob(item_id, "", image_file_name(item_id)))

@@ -437,6 +437,17 @@ def test_a_tiff_is_read_and_a_file_type_not_read_is_named_not_called_absent(tmp_
     report = run_preprocess(_settings(tmp_path)).report["images"]
     assert report["ok"] == 5 and report["missing"] == 1 and report["missing_kinds"] == {"unsupported_type": 1}
     assert f"{second.stem}.heic: not a file type read here" in report["examples"]["missing"][0]
+    # The same when item_info names each image (data.image_column); a JPEG without its extension is still read.
+    items = pd.read_csv(raw / "item_info.csv", dtype=str)
+    second.with_suffix(".heic").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))  # real
+    third = sorted((raw / "images").glob("*.jpg"))[0]
+    third.rename(raw / "images" / third.stem)
+    items["picture"] = [f"{item}{'.heic' if item == second.stem else '' if item == third.stem else '.jpg'}"
+                        if item != first.stem else f"{item}.tiff" for item in items["item_id"]]
+    items.to_csv(raw / "item_info.csv", index=False)
+    named = run_preprocess(_settings(tmp_path, **{"data.image_column": "picture"}), force=True).report["images"]
+    assert named["ok"] == 5 and named["missing_kinds"] == {"unsupported_type": 1}
+    assert f"{second.stem}.heic: not a file type read here" in named["examples"]["missing"][0]
 
 
 def test_tab_or_semicolon_separated_files_and_parquet_read_as_the_csv(tmp_path, dirty_raw):
