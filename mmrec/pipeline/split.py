@@ -62,7 +62,7 @@ def run_split(settings: Settings, progress: ProgressCallback = null_progress) ->
                             "more)." if name == "test" and settings.split.strategy != "leave_one_out" and
                             "ratio is 0" not in why else ""))
     for note in (short_parts_note(report, interactions, settings.split),
-                 time_ties_note(frames, settings.split.strategy)):
+                 time_ties_note(frames, settings.split.strategy), leave_one_out_note(frames, settings.split)):
         if note:
             notes.append(note)
     report["notes"] = notes
@@ -70,6 +70,21 @@ def run_split(settings: Settings, progress: ProgressCallback = null_progress) ->
     save_split(frames, splits_dir)
     atomic_write_json(splits_dir / REPORT_FILE, report)
     return SplitResult(splits_dir, frames, report)
+
+
+def leave_one_out_note(frames: SplitFrames, split: SplitSettings) -> str | None:
+    """With leave_one_out, how many users hold out less than a test and a validation row: every user keeps a
+    training interaction, so one with a single interaction gives no test row, and one with two no validation row;
+    None when every user has enough."""
+    if split.strategy != "leave_one_out":
+        return None
+    sizes = pd.concat([frames.train["user_id"], frames.val["user_id"], frames.test["user_id"]]).value_counts()
+    single, two = int((sizes == 1).sum()), int((sizes == 2).sum()) if split.val_ratio > 0 else 0
+    if not single and not two:
+        return None
+    said = [f"{single:,} user(s) with a single interaction keep it for training (no test row)"] if single else []
+    said += [f"{two:,} user(s) with two give a test row but no validation row"] if two else []
+    return f"leave_one_out: {'; '.join(said)}, as every user keeps a training interaction."
 
 
 def short_parts_note(report: dict, interactions: pd.DataFrame, split: SplitSettings) -> str | None:

@@ -70,3 +70,24 @@ def test_a_per_user_split_of_mostly_single_interaction_users_says_its_parts_came
     assert "not the 0.8 / 0.1 / 0.1 asked" in note
     many = pd.DataFrame([(f"m{u}", f"i{j}") for u in range(10) for j in range(10)], columns=["user_id", "item_id"])
     assert short_parts_note(split_report(split_interactions(many, settings), settings, 100), many, settings) is None
+
+
+def test_leave_one_out_counts_the_users_too_short_for_a_test_or_validation_row():
+    import pandas as pd
+
+    from mmrec.data.splits import split_interactions
+    from mmrec.pipeline.split import leave_one_out_note
+    from mmrec.settings import SplitSettings
+
+    rows = [("a", "i1", 1)] + [("b", f"i{k}", k) for k in (1, 2)] + [("c", f"i{k}", k) for k in (1, 2, 3, 4)]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    split = SplitSettings(strategy="leave_one_out")
+    frames = split_interactions(frame, split)
+    assert sorted(frames.test["user_id"]) == ["b", "c"] and list(frames.val["user_id"]) == ["c"]
+    assert leave_one_out_note(frames, split) == (
+        "leave_one_out: 1 user(s) with a single interaction keep it for training (no test row); 1 user(s) with two "
+        "give a test row but no validation row, as every user keeps a training interaction.")
+    no_val = SplitSettings(strategy="leave_one_out", train_ratio=0.9, val_ratio=0.0, test_ratio=0.1)
+    assert leave_one_out_note(split_interactions(frame, no_val), no_val).count("user(s)") == 1
+    assert leave_one_out_note(split_interactions(frame[frame["user_id"] == "c"], split), split) is None
+    assert leave_one_out_note(frames, SplitSettings()) is None  # another strategy
