@@ -321,13 +321,14 @@ def image_files(images_dir: Path) -> tuple[dict[str, list[str]], dict[str, list[
 
 
 def _image_jobs(items: pd.DataFrame, images_dir: Path, named: dict[str, str] | None = None
-                ) -> tuple[list[ImageJob], dict[str, ImageResult]]:
+                ) -> tuple[list[ImageJob], dict[str, ImageResult], list[str]]:
     """One job per item: its first image file, the others tried when that one is unusable (a text file named
     x1.jpg beside a good x1.png). Names come from the folder's own listing, so a path stays inside it.
 
     With `named` (item id -> the data.image_column value), each item's image is that path under the folder;
     a blank cell (no image), a URL or a path that leads out of it is not opened: its result ("missing",
-    "outside_folder") comes back beside the jobs."""
+    "outside_folder") comes back beside the jobs, and last the folder's files named after no item (looked up by
+    item id only)."""
     if named is not None:
         root = os.path.realpath(images_dir)
         jobs, refused = [], {}
@@ -347,8 +348,11 @@ def _image_jobs(items: pd.DataFrame, images_dir: Path, named: dict[str, str] | N
                 refused[item_id] = ImageResult(item_id, "outside_folder", detail=f"{value} leads out of {images_dir}")
                 continue
             jobs.append(ImageJob(item_id, source, image_file_name(item_id)))
-        return jobs, refused
+        return jobs, refused, []
     files, unread = image_files(images_dir)
+    ids = {unicodedata.normalize("NFC", item_id) for item_id in items["item_id"]}
+    orphans = sorted(name for stem in set(files) | set(unread) if stem not in ids
+                     for name in files.get(stem, []) + unread.get(stem, []))
     jobs, refused = [], {}
     for item_id in items["item_id"]:
         if item_id in (".", "..") or "/" in item_id or "\x00" in item_id:  # no file in a folder has such a name
@@ -365,7 +369,7 @@ def _image_jobs(items: pd.DataFrame, images_dir: Path, named: dict[str, str] | N
             continue
         jobs.append(ImageJob(item_id, str(images_dir / names[0]), image_file_name(item_id),
                              tuple(str(images_dir / name) for name in names[1:])))
-    return jobs, refused
+    return jobs, refused, orphans
 
 
 def _unmatched_images_note(items: pd.DataFrame, images_dir: Path, ok: int) -> str | None:
@@ -494,13 +498,16 @@ def run_preprocess(
     # Everything is built in a staging folder that replaces processed_dir in one step at the end:
     # a failure or a kill at any point leaves the previous output as it was.
     with staged_folder(processed_dir) as staging:
-        jobs, refused = _image_jobs(items, data_dir / settings.data.images_subdir, named)
+        jobs, refused, orphans = _image_jobs(items, data_dir / settings.data.images_subdir, named)
         image_start = time.perf_counter()
         results = {**process_images(jobs, staging / PROCESSED_IMAGES, settings.preprocess, progress), **refused}
         image_seconds = time.perf_counter() - image_start
         ok = [results[i].status == "ok" for i in items["item_id"]]
         if named is None and (note := _unmatched_images_note(items, data_dir / data.images_subdir, sum(ok))):
             item_report.notes.append(note)
+        elif orphans:
+            item_report.notes.append(f"{len(orphans):,} file(s) in {data_dir / data.images_subdir} are named after no "
+                                     f"catalogue item (e.g. {', '.join(orphans[:3])}): not used.")
         items.insert(
             4,
             "image_path",

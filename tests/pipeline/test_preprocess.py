@@ -434,8 +434,12 @@ def test_a_tiff_is_read_and_a_file_type_not_read_is_named_not_called_absent(tmp_
     Image.open(first).save(first.with_suffix(".tiff"))
     first.unlink()
     second.rename(second.with_suffix(".heic"))  # an iPhone photo: no reader here
-    report = run_preprocess(_settings(tmp_path)).report["images"]
+    (raw / "images" / "no_such_item.jpg").write_bytes(first.with_suffix(".tiff").read_bytes())
+    whole = run_preprocess(_settings(tmp_path)).report
+    report = whole["images"]
     assert report["ok"] == 5 and report["missing"] == 1 and report["missing_kinds"] == {"unsupported_type": 1}
+    assert any("1 file(s) in" in note and "are named after no catalogue item (e.g. no_such_item.jpg): not used"
+               in note for note in whole["items"]["notes"])
     assert f"{second.stem}.heic: not a file type read here" in report["examples"]["missing"][0]
     # The same when item_info names each image (data.image_column); a JPEG without its extension is still read.
     items = pd.read_csv(raw / "item_info.csv", dtype=str)
