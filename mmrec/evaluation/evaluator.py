@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,6 +68,15 @@ def warmup(model: Recommender, data: EvaluationData, device: torch.device) -> No
     model.score([str(u) for u in data.user_ids[: min(8, len(data.user_ids))]], device=device)
 
 
+def catalogue_coverage(topk: np.ndarray | None, n_items: int, k_values: Sequence[int]) -> dict[str, float]:
+    """coverage@K: the share of the catalogue's `n_items` in at least one user's top-K list (`topk` [users, >= K]
+    catalogue indices, best first): how much of the catalogue the model shows at all, beside the accuracy metrics
+    (a list of the same best sellers for everyone covers a few items)."""
+    if topk is None or not len(topk) or not n_items:
+        return {}
+    return {f"coverage@{k}": len(np.unique(topk[:, :k])) / n_items for k in sorted(set(k_values))}
+
+
 def evaluate_model(
     name: str,
     model: Recommender,
@@ -95,11 +105,13 @@ def evaluate_model(
             evaluation.k_values,
             evaluation.batch_size,
             device,
-            return_topk=return_topk,
+            return_topk=True,  # catalogue coverage
             return_per_user=True,
         )
         result.metrics, result.n_users, result.per_user = dict(full.metrics), full.n_users, full.per_user
-        result.topk, result.topk_scores, result.topk_rows = full.topk, full.topk_scores, full.users
+        result.metrics.update(catalogue_coverage(full.topk, data.relevant.shape[1], evaluation.k_values))
+        if return_topk:
+            result.topk, result.topk_scores, result.topk_rows = full.topk, full.topk_scores, full.users
         relevant_cold = data.relevant_cold
         if relevant_cold.nnz and len(data.cold_items):
             cold = full_ranking(

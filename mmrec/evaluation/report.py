@@ -42,7 +42,8 @@ class EvaluationReport:
     def metric_columns(self, cold: bool = False) -> list[str]:
         """Metric names in display order (only those some model reported)."""
         present = {name for m in self.models for name in (m.cold_item_metrics if cold else m.metrics)}
-        order = [f"{metric}@{k}" for metric in TOPK_METRICS for k in self.k_values] + ["mrr", "sampled_auc"]
+        order = [f"{metric}@{k}" for metric in TOPK_METRICS for k in self.k_values] + ["mrr"]
+        order += [f"coverage@{k}" for k in self.k_values] + ["sampled_auc"]
         order += [f"sampled_{metric}@{k}" for metric in ("hit_rate", "ndcg") for k in self.k_values]
         return [name for name in order if name in present]
 

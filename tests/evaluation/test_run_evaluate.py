@@ -27,6 +27,10 @@ def test_compare_baselines_writes_report_plots_and_predictions(tiny_config, tmp_
     assert report.counts["test_cold_users"] == 1 and report.counts["test_cold_item_interactions"] >= 1
     assert by_name["item_knn"].fallback_users == 1 and by_name["random"].fallback_users == 0
     assert by_name["random"].cold_item_metrics  # cold-item report exists
+    # Popularity shows everyone the same list: the fewest items; random the most.
+    coverage = {name: model.metrics["coverage@10"] for name, model in by_name.items()}
+    assert min(coverage, key=coverage.get) == "popularity" and max(coverage, key=coverage.get) == "random"
+    assert "coverage@10" in report.metric_columns() and "coverage@10" not in by_name["random"].per_user
     saved = json.loads((tmp_path / "results" / "evaluation.json").read_text())
     assert set(saved["models"]) == set(BASELINES)
     assert "| item_knn |" in (tmp_path / "results" / "evaluation.md").read_text()
@@ -310,3 +314,13 @@ def test_the_chance_level_beside_the_random_row_is_exact():
     # a: 10 rankable, 2 relevant; b: 11 rankable, 1 relevant. recall 3/10 and 3/11; hit 1 - C(8,3)/C(10,3), 1 - C(10,3)/C(11,3)
     recall, hit = (0.3 + 3 / 11) / 2, ((1 - 56 / 120) + (1 - 120 / 165)) / 2
     assert f"recall@3 is {recall:.4f} and hit_rate@3 {hit:.4f} in expectation" in note
+
+
+def test_catalogue_coverage_is_the_share_of_items_in_any_top_k_list():
+    import numpy as np
+
+    from mmrec.evaluation.evaluator import catalogue_coverage
+
+    topk = np.array([[0, 1, 2], [0, 1, 3], [0, 4, 5]])
+    assert catalogue_coverage(topk, 10, [1, 2, 3]) == {"coverage@1": 0.1, "coverage@2": 0.3, "coverage@3": 0.6}
+    assert catalogue_coverage(None, 10, [1]) == {} and catalogue_coverage(topk[:0], 10, [1]) == {}
