@@ -1,8 +1,8 @@
-"""Whether recent popularity (model.trend_blend) is blended on the benchmark's data (validation only).
+"""Whether popularity (model.trend_blend: recent, or of all time) is blended on the benchmark's data (validation only).
 
 For each given key, `mmrec train` runs with the config mmrec-multimodal selected in the stored
 `bench/run_peers.py` run (as `bench/fit_time.py` refits it, in a scratch folder) and today's defaults, which
-try recent popularity (every half-life in days x weight) on top of the chosen blend. Reported: the best
+try popularity (every half-life in days, 0 = all time, x weight) on top of the chosen blend. Reported: the best
 (half-life, weight), its per-user validation gain over none in paired standard errors (`mmrec train` keeps
 it only at model.sequence_min_se, 1, or more), whether it was kept, and the validation objective (the same as
 `fit_time.md`'s refit of that config when nothing is kept). test.csv is never read.
@@ -84,10 +84,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_report(out: Path, machine: dict, rows: list[dict]) -> int:
-    lines = ["# Recent popularity on top of the blend, on the benchmark's splits (validation only)", "",
-             f"`bench/trend_gain_se.py`; machine: {machine['cpu']}, {machine['threads']} thread(s). `mmrec train` with each key's "
-             "selected mmrec-multimodal config and the defaults that try recent popularity (model.trend_blend) on "
-             "top of the chosen blend. Gain: the best (half-life, weight)'s mean per-user validation NDCG@10 gain "
+    lines = ["# Popularity on top of the blend, on the benchmark's splits (validation only)", "",
+             f"`bench/trend_gain_se.py`; machine: {machine['cpu']}, {machine['threads']} thread(s). `mmrec train` with "
+             "each key's selected mmrec-multimodal config and the defaults that try popularity, recent or of all time "
+             "(model.trend_blend), on top of the chosen blend. Gain: the best (half-life, weight)'s mean per-user validation NDCG@10 gain "
              "over none, in paired standard errors; kept at model.sequence_min_se (1) or more.", "",
              "| key | best (half-life days, weight) | gain in paired SE | kept | validation objective |",
              "|---|---|---|---|---|"]

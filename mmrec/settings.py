@@ -346,10 +346,11 @@ class ModelSettings(Section):
     )
     trend_blend: bool = Field(
         True,
-        description="last, blend in recent popularity (each item's training interactions decayed by age in days, "
-        "mmrec.models.trend): weight and half-life chosen on validation, kept only above validation noise "
-        "(model.sequence_min_se), so it adds nothing where recency does not matter; for news and other fresh "
-        "catalogues (needs model.item_item and timestamps)",
+        description="last, blend in popularity (mmrec.models.trend): each item's training interactions decayed by "
+        "age in days (half-life 1, 7 or 30: what is trending, for news and other fresh catalogues; needs "
+        "timestamps) or all counted alike (all time: best sellers); weight and half-life chosen on validation, "
+        "kept only above validation noise (model.sequence_min_se), so it adds nothing where it does not help "
+        "(needs model.item_item)",
     )
     item_item_solver: Literal["auto", "dense", "neighbourhood"] = Field(
         "auto",

@@ -79,7 +79,7 @@ def describe(path: Path, organized: bool) -> CheckpointInfo:
 
 
 def served_model(item_item: Any) -> str:
-    """What a checkpoint serves, from its recorded item-item choice: e.g. 'two-tower + recent popularity' when
+    """What a checkpoint serves, from its recorded item-item choice: e.g. 'two-tower + popularity' when
     validation gave the item-item model weight 0 and kept the trend blend."""
     if not isinstance(item_item, dict):
         return "two-tower"
@@ -88,7 +88,7 @@ def served_model(item_item: Any) -> str:
                                    ("content similarity", item_item.get("content_blend")),
                                    ("items done close together" if item_item.get("sequence_directions") == "both"
                                     else "item transitions", item_item.get("sequence_blend")),
-                                   ("recent popularity", item_item.get("trend_blend"))) if on]
+                                   ("popularity", item_item.get("trend_blend"))) if on]
     return " + ".join(parts)
 
 

@@ -53,8 +53,8 @@ class ItemItemSpec(_Spec):
     sequence_window: int = 0  # transitions counted up to this many items ahead (and back, directions both)
     sequence_grid: list[dict[str, Any]] = []  # (directions, half-life, weight, metric) of every variant tried
     sequence_gain_se: float | None = None  # the best pair's paired gain over none, in standard errors
-    trend_blend: float = 0.0  # weight of recent popularity (mmrec.models.trend)
-    trend_halflife_days: float = 0.0  # its half-life in days
+    trend_blend: float = 0.0  # weight of popularity, recent or of all time (mmrec.models.trend)
+    trend_halflife_days: float = 0.0  # its half-life in days, 0 = all time
     trend_grid: list[dict[str, Any]] = []  # (trend_halflife_days, trend_blend, metric) of every pair tried
     trend_gain_se: float | None = None  # the best pair's paired gain over none, in standard errors
 

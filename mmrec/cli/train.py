@@ -47,6 +47,7 @@ def train(
         "tracking.wandb_run_name": wandb_run_name,
     })
     from mmrec.models.transitions import describe_variant  # torch: imported once the settings are good
+    from mmrec.models.trend import describe_halflife
     from mmrec.pipeline.train import run_train
 
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 draws progress and the summary
@@ -98,8 +99,8 @@ def train(
                if blend.get("content_blend") else "")
             + (f", transitions ({describe_variant(blend.get('sequence_directions', 'next'), blend['sequence_halflife'])}) "
                f"weight [bold]{blend['sequence_blend']:g}[/bold]" if blend.get("sequence_blend") else "")
-            + (f", recent popularity weight [bold]{blend['trend_blend']:g}[/bold] (half-life "
-               f"{blend['trend_halflife_days']:g} days)" if blend.get("trend_blend") else "")
+            + (f", popularity weight [bold]{blend['trend_blend']:g}[/bold] "
+               f"({describe_halflife(blend['trend_halflife_days'])})" if blend.get("trend_blend") else "")
             + f" chosen on validation: val {result.monitor} [bold]{blend['monitored']:.4f}[/bold] (two-tower alone {result.best_metric:.4f})."
         )
     if result.best_path:

@@ -3,7 +3,7 @@
 A user's scores over the catalogue are the two-tower scores, blended with the closed-form
 item-item model (mmrec.models.item_item), then with content similarity to the user's items
 (mmrec.models.content_profile), then with item -> next-item transitions
-(mmrec.models.transitions), then with recent popularity (mmrec.models.trend), at weights chosen on
+(mmrec.models.transitions), then with popularity (mmrec.models.trend), at weights chosen on
 validation (mmrec.training.blend). Numerics rule:
 scoring always runs in float32 with autocast off (training may use bf16; scoring never does), so
 the metric that chose a checkpoint and its blend is the metric evaluate reproduces.
@@ -41,7 +41,7 @@ class Scorer:
     """Scores of users over one catalogue from a two-tower model, blended with an optional item-item
     model (weight `blend`), then an optional content-profile model (weight `content_blend`), then an
     optional transition model (weight `sequence_blend`; an ItemItemModel over the transition matrix), then an
-    optional trend model (weight `trend_blend`: recent popularity, the same for every user).
+    optional trend model (weight `trend_blend`: popularity, recent or of all time, the same for every user).
 
     `histories` [n_rows, L] holds each profile row's recent catalogue rows (-1 = padding; row 0 =
     no history); every blend component's profiles use the same rows. Item vectors are

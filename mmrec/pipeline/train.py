@@ -38,6 +38,7 @@ from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import FeaturesSettings, Settings, TrainingSettings, settings_as_dict
 from mmrec.models.item_item_store import ItemItemStore
 from mmrec.models.transitions import describe_variant
+from mmrec.models.trend import describe_halflife
 from mmrec.pipeline.preprocess import stale_processed_note
 from mmrec.models.scoring import Scorer
 from mmrec.training.blend import choose_item_item_blend
@@ -454,8 +455,8 @@ def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: Id
                            + (f", transitions {choice.sequence_blend:g}"
                               + (f": {describe_variant(choice.sequence_directions, choice.sequence_halflife)}"
                                  if choice.sequence_blend else "") if choice.sequence_grid else "")
-                           + (f", recent popularity {choice.trend_blend:g}"
-                              + (f" (half-life {choice.trend_halflife_days:g} days)" if choice.trend_blend else "")
+                           + (f", popularity {choice.trend_blend:g}"
+                              + (f" ({describe_halflife(choice.trend_halflife_days)})" if choice.trend_blend else "")
                               if choice.trend_grid else "")
                            + f" (val {trainer.monitor} {monitored:.4f})"))
     return choice, scorer

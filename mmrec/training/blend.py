@@ -3,7 +3,7 @@ weight per recency half-life, then the weight and modality of content similarity
 half-lives' blends (CONTENT_GRID; weight 1 = content alone), keeping the best of all, then
 (model.sequence_blend) the variant (next items, or items done close together), weight and profile half-life
 of transitions on top, then
-(model.trend_blend) the weight and half-life of recent popularity; last,
+(model.trend_blend) the weight and half-life of popularity (recent, or of all time); last,
 when the served item-item model will be refitted on all of train.csv (a holdout), a tie on the item-item
 weight goes to the larger one (model.item_item_refit_within_se)."""
 
@@ -27,7 +27,7 @@ from mmrec.models.item_item import (BLEND_GRID, HALFLIFE_GRID, L2_EDGE_STEPS, L2
                                     item_item_search)
 from mmrec.models.scoring import Scorer
 from mmrec.models.transitions import SEQUENCE_VARIANTS, SEQUENCE_WEIGHTS, describe_variant, transition_model
-from mmrec.models.trend import TREND_HALFLIVES_DAYS, TREND_WEIGHTS, TrendModel
+from mmrec.models.trend import TREND_HALFLIVES_DAYS, TREND_WEIGHTS, TrendModel, describe_halflife
 from mmrec.progress import ProgressEvent
 from mmrec.settings import ModelSettings
 from mmrec.training.trainer import Trainer
@@ -171,8 +171,8 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
     trend: dict[str, Any] = {}
     trend_grid: list[dict[str, Any]] = []
     trend_gain_se = None
-    if cfg.trend_blend and validated and "timestamp" in train.columns:
-        stage("recent popularity on top")
+    if cfg.trend_blend and validated:
+        stage("popularity (recent, and of all time) on top")
         trend, chosen, scorer, trend_grid, trend_gain_se = _choose_trend(trainer, cfg, scorer, chosen, train, rows,
                                                                          notes)
     if refit and cfg.item_item_blend is None and validated and cfg.item_item_refit_within_se > 0:
@@ -369,8 +369,8 @@ def _choose_trend(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metrics:
     models = [TrendModel.build(train, rows, h, trainer.device) for h in TREND_HALFLIVES_DAYS]
     tried = [({"trend_halflife_days": m.halflife_days, "trend_blend": w}, scorer.with_trend(m, w))
              for m in models if m is not None for w in TREND_WEIGHTS]
-    return _choose_on_top(trainer, scorer, metrics, tried, "trend_blend", cfg.sequence_min_se, "Recent popularity",
-                          lambda p: f"half-life {p['trend_halflife_days']:g} days", notes)
+    return _choose_on_top(trainer, scorer, metrics, tried, "trend_blend", cfg.sequence_min_se, "Popularity",
+                          lambda p: describe_halflife(p["trend_halflife_days"]), notes)
 
 
 def _choose_on_top(trainer: Trainer, scorer: Scorer, metrics: dict[str, float],

@@ -30,7 +30,7 @@ def test_validation_evaluate_and_recommend_score_alike(tmp_path, monkeypatch, mo
     # paired, ranks through the trainer's one validation ranking).
     seen = [(s, m) for s, m in validated if s.item_item is not None]
     # One validation per lambda tried (the item-item model alone), one for the fixed blend, then the paired
-    # passes of the transitions and of recent popularity: the blend so far again and one per (variant, weight)
+    # passes of the transitions and of popularity: the blend so far again and one per (variant, weight)
     # on top of it; the chosen scorer is the one the run recorded.
     assert len(seen) == (len(L2_GRID) + 1 + 1 + len(SEQUENCE_VARIANTS) * len(SEQUENCE_WEIGHTS)
                          + 1 + len(TREND_HALFLIVES_DAYS) * len(TREND_WEIGHTS))

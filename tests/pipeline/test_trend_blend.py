@@ -1,5 +1,5 @@
-"""The recent-popularity blend (model.trend_blend, on by default): its scores, its choice on validation on top
-of the rest of the blend, and evaluate rebuilding it from train."""
+"""The popularity blend (model.trend_blend, on by default; recent or of all time): its scores, its choice on
+validation on top of the rest of the blend, and evaluate rebuilding it from train."""
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,11 @@ def test_trend_is_the_log_of_interactions_decayed_by_age_in_days():
     scores += 1  # the caller's own tensor
     torch.testing.assert_close(trend.scores(np.array([0]))[0], trend.values)
     assert TrendModel.build(train.drop(columns="timestamp"), rows, 1.0) is None
+    # Half-life 0 is popularity of all time: every interaction counts 1, with or without timestamps.
+    for frame in (train, train.drop(columns="timestamp")):
+        all_time = TrendModel.build(frame, rows, 0.0)
+        torch.testing.assert_close(all_time.values, torch.tensor(np.log1p([2.0, 1.0, 0.0]), dtype=torch.float32))
+    assert TrendModel.build(train[train["item_id"] == "zz"], rows, 0.0) is None  # no catalogue item
 
 
 def _fresh_split(root, n_users: int = 40, n_items: int = 40, clicks: int = 8, seed: int = 0) -> None:
@@ -65,7 +70,7 @@ def test_chosen_on_validation_where_fresh_items_win_and_scored_alike(tmp_path, v
 
 
 @pytest.mark.parametrize("overrides", [{"trend_blend": False}, {}])
-def test_off_by_setting_or_without_timestamps(tmp_path, overrides):
+def test_off_by_setting_or_of_all_time_alone_without_timestamps(tmp_path, overrides):
     config = tiny_project.write_tiny_project(tmp_path, epochs=1, **overrides)
     if not overrides:  # splits without a timestamp column: nothing to age interactions by
         for name in ("train", "val", "test"):
@@ -73,4 +78,8 @@ def test_off_by_setting_or_without_timestamps(tmp_path, overrides):
             pd.read_csv(path, dtype=str).drop(columns="timestamp").to_csv(path, index=False)
         (tmp_path / "splits" / "split_files.json").unlink()  # files rewritten by hand
     blend = run_train(load_settings(config).settings).item_item
-    assert blend["trend_blend"] == 0.0 and blend["trend_grid"] == []
+    if overrides:
+        assert blend["trend_blend"] == 0.0 and blend["trend_grid"] == []
+    else:  # popularity of all time needs no timestamp: it alone is tried
+        assert {(row["trend_halflife_days"], row["trend_blend"]) for row in blend["trend_grid"]} == \
+            {(0.0, w) for w in TREND_WEIGHTS}
