@@ -15,9 +15,11 @@ from mmrec.cli.common import (
     JsonOption,
     RichProgress,
     absent_folder_note,
+    cache_interrupted,
     console,
     err_console,
     print_json_data,
+    kept_on_interrupt,
     print_notes,
     state,
 )
@@ -74,7 +76,7 @@ def precompute(
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 draws progress and the summary
         run_cache_precompute(settings, test=test, force=force, max_items=max_items)
         return
-    with RichProgress() as progress:
+    with kept_on_interrupt(*cache_interrupted(settings)), RichProgress() as progress:
         result = run_cache_precompute(settings, test=test, force=force, max_items=max_items, progress=progress)
     report = result.report
     ranks = f", {result.world_size} processes" if result.world_size > 1 else ""

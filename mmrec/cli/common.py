@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -142,6 +143,23 @@ def _rate(done: float, elapsed: float) -> str:
     per_s = done / elapsed
     return f"{per_s:,.1f}/s" if per_s >= 1 else f"{elapsed / done:,.0f} s each"
 
+
+
+def cache_interrupted(settings) -> tuple[str, str]:
+    """(message, hint) of an interrupted feature caching: what the store keeps."""
+    folder = Path(settings.paths.cache_dir) / settings.features.combo
+    return (f"Feature caching was interrupted: the vectors computed so far are kept in {folder}.",
+            "Run `mmrec cache precompute` (with the same settings) to continue from them.")
+
+
+@contextlib.contextmanager
+def kept_on_interrupt(message: str, hint: str) -> Iterator[None]:
+    """Ctrl-C or a SIGTERM inside the block becomes Interrupted(message, hint): what the stopped command kept and
+    how to go on (exit 130, or 143 for SIGTERM: mmrec.cli.app)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(message, hint=hint) from None
 
 class RichProgress:
     """A ProgressCallback that draws one rich bar per task (items/s, ETA)."""

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mmrec.cli.common import ConfigOption, RichProgress, console, state
+from mmrec.cli.common import ConfigOption, RichProgress, console, kept_on_interrupt, state
 from mmrec.cli.evaluate import print_report
 from mmrec.cli.recommend import print_result
 
@@ -62,7 +62,9 @@ def demo(
             {f"{section}.device": device for section in ("features", "training", "evaluation", "inference")}
         )
     settings = app_state.settings(config, overrides)
-    with RichProgress(transient=True) as progress:
+    with kept_on_interrupt("The demo was interrupted; the stages it finished are kept in their folders.",
+                           "Run the same command again: it starts over, reusing the image and text features already "
+                           "computed."), RichProgress(transient=True) as progress:
         result = run_demo(
             settings, users=users, items=items, recommend_users=recommend_users, progress=progress
         )

@@ -14,6 +14,7 @@ from mmrec.cli.common import (
     RichProgress,
     complete_recommender,
     console,
+    kept_on_interrupt,
     print_notes,
     state,
 )
@@ -218,7 +219,9 @@ def evaluate(
     settings = state(ctx).settings(config, overrides)
     if save_predictions is not None:
         check_output_file(save_predictions, "--save-predictions")  # before any work, not after it
-    with RichProgress(transient=True) as progress:
+    with kept_on_interrupt(f"Evaluation was interrupted: {settings.paths.results_dir} holds the previous evaluation "
+                           "as it was (an evaluation's files are written together at the end).",
+                           "Run the same command again."), RichProgress(transient=True) as progress:
         from mmrec.pipeline.evaluate import run_evaluate
         report = run_evaluate(
             settings,

@@ -8,7 +8,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mmrec.cli.common import ConfigOption, RichProgress, console, print_notes, state
+from mmrec.cli.common import (ConfigOption, RichProgress, cache_interrupted, console, kept_on_interrupt, print_notes,
+                              state)
 
 
 def render_report(report: dict[str, Any], skipped: bool) -> Table:
@@ -105,7 +106,9 @@ def preprocess(
     from mmrec.pipeline.preprocess import run_preprocess
 
     settings = state(ctx).settings(config, {"preprocess.num_workers": workers})
-    with RichProgress() as progress:
+    with kept_on_interrupt(f"Preprocessing was interrupted: {settings.paths.processed_dir} is as it was before this "
+                           "run (the new tables are built aside and swapped in at the end).",
+                           "Run the same command again."), RichProgress() as progress:
         result = run_preprocess(settings, force=force_reprocess, progress=progress)
     console.print(render_report(result.report, result.skipped))
     print_notes([*result.report["items"].get("notes", []), *result.report["interactions"].get("notes", [])])
@@ -125,7 +128,7 @@ def preprocess(
         return
     from mmrec.pipeline.cache import run_cache_precompute  # the features layer; imported only when caching
 
-    with RichProgress() as progress:
+    with kept_on_interrupt(*cache_interrupted(settings)), RichProgress() as progress:
         cached = run_cache_precompute(settings, progress=progress)
     report = cached.report
     counts = ", ".join(

@@ -17,6 +17,7 @@ from mmrec.cli.common import (
     complete_recommender,
     console,
     err_console,
+    kept_on_interrupt,
     print_json_data,
     print_notes,
     state,
@@ -208,7 +209,8 @@ def recommend(
                               hint="End the file name in .json, or use .parquet (with --all-users for everyone) "
                               "for a table of user_id, rank, item_id, score, fallback.")
         check_output_file(output, "--output")  # before any work, not after it
-    with RichProgress(err_console if to_stdout else None, transient=True) as progress:
+    with kept_on_interrupt(_unwritten(None if to_stdout else output), "Run the same command again."), \
+            RichProgress(err_console if to_stdout else None, transient=True) as progress:
         from mmrec.pipeline.recommend import run_recommend
         result = run_recommend(
             settings, all_users_list, user_file, sample_users, recommender_type, output, progress
@@ -216,6 +218,12 @@ def recommend(
     if to_stdout:
         print_json_data(result.to_dict())
     print_result(result, err_console if to_stdout else console)
+
+
+def _unwritten(output: Path | None) -> str:
+    """What an interrupted recommend leaves: nothing written, an earlier output file as it was."""
+    return "Recommending was interrupted: " + (f"{output} is as it was before this run (it is written in one step at "
+                                               "the end)." if output is not None else "nothing was written.")
 
 
 def _batch(settings, output, all_users, users, user_file, sample_users, recommender_type, ann_check) -> None:
@@ -226,7 +234,8 @@ def _batch(settings, output, all_users, users, user_file, sample_users, recommen
         raise ConfigError("--all-users writes a parquet table and needs --output.",
                           hint="Pass --output recs.parquet.")
     check_batch_output(output)  # before any work, not after it
-    with RichProgress(transient=True) as progress:
+    with kept_on_interrupt(_unwritten(output), "Run the same command again."), \
+            RichProgress(transient=True) as progress:
         result = run_batch_recommend(settings, output, all_users, users, user_file, sample_users,
                                      recommender_type, ann_check, progress)
     console.print(f"{result.n_rows:,} recommendations for {result.n_users:,} users (top {result.top_k}, "

@@ -1,0 +1,50 @@
+"""Ctrl-C (and SIGTERM, mmrec.cli.app.Terminated) during a long command: each says what it kept and how to go on."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from mmrec.cli.app import Terminated, app
+
+runner = CliRunner()
+
+
+def _stop(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("module, function, args, said", [
+    ("preprocess", "run_preprocess", ["preprocess"], "Preprocessing was interrupted: {tmp}/processed is as it was"),
+    ("cache", "run_cache_precompute", ["cache", "precompute"],
+     "Feature caching was interrupted: the vectors computed so far are kept in {tmp}/cache/"),
+    ("evaluate", "run_evaluate", ["evaluate"], "Evaluation was interrupted: {tmp}/results holds the previous"),
+    ("recommend", "run_recommend", ["recommend", "--users", "u001", "-o", "{tmp}/r.json"],
+     "Recommending was interrupted: {tmp}/r.json is as it was before this run"),
+    ("batch_recommend", "run_batch_recommend", ["recommend", "--all-users", "-o", "{tmp}/r.parquet"],
+     "Recommending was interrupted: {tmp}/r.parquet is as it was before this run"),
+    ("demo", "run_demo", ["demo", "--out", "{tmp}/demo"], "The demo was interrupted"),
+])
+def test_an_interrupted_command_says_what_it_kept(config, tmp_path, monkeypatch, module, function, args, said):
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module(f"mmrec.pipeline.{module}"), function, _stop)
+    tmp = str(tmp_path)
+    command = [arg.format(tmp=tmp) for arg in args] + ([] if args[0] == "demo" else ["-c", str(config)])
+    result = runner.invoke(app, command, terminal_width=400)
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 130, result.output
+    hint = "Run `mmrec cache precompute` (with the same settings)" if module == "cache" else "Run the same command again"
+    assert said.format(tmp=tmp) in flat and hint in flat
+    assert "Interrupted (Ctrl-C)" not in flat and "Traceback" not in result.output
+
+
+def test_sigterm_keeps_the_commands_message_with_exit_143(config, tmp_path, monkeypatch):
+    import mmrec.pipeline.evaluate as evaluate
+
+    def sigterm(*args, **kwargs):
+        raise Terminated
+
+    monkeypatch.setattr(evaluate, "run_evaluate", sigterm)
+    result = runner.invoke(app, ["evaluate", "-c", str(config)], terminal_width=400)
+    assert result.exit_code == 143 and "Evaluation was interrupted" in result.output
