@@ -148,15 +148,17 @@ def prepare_output() -> None:
     """Make the consoles safe wherever the process runs: a COLUMNS of 0 (some containers' 0x0 terminal) made rich
     print nothing at all, errors included (and a handful of columns an error block's borders alone); stdout
     redirected to a file wrapped paths at 80 columns; a stream that cannot encode a character
-    (PYTHONIOENCODING=ascii) crashed mid-table. Not for tests' runners: only `main`."""
+    (PYTHONIOENCODING=ascii) crashed mid-table; an error block wrapped the path of its hint at 80 columns in a CI
+    log. Not for tests' runners: only `main`."""
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     for shown in (console, err_console):
         if shown.width < 20:  # 0 printed nothing; 1-19 one character a line, an error block as empty borders
             shown.width = 80
-    if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
-        console.width = REDIRECTED_WIDTH
+    for shown in (console, err_console):  # errors too: a CI log keeps the path of a `--resume` hint whole
+        if not shown.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+            shown.width = REDIRECTED_WIDTH
 
 
 def main() -> None:

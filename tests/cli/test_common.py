@@ -35,3 +35,16 @@ def test_verbose_after_the_command_moves_before_it():
     assert verbose_first(["--verbose", "split"]) == ["--verbose", "split"]  # already where the root reads it
     assert verbose_first(["split"]) == ["split"] and verbose_first([]) == []
     assert verbose_first(["recommend", "--", "-v"]) == ["recommend", "--", "-v"]  # after --: an argument
+
+
+def test_a_redirected_error_keeps_a_long_path_on_one_line(tmp_path):
+    """In a CI log (stderr to a file) the error block is 200 columns wide, as stdout: a path in it stays whole."""
+    import os
+    import subprocess
+    import sys
+
+    missing = tmp_path / ("a_long_folder_name_" * 4) / "config.yaml"
+    env = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
+    done = subprocess.run([sys.executable, "-m", "mmrec", "evaluate", "-c", str(missing)], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.returncode == 2 and any(str(missing) in line for line in done.stderr.splitlines())
