@@ -298,9 +298,17 @@ def clean_interactions(
             "column, so no row was filtered by it: every interaction is a positive. Set data.rating_column to the "
             "column that holds the ratings, or drop the threshold.")
 
+    before = len(frame)
     frame, rounds, removed = k_core(frame, settings.min_user_interactions, settings.min_item_interactions)
     report.k_core_rounds = rounds
     report.drop("k_core", removed)
+    if before and len(removed) * 2 > before:  # a filter that keeps a minority of the data deserves a sentence
+        report.notes.append(
+            f"preprocess.min_user_interactions {settings.min_user_interactions} / min_item_interactions "
+            f"{settings.min_item_interactions} removed {len(removed):,} of {before:,} interactions "
+            f"({len(removed) / before:.0%}, {rounds} round(s)): the model learns from the rest. Items left without an "
+            "interaction stay in the catalogue as cold items (evaluate ranks them, recommend can show them); lower "
+            "the thresholds to keep more of the data.")
 
     frame = frame.sort_index(kind="stable").reset_index(drop=True)
     out = pd.DataFrame({"user_id": frame["user_id"].astype(str), "item_id": frame["item_id"].astype(str)})

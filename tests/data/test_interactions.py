@@ -339,3 +339,18 @@ def test_a_rating_column_of_words_is_shown_with_its_values_and_how_to_map_them()
     message = f"{caught.value}"
     assert "bad_rating: 2" in message and "(e.g. 'view', 'purchase')" in message
     assert "if they are event types, add a column that maps them to numbers" in message
+
+
+def test_a_filter_that_removes_most_interactions_says_so():
+    rows = [["u1", "a", "1"], ["u1", "b", "2"], ["u2", "a", "3"], ["u2", "b", "4"], ["u3", "c", "5"], ["u4", "d", "6"],
+            ["u5", "e", "7"]]
+    raw = _raw(rows, columns=("user_id", "item_id", "timestamp"))
+    out, report = clean_interactions(raw, set("abcde"), PreprocessSettings(min_user_interactions=2,
+                                                                         min_item_interactions=2))
+    assert len(out) == 4 and report.dropped["k_core"] == 3
+    assert not any("removed" in note for note in report.notes)  # 3 of 7: a minority
+    out, report = clean_interactions(raw.iloc[[0, 2, 4, 5, 6]], set("abcde"),
+                                     PreprocessSettings(min_user_interactions=1, min_item_interactions=2))
+    assert len(out) == 2 and report.dropped["k_core"] == 3
+    assert [note for note in report.notes if "removed 3 of 5 interactions (60%, 1 round(s))" in note
+            and "stay in the catalogue as cold items" in note]
