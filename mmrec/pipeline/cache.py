@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from mmrec.features.imported_vectors import ImportReport, import_item_vectors, i
 from mmrec.features.item_features import PrecomputeReport, precompute_item_features
 from mmrec.features.store_format import split_key
 from mmrec.features.vector_file import read_vector_file
+from mmrec.fileio import ProcessLock
 from mmrec.progress import ProgressCallback, null_progress
 from mmrec.settings import CacheSettings, Settings
 from mmrec.training.distributed import barrier, context_from_env, init_distributed
@@ -85,13 +87,19 @@ def run_cache_precompute(
     import torch.distributed as dist
 
     ctx = context_from_env()
+    # Ranks fill one store together on purpose; two separate runs would compute every vector twice.
+    cache_dir, combo = Path(settings.paths.cache_dir), settings.features.combo
+    lock = contextlib.nullcontext() if ctx.enabled else ProcessLock(
+        cache_dir / f".{combo}.precompute.lock", f"Another run is filling the feature store {cache_dir / combo}",
+        "Wait for it to end: this command then finds its vectors cached (or stop that run; its vectors are kept).")
     joined_here = ctx.enabled and not dist.is_initialized()
     device = init_distributed(ctx, resolve_device(settings.features.device))
     features = settings.features.model_copy(update={"device": str(device)}) if ctx.enabled else settings.features
     try:
-        report = precompute_item_features(items.iloc[ctx.rank::ctx.world_size], features, settings.cache,
-                                          settings.paths.cache_dir, force=force, progress=progress,
-                                          modalities=settings.model.modalities)
+        with lock:
+            report = precompute_item_features(items.iloc[ctx.rank::ctx.world_size], features, settings.cache,
+                                              settings.paths.cache_dir, force=force, progress=progress,
+                                              modalities=settings.model.modalities)
         if ctx.enabled:
             report = _merge_reports(report, len(items), device)
             barrier(ctx)

@@ -106,3 +106,30 @@ def test_torchrun_ranks_split_the_items_and_compute_each_once(tmp_path):
 
     with FeatureStore(tmp_path / "cache", "efficientnet-lite_sentence-bert", CacheSettings()) as store:
         assert len(store) == 11
+
+
+def test_a_second_precompute_of_one_store_is_refused_while_the_first_runs(tmp_path):
+    import os
+
+    import pandas as pd
+
+    from mmrec.data.tables import save_items
+    from mmrec.errors import ConfigError
+    from mmrec.features.fingerprint import text_fingerprint
+    from mmrec.pipeline.cache import run_cache_precompute
+    from mmrec.settings import load_settings
+
+    texts = ["Cats on a boat", "Rain over ships"]
+    save_items(pd.DataFrame([{"item_id": f"i{i}", "title": text, "description": "", "text": text, "image_path": None,
+                              "has_image": False, "image_fingerprint": None, "text_fingerprint": text_fingerprint(text)}
+                             for i, text in enumerate(texts)]), tmp_path / "processed")
+    settings = load_settings(None, {"paths.processed_dir": tmp_path / "processed",
+                                    "paths.cache_dir": tmp_path / "cache", "features.num_workers": 0,
+                                    "features.device": "cpu"}).settings
+    lock = tmp_path / "cache" / f".{settings.features.combo}.precompute.lock"
+    lock.parent.mkdir()
+    lock.write_text(str(os.getppid()))  # a live process holds it
+    with pytest.raises(ConfigError, match="Another run is filling the feature store"):
+        run_cache_precompute(settings)
+    lock.write_text("999999999")  # a killed run's: taken over
+    assert run_cache_precompute(settings).report.computed["text"] == 2 and not lock.exists()
