@@ -294,6 +294,8 @@ def run_evaluate(
             report.notes.append(
                 f"{skipped:,} test positive(s) are left out of the sampled metrics: their user has fewer than "
                 f"{evaluation.num_negatives} items outside their own to draw as negatives.")
+    if note := tied_cold_note(results, len(data.cold_items)):
+        report.notes.append(note)
     if data.counts["test_cold_users"]:
         report.notes.append(
             f"{data.counts['test_cold_users']:,} test user(s) have no training interactions; "
@@ -328,6 +330,20 @@ COLD_SHARE_NOTE = 0.5
 
 
 TIME_ORDERED = ("temporal", "temporal_user", "leave_one_out")  # split strategies whose validation precedes test
+
+
+def tied_cold_note(results: list, n_cold: int) -> str | None:
+    """A note naming the models whose cold-item table is all zeros but MRR: they score every cold item alike (no
+    interactions to go by), ties rank the relevant ones last, so their MRR there is about 1 / cold items; None
+    when no model does."""
+    tied = sorted(r.name for r in results if r.name != "random" and r.cold_item_metrics  # random breaks no tie
+                  and 0 < r.cold_item_metrics.get("mrr", 0) * n_cold < 2
+                  and not any(v for k, v in r.cold_item_metrics.items() if "@" in k))
+    if not tied:
+        return None
+    return (f"On cold items {', '.join(tied)} score every item alike (they go by interactions, which cold items "
+            f"lack): ties rank the relevant ones last among the {n_cold:,} cold items, so their cold MRR is about "
+            f"1/{n_cold:,} and every top-K metric 0, not a signal.")
 
 
 def chance_note(data: EvaluationData, k: int) -> str:

@@ -324,3 +324,20 @@ def test_catalogue_coverage_is_the_share_of_items_in_any_top_k_list():
     topk = np.array([[0, 1, 2], [0, 1, 3], [0, 4, 5]])
     assert catalogue_coverage(topk, 10, [1, 2, 3]) == {"coverage@1": 0.1, "coverage@2": 0.3, "coverage@3": 0.6}
     assert catalogue_coverage(None, 10, [1]) == {} and catalogue_coverage(topk[:0], 10, [1]) == {}
+
+
+def test_models_that_tie_every_cold_item_are_named_under_the_cold_table():
+    from types import SimpleNamespace
+
+    from mmrec.pipeline.evaluate import tied_cold_note
+
+    def model(name, mrr, ndcg=0.0):
+        return SimpleNamespace(name=name, cold_item_metrics={"ndcg@10": ndcg, "recall@10": ndcg, "mrr": mrr})
+
+    results = [model("multimodal", 0.04, 0.08), model("random", 0.0045), model("popularity", 1 / 447),
+               model("item_knn", 1 / 446)]
+    assert tied_cold_note(results, 447) == (
+        "On cold items item_knn, popularity score every item alike (they go by interactions, which cold items lack): "
+        "ties rank the relevant ones last among the 447 cold items, so their cold MRR is about 1/447 and every top-K "
+        "metric 0, not a signal.")
+    assert tied_cold_note(results[:2], 447) is None
