@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 class MmrecError(Exception):
     """Base of every user-facing error: `message` says what is wrong, `hint` what to do."""
@@ -56,10 +58,20 @@ class SystemResourceError(MmrecError):
     """The operating system refused a read or write: no space left, no permission, a file size limit..."""
 
 
+def _shown_path(path: object) -> str:
+    """A path as an error names it: mmrec's own temporary files (`.name.PID-hex.tmp`, a `.staging-` folder) are
+    written beside their target, so the folder leads (the one to check), then the file."""
+    text = str(path)
+    folder, name = os.path.split(text)
+    if name.startswith(".") and (name.endswith(".tmp") or ".staging-" in name):
+        return f"{folder or '.'} (writing the temporary {name} there)"
+    return text
+
+
 def os_error(error: OSError) -> SystemResourceError:
     """An OSError as the user reads it: what failed, on which path, and what to check."""
     what = error.strerror or str(error) or type(error).__name__
-    where = f": {error.filename}" if error.filename else ""
+    where = f": {_shown_path(error.filename)}" if error.filename else ""
     if error.filename2:
         where += f" -> {error.filename2}"
     return SystemResourceError(

@@ -154,3 +154,18 @@ def test_a_leading_tilde_is_the_home_folder_for_outputs_and_inputs(tmp_path, mon
     assert check_output_file("~/out/r.json") == tmp_path / "out" / "r.json"
     atomic_write_text("~/x.txt", "hi")
     assert (tmp_path / "x.txt").read_text() == "hi" and read_text_file("~/x.txt", "File") == "hi"
+
+
+def test_an_os_error_on_a_temporary_file_names_its_folder_first():
+    import errno
+
+    from mmrec.errors import os_error
+
+    staging = os_error(PermissionError(errno.EACCES, "Permission denied",
+                                       "/data/results/.evaluation.json.set.staging-23435-9b08fdb1"))
+    assert staging.message == ("The system refused this command's file operation (Permission denied): /data/results "
+                               "(writing the temporary .evaluation.json.set.staging-23435-9b08fdb1 there).")
+    temp = os_error(OSError(errno.EFBIG, "File too large", "/out/.recs.parquet.99-abcdef12.tmp"))
+    assert "File too large): /out (writing the temporary .recs.parquet.99-abcdef12.tmp there)." in temp.message
+    plain = os_error(OSError(errno.ENOSPC, "No space left on device", "/out/recs.parquet"))
+    assert plain.message.endswith("(No space left on device): /out/recs.parquet.")
