@@ -27,8 +27,9 @@ NEW_COLUMN = pa.field("new", pa.bool_())  # with --new-items: the item had no in
 class RecommendationsWriter:
     """Appends one row group per chunk of users to an open ParquetWriter."""
 
-    def __init__(self, writer: pq.ParquetWriter, item_ids: Sequence[str], is_new: np.ndarray | None = None) -> None:
-        self._writer = writer
+    def __init__(self, writer: pq.ParquetWriter, item_ids: Sequence[str], is_new: np.ndarray | None = None,
+                 path: Path | None = None) -> None:
+        self._writer, self._path = writer, path
         self._item_ids = pa.array(list(item_ids), type=pa.string())
         self._is_new = is_new
         self.n_rows = 0
@@ -53,7 +54,8 @@ class RecommendationsWriter:
         if self._is_new is not None:
             columns.append(pa.array(self._is_new[rows]))
         table = pa.Table.from_arrays(columns, schema=self._writer.schema)
-        self._writer.write_table(table)
+        with _named(self._path):
+            self._writer.write_table(table)
         self.n_rows += len(rows)
 
 
@@ -70,8 +72,22 @@ def parquet_recommendations(path: Path, item_ids: Sequence[str], is_new: np.ndar
     if provenance is not None:
         schema = schema.with_metadata({b"mmrec": json.dumps(provenance).encode()})
     with atomic_path(path) as tmp:
-        writer = pq.ParquetWriter(tmp, schema)
+        with _named(tmp):
+            writer = pq.ParquetWriter(tmp, schema)
         try:
-            yield RecommendationsWriter(writer, item_ids, is_new)
+            yield RecommendationsWriter(writer, item_ids, is_new, tmp)
         finally:
-            writer.close()
+            with _named(tmp):
+                writer.close()
+
+
+@contextlib.contextmanager
+def _named(path: Path | None) -> Iterator[None]:
+    """An OSError of pyarrow's writer names no file ("Error writing bytes to file ... File too large"): the one
+    written is added, so the error says where."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename or path is None:
+            raise
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error

@@ -45,3 +45,21 @@ def test_new_items_add_a_boolean_column(tmp_path):
         table.write(["u1", "u2"], _lists(([2, 0], [0.9, 0.5]), ([1], [0.3])))
     frame = pd.read_parquet(out)
     assert frame["new"].tolist() == [True, False, False] and frame["new"].dtype == bool
+
+
+def test_a_write_error_names_the_file_being_written(tmp_path, monkeypatch):
+    """pyarrow's "Error writing bytes to file ... File too large" names no file: the error says which."""
+    from mmrec.errors import os_error
+
+    out = tmp_path / "recs.parquet"
+    out.write_bytes(b"the earlier lists")
+
+    def too_large(self, table, *args, **kwargs):
+        raise OSError("Error writing bytes to file. Detail: [errno 27] File too large")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", too_large)
+    with pytest.raises(OSError) as caught, parquet_recommendations(out, ["a", "b"]) as table:
+        table.write(["u1"], _lists(([1, 0], [0.9, 0.5])))
+    assert caught.value.filename.startswith(str(tmp_path / ".recs.parquet."))
+    assert f"File too large): {tmp_path} (writing the temporary .recs.parquet." in os_error(caught.value).message
+    assert out.read_bytes() == b"the earlier lists"
