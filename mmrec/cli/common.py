@@ -144,8 +144,7 @@ def _rate(done: float, elapsed: float) -> str:
     return f"{per_s:,.1f}/s" if per_s >= 1 else f"{elapsed / done:,.0f} s each"
 
 
-
-def cache_interrupted(settings) -> tuple[str, str]:
+def cache_interrupted(settings: Settings) -> tuple[str, str]:
     """(message, hint) of an interrupted feature caching: what the store keeps."""
     folder = Path(settings.paths.cache_dir) / settings.features.combo
     return (f"Feature caching was interrupted: the vectors computed so far are kept in {folder}.",
@@ -160,6 +159,7 @@ def kept_on_interrupt(message: str, hint: str) -> Iterator[None]:
         yield
     except KeyboardInterrupt:
         raise Interrupted(message, hint=hint) from None
+
 
 class RichProgress:
     """A ProgressCallback that draws one rich bar per task (items/s, ETA)."""
