@@ -110,8 +110,9 @@ def evaluate_model(
         )
         result.metrics, result.n_users, result.per_user = dict(full.metrics), full.n_users, full.per_user
         result.metrics.update(catalogue_coverage(full.topk, data.relevant.shape[1], evaluation.k_values))
+        result.topk_rows = full.users  # the users in ranking order: what pairs models user by user
         if return_topk:
-            result.topk, result.topk_scores, result.topk_rows = full.topk, full.topk_scores, full.users
+            result.topk, result.topk_scores = full.topk, full.topk_scores
         relevant_cold = data.relevant_cold
         if relevant_cold.nnz and len(data.cold_items):
             cold = full_ranking(

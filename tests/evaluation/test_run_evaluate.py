@@ -341,3 +341,10 @@ def test_models_that_tie_every_cold_item_are_named_under_the_cold_table():
         "ties rank the relevant ones last among the 447 cold items, so their cold MRR is about 1/447 and every top-K "
         "metric 0, not a signal.")
     assert tied_cold_note(results[:2], 447) is None
+
+
+def test_models_are_compared_user_by_user_without_saving_predictions(tiny_config):
+    report = run_evaluate(load_settings(tiny_config).settings, ("popularity", "item_knn"))
+    compared = {(c["baseline"], c["metric"]) for c in report.comparisons()}
+    assert compared == {("item_knn", "ndcg@10"), ("item_knn", "recall@10")}
+    assert all(m.topk is None for m in report.models)  # the lists are kept only to be saved
