@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -62,7 +63,8 @@ def demo(
             {f"{section}.device": device for section in ("features", "training", "evaluation", "inference")}
         )
     settings = app_state.settings(config, overrides)
-    with kept_on_interrupt("The demo was interrupted; the stages it finished are kept in their folders.",
+    folder = os.path.commonpath([str(Path(getattr(settings.paths, key)).resolve()) for key in _PATH_LAYOUT])
+    with kept_on_interrupt(f"The demo was interrupted; the stages it finished are kept under {folder}.",
                            "Run the same command again: it starts over, reusing the image and text features already "
                            "computed."), RichProgress(transient=True) as progress:
         result = run_demo(

@@ -219,8 +219,12 @@ def evaluate(
     settings = state(ctx).settings(config, overrides)
     if save_predictions is not None:
         check_output_file(save_predictions, "--save-predictions")  # before any work, not after it
-    with kept_on_interrupt(f"Evaluation was interrupted: {settings.paths.results_dir} holds the previous evaluation "
-                           "as it was (an evaluation's files are written together at the end).",
+    from mmrec.evaluation.report import REPORT_FILES
+
+    results_dir = Path(settings.paths.results_dir)
+    kept = (f"{results_dir} holds the previous evaluation as it was (an evaluation's files are written together at "
+            "the end)" if (results_dir / REPORT_FILES[0]).is_file() else f"nothing was written to {results_dir}")
+    with kept_on_interrupt(f"Evaluation was interrupted: {kept}.",
                            "Run the same command again."), RichProgress(transient=True) as progress:
         from mmrec.pipeline.evaluate import run_evaluate
         report = run_evaluate(

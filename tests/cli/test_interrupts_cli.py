@@ -18,12 +18,13 @@ def _stop(*args, **kwargs):
     ("preprocess", "run_preprocess", ["preprocess"], "Preprocessing was interrupted: {tmp}/processed is as it was"),
     ("cache", "run_cache_precompute", ["cache", "precompute"],
      "Feature caching was interrupted: the vectors computed so far are kept in {tmp}/cache/"),
-    ("evaluate", "run_evaluate", ["evaluate"], "Evaluation was interrupted: {tmp}/results holds the previous"),
+    ("evaluate", "run_evaluate", ["evaluate"], "Evaluation was interrupted: nothing was written to {tmp}/results."),
     ("recommend", "run_recommend", ["recommend", "--users", "u001", "-o", "{tmp}/r.json"],
      "Recommending was interrupted: {tmp}/r.json is as it was before this run"),
     ("batch_recommend", "run_batch_recommend", ["recommend", "--all-users", "-o", "{tmp}/r.parquet"],
      "Recommending was interrupted: {tmp}/r.parquet is as it was before this run"),
-    ("demo", "run_demo", ["demo", "--out", "{tmp}/demo"], "The demo was interrupted"),
+    ("demo", "run_demo", ["demo", "--out", "{tmp}/demo"],
+     "The demo was interrupted; the stages it finished are kept under {tmp}/demo."),
 ])
 def test_an_interrupted_command_says_what_it_kept(config, tmp_path, monkeypatch, module, function, args, said):
     import importlib
@@ -46,5 +47,8 @@ def test_sigterm_keeps_the_commands_message_with_exit_143(config, tmp_path, monk
         raise Terminated
 
     monkeypatch.setattr(evaluate, "run_evaluate", sigterm)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "evaluation.json").write_text("{}")  # an earlier evaluation
     result = runner.invoke(app, ["evaluate", "-c", str(config)], terminal_width=400)
-    assert result.exit_code == 143 and "Evaluation was interrupted" in result.output
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 143 and f"Evaluation was interrupted: {tmp_path}/results holds the previous" in flat
