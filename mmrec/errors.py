@@ -23,6 +23,10 @@ class ConfigError(MmrecError):
     """Bad settings: unknown key, wrong type, impossible value, unreadable YAML."""
 
 
+class BusyError(ConfigError):
+    """Another live process holds the lock on what this command would write (mmrec.fileio.ProcessLock)."""
+
+
 class DataError(MmrecError):
     """Bad input data: missing file or column, empty table, unusable values."""
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mmrec.errors import ConfigError, DataError, MmrecError
+from mmrec.errors import BusyError, ConfigError, DataError, MmrecError
 
 
 @contextlib.contextmanager
@@ -262,7 +262,7 @@ def process_alive(pid: int) -> bool:
 
 class ProcessLock:
     """One process at a time: a lock file holding the owner's pid; a dead owner's lock is taken over.
-    `busy` says what the owner is doing (ConfigError "<busy> (process N, lock PATH)."), `hint` what to do."""
+    `busy` says what the owner is doing (BusyError "<busy> (process N, lock PATH)."), `hint` what to do."""
 
     def __init__(self, path: Path, busy: str, hint: str) -> None:
         self.path, self.busy, self.hint = Path(path), busy, hint
@@ -277,7 +277,7 @@ class ProcessLock:
             except FileExistsError:
                 owner = _lock_owner(self.path)
                 if owner is not None and owner != os.getpid() and process_alive(owner):
-                    raise ConfigError(f"{self.busy} (process {owner}, lock {self.path}).", hint=self.hint) from None
+                    raise BusyError(f"{self.busy} (process {owner}, lock {self.path}).", hint=self.hint) from None
                 with contextlib.suppress(FileNotFoundError):
                     self.path.unlink()  # left by a killed run
                 continue

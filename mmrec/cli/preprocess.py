@@ -10,6 +10,7 @@ from rich.table import Table
 
 from mmrec.cli.common import (ConfigOption, RichProgress, cache_interrupted, console, kept_on_interrupt, print_notes,
                               state)
+from mmrec.errors import BusyError
 
 
 def render_report(report: dict[str, Any], skipped: bool) -> Table:
@@ -128,8 +129,13 @@ def preprocess(
         return
     from mmrec.pipeline.cache import run_cache_precompute  # the features layer; imported only when caching
 
-    with kept_on_interrupt(*cache_interrupted(settings)), RichProgress() as progress:
-        cached = run_cache_precompute(settings, progress=progress)
+    try:
+        with kept_on_interrupt(*cache_interrupted(settings)), RichProgress() as progress:
+            cached = run_cache_precompute(settings, progress=progress)
+    except BusyError as busy:  # the tables are done; the other run fills the same store
+        console.print(f"[yellow]Feature caching skipped: {busy.message} Its vectors serve this catalogue; run `mmrec "
+                      "cache precompute` after it ends for any it lacks (it computes only those).")
+        return
     report = cached.report
     counts = ", ".join(
         f"{m}: {report.computed.get(m, 0):,} computed / {report.already_cached.get(m, 0):,} cached"

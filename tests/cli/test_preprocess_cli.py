@@ -126,3 +126,17 @@ def test_the_rating_values_read_are_shown_so_an_off_scale_one_is_seen(config, tm
 
     report = json.loads((tmp_path / "processed" / "preprocess_report.json").read_text())
     assert report["interactions"]["ratings"]["6"] == 1
+
+
+def test_a_store_another_run_fills_skips_the_caching_step_after_the_tables(config, monkeypatch):
+    from mmrec.errors import BusyError
+
+    def busy(settings, progress=None):
+        raise BusyError("Another run is filling the feature store /c/x_y (process 7, lock /c/.x_y.precompute.lock).")
+
+    monkeypatch.setitem(sys.modules, "mmrec.pipeline.cache", SimpleNamespace(run_cache_precompute=busy))
+    result = runner.invoke(app, ["preprocess", "-c", str(config)], terminal_width=300)
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "Processed tables and report in" in flat and "Feature caching skipped: Another run is filling the " \
+        "feature store /c/x_y (process 7, lock /c/.x_y.precompute.lock). Its vectors serve this catalogue" in flat
