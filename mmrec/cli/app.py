@@ -25,15 +25,16 @@ class Terminated(KeyboardInterrupt):
 
 
 def terminate_as_interrupt() -> None:
-    """Install the SIGTERM handler that raises `Terminated` in this process. A process forked from it (a data
-    loader worker) still dies of the signal at once; a second SIGTERM ends this one without cleaning up."""
+    """Install the SIGTERM handler that raises `Terminated` in this process; a second SIGTERM ends it without
+    cleaning up. A process forked from it (a data loader or image worker) lets the signal pass: `timeout` and
+    systemd signal the whole group, and a worker dying first filled the log with "DataLoader worker killed by
+    signal" tracebacks; its parent stops it (and its parent's death does, if all else fails)."""
     main_pid = os.getpid()
 
     def handler(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if os.getpid() != main_pid:
-            os.kill(os.getpid(), signal.SIGTERM)
             return
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         raise Terminated
 
     signal.signal(signal.SIGTERM, handler)

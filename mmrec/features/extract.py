@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import signal
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -74,6 +76,10 @@ def _worker_init(_: int) -> None:
     # Decoding is single-image work; one thread per worker avoids oversubscribing the cores
     # the model's forward pass needs.
     torch.set_num_threads(1)
+    # A SIGTERM to the whole group (`timeout`, systemd) reached the workers too, which died of it: the main process
+    # then raised "DataLoader worker is killed by signal" over its own "interrupted" message. A worker leaves
+    # quietly instead, as torch lets it when its parent sends the signal; the main process says what was kept.
+    signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0))
 
 
 def autocast_for(device: torch.device):

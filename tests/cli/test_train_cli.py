@@ -205,7 +205,7 @@ def test_ctrl_c_says_what_was_saved_and_how_to_go_on(tmp_path, monkeypatch):
 
 def test_sigterm_is_handled_as_ctrl_c_with_exit_143(tmp_path):
     """`timeout`, systemd and Kubernetes stop a run with SIGTERM: the command says what it kept, as for Ctrl-C, and
-    exits 143; a process forked from it (a data loader worker) still dies of the signal."""
+    exits 143; a process forked from it (a data loader worker) lets the signal pass, to be stopped by its parent."""
     import subprocess
     import sys
 
@@ -217,7 +217,7 @@ from mmrec.cli.app import main, terminate_as_interrupt
 
 terminate_as_interrupt()
 child = multiprocessing.get_context("fork").Process(target=lambda: (os.kill(os.getpid(), signal.SIGTERM),
-                                                                    time.sleep(30)))
+                                                                    time.sleep(0.2)))
 child.start()
 child.join()
 print("child exit", child.exitcode, flush=True)
@@ -233,7 +233,7 @@ main()
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "COLUMNS": "250"}, cwd=tmp_path)
     flat = " ".join((done.stdout + done.stderr).replace("│", "").split())
-    assert f"child exit {-signal.SIGTERM}" in flat
+    assert "child exit 0" in flat
     assert done.returncode == 143, flat
     assert "Training was interrupted before its first epoch ended: this run saved nothing" in flat
     assert "Traceback" not in flat

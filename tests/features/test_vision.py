@@ -106,3 +106,24 @@ def test_corrupt_image_is_reported_not_raised(tmp_path, real_vision, build):
     positions = [p for b in batches for p in b.positions]
     failed = [p for b in batches for p, _ in b.failed]
     assert positions == [0] and sorted(failed) == [1, 2]
+
+
+def test_a_decoding_worker_leaves_quietly_on_sigterm():
+    """`timeout` and systemd signal the whole group: a worker exits 0 (no "worker killed by signal" error in the
+    main process, which says what was kept), as torch lets a worker do when its parent sends the signal."""
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    from mmrec.features.extract import _worker_init
+
+    def worker() -> None:
+        _worker_init(0)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+
+    child = multiprocessing.get_context("fork").Process(target=worker)
+    child.start()
+    child.join(timeout=20)
+    assert child.exitcode == 0
