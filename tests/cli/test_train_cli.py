@@ -1,6 +1,5 @@
 import importlib.util
 import os
-import signal
 from pathlib import Path
 
 import pytest
