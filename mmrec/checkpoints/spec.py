@@ -43,7 +43,7 @@ class ItemItemSpec(_Spec):
     val: dict[str, float] = {}  # all validation metrics of the chosen pair
     val_grid: list[dict[str, float]] = []  # (halflife, blend, metric) of every pair tried
     l2_grid: list[dict[str, float]] = []  # (l2, metric) of every lambda tried, item-item model alone
-    fit_seconds: float = 0.0
+    fit_seconds: float = 0.0  # the fit, with the lambda search's fits and validations when there was one
     content_blend: float = 0.0  # weight of the content-profile scores (mmrec.models.content_profile)
     content_modality: str | None = None  # text | image | text+image
     content_grid: list[dict[str, Any]] = []  # (modality, content_blend, metric) of every pair tried

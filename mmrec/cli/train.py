@@ -93,7 +93,8 @@ def train(
     if result.item_item:
         blend = result.item_item
         console.print(
-            f"Item-item model (EASE + content, fitted in {blend['fit_seconds']:.1f} s): blend weight "
+            f"Item-item model (EASE + content, fitted{' and its lambda chosen' if blend.get('l2_grid') else ''} in "
+            f"{blend['fit_seconds']:.1f} s): blend weight "
             f"[bold]{blend['blend']:g}[/bold], recency half-life {blend['halflife']:g}"
             + (f", content similarity ({blend['content_modality']}) weight [bold]{blend['content_blend']:g}[/bold]"
                if blend.get("content_blend") else "")
