@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mmrec.cli.common import ConfigOption, RichProgress, configure_logging, console, print_notes, state
-from mmrec.errors import Interrupted
+from mmrec.cli.common import (ConfigOption, RichProgress, configure_logging, console, kept_on_interrupt, print_notes,
+                              state)
 
 
 def tune(
@@ -39,15 +39,12 @@ def tune(
     settings = app_state.settings(config, {
         "tune.n_trials": trials, "tune.timeout_s": timeout, "tune.study_name": study, "training.device": device,
     })
-    try:
-        with RichProgress() as progress:
-            from mmrec.pipeline.tune import run_tune
-            result = run_tune(settings, progress=progress)
-    except KeyboardInterrupt:
-        storage = Path(settings.paths.results_dir) / "tune" / f"{settings.tune.study_name}.db"
-        raise Interrupted(f"Tuning was interrupted; the study keeps its finished trials in {storage}.",
-                          hint="Run the same command again to continue it (the interrupted trial runs again "
-                               "first).") from None
+    storage = Path(settings.paths.results_dir) / "tune" / f"{settings.tune.study_name}.db"
+    with kept_on_interrupt(f"Tuning was interrupted; the study keeps its finished trials in {storage}.",
+                           "Run the same command again to continue it (the interrupted trial runs again first)."), \
+            RichProgress() as progress:
+        from mmrec.pipeline.tune import run_tune
+        result = run_tune(settings, progress=progress)
 
     everything = result.ranked()
     selected = result.best.number if result.best is not None else None
