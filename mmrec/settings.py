@@ -314,7 +314,8 @@ class ModelSettings(Section):
     item_item_halflife: float | None = Field(
         None, ge=0.0,
         description="recency half-life (in items) of a user's training items in the item-item profile "
-        "(0 = all weigh 1); null = chosen on validation",
+        "(0 = all weigh 1); null = chosen on validation (without timestamps, in file order: a half-life > 0 "
+        "must then beat 0 by model.sequence_min_se paired standard errors)",
     )
     content_blend: bool = Field(
         True,
@@ -342,7 +343,7 @@ class ModelSettings(Section):
         1.0, ge=0.0,
         description="keep the best transition (and trend) blend only when its gain over the blend without it is "
         "at least this many paired standard errors (per validation user), so a gain within validation noise "
-        "adds nothing; 0 = any gain",
+        "adds nothing (the same for a recency half-life without timestamps); 0 = any gain",
     )
     trend_blend: bool = Field(
         True,

@@ -140,6 +140,8 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
     if not validated:  # the blend weight is fixed (else no fit above); nothing chooses the rest
         notes.append(f"No validation data: the item-item half-life stays at its first value ({halflives[0]:g}) and "
                      "no content or transition blend is added; set model.item_item_halflife to fix the half-life.")
+    elif "timestamp" not in train.columns and len(halflives) > 1:
+        halflives = _file_order_gate(trainer, base, candidates, halflives, per_halflife, cfg.sequence_min_se, notes)
     # The content blend goes on top of the CONTENT_BASES half-lives whose best blends lead, and the best of
     # all is kept: the half-life that wins alone may leave content less to add (recency and a whole-profile
     # taste overlap; on per-user temporal validation half-life 2 led 5 alone, and 5 led with content).
@@ -188,6 +190,47 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
                         sequence_gain_se=sequence_gain_se, **trend, trend_grid=trend_grid,
                         trend_gain_se=trend_gain_se)
     return spec, scorer
+
+
+def _file_order_gate(trainer: Trainer, base: Scorer, candidates: dict[float, ItemItemModel],
+                     halflives: tuple[float, ...], per_halflife: dict[float, tuple[float, dict[str, float]]],
+                     min_se: float, notes: list[str]) -> tuple[float, ...]:
+    """The half-lives still in the running when train has no timestamp column: a user's items are then in the
+    order the file lists them, which may mean nothing (a file in random order), so a recency half-life whose
+    best blend leads that of the first half-life (every item alike) stays only when it leads by at least
+    `min_se` paired standard errors of the validation monitor (model.sequence_min_se, as transitions and
+    popularity); one that does not lead is dropped too. `per_halflife` holds each half-life's best (weight,
+    metrics)."""
+    if min_se <= 0:
+        return halflives
+    first = halflives[0]
+    monitor = trainer.monitor
+
+    def blended(halflife: float) -> Scorer:
+        beta = per_halflife[halflife][0]
+        return base.with_item_item(candidates[halflife], beta) if beta > 0 else base
+
+    leading = [h for h in halflives[1:]
+               if _value(per_halflife[h][1], monitor) > _value(per_halflife[first][1], monitor)]
+    if not leading:  # the order adds nothing on validation: it is not used
+        return (first,)
+    (_, first_users), *results = trainer.validate_paired([blended(first), *(blended(h) for h in leading)])
+    gains = {h: paired_gain_se(per_user, first_users) if per_user is not None and first_users is not None else None
+             for h, (_, per_user) in zip(leading, results)}
+    kept = {h: g for h, g in gains.items() if g is not None and g >= min_se}
+    dropped = {h: g for h, g in gains.items() if h not in kept}
+    said = f"led validation {monitor} over every item counting alike by"
+    if dropped:
+        shown = ", ".join(f"{h:g} ({'-' if g is None else f'{g:.2f}'})" for h, g in dropped.items())
+        notes.append(f"The training interactions have no timestamp column, so each user's items are in the order the "
+                     f"file lists them: recency half-life(s) {shown} {said} less than model.sequence_min_se "
+                     f"({min_se:g}) paired standard errors, so that order is not used for them.")
+    if kept:
+        shown = ", ".join(f"{h:g} ({g:.2f})" for h, g in kept.items())
+        notes.append(f"The training interactions have no timestamp column: recency half-life(s) {shown} {said} at "
+                     f"least model.sequence_min_se ({min_se:g}) paired standard errors, so the file's order is taken "
+                     "as time.")
+    return (first, *kept)
 
 
 def _toward_refit(trainer: Trainer, scorer: Scorer, model: ItemItemModel, beta: float, metrics: dict[str, float],

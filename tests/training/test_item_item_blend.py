@@ -277,3 +277,49 @@ def test_the_teacher_and_the_neighbourhood_lambda_search_share_one_neighbour_sea
     grid = [row["l2"] for row in result.item_item["l2_grid"]]
     assert grid[:4] == [200.0, 100.0, 400.0, 800.0]
     assert len(searches) == 1 + (len(grid) - 4)  # one pass for the grid, one per step past its edge
+
+
+def _walk_split_without_timestamps(root, shuffled: bool, n_users: int = 60, n_items: int = 40, length: int = 12) -> None:
+    """Each user walks the item cycle i -> i + 3; val and test are the last two steps; no timestamp column.
+    Train is listed in walk order, or `shuffled` (a file in random order)."""
+    import numpy as np
+    import pandas as pd
+
+    from mmrec.data.splits import SplitFrames, save_split
+
+    rng = np.random.default_rng(0)
+    rows = [(f"u{u}", f"i{(start + 3 * t) % n_items}", t)
+            for u, start in enumerate(rng.integers(0, n_items, n_users)) for t in range(length)]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "step"])
+    train = frame[frame["step"] < length - 2]
+    if shuffled:
+        train = train.sample(frac=1.0, random_state=0)
+    parts = [train, frame[frame["step"] == length - 2], frame[frame["step"] == length - 1]]
+    save_split(SplitFrames(*(p.drop(columns="step").reset_index(drop=True) for p in parts)), root / "splits")
+    (root / "splits" / "split_files.json").unlink()  # files written by hand
+
+
+def test_without_timestamps_a_recency_half_life_must_clear_validation_noise(tmp_path):
+    """Without timestamps a user's items are in file order: a recency half-life is kept only when it leads every
+    item counting alike by model.sequence_min_se paired standard errors on validation."""
+    ordered = []
+    for name, shuffled, min_se in (("ordered", False, 1.0), ("strict", False, 1e6), ("shuffled", True, 1.0)):
+        config = write_tiny_project(tmp_path / name, epochs=1, sequence_blend=False, trend_blend=False,
+                                    content_blend=False)
+        _walk_split_without_timestamps(tmp_path / name, shuffled)
+        result = run_train(load_settings(config, {"model.sequence_min_se": min_se}).settings)
+        chosen = result.item_item
+        grid = {(row["halflife"], row["blend"]): row["ndcg@10"] for row in chosen["val_grid"]}
+        assert {h for h, _ in grid} == set(HALFLIFE_GRID)  # every half-life is still validated and recorded
+        if name == "ordered":  # the walk's last items name the next one: the order pays, clearly
+            ordered = chosen
+            assert chosen["halflife"] > 0
+            assert any("no timestamp column: recency half-life(s)" in note and "taken as time" in note
+                       for note in result.notes), result.notes
+        elif name == "strict":  # the same lead, short of an impossible gate: every item counts alike
+            assert chosen["halflife"] == 0.0
+            assert any("in the order the file lists them: recency half-life(s)" in note and "not used" in note
+                       for note in result.notes), result.notes
+            assert max(grid.values()) == ordered["monitored"] > chosen["monitored"]
+        else:  # a file in random order: its order is noise, and no half-life is trusted
+            assert chosen["halflife"] == 0.0
