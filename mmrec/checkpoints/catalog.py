@@ -12,6 +12,7 @@ from mmrec.checkpoints.store import (
     combo_folders,
     load_checkpoint,
     read_meta,
+    served_model,
     sidecar_path,
     validate_combo,
     write_sidecar,
@@ -76,20 +77,6 @@ def describe(path: Path, organized: bool) -> CheckpointInfo:
         blended=blended,
         finished=meta.get("finished") is not False,
     )
-
-
-def served_model(item_item: Any) -> str:
-    """What a checkpoint serves, from its recorded item-item choice: e.g. 'two-tower + popularity' when
-    validation gave the item-item model weight 0 and kept the trend blend."""
-    if not isinstance(item_item, dict):
-        return "two-tower"
-    blend = float(item_item.get("blend") or 0.0)
-    parts = [name for name, on in (("two-tower", blend < 1), ("item-item", blend > 0),
-                                   ("content similarity", item_item.get("content_blend")),
-                                   ("items done close together" if item_item.get("sequence_directions") == "both"
-                                    else "item transitions", item_item.get("sequence_blend")),
-                                   ("popularity", item_item.get("trend_blend"))) if on]
-    return " + ".join(parts)
 
 
 def list_checkpoints(checkpoint_dir: Path) -> list[CheckpointInfo]:

@@ -201,9 +201,31 @@ def find_checkpoint(checkpoint_dir: Path, combo: str | None, name: str = BEST) -
 
 def checkpoint_provenance(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
     """How the outputs made with checkpoint `path` (metadata `meta`, as read_meta gives it) name it: the file and its
-    sha256, the epoch, when it was written and whether its training run had finished."""
+    sha256, the epoch, when it was written, whether its training run had finished and what it serves."""
     return {"path": str(path), "sha256": meta.get(CHECKSUM), "epoch": meta.get("epoch"),
-            "created_at": meta.get("created_at"), "finished": meta.get("finished") is not False}
+            "created_at": meta.get("created_at"), "finished": meta.get("finished") is not False,
+            "serves": served_model(meta.get("item_item"))}
+
+
+def describe_provenance(provenance: dict[str, Any]) -> str:
+    """One line for a checkpoint_provenance: 'best_model.pth (epoch 10) serves two-tower + item-item'."""
+    finished = "" if provenance.get("finished", True) else ", its training run had not finished"
+    return (f"{Path(provenance['path']).name} (epoch {provenance.get('epoch')}{finished}) serves "
+            f"{provenance.get('serves') or 'two-tower'}")
+
+
+def served_model(item_item: Any) -> str:
+    """What a checkpoint serves, from its recorded item-item choice: e.g. 'two-tower + popularity' when
+    validation gave the item-item model weight 0 and kept the trend blend."""
+    if not isinstance(item_item, dict):
+        return "two-tower"
+    blend = float(item_item.get("blend") or 0.0)
+    parts = [name for name, on in (("two-tower", blend < 1), ("item-item", blend > 0),
+                                   ("content similarity", item_item.get("content_blend")),
+                                   ("items done close together" if item_item.get("sequence_directions") == "both"
+                                    else "item transitions", item_item.get("sequence_blend")),
+                                   ("popularity", item_item.get("trend_blend"))) if on]
+    return " + ".join(parts)
 
 
 def copy_checkpoint(source: Path, target: Path) -> None:

@@ -131,6 +131,14 @@ def print_notes(notes: Iterable[str], progress: RichProgress | None = None, to: 
             (to or console).print(f"[yellow]{escape(note)}")
 
 
+def print_model(checkpoint: dict[str, Any] | None, to: Console, name: str = "model") -> None:
+    """Which checkpoint a command's results come from and what it serves (checkpoint_provenance), dimmed."""
+    if checkpoint:
+        from mmrec.checkpoints.store import describe_provenance  # torch: loaded by then
+
+        to.print(f"[dim]{escape(name)}:[/dim] {escape(describe_provenance(checkpoint))}")
+
+
 def _number(value: float) -> str:
     """A metric as read at a glance: 12,346 for large values (not 1.235e+04), 4 significant digits else."""
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"

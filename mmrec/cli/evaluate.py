@@ -15,6 +15,7 @@ from mmrec.cli.common import (
     complete_recommender,
     console,
     kept_on_interrupt,
+    print_model,
     print_notes,
     state,
 )
@@ -111,6 +112,8 @@ def print_report(report, progress: RichProgress | None = None) -> None:
     if (table := comparisons_table(report)) is not None:
         console.print(table)
     print_notes(report.notes, progress)
+    for name, checkpoint in report.checkpoints.items():
+        print_model(checkpoint, console, name)
     plots = [p for name, p in report.files.items() if str(p).endswith(".png")]
     for name, path in report.files.items():
         if not str(path).endswith(".png"):

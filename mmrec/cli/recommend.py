@@ -19,6 +19,7 @@ from mmrec.cli.common import (
     err_console,
     kept_on_interrupt,
     print_json_data,
+    print_model,
     print_notes,
     state,
 )
@@ -71,6 +72,7 @@ def print_result(result, to: Console | None = None) -> None:
             f"list(s) more diverse{kept}; lists are in MMR order, so a lower score can rank above a higher one)"
         )
     print_notes(result.notes, to=to)
+    print_model(result.checkpoint, to)
     if result.output:
         to.print(f"[dim]recommendations:[/dim] {result.output}")
 
@@ -245,6 +247,7 @@ def _batch(settings, output, all_users, users, user_file, sample_users, recommen
         console.print(f"{result.ann} recall@{result.top_k} against exact scoring: {result.ann_recall:.4f} "
                       f"over {result.ann_check_users} sampled users")
     print_notes(result.notes, progress)
+    print_model(result.checkpoint, console)
     console.print(f"[dim]recommendations:[/dim] {result.output}")
 
 

@@ -118,7 +118,8 @@ def markdown_report(report: EvaluationReport) -> str:
     parts += [f"- {key}: {value}" for key, value in report.counts.items()]
     parts += [f"- {key} data: {value}" for key, value in report.sources.items()]
     parts += [f"- {name} checkpoint: {c['path']} (epoch {c['epoch']}, written {c['created_at']}, sha256 "
-              f"{str(c['sha256'])[:12]}{'' if c['finished'] else ', its training run had not finished'})"
+              f"{str(c['sha256'])[:12]}{'' if c['finished'] else ', its training run had not finished'}"
+              f"{', serves ' + c['serves'] if c.get('serves') else ''})"
               for name, c in report.checkpoints.items()]
     parts += ["", markdown_table(report)]
     cold = markdown_table(report, cold=True)

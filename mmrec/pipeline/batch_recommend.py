@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,7 @@ class BatchRecommendResult:
     ann_recall: float | None = None  # recall@top_k of the approximate lists against exact ones
     ann_check_users: int = 0
     notes: list[str] = field(default_factory=list)
+    checkpoint: dict[str, Any] | None = None  # the checkpoint the lists come from (checkpoint_provenance)
 
 
 def check_batch_output(output: Path) -> Path:
@@ -118,11 +120,11 @@ def run_batch_recommend(
     chunk = rows_per_chunk(settings.evaluation.batch_size, serving.n_items)
     result = BatchRecommendResult(recommender_type, k, output, n_users=len(chosen), chunk_users=chunk,
                                   ann=None if inference.ann == "none" else inference.ann,
-                                  notes=[*serving.notes, *file_notes, *selection_notes])
+                                  notes=[*serving.notes, *file_notes, *selection_notes],
+                                  checkpoint=getattr(serving.model, "checkpoint", None))
     new_counts = (0, 0)  # lists holding a new item, new items in all
     with parquet_recommendations(output, serving.item_ids, serving.is_new if serving.new_slots else None,
-                                 {"recommender": recommender_type,
-                                  "checkpoint": getattr(serving.model, "checkpoint", None)}) as table:
+                                 {"recommender": recommender_type, "checkpoint": result.checkpoint}) as table:
         for start, block in _chunks(chosen, chunk):
             lists, is_fallback = serving.top_k(block, k)
             table.write(block, lists, [serving.fallback_name if flag else None for flag in is_fallback])

@@ -82,8 +82,7 @@ def checkpoint_notes(settings: Settings, checkpoint_name: str | None, train_sour
     Also the notes on the checkpoint itself: a run that did not finish, a blend the two-tower network has no part
     in."""
     from mmrec.checkpoints import find_checkpoint
-    from mmrec.checkpoints.catalog import served_model
-    from mmrec.checkpoints.store import read_meta, unfinished_note
+    from mmrec.checkpoints.store import read_meta, served_model, unfinished_note
 
     notes = []
     path = find_checkpoint(settings.paths.checkpoint_dir, settings.features.combo,

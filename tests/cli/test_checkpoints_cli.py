@@ -39,7 +39,7 @@ def test_list_shows_the_served_blend_of_a_best_checkpoint(tmp_path):
 
 def test_info_names_the_components_validation_kept():
     """Item-item weight 0 with popularity on top serves no item-item model: the label says what is served."""
-    from mmrec.checkpoints.catalog import served_model
+    from mmrec.checkpoints.store import served_model
 
     assert served_model({"blend": 0.0, "trend_blend": 0.1}) == "two-tower + popularity"
     assert served_model({"blend": 1.0, "content_blend": 0.25, "sequence_blend": 0.0}) == \

@@ -44,6 +44,12 @@ def test_demo_runs_every_stage_and_writes_results(tmp_path, monkeypatch):
     assert recs["mean_diversity_after"] is not None
     assert (tmp_path / "results" / "metrics_at_k.png").is_file()
     assert "demo finished" in result.output and "multimodal" in result.output
+    # evaluate and recommend name the checkpoint their results come from and what it serves
+    serves = report["checkpoints"]["multimodal"]["serves"]
+    assert recs["checkpoint"]["serves"] == serves and "item-item" in serves
+    flat = " ".join(result.output.split())
+    assert f"multimodal: best_model.pth (epoch 1) serves {serves}" in flat
+    assert f"model: best_model.pth (epoch 1) serves {serves}" in flat
 
     # Evaluate and recommend compute what the feature cache lacks, and say so (as train does).
     import shutil

@@ -157,7 +157,7 @@ def test_a_best_checkpoint_of_an_unfinished_run_is_flagged_where_it_is_used(tmp_
     still running) leaves it `finished: false`, and evaluate and recommend say so; a run that ends marks it."""
     import pytest
 
-    from mmrec.checkpoints.store import read_meta
+    from mmrec.checkpoints.store import describe_provenance, read_meta, served_model
     from mmrec.pipeline import train as train_module
     from mmrec.pipeline.recommend import run_recommend
 
@@ -178,6 +178,8 @@ def test_a_best_checkpoint_of_an_unfinished_run_is_flagged_where_it_is_used(tmp_
     named = report.checkpoints["multimodal"]
     assert named["path"] == str(best) and named["finished"] is False and named["epoch"] == 1
     assert named["sha256"] == read_meta(best)["checkpoint_sha256"] and named["created_at"]
+    assert named["serves"] == "two-tower"  # killed before the blend was chosen
+    assert describe_provenance(named) == "best_model.pth (epoch 1, its training run had not finished) serves two-tower"
     from mmrec.data.splits import load_split
     from mmrec.data.tables import save_interactions
 
@@ -192,6 +194,7 @@ def test_a_best_checkpoint_of_an_unfinished_run_is_flagged_where_it_is_used(tmp_
     assert not any("has not finished" in note for note in report.notes)
     assert report.checkpoints["multimodal"]["finished"] is True
     assert report.checkpoints["multimodal"]["sha256"] == read_meta(best)["checkpoint_sha256"] != named["sha256"]
+    assert report.checkpoints["multimodal"]["serves"] == served_model(read_meta(best)["item_item"])
 
 
 def test_a_best_checkpoint_whose_run_left_no_last_checkpoint_is_never_resumed_with_another_runs(tmp_path,
