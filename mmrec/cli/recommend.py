@@ -217,9 +217,13 @@ def recommend(
         result = run_recommend(
             settings, all_users_list, user_file, sample_users, recommender_type, output, progress
         )
-    if to_stdout:
-        print_json_data(result.to_dict())
-    print_result(result, err_console if to_stdout else console)
+    written = (f"The recommendations are written to {result.output}; only their display was cut short."
+               if result.output else "Nothing was written (no --output).")
+    with kept_on_interrupt(written, "Read the file, or run the same command again."
+                           if result.output else "Run the same command again."):
+        if to_stdout:
+            print_json_data(result.to_dict())
+        print_result(result, err_console if to_stdout else console)
 
 
 def _unwritten(output: Path | None) -> str:

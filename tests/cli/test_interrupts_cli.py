@@ -52,3 +52,16 @@ def test_sigterm_keeps_the_commands_message_with_exit_143(config, tmp_path, monk
     result = runner.invoke(app, ["evaluate", "-c", str(config)], terminal_width=400)
     flat = " ".join(result.output.replace("│", " ").split())
     assert result.exit_code == 143 and f"Evaluation was interrupted: {tmp_path}/results holds the previous" in flat
+
+
+def test_recommend_interrupted_while_showing_its_lists_says_the_file_is_written(config, tmp_path, monkeypatch):
+    import mmrec.cli.recommend as recommend
+
+    monkeypatch.setattr(recommend, "print_result", _stop)
+    out = tmp_path / "r.json"
+    result = runner.invoke(app, ["recommend", "-c", str(config), "--users", "u001", "-o", str(out),
+                                 "--recommender-type", "popularity"], terminal_width=400)
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 130 and out.is_file()
+    assert f"The recommendations are written to {out}; only their display was cut short." in flat
+    assert "Read the file, or run the same command again" in flat and "Interrupted (Ctrl-C)" not in flat
