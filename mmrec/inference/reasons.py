@@ -1,4 +1,4 @@
-"""Cheap explanations attached to each recommended item (never a second model pass per item)."""
+"""Cheap explanations attached to each recommended item (at most one scoring pass per user, never one per item)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,20 @@ from mmrec.recommenders.base import Recommender
 
 
 def _because_you_liked(source: str, row: int, measure: str, value: float, item_ids: list[str],
-                       titles: list[str]) -> dict[str, Any]:
+                       titles: list[str], why: str = "because you liked {title}") -> dict[str, Any]:
     title = titles[row] or item_ids[row]
-    return {"source": source, "why": f"because you liked {title}", "similar_to": item_ids[row],
-            measure: round(value, 4)}
+    return {"source": source, "why": why.format(title=title), "similar_to": item_ids[row], measure: round(value, 4)}
+
+
+# What a component of the multimodal blend that put an item in a list says, with the liked item behind it ({title})
+# or without one.
+_COMPONENT_WHY = {
+    "two_tower": ("because you liked {title}", "fits your history as a whole"),
+    "item_item": ("because you liked {title}", "fits your history as a whole"),
+    "content": ("similar in content to {title}", "similar in content to what you liked"),
+    "sequence": ("often comes with {title}", "often comes with what you did last"),
+    "trend": ("", "popular with other users"),
+}
 
 
 def reasons_for(
@@ -28,15 +38,20 @@ def reasons_for(
     """One reason dict per recommended catalogue index, from what the model already knows.
 
     `history` = the user's catalogue rows; a reason names the liked item behind a recommendation
-    ("why": "because you liked <title>", "similar_to": its id) when the model can tell.
+    ("why": "because you liked <title>", "similar_to": its id) when the model can tell. For multimodal it
+    first names the part of the blend that put the item there (`component`, `_COMPONENT_WHY`).
     """
     if fallback is not None:
         return [{"source": fallback, "why": "user unknown to the model: most popular items"} for _ in indices]
     evidence = getattr(model, "liked_item_evidence", None)
-    if callable(evidence):  # MultimodalRecommender: item-item contribution, else item-vector similarity
-        found = evidence(user_id, [int(j) for j in indices], [int(h) for h in history])
-        return [_because_you_liked(model.name, *e, item_ids, titles) if e is not None else {"source": model.name}
-                for e in found]
+    if callable(evidence):  # MultimodalRecommender: the blend component that put the item there, and its evidence
+        reasons = []
+        for component, found in evidence(user_id, [int(j) for j in indices], [int(h) for h in history]):
+            with_item, without = _COMPONENT_WHY[component]
+            reasons.append({**(_because_you_liked(model.name, *found, item_ids, titles, with_item)
+                               if found is not None else {"source": model.name, "why": without}),
+                            "component": component})
+        return reasons
     if model.name == "item_knn" and len(history):
         similarity = model.similarity[indices][:, history].toarray()  # [k, |history|]
         best = similarity.argmax(1)

@@ -19,7 +19,7 @@ from mmrec.errors import CheckpointError, DataError
 from mmrec.models.catalogue import informative_columns, scaled_catalogue
 from mmrec.models.histories import catalogue_index, user_histories
 from mmrec.models.content_profile import ContentProfileModel
-from mmrec.models.item_item import fit_item_item, item_item_profiles
+from mmrec.models.item_item import ItemItemModel, fit_item_item, item_item_profiles
 from mmrec.models.item_item_store import ItemItemStore
 from mmrec.models.scoring import Scorer
 from mmrec.models.towers import ModelDims
@@ -232,34 +232,70 @@ class MultimodalRecommender(Recommender):
         return self._require_fit().search_item_vectors()
 
     def liked_item_evidence(self, user_id: str, item_idx: Sequence[int],
-                            liked: Sequence[int] = ()) -> list[Evidence | None]:
-        """Per recommended row: the item the user liked that most supports it, or None.
+                            liked: Sequence[int] = ()) -> list[tuple[str, Evidence | None]]:
+        """Per recommended row: (the blend component with the largest share of its score, `Scorer.shares`; the
+        item the user liked that supports it through that component, or None).
 
-        With the item-item model blended in: the training item j with the largest contribution
-        x_uj * B_ji to the item-item score ("item_item_contribution"). Otherwise (or when no item
-        contributes positively): among `liked` (catalogue rows), the one whose item vector is most
-        cosine-similar ("similarity").
+        item_item / sequence: the training item j with the largest positive contribution x_uj * B_ji to that
+        component's score ("item_item_contribution" / "transition_contribution"). content: among `liked`
+        (catalogue rows), the one whose content is most cosine-similar ("content_similarity"). two_tower: the
+        liked item whose item vector is most cosine-similar ("similarity"), only when the recommended item is
+        among that item's 5% nearest in the catalogue (else a weak likeness is no reason). trend: none
+        (popularity). A user the model cannot score (served the popularity list) gets ("trend", None).
         """
         scorer = self._require_fit()
         columns = torch.as_tensor(list(item_idx), dtype=torch.long, device=self.device)
+        if not len(columns):
+            return []
+        idx, rows, fallback = self._user_inputs([user_id], count=False)
+        if bool(fallback[0]):
+            return [("trend", None)] * len(columns)
+        shares = scorer.shares(idx, rows, columns.unsqueeze(0))
+        names = list(shares)
+        credited = [names[i] for i in torch.stack([shares[n][0] for n in names]).argmax(dim=0).tolist()]
         history = torch.as_tensor(list(liked), dtype=torch.long, device=self.device)
-        out: list[Evidence | None] = [None] * len(columns)
-        if len(history) and len(columns):
-            vectors = F.normalize(scorer.item_vectors, dim=1)
-            cosine = vectors[history] @ vectors[columns].T  # [|liked|, k]
-            best, where = cosine.max(dim=0)
-            out = [(int(history[w]), "similarity", float(b)) for w, b in zip(where.tolist(), best.tolist())]
-        row = self._profile_row(user_id)
-        profile = scorer.item_item.interactions[row] if scorer.item_item is not None and scorer.blend > 0 else None
-        if profile is not None and profile.nnz and len(columns):
-            liked = torch.as_tensor(profile.indices, dtype=torch.long, device=self.device)
-            weights = torch.as_tensor(profile.data, dtype=torch.float32, device=self.device)
-            contribution = weights.unsqueeze(1) * scorer.item_item.pair_weights(liked, columns)  # [|liked|, k]
-            best, where = contribution.max(dim=0)
-            for k, (w, b) in enumerate(zip(where.tolist(), best.tolist())):
-                if b > 0:
-                    out[k] = (int(liked[w]), "item_item_contribution", float(b))
+        evidence: dict[str, list[Evidence | None]] = {}
+        if "two_tower" in credited:
+            evidence["two_tower"] = self._nearest_liked(scorer.item_vectors, history, columns, "similarity", 0.05)
+        if "content" in credited and scorer.content is not None:
+            evidence["content"] = self._nearest_liked(scorer.content.features, history, columns, "content_similarity")
+        for name, model, measure in (("item_item", scorer.item_item, "item_item_contribution"),
+                                     ("sequence", scorer.sequence, "transition_contribution")):
+            if name in credited and model is not None:
+                evidence[name] = self._largest_contribution(model, int(rows[0]), columns, measure)
+        return [(name, evidence[name][k] if name in evidence else None) for k, name in enumerate(credited)]
+
+    def _nearest_liked(self, vectors: torch.Tensor, history: torch.Tensor, columns: torch.Tensor, measure: str,
+                       top_share: float | None = None) -> list[Evidence | None]:
+        """Per column, the liked item (of `history`) whose row of `vectors` is most cosine-similar, when positive and,
+        with `top_share`, when the column is among that item's `top_share` nearest catalogue items."""
+        if not len(history):
+            return [None] * len(columns)
+        unit = F.normalize(vectors.float(), dim=1)
+        best, where = (unit[history] @ unit[columns].T).max(dim=0)  # [k]
+        out: list[Evidence | None] = []
+        for column, w, value in zip(columns.tolist(), where.tolist(), best.tolist()):
+            source = int(history[w])
+            near = True
+            if top_share is not None:
+                catalogue = unit @ unit[source]  # [n_items]: how close the catalogue is to the liked item
+                rank = int((catalogue > catalogue[column]).sum())
+                near = rank < max(1, int(top_share * len(catalogue)))
+            out.append((source, measure, float(value)) if value > 0 and near else None)
         return out
+
+    def _largest_contribution(self, model: ItemItemModel, row: int, columns: torch.Tensor,
+                              measure: str) -> list[Evidence | None]:
+        """Per column j, the profile item i with the largest positive x_ui * B_ij of `model` (item-item or
+        transitions) for profile `row`."""
+        profile = model.interactions[row]
+        if not profile.nnz:
+            return [None] * len(columns)
+        liked = torch.as_tensor(profile.indices, dtype=torch.long, device=self.device)
+        weights = torch.as_tensor(profile.data, dtype=torch.float32, device=self.device)
+        contribution = weights.unsqueeze(1) * model.pair_weights(liked, columns).float()  # [|liked|, k]
+        best, where = contribution.max(dim=0)
+        return [(int(liked[w]), measure, float(b)) if b > 0 else None for w, b in zip(where.tolist(), best.tolist())]
 
     def item_embeddings(self) -> torch.Tensor:
         """[n_items, d] item vectors of the fitted catalogue."""

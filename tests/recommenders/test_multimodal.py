@@ -71,40 +71,85 @@ def fitted(trained, blend):
     return recommender.fit(train, item_ids), train, item_ids
 
 
-def test_reasons_say_because_you_liked_the_item_behind_the_item_item_score(trained):
+def with_popularity(recommender, train, item_ids, weight):
+    """The recommender's scorer with popularity of all time blended on top at `weight`."""
+    from mmrec.models.histories import catalogue_index
+    from mmrec.models.trend import TrendModel
+
+    recommender.scorer = recommender.scorer.with_trend(TrendModel.build(train, catalogue_index(item_ids), 0.0), weight)
+    return recommender
+
+
+def test_the_parts_of_a_blended_score_add_up_to_it(trained):
+    recommender, train, item_ids = fitted(trained, 0.5)
+    scorer = with_popularity(recommender, train, item_ids, 0.3).scorer
+    assert len(scorer.components()) >= 2 and scorer.item_item is not None
+    users = [str(u) for u in pd.unique(train["user_id"])[:4]]
+    idx, rows, _ = recommender._user_inputs(users, count=False)
+    columns = torch.tensor([[0, 3, 7, 11, 39]] * len(users))
+    shares = scorer.shares(idx, rows, columns)
+    assert list(shares) == ["two_tower", *(name for name, _, _ in scorer.components())]
+    torch.testing.assert_close(sum(shares.values()), scorer.scores(idx, rows).gather(1, columns), atol=1e-4, rtol=1e-4)
+    alone = scorer.with_item_item(None, 0.0).with_content(None, 0.0).with_sequence(None, 0.0).with_trend(None, 0.0)
+    torch.testing.assert_close(alone.shares(idx, rows, columns)["two_tower"], alone.scores(idx, rows).gather(1, columns))
+
+
+def test_reasons_name_the_blend_part_that_put_each_item_there(trained):
     from mmrec.inference.reasons import reasons_for
 
     recommender, train, item_ids = fitted(trained, 0.5)
+    with_popularity(recommender, train, item_ids, 0.5)
     titles = [f"Title {i}" for i in item_ids]
     user = str(train["user_id"].iloc[0])
     liked = set(train.loc[train["user_id"].astype(str) == user, "item_id"].astype(str))
-    top = recommender.score([user])[0].topk(5).indices.numpy()
-    reasons = reasons_for(recommender, user, top, np.array([]), item_ids, titles, None)
-    named = [r for r in reasons if "item_item_contribution" in r]
-    assert named and all(r["similar_to"] in liked and r["item_item_contribution"] > 0 for r in named)
-    assert all(r["why"] == f"because you liked Title {r['similar_to']}" for r in named)
-    assert not any("modalities" in r for r in reasons)
-    # The evidence is the training item with the largest x_uj * B_ji.
-    row, measure, value = recommender.liked_item_evidence(user, [int(top[0])])[0]
+    history = np.array([item_ids.index(i) for i in sorted(liked)])
+    top = recommender.score([user])[0].topk(10).indices
+    reasons = reasons_for(recommender, user, top.numpy(), history, item_ids, titles, None)
+    idx, rows, _ = recommender._user_inputs([user], count=False)
+    shares = recommender.scorer.shares(idx, rows, top.unsqueeze(0))
+    names = list(shares)
+    for k, reason in enumerate(reasons):  # the component with the largest part of the item's score is credited
+        assert reason["component"] == max(names, key=lambda name: float(shares[name][0, k]))
+    assert {r["component"] for r in reasons} >= {"trend", "item_item"}  # each leads some of the items
+    for reason in reasons:
+        if reason["component"] == "trend":
+            assert reason["why"] == "popular with other users" and "similar_to" not in reason
+        if "item_item_contribution" in reason:
+            assert reason["component"] == "item_item" and reason["similar_to"] in liked
+            assert reason["why"] == f"because you liked Title {reason['similar_to']}"
+    # The item-item evidence is the training item with the largest x_uj * B_ji.
     item_item = recommender.scorer.item_item
     profile = item_item.interactions[recommender.user_index[user] + 1]
-    contributions = profile.data * item_item.weights[profile.indices, int(top[0])].numpy()
-    assert measure == "item_item_contribution"
-    assert value == pytest.approx(contributions.max(), rel=1e-5) and row == profile.indices[contributions.argmax()]
-    assert recommender.liked_item_evidence("nobody", [0]) == [None]
+    column = int(top[0])
+    found = recommender._largest_contribution(item_item, recommender.user_index[user] + 1, top[:1],
+                                              "item_item_contribution")[0]
+    contributions = profile.data * item_item.weights[profile.indices, column].numpy()
+    assert found[1:] == ("item_item_contribution", pytest.approx(contributions.max(), rel=1e-5))
+    assert found[0] == profile.indices[contributions.argmax()]
+    assert recommender.liked_item_evidence("nobody", [0]) == [("trend", None)]  # served the popularity list
 
 
-def test_without_item_item_reasons_name_the_most_similar_liked_item(trained):
+def test_without_a_blend_reasons_name_a_liked_item_only_when_the_item_is_among_its_nearest(trained):
     from mmrec.inference.reasons import reasons_for
 
     recommender, _, item_ids = fitted(trained, 0.0)
+    recommender.scorer = recommender.scorer.with_content(None, 0.0).with_sequence(None, 0.0).with_trend(None, 0.0)
     history = np.array([0, 5, 9])
-    reasons = reasons_for(recommender, "u0", np.array([1, 2]), history, item_ids, item_ids, None)
     vectors = torch.nn.functional.normalize(recommender.item_embeddings(), dim=1)
-    for reason, j in zip(reasons, (1, 2)):
-        expected = int(history[(vectors[history] @ vectors[j]).argmax()])
-        assert reason["similar_to"] == item_ids[expected] and reason["why"] == f"because you liked {item_ids[expected]}"
-        assert -1 <= reason["similarity"] <= 1
+    candidates = np.arange(len(item_ids))
+    reasons = reasons_for(recommender, "u0", candidates, history, item_ids, item_ids, None)
+    nearest = max(1, int(0.05 * len(item_ids)))
+    named = 0
+    for reason, j in zip(reasons, candidates):
+        assert reason["component"] == "two_tower"
+        source = int(history[(vectors[history] @ vectors[j]).argmax()])
+        rank = int(((vectors @ vectors[source]) > (vectors @ vectors[source])[j]).sum())
+        if rank < nearest and float(vectors[source] @ vectors[j]) > 0:
+            named += 1
+            assert reason["similar_to"] == item_ids[source] and reason["why"] == f"because you liked {item_ids[source]}"
+        else:  # a weak likeness is no reason: the user's history as a whole put it there
+            assert reason["why"] == "fits your history as a whole" and "similar_to" not in reason
+    assert 0 < named < len(candidates)
 
 
 def test_catalogue_beyond_the_item_item_limit_is_a_clear_error(trained):
