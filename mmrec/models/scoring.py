@@ -174,8 +174,8 @@ class Scorer:
             blended = torch.mul(blended, 1.0 - weight).add_(parts[name], alpha=weight)
             if step < len(steps) - 1:  # re-standardized as score_variants does: the parts scale alike
                 centred = blended - blended.mean(dim=1, keepdim=True)
-                std = torch.linalg.vector_norm(centred, dim=1, keepdim=True).div_(max(n - 1, 1) ** 0.5).clamp_min_(1e-8)
-                blended = centred.div_(std)
+                std = torch.linalg.vector_norm(centred, dim=1, keepdim=True).div_(max(n - 1, 1) ** 0.5)
+                blended = centred.div_(std.clamp_min_(1e-8))
                 scale = {key: value / std for key, value in scale.items()}
         return {key: scale[key] * part.gather(1, columns) for key, part in parts.items()}
 

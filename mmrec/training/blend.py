@@ -219,17 +219,19 @@ def _file_order_gate(trainer: Trainer, base: Scorer, candidates: dict[float, Ite
              for h, (_, per_user) in zip(leading, results)}
     kept = {h: g for h, g in gains.items() if g is not None and g >= min_se}
     dropped = {h: g for h, g in gains.items() if h not in kept}
-    said = f"led validation {monitor} over every item counting alike by"
+
+    def listed(gains: dict[float, float | None]) -> str:
+        return ", ".join(f"{h:g} ({'no paired values' if g is None else f'by {g:.2f}'})" for h, g in gains.items())
+
+    over = "over every item counting alike (half-life 0), recency half-life(s)"
     if dropped:
-        shown = ", ".join(f"{h:g} ({'-' if g is None else f'{g:.2f}'})" for h, g in dropped.items())
         notes.append(f"The training interactions have no timestamp column, so each user's items are in the order the "
-                     f"file lists them: recency half-life(s) {shown} {said} less than model.sequence_min_se "
-                     f"({min_se:g}) paired standard errors, so that order is not used for them.")
+                     f"file lists them, which may mean nothing: {over} {listed(dropped)} led validation {monitor} by "
+                     f"less than model.sequence_min_se ({min_se:g}) paired standard errors, so that order is not used.")
     if kept:
-        shown = ", ".join(f"{h:g} ({g:.2f})" for h, g in kept.items())
-        notes.append(f"The training interactions have no timestamp column: recency half-life(s) {shown} {said} at "
-                     f"least model.sequence_min_se ({min_se:g}) paired standard errors, so the file's order is taken "
-                     "as time.")
+        notes.append(f"The training interactions have no timestamp column: {over} {listed(kept)} led validation "
+                     f"{monitor} by at least model.sequence_min_se ({min_se:g}) paired standard errors, so the file's "
+                     "order is taken as time.")
     return (first, *kept)
 
 

@@ -91,7 +91,8 @@ def test_the_parts_of_a_blended_score_add_up_to_it(trained):
     assert list(shares) == ["two_tower", *(name for name, _, _ in scorer.components())]
     torch.testing.assert_close(sum(shares.values()), scorer.scores(idx, rows).gather(1, columns), atol=1e-4, rtol=1e-4)
     alone = scorer.with_item_item(None, 0.0).with_content(None, 0.0).with_sequence(None, 0.0).with_trend(None, 0.0)
-    torch.testing.assert_close(alone.shares(idx, rows, columns)["two_tower"], alone.scores(idx, rows).gather(1, columns))
+    torch.testing.assert_close(alone.shares(idx, rows, columns)["two_tower"],
+                               alone.scores(idx, rows).gather(1, columns))
 
 
 def test_reasons_name_the_blend_part_that_put_each_item_there(trained):

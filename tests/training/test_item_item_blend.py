@@ -279,7 +279,8 @@ def test_the_teacher_and_the_neighbourhood_lambda_search_share_one_neighbour_sea
     assert len(searches) == 1 + (len(grid) - 4)  # one pass for the grid, one per step past its edge
 
 
-def _walk_split_without_timestamps(root, shuffled: bool, n_users: int = 60, n_items: int = 40, length: int = 12) -> None:
+def _walk_split_without_timestamps(root, shuffled: bool, n_users: int = 60, n_items: int = 40,
+                                   length: int = 12) -> None:
     """Each user walks the item cycle i -> i + 3; val and test are the last two steps; no timestamp column.
     Train is listed in walk order, or `shuffled` (a file in random order)."""
     import numpy as np
@@ -314,11 +315,14 @@ def test_without_timestamps_a_recency_half_life_must_clear_validation_noise(tmp_
         if name == "ordered":  # the walk's last items name the next one: the order pays, clearly
             ordered = chosen
             assert chosen["halflife"] > 0
-            assert any("no timestamp column: recency half-life(s)" in note and "taken as time" in note
+            assert any("no timestamp column: over every item counting alike (half-life 0), recency half-life(s)" in note
+                       and "by at least model.sequence_min_se (1) paired standard errors" in note
+                       and "taken as time" in note
                        for note in result.notes), result.notes
         elif name == "strict":  # the same lead, short of an impossible gate: every item counts alike
             assert chosen["halflife"] == 0.0
-            assert any("in the order the file lists them: recency half-life(s)" in note and "not used" in note
+            assert any("in the order the file lists them, which may mean nothing: over every item" in note
+                       and "by less than model.sequence_min_se (1e+06)" in note and "not used" in note
                        for note in result.notes), result.notes
             assert max(grid.values()) == ordered["monitored"] > chosen["monitored"]
         else:  # a file in random order: its order is noise, and no half-life is trusted
