@@ -31,6 +31,7 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
     table.add_row("items", "kept", f"{items['kept']:,}", "")
     table.add_row("items", "without interactions (cold)", f"{items['without_interactions']:,}", "")
     images = report["images"]
+    no_folder = images.get("folder_exists") is False and not images.get("ok")  # no advice per id: the folder lacks
     for status in IMAGE_STATUSES:
         if images.get(status) or status == "ok":
             style = "" if status == "ok" else "[yellow]"
@@ -38,10 +39,11 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
                 "images",
                 f"{style}{status}",
                 f"{images[status]:,}",
+                "no images folder (note below)" if no_folder and status == "missing" else
                 escape(_missing_kinds(images) * (status == "missing")
                        + "; ".join(images["examples"].get(status, [])[:3])),
             )
-    if images.get("images_per_s"):
+    if images.get("images_per_s") and not no_folder:
         table.add_row(
             "images", f"speed ({images['workers']} workers)", f"{images['images_per_s']:,.0f}/s", ""
         )
@@ -62,9 +64,9 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
             continue
         table.add_row(
             "numeric",
-            f"{escape(column)}: imputed ({found or 'none invalid'})",
+            f"{escape(column)}: imputed ({found})" if found else f"{escape(column)}: every value valid",
             f"{info['imputed']:,}",
-            f"fill={info['fill_value']:g}"
+            (f"fill={info['fill_value']:g}" if found else "")
             + escape(f"; ids {', '.join(info['examples'])}" if info["examples"] else ""),
         )
     inter = report["interactions"]
@@ -139,8 +141,8 @@ def preprocess(
     report = cached.report
     counts = ", ".join(
         f"{m}: {report.computed.get(m, 0):,} computed / {report.already_cached.get(m, 0):,} cached"
-        f" / {report.failed.get(m, 0):,} unreadable"
-        for m in report.with_content  # the modalities the model reads
+        f" / {report.failed.get(m, 0):,} unreadable" if count else f"{m}: no item has it"
+        for m, count in report.with_content.items()  # the modalities the model reads
     )
     console.print(
         f"Feature store {report.combo}: {counts} ({report.seconds:.1f}s) in [bold]{cached.cache_folder}"

@@ -492,13 +492,13 @@ def run_preprocess(
             report.dropped["header_row"] = headers
             report.notes.append(f"{headers:,} row(s) of {file.name} repeat its header line (files joined with the "
                                 "header of each, e.g. `cat new.csv >> old.csv`): not data, dropped.")
-    progress(
-        ProgressEvent("preprocess", message=f"{len(items)} items cleaned; verifying their images", done=True)
-    )
+    images_dir = data_dir / settings.data.images_subdir
+    progress(ProgressEvent("preprocess", message=f"{len(items)} items cleaned; " + (
+        "verifying their images" if images_dir.is_dir() else f"no images folder ({images_dir})"), done=True))
     # Everything is built in a staging folder that replaces processed_dir in one step at the end:
     # a failure or a kill at any point leaves the previous output as it was.
     with staged_folder(processed_dir) as staging:
-        jobs, refused, orphans = _image_jobs(items, data_dir / settings.data.images_subdir, named)
+        jobs, refused, orphans = _image_jobs(items, images_dir, named)
         image_start = time.perf_counter()
         results = {**process_images(jobs, staging / PROCESSED_IMAGES, settings.preprocess, progress), **refused}
         image_seconds = time.perf_counter() - image_start
@@ -539,7 +539,7 @@ def run_preprocess(
             },
             "images": {**_image_report(results, image_seconds, settings.preprocess.num_workers),
                        "folder": str(data_dir / data.images_subdir),
-                       "folder_exists": (data_dir / data.images_subdir).is_dir()},
+                       "folder_exists": images_dir.is_dir()},
             "interactions": interaction_report.to_dict(),
             "columns": {
                 "numeric": [c for c in settings.data.numerical_features_cols

@@ -35,6 +35,9 @@ def test_a_missing_images_folder_is_named(config, tmp_path):
     result = runner.invoke(app, ["preprocess", "-c", str(config), "--skip-caching"], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "There is no images folder at" in result.output and "data.images_subdir" in result.output
+    # One note, no advice per item id, and no image speed for the images that were never read.
+    assert "items cleaned; no images folder" in result.output and "no images folder (note" in result.output
+    assert "file not found" not in result.output and "speed (" not in result.output
 
 
 def test_corrupt_image_and_nan_are_reported_not_fatal(config, tmp_path):
