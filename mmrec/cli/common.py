@@ -28,7 +28,7 @@ from rich.progress import (
 )
 from rich.table import Column
 
-from mmrec.errors import Interrupted, MmrecError
+from mmrec.errors import ConfigError, Interrupted, MmrecError
 from mmrec.progress import ProgressEvent
 from mmrec.registry import RECOMMENDERS
 from mmrec.settings import LoadedSettings, Settings, load_settings
@@ -100,7 +100,12 @@ class AppState:
     loaded: LoadedSettings | None = field(default=None, repr=False)
 
     def settings(self, config: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
-        """Validated settings for this invocation (command --config wins over the root one)."""
+        """Validated settings for this invocation: the command's --config or the root one (`mmrec -c F <command>`);
+        two different files are refused, since only one is read."""
+        if config is not None and self.config is not None and Path(config).resolve() != Path(self.config).resolve():
+            raise ConfigError(f"Two settings files: `mmrec -c {self.config}` before the command and `-c {config}` "
+                              "after it; only one is read.",
+                              hint="Pass --config once (before or after the command), or merge the two files.")
         self.loaded = load_settings(config or self.config, overrides)
         return self.loaded.settings
 

@@ -48,3 +48,22 @@ def test_a_redirected_error_keeps_a_long_path_on_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "mmrec", "evaluate", "-c", str(missing)], capture_output=True,
                           text=True, env=env, timeout=120)
     assert done.returncode == 2 and any(str(missing) in line for line in done.stderr.splitlines())
+
+
+def test_a_settings_file_before_and_another_after_the_command_is_refused(tmp_path):
+    from typer.testing import CliRunner
+
+    from mmrec.cli.app import app
+
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text("model:\n  embedding_dim: 32\n")
+    second.write_text("model:\n  embedding_dim: 16\n")
+    runner = CliRunner()
+    refused = runner.invoke(app, ["-c", str(first), "config", "show", "-c", str(second)], terminal_width=300)
+    flat = " ".join(refused.output.replace("│", " ").split())
+    assert refused.exit_code == 2 and "Two settings files" in flat and "only one is read" in flat
+    for args in (["-c", str(first), "config", "show"], ["config", "show", "-c", str(first)],
+                 ["-c", str(first), "config", "show", "-c", str(first)]):  # the same file twice is one file
+        result = runner.invoke(app, args, terminal_width=300)
+        shown = next(line for line in result.output.splitlines() if "model.embedding_dim " in line)
+        assert result.exit_code == 0 and "32" in shown and "a.yaml" in shown, result.output
