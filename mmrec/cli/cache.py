@@ -16,6 +16,7 @@ from mmrec.cli.common import (
     RichProgress,
     absent_folder_note,
     cache_interrupted,
+    confirm,
     console,
     err_console,
     print_json_data,
@@ -286,7 +287,7 @@ def clear_command(
     if not plan.removed:
         console.print(f"No feature caches to delete in {cache_dir}.")
         return
-    if not yes and not typer.confirm(f"Delete feature cache(s) {', '.join(plan.removed)} in {cache_dir}?"):
+    if not yes and not confirm(f"Delete feature cache(s) {', '.join(plan.removed)} in {cache_dir}?"):
         console.print("Nothing deleted.")
         raise typer.Exit(code=1)
     result = clear_cache(cache_dir, None if all_ else combo)
@@ -312,7 +313,7 @@ def prune_command(
     if not stale or dry_run:
         console.print(f"{what}{': nothing to delete' if not stale else ' (--dry-run: nothing deleted)'}.")
         return
-    if not yes and not typer.confirm(f"{what}. Delete them?"):
+    if not yes and not confirm(f"{what}. Delete them?"):
         console.print("Nothing deleted.")
         raise typer.Exit(code=1)
     combo, stale, stored = prune_cache(settings)

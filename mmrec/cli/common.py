@@ -136,6 +136,18 @@ def print_notes(notes: Iterable[str], progress: RichProgress | None = None, to: 
             (to or console).print(f"[yellow]{escape(note)}")
 
 
+def confirm(question: str) -> bool:
+    """typer.confirm; with no input to read an answer from (stdin closed or at its end: a cron job, `</dev/null`),
+    a ConfigError naming --yes (exit 2) instead of click's bare "Aborted!" and exit 1."""
+    try:
+        return typer.confirm(question)
+    except typer.Abort:
+        if sys.stdin is not None and sys.stdin.isatty():
+            raise  # Ctrl-C at the prompt
+        raise ConfigError(f"{question} -- there is no answer to read: standard input is not a terminal and gave "
+                          "none (a script or cron job?).", hint="Pass --yes to go ahead without asking.") from None
+
+
 def print_model(checkpoint: dict[str, Any] | None, to: Console, name: str = "model") -> None:
     """Which checkpoint a command's results come from and what it serves (checkpoint_provenance), dimmed."""
     if checkpoint:

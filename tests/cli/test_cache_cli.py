@@ -79,7 +79,10 @@ def test_precompute_list_stats_clear(config, tmp_path):
     assert missing.exit_code == 2 and "No feature cache named" in missing.output
 
     refused = runner.invoke(app, ["cache", "clear", "--all", "-c", str(config)], input="n\n")
-    assert refused.exit_code == 1 and (tmp_path / "cache" / COMBO).is_dir()
+    assert refused.exit_code == 1 and (tmp_path / "cache" / COMBO).is_dir() and "Nothing deleted" in refused.output
+    unanswered = runner.invoke(app, ["cache", "clear", "--all", "-c", str(config)], input="")  # a cron job
+    assert unanswered.exit_code == 2 and (tmp_path / "cache" / COMBO).is_dir()
+    assert "there is no answer to read" in unanswered.output and "Pass --yes" in unanswered.output
     cleared = runner.invoke(app, ["cache", "clear", COMBO, "--yes", "-c", str(config)])
     assert cleared.exit_code == 0 and not (tmp_path / "cache" / COMBO).exists()
 
