@@ -178,8 +178,9 @@ def summary(path: Path) -> dict[str, Any]:
         "organized": listed.organized,
         # What `checkpoints list` shows: the served blend's validation value (monitored_value is the two-tower
         # model's alone, at its best epoch).
-        "served": {"monitor": listed.monitor, "value": listed.metric,
-                   "model": served_model(meta.get("item_item")) if listed.blended else "two-tower"},
+        "served": None if problem else {"monitor": listed.monitor, "value": listed.metric,
+                                        "model": served_model(meta.get("item_item")) if listed.blended
+                                        else "two-tower"},
         **{key: meta[key] for key in keep if key in meta},
         "settings": meta.get("settings", {}),
     }

@@ -113,6 +113,9 @@ def test_broken_checkpoint_is_flagged_by_list_and_info(tmp_path):
     assert "broken" in result.output and "truncated, corrupt" in result.output
     result = runner.invoke(app, ["checkpoints", "info", str(path)], terminal_width=200)
     assert result.exit_code == 2 and "broken" in result.output
+    from mmrec.checkpoints.catalog import summary
+
+    assert summary(path)["status"] == "broken" and summary(path)["served"] is None  # nothing is served from it
     listed = json.loads(runner.invoke(app, ["checkpoints", "list", "--checkpoint-dir", str(tmp_path), "--json"],
                                       terminal_width=40).output)
     rows = {row["path"].rsplit("/", 1)[-1]: row for row in listed["checkpoints"]}
