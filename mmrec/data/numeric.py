@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -53,11 +55,18 @@ _DURATION = re.compile(r"(\d+):([0-5]\d)(?::([0-5]\d))?")
 def parse_formatted_number(text: str) -> float | None:
     """`text` written with a magnitude suffix (K = 1e3, M = 1e6, B = 1e9, any case), a percent sign (12% = 12,
     in the column's own percentage points) and/or thousands separators, or a duration (m:ss, h:mm:ss: seconds),
-    as a number; None for anything else (plain numbers included: those are pd.to_numeric's)."""
-    if duration := _DURATION.fullmatch(str(text).strip()):
+    as a number; None for anything else (plain numbers included: those are pd.to_numeric's). Full-width digits and
+    signs (１２３, ２０Ｋ, as East Asian input methods type them) read as their ASCII forms."""
+    text = str(text).strip()
+    folded = unicodedata.normalize("NFKC", text)
+    if folded != text:
+        with contextlib.suppress(ValueError):
+            return float(folded)
+        text = folded
+    if duration := _DURATION.fullmatch(text):
         first, second, third = (int(part) if part else None for part in duration.groups())
         return float(first * 60 + second if third is None else (first * 60 + second) * 60 + third)
-    match = _FORMATTED.fullmatch(str(text).strip())
+    match = _FORMATTED.fullmatch(text)
     if match is None:
         return None
     number, suffix = match.groups()

@@ -41,6 +41,10 @@ def test_counts_written_with_magnitude_suffixes_or_separators_are_parsed_and_cou
     values, reports = validate_numeric_columns(durations, ["length"], "median")
     assert values["length"].tolist()[:3] == [215.0, 59.0, 3723.0]  # m:ss and h:mm:ss as seconds
     assert reports["length"].formatted == 3 and reports["length"].non_numeric == 1  # 75 is no seconds
+    wide = pd.DataFrame({"item_id": list("abcd"), "views": ["１２３", "２０Ｋ", "１，２３４", "百"]})
+    values, reports = validate_numeric_columns(wide, ["views"], "median")
+    assert values["views"].tolist()[:3] == [123.0, 20_000.0, 1234.0]  # full-width digits as typed in Japan
+    assert reports["views"].formatted == 3 and reports["views"].non_numeric == 1  # a numeral word is no digits
 
 
 def test_a_column_without_any_valid_value_is_left_all_nan_not_imputed():
