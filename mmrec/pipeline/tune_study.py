@@ -155,8 +155,12 @@ def check_compatible(study: optuna.Study, identity: dict[str, Any], storage: Pat
         named = ""
         if "settings" in changed:
             then, now = recorded["settings"], identity["settings"]
-            differ = [f"{key} {then.get(key)!r} -> {now.get(key)!r}" for key in sorted({*then, *now})
-                      if then.get(key) != now.get(key)]
+
+            def shown(values: dict[str, Any], key: str) -> str:  # a setting the space searches is not recorded
+                return repr(values[key]) if key in values else "searched"
+
+            differ = [f"{key} {shown(then, key)} -> {shown(now, key)}" for key in sorted({*then, *now})
+                      if shown(then, key) != shown(now, key)]
             named = f" ({', '.join(differ[:5])}{' ...' if len(differ) > 5 else ''})"
         raise ConfigError(
             f"Study {study.study_name!r} in {storage} was started with a different "

@@ -142,6 +142,9 @@ def test_a_finished_study_reruns_nothing_and_a_changed_monitor_is_refused(tuned)
     # Other base settings (here the dropout, not searched) would mix trials trained on different things.
     with pytest.raises(ConfigError, match="different base settings \\(model.dropout 0.0 -> 0.2\\)"):
         run_tune(with_values(settings, {"model.dropout": 0.2}))
+    # A setting the study searched and this run fixes reads "searched", not None.
+    with pytest.raises(ConfigError, match="model.id_dropout searched -> 0.1"):
+        run_tune(with_values(settings, {"tune.params": [p for p in TINY_PARAMS if p != "model.id_dropout"]}))
     assert run_tune(with_values(settings, {"training.device": "cpu", "features.num_workers": 0})).resumed_with == 3
 
 
