@@ -77,8 +77,8 @@ def train(
     print_notes(result.notes, progress)
     for reason, count in result.skipped.items():
         if reason == "val_users_unseen_in_train":  # in validation all the same, from an empty history
-            console.print(f"[yellow]{count:,} validation user(s) have no training interaction: ranked from no "
-                          "history in validation (counted, not skipped)")
+            console.print(f"[yellow]{count:,} validation user(s) have no training interaction: validation still "
+                          "counts them, ranking the popularity list for them (there is no history to go on)")
         else:
             console.print(f"[yellow]Skipped {count:,} ({reason.replace('_', ' ')})")
     stop = "early-stopped" if result.stopped_early else "ran all epochs"

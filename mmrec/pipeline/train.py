@@ -451,7 +451,8 @@ def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: Id
                     spec.to_meta())
     monitored = choice.monitored if choice.monitored is not None else float("nan")
     progress(ProgressEvent("item_item", message=f"item-item blend {choice.blend:g}, half-life {choice.halflife:g}, "
-                           f"content {choice.content_blend:g} ({choice.content_modality or '-'})"
+                           + (f"content similarity {choice.content_blend:g} ({choice.content_modality})"
+                              if choice.content_blend else "no content similarity")
                            + (f", transitions {choice.sequence_blend:g}"
                               + (f": {describe_variant(choice.sequence_directions, choice.sequence_halflife)}"
                                  if choice.sequence_blend else "") if choice.sequence_grid else "")
