@@ -42,7 +42,7 @@ def tune(
     storage = Path(settings.paths.results_dir) / "tune" / f"{settings.tune.study_name}.db"
     with kept_on_interrupt(f"Tuning was interrupted; the study keeps its finished trials in {storage}.",
                            "Run the same command again to continue it (the interrupted trial runs again first)."), \
-            RichProgress() as progress:
+            RichProgress(transient=True) as progress:  # one line per trial stays; no bar of the last trial's epochs
         from mmrec.pipeline.tune import run_tune
         result = run_tune(settings, progress=progress)
 
