@@ -51,7 +51,7 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
         table.add_row("text", key.replace("_", " "), f"{count:,}", "")
     for column, info in items["numeric"].items():
         if info.get("formatted"):
-            table.add_row("numeric", f"{escape(column)}: read as numbers (K/M/B, 1,234, full-width)",
+            table.add_row("numeric", f"{escape(column)}: read as numbers (K/M/B, 1,234)",
                           f"{info['formatted']:,}", escape(", ".join(info["formatted_examples"])))
         found = ", ".join(
             f"{k}={info[k]}" for k in ("non_numeric", "missing", "infinite", "negative") if info[k]
