@@ -64,7 +64,7 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
             continue
         table.add_row(
             "numeric",
-            f"{escape(column)}: imputed ({found})" if found else f"{escape(column)}: every value valid",
+            f"{escape(column)}: imputed ({found})" if found else f"{escape(column)}: all valid",
             f"{info['imputed']:,}",
             (f"fill={info['fill_value']:g}" if found else "")
             + escape(f"; ids {', '.join(info['examples'])}" if info["examples"] else ""),
