@@ -499,7 +499,10 @@ class InferenceSettings(Section):
     exclude_seen: bool = True
     use_diversity: bool = False
     diversity_lambda: float = Field(0.7, ge=0.0, le=1.0, description="MMR: 1 = relevance only, 0 = diversity only")
-    checkpoint_name: str = "best_model.pth"
+    checkpoint_name: str | None = Field(
+        None, description="checkpoint file of the multimodal model; null = best_model.pth, or while a newer "
+        "training run has not finished (still running, or killed), the last finished model it keeps as "
+        "previous_best_model.pth")
     device: str = "auto"
     ann: Literal["none", "faiss_ivf", "faiss_hnsw"] = Field(
         "none", description="approximate candidates from a faiss index over item vectors (extra mmrec[ann])")

@@ -242,6 +242,26 @@ def remove_checkpoint(path: Path) -> None:
         target.unlink(missing_ok=True)
 
 
+def served_checkpoint(checkpoint_dir: Path, combo: str | None, name: str | None = None) -> tuple[Path, str | None]:
+    """(path, note) of the checkpoint evaluate and recommend serve: `name` when given; else best_model.pth, or,
+    while best_model.pth is from a training run that has not finished (still running, or killed), the model of
+    the last finished run that run keeps as previous_best_model.pth, with a note saying so (a nightly job
+    whose retrain was killed keeps serving the finished model, not an epoch of the unfinished one)."""
+    path = find_checkpoint(checkpoint_dir, combo, name or BEST)
+    previous = path.with_name(PREVIOUS)
+    if name is not None or not previous.is_file():
+        return path, None
+    try:
+        if read_meta(path, repair=False).get("finished") is not False or \
+                read_meta(previous, repair=False).get("finished") is False:
+            return path, None
+    except CheckpointError:  # a damaged file: loading it says what is wrong
+        return path, None
+    return previous, (f"{path} is from a training run that has not finished (still running, or interrupted), so "
+                      f"the model of the last finished run is served: {previous}. Pass --checkpoint-name {BEST} to "
+                      "use the unfinished one.")
+
+
 def unfinished_note(meta: dict[str, Any], path: Path) -> str | None:
     """A note when the best checkpoint `path` (metadata `meta`) comes from a training run that has not ended: saved
     at an epoch that improved validation, before the run chose the item-item blend it serves with (or the run was

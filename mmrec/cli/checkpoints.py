@@ -173,12 +173,12 @@ def info_command(
 ) -> None:
     """JSON summary of one checkpoint (settings, metrics, encoders, versions)."""
     from mmrec.checkpoints.catalog import summary
-    from mmrec.checkpoints.store import find_checkpoint
+    from mmrec.checkpoints.store import BEST, find_checkpoint
 
     settings = state(ctx).settings(config, {"paths.checkpoint_dir": checkpoint_dir})
     if path is None:
         path = find_checkpoint(Path(settings.paths.checkpoint_dir), settings.features.combo,
-                               settings.inference.checkpoint_name)
+                               settings.inference.checkpoint_name or BEST)
     facts = summary(path)
     print_json_data(facts)
     if facts["status"] != "ok":

@@ -53,13 +53,10 @@ def load_recommender(
     steps of the fit (an item-item model not stored yet) are announced through `progress`."""
     kwargs = {}
     if name == "multimodal":
-        from mmrec.checkpoints import find_checkpoint
+        from mmrec.checkpoints.store import served_checkpoint
 
-        path = find_checkpoint(
-            settings.paths.checkpoint_dir,
-            settings.features.combo,
-            name=checkpoint_name or settings.inference.checkpoint_name,
-        )
+        path, _ = served_checkpoint(settings.paths.checkpoint_dir, settings.features.combo,
+                                    checkpoint_name or settings.inference.checkpoint_name)
         kwargs = {
             "checkpoint_path": path,
             "items": items,
@@ -81,12 +78,11 @@ def checkpoint_notes(settings: Settings, checkpoint_name: str | None, train_sour
     file evaluate fits on; when the user named it (`from_split` False) a mismatch is a note, not an error.
     Also the notes on the checkpoint itself: a run that did not finish, a blend the two-tower network has no part
     in."""
-    from mmrec.checkpoints import find_checkpoint
-    from mmrec.checkpoints.store import read_meta, served_model, unfinished_note
+    from mmrec.checkpoints.store import read_meta, served_checkpoint, served_model, unfinished_note
 
-    notes = []
-    path = find_checkpoint(settings.paths.checkpoint_dir, settings.features.combo,
-                           name=checkpoint_name or settings.inference.checkpoint_name)
+    path, note = served_checkpoint(settings.paths.checkpoint_dir, settings.features.combo,
+                                   checkpoint_name or settings.inference.checkpoint_name)
+    notes = [note] if note else []
     meta = read_meta(path)
     if note := unfinished_note(meta, path):
         notes.append(note)

@@ -228,8 +228,20 @@ def test_a_best_checkpoint_whose_run_left_no_last_checkpoint_is_never_resumed_wi
         run_train(settings)
     monkeypatch.undo()
     assert read_meta(best)["run_id"] != first_run and read_meta(best)["finished"] is False
-    notes = run_evaluate(settings, ["multimodal"], write_files=False).notes
+    served = run_evaluate(settings, ["multimodal"], write_files=False)  # by default: A's finished model
+    assert served.checkpoints["multimodal"]["path"] == str(best.with_name("previous_best_model.pth"))
+    assert any("has not finished (still running, or interrupted), so the model of the last finished run is served"
+               in note for note in served.notes)
+    notes = run_evaluate(settings, ["multimodal"], write_files=False, checkpoint_name="best_model.pth").notes
     assert any("is not from that run, so it cannot be resumed: train again" in note for note in notes)
+    from mmrec.data.splits import load_split
+    from mmrec.data.tables import save_interactions
+    from mmrec.pipeline.recommend import run_recommend
+
+    save_interactions(load_split(tmp_path / "splits").train, tmp_path / "processed")  # what recommend reads
+    lists = run_recommend(settings, users=["u001"], recommender_type="multimodal")
+    assert lists.checkpoint["path"] == served.checkpoints["multimodal"]["path"] and lists.checkpoint["finished"]
+    assert any("the model of the last finished run is served" in note for note in lists.notes)
     with pytest.raises(CheckpointError, match="is from another training run than"):
         run_train(settings, resume=last)
     elsewhere = tmp_path / "elsewhere" / "last_model.pth"  # e.g. another project's folder

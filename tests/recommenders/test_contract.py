@@ -34,7 +34,7 @@ def multimodal_kwargs(project):
     root, settings, items, _ = project
     run_train(settings)
     path = find_checkpoint(settings.paths.checkpoint_dir, settings.features.combo,
-                           name=settings.inference.checkpoint_name)
+                           name=settings.inference.checkpoint_name or "best_model.pth")
     return {"checkpoint_path": path, "items": items, "cache_dir": settings.paths.cache_dir,
             "cache": settings.cache, "device": "cpu"}
 
