@@ -168,7 +168,8 @@ def load_serving(settings: Settings, recommender_type: str, progress: ProgressCa
             f"--new-items {inference.new_items} keeps places for items no interaction names yet, but the "
             f"{recommender_type} recommender learns from interactions alone: every new item gets the same score, "
             "so it could only fill those places with the same arbitrary items for every user.",
-            hint="Use --recommender-type multimodal (it scores new items from their content: image, text or metadata, whichever they have), "
+            hint="Use --recommender-type multimodal (it scores new items from their content: image, text or "
+            "metadata, whichever they have), "
             "or drop --new-items (inference.new_items: 0).",
         )
     device = resolve_device(inference.device)
