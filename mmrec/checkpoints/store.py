@@ -274,7 +274,8 @@ def unfinished_note(meta: dict[str, Any], path: Path) -> str | None:
         same_run = last.is_file() and meta.get("run_id") is not None and read_meta(last).get("run_id") == meta["run_id"]
     except CheckpointError:
         same_run = False
-    how = (f"let it finish, or resume it (`mmrec train --resume {last}`)" if same_run else
+    how = (f"let it finish, or resume it (`mmrec train --resume {last}` with that run's settings: its -c file "
+           "and options)" if same_run else
            f"{last} is not from that run, so it cannot be resumed: train again")
     previous = Path(path).with_name(PREVIOUS)
     kept = (f" The model of the last finished run is kept as {previous}: pass --checkpoint-name {PREVIOUS} to use it."

@@ -58,7 +58,9 @@ def train(
         with RichProgress() as progress:
             result = run_train(settings, resume=resume, progress=progress)
     except KeyboardInterrupt:
-        raise _interrupted(settings, started) from None
+        given = {"--epochs": epochs, "--batch-size": batch_size, "--lr": lr}  # command-line settings to repeat
+        raise _interrupted(settings, started, config or app_state.config,
+                           " ".join(f"{flag} {value}" for flag, value in given.items() if value is not None)) from None
 
     table = Table(title=f"Training: {result.combo} on {result.device}"
                   + (f" x{result.world_size} processes" if result.world_size > 1 else ""))
@@ -108,8 +110,9 @@ def train(
         console.print(f"Checkpoints: [bold]{result.best_path}[/bold] and {result.last_path.name if result.last_path else '-'}")
 
 
-def _interrupted(settings, started: float) -> Interrupted:
-    """What a Ctrl-C during training leaves, and how to go on from it."""
+def _interrupted(settings, started: float, config: Path | None = None, options: str = "") -> Interrupted:
+    """What a Ctrl-C during training leaves, and how to go on from it (the command to paste: its settings file
+    and the training `options` given on the command line)."""
     from mmrec.checkpoints.store import LAST, checkpoint_path, read_meta
 
     last = checkpoint_path(Path(settings.paths.checkpoint_dir), settings.features.combo, LAST)
@@ -117,10 +120,12 @@ def _interrupted(settings, started: float) -> Interrupted:
         return Interrupted("Training was interrupted before its first epoch ended: this run saved nothing.",
                            hint="Run `mmrec train` again.")
     epoch = read_meta(last).get("epoch", "?")
+    command = " ".join(part for part in ("mmrec train", f"-c {config}" if config else "", options,
+                                         f"--resume {last}") if part)
     return Interrupted(
         f"Training was interrupted; epoch {epoch} is saved in {last} (its best_model.pth is marked unfinished: "
-        "evaluate and recommend say so until a run ends).",
-        hint=f"Continue it with `mmrec train --resume {last}` and the same settings.")
+        "until a run ends, evaluate and recommend serve the last finished model, if there is one, and say so).",
+        hint=f"Continue it with `{command}` (with any other settings this run was given).")
 
 
 def register(root: typer.Typer) -> None:

@@ -1,5 +1,6 @@
 import importlib.util
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -261,3 +262,23 @@ def test_an_operating_system_error_is_one_clear_block_and_exit_2(tmp_path, monke
     flat = " ".join(result.output.replace("│", "").split())
     assert result.exit_code == 2 and "SystemResourceError" in flat and "Traceback" not in result.output
     assert "(No space left on device)" in flat and "Check the free disk space" in flat
+
+
+def test_an_interrupted_run_gives_the_command_that_resumes_it(tmp_path, monkeypatch):
+    import mmrec.pipeline.train as train_module
+
+    config = write_tiny_project(tmp_path, epochs=1)
+    assert runner.invoke(app, ["train", "-c", str(config)]).exit_code == 0
+    last = next((tmp_path / "checkpoints").rglob("last_model.pth"))
+
+    def interrupted_after_an_epoch(*args, **kwargs):
+        later = time.time() + 5
+        os.utime(last, (later, later))  # this run's epoch, saved (past the file system's time granularity)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "run_train", interrupted_after_an_epoch)
+    result = runner.invoke(app, ["train", "-c", str(config), "--epochs", "3"], terminal_width=400)
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 130
+    unwrapped = "".join(flat.split())  # the error box wraps long paths at its width
+    assert "".join(f"Continue it with `mmrec train -c {config} --epochs 3 --resume {last}`".split()) in unwrapped
