@@ -34,7 +34,9 @@ class CheckpointInfo:
     organized: bool
     problem: str = ""  # why the checkpoint cannot be used ("" = its weights load)
     blended: bool = False  # metric is the served blend's (two-tower + item-item ...), not the two-tower model's
-    finished: bool = True  # False: a best checkpoint of a training run still going or interrupted
+    # False: a best checkpoint of a training run still going or interrupted; None: a last checkpoint (the state
+    # after an epoch, which says nothing of whether its run went on)
+    finished: bool | None = True
 
     @property
     def valid(self) -> bool:
@@ -75,7 +77,7 @@ def describe(path: Path, organized: bool) -> CheckpointInfo:
         organized=organized,
         problem=problem,
         blended=blended,
-        finished=meta.get("finished") is not False,
+        finished=None if meta.get("kind") == "last" else meta.get("finished") is not False,
     )
 
 

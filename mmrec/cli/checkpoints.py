@@ -79,7 +79,7 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir
         path = (f"  {escape(info.path.name)}" if info.organized else f"{escape(str(info.path.relative_to(root)))}\n"
                 f"[dim]↳ {escape(info.combo) if info.combo else '[yellow]combo unknown'}[/dim]")
         cells = {"path": path,
-                 "epoch": f"{info.epoch or '-'}{'' if info.finished else '*'}", metric_name: metric,
+                 "epoch": f"{info.epoch or '-'}{'*' if info.finished is False else ''}", metric_name: metric,
                  "size": _size(info.size_bytes), "status": "" if info.valid else "[red]broken"}
         table.add_row(*(cells[column] for column in columns))
     console.print(table)
@@ -87,7 +87,7 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir
         if not info.valid:
             console.print(f"[red]{escape(str(info.path.relative_to(root)))} is broken:[/red] "
                           f"{escape(str(info.problem))}")
-    if not all(info.finished for info in infos):
+    if any(info.finished is False for info in infos):
         console.print("* unfinished: a best checkpoint of a training run still going or interrupted; its metric is "
                       "the two-tower model's at that epoch, before the run chose its blend.")
     if any(info.blended for info in infos):

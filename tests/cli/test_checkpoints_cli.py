@@ -160,3 +160,11 @@ def test_list_marks_the_best_checkpoint_of_an_unfinished_run(tmp_path):
     listed = json.loads(runner.invoke(app, ["checkpoints", "list", "--checkpoint-dir", str(tmp_path),
                                             "--json"]).output)
     assert listed["checkpoints"][0]["finished"] is False
+    save_checkpoint(tmp_path / "v_t" / "last_model.pth", {"model": {}},
+                    {"combo": "v_t", "kind": "last", "epoch": 2, "monitor": "ndcg@10", "monitored_value": 0.1})
+    listed = json.loads(runner.invoke(app, ["checkpoints", "list", "--checkpoint-dir", str(tmp_path),
+                                            "--json"]).output)
+    rows = {row["path"].rsplit("/", 1)[-1]: row for row in listed["checkpoints"]}
+    assert rows["last_model.pth"]["finished"] is None  # an epoch's state: it says nothing of its run's end
+    result = runner.invoke(app, ["checkpoints", "list", "--checkpoint-dir", str(tmp_path)], terminal_width=200)
+    assert result.output.count("2*") == 1  # the best checkpoint only
