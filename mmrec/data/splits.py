@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,21 +35,42 @@ class SplitFrames:
         return {"train": self.train, "val": self.val, "test": self.test}
 
 
-def _counts(n: np.ndarray, val_ratio: float, test_ratio: float,
-            rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-group (n_val, n_test), leaving at least one row for training. Rounded to the nearest, or with `rng`
-    up or down at random in proportion (0.5 -> 1 for half the groups): per-user shares then add up to the ratio
-    even where every user has a handful of rows (a user with 5 rows and 0.1 to test: 0 rows, always, when
-    rounded, so a catalogue of such users got an empty test part)."""
+class Draws:
+    """Seeded uniform draws in [0, 1) keyed by what they are drawn for (a row's user and item, a user, an
+    entity), not by position: a split made again after rows were added or removed leaves every user the new rows
+    do not touch as it was, so nightly metrics stay comparable (one appended row reshuffled a third of the users
+    when the draws followed row order)."""
 
-    def rounded(share: np.ndarray) -> np.ndarray:
-        if rng is None:
+    def __init__(self, seed: int) -> None:
+        self.key = hashlib.sha256(f"mmrec-split:{seed}".encode()).hexdigest()[:16]  # pandas' 16-byte hash key
+
+    def of(self, values: pd.DataFrame | pd.Series, salt: str) -> np.ndarray:
+        """One draw per row of `values`, from its values (as text) and `salt` (what the draw is for)."""
+        frame = values.to_frame() if isinstance(values, pd.Series) else values
+        keyed = frame.astype(str).reset_index(drop=True).assign(_draw_for=salt)
+        hashed = pd.util.hash_pandas_object(keyed, index=False, hash_key=self.key).to_numpy()
+        return (hashed >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+
+    def of_rows(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.of(frame[["user_id", "item_id"]], "row")
+
+
+def _counts(n: np.ndarray, val_ratio: float, test_ratio: float,
+            draws: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-group (n_val, n_test), leaving at least one row for training. Rounded to the nearest, or with `draws`
+    (uniform, one per group for val and one for test) up or down at random in proportion (0.5 -> 1 for half the
+    groups): per-user shares then add up to the ratio even where every user has a handful of rows (a user with 5
+    rows and 0.1 to test: 0 rows, always, when rounded, so a catalogue of such users got an empty test part)."""
+
+    def rounded(share: np.ndarray, draw: np.ndarray | None) -> np.ndarray:
+        if draw is None:
             return np.round(share).astype(int)
         low = np.floor(share)
-        return (low + (rng.random(len(share)) < share - low)).astype(int)
+        return (low + (draw < share - low)).astype(int)
 
-    n_test = np.minimum(rounded(n * test_ratio), np.maximum(n - 1, 0))
-    n_val = np.minimum(rounded(n * val_ratio), np.maximum(n - 1 - n_test, 0))
+    val_draws, test_draws = draws if draws is not None else (None, None)
+    n_test = np.minimum(rounded(n * test_ratio, test_draws), np.maximum(n - 1, 0))
+    n_val = np.minimum(rounded(n * val_ratio, val_draws), np.maximum(n - 1 - n_test, 0))
     return n_val, n_test
 
 
@@ -61,13 +83,15 @@ def _assign_by_rank(rank: np.ndarray, n_val: np.ndarray, n_test: np.ndarray) -> 
 
 
 def _per_user(frame: pd.DataFrame, key: np.ndarray, val_ratio: float, test_ratio: float,
-              rng: np.random.Generator) -> np.ndarray:
+              draws: Draws) -> np.ndarray:
     """Within each user, rows with the largest `key` go to test, then val; at least one stays in train. Each
-    user's counts are the ratios of their rows, rounded at random in proportion (`_counts`)."""
+    user's counts are the ratios of their rows, rounded at random in proportion (`_counts`, draws per user)."""
     keyed = pd.DataFrame({"user": frame["user_id"].to_numpy(), "key": key})
     rank = keyed.groupby("user")["key"].rank(method="first", ascending=False).to_numpy().astype(int) - 1
-    codes, _ = pd.factorize(keyed["user"])
-    n_val, n_test = _counts(np.bincount(codes), val_ratio, test_ratio, rng)  # one draw per user
+    codes, users = pd.factorize(keyed["user"])
+    per_user = pd.Series(users)
+    n_val, n_test = _counts(np.bincount(codes), val_ratio, test_ratio,
+                            (draws.of(per_user, "val count"), draws.of(per_user, "test count")))
     return _assign_by_rank(rank, n_val[codes], n_test[codes])
 
 
@@ -79,23 +103,23 @@ def _time_key(frame: pd.DataFrame) -> np.ndarray:
     return key
 
 
-def _stratified(frame: pd.DataFrame, s: SplitSettings, rng: np.random.Generator) -> np.ndarray:
-    return _per_user(frame, rng.random(len(frame)), s.val_ratio, s.test_ratio, rng)
+def _stratified(frame: pd.DataFrame, s: SplitSettings, draws: Draws) -> np.ndarray:
+    return _per_user(frame, draws.of_rows(frame), s.val_ratio, s.test_ratio, draws)
 
 
-def _temporal(frame: pd.DataFrame, s: SplitSettings, rng: np.random.Generator) -> np.ndarray:
+def _temporal(frame: pd.DataFrame, s: SplitSettings, draws: Draws) -> np.ndarray:
     key = _time_key(frame)  # 0..n-1 in time order
     n = len(frame)
     n_val, n_test = _counts(np.array([n]), s.val_ratio, s.test_ratio)
     return _assign_by_rank(n - 1 - key, n_val[0], n_test[0])
 
 
-def _temporal_user(frame: pd.DataFrame, s: SplitSettings, rng: np.random.Generator) -> np.ndarray:
-    return _per_user(frame, _time_key(frame).astype(float), s.val_ratio, s.test_ratio, rng)
+def _temporal_user(frame: pd.DataFrame, s: SplitSettings, draws: Draws) -> np.ndarray:
+    return _per_user(frame, _time_key(frame).astype(float), s.val_ratio, s.test_ratio, draws)
 
 
-def _leave_one_out(frame: pd.DataFrame, s: SplitSettings, rng: np.random.Generator) -> np.ndarray:
-    key = _time_key(frame).astype(float) if "timestamp" in frame.columns else rng.random(len(frame))
+def _leave_one_out(frame: pd.DataFrame, s: SplitSettings, draws: Draws) -> np.ndarray:
+    key = _time_key(frame).astype(float) if "timestamp" in frame.columns else draws.of_rows(frame)
     keyed = pd.DataFrame({"user": frame["user_id"].to_numpy(), "key": key})
     rank = keyed.groupby("user")["key"].rank(method="first", ascending=False).to_numpy().astype(int) - 1
     n = keyed.groupby("user")["key"].transform("size").to_numpy()
@@ -104,10 +128,10 @@ def _leave_one_out(frame: pd.DataFrame, s: SplitSettings, rng: np.random.Generat
     return _assign_by_rank(rank, n_val, n_test)
 
 
-def _by_entity(column: str) -> Callable[[pd.DataFrame, SplitSettings, np.random.Generator], np.ndarray]:
-    def split(frame: pd.DataFrame, s: SplitSettings, rng: np.random.Generator) -> np.ndarray:
+def _by_entity(column: str) -> Callable[[pd.DataFrame, SplitSettings, Draws], np.ndarray]:
+    def split(frame: pd.DataFrame, s: SplitSettings, draws: Draws) -> np.ndarray:
         entities = np.array(sorted(frame[column].unique()), dtype=object)
-        entities = entities[rng.permutation(len(entities))]
+        entities = entities[np.argsort(draws.of(pd.Series(entities), column), kind="stable")]
         n_val, n_test = _counts(np.array([len(entities)]), s.val_ratio, s.test_ratio)
         labels = _assign_by_rank(np.arange(len(entities)), n_val[0], n_test[0])
         return pd.Series(labels, index=entities).reindex(frame[column].to_numpy()).to_numpy().astype(np.int8)
@@ -115,7 +139,7 @@ def _by_entity(column: str) -> Callable[[pd.DataFrame, SplitSettings, np.random.
     return split
 
 
-STRATEGIES: dict[str, Callable[[pd.DataFrame, SplitSettings, np.random.Generator], np.ndarray]] = {
+STRATEGIES: dict[str, Callable[[pd.DataFrame, SplitSettings, Draws], np.ndarray]] = {
     "stratified": _stratified,
     "temporal": _temporal,
     "temporal_user": _temporal_user,
@@ -141,8 +165,15 @@ def split_interactions(frame: pd.DataFrame, settings: SplitSettings) -> SplitFra
         frame = (
             frame.sample(n=settings.sample_n, random_state=settings.seed).sort_index().reset_index(drop=True)
         )
-    rng = np.random.default_rng(settings.seed)
-    labels = STRATEGIES[settings.strategy](frame, settings, rng)
+    repeated = frame.duplicated(["user_id", "item_id"])
+    if repeated.any():  # one copy in train and one in test would be leakage, wherever the split put them
+        example = frame[repeated].iloc[0]
+        raise SplitError(
+            f"Leakage: {int(repeated.sum())} interaction(s) repeat a user-item pair (e.g. user "
+            f"{example['user_id']!r}, item {example['item_id']!r}), so a split could put one copy in train and "
+            "another in validation or test.",
+            hint="Keep preprocess.drop_duplicates: true so each user-item pair occurs once.")
+    labels = STRATEGIES[settings.strategy](frame, settings, Draws(settings.seed))
     parts = [frame[labels == code].reset_index(drop=True) for code in (TRAIN, VAL, TEST)]
     frames = SplitFrames(*parts)
     check_leakage(frames, settings.strategy)
@@ -162,14 +193,14 @@ def holdout_validation(train: pd.DataFrame, ratio: float, strategy: str, seed: i
     if strategy not in STRATEGIES or (strategy in TIME_STRATEGIES + ("leave_one_out",)
                                       and "timestamp" not in frame.columns):
         strategy = "stratified"
-    rng = np.random.default_rng(seed)
+    draws = Draws(seed)
     if strategy == "leave_one_out":  # its test row (each user's last, users with >= 2 rows) becomes val
-        labels = _leave_one_out(frame, SplitSettings.model_construct(val_ratio=0.0), rng)
+        labels = _leave_one_out(frame, SplitSettings.model_construct(val_ratio=0.0), draws)
         labels = np.where(labels == TEST, VAL, TRAIN)
     else:  # no test share: n_test = 0 everywhere
         settings = SplitSettings.model_construct(strategy=strategy, train_ratio=1.0 - ratio, val_ratio=ratio,
                                                  test_ratio=0.0, seed=seed, sample_n=None)
-        labels = STRATEGIES[strategy](frame, settings, rng)
+        labels = STRATEGIES[strategy](frame, settings, draws)
     return (frame[labels == TRAIN].reset_index(drop=True), frame[labels == VAL].reset_index(drop=True))
 
 

@@ -68,6 +68,30 @@ def _frame(n_users=20, per_user=10):
     return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
 
 
+@pytest.mark.parametrize("strategy", ["stratified", "leave_one_out", "user", "item"])
+def test_a_split_made_again_after_new_rows_leaves_the_untouched_users_as_they_were(strategy):
+    """Nightly: one appended row (a new user) reshuffled a third of the users when draws followed row order."""
+    frame = _frame(n_users=60).drop(columns="timestamp").sample(frac=1.0, random_state=1)  # random file order
+    grown = pd.concat([frame, pd.DataFrame({"user_id": ["new"], "item_id": ["i3"]})], ignore_index=True)
+    settings = SplitSettings(strategy=strategy, seed=5)
+
+    def part_of(parts):
+        return {key: name for name, part in parts.parts().items() for key in _keys(part)}
+
+    before, after = part_of(split_interactions(frame, settings)), part_of(split_interactions(grown, settings))
+    moved = [key for key, name in before.items() if after[key] != name]
+    if strategy == "item":  # whole items: i3's users can change with it, and the cut-off may move by one item
+        assert len(moved) <= 2 * 12
+    elif strategy == "user":  # whole users, by their draw: one more user moves the cut-off by at most one user
+        assert len(moved) <= 10
+    else:  # per user: the other users' rows keep their parts
+        assert moved == []
+    shuffled = split_interactions(frame.sample(frac=1.0, random_state=2), settings)  # the same rows, reordered
+    assert part_of(shuffled) == before
+    holdout = holdout_validation(frame, 0.2, "stratified", seed=3)[1]
+    assert _keys(holdout_validation(grown, 0.2, "stratified", seed=3)[1]) == _keys(holdout)
+
+
 def test_stratified_ratios_and_temporal_user_takes_latest():
     frame = _frame()
     parts = split_interactions(frame, SplitSettings(strategy="stratified"))
