@@ -43,6 +43,8 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
                 escape(_missing_kinds(images) * (status == "missing")
                        + "; ".join(images["examples"].get(status, [])[:3])),
             )
+    if images.get("reused"):
+        table.add_row("images", "ok: unchanged since the last run (kept)", f"{images['reused']:,}", "")
     if images.get("images_per_s") and not no_folder:
         table.add_row(
             "images", f"speed ({images['workers']} workers)", f"{images['images_per_s']:,.0f}/s", ""

@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import hashlib
 import io
+import json
 import os
 import signal
 import sys
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mmrec.fileio import create_temp_beside, process_alive
+from mmrec.fileio import atomic_write_json, create_temp_beside, process_alive
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import PreprocessSettings
 
@@ -71,6 +72,9 @@ class ImageResult:
     # Why a "missing" image is missing, counted apart in the report: not_found, folder, blank (the image column
     # names none), url (not downloaded), bad_id (an id that cannot be a file name), unsupported_type.
     missing_kind: str = ""
+    source: str = ""  # the file an "ok" image was made from, and its (size, mtime_ns) before it was read
+    stamp: tuple[int, int] | None = None
+    reused: bool = False  # the image an earlier run made of the same, unchanged file (process_images' `earlier`)
 
 
 def _write_replacing(path: Path, data: bytes) -> None:
@@ -160,7 +164,8 @@ def process_image(
             return ImageResult(job.item_id, "missing", missing_kind="folder" if folder else "not_found",
                                detail=f"{os.path.basename(job.source)}: " + (
                                    "a folder, not a file" if folder else "file not found"))
-        if os.path.getsize(job.source) == 0:
+        stamp = _stamp(job.source)
+        if stamp[0] == 0:
             return ImageResult(job.item_id, "zero_byte", detail="empty file")
         image = load_rgb(job.source, max_pixels)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -178,9 +183,14 @@ def process_image(
     image.save(buffer, format="JPEG", quality=quality)
     data = buffer.getvalue()
     _write_replacing(Path(output_dir) / job.output_name, data)
-    return ImageResult(
-        job.item_id, "ok", job.output_name, hashlib.sha256(data).hexdigest(), image.width, image.height
-    )
+    return ImageResult(job.item_id, "ok", job.output_name, hashlib.sha256(data).hexdigest(), image.width,
+                       image.height, source=job.source, stamp=stamp)
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    """(size, mtime_ns) of a file: what says it is unchanged since an earlier run read it."""
+    status = os.stat(path)
+    return status.st_size, status.st_mtime_ns
 
 
 def _process_chunk(
@@ -231,8 +241,14 @@ def process_images(
     settings: PreprocessSettings,
     progress: ProgressCallback = null_progress,
     num_workers: int | None = None,
+    earlier: Path | None = None,
 ) -> dict[str, ImageResult]:
-    """Process every job (in `num_workers` processes; 1 = in this process). Returns item_id -> result."""
+    """Process every job (in `num_workers` processes; 1 = in this process). Returns item_id -> result.
+
+    `earlier`: the output folder of an earlier run. An item whose image file is the one that run made its
+    image from, unchanged (same path, size and modification time) and processed with the same settings, gets
+    that image (hard-linked, else copied) instead of being decoded again: a nightly rerun whose interactions
+    changed reads only new and changed images. What each image was made from is in SOURCES_FILE."""
     workers = num_workers or settings.num_workers
     output_dir.mkdir(parents=True, exist_ok=True)
     args = (str(output_dir), settings.max_image_side, settings.jpeg_quality, settings.max_image_pixels)
@@ -240,11 +256,16 @@ def process_images(
     absent = {job.item_id: ImageResult(job.item_id, "missing", detail="file not found", missing_kind="not_found")
               for job in jobs if not job.source}
     jobs = [job for job in jobs if job.source]
-    results: dict[str, ImageResult] = {}
+    results = _reused(jobs, output_dir, list(args[1:]), earlier)
+    jobs = [job for job in jobs if job.item_id not in results]
     total = len(jobs)
     if not total:
-        return absent
-    progress(ProgressEvent("images", 0, total, "Verifying images"))
+        _write_sources(output_dir, list(args[1:]), results)
+        return {**absent, **results}
+    reused = len(results)
+    results = dict(results)
+    description = "Verifying images" + (f" ({reused:,} unchanged since the last run)" if reused else "")
+    progress(ProgressEvent("images", 0, total, description))
     chunks = [jobs[start : start + _CHUNK] for start in range(0, total, _CHUNK)]
     if workers <= 1 or len(chunks) <= 1:
         saved_limit = Image.MAX_IMAGE_PIXELS
@@ -252,7 +273,7 @@ def process_images(
             for chunk in chunks:
                 for result in _process_chunk(chunk, *args):
                     results[result.item_id] = result
-                progress(ProgressEvent("images", len(results), total, "Verifying images"))
+                progress(ProgressEvent("images", len(results) - reused, total, description))
         finally:
             Image.MAX_IMAGE_PIXELS = saved_limit
     else:
@@ -262,13 +283,78 @@ def process_images(
             for future in as_completed(futures):
                 for result in future.result():
                     results[result.item_id] = result
-                progress(ProgressEvent("images", len(results), total, "Verifying images"))
+                progress(ProgressEvent("images", len(results) - reused, total, description))
         finally:
             # On an error or Ctrl-C, queued chunks are dropped instead of finished first.
             pool.shutdown(wait=True, cancel_futures=True)
+    _write_sources(output_dir, list(args[1:]), results)
     os.sync()  # one flush for all written images (see _write_replacing)
-    progress(ProgressEvent("images", total, total, "Verifying images", done=True))
+    progress(ProgressEvent("images", total, total, description, done=True))
     return {**absent, **results}
+
+
+SOURCES_FILE = "sources.json"  # in a processed images folder: what each image was made from, and how
+
+
+def _reused(jobs: Sequence[ImageJob], output_dir: Path, params: list[int], earlier: Path | None
+            ) -> dict[str, ImageResult]:
+    """The results of `jobs` whose image the `earlier` output folder holds, made with `params` from the job's
+    own first file as it is now; each such image is linked (else copied) into `output_dir`."""
+    record = _read_sources(earlier) if earlier is not None else None
+    if not record or record.get("params") != params:
+        return {}
+    made = record.get("items") or {}
+    reused: dict[str, ImageResult] = {}
+    for job in jobs:
+        entry = made.get(job.item_id)
+        if not isinstance(entry, dict) or entry.get("source") != job.source:
+            continue
+        try:
+            if list(_stamp(job.source)) != entry.get("stamp") or not _stays_in_its_folder(job.source):
+                continue
+            previous = Path(earlier) / str(entry["output_name"])
+            if previous.parent != Path(earlier) or not previous.is_file():
+                continue
+            _link_or_copy(previous, output_dir / job.output_name)
+        except (OSError, KeyError, TypeError):
+            continue  # processed anew
+        reused[job.item_id] = ImageResult(job.item_id, "ok", job.output_name, entry.get("fingerprint"),
+                                          int(entry.get("width", 0)), int(entry.get("height", 0)),
+                                          source=job.source, stamp=tuple(entry["stamp"]), reused=True)
+    return reused
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        target.unlink()
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or one without hard links
+        tmp = create_temp_beside(target)
+        try:
+            with open(source, "rb") as read, open(tmp, "wb") as write:
+                write.write(read.read())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+
+def _read_sources(folder: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads((Path(folder) / SOURCES_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _write_sources(output_dir: Path, params: list[int], results: dict[str, ImageResult]) -> None:
+    """SOURCES_FILE of `output_dir`: for each image made, its source file, that file's stamp and the image."""
+    items = {item_id: {"source": result.source, "stamp": list(result.stamp), "output_name": result.output_name,
+                       "fingerprint": result.fingerprint, "width": result.width, "height": result.height}
+             for item_id, result in results.items() if result.status == "ok" and result.stamp is not None}
+    atomic_write_json(Path(output_dir) / SOURCES_FILE, {"params": params, "items": items})
 
 
 def result_as_dict(result: ImageResult) -> dict:

@@ -401,14 +401,17 @@ def _image_report(results: dict, seconds: float, workers: int) -> dict[str, Any]
         shown, text = examples.setdefault(result.status, []), f"{result.item_id}: {result.detail}"
         if len(shown) < 5 and text not in shown:
             shown.append(text)
+    reused = sum(result.reused for result in results.values())
     return {
         "referenced": len(results),
         **counts,
+        "reused": reused,  # of the ok ones: unchanged files, their images taken from the last run
         "missing_kinds": kinds,
         "examples": examples,
         "workers": workers,
         "seconds": round(seconds, 3),
-        "images_per_s": round(len(results) / seconds, 1) if seconds > 0 else None,
+        "images_per_s": round((len(results) - reused) / seconds, 1) if seconds > 0 and len(results) > reused
+        else None,
     }
 
 
@@ -500,7 +503,9 @@ def run_preprocess(
     with staged_folder(processed_dir) as staging:
         jobs, refused, orphans = _image_jobs(items, images_dir, named)
         image_start = time.perf_counter()
-        results = {**process_images(jobs, staging / PROCESSED_IMAGES, settings.preprocess, progress), **refused}
+        # Unchanged image files keep the images the last run made of them (not with --force-reprocess).
+        results = {**process_images(jobs, staging / PROCESSED_IMAGES, settings.preprocess, progress,
+                                    earlier=None if force else processed_dir / PROCESSED_IMAGES), **refused}
         image_seconds = time.perf_counter() - image_start
         ok = [results[i].status == "ok" for i in items["item_id"]]
         if named is None and (note := _unmatched_images_note(items, data_dir / data.images_subdir, sum(ok))):

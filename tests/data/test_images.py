@@ -179,7 +179,7 @@ def test_symlinks_leaving_the_folder_are_refused_unopened(tmp_path, monkeypatch)
         "system": "outside_folder",
         "dangling": "outside_folder",
     }
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["inside.jpg"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["inside.jpg", "sources.json"]
     assert not [path for path in opened if "inside" not in path]
 
 

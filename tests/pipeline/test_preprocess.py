@@ -157,7 +157,7 @@ def test_images_linked_from_outside_the_folder_are_skipped_and_counted(tmp_path)
     report = run_preprocess(_settings(tmp_path)).report
     assert report["images"]["outside_folder"] == 2 and report["images"]["ok"] == 2
     written = sorted(p.name for p in (tmp_path / "processed" / "images").iterdir())
-    assert written == ["i00002.jpg", "i00003.jpg"]
+    assert written == ["i00002.jpg", "i00003.jpg", "sources.json"]
 
 
 def test_images_are_found_whatever_the_case_of_the_extension_and_the_unicode_form(tmp_path):
@@ -555,3 +555,36 @@ def test_abbreviated_counts_are_parsed_and_an_empty_column_is_left_out_with_a_no
     row = load_items(tmp_path / "processed").set_index("item_id")
     assert row.loc["i00000", "view_number"] == 20_100.0 and row.loc["i00002", "view_number"] == 1_500_000.0
     assert row["thumbup_number"].isna().all()
+
+
+def test_a_rerun_keeps_the_images_of_unchanged_files_and_reads_only_the_rest(tmp_path, monkeypatch):
+    """Nightly: new interactions re-verified every image (3,000 items: 6 s a night, growing with the catalogue)."""
+    import os
+
+    from mmrec.data import images as images_module
+
+    raw = tmp_path / "raw"
+    generate_synthetic(raw, users=6, items=6, seed=0)
+    first = run_preprocess(_settings(tmp_path)).report["images"]
+    assert first["ok"] == 6 and first["reused"] == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "processed" / "images").glob("*.jpg")}
+    opened = []
+    real = images_module.load_rgb
+    monkeypatch.setattr(images_module, "load_rgb", lambda path, *a: opened.append(Path(path).name) or real(path, *a))
+    with open(raw / "interactions.csv", "a") as handle:  # tonight's new interaction; no image changed ...
+        handle.write("u_new,i00001,1700000000\n")
+    changed = raw / "images" / "i00002.jpg"  # ... but one, replaced by a new picture
+    Image.new("RGB", (20, 30), (200, 10, 10)).save(changed)
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    second = run_preprocess(_settings(tmp_path)).report["images"]
+    assert opened == ["i00002.jpg"] and second["ok"] == 6 and second["reused"] == 5
+    after = {p.name: p.read_bytes() for p in (tmp_path / "processed" / "images").glob("*.jpg")}
+    assert {n for n in before if before[n] != after[n]} == {"i00002.jpg"}  # the others are the same images
+    items = load_items(tmp_path / "processed").set_index("item_id")
+    assert items.loc["i00002", "image_fingerprint"] != items.loc["i00003", "image_fingerprint"]
+    opened.clear()
+    run_preprocess(_settings(tmp_path, **{"preprocess.max_image_side": 64}), force=False)  # other settings: anew
+    assert len(opened) == 6
+    opened.clear()
+    run_preprocess(_settings(tmp_path, **{"preprocess.max_image_side": 64}), force=True)  # forced: anew
+    assert len(opened) == 6
