@@ -372,9 +372,10 @@ def _share(rows: int, total: int) -> str:
 
 def _missing_time_note(rows: int, total: int) -> str:
     """The note for rows dropped because their timestamp cell is empty."""
-    return (f"{_share(rows, total)} have no timestamp (an empty cell, or NULL/NaN/NA): dropped, since splits by time "
-            "and the recency settings need every row's time. Fill them in, or leave the timestamp column out of the "
-            "file to keep every row and train without times.")
+    return (f"{_share(rows, total)} have no timestamp (an empty cell, NULL/NaN/NA, or a line cut short: one with "
+            "fewer fields than the header leaves its last ones empty): dropped, since splits by time and the recency "
+            "settings need every row's time. Fill them in (or mend the cut lines), or leave the timestamp column out "
+            "of the file to keep every row and train without times.")
 
 
 def _unreadable_note(column: str, raw: pd.Series, rows: pd.Index, total: int, timestamp_format: str | None) -> str:
