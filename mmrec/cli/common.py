@@ -215,8 +215,10 @@ class RichProgress:
         self._progress.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._progress.__exit__(*exc)
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None:  # stopped (Ctrl-C, SIGTERM, an error): its message follows, not a last bar frame
+            self._progress.live.transient = True
+        self._progress.__exit__(exc_type, *exc)
 
     def __call__(self, event: ProgressEvent) -> None:
         if event.message:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from mmrec.cli import common
 from mmrec.errors import ConfigError
 
@@ -67,3 +69,22 @@ def test_a_settings_file_before_and_another_after_the_command_is_refused(tmp_pat
         result = runner.invoke(app, args, terminal_width=300)
         shown = next(line for line in result.output.splitlines() if "model.embedding_dim " in line)
         assert result.exit_code == 0 and "32" in shown and "default" not in shown, result.output
+
+
+def test_a_progress_stopped_by_an_interrupt_leaves_no_last_frame_in_a_log():
+    import io
+
+    import pytest
+    from rich.console import Console
+
+    from mmrec.progress import ProgressEvent
+
+    for stop in (None, KeyboardInterrupt):
+        log = io.StringIO()
+        progress = common.RichProgress(Console(file=log, force_terminal=False, width=120))
+        with pytest.raises(KeyboardInterrupt) if stop else contextlib.nullcontext():
+            with progress:
+                progress(ProgressEvent("epochs", 5, 12, "epochs"))
+                if stop:
+                    raise stop
+        assert ("epochs" in log.getvalue()) is (stop is None)  # a finished run shows its bars, a stopped one none
