@@ -263,7 +263,6 @@ def process_images(
         _write_sources(output_dir, list(args[1:]), results)
         return {**absent, **results}
     reused = len(results)
-    results = dict(results)
     description = "Verifying images" + (f" ({reused:,} unchanged since the last run)" if reused else "")
     progress(ProgressEvent("images", 0, total, description))
     chunks = [jobs[start : start + _CHUNK] for start in range(0, total, _CHUNK)]
