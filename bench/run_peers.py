@@ -56,18 +56,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def pending(runs_dir: Path, systems: list[BenchSystem], protocol: str, variant: str, seed: int,
-            redo: bool) -> tuple[list[BenchSystem], list[str]]:
-    """(systems still to run for this key, names skipped because their result is stored)."""
-    todo, skipped = [], []
+            redo: bool, digest: str | None = None) -> tuple[list[BenchSystem], list[str], list[str], list[str]]:
+    """(systems still to run for this key, names skipped because their result is stored on split files with
+    sha256 `digest`, names whose stored result was made on other split files (run again), names that do not
+    run this protocol)."""
+    todo, skipped, stale, not_run = [], [], [], []
     for system in systems:
         if (protocol == "coldstart" and not system.cold_capable) or (
                 system.protocols is not None and protocol not in system.protocols):
+            not_run.append(system.name)
             continue
-        if not redo and is_done(runs_dir, RunKey(protocol, variant, seed, system.name)):
+        key = RunKey(protocol, variant, seed, system.name)
+        if not redo and is_done(runs_dir, key, digest):
             skipped.append(system.name)
         else:
+            if not redo and is_done(runs_dir, key):
+                stale.append(system.name)
             todo.append(system)
-    return todo, skipped
+    return todo, skipped, stale, not_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,13 +85,34 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.only_merge:
         run_matrix(args, layout, log)
-    runs = load_runs(layout.runs_dir)
+    runs = current_runs(layout, load_runs(layout.runs_dir), log)
     if not runs:
         log(f"no stored results under {layout.runs_dir}")
         return 0
     for path in write_reports(layout.report_dir, runs):
         log(f"wrote {path}")
     return 0
+
+
+def current_runs(layout: Layout, runs: list, log) -> list:
+    """The stored results the tables are made of: those made on the split files in the work dir, or that cannot
+    be checked (no split folder there: e.g. the committed results in a fresh clone). A result of other files
+    (another dataset under this name, another split) is left out, with a line saying so."""
+    digests: dict[Path, str] = {}
+    kept, left_out = [], []
+    for run in runs:
+        folder = layout.split_root(run.key.variant, run.key.seed) / run.key.protocol
+        if not (folder / "train.csv").is_file():
+            kept.append(run)
+            continue
+        if folder not in digests:
+            digests[folder] = split_digest(folder)
+        (kept if run.context.get("split_sha256") == digests[folder] else left_out).append(run)
+    if left_out:
+        shown = ", ".join(f"{r.key.protocol}/{r.key.variant}/seed {r.key.seed}/{r.key.system}" for r in left_out[:4])
+        log(f"left out of the tables: {len(left_out)} stored result(s) made on other split files than those under "
+            f"{layout.workdir / layout.dataset} (e.g. {shown}); rerun them with these files")
+    return kept
 
 
 def run_matrix(args: argparse.Namespace, layout: Layout, log) -> None:
@@ -121,10 +148,19 @@ def run_matrix(args: argparse.Namespace, layout: Layout, log) -> None:
             folders = {p: write_protocol(dataset.positives, p, split_root, seed=seed) for p in args.protocols}
             check = None
             for protocol, folder in folders.items():
-                todo, skipped = pending(layout.runs_dir, chosen, protocol, variant, seed, args.redo)
-                if skipped:
-                    log(f"[{protocol}/{variant}/seed {seed}] stored, skipped: {', '.join(skipped)}")
                 digest = split_digest(folder)
+                todo, skipped, stale, not_run = pending(layout.runs_dir, chosen, protocol, variant, seed, args.redo,
+                                                        digest)
+                where = f"[{protocol}/{variant}/seed {seed}]"
+                if skipped:
+                    log(f"{where} stored, skipped: {', '.join(skipped)}")
+                if stale:
+                    log(f"{where} stored results made on other split files (another dataset under this name, or "
+                        f"another split), run again: {', '.join(stale)}")
+                if not_run and args.systems:
+                    log(f"{where} not run on this protocol: {', '.join(not_run)} ("
+                        + ("coldstart needs systems that score items without interactions" if protocol == "coldstart"
+                           else "each runs only on the protocols it is made for") + ")")
                 if not args.redo:
                     todo = [s for s in todo if not _reuse(layout, s, RunKey(protocol, variant, seed, s.name), digest,
                                                           dataset.describe(), log)]

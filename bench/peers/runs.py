@@ -1,7 +1,8 @@
 """One JSON file per finished (protocol, text variant, seed, system) result, so a run can resume.
 
 Each file is written atomically as soon as its system finishes; a rerun skips the keys whose file
-exists (unless asked to redo them) and the tables are rebuilt from every file present.
+exists and was made on the same split files (sha256 recorded; unless asked to redo them), and the tables are
+rebuilt from every file present whose split files are these (or cannot be checked: no split folder here).
 """
 
 from __future__ import annotations
@@ -40,8 +41,20 @@ class StoredRun:
     result: SystemResult
 
 
-def is_done(runs_dir: Path, key: RunKey) -> bool:
-    return key.path(runs_dir).is_file()
+def stored_digest(runs_dir: Path, key: RunKey) -> str | None:
+    """The split digest (context["split_sha256"]) `key`'s stored result was made on; None without a readable one."""
+    try:
+        return json.loads(key.path(runs_dir).read_text())["context"].get("split_sha256")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def is_done(runs_dir: Path, key: RunKey, digest: str | None = None) -> bool:
+    """Whether `key` has a stored result, made on split files with sha256 `digest` when one is given: a result of
+    other files (another dataset in a folder of the same name, another split) is no result of these."""
+    if not key.path(runs_dir).is_file():
+        return False
+    return digest is None or stored_digest(runs_dir, key) == digest
 
 
 def save_run(runs_dir: Path, key: RunKey, result: SystemResult, context: dict[str, Any]) -> Path:
@@ -65,10 +78,10 @@ def reusable_run(runs_dir: Path, key: RunKey, variants: tuple[str, ...], digest:
     their result on the same split files is the same under every variant."""
     for variant in variants:
         other = RunKey(key.protocol, variant, key.seed, key.system)
-        if variant == key.variant or not is_done(runs_dir, other):
+        if variant == key.variant or not is_done(runs_dir, other, digest):
             continue
         payload = json.loads(other.path(runs_dir).read_text())
-        if payload["context"].get("split_sha256") == digest and "reused_from" not in payload["context"]:
+        if "reused_from" not in payload["context"]:
             return StoredRun(other, payload["context"], SystemResult(**payload["result"]))
     return None
 

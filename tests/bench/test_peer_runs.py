@@ -175,3 +175,26 @@ def test_table_header_says_when_items_had_no_poster():
     header = _header([run("no-tags", 1008), run("tags", 0)])
     assert header["data"] == ["MovieLens x, text variant `no-tags`; 1008 items without a poster (their image "
                               "features are zeros)", "MovieLens x, text variant `tags`"]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_stored_results_of_other_data_under_the_same_name_are_run_again_not_reused(tmp_path, fake_features, capsys):
+    """A researcher's own ml-100k in a folder named like the committed one: the committed results were skipped as
+    done and merged into the tables (they were made on other split files)."""
+    pytest.importorskip("cornac")
+    theirs = write_ml100k(tmp_path / "theirs" / "ml-100k", n_users=30, n_items=80, density=0.3)
+    args = ["--data-dir", str(theirs), "--workdir", str(tmp_path / "work_theirs"), "--results-dir",
+            str(tmp_path / "results"), "--protocols", "random", "--systems", "MostPop", "--seeds", "0"]
+    assert main(args) == 0
+    stored = tmp_path / "results" / "ml-100k" / "runs" / "no-tags" / "seed0" / "random" / "MostPop.json"
+    first = json.loads(stored.read_text())
+    ours = write_ml100k(tmp_path / "ours" / "ml-100k", n_users=40, n_items=90, density=0.25, seed=5)
+    capsys.readouterr()
+    assert main(["--data-dir", str(ours), "--workdir", str(tmp_path / "work_ours"), *args[4:]]) == 0
+    out = capsys.readouterr().out
+    assert "stored results made on other split files" in out and "run again: MostPop" in out
+    again = json.loads(stored.read_text())
+    assert again["context"]["split_sha256"] != first["context"]["split_sha256"]
+    # Merging in their work dir now leaves the result of our files out of their tables, and says so.
+    assert main([*args, "--only-merge"]) == 0
+    assert "left out of the tables: 1 stored result(s) made on other split files" in capsys.readouterr().out
