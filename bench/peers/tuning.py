@@ -91,6 +91,8 @@ def tune_and_test(system: BenchSystem, split: Split, ctx: Context,
     if len(system.grid) > MAX_CONFIGS:
         raise ValueError(f"{system.name}: grid of {len(system.grid)} configs exceeds the budget of {MAX_CONFIGS}")
     records = _load_partial(partial, system.grid)  # {grid index: its validation record}
+    if system.prepare is not None:  # untimed, as the peers' cached features
+        system.prepare(split, ctx)
     best_index, best_scorer = None, None  # the scorer is None when an earlier process validated the config
     for index, config in enumerate(system.grid):
         scorer = None

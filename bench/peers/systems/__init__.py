@@ -45,6 +45,9 @@ class BenchSystem:
     reads_text: bool = True
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # One-off work before the grid, untimed like the peers' cached image/text features (mmrec: its import,
+    # preprocess and feature store): no config's fit time includes it.
+    prepare: Callable[[Split, Context], Any] | None = None
 
 
 def all_systems() -> list[BenchSystem]:

@@ -212,11 +212,13 @@ def systems() -> list[BenchSystem]:
     return [
         BenchSystem("mmrec-multimodal", "mmrec", MULTIMODAL_GRID, fit_multimodal, cold_capable=True,
                     notes="two-tower (EfficientNet-Lite0 + MiniLM + year, id dropout) blended with the item-item model "
-                          "(EASE + image/text side information); early stopping and blend weight on val"),
+                          "(EASE + image/text side information); early stopping and blend weight on val",
+                    prepare=prepare_inputs),
         BenchSystem("mmrec-tuned", "mmrec", [{}], fit_tuned, cold_capable=True,
                     notes="the same model tuned by `mmrec tune` (6 Optuna trials over its default search space, "
                           "median pruning) on validation; the dataset picks the settings; the selected trial is "
-                          "the fastest within one paired standard error of the best"),
+                          "the fastest within one paired standard error of the best",
+                    prepare=prepare_inputs),
         BenchSystem("mmrec-popularity", "mmrec", [{}], _baseline("popularity"), reads_text=False),
         BenchSystem("mmrec-item_knn", "mmrec", knn_grid, _baseline("item_knn"), notes="cosine with shrinkage",
                     reads_text=False),
