@@ -30,6 +30,7 @@ from bench.peers.protocols import PROTOCOLS, load_split, write_protocol
 from bench.peers.report import machine_info, write_reports
 from bench.peers.runs import RunKey, is_done, load_runs, reusable_run, save_run, split_digest
 from bench.peers.systems import BenchSystem, Context, all_systems
+from mmrec.errors import ConfigError, DataError
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "movielens-small-posters"
 
@@ -77,14 +78,47 @@ def pending(runs_dir: Path, systems: list[BenchSystem], protocol: str, variant: 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run and report; a user error (a wrong --data-dir, an unknown system, a damaged stored result) is one
+    message and exit 2, as in the mmrec CLI; Ctrl-C or SIGTERM says what was kept, rebuilds the tables from it
+    and exits 130 / 143."""
+    from mmrec.cli.app import Terminated, terminate_as_interrupt
+    from mmrec.errors import MmrecError
+
     args = parse_args(argv)
-    layout = Layout(args.workdir.resolve(), args.results_dir.resolve(), dataset_name(args.data_dir))
+    terminate_as_interrupt()
+    layout = None
+    try:
+        if not args.data_dir.is_dir():
+            raise DataError(f"--data-dir {args.data_dir} is not a folder",
+                            hint="pass a MovieLens folder: ml-latest (ratings.csv, movies.csv) or ml-100k (u.data, "
+                                 "u.item)")
+        layout = Layout(args.workdir.resolve(), args.results_dir.resolve(), dataset_name(args.data_dir))
+        if not args.only_merge:
+            run_matrix(args, layout, _log)
+        return merge(layout, _log)
+    except MmrecError as error:
+        print(f"error: {error.message}" + (f"\nhint: {error.hint}" if error.hint else ""), file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt as stop:
+        code = stop.exit_code if isinstance(stop, Terminated) else 130
+        if layout is None:
+            return code
+        _log(f"interrupted: every result finished so far is stored under {layout.runs_dir} (a system's grid keeps "
+             "each validated config in <system>.partial); run the same command again to go on, finished systems "
+             "are skipped. The tables are rebuilt from what is stored:")
+        try:
+            merge(layout, _log)
+        except (MmrecError, KeyboardInterrupt):
+            pass
+        return code
 
-    def log(message: str) -> None:
-        print(message, flush=True)
 
-    if not args.only_merge:
-        run_matrix(args, layout, log)
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def merge(layout: Layout, log) -> int:
+    """The tables from every stored result of these split files (`current_runs`)."""
     runs = current_runs(layout, load_runs(layout.runs_dir), log)
     if not runs:
         log(f"no stored results under {layout.runs_dir}")
@@ -130,7 +164,12 @@ def run_matrix(args: argparse.Namespace, layout: Layout, log) -> None:
     available = all_systems()
     unknown = set(args.systems or []) - {s.name for s in available}
     if unknown:
-        raise SystemExit(f"unknown --systems {sorted(unknown)}; available: {[s.name for s in available]}")
+        from bench.peers.systems.cornac_deep import unavailable
+
+        cannot = {name: why for name, why in unavailable().items() if name in unknown}
+        said = [f"unknown --systems {sorted(unknown - set(cannot))}"] if unknown - set(cannot) else []
+        said += [f"{name} cannot run here ({why})" for name, why in cannot.items()]
+        raise ConfigError("; ".join(said), hint=f"available: {', '.join(s.name for s in available)}")
     if not any(s.library == "mmrec" for s in available):
         log("mmrec systems unavailable (mmrec.pipeline.train / mmrec.recommenders.multimodal not importable)")
     chosen = [s for s in available if args.systems is None or s.name in args.systems]

@@ -135,7 +135,8 @@ def load_split(folder: str | Path) -> Split:
     """Read {train,val,test}.csv + meta.json written by `write_protocol`."""
     folder = Path(folder)
     if not (folder / "meta.json").is_file():
-        raise SplitError(f"no split files in {folder}", hint="run bench/run_peers.py without --skip-split")
+        raise SplitError(f"no split files in {folder}", hint="run bench/run_peers.py for this protocol and seed first: "
+                         "it writes them")
     meta = json.loads((folder / "meta.json").read_text())
     users, items = meta["users"], meta["items"]
     user_index = {u: i for i, u in enumerate(users)}

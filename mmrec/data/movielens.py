@@ -209,11 +209,11 @@ def detect_flavour(src: Path) -> str:
             return flavour
     if not src.is_dir():
         raise DataError(f"{src} is a file, not a MovieLens folder." if src.exists() else f"{src} does not exist.",
-                        hint="Point SRC at the folder unpacked from the MovieLens zip (e.g. ml-latest-small/).")
+                        hint="Name the folder unpacked from the MovieLens zip (e.g. ml-latest-small/).")
     present = ", ".join(sorted(p.name for p in src.iterdir())[:15])
     raise DataError(
         f"{src} is not a MovieLens folder (found: {present}).",
-        hint="Point SRC at ml-latest-small / ml-20m / ml-25m (ratings.csv, movies.csv[, tags.csv]), "
+        hint="Name a MovieLens folder: ml-latest-small / ml-20m / ml-25m (ratings.csv, movies.csv[, tags.csv]), "
         "ml-1m / ml-10m (ratings.dat, movies.dat[, tags.dat]) or ml-100k (u.data, u.item).",
     )
 

@@ -198,3 +198,32 @@ def test_stored_results_of_other_data_under_the_same_name_are_run_again_not_reus
     # Merging in their work dir now leaves the result of our files out of their tables, and says so.
     assert main([*args, "--only-merge"]) == 0
     assert "left out of the tables: 1 stored result(s) made on other split files" in capsys.readouterr().out
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_user_errors_are_one_message_and_an_interrupt_keeps_and_tables_what_finished(tmp_path, monkeypatch,
+                                                                                     fake_features, capsys):
+    pytest.importorskip("cornac")
+    data = write_ml100k(tmp_path / "ml-100k", n_users=30, n_items=80, density=0.3)
+    args = _args(tmp_path, data)
+    assert main(["--data-dir", str(tmp_path / "nope"), *args[2:]]) == 2
+    assert main([*args[:8], "--systems", "EASY"]) == 2
+    assert main([*args, "--text-variants", "tags"]) == 2  # ml-100k has no tags
+    err = capsys.readouterr().err
+    assert "is not a folder" in err and "unknown --systems ['EASY']" in err and "has no tags file" in err
+    assert "Traceback" not in err
+    real = tuning.tune_and_test
+    calls = []
+
+    def stopped_on_the_second(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(tuning, "tune_and_test", stopped_on_the_second)
+    assert main(args) == 130
+    out = capsys.readouterr().out
+    assert "interrupted: every result finished so far is stored" in out and "run the same command again" in out
+    table = (tmp_path / "results" / "ml-100k" / "peers_random.md").read_text()  # rebuilt from what finished
+    assert "| no-tags | MostPop | cornac | 0 |" in table and "Random" not in table
