@@ -44,10 +44,11 @@ def machine_info() -> dict[str, Any]:
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
+def _mean_std(values: list[float]) -> tuple[float, float | None]:
+    """(mean, sample std); the std is None for one value (no spread to measure, not a spread of 0)."""
     n = len(values)
     mean = sum(values) / n
-    std = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0
+    std = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else None
     return mean, std
 
 
@@ -181,7 +182,7 @@ def plot(protocol: str, summary: dict[str, Any]) -> bytes:
     for axis, variant in zip(axes[0], variants):
         rows = [r for r in summary["rows"] if r["variant"] == variant]
         x = range(len(rows))
-        axis.bar(list(x), [r["mean"]["ndcg@10"] for r in rows], yerr=[r["std"]["ndcg@10"] for r in rows],
+        axis.bar(list(x), [r["mean"]["ndcg@10"] for r in rows], yerr=[r["std"]["ndcg@10"] or 0.0 for r in rows],
                  color=["tab:red" if r["system"] in MMREC_SYSTEMS else "tab:blue" for r in rows])
         axis.set_xticks(list(x), [r["system"] for r in rows], rotation=40, ha="right")
         axis.set_title(f"{protocol}, text {variant}: test NDCG@10 (mean ± std over seeds)")

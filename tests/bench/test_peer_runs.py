@@ -227,3 +227,5 @@ def test_user_errors_are_one_message_and_an_interrupt_keeps_and_tables_what_fini
     assert "interrupted: every result finished so far is stored" in out and "run the same command again" in out
     table = (tmp_path / "results" / "ml-100k" / "peers_random.md").read_text()  # rebuilt from what finished
     assert "| no-tags | MostPop | cornac | 0 |" in table and "Random" not in table
+    rows = json.loads((tmp_path / "results" / "ml-100k" / "peers_random.json").read_text())["rows"]
+    assert [row["std"]["ndcg@10"] for row in rows] == [None]  # one seed: no spread measured (was 0.0)
