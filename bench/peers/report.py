@@ -67,6 +67,12 @@ def summarize(runs: list[StoredRun]) -> dict[str, Any]:
             row["mean"][metric], row["std"][metric] = _mean_std([r.result.test[metric] for r in members])
         for cost in ("fit_s", "score_s", "tune_s", "peak_rss_mib"):
             row[cost] = _mean_std([getattr(r.result, cost) for r in members])[0]
+        # The configs tried and each one's validation NDCG@10 (mean over the seeds; the best is the one tested).
+        grids = [r.result.grid for r in members]
+        row["grid"] = grids[0] if all(g == grids[0] for g in grids) else None
+        scores = [r.result.val_per_config for r in members]
+        row["val_per_config"] = ([sum(v) / len(v) for v in zip(*scores)]
+                                 if row["grid"] and all(len(v) == len(row["grid"]) for v in scores) else None)
         rows.append(row)
     rows.sort(key=lambda r: (r["variant"], -r["mean"]["ndcg@10"], r["system"]))
     variants = sorted({r["variant"] for r in rows})
@@ -160,6 +166,15 @@ def markdown_table(protocol: str, summary: dict[str, Any], header: dict[str, Any
         cells += [f"{r['fit_s']:.1f}", f"{r['tune_s']:.0f}", f"{r['score_s']:.2f}", f"{r['peak_rss_mib']:.0f}", configs]
         lines.append(f"| {r['variant']} | {r['system']} | {r['library']} | {','.join(map(str, r['seeds']))} | "
                      + " | ".join(cells) + " |")
+    lines += ["", "## Configs tried (validation only: each seed tests the config with the best validation NDCG@10)", "",
+              "| variant | system | configs | validation NDCG@10 per config (mean over the seeds) |", "|---|---|---|---|"]
+    for r in rows:
+        if r.get("grid") is None:
+            tried = "differs between seeds (see the JSON)"
+        else:
+            values = r.get("val_per_config") or [None] * len(r["grid"])
+            tried = "; ".join(f"{_fmt_config(c)}: {'-' if v is None else f'{v:.4f}'}" for c, v in zip(r["grid"], values))
+        lines.append(f"| {r['variant']} | {r['system']} | {len(r['grid'] or [])} | {tried} |")
     lines += ["", "fit s = wall seconds of the selected config's fit; tune s = the whole search on validation (every config's",
               "fit + validation; `mmrec tune`'s whole study for mmrec-tuned); score s = scoring + ranking all test users once;",
               "peak MiB = peak process RSS above the pre-fit RSS during that fit and the test scoring (psutil, 5 ms);",

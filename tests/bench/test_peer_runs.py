@@ -229,3 +229,6 @@ def test_user_errors_are_one_message_and_an_interrupt_keeps_and_tables_what_fini
     assert "| no-tags | MostPop | cornac | 0 |" in table and "Random" not in table
     rows = json.loads((tmp_path / "results" / "ml-100k" / "peers_random.json").read_text())["rows"]
     assert [row["std"]["ndcg@10"] for row in rows] == [None]  # one seed: no spread measured (was 0.0)
+    assert "## Configs tried (validation only" in table  # each config's validation NDCG@10, not only the winner
+    tried = next(line for line in table.splitlines() if line.startswith("| no-tags | MostPop | 1 |"))
+    assert f"{rows[0]['val_per_config'][0]:.4f}" in tried
