@@ -151,7 +151,7 @@ def markdown_table(protocol: str, summary: dict[str, Any], header: dict[str, Any
                      f"{c['best_peer']} | {c['peer_ndcg@10']:.4f} | "
                      f"{ratio} | {c['mmrec_recall@20']:.4f} | {c['best_peer_recall@20']} | "
                      f"{c['peer_recall@20']:.4f} | {tests} | {pooled} |")
-    cols = [HEADERS[m] for m in REPORTED] + ["fit s", "tune s", "score s", "peak MiB", "best config per seed"]
+    cols = [HEADERS[m] for m in REPORTED] + ["fit s", "tune s", "score s", "RSS growth MiB", "best config per seed"]
     lines += ["", "## All systems (mean ± std over the seeds each ran on)", "",
               "| variant | system | library | seeds | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 4)]
     rows = summary["rows"]
@@ -177,7 +177,9 @@ def markdown_table(protocol: str, summary: dict[str, Any], header: dict[str, Any
         lines.append(f"| {r['variant']} | {r['system']} | {len(r['grid'] or [])} | {tried} |")
     lines += ["", "fit s = wall seconds of the selected config's fit; tune s = the whole search on validation (every config's",
               "fit + validation; `mmrec tune`'s whole study for mmrec-tuned); score s = scoring + ranking all test users once;",
-              "peak MiB = peak process RSS above the pre-fit RSS during that fit and the test scoring (psutil, 5 ms);",
+              "RSS growth MiB = peak process RSS above the pre-fit RSS during that fit and the test scoring (psutil, 5 ms):",
+              "a lower bound, since memory the process holds from the systems before it is reused uncounted (one process",
+              "runs them all);",
               "all are means over seeds. Best mean per metric and variant in bold. Metrics:",
               "mmrec.evaluation.full_ranking (checked against Cornac). Wilcoxon: two-sided, scipy.stats.wilcoxon;",
               "pooled: one test over each user's NDCG@10 averaged over the seeds, alike for both systems",
