@@ -213,6 +213,9 @@ def _file_order_gate(trainer: Trainer, base: Scorer, candidates: dict[float, Ite
     leading = [h for h in halflives[1:]
                if _value(per_halflife[h][1], monitor) > _value(per_halflife[first][1], monitor)]
     if not leading:  # the order adds nothing on validation: it is not used
+        notes.append(f"The training interactions have no timestamp column, so each user's items are in the order the "
+                     f"file lists them: no recency half-life led validation {monitor} over every item counting alike "
+                     "(half-life 0), so that order is not used.")
         return (first,)
     (_, first_users), *results = trainer.validate_paired([blended(first), *(blended(h) for h in leading)])
     gains = {h: paired_gain_se(per_user, first_users) if per_user is not None and first_users is not None else None

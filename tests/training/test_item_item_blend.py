@@ -327,3 +327,5 @@ def test_without_timestamps_a_recency_half_life_must_clear_validation_noise(tmp_
             assert max(grid.values()) == ordered["monitored"] > chosen["monitored"]
         else:  # a file in random order: its order is noise, and no half-life is trusted
             assert chosen["halflife"] == 0.0
+            assert any("no timestamp column" in note and "half-life" in note and "not used" in note
+                       for note in result.notes), result.notes  # whichever way it went, a note says so
