@@ -77,7 +77,7 @@ def precompute(
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 draws progress and the summary
         run_cache_precompute(settings, test=test, force=force, max_items=max_items)
         return
-    with kept_on_interrupt(*cache_interrupted(settings)), RichProgress() as progress:
+    with kept_on_interrupt(*cache_interrupted(settings, config or state(ctx).config)), RichProgress() as progress:
         result = run_cache_precompute(settings, test=test, force=force, max_items=max_items, progress=progress)
     report = result.report
     ranks = f", {result.world_size} processes" if result.world_size > 1 else ""

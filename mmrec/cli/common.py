@@ -169,11 +169,13 @@ def _rate(done: float, elapsed: float) -> str:
     return f"{per_s:,.1f}/s" if per_s >= 1 else f"{elapsed / done:,.0f} s each"
 
 
-def cache_interrupted(settings: Settings) -> tuple[str, str]:
-    """(message, hint) of an interrupted feature caching: what the store keeps."""
+def cache_interrupted(settings: Settings, config: Path | None = None) -> tuple[str, str]:
+    """(message, hint) of an interrupted feature caching: what the store keeps, and the command that goes on
+    (with the settings file `config` the stopped command read)."""
     folder = Path(settings.paths.cache_dir) / settings.features.combo
+    command = "mmrec cache precompute" + (f" -c {config}" if config else "")
     return (f"Feature caching was interrupted: the vectors computed so far are kept in {folder}.",
-            "Run `mmrec cache precompute` (with the same settings) to continue from them.")
+            f"Run `{command}` (with any other settings the stopped command was given) to continue from them.")
 
 
 @contextlib.contextmanager

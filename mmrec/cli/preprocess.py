@@ -134,7 +134,7 @@ def preprocess(
     from mmrec.pipeline.cache import run_cache_precompute  # the features layer; imported only when caching
 
     try:
-        with kept_on_interrupt(*cache_interrupted(settings)), RichProgress() as progress:
+        with kept_on_interrupt(*cache_interrupted(settings, config or state(ctx).config)), RichProgress() as progress:
             cached = run_cache_precompute(settings, progress=progress)
     except BusyError as busy:  # the tables are done; the other run fills the same store
         console.print(f"[yellow]Feature caching skipped: {busy.message} Its vectors serve this catalogue; run `mmrec "

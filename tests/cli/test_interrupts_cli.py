@@ -35,7 +35,8 @@ def test_an_interrupted_command_says_what_it_kept(config, tmp_path, monkeypatch,
     result = runner.invoke(app, command, terminal_width=400)
     flat = " ".join(result.output.replace("│", " ").split())
     assert result.exit_code == 130, result.output
-    hint = "Run `mmrec cache precompute` (with the same settings)" if module == "cache" else "Run the same command again"
+    hint = (f"Run `mmrec cache precompute -c {config}`" if module == "cache"  # a command to paste as it is
+            else "Run the same command again")
     assert said.format(tmp=tmp) in flat and hint in flat
     assert "Interrupted (Ctrl-C)" not in flat and "Traceback" not in result.output
 
