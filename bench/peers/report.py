@@ -167,19 +167,21 @@ def markdown_table(protocol: str, summary: dict[str, Any], header: dict[str, Any
         lines.append(f"| {r['variant']} | {r['system']} | {r['library']} | {','.join(map(str, r['seeds']))} | "
                      + " | ".join(cells) + " |")
     lines += ["", "## Configs tried (validation only: each seed tests the config with the best validation NDCG@10)", "",
-              "| variant | system | configs | validation NDCG@10 per config (mean over the seeds) |", "|---|---|---|---|"]
+              "| variant | system | configs | validation NDCG@10 per config (mean over the seeds) |",
+              "|---|---|---|---|"]
     for r in rows:
         if r.get("grid") is None:
             tried = "differs between seeds (see the JSON)"
         else:
             values = r.get("val_per_config") or [None] * len(r["grid"])
-            tried = "; ".join(f"{_fmt_config(c)}: {'-' if v is None else f'{v:.4f}'}" for c, v in zip(r["grid"], values))
+            tried = "; ".join(f"{_fmt_config(c)}: {'-' if v is None else f'{v:.4f}'}"
+                              for c, v in zip(r["grid"], values))
         lines.append(f"| {r['variant']} | {r['system']} | {len(r['grid'] or [])} | {tried} |")
     lines += ["", "fit s = wall seconds of the selected config's fit; tune s = the whole search on validation (every config's",
               "fit + validation; `mmrec tune`'s whole study for mmrec-tuned); score s = scoring + ranking all test users once;",
-              "RSS growth MiB = peak process RSS above the pre-fit RSS during that fit and the test scoring (psutil, 5 ms):",
-              "a lower bound, since memory the process holds from the systems before it is reused uncounted (one process",
-              "runs them all);",
+              "RSS growth MiB = peak process RSS above the pre-fit RSS during that fit and the test scoring",
+              "(psutil, 5 ms): a lower bound, since memory the process holds from the systems before it is reused",
+              "uncounted (one process runs them all);",
               "all are means over seeds. Best mean per metric and variant in bold. Metrics:",
               "mmrec.evaluation.full_ranking (checked against Cornac). Wilcoxon: two-sided, scipy.stats.wilcoxon;",
               "pooled: one test over each user's NDCG@10 averaged over the seeds, alike for both systems",

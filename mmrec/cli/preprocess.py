@@ -31,7 +31,7 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
     table.add_row("items", "kept", f"{items['kept']:,}", "")
     table.add_row("items", "without interactions (cold)", f"{items['without_interactions']:,}", "")
     images = report["images"]
-    no_folder = images.get("folder_exists") is False and not images.get("ok")  # no advice per id: the folder lacks
+    no_folder = images.get("folder_exists") is False and not images.get("ok")  # one note, no advice per item id
     for status in IMAGE_STATUSES:
         if images.get(status) or status == "ok":
             style = "" if status == "ok" else "[yellow]"

@@ -101,7 +101,8 @@ def test_an_empty_timestamp_is_its_own_drop_reason_with_its_own_advice():
                    ("user_id", "item_id", "timestamp"))
     assert clean_interactions(markers, {"a", "b"}, PreprocessSettings())[1].dropped == {"missing_timestamp": 3}
     missing, unreadable = report.notes
-    assert missing.startswith("3 of the 9 rows (33%) have no timestamp (an empty cell, NULL/NaN/NA, or a line cut short")
+    assert missing.startswith("3 of the 9 rows (33%) have no timestamp (an empty cell, NULL/NaN/NA, or a line cut "
+                              "short")
     assert "leave the timestamp column out" in missing and "timestamp_format" not in missing
     assert unreadable.startswith("1 of the 9 rows (11%) have a timestamp that cannot be read") and "'soon'" in unreadable
     # Mostly empty: the remnant is refused, and the error says the column is empty, not that its dates are unread.
