@@ -6,7 +6,6 @@ import contextlib
 import ctypes
 import hashlib
 import io
-import json
 import os
 import signal
 import sys
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mmrec.fileio import atomic_write_json, create_temp_beside, process_alive
+from mmrec.fileio import atomic_write_json, create_temp_beside, process_alive, read_json
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import PreprocessSettings
 
@@ -329,20 +328,12 @@ def _link_or_copy(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
     except OSError:  # another file system, or one without hard links
-        tmp = create_temp_beside(target)
-        try:
-            with open(source, "rb") as read, open(tmp, "wb") as write:
-                write.write(read.read())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        _write_replacing(target, source.read_bytes())
 
 
 def _read_sources(folder: Path) -> dict[str, Any] | None:
     try:
-        record = json.loads((Path(folder) / SOURCES_FILE).read_text(encoding="utf-8"))
+        record = read_json(Path(folder) / SOURCES_FILE)
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None

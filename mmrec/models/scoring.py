@@ -20,7 +20,7 @@ import torch
 
 from mmrec.models.content_profile import ContentProfileModel
 from mmrec.models.inputs import ItemInputs
-from mmrec.models.item_item import ItemItemModel, standardize
+from mmrec.models.item_item import ItemItemModel, centred_std, standardize
 from mmrec.models.trend import TrendModel
 from mmrec.models.two_tower import TwoTowerModel
 
@@ -154,15 +154,14 @@ class Scorer:
     def shares(self, user_idx: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> dict[str, torch.Tensor]:
         """{component: [b, c]} each component's part of the scores at catalogue columns [b, c]: 'two_tower', then
         the names of `components()`. Every step of the blend is an affine map of a row (weights, then a
-        re-standardization), so a column's score is the sum of its parts plus a per-user constant: the largest
-        part says which component put the item where it is (explanations; users served `fallback` excluded)."""
+        re-standardization of rows already centred), so a column's score is the sum of its parts: the largest part
+        says which component put the item where it is (explanations; users served `fallback` excluded)."""
         columns = torch.as_tensor(columns, dtype=torch.long, device=self.device)
         rows = torch.as_tensor(rows, device=self.device)
         with _fp32_eval(self.model, self.device):
             scores = self.model.scores(self.user_vectors(user_idx, rows), self.item_vectors).float()
         if not self.blended:
             return {"two_tower": scores.gather(1, columns)}
-        n = scores.shape[1]
         parts = {"two_tower": standardize(scores, inplace=True)}
         scale = {"two_tower": torch.ones(len(rows), 1, device=self.device)}
         steps = self.components()
@@ -173,9 +172,8 @@ class Scorer:
             scale[name] = torch.full((len(rows), 1), weight, device=self.device)
             blended = torch.mul(blended, 1.0 - weight).add_(parts[name], alpha=weight)
             if step < len(steps) - 1:  # re-standardized as score_variants does: the parts scale alike
-                centred = blended - blended.mean(dim=1, keepdim=True)
-                std = torch.linalg.vector_norm(centred, dim=1, keepdim=True).div_(max(n - 1, 1) ** 0.5)
-                blended = centred.div_(std.clamp_min_(1e-8))
+                std = centred_std(blended)  # every part is centred, so their weighted sum is too
+                blended = blended.div_(std)
                 scale = {key: value / std for key, value in scale.items()}
         return {key: scale[key] * part.gather(1, columns) for key, part in parts.items()}
 

@@ -238,3 +238,22 @@ def test_image_workers_die_with_a_killed_parent(tmp_path):
     for pid in alive:  # do not leave them behind if the assertion fails
         os.kill(pid, signal.SIGKILL)
     assert not alive, f"image workers {alive} outlived their killed parent"
+
+
+def test_an_earlier_image_is_copied_where_hard_links_fail(tmp_path, monkeypatch):
+    from mmrec.data import images as images_module
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.new("RGB", (20, 20), (0, 90, 0)).save(folder / "a.jpg")
+    jobs = [ImageJob("a", str(folder / "a.jpg"), "a.jpg")]
+    first = process_images(jobs, tmp_path / "run1", PreprocessSettings(num_workers=1))
+
+    def no_links(*args):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(images_module.os, "link", no_links)
+    again = process_images(jobs, tmp_path / "run2", PreprocessSettings(num_workers=1), earlier=tmp_path / "run1")
+    assert again["a"].reused and again["a"].fingerprint == first["a"].fingerprint
+    assert (tmp_path / "run2" / "a.jpg").read_bytes() == (tmp_path / "run1" / "a.jpg").read_bytes()
+    assert (tmp_path / "run2" / "a.jpg").stat().st_ino != (tmp_path / "run1" / "a.jpg").stat().st_ino  # a copy
