@@ -6,11 +6,14 @@ A crash mid-write leaves the previous file intact, never a truncated one.
 
 from __future__ import annotations
 
+import bz2
 import codecs
 import contextlib
 import glob
+import gzip
 import hashlib
 import json
+import lzma
 import os
 import re
 import secrets
@@ -19,7 +22,7 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from mmrec.errors import BusyError, ConfigError, DataError, MmrecError
 
@@ -137,14 +140,36 @@ _RESAVE_AS_UTF8 = ("Re-save it as UTF-8: choose that encoding when saving (Excel
 
 
 CSV_SEPARATORS = ",\t;|"
+# Compressed text tables are read as such whatever their name says (interactions.csv.gz, or a .csv that is one).
+_COMPRESSION_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
+_OPENERS = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}
+# What a damaged compressed file raises while it is read (gzip: BadGzipFile is an OSError, a cut file EOFError).
+DECOMPRESSION_ERRORS = (OSError, EOFError, lzma.LZMAError)
+
+
+def compression(path: str | os.PathLike[str]) -> str | None:
+    """"gzip", "bz2" or "xz" for a file compressed so (its first bytes tell), else None."""
+    with open(path, "rb") as handle:
+        start = handle.read(6)
+    return next((kind for magic, kind in _COMPRESSION_MAGIC if start.startswith(magic)), None)
+
+
+def open_bytes(path: str | os.PathLike[str]) -> IO[bytes]:
+    """The file's bytes, decompressed when it is gzip, bz2 or xz (`compression`)."""
+    kind = compression(path)
+    return _OPENERS[kind](path, "rb") if kind else open(path, "rb")
+
 
 
 def csv_separator(path: str | os.PathLike[str]) -> str:
     """The separator a CSV file's header line uses: of CSV_SEPARATORS, the one it holds most often outside
     quotes (a comma on a tie or when it holds none). The header alone decides: a semicolon file's rows may
     hold commas (decimal commas, text), and a comma file's text may hold semicolons."""
-    with open(path, "rb") as handle:
-        header = handle.readline(1 << 20).decode("utf-8", errors="replace")  # reading the file says if it is not
+    try:
+        with open_bytes(path) as handle:
+            header = handle.readline(1 << 20).decode("utf-8", errors="replace")  # reading the file says if it is not
+    except DECOMPRESSION_ERRORS:
+        return ","  # reading the file says what is wrong
     unquoted = re.sub(r'"[^"]*"', "", header)
     counts = {sep: unquoted.count(sep) for sep in CSV_SEPARATORS}
     return max(CSV_SEPARATORS, key=lambda sep: (counts[sep], sep == ","))
@@ -162,7 +187,7 @@ def not_utf8_error(path: str | os.PathLike[str], what: str, error: type[MmrecErr
     path = Path(path)
     decoder = codecs.getincrementaldecoder("utf-8")()
     line, found = 1, ""
-    with open(path, "rb") as handle:
+    with open_bytes(path) as handle:
         start = handle.read(8)
         if start[:2] in _UTF16_MARKS:
             return error(f"{what} {path} is not UTF-8 text. It starts with a UTF-16 byte order mark: it is UTF-16 "

@@ -157,6 +157,9 @@ class PreprocessSettings(Section):
         "latest", description="which row of a duplicate pair is kept: the latest (a re-rating replaces the "
                               "old one) or the highest rated (event logs: view 1, purchase 2)")
     unknown_items: Literal["drop", "error"] = Field("drop", description="interactions on items absent from item_info")
+    malformed_lines: Literal["skip", "error"] = Field(
+        "skip", description="CSV lines with more fields than the header (an unquoted separator inside a value): "
+                            "skipped and counted, or an error")
 
 
 class SplitSettings(Section):

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from mmrec.data.matrices import held_out_unseen, interaction_matrix
 from mmrec.errors import DataError
-from mmrec.fileio import csv_separator, is_parquet, not_utf8_error
+from mmrec.fileio import compression, csv_separator, is_parquet, not_utf8_error
 from mmrec.settings import DataSettings
 
 REQUIRED_COLUMNS = ("user_id", "item_id")
@@ -48,7 +48,8 @@ def read_interactions_file(path: Path, role: str, data: DataSettings | None = No
             pd.read_parquet(path)
             if is_parquet(path)
             # Ids such as NA, null or nan are ids (as preprocess and the split keep them), not missing values.
-            else pd.read_csv(path, sep=csv_separator(path), dtype=ids, keep_default_na=False, encoding="utf-8")
+            else pd.read_csv(path, sep=csv_separator(path), dtype=ids, keep_default_na=False, encoding="utf-8",
+                             compression=compression(path))
         )
     except UnicodeDecodeError:
         raise not_utf8_error(path, f"The {role} file") from None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import re
 import time
 import unicodedata
+import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,7 +38,16 @@ from mmrec.data.tables import (
 )
 from mmrec.errors import ConfigError, DataError
 from mmrec.features.file_digests import FileDigests
-from mmrec.fileio import atomic_write_json, csv_separator, is_parquet, not_utf8_error, read_json
+from mmrec.fileio import (
+    DECOMPRESSION_ERRORS,
+    atomic_write_json,
+    compression,
+    csv_separator,
+    is_parquet,
+    not_utf8_error,
+    open_bytes,
+    read_json,
+)
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.provenance import package_versions
 from mmrec.settings import Settings
@@ -59,38 +71,144 @@ class PreprocessResult:
         return self.processed_dir / REPORT_FILE
 
 
-def read_csv(path: Path, what: str) -> pd.DataFrame:
-    """A CSV (comma-, tab-, semicolon- or pipe-separated: the header tells) or a parquet file, every column
-    as strings (ids must never become numbers; a parquet number column is written as its values read);
-    DataError if unusable."""
+@dataclass(frozen=True)
+class MalformedLine:
+    """A line of a text table with more fields than its header: `line` counts from 1 (the header)."""
+
+    line: int
+    fields: int
+    expected: int
+
+
+def read_csv(path: Path, what: str, skip_malformed: bool = False) -> tuple[pd.DataFrame, list[MalformedLine]]:
+    """(a CSV (comma-, tab-, semicolon- or pipe-separated: the header tells) or a parquet file with every column
+    as strings (ids must never become numbers; a parquet number column is written as its values read), the lines
+    skipped for holding more fields than the header); DataError if unusable. A line with more fields is a
+    DataError unless `skip_malformed`, and even then when such lines outnumber the good ones (the file's
+    separator or quoting is off, not a stray line)."""
     if not path.is_file():
         raise DataError(
             f"{what} file {path} is a folder, not a file." if path.is_dir() else f"{what} file not found: {path}",
             hint="Check paths.data_dir and the data.*_file settings.")
     if path.stat().st_size == 0:
         raise DataError(f"{what} file {path} is empty.", hint="It needs a header row and at least one row.")
+    malformed: list[MalformedLine] = []
     if is_parquet(path):
         frame = _read_parquet(path, what)
     else:
-        frame = _read_text_table(path, what, csv_separator(path))
+        frame, malformed = _read_text_table(path, what, csv_separator(path), skip_malformed)
     frame.columns = [str(c).strip() for c in frame.columns]
     if frame.empty:
         raise DataError(f"{what} file {path} has a header but no rows.", hint="Add rows below the header.")
-    return frame
+    return frame, malformed
 
 
-def _read_text_table(path: Path, what: str, sep: str) -> pd.DataFrame:
+_TOO_MANY_FIELDS = re.compile(r"Expected \d+ fields in line \d+, saw \d+")
+
+
+def _read_text_table(
+    path: Path, what: str, sep: str, skip_malformed: bool
+) -> tuple[pd.DataFrame, list[MalformedLine]]:
+    """A clean file is read by pandas in one pass. pandas reads lines with more fields than the header
+    inconsistently (the first data line's width becomes the expected one; with index inference its first field
+    silently became the index, shifting every column), so when it complains at all the file is read again
+    record by record (`_fit_to_header`) and parsed from that."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        try:
+            frame = _parse_text(path, path, sep, what)
+        except pd.errors.ParserError as exc:
+            if not _TOO_MANY_FIELDS.search(str(exc)):  # an open quote, say: pandas says where
+                raise _refused(path, what, sep, str(exc).strip(), skip_malformed) from None
+            frame = None
+    if frame is not None and not any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+        return frame, []
+    text, malformed = _fit_to_header(path, what, sep)
+    if malformed and not skip_malformed:
+        first = malformed[0]
+        raise _refused(path, what, sep, f"line {first.line} holds {first.fields} fields, the header "
+                                        f"{first.expected}", skip_malformed)
+    frame = _parse_text(io.StringIO(text), path, sep, what)
+    if len(malformed) > len(frame):
+        first = malformed[0]
+        raise _refused(path, what, sep, f"{len(malformed):,} of {len(malformed) + len(frame):,} lines hold more "
+                                        f"fields than the header (e.g. line {first.line}: {first.fields} fields, "
+                                        f"expected {first.expected})", skip_malformed)
+    return frame, malformed
+
+
+def _parse_text(source: Path | io.StringIO, path: Path, sep: str, what: str) -> pd.DataFrame:
+    """Every column as strings, empty cells missing; never an index column (index_col=False). A gzip, bz2 or xz
+    file is read decompressed, whatever its name."""
     try:
-        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
+        return pd.read_csv(source, sep=sep, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8",
+                           index_col=False, compression=compression(source) if isinstance(source, Path) else None)
     except UnicodeDecodeError:
         raise not_utf8_error(path, f"{what} file") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+    except DECOMPRESSION_ERRORS as exc:
+        raise _undecompressed(path, what, exc) from None
+    except pd.errors.EmptyDataError as exc:
         raise DataError(f"{what} file {path} cannot be parsed as UTF-8 CSV ({sep!r}-separated): "
-                        f"{str(exc).strip()}.",
-                        hint=(f"A row with more fields than the header usually holds an unquoted {sep!r} inside a "
-                              f"value: quote that value (\"a{sep} b\") or remove the extra field."
-                              if isinstance(exc, pd.errors.ParserError) else
-                              "It needs a header row and at least one row.")) from None
+                        f"{str(exc).strip()}.", hint="It needs a header row and at least one row.") from None
+
+
+def _fit_to_header(path: Path, what: str, sep: str) -> tuple[str, list[MalformedLine]]:
+    """(the file as CSV text whose records are at most the header's width: trailing empty fields dropped (an
+    exporter's trailing separator), records with more non-empty fields left out; those left out). Short records
+    stay as they are (their missing cells are missing). Python's csv module reads quoting as pandas does."""
+    out, malformed = io.StringIO(), []
+    limit = csv.field_size_limit()
+    csv.field_size_limit(1 << 30)  # a long description is a field, not an error
+    try:
+        with io.TextIOWrapper(open_bytes(path), encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle, delimiter=sep, strict=True)  # strict: a quote left open is an error
+            writer = csv.writer(out, delimiter=sep, lineterminator="\n")
+            width, line = None, 1
+            for record in reader:
+                if record and width is None:  # the header: the first line that is not blank, as for pandas
+                    width = len(record)
+                if record and len(record) > width and any(field.strip() for field in record[width:]):
+                    malformed.append(MalformedLine(line, len(record), width))
+                elif record:
+                    writer.writerow(record[:width])
+                line = reader.line_num + 1
+    except UnicodeDecodeError:
+        raise not_utf8_error(path, f"{what} file") from None
+    except csv.Error as exc:
+        raise _refused(path, what, sep, f"line {line}: {exc}", True) from None
+    except DECOMPRESSION_ERRORS as exc:
+        raise _undecompressed(path, what, exc) from None
+    finally:
+        csv.field_size_limit(limit)
+    return out.getvalue(), malformed
+
+
+def _undecompressed(path: Path, what: str, exc: BaseException) -> DataError:
+    return DataError(f"{what} file {path} is {compression(path)}-compressed but cannot be read as such: "
+                     f"{exc or type(exc).__name__}.", hint="The file is damaged or was cut short: compress it again "
+                                                            "from the original, or pass it uncompressed.")
+
+
+def _refused(path: Path, what: str, sep: str, detail: str, skip_malformed: bool) -> DataError:
+    if "EOF inside string" in detail or "unexpected end of data" in detail:
+        hint = ('A value opens a quote (") that never closes, so the rest of the file would be one value: close '
+                'it, or double a quote meant as text ("12"" screen").')
+    else:
+        hint = (f"A row with more fields than the header usually holds an unquoted {sep!r} inside a value: quote "
+                f"that value (\"a{sep} b\") or remove the extra field"
+                + ("." if skip_malformed else
+                   " (preprocess.malformed_lines: skip skips such lines, counted in the report)."))
+    return DataError(f"{what} file {path} cannot be parsed as UTF-8 CSV ({sep!r}-separated): {detail}.", hint=hint)
+
+
+def malformed_note(malformed: list[MalformedLine], file: Path) -> str:
+    """The report's note on the lines of `file` skipped for holding more fields than its header."""
+    shown = ", ".join(f"line {m.line}: {m.fields}" for m in malformed[:3])
+    sep = csv_separator(file)
+    return (f"{len(malformed):,} line(s) of {file.name} hold more fields than its header's {malformed[0].expected} "
+            f"({shown}{', ...' if len(malformed) > 3 else ''}): skipped. An unquoted {sep!r} inside a value splits "
+            f"it in two: quote the value (\"a{sep} b\"), or set preprocess.malformed_lines: error to stop on such "
+            "lines.")
 
 
 def _read_parquet(path: Path, what: str) -> pd.DataFrame:
@@ -456,7 +574,9 @@ def run_preprocess(
 
     data = settings.data
     item_file, interactions_file = data_dir / data.item_info_file, data_dir / data.interactions_file
-    raw_items, item_headers = without_header_rows(read_csv(item_file, "item_info"))
+    skip_malformed = settings.preprocess.malformed_lines == "skip"
+    raw_items, item_malformed = read_csv(item_file, "item_info", skip_malformed)
+    raw_items, item_headers = without_header_rows(raw_items)
     if missing := [name for name in data.numerical_features_cols if name not in raw_items.columns]:
         raise DataError(f"item_info file {item_file.name} lacks numeric column(s) {', '.join(map(repr, missing))} "
                         f"(data.numerical_features_cols); columns present: {', '.join(map(str, raw_items.columns))}.",
@@ -468,7 +588,8 @@ def run_preprocess(
     named = (dict(zip(raw_items["item_id"].astype("string").str.strip(), raw_items[data.image_column]))
              if data.image_column else None)
     own_item_column = data.interactions_item_id_column is not None
-    raw_interactions, interaction_headers = without_header_rows(read_csv(interactions_file, "interactions"))
+    raw_interactions, interaction_malformed = read_csv(interactions_file, "interactions", skip_malformed)
+    raw_interactions, interaction_headers = without_header_rows(raw_interactions)
     raw_interactions = canonical_columns(
         raw_interactions, interactions_file, "interactions",
         {"user_id": data.user_id_column, "item_id": data.interactions_item_id_column or data.item_id_column,
@@ -488,8 +609,14 @@ def run_preprocess(
         settings.data.timestamp_format,
         settings.data.unrated,
     )
-    for report, headers, file in ((item_report, item_headers, item_file),
-                                  (interaction_report, interaction_headers, interactions_file)):
+    for report, headers, malformed, file in (
+            (item_report, item_headers, item_malformed, item_file),
+            (interaction_report, interaction_headers, interaction_malformed, interactions_file)):
+        if malformed:  # counted as rows in, as the file has them
+            report.input_rows += len(malformed)
+            report.dropped["malformed_line"] = len(malformed)
+            report.examples["malformed_line"] = [f"line {m.line}" for m in malformed[:5]]
+            report.notes.append(malformed_note(malformed, file))
         if headers:  # counted as rows in, as the file has them
             report.input_rows += headers
             report.dropped["header_row"] = headers

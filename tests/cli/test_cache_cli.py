@@ -17,9 +17,11 @@ COMBO = "efficientnet-lite_sentence-bert"
 
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch):
-    from mmrec.cli.common import console
+    # Error panels too: at 80 columns a long temporary path moved line breaks into the phrases checked.
+    from mmrec.cli.common import console, err_console
 
     monkeypatch.setattr(console, "width", 200)
+    monkeypatch.setattr(err_console, "width", 200)
 
 
 @pytest.fixture

@@ -181,18 +181,33 @@ def test_images_are_found_whatever_the_case_of_the_extension_and_the_unicode_for
     assert load_items(tmp_path / "processed")["has_image"].all()
 
 
-def test_a_row_with_an_extra_field_is_refused_with_the_line_and_a_hint(tmp_path):
+def test_a_line_with_an_extra_field_is_skipped_and_counted_or_refused_on_request(tmp_path):
+    # One unquoted comma in a nightly export stopped the whole run; the line is now skipped, counted and named.
     raw = tmp_path / "raw"
     generate_synthetic(raw, users=6, items=4, seed=0)
-    interactions = raw / "interactions.csv"
+    interactions, item_info = raw / "interactions.csv", raw / "item_info.csv"
     lines = interactions.read_text().splitlines()
     interactions.write_text("\n".join([*lines[:2], lines[2] + ",extra", *lines[3:]]) + "\n")
-    with pytest.raises(DataError, match="Expected 4 fields in line 3, saw 5") as info:
-        run_preprocess(_settings(tmp_path))
-    assert "unquoted ','" in info.value.hint
+    items = item_info.read_text().splitlines()
+    item_info.write_text("\n".join([*items[:-1], items[-1] + ",x,y"]) + "\n")
+    report = run_preprocess(_settings(tmp_path)).report
+    inter, item = report["interactions"], report["items"]
+    assert inter["dropped"]["malformed_line"] == 1 and inter["examples"]["malformed_line"] == ["line 3"]
+    assert inter["input_rows"] == len(lines) - 1 and item["input_rows"] == len(items) - 1
+    assert item["dropped"]["malformed_line"] == 1 and item["kept"] == len(items) - 2
+    assert any(note.startswith("1 line(s) of interactions.csv hold more fields than its header's 4 (line 3: 5)")
+               for note in inter["notes"])
+    assert len(load_items(tmp_path / "processed")) == len(items) - 2
+    with pytest.raises(DataError, match=rf"item_info.csv .*: line {len(items)} holds 8 fields, the header 6") as info:
+        run_preprocess(_settings(tmp_path, **{"preprocess.malformed_lines": "error"}), force=True)
+    assert "unquoted ','" in info.value.hint and "malformed_lines: skip" in info.value.hint
+    # Most lines malformed: the file's layout is off, not a stray line; refused whatever the setting.
+    interactions.write_text("\n".join([lines[0], *(line + ",extra" for line in lines[1:-1]), lines[-1]]) + "\n")
+    with pytest.raises(DataError, match=rf"{len(lines) - 2} of {len(lines) - 1} lines hold more fields"):
+        run_preprocess(_settings(tmp_path), force=True)
     interactions.write_text("\n \n")  # whitespace only: no header
     with pytest.raises(DataError) as info:
-        run_preprocess(_settings(tmp_path))
+        run_preprocess(_settings(tmp_path), force=True)
     assert info.value.hint == "It needs a header row and at least one row."
 
 
@@ -490,8 +505,66 @@ def test_the_separator_is_the_one_the_header_line_uses(tmp_path, text, sep):
     path = tmp_path / "items.csv"
     path.write_bytes(text.encode("utf-8"))
     assert csv_separator(path) == sep
-    frame = read_csv(path, "item_info")
-    assert frame.columns[0] == "item_id" and frame["item_id"].tolist()[:2] == ["001", "002"][:len(frame)]
+    frame, malformed = read_csv(path, "item_info")
+    assert not malformed and frame.columns[0] == "item_id" and frame["item_id"].tolist()[:2] == ["001", "002"][:len(frame)]
+
+
+@pytest.mark.parametrize("opener, name", [("gzip", "interactions.tsv.gz"), ("bz2", "interactions.tsv.bz2"),
+                                          ("lzma", "interactions.csv")])  # a .csv that is xz-compressed
+def test_a_compressed_table_is_read_decompressed_whatever_its_name(tmp_path, opener, name):
+    import importlib
+
+    raw = tmp_path / "raw"
+    generate_synthetic(raw, users=8, items=5, seed=2)
+    plain = pd.read_csv(raw / "interactions.csv", dtype=str)
+    (raw / "interactions.csv").unlink()
+    text = plain.to_csv(sep="\t", index=False)
+    lines = text.splitlines()
+    text = "\n".join([*lines[:3], lines[3] + "\tstray", *lines[4:]]) + "\n"  # the tab separator, from the header
+    (raw / name).write_bytes(importlib.import_module(opener).compress(text.encode()))
+    report = run_preprocess(_settings(tmp_path, **{"data.interactions_file": name})).report
+    assert report["interactions"]["input_rows"] == len(plain)
+    assert report["interactions"]["dropped"]["malformed_line"] == 1
+    kept = load_interactions(tmp_path / "processed")
+    assert len(kept) == len(plain) - 1 and set(kept["user_id"]) <= set(plain["user_id"])
+    (raw / name).write_bytes((raw / name).read_bytes()[:40])  # cut short
+    with pytest.raises(DataError, match="-compressed but cannot be read as such"):
+        run_preprocess(_settings(tmp_path, **{"data.interactions_file": name}), force=True)
+
+
+@pytest.mark.parametrize("text, rows, skipped", [
+    # The first data line longer than the header: pandas took its first field as the index, shifting every column
+    # (user ids read as item ids), or read the first line's width as the expected one.
+    ("u,i,t\nu1,a,1,x\nu2,b,2\n", [["u2", "b", "2"]], [2]),
+    ("u,i,t\nu1,a,1,\nu2,b,2,x\nu3,c,3\n", [["u1", "a", "1"], ["u3", "c", "3"]], [3]),
+    ("u,i,t\nu1,a,1,\nu2,b,2,\n", [["u1", "a", "1"], ["u2", "b", "2"]], []),  # an exporter's trailing separator
+    ("u,i,t\nu1,a\nu2,b,2,x, \n", [["u1", "a", None]], [3]),  # a short line keeps its missing cell missing
+    ('u,i,t\n"u1",a,"x\ny"\nu2,b,2,"q"\nu3,"c,d",3\n', [["u1", "a", "x\ny"], ["u3", "c,d", "3"]], [4]),
+    ("\nu,i,t\nu1,a,1,x\nu2,b,2\n", [["u2", "b", "2"]], [3]),  # a blank line before the header
+])
+def test_lines_longer_than_the_header_never_shift_columns(tmp_path, text, rows, skipped):
+    from mmrec.pipeline.preprocess import read_csv
+
+    path = tmp_path / "interactions.csv"
+    path.write_text(text, encoding="utf-8")
+    frame, malformed = read_csv(path, "interactions", skip_malformed=True)
+    assert list(frame.columns) == ["u", "i", "t"] and frame.index.tolist() == list(range(len(rows)))
+    assert frame.astype(object).where(frame.notna(), None).values.tolist() == rows
+    assert [m.line for m in malformed] == skipped and all(m.expected == 3 for m in malformed)
+    if skipped:
+        with pytest.raises(DataError, match=f"line {skipped[0]} holds"):
+            read_csv(path, "interactions")
+
+
+def test_a_quote_left_open_is_refused_not_read_as_the_rest_of_the_file(tmp_path):
+    from mmrec.pipeline.preprocess import read_csv
+
+    path = tmp_path / "interactions.csv"
+    for text in ('u,i,t\nu1,"a,1\nu2,b,2\n', 'u,i,t\nu1,a,1,x\nu2,"b,2\nu3,c,3\n'):
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(DataError, match="EOF inside string") as info:
+            read_csv(path, "interactions", skip_malformed=True)
+        assert "never closes" in info.value.hint
 
 
 @pytest.mark.parametrize("magic, kind", [(b"PK\x03\x04\x14\x00\x06\x00", "zip archive"),
