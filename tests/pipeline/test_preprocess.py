@@ -506,7 +506,8 @@ def test_the_separator_is_the_one_the_header_line_uses(tmp_path, text, sep):
     path.write_bytes(text.encode("utf-8"))
     assert csv_separator(path) == sep
     frame, malformed = read_csv(path, "item_info")
-    assert not malformed and frame.columns[0] == "item_id" and frame["item_id"].tolist()[:2] == ["001", "002"][:len(frame)]
+    assert not malformed and frame.columns[0] == "item_id"
+    assert frame["item_id"].tolist()[:2] == ["001", "002"][:len(frame)]
 
 
 @pytest.mark.parametrize("opener, name", [("gzip", "interactions.tsv.gz"), ("bz2", "interactions.tsv.bz2"),
