@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -64,8 +65,11 @@ def print_result(result, to: Console | None = None) -> None:
         lists = [u for u in result.users if u.diversity_before is not None]
         # Float noise (a reordered list of the same items differs by ~1e-8 in its sum) is not a more diverse list.
         raised = sum(u.diversity_after > u.diversity_before + 1e-6 for u in lists)
-        kept = (f"; {len(lists) - raised} kept as ranked: MMR found no more diverse list for them"
-                if raised < len(lists) else "")
+        changes = Counter(u.mmr_change for u in lists if u.diversity_after <= u.diversity_before + 1e-6)
+        kept = "".join(f"; {changes[change]} {text}" for change, text in (
+            ("reordered", "with the same items in MMR's order (no more diverse set found)"),
+            ("other items", "with other items of the same diversity"),
+            ("unchanged", "kept as ranked: MMR found no more diverse list for them")) if changes[change])
         to.print(
             f"mean intra-list diversity (0-2; 1 = unrelated): {result.mean_diversity('before'):.3f} -> "
             f"{result.mean_diversity('after'):.3f} (MMR lambda={result.diversity_lambda}: {raised} of {len(lists)} "

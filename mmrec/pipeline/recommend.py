@@ -39,6 +39,8 @@ class UserRecommendations:
     fallback: str | None = None  # e.g. "popularity" when the model does not know the user
     diversity_before: float | None = None  # intra-list diversity of the plain top-K
     diversity_after: float | None = None  # ... after MMR re-ranking
+    # What MMR did to the plain top-K: "other items", "reordered" (the same items) or "unchanged"
+    mmr_change: str | None = None
 
 
 @dataclass
@@ -311,8 +313,10 @@ def run_recommend(
             if similarity is not None and len(idx):
                 sims = similarity(idx)
                 entry.diversity_before = intra_list_diversity(sims[np.ix_(order, order)])
-                order = mmr_rerank(val, sims, inference.top_k, inference.diversity_lambda)
+                plain, order = order, mmr_rerank(val, sims, inference.top_k, inference.diversity_lambda)
                 entry.diversity_after = intra_list_diversity(sims[np.ix_(order, order)])
+                entry.mmr_change = ("unchanged" if np.array_equal(order, plain) else
+                                    "reordered" if set(order.tolist()) == set(plain.tolist()) else "other items")
             picked, scores = idx[order], val[order]
             if similarity is not None and serving.new_slots and not fallback_name:  # MMR may have left them out
                 pool_new = serving.is_new[idx]

@@ -35,6 +35,11 @@ def test_users_with_diversity_and_unknown_user(config, tmp_path):
     raised = sum(u["diversity_after"] > u["diversity_before"] + 1e-6 for u in saved["users"]
                  if u["diversity_before"] is not None)
     assert f"{raised} of 2 list(s) more diverse" in _flat(result.output)  # how many MMR changed, not just a mean
+    changes = {u["mmr_change"] for u in saved["users"] if u["diversity_before"] is not None}
+    assert changes <= {"other items", "reordered", "unchanged"} and len(changes) >= 1
+    # A reordered list was called "kept as ranked": the summary now says what MMR did to each list.
+    assert ("kept as ranked" in result.output) == ("unchanged" in changes)
+    assert ("in MMR's order" in _flat(result.output)) == ("reordered" in changes)
     reasons = [i["reason"] for i in users["u001"]["items"]]
     assert all(r["source"] == "item_knn" for r in reasons) and any("similar_to" in r for r in reasons)
     assert users["stranger"]["items"][0]["reason"]["source"] == "popularity"
@@ -333,3 +338,21 @@ def test_requested_ids_with_control_characters_are_skipped_not_printed(config, t
         " ".join(saved["notes"])
     result = _recommend(config, "--users", "\x07bell")
     assert result.exit_code == 2 and "No users" in result.output
+
+
+def test_the_diversity_summary_tells_reordered_lists_from_lists_kept_as_ranked():
+    import io
+
+    from rich.console import Console
+
+    from mmrec.cli.recommend import print_result
+    from mmrec.pipeline.recommend import RecommendResult, UserRecommendations
+
+    users = [UserRecommendations("a", [], None, 0.2, 0.5, "other items"),
+             UserRecommendations("b", [], None, 0.3, 0.3, "reordered"),
+             UserRecommendations("c", [], None, 0.4, 0.4, "unchanged"),
+             UserRecommendations("d", [], None, 0.4, 0.4, "unchanged")]
+    out = io.StringIO()
+    print_result(RecommendResult("multimodal", 5, users, 0.5), to=Console(file=out, width=400))
+    assert ("1 of 4 list(s) more diverse; 1 with the same items in MMR's order (no more diverse set found); "
+            "2 kept as ranked") in out.getvalue()
