@@ -144,6 +144,8 @@ def clean_interactions(
                 f"{int(compact.sum()):,} row(s) have a time that is a date written as digits (e.g. "
                 f"{', '.join(map(repr, _examples(raw['timestamp'], compact)))}), read as unix seconds: moments of "
                 "August 1970. Set data.timestamp_format: '%Y%m%d' if the column holds such dates.")
+        if numbers is not None and (note := _before_any_log_note(numbers, compact)):
+            report.notes.append(note)
     if has_rating:
         frame["rating"] = pd.to_numeric(raw["rating"], errors="coerce")
 
@@ -346,6 +348,29 @@ def parse_timestamps(values: pd.Series, timestamp_format: str | None = None) -> 
         parsed = pd.to_datetime(text.astype(str).str.strip(), format="ISO8601", utc=True, errors="coerce")
         seconds.loc[text.index] = ((parsed - _EPOCH) / pd.Timedelta(seconds=1)).astype("float64")
     return seconds
+
+
+# Unix seconds since 1973 (1e8) divided by 1000 once too often (milliseconds divided by 1e6) fall in 1e5-1e8: read
+# as seconds, moments of 1970-1973, with days shrunk to minutes. Small numbers that only order the events (1, 2,
+# 3, ...) start below, spreadsheet serial days too (20,000-80,000); yyyymmdd dates are noted apart.
+_SHRUNK_SECONDS = (1e5, 1e8)
+
+
+def _before_any_log_note(numbers: pd.Series, compact: pd.Series) -> str | None:
+    """A note when every numeric time is unix seconds divided by 1000 by the look of it (`_SHRUNK_SECONDS`, and
+    not a yyyymmdd date); None otherwise."""
+    valid = numbers.dropna()
+    if valid.empty or not valid.between(*_SHRUNK_SECONDS, inclusive="left").all() or compact[valid.index].any():
+        return None
+    span = float(valid.max() - valid.min())
+    unit, size = next(((u, v) for u, v in (("days", 86_400.0), ("hours", 3_600.0), ("minutes", 60.0))
+                       if span >= v), ("seconds", 1.0))
+    return (f"Every timestamp lies between 100,000 and 100,000,000 ({valid.min():.4g} to {valid.max():.4g}), read as "
+            f"unix seconds: moments of 1970-1973 spanning {span / size:.3g} {unit}, older than any interaction log. "
+            "Unix seconds divided by 1000 once too often (milliseconds divided by 1,000,000)? Time-ordered splits "
+            "keep their order, but what counts days (the trend blend's half-lives, "
+            "evaluation.popularity_halflife_days) reads them as seconds: write unix seconds (about 1.7e9 for 2024) "
+            "or dates.")
 
 
 def _compact_date_rows(numbers: pd.Series) -> pd.Series:

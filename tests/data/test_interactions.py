@@ -355,3 +355,22 @@ def test_a_filter_that_removes_most_interactions_says_so():
     assert len(out) == 2 and report.dropped["k_core"] == 3
     assert [note for note in report.notes if "removed 3 of 5 interactions (60%, 1 round(s))" in note
             and "stay in the catalogue as cold items" in note]
+
+
+def test_unix_seconds_divided_by_1000_once_too_often_are_pointed_out():
+    # Milliseconds divided by 1e6: 90 days of events became 2 hours of 20 January 1970, and nothing said so.
+    ms = [1_700_000_000_000 + day * 86_400_000 for day in (0, 30, 90)]
+    raw = _raw([["u1", "a", str(ms[0] / 1e6)], ["u1", "b", str(ms[1] / 1e6)], ["u2", "a", str(ms[2] / 1e6)]],
+               ("user_id", "item_id", "timestamp"))
+    out, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings(), None)
+    (note,) = report.notes
+    assert len(out) == 3 and note.startswith("Every timestamp lies between 100,000 and 100,000,000 (1.7e+06 to "
+                                             "1.708e+06), read as unix seconds: moments of 1970-1973 spanning 2.16 "
+                                             "hours")
+    # Real seconds, numbers that only order the events (1, 2, 3) and yyyymmdd dates get no such note.
+    for times in (["1700000000", "1702592000", "1707776000"], ["1", "2", "3"]):
+        ok = raw.assign(timestamp=pd.array(times, dtype="string"))
+        assert clean_interactions(ok, {"a", "b"}, PreprocessSettings(), None)[1].notes == []
+    dates = raw.assign(timestamp=pd.array(["20240301", "20240302", "20240303"], dtype="string"))
+    assert [n[:40] for n in clean_interactions(dates, {"a", "b"}, PreprocessSettings(), None)[1].notes] == [
+        "3 row(s) have a time that is a date writ"]
