@@ -176,10 +176,15 @@ def clean_interactions(
                     frame.loc[bad, "rating"] = float("nan")
                     why = ("data.positive_rating_threshold is not set" if positive_rating_threshold is None else
                            "data.unrated is 'positive'")
+                    examples = _examples(raw["rating"], frame.index[bad])
+                    # A rating that is no number orders nothing: `highest` keeps the latest of such a pair.
+                    highest = (" preprocess.duplicate_rating: highest cannot compare them: of a user-item pair "
+                               "without numeric ratings the latest row is kept."
+                               if settings.duplicate_rating == "highest" else "")
                     report.notes.append(
                         f"{int(bad.sum()):,} row(s) have no rating or one that is not a number (e.g. "
-                        f"{', '.join(map(repr, _examples(raw['rating'], frame.index[bad])))}); they are kept as "
-                        f"positives, since {why}.")
+                        f"{', '.join(map(repr, examples))}); they are kept as positives, since {why}.{highest}"
+                        + _event_words_hint(examples))
                 continue
             if column == "timestamp":  # an empty cell is no date format problem: counted and told apart
                 cells = raw.loc[frame.index, column].astype("string").str.strip().str.lower().fillna("")
@@ -420,10 +425,16 @@ def _unreadable_note(column: str, raw: pd.Series, rows: pd.Index, total: int, ti
             "data.positive_rating_threshold reads the ratings (data.unrated: positive keeps them as positives, "
             "e.g. orders never reviewed)."
             + (" Values like '4,5' are written with a decimal comma: write them with a point (4.5)." if comma else "")
-            + (" The column holds words: if they are event types, add a column that maps them to numbers (e.g. "
-               "view 1, purchase 4), name it in data.rating_column and set data.positive_rating_threshold between "
-               "them." if examples and all(re.fullmatch(r"\s*[^\W\d]+(?:[ _-][^\W\d]+)*\s*", v) for v in examples)
-               else ""))
+            + _event_words_hint(examples))
+
+
+def _event_words_hint(examples: list[str]) -> str:
+    """" The column holds words: ..." when every example rating is a word (an event type), else ""."""
+    if not examples or not all(re.fullmatch(r"\s*[^\W\d]+(?:[ _-][^\W\d]+)*\s*", v) for v in examples):
+        return ""
+    return (" The column holds words: if they are event types, add a column that maps them to numbers (e.g. view 1, "
+            "purchase 4), name it in data.rating_column and set data.positive_rating_threshold between them (or "
+            "preprocess.duplicate_rating: highest to keep each pair's strongest event).")
 
 
 def _one_unicode_form(user_ids: pd.Series, report: InteractionReport) -> pd.Series:

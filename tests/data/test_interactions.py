@@ -374,3 +374,14 @@ def test_unix_seconds_divided_by_1000_once_too_often_are_pointed_out():
     dates = raw.assign(timestamp=pd.array(["20240301", "20240302", "20240303"], dtype="string"))
     assert [n[:40] for n in clean_interactions(dates, {"a", "b"}, PreprocessSettings(), None)[1].notes] == [
         "3 row(s) have a time that is a date writ"]
+
+
+def test_event_words_as_ratings_say_how_to_map_them_and_that_highest_compares_nothing():
+    raw = _raw([["u1", "a", "1700000000", "view"], ["u1", "a", "1700000100", "like"], ["u2", "b", "1700000200", "share"]])
+    out, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings(duplicate_rating="highest"), None)
+    assert len(out) == 2 and out["rating"].isna().all()
+    (note,) = [n for n in report.notes if "not a number" in n]
+    assert "they are kept as positives, since data.positive_rating_threshold is not set." in note
+    assert "duplicate_rating: highest cannot compare them" in note and "The column holds words" in note
+    plain = clean_interactions(raw, {"a", "b"}, PreprocessSettings(), None)[1].notes
+    assert not any("cannot compare" in n for n in plain) and any("The column holds words" in n for n in plain)
