@@ -377,7 +377,8 @@ def test_unix_seconds_divided_by_1000_once_too_often_are_pointed_out():
 
 
 def test_event_words_as_ratings_say_how_to_map_them_and_that_highest_compares_nothing():
-    raw = _raw([["u1", "a", "1700000000", "view"], ["u1", "a", "1700000100", "like"], ["u2", "b", "1700000200", "share"]])
+    raw = _raw([["u1", "a", "1700000000", "view"], ["u1", "a", "1700000100", "like"],
+                ["u2", "b", "1700000200", "share"]])
     out, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings(duplicate_rating="highest"), None)
     assert len(out) == 2 and out["rating"].isna().all()
     (note,) = [n for n in report.notes if "not a number" in n]
