@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import os
 import re
 import time
 import unicodedata
-import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from mmrec.data.ids import image_file_name
 from mmrec.data.images import IMAGE_EXTENSIONS, IMAGE_STATUSES, ImageJob, ImageResult, process_images, unsupported_type
 from mmrec.data.interactions import clean_interactions
 from mmrec.data.items import clean_items
+from mmrec.data.raw_tables import canonical_columns, malformed_note, read_csv, without_header_rows
 from mmrec.data.staging import remove_abandoned, staged_folder
 from mmrec.data.tables import (
     INTERACTIONS_FILE,
@@ -38,16 +35,7 @@ from mmrec.data.tables import (
 )
 from mmrec.errors import ConfigError, DataError
 from mmrec.features.file_digests import FileDigests
-from mmrec.fileio import (
-    DECOMPRESSION_ERRORS,
-    atomic_write_json,
-    compression,
-    csv_separator,
-    is_parquet,
-    not_utf8_error,
-    open_bytes,
-    read_json,
-)
+from mmrec.fileio import atomic_write_json, read_json
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.provenance import package_versions
 from mmrec.settings import Settings
@@ -69,234 +57,6 @@ class PreprocessResult:
     @property
     def report_path(self) -> Path:
         return self.processed_dir / REPORT_FILE
-
-
-@dataclass(frozen=True)
-class MalformedLine:
-    """A line of a text table with more fields than its header: `line` counts from 1 (the header)."""
-
-    line: int
-    fields: int
-    expected: int
-
-
-def read_csv(path: Path, what: str, skip_malformed: bool = False) -> tuple[pd.DataFrame, list[MalformedLine]]:
-    """(a CSV (comma-, tab-, semicolon- or pipe-separated: the header tells) or a parquet file with every column
-    as strings (ids must never become numbers; a parquet number column is written as its values read), the lines
-    skipped for holding more fields than the header); DataError if unusable. A line with more fields is a
-    DataError unless `skip_malformed`, and even then when such lines outnumber the good ones (the file's
-    separator or quoting is off, not a stray line)."""
-    if not path.is_file():
-        raise DataError(
-            f"{what} file {path} is a folder, not a file." if path.is_dir() else f"{what} file not found: {path}",
-            hint="Check paths.data_dir and the data.*_file settings.")
-    if path.stat().st_size == 0:
-        raise DataError(f"{what} file {path} is empty.", hint="It needs a header row and at least one row.")
-    malformed: list[MalformedLine] = []
-    if is_parquet(path):
-        frame = _read_parquet(path, what)
-    else:
-        frame, malformed = _read_text_table(path, what, csv_separator(path), skip_malformed)
-    frame.columns = [str(c).strip() for c in frame.columns]
-    if frame.empty:
-        raise DataError(f"{what} file {path} has a header but no rows.", hint="Add rows below the header.")
-    return frame, malformed
-
-
-_TOO_MANY_FIELDS = re.compile(r"Expected \d+ fields in line \d+, saw \d+")
-
-
-def _read_text_table(
-    path: Path, what: str, sep: str, skip_malformed: bool
-) -> tuple[pd.DataFrame, list[MalformedLine]]:
-    """A clean file is read by pandas in one pass. pandas reads lines with more fields than the header
-    inconsistently (the first data line's width becomes the expected one; with index inference its first field
-    silently became the index, shifting every column), so when it complains at all the file is read again
-    record by record (`_fit_to_header`) and parsed from that."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", pd.errors.ParserWarning)
-        try:
-            frame = _parse_text(path, path, sep, what)
-        except pd.errors.ParserError as exc:
-            if not _TOO_MANY_FIELDS.search(str(exc)):  # an open quote, say: pandas says where
-                raise _refused(path, what, sep, str(exc).strip(), skip_malformed) from None
-            frame = None
-    if frame is not None and not any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
-        return frame, []
-    text, malformed = _fit_to_header(path, what, sep)
-    if malformed and not skip_malformed:
-        first = malformed[0]
-        raise _refused(path, what, sep, f"line {first.line} holds {first.fields} fields, the header "
-                                        f"{first.expected}", skip_malformed)
-    frame = _parse_text(io.StringIO(text), path, sep, what)
-    if len(malformed) > len(frame):
-        first = malformed[0]
-        raise _refused(path, what, sep, f"{len(malformed):,} of {len(malformed) + len(frame):,} lines hold more "
-                                        f"fields than the header (e.g. line {first.line}: {first.fields} fields, "
-                                        f"expected {first.expected})", skip_malformed)
-    return frame, malformed
-
-
-def _parse_text(source: Path | io.StringIO, path: Path, sep: str, what: str) -> pd.DataFrame:
-    """Every column as strings, empty cells missing; never an index column (index_col=False). A gzip, bz2 or xz
-    file is read decompressed, whatever its name."""
-    try:
-        return pd.read_csv(source, sep=sep, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8",
-                           index_col=False, compression=compression(source) if isinstance(source, Path) else None)
-    except UnicodeDecodeError:
-        raise not_utf8_error(path, f"{what} file") from None
-    except DECOMPRESSION_ERRORS as exc:
-        raise _undecompressed(path, what, exc) from None
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(f"{what} file {path} cannot be parsed as UTF-8 CSV ({sep!r}-separated): "
-                        f"{str(exc).strip()}.", hint="It needs a header row and at least one row.") from None
-
-
-def _fit_to_header(path: Path, what: str, sep: str) -> tuple[str, list[MalformedLine]]:
-    """(the file as CSV text whose records are at most the header's width: trailing empty fields dropped (an
-    exporter's trailing separator), records with more non-empty fields left out; those left out). Short records
-    stay as they are (their missing cells are missing). Python's csv module reads quoting as pandas does."""
-    out, malformed = io.StringIO(), []
-    limit = csv.field_size_limit()
-    csv.field_size_limit(1 << 30)  # a long description is a field, not an error
-    try:
-        with io.TextIOWrapper(open_bytes(path), encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle, delimiter=sep, strict=True)  # strict: a quote left open is an error
-            writer = csv.writer(out, delimiter=sep, lineterminator="\n")
-            width, line = None, 1
-            for record in reader:
-                if record and width is None:  # the header: the first line that is not blank, as for pandas
-                    width = len(record)
-                if record and len(record) > width and any(field.strip() for field in record[width:]):
-                    malformed.append(MalformedLine(line, len(record), width))
-                elif record:
-                    writer.writerow(record[:width])
-                line = reader.line_num + 1
-    except UnicodeDecodeError:
-        raise not_utf8_error(path, f"{what} file") from None
-    except csv.Error as exc:
-        raise _refused(path, what, sep, f"line {line}: {exc}", True) from None
-    except DECOMPRESSION_ERRORS as exc:
-        raise _undecompressed(path, what, exc) from None
-    finally:
-        csv.field_size_limit(limit)
-    return out.getvalue(), malformed
-
-
-def _undecompressed(path: Path, what: str, exc: BaseException) -> DataError:
-    return DataError(f"{what} file {path} is {compression(path)}-compressed but cannot be read as such: "
-                     f"{exc or type(exc).__name__}.", hint="The file is damaged or was cut short: compress it again "
-                                                            "from the original, or pass it uncompressed.")
-
-
-def _refused(path: Path, what: str, sep: str, detail: str, skip_malformed: bool) -> DataError:
-    if "EOF inside string" in detail or "unexpected end of data" in detail:
-        hint = ('A value opens a quote (") that never closes, so the rest of the file would be one value: close '
-                'it, or double a quote meant as text ("12"" screen").')
-    else:
-        hint = (f"A row with more fields than the header usually holds an unquoted {sep!r} inside a value: quote "
-                f"that value (\"a{sep} b\") or remove the extra field"
-                + ("." if skip_malformed else
-                   " (preprocess.malformed_lines: skip skips such lines, counted in the report)."))
-    return DataError(f"{what} file {path} cannot be parsed as UTF-8 CSV ({sep!r}-separated): {detail}.", hint=hint)
-
-
-def malformed_note(malformed: list[MalformedLine], file: Path) -> str:
-    """The report's note on the lines of `file` skipped for holding more fields than its header."""
-    shown = ", ".join(f"line {m.line}: {m.fields}" for m in malformed[:3])
-    sep = csv_separator(file)
-    return (f"{len(malformed):,} line(s) of {file.name} hold more fields than its header's {malformed[0].expected} "
-            f"({shown}{', ...' if len(malformed) > 3 else ''}): skipped. An unquoted {sep!r} inside a value splits "
-            f"it in two: quote the value (\"a{sep} b\"), or set preprocess.malformed_lines: error to stop on such "
-            "lines.")
-
-
-def _read_parquet(path: Path, what: str) -> pd.DataFrame:
-    import pyarrow as pa
-
-    try:
-        frame = pd.read_parquet(path)
-    except (OSError, ValueError, pa.ArrowException) as exc:
-        raise DataError(f"{what} file {path} cannot be read as parquet: {exc}") from None
-    frame = frame.reset_index(drop=True)
-    for column in frame.columns:  # as read_csv reads text: str values, missing ones NaN
-        values = frame[column]
-        if pd.api.types.is_float_dtype(values) and bool((values.dropna() % 1 == 0).all()):
-            values = values.astype("Int64")  # whole numbers stored as float (a column with gaps): 12, not 12.0
-        frame[column] = values.astype(str).where(values.notna(), np.nan).astype(object)
-    return frame
-
-
-def canonical_columns(
-    frame: pd.DataFrame, path: Path, what: str, names: dict[str, str], used: dict[str, str] | None = None,
-    settings: dict[str, str] | None = None,
-) -> pd.DataFrame:
-    """`frame` with the user's column names (names: canonical -> its data.*_column setting) renamed to the
-    canonical ones the rest of mmrec reads. A renamed column that is absent, or a file that holds both a
-    renamed column and another under its canonical name, is a DataError; a missing column under its
-    default name is left to the checks that follow (timestamp and rating are optional). `used` (same
-    shape) names further columns the file must hold, read under the user's names (titles, descriptions):
-    they are checked here too, so the error names the file's own columns. `settings` names the setting
-    behind a canonical column where it is not data.<canonical>_column."""
-    setting_of = {canonical: f"data.{canonical}_column" for canonical in {*names, *(used or {})}}
-    setting_of.update(settings or {})
-    renamed = {canonical: source for canonical, source in names.items() if source != canonical}
-    present = ", ".join(map(str, frame.columns))
-    folded = {str(column).casefold(): str(column) for column in frame.columns}
-
-    def meant(name: str, setting: str) -> str:
-        """" (setting: 'Name'? ...)" naming the column that differs from `name` only by letter case, else ""."""
-        other = folded.get(name.casefold())
-        return f" ({setting}: {other!r}? Column names are matched exactly)" if other else ""
-
-    for canonical in ("user_id", "item_id"):  # required wherever named; the others are optional
-        if canonical in names and canonical not in renamed and canonical not in frame.columns:
-            raise DataError(f"{what} file {path.name} has no '{canonical}' column ({setting_of[canonical]}); "
-                            f"columns present: {present}.",
-                            hint=f"Set {setting_of[canonical]} to the column that holds the "
-                                 f"{canonical.replace('_id', '')} ids{meant(canonical, setting_of[canonical])}.")
-    for canonical, source in {**renamed, **(used or {})}.items():
-        setting = setting_of[canonical]
-        if source not in frame.columns:
-            raise DataError(f"{what} file {path.name} lacks column '{source}' ({setting}); columns present: "
-                            f"{present}.",
-                            hint=f"Set {setting} to the column that holds the {canonical.replace('_', ' ')}s"
-                                 f"{meant(source, setting)}.")
-    for canonical, source in renamed.items():
-        setting = setting_of[canonical]
-        if canonical in frame.columns:
-            raise DataError(f"{what} file {path.name} has a column '{canonical}' besides '{source}', which {setting} "
-                            f"renames to '{canonical}'.",
-                            hint="Remove or rename one of the two, or point the setting at the other.")
-    return frame.rename(columns={source: canonical for canonical, source in renamed.items()})
-
-
-def without_header_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """(`frame` without the rows that repeat its header line, how many): files joined with a header each
-    (`cat new.csv >> old.csv`) hold one, whose cells are the column names. A row counts when every non-empty cell
-    is its column's name (case and surrounding spaces aside) and at least two are (the one, in a one-column
-    file); no data row looks like that, and as data it would be an item named 'item_id'."""
-    if frame.empty or len(frame.columns) == 0:
-        return frame, 0
-    columns = list(frame.columns)
-
-    def cells(column: object, rows: pd.Index) -> pd.Series:  # a header pasted from an Excel CSV keeps its BOM
-        return frame.loc[rows, column].astype("string").str.lstrip("\ufeff").str.strip().str.casefold()
-
-    first = cells(columns[0], frame.index)
-    rows = frame.index[(first == str(columns[0]).lstrip("\ufeff").strip().casefold()).fillna(False)
-                       .to_numpy(dtype=bool)]
-    if rows.empty:
-        return frame, 0
-    named = pd.Series(1, index=rows)
-    whole = pd.Series(True, index=rows)
-    for column in columns[1:]:
-        values = cells(column, rows)
-        same = (values == str(column).strip().casefold()).fillna(False)
-        whole &= same | values.fillna("").eq("")
-        named += same.astype(int)
-    header = rows[(whole & (named >= min(2, len(columns)))).to_numpy(dtype=bool)]
-    return (frame.drop(index=header), len(header)) if len(header) else (frame, 0)
 
 
 def input_parts(settings: Settings) -> dict[str, Any]:

@@ -500,7 +500,7 @@ def test_tab_or_semicolon_separated_files_and_parquet_read_as_the_csv(tmp_path, 
 ])
 def test_the_separator_is_the_one_the_header_line_uses(tmp_path, text, sep):
     from mmrec.fileio import csv_separator
-    from mmrec.pipeline.preprocess import read_csv
+    from mmrec.data.raw_tables import read_csv
 
     path = tmp_path / "items.csv"
     path.write_bytes(text.encode("utf-8"))
@@ -544,7 +544,7 @@ def test_a_compressed_table_is_read_decompressed_whatever_its_name(tmp_path, ope
     ("\nu,i,t\nu1,a,1,x\nu2,b,2\n", [["u2", "b", "2"]], [3]),  # a blank line before the header
 ])
 def test_lines_longer_than_the_header_never_shift_columns(tmp_path, text, rows, skipped):
-    from mmrec.pipeline.preprocess import read_csv
+    from mmrec.data.raw_tables import read_csv
 
     path = tmp_path / "interactions.csv"
     path.write_text(text, encoding="utf-8")
@@ -558,7 +558,7 @@ def test_lines_longer_than_the_header_never_shift_columns(tmp_path, text, rows, 
 
 
 def test_a_quote_left_open_is_refused_not_read_as_the_rest_of_the_file(tmp_path):
-    from mmrec.pipeline.preprocess import read_csv
+    from mmrec.data.raw_tables import read_csv
 
     path = tmp_path / "interactions.csv"
     for text in ('u,i,t\nu1,"a,1\nu2,b,2\n', 'u,i,t\nu1,a,1,x\nu2,"b,2\nu3,c,3\n'):
