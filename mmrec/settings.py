@@ -111,7 +111,8 @@ class DataSettings(Section):
     user_id_column: str = Field("user_id", min_length=1, description="the user id column of the interactions")
     timestamp_column: str = Field("timestamp", min_length=1, description="the interactions' (optional) time column")
     timestamp_format: str | None = Field(
-        None, min_length=1, description="how the time column is written: null = unix seconds or ISO-8601 text; "
+        None, min_length=1, description="how the time column is written: null = unix times (seconds; milliseconds, "
+                                        "micro- or nanoseconds by their size) or ISO-8601 text; "
                                         "a strftime format such as '%d/%m/%Y' or '%m/%d/%Y %H:%M' (UTC); 'excel' = "
                                         "spreadsheet serial days (45850 = 2025-07-12)")
     rating_column: str = Field("rating", min_length=1, description="the interactions' (optional) rating column")

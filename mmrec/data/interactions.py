@@ -22,8 +22,8 @@ from mmrec.settings import PreprocessSettings
 
 REQUIRED_COLUMNS = ("user_id", "item_id")
 _EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
-# Unix seconds a calendar date exists for (years 1-9999, what datetime and ISO-8601 can write). Beyond them
-# a value is almost always milliseconds or microseconds (1.7e12 / 1.7e15 for 2023), not a far-future date.
+# Unix seconds a calendar date exists for (years 1-9999, what datetime and ISO-8601 can write); numbers in finer
+# units are converted before (_FINER_UNITS).
 TIMESTAMP_RANGE = (-62_135_596_800.0, 253_402_300_799.0)
 # Spreadsheet serial dates: days since 1899-12-30 (day 25,569 is 1970-01-01). 20,000-80,000 spans 1954-2119;
 # read as unix seconds these are moments of 1 January 1970, which real timestamps hardly ever are.
@@ -37,8 +37,8 @@ _NO_ROWS_HINTS = {  # drop reason -> what to change, shown when nothing is left
     "without times",
     "bad_timestamp": "timestamps must be unix seconds or ISO-8601 (e.g. 2024-03-01T12:00:00Z), or what "
     "data.timestamp_format says (e.g. '%d/%m/%Y'; 'excel' for spreadsheet serial days)",
-    "timestamp_out_of_range": "timestamps must be unix seconds within years 1-9999; values like 1.7e12 are "
-    "milliseconds (divide by 1000) and 1.7e15 microseconds",
+    "timestamp_out_of_range": "timestamps must be unix times (seconds, or milliseconds, microseconds or "
+    "nanoseconds of 1973 on) within years 1-9999",
     "bad_rating": "ratings must be numbers",
     "unsafe_user_id": "user ids must not contain control characters",
     "unsafe_item_id": "item ids must not contain control characters (see item_info's unsafe_id drops)",
@@ -146,6 +146,11 @@ def clean_interactions(
                 "August 1970. Set data.timestamp_format: '%Y%m%d' if the column holds such dates.")
         if numbers is not None and (note := _before_any_log_note(numbers, compact)):
             report.notes.append(note)
+        if numbers is not None:
+            for unit, rows in _finer_units(numbers).items():
+                report.notes.append(
+                    f"{int(rows.sum()):,} row(s) hold unix times in {unit} (e.g. "
+                    f"{', '.join(map(repr, _examples(raw['timestamp'], rows)))}): read as such.")
     if has_rating:
         frame["rating"] = pd.to_numeric(raw["rating"], errors="coerce")
 
@@ -201,7 +206,6 @@ def clean_interactions(
     if has_time:
         outside = ~frame["timestamp"].between(*TIMESTAMP_RANGE)
         report.drop("timestamp_out_of_range", frame[outside])
-        as_ms = int((frame.loc[outside, "timestamp"] / 1000).between(*TIMESTAMP_RANGE).sum())
         if timestamp_format == "excel":  # the values were read as days: a unix-seconds value is the likely cause
             days = pd.to_numeric(raw.loc[frame.index[outside], "timestamp"], errors="coerce")
             as_seconds = int((days > SERIAL_DAYS[1]).sum())
@@ -211,11 +215,6 @@ def clean_interactions(
                     f"like {days[days > SERIAL_DAYS[1]].iloc[0]:.3g}, far beyond spreadsheet serial days (data."
                     "timestamp_format: excel): they look like unix seconds, and were dropped. Set "
                     "data.timestamp_format: null if the file holds unix seconds.")
-        elif as_ms:
-            report.notes.append(
-                f"{as_ms:,} of the {int(outside.sum()):,} rows with an out-of-range timestamp hold values like "
-                "1.7e12, which read as dates in milliseconds: they were dropped. Divide those values by 1000 in the "
-                "interactions file (unix seconds) to keep them.")
         frame = frame[~outside]
         unreadable = sum(report.dropped.get(reason, 0)
                          for reason in ("missing_timestamp", "bad_timestamp", "timestamp_out_of_range"))
@@ -337,7 +336,9 @@ def clean_interactions(
 def parse_timestamps(values: pd.Series, timestamp_format: str | None = None) -> pd.Series:
     """Unix seconds as float64 (NaN where unparsable) from unix-seconds numbers or ISO-8601 text.
 
-    ISO-8601 text may carry a zone (`Z`, `+01:00`); text without one is taken as UTC. `timestamp_format`
+    A number too large for unix seconds of a plausible date is read in the finer unit its size says
+    (`_FINER_UNITS`: 1.7e12 is milliseconds). ISO-8601 text may carry a zone (`Z`, `+01:00`); text without one
+    is taken as UTC. `timestamp_format`
     (data.timestamp_format): 'excel' reads numbers as spreadsheet serial days (days since 1899-12-30, the
     fraction the time of day); a strftime format reads every value with it, in UTC.
     """
@@ -348,11 +349,27 @@ def parse_timestamps(values: pd.Series, timestamp_format: str | None = None) -> 
     seconds = pd.to_numeric(values, errors="coerce").astype("float64")
     if timestamp_format == "excel":
         seconds = (seconds - EXCEL_EPOCH_DAYS) * 86_400.0
+    else:
+        for unit, rows in _finer_units(seconds).items():
+            seconds[rows] = seconds[rows] / _FINER_UNITS[unit]
     text = values[seconds.isna() & values.notna()]
     if len(text):
         parsed = pd.to_datetime(text.astype(str).str.strip(), format="ISO8601", utc=True, errors="coerce")
         seconds.loc[text.index] = ((parsed - _EPOCH) / pd.Timedelta(seconds=1)).astype("float64")
     return seconds
+
+
+# Unix times since 1973 in milliseconds start at 1e11, in microseconds at 1e14, in nanoseconds at 1e17 (a 2024
+# time: 1.7e12, 1.7e15, 1.7e18); as seconds, 1e11 is the year 5138. So a number's size says its unit: JavaScript
+# and Java logs write milliseconds, and a log may mix sources.
+_FINER_UNITS = {"milliseconds": 1e3, "microseconds": 1e6, "nanoseconds": 1e9}
+
+
+def _finer_units(numbers: pd.Series) -> dict[str, pd.Series]:
+    """{unit: mask of the rows whose number is a unix time in that unit (`_FINER_UNITS`)}, for units with rows."""
+    # Seconds from 1e8 (1973) to 1e11 (5138), in the unit.
+    masks = {unit: (numbers >= 1e8 * size) & (numbers < 1e11 * size) for unit, size in _FINER_UNITS.items()}
+    return {unit: rows for unit, rows in masks.items() if rows.any()}
 
 
 # Unix seconds since 1973 (1e8) divided by 1000 once too often (milliseconds divided by 1e6) fall in 1e5-1e8: read

@@ -166,19 +166,21 @@ def test_user_ids_with_control_characters_are_rejected_and_shown_escaped():
     assert report.examples["unsafe_user_id"] == ["('ctl\\x07user', a)", "('\\x1b[41mX', a)"]
 
 
-def test_timestamps_without_a_calendar_date_are_dropped_and_counted():
-    # Milliseconds (a 2023 date as 1.7e12) and microseconds pass as numbers but name no date in years 1-9999.
-    raw = _raw([["u1", "a", "1700000000"], ["u1", "b", "1700000000000"], ["u2", "a", "-99999999999999"],
-                ["u2", "b", "1700000000"]], ("user_id", "item_id", "timestamp"))
+def test_unix_times_in_finer_units_are_read_by_their_size_and_the_rest_out_of_range_dropped():
+    # A JavaScript log writes milliseconds (a 2023 time: 1.7e12); those rows were dropped, a whole file of them
+    # stopped preprocess. Now a number's size says its unit; what names no date in years 1-9999 is still dropped.
+    raw = _raw([["u1", "a", "1700000000"], ["u1", "b", "1700000000123"], ["u2", "a", "-99999999999999"],
+                ["u2", "b", "1700000000000000"], ["u3", "a", "1700000000000000000"]],
+               ("user_id", "item_id", "timestamp"))
     out, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings())
-    assert out["timestamp"].tolist() == [1700000000, 1700000000]
-    assert report.dropped == {"timestamp_out_of_range": 2}
-    assert report.examples["timestamp_out_of_range"] == ["(u1, b)", "(u2, a)"]
-    assert report.notes == ["1 of the 2 rows with an out-of-range timestamp hold values like 1.7e12, which read as "
-                            "dates in milliseconds: they were dropped. Divide those values by 1000 in the interactions "
-                            "file (unix seconds) to keep them."]
-    with pytest.raises(DataError, match="milliseconds"):
-        clean_interactions(raw.iloc[[1]], {"a", "b"}, PreprocessSettings())
+    assert out["timestamp"].tolist() == [1700000000] * 4
+    assert report.dropped == {"timestamp_out_of_range": 1}
+    assert report.examples["timestamp_out_of_range"] == ["(u2, a)"]
+    assert report.notes == ["1 row(s) hold unix times in milliseconds (e.g. '1700000000123'): read as such.",
+                            "1 row(s) hold unix times in microseconds (e.g. '1700000000000000'): read as such.",
+                            "1 row(s) hold unix times in nanoseconds (e.g. '1700000000000000000'): read as such."]
+    with pytest.raises(DataError, match="within years 1-9999"):
+        clean_interactions(raw.iloc[[2]], {"a", "b"}, PreprocessSettings())
 
 
 def test_a_rating_threshold_without_ratings_filters_nothing_and_says_so():
