@@ -8,7 +8,7 @@ import csv
 import io
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,35 +27,40 @@ class MalformedLine:
     expected: int
 
 
-def read_csv(path: Path, what: str, skip_malformed: bool = False) -> tuple[pd.DataFrame, list[MalformedLine]]:
-    """(a CSV (comma-, tab-, semicolon- or pipe-separated: the header tells) or a parquet file with every column
-    as strings (ids must never become numbers; a parquet number column is written as its values read), the lines
-    skipped for holding more fields than the header); DataError if unusable. A line with more fields is a
-    DataError unless `skip_malformed`, and even then when such lines outnumber the good ones (the file's
-    separator or quoting is off, not a stray line)."""
+@dataclass
+class RawTable:
+    """A raw table as read: every column as text, the lines skipped for holding more fields than the header, and
+    what the report should say about how it was read."""
+
+    frame: pd.DataFrame
+    malformed: list[MalformedLine] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def read_table(path: Path, what: str, skip_malformed: bool = False) -> RawTable:
+    """A CSV (comma-, tab-, semicolon- or pipe-separated: the header tells; gzip/bz2/xz-compressed or not) or a
+    parquet file, every column as strings (ids must never become numbers; a parquet number column is written as
+    its values read); DataError if unusable. A line with more fields than the header is a DataError unless
+    `skip_malformed`, and even then when such lines outnumber the good ones (the file's separator or quoting is
+    off, not a stray line)."""
     if not path.is_file():
         raise DataError(
             f"{what} file {path} is a folder, not a file." if path.is_dir() else f"{what} file not found: {path}",
             hint="Check paths.data_dir and the data.*_file settings.")
     if path.stat().st_size == 0:
         raise DataError(f"{what} file {path} is empty.", hint="It needs a header row and at least one row.")
-    malformed: list[MalformedLine] = []
-    if is_parquet(path):
-        frame = _read_parquet(path, what)
-    else:
-        frame, malformed = _read_text_table(path, what, csv_separator(path), skip_malformed)
-    frame.columns = [str(c).strip() for c in frame.columns]
-    if frame.empty:
+    table = (RawTable(_read_parquet(path, what)) if is_parquet(path) else
+             _read_text_table(path, what, csv_separator(path), skip_malformed))
+    table.frame.columns = [str(c).strip() for c in table.frame.columns]
+    if table.frame.empty:
         raise DataError(f"{what} file {path} has a header but no rows.", hint="Add rows below the header.")
-    return frame, malformed
+    return table
 
 
 _TOO_MANY_FIELDS = re.compile(r"Expected \d+ fields in line \d+, saw \d+")
 
 
-def _read_text_table(
-    path: Path, what: str, sep: str, skip_malformed: bool
-) -> tuple[pd.DataFrame, list[MalformedLine]]:
+def _read_text_table(path: Path, what: str, sep: str, skip_malformed: bool) -> RawTable:
     """A clean file is read by pandas in one pass. pandas reads lines with more fields than the header
     inconsistently (the first data line's width becomes the expected one; with index inference its first field
     silently became the index, shifting every column), so when it complains at all the file is read again
@@ -69,19 +74,24 @@ def _read_text_table(
                 raise _refused(path, what, sep, str(exc).strip(), skip_malformed) from None
             frame = None
     if frame is not None and not any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
-        return frame, []
-    text, malformed = _fit_to_header(path, what, sep)
+        return RawTable(frame)
+    text, malformed, records = _fit_to_header(path, what, sep)
+    notes = []
+    if records and len(malformed) == records and all(m.fields == m.expected + 1 for m in malformed):
+        # Every line one field longer: row names whose header cell was left out (R's write.table writes them so).
+        text, malformed, records = _fit_to_header(path, what, sep, row_names=True)
+        notes.append(f"Every line of {path.name} holds one field more than its header: the first is taken as row "
+                     "names without a header cell (as R's write.table writes them) and left out.")
     if malformed and not skip_malformed:
         first = malformed[0]
         raise _refused(path, what, sep, f"line {first.line} holds {first.fields} fields, the header "
                                         f"{first.expected}", skip_malformed)
-    frame = _parse_text(io.StringIO(text), path, sep, what)
-    if len(malformed) > len(frame):
+    if 2 * len(malformed) > records:
         first = malformed[0]
-        raise _refused(path, what, sep, f"{len(malformed):,} of {len(malformed) + len(frame):,} lines hold more "
-                                        f"fields than the header (e.g. line {first.line}: {first.fields} fields, "
-                                        f"expected {first.expected})", skip_malformed)
-    return frame, malformed
+        raise _refused(path, what, sep, f"{len(malformed):,} of {records:,} lines hold more fields than the "
+                                        f"header (e.g. line {first.line}: {first.fields} fields, expected "
+                                        f"{first.expected})", skip_malformed)
+    return RawTable(_parse_text(io.StringIO(text), path, sep, what), malformed, notes)
 
 
 def _parse_text(source: Path | io.StringIO, path: Path, sep: str, what: str) -> pd.DataFrame:
@@ -99,10 +109,11 @@ def _parse_text(source: Path | io.StringIO, path: Path, sep: str, what: str) -> 
                         f"{str(exc).strip()}.", hint="It needs a header row and at least one row.") from None
 
 
-def _fit_to_header(path: Path, what: str, sep: str) -> tuple[str, list[MalformedLine]]:
+def _fit_to_header(path: Path, what: str, sep: str, row_names: bool = False) -> tuple[str, list[MalformedLine], int]:
     """(the file as CSV text whose records are at most the header's width: trailing empty fields dropped (an
-    exporter's trailing separator), records with more non-empty fields left out; those left out). Short records
-    stay as they are (their missing cells are missing). Python's csv module reads quoting as pandas does."""
+    exporter's trailing separator), records with more non-empty fields left out; those left out; the data records
+    read, blank lines aside). Short records stay as they are (their missing cells are missing); with `row_names`,
+    each data record's first field is left out first. Python's csv module reads quoting as pandas does."""
     out, malformed = io.StringIO(), []
     limit = csv.field_size_limit()
     csv.field_size_limit(1 << 30)  # a long description is a field, not an error
@@ -110,12 +121,15 @@ def _fit_to_header(path: Path, what: str, sep: str) -> tuple[str, list[Malformed
         with io.TextIOWrapper(open_bytes(path), encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle, delimiter=sep, strict=True)  # strict: a quote left open is an error
             writer = csv.writer(out, delimiter=sep, lineterminator="\n")
-            width, line = None, 1
+            width, line, records = None, 1, 0
             for record in reader:
                 if record and width is None:  # the header: the first line that is not blank, as for pandas
                     width = len(record)
-                if record and len(record) > width and any(field.strip() for field in record[width:]):
-                    malformed.append(MalformedLine(line, len(record), width))
+                elif record:
+                    records += 1
+                    record = record[1:] if row_names else record
+                if record and len(record) > width and any(cell.strip() for cell in record[width:]):
+                    malformed.append(MalformedLine(line, len(record) + row_names, width))
                 elif record:
                     writer.writerow(record[:width])
                 line = reader.line_num + 1
@@ -127,7 +141,7 @@ def _fit_to_header(path: Path, what: str, sep: str) -> tuple[str, list[Malformed
         raise _undecompressed(path, what, exc) from None
     finally:
         csv.field_size_limit(limit)
-    return out.getvalue(), malformed
+    return out.getvalue(), malformed, records
 
 
 def _undecompressed(path: Path, what: str, exc: BaseException) -> DataError:
@@ -166,7 +180,7 @@ def _read_parquet(path: Path, what: str) -> pd.DataFrame:
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise DataError(f"{what} file {path} cannot be read as parquet: {exc}") from None
     frame = frame.reset_index(drop=True)
-    for column in frame.columns:  # as read_csv reads text: str values, missing ones NaN
+    for column in frame.columns:  # as pandas reads text: str values, missing ones NaN
         values = frame[column]
         if pd.api.types.is_float_dtype(values) and bool((values.dropna() % 1 == 0).all()):
             values = values.astype("Int64")  # whole numbers stored as float (a column with gaps): 12, not 12.0

@@ -19,7 +19,7 @@ from mmrec.data.ids import image_file_name
 from mmrec.data.images import IMAGE_EXTENSIONS, IMAGE_STATUSES, ImageJob, ImageResult, process_images, unsupported_type
 from mmrec.data.interactions import clean_interactions
 from mmrec.data.items import clean_items
-from mmrec.data.raw_tables import canonical_columns, malformed_note, read_csv, without_header_rows
+from mmrec.data.raw_tables import canonical_columns, malformed_note, read_table, without_header_rows
 from mmrec.data.staging import remove_abandoned, staged_folder
 from mmrec.data.tables import (
     INTERACTIONS_FILE,
@@ -335,8 +335,8 @@ def run_preprocess(
     data = settings.data
     item_file, interactions_file = data_dir / data.item_info_file, data_dir / data.interactions_file
     skip_malformed = settings.preprocess.malformed_lines == "skip"
-    raw_items, item_malformed = read_csv(item_file, "item_info", skip_malformed)
-    raw_items, item_headers = without_header_rows(raw_items)
+    item_table = read_table(item_file, "item_info", skip_malformed)
+    raw_items, item_headers = without_header_rows(item_table.frame)
     if missing := [name for name in data.numerical_features_cols if name not in raw_items.columns]:
         raise DataError(f"item_info file {item_file.name} lacks numeric column(s) {', '.join(map(repr, missing))} "
                         f"(data.numerical_features_cols); columns present: {', '.join(map(str, raw_items.columns))}.",
@@ -348,8 +348,8 @@ def run_preprocess(
     named = (dict(zip(raw_items["item_id"].astype("string").str.strip(), raw_items[data.image_column]))
              if data.image_column else None)
     own_item_column = data.interactions_item_id_column is not None
-    raw_interactions, interaction_malformed = read_csv(interactions_file, "interactions", skip_malformed)
-    raw_interactions, interaction_headers = without_header_rows(raw_interactions)
+    interaction_table = read_table(interactions_file, "interactions", skip_malformed)
+    raw_interactions, interaction_headers = without_header_rows(interaction_table.frame)
     raw_interactions = canonical_columns(
         raw_interactions, interactions_file, "interactions",
         {"user_id": data.user_id_column, "item_id": data.interactions_item_id_column or data.item_id_column,
@@ -369,10 +369,11 @@ def run_preprocess(
         settings.data.timestamp_format,
         settings.data.unrated,
     )
-    for report, headers, malformed, file in (
-            (item_report, item_headers, item_malformed, item_file),
-            (interaction_report, interaction_headers, interaction_malformed, interactions_file)):
-        if malformed:  # counted as rows in, as the file has them
+    for report, headers, table, file in ((item_report, item_headers, item_table, item_file),
+                                         (interaction_report, interaction_headers, interaction_table,
+                                          interactions_file)):
+        report.notes.extend(table.notes)
+        if malformed := table.malformed:  # counted as rows in, as the file has them
             report.input_rows += len(malformed)
             report.dropped["malformed_line"] = len(malformed)
             report.examples["malformed_line"] = [f"line {m.line}" for m in malformed[:5]]

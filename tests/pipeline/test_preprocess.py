@@ -500,12 +500,13 @@ def test_tab_or_semicolon_separated_files_and_parquet_read_as_the_csv(tmp_path, 
 ])
 def test_the_separator_is_the_one_the_header_line_uses(tmp_path, text, sep):
     from mmrec.fileio import csv_separator
-    from mmrec.data.raw_tables import read_csv
+    from mmrec.data.raw_tables import read_table
 
     path = tmp_path / "items.csv"
     path.write_bytes(text.encode("utf-8"))
     assert csv_separator(path) == sep
-    frame, malformed = read_csv(path, "item_info")
+    table = read_table(path, "item_info")
+    frame, malformed = table.frame, table.malformed
     assert not malformed and frame.columns[0] == "item_id"
     assert frame["item_id"].tolist()[:2] == ["001", "002"][:len(frame)]
 
@@ -544,27 +545,42 @@ def test_a_compressed_table_is_read_decompressed_whatever_its_name(tmp_path, ope
     ("\nu,i,t\nu1,a,1,x\nu2,b,2\n", [["u2", "b", "2"]], [3]),  # a blank line before the header
 ])
 def test_lines_longer_than_the_header_never_shift_columns(tmp_path, text, rows, skipped):
-    from mmrec.data.raw_tables import read_csv
+    from mmrec.data.raw_tables import read_table
 
     path = tmp_path / "interactions.csv"
     path.write_text(text, encoding="utf-8")
-    frame, malformed = read_csv(path, "interactions", skip_malformed=True)
+    table = read_table(path, "interactions", skip_malformed=True)
+    frame, malformed = table.frame, table.malformed
     assert list(frame.columns) == ["u", "i", "t"] and frame.index.tolist() == list(range(len(rows)))
     assert frame.astype(object).where(frame.notna(), None).values.tolist() == rows
     assert [m.line for m in malformed] == skipped and all(m.expected == 3 for m in malformed)
     if skipped:
         with pytest.raises(DataError, match=f"line {skipped[0]} holds"):
-            read_csv(path, "interactions")
+            read_table(path, "interactions")
+
+
+def test_row_names_without_a_header_cell_are_left_out_with_a_note(tmp_path):
+    # R's write.table writes row names as a first field with no header cell: every line one field longer.
+    from mmrec.data.raw_tables import read_table
+
+    path = tmp_path / "interactions.csv"
+    path.write_text('"u","i","t"\n"1","u1","a",1\n"2","u2","b",2\n\n"3","u3","c",3\n', encoding="utf-8")
+    table = read_table(path, "interactions")
+    assert table.frame.values.tolist() == [["u1", "a", "1"], ["u2", "b", "2"], ["u3", "c", "3"]]
+    assert not table.malformed and table.notes[0].startswith("Every line of interactions.csv holds one field more")
+    path.write_text('u,i,t\n1,u1,a,1\n2,u2,b,2,x\n3,u3,c,3\n', encoding="utf-8")  # one line longer still
+    with pytest.raises(DataError, match=r"3 of 3 lines hold more fields than the header \(e.g. line 2: 4 fields"):
+        read_table(path, "interactions", skip_malformed=True)  # no reading of it is safe
 
 
 def test_a_quote_left_open_is_refused_not_read_as_the_rest_of_the_file(tmp_path):
-    from mmrec.data.raw_tables import read_csv
+    from mmrec.data.raw_tables import read_table
 
     path = tmp_path / "interactions.csv"
     for text in ('u,i,t\nu1,"a,1\nu2,b,2\n', 'u,i,t\nu1,a,1,x\nu2,"b,2\nu3,c,3\n'):
         path.write_text(text, encoding="utf-8")
         with pytest.raises(DataError, match="EOF inside string") as info:
-            read_csv(path, "interactions", skip_malformed=True)
+            read_table(path, "interactions", skip_malformed=True)
         assert "never closes" in info.value.hint
 
 
