@@ -37,12 +37,13 @@ class RawTable:
     notes: list[str] = field(default_factory=list)
 
 
-def read_table(path: Path, what: str, skip_malformed: bool = False) -> RawTable:
+def read_table(path: Path, what: str, skip_malformed: bool | None = None) -> RawTable:
     """A CSV (comma-, tab-, semicolon- or pipe-separated: the header tells; gzip/bz2/xz-compressed or not) or a
     parquet file, every column as strings (ids must never become numbers; a parquet number column is written as
     its values read); DataError if unusable. A line with more fields than the header is a DataError unless
     `skip_malformed`, and even then when such lines outnumber the good ones (the file's separator or quoting is
-    off, not a stray line)."""
+    off, not a stray line). False: preprocess.malformed_lines is `error` (the refusal names the setting); None: a
+    file no setting skips lines of."""
     if not path.is_file():
         raise DataError(
             f"{what} file {path} is a folder, not a file." if path.is_dir() else f"{what} file not found: {path}",
@@ -60,7 +61,7 @@ def read_table(path: Path, what: str, skip_malformed: bool = False) -> RawTable:
 _TOO_MANY_FIELDS = re.compile(r"Expected \d+ fields in line \d+, saw \d+")
 
 
-def _read_text_table(path: Path, what: str, sep: str, skip_malformed: bool) -> RawTable:
+def _read_text_table(path: Path, what: str, sep: str, skip_malformed: bool | None) -> RawTable:
     """A clean file is read by pandas in one pass. pandas reads lines with more fields than the header
     inconsistently (the first data line's width becomes the expected one; with index inference its first field
     silently became the index, shifting every column), so when it complains at all the file is read again
@@ -150,15 +151,15 @@ def _undecompressed(path: Path, what: str, exc: BaseException) -> DataError:
                                                             "from the original, or pass it uncompressed.")
 
 
-def _refused(path: Path, what: str, sep: str, detail: str, skip_malformed: bool) -> DataError:
+def _refused(path: Path, what: str, sep: str, detail: str, skip_malformed: bool | None) -> DataError:
     if "EOF inside string" in detail or "unexpected end of data" in detail:
         hint = ('A value opens a quote (") that never closes, so the rest of the file would be one value: close '
                 'it, or double a quote meant as text ("12"" screen").')
     else:
         hint = (f"A row with more fields than the header usually holds an unquoted {sep!r} inside a value: quote "
                 f"that value (\"a{sep} b\") or remove the extra field"
-                + ("." if skip_malformed else
-                   " (preprocess.malformed_lines: skip skips such lines, counted in the report)."))
+                + (" (preprocess.malformed_lines: skip skips such lines, counted in the report)."
+                   if skip_malformed is False else "."))
     return DataError(f"{what} file {path} cannot be parsed as UTF-8 CSV ({sep!r}-separated): {detail}.", hint=hint)
 
 

@@ -17,8 +17,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from mmrec.data.matrices import held_out_unseen, interaction_matrix
+from mmrec.data.raw_tables import read_table
 from mmrec.errors import DataError
-from mmrec.fileio import compression, csv_separator, is_parquet, not_utf8_error
 from mmrec.settings import DataSettings
 
 REQUIRED_COLUMNS = ("user_id", "item_id")
@@ -42,22 +42,12 @@ def read_interactions_file(path: Path, role: str, data: DataSettings | None = No
     names = {c: getattr(data, f"{c}_column") for c in ("user_id", "item_id", "timestamp", "rating")} if data else {}
     if data and data.interactions_item_id_column:
         names["item_id"] = data.interactions_item_id_column
-    ids = {name: str for name in {*REQUIRED_COLUMNS, names.get("user_id", "user_id"), names.get("item_id", "item_id")}}
-    try:
-        frame = (
-            pd.read_parquet(path)
-            if is_parquet(path)
-            # Ids such as NA, null or nan are ids (as preprocess and the split keep them), not missing values.
-            else pd.read_csv(path, sep=csv_separator(path), dtype=ids, keep_default_na=False, encoding="utf-8",
-                             compression=compression(path))
-        )
-    except UnicodeDecodeError:
-        raise not_utf8_error(path, f"The {role} file") from None
-    except Exception as exc:  # noqa: BLE001  (pandas/pyarrow raise many types for unreadable files)
-        raise DataError(
-            f"The {role} file {path} cannot be read: {exc}",
-            hint="Use a CSV with a header row or a parquet file.",
-        ) from None
+    # As preprocess reads its files: every column as text (ids such as NA, null or nan are ids), any separator,
+    # compressed or not; a line that does not fit the header is refused, naming it.
+    table = read_table(path, f"The {role}")
+    if notes is not None:
+        notes.extend(table.notes)
+    frame = table.frame
     frame = frame.rename(columns={source: canonical for canonical, source in names.items()
                                   if canonical not in frame.columns and source in frame.columns})
     frame = validate_interactions(frame, f"{role} file {path}", notes)

@@ -88,7 +88,7 @@ def test_empty_test_file_and_missing_column_are_clear_errors(tiny_config, tmp_pa
     settings = load_settings(tiny_config).settings
     empty = tmp_path / "empty.csv"
     empty.write_text("user_id,item_id\n")
-    with pytest.raises(DataError, match="no interactions"):
+    with pytest.raises(DataError, match="has a header but no rows"):
         run_evaluate(settings, ["random"], test_data=empty)
     bad = tmp_path / "bad.csv"
     bad.write_text("user,item_id\nu1,i000\n")
@@ -103,6 +103,25 @@ def test_a_test_file_that_is_a_folder_is_named_as_such(tmp_path):
 
     with pytest.raises(DataError, match="is a folder, not a file"):
         read_interactions_file(tmp_path, "test")
+
+
+def test_a_test_file_is_read_as_preprocess_reads_its_files(tmp_path):
+    # A separator at the end of every line made pandas take the user ids as the index: user ids became the item
+    # ids; a line longer than the header is now refused, naming it; compressed files are read.
+    import gzip
+
+    from mmrec.evaluation.dataset import read_interactions_file
+
+    test = tmp_path / "test.csv"
+    test.write_text("user_id,item_id\nu1,a,\nu2,NA,\n")
+    assert read_interactions_file(test, "test")[["user_id", "item_id"]].values.tolist() == [["u1", "a"], ["u2", "NA"]]
+    test.write_text("user_id,item_id\nu1,a\nu2,b,c\n")
+    with pytest.raises(DataError, match="line 3 holds 3 fields, the header 2") as info:
+        read_interactions_file(test, "test")
+    assert "malformed_lines" not in info.value.hint  # a setting of preprocess, not of this file
+    packed = tmp_path / "test.tsv.gz"
+    packed.write_bytes(gzip.compress(b"user_id\titem_id\nu1\ta\n"))
+    assert read_interactions_file(packed, "test")[["user_id", "item_id"]].values.tolist() == [["u1", "a"]]
 
 
 def test_unknown_test_items_are_counted(tiny_config, tmp_path):
