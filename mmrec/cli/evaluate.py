@@ -62,10 +62,15 @@ def metrics_table(report, cold: bool = False) -> Table:
                  f"interaction(s) of {users:,} user(s)"
                  + (" -- too few to tell models apart" if pairs < 30 else ""))
     else:
+        users = report.counts["test_users"]
         left = report.counts.get("test_users_without_new_items", 0)
-        title = (f"{report.task}: {report.counts['test_users']:,} test users"
-                 + (f", {report.counts['test_users'] - left:,} scored ({left:,} have no test item new to them)"
-                    if left else ""))
+        scored = users - left
+        if report.task == "ranking":  # less users with too few items outside their own to draw negatives from
+            scored = min(scored, max((m.n_users for m in report.models), default=scored))
+        why = [f"{left:,} have no test item new to them"] if left else []
+        if users - left > scored:
+            why.append(f"{users - left - scored:,} have too few items outside their own to draw negatives from")
+        title = f"{report.task}: {users:,} test users" + (f", {scored:,} scored ({'; '.join(why)})" if why else "")
     table = Table(title=title, header_style="bold")
     table.add_column("metric")
     for model in report.models:

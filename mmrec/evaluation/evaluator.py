@@ -146,5 +146,7 @@ def evaluate_model(
                 device,
             )
         )
+        if evaluation.eval_task == "ranking":  # users whose every positive was skipped contribute nothing
+            result.n_users = int(result.metrics["sampled_users"])
     result.eval_seconds = time.perf_counter() - started
     return result

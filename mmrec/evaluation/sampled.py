@@ -91,7 +91,7 @@ def sampled_metrics(
     skipped = int((~usable).sum())
     pair_rows, pair_cols = pair_rows[usable], pair_cols[usable]
     if len(pair_rows) == 0:
-        return {"sampled_skipped_positives": float(skipped)}
+        return {"sampled_users": 0.0, "sampled_skipped_positives": float(skipped)}
     negatives = sample_negatives(pair_rows, positives, num_negatives, strategy, popularity, seed)
     ranks, aucs = [], []
     users = np.unique(pair_rows)
@@ -111,5 +111,6 @@ def sampled_metrics(
         out[f"sampled_hit_rate@{k}"] = float(inside.double().mean())
         out[f"sampled_ndcg@{k}"] = float((inside.double() / torch.log2(rank + 2.0)).mean())
     out["sampled_positives"] = float(len(pair_rows))
+    out["sampled_users"] = float(len(users))
     out["sampled_skipped_positives"] = float(skipped)
     return out

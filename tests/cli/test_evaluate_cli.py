@@ -95,3 +95,17 @@ def test_recommender_type_completes_the_registered_names():
     assert result.output.split() == RECOMMENDERS.names()
     env["COMP_WORDS"] = "mmrec recommend --recommender-type item"
     assert runner.invoke(app, [], env=env, prog_name="mmrec").output.split() == ["item_knn"]
+
+
+def test_the_ranking_title_counts_the_users_scored_not_those_whose_every_positive_was_skipped(config, tmp_path):
+    # A user with fewer items outside their own than --num-negatives has every positive skipped: the title said
+    # "N test users" as if they counted, and n_users held them too.
+    result = runner.invoke(app, ["evaluate", "-c", str(config), "--recommender-type", "popularity",
+                                 "--eval-task", "ranking", "--num-negatives", "24"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "results" / "evaluation.json").read_text())
+    scored, users = saved["models"]["popularity"]["n_users"], saved["counts"]["test_users"]
+    assert 0 < scored < users
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert (f"ranking: {users:,} test users, {scored:,} scored ({users - scored:,} have too few items outside their "
+            "own to draw negatives from)") in flat
