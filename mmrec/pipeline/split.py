@@ -61,7 +61,8 @@ def run_split(settings: Settings, progress: ProgressCallback = null_progress) ->
                          + (" --strategy leave_one_out holds out each user's last interaction (users with two or "
                             "more)." if name == "test" and settings.split.strategy != "leave_one_out" and
                             "ratio is 0" not in why else ""))
-    for note in (short_parts_note(report, interactions, settings.split),
+    short = short_parts_note(report, interactions, settings.split)
+    for note in (short or untested_users_note(frames, settings.split),
                  time_ties_note(frames, settings.split.strategy), leave_one_out_note(frames, settings.split)):
         if note:
             notes.append(note)
@@ -85,6 +86,25 @@ def leave_one_out_note(frames: SplitFrames, split: SplitSettings) -> str | None:
     said = [f"{single:,} user(s) with a single interaction keep it for training (no test row)"] if single else []
     said += [f"{two:,} user(s) with two give a test row but no validation row"] if two else []
     return f"leave_one_out: {'; '.join(said)}, as every user keeps a training interaction."
+
+
+def untested_users_note(frames: SplitFrames, split: SplitSettings) -> str | None:
+    """With the per-user shares (stratified, temporal_user), how many users have no test row: a user's share of a
+    few interactions rounds down to none (a single interaction always stays in train), so evaluate never scores
+    them; None when every user has one."""
+    if split.strategy not in ("stratified", "temporal_user"):
+        return None
+    sizes = pd.concat([frames.train["user_id"], frames.val["user_id"], frames.test["user_id"]]).value_counts()
+    untested = sizes.index[~sizes.index.isin(frames.test["user_id"])]
+    if not len(untested):
+        return None
+    single = int((sizes[untested] == 1).sum())
+    return (f"{len(untested):,} of {len(sizes):,} users ({len(untested) / len(sizes):.0%}) have no test row: "
+            + (f"{single:,} have a single interaction, which stays in train, and the others' share of their few "
+               "interactions rounds down to none" if single else
+               "their share of their few interactions rounds down to none")
+            + f" (strategy {split.strategy!r}). evaluate scores the {frames.test['user_id'].nunique():,} others; "
+            "--strategy leave_one_out holds out a row of every user with two or more.")
 
 
 def short_parts_note(report: dict, interactions: pd.DataFrame, split: SplitSettings) -> str | None:

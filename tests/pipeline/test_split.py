@@ -72,6 +72,32 @@ def test_a_per_user_split_of_mostly_single_interaction_users_says_its_parts_came
     assert short_parts_note(split_report(split_interactions(many, settings), settings, 100), many, settings) is None
 
 
+def test_per_user_splits_count_the_users_without_a_test_row():
+    # 70% of a shop's buyers buy once: their row stays in train, and neither split nor evaluate said they are never
+    # evaluated (leave_one_out did).
+    import pandas as pd
+
+    from mmrec.data.splits import split_interactions
+    from mmrec.pipeline.split import untested_users_note
+    from mmrec.settings import SplitSettings
+
+    singles = [(f"s{u}", f"i{u % 7}", u) for u in range(30)]
+    rows = singles + [(f"m{u}", f"i{j}", j) for u in range(10) for j in range(20)]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    for strategy in ("stratified", "temporal_user"):
+        split = SplitSettings(strategy=strategy)
+        frames = split_interactions(frame, split)
+        note = untested_users_note(frames, split)
+        untested = 40 - frames.test["user_id"].nunique()
+        assert note.startswith(f"{untested} of 40 users ({untested / 40:.0%}) have no test row: 30 have a single "
+                               "interaction, which stays in train")
+        assert f"evaluate scores the {40 - untested} others" in note
+    many = frame[frame["user_id"].str.startswith("m")]
+    assert untested_users_note(split_interactions(many, SplitSettings()), SplitSettings()) is None
+    assert untested_users_note(split_interactions(frame, SplitSettings(strategy="temporal")),
+                               SplitSettings(strategy="temporal")) is None
+
+
 def test_leave_one_out_counts_the_users_too_short_for_a_test_or_validation_row():
     import pandas as pd
 
