@@ -208,8 +208,8 @@ def run_evaluate(
     rankable = n_items - int(np.diff(data.exclude.indptr).min()) if data.exclude.shape[0] else n_items
     if evaluation.eval_task == "retrieval" and (beyond := [k for k in evaluation.k_values if k >= rankable]):
         left = (f"the catalogue's {n_items:,} items" if rankable == n_items else
-                f"the at most {rankable:,} items a test user can be shown (the catalogue's {n_items:,} less their "
-                "training items)")
+                f"the at most {rankable:,} items a test user can be shown (the catalogue's {n_items:,} less the "
+                "items each already has, which are masked)")
         count_notes.append(f"Cut-off(s) {', '.join(map(str, beyond))} reach {left}: such a list holds every item a "
                            "user can get, so its recall and hit rate are 1 wherever the user has a test item.")
         progress(ProgressEvent("evaluate", message=count_notes[-1]))

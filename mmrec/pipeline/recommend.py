@@ -221,7 +221,7 @@ def short_list_note(n_short: int, k: int, serving: Serving) -> str | None:
     """The note for users who got fewer than k items (None when there are none): why their lists are short."""
     if not n_short:
         return None
-    if k > serving.n_items:
+    if k >= serving.n_items:  # a user with anything seen cannot get k
         why = f"the catalogue has only {serving.n_items:,} items" + (
             ", less the ones each user has seen" if serving.exclude_seen else "")
     else:

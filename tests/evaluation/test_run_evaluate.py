@@ -150,7 +150,8 @@ def test_cut_offs_that_reach_every_item_a_test_user_can_be_shown_are_noted(tiny_
     settings = load_settings(tiny_config, {"evaluation.k_values": [1, n_items - 2]}).settings
     report = run_evaluate(settings, ["popularity"], test_data=test, train_data=train, write_files=False)
     assert any(note.startswith(f"Cut-off(s) {n_items - 2} reach the at most {n_items - 2} items a test user can be "
-                               f"shown (the catalogue's {n_items} less their training items)") for note in report.notes)
+                               f"shown (the catalogue's {n_items} less the items each already has, which are masked)")
+               for note in report.notes)
 
 
 def test_a_test_file_reads_ids_as_preprocess_does(tiny_config, tmp_path):
