@@ -67,7 +67,7 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
         table.add_row(
             "numeric",
             f"{escape(column)}: imputed ({found})" if found else f"{escape(column)}: all valid",
-            f"{info['imputed']:,}",
+            f"{info['imputed']:,}" if found else f"{items['kept']:,}",  # the count of what the row says
             (f"fill={info['fill_value']:g}" if found else "")
             + escape(f"; ids {', '.join(info['examples'])}" if info["examples"] else ""),
         )

@@ -113,6 +113,9 @@ def test_parsed_counts_and_a_column_left_out_are_shown(config, tmp_path):
     assert any("view_number: read as" in row and "154.3K=154,300" in row for row in rows)
     assert any("thumbup_number: left" in row and "10" in row for row in rows)  # "left out", wrapped at 80
     assert "Numeric column 'thumbup_number' carries no information" in " ".join(result.output.split())
+    # A column with nothing to impute counts the items whose values are all valid (was "all valid | 0").
+    cells = [[cell.strip() for cell in row.split("│")[2:4]] for row in rows]
+    assert ["comment_number: all valid", "10"] in cells, rows
 
 
 def test_the_rating_values_read_are_shown_so_an_off_scale_one_is_seen(config, tmp_path):
