@@ -237,7 +237,8 @@ class MultimodalRecommender(Recommender):
         item the user liked that supports it through that component, or None).
 
         item_item / sequence: the training item j with the largest positive contribution x_uj * B_ji to that
-        component's score ("item_item_contribution" / "transition_contribution"). content: among `liked`
+        component's score ("item_item_contribution" / "transition_contribution"), only when i is among j's 5%
+        largest ties (dense B). content: among `liked`
         (catalogue rows), the one whose content is most cosine-similar ("content_similarity"). two_tower: the
         liked item whose item vector is most cosine-similar ("similarity"), only when the recommended item is
         among that item's 5% nearest in the catalogue (else a weak likeness is no reason). trend: none
@@ -285,9 +286,10 @@ class MultimodalRecommender(Recommender):
         return out
 
     def _largest_contribution(self, model: ItemItemModel, row: int, columns: torch.Tensor,
-                              measure: str) -> list[Evidence | None]:
+                              measure: str, top_share: float = 0.05) -> list[Evidence | None]:
         """Per column j, the profile item i with the largest positive x_ui * B_ij of `model` (item-item or
-        transitions) for profile `row`."""
+        transitions) for profile `row`; with a dense B, only when j is among i's `top_share` largest B_i. (a weak
+        tie to an unrelated item down a long list is no reason; a sparse B keeps only each item's nearest)."""
         profile = model.interactions[row]
         if not profile.nnz:
             return [None] * len(columns)
@@ -295,7 +297,15 @@ class MultimodalRecommender(Recommender):
         weights = torch.as_tensor(profile.data, dtype=torch.float32, device=self.device)
         contribution = weights.unsqueeze(1) * model.pair_weights(liked, columns).float()  # [|liked|, k]
         best, where = contribution.max(dim=0)
-        return [(int(liked[w]), measure, float(b)) if b > 0 else None for w, b in zip(where.tolist(), best.tolist())]
+        out: list[Evidence | None] = []
+        for column, w, value in zip(columns.tolist(), where.tolist(), best.tolist()):
+            source = int(liked[w])
+            near = True
+            if not model.is_sparse:
+                ties = model.weights[source]  # [n_items]: B_i., what the liked item lends each item
+                near = int((ties > ties[column]).sum()) < max(1, int(top_share * len(ties)))
+            out.append((source, measure, float(value)) if value > 0 and near else None)
+        return out
 
     def item_embeddings(self) -> torch.Tensor:
         """[n_items, d] item vectors of the fitted catalogue."""

@@ -153,6 +153,30 @@ def test_without_a_blend_reasons_name_a_liked_item_only_when_the_item_is_among_i
     assert 0 < named < len(candidates)
 
 
+def test_item_item_names_a_liked_item_only_when_the_item_is_among_its_strongest_ties(trained):
+    # Down a long list, "because you liked X" named an unrelated X whose tie was tiny (contribution 0.0006).
+    recommender, train, item_ids = fitted(trained, 0.5)
+    item_item = recommender.scorer.item_item
+    user = str(train["user_id"].iloc[0])
+    row = recommender.user_index[user] + 1
+    profile = item_item.interactions[row]
+    columns = torch.arange(len(item_ids))
+    found = recommender._largest_contribution(item_item, row, columns, "item_item_contribution")
+    ties = item_item.weights  # dense here: B[i, j], what liked item i lends item j
+    strongest = max(1, int(0.05 * len(item_ids)))
+    named = 0
+    for j, evidence in enumerate(found):
+        contributions = profile.data * ties[profile.indices, j].numpy()
+        source = int(profile.indices[contributions.argmax()])
+        rank = int((ties[source] > ties[source, j]).sum())
+        if contributions.max() > 0 and rank < strongest:
+            named += 1
+            assert evidence == (source, "item_item_contribution", pytest.approx(contributions.max(), rel=1e-5))
+        else:
+            assert evidence is None
+    assert 0 < named < len(item_ids)
+
+
 def test_catalogue_beyond_the_item_item_limit_is_a_clear_error(trained):
     root, settings, _ = trained
     recommender, items = load(root, settings)
