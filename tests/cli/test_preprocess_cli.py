@@ -115,7 +115,7 @@ def test_parsed_counts_and_a_column_left_out_are_shown(config, tmp_path):
     assert "Numeric column 'thumbup_number' carries no information" in " ".join(result.output.split())
     # A column with nothing to impute counts the items whose values are all valid (was "all valid | 0").
     cells = [[cell.strip() for cell in row.split("│")[2:4]] for row in rows]
-    assert ["comment_number: all valid", "10"] in cells, rows
+    assert any(len(c) == 2 and c[0].startswith("comment_number: all") and c[1] == "10" for c in cells), rows
 
 
 def test_the_rating_values_read_are_shown_so_an_off_scale_one_is_seen(config, tmp_path):
