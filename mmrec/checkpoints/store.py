@@ -15,9 +15,7 @@ import shutil
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from mmrec.combo import check_combo_name
 from mmrec.errors import CheckpointError
@@ -30,6 +28,9 @@ from mmrec.fileio import (
     sha256_file,
 )
 from mmrec.provenance import package_versions
+
+if TYPE_CHECKING:  # torch loads with the first save or load: listing checkpoints reads JSON only
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ def save_checkpoint(path: Path, state: dict[str, Any], meta: Mapping[str, Any]) 
     }
     for target in (path, sidecar_path(path)):
         remove_stale_temps(target)
+    import torch
+
     try:
         with atomic_path(path) as tmp:
             torch.save({**state, "format": FORMAT, "meta": meta}, tmp)
@@ -99,6 +102,8 @@ def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dic
             f"{path} is not a checkpoint file at all: it is neither a zip archive nor a pickle, as torch.save "
             "writes (a text file, a web page or a failed download?).",
             hint="Pass a best_model.pth / last_model.pth written by `mmrec train`.")
+    import torch
+
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types (RuntimeError, EOFError, UnpicklingError) for damaged files

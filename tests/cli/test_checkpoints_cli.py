@@ -168,3 +168,20 @@ def test_list_marks_the_best_checkpoint_of_an_unfinished_run(tmp_path):
     assert rows["last_model.pth"]["finished"] is None  # an epoch's state: it says nothing of its run's end
     result = runner.invoke(app, ["checkpoints", "list", "--checkpoint-dir", str(tmp_path)], terminal_width=200)
     assert result.output.count("2*") == 1  # the best checkpoint only
+
+
+def test_listing_and_describing_checkpoints_reads_json_without_importing_torch(tmp_path):
+    # A cron job's `checkpoints list --json` took 2.5 s, nearly all of it importing torch to read JSON sidecars.
+    import subprocess
+    import sys
+
+    save_checkpoint(tmp_path / "v_t" / "best_model.pth", {"model": {}},
+                    {"combo": "v_t", "epoch": 4, "monitor": "ndcg@10", "monitored_value": 0.25})
+    code = ("import json, sys; from typer.testing import CliRunner; from mmrec.cli.app import app; r = CliRunner(); "
+            f"a = r.invoke(app, ['checkpoints', 'list', '--checkpoint-dir', {str(tmp_path)!r}, '--json']); "
+            f"b = r.invoke(app, ['checkpoints', 'info', {str(tmp_path / 'v_t' / 'best_model.pth')!r}]); "
+            "print(json.dumps([a.exit_code, b.exit_code, json.loads(a.output)['checkpoints'][0]['epoch'], "
+            "'torch' in sys.modules]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [0, 0, 4, False]
