@@ -1,15 +1,18 @@
-"""Reading the user's raw tables (item_info, interactions): CSV in any of the usual separators, compressed or
-not, or parquet, every column as text; lines that do not fit the header are skipped and counted, or refused;
-columns renamed to the canonical names; header lines repeated inside a file dropped."""
+"""Reading the user's raw tables (item_info, interactions): CSV in any of the usual separators, JSON Lines or
+parquet (the content tells), compressed or not, every column as text; CSV lines that do not fit the header are
+skipped and counted, or refused; columns renamed to the canonical names; header lines repeated inside a file
+dropped."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,20 +41,24 @@ class RawTable:
 
 
 def read_table(path: Path, what: str, skip_malformed: bool | None = None) -> RawTable:
-    """A CSV (comma-, tab-, semicolon- or pipe-separated: the header tells; gzip/bz2/xz-compressed or not) or a
-    parquet file, every column as strings (ids must never become numbers; a parquet number column is written as
-    its values read); DataError if unusable. A line with more fields than the header is a DataError unless
-    `skip_malformed`, and even then when such lines outnumber the good ones (the file's separator or quoting is
-    off, not a stray line). False: preprocess.malformed_lines is `error` (the refusal names the setting); None: a
-    file no setting skips lines of."""
+    """A CSV (comma-, tab-, semicolon- or pipe-separated: the header tells), JSON Lines (or one JSON array of
+    objects) or parquet file (the content tells; CSV and JSON gzip/bz2/xz-compressed or not), every column as
+    strings (ids must never become numbers; a parquet or JSON number is written as its value reads); DataError if
+    unusable. A CSV line with more fields than the header is a DataError unless `skip_malformed`, and even then
+    when such lines outnumber the good ones (the file's separator or quoting is off, not a stray line). False:
+    preprocess.malformed_lines is `error` (the refusal names the setting); None: a file no setting skips lines of."""
     if not path.is_file():
         raise DataError(
             f"{what} file {path} is a folder, not a file." if path.is_dir() else f"{what} file not found: {path}",
             hint="Check paths.data_dir and the data.*_file settings.")
     if path.stat().st_size == 0:
         raise DataError(f"{what} file {path} is empty.", hint="It needs a header row and at least one row.")
-    table = (RawTable(_read_parquet(path, what)) if is_parquet(path) else
-             _read_text_table(path, what, csv_separator(path), skip_malformed))
+    if is_parquet(path):
+        table = RawTable(_read_parquet(path, what))
+    elif kind := _json_kind(path):
+        table = RawTable(_read_json(path, what, kind))
+    else:
+        table = _read_text_table(path, what, csv_separator(path), skip_malformed)
     table.frame.columns = [str(c).strip() for c in table.frame.columns]
     if table.frame.empty:
         raise DataError(f"{what} file {path} has a header but no rows.", hint="Add rows below the header.")
@@ -187,6 +194,74 @@ def _read_parquet(path: Path, what: str) -> pd.DataFrame:
             values = values.astype("Int64")  # whole numbers stored as float (a column with gaps): 12, not 12.0
         frame[column] = values.astype(str).where(values.notna(), np.nan).astype(object)
     return frame
+
+
+def _json_kind(path: Path) -> str | None:
+    """"lines" for JSON Lines (a JSON object per line), "array" for one JSON array, else None (CSV)."""
+    try:
+        with open_bytes(path) as handle:
+            start = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except DECOMPRESSION_ERRORS:
+        return None  # reading it as CSV says what is wrong
+    return "lines" if start.startswith(b"{") else "array" if start.startswith(b"[") else None
+
+
+def _read_json(path: Path, what: str, kind: str) -> pd.DataFrame:
+    """The objects of a JSON Lines file (or of one JSON array) as a table, every value as text (`_as_text`);
+    a key an object lacks is a missing cell. DataError naming the line that is not a JSON object."""
+    try:
+        with io.TextIOWrapper(open_bytes(path), encoding="utf-8-sig") as handle:
+            if kind == "array":
+                try:
+                    records = json.load(handle)
+                except json.JSONDecodeError as exc:
+                    raise _not_json(path, what, exc.lineno, f"{exc.msg} (column {exc.colno})") from None
+                if not isinstance(records, list):
+                    raise _not_json(path, what, 1, "the file is not a list of objects")
+                numbered = enumerate(records, 1)
+            else:
+                numbered = ((number, _json_line(path, what, number, line))
+                            for number, line in enumerate(handle, 1) if line.strip())
+            rows = []
+            for number, record in numbered:
+                if not isinstance(record, dict):
+                    raise _not_json(path, what, number, f"a JSON {type(record).__name__}, not an object")
+                rows.append({str(key): _as_text(value) for key, value in record.items()})
+    except UnicodeDecodeError:
+        raise not_utf8_error(path, f"{what} file") from None
+    except DECOMPRESSION_ERRORS as exc:
+        raise _undecompressed(path, what, exc) from None
+    return pd.DataFrame.from_records(rows).astype(object) if rows else pd.DataFrame()
+
+
+def _json_line(path: Path, what: str, number: int, line: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise _not_json(path, what, number, f"{exc.msg} (column {exc.colno})") from None
+
+
+def _not_json(path: Path, what: str, number: int, detail: str) -> DataError:
+    return DataError(f"{what} file {path} reads as JSON (one object per line, or one array of objects), but at "
+                     f"line {number}: {detail}.",
+                     hint="Fix or remove that line (each line one JSON object: {\"user_id\": \"u1\", \"item_id\": "
+                          "\"i1\"}), or export the table as CSV.")
+
+
+def _as_text(value: Any) -> Any:
+    """A JSON value as a table cell, as a CSV would hold it: null missing, 12.0 as 12, true as true, a list of
+    plain values joined by spaces (a description in parts, a list of categories), anything else as JSON."""
+    if value is None:
+        return np.nan
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+        return " ".join(map(str, value))
+    return json.dumps(value, ensure_ascii=False)
 
 
 def canonical_columns(

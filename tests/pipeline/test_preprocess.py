@@ -534,6 +534,45 @@ def test_a_compressed_table_is_read_decompressed_whatever_its_name(tmp_path, ope
         run_preprocess(_settings(tmp_path, **{"data.interactions_file": name}), force=True)
 
 
+def test_json_lines_tables_are_read_as_csv_would_hold_them(tmp_path):
+    # Review dumps (Amazon's: reviewerID, asin, overall, unixReviewTime; descriptions as lists) come as JSON Lines.
+    import gzip
+    import json
+
+    raw = tmp_path / "raw"
+    generate_synthetic(raw, users=8, items=5, seed=3)
+    items = pd.read_csv(raw / "item_info.csv", dtype=str)
+    inter = pd.read_csv(raw / "interactions.csv", dtype=str)
+    lines = [json.dumps({"asin": row.item_id, "title": row.title, "description": [row.description, "more"],
+                         "view_number": int(row.view_number), "comment_number": float(row.comment_number),
+                         "categories": [["Baby", "Bath"]], "price": None})
+             for row in items.itertuples()]
+    (raw / "meta.json").write_text("\n".join(lines[:2]) + "\n\n" + "\n".join(lines[2:]) + "\n")
+    reviews = [json.dumps({"reviewerID": row.user_id, "asin": row.item_id, "unixReviewTime": int(row.timestamp)})
+               for row in inter.itertuples()]
+    (raw / "reviews.json.gz").write_bytes(gzip.compress("\n".join(reviews).encode()))
+    settings = _settings(tmp_path, **{
+        "data.item_info_file": "meta.json", "data.interactions_file": "reviews.json.gz", "data.item_id_column": "asin",
+        "data.user_id_column": "reviewerID", "data.timestamp_column": "unixReviewTime",
+        "data.numerical_features_cols": ["view_number", "comment_number"]})
+    report = run_preprocess(settings).report
+    assert report["items"]["kept"] == len(items) and report["interactions"]["kept"] == len(inter)
+    processed = load_items(tmp_path / "processed").set_index("item_id")
+    first = items.iloc[0]
+    assert processed.loc[first["item_id"], "description"] == f"{first['description']} more"
+    assert report["items"]["numeric"]["comment_number"]["imputed"] == 0
+    from mmrec.data.raw_tables import read_table
+
+    table = read_table(raw / "meta.json", "item_info").frame
+    assert table.loc[0, "categories"] == '[["Baby", "Bath"]]' and pd.isna(table.loc[0, "price"])
+    assert table.loc[0, "comment_number"] == str(int(float(first["comment_number"])))  # 3.0 reads 3, as in a CSV
+    (raw / "meta.json").write_text(lines[0] + "\n" + lines[1][:-3] + "\n")
+    with pytest.raises(DataError, match="reads as JSON .* but at line 2: "):
+        run_preprocess(settings, force=True)
+    (raw / "meta.json").write_text(json.dumps([json.loads(line) for line in lines]))  # one JSON array
+    assert len(read_table(raw / "meta.json", "item_info").frame) == len(items)
+
+
 @pytest.mark.parametrize("text, rows, skipped", [
     # The first data line longer than the header: pandas took its first field as the index, shifting every column
     # (user ids read as item ids), or read the first line's width as the expected one.
