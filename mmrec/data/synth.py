@@ -199,6 +199,20 @@ def _synth_written(out_dir: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in hashes.items()} if isinstance(hashes, dict) else {}
 
 
+def _remove_earlier_images(images_dir: Path, keep: int) -> None:
+    """Remove the images an earlier synth wrote into `images_dir` (i00000.jpg ... for the items its synthetic.json
+    counts) that this one does not write again (all with --no-images, the ids past `keep` for a smaller
+    catalogue): left there, preprocess would find them, images for items without any, or stray files."""
+    try:
+        record = json.loads((images_dir.parent / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(record, dict) or not record.get("images") or not isinstance(record.get("items"), int):
+        return
+    for k in range(keep, record["items"]):
+        (images_dir / f"i{k:05d}.jpg").unlink(missing_ok=True)
+
+
 def generate_synthetic(
     out_dir: Path,
     users: int = 300,
@@ -235,6 +249,7 @@ def generate_synthetic(
             "a synthetic catalogue would replace them (and images of the same names).",
             hint="Write it into another folder (--out), or pass --force to `mmrec data synth` to replace them.")
     out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_earlier_images(out_dir / data.images_subdir, items if images else 0)
     if images:
         (out_dir / data.images_subdir).mkdir(exist_ok=True)
     category = rng.integers(0, n_cat, size=items)

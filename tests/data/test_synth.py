@@ -111,3 +111,14 @@ def test_a_catalogue_smaller_than_its_categories_still_gets_interactions(tmp_pat
     wider = generate_synthetic(tmp_path / "six", users=4, items=10, seed=1, images=False)
     per_user = pd.read_csv(tmp_path / "six" / "interactions.csv").groupby("user_id").size()
     assert wider.interactions == per_user.sum() and len(per_user) == 4 and per_user.max() <= 5
+
+
+def test_a_new_synth_removes_the_images_of_the_earlier_one_it_does_not_write_again(tmp_path):
+    # `--no-images` over an earlier synth left its 60 images: preprocess found every item with an image.
+    generate_synthetic(tmp_path, users=10, items=12, seed=0)
+    (tmp_path / "images" / "mine.jpg").write_bytes(b"not the synth's")
+    generate_synthetic(tmp_path, users=10, items=8, seed=0)
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == [*(f"i{k:05d}.jpg" for k in range(8)),
+                                                                        "mine.jpg"]
+    generate_synthetic(tmp_path, users=10, items=8, seed=0, images=False)
+    assert [p.name for p in (tmp_path / "images").iterdir()] == ["mine.jpg"]
