@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 from importlib import metadata
 
@@ -9,10 +10,16 @@ _PACKAGES = ("mmrec", "torch", "torchvision", "transformers", "open_clip_torch",
 
 
 def package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
+    return dict(_versions())
+
+
+@functools.cache
+def _versions() -> tuple[tuple[str, str], ...]:
+    """Read once per process (each checkpoint save asked the package metadata again: ~20 ms)."""
+    versions = [("python", platform.python_version())]
     for name in _PACKAGES:
         try:
-            versions[name] = metadata.version(name)
+            versions.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:
             continue
-    return versions
+    return tuple(versions)

@@ -413,3 +413,19 @@ def test_a_moved_study_reads_its_own_trial_folders(tmp_path):
     study.tell(trial, 0.5)
     (summary,) = summarize_trials(study, tmp_path / "k1")
     assert summary.attrs["folder"] == str(tmp_path / "k1" / "trial_0")
+
+
+def test_the_process_one_off_costs_are_paid_before_any_trial_is_timed(tmp_path):
+    # The first optimizer built imports torch._dynamo (~2 s of CPU): the baseline trial paid it alone, so a tie
+    # with it always went to a later trial "as cheaper".
+    import subprocess
+    import sys
+
+    settings, _ = tiny_settings(tmp_path)
+    code = ("import sys; from mmrec.settings import load_settings; from mmrec.pipeline.tune import warm_up; "
+            f"warm_up(load_settings(None, {{'paths.processed_dir': {str(settings.paths.processed_dir)!r}}}).settings); "
+            "print(all(m in sys.modules for m in ('torch._dynamo', 'mmrec.features.item_features', "
+            "'pyarrow.parquet')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "True"
