@@ -39,7 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", "--data_dir", type=Path, default=DEFAULT_DATA,
                         help="MovieLens folder: ml-latest (ratings.csv, movies.csv[, tags.csv]) or ml-100k "
-                             "(u.data, u.item); an optional posters/ subfolder holds {movieId}.jpg")
+                             "(u.data, u.item), an optional posters/ subfolder holding {movieId}.jpg; or a folder "
+                             "in mmrec's input format (item_info.csv, interactions.csv, images/, optional mmrec.yaml)")
     parser.add_argument("--workdir", type=Path, default=REPO / "bench" / ".work",
                         help="where split files, imports and cached features go (never committed)")
     parser.add_argument("--results-dir", "--results_dir", type=Path, default=REPO / "bench" / "results",
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.data_dir.is_dir():
             raise DataError(f"--data-dir {args.data_dir} is not a folder",
                             hint="pass a MovieLens folder: ml-latest (ratings.csv, movies.csv) or ml-100k (u.data, "
-                                 "u.item)")
+                                 "u.item), or a folder in mmrec's input format (item_info.csv, interactions.csv)")
         layout = Layout(args.workdir.resolve(), args.results_dir.resolve(), dataset_name(args.data_dir))
         if not args.only_merge:
             run_matrix(args, layout, _log)
@@ -184,7 +185,10 @@ def run_matrix(args: argparse.Namespace, layout: Layout, log) -> None:
         features = None
         for seed in args.seeds:
             split_root = layout.split_root(variant, seed)
-            folders = {p: write_protocol(dataset.positives, p, split_root, seed=seed) for p in args.protocols}
+            protocols = [p for p in args.protocols if dataset.timestamps or p != "temporal"]
+            if len(protocols) < len(args.protocols):
+                log(f"[temporal/{variant}] not run: the interactions have no timestamp column")
+            folders = {p: write_protocol(dataset.positives, p, split_root, seed=seed) for p in protocols}
             check = None
             for protocol, folder in folders.items():
                 digest = split_digest(folder)
@@ -218,7 +222,8 @@ def run_matrix(args: argparse.Namespace, layout: Layout, log) -> None:
                     log(f"metric check vs Cornac ranking_eval (BPR): max |diff| = {check['max_abs_diff']:.2e}")
                 ctx = Context(seed=seed, image=features[0].matrix, text=features[1].matrix, threads=args.threads,
                               data_dir=dataset.source, workdir=layout.variant_dir(variant), log=log,
-                              posters=dataset.posters)
+                              posters=dataset.posters, processed=dataset.processed, numeric=dataset.numeric,
+                              timestamps=dataset.timestamps)
                 context = {
                     "data": dataset.describe(),
                     "split": f"{protocol}, seed {seed}; train/val/test interactions "

@@ -55,3 +55,42 @@ def test_ml1m_layout_with_tags_dat_has_both_variants(tmp_path):
 def test_dataset_name_is_path_safe(tmp_path):
     assert dataset_name(tmp_path / "my data..") == "my_data"
     assert "/" not in dataset_name(Path("/"))
+
+
+def _catalogue(folder: Path, timestamps: bool = True, threshold: float | None = 4.0) -> Path:
+    """A synthetic shop in mmrec's input format, with its own mmrec.yaml (a rating threshold)."""
+    import pandas as pd
+
+    from mmrec.data.synth import generate_synthetic
+
+    generate_synthetic(folder, users=40, items=30, seed=5, mean_interactions=12)
+    if not timestamps:
+        frame = pd.read_csv(folder / "interactions.csv", dtype=str)
+        frame.drop(columns="timestamp").to_csv(folder / "interactions.csv", index=False)
+    if threshold is not None:
+        (folder / "mmrec.yaml").write_text(f"data:\n  positive_rating_threshold: {threshold}\n")
+    return folder
+
+
+def test_a_catalogue_in_mmrecs_input_format_is_read_through_preprocess(tmp_path):
+    import pandas as pd
+
+    data = _catalogue(tmp_path / "shop")
+    assert available_variants(data) == ["catalogue"]
+    dataset = load_dataset(data, "catalogue", tmp_path / "work")
+    raw = pd.read_csv(data / "interactions.csv", dtype={"user_id": str, "item_id": str})
+    liked = raw[raw["rating"] >= 4.0]  # the folder's own threshold, through preprocess
+    assert set(map(tuple, dataset.positives[["user_id", "item_id"]].values)) <= set(
+        map(tuple, liked[["user_id", "item_id"]].values))
+    assert dataset.timestamps and dataset.positives["timestamp"].gt(0).all() and dataset.n_ratings == len(raw)
+    assert dataset.numeric == ("view_number", "comment_number", "thumbup_number")
+    assert "catalogue shop (mmrec input folder)" in dataset.describe()
+    item = dataset.positives["item_id"].iloc[0]
+    assert (dataset.posters / f"{item}.jpg").is_file()  # the processed image, as the peers' features read it
+    assert dataset.item_texts([item])[0].startswith(str(dataset.items.loc[item, "title"]))
+    with pytest.raises(DataError, match="an mmrec input folder has one, `catalogue`"):
+        load_dataset(data, "no-tags", tmp_path / "work2")
+    bare = load_dataset(_catalogue(tmp_path / "bare", timestamps=False), "catalogue", tmp_path / "work3")
+    assert not bare.timestamps and bare.positives["timestamp"].eq(0).all() and "no timestamps" in bare.describe()
+    with pytest.raises(DataError, match="neither a MovieLens folder nor an mmrec input folder"):
+        available_variants(tmp_path / "work")

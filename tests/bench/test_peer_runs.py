@@ -232,3 +232,26 @@ def test_user_errors_are_one_message_and_an_interrupt_keeps_and_tables_what_fini
     assert "## Configs tried (validation only" in table  # each config's validation NDCG@10, not only the winner
     tried = next(line for line in table.splitlines() if line.startswith("| no-tags | MostPop | 1 |"))
     assert f"{rows[0]['val_per_config'][0]:.4f}" in tried
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_catalogue_in_mmrecs_input_format_runs_and_without_timestamps_skips_temporal(tmp_path, fake_features,
+                                                                                       capsys):
+    pytest.importorskip("cornac")
+    import pandas as pd
+
+    from mmrec.data.synth import generate_synthetic
+
+    data = tmp_path / "shop"
+    generate_synthetic(data, users=40, items=40, seed=2, mean_interactions=15, images=False)
+    frame = pd.read_csv(data / "interactions.csv", dtype=str)
+    frame.drop(columns="timestamp").to_csv(data / "interactions.csv", index=False)
+    args = ["--data-dir", str(data), "--workdir", str(tmp_path / "work"), "--results-dir", str(tmp_path / "results"),
+            "--protocols", "random", "temporal", "--systems", "Random", "MostPop"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "[temporal/catalogue] not run: the interactions have no timestamp column" in out
+    runs_dir = tmp_path / "results" / "shop" / "runs"
+    assert sorted(p.relative_to(runs_dir).as_posix() for p in runs_dir.rglob("*.json")) == [
+        "catalogue/seed0/random/MostPop.json", "catalogue/seed0/random/Random.json"]
+    assert "catalogue shop (mmrec input folder)" in (tmp_path / "results" / "shop" / "peers_random.md").read_text()

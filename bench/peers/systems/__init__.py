@@ -26,10 +26,15 @@ class Context:
     image: np.ndarray  # [n_items, 1280] EfficientNet-Lite0 poster features, catalogue order
     text: np.ndarray  # [n_items, 384] MiniLM features, catalogue order
     threads: int = 1
-    data_dir: Path | None = None  # the MovieLens folder of the text variant (mmrec's own pipeline imports it)
+    data_dir: Path | None = None  # the dataset folder of the text variant (mmrec's own pipeline imports it)
     workdir: Path | None = None  # the variant's work dir: mmrec's inputs, feature store and checkpoints go here
     log: Callable[[str], None] = print
     posters: Path | None = None  # {item_id}.jpg posters, or None when the dataset has none
+    # An mmrec input folder's preprocessed tables and numeric columns (None: MovieLens, imported by mmrec's own
+    # system with its importer, numeric column `year`).
+    processed: Path | None = None
+    numeric: tuple[str, ...] = ("year",)
+    timestamps: bool = True  # False: the interactions have none (the split files' timestamp is 0)
 
 
 @dataclass

@@ -47,11 +47,13 @@ def _mmrec_root(ctx: Context) -> Path:
     return Path(ctx.workdir).resolve() / "mmrec"
 
 
-def _base_overrides(root: Path) -> dict[str, Any]:
+def _base_overrides(root: Path, numeric: tuple[str, ...] = ("year",)) -> dict[str, Any]:
+    """mmrec's settings over `root` (its raw/, processed/, cache/ and results/); `numeric`: the item columns read
+    as numeric features (MovieLens: the importer's `year`; an input folder: those its preprocess kept)."""
     return {
         "paths.data_dir": str(root / "raw"), "paths.processed_dir": str(root / "processed"),
         "paths.cache_dir": str(root / "cache"), "paths.results_dir": str(root / "results"),
-        "data.numerical_features_cols": ["year"], "data.positive_rating_threshold": None,
+        "data.numerical_features_cols": list(numeric), "data.positive_rating_threshold": None,
         "training.device": "cpu", "features.device": "cpu", "evaluation.device": "cpu",
         "evaluation.k_values": [10, 20], "tracking.use_wandb": False,
     }
@@ -68,13 +70,17 @@ def prepare_inputs(split: Split, ctx: Context) -> Path:
     marker = root / "prepared.txt"
     if marker.is_file() and marker.read_text() == "\n".join(split.items):
         return root
-    settings = load_settings(None, _base_overrides(root)).settings
-    ctx.log("  mmrec: importing MovieLens with mmrec's importer")
-    run_import_movielens(settings, Path(ctx.data_dir), root / "raw", posters=ctx.posters)
-    # The same catalogue and the same positives as every peer (rating >= 4, 5-core).
+    settings = load_settings(None, _base_overrides(root, ctx.numeric)).settings
+    if ctx.processed is not None:
+        ctx.log("  mmrec: the input folder's preprocessed catalogue (cleaned text, numeric columns, images)")
+        _catalogue_inputs(ctx.processed, root / "raw", settings, ctx.numeric)
+    else:
+        ctx.log("  mmrec: importing MovieLens with mmrec's importer")
+        run_import_movielens(settings, Path(ctx.data_dir), root / "raw", posters=ctx.posters)
+    # The same catalogue and the same positives as every peer (rating >= 4 or the folder's threshold, 5-core).
     items = pd.read_csv(root / "raw" / settings.data.item_info_file, dtype={"item_id": str}, keep_default_na=False)
     items = items[items["item_id"].isin(set(split.items))]
-    positives = pd.concat(split.frames.values())[["user_id", "item_id", "timestamp"]]
+    positives = pd.concat(split.frames.values())[["user_id", "item_id", *(["timestamp"] if ctx.timestamps else [])]]
     for name, frame in ((settings.data.item_info_file, items), (settings.data.interactions_file, positives)):
         with atomic_path(root / "raw" / name) as tmp:
             frame.to_csv(tmp, index=False)
@@ -83,6 +89,32 @@ def prepare_inputs(split: Split, ctx: Context) -> Path:
     run_cache_precompute(settings)
     atomic_write_text(marker, "\n".join(split.items))
     return root
+
+
+def _catalogue_inputs(processed: Path, raw: Path, settings: Any, numeric: tuple[str, ...]) -> None:
+    """mmrec's raw inputs from an input folder's preprocessed tables: item_info with the cleaned title and
+    description, the numeric columns preprocess kept, and images/ holding the processed images (hard links, or
+    copies across file systems) under their processed names, which are safe whatever the id (`image_file_name`)."""
+    import os
+    import shutil
+
+    from mmrec.data.ids import image_file_name
+    from mmrec.data.tables import load_items
+
+    items = load_items(processed)
+    (raw / settings.data.images_subdir).mkdir(parents=True, exist_ok=True)
+    for item_id, image in zip(items["item_id"], items["image_path"]):
+        if not isinstance(image, str):
+            continue
+        target = raw / settings.data.images_subdir / image_file_name(item_id)
+        target.unlink(missing_ok=True)
+        try:
+            os.link(processed / image, target)
+        except OSError:
+            shutil.copyfile(processed / image, target)
+    table = items[["item_id", "title", "description", *numeric]]
+    with atomic_path(raw / settings.data.item_info_file) as tmp:
+        table.to_csv(tmp, index=False)
 
 
 def fit_multimodal(split: Split, config: dict, ctx: Context, checkpoints: Path | None = None) -> Scorer:
@@ -94,7 +126,7 @@ def fit_multimodal(split: Split, config: dict, ctx: Context, checkpoints: Path |
     root = prepare_inputs(split, ctx)
     if checkpoints is None:
         checkpoints = checkpoint_root(ctx, split) / config_tag(config)
-    overrides = {**_base_overrides(root), "paths.splits_dir": str(split.folder),
+    overrides = {**_base_overrides(root, ctx.numeric), "paths.splits_dir": str(split.folder),
                  "paths.checkpoint_dir": str(checkpoints), "training.seed": ctx.seed,
                  # Model selection ranks what the protocol ranks: on coldstart, the held-out items only
                  # (they are exactly the catalogue items without train interactions).
@@ -141,7 +173,8 @@ def fit_tuned(split: Split, config: dict, ctx: Context) -> Scorer:
 
     root = prepare_inputs(split, ctx)
     study_root = checkpoint_root(ctx, split) / "tune"
-    overrides = {**_base_overrides(root), "paths.splits_dir": str(split.folder), "paths.results_dir": str(study_root),
+    overrides = {**_base_overrides(root, ctx.numeric), "paths.splits_dir": str(split.folder),
+                 "paths.results_dir": str(study_root),
                  "paths.checkpoint_dir": str(study_root / "checkpoints"), "training.seed": ctx.seed,
                  "training.validate_on": "cold_items" if split.cold_items is not None else "all",
                  "tune.study_name": "bench", "tune.n_trials": MAX_CONFIGS, **config}
