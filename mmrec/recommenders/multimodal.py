@@ -252,7 +252,9 @@ class MultimodalRecommender(Recommender):
         if bool(fallback[0]):
             return [("trend", None)] * len(columns)
         shares = scorer.shares(idx, rows, columns.unsqueeze(0))
-        names = list(shares)
+        # A component with no part in the score (blend weight 0: its scale is 0) is never credited, even where
+        # every other part is negative (an item far down a long list).
+        names = [name for name, share in shares.items() if bool(share.any())] or list(shares)
         credited = [names[i] for i in torch.stack([shares[n][0] for n in names]).argmax(dim=0).tolist()]
         history = torch.as_tensor(list(liked), dtype=torch.long, device=self.device)
         evidence: dict[str, list[Evidence | None]] = {}

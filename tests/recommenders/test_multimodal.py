@@ -260,3 +260,13 @@ def test_a_new_items_reason_names_the_content_the_model_read_of_it():
     assert new_item_reason(model(use_text=False), 1)["why"].endswith("ranked from its metadata")
     assert "nothing the model reads of it" in new_item_reason(model(use_numeric=False), 2)["why"]
     assert new_item_reason(SimpleNamespace(name="random"), 2)["why"].endswith("placed at random")
+
+
+def test_a_component_with_no_part_in_the_score_is_never_credited(trained):
+    # Blend weight 1: the two-tower model carries nothing, yet it was credited ("because you liked X") wherever
+    # every other part was negative, down a long list.
+    recommender, train, item_ids = fitted(trained, 1.0)
+    user = str(train["user_id"].iloc[0])
+    every = list(range(len(item_ids)))
+    credited = [component for component, _ in recommender.liked_item_evidence(user, every)]
+    assert "two_tower" not in credited and set(credited) <= {"item_item", "content", "sequence", "trend"}
