@@ -167,7 +167,12 @@ def csv_separator(path: str | os.PathLike[str]) -> str:
     hold commas (decimal commas, text), and a comma file's text may hold semicolons."""
     try:
         with open_bytes(path) as handle:
-            header = handle.readline(1 << 20).decode("utf-8", errors="replace")  # reading the file says if it is not
+            header = ""
+            for _ in range(1000):  # the first line that is not blank (a BOM aside), as pandas takes the header
+                line = handle.readline(1 << 20)
+                header = line.decode("utf-8", errors="replace")  # reading the file says if it is not UTF-8
+                if not line or header.lstrip("\ufeff").strip():
+                    break
     except DECOMPRESSION_ERRORS:
         return ","  # reading the file says what is wrong
     unquoted = re.sub(r'"[^"]*"', "", header)

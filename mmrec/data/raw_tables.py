@@ -78,18 +78,21 @@ def _read_text_table(path: Path, what: str, sep: str, skip_malformed: bool | Non
         try:
             frame = _parse_text(path, path, sep, what)
         except pd.errors.ParserError as exc:
-            if not _TOO_MANY_FIELDS.search(str(exc)):  # an open quote, say: pandas says where
+            if not _TOO_MANY_FIELDS.search(str(exc)):  # an open quote, say: the strict re-read names its line
+                _fit_to_header(path, what, sep)
                 raise _refused(path, what, sep, str(exc).strip(), skip_malformed) from None
             frame = None
     if frame is not None and not any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
         return RawTable(frame)
-    text, malformed, records = _fit_to_header(path, what, sep)
+    fitted = _fit_to_header(path, what, sep)
     notes = []
-    if records and len(malformed) == records and all(m.fields == m.expected + 1 for m in malformed):
-        # Every line one field longer: row names whose header cell was left out (R's write.table writes them so).
-        text, malformed, records = _fit_to_header(path, what, sep, row_names=True)
+    if fitted.records and fitted.one_longer == fitted.records and fitted.trailing_empty < fitted.records:
+        # Every line one field longer, and not by an empty last one (a trailing separator): row names whose
+        # header cell was left out (R's write.table writes them so).
+        fitted = _fit_to_header(path, what, sep, row_names=True)
         notes.append(f"Every line of {path.name} holds one field more than its header: the first is taken as row "
                      "names without a header cell (as R's write.table writes them) and left out.")
+    malformed, records = fitted.malformed, fitted.records
     if malformed and not skip_malformed:
         first = malformed[0]
         raise _refused(path, what, sep, f"line {first.line} holds {first.fields} fields, the header "
@@ -99,7 +102,7 @@ def _read_text_table(path: Path, what: str, sep: str, skip_malformed: bool | Non
         raise _refused(path, what, sep, f"{len(malformed):,} of {records:,} lines hold more fields than the "
                                         f"header (e.g. line {first.line}: {first.fields} fields, expected "
                                         f"{first.expected})", skip_malformed)
-    return RawTable(_parse_text(io.StringIO(text), path, sep, what), malformed, notes)
+    return RawTable(_parse_text(io.StringIO(fitted.text), path, sep, what), malformed, notes)
 
 
 def _parse_text(source: Path | io.StringIO, path: Path, sep: str, what: str) -> pd.DataFrame:
@@ -117,24 +120,39 @@ def _parse_text(source: Path | io.StringIO, path: Path, sep: str, what: str) -> 
                         f"{str(exc).strip()}.", hint="It needs a header row and at least one row.") from None
 
 
-def _fit_to_header(path: Path, what: str, sep: str, row_names: bool = False) -> tuple[str, list[MalformedLine], int]:
-    """(the file as CSV text whose records are at most the header's width: trailing empty fields dropped (an
-    exporter's trailing separator), records with more non-empty fields left out; those left out; the data records
-    read, blank lines aside). Short records stay as they are (their missing cells are missing); with `row_names`,
-    each data record's first field is left out first. Python's csv module reads quoting as pandas does."""
+@dataclass
+class _Fitted:
+    """What `_fit_to_header` made of a text table."""
+
+    text: str  # the records fitted to the header's width, as CSV text
+    malformed: list[MalformedLine]  # the records left out
+    records: int  # data records read (blank lines aside)
+    one_longer: int  # data records exactly one field longer than the header
+    trailing_empty: int  # ... of which the extra (last) field is empty
+
+
+def _fit_to_header(path: Path, what: str, sep: str, row_names: bool = False, strict: bool = True) -> _Fitted:
+    """The file as CSV text whose records are at most the header's width: trailing empty fields dropped (an
+    exporter's trailing separator), records with more non-empty fields left out (counted). Short records stay as
+    they are (their missing cells are missing); with `row_names`, each data record's first field is left out
+    first. Python's csv module reads quoting as pandas does; `strict` refuses a quote left open (the rest of
+    the file would be one value), and quoting pandas tolerates (`"Weird Al" Yankovic`) is then read leniently."""
     out, malformed = io.StringIO(), []
+    width, line, records, one_longer, trailing_empty = None, 1, 0, 0, 0
     limit = csv.field_size_limit()
     csv.field_size_limit(1 << 30)  # a long description is a field, not an error
     try:
         with io.TextIOWrapper(open_bytes(path), encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle, delimiter=sep, strict=True)  # strict: a quote left open is an error
+            reader = csv.reader(handle, delimiter=sep, strict=strict)
             writer = csv.writer(out, delimiter=sep, lineterminator="\n")
-            width, line, records = None, 1, 0
             for record in reader:
                 if record and width is None:  # the header: the first line that is not blank, as for pandas
                     width = len(record)
                 elif record:
                     records += 1
+                    if len(record) == width + 1:
+                        one_longer += 1
+                        trailing_empty += not record[-1].strip()
                     record = record[1:] if row_names else record
                 if record and len(record) > width and any(cell.strip() for cell in record[width:]):
                     malformed.append(MalformedLine(line, len(record) + row_names, width))
@@ -144,12 +162,18 @@ def _fit_to_header(path: Path, what: str, sep: str, row_names: bool = False) -> 
     except UnicodeDecodeError:
         raise not_utf8_error(path, f"{what} file") from None
     except csv.Error as exc:
-        raise _refused(path, what, sep, f"line {line}: {exc}", True) from None
+        if "unexpected end of data" in str(exc) or not strict:
+            raise _refused(path, what, sep, f"line {line}: {exc}", True) from None
+        lenient = True
     except DECOMPRESSION_ERRORS as exc:
         raise _undecompressed(path, what, exc) from None
+    else:
+        lenient = False
     finally:
         csv.field_size_limit(limit)
-    return out.getvalue(), malformed, records
+    if lenient:  # a quote pandas reads leniently (text after a closing quote): read so, after the strict check
+        return _fit_to_header(path, what, sep, row_names, strict=False)
+    return _Fitted(out.getvalue(), malformed, records, one_longer, trailing_empty)
 
 
 def _undecompressed(path: Path, what: str, exc: BaseException) -> DataError:

@@ -497,6 +497,7 @@ def test_tab_or_semicolon_separated_files_and_parquet_read_as_the_csv(tmp_path, 
     ("\ufeffitem_id\ttitle\n001\tA; b, c\n002\tB\n", "\t"),
     ('"item_id","title; part"\n001,"x; y"\n002,z\n', ","),  # a separator inside quotes does not count
     ("item_id\n001\n", ","),
+    ("\ufeff\n\nitem_id\ttitle\n001\tA, b\n", "\t"),  # blank lines before the header: pandas skips them
 ])
 def test_the_separator_is_the_one_the_header_line_uses(tmp_path, text, sep):
     from mmrec.fileio import csv_separator
@@ -616,11 +617,40 @@ def test_a_quote_left_open_is_refused_not_read_as_the_rest_of_the_file(tmp_path)
     from mmrec.data.raw_tables import read_table
 
     path = tmp_path / "interactions.csv"
-    for text in ('u,i,t\nu1,"a,1\nu2,b,2\n', 'u,i,t\nu1,a,1,x\nu2,"b,2\nu3,c,3\n'):
+    for text, line in (('u,i,t\nu1,"a,1\nu2,b,2\n', 2), ('u,i,t\nu1,a,1,x\nu2,"b,2\nu3,c,3\n', 3),
+                       ('u,i,t\nu1,a,1\nu2,b,2,x\nu3,"c,3\nu4,d,4\n', 4)):
         path.write_text(text, encoding="utf-8")
-        with pytest.raises(DataError, match="EOF inside string") as info:
+        with pytest.raises(DataError, match=f": line {line}: unexpected end of data") as info:  # the file's line
             read_table(path, "interactions", skip_malformed=True)
         assert "never closes" in info.value.hint
+
+
+def test_quoting_pandas_reads_leniently_is_read_so_when_a_line_is_skipped():
+    # One malformed line sent the file to the strict re-read, which refused a title pandas reads: "Weird Al" Yankovic.
+    import tempfile
+
+    from mmrec.data.raw_tables import read_table
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "item_info.csv"
+        path.write_text('item_id,title,description\ni1,"Weird Al" Yankovic Live,d\ni2,Up, Up and Away,desc\n'
+                        'i3,Plain,d\n', encoding="utf-8")
+        table = read_table(path, "item_info", skip_malformed=True)
+        assert table.frame["title"].tolist() == ["Weird Al Yankovic Live", "Plain"]
+        assert [m.line for m in table.malformed] == [3]
+
+
+def test_row_names_are_found_when_some_last_cells_are_empty_and_a_trailing_separator_is_not_row_names(tmp_path):
+    from mmrec.data.raw_tables import read_table
+
+    path = tmp_path / "interactions.csv"
+    path.write_text('user_id,item_id,rating\n"1","u1","i1",4\n"2","u1","i2",\n"3","u2","i1",5\n', encoding="utf-8")
+    table = read_table(path, "interactions")
+    assert table.frame.astype(object).where(table.frame.notna(), None).values.tolist() == [
+        ["u1", "i1", "4"], ["u1", "i2", None], ["u2", "i1", "5"]] and table.notes
+    path.write_text("user_id,item_id,rating\nu1,i1,4,\nu1,i2,,\n", encoding="utf-8")  # a separator ends each line
+    table = read_table(path, "interactions")
+    assert table.frame.values.tolist()[0] == ["u1", "i1", "4"] and not table.notes
 
 
 @pytest.mark.parametrize("magic, kind", [(b"PK\x03\x04\x14\x00\x06\x00", "zip archive"),
