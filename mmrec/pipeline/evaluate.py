@@ -204,6 +204,15 @@ def run_evaluate(
             f"be ranked against {evaluation.num_negatives} distinct other items.",
             hint=f"Pass fewer than {n_items:,} (99 is the common choice on larger catalogues), or --eval-task "
                  "retrieval to rank the whole catalogue.")
+    if sampled:  # a user with fewer items outside their own than negatives is skipped: refuse when all are
+        owned = np.diff((data.relevant + data.exclude).tocsr().indptr)
+        tested = np.diff(data.relevant.indptr) > 0
+        if tested.any() and not (n_items - owned[tested] >= evaluation.num_negatives).any():
+            raise ConfigError(
+                f"--num-negatives {evaluation.num_negatives}: no test user has that many items outside their own "
+                f"(the most any has is {int((n_items - owned[tested]).max()):,}), so every test positive would be "
+                "skipped and the table would score nobody.",
+                hint="Pass fewer negatives, or --eval-task retrieval to rank the whole catalogue.")
     # The most items any test user can be shown: the catalogue less that user's training (and validation) items.
     rankable = n_items - int(np.diff(data.exclude.indptr).min()) if data.exclude.shape[0] else n_items
     if evaluation.eval_task == "retrieval" and (beyond := [k for k in evaluation.k_values if k >= rankable]):

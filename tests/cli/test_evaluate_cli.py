@@ -109,3 +109,4 @@ def test_the_ranking_title_counts_the_users_scored_not_those_whose_every_positiv
     flat = " ".join(result.output.replace("│", " ").split())
     assert (f"ranking: {users:,} test users, {scored:,} scored ({users - scored:,} have too few items outside their "
             "own to draw negatives from)") in flat
+

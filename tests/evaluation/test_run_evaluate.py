@@ -139,6 +139,24 @@ def test_unknown_test_items_are_counted(tiny_config, tmp_path):
                for note in report.notes)
 
 
+def test_negatives_no_test_user_can_get_are_refused_not_a_table_of_nobody(tiny_config, tmp_path):
+    # --num-negatives below the catalogue but above what any test user has outside their own: exit 0 with a table
+    # of 0 scored users.
+    from mmrec.data.tables import load_items
+
+    settings = load_settings(tiny_config).settings
+    n_items = len(load_items(Path(settings.paths.processed_dir)))
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    train.write_text("user_id,item_id\nu001,i001\nu001,i002\n")
+    test.write_text("user_id,item_id\nu001,i003\n")  # u001 owns 3: at most n_items - 3 negatives
+    with pytest.raises(ConfigError, match="no test user has that many items outside their own"):
+        run_evaluate(settings, ["popularity"], test_data=test, train_data=train, eval_task="ranking",
+                     num_negatives=n_items - 2, write_files=False)
+    report = run_evaluate(settings, ["popularity"], test_data=test, train_data=train, eval_task="ranking",
+                          num_negatives=n_items - 3, write_files=False)
+    assert report.models[0].n_users == 1
+
+
 def test_cut_offs_that_reach_every_item_a_test_user_can_be_shown_are_noted(tiny_config, tmp_path):
     from mmrec.data.tables import load_items
 
