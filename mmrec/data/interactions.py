@@ -189,7 +189,7 @@ def clean_interactions(
                     report.notes.append(
                         f"{int(bad.sum()):,} row(s) have no rating or one that is not a number (e.g. "
                         f"{', '.join(map(repr, examples))}); they are kept as positives, since {why}.{highest}"
-                        + _event_words_hint(examples))
+                        + _event_words_hint(examples, highest=bool(highest)))
                 continue
             if column == "timestamp":  # an empty cell is no date format problem: counted and told apart
                 cells = raw.loc[frame.index, column].astype("string").str.strip().str.lower().fillna("")
@@ -387,7 +387,8 @@ def _before_any_log_note(numbers: pd.Series, compact: pd.Series) -> str | None:
     span = float(valid.max() - valid.min())
     unit, size = next(((u, v) for u, v in (("days", 86_400.0), ("hours", 3_600.0), ("minutes", 60.0))
                        if span >= v), ("seconds", 1.0))
-    return (f"Every timestamp lies between 100,000 and 100,000,000 ({valid.min():.4g} to {valid.max():.4g}), read as "
+    return (f"Every timestamp written as a number lies between 100,000 and 100,000,000 ({valid.min():.4g} to "
+            f"{valid.max():.4g}), read as "
             f"unix seconds: moments of 1970-1973 spanning {span / size:.3g} {unit}, older than any interaction log. "
             "Unix seconds divided by 1000 once too often (milliseconds divided by 1,000,000)? Time-ordered splits "
             "keep their order, but what counts days (the trend blend's half-lives, "
@@ -445,13 +446,14 @@ def _unreadable_note(column: str, raw: pd.Series, rows: pd.Index, total: int, ti
             + _event_words_hint(examples))
 
 
-def _event_words_hint(examples: list[str]) -> str:
-    """" The column holds words: ..." when every example rating is a word (an event type), else ""."""
+def _event_words_hint(examples: list[str], highest: bool = False) -> str:
+    """" The column holds words: ..." when every example rating is a word (an event type), else ""; `highest`:
+    preprocess.duplicate_rating is already highest (not suggested again)."""
     if not examples or not all(re.fullmatch(r"\s*[^\W\d]+(?:[ _-][^\W\d]+)*\s*", v) for v in examples):
         return ""
     return (" The column holds words: if they are event types, add a column that maps them to numbers (e.g. view 1, "
-            "purchase 4), name it in data.rating_column and set data.positive_rating_threshold between them (or "
-            "preprocess.duplicate_rating: highest to keep each pair's strongest event).")
+            "purchase 4), name it in data.rating_column and set data.positive_rating_threshold between them"
+            + ("." if highest else " (or preprocess.duplicate_rating: highest to keep each pair's strongest event)."))
 
 
 def _one_unicode_form(user_ids: pd.Series, report: InteractionReport) -> pd.Series:

@@ -239,9 +239,12 @@ def _read_json(path: Path, what: str, kind: str) -> pd.DataFrame:
                 try:
                     records = json.load(handle)
                 except json.JSONDecodeError as exc:
-                    raise _not_json(path, what, exc.lineno, f"{exc.msg} (column {exc.colno})") from None
+                    raise _not_json(path, what, f"line {exc.lineno}", f"{exc.msg} (column {exc.colno})") from None
                 if not isinstance(records, list):
-                    raise _not_json(path, what, 1, "the file is not a list of objects")
+                    raise _not_json(path, what, "line 1", "the file is not a list of objects")
+                if not records:
+                    raise DataError(f"{what} file {path} is an empty JSON array: it holds no rows.",
+                                    hint="Write one JSON object per row (or one per line: JSON Lines).")
                 numbered = enumerate(records, 1)
             else:
                 numbered = ((number, _json_line(path, what, number, line))
@@ -249,7 +252,8 @@ def _read_json(path: Path, what: str, kind: str) -> pd.DataFrame:
             rows = []
             for number, record in numbered:
                 if not isinstance(record, dict):
-                    raise _not_json(path, what, number, f"a JSON {type(record).__name__}, not an object")
+                    where = f"element {number} of the array" if kind == "array" else f"line {number}"
+                    raise _not_json(path, what, where, f"a JSON {type(record).__name__}, not an object")
                 rows.append({str(key): _as_text(value) for key, value in record.items()})
     except UnicodeDecodeError:
         raise not_utf8_error(path, f"{what} file") from None
@@ -262,12 +266,12 @@ def _json_line(path: Path, what: str, number: int, line: str) -> Any:
     try:
         return json.loads(line)
     except json.JSONDecodeError as exc:
-        raise _not_json(path, what, number, f"{exc.msg} (column {exc.colno})") from None
+        raise _not_json(path, what, f"line {number}", f"{exc.msg} (column {exc.colno})") from None
 
 
-def _not_json(path: Path, what: str, number: int, detail: str) -> DataError:
+def _not_json(path: Path, what: str, where: str, detail: str) -> DataError:
     return DataError(f"{what} file {path} reads as JSON (one object per line, or one array of objects), but at "
-                     f"line {number}: {detail}.",
+                     f"{where}: {detail}.",
                      hint="Fix or remove that line (each line one JSON object: {\"user_id\": \"u1\", \"item_id\": "
                           "\"i1\"}), or export the table as CSV.")
 

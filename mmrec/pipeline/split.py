@@ -99,10 +99,11 @@ def untested_users_note(frames: SplitFrames, split: SplitSettings) -> str | None
     if not len(untested):
         return None
     single = int((sizes[untested] == 1).sum())
-    return (f"{len(untested):,} of {len(sizes):,} users ({len(untested) / len(sizes):.0%}) have no test row: "
-            + (f"{single:,} have a single interaction, which stays in train, and the others' share of their few "
-               "interactions rounds down to none" if single else
-               "their share of their few interactions rounds down to none")
+    why = ("each has a single interaction, which stays in train" if single == len(untested) else
+           f"{single:,} have a single interaction, which stays in train, and the others' share of their few "
+           "interactions rounds down to none" if single else
+           "their share of their few interactions rounds down to none")
+    return (f"{len(untested):,} of {len(sizes):,} users ({len(untested) / len(sizes):.0%}) have no test row: {why}"
             + f" (strategy {split.strategy!r}). evaluate scores the {frames.test['user_id'].nunique():,} others; "
             "--strategy leave_one_out holds out a row of every user with two or more.")
 

@@ -366,9 +366,9 @@ def test_unix_seconds_divided_by_1000_once_too_often_are_pointed_out():
                ("user_id", "item_id", "timestamp"))
     out, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings(), None)
     (note,) = report.notes
-    assert len(out) == 3 and note.startswith("Every timestamp lies between 100,000 and 100,000,000 (1.7e+06 to "
-                                             "1.708e+06), read as unix seconds: moments of 1970-1973 spanning 2.16 "
-                                             "hours")
+    assert len(out) == 3 and note.startswith("Every timestamp written as a number lies between 100,000 and "
+                                             "100,000,000 (1.7e+06 to 1.708e+06), read as unix seconds: moments of "
+                                             "1970-1973 spanning 2.16 hours")
     # Real seconds, numbers that only order the events (1, 2, 3) and yyyymmdd dates get no such note.
     for times in (["1700000000", "1702592000", "1707776000"], ["1", "2", "3"]):
         ok = raw.assign(timestamp=pd.array(times, dtype="string"))
@@ -386,5 +386,6 @@ def test_event_words_as_ratings_say_how_to_map_them_and_that_highest_compares_no
     (note,) = [n for n in report.notes if "not a number" in n]
     assert "they are kept as positives, since data.positive_rating_threshold is not set." in note
     assert "duplicate_rating: highest cannot compare them" in note and "The column holds words" in note
+    assert "(or preprocess.duplicate_rating: highest" not in note  # already set: not suggested again
     plain = clean_interactions(raw, {"a", "b"}, PreprocessSettings(), None)[1].notes
     assert not any("cannot compare" in n for n in plain) and any("The column holds words" in n for n in plain)

@@ -572,6 +572,12 @@ def test_json_lines_tables_are_read_as_csv_would_hold_them(tmp_path):
         run_preprocess(settings, force=True)
     (raw / "meta.json").write_text(json.dumps([json.loads(line) for line in lines]))  # one JSON array
     assert len(read_table(raw / "meta.json", "item_info").frame) == len(items)
+    (raw / "meta.json").write_text(json.dumps([json.loads(lines[0]), ["not", "an", "object"]], indent=1))
+    with pytest.raises(DataError, match="but at element 2 of the array: a JSON list, not an object"):
+        read_table(raw / "meta.json", "item_info")
+    (raw / "meta.json").write_text("[]")
+    with pytest.raises(DataError, match="is an empty JSON array"):
+        read_table(raw / "meta.json", "item_info")
 
 
 @pytest.mark.parametrize("text, rows, skipped", [

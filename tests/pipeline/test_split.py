@@ -89,11 +89,16 @@ def test_per_user_splits_count_the_users_without_a_test_row():
         frames = split_interactions(frame, split)
         note = untested_users_note(frames, split)
         untested = 40 - frames.test["user_id"].nunique()
-        assert note.startswith(f"{untested} of 40 users ({untested / 40:.0%}) have no test row: 30 have a single "
-                               "interaction, which stays in train")
+        assert note.startswith(f"{untested} of 40 users ({untested / 40:.0%}) have no test row: "
+                               + ("each has a single interaction" if untested == 30 else "30 have a single "
+                                  "interaction, which stays in train, and the others'"))
         assert f"evaluate scores the {40 - untested} others" in note
     many = frame[frame["user_id"].str.startswith("m")]
     assert untested_users_note(split_interactions(many, SplitSettings()), SplitSettings()) is None
+    split = SplitSettings(strategy="temporal_user")  # only the singles untested: no "others" to speak of
+    few = pd.concat([frame.head(3), many])
+    assert untested_users_note(split_interactions(few, split), split).startswith(
+        "3 of 13 users (23%) have no test row: each has a single interaction, which stays in train (strategy")
     assert untested_users_note(split_interactions(frame, SplitSettings(strategy="temporal")),
                                SplitSettings(strategy="temporal")) is None
 
