@@ -269,6 +269,12 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
                        "and run the same command again to continue the study")
             notes.append(f"The selected trial {best.number} is the settings the study started from"
                          + (f" ({changes})" if changes else "") + f": {verdict}.")
+        baseline = next((t for t in trials if t.attrs.get("baseline")), None)
+        if (best is not None and baseline is not None and best.number != baseline.number
+                and best.params == baseline.params):
+            notes.append(f"Trial {best.number} ran the same settings as trial {baseline.number}, the settings the "
+                         "study started from (selected by its fit time, which differs by chance): the search found "
+                         "nothing better.")
         if finished < tune.n_trials and timed_out:
             notes.append(f"The timeout (--timeout {tune.timeout_s:g} s) ended the study after {finished} of "
                          f"{tune.n_trials} trials; run the same command again to continue it.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -118,9 +119,14 @@ def _importances(study: optuna.Study, n_complete: int) -> tuple[dict[str, float]
         return {}, "Parameter importances need at least 2 complete trials; the plot shows the history only."
     try:
         evaluator = optuna.importance.PedAnovaImportanceEvaluator()
-        values = optuna.importance.get_param_importances(study, evaluator=evaluator)
+        with warnings.catch_warnings(record=True) as caught:  # said once, in the note, not as a raw UserWarning
+            warnings.simplefilter("always")
+            values = optuna.importance.get_param_importances(study, evaluator=evaluator)
     except (RuntimeError, ValueError) as exc:
         return {}, f"Parameter importances could not be estimated ({exc}); the plot shows the history only."
+    if caught and len({round(float(v), 9) for v in values.values()}) <= 1:
+        return {}, (f"Parameter importances cannot be told apart on these trials ({str(caught[0].message).strip()}); "
+                    "the plot shows the history only.")
     note = (f"The plot's parameter importances rest on {n_complete} complete trials: a rough guide until the study "
             f"holds {ROUGH_IMPORTANCE_TRIALS} or more." if n_complete < ROUGH_IMPORTANCE_TRIALS else "")
     return {name: float(value) for name, value in values.items()}, note
