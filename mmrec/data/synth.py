@@ -200,17 +200,22 @@ def _synth_written(out_dir: Path) -> dict[str, str]:
 
 
 def _remove_earlier_images(images_dir: Path, keep: int) -> None:
-    """Remove the images an earlier synth wrote into `images_dir` (i00000.jpg ... for the items its synthetic.json
-    counts) that this one does not write again (all with --no-images, the ids past `keep` for a smaller
-    catalogue): left there, preprocess would find them, images for items without any, or stray files."""
+    """Remove the images an earlier synth drew into `images_dir` that this one does not draw again (all with
+    --no-images, the ids past `keep` for a smaller catalogue): left there, preprocess would find them, images for
+    items without any, or stray files. Only files still as drawn (their sha256 in synthetic.json) are removed: a
+    picture of the user's own saved under a synth name stays."""
     try:
         record = json.loads((images_dir.parent / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
-    if not isinstance(record, dict) or not record.get("images") or not isinstance(record.get("items"), int):
+    drawn = record.get("image_sha256") if isinstance(record, dict) else None
+    if not isinstance(drawn, dict):
         return
-    for k in range(keep, record["items"]):
-        (images_dir / f"i{k:05d}.jpg").unlink(missing_ok=True)
+    for k in range(keep, len(drawn)):
+        name = f"i{k:05d}.jpg"
+        path = images_dir / name
+        if path.is_file() and not path.is_symlink() and drawn.get(name) == sha256_file(path):
+            path.unlink()
 
 
 def generate_synthetic(
@@ -299,9 +304,12 @@ def generate_synthetic(
         pd.DataFrame(rows).to_csv(tmp, index=False)
     with atomic_path(out_dir / data.interactions_file) as tmp:
         frame.to_csv(tmp, index=False)
+    drawn = ({f"{item_id}.jpg": sha256_file(out_dir / data.images_subdir / f"{item_id}.jpg") for item_id in item_ids}
+             if images else {})
     atomic_write_json(out_dir / MARKER, {"made_by": "mmrec data synth", "users": users, "items": items, "seed": seed,
                                          "interactions": interactions, "images": images,
-                                         "sha256": {name: sha256_file(out_dir / name) for name in names}})
+                                         "sha256": {name: sha256_file(out_dir / name) for name in names},
+                                         "image_sha256": drawn})
     return SynthSummary(out_dir, users, items, len(frame), n_cat, items if images else 0)
 
 

@@ -120,5 +120,6 @@ def test_a_new_synth_removes_the_images_of_the_earlier_one_it_does_not_write_aga
     generate_synthetic(tmp_path, users=10, items=8, seed=0)
     assert sorted(p.name for p in (tmp_path / "images").iterdir()) == [*(f"i{k:05d}.jpg" for k in range(8)),
                                                                         "mine.jpg"]
+    (tmp_path / "images" / "i00007.jpg").write_bytes(b"my own picture, saved under a synth name")
     generate_synthetic(tmp_path, users=10, items=8, seed=0, images=False)
-    assert [p.name for p in (tmp_path / "images").iterdir()] == ["mine.jpg"]
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["i00007.jpg", "mine.jpg"]
