@@ -24,7 +24,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # `bench.peers` and `mmrec` importable when run as a script
 
-from bench.peers.data import TEXT_VARIANTS, available_variants, dataset_name, load_dataset
+from bench.peers.data import (
+    CATALOGUE,
+    TEXT_VARIANTS,
+    available_variants,
+    catalogue_content,
+    dataset_name,
+    load_dataset,
+)
 from bench.peers.layout import Layout
 from bench.peers.protocols import PROTOCOLS, load_split, write_protocol
 from bench.peers.report import machine_info, write_reports
@@ -140,8 +147,10 @@ def current_runs(layout: Layout, runs: list, log) -> list:
         if not (folder / "train.csv").is_file():
             kept.append(run)
             continue
-        if folder not in digests:
-            digests[folder] = split_digest(folder)
+        if folder not in digests:  # an input folder's results count for its item content too (`catalogue_content`)
+            processed = layout.variant_dir(run.key.variant) / "import" / "processed"
+            content = (catalogue_content(processed) if run.key.variant == CATALOGUE and processed.is_dir() else None)
+            digests[folder] = split_digest(folder, content)
         (kept if run.context.get("split_sha256") == digests[folder] else left_out).append(run)
     if left_out:
         shown = ", ".join(f"{r.key.protocol}/{r.key.variant}/seed {r.key.seed}/{r.key.system}" for r in left_out[:4])
@@ -191,15 +200,15 @@ def run_matrix(args: argparse.Namespace, layout: Layout, log) -> None:
             folders = {p: write_protocol(dataset.positives, p, split_root, seed=seed) for p in protocols}
             check = None
             for protocol, folder in folders.items():
-                digest = split_digest(folder)
+                digest = split_digest(folder, dataset.content)
                 todo, skipped, stale, not_run = pending(layout.runs_dir, chosen, protocol, variant, seed, args.redo,
                                                         digest)
                 where = f"[{protocol}/{variant}/seed {seed}]"
                 if skipped:
                     log(f"{where} stored, skipped: {', '.join(skipped)}")
                 if stale:
-                    log(f"{where} stored results made on other split files (another dataset under this name, or "
-                        f"another split), run again: {', '.join(stale)}")
+                    log(f"{where} stored results made on other split files or item content (another dataset "
+                        f"under this name, another split, edited items), run again: {', '.join(stale)}")
                 if not_run and args.systems:
                     log(f"{where} not run on this protocol: {', '.join(not_run)} ("
                         + ("coldstart needs systems that score items without interactions" if protocol == "coldstart"
@@ -223,7 +232,7 @@ def run_matrix(args: argparse.Namespace, layout: Layout, log) -> None:
                 ctx = Context(seed=seed, image=features[0].matrix, text=features[1].matrix, threads=args.threads,
                               data_dir=dataset.source, workdir=layout.variant_dir(variant), log=log,
                               posters=dataset.posters, processed=dataset.processed, numeric=dataset.numeric,
-                              timestamps=dataset.timestamps)
+                              timestamps=dataset.timestamps, content=dataset.content)
                 context = {
                     "data": dataset.describe(),
                     "split": f"{protocol}, seed {seed}; train/val/test interactions "

@@ -17,7 +17,9 @@ column the temporal protocol is not run.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,10 +52,10 @@ def folder_settings(data_dir: str | Path) -> Settings:
     return load_settings(config if config.is_file() else None, {"paths.data_dir": str(Path(data_dir))}).settings
 
 
-def is_mmrec_folder(data_dir: str | Path) -> bool:
-    """Whether `data_dir` holds mmrec's input files (item_info and interactions, as its mmrec.yaml names them)."""
+def missing_input_files(data_dir: str | Path) -> list[str]:
+    """The mmrec input files (item_info and interactions, as its mmrec.yaml names them) `data_dir` lacks."""
     data = folder_settings(data_dir).data
-    return all((Path(data_dir) / name).is_file() for name in (data.item_info_file, data.interactions_file))
+    return [name for name in (data.item_info_file, data.interactions_file) if not (Path(data_dir) / name).is_file()]
 
 
 def layout_of(data_dir: str | Path) -> str:
@@ -61,13 +63,16 @@ def layout_of(data_dir: str | Path) -> str:
     try:
         detect_flavour(Path(data_dir))
         return "movielens"
-    except DataError as movielens:
-        if is_mmrec_folder(data_dir):
+    except DataError:
+        missing = missing_input_files(data_dir)
+        if not missing:
             return "mmrec"
-        raise DataError(f"{data_dir} is neither a MovieLens folder nor an mmrec input folder ({movielens.message})",
+        found = ", ".join(sorted(p.name for p in Path(data_dir).iterdir())[:8]) or "nothing"
+        raise DataError(f"{data_dir} is neither a MovieLens folder nor an mmrec input folder: it lacks "
+                        f"{' and '.join(missing)} for the latter (found: {found}).",
                         hint="pass a MovieLens folder (ml-latest: ratings.csv, movies.csv; ml-100k: u.data, u.item) "
                              "or a folder in mmrec's input format (item_info.csv, interactions.csv, optional images/ "
-                             "and mmrec.yaml)") from None
+                             "and mmrec.yaml naming other files)") from None
 
 
 def has_tags(data_dir: str | Path) -> bool:
@@ -145,13 +150,18 @@ class Dataset:
     # An mmrec input folder: its preprocessed tables (mmrec's own system trains from them) and numeric columns.
     processed: Path | None = None
     numeric: tuple[str, ...] = ("year",)
+    # sha256 of what the systems read of the items (text, image fingerprints, numeric columns) of an input folder,
+    # which a user may edit between runs: stored results and prepared inputs count only for the same content.
+    content: str | None = None
+    threshold: float | None = None  # an input folder's data.positive_rating_threshold
 
     def describe(self) -> str:
         size = (f"{len(self.positives)} positives, {self.positives.user_id.nunique()} users, "
                 f"{self.positives.item_id.nunique()} items")
         if self.processed is not None:
+            kept = "every one" if self.threshold is None else f"rating >= {self.threshold:g}"
             return (f"catalogue {self.name} (mmrec input folder), text as given: {self.n_ratings} interactions -> "
-                    f"those mmrec preprocess keeps as positives, 5-core: {size}"
+                    f"positives ({kept}, as mmrec preprocess keeps them), 5-core: {size}"
                     + ("" if self.timestamps else "; no timestamps"))
         return (f"MovieLens {self.name} ({self.flavour} layout), text variant `{self.variant}`: "
                 f"{self.n_ratings} ratings -> rating>=4 positives, 5-core: {size}")
@@ -205,15 +215,30 @@ def load_catalogue(data_dir: Path, variant_dir: Path) -> Dataset:
     timestamps = "timestamp" in interactions.columns
     frame = interactions[["user_id", "item_id"]].assign(
         timestamp=interactions["timestamp"].astype("int64") if timestamps else 0)
-    posters = variant_dir / "posters"
-    posters.mkdir(parents=True, exist_ok=True)
+    numeric = tuple(result.report["columns"]["numeric"])
+    content = catalogue_content(processed)
+    # One posters folder per content: the peers' image features are cached by its path and the item ids.
+    posters = variant_dir / f"posters-{content[:16]}"
+    shutil.rmtree(posters, ignore_errors=True)
+    posters.mkdir(parents=True)
     for item_id, image in zip(items["item_id"], items["image_path"]):
-        link = posters / f"{item_id}.jpg"
-        if isinstance(image, str) and is_safe_id(item_id) and not link.is_symlink():
-            link.symlink_to((processed / image).resolve())
+        if isinstance(image, str) and is_safe_id(item_id):
+            (posters / f"{item_id}.jpg").symlink_to((processed / image).resolve())
     return Dataset(
         name=dataset_name(data_dir), flavour="mmrec input folder", variant=CATALOGUE, source=data_dir,
         posters=posters, positives=k_core(frame.drop_duplicates(["user_id", "item_id"])),
         items=items.set_index("item_id"), n_ratings=int(result.report["interactions"]["input_rows"]),
-        timestamps=timestamps, processed=processed, numeric=tuple(result.report["columns"]["numeric"]),
+        timestamps=timestamps, processed=processed, numeric=numeric, content=content,
+        threshold=settings.data.positive_rating_threshold,
     )
+
+
+def catalogue_content(processed: Path) -> str:
+    """sha256 of what the systems read of an input folder's preprocessed items: ids, title, description, image
+    fingerprint and the numeric columns kept (an edit to any of them makes stored results and inputs stale)."""
+    from mmrec.data.tables import REPORT_FILE, load_items
+    from mmrec.fileio import read_json
+
+    numeric = read_json(Path(processed) / REPORT_FILE)["columns"]["numeric"]
+    read = load_items(Path(processed))[["item_id", "title", "description", "image_fingerprint", *numeric]]
+    return hashlib.sha256(pd.util.hash_pandas_object(read.astype(str), index=False).to_numpy().tobytes()).hexdigest()

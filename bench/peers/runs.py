@@ -63,12 +63,15 @@ def save_run(runs_dir: Path, key: RunKey, result: SystemResult, context: dict[st
     return path
 
 
-def split_digest(folder: Path) -> str:
-    """sha256 over a protocol folder's train/val/test.csv: equal digests, the same split files."""
+def split_digest(folder: Path, content: str | None = None) -> str:
+    """sha256 over a protocol folder's train/val/test.csv: equal digests, the same split files; with `content`
+    (an input folder's item content digest, `Dataset.content`), also the same items as the systems read them."""
     digest = hashlib.sha256()
     for name in ("train", "val", "test"):
         digest.update(name.encode())
         digest.update((Path(folder) / f"{name}.csv").read_bytes())
+    if content is not None:
+        digest.update(b"content" + content.encode())
     return digest.hexdigest()
 
 

@@ -255,3 +255,11 @@ def test_a_catalogue_in_mmrecs_input_format_runs_and_without_timestamps_skips_te
     assert sorted(p.relative_to(runs_dir).as_posix() for p in runs_dir.rglob("*.json")) == [
         "catalogue/seed0/random/MostPop.json", "catalogue/seed0/random/Random.json"]
     assert "catalogue shop (mmrec input folder)" in (tmp_path / "results" / "shop" / "peers_random.md").read_text()
+    # Items edited (titles shuffled): a rerun must not reuse results made on the old content.
+    items = pd.read_csv(data / "item_info.csv", dtype=str)
+    items["title"] = items["title"].sample(frac=1.0, random_state=0).to_numpy()
+    items.to_csv(data / "item_info.csv", index=False)
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "stored results made on other split files or item content" in out and "stored, skipped" not in out
+    assert "left out of the tables" not in out  # the rerun's results are the content's own

@@ -35,6 +35,7 @@ class Context:
     processed: Path | None = None
     numeric: tuple[str, ...] = ("year",)
     timestamps: bool = True  # False: the interactions have none (the split files' timestamp is 0)
+    content: str | None = None  # an input folder's item content digest: mmrec's inputs are prepared again on a change
 
 
 @dataclass

@@ -68,7 +68,8 @@ def prepare_inputs(split: Split, ctx: Context) -> Path:
 
     root = _mmrec_root(ctx)
     marker = root / "prepared.txt"
-    if marker.is_file() and marker.read_text() == "\n".join(split.items):
+    prepared = "\n".join(split.items) + (f"\ncontent {ctx.content}" if ctx.content else "")
+    if marker.is_file() and marker.read_text() == prepared:
         return root
     settings = load_settings(None, _base_overrides(root, ctx.numeric)).settings
     if ctx.processed is not None:
@@ -87,7 +88,7 @@ def prepare_inputs(split: Split, ctx: Context) -> Path:
     ctx.log("  mmrec: preprocess + feature precompute (untimed, like the peers' cached features)")
     run_preprocess(settings, force=True)
     run_cache_precompute(settings)
-    atomic_write_text(marker, "\n".join(split.items))
+    atomic_write_text(marker, prepared)
     return root
 
 
@@ -102,12 +103,12 @@ def _catalogue_inputs(processed: Path, raw: Path, settings: Any, numeric: tuple[
     from mmrec.data.tables import load_items
 
     items = load_items(processed)
+    shutil.rmtree(raw / settings.data.images_subdir, ignore_errors=True)  # images the items no longer have
     (raw / settings.data.images_subdir).mkdir(parents=True, exist_ok=True)
     for item_id, image in zip(items["item_id"], items["image_path"]):
         if not isinstance(image, str):
             continue
         target = raw / settings.data.images_subdir / image_file_name(item_id)
-        target.unlink(missing_ok=True)
         try:
             os.link(processed / image, target)
         except OSError:
