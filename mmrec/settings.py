@@ -914,8 +914,8 @@ def format_validation_error(exc: ValidationError, sources: dict[str, str] | None
                        "starting with a letter or digit")
         if error["type"] == "extra_forbidden":
             allowed = _allowed_keys(error["loc"][:-1])
-            close = difflib.get_close_matches(str(error["loc"][-1]), allowed, n=1)
-            message = (f"unknown key{f' (did you mean {close[0]}?)' if close else ''}; "
+            close = _closest_key(error["loc"], allowed)
+            message = (f"unknown key{f' (did you mean {close}?)' if close else ''}; "
                        f"allowed here: {', '.join(allowed)}")
         # A section-level problem (a whole section mistyped, ratios that do not add up) has no value of its
         # own: it comes from where the keys its message names were set (else any key under it).
@@ -925,6 +925,23 @@ def format_validation_error(exc: ValidationError, sources: dict[str, str] | None
         origins = [(sources or {}).get(key)] if (sources or {}).get(key) else sorted(named or set(under.values()))
         lines.append(f"  {key}: {message}" + (f" (from {', '.join(origins)})" if origins else ""))
     return "\n".join(lines)
+
+
+def _closest_key(loc: tuple[Any, ...], allowed: list[str]) -> str | None:
+    """The key an unknown one most likely meant: the closest of its section's `allowed` keys, or a clearly closer
+    key of another section, dotted (`paths.images_dir` -> data.images_subdir, not cache_dir)."""
+    name = str(loc[-1])
+    def score(key: str) -> float:
+        return difflib.SequenceMatcher(None, name, key).ratio()
+
+    here = max(allowed, key=score, default=None)
+    if len(loc) == 2:  # a section's own key: the key may belong to another section
+        others = [f"{section}.{key}" for section in Settings.model_fields if section != loc[0]
+                  for key in _allowed_keys((section,))]
+        there = max(others, key=lambda dotted: score(dotted.partition(".")[2]), default=None)
+        if there is not None and score(there.partition(".")[2]) >= max(0.6, (score(here) if here else 0) + 0.1):
+            return there
+    return here if here is not None and score(here) >= 0.6 else None
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:

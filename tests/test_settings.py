@@ -41,6 +41,9 @@ def test_precedence_defaults_yaml_env_cli(tmp_path, monkeypatch):
     [
         ("training:\n  epochz: 3\n", "training.epochz: unknown key (did you mean epochs?); allowed here: epochs"),
         ("trainng:\n  epochs: 3\n", "trainng: unknown key (did you mean training?); allowed here: paths"),
+        # A key of another section: the section's own closest name (cache_dir) was no help.
+        ("paths:\n  images_dir: pictures\n", "paths.images_dir: unknown key (did you mean data.images_subdir?)"),
+        ("data:\n  user_id_colum: x\n", "data.user_id_colum: unknown key (did you mean user_id_column?)"),
         ("split:\n  val_ratio: 0.2\n", "split: train_ratio + val_ratio + test_ratio must be 1.0, got 1.1 (from yaml:"),
         ("training:\n  epochs: many\n", "training.epochs"),
         ("training:\n  learning_rate: -0.1\n", "training.learning_rate"),
