@@ -189,13 +189,14 @@ def _words(category: int, rng: np.random.Generator, count: int, noise_share: flo
 MARKER = "synthetic.json"  # beside the files synth wrote (their sha256): a later synth replaces those, nothing else
 
 
-def _synth_written(out_dir: Path) -> dict[str, str]:
-    """{file name: sha256} of the input files an earlier synth wrote into `out_dir` ({} when none did)."""
+def _earlier_record(out_dir: Path, key: str) -> dict[str, str]:
+    """{file name: sha256} an earlier synth recorded in `out_dir`'s synthetic.json under `key` ("sha256": the input
+    files, "image_sha256": the images it drew); {} when none did."""
     try:
         record = json.loads((out_dir / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    hashes = record.get("sha256") if isinstance(record, dict) else None
+    hashes = record.get(key) if isinstance(record, dict) else None
     return {str(k): str(v) for k, v in hashes.items()} if isinstance(hashes, dict) else {}
 
 
@@ -204,13 +205,7 @@ def _remove_earlier_images(images_dir: Path, keep: int) -> None:
     --no-images, the ids past `keep` for a smaller catalogue): left there, preprocess would find them, images for
     items without any, or stray files. Only files still as drawn (their sha256 in synthetic.json) are removed: a
     picture of the user's own saved under a synth name stays."""
-    try:
-        record = json.loads((images_dir.parent / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    drawn = record.get("image_sha256") if isinstance(record, dict) else None
-    if not isinstance(drawn, dict):
-        return
+    drawn = _earlier_record(images_dir.parent, "image_sha256")
     for k in range(keep, len(drawn)):
         name = f"i{k:05d}.jpg"
         path = images_dir / name
@@ -246,7 +241,7 @@ def generate_synthetic(
     n_cat = len(CATEGORIES)
     out_dir = Path(out_dir)
     names = (data.item_info_file, data.interactions_file)
-    written = _synth_written(out_dir)
+    written = _earlier_record(out_dir, "sha256")
     own = [name for name in names if (out_dir / name).is_file() and written.get(name) != sha256_file(out_dir / name)]
     if own and not overwrite:
         raise DataError(

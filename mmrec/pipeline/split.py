@@ -73,13 +73,18 @@ def run_split(settings: Settings, progress: ProgressCallback = null_progress) ->
     return SplitResult(splits_dir, frames, report)
 
 
+def _interactions_per_user(frames: SplitFrames) -> pd.Series:
+    """{user: interactions across train, val and test}."""
+    return pd.concat([frames.train["user_id"], frames.val["user_id"], frames.test["user_id"]]).value_counts()
+
+
 def leave_one_out_note(frames: SplitFrames, split: SplitSettings) -> str | None:
     """With leave_one_out, how many users hold out less than a test and a validation row: every user keeps a
     training interaction, so one with a single interaction gives no test row, and one with two no validation row;
     None when every user has enough."""
     if split.strategy != "leave_one_out":
         return None
-    sizes = pd.concat([frames.train["user_id"], frames.val["user_id"], frames.test["user_id"]]).value_counts()
+    sizes = _interactions_per_user(frames)
     single, two = int((sizes == 1).sum()), int((sizes == 2).sum()) if split.val_ratio > 0 else 0
     if not single and not two:
         return None
@@ -94,7 +99,7 @@ def untested_users_note(frames: SplitFrames, split: SplitSettings) -> str | None
     them; None when every user has one."""
     if split.strategy not in ("stratified", "temporal_user"):
         return None
-    sizes = pd.concat([frames.train["user_id"], frames.val["user_id"], frames.test["user_id"]]).value_counts()
+    sizes = _interactions_per_user(frames)
     untested = sizes.index[~sizes.index.isin(frames.test["user_id"])]
     if not len(untested):
         return None

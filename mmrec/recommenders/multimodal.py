@@ -282,8 +282,7 @@ class MultimodalRecommender(Recommender):
             near = True
             if top_share is not None:
                 catalogue = unit @ unit[source]  # [n_items]: how close the catalogue is to the liked item
-                rank = int((catalogue > catalogue[column]).sum())
-                near = rank < max(1, int(top_share * len(catalogue)))
+                near = _among_strongest(catalogue, column, top_share)
             out.append((source, measure, float(value)) if value > 0 and near else None)
         return out
 
@@ -305,10 +304,16 @@ class MultimodalRecommender(Recommender):
             near = True
             if not model.is_sparse:
                 ties = model.weights[source]  # [n_items]: B_i., what the liked item lends each item
-                near = int((ties > ties[column]).sum()) < max(1, int(top_share * len(ties)))
+                near = _among_strongest(ties, column, top_share)
             out.append((source, measure, float(value)) if value > 0 and near else None)
         return out
 
     def item_embeddings(self) -> torch.Tensor:
         """[n_items, d] item vectors of the fitted catalogue."""
         return self._require_fit().item_vectors
+
+
+def _among_strongest(values: torch.Tensor, column: int, top_share: float) -> bool:
+    """Whether `column` is among the `top_share` largest of `values` [n_items] (at least the largest one): a liked
+    item names a recommended one as its reason only when their tie is one of its strongest."""
+    return int((values > values[column]).sum()) < max(1, int(top_share * len(values)))
