@@ -7,9 +7,9 @@ from mmrec.errors import WeightsNotFoundError
 from mmrec.features.base import Backbone
 from mmrec.features.feature_store import FeatureStore
 from mmrec.features.file_digests import FileDigests
-from mmrec.features.imported_backbone import IMPORTED
 from mmrec.features.imported_vectors import imported_record
 from mmrec.features.registry import TEXT_BACKBONES, VISION_BACKBONES
+from mmrec.features.store_format import IMPORTED
 from mmrec.features.weights import weights_id
 from mmrec.settings import FeaturesSettings
 

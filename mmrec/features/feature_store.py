@@ -17,10 +17,10 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import diskcache
 import numpy as np
-import torch
 
 from mmrec.combo import COMBO_NAME, check_combo_name
 from mmrec.errors import FeatureError
@@ -28,6 +28,9 @@ from mmrec.features.pack import FeaturePack
 from mmrec.features.store_format import HEADER_SIZE, decode_value, key_prefix, value_header
 from mmrec.fileio import atomic_write_json, read_json
 from mmrec.settings import CacheSettings
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: listing a store does not load it
+    import torch
 
 # SQLite >= 3.32 allows 32766 bound variables per statement; older builds 999.
 _IN_CHUNK = 30_000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 900
@@ -289,6 +292,8 @@ class FeatureStore:
         Keys found in the dense pack are read from it in one fancy-index; the rest come from the
         diskcache, and when those are many the pack is rewritten so the next call is fast.
         """
+        import torch
+
         n = len(keys)
         wanted = np.fromiter((p for p, key in enumerate(keys) if key is not None), dtype=np.int64)
         mask = np.zeros(n, dtype=bool)

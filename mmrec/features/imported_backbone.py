@@ -12,8 +12,7 @@ from typing import ClassVar, NoReturn
 
 from mmrec.errors import FeatureError
 from mmrec.features.base import TextBackbone, VisionBackbone
-
-IMPORTED = "imported"
+from mmrec.features.store_format import IMPORTED
 
 
 class ImportedVectors:

@@ -21,8 +21,7 @@ import numpy as np
 from mmrec.data.ids import mangled_ids_notes
 from mmrec.errors import FeatureError
 from mmrec.features.feature_store import FeatureStore
-from mmrec.features.imported_backbone import IMPORTED
-from mmrec.features.store_format import make_key, value_header
+from mmrec.features.store_format import IMPORTED, make_key, value_header
 from mmrec.features.vector_file import VectorFile, examples
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 

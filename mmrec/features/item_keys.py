@@ -11,8 +11,7 @@ from mmrec.errors import DataError
 from mmrec.features.feature_store import FeatureStore
 from mmrec.features.file_digests import FileDigests
 from mmrec.features.fingerprint import item_image_fingerprints, item_text_fingerprints, item_texts
-from mmrec.features.imported_backbone import IMPORTED
-from mmrec.features.store_format import make_key
+from mmrec.features.store_format import IMPORTED, make_key
 
 
 @dataclass

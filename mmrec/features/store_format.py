@@ -19,6 +19,9 @@ HEADER_SIZE = _HEADER.size  # 8
 # Fingerprint of an image file that could not be read at all (missing, no permission): once the
 # file can be read its fingerprint becomes its content hash, a new key.
 UNREADABLE = "unreadable"
+# The backbone name of vectors given to `mmrec cache import` (imported_backbone.py), here where no torch is
+# imported, so that listing a store does not load torch.
+IMPORTED = "imported"
 
 
 def value_header(dim: int) -> bytes:

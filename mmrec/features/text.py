@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from mmrec.errors import WeightsNotFoundError
 from mmrec.features.base import TEXT_BACKBONES, TextBackbone, masked_mean
 from mmrec.features.vision import ClipVision
-from mmrec.features.imported_backbone import IMPORTED, ImportedText
+from mmrec.features.imported_backbone import ImportedText
+from mmrec.features.store_format import IMPORTED
 from mmrec.features.weights import (
     HuggingFaceWeights,
     SearchLog,

@@ -11,7 +11,8 @@ from torch import nn
 
 from mmrec.errors import WeightsNotFoundError
 from mmrec.features.base import VISION_BACKBONES, VisionBackbone
-from mmrec.features.imported_backbone import IMPORTED, ImportedVision
+from mmrec.features.imported_backbone import ImportedVision
+from mmrec.features.store_format import IMPORTED
 from mmrec.features.weights import (
     HuggingFaceWeights,
     SearchLog,

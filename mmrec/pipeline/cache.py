@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from mmrec.device import resolve_device
 from mmrec.errors import ConfigError, FeatureError
 from mmrec.features.feature_store import (
     FeatureStore,
@@ -19,15 +19,15 @@ from mmrec.features.feature_store import (
 )
 from mmrec.features.file_digests import FileDigests
 from mmrec.features.fingerprint import item_image_fingerprints, item_text_fingerprints, item_texts
-from mmrec.features.imported_backbone import IMPORTED
 from mmrec.features.imported_vectors import ImportReport, import_item_vectors, imported_record
-from mmrec.features.item_features import PrecomputeReport, precompute_item_features
-from mmrec.features.store_format import split_key
+from mmrec.features.store_format import IMPORTED, split_key
 from mmrec.features.vector_file import read_vector_file
 from mmrec.fileio import ProcessLock
 from mmrec.progress import ProgressCallback, null_progress
 from mmrec.settings import CacheSettings, Settings
-from mmrec.training.distributed import barrier, context_from_env, init_distributed
+
+if TYPE_CHECKING:  # torch is loaded by what computes features, not by listing or clearing stores
+    from mmrec.features.item_features import PrecomputeReport
 
 TEST_ITEMS = 100
 MODALITIES = ("vision", "text")
@@ -52,6 +52,8 @@ def _merge_reports(report: PrecomputeReport, n_items: int, device) -> Precompute
     import torch
     import torch.distributed as dist
 
+    from mmrec.features.item_features import PrecomputeReport
+
     modalities = list(report.with_content)  # the modalities precomputed (the model's)
     values = [float(getattr(report, name)[m]) for name in _COUNTS for m in modalities]
     totals = torch.tensor(values, dtype=torch.float64, device=device)
@@ -74,6 +76,9 @@ def run_cache_precompute(
 ) -> PrecomputeResult:
     """Fill the configured combo's store for the processed catalogue (`test`: first 100 items)."""
     from mmrec.data.tables import load_items
+    from mmrec.device import resolve_device
+    from mmrec.features.item_features import precompute_item_features
+    from mmrec.training.distributed import barrier, context_from_env, init_distributed
 
     items = load_items(settings.paths.processed_dir)
     if test:
