@@ -83,12 +83,15 @@ class TwoTowerModel(nn.Module):
         return BatchOutput(users=users, items=items, vision=vision, text=text)
 
     def contrastive_pairs(self, catalogue: ItemInputs, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """[k, d] image and text projections of the `rows` that have both (empty unless use_contrastive)."""
+        """[k, d] image and text projections of the distinct `rows` that have both (empty unless use_contrastive).
+
+        Distinct: a batch's positives repeat popular items, and in InfoNCE each copy would be a negative of the
+        other copies' identical text (half the rows of a default batch; the loss could not fall below ~1 nat)."""
         d = self.cfg.embedding_dim
         empty = catalogue.vision.new_zeros(0, d)
         if not (self.cfg.use_contrastive and {"vision", "text"} <= set(self.item_tower.modalities)):
             return empty, empty
-        cand = catalogue.take(rows)
+        cand = catalogue.take(torch.unique(rows))
         both = cand.vision_mask & cand.text_mask
         if not both.any():
             return empty, empty

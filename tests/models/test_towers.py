@@ -164,6 +164,9 @@ def test_contrastive_projections_only_for_items_with_both_modalities():
     model = TwoTowerModel(settings(use_contrastive=True), DIMS).eval()
     out = model(torch.tensor([1]), torch.full((1, 3), -1), torch.tensor([0, 1, 2]), catalogue())
     assert out.vision.shape == (2, 8) and out.text.shape == (2, 8)  # item 0 has no image
+    # A batch's repeated positives are one pair each: copies would be InfoNCE negatives of their own text.
+    repeated = model(torch.tensor([1, 0, 1]), torch.full((3, 3), -1), torch.tensor([1, 2, 1, 2, 1]), catalogue())
+    assert repeated.vision.shape == (2, 8) and repeated.text.shape == (2, 8)
 
 
 @pytest.mark.parametrize("history_item_embeddings", [False, True])
