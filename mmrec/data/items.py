@@ -10,7 +10,7 @@ import pandas as pd
 
 from mmrec.data.drops import describe_drops
 from mmrec.data.ids import catalogue_reason, unicode_spellings
-from mmrec.data.numeric import DECIMAL_COMMA, validate_numeric_columns
+from mmrec.data.numeric import DECIMAL_COMMA, FAR_ABOVE, validate_numeric_columns
 from mmrec.data.text import cap_text, clean_text, item_text
 from mmrec.errors import DataError
 from mmrec.settings import DataSettings, PreprocessSettings
@@ -131,6 +131,11 @@ def clean_items(
                 f"Numeric column {name!r} carries no information: {what}, so it is left out of the item features. "
                 + (_not_numbers_hint(frame[name]) or "Fill it, or remove it from data.numerical_features_cols."))
             continue
+        if col.far_above:
+            report.notes.append(
+                f"{col.far_above:,} value(s) of numeric column {name!r} are more than {FAR_ABOVE:,.0f} times every "
+                f"other value (e.g. {', '.join(col.far_above_examples)}): taken for errors and capped at "
+                f"{col.far_above_cap:,.6g}, the largest other value. Correct them at the source if they are real.")
         if len(frame) and col.dotted / len(frame) >= DOTTED_SHARE_NOTE:
             report.notes.append(
                 f"{col.dotted:,} of {len(frame):,} values of numeric column {name!r} are written like "

@@ -36,6 +36,11 @@ class ColumnReport:
     # values written with a decimal comma (1,5 / 2,50: no thousands grouping): not numbers, so imputed
     comma_decimals: int = 0
     comma_decimal_examples: list[str] = field(default_factory=list)
+    # the few values more than FAR_ABOVE times every other value (1e30 views among counts up to 2e9): capped at the
+    # largest other value, which the standardisation of the column then is not stretched by
+    far_above: int = 0
+    far_above_examples: list[str] = field(default_factory=list)
+    far_above_cap: float | None = None
     no_information: bool = False  # no valid value, or one value for all: the column is left out of the features
     constant: float | None = None  # the one value every valid entry holds (then no_information)
 
@@ -43,6 +48,28 @@ class ColumnReport:
 # A count written for people: "20.1K", "1.5m", "2B", "1,234", "1,234.5K"; a share as a spreadsheet shows it: "12%".
 _FORMATTED = re.compile(r"([+-]?(?:\d{1,3}(?:,\d{3})+|\d*)(?:\.\d+)?)\s*([kmb%]?)", re.IGNORECASE)
 _MAGNITUDE = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "%": 1}
+
+
+# A value this many times every other value of its column is taken for an error (a 1e30 typed into a count column)
+# when such values are at most FAR_ABOVE_SHARE of the column: real counts are heavy-tailed, but the largest does not
+# stand a million times above the next largest. Capped at the largest other value, with a note.
+FAR_ABOVE = 1e6
+FAR_ABOVE_SHARE = 0.05
+
+
+def far_above_cap(values: np.ndarray) -> float | None:
+    """The largest value below a gap of FAR_ABOVE times (on log1p, the scaler's scale) that only a few values
+    (<= FAR_ABOVE_SHARE, at least one) stand above; None when there is no such gap."""
+    ordered = np.sort(np.asarray(values, dtype=np.float64))[::-1]
+    top = max(1, int(len(ordered) * FAR_ABOVE_SHARE))
+    if len(ordered) < 3 or ordered[-1] == ordered[0]:
+        return None
+    logs = np.log1p(ordered[: top + 1])
+    for position in range(min(top, len(ordered) - 1) - 1, -1, -1):  # the lowest qualifying gap: every outlier above
+        below = ordered[position + 1]
+        if below > 0 and logs[position] - logs[position + 1] >= np.log(FAR_ABOVE):
+            return float(below)
+    return None
 
 
 # A number written with a decimal comma ("4,5", "487,0"): not read as one (1,234 is a thousands comma), but named.
@@ -123,6 +150,12 @@ def validate_numeric_columns(
         negative = values.to_numpy() < 0
         report.negative = int(negative.sum())
         invalid = values.isna().to_numpy() | infinite | negative
+        cap = far_above_cap(values[~invalid].to_numpy())
+        if cap is not None:
+            far = (values > cap).to_numpy() & ~invalid
+            report.far_above, report.far_above_cap = int(far.sum()), cap
+            report.far_above_examples = [f"{v:g}" for v in pd.unique(values[far])[:3]]
+            values = values.where(~far, cap)
         valid = values[~invalid]
         if len(valid) and valid.nunique() == 1:  # the same for every item, once imputed: a constant input
             report.constant = float(valid.iloc[0])

@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 from pydantic import ValidationError
@@ -114,6 +115,29 @@ def test_numbers_of_a_decimal_comma_locale_are_named_as_such():
     assert note.startswith("2 values of numeric column 'likes' are written with a decimal comma (e.g. '1,5', '2,50')")
     assert "values like '2,500' were read as thousands (2500)" in note and items.loc[3, "likes"] == 2500
 
+
+
+def test_a_few_values_a_million_times_every_other_are_capped_with_a_note():
+    """A creator platform's export had 1e30 in 13 of 800 view counts (real ones 3 to 2e9): accepted silently, they
+    stretched the column's log-std from 3.9 to 6.0 and squeezed every real video into a third of the scale."""
+    views = [str(v) for v in np.geomspace(3, 2e9, 60).round()] + ["1e30", "1e30", "7e25"]
+    raw = pd.DataFrame({"item_id": [str(i) for i in range(63)], "title": ["t"] * 63, "description": [""] * 63,
+                        "views": views, "likes": ["0"] * 57 + ["2000000", "3000000"] + ["5"] * 4},
+                       dtype="string")
+    items, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["views", "likes"]),
+                                   PreprocessSettings())
+    (note,) = report.notes
+    assert note.startswith("3 value(s) of numeric column 'views' are more than 1,000,000 times every other value "
+                           "(e.g. 1e+30, 7e+25): taken for errors and capped at 2e+09, the largest other value.")
+    assert items["views"].max() == 2e9 and items["views"].iloc[-3:].tolist() == [2e9] * 3
+    assert report.numeric["views"]["far_above"] == 3 and report.numeric["likes"]["far_above"] == 0
+    # Mostly zeros and a few millions (no value between to be a million times over): real data, kept.
+    assert items["likes"].max() == 3000000
+    # Heavy-tailed but continuous (a Zipf catalogue's counts): nothing capped.
+    zipf = pd.DataFrame({"item_id": [str(i) for i in range(1000)], "title": ["t"] * 1000, "description": [""] * 1000,
+                         "views": [str(int(1e9 / (r + 1))) for r in range(1000)]}, dtype="string")
+    _, report, _ = clean_items(zipf, DataSettings(numerical_features_cols=["views"]), PreprocessSettings())
+    assert report.numeric["views"]["far_above"] == 0 and not report.notes
 
 def test_a_catalogue_without_descriptions_sets_the_column_to_null():
     raw = pd.DataFrame({"item_id": ["1", "2"], "name": ["Red mug", "Blue cup"]}, dtype="string")
