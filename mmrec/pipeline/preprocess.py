@@ -250,6 +250,22 @@ def _image_jobs(items: pd.DataFrame, images_dir: Path, named: dict[str, str] | N
     return jobs, refused, orphans
 
 
+def _case_matches_note(orphans: list[str], without_image: pd.Series) -> str:
+    """" N of them match an item without an image but for letter case ..." (file names are matched exactly: 'abc'
+    and 'ABC' may be two items), else ""."""
+    folded: dict[str, list[str]] = {}
+    for item_id in without_image:
+        folded.setdefault(unicodedata.normalize("NFC", item_id).casefold(), []).append(item_id)
+    pairs = [(name, folded[stem][0]) for name in orphans
+             if len(folded.get(stem := os.path.splitext(name)[0].casefold(), [])) == 1]
+    if not pairs:
+        return ""
+    name, item_id = pairs[0]
+    return (f" {len(pairs):,} of them match an item without an image but for letter case (e.g. {name} and item "
+            f"{item_id!r}): file names must match item ids exactly, since ids that differ in case are different "
+            "items. Rename the files, or name each item's image in a column set as data.image_column.")
+
+
 def _unmatched_images_note(items: pd.DataFrame, images_dir: Path, ok: int) -> str | None:
     """When images were looked up by item id and none matched while the folder holds image files."""
     if ok or not images_dir.is_dir():
@@ -400,7 +416,8 @@ def run_preprocess(
             item_report.notes.append(note)
         elif orphans:
             item_report.notes.append(f"{len(orphans):,} file(s) in {data_dir / data.images_subdir} are named after no "
-                                     f"catalogue item (e.g. {', '.join(orphans[:3])}): not used.")
+                                     f"catalogue item (e.g. {', '.join(orphans[:3])}): not used."
+                                     + _case_matches_note(orphans, items.loc[[not good for good in ok], "item_id"]))
         items.insert(
             4,
             "image_path",

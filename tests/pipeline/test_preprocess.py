@@ -440,6 +440,22 @@ def test_header_lines_repeated_inside_the_files_are_dropped_and_counted(tmp_path
     assert "item_id" not in set(load_items(tmp_path / "processed")["item_id"].str.lower())
 
 
+
+def test_an_image_named_after_an_item_but_for_letter_case_is_named_not_used(tmp_path):
+    """Item 'abc' and images/ABC.JPG: the file was counted as named after no item and the item as without image,
+    with nothing linking the two (a creator platform's walkthrough). Ids differing in case are distinct items, so
+    the file is not used, but the note says what to rename."""
+    raw = tmp_path / "raw"
+    generate_synthetic(raw, users=12, items=6, seed=1)
+    first = sorted((raw / "images").glob("*.jpg"))[0]
+    shouting = first.with_name(first.stem.upper() + ".JPG")
+    first.rename(shouting)
+    whole = run_preprocess(_settings(tmp_path)).report
+    assert whole["images"]["ok"] == 5 and whole["images"]["missing"] == 1
+    (note,) = [note for note in whole["items"]["notes"] if "named after no catalogue item" in note]
+    assert (f"1 of them match an item without an image but for letter case (e.g. {shouting.name} and item "
+            f"{first.stem!r}): file names must match item ids exactly") in note
+
 def test_a_tiff_is_read_and_a_file_type_not_read_is_named_not_called_absent(tmp_path):
     from PIL import Image
 
