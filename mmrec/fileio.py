@@ -81,8 +81,12 @@ def looks_like_torch_save(path: str | os.PathLike[str]) -> bool:
     """Starts as a torch.save file does: a zip archive (since torch 1.6) or a legacy pickle (the PROTO opcode).
     False for a text file, a web page or an empty download, which torch would report as a pickle error."""
     with open(path, "rb") as handle:
-        head = handle.read(2)
-    return head == b"PK" or head[:1] == b"\x80"
+        return starts_like_torch_save(handle.read(2))
+
+
+def starts_like_torch_save(head: bytes) -> bool:
+    """`head` (a file's first bytes) is how a torch.save file starts (see looks_like_torch_save)."""
+    return head[:2] == b"PK" or head[:1] == b"\x80"
 
 
 def sha256_file(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str:

@@ -9,7 +9,8 @@ import importlib
 from typing import Any
 
 _HOMES = {
-    **dict.fromkeys(("CheckpointSpec", "ItemItemSpec", "NumericSpec", "TrainedCheckpoint", "load_trained"),
+    **dict.fromkeys(("CheckpointSpec", "ItemItemSpec", "NumericSpec", "TrainedCheckpoint", "load_served",
+                     "load_trained"),
                     "mmrec.checkpoints.spec"),
     **dict.fromkeys(("BEST", "LAST", "checkpoint_path", "find_checkpoint", "load_checkpoint", "read_meta",
                      "save_checkpoint", "sidecar_path"), "mmrec.checkpoints.store"),

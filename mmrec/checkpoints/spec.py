@@ -16,7 +16,7 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from mmrec.checkpoints.store import load_checkpoint
+from mmrec.checkpoints.store import BEST, CHECKSUM, read_checkpoint, read_meta, served_checkpoint
 from mmrec.data.encoders import IdEncoder, encoder_paths, load_encoders
 from mmrec.data.numeric import NumericScaler
 from mmrec.errors import CheckpointError
@@ -200,13 +200,16 @@ class TrainedCheckpoint:
     weights: dict[str, torch.Tensor]
     users: IdEncoder
     items: IdEncoder
+    meta: dict[str, Any]  # as read_meta gives it, of the bytes these weights were loaded from
 
 
 def load_trained(path: Path, device: torch.device | str = "cpu") -> TrainedCheckpoint:
-    """Everything scoring needs, from the checkpoint file alone."""
+    """Everything scoring needs, from the checkpoint file alone (read once)."""
     path = Path(path)
-    state = load_checkpoint(path, map_location=device)
-    spec = CheckpointSpec.from_meta(state.get("meta"), path)
+    state, digest = read_checkpoint(path, map_location=device)
+    embedded = state.get("meta")
+    meta = {**embedded, CHECKSUM: digest} if isinstance(embedded, dict) else read_meta(path)  # older: its sidecar
+    spec = CheckpointSpec.from_meta(embedded, path)
     ids = state.get("encoders")
     if isinstance(ids, dict) and {"user", "item"} <= set(ids):
         users = IdEncoder([str(v) for v in ids["user"]], "user")
@@ -214,7 +217,25 @@ def load_trained(path: Path, device: torch.device | str = "cpu") -> TrainedCheck
     else:
         users, items = _legacy_encoders(path)
     spec.check_encoders(users, items, path)
-    return TrainedCheckpoint(path, spec, state["model"], users, items)
+    return TrainedCheckpoint(path, spec, state["model"], users, items, meta)
+
+
+def load_served(checkpoint_dir: Path, combo: str | None, name: str | None = None,
+                device: torch.device | str = "cpu") -> tuple[TrainedCheckpoint, str | None]:
+    """The checkpoint evaluate and recommend serve (served_checkpoint's choice and note), loaded.
+
+    The choice reads metadata, the load reads the file again: a training run that starts in between moves the
+    finished model to previous_best_model.pth and saves its first epoch as best_model.pth, which the load then
+    read (a cron overlap served an epoch-1 model, saying the finished one was served). So when what was loaded
+    is an unfinished run's best_model.pth, the choice is made again, and followed when it now differs."""
+    for _ in range(3):
+        path, note = served_checkpoint(checkpoint_dir, combo, name)
+        trained = load_trained(path, device)
+        if name is not None or path.name != BEST or trained.meta.get("finished") is not False:
+            break
+        if served_checkpoint(checkpoint_dir, combo, name)[0] == path:  # no finished model to serve instead
+            break
+    return trained, note
 
 
 def _legacy_encoders(path: Path) -> tuple[IdEncoder, IdEncoder]:

@@ -10,6 +10,8 @@ warning and rewritten from the embedded copy.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import logging
 import shutil
 from collections.abc import Mapping
@@ -22,10 +24,10 @@ from mmrec.errors import CheckpointError
 from mmrec.fileio import (
     atomic_path,
     atomic_write_json,
-    looks_like_torch_save,
     read_json,
     remove_stale_temps,
     sha256_file,
+    starts_like_torch_save,
 )
 from mmrec.provenance import package_versions
 
@@ -94,10 +96,21 @@ def write_sidecar(path: Path, meta: Mapping[str, Any], digest: str | None = None
 
 def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dict[str, Any]:
     """The saved dict; CheckpointError for a missing, truncated or non-mmrec file."""
+    return read_checkpoint(path, map_location)[0]
+
+
+def read_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> tuple[dict[str, Any], str]:
+    """(the saved dict, the sha256 of the very bytes it was loaded from): the file is read once, so a checkpoint
+    replaced meanwhile (a training run saving its next epoch) cannot pair one version's weights with another's
+    digest. CheckpointError for a missing, truncated or non-mmrec file."""
     path = Path(path)
-    if not path.is_file():
+    try:
+        data = path.read_bytes() if path.is_file() else None
+    except FileNotFoundError:  # replaced between the two calls, and not there again
+        data = None
+    if data is None:
         raise CheckpointError(f"Checkpoint {path} not found.", hint="Train one with `mmrec train`.")
-    if not looks_like_torch_save(path):
+    if not starts_like_torch_save(data[:2]):
         raise CheckpointError(
             f"{path} is not a checkpoint file at all: it is neither a zip archive nor a pickle, as torch.save "
             "writes (a text file, a web page or a failed download?).",
@@ -105,7 +118,7 @@ def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dic
     import torch
 
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types (RuntimeError, EOFError, UnpicklingError) for damaged files
         first = str(exc).splitlines()[0] if str(exc) else ""
         # torch's own text for a pickle of other objects advises weights_only=False: never here.
@@ -118,7 +131,7 @@ def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dic
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path} is not an mmrec checkpoint (no model weights).",
                               hint="Pass a best_model.pth / last_model.pth written by `mmrec train`.")
-    return state
+    return state, hashlib.sha256(data).hexdigest()
 
 
 def _sidecar_or_none(path: Path) -> dict[str, Any] | None:
@@ -148,7 +161,7 @@ def read_meta(path: Path, repair: bool = True) -> dict[str, Any]:
     digest = sha256_file(path)
     if side is not None and side.get(CHECKSUM) == digest:
         return side
-    state = load_checkpoint(path)
+    state, digest = read_checkpoint(path)
     embedded = state.get("meta")
     if isinstance(embedded, dict):
         if side is not None and CHECKSUM in side:

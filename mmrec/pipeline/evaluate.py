@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from mmrec.checkpoints import CheckpointSpec
+from mmrec.checkpoints.store import CHECKSUM
 from mmrec.data.splits import load_split, read_split_report, stale_split_note
 from mmrec.data.tables import load_items
 from mmrec.device import resolve_device
@@ -51,14 +52,14 @@ def load_recommender(
 ) -> Recommender:
     """A recommender fitted on `train` over the catalogue `items` (multimodal: from its checkpoint); slow
     steps of the fit (an item-item model not stored yet) are announced through `progress`."""
-    kwargs = {}
+    kwargs, served_note = {}, None
     if name == "multimodal":
-        from mmrec.checkpoints.store import served_checkpoint
+        from mmrec.checkpoints.spec import load_served
 
-        path, _ = served_checkpoint(settings.paths.checkpoint_dir, settings.features.combo,
-                                    checkpoint_name or settings.inference.checkpoint_name)
+        trained, served_note = load_served(settings.paths.checkpoint_dir, settings.features.combo,
+                                           checkpoint_name or settings.inference.checkpoint_name, device)
         kwargs = {
-            "checkpoint_path": path,
+            "checkpoint_path": trained,
             "items": items,
             "cache_dir": settings.paths.cache_dir,
             "cache": settings.cache,
@@ -67,23 +68,32 @@ def load_recommender(
             "progress": progress,
         }
     model = create_recommender(name, settings.evaluation, **kwargs)
+    if served_note:
+        model.served_note = served_note
     model.announce = lambda text: progress(ProgressEvent(f"fit:{name}", message=f"{text}."))
     return model.fit(train, items["item_id"].tolist())
 
 
-def checkpoint_notes(settings: Settings, checkpoint_name: str | None, train_source: Path,
-                           from_split: bool) -> list[str]:
-    """Refuse (CheckpointError) to evaluate the multimodal checkpoint on a split it was not trained on: its test
-    rows may be among the checkpoint's training data, which inflates every metric. `train_source`: the train
-    file evaluate fits on; when the user named it (`from_split` False) a mismatch is a note, not an error.
-    Also the notes on the checkpoint itself: a run that did not finish, a blend the two-tower network has no part
-    in."""
-    from mmrec.checkpoints.store import read_meta, served_checkpoint, served_model, unfinished_note
+def served_meta(settings: Settings, checkpoint_name: str | None) -> tuple[Path, dict[str, Any], str | None]:
+    """(path, metadata, note) of the multimodal checkpoint evaluate will load (served_checkpoint), read before the
+    load, to refuse a wrong split before any model is fitted."""
+    from mmrec.checkpoints.store import read_meta, served_checkpoint
 
     path, note = served_checkpoint(settings.paths.checkpoint_dir, settings.features.combo,
                                    checkpoint_name or settings.inference.checkpoint_name)
-    notes = [note] if note else []
-    meta = read_meta(path)
+    return path, read_meta(path), note
+
+
+def checkpoint_notes(path: Path, meta: dict[str, Any], served_note: str | None, train_source: Path,
+                     from_split: bool) -> list[str]:
+    """Refuse (CheckpointError) to evaluate the multimodal checkpoint `path` (metadata `meta`) on a split it was not
+    trained on: its test rows may be among the checkpoint's training data, which inflates every metric.
+    `train_source`: the train file evaluate fits on; when the user named it (`from_split` False) a mismatch is a
+    note, not an error. Also the notes on the checkpoint itself: why it is served (`served_note`), a run that did
+    not finish, a blend the two-tower network has no part in."""
+    from mmrec.checkpoints.store import served_model, unfinished_note
+
+    notes = [served_note] if served_note else []
     if note := unfinished_note(meta, path):
         notes.append(note)
     chosen = meta.get("item_item")
@@ -187,8 +197,8 @@ def run_evaluate(
     file_notes = [note for note in stale if note] + file_notes
     for note in file_notes:
         progress(ProgressEvent("evaluate", message=note))
-    split_notes = checkpoint_notes(settings, checkpoint_name, Path(sources["train"]), train_data is None) \
-        if "multimodal" in names else []
+    checked = served_meta(settings, checkpoint_name) if "multimodal" in names else None
+    split_notes = checkpoint_notes(*checked, Path(sources["train"]), train_data is None) if checked else []
     for note in split_notes:  # shown now, before the fits (and again in the report's notes)
         progress(ProgressEvent("evaluate", message=note))
     data = build_evaluation_data(train, test, items["item_id"].tolist(), also_seen)
@@ -240,6 +250,11 @@ def run_evaluate(
         fit_seconds = time.perf_counter() - started
         if getattr(model, "checkpoint", None) is not None:
             checkpoints[name] = model.checkpoint
+            if checked and (model.checkpoint["path"], model.checkpoint["sha256"]) != (str(checked[0]),
+                                                                                   checked[1].get(CHECKSUM)):
+                # A training run saved another checkpoint between the check and the load: check what was loaded.
+                split_notes[:] = checkpoint_notes(Path(model.checkpoint["path"]), model.spec.to_meta(),
+                                                  model.served_note, Path(sources["train"]), train_data is None)
         if isinstance(spec := getattr(model, "spec", None), CheckpointSpec) and (
                 note := spec.features_note(settings.features)):
             model_notes.append(note)

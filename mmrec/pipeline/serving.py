@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from mmrec.checkpoints import CheckpointSpec
-from mmrec.checkpoints.store import served_checkpoint, unfinished_note
+from mmrec.checkpoints.store import unfinished_note
 from mmrec.data.encoders import IdEncoder
 from mmrec.data.tables import load_interactions, load_items, load_rated_below
 from mmrec.device import resolve_device
@@ -184,8 +184,7 @@ def load_serving(settings: Settings, recommender_type: str, progress: ProgressCa
     index, notes = None, [note] if (note := stale_processed_note(settings)) else []
     spec = getattr(model, "spec", None)  # the multimodal checkpoint's
     made_from = getattr(model, "checkpoint", None)
-    if recommender_type == "multimodal" and (note := served_checkpoint(
-            settings.paths.checkpoint_dir, settings.features.combo, inference.checkpoint_name)[1]):
+    if note := getattr(model, "served_note", None):
         notes.append(note)  # the finished model served while a newer run has not finished
     if isinstance(spec, CheckpointSpec) and made_from and (note := unfinished_note(spec.to_meta(),
                                                                                    Path(made_from["path"]))):

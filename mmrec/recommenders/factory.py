@@ -13,8 +13,8 @@ BASELINES = ("random", "popularity", "item_knn", "user_knn")
 def create_recommender(name: str, evaluation: EvaluationSettings, **kwargs: Any) -> Recommender:
     """An unfitted baseline, or (name="multimodal") a model loaded from a checkpoint.
 
-    multimodal kwargs: checkpoint_path, items, cache_dir, cache, device (passed to
-    MultimodalRecommender.from_checkpoint). Baselines take their knobs from `evaluation`.
+    multimodal kwargs: checkpoint_path (a path, or a TrainedCheckpoint loaded already), items, cache_dir, cache,
+    device (passed to MultimodalRecommender.from_checkpoint). Baselines take their knobs from `evaluation`.
     """
     cls = RECOMMENDERS.get(name)  # ConfigError listing the registered names
     if name == "multimodal":

@@ -11,8 +11,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from mmrec.checkpoints.spec import CheckpointSpec, load_trained
-from mmrec.checkpoints.store import checkpoint_provenance, read_meta
+from mmrec.checkpoints.spec import CheckpointSpec, TrainedCheckpoint, load_trained
+from mmrec.checkpoints.store import checkpoint_provenance
 from mmrec.data.encoders import IdEncoder
 from mmrec.data.ids import positions
 from mmrec.errors import CheckpointError, DataError
@@ -72,9 +72,10 @@ class MultimodalRecommender(Recommender):
         self.item_item_store = item_item_store  # earlier fits of the item-item model, reused when the data match
         self.items_without_id = 0  # catalogue items without an id embedding (no train interaction; by fit)
         self.checkpoint: dict[str, Any] | None = None  # checkpoint_provenance of the file it was loaded from
+        self.served_note: str | None = None  # why that file is served, when not the one asked for (load_served)
 
     @classmethod
-    def from_checkpoint(cls, path: Path, *, items: pd.DataFrame, cache_dir: Path, cache: CacheSettings,
+    def from_checkpoint(cls, path: Path | TrainedCheckpoint, *, items: pd.DataFrame, cache_dir: Path, cache: CacheSettings,
                         device: torch.device | str = "cpu",
                         features: FeaturesSettings | None = None,
                         progress: ProgressCallback = null_progress) -> MultimodalRecommender:
@@ -84,7 +85,8 @@ class MultimodalRecommender(Recommender):
         where the weights are and how extraction runs (features.*_weights when set, device, batch size, workers,
         downloads) is this run's, so a model serves after its backbone folder moved. Weights that are not the
         ones it trained with are refused (check_feature_identities)."""
-        trained = load_trained(Path(path), device)
+        trained = path if isinstance(path, TrainedCheckpoint) else load_trained(Path(path), device)
+        path = trained.path
         spec = trained.spec
         model_cfg, features_cfg = spec.model_settings(), spec.features_settings()
         if features is not None:
@@ -117,7 +119,7 @@ class MultimodalRecommender(Recommender):
                                   hint="Retrain with `mmrec train`.") from None
         recommender = cls(model.to(device), spec, trained.users, trained.items, items, features, device,
                           ItemItemStore.beside(trained.path, cache.item_item_fits))
-        recommender.checkpoint = checkpoint_provenance(trained.path, read_meta(trained.path))
+        recommender.checkpoint = checkpoint_provenance(trained.path, trained.meta)
         return recommender
 
     def content_of(self, item: int) -> list[str]:

@@ -261,3 +261,46 @@ def test_evaluate_says_when_the_two_tower_network_carries_none_of_the_scores(tmp
     notes = run_evaluate(settings, ["multimodal"], write_files=False).notes
     assert any(note.startswith("The multimodal checkpoint serves item-item") and "carries none" in note
                for note in notes), notes
+
+
+@pytest.mark.parametrize("command", ["evaluate", "recommend"])
+def test_a_training_run_starting_between_the_choice_and_the_load_does_not_serve_its_first_epoch(tmp_path,
+                                                                                                 monkeypatch, command):
+    """A cron overlap (the production walkthrough): recommend chose best_model.pth (finished), then a retrain moved it
+    to previous_best_model.pth and saved its epoch 1 there before the load read it. The epoch-1 two-tower model was
+    served, exit 0, while the note said the finished model was. The loaded file now decides, and is re-chosen."""
+    from mmrec.checkpoints import spec as spec_module
+    from mmrec.checkpoints.store import load_checkpoint, save_checkpoint
+    from mmrec.pipeline.recommend import run_recommend
+
+    settings = load_settings(tiny_project.write_tiny_project(tmp_path, epochs=1)).settings
+    run_train(settings)
+    best = next((tmp_path / "checkpoints").rglob("best_model.pth"))
+    finished = read_meta(best)
+    real_load, loads = spec_module.load_trained, []
+
+    def retrain_starts_first(path, device="cpu"):
+        if not loads:  # what `mmrec train` does as it starts, then after its first epoch
+            best.with_name("previous_best_model.pth").write_bytes(best.read_bytes())
+            state = load_checkpoint(best)
+            save_checkpoint(best, {key: value for key, value in state.items() if key not in ("format", "meta")},
+                            {**state["meta"], "finished": False, "run_id": "the-next-night", "epoch": 1})
+        loads.append(path.name)
+        return real_load(path, device)
+
+    monkeypatch.setattr(spec_module, "load_trained", retrain_starts_first)
+    if command == "evaluate":
+        result = run_evaluate(settings, ["multimodal"], write_files=False)
+        served = result.checkpoints["multimodal"]
+    else:
+        from mmrec.data.splits import load_split
+        from mmrec.data.tables import save_interactions
+
+        save_interactions(load_split(tmp_path / "splits").train, tmp_path / "processed")  # what recommend reads
+        result = run_recommend(settings, users=["u001"], recommender_type="multimodal")
+        served = result.checkpoint
+    assert loads == ["best_model.pth", "previous_best_model.pth"]
+    assert served["path"] == str(best.with_name("previous_best_model.pth")) and served["finished"]
+    assert served["sha256"] == finished["checkpoint_sha256"]
+    assert any("the model of the last finished run is served" in note for note in result.notes)
+    assert not any("has not finished (still running, or interrupted): the epoch-" in note for note in result.notes)
