@@ -301,15 +301,22 @@ def time_ties_note(frames: SplitFrames, strategy: str) -> str | None:
         on_cut = int((stamps == cut).sum())
         return (f"{on_cut:,} interactions share the timestamp at the cut between train and the held-out parts "
                 f"({_iso(int(cut))}): file order decided which side each went to.")
-    last_train = frames.train.groupby("user_id")["timestamp"].max()
-    first_held = held.groupby("user_id")["timestamp"].min()
-    both = first_held.index.intersection(last_train.index)
-    tied = int((first_held[both] <= last_train[both]).sum())
+    def tied_users(before: pd.DataFrame, after: pd.DataFrame) -> set:
+        """Users whose first row in `after` is not later than their last in `before`."""
+        last, first = before.groupby("user_id")["timestamp"].max(), after.groupby("user_id")["timestamp"].min()
+        both = first.index.intersection(last.index)
+        return set(both[(first[both] <= last[both]).to_numpy()])
+
+    with_train = tied_users(frames.train, held)
+    test_with_val = tied_users(frames.val, frames.test)  # which of the two is the test row
+    tied = len(with_train | test_with_val)
     if not tied:
         return None
-    return (f"{tied:,} of the {len(both):,} users with held-out rows have one at the same timestamp as a training row "
-            "of theirs: file order decided which was held out (timestamps of a coarse resolution, such as dates, or "
-            "a batch import give many such ties).")
+    which = (f" ({len(with_train):,} with a training row, {len(test_with_val):,} a test row with a validation row, "
+             "so file order also decided which is test)" if test_with_val else " with a training row")
+    return (f"{tied:,} of the {held['user_id'].nunique():,} users with held-out rows have one at the same timestamp "
+            f"as a row of theirs on the other side of the cut{which}: file order decided which was held out "
+            "(timestamps of a coarse resolution, such as dates, or a batch import give many such ties).")
 
 
 def read_split_report(splits_dir: Path) -> dict:

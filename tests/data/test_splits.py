@@ -126,7 +126,16 @@ def test_a_split_by_time_says_when_file_order_broke_timestamp_ties():
     assert note is not None and "share the timestamp at the cut" in note
     per_day = frame.assign(timestamp=frame["timestamp"] // 1000 * 1000)  # each user's rows on one date
     note = time_ties_note(split_interactions(per_day, SplitSettings(strategy="temporal_user")), "temporal_user")
-    assert note.startswith("20 of the 20 users with held-out rows have one at the same timestamp")
+    assert note.startswith("20 of the 20 users with held-out rows have one at the same timestamp as a row of theirs "
+                           "on the other side of the cut (20 with a training row, ")
+    # Leave-one-out: the test row tied with the validation row only (the training rows earlier) is counted too; the
+    # note had counted ties with training rows alone (316 of 942 users where 471 were decided by file order).
+    rows = pd.DataFrame({"user_id": ["a"] * 4 + ["b"] * 4, "item_id": list("wxyz") * 2,
+                         "timestamp": [1, 2, 3, 3, 1, 2, 3, 4]})
+    note = time_ties_note(split_interactions(rows, SplitSettings(strategy="leave_one_out")), "leave_one_out")
+    assert note.startswith("1 of the 2 users with held-out rows have one at the same timestamp as a row of theirs on "
+                           "the other side of the cut (0 with a training row, 1 a test row with a validation row, so "
+                           "file order also decided which is test)")
 
 
 def test_training_can_load_a_split_without_opening_its_test_part(tmp_path, monkeypatch):
