@@ -38,6 +38,9 @@ class EvaluationReport:
     notes: list[str] = field(default_factory=list)
     # model -> the checkpoint it was loaded from (mmrec.checkpoints.store.checkpoint_provenance)
     checkpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # what draws at random (evaluation.seed: the random baseline, and the ranking task's negatives, whose number and
+    # sampling strategy are here too), so that the figures can be reproduced from the outputs
+    protocol: dict[str, Any] = field(default_factory=dict)
 
     def metric_columns(self, cold: bool = False) -> list[str]:
         """Metric names in display order (only those some model reported)."""
@@ -72,6 +75,7 @@ class EvaluationReport:
         return {
             "task": self.task,
             "k_values": self.k_values,
+            "protocol": self.protocol,
             "device": self.device,
             "sources": self.sources,
             "checkpoints": self.checkpoints,
@@ -116,6 +120,7 @@ def markdown_table(report: EvaluationReport, cold: bool = False) -> str:
 def markdown_report(report: EvaluationReport) -> str:
     parts = [f"# Evaluation ({report.task})", ""]
     parts += [f"- {key}: {value}" for key, value in report.counts.items()]
+    parts += [f"- {key}: {value}" for key, value in report.protocol.items()]
     parts += [f"- {key} data: {value}" for key, value in report.sources.items()]
     parts += [f"- {name} checkpoint: {c['path']} (epoch {c['epoch']}, written {c['created_at']}, sha256 "
               f"{str(c['sha256'])[:12]}{'' if c['finished'] else ', its training run had not finished'}"

@@ -300,6 +300,8 @@ def run_evaluate(
         sources=sources,
         device=str(torch_device),
         checkpoints=checkpoints,
+        protocol={"seed": evaluation.seed, **({"num_negatives": evaluation.num_negatives,
+                                                "sampling_strategy": evaluation.sampling_strategy} if sampled else {})},
     )
     report.notes += file_notes + split_notes + count_notes + model_notes
     if evaluation.eval_task == "ranking" and len(results) > 1:

@@ -26,6 +26,7 @@ def test_underscore_spellings_space_separated_k_and_table(config, tmp_path):
     assert "popularity minus each other model, paired over the same" in flat and "95% CI" in flat
     saved = json.loads((tmp_path / "results" / "evaluation.json").read_text())
     assert list(saved["models"]) == ["popularity", "item_knn"] and saved["k_values"] == [5, 10]
+    assert saved["protocol"] == {"seed": 42}
     assert set(json.loads(preds.read_text())) == {"popularity", "item_knn"}
 
 
@@ -46,6 +47,10 @@ def test_dashed_spellings_ranking_task(config):
     ])
     assert result.exit_code == 0, result.output
     assert "sampled_auc" in result.output and "not comparable" in result.output
+    # An auditor recomputing the sampled figures needs the draw: the seed, the number and strategy of negatives.
+    saved = json.loads((config.parent / "results" / "evaluation.json").read_text())
+    assert saved["protocol"] == {"seed": 42, "num_negatives": 5, "sampling_strategy": "popularity"}
+    assert "- num_negatives: 5" in (config.parent / "results" / "evaluation.md").read_text()
 
 
 def test_compare_without_checkpoint_is_a_clear_error(config):
