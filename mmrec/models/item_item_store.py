@@ -51,7 +51,9 @@ def fit_key(interactions: sp.csr_matrix, content: Sequence[tuple[torch.Tensor, t
     """
     pattern = interactions.tocsr(copy=True)
     pattern.sum_duplicates()
-    pattern.eliminate_zeros()
+    # Every stored entry is a 1 of the pattern, zeros too, as the fits binarize (`binary.data[:] = 1`): a recency
+    # weight that underflowed to 0 (an item hundreds of positions old at half-life 2) is still an interaction. The
+    # key had dropped them, so evaluate looked for another key than train had stored, and refitted the same B.
     pattern.sort_indices()
     indices, indptr = pattern.indices.astype(np.int64), pattern.indptr
     rows = sorted(hashlib.blake2b(indices[indptr[r]:indptr[r + 1]].tobytes(), digest_size=16).digest()

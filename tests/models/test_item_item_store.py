@@ -36,6 +36,14 @@ def test_key_depends_on_the_gram_inputs_only():
     weighted = x.copy()
     weighted.data *= 0.25
     assert fit_key(weighted, content, settings) == key
+    # ... even where a weight underflowed to 0: a user's 400th item back at half-life 2 is still one of their items
+    # (train stored its fit at half-life 0, evaluate looked for it at the chosen 2 and refitted; a walkthrough's LOO).
+    from mmrec.models.item_item import interaction_csr
+
+    one_user = np.zeros(400, dtype=np.int64), np.arange(400)
+    decayed = interaction_csr(*one_user, 1, 400, halflife=2.0)
+    assert (decayed.data == 0).sum() > 0
+    assert fit_key(decayed, [], settings) == fit_key(interaction_csr(*one_user, 1, 400), [], settings)
     # Anything B depends on changes it.
     other = x.tolil()
     other[0, 0] = 0 if other[0, 0] else 1
