@@ -329,6 +329,40 @@ class ProcessLock:
                 break  # not empty (or gone): nor are the folders above it
 
 
+IN_USE = ".in-use."  # + pid: a process reads the folder (mark_in_use)
+
+
+@contextlib.contextmanager
+def mark_in_use(folder: Path, what: str) -> Iterator[None]:
+    """While the block runs, `folder` holds `.in-use.<pid>` saying `what` reads it, so that a command about to
+    rewrite the folder refuses (check_not_in_use) instead of changing the rows under a run that has not ended."""
+    marker = Path(folder) / f"{IN_USE}{os.getpid()}"
+    try:
+        atomic_write_text(marker, what)
+    except OSError:  # a read-only folder is read all the same; nothing else can rewrite it either
+        marker = None
+    try:
+        yield
+    finally:
+        if marker is not None:
+            with contextlib.suppress(OSError):
+                marker.unlink()
+
+
+def check_not_in_use(folder: Path, doing: str, hint: str) -> None:
+    """BusyError when another live process marked `folder` in use (mark_in_use): "<what> (process N) reads <folder>:
+    <doing>"; markers of processes that have ended are removed."""
+    for marker in sorted(Path(folder).glob(f"{IN_USE}*")):
+        try:
+            pid, what = int(marker.name[len(IN_USE):]), marker.read_text(encoding="utf-8").strip()
+        except (OSError, ValueError):
+            continue
+        if pid != os.getpid() and process_alive(pid):
+            raise BusyError(f"{what} (process {pid}) reads {folder}: {doing}.", hint=hint)
+        with contextlib.suppress(OSError):
+            marker.unlink()  # left by a killed run
+
+
 def _lock_owner(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())

@@ -35,7 +35,7 @@ from mmrec.data.tables import (
 )
 from mmrec.errors import ConfigError, DataError
 from mmrec.features.file_digests import FileDigests
-from mmrec.fileio import atomic_write_json, read_json
+from mmrec.fileio import IN_USE, atomic_write_json, check_not_in_use, read_json
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.provenance import package_versions
 from mmrec.settings import Settings
@@ -170,6 +170,7 @@ def _check_replaceable(processed_dir: Path) -> None:
         entry.name
         for entry in processed_dir.iterdir()
         if entry.name not in _OWN_ENTRIES and not (entry.name.startswith(".") and entry.name.endswith(".tmp"))
+        and not entry.name.startswith(IN_USE)
     )
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
@@ -345,6 +346,9 @@ def run_preprocess(
             )
         )
         return PreprocessResult(processed_dir, True, previous, time.perf_counter() - start)
+    check_not_in_use(processed_dir, "preprocessing again now would replace the data under it (its split and "
+                     "checkpoint would then disagree with what evaluate and recommend read)",
+                     "Let it finish, then run this again (a nightly job: start it after the previous night's has ended).")
     if not force and (changed := changed_inputs(previous, parts)):
         progress(ProgressEvent("preprocess", message=f"Changed since the last run: {changed}. Preprocessing again."))
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from mmrec.data.splits import REPORT_FILE, SplitFrames, save_split, split_interactions, split_report, time_ties_note
 from mmrec.data.tables import interactions_sha256, load_interactions
-from mmrec.fileio import atomic_write_json
+from mmrec.fileio import atomic_write_json, check_not_in_use
 from mmrec.pipeline.preprocess import stale_processed_note
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import Settings, SplitSettings
@@ -30,6 +30,9 @@ class SplitResult:
 
 def run_split(settings: Settings, progress: ProgressCallback = null_progress) -> SplitResult:
     """Split settings.paths.processed_dir's interactions per settings.split into settings.paths.splits_dir."""
+    check_not_in_use(Path(settings.paths.splits_dir), "splitting again now would change the rows it trains and "
+                     "validates on (its checkpoint would no longer match the split, and evaluate would refuse it)",
+                     "Let it finish, then run this again (a nightly job: start it after the previous night's has ended).")
     interactions = load_interactions(Path(settings.paths.processed_dir))
     sample_n, notes = settings.split.sample_n, []
     if stale := stale_processed_note(settings):  # a split takes seconds: said once, with the other notes

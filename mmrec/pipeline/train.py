@@ -30,7 +30,7 @@ from mmrec.data.splits import SplitFrames, holdout_validation, load_split, read_
 from mmrec.data.tables import load_items
 from mmrec.device import resolve_device
 from mmrec.errors import CheckpointError, MmrecError
-from mmrec.fileio import ProcessLock, sha256_file
+from mmrec.fileio import ProcessLock, mark_in_use, sha256_file
 from mmrec.models.catalogue import COUNT_FEATURE, fit_numeric_scaler, informative_columns, scaled_catalogue
 from mmrec.models.towers import ModelDims
 from mmrec.models.two_tower import TwoTowerModel
@@ -193,7 +193,12 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
     lock = (ProcessLock(folder / TRAIN_LOCK, f"Another `mmrec train` is writing checkpoints into {folder}",
                         "Wait for it to finish, or train into another folder (MMREC_PATHS__CHECKPOINT_DIR=...).")
             if ctx.is_main else contextlib.nullcontext())
-    with lock:
+    # Its split and processed data must not change under it: `mmrec split` and `mmrec preprocess` refuse meanwhile.
+    what = f"A `mmrec train` into {folder}"
+    in_use = [mark_in_use(Path(settings.paths.splits_dir), what), mark_in_use(Path(settings.paths.processed_dir), what)]
+    with lock, contextlib.ExitStack() as marks:
+        for mark in in_use if ctx.is_main else ():
+            marks.enter_context(mark)
         return _train(settings, ctx, resume, progress, per_user)
 
 

@@ -282,3 +282,38 @@ def test_an_interrupted_run_gives_the_command_that_resumes_it(tmp_path, monkeypa
     assert result.exit_code == 130
     unwrapped = "".join(flat.split())  # the error box wraps long paths at its width
     assert "".join(f"Continue it with `mmrec train -c {config} --epochs 3 --resume {last}`".split()) in unwrapped
+
+
+def test_split_and_preprocess_refuse_to_change_the_data_a_running_train_reads(tmp_path, monkeypatch):
+    """A cron overlap: night 2's preprocess and split replaced processed/ and splits/ while night 1 trained on them,
+    so night 1's evaluate refused its checkpoint and night 2's train found night 1's lock: neither night recommended."""
+    import os
+
+    from mmrec.pipeline import train as train_module
+
+    config = write_tiny_project(tmp_path, epochs=1)
+    seen = {}
+    real_train = train_module._train
+
+    def look(*args, **kwargs):
+        seen["marked"] = sorted(p.parent.name for p in tmp_path.rglob(".in-use.*"))
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "_train", look)
+    assert runner.invoke(app, ["train", "-c", str(config)]).exit_code == 0
+    assert seen["marked"] == ["processed", "splits"] and not list(tmp_path.rglob(".in-use.*"))  # gone at the end
+    (tmp_path / "splits" / f".in-use.{os.getppid()}").write_text("A `mmrec train` into checkpoints/x")  # still running
+    result = runner.invoke(app, ["split", "-c", str(config)], terminal_width=250)
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2 and f"A `mmrec train` into checkpoints/x (process {os.getppid()}) reads" in flat
+    assert "splitting again now would change the rows it trains and validates on" in flat
+    (tmp_path / "splits" / f".in-use.{os.getppid()}").write_text("A `mmrec train` into checkpoints/x")
+    (tmp_path / "splits" / ".in-use.999999999").write_text("a killed run's")
+    (tmp_path / "splits" / f".in-use.{os.getppid()}").unlink()  # it ended; the killed run's marker is no obstacle
+    from mmrec.data.splits import load_split
+    from mmrec.data.tables import save_interactions
+
+    save_interactions(load_split(tmp_path / "splits").train, tmp_path / "processed")  # what split reads
+    result = runner.invoke(app, ["split", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    assert not list((tmp_path / "splits").glob(".in-use.*"))

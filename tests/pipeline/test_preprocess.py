@@ -769,3 +769,23 @@ def test_a_rerun_keeps_the_images_of_unchanged_files_and_reads_only_the_rest(tmp
     opened.clear()
     run_preprocess(_settings(tmp_path, **{"preprocess.max_image_side": 64}), force=True)  # forced: anew
     assert len(opened) == 6
+
+
+def test_new_data_is_not_preprocessed_under_a_running_train(tmp_path):
+    import os
+
+    from mmrec.errors import BusyError
+
+    raw = tmp_path / "raw"
+    generate_synthetic(raw, users=12, items=6, seed=1)
+    settings = _settings(tmp_path)
+    run_preprocess(settings)
+    (tmp_path / "processed" / f".in-use.{os.getppid()}").write_text("A `mmrec train` into checkpoints/x")
+    assert run_preprocess(settings).skipped  # nothing to write: no reason to refuse
+    with (raw / "interactions.csv").open("a") as handle:
+        handle.write(pd.read_csv(raw / "interactions.csv").iloc[[0]].to_csv(header=False, index=False))
+    with pytest.raises(BusyError, match="preprocessing again now would replace the data under it"):
+        run_preprocess(settings)
+    (tmp_path / "processed" / f".in-use.{os.getppid()}").rename(tmp_path / "processed" / ".in-use.999999999")
+    assert not run_preprocess(settings).skipped  # a killed run's marker: removed, not an obstacle
+    assert not list((tmp_path / "processed").glob(".in-use.*"))
