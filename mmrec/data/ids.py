@@ -41,22 +41,29 @@ def typed_ids(values: Iterable[object]) -> list[str]:
 
 _WHOLE_DECIMAL = re.compile(r"(\d+)\.0+")  # 42.0: a number column written back as float
 _SCIENTIFIC = re.compile(r"[+-]?\d(?:\.\d+)?[eE][+-]?\d+")  # 9.78316E+12: a long number as a spreadsheet shows it
+_GROUPING = re.compile(r"[\s\-_./]")  # 0-345-45104-X, 978 3 16 148410 0: an ISBN/EAN/phone written in groups
+
+
+def _ungrouped(item: str) -> str:
+    return _GROUPING.sub("", item).casefold()
 
 
 def mangled_ids_notes(unknown: Iterable[str], known: Iterable[str], what: str) -> list[str]:
     """Notes on ids not in `known` that a tool mangled from known ids: read as numbers ('0001234' -> '1234',
-    '42' -> '42.0'), changed in letter case, or shown in scientific notation (digits lost); [] when none did.
-    `what` says where the ids came from."""
+    '42' -> '42.0'), changed in letter case, written in groups ('0-345-45104-X' for '034545104X') or shown in
+    scientific notation (digits lost); [] when none did. `what` says where the ids came from."""
     known = list(known)
     exact = set(known)
     padded: dict[str, str] = {}  # a known id without its leading zeros -> the id
     folded: dict[str, str] = {}  # a known id in lower case -> the id
+    grouped: dict[str, str] = {}  # a known id without separators, in lower case -> the id
     for item in known:
         bare = item.lstrip("0")
         if bare and bare != item:
             padded.setdefault(bare, item)
         folded.setdefault(item.casefold(), item)
-    numbers, cases, scientific = [], [], []
+        grouped.setdefault(_ungrouped(item), item)
+    numbers, cases, groups, scientific = [], [], [], []
     for item in dict.fromkeys(unknown):
         whole = _WHOLE_DECIMAL.fullmatch(item)
         digits = whole.group(1) if whole else item
@@ -64,6 +71,8 @@ def mangled_ids_notes(unknown: Iterable[str], known: Iterable[str], what: str) -
             numbers.append((item, padded.get(digits, digits)))
         elif item.casefold() in folded:
             cases.append((item, folded[item.casefold()]))
+        elif _GROUPING.search(item) and (target := grouped.get(_ungrouped(item))) is not None:
+            groups.append((item, target))
         elif _SCIENTIFIC.fullmatch(item):
             scientific.append(item)
     notes = []
@@ -75,6 +84,10 @@ def mangled_ids_notes(unknown: Iterable[str], known: Iterable[str], what: str) -
     if cases:
         notes.append(f"{len(cases):,} unknown id(s) of {what} match catalogue ids but for letter case (e.g. "
                      f"{cases[0][0]!r} vs {cases[0][1]!r}): ids are compared exactly. Write them as the catalogue does.")
+    if groups:
+        notes.append(f"{len(groups):,} unknown id(s) of {what} match catalogue ids once separators are taken out (e.g. "
+                     f"{groups[0][0]!r} vs {groups[0][1]!r}): ids are compared exactly. Write them as the catalogue does "
+                     "(an ISBN or EAN without hyphens or spaces, or the catalogue with them).")
     if scientific:
         notes.append(f"{len(scientific):,} unknown id(s) of {what} are numbers in scientific notation (e.g. "
                      f"{scientific[0]!r}): a spreadsheet shows long numbers (an ISBN, an EAN) that way and their last "

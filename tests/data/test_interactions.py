@@ -199,12 +199,15 @@ def test_a_rating_threshold_without_ratings_filters_nothing_and_says_so():
 
 def test_unknown_items_that_lost_their_leading_zeros_are_pointed_out():
     raw = _raw([["u1", "0001234", "1"], ["u1", "1234", "2"], ["u2", "0001234", "3"], ["u2", "42.0", "4"],
-                ["u3", "SKU-7", "5"], ["u3", "9.78316E+12", "6"], ["u3", "never-seen", "7"]],
+                ["u3", "SKU-7", "5"], ["u3", "9.78316E+12", "6"], ["u3", "never-seen", "7"],
+                ["u4", "0-345-45104-x", "8"]],  # an ISBN with hyphens (Book-Crossing's ratings file)
                columns=("user_id", "item_id", "timestamp"))
     settings = PreprocessSettings(min_user_interactions=1, min_item_interactions=1)
-    out, report = clean_interactions(raw, {"0001234", "42", "sku-7", "9783161484100"}, settings)
-    assert len(out) == 2 and report.dropped == {"unknown_item": 5}
-    numbers, case, scientific = report.notes
+    out, report = clean_interactions(raw, {"0001234", "42", "sku-7", "9783161484100", "034545104X"}, settings)
+    assert len(out) == 2 and report.dropped == {"unknown_item": 6}
+    numbers, case, groups, scientific = report.notes
+    assert groups.startswith("1 unknown id(s) of the interactions match catalogue ids once separators are taken out "
+                             "(e.g. '0-345-45104-x' vs '034545104X')")
     assert numbers.startswith("2 unknown id(s) of the interactions match catalogue ids once read as text again (e.g. "
                               "'1234' -> '0001234': leading zeros put back, a '.0' taken off): the ids were read as "
                               "numbers somewhere.")
