@@ -169,6 +169,7 @@ def clean_interactions(
     report.drop("unsafe_user_id", frame[unsafe_user])
     frame = frame[~unsafe_user]
     frame["user_id"] = _one_unicode_form(frame["user_id"], report)
+    kept_unrated = None  # rows kept as positives without a readable rating: (index, note position, what, then)
     if has_rating:  # the values read, whatever else drops their rows
         readable = (frame["rating"].notna() & frame["rating"].between(-1e18, 1e18)).astype(bool)
         report.ratings = rating_values(frame.loc[readable, "rating"])
@@ -186,10 +187,12 @@ def clean_interactions(
                     highest = (" preprocess.duplicate_rating: highest cannot compare them: of a user-item pair "
                                "without numeric ratings the latest row is kept."
                                if settings.duplicate_rating == "highest" else "")
-                    report.notes.append(
-                        f"{int(bad.sum()):,} row(s) have no rating or one that is not a number (e.g. "
-                        f"{', '.join(map(repr, examples))}); they are kept as positives, since {why}.{highest}"
-                        + _event_words_hint(examples, highest=bool(highest)))
+                    # Written once the other drops are done: how many of these rows stay is said then.
+                    kept_unrated = (frame.index[bad], len(report.notes),
+                               f"no rating or one that is not a number (e.g. {', '.join(map(repr, examples))})",
+                               f"they count as positives, since {why}.{highest}"
+                               + _event_words_hint(examples, highest=bool(highest)))
+                    report.notes.append("")
                 continue
             if column == "timestamp":  # an empty cell is no date format problem: counted and told apart
                 cells = raw.loc[frame.index, column].astype("string").str.strip().str.lower().fillna("")
@@ -316,6 +319,11 @@ def clean_interactions(
             "interaction stay in the catalogue as cold items (evaluate ranks them, recommend can show them); lower "
             "the thresholds to keep more of the data.")
 
+    if kept_unrated is not None:
+        rows, at, what, consequence = kept_unrated
+        kept = int(frame.index.isin(rows).sum())
+        of = f" ({kept:,} of them kept: the others were dropped for the reasons counted)" if kept < len(rows) else ""
+        report.notes[at] = f"{len(rows):,} row(s) have {what}{of}; {consequence}"
     frame = frame.sort_index(kind="stable").reset_index(drop=True)
     out = pd.DataFrame({"user_id": frame["user_id"].astype(str), "item_id": frame["item_id"].astype(str)})
     if has_time:

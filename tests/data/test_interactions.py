@@ -231,6 +231,12 @@ def test_unreadable_rating_is_kept_without_a_threshold():
     out, report = clean_interactions(rated_low, {"a", "b"}, PreprocessSettings(), 4.0, unrated="positive")
     assert out[["user_id", "item_id"]].values.tolist() == [["u1", "a"], ["u1", "b"], ["u2", "a"]]
     assert report.dropped == {"below_threshold": 1} and "data.unrated is 'positive'" in report.notes[0]
+    # The note counts the rows it speaks of that are kept (a Book-Crossing walkthrough: 22,922 said kept, 19,489 were).
+    unknown = pd.concat([rated_low, _raw([["u2", "zz", "5", ""]])], ignore_index=True)
+    _, report = clean_interactions(unknown, {"a", "b"}, PreprocessSettings(), 4.0, unrated="positive")
+    assert report.dropped == {"below_threshold": 1, "unknown_item": 1}
+    assert report.notes[0].startswith("3 row(s) have no rating or one that is not a number (e.g. 'oops', '', '') "
+                                      "(2 of them kept: the others were dropped for the reasons counted); they count")
 
 
 def test_a_purchase_followed_by_a_view_is_noted_and_highest_keeps_it():
@@ -387,7 +393,9 @@ def test_event_words_as_ratings_say_how_to_map_them_and_that_highest_compares_no
     out, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings(duplicate_rating="highest"), None)
     assert len(out) == 2 and out["rating"].isna().all()
     (note,) = [n for n in report.notes if "not a number" in n]
-    assert "they are kept as positives, since data.positive_rating_threshold is not set." in note
+    assert "they count as positives, since data.positive_rating_threshold is not set." in note
+    assert note.startswith("3 row(s) have no rating or one that is not a number (e.g. 'view', 'like', 'share') (2 of "
+                           "them kept: the others were dropped for the reasons counted)")  # the duplicate (u1, a)
     assert "duplicate_rating: highest cannot compare them" in note and "The column holds words" in note
     assert "(or preprocess.duplicate_rating: highest" not in note  # already set: not suggested again
     plain = clean_interactions(raw, {"a", "b"}, PreprocessSettings(), None)[1].notes
