@@ -126,6 +126,22 @@ class DataSettings(Section):
     unrated: Literal["drop", "positive"] = Field(
         "drop", description="with positive_rating_threshold set, a row whose rating is blank or not a number: "
                             "dropped (bad_rating), or kept as a positive (an order never reviewed)")
+    encoding: str = Field(
+        "utf-8", min_length=1, description="the text encoding of the item_info and interactions files (CSV, JSON "
+                                           "Lines): utf-8 (a byte-order mark is read too), or e.g. cp1252 / latin-1 "
+                                           "for a Windows or Excel export")
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"{value!r} is not a text encoding Python knows (e.g. utf-8, cp1252, latin-1, "
+                             "utf-16)") from None
+        return value
 
     @field_validator("timestamp_format")
     @classmethod

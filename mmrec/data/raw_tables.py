@@ -5,6 +5,7 @@ dropped."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -40,13 +41,14 @@ class RawTable:
     notes: list[str] = field(default_factory=list)
 
 
-def read_table(path: Path, what: str, skip_malformed: bool | None = None) -> RawTable:
+def read_table(path: Path, what: str, skip_malformed: bool | None = None, encoding: str = "utf-8") -> RawTable:
     """A CSV (comma-, tab-, semicolon- or pipe-separated: the header tells), JSON Lines (or one JSON array of
     objects) or parquet file (the content tells; CSV and JSON gzip/bz2/xz-compressed or not), every column as
     strings (ids must never become numbers; a parquet or JSON number is written as its value reads); DataError if
     unusable. A CSV line with more fields than the header is a DataError unless `skip_malformed`, and even then
     when such lines outnumber the good ones (the file's separator or quoting is off, not a stray line). False:
-    preprocess.malformed_lines is `error` (the refusal names the setting); None: a file no setting skips lines of."""
+    preprocess.malformed_lines is `error` (the refusal names the setting); None: a file no setting skips lines of.
+    `encoding`: data.encoding, of the CSV and JSON text (utf-8 also reads a byte-order mark)."""
     if not path.is_file():
         raise DataError(
             f"{what} file {path} is a folder, not a file." if path.is_dir() else f"{what} file not found: {path}",
@@ -56,9 +58,9 @@ def read_table(path: Path, what: str, skip_malformed: bool | None = None) -> Raw
     if is_parquet(path):
         table = RawTable(_read_parquet(path, what))
     elif kind := _json_kind(path):
-        table = RawTable(_read_json(path, what, kind))
+        table = RawTable(_read_json(path, what, kind, encoding))
     else:
-        table = _read_text_table(path, what, csv_separator(path), skip_malformed)
+        table = _read_text_table(path, what, csv_separator(path), skip_malformed, encoding)
     table.frame.columns = [str(c).strip() for c in table.frame.columns]
     if table.frame.empty:
         raise DataError(f"{what} file {path} has a header but no rows.", hint="Add rows below the header.")
@@ -68,7 +70,7 @@ def read_table(path: Path, what: str, skip_malformed: bool | None = None) -> Raw
 _TOO_MANY_FIELDS = re.compile(r"Expected \d+ fields in line \d+, saw \d+")
 
 
-def _read_text_table(path: Path, what: str, sep: str, skip_malformed: bool | None) -> RawTable:
+def _read_text_table(path: Path, what: str, sep: str, skip_malformed: bool | None, encoding: str) -> RawTable:
     """A clean file is read by pandas in one pass. pandas reads lines with more fields than the header
     inconsistently (the first data line's width becomes the expected one; with index inference its first field
     silently became the index, shifting every column), so when it complains at all the file is read again
@@ -76,20 +78,20 @@ def _read_text_table(path: Path, what: str, sep: str, skip_malformed: bool | Non
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", pd.errors.ParserWarning)
         try:
-            frame = _parse_text(path, path, sep, what)
+            frame = _parse_text(path, path, sep, what, encoding)
         except pd.errors.ParserError as exc:
             if not _TOO_MANY_FIELDS.search(str(exc)):  # an open quote, say: the strict re-read names its line
-                _fit_to_header(path, what, sep)
+                _fit_to_header(path, what, sep, encoding)
                 raise _refused(path, what, sep, str(exc).strip(), skip_malformed) from None
             frame = None
     if frame is not None and not any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
         return RawTable(frame)
-    fitted = _fit_to_header(path, what, sep)
+    fitted = _fit_to_header(path, what, sep, encoding)
     notes = []
     if fitted.records and fitted.one_longer == fitted.records and fitted.trailing_empty < fitted.records:
         # Every line one field longer, and not by an empty last one (a trailing separator): row names whose
         # header cell was left out (R's write.table writes them so).
-        fitted = _fit_to_header(path, what, sep, row_names=True)
+        fitted = _fit_to_header(path, what, sep, encoding, row_names=True)
         notes.append(f"Every line of {path.name} holds one field more than its header: the first is taken as row "
                      "names without a header cell (as R's write.table writes them) and left out.")
     malformed, records = fitted.malformed, fitted.records
@@ -102,17 +104,17 @@ def _read_text_table(path: Path, what: str, sep: str, skip_malformed: bool | Non
         raise _refused(path, what, sep, f"{len(malformed):,} of {records:,} lines hold more fields than the "
                                         f"header (e.g. line {first.line}: {first.fields} fields, expected "
                                         f"{first.expected})", skip_malformed)
-    return RawTable(_parse_text(io.StringIO(fitted.text), path, sep, what), malformed, notes)
+    return RawTable(_parse_text(io.StringIO(fitted.text), path, sep, what, encoding), malformed, notes)
 
 
-def _parse_text(source: Path | io.StringIO, path: Path, sep: str, what: str) -> pd.DataFrame:
+def _parse_text(source: Path | io.StringIO, path: Path, sep: str, what: str, encoding: str) -> pd.DataFrame:
     """Every column as strings, empty cells missing; never an index column (index_col=False). A gzip, bz2 or xz
     file is read decompressed, whatever its name."""
     try:
-        return pd.read_csv(source, sep=sep, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8",
+        return pd.read_csv(source, sep=sep, dtype=str, keep_default_na=False, na_values=[""], encoding=encoding,
                            index_col=False, compression=compression(source) if isinstance(source, Path) else None)
-    except UnicodeDecodeError:
-        raise not_utf8_error(path, f"{what} file") from None
+    except UnicodeError:  # UnicodeDecodeError, or utf-16 without its byte-order mark
+        raise _undecodable(path, what, encoding) from None
     except DECOMPRESSION_ERRORS as exc:
         raise _undecompressed(path, what, exc) from None
     except pd.errors.EmptyDataError as exc:
@@ -131,7 +133,8 @@ class _Fitted:
     trailing_empty: int  # ... of which the extra (last) field is empty
 
 
-def _fit_to_header(path: Path, what: str, sep: str, row_names: bool = False, strict: bool = True) -> _Fitted:
+def _fit_to_header(path: Path, what: str, sep: str, encoding: str, row_names: bool = False, strict: bool = True
+                   ) -> _Fitted:
     """The file as CSV text whose records are at most the header's width: trailing empty fields dropped (an
     exporter's trailing separator), records with more non-empty fields left out (counted). Short records stay as
     they are (their missing cells are missing); with `row_names`, each data record's first field is left out
@@ -142,7 +145,7 @@ def _fit_to_header(path: Path, what: str, sep: str, row_names: bool = False, str
     limit = csv.field_size_limit()
     csv.field_size_limit(1 << 30)  # a long description is a field, not an error
     try:
-        with io.TextIOWrapper(open_bytes(path), encoding="utf-8-sig", newline="") as handle:
+        with io.TextIOWrapper(open_bytes(path), encoding=_with_bom(encoding), newline="") as handle:
             reader = csv.reader(handle, delimiter=sep, strict=strict)
             writer = csv.writer(out, delimiter=sep, lineterminator="\n")
             for record in reader:
@@ -159,8 +162,8 @@ def _fit_to_header(path: Path, what: str, sep: str, row_names: bool = False, str
                 elif record:
                     writer.writerow(record[:width])
                 line = reader.line_num + 1
-    except UnicodeDecodeError:
-        raise not_utf8_error(path, f"{what} file") from None
+    except UnicodeError:  # UnicodeDecodeError, or utf-16 without its byte-order mark
+        raise _undecodable(path, what, encoding) from None
     except csv.Error as exc:
         if "unexpected end of data" in str(exc) or not strict:
             raise _refused(path, what, sep, f"line {line}: {exc}", True) from None
@@ -172,8 +175,26 @@ def _fit_to_header(path: Path, what: str, sep: str, row_names: bool = False, str
     finally:
         csv.field_size_limit(limit)
     if lenient:  # a quote pandas reads leniently (text after a closing quote): read so, after the strict check
-        return _fit_to_header(path, what, sep, row_names, strict=False)
+        return _fit_to_header(path, what, sep, encoding, row_names, strict=False)
     return _Fitted(out.getvalue(), malformed, records, one_longer, trailing_empty)
+
+
+def _with_bom(encoding: str) -> str:
+    """utf-8 as utf-8-sig, which also reads (and drops) a byte-order mark; any other encoding as it is."""
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+
+
+def _undecodable(path: Path, what: str, encoding: str) -> DataError:
+    """The error for text that `encoding` cannot decode: for utf-8, where and how to re-save it (not_utf8_error), or
+    to say its encoding with data.encoding; for another encoding, that it is not that one."""
+    if codecs.lookup(encoding).name != "utf-8":
+        return DataError(f"{what} file {path} cannot be read as {encoding} text (data.encoding): it holds bytes that "
+                         "encoding does not define.", hint="Set data.encoding to the encoding the file was saved in "
+                                                            "(utf-8, cp1252, latin-1, utf-16...).")
+    error = not_utf8_error(path, f"{what} file")
+    if "not UTF-8" in error.message and "UTF-16" not in error.message and "not text" not in error.message:
+        error.hint = f"{error.hint} Or read it as it is: `data: {{encoding: cp1252}}` in the config (or latin-1)."
+    return error
 
 
 def _undecompressed(path: Path, what: str, exc: BaseException) -> DataError:
@@ -230,11 +251,11 @@ def _json_kind(path: Path) -> str | None:
     return "lines" if start.startswith(b"{") else "array" if start.startswith(b"[") else None
 
 
-def _read_json(path: Path, what: str, kind: str) -> pd.DataFrame:
+def _read_json(path: Path, what: str, kind: str, encoding: str) -> pd.DataFrame:
     """The objects of a JSON Lines file (or of one JSON array) as a table, every value as text (`_as_text`);
     a key an object lacks is a missing cell. DataError naming the line that is not a JSON object."""
     try:
-        with io.TextIOWrapper(open_bytes(path), encoding="utf-8-sig") as handle:
+        with io.TextIOWrapper(open_bytes(path), encoding=_with_bom(encoding)) as handle:
             if kind == "array":
                 try:
                     records = json.load(handle)
@@ -255,8 +276,8 @@ def _read_json(path: Path, what: str, kind: str) -> pd.DataFrame:
                     where = f"element {number} of the array" if kind == "array" else f"line {number}"
                     raise _not_json(path, what, where, f"a JSON {type(record).__name__}, not an object")
                 rows.append({str(key): _as_text(value) for key, value in record.items()})
-    except UnicodeDecodeError:
-        raise not_utf8_error(path, f"{what} file") from None
+    except UnicodeError:  # UnicodeDecodeError, or utf-16 without its byte-order mark
+        raise _undecodable(path, what, encoding) from None
     except DECOMPRESSION_ERRORS as exc:
         raise _undecompressed(path, what, exc) from None
     return pd.DataFrame.from_records(rows).astype(object) if rows else pd.DataFrame()

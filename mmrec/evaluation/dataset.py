@@ -44,7 +44,7 @@ def read_interactions_file(path: Path, role: str, data: DataSettings | None = No
         names["item_id"] = data.interactions_item_id_column
     # As preprocess reads its files: every column as text (ids such as NA, null or nan are ids), any separator,
     # compressed or not; a line that does not fit the header is refused, naming it.
-    table = read_table(path, f"The {role}")
+    table = read_table(path, f"The {role}", encoding=data.encoding if data else "utf-8")
     if notes is not None:
         notes.extend(table.notes)
     frame = table.frame

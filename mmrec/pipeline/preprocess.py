@@ -355,7 +355,7 @@ def run_preprocess(
     data = settings.data
     item_file, interactions_file = data_dir / data.item_info_file, data_dir / data.interactions_file
     skip_malformed = settings.preprocess.malformed_lines == "skip"
-    item_table = read_table(item_file, "item_info", skip_malformed)
+    item_table = read_table(item_file, "item_info", skip_malformed, data.encoding)
     raw_items, item_headers = without_header_rows(item_table.frame)
     if missing := [name for name in data.numerical_features_cols if name not in raw_items.columns]:
         raise DataError(f"item_info file {item_file.name} lacks numeric column(s) {', '.join(map(repr, missing))} "
@@ -368,7 +368,7 @@ def run_preprocess(
     named = (dict(zip(raw_items["item_id"].astype("string").str.strip(), raw_items[data.image_column]))
              if data.image_column else None)
     own_item_column = data.interactions_item_id_column is not None
-    interaction_table = read_table(interactions_file, "interactions", skip_malformed)
+    interaction_table = read_table(interactions_file, "interactions", skip_malformed, data.encoding)
     raw_interactions, interaction_headers = without_header_rows(interaction_table.frame)
     raw_interactions = canonical_columns(
         raw_interactions, interactions_file, "interactions",

@@ -718,6 +718,20 @@ def test_a_csv_that_is_not_utf8_says_where_and_how_to_resave_it(tmp_path, dirty_
         run_preprocess(_settings(tmp_path))
     assert "is not UTF-8 text" in info.value.message and expected in info.value.message
     assert "position" not in info.value.message and "UTF-8" in info.value.hint and "iconv" in info.value.hint
+    assert ("data: {encoding: cp1252}" in info.value.hint) == (encoding == "latin-1")  # UTF-16: re-save it
+    # ... or data.encoding reads it as it was saved (a Windows export; Book-Crossing's files are latin-1).
+    settings = _settings(tmp_path, **{"data.encoding": encoding})
+    interactions = (dirty_raw / "interactions.csv").read_bytes()
+    (dirty_raw / "interactions.csv").write_bytes(interactions.decode().encode(encoding))  # both files: one setting
+    run_preprocess(settings)
+    (dirty_raw / "interactions.csv").write_bytes(interactions)
+    assert "Café" in load_items(tmp_path / "processed")["title"].tolist()
+    items.to_csv(path, index=False, encoding="utf-8")
+    (dirty_raw / "interactions.csv").write_bytes(b"\x81" + (dirty_raw / "interactions.csv").read_bytes())
+    if encoding == "latin-1":  # latin-1 decodes every byte; cp1252 leaves 0x81 undefined
+        with pytest.raises(DataError, match="cannot be read as cp1252 text") as info:
+            run_preprocess(_settings(tmp_path, **{"data.encoding": "cp1252"}))
+        assert "Set data.encoding to the encoding the file was saved in" in info.value.hint
 
 
 def test_abbreviated_counts_are_parsed_and_an_empty_column_is_left_out_with_a_note(tmp_path, dirty_raw):
