@@ -74,24 +74,29 @@ def _read_text_table(path: Path, what: str, sep: str, skip_malformed: bool | Non
     """A clean file is read by pandas in one pass. pandas reads lines with more fields than the header
     inconsistently (the first data line's width becomes the expected one; with index inference its first field
     silently became the index, shifting every column), so when it complains at all the file is read again
-    record by record (`_fit_to_header`) and parsed from that."""
+    record by record (`_fit_to_header`) and parsed from that. Quotes escaped with a backslash are made CSV's
+    doubled quotes first (`_backslash_quotes`)."""
+    text, escaped = _backslash_quotes(path, sep, encoding)
+    notes = [] if not escaped else [
+        f"{escaped:,} quote(s) in {path.name} are escaped with a backslash (\\\" inside a quoted value, as some "
+        "exporters write them, e.g. Book-Crossing's files): read as quotes (CSV doubles them: \"\"). A backslash "
+        "before the quote that closes a value is kept as text."]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", pd.errors.ParserWarning)
         try:
-            frame = _parse_text(path, path, sep, what, encoding)
+            frame = _parse_text(path if text is None else io.StringIO(text), path, sep, what, encoding)
         except pd.errors.ParserError as exc:
             if not _TOO_MANY_FIELDS.search(str(exc)):  # an open quote, say: the strict re-read names its line
-                _fit_to_header(path, what, sep, encoding)
+                _fit_to_header(path, what, sep, encoding, text=text)
                 raise _refused(path, what, sep, str(exc).strip(), skip_malformed) from None
             frame = None
     if frame is not None and not any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
-        return RawTable(frame)
-    fitted = _fit_to_header(path, what, sep, encoding)
-    notes = []
+        return RawTable(frame, notes=notes)
+    fitted = _fit_to_header(path, what, sep, encoding, text=text)
     if fitted.records and fitted.one_longer == fitted.records and fitted.trailing_empty < fitted.records:
         # Every line one field longer, and not by an empty last one (a trailing separator): row names whose
         # header cell was left out (R's write.table writes them so).
-        fitted = _fit_to_header(path, what, sep, encoding, row_names=True)
+        fitted = _fit_to_header(path, what, sep, encoding, row_names=True, text=text)
         notes.append(f"Every line of {path.name} holds one field more than its header: the first is taken as row "
                      "names without a header cell (as R's write.table writes them) and left out.")
     malformed, records = fitted.malformed, fitted.records
@@ -133,8 +138,31 @@ class _Fitted:
     trailing_empty: int  # ... of which the extra (last) field is empty
 
 
-def _fit_to_header(path: Path, what: str, sep: str, encoding: str, row_names: bool = False, strict: bool = True
-                   ) -> _Fitted:
+def _backslash_quotes(path: Path, sep: str, encoding: str) -> tuple[str | None, int]:
+    """(the file's text with each backslash-escaped quote (\\") written as CSV writes it (""), how many) when the file
+    holds such quotes, else (None, 0): most files hold none, and are then only scanned. A \\" followed by the
+    separator or a line end is a backslash at the end of a value and its closing quote, left as it is."""
+    found, tail = False, b""
+    try:
+        with open_bytes(path) as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                if b'\\"' in tail + block:
+                    found = True
+                    break
+                tail = block[-1:]
+        if not found:
+            return None, 0
+        with io.TextIOWrapper(open_bytes(path), encoding=_with_bom(encoding), newline="") as handle:
+            text = handle.read()
+    except (UnicodeError, *DECOMPRESSION_ERRORS):  # reading the file as it is says what is wrong
+        return None, 0
+    escaped = re.compile(r'\\"(?![' + re.escape(sep) + r'\r\n]|$)')
+    text, count = escaped.subn('""', text)
+    return (text, count) if count else (None, 0)
+
+
+def _fit_to_header(path: Path, what: str, sep: str, encoding: str, row_names: bool = False, strict: bool = True,
+                   text: str | None = None) -> _Fitted:
     """The file as CSV text whose records are at most the header's width: trailing empty fields dropped (an
     exporter's trailing separator), records with more non-empty fields left out (counted). Short records stay as
     they are (their missing cells are missing); with `row_names`, each data record's first field is left out
@@ -145,7 +173,8 @@ def _fit_to_header(path: Path, what: str, sep: str, encoding: str, row_names: bo
     limit = csv.field_size_limit()
     csv.field_size_limit(1 << 30)  # a long description is a field, not an error
     try:
-        with io.TextIOWrapper(open_bytes(path), encoding=_with_bom(encoding), newline="") as handle:
+        with (io.StringIO(text, newline="") if text is not None else
+              io.TextIOWrapper(open_bytes(path), encoding=_with_bom(encoding), newline="")) as handle:
             reader = csv.reader(handle, delimiter=sep, strict=strict)
             writer = csv.writer(out, delimiter=sep, lineterminator="\n")
             for record in reader:
@@ -175,7 +204,7 @@ def _fit_to_header(path: Path, what: str, sep: str, encoding: str, row_names: bo
     finally:
         csv.field_size_limit(limit)
     if lenient:  # a quote pandas reads leniently (text after a closing quote): read so, after the strict check
-        return _fit_to_header(path, what, sep, encoding, row_names, strict=False)
+        return _fit_to_header(path, what, sep, encoding, row_names, strict=False, text=text)
     return _Fitted(out.getvalue(), malformed, records, one_longer, trailing_empty)
 
 

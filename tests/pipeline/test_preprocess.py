@@ -803,3 +803,23 @@ def test_new_data_is_not_preprocessed_under_a_running_train(tmp_path):
     (tmp_path / "processed" / f".in-use.{os.getppid()}").rename(tmp_path / "processed" / ".in-use.999999999")
     assert not run_preprocess(settings).skipped  # a killed run's marker: removed, not an obstacle
     assert not list((tmp_path / "processed").glob(".in-use.*"))
+
+
+def test_quotes_escaped_with_a_backslash_are_read_as_quotes_and_counted(tmp_path):
+    """Book-Crossing's BX-Books.csv escapes quotes as \\" and ends some titles with a backslash: the titles were
+    mangled ('The \\\\Cat Who\\\\" Mysteries"') with no word, and the mangled text went into the text features."""
+    from mmrec.data.raw_tables import read_table
+
+    path = tmp_path / "BX-Books.csv"
+    lines = ['"ISBN";"Book-Title";"Book-Author"', '"0001";"The \\"Cat Who\\" Mysteries";"Lilian Jackson Braun"',
+             '"0002";"DK Readers (Level 4: Proficient Readers)\\";"James Buckley"', '"0003";"Plain";"A \\"B\\""',
+             '"0004";"One, \\"two\\", three";"C"']
+    path.write_text("\n".join(lines) + "\n", encoding="latin-1")
+    table = read_table(path, "item_info", encoding="latin-1")
+    assert table.frame.values.tolist() == [["0001", 'The "Cat Who" Mysteries', "Lilian Jackson Braun"],
+                                           ["0002", "DK Readers (Level 4: Proficient Readers)\\", "James Buckley"],
+                                           ["0003", "Plain", 'A "B"'], ["0004", 'One, "two", three', "C"]]
+    (note,) = table.notes
+    assert note.startswith('6 quote(s) in BX-Books.csv are escaped with a backslash (\\" inside a quoted value')
+    path.write_text("\n".join(lines[:1] + lines[3:4]).replace("\\", "") + "\n", encoding="utf-8")
+    assert read_table(path, "item_info").notes == []  # nothing escaped: nothing said
