@@ -136,6 +136,12 @@ def clean_items(
                 f"{col.far_above:,} value(s) of numeric column {name!r} are more than {FAR_ABOVE:,.0f} times every "
                 f"other value (e.g. {', '.join(col.far_above_examples)}): taken for errors and capped at "
                 f"{col.far_above_cap:,.6g}, the largest other value. Correct them at the source if they are real.")
+        if col.placeholder_zeros:
+            low, high = col.zero_band
+            report.notes.append(
+                f"{col.placeholder_zeros:,} value(s) of numeric column {name!r} are 0 while every other lies between "
+                f"{low:,.6g} and {high:,.6g}: taken for placeholders of an unknown value (as a year of 0 is) and "
+                f"imputed with the {preprocess.numeric_impute} ({col.fill_value:,.6g}), as blanks are.")
         if len(frame) and col.dotted / len(frame) >= DOTTED_SHARE_NOTE:
             report.notes.append(
                 f"{col.dotted:,} of {len(frame):,} values of numeric column {name!r} are written like "

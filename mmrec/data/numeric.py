@@ -41,6 +41,10 @@ class ColumnReport:
     far_above: int = 0
     far_above_examples: list[str] = field(default_factory=list)
     far_above_cap: float | None = None
+    # zeros where every other value lies far from 0 in a narrow band (a year of 0 among 1950-2004): a placeholder for
+    # "unknown", imputed as a blank is; `zero_band` is that band (min, max)
+    placeholder_zeros: int = 0
+    zero_band: tuple[float, float] | None = None
     no_information: bool = False  # no valid value, or one value for all: the column is left out of the features
     constant: float | None = None  # the one value every valid entry holds (then no_information)
 
@@ -70,6 +74,12 @@ def far_above_cap(values: np.ndarray) -> float | None:
         if below > 0 and logs[position] - logs[position + 1] >= np.log(FAR_ABOVE):
             return float(below)
     return None
+
+
+# Zeros are taken for placeholders when every other value is at least ZERO_BAND_MIN and at most ZERO_BAND_RATIO
+# times the smallest of them (years, or a model year: 0 says "unknown", not a value 2,000 years before the rest).
+ZERO_BAND_MIN = 100.0
+ZERO_BAND_RATIO = 2.0
 
 
 # A number written with a decimal comma ("4,5", "487,0"): not read as one (1,234 is a thousands comma), but named.
@@ -156,6 +166,12 @@ def validate_numeric_columns(
             report.far_above, report.far_above_cap = int(far.sum()), cap
             report.far_above_examples = [f"{v:g}" for v in pd.unique(values[far])[:3]]
             values = values.where(~far, cap)
+        zeros = (values == 0).to_numpy() & ~invalid
+        others = values[~invalid & ~zeros]
+        if zeros.any() and len(others) and zeros.sum() <= FAR_ABOVE_SHARE * (~invalid).sum() \
+                and ZERO_BAND_MIN <= others.min() and others.max() <= ZERO_BAND_RATIO * others.min():
+            report.placeholder_zeros, report.zero_band = int(zeros.sum()), (float(others.min()), float(others.max()))
+            invalid |= zeros
         valid = values[~invalid]
         if len(valid) and valid.nunique() == 1:  # the same for every item, once imputed: a constant input
             report.constant = float(valid.iloc[0])
