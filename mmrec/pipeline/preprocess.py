@@ -416,6 +416,11 @@ def run_preprocess(
                                     earlier=None if force else processed_dir / PROCESSED_IMAGES), **refused}
         image_seconds = time.perf_counter() - image_start
         ok = [results[i].status == "ok" for i in items["item_id"]]
+        if urls := [result for result in refused.values() if result.missing_kind == "url"]:
+            item_report.notes.append(
+                f"{len(urls):,} item(s) name their image by a URL in {data.image_column} (e.g. {urls[0].item_id}: "
+                f"{urls[0].detail.split(' is a URL')[0]}): nothing is downloaded, images are read from files under "
+                f"{images_dir}. Download them there and name each file in that column (or after its item id).")
         if named is None and (note := _unmatched_images_note(items, data_dir / data.images_subdir, sum(ok))):
             item_report.notes.append(note)
         elif orphans:

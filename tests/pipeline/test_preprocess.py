@@ -417,6 +417,9 @@ def test_images_named_in_an_item_info_column_and_a_note_when_no_file_is_named_af
     assert gone.endswith(": gone.jpg: file not found") and blank.endswith(": no image (blank in data.image_column)")
     assert named["images"]["missing_kinds"] == {"not_found": 1, "blank": 1, "url": 1}
     assert not any("image files in" in note for note in named["items"]["notes"])
+    (url_note,) = [note for note in named["items"]["notes"] if "by a URL" in note]  # told, not only an example
+    assert url_note.startswith("1 item(s) name their image by a URL in thumbnail (e.g. ") and \
+        "https://cdn.example.com/4.jpg): nothing is downloaded" in url_note
     processed = load_items(tmp_path / "processed").set_index("item_id")
     assert processed["has_image"].tolist() == [True] * 2 + [False] * 4
     with pytest.raises(DataError, match=r"lacks column 'thumb' \(data.image_column\)"):
