@@ -349,7 +349,9 @@ def mark_in_use(folder: Path, what: str) -> Iterator[None]:
                 marker.unlink()
 
 
-def check_not_in_use(folder: Path, doing: str, hint: str) -> None:
+def check_not_in_use(folder: Path, doing: str,
+                     hint: str = "Let it finish, then run this again (a nightly job: start it after the previous "
+                                 "night's has ended).") -> None:
     """BusyError when another live process marked `folder` in use (mark_in_use): "<what> (process N) reads <folder>:
     <doing>"; markers of processes that have ended are removed."""
     for marker in sorted(Path(folder).glob(f"{IN_USE}*")):

@@ -157,6 +157,13 @@ def _up_to_date(processed_dir: Path, report: dict[str, Any] | None, fingerprint:
     return True
 
 
+def _check_no_train(processed_dir: Path) -> None:
+    """BusyError while a `mmrec train` reads processed_dir (mark_in_use): checked before the work and again before
+    the new folder replaces the old one (the staging is then discarded, the old data kept)."""
+    check_not_in_use(processed_dir, "preprocessing again now would replace the data under it (its split and "
+                     "checkpoint would then disagree with what evaluate and recommend read)")
+
+
 def _check_replaceable(processed_dir: Path) -> None:
     """Preprocess replaces processed_dir whole, so it must hold nothing that preprocess did not write."""
     if not processed_dir.exists():
@@ -346,9 +353,7 @@ def run_preprocess(
             )
         )
         return PreprocessResult(processed_dir, True, previous, time.perf_counter() - start)
-    check_not_in_use(processed_dir, "preprocessing again now would replace the data under it (its split and "
-                     "checkpoint would then disagree with what evaluate and recommend read)",
-                     "Let it finish, then run this again (a nightly job: start it after the previous night's has ended).")
+    _check_no_train(processed_dir)
     if not force and (changed := changed_inputs(previous, parts)):
         progress(ProgressEvent("preprocess", message=f"Changed since the last run: {changed}. Preprocessing again."))
 
@@ -472,4 +477,5 @@ def run_preprocess(
         }
         atomic_write_json(staging / REPORT_FILE, report)
         record_in_manifest(staging / REPORT_FILE)
+        _check_no_train(processed_dir)  # again: a train may have started meanwhile (the swap would end its marker)
     return PreprocessResult(processed_dir, False, report, time.perf_counter() - start)

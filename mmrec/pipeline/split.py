@@ -30,9 +30,7 @@ class SplitResult:
 
 def run_split(settings: Settings, progress: ProgressCallback = null_progress) -> SplitResult:
     """Split settings.paths.processed_dir's interactions per settings.split into settings.paths.splits_dir."""
-    check_not_in_use(Path(settings.paths.splits_dir), "splitting again now would change the rows it trains and "
-                     "validates on (its checkpoint would no longer match the split, and evaluate would refuse it)",
-                     "Let it finish, then run this again (a nightly job: start it after the previous night's has ended).")
+    _check_no_train(Path(settings.paths.splits_dir))
     interactions = load_interactions(Path(settings.paths.processed_dir))
     sample_n, notes = settings.split.sample_n, []
     if stale := stale_processed_note(settings):  # a split takes seconds: said once, with the other notes
@@ -71,9 +69,16 @@ def run_split(settings: Settings, progress: ProgressCallback = null_progress) ->
             notes.append(note)
     report["notes"] = notes
     splits_dir = Path(settings.paths.splits_dir)
+    _check_no_train(splits_dir)  # again: a train may have started while the split was drawn
     save_split(frames, splits_dir)
     atomic_write_json(splits_dir / REPORT_FILE, report)
     return SplitResult(splits_dir, frames, report)
+
+
+def _check_no_train(splits_dir: Path) -> None:
+    """BusyError while a `mmrec train` reads the split (mark_in_use)."""
+    check_not_in_use(splits_dir, "splitting again now would change the rows it trains and validates on (its "
+                     "checkpoint would no longer match the split, and evaluate would refuse it)")
 
 
 def _interactions_per_user(frames: SplitFrames) -> pd.Series:

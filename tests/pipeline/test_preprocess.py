@@ -806,6 +806,24 @@ def test_new_data_is_not_preprocessed_under_a_running_train(tmp_path):
     (tmp_path / "processed" / f".in-use.{os.getppid()}").rename(tmp_path / "processed" / ".in-use.999999999")
     assert not run_preprocess(settings).skipped  # a killed run's marker: removed, not an obstacle
     assert not list((tmp_path / "processed").glob(".in-use.*"))
+    # A train that starts while preprocess works: checked again before the swap, which would have ended its marker
+    # (a re-check walkthrough: the second preprocess of the night then passed too).
+    from mmrec.pipeline import preprocess as module
+
+    real, before = module.save_items, load_items(tmp_path / "processed")
+
+    def train_starts(*args, **kwargs):
+        (tmp_path / "processed" / f".in-use.{os.getppid()}").write_text("A `mmrec train` into checkpoints/x")
+        return real(*args, **kwargs)
+
+    module.save_items = train_starts
+    try:
+        with pytest.raises(BusyError):
+            run_preprocess(settings, force=True)
+    finally:
+        module.save_items = real
+    assert (tmp_path / "processed" / f".in-use.{os.getppid()}").is_file()  # the old folder, marker and all, stays
+    pd.testing.assert_frame_equal(load_items(tmp_path / "processed"), before)
 
 
 def test_quotes_escaped_with_a_backslash_are_read_as_quotes_and_counted(tmp_path):
