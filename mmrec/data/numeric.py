@@ -63,7 +63,8 @@ FAR_ABOVE_SHARE = 0.05
 
 def far_above_cap(values: np.ndarray) -> float | None:
     """The largest value below a gap of FAR_ABOVE times (on log1p, the scaler's scale) that only a few values
-    (<= FAR_ABOVE_SHARE, at least one) stand above; None when there is no such gap."""
+    (<= FAR_ABOVE_SHARE, at least one) stand above, when the values below it differ (else the few above are all the
+    column tells: 1 like for most items, millions for two); None when there is no such gap."""
     ordered = np.sort(np.asarray(values, dtype=np.float64))[::-1]
     top = max(1, int(len(ordered) * FAR_ABOVE_SHARE))
     if len(ordered) < 3 or ordered[-1] == ordered[0]:
@@ -71,7 +72,7 @@ def far_above_cap(values: np.ndarray) -> float | None:
     logs = np.log1p(ordered[: top + 1])
     for position in range(min(top, len(ordered) - 1) - 1, -1, -1):  # the lowest qualifying gap: every outlier above
         below = ordered[position + 1]
-        if below > 0 and logs[position] - logs[position + 1] >= np.log(FAR_ABOVE):
+        if below > 0 and logs[position] - logs[position + 1] >= np.log(FAR_ABOVE) and below != ordered[-1]:
             return float(below)
     return None
 

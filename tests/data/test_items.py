@@ -133,6 +133,12 @@ def test_a_few_values_a_million_times_every_other_are_capped_with_a_note():
     assert report.numeric["views"]["far_above"] == 3 and report.numeric["likes"]["far_above"] == 0
     # Mostly zeros and a few millions (no value between to be a million times over): real data, kept.
     assert items["likes"].max() == 3000000
+    # A million times every other value, but those others are all one value: the few are the column's information.
+    ones = pd.DataFrame({"item_id": [str(i) for i in range(40)], "title": ["t"] * 40, "description": [""] * 40,
+                         "likes": ["1"] * 38 + ["2000000", "3000000"]}, dtype="string")
+    items, report, _ = clean_items(ones, DataSettings(numerical_features_cols=["likes"]), PreprocessSettings())
+    assert report.numeric["likes"]["far_above"] == 0 and not report.numeric["likes"]["no_information"]
+    assert items["likes"].max() == 3000000 and not report.notes
     # Heavy-tailed but continuous (a Zipf catalogue's counts): nothing capped.
     zipf = pd.DataFrame({"item_id": [str(i) for i in range(1000)], "title": ["t"] * 1000, "description": [""] * 1000,
                          "views": [str(int(1e9 / (r + 1))) for r in range(1000)]}, dtype="string")
