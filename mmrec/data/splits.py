@@ -294,13 +294,16 @@ def time_ties_note(frames: SplitFrames, strategy: str) -> str | None:
     if stamps.nunique() == 1:
         return ("Every interaction has the same timestamp, so a split by time cannot order them: file order decided "
                 "(the file's last rows went to test). Unless the file is in time order, use --strategy stratified.")
-    if strategy == "temporal":
-        cut = held["timestamp"].min()
-        if frames.train["timestamp"].max() < cut:
-            return None
-        on_cut = int((stamps == cut).sum())
-        return (f"{on_cut:,} interactions share the timestamp at the cut between train and the held-out parts "
-                f"({_iso(int(cut))}): file order decided which side each went to.")
+    if strategy == "temporal":  # two cuts: train | val, and val | test
+        ties = []
+        for before, after, between in ((frames.train, held, "train and the held-out parts"),
+                                       (frames.val, frames.test, "validation and test")):
+            if before.empty or after.empty or before["timestamp"].max() < (cut := after["timestamp"].min()):
+                continue
+            ties.append(f"{int((stamps == cut).sum()):,} interactions share the timestamp at the cut between "
+                        f"{between} ({_iso(int(cut))})")
+        return f"{'; '.join(ties)}: file order decided which side each went to." if ties else None
+
     def tied_users(before: pd.DataFrame, after: pd.DataFrame) -> set:
         """Users whose first row in `after` is not later than their last in `before`."""
         last, first = before.groupby("user_id")["timestamp"].max(), after.groupby("user_id")["timestamp"].min()

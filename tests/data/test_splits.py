@@ -124,6 +124,11 @@ def test_a_split_by_time_says_when_file_order_broke_timestamp_ties():
     dated = frame.assign(timestamp=frame["timestamp"] // 5000 * 86400)  # dates: 5 users a day
     note = time_ties_note(split_interactions(dated, SplitSettings(strategy="temporal")), "temporal")
     assert note is not None and "share the timestamp at the cut" in note
+    # Distinct times but for a run of equal ones across the validation | test cut: said too (it was not).
+    tail = frame.assign(timestamp=frame["timestamp"].where(frame["timestamp"] < frame["timestamp"].quantile(0.85),
+                                                           frame["timestamp"].max()))
+    note = time_ties_note(split_interactions(tail, SplitSettings(strategy="temporal")), "temporal")
+    assert note is not None and "at the cut between validation and test" in note and "train and the" not in note
     per_day = frame.assign(timestamp=frame["timestamp"] // 1000 * 1000)  # each user's rows on one date
     note = time_ties_note(split_interactions(per_day, SplitSettings(strategy="temporal_user")), "temporal_user")
     assert note.startswith("20 of the 20 users with held-out rows have one at the same timestamp as a row of theirs "
