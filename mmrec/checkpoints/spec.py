@@ -227,10 +227,16 @@ def load_served(checkpoint_dir: Path, combo: str | None, name: str | None = None
     The choice reads metadata, the load reads the file again: a training run that starts in between moves the
     finished model to previous_best_model.pth and saves its first epoch as best_model.pth, which the load then
     read (a cron overlap served an epoch-1 model, saying the finished one was served). So when what was loaded
-    is an unfinished run's best_model.pth, the choice is made again, and followed when it now differs."""
-    for _ in range(3):
+    is an unfinished run's best_model.pth, the choice is made again, and followed when it now differs; and when the
+    chosen file is gone by the load (a run that ended removed previous_best_model.pth), it is made again too."""
+    for attempt in range(3):
         path, note = served_checkpoint(checkpoint_dir, combo, name)
-        trained = load_trained(path, device)
+        try:
+            trained = load_trained(path, device)
+        except CheckpointError:
+            if path.exists() or attempt == 2:
+                raise
+            continue
         if name is not None or path.name != BEST or trained.meta.get("finished") is not False:
             break
         if served_checkpoint(checkpoint_dir, combo, name)[0] == path:  # no finished model to serve instead

@@ -304,3 +304,33 @@ def test_a_training_run_starting_between_the_choice_and_the_load_does_not_serve_
     assert served["sha256"] == finished["checkpoint_sha256"]
     assert any("the model of the last finished run is served" in note for note in result.notes)
     assert not any("has not finished (still running, or interrupted): the epoch-" in note for note in result.notes)
+
+
+def test_a_training_run_ending_between_the_choice_and_the_load_serves_its_finished_model(tmp_path, monkeypatch):
+    """The opposite race (a re-check walkthrough): previous_best_model.pth was chosen while best_model.pth was
+    unfinished, then the run ended (best marked finished, previous removed) before the load: 'not found'."""
+    from mmrec.checkpoints import spec as spec_module
+    from mmrec.checkpoints.spec import load_served
+    from mmrec.checkpoints.store import load_checkpoint, save_checkpoint
+
+    settings = load_settings(tiny_project.write_tiny_project(tmp_path, epochs=1)).settings
+    run_train(settings)
+    best = next((tmp_path / "checkpoints").rglob("best_model.pth"))
+    previous = best.with_name("previous_best_model.pth")
+    previous.write_bytes(best.read_bytes())
+    state = load_checkpoint(best)
+    weights = {key: value for key, value in state.items() if key not in ("format", "meta")}
+    save_checkpoint(best, weights, {**state["meta"], "finished": False, "run_id": "running", "epoch": 1})
+    real_load, loads = spec_module.load_trained, []
+
+    def run_ends_first(path, device="cpu"):
+        if path == previous and previous.exists():
+            save_checkpoint(best, weights, {**state["meta"], "finished": True, "run_id": "running", "epoch": 1})
+            previous.unlink()
+        loads.append(path.name)
+        return real_load(path, device)
+
+    monkeypatch.setattr(spec_module, "load_trained", run_ends_first)
+    trained, note = load_served(tmp_path / "checkpoints", best.parent.name)
+    assert loads == ["previous_best_model.pth", "best_model.pth"] and trained.path == best and note is None
+    assert trained.meta["finished"] is True and trained.meta["run_id"] == "running"
