@@ -264,8 +264,8 @@ def _case_matches_note(orphans: list[str], without_image: pd.Series) -> str:
     folded: dict[str, list[str]] = {}
     for item_id in without_image:
         folded.setdefault(unicodedata.normalize("NFC", item_id).casefold(), []).append(item_id)
-    pairs = [(name, folded[stem][0]) for name in orphans
-             if len(folded.get(stem := os.path.splitext(name)[0].casefold(), [])) == 1]
+    pairs = [(name, folded[stem][0]) for name in orphans  # a name written decomposed (macOS) matches too
+             if len(folded.get(stem := unicodedata.normalize("NFC", os.path.splitext(name)[0]).casefold(), [])) == 1]
     if not pairs:
         return ""
     name, item_id = pairs[0]
@@ -284,7 +284,8 @@ def _unmatched_images_note(items: pd.DataFrame, images_dir: Path, ok: int) -> st
         return None
     return (f"None of the {len(files):,} image files in {images_dir} (subfolders included) is named after an item "
             f"id (e.g. {', '.join(files[:3])}; ids such as {', '.join(items['item_id'].head(2))}): images are found "
-            "as {item_id}.jpg there. If item_info names each item's image in a column, set data.image_column to it.")
+            "as {item_id}.jpg there. If item_info names each item's image in a column, set data.image_column to it."
+            + _case_matches_note([name for name in files if os.sep not in name], items["item_id"]))
 
 
 def _image_report(results: dict, seconds: float, workers: int) -> dict[str, Any]:

@@ -458,6 +458,12 @@ def test_an_image_named_after_an_item_but_for_letter_case_is_named_not_used(tmp_
     (note,) = [note for note in whole["items"]["notes"] if "named after no catalogue item" in note]
     assert (f"1 of them match an item without an image but for letter case (e.g. {shouting.name} and item "
             f"{first.stem!r}): file names must match item ids exactly") in note
+    # Every file in capitals (none matches, so another note leads): the hint is there too.
+    for path in (raw / "images").glob("*.jpg"):
+        path.rename(path.with_name(path.stem.upper() + ".JPG"))
+    notes = run_preprocess(_settings(tmp_path), force=True).report["items"]["notes"]
+    (note,) = [note for note in notes if "None of the 6 image files" in note]
+    assert "6 of them match an item without an image but for letter case" in note
 
 def test_a_tiff_is_read_and_a_file_type_not_read_is_named_not_called_absent(tmp_path):
     from PIL import Image
