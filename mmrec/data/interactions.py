@@ -285,7 +285,7 @@ def clean_interactions(
         rated_below = rated_below.merge(liked, on=pairs, how="left", indicator=True)
         report.rated_below = (rated_below.loc[rated_below["_merge"] == "left_only", pairs].astype(str)
                               .reset_index(drop=True))
-        lost = frame.loc[below, "user_id"].drop_duplicates()
+        lost = frame.loc[below, "user_id"].drop_duplicates()  # users with no positive at all
         lost = lost[~lost.isin(set(frame.loc[~below, "user_id"]))]
         if len(lost):
             report.notes.append(
@@ -311,6 +311,11 @@ def clean_interactions(
     frame, rounds, removed = k_core(frame, settings.min_user_interactions, settings.min_item_interactions)
     report.k_core_rounds = rounds
     report.drop("k_core", removed)
+    if report.rated_below is not None and len(removed):
+        # A user the k-core filter removed had positives: not one of those who only rated below the threshold
+        # (whom recommend serves the fallback list), so their pairs go with their other rows.
+        known = set(frame["user_id"].astype(str)) | set(lost.astype(str))
+        report.rated_below = report.rated_below[report.rated_below["user_id"].isin(known)].reset_index(drop=True)
     if before and len(removed) * 2 > before:  # a filter that keeps a minority of the data deserves a sentence
         report.notes.append(
             f"preprocess.min_user_interactions {settings.min_user_interactions} / min_item_interactions "

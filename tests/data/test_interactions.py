@@ -333,6 +333,19 @@ def test_rated_below_holds_each_pair_once_and_not_pairs_liked_in_another_row():
     assert out[["user_id", "item_id"]].values.tolist() == [["u1", "b"], ["u2", "a"]]
 
 
+def test_rated_below_leaves_out_users_the_k_core_filter_removed_but_keeps_those_with_no_positive():
+    """An Amazon 5-core walkthrough: 1,124 users the filter removed stayed in rated_below, so recommend --all-users
+    served them the fallback 'because they only rated below the threshold' (3 did), and not the other removed users."""
+    rows = [["u1", item, str(t), "5"] for t, item in enumerate("abc")] + [["u2", item, str(t), "5"]
+                                                                          for t, item in enumerate("abc")]
+    rows += [["u3", "a", "10", "5"], ["u3", "b", "11", "2"],  # one positive: removed by min_user_interactions 2
+             ["u4", "c", "12", "1"]]  # no positive at all: served the fallback without c
+    settings = PreprocessSettings(min_user_interactions=2, min_item_interactions=1)
+    out, report = clean_interactions(_raw(rows), set("abc"), settings, 4.0)
+    assert set(out["user_id"]) == {"u1", "u2"} and report.dropped["k_core"] == 1
+    assert report.rated_below.values.tolist() == [["u4", "c"]]
+
+
 def test_when_no_row_is_left_the_error_carries_the_notes_that_say_why():
     """Every id written as a float (a pandas column with one NaN): nothing is left, and the error says the ids
     were read as numbers, the note a run with some rows left prints."""
