@@ -423,10 +423,17 @@ def run_preprocess(
         image_seconds = time.perf_counter() - image_start
         ok = [results[i].status == "ok" for i in items["item_id"]]
         if urls := [result for result in refused.values() if result.missing_kind == "url"]:
+            by_id = image_files(images_dir)[0] if images_dir.is_dir() else {}
+            named_after_id = sum(unicodedata.normalize("NFC", result.item_id) in by_id for result in urls)
             item_report.notes.append(
                 f"{len(urls):,} item(s) name their image by a URL in {data.image_column} (e.g. {urls[0].item_id}: "
                 f"{urls[0].detail.split(' is a URL')[0]}): nothing is downloaded, images are read from files under "
-                f"{images_dir}. Download them there and name each file in that column (or after its item id).")
+                f"{images_dir}. " + (
+                    f"{named_after_id:,} of them have a file there named after their item id, which data.image_column "
+                    "set to a column of URLs leaves unread: remove that setting to use the files named by id."
+                    if named_after_id else
+                    "Download them there and name each file in that column (or after its item id, without "
+                    "data.image_column)."))
         if named is None and (note := _unmatched_images_note(items, data_dir / data.images_subdir, sum(ok))):
             item_report.notes.append(note)
         elif orphans:

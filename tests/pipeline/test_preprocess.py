@@ -419,7 +419,14 @@ def test_images_named_in_an_item_info_column_and_a_note_when_no_file_is_named_af
     assert not any("image files in" in note for note in named["items"]["notes"])
     (url_note,) = [note for note in named["items"]["notes"] if "by a URL" in note]  # told, not only an example
     assert url_note.startswith("1 item(s) name their image by a URL in thumbnail (e.g. ") and \
-        "https://cdn.example.com/4.jpg): nothing is downloaded" in url_note
+        "https://cdn.example.com/4.jpg): nothing is downloaded" in url_note and "Download them there" in url_note
+    # The files are there, named by id (Amazon dumps: imageURL lists beside images/<asin>.jpg): say so instead.
+    url_id = load_items(tmp_path / "processed")["item_id"].iloc[4]  # thumbnail: https://cdn.example.com/4.jpg
+    (raw / "images" / f"{url_id}.jpg").write_bytes((raw / "images" / "thumbs" / "thumb_0.jpg").read_bytes())
+    notes = run_preprocess(_settings(tmp_path, **{"data.image_column": "thumbnail"})).report["items"]["notes"]
+    assert any("1 of them have a file there named after their item id, which data.image_column set to a column of "
+               "URLs leaves unread: remove that setting" in note for note in notes)
+    (raw / "images" / f"{url_id}.jpg").unlink()
     processed = load_items(tmp_path / "processed").set_index("item_id")
     assert processed["has_image"].tolist() == [True] * 2 + [False] * 4
     with pytest.raises(DataError, match=r"lacks column 'thumb' \(data.image_column\)"):
