@@ -5,6 +5,7 @@ dropped."""
 
 from __future__ import annotations
 
+import ast
 import codecs
 import csv
 import io
@@ -58,7 +59,7 @@ def read_table(path: Path, what: str, skip_malformed: bool | None = None, encodi
     if is_parquet(path):
         table = RawTable(_read_parquet(path, what))
     elif kind := _json_kind(path):
-        table = RawTable(_read_json(path, what, kind, encoding))
+        table = _read_json(path, what, kind, encoding)
     else:
         table = _read_text_table(path, what, csv_separator(path), skip_malformed, encoding)
     table.frame.columns = [str(c).strip() for c in table.frame.columns]
@@ -280,9 +281,11 @@ def _json_kind(path: Path) -> str | None:
     return "lines" if start.startswith(b"{") else "array" if start.startswith(b"[") else None
 
 
-def _read_json(path: Path, what: str, kind: str, encoding: str) -> pd.DataFrame:
+def _read_json(path: Path, what: str, kind: str, encoding: str) -> RawTable:
     """The objects of a JSON Lines file (or of one JSON array) as a table, every value as text (`_as_text`);
-    a key an object lacks is a missing cell. DataError naming the line that is not a JSON object."""
+    a key an object lacks is a missing cell. DataError naming the line that is not a JSON object. Lines that are
+    Python dict literals (single quotes: the 2014 Amazon review dumps) are read as such, and counted."""
+    literals: list[int] = []  # the numbers of lines read as Python literals
     try:
         with io.TextIOWrapper(open_bytes(path), encoding=_with_bom(encoding)) as handle:
             if kind == "array":
@@ -297,7 +300,7 @@ def _read_json(path: Path, what: str, kind: str, encoding: str) -> pd.DataFrame:
                                     hint="Write one JSON object per row (or one per line: JSON Lines).")
                 numbered = enumerate(records, 1)
             else:
-                numbered = ((number, _json_line(path, what, number, line))
+                numbered = ((number, _json_line(path, what, number, line, literals))
                             for number, line in enumerate(handle, 1) if line.strip())
             rows = []
             for number, record in numbered:
@@ -309,21 +312,34 @@ def _read_json(path: Path, what: str, kind: str, encoding: str) -> pd.DataFrame:
         raise _undecodable(path, what, encoding) from None
     except DECOMPRESSION_ERRORS as exc:
         raise _undecompressed(path, what, exc) from None
-    return pd.DataFrame.from_records(rows).astype(object) if rows else pd.DataFrame()
+    notes = [f"{len(literals):,} line(s) of {path.name} are Python dict literals ({{'key': 'value'}}, as the 2014 "
+             f"Amazon review dumps write them), not JSON (e.g. line {literals[0]}): read as such."] if literals else []
+    return RawTable(pd.DataFrame.from_records(rows).astype(object) if rows else pd.DataFrame(), notes=notes)
 
 
-def _json_line(path: Path, what: str, number: int, line: str) -> Any:
+def _json_line(path: Path, what: str, number: int, line: str, literals: list[int]) -> Any:
     try:
         return json.loads(line)
     except json.JSONDecodeError as exc:
-        raise _not_json(path, what, f"line {number}", f"{exc.msg} (column {exc.colno})") from None
+        error = _not_json(path, what, f"line {number}", f"{exc.msg} (column {exc.colno})")
+    if line.lstrip().startswith("{'"):  # a Python dict literal: literal_eval reads literals only, never runs code
+        try:
+            record = ast.literal_eval(line.strip())
+        except (ValueError, SyntaxError, RecursionError, MemoryError, TypeError):
+            record = None
+        if isinstance(record, dict):
+            literals.append(number)
+            return record
+    raise error
 
 
 def _not_json(path: Path, what: str, where: str, detail: str) -> DataError:
+    example = ('{"item_id": "i1", "title": "Red mug"}' if what == "item_info" else
+               '{"user_id": "u1", "item_id": "i1"}')
     return DataError(f"{what} file {path} reads as JSON (one object per line, or one array of objects), but at "
                      f"{where}: {detail}.",
-                     hint="Fix or remove that line (each line one JSON object: {\"user_id\": \"u1\", \"item_id\": "
-                          "\"i1\"}), or export the table as CSV.")
+                     hint=f"Fix or remove that line (each line one JSON object: {example}), or export the table as "
+                          "CSV.")
 
 
 def _as_text(value: Any) -> Any:

@@ -610,6 +610,18 @@ def test_json_lines_tables_are_read_as_csv_would_hold_them(tmp_path):
     (raw / "meta.json").write_text("[]")
     with pytest.raises(DataError, match="is an empty JSON array"):
         read_table(raw / "meta.json", "item_info")
+    # The 2014 Amazon meta dumps hold Python dict literals, not JSON: read as such (never evaluated), and said.
+    literal = [repr({"asin": row.item_id, "title": f"{row.title}'s", "description": [row.description],
+                     "price": 12.99, "salesRank": {"Baby": 7}, "sold": True}) for row in items.itertuples()]
+    (raw / "meta.json").write_text("\n".join(literal) + "\n")
+    table = read_table(raw / "meta.json", "item_info")
+    assert table.frame.loc[0, "title"] == f"{first['title']}'s" and table.frame.loc[0, "price"] == "12.99"
+    assert table.notes == [f"{len(items)} line(s) of meta.json are Python dict literals ({{'key': 'value'}}, as the "
+                           "2014 Amazon review dumps write them), not JSON (e.g. line 1): read as such."]
+    (raw / "meta.json").write_text("{'asin': __import__('os').system('echo no')}\n")
+    with pytest.raises(DataError, match="reads as JSON .* but at line 1") as info:
+        read_table(raw / "meta.json", "item_info")
+    assert '{"item_id": "i1", "title": "Red mug"}' in info.value.hint  # an item_info example for an item_info file
 
 
 @pytest.mark.parametrize("text, rows, skipped", [
