@@ -549,6 +549,14 @@ class TrackingSettings(Section):
 
 # Sections whose settings `mmrec tune` may search (the rest describe data and files, not the model).
 TUNABLE_SECTIONS = ("model", "training", "features")
+# Settings that decide how a trial is scored: trials that differ in them are measured on other metrics or users, so
+# their figures do not compare (the study keeps each the same for all trials; set it in the base settings instead).
+SCORING_SETTINGS = {
+    "training.monitor": "the metric every trial is scored by",
+    "training.max_validation_users": "the validation users every trial is scored on",
+    "training.validate_on": "the items every trial's validation ranks",
+    "training.holdout_ratio": "the rows every trial is validated on",
+}
 
 
 class SearchDimension(Section):
@@ -686,6 +694,10 @@ class TuneSettings(Section):
             fields = Settings.model_fields[section].annotation.model_fields  # type: ignore[union-attr]
             if key not in fields:
                 problems.append(f"unknown setting {name!r}; {section} has: {', '.join(fields)}")
+                continue
+            if name in SCORING_SETTINGS and dimension is not None:
+                problems.append(f"cannot search {name!r}: it sets {SCORING_SETTINGS[name]}, so trials with other "
+                                "values would not compare (set it in the base settings)")
                 continue
             adapter = TypeAdapter(Annotated[fields[key].annotation, fields[key]])
             for sample in dimension.samples() if dimension is not None else ():
