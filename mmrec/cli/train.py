@@ -120,7 +120,9 @@ def _interrupted(settings, started: float, config: Path | None = None, options: 
         return Interrupted("Training was interrupted before its first epoch ended: this run saved nothing.",
                            hint="Run `mmrec train` again.")
     epoch = read_meta(last).get("epoch", "?")
-    command = " ".join(part for part in ("mmrec train", f"-c {config}" if config else "", options,
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)  # under torchrun: resumed by as many processes
+    program = f"torchrun --nproc_per_node {world} -m mmrec train" if world > 1 else "mmrec train"
+    command = " ".join(part for part in (program, f"-c {config}" if config else "", options,
                                          f"--resume {last}") if part)
     return Interrupted(
         f"Training was interrupted; epoch {epoch} is saved in {last} (its best_model.pth is marked unfinished: "

@@ -282,6 +282,12 @@ def test_an_interrupted_run_gives_the_command_that_resumes_it(tmp_path, monkeypa
     assert result.exit_code == 130
     unwrapped = "".join(flat.split())  # the error box wraps long paths at its width
     assert "".join(f"Continue it with `mmrec train -c {config} --epochs 3 --resume {last}`".split()) in unwrapped
+    # Under torchrun the command resumes with as many processes (pasted without torchrun it was refused).
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    result = runner.invoke(app, ["train", "-c", str(config), "--epochs", "3"], terminal_width=400)
+    unwrapped = "".join(result.output.replace("│", " ").split())
+    assert "".join(f"Continue it with `torchrun --nproc_per_node 2 -m mmrec train -c {config} --epochs 3 --resume "
+                   f"{last}`".split()) in unwrapped
 
 
 def test_split_and_preprocess_refuse_to_change_the_data_a_running_train_reads(tmp_path, monkeypatch):
