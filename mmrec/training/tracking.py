@@ -40,12 +40,25 @@ def wandb_credentials() -> bool:
     """Whether wandb has an API key: WANDB_API_KEY, or the netrc entry `wandb login` writes for its host."""
     if os.environ.get("WANDB_API_KEY"):
         return True
-    host = urlsplit(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname
     path = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
     try:
-        return netrc.netrc(path).authenticators(host or "") is not None
+        entries = netrc.netrc(path)
     except (OSError, netrc.NetrcParseError):
         return False
+    return any(entries.authenticators(host) is not None for host in _wandb_hosts())
+
+
+def _wandb_hosts() -> list[str]:
+    """The hosts a `wandb login` may have written its key for: WANDB_BASE_URL's, else api.wandb.ai and the default
+    of the installed wandb (0.31 logs in to api.forge.coreweave.com)."""
+    if base := os.environ.get("WANDB_BASE_URL"):
+        return [urlsplit(base).hostname or ""]
+    hosts = ["api.wandb.ai"]
+    try:
+        from wandb.sdk.lib.urls import DEFAULT_BASE_URL
+    except Exception:  # noqa: BLE001 - an older or stubbed wandb: api.wandb.ai is its host
+        return hosts
+    return hosts + [urlsplit(DEFAULT_BASE_URL).hostname or ""]
 
 
 class WandbTracker:

@@ -81,6 +81,17 @@ def test_a_wandb_login_or_an_explicit_mode_leaves_the_mode_to_wandb(tmp_path, mo
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))  # what `wandb login` writes
     assert make_tracker(TrackingSettings(use_wandb=True), {}, tmp_path).note == "" and calls[-1]["mode"] is None
+    from mmrec.training.tracking import wandb_credentials
+
+    # wandb 0.31's `wandb login` writes the key for its own default host: a logged-in user was sent offline.
+    for name in ("wandb.sdk", "wandb.sdk.lib", "wandb.sdk.lib.urls"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    sys.modules["wandb.sdk.lib.urls"].DEFAULT_BASE_URL = "https://api.forge.coreweave.com"
+    netrc.write_text("machine api.forge.coreweave.com\n  login user\n  password " + "0" * 40 + "\n")
+    assert wandb_credentials()
+    monkeypatch.delitem(sys.modules, "wandb.sdk.lib.urls")  # a wandb without it (older): api.wandb.ai only
+    monkeypatch.setitem(sys.modules, "wandb.sdk.lib.urls", None)
+    assert not wandb_credentials()
     monkeypatch.setenv("NETRC", str(tmp_path / "none"))
     monkeypatch.setenv("WANDB_MODE", "online")  # the user's explicit choice is wandb's to act on
     assert make_tracker(TrackingSettings(use_wandb=True), {}, tmp_path).note == "" and calls[-1]["mode"] is None
