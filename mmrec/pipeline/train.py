@@ -247,7 +247,8 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
     recorded = {name: settings_as_dict(settings)[name] for name in RECORDED_SECTIONS}
     tracker = NullTracker()
     if ctx.is_main:
-        tracker = make_tracker(settings.tracking, recorded, Path(settings.paths.results_dir))
+        tracker = make_tracker(settings.tracking, {**recorded, "world_size": ctx.world_size},
+                               Path(settings.paths.results_dir))
         if tracker.note:
             notes.append(tracker.note)
             progress(ProgressEvent("tracking", message=tracker.note))
@@ -351,6 +352,7 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
             val_per_user = trainer.validation_per_user(chosen[1] if chosen is not None else trainer.scorer())
     if ctx.is_main and (note := _settle_previous(best_path, previous_path, train_sha, trainer.monitor)):
         notes.append(note)
+    tracker.summary(_served_summary(trainer, item_item))
     tracker.finish()
     barrier(ctx)
     ran = history[epochs_before:]
@@ -488,6 +490,21 @@ def _mark_finished(best_path: Path, state: dict[str, Any]) -> None:
     if spec.finished is False:
         save_checkpoint(best_path, {key: state[key] for key in ("model", "epoch", "encoders") if key in state},
                         spec.model_copy(update={"finished": True}).to_meta())
+
+
+def _served_summary(trainer: Any, item_item: ItemItemSpec | None) -> dict[str, Any]:
+    """What the tracker's run summary says of the model as served: the best epoch, the two-tower model's
+    validation at it, and the blend validation chose with its validation (the figure evaluate and tune read)."""
+    monitor = trainer.monitor
+    values: dict[str, Any] = {"selected/epoch": trainer.stopper.best_epoch,
+                              f"selected/two_tower/{monitor}": trainer.stopper.best}
+    if item_item is not None:
+        values |= {f"selected/val/{name}": value for name, value in item_item.val.items()}
+        values |= {f"selected/blend/{name}": getattr(item_item, name)
+                   for name in ("blend", "halflife", "l2", "content_blend", "sequence_blend", "trend_blend")}
+    else:
+        values[f"selected/val/{monitor}"] = trainer.stopper.best
+    return values
 
 
 def _refit_for_serving(settings: Settings, train: Any, device: torch.device, progress: ProgressCallback) -> None:

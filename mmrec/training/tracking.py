@@ -21,6 +21,8 @@ class Tracker(Protocol):
 
     def log(self, metrics: dict[str, float], step: int) -> None: ...
 
+    def summary(self, values: dict[str, Any]) -> None: ...
+
     def finish(self) -> None: ...
 
 
@@ -30,6 +32,9 @@ class NullTracker:
     note = ""
 
     def log(self, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def summary(self, values: dict[str, Any]) -> None:
         pass
 
     def finish(self) -> None:
@@ -92,6 +97,10 @@ class WandbTracker:
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         self.run.log(metrics, step=step)
+
+    def summary(self, values: dict[str, Any]) -> None:
+        """The run's final figures (the model as served), over the last logged ones."""
+        self.run.summary.update(values)
 
     def finish(self) -> None:
         self.run.finish()
