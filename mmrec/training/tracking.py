@@ -66,6 +66,9 @@ def _wandb_hosts() -> list[str]:
     return hosts + [urlsplit(DEFAULT_BASE_URL).hostname or ""]
 
 
+WANDB_MODES = ("online", "offline", "disabled", "shared", "dryrun", "run")  # what wandb.init accepts as mode
+
+
 class WandbTracker:
     """Logs to Weights & Biases; without WANDB_MODE, an API key or a `wandb login` it runs offline (files under
     `directory`).
@@ -75,6 +78,12 @@ class WandbTracker:
     """
 
     def __init__(self, tracking: TrackingSettings, config: dict[str, Any], directory: Path) -> None:
+        mode_set = os.environ.get("WANDB_MODE")
+        if mode_set and mode_set not in WANDB_MODES:  # wandb's own error read as an unreachable server, then offline
+            from mmrec.errors import ConfigError
+
+            raise ConfigError(f"WANDB_MODE is {mode_set!r}, which wandb does not know.",
+                              hint=f"Set it to one of {', '.join(WANDB_MODES)}, or unset it.")
         import wandb  # only here: a run without --use-wandb never imports it
 
         self.note = ""

@@ -125,3 +125,15 @@ def test_a_tracked_run_ends_with_the_served_model_figures_and_its_process_count(
     assert run.summary[f"selected/val/{monitor}"] == result.item_item["val"][monitor]
     assert run.summary["selected/blend/blend"] == result.item_item["blend"]
 
+
+def test_an_unknown_wandb_mode_is_a_config_error_not_an_unreachable_server(tmp_path, monkeypatch):
+    import pytest
+
+    from mmrec.errors import ConfigError
+
+    calls = _fake_wandb(monkeypatch)
+    monkeypatch.setenv("WANDB_MODE", "bogus")
+    with pytest.raises(ConfigError, match="WANDB_MODE is 'bogus', which wandb does not know"):
+        make_tracker(TrackingSettings(use_wandb=True), {}, tmp_path)
+    assert calls == []
+
