@@ -152,16 +152,21 @@ def check_compatible(study: optuna.Study, identity: dict[str, Any], storage: Pat
     if changed:
         what = {"monitor": "training.monitor", "split": "train/val split", "space": "search space",
                 "settings": "base settings"}
-        named = ""
-        if "settings" in changed:
-            then, now = recorded["settings"], identity["settings"]
+        differ = []
+        for part, absent in (("space", "not searched"), ("settings", "searched")):  # absent from the settings:
+            if part in changed:                                                   # the space searches it
+                then, now = recorded[part], identity[part]
 
-            def shown(values: dict[str, Any], key: str) -> str:  # a setting the space searches is not recorded
-                return repr(values[key]) if key in values else "searched"
+                def shown(values: dict[str, Any], key: str, absent: str = absent) -> str:
+                    if key not in values:
+                        return absent
+                    value = values[key]
+                    return (", ".join(f"{k} {v}" for k, v in value.items() if v is not None)
+                            if isinstance(value, dict) else repr(value))
 
-            differ = [f"{key} {shown(then, key)} -> {shown(now, key)}" for key in sorted({*then, *now})
-                      if shown(then, key) != shown(now, key)]
-            named = f" ({', '.join(differ[:5])}{' ...' if len(differ) > 5 else ''})"
+                differ += [f"{key} {shown(then, key)} -> {shown(now, key)}" for key in sorted({*then, *now})
+                           if shown(then, key) != shown(now, key)]
+        named = f" ({', '.join(differ[:5])}{' ...' if len(differ) > 5 else ''})" if differ else ""
         raise ConfigError(
             f"Study {study.study_name!r} in {storage} was started with a different "
             f"{' and '.join(what[key] for key in changed)}{named}; its trials are not comparable with this run.",
