@@ -358,6 +358,26 @@ def _as_text(value: Any) -> Any:
     return json.dumps(value, ensure_ascii=False)
 
 
+_LIKE = {"timestamp": re.compile(r"time|date|epoch|^ts$|_ts$|^when$|created|posted", re.IGNORECASE),
+         "rating": re.compile(r"rating|score|stars?$|^overall$|grade|^rate$|^vote", re.IGNORECASE)}
+
+
+def absent_optional_note(frame: pd.DataFrame, what: str, columns: dict[str, str]) -> str | None:
+    """A note when `frame` (columns renamed to canonical ones) lacks the optional timestamp or rating column (named
+    in the file `columns[canonical]`, by data.<canonical>_column) while other columns are named like one (an Amazon
+    dump's unixReviewTime and overall under the default settings): without it the rows are not ordered by time, or
+    every row is a positive, and nothing said so."""
+    said = []
+    for canonical, consequence, holds in (("timestamp", "so they are not ordered by time (time-based splits, "
+                                           "recency)", "times"),
+                                          ("rating", "so every row counts as a positive", "ratings")):
+        like = [str(c) for c in frame.columns if c not in ("user_id", "item_id") and _LIKE[canonical].search(str(c))]
+        if canonical not in frame.columns and like:
+            said.append(f"no column {columns[canonical]!r} (data.{canonical}_column), {consequence}; "
+                        f"{', '.join(map(repr, like[:3]))} may hold {holds}: set data.{canonical}_column to it")
+    return f"The {what} have {'; and '.join(said)}." if said else None
+
+
 def canonical_columns(
     frame: pd.DataFrame, path: Path, what: str, names: dict[str, str], used: dict[str, str] | None = None,
     settings: dict[str, str] | None = None,

@@ -158,7 +158,9 @@ def split_interactions(frame: pd.DataFrame, settings: SplitSettings) -> SplitFra
     if settings.strategy in TIME_STRATEGIES and "timestamp" not in frame.columns:
         raise DataError(
             f"Split strategy {settings.strategy!r} needs a timestamp column, and the interactions have none.",
-            hint="Use --strategy stratified, user, item or leave_one_out (random order without timestamps).",
+            hint="If the interactions file has a time column under another name, set data.timestamp_column to it "
+                 "and preprocess again; else use --strategy stratified, user, item or leave_one_out (random order "
+                 "without timestamps).",
         )
     frame = frame.reset_index(drop=True)
     if settings.sample_n is not None and settings.sample_n < len(frame):

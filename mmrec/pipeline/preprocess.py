@@ -19,7 +19,13 @@ from mmrec.data.ids import image_file_name
 from mmrec.data.images import IMAGE_EXTENSIONS, IMAGE_STATUSES, ImageJob, ImageResult, process_images, unsupported_type
 from mmrec.data.interactions import clean_interactions
 from mmrec.data.items import clean_items
-from mmrec.data.raw_tables import canonical_columns, malformed_note, read_table, without_header_rows
+from mmrec.data.raw_tables import (
+    absent_optional_note,
+    canonical_columns,
+    malformed_note,
+    read_table,
+    without_header_rows,
+)
 from mmrec.data.staging import remove_abandoned, staged_folder
 from mmrec.data.tables import (
     INTERACTIONS_FILE,
@@ -385,6 +391,8 @@ def run_preprocess(
                   "otherwise than item_info)"},
     )
     items, item_report, rejected = clean_items(raw_items, settings.data, settings.preprocess)
+    unmapped = absent_optional_note(raw_interactions, "interactions",
+                                    {"timestamp": data.timestamp_column, "rating": data.rating_column})
     # Interactions before images: running out of rows should not cost the image stage first.
     interactions, interaction_report = clean_interactions(
         raw_interactions,
@@ -395,6 +403,8 @@ def run_preprocess(
         settings.data.timestamp_format,
         settings.data.unrated,
     )
+    if unmapped:
+        interaction_report.notes.append(unmapped)
     for report, headers, table, file in ((item_report, item_headers, item_table, item_file),
                                          (interaction_report, interaction_headers, interaction_table,
                                           interactions_file)):

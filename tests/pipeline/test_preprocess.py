@@ -869,3 +869,22 @@ def test_quotes_escaped_with_a_backslash_are_read_as_quotes_and_counted(tmp_path
     assert note.startswith('6 quote(s) in BX-Books.csv are escaped with a backslash (\\" inside a quoted value')
     path.write_text("\n".join(lines[:1] + lines[3:4]).replace("\\", "") + "\n", encoding="utf-8")
     assert read_table(path, "item_info").notes == []  # nothing escaped: nothing said
+
+
+def test_time_and_rating_columns_under_other_names_are_pointed_out(tmp_path):
+    """An Amazon dump with only its ids mapped: 'overall' and 'unixReviewTime' were ignored without a word, so 1-star
+    reviews were positives and the later time split's error pointed away from the setting."""
+    raw = tmp_path / "raw"
+    generate_synthetic(raw, users=12, items=6, seed=1)
+    inter = pd.read_csv(raw / "interactions.csv", dtype=str)
+    inter = inter.drop(columns=[c for c in inter.columns if c == "rating"])
+    inter.rename(columns={"timestamp": "unixReviewTime"}).assign(overall="5.0").to_csv(raw / "interactions.csv",
+                                                                                       index=False)
+    notes = run_preprocess(_settings(tmp_path)).report["interactions"]["notes"]
+    (note,) = [note for note in notes if "may hold" in note]
+    assert note == ("The interactions have no column 'timestamp' (data.timestamp_column), so they are not ordered by "
+                    "time (time-based splits, recency); 'unixReviewTime' may hold times: set data.timestamp_column to "
+                    "it; and no column 'rating' (data.rating_column), so every row counts as a positive; 'overall' may "
+                    "hold ratings: set data.rating_column to it.")
+    mapped = _settings(tmp_path, **{"data.timestamp_column": "unixReviewTime", "data.rating_column": "overall"})
+    assert not [note for note in run_preprocess(mapped).report["interactions"]["notes"] if "may hold" in note]
