@@ -83,6 +83,12 @@ ZERO_BAND_MIN = 100.0
 ZERO_BAND_RATIO = 2.0
 
 
+# A price: a currency sign or code before or after the number ("$12.99", "12,99 €" is a decimal comma: not read,
+# "EUR 5", "5 USD"); a range ("$5.99 - $12.99") is no number.
+_CURRENCY = re.compile(r"(?:[$€£¥₹]|(?:USD|EUR|GBP|JPY|INR|CNY|CAD|AUD)\s)\s*([^$€£¥₹\s].*?)|"
+                       r"([^$€£¥₹\s].*?)\s*(?:[$€£¥₹]|\s(?:USD|EUR|GBP|JPY|INR|CNY|CAD|AUD))")
+
+
 # A number written with a decimal comma ("4,5", "487,0"): not read as one (1,234 is a thousands comma), but named.
 DECIMAL_COMMA = re.compile(r"\s*[+-]?\d+,\d+\s*")
 
@@ -92,7 +98,8 @@ _DURATION = re.compile(r"(\d+):([0-5]\d)(?::([0-5]\d))?")
 
 def parse_formatted_number(text: str) -> float | None:
     """`text` written with a magnitude suffix (K = 1e3, M = 1e6, B = 1e9, any case), a percent sign (12% = 12,
-    in the column's own percentage points) and/or thousands separators, or a duration (m:ss, h:mm:ss: seconds),
+    in the column's own percentage points), a currency sign or code ($12.99, 5 EUR) and/or thousands separators, or
+    a duration (m:ss, h:mm:ss: seconds),
     as a number; None for anything else (plain numbers included: those are pd.to_numeric's). Full-width digits and
     signs (１２３, ２０Ｋ, as East Asian input methods type them) read as their ASCII forms."""
     text = str(text).strip()
@@ -104,11 +111,13 @@ def parse_formatted_number(text: str) -> float | None:
     if duration := _DURATION.fullmatch(text):
         first, second, third = (int(part) if part else None for part in duration.groups())
         return float(first * 60 + second if third is None else (first * 60 + second) * 60 + third)
+    priced = _CURRENCY.fullmatch(text)
+    text = priced.group(1) or priced.group(2) if priced else text
     match = _FORMATTED.fullmatch(text)
     if match is None:
         return None
     number, suffix = match.groups()
-    if not any(char.isdigit() for char in number) or (not suffix and "," not in number):
+    if not any(char.isdigit() for char in number) or (not suffix and "," not in number and not priced):
         return None
     return float(Decimal(number.replace(",", "")) * _MAGNITUDE[suffix.lower()])
 

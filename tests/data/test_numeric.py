@@ -45,6 +45,12 @@ def test_counts_written_with_magnitude_suffixes_or_separators_are_parsed_and_cou
     values, reports = validate_numeric_columns(wide, ["views"], "median")
     assert values["views"].tolist()[:3] == [123.0, 20_000.0, 1234.0]  # full-width digits as typed in Japan
     assert reports["views"].formatted == 3 and reports["views"].non_numeric == 1  # a numeral word is no digits
+    # Prices as shops export them (Amazon meta: "$12.99"; a range is no number).
+    prices = pd.DataFrame({"item_id": list("abcdef"), "price": ["$12.99", "$1,234.50", "5 EUR", "£3.5K",
+                                                                "$5.99 - $12.99", "12.99"]})
+    values, reports = validate_numeric_columns(prices, ["price"], "median")
+    assert values["price"].tolist() == [12.99, 1234.5, 5.0, 3500.0, 12.99, 12.99]  # the range imputed (median)
+    assert reports["price"].formatted == 4 and reports["price"].non_numeric == 1
 
 
 def test_a_column_without_any_valid_value_is_left_all_nan_not_imputed():
