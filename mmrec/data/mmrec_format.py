@@ -82,7 +82,9 @@ def find_inter_file(src: Path, name: str | None = None) -> Path:
     if not found:
         present = ", ".join(sorted(p.name for p in src.iterdir())[:15]) or "nothing"
         raise DataError(f"{src} has no *.inter file (found: {present}).",
-                        hint="SRC is an MMRec dataset folder: {name}.inter, image_feat.npy, text_feat.npy.")
+                        hint="SRC is an MMRec dataset folder: {name}.inter, image_feat.npy, text_feat.npy. Raw review "
+                             "and meta dumps (JSON Lines, CSV, gzip or not) need no import: point paths.data_dir at "
+                             "them and name their files and columns in the data settings (README, Input format).")
     if len(found) > 1:
         raise DataError(f"{src} has {len(found)} .inter files: {', '.join(p.name for p in found)}.",
                         hint=f"Choose one with --name (e.g. --name {found[0].stem}).")
