@@ -138,6 +138,7 @@ class DataSettings(Section):
 
         try:
             codecs.lookup(value)
+            "".encode(value)  # rot13, base64, zlib... are codecs but no text encodings
         except LookupError:
             raise ValueError(f"{value!r} is not a text encoding Python knows (e.g. utf-8, cp1252, latin-1, "
                              "utf-16)") from None
@@ -554,6 +555,8 @@ TUNABLE_SECTIONS = ("model", "training", "features")
 SCORING_SETTINGS = {
     "training.monitor": "the metric every trial is scored by",
     "training.max_validation_users": "the validation users every trial is scored on",
+    "training.max_validation_cells": "the validation users every trial is scored on (their number, by catalogue size)",
+    "training.seed": "the draws every trial is scored with (the holdout carved out of train, the validation users)",
     "training.validate_on": "the items every trial's validation ranks",
     "training.holdout_ratio": "the rows every trial is validated on",
 }

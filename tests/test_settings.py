@@ -221,3 +221,16 @@ def test_folder_settings_expand_a_leading_tilde_and_refuse_an_empty_value(monkey
     monkeypatch.setenv("MMREC_PATHS__RESULTS_DIR", "")
     with pytest.raises(ConfigError, match="cannot be empty"):
         load_settings(None)
+
+
+def test_data_encoding_must_be_a_text_encoding():
+    import pytest
+    from pydantic import ValidationError
+
+    from mmrec.settings import DataSettings
+
+    assert DataSettings(encoding="cp1252").encoding == "cp1252"
+    for codec in ("klingon", "rot13", "base64"):  # rot13 and base64 are codecs, but not of bytes to text
+        with pytest.raises(ValidationError, match="is not a text encoding Python knows"):
+            DataSettings(encoding=codec)
+

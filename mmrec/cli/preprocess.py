@@ -53,11 +53,13 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
         table.add_row("text", key.replace("_", " "), f"{count:,}", "")
     for column, info in items["numeric"].items():
         if info.get("formatted"):
-            table.add_row("numeric", f"{escape(column)}: read as numbers (K/M/B, 1,234)",
+            table.add_row("numeric", f"{escape(column)}: read as numbers (K/M/B, 1,234, $12.99)",
                           f"{info['formatted']:,}", escape(", ".join(info["formatted_examples"])))
-        found = ", ".join(
-            f"{k}={info[k]}" for k in ("non_numeric", "missing", "infinite", "negative") if info[k]
-        )
+        found = ", ".join(f"{k}={info[k]}" for k in ("non_numeric", "missing", "infinite", "negative",
+                                                      "placeholder_zeros") if info.get(k))
+        if info.get("far_above"):  # capped, not imputed: its own row
+            table.add_row("numeric", f"{escape(column)}: capped (far above every other value)",
+                          f"{info['far_above']:,}", f"at {info['far_above_cap']:g}")
         if info.get("no_information"):
             if info.get("constant") is not None:
                 found = ", ".join([f"every valid value {info['constant']:g}", *([found] if found else [])])

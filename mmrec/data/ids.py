@@ -85,9 +85,9 @@ def mangled_ids_notes(unknown: Iterable[str], known: Iterable[str], what: str) -
         notes.append(f"{len(cases):,} unknown id(s) of {what} match catalogue ids but for letter case (e.g. "
                      f"{cases[0][0]!r} vs {cases[0][1]!r}): ids are compared exactly. Write them as the catalogue does.")
     if groups:
-        notes.append(f"{len(groups):,} unknown id(s) of {what} match catalogue ids once separators are taken out (e.g. "
-                     f"{groups[0][0]!r} vs {groups[0][1]!r}): ids are compared exactly. Write them as the catalogue does "
-                     "(an ISBN or EAN without hyphens or spaces, or the catalogue with them).")
+        notes.append(f"{len(groups):,} unknown id(s) of {what} match catalogue ids once separators are taken out "
+                     f"(e.g. {groups[0][0]!r} vs {groups[0][1]!r}): ids are compared exactly. Write them as the "
+                     "catalogue does (an ISBN or EAN without hyphens or spaces, or the catalogue with them).")
     if scientific:
         notes.append(f"{len(scientific):,} unknown id(s) of {what} are numbers in scientific notation (e.g. "
                      f"{scientific[0]!r}): a spreadsheet shows long numbers (an ISBN, an EAN) that way and their last "

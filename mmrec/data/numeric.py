@@ -178,7 +178,7 @@ def validate_numeric_columns(
             values = values.where(~far, cap)
         zeros = (values == 0).to_numpy() & ~invalid
         others = values[~invalid & ~zeros]
-        if zeros.any() and len(others) and zeros.sum() <= FAR_ABOVE_SHARE * (~invalid).sum() \
+        if zeros.any() and len(others) and zeros.sum() <= max(1, FAR_ABOVE_SHARE * (~invalid).sum()) \
                 and ZERO_BAND_MIN <= others.min() and others.max() <= ZERO_BAND_RATIO * others.min():
             report.placeholder_zeros, report.zero_band = int(zeros.sum()), (float(others.min()), float(others.max()))
             invalid |= zeros

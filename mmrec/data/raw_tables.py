@@ -58,7 +58,7 @@ def read_table(path: Path, what: str, skip_malformed: bool | None = None, encodi
         raise DataError(f"{what} file {path} is empty.", hint="It needs a header row and at least one row.")
     if is_parquet(path):
         table = RawTable(_read_parquet(path, what))
-    elif kind := _json_kind(path):
+    elif kind := _json_kind(path, encoding):
         table = _read_json(path, what, kind, encoding)
     else:
         table = _read_text_table(path, what, csv_separator(path), skip_malformed, encoding)
@@ -124,7 +124,7 @@ def _parse_text(source: Path | io.StringIO, path: Path, sep: str, what: str, enc
     except DECOMPRESSION_ERRORS as exc:
         raise _undecompressed(path, what, exc) from None
     except pd.errors.EmptyDataError as exc:
-        raise DataError(f"{what} file {path} cannot be parsed as UTF-8 CSV ({sep!r}-separated): "
+        raise DataError(f"{what} file {path} cannot be parsed as CSV ({sep!r}-separated): "
                         f"{str(exc).strip()}.", hint="It needs a header row and at least one row.") from None
 
 
@@ -140,26 +140,57 @@ class _Fitted:
 
 
 def _backslash_quotes(path: Path, sep: str, encoding: str) -> tuple[str | None, int]:
-    """(the file's text with each backslash-escaped quote (\\") written as CSV writes it (""), how many) when the file
-    holds such quotes, else (None, 0): most files hold none, and are then only scanned. A \\" followed by the
-    separator or a line end is a backslash at the end of a value and its closing quote, left as it is."""
-    found, tail = False, b""
+    """(the file's text with each backslash-escaped quote (\\") inside a quoted value written as CSV writes it (""),
+    how many) when the file holds such quotes, else (None, 0): most files hold none, and are then only scanned.
+    Only lines that hold a \\" are looked at (`_unescape_line`)."""
+    found, tail = False, ""
     try:
-        with open_bytes(path) as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                if b'\\"' in tail + block:
+        with io.TextIOWrapper(open_bytes(path), encoding=_with_bom(encoding), newline="") as handle:
+            for block in iter(lambda: handle.read(1 << 20), ""):
+                if '\\"' in tail + block:
                     found = True
                     break
                 tail = block[-1:]
-        if not found:
-            return None, 0
-        with io.TextIOWrapper(open_bytes(path), encoding=_with_bom(encoding), newline="") as handle:
+            if not found:
+                return None, 0
+            handle.seek(0)
             text = handle.read()
     except (UnicodeError, *DECOMPRESSION_ERRORS):  # reading the file as it is says what is wrong
         return None, 0
-    escaped = re.compile(r'\\"(?![' + re.escape(sep) + r'\r\n]|$)')
-    text, count = escaped.subn('""', text)
-    return (text, count) if count else (None, 0)
+    lines, count = text.splitlines(keepends=True), 0
+    for number, line in enumerate(lines):
+        if '\\"' in line:
+            lines[number], done = _unescape_line(line, sep)
+            count += done
+    return ("".join(lines), count) if count else (None, 0)
+
+
+def _unescape_line(line: str, sep: str) -> tuple[str, int]:
+    """`line` with each \\" inside a quoted value written "" (and how many): a \\" followed by the separator or the
+    line's end is a backslash ending the value and its closing quote (Book-Crossing writes both), left as it is; a
+    \\" outside quotes is text. A line that ends inside quotes (a value spanning lines) is left as it is."""
+    out, count, quoted, field_start, i = [], 0, False, True, 0
+    while i < len(line):
+        char = line[i]
+        if quoted:
+            if char == "\\" and line.startswith('"', i + 1):
+                closes = line[i + 2:i + 3] in ("", "\r", "\n", sep)
+                out.append('\\"' if closes else '""')
+                count += not closes
+                quoted, i = not closes, i + 2
+                continue
+            if char == '"':
+                if line.startswith('"', i + 1):  # CSV's own doubled quote
+                    out.append('""')
+                    i += 2
+                    continue
+                quoted = False
+        elif char == '"' and field_start:
+            quoted = True
+        field_start = not quoted and char == sep
+        out.append(char)
+        i += 1
+    return (line, 0) if quoted else ("".join(out), count)
 
 
 def _fit_to_header(path: Path, what: str, sep: str, encoding: str, row_names: bool = False, strict: bool = True,
@@ -218,9 +249,9 @@ def _undecodable(path: Path, what: str, encoding: str) -> DataError:
     """The error for text that `encoding` cannot decode: for utf-8, where and how to re-save it (not_utf8_error), or
     to say its encoding with data.encoding; for another encoding, that it is not that one."""
     if codecs.lookup(encoding).name != "utf-8":
-        return DataError(f"{what} file {path} cannot be read as {encoding} text (data.encoding): it holds bytes that "
-                         "encoding does not define.", hint="Set data.encoding to the encoding the file was saved in "
-                                                            "(utf-8, cp1252, latin-1, utf-16...).")
+        return DataError(f"{what} file {path} cannot be read as {encoding} text (data.encoding): it was saved in "
+                         "another encoding.", hint="Set data.encoding to the encoding the file was saved in (utf-8, "
+                                                   "cp1252, latin-1, utf-16...).")
     error = not_utf8_error(path, f"{what} file")
     if "not UTF-8" in error.message and "UTF-16" not in error.message and "not text" not in error.message:
         error.hint = f"{error.hint} Or read it as it is: `data: {{encoding: cp1252}}` in the config (or latin-1)."
@@ -242,7 +273,7 @@ def _refused(path: Path, what: str, sep: str, detail: str, skip_malformed: bool 
                 f"that value (\"a{sep} b\") or remove the extra field"
                 + (" (preprocess.malformed_lines: skip skips such lines, counted in the report)."
                    if skip_malformed is False else "."))
-    return DataError(f"{what} file {path} cannot be parsed as UTF-8 CSV ({sep!r}-separated): {detail}.", hint=hint)
+    return DataError(f"{what} file {path} cannot be parsed as CSV ({sep!r}-separated): {detail}.", hint=hint)
 
 
 def malformed_note(malformed: list[MalformedLine], file: Path) -> str:
@@ -271,14 +302,15 @@ def _read_parquet(path: Path, what: str) -> pd.DataFrame:
     return frame
 
 
-def _json_kind(path: Path) -> str | None:
-    """"lines" for JSON Lines (a JSON object per line), "array" for one JSON array, else None (CSV)."""
+def _json_kind(path: Path, encoding: str) -> str | None:
+    """"lines" for JSON Lines (a JSON object per line), "array" for one JSON array, else None (CSV). The start is
+    read as `encoding` text (a UTF-16 file's bytes hide its braces)."""
     try:
-        with open_bytes(path) as handle:
-            start = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
-    except DECOMPRESSION_ERRORS:
+        with io.TextIOWrapper(open_bytes(path), encoding=_with_bom(encoding), errors="replace") as handle:
+            start = handle.read(4096).lstrip("\ufeff \t\r\n")
+    except (UnicodeError, *DECOMPRESSION_ERRORS):
         return None  # reading it as CSV says what is wrong
-    return "lines" if start.startswith(b"{") else "array" if start.startswith(b"[") else None
+    return "lines" if start.startswith("{") else "array" if start.startswith("[") else None
 
 
 def _read_json(path: Path, what: str, kind: str, encoding: str) -> RawTable:
@@ -347,6 +379,10 @@ def _as_text(value: Any) -> Any:
     plain values joined by spaces (a description in parts, a list of categories), anything else as JSON."""
     if value is None:
         return np.nan
+    if isinstance(value, (set, frozenset, tuple)):  # a Python literal's (json reads lists only)
+        value = sorted(value, key=str) if not isinstance(value, tuple) else list(value)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
@@ -355,11 +391,26 @@ def _as_text(value: Any) -> Any:
         return str(value)
     if isinstance(value, list) and all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
         return " ".join(map(str, value))
-    return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False, default=_python_value)
 
 
-_LIKE = {"timestamp": re.compile(r"time|date|epoch|^ts$|_ts$|^when$|created|posted", re.IGNORECASE),
-         "rating": re.compile(r"rating|score|stars?$|^overall$|grade|^rate$|^vote", re.IGNORECASE)}
+def _python_value(value: Any) -> Any:
+    """What json.dumps writes for the values only a Python literal holds: sets and tuples as lists, bytes as text,
+    anything else (a complex number) as its text."""
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+# The words of a column name (unixReviewTime: unix, review, time; created_at: created, at) that say what it holds.
+_LIKE = {"timestamp": {"time", "timestamp", "date", "datetime", "epoch", "ts", "when", "created", "posted"},
+         "rating": {"rating", "ratings", "score", "stars", "star", "overall", "grade", "rate", "vote", "votes"}}
+
+
+def _name_words(name: str) -> set[str]:
+    return {word.lower() for word in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", name)}
 
 
 def absent_optional_note(frame: pd.DataFrame, what: str, columns: dict[str, str]) -> str | None:
@@ -371,7 +422,8 @@ def absent_optional_note(frame: pd.DataFrame, what: str, columns: dict[str, str]
     for canonical, consequence, holds in (("timestamp", "so they are not ordered by time (time-based splits, "
                                            "recency)", "times"),
                                           ("rating", "so every row counts as a positive", "ratings")):
-        like = [str(c) for c in frame.columns if c not in ("user_id", "item_id") and _LIKE[canonical].search(str(c))]
+        like = [str(c) for c in frame.columns
+                if c not in ("user_id", "item_id") and _LIKE[canonical] & _name_words(str(c))]
         if canonical not in frame.columns and like:
             said.append(f"no column {columns[canonical]!r} (data.{canonical}_column), {consequence}; "
                         f"{', '.join(map(repr, like[:3]))} may hold {holds}: set data.{canonical}_column to it")

@@ -161,7 +161,8 @@ def check_compatible(study: optuna.Study, identity: dict[str, Any], storage: Pat
                     if key not in values:
                         return absent
                     value = values[key]
-                    return (", ".join(f"{k} {v}" for k, v in value.items() if v is not None)
+                    return (", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                                      for k, v in value.items() if v is not None)
                             if isinstance(value, dict) else repr(value))
 
                 differ += [f"{key} {shown(then, key)} -> {shown(now, key)}" for key in sorted({*then, *now})

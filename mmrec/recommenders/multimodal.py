@@ -75,7 +75,8 @@ class MultimodalRecommender(Recommender):
         self.served_note: str | None = None  # why that file is served, when not the one asked for (load_served)
 
     @classmethod
-    def from_checkpoint(cls, path: Path | TrainedCheckpoint, *, items: pd.DataFrame, cache_dir: Path, cache: CacheSettings,
+    def from_checkpoint(cls, path: Path | TrainedCheckpoint, *, items: pd.DataFrame, cache_dir: Path,
+                        cache: CacheSettings,
                         device: torch.device | str = "cpu",
                         features: FeaturesSettings | None = None,
                         progress: ProgressCallback = null_progress) -> MultimodalRecommender:

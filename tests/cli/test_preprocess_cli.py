@@ -116,6 +116,16 @@ def test_parsed_counts_and_a_column_left_out_are_shown(config, tmp_path):
     # A column with nothing to impute counts the items whose values are all valid (was "all valid | 0").
     cells = [[cell.strip() for cell in row.split("│")[2:4]] for row in rows]
     assert any(len(c) == 2 and c[0].startswith("comment_number: all") and c[1] == "10" for c in cells), rows
+    # Zeros taken for placeholders are imputed, and a value far above every other capped: the table says so (it said
+    # "all valid" where the report counted them).
+    items["thumbup_number"] = [str(1950 + i) for i in range(9)] + ["0"]
+    items["comment_number"] = [str(3 * 4 ** i) for i in range(9)] + ["1e30"]
+    items.to_csv(tmp_path / "raw" / "item_info.csv", index=False)
+    result = runner.invoke(app, ["preprocess", "-c", str(config), "--skip-caching"], terminal_width=250)
+    rows = [[cell.strip() for cell in line.split("│")[2:5]] for line in result.output.splitlines() if "numeric" in line]
+    assert any(row[0].startswith("thumbup_number: imputed") and row[1:] == ["1", "fill=1954; ids i00009"]
+               for row in rows), rows
+    assert ["comment_number: capped", "1", "at 196608"] in rows, rows  # the label wraps in the table
 
 
 def test_the_rating_values_read_are_shown_so_an_off_scale_one_is_seen(config, tmp_path):

@@ -151,12 +151,13 @@ def test_zeros_among_years_are_placeholders_imputed_with_a_note():
     column's log-std from ~0.01 to 1.2, so that every real year (1950-2004) fell within 0.023 standard deviations."""
     years = [str(1950 + i % 55) for i in range(60)] + ["0", "0"]
     raw = pd.DataFrame({"item_id": [str(i) for i in range(62)], "title": ["t"] * 62, "description": [""] * 62,
-                        "year": years, "views": ["0"] * 2 + [str(3 * 2 ** (i % 20)) for i in range(60)]}, dtype="string")
+                        "year": years, "views": ["0"] * 2 + [str(3 * 2 ** (i % 20)) for i in range(60)]},
+                       dtype="string")
     items, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["year", "views"]), PreprocessSettings())
     (note,) = report.notes
     assert note == ("2 value(s) of numeric column 'year' are 0 while every other lies between 1,950 and 2,004: taken "
-                    "for placeholders of an unknown value (as a year of 0 is) and imputed with the median (1,974.5), as "
-                    "blanks are.")
+                    "for placeholders of an unknown value (as a year of 0 is) and imputed with the median (1,974.5), "
+                    "as blanks are.")
     assert items["year"].min() == 1950 and report.numeric["year"]["imputed"] == 2
     assert report.numeric["views"]["placeholder_zeros"] == 0 and items["views"].min() == 0  # counts: 0 is a count
 

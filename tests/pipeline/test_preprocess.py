@@ -618,6 +618,8 @@ def test_json_lines_tables_are_read_as_csv_would_hold_them(tmp_path):
     assert table.frame.loc[0, "title"] == f"{first['title']}'s" and table.frame.loc[0, "price"] == "12.99"
     assert table.notes == [f"{len(items)} line(s) of meta.json are Python dict literals ({{'key': 'value'}}, as the "
                            "2014 Amazon review dumps write them), not JSON (e.g. line 1): read as such."]
+    (raw / "meta.json").write_text("{'asin': 'a1', 'tags': {'x', 'y'}, 'raw': b'12', 'z': (1, 2j)}\n")
+    assert read_table(raw / "meta.json", "item_info").frame.values.tolist() == [["a1", "x y", "12", '[1, "2j"]']]
     (raw / "meta.json").write_text("{'asin': __import__('os').system('echo no')}\n")
     with pytest.raises(DataError, match="reads as JSON .* but at line 1") as info:
         read_table(raw / "meta.json", "item_info")
@@ -747,6 +749,12 @@ def test_a_csv_that_is_not_utf8_says_where_and_how_to_resave_it(tmp_path, dirty_
     assert "is not UTF-8 text" in info.value.message and expected in info.value.message
     assert "position" not in info.value.message and "UTF-8" in info.value.hint and "iconv" in info.value.hint
     assert ("data: {encoding: cp1252}" in info.value.hint) == (encoding == "latin-1")  # UTF-16: re-save it
+    if encoding == "utf-16":  # JSON Lines in UTF-16: its braces are found in the text, not the bytes
+        from mmrec.data.raw_tables import read_table
+
+        (dirty_raw / "meta.jsonl").write_text('{"item_id": "i1", "title": "Café"}\n', encoding="utf-16")
+        assert read_table(dirty_raw / "meta.jsonl", "item_info", encoding="utf-16").frame["title"].tolist() == ["Café"]
+        (dirty_raw / "meta.jsonl").unlink()
     # ... or data.encoding reads it as it was saved (a Windows export; Book-Crossing's files are latin-1).
     settings = _settings(tmp_path, **{"data.encoding": encoding})
     interactions = (dirty_raw / "interactions.csv").read_bytes()
@@ -869,6 +877,10 @@ def test_quotes_escaped_with_a_backslash_are_read_as_quotes_and_counted(tmp_path
     assert note.startswith('6 quote(s) in BX-Books.csv are escaped with a backslash (\\" inside a quoted value')
     path.write_text("\n".join(lines[:1] + lines[3:4]).replace("\\", "") + "\n", encoding="utf-8")
     assert read_table(path, "item_info").notes == []  # nothing escaped: nothing said
+    # Outside quotes a backslash and a quote are text, as written (a re-check: '12\\" screen' became '12"" screen').
+    path.write_text('item_id,title,description\ni0,12\\" screen TV,d\ni1,\\"Best\\" mug,d\n', encoding="utf-8")
+    table = read_table(path, "item_info")
+    assert table.frame["title"].tolist() == ['12\\" screen TV', '\\"Best\\" mug'] and table.notes == []
 
 
 def test_time_and_rating_columns_under_other_names_are_pointed_out(tmp_path):

@@ -147,7 +147,7 @@ def test_a_finished_study_reruns_nothing_and_a_changed_monitor_is_refused(tuned)
         run_tune(with_values(settings, {"tune.params": [p for p in TINY_PARAMS if p != "model.id_dropout"]}))
     # A changed range is named too (it only said "a different search space").
     wider = {**TINY_SPACE, "training.epochs": {"type": "int", "low": 1, "high": 3}}
-    with pytest.raises(ConfigError, match="different search space \\(training.epochs .*high 2.* -> .*high 3"):
+    with pytest.raises(ConfigError, match="different search space \\(training.epochs .*low 1, high 2.* -> .*high 3"):
         run_tune(with_values(settings, {"tune.search_space": wider}))
     assert run_tune(with_values(settings, {"training.device": "cpu", "features.num_workers": 0})).resumed_with == 3
 
