@@ -270,8 +270,12 @@ def _case_matches_note(orphans: list[str], without_image: pd.Series) -> str:
     folded: dict[str, list[str]] = {}
     for item_id in without_image:
         folded.setdefault(unicodedata.normalize("NFC", item_id).casefold(), []).append(item_id)
-    pairs = [(name, folded[stem][0]) for name in orphans  # a name written decomposed (macOS) matches too
-             if len(folded.get(stem := unicodedata.normalize("NFC", os.path.splitext(name)[0]).casefold(), [])) == 1]
+    pairs = []
+    for name in orphans:  # a name written decomposed (macOS) matches too
+        stem = unicodedata.normalize("NFC", os.path.splitext(name)[0])
+        matches = folded.get(stem.casefold(), [])
+        if len(matches) == 1 and unicodedata.normalize("NFC", matches[0]) != stem:  # the case differs, not only read
+            pairs.append((name, matches[0]))
     if not pairs:
         return ""
     name, item_id = pairs[0]
@@ -286,8 +290,9 @@ def _unmatched_images_note(items: pd.DataFrame, images_dir: Path, ok: int) -> st
         return None
     files = sorted(os.path.relpath(os.path.join(root, name), images_dir) for root, _, names in os.walk(images_dir)
                    for name in names if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS)
-    if not files:
-        return None
+    ids = {unicodedata.normalize("NFC", item_id) for item_id in items["item_id"]}
+    if not files or any(unicodedata.normalize("NFC", os.path.splitext(name)[0]) in ids for name in files):
+        return None  # files named after items, none of them readable: the image report counts why
     return (f"None of the {len(files):,} image files in {images_dir} (subfolders included) is named after an item "
             f"id (e.g. {', '.join(files[:3])}; ids such as {', '.join(items['item_id'].head(2))}): images are found "
             "as {item_id}.jpg there. If item_info names each item's image in a column, set data.image_column to it."

@@ -471,6 +471,12 @@ def test_an_image_named_after_an_item_but_for_letter_case_is_named_not_used(tmp_
     notes = run_preprocess(_settings(tmp_path), force=True).report["items"]["notes"]
     (note,) = [note for note in notes if "None of the 6 image files" in note]
     assert "6 of them match an item without an image but for letter case" in note
+    # Named exactly after the items but none readable (empty files): neither note (the image report counts why).
+    for path in (raw / "images").glob("*.JPG"):
+        path.with_name(path.stem.lower() + ".jpg").write_bytes(b"")
+        path.unlink()
+    whole = run_preprocess(_settings(tmp_path), force=True).report
+    assert whole["images"]["ok"] == 0 and not [n for n in whole["items"]["notes"] if "image files" in n]
 
 def test_a_tiff_is_read_and_a_file_type_not_read_is_named_not_called_absent(tmp_path):
     from PIL import Image
