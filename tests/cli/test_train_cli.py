@@ -323,3 +323,15 @@ def test_split_and_preprocess_refuse_to_change_the_data_a_running_train_reads(tm
     result = runner.invoke(app, ["split", "-c", str(config)])
     assert result.exit_code == 0, result.output
     assert not list((tmp_path / "splits").glob(".in-use.*"))
+    # A train that starts while the split is drawn: checked again before the files are written.
+    from mmrec.pipeline import split as split_module
+
+    real_split, before = split_module.split_interactions, (tmp_path / "splits" / "train.csv").read_bytes()
+
+    def train_starts(*args, **kwargs):
+        (tmp_path / "splits" / f".in-use.{os.getppid()}").write_text("A `mmrec train` into checkpoints/x")
+        return real_split(*args, **kwargs)
+
+    monkeypatch.setattr(split_module, "split_interactions", train_starts)
+    assert runner.invoke(app, ["split", "-c", str(config), "--seed", "7"]).exit_code == 2
+    assert (tmp_path / "splits" / "train.csv").read_bytes() == before
