@@ -18,3 +18,22 @@ _spec.loader.exec_module(eval_project)
 def config(tmp_path):
     """Config of a tiny preprocessed + split project (40 users, 30 items) in tmp_path."""
     return eval_project.make_tiny_project(tmp_path)
+
+
+@pytest.fixture
+def invoke_in_fresh_process():
+    """Runs `mmrec` commands (argument lists) one after the other in a fresh Python process: (their exit codes,
+    their outputs, whether torch was imported), for the commands that must answer without loading torch."""
+    import json
+    import subprocess
+    import sys
+
+    def run(*commands: list[str]) -> tuple[list[int], list[str], bool]:
+        code = ("import json, sys; from typer.testing import CliRunner; from mmrec.cli.app import app; "
+                f"runs = [CliRunner().invoke(app, args) for args in {[list(map(str, c)) for c in commands]!r}]; "
+                "print(json.dumps([[r.exit_code for r in runs], [r.output for r in runs], 'torch' in sys.modules]))")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return tuple(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    return run

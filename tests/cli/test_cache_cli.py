@@ -90,23 +90,15 @@ def test_precompute_list_stats_clear(config, tmp_path):
 
 
 
-def test_listing_inspecting_and_clearing_stores_import_no_torch(config, tmp_path):
+def test_listing_inspecting_and_clearing_stores_import_no_torch(config, tmp_path, invoke_in_fresh_process):
     # `cache list` spent 2 of its 3.3 s importing torch to read a folder listing and JSON sidecars.
-    import subprocess
-    import sys
-
     assert runner.invoke(app, ["cache", "precompute", "-c", str(config)]).exit_code == 0
-    code = ("import json, sys; from typer.testing import CliRunner; from mmrec.cli.app import app; r = CliRunner(); "
-            f"c = {str(config)!r}; "
-            "a = r.invoke(app, ['cache', 'list', '-c', c, '--json']); "
-            f"b = r.invoke(app, ['cache', 'stats', {COMBO!r}, '-c', c, '--json']); "
-            f"d = r.invoke(app, ['cache', 'clear', {COMBO!r}, '--yes', '-c', c]); "
-            "print(json.dumps([a.exit_code, b.exit_code, d.exit_code, json.loads(b.output)['catalogue_items'], "
-            "'torch' in sys.modules]))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == [0, 0, 0, 4, False]
+    codes, outputs, torch_loaded = invoke_in_fresh_process(
+        ["cache", "list", "-c", config, "--json"], ["cache", "stats", COMBO, "-c", config, "--json"],
+        ["cache", "clear", COMBO, "--yes", "-c", config])
+    assert codes == [0, 0, 0] and json.loads(outputs[1])["catalogue_items"] == 4 and not torch_loaded
     assert not (tmp_path / "cache" / COMBO).exists()
+
 
 def test_a_damaged_store_is_named_with_its_remedy_and_the_others_still_listed(config, tmp_path):
     assert runner.invoke(app, ["cache", "precompute", "-c", str(config)]).exit_code == 0

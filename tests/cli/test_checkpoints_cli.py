@@ -170,18 +170,11 @@ def test_list_marks_the_best_checkpoint_of_an_unfinished_run(tmp_path):
     assert result.output.count("2*") == 1  # the best checkpoint only
 
 
-def test_listing_and_describing_checkpoints_reads_json_without_importing_torch(tmp_path):
+def test_listing_and_describing_checkpoints_reads_json_without_importing_torch(tmp_path, invoke_in_fresh_process):
     # A cron job's `checkpoints list --json` took 2.5 s, nearly all of it importing torch to read JSON sidecars.
-    import subprocess
-    import sys
-
     save_checkpoint(tmp_path / "v_t" / "best_model.pth", {"model": {}},
                     {"combo": "v_t", "epoch": 4, "monitor": "ndcg@10", "monitored_value": 0.25})
-    code = ("import json, sys; from typer.testing import CliRunner; from mmrec.cli.app import app; r = CliRunner(); "
-            f"a = r.invoke(app, ['checkpoints', 'list', '--checkpoint-dir', {str(tmp_path)!r}, '--json']); "
-            f"b = r.invoke(app, ['checkpoints', 'info', {str(tmp_path / 'v_t' / 'best_model.pth')!r}]); "
-            "print(json.dumps([a.exit_code, b.exit_code, json.loads(a.output)['checkpoints'][0]['epoch'], "
-            "'torch' in sys.modules]))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == [0, 0, 4, False]
+    codes, outputs, torch_loaded = invoke_in_fresh_process(
+        ["checkpoints", "list", "--checkpoint-dir", tmp_path, "--json"],
+        ["checkpoints", "info", tmp_path / "v_t" / "best_model.pth"])
+    assert codes == [0, 0] and json.loads(outputs[0])["checkpoints"][0]["epoch"] == 4 and not torch_loaded
