@@ -157,24 +157,27 @@ def _backslash_quotes(path: Path, sep: str, encoding: str) -> tuple[str | None, 
             text = handle.read()
     except (UnicodeError, *DECOMPRESSION_ERRORS):  # reading the file as it is says what is wrong
         return None, 0
-    lines, count = text.splitlines(keepends=True), 0
+    lines, count, quoted = text.split("\n"), 0, False  # a quoted value may span lines: its state is carried
     for number, line in enumerate(lines):
         if '\\"' in line:
-            lines[number], done = _unescape_line(line, sep)
+            lines[number], done, quoted = _unescape_line(line, sep, quoted)
             count += done
-    return ("".join(lines), count) if count else (None, 0)
+        elif line.count('"') % 2:  # quotes open and close in pairs ("" included): an odd count flips the state
+            quoted = not quoted
+    return ("\n".join(lines), count) if count else (None, 0)
 
 
-def _unescape_line(line: str, sep: str) -> tuple[str, int]:
-    """`line` with each \\" inside a quoted value written "" (and how many): a \\" followed by the separator or the
-    line's end is a backslash ending the value and its closing quote (Book-Crossing writes both), left as it is; a
-    \\" outside quotes is text. A line that ends inside quotes (a value spanning lines) is left as it is."""
-    out, count, quoted, field_start, i = [], 0, False, True, 0
+def _unescape_line(line: str, sep: str, quoted: bool) -> tuple[str, int, bool]:
+    """(`line` with each \\" inside a quoted value written "", how many, whether the line ends inside a quoted value);
+    `quoted`: whether it starts inside one (a value spanning lines). A \\" followed by the separator or the line's end
+    is a backslash ending the value and its closing quote (Book-Crossing writes both), left as it is; a \\" outside
+    quotes is text."""
+    out, count, field_start, i = [], 0, not quoted, 0
     while i < len(line):
         char = line[i]
         if quoted:
             if char == "\\" and line.startswith('"', i + 1):
-                closes = line[i + 2:i + 3] in ("", "\r", "\n", sep)
+                closes = line[i + 2:i + 3] in ("", "\r", sep)
                 out.append('\\"' if closes else '""')
                 count += not closes
                 quoted, i = not closes, i + 2
@@ -190,7 +193,7 @@ def _unescape_line(line: str, sep: str) -> tuple[str, int]:
         field_start = not quoted and char == sep
         out.append(char)
         i += 1
-    return (line, 0) if quoted else ("".join(out), count)
+    return "".join(out), count, quoted
 
 
 def _fit_to_header(path: Path, what: str, sep: str, encoding: str, row_names: bool = False, strict: bool = True,

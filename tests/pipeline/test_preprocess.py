@@ -887,6 +887,11 @@ def test_quotes_escaped_with_a_backslash_are_read_as_quotes_and_counted(tmp_path
     path.write_text('item_id,title,description\ni0,12\\" screen TV,d\ni1,\\"Best\\" mug,d\n', encoding="utf-8")
     table = read_table(path, "item_info")
     assert table.frame["title"].tolist() == ['12\\" screen TV', '\\"Best\\" mug'] and table.notes == []
+    # A quoted value spanning lines keeps its quote state across them (a re-check: a fake item 'second line"').
+    path.write_text('item_id,title,description\ni0,"A 12\\" TV\nsecond line",d\ni1,"A TV\nwith 12\\" screen",d\n'
+                    'i2,"Nice\u2028 12\\" TV",d\n', encoding="utf-8")
+    assert read_table(path, "item_info").frame["title"].tolist() == ['A 12" TV\nsecond line', 'A TV\nwith 12" screen',
+                                                                     'Nice\u2028 12" TV']
 
 
 def test_time_and_rating_columns_under_other_names_are_pointed_out(tmp_path):
