@@ -43,6 +43,9 @@ def _search_space(space: dict) -> str:
     the JSON of every unset field (`--json` has that)."""
     lines = []
     for name, dimension in space.items():
+        if dimension is None:  # `name: null` in YAML: not searched
+            lines.append(f"{name}: not searched")
+            continue
         if dimension.get("choices") is not None:
             lines.append(f"{name}: {json.dumps(dimension['choices'])}")
             continue

@@ -88,3 +88,16 @@ def test_a_progress_stopped_by_an_interrupt_leaves_no_last_frame_in_a_log():
                 if stop:
                     raise stop
         assert ("epochs" in log.getvalue()) is (stop is None)  # a finished run shows its bars, a stopped one none
+
+
+def test_config_show_lists_a_search_space_entry_set_to_null(tmp_path):
+    # docs/tuning.md's `model.dropout: null  # stop searching one` made `config show` a traceback (exit 1).
+    config = tmp_path / "tune.yaml"
+    from typer.testing import CliRunner
+
+    from mmrec.cli.app import app
+
+    config.write_text("tune:\n  search_space:\n    model.dropout: null\n")
+    result = CliRunner().invoke(app, ["config", "show", "-c", str(config)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "not searched" in result.output and "model.dropout" in result.output
