@@ -66,6 +66,8 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
             table.add_row("numeric", f"[yellow]{escape(column)}: left out, carries no information ({found})",
                           f"{items['kept']:,}", "")
             continue
+        if not found and info.get("far_above"):  # the capped row says it: not "all valid"
+            continue
         table.add_row(
             "numeric",
             f"{escape(column)}: imputed ({found})" if found else f"{escape(column)}: all valid",

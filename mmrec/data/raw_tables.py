@@ -408,8 +408,9 @@ def _python_value(value: Any) -> Any:
 
 
 # The words of a column name (unixReviewTime: unix, review, time; created_at: created, at) that say what it holds.
-_LIKE = {"timestamp": {"time", "timestamp", "date", "datetime", "epoch", "ts", "when", "created", "posted"},
-         "rating": {"rating", "ratings", "score", "stars", "star", "overall", "grade", "rate", "vote", "votes"}}
+_LIKE = {"timestamp": {"time", "timestamp", "date", "datetime", "epoch", "ts", "dt", "when", "created", "posted",
+                       "updated"},
+         "rating": {"rating", "ratings", "score", "stars", "star", "overall", "grade", "rate"}}  # not votes: counts
 
 
 def _name_words(name: str) -> set[str]:

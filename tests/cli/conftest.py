@@ -25,6 +25,7 @@ def invoke_in_fresh_process():
     """Runs `mmrec` commands (argument lists) one after the other in a fresh Python process: (their exit codes,
     their outputs, whether torch was imported), for the commands that must answer without loading torch."""
     import json
+    import os
     import subprocess
     import sys
 
@@ -32,7 +33,9 @@ def invoke_in_fresh_process():
         code = ("import json, sys; from typer.testing import CliRunner; from mmrec.cli.app import app; "
                 f"runs = [CliRunner().invoke(app, args) for args in {[list(map(str, c)) for c in commands]!r}]; "
                 "print(json.dumps([[r.exit_code for r in runs], [r.output for r in runs], 'torch' in sys.modules]))")
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        root = Path(__file__).parents[2]  # this checkout's mmrec, whatever the current folder or install
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
         assert done.returncode == 0, done.stderr
         return tuple(json.loads(done.stdout.strip().splitlines()[-1]))
 

@@ -126,6 +126,7 @@ def test_parsed_counts_and_a_column_left_out_are_shown(config, tmp_path):
     assert any(row[0].startswith("thumbup_number: imputed") and row[1:] == ["1", "fill=1954; ids i00009"]
                for row in rows), rows
     assert ["comment_number: capped", "1", "at 196608"] in rows, rows  # the label wraps in the table
+    assert not any(row[0].startswith("comment_number: all") for row in rows if row), rows
 
 
 def test_the_rating_values_read_are_shown_so_an_off_scale_one_is_seen(config, tmp_path):
