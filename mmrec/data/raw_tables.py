@@ -58,6 +58,9 @@ def read_table(path: Path, what: str, skip_malformed: bool | None = None, encodi
         raise DataError(f"{what} file {path} is empty.", hint="It needs a header row and at least one row.")
     if is_parquet(path):
         table = RawTable(_read_parquet(path, what))
+    elif (wide := _utf16_without_mark(path)) and codecs.lookup(encoding).name in ("utf-8", "utf-16"):
+        raise DataError(f"{what} file {path} is UTF-16 text without a byte-order mark ({wide}: every other byte "
+                        "is 0).", hint=f"Set data.encoding: {wide} (or re-save the file as UTF-8).")
     elif kind := _json_kind(path, encoding):
         table = _read_json(path, what, kind, encoding)
     else:
@@ -248,6 +251,25 @@ def _with_bom(encoding: str) -> str:
     return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
 
 
+def _utf16_without_mark(path: Path) -> str | None:
+    """"utf-16-le" / "utf-16-be" when the file starts as ASCII text in UTF-16 without a byte-order mark does (every
+    other byte 0), else None."""
+    try:
+        with open_bytes(path) as handle:
+            start = handle.read(4096)
+    except DECOMPRESSION_ERRORS:
+        return None
+    start = start[:len(start) // 2 * 2]
+    if len(start) < 8 or start[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return None
+    even, odd = start[0::2], start[1::2]
+    if odd.count(0) > 0.9 * len(odd) and even.count(0) < 0.1 * len(even):
+        return "utf-16-le"
+    if even.count(0) > 0.9 * len(even) and odd.count(0) < 0.1 * len(odd):
+        return "utf-16-be"
+    return None
+
+
 def _undecodable(path: Path, what: str, encoding: str) -> DataError:
     """The error for text that `encoding` cannot decode: for utf-8, where and how to re-save it (not_utf8_error), or
     to say its encoding with data.encoding; for another encoding, that it is not that one."""
@@ -325,7 +347,7 @@ def _read_json(path: Path, what: str, kind: str, encoding: str) -> RawTable:
         with io.TextIOWrapper(open_bytes(path), encoding=_with_bom(encoding)) as handle:
             if kind == "array":
                 try:
-                    records = json.load(handle)
+                    records = json.loads(handle.read().lstrip("\ufeff"))  # a mark utf-16-le/-be leave in
                 except json.JSONDecodeError as exc:
                     raise _not_json(path, what, f"line {exc.lineno}", f"{exc.msg} (column {exc.colno})") from None
                 if not isinstance(records, list):
@@ -335,7 +357,7 @@ def _read_json(path: Path, what: str, kind: str, encoding: str) -> RawTable:
                                     hint="Write one JSON object per row (or one per line: JSON Lines).")
                 numbered = enumerate(records, 1)
             else:
-                numbered = ((number, _json_line(path, what, number, line, literals))
+                numbered = ((number, _json_line(path, what, number, line.lstrip("\ufeff"), literals))
                             for number, line in enumerate(handle, 1) if line.strip())
             rows = []
             for number, record in numbered:

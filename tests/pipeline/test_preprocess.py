@@ -760,6 +760,13 @@ def test_a_csv_that_is_not_utf8_says_where_and_how_to_resave_it(tmp_path, dirty_
 
         (dirty_raw / "meta.jsonl").write_text('{"item_id": "i1", "title": "Café"}\n', encoding="utf-16")
         assert read_table(dirty_raw / "meta.jsonl", "item_info", encoding="utf-16").frame["title"].tolist() == ["Café"]
+        # ... also with its mark read as text (utf-16-le), and a file without a mark is named as UTF-16.
+        assert read_table(dirty_raw / "meta.jsonl", "item_info", encoding="utf-16-le").frame["title"].tolist() \
+            == ["Café"]
+        (dirty_raw / "meta.jsonl").write_bytes('{"item_id": "i1", "title": "Café"}\n'.encode("utf-16-le"))
+        with pytest.raises(DataError, match="is UTF-16 text without a byte-order mark") as info:
+            read_table(dirty_raw / "meta.jsonl", "item_info")
+        assert "data.encoding: utf-16-le" in info.value.hint
         (dirty_raw / "meta.jsonl").unlink()
     # ... or data.encoding reads it as it was saved (a Windows export; Book-Crossing's files are latin-1).
     settings = _settings(tmp_path, **{"data.encoding": encoding})
