@@ -239,6 +239,11 @@ class RichProgress:
             )
             self._tasks[event.task] = task_id
         task = next(t for t in self._progress.tasks if t.id == task_id)  # `tasks` is a list: ids are not indices
+        if event.completed < task.completed or (task.total is None and event.total):
+            # A new round of the task (the next epoch), or its counted part after an uncounted one (loading, then
+            # scoring): its clock restarts, or elapsed, ETA and rate would go on from the first round.
+            self._progress.reset(task_id, total=event.total, completed=event.completed or 0)
+            task.fields["start_completed"] = event.completed or 0
         rate = _rate(event.completed - task.fields["start_completed"], task.elapsed or 0.0)
         metrics = " ".join(f"{k}={_number(v)}" for k, v in event.metrics.items())
         self._progress.update(

@@ -27,6 +27,16 @@ def test_progress_rate_counts_this_runs_progress_and_slow_units_read_as_seconds_
         progress(ProgressEvent("trials", 7, 10, "study"))  # a resumed study: 7 done before this run
         task = progress._progress.tasks[0]
         assert task.completed == 7 and task.fields["start_completed"] == 7 and task.fields["rate"] == ""
+        # One task for every epoch: from epoch 2 on, elapsed froze at epoch 1's and the ETA read 0:00:00 (an ML-1M
+        # walkthrough). Going back to the start restarts its clock; so does a length known after an uncounted phase.
+        progress(ProgressEvent("train", 10, 10, "epoch 1"))
+        progress(ProgressEvent("train", 1, 10, "epoch 2"))
+        task = next(t for t in progress._progress.tasks if t.description == "epoch 2")
+        assert not task.finished and task.completed == 1 and task.fields["start_completed"] == 1
+        progress(ProgressEvent("recommend", 0, None, "loading"))
+        progress(ProgressEvent("recommend", 100, 500, "scoring"))
+        task = next(t for t in progress._progress.tasks if t.description == "scoring")
+        assert task.fields["start_completed"] == 100 and task.total == 500
 
 
 def test_verbose_after_the_command_moves_before_it():
