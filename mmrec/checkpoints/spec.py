@@ -44,6 +44,7 @@ class ItemItemSpec(_Spec):
     val_grid: list[dict[str, float]] = []  # (halflife, blend, metric) of every pair tried
     l2_grid: list[dict[str, float]] = []  # (l2, metric) of every lambda tried, item-item model alone
     fit_seconds: float = 0.0  # the fit, with the lambda search's fits and validations when there was one
+    search_seconds: float = 0.0  # the whole choice: the fit and lambda search, then every blend validated
     content_blend: float = 0.0  # weight of the content-profile scores (mmrec.models.content_profile)
     content_modality: str | None = None  # text | image | text+image
     content_grid: list[dict[str, Any]] = []  # (modality, content_blend, metric) of every pair tried

@@ -96,7 +96,9 @@ def train(
         blend = result.item_item
         console.print(
             f"Item-item model (EASE + content, fitted{' and its lambda chosen' if blend.get('l2_grid') else ''} in "
-            f"{blend['fit_seconds']:.1f} s): blend weight "
+            f"{blend['fit_seconds']:.1f} s"
+            + (f"; the whole blend search {blend['search_seconds']:.1f} s" if blend.get("search_seconds") else "")
+            + "): blend weight "
             f"[bold]{blend['blend']:g}[/bold], recency half-life {blend['halflife']:g}"
             + (f", content similarity ({blend['content_modality']}) weight [bold]{blend['content_blend']:g}[/bold]"
                if blend.get("content_blend") else "")

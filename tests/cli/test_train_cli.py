@@ -32,6 +32,8 @@ def test_train_writes_organized_checkpoints_and_a_summary(project):
                                  "--batch_size", "16", "--lr", "0.01"])
     assert result.exit_code == 0, result.output
     assert "Best val ndcg@10" in result.output and "inter/s" in result.output
+    # The summary accounts for the whole blend search, not only the fit (70 of 811 s were unaccounted for).
+    assert "the whole blend search" in " ".join(result.output.split())
     folder = root / "checkpoints" / "efficientnet-lite_sentence-bert"
     assert sorted(p.name for p in folder.iterdir()) == ["best_model.json", "best_model.pth", "item_item",
                                                          "last_model.json", "last_model.pth"]
