@@ -404,10 +404,8 @@ def _as_text(value: Any) -> Any:
     plain values joined by spaces (a description in parts, a list of categories), anything else as JSON."""
     if value is None:
         return np.nan
-    if isinstance(value, (set, frozenset, tuple)):  # a Python literal's (json reads lists only)
-        value = sorted(value, key=str) if not isinstance(value, tuple) else list(value)
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, (set, frozenset, bytes, tuple)):  # a Python literal's (json reads lists only)
+        value = list(value) if isinstance(value, tuple) else _python_value(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
@@ -420,8 +418,8 @@ def _as_text(value: Any) -> Any:
 
 
 def _python_value(value: Any) -> Any:
-    """What json.dumps writes for the values only a Python literal holds: sets and tuples as lists, bytes as text,
-    anything else (a complex number) as its text."""
+    """What json.dumps writes for the values only a Python literal holds (tuples it writes as lists itself): sets as
+    sorted lists, bytes as text, anything else (a complex number) as its text."""
     if isinstance(value, (set, frozenset)):
         return sorted(value, key=str)
     if isinstance(value, bytes):
