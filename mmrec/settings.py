@@ -134,11 +134,8 @@ class DataSettings(Section):
     @field_validator("encoding")
     @classmethod
     def _encoding(cls, value: str) -> str:
-        import codecs
-
         try:
-            codecs.lookup(value)
-            "".encode(value)  # rot13, base64, zlib... are codecs but no text encodings
+            "".encode(value)  # unknown names, and rot13, base64, zlib (codecs, but no text encodings): LookupError
         except LookupError:
             raise ValueError(f"{value!r} is not a text encoding Python knows (e.g. utf-8, cp1252, latin-1, "
                              "utf-16)") from None

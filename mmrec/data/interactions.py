@@ -187,12 +187,13 @@ def clean_interactions(
                     highest = (" preprocess.duplicate_rating: highest cannot compare them: of a user-item pair "
                                "without numeric ratings the latest row is kept."
                                if settings.duplicate_rating == "highest" else "")
-                    # Written once the other drops are done: how many of these rows stay is said then.
-                    kept_unrated = (frame.index[bad], len(report.notes),
-                               f"no rating or one that is not a number (e.g. {', '.join(map(repr, examples))})",
-                               f"they count as positives, since {why}.{highest}"
-                               + _event_words_hint(examples, highest=bool(highest)))
-                    report.notes.append("")
+                    rows = frame.index[bad]
+                    what = f"no rating or one that is not a number (e.g. {', '.join(map(repr, examples))})"
+                    then = (f"they count as positives, since {why}.{highest}"
+                            + _event_words_hint(examples, highest=bool(highest)))
+                    # Said again once the other drops are done, with how many of these rows stay.
+                    kept_unrated = (rows, len(report.notes), what, then)
+                    report.notes.append(_unrated_note(rows, what, then, len(rows)))
                 continue
             if column == "timestamp":  # an empty cell is no date format problem: counted and told apart
                 cells = raw.loc[frame.index, column].astype("string").str.strip().str.lower().fillna("")
@@ -326,9 +327,7 @@ def clean_interactions(
 
     if kept_unrated is not None:
         rows, at, what, consequence = kept_unrated
-        kept = int(frame.index.isin(rows).sum())
-        of = f" ({kept:,} of them kept: the others were dropped for the reasons counted)" if kept < len(rows) else ""
-        report.notes[at] = f"{len(rows):,} row(s) have {what}{of}; {consequence}"
+        report.notes[at] = _unrated_note(rows, what, consequence, int(frame.index.isin(rows).sum()))
     frame = frame.sort_index(kind="stable").reset_index(drop=True)
     out = pd.DataFrame({"user_id": frame["user_id"].astype(str), "item_id": frame["item_id"].astype(str)})
     if has_time:
@@ -344,6 +343,12 @@ def clean_interactions(
     if out.empty:
         raise _no_rows_error(report)
     return out, report
+
+
+def _unrated_note(rows: pd.Index, what: str, consequence: str, kept: int) -> str:
+    """The note on `rows` kept as positives without a readable rating, `kept` of them still kept."""
+    of = f" ({kept:,} of them kept: the others were dropped for the reasons counted)" if kept < len(rows) else ""
+    return f"{len(rows):,} row(s) have {what}{of}; {consequence}"
 
 
 def parse_timestamps(values: pd.Series, timestamp_format: str | None = None) -> pd.Series:

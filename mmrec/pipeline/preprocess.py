@@ -442,7 +442,7 @@ def run_preprocess(
             named_after_id = sum(unicodedata.normalize("NFC", result.item_id) in by_id for result in urls)
             item_report.notes.append(
                 f"{len(urls):,} item(s) name their image by a URL in {data.image_column} (e.g. {urls[0].item_id}: "
-                f"{urls[0].detail.split(' is a URL')[0]}): nothing is downloaded, images are read from files under "
+                f"{str(named[urls[0].item_id]).strip()}): nothing is downloaded, images are read from files under "
                 f"{images_dir}. " + (
                     f"{named_after_id:,} of them have a file there named after their item id, which data.image_column "
                     "set to a column of URLs leaves unread: remove that setting to use the files named by id."

@@ -194,11 +194,9 @@ def run_train(settings: Settings, resume: Path | None = None, progress: Progress
                         "Wait for it to finish, or train into another folder (MMREC_PATHS__CHECKPOINT_DIR=...).")
             if ctx.is_main else contextlib.nullcontext())
     # Its split and processed data must not change under it: `mmrec split` and `mmrec preprocess` refuse meanwhile.
-    what = f"A `mmrec train` into {folder}"
-    in_use = [mark_in_use(Path(settings.paths.splits_dir), what), mark_in_use(Path(settings.paths.processed_dir), what)]
     with lock, contextlib.ExitStack() as marks:
-        for mark in in_use if ctx.is_main else ():
-            marks.enter_context(mark)
+        for read in (settings.paths.splits_dir, settings.paths.processed_dir) if ctx.is_main else ():
+            marks.enter_context(mark_in_use(Path(read), f"A `mmrec train` into {folder}"))
         return _train(settings, ctx, resume, progress, per_user)
 
 
