@@ -3,7 +3,10 @@
 Classes register themselves where they are defined (`@VISION_BACKBONES.register("resnet")` in
 mmrec/features/vision.py). The registries are declared here, in the bottom layer, so that settings
 can check a configured name without importing the layers above at import time: each registry
-knows the modules that fill it and imports them the first time its names are asked for.
+knows the modules that fill it and imports them the first time its names are asked for. A registry may also
+declare its names up front (`declared`), so that checking a name imports nothing (the backbones: their modules
+import torch, seconds that `cache list` or `config show` would otherwise spend); a test checks that the declared
+names are the registered ones.
 `mmrec cache backbones`, shell completion, settings validation and the parametrized tests all
 iterate these registries.
 """
@@ -20,12 +23,14 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """A named collection of classes; `@registry.register("name")` adds one.
 
-    `providers` are the modules whose import registers the entries; any lookup imports them first.
+    `providers` are the modules whose import registers the entries; any lookup imports them first, except
+    `check` and `in` when `declared` lists the names (in `names()` order).
     """
 
-    def __init__(self, kind: str, providers: tuple[str, ...] = ()) -> None:
+    def __init__(self, kind: str, providers: tuple[str, ...] = (), declared: tuple[str, ...] = ()) -> None:
         self.kind = kind
         self.providers = providers
+        self.declared = declared
         self._entries: dict[str, T] = {}
         self._loaded = False
 
@@ -64,7 +69,7 @@ class Registry(Generic[T]):
     def check(self, name: str) -> str:
         """`name` if registered, else ValueError listing the registered names (for pydantic validators)."""
         if name not in self:
-            raise ValueError(f"unknown {self.kind} {name!r}; registered: {', '.join(self.names())}")
+            raise ValueError(f"unknown {self.kind} {name!r}; registered: {', '.join(self.declared or self.names())}")
         return name
 
     def names(self) -> list[str]:
@@ -83,6 +88,8 @@ class Registry(Generic[T]):
         return [entries[i][0] for i in sorted(range(len(entries)), key=rank)]
 
     def __contains__(self, name: object) -> bool:
+        if self.declared:
+            return name in self.declared
         self._load()
         return name in self._entries
 
@@ -90,8 +97,16 @@ class Registry(Generic[T]):
         return iter(self.names())
 
 
-VISION_BACKBONES: Registry[type] = Registry("vision backbone", providers=("mmrec.features.vision",))
-TEXT_BACKBONES: Registry[type] = Registry("text backbone", providers=("mmrec.features.text",))
+VISION_BACKBONES: Registry[type] = Registry(
+    "vision backbone",
+    providers=("mmrec.features.vision",),
+    declared=("efficientnet-lite", "resnet", "convnext", "clip", "dino", "imported"),
+)
+TEXT_BACKBONES: Registry[type] = Registry(
+    "text backbone",
+    providers=("mmrec.features.text",),
+    declared=("sentence-bert", "bert", "roberta", "mpnet", "clip", "imported"),
+)
 RECOMMENDERS: Registry[type] = Registry(
     "recommender",
     providers=(

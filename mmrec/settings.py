@@ -226,7 +226,7 @@ class FeaturesSettings(Section):
     @field_validator("vision_backbone")
     @classmethod
     def _registered_vision_backbone(cls, name: str) -> str:
-        return VISION_BACKBONES.check(name)  # imports the backbone modules on first use, not before
+        return VISION_BACKBONES.check(name)  # against the declared names: imports no backbone module
 
     @field_validator("text_backbone")
     @classmethod

@@ -46,6 +46,14 @@ def test_unknown_name_errors_list_the_registered_names(providers):
     assert providers.check("b") == "b"
 
 
+def test_declared_names_are_checked_without_importing_the_providers(providers):
+    declared = Registry("widget", providers=providers.providers, declared=("c", "b", "a"))
+    assert declared.check("a") == "a" and "b" in declared and "z" not in declared
+    with pytest.raises(ValueError, match="unknown widget 'z'; registered: c, b, a"):
+        declared.check("z")
+    assert "widgets_one" not in sys.modules and "widgets_two" not in sys.modules
+
+
 def test_a_name_registered_twice_is_refused():
     registry = Registry("widget")
     registry.register("x")(object)

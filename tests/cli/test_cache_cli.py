@@ -100,6 +100,16 @@ def test_listing_inspecting_and_clearing_stores_import_no_torch(config, tmp_path
     assert not (tmp_path / "cache" / COMBO).exists()
 
 
+def test_a_config_naming_backbones_is_listed_and_shown_without_importing_torch(config, tmp_path,
+                                                                              invoke_in_fresh_process):
+    # Settings validation imported the backbone modules (and torch) to check `features.vision_backbone`.
+    named = tmp_path / "named.yaml"
+    named.write_text(config.read_text() + "\nfeatures:\n  vision_backbone: resnet\n  text_backbone: bert\n")
+    codes, outputs, torch_loaded = invoke_in_fresh_process(
+        ["cache", "list", "-c", named, "--json"], ["config", "show", "-c", named])
+    assert codes == [0, 0] and "resnet" in outputs[1] and not torch_loaded
+
+
 def test_a_damaged_store_is_named_with_its_remedy_and_the_others_still_listed(config, tmp_path):
     assert runner.invoke(app, ["cache", "precompute", "-c", str(config)]).exit_code == 0
     other = tmp_path / "cache" / "resnet_bert"

@@ -30,6 +30,12 @@ def test_settings_accept_every_registered_name_and_list_them_for_others():
     assert defaults.vision_backbone in VISION_BACKBONES and defaults.text_backbone in TEXT_BACKBONES
 
 
+def test_the_declared_backbone_names_are_the_registered_ones_in_order():
+    # Settings check a name against `declared` without importing the backbone modules (and torch with them).
+    for registry in REGISTRIES.values():
+        assert list(registry.declared) == registry.names()
+
+
 def test_every_backbone_declares_dim_and_default_source():
     for modality, name in BACKBONES:
         cls = REGISTRIES[modality].get(name)
