@@ -161,26 +161,34 @@ def _backslash_quotes(path: Path, sep: str, encoding: str) -> tuple[str | None, 
     except (UnicodeError, *DECOMPRESSION_ERRORS):  # reading the file as it is says what is wrong
         return None, 0
     lines, count, quoted = text.split("\n"), 0, False  # a quoted value may span lines: its state is carried
+    width = _width(lines[0], sep)
     for number, line in enumerate(lines):
         if '\\"' in line:
-            lines[number], done, quoted = _unescape_line(line, sep, quoted)
+            read = _unescape_line(line, sep, quoted)
+            if not quoted and f'\\"{sep}' in line and (read[2] or _width(read[0], sep) != width):
+                # `"said \"hi\", then"` (MySQL's exports escape so): the reading where that \" is a quote fits the
+                # header, the one where it closes the value does not.
+                other = _unescape_line(line, sep, quoted, sep_closes=False)
+                read = other if not other[2] and _width(other[0], sep) == width else read
+            lines[number], done, quoted = read
             count += done
         elif line.count('"') % 2:  # quotes open and close in pairs ("" included): an odd count flips the state
             quoted = not quoted
     return ("\n".join(lines), count) if count else (None, 0)
 
 
-def _unescape_line(line: str, sep: str, quoted: bool) -> tuple[str, int, bool]:
+def _unescape_line(line: str, sep: str, quoted: bool, sep_closes: bool = True) -> tuple[str, int, bool]:
     """(`line` with each \\" inside a quoted value written "", how many, whether the line ends inside a quoted value);
-    `quoted`: whether it starts inside one (a value spanning lines). A \\" followed by the separator or the line's end
-    is a backslash ending the value and its closing quote (Book-Crossing writes both), left as it is; a \\" outside
-    quotes is text."""
+    `quoted`: whether it starts inside one (a value spanning lines). A \\" followed by the line's end, or by the
+    separator if `sep_closes`, is a backslash ending the value and its closing quote (Book-Crossing writes both),
+    left as it is; a \\" outside quotes is text."""
     out, count, field_start, i = [], 0, not quoted, 0
+    ends = ("", "\r", sep) if sep_closes else ("", "\r")
     while i < len(line):
         char = line[i]
         if quoted:
             if char == "\\" and line.startswith('"', i + 1):
-                closes = line[i + 2:i + 3] in ("", "\r", sep)
+                closes = line[i + 2:i + 3] in ends
                 out.append('\\"' if closes else '""')
                 count += not closes
                 quoted, i = not closes, i + 2
@@ -197,6 +205,11 @@ def _unescape_line(line: str, sep: str, quoted: bool) -> tuple[str, int, bool]:
         out.append(char)
         i += 1
     return "".join(out), count, quoted
+
+
+def _width(line: str, sep: str) -> int:
+    """How many fields one line of a table holds, read as CSV."""
+    return len(next(csv.reader([line.rstrip("\r")], delimiter=sep), []))
 
 
 def _fit_to_header(path: Path, what: str, sep: str, encoding: str, row_names: bool = False, strict: bool = True,

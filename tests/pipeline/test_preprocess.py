@@ -899,6 +899,13 @@ def test_quotes_escaped_with_a_backslash_are_read_as_quotes_and_counted(tmp_path
                     'i2,"Nice\u2028 12\\" TV",d\n', encoding="utf-8")
     assert read_table(path, "item_info").frame["title"].tolist() == ['A 12" TV\nsecond line', 'A TV\nwith 12" screen',
                                                                      'Nice\u2028 12" TV']
+    # A \" before a comma inside the value (MySQL's exports): read as a quote where that reading fits the header
+    # (a re-check: 'said \\"hi\\' ended the value, and the line had a field too many).
+    path.write_text('item_id,title,description\ni0,"He said \\"hi\\", then left",d\ni1,"C:\\dir\\",d\n'
+                    'i2,"a \\"b\\",\\"c\\"",d\n', encoding="utf-8")
+    table = read_table(path, "item_info")
+    assert table.frame.values.tolist() == [["i0", 'He said "hi", then left', "d"], ["i1", "C:\\dir\\", "d"],
+                                           ["i2", 'a "b","c"', "d"]] and not table.malformed
 
 
 def test_time_and_rating_columns_under_other_names_are_pointed_out(tmp_path):
