@@ -102,8 +102,9 @@ class DataSettings(Section):
         None, min_length=1, description="an item_info column naming each item's image file, relative to the "
                                         "images folder (e.g. thumbs/v1.jpg); null: images/{item_id}.<ext>")
     title_column: str | None = Field("title", min_length=1, description="item_info's title column (null: none)")
-    description_column: str | None = Field(
-        "description", min_length=1, description="item_info's description column (null: the catalogue has none)")
+    description_column: str | list[str] | None = Field(
+        "description", description="item_info's description column, or a list of columns whose texts are joined "
+                                   "in that order (e.g. [description, brand, category]); null: none")
     item_id_column: str = Field("item_id", min_length=1, description="the item id column of both files")
     interactions_item_id_column: str | None = Field(
         None, min_length=1, description="the interactions' item id column, where it is named otherwise than "
@@ -130,6 +131,24 @@ class DataSettings(Section):
         "utf-8", min_length=1, description="the text encoding of the item_info and interactions files (CSV, JSON "
                                            "Lines): utf-8 (a byte-order mark is read too), or e.g. cp1252 / latin-1 "
                                            "for a Windows or Excel export")
+
+    @field_validator("description_column")
+    @classmethod
+    def _description_columns(cls, value: str | list[str] | None) -> str | list[str] | None:
+        names = [value] if isinstance(value, str) else value or []
+        if isinstance(value, list) and not value:
+            raise ValueError("an empty list: name at least one column, or set null for none")
+        if any(not name for name in names):
+            raise ValueError("a column name is empty")
+        if len(set(names)) < len(names):
+            raise ValueError(f"a column is named twice in {names}")
+        return value
+
+    @property
+    def description_columns(self) -> list[str]:
+        """The description column(s), in order ([] for none)."""
+        value = self.description_column
+        return [value] if isinstance(value, str) else list(value or [])
 
     @field_validator("encoding")
     @classmethod

@@ -74,7 +74,7 @@ def clean_items(
     returned so their interactions can be reported rather than silently lost; an id that only cannot name
     a file (a URL) is kept (mmrec.data.ids.image_file_name).
     """
-    for column in ("item_id", data.title_column, data.description_column):
+    for column in ("item_id", data.title_column, *data.description_columns):
         if column is not None and column not in raw.columns:
             raise DataError(
                 f"item_info lacks column {column!r}; columns present: {', '.join(map(str, raw.columns))}.",
@@ -163,16 +163,22 @@ def clean_items(
                 "or remove it from data.numerical_features_cols.")
 
     cap = preprocess.max_text_length
-    def text_column(name: str | None) -> pd.Series:  # a column the settings leave out (null) is empty text
-        return frame[name] if name is not None else pd.Series([""] * len(frame), index=frame.index, dtype="string")
+    def text_column(*names: str | None) -> list[list[str]]:  # per row the named columns' raw texts ([] for none)
+        columns = [frame[name].astype("string").fillna("").tolist() for name in names if name is not None]
+        return [list(row) for row in zip(*columns, strict=True)] if columns else [[] for _ in range(len(frame))]
 
-    titles_full = [clean_text(v, sys.maxsize) for v in text_column(data.title_column).tolist()]
-    descs_full = [clean_text(v, sys.maxsize) for v in text_column(data.description_column).tolist()]
+    def joined(parts: list[str], clean: bool) -> str:  # several description columns read as one text, in order
+        if not clean:
+            return parts[0] if len(parts) == 1 else item_text(*parts)  # as written, to count what cleaning changed
+        return item_text(*(clean_text(part, sys.maxsize) for part in parts))
+
+    titles_full = [joined(row, True) for row in text_column(data.title_column)]
+    descs_full = [joined(row, True) for row in text_column(*data.description_columns)]
     titles = [cap_text(t, cap) for t in titles_full]
     descriptions = [cap_text(d, cap) for d in descs_full]
     texts = [cap_text(item_text(t, d), cap) for t, d in zip(titles, descriptions, strict=True)]
-    raw_titles = text_column(data.title_column).astype("string").fillna("").tolist()
-    raw_descs = text_column(data.description_column).astype("string").fillna("").tolist()
+    raw_titles = [joined(row, False) for row in text_column(data.title_column)]
+    raw_descs = [joined(row, False) for row in text_column(*data.description_columns)]
     report.text = {
         "titles_changed": sum(a != b for a, b in zip(raw_titles, titles, strict=True)),
         "descriptions_changed": sum(a != b for a, b in zip(raw_descs, descriptions, strict=True)),

@@ -468,14 +468,15 @@ def absent_optional_note(frame: pd.DataFrame, what: str, columns: dict[str, str]
 
 
 def canonical_columns(
-    frame: pd.DataFrame, path: Path, what: str, names: dict[str, str], used: dict[str, str] | None = None,
-    settings: dict[str, str] | None = None,
+    frame: pd.DataFrame, path: Path, what: str, names: dict[str, str],
+    used: dict[str, str | list[str]] | None = None, settings: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """`frame` with the user's column names (names: canonical -> its data.*_column setting) renamed to the
     canonical ones the rest of mmrec reads. A renamed column that is absent, or a file that holds both a
     renamed column and another under its canonical name, is a DataError; a missing column under its
     default name is left to the checks that follow (timestamp and rating are optional). `used` (same
-    shape) names further columns the file must hold, read under the user's names (titles, descriptions):
+    shape, or a list of names) names further columns the file must hold, read under the user's names (titles,
+    descriptions):
     they are checked here too, so the error names the file's own columns. `settings` names the setting
     behind a canonical column where it is not data.<canonical>_column."""
     setting_of = {canonical: f"data.{canonical}_column" for canonical in {*names, *(used or {})}}
@@ -495,7 +496,8 @@ def canonical_columns(
                             f"columns present: {present}.",
                             hint=f"Set {setting_of[canonical]} to the column that holds the "
                                  f"{canonical.replace('_id', '')} ids{meant(canonical, setting_of[canonical])}.")
-    for canonical, source in {**renamed, **(used or {})}.items():
+    for canonical, source in [(c, name) for c, named in {**renamed, **(used or {})}.items()
+                              for name in ([named] if isinstance(named, str) else named)]:
         setting = setting_of[canonical]
         if source not in frame.columns:
             raise DataError(f"{what} file {path.name} lacks column '{source}' ({setting}); columns present: "

@@ -270,7 +270,7 @@ def generate_synthetic(
             {
                 "item_id": item_id,
                 data.title_column or "title": title,
-                data.description_column or "description": description,
+                (data.description_columns or ["description"])[0]: description,
                 "view_number": views,
                 "comment_number": int(rng.binomial(views, 0.02)),
                 "thumbup_number": int(rng.binomial(views, 0.08)),

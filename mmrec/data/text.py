@@ -40,11 +40,13 @@ def cap_text(text: str, max_length: int) -> str:
     return cut[:space] if space > max_length * 0.8 else cut
 
 
-def item_text(title: str, description: str) -> str:
-    """The text fed to text backbones: "{title}. {description}" with empty parts left out."""
-    title = title.strip()
-    description = description.strip()
-    if title and description:
-        separator = " " if title.endswith((".", "!", "?")) else ". "
-        return f"{title}{separator}{description}"
-    return title or description
+def item_text(*parts: str) -> str:
+    """The text fed to text backbones: "{title}. {description}" with empty parts left out (more parts: the same
+    joint between each, e.g. several description columns)."""
+    text = ""
+    for part in (p.strip() for p in parts):
+        if text and part:
+            text += (" " if text.endswith((".", "!", "?")) else ". ") + part
+        else:
+            text = text or part
+    return text

@@ -378,7 +378,7 @@ def run_preprocess(
         raise DataError(f"item_info file {item_file.name} lacks numeric column(s) {', '.join(map(repr, missing))} "
                         f"(data.numerical_features_cols); columns present: {', '.join(map(str, raw_items.columns))}.",
                         hint="Fix data.numerical_features_cols in your config (it may be an empty list).")
-    used = {"title": data.title_column, "description": data.description_column, "image": data.image_column}
+    used = {"title": data.title_column, "description": data.description_columns or None, "image": data.image_column}
     raw_items = canonical_columns(raw_items, item_file, "item_info", {"item_id": data.item_id_column},
                                   {name: column for name, column in used.items() if column is not None})
     # The last row of an id wins, as clean_items keeps it.

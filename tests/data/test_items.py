@@ -170,6 +170,25 @@ def test_a_catalogue_without_descriptions_sets_the_column_to_null():
         clean_items(raw, DataSettings(title_column="name", numerical_features_cols=[]), PreprocessSettings())
 
 
+def test_several_description_columns_are_read_as_one_text_in_their_order():
+    # A shop's brand and category, a track's artist and genre: one description column made them merge by hand.
+    raw = pd.DataFrame({"item_id": ["1", "2", "3"], "title": ["Mug", "Cup", "Jug"],
+                        "description": ["A red mug.", None, " <b>Big</b> "], "brand": ["Acme", "Bolt", None],
+                        "category": ["Kitchen", "Kitchen", "Garden"]}, dtype="string")
+    data = DataSettings(description_column=["description", "brand", "category"], numerical_features_cols=[])
+    items, report, _ = clean_items(raw, data, PreprocessSettings())
+    assert items["description"].tolist() == ["A red mug. Acme. Kitchen", "Bolt. Kitchen", "Big. Garden"]
+    assert items["text"].tolist() == ["Mug. A red mug. Acme. Kitchen", "Cup. Bolt. Kitchen", "Jug. Big. Garden"]
+    assert report.text["descriptions_changed"] == 1  # the markup: joining alone changes nothing
+    assert data.description_columns == ["description", "brand", "category"]
+    with pytest.raises(DataError, match="lacks column 'tags'"):
+        clean_items(raw, DataSettings(description_column=["brand", "tags"], numerical_features_cols=[]),
+                    PreprocessSettings())
+    for bad, said in (([], "an empty list"), (["brand", "brand"], "named twice"), (["brand", ""], "empty")):
+        with pytest.raises(ValueError, match=said):
+            DataSettings(description_column=bad)
+
+
 def test_one_item_id_written_in_two_unicode_forms_is_one_item():
     # 'ñame' decomposed on one row and composed on another made two items, the interactions split between them.
     raw = pd.DataFrame({"item_id": ["n\u0303ame", "\u00f1ame", "b"], "title": ["old", "new", "b"],

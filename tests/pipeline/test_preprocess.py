@@ -908,6 +908,17 @@ def test_quotes_escaped_with_a_backslash_are_read_as_quotes_and_counted(tmp_path
                                            ["i2", 'a "b","c"', "d"]] and not table.malformed
 
 
+def test_a_missing_column_of_several_description_columns_is_named_with_its_setting(tmp_path):
+    generate_synthetic(tmp_path / "raw", users=12, items=6, seed=1)
+    settings = _settings(tmp_path, **{"data.description_column": ["description", "Brand"]})
+    with pytest.raises(DataError, match="lacks column 'Brand' \\(data.description_column\\)"):
+        run_preprocess(settings)
+    items = pd.read_csv(tmp_path / "raw" / "item_info.csv", dtype=str).assign(Brand="Acme")
+    items.to_csv(tmp_path / "raw" / "item_info.csv", index=False)
+    run_preprocess(settings)
+    assert (load_items(tmp_path / "processed")["description"].str.endswith(". Acme")).all()
+
+
 def test_time_and_rating_columns_under_other_names_are_pointed_out(tmp_path):
     """An Amazon dump with only its ids mapped: 'overall' and 'unixReviewTime' were ignored without a word, so 1-star
     reviews were positives and the later time split's error pointed away from the setting."""
