@@ -87,9 +87,13 @@ class InteractionReport:
             return
         self.dropped[reason] = self.dropped.get(reason, 0) + len(rows)
         examples = self.examples.setdefault(reason, [])
-        head = rows.head(max(0, 5 - len(examples)))
-        pairs = zip(head["user_id"], head["item_id"], strict=True)
-        examples.extend(f"({_show(user)}, {_show(item)})" for user, item in pairs)
+        if len(examples) >= 5:
+            return
+        head = rows[["user_id", "item_id"]].head(1000).drop_duplicates()  # one pair repeated is one example
+        for user, item in zip(head["user_id"], head["item_id"], strict=True):
+            shown = f"({_show(user)}, {_show(item)})"
+            if len(examples) < 5 and shown not in examples:
+                examples.append(shown)
 
 
 def _show(value: object) -> str:
@@ -267,13 +271,28 @@ def clean_interactions(
             latest = frame.drop_duplicates(pairs, keep="last")
             undone = latest.merge(liked, on=pairs)["rating"] < positive_rating_threshold
             if undone.any():
+                latest = "latest" if has_time else "last (in file order: the interactions have no time column)"
                 report.notes.append(
                     f"{int(undone.sum()):,} user-item pair(s) were rated at or above data.positive_rating_threshold "
-                    f"({positive_rating_threshold:g}) in one row but below it in their latest: the latest row is "
+                    f"({positive_rating_threshold:g}) in one row but below it in their {latest}: that row is "
                     "kept, so they are not positives. For an event log whose rating is the event's strength (view "
                     "1, purchase 2), set preprocess.duplicate_rating: highest.")
         duplicate = frame.duplicated(pairs, keep="last")
         report.drop("duplicate", frame[duplicate])
+        if has_time and duplicate.any():
+            # A pair is dated by its first row: when the user first had the item. Dated by its latest (a favourite
+            # played before and after a time split's cut), it went to test whole, an item recommend never shows
+            # back (it is seen), credited as a future find.
+            first = frame.groupby(pairs, sort=False)["timestamp"].transform("min")
+            redated = ~duplicate & (first < frame["timestamp"])
+            frame = frame.assign(timestamp=frame["timestamp"].where(~redated, first))
+            if has_rating and positive_rating_threshold is not None:  # counted among the positives kept below
+                redated &= ~(frame["rating"] < positive_rating_threshold).fillna(False).astype(bool)
+            if redated.any():
+                report.notes.append(
+                    f"{int(redated.sum()):,} user-item pair(s) with several rows are dated by their first row (when "
+                    "the user first had the item), with the kept row's rating: a time-based split puts a pair the "
+                    "user had before its cut in training.")
         frame = frame[~duplicate]
 
     if positive_rating_threshold is not None and has_rating:
