@@ -43,6 +43,14 @@ def reasons_for(
     """
     if fallback is not None:
         return [{"source": fallback, "why": "user unknown to the model: most popular items"} for _ in indices]
+    reasons = _model_reasons(model, user_id, indices, history, item_ids, titles)
+    had = set(np.asarray(history).tolist())  # listed with --include-seen: its nearest liked item is itself
+    return [{"source": model.name, "why": "you have it already", "seen": True} if int(j) in had else reason
+            for j, reason in zip(indices, reasons, strict=True)]
+
+
+def _model_reasons(model: Recommender, user_id: str, indices: np.ndarray, history: np.ndarray, item_ids: list[str],
+                   titles: list[str]) -> list[dict[str, Any]]:
     evidence = getattr(model, "liked_item_evidence", None)
     if callable(evidence):  # MultimodalRecommender: the blend component that put the item there, and its evidence
         reasons = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -187,9 +188,10 @@ def select_users(
         named = [matched.get(u, u) for u in named]
         unknown = [u for u in unknown if u not in matched]
     chosen = list(named)
-    repeated = len(named) - len(set(named))
-    if repeated:
-        notes.append(f"{repeated:,} user id(s) were named more than once; each user gets one list.")
+    counts = Counter(named)
+    if repeated := sum(1 for count in counts.values() if count > 1):
+        notes.append(f"{repeated:,} user id(s) were named more than once ({len(named) - len(counts):,} repeats); each "
+                     "user gets one list.")
     notes += [note.replace("catalogue ids", "known user ids") for note in
               mangled_ids_notes(unknown, known_users, "the requested users")]
     joined = [u for u in dict.fromkeys(named) if u not in known and "," in u

@@ -47,7 +47,7 @@ def test_users_with_diversity_and_unknown_user(config, tmp_path):
 
 def test_user_file_sample_users_and_include_seen(config, tmp_path):
     file = tmp_path / "users.txt"
-    file.write_bytes("# users to mail\nu002\n\nu003\n u002\n".encode("utf-8-sig"))  # with a BOM, as Notepad writes
+    file.write_bytes("# users to mail\nu002\n\nu003\n u002\nu002\n".encode("utf-8-sig"))  # a BOM, as Notepad writes
     out = tmp_path / "r.json"
     result = runner.invoke(app, [
         "recommend", "--config", str(config), "--user-file", str(file), "--sample-users", "2",
@@ -57,9 +57,13 @@ def test_user_file_sample_users_and_include_seen(config, tmp_path):
     saved = json.loads(out.read_text())
     assert [u["user_id"] for u in saved["users"]][:2] == ["u002", "u003"] and len(saved["users"]) == 4
     assert len(saved["users"][0]["items"]) == 30  # seen items allowed: the whole catalogue
+    parts = pd.concat([pd.read_csv(config.parent / "splits" / f"{p}.csv", dtype=str) for p in ("train", "val", "test")])
+    had = set(parts.loc[parts["user_id"] == "u002", "item_id"])  # served from every interaction the user has
+    seen = {item["item_id"] for item in saved["users"][0]["items"] if item["reason"].get("seen")}
+    assert had and seen == had  # said to be the user's own, not "because you liked" the item itself
     assert saved["notes"][:2] == [
         f"User file {file}: 1 comment line(s) starting with # and 1 blank line(s) skipped (an id that starts with # "
-        "can be passed with --users).", "1 user id(s) were named more than once; each user gets one list."]
+        "can be passed with --users).", "1 user id(s) were named more than once (2 repeats); each user gets one list."]
 
 
 def test_a_user_file_exported_from_a_table_has_its_header_skipped_and_counted(tmp_path):
