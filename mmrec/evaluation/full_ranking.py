@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import torch
 
 from mmrec.evaluation.metrics import count_compared, pessimistic_hits, reciprocal_rank, topk_metrics
-from mmrec.inference.topk import MAX_SCORE_CELLS, rows_per_chunk
+from mmrec.inference.topk import MAX_SCORE_CELLS, rows_per_chunk, top_k
 
 ScoreFn = Callable[[np.ndarray], torch.Tensor]
 
@@ -140,7 +140,7 @@ def _rank_chunk(scores: torch.Tensor, rows: np.ndarray, relevant: sp.csr_matrix,
             scores[torch.from_numpy(r).to(device), torch.from_numpy(c).to(device)] = float("-inf")
     # One score past the top-K shows which rows' K-th score is tied beyond K (pessimistic ties, below).
     extra = int(max_k < n_items)
-    top_values, top = torch.topk(scores, max_k + extra, dim=1, sorted=True)  # [b, max_k (+ 1)]
+    top, top_values = top_k(scores, max_k + extra)  # [b, max_k (+ 1)]; ties in catalogue order, as recommend's
     tied_past_k = (top_values[:, -1] == top_values[:, -2]) if extra and max_k else None
     top_values, top = top_values[:, :max_k], top[:, :max_k]
 

@@ -10,7 +10,7 @@ the top k):
 - MRR         = 1 / rank of the first relevant item in the FULL ranking (not cut at k)
 Ties are broken against the model in every metric (pessimistic): items scored alike rank relevant
 last, including items tied with the K-th score outside the top-K, so constant scores earn nothing
-and an item's place among equals (`torch.topk`'s order) never counts.
+and an item's place among equals (the top-K list's order) never counts.
 Users are averaged with equal weight; users without relevant items are not evaluated.
 """
 
@@ -60,7 +60,7 @@ def pessimistic_hits(hits: torch.Tensor, top_values: torch.Tensor, boundary_tied
                      boundary_relevant: torch.Tensor) -> torch.Tensor:
     """The hit matrix of the top-K with ties broken against the model; [b, K] bool.
 
-    hits [b, K]: relevance of the top-K in `torch.topk`'s order; top_values [b, K]: their scores (descending).
+    hits [b, K]: relevance of the top-K in `top_k`'s order; top_values [b, K]: their scores (descending).
     Within each run of equal scores the misses move first. The run at the K-th score may continue past K:
     boundary_tied [b] counts the row's items scored exactly the K-th score (inside the top-K or not) and
     boundary_relevant [b] the relevant ones among them, so the run's slots inside the top-K hold

@@ -22,9 +22,7 @@ def top_k_unseen(
     """(indices [b, k'], scores [b, k']) best first; seen[u] holds catalogue indices to skip for row u.
 
     k' = min(k, n_items); a user who has seen nearly everything gets -inf-scored filler at the end,
-    which callers drop (see `finite_rows`). Equal scores go in catalogue order, and a tie at the cut keeps
-    the first items of the catalogue, so a shorter list is always the start of a longer one (torch.topk
-    alone picks among tied items differently for each k: popularity's many ties showed it).
+    which callers drop (see `finite_rows`). Ties as `top_k` orders them.
     """
     scores = scores.to(torch.float32).clone()
     if seen is not None and len(seen):
@@ -33,6 +31,14 @@ def top_k_unseen(
             rows = torch.from_numpy(np.repeat(np.arange(len(seen)), lengths)).to(scores.device)
             cols = torch.from_numpy(np.concatenate([np.asarray(s, dtype=np.int64) for s in seen])).to(scores.device)
             scores[rows, cols] = float("-inf")
+    return top_k(scores, k)
+
+
+def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(indices [b, k'], scores [b, k']) of each row's k' = min(k, n) best, best first. Equal scores go in catalogue
+    order, and a tie at the cut keeps the first items of the catalogue, so a shorter list is always the start of a
+    longer one: recommend serves and evaluate counts (coverage@K too) the same items whatever the K asked (torch.topk
+    alone picks among tied items differently for each k: popularity's many ties showed it)."""
     k = min(k, scores.shape[1])
     values, indices = torch.topk(scores, k, dim=1)
     if k == 0 or torch.isnan(values).any():
