@@ -16,7 +16,7 @@ from mmrec.data.ids import (
     unicode_matches,
     unicode_spellings,
 )
-from mmrec.data.numeric import DECIMAL_COMMA
+from mmrec.data.numeric import DECIMAL_COMMA, decimal_comma_column
 from mmrec.errors import DataError
 from mmrec.settings import PreprocessSettings
 
@@ -156,7 +156,13 @@ def clean_interactions(
                     f"{int(rows.sum()):,} row(s) hold unix times in {unit} (e.g. "
                     f"{', '.join(map(repr, _examples(raw['timestamp'], rows)))}): read as such.")
     if has_rating:
-        frame["rating"] = pd.to_numeric(raw["rating"], errors="coerce")
+        ratings = raw["rating"].astype("string").str.strip()
+        if (local := decimal_comma_column(ratings)) is not None:  # "4,5" from a decimal-comma locale's export
+            ratings, read, examples = local
+            report.notes.append(f"The ratings are written with a decimal comma (e.g. {', '.join(map(repr, examples))}) "
+                                f"and never with a point: {read:,} rating(s) with a comma or a dot are read so "
+                                "('4,5' = 4.5).")
+        frame["rating"] = pd.to_numeric(ratings, errors="coerce")
 
     blank = (
         frame["user_id"].isna()

@@ -148,6 +148,12 @@ def clean_items(
                 f"{', '.join(map(repr, col.dotted_examples))}: read as decimals ({col.dotted_examples[0]!r} = "
                 f"{float(col.dotted_examples[0]):g}). If the file comes from a locale that writes thousands with a "
                 "dot, they are 1,000 times too small: write the numbers without separators.")
+        if col.locale_decimals:
+            report.notes.append(
+                f"Numeric column {name!r} is written as a decimal-comma locale's spreadsheet exports numbers (e.g. "
+                f"{', '.join(map(repr, col.locale_decimal_examples))}; a decimal comma here or in another numeric "
+                f"column, and never a decimal point): its {col.locale_decimals:,} values with a comma or a dot are "
+                "read so ('12,5' = 12.5, '1.234' = 1234).")
         if col.comma_decimals and not col.no_information:
             grouped = "; values like '2,500' were read as thousands (2500), which they may not be" if col.formatted \
                 else ""

@@ -36,6 +36,9 @@ class ColumnReport:
     # values written with a decimal comma (1,5 / 2,50: no thousands grouping): not numbers, so imputed
     comma_decimals: int = 0
     comma_decimal_examples: list[str] = field(default_factory=list)
+    # values of a column that writes every decimal with a comma (12,5 / 1.234,5): read so (decimal_comma_column)
+    locale_decimals: int = 0
+    locale_decimal_examples: list[str] = field(default_factory=list)
     # the few values more than FAR_ABOVE times every other value (1e30 views among counts up to 2e9): capped at the
     # largest other value, which the standardisation of the column then is not stretched by
     far_above: int = 0
@@ -92,6 +95,32 @@ _CURRENCY = re.compile(r"(?:[$€£¥₹]|(?:USD|EUR|GBP|JPY|INR|CNY|CAD|AUD)\s)
 # A number written with a decimal comma ("4,5", "487,0"): not read as one (1,234 is a thousands comma), but named.
 DECIMAL_COMMA = re.compile(r"\s*[+-]?\d+,\d+\s*")
 
+# Written with a decimal comma beyond doubt ("12,5", "1.234,56", "0,1234": not a thousands comma), or with a decimal
+# point beyond doubt ("12.5", "1,234.5"). A column of the first and none of the second writes decimal commas, as a
+# decimal-comma locale's spreadsheet exports them (`decimal_comma_column`).
+_SURE_COMMA = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+,\d+|\d+,(?:\d{1,2}|\d{4,}))")
+_SURE_POINT = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+\.\d+|\d+\.(?:\d{1,2}|\d{4,}))")
+_LOCALE_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?")
+
+
+def decimal_comma_column(text: pd.Series, locale_known: bool = False) -> tuple[pd.Series, int, list[str]] | None:
+    """When `text` (a column's stripped cells) writes decimals with a comma ("12,5"; "1.234,5" with a dot
+    grouping thousands) and never with a point, (the cells rewritten as Python reads numbers, "12.5" and
+    "1234.5", how many were, up to 3 examples); else None. In such a column "1,234" is 1.234 and "1.234" is
+    1234, as its locale means them. `locale_known`: another column of the file showed the locale, so this one
+    only needs no decimal point (a column of counts grouped "2.852")."""
+    cells = text.astype("string")
+    sure_comma = cells.str.fullmatch(_SURE_COMMA.pattern).fillna(False).astype(bool)
+    if not (sure_comma.any() or locale_known) or cells.str.fullmatch(_SURE_POINT.pattern).fillna(False).astype(
+            bool).any():
+        return None
+    local = cells.str.fullmatch(_LOCALE_NUMBER.pattern).fillna(False).astype(bool) & cells.str.contains(r"[.,]")
+    rewritten = cells.where(~local, cells.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
+    if not local.any():
+        return None
+    return rewritten, int(local.sum()), cells[sure_comma if sure_comma.any() else local].head(3).tolist()
+
+
 # A duration as players show it: "3:35" (m:ss) or "1:02:03" (h:mm:ss), read as seconds.
 _DURATION = re.compile(r"(\d+):([0-5]\d)(?::([0-5]\d))?")
 
@@ -145,11 +174,15 @@ def validate_numeric_columns(
         )
     result = pd.DataFrame(index=items.index)
     reports: dict[str, ColumnReport] = {}
+    texts = {name: items[name].astype("string").str.strip() for name in columns}
+    locale = any(decimal_comma_column(text) is not None for text in texts.values())  # the file's, from one column
     for name in columns:
         raw = items[name]
+        report = ColumnReport()
+        if (local := decimal_comma_column(texts[name], locale_known=locale)) is not None:
+            raw, report.locale_decimals, report.locale_decimal_examples = local
         blank = raw.isna() | raw.astype("string").str.strip().isin(["", "nan", "NaN", "None"]).fillna(True)
         values = pd.to_numeric(raw.where(~blank), errors="coerce").astype("float64")
-        report = ColumnReport()
         unparsed = raw[values.isna() & ~blank]
         formatted = unparsed.map(parse_formatted_number).astype("float64")
         values.loc[formatted.index] = formatted

@@ -281,13 +281,14 @@ def test_spreadsheet_dates_read_with_data_timestamp_format_and_unreadable_ones_a
     out, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings(), 4.0)
     assert report.dropped == {"bad_timestamp": 1, "bad_rating": 1}
     assert out["timestamp"].tolist() == [45850, 1769904000]
-    serial, dates, ratings = report.notes
+    serial, comma, dates, ratings = report.notes
+    assert comma.startswith("The ratings are written with a decimal comma (e.g. '4,5') and never with a point")
     assert serial.startswith("2 row(s) have a time between 20,000 and 80,000 (e.g. '45850', '45850.5')")
     assert "data.timestamp_format: excel" in serial
     assert dates.startswith("1 of the 4 rows (25%) have a timestamp that cannot be read as unix seconds or ISO-8601 "
                             "(e.g. '03/12/2026'): dropped.") and "'%d/%m/%Y'" in dates
     assert ratings.startswith("1 of the 4 rows (25%) have no rating or one that is not a number (e.g. 'N/A')")
-    assert report.ratings == {"4": 1, "5": 1}  # every number read, including the row a bad date drops
+    assert report.ratings == {"4": 1, "4.5": 1, "5": 1}  # every number read, including the row a bad date drops
     # 'excel': serial days (the fraction is the time of day), ISO text as before.
     out, report = clean_interactions(raw.iloc[1:], {"a", "b"}, PreprocessSettings(), None, timestamp_format="excel")
     assert out["timestamp"].tolist() == [1752278400, 1752278400 + 43200, 1769904000] and report.dropped == {}

@@ -94,27 +94,30 @@ def test_a_numeric_column_of_dates_or_categories_says_so():
     assert "Fill it, or remove it" in empty
 
 
-def test_numbers_of_a_decimal_comma_locale_are_named_as_such():
+def test_numbers_of_a_decimal_comma_locale_are_read_as_it_writes_them():
     """A `;` export from a decimal-comma locale: '487,0' left a column out with "It holds dates (e.g. '38,1')", and
-    '2.852' (2,852) was read as 2.852 with no word (the messy-data walkthrough)."""
+    '2.852' (2,852) was read as 2.852 with no word (the messy-data walkthrough). Then a decimal comma was named but
+    not read: a European spreadsheet's prices were all imputed, and its ratings ('4,5') all dropped."""
     raw = pd.DataFrame({"item_id": [str(i) for i in range(10)], "title": list("abcdefghij"), "description": [""] * 10,
                         "likes": ["38,1", "487,0", "2,5"] * 3 + ["1,0"],
                         "views": ["2.852", "12.004.511", "512", "7", "1.250", "88", "9", "3", "4", "5"]},
                        dtype="string")
     items, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["likes", "views"]),
                                    PreprocessSettings())
-    comma, dotted = report.notes
-    assert "It holds numbers written with a decimal comma (e.g. '38,1'): write them with a point (38.1)" in comma
-    assert "dates" not in comma
-    assert dotted.startswith("2 of 10 values of numeric column 'views' are written like '2.852', '1.250'")
-    assert "read as decimals ('2.852' = 2.852)" in dotted and items.loc[0, "views"] == 2.852
-    # Some decimal commas among numbers: imputed, and said so (with the ambiguous '2,500' read as thousands).
-    raw["likes"] = pd.array(["1,5", "2,50", "7", "2,500", "3", "4", "5", "6", "8", "9"], dtype="string")
-    items, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["likes"]), PreprocessSettings())
+    likes, views = report.notes
+    assert likes.startswith("Numeric column 'likes' is written as a decimal-comma locale's spreadsheet exports numbers "
+                            "(e.g. '38,1', '487,0', '2,5'; a decimal comma here or in another numeric column")
+    assert "its 10 values with a comma or a dot are read so" in likes and "its 3 values" in views  # grouped counts
+    assert items["likes"].tolist()[:3] == [38.1, 487.0, 2.5] and items["views"].tolist()[:3] == [2852, 12004511, 512]
+    assert report.numeric["likes"]["imputed"] == 0 and report.numeric["views"]["dotted"] == 0
+    # A column that also writes a decimal point is no locale's: its decimal commas are imputed, and said so (with
+    # the ambiguous '2,500' read as thousands); and its neighbour's '2.852' is a decimal again, with a note.
+    raw["likes"] = pd.array(["1,5", "2,50", "7.25", "2,500", "3", "4", "5", "6", "8", "9"], dtype="string")
+    items, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["likes", "views"]), PreprocessSettings())
     (note,) = [note for note in report.notes if "decimal comma" in note]
     assert note.startswith("2 values of numeric column 'likes' are written with a decimal comma (e.g. '1,5', '2,50')")
     assert "values like '2,500' were read as thousands (2500)" in note and items.loc[3, "likes"] == 2500
-
+    assert items.loc[0, "views"] == 2.852 and any("'2.852', '1.250'" in note for note in report.notes)
 
 
 def test_a_few_values_a_million_times_every_other_are_capped_with_a_note():
