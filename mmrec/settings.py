@@ -578,6 +578,11 @@ SCORING_SETTINGS = {
 }
 
 
+def _shown(value: float | None) -> str:
+    """A bound as written: 5, not 5.0 (pydantic stores them as floats)."""
+    return "none" if value is None else f"{value:g}"
+
+
 class SearchDimension(Section):
     """One searched setting: a float/int range (optionally log-scaled or stepped) or a list of choices."""
 
@@ -596,12 +601,13 @@ class SearchDimension(Section):
             if self.low is not None or self.high is not None or self.log or self.step is not None:
                 raise ValueError("a categorical dimension takes only `choices` (no low/high/log/step)")
             return self
+        kind = "an int" if self.type == "int" else "a float"
         if self.choices is not None:
-            raise ValueError(f"a {self.type} dimension takes low/high, not `choices`")
+            raise ValueError(f"{kind} dimension takes low/high, not `choices`")
         if self.low is None or self.high is None or not self.low < self.high:
-            raise ValueError(f"a {self.type} dimension needs low < high, got low={self.low}, high={self.high}")
+            raise ValueError(f"{kind} dimension needs low < high, got low={_shown(self.low)}, high={_shown(self.high)}")
         if self.log and self.low <= 0:
-            raise ValueError(f"a log-scaled dimension needs low > 0, got {self.low}")
+            raise ValueError(f"a log-scaled dimension needs low > 0, got {_shown(self.low)}")
         if self.log and self.step is not None:
             raise ValueError("`log` and `step` cannot be combined")
         if self.type == "int" and any(v is not None and float(v) != int(v) for v in (self.low, self.high, self.step)):

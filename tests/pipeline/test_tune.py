@@ -337,6 +337,8 @@ def test_the_first_trial_is_the_current_settings_where_the_space_holds_them():
     assert SearchDimension(type="int", low=0, high=50, step=10).nearest(57) == 50
     assert SearchDimension(type="int", low=0, high=50, step=10).nearest(24) == 20
     assert SearchDimension(type="categorical", choices=[0, 10]).nearest(5) is None
+    with pytest.raises(ValueError, match="an int dimension needs low < high, got low=5, high=5"):  # as written
+        SearchDimension(type="int", low=5, high=5)
     settings = load_settings(None, {"training.weight_decay": 0.0, "training.learning_rate": 0.002,
                                     "training.epochs": 4, "training.history_refresh_steps": 5}).settings
     space = settings.tune.space()
