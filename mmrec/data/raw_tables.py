@@ -490,27 +490,38 @@ def canonical_columns(
         other = folded.get(name.casefold())
         return f" ({setting}: {other!r}? Column names are matched exactly)" if other else ""
 
+    problems: list[tuple[str, str]] = []  # (what is wrong, what to do): every column the settings miss, not one a run
     for canonical in ("user_id", "item_id"):  # required wherever named; the others are optional
         if canonical in names and canonical not in renamed and canonical not in frame.columns:
-            raise DataError(f"{what} file {path.name} has no '{canonical}' column ({setting_of[canonical]}); "
-                            f"columns present: {present}.",
-                            hint=f"Set {setting_of[canonical]} to the column that holds the "
-                                 f"{canonical.replace('_id', '')} ids{meant(canonical, setting_of[canonical])}.")
+            problems.append((f"has no '{canonical}' column ({setting_of[canonical]})",
+                             f"Set {setting_of[canonical]} to the column that holds the "
+                             f"{canonical.replace('_id', '')} ids{meant(canonical, setting_of[canonical])}."))
     for canonical, source in [(c, name) for c, named in {**renamed, **(used or {})}.items()
                               for name in ([named] if isinstance(named, str) else named)]:
         setting = setting_of[canonical]
         if source not in frame.columns:
-            raise DataError(f"{what} file {path.name} lacks column '{source}' ({setting}); columns present: "
-                            f"{present}.",
-                            hint=f"Set {setting} to the column that holds the {canonical.replace('_', ' ')}s"
-                                 f"{meant(source, setting)}.")
+            problems.append((f"lacks column '{source}' ({setting})", f"Set {setting} to the column that holds the "
+                             f"{canonical.replace('_', ' ')}s{meant(source, setting)}."))
     for canonical, source in renamed.items():
         setting = setting_of[canonical]
         if canonical in frame.columns:
-            raise DataError(f"{what} file {path.name} has a column '{canonical}' besides '{source}', which {setting} "
-                            f"renames to '{canonical}'.",
-                            hint="Remove or rename one of the two, or point the setting at the other.")
+            problems.append((f"has a column '{canonical}' besides '{source}', which {setting} renames to "
+                             f"'{canonical}'", "Remove or rename one of the two, or point the setting at the other."))
+    if len(problems) == 1:
+        (wrong, todo), = problems
+        raise DataError(f"{what} file {path.name} {wrong}; columns present: {present}.", hint=todo)
+    if problems:
+        raise DataError(f"{what} file {path.name}:\n" + "\n".join(f"- {wrong};" for wrong, _ in problems)
+                        + f"\ncolumns present: {present}.", hint=" ".join(dict.fromkeys(todo for _, todo in problems)))
     return frame.rename(columns={source: canonical for canonical, source in renamed.items()})
+
+
+def one_error(errors: list[DataError]) -> DataError:
+    """One error saying what each of `errors` (the column checks of both files) says."""
+    if len(errors) == 1:
+        return errors[0]
+    return DataError("\n".join(error.message for error in errors),
+                     hint=" ".join(dict.fromkeys(error.hint for error in errors if error.hint)) or None)
 
 
 def without_header_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:

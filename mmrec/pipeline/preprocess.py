@@ -23,6 +23,7 @@ from mmrec.data.raw_tables import (
     absent_optional_note,
     canonical_columns,
     malformed_note,
+    one_error,
     read_table,
     without_header_rows,
 )
@@ -374,27 +375,37 @@ def run_preprocess(
     skip_malformed = settings.preprocess.malformed_lines == "skip"
     item_table = read_table(item_file, "item_info", skip_malformed, data.encoding)
     raw_items, item_headers = without_header_rows(item_table.frame)
+    problems: list[DataError] = []  # the columns both files miss, said at once (not one error a run)
     if missing := [name for name in data.numerical_features_cols if name not in raw_items.columns]:
-        raise DataError(f"item_info file {item_file.name} lacks numeric column(s) {', '.join(map(repr, missing))} "
-                        f"(data.numerical_features_cols); columns present: {', '.join(map(str, raw_items.columns))}.",
-                        hint="Fix data.numerical_features_cols in your config (it may be an empty list).")
+        problems.append(DataError(
+            f"item_info file {item_file.name} lacks numeric column(s) {', '.join(map(repr, missing))} "
+            f"(data.numerical_features_cols); columns present: {', '.join(map(str, raw_items.columns))}.",
+            hint="Fix data.numerical_features_cols in your config (it may be an empty list)."))
     used = {"title": data.title_column, "description": data.description_columns or None, "image": data.image_column}
-    raw_items = canonical_columns(raw_items, item_file, "item_info", {"item_id": data.item_id_column},
-                                  {name: column for name, column in used.items() if column is not None})
-    # The last row of an id wins, as clean_items keeps it.
-    named = (dict(zip(raw_items["item_id"].astype("string").str.strip(), raw_items[data.image_column]))
-             if data.image_column else None)
+    try:
+        raw_items = canonical_columns(raw_items, item_file, "item_info", {"item_id": data.item_id_column},
+                                      {name: column for name, column in used.items() if column is not None})
+    except DataError as exc:
+        problems.append(exc)
     own_item_column = data.interactions_item_id_column is not None
     interaction_table = read_table(interactions_file, "interactions", skip_malformed, data.encoding)
     raw_interactions, interaction_headers = without_header_rows(interaction_table.frame)
-    raw_interactions = canonical_columns(
-        raw_interactions, interactions_file, "interactions",
-        {"user_id": data.user_id_column, "item_id": data.interactions_item_id_column or data.item_id_column,
-         "timestamp": data.timestamp_column, "rating": data.rating_column},
-        settings={"item_id": "data.interactions_item_id_column" if own_item_column else
-                  "data.item_id_column (or data.interactions_item_id_column, when the interactions name it "
-                  "otherwise than item_info)"},
-    )
+    try:
+        raw_interactions = canonical_columns(
+            raw_interactions, interactions_file, "interactions",
+            {"user_id": data.user_id_column, "item_id": data.interactions_item_id_column or data.item_id_column,
+             "timestamp": data.timestamp_column, "rating": data.rating_column},
+            settings={"item_id": "data.interactions_item_id_column" if own_item_column else
+                      "data.item_id_column (or data.interactions_item_id_column, when the interactions name it "
+                      "otherwise than item_info)"},
+        )
+    except DataError as exc:
+        problems.append(exc)
+    if problems:
+        raise one_error(problems)
+    # The last row of an id wins, as clean_items keeps it.
+    named = (dict(zip(raw_items["item_id"].astype("string").str.strip(), raw_items[data.image_column]))
+             if data.image_column else None)
     items, item_report, rejected = clean_items(raw_items, settings.data, settings.preprocess)
     unmapped = absent_optional_note(raw_interactions, "interactions",
                                     {"timestamp": data.timestamp_column, "rating": data.rating_column})

@@ -336,8 +336,14 @@ def test_columns_under_other_names_are_mapped_by_the_data_settings(tmp_path):
     pd.read_csv(raw / "interactions.csv", dtype=str).rename(columns=names).to_csv(raw / "interactions.csv", index=False)
     mapped = {f"data.{canonical}_column": source for canonical, source in names.items()}
     with pytest.raises(DataError, match=r"item_info file item_info.csv has no 'item_id' column "
-                                        r"\(data.item_id_column\); columns present: sku"):  # default names no longer fit
+                                        r"\(data.item_id_column\); columns present: sku") as info:  # defaults no longer fit
         run_preprocess(_settings(tmp_path))
+    # Every column both files miss, in one error (a user mapping an export met them one run at a time).
+    assert info.value.message.splitlines()[1:] == [
+        "interactions file interactions.csv:", "- has no 'user_id' column (data.user_id_column);",
+        "- has no 'item_id' column (data.item_id_column (or data.interactions_item_id_column, when the interactions "
+        "name it otherwise than item_info));", "columns present: customer, sku, when, stars."]
+    assert info.value.hint.count("Set data.item_id_column") == 2 and "Set data.user_id_column" in info.value.hint
     items.rename(columns={"sku": "item_id"}).to_csv(raw / "item_info.csv", index=False)
     with pytest.raises(DataError, match=r"interactions file interactions.csv has no 'item_id' column.*present: "
                                         "customer, sku"):  # the file's own names, not the renamed ones
