@@ -311,19 +311,27 @@ def run_recommend(
             user = block[row]
             fallback_name = serving.fallback_name if is_fallback[row] else None
             entry = UserRecommendations(user, [], fallback_name)
-            order = np.arange(min(inference.top_k, len(idx)))
+
+            def served(order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                """The list of these pool places, with its new items (--new-items) kept: MMR may leave them out."""
+                picked, scores = idx[order], val[order]
+                if serving.new_slots and serving.is_new is not None and not fallback_name:
+                    pool_new = serving.is_new[idx]
+                    picked, scores = reserve_new_items(picked, scores, idx[pool_new], val[pool_new],
+                                                       min(serving.new_slots, inference.top_k), serving.is_new)
+                return picked, scores
+
+            plain = served(np.arange(min(inference.top_k, len(idx))))
+            picked, scores = plain
             if similarity is not None and len(idx):
-                sims = similarity(idx)
-                entry.diversity_before = intra_list_diversity(sims[np.ix_(order, order)])
-                plain, order = order, mmr_rerank(val, sims, inference.top_k, inference.diversity_lambda)
-                entry.diversity_after = intra_list_diversity(sims[np.ix_(order, order)])
-                entry.mmr_change = ("unchanged" if np.array_equal(order, plain) else
-                                    "reordered" if set(order.tolist()) == set(plain.tolist()) else "other items")
-            picked, scores = idx[order], val[order]
-            if similarity is not None and serving.new_slots and not fallback_name:  # MMR may have left them out
-                pool_new = serving.is_new[idx]
-                picked, scores = reserve_new_items(picked, scores, idx[pool_new], val[pool_new],
-                                                   min(serving.new_slots, inference.top_k), serving.is_new)
+                sims, place = similarity(idx), {int(j): p for p, j in enumerate(idx)}
+                picked, scores = served(mmr_rerank(val, sims, inference.top_k, inference.diversity_lambda))
+                # Both of the lists served, the plain one and MMR's, new items and all.
+                entry.diversity_before, entry.diversity_after = (
+                    intra_list_diversity(sims[np.ix_(at, at)]) for at in
+                    ([place[int(j)] for j in items] for items in (plain[0], picked)))
+                entry.mmr_change = ("unchanged" if np.array_equal(picked, plain[0]) else
+                                    "reordered" if set(picked.tolist()) == set(plain[0].tolist()) else "other items")
             reasons = reasons_for(model, user, picked, serving.seen.of(user), item_ids, titles, fallback_name)
             if not fallback_name and serving.is_new is not None:  # no history to point at: say what ranked it
                 reasons = [new_item_reason(model, j) | {"source": reason.get("source", model.name)} if serving.is_new[j]

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -307,6 +308,23 @@ def test_new_items_get_the_reserved_last_places(config, tmp_path, diversity):
     assert "(new)" in flat and "3 of 33 catalogue items have no interaction yet" in flat
     assert "1 of 2 lists hold new items" in flat
     assert "Fresh [/] cut" in flat or "Fresh [b]two" in flat or "Fresh 3" in flat  # printed as written
+    if diversity:  # the diversity said is the served lists' (it was taken before the new items went in)
+        from mmrec.data.tables import load_interactions, load_items
+        from mmrec.inference.diversity import intra_list_diversity
+        from mmrec.pipeline.recommend import _similarity_fn
+        from mmrec.recommenders.random import RandomRecommender
+
+        item_ids = load_items(config.parent / "processed")["item_id"].tolist()
+        index = {item: j for j, item in enumerate(item_ids)}
+        similarity = _similarity_fn(RandomRecommender(), load_interactions(config.parent / "processed"), index)
+        undiversified = tmp_path / "undiversified.json"
+        assert runner.invoke(app, ["recommend", "-c", str(config), *args[:-1], "--new-items", "2", "-o",
+                                   str(undiversified)]).exit_code == 0
+        served = json.loads(undiversified.read_text())["users"][0]["items"]
+        (said,) = [u for u in json.loads((tmp_path / "new.json").read_text())["users"] if u["user_id"] == "u001"]
+        for key, items in (("diversity_before", served), ("diversity_after", after["u001"])):
+            rows = np.array([index[i["item_id"]] for i in items])
+            assert said[key] == pytest.approx(intra_list_diversity(similarity(rows)), abs=1e-6), key
 
 
 def test_new_items_in_batch_mode_and_too_many_places(config, tmp_path):
