@@ -133,6 +133,8 @@ def requested_users(users: Sequence[str] | None, user_file: Path | None,
     strips them."""
     named = typed_ids(users or [])
     notes: list[str] = []
+    if blank := len(users or []) - len(named):
+        notes.append(f"{blank:,} empty --users value(s) skipped.")
     if user_file is not None:
         text = read_text_file(user_file, "User file", hint="Pass a text file with one user id per line.")
         lines = text.splitlines()
@@ -177,9 +179,10 @@ def select_users(
     named: Sequence[str],
     sample_users: int | None,
     seed: int,
+    said: Sequence[str] = (),
 ) -> tuple[list[str], list[str]]:
     """(requested users in order, without duplicates: the `named` ones (requested_users), then a seeded
-    sample; notes)."""
+    sample; notes). `said`: requested_users' notes, which say why none is left when none is."""
     notes: list[str] = []
     known = set(known_users)
     unknown = [u for u in dict.fromkeys(named) if u not in known]
@@ -215,7 +218,9 @@ def select_users(
                          "so all of them are included.")
         chosen += list(rng.choice(pool, size=min(sample_users, len(pool)), replace=False))
     if not chosen:
-        raise ConfigError("No users to recommend for.", hint="Pass --users, --user-file or --sample-users N.")
+        why = [note for note in said if "skipped" in note]
+        raise ConfigError("No users to recommend for." + "".join(f" {note}" for note in why),
+                          hint="Pass --users, --user-file or --sample-users N.")
     return list(dict.fromkeys(chosen)), notes
 
 
@@ -283,7 +288,8 @@ def run_recommend(
     progress(ProgressEvent(task="recommend", description=f"loading {recommender_type}"))
     serving = load_serving(settings, recommender_type, progress)
     model, item_ids, titles = serving.model, serving.item_ids, serving.titles
-    chosen, selection_notes = select_users(serving.seen.users, named, sample_users, settings.evaluation.seed)
+    chosen, selection_notes = select_users(serving.seen.users, named, sample_users, settings.evaluation.seed,
+                                           file_notes)
     selection_notes = [*file_notes, *selection_notes]
     if note := serving.joined_since_note(chosen):
         selection_notes.append(note)

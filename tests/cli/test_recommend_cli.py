@@ -362,8 +362,13 @@ def test_requested_ids_with_control_characters_are_skipped_not_printed(config, t
     assert [u["user_id"] for u in saved["users"]] == ["u001"] and "\x1b" not in result.output
     assert "1 requested user id(s) hold control characters (e.g. '\\x1b[31mRED\\x1b[0m') and were skipped" in \
         " ".join(saved["notes"])
-    result = _recommend(config, "--users", "\x07bell")
-    assert result.exit_code == 2 and "No users" in result.output
+    result = _recommend(config, "--users", "\x07bell")  # the error says why none is left (it said only "No users")
+    assert result.exit_code == 2 and "No users to recommend for. 1 requested user id(s) hold control characters" in \
+        _flat(result.output)
+    result = _recommend(config, "--users", " ", "--output", str(out))  # an empty id is said to be skipped
+    assert result.exit_code == 2 and "1 empty --users value(s) skipped" in _flat(result.output)
+    assert _recommend(config, "--users", "", "u001", "--output", str(out)).exit_code == 0
+    assert "1 empty --users value(s) skipped." in json.loads(out.read_text())["notes"]
 
 
 def test_the_diversity_summary_tells_reordered_lists_from_lists_kept_as_ranked():
