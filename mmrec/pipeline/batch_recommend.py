@@ -114,8 +114,8 @@ def run_batch_recommend(
     serving = load_serving(settings, recommender_type, progress)
     chosen, selection_notes = (serving.users, []) if all_users else select_users(
         serving.seen.users, named, sample_users, settings.evaluation.seed, file_notes)
-    if note := serving.joined_since_note(chosen):
-        selection_notes = [*selection_notes, note]
+    for note in (serving.joined_since_note(chosen), serving.gone_since_note(chosen)):
+        selection_notes = [*selection_notes, note] if note else selection_notes
     k = inference.top_k
     chunk = rows_per_chunk(settings.evaluation.batch_size, serving.n_items)
     result = BatchRecommendResult(recommender_type, k, output, n_users=len(chosen), chunk_users=chunk,

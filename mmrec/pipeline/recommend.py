@@ -291,8 +291,8 @@ def run_recommend(
     chosen, selection_notes = select_users(serving.seen.users, named, sample_users, settings.evaluation.seed,
                                            file_notes)
     selection_notes = [*file_notes, *selection_notes]
-    if note := serving.joined_since_note(chosen):
-        selection_notes.append(note)
+    for note in (serving.joined_since_note(chosen), serving.gone_since_note(chosen)):
+        selection_notes += [note] if note else []
     if serving.index is not None:
         selection_notes.append(f"Candidates come from the approximate {inference.ann} index (inference.ann), so a "
                                "list can differ from exact scoring; `--all-users --ann-check N` measures its recall.")

@@ -80,6 +80,20 @@ class Serving:
                 "from the interactions they have now (history and item-item model), without an id embedding of "
                 "their own; `mmrec train` again to learn one.")
 
+    def gone_since_note(self, users: Sequence[str]) -> str | None:
+        """A note on the `users` the checkpoint was trained on who have no interaction in the processed data now
+        (deleted or expired since), or None: the fallback serves them, not the profile the checkpoint kept."""
+        trained = getattr(self.model, "users", None)
+        if not isinstance(trained, IdEncoder):
+            return None
+        known = set(self.users)
+        gone = [user for user in users if user not in known and user in trained]
+        if not gone:
+            return None
+        return (f"{len(gone):,} of the users unknown to the model (e.g. {gone[0]!r}) are in the checkpoint but have "
+                "no interaction in the processed data now (deleted or expired since training): they got the "
+                f"{self.fallback_name} list, not the profile the checkpoint kept.")
+
     @property
     def not_again(self) -> SeenItems:
         """The items each user is not recommended again (exclude_seen): interacted with or rated low."""
