@@ -414,7 +414,8 @@ def _not_json(path: Path, what: str, where: str, detail: str) -> DataError:
 
 def _as_text(value: Any) -> Any:
     """A JSON value as a table cell, as a CSV would hold it: null missing, 12.0 as 12, true as true, a list of
-    plain values joined by spaces (a description in parts, a list of categories), anything else as JSON."""
+    plain values joined by spaces (a description in parts, a list of categories), a list of such lists joined by
+    commas, anything else as JSON."""
     if value is None:
         return np.nan
     if isinstance(value, (set, frozenset, bytes, tuple)):  # a Python literal's (json reads lists only)
@@ -425,9 +426,17 @@ def _as_text(value: Any) -> Any:
         return str(int(value))
     if isinstance(value, (str, int, float)):
         return str(value)
-    if isinstance(value, list) and all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+    if isinstance(value, list) and all(_plain(v) for v in value):
         return " ".join(map(str, value))
+    if isinstance(value, list) and all(_plain(v) or isinstance(v, list) and all(map(_plain, v)) for v in value):
+        # Lists of lists (the 2014 Amazon dumps' category paths [["Baby", "Feeding"], ["Baby", "Gifts"]]): each
+        # joined by spaces, then by commas, not JSON text that a text model would read brackets and quotes of.
+        return ", ".join(" ".join(map(str, v)) if isinstance(v, list) else str(v) for v in value)
     return json.dumps(value, ensure_ascii=False, default=_python_value)
+
+
+def _plain(value: Any) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
 
 
 def _python_value(value: Any) -> Any:

@@ -590,7 +590,7 @@ def test_json_lines_tables_are_read_as_csv_would_hold_them(tmp_path):
     inter = pd.read_csv(raw / "interactions.csv", dtype=str)
     lines = [json.dumps({"asin": row.item_id, "title": row.title, "description": [row.description, "more"],
                          "view_number": int(row.view_number), "comment_number": float(row.comment_number),
-                         "categories": [["Baby", "Bath"]], "price": None})
+                         "categories": [["Baby", "Bath"], ["Gifts"]], "price": None, "rank": {"Baby": 3}})
              for row in items.itertuples()]
     (raw / "meta.json").write_text("\n".join(lines[:2]) + "\n\n" + "\n".join(lines[2:]) + "\n")
     reviews = [json.dumps({"reviewerID": row.user_id, "asin": row.item_id, "unixReviewTime": int(row.timestamp)})
@@ -609,7 +609,9 @@ def test_json_lines_tables_are_read_as_csv_would_hold_them(tmp_path):
     from mmrec.data.raw_tables import read_table
 
     table = read_table(raw / "meta.json", "item_info").frame
-    assert table.loc[0, "categories"] == '[["Baby", "Bath"]]' and pd.isna(table.loc[0, "price"])
+    # The 2014 dumps' category paths are text (they were the JSON text '[["Baby", "Bath"], ["Gifts"]]'); a dict is JSON.
+    assert table.loc[0, "categories"] == "Baby Bath, Gifts" and table.loc[0, "rank"] == '{"Baby": 3}'
+    assert pd.isna(table.loc[0, "price"])
     assert table.loc[0, "comment_number"] == str(int(float(first["comment_number"])))  # 3.0 reads 3, as in a CSV
     (raw / "meta.json").write_text(lines[0] + "\n" + lines[1][:-3] + "\n")
     with pytest.raises(DataError, match="reads as JSON .* but at line 2: "):
@@ -942,3 +944,31 @@ def test_time_and_rating_columns_under_other_names_are_pointed_out(tmp_path):
                     "hold ratings: set data.rating_column to it.")
     mapped = _settings(tmp_path, **{"data.timestamp_column": "unixReviewTime", "data.rating_column": "overall"})
     assert not [note for note in run_preprocess(mapped).report["interactions"]["notes"] if "may hold" in note]
+
+
+def test_the_raw_amazon_dump_settings_of_docs_data_md_read_such_dumps(tmp_path):
+    """docs/data.md's YAML for the Amazon review dumps, as written, on 2018-style files (JSON Lines, gzip)."""
+    import gzip
+    import json
+    import re
+
+    import yaml
+
+    docs = (Path(__file__).parents[2] / "docs" / "data.md").read_text(encoding="utf-8")
+    (block,) = re.findall(r"```yaml\n(paths: \{data_dir: path/to/amazon\}.*?)```", docs, flags=re.S)
+    config = yaml.safe_load(block)
+    raw = tmp_path / "amazon"
+    raw.mkdir()
+    meta = [{"asin": f"B{i:03d}", "title": f"Bottle {i}", "description": ["Great bottle.", "Safe"],
+             "category": ["Baby", "Feeding"], "brand": "Acme", "price": [f"${10 + i}.99", "$5.49 - $9.99", ""][i % 3],
+             "imageURL": [f"https://example.com/B{i:03d}.jpg"]} for i in range(12)]
+    reviews = [{"reviewerID": f"A{u}", "asin": f"B{(u + j) % 12:03d}", "overall": float(3 + (u + j) % 3),
+                "unixReviewTime": 1_400_000_000 + 1000 * (u * 7 + j)} for u in range(10) for j in range(6)]
+    for name, rows in (("meta_Baby.json.gz", meta), ("reviews_Baby_5.json.gz", reviews)):
+        (raw / name).write_bytes(gzip.compress("\n".join(map(json.dumps, rows)).encode()))
+    values = {f"data.{key}": value for key, value in config["data"].items()}
+    report = run_preprocess(_settings(tmp_path, **{"paths.data_dir": raw, **values})).report
+    assert report["items"]["kept"] == 12 and report["interactions"]["kept"] == sum(r["overall"] >= 4 for r in reviews)
+    items = load_items(tmp_path / "processed").set_index("item_id")
+    assert items.loc["B000", "text"] == "Bottle 0. Great bottle. Safe. Baby Feeding. Acme"
+    assert items.loc["B003", "price"] == 13.99 and report["items"]["numeric"]["price"]["imputed"] == 8
