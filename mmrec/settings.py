@@ -720,10 +720,6 @@ class TuneSettings(Section):
             if key not in fields:
                 problems.append(f"unknown setting {name!r}; {section} has: {', '.join(fields)}")
                 continue
-            if name in SCORING_SETTINGS and dimension is not None:
-                problems.append(f"cannot search {name!r}: it sets {SCORING_SETTINGS[name]}, so trials with other "
-                                "values would not compare (set it in the base settings)")
-                continue
             adapter = TypeAdapter(Annotated[fields[key].annotation, fields[key]])
             for sample in dimension.samples() if dimension is not None else ():
                 try:
@@ -745,9 +741,19 @@ class TuneSettings(Section):
         return self
 
     def space(self) -> dict[str, SearchDimension]:
-        """The dimensions searched: search_space restricted to `params` when given."""
-        return {name: dim for name, dim in self.search_space.items()
-                if dim is not None and (self.params is None or name in self.params)}
+        """The dimensions searched: search_space restricted to `params` when given. A setting that decides how a
+        trial is scored (SCORING_SETTINGS) is a ConfigError here, when a study would search it, not when the
+        settings load: a config holding one (mmrec before 2026-12-05 wrote such best_config.yaml files) still
+        trains, evaluates and serves."""
+        space = {name: dim for name, dim in self.search_space.items()
+                 if dim is not None and (self.params is None or name in self.params)}
+        if scoring := [name for name in space if name in SCORING_SETTINGS]:
+            raise ConfigError(
+                "tune.search_space: " + "; ".join(f"cannot search {name!r}: it sets {SCORING_SETTINGS[name]}, so "
+                                                  "trials with other values would not compare" for name in scoring)
+                + ".", hint=f"Remove {', '.join(scoring)} from tune.search_space (or set it to null) and set its "
+                            "value in the base settings.")
+        return space
 
 
 class Settings(BaseSettings):

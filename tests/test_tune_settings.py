@@ -49,15 +49,25 @@ def test_yaml_entries_replace_defaults_null_drops_and_params_restrict(tmp_path):
     ({"model.fusion": {"type": "categorical", "choices": ["attention", "late"]}}, "cannot take 'late'"),
     ({"model.fusion": {"type": "categorical", "choices": []}}, "non-empty `choices`"),
     ({"model.num_layers": {"type": "int", "low": 1, "high": 3, "log": True, "step": 1}}, "cannot be combined"),
+])
+def test_bad_search_spaces_are_config_errors(tmp_path, space, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        load(tmp_path, {"search_space": space})
+
+
+@pytest.mark.parametrize("space, message", [
     # How trials are scored: a study had ranked one trial's recall@20 above the others' MRR (a walkthrough).
     ({"training.monitor": {"type": "categorical", "choices": ["recall@20", "mrr"]}},
      "cannot search 'training.monitor': it sets the metric every trial is scored by"),
     ({"training.max_validation_users": {"type": "int", "low": 50, "high": 100}},
      "cannot search 'training.max_validation_users'"),
 ])
-def test_bad_search_spaces_are_config_errors(tmp_path, space, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
-        load(tmp_path, {"search_space": space})
+def test_settings_that_decide_how_trials_are_scored_are_refused_by_a_study_only(tmp_path, space, message):
+    # Refused when the settings loaded, a best_config.yaml an older mmrec wrote stopped evaluate and recommend too.
+    tune = load(tmp_path, {"search_space": space})
+    with pytest.raises(ConfigError, match=message) as info:
+        tune.space()
+    assert "Remove" in info.value.hint and "base settings" in info.value.hint
 
 
 def test_every_mistake_of_a_search_space_is_named_at_once(tmp_path):

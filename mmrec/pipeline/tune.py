@@ -180,7 +180,7 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
         identity = {"monitor": settings.training.monitor, "split": split_fingerprint,
                     "space": {name: dim.model_dump() for name, dim in space.items()},
                     "settings": base_settings(settings, space)}
-        check_compatible(study, identity, storage)
+        check_compatible(study, identity, storage, base_settings(Settings.model_construct(), space))
         # A resumed study must not redraw the first run's random start-up values: offset the seed by
         # the trials already stored (a fresh study uses training.seed itself).
         study.sampler = optuna.samplers.TPESampler(seed=settings.training.seed + len(study.trials))

@@ -141,13 +141,20 @@ def validation_only_split(splits_dir: Path, view_dir: Path, holdout: bool) -> tu
     return view_dir, digest.hexdigest()
 
 
-def check_compatible(study: optuna.Study, identity: dict[str, Any], storage: Path) -> None:
+def check_compatible(study: optuna.Study, identity: dict[str, Any], storage: Path,
+                     defaults: dict[str, Any] | None = None) -> None:
     """A resumed study must keep its monitor, split, search space and base settings; a new one records them.
-    (Studies started before the base settings were recorded are not checked for them.)"""
+    (Studies started before the base settings were recorded are not checked for them.) A base setting the record
+    lacks (one an older mmrec did not have) counts as its default, `defaults` (flattened as identity's)."""
     recorded = study.user_attrs.get("mmrec")
     if recorded is None:
         study.set_user_attr("mmrec", identity)
         return
+    if isinstance(recorded.get("settings"), dict) and defaults:
+        then, searched = recorded["settings"], recorded.get("space") or {}
+        recorded = {**recorded, "settings": {**{key: value for key, value in defaults.items() if key not in then
+                                                and key not in searched and key in identity.get("settings", {})},
+                                             **then}}
     changed = [key for key in identity if key in recorded and recorded[key] != identity[key]]
     if changed:
         what = {"monitor": "training.monitor", "split": "train/val split", "space": "search space",

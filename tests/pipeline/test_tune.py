@@ -150,6 +150,16 @@ def test_a_finished_study_reruns_nothing_and_a_changed_monitor_is_refused(tuned)
     with pytest.raises(ConfigError, match="different search space \\(training.epochs .*low 1, high 2.* -> .*high 3"):
         run_tune(with_values(settings, {"tune.search_space": wider}))
     assert run_tune(with_values(settings, {"training.device": "cpu", "features.num_workers": 0})).resumed_with == 3
+    # A study an older mmrec started lacks the settings added since: at their defaults they are no difference (an
+    # upgrade made every study fail with "data.encoding searched -> 'utf-8'").
+    root = Path(settings.paths.results_dir) / "tune"
+    study = optuna.load_study(study_name="mmrec", storage=f"sqlite:///{root / 'mmrec.db'}")
+    record = study.user_attrs["mmrec"]
+    study.set_user_attr("mmrec", {**record, "settings": {k: v for k, v in record["settings"].items()
+                                                         if k != "data.encoding"}})
+    assert run_tune(settings).resumed_with == 3
+    with pytest.raises(ConfigError, match="data.encoding 'utf-8' -> 'cp1252'"):  # the study ran with the default
+        run_tune(with_values(settings, {"data.encoding": "cp1252"}))
 
 
 @pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit], ids=["ctrl-c", "killed"])
