@@ -45,9 +45,14 @@ from mmrec.features.file_digests import FileDigests
 from mmrec.fileio import IN_USE, atomic_write_json, check_not_in_use, read_json
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.provenance import package_versions
-from mmrec.settings import Settings
+from mmrec.settings import DataSettings, PreprocessSettings, Settings
 
 PROCESSED_IMAGES = "images"
+# The version of what preprocess makes of given inputs and settings: raise it with any change that can give other
+# processed data for them (a new reading of some value, another default), so an upgraded mmrec preprocesses again
+# and says why. 2 (2026-12-05): a repeated pair dated by its first row, decimal commas read, lists of JSON lists as
+# text. Records without it are version 1.
+PREPROCESS_VERSION = 2
 _OWN_ENTRIES = frozenset({ITEMS_FILE, INTERACTIONS_FILE, RATED_BELOW_FILE, REPORT_FILE, MANIFEST_FILE,
                           PROCESSED_IMAGES})
 
@@ -94,12 +99,20 @@ def input_parts(settings: Settings) -> dict[str, Any]:
         if Path(settings.paths.cache_dir).is_dir():
             digests.save()  # never creates the cache folder just to remember digests
     parts[f"{settings.data.images_subdir}/"] = f"content:{digest.hexdigest()}" if images_dir.is_dir() else None
-    # num_workers changes speed, not output, so it is not part of the fingerprint.
-    parts["settings"] = {
-        "data": settings.data.model_dump(mode="json"),
-        "preprocess": settings.preprocess.model_dump(mode="json", exclude={"num_workers"}),
-    }
+    # num_workers changes speed, not output, so it is not part of the fingerprint. Only the values set otherwise
+    # than by default are: a setting a later mmrec adds (at its default) changes no fingerprint (PREPROCESS_VERSION
+    # does, where a default changes what preprocess makes).
+    defaults = _preprocess_settings(DataSettings(), PreprocessSettings())
+    parts["settings"] = {section: {key: value for key, value in values.items() if defaults[section].get(key) != value}
+                         for section, values in _preprocess_settings(settings.data, settings.preprocess).items()}
+    parts["preprocess_version"] = PREPROCESS_VERSION
     return parts
+
+
+def _preprocess_settings(data: DataSettings, preprocess: PreprocessSettings) -> dict[str, dict[str, Any]]:
+    """The settings preprocess output depends on, as JSON values by section."""
+    return {"data": data.model_dump(mode="json"),
+            "preprocess": preprocess.model_dump(mode="json", exclude={"num_workers"})}
 
 
 def input_fingerprint(parts: dict[str, Any]) -> str:
@@ -113,13 +126,21 @@ def changed_inputs(previous: dict[str, Any] | None, parts: dict[str, Any]) -> st
     before = (previous or {}).get("input_parts")
     if not isinstance(before, dict):
         return None
-    changed = [name for name in parts if name != "settings" and before.get(name) != parts[name]
-               and not (name.endswith("/") and _listing_digest(before.get(name)))]
+    changed = [name for name in parts if name not in ("settings", "preprocess_version") and before.get(name) !=
+               parts[name] and not (name.endswith("/") and _listing_digest(before.get(name)))]
+    # Settings compared as they were in effect: a record holds every value (before 2026-12-05) or those set otherwise
+    # than by default; a setting it lacks was at its default, or did not exist yet and now is at its default.
+    defaults = _preprocess_settings(DataSettings(), PreprocessSettings())
     old, new = before.get("settings") or {}, parts["settings"]
-    keys = [f"{section}.{key}" for section in new for key in new[section]
-            if (old.get(section) or {}).get(key) != new[section][key]]
+    then = {section: {**values, **(old.get(section) or {})} for section, values in defaults.items()}
+    now = {section: {**values, **new[section]} for section, values in defaults.items()}
+    keys = [f"{section}.{key}" for section in defaults for key in {*then[section], *now[section]}
+            if then[section].get(key) != now[section].get(key)]
     if keys:
-        changed.append("settings " + ", ".join(keys))
+        changed.append("settings " + ", ".join(sorted(keys)))
+    if (version := before.get("preprocess_version", 1)) != parts["preprocess_version"]:
+        changed.append(f"mmrec's preprocessing (version {version} -> {parts['preprocess_version']}: an upgraded mmrec "
+                       "reads some data differently)")
     return ", ".join(changed) or None
 
 

@@ -1,4 +1,5 @@
 import io
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,7 @@ from mmrec.data.tables import ITEM_COLUMNS, load_interactions, load_items
 from mmrec.errors import ConfigError, DataError
 from mmrec.pipeline.preprocess import run_preprocess
 from mmrec.progress import ProgressEvent
+from mmrec.settings import DataSettings
 from mmrec.settings import load_settings
 
 
@@ -112,6 +114,36 @@ def test_rerun_is_a_noop_until_inputs_or_settings_change(tmp_path, dirty_raw):
     said.clear()
     assert not run_preprocess(_settings(tmp_path, **{"preprocess.max_text_length": 50}), progress=said.append).skipped
     assert "Changed since the last run: interactions.csv. Preprocessing again." in [e.message for e in said]
+
+
+def test_an_upgrade_names_the_new_preprocessing_not_settings_it_added(tmp_path, dirty_raw):
+    """A folder an earlier mmrec processed: every command said "settings data.encoding changed since" (a setting that
+    mmrec had added, at its default), and preprocess gave that as its reason to redo the work."""
+    from mmrec.pipeline.preprocess import stale_processed_note
+
+    settings = _settings(tmp_path)
+    run_preprocess(settings)
+    report_path = tmp_path / "processed" / "preprocess_report.json"
+    report = json.loads(report_path.read_text())
+    parts = report["input_parts"]
+    old = {"data": {**settings.data.model_dump(mode="json")}, "preprocess": settings.preprocess.model_dump(
+        mode="json", exclude={"num_workers"})}  # recorded as earlier versions did: every value, without version
+    del old["data"]["encoding"], parts["preprocess_version"]
+    report["input_parts"] = {**parts, "settings": old}
+    report_path.write_text(json.dumps(report))
+    note = stale_processed_note(settings)
+    assert "mmrec's preprocessing (version 1 -> 2: an upgraded mmrec reads some data differently) changed" in note
+    assert "settings" not in note
+    said: list[ProgressEvent] = []
+    assert not run_preprocess(settings, progress=said.append).skipped
+    assert [e.message for e in said if e.message and e.message.startswith("Changed")] == [
+        "Changed since the last run: mmrec's preprocessing (version 1 -> 2: an upgraded mmrec reads some data "
+        "differently). Preprocessing again."]
+    assert stale_processed_note(settings) is None and run_preprocess(settings).skipped
+    # Only the values set otherwise than by default are recorded: a setting added later changes no fingerprint.
+    assert json.loads(report_path.read_text())["input_parts"]["settings"]["data"] == {
+        key: value for key, value in settings.data.model_dump(mode="json").items()
+        if DataSettings().model_dump(mode="json")[key] != value}
 
 
 def test_rating_threshold_keeps_positives_only(tmp_path, dirty_raw):
