@@ -207,10 +207,11 @@ def load_serving(settings: Settings, recommender_type: str, progress: ProgressCa
         notes.append(note)
     new_items = int(getattr(model, "items_without_id", 0))
     if new_items:
+        by_item_item = (" (and by the item-item model from any interactions since)"
+                        if getattr(model, "item_item_blend", 0.0) > 0 else "")  # not when the blend leaves it out
         notes.append(f"{new_items:,} of {len(item_ids):,} catalogue items had no training interaction when the "
                      "checkpoint was trained (added since, only in val/test, or never interacted with), so they "
-                     "have no id embedding: they are scored from their content features (and by the item-item "
-                     "model from any interactions since).")
+                     f"have no id embedding: they are scored from their content features{by_item_item}.")
     if inference.ann != "none":
         index = ItemIndex(model.search_item_vectors(), inference.ann, inference.ann_nprobe)
         blend = float(getattr(model, "item_item_blend", 0.0))

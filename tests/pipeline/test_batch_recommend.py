@@ -231,6 +231,15 @@ def test_serving_says_how_many_items_have_no_id_embedding(tmp_path):
     save_items(pd.concat([items, new], ignore_index=True), tmp_path / "processed")
     serving = load_serving(settings, "multimodal")
     assert len(serving.notes) == 1 and serving.notes[0].startswith("1 of 41 catalogue items had no training interaction")
+    # The item-item model is named only where the served blend holds it (a 40k-item walkthrough's had weight 0).
+    assert ("(and by the item-item model" in serving.notes[0]) == (serving.model.item_item_blend > 0)
+    serving.model.item_item_blend = 0.0
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr("mmrec.pipeline.serving.load_recommender", lambda *args, **kwargs: serving.model)
+    try:
+        assert "item-item" not in load_serving(settings, "multimodal").notes[0]
+    finally:
+        monkey.undo()
     assert np.isfinite(serving.model.score(["u0"])[0, -1].item())  # still scored
     # A user who joined after training is served from their interactions, and the lists say so (both modes).
     interactions = pd.concat([split.train, split.val, split.test], ignore_index=True)
