@@ -323,9 +323,9 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
         notes.append(note)
         progress(ProgressEvent("train", message=note))
     history = trainer.fit(on_epoch_end=write_checkpoints)
-    if note := _flat_validation_note(history[epochs_before:], trainer.monitor, data.val_relevant.nnz > 0,
-                                     str(read_split_report(splits_dir).get("strategy", "")),
-                                     settings.training.validate_on):
+    strategy = str(read_split_report(splits_dir).get("strategy", ""))
+    if note := _validation_note(history[epochs_before:], trainer.monitor, data.val_relevant.nnz > 0, strategy,
+                                settings.training.validate_on):
         notes.append(note)
     item_item, val_per_user = None, None
     # A resumed run with no epoch left keeps the blend its best checkpoint already records (choosing it again
@@ -468,12 +468,20 @@ def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: Id
     return choice, scorer
 
 
-def _flat_validation_note(ran: list[EpochRecord], monitor: str, validated: bool, strategy: str,
-                          validate_on: str) -> str | None:
+def _validation_note(ran: list[EpochRecord], monitor: str, validated: bool, strategy: str,
+                     validate_on: str) -> str | None:
     """A note when validation gave the same value at every epoch of several (early stopping had nothing to go on,
-    and the first epoch was kept), naming the likely cause: an item split validated on the whole catalogue."""
+    and the first epoch was kept), naming the likely cause: an item split validated on the whole catalogue; else,
+    for an item split validated so, what the other choice of training.validate_on is for."""
     values = {round(record.monitored, 12) for record in ran}
-    if not validated or len(ran) < 2 or len(values) != 1:
+    if not validated:
+        return None
+    if (len(ran) < 2 or len(values) != 1) and strategy == "item" and validate_on != "cold_items":
+        return ("Every validation item of this item split is cold (no train interaction), and validation ranked them "
+                "against the whole catalogue (training.validate_on: all), as evaluate's main table ranks test items. "
+                "To choose the model for ranking new items among themselves (evaluate's cold-item table, recommend "
+                "--new-items), train with training.validate_on: cold_items.")
+    if len(ran) < 2 or len(values) != 1:
         return None
     cause = (" With --strategy item every validation item is new, and no ranking of the whole catalogue puts them "
              "first: training.validate_on: cold_items ranks them among themselves." if strategy == "item"
