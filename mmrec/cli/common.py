@@ -212,6 +212,9 @@ class RichProgress:
         )
         self._tasks: dict[str, Any] = {}
         self.shown: set[str] = set()  # the messages already printed (print_notes skips them)
+        # Without a terminal (a log file, cron) no bar is drawn: a task that runs long says how far it is in a plain
+        # line now and then instead (a 17-minute text encoding had printed nothing until its end).
+        self._logged: dict[str, float] = {}  # task -> its elapsed seconds at its last line
 
     def __enter__(self) -> RichProgress:
         self._progress.__enter__()
@@ -244,6 +247,7 @@ class RichProgress:
             # scoring): its clock restarts, or elapsed, ETA and rate would go on from the first round.
             self._progress.reset(task_id, total=event.total, completed=event.completed or 0)
             task.fields["start_completed"] = event.completed or 0
+            self._logged.pop(event.task, None)
         rate = _rate(event.completed - task.fields["start_completed"], task.elapsed or 0.0)
         metrics = " ".join(f"{k}={_number(v)}" for k, v in event.metrics.items())
         self._progress.update(
@@ -254,12 +258,40 @@ class RichProgress:
             rate=rate,
             metrics=metrics,
         )
+        if not self._progress.console.is_terminal:
+            self._log_line(event, task)
         if event.done:
             if task.total is None:  # no length to show as complete: drop its spinner
                 self._progress.remove_task(task_id)
                 del self._tasks[event.task]
             else:
                 self._progress.stop_task(task_id)
+
+
+    def _log_line(self, event: ProgressEvent, task: Any) -> None:
+        """A plain progress line for a task past LOG_AFTER seconds, every LOG_EVERY seconds and at its end."""
+        elapsed, last = task.elapsed or 0.0, self._logged.get(event.task)
+        due = elapsed >= LOG_AFTER if last is None else elapsed - last >= LOG_EVERY
+        if not (due or (event.done and last is not None)):
+            return
+        self._logged[event.task] = elapsed
+        done = event.completed - task.fields["start_completed"]
+        left = (f", about {_duration((task.total - event.completed) * elapsed / done)} left"
+                if task.total and done > 0 and not event.done else "")
+        share = f" ({event.completed / task.total:.0%})" if task.total else ""
+        count = f"{_number(event.completed)}/{_number(task.total)}" if task.total else _number(event.completed)
+        rate = _rate(done, elapsed)
+        self._progress.console.print(f"{event.description or event.task}: {count}{share} after {_duration(elapsed)}"
+                                     + (f", {rate}" if rate else "") + left + (" (done)" if event.done else ""),
+                                     highlight=False, soft_wrap=True, markup=False)
+
+
+LOG_AFTER, LOG_EVERY = 30.0, 60.0  # seconds: when a task without a terminal first says how far it is, then how often
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def configure_logging(verbose: bool) -> None:

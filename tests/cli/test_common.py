@@ -111,3 +111,29 @@ def test_config_show_lists_a_search_space_entry_set_to_null(tmp_path):
     result = CliRunner().invoke(app, ["config", "show", "-c", str(config)], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "not searched" in result.output and "model.dropout" in result.output
+
+
+def test_a_long_task_without_a_terminal_says_how_far_it_is_now_and_then(monkeypatch):
+    # Run from a log or cron, a 17-minute text encoding printed nothing until its end (a 40k-item walkthrough).
+    import io
+
+    from rich.console import Console
+
+    from mmrec.progress import ProgressEvent
+
+    clock = {"now": 1000.0}
+    log = io.StringIO()
+    progress = common.RichProgress(Console(file=log, force_terminal=False, width=120, get_time=lambda: clock["now"]))
+    monkeypatch.setattr(progress._progress, "get_time", lambda: clock["now"])
+    with progress:
+        for done, now in ((0, 1000.0), (100, 1010.0), (400, 1040.0), (900, 1090.0), (1200, 1120.0), (2000, 1160.0)):
+            clock["now"] = now
+            progress(ProgressEvent("text", done, 2000, "text features", done=done == 2000))
+    lines = [line for line in log.getvalue().splitlines() if line.startswith("text features:")]
+    assert lines == ["text features: 400/2,000 (20%) after 0:00:40, 10.0/s, about 0:02:40 left",
+                     "text features: 1,200/2,000 (60%) after 0:02:00, 10.0/s, about 0:01:20 left",
+                     "text features: 2,000/2,000 (100%) after 0:02:40, 12.5/s (done)"]
+    short = io.StringIO()  # a task done within LOG_AFTER seconds says nothing more than before
+    with common.RichProgress(Console(file=short, force_terminal=False, width=120)) as quick:
+        quick(ProgressEvent("text", 10, 10, "text features", done=True))
+    assert "text features:" not in short.getvalue()
