@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 
@@ -59,6 +60,11 @@ class ItemReport:
             # Plain, as every other report example; quoted only where the id hides something (spaces, controls).
             self.examples.setdefault(reason, []).extend(
                 i if i.isprintable() and i == i.strip() and i else repr(i) for i in map(str, ids[:5]))
+
+
+# A title that is a code, not words: no space, a digit, and only letters, digits and - _ . / (SS24-0917-BLK, B00012345).
+_CODE = re.compile(r"(?=[^ ]*\d)[A-Za-z0-9][A-Za-z0-9\-_./]{4,}")
+CODE_TITLES_SHARE = 0.1  # of the non-empty titles, from which a note names them
 
 
 def sha256_text(text: str) -> str:
@@ -185,6 +191,18 @@ def clean_items(
     texts = [cap_text(item_text(t, d), cap) for t, d in zip(titles, descriptions, strict=True)]
     raw_titles = [joined(row, False) for row in text_column(data.title_column)]
     raw_descs = [joined(row, False) for row in text_column(*data.description_columns)]
+    if data.description_columns and len(frame) and not any(descriptions):
+        named = ", ".join(map(repr, data.description_columns))
+        report.notes.append(f"The description column(s) {named} (data.description_column) are empty for every item: "
+                            "the text features read the titles alone. Set data.description_column to the column(s) "
+                            "that hold text, or to null.")
+    codes = [title for title in titles if _CODE.fullmatch(title)]
+    if len(codes) >= max(5, CODE_TITLES_SHARE * sum(map(bool, titles))):
+        report.notes.append(
+            f"{len(codes):,} of {sum(map(bool, titles)):,} titles look like codes, not words (e.g. "
+            f"{', '.join(map(repr, list(dict.fromkeys(codes))[:3]))}): a text model reads them as noise. If the names "
+            "are in another column, set data.title_column to it; with no names at all, data.title_column: null "
+            "leaves titles out (model.use_text: false, the whole text).")
     report.text = {
         "titles_changed": sum(a != b for a, b in zip(raw_titles, titles, strict=True)),
         "descriptions_changed": sum(a != b for a, b in zip(raw_descs, descriptions, strict=True)),
