@@ -45,8 +45,8 @@ def reasons_for(
         return [{"source": fallback, "why": "user unknown to the model: most popular items"} for _ in indices]
     reasons = _model_reasons(model, user_id, indices, history, item_ids, titles)
     had = set(np.asarray(history).tolist())  # listed with --include-seen: its nearest liked item is itself
-    return [{"source": model.name, "why": "you have it already", "seen": True} if int(j) in had else reason
-            for j, reason in zip(indices, reasons, strict=True)]
+    return [{**{key: reason[key] for key in ("source", "component") if key in reason}, "why": "you have it already",
+             "seen": True} if int(j) in had else reason for j, reason in zip(indices, reasons, strict=True)]
 
 
 def _model_reasons(model: Recommender, user_id: str, indices: np.ndarray, history: np.ndarray, item_ids: list[str],
