@@ -114,6 +114,11 @@ def decimal_comma_column(text: pd.Series, locale_known: bool = False) -> tuple[p
     if not (sure_comma.any() or locale_known) or cells.str.fullmatch(_SURE_POINT.pattern).fillna(False).astype(
             bool).any():
         return None
+    if not sure_comma.any() and cells.str.contains(",", regex=False).fillna(False).astype(bool).any():
+        return None  # "2,269" with nothing else to go on is an English thousands comma, whatever the other columns
+    grouped = cells.str.fullmatch(r"[+-]?\d{1,3}(?:,\d{3})+").fillna(False).astype(bool)
+    if 2 * int(sure_comma.sum()) < int(sure_comma.sum() + grouped.sum()):
+        return None  # mostly "2,269": thousands commas, with a stray "2,5" among them (imputed, with its note)
     local = cells.str.fullmatch(_LOCALE_NUMBER.pattern).fillna(False).astype(bool) & cells.str.contains(r"[.,]")
     rewritten = cells.where(~local, cells.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
     if not local.any():
@@ -151,6 +156,16 @@ def parse_formatted_number(text: str) -> float | None:
     return float(Decimal(number.replace(",", "")) * _MAGNITUDE[suffix.lower()])
 
 
+def _shows_the_locale(text: pd.Series) -> bool:
+    """Whether a column shows that its file writes numbers as a decimal-comma locale does: most of its values are
+    written with a decimal comma beyond doubt, none with a decimal point. (One stray '2,5' among English counts does
+    not make '2,269' in another column 2.269.)"""
+    cells = text.dropna()
+    cells = cells[cells != ""]
+    sure = cells.str.fullmatch(_SURE_COMMA.pattern).fillna(False).astype(bool)
+    return len(cells) > 0 and 2 * int(sure.sum()) >= len(cells) and decimal_comma_column(text) is not None
+
+
 def validate_numeric_columns(
     items: pd.DataFrame,
     columns: Sequence[str],
@@ -175,11 +190,12 @@ def validate_numeric_columns(
     result = pd.DataFrame(index=items.index)
     reports: dict[str, ColumnReport] = {}
     texts = {name: items[name].astype("string").str.strip() for name in columns}
-    locale = any(decimal_comma_column(text) is not None for text in texts.values())  # the file's, from one column
+    locale = any(_shows_the_locale(text) for text in texts.values())  # the file's, from a column that shows it
     for name in columns:
         raw = items[name]
         report = ColumnReport()
-        if (local := decimal_comma_column(texts[name], locale_known=locale)) is not None:
+        local = decimal_comma_column(texts[name], locale_known=locale)
+        if local is not None:
             raw, report.locale_decimals, report.locale_decimal_examples = local
         blank = raw.isna() | raw.astype("string").str.strip().isin(["", "nan", "NaN", "None"]).fillna(True)
         values = pd.to_numeric(raw.where(~blank), errors="coerce").astype("float64")
@@ -192,6 +208,8 @@ def validate_numeric_columns(
         report.formatted_examples = [f"{text}={number:,.10g}" for text, number in list(examples.items())[:3]]
         text = raw[~blank].astype("string").str.strip()
         dotted = text[text.str.fullmatch(r"\d{1,3}\.\d{3}").fillna(False).astype(bool)]  # 12.004.511: no number
+        if local is not None:  # read as its locale writes numbers: no '1.234' is left to doubt
+            dotted = dotted.iloc[:0]
         report.dotted, report.dotted_examples = len(dotted), dotted.head(3).tolist()
         unread = text[values.isna().reindex(text.index).to_numpy()]
         commas = unread[unread.str.fullmatch(DECIMAL_COMMA.pattern).fillna(False).astype(bool)]

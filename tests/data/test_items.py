@@ -143,6 +143,21 @@ def test_numbers_of_a_decimal_comma_locale_are_read_as_it_writes_them():
     assert items.loc[0, "views"] == 2.852 and any("'2.852', '1.250'" in note for note in _notes(report))
 
 
+def test_one_stray_decimal_comma_does_not_make_an_english_file_a_decimal_comma_one():
+    # A re-check: one typo '2,5' among counts made '2,269' views 2.269 and '1.947' kg 1947 in the other columns.
+    n = 12
+    raw = pd.DataFrame({"item_id": [str(i) for i in range(n)], "title": ["t"] * n, "description": ["d"] * n,
+                        "views": [f"{2 + i},{269 + i}" for i in range(n)], "weight": [f"1.{947 + i}" for i in range(n)],
+                        "comments": ["2,5"] + [str(i) for i in range(1, n)],
+                        "mixed": ["1,5"] + [f"{i},{100 + i}" for i in range(1, n)]}, dtype="string")
+    items, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["views", "weight", "comments", "mixed"]),
+                                   PreprocessSettings())
+    assert items.loc[0, "views"] == 2269 and items.loc[0, "weight"] == 1.947 and items.loc[1, "mixed"] == 1101
+    assert items.loc[0, "comments"] == 2.5  # its own column writes no point and no thousands: read as written
+    assert report.numeric["mixed"]["comma_decimals"] == 1  # '1,5' among thousands commas: imputed, and said
+    assert not any("locale's spreadsheet" in note and ("'views'" in note or "'weight'" in note) for note in report.notes)
+
+
 def test_a_few_values_a_million_times_every_other_are_capped_with_a_note():
     """A creator platform's export had 1e30 in 13 of 800 view counts (real ones 3 to 2e9): accepted silently, they
     stretched the column's log-std from 3.9 to 6.0 and squeezed every real video into a third of the scale."""
