@@ -132,6 +132,15 @@ class DataSettings(Section):
                                            "Lines): utf-8 (a byte-order mark is read too), or e.g. cp1252 / latin-1 "
                                            "for a Windows or Excel export")
 
+    @field_validator("description_column", mode="before")
+    @classmethod
+    def _numbers_are_names(cls, value: Any) -> Any:
+        """A column named 2020 (an environment value reads as JSON now that a list is allowed): its name."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        return [str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for v in value] \
+            if isinstance(value, list) else value
+
     @field_validator("description_column")
     @classmethod
     def _description_columns(cls, value: str | list[str] | None) -> str | list[str] | None:

@@ -144,6 +144,14 @@ def test_split_strategies_take_the_dashed_spelling_of_the_docs():
     assert SplitSettings(strategy="temporal-user").strategy == "temporal_user"
 
 
+def test_a_description_column_named_by_a_number_stays_its_name(monkeypatch):
+    # An environment value reads as JSON since the setting takes a list too: 2020 was refused as no string.
+    monkeypatch.setenv("MMREC_DATA__DESCRIPTION_COLUMN", "2020")
+    assert load_settings(None).settings.data.description_column == "2020"
+    monkeypatch.setenv("MMREC_DATA__DESCRIPTION_COLUMN", '["notes", 2020]')
+    assert load_settings(None).settings.data.description_columns == ["notes", "2020"]
+
+
 def test_null_in_an_environment_variable_is_yaml_null(monkeypatch):
     monkeypatch.setenv("MMREC_DATA__DESCRIPTION_COLUMN", "null")
     monkeypatch.setenv("MMREC_DATA__POSITIVE_RATING_THRESHOLD", "NULL")

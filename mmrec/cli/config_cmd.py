@@ -6,6 +6,7 @@ import json
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from mmrec.cli.common import ConfigOption, console, print_json_data, state
 from mmrec.settings import settings_as_dict
@@ -34,7 +35,7 @@ def show(
         for key, value in fields.items():
             dotted = f"{section}.{key}"
             shown = _search_space(value) if dotted == "tune.search_space" else json.dumps(value)
-            table.add_row(dotted, shown, app_state.loaded.source_of(dotted))
+            table.add_row(dotted, Text(shown), Text(app_state.loaded.source_of(dotted)))  # as written: '[a, b]' no markup
     console.print(table)
 
 

@@ -513,7 +513,7 @@ def canonical_columns(
                              f"{canonical.replace('_', ' ')}s{meant(source, setting)}."))
     for canonical, source in renamed.items():
         setting = setting_of[canonical]
-        if canonical in frame.columns:
+        if canonical in frame.columns and source in frame.columns:  # both there (an absent source is said above)
             problems.append((f"has a column '{canonical}' besides '{source}', which {setting} renames to "
                              f"'{canonical}'", "Remove or rename one of the two, or point the setting at the other."))
     if len(problems) == 1:

@@ -197,7 +197,7 @@ def select_users(
                      "user gets one list.")
     notes += [note.replace("catalogue ids", "known user ids") for note in
               mangled_ids_notes(unknown, known_users, "the requested users")]
-    joined = [u for u in dict.fromkeys(named) if u not in known and "," in u
+    joined = [u for u in dict.fromkeys(named) if u not in known and "," in u and u.replace(",", "").strip()
               and all(part.strip() in known for part in u.split(",") if part.strip())]
     if joined:
         notes.append(f"{joined[0]!r} is no user, but its comma-separated parts are: ids are separated by spaces "

@@ -100,6 +100,18 @@ def test_a_progress_stopped_by_an_interrupt_leaves_no_last_frame_in_a_log():
         assert ("epochs" in log.getvalue()) is (stop is None)  # a finished run shows its bars, a stopped one none
 
 
+def test_config_show_shows_a_value_in_brackets_as_written(monkeypatch):
+    # A list written YAML's way in an environment variable is a string '[a, b]': it showed as "" (read as markup).
+    from typer.testing import CliRunner
+
+    from mmrec.cli.app import app
+
+    monkeypatch.setenv("MMREC_DATA__DESCRIPTION_COLUMN", "[description, title]")
+    shown = CliRunner().invoke(app, ["config", "show"])
+    (row,) = [line for line in shown.output.splitlines() if "data.description_column" in line]
+    assert shown.exit_code == 0 and '"[description,' in row
+
+
 def test_config_show_lists_a_search_space_entry_set_to_null(tmp_path):
     # docs/tuning.md's `model.dropout: null  # stop searching one` made `config show` a traceback (exit 1).
     config = tmp_path / "tune.yaml"

@@ -369,6 +369,8 @@ def test_requested_ids_with_control_characters_are_skipped_not_printed(config, t
     assert result.exit_code == 2 and "1 empty --users value(s) skipped" in _flat(result.output)
     assert _recommend(config, "--users", "", "u001", "--output", str(out)).exit_code == 0
     assert "1 empty --users value(s) skipped." in json.loads(out.read_text())["notes"]
+    assert _recommend(config, "--users", ",,", "--output", str(out)).exit_code == 0  # no parts: no "its parts are"
+    assert not any("comma-separated parts" in note for note in json.loads(out.read_text())["notes"])
 
 
 def test_the_diversity_summary_tells_reordered_lists_from_lists_kept_as_ranked():

@@ -393,6 +393,9 @@ def test_columns_under_other_names_are_mapped_by_the_data_settings(tmp_path):
     pd.read_csv(raw / "interactions.csv", dtype=str).assign(user_id="x").to_csv(raw / "interactions.csv", index=False)
     with pytest.raises(DataError, match="column 'user_id' besides 'customer'"):
         run_preprocess(_settings(tmp_path, **mapped))
+    with pytest.raises(DataError) as info:  # no 'uid': the file's own 'user_id' is no second column beside it
+        run_preprocess(_settings(tmp_path, **{**mapped, "data.user_id_column": "uid"}))
+    assert "lacks column 'uid'" in info.value.message and "besides" not in info.value.message
 
 
 def test_the_interactions_may_name_the_item_id_column_otherwise_than_item_info(tmp_path):
