@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import math
 import os
 import re
 import typing
@@ -124,6 +125,9 @@ class DataSettings(Section):
     positive_rating_threshold: float | None = Field(
         None, description="if set and a rating column exists, only ratings >= this are positives"
     )
+    rating_values: dict[str, float] | None = Field(
+        None, description="words of the rating column read as numbers (an event log's types, e.g. {view: 1, cart: 2, "
+                          "purchase: 4}; letter case and surrounding spaces aside); numbers are read as they are")
     unrated: Literal["drop", "positive"] = Field(
         "drop", description="with positive_rating_threshold set, a row whose rating is blank or not a number: "
                             "dropped (bad_rating), or kept as a positive (an order never reviewed)")
@@ -131,6 +135,22 @@ class DataSettings(Section):
         "utf-8", min_length=1, description="the text encoding of the item_info and interactions files (CSV, JSON "
                                            "Lines): utf-8 (a byte-order mark is read too), or e.g. cp1252 / latin-1 "
                                            "for a Windows or Excel export")
+
+    @field_validator("rating_values")
+    @classmethod
+    def _rating_words(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("an empty mapping: name at least one word, or set null")
+        words = [word.strip().casefold() for word in value]
+        if any(not word for word in words):
+            raise ValueError("a word is empty")
+        if len(set(words)) < len(words):
+            raise ValueError("a word is named twice (letter case aside)")
+        if any(not math.isfinite(number) for number in value.values()):
+            raise ValueError("every word needs a finite number")
+        return value
 
     @field_validator("description_column", mode="before")
     @classmethod

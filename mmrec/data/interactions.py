@@ -117,10 +117,12 @@ def clean_interactions(
     rejected_items: Collection[str] = (),
     timestamp_format: str | None = None,
     unrated: str = "drop",
+    rating_words: dict[str, float] | None = None,
 ) -> tuple[pd.DataFrame, InteractionReport]:
     """Clean `raw` (user_id, item_id[, timestamp][, rating]) into the processed interactions table; timestamps
-    read as `parse_timestamps` reads them with `timestamp_format` (data.timestamp_format); with a threshold, a row
-    without a readable rating is dropped or, `unrated` 'positive' (data.unrated), kept as a positive."""
+    read as `parse_timestamps` reads them with `timestamp_format` (data.timestamp_format); ratings that are words
+    read as `rating_words` maps them (data.rating_values); with a threshold, a row without a readable rating is
+    dropped or, `unrated` 'positive' (data.unrated), kept as a positive."""
     missing = [name for name in REQUIRED_COLUMNS if name not in raw.columns]
     if missing:
         raise DataError(
@@ -163,6 +165,13 @@ def clean_interactions(
                                 f"and never with a point: {read:,} rating(s) with a comma or a dot are read so "
                                 "('4,5' = 4.5).")
         frame["rating"] = pd.to_numeric(ratings, errors="coerce")
+        if rating_words:  # an event log's types: view 1, purchase 4
+            words = {word.strip().casefold(): float(number) for word, number in rating_words.items()}
+            mapped = ratings.str.casefold().map(words).astype("float64")
+            frame["rating"] = frame["rating"].where(frame["rating"].notna(), mapped)
+            if counts := {word: int(n) for word, n in ratings[mapped.notna()].str.casefold().value_counts().items()}:
+                report.notes.append("Ratings read by data.rating_values: " + ", ".join(
+                    f"{word!r} = {words[word]:g} ({n:,} rows)" for word, n in counts.items()) + ".")
 
     blank = (
         frame["user_id"].isna()
@@ -494,8 +503,8 @@ def _event_words_hint(examples: list[str], highest: bool = False) -> str:
     preprocess.duplicate_rating is already highest (not suggested again)."""
     if not examples or not all(re.fullmatch(r"\s*[^\W\d]+(?:[ _-][^\W\d]+)*\s*", v) for v in examples):
         return ""
-    return (" The column holds words: if they are event types, add a column that maps them to numbers (e.g. view 1, "
-            "purchase 4), name it in data.rating_column and set data.positive_rating_threshold between them"
+    return (" The column holds words: if they are event types, map them to numbers with data.rating_values (e.g. "
+            "{view: 1, purchase: 4}) and set data.positive_rating_threshold between them"
             + ("." if highest else " (or preprocess.duplicate_rating: highest to keep each pair's strongest event)."))
 
 

@@ -439,6 +439,7 @@ def run_preprocess(
         rejected,
         settings.data.timestamp_format,
         settings.data.unrated,
+        settings.data.rating_values,
     )
     if unmapped:
         interaction_report.notes.append(unmapped)

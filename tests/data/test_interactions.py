@@ -3,7 +3,7 @@ import pytest
 
 from mmrec.data.interactions import clean_interactions, k_core
 from mmrec.errors import DataError
-from mmrec.settings import PreprocessSettings
+from mmrec.settings import DataSettings, PreprocessSettings
 
 
 def _raw(rows, columns=("user_id", "item_id", "timestamp", "rating")):
@@ -383,7 +383,18 @@ def test_a_rating_column_of_words_is_shown_with_its_values_and_how_to_map_them()
         clean_interactions(raw, {"a", "b"}, PreprocessSettings(), 2.0)
     message = f"{caught.value}"
     assert "bad_rating: 2" in message and "(e.g. 'view', 'purchase')" in message
-    assert "if they are event types, add a column that maps them to numbers" in message
+    assert "if they are event types, map them to numbers with data.rating_values (e.g. {view: 1, purchase: 4})" in \
+        message
+    # data.rating_values reads an event log's types as numbers (its file edited by hand before), case aside.
+    raw = _raw([["u1", "a", "view"], ["u1", "b", " Purchase "], ["u2", "a", "4"], ["u2", "b", "wishlist"],
+                ["u3", "a", None]], columns=("user_id", "item_id", "rating"))
+    out, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings(duplicate_rating="highest"), 2.0,
+                                     rating_words={"View": 1, "purchase": 4})
+    assert out[["user_id", "item_id", "rating"]].values.tolist() == [["u1", "b", 4.0], ["u2", "a", 4.0]]
+    assert report.dropped == {"bad_rating": 2, "below_threshold": 1}  # 'wishlist' is no word it maps, nor is blank
+    assert "Ratings read by data.rating_values: 'view' = 1 (1 rows), 'purchase' = 4 (1 rows)." in report.notes
+    with pytest.raises(ValueError, match="named twice"):
+        DataSettings(rating_values={"view": 1, " VIEW": 2})
 
 
 def test_a_filter_that_removes_most_interactions_says_so():
