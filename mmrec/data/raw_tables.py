@@ -160,20 +160,29 @@ def _backslash_quotes(path: Path, sep: str, encoding: str) -> tuple[str | None, 
             text = handle.read()
     except (UnicodeError, *DECOMPRESSION_ERRORS):  # reading the file as it is says what is wrong
         return None, 0
-    lines, count, quoted = text.split("\n"), 0, False  # a quoted value may span lines: its state is carried
+    source = text.split("\n")
+    lines, count, quoted = list(source), 0, False  # a quoted value may span lines: its state is carried
     width = _width(lines[0], sep)
-    for number, line in enumerate(lines):
+    start, counted = 0, 0  # the record in progress: its first line, the quotes counted in it
+    for number, line in enumerate(source):
+        if not quoted:
+            start, counted = number, 0
         if '\\"' in line:
-            read = _unescape_line(line, sep, quoted)
-            if not quoted and f'\\"{sep}' in line and (read[2] or _width(read[0], sep) != width):
-                # `"said \"hi\", then"` (MySQL's exports escape so): the reading where that \" is a quote fits the
-                # header, the one where it closes the value does not.
-                other = _unescape_line(line, sep, quoted, sep_closes=False)
-                read = other if not other[2] and _width(other[0], sep) == width else read
-            lines[number], done, quoted = read
-            count += done
+            lines[number], done, quoted = _unescape_line(line, sep, quoted)
+            count, counted = count + done, counted + done
         elif line.count('"') % 2:  # quotes open and close in pairs ("" included): an odd count flips the state
             quoted = not quoted
+        if quoted:
+            continue
+        # The record (one line, or a value spanning lines) is read. A \" before a separator closed its value; where
+        # that reading does not fit the header and the one where it is a quote does (`"said \"hi\", then"`, as
+        # MySQL's exports escape), the record is read so.
+        record = "\n".join(source[start:number + 1])
+        if f'\\"{sep}' in record and _width("\n".join(lines[start:number + 1]), sep) != width:
+            other, done, still = _unescape_line(record, sep, False, sep_closes=False)
+            if not still and _width(other, sep) == width:
+                lines[start:number + 1] = other.split("\n")
+                count += done - counted
     return ("\n".join(lines), count) if count else (None, 0)
 
 
@@ -183,7 +192,7 @@ def _unescape_line(line: str, sep: str, quoted: bool, sep_closes: bool = True) -
     separator if `sep_closes`, is a backslash ending the value and its closing quote (Book-Crossing writes both),
     left as it is; a \\" outside quotes is text."""
     out, count, field_start, i = [], 0, not quoted, 0
-    ends = ("", "\r", sep) if sep_closes else ("", "\r")
+    ends = ("", "\r", "\n", sep) if sep_closes else ("", "\r", "\n")  # a record of several lines: each line's end
     while i < len(line):
         char = line[i]
         if quoted:
@@ -207,9 +216,9 @@ def _unescape_line(line: str, sep: str, quoted: bool, sep_closes: bool = True) -
     return "".join(out), count, quoted
 
 
-def _width(line: str, sep: str) -> int:
-    """How many fields one line of a table holds, read as CSV."""
-    return len(next(csv.reader([line.rstrip("\r")], delimiter=sep), []))
+def _width(record: str, sep: str) -> int:
+    """How many fields one record of a table holds (a value in quotes may span lines), read as CSV."""
+    return len(next(csv.reader(io.StringIO(record.rstrip("\r"), newline=""), delimiter=sep), []))
 
 
 def _fit_to_header(path: Path, what: str, sep: str, encoding: str, row_names: bool = False, strict: bool = True,

@@ -368,7 +368,7 @@ def test_columns_under_other_names_are_mapped_by_the_data_settings(tmp_path):
     pd.read_csv(raw / "interactions.csv", dtype=str).rename(columns=names).to_csv(raw / "interactions.csv", index=False)
     mapped = {f"data.{canonical}_column": source for canonical, source in names.items()}
     with pytest.raises(DataError, match=r"item_info file item_info.csv has no 'item_id' column "
-                                        r"\(data.item_id_column\); columns present: sku") as info:  # defaults no longer fit
+                                        r"\(data.item_id_column\); columns present: sku") as info:  # defaults: no fit
         run_preprocess(_settings(tmp_path))
     # Every column both files miss, in one error (a user mapping an export met them one run at a time).
     assert info.value.message.splitlines()[1:] == [
@@ -945,10 +945,13 @@ def test_quotes_escaped_with_a_backslash_are_read_as_quotes_and_counted(tmp_path
     # A \" before a comma inside the value (MySQL's exports): read as a quote where that reading fits the header
     # (a re-check: 'said \\"hi\\' ended the value, and the line had a field too many).
     path.write_text('item_id,title,description\ni0,"He said \\"hi\\", then left",d\ni1,"C:\\dir\\",d\n'
-                    'i2,"a \\"b\\",\\"c\\"",d\n', encoding="utf-8")
+                    'i2,"a \\"b\\",\\"c\\"",d\ni3,"First line.\r\nHe said \\"hi\\", then left",d\n', encoding="utf-8")
     table = read_table(path, "item_info")
     assert table.frame.values.tolist() == [["i0", 'He said "hi", then left', "d"], ["i1", "C:\\dir\\", "d"],
-                                           ["i2", 'a "b","c"', "d"]] and not table.malformed
+                                           ["i2", 'a "b","c"', "d"],
+                                           ["i3", 'First line.\r\nHe said "hi", then left', "d"]]
+    assert not table.malformed
+    assert table.notes[0].startswith("8 quote(s) in BX-Books.csv are escaped")  # a re-check: a value on two lines
 
 
 def test_a_missing_column_of_several_description_columns_is_named_with_its_setting(tmp_path):
