@@ -212,7 +212,9 @@ def validate_numeric_columns(
             dotted = dotted.iloc[:0]
         report.dotted, report.dotted_examples = len(dotted), dotted.head(3).tolist()
         unread = text[values.isna().reindex(text.index).to_numpy()]
-        commas = unread[unread.str.fullmatch(DECIMAL_COMMA.pattern).fillna(False).astype(bool)]
+        # (with a currency sign or code too: '€49,95')
+        bare = unread.map(lambda v: (m.group(1) or m.group(2)) if (m := _CURRENCY.fullmatch(str(v))) else v)
+        commas = unread[bare.astype("string").str.fullmatch(DECIMAL_COMMA.pattern).fillna(False).astype(bool)]
         report.comma_decimals, report.comma_decimal_examples = len(commas), commas.head(3).tolist()
         report.missing = int(blank.sum())
         report.non_numeric = int((values.isna() & ~blank).sum())

@@ -141,6 +141,10 @@ def test_numbers_of_a_decimal_comma_locale_are_read_as_it_writes_them():
     assert note.startswith("2 values of numeric column 'likes' are written with a decimal comma (e.g. '1,5', '2,50')")
     assert "values like '2,500' were read as thousands (2500)" in note and items.loc[3, "likes"] == 2500
     assert items.loc[0, "views"] == 2.852 and any("'2.852', '1.250'" in note for note in _notes(report))
+    # With a currency sign the decimal comma is named too (a fashion shop's '€49,95' was only counted as imputed).
+    raw["likes"] = pd.array(["€49,95", "12.50", "7", "3", "4", "5", "6", "8", "9", "10"], dtype="string")
+    _, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["likes"]), PreprocessSettings())
+    assert report.numeric["likes"]["comma_decimals"] == 1 and any("'€49,95'" in note for note in _notes(report))
 
 
 def test_one_stray_decimal_comma_does_not_make_an_english_file_a_decimal_comma_one():
