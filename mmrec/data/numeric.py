@@ -108,8 +108,11 @@ def decimal_comma_column(text: pd.Series, locale_known: bool = False) -> tuple[p
     grouping thousands) and never with a point, (the cells rewritten as Python reads numbers, "12.5" and
     "1234.5", how many were, up to 3 examples); else None. In such a column "1,234" is 1.234 and "1.234" is
     1234, as its locale means them. `locale_known`: another column of the file showed the locale, so this one
-    only needs no decimal point (a column of counts grouped "2.852")."""
-    cells = text.astype("string")
+    only needs no decimal point (a column of counts grouped "2.852"). A currency sign or code is looked past
+    ("€49,95" is a decimal comma, rewritten "€49.95")."""
+    original = text.astype("string")
+    cells = original.map(lambda v: (m.group(1) or m.group(2)) if isinstance(v, str) and (
+        m := _CURRENCY.fullmatch(v)) else v).astype("string")
     sure_comma = cells.str.fullmatch(_SURE_COMMA.pattern).fillna(False).astype(bool)
     if not (sure_comma.any() or locale_known) or cells.str.fullmatch(_SURE_POINT.pattern).fillna(False).astype(
             bool).any():
@@ -120,10 +123,10 @@ def decimal_comma_column(text: pd.Series, locale_known: bool = False) -> tuple[p
     if 2 * int(sure_comma.sum()) < int(sure_comma.sum() + grouped.sum()):
         return None  # mostly "2,269": thousands commas, with a stray "2,5" among them (imputed, with its note)
     local = cells.str.fullmatch(_LOCALE_NUMBER.pattern).fillna(False).astype(bool) & cells.str.contains(r"[.,]")
-    rewritten = cells.where(~local, cells.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
+    rewritten = original.where(~local, original.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
     if not local.any():
         return None
-    return rewritten, int(local.sum()), cells[sure_comma if sure_comma.any() else local].head(3).tolist()
+    return rewritten, int(local.sum()), original[sure_comma if sure_comma.any() else local].head(3).tolist()
 
 
 # A duration as players show it: "3:35" (m:ss) or "1:02:03" (h:mm:ss), read as seconds.

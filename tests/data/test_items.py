@@ -145,6 +145,9 @@ def test_numbers_of_a_decimal_comma_locale_are_read_as_it_writes_them():
     raw["likes"] = pd.array(["€49,95", "12.50", "7", "3", "4", "5", "6", "8", "9", "10"], dtype="string")
     _, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["likes"]), PreprocessSettings())
     assert report.numeric["likes"]["comma_decimals"] == 1 and any("'€49,95'" in note for note in _notes(report))
+    raw["likes"] = pd.array(["€49,95", "€1.234,50", "EUR 5,00", "7", "3", "4", "5", "6", "8", "9"], dtype="string")
+    items, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["likes"]), PreprocessSettings())
+    assert items["likes"].tolist()[:4] == [49.95, 1234.5, 5.0, 7.0]  # a German shop's prices, currency and all
 
 
 def test_one_stray_decimal_comma_does_not_make_an_english_file_a_decimal_comma_one():
