@@ -158,20 +158,7 @@ def clean_interactions(
                     f"{int(rows.sum()):,} row(s) hold unix times in {unit} (e.g. "
                     f"{', '.join(map(repr, _examples(raw['timestamp'], rows)))}): read as such.")
     if has_rating:
-        ratings = raw["rating"].astype("string").str.strip()
-        if (local := decimal_comma_column(ratings)) is not None:  # "4,5" from a decimal-comma locale's export
-            ratings, read, examples = local
-            report.notes.append(f"The ratings are written with a decimal comma (e.g. {', '.join(map(repr, examples))}) "
-                                f"and never with a point: {read:,} rating(s) with a comma or a dot are read so "
-                                "('4,5' = 4.5).")
-        frame["rating"] = pd.to_numeric(ratings, errors="coerce")
-        if rating_words:  # an event log's types: view 1, purchase 4
-            words = {word.strip().casefold(): float(number) for word, number in rating_words.items()}
-            mapped = ratings.str.casefold().map(words).astype("float64")
-            frame["rating"] = frame["rating"].where(frame["rating"].notna(), mapped)
-            if counts := {word: int(n) for word, n in ratings[mapped.notna()].str.casefold().value_counts().items()}:
-                report.notes.append("Ratings read by data.rating_values: " + ", ".join(
-                    f"{word!r} = {words[word]:g} ({n:,} rows)" for word, n in counts.items()) + ".")
+        frame["rating"] = read_ratings(raw["rating"], rating_words, report.notes)
 
     blank = (
         frame["user_id"].isna()
@@ -295,19 +282,24 @@ def clean_interactions(
         duplicate = frame.duplicated(pairs, keep="last")
         report.drop("duplicate", frame[duplicate])
         if has_time and duplicate.any():
-            # A pair is dated by its first row: when the user first had the item. Dated by its latest (a favourite
-            # played before and after a time split's cut), it went to test whole, an item recommend never shows
-            # back (it is seen), credited as a future find.
-            first = frame.groupby(pairs, sort=False)["timestamp"].transform("min")
+            # A pair is dated by its first row that is a positive: when the user first had the item. Dated by its
+            # latest (a favourite played before and after a time split's cut), it went to test whole, an item
+            # recommend never shows back (it is seen), credited as a future find; dated by a view before its
+            # purchase (an event log), a test-period purchase went to training.
+            times = frame["timestamp"]
+            if has_rating and positive_rating_threshold is not None:  # rows without a number: kept as positives
+                times = times.where(~(frame["rating"] < positive_rating_threshold).fillna(False).astype(bool))
+            first = times.groupby([frame["user_id"], frame["item_id"]], sort=False).transform("min")
+            first = first.fillna(frame.groupby(pairs, sort=False)["timestamp"].transform("min"))  # no positive row
             redated = ~duplicate & (first < frame["timestamp"])
             frame = frame.assign(timestamp=frame["timestamp"].where(~redated, first))
             if has_rating and positive_rating_threshold is not None:  # counted among the positives kept below
                 redated &= ~(frame["rating"] < positive_rating_threshold).fillna(False).astype(bool)
             if redated.any():
                 report.notes.append(
-                    f"{int(redated.sum()):,} user-item pair(s) with several rows are dated by their first row (when "
-                    "the user first had the item), with the kept row's rating: a time-based split puts a pair the "
-                    "user had before its cut in training.")
+                    f"{int(redated.sum()):,} user-item pair(s) with several rows are dated by their first row that is "
+                    "a positive (when the user first had the item), with the kept row's rating: a time-based split "
+                    "puts a pair the user had before its cut in training.")
         frame = frame[~duplicate]
 
     if positive_rating_threshold is not None and has_rating:
@@ -496,6 +488,26 @@ def _unreadable_note(column: str, raw: pd.Series, rows: pd.Index, total: int, ti
             "e.g. orders never reviewed)."
             + (" Values like '4,5' are written with a decimal comma: write them with a point (4.5)." if comma else "")
             + _event_words_hint(examples))
+
+
+def read_ratings(column: pd.Series, rating_words: dict[str, float] | None, notes: list[str]) -> pd.Series:
+    """A rating column as float64 (NaN: no number), read as preprocess reads it, for the interactions and for the
+    files evaluate is handed alike: decimal commas where the column writes them (`decimal_comma_column`), words
+    as `rating_words` (data.rating_values) maps them; what was read so is said in `notes`."""
+    ratings = column.astype("string").str.strip()
+    if (local := decimal_comma_column(ratings)) is not None:  # "4,5" from a decimal-comma locale's export
+        ratings, read, examples = local
+        notes.append(f"The ratings are written with a decimal comma (e.g. {', '.join(map(repr, examples))}) and never "
+                     f"with a point: {read:,} rating(s) with a comma or a dot are read so ('4,5' = 4.5).")
+    numbers = pd.to_numeric(ratings, errors="coerce").astype("float64")
+    if rating_words:  # an event log's types: view 1, purchase 4
+        words = {word.strip().casefold(): float(number) for word, number in rating_words.items()}
+        mapped = ratings.str.casefold().map(words).astype("float64")
+        numbers = numbers.where(numbers.notna(), mapped)
+        if counts := {word: int(n) for word, n in ratings[mapped.notna()].str.casefold().value_counts().items()}:
+            notes.append("Ratings read by data.rating_values: " + ", ".join(
+                f"{word!r} = {words[word]:g} ({n:,} rows)" for word, n in counts.items()) + ".")
+    return numbers
 
 
 def _event_words_hint(examples: list[str], highest: bool = False) -> str:

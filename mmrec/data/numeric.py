@@ -111,17 +111,16 @@ def decimal_comma_column(text: pd.Series, locale_known: bool = False) -> tuple[p
     only needs no decimal point (a column of counts grouped "2.852"). A currency sign or code is looked past
     ("€49,95" is a decimal comma, rewritten "€49.95")."""
     original = text.astype("string")
-    cells = original.map(lambda v: (m.group(1) or m.group(2)) if isinstance(v, str) and (
-        m := _CURRENCY.fullmatch(v)) else v).astype("string")
+    cells = _bare_numbers(original)
     sure_comma = cells.str.fullmatch(_SURE_COMMA.pattern).fillna(False).astype(bool)
-    if not (sure_comma.any() or locale_known) or cells.str.fullmatch(_SURE_POINT.pattern).fillna(False).astype(
-            bool).any():
-        return None
+    sure_point = cells.str.fullmatch(_SURE_POINT.pattern).fillna(False).astype(bool)
+    if not (sure_comma.any() or locale_known) or int(sure_point.sum()) * 2 >= max(1, int(sure_comma.sum())):
+        return None  # decimal points as often as commas, or more (a stray "3.99" among comma prices is read as such)
     if not sure_comma.any() and cells.str.contains(",", regex=False).fillna(False).astype(bool).any():
         return None  # "2,269" with nothing else to go on is an English thousands comma, whatever the other columns
     grouped = cells.str.fullmatch(r"[+-]?\d{1,3}(?:,\d{3})+").fillna(False).astype(bool)
-    if 2 * int(sure_comma.sum()) < int(sure_comma.sum() + grouped.sum()):
-        return None  # mostly "2,269": thousands commas, with a stray "2,5" among them (imputed, with its note)
+    if grouped.any() and int(sure_comma.sum()) <= int(grouped.sum()):
+        return None  # as much "2,269" as "2,5": thousands commas, and a stray "2,5" (imputed, with its note)
     local = cells.str.fullmatch(_LOCALE_NUMBER.pattern).fillna(False).astype(bool) & cells.str.contains(r"[.,]")
     rewritten = original.where(~local, original.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
     if not local.any():
@@ -159,11 +158,22 @@ def parse_formatted_number(text: str) -> float | None:
     return float(Decimal(number.replace(",", "")) * _MAGNITUDE[suffix.lower()])
 
 
+def _bare_numbers(cells: pd.Series) -> pd.Series:
+    """`cells` without a currency sign or code ("12,50 €" -> "12,50") or a trailing percent sign ("0,5 %")."""
+    def bare(value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        value = re.sub(r"\s*%$", "", value)
+        return (match.group(1) or match.group(2)) if (match := _CURRENCY.fullmatch(value)) else value
+
+    return cells.map(bare).astype("string")
+
+
 def _shows_the_locale(text: pd.Series) -> bool:
     """Whether a column shows that its file writes numbers as a decimal-comma locale does: most of its values are
     written with a decimal comma beyond doubt, none with a decimal point. (One stray '2,5' among English counts does
     not make '2,269' in another column 2.269.)"""
-    cells = text.dropna()
+    cells = _bare_numbers(text.dropna())
     cells = cells[cells != ""]
     sure = cells.str.fullmatch(_SURE_COMMA.pattern).fillna(False).astype(bool)
     return len(cells) > 0 and 2 * int(sure.sum()) >= len(cells) and decimal_comma_column(text) is not None

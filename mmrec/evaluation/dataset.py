@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from mmrec.data.interactions import read_ratings
 from mmrec.data.matrices import held_out_unseen, interaction_matrix
 from mmrec.data.raw_tables import read_table
 from mmrec.errors import DataError
@@ -53,7 +54,10 @@ def read_interactions_file(path: Path, role: str, data: DataSettings | None = No
     frame = validate_interactions(frame, f"{role} file {path}", notes)
     threshold = data.positive_rating_threshold if data else None
     if threshold is not None and "rating" in frame.columns:
-        positive = (pd.to_numeric(frame["rating"], errors="coerce") >= threshold).to_numpy()
+        said: list[str] = []  # read as preprocess reads them: decimal commas, data.rating_values' words
+        positive = (read_ratings(frame["rating"], data.rating_values, said) >= threshold).to_numpy()
+        if notes is not None:
+            notes.extend(f"{role.capitalize()} file {path.name}: {note}" for note in said)
         if not positive.all():
             if notes is not None:
                 notes.append(f"{int((~positive).sum()):,} of the {len(frame):,} rows of the {role} file {path.name} "

@@ -253,6 +253,10 @@ def test_a_purchase_followed_by_a_view_is_noted_and_highest_keeps_it():
     assert report.dropped == {"duplicate": 2} and not any("latest" in note for note in report.notes)
 
 
+def raw_dtype(frame):
+    return frame["timestamp"].dtype
+
+
 def test_a_pair_with_several_rows_is_dated_by_its_first_and_examples_name_each_pair_once():
     # A favourite played in March and in December went to a time split's test whole (dated by its latest play), an
     # item recommend never shows back, credited as a future find: half the test pairs of a listening log.
@@ -266,6 +270,15 @@ def test_a_pair_with_several_rows_is_dated_by_its_first_and_examples_name_each_p
                report.notes)  # u2's pair is dated too, but its kept row (a skip) is no positive
     highest, _ = clean_interactions(raw, {"a", "b"}, PreprocessSettings(duplicate_rating="highest"), 30.0)
     assert highest.sort_values("item_id")[["timestamp", "rating"]].values.tolist() == [[100, 60], [200, 45], [300, 50]]
+    # Dated by the first row that is a positive: an event log's view before its purchase is no having the item
+    # (dated by the view, a test-period purchase went to training).
+    events = _raw([["u1", "a", "100", "view"], ["u1", "a", "500", "purchase"], ["u1", "a", "900", "view"],
+                   ["u1", "b", "300", "purchase"]])
+    bought, _ = clean_interactions(events, {"a", "b"}, PreprocessSettings(duplicate_rating="highest"), 2.0,
+                                   rating_words={"view": 1, "purchase": 4})
+    assert bought.sort_values("item_id")[["timestamp", "rating"]].values.tolist() == [[500, 4], [300, 4]]
+    assert bought["timestamp"].dtype == highest["timestamp"].dtype == raw_dtype(clean_interactions(
+        raw.iloc[[3]], {"b"}, PreprocessSettings())[0])
     # Without a time column the last row in file order is kept, and the note says so rather than "latest".
     _, report = clean_interactions(raw.iloc[[0, 2, 1, 3]].drop(columns="timestamp"), {"a", "b"}, PreprocessSettings(),
                                    38.0)  # u1's a: 40, 60, then 35

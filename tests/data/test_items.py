@@ -148,6 +148,16 @@ def test_numbers_of_a_decimal_comma_locale_are_read_as_it_writes_them():
     raw["likes"] = pd.array(["€49,95", "€1.234,50", "EUR 5,00", "7", "3", "4", "5", "6", "8", "9"], dtype="string")
     items, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["likes"]), PreprocessSettings())
     assert items["likes"].tolist()[:4] == [49.95, 1234.5, 5.0, 7.0]  # a German shop's prices, currency and all
+    # German Excel's currency format ('12,50 €') shows the locale to the other columns too; so does '0,5 %'; two
+    # stray points among comma prices are read as the points they are (they had made every comma price imputed).
+    raw["likes"] = pd.array(["12,50 €", "1.234,50 €", "3.99", "0,99 €", "2,00 €", "4,10 €", "5,20 €", "6,30 €",
+                             "7,40 €", "14.95"], dtype="string")
+    raw["share"] = pd.array(["0,5 %", "12,5 %", "3 %", "1,5 %", "2 %", "4,5 %", "6 %", "7,5 %", "8 %", "9,5 %"],
+                            dtype="string")
+    items, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["likes", "views", "share"]),
+                                   PreprocessSettings())
+    assert items["likes"].tolist()[:3] == [12.5, 1234.5, 3.99] and items.loc[0, "views"] == 2852
+    assert items["share"].tolist()[:2] == [0.5, 12.5] and report.numeric["likes"]["imputed"] == 0
 
 
 def test_one_stray_decimal_comma_does_not_make_an_english_file_a_decimal_comma_one():
@@ -161,6 +171,9 @@ def test_one_stray_decimal_comma_does_not_make_an_english_file_a_decimal_comma_o
                                    PreprocessSettings())
     assert items.loc[0, "views"] == 2269 and items.loc[0, "weight"] == 1.947 and items.loc[1, "mixed"] == 1101
     assert items.loc[0, "comments"] == 2.5  # its own column writes no point and no thousands: read as written
+    raw["comments"] = pd.array(["2,5", "2,740"] + [str(i) for i in range(2, n)], dtype="string")  # one each: English
+    items, _, _ = clean_items(raw, DataSettings(numerical_features_cols=["comments"]), PreprocessSettings())
+    assert items.loc[1, "comments"] == 2740
     assert report.numeric["mixed"]["comma_decimals"] == 1  # '1,5' among thousands commas: imputed, and said
     assert not any("locale's spreadsheet" in note and ("'views'" in note or "'weight'" in note) for note in report.notes)
 
