@@ -136,6 +136,13 @@ class DataSettings(Section):
                                            "Lines): utf-8 (a byte-order mark is read too), or e.g. cp1252 / latin-1 "
                                            "for a Windows or Excel export")
 
+    @field_validator("rating_values", mode="before")
+    @classmethod
+    def _no_bool_ratings(cls, value: Any) -> Any:
+        if isinstance(value, dict) and (flags := [word for word, number in value.items() if isinstance(number, bool)]):
+            raise ValueError(f"{flags[0]!r} maps to true/false, not a number (a YAML typo?)")
+        return value
+
     @field_validator("rating_values")
     @classmethod
     def _rating_words(cls, value: dict[str, float] | None) -> dict[str, float] | None:

@@ -196,7 +196,7 @@ def clean_interactions(
                     rows = frame.index[bad]
                     what = f"no rating or one that is not a number (e.g. {', '.join(map(repr, examples))})"
                     then = (f"they count as positives, since {why}.{highest}"
-                            + _event_words_hint(examples, highest=bool(highest)))
+                            + _event_words_hint(examples, highest=bool(highest), rating_words=rating_words))
                     # Said again once the other drops are done, with how many of these rows stay.
                     kept_unrated = (rows, len(report.notes), what, then)
                     report.notes.append(_unrated_note(rows, what, then, len(rows)))
@@ -211,7 +211,7 @@ def clean_interactions(
             report.drop(reason, frame[bad])
             if bad.any():  # all of them: the no-rows error shows this note with the examples
                 report.notes.append(_unreadable_note(column, raw[column], frame.index[bad], len(raw),
-                                                     timestamp_format))
+                                                     timestamp_format, rating_words))
             frame = frame[~(bad | empty)] if column == "timestamp" else frame[~bad]
     if has_time:
         outside = ~frame["timestamp"].between(*TIMESTAMP_RANGE)
@@ -470,7 +470,8 @@ def _missing_time_note(rows: int, total: int) -> str:
             "of the file to keep every row and train without times.")
 
 
-def _unreadable_note(column: str, raw: pd.Series, rows: pd.Index, total: int, timestamp_format: str | None) -> str:
+def _unreadable_note(column: str, raw: pd.Series, rows: pd.Index, total: int, timestamp_format: str | None,
+                     rating_words: dict[str, float] | None = None) -> str:
     """The note for rows dropped because their timestamp or rating could not be read: how many, examples of the
     values as written, and the setting or fix that reads them."""
     examples = _examples(raw, rows)
@@ -487,7 +488,7 @@ def _unreadable_note(column: str, raw: pd.Series, rows: pd.Index, total: int, ti
             "data.positive_rating_threshold reads the ratings (data.unrated: positive keeps them as positives, "
             "e.g. orders never reviewed)."
             + (" Values like '4,5' are written with a decimal comma: write them with a point (4.5)." if comma else "")
-            + _event_words_hint(examples))
+            + _event_words_hint(examples, rating_words=rating_words))
 
 
 def read_ratings(column: pd.Series, rating_words: dict[str, float] | None, notes: list[str]) -> pd.Series:
@@ -510,11 +511,15 @@ def read_ratings(column: pd.Series, rating_words: dict[str, float] | None, notes
     return numbers
 
 
-def _event_words_hint(examples: list[str], highest: bool = False) -> str:
+def _event_words_hint(examples: list[str], highest: bool = False, rating_words: dict[str, float] | None = None) -> str:
     """" The column holds words: ..." when every example rating is a word (an event type), else ""; `highest`:
-    preprocess.duplicate_rating is already highest (not suggested again)."""
+    preprocess.duplicate_rating is already highest (not suggested again); `rating_words`: data.rating_values is set,
+    so the words it lacks are named instead."""
     if not examples or not all(re.fullmatch(r"\s*[^\W\d]+(?:[ _-][^\W\d]+)*\s*", v) for v in examples):
         return ""
+    if rating_words:
+        return (f" They are words data.rating_values does not name ({', '.join(map(repr, examples))}): add them to it "
+                "to read them as ratings.")
     return (" The column holds words: if they are event types, map them to numbers with data.rating_values (e.g. "
             "{view: 1, purchase: 4}) and set data.positive_rating_threshold between them"
             + ("." if highest else " (or preprocess.duplicate_rating: highest to keep each pair's strongest event)."))

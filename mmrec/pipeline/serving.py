@@ -76,9 +76,10 @@ class Serving:
         later = [user for user in users if user in known and user not in trained]
         if not later:
             return None
-        return (f"{len(later):,} user(s) (e.g. {later[0]!r}) joined after the checkpoint was trained: they are scored "
-                "from the interactions they have now (history and item-item model), without an id embedding of "
-                "their own; `mmrec train` again to learn one.")
+        return (f"{len(later):,} user(s) (e.g. {later[0]!r}) had no training interaction when the checkpoint was "
+                "trained (they joined after it, or all their rows are in validation or test): they are scored from "
+                "the interactions they have now (history and item-item model), without an id embedding of their "
+                "own; `mmrec train` again on data that holds them to learn one.")
 
     def gone_since_note(self, users: Sequence[str]) -> str | None:
         """A note on the `users` the checkpoint was trained on who have no interaction in the processed data now

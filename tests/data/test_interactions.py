@@ -408,6 +408,15 @@ def test_a_rating_column_of_words_is_shown_with_its_values_and_how_to_map_them()
     assert "Ratings read by data.rating_values: 'view' = 1 (1 rows), 'purchase' = 4 (1 rows)." in report.notes
     with pytest.raises(ValueError, match="named twice"):
         DataSettings(rating_values={"view": 1, " VIEW": 2})
+    with pytest.raises(ValueError, match="'view' maps to true/false"):  # a YAML typo, read as 1 before
+        DataSettings(rating_values={"view": True})
+    # A word it does not name is said to be missing from it (the hint suggested the setting already set).
+    raw = _raw([["u1", "a", "view"], ["u1", "b", "removefromcart"], ["u2", "a", "purchase"]],
+               columns=("user_id", "item_id", "rating"))
+    _, report = clean_interactions(raw, {"a", "b"}, PreprocessSettings(), 2.0, rating_words={"view": 1, "purchase": 4})
+    (note,) = [note for note in report.notes if "removefromcart" in note]
+    assert "words data.rating_values does not name ('removefromcart'): add them to it" in note
+    assert "map them to numbers with" not in note
 
 
 def test_a_filter_that_removes_most_interactions_says_so():

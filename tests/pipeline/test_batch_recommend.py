@@ -246,11 +246,11 @@ def test_serving_says_how_many_items_have_no_id_embedding(tmp_path):
     joined = interactions[interactions["user_id"] == "u0"].assign(user_id="joined_later")
     save_interactions(pd.concat([interactions, joined], ignore_index=True), tmp_path / "processed")
     single = run_recommend(settings, users=["joined_later", "u1"])
-    assert any(note.startswith("1 user(s) (e.g. 'joined_later') joined after the checkpoint was trained")
+    assert any(note.startswith("1 user(s) (e.g. 'joined_later') had no training interaction when the checkpoint")
                for note in single.notes)
     assert single.users[0].fallback is None
     batch = run_batch_recommend(settings, tmp_path / "all.parquet", all_users=True)
-    assert any("joined after the checkpoint was trained" in note for note in batch.notes)
+    assert any("had no training interaction when the checkpoint was trained" in note for note in batch.notes)
     # One the checkpoint knows whose interactions are gone (deleted since) was called "unknown to the model" only.
     save_interactions(interactions[interactions["user_id"] != "u1"], tmp_path / "processed")
     single = run_recommend(settings, users=["u1", "u2"])
