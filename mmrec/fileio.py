@@ -263,7 +263,13 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write `obj` as indented JSON; non-JSON values (Path, numpy scalars) become strings/numbers."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    # Non-ASCII as written ('Größe', not 'Gr\u00f6\u00dfe'); a lone surrogate (UTF-8 cannot hold one): escaped.
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default)
+    atomic_write_text(path, text + "\n")
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

@@ -169,3 +169,13 @@ def test_an_os_error_on_a_temporary_file_names_its_folder_first():
     assert "File too large): /out (writing the temporary .recs.parquet.99-abcdef12.tmp there)." in temp.message
     plain = os_error(OSError(errno.ENOSPC, "No space left on device", "/out/recs.parquet"))
     assert plain.message.endswith("(No space left on device): /out/recs.parquet.")
+
+
+def test_json_files_hold_non_ascii_text_as_written(tmp_path):
+    # A German shop's recommendations read 'Gr\u00f6\u00dfe' in an editor; -o - printed 'Größe'.
+    from mmrec.fileio import atomic_write_json, read_json
+
+    atomic_write_json(tmp_path / "r.json", {"title": "Größe", "odd": "a"})
+    assert '"Größe"' in (tmp_path / "r.json").read_text(encoding="utf-8")
+    atomic_write_json(tmp_path / "s.json", {"id": "x\udcff"})  # a lone surrogate: escaped, still JSON
+    assert read_json(tmp_path / "s.json") == {"id": "x\udcff"}

@@ -34,8 +34,9 @@ def show(
     for section, fields in values.items():
         for key, value in fields.items():
             dotted = f"{section}.{key}"
-            shown = _search_space(value) if dotted == "tune.search_space" else json.dumps(value)
-            table.add_row(dotted, Text(shown), Text(app_state.loaded.source_of(dotted)))  # as written: '[a, b]' no markup
+            shown = (_search_space(value) if dotted == "tune.search_space" else
+                     json.dumps(value, ensure_ascii=False))  # 'Gefällt mir' as written
+            table.add_row(dotted, Text(shown), Text(app_state.loaded.source_of(dotted)))  # '[a, b]' is no markup
     console.print(table)
 
 
