@@ -56,6 +56,7 @@ def read_table(path: Path, what: str, skip_malformed: bool | None = None, encodi
             hint="Check paths.data_dir and the data.*_file settings.")
     if path.stat().st_size == 0:
         raise DataError(f"{what} file {path} is empty.", hint="It needs a header row and at least one row.")
+    utf8_instead = None if is_parquet(path) else _utf8_read_otherwise(path, what, encoding)
     if is_parquet(path):
         table = RawTable(_read_parquet(path, what))
     elif (wide := _utf16_without_mark(path)) and codecs.lookup(encoding).name in ("utf-8", "utf-16"):
@@ -66,6 +67,8 @@ def read_table(path: Path, what: str, skip_malformed: bool | None = None, encodi
     else:
         table = _read_text_table(path, what, csv_separator(path), skip_malformed, encoding)
     table.frame.columns = [str(c).strip() for c in table.frame.columns]
+    if utf8_instead:
+        table.notes.append(utf8_instead)
     if table.frame.empty:
         raise DataError(f"{what} file {path} has a header but no rows.", hint="Add rows below the header.")
     return table
@@ -266,6 +269,32 @@ def _fit_to_header(path: Path, what: str, sep: str, encoding: str, row_names: bo
     if lenient:  # a quote pandas reads leniently (text after a closing quote): read so, after the strict check
         return _fit_to_header(path, what, sep, encoding, row_names, strict=False, text=text)
     return _Fitted(out.getvalue(), malformed, records, one_longer, trailing_empty)
+
+
+def _utf8_read_otherwise(path: Path, what: str, encoding: str) -> str | None:
+    """For a file read with a `data.encoding` other than UTF-8 that is UTF-8 all the same: a DataError when it
+    starts with UTF-8's byte-order mark (its header then read 'ï»¿item_id'), else a note when its non-ASCII bytes
+    all decode as UTF-8 (cp1252 reads 'Größe' as 'GrÃ¶ÃŸe' without a word); None otherwise."""
+    if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig"):
+        return None
+    try:
+        with open_bytes(path) as handle:
+            data = handle.read(1 << 24)  # the first 16 MiB tell
+    except (OSError, *DECOMPRESSION_ERRORS):
+        return None
+    if data.startswith(codecs.BOM_UTF8):
+        raise DataError(f"{what} file {path} starts with UTF-8's byte-order mark: it is UTF-8 text, but "
+                        f"data.encoding reads it as {encoding}.", hint="Remove data.encoding (or set it to utf-8).")
+    if data.isascii():
+        return None
+    try:
+        text = codecs.getincrementaldecoder("utf-8")().decode(data, final=False)  # a character cut at the end: fine
+    except UnicodeDecodeError:
+        return None
+    example = next((word for word in re.findall(r"[^\s,;|\"]+", text) if not word.isascii()), "")[:40]
+    return (f"{path.name} is valid UTF-8 with non-ASCII text (e.g. {example!r}), but data.encoding reads it as "
+            f"{encoding} ({example.encode('utf-8').decode(encoding, errors='replace')!r}): if its text reads garbled, "
+            "remove data.encoding.")
 
 
 def _with_bom(encoding: str) -> str:

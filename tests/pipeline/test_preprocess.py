@@ -1010,3 +1010,21 @@ def test_the_raw_amazon_dump_settings_of_docs_data_md_read_such_dumps(tmp_path):
     items = load_items(tmp_path / "processed").set_index("item_id")
     assert items.loc["B000", "text"] == "Bottle 0. Great bottle. Safe. Baby Feeding. Acme"
     assert items.loc["B003", "price"] == 13.99 and report["items"]["numeric"]["price"]["imputed"] == 8
+
+
+def test_a_utf8_file_read_with_another_encoding_is_named(tmp_path):
+    """A German shop set data.encoding: cp1252 for a file saved as UTF-8: 'Größe' became 'GrÃ¶ÃŸe' in the text
+    features without a word; with a byte-order mark the error pointed at the column names ('ï»¿Artikel-Nr')."""
+    from mmrec.data.raw_tables import read_table
+
+    path = tmp_path / "items.csv"
+    path.write_text("item_id;title;description\ni1;Größe M;d\n", encoding="utf-8")
+    table = read_table(path, "item_info", encoding="cp1252")
+    assert table.notes == ["items.csv is valid UTF-8 with non-ASCII text (e.g. 'Größe'), but data.encoding reads it as "
+                           "cp1252 ('GrÃ¶ÃŸe'): if its text reads garbled, remove data.encoding."]
+    path.write_text("item_id;title;description\ni1;Größe M;d\n", encoding="utf-8-sig")
+    with pytest.raises(DataError, match="starts with UTF-8's byte-order mark: it is UTF-8 text, but data.encoding "
+                                        "reads it as cp1252"):
+        read_table(path, "item_info", encoding="cp1252")
+    path.write_text("item_id;title;description\ni1;Größe M;d\n", encoding="cp1252")
+    assert read_table(path, "item_info", encoding="cp1252").notes == []  # really cp1252: nothing to say
