@@ -125,6 +125,10 @@ class DataSettings(Section):
     positive_rating_threshold: float | None = Field(
         None, description="if set and a rating column exists, only ratings >= this are positives"
     )
+    decimal_separator: Literal["auto", ".", ","] = Field(
+        "auto", description="how numeric item columns and ratings write decimals: auto (a column that writes decimal "
+                            "commas, and never points, is read so), '.' (English: '1,234' is 1234), ',' (German: "
+                            "'12,5' is 12.5 and '1.234' is 1234, in every numeric column)")
     rating_values: dict[str, float] | None = Field(
         None, description="words of the rating column read as numbers (an event log's types, e.g. {view: 1, cart: 2, "
                           "purchase: 4}; letter case and surrounding spaces aside); numbers are read as they are")

@@ -118,6 +118,7 @@ def clean_interactions(
     timestamp_format: str | None = None,
     unrated: str = "drop",
     rating_words: dict[str, float] | None = None,
+    decimal: str = "auto",
 ) -> tuple[pd.DataFrame, InteractionReport]:
     """Clean `raw` (user_id, item_id[, timestamp][, rating]) into the processed interactions table; timestamps
     read as `parse_timestamps` reads them with `timestamp_format` (data.timestamp_format); ratings that are words
@@ -158,7 +159,7 @@ def clean_interactions(
                     f"{int(rows.sum()):,} row(s) hold unix times in {unit} (e.g. "
                     f"{', '.join(map(repr, _examples(raw['timestamp'], rows)))}): read as such.")
     if has_rating:
-        frame["rating"] = read_ratings(raw["rating"], rating_words, report.notes)
+        frame["rating"] = read_ratings(raw["rating"], rating_words, report.notes, decimal)
 
     blank = (
         frame["user_id"].isna()
@@ -491,15 +492,18 @@ def _unreadable_note(column: str, raw: pd.Series, rows: pd.Index, total: int, ti
             + _event_words_hint(examples, rating_words=rating_words))
 
 
-def read_ratings(column: pd.Series, rating_words: dict[str, float] | None, notes: list[str]) -> pd.Series:
+def read_ratings(column: pd.Series, rating_words: dict[str, float] | None, notes: list[str],
+                 decimal: str = "auto") -> pd.Series:
     """A rating column as float64 (NaN: no number), read as preprocess reads it, for the interactions and for the
     files evaluate is handed alike: decimal commas where the column writes them (`decimal_comma_column`), words
-    as `rating_words` (data.rating_values) maps them; what was read so is said in `notes`."""
+    as `rating_words` (data.rating_values) maps them, `decimal` as data.decimal_separator says; what was read so is
+    said in `notes`."""
     ratings = column.astype("string").str.strip()
-    if (local := decimal_comma_column(ratings)) is not None:  # "4,5" from a decimal-comma locale's export
+    if (local := decimal_comma_column(ratings, decimal=decimal)) is not None:  # "4,5" from a decimal-comma locale's export
         ratings, read, examples = local
-        notes.append(f"The ratings are written with a decimal comma (e.g. {', '.join(map(repr, examples))}) and never "
-                     f"with a point: {read:,} rating(s) with a comma or a dot are read so ('4,5' = 4.5).")
+        why = "(data.decimal_separator: ',')" if decimal == "," else "and never with a point"
+        notes.append(f"The ratings are written with a decimal comma (e.g. {', '.join(map(repr, examples))}) {why}: "
+                     f"{read:,} rating(s) with a comma or a dot are read so ('4,5' = 4.5).")
     numbers = pd.to_numeric(ratings, errors="coerce").astype("float64")
     if rating_words:  # an event log's types: view 1, purchase 4
         words = {word.strip().casefold(): float(number) for word, number in rating_words.items()}

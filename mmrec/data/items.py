@@ -123,7 +123,7 @@ def clean_items(
     frame = frame[~duplicate]
 
     numeric, numeric_reports = validate_numeric_columns(
-        frame, data.numerical_features_cols, preprocess.numeric_impute
+        frame, data.numerical_features_cols, preprocess.numeric_impute, decimal=data.decimal_separator
     )
     report.numeric = {name: asdict(col) for name, col in numeric_reports.items()}
     for name, col in numeric_reports.items():
@@ -153,13 +153,15 @@ def clean_items(
                 f"{col.dotted:,} of {len(frame):,} values of numeric column {name!r} are written like "
                 f"{', '.join(map(repr, col.dotted_examples))}: read as decimals ({col.dotted_examples[0]!r} = "
                 f"{float(col.dotted_examples[0]):g}). If the file comes from a locale that writes thousands with a "
-                "dot, they are 1,000 times too small: write the numbers without separators.")
+                "dot, they are 1,000 times too small: set data.decimal_separator: ','.")
         if col.locale_decimals:
             report.notes.append(
                 f"Numeric column {name!r} is written as a decimal-comma locale's spreadsheet exports numbers (e.g. "
-                f"{', '.join(map(repr, col.locale_decimal_examples))}; a decimal comma here or in another numeric "
-                f"column, and never a decimal point): its {col.locale_decimals:,} values with a comma or a dot are "
-                "read so ('12,5' = 12.5, '1.234' = 1234).")
+                f"{', '.join(map(repr, col.locale_decimal_examples))}; "
+                + ("data.decimal_separator: ','" if data.decimal_separator == "," else
+                   "a decimal comma here or in another numeric column, and never a decimal point")
+                + f"): its {col.locale_decimals:,} values with a comma or a dot are read so ('12,5' = 12.5, '1.234' = "
+                  "1234). Set data.decimal_separator to say how the file writes numbers if that is wrong.")
         if col.comma_decimals and not col.no_information:
             grouped = "; values like '2,500' were read as thousands (2500), which they may not be" if col.formatted \
                 else ""

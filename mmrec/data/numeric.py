@@ -103,28 +103,33 @@ _SURE_POINT = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+\.\d+|\d+\.(?:\d{1,2}|\d{4,
 _LOCALE_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?")
 
 
-def decimal_comma_column(text: pd.Series, locale_known: bool = False) -> tuple[pd.Series, int, list[str]] | None:
+def decimal_comma_column(text: pd.Series, locale_known: bool = False,
+                         decimal: str = "auto") -> tuple[pd.Series, int, list[str]] | None:
     """When `text` (a column's stripped cells) writes decimals with a comma ("12,5"; "1.234,5" with a dot
     grouping thousands) and never with a point, (the cells rewritten as Python reads numbers, "12.5" and
     "1234.5", how many were, up to 3 examples); else None. In such a column "1,234" is 1.234 and "1.234" is
     1234, as its locale means them. `locale_known`: another column of the file showed the locale, so this one
     only needs no decimal point (a column of counts grouped "2.852"). A currency sign or code is looked past
-    ("€49,95" is a decimal comma, rewritten "€49.95")."""
+    ("€49,95" is a decimal comma, rewritten "€49.95"). `decimal` (data.decimal_separator): "," reads the column so
+    whatever it holds, "." never."""
+    if decimal == ".":
+        return None
     original = text.astype("string")
     cells = _bare_numbers(original)
     sure_comma = cells.str.fullmatch(_SURE_COMMA.pattern).fillna(False).astype(bool)
-    sure_point = cells.str.fullmatch(_SURE_POINT.pattern).fillna(False).astype(bool)
-    if not (sure_comma.any() or locale_known) or int(sure_point.sum()) * 2 >= max(1, int(sure_comma.sum())):
-        return None  # decimal points as often as commas, or more (a stray "3.99" among comma prices is read as such)
-    if not sure_comma.any() and cells.str.contains(",", regex=False).fillna(False).astype(bool).any():
-        return None  # "2,269" with nothing else to go on is an English thousands comma, whatever the other columns
-    grouped = cells.str.fullmatch(r"[+-]?\d{1,3}(?:,\d{3})+").fillna(False).astype(bool)
-    if grouped.any() and int(sure_comma.sum()) <= int(grouped.sum()):
-        return None  # as much "2,269" as "2,5": thousands commas, and a stray "2,5" (imputed, with its note)
+    if decimal != ",":
+        sure_point = cells.str.fullmatch(_SURE_POINT.pattern).fillna(False).astype(bool)
+        if not (sure_comma.any() or locale_known) or int(sure_point.sum()) * 2 >= max(1, int(sure_comma.sum())):
+            return None  # decimal points as often as commas, or more (a stray "3.99" among comma prices is read so)
+        if not sure_comma.any() and cells.str.contains(",", regex=False).fillna(False).astype(bool).any():
+            return None  # "2,269" with nothing else to go on is an English thousands comma, whatever the other columns
+        grouped = cells.str.fullmatch(r"[+-]?\d{1,3}(?:,\d{3})+").fillna(False).astype(bool)
+        if grouped.any() and int(sure_comma.sum()) <= int(grouped.sum()):
+            return None  # as much "2,269" as "2,5": thousands commas, and a stray "2,5" (imputed, with its note)
     local = cells.str.fullmatch(_LOCALE_NUMBER.pattern).fillna(False).astype(bool) & cells.str.contains(r"[.,]")
-    rewritten = original.where(~local, original.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
     if not local.any():
         return None
+    rewritten = original.where(~local, original.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
     return rewritten, int(local.sum()), original[sure_comma if sure_comma.any() else local].head(3).tolist()
 
 
@@ -184,6 +189,7 @@ def validate_numeric_columns(
     columns: Sequence[str],
     impute: Literal["median", "mean", "zero"],
     id_column: str = "item_id",
+    decimal: str = "auto",
 ) -> tuple[pd.DataFrame, dict[str, ColumnReport]]:
     """Float64 copies of `columns` with invalid values imputed, plus a report per column.
 
@@ -207,7 +213,7 @@ def validate_numeric_columns(
     for name in columns:
         raw = items[name]
         report = ColumnReport()
-        local = decimal_comma_column(texts[name], locale_known=locale)
+        local = decimal_comma_column(texts[name], locale_known=locale, decimal=decimal)
         if local is not None:
             raw, report.locale_decimals, report.locale_decimal_examples = local
         blank = raw.isna() | raw.astype("string").str.strip().isin(["", "nan", "NaN", "None"]).fillna(True)

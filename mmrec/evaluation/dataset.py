@@ -55,7 +55,8 @@ def read_interactions_file(path: Path, role: str, data: DataSettings | None = No
     threshold = data.positive_rating_threshold if data else None
     if threshold is not None and "rating" in frame.columns:
         said: list[str] = []  # read as preprocess reads them: decimal commas, data.rating_values' words
-        positive = (read_ratings(frame["rating"], data.rating_values, said) >= threshold).to_numpy()
+        positive = (read_ratings(frame["rating"], data.rating_values, said, data.decimal_separator) >= threshold
+                    ).to_numpy()
         if notes is not None:
             notes.extend(f"{role.capitalize()} file {path.name}: {note}" for note in said)
         if not positive.all():

@@ -440,6 +440,7 @@ def run_preprocess(
         settings.data.timestamp_format,
         settings.data.unrated,
         settings.data.rating_values,
+        settings.data.decimal_separator,
     )
     if unmapped:
         interaction_report.notes.append(unmapped)

@@ -296,6 +296,8 @@ def test_spreadsheet_dates_read_with_data_timestamp_format_and_unreadable_ones_a
     assert out["timestamp"].tolist() == [45850, 1769904000]
     serial, comma, dates, ratings = report.notes
     assert comma.startswith("The ratings are written with a decimal comma (e.g. '4,5') and never with a point")
+    _, told = clean_interactions(raw, {"a", "b"}, PreprocessSettings(), 4.0, decimal=".")  # English: no comma
+    assert "4.5" not in told.ratings and not any("decimal comma (e.g." in note for note in told.notes)
     assert serial.startswith("2 row(s) have a time between 20,000 and 80,000 (e.g. '45850', '45850.5')")
     assert "data.timestamp_format: excel" in serial
     assert dates.startswith("1 of the 4 rows (25%) have a timestamp that cannot be read as unix seconds or ISO-8601 "

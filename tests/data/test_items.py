@@ -160,6 +160,22 @@ def test_numbers_of_a_decimal_comma_locale_are_read_as_it_writes_them():
     assert items["share"].tolist()[:2] == [0.5, 12.5] and report.numeric["likes"]["imputed"] == 0
 
 
+def test_data_decimal_separator_says_how_the_file_writes_numbers():
+    # A semicolon export of counts only ('1.603' views): nothing in the column tells, and no setting could say so.
+    raw = pd.DataFrame({"item_id": ["a", "b", "c"], "title": ["t"] * 3, "description": ["d"] * 3,
+                        "views": ["1.603", "812", "2.000"], "price": ["3,50", "12", "1.234,5"]}, dtype="string")
+    columns = ["views", "price"]
+    items, report, _ = clean_items(raw, DataSettings(numerical_features_cols=columns, decimal_separator=","),
+                                   PreprocessSettings())
+    assert items["views"].tolist() == [1603, 812, 2000] and items["price"].tolist() == [3.5, 12, 1234.5]
+    assert any("data.decimal_separator: ','" in note for note in _notes(report))
+    english, _, _ = clean_items(raw.assign(price=["3.50", "12", "1,234.5"]), DataSettings(
+        numerical_features_cols=columns, decimal_separator="."), PreprocessSettings())
+    assert english["views"].tolist() == [1.603, 812, 2.0] and english["price"].tolist() == [3.5, 12, 1234.5]
+    auto, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["views"]), PreprocessSettings())
+    assert auto.loc[0, "views"] == 1.603 and any("set data.decimal_separator: ','" in n for n in _notes(report))
+
+
 def test_one_stray_decimal_comma_does_not_make_an_english_file_a_decimal_comma_one():
     # A re-check: one typo '2,5' among counts made '2,269' views 2.269 and '1.947' kg 1947 in the other columns.
     n = 12
