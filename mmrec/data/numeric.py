@@ -176,8 +176,8 @@ def _bare_numbers(cells: pd.Series) -> pd.Series:
 
 def _shows_the_locale(text: pd.Series) -> bool:
     """Whether a column shows that its file writes numbers as a decimal-comma locale does: most of its values are
-    written with a decimal comma beyond doubt, none with a decimal point. (One stray '2,5' among English counts does
-    not make '2,269' in another column 2.269.)"""
+    written with a decimal comma beyond doubt, and `decimal_comma_column` reads it so. (One stray '2,5' among English
+    counts does not make '2,269' in another column 2.269.)"""
     cells = _bare_numbers(text.dropna())
     cells = cells[cells != ""]
     sure = cells.str.fullmatch(_SURE_COMMA.pattern).fillna(False).astype(bool)
@@ -231,9 +231,8 @@ def validate_numeric_columns(
             dotted = dotted.iloc[:0]
         report.dotted, report.dotted_examples = len(dotted), dotted.head(3).tolist()
         unread = text[values.isna().reindex(text.index).to_numpy()]
-        # (with a currency sign or code too: '€49,95')
-        bare = unread.map(lambda v: (m.group(1) or m.group(2)) if (m := _CURRENCY.fullmatch(str(v))) else v)
-        commas = unread[bare.astype("string").str.fullmatch(DECIMAL_COMMA.pattern).fillna(False).astype(bool)]
+        bare = _bare_numbers(unread)  # with a currency sign or code too: '€49,95'
+        commas = unread[bare.str.fullmatch(DECIMAL_COMMA.pattern).fillna(False).astype(bool)]
         report.comma_decimals, report.comma_decimal_examples = len(commas), commas.head(3).tolist()
         report.missing = int(blank.sum())
         report.non_numeric = int((values.isna() & ~blank).sum())
