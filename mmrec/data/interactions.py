@@ -274,10 +274,10 @@ def clean_interactions(
             latest = frame.drop_duplicates(pairs, keep="last")
             undone = latest.merge(liked, on=pairs)["rating"] < positive_rating_threshold
             if undone.any():
-                latest = "latest" if has_time else "last (in file order: the interactions have no time column)"
+                which = "latest" if has_time else "last (in file order: the interactions have no time column)"
                 report.notes.append(
                     f"{int(undone.sum()):,} user-item pair(s) were rated at or above data.positive_rating_threshold "
-                    f"({positive_rating_threshold:g}) in one row but below it in their {latest}: that row is "
+                    f"({positive_rating_threshold:g}) in one row but below it in their {which}: that row is "
                     "kept, so they are not positives. For an event log whose rating is the event's strength (view "
                     "1, purchase 2), set preprocess.duplicate_rating: highest.")
         duplicate = frame.duplicated(pairs, keep="last")
