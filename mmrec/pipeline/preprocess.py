@@ -50,8 +50,8 @@ from mmrec.settings import DataSettings, PreprocessSettings, Settings
 PROCESSED_IMAGES = "images"
 # The version of what preprocess makes of given inputs and settings: raise it with any change that can give other
 # processed data for them (a new reading of some value, another default), so an upgraded mmrec preprocesses again
-# and says why. 2 (2026-12-05): a repeated pair dated by its first row, decimal commas read, lists of JSON lists as
-# text. Records without it are version 1.
+# and says why. 2 (2026-12-05): a repeated pair dated by its first positive row, decimal commas read (past currency
+# signs too), lists of JSON lists as text, a \" before a separator read by the record. Records without it are 1.
 PREPROCESS_VERSION = 2
 _OWN_ENTRIES = frozenset({ITEMS_FILE, INTERACTIONS_FILE, RATED_BELOW_FILE, REPORT_FILE, MANIFEST_FILE,
                           PROCESSED_IMAGES})
