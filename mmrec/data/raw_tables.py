@@ -166,8 +166,9 @@ def _backslash_quotes(path: Path, sep: str, encoding: str) -> tuple[str | None, 
     source = text.split("\n")
     lines, count, quoted = list(source), 0, False  # a quoted value may span lines: its state is carried
     width = _width(lines[0], sep)
-    start, counted = 0, 0  # the record in progress: its first line, the quotes counted in it
-    for number, line in enumerate(source):
+    start, counted, number = 0, 0, 0  # the record in progress: its first line, the quotes counted in it
+    while number < len(source):
+        line = source[number]
         if not quoted:
             start, counted = number, 0
         if '\\"' in line:
@@ -175,18 +176,29 @@ def _backslash_quotes(path: Path, sep: str, encoding: str) -> tuple[str | None, 
             count, counted = count + done, counted + done
         elif line.count('"') % 2:  # quotes open and close in pairs ("" included): an odd count flips the state
             quoted = not quoted
+        number += 1
         if quoted:
             continue
         # The record (one line, or a value spanning lines) is read. A \" before a separator closed its value; where
         # that reading does not fit the header and the one where it is a quote does (`"said \"hi\", then"`, as
-        # MySQL's exports escape), the record is read so.
-        record = "\n".join(source[start:number + 1])
-        if f'\\"{sep}' in record and _width("\n".join(lines[start:number + 1]), sep) != width:
-            other, done, still = _unescape_line(record, sep, False, sep_closes=False)
-            if not still and _width(other, sep) == width:
-                lines[start:number + 1] = other.split("\n")
-                count += done - counted
+        # MySQL's exports escape), the record is read so, with the lines that reading's value goes on to.
+        # (A next line with an odd number of quotes, which would open a value in the middle of a field, says the
+        # value went on.)
+        if f'\\"{sep}' in "\n".join(source[start:number]) and (
+                _width("\n".join(lines[start:number]), sep) != width
+                or number < len(source) and source[number].replace('\\"', "").count('"') % 2):
+            for end in range(number, min(number + _MAX_VALUE_LINES, len(source)) + 1):
+                other, done, still = _unescape_line("\n".join(source[start:end]), sep, False, sep_closes=False)
+                if not still:
+                    if _width(other, sep) == width:
+                        lines[start:end] = other.split("\n")
+                        count += done - counted
+                        number = end
+                    break
     return ("\n".join(lines), count) if count else (None, 0)
+
+
+_MAX_VALUE_LINES = 200  # lines a value read with its \" as quotes may go on to (a cap on the look ahead)
 
 
 def _unescape_line(line: str, sep: str, quoted: bool, sep_closes: bool = True) -> tuple[str, int, bool]:

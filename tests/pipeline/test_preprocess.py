@@ -945,13 +945,15 @@ def test_quotes_escaped_with_a_backslash_are_read_as_quotes_and_counted(tmp_path
     # A \" before a comma inside the value (MySQL's exports): read as a quote where that reading fits the header
     # (a re-check: 'said \\"hi\\' ended the value, and the line had a field too many).
     path.write_text('item_id,title,description\ni0,"He said \\"hi\\", then left",d\ni1,"C:\\dir\\",d\n'
-                    'i2,"a \\"b\\",\\"c\\"",d\ni3,"First line.\r\nHe said \\"hi\\", then left",d\n', encoding="utf-8")
+                    'i2,"a \\"b\\",\\"c\\"",d\ni3,"First line.\r\nHe said \\"hi\\", then left",d\n'
+                    'i4,"He said \\"hi\\", then left\nand came back",d\n', encoding="utf-8")
     table = read_table(path, "item_info")
     assert table.frame.values.tolist() == [["i0", 'He said "hi", then left', "d"], ["i1", "C:\\dir\\", "d"],
                                            ["i2", 'a "b","c"', "d"],
-                                           ["i3", 'First line.\r\nHe said "hi", then left', "d"]]
-    assert not table.malformed
-    assert table.notes[0].startswith("8 quote(s) in BX-Books.csv are escaped")  # a re-check: a value on two lines
+                                           ["i3", 'First line.\r\nHe said "hi", then left', "d"],
+                                           ["i4", 'He said "hi", then left\nand came back', "d"]]
+    assert not table.malformed  # i4: the \" on the value's first line (a re-check: a junk item 'and came back"')
+    assert table.notes[0].startswith("10 quote(s) in BX-Books.csv are escaped")  # a re-check: a value on two lines
 
 
 def test_a_missing_column_of_several_description_columns_is_named_with_its_setting(tmp_path):
