@@ -55,15 +55,17 @@ def read_interactions_file(path: Path, role: str, data: DataSettings | None = No
     threshold = data.positive_rating_threshold if data else None
     if threshold is not None and "rating" in frame.columns:
         said: list[str] = []  # read as preprocess reads them: decimal commas, data.rating_values' words
-        positive = (read_ratings(frame["rating"], data.rating_values, said, data.decimal_separator) >= threshold
-                    ).to_numpy()
+        ratings = read_ratings(frame["rating"], data.rating_values, said, data.decimal_separator)
+        # As preprocess: a row without a number is a positive where data.unrated says so (an order never reviewed).
+        positive = ((ratings >= threshold) | (ratings.isna() & (data.unrated == "positive"))).to_numpy()
         if notes is not None:
             notes.extend(f"{role.capitalize()} file {path.name}: {note}" for note in said)
         if not positive.all():
             if notes is not None:
                 notes.append(f"{int((~positive).sum()):,} of the {len(frame):,} rows of the {role} file {path.name} "
-                             f"rate below data.positive_rating_threshold ({threshold:g}) or have no number: left "
-                             "out, as preprocess leaves them out of the interactions.")
+                             f"rate below data.positive_rating_threshold ({threshold:g})"
+                             + (" or have no number" if data.unrated != "positive" else "")
+                             + ": left out, as preprocess leaves them out of the interactions.")
             frame = frame[positive].reset_index(drop=True)
             if frame.empty:
                 raise DataError(f"No row of the {role} file {path} rates at or above "

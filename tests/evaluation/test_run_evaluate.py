@@ -278,6 +278,14 @@ def test_a_test_file_in_the_users_own_columns_is_read_as_preprocess_reads_intera
     test.write_text("viewer,video,stars\nu001,i004,1\n")
     with pytest.raises(DataError, match="No row of the test file .* rates at or above"):
         run_evaluate(settings, ["popularity"], test_data=test, write_files=False)
+    # data.unrated: positive keeps a row without a number, as preprocess keeps it (a re-check: it was left out).
+    test.write_text("viewer,video,stars\nu001,i004,5\nu001,i005,2\nu002,i006,\n")
+    notes.clear()
+    unrated = settings.data.model_copy(update={"unrated": "positive"})
+    frame = read_interactions_file(test, "test", unrated, notes)
+    assert frame["item_id"].tolist() == ["i004", "i006"] and notes == [
+        "1 of the 3 rows of the test file test.csv rate below data.positive_rating_threshold (4): left out, as "
+        "preprocess leaves them out of the interactions."]
 
 
 def test_a_test_file_of_training_pairs_only_is_refused(tiny_config, tmp_path):
