@@ -501,7 +501,7 @@ def read_ratings(column: pd.Series, rating_words: dict[str, float] | None, notes
     ratings = column.astype("string").str.strip()
     if (local := decimal_comma_column(ratings, decimal=decimal)) is not None:  # "4,5" from a decimal-comma locale's export
         ratings, read, examples = local
-        why = "(data.decimal_separator: ',')" if decimal == "," else "and never with a point"
+        why = "(data.decimal_separator: ',')" if decimal == "," else "and seldom if ever with a point"
         notes.append(f"The ratings are written with a decimal comma (e.g. {', '.join(map(repr, examples))}) {why}: "
                      f"{read:,} rating(s) with a comma or a dot are read so ('4,5' = 4.5).")
     numbers = pd.to_numeric(ratings, errors="coerce").astype("float64")

@@ -62,8 +62,9 @@ class ItemReport:
                 i if i.isprintable() and i == i.strip() and i else repr(i) for i in map(str, ids[:5]))
 
 
-# A title that is a code, not words: no space, a digit, and only letters, digits and - _ . / (SS24-0917-BLK, B00012345).
-_CODE = re.compile(r"(?=[^ ]*\d)[A-Za-z0-9][A-Za-z0-9\-_./]{4,}")
+# A title that is a code, not words: no space, at least 7 characters of which 4 digits, only letters, digits and
+# - _ . / (SS24-0917-BLK, B00012345; not a model name such as F-150, GLC300 or M340i).
+_CODE = re.compile(r"(?=(?:[^\d ]*\d){4})[A-Za-z0-9][A-Za-z0-9\-_./]{6,}")
 CODE_TITLES_SHARE = 0.1  # of the non-empty titles, from which a note names them
 
 
@@ -159,7 +160,7 @@ def clean_items(
                 f"Numeric column {name!r} is written as a decimal-comma locale's spreadsheet exports numbers (e.g. "
                 f"{', '.join(map(repr, col.locale_decimal_examples))}; "
                 + ("data.decimal_separator: ','" if data.decimal_separator == "," else
-                   "a decimal comma here or in another numeric column, and never a decimal point")
+                   "decimal commas here or in another numeric column, decimal points seldom if ever")
                 + f"): its {col.locale_decimals:,} values with a comma or a dot are read so ('12,5' = 12.5, '1.234' = "
                   "1234). Set data.decimal_separator to say how the file writes numbers if that is wrong.")
         if col.comma_decimals and not col.no_information:

@@ -130,7 +130,8 @@ def decimal_comma_column(text: pd.Series, locale_known: bool = False,
     if not local.any():
         return None
     rewritten = original.where(~local, original.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
-    return rewritten, int(local.sum()), original[sure_comma if sure_comma.any() else local].head(3).tolist()
+    examples = pd.unique(original[sure_comma if sure_comma.any() else local].to_numpy())[:3]  # each value once
+    return rewritten, int(local.sum()), [str(value) for value in examples]
 
 
 # A duration as players show it: "3:35" (m:ss) or "1:02:03" (h:mm:ss), read as seconds.
@@ -227,7 +228,8 @@ def validate_numeric_columns(
         report.formatted_examples = [f"{text}={number:,.10g}" for text, number in list(examples.items())[:3]]
         text = raw[~blank].astype("string").str.strip()
         dotted = text[text.str.fullmatch(r"\d{1,3}\.\d{3}").fillna(False).astype(bool)]  # 12.004.511: no number
-        if local is not None:  # read as its locale writes numbers: no '1.234' is left to doubt
+        points = _bare_numbers(text).str.fullmatch(_SURE_POINT.pattern).fillna(False).astype(bool)
+        if local is not None or points.any():  # read as its locale writes numbers, or it writes '2.5': no doubt left
             dotted = dotted.iloc[:0]
         report.dotted, report.dotted_examples = len(dotted), dotted.head(3).tolist()
         unread = text[values.isna().reindex(text.index).to_numpy()]

@@ -295,7 +295,7 @@ def test_spreadsheet_dates_read_with_data_timestamp_format_and_unreadable_ones_a
     assert report.dropped == {"bad_timestamp": 1, "bad_rating": 1}
     assert out["timestamp"].tolist() == [45850, 1769904000]
     serial, comma, dates, ratings = report.notes
-    assert comma.startswith("The ratings are written with a decimal comma (e.g. '4,5') and never with a point")
+    assert comma.startswith("The ratings are written with a decimal comma (e.g. '4,5') and seldom if ever with a point")
     _, told = clean_interactions(raw, {"a", "b"}, PreprocessSettings(), 4.0, decimal=".")  # English: no comma
     assert "4.5" not in told.ratings and not any("decimal comma (e.g." in note for note in told.notes)
     assert serial.startswith("2 row(s) have a time between 20,000 and 80,000 (e.g. '45850', '45850.5')")

@@ -24,8 +24,12 @@ def test_a_description_column_empty_everywhere_and_titles_that_are_codes_are_nam
     empty, codes = report.notes
     assert empty.startswith("The description column(s) 'description' (data.description_column) are empty for every "
                             "item: the text features read the titles alone.")
-    assert codes.startswith("6 of 9 titles look like codes, not words (e.g. 'SS24-0917-BLK', 'AW23-1102-RED', "
+    assert codes.startswith("5 of 9 titles look like codes, not words (e.g. 'SS24-0917-BLK', 'AW23-1102-RED', "
                             "'SS24-0001-WHT'): a text model reads them as noise.")
+    models = ["F-150", "CX-5", "RAV4", "GLC300", "ES350", "XC90", "M340i", "RX350", "Q50", "IS500", "Civic"] * 2
+    cars = pd.DataFrame({"item_id": [str(i) for i in range(22)], "title": models, "description": ["x"] * 22},
+                        dtype="string")  # a re-check: real model names were taken for codes
+    assert clean_items(cars, DataSettings(numerical_features_cols=[]), PreprocessSettings())[1].notes == []
     raw["description"] = pd.array(["Soft."] + [""] * 9, dtype="string")
     raw["title"] = pd.array(["Linen dress", "Wool coat", "X7-100"] + ["Plain shirt"] * 7, dtype="string")
     assert clean_items(raw, DataSettings(numerical_features_cols=[]), PreprocessSettings())[1].notes == []
@@ -129,7 +133,7 @@ def test_numbers_of_a_decimal_comma_locale_are_read_as_it_writes_them():
                                    PreprocessSettings())
     likes, views = _notes(report)
     assert likes.startswith("Numeric column 'likes' is written as a decimal-comma locale's spreadsheet exports numbers "
-                            "(e.g. '38,1', '487,0', '2,5'; a decimal comma here or in another numeric column")
+                            "(e.g. '38,1', '487,0', '2,5'; decimal commas here or in another numeric column")
     assert "its 10 values with a comma or a dot are read so" in likes and "its 3 values" in views  # grouped counts
     assert items["likes"].tolist()[:3] == [38.1, 487.0, 2.5] and items["views"].tolist()[:3] == [2852, 12004511, 512]
     assert report.numeric["likes"]["imputed"] == 0 and report.numeric["views"]["dotted"] == 0
@@ -174,6 +178,11 @@ def test_data_decimal_separator_says_how_the_file_writes_numbers():
     assert english["views"].tolist() == [1.603, 812, 2.0] and english["price"].tolist() == [3.5, 12, 1234.5]
     auto, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["views"]), PreprocessSettings())
     assert auto.loc[0, "views"] == 1.603 and any("set data.decimal_separator: ','" in n for n in _notes(report))
+    # A column that writes '2.5' as well writes decimal points: its '1.947' is no thousands doubt (a re-check: the
+    # note advised ',', which made '0.350' kg 350).
+    _, report, _ = clean_items(raw.assign(views=["1.947", "2.5", "0.350"]), DataSettings(numerical_features_cols=[
+        "views"]), PreprocessSettings())
+    assert report.numeric["views"]["dotted"] == 0 and not any("decimal_separator" in n for n in _notes(report))
 
 
 def test_one_stray_decimal_comma_does_not_make_an_english_file_a_decimal_comma_one():
