@@ -66,6 +66,8 @@ class ItemReport:
 # - _ . / (SS24-0917-BLK, B00012345; not a model name such as F-150, GLC300 or M340i).
 _CODE = re.compile(r"(?=(?:[^\d ]*\d){4})[A-Za-z0-9][A-Za-z0-9\-_./]{6,}")
 CODE_TITLES_SHARE = 0.1  # of the non-empty titles, from which a note names them
+# Text cells that stand for no text (letter case and surrounding spaces aside): a SQL or spreadsheet export's blanks.
+NO_TEXT = frozenset({"null", "none", "nan", "n/a", "na", "-", "--", "\u2014"})
 
 
 def sha256_text(text: str) -> str:
@@ -178,8 +180,16 @@ def clean_items(
                 "or remove it from data.numerical_features_cols.")
 
     cap = preprocess.max_text_length
-    def text_column(*names: str | None) -> list[list[str]]:  # per row the named columns' raw texts ([] for none)
-        columns = [frame[name].astype("string").fillna("").tolist() for name in names if name is not None]
+    placeholders: dict[str, int] = {}  # cells that stand for no text (a SQL export's NULL), as written: how many
+
+    def text_column(*names: str | None, count: bool = False) -> list[list[str]]:  # per row the columns' raw texts
+        columns = []
+        for name in (name for name in names if name is not None):
+            cells = frame[name].astype("string").fillna("")
+            empty = cells.str.strip().str.casefold().isin(NO_TEXT)
+            for value, n in cells[empty].str.strip().value_counts(sort=False).items() if count else ():
+                placeholders[value] = placeholders.get(value, 0) + int(n)
+            columns.append(cells.where(~empty, "").tolist())
         return [list(row) for row in zip(*columns, strict=True)] if columns else [[] for _ in range(len(frame))]
 
     def joined(parts: list[str], clean: bool) -> str:  # several description columns read as one text, in order
@@ -187,13 +197,16 @@ def clean_items(
             return parts[0] if len(parts) == 1 else item_text(*parts)  # as written, to count what cleaning changed
         return item_text(*(clean_text(part, sys.maxsize) for part in parts))
 
-    titles_full = [joined(row, True) for row in text_column(data.title_column)]
-    descs_full = [joined(row, True) for row in text_column(*data.description_columns)]
+    titles_full = [joined(row, True) for row in text_column(data.title_column, count=True)]
+    descs_full = [joined(row, True) for row in text_column(*data.description_columns, count=True)]
     titles = [cap_text(t, cap) for t in titles_full]
     descriptions = [cap_text(d, cap) for d in descs_full]
     texts = [cap_text(item_text(t, d), cap) for t, d in zip(titles, descriptions, strict=True)]
     raw_titles = [joined(row, False) for row in text_column(data.title_column)]
     raw_descs = [joined(row, False) for row in text_column(*data.description_columns)]
+    if placeholders:
+        report.notes.append(f"{sum(placeholders.values()):,} title or description cell(s) hold a placeholder for no "
+                            f"text (e.g. {', '.join(map(repr, list(placeholders)[:3]))}): read as empty, not as words.")
     if data.description_columns and len(frame) and not any(descriptions):
         named = ", ".join(map(repr, data.description_columns))
         report.notes.append(f"The description column(s) {named} (data.description_column) are empty for every item: "

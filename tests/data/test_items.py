@@ -30,6 +30,13 @@ def test_a_description_column_empty_everywhere_and_titles_that_are_codes_are_nam
     cars = pd.DataFrame({"item_id": [str(i) for i in range(22)], "title": models, "description": ["x"] * 22},
                         dtype="string")  # a re-check: real model names were taken for codes
     assert clean_items(cars, DataSettings(numerical_features_cols=[]), PreprocessSettings())[1].notes == []
+    # A SQL export's NULL, N/A, nan, '-' for no text: read as empty (a re-check: 'Red shoe. N/A' went to the model).
+    raw["description"] = pd.array(["NULL", "N/A", " nan ", "-", "null"] + [""] * 5, dtype="string")
+    items, report, _ = clean_items(raw, DataSettings(numerical_features_cols=[]), PreprocessSettings())
+    assert items["description"].tolist() == [""] * 10 and items.loc[0, "text"] == "SS24-0917-BLK"
+    assert report.notes[0] == ("5 title or description cell(s) hold a placeholder for no text (e.g. 'NULL', 'N/A', "
+                               "'nan'): read as empty, not as words.")
+    assert report.notes[1].startswith("The description column(s) 'description' (data.description_column) are empty")
     raw["description"] = pd.array(["Soft."] + [""] * 9, dtype="string")
     raw["title"] = pd.array(["Linen dress", "Wool coat", "X7-100"] + ["Plain shirt"] * 7, dtype="string")
     assert clean_items(raw, DataSettings(numerical_features_cols=[]), PreprocessSettings())[1].notes == []
