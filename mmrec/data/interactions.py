@@ -499,7 +499,8 @@ def read_ratings(column: pd.Series, rating_words: dict[str, float] | None, notes
     as `rating_words` (data.rating_values) maps them, `decimal` as data.decimal_separator says; what was read so is
     said in `notes`."""
     ratings = column.astype("string").str.strip()
-    if (local := decimal_comma_column(ratings, decimal=decimal)) is not None:  # "4,5" from a decimal-comma locale's export
+    # "4,5" from a decimal-comma locale's export
+    if (local := decimal_comma_column(ratings, decimal=decimal)) is not None:
         ratings, read, examples = local
         why = "(data.decimal_separator: ',')" if decimal == "," else "and seldom if ever with a point"
         notes.append(f"The ratings are written with a decimal comma (e.g. {', '.join(map(repr, examples))}) {why}: "

@@ -98,9 +98,11 @@ DECIMAL_COMMA = re.compile(r"\s*[+-]?\d+,\d+\s*")
 # Written with a decimal comma beyond doubt ("12,5", "1.234,56", "0,1234": not a thousands comma), or with a decimal
 # point beyond doubt ("12.5", "1,234.5"). A column of the first and none of the second writes decimal commas, as a
 # decimal-comma locale's spreadsheet exports them (`decimal_comma_column`).
-_SURE_COMMA = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+,\d+|\d+,(?:\d{1,2}|\d{4,}))")
+# Thousands grouped by a dot, or by a space as French exports write them (a no-break or narrow one too).
+_GROUP = "[. \u00a0\u202f]"
+_SURE_COMMA = re.compile(rf"[+-]?(?:\d{{1,3}}(?:{_GROUP}\d{{3}})+,\d+|\d+,(?:\d{{1,2}}|\d{{4,}}))")
 _SURE_POINT = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+\.\d+|\d+\.(?:\d{1,2}|\d{4,}))")
-_LOCALE_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?")
+_LOCALE_NUMBER = re.compile(rf"[+-]?(?:\d{{1,3}}(?:{_GROUP}\d{{3}})+|\d+)(?:,\d+)?")
 
 
 def decimal_comma_column(text: pd.Series, locale_known: bool = False,
@@ -126,10 +128,11 @@ def decimal_comma_column(text: pd.Series, locale_known: bool = False,
         grouped = cells.str.fullmatch(r"[+-]?\d{1,3}(?:,\d{3})+").fillna(False).astype(bool)
         if grouped.any() and int(sure_comma.sum()) <= int(grouped.sum()):
             return None  # as much "2,269" as "2,5": thousands commas, and a stray "2,5" (imputed, with its note)
-    local = cells.str.fullmatch(_LOCALE_NUMBER.pattern).fillna(False).astype(bool) & cells.str.contains(r"[.,]")
+    local = cells.str.fullmatch(_LOCALE_NUMBER.pattern).fillna(False).astype(bool) & cells.str.contains(r"[.,\s]")
     if not local.any():
         return None
-    rewritten = original.where(~local, original.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
+    rewritten = original.where(~local, original.str.replace(r"(?<=\d)[. \u00a0\u202f](?=\d{3})", "", regex=True)
+                               .str.replace(",", ".", regex=False))
     examples = pd.unique(original[sure_comma if sure_comma.any() else local].to_numpy())[:3]  # each value once
     return rewritten, int(local.sum()), [str(value) for value in examples]
 

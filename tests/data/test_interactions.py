@@ -282,7 +282,8 @@ def test_a_pair_with_several_rows_is_dated_by_its_first_and_examples_name_each_p
     # Without a time column the last row in file order is kept, and the note says so rather than "latest".
     _, report = clean_interactions(raw.iloc[[0, 2, 1, 3]].drop(columns="timestamp"), {"a", "b"}, PreprocessSettings(),
                                    38.0)  # u1's a: 40, 60, then 35
-    assert any("below it in their last (in file order: the interactions have no time column)" in n for n in report.notes)
+    assert any("below it in their last (in file order: the interactions have no time column)" in n
+               for n in report.notes)
 
 
 def test_spreadsheet_dates_read_with_data_timestamp_format_and_unreadable_ones_are_a_note():

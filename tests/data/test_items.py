@@ -169,6 +169,13 @@ def test_numbers_of_a_decimal_comma_locale_are_read_as_it_writes_them():
                                    PreprocessSettings())
     assert items["likes"].tolist()[:3] == [12.5, 1234.5, 3.99] and items.loc[0, "views"] == 2852
     assert items["share"].tolist()[:2] == [0.5, 12.5] and report.numeric["likes"]["imputed"] == 0
+    # French exports group thousands with a (no-break) space: '1 299,00 €', '12 004' views (a re-check: imputed).
+    french = raw.assign(likes=["12,50 €", "1 299,00 €", "5,00 €", "2\u00a0249,00 €", "7,95 €", "19,99 €", "3,10 €",
+                               "4,50 €", "8,80 €", "6,00 €"],
+                        views=["1 603", "12\u202f004", "88", "532", "2 269", "1 000", "7", "9", "11", "13"])
+    items, _, _ = clean_items(french, DataSettings(numerical_features_cols=["likes", "views"]), PreprocessSettings())
+    assert items["likes"].tolist()[:4] == [12.5, 1299.0, 5.0, 2249.0]
+    assert items["views"].tolist()[:3] == [1603, 12004, 88]
 
 
 def test_data_decimal_separator_says_how_the_file_writes_numbers():
@@ -207,7 +214,8 @@ def test_one_stray_decimal_comma_does_not_make_an_english_file_a_decimal_comma_o
     items, _, _ = clean_items(raw, DataSettings(numerical_features_cols=["comments"]), PreprocessSettings())
     assert items.loc[1, "comments"] == 2740
     assert report.numeric["mixed"]["comma_decimals"] == 1  # '1,5' among thousands commas: imputed, and said
-    assert not any("locale's spreadsheet" in note and ("'views'" in note or "'weight'" in note) for note in report.notes)
+    assert not any("locale's spreadsheet" in note and ("'views'" in note or "'weight'" in note)
+                   for note in report.notes)
 
 
 def test_a_few_values_a_million_times_every_other_are_capped_with_a_note():

@@ -255,8 +255,8 @@ def test_serving_says_how_many_items_have_no_id_embedding(tmp_path):
     save_interactions(interactions[interactions["user_id"] != "u1"], tmp_path / "processed")
     single = run_recommend(settings, users=["u1", "u2"])
     assert single.users[0].fallback == "popularity" and any(note.startswith(
-        "1 of the users unknown to the model (e.g. 'u1') are in the checkpoint but have no interaction in the processed "
-        "data now") for note in single.notes)
+        "1 of the users unknown to the model (e.g. 'u1') are in the checkpoint but have no interaction in the "
+        "processed data now") for note in single.notes)
 
 
 def test_new_items_keep_their_places_for_the_multimodal_model_in_both_modes(trained):
