@@ -488,7 +488,8 @@ def _unreadable_note(column: str, raw: pd.Series, rows: pd.Index, total: int, ti
     return (f"{share} have no rating or one that is not a number (e.g. {shown}): dropped, since "
             "data.positive_rating_threshold reads the ratings (data.unrated: positive keeps them as positives, "
             "e.g. orders never reviewed)."
-            + (" Values like '4,5' are written with a decimal comma: write them with a point (4.5)." if comma else "")
+            + (" Values like '4,5' are written with a decimal comma: write them with a point (4.5), or set "
+               "data.decimal_separator: ','." if comma else "")
             + _event_words_hint(examples, rating_words=rating_words))
 
 
@@ -502,9 +503,10 @@ def read_ratings(column: pd.Series, rating_words: dict[str, float] | None, notes
     # "4,5" from a decimal-comma locale's export
     if (local := decimal_comma_column(ratings, decimal=decimal)) is not None:
         ratings, read, examples = local
-        why = "(data.decimal_separator: ',')" if decimal == "," else "and seldom if ever with a point"
-        notes.append(f"The ratings are written with a decimal comma (e.g. {', '.join(map(repr, examples))}) {why}: "
-                     f"{read:,} rating(s) with a comma or a dot are read so ('4,5' = 4.5).")
+        notes.append(f"The ratings are read as data.decimal_separator ',' says: {read:,} rating(s) with a comma or a "
+                     f"dot (e.g. {', '.join(map(repr, examples))}; '4,5' = 4.5)." if decimal == "," else
+                     f"The ratings are written with a decimal comma (e.g. {', '.join(map(repr, examples))}) and seldom "
+                     f"if ever with a point: {read:,} rating(s) with a comma or a dot are read so ('4,5' = 4.5).")
     numbers = pd.to_numeric(ratings, errors="coerce").astype("float64")
     if rating_words:  # an event log's types: view 1, purchase 4
         words = {word.strip().casefold(): float(number) for word, number in rating_words.items()}

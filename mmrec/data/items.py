@@ -151,7 +151,7 @@ def clean_items(
                 f"{col.placeholder_zeros:,} value(s) of numeric column {name!r} are 0 while every other lies between "
                 f"{low:,.6g} and {high:,.6g}: taken for placeholders of an unknown value (as a year of 0 is) and "
                 f"imputed with the {preprocess.numeric_impute} ({col.fill_value:,.6g}), as blanks are.")
-        if len(frame) and col.dotted / len(frame) >= DOTTED_SHARE_NOTE:
+        if len(frame) and col.dotted / len(frame) >= DOTTED_SHARE_NOTE and data.decimal_separator == "auto":
             report.notes.append(
                 f"{col.dotted:,} of {len(frame):,} values of numeric column {name!r} are written like "
                 f"{', '.join(map(repr, col.dotted_examples))}: read as decimals ({col.dotted_examples[0]!r} = "
