@@ -952,13 +952,11 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _merge(base: dict[str, Any], layer: dict[str, Any], sections: bool = True) -> dict[str, Any]:
-    """`base` with `layer` over it, section by section; a setting's value is replaced whole, even a mapping (an
-    environment's data.rating_values replaces the YAML's, as every other value does)."""
+def _merge(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in layer.items():
-        if sections and isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value, sections=False)
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
         else:
             merged[key] = value
     return merged

@@ -144,16 +144,6 @@ def test_split_strategies_take_the_dashed_spelling_of_the_docs():
     assert SplitSettings(strategy="temporal-user").strategy == "temporal_user"
 
 
-def test_a_mapping_in_the_environment_replaces_the_yamls(tmp_path, monkeypatch):
-    # data.rating_values from MMREC_DATA__RATING_VALUES was merged into the YAML's ({"View": 3} then clashed).
-    config = tmp_path / "c.yaml"
-    config.write_text("data:\n  rating_values: {view: 1, purchase: 4}\n")
-    monkeypatch.setenv("MMREC_DATA__RATING_VALUES", '{"View": 3}')
-    loaded = load_settings(config)
-    assert loaded.settings.data.rating_values == {"View": 3.0}
-    assert loaded.sources["data.rating_values"] == "env:MMREC_DATA__RATING_VALUES"
-
-
 def test_a_description_column_named_by_a_number_stays_its_name(monkeypatch):
     # An environment value reads as JSON since the setting takes a list too: 2020 was refused as no string.
     monkeypatch.setenv("MMREC_DATA__DESCRIPTION_COLUMN", "2020")
