@@ -66,8 +66,9 @@ class ItemReport:
 # - _ . / (SS24-0917-BLK, B00012345; not a model name such as F-150, GLC300 or M340i).
 _CODE = re.compile(r"(?=(?:[^\d ]*\d){4})[A-Za-z0-9][A-Za-z0-9\-_./]{6,}")
 CODE_TITLES_SHARE = 0.1  # of the non-empty titles, from which a note names them
-# Text cells that stand for no text (letter case and surrounding spaces aside): a SQL or spreadsheet export's blanks.
-NO_TEXT = frozenset({"null", "none", "nan", "n/a", "na", "-", "--", "\u2014"})
+# Text cells that stand for no text (surrounding spaces aside), as a SQL or spreadsheet export writes its blanks; not
+# None, NA or Nan, which are titles and words too (an EP, a name).
+NO_TEXT = frozenset({"NULL", "null", "N/A", "n/a", "NaN", "nan", "-", "--", "\u2014"})
 
 
 def sha256_text(text: str) -> str:
@@ -163,8 +164,8 @@ def clean_items(
                 f"{', '.join(map(repr, col.locale_decimal_examples))}; "
                 + ("data.decimal_separator: ','" if data.decimal_separator == "," else
                    "decimal commas here or in another numeric column, decimal points seldom if ever")
-                + f"): its {col.locale_decimals:,} values with a comma or a dot are read so ('12,5' = 12.5, '1.234' = "
-                  "1234). Set data.decimal_separator to say how the file writes numbers if that is wrong.")
+                + f"): its {col.locale_decimals:,} values with a comma, a dot or a space are read so ('12,5' = 12.5, "
+                  "'1.234' = 1234). Set data.decimal_separator to say how the file writes numbers if that is wrong.")
         if col.comma_decimals and not col.no_information:
             grouped = "; values like '2,500' were read as thousands (2500), which they may not be" if col.formatted \
                 else ""
@@ -186,7 +187,7 @@ def clean_items(
         columns = []
         for name in (name for name in names if name is not None):
             cells = frame[name].astype("string").fillna("")
-            empty = cells.str.strip().str.casefold().isin(NO_TEXT)
+            empty = cells.str.strip().isin(NO_TEXT)
             for value, n in cells[empty].str.strip().value_counts(sort=False).items() if count else ():
                 placeholders[value] = placeholders.get(value, 0) + int(n)
             columns.append(cells.where(~empty, "").tolist())

@@ -182,11 +182,11 @@ def _backslash_quotes(path: Path, sep: str, encoding: str) -> tuple[str | None, 
         # The record (one line, or a value spanning lines) is read. A \" before a separator closed its value; where
         # that reading does not fit the header and the one where it is a quote does (`"said \"hi\", then"`, as
         # MySQL's exports escape), the record is read so, with the lines that reading's value goes on to.
-        # (A next line with an odd number of quotes, which would open a value in the middle of a field, says the
-        # value went on.)
+        # (A next line whose first quote stands in the middle of a field, where no value opens, says the value went
+        # on; a next line that opens a quoted value at a field's start is a record of its own.)
         if f'\\"{sep}' in "\n".join(source[start:number]) and (
                 _width("\n".join(lines[start:number]), sep) != width
-                or number < len(source) and source[number].replace('\\"', "").count('"') % 2):
+                or number < len(source) and _stray_quote(source[number], sep)):
             for end in range(number, min(number + _MAX_VALUE_LINES, len(source)) + 1):
                 other, done, still = _unescape_line("\n".join(source[start:end]), sep, False, sep_closes=False)
                 if not still:
@@ -196,6 +196,13 @@ def _backslash_quotes(path: Path, sep: str, encoding: str) -> tuple[str | None, 
                         number = end
                     break
     return ("\n".join(lines), count) if count else (None, 0)
+
+
+def _stray_quote(line: str, sep: str) -> bool:
+    """Whether `line`'s first quote (one not escaped by a backslash) stands inside a field, not at its start: the
+    quote that closes a value begun on an earlier line (`and came back",d`)."""
+    at = line.replace('\\"', "\0\0").find('"')
+    return at > 0 and line[at - 1] != sep and line.count('"') % 2 == 1
 
 
 _MAX_VALUE_LINES = 200  # lines a value read with its \" as quotes may go on to (a cap on the look ahead)

@@ -32,6 +32,9 @@ def test_a_description_column_empty_everywhere_and_titles_that_are_codes_are_nam
     assert clean_items(cars, DataSettings(numerical_features_cols=[]), PreprocessSettings())[1].notes == []
     # A SQL export's NULL, N/A, nan, '-' for no text: read as empty (a re-check: 'Red shoe. N/A' went to the model).
     raw["description"] = pd.array(["NULL", "N/A", " nan ", "-", "null"] + [""] * 5, dtype="string")
+    named = raw.assign(title=["None", "Nan", "NA"] + titles[3:])  # titles and words too: kept (a re-check)
+    assert clean_items(named, DataSettings(numerical_features_cols=[]), PreprocessSettings())[0]["title"].tolist()[
+        :3] == ["None", "Nan", "NA"]
     items, report, _ = clean_items(raw, DataSettings(numerical_features_cols=[]), PreprocessSettings())
     assert items["description"].tolist() == [""] * 10 and items.loc[0, "text"] == "SS24-0917-BLK"
     assert report.notes[0] == ("5 title or description cell(s) hold a placeholder for no text (e.g. 'NULL', 'N/A', "
@@ -141,7 +144,7 @@ def test_numbers_of_a_decimal_comma_locale_are_read_as_it_writes_them():
     likes, views = _notes(report)
     assert likes.startswith("Numeric column 'likes' is written as a decimal-comma locale's spreadsheet exports numbers "
                             "(e.g. '38,1', '487,0', '2,5'; decimal commas here or in another numeric column")
-    assert "its 10 values with a comma or a dot are read so" in likes and "its 3 values" in views  # grouped counts
+    assert "its 10 values with a comma, a dot or a space are read so" in likes and "its 3 values" in views  # grouped counts
     assert items["likes"].tolist()[:3] == [38.1, 487.0, 2.5] and items["views"].tolist()[:3] == [2852, 12004511, 512]
     assert report.numeric["likes"]["imputed"] == 0 and report.numeric["views"]["dotted"] == 0
     # A column that also writes a decimal point is no locale's: its decimal commas are imputed, and said so (with

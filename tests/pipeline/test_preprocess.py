@@ -954,6 +954,12 @@ def test_quotes_escaped_with_a_backslash_are_read_as_quotes_and_counted(tmp_path
                                            ["i4", 'He said "hi", then left\nand came back', "d"]]
     assert not table.malformed  # i4: the \" on the value's first line (a re-check: a junk item 'and came back"')
     assert table.notes[0].startswith("10 quote(s) in BX-Books.csv are escaped")  # a re-check: a value on two lines
+    # A value closed by a backslash and its quote, before a record whose quoted value opens and spans lines, stays as
+    # it was read (a re-check: the look-ahead made it 'Paths in C:";Windows').
+    path.write_text('"item_id";"title";"description"\n"i0";"Paths in C:\\";"Windows; a guide"\n"i1";"Second";'
+                    '"Over\ntwo lines"\n"i2";"Third";"Plain"\n', encoding="utf-8")
+    assert read_table(path, "item_info").frame.values.tolist() == [
+        ["i0", "Paths in C:\\", "Windows; a guide"], ["i1", "Second", "Over\ntwo lines"], ["i2", "Third", "Plain"]]
 
 
 def test_a_missing_column_of_several_description_columns_is_named_with_its_setting(tmp_path):
