@@ -168,11 +168,12 @@ def parse_formatted_number(text: str) -> float | None:
 
 
 def _bare_numbers(cells: pd.Series) -> pd.Series:
-    """`cells` without a currency sign or code ("12,50 €" -> "12,50") or a trailing percent sign ("0,5 %")."""
+    """`cells` without a currency sign or code ("12,50 €" -> "12,50"), a trailing percent sign ("0,5 %") or a
+    magnitude suffix ("1,2K")."""
     def bare(value: object) -> object:
         if not isinstance(value, str):
             return value
-        value = re.sub(r"\s*%$", "", value)
+        value = re.sub(r"(?<=\d)\s*(?:%|[kKmMbB])$", "", value)
         return (match.group(1) or match.group(2)) if (match := _CURRENCY.fullmatch(value)) else value
 
     return cells.map(bare).astype("string")

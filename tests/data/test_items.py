@@ -172,6 +172,9 @@ def test_numbers_of_a_decimal_comma_locale_are_read_as_it_writes_them():
                                    PreprocessSettings())
     assert items["likes"].tolist()[:3] == [12.5, 1234.5, 3.99] and items.loc[0, "views"] == 2852
     assert items["share"].tolist()[:2] == [0.5, 12.5] and report.numeric["likes"]["imputed"] == 0
+    raw["share"] = pd.array(["1,2K", "3,5M", "12", "0,8K", "7", "2,1K", "4", "5", "6", "8"], dtype="string")
+    items, _, _ = clean_items(raw, DataSettings(numerical_features_cols=["share"]), PreprocessSettings())
+    assert items["share"].tolist()[:4] == [1200, 3_500_000, 12, 800]  # a magnitude suffix after a decimal comma
     # French exports group thousands with a (no-break) space: '1 299,00 €', '12 004' views (a re-check: imputed).
     french = raw.assign(likes=["12,50 €", "1 299,00 €", "5,00 €", "2\u00a0249,00 €", "7,95 €", "19,99 €", "3,10 €",
                                "4,50 €", "8,80 €", "6,00 €"],
