@@ -183,28 +183,26 @@ def clean_items(
     cap = preprocess.max_text_length
     placeholders: dict[str, int] = {}  # cells that stand for no text (a SQL export's NULL), as written: how many
 
-    def text_column(*names: str | None, count: bool = False) -> list[list[str]]:  # per row the columns' raw texts
+    def text_rows(*names: str | None) -> list[list[str]]:  # per row the named columns' texts as written ([] for none)
         columns = []
         for name in (name for name in names if name is not None):
             cells = frame[name].astype("string").fillna("")
             empty = cells.str.strip().isin(NO_TEXT)
-            for value, n in cells[empty].str.strip().value_counts(sort=False).items() if count else ():
+            for value, n in cells[empty].str.strip().value_counts(sort=False).items():
                 placeholders[value] = placeholders.get(value, 0) + int(n)
             columns.append(cells.where(~empty, "").tolist())
         return [list(row) for row in zip(*columns, strict=True)] if columns else [[] for _ in range(len(frame))]
 
-    def joined(parts: list[str], clean: bool) -> str:  # several description columns read as one text, in order
-        if not clean:
-            return parts[0] if len(parts) == 1 else item_text(*parts)  # as written, to count what cleaning changed
-        return item_text(*(clean_text(part, sys.maxsize) for part in parts))
-
-    titles_full = [joined(row, True) for row in text_column(data.title_column, count=True)]
-    descs_full = [joined(row, True) for row in text_column(*data.description_columns, count=True)]
+    title_rows, desc_rows = text_rows(data.title_column), text_rows(*data.description_columns)
+    # Several description columns are read as one text, in order; as written (one column: its cell) to count what
+    # cleaning changed.
+    titles_full = [item_text(*(clean_text(part, sys.maxsize) for part in row)) for row in title_rows]
+    descs_full = [item_text(*(clean_text(part, sys.maxsize) for part in row)) for row in desc_rows]
     titles = [cap_text(t, cap) for t in titles_full]
     descriptions = [cap_text(d, cap) for d in descs_full]
     texts = [cap_text(item_text(t, d), cap) for t, d in zip(titles, descriptions, strict=True)]
-    raw_titles = [joined(row, False) for row in text_column(data.title_column)]
-    raw_descs = [joined(row, False) for row in text_column(*data.description_columns)]
+    raw_titles = [row[0] if len(row) == 1 else item_text(*row) for row in title_rows]
+    raw_descs = [row[0] if len(row) == 1 else item_text(*row) for row in desc_rows]
     if placeholders:
         report.notes.append(f"{sum(placeholders.values()):,} title or description cell(s) hold a placeholder for no "
                             f"text (e.g. {', '.join(map(repr, list(placeholders)[:3]))}): read as empty, not as words.")
