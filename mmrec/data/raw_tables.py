@@ -56,8 +56,9 @@ def read_table(path: Path, what: str, skip_malformed: bool | None = None, encodi
             hint="Check paths.data_dir and the data.*_file settings.")
     if path.stat().st_size == 0:
         raise DataError(f"{what} file {path} is empty.", hint="It needs a header row and at least one row.")
-    utf8_instead = None if is_parquet(path) else _utf8_read_otherwise(path, what, encoding)
-    if is_parquet(path):
+    parquet = is_parquet(path)
+    utf8_instead = None if parquet else _utf8_read_otherwise(path, what, encoding)
+    if parquet:
         table = RawTable(_read_parquet(path, what))
     elif (wide := _utf16_without_mark(path)) and codecs.lookup(encoding).name in ("utf-8", "utf-16"):
         raise DataError(f"{what} file {path} is UTF-16 text without a byte-order mark ({wide}: every other byte "
@@ -201,8 +202,9 @@ def _backslash_quotes(path: Path, sep: str, encoding: str) -> tuple[str | None, 
 def _stray_quote(line: str, sep: str) -> bool:
     """Whether `line`'s first quote (one not escaped by a backslash) stands inside a field, not at its start: the
     quote that closes a value begun on an earlier line (`and came back",d`)."""
-    at = line.replace('\\"', "\0\0").find('"')
-    return at > 0 and line[at - 1] != sep and line.count('"') % 2 == 1
+    unescaped = line.replace('\\"', "\0\0")  # the same places, without the escaped quotes
+    at = unescaped.find('"')
+    return at > 0 and line[at - 1] != sep and unescaped.count('"') % 2 == 1
 
 
 _MAX_VALUE_LINES = 200  # lines a value read with its \" as quotes may go on to (a cap on the look ahead)
