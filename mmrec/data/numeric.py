@@ -105,19 +105,19 @@ _SURE_POINT = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+\.\d+|\d+\.(?:\d{1,2}|\d{4,
 _LOCALE_NUMBER = re.compile(rf"[+-]?(?:\d{{1,3}}(?:{_GROUP}\d{{3}})+|\d+)(?:,\d+)?")
 
 
-def decimal_comma_column(text: pd.Series, locale_known: bool = False,
-                         decimal: str = "auto") -> tuple[pd.Series, int, list[str]] | None:
+def decimal_comma_column(text: pd.Series, locale_known: bool = False, decimal: str = "auto",
+                         bare: pd.Series | None = None) -> tuple[pd.Series, int, list[str]] | None:
     """When `text` (a column's stripped cells) writes decimals with a comma ("12,5"; "1.234,5" with a dot
     grouping thousands) and never with a point, (the cells rewritten as Python reads numbers, "12.5" and
     "1234.5", how many were, up to 3 examples); else None. In such a column "1,234" is 1.234 and "1.234" is
     1234, as its locale means them. `locale_known`: another column of the file showed the locale, so this one
     only needs no decimal point (a column of counts grouped "2.852"). A currency sign or code is looked past
     ("€49,95" is a decimal comma, rewritten "€49.95"). `decimal` (data.decimal_separator): "," reads the column so
-    whatever it holds, "." never."""
+    whatever it holds, "." never. `bare`: `_bare_numbers(text)`, when the caller has it."""
     if decimal == ".":
         return None
     original = text.astype("string")
-    cells = _bare_numbers(original)
+    cells = _bare_numbers(original) if bare is None else bare
     sure_comma = cells.str.fullmatch(_SURE_COMMA.pattern).fillna(False).astype(bool)
     if decimal != ",":
         sure_point = cells.str.fullmatch(_SURE_POINT.pattern).fillna(False).astype(bool)
@@ -176,17 +176,21 @@ def _bare_numbers(cells: pd.Series) -> pd.Series:
         value = re.sub(r"(?<=\d)\s*(?:%|[kKmMbB])$", "", value)
         return (match.group(1) or match.group(2)) if (match := _CURRENCY.fullmatch(value)) else value
 
-    return cells.map(bare).astype("string")
+    cells = cells.astype("string")
+    dressed = cells.str.contains(r"[^\d.,+\- ]", regex=True).fillna(False).astype(bool)  # most cells: digits only
+    if not dressed.any():
+        return cells
+    return cells.where(~dressed, cells[dressed].map(bare).astype("string"))
 
 
-def _shows_the_locale(text: pd.Series) -> bool:
+def _shows_the_locale(text: pd.Series, bare: pd.Series) -> bool:
     """Whether a column shows that its file writes numbers as a decimal-comma locale does: most of its values are
     written with a decimal comma beyond doubt, and `decimal_comma_column` reads it so. (One stray '2,5' among English
     counts does not make '2,269' in another column 2.269.)"""
-    cells = _bare_numbers(text.dropna())
+    cells = bare.dropna()
     cells = cells[cells != ""]
     sure = cells.str.fullmatch(_SURE_COMMA.pattern).fillna(False).astype(bool)
-    return len(cells) > 0 and 2 * int(sure.sum()) >= len(cells) and decimal_comma_column(text) is not None
+    return len(cells) > 0 and 2 * int(sure.sum()) >= len(cells) and decimal_comma_column(text, bare=bare) is not None
 
 
 def validate_numeric_columns(
@@ -214,11 +218,12 @@ def validate_numeric_columns(
     result = pd.DataFrame(index=items.index)
     reports: dict[str, ColumnReport] = {}
     texts = {name: items[name].astype("string").str.strip() for name in columns}
-    locale = any(_shows_the_locale(text) for text in texts.values())  # the file's, from a column that shows it
+    bares = {name: _bare_numbers(text) for name, text in texts.items()}
+    locale = any(_shows_the_locale(texts[name], bares[name]) for name in columns)  # the file's, from a column
     for name in columns:
         raw = items[name]
         report = ColumnReport()
-        local = decimal_comma_column(texts[name], locale_known=locale, decimal=decimal)
+        local = decimal_comma_column(texts[name], locale_known=locale, decimal=decimal, bare=bares[name])
         if local is not None:
             raw, report.locale_decimals, report.locale_decimal_examples = local
         blank = raw.isna() | raw.astype("string").str.strip().isin(["", "nan", "NaN", "None"]).fillna(True)
@@ -232,7 +237,7 @@ def validate_numeric_columns(
         report.formatted_examples = [f"{text}={number:,.10g}" for text, number in list(examples.items())[:3]]
         text = raw[~blank].astype("string").str.strip()
         dotted = text[text.str.fullmatch(r"\d{1,3}\.\d{3}").fillna(False).astype(bool)]  # 12.004.511: no number
-        points = _bare_numbers(text).str.fullmatch(_SURE_POINT.pattern).fillna(False).astype(bool)
+        points = bares[name].loc[text.index].str.fullmatch(_SURE_POINT.pattern).fillna(False).astype(bool)
         if local is not None or points.any():  # read as its locale writes numbers, or it writes '2.5': no doubt left
             dotted = dotted.iloc[:0]
         report.dotted, report.dotted_examples = len(dotted), dotted.head(3).tolist()
