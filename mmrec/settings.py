@@ -430,6 +430,15 @@ class ModelSettings(Section):
         "kept only above validation noise (model.sequence_min_se), so it adds nothing where it does not help "
         "(needs model.item_item)",
     )
+    cold_blend: bool = Field(
+        True,
+        description="last, order the cold items (no training interaction) among themselves toward content "
+        "similarity to the user's items, keeping where they stand in the list as a group; weight and modality "
+        "chosen on validation users' cold items ranked among themselves (as evaluate's cold-item table ranks "
+        "them), kept only above validation noise (model.sequence_min_se) and when validation over the items "
+        "training.validate_on ranks does not fall by as much; none without cold validation items (needs "
+        "model.item_item)",
+    )
     item_item_solver: Literal["auto", "dense", "neighbourhood"] = Field(
         "auto",
         description="item-item solver: dense = exact (memory items^2, time items^3), neighbourhood = each item "

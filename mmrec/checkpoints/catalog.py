@@ -66,7 +66,8 @@ def describe(path: Path, organized: bool) -> CheckpointInfo:
     blended = isinstance(served, (int, float)) and served == served and bool(item_item.get("blend") or
                                                                               item_item.get("content_blend") or
                                                                               item_item.get("sequence_blend") or
-                                                                              item_item.get("trend_blend"))
+                                                                              item_item.get("trend_blend") or
+                                                                              item_item.get("cold_blend"))
     return CheckpointInfo(
         path=path,
         combo=combo,

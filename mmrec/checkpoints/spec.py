@@ -32,7 +32,8 @@ class _Spec(BaseModel):
 class ItemItemSpec(_Spec):
     """The blend chosen on validation: the item-item model's weight and recency half-life, then the
     content-similarity weight and modality, then the transition weight and half-life, then the trend weight and
-    half-life (mmrec.training.blend), with their searches."""
+    half-life, last the weight and modality of content in the cold items' order (mmrec.training.blend), with their
+    searches."""
 
     blend: float
     halflife: float
@@ -58,6 +59,10 @@ class ItemItemSpec(_Spec):
     trend_halflife_days: float = 0.0  # its half-life in days, 0 = all time
     trend_grid: list[dict[str, Any]] = []  # (trend_halflife_days, trend_blend, metric) of every pair tried
     trend_gain_se: float | None = None  # the best pair's paired gain over none, in standard errors
+    cold_blend: float = 0.0  # weight of content similarity in the cold items' order among themselves
+    cold_modality: str | None = None  # text | image | text+image
+    cold_grid: list[dict[str, Any]] = []  # (cold_modality, cold_blend, cold-item metric, metric) of every pair tried
+    cold_gain_se: float | None = None  # the best pair's paired gain over none on the cold items, in standard errors
 
 
 class NumericSpec(_Spec):

@@ -242,7 +242,8 @@ def served_model(item_item: Any) -> str:
                                    ("content similarity", item_item.get("content_blend")),
                                    ("items done close together" if item_item.get("sequence_directions") == "both"
                                     else "item transitions", item_item.get("sequence_blend")),
-                                   ("popularity", item_item.get("trend_blend"))) if on]
+                                   ("popularity", item_item.get("trend_blend")),
+                                   ("cold items by content", item_item.get("cold_blend"))) if on]
     return " + ".join(parts)
 
 

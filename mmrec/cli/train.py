@@ -106,6 +106,8 @@ def train(
                f"weight [bold]{blend['sequence_blend']:g}[/bold]" if blend.get("sequence_blend") else "")
             + (f", popularity weight [bold]{blend['trend_blend']:g}[/bold] "
                f"({describe_halflife(blend['trend_halflife_days'])})" if blend.get("trend_blend") else "")
+            + (f", cold items ordered by content similarity ({blend['cold_modality']}) weight "
+               f"[bold]{blend['cold_blend']:g}[/bold]" if blend.get("cold_blend") else "")
             + f" chosen on validation: val {result.monitor} [bold]{blend['monitored']:.4f}[/bold] (two-tower alone {result.best_metric:.4f})."
         )
     if result.best_path:

@@ -20,6 +20,7 @@ from mmrec.data.interactions import read_ratings
 from mmrec.data.matrices import held_out_unseen, interaction_matrix
 from mmrec.data.raw_tables import read_table
 from mmrec.errors import DataError
+from mmrec.evaluation.full_ranking import relevant_among
 from mmrec.settings import DataSettings
 
 REQUIRED_COLUMNS = ("user_id", "item_id")
@@ -120,11 +121,7 @@ class EvaluationData:
     @property
     def relevant_cold(self) -> sp.csr_matrix:
         """Test positives restricted to cold items (items never seen in training)."""
-        keep = np.zeros(len(self.item_ids), dtype=np.float32)
-        keep[self.cold_items] = 1.0
-        matrix = sp.csr_matrix(self.relevant @ sp.diags(keep))
-        matrix.eliminate_zeros()
-        return matrix
+        return relevant_among(self.relevant, self.cold_items)
 
 
 def _columns(frame: pd.DataFrame, item_index: dict[str, int]) -> np.ndarray:

@@ -35,6 +35,7 @@ class ModelEvaluation:
     topk_scores: np.ndarray | None = None  # [n_users, max_k] their scores (-inf: masked, not a recommendation)
     topk_rows: np.ndarray | None = None  # rows of EvaluationData.user_ids that `topk` belongs to
     per_user: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # full-ranking metric -> [users]
+    cold_per_user: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # the same on the cold items
 
     @property
     def users_per_second(self) -> float:
@@ -123,8 +124,10 @@ def evaluate_model(
                 evaluation.batch_size,
                 device,
                 candidate_items=data.cold_items,
+                return_per_user=True,
             )
             result.cold_item_metrics, result.n_cold_item_users = cold.metrics, cold.n_users
+            result.cold_per_user = cold.per_user
     else:
         result.n_users = int((np.diff(data.relevant.indptr) > 0).sum())
         if return_topk:  # the ranking task ranks samples, not the catalogue: the top-K lists come from a full pass

@@ -67,6 +67,18 @@ def full_ranking(
     return result
 
 
+def relevant_among(relevant: sp.csr_matrix, candidates: np.ndarray | None) -> sp.csr_matrix:
+    """`relevant` with only its entries in the `candidates` columns (all of it without): ranked among some items
+    (`candidate_items`), a user is measured on her relevant ones among them (users with none drop out)."""
+    if candidates is None:
+        return relevant
+    keep = np.zeros(relevant.shape[1], dtype=bool)
+    keep[np.asarray(candidates, dtype=np.int64)] = True
+    kept = sp.csr_matrix(relevant).tocoo()
+    inside = keep[kept.col]
+    return sp.csr_matrix((kept.data[inside], (kept.row[inside], kept.col[inside])), shape=relevant.shape)
+
+
 def full_ranking_variants(
     score_fn: Callable[[np.ndarray], Iterator[torch.Tensor]],
     n_variants: int,

@@ -21,6 +21,7 @@ _COMPONENT_WHY = {
     "two_tower": ("because you liked {title}", "fits your history as a whole"),
     "item_item": ("because you liked {title}", "fits your history as a whole"),
     "content": ("similar in content to {title}", "similar in content to what you liked"),
+    "cold": ("new, and similar in content to {title}", "new, and similar in content to what you liked"),
     "sequence": ("often comes with {title}", "often comes with what you did last"),
     "trend": ("", "popular with other users"),
 }

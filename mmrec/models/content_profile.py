@@ -5,6 +5,10 @@ centred unit-norm image features (raw CNN features are all positive), or both ha
 It needs no interaction on the scored item, so it ranks cold items; blended into the final score
 with a weight and modality chosen on validation (mmrec.training.blend), it makes the model at
 least as good on validation as this content-only recommender, whatever the data.
+
+The same model also orders the cold items (no training interaction) among themselves, last
+(`reorder_cold`, mmrec.models.scoring): a blend weight is chosen over every item, where cold items are
+often a few, and their order among themselves can need far more content than that weight gives.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ class ContentProfileModel:
     features: torch.Tensor
     interactions: sp.csr_matrix
     _host: np.ndarray | None = field(default=None, repr=False, compare=False)  # features on the CPU
+    _cold: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def build(cls, catalogue: ItemInputs, modality: str, interactions: sp.csr_matrix) -> ContentProfileModel:
@@ -62,12 +67,22 @@ class ContentProfileModel:
         binary.data[:] = 1.0
         return cls(content_features(catalogue, modality), binary)
 
-    def scores(self, rows: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """[len(rows), n_items] cosine(profile, item) on the features' device (zero rows: no history)."""
+    @property
+    def cold_columns(self) -> torch.Tensor:
+        """Catalogue columns (on the features' device) no profile holds: the items without a training interaction."""
+        if self._cold is None:
+            held = np.asarray(self.interactions.getnnz(axis=0)).ravel()
+            self._cold = torch.as_tensor(np.flatnonzero(held == 0), dtype=torch.long, device=self.features.device)
+        return self._cold
+
+    def scores(self, rows: torch.Tensor | np.ndarray, columns: torch.Tensor | None = None) -> torch.Tensor:
+        """[len(rows), n_items] cosine(profile, item) on the features' device (zero rows: no history); with
+        `columns` [c], only those columns ([len(rows), c])."""
         rows = np.asarray(torch.as_tensor(rows).cpu())
         if self._host is None:
             self._host = self.features.cpu().numpy()
         # The sum's direction is the mean's: sparse x dense on the host costs sum_u |u| d.
         profiles = torch.as_tensor(np.asarray(self.interactions[rows] @ self._host), device=self.features.device)
+        items = self.features if columns is None else self.features[columns]
         with torch.autocast(device_type=self.features.device.type, enabled=False):
-            return F.normalize(profiles, dim=1) @ self.features.T
+            return F.normalize(profiles, dim=1) @ items.T

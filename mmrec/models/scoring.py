@@ -4,7 +4,9 @@ A user's scores over the catalogue are the two-tower scores, blended with the cl
 item-item model (mmrec.models.item_item), then with content similarity to the user's items
 (mmrec.models.content_profile), then with item -> next-item transitions
 (mmrec.models.transitions), then with popularity (mmrec.models.trend), at weights chosen on
-validation (mmrec.training.blend). Numerics rule:
+validation (mmrec.training.blend); last, the cold items (no training interaction) are put in another
+order among themselves, toward content similarity to the user's items (`reorder_cold`), keeping their
+mean and spread in the row, so the other items keep their order. Numerics rule:
 scoring always runs in float32 with autocast off (training may use bf16; scoring never does), so
 the metric that chose a checkpoint and its blend is the metric evaluate reproduces.
 """
@@ -49,6 +51,9 @@ class Scorer:
 
     `fallback` [n_items]: the scores of a user with neither an id (0) nor a history (train popularity,
     log1p of the counts): validation, evaluate and recommend all serve such a user that list, here.
+
+    `cold` (weight `cold_blend`): a content-profile model whose items without a profile interaction
+    (`ContentProfileModel.cold_columns`) are reordered among themselves last (`reorder_cold`).
     """
 
     def __init__(self, model: TwoTowerModel, catalogue: ItemInputs, histories: torch.Tensor,
@@ -56,13 +61,15 @@ class Scorer:
                  content: ContentProfileModel | None = None, content_blend: float = 0.0,
                  sequence: ItemItemModel | None = None, sequence_blend: float = 0.0,
                  trend: TrendModel | None = None, trend_blend: float = 0.0,
-                 fallback: torch.Tensor | None = None) -> None:
+                 fallback: torch.Tensor | None = None, cold: ContentProfileModel | None = None,
+                 cold_blend: float = 0.0) -> None:
         self.model, self.catalogue, self.histories = model, catalogue, histories
         self.fallback = fallback
         self.item_item, self.blend = item_item, float(blend)
         self.content, self.content_blend = content, float(content_blend)
         self.sequence, self.sequence_blend = sequence, float(sequence_blend)
         self.trend, self.trend_blend = trend, float(trend_blend)
+        self.cold, self.cold_blend = cold, float(cold_blend)
         self.device = catalogue.ids.device
         with _fp32_eval(model, self.device):
             self.item_vectors = model.item_vectors(catalogue).float()  # [n_items, d]
@@ -94,6 +101,17 @@ class Scorer:
         other = copy.copy(self)
         other.trend, other.trend_blend = trend, float(blend)
         return other
+
+    def with_cold(self, cold: ContentProfileModel | None, blend: float) -> Scorer:
+        """This scorer (same item vectors and blends), its cold items reordered by another content model / weight."""
+        other = copy.copy(self)
+        other.cold, other.cold_blend = cold, float(blend)
+        return other
+
+    @property
+    def reorders_cold(self) -> bool:
+        """Whether the cold items are reordered among themselves (a weight, and at least two of them)."""
+        return self.cold is not None and self.cold_blend > 0 and len(self.cold.cold_columns) > 1
 
     def components(self) -> list[tuple[str, ItemItemModel | ContentProfileModel | TrendModel, float]]:
         """(name, model, weight) of the blend components that are on, in blending order."""
@@ -138,10 +156,11 @@ class Scorer:
         """[b, c] = scores(user_idx, rows) at catalogue columns [b, c] (equal up to float rounding).
 
         Without a blend only the c columns are scored. Every blend component standardizes each row over
-        the whole catalogue, so with any the full rows are scored and the columns picked from them.
+        the whole catalogue, and the cold items' reordering reads every cold item, so with either the full rows
+        are scored and the columns picked from them.
         """
         columns = torch.as_tensor(columns, dtype=torch.long, device=self.device)
-        if self.blended:
+        if self.blended or self.reorders_cold:
             return self.scores(user_idx, rows).gather(1, columns)
         users = self.user_vectors(user_idx, rows)
         with _fp32_eval(self.model, self.device):
@@ -155,13 +174,15 @@ class Scorer:
         """{component: [b, c]} each component's part of the scores at catalogue columns [b, c]: 'two_tower', then
         the names of `components()`. Every step of the blend is an affine map of a row (weights, then a
         re-standardization of rows already centred), so a column's score is the sum of its parts: the largest part
-        says which component put the item where it is (explanations; users served `fallback` excluded)."""
+        says which component put the item where it is (explanations; users served `fallback` excluded). The
+        cold items' reordering is affine on their columns too: there the parts are scaled and a 'cold' part (the
+        content similarity, and the shift that keeps the cold items' mean) is added."""
         columns = torch.as_tensor(columns, dtype=torch.long, device=self.device)
         rows = torch.as_tensor(rows, device=self.device)
         with _fp32_eval(self.model, self.device):
             scores = self.model.scores(self.user_vectors(user_idx, rows), self.item_vectors).float()
         if not self.blended:
-            return {"two_tower": scores.gather(1, columns)}
+            return self._cold_shares({"two_tower": scores}, rows, columns)
         parts = {"two_tower": standardize(scores, inplace=True)}
         scale = {"two_tower": torch.ones(len(rows), 1, device=self.device)}
         steps = self.components()
@@ -175,11 +196,60 @@ class Scorer:
                 std = centred_std(blended)  # every part is centred, so their weighted sum is too
                 blended = blended.div_(std)
                 scale = {key: value / std for key, value in scale.items()}
-        return {key: scale[key] * part.gather(1, columns) for key, part in parts.items()}
+        return self._cold_shares({key: scale[key] * part for key, part in parts.items()}, rows, columns)
+
+    def _cold_shares(self, parts: dict[str, torch.Tensor], rows: torch.Tensor,
+                     columns: torch.Tensor) -> dict[str, torch.Tensor]:
+        """`parts` ({component: [b, n_items]}, summing to the blended scores) at `columns` [b, c], with the cold
+        items' reordering applied: on cold columns each part scaled by what the reordering keeps of the scores,
+        and a 'cold' part holding what it adds."""
+        if not self.reorders_cold:
+            return {key: part.gather(1, columns) for key, part in parts.items()}
+        assert self.cold is not None
+        cold = self.cold.cold_columns
+        total = torch.stack(list(parts.values())).sum(dim=0)
+        keep, added = reorder_cold(total[:, cold], cold_content(self.cold, rows), self.cold_blend)
+        factor = torch.ones_like(total)
+        factor[:, cold] = keep.expand(-1, len(cold))
+        extra = torch.zeros_like(total)
+        extra[:, cold] = added
+        return {**{key: (part * factor).gather(1, columns) for key, part in parts.items()},
+                "cold": extra.gather(1, columns)}
 
     def search_item_vectors(self) -> torch.Tensor:
         """[n_items, d] item vectors in the space whose inner product ranks like the two-tower score."""
         return self.model.search_vectors(self.item_vectors)
+
+
+def cold_content(model: ContentProfileModel, rows: torch.Tensor) -> torch.Tensor:
+    """[b, c] the content similarity of profile `rows` to `model`'s cold columns, each row standardized over them
+    (mean 0, population std 1; a row of equal values, e.g. no profile, all zeros)."""
+    content = model.scores(rows, model.cold_columns).float()
+    content = content - content.mean(dim=1, keepdim=True)
+    spread = content.square().mean(dim=1, keepdim=True).sqrt()
+    return torch.where(spread > 0, content / spread.clamp_min(1e-12), torch.zeros_like(content))
+
+
+def reorder_cold(scores: torch.Tensor, content: torch.Tensor, weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(keep [b, 1], added [b, c]): the cold items' new scores are keep * scores + added.
+
+    scores [b, c]: the blended scores at the cold columns; content [b, c]: `cold_content` there. The new scores
+    are mean + spread * mix / std(mix), mix = (1 - weight) * (scores - mean) / spread + weight * content, with
+    the mean and (population) spread of each row's cold scores: the cold items keep where they stand in the
+    list as a group (their mean and spread), and their order among themselves moves toward content similarity
+    (weight 1: content alone). Rows without content signal (all zeros) keep their scores; cold items that tie
+    everywhere are ordered by content within a spread of 1e-6 of the scale."""
+    mean = scores.mean(dim=1, keepdim=True)
+    centred = scores - mean
+    spread = centred.square().mean(dim=1, keepdim=True).sqrt()
+    spread = torch.where(spread > 0, spread, 1e-6 * (mean.abs() + 1.0))
+    signal = content.abs().amax(dim=1, keepdim=True) > 0
+    weights = torch.where(signal, torch.full_like(mean, float(weight)), torch.zeros_like(mean))
+    mix = centred / spread * (1.0 - weights) + content * weights
+    sigma = mix.square().mean(dim=1, keepdim=True).sqrt()
+    sigma = torch.where(sigma > 0, sigma, torch.ones_like(sigma))
+    keep = (1.0 - weights) / sigma
+    return keep, mean * (1.0 - keep) + content * (spread * weights / sigma)
 
 
 def matrices_per_chunk(scorers: Sequence[Scorer]) -> int:
@@ -187,7 +257,8 @@ def matrices_per_chunk(scorers: Sequence[Scorer]) -> int:
     scores (the two-tower's raw and, when some scorer blends, standardized too), each shared blend
     prefix (`_shared_prefixes`), plus the one yielded."""
     keys = {key for scorer in scorers for key in scorer.component_keys()}
-    return len(keys) + int(any(scorer.blended for scorer in scorers)) + len(_shared_prefixes(scorers)) + 1
+    return (len(keys) + int(any(scorer.blended for scorer in scorers)) + len(_shared_prefixes(scorers)) + 1
+            + int(any(scorer.reorders_cold for scorer in scorers)))  # the cold items' content (a few columns)
 
 
 def _prefix_keys(scorer: Scorer) -> list[tuple[object, ...]]:
@@ -220,6 +291,7 @@ def score_variants(scorers: Sequence[Scorer], user_idx: torch.Tensor, rows: torc
     z: dict[tuple[str, ...], torch.Tensor] = {}  # standardized components (rows: mean 0, std 1)
     shared = _shared_prefixes(scorers)
     blends: dict[tuple[object, ...], torch.Tensor] = {}  # standardized shared blend prefixes
+    cold: dict[int, torch.Tensor] = {}  # per cold-items content model: `cold_content` of the chunk's rows
     rows_t = torch.as_tensor(rows)
     for scorer in scorers:
         device_rows = rows_t.to(scorer.device)
@@ -230,8 +302,8 @@ def score_variants(scorers: Sequence[Scorer], user_idx: torch.Tensor, rows: torc
                 raw[tower_key] = scorer.model.scores(users, scorer.item_vectors).float()
             if not blend_keys:
                 # The cached component itself: a copy when later scorers may still read it.
-                yield _with_fallback(scorer, user_idx, device_rows,
-                                     raw[tower_key].clone() if len(scorers) > 1 else raw[tower_key], fallback_rows)
+                yield _finish(scorer, user_idx, device_rows,
+                              raw[tower_key].clone() if len(scorers) > 1 else raw[tower_key], fallback_rows, cold)
                 continue
             if tower_key not in z:  # in place when no other scorer will read the raw scores
                 z[tower_key] = standardize(raw[tower_key], inplace=len(scorers) == 1)
@@ -250,13 +322,22 @@ def score_variants(scorers: Sequence[Scorer], user_idx: torch.Tensor, rows: torc
                     base = standardize(scores, inplace=True)
                     if prefixes[step] in shared:
                         blends[prefixes[step]] = base
-        yield _with_fallback(scorer, user_idx, device_rows, scores, fallback_rows)
+        yield _finish(scorer, user_idx, device_rows, scores, fallback_rows, cold)
 
 
-def _with_fallback(scorer: Scorer, user_idx: torch.Tensor, rows: torch.Tensor, scores: torch.Tensor,
-                   masks: dict[tuple[int, int], torch.Tensor | None]) -> torch.Tensor:
-    """`scores` (the caller's own) with the fallback list in the rows of users the model cannot score; the rows are
-    worked out once per chunk for the scorers that share histories and fallback (a blend grid)."""
+def _finish(scorer: Scorer, user_idx: torch.Tensor, rows: torch.Tensor, scores: torch.Tensor,
+            masks: dict[tuple[int, int], torch.Tensor | None], cold: dict[int, torch.Tensor]) -> torch.Tensor:
+    """`scores` (the caller's own) with the cold items reordered (`reorder_cold`), then the fallback list in the
+    rows of users the model cannot score. The cold items' content and the fallback rows are worked out once per
+    chunk for the scorers that share them (a grid of weights)."""
+    if scorer.reorders_cold:
+        assert scorer.cold is not None
+        if id(scorer.cold) not in cold:
+            cold[id(scorer.cold)] = cold_content(scorer.cold, rows)
+        columns = scorer.cold.cold_columns
+        at_cold = scores[:, columns]  # a copy (indexing by a tensor)
+        keep, added = reorder_cold(at_cold, cold[id(scorer.cold)], scorer.cold_blend)
+        scores[:, columns] = at_cold.mul_(keep).add_(added)
     key = (id(scorer.histories), id(scorer.fallback))
     if key not in masks:
         rows_served = scorer.fallback_rows(user_idx, rows)

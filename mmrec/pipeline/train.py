@@ -464,6 +464,8 @@ def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: Id
                            + (f", popularity {choice.trend_blend:g}"
                               + (f" ({describe_halflife(choice.trend_halflife_days)})" if choice.trend_blend else "")
                               if choice.trend_grid else "")
+                           + (f", cold items by content {choice.cold_blend:g}"
+                              + (f" ({choice.cold_modality})" if choice.cold_blend else "") if choice.cold_grid else "")
                            + f" (val {trainer.monitor} {monitored:.4f})"))
     return choice, scorer
 
@@ -507,7 +509,8 @@ def _served_summary(trainer: Any, item_item: ItemItemSpec | None) -> dict[str, A
     if item_item is not None:
         values |= {f"selected/val/{name}": value for name, value in item_item.val.items()}
         values |= {f"selected/blend/{name}": getattr(item_item, name)
-                   for name in ("blend", "halflife", "l2", "content_blend", "sequence_blend", "trend_blend")}
+                   for name in ("blend", "halflife", "l2", "content_blend", "sequence_blend", "trend_blend",
+                                "cold_blend")}
     else:
         values[f"selected/val/{monitor}"] = trainer.stopper.best
     return values

@@ -172,10 +172,14 @@ class MultimodalRecommender(Recommender):
                 )
             item_item = fit_item_item(train, local, rows, catalogue, cfg, self.item_item_halflife, self.device,
                                       self.item_item_store, self.announce)
-        content = None
-        if blend is not None and blend.content_blend > 0 and blend.content_modality:
-            content = ContentProfileModel.build(catalogue, blend.content_modality,
-                                                item_item_profiles(train, local, rows, 0.0))
+        content = cold = None
+        if blend is not None and ((blend.content_blend > 0 and blend.content_modality)
+                                  or (blend.cold_blend > 0 and blend.cold_modality)):
+            profiles = item_item_profiles(train, local, rows, 0.0)
+            built = {modality: ContentProfileModel.build(catalogue, modality, profiles)
+                     for modality in {blend.content_modality if blend.content_blend > 0 else None,
+                                      blend.cold_modality if blend.cold_blend > 0 else None} if modality}
+            content, cold = built.get(blend.content_modality or ""), built.get(blend.cold_modality or "")
         sequence = None
         if blend is not None and blend.sequence_blend > 0:
             sequence = transition_model(train, local, rows, blend.sequence_window, blend.sequence_halflife,
@@ -186,7 +190,8 @@ class MultimodalRecommender(Recommender):
         self.scorer = Scorer(self.model, catalogue, histories, item_item, self.item_item_blend,
                              content, blend.content_blend if content is not None else 0.0,
                              sequence, blend.sequence_blend if sequence is not None else 0.0,
-                             trend, blend.trend_blend if trend is not None else 0.0, fallback=self._popularity)
+                             trend, blend.trend_blend if trend is not None else 0.0, fallback=self._popularity,
+                             cold=cold, cold_blend=blend.cold_blend if cold is not None else 0.0)
         return self
 
     def _require_fit(self) -> Scorer:
@@ -242,7 +247,8 @@ class MultimodalRecommender(Recommender):
         item_item / sequence: the training item j with the largest positive contribution x_uj * B_ji to that
         component's score ("item_item_contribution" / "transition_contribution"), only when i is among j's 5%
         largest ties (dense B). content: among `liked`
-        (catalogue rows), the one whose content is most cosine-similar ("content_similarity"). two_tower: the
+        (catalogue rows), the one whose content is most cosine-similar ("content_similarity"); cold (a cold item put
+        there by its order among the cold items) the same with that model's content. two_tower: the
         liked item whose item vector is most cosine-similar ("similarity"), only when the recommended item is
         among that item's 5% nearest in the catalogue (else a weak likeness is no reason). trend: none
         (popularity). A user the model cannot score (served the popularity list) gets ("trend", None).
@@ -263,8 +269,9 @@ class MultimodalRecommender(Recommender):
         evidence: dict[str, list[Evidence | None]] = {}
         if "two_tower" in credited:
             evidence["two_tower"] = self._nearest_liked(scorer.item_vectors, history, columns, "similarity", 0.05)
-        if "content" in credited and scorer.content is not None:
-            evidence["content"] = self._nearest_liked(scorer.content.features, history, columns, "content_similarity")
+        for name, model in (("content", scorer.content), ("cold", scorer.cold)):
+            if name in credited and model is not None:
+                evidence[name] = self._nearest_liked(model.features, history, columns, "content_similarity")
         for name, model, measure in (("item_item", scorer.item_item, "item_item_contribution"),
                                      ("sequence", scorer.sequence, "transition_contribution")):
             if name in credited and model is not None:

@@ -3,9 +3,10 @@ weight per recency half-life, then the weight and modality of content similarity
 half-lives' blends (CONTENT_GRID; weight 1 = content alone), keeping the best of all, then
 (model.sequence_blend) the variant (next items, or items done close together), weight and profile half-life
 of transitions on top, then
-(model.trend_blend) the weight and half-life of popularity (recent, or of all time); last,
+(model.trend_blend) the weight and half-life of popularity (recent, or of all time); then,
 when the served item-item model will be refitted on all of train.csv (a holdout), a tie on the item-item
-weight goes to the larger one (model.item_item_refit_within_se)."""
+weight goes to the larger one (model.item_item_refit_within_se); last (model.cold_blend), the weight and
+modality of content similarity in the cold items' order among themselves, on validation's cold items."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from mmrec.checkpoints.spec import ItemItemSpec
+from mmrec.evaluation.full_ranking import relevant_among
 from mmrec.evaluation.metrics import paired_gain_se
 from mmrec.models.histories import IdEncoding, catalogue_index
 from mmrec.models.content_profile import ContentProfileModel, content_modalities
@@ -36,6 +38,8 @@ from mmrec.training.trainer import Trainer
 # top of how many half-lives' best blends (the leading ones).
 CONTENT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 CONTENT_BASES = 2
+# Weights of content similarity in the cold items' order among themselves (mmrec.models.scoring.reorder_cold).
+COLD_WEIGHTS = (0.25, 0.5, 0.75, 1.0)
 
 
 # Peak bytes of the dense item-item fit per (item, item) cell: bench/results/item_item.md measured 2.0 GiB at
@@ -180,6 +184,12 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
     if refit and cfg.item_item_blend is None and validated and cfg.item_item_refit_within_se > 0:
         beta, chosen, scorer = _toward_refit(trainer, scorer, candidates[halflife], beta, chosen, blends,
                                              cfg.item_item_refit_within_se, notes)
+    cold: dict[str, Any] = {}
+    cold_grid: list[dict[str, Any]] = []
+    cold_gain_se = None
+    if cfg.cold_blend and validated:
+        cold, chosen, scorer, cold_grid, cold_gain_se = _choose_cold(trainer, cfg, scorer, chosen, binary_profiles,
+                                                                     stage, notes)
     stage("done")
     spec = ItemItemSpec(blend=beta, halflife=halflife, l2=cfg.item_item_l2, l2_grid=l2_grid,
                         content_weight=cfg.item_item_content_weight,
@@ -189,7 +199,7 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
                         content_modality=modality, content_grid=content_grid, **sequence,
                         sequence_window=cfg.sequence_window if sequence_grid else 0, sequence_grid=sequence_grid,
                         sequence_gain_se=sequence_gain_se, **trend, trend_grid=trend_grid,
-                        trend_gain_se=trend_gain_se)
+                        trend_gain_se=trend_gain_se, **cold, cold_grid=cold_grid, cold_gain_se=cold_gain_se)
     return spec, scorer
 
 
@@ -390,6 +400,70 @@ def _choose_content(trainer: Trainer, cfg: ModelSettings,
         if _value(metrics, trainer.monitor) > _value(best[4], trainer.monitor):
             best = (halflife, beta, modality, weight, metrics, blended)
     return (*best, grid)
+
+
+def below_noise(after: np.ndarray, before: np.ndarray, min_se: float) -> str | None:
+    """Why the per-user gain of `after` over `before` is no evidence ("by only ... paired standard errors", "through
+    one user alone"), or None: it is at least `min_se` paired standard errors and still a gain without the one user
+    who gained most (one user's gain alone is always exactly 1 standard error, however few the users)."""
+    gain_se = paired_gain_se(after, before)
+    if gain_se < min_se:
+        return f"by only {gain_se:.2f} paired standard errors (model.sequence_min_se {min_se:g})"
+    gains = np.sort(np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64))
+    return "through one user alone" if gains[:-1].sum() <= 0 else None
+
+
+def _choose_cold(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metrics: dict[str, float],
+                 profiles: sp.csr_matrix, stage: _Stages, notes: list[str]
+                 ) -> tuple[dict[str, Any], dict[str, float], Scorer, list[dict[str, Any]], float | None]:
+    """(chosen {cold_modality, cold_blend}, or {} for none; metrics, scorer, grid, gain in paired standard errors)
+    of the weight and modality of content similarity in the cold items' order among themselves
+    (mmrec.models.scoring.reorder_cold) on top of `scorer` (validation `metrics`).
+
+    The items without a training interaction are ranked among themselves for the validation users with one
+    of them (evaluate's cold-item table). The modality is the one whose content similarity alone ranks them
+    best (the content baseline's choice), then the weight the best of COLD_WEIGHTS with it: one choice among a
+    few, so the gate below means what it says. That weight is kept when it leads none there by at least
+    model.sequence_min_se paired standard errors, still leads without the one user who gained most (a gain one
+    user makes is one hit, whatever its standard error), and, over the items training.validate_on ranks (where
+    the cold items' new order also moves them among the others), trails none by less than min_se. With no
+    cold item in validation nothing is tried: the blend chosen over every item orders them."""
+    modalities = content_modalities(cfg, trainer.catalogue)
+    if not modalities:
+        return {}, metrics, scorer, [], None
+    models = {modality: ContentProfileModel.build(trainer.catalogue, modality, profiles) for modality in modalities}
+    cold = models[modalities[0]].cold_columns.cpu().numpy()
+    users = int((np.diff(relevant_among(trainer.data.val_relevant, cold).indptr) > 0).sum()) if len(cold) > 1 else 0
+    if not users:
+        return {}, metrics, scorer, [], None
+    monitor, min_se = trainer.monitor, cfg.sequence_min_se
+    stage(f"the order of the {len(cold):,} cold items among themselves, on the {users:,} validation users with one")
+    tried = [({"cold_modality": modality, "cold_blend": weight}, scorer.with_cold(models[modality], weight))
+             for modality in modalities for weight in COLD_WEIGHTS]
+    (base, base_users), *results = trainer.validate_paired([scorer, *(blended for _, blended in tried)], cold)
+    grid = [{**params, f"cold {monitor}": result.get(monitor, float("nan"))}
+            for (params, _), (result, _) in zip(tried, results)]
+    alone = {params["cold_modality"]: _value(result, monitor)  # weight 1: content similarity alone
+             for (params, _), (result, _) in zip(tried, results) if params["cold_blend"] == 1.0}
+    modality = max(modalities, key=lambda m: alone[m])  # the first of a tie
+    best = max((j for j, (params, _) in enumerate(tried) if params["cold_modality"] == modality),
+               key=lambda j: _value(results[j][0], monitor))
+    (params, blended), (result, best_users) = tried[best], results[best]
+    if base_users is None or best_users is None or not _value(result, monitor) > _value(base, monitor):
+        return {}, metrics, scorer, grid, None  # none wins ties
+    gain_se = paired_gain_se(best_users, base_users)
+    described = (f"content similarity ({modality}, the best alone) weight {params['cold_blend']:g} in their order "
+                 f"among themselves raised validation {monitor} on the {users:,} users with one")
+    if why := below_noise(best_users, base_users, min_se):
+        notes.append(f"Cold items: {described} {why}; the blend orders them.")
+        return {}, metrics, scorer, grid, gain_se
+    (_, main_base), (main, main_best) = trainer.validate_paired([scorer, blended])
+    main_gain = paired_gain_se(main_best, main_base) if main_base is not None and main_best is not None else 0.0
+    if main_gain < -min_se:
+        notes.append(f"Cold items: {described} by {gain_se:.2f} paired standard errors, but lowered it over the items "
+                     f"validation ranks by {-main_gain:.2f} (model.sequence_min_se {min_se:g}); the blend orders them.")
+        return {}, metrics, scorer, grid, gain_se
+    return params, main, blended, grid, gain_se
 
 
 def _choose_sequence(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metrics: dict[str, float],

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from mmrec.device import available_memory_bytes
 from mmrec.errors import CheckpointError, ConfigError
-from mmrec.evaluation.full_ranking import RankingResult, full_ranking_variants
+from mmrec.evaluation.full_ranking import RankingResult, full_ranking_variants, relevant_among
 from mmrec.models.inputs import ItemInputs
 from mmrec.models.item_item import (L2_GRID, ItemItemModel, fit_profiles, interaction_csr, item_item_content,
                                     item_item_fit_key, item_item_neighbours, item_item_search)
@@ -446,14 +446,18 @@ class Trainer:
         `validate` reports for the monitor."""
         return self.validate_paired([scorer])[0][1]
 
-    def validate_paired(self, scorers: Sequence[Scorer]) -> list[tuple[dict[str, float], np.ndarray | None]]:
+    def validate_paired(self, scorers: Sequence[Scorer], candidates: np.ndarray | None = None
+                        ) -> list[tuple[dict[str, float], np.ndarray | None]]:
         """`validate_many` plus each scorer's monitored metric per validation user (same user order for
-        every scorer, so differences are paired), in one pass."""
+        every scorer, so differences are paired), in one pass. `candidates`: rank only these catalogue rows
+        (validation users with a relevant one among them), instead of those training.validate_on says."""
         return [(result.metrics, result.per_user.get(self.monitor))
-                for result in self._rank_validation(scorers, per_user=True)]
+                for result in self._rank_validation(scorers, per_user=True, candidates=candidates)]
 
-    def _rank_validation(self, scorers: Sequence[Scorer], per_user: bool = False) -> list[RankingResult]:
-        """Full ranking of the validation users by each scorer (empty results without validation data)."""
+    def _rank_validation(self, scorers: Sequence[Scorer], per_user: bool = False,
+                         candidates: np.ndarray | None = None) -> list[RankingResult]:
+        """Full ranking of the validation users by each scorer (empty results without validation data), among
+        `candidates` or else the rows training.validate_on says."""
         data = self.data
         if data.val_relevant.nnz == 0:
             return [RankingResult(metrics={}, n_users=0) for _ in scorers]
@@ -462,8 +466,10 @@ class Trainer:
             users = data.val_users[torch.as_tensor(rows, device=self.device)]
             return score_variants(scorers, users, users)
 
-        return full_ranking_variants(score_fn, len(scorers), data.val_relevant, data.val_exclude, self.k_values,
-                                     self.eval_batch_size, self.device, candidate_items=self.val_candidates,
+        candidates = self.val_candidates if candidates is None else candidates
+        return full_ranking_variants(score_fn, len(scorers), relevant_among(data.val_relevant, candidates),
+                                     data.val_exclude,
+                                     self.k_values, self.eval_batch_size, self.device, candidate_items=candidates,
                                      return_per_user=per_user, matrices_per_chunk=matrices_per_chunk(scorers))
 
     def fit(self, on_epoch_end: Callable[[EpochRecord, Trainer], None] | None = None) -> list[EpochRecord]:

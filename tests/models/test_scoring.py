@@ -79,3 +79,64 @@ def test_transitions_blend_last_in_the_scoring_path(monkeypatch):
     torch.testing.assert_close(together[1], 0.8 * standardize(together[0]) + 0.2 * seq)
     assert [name for name, _, _ in grid[1].components()] == ["item_item", "content", "sequence"]
     assert grid[1].blended and not base.with_sequence(sequence, 0.0).blended
+
+
+def _with_cold_items(rng: np.random.Generator, cold: list[int]) -> tuple[Scorer, ItemItemModel, ContentProfileModel]:
+    """`_scorer_and_components`, with a content model whose profiles hold none of the `cold` items."""
+    base, item_item, content = _scorer_and_components(rng)
+    profiles = content.interactions.tolil()
+    profiles[:, cold] = 0
+    return base, item_item, ContentProfileModel.build(base.catalogue, "text", profiles.tocsr())
+
+
+def test_cold_items_are_reordered_among_themselves_keeping_their_place_as_a_group():
+    cold = [1, 4, 6, 9]
+    base, item_item, content = _with_cold_items(np.random.default_rng(1), cold)
+    assert content.cold_columns.tolist() == cold
+    blended = base.with_item_item(item_item, 0.5)
+    users = torch.arange(1, 9)
+    before = blended.scores(users, users)
+    similarity = content.scores(users)[:, cold]
+    for weight in (0.25, 1.0):
+        after = blended.with_cold(content, weight).scores(users, users)
+        warm = [j for j in range(base.n_items) if j not in cold]
+        assert torch.equal(after[:, warm], before[:, warm])  # the other items keep their scores
+        # The cold items keep their mean and spread in each row (where they stand as a group)...
+        torch.testing.assert_close(after[:, cold].mean(1), before[:, cold].mean(1))
+        torch.testing.assert_close(after[:, cold].std(1), before[:, cold].std(1))
+        # ... and their order among themselves follows content similarity: wholly at weight 1.
+        order = after[:, cold].argsort(dim=1)
+        if weight == 1.0:
+            assert torch.equal(order, similarity.argsort(dim=1))
+        else:  # the formula: mean + spread * ((1 - w) z(scores) + w z(content)) / std of that mix
+            def z(x):
+                x = x - x.mean(1, keepdim=True)
+                return x / x.square().mean(1, keepdim=True).sqrt()
+            mix = (1 - weight) * z(before[:, cold]) + weight * z(similarity)
+            spread = (before[:, cold] - before[:, cold].mean(1, keepdim=True)).square().mean(1, keepdim=True).sqrt()
+            expected = before[:, cold].mean(1, keepdim=True) + spread * mix / mix.square().mean(1, keepdim=True).sqrt()
+            torch.testing.assert_close(after[:, cold], expected)
+    # A grid of weights scored together equals each scorer alone; columns alone equal the full rows' columns.
+    grid = [blended, *(blended.with_cold(content, w) for w in (0.25, 0.5, 1.0))]
+    for got, scorer in zip(score_variants(grid, users, users), grid):
+        torch.testing.assert_close(got, scorer.scores(users, users))
+    columns = torch.as_tensor([[0, 1, 4], [9, 6, 2]]).repeat(4, 1)
+    chosen = base.with_cold(content, 0.5)  # no blend: the cold reordering alone still reads whole rows
+    torch.testing.assert_close(chosen.scores_at(users, users, columns), chosen.scores(users, users).gather(1, columns))
+
+
+def test_the_cold_reordering_leaves_rows_without_content_and_needs_two_cold_items():
+    base, _, content = _with_cold_items(np.random.default_rng(2), [3, 5])
+    users = torch.tensor([0, 1, 2])  # profile row 0 holds nothing: no content to go by
+    content.interactions = content.interactions.tolil()
+    content.interactions[0, :] = 0
+    content.interactions = content.interactions.tocsr()
+    before, after = base.scores(users, users), base.with_cold(content, 1.0).scores(users, users)
+    assert torch.equal(after[0], before[0])
+    assert torch.equal(after[1:, [3, 5]].argsort(1), content.scores(users[1:])[:, [3, 5]].argsort(1))
+    _, _, one = _with_cold_items(np.random.default_rng(2), [3])
+    assert not base.with_cold(one, 1.0).reorders_cold
+    keep, added = scoring.reorder_cold(torch.ones(2, 3), torch.tensor([[-1.0, 0.0, 1.0], [0.0, 0.0, 0.0]]), 0.5)
+    tied = keep * torch.ones(2, 3) + added  # cold items tied everywhere: ordered by content, within a tiny spread
+    assert tied[0].argsort().tolist() == [0, 1, 2] and float(tied[0].max() - tied[0].min()) < 1e-5
+    assert torch.equal(tied[1], torch.ones(3))

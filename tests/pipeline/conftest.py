@@ -14,13 +14,15 @@ from mmrec.training.trainer import Trainer
 @pytest.fixture
 def validated(monkeypatch):
     """Every (scorer, validation metrics) the trainer's validation ranking produces while the test runs, in
-    order (`validate`, `validate_many` and `validate_paired` all rank through it)."""
+    order (`validate`, `validate_many` and `validate_paired` all rank through it), over the items
+    training.validate_on says (not the cold items' own ranking of the cold-item search)."""
     seen = []
     rank = Trainer._rank_validation
 
-    def spy(trainer, scorers, per_user=False):
-        results = rank(trainer, scorers, per_user)
-        seen.extend((scorer, result.metrics) for scorer, result in zip(scorers, results))
+    def spy(trainer, scorers, per_user=False, candidates=None):
+        results = rank(trainer, scorers, per_user, candidates)
+        if candidates is None:
+            seen.extend((scorer, result.metrics) for scorer, result in zip(scorers, results))
         return results
 
     monkeypatch.setattr(Trainer, "_rank_validation", spy)

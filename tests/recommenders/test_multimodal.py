@@ -95,6 +95,39 @@ def test_the_parts_of_a_blended_score_add_up_to_it(trained):
                                alone.scores(idx, rows).gather(1, columns))
 
 
+def test_the_cold_items_reordering_has_its_part_and_its_reason(trained):
+    from mmrec.inference.reasons import reasons_for
+    from mmrec.models.content_profile import ContentProfileModel
+
+    recommender, train, item_ids = fitted(trained, 0.5)
+    scorer = recommender.scorer
+    profiles = scorer.item_item.interactions.tolil()
+    cold = [3, 7, 11, 20, 39]
+    profiles[:, cold] = 0  # as if nobody had these items in training
+    features = torch.nn.functional.normalize(torch.randn(len(item_ids), 6, generator=torch.Generator().manual_seed(0)))
+    content = ContentProfileModel.build(scorer.catalogue, "text", profiles.tocsr())
+    content.features = features  # the fixture's catalogue has no text: some content of its own
+    recommender.scorer = scorer = scorer.with_cold(content, 1.0)
+    users = [str(u) for u in pd.unique(train["user_id"])[:4]]
+    idx, rows, _ = recommender._user_inputs(users, count=False)
+    columns = torch.tensor([[0, 3, 7, 11, 39]] * len(users))
+    shares = scorer.shares(idx, rows, columns)
+    assert list(shares) == ["two_tower", *(name for name, _, _ in scorer.components()), "cold"]
+    torch.testing.assert_close(sum(shares.values()), scorer.scores(idx, rows).gather(1, columns), atol=1e-4, rtol=1e-4)
+    assert not shares["cold"][:, 0].any() and shares["cold"][:, 1:].any()  # a part of the cold items' scores only
+    # A cold item the reordering put first among the cold ones, where content leads its score, says so.
+    user = users[0]
+    liked = train.loc[train["user_id"].astype(str) == user, "item_id"].astype(str)
+    history = np.array(sorted(item_ids.index(i) for i in set(liked)))
+    credited = scorer.shares(idx[:1], rows[:1], torch.as_tensor([cold]))
+    names = list(credited)
+    led = [j for k, j in enumerate(cold) if max(names, key=lambda n: float(credited[n][0, k])) == "cold"
+           and j not in set(history)]
+    assert led
+    (reason,) = reasons_for(recommender, user, np.array(led[:1]), history, item_ids, [f"T{i}" for i in item_ids], None)
+    assert reason["component"] == "cold" and reason["why"].startswith("new, and similar in content to")
+
+
 def test_reasons_name_the_blend_part_that_put_each_item_there(trained):
     from mmrec.inference.reasons import reasons_for
 

@@ -1,0 +1,100 @@
+"""The cold items' order among themselves (model.cold_blend): chosen last on the validation users' cold items
+ranked among themselves, kept only above validation noise, recorded in the checkpoint and scored alike by
+validation and evaluate."""
+
+
+import numpy as np
+import pandas as pd
+import pytest
+import tiny_project
+import torch
+
+from mmrec.data.splits import SplitFrames, load_split, save_split
+from mmrec.data.tables import load_items, save_items
+from mmrec.features.item_features import ItemFeatures
+from mmrec.pipeline.train import run_train
+from mmrec.settings import load_settings
+from mmrec.training.blend import COLD_WEIGHTS
+
+NEW = [f"i{j}" for j in range(28, 40)]  # items nobody has in training: they arrive after the training rows
+
+
+@pytest.fixture
+def cluster_text(monkeypatch):
+    """Text features that name each item's taste cluster (tiny_project: item j in cluster j % 4)."""
+
+    def fake_load(items, *args, **kwargs):
+        n = len(items)
+        clusters = np.array([int(str(i)[1:]) % 4 for i in items["item_id"]])
+        text = torch.nn.functional.one_hot(torch.as_tensor(clusters), 4).float()
+        text += 0.05 * torch.randn(n, 4, generator=torch.Generator().manual_seed(0))
+        return ItemFeatures(vision=torch.zeros(n, 0), vision_mask=torch.zeros(n, dtype=torch.bool), text=text,
+                            text_mask=torch.ones(n, dtype=torch.bool), combo="fake_text", vision_dim=0, text_dim=4,
+                            computed=0)
+
+    monkeypatch.setattr("mmrec.features.item_features.load_item_features", fake_load)
+
+
+def write_project(root, **model):
+    """The tiny project with 12 of its 40 items new: their training rows move to validation. Their view counts
+    (which tell an item's cluster, as text does) name the next cluster: the trained model, which learnt to read
+    them from the other items, ranks the new items wrong among themselves, where text alone ranks them right."""
+    config = tiny_project.write_tiny_project(root, n_users=60, per_user=10, epochs=2, use_text=True,
+                                             item_item_blend=0.5, item_item_halflife=0.0, sequence_blend=False,
+                                             trend_blend=False, content_blend=False, **model)
+    items = load_items(root / "processed")
+    new_rows = items["item_id"].isin(NEW)
+    items.loc[new_rows, "view_number"] = 10.0 ** ((np.flatnonzero(new_rows) + 1) % 4)
+    save_items(items, root / "processed")
+    split = load_split(root / "splits")
+    new = split.train["item_id"].isin(NEW)
+    save_split(SplitFrames(split.train[~new].reset_index(drop=True),
+                           pd.concat([split.val, split.train[new]], ignore_index=True), split.test), root / "splits")
+    return config
+
+
+def test_chosen_on_the_cold_items_of_validation_and_scored_alike(tmp_path, cluster_text, validated,
+                                                                  evaluate_on_validation):
+    settings = load_settings(write_project(tmp_path)).settings
+    result = run_train(settings)
+    blend = result.item_item
+    grid = {(row["cold_modality"], row["cold_blend"]): row["cold ndcg@10"] for row in blend["cold_grid"]}
+    assert set(grid) == {("text", w) for w in COLD_WEIGHTS}
+    # Text names the cluster every user keeps to: on the new items content leads the trained blend, by far.
+    assert blend["cold_blend"] > 0 and blend["cold_modality"] == "text"
+    assert grid[("text", blend["cold_blend"])] == max(grid.values())
+    assert blend["cold_gain_se"] >= settings.model.sequence_min_se
+    chosen = next(s for s, m in validated if s.cold is not None and s.cold_blend == blend["cold_blend"])
+    assert chosen.cold.cold_columns.tolist() == [int(i[1:]) for i in NEW]
+    evaluate, users, user_idx = evaluate_on_validation(tmp_path, settings)
+    assert evaluate.scorer.cold is not None and evaluate.scorer.cold_blend == blend["cold_blend"]
+    assert torch.equal(evaluate.score(users), chosen.scores(user_idx, user_idx))
+
+
+def test_off_or_within_noise_leaves_the_blend_as_it_is(tmp_path, cluster_text):
+    off = run_train(load_settings(write_project(tmp_path / "off", cold_blend=False)).settings)
+    assert off.item_item["cold_blend"] == 0.0 and off.item_item["cold_grid"] == []
+    noisy = run_train(load_settings(write_project(tmp_path / "noise", sequence_min_se=1000.0)).settings)
+    assert noisy.item_item["cold_blend"] == 0.0 and len(noisy.item_item["cold_grid"]) == len(COLD_WEIGHTS)
+    assert any(note.startswith("Cold items: content similarity (text, the best alone) weight")
+               and "sequence_min_se 1000" in note for note in noisy.notes)
+
+
+def test_no_cold_item_in_validation_tries_nothing(tmp_path, cluster_text):
+    config = tiny_project.write_tiny_project(tmp_path, epochs=1, use_text=True, item_item_blend=0.5,
+                                             item_item_halflife=0.0)
+    blend = run_train(load_settings(config).settings).item_item
+    assert blend["cold_grid"] == [] and blend["cold_blend"] == 0.0 and blend["cold_gain_se"] is None
+
+
+def test_a_gain_is_evidence_above_noise_and_beyond_one_user():
+    from mmrec.training.blend import below_noise
+
+    before = np.zeros(21)
+    one = before.copy()
+    one[4] = 0.5  # one hit of one user among 21: 1 standard error (up to rounding), however few the users
+    assert below_noise(one, before, 0.9) == "through one user alone"
+    assert below_noise(one, before, 1.5).startswith("by only 1.00 paired standard errors")
+    many = before + np.r_[np.full(8, 0.2), np.zeros(13)]
+    assert below_noise(many, before, 1.0) is None
+    assert below_noise(before - np.linspace(0.0, 0.2, 21), before, 1.0).startswith("by only -")
