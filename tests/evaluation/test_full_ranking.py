@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from mmrec.evaluation.full_ranking import full_ranking
+from mmrec.evaluation.full_ranking import full_ranking, relevant_among
 
 
 def _problem(n_users=37, n_items=50, seed=0):
@@ -145,3 +145,16 @@ def test_the_top_k_lists_and_coverage_are_the_same_whatever_other_k_are_asked():
     seen = [exclude[u].indices for u in range(40)]
     served, _ = top_k_unseen(shuffled.expand(40, -1), seen, 10)  # what recommend lists
     np.testing.assert_array_equal(served.numpy(), lists[(10,)])
+
+
+def test_ranked_among_some_items_a_user_is_measured_on_her_relevant_ones_among_them():
+    relevant = sp.csr_matrix(np.array([[1, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=np.float32))
+    cold = np.array([2, 3])
+    kept = relevant_among(relevant, cold)
+    assert kept.shape == relevant.shape and kept.toarray().tolist() == [[0, 0, 1, 0], [0, 0, 0, 0], [0, 0, 0, 1]]
+    assert relevant_among(relevant, None) is relevant
+    # Users 0 and 2 are ranked among items 2 and 3; user 1 (none of hers there) drops out, not counted as a miss.
+    scores = torch.tensor([[0.0, 0.0, 1.0, 0.5], [0.0, 0.0, 1.0, 0.5], [0.0, 0.0, 1.0, 0.5]])
+    result = full_ranking(lambda rows: scores[torch.as_tensor(rows)], kept, None, [1], candidate_items=cold,
+                          return_per_user=True)
+    assert result.n_users == 2 and result.per_user["recall@1"].tolist() == [1.0, 0.0]
