@@ -340,7 +340,9 @@ def run_recommend(
                                     "reordered" if set(picked.tolist()) == set(plain[0].tolist()) else "other items")
             reasons = reasons_for(model, user, picked, serving.seen.of(user), item_ids, titles, fallback_name)
             if not fallback_name and serving.is_new is not None:  # no history to point at: say what ranked it
-                reasons = [new_item_reason(model, j) | {"source": reason.get("source", model.name)} if serving.is_new[j]
+                # (unless the cold items' own order put it there, by its likeness to an item the user had)
+                reasons = [new_item_reason(model, j) | {"source": reason.get("source", model.name)}
+                           if serving.is_new[j] and not (reason.get("component") == "cold" and "similar_to" in reason)
                            else reason for j, reason in zip(picked, reasons)]
             entry.items = [
                 {

@@ -10,8 +10,9 @@ import tiny_project
 import torch
 
 from mmrec.data.splits import SplitFrames, load_split, save_split
-from mmrec.data.tables import load_items, save_items
+from mmrec.data.tables import load_items, save_interactions, save_items
 from mmrec.features.item_features import ItemFeatures
+from mmrec.pipeline.recommend import run_recommend
 from mmrec.pipeline.train import run_train
 from mmrec.settings import load_settings
 from mmrec.training.blend import COLD_WEIGHTS
@@ -69,6 +70,16 @@ def test_chosen_on_the_cold_items_of_validation_and_scored_alike(tmp_path, clust
     evaluate, users, user_idx = evaluate_on_validation(tmp_path, settings)
     assert evaluate.scorer.cold is not None and evaluate.scorer.cold_blend == blend["cold_blend"]
     assert torch.equal(evaluate.score(users), chosen.scores(user_idx, user_idx))
+
+    # recommend (fitted on the interactions it is given: the training rows) keeps places for the new items, and
+    # names the item a new one is like where the cold items' own order put it there.
+    save_interactions(load_split(tmp_path / "splits").train, tmp_path / "processed")
+    served = run_recommend(settings.model_copy(update={"inference": settings.inference.model_copy(
+        update={"new_items": 2})}), users=users)
+    new = [item["reason"] for entry in served.users for item in entry.items if item["item_id"] in NEW]
+    assert len(new) >= 2 * len(users)
+    liked = [r for r in new if r.get("component") == "cold" and "similar_to" in r]
+    assert liked and all(r["why"].startswith("new, and similar in content to ") for r in liked)
 
 
 def test_off_or_within_noise_leaves_the_blend_as_it_is(tmp_path, cluster_text):
