@@ -172,14 +172,16 @@ class MultimodalRecommender(Recommender):
                 )
             item_item = fit_item_item(train, local, rows, catalogue, cfg, self.item_item_halflife, self.device,
                                       self.item_item_store, self.announce)
-        content = cold = None
-        if blend is not None and ((blend.content_blend > 0 and blend.content_modality)
-                                  or (blend.cold_blend > 0 and blend.cold_modality)):
+        # The content blend's and the cold items' content models (one per modality, on one profile matrix).
+        content_of = {"content": (blend.content_modality, blend.content_blend),
+                      "cold": (blend.cold_modality, blend.cold_blend)} if blend is not None else {}
+        wanted = {name: modality for name, (modality, weight) in content_of.items() if modality and weight > 0}
+        built: dict[str, ContentProfileModel] = {}
+        if wanted:
             profiles = item_item_profiles(train, local, rows, 0.0)
             built = {modality: ContentProfileModel.build(catalogue, modality, profiles)
-                     for modality in {blend.content_modality if blend.content_blend > 0 else None,
-                                      blend.cold_modality if blend.cold_blend > 0 else None} if modality}
-            content, cold = built.get(blend.content_modality or ""), built.get(blend.cold_modality or "")
+                     for modality in set(wanted.values())}
+        content, cold = (built[wanted[name]] if name in wanted else None for name in ("content", "cold"))
         sequence = None
         if blend is not None and blend.sequence_blend > 0:
             sequence = transition_model(train, local, rows, blend.sequence_window, blend.sequence_halflife,
