@@ -1,5 +1,6 @@
 """Pipeline-test fixtures."""
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -7,6 +8,7 @@ import torch
 from mmrec.data.encoders import fit_encoders
 from mmrec.data.splits import load_split
 from mmrec.data.tables import load_items
+from mmrec.features.item_features import ItemFeatures
 from mmrec.pipeline.evaluate import load_recommender
 from mmrec.training.trainer import Trainer
 
@@ -43,3 +45,19 @@ def evaluate_on_validation():
         return recommender, users, user_idx
 
     return load
+
+
+@pytest.fixture
+def cluster_text(monkeypatch):
+    """Text features that name each item's taste cluster (as tiny_project builds it: item j in cluster j % 4)."""
+
+    def fake_load(items, *args, **kwargs):
+        n = len(items)
+        clusters = np.array([int(str(i)[1:]) % 4 for i in items["item_id"]])
+        text = torch.nn.functional.one_hot(torch.as_tensor(clusters), 4).float()
+        text += 0.05 * torch.randn(n, 4, generator=torch.Generator().manual_seed(0))
+        return ItemFeatures(vision=torch.zeros(n, 0), vision_mask=torch.zeros(n, dtype=torch.bool), text=text,
+                            text_mask=torch.ones(n, dtype=torch.bool), combo="fake_text", vision_dim=0, text_dim=4,
+                            computed=0)
+
+    monkeypatch.setattr("mmrec.features.item_features.load_item_features", fake_load)

@@ -5,35 +5,17 @@ validation and evaluate."""
 
 import numpy as np
 import pandas as pd
-import pytest
 import tiny_project
 import torch
 
 from mmrec.data.splits import SplitFrames, load_split, save_split
 from mmrec.data.tables import load_items, save_interactions, save_items
-from mmrec.features.item_features import ItemFeatures
 from mmrec.pipeline.recommend import run_recommend
 from mmrec.pipeline.train import run_train
 from mmrec.settings import load_settings
 from mmrec.training.blend import COLD_WEIGHTS
 
 NEW = [f"i{j}" for j in range(28, 40)]  # items nobody has in training: they arrive after the training rows
-
-
-@pytest.fixture
-def cluster_text(monkeypatch):
-    """Text features that name each item's taste cluster (tiny_project: item j in cluster j % 4)."""
-
-    def fake_load(items, *args, **kwargs):
-        n = len(items)
-        clusters = np.array([int(str(i)[1:]) % 4 for i in items["item_id"]])
-        text = torch.nn.functional.one_hot(torch.as_tensor(clusters), 4).float()
-        text += 0.05 * torch.randn(n, 4, generator=torch.Generator().manual_seed(0))
-        return ItemFeatures(vision=torch.zeros(n, 0), vision_mask=torch.zeros(n, dtype=torch.bool), text=text,
-                            text_mask=torch.ones(n, dtype=torch.bool), combo="fake_text", vision_dim=0, text_dim=4,
-                            computed=0)
-
-    monkeypatch.setattr("mmrec.features.item_features.load_item_features", fake_load)
 
 
 def write_project(root, **model):
