@@ -47,6 +47,7 @@ def test_info_names_the_components_validation_kept():
     assert served_model({"blend": 0.5, "sequence_blend": 0.3}) == "two-tower + item-item + item transitions"
     assert served_model({"blend": 1.0, "sequence_blend": 0.1, "sequence_directions": "both"}) == \
         "item-item + items done close together"
+    assert served_model({"blend": 0.5, "cold_blend": 0.75}) == "two-tower + item-item + cold items by content"
     assert served_model(None) == "two-tower"
 
 
