@@ -503,9 +503,10 @@ def _choose_on_top(trainer: Trainer, scorer: Scorer, metrics: dict[str, float],
     """(chosen, metrics, scorer, grid, gain in paired standard errors): the best of `tried` = (its settings,
     weight under `weight_key`; scorer with a component on top of `scorer`) against `scorer` itself (chosen
     {}: none; its validation metrics are `metrics`). None wins ties, and the best is kept only when its
-    per-user gain over none is at least `min_se` paired standard errors (model.sequence_min_se), so
-    validation never goes down and a gain within its noise adds nothing. Everything is ranked in one pass;
-    each grid row is a tried setting with its metric; `label` and `describe(settings)` name it in the note."""
+    per-user gain over none is at least `min_se` paired standard errors (model.sequence_min_se) and is not one
+    user's alone (`below_noise`), so validation never goes down and a gain within its noise adds nothing.
+    Everything is ranked in one pass; each grid row is a tried setting with its metric; `label` and
+    `describe(settings)` name it in the note."""
     (_, base_users), *results = trainer.validate_paired([scorer, *(b for _, b in tried)])
     none: tuple[dict[str, Any], dict[str, float], Scorer] = ({}, metrics, scorer)
     best, best_users = none, base_users
@@ -516,9 +517,8 @@ def _choose_on_top(trainer: Trainer, scorer: Scorer, metrics: dict[str, float],
             best, best_users = (params, result, blended), per_user
     gain_se = (paired_gain_se(best_users, base_users)
                if best is not none and best_users is not None and base_users is not None else None)
-    if gain_se is not None and gain_se < min_se:
+    if gain_se is not None and (why := below_noise(best_users, base_users, min_se)):
         notes.append(f"{label}: the best weight ({best[0][weight_key]:g}, {describe(best[0])}) raised validation "
-                     f"{trainer.monitor} by only {gain_se:.2f} paired standard errors (model.sequence_min_se "
-                     f"{min_se:g}); none is blended.")
+                     f"{trainer.monitor} {why}; none is blended.")
         best = none
     return (*best, grid, gain_se)

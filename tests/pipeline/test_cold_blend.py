@@ -5,6 +5,7 @@ validation and evaluate."""
 
 import numpy as np
 import pandas as pd
+import pytest
 import tiny_project
 import torch
 
@@ -91,3 +92,22 @@ def test_a_gain_is_evidence_above_noise_and_beyond_one_user():
     many = before + np.r_[np.full(8, 0.2), np.zeros(13)]
     assert below_noise(many, before, 1.0) is None
     assert below_noise(before - np.linspace(0.0, 0.2, 21), before, 1.0).startswith("by only -")
+
+
+def test_transitions_and_popularity_are_not_kept_on_one_users_gain():
+    """The gate the transitions and popularity blends share (`_choose_on_top`) also refuses a gain one user makes."""
+    from types import SimpleNamespace
+
+    from mmrec.training.blend import _choose_on_top
+
+    base = np.zeros(21)
+    one = base.copy()
+    one[3] = 0.5  # one user's hit: 1 standard error (up to rounding)
+    trainer = SimpleNamespace(monitor="ndcg@10", validate_paired=lambda scorers: [
+        ({"ndcg@10": float(base.mean())}, base), ({"ndcg@10": float(one.mean())}, one)])
+    notes = []
+    chosen, _, scorer, grid, gain_se = _choose_on_top(trainer, "base", {}, [({"trend_blend": 0.3}, "blended")],
+                                                      "trend_blend", 0.9, "Popularity", lambda p: "all time", notes)
+    assert chosen == {} and scorer == "base" and gain_se == pytest.approx(1.0)
+    assert notes == ["Popularity: the best weight (0.3, all time) raised validation ndcg@10 through one user alone; "
+                     "none is blended."]
