@@ -418,9 +418,10 @@ class ModelSettings(Section):
         "together: that many before or after, weight 1/distance^2)")
     sequence_min_se: float = Field(
         1.0, ge=0.0,
-        description="keep the best transition (and trend) blend only when its gain over the blend without it is "
-        "at least this many paired standard errors (per validation user), so a gain within validation noise "
-        "adds nothing (the same for a recency half-life without timestamps); 0 = any gain",
+        description="keep the best transition (and trend, and cold items' order) blend only when its gain over the "
+        "blend without it is at least this many paired standard errors (per validation user) and not one user's "
+        "alone, so a gain within validation noise adds nothing (the same for a recency half-life without "
+        "timestamps); 0 = any gain",
     )
     trend_blend: bool = Field(
         True,
