@@ -312,8 +312,10 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
 
     epochs_before = trainer.epoch
     train_sha = base_spec["split"]["train_sha256"]
-    # An earlier run's, replaced (only one validated on the same split: values of other splits do not compare)
-    earlier = _meta_or_none(best_path) if resume is None and ctx.is_main else None  # the model this run replaces
+    # The finished model this run may replace: an earlier run's, or (resumed with more epochs) this run's own, whose
+    # blend may validate higher than the blend a later best epoch gets. Only one validated on the same split
+    # compares (_settle_previous); an interrupted run's unfinished best is not kept.
+    earlier = _meta_or_none(best_path) if ctx.is_main else None
     previous_path = best_path.with_name(PREVIOUS)
     if earlier is not None and earlier.get("finished") is not False:
         # Served until this run's first epoch replaces it: kept until the run ends, so an interrupted run does not

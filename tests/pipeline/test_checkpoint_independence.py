@@ -109,6 +109,28 @@ def test_a_run_that_replaces_a_better_checkpoint_says_so(tmp_path):
     assert not any("replaced" in note for note in other.notes)  # values of two splits do not compare
 
 
+def test_a_resumed_run_keeps_its_own_finished_model_when_that_validated_higher(tmp_path):
+    """Resumed with more epochs, a finished run's best is replaced by a later best epoch, whose blend can validate
+    lower than the finished one's: that one is kept and named, as when another run replaces it."""
+    from mmrec.checkpoints.store import load_checkpoint, save_checkpoint
+
+    config = tiny_project.write_tiny_project(tmp_path, epochs=2, item_item=False)
+    first = run_train(load_settings(config).settings)
+    finished = load_checkpoint(first.best_path)
+    meta = finished.pop("meta")
+    higher = first.best_metric + 1.0  # as if its blend had validated higher than any later epoch will
+    save_checkpoint(first.best_path, finished, {**meta, "monitored_value": higher})
+    resumed = run_train(load_settings(config, {"training.epochs": 8}).settings, resume=first.last_path)
+    assert resumed.best_epoch > first.best_epoch  # a later epoch replaced best_model.pth
+    (note,) = [note for note in resumed.notes if "replaced" in note]
+    assert f"validated higher (ndcg@10 {higher:.4f}; this run {resumed.best_metric:.4f})" in note
+    previous = first.best_path.with_name("previous_best_model.pth")
+    assert read_meta(previous)["monitored_value"] == higher and read_meta(previous)["epoch"] == first.best_epoch
+    # Resumed with nothing left to train, the model is its own: nothing kept, no note.
+    again = run_train(load_settings(config, {"training.epochs": 8}).settings, resume=first.last_path)
+    assert not any("replaced" in note for note in again.notes) and not previous.exists()
+
+
 def test_an_interrupted_run_keeps_the_finished_model_it_was_replacing(tmp_path):
     from mmrec.checkpoints.store import unfinished_note
 
