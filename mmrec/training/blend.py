@@ -209,9 +209,9 @@ def _file_order_gate(trainer: Trainer, base: Scorer, candidates: dict[float, Ite
     """The half-lives still in the running when train has no timestamp column: a user's items are then in the
     order the file lists them, which may mean nothing (a file in random order), so a recency half-life whose
     best blend leads that of the first half-life (every item alike) stays only when it leads by at least
-    `min_se` paired standard errors of the validation monitor (model.sequence_min_se, as transitions and
-    popularity); one that does not lead is dropped too. `per_halflife` holds each half-life's best (weight,
-    metrics)."""
+    `min_se` paired standard errors of the validation monitor and not through one user alone (`below_noise`,
+    model.sequence_min_se, as transitions, popularity and the cold items' order); one that does not lead is
+    dropped too. `per_halflife` holds each half-life's best (weight, metrics)."""
     if min_se <= 0:
         return halflives
     first = halflives[0]
@@ -229,21 +229,19 @@ def _file_order_gate(trainer: Trainer, base: Scorer, candidates: dict[float, Ite
                      "(half-life 0), so that order is not used.")
         return (first,)
     (_, first_users), *results = trainer.validate_paired([blended(first), *(blended(h) for h in leading)])
-    gains = {h: paired_gain_se(per_user, first_users) if per_user is not None and first_users is not None else None
-             for h, (_, per_user) in zip(leading, results)}
-    kept = {h: g for h, g in gains.items() if g is not None and g >= min_se}
-    dropped = {h: g for h, g in gains.items() if h not in kept}
-
-    def listed(gains: dict[float, float | None]) -> str:
-        return ", ".join(f"{h:g} ({'no paired values' if g is None else f'by {g:.2f}'})" for h, g in gains.items())
-
+    why = {h: "no paired values" if per_user is None or first_users is None
+           else below_noise(per_user, first_users, min_se) for h, (_, per_user) in zip(leading, results)}
+    kept = {h: paired_gain_se(per_user, first_users) for h, (_, per_user) in zip(leading, results) if why[h] is None}
+    dropped = {h: reason for h, reason in why.items() if reason is not None}
     over = "over every item counting alike (half-life 0), recency half-life(s)"
     if dropped:
+        listed = ", ".join(f"{h:g} ({reason})" for h, reason in dropped.items())
         notes.append(f"The training interactions have no timestamp column, so each user's items are in the order the "
-                     f"file lists them, which may mean nothing: {over} {listed(dropped)} led validation {monitor} by "
-                     f"less than model.sequence_min_se ({min_se:g}) paired standard errors, so that order is not used.")
+                     f"file lists them, which may mean nothing: {over} {listed} led validation {monitor}, not enough to "
+                     "trust that order, so it is not used.")
     if kept:
-        notes.append(f"The training interactions have no timestamp column: {over} {listed(kept)} led validation "
+        listed = ", ".join(f"{h:g} (by {g:.2f})" for h, g in kept.items())
+        notes.append(f"The training interactions have no timestamp column: {over} {listed} led validation "
                      f"{monitor} by at least model.sequence_min_se ({min_se:g}) paired standard errors, so the file's "
                      "order is taken as time.")
     return (first, *kept)

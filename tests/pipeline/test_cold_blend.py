@@ -111,3 +111,29 @@ def test_transitions_and_popularity_are_not_kept_on_one_users_gain():
     assert chosen == {} and scorer == "base" and gain_se == pytest.approx(1.0)
     assert notes == ["Popularity: the best weight (0.3, all time) raised validation ndcg@10 through one user alone; "
                      "none is blended."]
+
+
+def test_a_file_order_is_not_taken_as_time_on_one_users_gain():
+    """Without timestamps, the recency half-life gate (`_file_order_gate`) refuses a gain one user makes too."""
+    from types import SimpleNamespace
+
+    from mmrec.training.blend import _file_order_gate
+
+    base = np.zeros(21)
+    one, many = base.copy(), base + np.r_[np.full(8, 0.2), np.zeros(13)]
+    one[3] = 0.5  # one user's hit: 1 standard error (up to rounding)
+    values = {0.0: base, 5.0: one, 20.0: many}
+
+    class Blended(str):
+        def with_item_item(self, model, beta):
+            return model
+
+    trainer = SimpleNamespace(monitor="ndcg@10", validate_paired=lambda scorers: [
+        ({"ndcg@10": float(values[h].mean())}, values[h]) for h in scorers])
+    per_halflife = {h: (0.5, {"ndcg@10": float(v.mean())}) for h, v in values.items()}
+    notes = []
+    kept = _file_order_gate(trainer, Blended("base"), {h: h for h in values}, (0.0, 5.0, 20.0), per_halflife, 0.9,
+                            notes)
+    assert kept == (0.0, 20.0)
+    assert "recency half-life(s) 5 (through one user alone) led validation ndcg@10" in notes[0]
+    assert "20 (by " in notes[1] and "taken as time" in notes[1]

@@ -322,7 +322,7 @@ def test_without_timestamps_a_recency_half_life_must_clear_validation_noise(tmp_
         elif name == "strict":  # the same lead, short of an impossible gate: every item counts alike
             assert chosen["halflife"] == 0.0
             assert any("in the order the file lists them, which may mean nothing: over every item" in note
-                       and "by less than model.sequence_min_se (1e+06)" in note and "not used" in note
+                       and "paired standard errors (model.sequence_min_se 1e+06)" in note and "not used" in note
                        for note in result.notes), result.notes
             assert max(grid.values()) == ordered["monitored"] > chosen["monitored"]
         else:  # a file in random order: its order is noise, and no half-life is trusted
