@@ -165,14 +165,24 @@ def clean_items(
                 + ("data.decimal_separator: ','" if data.decimal_separator == "," else
                    "decimal commas here or in another numeric column, decimal points seldom if ever")
                 + f"): its {col.locale_decimals:,} values with a comma, a dot or a space are read so ('12,5' = 12.5, "
-                  "'1.234' = 1234). Set data.decimal_separator to say how the file writes numbers if that is wrong.")
+                  "'1.234' = 1234)"
+                + (f", and its {col.locale_points:,} values with a decimal point beyond doubt ('40.95') as decimals"
+                   if col.locale_points else "")
+                + ". Set data.decimal_separator to say how the file writes numbers if that is wrong.")
+        if col.stray_comma_decimals:
+            report.notes.append(
+                f"{col.stray_comma_decimals:,} values of numeric column {name!r} are written with a decimal comma "
+                f"beyond doubt (e.g. {', '.join(map(repr, col.stray_comma_examples))}) while the others write "
+                "decimal points: read as decimal commas ('8,50' = 8.5, '1.234,5' = 1234.5), as nothing else can mean "
+                "them.")
         if col.comma_decimals and not col.no_information:
             grouped = "; values like '2,500' were read as thousands (2500), which they may not be" if col.formatted \
                 else ""
             report.notes.append(
                 f"{col.comma_decimals:,} values of numeric column {name!r} are written with a decimal comma (e.g. "
                 f"{', '.join(map(repr, col.comma_decimal_examples))}): not read as numbers, so imputed{grouped}. "
-                "Write decimals with a point (export with a point as the decimal separator).")
+                "Write decimals with a point (export with a point as the decimal separator), or, if every comma in "
+                "the column is a decimal comma, set data.decimal_separator: ','.")
         if len(frame) and col.imputed / len(frame) >= IMPUTED_SHARE_NOTE:
             report.notes.append(
                 f"Numeric column {name!r} has no valid value for {col.imputed:,} of {len(frame):,} items "

@@ -33,12 +33,19 @@ class ColumnReport:
     # thousands (validate_numeric_columns counts them; preprocess notes a column where they are common)
     dotted: int = 0
     dotted_examples: list[str] = field(default_factory=list)
-    # values written with a decimal comma (1,5 / 2,50: no thousands grouping): not numbers, so imputed
+    # values written with a decimal comma (1,5 / 2,50: no thousands grouping) in a column whose commas also group
+    # thousands (2,500): not numbers, so imputed
     comma_decimals: int = 0
     comma_decimal_examples: list[str] = field(default_factory=list)
-    # values of a column that writes every decimal with a comma (12,5 / 1.234,5): read so (decimal_comma_column)
+    # values written with a decimal comma beyond doubt (8,50 € / 1.234,5) in a column that writes decimal points
+    # (40.95) and no thousands comma: read as decimal commas, as nothing else can mean them (a file of two locales)
+    stray_comma_decimals: int = 0
+    stray_comma_examples: list[str] = field(default_factory=list)
+    # values of a column that writes every decimal with a comma (12,5 / 1.234,5): read so (decimal_comma_column);
+    # `locale_points`: its values with a decimal point beyond doubt (40.95) read as decimals all the same
     locale_decimals: int = 0
     locale_decimal_examples: list[str] = field(default_factory=list)
+    locale_points: int = 0
     # the few values more than FAR_ABOVE times every other value (1e30 views among counts up to 2e9): capped at the
     # largest other value, which the standardisation of the column then is not stretched by
     far_above: int = 0
@@ -167,6 +174,25 @@ def parse_formatted_number(text: str) -> float | None:
     return float(Decimal(number.replace(",", "")) * _MAGNITUDE[suffix.lower()])
 
 
+def _stray_comma_decimals(raw: pd.Series, bare: pd.Series) -> tuple[pd.Series, int, list[str]]:
+    """(`raw` with its cells written with a decimal comma beyond doubt ("8,50 €", "1.234,5") rewritten as Python
+    reads numbers, how many, up to 3 examples as written), for a column `decimal_comma_column` does not read as a
+    decimal-comma locale's (its decimals are mostly points: "40.95"). Such a cell means one number only, unless
+    the column also groups thousands with a comma ("2,500"): then the column's commas are in doubt and nothing is
+    rewritten (those cells are imputed, with a note). `bare`: `_bare_numbers` of the stripped cells."""
+    sure = bare.str.fullmatch(_SURE_COMMA.pattern).fillna(False).astype(bool)
+    if not sure.any() or bare.str.fullmatch(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?").fillna(False).any():
+        return raw, 0, []
+    original = raw.astype("string")
+    number = bare[sure].str.replace(r"(?<=\d)[. \u00a0\u202f](?=\d{3})", "", regex=True).str.replace(",", ".")
+    # The number alone: a currency sign, a percent sign or a magnitude suffix is read as around any number.
+    rewritten = original.copy()
+    rewritten[sure] = [cell.replace(text, plain, 1)
+                       for cell, text, plain in zip(original[sure].str.strip(), bare[sure], number, strict=True)]
+    examples = pd.unique(original[sure].str.strip().to_numpy())[:3]
+    return rewritten, int(sure.sum()), [str(value) for value in examples]
+
+
 def _bare_numbers(cells: pd.Series) -> pd.Series:
     """`cells` without a currency sign or code ("12,50 €" -> "12,50"), a trailing percent sign ("0,5 %") or a
     magnitude suffix ("1,2K")."""
@@ -226,6 +252,9 @@ def validate_numeric_columns(
         local = decimal_comma_column(texts[name], locale_known=locale, decimal=decimal, bare=bares[name])
         if local is not None:
             raw, report.locale_decimals, report.locale_decimal_examples = local
+            report.locale_points = int(bares[name].str.fullmatch(_SURE_POINT.pattern).fillna(False).sum())
+        elif decimal == "auto":
+            raw, report.stray_comma_decimals, report.stray_comma_examples = _stray_comma_decimals(raw, bares[name])
         blank = raw.isna() | raw.astype("string").str.strip().isin(["", "nan", "NaN", "None"]).fillna(True)
         values = pd.to_numeric(raw.where(~blank), errors="coerce").astype("float64")
         unparsed = raw[values.isna() & ~blank]
@@ -233,7 +262,8 @@ def validate_numeric_columns(
         values.loc[formatted.index] = formatted
         parsed = formatted.notna()
         report.formatted = int(parsed.sum())
-        examples = dict(zip(unparsed[parsed].astype(str), formatted[parsed], strict=True))  # distinct texts
+        # distinct texts, as written (a decimal comma read above shows as the file has it)
+        examples = dict(zip(texts[name].loc[unparsed[parsed].index].astype(str), formatted[parsed], strict=True))
         report.formatted_examples = [f"{text}={number:,.10g}" for text, number in list(examples.items())[:3]]
         text = raw[~blank].astype("string").str.strip()
         dotted = text[text.str.fullmatch(r"\d{1,3}\.\d{3}").fillna(False).astype(bool)]  # 12.004.511: no number

@@ -154,11 +154,26 @@ def test_numbers_of_a_decimal_comma_locale_are_read_as_it_writes_them():
     (note,) = [note for note in _notes(report) if "decimal comma" in note]
     assert note.startswith("2 values of numeric column 'likes' are written with a decimal comma (e.g. '1,5', '2,50')")
     assert "values like '2,500' were read as thousands (2500)" in note and items.loc[3, "likes"] == 2500
+    assert "set data.decimal_separator: ','" in note
     assert items.loc[0, "views"] == 2.852 and any("'2.852', '1.250'" in note for note in _notes(report))
-    # With a currency sign the decimal comma is named too (a fashion shop's '€49,95' was only counted as imputed).
-    raw["likes"] = pd.array(["€49,95", "12.50", "7", "3", "4", "5", "6", "8", "9", "10"], dtype="string")
-    _, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["likes"]), PreprocessSettings())
-    assert report.numeric["likes"]["comma_decimals"] == 1 and any("'€49,95'" in note for note in _notes(report))
+    # Without a thousands comma in the column, a decimal comma beyond doubt means one number only, even among decimal
+    # points (a bookshop's '8,50 €' prices among '40.95' ones: a third of its prices had been imputed).
+    raw["likes"] = pd.array(["€49,95", "12.50", "8,50 €", "1.234,5", "0,5 %", "40.95", "6.25", "8", "9", "2,5"],
+                            dtype="string")
+    items, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["likes"]), PreprocessSettings())
+    assert items["likes"].tolist()[:6] == [49.95, 12.5, 8.5, 1234.5, 0.5, 40.95] and items.loc[9, "likes"] == 2.5
+    assert report.numeric["likes"]["imputed"] == 0 and report.numeric["likes"]["stray_comma_decimals"] == 5
+    (note,) = [note for note in _notes(report) if "decimal comma beyond doubt" in note]
+    assert note.startswith("5 values of numeric column 'likes' are written with a decimal comma beyond doubt (e.g. "
+                           "'€49,95', '8,50 €', '1.234,5') while the others write decimal points")
+    _, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["likes"], decimal_separator="."),
+                               PreprocessSettings())
+    assert report.numeric["likes"]["imputed"] == 5  # the file says it writes points: its commas are not read
+    # Forced to the comma's reading, the values with a decimal point beyond doubt are counted as read so.
+    _, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["likes"], decimal_separator=","),
+                               PreprocessSettings())
+    assert any("and its 3 values with a decimal point beyond doubt ('40.95') as decimals" in note
+               for note in _notes(report))
     raw["likes"] = pd.array(["€49,95", "€1.234,50", "EUR 5,00", "7", "3", "4", "5", "6", "8", "9"], dtype="string")
     items, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["likes"]), PreprocessSettings())
     assert items["likes"].tolist()[:4] == [49.95, 1234.5, 5.0, 7.0]  # a German shop's prices, currency and all
