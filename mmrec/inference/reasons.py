@@ -61,16 +61,28 @@ def _model_reasons(model: Recommender, user_id: str, indices: np.ndarray, histor
                                if found is not None else {"source": model.name, "why": without}),
                             "component": component})
         return reasons
-    if model.name == "item_knn" and len(history):
+    filler = "not similar to anything you liked (score 0): it fills the list"
+    if model.name == "item_knn":
+        if not len(history):
+            return [{"source": "item_knn", "why": filler} for _ in indices]
         similarity = model.similarity[indices][:, history].toarray()  # [k, |history|]
         best = similarity.argmax(1)
         return [
             _because_you_liked("item_knn", int(history[b]), "similarity", float(similarity[r, b]), item_ids, titles)
             if similarity[r, b] > 0
-            else {"source": "item_knn"}
+            else {"source": "item_knn", "why": filler}
             for r, b in enumerate(best)
         ]
+    if model.name == "user_knn":
+        import torch
+
+        scores = model.score([user_id])[0][torch.as_tensor(np.asarray(indices, dtype=np.int64))].tolist()
+        return [{"source": "user_knn", "why": "liked by the users most like you", "neighbour_score": float(score)}
+                if score > 0 else {"source": "user_knn", "why": "no user like you has it (score 0): it fills the list"}
+                for score in scores]
     if model.name == "popularity":
         return [{"source": "popularity", "why": "popular with other users",
                  "train_interactions": int(model.popularity[j])} for j in indices]
-    return [{"source": model.name} for _ in indices]
+    if model.name == "random":
+        return [{"source": "random", "why": "drawn at random (the random baseline)"} for _ in indices]
+    return [{"source": model.name, "why": "ranked by the model"} for _ in indices]

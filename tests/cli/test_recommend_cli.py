@@ -389,3 +389,21 @@ def test_the_diversity_summary_tells_reordered_lists_from_lists_kept_as_ranked()
     print_result(RecommendResult("multimodal", 5, users, 0.5), to=Console(file=out, width=400))
     assert ("1 of 4 list(s) more diverse; 1 with the same items in MMR's order (no more diverse set found); "
             "2 kept as ranked") in out.getvalue()
+
+
+def test_every_baselines_reason_says_why(config, tmp_path):
+    """docs/evaluation.md: `reason` holds `source` and `why` always (user_knn and random had no why, nor item_knn's
+    items similar to nothing the user liked)."""
+    for name in ("user_knn", "random", "item_knn", "popularity"):
+        out = tmp_path / f"{name}.json"
+        result = runner.invoke(app, ["recommend", "-c", str(config), "--users", "u001", "u002", "--recommender-type",
+                                     name, "--top-k", "30", "--output", str(out)])
+        assert result.exit_code == 0, result.output
+        reasons = [item["reason"] for user in json.loads(out.read_text())["users"] for item in user["items"]]
+        assert reasons and all(reason["source"] == name and reason["why"] for reason in reasons), (name, reasons)
+        if name == "user_knn":  # liked by similar users while their score lasts, then filling the list
+            scored = [r for r in reasons if "neighbour_score" in r]
+            assert scored and all(r["neighbour_score"] > 0 and r["why"] == "liked by the users most like you"
+                                  for r in scored)
+        if name in ("user_knn", "item_knn"):
+            assert any("(score 0): it fills the list" in r["why"] for r in reasons), name
