@@ -117,6 +117,15 @@ class EvaluationData:
     cold_items: np.ndarray  # catalogue indices with no training interactions
     train_popularity: np.ndarray  # [n_items] training interaction counts
     counts: dict[str, int] = field(default_factory=dict)
+    # [n_users, n_items] the users' other known positives, not masked (the split's val when train is a file of the
+    # user's): never drawn as sampled negatives; None: none
+    known: sp.csr_matrix | None = None
+
+    @property
+    def not_negatives(self) -> sp.csr_matrix:
+        """What sampled evaluation never draws as a user's negative, besides the test positives: the masked items
+        and the other known positives."""
+        return self.exclude if self.known is None else sp.csr_matrix(self.exclude + self.known)
 
     @property
     def relevant_cold(self) -> sp.csr_matrix:
@@ -129,9 +138,11 @@ def _columns(frame: pd.DataFrame, item_index: dict[str, int]) -> np.ndarray:
 
 
 def build_evaluation_data(
-    train: pd.DataFrame, test: pd.DataFrame, item_ids: Sequence[str], also_seen: Sequence[pd.DataFrame] = ()
+    train: pd.DataFrame, test: pd.DataFrame, item_ids: Sequence[str], also_seen: Sequence[pd.DataFrame] = (),
+    known: Sequence[pd.DataFrame] = (),
 ) -> EvaluationData:
-    """Matrices for ranking `test` positives against the catalogue; `also_seen` (e.g. val) is masked too."""
+    """Matrices for ranking `test` positives against the catalogue; `also_seen` (e.g. val) is masked too; `known`
+    (val, when not masked) holds positives of the users that are never sampled as their negatives."""
     item_ids = [str(i) for i in item_ids]
     item_index = {item: j for j, item in enumerate(item_ids)}
     test_cols = _columns(test, item_index)
@@ -155,6 +166,13 @@ def build_evaluation_data(
     exclude = interaction_matrix(
         seen_rows[usable].astype(np.int64), seen_cols[usable].astype(np.int64), len(user_ids), len(item_ids)
     )
+    known_matrix = None
+    if known:
+        others = pd.concat(list(known), ignore_index=True)
+        other_cols, other_rows = _columns(others, item_index), others["user_id"].map(user_index).to_numpy()
+        usable = ~pd.isna(other_cols) & ~pd.isna(other_rows)
+        known_matrix = interaction_matrix(other_rows[usable].astype(np.int64), other_cols[usable].astype(np.int64),
+                                          len(user_ids), len(item_ids))
     # A pair both seen and held out (repeated consumption, a test file that overlaps train) is not a test
     # positive: recommend never serves a user an item they have, so no ranking could earn it. Counted.
     relevant, repeated = held_out_unseen(relevant, exclude)
@@ -194,4 +212,5 @@ def build_evaluation_data(
         cold_items=cold_items,
         train_popularity=popularity,
         counts=counts,
+        known=known_matrix,
     )

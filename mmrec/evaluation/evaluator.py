@@ -139,7 +139,7 @@ def evaluate_model(
             sampled_metrics(
                 score_fn,
                 data.relevant,
-                data.exclude,
+                data.not_negatives,
                 evaluation.k_values,
                 evaluation.num_negatives,
                 evaluation.sampling_strategy,

@@ -151,10 +151,11 @@ def markdown_report(report: EvaluationReport) -> str:
 
 
 def format_p(p_value: float) -> str:
-    """A p-value as read at a glance: 0.031, 4.2e-05, < 1e-12."""
+    """A p-value as read at a glance, two significant digits: 0.031, 0.25, 1.3e-03, 4.2e-05, < 1e-12 (a larger p
+    never reads smaller than its neighbour: 0.00126 was "0.001" beside 0.00098's "9.8e-04")."""
     if p_value < 1e-12:
         return "< 1e-12"
-    return f"{p_value:.3f}" if p_value >= 0.001 else f"{p_value:.1e}"
+    return f"{p_value:.2f}" if p_value >= 0.1 else f"{p_value:.3f}" if p_value >= 0.01 else f"{p_value:.1e}"
 
 
 def replaced_models_note(report: EvaluationReport, results_dir: Path) -> str | None:

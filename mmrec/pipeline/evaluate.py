@@ -117,12 +117,13 @@ def checkpoint_notes(path: Path, meta: dict[str, Any], served_note: str | None, 
     return notes
 
 
-Frames = tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame], dict[str, str], list[str]]
+Frames = tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame], list[pd.DataFrame], dict[str, str], list[str]]
 
 
 def _frames(settings: Settings, test_data: Path | None, train_data: Path | None) -> Frames:
-    """(train, test, also-masked frames, sources, notes): explicit files win, read as preprocess reads
-    interactions.csv (its column names and rating threshold); val is masked with the split."""
+    """(train, test, also-masked frames, other known positives, sources, notes): explicit files win, read as
+    preprocess reads interactions.csv (its column names and rating threshold); val is masked with the split's
+    train, and with a train file of the user's still never drawn as a sampled negative (it is the user's)."""
     splits_dir = Path(settings.paths.splits_dir)
     split = load_split(splits_dir) if test_data is None or train_data is None else None
     sources, notes = {}, []
@@ -136,12 +137,13 @@ def _frames(settings: Settings, test_data: Path | None, train_data: Path | None)
     else:
         test = validate_interactions(split.test, f"test split in {splits_dir}")
         sources["test"] = str(splits_dir / "test.csv")
-    also_seen = []
+    also_seen, known = [], []
     # Validation items are masked too when train comes from the same split (they are the user's past).
-    if split is not None and train_data is None and not split.val.empty:
-        also_seen.append(split.val)
-        sources["masked"] = str(splits_dir / "val.csv")
-    return train, test, also_seen, sources, notes
+    if split is not None and not split.val.empty:
+        (also_seen if train_data is None else known).append(split.val)
+        if train_data is None:
+            sources["masked"] = str(splits_dir / "val.csv")
+    return train, test, also_seen, known, sources, notes
 
 
 def run_evaluate(
@@ -189,7 +191,7 @@ def run_evaluate(
         )
     torch_device = resolve_device(evaluation.device)
     items = load_items(Path(settings.paths.processed_dir))
-    train, test, also_seen, sources, file_notes = _frames(settings, test_data, train_data)
+    train, test, also_seen, known, sources, file_notes = _frames(settings, test_data, train_data)
     # Whatever is evaluated: the raw data changed since preprocess, or the split predates the last preprocess.
     split_read = test_data is None or train_data is None
     splits, processed = Path(settings.paths.splits_dir), Path(settings.paths.processed_dir)
@@ -201,7 +203,7 @@ def run_evaluate(
     split_notes = checkpoint_notes(*checked, Path(sources["train"]), train_data is None) if checked else []
     for note in split_notes:  # shown now, before the fits (and again in the report's notes)
         progress(ProgressEvent("evaluate", message=note))
-    data = build_evaluation_data(train, test, items["item_id"].tolist(), also_seen)
+    data = build_evaluation_data(train, test, items["item_id"].tolist(), also_seen, known)
     # The advice to score from train + validation is for a split by time (or a hand-made one: unknown).
     strategy = read_split_report(Path(settings.paths.splits_dir)).get("strategy") if also_seen else None
     count_notes = _report_counts(data, progress, val_apart=bool(also_seen) and strategy in TIME_ORDERED + (None,),
@@ -215,7 +217,7 @@ def run_evaluate(
             hint=f"Pass fewer than {n_items:,} (99 is the common choice on larger catalogues), or --eval-task "
                  "retrieval to rank the whole catalogue.")
     if sampled:  # a user with fewer items outside their own than negatives is skipped: refuse when all are
-        owned = np.diff((data.relevant + data.exclude).tocsr().indptr)
+        owned = np.diff((data.relevant + data.not_negatives).tocsr().indptr)
         tested = np.diff(data.relevant.indptr) > 0
         if tested.any() and not (n_items - owned[tested] >= evaluation.num_negatives).any():
             raise ConfigError(
@@ -232,8 +234,13 @@ def run_evaluate(
         count_notes.append(f"Cut-off(s) {', '.join(map(str, beyond))} reach {left}: such a list holds every item a "
                            "user can get, so its recall and hit rate are 1 wherever the user has a test item.")
         progress(ProgressEvent("evaluate", message=count_notes[-1]))
-    if "random" in names and not sampled:
-        count_notes.append(chance_note(data, 10 if 10 in evaluation.k_values else evaluation.k_values[0]))
+    if "random" in names:  # beside each table the random row is in: full ranking, sampled negatives or both
+        k = 10 if 10 in evaluation.k_values else evaluation.k_values[0]
+        if evaluation.eval_task == "retrieval":
+            count_notes.append(chance_note(data, k))
+        if sampled:  # at a cut-off inside the sampled candidates (past them every hit rate is 1)
+            inside = [k for k in evaluation.k_values if k <= evaluation.num_negatives] or evaluation.k_values
+            count_notes.append(sampled_chance_note(evaluation.num_negatives, 10 if 10 in inside else max(inside)))
     if sampled and (beyond := [k for k in evaluation.k_values if k > evaluation.num_negatives]):
         count_notes.append(f"Cut-off(s) {', '.join(map(str, beyond))} exceed the {evaluation.num_negatives} sampled "
                            "negatives: every positive ranks inside them, so their sampled hit rate is 1.")
@@ -380,6 +387,16 @@ def chance_note(data: EvaluationData, k: int) -> str:
         miss *= np.where(n - i > 0, np.clip((n - r - i) / np.maximum(n - i, 1), 0, 1), 0)
     return (f"By chance (a uniformly random ranking) recall@{k} is {recall:.4f} and hit_rate@{k} "
             f"{float(np.mean(1 - miss)):.4f} in expectation on these test users; the random row is one seeded draw.")
+
+
+def sampled_chance_note(num_negatives: int, k: int) -> str:
+    """What a uniformly random ranking scores in expectation on sampled metrics: each test positive is ranked among
+    itself and `num_negatives` negatives, so its rank is uniform over 1..n+1."""
+    n = num_negatives + 1
+    ndcg = sum(1.0 / np.log2(rank + 1) for rank in range(1, min(k, n) + 1)) / n
+    return (f"By chance (a uniformly random ranking) sampled_auc is 0.5, sampled_hit_rate@{k} {min(k, n) / n:.4f} and "
+            f"sampled_ndcg@{k} {ndcg:.4f} in expectation (each test positive ranked among itself and {num_negatives} "
+            "negatives); the random row is one seeded draw.")
 
 
 def _report_counts(data: EvaluationData, progress: ProgressCallback, val_apart: bool = False,

@@ -67,6 +67,23 @@ def test_ranking_task_reports_sampled_metrics(tiny_config):
     assert not report.comparisons() and any("No user-by-user comparison of popularity" in n for n in report.notes)
 
 
+def test_sampled_negatives_are_never_the_users_validation_items_whichever_train_file(tiny_config):
+    """Naming the split's own train.csv as --train-data leaves val unmasked (the file is the user's), but val items
+    are still the user's positives: never drawn as negatives, so the sampled numbers are the split's."""
+    from mmrec.evaluation.dataset import build_evaluation_data
+
+    settings = load_settings(tiny_config).settings
+    splits = Path(settings.paths.splits_dir)
+    kwargs = dict(eval_task="ranking", num_negatives=5, write_files=False)
+    split = run_evaluate(settings, ["popularity", "item_knn"], **kwargs)
+    named = run_evaluate(settings, ["popularity", "item_knn"], train_data=splits / "train.csv", **kwargs)
+    assert [m.metrics for m in named.models] == [m.metrics for m in split.models]
+    train, val, test = (pd.read_csv(splits / f"{name}.csv", dtype=str) for name in ("train", "val", "test"))
+    items = pd.read_parquet(Path(settings.paths.processed_dir) / "items.parquet")["item_id"].tolist()
+    data = build_evaluation_data(train, test, items, known=[val])
+    assert data.known.nnz > 0 and (data.not_negatives - data.exclude).nnz == data.known.nnz  # val: not masked
+
+
 def test_ranking_task_saves_the_same_top_k_lists_as_retrieval(tiny_config, tmp_path):
     settings = load_settings(tiny_config).settings
     lists = {}
@@ -394,3 +411,29 @@ def test_models_are_compared_user_by_user_without_saving_predictions(tiny_config
     compared = {(c["baseline"], c["metric"]) for c in report.comparisons()}
     assert compared == {("item_knn", "ndcg@10"), ("item_knn", "recall@10")}
     assert all(m.topk is None for m in report.models)  # the lists are kept only to be saved
+
+
+def test_the_chance_level_of_sampled_metrics_is_noted_beside_the_random_row(tiny_config):
+    import numpy as np
+
+    from mmrec.pipeline.evaluate import sampled_chance_note
+
+    note = sampled_chance_note(99, 10)  # rank uniform over 1..100
+    ndcg = sum(1 / np.log2(r + 1) for r in range(1, 11)) / 100
+    assert "sampled_auc is 0.5, sampled_hit_rate@10 0.1000" in note and f"sampled_ndcg@10 {ndcg:.4f}" in note
+    ranks = np.random.default_rng(0).integers(1, 101, 200_000)  # the same by simulation
+    assert abs(float(np.mean((ranks <= 10) / np.log2(ranks + 1))) - ndcg) < 1e-3
+    assert "sampled_hit_rate@5 1.0000" in sampled_chance_note(3, 5)  # a cut-off past every sampled candidate
+    settings = load_settings(tiny_config).settings
+    both = run_evaluate(settings, ["random"], use_sampling=True, num_negatives=5, write_files=False).notes
+    assert any(n.startswith("By chance (a uniformly random ranking) recall@") for n in both)
+    assert any(n.startswith("By chance (a uniformly random ranking) sampled_auc is 0.5") for n in both)
+    ranking = run_evaluate(settings, ["random"], eval_task="ranking", num_negatives=5, write_files=False).notes
+    assert [n for n in ranking if n.startswith("By chance")] == [sampled_chance_note(5, 5)]
+
+
+def test_p_values_read_with_two_significant_digits():
+    from mmrec.evaluation.report import format_p
+
+    assert [format_p(p) for p in (0.25, 0.031, 0.00126, 0.00098, 4.2e-05, 1e-13)] == [
+        "0.25", "0.031", "1.3e-03", "9.8e-04", "4.2e-05", "< 1e-12"]
