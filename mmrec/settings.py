@@ -597,6 +597,10 @@ class InferenceSettings(Section):
     ann_nprobe: int = Field(16, ge=1, description="IVF lists searched (HNSW: efSearch >= 4 x nprobe)")
     new_items: int = Field(0, ge=0, description="places of each top-K list kept for the best-scored items that "
                                                 "no interaction names yet (0 = none)")
+    unknown_users: Literal["auto", "fallback", "error"] = Field(
+        "auto", description="requested users with no interaction: auto = the flagged fallback list, but an error "
+        "(exit 2) when no requested user is known (wrong ids or the wrong config); fallback = always the fallback "
+        "list (a service's new visitors); error = an error for any unknown one")
 
     @model_validator(mode="after")
     def _new_items_fit(self) -> InferenceSettings:

@@ -168,6 +168,15 @@ def recommend(
             "Needs the multimodal recommender: the interaction-only baselines cannot tell new items apart.",
         ),
     ] = None,
+    unknown_users: Annotated[
+        str | None,
+        typer.Option(
+            "--unknown-users", "--unknown_users",
+            help="Requested users with no interaction: auto (default) serves them the flagged fallback list but "
+            "exits 2 when no requested user is known (wrong ids, or the wrong -c); fallback always serves it (a "
+            "service's new visitors); error exits 2 for any unknown one.",
+        ),
+    ] = None,
     ann_check: Annotated[
         int,
         typer.Option(
@@ -177,7 +186,7 @@ def recommend(
         ),
     ] = 0,
 ) -> None:
-    """Recommend items to users (unknown users get a flagged popularity fallback).
+    """Recommend items to users (unknown users get a flagged popularity fallback; none known: exit 2).
 
     --all-users (or an --output ending in .parquet) writes a parquet table in bounded memory; reasons
     and MMR diversity are omitted there.
@@ -194,6 +203,7 @@ def recommend(
         "inference.device": device,
         "inference.ann": ann,
         "inference.new_items": new_items,
+        "inference.unknown_users": unknown_users,
     }
     settings = state(ctx).settings(config, overrides)
     if diversity_lambda is not None and not settings.inference.use_diversity:

@@ -69,6 +69,8 @@ def mangled_ids_notes(unknown: Iterable[str], known: Iterable[str], what: str) -
         digits = whole.group(1) if whole else item
         if digits in padded or (whole and digits in exact):
             numbers.append((item, padded.get(digits, digits)))
+        elif item[:1] == "0" and (bare := item.lstrip("0")) and bare in exact:  # '0001' typed, '1' stored
+            numbers.append((item, bare))
         elif item.casefold() in folded:
             cases.append((item, folded[item.casefold()]))
         elif _GROUPING.search(item) and (target := grouped.get(_ungrouped(item))) is not None:
@@ -78,8 +80,8 @@ def mangled_ids_notes(unknown: Iterable[str], known: Iterable[str], what: str) -
     notes = []
     if numbers:
         notes.append(f"{len(numbers):,} unknown id(s) of {what} match catalogue ids once read as text again "
-                     f"(e.g. {numbers[0][0]!r} -> {numbers[0][1]!r}: leading zeros put back, a '.0' taken off): the ids "
-                     "were read as numbers somewhere. Write them as text (CSV/JSON strings, a parquet string column, a "
+                     f"(e.g. {numbers[0][0]!r} -> {numbers[0][1]!r}: leading zeros put back or taken off, a '.0' taken "
+                     "off): the ids were read as numbers somewhere, or written with zeros the ids do not have. Write them as text (CSV/JSON strings, a parquet string column, a "
                      "spreadsheet column formatted as Text) so they stay as written.")
     if cases:
         notes.append(f"{len(cases):,} unknown id(s) of {what} match catalogue ids but for letter case (e.g. "

@@ -113,7 +113,8 @@ def run_batch_recommend(
     progress(ProgressEvent(task="recommend", description=f"loading {recommender_type}"))
     serving = load_serving(settings, recommender_type, progress)
     chosen, selection_notes = (serving.users, []) if all_users else select_users(
-        serving.seen.users, named, sample_users, settings.evaluation.seed, file_notes)
+        serving.seen.users, named, sample_users, settings.evaluation.seed, file_notes, inference.unknown_users,
+        serving.users)
     for note in (serving.joined_since_note(chosen), serving.gone_since_note(chosen)):
         selection_notes = [*selection_notes, note] if note else selection_notes
     k = inference.top_k

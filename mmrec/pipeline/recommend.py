@@ -180,9 +180,14 @@ def select_users(
     sample_users: int | None,
     seed: int,
     said: Sequence[str] = (),
+    unknown_users: str = "fallback",
+    data_users: Sequence[str] | None = None,
 ) -> tuple[list[str], list[str]]:
     """(requested users in order, without duplicates: the `named` ones (requested_users), then a seeded
-    sample; notes). `said`: requested_users' notes, which say why none is left when none is."""
+    sample; notes). `said`: requested_users' notes, which say why none is left when none is.
+    `unknown_users` (inference.unknown_users): "error" refuses any named user the data do not know
+    (`data_users`, else `known_users`: users who only rated below the threshold are known, and served the
+    fallback), "auto" refuses when none of them is known and nothing is sampled, "fallback" refuses none."""
     notes: list[str] = []
     known = set(known_users)
     unknown = [u for u in dict.fromkeys(named) if u not in known]
@@ -208,6 +213,8 @@ def select_users(
         notes.append(f"{len(rows):,} requested id(s) are no user but start with one, like rows of a table (e.g. "
                      f"{rows[0]!r}): each was served as one unknown user. Give one user id per --users value or "
                      "per line of --user-file (or a table whose header names its user id column).")
+    if named and (unknown_users == "error" or (unknown_users == "auto" and not sample_users)):
+        _refuse_unknown(named, set(known_users if data_users is None else data_users), unknown_users == "auto", notes)
     if sample_users:
         rng = np.random.default_rng(seed)
         already = set(chosen)  # sample beyond the explicitly named users
@@ -222,6 +229,22 @@ def select_users(
         raise ConfigError("No users to recommend for." + "".join(f" {note}" for note in why),
                           hint="Pass --users, --user-file or --sample-users N.")
     return list(dict.fromkeys(chosen)), notes
+
+
+def _refuse_unknown(named: Sequence[str], known: set[str], only_when_all: bool, notes: Sequence[str]) -> None:
+    """ConfigError naming the `named` users not in `known` when there are any (`only_when_all`: when no named
+    user is known), with the notes that say what the ids look like (`notes`: select_users' so far)."""
+    unknown = [user for user in dict.fromkeys(named) if user not in known]
+    if not unknown or (only_when_all and len(unknown) < len(dict.fromkeys(named))):
+        return
+    listed = ", ".join(map(repr, unknown[:5])) + (f" and {len(unknown) - 5:,} more" if len(unknown) > 5 else "")
+    what = (f"None of the {len(unknown):,} requested user(s) is known" if only_when_all else
+            f"{len(unknown):,} requested user(s) are unknown")
+    raise ConfigError(
+        f"{what} ({listed}): no interaction of theirs is in the processed data, so each would get the same fallback "
+        "list." + "".join(f" {note}" for note in notes),
+        hint="Check the ids and that -c names the config of their data. To serve users without a history the "
+             "fallback list (a service's new visitors), pass --unknown-users fallback (inference.unknown_users).")
 
 
 def short_list_note(n_short: int, k: int, serving: Serving) -> str | None:
@@ -289,7 +312,7 @@ def run_recommend(
     serving = load_serving(settings, recommender_type, progress)
     model, item_ids, titles = serving.model, serving.item_ids, serving.titles
     chosen, selection_notes = select_users(serving.seen.users, named, sample_users, settings.evaluation.seed,
-                                           file_notes)
+                                           file_notes, inference.unknown_users, serving.users)
     selection_notes = [*file_notes, *selection_notes]
     for note in (serving.joined_since_note(chosen), serving.gone_since_note(chosen)):
         selection_notes += [note] if note else []

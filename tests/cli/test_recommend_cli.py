@@ -104,12 +104,14 @@ def test_table_rows_without_a_user_id_column_are_refused_and_pointed_out_in_user
     file.write_text("u001,gold\nu002,silver\n")
     result = _recommend(config, "--user-file", str(file))
     assert result.exit_code == 2 and "has a ',' in every line, like a table" in _flat(result.output)
-    result = _recommend(config, "--users", "u001,gold")
-    assert result.exit_code == 0 and "1 requested id(s) are no user but start with one" in _flat(result.output)
+    result = _recommend(config, "--users", "u001,gold")  # no user asked is known: refused, saying why
+    assert result.exit_code == 2 and "1 requested id(s) are no user but start with one" in _flat(result.output)
 
 
 def test_comma_joined_known_ids_are_pointed_out(config):
-    result = _recommend(config, "--users", "u001,u002")
+    result = _recommend(config, "--users", "u001,u002")  # no user asked is known: refused, saying why
+    assert result.exit_code == 2 and "ids are separated by spaces (--users u1 u2)" in _flat(result.output)
+    result = _recommend(config, "--users", "u001,u002", "--unknown-users", "fallback")
     assert result.exit_code == 0 and "ids are separated by spaces (--users u1 u2)" in _flat(result.output)
 
 
@@ -369,8 +371,8 @@ def test_requested_ids_with_control_characters_are_skipped_not_printed(config, t
     assert result.exit_code == 2 and "1 empty --users value(s) skipped" in _flat(result.output)
     assert _recommend(config, "--users", "", "u001", "--output", str(out)).exit_code == 0
     assert "1 empty --users value(s) skipped." in json.loads(out.read_text())["notes"]
-    assert _recommend(config, "--users", ",,", "--output", str(out)).exit_code == 0  # no parts: no "its parts are"
-    assert not any("comma-separated parts" in note for note in json.loads(out.read_text())["notes"])
+    result = _recommend(config, "--users", ",,", "--output", str(out))  # unknown: refused; no "its parts are"
+    assert result.exit_code == 2 and "comma-separated parts" not in _flat(result.output)
 
 
 def test_the_diversity_summary_tells_reordered_lists_from_lists_kept_as_ranked():
@@ -407,3 +409,35 @@ def test_every_baselines_reason_says_why(config, tmp_path):
                                   for r in scored)
         if name in ("user_knn", "item_knn"):
             assert any("(score 0): it fills the list" in r["why"] for r in reasons), name
+
+
+def test_unknown_users_are_served_or_refused_as_inference_unknown_users_says(config, tmp_path):
+    """The project's standard: an unknown user is an error (exit 2). Where no requested user is known (a typo, the
+    wrong config), `auto` refuses; among known ones the unknown get the flagged fallback; a service opts in."""
+    only = runner.invoke(app, ["recommend", "-c", str(config), "--users", "stranger", "0001",
+                               "--recommender-type", "popularity"], terminal_width=200)
+    assert only.exit_code == 2, only.output
+    flat = _flat(only.output)
+    assert "None of the 2 requested user(s) is known ('stranger', '0001')" in flat
+    assert "--unknown-users fallback" in flat
+    served = runner.invoke(app, ["recommend", "-c", str(config), "--users", "stranger", "--recommender-type",
+                                 "popularity", "--unknown-users", "fallback", "-o", str(tmp_path / "r.json")])
+    assert served.exit_code == 0, served.output
+    assert json.loads((tmp_path / "r.json").read_text())["users"][0]["fallback"] == "popularity"
+    mixed = ["recommend", "-c", str(config), "--users", "u001", "stranger", "--recommender-type", "popularity"]
+    assert runner.invoke(app, mixed).exit_code == 0  # auto: served, flagged, counted
+    strict = runner.invoke(app, [*mixed, "--unknown-users", "error"], terminal_width=200)
+    assert strict.exit_code == 2 and "1 requested user(s) are unknown ('stranger')" in _flat(strict.output)
+    batch = runner.invoke(app, ["recommend", "-c", str(config), "--users", "stranger", "--recommender-type",
+                                "popularity", "-o", str(tmp_path / "r.parquet")], terminal_width=200)
+    assert batch.exit_code == 2 and "None of the 1 requested user(s) is known" in _flat(batch.output)
+    sampled = runner.invoke(app, ["recommend", "-c", str(config), "--users", "stranger", "--sample-users", "2",
+                                  "--recommender-type", "popularity"])
+    assert sampled.exit_code == 0, sampled.output  # known users asked too (sampled): auto serves
+
+
+def test_a_user_id_written_with_leading_zeros_is_hinted():
+    from mmrec.pipeline.recommend import select_users
+
+    _, notes = select_users(["1", "u2"], ["0001", "u2"], None, 0)
+    assert any("'0001' -> '1'" in note for note in notes)

@@ -209,8 +209,8 @@ def test_unknown_items_that_lost_their_leading_zeros_are_pointed_out():
     assert groups.startswith("1 unknown id(s) of the interactions match catalogue ids once separators are taken out "
                              "(e.g. '0-345-45104-x' vs '034545104X')")
     assert numbers.startswith("2 unknown id(s) of the interactions match catalogue ids once read as text again (e.g. "
-                              "'1234' -> '0001234': leading zeros put back, a '.0' taken off): the ids were read as "
-                              "numbers somewhere.")
+                              "'1234' -> '0001234': leading zeros put back or taken off, a '.0' taken off): the ids "
+                              "were read as numbers somewhere, or written with zeros the ids do not have.")
     assert case.startswith("1 unknown id(s) of the interactions match catalogue ids but for letter case (e.g. 'SKU-7' "
                            "vs 'sku-7')")
     assert scientific.startswith("1 unknown id(s) of the interactions are numbers in scientific notation (e.g. "

@@ -206,7 +206,7 @@ def test_a_best_checkpoint_of_an_unfinished_run_is_flagged_where_it_is_used(tmp_
     from mmrec.data.tables import save_interactions
 
     save_interactions(load_split(tmp_path / "splits").train, tmp_path / "processed")  # what recommend reads
-    served = run_recommend(settings, users=["u001"], recommender_type="multimodal")
+    served = run_recommend(settings, users=["u1"], recommender_type="multimodal")
     assert any("has not finished" in note for note in served.notes)
     assert served.to_dict()["checkpoint"] == named
     monkeypatch.undo()
@@ -261,7 +261,7 @@ def test_a_best_checkpoint_whose_run_left_no_last_checkpoint_is_never_resumed_wi
     from mmrec.pipeline.recommend import run_recommend
 
     save_interactions(load_split(tmp_path / "splits").train, tmp_path / "processed")  # what recommend reads
-    lists = run_recommend(settings, users=["u001"], recommender_type="multimodal")
+    lists = run_recommend(settings, users=["u1"], recommender_type="multimodal")
     assert lists.checkpoint["path"] == served.checkpoints["multimodal"]["path"] and lists.checkpoint["finished"]
     assert any("the model of the last finished run is served" in note for note in lists.notes)
     with pytest.raises(CheckpointError, match="is from another training run than"):
@@ -319,7 +319,7 @@ def test_a_training_run_starting_between_the_choice_and_the_load_does_not_serve_
         from mmrec.data.tables import save_interactions
 
         save_interactions(load_split(tmp_path / "splits").train, tmp_path / "processed")  # what recommend reads
-        result = run_recommend(settings, users=["u001"], recommender_type="multimodal")
+        result = run_recommend(settings, users=["u1"], recommender_type="multimodal")
         served = result.checkpoint
     assert loads == ["best_model.pth", "previous_best_model.pth"]
     assert served["path"] == str(best.with_name("previous_best_model.pth")) and served["finished"]
