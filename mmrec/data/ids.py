@@ -81,8 +81,9 @@ def mangled_ids_notes(unknown: Iterable[str], known: Iterable[str], what: str) -
     if numbers:
         notes.append(f"{len(numbers):,} unknown id(s) of {what} match catalogue ids once read as text again "
                      f"(e.g. {numbers[0][0]!r} -> {numbers[0][1]!r}: leading zeros put back or taken off, a '.0' taken "
-                     "off): the ids were read as numbers somewhere, or written with zeros the ids do not have. Write them as text (CSV/JSON strings, a parquet string column, a "
-                     "spreadsheet column formatted as Text) so they stay as written.")
+                     "off): the ids were read as numbers somewhere, or written with zeros the ids do not have. Write "
+                     "them as text (CSV/JSON strings, a parquet string column, a spreadsheet column formatted as Text) "
+                     "so they stay as written.")
     if cases:
         notes.append(f"{len(cases):,} unknown id(s) of {what} match catalogue ids but for letter case (e.g. "
                      f"{cases[0][0]!r} vs {cases[0][1]!r}): ids are compared exactly. Write them as the catalogue does.")

@@ -239,7 +239,7 @@ def run_evaluate(
         if evaluation.eval_task == "retrieval":
             count_notes.append(chance_note(data, k))
         if sampled:  # at a cut-off inside the sampled candidates (past them every hit rate is 1)
-            inside = [k for k in evaluation.k_values if k <= evaluation.num_negatives] or evaluation.k_values
+            inside = [cut for cut in evaluation.k_values if cut <= evaluation.num_negatives] or evaluation.k_values
             count_notes.append(sampled_chance_note(evaluation.num_negatives, 10 if 10 in inside else max(inside)))
     if sampled and (beyond := [k for k in evaluation.k_values if k > evaluation.num_negatives]):
         count_notes.append(f"Cut-off(s) {', '.join(map(str, beyond))} exceed the {evaluation.num_negatives} sampled "
@@ -391,7 +391,7 @@ def chance_note(data: EvaluationData, k: int) -> str:
 
 def sampled_chance_note(num_negatives: int, k: int) -> str:
     """What a uniformly random ranking scores in expectation on sampled metrics: each test positive is ranked among
-    itself and `num_negatives` negatives, so its rank is uniform over 1..n+1."""
+    itself and `num_negatives` negatives, so its rank is uniform over 1..num_negatives + 1."""
     n = num_negatives + 1
     ndcg = sum(1.0 / np.log2(rank + 1) for rank in range(1, min(k, n) + 1)) / n
     return (f"By chance (a uniformly random ranking) sampled_auc is 0.5, sampled_hit_rate@{k} {min(k, n) / n:.4f} and "

@@ -237,8 +237,8 @@ def _file_order_gate(trainer: Trainer, base: Scorer, candidates: dict[float, Ite
     if dropped:
         listed = ", ".join(f"{h:g} ({reason})" for h, reason in dropped.items())
         notes.append(f"The training interactions have no timestamp column, so each user's items are in the order the "
-                     f"file lists them, which may mean nothing: {over} {listed} led validation {monitor}, not enough to "
-                     "trust that order, so it is not used.")
+                     f"file lists them, which may mean nothing: {over} {listed} led validation {monitor}, not enough "
+                     "to trust that order, so it is not used.")
     if kept:
         listed = ", ".join(f"{h:g} (by {g:.2f})" for h, g in kept.items())
         notes.append(f"The training interactions have no timestamp column: {over} {listed} led validation "
