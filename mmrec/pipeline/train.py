@@ -300,10 +300,23 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
     checkpoint_dir = Path(settings.paths.checkpoint_dir)
     best_path, last_path = checkpoint_path(checkpoint_dir, combo, BEST), checkpoint_path(checkpoint_dir, combo, LAST)
 
+    # The finished model this run may replace: an earlier run's, or (resumed with more epochs) this run's own, whose
+    # blend may validate higher than the blend a later best epoch gets. Only one validated on the same split
+    # compares (_settle_previous); an interrupted run's unfinished best is not kept.
+    earlier = _meta_or_none(best_path) if ctx.is_main else None
+    previous_path = best_path.with_name(PREVIOUS)
+    # Served until this run's first best epoch replaces it, and copied then (not before: a run stopped before it
+    # changes nothing): kept until the run ends, so an interrupted run does not leave only its unfinished model
+    # (evaluate and recommend then say where the finished one is).
+    keep = {"pending": earlier is not None and earlier.get("finished") is not False, "copied": False}
+
     def write_checkpoints(record: EpochRecord, current: Trainer) -> None:
         spec = {**base_spec, "epoch": record.epoch, "monitored_value": record.monitored, "metrics": record.val,
                 "loss": record.loss, "best_epoch": current.stopper.best_epoch, "best_value": current.stopper.best}
         if record.is_best:  # weights only: what evaluate/recommend need; unfinished until the run ends
+            if keep["pending"]:
+                copy_checkpoint(best_path, previous_path)
+                keep.update(pending=False, copied=True)
             save_checkpoint(best_path, {"model": current.module.state_dict(), "epoch": record.epoch,
                                         "encoders": encoders},
                             CheckpointSpec(kind="best", finished=False, **spec).to_meta())
@@ -312,15 +325,6 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
 
     epochs_before = trainer.epoch
     train_sha = base_spec["split"]["train_sha256"]
-    # The finished model this run may replace: an earlier run's, or (resumed with more epochs) this run's own, whose
-    # blend may validate higher than the blend a later best epoch gets. Only one validated on the same split
-    # compares (_settle_previous); an interrupted run's unfinished best is not kept.
-    earlier = _meta_or_none(best_path) if ctx.is_main else None
-    previous_path = best_path.with_name(PREVIOUS)
-    if earlier is not None and earlier.get("finished") is not False:
-        # Served until this run's first epoch replaces it: kept until the run ends, so an interrupted run does not
-        # leave only its unfinished model (evaluate and recommend then say where the finished one is).
-        copy_checkpoint(best_path, previous_path)
     if note := _other_weights_note(earlier, best_path, inputs.feature_identities):
         notes.append(note)
         progress(ProgressEvent("train", message=note))
@@ -350,7 +354,8 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
             _mark_finished(best_path, best)
         if per_user:
             val_per_user = trainer.validation_per_user(chosen[1] if chosen is not None else trainer.scorer())
-    if ctx.is_main and (note := _settle_previous(best_path, previous_path, train_sha, trainer.monitor)):
+    if ctx.is_main and keep["copied"] and (note := _settle_previous(best_path, previous_path, train_sha,
+                                                                     trainer.monitor)):
         notes.append(note)
     tracker.summary(_served_summary(trainer, item_item))
     tracker.finish()

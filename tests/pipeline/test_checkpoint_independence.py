@@ -126,9 +126,10 @@ def test_a_resumed_run_keeps_its_own_finished_model_when_that_validated_higher(t
     assert f"validated higher (ndcg@10 {higher:.4f}; this run {resumed.best_metric:.4f})" in note
     previous = first.best_path.with_name("previous_best_model.pth")
     assert read_meta(previous)["monitored_value"] == higher and read_meta(previous)["epoch"] == first.best_epoch
-    # Resumed with nothing left to train, the model is its own: nothing kept, no note.
+    # Resumed with nothing left to train, nothing is replaced: the kept model stays as it is, and no note.
+    kept = previous.read_bytes()
     again = run_train(load_settings(config, {"training.epochs": 8}).settings, resume=first.last_path)
-    assert not any("replaced" in note for note in again.notes) and not previous.exists()
+    assert not any("replaced" in note for note in again.notes) and previous.read_bytes() == kept
 
 
 def test_an_interrupted_run_keeps_the_finished_model_it_was_replacing(tmp_path):
@@ -149,6 +150,25 @@ def test_an_interrupted_run_keeps_the_finished_model_it_was_replacing(tmp_path):
     meta = read_meta(first.best_path)
     assert meta["finished"] is False and meta["epoch"] == 1
     assert "--checkpoint-name previous_best_model.pth" in unfinished_note(meta, first.best_path)
+
+
+def test_a_run_stopped_before_its_first_epoch_changes_no_checkpoint(tmp_path):
+    """The finished model is copied aside when this run's first best epoch replaces it, not before: a run stopped
+    before that (it says it saved nothing) left previous_best_model.pth replaced by a copy of best_model.pth, and a
+    better model kept there was lost."""
+    config = tiny_project.write_tiny_project(tmp_path, epochs=3, item_item=False)
+    first = run_train(load_settings(config).settings)
+    previous = first.best_path.with_name("previous_best_model.pth")
+    previous.write_bytes(b"a better model kept by an earlier run")  # (its bytes are all this test reads)
+    files = {path: path.read_bytes() for path in first.best_path.parent.glob("*_model.*")}
+
+    def stop_at_once(event):  # at the first training step: no epoch has ended
+        if event.task == "train" and not event.done:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_train(load_settings(config).settings, progress=stop_at_once)
+    assert {path: path.read_bytes() for path in first.best_path.parent.glob("*_model.*")} == files
 
 
 def test_the_numeric_columns_a_model_trained_on_are_the_ones_it_scores_with(tmp_path):
