@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import time
 from pathlib import Path
 from typing import Annotated
@@ -58,9 +59,14 @@ def train(
         with RichProgress() as progress:
             result = run_train(settings, resume=resume, progress=progress)
     except KeyboardInterrupt:
-        given = {"--epochs": epochs, "--batch-size": batch_size, "--lr": lr}  # command-line settings to repeat
-        raise _interrupted(settings, started, config or app_state.config,
-                           " ".join(f"{flag} {value}" for flag, value in given.items() if value is not None)) from None
+        # Command-line settings to repeat in the command that continues the run (tracking too: a pasted command
+        # without --use-wandb went on untracked).
+        given = {"--device": device, "--epochs": epochs, "--batch-size": batch_size, "--lr": lr,
+                 "--wandb-project": wandb_project, "--wandb-run-name": wandb_run_name}
+        options = [{True: "--use-wandb", False: "--no-wandb"}.get(use_wandb, ""),
+                   *(f"{flag} {shlex.quote(str(value))}" for flag, value in given.items() if value is not None)]
+        raise _interrupted(settings, started, config or app_state.config, " ".join(o for o in options if o),
+                           resume) from None
 
     table = Table(title=f"Training: {result.combo} on {result.device}"
                   + (f" x{result.world_size} processes" if result.world_size > 1 else ""))
@@ -114,24 +120,33 @@ def train(
         console.print(f"Checkpoints: [bold]{result.best_path}[/bold] and {result.last_path.name if result.last_path else '-'}")
 
 
-def _interrupted(settings, started: float, config: Path | None = None, options: str = "") -> Interrupted:
+def _interrupted(settings, started: float, config: Path | None = None, options: str = "",
+                 resume: Path | None = None) -> Interrupted:
     """What a Ctrl-C during training leaves, and how to go on from it (the command to paste: its settings file
-    and the training `options` given on the command line)."""
+    and the training `options` given on the command line; `resume`: the checkpoint this run continued)."""
     from mmrec.checkpoints.store import LAST, checkpoint_path, read_meta
 
     last = checkpoint_path(Path(settings.paths.checkpoint_dir), settings.features.combo, LAST)
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)  # under torchrun: resumed by as many processes
+    program = f"torchrun --nproc_per_node {world} -m mmrec train" if world > 1 else "mmrec train"
+
+    def command(checkpoint: Path) -> str:
+        return " ".join(part for part in (program, f"-c {shlex.quote(str(config))}" if config else "", options,
+                                          f"--resume {shlex.quote(str(checkpoint))}") if part)
+
     if not last.is_file() or last.stat().st_mtime < started:
+        if resume is not None and Path(resume).is_file():  # what it resumed from is as it was: go on from it again
+            return Interrupted(
+                f"Training was interrupted before its first new epoch ended: this run saved nothing, and {resume} "
+                f"still holds epoch {read_meta(Path(resume)).get('epoch', '?')}.",
+                hint=f"Continue it with `{command(Path(resume))}` (with any other settings this run was given).")
         return Interrupted("Training was interrupted before its first epoch ended: this run saved nothing.",
                            hint="Run `mmrec train` again.")
     epoch = read_meta(last).get("epoch", "?")
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)  # under torchrun: resumed by as many processes
-    program = f"torchrun --nproc_per_node {world} -m mmrec train" if world > 1 else "mmrec train"
-    command = " ".join(part for part in (program, f"-c {config}" if config else "", options,
-                                         f"--resume {last}") if part)
     return Interrupted(
         f"Training was interrupted; epoch {epoch} is saved in {last} (its best_model.pth is marked unfinished: "
         "until a run ends, evaluate and recommend serve the last finished model, if there is one, and say so).",
-        hint=f"Continue it with `{command}` (with any other settings this run was given).")
+        hint=f"Continue it with `{command(last)}` (with any other settings this run was given).")
 
 
 def register(root: typer.Typer) -> None:

@@ -290,6 +290,26 @@ def test_an_interrupted_run_gives_the_command_that_resumes_it(tmp_path, monkeypa
     unwrapped = "".join(result.output.replace("│", " ").split())
     assert "".join(f"Continue it with `torchrun --nproc_per_node 2 -m mmrec train -c {config} --epochs 3 --resume "
                    f"{last}`".split()) in unwrapped
+    monkeypatch.delenv("WORLD_SIZE")
+    # Tracking settings given on the command line are repeated (pasted without them, the run went on untracked).
+    result = runner.invoke(app, ["train", "-c", str(config), "--epochs", "3", "--no-wandb", "--wandb-run-name",
+                                 "night run"], terminal_width=400)
+    unwrapped = "".join(result.output.replace("│", " ").split())
+    assert "".join(f"Continue it with `mmrec train -c {config} --no-wandb --epochs 3 --wandb-run-name 'night run' "
+                   f"--resume {last}`".split()) in unwrapped
+
+    # A resumed run stopped before its first new epoch: continue from the same checkpoint, not from scratch.
+    def interrupted_at_once(*args, **kwargs):
+        os.utime(last, (time.time() - 60, time.time() - 60))  # not written by this run
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "run_train", interrupted_at_once)
+    result = runner.invoke(app, ["train", "-c", str(config), "--epochs", "3", "--resume", str(last)],
+                           terminal_width=400)
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 130 and "before its first new epoch ended: this run saved nothing" in flat
+    assert "".join(f"Continue it with `mmrec train -c {config} --epochs 3 --resume {last}`".split()) in \
+        "".join(flat.split())
 
 
 def test_split_and_preprocess_refuse_to_change_the_data_a_running_train_reads(tmp_path, monkeypatch):
