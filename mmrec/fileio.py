@@ -311,19 +311,20 @@ class ProcessLock:
     def __enter__(self) -> ProcessLock:
         self._made = [folder for folder in self.path.parents if not folder.exists()]
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        while True:
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                owner = _lock_owner(self.path)
+        while not _create_holding_pid(self.path):
+            # Taken over one process at a time (two that both saw a killed run's lock could each remove the other's
+            # fresh one), reading the owner again inside.
+            with _folder_guard(self.path.parent):
+                try:
+                    text = self.path.read_text().strip()
+                except FileNotFoundError:  # released meanwhile: create it again (removing now could remove
+                    continue  # the lock another process has just created)
+                owner = int(text) if text.isdigit() else None
                 if owner is not None and owner != os.getpid() and process_alive(owner):
                     raise BusyError(f"{self.busy} (process {owner}, lock {self.path}).", hint=self.hint) from None
                 with contextlib.suppress(FileNotFoundError):
-                    self.path.unlink()  # left by a killed run
-                continue
-            with os.fdopen(fd, "w") as handle:
-                handle.write(str(os.getpid()))
-            return self
+                    self.path.unlink()  # left by a killed run: only a process holding this guard removes it
+        return self
 
     def __exit__(self, *exc: object) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -371,8 +372,42 @@ def check_not_in_use(folder: Path, doing: str,
             marker.unlink()  # left by a killed run
 
 
-def _lock_owner(path: Path) -> int | None:
+def _create_holding_pid(path: Path) -> bool:
+    """Create lock file `path` already holding this process's pid (a file linked into place whole: a competitor
+    never reads it empty and takes it for a killed run's); False when it exists."""
+    draft = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    draft.write_text(str(os.getpid()))
     try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
+        os.link(draft, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links: created exclusively, then written
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as handle:
+            handle.write(str(os.getpid()))
+        return True
+    finally:
+        draft.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _folder_guard(folder: Path) -> Iterator[None]:
+    """An exclusive flock on `folder` itself (released by the kernel if the process dies; no file left behind);
+    nothing where flock is not to be had."""
+    try:
+        import fcntl
+
+        fd = os.open(folder, os.O_RDONLY)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

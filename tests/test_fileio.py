@@ -2,6 +2,8 @@
 
 import os
 import stat
+import time
+from pathlib import Path
 
 import pytest
 
@@ -179,3 +181,43 @@ def test_json_files_hold_non_ascii_text_as_written(tmp_path):
     assert '"Größe"' in (tmp_path / "r.json").read_text(encoding="utf-8")
     atomic_write_json(tmp_path / "s.json", {"id": "x\udcff"})  # a lone surrogate: escaped, still JSON
     assert read_json(tmp_path / "s.json") == {"id": "x\udcff"}
+
+
+def _hold_the_lock(lock: str, log: str, barrier) -> None:
+    from mmrec.errors import BusyError
+    from mmrec.fileio import ProcessLock
+
+    barrier.wait()
+    try:
+        with ProcessLock(Path(lock), "busy", "hint"):
+            with open(log, "a") as out:
+                out.write(f"in {os.getpid()}\n")
+            time.sleep(0.05)
+            with open(log, "a") as out:
+                out.write(f"out {os.getpid()}\n")
+    except BusyError:
+        pass
+
+
+def test_processes_racing_for_a_lock_never_hold_it_together(tmp_path):
+    """A lock file was created empty and written after: a competitor reading it then took it for a killed run's and
+    removed it, and two killed-run takeovers could each remove the other's fresh lock (two `mmrec train` into one
+    folder). Races from a killed run's lock and from none; holds must never overlap."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    lock, log = tmp_path / "train.lock", tmp_path / "holds.log"
+    for trial in range(12):
+        if trial % 2 == 0:
+            lock.write_text("999999999")  # a killed run's
+        barrier = context.Barrier(5)
+        workers = [context.Process(target=_hold_the_lock, args=(str(lock), str(log), barrier)) for _ in range(5)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=30)
+        assert not lock.exists()
+    lines = log.read_text().split()
+    events = list(zip(lines[0::2], lines[1::2], strict=True))
+    assert events and all(a[0] == "in" and b[0] == "out" and a[1] == b[1] for a, b in zip(events[0::2],
+                                                                                          events[1::2], strict=True))
