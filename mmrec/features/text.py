@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -43,10 +43,15 @@ class _HFTextBackbone(HuggingFaceWeights, TextBackbone):
                 f"The tokenizer of {source.path} knows {len(tokenizer):,} tokens, the model {vocabulary:,}: its "
                 "vocabulary files are missing, so nearly every word would read as unknown.",
                 hint="Save the model's tokenizer into that folder too (tokenizer.save_pretrained).")
+        if vocabulary and len(tokenizer) > vocabulary:  # another model's tokenizer: ids past the embedding table
+            raise WeightsNotFoundError(
+                f"The tokenizer of {source.path} knows {len(tokenizer):,} tokens, more than the model's "
+                f"{vocabulary:,}: it is another model's tokenizer, whose ids the model has no embedding for.",
+                hint="Save the model's own tokenizer into that folder (tokenizer.save_pretrained).")
         limit = tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else max_tokens
         backbone = cls(model, source, dim=model.config.hidden_size, max_tokens=max_tokens)
         backbone.tokenizer = tokenizer
-        backbone.token_limit = min(max_tokens, limit)
+        backbone.token_limit = min(max_tokens, limit, _positions(model.config) or max_tokens)
         return backbone
 
     def token_lengths(self, texts: list[str]) -> list[int]:
@@ -62,6 +67,17 @@ class _HFTextBackbone(HuggingFaceWeights, TextBackbone):
             return hidden[:, 0]
         pooled = masked_mean(hidden, batch["attention_mask"])
         return F.normalize(pooled, dim=-1) if self.pooling == "mean_normalized" else pooled
+
+
+def _positions(config: Any) -> int | None:
+    """The most tokens the text model has position embeddings for (a tokenizer saved without model_max_length
+    allowed more, and the model failed on them); RoBERTa-style models number positions after the padding index."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or positions <= 0:
+        return None
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "mpnet", "camembert"):
+        return max(1, positions - (getattr(config, "pad_token_id", None) or 0) - 1)
+    return positions
 
 
 @TEXT_BACKBONES.register("sentence-bert")

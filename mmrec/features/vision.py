@@ -221,6 +221,7 @@ class ClipVision(VisionBackbone):
         import pickle
 
         import open_clip
+        from safetensors import SafetensorError
 
         path = Path(source.path)
         if path.suffix != ".safetensors":
@@ -230,6 +231,8 @@ class ClipVision(VisionBackbone):
                 cls.arch, pretrained=str(path), weights_only=True
             )
         except (pickle.UnpicklingError, OSError) as exc:  # Python objects refused; a truncated zip (EINVAL)
+            raise unreadable_torch_save(path, exc) from None
+        except SafetensorError as exc:  # a truncated download, a web page saved under the name
             raise unreadable_torch_save(path, exc) from None
         except RuntimeError as exc:
             said = str(exc).strip()

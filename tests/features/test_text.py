@@ -123,3 +123,30 @@ def test_a_broken_folder_is_named_by_what_is_broken(tmp_path, tiny_hf_text_dirs,
         BertBase.load(BertBase.resolve(str(folder), allow_download=False), 32)
     with pytest.raises(WeightsNotFoundError, match=r"backend tokenizer from one of: \(1\) a `tokenizers`"):  # whole
         SentenceBert.load(SentenceBert.resolve(str(tiny_dino_dir), allow_download=False), 32)
+
+
+@pytest.mark.parametrize("cls", [BertBase, RobertaBase, MPNetBase])
+def test_the_token_limit_never_passes_the_models_position_table(tiny_hf_text_dirs, cls):
+    """The tokenizer's model_max_length (512 here; none for one saved without it) let features.max_text_tokens
+    (128 by default) pass the model's 80 positions: every long text crashed the extraction."""
+    backbone = cls.load(cls.resolve(str(tiny_hf_text_dirs[cls.name]), allow_download=False), max_tokens=128)
+    numbered_after_padding = cls is not BertBase  # RoBERTa and MPNet count positions from the padding index + 1
+    assert backbone.token_limit == (80 - backbone.model.config.pad_token_id - 1 if numbered_after_padding else 80)
+    with torch.inference_mode():
+        assert backbone.embed(["word " * 300]).shape == (1, 32)
+
+
+def test_another_models_tokenizer_with_more_tokens_than_the_model_is_refused(tiny_hf_text_dirs, tmp_path):
+    import shutil
+
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from mmrec.errors import WeightsNotFoundError
+
+    folder = tmp_path / "small-vocab-bert"
+    BertModel(BertConfig(vocab_size=20000, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(str(folder))
+    AutoTokenizer.from_pretrained(str(tiny_hf_text_dirs["bert"])).save_pretrained(str(folder))  # 30,522 tokens
+    with pytest.raises(WeightsNotFoundError, match="knows 30,522 tokens, more than the model's 20,000"):
+        BertBase.load(BertBase.resolve(str(folder), allow_download=False), max_tokens=16)
+    shutil.rmtree(folder)

@@ -127,3 +127,13 @@ def test_a_decoding_worker_leaves_quietly_on_sigterm():
     child.start()
     child.join(timeout=20)
     assert child.exitcode == 0
+
+
+def test_a_damaged_clip_safetensors_file_is_a_user_error(tmp_path, tiny_clip_checkpoint, tiny_clip_classes):
+    """A .safetensors cut short or a web page saved under the name raised safetensors' own error (a traceback)."""
+    vision_cls, _ = tiny_clip_classes
+    (tmp_path / "cut.safetensors").write_bytes(tiny_clip_checkpoint.read_bytes()[:5000])
+    (tmp_path / "page.safetensors").write_text("<html>404</html>\n")
+    for name in ("cut.safetensors", "page.safetensors"):
+        with pytest.raises(WeightsNotFoundError, match="it is truncated or damaged"):
+            vision_cls.load(vision_cls.resolve(str(tmp_path / name), allow_download=False))
