@@ -163,10 +163,15 @@ def replaced_models_note(report: EvaluationReport, results_dir: Path) -> str | N
     this report over it loses; None otherwise (nothing there, unreadable, or nothing lost)."""
     path = Path(results_dir) / REPORT_FILES[0]
     try:
-        earlier = read_json(path).get("models") or {}
+        stored = read_json(path)
+        earlier, served = stored.get("models") or {}, stored.get("checkpoints") or {}
     except (OSError, ValueError, AttributeError):
         return None
     lost = [str(name) for name in earlier if name not in {m.name for m in report.models}]
+    # The same model name from another checkpoint (another backbone combo's, or another checkpoint folder's)
+    lost += [f"{name} of {Path(str(before.get('path'))).parent.name}/{Path(str(before.get('path'))).name}"
+             for name, before in served.items() if isinstance(before, dict) and name in report.checkpoints
+             and before.get("path") != report.checkpoints[name].get("path")]
     if not lost:
         return None
     return (f"This evaluation replaces {path}, whose results also held {', '.join(lost)}: each evaluation rewrites "

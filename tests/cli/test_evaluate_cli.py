@@ -115,3 +115,20 @@ def test_the_ranking_title_counts_the_users_scored_not_those_whose_every_positiv
     assert (f"ranking: {users:,} test users, {scored:,} scored ({users - scored:,} have too few items outside their "
             "own to draw negatives from)") in flat
 
+
+
+def test_an_evaluation_of_another_checkpoint_under_the_same_name_says_what_it_replaces(tmp_path):
+    """Comparing backbones: the dino_bert model's results were replaced by the convnext_roberta one's, silently
+    (both are `multimodal`)."""
+    from types import SimpleNamespace
+
+    from mmrec.evaluation.report import EvaluationReport, replaced_models_note
+
+    (tmp_path / "evaluation.json").write_text(json.dumps({
+        "models": {"multimodal": {}}, "checkpoints": {"multimodal": {"path": "/m/dino_bert/best_model.pth"}}}))
+    report = EvaluationReport("retrieval", [10], [SimpleNamespace(name="multimodal")], {},
+                              checkpoints={"multimodal": {"path": "/m/convnext_roberta/best_model.pth"}})
+    note = replaced_models_note(report, tmp_path)
+    assert note and "whose results also held multimodal of dino_bert/best_model.pth" in note
+    report.checkpoints["multimodal"]["path"] = "/m/dino_bert/best_model.pth"  # the same model again: nothing lost
+    assert replaced_models_note(report, tmp_path) is None
