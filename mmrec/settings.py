@@ -866,11 +866,30 @@ class LoadedSettings:
         return self.sources.get(dotted_key, "default")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader, refusing a key written twice in one mapping (YAML keeps the last silently: in a long
+    edited config a second `epochs:` overrode the first unseen)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: its keys may be overridden here, as meant
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f"found the key {key!r} a second time (first {seen[key]}); YAML would keep only the last one",
+                    key_node.start_mark)
+            seen[key] = f"on line {key_node.start_mark.line + 1}"
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a YAML config (safe_load); an empty file is an empty config."""
     text = read_text_file(path, "Config file", ConfigError, hint="Pass an existing YAML file to --config.")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader: safe_load plus one check
     except yaml.YAMLError as exc:
         raise ConfigError(f"Config file {path} is not valid YAML: {exc}") from None
     if data is None:  # empty, or comments only: said, since a truncated or wrong file reads the same

@@ -242,3 +242,20 @@ def test_data_encoding_must_be_a_text_encoding():
         with pytest.raises(ValidationError, match="is not a text encoding Python knows"):
             DataSettings(encoding=codec)
 
+
+
+def test_a_key_written_twice_in_the_config_is_refused_with_its_lines(tmp_path):
+    """YAML keeps the last of two equal keys silently: a second `epochs:` in a long config overrode the first."""
+    config = tmp_path / "twice.yaml"
+    config.write_text("training:\n  epochs: 5\n  batch_size: 64\n  epochs: 7\n")
+    result, _ = _show("--config", str(config))
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2 and "found the key 'epochs' a second time (first on line 2)" in flat
+    config.write_text("training:\n  epochs: 5\ntraining:\n  batch_size: 7\n")  # a section twice
+    result, _ = _show("--config", str(config))
+    assert result.exit_code == 2 and "found the key 'training' a second time" in result.output
+    # A merge key's values may be overridden, as YAML means them.
+    config.write_text("x: &base\n  epochs: 5\n  batch_size: 64\ntraining:\n  <<: *base\n  epochs: 7\n")
+    from mmrec.settings import load_yaml
+
+    assert load_yaml(config)["training"] == {"epochs": 7, "batch_size": 64}
