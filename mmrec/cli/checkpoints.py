@@ -91,9 +91,11 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir
         console.print("* unfinished: a best checkpoint of a training run still going or interrupted; its metric is "
                       "the two-tower model's at that epoch, before the run chose its blend.")
     if any(info.blended for info in infos):
+        blended = sorted(str(info.path.relative_to(root)) for info in infos if info.blended)
         console.print(f"{escape(metric_name)} is on validation: a best checkpoint's is the model it serves (the "
-                      "two-tower model blended with the item-item model), a last checkpoint's the two-tower "
-                      "model's at that epoch.")
+                      f"two-tower model blended with the item-item model for {escape(', '.join(blended))}; the "
+                      "two-tower model alone for any other), a last checkpoint's the two-tower model's at that "
+                      "epoch.")
     if any(not info.organized for info in infos):
         from mmrec.checkpoints.catalog import organize, unknown_combo_checkpoints
 

@@ -32,6 +32,12 @@ def test_list_shows_the_served_blend_of_a_best_checkpoint(tmp_path):
     assert result.exit_code == 0, result.output
     assert "0.3125" in result.output and "0.2500" not in result.output and "0.2000" in result.output
     assert "a best checkpoint's is the model it serves" in result.output
+    # Another combo's best without a blend (model.item_item off): the footnote does not say it is blended.
+    save_checkpoint(tmp_path / "w_t" / "best_model.pth", {"model": {}},
+                    {"combo": "w_t", "epoch": 2, "monitor": "ndcg@10", "monitored_value": 0.2})
+    result = runner.invoke(app, ["checkpoints", "list", "--checkpoint-dir", str(tmp_path)], terminal_width=400)
+    flat = " ".join(result.output.split())
+    assert "blended with the item-item model for v_t/best_model.pth; the two-tower model alone for any other" in flat
     info = json.loads(runner.invoke(app, ["checkpoints", "info", str(tmp_path / "v_t" / "best_model.pth")]).output)
     assert info["served"] == {"monitor": "ndcg@10", "value": 0.3125, "model": "two-tower + item-item"}
     assert info["monitored_value"] == 0.25  # the two-tower model's alone, as recorded
