@@ -40,12 +40,16 @@ class SearchLog:
     modality: str
     places: list[str] = field(default_factory=list)
 
-    def fail(self, extra_hint: str = "") -> WeightsNotFoundError:
+    def fail(self, extra_hint: str = "", explicit: bool = False) -> WeightsNotFoundError:
+        """`explicit`: the path the weights setting names is wrong (nothing is searched or downloaded then)."""
         default = OFFLINE_DEFAULTS[self.modality]
         looked = "\n".join(f"  - {place}" for place in self.places) or "  (nowhere)"
+        setting = f"features.{self.modality}_weights (YAML or MMREC_FEATURES__{self.modality.upper()}_WEIGHTS)"
         hint = (
-            f"Pass a local weights path with features.{self.modality}_weights "
-            f"(YAML or MMREC_FEATURES__{self.modality.upper()}_WEIGHTS), allow downloads "
+            f"Point {setting} at the weights themselves, or unset it to search the local caches (and download, "
+            f"with features.allow_download=true); or use the offline default features.{self.modality}_backbone="
+            f"{default}." if explicit else
+            f"Pass a local weights path with {setting}, allow downloads "
             f"(features.allow_download=true and HF_HUB_OFFLINE unset), or use the offline default "
             f"features.{self.modality}_backbone={default}."
         )
@@ -145,8 +149,9 @@ def explicit_file(path_text: str, log: SearchLog) -> WeightsSource:
     if not path.is_file():
         if (path / "config.json").is_file():  # e.g. a transformers CLIP folder given to open_clip's `clip`
             raise log.fail(f"The explicit path {path} is a Hugging Face model folder; the '{log.backbone}' backbone "
-                           "reads one weights file (a torchvision state dict, or an open_clip checkpoint for clip).")
-        raise log.fail(f"The explicit path {path} is not a file.")
+                           "reads one weights file (a torchvision state dict, or an open_clip checkpoint for clip).",
+                           explicit=True)
+        raise log.fail(f"The explicit path {path} is not a file.", explicit=True)
     return WeightsSource(path.resolve(), "explicit")
 
 
@@ -155,7 +160,7 @@ def explicit_dir(path_text: str, log: SearchLog) -> WeightsSource:
     path = Path(path_text).expanduser()
     log.places.append(f"explicit path {path}")
     if not (path / "config.json").is_file():
-        raise log.fail(f"The explicit path {path} is not a model folder with a config.json.")
+        raise log.fail(f"The explicit path {path} is not a model folder with a config.json.", explicit=True)
     return WeightsSource(path.resolve(), "explicit")
 
 

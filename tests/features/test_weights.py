@@ -80,8 +80,10 @@ def test_missing_explicit_path_names_it(tmp_path):
     features = FeaturesSettings(vision_weights=str(tmp_path / "nope.pth"), text_weights=str(tmp_path / "nodir"))
     with pytest.raises(WeightsNotFoundError, match="nope.pth"):
         resolve_backbone_weights(features, "vision")
-    with pytest.raises(WeightsNotFoundError, match="nodir"):
+    with pytest.raises(WeightsNotFoundError, match="nodir") as caught:
         resolve_backbone_weights(features, "text")
+    # A path the settings name is wrong: nothing is downloaded then, so no advice to allow downloads.
+    assert "Point features.text_weights" in caught.value.hint and "allow downloads" not in caught.value.hint
 
 
 def test_a_model_folder_where_a_weights_file_is_read_says_so(tmp_path):
