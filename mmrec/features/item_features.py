@@ -9,7 +9,7 @@ vector (mask False), and both functions count them.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -127,12 +127,17 @@ def load_item_features(
     device: torch.device | str = "cpu",
     progress: ProgressCallback = null_progress,
     modalities: Collection[str] = MODALITIES,
+    check_identities: Callable[[dict[str, str | None]], None] | None = None,
 ) -> ItemFeatures:
     """Vision and text features of every row of `items` as dense tensors on `device`. A modality not in
-    `modalities` (one the model does not read) gets no columns, as if no item had its content."""
+    `modalities` (one the model does not read) gets no columns, as if no item had its content.
+    `check_identities`: called with each modality's weights identity before any feature is computed (a
+    checkpoint refusing other weights refuses before hours of backbone work, not after)."""
     with FeatureStore(Path(cache_dir), features.combo, cache) as store:
         backbones = BackboneSet(features, store, FileDigests.in_folder(cache_dir))
         plan = _plan(items, backbones, modalities)
+        if check_identities is not None:
+            check_identities({modality: backbones.key_part(modality)[1] for modality in modalities})
         tensors: dict[str, tuple[torch.Tensor, torch.Tensor, int]] = {}
         computed = 0
         not_imported: dict[str, int] = {}

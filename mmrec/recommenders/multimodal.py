@@ -100,8 +100,9 @@ class MultimodalRecommender(Recommender):
         if model_cfg.modalities:
             from mmrec.features.item_features import load_item_features
 
-            features = load_item_features(items, features_cfg, cache, Path(cache_dir), device, progress,
-                                          modalities=model_cfg.modalities)  # says what it copies or computes
+            features = load_item_features(  # says what it copies or computes
+                items, features_cfg, cache, Path(cache_dir), device, progress, modalities=model_cfg.modalities,
+                check_identities=lambda identities: spec.check_feature_identities(identities, Path(path)))
             spec.check_feature_identities(features.identities, Path(path))
             for name, want in (("vision", dims.vision_dim), ("text", dims.text_dim)):
                 have = getattr(features, f"{name}_dim")

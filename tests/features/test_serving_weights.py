@@ -54,8 +54,12 @@ def test_a_model_serves_after_its_backbone_folder_moved_and_refuses_other_weight
     with torch.no_grad():
         model.pooler.dense.bias.add_(1.0)  # other weights, same architecture
     model.save_pretrained(str(other))
+    events = []
     with pytest.raises(CheckpointError, match="computed with other weights"):
-        load_recommender("multimodal", _settings(config, other), items, train, torch.device("cpu"))
+        load_recommender("multimodal", _settings(config, other), items, train, torch.device("cpu"),
+                         progress=events.append)
+    # Refused before any feature is computed with them (on a real catalogue: hours of backbone work first).
+    assert not any(event.message and "Computing" in event.message for event in events)
     # Training with those other weights replaces the model of the same combo folder, and says so.
     replaced = run_train(_settings(config, other))
     assert any("which was trained on features of other backbone weights (text sha256:" in note
