@@ -344,12 +344,20 @@ class HuggingFaceWeights:
                 f"{' or '.join(repr(t) for t in cls.model_types)} (e.g. {cls.hf_repo}).",
                 hint=f"Point the weights setting at a {cls.name} model folder, or choose the backbone that "
                      f"model is (`mmrec cache backbones` lists them).")
+        from transformers.utils import logging as hf_logging
+
+        # transformers' own load report is not shown: it calls the pooler (which mmrec never uses, and masked-LM
+        # checkpoints such as roberta-base lack) "newly initialized", and what does matter is checked below.
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
         try:
             model, info = loader.from_pretrained(folder, output_loading_info=True)
         except Exception as exc:  # truncated safetensors, a config that does not fit the loader ...
             if "ignore_mismatched_sizes" in str(exc):  # transformers points at a report it logged: name the shapes
                 raise _mismatched(cls.name, folder, loader) from None
             raise _unreadable(cls.name, folder, "its weights", exc) from None
+        finally:
+            hf_logging.set_verbosity(verbosity)
         # The pooler (a dense layer over [CLS]) is never used: mmrec pools the hidden states itself, and
         # masked-LM checkpoints such as roberta-base do not carry it.
         missing = [key for key in info.get("missing_keys") or [] if not str(key).startswith("pooler.")]
