@@ -83,13 +83,40 @@ def backbone_availability(features: FeaturesSettings | None = None) -> list[Back
                 continue
             try:
                 source = cls.resolve(explicit, allow_download=False)
-                rows.append(BackboneAvailability(modality, name, _folder_width(source.path) or cls.nominal_dim, True,
-                                                 f"{source.origin}: {source.path}", cls.default_weights, selected))
+                problem = _cheap_problem(cls, Path(source.path))
+                rows.append(BackboneAvailability(
+                    modality, name, (None if problem else _folder_width(source.path)) or cls.nominal_dim,
+                    problem is None, f"{source.origin}: {source.path}" + (f" ({problem})" if problem else ""),
+                    cls.default_weights, selected))
             except WeightsNotFoundError:
                 where = f"not found at {explicit}" if explicit else "not found locally"
                 rows.append(BackboneAvailability(modality, name, cls.nominal_dim, False, where, cls.default_weights,
                                                  selected))
     return rows
+
+
+def _cheap_problem(cls: type, path: Path) -> str | None:
+    """Why weights found at `path` will be refused, from what reads in an instant (a folder's config.json names
+    another model type; a file is no safetensors or torch save), or None. Loading may still refuse them."""
+    from mmrec.fileio import looks_like_torch_save
+
+    if path.is_dir():
+        try:
+            model_type = json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type")
+        except (OSError, ValueError, AttributeError):
+            return "its config.json does not read"
+        wanted = getattr(cls, "model_types", ())
+        return f"holds a {model_type!r} model, not {' or '.join(map(repr, wanted))}" if (
+            wanted and model_type not in wanted) else None
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), "pt"):
+                return None
+        except Exception:  # noqa: BLE001 - safetensors raises its own error type for a damaged header
+            return "not a readable safetensors file"
+    return None if looks_like_torch_save(path) else "neither a torch save nor a safetensors file"
 
 
 def _folder_width(path: object) -> int | None:

@@ -147,3 +147,21 @@ def test_availability_gives_the_width_of_the_folder_pointed_at(tiny_hf_text_dirs
     rows = backbone_availability(FeaturesSettings(text_backbone="bert", text_weights=str(tiny_hf_text_dirs["bert"])))
     bert = next(row for row in rows if row.name == "bert")
     assert bert.selected and bert.available and bert.dim == 32  # the tiny folder's hidden size, not bert-base's 768
+
+
+def test_availability_says_no_for_weights_that_extraction_will_refuse(tiny_hf_text_dirs, tmp_path):
+    """`cache backbones` said "weights here: yes" (with the BERT folder's width as DINO's) for folders and files
+    that extraction then refused."""
+    from mmrec.features.registry import backbone_availability
+    from mmrec.settings import FeaturesSettings
+
+    (tmp_path / "page.safetensors").write_text("<html>404</html>")
+    rows = backbone_availability(FeaturesSettings(vision_backbone="dino", vision_weights=str(tiny_hf_text_dirs["bert"]),
+                                                  text_weights=None))
+    dino = next(row for row in rows if row.name == "dino")
+    assert dino.selected and not dino.available and "holds a 'bert' model, not 'dinov2'" in dino.where
+    assert dino.dim != 32  # not the BERT folder's width
+    rows = backbone_availability(FeaturesSettings(vision_backbone="clip",
+                                                  vision_weights=str(tmp_path / "page.safetensors")))
+    clip = next(row for row in rows if row.name == "clip" and row.modality == "vision")
+    assert not clip.available and "not a readable safetensors file" in clip.where
