@@ -259,8 +259,9 @@ def stats_command(
         console.print(f"[dim]No processed catalogue at {settings.paths.processed_dir}: coverage not shown.")
     run = stats.last_run
     if run:
+        copied = f" ({run['copied']:,} of them copied from other combos)" if run.get("copied") else ""
         console.print(f"Last run ({run.get('kind', '?')}, {run.get('at', '?')}): hits {run.get('hits', 0):,}, "
-                      f"misses {run.get('misses', 0):,}, computed {run.get('computed', 0):,}, "
+                      f"misses {run.get('misses', 0):,}{copied}, computed {run.get('computed', 0):,}, "
                       f"unreadable {run.get('failed', 0):,}")
 
 

@@ -158,7 +158,7 @@ class FeatureStore:
             raise damaged_store_error(self.folder, combo, exc) from None
         self._check_layout()
         self.lru = ByteLRU(cache.memory_lru_bytes)
-        self.counters = {"hits": 0, "misses": 0, "computed": 0, "failed": 0}
+        self.counters = {"hits": 0, "misses": 0, "copied": 0, "computed": 0, "failed": 0}
 
     def _check_layout(self) -> None:
         columns = {row[1] for row in self.disk._sql("PRAGMA table_info(Cache)")}

@@ -163,7 +163,9 @@ def load_item_features(
                                                                keys, missing)):
                 progress(ProgressEvent(f"features:{modality}", done=True,
                                        message=borrowed_message(modality, copied)))
+                before = len(missing)
                 tensor, mask, missing, dim = store.materialize(keys, device)
+                store.counters["copied"] += before - len(missing)
             if missing:
                 if not cache.compute_missing:
                     raise FeatureError(
@@ -262,6 +264,7 @@ def precompute_item_features(
                                                                      modality, keys, todo)
                 if report.borrowed[modality]:
                     todo = missing_positions(store, keys)
+                    store.counters["copied"] += absent - len(todo)  # misses served by a copy, not computed
             report.with_content[modality] = sum(key is not None for key in keys)
             report.already_cached[modality] = report.with_content[modality] - len(todo)
             # Presence checks read no vector, so count them here: `mmrec cache stats` shows this run's hits (a

@@ -186,6 +186,7 @@ def test_another_combo_with_the_same_backbone_lends_its_vectors_instead_of_recom
     with FeatureStore(tmp_path / "cache", report.combo, CacheSettings()) as store:  # copies alone fill it: recorded
         assert store.read_meta()["vision"]["dim"] == first.vision_dim
         assert store.read_stats()["misses"] == 4 + 4  # the copied images were misses here, as the texts were
+        assert store.read_stats()["copied"] == 4 and store.read_stats()["computed"] == 4  # every miss accounted for
     events: list[ProgressEvent] = []
     third = load_item_features(items, features.model_copy(update={
         "text_backbone": "roberta", "text_weights": str(tiny_hf_text_dirs["roberta"])}), CacheSettings(),
@@ -193,6 +194,8 @@ def test_another_combo_with_the_same_backbone_lends_its_vectors_instead_of_recom
     assert third.combo == "efficientnet-lite_roberta" and third.computed == 4  # the text alone
     assert torch.equal(third.vision, first.vision) and torch.equal(third.vision_mask, first.vision_mask)
     assert any("4 vision feature(s) copied from" in e.message for e in events)
+    with FeatureStore(tmp_path / "cache", third.combo, CacheSettings()) as store:
+        assert store.read_stats()["copied"] == 4
 
 
 def test_stored_vectors_stand_in_for_missing_weights_only_when_they_are_the_default_ones(tmp_path, features, build,
