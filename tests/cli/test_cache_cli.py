@@ -104,7 +104,9 @@ def test_a_config_naming_backbones_is_listed_and_shown_without_importing_torch(c
                                                                               invoke_in_fresh_process):
     # Settings validation imported the backbone modules (and torch) to check `features.vision_backbone`.
     named = tmp_path / "named.yaml"
-    named.write_text(config.read_text() + "\nfeatures:\n  vision_backbone: resnet\n  text_backbone: bert\n")
+    values = yaml.safe_load(config.read_text())
+    values.setdefault("features", {}).update(vision_backbone="resnet", text_backbone="bert")
+    named.write_text(yaml.safe_dump(values))
     codes, outputs, torch_loaded = invoke_in_fresh_process(
         ["cache", "list", "-c", named, "--json"], ["config", "show", "-c", named])
     assert codes == [0, 0] and "resnet" in outputs[1] and not torch_loaded
