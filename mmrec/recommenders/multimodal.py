@@ -92,8 +92,12 @@ class MultimodalRecommender(Recommender):
         model_cfg, features_cfg = spec.model_settings(), spec.features_settings()
         if features is not None:
             here = {key: getattr(features, key) for key in features.RUN_KEYS}
+            # This run's weights paths, for the backbones it shares with the checkpoint (a config of another combo
+            # names another backbone's weights: applied to this one's, they were refused as not its model).
             here |= {key: getattr(features, key) for key in features.LOCATION_KEYS
-                     if getattr(features, key) is not None}
+                     if getattr(features, key) is not None
+                     and getattr(features, key.replace("_weights", "_backbone"))
+                     == getattr(features_cfg, key.replace("_weights", "_backbone"))}
             features_cfg = features_cfg.model_copy(update=here)
         dims = ModelDims(**spec.model_args)
         features = None

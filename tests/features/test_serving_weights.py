@@ -38,6 +38,16 @@ def test_a_model_serves_after_its_backbone_folder_moved_and_refuses_other_weight
     run_train(_settings(config, trained_with))
     root = tmp_path / "project"
     items, train = load_items(root / "processed"), load_split(root / "splits").train
+    # A config of another combo (roberta) serving this checkpoint by name: its roberta weights path is not applied
+    # to the checkpoint's bert (refused as "holds a 'roberta' model" before); the path the checkpoint records is.
+    other_combo = _settings(config, tiny_hf_text_dirs["roberta"])
+    other_combo = other_combo.model_copy(update={"features": other_combo.features.model_copy(
+        update={"text_backbone": "roberta"})})
+    bert_checkpoint = root / "checkpoints" / "efficientnet-lite_bert" / "best_model.pth"
+    served = load_recommender("multimodal", other_combo, items, train, torch.device("cpu"),
+                              checkpoint_name=str(bert_checkpoint))
+    assert served.features.text_dim == 32 and served.features.combo == "efficientnet-lite_bert"
+    _settings(config, trained_with)  # the config as trained again
 
     moved = trained_with.rename(tmp_path / "backbones" / "bert-moved")  # reorganised, or another machine
     recommender = load_recommender("multimodal", _settings(config, moved), items, train, torch.device("cpu"))
