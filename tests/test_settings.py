@@ -21,6 +21,12 @@ def _show(*args, env=None):
     return result, (json.loads(result.output) if result.exit_code == 0 else None)
 
 
+def _shown_flat(*args, env=None):
+    """(`config show`'s exit code, its output on one line without the error box's borders)."""
+    result, _ = _show(*args, env=env)
+    return result.exit_code, " ".join(result.output.replace("│", " ").split())
+
+
 def test_precedence_defaults_yaml_env_cli(tmp_path, monkeypatch):
     config = tmp_path / "c.yaml"
     config.write_text("training:\n  epochs: 7\n  batch_size: 16\nsplit:\n  seed: 5\n")
@@ -74,9 +80,8 @@ def test_config_that_is_not_utf8_is_a_clear_error(tmp_path):
 
 
 def test_unknown_env_section_is_an_error():
-    result, _ = _show(env={"MMREC_TRAINNG__EPOCHS": "3"})
-    flat = " ".join(result.output.replace("│", " ").split())
-    assert result.exit_code == 2 and "MMREC_TRAINNG__EPOCHS (did you mean MMREC_TRAINING__...?)" in flat
+    code, flat = _shown_flat(env={"MMREC_TRAINNG__EPOCHS": "3"})
+    assert code == 2 and "MMREC_TRAINNG__EPOCHS (did you mean MMREC_TRAINING__...?)" in flat
 
 
 def test_a_list_setting_in_the_environment_that_is_not_json_names_its_variable():
@@ -189,9 +194,8 @@ def test_a_section_level_problem_names_where_the_keys_its_message_names_came_fro
 def test_a_number_setting_refuses_true_and_false(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("training:\n  epochs: true\n  bf16: true\nmodel:\n  dropout: false\n")
-    result, _ = _show("-c", str(path))
-    flat = " ".join(result.output.replace("│", " ").split())
-    assert result.exit_code == 2 and "training.epochs: expected a number, got true" in flat
+    code, flat = _shown_flat("-c", str(path))
+    assert code == 2 and "training.epochs: expected a number, got true" in flat
     assert "model.dropout: expected a number, got false" in flat and "bf16" not in flat  # a bool setting takes one
 
 
@@ -208,9 +212,8 @@ def test_an_empty_config_file_says_the_defaults_apply(tmp_path, caplog):
 
 
 def test_a_section_set_to_one_value_says_how_sections_are_set():
-    result, _ = _show(env={"MMREC_TRAINING": "5"})
-    flat = " ".join(result.output.replace("│", " ").split())
-    assert result.exit_code == 2 and "training: a section holds settings, not one value" in flat
+    code, flat = _shown_flat(env={"MMREC_TRAINING": "5"})
+    assert code == 2 and "training: a section holds settings, not one value" in flat
     assert "MMREC_TRAINING__<KEY>=value" in flat and "(from env:MMREC_TRAINING)" in flat
 
 
@@ -248,12 +251,11 @@ def test_a_key_written_twice_in_the_config_is_refused_with_its_lines(tmp_path):
     """YAML keeps the last of two equal keys silently: a second `epochs:` in a long config overrode the first."""
     config = tmp_path / "twice.yaml"
     config.write_text("training:\n  epochs: 5\n  batch_size: 64\n  epochs: 7\n")
-    result, _ = _show("--config", str(config))
-    flat = " ".join(result.output.replace("│", " ").split())
-    assert result.exit_code == 2 and "found the key 'epochs' a second time (first on line 2)" in flat
+    code, flat = _shown_flat("--config", str(config))
+    assert code == 2 and "found the key 'epochs' a second time (first on line 2)" in flat
     config.write_text("training:\n  epochs: 5\ntraining:\n  batch_size: 7\n")  # a section twice
-    result, _ = _show("--config", str(config))
-    assert result.exit_code == 2 and "found the key 'training' a second time" in result.output
+    code, flat = _shown_flat("--config", str(config))
+    assert code == 2 and "found the key 'training' a second time" in flat
     # A merge key's values may be overridden, as YAML means them.
     config.write_text("x: &base\n  epochs: 5\n  batch_size: 64\ntraining:\n  <<: *base\n  epochs: 7\n")
     from mmrec.settings import load_yaml
