@@ -23,6 +23,10 @@ class ConfigError(MmrecError):
     """Bad settings: unknown key, wrong type, impossible value, unreadable YAML."""
 
 
+class DivergedError(ConfigError):
+    """Training diverged (a loss that is not finite): the settings, not the data, are at fault."""
+
+
 class BusyError(ConfigError):
     """Another live process holds the lock on what this command would write (mmrec.fileio.ProcessLock)."""
 

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from mmrec.data.tables import load_items
 from mmrec.device import resolve_device
-from mmrec.errors import ConfigError
+from mmrec.errors import ConfigError, DivergedError
 from mmrec.evaluation.metrics import paired_gain_se
 from mmrec.fileio import ProcessLock, atomic_path
 from mmrec.pipeline.train import run_train
@@ -53,6 +53,24 @@ from mmrec.settings import (
 )
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def _done(trial: optuna.trial.FrozenTrial) -> bool:
+    """A trial that counts toward --trials: complete, pruned, or failed because its settings diverged (a rerun
+    would diverge again; an interrupted one is retried instead)."""
+    return trial.state in FINISHED or (trial.state == optuna.trial.TrialState.FAIL
+                                       and bool(trial.user_attrs.get("diverged")))
+
+
+def _interrupt_within(exc: BaseException) -> bool:
+    """Whether a Ctrl-C raised `exc` or lies under it (Optuna storing a trial when it landed raised its own
+    error while handling it)."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 PER_USER_FILE = "val_per_user.npy"  # a trial's monitored metric per validation user (float64, no pickle)
 
 
@@ -154,7 +172,11 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
     space = tune.space()
     for name, dimension in space.items():  # cross-field checks (e.g. embedding_dim % num_heads) on the base
         for sample in dimension.samples():
-            _trial_settings(settings, {name: sample}, f"{name}={sample!r}")
+            drawn = _trial_settings(settings, {name: sample}, f"{name}={sample!r}")
+            if name in ("features.vision_backbone", "features.text_backbone"):  # its weights, before any training
+                from mmrec.features.registry import resolve_backbone_weights
+
+                resolve_backbone_weights(drawn.features, name.split(".")[1].split("_")[0])
     root = Path(settings.paths.results_dir) / "tune"
     study_dir = root / tune.study_name
     storage = root / f"{tune.study_name}.db"
@@ -193,7 +215,7 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
         if retried:
             notes.append(f"Retrying {len(retried)} interrupted trial(s): {', '.join(map(str, retried))}.")
             progress(ProgressEvent("tune", message=notes[-1], done=True))
-        finished = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
+        finished = sum(_done(t) for t in study.get_trials(deepcopy=False))
         resumed_with = finished
         if finished:
             notes.append(f"Resumed study {tune.study_name!r} with {finished} finished trial(s) from {storage}.")
@@ -216,6 +238,9 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
             except KeyboardInterrupt:
                 trial.set_user_attr("interrupted", True)  # retried when the study is rerun
                 raise
+            except DivergedError as exc:  # these settings cannot train: a failed trial, and the search goes on
+                trial.set_user_attr("diverged", str(exc))
+                return float("nan")  # Optuna stores a NaN objective as a failed trial
             finally:
                 trial.set_user_attr("seconds", round(time.perf_counter() - began, 3))
                 trial.set_user_attr("cpu_seconds", round(time.process_time() - began_cpu, 3))
@@ -229,10 +254,12 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
         def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             if tune.keep_checkpoints == "best":
                 _drop_checkpoints_but_candidates(study, study_dir, tune.fastest_within_se)
-            done = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
+            done = sum(_done(t) for t in study.get_trials(deepcopy=False))
             best = _best_value(study)
             if trial.state == optuna.trial.TrialState.PRUNED:
                 line = f"trial {trial.number}: pruned after epoch {trial.last_step}"
+            elif trial.state != optuna.trial.TrialState.COMPLETE:
+                line = f"trial {trial.number} ({trial.params}) failed: {trial.user_attrs.get('diverged', 'no value')}"
             else:
                 line = f"trial {trial.number}: val {settings.training.monitor} {trial.value:.4f}"
             progress(ProgressEvent("trials", done, tune.n_trials, f"study {tune.study_name}",
@@ -245,9 +272,14 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
                          f"--trials above {finished} to search further.")
         optimize_began = time.perf_counter()
         if remaining > 0:
-            study.optimize(objective, n_trials=remaining, timeout=tune.timeout_s, callbacks=[after_trial])
+            try:
+                study.optimize(objective, n_trials=remaining, timeout=tune.timeout_s, callbacks=[after_trial])
+            except Exception as exc:
+                if _interrupt_within(exc):  # a Ctrl-C while Optuna stored a trial: an interrupt as any other
+                    raise KeyboardInterrupt from None
+                raise
         timed_out = tune.timeout_s is not None and time.perf_counter() - optimize_began >= tune.timeout_s
-        finished = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
+        finished = sum(_done(t) for t in study.get_trials(deepcopy=False))
         progress(ProgressEvent("trials", finished, tune.n_trials, f"study {tune.study_name}", done=True))
 
         trials = summarize_trials(study, study_dir)
@@ -269,9 +301,10 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
                        "and run the same command again to continue the study")
             notes.append(f"The selected trial {best.number} is the settings the study started from"
                          + (f" ({changes})" if changes else "") + f": {verdict}.")
-        baseline = next((t for t in trials if t.attrs.get("baseline")), None)
+        # (The finished trial of the starting settings: a retry of an interrupted one is that trial.)
+        baseline = next((t for t in trials if t.attrs.get("baseline") and t.state == "COMPLETE"), None)
         if (best is not None and baseline is not None and best.number != baseline.number
-                and best.params == baseline.params):
+                and best.params == baseline.params and baseline.number in tied):
             notes.append(f"Trial {best.number} ran the same settings as trial {baseline.number}, the settings the "
                          "study started from (selected by its fit time, which differs by chance): the search found "
                          "nothing better.")

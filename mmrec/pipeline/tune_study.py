@@ -34,7 +34,9 @@ class TrialSummary:
     def shown_state(self) -> str:
         """The state as reports name it: a trial a kill or Ctrl-C stopped (stored as FAIL, its parameters run
         again) is INTERRUPTED, not a failure."""
-        return "INTERRUPTED" if self.state == "FAIL" and self.attrs.get("interrupted") else self.state
+        if self.state == "FAIL" and self.attrs.get("interrupted"):
+            return "INTERRUPTED"
+        return "DIVERGED" if self.state == "FAIL" and self.attrs.get("diverged") else self.state
 
 
 @dataclass

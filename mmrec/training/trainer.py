@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from mmrec.device import available_memory_bytes
-from mmrec.errors import CheckpointError, ConfigError
+from mmrec.errors import CheckpointError, ConfigError, DivergedError
 from mmrec.evaluation.full_ranking import RankingResult, full_ranking_variants, relevant_among
 from mmrec.models.inputs import ItemInputs
 from mmrec.models.item_item import (L2_GRID, ItemItemModel, fit_profiles, interaction_csr, item_item_content,
@@ -381,7 +381,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.batch_loss(batch, generator)
         if not torch.isfinite(loss):
-            raise ConfigError(
+            raise DivergedError(
                 f"Training loss became {loss.item()} at step {self.global_step}.",
                 hint="Lower training.learning_rate, raise model.temperature, or keep training.grad_clip on.",
             )

@@ -460,3 +460,71 @@ def test_a_later_trial_of_the_starting_settings_says_the_search_found_nothing_be
     else:
         assert f"Trial {result.best.number} ran the same settings as trial 0" in said and "nothing better" in said
     assert "Parameter importances cannot be told apart on these trials" in said
+
+
+def test_a_trial_whose_training_diverges_fails_and_the_search_goes_on(tmp_path):
+    """A learning rate that diverges stopped the whole study (exit 2, naming neither the trial nor its values), and a
+    rerun drew new values until it hit it again."""
+    settings, _ = tiny_settings(tmp_path, n_trials=3, params=["training.learning_rate"], search_space={
+        "training.learning_rate": {"type": "categorical", "choices": [0.01, 1e30]}})
+    settings = with_values(settings, {"training.grad_clip": None})
+    events: list[ProgressEvent] = []
+    result = run_tune(settings, progress=events.append)
+    states = {t.number: t.shown_state for t in result.trials}
+    diverged = [t for t in result.trials if t.shown_state == "DIVERGED"]
+    assert diverged and all(t.params["training.learning_rate"] == 1e30 for t in diverged)
+    assert "Training loss became" in diverged[0].attrs["diverged"]
+    assert len(result.trials) == 3 and result.best is not None and "COMPLETE" in states.values()  # went on
+    assert any(e.message and "failed: Training loss became" in e.message for e in events)
+    again = run_tune(settings)  # a diverged trial counts: nothing left to run, none retried
+    assert len(again.trials) == 3 and not again.retried
+
+
+def test_a_backbone_the_space_can_draw_must_have_its_weights_before_any_training(tmp_path, monkeypatch):
+    """A study drawing a backbone whose weights are missing trained its first trials, then stopped at that draw."""
+    from mmrec.errors import WeightsNotFoundError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "no-hf-cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-torch-cache"))
+    settings, _ = tiny_settings(tmp_path, params=["features.vision_backbone"], search_space={
+        "features.vision_backbone": {"type": "categorical", "choices": ["efficientnet-lite", "resnet"]}})
+    with pytest.raises(WeightsNotFoundError, match="resnet"):
+        run_tune(settings)
+    assert not (tmp_path / "results" / "tune" / "mmrec").exists() or not any(
+        (tmp_path / "results" / "tune" / "mmrec").glob("trial_*"))
+
+
+def test_a_ctrl_c_while_optuna_stores_a_trial_is_an_interrupt(tmp_path, monkeypatch):
+    """Optuna raised its own error while handling a Ctrl-C that landed as it stored a trial: a traceback, exit 1."""
+    from optuna.study import _optimize
+
+    settings, _ = tiny_settings(tmp_path, n_trials=2)
+    real_tell = _optimize._tell_with_warning
+
+    def tell_then_interrupted(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise UnboundLocalError("cannot access local variable 'updated_state'")  # as Optuna's handler did
+
+    monkeypatch.setattr(_optimize, "_tell_with_warning", tell_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_tune(settings)
+    monkeypatch.setattr(_optimize, "_tell_with_warning", real_tell)
+
+
+def test_an_interrupted_first_trial_is_not_named_as_the_starting_settings_another_trial_repeated(tmp_path):
+    """The retry of an interrupted first trial is the starting settings' trial: the note that a later trial "ran the
+    same settings as trial 0 ... selected by its fit time" named the interrupted one, which never finished."""
+    settings, _ = tiny_settings(tmp_path, n_trials=2, fastest_within_se=0.0)
+
+    def stop_in_the_first_epoch(event: ProgressEvent) -> None:
+        if event.task == "train" and not event.done:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_tune(settings, progress=stop_in_the_first_epoch)
+    result = run_tune(settings)
+    assert result.retried == [0]
+    assert not any("ran the same settings as trial 0" in note for note in result.notes), result.notes
