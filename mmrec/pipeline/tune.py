@@ -30,7 +30,7 @@ from mmrec.data.tables import load_items
 from mmrec.device import resolve_device
 from mmrec.errors import ConfigError, DivergedError
 from mmrec.evaluation.metrics import paired_gain_se
-from mmrec.fileio import ProcessLock, atomic_path
+from mmrec.fileio import ProcessLock, atomic_path, read_json
 from mmrec.pipeline.train import run_train
 from mmrec.pipeline.tune_study import (
     TrialSummary,
@@ -206,6 +206,9 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
         # A resumed study must not redraw the first run's random start-up values: offset the seed by
         # the trials already stored (a fresh study uses training.seed itself).
         study.sampler = optuna.samplers.TPESampler(seed=settings.training.seed + len(study.trials))
+        if not study.trials and (note := _set_aside_earlier_outputs(study_dir)):  # a study started over
+            notes.append(note)
+            progress(ProgressEvent("tune", message=note, done=True))
         if not study.trials:  # a fresh study: trial 0 runs the current settings, so tuning never ends below them
             note = enqueue_current_settings(study, settings, space)
             if note:
@@ -312,6 +315,8 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
             notes.append(f"The timeout (--timeout {tune.timeout_s:g} s) ended the study after {finished} of "
                          f"{tune.n_trials} trials; run the same command again to continue it.")
         best_config = None
+        if best is not None and (note := _stale_selection_note(study_dir, best.number)):
+            notes.append(note)
         if best is not None:
             values = selected_values(settings, best)
             if "training.epochs" in values and values["training.epochs"] != best.params.get("training.epochs"):
@@ -338,6 +343,42 @@ def run_tune(settings: Settings, progress: ProgressCallback = null_progress) -> 
         )
         write_summary(result, space)
     return result
+
+
+# What a study writes into its folder besides its split (recomputed each run): set aside when it starts over.
+STUDY_OUTPUTS = ("best_config.yaml", "summary.json", "study.png", "checkpoints", "results")
+
+
+def _set_aside_earlier_outputs(study_dir: Path) -> str | None:
+    """A fresh study (its .db deleted to start over) in a folder an earlier study of the name wrote: that
+    study's outputs (best_config.yaml, summary, plot, trial folders, the selected settings' model) are moved into
+    earlier-<time>/, so no file describes trials the new study does not hold; None when there were none."""
+    earlier = [path for path in (*(study_dir / name for name in STUDY_OUTPUTS), *study_dir.glob("trial_*"))
+               if path.exists()]
+    if not earlier:
+        return None
+    aside = study_dir / f"earlier-{time.strftime('%Y%m%d-%H%M%S')}"
+    aside.mkdir(parents=True, exist_ok=True)
+    for path in earlier:
+        path.rename(aside / path.name)
+    names = sorted(path.name for path in earlier)
+    return (f"This study starts afresh, but {study_dir} held an earlier study's files ({', '.join(names[:4])}"
+            + (f" and {len(names) - 4:,} more" if len(names) > 4 else "") + f"): moved into {aside}, so nothing "
+            "there describes trials this study does not hold.")
+
+
+def _stale_selection_note(study_dir: Path, selected: int) -> str | None:
+    """A note when best_config.yaml is about to select another trial than it did, while a model trained from the
+    earlier selection is in the study's checkpoints folder (evaluate -c best_config.yaml would serve it)."""
+    try:
+        before = (read_json(study_dir / "summary.json").get("best") or {}).get("number")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if before is None or before == selected or not (study_dir / "checkpoints").is_dir():
+        return None
+    return (f"best_config.yaml now selects trial {selected} (it selected trial {before}): the model in "
+            f"{study_dir / 'checkpoints'} was trained from the earlier selection, so evaluate and recommend with "
+            "best_config.yaml serve that one until `mmrec train -c best_config.yaml` runs again.")
 
 
 def _trial_settings(settings: Settings, values: dict[str, Any], what: str) -> Settings:

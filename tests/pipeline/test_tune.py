@@ -528,3 +528,28 @@ def test_an_interrupted_first_trial_is_not_named_as_the_starting_settings_anothe
     result = run_tune(settings)
     assert result.retried == [0]
     assert not any("ran the same settings as trial 0" in note for note in result.notes), result.notes
+
+
+def test_a_study_started_over_sets_the_earlier_studys_files_aside(tmp_path):
+    """Deleting the .db to start over (as the hint says) left the old best_config.yaml, summary and trial folders,
+    describing trials the new study does not hold (train -c best_config.yaml trained another study's settings)."""
+    settings, _ = tiny_settings(tmp_path, n_trials=1)
+    first = run_tune(settings)
+    study_dir = first.study_dir
+    (tmp_path / "results" / "tune" / "mmrec.db").unlink()
+    second = run_tune(settings)
+    (aside,) = study_dir.glob("earlier-*")
+    assert (aside / "best_config.yaml").is_file() and (aside / "summary.json").is_file()
+    assert any("starts afresh" in note and str(aside) in note for note in second.notes)
+    assert json.loads(second.summary.read_text())["best"]["number"] == 0 and (study_dir / "best_config.yaml").is_file()
+
+
+def test_a_changed_selection_says_the_model_trained_from_the_earlier_one_is_stale(tmp_path):
+    from mmrec.pipeline.tune import _stale_selection_note
+
+    (tmp_path / "summary.json").write_text(json.dumps({"best": {"number": 3}}))
+    assert _stale_selection_note(tmp_path, 0) is None  # no model trained from best_config.yaml
+    (tmp_path / "checkpoints").mkdir()
+    note = _stale_selection_note(tmp_path, 0)
+    assert note and "now selects trial 0 (it selected trial 3)" in note and "mmrec train -c best_config.yaml" in note
+    assert _stale_selection_note(tmp_path, 3) is None
