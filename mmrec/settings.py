@@ -753,6 +753,14 @@ class TuneSettings(Section):
         "with the fit's CPU time as the cost; 0 = the best trial",
     )
 
+    @field_validator("study_name")
+    @classmethod
+    def _not_another_studys_file(cls, value: str) -> str:
+        if value.lower().endswith((".db", ".lock")):  # results/tune/<name>.db and .lock are a study's files
+            raise ValueError(f"{value!r} ends like a study's own files (results/tune/<study>.db, <study>.lock): "
+                             f"the study {value.rsplit('.', 1)[0]!r} keeps them; name it otherwise")
+        return value
+
     @field_validator("search_space", mode="before")
     @classmethod
     def _merge_over_defaults(cls, value: Any) -> Any:

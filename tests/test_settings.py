@@ -261,3 +261,11 @@ def test_a_key_written_twice_in_the_config_is_refused_with_its_lines(tmp_path):
     from mmrec.settings import load_yaml
 
     assert load_yaml(config)["training"] == {"epochs": 7, "batch_size": 64}
+
+
+def test_a_study_name_ending_like_a_studys_own_files_is_refused():
+    """`--study t2.db` made results/tune/t2.db/ a folder under study t2's database file: a misleading disk error."""
+    code, flat = _shown_flat(env={"MMREC_TUNE__STUDY_NAME": "t2.db"})
+    assert code == 2 and "tune.study_name: 't2.db' ends like a study's own files" in flat
+    code, _ = _shown_flat(env={"MMREC_TUNE__STUDY_NAME": "t2.v1"})
+    assert code == 0
