@@ -127,19 +127,19 @@ def _log(message: str) -> None:
 
 def merge(layout: Layout, log) -> int:
     """The tables from every stored result of these split files (`current_runs`)."""
-    runs = current_runs(layout, load_runs(layout.runs_dir), log)
-    if not runs:
+    runs, left_out = current_runs(layout, load_runs(layout.runs_dir), log)
+    if not runs and not left_out:
         log(f"no stored results under {layout.runs_dir}")
         return 0
-    for path in write_reports(layout.report_dir, runs):
+    for path in write_reports(layout.report_dir, runs, left_out):
         log(f"wrote {path}")
     return 0
 
 
-def current_runs(layout: Layout, runs: list, log) -> list:
-    """The stored results the tables are made of: those made on the split files in the work dir, or that cannot
-    be checked (no split folder there: e.g. the committed results in a fresh clone). A result of other files
-    (another dataset under this name, another split) is left out, with a line saying so."""
+def current_runs(layout: Layout, runs: list, log) -> tuple[list, list]:
+    """(the stored results the tables are made of: those made on the split files in the work dir, or that cannot
+    be checked (no split folder there: e.g. the committed results in a fresh clone); those left out: of other
+    files (another dataset under this name, another split), with a line saying so; the tables name them too)."""
     digests: dict[Path, str] = {}
     kept, left_out = [], []
     for run in runs:
@@ -156,7 +156,7 @@ def current_runs(layout: Layout, runs: list, log) -> list:
         shown = ", ".join(f"{r.key.protocol}/{r.key.variant}/seed {r.key.seed}/{r.key.system}" for r in left_out[:4])
         log(f"left out of the tables: {len(left_out)} stored result(s) made on other split files than those under "
             f"{layout.workdir / layout.dataset} (e.g. {shown}); rerun them with these files")
-    return kept
+    return kept, left_out
 
 
 def run_matrix(args: argparse.Namespace, layout: Layout, log) -> None:
@@ -250,7 +250,7 @@ def run_matrix(args: argparse.Namespace, layout: Layout, log) -> None:
                     # Each config's validation is kept beside the result as it finishes (<system>.partial),
                     # so a slow grid killed midway resumes with the configs not yet done.
                     result = tune_and_test(system, split, ctx, log, partial=key.path(layout.runs_dir).with_suffix(
-                        ".partial"))
+                        ".partial"), split_sha256=digest)
                     save_run(layout.runs_dir, key, result, context)
                     log(f"[{protocol}/{variant}/seed {seed}] {system.name}: test ndcg@10={result.test['ndcg@10']:.4f} "
                         f"recall@20={result.test['recall@20']:.4f} fit {result.fit_s:.1f}s (stored)")

@@ -231,14 +231,31 @@ def _header(runs: list[StoredRun]) -> dict[str, Any]:
     }
 
 
-def write_reports(out_dir: Path, runs: list[StoredRun]) -> list[Path]:
-    """out_dir/peers_<protocol>.{json,md,png} for every protocol with stored runs; returns the paths."""
+LEFT_OUT = "left out (stored on other split files than those in the work dir: another dataset of this name, or "\
+           "another split; rerun them)"
+
+
+def write_reports(out_dir: Path, runs: list[StoredRun], left_out: list[StoredRun] = ()) -> list[Path]:
+    """out_dir/peers_<protocol>.{json,md,png} for every protocol with stored runs; returns the paths. The
+    `left_out` results (of other split files) are named in their protocol's table, so a table never drops a
+    system unsaid; a protocol with nothing else gets a table saying only that."""
     written = []
-    for protocol in sorted({r.key.protocol for r in runs}):
+    for protocol in sorted({r.key.protocol for r in [*runs, *left_out]}):
         mine = [r for r in runs if r.key.protocol == protocol]
+        gone = [f"{r.key.system} ({r.key.variant}, seed {r.key.seed})" for r in left_out if r.key.protocol == protocol]
+        stem = Path(out_dir) / f"peers_{protocol}"
+        if not mine:  # the tables there describe results no longer counted: replaced, not left beside the others
+            atomic_write_json(stem.with_suffix(".json"), {"protocol": protocol, LEFT_OUT: gone, "runs": []})
+            atomic_write_text(stem.with_suffix(".md"), f"# Peer benchmark — `{protocol}` protocol\n\nNo stored "
+                              f"result of this protocol counts: {len(gone)} {LEFT_OUT}:\n\n"
+                              + "".join(f"- {name}\n" for name in gone))
+            stem.with_suffix(".png").unlink(missing_ok=True)
+            written += [stem.with_suffix(s) for s in (".json", ".md")]
+            continue
         summary = summarize(mine)
         header = _header(mine)
-        stem = Path(out_dir) / f"peers_{protocol}"
+        if gone:
+            header[LEFT_OUT] = gone
         per_seed = [{"variant": r.key.variant, "seed": r.key.seed,
                      **{k: v for k, v in r.result.to_json().items() if k not in ("test_users", "test_ndcg10_per_user")}}
                     for r in mine]

@@ -81,16 +81,18 @@ class SystemResult:
 
 
 def tune_and_test(system: BenchSystem, split: Split, ctx: Context,
-                  log: Callable[[str], None] = lambda _: None, partial: Path | None = None) -> SystemResult:
+                  log: Callable[[str], None] = lambda _: None, partial: Path | None = None,
+                  split_sha256: str | None = None) -> SystemResult:
     """Fit every grid config on train, select on validation NDCG@10, evaluate the winner on test once.
 
     partial: a file where each config's validation result is kept as soon as it is known, so a search
     killed midway (a slow peer's grid can outlast a session) resumes with the configs not yet done; if the
     winner was validated by an earlier process, it is fitted again for test (said in the result's notes).
-    The file is removed once the result is returned."""
+    Only a file made on the same split files (`split_sha256`) is resumed: validation values of other data
+    do not compare. The file is removed once the result is returned."""
     if len(system.grid) > MAX_CONFIGS:
         raise ValueError(f"{system.name}: grid of {len(system.grid)} configs exceeds the budget of {MAX_CONFIGS}")
-    records = _load_partial(partial, system.grid)  # {grid index: its validation record}
+    records = _load_partial(partial, system.grid, split_sha256, log)  # {grid index: its validation record}
     if system.prepare is not None:  # untimed, as the peers' cached features
         system.prepare(split, ctx)
     best_index, best_scorer = None, None  # the scorer is None when an earlier process validated the config
@@ -111,7 +113,8 @@ def tune_and_test(system: BenchSystem, split: Split, ctx: Context,
                               "peak_mib": memory.peak_mib, "tune_s": time.perf_counter() - start}
             log(f"  {system.name} {config} fit {fit_s:.1f}s val {SELECTION_METRIC}={val[SELECTION_METRIC]:.4f}")
             if partial is not None:
-                atomic_write_json(partial, {"system": system.name, "configs": list(records.values())})
+                atomic_write_json(partial, {"system": system.name, "split_sha256": split_sha256,
+                                            "configs": list(records.values())})
         if best_index is None or (records[index]["val"][SELECTION_METRIC]
                                   > records[best_index]["val"][SELECTION_METRIC]):
             best_index, best_scorer = index, scorer
@@ -146,13 +149,19 @@ def tune_and_test(system: BenchSystem, split: Split, ctx: Context,
     return result
 
 
-def _load_partial(partial: Path | None, grid: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    """{grid index: record} of the configs an earlier process validated (those still in `grid`, same place)."""
+def _load_partial(partial: Path | None, grid: list[dict[str, Any]], split_sha256: str | None = None,
+                  log: Callable[[str], None] = lambda _: None) -> dict[int, dict[str, Any]]:
+    """{grid index: record} of the configs an earlier process validated (those still in `grid`, same place), on
+    the split files of sha256 `split_sha256` (a file of other split files, or of none recorded, is not resumed)."""
     if partial is None or not Path(partial).is_file():
         return {}
     try:
-        stored = json.loads(Path(partial).read_text())["configs"]
+        saved = json.loads(Path(partial).read_text())
+        stored = saved["configs"]
     except (OSError, ValueError, KeyError, TypeError):
         return {}  # unreadable: the search starts over and rewrites it
+    if saved.get("split_sha256") != split_sha256:  # the data or the split changed since: its values do not compare
+        log(f"  {Path(partial).name}: the configs validated before were on other split files; validated again")
+        return {}
     return {r["index"]: r for r in stored
             if isinstance(r, dict) and 0 <= r.get("index", -1) < len(grid) and r.get("config") == grid[r["index"]]}

@@ -198,6 +198,10 @@ def test_stored_results_of_other_data_under_the_same_name_are_run_again_not_reus
     # Merging in their work dir now leaves the result of our files out of their tables, and says so.
     assert main([*args, "--only-merge"]) == 0
     assert "left out of the tables: 1 stored result(s) made on other split files" in capsys.readouterr().out
+    # The table says so too (its only result is left out: no stale table of it stays beside the others).
+    table = (tmp_path / "results" / "ml-100k" / "peers_random.md").read_text()
+    assert "No stored result of this protocol counts: 1 left out" in table and "- MostPop (no-tags, seed 0)" in table
+    assert not (tmp_path / "results" / "ml-100k" / "peers_random.png").exists()
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -135,12 +135,18 @@ def test_a_search_killed_midway_resumes_with_the_configs_not_yet_validated(split
     system = BenchSystem("ContentKNN", "bench", content.grid, fit)
     partial = tmp_path / "ContentKNN.partial"
     with pytest.raises(KeyboardInterrupt):
-        tune_and_test(system, split, ctx, partial=partial)
+        tune_and_test(system, split, ctx, partial=partial, split_sha256="abc")
     kept = json.loads(partial.read_text())["configs"]
     assert [r["config"]["modality"] for r in kept] == ["text", "image"]
+    # Other split files since (the data changed): the values kept do not compare, and every config runs again.
+    saved = partial.read_text()
+    fitted.clear()
+    tune_and_test(system, split, ctx, partial=partial, split_sha256="other", log=lambda line: fitted.append(line))
+    assert any("were on other split files" in line for line in fitted) and fitted.count("text") == 1
+    partial.write_text(saved)
 
     fitted.clear()
-    resumed = tune_and_test(system, split, ctx, partial=partial)
+    resumed = tune_and_test(system, split, ctx, partial=partial, split_sha256="abc")
     whole = tune_and_test(content, split, ctx)  # the same grid in one go
     assert resumed.val_per_config == whole.val_per_config and resumed.best_config == whole.best_config
     assert resumed.test == whole.test
@@ -152,5 +158,5 @@ def test_a_search_killed_midway_resumes_with_the_configs_not_yet_validated(split
     # A grid that changed since: the kept records of other configs are ignored.
     partial.write_text(json.dumps({"configs": [{**kept[0], "config": {"modality": "audio"}}]}))
     fitted.clear()
-    tune_and_test(system, split, ctx, partial=partial)
+    tune_and_test(system, split, ctx, partial=partial)  # (no digest recorded nor given: the grid decides)
     assert fitted == ["text", "image", "text+image"]
