@@ -25,13 +25,14 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from bench.peers.data import TEXT_VARIANTS, dataset_name, variant_source  # noqa: E402
+from bench.peers.data import TEXT_VARIANTS, dataset_name, layout_of, variant_source  # noqa: E402
 from bench.peers.evaluation import evaluate  # noqa: E402
 from bench.peers.layout import Layout  # noqa: E402
 from bench.peers.protocols import load_split  # noqa: E402
 from bench.peers.systems import Context  # noqa: E402
 from bench.peers.systems.mmrec import checkpoint_root, config_tag, fit_multimodal  # noqa: E402
 from mmrec.checkpoints.store import read_meta  # noqa: E402
+from mmrec.errors import DataError  # noqa: E402
 from mmrec.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 
 # Base configs: the first two-tower setting of the benchmark grid for `random`, the id-dropout one
@@ -77,11 +78,26 @@ def main(argv: list[str] | None = None) -> None:
                         default=[label for label, _ in VARIANTS], help="rows to run (default: all)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    # Its rows name MovieLens's features (year, posters) and read the MovieLens import: a folder in mmrec's input
+    # format is compared with `mmrec tune` instead (the same search, on its own columns).
+    try:
+        movielens = layout_of(args.data_dir) == "movielens"
+    except (DataError, OSError):
+        movielens = False
+    if not movielens or args.text_variant not in ("tags", "no-tags"):
+        _refuse(f"bench/ablation.py runs on MovieLens folders (text variant tags or no-tags); {args.data_dir} with "
+                f"--text-variant {args.text_variant} is not one.",
+                "on a catalogue of your own, compare settings with `mmrec tune` (docs/tuning.md), or `mmrec train` "
+                "with each change and `mmrec evaluate`.")
     layout = Layout(args.workdir.resolve(), args.results_dir.resolve(), dataset_name(args.data_dir))
     variant_dir = layout.variant_dir(args.text_variant)
     posters = args.data_dir.resolve() / "posters"
     for protocol in args.protocols:
-        split = load_split(layout.split_root(args.text_variant, args.seed) / protocol)
+        folder = layout.split_root(args.text_variant, args.seed) / protocol
+        if not (folder / "train.csv").is_file():
+            _refuse(f"no split files in {folder}.", "run bench/run_peers.py with the same --data-dir, --workdir, "
+                    "--text-variant, --protocols and --seed first (it writes them).")
+        split = load_split(folder)
         ctx = Context(seed=args.seed, image=None, text=None, log=lambda message: None, workdir=variant_dir,
                       data_dir=variant_source(args.data_dir, args.text_variant, variant_dir / "source"),
                       posters=posters if posters.is_dir() else None)
@@ -106,6 +122,12 @@ def main(argv: list[str] | None = None) -> None:
         stem = layout.report_dir / f"ablation_{args.text_variant}_seed{args.seed}_{protocol}"
         write(stem, protocol, merged(stem, rows), f"{layout.dataset}, text variant `{args.text_variant}`, "
               f"split seed {args.seed}")
+
+
+def _refuse(message: str, hint: str) -> None:
+    """A user error: one message and exit 2, as bench/run_peers.py gives them."""
+    print(f"error: {message}\nhint: {hint}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def merged(stem: Path, rows: list[dict]) -> list[dict]:
