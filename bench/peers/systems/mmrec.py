@@ -245,8 +245,9 @@ def systems() -> list[BenchSystem]:
     knn_grid = [{"knn_neighbors": n, "knn_shrinkage": s} for n in (20, 50, 200) for s in (0.0, 10.0)]
     return [
         BenchSystem("mmrec-multimodal", "mmrec", MULTIMODAL_GRID, fit_multimodal, cold_capable=True,
-                    notes="two-tower (EfficientNet-Lite0 + MiniLM + year, id dropout) blended with the item-item model "
-                          "(EASE + image/text side information); early stopping and blend weight on val",
+                    notes="two-tower (EfficientNet-Lite0 + MiniLM + the numeric item columns: a MovieLens film's year, "
+                          "a catalogue's own, id dropout) blended with the item-item model (EASE + image/text side "
+                          "information); early stopping and blend weight on val",
                     prepare=prepare_inputs),
         BenchSystem("mmrec-tuned", "mmrec", [{}], fit_tuned, cold_capable=True,
                     notes="the same model tuned by `mmrec tune` (6 Optuna trials over its default search space, "
