@@ -54,6 +54,8 @@ from mmrec.settings import (
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
+PER_USER_FILE = "val_per_user.npy"  # a trial's monitored metric per validation user (float64, no pickle)
+
 
 def _done(trial: optuna.trial.FrozenTrial) -> bool:
     """A trial that counts toward --trials: complete, pruned, or failed because its settings diverged (a rerun
@@ -71,7 +73,6 @@ def _interrupt_within(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
-PER_USER_FILE = "val_per_user.npy"  # a trial's monitored metric per validation user (float64, no pickle)
 
 
 def with_values(settings: Settings, values: dict[str, Any]) -> Settings:
