@@ -896,10 +896,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a YAML config (safe_load); an empty file is an empty config."""
     text = read_text_file(path, "Config file", ConfigError, hint="Pass an existing YAML file to --config.")
+    loader = _UniqueKeyLoader(text)  # safe_load's loader (no Python objects), refusing a key written twice
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader: safe_load plus one check
+        data = loader.get_single_data()
     except yaml.YAMLError as exc:
         raise ConfigError(f"Config file {path} is not valid YAML: {exc}") from None
+    finally:
+        loader.dispose()
     if data is None:  # empty, or comments only: said, since a truncated or wrong file reads the same
         log.warning("Config file %s holds no settings (empty or comments only): the defaults apply.", path)
         return {}
