@@ -997,12 +997,15 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _merge(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    """`layer` over `base`, section by section and setting by setting: a setting's value from a later layer
+    replaces the earlier one whole, a mapping too (an environment's `MMREC_DATA__RATING_VALUES='{"buy": 4}'` over the
+    YAML's `{view: 1, cart: 2}` had kept view and cart)."""
     merged = dict(base)
-    for key, value in layer.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+    for section, values in layer.items():
+        if isinstance(values, dict) and isinstance(merged.get(section), dict):
+            merged[section] = {**merged[section], **values}
         else:
-            merged[key] = value
+            merged[section] = values
     return merged
 
 

@@ -42,6 +42,15 @@ def test_precedence_defaults_yaml_env_cli(tmp_path, monkeypatch):
     assert result.exit_code == 0 and shown["settings"]["training"]["batch_size"] == 32
 
 
+def test_a_mapping_setting_from_a_later_layer_replaces_the_earlier_one_whole(tmp_path, monkeypatch):
+    """An environment's rating_values had been merged into the YAML's: the YAML's other words stayed in."""
+    config = tmp_path / "c.yaml"
+    config.write_text("data:\n  rating_values: {view: 1, cart: 2}\n  positive_rating_threshold: 2\n")
+    monkeypatch.setenv("MMREC_DATA__RATING_VALUES", '{"buy": 4}')
+    data = load_settings(config).settings.data
+    assert data.rating_values == {"buy": 4.0} and data.positive_rating_threshold == 2  # the section still merges
+
+
 @pytest.mark.parametrize(
     "yaml_text, expected",
     [
