@@ -186,7 +186,9 @@ def evaluate(
     save_predictions: Annotated[
         Path | None,
         typer.Option(
-            "--save-predictions", "--save_predictions", help="Write top-K per user (.json or .csv)."
+            "--save-predictions", "--save_predictions",
+            help="Write top-K per user (.json or .csv); with sampled metrics also F.negatives.json|csv, the "
+            "negatives every model ranked each test positive against."
         ),
     ] = None,
     warmup_recommender_cache: Annotated[

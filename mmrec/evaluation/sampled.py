@@ -66,6 +66,27 @@ def sample_negatives(
     return negatives
 
 
+def draw_pairs(relevant: sp.csr_matrix, exclude: sp.csr_matrix, num_negatives: int, strategy: str,
+               popularity: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(pair rows, pair columns, [pairs, num_negatives] negatives, positives skipped): every test positive (row-major
+    order) with the negatives it is ranked against, the same for every model; a user with fewer than num_negatives
+    items outside their positives (any split) cannot get that many distinct negatives: their positives are skipped,
+    counted. `evaluate --save-predictions` writes these pairs beside the lists."""
+    relevant = sp.csr_matrix(relevant)
+    coo = relevant.tocoo()
+    order = np.lexsort((coo.col, coo.row))
+    pair_rows, pair_cols = coo.row[order].astype(np.int64), coo.col[order].astype(np.int64)
+    positives = sp.csr_matrix(relevant + exclude)
+    short = positives.shape[1] - np.diff(positives.indptr) < num_negatives
+    usable = ~short[pair_rows]
+    skipped = int((~usable).sum())
+    pair_rows, pair_cols = pair_rows[usable], pair_cols[usable]
+    if len(pair_rows) == 0:
+        return pair_rows, pair_cols, np.zeros((0, num_negatives), dtype=np.int64), skipped
+    return pair_rows, pair_cols, sample_negatives(pair_rows, positives, num_negatives, strategy, popularity,
+                                                  seed), skipped
+
+
 def sampled_metrics(
     score_fn: Callable[[np.ndarray], torch.Tensor],
     relevant: sp.csr_matrix,
@@ -79,20 +100,9 @@ def sampled_metrics(
     device: torch.device | str = "cpu",
 ) -> dict[str, float]:
     """Mean sampled AUC / HR@k / NDCG@k over all test positives (see module docstring)."""
-    relevant = sp.csr_matrix(relevant)
-    coo = relevant.tocoo()
-    order = np.lexsort((coo.col, coo.row))
-    pair_rows, pair_cols = coo.row[order].astype(np.int64), coo.col[order].astype(np.int64)
-    positives = sp.csr_matrix(relevant + exclude)
-    # A user with fewer than num_negatives items outside their positives (any split) cannot get that many distinct
-    # negatives: their positives are skipped, counted.
-    short = positives.shape[1] - np.diff(positives.indptr) < num_negatives
-    usable = ~short[pair_rows]
-    skipped = int((~usable).sum())
-    pair_rows, pair_cols = pair_rows[usable], pair_cols[usable]
+    pair_rows, pair_cols, negatives, skipped = draw_pairs(relevant, exclude, num_negatives, strategy, popularity, seed)
     if len(pair_rows) == 0:
         return {"sampled_users": 0.0, "sampled_skipped_positives": float(skipped)}
-    negatives = sample_negatives(pair_rows, positives, num_negatives, strategy, popularity, seed)
     ranks, aucs = [], []
     users = np.unique(pair_rows)
     for start in range(0, len(users), batch_size):

@@ -29,10 +29,13 @@ from mmrec.evaluation.report import (
     REPORT_FILES,
     SAMPLED_NOTE,
     EvaluationReport,
+    negatives_path,
     replaced_models_note,
+    write_negatives,
     write_predictions,
     write_report,
 )
+from mmrec.evaluation.sampled import draw_pairs
 from mmrec.fileio import sha256_file
 from mmrec.pipeline.preprocess import stale_processed_note
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
@@ -349,6 +352,11 @@ def run_evaluate(
             report.files["predictions"] = write_predictions(
                 report, data.user_ids, data.item_ids, save_predictions
             )
+            if sampled:  # the negatives every model was ranked against: the sampled figures recompute from files
+                pairs = draw_pairs(data.relevant, data.not_negatives, evaluation.num_negatives,
+                                   evaluation.sampling_strategy, data.train_popularity, evaluation.seed)
+                report.files["negatives"] = write_negatives(pairs, data.user_ids, data.item_ids, report.protocol,
+                                                            negatives_path(save_predictions))
     return report
 
 

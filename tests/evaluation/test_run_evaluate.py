@@ -93,6 +93,33 @@ def test_ranking_task_saves_the_same_top_k_lists_as_retrieval(tiny_config, tmp_p
     assert lists["ranking"]["item_knn"] and lists["ranking"] == lists["retrieval"]
 
 
+def test_the_sampled_negatives_are_saved_beside_the_predictions_and_recompute_the_figures(tiny_config, tmp_path):
+    """A researcher could reproduce the sampled figures only by calling mmrec's own sample_negatives: the pairs
+    every model was ranked against are written beside --save-predictions."""
+    import numpy as np
+
+    settings = load_settings(tiny_config).settings
+    report = run_evaluate(settings, ["popularity"], eval_task="ranking", num_negatives=5,
+                          save_predictions=tmp_path / "p.json")
+    saved = json.loads((tmp_path / "p.negatives.json").read_text())
+    assert saved["protocol"] == report.protocol and report.files["negatives"] == tmp_path / "p.negatives.json"
+    splits = Path(settings.paths.splits_dir)
+    train, val, test = (pd.read_csv(splits / f"{name}.csv", dtype=str) for name in ("train", "val", "test"))
+    owned = pd.concat([train, val, test]).groupby("user_id")["item_id"].apply(set)
+    counts = train["item_id"].value_counts()
+    aucs = []
+    for pair in saved["pairs"]:
+        assert len(set(pair["negatives"])) == 5 and not set(pair["negatives"]) & owned[pair["user_id"]]
+        positive = counts.get(pair["item_id"], 0)
+        negatives = np.array([counts.get(item, 0) for item in pair["negatives"]])
+        aucs.append(((negatives < positive).sum() + 0.5 * (negatives == positive).sum()) / 5)
+    assert len(aucs) == report.models[0].metrics["sampled_positives"]
+    assert np.mean(aucs) == pytest.approx(report.models[0].metrics["sampled_auc"])  # popularity = training counts
+    run_evaluate(settings, ["popularity"], eval_task="ranking", num_negatives=5, save_predictions=tmp_path / "p.csv")
+    table = pd.read_csv(tmp_path / "p.negatives.csv", dtype=str)
+    assert list(table.columns) == ["user_id", "item_id", "negatives"] and len(table) == len(aucs)
+
+
 def test_results_do_not_depend_on_batch_size_or_parallelism(tiny_config):
     settings = load_settings(tiny_config).settings
     a = run_evaluate(settings, ["user_knn", "random"], write_files=False)
