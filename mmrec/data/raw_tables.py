@@ -12,6 +12,7 @@ import io
 import json
 import re
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,14 +43,17 @@ class RawTable:
     notes: list[str] = field(default_factory=list)
 
 
-def read_table(path: Path, what: str, skip_malformed: bool | None = None, encoding: str = "utf-8") -> RawTable:
+def read_table(path: Path, what: str, skip_malformed: bool | None = None, encoding: str = "utf-8",
+               first_entry: Collection[str] = ()) -> RawTable:
     """A CSV (comma-, tab-, semicolon- or pipe-separated: the header tells), JSON Lines (or one JSON array of
     objects) or parquet file (the content tells; CSV and JSON gzip/bz2/xz-compressed or not), every column as
     strings (ids must never become numbers; a parquet or JSON number is written as its value reads); DataError if
     unusable. A CSV line with more fields than the header is a DataError unless `skip_malformed`, and even then
     when such lines outnumber the good ones (the file's separator or quoting is off, not a stray line). False:
     preprocess.malformed_lines is `error` (the refusal names the setting); None: a file no setting skips lines of.
-    `encoding`: data.encoding, of the CSV and JSON text (utf-8 also reads a byte-order mark)."""
+    `encoding`: data.encoding, of the CSV and JSON text (utf-8 also reads a byte-order mark). `first_entry`: JSON
+    keys whose list values stand for one thing (an item's images: Amazon dumps list several), read as their first
+    entry (`_first_entry`), with a note, instead of joined."""
     if not path.is_file():
         raise DataError(
             f"{what} file {path} is a folder, not a file." if path.is_dir() else f"{what} file not found: {path}",
@@ -64,7 +68,7 @@ def read_table(path: Path, what: str, skip_malformed: bool | None = None, encodi
         raise DataError(f"{what} file {path} is UTF-16 text without a byte-order mark ({wide}: every other byte "
                         "is 0).", hint=f"Set data.encoding: {wide} (or re-save the file as UTF-8).")
     elif kind := _json_kind(path, encoding):
-        table = _read_json(path, what, kind, encoding)
+        table = _read_json(path, what, kind, encoding, frozenset(first_entry))
     else:
         table = _read_text_table(path, what, csv_separator(path), skip_malformed, encoding)
     table.frame.columns = [str(c).strip() for c in table.frame.columns]
@@ -410,11 +414,13 @@ def _json_kind(path: Path, encoding: str) -> str | None:
     return "lines" if start.startswith("{") else "array" if start.startswith("[") else None
 
 
-def _read_json(path: Path, what: str, kind: str, encoding: str) -> RawTable:
+def _read_json(path: Path, what: str, kind: str, encoding: str, first_entry: frozenset[str] = frozenset()
+               ) -> RawTable:
     """The objects of a JSON Lines file (or of one JSON array) as a table, every value as text (`_as_text`);
     a key an object lacks is a missing cell. DataError naming the line that is not a JSON object. Lines that are
     Python dict literals (single quotes: the 2014 Amazon review dumps) are read as such, and counted."""
     literals: list[int] = []  # the numbers of lines read as Python literals
+    listed: dict[str, int] = {}  # first_entry key -> rows whose value was a list (read as its first entry)
     try:
         with io.TextIOWrapper(open_bytes(path), encoding=_with_bom(encoding)) as handle:
             if kind == "array":
@@ -436,13 +442,23 @@ def _read_json(path: Path, what: str, kind: str, encoding: str) -> RawTable:
                 if not isinstance(record, dict):
                     where = f"element {number} of the array" if kind == "array" else f"line {number}"
                     raise _not_json(path, what, where, f"a JSON {type(record).__name__}, not an object")
-                rows.append({str(key): _as_text(value) for key, value in record.items()})
+                row = {}
+                for key, value in record.items():
+                    if str(key) in first_entry and isinstance(value, list):
+                        listed[str(key)] = listed.get(str(key), 0) + 1
+                        row[str(key)] = _first_entry(value)
+                    else:
+                        row[str(key)] = _as_text(value)
+                rows.append(row)
     except UnicodeError:  # UnicodeDecodeError, or utf-16 without its byte-order mark
         raise _undecodable(path, what, encoding) from None
     except DECOMPRESSION_ERRORS as exc:
         raise _undecompressed(path, what, exc) from None
     notes = [f"{len(literals):,} line(s) of {path.name} are Python dict literals ({{'key': 'value'}}, as the 2014 "
              f"Amazon review dumps write them), not JSON (e.g. line {literals[0]}): read as such."] if literals else []
+    notes += [f"{count:,} row(s) of {path.name} hold a list under {key!r} (as Amazon dumps list an item's images): "
+              "the first entry of each is used (of an image object: its large, hi_res, path or url)."
+              for key, count in listed.items()]
     return RawTable(pd.DataFrame.from_records(rows).astype(object) if rows else pd.DataFrame(), notes=notes)
 
 
@@ -492,6 +508,24 @@ def _as_text(value: Any) -> Any:
         # joined by spaces, then by commas, not JSON text that a text model would read brackets and quotes of.
         return ", ".join(" ".join(map(str, v)) if isinstance(v, list) else str(v) for v in value)
     return json.dumps(value, ensure_ascii=False, default=_python_value)
+
+
+# An image object's keys, best first (Amazon 2023: {thumb, large, variant, hi_res}; others name a path or url).
+_IMAGE_KEYS = ("large", "hi_res", "path", "file", "url", "image", "thumb")
+
+
+def _first_entry(values: list[Any]) -> Any:
+    """The first usable entry of a list that stands for one thing: its first non-empty string, or the first
+    object's image under _IMAGE_KEYS (else its first string value); missing (NaN) when there is none."""
+    for value in values:
+        if isinstance(value, list):
+            value = _first_entry(value)
+        elif isinstance(value, dict):
+            strings = {str(k).lower(): v for k, v in value.items() if isinstance(v, str) and v.strip()}
+            value = next((strings[k] for k in _IMAGE_KEYS if k in strings), next(iter(strings.values()), None))
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return np.nan
 
 
 def _plain(value: Any) -> bool:

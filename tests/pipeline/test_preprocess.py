@@ -675,6 +675,29 @@ def test_json_lines_tables_are_read_as_csv_would_hold_them(tmp_path):
     assert '{"item_id": "i1", "title": "Red mug"}' in info.value.hint  # an item_info example for an item_info file
 
 
+def test_an_image_column_of_lists_reads_the_first_image_of_each_item(tmp_path):
+    """Amazon dumps list an item's images (2023: objects {thumb, large, variant, hi_res}; 2018: URL strings): the
+    list was read as one path ('a.jpg b.jpg', or its JSON text) and every existing file reported "not found"."""
+    import json
+
+    from mmrec.data.raw_tables import read_table
+
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    rows = [{"asin": "a1", "images": [{"thumb": "t.jpg", "large": "imgs/a1.jpg", "variant": "MAIN", "hi_res": None}]},
+            {"asin": "a2", "images": ["imgs/a2.jpg", "imgs/a2b.jpg"]},
+            {"asin": "a3", "images": []},
+            {"asin": "a4", "images": "imgs/a4.jpg"},
+            {"asin": "a5", "images": [{"variant": "MAIN", "hi_res": "https://example.com/a5.jpg"}]}]
+    (folder / "meta.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    table = read_table(folder / "meta.jsonl", "item_info", first_entry=("images",))
+    assert table.frame["images"].tolist()[:2] == ["imgs/a1.jpg", "imgs/a2.jpg"] and pd.isna(table.frame.loc[2, "images"])
+    assert table.frame["images"].tolist()[3:] == ["imgs/a4.jpg", "https://example.com/a5.jpg"]
+    assert table.notes == ["4 row(s) of meta.jsonl hold a list under 'images' (as Amazon dumps list an item's images): "
+                           "the first entry of each is used (of an image object: its large, hi_res, path or url)."]
+    assert read_table(folder / "meta.jsonl", "item_info").frame.loc[1, "images"] == "imgs/a2.jpg imgs/a2b.jpg"
+
+
 @pytest.mark.parametrize("text, rows, skipped", [
     # The first data line longer than the header: pandas took its first field as the index, shifting every column
     # (user ids read as item ids), or read the first line's width as the expected one.
