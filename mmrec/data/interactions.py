@@ -518,11 +518,17 @@ def read_ratings(column: pd.Series, rating_words: dict[str, float] | None, notes
     return numbers
 
 
+# Words that stand for no value (a JSON NaN, a SQL NULL): a rating written so is missing, not an event type.
+MISSING_WORDS = frozenset({"nan", "null", "none", "na", "n/a"})
+
+
 def _event_words_hint(examples: list[str], highest: bool = False, rating_words: dict[str, float] | None = None) -> str:
     """" The column holds words: ..." when every example rating is a word (an event type), else ""; `highest`:
     preprocess.duplicate_rating is already highest (not suggested again); `rating_words`: data.rating_values is set,
     so the words it lacks are named instead."""
     if not examples or not all(re.fullmatch(r"\s*[^\W\d]+(?:[ _-][^\W\d]+)*\s*", v) for v in examples):
+        return ""
+    if all(v.strip().casefold() in MISSING_WORDS for v in examples):  # NaN, null: no rating, not an event type
         return ""
     if rating_words:
         return (f" They are words data.rating_values does not name ({', '.join(map(repr, examples))}): add them to it "

@@ -469,3 +469,11 @@ def test_event_words_as_ratings_say_how_to_map_them_and_that_highest_compares_no
     assert "(or preprocess.duplicate_rating: highest" not in note  # already set: not suggested again
     plain = clean_interactions(raw, {"a", "b"}, PreprocessSettings(), None)[1].notes
     assert not any("cannot compare" in n for n in plain) and any("The column holds words" in n for n in plain)
+
+
+def test_a_rating_written_nan_or_null_gets_no_event_words_hint():
+    """A JSON NaN rating was said to be a word ("The column holds words: if they are event types, map them ...")."""
+    from mmrec.data.interactions import _event_words_hint
+
+    assert _event_words_hint(["nan", "NaN"]) == "" and _event_words_hint(["null"]) == ""
+    assert "The column holds words" in _event_words_hint(["view", "purchase"])
