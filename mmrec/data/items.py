@@ -139,7 +139,8 @@ def clean_items(
                     f"none of its {len(frame):,} values is a valid number ({found})")
             report.notes.append(
                 f"Numeric column {name!r} carries no information: {what}, so it is left out of the item features. "
-                + (_not_numbers_hint(frame[name]) or "Fill it, or remove it from data.numerical_features_cols."))
+                + ((_not_numbers_hint(frame[name]) if col.constant is None else None)  # no number read: what then
+                   or "Fill it, or remove it from data.numerical_features_cols."))
             continue
         if col.far_above:
             report.notes.append(

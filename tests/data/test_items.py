@@ -319,3 +319,12 @@ def test_one_item_id_written_in_two_unicode_forms_is_one_item():
     assert items["item_id"].tolist() == ["\u00f1ame", "b"] and items["title"].tolist() == ["new", "b"]
     assert report.dropped == {"duplicate_id": 1}
     assert any("write an id another row writes in another Unicode form" in note for note in report.notes)
+
+
+def test_a_constant_column_read_from_prices_is_not_said_to_hold_text():
+    """'$12.99' was read (12.99) and the column dropped as constant, with a note calling '$12.99' text."""
+    raw = pd.DataFrame({"item_id": ["a", "b", "c"], "title": ["t"] * 3, "description": ["d"] * 3,
+                        "price": ["$12.99", "$5.99 - $12.99", "$12.99"]}, dtype="string")
+    _, report, _ = clean_items(raw, DataSettings(numerical_features_cols=["price"]), PreprocessSettings())
+    (note,) = [note for note in _notes(report) if "carries no information" in note]
+    assert "every valid one of its 3 values is 12.99" in note and "It holds text" not in note
