@@ -466,7 +466,12 @@ def _json_line(path: Path, what: str, number: int, line: str, literals: list[int
     try:
         return json.loads(line)
     except json.JSONDecodeError as exc:
-        error = _not_json(path, what, f"line {number}", f"{exc.msg} (column {exc.colno})")
+        # Python's words for a line that stops inside a string or before its object closes (a download cut off)
+        cut = exc.msg in ("Invalid control character at", "Unterminated string starting at") or \
+            exc.pos >= len(line.rstrip())
+        error = _not_json(path, what, f"line {number}", f"{exc.msg} (column {exc.colno})"
+                          + ("; the line ends before its object does (cut short, as a download stopped early?)"
+                             if cut else ""))
     if line.lstrip().startswith("{'"):  # a Python dict literal: literal_eval reads literals only, never runs code
         try:
             record = ast.literal_eval(line.strip())
