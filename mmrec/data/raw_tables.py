@@ -63,7 +63,7 @@ def read_table(path: Path, what: str, skip_malformed: bool | None = None, encodi
     parquet = is_parquet(path)
     utf8_instead = None if parquet else _utf8_read_otherwise(path, what, encoding)
     if parquet:
-        table = RawTable(_read_parquet(path, what))
+        table = RawTable(_read_parquet(path, what, frozenset(first_entry)))
     elif (wide := _utf16_without_mark(path)) and codecs.lookup(encoding).name in ("utf-8", "utf-16"):
         raise DataError(f"{what} file {path} is UTF-16 text without a byte-order mark ({wide}: every other byte "
                         "is 0).", hint=f"Set data.encoding: {wide} (or re-save the file as UTF-8).")
@@ -387,7 +387,9 @@ def malformed_note(malformed: list[MalformedLine], file: Path) -> str:
             "lines.")
 
 
-def _read_parquet(path: Path, what: str) -> pd.DataFrame:
+def _read_parquet(path: Path, what: str, first_entry: frozenset[str] = frozenset()) -> pd.DataFrame:
+    """The table, every value as text; list and struct values as a JSON file's are read (`_as_text`, or
+    `_first_entry` for the `first_entry` columns)."""
     import pyarrow as pa
 
     try:
@@ -397,6 +399,15 @@ def _read_parquet(path: Path, what: str) -> pd.DataFrame:
     frame = frame.reset_index(drop=True)
     for column in frame.columns:  # as pandas reads text: str values, missing ones NaN
         values = frame[column]
+        if values.dtype == object and values.map(lambda v: isinstance(v, (list, np.ndarray, dict))).any():
+            # A list column (a description in parts, an item's images) reads as the same JSON value would: pandas
+            # gives numpy arrays, whose text ("['a' 'b']") no model should read.
+            def cell(value: Any, first: bool = str(column) in first_entry) -> Any:
+                value = _python(value)
+                return _first_entry(value) if first and isinstance(value, list) else _as_text(value)
+
+            frame[column] = values.map(cell).astype(object)
+            continue
         if pd.api.types.is_float_dtype(values) and bool((values.dropna() % 1 == 0).all()):
             values = values.astype("Int64")  # whole numbers stored as float (a column with gaps): 12, not 12.0
         frame[column] = values.astype(str).where(values.notna(), np.nan).astype(object)
@@ -513,6 +524,19 @@ def _as_text(value: Any) -> Any:
         # joined by spaces, then by commas, not JSON text that a text model would read brackets and quotes of.
         return ", ".join(" ".join(map(str, v)) if isinstance(v, list) else str(v) for v in value)
     return json.dumps(value, ensure_ascii=False, default=_python_value)
+
+
+def _python(value: Any) -> Any:
+    """A parquet cell as the JSON value it stands for: numpy arrays as lists, recursively; a missing one None."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, list):
+        return [_python(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _python(v) for k, v in value.items()}
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
 
 
 # An image object's keys, best first (Amazon 2023: {thumb, large, variant, hi_res}; others name a path or url).

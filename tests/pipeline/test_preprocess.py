@@ -696,6 +696,13 @@ def test_an_image_column_of_lists_reads_the_first_image_of_each_item(tmp_path):
     assert table.notes == ["4 row(s) of meta.jsonl hold a list under 'images' (as Amazon dumps list an item's images): "
                            "the first entry of each is used (of an image object: its large, hi_res, path or url)."]
     assert read_table(folder / "meta.jsonl", "item_info").frame.loc[1, "images"] == "imgs/a2.jpg imgs/a2b.jpg"
+    # The same table as parquet (list columns came out as numpy's text, "['imgs/a2.jpg' 'imgs/a2b.jpg']").
+    frame = pd.DataFrame({"asin": ["a1", "a2", "a3"], "description": [["in", "parts"], [], None],
+                          "images": [[{"large": "imgs/a1.jpg", "thumb": "t.jpg"}], [{"hi_res": "imgs/a2.jpg"}], []]})
+    frame.to_parquet(folder / "meta.parquet")
+    table = read_table(folder / "meta.parquet", "item_info", first_entry=("images",)).frame
+    assert table["images"].tolist()[:2] == ["imgs/a1.jpg", "imgs/a2.jpg"] and pd.isna(table.loc[2, "images"])
+    assert table["description"].tolist()[:2] == ["in parts", ""] and pd.isna(table.loc[2, "description"])
 
 
 @pytest.mark.parametrize("text, rows, skipped", [
