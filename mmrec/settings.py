@@ -232,8 +232,9 @@ class PreprocessSettings(Section):
                               "old one) or the highest rated (event logs: view 1, purchase 2)")
     unknown_items: Literal["drop", "error"] = Field("drop", description="interactions on items absent from item_info")
     malformed_lines: Literal["skip", "error"] = Field(
-        "skip", description="CSV lines with more fields than the header (an unquoted separator inside a value): "
-                            "skipped and counted, or an error")
+        "skip", description="CSV lines with more fields than the header (an unquoted separator inside a value), "
+                            "and JSON Lines lines that are no JSON object (a line cut short): skipped and counted, "
+                            "or an error")
 
 
 class SplitSettings(Section):

@@ -26,11 +26,13 @@ from mmrec.fileio import DECOMPRESSION_ERRORS, compression, csv_separator, is_pa
 
 @dataclass(frozen=True)
 class MalformedLine:
-    """A line of a text table with more fields than its header: `line` counts from 1 (the header)."""
+    """A line of a text table with more fields than its header: `line` counts from 1 (the header); or a JSON Lines
+    line that is no JSON object (`not_json`: why, as the parser says; `fields`, `expected` 0)."""
 
     line: int
     fields: int
     expected: int
+    not_json: str = ""
 
 
 @dataclass
@@ -68,7 +70,7 @@ def read_table(path: Path, what: str, skip_malformed: bool | None = None, encodi
         raise DataError(f"{what} file {path} is UTF-16 text without a byte-order mark ({wide}: every other byte "
                         "is 0).", hint=f"Set data.encoding: {wide} (or re-save the file as UTF-8).")
     elif kind := _json_kind(path, encoding):
-        table = _read_json(path, what, kind, encoding, frozenset(first_entry))
+        table = _read_json(path, what, kind, encoding, frozenset(first_entry), skip_malformed)
     else:
         table = _read_text_table(path, what, csv_separator(path), skip_malformed, encoding)
     table.frame.columns = [str(c).strip() for c in table.frame.columns]
@@ -378,7 +380,11 @@ def _refused(path: Path, what: str, sep: str, detail: str, skip_malformed: bool 
 
 
 def malformed_note(malformed: list[MalformedLine], file: Path) -> str:
-    """The report's note on the lines of `file` skipped for holding more fields than its header."""
+    """The report's note on the lines of `file` skipped for holding more fields than its header (or, in JSON Lines,
+    for being no JSON object)."""
+    if malformed[0].not_json:
+        return (f"{len(malformed):,} line(s) of {file.name} are no JSON object (line {malformed[0].line}: "
+                f"{malformed[0].not_json}): skipped. Set preprocess.malformed_lines: error to stop on such lines.")
     shown = ", ".join(f"line {m.line}: {m.fields}" for m in malformed[:3])
     sep = csv_separator(file)
     return (f"{len(malformed):,} line(s) of {file.name} hold more fields than its header's {malformed[0].expected} "
@@ -425,12 +431,13 @@ def _json_kind(path: Path, encoding: str) -> str | None:
     return "lines" if start.startswith("{") else "array" if start.startswith("[") else None
 
 
-def _read_json(path: Path, what: str, kind: str, encoding: str, first_entry: frozenset[str] = frozenset()
-               ) -> RawTable:
+def _read_json(path: Path, what: str, kind: str, encoding: str, first_entry: frozenset[str] = frozenset(),
+               skip_malformed: bool | None = None) -> RawTable:
     """The objects of a JSON Lines file (or of one JSON array) as a table, every value as text (`_as_text`);
     a key an object lacks is a missing cell. DataError naming the line that is not a JSON object. Lines that are
     Python dict literals (single quotes: the 2014 Amazon review dumps) are read as such, and counted."""
     literals: list[int] = []  # the numbers of lines read as Python literals
+    malformed: list[MalformedLine] = []  # lines that are no JSON, skipped
     listed: dict[str, int] = {}  # first_entry key -> rows whose value was a list (read as its first entry)
     try:
         with io.TextIOWrapper(open_bytes(path), encoding=_with_bom(encoding)) as handle:
@@ -446,10 +453,13 @@ def _read_json(path: Path, what: str, kind: str, encoding: str, first_entry: fro
                                     hint="Write one JSON object per row (or one per line: JSON Lines).")
                 numbered = enumerate(records, 1)
             else:
-                numbered = ((number, _json_line(path, what, number, line.lstrip("\ufeff"), literals))
+                numbered = ((number, _json_line(path, what, number, line.lstrip("\ufeff"), literals,
+                                                skip_malformed, malformed))
                             for number, line in enumerate(handle, 1) if line.strip())
             rows = []
             for number, record in numbered:
+                if record is _SKIPPED:  # a line that is no JSON, skipped (preprocess.malformed_lines: skip)
+                    continue
                 if not isinstance(record, dict):
                     where = f"element {number} of the array" if kind == "array" else f"line {number}"
                     raise _not_json(path, what, where, f"a JSON {type(record).__name__}, not an object")
@@ -467,13 +477,21 @@ def _read_json(path: Path, what: str, kind: str, encoding: str, first_entry: fro
         raise _undecompressed(path, what, exc) from None
     notes = [f"{len(literals):,} line(s) of {path.name} are Python dict literals ({{'key': 'value'}}, as the 2014 "
              f"Amazon review dumps write them), not JSON (e.g. line {literals[0]}): read as such."] if literals else []
+    if 2 * len(malformed) > len(malformed) + len(rows):  # not a stray line: the file is no JSON Lines table
+        first = malformed[0]
+        raise _not_json(path, what, f"line {first.line}", f"{first.not_json}; {len(malformed):,} of "
+                        f"{len(malformed) + len(rows):,} lines are no JSON object")
     notes += [f"{count:,} row(s) of {path.name} hold a list under {key!r} (as Amazon dumps list an item's images): "
               "the first entry of each is used (of an image object: its large, hi_res, path or url)."
               for key, count in listed.items()]
-    return RawTable(pd.DataFrame.from_records(rows).astype(object) if rows else pd.DataFrame(), notes=notes)
+    return RawTable(pd.DataFrame.from_records(rows).astype(object) if rows else pd.DataFrame(), malformed, notes)
 
 
-def _json_line(path: Path, what: str, number: int, line: str, literals: list[int]) -> Any:
+_SKIPPED = object()  # what _json_line gives for a line it skips
+
+
+def _json_line(path: Path, what: str, number: int, line: str, literals: list[int], skip_malformed: bool | None = None,
+               malformed: list[MalformedLine] | None = None) -> Any:
     try:
         return json.loads(line)
     except json.JSONDecodeError as exc:
@@ -491,6 +509,11 @@ def _json_line(path: Path, what: str, number: int, line: str, literals: list[int
         if isinstance(record, dict):
             literals.append(number)
             return record
+    if skip_malformed and malformed is not None:  # a stray line (a download cut short): skipped and counted
+        malformed.append(MalformedLine(number, 0, 0, error.message.split(f"line {number}: ", 1)[-1].rstrip(".")))
+        return _SKIPPED
+    if skip_malformed is False:
+        error.hint += " (preprocess.malformed_lines: skip skips such lines, counted in the report.)"
     raise error
 
 

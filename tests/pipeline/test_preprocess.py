@@ -648,9 +648,17 @@ def test_json_lines_tables_are_read_as_csv_would_hold_them(tmp_path):
     assert table.loc[0, "categories"] == "Baby Bath, Gifts" and table.loc[0, "rank"] == '{"Baby": 3}'
     assert pd.isna(table.loc[0, "price"])
     assert table.loc[0, "comment_number"] == str(int(float(first["comment_number"])))  # 3.0 reads 3, as in a CSV
-    (raw / "meta.json").write_text(lines[0] + "\n" + lines[1][:-3] + "\n")
-    with pytest.raises(DataError, match="reads as JSON .* but at line 2: .*the line ends before its object does"):
-        run_preprocess(settings, force=True)  # (a line cut short, as a download that stopped early leaves it)
+    # A line cut short (as a download that stopped early leaves it): skipped and counted, as a CSV's stray line is,
+    # or refused under preprocess.malformed_lines: error.
+    (raw / "meta.json").write_text("\n".join(lines) + "\n" + lines[1][:-3] + "\n")
+    report = run_preprocess(settings, force=True).report
+    assert report["items"]["dropped"]["malformed_line"] == 1 and report["items"]["kept"] == len(items)
+    assert any(f"line(s) of meta.json are no JSON object (line {len(lines) + 1}: " in note
+               for note in report["items"]["notes"])
+    strict = settings.model_copy(update={"preprocess": settings.preprocess.model_copy(
+        update={"malformed_lines": "error"})})
+    with pytest.raises(DataError, match="reads as JSON .* but at line 6: .*the line ends before its object does"):
+        run_preprocess(strict, force=True)
     (raw / "meta.json").write_text(json.dumps([json.loads(line) for line in lines]))  # one JSON array
     assert len(read_table(raw / "meta.json", "item_info").frame) == len(items)
     (raw / "meta.json").write_text(json.dumps([json.loads(lines[0]), ["not", "an", "object"]], indent=1))
