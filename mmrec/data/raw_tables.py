@@ -65,7 +65,7 @@ def read_table(path: Path, what: str, skip_malformed: bool | None = None, encodi
     parquet = is_parquet(path)
     utf8_instead = None if parquet else _utf8_read_otherwise(path, what, encoding)
     if parquet:
-        table = RawTable(_read_parquet(path, what, frozenset(first_entry)))
+        table = _read_parquet(path, what, frozenset(first_entry))
     elif (wide := _utf16_without_mark(path)) and codecs.lookup(encoding).name in ("utf-8", "utf-16"):
         raise DataError(f"{what} file {path} is UTF-16 text without a byte-order mark ({wide}: every other byte "
                         "is 0).", hint=f"Set data.encoding: {wide} (or re-save the file as UTF-8).")
@@ -393,9 +393,8 @@ def malformed_note(malformed: list[MalformedLine], file: Path) -> str:
             "lines.")
 
 
-def _read_parquet(path: Path, what: str, first_entry: frozenset[str] = frozenset()) -> pd.DataFrame:
-    """The table, every value as text; list and struct values as a JSON file's are read (`_as_text`, or
-    `_first_entry` for the `first_entry` columns)."""
+def _read_parquet(path: Path, what: str, first_entry: frozenset[str] = frozenset()) -> RawTable:
+    """The table, every value as text; list and struct values as a JSON file's are read (`_cell`)."""
     import pyarrow as pa
 
     try:
@@ -403,21 +402,19 @@ def _read_parquet(path: Path, what: str, first_entry: frozenset[str] = frozenset
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise DataError(f"{what} file {path} cannot be read as parquet: {exc}") from None
     frame = frame.reset_index(drop=True)
+    listed: dict[str, int] = {}
     for column in frame.columns:  # as pandas reads text: str values, missing ones NaN
         values = frame[column]
         if values.dtype == object and values.map(lambda v: isinstance(v, (list, np.ndarray, dict))).any():
             # A list column (a description in parts, an item's images) reads as the same JSON value would: pandas
             # gives numpy arrays, whose text ("['a' 'b']") no model should read.
-            def cell(value: Any, first: bool = str(column) in first_entry) -> Any:
-                value = _python(value)
-                return _first_entry(value) if first and isinstance(value, list) else _as_text(value)
-
-            frame[column] = values.map(cell).astype(object)
+            frame[column] = values.map(lambda v, c=str(column): _cell(c, _python(v), first_entry, listed)
+                                       ).astype(object)
             continue
         if pd.api.types.is_float_dtype(values) and bool((values.dropna() % 1 == 0).all()):
             values = values.astype("Int64")  # whole numbers stored as float (a column with gaps): 12, not 12.0
         frame[column] = values.astype(str).where(values.notna(), np.nan).astype(object)
-    return frame
+    return RawTable(frame, notes=_listed_notes(path, listed))
 
 
 def _json_kind(path: Path, encoding: str) -> str | None:
@@ -463,14 +460,7 @@ def _read_json(path: Path, what: str, kind: str, encoding: str, first_entry: fro
                 if not isinstance(record, dict):
                     where = f"element {number} of the array" if kind == "array" else f"line {number}"
                     raise _not_json(path, what, where, f"a JSON {type(record).__name__}, not an object")
-                row = {}
-                for key, value in record.items():
-                    if str(key) in first_entry and isinstance(value, list):
-                        listed[str(key)] = listed.get(str(key), 0) + 1
-                        row[str(key)] = _first_entry(value)
-                    else:
-                        row[str(key)] = _as_text(value)
-                rows.append(row)
+                rows.append({str(key): _cell(str(key), value, first_entry, listed) for key, value in record.items()})
     except UnicodeError:  # UnicodeDecodeError, or utf-16 without its byte-order mark
         raise _undecodable(path, what, encoding) from None
     except DECOMPRESSION_ERRORS as exc:
@@ -481,9 +471,7 @@ def _read_json(path: Path, what: str, kind: str, encoding: str, first_entry: fro
         first = malformed[0]
         raise _not_json(path, what, f"line {first.line}", f"{first.not_json}; {len(malformed):,} of "
                         f"{len(malformed) + len(rows):,} lines are no JSON object")
-    notes += [f"{count:,} row(s) of {path.name} hold a list under {key!r} (as Amazon dumps list an item's images): "
-              "the first entry of each is used (of an image object: its large, hi_res, path or url)."
-              for key, count in listed.items()]
+    notes += _listed_notes(path, listed)
     return RawTable(pd.DataFrame.from_records(rows).astype(object) if rows else pd.DataFrame(), malformed, notes)
 
 
@@ -498,9 +486,9 @@ def _json_line(path: Path, what: str, number: int, line: str, literals: list[int
         # Python's words for a line that stops inside a string or before its object closes (a download cut off)
         cut = exc.msg in ("Invalid control character at", "Unterminated string starting at") or \
             exc.pos >= len(line.rstrip())
-        error = _not_json(path, what, f"line {number}", f"{exc.msg} (column {exc.colno})"
-                          + ("; the line ends before its object does (cut short, as a download stopped early?)"
-                             if cut else ""))
+        detail = f"{exc.msg} (column {exc.colno})" + (
+            "; the line ends before its object does (cut short, as a download stopped early?)" if cut else "")
+        error = _not_json(path, what, f"line {number}", detail)
     if line.lstrip().startswith("{'"):  # a Python dict literal: literal_eval reads literals only, never runs code
         try:
             record = ast.literal_eval(line.strip())
@@ -510,7 +498,7 @@ def _json_line(path: Path, what: str, number: int, line: str, literals: list[int
             literals.append(number)
             return record
     if skip_malformed and malformed is not None:  # a stray line (a download cut short): skipped and counted
-        malformed.append(MalformedLine(number, 0, 0, error.message.split(f"line {number}: ", 1)[-1].rstrip(".")))
+        malformed.append(MalformedLine(number, 0, 0, detail))
         return _SKIPPED
     if skip_malformed is False:
         error.hint += " (preprocess.malformed_lines: skip skips such lines, counted in the report.)"
@@ -547,6 +535,21 @@ def _as_text(value: Any) -> Any:
         # joined by spaces, then by commas, not JSON text that a text model would read brackets and quotes of.
         return ", ".join(" ".join(map(str, v)) if isinstance(v, list) else str(v) for v in value)
     return json.dumps(value, ensure_ascii=False, default=_python_value)
+
+
+def _cell(key: str, value: Any, first_entry: frozenset[str], listed: dict[str, int]) -> Any:
+    """A JSON (or parquet) value of column `key` as a table cell: a list under a `first_entry` key as its first
+    entry (counted in `listed`), anything else as `_as_text` writes it."""
+    if key in first_entry and isinstance(value, list):
+        listed[key] = listed.get(key, 0) + 1
+        return _first_entry(value)
+    return _as_text(value)
+
+
+def _listed_notes(path: Path, listed: dict[str, int]) -> list[str]:
+    return [f"{count:,} row(s) of {path.name} hold a list under {key!r} (as Amazon dumps list an item's images): "
+            "the first entry of each is used (of an image object: its large, hi_res, path or url)."
+            for key, count in listed.items()]
 
 
 def _python(value: Any) -> Any:

@@ -708,8 +708,10 @@ def test_an_image_column_of_lists_reads_the_first_image_of_each_item(tmp_path):
     frame = pd.DataFrame({"asin": ["a1", "a2", "a3"], "description": [["in", "parts"], [], None],
                           "images": [[{"large": "imgs/a1.jpg", "thumb": "t.jpg"}], [{"hi_res": "imgs/a2.jpg"}], []]})
     frame.to_parquet(folder / "meta.parquet")
-    table = read_table(folder / "meta.parquet", "item_info", first_entry=("images",)).frame
+    read = read_table(folder / "meta.parquet", "item_info", first_entry=("images",))
+    table = read.frame
     assert table["images"].tolist()[:2] == ["imgs/a1.jpg", "imgs/a2.jpg"] and pd.isna(table.loc[2, "images"])
+    assert read.notes == [read.notes[0]] and read.notes[0].startswith("3 row(s) of meta.parquet hold a list under")
     assert table["description"].tolist()[:2] == ["in parts", ""] and pd.isna(table.loc[2, "description"])
 
 
