@@ -138,8 +138,7 @@ def decimal_comma_column(text: pd.Series, locale_known: bool = False, decimal: s
     local = cells.str.fullmatch(_LOCALE_NUMBER.pattern).fillna(False).astype(bool) & cells.str.contains(r"[.,\s]")
     if not local.any():
         return None
-    rewritten = original.where(~local, original.str.replace(r"(?<=\d)[. \u00a0\u202f](?=\d{3})", "", regex=True)
-                               .str.replace(",", ".", regex=False))
+    rewritten = original.where(~local, _as_python_number(original))
     examples = pd.unique(original[sure_comma if sure_comma.any() else local].to_numpy())[:3]  # each value once
     return rewritten, int(local.sum()), [str(value) for value in examples]
 
@@ -174,6 +173,12 @@ def parse_formatted_number(text: str) -> float | None:
     return float(Decimal(number.replace(",", "")) * _MAGNITUDE[suffix.lower()])
 
 
+def _as_python_number(cells: pd.Series) -> pd.Series:
+    """Cells written as a decimal-comma locale writes numbers ("1.234,5", "1 234,5") as Python reads them
+    ("1234.5"): the thousands groups' dot or space taken out, the comma made a point."""
+    return cells.str.replace(rf"(?<=\d){_GROUP}(?=\d{{3}})", "", regex=True).str.replace(",", ".", regex=False)
+
+
 def _stray_comma_decimals(raw: pd.Series, bare: pd.Series) -> tuple[pd.Series, int, list[str]]:
     """(`raw` with its cells written with a decimal comma beyond doubt ("8,50 €", "1.234,5") rewritten as Python
     reads numbers, how many, up to 3 examples as written), for a column `decimal_comma_column` does not read as a
@@ -184,7 +189,7 @@ def _stray_comma_decimals(raw: pd.Series, bare: pd.Series) -> tuple[pd.Series, i
     if not sure.any() or bare.str.fullmatch(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?").fillna(False).any():
         return raw, 0, []
     original = raw.astype("string")
-    number = bare[sure].str.replace(r"(?<=\d)[. \u00a0\u202f](?=\d{3})", "", regex=True).str.replace(",", ".")
+    number = _as_python_number(bare[sure])
     # The number alone: a currency sign, a percent sign or a magnitude suffix is read as around any number.
     rewritten = original.copy()
     rewritten[sure] = [cell.replace(text, plain, 1)
