@@ -3,6 +3,13 @@ by length, each batch stored as soon as it is computed (a killed run keeps every
 
 An image's key names the sha256 of the bytes that were actually decoded, not a hash taken earlier:
 a file replaced between planning and extraction can never put its vector under the old content.
+
+An item's vector depends on its own input only, never on which other items share its batch: kernels pick
+their algorithm (and so their rounding) by tensor shape. An image batch always runs the configured batch size
+(a short one is padded with copies of its first image, whose outputs are dropped), and a text batch holds
+texts of one token count, so none is padded (on the CPU a text's rounding depends on its padded length, not
+on the batch size). A cache filled a few items at a time then holds the same vectors as one filled at once,
+and a result does not depend on what the cache held before.
 """
 
 from __future__ import annotations
@@ -89,12 +96,16 @@ def autocast_for(device: torch.device):
     return contextlib.nullcontext()
 
 
-def embed_pixels(backbone: VisionBackbone, pixels: torch.Tensor) -> torch.Tensor:
-    """[B, 3, H, W] CPU pixels -> [B, dim] float32 CPU features (device move, layout, autocast)."""
+def embed_pixels(backbone: VisionBackbone, pixels: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """[B, 3, H, W] CPU pixels -> [B, dim] float32 CPU features (device move, layout, autocast); with
+    `batch_size`, the pass runs that many rows (copies of the first) so the result does not depend on B."""
+    rows = len(pixels)
+    if batch_size and rows < batch_size:
+        pixels = torch.cat([pixels, pixels[:1].expand(batch_size - rows, *pixels.shape[1:])])
     device = backbone.device
     pixels = pixels.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode(), autocast_for(device):
-        return backbone.embed(pixels).float().cpu()
+        return backbone.embed(pixels)[:rows].float().cpu()
 
 
 def iter_vision_features(
@@ -117,18 +128,22 @@ def iter_vision_features(
         if pixels is None:
             features = np.zeros((0, backbone.dim), np.float32)
         else:
-            features = embed_pixels(backbone, pixels).numpy()
+            features = embed_pixels(backbone, pixels, batch_size).numpy()
         yield FeatureBatch(positions, features, failed, digests)
 
 
 def iter_text_features(backbone: TextBackbone, texts: Sequence[str], batch_size: int) -> Iterator[FeatureBatch]:
-    """Features of each text, batched longest-first so each batch pads to similar lengths."""
+    """Features of each text, longest first; a batch holds texts of one token count, so none is padded."""
     if not texts:
         return
     lengths = backbone.token_lengths(list(texts))
     order = sorted(range(len(texts)), key=lambda i: -lengths[i])
-    for start in range(0, len(order), batch_size):
+    start = 0
+    while start < len(order):
+        length = lengths[order[start]]
         positions = order[start:start + batch_size]
+        positions = positions[:next((k for k, i in enumerate(positions) if lengths[i] != length), len(positions))]
+        start += len(positions)
         with torch.inference_mode(), autocast_for(backbone.device):
             features = backbone.embed([texts[i] for i in positions]).float().cpu().numpy()
         yield FeatureBatch(positions, features)

@@ -150,3 +150,20 @@ def test_another_models_tokenizer_with_more_tokens_than_the_model_is_refused(tin
     with pytest.raises(WeightsNotFoundError, match="knows 30,522 tokens, more than the model's 20,000"):
         BertBase.load(BertBase.resolve(str(folder), allow_download=False), max_tokens=16)
     shutil.rmtree(folder)
+
+
+def test_a_texts_vector_does_not_depend_on_the_texts_beside_it(real_text):
+    """Padded to the batch's longest text, a vector changed in its last bits with its companions, so a cache filled a
+    few items at a time held other vectors than one filled at once (and results followed the cache's history)."""
+    import numpy as np
+
+    texts = [("ship sea night " * n).strip() for n in (1, 2, 3, 5, 8)]
+    others = [("word " * n).strip() for n in range(1, 40)]
+
+    def vectors(batch, batch_size):
+        batches = iter_text_features(real_text, batch, batch_size)
+        return {batch[p]: v for b in batches for p, v in zip(b.positions, b.features)}
+
+    alone = {text: vectors([text], 32)[text] for text in texts}
+    together = vectors(texts + others, 32)
+    assert all(np.array_equal(alone[text], together[text]) for text in texts)  # bit for bit

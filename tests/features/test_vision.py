@@ -137,3 +137,21 @@ def test_a_damaged_clip_safetensors_file_is_a_user_error(tmp_path, tiny_clip_che
     for name in ("cut.safetensors", "page.safetensors"):
         with pytest.raises(WeightsNotFoundError, match="it is truncated or damaged"):
             vision_cls.load(vision_cls.resolve(str(tmp_path / name), allow_download=False))
+
+
+def test_an_images_vector_does_not_depend_on_the_images_beside_it(tmp_path, real_vision, build):
+    """Convolutions pick their algorithm by batch size: one image alone and the same image among 19 others got
+    vectors that differed in their last bits, so results followed the order a cache was filled in."""
+    import numpy as np
+
+    paths = []
+    for seed in range(20):
+        path = tmp_path / f"{seed}.png"
+        (build.striped(seed=seed) if seed % 2 else build.blob(seed=seed)).save(path)
+        paths.append(str(path))
+
+    def vectors(batch):
+        return [v for b in iter_vision_features(real_vision, batch, 32, 0) for v in b.features]
+
+    together = vectors(paths)
+    assert all(np.array_equal(vectors([paths[k]])[0], together[k]) for k in (0, 7))  # bit for bit
