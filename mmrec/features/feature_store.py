@@ -146,7 +146,9 @@ class FeatureStore:
         # eviction_policy='none': features are never silently dropped; the size limit is enforced
         # by put_many with a clear error instead.
         try:
-            self.disk = diskcache.Cache(str(self.folder), eviction_policy="none", size_limit=cache.size_limit_bytes)
+            # Every value stays inside cache.db as raw bytes (no file beside it): the only kind of entry read back.
+            self.disk = diskcache.Cache(str(self.folder), eviction_policy="none", size_limit=cache.size_limit_bytes,
+                                        disk_min_file_size=2**31 - 1)
         except sqlite3.OperationalError as exc:  # e.g. "attempt to write a readonly database"
             raise FeatureError(
                 f"Cannot open the feature cache {self.folder} ({exc}): the store (SQLite, via diskcache) writes its "
@@ -162,12 +164,25 @@ class FeatureStore:
 
     def _check_layout(self) -> None:
         columns = {row[1] for row in self.disk._sql("PRAGMA table_info(Cache)")}
-        if not {"key", "raw", "value"} <= columns:
+        if not {"key", "raw", "value", "mode", "filename"} <= columns:
             self.disk.close()
             raise FeatureError(
                 f"The diskcache at {self.folder} has an unexpected table layout (columns {sorted(columns)}).",
                 hint="Install a diskcache 5.x release (pyproject pins diskcache>=5.6,<6).",
             )
+        # mmrec writes string keys and raw byte values only. Any other entry (a pickled value or key, a value in a
+        # file) was put there by something else, and diskcache would unpickle it or open the file it names: a cache
+        # folder copied from elsewhere could run code or touch files outside it. Such a store is never read.
+        foreign = self.disk._sql("SELECT count(*) FROM Cache WHERE raw != 1 OR mode != ? OR filename IS NOT NULL",
+                                 (diskcache.core.MODE_RAW,)).fetchone()[0]
+        if foreign:
+            self.disk.close()
+            raise FeatureError(
+                f"The feature cache {self.folder} holds {foreign:,} entr{'y' if foreign == 1 else 'ies'} mmrec never "
+                "writes (a pickled key or value, or a value kept in a file): mmrec stores raw float16 vectors only, "
+                "so something else altered this cache. It is not read, as reading such an entry could run code.",
+                hint=f"Remove it with `mmrec cache clear {self.combo} -y` (the next precompute computes its vectors "
+                     "again), or restore the folder from a copy you trust.")
 
     def close(self) -> None:
         self.disk.close()
@@ -207,20 +222,15 @@ class FeatureStore:
         return values
 
     def _read_disk(self, keys: list[str]) -> dict[str, bytes]:
-        # One SELECT per chunk instead of one diskcache.get per key: ~10x faster for 100k keys.
-        # Values diskcache kept in files (never the case for vectors under its 32 KB threshold)
-        # fall back to the public get().
+        # One SELECT per chunk instead of one diskcache.get per key: ~10x faster for 100k keys. Every value is
+        # raw bytes in the table (checked on opening), so nothing is unpickled or read from a file.
         found: dict[str, bytes] = {}
         sql = self.disk._sql
         for start in range(0, len(keys), _IN_CHUNK):
             chunk = keys[start:start + _IN_CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = sql(f"SELECT key, value FROM Cache WHERE raw = 1 AND key IN ({marks})", chunk).fetchall()
-            for key, value in rows:
-                if value is None:
-                    value = self.disk.get(key)
-                if isinstance(value, bytes):
-                    found[key] = value
+            found.update((key, value) for key, value in rows if isinstance(value, bytes))
         return found
 
     def existing_keys(self, keys: Sequence[str]) -> set[str]:

@@ -166,6 +166,35 @@ def test_an_unexpected_diskcache_layout_is_a_clear_error(tmp_path):
         FeatureStore(tmp_path, "a_b", CacheSettings())
 
 
+class _Payload:
+    def __reduce__(self):
+        return (Path.touch, (Path(os.environ["MMREC_TEST_PWNED"]),))
+
+
+@pytest.mark.parametrize("tamper", ["pickled_value", "value_in_a_file", "pickled_key"])
+def test_a_tampered_store_is_refused_never_unpickled(tmp_path, monkeypatch, tamper):
+    """diskcache unpickles an entry whose mode says pickle (and opens the file an entry names): a cache folder copied
+    from elsewhere ran code on a plain evaluate. A store holding any entry mmrec never writes is not read."""
+    import pickle
+    import sqlite3
+
+    pwned = tmp_path / "pwned"
+    monkeypatch.setenv("MMREC_TEST_PWNED", str(pwned))
+    with FeatureStore(tmp_path, "a_b", CacheSettings()) as store:
+        store.put_many([("k", encode_vector(np.ones(3))), ("big", encode_vector(np.ones(40_000)))])
+        assert store.get_many(["big"])[0] is not None  # over diskcache's 32 KB file threshold: still in the table
+    (tmp_path / "a_b" / "ab").mkdir()
+    (tmp_path / "a_b" / "ab" / "x.val").write_bytes(pickle.dumps(_Payload()))
+    with sqlite3.connect(tmp_path / "a_b" / "cache.db") as db:
+        change = {"pickled_value": ("value = ?, mode = 4", (pickle.dumps(_Payload()),)),
+                  "value_in_a_file": ("value = NULL, mode = 4, filename = 'ab/x.val'", ()),
+                  "pickled_key": ("key = ?, raw = 0", (pickle.dumps(_Payload()),))}[tamper]
+        db.execute(f"UPDATE Cache SET {change[0]} WHERE key = 'k'", change[1])
+    with pytest.raises(FeatureError, match="holds 1 entry mmrec never writes") as caught:
+        FeatureStore(tmp_path, "a_b", CacheSettings())
+    assert "cache clear a_b" in caught.value.hint and not pwned.exists()
+
+
 def test_a_store_created_by_a_failed_request_is_removed_again(tmp_path):
     class Refused(Exception):
         pass
