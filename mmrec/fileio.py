@@ -116,16 +116,26 @@ def check_output_file(path: str | os.PathLike[str], option: str | None = None) -
     return target
 
 
+def not_a_file(path: Path) -> str | None:
+    """Why `path` is no file a user hands in ("does not exist", "is a folder, not a file", or a device, pipe or socket,
+    which never ends or waits: /dev/zero, a FIFO), or None for a regular file (a link to one included)."""
+    if path.is_file():
+        return None
+    if path.is_dir():
+        return "is a folder, not a file"
+    if path.exists():
+        return "is a device, pipe or socket, not a regular file (it may never end, or wait for a writer)"
+    return "does not exist"
+
+
 def read_text_file(
     path: str | os.PathLike[str], what: str, error: type[MmrecError] = DataError, hint: str | None = None
 ) -> str:
     """The UTF-8 text of a user-supplied file (without the byte-order mark Notepad and Excel may write), or
     `error` saying what is wrong (`what` names the file; a leading `~` is the home folder)."""
     path = Path(os.path.expanduser(path))
-    if path.is_dir():
-        raise error(f"{what} {path} is a directory, not a file.", hint=hint)
-    if not path.exists():
-        raise error(f"{what} {path} does not exist.", hint=hint)
+    if problem := not_a_file(path):
+        raise error(f"{what} {path} {problem}.", hint=hint)
     try:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:

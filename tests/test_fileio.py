@@ -96,7 +96,9 @@ def test_writing_onto_a_directory_or_under_a_file_is_a_config_error(tmp_path):
 
 def test_read_text_file_names_what_is_wrong(tmp_path):
     (tmp_path / "latin1.txt").write_bytes(b"caf\xe9")
-    cases = {tmp_path / "latin1.txt": "not UTF-8", tmp_path: "is a directory", tmp_path / "no.txt": "does not exist"}
+    os.mkfifo(tmp_path / "fifo")  # read, it waits for a writer forever; /dev/zero never ends (a machine's memory)
+    cases = {tmp_path / "latin1.txt": "not UTF-8", tmp_path: "is a folder, not a file", tmp_path / "no.txt":
+             "does not exist", tmp_path / "fifo": "is a device, pipe or socket", Path("/dev/zero"): "device, pipe"}
     for path, expected in cases.items():
         with pytest.raises(DataError, match=expected):
             read_text_file(path, "User file")

@@ -21,7 +21,15 @@ import numpy as np
 import pandas as pd
 
 from mmrec.errors import DataError
-from mmrec.fileio import DECOMPRESSION_ERRORS, compression, csv_separator, is_parquet, not_utf8_error, open_bytes
+from mmrec.fileio import (
+    DECOMPRESSION_ERRORS,
+    compression,
+    csv_separator,
+    is_parquet,
+    not_a_file,
+    not_utf8_error,
+    open_bytes,
+)
 
 
 @dataclass(frozen=True)
@@ -56,10 +64,9 @@ def read_table(path: Path, what: str, skip_malformed: bool | None = None, encodi
     `encoding`: data.encoding, of the CSV and JSON text (utf-8 also reads a byte-order mark). `first_entry`: JSON
     keys whose list values stand for one thing (an item's images: Amazon dumps list several), read as their first
     entry (`_first_entry`), with a note, instead of joined."""
-    if not path.is_file():
-        raise DataError(
-            f"{what} file {path} is a folder, not a file." if path.is_dir() else f"{what} file not found: {path}",
-            hint="Check paths.data_dir and the data.*_file settings.")
+    if problem := not_a_file(path):
+        raise DataError(f"{what} file {path} {problem}." if path.exists() else f"{what} file not found: {path}",
+                        hint="Check paths.data_dir and the data.*_file settings.")
     if path.stat().st_size == 0:
         raise DataError(f"{what} file {path} is empty.", hint="It needs a header row and at least one row.")
     parquet = is_parquet(path)

@@ -20,6 +20,7 @@ from mmrec.data.interactions import read_ratings
 from mmrec.data.matrices import held_out_unseen, interaction_matrix
 from mmrec.data.raw_tables import read_table
 from mmrec.errors import DataError
+from mmrec.fileio import not_a_file
 from mmrec.evaluation.full_ranking import relevant_among
 from mmrec.settings import DataSettings
 
@@ -36,11 +37,9 @@ def read_interactions_file(path: Path, role: str, data: DataSettings | None = No
     out, counted in `notes`. A file mmrec wrote (a split) holds the canonical names and only positives.
     """
     path = Path(os.path.expanduser(path))
-    if not path.is_file():
-        raise DataError(
-            f"The {role} file {path} " + ("is a folder, not a file." if path.is_dir() else "does not exist."),
-            hint=f"Pass an existing CSV or parquet file as {role} data.",
-        )
+    if problem := not_a_file(path):
+        raise DataError(f"The {role} file {path} {problem}.",
+                        hint=f"Pass an existing CSV or parquet file as {role} data.")
     names = {c: getattr(data, f"{c}_column") for c in ("user_id", "item_id", "timestamp", "rating")} if data else {}
     if data and data.interactions_item_id_column:
         names["item_id"] = data.interactions_item_id_column

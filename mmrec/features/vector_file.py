@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mmrec.errors import FeatureError
-from mmrec.fileio import sha256_file
+from mmrec.fileio import not_a_file, sha256_file
 
 ID_COLUMN = "item_id"
 CATALOGUE_IDS = "catalogue"  # --ids catalogue: rows follow the processed item table's order
@@ -79,8 +79,8 @@ def read_vector_file(path: Path, ids: str | None, catalogue_ids: list[str], colu
     """Open and check `path`: .npy (ids from `ids`: a file, or "catalogue") or .parquet (ids inside, in an
     item_id column or the one data.item_id_column names: `id_column`)."""
     path = Path(path)
-    if not path.is_file():
-        raise FeatureError(f"Vector file {path} does not exist (or is not a file).",
+    if problem := not_a_file(path):
+        raise FeatureError(f"Vector file {path} {problem}.",
                            hint="Pass the path of a .npy or .parquet file of item vectors.")
     if path.suffix.lower() == ".parquet":
         if ids is not None:
@@ -153,8 +153,8 @@ def _check_dtype(dtype: np.dtype, path: Path) -> None:
 
 def read_id_list(path: Path) -> list[str]:
     """Item ids, one per row: a text file (one per line), a .npy of strings/integers, or a .json list."""
-    if not path.is_file():
-        raise FeatureError(f"Id list {path} does not exist.", hint="Pass --ids FILE or --ids catalogue.")
+    if problem := not_a_file(path):
+        raise FeatureError(f"Id list {path} {problem}.", hint="Pass --ids FILE or --ids catalogue.")
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -137,7 +138,7 @@ def requested_users(users: Sequence[str] | None, user_file: Path | None,
         notes.append(f"{blank:,} empty --users value(s) skipped.")
     if user_file is not None:
         text = read_text_file(user_file, "User file", hint="Pass a text file with one user id per line.")
-        lines = text.splitlines()
+        lines = re.split(r"\r\n|\r|\n", text.removesuffix("\n")) if text else []  # not splitlines: U+2028 in ids
         comments = sum(line.strip().startswith("#") for line in lines)
         blank = sum(not line.strip() for line in lines)
         # Kept as written for a table: an empty first cell ("\tvalue") must not be stripped into another column.

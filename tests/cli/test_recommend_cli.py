@@ -94,6 +94,8 @@ def test_a_user_file_exported_from_a_table_has_its_header_skipped_and_counted(tm
     file.write_text("")
     with pytest.raises(ConfigError, match=r"holds no user id \(it is empty\)"):
         requested_users(None, file)
+    file.write_text("u\u2028line\r\nu002\rold-mac\n", encoding="utf-8")  # U+2028 is inside an id, not a line end
+    assert requested_users(None, file)[0] == ["u\u2028line", "u002", "old-mac"]
     file.write_text("segment,user_id\ngold,\n")
     with pytest.raises(ConfigError, match=r"the column header 'segment,user_id', 1 row\(s\) without a user id"):
         requested_users(None, file)
@@ -157,8 +159,10 @@ def test_user_file_that_is_not_utf8_is_a_clear_error(config, tmp_path):
 
 def test_user_file_that_is_a_directory_says_so(config, tmp_path):
     result = _recommend(config, "--user-file", str(tmp_path))
-    assert result.exit_code == 2 and "is a directory" in _flat(result.output)
+    assert result.exit_code == 2 and "is a folder, not a file" in _flat(result.output)
     assert "does not exist" not in _flat(result.output)
+    result = _recommend(config, "--user-file", "/dev/zero")  # read whole, it took all of a machine's memory
+    assert result.exit_code == 2 and "is a device, pipe or socket" in _flat(result.output)
 
 
 def test_output_that_is_a_directory_is_refused_before_any_work(config, tmp_path):
