@@ -116,6 +116,12 @@ def check_output_file(path: str | os.PathLike[str], option: str | None = None) -
     return target
 
 
+def text_lines(text: str) -> list[str]:
+    """The lines of a user's text file, split at line ends only (\\n, \\r\\n, \\r): str.splitlines also splits at
+    U+2028 and other separators an id may hold. A file ending with a line end has no empty last line."""
+    return re.split(r"\r\n|\r|\n", text.removesuffix("\n")) if text else []
+
+
 def not_a_file(path: Path) -> str | None:
     """Why `path` is no file a user hands in ("does not exist", "is a folder, not a file", or a device, pipe or socket,
     which never ends or waits: /dev/zero, a FIFO), or None for a regular file (a link to one included)."""

@@ -885,6 +885,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: its keys may be overridden here, as meant
                 continue
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str):  # `1:`, `true:`, `? [a, b]`: no setting or section is named so
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    (f"found a {type(key).__name__} as a key" if isinstance(key, (list, dict)) else
+                     f"found the key {key!r} ({type(key).__name__})") + "; setting and section names are text "
+                    "(quote a key that looks like a number: '1':)", key_node.start_mark)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     "while reading a mapping", node.start_mark,

@@ -272,6 +272,17 @@ def test_a_key_written_twice_in_the_config_is_refused_with_its_lines(tmp_path):
     assert load_yaml(config)["training"] == {"epochs": 7, "batch_size": 64}
 
 
+def test_a_key_that_is_no_text_is_refused_with_its_line(tmp_path):
+    """`1: 2` or `true: 1` at the top of a config raised a TypeError (a traceback, exit 1): names are text."""
+    config = tmp_path / "keys.yaml"
+    for text, shown in (("1: 2\n", "found the key 1 (int)"), ("true: 1\n", "found the key True (bool)"),
+                        ("? [a, b]\n: 1\n", "found a list as a key"),
+                        ("data:\n  rating_values: {1: 2}\n", "found the key 1 (int)")):
+        config.write_text(text)
+        code, flat = _shown_flat("--config", str(config))
+        assert code == 2 and shown in flat and "quote a key that looks like a number" in flat, flat
+
+
 def test_a_study_name_ending_like_a_studys_own_files_is_refused():
     """`--study t2.db` made results/tune/t2.db/ a folder under study t2's database file: a misleading disk error."""
     code, flat = _shown_flat(env={"MMREC_TUNE__STUDY_NAME": "t2.db"})

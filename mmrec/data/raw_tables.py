@@ -472,6 +472,10 @@ def _read_json(path: Path, what: str, kind: str, encoding: str, first_entry: fro
         raise _undecodable(path, what, encoding) from None
     except DECOMPRESSION_ERRORS as exc:
         raise _undecompressed(path, what, exc) from None
+    except RecursionError:  # [[[[... thousands deep: no table is written so
+        raise DataError(f"{what} file {path} nests lists or objects thousands deep, deeper than a reader can follow: "
+                        "it is no table of rows.", hint="Write one JSON object per row, its values text, numbers or "
+                        "short lists.") from None
     notes = [f"{len(literals):,} line(s) of {path.name} are Python dict literals ({{'key': 'value'}}, as the 2014 "
              f"Amazon review dumps write them), not JSON (e.g. line {literals[0]}): read as such."] if literals else []
     if 2 * len(malformed) > len(malformed) + len(rows):  # not a stray line: the file is no JSON Lines table

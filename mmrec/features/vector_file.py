@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mmrec.errors import FeatureError
-from mmrec.fileio import not_a_file, sha256_file
+from mmrec.fileio import not_a_file, sha256_file, text_lines
 
 ID_COLUMN = "item_id"
 CATALOGUE_IDS = "catalogue"  # --ids catalogue: rows follow the processed item table's order
@@ -169,8 +169,8 @@ def read_id_list(path: Path) -> list[str]:
                                                        for v in values):
                 raise FeatureError(f"Id list {path} is not a JSON list of strings or integers.")
             return [str(v) for v in values]
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except ValueError as exc:  # bad JSON, bad UTF-8, a pickled .npy
+        lines = text_lines(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as exc:  # bad JSON (or lists thousands deep), bad UTF-8, a pickled .npy
         raise FeatureError(f"Cannot read id list {path}: {exc}",
                            hint="Use a text file with one item_id per line.") from None
     except OSError as exc:

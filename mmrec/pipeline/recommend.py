@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -15,7 +14,7 @@ import pandas as pd
 
 from mmrec.data.ids import catalogue_reason, mangled_ids_notes, typed_ids, unicode_forms_note, unicode_matches
 from mmrec.errors import ConfigError
-from mmrec.fileio import atomic_write_json, read_text_file
+from mmrec.fileio import atomic_write_json, read_text_file, text_lines
 from mmrec.inference.diversity import (
     SimilarityFn,
     embedding_similarity,
@@ -138,7 +137,7 @@ def requested_users(users: Sequence[str] | None, user_file: Path | None,
         notes.append(f"{blank:,} empty --users value(s) skipped.")
     if user_file is not None:
         text = read_text_file(user_file, "User file", hint="Pass a text file with one user id per line.")
-        lines = re.split(r"\r\n|\r|\n", text.removesuffix("\n")) if text else []  # not splitlines: U+2028 in ids
+        lines = text_lines(text)
         comments = sum(line.strip().startswith("#") for line in lines)
         blank = sum(not line.strip() for line in lines)
         # Kept as written for a table: an empty first cell ("\tvalue") must not be stripped into another column.

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from mmrec.checkpoints.spec import CheckpointSpec, EncoderFingerprints, ItemItemSpec, NumericSpec, encoder_state
@@ -125,6 +126,24 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 
 @dataclass
+class UntrainedIds:
+    """Encoder indices of the items and users train.csv holds only in the validation holdout: training never
+    sees them, so a checkpoint gives their id rows the values of row 0, the "no id" row training read them as."""
+
+    items: np.ndarray
+    users: np.ndarray
+
+    def tie_to_unseen(self, model: TwoTowerModel) -> None:
+        """Copy row 0 of every id-indexed table into these ids' rows (in place; training never reads them)."""
+        tables = [(getattr(model.item_tower, "id_embedding", None), self.items),
+                  (model.user_tower.history_embedding, self.items), (model.user_tower.id_embedding, self.users)]
+        with torch.no_grad():
+            for table, rows in tables:
+                if table is not None and len(rows) and table.num_embeddings > 1:
+                    table.weight[torch.as_tensor(rows, device=table.weight.device)] = table.weight[0].clone()
+
+
+@dataclass
 class TrainingInputs:
     """What a run trains on: the split, fitted encoders, the scaled catalogue and the training tensors."""
 
@@ -140,6 +159,7 @@ class TrainingInputs:
     holdout: str | None = None  # the note when validation was carved out of train
     full_train: Any = None  # all of train.csv (split.train lacks the holdout)
     feature_identities: dict[str, str | None] = field(default_factory=dict)  # ItemFeatures.identities
+    untrained: UntrainedIds | None = None  # ids of a holdout's own items and users
 
 
 def prepare_training(settings: Settings, device: torch.device, ctx: DistContext,
@@ -156,13 +176,26 @@ def prepare_training(settings: Settings, device: torch.device, ctx: DistContext,
     columns = informative_columns(items, settings.data.numerical_features_cols)  # recorded in the checkpoint
     scaler = fit_numeric_scaler(items, columns, split.train)
     item_ids = items["item_id"].astype(str).tolist()
-    catalogue = scaled_catalogue(items, item_encoder.encode(item_ids), features, columns, scaler, split.train, device)
+    # A holdout's own items and users have ids (evaluate and recommend read all of train.csv) but no training row:
+    # training reads them as unseen (id 0, the learned "no id" row), and checkpoints give their rows row 0's values.
+    trained_items = pd.Index(split.train["item_id"].astype(str).unique())
+    item_index = np.where(pd.Index(item_ids).isin(trained_items), item_encoder.encode(item_ids), 0)
+    catalogue = scaled_catalogue(items, item_index, features, columns, scaler, split.train, device)
     data = build_training_data(split.train, split.val, item_ids, users, settings.model.user_history_length, device,
                                settings.training.validation_user_cap(len(item_ids)), settings.training.seed)
     dims = ModelDims(len(users), len(item_encoder), int(catalogue.vision.shape[1]), int(catalogue.text.shape[1]),
                      int(catalogue.numeric.shape[1]))
+    untrained = UntrainedIds(
+        items=_untrained(item_encoder, full.train["item_id"], trained_items),
+        users=_untrained(users, full.train["user_id"], pd.Index(split.train["user_id"].astype(str).unique())))
     return TrainingInputs(split, users, item_encoder, item_ids, columns, scaler, catalogue, data, dims, holdout,
-                          full.train, features.identities if features is not None else {})
+                          full.train, features.identities if features is not None else {}, untrained)
+
+
+def _untrained(encoder: IdEncoder, ids: Any, trained: pd.Index) -> np.ndarray:
+    """Encoder indices of the `ids` (all of train.csv) that no training row has (a holdout's own)."""
+    known = pd.Index(ids.astype(str).unique())
+    return np.sort(encoder.encode(list(known[~known.isin(trained)]))).astype(np.int64)
 
 
 def _validation_holdout(settings: Settings, split: SplitFrames) -> tuple[SplitFrames, str | None]:
@@ -313,6 +346,8 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
     def write_checkpoints(record: EpochRecord, current: Trainer) -> None:
         spec = {**base_spec, "epoch": record.epoch, "monitored_value": record.monitored, "metrics": record.val,
                 "loss": record.loss, "best_epoch": current.stopper.best_epoch, "best_value": current.stopper.best}
+        if inputs.untrained is not None:
+            inputs.untrained.tie_to_unseen(current.module)
         if record.is_best:  # weights only: what evaluate/recommend need; unfinished until the run ends
             if keep["pending"]:
                 copy_checkpoint(best_path, previous_path)

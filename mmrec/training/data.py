@@ -77,7 +77,9 @@ def build_training_data(
     relevant = interaction_matrix(
         val_row_of[val_user_ids].to_numpy(), val_rows[val_known].astype(np.int64), len(distinct), n_items
     )
-    val_user_idx = users.encode(list(distinct))
+    # A user the encoder knows from rows outside `train` (a holdout's own) is as unseen as an unknown one: id 0.
+    val_user_idx = np.where(pd.Index(distinct).isin(pd.Index(train["user_id"].astype(str).unique())),
+                            users.encode(list(distinct)), 0)
     skipped["val_users_unseen_in_train"] = int((val_user_idx == 0).sum())
     # Exclusion = each validation user's train items (users unseen in train have none).
     train_user_strings = train["user_id"].astype(str).to_numpy()[known]

@@ -93,6 +93,8 @@ def test_parquet_with_one_number_column_per_dimension(tmp_path):
     (lambda p: (np.save(p / "v.npy", np.ones((3, 2))), (p / "i.txt").write_text("a\n\nb\n")), "i.txt",
      "Line 2 of id list .* is empty"),
     (lambda p: np.save(p / "v.npy", np.ones((3, 2))), "missing.txt", "Id list .*missing.txt does not exist"),
+    (lambda p: np.save(p / "v.npy", np.ones((3, 2))) or (p / "deep.json").write_text("[" * 100_000 + "]" * 100_000),
+     "deep.json", "Cannot read id list .*deep.json: maximum recursion depth"),  # was a RecursionError traceback
     (lambda p: (p / "v.csv").write_text("1,2\n"), None, "neither .npy nor .parquet"),
 ])
 def test_npy_refusals(tmp_path, make, ids, message):

@@ -667,6 +667,10 @@ def test_json_lines_tables_are_read_as_csv_would_hold_them(tmp_path):
     (raw / "meta.json").write_text("[]")
     with pytest.raises(DataError, match="is an empty JSON array"):
         read_table(raw / "meta.json", "item_info")
+    for deep in ("[" * 100_000 + "]" * 100_000, '{"a": ' * 100_000 + "1" + "}" * 100_000 + "\n"):  # array, line
+        (raw / "meta.json").write_text(deep)
+        with pytest.raises(DataError, match="nests lists or objects thousands deep"):  # was a RecursionError
+            read_table(raw / "meta.json", "item_info")
     # The 2014 Amazon meta dumps hold Python dict literals, not JSON: read as such (never evaluated), and said.
     literal = [repr({"asin": row.item_id, "title": f"{row.title}'s", "description": [row.description],
                      "price": 12.99, "salesRank": {"Baby": 7}, "sold": True}) for row in items.itertuples()]
