@@ -7,6 +7,7 @@ import ctypes
 import hashlib
 import io
 import os
+import re
 import signal
 import sys
 import threading
@@ -127,14 +128,21 @@ def _scaled_to_l(image: Image.Image) -> Image.Image:
     the 16-bit range (0..65535) when they fit it; float images 0..1 when they fit it; anything
     else is stretched from its own minimum to maximum.
     """
-    values = np.asarray(image, dtype=np.float64)
+    values = np.asarray(image)  # its own type (2 bytes a pixel for 16-bit), not float64: 4x a photo's memory
     low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
     if image.mode == "F" and low >= 0.0 and high <= 1.0:
         low, high = 0.0, 1.0
     elif image.mode != "F" and low >= 0.0 and high <= 65535.0:
         low, high = 0.0, 65535.0
     scale = 255.0 / (high - low) if high > low else 0.0
-    return Image.fromarray(np.clip(np.rint((values - low) * scale), 0, 255).astype(np.uint8), "L")
+    scaled = np.empty(values.shape, np.uint8)
+    for start in range(0, len(values), _SCALED_ROWS):  # a band of rows at a time: the float copies stay small
+        band = (values[start:start + _SCALED_ROWS].astype(np.float64) - low) * scale
+        scaled[start:start + _SCALED_ROWS] = np.clip(np.rint(band), 0, 255)
+    return Image.fromarray(scaled, "L")
+
+
+_SCALED_ROWS = 256
 
 
 def _stays_in_its_folder(source: str) -> bool:
@@ -168,7 +176,11 @@ def process_image(
             return ImageResult(job.item_id, "zero_byte", detail="empty file")
         image = load_rgb(job.source, max_pixels)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        return ImageResult(job.item_id, "decompression_bomb", detail=str(exc)[:200])
+        # Pillow names its own limit, twice the setting, when it refuses outright: the setting is what counts.
+        size = re.search(r"Image size \((\d+) pixels\)", str(exc))
+        return ImageResult(job.item_id, "decompression_bomb", detail=(
+            f"{f'{int(size.group(1)):,}' if size else 'more'} pixels exceed "
+            f"preprocess.max_image_pixels ({max_pixels:,}): a decompression bomb, or an image to shrink first"))
     except UnidentifiedImageError as exc:
         if os.path.splitext(job.source)[1].lower() not in (*IMAGE_EXTENSIONS, ""):  # data.image_column named it
             return unsupported_type(job.item_id, os.path.basename(job.source))

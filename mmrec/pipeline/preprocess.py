@@ -257,6 +257,10 @@ def _image_jobs(items: pd.DataFrame, images_dir: Path, named: dict[str, str] | N
                 refused[item_id] = ImageResult(item_id, "missing", detail=f"{value} is a URL: images are read from "
                                                f"files under {images_dir} (download them there)", missing_kind="url")
                 continue
+            if "\x00" in value:  # no file path holds one (the operating system refuses it)
+                refused[item_id] = ImageResult(item_id, "missing", detail=f"{ascii(value)} holds a NUL character, "
+                                               "which no file path can", missing_kind="not_found")
+                continue
             source = os.path.realpath(os.path.join(root, value))
             if os.path.commonpath([root, source]) != root:
                 refused[item_id] = ImageResult(item_id, "outside_folder", detail=f"{value} leads out of {images_dir}")

@@ -83,6 +83,23 @@ def test_decompression_bomb_is_flagged_and_limit_restored(image_folder, tmp_path
     )
     assert results["bomb"].status == "decompression_bomb"
     assert Image.MAX_IMAGE_PIXELS == before
+    # Past twice the limit Pillow refuses outright, naming its own 2x threshold: the note names the setting.
+    for limit in (10_000, 3_000):
+        settings = PreprocessSettings(max_image_pixels=limit, num_workers=1)
+        result = process_images([ImageJob("bomb", str(image_folder / "bomb.jpg"), "bomb.jpg")], tmp_path / "o",
+                                settings)["bomb"]
+        assert result.status == "decompression_bomb" and str(2 * limit) not in result.detail.replace(",", "")
+        assert f"preprocess.max_image_pixels ({limit:,})" in result.detail, result.detail
+
+
+def test_a_high_bit_depth_image_is_scaled_a_band_of_rows_at_a_time():
+    """A 9000 x 9000 16-bit PNG (under the pixel limit) took 2.2 GB against 0.5 GB for an 8-bit one: the scaling
+    made float64 copies of the whole image. Bands of rows give the same pixels."""
+    from mmrec.data.images import _SCALED_ROWS, _scaled_to_l
+
+    values = np.random.default_rng(0).integers(0, 65536, (2 * _SCALED_ROWS + 7, 5), dtype=np.uint16)
+    scaled = np.asarray(_scaled_to_l(Image.fromarray(values)))
+    assert scaled.dtype == np.uint8 and np.array_equal(scaled, np.rint(values / 257.0).astype(np.uint8))
 
 
 def _png_rgb16(pixels: np.ndarray) -> bytes:

@@ -457,6 +457,12 @@ def test_images_named_in_an_item_info_column_and_a_note_when_no_file_is_named_af
     assert "https://cdn.example.com/4.jpg is a URL: images are read from files under" in url  # nothing downloaded
     assert gone.endswith(": gone.jpg: file not found") and blank.endswith(": no image (blank in data.image_column)")
     assert named["images"]["missing_kinds"] == {"not_found": 1, "blank": 1, "url": 1}
+    items.loc[2, "thumbnail"] = "thumbs/go\x00ne.jpg"  # a NUL: os.path raised ValueError (a traceback, exit 1)
+    items.to_csv(raw / "item_info.csv", index=False)
+    named = run_preprocess(_settings(tmp_path, **{"data.image_column": "thumbnail"}), force=True).report
+    assert named["images"]["missing_kinds"] == {"not_found": 1, "blank": 1, "url": 1}
+    assert any("'thumbs/go\\x00ne.jpg' holds a NUL character" in example
+               for example in named["images"]["examples"]["missing"])
     assert not any("image files in" in note for note in named["items"]["notes"])
     (url_note,) = [note for note in named["items"]["notes"] if "by a URL" in note]  # told, not only an example
     assert url_note.startswith("1 item(s) name their image by a URL in thumbnail (e.g. ") and \
