@@ -20,7 +20,7 @@ import secrets
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -98,14 +98,24 @@ def sha256_file(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str
     return digest.hexdigest()
 
 
-def check_output_file(path: str | os.PathLike[str], option: str | None = None) -> Path:
-    """`path` as a Path, or a ConfigError when a file cannot go there (it is a folder, or under a file).
+def check_output_file(path: str | os.PathLike[str], option: str | None = None,
+                      inputs: Sequence[tuple[str | os.PathLike[str] | None, str]] = ()) -> Path:
+    """`path` as a Path, or a ConfigError when a file cannot go there (it is a folder, or under a file), or when it
+    is one of `inputs` ((file or folder, what it is) the command's own inputs and artefacts) or lies inside one.
 
     Commands call it on their output options before any work; every atomic write calls it too. A leading `~` is
     the home folder, for this process and for the libraries it hands the path to alike (pyarrow expands it).
     """
     target = Path(os.path.expanduser(path))
     named = f"{option} {target}" if option else str(target)
+    real = os.path.realpath(target)
+    for source, what in inputs:
+        held = os.path.realpath(os.path.expanduser(source)) if source is not None else None
+        if held is not None and (real == held or real.startswith(held.rstrip(os.sep) + os.sep)):
+            raise ConfigError(
+                f"Cannot write {named}: it " + ("is " if real == held else "lies inside ") + f"{what} ({source}), "
+                "which this command reads or mmrec manages: writing there would destroy it.",
+                hint="Write the output elsewhere, e.g. under paths.results_dir.")
     if target.is_dir():
         raise ConfigError(f"Cannot write {named}: it is a directory.",
                           hint=f"Pass a file path, e.g. {target / 'out.json'}.")

@@ -29,6 +29,7 @@ from rich.progress import (
 from rich.table import Column
 
 from mmrec.errors import ConfigError, Interrupted, MmrecError
+from mmrec.fileio import check_output_file
 from mmrec.progress import ProgressEvent
 from mmrec.registry import RECOMMENDERS
 from mmrec.settings import LoadedSettings, Settings, load_settings
@@ -98,6 +99,7 @@ class AppState:
     config: Path | None = None
     verbose: bool = False
     loaded: LoadedSettings | None = field(default=None, repr=False)
+    used_config: Path | None = None  # the settings file the last settings() read
 
     def settings(self, config: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
         """Validated settings for this invocation: the command's --config or the root one (`mmrec -c F <command>`);
@@ -106,8 +108,23 @@ class AppState:
             raise ConfigError(f"Two settings files: `mmrec -c {self.config}` before the command and `-c {config}` "
                               "after it; only one is read.",
                               hint="Pass --config once (before or after the command), or merge the two files.")
-        self.loaded = load_settings(config or self.config, overrides)
+        self.used_config = config or self.config
+        self.loaded = load_settings(self.used_config, overrides)
         return self.loaded.settings
+
+    def output_file(self, path: Path, option: str, *inputs: tuple[Path | None, str]) -> Path:
+        """check_output_file for an output option of a command that loaded settings: refused (ConfigError) where
+        it would overwrite the config, the data it reads or what mmrec manages (processed data, the split,
+        checkpoints, the feature cache), or one of the command's own `inputs` ((path, what it is))."""
+        assert self.loaded is not None, "settings() first"
+        settings = self.loaded.settings
+        paths, data = settings.paths, settings.data
+        raw = Path(paths.data_dir)
+        return check_output_file(path, option, [
+            (self.used_config, "the config file"), (raw / data.item_info_file, "the item table it reads"),
+            (raw / data.interactions_file, "the interactions it reads"), (raw / data.images_subdir, "the images folder"),
+            (paths.processed_dir, "paths.processed_dir"), (paths.splits_dir, "paths.splits_dir"),
+            (paths.checkpoint_dir, "paths.checkpoint_dir"), (paths.cache_dir, "paths.cache_dir"), *inputs])
 
 
 def state(ctx: typer.Context) -> AppState:

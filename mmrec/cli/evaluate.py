@@ -20,7 +20,6 @@ from mmrec.cli.common import (
     state,
 )
 from mmrec.errors import ConfigError
-from mmrec.fileio import check_output_file
 from mmrec.registry import RECOMMENDERS
 
 _EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": False}
@@ -228,7 +227,8 @@ def evaluate(
     }
     settings = state(ctx).settings(config, overrides)
     if save_predictions is not None:
-        check_output_file(save_predictions, "--save-predictions")  # before any work, not after it
+        state(ctx).output_file(save_predictions, "--save-predictions", (test_data, "the --test-data"),  # before any work
+                               (train_data, "the --train-data"))
     from mmrec.evaluation.report import REPORT_FILES
 
     results_dir = Path(settings.paths.results_dir)

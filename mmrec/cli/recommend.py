@@ -25,7 +25,6 @@ from mmrec.cli.common import (
     state,
 )
 from mmrec.errors import ConfigError
-from mmrec.fileio import check_output_file
 
 
 def _reason_text(reason: dict) -> str:
@@ -209,6 +208,8 @@ def recommend(
     if diversity_lambda is not None and not settings.inference.use_diversity:
         raise ConfigError(f"--diversity-lambda {diversity_lambda:g} has no effect: MMR re-ranking is off.",
                           hint="Add --use-diversity (or set inference.use_diversity: true).")
+    if output is not None and str(output) != "-":  # before any work, not after it
+        state(ctx).output_file(output, "--output", (user_file, "the --user-file"))
     if all_users or (output is not None and output.suffix.lower() == ".parquet"):
         _batch(settings, output, all_users, all_users_list, user_file, sample_users, recommender_type, ann_check)
         return
@@ -224,7 +225,6 @@ def recommend(
                               f"not {output.suffix}.",
                               hint="End the file name in .json, or use .parquet (with --all-users for everyone) "
                               "for a table of user_id, rank, item_id, score, fallback.")
-        check_output_file(output, "--output")  # before any work, not after it
     with kept_on_interrupt(_unwritten(None if to_stdout else output), "Run the same command again."), \
             RichProgress(err_console if to_stdout else None, transient=True) as progress:
         from mmrec.pipeline.recommend import run_recommend

@@ -86,6 +86,15 @@ def test_bad_options_exit_2(config, args, message):
     assert message in result.output
 
 
+def test_save_predictions_over_the_split_it_reads_is_refused(config, tmp_path):
+    test_csv = tmp_path / "splits" / "test.csv"
+    before = test_csv.read_bytes()
+    result = runner.invoke(app, ["evaluate", "-c", str(config), "--recommender-type", "random",
+                                 "--save-predictions", str(test_csv)])
+    assert result.exit_code == 2 and "lies inside paths.splits_dir" in " ".join(result.output.replace("│", " ").split())
+    assert test_csv.read_bytes() == before
+
+
 def test_save_predictions_onto_a_directory_is_refused_before_any_work(config, tmp_path):
     result = runner.invoke(app, ["evaluate", "-c", str(config), "--recommender-type", "random",
                                  "--save-predictions", str(tmp_path)])

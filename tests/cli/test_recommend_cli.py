@@ -171,6 +171,24 @@ def test_output_that_is_a_directory_is_refused_before_any_work(config, tmp_path)
     assert "is a directory" in _flat(result.output)
 
 
+def test_an_output_over_the_config_the_data_or_an_input_is_refused_and_nothing_is_touched(config, tmp_path):
+    """`--output` over the config, a split file or the processed items replaced them (exit 0): the next command
+    blamed a split "killed half-way" or an unknown key. Each is refused before any work, the file as it was."""
+    users = tmp_path / "users.txt"
+    users.write_text("u001\n")
+    for target, named, extra in ((config, "is the config file", ()),
+                                 (tmp_path / "splits" / "test.csv", "lies inside paths.splits_dir", ()),
+                                 (tmp_path / "processed" / "items.parquet", "lies inside paths.processed_dir",
+                                  ("--all-users",)),
+                                 (users, "is the --user-file", ("--user-file", str(users)))):
+        before = target.read_bytes()
+        args = ("--users", "u001") if not extra else extra
+        result = _recommend(config, *args, "--output", str(target))
+        assert result.exit_code == 2 and f"it {named}" in _flat(result.output), result.output
+        assert target.read_bytes() == before
+    assert _recommend(config, "--users", "u001", "--output", str(tmp_path / "results" / "recs.json")).exit_code == 0
+
+
 def test_all_users_parquet_rows_equal_recommend_for_one_user(config, tmp_path):
     out = tmp_path / "recs.parquet"
     result = runner.invoke(app, ["recommend", "-c", str(config), "--all-users", "--output", str(out),
