@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from mmrec.cli.common import (
@@ -22,6 +21,7 @@ from mmrec.cli.common import (
     print_json_data,
     kept_on_interrupt,
     print_notes,
+    shown,
     state,
 )
 
@@ -103,13 +103,13 @@ def precompute(
         if modality not in report.with_content:
             console.print(f"{modality}: not computed (model.use_{modality} is false: the model does not read it).")
     for modality, item_id, reason in report.failures:
-        console.print(f"[yellow]unreadable {modality} input for item {escape(str(item_id))}: {escape(str(reason))}")
+        console.print(f"[yellow]unreadable {modality} input for item {shown(str(item_id))}: {shown(str(reason))}")
     print_import_gaps(report)
     console.print(f"Cache: [bold]{result.cache_folder}[/bold]")
     from mmrec.pipeline.preprocess import stale_processed_note
 
     if note := stale_processed_note(settings):  # the features are those of the processed items, not the raw ones
-        console.print(f"[yellow]{escape(note)}")
+        console.print(f"[yellow]{shown(note)}")
 
 
 def print_import_gaps(report: PrecomputeReport) -> None:
@@ -161,10 +161,10 @@ def import_command(
                           f"deleted{dims}). Checkpoints trained on it no longer load: train again.")
     if report.unknown_ids:
         console.print(f"[yellow]Skipped {len(report.unknown_ids):,} row(s) whose item id is not in the catalogue: "
-                      f"{escape(examples(report.unknown_ids))}")
+                      f"{shown(examples(report.unknown_ids))}")
     if report.missing_items:
         console.print(f"[yellow]{len(report.missing_items):,} catalogue item(s) have no row in the file and no "
-                      f"{modality} vector (treated as lacking it): {escape(examples(report.missing_items))}")
+                      f"{modality} vector (treated as lacking it): {shown(examples(report.missing_items))}")
     print_notes(report.notes)
     console.print(f"Cache: [bold]{result.cache_folder}[/bold]")
 
@@ -179,14 +179,14 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, as_json: JsonO
     if as_json:  # `refused`: combo entries that are symbolic links, left unopened
         print_json_data({"cache_dir": settings.paths.cache_dir, "caches": listing.caches, "refused": listing.refused})
         if note := absent_folder_note(settings.paths.cache_dir):  # on stderr: stdout stays JSON
-            err_console.print(f"[yellow]No feature caches{escape(note)}.")
+            err_console.print(f"[yellow]No feature caches{shown(note)}.")
         return
     _warn_refused(listing.refused, settings.paths.cache_dir)
     infos = listing.caches
     if not infos:
         imported = "imported" in (settings.features.vision_backbone, settings.features.text_backbone)
         how = "`mmrec cache import` (this config's backbones are imported)" if imported else "`mmrec cache precompute`"
-        absent = escape(absent_folder_note(settings.paths.cache_dir))
+        absent = shown(absent_folder_note(settings.paths.cache_dir))
         console.print(f"No feature caches in {settings.paths.cache_dir}{absent}. Fill one with {how}.")
         return
     table = Table(title=f"Feature caches in {settings.paths.cache_dir}", collapse_padding=True)
@@ -205,7 +205,7 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, as_json: JsonO
     console.print(table)
     for info in infos:
         if info.problem:
-            console.print(f"[red]{escape(info.problem)}")
+            console.print(f"[red]{shown(info.problem)}")
 
 
 def _short_time(stamp: str) -> str:

@@ -7,10 +7,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from mmrec.cli.common import ConfigOption, JsonOption, absent_folder_note, console, err_console, print_json_data, state
+from mmrec.cli.common import (
+    ConfigOption,
+    JsonOption,
+    absent_folder_note,
+    console,
+    err_console,
+    print_json_data,
+    shown,
+    state,
+)
 from mmrec.errors import CheckpointError
 
 app = typer.Typer(help="List, organize and inspect model checkpoints.", no_args_is_help=True)
@@ -45,13 +53,13 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir
         print_json_data({"checkpoint_dir": root, "checkpoints": [{**asdict(info), "valid": info.valid}
                                                                  for info in infos]})
         if note := absent_folder_note(root):  # on stderr: stdout stays JSON
-            err_console.print(f"[yellow]No checkpoints{escape(note)}.")
+            err_console.print(f"[yellow]No checkpoints{shown(note)}.")
         return
     if not infos:
         if checkpoint_dir is not None and not Path(root).is_dir():  # a mistyped folder is not an empty one
             raise CheckpointError(f"Checkpoint folder {root} does not exist.",
                                   hint="Pass the folder `mmrec train` wrote (paths.checkpoint_dir), or train first.")
-        console.print(f"No checkpoints in {root}{escape(absent_folder_note(root))}. Train one with `mmrec train`.")
+        console.print(f"No checkpoints in {root}{shown(absent_folder_note(root))}. Train one with `mmrec train`.")
         return
     table = Table(title=f"Checkpoints in {root}")
     # Narrow enough for 80 columns: organized checkpoints sit under a row naming their combo folder, a flat one
@@ -74,10 +82,10 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir
         # --checkpoint-name takes, and a combo name (30+ characters) said once leaves room at 80 columns.
         if info.organized and info.path.parent != folder:
             folder = info.path.parent
-            table.add_row(*(f"[bold]{escape(str(folder.relative_to(root)))}/" if column == "path" else ""
+            table.add_row(*(f"[bold]{shown(str(folder.relative_to(root)))}/" if column == "path" else ""
                             for column in columns))
-        path = (f"  {escape(info.path.name)}" if info.organized else f"{escape(str(info.path.relative_to(root)))}\n"
-                f"[dim]↳ {escape(info.combo) if info.combo else '[yellow]combo unknown'}[/dim]")
+        path = (f"  {shown(info.path.name)}" if info.organized else f"{shown(str(info.path.relative_to(root)))}\n"
+                f"[dim]↳ {shown(info.combo) if info.combo else '[yellow]combo unknown'}[/dim]")
         cells = {"path": path,
                  "epoch": f"{info.epoch or '-'}{'*' if info.finished is False else ''}", metric_name: metric,
                  "size": _size(info.size_bytes), "status": "" if info.valid else "[red]broken"}
@@ -85,15 +93,15 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir
     console.print(table)
     for info in infos:
         if not info.valid:
-            console.print(f"[red]{escape(str(info.path.relative_to(root)))} is broken:[/red] "
-                          f"{escape(str(info.problem))}")
+            console.print(f"[red]{shown(str(info.path.relative_to(root)))} is broken:[/red] "
+                          f"{shown(str(info.problem))}")
     if any(info.finished is False for info in infos):
         console.print("* unfinished: a best checkpoint of a training run still going or interrupted; its metric is "
                       "the two-tower model's at that epoch, before the run chose its blend.")
     if any(info.blended for info in infos):
         blended = sorted(str(info.path.relative_to(root)) for info in infos if info.blended)
-        console.print(f"{escape(metric_name)} is on validation: a best checkpoint's is the model it serves (the "
-                      f"two-tower model blended with the item-item model for {escape(', '.join(blended))}; the "
+        console.print(f"{shown(metric_name)} is on validation: a best checkpoint's is the model it serves (the "
+                      f"two-tower model blended with the item-item model for {shown(', '.join(blended))}; the "
                       "two-tower model alone for any other), a last checkpoint's the two-tower model's at that "
                       "epoch.")
     if any(not info.organized for info in infos):
@@ -108,7 +116,7 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir
             console.print(f"{len(offered)} flat checkpoint(s) name no combo: run "
                           "`mmrec checkpoints organize-manual` to say which.")
         if plan.conflicts:
-            named = ", ".join(escape(str(path.relative_to(root))) for path in plan.conflicts)
+            named = ", ".join(shown(str(path.relative_to(root))) for path in plan.conflicts)
             console.print(f"{len(plan.conflicts)} flat checkpoint(s) have a namesake in their combo folder ({named}): "
                           "remove or rename one of each pair.")
 

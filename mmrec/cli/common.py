@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import math
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -34,8 +35,9 @@ from mmrec.progress import ProgressEvent
 from mmrec.registry import RECOMMENDERS
 from mmrec.settings import LoadedSettings, Settings, load_settings
 
-console = Console()
-err_console = Console(stderr=True)
+# emoji off: a name such as `root:x:0:0` in a file's header is printed as written, not with an emoji for `:x:`.
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 ConfigOption = Annotated[
     Path | None,
@@ -122,7 +124,8 @@ class AppState:
         raw = Path(paths.data_dir)
         return check_output_file(path, option, [
             (self.used_config, "the config file"), (raw / data.item_info_file, "the item table it reads"),
-            (raw / data.interactions_file, "the interactions it reads"), (raw / data.images_subdir, "the images folder"),
+            (raw / data.interactions_file, "the interactions it reads"),
+            (raw / data.images_subdir, "the images folder"),
             (paths.processed_dir, "paths.processed_dir"), (paths.splits_dir, "paths.splits_dir"),
             (paths.checkpoint_dir, "paths.checkpoint_dir"), (paths.cache_dir, "paths.cache_dir"), *inputs])
 
@@ -135,10 +138,20 @@ def state(ctx: typer.Context) -> AppState:
     return root.obj
 
 
+# Control characters (an escape sequence in a column name or a file name: it would retitle the window or recolour the
+# terminal) and the bidirectional overrides that reorder what follows them are shown as escapes.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(text: str) -> str:
+    """`text` ready for rich: markup escaped, control characters written as \\x1b (newlines and tabs kept)."""
+    return escape(_UNPRINTABLE.sub(lambda found: ascii(found.group())[1:-1], text))
+
+
 def render_error(error: MmrecError, verbose: bool = False) -> None:
     """One red block: what is wrong and, when known, what to do."""
     # Messages are plain text: escape them, or rich would eat bracketed text such as `mmrec[ann]` or ids.
-    body = escape(error.message) + (f"\n\n[bold]Hint:[/bold] {escape(error.hint)}" if error.hint else "")
+    body = shown(error.message) + (f"\n\n[bold]Hint:[/bold] {shown(error.hint)}" if error.hint else "")
     colour = "yellow" if isinstance(error, Interrupted) else "red"  # the user's own Ctrl-C, not a fault
     err_console.print(Panel(body, title=f"[bold {colour}]{type(error).__name__}", border_style=colour, expand=False))
     if verbose:
@@ -150,7 +163,7 @@ def print_notes(notes: Iterable[str], progress: RichProgress | None = None, to: 
     running are not repeated."""
     for note in notes:
         if progress is None or note not in progress.shown:
-            (to or console).print(f"[yellow]{escape(note)}")
+            (to or console).print(f"[yellow]{shown(note)}")
 
 
 def confirm(question: str) -> bool:
@@ -170,7 +183,7 @@ def print_model(checkpoint: dict[str, Any] | None, to: Console, name: str = "mod
     if checkpoint:
         from mmrec.checkpoints.store import describe_provenance  # torch: loaded by then
 
-        to.print(f"[dim]{escape(name)}:[/dim] {escape(describe_provenance(checkpoint))}")
+        to.print(f"[dim]{shown(name)}:[/dim] {shown(describe_provenance(checkpoint))}")
 
 
 def _number(value: float) -> str:
@@ -244,7 +257,7 @@ class RichProgress:
 
     def __call__(self, event: ProgressEvent) -> None:
         if event.message:
-            self._progress.console.print(f"[dim]{escape(event.message)}")
+            self._progress.console.print(f"[dim]{shown(event.message)}")
             self.shown.add(event.message)
         task_id = self._tasks.get(event.task)
         if task_id is None:

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from mmrec.cli.common import ConfigOption, RichProgress, console, print_notes, state
+from mmrec.cli.common import ConfigOption, RichProgress, console, print_notes, shown, state
 from mmrec.data.import_config import kept_config_note
 
 app = typer.Typer(
@@ -115,7 +114,7 @@ def import_movielens(
         console.print(f"{result.posters_unchanged:,} of the posters were already there with the same bytes: left "
                       "as they were, so preprocess does not check them again.")
     if result.config_kept:
-        console.print(f"[yellow]{escape(kept_config_note(result.out_dir, result.config_path))}")
+        console.print(f"[yellow]{shown(kept_config_note(result.out_dir, result.config_path))}")
     console.print(
         f"Numeric feature columns for this data: [bold]{result.numeric_columns}[/bold] "
         "(no view/comment/thumbup counts; rating statistics are computed from the train split only).\n"

@@ -227,8 +227,8 @@ def evaluate(
     }
     settings = state(ctx).settings(config, overrides)
     if save_predictions is not None:
-        state(ctx).output_file(save_predictions, "--save-predictions", (test_data, "the --test-data"),  # before any work
-                               (train_data, "the --train-data"))
+        state(ctx).output_file(save_predictions, "--save-predictions",  # before any work, not after it
+                               (test_data, "the --test-data"), (train_data, "the --train-data"))
     from mmrec.evaluation.report import REPORT_FILES
 
     results_dir = Path(settings.paths.results_dir)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from mmrec.cli.common import (ConfigOption, RichProgress, cache_interrupted, console, kept_on_interrupt, print_notes,
-                              state)
+                              shown, state)
 from mmrec.errors import BusyError
 
 
@@ -26,7 +25,7 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
     table.add_row("items", "rows in item_info", f"{items['input_rows']:,}", "")
     for reason, count in items["dropped"].items():
         table.add_row(
-            "items", f"dropped: {reason}", f"{count:,}", escape(", ".join(items["examples"].get(reason, [])))
+            "items", f"dropped: {reason}", f"{count:,}", shown(", ".join(items["examples"].get(reason, [])))
         )
     table.add_row("items", "kept", f"{items['kept']:,}", "")
     table.add_row("items", "without interactions (cold)", f"{items['without_interactions']:,}", "")
@@ -40,7 +39,7 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
                 f"{style}{status}",
                 f"{images[status]:,}",
                 "no images folder (note below)" if no_folder and status == "missing" else
-                escape(_missing_kinds(images) * (status == "missing")
+                shown(_missing_kinds(images) * (status == "missing")
                        + "; ".join(images["examples"].get(status, [])[:3])),
             )
     if images.get("reused"):
@@ -53,38 +52,38 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
         table.add_row("text", key.replace("_", " "), f"{count:,}", "")
     for column, info in items["numeric"].items():
         if info.get("formatted"):
-            table.add_row("numeric", f"{escape(column)}: read as numbers (K/M/B, 1,234, $12.99)",
-                          f"{info['formatted']:,}", escape(", ".join(info["formatted_examples"])))
+            table.add_row("numeric", f"{shown(column)}: read as numbers (K/M/B, 1,234, $12.99)",
+                          f"{info['formatted']:,}", shown(", ".join(info["formatted_examples"])))
         found = ", ".join(f"{k}={info[k]}" for k in ("non_numeric", "missing", "infinite", "negative",
                                                       "placeholder_zeros") if info.get(k))
         if info.get("far_above"):  # capped, not imputed: its own row
-            table.add_row("numeric", f"{escape(column)}: capped (far above every other value)",
+            table.add_row("numeric", f"{shown(column)}: capped (far above every other value)",
                           f"{info['far_above']:,}", f"at {info['far_above_cap']:g}")
         if info.get("no_information"):
             if info.get("constant") is not None:
                 found = ", ".join([f"every valid value {info['constant']:g}", *([found] if found else [])])
-            table.add_row("numeric", f"[yellow]{escape(column)}: left out, carries no information ({found})",
+            table.add_row("numeric", f"[yellow]{shown(column)}: left out, carries no information ({found})",
                           f"{items['kept']:,}", "")
             continue
         if not found and info.get("far_above"):  # the capped row says it: not "all valid"
             continue
         table.add_row(
             "numeric",
-            f"{escape(column)}: imputed ({found})" if found else f"{escape(column)}: all valid",
+            f"{shown(column)}: imputed ({found})" if found else f"{shown(column)}: all valid",
             f"{info['imputed']:,}" if found else f"{items['kept']:,}",  # the count of what the row says
             (f"fill={info['fill_value']:g}" if found else "")
-            + escape(f"; ids {', '.join(info['examples'])}" if info["examples"] else ""),
+            + shown(f"; ids {', '.join(info['examples'])}" if info["examples"] else ""),
         )
     inter = report["interactions"]
     table.add_row("interactions", "rows in interactions", f"{inter['input_rows']:,}", "")
     ratings = inter.get("ratings") or {}
     if ratings:  # every value read, so one off the scale (a 0 or a 6 on 1-5) is seen
-        shown = (f"from {ratings['min']:g} to {ratings['max']:g}" if "min" in ratings
-                 else ", ".join(f"{value}: {count:,}" for value, count in ratings.items()))
-        table.add_row("interactions", "rating values read (value: rows)", "", shown)
+        read = (f"from {ratings['min']:g} to {ratings['max']:g}" if "min" in ratings
+                else ", ".join(f"{value}: {count:,}" for value, count in ratings.items()))
+        table.add_row("interactions", "rating values read (value: rows)", "", read)
     for reason, count in inter["dropped"].items():
         table.add_row(
-            "interactions", f"dropped: {reason}", f"{count:,}", escape(", ".join(inter["examples"].get(reason, [])))
+            "interactions", f"dropped: {reason}", f"{count:,}", shown(", ".join(inter["examples"].get(reason, [])))
         )
     table.add_row("interactions", "kept", f"{inter['kept']:,}", "")
     table.add_row("interactions", "users / items", f"{inter['users']:,} / {inter['items']:,}", "")

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from mmrec.cli.common import (
@@ -22,6 +21,7 @@ from mmrec.cli.common import (
     print_json_data,
     print_model,
     print_notes,
+    shown,
     state,
 )
 from mmrec.errors import ConfigError
@@ -39,7 +39,7 @@ def print_result(result, to: Console | None = None) -> None:
     """The lists as tables, then diversity and notes, on `to` (default stdout; stderr when stdout holds JSON)."""
     to = to or console
     for user in result.users:
-        title = f"user {escape(user.user_id)}" + (f" [yellow](fallback: {user.fallback})" if user.fallback else "")
+        title = f"user {shown(user.user_id)}" + (f" [yellow](fallback: {user.fallback})" if user.fallback else "")
         if user.diversity_before is not None:
             title += f"  diversity {user.diversity_before:.3f} -> {user.diversity_after:.3f}"
         table = Table(title=title, header_style="bold", title_justify="left")
@@ -54,10 +54,10 @@ def print_result(result, to: Console | None = None) -> None:
         for item in user.items:
             table.add_row(
                 str(item["rank"]),
-                escape(item["item_id"]) + (" [cyan](new)" if item.get("new") else ""),
-                escape(item["title"]),
+                shown(item["item_id"]) + (" [cyan](new)" if item.get("new") else ""),
+                shown(item["title"]),
                 f"{item['score']:.4f}",
-                escape(_reason_text(item["reason"])),
+                shown(_reason_text(item["reason"])),
             )
         to.print(table)
     if result.diversity_lambda is not None:

@@ -15,6 +15,20 @@ def test_error_text_in_brackets_is_shown_not_read_as_markup():
     assert "item [i1] is odd" in text and "pip install 'mmrec[ann]'" in text
 
 
+def test_escape_sequences_and_emoji_codes_from_the_data_are_shown_as_written_never_run():
+    """A column name holding ESC ]0;...BEL retitled the terminal and ESC [31m recoloured it; `root:x:0` showed an
+    emoji for `:x:`. Control characters print as escapes, and emoji codes as written."""
+    name = "item\x1b]0;PWNED\x07_id\x1b[31m root:x:0 \u202egpj.exe [bold red]"
+    with common.err_console.capture() as captured:
+        common.render_error(ConfigError(f"columns present: {name}", hint=name))
+    with common.console.capture() as notes:
+        common.print_notes([f"file {name}\nnext line\ttab"])
+    for text in (captured.get(), notes.get()):
+        assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text and "❌" not in text
+        assert "item\\x1b]0;PWNED\\x07_id\\x1b[31m root:x:0 \\u202egpj.exe [bold red]" in text
+    assert "\nnext line " in notes.get()  # line ends and tabs are kept (rich expands a tab)
+
+
 def test_progress_rate_counts_this_runs_progress_and_slow_units_read_as_seconds_each():
     from rich.console import Console
 
