@@ -114,7 +114,7 @@ def run_batch_recommend(
     serving = load_serving(settings, recommender_type, progress)
     chosen, selection_notes = (serving.users, []) if all_users else select_users(
         serving.seen.users, named, sample_users, settings.evaluation.seed, file_notes, inference.unknown_users,
-        serving.users)
+        serving.users, serving.gone_since)
     for note in (serving.joined_since_note(chosen), serving.gone_since_note(chosen)):
         selection_notes = [*selection_notes, note] if note else selection_notes
     k = inference.top_k

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,12 +182,14 @@ def select_users(
     said: Sequence[str] = (),
     unknown_users: str = "fallback",
     data_users: Sequence[str] | None = None,
+    gone_since: Callable[[Sequence[str]], list[str]] | None = None,
 ) -> tuple[list[str], list[str]]:
     """(requested users in order, without duplicates: the `named` ones (requested_users), then a seeded
     sample; notes). `said`: requested_users' notes, which say why none is left when none is.
     `unknown_users` (inference.unknown_users): "error" refuses any named user the data do not know
     (`data_users`, else `known_users`: users who only rated below the threshold are known, and served the
-    fallback), "auto" refuses when none of them is known and nothing is sampled, "fallback" refuses none."""
+    fallback), "auto" refuses when none of them is known and nothing is sampled, "fallback" refuses none.
+    `gone_since`: which of some users the checkpoint knows though the data no longer do (Serving.gone_since)."""
     notes: list[str] = []
     known = set(known_users)
     unknown = [u for u in dict.fromkeys(named) if u not in known]
@@ -214,7 +216,8 @@ def select_users(
                      f"{rows[0]!r}): each was served as one unknown user. Give one user id per --users value or "
                      "per line of --user-file (or a table whose header names its user id column).")
     if named and (unknown_users == "error" or (unknown_users == "auto" and not sample_users)):
-        _refuse_unknown(named, set(known_users if data_users is None else data_users), unknown_users == "auto", notes)
+        _refuse_unknown(named, set(known_users if data_users is None else data_users), unknown_users == "auto", notes,
+                        gone_since)
     if sample_users:
         rng = np.random.default_rng(seed)
         already = set(chosen)  # sample beyond the explicitly named users
@@ -231,7 +234,8 @@ def select_users(
     return list(dict.fromkeys(chosen)), notes
 
 
-def _refuse_unknown(named: Sequence[str], known: set[str], only_when_all: bool, notes: Sequence[str]) -> None:
+def _refuse_unknown(named: Sequence[str], known: set[str], only_when_all: bool, notes: Sequence[str],
+                    gone_since: Callable[[Sequence[str]], list[str]] | None = None) -> None:
     """ConfigError naming the `named` users not in `known` when there are any (`only_when_all`: when no named
     user is known), with the notes that say what the ids look like (`notes`: select_users' so far)."""
     unknown = [user for user in dict.fromkeys(named) if user not in known]
@@ -240,11 +244,18 @@ def _refuse_unknown(named: Sequence[str], known: set[str], only_when_all: bool, 
     listed = ", ".join(map(repr, unknown[:5])) + (f" and {len(unknown) - 5:,} more" if len(unknown) > 5 else "")
     what = (f"None of the {len(unknown):,} requested user(s) is known" if only_when_all else
             f"{len(unknown):,} requested user(s) are unknown")
+    gone = gone_since(unknown) if gone_since is not None else []
+    said = [f"{'All' if len(gone) == len(unknown) else f'{len(gone):,}'} of them (e.g. {gone[0]!r}) are in the "
+            "checkpoint, so their ids are right: their interactions left the processed data since training (deleted, "
+            "or dropped by `mmrec preprocess` as on items no longer in the catalogue: its report counts those)."
+            ] if gone else []
+    fallback = ("To serve users without a history the fallback list (a service's new visitors), pass --unknown-users "
+                "fallback (inference.unknown_users).")
     raise ConfigError(
         f"{what} ({listed}): no interaction of theirs is in the processed data, so each would get the same fallback "
-        "list." + "".join(f" {note}" for note in notes),
-        hint="Check the ids and that -c names the config of their data. To serve users without a history the "
-             "fallback list (a service's new visitors), pass --unknown-users fallback (inference.unknown_users).")
+        "list." + "".join(f" {note}" for note in [*said, *notes]),
+        hint=(fallback if len(gone) == len(unknown) else f"Check the ids and that -c names the config of their data. "
+              f"{fallback}"))
 
 
 def short_list_note(n_short: int, k: int, serving: Serving) -> str | None:
@@ -312,7 +323,7 @@ def run_recommend(
     serving = load_serving(settings, recommender_type, progress)
     model, item_ids, titles = serving.model, serving.item_ids, serving.titles
     chosen, selection_notes = select_users(serving.seen.users, named, sample_users, settings.evaluation.seed,
-                                           file_notes, inference.unknown_users, serving.users)
+                                           file_notes, inference.unknown_users, serving.users, serving.gone_since)
     selection_notes = [*file_notes, *selection_notes]
     for note in (serving.joined_since_note(chosen), serving.gone_since_note(chosen)):
         selection_notes += [note] if note else []

@@ -81,14 +81,19 @@ class Serving:
                 "the interactions they have now (history and item-item model), without an id embedding of their "
                 "own; `mmrec train` again on data that holds them to learn one.")
 
-    def gone_since_note(self, users: Sequence[str]) -> str | None:
-        """A note on the `users` the checkpoint was trained on who have no interaction in the processed data now
-        (deleted or expired since), or None: the fallback serves them, not the profile the checkpoint kept."""
+    def gone_since(self, users: Sequence[str]) -> list[str]:
+        """The `users` the checkpoint was trained on who have no interaction in the processed data now (deleted,
+        expired, or dropped by preprocess since: on items no longer in the catalogue)."""
         trained = getattr(self.model, "users", None)
         if not isinstance(trained, IdEncoder):
-            return None
+            return []
         known = set(self.users)
-        gone = [user for user in users if user not in known and user in trained]
+        return [user for user in users if user not in known and user in trained]
+
+    def gone_since_note(self, users: Sequence[str]) -> str | None:
+        """A note on the users of `gone_since`, or None: the fallback serves them, not the profile the checkpoint
+        kept."""
+        gone = self.gone_since(users)
         if not gone:
             return None
         return (f"{len(gone):,} of the users unknown to the model (e.g. {gone[0]!r}) are in the checkpoint but have "

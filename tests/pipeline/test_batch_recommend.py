@@ -257,6 +257,11 @@ def test_serving_says_how_many_items_have_no_id_embedding(tmp_path):
     assert single.users[0].fallback == "popularity" and any(note.startswith(
         "1 of the users unknown to the model (e.g. 'u1') are in the checkpoint but have no interaction in the "
         "processed data now") for note in single.notes)
+    # Asked for alone, the refusal says their ids are right (it had pointed at typos or the wrong config).
+    with pytest.raises(ConfigError, match="None of the 1 requested user.* All of them .* are in the checkpoint, so "
+                                          "their ids are right: their interactions left the processed data") as info:
+        run_recommend(settings, users=["u1"])  # inference.unknown_users: auto, the default
+    assert "Check the ids" not in info.value.hint and "--unknown-users fallback" in info.value.hint
 
 
 def test_new_items_keep_their_places_for_the_multimodal_model_in_both_modes(trained):
