@@ -80,17 +80,21 @@ class RecommendResult:
         }
 
 
+# What --new-items reserves places for: items no interaction names, which are new ones or ones nobody chose.
+NO_INTERACTIONS = "no interactions yet (a new item, or one nobody has chosen)"
+
+
 def new_item_reason(model: Any, item: int) -> dict[str, str]:
     """Why a new item (no interaction yet) is in a list: no co-interactions explain it, so name the content the
     model ranked it from (what it reads of that item), or chance for the random recommender."""
     if model.name == "random":
-        return {"why": "new item, no interactions yet: placed at random"}
+        return {"why": f"{NO_INTERACTIONS}: placed at random"}
     parts = model.content_of(item) if hasattr(model, "content_of") else []
     if not parts:
-        return {"why": "new item, no interactions yet, and nothing the model reads of it (no image, text or "
+        return {"why": f"{NO_INTERACTIONS}, and nothing the model reads of it (no image, text or "
                        "metadata): its place carries no signal"}
     named = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
-    return {"why": f"new item, no interactions yet: ranked from its {named}"}
+    return {"why": f"{NO_INTERACTIONS}: ranked from its {named}"}
 
 
 HEADER_NAMES = ("user_id", "userid", "user id", "user", "users", "uid")

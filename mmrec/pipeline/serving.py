@@ -257,4 +257,6 @@ def new_items_note(slots: int, n_new: int, n_items: int, fallback_name: str, ann
             f"holds at least {min(slots, n_new)} of them")
     return (f"--new-items {slots}: {n_new:,} of {n_items:,} catalogue items have no interaction yet{below}; each list "
             f"{held} (the best-scored for that user, flagged `new`), in its last places when they do not rank "
-            f"higher on their own. Users served by the {fallback_name} fallback get none: it cannot rank new items.")
+            f"higher on their own. Users served by the {fallback_name} fallback get none: it cannot rank new items. "
+            "An item without interactions is new or one nobody chose: where item_info keeps items no longer on offer "
+            "(last month's articles), leave them out of it, or they take these places too.")
