@@ -492,7 +492,8 @@ def run_preprocess(
             item_report.notes.append(note)
         elif orphans:
             item_report.notes.append(f"{len(orphans):,} file(s) in {data_dir / data.images_subdir} are named after no "
-                                     f"catalogue item (e.g. {', '.join(orphans[:3])}): not used."
+                                     f"catalogue item (e.g. {', '.join(n if n.isprintable() else ascii(n) for n in orphans[:3])}): "
+                                     "not used."
                                      + _case_matches_note(orphans, items.loc[[not good for good in ok], "item_id"]))
         items.insert(
             4,
