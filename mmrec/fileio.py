@@ -132,28 +132,47 @@ def text_lines(text: str) -> list[str]:
     return re.split(r"\r\n|\r|\n", text.removesuffix("\n")) if text else []
 
 
-def not_a_file(path: Path) -> str | None:
-    """Why `path` is no file a user hands in ("does not exist", "is a folder, not a file", or a device, pipe or socket,
-    which never ends or waits: /dev/zero, a FIFO), or None for a regular file (a link to one included)."""
+def not_a_file(path: Path, pipes: bool = False) -> str | None:
+    """Why `path` is no file a user hands in ("does not exist", "is a folder, not a file", or a device or socket:
+    /dev/zero never ends), or None for a regular file (a link to one included). With `pipes`, a pipe (a FIFO,
+    `<(command)`, /dev/stdin fed by a pipe) is read too (read_text_file bounds it); else it is refused as well."""
     if path.is_file():
         return None
     if path.is_dir():
         return "is a folder, not a file"
     if path.exists():
-        return "is a device, pipe or socket, not a regular file (it may never end, or wait for a writer)"
+        if pipes and stat.S_ISFIFO(path.stat().st_mode):
+            return None
+        return ("is a device or socket, not a file (a device such as /dev/zero never ends)" if pipes else
+                "is a device, pipe or socket, not a regular file (it may never end, or wait for a writer)")
     return "does not exist"
+
+
+MAX_PIPED_BYTES = 256 * 2**20  # what read_text_file takes through a pipe, which has no size to check first
 
 
 def read_text_file(
     path: str | os.PathLike[str], what: str, error: type[MmrecError] = DataError, hint: str | None = None
 ) -> str:
     """The UTF-8 text of a user-supplied file (without the byte-order mark Notepad and Excel may write), or
-    `error` saying what is wrong (`what` names the file; a leading `~` is the home folder)."""
+    `error` saying what is wrong (`what` names the file; a leading `~` is the home folder). A pipe is read up to
+    MAX_PIPED_BYTES."""
     path = Path(os.path.expanduser(path))
-    if problem := not_a_file(path):
+    if problem := not_a_file(path, pipes=True):
         raise error(f"{what} {path} {problem}.", hint=hint)
     try:
-        return path.read_text(encoding="utf-8-sig")
+        if path.is_file():
+            return path.read_text(encoding="utf-8-sig")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_PIPED_BYTES + 1)
+        if len(data) > MAX_PIPED_BYTES:
+            raise error(f"{what} {path} is a pipe that gives more than {MAX_PIPED_BYTES // 2**20} MiB: no settings "
+                        "or id list is that long.", hint=hint)
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise error(f"{what} {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start:,}).",
+                        hint=hint) from None
     except UnicodeDecodeError:
         raise not_utf8_error(path, what, error) from None
     except OSError as exc:

@@ -1,5 +1,6 @@
 """Atomic writes: the final file replaces the old one whole and gets the mode any other file would."""
 
+import contextlib
 import os
 import stat
 import time
@@ -96,14 +97,35 @@ def test_writing_onto_a_directory_or_under_a_file_is_a_config_error(tmp_path):
 
 def test_read_text_file_names_what_is_wrong(tmp_path):
     (tmp_path / "latin1.txt").write_bytes(b"caf\xe9")
-    os.mkfifo(tmp_path / "fifo")  # read, it waits for a writer forever; /dev/zero never ends (a machine's memory)
+    # /dev/zero never ends: read whole, it took a machine's memory
     cases = {tmp_path / "latin1.txt": "not UTF-8", tmp_path: "is a folder, not a file", tmp_path / "no.txt":
-             "does not exist", tmp_path / "fifo": "is a device, pipe or socket", Path("/dev/zero"): "device, pipe"}
+             "does not exist", Path("/dev/zero"): "is a device or socket, not a file"}
     for path, expected in cases.items():
         with pytest.raises(DataError, match=expected):
             read_text_file(path, "User file")
     (tmp_path / "ok.txt").write_text("héllo", encoding="utf-8")
     assert read_text_file(tmp_path / "ok.txt", "User file") == "héllo"
+    # A pipe (`--user-file <(grep ...)`, `-c <(...)`) is read, up to a bound: it has no size to check first.
+    import threading
+
+    os.mkfifo(tmp_path / "fifo")
+
+    def feed(data: bytes) -> threading.Thread:
+        def write() -> None:
+            with open(tmp_path / "fifo", "wb") as handle:
+                with contextlib.suppress(BrokenPipeError):
+                    handle.write(data)
+        thread = threading.Thread(target=write)
+        thread.start()
+        return thread
+
+    writer = feed("u1\nu2\n".encode())
+    assert read_text_file(tmp_path / "fifo", "User file") == "u1\nu2\n"
+    writer.join()
+    writer = feed(b"caf\xe9")
+    with pytest.raises(DataError, match="is not UTF-8 text \\(byte 0xe9 at offset 3\\)"):
+        read_text_file(tmp_path / "fifo", "User file")
+    writer.join()
 
 
 def test_a_file_that_is_not_utf8_names_the_line_and_how_to_resave_it(tmp_path):

@@ -162,7 +162,7 @@ def test_user_file_that_is_a_directory_says_so(config, tmp_path):
     assert result.exit_code == 2 and "is a folder, not a file" in _flat(result.output)
     assert "does not exist" not in _flat(result.output)
     result = _recommend(config, "--user-file", "/dev/zero")  # read whole, it took all of a machine's memory
-    assert result.exit_code == 2 and "is a device, pipe or socket" in _flat(result.output)
+    assert result.exit_code == 2 and "is a device or socket, not a file" in _flat(result.output)
 
 
 def test_output_that_is_a_directory_is_refused_before_any_work(config, tmp_path):
