@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from mmrec.data.interactions import read_ratings
+from mmrec.data.interactions import parse_timestamps, read_ratings
 from mmrec.data.matrices import held_out_unseen, interaction_matrix
 from mmrec.data.raw_tables import read_table
 from mmrec.errors import DataError
@@ -52,6 +52,8 @@ def read_interactions_file(path: Path, role: str, data: DataSettings | None = No
     frame = frame.rename(columns={source: canonical for canonical, source in names.items()
                                   if canonical not in frame.columns and source in frame.columns})
     frame = validate_interactions(frame, f"{role} file {path}", notes)
+    if "timestamp" in frame.columns:
+        frame = _timestamps_read(frame, path, role, data.timestamp_format if data else None, notes)
     threshold = data.positive_rating_threshold if data else None
     if threshold is not None and "rating" in frame.columns:
         said: list[str] = []  # read as preprocess reads them: decimal commas, data.rating_values' words
@@ -72,6 +74,28 @@ def read_interactions_file(path: Path, role: str, data: DataSettings | None = No
                                 f"data.positive_rating_threshold ({threshold:g}).",
                                 hint="Lower the threshold, or pass a file of positives.")
     return frame
+
+
+def _timestamps_read(frame: pd.DataFrame, path: Path, role: str, timestamp_format: str | None,
+                     notes: list[str] | None) -> pd.DataFrame:
+    """The time column as preprocess reads it (unix seconds as int64): as text, 999999999 sorted after 1000000000,
+    so histories, recency and transitions followed another order than training's. Rows whose time cannot be read
+    are left out and counted, as preprocess leaves them out."""
+    seconds = parse_timestamps(frame["timestamp"], timestamp_format)
+    bad = seconds.isna().to_numpy()
+    if bad.all():
+        raise DataError(f"No time in the timestamp column of the {role} file {path} can be read (e.g. "
+                        f"{frame['timestamp'].iloc[0]!r}).",
+                        hint="Write unix seconds or ISO-8601 times (or what data.timestamp_format says), or leave "
+                             "the column out.")
+    if bad.any():
+        message = (f"{int(bad.sum()):,} row(s) of the {role} file {path.name} have a time that cannot be read (e.g. "
+                   f"{frame.loc[bad, 'timestamp'].iloc[0]!r})")
+        if notes is None:
+            raise DataError(f"{message}.", hint="Fix or remove those rows.")
+        notes.append(f"{message}: left out, as preprocess leaves them out.")
+        frame, seconds = frame[~bad].reset_index(drop=True), seconds[~bad].reset_index(drop=True)
+    return frame.assign(timestamp=np.floor(seconds.to_numpy()).astype("int64"))
 
 
 def validate_interactions(frame: pd.DataFrame, what: str, notes: list[str] | None = None) -> pd.DataFrame:

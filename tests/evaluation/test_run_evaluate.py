@@ -168,6 +168,27 @@ def test_a_test_file_is_read_as_preprocess_reads_its_files(tmp_path):
     assert read_interactions_file(packed, "test")[["user_id", "item_id"]].values.tolist() == [["u1", "a"]]
 
 
+def test_a_files_times_are_read_as_numbers_as_preprocess_reads_them(tmp_path):
+    """Read as text, 999999999 (2001) sorted after 1000000000: with `--train-data`, histories, recency profiles and
+    transitions followed another order than training's, and evaluate could not reproduce its validation metric."""
+    from mmrec.evaluation.dataset import read_interactions_file
+    from mmrec.settings import DataSettings
+
+    train = tmp_path / "train.csv"
+    train.write_text("user_id,item_id,timestamp\nu1,a,1000000000\nu1,b,999999999\nu2,c,2001-09-09T01:46:41Z\n"
+                     "u2,d,1000000001500\nu2,e,later\n")
+    notes: list[str] = []
+    read = read_interactions_file(train, "train", DataSettings(), notes)
+    assert read["timestamp"].dtype == "int64"
+    assert read["timestamp"].tolist() == [1_000_000_000, 999_999_999, 1_000_000_001, 1_000_000_001]
+    assert read.sort_values("timestamp", kind="stable")["item_id"].tolist() == ["b", "a", "c", "d"]
+    assert notes == ["1 row(s) of the train file train.csv have a time that cannot be read (e.g. 'later'): left out, "
+                     "as preprocess leaves them out."]
+    train.write_text("user_id,item_id,timestamp\nu1,a,soon\n")
+    with pytest.raises(DataError, match="No time in the timestamp column of the train file"):
+        read_interactions_file(train, "train", DataSettings(), [])
+
+
 def test_unknown_test_items_are_counted(tiny_config, tmp_path):
     settings = load_settings(tiny_config).settings
     test = tmp_path / "test.csv"
