@@ -91,6 +91,8 @@ class TrainResult:
     # trainer's validation-user order; None unless asked for (run_train(per_user=True)), without
     # validation data or off rank 0. `mmrec tune` compares trials user by user with it.
     val_per_user: np.ndarray | None = None
+    # Every validation user is new: validation ranks one same list for all, so it ties every candidate.
+    validation_all_new: bool = False
 
 
 def _encoders(settings: Settings, train: Any, ctx: DistContext) -> tuple[IdEncoder, IdEncoder]:
@@ -264,6 +266,14 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
         notes.append(f"{off_catalogue:,} split interaction(s) name items the processed catalogue lacks: the split "
                      "predates the last `mmrec preprocess`. Run `mmrec split` again to split the current data.")
     combo = settings.features.combo
+    n_val_users = len(data.val_users)
+    all_new = bool(n_val_users) and data.skipped.get("val_users_unseen_in_train", 0) == n_val_users
+    if all_new:  # the `user` strategy holds out whole users: none has a history to rank from
+        notes.append(f"Every one of the {n_val_users:,} validation users is new (no training interaction, as when "
+                     "whole users are held out): each model serves them one same list, so validation cannot tell the "
+                     "epochs or the blends apart. The best epoch and the blend weights below are ties broken by "
+                     "order, not choices; validate on users with a history (a per-user split) to choose them.")
+        progress(ProgressEvent("validation", message=notes[-1]))
 
     seed_everything(settings.training.seed)  # same initial weights whatever ran before
     model = TwoTowerModel(settings.model, dims)
@@ -420,6 +430,7 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
         skipped={k: v for k, v in data.skipped.items() if v},
         item_item=item_item.model_dump() if item_item is not None else None,
         val_per_user=val_per_user,
+        validation_all_new=all_new,
     )
 
 

@@ -371,3 +371,21 @@ def test_a_holdouts_own_items_and_users_are_unseen_in_training_and_in_the_checkp
         table = weights[name]
         assert torch.equal(table[torch.as_tensor(rows)], table[0].expand(len(rows), -1)), name
         assert not torch.equal(table[1:], table[0].expand(len(table) - 1, -1))  # the trained rows are their own
+
+
+def test_a_validation_of_new_users_only_says_it_chose_nothing(tmp_path):
+    """Whole users held out (the `user` strategy): validation ranks one same list for every user, so every epoch and
+    blend ties; training said the blend was "chosen on validation" and gave popularity's score as the two-tower's."""
+    from mmrec.data.splits import SplitFrames, load_split, save_split
+
+    config = write_tiny_project(tmp_path, epochs=2, sequence_blend=False)
+    split = load_split(tmp_path / "splits")
+    save_split(SplitFrames(split.train, split.val.assign(user_id="new_" + split.val["user_id"]), split.test),
+               tmp_path / "splits")
+    result = run_train(load_settings(config).settings)
+    assert result.validation_all_new
+    assert any(note.startswith("Every one of the 30 validation users is new") for note in result.notes)
+    split = load_split(tmp_path / "splits")
+    save_split(SplitFrames(split.train, split.val.assign(user_id=split.val["user_id"].str[4:]), split.test),
+               tmp_path / "splits")
+    assert not run_train(load_settings(config).settings).validation_all_new
