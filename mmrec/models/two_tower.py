@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -121,6 +122,17 @@ class TwoTowerModel(nn.Module):
         (`catalogue` gives those rows' item ids, which history item embeddings read)."""
         return self.user_tower(user_idx, item_vectors, history_rows, history_rows >= 0,
                                self._history_ids(catalogue, history_rows))
+
+    def read_as_unseen(self, side: str, n_ids: int) -> np.ndarray:
+        """[n_ids] bool: the item (`side` "item") or user ids read as unseen, id 0 and those whose id row is row 0's
+        (ids training never saw, a validation holdout's own: their rows are given row 0's values when saved)."""
+        table = getattr(self.item_tower if side == "item" else self.user_tower, "id_embedding", None)
+        unseen = np.zeros(n_ids, dtype=bool)
+        unseen[:1] = True
+        if table is not None and table.num_embeddings == n_ids > 1:
+            with torch.no_grad():
+                unseen[1:] = (table.weight[1:] == table.weight[0]).all(dim=1).cpu().numpy()
+        return unseen
 
     def search_vectors(self, vectors: torch.Tensor) -> torch.Tensor:
         """User or item vectors in the space whose inner product ranks like `scores` (unit length under cosine)."""

@@ -69,17 +69,18 @@ class Serving:
     def joined_since_note(self, users: Sequence[str]) -> str | None:
         """A note on the `users` the processed data knows but the checkpoint's id encoder does not (they joined
         after it was trained), or None: served from their interactions now, without an id embedding."""
-        trained = getattr(self.model, "users", None)
-        if not isinstance(trained, IdEncoder):
+        without_id = getattr(self.model, "users_without_id", None)
+        if without_id is None:
             return None
         known = set(self.seen.users)
-        later = [user for user in users if user in known and user not in trained]
+        later = without_id([user for user in users if user in known])
         if not later:
             return None
         return (f"{len(later):,} user(s) (e.g. {later[0]!r}) had no training interaction when the checkpoint was "
-                "trained (they joined after it, or all their rows are in validation or test): they are scored from "
-                "the interactions they have now (history and item-item model), without an id embedding of their "
-                "own; `mmrec train` again on data that holds them to learn one.")
+                "trained (they joined after it, or all their rows are in validation or test, or in the holdout "
+                "training validated on): they are scored from the interactions they have now (history and item-item "
+                "model), without an id embedding of their own; `mmrec train` again on data that holds them to learn "
+                "one.")
 
     def gone_since(self, users: Sequence[str]) -> list[str]:
         """The `users` the checkpoint was trained on who have no interaction in the processed data now (deleted,
@@ -216,8 +217,9 @@ def load_serving(settings: Settings, recommender_type: str, progress: ProgressCa
         by_item_item = (" (and by the item-item model from any interactions since)"
                         if getattr(model, "item_item_blend", 0.0) > 0 else "")  # not when the blend leaves it out
         notes.append(f"{new_items:,} of {len(item_ids):,} catalogue items had no training interaction when the "
-                     "checkpoint was trained (added since, only in val/test, or never interacted with), so they "
-                     f"have no id embedding: they are scored from their content features{by_item_item}.")
+                     "checkpoint was trained (added since, only in val/test or in the holdout training validated on, "
+                     "or never interacted with), so they have no id embedding: they are scored from their content "
+                     f"features{by_item_item}.")
     if inference.ann != "none":
         index = ItemIndex(model.search_item_vectors(), inference.ann, inference.ann_nprobe)
         blend = float(getattr(model, "item_item_blend", 0.0))

@@ -147,7 +147,8 @@ class MultimodalRecommender(Recommender):
         self._index_catalogue(train, item_ids)
         numeric = self.spec.numeric
         ids = self.items_encoder.encode(self.item_ids)
-        self.items_without_id = int((np.asarray(ids) == 0).sum())  # id 0: no train interaction then
+        # id 0, or an id row given row 0's values: no training interaction then (a validation holdout's own items)
+        self.items_without_id = int(self.model.read_as_unseen("item", len(self.items_encoder))[ids].sum())
         scaler = numeric.build_scaler()
         columns = numeric.columns
         if scaler.mean is not None and len(columns) + 1 != len(scaler.mean):
@@ -205,6 +206,12 @@ class MultimodalRecommender(Recommender):
         if self.scorer is None:
             raise RuntimeError("call fit(train, item_ids) before scoring")
         return self.scorer
+
+    def users_without_id(self, user_ids: Sequence[str]) -> list[str]:
+        """The `user_ids` the model has no id embedding of: unknown to its encoder, or known only from a validation
+        holdout (their id row is row 0's)."""
+        unseen = self.model.read_as_unseen("user", len(self.users))
+        return [user for user, index in zip(user_ids, self.users.encode(list(user_ids)), strict=True) if unseen[index]]
 
     def _profile_row(self, user_id: str) -> int:
         return self.user_index.get(str(user_id), -1) + 1

@@ -371,6 +371,17 @@ def test_a_holdouts_own_items_and_users_are_unseen_in_training_and_in_the_checkp
         table = weights[name]
         assert torch.equal(table[torch.as_tensor(rows)], table[0].expand(len(rows), -1)), name
         assert not torch.equal(table[1:], table[0].expand(len(table) - 1, -1))  # the trained rows are their own
+    # Served, they count among those without an id embedding (the notes had counted only ids the encoder lacks).
+    from mmrec.data.tables import load_items
+    from mmrec.pipeline.evaluate import load_recommender
+
+    recommender = load_recommender("multimodal", settings, load_items(tmp_path / "processed"), inputs.full_train,
+                                   torch.device("cpu"))
+    if strategy == "item":
+        assert recommender.items_without_id == len(set(inputs.item_ids) - set(inputs.split.train["item_id"]))
+    else:
+        everyone = sorted(set(inputs.full_train["user_id"]))
+        assert recommender.users_without_id(everyone) == [user for user in everyone if user in set(own)]
 
 
 def test_a_validation_of_new_users_only_says_it_chose_nothing(tmp_path):
