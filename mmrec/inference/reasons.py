@@ -61,7 +61,7 @@ def _model_reasons(model: Recommender, user_id: str, indices: np.ndarray, histor
                                if found is not None else {"source": model.name, "why": without}),
                             "component": component})
         return reasons
-    filler = "not similar to anything you liked (score 0): it fills the list"
+    filler = "not similar to anything you liked: it fills the list, by popularity"
     if model.name == "item_knn":
         if not len(history):
             return [{"source": "item_knn", "why": filler} for _ in indices]
@@ -78,7 +78,8 @@ def _model_reasons(model: Recommender, user_id: str, indices: np.ndarray, histor
 
         scores = model.score([user_id])[0][torch.as_tensor(np.asarray(indices, dtype=np.int64))].tolist()
         return [{"source": "user_knn", "why": "liked by the users most like you", "neighbour_score": float(score)}
-                if score > 0 else {"source": "user_knn", "why": "no user like you has it (score 0): it fills the list"}
+                if score > 0 else {"source": "user_knn", "why": "no user like you has it: it fills the list, by "
+                                                          "popularity"}
                 for score in scores]
     if model.name == "popularity":
         return [{"source": "popularity", "why": "popular with other users",

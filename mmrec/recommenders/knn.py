@@ -105,8 +105,15 @@ class _KNNBase(Recommender, FallbackCounter):
         out = torch.from_numpy(self.popularity).unsqueeze(0).repeat(len(user_ids), 1)
         positions, rows = self._known_rows(user_ids)
         if len(rows):
-            out[torch.from_numpy(positions)] = torch.from_numpy(self._score_rows(rows))
+            out[torch.from_numpy(positions)] = torch.from_numpy(self._with_popularity_below(self._score_rows(rows)))
         return out.to(device)
+
+    def _with_popularity_below(self, scores: np.ndarray) -> np.ndarray:
+        """Items no neighbour speaks for (score 0) ranked by popularity, below every scored item: their score
+        becomes popularity / (most popular + 1) - 1, in [-1, 0). As plain zeros they all tied, and evaluation
+        counts a tie against the model, so on sparse data (a few items a user) the baseline read as near random."""
+        share = (self.popularity / (float(self.popularity.max(initial=0.0)) + 1.0)).astype(np.float32) - 1.0
+        return np.where(scores > 0, scores, share[None, :])
 
     def _score_rows(self, rows: np.ndarray) -> np.ndarray:
         raise NotImplementedError

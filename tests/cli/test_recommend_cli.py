@@ -430,7 +430,7 @@ def test_every_baselines_reason_says_why(config, tmp_path):
             assert scored and all(r["neighbour_score"] > 0 and r["why"] == "liked by the users most like you"
                                   for r in scored)
         if name in ("user_knn", "item_knn"):
-            assert any("(score 0): it fills the list" in r["why"] for r in reasons), name
+            assert any(": it fills the list, by popularity" in r["why"] for r in reasons), name
 
 
 def test_unknown_users_are_served_or_refused_as_inference_unknown_users_says(config, tmp_path):

@@ -65,7 +65,23 @@ def test_item_similarity_matches_direct_computation(shrink):
     assert (np.count_nonzero(got, axis=1) <= 4).all()
     # Scores are the user's row times the neighbourhoods.
     scores = model.score(["u0", "u3"]).numpy()
-    np.testing.assert_allclose(scores, x[[0, 3]] @ got.T, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(scores, _popularity_below(x[[0, 3]] @ got.T, x), rtol=1e-5, atol=1e-6)
+
+
+def _popularity_below(scores: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Score-0 items get popularity / (largest + 1) - 1: below every scored item, ordered by popularity."""
+    popularity = x.sum(0)
+    return np.where(scores > 0, scores, popularity / (popularity.max() + 1.0) - 1.0)
+
+
+def test_items_no_neighbour_speaks_for_rank_below_by_popularity():
+    """As plain zeros they tied, and a tie counts against the model: on sparse data item_knn read as near random."""
+    train = pd.DataFrame({"user_id": ["u1", "u1", "u2", "u3", "u4", "u5", "u6"],
+                          "item_id": ["a", "b", "a", "c", "c", "c", "d"]})
+    for model in (ItemKNNRecommender(neighbors=5, shrinkage=0.0), UserKNNRecommender(neighbors=5, shrinkage=0.0)):
+        scores = model.fit(train, ["a", "b", "c", "d", "e"]).score(["u1"])[0].numpy()
+        # u1 had a and b; c (3 users) and d (1 user) share no user with them, and e has none.
+        assert scores[2] > scores[3] > scores[4] and (scores[2:] < 0).all() and scores.max() > 0
 
 
 def test_user_knn_matches_direct_computation():
@@ -77,7 +93,8 @@ def test_user_knn_matches_direct_computation():
     x = model.interactions.toarray()
     rows = [model.user_index[u] for u in users]
     reference = _dense_shrunk_cosine(x, 2.0)
-    np.testing.assert_allclose(model.score(users).numpy(), reference[rows] @ x, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model.score(users).numpy(), _popularity_below(reference[rows] @ x, x), rtol=1e-4,
+                               atol=1e-5)
     # Small neighbourhood: the kept similarities are the k largest of the reference.
     small = UserKNNRecommender(neighbors=3, shrinkage=2.0).fit(train, items)
     kept = topk_cosine_neighbours(small.interactions[rows], small.interactions, 3, 2.0, self_cols=np.array(rows))
