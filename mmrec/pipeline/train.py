@@ -360,7 +360,7 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
             inputs.untrained.tie_to_unseen(current.module)
         if record.is_best:  # weights only: what evaluate/recommend need; unfinished until the run ends
             if keep["pending"]:
-                copy_checkpoint(best_path, previous_path)
+                _keep_earlier(best_path, previous_path, base_spec["split"]["train_sha256"])
                 keep.update(pending=False, copied=True)
             save_checkpoint(best_path, {"model": current.module.state_dict(), "epoch": record.epoch,
                                         "encoders": encoders},
@@ -460,6 +460,16 @@ def _other_weights_note(earlier: dict[str, Any] | None, best_path: Path,
             "into another folder (paths.checkpoint_dir, e.g. MMREC_PATHS__CHECKPOINT_DIR=...).")
 
 
+def _keep_earlier(best_path: Path, previous_path: Path, train_sha256: str) -> None:
+    """Before this run's first best epoch replaces best_model.pth: copy it to previous_best_model.pth, unless the
+    model kept there by an earlier run validated at least as high on the same train.csv (it stays: a run that
+    replaced the best model with a lower one, then another run, had lost the best of the three)."""
+    kept = _final_value(_meta_or_none(previous_path), train_sha256)
+    served = _final_value(_meta_or_none(best_path), train_sha256)
+    if kept is None or (served is not None and served[0] > kept[0]):
+        copy_checkpoint(best_path, previous_path)
+
+
 def _settle_previous(best_path: Path, previous_path: Path, train_sha256: str, monitor: str) -> str | None:
     """Once this run's best_model.pth is finished, the earlier run's copy kept while it trained: kept, with a note,
     when it validated higher on the same train.csv; else removed (a model of another split does not compare)."""
@@ -473,7 +483,8 @@ def _settle_previous(best_path: Path, previous_path: Path, train_sha256: str, mo
     return (f"This run replaced the {best_path.name} of an earlier run{previous[1]}, which validated higher "
             f"({monitor} {previous[0]:.4f}; this run {final[0]:.4f}). That model is kept as {previous_path}: "
             f"evaluate or recommend it with --checkpoint-name {PREVIOUS}, or move it back over {best_path.name} to "
-            f"serve it (the next run replaces it). To keep models side by side, train into another folder "
+            f"serve it (a later run into this folder keeps the better of it and the model it replaces). To keep "
+            f"models side by side, train into another folder "
             f"(MMREC_PATHS__CHECKPOINT_DIR=...).")
 
 

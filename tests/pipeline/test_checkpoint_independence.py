@@ -99,6 +99,13 @@ def test_a_run_that_replaces_a_better_checkpoint_says_so(tmp_path):
     assert "--checkpoint-name previous_best_model.pth" in note
     previous = first.best_path.with_name("previous_best_model.pth")
     assert read_meta(previous)["monitored_value"] == first.best_metric  # the better model is kept
+    # Another run below the kept one: it replaces the served (worse) model, and the kept one stays. It had copied the
+    # served model over the kept one first, then removed that copy, as it validated at least as high: the best model
+    # of the three was gone, unsaid.
+    again = run_train(load_settings(config, {"training.epochs": 1, "training.learning_rate": 1e-6}).settings)
+    (note,) = [note for note in again.notes if "replaced" in note]
+    assert f"validated higher (ndcg@10 {first.best_metric:.4f}; this run {again.best_metric:.4f})" in note
+    assert read_meta(previous)["monitored_value"] == first.best_metric
     better = run_train(load_settings(config).settings)  # as good again: no note
     assert not any("replaced" in note for note in better.notes)
     assert not previous.exists() and not previous.with_suffix(".json").exists()
