@@ -141,12 +141,18 @@ class CheckpointSpec(BaseModel):
     def features_settings(self) -> FeaturesSettings:
         return self._section("features", FeaturesSettings)
 
-    def features_note(self, here: FeaturesSettings) -> str | None:
+    def features_note(self, here: FeaturesSettings, model: ModelSettings | None = None) -> str | None:
         """A note when this run's settings name other backbones, default weights where the checkpoint's were named,
-        or another token limit than the model trained with: its item features are computed as it was trained
-        (MultimodalRecommender.from_checkpoint), whatever this run's settings say; None when they agree."""
+        or another token limit than the model trained with, or (`model`) other inputs (model.use_vision, use_text,
+        use_numeric, use_id_embeddings): it serves as it was trained (MultimodalRecommender.from_checkpoint), whatever
+        this run's settings say; None when they agree."""
         trained = self.features_settings()
         differ = []
+        if model is not None:
+            inputs = self.model_settings()
+            differ += [f"model.{key} {str(then).lower()} (this config: {str(now).lower()})"
+                       for key in ("use_id_embeddings", "use_vision", "use_text", "use_numeric")
+                       if (then := getattr(inputs, key)) != (now := getattr(model, key))]
         for modality in self.model_settings().modalities:
             keys = (f"{modality}_backbone", f"{modality}_weights") + (("max_text_tokens",) if modality == "text" else ())
             for key in keys:
@@ -157,9 +163,9 @@ class CheckpointSpec(BaseModel):
                     differ.append(f"features.{key} {then!r} (this config: {now!r})")
         if not differ:
             return None
-        return (f"The model served was trained with {', '.join(differ)}: its item features are computed as it was "
-                "trained. To serve with this config's features, train with it (into another paths.checkpoint_dir to "
-                "keep this model).")
+        return (f"The model served was trained with {', '.join(differ)}: it reads the item inputs it was trained "
+                "on, computed as then. To serve with this config's, train with it (into another "
+                "paths.checkpoint_dir to keep this model).")
 
     def check_feature_identities(self, identities: dict[str, str | None], path: Path) -> None:
         """CheckpointError when the item features now at hand are not those this checkpoint was trained on:

@@ -232,6 +232,13 @@ def describe_provenance(provenance: dict[str, Any]) -> str:
             f"{provenance.get('serves') or 'two-tower'}")
 
 
+def item_item_kind(use_vision: bool, use_text: bool) -> str:
+    """The item-item model as its inputs make it: 'EASE with the image and text features as side information', or
+    'EASE alone (no image or text feature)' when the model reads neither."""
+    named = " and ".join(name for name, on in (("image", use_vision), ("text", use_text)) if on)
+    return f"EASE with the {named} features as side information" if named else "EASE alone (no image or text feature)"
+
+
 def served_model(item_item: Any) -> str:
     """What a checkpoint serves, from its recorded item-item choice: e.g. 'two-tower + popularity' when
     validation gave the item-item model weight 0 and kept the trend blend."""

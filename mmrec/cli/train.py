@@ -101,7 +101,8 @@ def train(
     if result.item_item:
         blend = result.item_item
         console.print(
-            f"Item-item model (EASE + content, fitted{' and its lambda chosen' if blend.get('l2_grid') else ''} in "
+            f"Item-item model ({'EASE + content' if settings.model.modalities else 'EASE, no content'}, "
+            f"fitted{' and its lambda chosen' if blend.get('l2_grid') else ''} in "
             f"{blend['fit_seconds']:.1f} s"
             + (f"; the whole blend search {blend['search_seconds']:.1f} s" if blend.get("search_seconds") else "")
             + "): blend weight "

@@ -94,16 +94,20 @@ def checkpoint_notes(path: Path, meta: dict[str, Any], served_note: str | None, 
     `train_source`: the train file evaluate fits on; when the user named it (`from_split` False) a mismatch is a
     note, not an error. Also the notes on the checkpoint itself: why it is served (`served_note`), a run that did
     not finish, a blend the two-tower network has no part in."""
-    from mmrec.checkpoints.store import served_model, unfinished_note
+    from mmrec.checkpoints.store import item_item_kind, served_model, unfinished_note
 
     notes = [served_note] if served_note else []
     if note := unfinished_note(meta, path):
         notes.append(note)
     chosen = meta.get("item_item")
     if isinstance(chosen, dict) and float(chosen.get("blend") or 0.0) >= 1.0:
+        model = (meta.get("settings") or {}).get("model") or {}
+        dims = meta.get("model_args") or {}
+        kind = item_item_kind(model.get("use_vision", True) and bool(dims.get("vision_dim", 1)),
+                              model.get("use_text", True) and bool(dims.get("text_dim", 1)))
         notes.append(f"The multimodal checkpoint serves {served_model(chosen)}: validation gave the item-item model "
-                     "(EASE with the image/text features as side information) weight 1, so the two-tower network "
-                     "carries none of these scores (`mmrec checkpoints info` shows every weight).")
+                     f"({kind}) weight 1, so the two-tower network carries none of these scores (`mmrec checkpoints "
+                     "info` shows every weight).")
     recorded = meta.get("split") or {}
     trained_on = recorded.get("train_sha256")
     if not trained_on or sha256_file(train_source) == trained_on:  # checkpoints before 2026-12 record none
@@ -266,7 +270,7 @@ def run_evaluate(
                 split_notes[:] = checkpoint_notes(Path(model.checkpoint["path"]), model.spec.to_meta(),
                                                   model.served_note, Path(sources["train"]), train_data is None)
         if isinstance(spec := getattr(model, "spec", None), CheckpointSpec) and (
-                note := spec.features_note(settings.features)):
+                note := spec.features_note(settings.features, settings.model)):
             model_notes.append(note)
         progress(ProgressEvent(task=f"evaluate:{name}", completed=1, total=2, description=f"scoring {name}"))
         result = evaluate_model(

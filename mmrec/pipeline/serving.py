@@ -210,7 +210,7 @@ def load_serving(settings: Settings, recommender_type: str, progress: ProgressCa
     if isinstance(spec, CheckpointSpec) and made_from and (note := unfinished_note(spec.to_meta(),
                                                                                    Path(made_from["path"]))):
         notes.append(note)
-    if isinstance(spec, CheckpointSpec) and (note := spec.features_note(settings.features)):
+    if isinstance(spec, CheckpointSpec) and (note := spec.features_note(settings.features, settings.model)):
         notes.append(note)
     new_items = int(getattr(model, "items_without_id", 0))
     if new_items:

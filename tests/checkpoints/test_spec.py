@@ -38,3 +38,25 @@ def test_incomplete_metadata_is_a_checkpoint_error():
         CheckpointSpec.from_meta(meta, "p.pth")
     with pytest.raises(CheckpointError):
         CheckpointSpec.from_meta({**spec_dict()[0], "settings": {"model": {"bogus": 1}}}, "p.pth").model_settings()
+
+
+def test_a_config_asking_for_other_model_inputs_than_the_checkpoint_gets_a_note():
+    """A model trained without images was served under a config that asks for them (and the reverse) with no word:
+    comparing ablations, a user could not tell which model answered."""
+    from mmrec.settings import FeaturesSettings, ModelSettings
+
+    meta, _, _ = spec_dict(settings={"model": {"embedding_dim": 8, "num_heads": 2, "use_vision": False},
+                                     "features": {}})
+    spec = CheckpointSpec.from_meta(meta, "p.pth")
+    assert spec.features_note(FeaturesSettings(), ModelSettings(use_vision=False)) is None
+    note = spec.features_note(FeaturesSettings(), ModelSettings())
+    assert note.startswith("The model served was trained with model.use_vision false (this config: true): it reads "
+                           "the item inputs it was trained on")
+
+
+def test_the_item_item_model_is_named_by_the_inputs_it_had():
+    from mmrec.checkpoints.store import item_item_kind
+
+    assert item_item_kind(True, True) == "EASE with the image and text features as side information"
+    assert item_item_kind(False, True) == "EASE with the text features as side information"
+    assert item_item_kind(False, False) == "EASE alone (no image or text feature)"  # said "image/text" for any model
