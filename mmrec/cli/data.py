@@ -88,6 +88,9 @@ def import_movielens(
         int | None,
         typer.Option("--max-users", "--max_users", min=1, help="Keep only the first N users (quick trials)."),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace input files in --out that no import wrote (your own data).")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Import MovieLens (+ posters) and write OUT/mmrec.yaml, a ready config for this data."""
@@ -96,7 +99,8 @@ def import_movielens(
     settings = state(ctx).settings(config)
     with RichProgress(transient=True) as progress:
         result = run_import_movielens(settings, src.expanduser(), out.expanduser(),
-                                      posters.expanduser() if posters is not None else None, max_users, progress)
+                                      posters.expanduser() if posters is not None else None, max_users, progress,
+                                      force)
     console.print(_counts_table(f"MovieLens import ({result.flavour})", [
         ("movies", result.movies),
         ("ratings", result.ratings),
@@ -148,6 +152,9 @@ def import_mmrec(
             "scores those users with the cold-user fallback).",
         ),
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace input files in --out that no import wrote (your own data).")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Import an MMRec benchmark dataset (Amazon Baby/Sports/Clothing) with its own train/validation/test
@@ -156,7 +163,8 @@ def import_mmrec(
 
     settings = state(ctx).settings(config)
     with RichProgress(transient=True) as progress:
-        result = run_import_mmrec(settings, src.expanduser(), out.expanduser(), name, keep_cold_users, progress)
+        result = run_import_mmrec(settings, src.expanduser(), out.expanduser(), name, keep_cold_users, progress,
+                                  force)
     rows = [
         (".inter rows", result.rows_read),
         ("interactions", result.interactions),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from mmrec.errors import DataError
 from mmrec.fileio import read_json, sha256_file
 
 CONFIG_FILE = "mmrec.yaml"
@@ -14,16 +15,47 @@ BESIDE_FILE = "mmrec.imported.yaml"
 RECORD_FILE = "dataset.json"
 
 
-def import_config_target(out_dir: Path) -> tuple[Path, bool]:
-    """(where this import writes its config, whether an edited OUT/mmrec.yaml is kept so it goes beside it)."""
-    config = Path(out_dir) / CONFIG_FILE
+def _record(out_dir: Path) -> dict | None:
+    """OUT/dataset.json as an earlier import wrote it, or None (no import wrote one, or it does not read)."""
     try:
-        written = read_json(Path(out_dir) / RECORD_FILE).get("config_sha256")
-    except (OSError, ValueError, AttributeError):
-        written = None  # no earlier import, or one from before the sha was recorded
-    if written and config.is_file() and sha256_file(config) != written:
-        return Path(out_dir) / BESIDE_FILE, True
+        record = read_json(Path(out_dir) / RECORD_FILE)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def import_config_target(out_dir: Path) -> tuple[Path, bool]:
+    """(where this import writes its config, whether OUT/mmrec.yaml is kept so it goes beside it: a user's own, or
+    one edited since the last import)."""
+    config = Path(out_dir) / CONFIG_FILE
+    record = _record(out_dir)
+    written = record.get("config_sha256") if record is not None else None
+    if config.is_file() and sha256_file(config) != written and (written or record is None):
+        return Path(out_dir) / BESIDE_FILE, True  # (an import from before the sha was recorded: replaced)
     return config, False
+
+
+def refuse_own_files(out_dir: Path, names: tuple[str, ...], force: bool, command: str) -> None:
+    """DataError when OUT holds input files (`names`) that no import wrote as they are (OUT/dataset.json records the
+    sha256 of those it wrote): a user's own data, which an import would replace; unless `force`."""
+    if force:
+        return
+    record = _record(out_dir)
+    if record is not None and "files_sha256" not in record:
+        return  # an import from before the files were recorded wrote them
+    written = (record or {}).get("files_sha256") or {}
+    own = [name for name in names if (Path(out_dir) / name).is_file()
+           and written.get(name) != sha256_file(Path(out_dir) / name)]
+    if own:
+        raise DataError(
+            f"{out_dir} already holds {' and '.join(own)}, which no import wrote (or which was edited since): the "
+            "import would replace them.",
+            hint=f"Import into another folder (--out), or pass --force to `{command}` to replace them.")
+
+
+def files_record(out_dir: Path, names: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """What OUT/dataset.json records of the input files an import wrote (for refuse_own_files)."""
+    return {"files_sha256": {name: sha256_file(Path(out_dir) / name) for name in names}}
 
 
 def config_sha256(text: str) -> str:

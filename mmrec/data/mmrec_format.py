@@ -22,7 +22,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmrec.data.import_config import config_sha256, import_config_target, kept_config_note
+from mmrec.data.import_config import (
+    config_sha256,
+    files_record,
+    import_config_target,
+    kept_config_note,
+    refuse_own_files,
+)
 from mmrec.data.interactions import TIMESTAMP_RANGE
 from mmrec.data.splits import REPORT_FILE, SplitFrames, save_split, split_report
 from mmrec.errors import DataError, FeatureError
@@ -215,10 +221,14 @@ def _holdout_strategy(parts: SplitFrames) -> str:
 
 
 def import_mmrec(src: Path, out_dir: Path, data: DataSettings, name: str | None = None,
-                 keep_cold_users: bool = False, progress: ProgressCallback = null_progress) -> MmrecImport:
+                 keep_cold_users: bool = False, progress: ProgressCallback = null_progress,
+                 force: bool = False) -> MmrecImport:
     """Write item_info, interactions, item_ids.txt, the split (splits/), dataset.json and mmrec.yaml under
-    `out_dir`; every check runs before anything is written."""
+    `out_dir`; every check runs before anything is written (input files there that no import wrote are refused
+    unless `force`)."""
     src, out_dir = Path(src), Path(out_dir)
+    names = (data.item_info_file, data.interactions_file)
+    refuse_own_files(out_dir, names, force, "mmrec data import mmrec")
     inter_file = find_inter_file(src, name)
     progress(ProgressEvent("import", message=f"Reading {inter_file}", done=True))
     raw, notes = read_inter(inter_file)
@@ -295,7 +305,8 @@ def import_mmrec(src: Path, out_dir: Path, data: DataSettings, name: str | None 
     result.next_commands = _next_commands(result)
     config = _config_yaml(result)
     atomic_write_text(result.config_path, config)
-    atomic_write_json(out_dir / "dataset.json", {**_dataset_record(result), "config_sha256": config_sha256(config)})
+    atomic_write_json(out_dir / "dataset.json", {**_dataset_record(result), "config_sha256": config_sha256(config),
+                                                 **files_record(out_dir, names)})
     return result
 
 

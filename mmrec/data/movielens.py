@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mmrec.data.ids import is_safe_id
-from mmrec.data.import_config import config_sha256, import_config_target
+from mmrec.data.import_config import config_sha256, files_record, import_config_target, refuse_own_files
 from mmrec.errors import DataError
 from mmrec.fileio import atomic_path, atomic_write_json, atomic_write_text
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
@@ -225,14 +225,18 @@ def import_movielens(
     data: DataSettings,
     max_users: int | None = None,
     progress: ProgressCallback = null_progress,
+    force: bool = False,
 ) -> MovieLensImport:
-    """Write item_info, interactions and images/ under `out_dir`, plus dataset.json and mmrec.yaml."""
+    """Write item_info, interactions and images/ under `out_dir`, plus dataset.json and mmrec.yaml; input files
+    there that no import wrote are refused unless `force`."""
     src, out_dir = Path(src), Path(out_dir)
     flavour = detect_flavour(src)
     if posters is not None and not Path(posters).is_dir():
         raise DataError(
-            f"Posters folder {posters} not found.", hint="Pass --posters DIR holding {movieId}.jpg files."
-        )
+            f"Posters folder {posters} " + ("is a file, not a folder." if Path(posters).exists() else "not found."),
+            hint="Pass --posters DIR holding {movieId}.jpg files.")
+    names = (data.item_info_file, data.interactions_file)
+    refuse_own_files(out_dir, names, force, "mmrec data import movielens")
     try:
         items, interactions, tagged = FLAVOURS[flavour][2](src)
     except (pd.errors.ParserError, KeyError, ValueError, UnicodeDecodeError) as exc:
@@ -288,6 +292,7 @@ def import_movielens(
             "tagged_movies": tagged,
             "posters_copied": result.posters_copied,
             "posters_missing": result.posters_missing,
+            **files_record(out_dir, names),
             "numeric_columns": result.numeric_columns,
             "max_users": max_users,
             "note": "No interaction statistics are item features here: "

@@ -45,9 +45,10 @@ def run_import_movielens(
     posters: Path | None = None,
     max_users: int | None = None,
     progress: ProgressCallback = null_progress,
+    force: bool = False,
 ) -> MovieLensImport:
     """MovieLens + posters into `out_dir` in the input format (file names from settings.data)."""
-    return import_movielens(Path(src), Path(out_dir), posters, settings.data, max_users, progress)
+    return import_movielens(Path(src), Path(out_dir), posters, settings.data, max_users, progress, force)
 
 
 def run_import_mmrec(
@@ -57,6 +58,7 @@ def run_import_mmrec(
     name: str | None = None,
     keep_cold_users: bool = False,
     progress: ProgressCallback = null_progress,
+    force: bool = False,
 ) -> MmrecImport:
     """An MMRec benchmark folder into `out_dir`: the input format, its own split and a ready config."""
-    return import_mmrec(Path(src), Path(out_dir), settings.data, name, keep_cold_users, progress)
+    return import_mmrec(Path(src), Path(out_dir), settings.data, name, keep_cold_users, progress, force)

@@ -91,6 +91,18 @@ def test_keep_cold_users_keeps_their_rows(tmp_path):
     assert result.cold_rows == {"val": 0, "test": 2} and any("--keep-cold-users" in n for n in result.notes)
 
 
+def test_an_import_over_ones_own_interactions_is_refused_unless_forced(tmp_path):
+    from mmrec.errors import DataError
+
+    write_mmrec_folder(tmp_path / "src")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "interactions.csv").write_text("user_id,item_id\nme,X\n")
+    with pytest.raises(DataError, match="already holds interactions.csv, which no import wrote"):
+        import_mmrec(tmp_path / "src", tmp_path / "out", DataSettings())
+    import_mmrec(tmp_path / "src", tmp_path / "out", DataSettings(), force=True)
+    import_mmrec(tmp_path / "src", tmp_path / "out", DataSettings())  # its own files now
+
+
 def test_an_absent_modality_keeps_the_default_backbone_and_turns_the_model_input_off(tmp_path):
     write_mmrec_folder(tmp_path / "src", text=False)
     result = import_mmrec(tmp_path / "src", tmp_path / "out", DataSettings())

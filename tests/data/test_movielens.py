@@ -69,6 +69,28 @@ def test_a_reimport_keeps_unchanged_posters_and_an_edited_config(tmp_path):
     assert third.posters_unchanged == 0 and (out / "images" / "2.jpg").read_bytes() == b"a new poster"
 
 
+def test_an_import_into_a_folder_of_ones_own_data_is_refused_unless_forced(tmp_path):
+    """Both importers replaced a user's own item_info.csv, interactions.csv and mmrec.yaml in --out without a word
+    (data synth refuses that unless --force)."""
+    from mmrec.errors import DataError
+
+    src = _ml100k(tmp_path / "ml-100k")
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "item_info.csv").write_text("item_id,title\nX,my precious\n")
+    (out / "mmrec.yaml").write_text("training:\n  epochs: 3\n")
+    with pytest.raises(DataError, match="already holds item_info.csv, which no import wrote") as info:
+        import_movielens(src, out, None, DataSettings())
+    assert "--force" in info.value.hint and "my precious" in (out / "item_info.csv").read_text()
+    forced = import_movielens(src, out, None, DataSettings(), force=True)
+    assert "my precious" not in (out / "item_info.csv").read_text()
+    assert forced.config_kept and (out / "mmrec.yaml").read_text() == "training:\n  epochs: 3\n"  # kept, new beside
+    import_movielens(src, out, None, DataSettings())  # its own files: imported again without --force
+    (out / "interactions.csv").write_text("user_id,item_id\nme,X\n")  # edited since
+    with pytest.raises(DataError, match="already holds interactions.csv"):
+        import_movielens(src, out, None, DataSettings())
+
+
 def _ml1m(folder: Path, tags: bool = False) -> Path:
     """ml-1m's layout: `::`-separated, movies.dat in latin-1 with quotes and colons in titles; ml-10m adds tags.dat."""
     folder.mkdir()
