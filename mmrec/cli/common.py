@@ -130,6 +130,17 @@ class AppState:
             (paths.checkpoint_dir, "paths.checkpoint_dir"), (paths.cache_dir, "paths.cache_dir"), *inputs])
 
 
+def output_folder(value: Path | None) -> Path | None:
+    """Typer callback of an --out folder option: an existing file there (or a file above it) is refused, naming the
+    option (it failed later as a system error whose hint spoke of disk space)."""
+    if value is not None:
+        path = value.expanduser()
+        blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise typer.BadParameter(f"{blocking} is a file, not a folder.")
+    return value
+
+
 def state(ctx: typer.Context) -> AppState:
     """The AppState of this invocation (created by the root callback, or fresh for sub-apps in tests)."""
     root = ctx.find_root()

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mmrec.cli.common import ConfigOption, RichProgress, console, print_notes, shown, state
+from mmrec.cli.common import ConfigOption, RichProgress, console, output_folder, print_notes, shown, state
 from mmrec.data.import_config import kept_config_note
 
 app = typer.Typer(
@@ -23,7 +23,8 @@ app.add_typer(import_app, name="import")
 def synth(
     ctx: typer.Context,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Output folder (default: paths.data_dir).")
+        Path | None,
+        typer.Option("--out", "-o", help="Output folder (default: paths.data_dir).", callback=output_folder),
     ] = None,
     users: Annotated[int, typer.Option("--users", min=1, help="Number of users.")] = 300,
     items: Annotated[int, typer.Option("--items", min=2, help="Number of items.")] = 400,
@@ -80,7 +81,8 @@ def import_movielens(
             "ml-1m / ml-10m (ratings.dat, movies.dat[, tags.dat]) or ml-100k (u.data, u.item)."
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the input-format files.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the input-format files.",
+                                      callback=output_folder)],
     posters: Annotated[
         Path | None, typer.Option("--posters", help="Folder of {movieId}.jpg posters.")
     ] = None,
@@ -138,7 +140,7 @@ def import_mmrec(
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the input-format files, the split and "
-                                                          "the config.")],
+                                                          "the config.", callback=output_folder)],
     name: Annotated[
         str | None,
         typer.Option("--name", help="The dataset's .inter file, {name}.inter, when SRC holds several."),

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mmrec.cli.common import ConfigOption, RichProgress, console, kept_on_interrupt, state
+from mmrec.cli.common import ConfigOption, RichProgress, console, kept_on_interrupt, output_folder, state
 from mmrec.cli.evaluate import print_report
 from mmrec.cli.recommend import print_result
 
@@ -32,7 +32,8 @@ def demo(
     ctx: typer.Context,
     config: ConfigOption = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Put every artefact under this folder (overrides paths.*).")
+        Path | None, typer.Option("--out", help="Put every artefact under this folder (overrides paths.*).",
+                                  callback=output_folder)
     ] = None,
     users: Annotated[int, typer.Option("--users", min=1, help="Synthetic users.")] = 300,
     items: Annotated[int, typer.Option("--items", min=2, help="Synthetic items.")] = 400,

@@ -137,3 +137,16 @@ def test_synth_out_with_a_tilde_goes_to_the_home_folder(tmp_path, monkeypatch):
     result = runner.invoke(app, ["data", "synth", "--out", "~/synth", "--users", "5", "--items", "8", "--no-images"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "home" / "synth" / "interactions.csv").is_file() and not (tmp_path / "~").exists()
+
+
+def test_an_out_folder_that_is_a_file_is_refused_naming_the_option(tmp_path):
+    """It failed later as a system error ("File exists") whose hint spoke of disk space and limits."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for args in (["data", "synth", "--out", str(afile), "--users", "5", "--items", "5"],
+                 ["data", "import", "movielens", str(tmp_path), "-o", str(afile / "sub")],
+                 ["demo", "--out", str(afile)]):
+        result = runner.invoke(app, args)
+        flat = " ".join(result.output.replace("│", " ").split())
+        assert result.exit_code == 2 and "'--out'" in flat and "afile is a file, not a folder" in flat, args
+    assert afile.read_text() == "x"
