@@ -19,7 +19,7 @@ from mmrec.cli.common import (
     shown,
     state,
 )
-from mmrec.errors import CheckpointError
+from mmrec.errors import CheckpointError, ConfigError
 
 app = typer.Typer(help="List, organize and inspect model checkpoints.", no_args_is_help=True)
 
@@ -28,8 +28,15 @@ DirOption = Annotated[Path | None, typer.Option("--checkpoint-dir", "--checkpoin
 
 
 def _checkpoint_dir(ctx: typer.Context, config: Path | None, checkpoint_dir: Path | None) -> Path:
+    """The checkpoint folder; a --checkpoint-dir that is no folder is refused (a mistyped one is not an empty one:
+    organize said it had nothing to move)."""
     settings = state(ctx).settings(config, {"paths.checkpoint_dir": checkpoint_dir})
-    return Path(settings.paths.checkpoint_dir)
+    root = Path(settings.paths.checkpoint_dir)
+    if checkpoint_dir is not None and not root.is_dir():
+        raise CheckpointError(f"Checkpoint folder {root} " + ("is a file, not a folder." if root.exists() else
+                                                              "does not exist."),
+                              hint="Pass the folder `mmrec train` wrote (paths.checkpoint_dir), or train first.")
+    return root
 
 
 def _size(n: int) -> str:
@@ -56,9 +63,6 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir
             err_console.print(f"[yellow]No checkpoints{shown(note)}.")
         return
     if not infos:
-        if checkpoint_dir is not None and not Path(root).is_dir():  # a mistyped folder is not an empty one
-            raise CheckpointError(f"Checkpoint folder {root} does not exist.",
-                                  hint="Pass the folder `mmrec train` wrote (paths.checkpoint_dir), or train first.")
         console.print(f"No checkpoints in {root}{shown(absent_folder_note(root))}. Train one with `mmrec train`.")
         return
     table = Table(title=f"Checkpoints in {root}")
@@ -186,6 +190,9 @@ def info_command(
     from mmrec.checkpoints.store import BEST, find_checkpoint
 
     settings = state(ctx).settings(config, {"paths.checkpoint_dir": checkpoint_dir})
+    if path is not None and checkpoint_dir is not None:
+        raise ConfigError(f"--checkpoint-dir {checkpoint_dir} has no effect beside the checkpoint named ({path}).",
+                          hint="Name the .pth file, or the folder to take the config's combo's best checkpoint from.")
     if path is None:
         path = find_checkpoint(Path(settings.paths.checkpoint_dir), settings.features.combo,
                                settings.inference.checkpoint_name or BEST)

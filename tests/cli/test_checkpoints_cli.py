@@ -63,6 +63,16 @@ def test_list_empty_folder_and_a_mistyped_one(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["checkpoints", "list", "--checkpoint_dir", "typo"])
     assert result.exit_code == 2 and "Checkpoint folder typo does not exist" in result.output
+    # organize said it had nothing to move (exit 0), and a file was "a folder that does not exist".
+    (tmp_path / "afile").write_text("x")
+    for args in (["organize", "--dry-run"], ["organize"], ["organize-manual"], ["list"]):
+        result = runner.invoke(app, ["checkpoints", *args, "--checkpoint-dir", "typo"])
+        assert result.exit_code == 2 and "Checkpoint folder typo does not exist" in result.output, args
+        result = runner.invoke(app, ["checkpoints", *args, "--checkpoint-dir", "afile"])
+        assert result.exit_code == 2 and "Checkpoint folder afile is a file, not a folder" in result.output, args
+    result = runner.invoke(app, ["checkpoints", "info", "x.pth", "--checkpoint-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "has no effect beside the checkpoint named" in " ".join(
+        result.output.replace("│", " ").split())
     # The config's folder, run from elsewhere: empty, and said why (also beside --json, on stderr).
     result = runner.invoke(app, ["checkpoints", "list"])
     flat = " ".join(result.output.split())
