@@ -43,9 +43,9 @@ METRICS = ("precision", "recall", "ndcg", "mrr", "hit_rate")
 
 class Section(BaseModel):
     """Base of every settings section: unknown keys are errors, assignments are validated, and a number setting
-    refuses true/false (pydantic would read `epochs: true` as 1)."""
+    refuses true/false (pydantic would read `epochs: true` as 1) and inf or nan (`--lr inf` trained to NaN)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     @field_validator("*", mode="before")
     @classmethod

@@ -289,3 +289,14 @@ def test_a_study_name_ending_like_a_studys_own_files_is_refused():
     assert code == 2 and "tune.study_name: 't2.db' ends like a study's own files" in flat
     code, _ = _shown_flat(env={"MMREC_TUNE__STUDY_NAME": "t2.v1"})
     assert code == 0
+
+
+def test_inf_and_nan_are_refused_as_settings_values():
+    """`--lr inf` passed the settings (gt=0) and trained to NaN at its first step."""
+    from pydantic import ValidationError
+
+    from mmrec.settings import TrainingSettings
+
+    for value in (float("inf"), float("nan")):
+        with pytest.raises(ValidationError, match="finite number"):
+            TrainingSettings(learning_rate=value)
