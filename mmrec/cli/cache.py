@@ -301,7 +301,8 @@ def clear_command(
 def prune_command(
     ctx: typer.Context,
     config: ConfigOption = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would go; delete nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", "--dry_run",
+                                          help="Count what would go; delete nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete the configured combo's vectors that no catalogue item reads with this config: those of other

@@ -205,8 +205,9 @@ def evaluate(
         ),
     ] = False,
     num_workers: Annotated[
-        int, typer.Option("--num-workers", "--num_workers", min=1, help="Threads for --use-parallel.")
-    ] = 2,
+        int | None,
+        typer.Option("--num-workers", "--num_workers", min=1, help="Threads for --use-parallel (default 2)."),
+    ] = None,
     k: Annotated[
         list[str] | None, typer.Option("--k", help="Cut-offs: --k 5 10 20, --k 5 --k 10 or --k '5 10'.")
     ] = None,
@@ -216,7 +217,9 @@ def evaluate(
 
     extra_k, extra_names = split_extra_args(ctx.args)
     k_values = parse_k_values((k or []) + extra_k)
-    names = list(RECOMMENDERS) if compare else (list(recommender_type or []) + extra_names) or ["multimodal"]
+    named = list(recommender_type or []) + extra_names
+    # --compare: every registered recommender, the named ones first (the first is compared with each other one).
+    names = list(dict.fromkeys(named + list(RECOMMENDERS))) if compare else named or ["multimodal"]
     overrides = {
         "evaluation.eval_task": eval_task,
         "evaluation.num_negatives": num_negatives,
@@ -226,6 +229,22 @@ def evaluate(
         "inference.checkpoint_name": checkpoint_name,
     }
     settings = state(ctx).settings(config, overrides)
+    # An option that would change nothing is refused, as recommend refuses --diversity-lambda without MMR.
+    unsampled = ("metrics rank the whole catalogue, no sampled negatives",
+                 "Add --use-sampling (or --eval-task ranking)")
+    idle = [
+        *((option, *unsampled) for option, given in (("--num-negatives", num_negatives),
+                                                     ("--sampling-strategy", sampling_strategy))
+          if given is not None and not (use_sampling or settings.evaluation.eval_task == "ranking")),
+        *([("--num-workers", "the recommenders are evaluated one after the other", "Add --use-parallel")]
+          if num_workers is not None and not use_parallel else []),
+        *([("--checkpoint-name", "only the multimodal model reads a checkpoint",
+            "Add multimodal to --recommender-type")]
+          if checkpoint_name is not None and "multimodal" not in names else []),
+    ]
+    if idle:
+        option, why, fix = idle[0]
+        raise ConfigError(f"{option} has no effect: {why}.", hint=f"{fix}, or leave the option out.")
     if save_predictions is not None:
         state(ctx).output_file(save_predictions, "--save-predictions",  # before any work, not after it
                                (test_data, "the --test-data"), (train_data, "the --train-data"))
@@ -247,7 +266,7 @@ def evaluate(
             save_predictions=save_predictions,
             warmup_recommender_cache=warmup_recommender_cache,
             use_parallel=use_parallel,
-            num_workers=num_workers,
+            num_workers=num_workers or 2,
             progress=progress,
         )
     print_report(report, progress)

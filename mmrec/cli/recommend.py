@@ -205,6 +205,10 @@ def recommend(
         "inference.unknown_users": unknown_users,
     }
     settings = state(ctx).settings(config, overrides)
+    if checkpoint_name is not None and recommender_type != "multimodal":
+        raise ConfigError(f"--checkpoint-name {checkpoint_name} has no effect: only the multimodal model reads a "
+                          f"checkpoint, not {recommender_type}.",
+                          hint="Use --recommender-type multimodal, or leave the option out.")
     if diversity_lambda is not None and not settings.inference.use_diversity:
         raise ConfigError(f"--diversity-lambda {diversity_lambda:g} has no effect: MMR re-ranking is off.",
                           hint="Add --use-diversity (or set inference.use_diversity: true).")

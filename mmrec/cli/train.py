@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from mmrec.cli.common import ConfigOption, RichProgress, configure_logging, console, print_notes, state
-from mmrec.errors import Interrupted
+from mmrec.errors import ConfigError, Interrupted
 from mmrec.progress import null_progress
 
 
@@ -27,7 +27,7 @@ def train(
     lr: Annotated[float | None, typer.Option("--lr", "--learning-rate", "--learning_rate",
                                              help="Learning rate (training.learning_rate).")] = None,
     use_wandb: Annotated[bool | None, typer.Option(
-        "--use-wandb/--no-wandb", "--use_wandb",
+        "--use-wandb/--no-wandb", "--use_wandb/--no_wandb",
         help="Log to Weights & Biases (offline without an API key or wandb login).")] = None,
     wandb_project: Annotated[str | None, typer.Option("--wandb-project", "--wandb_project",
                                                       help="wandb project (tracking.wandb_project).")] = None,
@@ -47,6 +47,12 @@ def train(
         "training.learning_rate": lr, "tracking.use_wandb": use_wandb, "tracking.wandb_project": wandb_project,
         "tracking.wandb_run_name": wandb_run_name,
     })
+    named = [f"--{name.replace('_', '-')} {value}" for name, value in (("wandb_project", wandb_project),
+                                                                       ("wandb_run_name", wandb_run_name)) if value]
+    # As recommend refuses --diversity-lambda without MMR (an explicit --no-wandb beside them is this run's choice).
+    if named and use_wandb is None and not settings.tracking.use_wandb:
+        raise ConfigError(f"{named[0]} has no effect: Weights & Biases tracking is off.",
+                          hint="Add --use-wandb (or set tracking.use_wandb: true), or leave the option out.")
     from mmrec.models.transitions import describe_variant  # torch: imported once the settings are good
     from mmrec.models.trend import describe_halflife
     from mmrec.pipeline.train import run_train

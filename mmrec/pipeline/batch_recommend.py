@@ -111,7 +111,7 @@ def run_batch_recommend(
                           hint="Pass --ann faiss_ivf or --ann faiss_hnsw (inference.ann) as well.")
     named, file_notes = ([], []) if all_users else requested_users(users, user_file, settings.data.user_id_column)
     progress(ProgressEvent(task="recommend", description=f"loading {recommender_type}"))
-    serving = load_serving(settings, recommender_type, progress)
+    serving = load_serving(settings, recommender_type, progress, ann_checked=bool(ann_check))
     chosen, selection_notes = (serving.users, []) if all_users else select_users(
         serving.seen.users, named, sample_users, settings.evaluation.seed, file_notes, inference.unknown_users,
         serving.users, serving.gone_since)

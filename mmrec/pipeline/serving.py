@@ -174,8 +174,10 @@ class Serving:
         return out
 
 
-def load_serving(settings: Settings, recommender_type: str, progress: ProgressCallback = null_progress) -> Serving:
-    """Fit `recommender_type` (and the cold-user fallback) on every processed interaction."""
+def load_serving(settings: Settings, recommender_type: str, progress: ProgressCallback = null_progress,
+                 ann_checked: bool = False) -> Serving:
+    """Fit `recommender_type` (and the cold-user fallback) on every processed interaction (`ann_checked`: this run
+    measures the approximate index's recall, --ann-check)."""
     inference = settings.inference
     if inference.ann != "none":
         require_faiss()  # before any loading: a missing extra fails fast
@@ -227,7 +229,9 @@ def load_serving(settings: Settings, recommender_type: str, progress: ProgressCa
             notes.append(
                 f"The checkpoint's item-item blend weight is {blend:g}: the index holds two-tower vectors, which carry "
                 f"{1 - blend:g} of the final score, so its candidate pool may miss items the item-item model ranks "
-                "high. Measure it with --ann-check N; raise inference.ann_pool_factor or score exactly (no --ann).")
+                "high" + ("; this run's --ann-check measures how many" if ann_checked else
+                          ". Measure it with --ann-check N") + "; raise inference.ann_pool_factor or score exactly "
+                "(no --ann) if it misses too many.")
     item_index = {item: j for j, item in enumerate(item_ids)}
     seen = SeenItems(interactions, item_index)
     rated_below, masked = load_rated_below(Path(settings.paths.processed_dir)), None

@@ -141,3 +141,29 @@ def test_an_evaluation_of_another_checkpoint_under_the_same_name_says_what_it_re
     assert note and "whose results also held multimodal of dino_bert/best_model.pth" in note
     report.checkpoints["multimodal"]["path"] = "/m/dino_bert/best_model.pth"  # the same model again: nothing lost
     assert replaced_models_note(report, tmp_path) is None
+
+
+def test_options_that_would_change_nothing_are_refused(config):
+    """Sampling options without sampling, --num-workers without --use-parallel and --checkpoint-name beside
+    baselines only were ignored unsaid (recommend refuses --diversity-lambda without MMR)."""
+    for args, shown in ((["--num-negatives", "10"], "--num-negatives has no effect"),
+                        (["--sampling-strategy", "popularity"], "--sampling-strategy has no effect"),
+                        (["--num-workers", "4"], "--num-workers has no effect"),
+                        (["--checkpoint-name", "last_model.pth"], "--checkpoint-name has no effect")):
+        result = runner.invoke(app, ["evaluate", "-c", str(config), "--recommender-type", "random", *args])
+        assert result.exit_code == 2 and shown in " ".join(result.output.replace("│", " ").split()), args
+
+
+def test_compare_keeps_the_named_recommender_first(config, monkeypatch):
+    """`--recommender-type item_knn --compare` dropped the named type: multimodal came first and was compared."""
+    import mmrec.pipeline.evaluate as pipeline
+
+    seen = {}
+
+    def fake(settings, names, **kwargs):
+        seen["names"] = names
+        raise SystemExit(0)
+
+    monkeypatch.setattr(pipeline, "run_evaluate", fake)
+    runner.invoke(app, ["evaluate", "-c", str(config), "--recommender-type", "item_knn", "--compare"])
+    assert seen["names"][0] == "item_knn" and len(seen["names"]) == len(set(seen["names"])) > 2

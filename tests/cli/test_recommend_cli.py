@@ -463,3 +463,8 @@ def test_a_user_id_written_with_leading_zeros_is_hinted():
 
     _, notes = select_users(["1", "u2"], ["0001", "u2"], None, 0)
     assert any("'0001' -> '1'" in note for note in notes)
+
+
+def test_a_checkpoint_name_beside_a_baseline_is_refused(config):
+    result = _recommend(config, "--users", "u001", "--checkpoint-name", "last_model.pth")  # popularity
+    assert result.exit_code == 2 and "--checkpoint-name last_model.pth has no effect" in _flat(result.output)

@@ -357,3 +357,14 @@ def test_split_and_preprocess_refuse_to_change_the_data_a_running_train_reads(tm
     monkeypatch.setattr(split_module, "split_interactions", train_starts)
     assert runner.invoke(app, ["split", "-c", str(config), "--seed", "7"]).exit_code == 2
     assert (tmp_path / "splits" / "train.csv").read_bytes() == before
+
+
+def test_wandb_names_without_tracking_are_refused(project):
+    root, config = project
+    for args in (["--wandb-project", "P"], ["--wandb-run-name", "R"]):
+        result = runner.invoke(app, ["train", "-c", str(config), "--epochs", "1", *args])
+        flat = " ".join(result.output.replace("│", " ").split())
+        assert result.exit_code == 2 and "has no effect: Weights & Biases tracking is off" in flat, args
+    # --no_wandb is an alias too (it was "No such option"); the settings then refuse the learning rate, not it.
+    result = runner.invoke(app, ["train", "-c", str(config), "--no_wandb", "--wandb-project", "P", "--lr", "-1"])
+    assert result.exit_code == 2 and "training.learning_rate" in result.output
