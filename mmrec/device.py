@@ -12,7 +12,7 @@ from mmrec.errors import DeviceError
 def resolve_device(name: str = "auto", setting: str | None = None) -> torch.device:
     """`auto` picks CUDA when present, else CPU; asking for CUDA without a GPU is an error. `setting` names
     where the value came from when it is not the command's own --device (e.g. features.device)."""
-    name = (name or "auto").strip().lower()
+    name = ("auto" if name is None else name).strip().lower()  # '' (an empty --device) is no device: refused
     where = f" ({setting})" if setting else ""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

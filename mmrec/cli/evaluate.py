@@ -29,6 +29,8 @@ def parse_k_values(raw: list[str]) -> list[int] | None:
     """`--k 5 --k 10`, `--k "5 10 20"` or `--k 5,10` -> [5, 10, 20]; None when not given."""
     tokens = [t for value in raw for t in value.replace(",", " ").split()]
     if not tokens:
+        if raw:  # --k '': the default cut-offs were used unsaid
+            raise ConfigError("--k names no cut-off.", hint="e.g. --k 5 10 20, or leave --k out for the default.")
         return None
     if not all(t.isdigit() and int(t) > 0 for t in tokens):
         raise ConfigError(

@@ -167,3 +167,10 @@ def test_compare_keeps_the_named_recommender_first(config, monkeypatch):
     monkeypatch.setattr(pipeline, "run_evaluate", fake)
     runner.invoke(app, ["evaluate", "-c", str(config), "--recommender-type", "item_knn", "--compare"])
     assert seen["names"][0] == "item_knn" and len(seen["names"]) == len(set(seen["names"])) > 2
+
+
+def test_an_empty_cut_off_or_device_is_refused(config):
+    """`--k ''` used the default cut-offs and `--device ''` ran as auto, unsaid."""
+    for args, shown in ((["--k", ""], "--k names no cut-off"), (["--device", ""], "Unknown device ''")):
+        result = runner.invoke(app, ["evaluate", "-c", str(config), "--recommender-type", "random", *args])
+        assert result.exit_code == 2 and shown in " ".join(result.output.replace("│", " ").split()), args
