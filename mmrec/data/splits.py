@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from mmrec.errors import DataError, SplitError
-from mmrec.fileio import atomic_path, atomic_write_json, read_json, remove_stale_temps, sha256_file
+from mmrec.fileio import atomic_path, atomic_write_json, not_a_file, read_json, remove_stale_temps, sha256_file
 from mmrec.settings import SplitSettings
 
 TRAIN, VAL, TEST = 0, 1, 2
@@ -401,9 +401,9 @@ def load_split(splits_dir: Path, test: bool = True) -> SplitFrames:
         if (name == "val" and not path.is_file()) or name not in read:
             parts.append(parts[0].iloc[:0].copy())
             continue
-        if not path.is_file():
+        if problem := not_a_file(path):
             raise DataError(
-                f"Split file {path} not found.", hint="Run `mmrec split` first (with the same --config)."
+                f"Split file {path} {problem}.", hint="Run `mmrec split` first (with the same --config)."
             )
         try:
             frame = pd.read_csv(path, dtype={"user_id": str, "item_id": str}, keep_default_na=False)

@@ -13,7 +13,7 @@ import optuna
 
 from mmrec.data.splits import REPORT_FILE
 from mmrec.errors import ConfigError, DataError
-from mmrec.fileio import atomic_path, atomic_write_text
+from mmrec.fileio import atomic_path, atomic_write_text, not_a_file
 
 TrialState = optuna.trial.TrialState
 
@@ -126,8 +126,8 @@ def validation_only_split(splits_dir: Path, view_dir: Path, holdout: bool) -> tu
         if name == "val.csv" and not source.is_file():  # optional too: no validation rows
             atomic_write_text(target, header)
             continue
-        if not source.is_file():
-            raise DataError(f"Split file {source} not found.", hint="Run `mmrec split` first (with the same --config).")
+        if problem := not_a_file(source):
+            raise DataError(f"Split file {source} {problem}.", hint="Run `mmrec split` first (with the same --config).")
         try:
             os.link(source, target)
         except OSError:  # another filesystem, or links unsupported

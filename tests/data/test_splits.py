@@ -159,7 +159,10 @@ def test_training_can_load_a_split_without_opening_its_test_part(tmp_path, monke
     monkeypatch.undo()
     (tmp_path / "test.csv").unlink()  # a train/val-only split trains
     assert len(load_split(tmp_path, test=False).train) == len(loaded.train)
-    with pytest.raises(DataError, match="test.csv not found"):
+    with pytest.raises(DataError, match="test.csv does not exist"):
+        load_split(tmp_path)
+    (tmp_path / "test.csv").mkdir()  # said "not found" too
+    with pytest.raises(DataError, match="test.csv is a folder, not a file"):
         load_split(tmp_path)
 
 
