@@ -80,8 +80,12 @@ def _timestamps_read(frame: pd.DataFrame, path: Path, role: str, timestamp_forma
                      notes: list[str] | None) -> pd.DataFrame:
     """The time column as preprocess reads it (unix seconds as int64): as text, 999999999 sorted after 1000000000,
     so histories, recency and transitions followed another order than training's. Rows whose time cannot be read
-    are left out and counted, as preprocess leaves them out."""
-    seconds = parse_timestamps(frame["timestamp"], timestamp_format)
+    are left out and counted, as preprocess leaves them out. A column of whole numbers of a unix time's size (a
+    split mmrec wrote, or one made from it) is read as unix seconds whatever data.timestamp_format says of the raw
+    interactions."""
+    numbers = pd.to_numeric(frame["timestamp"], errors="coerce")
+    written_by_mmrec = bool(numbers.notna().all() and (numbers == numbers.round()).all() and (numbers >= 1e8).all())
+    seconds = parse_timestamps(frame["timestamp"], None if written_by_mmrec else timestamp_format)
     bad = seconds.isna().to_numpy()
     if bad.all():
         raise DataError(f"No time in the timestamp column of the {role} file {path} can be read (e.g. "

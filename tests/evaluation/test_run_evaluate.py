@@ -187,6 +187,15 @@ def test_a_files_times_are_read_as_numbers_as_preprocess_reads_them(tmp_path):
     train.write_text("user_id,item_id,timestamp\nu1,a,soon\n")
     with pytest.raises(DataError, match="No time in the timestamp column of the train file"):
         read_interactions_file(train, "train", DataSettings(), [])
+    # A split mmrec wrote holds unix seconds, whatever format the raw interactions had (with a strftime format, the
+    # split's own files were refused; with excel, its seconds would be read as days).
+    train.write_text("user_id,item_id,timestamp\nu1,a,1000000000\nu1,b,999999999\n")
+    for written_as in ("%d/%m/%Y", "excel"):
+        read = read_interactions_file(train, "train", DataSettings(timestamp_format=written_as), [])
+        assert read["timestamp"].tolist() == [1_000_000_000, 999_999_999], written_as
+    train.write_text("user_id,item_id,timestamp\nu1,a,05/12/2026\n")  # a raw file in the configured format
+    assert read_interactions_file(train, "train", DataSettings(timestamp_format="%d/%m/%Y"), [])["timestamp"].tolist() \
+        == [1_796_428_800]
 
 
 def test_unknown_test_items_are_counted(tiny_config, tmp_path):
