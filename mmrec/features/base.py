@@ -91,12 +91,15 @@ class TextBackbone(Backbone):
     def load(cls, source: WeightsSource, max_tokens: int) -> TextBackbone:
         raise NotImplementedError
 
+    token_limit: int  # the most tokens a text is read to (set by load)
+
     def token_lengths(self, texts: list[str]) -> list[int]:
         """Token count of each text after truncation (used to batch texts of similar length)."""
         raise NotImplementedError
 
-    def embed(self, texts: list[str]) -> torch.Tensor:
-        """B texts -> [B, dim] features on self.device."""
+    def embed(self, texts: list[str], length: int | None = None) -> torch.Tensor:
+        """B texts -> [B, dim] features on self.device; padded to `length` tokens when given (else to the longest),
+        so that a text's vector does not depend on the others in its batch."""
         raise NotImplementedError
 
 

@@ -5,11 +5,11 @@ An image's key names the sha256 of the bytes that were actually decoded, not a h
 a file replaced between planning and extraction can never put its vector under the old content.
 
 An item's vector depends on its own input only, never on which other items share its batch: kernels pick
-their algorithm (and so their rounding) by tensor shape. An image batch always runs the configured batch size
-(a short one is padded with copies of its first image, whose outputs are dropped), and a text batch holds
-texts of one token count, so none is padded (on the CPU a text's rounding depends on its padded length, not
-on the batch size). A cache filled a few items at a time then holds the same vectors as one filled at once,
-and a result does not depend on what the cache held before.
+their algorithm (and so their rounding) by tensor shape, and on several threads by the batch size too. Every
+forward pass runs the configured batch size (a short batch is padded with copies of its first input, whose
+outputs are dropped), and a text batch holds texts padded to one length that each text's own token count
+decides (`padded_length`). A cache filled a few items at a time then holds the same vectors as one filled at
+once (on the same device, thread count and batch size), and a result does not depend on what the cache held.
 """
 
 from __future__ import annotations
@@ -96,6 +96,14 @@ def autocast_for(device: torch.device):
     return contextlib.nullcontext()
 
 
+TOKEN_BUCKET = 8  # a text is padded to its token count rounded up to this (fewer distinct lengths, fewer batches)
+
+
+def padded_length(tokens: int, limit: int) -> int:
+    """The length a text of `tokens` tokens is padded to: a function of its own count only."""
+    return min(-(-max(tokens, 1) // TOKEN_BUCKET) * TOKEN_BUCKET, limit)
+
+
 def embed_pixels(backbone: VisionBackbone, pixels: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """[B, 3, H, W] CPU pixels -> [B, dim] float32 CPU features (device move, layout, autocast); with
     `batch_size`, the pass runs that many rows (copies of the first) so the result does not depend on B."""
@@ -133,10 +141,11 @@ def iter_vision_features(
 
 
 def iter_text_features(backbone: TextBackbone, texts: Sequence[str], batch_size: int) -> Iterator[FeatureBatch]:
-    """Features of each text, longest first; a batch holds texts of one token count, so none is padded."""
+    """Features of each text, longest first; a batch holds `batch_size` texts (copies of its first fill a short one)
+    padded to one length (`padded_length`)."""
     if not texts:
         return
-    lengths = backbone.token_lengths(list(texts))
+    lengths = [padded_length(n, backbone.token_limit) for n in backbone.token_lengths(list(texts))]
     order = sorted(range(len(texts)), key=lambda i: -lengths[i])
     start = 0
     while start < len(order):
@@ -144,8 +153,10 @@ def iter_text_features(backbone: TextBackbone, texts: Sequence[str], batch_size:
         positions = order[start:start + batch_size]
         positions = positions[:next((k for k, i in enumerate(positions) if lengths[i] != length), len(positions))]
         start += len(positions)
+        batch = [texts[i] for i in positions]
+        batch += batch[:1] * (batch_size - len(batch))
         with torch.inference_mode(), autocast_for(backbone.device):
-            features = backbone.embed([texts[i] for i in positions]).float().cpu().numpy()
+            features = backbone.embed(batch, length)[:len(positions)].float().cpu().numpy()
         yield FeatureBatch(positions, features)
 
 

@@ -58,9 +58,10 @@ class _HFTextBackbone(HuggingFaceWeights, TextBackbone):
         encoded = self.tokenizer(texts, truncation=True, max_length=self.token_limit)
         return [len(ids) for ids in encoded["input_ids"]]
 
-    def embed(self, texts: list[str]) -> torch.Tensor:
+    def embed(self, texts: list[str], length: int | None = None) -> torch.Tensor:
         batch = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.token_limit, return_tensors="pt"
+            texts, padding="max_length" if length else True, truncation=True,
+            max_length=min(length or self.token_limit, self.token_limit), return_tensors="pt",
         ).to(self.device)
         hidden = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         if self.pooling == "cls":
@@ -175,7 +176,8 @@ class ClipText(TextBackbone):
             return [len(text) for text in texts]
         return [min(len(encode(text)) + 2, self.token_limit) for text in texts]
 
-    def embed(self, texts: list[str]) -> torch.Tensor:
+    def embed(self, texts: list[str], length: int | None = None) -> torch.Tensor:
+        # Every text is padded to the model's whole context, whatever `length` says.
         tokens = self.tokenizer(texts, context_length=self.token_limit)
         # encode_text adds the whole positional table: pad a shorter limit back to the model's length
         # (0 = padding; the pooled token is the end-of-text token, the largest id).
