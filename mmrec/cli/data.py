@@ -120,7 +120,7 @@ def import_movielens(
         console.print(f"{result.posters_unchanged:,} of the posters were already there with the same bytes: left "
                       "as they were, so preprocess does not check them again.")
     if result.config_kept:
-        console.print(f"[yellow]{shown(kept_config_note(result.out_dir, result.config_path))}")
+        console.print(f"[yellow]{shown(kept_config_note(result.out_dir, result.config_path, result.config_kept))}")
     console.print(
         f"Numeric feature columns for this data: [bold]{result.numeric_columns}[/bold] "
         "(no view/comment/thumbup counts; rating statistics are computed from the train split only).\n"

@@ -24,15 +24,15 @@ def _record(out_dir: Path) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def import_config_target(out_dir: Path) -> tuple[Path, bool]:
-    """(where this import writes its config, whether OUT/mmrec.yaml is kept so it goes beside it: a user's own, or
-    one edited since the last import)."""
+def import_config_target(out_dir: Path) -> tuple[Path, str | None]:
+    """(where this import writes its config, why OUT/mmrec.yaml is kept so that the config goes beside it: "edited"
+    since the last import, or "own" (no import wrote it); None when it is replaced or absent)."""
     config = Path(out_dir) / CONFIG_FILE
     record = _record(out_dir)
     written = record.get("config_sha256") if record is not None else None
     if config.is_file() and sha256_file(config) != written and (written or record is None):
-        return Path(out_dir) / BESIDE_FILE, True  # (an import from before the sha was recorded: replaced)
-    return config, False
+        return Path(out_dir) / BESIDE_FILE, "edited" if written else "own"  # (a record without the sha: replaced)
+    return config, None
 
 
 def refuse_own_files(out_dir: Path, names: tuple[str, ...], force: bool, command: str) -> None:
@@ -63,6 +63,9 @@ def config_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def kept_config_note(out_dir: Path, written: Path) -> str:
-    return (f"{Path(out_dir) / CONFIG_FILE} was edited since the last import: it is kept as it is, and this "
-            f"import's config is {written} (compare the two).")
+def kept_config_note(out_dir: Path, written: Path, why: str = "edited") -> str:
+    """The note on an OUT/mmrec.yaml kept (`why`: import_config_target's reason) and the config written beside it."""
+    what = ("was edited since the last import" if why == "edited" else
+            "was not written by an import (your own config)")
+    return (f"{Path(out_dir) / CONFIG_FILE} {what}: it is kept as it is, and this import's config is {written} "
+            "(compare the two).")

@@ -301,7 +301,7 @@ def import_mmrec(src: Path, out_dir: Path, data: DataSettings, name: str | None 
     atomic_write_json(result.splits_dir / REPORT_FILE, _split_report(result, frames, inter_file))
     result.config_path, kept = import_config_target(out_dir.resolve())
     if kept:
-        result.notes.append(kept_config_note(out_dir.resolve(), result.config_path))
+        result.notes.append(kept_config_note(out_dir.resolve(), result.config_path, kept))
     result.next_commands = _next_commands(result)
     config = _config_yaml(result)
     atomic_write_text(result.config_path, config)

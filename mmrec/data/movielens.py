@@ -67,7 +67,7 @@ class MovieLensImport:
     numeric_columns: list[str] = field(default_factory=lambda: ["year"])
     config_path: Path | None = None
     posters_unchanged: int = 0  # of posters_copied: the file there already had these bytes (left as it was)
-    config_kept: bool = False  # OUT/mmrec.yaml was edited since the last import: kept, the new one beside it
+    config_kept: str | None = None  # why OUT/mmrec.yaml was kept, the new one beside it (import_config_target)
 
 
 def split_title_year(title: str) -> tuple[str, float]:

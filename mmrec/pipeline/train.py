@@ -480,8 +480,9 @@ def _settle_previous(best_path: Path, previous_path: Path, train_sha256: str, mo
     if final is None or previous is None or final[0] >= previous[0]:
         remove_checkpoint(previous_path)
         return None
-    return (f"This run replaced the {best_path.name} of an earlier run{previous[1]}, which validated higher "
-            f"({monitor} {previous[0]:.4f}; this run {final[0]:.4f}). That model is kept as {previous_path}: "
+    return (f"The model of an earlier run{previous[1]} validated higher than this run's, which now is "
+            f"{best_path.name} ({monitor} {previous[0]:.4f}; this run {final[0]:.4f}). That model is kept as "
+            f"{previous_path}: "
             f"evaluate or recommend it with --checkpoint-name {PREVIOUS}, or move it back over {best_path.name} to "
             f"serve it (a later run into this folder keeps the better of it and the model it replaces). To keep "
             f"models side by side, train into another folder "

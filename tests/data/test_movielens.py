@@ -64,7 +64,7 @@ def test_a_reimport_keeps_unchanged_posters_and_an_edited_config(tmp_path):
     (out / "mmrec.yaml").write_text(edited)
     (posters / "2.jpg").write_bytes(b"a new poster")
     third = import_movielens(src, out, posters, DataSettings())
-    assert third.config_kept and (out / "mmrec.yaml").read_text() == edited  # the user's edit survives
+    assert third.config_kept == "edited" and (out / "mmrec.yaml").read_text() == edited  # the user's edit survives
     assert third.config_path == out / "mmrec.imported.yaml" and "threshold: 4.0" in third.config_path.read_text()
     assert third.posters_unchanged == 0 and (out / "images" / "2.jpg").read_bytes() == b"a new poster"
 
@@ -84,7 +84,10 @@ def test_an_import_into_a_folder_of_ones_own_data_is_refused_unless_forced(tmp_p
     assert "--force" in info.value.hint and "my precious" in (out / "item_info.csv").read_text()
     forced = import_movielens(src, out, None, DataSettings(), force=True)
     assert "my precious" not in (out / "item_info.csv").read_text()
-    assert forced.config_kept and (out / "mmrec.yaml").read_text() == "training:\n  epochs: 3\n"  # kept, new beside
+    assert forced.config_kept == "own" and (out / "mmrec.yaml").read_text() == "training:\n  epochs: 3\n"  # kept
+    from mmrec.data.import_config import kept_config_note
+
+    assert "was not written by an import (your own config)" in kept_config_note(out, forced.config_path, "own")
     import_movielens(src, out, None, DataSettings())  # its own files: imported again without --force
     (out / "interactions.csv").write_text("user_id,item_id\nme,X\n")  # edited since
     with pytest.raises(DataError, match="already holds interactions.csv"):

@@ -90,11 +90,11 @@ def test_a_split_made_before_the_last_preprocess_is_noted(tmp_path):
 def test_a_run_that_replaces_a_better_checkpoint_says_so(tmp_path):
     config = tiny_project.write_tiny_project(tmp_path, epochs=4, item_item=False)
     first = run_train(load_settings(config).settings)
-    assert not any("replaced" in note for note in first.notes)  # nothing was there before
+    assert not any("validated higher than this run" in note for note in first.notes)  # nothing was there before
     worse = run_train(load_settings(config, {"training.epochs": 1, "training.learning_rate": 1e-6}).settings)
     assert worse.best_metric < first.best_metric
-    (note,) = [note for note in worse.notes if "replaced" in note]
-    assert f"validated higher (ndcg@10 {first.best_metric:.4f}; this run {worse.best_metric:.4f})" in note
+    (note,) = [note for note in worse.notes if "validated higher than this run" in note]
+    assert f"best_model.pth (ndcg@10 {first.best_metric:.4f}; this run {worse.best_metric:.4f})" in note
     assert "UTC" in note and "MMREC_PATHS__CHECKPOINT_DIR" in note
     assert "--checkpoint-name previous_best_model.pth" in note
     previous = first.best_path.with_name("previous_best_model.pth")
@@ -103,17 +103,17 @@ def test_a_run_that_replaces_a_better_checkpoint_says_so(tmp_path):
     # served model over the kept one first, then removed that copy, as it validated at least as high: the best model
     # of the three was gone, unsaid.
     again = run_train(load_settings(config, {"training.epochs": 1, "training.learning_rate": 1e-6}).settings)
-    (note,) = [note for note in again.notes if "replaced" in note]
-    assert f"validated higher (ndcg@10 {first.best_metric:.4f}; this run {again.best_metric:.4f})" in note
+    (note,) = [note for note in again.notes if "validated higher than this run" in note]
+    assert f"best_model.pth (ndcg@10 {first.best_metric:.4f}; this run {again.best_metric:.4f})" in note
     assert read_meta(previous)["monitored_value"] == first.best_metric
     better = run_train(load_settings(config).settings)  # as good again: no note
-    assert not any("replaced" in note for note in better.notes)
+    assert not any("validated higher than this run" in note for note in better.notes)
     assert not previous.exists() and not previous.with_suffix(".json").exists()
     train_csv = tmp_path / "splits" / "train.csv"
     train_csv.write_text("".join(train_csv.read_text().splitlines(keepends=True)[:-1]))  # another split
     (train_csv.parent / "split_files.json").unlink()  # (by hand)
     other = run_train(load_settings(config, {"training.epochs": 1, "training.learning_rate": 1e-6}).settings)
-    assert not any("replaced" in note for note in other.notes)  # values of two splits do not compare
+    assert not any("validated higher than this run" in note for note in other.notes)  # values of two splits do not compare
 
 
 def test_a_resumed_run_keeps_its_own_finished_model_when_that_validated_higher(tmp_path):
@@ -129,14 +129,14 @@ def test_a_resumed_run_keeps_its_own_finished_model_when_that_validated_higher(t
     save_checkpoint(first.best_path, finished, {**meta, "monitored_value": higher})
     resumed = run_train(load_settings(config, {"training.epochs": 8}).settings, resume=first.last_path)
     assert resumed.best_epoch > first.best_epoch  # a later epoch replaced best_model.pth
-    (note,) = [note for note in resumed.notes if "replaced" in note]
-    assert f"validated higher (ndcg@10 {higher:.4f}; this run {resumed.best_metric:.4f})" in note
+    (note,) = [note for note in resumed.notes if "validated higher than this run" in note]
+    assert f"best_model.pth (ndcg@10 {higher:.4f}; this run {resumed.best_metric:.4f})" in note
     previous = first.best_path.with_name("previous_best_model.pth")
     assert read_meta(previous)["monitored_value"] == higher and read_meta(previous)["epoch"] == first.best_epoch
     # Resumed with nothing left to train, nothing is replaced: the kept model stays as it is, and no note.
     kept = previous.read_bytes()
     again = run_train(load_settings(config, {"training.epochs": 8}).settings, resume=first.last_path)
-    assert not any("replaced" in note for note in again.notes) and previous.read_bytes() == kept
+    assert not any("validated higher than this run" in note for note in again.notes) and previous.read_bytes() == kept
 
 
 def test_an_interrupted_run_keeps_the_finished_model_it_was_replacing(tmp_path):
