@@ -114,7 +114,8 @@ def check_output_file(path: str | os.PathLike[str], option: str | None = None,
         if held is not None and (real == held or real.startswith(held.rstrip(os.sep) + os.sep)):
             raise ConfigError(
                 f"Cannot write {named}: it " + ("is " if real == held else "lies inside ") + f"{what} ({source}), "
-                "which this command reads or mmrec manages: writing there would destroy it.",
+                "which this command reads or mmrec manages: an output there could replace what it holds, or be "
+                "taken for part of it.",
                 hint="Write the output elsewhere, e.g. under paths.results_dir.")
     if target.is_dir():
         raise ConfigError(f"Cannot write {named}: it is a directory.",
