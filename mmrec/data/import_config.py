@@ -29,8 +29,9 @@ def import_config_target(out_dir: Path) -> tuple[Path, str | None]:
     since the last import, or "own" (no import wrote it); None when it is replaced or absent)."""
     config = Path(out_dir) / CONFIG_FILE
     record = _record(out_dir)
-    written = record.get("config_sha256") if record is not None else None
-    if config.is_file() and sha256_file(config) != written and (written or record is None):
+    beside = record is not None and record.get("config_file") == BESIDE_FILE  # the last import kept it too
+    written = record.get("config_sha256") if record is not None and not beside else None
+    if config.is_file() and sha256_file(config) != written and (written or beside or record is None):
         return Path(out_dir) / BESIDE_FILE, "edited" if written else "own"  # (a record without the sha: replaced)
     return config, None
 
@@ -59,7 +60,7 @@ def files_record(out_dir: Path, names: tuple[str, ...]) -> dict[str, dict[str, s
 
 
 def config_sha256(text: str) -> str:
-    """What OUT/dataset.json records of the config text an import wrote."""
+    """What OUT/dataset.json records of the config text an import wrote (beside "config_file", where it went)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

@@ -306,6 +306,7 @@ def import_mmrec(src: Path, out_dir: Path, data: DataSettings, name: str | None 
     config = _config_yaml(result)
     atomic_write_text(result.config_path, config)
     atomic_write_json(out_dir / "dataset.json", {**_dataset_record(result), "config_sha256": config_sha256(config),
+                                                 "config_file": result.config_path.name,
                                                  **files_record(out_dir, names)})
     return result
 

@@ -298,6 +298,7 @@ def import_movielens(
             "note": "No interaction statistics are item features here: "
             "the pipeline computes them from train only.",
             "config_sha256": config_sha256(config),
+            "config_file": result.config_path.name,
         },
     )
     return result

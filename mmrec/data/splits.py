@@ -398,7 +398,7 @@ def load_split(splits_dir: Path, test: bool = True) -> SplitFrames:
     parts = []
     for name in SPLIT_NAMES:
         path = Path(splits_dir) / f"{name}.csv"
-        if (name == "val" and not path.is_file()) or name not in read:
+        if (name == "val" and not path.exists()) or name not in read:  # (a val.csv that is a folder is refused)
             parts.append(parts[0].iloc[:0].copy())
             continue
         if problem := not_a_file(path):

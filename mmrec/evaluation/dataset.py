@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from mmrec.data.interactions import parse_timestamps, read_ratings
+from mmrec.data.interactions import TIMESTAMP_RANGE, parse_timestamps, read_ratings
 from mmrec.data.matrices import held_out_unseen, interaction_matrix
 from mmrec.data.raw_tables import read_table
 from mmrec.errors import DataError
@@ -80,13 +80,13 @@ def _timestamps_read(frame: pd.DataFrame, path: Path, role: str, timestamp_forma
                      notes: list[str] | None) -> pd.DataFrame:
     """The time column as preprocess reads it (unix seconds as int64): as text, 999999999 sorted after 1000000000,
     so histories, recency and transitions followed another order than training's. Rows whose time cannot be read
-    are left out and counted, as preprocess leaves them out. A column of whole numbers of a unix time's size (a
-    split mmrec wrote, or one made from it) is read as unix seconds whatever data.timestamp_format says of the raw
-    interactions."""
-    numbers = pd.to_numeric(frame["timestamp"], errors="coerce")
-    written_by_mmrec = bool(numbers.notna().all() and (numbers == numbers.round()).all() and (numbers >= 1e8).all())
-    seconds = parse_timestamps(frame["timestamp"], None if written_by_mmrec else timestamp_format)
-    bad = seconds.isna().to_numpy()
+    are left out and counted, as preprocess leaves them out. A column of numbers that data.timestamp_format reads
+    nowhere (a split mmrec wrote, in unix seconds, under a format for the raw file) is read as unix seconds."""
+    seconds = parse_timestamps(frame["timestamp"], timestamp_format)
+    if timestamp_format is not None and not seconds.between(*TIMESTAMP_RANGE).any() \
+            and pd.to_numeric(frame["timestamp"], errors="coerce").notna().all():
+        seconds = parse_timestamps(frame["timestamp"], None)
+    bad = (~seconds.between(*TIMESTAMP_RANGE)).to_numpy()  # unreadable (NaN) or no date (as preprocess drops it)
     if bad.all():
         raise DataError(f"No time in the timestamp column of the {role} file {path} can be read (e.g. "
                         f"{frame['timestamp'].iloc[0]!r}).",

@@ -123,7 +123,7 @@ def validation_only_split(splits_dir: Path, view_dir: Path, holdout: bool) -> tu
         target.unlink(missing_ok=True)
         if name == REPORT_FILE and not source.is_file():  # optional (hand-made splits have none)
             continue
-        if name == "val.csv" and not source.is_file():  # optional too: no validation rows
+        if name == "val.csv" and not source.exists():  # optional too: no validation rows
             atomic_write_text(target, header)
             continue
         if problem := not_a_file(source):

@@ -88,6 +88,7 @@ def test_an_import_into_a_folder_of_ones_own_data_is_refused_unless_forced(tmp_p
     from mmrec.data.import_config import kept_config_note
 
     assert "was not written by an import (your own config)" in kept_config_note(out, forced.config_path, "own")
+    assert import_movielens(src, out, None, DataSettings()).config_kept == "own"  # again: still the user's own
     import_movielens(src, out, None, DataSettings())  # its own files: imported again without --force
     (out / "interactions.csv").write_text("user_id,item_id\nme,X\n")  # edited since
     with pytest.raises(DataError, match="already holds interactions.csv"):

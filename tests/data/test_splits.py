@@ -164,6 +164,10 @@ def test_training_can_load_a_split_without_opening_its_test_part(tmp_path, monke
     (tmp_path / "test.csv").mkdir()  # said "not found" too
     with pytest.raises(DataError, match="test.csv is a folder, not a file"):
         load_split(tmp_path)
+    (tmp_path / "val.csv").unlink()
+    (tmp_path / "val.csv").mkdir()  # was read as "no validation rows", unsaid
+    with pytest.raises(DataError, match="val.csv is a folder, not a file"):
+        load_split(tmp_path, test=False)
 
 
 def test_leave_one_out_without_timestamps_is_random_but_seeded():

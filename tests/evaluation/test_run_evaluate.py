@@ -196,6 +196,14 @@ def test_a_files_times_are_read_as_numbers_as_preprocess_reads_them(tmp_path):
     train.write_text("user_id,item_id,timestamp\nu1,a,05/12/2026\n")  # a raw file in the configured format
     assert read_interactions_file(train, "train", DataSettings(timestamp_format="%d/%m/%Y"), [])["timestamp"].tolist() \
         == [1_796_428_800]
+    # Times the format writes as digits are read with it (taken for seconds, 202108110634 was a moment of 1976), and
+    # a split of data before 1973 (seconds under 1e8) is read as seconds too.
+    train.write_text("user_id,item_id,timestamp\nu1,a,202108110634\n")
+    assert read_interactions_file(train, "train", DataSettings(timestamp_format="%Y%m%d%H%M"),
+                                  [])["timestamp"].tolist() == [1_628_663_640]
+    train.write_text("user_id,item_id,timestamp\nu1,a,82362863\n")
+    assert read_interactions_file(train, "train", DataSettings(timestamp_format="%Y-%m-%d %H:%M:%S"),
+                                  [])["timestamp"].tolist() == [82_362_863]
 
 
 def test_unknown_test_items_are_counted(tiny_config, tmp_path):
