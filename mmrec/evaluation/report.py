@@ -197,16 +197,17 @@ def negatives_path(predictions: Path) -> Path:
 def write_negatives(pairs: tuple[np.ndarray, np.ndarray, np.ndarray, int], user_ids: np.ndarray,
                     item_ids: list[str], protocol: dict[str, Any], path: Path) -> Path:
     """The sampled evaluation's pairs (`draw_pairs`: each test positive and the negatives every model ranked it
-    against): JSON {protocol, pairs: [{user_id, item_id, negatives}]} or CSV user_id,item_id,negatives (space-
-    separated ids), so the sampled figures can be recomputed from the files."""
+    against): JSON {protocol, pairs: [{user_id, item_id, negatives}]} or CSV user_id,item_id,negative (a row per
+    negative: ids joined in one cell by a separator could not be told apart from ids that hold it), so the sampled
+    figures can be recomputed from the files."""
     rows, cols, negatives, _ = pairs
     entries = [(str(user_ids[row]), item_ids[col], [item_ids[j] for j in drawn])
                for row, col, drawn in zip(rows, cols, negatives)]
     if path.suffix.lower() == ".csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["user_id", "item_id", "negatives"])
-        writer.writerows((user, item, " ".join(drawn)) for user, item, drawn in entries)
+        writer.writerow(["user_id", "item_id", "negative"])
+        writer.writerows((user, item, negative) for user, item, drawn in entries for negative in drawn)
         atomic_write_text(path, buffer.getvalue())
     else:
         atomic_write_json(path, {"protocol": protocol, "pairs": [

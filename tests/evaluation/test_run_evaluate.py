@@ -116,8 +116,11 @@ def test_the_sampled_negatives_are_saved_beside_the_predictions_and_recompute_th
     assert len(aucs) == report.models[0].metrics["sampled_positives"]
     assert np.mean(aucs) == pytest.approx(report.models[0].metrics["sampled_auc"])  # popularity = training counts
     run_evaluate(settings, ["popularity"], eval_task="ranking", num_negatives=5, save_predictions=tmp_path / "p.csv")
-    table = pd.read_csv(tmp_path / "p.negatives.csv", dtype=str)
-    assert list(table.columns) == ["user_id", "item_id", "negatives"] and len(table) == len(aucs)
+    table = pd.read_csv(tmp_path / "p.negatives.csv", dtype=str, keep_default_na=False)
+    # A row per negative: joined by spaces in one cell, ids holding a space ('box 7') read as several negatives.
+    assert list(table.columns) == ["user_id", "item_id", "negative"] and len(table) == 5 * len(aucs)
+    from_csv = table.groupby(["user_id", "item_id"], sort=False)["negative"].apply(list).to_dict()
+    assert from_csv == {(pair["user_id"], pair["item_id"]): pair["negatives"] for pair in saved["pairs"]}
 
 
 def test_results_do_not_depend_on_batch_size_or_parallelism(tiny_config):
