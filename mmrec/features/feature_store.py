@@ -372,13 +372,17 @@ class FeatureStore:
 
     def write_meta(self, modality: str, backbone: str, dim: int, weights_id: str, **details: object) -> None:
         """Record the vectors of `modality`: backbone, dim, weights id and any `details` (e.g. what an
-        import read); details recorded earlier for the same vectors are kept."""
+        import read); details recorded earlier for the same vectors are kept. `updated_at` moves only when this run
+        stored vectors or the record changed: a run that only loaded them (evaluate, recommend) leaves it."""
         meta = self.read_meta()
-        meta.update(combo=self.combo, updated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         entry = {"backbone": backbone, "dim": dim, "weights_id": weights_id}
         previous = meta.get(modality, {})
         if all(previous.get(name) == value for name, value in entry.items()):
             entry = {**previous, **entry}
+        stored = any(self.counters[name] for name in ("computed", "copied", "failed"))
+        if not stored and meta.get(modality) == {**entry, **details} and meta.get("combo") == self.combo:
+            return
+        meta.update(combo=self.combo, updated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         meta[modality] = {**entry, **details}
         atomic_write_json(self.folder / META_FILE, meta)
 

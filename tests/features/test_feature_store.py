@@ -82,6 +82,30 @@ def test_meta_details_stay_while_the_vectors_stay_the_same(tmp_path):
         assert "file" not in store.read_meta()["vision"]
 
 
+def test_a_run_that_only_loads_vectors_leaves_their_update_time(tmp_path, monkeypatch):
+    """`cache list`'s "last update" moved on every evaluate and recommend, which only read the vectors."""
+    with FeatureStore(tmp_path, "a_b", CacheSettings()) as store:
+        store.put_many([("k", encode_vector(np.ones(3)))])
+        store.counters["computed"] += 1
+        store.write_meta("text", "sentence-bert", 3, "w1")
+        first = store.read_meta()["updated_at"]
+    import mmrec.features.feature_store as module
+
+    real = module.datetime
+
+    class Later:
+        @staticmethod
+        def now(zone):
+            return real(2099, 1, 1, tzinfo=zone)
+
+    monkeypatch.setattr(module, "datetime", Later)
+    with FeatureStore(tmp_path, "a_b", CacheSettings()) as store:  # a load: nothing stored, the same record
+        store.write_meta("text", "sentence-bert", 3, "w1")
+        assert store.read_meta()["updated_at"] == first
+        store.write_meta("text", "sentence-bert", 3, "w2")  # other weights: recorded, and dated
+        assert store.read_meta()["updated_at"].startswith("2099")
+
+
 def test_delete_prefix_removes_those_vectors_and_their_pack_only(tmp_path):
     from mmrec.features.pack import FeaturePack
 
