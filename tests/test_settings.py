@@ -40,6 +40,10 @@ def test_precedence_defaults_yaml_env_cli(tmp_path, monkeypatch):
     assert loaded.source_of("split.seed") == "cli" and loaded.source_of("model.embedding_dim") == "default"
     result, shown = _show("--config", str(config))
     assert result.exit_code == 0 and shown["settings"]["training"]["batch_size"] == 32
+    # Every setting has its source in the JSON, as in the table (defaults were left out).
+    assert shown["sources"]["model.embedding_dim"] == "default"
+    assert shown["sources"]["training.epochs"] == f"yaml:{config}"
+    assert len(shown["sources"]) == sum(len(fields) for fields in shown["settings"].values())
 
 
 def test_a_mapping_setting_from_a_later_layer_replaces_the_earlier_one_whole(tmp_path, monkeypatch):

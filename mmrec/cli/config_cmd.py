@@ -25,7 +25,9 @@ def show(
     settings = app_state.settings(config)
     values = settings_as_dict(settings)
     if as_json:
-        print_json_data({"settings": values, "sources": app_state.loaded.sources})
+        sources = {f"{section}.{key}": app_state.loaded.source_of(f"{section}.{key}")  # every setting, as the table
+                   for section, fields in values.items() for key in fields}
+        print_json_data({"settings": values, "sources": sources})
         return
     table = Table(title="Resolved settings")
     table.add_column("key", no_wrap=True)  # keys are copied into YAML or MMREC_* variables: never cut
