@@ -233,10 +233,10 @@ class RichProgress:
     """A ProgressCallback that draws one rich bar per task (items/s, ETA)."""
 
     def __init__(self, console_: Console | None = None, transient: bool = False) -> None:
-        shown = console_ or console
+        target = console_ or console
         # The description takes what the other columns leave (cut with an ellipsis, never the counts); below
         # 100 columns the percentage and elapsed time give way (M/N and the ETA say as much).
-        wide = shown.width >= 100
+        wide = target.width >= 100
         self._progress = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
@@ -247,7 +247,7 @@ class RichProgress:
             *((TimeElapsedColumn(),) if wide else ()),
             TimeRemainingColumn(),
             TextColumn("{task.fields[metrics]}", table_column=Column(no_wrap=True)),
-            console=shown,
+            console=target,
             transient=transient,
             expand=True,
         )
