@@ -141,6 +141,12 @@ def output_folder(value: Path | None) -> Path | None:
     return value
 
 
+def no_effect(option: str, why: str, fix: str) -> ConfigError:
+    """The refusal of an option that would change nothing in this run (an option ignored unsaid misleads): `option`
+    as given, `why` it does nothing, and `fix` what makes it count."""
+    return ConfigError(f"{option} has no effect: {why}.", hint=f"{fix}, or leave the option out.")
+
+
 def state(ctx: typer.Context) -> AppState:
     """The AppState of this invocation (created by the root callback, or fresh for sub-apps in tests)."""
     root = ctx.find_root()

@@ -15,6 +15,7 @@ from mmrec.cli.common import (
     complete_recommender,
     console,
     kept_on_interrupt,
+    no_effect,
     print_model,
     print_notes,
     state,
@@ -231,22 +232,16 @@ def evaluate(
         "inference.checkpoint_name": checkpoint_name,
     }
     settings = state(ctx).settings(config, overrides)
-    # An option that would change nothing is refused, as recommend refuses --diversity-lambda without MMR.
-    unsampled = ("metrics rank the whole catalogue, no sampled negatives",
-                 "Add --use-sampling (or --eval-task ranking)")
-    idle = [
-        *((option, *unsampled) for option, given in (("--num-negatives", num_negatives),
-                                                     ("--sampling-strategy", sampling_strategy))
-          if given is not None and not (use_sampling or settings.evaluation.eval_task == "ranking")),
-        *([("--num-workers", "the recommenders are evaluated one after the other", "Add --use-parallel")]
-          if num_workers is not None and not use_parallel else []),
-        *([("--checkpoint-name", "only the multimodal model reads a checkpoint",
-            "Add multimodal to --recommender-type")]
-          if checkpoint_name is not None and "multimodal" not in names else []),
-    ]
-    if idle:
-        option, why, fix = idle[0]
-        raise ConfigError(f"{option} has no effect: {why}.", hint=f"{fix}, or leave the option out.")
+    sampled = use_sampling or settings.evaluation.eval_task == "ranking"
+    for option, given in (("--num-negatives", num_negatives), ("--sampling-strategy", sampling_strategy)):
+        if given is not None and not sampled:
+            raise no_effect(option, "metrics rank the whole catalogue, no sampled negatives",
+                            "Add --use-sampling (or --eval-task ranking)")
+    if num_workers is not None and not use_parallel:
+        raise no_effect("--num-workers", "the recommenders are evaluated one after the other", "Add --use-parallel")
+    if checkpoint_name is not None and "multimodal" not in names:
+        raise no_effect("--checkpoint-name", "only the multimodal model reads a checkpoint",
+                        "Add multimodal to --recommender-type")
     if save_predictions is not None:
         state(ctx).output_file(save_predictions, "--save-predictions",  # before any work, not after it
                                (test_data, "the --test-data"), (train_data, "the --train-data"))

@@ -18,6 +18,7 @@ from mmrec.cli.common import (
     console,
     err_console,
     kept_on_interrupt,
+    no_effect,
     print_json_data,
     print_model,
     print_notes,
@@ -206,12 +207,12 @@ def recommend(
     }
     settings = state(ctx).settings(config, overrides)
     if checkpoint_name is not None and recommender_type != "multimodal":
-        raise ConfigError(f"--checkpoint-name {checkpoint_name} has no effect: only the multimodal model reads a "
-                          f"checkpoint, not {recommender_type}.",
-                          hint="Use --recommender-type multimodal, or leave the option out.")
+        raise no_effect(f"--checkpoint-name {checkpoint_name}",
+                        f"only the multimodal model reads a checkpoint, not {recommender_type}",
+                        "Use --recommender-type multimodal")
     if diversity_lambda is not None and not settings.inference.use_diversity:
-        raise ConfigError(f"--diversity-lambda {diversity_lambda:g} has no effect: MMR re-ranking is off.",
-                          hint="Add --use-diversity (or set inference.use_diversity: true).")
+        raise no_effect(f"--diversity-lambda {diversity_lambda:g}", "MMR re-ranking is off",
+                        "Add --use-diversity (or set inference.use_diversity: true)")
     if output is not None and str(output) != "-":  # before any work, not after it
         state(ctx).output_file(output, "--output", (user_file, "the --user-file"))
     if all_users or (output is not None and output.suffix.lower() == ".parquet"):

@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mmrec.cli.common import ConfigOption, RichProgress, configure_logging, console, print_notes, state
-from mmrec.errors import ConfigError, Interrupted
+from mmrec.cli.common import ConfigOption, RichProgress, configure_logging, console, no_effect, print_notes, state
+from mmrec.errors import Interrupted
 from mmrec.progress import null_progress
 
 
@@ -51,8 +51,8 @@ def train(
                                                                        ("wandb_run_name", wandb_run_name)) if value]
     # As recommend refuses --diversity-lambda without MMR (an explicit --no-wandb beside them is this run's choice).
     if named and use_wandb is None and not settings.tracking.use_wandb:
-        raise ConfigError(f"{named[0]} has no effect: Weights & Biases tracking is off.",
-                          hint="Add --use-wandb (or set tracking.use_wandb: true), or leave the option out.")
+        raise no_effect(named[0], "Weights & Biases tracking is off",
+                        "Add --use-wandb (or set tracking.use_wandb: true)")
     from mmrec.models.transitions import describe_variant  # torch: imported once the settings are good
     from mmrec.models.trend import describe_halflife
     from mmrec.pipeline.train import run_train
