@@ -127,6 +127,13 @@ def check_output_file(path: str | os.PathLike[str], option: str | None = None,
     return target
 
 
+def unrecorded_files(folder: Path, names: tuple[str, ...], recorded: dict[str, str]) -> list[str]:
+    """The `names` in `folder` that are not as mmrec wrote them (their sha256 is not the `recorded` one): a user's own
+    files, or files edited since, which a command that writes these names must not replace unasked."""
+    return [name for name in names
+            if (Path(folder) / name).is_file() and recorded.get(name) != sha256_file(Path(folder) / name)]
+
+
 def text_lines(text: str) -> list[str]:
     """The lines of a user's text file, split at line ends only (\\n, \\r\\n, \\r): str.splitlines also splits at
     U+2028 and other separators an id may hold. A file ending with a line end has no empty last line."""

@@ -8,7 +8,7 @@ import hashlib
 from pathlib import Path
 
 from mmrec.errors import DataError
-from mmrec.fileio import read_json, sha256_file
+from mmrec.fileio import read_json, sha256_file, unrecorded_files
 
 CONFIG_FILE = "mmrec.yaml"
 BESIDE_FILE = "mmrec.imported.yaml"
@@ -44,10 +44,7 @@ def refuse_own_files(out_dir: Path, names: tuple[str, ...], force: bool, command
     record = _record(out_dir)
     if record is not None and "files_sha256" not in record:
         return  # an import from before the files were recorded wrote them
-    written = (record or {}).get("files_sha256") or {}
-    own = [name for name in names if (Path(out_dir) / name).is_file()
-           and written.get(name) != sha256_file(Path(out_dir) / name)]
-    if own:
+    if own := unrecorded_files(Path(out_dir), names, (record or {}).get("files_sha256") or {}):
         raise DataError(
             f"{out_dir} already holds {' and '.join(own)}, which no import wrote (or which was edited since): the "
             "import would replace them.",

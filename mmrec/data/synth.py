@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 
 from mmrec.data.power_law import ITEM_EXPONENT, power_law_weights, sample_interactions
 from mmrec.errors import DataError
-from mmrec.fileio import atomic_path, atomic_write_json, sha256_file
+from mmrec.fileio import atomic_path, atomic_write_json, sha256_file, unrecorded_files
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import DataSettings
 
@@ -241,8 +241,7 @@ def generate_synthetic(
     n_cat = len(CATEGORIES)
     out_dir = Path(out_dir)
     names = (data.item_info_file, data.interactions_file)
-    written = _earlier_record(out_dir, "sha256")
-    own = [name for name in names if (out_dir / name).is_file() and written.get(name) != sha256_file(out_dir / name)]
+    own = unrecorded_files(out_dir, names, _earlier_record(out_dir, "sha256"))
     if own and not overwrite:
         raise DataError(
             f"{out_dir} already holds {' and '.join(own)}, which mmrec did not generate (or which was edited since): "
