@@ -122,6 +122,15 @@ class DataSettings(Section):
         default_factory=lambda: ["view_number", "comment_number", "thumbup_number"],
         description="numeric item columns used as features (validated against item_info.csv)",
     )
+    category_columns: list[str] = Field(
+        default_factory=list,
+        description="item_info columns naming categories an item belongs to (a channel, brand, author, genre): each "
+                    "value shared by several items learns an embedding, so an item, a new one too, is placed by its "
+                    "categories by exact match ([] = none); validated against item_info",
+    )
+    category_separator: str | None = Field(
+        "|", min_length=1, description="splits a category cell holding several values (`Action|Comedy`); null: a "
+                                       "cell is one value")
     positive_rating_threshold: float | None = Field(
         None, description="if set and a rating column exists, only ratings >= this are positives"
     )
@@ -183,6 +192,22 @@ class DataSettings(Section):
         if len(set(names)) < len(names):
             raise ValueError(f"a column is named twice in {names}")
         return value
+
+    @field_validator("category_columns")
+    @classmethod
+    def _category_columns(cls, value: list[str]) -> list[str]:
+        if any(not name for name in value):
+            raise ValueError("a column name is empty")
+        if len(set(value)) < len(value):
+            raise ValueError(f"a column is named twice in {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _no_id_category(self) -> DataSettings:
+        if self.item_id_column in self.category_columns:
+            raise ValueError(f"category_columns names the item id column {self.item_id_column!r}: an item's own id "
+                             "is no category (the id embedding is that)")
+        return self
 
     @property
     def description_columns(self) -> list[str]:
@@ -322,6 +347,10 @@ class ModelSettings(Section):
     use_vision: bool = True
     use_text: bool = True
     use_numeric: bool = True
+    use_categories: bool = Field(True, description="a token per data.category_columns column (when it names any)")
+    category_min_items: int = Field(
+        2, ge=1, description="a category value held by fewer catalogue items reads as none (a value of one item is "
+                             "that item's own code, which the id embedding already is)")
     id_dropout: float = Field(0.1, ge=0.0, le=1.0, description="rate at which item ids are hidden in training")
     user_history_length: int = Field(20, ge=0, description="recent items the user tower attends to (0=off)")
     history_dropout: float = Field(

@@ -185,5 +185,8 @@ def summary(path: Path) -> dict[str, Any]:
                                         "model": served_model(meta.get("item_item")) if listed.blended
                                         else "two-tower"},
         **{key: meta[key] for key in keep if key in meta},
+        # Per category column the number of values with an embedding (the values themselves can be many).
+        **({"categories": {name: len(values) for name, values in meta["categories"].items()}}
+           if meta.get("categories") else {}),
         "settings": meta.get("settings", {}),
     }

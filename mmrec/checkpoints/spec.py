@@ -47,7 +47,7 @@ class ItemItemSpec(_Spec):
     fit_seconds: float = 0.0  # the fit, with the lambda search's fits and validations when there was one
     search_seconds: float = 0.0  # the whole choice: the fit and lambda search, then every blend validated
     content_blend: float = 0.0  # weight of the content-profile scores (mmrec.models.content_profile)
-    content_modality: str | None = None  # text | image | text+image
+    content_modality: str | None = None  # text | image | category, or several joined by + (text+image)
     content_grid: list[dict[str, Any]] = []  # (modality, content_blend, metric) of every pair tried
     sequence_blend: float = 0.0  # weight of the transition scores (mmrec.models.transitions)
     sequence_directions: Literal["next", "both"] = "next"  # next items, or items done close together either way
@@ -60,7 +60,7 @@ class ItemItemSpec(_Spec):
     trend_grid: list[dict[str, Any]] = []  # (trend_halflife_days, trend_blend, metric) of every pair tried
     trend_gain_se: float | None = None  # the best pair's paired gain over none, in standard errors
     cold_blend: float = 0.0  # weight of content similarity in the cold items' order among themselves
-    cold_modality: str | None = None  # text | image | text+image
+    cold_modality: str | None = None  # as content_modality
     cold_grid: list[dict[str, Any]] = []  # (cold_modality, cold_blend, cold-item metric, metric) of every pair tried
     cold_gain_se: float | None = None  # the best pair's paired gain over none on the cold items, in standard errors
 
@@ -92,12 +92,13 @@ class CheckpointSpec(BaseModel):
 
     kind: Literal["best", "last"]
     combo: str
-    model_args: dict[str, int]  # mmrec.models.towers.ModelDims
+    model_args: dict[str, Any]  # mmrec.models.towers.ModelDims
     settings: dict[str, dict[str, Any]]  # the recorded settings sections
     encoders: EncoderFingerprints
     n_users: int
     n_items: int
     numeric: NumericSpec
+    categories: dict[str, list[str]] = {}  # per category column, the values with an embedding (CategoryVocab)
     backbones: dict[str, Any]
     monitor: str
     epoch: int
@@ -144,14 +145,14 @@ class CheckpointSpec(BaseModel):
     def features_note(self, here: FeaturesSettings, model: ModelSettings | None = None) -> str | None:
         """A note when this run's settings name other backbones, default weights where the checkpoint's were named,
         or another token limit than the model trained with, or (`model`) other inputs (model.use_vision, use_text,
-        use_numeric, use_id_embeddings): it serves as it was trained (MultimodalRecommender.from_checkpoint), whatever
+        use_numeric, use_categories, use_id_embeddings): it serves as it was trained (MultimodalRecommender.from_checkpoint), whatever
         this run's settings say; None when they agree."""
         trained = self.features_settings()
         differ = []
         if model is not None:
             inputs = self.model_settings()
             differ += [f"model.{key} {str(then).lower()} (this config: {str(now).lower()})"
-                       for key in ("use_id_embeddings", "use_vision", "use_text", "use_numeric")
+                       for key in ("use_id_embeddings", "use_vision", "use_text", "use_numeric", "use_categories")
                        if (then := getattr(inputs, key)) != (now := getattr(model, key))]
         for modality in self.model_settings().modalities:
             keys = (f"{modality}_backbone", f"{modality}_weights") + (("max_text_tokens",) if modality == "text" else ())

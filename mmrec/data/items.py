@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
+from mmrec.data.categories import clean_category_columns, column_notes
 from mmrec.data.drops import describe_drops
 from mmrec.data.ids import catalogue_reason, unicode_spellings
 from mmrec.data.numeric import DECIMAL_COMMA, FAR_ABOVE, validate_numeric_columns
@@ -51,6 +52,7 @@ class ItemReport:
     examples: dict[str, list[str]] = field(default_factory=dict)
     text: dict[str, int] = field(default_factory=dict)
     numeric: dict[str, dict] = field(default_factory=dict)
+    categories: dict[str, dict] = field(default_factory=dict)  # per category column: mmrec.data.categories report
     notes: list[str] = field(default_factory=list)  # what the user should know, e.g. a numeric column left out
 
     def drop(self, reason: str, ids: list[str], count: int | None = None) -> None:
@@ -78,7 +80,8 @@ def sha256_text(text: str) -> str:
 def clean_items(
     raw: pd.DataFrame, data: DataSettings, preprocess: PreprocessSettings
 ) -> tuple[pd.DataFrame, ItemReport, list[str]]:
-    """Cleaned items (item_id, title, description, text, text_fingerprint, numeric columns as float64).
+    """Cleaned items (item_id, title, description, text, text_fingerprint, numeric columns as float64, category
+    columns as `category:<name>`, mmrec.data.categories).
 
     Returns (items, report, rejected_ids): ids that are no ids (control characters) are rejected and
     returned so their interactions can be reported rather than silently lost; an id that only cannot name
@@ -191,6 +194,10 @@ def clean_items(
                 f"{col.fill_value:,.6g}, which the model cannot tell from a real one. Fill the column where you can, "
                 "or remove it from data.numerical_features_cols.")
 
+    categories, category_reports = clean_category_columns(frame, data.category_columns, data.category_separator)
+    report.categories = {name: asdict(col) for name, col in category_reports.items()}
+    report.notes.extend(column_notes(category_reports, len(frame), data.category_separator))
+
     cap = preprocess.max_text_length
     placeholders: dict[str, int] = {}  # cells that stand for no text (a SQL export's NULL), as written: how many
 
@@ -248,6 +255,8 @@ def clean_items(
     )
     for name in data.numerical_features_cols:
         items[name] = numeric[name].to_numpy(dtype="float64")
+    for name, values in categories.items():
+        items[name] = values
     report.kept = len(items)
     if report.kept == 0:
         if report.input_rows == 0:

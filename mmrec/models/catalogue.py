@@ -73,12 +73,14 @@ def catalogue_inputs(
     features: Any | None,
     numeric: np.ndarray | None,
     device: torch.device | str,
+    categories: np.ndarray | None = None,
 ) -> ItemInputs:
-    """ItemInputs on `device`. item_index [n] = IdEncoder indices (0 = unseen); features: ItemFeatures|None."""
+    """ItemInputs on `device`. item_index [n] = IdEncoder indices (0 = unseen); features: ItemFeatures|None;
+    categories: CategoryVocab.encode's value indices, or None."""
     if features is None:
-        return build_item_inputs(item_index, None, None, None, None, numeric, device)
+        return build_item_inputs(item_index, None, None, None, None, numeric, device, categories)
     return build_item_inputs(item_index, features.vision, features.vision_mask, features.text, features.text_mask,
-                             numeric, device)
+                             numeric, device, categories)
 
 
 def scaled_catalogue(
@@ -89,9 +91,11 @@ def scaled_catalogue(
     scaler: NumericScaler,
     train: pd.DataFrame,
     device: torch.device | str,
+    categories: np.ndarray | None = None,
 ) -> ItemInputs:
-    """The catalogue as the model sees it: numeric columns + train counts scaled by `scaler`."""
+    """The catalogue as the model sees it: numeric columns + train counts scaled by `scaler`, category value
+    indices (CategoryVocab.encode) when the model has category columns."""
     numeric = scaler.transform(numeric_values(items, columns, train))
-    catalogue = catalogue_inputs(items, item_index, features, numeric, device)
+    catalogue = catalogue_inputs(items, item_index, features, numeric, device, categories)
     catalogue.numeric_unseen = unseen_numeric(scaler, numeric.shape[1]).to(device)
     return catalogue

@@ -1,7 +1,9 @@
 """Content similarity as a blend component: a user's profile is the mean of her training items' content.
 
 score(u, i) = cosine(mean_{j in train(u)} f_j, f_i), with f the item's unit-norm text features, its
-centred unit-norm image features (raw CNN features are all positive), or both halves concatenated.
+centred unit-norm image features (raw CNN features are all positive), its categories (per category column a
+unit vector, the sum of a fixed random vector per value: items of one channel share it exactly, two
+channels' are near-orthogonal), or all of these concatenated.
 It needs no interaction on the scored item, so it ranks cold items; blended into the final score
 with a weight and modality chosen on validation (mmrec.training.blend), it makes the model at
 least as good on validation as this content-only recommender, whatever the data.
@@ -20,10 +22,13 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
+from mmrec.data.categories import SLOTS
 from mmrec.models.inputs import ItemInputs
 from mmrec.settings import ModelSettings
 
-MODALITIES = ("text", "image", "text+image")
+PARTS = ("text", "image", "category")  # in the order a combined modality names them ("text+image")
+CATEGORY_DIM = 256  # per category column: random vectors of two values have cosine ~ N(0, 1/256)
+CATEGORY_SEED = 20261205
 
 
 def _unit(values: torch.Tensor, present: torch.Tensor, centre: bool) -> torch.Tensor:
@@ -34,22 +39,44 @@ def _unit(values: torch.Tensor, present: torch.Tensor, centre: bool) -> torch.Te
 
 
 def content_modalities(model_cfg: ModelSettings, catalogue: ItemInputs) -> list[str]:
-    """The modalities a content profile can use: those the model uses and the catalogue has."""
-    text = model_cfg.use_text and catalogue.text.shape[1] > 0 and bool(catalogue.text_mask.any())
-    image = model_cfg.use_vision and catalogue.vision.shape[1] > 0 and bool(catalogue.vision_mask.any())
-    return [m for m, ok in zip(MODALITIES, (text, image, text and image)) if ok]
+    """The modalities a content profile can use: each part the model uses and the catalogue has (text, image,
+    category), then, with two or more, all of them together ("text+image")."""
+    held = {"text": model_cfg.use_text and catalogue.text.shape[1] > 0 and bool(catalogue.text_mask.any()),
+            "image": model_cfg.use_vision and catalogue.vision.shape[1] > 0 and bool(catalogue.vision_mask.any()),
+            "category": model_cfg.use_categories and bool((catalogue.categories > 0).any())}
+    parts = [part for part in PARTS if held[part]]
+    return parts + (["+".join(parts)] if len(parts) > 1 else [])
 
 
 def content_features(catalogue: ItemInputs, modality: str) -> torch.Tensor:
     """[n_items, d] unit-norm rows for `modality` (zero rows for items without that content)."""
-    if modality not in MODALITIES:
-        raise ValueError(f"unknown content modality {modality!r}; one of {MODALITIES}")
-    parts = []
-    if modality in ("text", "text+image"):
-        parts.append(_unit(catalogue.text, catalogue.text_mask.bool(), centre=False))
-    if modality in ("image", "text+image"):
-        parts.append(_unit(catalogue.vision, catalogue.vision_mask.bool(), centre=True))
+    names = modality.split("+")
+    if not names or any(name not in PARTS for name in names) or len(set(names)) < len(names):
+        raise ValueError(f"unknown content modality {modality!r}: one of {PARTS} or several joined by '+'")
+    blocks = {"text": lambda: _unit(catalogue.text, catalogue.text_mask.bool(), centre=False),
+              "image": lambda: _unit(catalogue.vision, catalogue.vision_mask.bool(), centre=True),
+              "category": lambda: category_features(catalogue.categories).to(catalogue.text.device)}
+    parts = [blocks[name]() for name in names]
     return F.normalize(torch.cat(parts, dim=1), dim=1) if len(parts) > 1 else parts[0]
+
+
+def category_features(categories: torch.Tensor) -> torch.Tensor:
+    """[n_items, columns x CATEGORY_DIM] float32 from category value indices [n_items, columns x SLOTS]: per column
+    the unit-norm sum of its values' random vectors (zeros for an item without a value), the whole row unit-norm.
+
+    Value k of column c always gets the same vector: row k of a Gaussian table drawn from seed (CATEGORY_SEED, c),
+    which numpy fills in order, so a longer table (a catalogue holding more values) has the same first rows."""
+    codes = categories.cpu().numpy()
+    blocks = []
+    for c in range(codes.shape[1] // SLOTS):
+        block = codes[:, c * SLOTS : (c + 1) * SLOTS]
+        table = np.random.default_rng([CATEGORY_SEED, c]).standard_normal(
+            (int(block.max(initial=0)) + 1, CATEGORY_DIM), dtype=np.float32)
+        table[0] = 0.0  # none
+        blocks.append(F.normalize(torch.as_tensor(table[block].sum(axis=1)), dim=1))
+    if not blocks:
+        return torch.zeros(codes.shape[0], 0)
+    return F.normalize(torch.cat(blocks, dim=1), dim=1)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The item tower (id + vision + text + numeric tokens fused by self-attention) and the user tower."""
+"""The item tower (id + vision + text + numeric + category tokens fused by self-attention) and the user tower."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmrec.data.categories import SLOTS
 from mmrec.errors import ConfigError
 from mmrec.models.fusion import FusionEncoder, dropout
 from mmrec.models.inputs import ItemInputs
@@ -24,9 +25,14 @@ class ModelDims:
     vision_dim: int
     text_dim: int
     numeric_dim: int
+    # Embedding rows per category column (its values + the none row, mmrec.data.categories); () = no columns
+    category_sizes: tuple[int, ...] = ()
 
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "category_sizes", tuple(int(n) for n in self.category_sizes))  # a list from JSON
+
+    def to_dict(self) -> dict[str, int | list[int]]:
+        return {**asdict(self), "category_sizes": list(self.category_sizes)}
 
 
 class ItemTower(nn.Module):
@@ -55,6 +61,15 @@ class ItemTower(nn.Module):
         if cfg.use_numeric and dims.numeric_dim:
             self.numeric_proj = nn.Linear(dims.numeric_dim, d)
             self.modalities.append("numeric")
+        self.category_embeddings = nn.ModuleList()
+        if cfg.use_categories and dims.category_sizes:
+            for c, size in enumerate(dims.category_sizes):
+                # Row 0 = none (no value, or one the vocabulary lacks): never trained, never read (masked out).
+                # Zeros at first, as the history item embeddings: a value no training item holds adds nothing.
+                table = nn.Embedding(size, d, padding_idx=0)
+                nn.init.zeros_(table.weight)
+                self.category_embeddings.append(table)
+                self.modalities.append(f"category{c}")
         if not self.modalities:
             raise ConfigError(
                 "The item tower has no input: ids, vision, text and numeric features are all off or empty.",
@@ -78,9 +93,19 @@ class ItemTower(nn.Module):
                 out[name] = self.vision_proj(inputs.vision)
             elif name == "text":
                 out[name] = self.text_proj(inputs.text)
-            else:
+            elif name == "numeric":
                 out[name] = self.numeric_proj(inputs.numeric)
+            else:
+                c = int(name.removeprefix("category"))
+                values = self._category_slots(inputs, c)  # [b, SLOTS]
+                held = (values > 0).to(self.type_embedding.dtype)
+                summed = (self.category_embeddings[c](values) * held.unsqueeze(-1)).sum(dim=1)
+                out[name] = summed / held.sum(dim=1, keepdim=True).clamp(min=1.0)  # the mean of its values
         return out
+
+    @staticmethod
+    def _category_slots(inputs: ItemInputs, c: int) -> torch.Tensor:
+        return inputs.categories[:, c * SLOTS : (c + 1) * SLOTS]
 
     def _presence(self, inputs: ItemInputs) -> torch.Tensor:
         """[b, T] bool: which tokens the item has."""
@@ -90,6 +115,8 @@ class ItemTower(nn.Module):
                 columns.append(inputs.vision_mask)
             elif name == "text":
                 columns.append(inputs.text_mask)
+            elif name.startswith("category"):
+                columns.append((self._category_slots(inputs, int(name.removeprefix("category"))) > 0).any(dim=1))
             else:
                 columns.append(torch.ones_like(inputs.ids, dtype=torch.bool))
         present = torch.stack(columns, dim=1)

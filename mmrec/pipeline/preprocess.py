@@ -407,6 +407,11 @@ def run_preprocess(
             f"item_info file {item_file.name} lacks numeric column(s) {', '.join(map(repr, missing))} "
             f"(data.numerical_features_cols); columns present: {', '.join(map(str, raw_items.columns))}.",
             hint="Fix data.numerical_features_cols in your config (it may be an empty list)."))
+    if missing := [name for name in data.category_columns if name not in raw_items.columns]:
+        problems.append(DataError(
+            f"item_info file {item_file.name} lacks category column(s) {', '.join(map(repr, missing))} "
+            f"(data.category_columns); columns present: {', '.join(map(str, raw_items.columns))}.",
+            hint="Fix data.category_columns in your config (it may be an empty list)."))
     used = {"title": data.title_column, "description": data.description_columns or None, "image": data.image_column}
     try:
         raw_items = canonical_columns(raw_items, item_file, "item_info", {"item_id": data.item_id_column},
@@ -533,6 +538,7 @@ def run_preprocess(
                             if not item_report.numeric[c]["no_information"]],
                 "numeric_left_out": [c for c in settings.data.numerical_features_cols
                                      if item_report.numeric[c]["no_information"]],
+                "categories": list(settings.data.category_columns),
                 "timestamp": "timestamp" in interactions.columns,
                 "rating": "rating" in interactions.columns,
             },

@@ -32,6 +32,7 @@ from mmrec.data.tables import load_items
 from mmrec.device import resolve_device
 from mmrec.errors import CheckpointError, MmrecError
 from mmrec.fileio import ProcessLock, mark_in_use, sha256_file
+from mmrec.data.categories import CategoryVocab
 from mmrec.models.catalogue import COUNT_FEATURE, fit_numeric_scaler, informative_columns, scaled_catalogue
 from mmrec.models.towers import ModelDims
 from mmrec.models.two_tower import TwoTowerModel
@@ -162,6 +163,7 @@ class TrainingInputs:
     full_train: Any = None  # all of train.csv (split.train lacks the holdout)
     feature_identities: dict[str, str | None] = field(default_factory=dict)  # ItemFeatures.identities
     untrained: UntrainedIds | None = None  # ids of a holdout's own items and users
+    categories: CategoryVocab | None = None  # the category values with an embedding (None: no category token)
 
 
 def prepare_training(settings: Settings, device: torch.device, ctx: DistContext,
@@ -177,21 +179,33 @@ def prepare_training(settings: Settings, device: torch.device, ctx: DistContext,
     features = _features(settings, items, device, ctx, progress)
     columns = informative_columns(items, settings.data.numerical_features_cols)  # recorded in the checkpoint
     scaler = fit_numeric_scaler(items, columns, split.train)
+    vocab = category_vocab(items, settings)  # recorded in the checkpoint
     item_ids = items["item_id"].astype(str).tolist()
     # A holdout's own items and users have ids (evaluate and recommend read all of train.csv) but no training row:
     # training reads them as unseen (id 0, the learned "no id" row), and checkpoints give their rows row 0's values.
     trained_items = pd.Index(split.train["item_id"].astype(str).unique())
     item_index = np.where(pd.Index(item_ids).isin(trained_items), item_encoder.encode(item_ids), 0)
-    catalogue = scaled_catalogue(items, item_index, features, columns, scaler, split.train, device)
+    catalogue = scaled_catalogue(items, item_index, features, columns, scaler, split.train, device,
+                                 vocab.encode(items) if vocab is not None else None)
     data = build_training_data(split.train, split.val, item_ids, users, settings.model.user_history_length, device,
                                settings.training.validation_user_cap(len(item_ids)), settings.training.seed)
     dims = ModelDims(len(users), len(item_encoder), int(catalogue.vision.shape[1]), int(catalogue.text.shape[1]),
-                     int(catalogue.numeric.shape[1]))
+                     int(catalogue.numeric.shape[1]), tuple(vocab.sizes) if vocab is not None else ())
     untrained = UntrainedIds(
         items=_untrained(item_encoder, full.train["item_id"], trained_items),
         users=_untrained(users, full.train["user_id"], pd.Index(split.train["user_id"].astype(str).unique())))
     return TrainingInputs(split, users, item_encoder, item_ids, columns, scaler, catalogue, data, dims, holdout,
-                          full.train, features.identities if features is not None else {}, untrained)
+                          full.train, features.identities if features is not None else {}, untrained, vocab)
+
+
+def category_vocab(items: pd.DataFrame, settings: Settings) -> CategoryVocab | None:
+    """The category values the model learns embeddings for (mmrec.data.categories), from the catalogue alone; None
+    without category columns (or with model.use_categories off). A column no value of which is shared has none."""
+    if not (settings.model.use_categories and settings.data.category_columns):
+        return None
+    vocab = CategoryVocab.fit(items, settings.data.category_columns, settings.model.category_min_items)
+    held = {name: values for name, values in vocab.values.items() if values}
+    return CategoryVocab(held) if held else None
 
 
 def _untrained(encoder: IdEncoder, ids: Any, trained: pd.Index) -> np.ndarray:
@@ -331,6 +345,7 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
         "n_users": len(users) - 1,
         "n_items": len(item_ids),
         "numeric": NumericSpec.of(columns, COUNT_FEATURE, scaler),
+        "categories": inputs.categories.to_dict() if inputs.categories is not None else {},
         "backbones": {"combo": combo, "vision_dim": dims.vision_dim, "text_dim": dims.text_dim,
                       "weights": inputs.feature_identities},
         # Without validation rows early stopping and the best epoch follow the negated training loss: the label says so.
@@ -636,7 +651,7 @@ def _resume_state(path: Path, dims: ModelDims, users: IdEncoder, items: IdEncode
             hint="Train from scratch (without --resume); or move that best_model.pth away if it is the one to drop.")
     spec.check_encoders(users, items, path)
     spec.check_feature_identities(identities, path)
-    if spec.model_args != dims.to_dict():
+    if ModelDims(**spec.model_args) != dims:
         raise CheckpointError(
             f"Checkpoint {path} was built for {spec.model_args}, this run needs {dims.to_dict()}.",
             hint="Resume with the same config and data the checkpoint was trained with.",

@@ -16,6 +16,7 @@ from mmrec.checkpoints.store import checkpoint_provenance
 from mmrec.data.encoders import IdEncoder
 from mmrec.data.ids import positions
 from mmrec.errors import CheckpointError, DataError
+from mmrec.data.categories import CategoryVocab
 from mmrec.models.catalogue import informative_columns, scaled_catalogue
 from mmrec.models.histories import catalogue_index, user_histories
 from mmrec.models.content_profile import ContentProfileModel
@@ -71,6 +72,7 @@ class MultimodalRecommender(Recommender):
         self.item_item_halflife = spec.item_item.halflife if spec.item_item else 0.0
         self.item_item_store = item_item_store  # earlier fits of the item-item model, reused when the data match
         self.items_without_id = 0  # catalogue items without an id embedding (no train interaction; by fit)
+        self._categories: np.ndarray | None = None  # catalogue rows' category value indices (by fit)
         self.checkpoint: dict[str, Any] | None = None  # checkpoint_provenance of the file it was loaded from
         self.served_note: str | None = None  # why that file is served, when not the one asked for (load_served)
 
@@ -137,6 +139,8 @@ class MultimodalRecommender(Recommender):
                 parts.append(name)
         if cfg.use_numeric and self.spec.numeric.columns:
             parts.append("metadata")
+        if cfg.use_categories and self._categories is not None and bool(self._categories[item].any()):
+            parts.append("categories")
         return parts
 
     def fit(self, train: pd.DataFrame, item_ids: Sequence[str]) -> MultimodalRecommender:
@@ -155,8 +159,9 @@ class MultimodalRecommender(Recommender):
             # A checkpoint written before the columns it trained on were recorded (it holds the configured ones,
             # some left out for want of values): those, as training chose them then.
             columns = informative_columns(self.items, columns)
-        catalogue = scaled_catalogue(self.items, ids, self.features, columns, scaler, train,
-                                     self.device)
+        categories = CategoryVocab(self.spec.categories).encode(self.items) if self.spec.categories else None
+        self._categories = categories
+        catalogue = scaled_catalogue(self.items, ids, self.features, columns, scaler, train, self.device, categories)
         # Profile rows = local train-user index + 1 (row 0 = no train history): users unknown to the
         # encoder but present in `train` are still served from their history.
         local = IdEncoder(list(self.user_index), "user")

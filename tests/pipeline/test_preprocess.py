@@ -158,6 +158,20 @@ def test_rating_threshold_keeps_positives_only(tmp_path, dirty_raw):
     assert "rated_below" not in report["interactions"]
 
 
+def test_category_columns_are_kept_cleaned_and_reported(tmp_path, dirty_raw):
+    raw = pd.read_csv(dirty_raw / "item_info.csv", dtype=str)
+    raw["channel"] = [f"Channel {k % 3}|Extra" if k % 2 else f"channel {k % 3}" for k in range(len(raw))]
+    raw.to_csv(dirty_raw / "item_info.csv", index=False)
+    report = run_preprocess(_settings(tmp_path, **{"data.category_columns": ["channel"]})).report
+    items = load_items(tmp_path / "processed").set_index("item_id")
+    assert items.loc["i00001", "category:channel"] == "channel 1\x1fextra"
+    assert items.loc["i00002", "category:channel"] == "channel 2"
+    assert report["columns"]["categories"] == ["channel"]
+    assert report["items"]["categories"]["channel"]["distinct_values"] == 4  # channel 0-2 and extra
+    with pytest.raises(DataError, match=r"lacks category column\(s\) 'brand'"):
+        run_preprocess(_settings(tmp_path, **{"data.category_columns": ["brand"]}))
+
+
 def test_missing_inputs_are_data_errors(tmp_path, dirty_raw):
     with pytest.raises(DataError, match=r"lacks numeric column\(s\) 'likes'"):
         run_preprocess(_settings(tmp_path, **{"data.numerical_features_cols": ["likes"]}))

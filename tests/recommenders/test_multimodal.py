@@ -283,14 +283,18 @@ def test_a_new_items_reason_names_the_content_the_model_read_of_it():
     features = SimpleNamespace(vision_mask=torch.tensor([True, False, False]),
                                text_mask=torch.tensor([True, True, False]))
 
-    def model(**cfg):
+    def model(categories=None, **cfg):
         numeric = SimpleNamespace(columns=["views"])
         recommender = SimpleNamespace(name="multimodal", model=SimpleNamespace(cfg=ModelSettings(**cfg)),
-                                      features=features, spec=SimpleNamespace(numeric=numeric))
+                                      features=features, spec=SimpleNamespace(numeric=numeric), _categories=categories)
         recommender.content_of = lambda item: MultimodalRecommender.content_of(recommender, item)
         return recommender
 
     assert new_item_reason(model(), 0)["why"].endswith("ranked from its image, text and metadata")
+    held = np.array([[3, 0], [0, 0], [0, 0]])  # only row 0 holds a category value the model knows
+    assert new_item_reason(model(held), 0)["why"].endswith("ranked from its image, text, metadata and categories")
+    assert new_item_reason(model(held), 1)["why"].endswith("ranked from its text and metadata")
+    assert new_item_reason(model(held, use_categories=False), 0)["why"].endswith("image, text and metadata")
     assert new_item_reason(model(), 1)["why"].endswith("ranked from its text and metadata")  # no image
     assert new_item_reason(model(use_text=False), 1)["why"].endswith("ranked from its metadata")
     assert "nothing the model reads of it" in new_item_reason(model(use_numeric=False), 2)["why"]
