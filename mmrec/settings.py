@@ -349,8 +349,8 @@ class ModelSettings(Section):
     use_numeric: bool = True
     use_categories: bool = Field(True, description="a token per data.category_columns column (when it names any)")
     category_min_items: int = Field(
-        2, ge=1, description="a category value held by fewer catalogue items reads as none (a value of one item is "
-                             "that item's own code, which the id embedding already is)")
+        2, ge=2, description="a category value held by fewer catalogue items reads as none (a value of one item is "
+                             "its own code, which would learn that item alone, never hidden by id_dropout)")
     id_dropout: float = Field(0.1, ge=0.0, le=1.0, description="rate at which item ids are hidden in training")
     user_history_length: int = Field(20, ge=0, description="recent items the user tower attends to (0=off)")
     history_dropout: float = Field(

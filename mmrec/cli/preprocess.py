@@ -74,6 +74,9 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
             (f"fill={info['fill_value']:g}" if found else "")
             + shown(f"; ids {', '.join(info['examples'])}" if info["examples"] else ""),
         )
+    for column, info in (items.get("categories") or {}).items():
+        table.add_row("categories", f"{shown(column)}: items with a value", f"{info['items_with_value']:,}",
+                      f"{info['distinct_values']:,} distinct values, {info['shared_values']:,} held by 2+ items")
     inter = report["interactions"]
     table.add_row("interactions", "rows in interactions", f"{inter['input_rows']:,}", "")
     ratings = inter.get("ratings") or {}

@@ -10,6 +10,7 @@ a value the checkpoint never saw reads as none too.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,12 +34,23 @@ def processed_column(name: str) -> str:
 
 
 def cell_values(cell: object, separator: str | None) -> list[str]:
-    """The values a raw cell names: split at `separator`, cleaned, case-folded, blanks and placeholders left out,
-    each once in the order written."""
+    """The values a raw cell names: a JSON or parquet list's entries (read_table joins them by JOIN), each split at
+    `separator`, cleaned, case-folded, cut at MAX_VALUE_LENGTH characters, blanks and placeholders left out, each
+    once in the order written."""
+    return _distinct(_cleaned(cell, separator))
+
+
+def _distinct(values: list[str]) -> list[str]:
+    """Values cut at MAX_VALUE_LENGTH characters, each once in order."""
+    return list(dict.fromkeys(value[:MAX_VALUE_LENGTH] for value in values))
+
+
+def _cleaned(cell: object, separator: str | None) -> list[str]:
+    """cell_values before the cut: whole."""
     text = "" if cell is None or (isinstance(cell, float) and cell != cell) else str(cell)
-    parts = text.split(separator) if separator else [text]
-    values = (clean_text(part, MAX_VALUE_LENGTH).casefold() for part in parts)
-    return list(dict.fromkeys(value for value in values if value and value not in _NO_VALUE))
+    parts = [part for entry in text.split(JOIN) for part in (entry.split(separator) if separator else [entry])]
+    values = (clean_text(part, sys.maxsize).casefold() for part in parts)
+    return [value for value in values if value and value not in _NO_VALUE]
 
 
 @dataclass
@@ -48,7 +60,8 @@ class CategoryColumnReport:
     items_with_value: int
     distinct_values: int
     shared_values: int  # values held by two items or more
-    items_over_slots: int  # items naming more than SLOTS values (the first SLOTS are read)
+    items_over_slots: int  # items naming more than SLOTS values (SLOTS of them are read)
+    values_cut: int = 0  # values longer than MAX_VALUE_LENGTH characters, cut there
 
 
 def clean_category_columns(frame: pd.DataFrame, columns: Sequence[str], separator: str | None
@@ -57,13 +70,15 @@ def clean_category_columns(frame: pd.DataFrame, columns: Sequence[str], separato
     cleaned: dict[str, list[str]] = {}
     reports: dict[str, CategoryColumnReport] = {}
     for name in columns:
-        rows = [cell_values(cell, separator) for cell in frame[name].tolist()]
+        whole = [_cleaned(cell, separator) for cell in frame[name].tolist()]
+        rows = [_distinct(row) for row in whole]
         counts = Counter(value for row in rows for value in row)
         cleaned[processed_column(name)] = [JOIN.join(row) for row in rows]
         reports[name] = CategoryColumnReport(
             items_with_value=sum(map(bool, rows)), distinct_values=len(counts),
             shared_values=sum(1 for n in counts.values() if n >= 2),
-            items_over_slots=sum(len(row) > SLOTS for row in rows))
+            items_over_slots=sum(len(row) > SLOTS for row in rows),
+            values_cut=sum(len(value) > MAX_VALUE_LENGTH for row in whole for value in row))
     return cleaned, reports
 
 
@@ -84,7 +99,10 @@ def column_notes(reports: dict[str, CategoryColumnReport], n_items: int, separat
                          "only: the others are placed without it.")
         if col.items_over_slots:
             notes.append(f"{col.items_over_slots:,} item(s) name more than {SLOTS} values in category column "
-                         f"{name!r}: the first {SLOTS} of each are read.")
+                         f"{name!r}: {SLOTS} of each are read (the first the model learns an embedding for).")
+        if col.values_cut:
+            notes.append(f"{col.values_cut:,} value(s) of category column {name!r} are longer than "
+                         f"{MAX_VALUE_LENGTH} characters: cut there, so two that agree that far read as one.")
     return notes
 
 
@@ -95,12 +113,19 @@ class CategoryVocab:
     values: dict[str, list[str]]
 
     @classmethod
-    def fit(cls, items: pd.DataFrame, columns: Sequence[str], min_items: int) -> CategoryVocab:
-        """The values held by at least `min_items` catalogue items, per column."""
+    def fit(cls, items: pd.DataFrame, columns: Sequence[str], min_items: int,
+            trained: np.ndarray | None = None) -> CategoryVocab:
+        """Per column the values held by at least `min_items` catalogue items, and (`trained` [n_items] bool: the
+        items training learns from) by one of those at least: a value only other items hold would keep its
+        untrained embedding, so it reads as none."""
         vocab = {}
         for name in columns:
-            counts = Counter(value for row in _rows(items, name) for value in row)
-            vocab[name] = sorted(value for value, n in counts.items() if n >= min_items)
+            rows = _rows(items, name)
+            counts = Counter(value for row in rows for value in row)
+            taught = None if trained is None else {value for row, t in zip(rows, trained, strict=True) if t
+                                                   for value in row}
+            vocab[name] = sorted(value for value, n in counts.items()
+                                 if n >= min_items and (taught is None or value in taught))
         return cls(vocab)
 
     @property
@@ -122,6 +147,21 @@ class CategoryVocab:
                 out[row, c * SLOTS : c * SLOTS + len(known)] = known
         return out
 
+    def unlearned_note(self, items: pd.DataFrame) -> str | None:
+        """A note on the items that hold values of a column but none this vocabulary has (a channel new since
+        training, or one too rare then): they are placed without that column. None when there are none."""
+        parts = []
+        for name, values in self.values.items():
+            known = set(values)
+            lost = [row for row in _rows(items, name) if row and not known.intersection(row)]
+            if lost:
+                parts.append(f"{len(lost):,} in {name!r} (e.g. {lost[0][0]!r})")
+        if not parts:
+            return None
+        return (f"Catalogue items hold category values the model has no embedding for, and no other value of that "
+                f"column: {'; '.join(parts)}. New since training, or then held by too few items (model.category_min_items) or "
+                "by none with a training interaction: they are placed without that column. Retrain to learn them.")
+
     def to_dict(self) -> dict[str, list[str]]:
         return {name: list(values) for name, values in self.values.items()}
 
@@ -130,7 +170,8 @@ def _rows(items: pd.DataFrame, name: str) -> list[list[str]]:
     column = processed_column(name)
     if column not in items.columns:
         raise DataError(
-            f"The processed item table has no category column {name!r} (data.category_columns).",
-            hint="Run `mmrec preprocess` with the data.category_columns the model is to read (the data was "
-                 "preprocessed without it).")
+            f"The processed item table has no category column {name!r}, which the model reads (it was preprocessed "
+            "without it in data.category_columns).",
+            hint=f"Add {name!r} to data.category_columns and run `mmrec preprocess` again; or train a model "
+                 "without it.")
     return [cell.split(JOIN) if cell else [] for cell in items[column].fillna("").astype(str).tolist()]

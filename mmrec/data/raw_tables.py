@@ -54,7 +54,7 @@ class RawTable:
 
 
 def read_table(path: Path, what: str, skip_malformed: bool | None = None, encoding: str = "utf-8",
-               first_entry: Collection[str] = ()) -> RawTable:
+               first_entry: Collection[str] = (), each_entry: Collection[str] = ()) -> RawTable:
     """A CSV (comma-, tab-, semicolon- or pipe-separated: the header tells), JSON Lines (or one JSON array of
     objects) or parquet file (the content tells; CSV and JSON gzip/bz2/xz-compressed or not), every column as
     strings (ids must never become numbers; a parquet or JSON number is written as its value reads); DataError if
@@ -63,7 +63,9 @@ def read_table(path: Path, what: str, skip_malformed: bool | None = None, encodi
     preprocess.malformed_lines is `error` (the refusal names the setting); None: a file no setting skips lines of.
     `encoding`: data.encoding, of the CSV and JSON text (utf-8 also reads a byte-order mark). `first_entry`: JSON
     keys whose list values stand for one thing (an item's images: Amazon dumps list several), read as their first
-    entry (`_first_entry`), with a note, instead of joined."""
+    entry (`_first_entry`), with a note, instead of joined. `each_entry`: JSON keys whose list values are several
+    values (an item's categories), their entries joined by U+001F (mmrec.data.categories.JOIN), which no text
+    cell holds once cleaned."""
     if problem := not_a_file(path):
         raise DataError(f"{what} file {path} {problem}." if path.exists() else f"{what} file not found: {path}",
                         hint="Check paths.data_dir and the data.*_file settings.")
@@ -72,12 +74,12 @@ def read_table(path: Path, what: str, skip_malformed: bool | None = None, encodi
     parquet = is_parquet(path)
     utf8_instead = None if parquet else _utf8_read_otherwise(path, what, encoding)
     if parquet:
-        table = _read_parquet(path, what, frozenset(first_entry))
+        table = _read_parquet(path, what, frozenset(first_entry), frozenset(each_entry))
     elif (wide := _utf16_without_mark(path)) and codecs.lookup(encoding).name in ("utf-8", "utf-16"):
         raise DataError(f"{what} file {path} is UTF-16 text without a byte-order mark ({wide}: every other byte "
                         "is 0).", hint=f"Set data.encoding: {wide} (or re-save the file as UTF-8).")
     elif kind := _json_kind(path, encoding):
-        table = _read_json(path, what, kind, encoding, frozenset(first_entry), skip_malformed)
+        table = _read_json(path, what, kind, encoding, frozenset(first_entry), skip_malformed, frozenset(each_entry))
     else:
         table = _read_text_table(path, what, csv_separator(path), skip_malformed, encoding)
     table.frame.columns = [str(c).strip() for c in table.frame.columns]
@@ -400,7 +402,8 @@ def malformed_note(malformed: list[MalformedLine], file: Path) -> str:
             "lines.")
 
 
-def _read_parquet(path: Path, what: str, first_entry: frozenset[str] = frozenset()) -> RawTable:
+def _read_parquet(path: Path, what: str, first_entry: frozenset[str] = frozenset(),
+                  each_entry: frozenset[str] = frozenset()) -> RawTable:
     """The table, every value as text; list and struct values as a JSON file's are read (`_cell`)."""
     import pyarrow as pa
 
@@ -415,7 +418,7 @@ def _read_parquet(path: Path, what: str, first_entry: frozenset[str] = frozenset
         if values.dtype == object and values.map(lambda v: isinstance(v, (list, np.ndarray, dict))).any():
             # A list column (a description in parts, an item's images) reads as the same JSON value would: pandas
             # gives numpy arrays, whose text ("['a' 'b']") no model should read.
-            frame[column] = values.map(lambda v, c=str(column): _cell(c, _python(v), first_entry, listed)
+            frame[column] = values.map(lambda v, c=str(column): _cell(c, _python(v), first_entry, listed, each_entry)
                                        ).astype(object)
             continue
         if pd.api.types.is_float_dtype(values) and bool((values.dropna() % 1 == 0).all()):
@@ -436,7 +439,7 @@ def _json_kind(path: Path, encoding: str) -> str | None:
 
 
 def _read_json(path: Path, what: str, kind: str, encoding: str, first_entry: frozenset[str] = frozenset(),
-               skip_malformed: bool | None = None) -> RawTable:
+               skip_malformed: bool | None = None, each_entry: frozenset[str] = frozenset()) -> RawTable:
     """The objects of a JSON Lines file (or of one JSON array) as a table, every value as text (`_as_text`);
     a key an object lacks is a missing cell. DataError naming the line that is not a JSON object. Lines that are
     Python dict literals (single quotes: the 2014 Amazon review dumps) are read as such, and counted."""
@@ -467,7 +470,8 @@ def _read_json(path: Path, what: str, kind: str, encoding: str, first_entry: fro
                 if not isinstance(record, dict):
                     where = f"element {number} of the array" if kind == "array" else f"line {number}"
                     raise _not_json(path, what, where, f"a JSON {type(record).__name__}, not an object")
-                rows.append({str(key): _cell(str(key), value, first_entry, listed) for key, value in record.items()})
+                rows.append({str(key): _cell(str(key), value, first_entry, listed, each_entry)
+                             for key, value in record.items()})
     except UnicodeError:  # UnicodeDecodeError, or utf-16 without its byte-order mark
         raise _undecodable(path, what, encoding) from None
     except DECOMPRESSION_ERRORS as exc:
@@ -548,12 +552,16 @@ def _as_text(value: Any) -> Any:
     return json.dumps(value, ensure_ascii=False, default=_python_value)
 
 
-def _cell(key: str, value: Any, first_entry: frozenset[str], listed: dict[str, int]) -> Any:
+def _cell(key: str, value: Any, first_entry: frozenset[str], listed: dict[str, int],
+          each_entry: frozenset[str] = frozenset()) -> Any:
     """A JSON (or parquet) value of column `key` as a table cell: a list under a `first_entry` key as its first
-    entry (counted in `listed`), anything else as `_as_text` writes it."""
+    entry (counted in `listed`), one under an `each_entry` key as its entries joined by U+001F, anything else as
+    `_as_text` writes it."""
     if key in first_entry and isinstance(value, list):
         listed[key] = listed.get(key, 0) + 1
         return _first_entry(value)
+    if key in each_entry and isinstance(value, list):
+        return "\x1f".join(text for entry in value if isinstance(text := _as_text(entry), str))
     return _as_text(value)
 
 

@@ -73,7 +73,10 @@ def category_features(categories: torch.Tensor) -> torch.Tensor:
         table = np.random.default_rng([CATEGORY_SEED, c]).standard_normal(
             (int(block.max(initial=0)) + 1, CATEGORY_DIM), dtype=np.float32)
         table[0] = 0.0  # none
-        blocks.append(F.normalize(torch.as_tensor(table[block].sum(axis=1)), dim=1))
+        summed = np.zeros((len(codes), CATEGORY_DIM), dtype=np.float32)
+        for slot in range(SLOTS):  # a slot at a time: table[block] whole would be SLOTS times the result's size
+            summed += table[block[:, slot]]
+        blocks.append(F.normalize(torch.as_tensor(summed), dim=1))
     if not blocks:
         return torch.zeros(codes.shape[0], 0)
     return F.normalize(torch.cat(blocks, dim=1), dim=1)

@@ -272,6 +272,8 @@ def run_evaluate(
         if isinstance(spec := getattr(model, "spec", None), CheckpointSpec) and (
                 note := spec.features_note(settings.features, settings.model)):
             model_notes.append(note)
+        if note := getattr(model, "categories_note", None):
+            model_notes.append(note)
         progress(ProgressEvent(task=f"evaluate:{name}", completed=1, total=2, description=f"scoring {name}"))
         result = evaluate_model(
             name,

@@ -399,7 +399,8 @@ def run_preprocess(
     item_file, interactions_file = data_dir / data.item_info_file, data_dir / data.interactions_file
     skip_malformed = settings.preprocess.malformed_lines == "skip"
     item_table = read_table(item_file, "item_info", skip_malformed, data.encoding,
-                            first_entry=(data.image_column,) if data.image_column else ())
+                            first_entry=(data.image_column,) if data.image_column else (),
+                            each_entry=data.category_columns)
     raw_items, item_headers = without_header_rows(item_table.frame)
     problems: list[DataError] = []  # the columns both files miss, said at once (not one error a run)
     if missing := [name for name in data.numerical_features_cols if name not in raw_items.columns]:

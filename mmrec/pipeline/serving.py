@@ -214,6 +214,8 @@ def load_serving(settings: Settings, recommender_type: str, progress: ProgressCa
         notes.append(note)
     if isinstance(spec, CheckpointSpec) and (note := spec.features_note(settings.features, settings.model)):
         notes.append(note)
+    if note := getattr(model, "categories_note", None):
+        notes.append(note)
     new_items = int(getattr(model, "items_without_id", 0))
     if new_items:
         by_item_item = (" (and by the item-item model from any interactions since)"

@@ -37,7 +37,7 @@ from mmrec.models.catalogue import COUNT_FEATURE, fit_numeric_scaler, informativ
 from mmrec.models.towers import ModelDims
 from mmrec.models.two_tower import TwoTowerModel
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
-from mmrec.settings import FeaturesSettings, Settings, TrainingSettings, settings_as_dict
+from mmrec.settings import FeaturesSettings, ModelSettings, Settings, TrainingSettings, settings_as_dict
 from mmrec.models.item_item_store import ItemItemStore
 from mmrec.models.transitions import describe_variant
 from mmrec.models.trend import describe_halflife
@@ -164,6 +164,7 @@ class TrainingInputs:
     feature_identities: dict[str, str | None] = field(default_factory=dict)  # ItemFeatures.identities
     untrained: UntrainedIds | None = None  # ids of a holdout's own items and users
     categories: CategoryVocab | None = None  # the category values with an embedding (None: no category token)
+    category_note: str | None = None  # category columns that got no token
 
 
 def prepare_training(settings: Settings, device: torch.device, ctx: DistContext,
@@ -179,11 +180,11 @@ def prepare_training(settings: Settings, device: torch.device, ctx: DistContext,
     features = _features(settings, items, device, ctx, progress)
     columns = informative_columns(items, settings.data.numerical_features_cols)  # recorded in the checkpoint
     scaler = fit_numeric_scaler(items, columns, split.train)
-    vocab = category_vocab(items, settings)  # recorded in the checkpoint
+    trained_items = pd.Index(split.train["item_id"].astype(str).unique())
+    vocab, category_note = category_vocab(items, settings, trained_items)  # recorded in the checkpoint
     item_ids = items["item_id"].astype(str).tolist()
     # A holdout's own items and users have ids (evaluate and recommend read all of train.csv) but no training row:
     # training reads them as unseen (id 0, the learned "no id" row), and checkpoints give their rows row 0's values.
-    trained_items = pd.Index(split.train["item_id"].astype(str).unique())
     item_index = np.where(pd.Index(item_ids).isin(trained_items), item_encoder.encode(item_ids), 0)
     catalogue = scaled_catalogue(items, item_index, features, columns, scaler, split.train, device,
                                  vocab.encode(items) if vocab is not None else None)
@@ -195,17 +196,26 @@ def prepare_training(settings: Settings, device: torch.device, ctx: DistContext,
         items=_untrained(item_encoder, full.train["item_id"], trained_items),
         users=_untrained(users, full.train["user_id"], pd.Index(split.train["user_id"].astype(str).unique())))
     return TrainingInputs(split, users, item_encoder, item_ids, columns, scaler, catalogue, data, dims, holdout,
-                          full.train, features.identities if features is not None else {}, untrained, vocab)
+                          full.train, features.identities if features is not None else {}, untrained, vocab,
+                          category_note)
 
 
-def category_vocab(items: pd.DataFrame, settings: Settings) -> CategoryVocab | None:
-    """The category values the model learns embeddings for (mmrec.data.categories), from the catalogue alone; None
-    without category columns (or with model.use_categories off). A column no value of which is shared has none."""
+def category_vocab(items: pd.DataFrame, settings: Settings, trained_items: pd.Index
+                   ) -> tuple[CategoryVocab | None, str | None]:
+    """The category values the model learns embeddings for (mmrec.data.categories): held by
+    model.category_min_items catalogue items, one at least among `trained_items`; None without category columns
+    (or with model.use_categories off). A column without such a value has no token, and the note says so."""
     if not (settings.model.use_categories and settings.data.category_columns):
-        return None
-    vocab = CategoryVocab.fit(items, settings.data.category_columns, settings.model.category_min_items)
+        return None, None
+    minimum = settings.model.category_min_items
+    trained = items["item_id"].astype(str).isin(trained_items).to_numpy()
+    vocab = CategoryVocab.fit(items, settings.data.category_columns, minimum, trained)
     held = {name: values for name, values in vocab.values.items() if values}
-    return CategoryVocab(held) if held else None
+    empty = [name for name in vocab.values if name not in held]
+    note = (f"Category column(s) {', '.join(map(repr, empty))} (data.category_columns) hold no value shared by "
+            f"{minimum} or more catalogue items of which one has a training interaction (model.category_min_items "
+            f"{minimum}): no token reads them." if empty else None)
+    return (CategoryVocab(held) if held else None), note
 
 
 def _untrained(encoder: IdEncoder, ids: Any, trained: pd.Index) -> np.ndarray:
@@ -261,8 +271,7 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
     inputs = prepare_training(settings, device, ctx, progress)
     split, users, item_encoder, item_ids = inputs.split, inputs.users, inputs.item_encoder, inputs.item_ids
     catalogue, data, dims, columns, scaler = inputs.catalogue, inputs.data, inputs.dims, inputs.columns, inputs.scaler
-    if inputs.holdout is not None:
-        notes.append(inputs.holdout)
+    notes += [note for note in (inputs.holdout, inputs.category_note) if note is not None]
     if settings.training.validate_on == "cold_items":
         notes.append("training.validate_on is cold_items: the best epoch and the blend are chosen for ranking "
                      "items without train interactions among themselves. Against the whole catalogue such a model "
@@ -314,7 +323,9 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
         model_cfg = model_cfg.model_copy(update={"distill_weight": 0.0})
     # A resume is checked before the trainer is built (which fits the distillation teacher: minutes).
     resumed = (_resume_state(Path(resume), dims, users, item_encoder, recorded, device, inputs.feature_identities,
-                             train_sha256, Path(settings.paths.checkpoint_dir)) if resume is not None else None)
+                             train_sha256, Path(settings.paths.checkpoint_dir),
+                             inputs.categories.to_dict() if inputs.categories is not None else {})
+               if resume is not None else None)
     # A resume continues its run's id: best and last checkpoints of one run say so, whatever failed between them.
     run_id = ((resumed.get("meta") or {}).get("run_id") if resumed is not None else None) or uuid.uuid4().hex
     trainer = Trainer(model, data, catalogue, model_cfg, settings.training, device,
@@ -621,10 +632,10 @@ def _run_of(path: Path) -> str | None:
 
 def _resume_state(path: Path, dims: ModelDims, users: IdEncoder, items: IdEncoder, recorded: dict[str, Any],
                   device: torch.device, identities: dict[str, str | None], train_sha256: str,
-                  checkpoint_dir: Path) -> dict[str, Any]:
-    """The full training state to resume from; the run must have the same data (train.csv), encoders, features,
-    model settings, features and training settings (but the RESUMABLE keys), and the best checkpoint in
-    `checkpoint_dir`, if any, must be that run's."""
+                  checkpoint_dir: Path, categories: dict[str, list[str]]) -> dict[str, Any]:
+    """The full training state to resume from; the run must have the same data (train.csv), encoders, category
+    values, features, model settings, features and training settings (but the RESUMABLE keys), and the best
+    checkpoint in `checkpoint_dir`, if any, must be that run's."""
     state = load_checkpoint(path, map_location=device)
     check_training_state(state)
     spec = CheckpointSpec.from_meta(state.get("meta"), path)
@@ -656,10 +667,25 @@ def _resume_state(path: Path, dims: ModelDims, users: IdEncoder, items: IdEncode
             f"Checkpoint {path} was built for {spec.model_args}, this run needs {dims.to_dict()}.",
             hint="Resume with the same config and data the checkpoint was trained with.",
         )
+    if spec.categories != categories:  # the same counts can hold other values: each row would serve another one
+        name = next(name for name in {**spec.categories, **categories}
+                    if spec.categories.get(name) != categories.get(name))
+        then, now = spec.categories.get(name, []), categories.get(name, [])
+        differ = sorted(set(then) ^ set(now))
+        raise CheckpointError(
+            f"Checkpoint {path} learned other values of category column {name!r} than the catalogue holds now "
+            f"({len(then):,} then, {len(now):,} now"
+            + (f"; e.g. {differ[0]!r} is in one and not the other" if differ else "") + "): resuming would "
+            "give its embeddings to other values.",
+            hint="Resume with the catalogue it was trained on (the same item_info and data.category_columns), or "
+                 "train from scratch (without --resume).")
+    defaults = {"model": ModelSettings, "features": FeaturesSettings, "training": TrainingSettings}
     for section in ("model", "features", "training"):
         then, now = spec.settings.get(section), recorded[section]
         if then is None:
             continue
+        # A setting added since the checkpoint was written is not recorded there: it ran as the default does.
+        then = {**defaults[section]().model_dump(mode="json"), **then}
         differ = [f"{section}.{key} {then.get(key)!r} -> {now.get(key)!r}" for key in sorted({*then, *now})
                   if then.get(key) != now.get(key) and key not in RESUMABLE.get(section, ())]
         if differ:

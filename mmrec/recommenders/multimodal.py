@@ -73,6 +73,7 @@ class MultimodalRecommender(Recommender):
         self.item_item_store = item_item_store  # earlier fits of the item-item model, reused when the data match
         self.items_without_id = 0  # catalogue items without an id embedding (no train interaction; by fit)
         self._categories: np.ndarray | None = None  # catalogue rows' category value indices (by fit)
+        self.categories_note: str | None = None  # items whose category values it never learned (by fit)
         self.checkpoint: dict[str, Any] | None = None  # checkpoint_provenance of the file it was loaded from
         self.served_note: str | None = None  # why that file is served, when not the one asked for (load_served)
 
@@ -159,7 +160,9 @@ class MultimodalRecommender(Recommender):
             # A checkpoint written before the columns it trained on were recorded (it holds the configured ones,
             # some left out for want of values): those, as training chose them then.
             columns = informative_columns(self.items, columns)
-        categories = CategoryVocab(self.spec.categories).encode(self.items) if self.spec.categories else None
+        vocab = CategoryVocab(self.spec.categories) if self.spec.categories else None
+        categories = vocab.encode(self.items) if vocab is not None else None
+        self.categories_note = vocab.unlearned_note(self.items) if vocab is not None else None
         self._categories = categories
         catalogue = scaled_catalogue(self.items, ids, self.features, columns, scaler, train, self.device, categories)
         # Profile rows = local train-user index + 1 (row 0 = no train history): users unknown to the

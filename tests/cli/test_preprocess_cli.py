@@ -30,6 +30,20 @@ def test_preprocess_prints_report_then_noop(config):
     assert "no images folder" not in forced.output
 
 
+def test_the_report_counts_category_columns_and_a_missing_one_exits_2(config, tmp_path):
+    items = pd.read_csv(tmp_path / "raw" / "item_info.csv", dtype=str)
+    items["channel"] = [f"c{k % 3}|all" for k in range(len(items))]
+    items.to_csv(tmp_path / "raw" / "item_info.csv", index=False)
+    config.write_text(config.read_text() + "data:\n  category_columns: [channel]\n")
+    result = runner.invoke(app, ["preprocess", "-c", str(config), "--skip-caching"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "categories" in line)
+    assert "channel: items with a" in row and "│    10 │" in row and "4 distinct values, 4 held" in row
+    config.write_text(config.read_text().replace("[channel]", "[brand]"))
+    result = runner.invoke(app, ["preprocess", "-c", str(config), "--skip-caching"], terminal_width=200)
+    assert result.exit_code == 2 and "lacks category column(s) 'brand'" in " ".join(result.output.split())
+
+
 def test_a_missing_images_folder_is_named(config, tmp_path):
     (tmp_path / "raw" / "images").rename(tmp_path / "raw" / "pictures")
     result = runner.invoke(app, ["preprocess", "-c", str(config), "--skip-caching"], terminal_width=200)

@@ -23,7 +23,8 @@ def test_a_cell_names_its_values_cleaned_case_folded_once_each_in_order():
     assert cell_values(" Action|comedy | ACTION||N/A|<b>Drama</b>", "|") == ["action", "comedy", "drama"]
     assert cell_values("Rock & Roll, Pop", None) == ["rock & roll, pop"]  # no separator: the cell is one value
     assert cell_values(float("nan"), "|") == [] and cell_values(None, "|") == [] and cell_values("null", "|") == []
-    assert cell_values("a\x1fb", "|") == ["a b"]  # control characters never reach the stored join
+    assert cell_values("a\x1fb|c", "|") == ["a", "b", "c"]  # a JSON list's entries, as read_table joins them
+    assert cell_values("x" * 300 + "|y", "|") == ["x" * 200, "y"]  # cut (counted by clean_category_columns)
 
 
 def test_preprocess_keeps_category_columns_and_says_when_one_cannot_help():
@@ -33,13 +34,19 @@ def test_preprocess_keeps_category_columns_and_says_when_one_cannot_help():
     items, report, _ = clean_items(raw, data, PreprocessSettings())
     assert items["category:channel"].tolist() == ["news 1", "news 1", "sport", ""]
     assert report.categories["channel"] == {"items_with_value": 3, "distinct_values": 2, "shared_values": 1,
-                                            "items_over_slots": 0}
+                                            "items_over_slots": 0, "values_cut": 0}
     assert any("No value of category column 'sku' is shared by two items" in note for note in report.notes)
     assert not any("'channel'" in note for note in report.notes)
     many = pd.DataFrame({"g": ["|".join(f"v{k}" for k in range(SLOTS + 2))]})
     cleaned, reports = clean_category_columns(many, ["g"], "|")
     assert reports["g"].items_over_slots == 1 and len(cleaned["category:g"][0].split(JOIN)) == SLOTS + 2
-    assert any(f"the first {SLOTS} of each are read" in note for note in column_notes(reports, 1, "|"))
+    assert any(f"{SLOTS} of each are read (the first the model learns" in note
+               for note in column_notes(reports, 1, "|"))
+    long = pd.DataFrame({"g": ["a" * 250 + "x|b", "a" * 250 + "y", "b"]})
+    cleaned, reports = clean_category_columns(long, ["g"], "|")
+    assert reports["g"].values_cut == 2 and reports["g"].shared_values == 2  # the two long ones read as one
+    assert any("2 value(s) of category column 'g' are longer than 200" in note
+               for note in column_notes(reports, 3, "|"))
     with pytest.raises(ValueError, match="item id column"):
         DataSettings(category_columns=["item_id"])
 
@@ -54,8 +61,14 @@ def test_the_vocabulary_keeps_shared_values_and_reads_others_as_none():
     assert codes[:, :2].tolist() == [[1, 2], [1, 0], [2, 0], [0, 0]] and not codes[:, 2:].any()
     new = pd.DataFrame({"item_id": ["e"], "category:genre": [JOIN.join(["w", "y"])]})  # w: unknown to the vocabulary
     assert vocab.encode(new)[0, :2].tolist() == [2, 0]
-    with pytest.raises(DataError, match="no category column 'genre'"):
+    with pytest.raises(DataError, match="no category column 'genre', which the model reads"):
         vocab.encode(new.drop(columns="category:genre"))
+    # Only values an item training learns from holds get an embedding: y is held by a and c, neither trained.
+    assert CategoryVocab.fit(items, ["genre"], 2, np.array([False, True, False, True])).to_dict() == {"genre": ["x"]}
+    assert vocab.unlearned_note(items) is None
+    note = vocab.unlearned_note(pd.DataFrame({"item_id": ["e", "f"], "category:genre": ["w", JOIN.join(["w", "x"])]}))
+    assert note.startswith("Catalogue items hold category values the model has no embedding for, and no other value "
+                           "of that column: 1 in 'genre' (e.g. 'w').")
 
 
 def test_an_item_without_a_known_value_has_no_category_token():
@@ -155,3 +168,56 @@ def test_content_similarity_over_categories_matches_values_exactly():
     assert both.shape == (4, 5 + 512) and torch.allclose(both.norm(dim=1)[:3], torch.ones(3))
     with pytest.raises(ValueError, match="unknown content modality"):
         content_features(inputs, "text+text")
+
+
+def test_a_resume_refuses_other_category_values_and_reads_settings_added_since_as_defaults(tmp_path):
+    from mmrec.checkpoints.store import load_checkpoint, save_checkpoint
+    from mmrec.data.tables import load_items, save_items
+    from mmrec.errors import CheckpointError
+    from mmrec.pipeline.train import run_train
+    from mmrec.settings import load_settings
+
+    config = _cold_project(tmp_path, item_item=False)
+    settings = load_settings(config, {"training.epochs": 2}).settings
+    last = run_train(settings).last_path
+    # A checkpoint written before model.use_categories existed records no such key: it ran as the default does.
+    state = load_checkpoint(last)
+    for key in ("use_categories", "category_min_items"):
+        del state["meta"]["settings"]["model"][key]
+    save_checkpoint(last, state, state["meta"])
+    resumed = run_train(load_settings(config, {"training.epochs": 3}).settings, resume=last)
+    assert resumed.history[-1].epoch == 3
+    # The same number of values, another one among them: each embedding row would serve another value.
+    items = load_items(tmp_path / "processed")
+    items["category:channel"] = items["category:channel"].str.replace("channel 0", "zz channel")
+    save_items(items, tmp_path / "processed")
+    with pytest.raises(CheckpointError, match="other values of category column 'channel'.*'channel 0' is in one"):
+        run_train(load_settings(config, {"training.epochs": 4}).settings, resume=resumed.last_path)
+
+
+def test_training_says_which_category_columns_get_no_token(tmp_path):
+    from mmrec.pipeline.train import run_train
+    from mmrec.settings import load_settings
+
+    config = _cold_project(tmp_path, item_item=False, category_min_items=100)
+    result = run_train(load_settings(config, {"training.epochs": 1}).settings)
+    assert any(note.startswith("Category column(s) 'channel' (data.category_columns) hold no value shared by 100 or "
+                               "more catalogue items") for note in result.notes)
+    assert result.best_path is not None
+
+
+def test_json_and_parquet_lists_in_a_category_column_are_several_values(tmp_path):
+    import json
+
+    from mmrec.data.raw_tables import read_table
+
+    rows = [{"item_id": "a", "tags": ["News", "cars"], "description": ["one", "text"]},
+            {"item_id": "b", "tags": "news|Sport", "description": "x"}]
+    path = tmp_path / "items.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in rows))
+    frame = read_table(path, "item_info", each_entry=["tags"]).frame
+    assert [cell_values(cell, "|") for cell in frame["tags"]] == [["news", "cars"], ["news", "sport"]]
+    assert frame["description"].tolist() == ["one text", "x"]  # other lists still read as one text
+    pd.DataFrame({"item_id": ["a"], "tags": [["x", "y z"]]}).to_parquet(tmp_path / "items.parquet")
+    frame = read_table(tmp_path / "items.parquet", "item_info", each_entry=["tags"]).frame
+    assert cell_values(frame["tags"][0], None) == ["x", "y z"]
