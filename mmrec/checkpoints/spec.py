@@ -145,8 +145,8 @@ class CheckpointSpec(BaseModel):
     def features_note(self, here: FeaturesSettings, model: ModelSettings | None = None) -> str | None:
         """A note when this run's settings name other backbones, default weights where the checkpoint's were named,
         or another token limit than the model trained with, or (`model`) other inputs (model.use_vision, use_text,
-        use_numeric, use_categories, use_id_embeddings): it serves as it was trained (MultimodalRecommender.from_checkpoint), whatever
-        this run's settings say; None when they agree."""
+        use_numeric, use_categories, use_id_embeddings): it serves as it was trained
+        (MultimodalRecommender.from_checkpoint), whatever this run's settings say; None when they agree."""
         trained = self.features_settings()
         differ = []
         if model is not None:

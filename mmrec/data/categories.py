@@ -2,10 +2,11 @@
 
 Preprocess cleans each configured column into a processed column `category:<name>` holding an item's
 values joined by JOIN (cleaned text, letter case aside, in the order written, each once). Training
-fits a `CategoryVocab` on the catalogue (item_info only, never interactions): a value held by at least
-`model.category_min_items` items gets an index (1..n, in sorted order), any other reads as none (0).
-The vocabulary travels in the checkpoint, so evaluate and recommend index a catalogue as training did;
-a value the checkpoint never saw reads as none too.
+fits a `CategoryVocab` on the catalogue (item_info; interactions only say which items training learns
+from): a value held by at least `model.category_min_items` items, one of them with a training
+interaction, gets an index (1..n, in sorted order), any other reads as none (0). The vocabulary travels
+in the checkpoint, so evaluate and recommend index a catalogue as training did; a value the checkpoint
+never saw reads as none too.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from mmrec.errors import DataError
 
 PREFIX = "category:"
 JOIN = "\x1f"  # never in a cleaned value (clean_text turns control characters into spaces)
-SLOTS = 8  # values read per item and column: the first 8 the cell names
+SLOTS = 8  # values read per item and column: the first 8 with an index, in the cell's order
 MAX_VALUE_LENGTH = 200
 _NO_VALUE = frozenset({"null", "n/a", "nan", "none", "-", "--", "\u2014"})
 
@@ -159,8 +160,9 @@ class CategoryVocab:
         if not parts:
             return None
         return (f"Catalogue items hold category values the model has no embedding for, and no other value of that "
-                f"column: {'; '.join(parts)}. New since training, or then held by too few items (model.category_min_items) or "
-                "by none with a training interaction: they are placed without that column. Retrain to learn them.")
+                f"column: {'; '.join(parts)}. New since training, or then held by too few items "
+                "(model.category_min_items) or by none with a training interaction: they are placed without that "
+                "column. Retrain to learn them.")
 
     def to_dict(self) -> dict[str, list[str]]:
         return {name: list(values) for name, values in self.values.items()}

@@ -1,6 +1,7 @@
 """MovieLens (ml-latest-small / ml-20m+, ml-1m / ml-10m, ml-100k) plus a posters folder -> the mmrec input format.
 
-Only content goes into item_info (title, genres + tags as description, release year). Interaction
+Only content goes into item_info (title, genres + tags as description, release year, genres again as a
+category column `genres`, `A|B`). Interaction
 statistics (counts, mean rating) are NOT written as item features: computed over all ratings they
 would leak the test split; the model side derives them from the training split.
 """
@@ -79,9 +80,17 @@ def split_title_year(title: str) -> tuple[str, float]:
     return title[: match.start()].strip(), float(match.group(1))
 
 
+def _genres(genres: list[str]) -> list[str]:
+    return [g.strip() for g in genres if g.strip() and g.strip() != "(no genres listed)"]
+
+
+# item_info's columns: genres also as a category column (data.category_columns: [genres], values split at |)
+ITEM_COLUMNS = ["item_id", "title", "description", "year", "genres"]
+
+
 def _description(genres: list[str], tags: list[str]) -> str:
     parts = []
-    genres = [g for g in genres if g and g != "(no genres listed)"]
+    genres = _genres(genres)
     if genres:
         parts.append("Genres: " + ", ".join(genres) + ".")
     if tags:
@@ -112,8 +121,9 @@ def _tables(movies: pd.DataFrame, ratings: pd.DataFrame, tags: dict[str, list[st
     for movie_id, title, genres in zip(movies["movieId"], movies["title"], movies["genres"], strict=True):
         clean_title, year = split_title_year(title)
         movie_id = movie_id.strip()
-        rows.append((movie_id, clean_title, _description(genres.split("|"), tags.get(movie_id, [])), year))
-    items = pd.DataFrame(rows, columns=["item_id", "title", "description", "year"])
+        rows.append((movie_id, clean_title, _description(genres.split("|"), tags.get(movie_id, [])), year,
+                     "|".join(_genres(genres.split("|")))))
+    items = pd.DataFrame(rows, columns=ITEM_COLUMNS)
     interactions = pd.DataFrame(
         {
             "user_id": ratings["userId"].str.strip(),
@@ -175,8 +185,8 @@ def _read_100k(src: Path) -> tuple[pd.DataFrame, pd.DataFrame, set[str]]:
             year = float(release[-4:])
         flags = list(record[5 : 5 + len(genres)])
         names = [genre for genre, flag in zip(genres, flags, strict=False) if flag.strip() == "1"]
-        rows.append((movie_id, clean_title, _description(names, []), year))
-    items = pd.DataFrame(rows, columns=["item_id", "title", "description", "year"])
+        rows.append((movie_id, clean_title, _description(names, []), year, "|".join(_genres(names))))
+    items = pd.DataFrame(rows, columns=ITEM_COLUMNS)
     data = pd.read_csv(
         src / "u.data",
         sep="\t",

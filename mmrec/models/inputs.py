@@ -26,7 +26,7 @@ class ItemInputs:
     numeric_unseen: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
-        if self.categories.shape[0] != self.ids.shape[0]:  # no category columns: an empty [n, 0]
+        if self.categories.numel() == 0 and self.categories.shape[0] != self.ids.shape[0]:  # no columns: [n, 0]
             self.categories = torch.zeros(self.ids.shape[0], 0, dtype=torch.long, device=self.ids.device)
 
     @property

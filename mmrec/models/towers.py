@@ -65,7 +65,7 @@ class ItemTower(nn.Module):
         if cfg.use_categories and dims.category_sizes:
             for c, size in enumerate(dims.category_sizes):
                 # Row 0 = none (no value, or one the vocabulary lacks): never trained, never read (masked out).
-                # Zeros at first, as the history item embeddings: a value no training item holds adds nothing.
+                # Zeros at first, as the history item embeddings (every value has a training item to learn from).
                 table = nn.Embedding(size, d, padding_idx=0)
                 nn.init.zeros_(table.weight)
                 self.category_embeddings.append(table)

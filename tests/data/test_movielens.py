@@ -41,6 +41,7 @@ def test_ml100k_import(tmp_path):
     assert items["title"].tolist() == ["Toy Story", "GoldenEye", "Café Society"]
     assert items["year"].tolist() == [1995.0, 1995.0, 1997.0]
     assert items["description"].tolist()[:2] == ["Genres: Animation.", "Genres: Action."]
+    assert items["genres"].tolist()[:2] == ["Animation", "Action"]
     assert (tmp_path / "out" / "images" / "2.jpg").read_bytes() == b"jpeg-bytes"
     config = yaml.safe_load((tmp_path / "out" / "mmrec.yaml").read_text())
     assert config["data"] == {"numerical_features_cols": ["year"], "positive_rating_threshold": 4.0}
@@ -146,6 +147,7 @@ def test_shared_ml_latest_small_subset(shared_movielens, tmp_path):
     assert items.loc["1", "description"].startswith(
         "Genres: Adventure, Animation, Children, Comedy, Fantasy."
     )
-    assert list(items.columns) == ["title", "description", "year"]  # no interaction statistics
+    assert list(items.columns) == ["title", "description", "year", "genres"]  # no interaction statistics
+    assert items.loc["1", "genres"] == "Adventure|Animation|Children|Comedy|Fantasy"
     assert result.posters_copied + result.posters_missing == len(items) and result.posters_copied > 0
     assert sum(1 for _ in (tmp_path / "images").iterdir()) == result.posters_copied
