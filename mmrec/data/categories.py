@@ -62,7 +62,7 @@ class CategoryColumnReport:
     distinct_values: int
     shared_values: int  # values held by two items or more
     items_over_slots: int  # items naming more than SLOTS values (SLOTS of them are read)
-    values_cut: int = 0  # values longer than MAX_VALUE_LENGTH characters, cut there
+    values_cut: int = 0  # distinct values longer than MAX_VALUE_LENGTH characters, cut there
 
 
 def clean_category_columns(frame: pd.DataFrame, columns: Sequence[str], separator: str | None
@@ -79,7 +79,7 @@ def clean_category_columns(frame: pd.DataFrame, columns: Sequence[str], separato
             items_with_value=sum(map(bool, rows)), distinct_values=len(counts),
             shared_values=sum(1 for n in counts.values() if n >= 2),
             items_over_slots=sum(len(row) > SLOTS for row in rows),
-            values_cut=sum(len(value) > MAX_VALUE_LENGTH for row in whole for value in row))
+            values_cut=len({value for row in whole for value in row if len(value) > MAX_VALUE_LENGTH}))
     return cleaned, reports
 
 
@@ -148,21 +148,26 @@ class CategoryVocab:
                 out[row, c * SLOTS : c * SLOTS + len(known)] = known
         return out
 
-    def unlearned_note(self, items: pd.DataFrame) -> str | None:
-        """A note on the items that hold values of a column but none this vocabulary has (a channel new since
-        training, or one too rare then): they are placed without that column. None when there are none."""
+    def unlearned_note(self, items: pd.DataFrame, min_items: int) -> str | None:
+        """A note on the items placed without a column although the catalogue shares its values now: all their
+        values of it are unknown to this vocabulary, and one at least is held by `min_items` items (a channel new
+        since training). Values too rare to learn (one item's own) are no news and not counted. None: no such
+        item."""
         parts = []
         for name, values in self.values.items():
-            known = set(values)
-            lost = [row for row in _rows(items, name) if row and not known.intersection(row)]
+            known, rows = set(values), _rows(items, name)
+            counts = Counter(value for row in rows for value in row)
+            lost = [row for row in rows if row and not known.intersection(row)
+                    and any(counts[value] >= min_items for value in row)]
             if lost:
-                parts.append(f"{len(lost):,} in {name!r} (e.g. {lost[0][0]!r})")
+                example = next(value for value in lost[0] if counts[value] >= min_items)
+                parts.append(f"{len(lost):,} in {name!r} (e.g. {example!r})")
         if not parts:
             return None
-        return (f"Catalogue items hold category values the model has no embedding for, and no other value of that "
-                f"column: {'; '.join(parts)}. New since training, or then held by too few items "
-                "(model.category_min_items) or by none with a training interaction: they are placed without that "
-                "column. Retrain to learn them.")
+        return (f"Catalogue items hold category values the model has no embedding for, shared by {min_items} or "
+                f"more items now, and no other value of that column: {'; '.join(parts)}. New since training (or "
+                "then held only by items without interactions): they are placed without that column until a "
+                "retrain learns them.")
 
     def to_dict(self) -> dict[str, list[str]]:
         return {name: list(values) for name, values in self.values.items()}

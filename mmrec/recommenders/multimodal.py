@@ -162,7 +162,8 @@ class MultimodalRecommender(Recommender):
             columns = informative_columns(self.items, columns)
         vocab = CategoryVocab(self.spec.categories) if self.spec.categories else None
         categories = vocab.encode(self.items) if vocab is not None else None
-        self.categories_note = vocab.unlearned_note(self.items) if vocab is not None else None
+        self.categories_note = (vocab.unlearned_note(self.items, self.model.cfg.category_min_items)
+                                if vocab is not None else None)
         self._categories = categories
         catalogue = scaled_catalogue(self.items, ids, self.features, columns, scaler, train, self.device, categories)
         # Profile rows = local train-user index + 1 (row 0 = no train history): users unknown to the

@@ -42,7 +42,7 @@ def test_preprocess_keeps_category_columns_and_says_when_one_cannot_help():
     assert reports["g"].items_over_slots == 1 and len(cleaned["category:g"][0].split(JOIN)) == SLOTS + 2
     assert any(f"{SLOTS} of each are read (the first the model learns" in note
                for note in column_notes(reports, 1, "|"))
-    long = pd.DataFrame({"g": ["a" * 250 + "x|b", "a" * 250 + "y", "b"]})
+    long = pd.DataFrame({"g": ["a" * 250 + "x|b", "a" * 250 + "y", "b|" + "a" * 250 + "y"]})
     cleaned, reports = clean_category_columns(long, ["g"], "|")
     assert reports["g"].values_cut == 2 and reports["g"].shared_values == 2  # the two long ones read as one
     assert any("2 value(s) of category column 'g' are longer than 200" in note
@@ -65,10 +65,11 @@ def test_the_vocabulary_keeps_shared_values_and_reads_others_as_none():
         vocab.encode(new.drop(columns="category:genre"))
     # Only values an item training learns from holds get an embedding: y is held by a and c, neither trained.
     assert CategoryVocab.fit(items, ["genre"], 2, np.array([False, True, False, True])).to_dict() == {"genre": ["x"]}
-    assert vocab.unlearned_note(items) is None
-    note = vocab.unlearned_note(pd.DataFrame({"item_id": ["e", "f"], "category:genre": ["w", JOIN.join(["w", "x"])]}))
-    assert note.startswith("Catalogue items hold category values the model has no embedding for, and no other value "
-                           "of that column: 1 in 'genre' (e.g. 'w').")
+    assert vocab.unlearned_note(items, 2) is None  # z: one item's own value, never learnable, no news
+    new = pd.DataFrame({"item_id": ["e", "f", "g"], "category:genre": ["w", JOIN.join(["w", "x"]), "v"]})
+    note = vocab.unlearned_note(new, 2)  # w is shared now: e is placed without its genre until a retrain
+    assert note.startswith("Catalogue items hold category values the model has no embedding for, shared by 2 or more "
+                           "items now, and no other value of that column: 1 in 'genre' (e.g. 'w').")
 
 
 def test_an_item_without_a_known_value_has_no_category_token():
