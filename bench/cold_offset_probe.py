@@ -37,6 +37,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--categories", action="store_true", help="keep model.use_categories (default: off)")
+    parser.add_argument("--blend", type=float, default=0.0,
+                        help="validate the two-tower model blended with the item-item model at this weight (the "
+                        "served blend's first step; lambda model.item_item_l2, no recency half-life)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
@@ -57,6 +60,15 @@ def main() -> None:
     trainer = Trainer(model, inputs.data, inputs.catalogue, settings.model, settings.training, torch.device("cpu"))
     data = inputs.data
     cold = torch.as_tensor((inputs.catalogue.ids == 0).numpy())  # items without a training interaction
+    item_item = None
+    if args.blend > 0:
+        from mmrec.models.histories import catalogue_index
+        from mmrec.models.item_item import fit_item_item, item_item_profiles
+
+        rows = catalogue_index(inputs.item_ids)
+        train = inputs.split.train
+        item_item = fit_item_item(train, inputs.users, rows, inputs.catalogue, settings.model, 0.0)
+        item_item = item_item.with_profiles(item_item_profiles(train, inputs.users, rows, 0.0))
     print(f"{int(cold.sum()):,} cold items of {len(cold):,}; {data.val_relevant.shape[0]:,} validation users",
           flush=True)
     epochs, per_user = [], []  # per_user: [epoch][delta][validation user]
@@ -65,7 +77,7 @@ def main() -> None:
         trainer.epoch += 1
         trainer.schedule.epoch_end(0.0)
         trainer.module.eval()
-        scorer = Scorer(trainer.module, inputs.catalogue, data.histories)
+        scorer = Scorer(trainer.module, inputs.catalogue, data.histories).with_item_item(item_item, args.blend)
         row: dict = {"epoch": epoch + 1, "loss": round(loss, 4)}
         values = []
         for delta in DELTAS:
@@ -88,6 +100,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({"config": str(args.config), "splits": str(args.splits),
                                                          "seed": args.seed, "categories": args.categories,
+                                                         "blend": args.blend,
                                                          "epochs": epochs, "split_half": check}, indent=1))
 
 
