@@ -470,6 +470,13 @@ class ModelSettings(Section):
         "training.validate_on ranks does not fall by as much; none without cold validation items (needs "
         "model.item_item)",
     )
+    cold_shift: bool = Field(
+        True,
+        description="after that, move every cold item's score by a shift (in standard deviations of the user's "
+        "scores) chosen on validation from -1 to 3, kept only above validation noise (model.sequence_min_se): "
+        "their offset to the warm items, which the shared \"no id\" row sets; none without cold validation items "
+        "(needs model.item_item)",
+    )
     item_item_solver: Literal["auto", "dense", "neighbourhood"] = Field(
         "auto",
         description="item-item solver: dense = exact (memory items^2, time items^3), neighbourhood = each item "

@@ -63,6 +63,9 @@ class ItemItemSpec(_Spec):
     cold_modality: str | None = None  # as content_modality
     cold_grid: list[dict[str, Any]] = []  # (cold_modality, cold_blend, cold-item metric, metric) of every pair tried
     cold_gain_se: float | None = None  # the best pair's paired gain over none on the cold items, in standard errors
+    cold_shift: float = 0.0  # the cold items' scores moved by this many standard deviations of the user's, last
+    cold_shift_grid: list[dict[str, Any]] = []  # (cold_shift, metric) of every shift tried
+    cold_shift_gain_se: float | None = None  # the best shift's paired gain over none, in standard errors
 
 
 class NumericSpec(_Spec):

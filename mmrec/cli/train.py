@@ -121,6 +121,8 @@ def train(
                f"({describe_halflife(blend['trend_halflife_days'])})" if blend.get("trend_blend") else "")
             + (f", cold items ordered by content similarity ({blend['cold_modality']}) weight "
                f"[bold]{blend['cold_blend']:g}[/bold]" if blend.get("cold_blend") else "")
+            + (f", cold items shifted by [bold]{blend['cold_shift']:g}[/bold] standard deviations"
+               if blend.get("cold_shift") else "")
             + (" (all tied on validation: every validation user is new)" if result.validation_all_new else
                f" chosen on validation: val {result.monitor} [bold]{blend['monitored']:.4f}[/bold] "
                f"(two-tower alone {result.best_metric:.4f}).")

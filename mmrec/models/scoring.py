@@ -54,6 +54,11 @@ class Scorer:
 
     `cold` (weight `cold_blend`): a content-profile model whose items without a profile interaction
     (`ContentProfileModel.cold_columns`) are reordered among themselves last (`reorder_cold`).
+
+    `cold_shift` (with `shift_columns`, the items without a training interaction): last of all, those items'
+    scores move by cold_shift x the user's score spread over the catalogue (`shift_cold`): every cold item shares
+    the two-tower model's "no id" row, so where they stand against the warm items is one offset, chosen on
+    validation (a split whose validation items are new wants them higher; mmrec.training.blend).
     """
 
     def __init__(self, model: TwoTowerModel, catalogue: ItemInputs, histories: torch.Tensor,
@@ -62,7 +67,7 @@ class Scorer:
                  sequence: ItemItemModel | None = None, sequence_blend: float = 0.0,
                  trend: TrendModel | None = None, trend_blend: float = 0.0,
                  fallback: torch.Tensor | None = None, cold: ContentProfileModel | None = None,
-                 cold_blend: float = 0.0) -> None:
+                 cold_blend: float = 0.0, shift_columns: torch.Tensor | None = None, cold_shift: float = 0.0) -> None:
         self.model, self.catalogue, self.histories = model, catalogue, histories
         self.fallback = fallback
         self.item_item, self.blend = item_item, float(blend)
@@ -70,6 +75,7 @@ class Scorer:
         self.sequence, self.sequence_blend = sequence, float(sequence_blend)
         self.trend, self.trend_blend = trend, float(trend_blend)
         self.cold, self.cold_blend = cold, float(cold_blend)
+        self.shift_columns, self.cold_shift = shift_columns, float(cold_shift)
         self.device = catalogue.ids.device
         with _fp32_eval(model, self.device):
             self.item_vectors = model.item_vectors(catalogue).float()  # [n_items, d]
@@ -107,6 +113,17 @@ class Scorer:
         other = copy.copy(self)
         other.cold, other.cold_blend = cold, float(blend)
         return other
+
+    def with_cold_shift(self, columns: torch.Tensor | None, shift: float) -> Scorer:
+        """This scorer (same item vectors, blends and cold order), the items at `columns` shifted by `shift`."""
+        other = copy.copy(self)
+        other.shift_columns, other.cold_shift = columns, float(shift)
+        return other
+
+    @property
+    def shifts_cold(self) -> bool:
+        """Whether the cold items' scores are shifted (a shift, and some cold item)."""
+        return self.shift_columns is not None and self.cold_shift != 0 and len(self.shift_columns) > 0
 
     @property
     def reorders_cold(self) -> bool:
@@ -160,7 +177,7 @@ class Scorer:
         are scored and the columns picked from them.
         """
         columns = torch.as_tensor(columns, dtype=torch.long, device=self.device)
-        if self.blended or self.reorders_cold:
+        if self.blended or self.reorders_cold or self.shifts_cold:
             return self.scores(user_idx, rows).gather(1, columns)
         users = self.user_vectors(user_idx, rows)
         with _fp32_eval(self.model, self.device):
@@ -201,18 +218,22 @@ class Scorer:
     def _cold_shares(self, parts: dict[str, torch.Tensor], rows: torch.Tensor,
                      columns: torch.Tensor) -> dict[str, torch.Tensor]:
         """`parts` ({component: [b, n_items]}, summing to the blended scores) at `columns` [b, c], with the cold
-        items' reordering applied: on cold columns each part scaled by what the reordering keeps of the scores,
-        and a 'cold' part holding what it adds."""
-        if not self.reorders_cold:
+        items' reordering and shift applied: on cold columns each part scaled by what the reordering keeps of the
+        scores, and a 'cold' part holding what the two add."""
+        if not (self.reorders_cold or self.shifts_cold):
             return {key: part.gather(1, columns) for key, part in parts.items()}
-        assert self.cold is not None
-        cold = self.cold.cold_columns
         total = torch.stack(list(parts.values())).sum(dim=0)
-        keep, added = reorder_cold(total[:, cold], cold_content(self.cold, rows), self.cold_blend)
         factor = torch.ones_like(total)
-        factor[:, cold] = keep.expand(-1, len(cold))
         extra = torch.zeros_like(total)
-        extra[:, cold] = added
+        if self.reorders_cold:
+            assert self.cold is not None
+            cold = self.cold.cold_columns
+            keep, added = reorder_cold(total[:, cold], cold_content(self.cold, rows), self.cold_blend)
+            factor[:, cold] = keep.expand(-1, len(cold))
+            extra[:, cold] = added
+        if self.shifts_cold:
+            assert self.shift_columns is not None
+            extra[:, self.shift_columns] += shift_cold(total * factor + extra, self.cold_shift)
         return {**{key: (part * factor).gather(1, columns) for key, part in parts.items()},
                 "cold": extra.gather(1, columns)}
 
@@ -250,6 +271,11 @@ def reorder_cold(scores: torch.Tensor, content: torch.Tensor, weight: float) -> 
     sigma = torch.where(sigma > 0, sigma, torch.ones_like(sigma))
     keep = (1.0 - weights) / sigma
     return keep, mean * (1.0 - keep) + content * (spread * weights / sigma)
+
+
+def shift_cold(scores: torch.Tensor, shift: float) -> torch.Tensor:
+    """[b, 1] what the cold items' scores move by: `shift` x each row's standard deviation over the catalogue."""
+    return shift * centred_std(scores - scores.mean(dim=1, keepdim=True))
 
 
 def matrices_per_chunk(scorers: Sequence[Scorer]) -> int:
@@ -327,7 +353,8 @@ def score_variants(scorers: Sequence[Scorer], user_idx: torch.Tensor, rows: torc
 
 def _finish(scorer: Scorer, user_idx: torch.Tensor, rows: torch.Tensor, scores: torch.Tensor,
             masks: dict[tuple[int, int], torch.Tensor | None], cold: dict[int, torch.Tensor]) -> torch.Tensor:
-    """`scores` (the caller's own) with the cold items reordered (`reorder_cold`), then the fallback list in the
+    """`scores` (the caller's own) with the cold items reordered (`reorder_cold`) and shifted (`shift_cold`), then
+    the fallback list in the
     rows of users the model cannot score. The cold items' content and the fallback rows are worked out once per
     chunk for the scorers that share them (a grid of weights)."""
     if scorer.reorders_cold:
@@ -338,6 +365,8 @@ def _finish(scorer: Scorer, user_idx: torch.Tensor, rows: torch.Tensor, scores: 
         at_cold = scores[:, columns]  # a copy (indexing by a tensor)
         keep, added = reorder_cold(at_cold, cold[id(scorer.cold)], scorer.cold_blend)
         scores[:, columns] = at_cold.mul_(keep).add_(added)
+    if scorer.shifts_cold:
+        scores[:, scorer.shift_columns] += shift_cold(scores, scorer.cold_shift)
     key = (id(scorer.histories), id(scorer.fallback))
     if key not in masks:
         rows_served = scorer.fallback_rows(user_idx, rows)

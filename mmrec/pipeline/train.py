@@ -557,6 +557,7 @@ def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: Id
                               if choice.trend_grid else "")
                            + (f", cold items by content {choice.cold_blend:g}"
                               + (f" ({choice.cold_modality})" if choice.cold_blend else "") if choice.cold_grid else "")
+                           + (f", cold items shifted {choice.cold_shift:g}" if choice.cold_shift_grid else "")
                            + f" (val {trainer.monitor} {monitored:.4f})"))
     return choice, scorer
 

@@ -208,7 +208,10 @@ class MultimodalRecommender(Recommender):
                              content, blend.content_blend if content is not None else 0.0,
                              sequence, blend.sequence_blend if sequence is not None else 0.0,
                              trend, blend.trend_blend if trend is not None else 0.0, fallback=self._popularity,
-                             cold=cold, cold_blend=blend.cold_blend if cold is not None else 0.0)
+                             cold=cold, cold_blend=blend.cold_blend if cold is not None else 0.0,
+                             shift_columns=torch.as_tensor(np.flatnonzero(counts == 0), device=self.device)
+                             if blend is not None and blend.cold_shift else None,
+                             cold_shift=blend.cold_shift if blend is not None else 0.0)
         return self
 
     def _require_fit(self) -> Scorer:

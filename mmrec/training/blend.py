@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import torch
 
 from mmrec.checkpoints.spec import ItemItemSpec
 from mmrec.evaluation.full_ranking import relevant_among
@@ -40,6 +41,8 @@ CONTENT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 CONTENT_BASES = 2
 # Weights of content similarity in the cold items' order among themselves (mmrec.models.scoring.reorder_cold).
 COLD_WEIGHTS = (0.25, 0.5, 0.75, 1.0)
+# Shifts of the cold items' scores (in standard deviations of the user's scores over the catalogue) tried last.
+COLD_SHIFTS = (-1.0, -0.5, 0.5, 1.0, 1.5, 2.0, 3.0)
 
 
 # Peak bytes of the dense item-item fit per (item, item) cell: bench/results/item_item.md measured 2.0 GiB at
@@ -190,6 +193,12 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
     if cfg.cold_blend and validated:
         cold, chosen, scorer, cold_grid, cold_gain_se = _choose_cold(trainer, cfg, scorer, chosen, binary_profiles,
                                                                      stage, notes)
+    shift: dict[str, Any] = {}
+    shift_grid: list[dict[str, Any]] = []
+    shift_gain_se = None
+    if cfg.cold_shift and validated:
+        shift, chosen, scorer, shift_grid, shift_gain_se = _choose_shift(trainer, cfg, scorer, chosen,
+                                                                         binary_profiles, stage, notes)
     stage("done")
     spec = ItemItemSpec(blend=beta, halflife=halflife, l2=cfg.item_item_l2, l2_grid=l2_grid,
                         content_weight=cfg.item_item_content_weight,
@@ -199,7 +208,8 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
                         content_modality=modality, content_grid=content_grid, **sequence,
                         sequence_window=cfg.sequence_window if sequence_grid else 0, sequence_grid=sequence_grid,
                         sequence_gain_se=sequence_gain_se, **trend, trend_grid=trend_grid,
-                        trend_gain_se=trend_gain_se, **cold, cold_grid=cold_grid, cold_gain_se=cold_gain_se)
+                        trend_gain_se=trend_gain_se, **cold, cold_grid=cold_grid, cold_gain_se=cold_gain_se,
+                        **shift, cold_shift_grid=shift_grid, cold_shift_gain_se=shift_gain_se)
     return spec, scorer
 
 
@@ -462,6 +472,31 @@ def _choose_cold(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metrics: 
                      f"validation ranks by {-main_gain:.2f} (model.sequence_min_se {min_se:g}); the blend orders them.")
         return {}, metrics, scorer, grid, gain_se
     return params, main, blended, grid, gain_se
+
+
+def cold_shift_columns(profiles: sp.csr_matrix, device: Any) -> torch.Tensor:
+    """[c] catalogue columns no training profile holds (the items without a training interaction)."""
+    held = np.asarray(profiles.getnnz(axis=0)).ravel()
+    return torch.as_tensor(np.flatnonzero(held == 0), dtype=torch.long, device=device)
+
+
+def _choose_shift(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metrics: dict[str, float],
+                  profiles: sp.csr_matrix, stage: _Stages, notes: list[str]
+                  ) -> tuple[dict[str, Any], dict[str, float], Scorer, list[dict[str, Any]], float | None]:
+    """(chosen {cold_shift}, or {} for none; metrics, scorer, grid, gain in paired standard errors) of the shift of
+    the cold items' scores against the warm ones (mmrec.models.scoring.shift_cold), last, by `_choose_on_top`.
+    Every cold item shares the two-tower model's "no id" row, so their offset to the warm items moves as one from
+    epoch to epoch; where validation's items are new (an `item` split, a fresh catalogue split by time) they
+    belong higher, and where they are a few rare ones perhaps lower. Nothing is tried without a validation user
+    who has a cold item."""
+    columns = cold_shift_columns(profiles, trainer.device)
+    if not len(columns) or not (np.diff(relevant_among(trainer.data.val_relevant, columns.cpu().numpy()).indptr)
+                                > 0).any():
+        return {}, metrics, scorer, [], None
+    stage(f"the offset of the {len(columns):,} cold items to the others")
+    tried = [({"cold_shift": shift}, scorer.with_cold_shift(columns, shift)) for shift in COLD_SHIFTS]
+    return _choose_on_top(trainer, scorer, metrics, tried, "cold_shift", cfg.sequence_min_se, "Cold items' offset",
+                          lambda p: f"{p['cold_shift']:g} standard deviations of a user's scores", notes)
 
 
 def _choose_sequence(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metrics: dict[str, float],

@@ -140,3 +140,28 @@ def test_the_cold_reordering_leaves_rows_without_content_and_needs_two_cold_item
     tied = keep * torch.ones(2, 3) + added  # cold items tied everywhere: ordered by content, within a tiny spread
     assert tied[0].argsort().tolist() == [0, 1, 2] and float(tied[0].max() - tied[0].min()) < 1e-5
     assert torch.equal(tied[1], torch.ones(3))
+
+
+def test_the_cold_shift_moves_the_cold_items_by_the_users_spread_everywhere_scores_are_read():
+    cold = [1, 4, 6, 9]
+    base, item_item, content = _with_cold_items(np.random.default_rng(3), cold)
+    columns = torch.as_tensor(cold)
+    users = torch.arange(1, 9)
+    for scorer in (base, base.with_item_item(item_item, 0.5).with_cold(content, 0.5)):
+        before = scorer.scores(users, users)
+        shifted = scorer.with_cold_shift(columns, 1.5)
+        assert shifted.shifts_cold and not scorer.with_cold_shift(columns, 0.0).shifts_cold
+        after = shifted.scores(users, users)
+        warm = [j for j in range(base.n_items) if j not in cold]
+        assert torch.equal(after[:, warm], before[:, warm])
+        spread = before.std(dim=1, keepdim=True)  # of the row the shift reads: after the cold items' reordering
+        torch.testing.assert_close(after[:, cold], before[:, cold] + 1.5 * spread)
+        # Columns alone, a grid scored together and the explanation parts all read the shifted scores.
+        picked = torch.as_tensor([[0, 1, 4], [9, 6, 2]]).repeat(4, 1)
+        torch.testing.assert_close(shifted.scores_at(users, users, picked), after.gather(1, picked))
+        grid = [scorer, shifted, scorer.with_cold_shift(columns, -1.0)]
+        for got, one in zip(score_variants(grid, users, users), grid):
+            torch.testing.assert_close(got, one.scores(users, users))
+        parts = shifted.shares(users, users, picked)
+        torch.testing.assert_close(sum(parts.values()), after.gather(1, picked), atol=1e-4, rtol=1e-4)
+        assert "cold" in parts

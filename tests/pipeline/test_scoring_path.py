@@ -73,3 +73,23 @@ def test_validation_evaluate_and_recommend_score_alike(tmp_path, monkeypatch, mo
         assert [item["item_id"] for item in entry.items] == [item_ids[j] for j in unseen[: settings.inference.top_k]]
         for item in entry.items:
             assert item["score"] == pytest.approx(float(validation[row, item_ids.index(item["item_id"])]), abs=1e-6)
+
+
+def test_the_cold_shift_is_chosen_on_validation_and_served_on_the_same_items(tmp_path):
+    from mmrec.data.splits import SplitFrames, save_split
+
+    config = tiny_project.write_tiny_project(tmp_path, epochs=2, id_dropout=0.5)
+    split = load_split(tmp_path / "splits")
+    new = {"i36", "i37", "i38", "i39"}  # new items: every interaction with them goes to validation
+    moved = split.train[split.train["item_id"].isin(new)]
+    val = pd.concat([split.val, moved]).drop_duplicates(["user_id", "item_id"]).reset_index(drop=True)
+    save_split(SplitFrames(split.train[~split.train["item_id"].isin(new)].reset_index(drop=True), val, split.test),
+               tmp_path / "splits")
+    settings = load_settings(config).settings
+    blend = run_train(settings).item_item
+    assert [row["cold_shift"] for row in blend["cold_shift_grid"]] == [-1.0, -0.5, 0.5, 1.0, 1.5, 2.0, 3.0]
+    train = load_split(tmp_path / "splits").train
+    model = load_recommender("multimodal", settings, load_items(tmp_path / "processed"), train, torch.device("cpu"))
+    item_ids = model.items["item_id"].tolist()
+    assert blend["cold_shift"] > 0 and model.scorer.cold_shift == blend["cold_shift"], blend["cold_shift_grid"]
+    assert sorted(item_ids[j] for j in model.scorer.shift_columns.tolist()) == sorted(new)
