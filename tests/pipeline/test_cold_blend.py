@@ -48,7 +48,9 @@ def test_chosen_on_the_cold_items_of_validation_and_scored_alike(tmp_path, clust
     assert blend["cold_blend"] > 0 and blend["cold_modality"] == "text"
     assert grid[("text", blend["cold_blend"])] == max(grid.values())
     assert blend["cold_gain_se"] >= settings.model.sequence_min_se
-    chosen = next(s for s, m in validated if s.cold is not None and s.cold_blend == blend["cold_blend"])
+    # The scorer validation chose: that order, then the cold items' offset (model.cold_shift) chosen on top of it.
+    chosen = next(s for s, m in validated if s.cold is not None and s.cold_blend == blend["cold_blend"]
+                  and s.cold_shift == blend["cold_shift"])
     assert chosen.cold.cold_columns.tolist() == [int(i[1:]) for i in NEW]
     evaluate, users, user_idx = evaluate_on_validation(tmp_path, settings)
     assert evaluate.scorer.cold is not None and evaluate.scorer.cold_blend == blend["cold_blend"]
