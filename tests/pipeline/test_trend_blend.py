@@ -59,11 +59,15 @@ def test_chosen_on_validation_where_fresh_items_win_and_scored_alike(tmp_path, v
     assert set(grid) == {(h, w) for h in TREND_HALFLIVES_DAYS for w in TREND_WEIGHTS}
     without = [m["ndcg@10"] for s, m in validated if s.item_item is not None and s.trend is None]
     assert blend["trend_blend"] > 0  # what is clicked next is what was published last
-    assert grid[(blend["trend_halflife_days"], blend["trend_blend"])] == blend["monitored"] > max(without)
+    trended = grid[(blend["trend_halflife_days"], blend["trend_blend"])]
+    assert trended == max(grid.values()) > max(without)
     assert blend["trend_gain_se"] >= settings.model.sequence_min_se
+    # Fresh items are cold items too (no training interaction yet): their offset, chosen last, lifts them further.
+    assert blend["cold_shift"] > 0 and blend["monitored"] > trended
 
     chosen = next(s for s, m in validated if s.trend is not None and s.trend_blend == blend["trend_blend"]
-                  and s.trend.halflife_days == blend["trend_halflife_days"] and m["ndcg@10"] == blend["monitored"])
+                  and s.trend.halflife_days == blend["trend_halflife_days"] and s.cold_shift == blend["cold_shift"]
+                  and m["ndcg@10"] == blend["monitored"])
     evaluate, users, user_idx = evaluate_on_validation(tmp_path, settings)
     assert evaluate.scorer.trend is not None
     torch.testing.assert_close(evaluate.score(users), chosen.scores(user_idx, user_idx))
