@@ -250,7 +250,8 @@ def served_model(item_item: Any) -> str:
                                    ("items done close together" if item_item.get("sequence_directions") == "both"
                                     else "item transitions", item_item.get("sequence_blend")),
                                    ("popularity", item_item.get("trend_blend")),
-                                   ("cold items by content", item_item.get("cold_blend"))) if on]
+                                   ("cold items by content", item_item.get("cold_blend")),
+                                   ("cold items shifted", item_item.get("cold_shift"))) if on]
     return " + ".join(parts)
 
 

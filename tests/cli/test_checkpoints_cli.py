@@ -54,6 +54,7 @@ def test_info_names_the_components_validation_kept():
     assert served_model({"blend": 1.0, "sequence_blend": 0.1, "sequence_directions": "both"}) == \
         "item-item + items done close together"
     assert served_model({"blend": 0.5, "cold_blend": 0.75}) == "two-tower + item-item + cold items by content"
+    assert served_model({"blend": 0.0, "cold_shift": 1.5}) == "two-tower + cold items shifted"
     assert served_model(None) == "two-tower"
 
 
