@@ -496,7 +496,7 @@ def _choose_shift(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metrics:
     stage(f"the offset of the {len(columns):,} cold items to the others")
     tried = [({"cold_shift": shift}, scorer.with_cold_shift(columns, shift)) for shift in COLD_SHIFTS]
     return _choose_on_top(trainer, scorer, metrics, tried, "cold_shift", cfg.sequence_min_se, "Cold items' offset",
-                          lambda p: f"{p['cold_shift']:g} standard deviations of a user's scores", notes)
+                          lambda p: f"{p['cold_shift']:g} standard deviations of a user's scores", notes, "shift")
 
 
 def _choose_sequence(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metrics: dict[str, float],
@@ -531,7 +531,7 @@ def _choose_trend(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metrics:
 
 def _choose_on_top(trainer: Trainer, scorer: Scorer, metrics: dict[str, float],
                    tried: list[tuple[dict[str, Any], Scorer]], weight_key: str, min_se: float, label: str,
-                   describe: Callable[[dict[str, Any]], str], notes: list[str]
+                   describe: Callable[[dict[str, Any]], str], notes: list[str], kind: str = "weight"
                    ) -> tuple[dict[str, Any], dict[str, float], Scorer, list[dict[str, Any]], float | None]:
     """(chosen, metrics, scorer, grid, gain in paired standard errors): the best of `tried` = (its settings,
     weight under `weight_key`; scorer with a component on top of `scorer`) against `scorer` itself (chosen
@@ -551,7 +551,7 @@ def _choose_on_top(trainer: Trainer, scorer: Scorer, metrics: dict[str, float],
     gain_se = (paired_gain_se(best_users, base_users)
                if best is not none and best_users is not None and base_users is not None else None)
     if gain_se is not None and (why := below_noise(best_users, base_users, min_se)):
-        notes.append(f"{label}: the best weight ({best[0][weight_key]:g}, {describe(best[0])}) raised validation "
-                     f"{trainer.monitor} {why}; none is blended.")
+        notes.append(f"{label}: the best {kind} ({best[0][weight_key]:g}, {describe(best[0])}) raised validation "
+                     f"{trainer.monitor} {why}; " + ("none is blended." if kind == "weight" else f"no {kind} is kept."))
         best = none
     return (*best, grid, gain_se)

@@ -93,3 +93,18 @@ def test_the_cold_shift_is_chosen_on_validation_and_served_on_the_same_items(tmp
     item_ids = model.items["item_id"].tolist()
     assert blend["cold_shift"] > 0 and model.scorer.cold_shift == blend["cold_shift"], blend["cold_shift_grid"]
     assert sorted(item_ids[j] for j in model.scorer.shift_columns.tolist()) == sorted(new)
+
+
+def test_a_cold_shift_within_validation_noise_is_not_kept_and_the_note_says_so(tmp_path):
+    from mmrec.data.splits import SplitFrames, save_split
+
+    config = tiny_project.write_tiny_project(tmp_path, epochs=2, id_dropout=0.5, sequence_min_se=1000.0)
+    split = load_split(tmp_path / "splits")
+    new = split.train["item_id"].isin({"i36", "i37", "i38", "i39"})
+    save_split(SplitFrames(split.train[~new].reset_index(drop=True),
+                           pd.concat([split.val, split.train[new]]).drop_duplicates(["user_id", "item_id"]),
+                           split.test), tmp_path / "splits")
+    result = run_train(load_settings(config).settings)
+    assert result.item_item["cold_shift"] == 0.0 and len(result.item_item["cold_shift_grid"]) == 7
+    assert any(note.startswith("Cold items' offset: the best shift (") and note.endswith("no shift is kept.")
+               for note in result.notes)
