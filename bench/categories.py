@@ -3,7 +3,7 @@
 Two datasets, each preprocessed once with its category column:
 
 - `movielens`: ml-latest-small, item text "title. Genres: ..." (no tags, the benchmark's text-poor variant, no
-  posters), and movies.csv's genres as a category column `genres` (`Action|Comedy`): real data, where the text
+  posters), and the importer's `genres` column as a category column (`Action|Comedy`): real data, where the text
   already names the genres, so the column adds exact matching of what the text says.
 - `synth`: `mmrec data synth` (no images) with a `channel` column: CHANNELS channels; each user follows 3 and
   60% of her interactions go to videos of those (the rest as synth drew them); a tenth of the videos are new
@@ -77,12 +77,8 @@ def prepare_movielens(folder: Path, env: dict[str, str]) -> Path:
         for name in ("ratings.csv", "movies.csv"):
             if not (view / name).exists():
                 (view / name).symlink_to(SHARED / name)
+        # The importer writes the genres as a column of their own (`genres`, A|B).
         mmrec("data", "import", "movielens", str(view), "--out", str(raw), env=env, log=folder / "import.log")
-        items = pd.read_csv(raw / "item_info.csv", dtype=str, keep_default_na=False)
-        movies = pd.read_csv(SHARED / "movies.csv", dtype=str, keep_default_na=False)
-        genres = dict(zip(movies["movieId"], movies["genres"].replace("(no genres listed)", ""), strict=True))
-        items["genres"] = items["item_id"].map(genres).fillna("")
-        items.to_csv(raw / "item_info.csv", index=False)
     return write_config(folder, {"numerical_features_cols": ["year"], "positive_rating_threshold": 4.0,
                                  "category_columns": ["genres"]})
 

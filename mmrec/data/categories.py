@@ -130,32 +130,42 @@ class CategoryVocab:
         return cls(vocab)
 
     @property
-    def columns(self) -> list[str]:
-        return list(self.values)
-
-    @property
     def sizes(self) -> list[int]:
         """Embedding rows per column: its values + the none row."""
         return [len(values) + 1 for values in self.values.values()]
 
     def encode(self, items: pd.DataFrame) -> np.ndarray:
         """[n_items, len(columns) x SLOTS] int64 value indices (column c in slots c*SLOTS...; 0 = none)."""
-        out = np.zeros((len(items), len(self.values) * SLOTS), dtype=np.int64)
-        for c, (name, values) in enumerate(self.values.items()):
-            index = {value: k for k, value in enumerate(values, start=1)}
-            for row, held in enumerate(_rows(items, name)):
-                known = [index[value] for value in held if value in index][:SLOTS]
-                out[row, c * SLOTS : c * SLOTS + len(known)] = known
-        return out
+        return self._encode(self._cells(items), len(items))
+
+    def read(self, items: pd.DataFrame, min_items: int) -> tuple[np.ndarray, str | None]:
+        """`encode(items)` and `unlearned_note(items, min_items)`, reading the cells once (serving)."""
+        cells = self._cells(items)
+        return self._encode(cells, len(items)), self._unlearned(cells, min_items)
 
     def unlearned_note(self, items: pd.DataFrame, min_items: int) -> str | None:
         """A note on the items placed without a column although the catalogue shares its values now: all their
         values of it are unknown to this vocabulary, and one at least is held by `min_items` items (a channel new
         since training). Values too rare to learn (one item's own) are no news and not counted. None: no such
         item."""
+        return self._unlearned(self._cells(items), min_items)
+
+    def _cells(self, items: pd.DataFrame) -> dict[str, list[list[str]]]:
+        return {name: _rows(items, name) for name in self.values}
+
+    def _encode(self, cells: dict[str, list[list[str]]], n: int) -> np.ndarray:
+        out = np.zeros((n, len(self.values) * SLOTS), dtype=np.int64)
+        for c, (name, values) in enumerate(self.values.items()):
+            index = {value: k for k, value in enumerate(values, start=1)}
+            for row, held in enumerate(cells[name]):
+                known = [index[value] for value in held if value in index][:SLOTS]
+                out[row, c * SLOTS : c * SLOTS + len(known)] = known
+        return out
+
+    def _unlearned(self, cells: dict[str, list[list[str]]], min_items: int) -> str | None:
         parts = []
         for name, values in self.values.items():
-            known, rows = set(values), _rows(items, name)
+            known, rows = set(values), cells[name]
             counts = Counter(value for row in rows for value in row)
             lost = [row for row in rows if row and not known.intersection(row)
                     and any(counts[value] >= min_items for value in row)]

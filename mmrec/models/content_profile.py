@@ -82,6 +82,12 @@ def category_features(categories: torch.Tensor) -> torch.Tensor:
     return F.normalize(torch.cat(blocks, dim=1), dim=1)
 
 
+def unheld_columns(profiles: sp.csr_matrix, device: torch.device | str) -> torch.Tensor:
+    """[c] long, on `device`: the catalogue columns no profile holds (the items without a training interaction)."""
+    held = np.asarray(profiles.getnnz(axis=0)).ravel()
+    return torch.as_tensor(np.flatnonzero(held == 0), dtype=torch.long, device=device)
+
+
 @dataclass
 class ContentProfileModel:
     """Item content [n_items, d] and the 0/1 train profiles [n_rows, n_items] users are scored from."""
@@ -101,8 +107,7 @@ class ContentProfileModel:
     def cold_columns(self) -> torch.Tensor:
         """Catalogue columns (on the features' device) no profile holds: the items without a training interaction."""
         if self._cold is None:
-            held = np.asarray(self.interactions.getnnz(axis=0)).ravel()
-            self._cold = torch.as_tensor(np.flatnonzero(held == 0), dtype=torch.long, device=self.features.device)
+            self._cold = unheld_columns(self.interactions, self.features.device)
         return self._cold
 
     def scores(self, rows: torch.Tensor | np.ndarray, columns: torch.Tensor | None = None) -> torch.Tensor:

@@ -275,7 +275,7 @@ def reorder_cold(scores: torch.Tensor, content: torch.Tensor, weight: float) -> 
 
 def shift_cold(scores: torch.Tensor, shift: float) -> torch.Tensor:
     """[b, 1] what the cold items' scores move by: `shift` x each row's standard deviation over the catalogue."""
-    return shift * centred_std(scores - scores.mean(dim=1, keepdim=True))
+    return shift * scores.std(dim=1, keepdim=True).clamp_min(1e-8)  # a reduction: no copy of the rows
 
 
 def matrices_per_chunk(scorers: Sequence[Scorer]) -> int:

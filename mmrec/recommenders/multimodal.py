@@ -160,10 +160,8 @@ class MultimodalRecommender(Recommender):
             # A checkpoint written before the columns it trained on were recorded (it holds the configured ones,
             # some left out for want of values): those, as training chose them then.
             columns = informative_columns(self.items, columns)
-        vocab = CategoryVocab(self.spec.categories) if self.spec.categories else None
-        categories = vocab.encode(self.items) if vocab is not None else None
-        self.categories_note = (vocab.unlearned_note(self.items, self.model.cfg.category_min_items)
-                                if vocab is not None else None)
+        categories, self.categories_note = (CategoryVocab(self.spec.categories).read(
+            self.items, self.model.cfg.category_min_items) if self.spec.categories else (None, None))
         self._categories = categories
         catalogue = scaled_catalogue(self.items, ids, self.features, columns, scaler, train, self.device, categories)
         # Profile rows = local train-user index + 1 (row 0 = no train history): users unknown to the

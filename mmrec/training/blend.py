@@ -17,13 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import torch
 
 from mmrec.checkpoints.spec import ItemItemSpec
 from mmrec.evaluation.full_ranking import relevant_among
 from mmrec.evaluation.metrics import paired_gain_se
 from mmrec.models.histories import IdEncoding, catalogue_index
-from mmrec.models.content_profile import ContentProfileModel, content_modalities
+from mmrec.models.content_profile import ContentProfileModel, content_modalities, unheld_columns
 from mmrec.models.item_item_store import ItemItemStore
 from mmrec.models.item_item import (BLEND_GRID, HALFLIFE_GRID, L2_EDGE_STEPS, L2_GRID, ItemItemModel, fit_profiles,
                                     item_item_content, item_item_fit_key, item_item_neighbours, item_item_profiles,
@@ -474,12 +473,6 @@ def _choose_cold(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metrics: 
     return params, main, blended, grid, gain_se
 
 
-def cold_shift_columns(profiles: sp.csr_matrix, device: Any) -> torch.Tensor:
-    """[c] catalogue columns no training profile holds (the items without a training interaction)."""
-    held = np.asarray(profiles.getnnz(axis=0)).ravel()
-    return torch.as_tensor(np.flatnonzero(held == 0), dtype=torch.long, device=device)
-
-
 def _choose_shift(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metrics: dict[str, float],
                   profiles: sp.csr_matrix, stage: _Stages, notes: list[str]
                   ) -> tuple[dict[str, Any], dict[str, float], Scorer, list[dict[str, Any]], float | None]:
@@ -489,7 +482,7 @@ def _choose_shift(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metrics:
     epoch to epoch; where validation's items are new (an `item` split, a fresh catalogue split by time) they
     belong higher, and where they are a few rare ones perhaps lower. Nothing is tried without a validation user
     who has a cold item."""
-    columns = cold_shift_columns(profiles, trainer.device)
+    columns = unheld_columns(profiles, trainer.device)
     if not len(columns) or not (np.diff(relevant_among(trainer.data.val_relevant, columns.cpu().numpy()).indptr)
                                 > 0).any():
         return {}, metrics, scorer, [], None
