@@ -14,6 +14,7 @@ from mmrec.data.drops import describe_drops
 from mmrec.data.ids import catalogue_reason, unicode_spellings
 from mmrec.data.numeric import DECIMAL_COMMA, FAR_ABOVE, validate_numeric_columns
 from mmrec.data.text import cap_text, clean_text, item_text
+from mmrec.data.unread import unread_columns, unread_note
 from mmrec.errors import DataError
 from mmrec.settings import DataSettings, PreprocessSettings
 
@@ -53,6 +54,7 @@ class ItemReport:
     text: dict[str, int] = field(default_factory=dict)
     numeric: dict[str, dict] = field(default_factory=dict)
     categories: dict[str, dict] = field(default_factory=dict)  # per category column: mmrec.data.categories report
+    unread: dict[str, str] = field(default_factory=dict)  # columns no setting names: kind (mmrec.data.unread)
     notes: list[str] = field(default_factory=list)  # what the user should know, e.g. a numeric column left out
 
     def drop(self, reason: str, ids: list[str], count: int | None = None) -> None:
@@ -197,6 +199,9 @@ def clean_items(
     categories, category_reports = clean_category_columns(frame, data.category_columns, data.category_separator)
     report.categories = {name: asdict(col) for name, col in category_reports.items()}
     report.notes.extend(column_notes(category_reports, len(frame), data.category_separator))
+    report.unread = unread_columns(frame, data)
+    if note := unread_note(report.unread, len(frame)):
+        report.notes.append(note)
 
     cap = preprocess.max_text_length
     placeholders: dict[str, int] = {}  # cells that stand for no text (a SQL export's NULL), as written: how many
