@@ -241,6 +241,19 @@ class Scorer:
         """[n_items, d] item vectors in the space whose inner product ranks like the two-tower score."""
         return self.model.search_vectors(self.item_vectors)
 
+    def lifted_candidates(self, vectors: torch.Tensor, m: int) -> torch.Tensor | None:
+        """[b, min(m, cold)] catalogue rows: per user vector of `vectors` [b, d] (the user side of
+        `search_item_vectors`), the best `m` of the cold items a positive cold shift lifts, by the two-tower score
+        as an index ranks; None when no item is lifted. An index over two-tower vectors ranks cold items where the
+        two-tower model puts them, below where the shift serves them, so a candidate pool adds these."""
+        if not (self.shifts_cold and self.cold_shift > 0):
+            return None
+        assert self.shift_columns is not None
+        cold = self.shift_columns
+        with _fp32_eval(self.model, self.device):
+            scores = vectors.to(self.device).float() @ self.model.search_vectors(self.item_vectors[cold]).float().T
+        return cold[scores.topk(min(m, len(cold)), dim=1).indices]
+
 
 def cold_content(model: ContentProfileModel, rows: torch.Tensor) -> torch.Tensor:
     """[b, c] the content similarity of profile `rows` to `model`'s cold columns, each row standardized over them

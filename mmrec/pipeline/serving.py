@@ -123,7 +123,8 @@ class Serving:
         """([b, n_items] float32 scores, which users got the fallback); never more than one chunk in memory.
 
         With an index, rows it serves are -inf outside their candidate pool (k x pool_factor + the
-        chunk's largest seen count), and the pool carries the model's exact scores.
+        chunk's largest seen count, plus as many of the cold items a validation-chosen shift lifts: the model's
+        `lifted_candidates`), and the pool carries the model's exact scores.
         """
         is_fallback = [not self.model.is_known_user(u) for u in users]
         if self.index is None:
@@ -143,7 +144,10 @@ class Serving:
         if len(served):
             served_users = [users[i] for i in served]
             most_seen = max(len(s) for s in self.not_again.rows(served_users)) if self.exclude_seen else 0
-            candidates = self.index.search(vectors[torch.as_tensor(served, device=vectors.device)], k * self.pool_factor + most_seen)
+            served_vectors = vectors[torch.as_tensor(served, device=vectors.device)]
+            candidates = self.index.search(served_vectors, k * self.pool_factor + most_seen)
+            if (lifted := self.model.lifted_candidates(served_vectors, k * self.pool_factor + most_seen)) is not None:
+                candidates = np.concatenate([candidates, lifted.cpu().numpy()], axis=1)  # a repeat scores the same
             scores[torch.as_tensor(served, device=self.device)] = candidate_score_matrix(
                 candidates, lambda cols: self.model.score_columns(served_users, cols, self.device),
                 self.n_items, self.device,

@@ -263,6 +263,11 @@ class MultimodalRecommender(Recommender):
         """[n_items, d] item vectors whose inner product with `search_vectors` ranks like the two-tower score."""
         return self._require_fit().search_item_vectors()
 
+    def lifted_candidates(self, vectors: torch.Tensor, m: int) -> torch.Tensor | None:
+        """Catalogue rows a candidate pool from the index adds for `search_vectors` rows (Scorer.lifted_candidates:
+        the cold items a validation-chosen shift lifts), or None."""
+        return self._require_fit().lifted_candidates(vectors, m)
+
     def liked_item_evidence(self, user_id: str, item_idx: Sequence[int],
                             liked: Sequence[int] = ()) -> list[tuple[str, Evidence | None]]:
         """Per recommended row: (the blend component with the largest share of its score, `Scorer.shares`; the
