@@ -126,6 +126,18 @@ class Scorer:
         return self.shift_columns is not None and self.cold_shift != 0 and len(self.shift_columns) > 0
 
     @property
+    def lifted_columns(self) -> torch.Tensor | None:
+        """The catalogue rows a positive cold shift lifts (an index over two-tower vectors ranks them where the
+        two-tower model does, below where they are served), or None."""
+        return self.shift_columns if self.shifts_cold and self.cold_shift > 0 else None
+
+    @property
+    def scores_full_rows(self) -> bool:
+        """Whether a score at some columns needs the user's whole row: every blend component standardizes each row
+        over the catalogue, the cold items' reordering reads every cold item, the shift a row's spread."""
+        return self.blended or self.reorders_cold or self.shifts_cold
+
+    @property
     def reorders_cold(self) -> bool:
         """Whether the cold items are reordered among themselves (a weight, and at least two of them)."""
         return self.cold is not None and self.cold_blend > 0 and len(self.cold.cold_columns) > 1
@@ -177,7 +189,7 @@ class Scorer:
         are scored and the columns picked from them.
         """
         columns = torch.as_tensor(columns, dtype=torch.long, device=self.device)
-        if self.blended or self.reorders_cold or self.shifts_cold:
+        if self.scores_full_rows:
             return self.scores(user_idx, rows).gather(1, columns)
         users = self.user_vectors(user_idx, rows)
         with _fp32_eval(self.model, self.device):
@@ -240,19 +252,6 @@ class Scorer:
     def search_item_vectors(self) -> torch.Tensor:
         """[n_items, d] item vectors in the space whose inner product ranks like the two-tower score."""
         return self.model.search_vectors(self.item_vectors)
-
-    def lifted_candidates(self, vectors: torch.Tensor, m: int) -> torch.Tensor | None:
-        """[b, min(m, cold)] catalogue rows: per user vector of `vectors` [b, d] (the user side of
-        `search_item_vectors`), the best `m` of the cold items a positive cold shift lifts, by the two-tower score
-        as an index ranks; None when no item is lifted. An index over two-tower vectors ranks cold items where the
-        two-tower model puts them, below where the shift serves them, so a candidate pool adds these."""
-        if not (self.shifts_cold and self.cold_shift > 0):
-            return None
-        assert self.shift_columns is not None
-        cold = self.shift_columns
-        with _fp32_eval(self.model, self.device):
-            scores = vectors.to(self.device).float() @ self.model.search_vectors(self.item_vectors[cold]).float().T
-        return cold[scores.topk(min(m, len(cold)), dim=1).indices]
 
 
 def cold_content(model: ContentProfileModel, rows: torch.Tensor) -> torch.Tensor:

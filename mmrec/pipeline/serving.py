@@ -123,8 +123,8 @@ class Serving:
         """([b, n_items] float32 scores, which users got the fallback); never more than one chunk in memory.
 
         With an index, rows it serves are -inf outside their candidate pool (k x pool_factor + the
-        chunk's largest seen count, plus as many of the cold items a validation-chosen shift lifts: the model's
-        `lifted_candidates`), and the pool carries the model's exact scores.
+        chunk's largest seen count, plus as many of the cold items a validation-chosen shift lifts, the best as served:
+        the model's `lifted_columns`), and the pool carries the model's exact scores.
         """
         is_fallback = [not self.model.is_known_user(u) for u in users]
         if self.index is None:
@@ -144,14 +144,19 @@ class Serving:
         if len(served):
             served_users = [users[i] for i in served]
             most_seen = max(len(s) for s in self.not_again.rows(served_users)) if self.exclude_seen else 0
-            served_vectors = vectors[torch.as_tensor(served, device=vectors.device)]
-            candidates = self.index.search(served_vectors, k * self.pool_factor + most_seen)
-            if (lifted := self.model.lifted_candidates(served_vectors, k * self.pool_factor + most_seen)) is not None:
-                candidates = np.concatenate([candidates, lifted.cpu().numpy()], axis=1)  # a repeat scores the same
+            pool = k * self.pool_factor + most_seen
+            candidates = self.index.search(vectors[torch.as_tensor(served, device=vectors.device)], pool)
+            # A blend scores whole rows anyway (Scorer.scores_full_rows): once per chunk, not per candidate call.
+            full = (self.model.score(served_users, device=self.device).to(torch.float32)
+                    if self.model.scores_full_rows else None)
+            if full is not None and (lifted := self.model.lifted_columns) is not None:
+                # The items a cold shift lifts, the best as they are served: the index ranks them lower.
+                lifted = lifted.to(full.device)
+                best = full[:, lifted].topk(min(pool, len(lifted)), dim=1).indices
+                candidates = np.concatenate([candidates, lifted[best].cpu().numpy()], axis=1)  # repeats agree
             scores[torch.as_tensor(served, device=self.device)] = candidate_score_matrix(
-                candidates, lambda cols: self.model.score_columns(served_users, cols, self.device),
-                self.n_items, self.device,
-            )
+                candidates, (lambda cols: full.gather(1, cols)) if full is not None else
+                (lambda cols: self.model.score_columns(served_users, cols, self.device)), self.n_items, self.device)
         by_model = [i for i in np.flatnonzero(exact) if not is_fallback[i]]  # the model's own fallback rows
         if by_model:
             scores[by_model] = self.model.score([users[i] for i in by_model], device=self.device).to(torch.float32)

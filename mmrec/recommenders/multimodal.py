@@ -263,10 +263,16 @@ class MultimodalRecommender(Recommender):
         """[n_items, d] item vectors whose inner product with `search_vectors` ranks like the two-tower score."""
         return self._require_fit().search_item_vectors()
 
-    def lifted_candidates(self, vectors: torch.Tensor, m: int) -> torch.Tensor | None:
-        """Catalogue rows a candidate pool from the index adds for `search_vectors` rows (Scorer.lifted_candidates:
-        the cold items a validation-chosen shift lifts), or None."""
-        return self._require_fit().lifted_candidates(vectors, m)
+    @property
+    def scores_full_rows(self) -> bool:
+        """Whether `score_columns` scores whole rows anyway (Scorer.scores_full_rows)."""
+        return self._require_fit().scores_full_rows
+
+    @property
+    def lifted_columns(self) -> torch.Tensor | None:
+        """The catalogue rows a positive cold shift lifts, which a candidate pool from an index misses
+        (Scorer.lifted_columns), or None."""
+        return self._require_fit().lifted_columns
 
     def liked_item_evidence(self, user_id: str, item_idx: Sequence[int],
                             liked: Sequence[int] = ()) -> list[tuple[str, Evidence | None]]:

@@ -186,35 +186,48 @@ def test_ann_lists_get_exact_blended_scores_and_report_recall(trained, monkeypat
         assert got["score"].tolist() == pytest.approx(scores[row, columns].tolist(), abs=1e-5)  # the blended score
 
 
-def test_ann_pool_holds_the_cold_items_a_shift_lifts(trained):
+@pytest.mark.parametrize("reorder", [0.0, 1.0])
+def test_ann_pool_holds_the_cold_items_a_shift_lifts(trained, monkeypatch, reorder):
     # The cold items' shift (model.cold_shift, chosen on validation) lifts items the two-tower vectors rank low: an
     # index over those vectors left them out of the pool, so approximate lists lacked what exact scoring serves.
+    # With the cold items also reordered by content (model.cold_blend), the pool takes them in the served order.
     pytest.importorskip("faiss")
+    import scipy.sparse as sp
+
+    from mmrec.models.content_profile import ContentProfileModel
+
     _, settings = trained
     exact, approximate = load_serving(settings, "multimodal"), load_serving(_with(settings, ann="faiss_hnsw",
                                                                                   ann_pool_factor=1), "multimodal")
     users = [f"u{i}" for i in range(12)]
     vectors = exact.model.search_vectors(users)[0]
     item_vectors = exact.model.search_item_vectors()
-    # As cold: the 6 items the two-tower model ranks lowest on average, which no pool of 5 from the index holds.
-    cold = (vectors @ item_vectors.T).mean(dim=0).argsort()[:6]
+    # As cold: the 12 items the two-tower model ranks lowest on average, which no pool of 5 from the index holds.
+    cold = (vectors @ item_vectors.T).mean(dim=0).argsort()[:12]
+    base = exact.model.scorer
+    histories = base.histories.cpu().numpy()
+    rows, slots = np.nonzero((histories >= 0) & ~np.isin(histories, cold.numpy()))  # profiles without them
+    held = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, histories[rows, slots])),
+                         shape=(len(histories), len(exact.item_ids)))
+    content = ContentProfileModel.build(base.catalogue, "text", held)
     for serving in (exact, approximate):
-        serving.model.scorer = serving.model.scorer.with_cold_shift(cold, 10.0)
+        serving.model.scorer = serving.model.scorer.with_cold(content if reorder else None, reorder) \
+            .with_cold_shift(cold, 10.0)
+    assert exact.model.scorer.reorders_cold == bool(reorder)
     lifted = set(cold.tolist())
 
     def lifted_in(lists):
         return [set(idx.tolist()) & lifted for idx, _ in lists]
 
     want = lifted_in(exact.top_k(users, 5)[0])
-    assert sum(map(len, want)) >= 2 * len(users)  # exact scoring serves them first (those a user has not seen)
+    assert sum(map(len, want)) >= 3 * len(users)  # exact scoring serves them first (those a user has not seen)
     assert lifted_in(approximate.top_k(users, 5)[0]) == want
-    approximate.model.lifted_candidates = lambda vectors, m: None  # the pool as it was: the index's alone
-    assert sum(map(len, lifted_in(approximate.top_k(users, 5)[0]))) < sum(map(len, want)) / 2
-    del approximate.model.lifted_candidates  # the class's again
-    assert approximate.model.lifted_candidates(vectors, 4).shape == (12, 4)
-    for serving in (exact, approximate):  # a shift down lifts nothing: no extra candidates
+    with monkeypatch.context() as patched:  # the pool as it was, the index's alone: most are missing
+        patched.setattr(type(approximate.model), "lifted_columns", property(lambda self: None))
+        assert sum(map(len, lifted_in(approximate.top_k(users, 5)[0]))) < sum(map(len, want)) / 2
+    for serving in (exact, approximate):  # a shift down lifts nothing
         serving.model.scorer = serving.model.scorer.with_cold_shift(cold, -1.0)
-    assert approximate.model.lifted_candidates(vectors, 4) is None
+    assert approximate.model.lifted_columns is None
 
 
 def test_ann_on_a_plain_json_recommend_matches_exact_lists(trained):
