@@ -199,8 +199,8 @@ def clean_items(
     categories, category_reports = clean_category_columns(frame, data.category_columns, data.category_separator)
     report.categories = {name: asdict(col) for name, col in category_reports.items()}
     report.notes.extend(column_notes(category_reports, len(frame), data.category_separator))
-    report.unread = unread_columns(frame, data)
-    if note := unread_note(report.unread, len(frame)):
+    report.unread = unread_columns(raw, data)  # as the file has them (rows dropped above leave gaps in an index)
+    if note := unread_note(report.unread, len(raw)):
         report.notes.append(note)
 
     cap = preprocess.max_text_length

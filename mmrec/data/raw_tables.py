@@ -12,7 +12,7 @@ import io
 import json
 import re
 import warnings
-from collections.abc import Collection
+from collections.abc import Collection, Container
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,8 +53,19 @@ class RawTable:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class EveryKeyBut:
+    """`each_entry` of read_table for every column but `names` (a catalogue's text columns, whose lists are a text
+    in parts): the lists of any other column, one preprocess reads as categories or only names, are several values."""
+
+    names: frozenset[str]
+
+    def __contains__(self, key: object) -> bool:
+        return key not in self.names
+
+
 def read_table(path: Path, what: str, skip_malformed: bool | None = None, encoding: str = "utf-8",
-               first_entry: Collection[str] = (), each_entry: Collection[str] = ()) -> RawTable:
+               first_entry: Collection[str] = (), each_entry: Collection[str] | EveryKeyBut = ()) -> RawTable:
     """A CSV (comma-, tab-, semicolon- or pipe-separated: the header tells), JSON Lines (or one JSON array of
     objects) or parquet file (the content tells; CSV and JSON gzip/bz2/xz-compressed or not), every column as
     strings (ids must never become numbers; a parquet or JSON number is written as its value reads); DataError if
@@ -65,21 +76,22 @@ def read_table(path: Path, what: str, skip_malformed: bool | None = None, encodi
     keys whose list values stand for one thing (an item's images: Amazon dumps list several), read as their first
     entry (`_first_entry`), with a note, instead of joined. `each_entry`: JSON keys whose list values are several
     values (an item's categories), their entries joined by U+001F (mmrec.data.categories.JOIN), which no text
-    cell holds once cleaned."""
+    cell holds once cleaned; or `EveryKeyBut(names)`."""
     if problem := not_a_file(path):
         raise DataError(f"{what} file {path} {problem}." if path.exists() else f"{what} file not found: {path}",
                         hint="Check paths.data_dir and the data.*_file settings.")
     if path.stat().st_size == 0:
         raise DataError(f"{what} file {path} is empty.", hint="It needs a header row and at least one row.")
+    each = each_entry if isinstance(each_entry, EveryKeyBut) else frozenset(each_entry)
     parquet = is_parquet(path)
     utf8_instead = None if parquet else _utf8_read_otherwise(path, what, encoding)
     if parquet:
-        table = _read_parquet(path, what, frozenset(first_entry), frozenset(each_entry))
+        table = _read_parquet(path, what, frozenset(first_entry), each)
     elif (wide := _utf16_without_mark(path)) and codecs.lookup(encoding).name in ("utf-8", "utf-16"):
         raise DataError(f"{what} file {path} is UTF-16 text without a byte-order mark ({wide}: every other byte "
                         "is 0).", hint=f"Set data.encoding: {wide} (or re-save the file as UTF-8).")
     elif kind := _json_kind(path, encoding):
-        table = _read_json(path, what, kind, encoding, frozenset(first_entry), skip_malformed, frozenset(each_entry))
+        table = _read_json(path, what, kind, encoding, frozenset(first_entry), skip_malformed, each)
     else:
         table = _read_text_table(path, what, csv_separator(path), skip_malformed, encoding)
     table.frame.columns = [str(c).strip() for c in table.frame.columns]
@@ -403,7 +415,7 @@ def malformed_note(malformed: list[MalformedLine], file: Path) -> str:
 
 
 def _read_parquet(path: Path, what: str, first_entry: frozenset[str] = frozenset(),
-                  each_entry: frozenset[str] = frozenset()) -> RawTable:
+                  each_entry: Container[str] = frozenset()) -> RawTable:
     """The table, every value as text; list and struct values as a JSON file's are read (`_cell`)."""
     import pyarrow as pa
 
@@ -439,7 +451,7 @@ def _json_kind(path: Path, encoding: str) -> str | None:
 
 
 def _read_json(path: Path, what: str, kind: str, encoding: str, first_entry: frozenset[str] = frozenset(),
-               skip_malformed: bool | None = None, each_entry: frozenset[str] = frozenset()) -> RawTable:
+               skip_malformed: bool | None = None, each_entry: Container[str] = frozenset()) -> RawTable:
     """The objects of a JSON Lines file (or of one JSON array) as a table, every value as text (`_as_text`);
     a key an object lacks is a missing cell. DataError naming the line that is not a JSON object. Lines that are
     Python dict literals (single quotes: the 2014 Amazon review dumps) are read as such, and counted."""
@@ -553,7 +565,7 @@ def _as_text(value: Any) -> Any:
 
 
 def _cell(key: str, value: Any, first_entry: frozenset[str], listed: dict[str, int],
-          each_entry: frozenset[str] = frozenset()) -> Any:
+          each_entry: Container[str] = frozenset()) -> Any:
     """A JSON (or parquet) value of column `key` as a table cell: a list under a `first_entry` key as its first
     entry (counted in `listed`), one under an `each_entry` key as its entries joined by U+001F, anything else as
     `_as_text` writes it."""

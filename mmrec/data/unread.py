@@ -1,12 +1,13 @@
 """item_info columns no setting names: preprocess does not read them, and says so (nothing is dropped silently).
 
-Each is described by what it looks like, so the note can say which setting would read it: a column of numbers
-(item metadata: data.numerical_features_cols), one of short values that several items share (a channel, brand,
-genre: data.category_columns), or anything else (free text: data.description_column takes a list).
+Each is described by what its first SAMPLE_ROWS rows hold, so the note can say which setting would read it: numbers
+(item metadata: data.numerical_features_cols), short values that several items share (a channel, brand, genre:
+data.category_columns), dates, links or file paths, text, or nothing (empty; a row index a spreadsheet wrote).
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pandas as pd
@@ -16,10 +17,28 @@ from mmrec.data.numeric import validate_numeric_columns
 from mmrec.settings import DataSettings
 
 SAMPLE_ROWS = 20_000  # rows looked at per column: enough to tell numbers, categories and text apart
-SHOWN = 8  # columns named in the note, the rest counted
+SHOWN = 8  # columns named per kind, the rest counted
 NUMBERS_SHARE = 0.95  # of the non-blank cells parse as numbers -> a column of numbers
+DATES_SHARE = 0.9  # of the non-blank cells (of the first 200) read as dates -> a column of dates
+LINKS_SHARE = 0.9  # of the non-blank cells are URLs or file paths -> links
 CATEGORY_VALUE_CHARS = 40  # a category value is short (a longer one is text)
 FILLED_SHARE = 0.25  # of the items have a value, as for a configured category column's note
+SEPARATORS = (",", ";")  # tried after data.category_separator on a column that does not read as categories
+# Names pandas or a spreadsheet gives a column of row numbers (`Unnamed: 0` from `to_csv` with its index).
+_ROW_INDEX = re.compile(r"unnamed: ?\d+|index|row|#|", re.IGNORECASE)
+_LINK = re.compile(r"[a-z][a-z0-9+.-]*://\S+|\S*/\S+\.[a-z0-9]{2,5}|www\.\S+", re.IGNORECASE)
+
+# Per kind, what the note says after the columns' names (what they hold, and the setting that reads such a column).
+HINTS = {
+    "category": "values several items share (data.category_columns reads such a column as categories{separator})",
+    "numbers": "numbers (data.numerical_features_cols reads them as item metadata, when they describe the item and "
+               "not its interactions: a count exported today holds the test period)",
+    "dates": "dates (not read as such: an item's year or age as a number of its own can be numeric metadata)",
+    "links": "links or file paths (data.image_column names each item's image file)",
+    "other": "text (data.description_column, a list, joins a column's text after the title)",
+    "index": "row numbers an export wrote (nothing to read)",
+    "empty": "no value",
+}
 
 
 def read_columns(data: DataSettings) -> set[str]:
@@ -28,27 +47,51 @@ def read_columns(data: DataSettings) -> set[str]:
             *data.numerical_features_cols, *data.category_columns} - {None}
 
 
-def column_kind(cells: pd.Series, separator: str | None) -> str:
-    """'numbers', 'category' or 'other' for one column's cells (item_info rows, any dtype)."""
+def _category_values(cells: list[str], separator: str | None, n_rows: int) -> int | None:
+    """How many distinct values `cells` (the non-blank ones of n_rows) hold when they read as categories at
+    `separator` (short values, each item's shared with other items), else None."""
+    rows = [cell_values(cell, separator) for cell in cells]
+    counts = Counter(value for row in rows for value in row)
+    with_value = sum(map(bool, rows))
+    if not counts or with_value < max(2, FILLED_SHARE * n_rows) or len(counts) > 0.5 * with_value:
+        return None
+    shared = sum(any(counts[value] >= 2 for value in row) for row in rows)
+    short = pd.Series([len(v) for v in counts]).median() <= CATEGORY_VALUE_CHARS
+    return len(counts) if shared >= 0.5 * with_value and short else None
+
+
+def column_kind(name: str, cells: pd.Series, separator: str | None) -> str:
+    """What one column's cells (item_info rows, any dtype) hold: a key of HINTS; a category whose cells split at
+    another separator than `separator` is 'category:<separator>'."""
     text = cells.astype("string").str.strip()
     filled = text[text.notna() & (text != "")]
     if filled.empty:
-        return "other"
+        return "empty"
+    if filled.str.len().median() > 4 * CATEGORY_VALUE_CHARS and not filled.str.contains("\x1f", regex=False).any():
+        return "other"  # long text (a list of values is joined by U+001F): no need to parse or split every cell
     parsed, reports = validate_numeric_columns(filled.to_frame("value").assign(item_id=range(len(filled))),
                                                ["value"], "median")
     if reports["value"].non_numeric <= (1 - NUMBERS_SHARE) * len(filled):
         values = parsed["value"]
-        whole = bool((values == values.round()).all())
-        row_numbers = whole and values.is_unique and values.max() - values.min() + 1 == len(values)
-        return "other" if row_numbers else "numbers"  # 0..n-1 is an index a spreadsheet wrote, not metadata
-    rows = [cell_values(cell, separator) for cell in filled.tolist()]
-    counts = Counter(value for row in rows for value in row)
-    with_value = sum(map(bool, rows))
-    shared = sum(any(counts[value] >= 2 for value in row) for row in rows)
-    short = pd.Series([len(value) for value in counts]).median() <= CATEGORY_VALUE_CHARS if counts else False
-    is_category = (with_value >= max(2, FILLED_SHARE * len(cells)) and shared >= 0.5 * with_value
-                   and len(counts) <= 0.5 * with_value and short)
-    return "category" if is_category else "other"
+        row_numbers = bool((values == values.round()).all()) and values.is_unique and (
+            _ROW_INDEX.fullmatch(name.strip()) is not None or values.max() - values.min() + 1 == len(values))
+        return "index" if row_numbers else "numbers"
+    head = filled.head(200)
+    if (head.str.contains(r"\d").mean() >= DATES_SHARE  # a date has digits ('May' alone is a word)
+            and pd.to_datetime(head, errors="coerce", utc=True, format="mixed").notna().mean() >= DATES_SHARE):
+        return "dates"
+    if head.map(lambda value: bool(_LINK.fullmatch(value))).mean() >= LINKS_SHARE:
+        return "links"
+    cells_list = filled.tolist()
+    # Another separator the cells hold counts when splitting at it leaves fewer distinct values (tags that recur
+    # in other combinations: 'news,cars'), not more (a name with a comma: 'Acme, Inc.').
+    tried = [separator, *(s for s in SEPARATORS if s != separator and filled.str.contains(s, regex=False).any())]
+    found = [(n, i, candidate) for i, candidate in enumerate(tried)
+             if (n := _category_values(cells_list, candidate, len(cells))) is not None]
+    if found:
+        candidate = min(found)[2]
+        return "category" if candidate == separator else f"category:{candidate}"
+    return "other"
 
 
 def unread_columns(frame: pd.DataFrame, data: DataSettings) -> dict[str, str]:
@@ -56,24 +99,27 @@ def unread_columns(frame: pd.DataFrame, data: DataSettings) -> dict[str, str]:
     SAMPLE_ROWS rows looked at)."""
     read = read_columns(data)
     sample = frame.head(SAMPLE_ROWS)
-    return {str(column): column_kind(sample[column], data.category_separator)
+    return {str(column): column_kind(str(column), sample[column], data.category_separator)
             for column in frame.columns if column not in read}
 
 
-def unread_note(unread: dict[str, str], n_items: int) -> str | None:
+def unread_note(unread: dict[str, str], n_rows: int) -> str | None:
     """One note naming the unread columns by kind and the setting that would read each kind, or None when every
     column is read."""
     if not unread:
         return None
-    hints = {"category": "values several items share (data.category_columns reads such a column as categories)",
-             "numbers": "numbers (data.numerical_features_cols reads them as item metadata)",
-             "other": "text or codes (data.description_column, a list, adds a text column to the title)"}
     parts = []
-    for kind, hint in hints.items():
-        names = [repr(column) for column, of in unread.items() if of == kind]
-        if names:
-            more = f" and {len(names) - SHOWN:,} more" if len(names) > SHOWN else ""
-            parts.append(f"{', '.join(names[:SHOWN])}{more} {'hold' if len(names) > 1 else 'holds'} {hint}")
-    looked = f" (judged on the first {SAMPLE_ROWS:,} rows)" if n_items > SAMPLE_ROWS else ""
+    for kind in HINTS:
+        names = [(column, of) for column, of in unread.items() if of.split(":")[0] == kind]
+        if not names:
+            continue
+        others = sorted({of.split(":", 1)[1] for _, of in names if ":" in of})
+        separator = (f"; their values are separated by {' or '.join(map(repr, others))}: set "
+                     "data.category_separator to it") if others else ""
+        more = f" and {len(names) - SHOWN:,} more" if len(names) > SHOWN else ""
+        shown = ", ".join(repr(column) for column, _ in names[:SHOWN])
+        parts.append(f"{shown}{more} {'hold' if len(names) > 1 else 'holds'} "
+                     + HINTS[kind].format(separator=separator))
+    looked = f" (judged on the first {SAMPLE_ROWS:,} rows)" if n_rows > SAMPLE_ROWS else ""
     return (f"{len(unread):,} item_info column(s) are named by no setting, so mmrec does not read them: "
             f"{'; '.join(parts)}{looked}. Name the ones you want read (docs/data.md \"Input format\").")

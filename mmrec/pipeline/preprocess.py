@@ -20,6 +20,7 @@ from mmrec.data.images import IMAGE_EXTENSIONS, IMAGE_STATUSES, ImageJob, ImageR
 from mmrec.data.interactions import clean_interactions
 from mmrec.data.items import clean_items
 from mmrec.data.raw_tables import (
+    EveryKeyBut,
     absent_optional_note,
     canonical_columns,
     malformed_note,
@@ -400,7 +401,9 @@ def run_preprocess(
     skip_malformed = settings.preprocess.malformed_lines == "skip"
     item_table = read_table(item_file, "item_info", skip_malformed, data.encoding,
                             first_entry=(data.image_column,) if data.image_column else (),
-                            each_entry=data.category_columns)
+                            # list cells are several values, but in a text column (a description in parts)
+                            each_entry=EveryKeyBut(frozenset({data.title_column, *data.description_columns}
+                                                             - {None, *data.category_columns})))
     raw_items, item_headers = without_header_rows(item_table.frame)
     problems: list[DataError] = []  # the columns both files miss, said at once (not one error a run)
     if missing := [name for name in data.numerical_features_cols if name not in raw_items.columns]:
