@@ -9,7 +9,8 @@ Two datasets, each preprocessed once with its category column:
   60% of her interactions go to videos of those (the rest as synth drew them); a tenth of the videos are new
   uploads nobody has interacted with. A mechanism check: here the channel is what drives choices.
 
-Per dataset, split strategy (`item`: every val and test item is cold; `stratified`: per user at random, warm) and
+Per dataset, split strategy (`item`: every val and test item is cold; `stratified`: per user at random, warm;
+`temporal`: one global time cut, so items first seen after it are cold; `temporal_user`: each user's latest) and
 seed: `mmrec split`, then `mmrec train` + `mmrec evaluate` with the default settings, once as they are and once
 with `MMREC_MODEL__USE_CATEGORIES=false` (the same processed data and split: only the category tokens and the
 category content modality differ). Validation (what `mmrec train` chooses on; the blend's monitored value) decides;
@@ -163,7 +164,8 @@ def write(out: Path, rows: list[dict], host: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", choices=("movielens", "synth"), default=["movielens", "synth"])
-    parser.add_argument("--strategies", nargs="+", choices=("item", "stratified"), default=["item", "stratified"])
+    parser.add_argument("--strategies", nargs="+", choices=("item", "stratified", "temporal", "temporal_user"),
+                        default=["item", "stratified"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / ".work" / "categories")
     parser.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=list(VARIANTS))
