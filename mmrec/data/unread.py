@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+import numpy as np
 import pandas as pd
 
 from mmrec.data.categories import cell_values
@@ -69,8 +70,9 @@ def column_kind(name: str, cells: pd.Series, separator: str | None) -> str:
         return "empty"
     if filled.str.len().median() > 4 * CATEGORY_VALUE_CHARS and not filled.str.contains("\x1f", regex=False).any():
         return "other"  # long text (a list of values is joined by U+001F): no need to parse or split every cell
-    parsed, reports = validate_numeric_columns(filled.to_frame("value").assign(item_id=range(len(filled))),
-                                               ["value"], "median")
+    with np.errstate(all="ignore"):  # values near the float limit: a column of numbers all the same
+        parsed, reports = validate_numeric_columns(filled.to_frame("value").assign(item_id=range(len(filled))),
+                                                   ["value"], "median")
     if reports["value"].non_numeric <= (1 - NUMBERS_SHARE) * len(filled):
         values = parsed["value"]
         row_numbers = bool((values == values.round()).all()) and values.is_unique and (
@@ -99,8 +101,8 @@ def unread_columns(frame: pd.DataFrame, data: DataSettings) -> dict[str, str]:
     SAMPLE_ROWS rows looked at)."""
     read = read_columns(data)
     sample = frame.head(SAMPLE_ROWS)
-    return {str(column): column_kind(str(column), sample[column], data.category_separator)
-            for column in frame.columns if column not in read}
+    return {str(column): column_kind(str(column), sample.iloc[:, i], data.category_separator)  # by position: two
+            for i, column in enumerate(frame.columns) if column not in read}  # names may strip to one
 
 
 def unread_note(unread: dict[str, str], n_rows: int) -> str | None:

@@ -60,6 +60,9 @@ def test_the_columns_a_setting_names_are_read_and_the_others_are_named_by_kind()
                                        "category_columns": ["brand", "channel"]})
     _, report, _ = clean_items(raw, read_all, PreprocessSettings())
     assert report.unread == {} and not [note for note in report.notes if "named by no setting" in note]
+    # Two columns whose names strip to one ('tag', 'tag '): each read by position, no crash.
+    twice = pd.DataFrame([["i1", "a", "1"], ["i2", "a", "2"]], columns=["item_id", "tag", "tag"])
+    assert unread_columns(twice, DataSettings(numerical_features_cols=[])) == {"tag": "index"}
 
 
 def test_the_note_counts_what_it_does_not_name_and_says_when_it_looked_at_a_sample():
