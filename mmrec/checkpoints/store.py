@@ -239,20 +239,35 @@ def item_item_kind(use_vision: bool, use_text: bool) -> str:
     return f"EASE with the {named} features as side information" if named else "EASE alone (no image or text feature)"
 
 
+def served_weights(item_item: Any) -> dict[str, float]:
+    """{part: the share of the final score it keeps} from a checkpoint's recorded item-item choice. The blend steps go
+    in order (item-item, content similarity, transitions, popularity), each w x its part + (1 - w) x what came
+    before, so a later step at weight 1 leaves the parts before it nothing (content similarity alone at
+    content_blend 1). The cold items' order and shift are not shares: see served_model."""
+    if not isinstance(item_item, dict):
+        return {"two-tower": 1.0}
+    steps = [("item-item", item_item.get("blend")), ("content similarity", item_item.get("content_blend")),
+             ("items done close together" if item_item.get("sequence_directions") == "both" else "item transitions",
+              item_item.get("sequence_blend")),
+             ("popularity", item_item.get("trend_blend"))]
+    weights = {"two-tower": 1.0}
+    for name, weight in ((name, float(weight or 0.0)) for name, weight in steps):
+        weights = {part: kept * (1.0 - weight) for part, kept in weights.items()}
+        weights[name] = weight
+    return {part: kept for part, kept in weights.items() if kept > 0}
+
+
 def served_model(item_item: Any) -> str:
     """What a checkpoint serves, from its recorded item-item choice: e.g. 'two-tower + popularity' when
-    validation gave the item-item model weight 0 and kept the trend blend."""
-    if not isinstance(item_item, dict):
-        return "two-tower"
-    blend = float(item_item.get("blend") or 0.0)
-    parts = [name for name, on in (("two-tower", blend < 1), ("item-item", blend > 0),
-                                   ("content similarity", item_item.get("content_blend")),
-                                   ("items done close together" if item_item.get("sequence_directions") == "both"
-                                    else "item transitions", item_item.get("sequence_blend")),
-                                   ("popularity", item_item.get("trend_blend")),
-                                   ("cold items by content", item_item.get("cold_blend")),
-                                   ("cold items shifted", item_item.get("cold_shift"))) if on]
-    return " + ".join(parts)
+    validation gave the item-item model weight 0 and kept the trend blend; the parts with a share of the score
+    (served_weights), then the cold items' order and shift."""
+    parts = list(served_weights(item_item))
+    cold = [name for name, on in (("cold items by content", item_item.get("cold_blend")),
+                                  ("cold items shifted", item_item.get("cold_shift")))
+            if on] if isinstance(item_item, dict) else []
+    # A later step that took the whole score: 'content similarity alone + cold items shifted'.
+    head = [f"{parts[0]} alone"] if parts != ["two-tower"] and len(parts) == 1 and cold else parts
+    return " + ".join([*head, *cold])
 
 
 def copy_checkpoint(source: Path, target: Path) -> None:

@@ -21,13 +21,14 @@ SAMPLE_ROWS = 20_000  # rows looked at per column: enough to tell numbers, categ
 SHOWN = 8  # columns named per kind, the rest counted
 NUMBERS_SHARE = 0.95  # of the non-blank cells parse as numbers -> a column of numbers
 DATES_SHARE = 0.9  # of the non-blank cells (of the first 200) read as dates -> a column of dates
-LINKS_SHARE = 0.9  # of the non-blank cells are URLs or file paths -> links
+LINKS_SHARE = 0.9  # of the non-blank cells (of the first 200) are URLs -> links (or file paths -> paths)
 CATEGORY_VALUE_CHARS = 40  # a category value is short (a longer one is text)
 FILLED_SHARE = 0.25  # of the items have a value, as for a configured category column's note
 SEPARATORS = (",", ";")  # tried after data.category_separator on a column that does not read as categories
 # Names pandas or a spreadsheet gives a column of row numbers (`Unnamed: 0` from `to_csv` with its index).
 _ROW_INDEX = re.compile(r"unnamed: ?\d+|index|row|#|", re.IGNORECASE)
-_LINK = re.compile(r"[a-z][a-z0-9+.-]*://\S+|\S*/\S+\.[a-z0-9]{2,5}|www\.\S+", re.IGNORECASE)
+_LINK = re.compile(r"[a-z][a-z0-9+.-]*://\S+|www\.\S+", re.IGNORECASE)
+_PATH = re.compile(r"\S*[/\\]\S+\.[a-z0-9]{2,5}|[^\s/\\]+\.(?:jpe?g|png|webp|gif|bmp|tiff?)", re.IGNORECASE)
 
 # Per kind, what the note says after the columns' names (what they hold, and the setting that reads such a column).
 HINTS = {
@@ -35,7 +36,9 @@ HINTS = {
     "numbers": "numbers (data.numerical_features_cols reads them as item metadata, when they describe the item and "
                "not its interactions: a count exported today holds the test period)",
     "dates": "dates (not read as such: an item's year or age as a number of its own can be numeric metadata)",
-    "links": "links or file paths (data.image_column names each item's image file)",
+    "links": "links (nothing is downloaded: save each item's image in the images folder, named by its id or by a "
+             "path a column data.image_column names)",
+    "paths": "file paths (data.image_column names each item's image file, relative to the images folder)",
     "other": "text (data.description_column, a list, joins a column's text after the title)",
     "index": "row numbers an export wrote (nothing to read)",
     "empty": "no value",
@@ -82,8 +85,9 @@ def column_kind(name: str, cells: pd.Series, separator: str | None) -> str:
     if (head.str.contains(r"\d").mean() >= DATES_SHARE  # a date has digits ('May' alone is a word)
             and pd.to_datetime(head, errors="coerce", utc=True, format="mixed").notna().mean() >= DATES_SHARE):
         return "dates"
-    if head.map(lambda value: bool(_LINK.fullmatch(value))).mean() >= LINKS_SHARE:
-        return "links"
+    for kind, pattern in (("links", _LINK), ("paths", _PATH)):
+        if head.map(lambda value, p=pattern: bool(p.fullmatch(value))).mean() >= LINKS_SHARE:
+            return kind
     cells_list = filled.tolist()
     # Another separator the cells hold counts when splitting at it leaves fewer distinct values (tags that recur
     # in other combinations: 'news,cars'), not more (a name with a comma: 'Acme, Inc.').
@@ -103,6 +107,29 @@ def unread_columns(frame: pd.DataFrame, data: DataSettings) -> dict[str, str]:
     sample = frame.head(SAMPLE_ROWS)
     return {str(column): column_kind(str(column), sample.iloc[:, i], data.category_separator)  # by position: two
             for i, column in enumerate(frame.columns) if column not in read}  # names may strip to one
+
+
+def unread_interaction_columns(frame: pd.DataFrame) -> dict[str, str]:
+    """{column: kind} of the interactions columns no setting names (`frame`'s columns renamed to the canonical
+    user_id, item_id, timestamp, rating: every other one), in the file's order (the first SAMPLE_ROWS rows)."""
+    sample = frame.head(SAMPLE_ROWS)
+    return {str(column): column_kind(str(column), sample.iloc[:, i], None)
+            for i, column in enumerate(frame.columns) if column not in ("user_id", "item_id", "timestamp", "rating")}
+
+
+def unread_interactions_note(unread: dict[str, str], n_rows: int) -> str | None:
+    """One note naming the interactions columns no setting reads: one of numbers can be the rating (a watch ratio,
+    a score), or None."""
+    if not unread:
+        return None
+    numbers = [repr(column) for column, kind in unread.items() if kind == "numbers"]
+    looked = f" (judged on the first {SAMPLE_ROWS:,} rows)" if n_rows > SAMPLE_ROWS else ""
+    return (f"{len(unread):,} interactions column(s) are named by no setting, so mmrec does not read them: "
+            f"{', '.join(repr(column) for column in list(unread)[:SHOWN])}"
+            + (f" and {len(unread) - SHOWN:,} more" if len(unread) > SHOWN else "") + looked + "."
+            + (f" {', '.join(numbers[:3])} {'hold' if len(numbers) > 1 else 'holds'} numbers: data.rating_column "
+               "reads one as each row's rating (a score, a watch ratio), and data.positive_rating_threshold says "
+               "which rows count as liked." if numbers else ""))
 
 
 def unread_note(unread: dict[str, str], n_rows: int) -> str | None:

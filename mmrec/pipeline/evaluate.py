@@ -94,20 +94,21 @@ def checkpoint_notes(path: Path, meta: dict[str, Any], served_note: str | None, 
     `train_source`: the train file evaluate fits on; when the user named it (`from_split` False) a mismatch is a
     note, not an error. Also the notes on the checkpoint itself: why it is served (`served_note`), a run that did
     not finish, a blend the two-tower network has no part in."""
-    from mmrec.checkpoints.store import item_item_kind, served_model, unfinished_note
+    from mmrec.checkpoints.store import item_item_kind, served_model, served_weights, unfinished_note
 
     notes = [served_note] if served_note else []
     if note := unfinished_note(meta, path):
         notes.append(note)
     chosen = meta.get("item_item")
-    if isinstance(chosen, dict) and float(chosen.get("blend") or 0.0) >= 1.0:
+    if isinstance(chosen, dict) and "two-tower" not in (shares := served_weights(chosen)):
         model = (meta.get("settings") or {}).get("model") or {}
         dims = meta.get("model_args") or {}
         kind = item_item_kind(model.get("use_vision", True) and bool(dims.get("vision_dim", 1)),
                               model.get("use_text", True) and bool(dims.get("text_dim", 1)))
-        notes.append(f"The multimodal checkpoint serves {served_model(chosen)}: validation gave the item-item model "
-                     f"({kind}) weight 1, so the two-tower network carries none of these scores (`mmrec checkpoints "
-                     "info` shows every weight).")
+        notes.append(f"The multimodal checkpoint serves {served_model(chosen)}"
+                     + (f" (the item-item model: {kind})" if "item-item" in shares else "")
+                     + ": validation gave a later blend step weight 1, so the two-tower network carries none of "
+                       "these scores (`mmrec checkpoints info` shows every weight).")
     recorded = meta.get("split") or {}
     trained_on = recorded.get("train_sha256")
     if not trained_on or sha256_file(train_source) == trained_on:  # checkpoints before 2026-12 record none

@@ -29,6 +29,7 @@ from mmrec.data.raw_tables import (
     without_header_rows,
 )
 from mmrec.data.staging import remove_abandoned, staged_folder
+from mmrec.data.unread import unread_interaction_columns, unread_interactions_note
 from mmrec.data.tables import (
     INTERACTIONS_FILE,
     ITEMS_FILE,
@@ -458,6 +459,9 @@ def run_preprocess(
     )
     if unmapped:
         interaction_report.notes.append(unmapped)
+    unread_interactions = unread_interaction_columns(raw_interactions)
+    if note := unread_interactions_note(unread_interactions, len(raw_interactions)):
+        interaction_report.notes.append(note)
     for report, headers, table, file in ((item_report, item_headers, item_table, item_file),
                                          (interaction_report, interaction_headers, interaction_table,
                                           interactions_file)):
@@ -536,7 +540,7 @@ def run_preprocess(
             "images": {**_image_report(results, image_seconds, settings.preprocess.num_workers),
                        "folder": str(data_dir / data.images_subdir),
                        "folder_exists": images_dir.is_dir()},
-            "interactions": interaction_report.to_dict(),
+            "interactions": {**interaction_report.to_dict(), "unread": unread_interactions},
             "columns": {
                 "numeric": [c for c in settings.data.numerical_features_cols
                             if not item_report.numeric[c]["no_information"]],

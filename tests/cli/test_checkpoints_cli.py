@@ -56,6 +56,27 @@ def test_info_names_the_components_validation_kept():
     assert served_model({"blend": 0.5, "cold_blend": 0.75}) == "two-tower + item-item + cold items by content"
     assert served_model({"blend": 0.0, "cold_shift": 1.5}) == "two-tower + cold items shifted"
     assert served_model(None) == "two-tower"
+    # A step at weight 1 leaves the parts before it nothing (walkthrough H: content similarity alone was served and
+    # the label said item-item + content similarity).
+    assert served_model({"blend": 1.0, "content_blend": 1.0, "cold_shift": 1.5}) == \
+        "content similarity alone + cold items shifted"
+    assert served_model({"blend": 0.5, "content_blend": 0.5, "trend_blend": 1.0}) == "popularity"
+
+
+def test_evaluate_says_when_a_later_blend_step_leaves_the_two_tower_network_nothing(tmp_path):
+    from mmrec.pipeline.evaluate import checkpoint_notes
+
+    meta = {"item_item": {"blend": 0.0, "content_blend": 1.0}, "settings": {"model": {}}, "model_args": {}}
+    notes = checkpoint_notes(tmp_path / "best_model.pth", meta, None, tmp_path / "train.csv", True)
+    assert any(note.startswith("The multimodal checkpoint serves content similarity: validation gave a later blend "
+                               "step weight 1, so the two-tower network carries none") for note in notes)
+    meta["item_item"] = {"blend": 1.0}
+    notes = checkpoint_notes(tmp_path / "best_model.pth", meta, None, tmp_path / "train.csv", True)
+    assert any(note.startswith("The multimodal checkpoint serves item-item (the item-item model: EASE with the image "
+                               "and text features as side information)") for note in notes)
+    meta["item_item"] = {"blend": 0.5, "content_blend": 0.5}
+    notes = checkpoint_notes(tmp_path / "best_model.pth", meta, None, tmp_path / "train.csv", True)
+    assert not any("carries none" in note for note in notes)
 
 
 def test_list_empty_folder_and_a_mistyped_one(tmp_path, monkeypatch):

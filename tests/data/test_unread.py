@@ -27,7 +27,7 @@ def test_each_column_is_told_apart_by_what_it_holds():
     assert kind(["Acme, Inc.", "Foo, Ltd", "Acme, Inc.", "Bar Co"] * 50) == "category"
     assert kind([f"2024-03-{i % 28 + 1:02d}" for i in range(n)]) == "dates"
     assert kind(["March", "May", "June"] * 60) == "category"  # words, not dates
-    assert kind([f"thumbs/{i}.jpg" for i in range(n)]) == "links"
+    assert kind([f"thumbs/{i}.jpg" for i in range(n)]) == "paths" and kind([f"{i}.png" for i in range(n)]) == "paths"
     assert kind([f"https://example.com/v/{i}" for i in range(n)]) == "links"
     # One value per item (an id) or long free text: text. Shared values on too few items: text too.
     assert kind([f"sku-{i}" for i in range(n)]) == "other"
@@ -91,13 +91,18 @@ def test_a_json_list_in_a_column_no_setting_names_reads_as_several_values(tmp_pa
         for i in range(40):
             out.write(json.dumps({"item_id": f"i{i}", "title": f"Film {i}", "description": ["part one", "two"],
                                   "tags": [str(t) for t in rng.choice(genres, 3, replace=False)]}) + "\n")
-    pd.DataFrame({"user_id": [f"u{i % 7}" for i in range(120)], "item_id": [f"i{i % 40}" for i in range(120)]}
-                 ).to_csv(data / "interactions.csv", index=False)
+    pd.DataFrame({"user_id": [f"u{i % 7}" for i in range(120)], "item_id": [f"i{i % 40}" for i in range(120)],
+                  "watch_ratio": [f"{(i % 10) / 10}" for i in range(120)]}).to_csv(data / "interactions.csv", index=False)
     settings = load_settings(None, {"paths.data_dir": data, "paths.processed_dir": tmp_path / "processed",
                                     "data.item_info_file": "item_info.jsonl", "data.numerical_features_cols": [],
                                     "preprocess.min_user_interactions": 1,
                                     "preprocess.min_item_interactions": 1}).settings
     report = run_preprocess(settings, progress=lambda event: None).report
     assert report["items"]["unread"] == {"tags": "category"}
+    # The interactions' own: a column of numbers can be the rating (walkthrough H: a watch ratio went unmentioned).
+    assert report["interactions"]["unread"] == {"watch_ratio": "numbers"}
+    assert ("1 interactions column(s) are named by no setting, so mmrec does not read them: 'watch_ratio'. "
+            "'watch_ratio' holds numbers: data.rating_column reads one as each row's rating") in " ".join(
+                report["interactions"]["notes"])
     items = pd.read_parquet(tmp_path / "processed" / "items.parquet")
     assert items.loc[0, "description"] == "part one two"  # a text column's list is still one text
