@@ -2,9 +2,10 @@
 
 Two datasets, each preprocessed once with its category column:
 
-- `movielens`: ml-latest-small, item text "title. Genres: ..." (no tags, the benchmark's text-poor variant, no
-  posters), and the importer's `genres` column as a category column (`Action|Comedy`): real data, where the text
-  already names the genres, so the column adds exact matching of what the text says.
+- `movielens`: ml-latest-small (or the MovieLens folder `--movielens-dir` names, e.g. ML-100K), item text
+  "title. Genres: ..." (no tags, the benchmark's text-poor variant, no posters), and the importer's `genres`
+  column as a category column (`Action|Comedy`): real data, where the text already names the genres, so the
+  column adds exact matching of what the text says.
 - `synth`: `mmrec data synth` (no images) with a `channel` column: CHANNELS channels; each user follows 3 and
   60% of her interactions go to videos of those (the rest as synth drew them); a tenth of the videos are new
   uploads nobody has interacted with. A mechanism check: here the channel is what drives choices.
@@ -70,14 +71,14 @@ def write_config(folder: Path, data: dict) -> Path:
     return path
 
 
-def prepare_movielens(folder: Path, env: dict[str, str]) -> Path:
+def prepare_movielens(folder: Path, env: dict[str, str], source: Path = SHARED) -> Path:
     raw = folder / "raw"
     if not (raw / "item_info.csv").is_file():
         view = folder / "source"  # ratings and movies only: no tags.csv, so the text is "title. Genres: ..."
         view.mkdir(parents=True, exist_ok=True)
         for name in ("ratings.csv", "movies.csv"):
             if not (view / name).exists():
-                (view / name).symlink_to(SHARED / name)
+                (view / name).symlink_to(source.resolve() / name)
         # The importer writes the genres as a column of their own (`genres`, A|B).
         mmrec("data", "import", "movielens", str(view), "--out", str(raw), env=env, log=folder / "import.log")
     return write_config(folder, {"numerical_features_cols": ["year"], "positive_rating_threshold": 4.0,
@@ -167,6 +168,9 @@ def main() -> None:
     parser.add_argument("--strategies", nargs="+", choices=("item", "stratified", "temporal", "temporal_user"),
                         default=["item", "stratified"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--movielens-dir", type=Path, default=SHARED,
+                        help="the `movielens` dataset's folder (ratings.csv, movies.csv: e.g. ML-100K as "
+                             "bench/ml100k_from_recbole.py writes it; give it its own --work)")
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / ".work" / "categories")
     parser.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "categories")
@@ -177,7 +181,8 @@ def main() -> None:
     for dataset in args.datasets:
         folder = (args.work / dataset).resolve()
         folder.mkdir(parents=True, exist_ok=True)
-        config = (prepare_movielens if dataset == "movielens" else prepare_synth)(folder, env)
+        config = (prepare_movielens(folder, env, args.movielens_dir) if dataset == "movielens" else
+                  prepare_synth(folder, env))
         mmrec("preprocess", "-c", str(config), env=env, log=folder / "preprocess.log")
         for strategy in args.strategies:
             for seed in args.seeds:
