@@ -147,6 +147,14 @@ def evaluate(
             help="Training interactions CSV/parquet (default: the train split).",
         ),
     ] = None,
+    with_val: Annotated[
+        bool,
+        typer.Option(
+            "--with-val", "--with_val",
+            help="Score the test users from the split's train and validation rows (every model; the multimodal "
+                 "network keeps its trained weights): a split by time's latest interactions, as serving has them.",
+        ),
+    ] = False,
     eval_task: Annotated[
         str | None,
         typer.Option(
@@ -258,6 +266,7 @@ def evaluate(
             names,
             test_data=test_data,
             train_data=train_data,
+            with_val=with_val,
             checkpoint_name=checkpoint_name,
             use_sampling=use_sampling,
             save_predictions=save_predictions,

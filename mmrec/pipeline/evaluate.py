@@ -128,10 +128,11 @@ def checkpoint_notes(path: Path, meta: dict[str, Any], served_note: str | None, 
 Frames = tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame], list[pd.DataFrame], dict[str, str], list[str]]
 
 
-def _frames(settings: Settings, test_data: Path | None, train_data: Path | None) -> Frames:
+def _frames(settings: Settings, test_data: Path | None, train_data: Path | None, with_val: bool = False) -> Frames:
     """(train, test, also-masked frames, other known positives, sources, notes): explicit files win, read as
     preprocess reads interactions.csv (its column names and rating threshold); val is masked with the split's
-    train, and with a train file of the user's still never drawn as a sampled negative (it is the user's)."""
+    train, and with a train file of the user's still never drawn as a sampled negative (it is the user's).
+    `with_val`: the split's val rows join its train rows (`sources["fit_also"]`): every model scores from both."""
     splits_dir = Path(settings.paths.splits_dir)
     split = load_split(splits_dir) if test_data is None or train_data is None else None
     sources, notes = {}, []
@@ -146,6 +147,21 @@ def _frames(settings: Settings, test_data: Path | None, train_data: Path | None)
         test = validate_interactions(split.test, f"test split in {splits_dir}")
         sources["test"] = str(splits_dir / "test.csv")
     also_seen, known = [], []
+    if with_val:
+        if train_data is not None:
+            raise ConfigError("--with-val adds the split's validation rows to its train split; --train-data names "
+                              "a train file of your own instead.",
+                              hint="Put the rows you want fitted in that file, or leave --train-data out.")
+        if split.val.empty:
+            raise ConfigError(f"--with-val has no effect: the split in {splits_dir} has no validation rows.",
+                              hint="Split with a validation share, or leave the option out.")
+        train = pd.concat([train, validate_interactions(split.val, f"val split in {splits_dir}")], ignore_index=True)
+        sources["fit_also"] = str(splits_dir / "val.csv")
+        notes.append("Every model scores the test users from their train and validation interactions (--with-val), "
+                     "as serving scores from every interaction: a split by time's latest rows, and the users and "
+                     "items validation alone holds. The multimodal network keeps the weights training chose on "
+                     "validation; its item-item and content parts are fitted on both.")
+        return train, test, also_seen, known, sources, notes
     # Validation items are masked too when train comes from the same split (they are the user's past).
     if split is not None and not split.val.empty:
         (also_seen if train_data is None else known).append(split.val)
@@ -171,11 +187,13 @@ def run_evaluate(
     num_workers: int = 2,
     device: str | None = None,
     write_files: bool = True,
+    with_val: bool = False,
     progress: ProgressCallback = null_progress,
 ) -> EvaluationReport:
     """Evaluate each recommender type on one split and write JSON/markdown/plots to results_dir.
 
     Arguments left None use settings.evaluation; retrieval = full ranking, ranking = sampled negatives.
+    `with_val`: every model scores from the split's train and validation rows (`_frames`).
     """
     updates = {
         "eval_task": eval_task,
@@ -199,7 +217,7 @@ def run_evaluate(
         )
     torch_device = resolve_device(evaluation.device)
     items = load_items(Path(settings.paths.processed_dir))
-    train, test, also_seen, known, sources, file_notes = _frames(settings, test_data, train_data)
+    train, test, also_seen, known, sources, file_notes = _frames(settings, test_data, train_data, with_val)
     # Whatever is evaluated: the raw data changed since preprocess, or the split predates the last preprocess.
     split_read = test_data is None or train_data is None
     splits, processed = Path(settings.paths.splits_dir), Path(settings.paths.processed_dir)
@@ -448,9 +466,8 @@ def _report_counts(data: EvaluationData, progress: ProgressCallback, val_apart: 
                 f"{100 * c['test_cold_item_interactions'] / positives:.0f}% of the test interactions are on items "
                 "unseen in training: a model that scores from interactions alone (popularity, item_knn, user_knn) "
                 "cannot rank those items, so the table mostly measures scoring from item content."
-                + (" On a split by time the validation rows sit between train and test: pass train and validation "
-                   "together as --train-data (or split with val_ratio 0) to score from the latest interactions, as "
-                   "serving does." if val_apart else ""))
+                + (" On a split by time the validation rows sit between train and test: --with-val scores from "
+                   "train and validation together (the latest interactions, as serving does)." if val_apart else ""))
     for note in notes:
         progress(ProgressEvent(task="evaluate", message=note))
     return notes

@@ -396,13 +396,15 @@ def test_a_test_set_mostly_on_items_unseen_in_training_says_what_the_table_measu
     notes = run_evaluate(settings, ["popularity"], test_data=test, write_files=False).notes
     share = [n for n in notes if "of the test interactions are on items unseen in training" in n]
     assert len(share) == 1 and share[0].startswith(f"{100 * len(cold) / len(rows):.0f}%")
-    assert "--train-data" in share[0]  # the models scored from train.csv alone, validation only masked
-    # Scored from train and validation together (--train-data): the advice to do that is not given again.
+    assert "--with-val" in share[0]  # the models scored from train.csv alone, validation only masked
+    # Scored from train and validation together (--with-val, or a --train-data file of both): the advice to do
+    # that is not given again.
     both = tmp_path / "train_val.csv"
     pd.concat([train, pd.read_csv(Path(settings.paths.splits_dir) / "val.csv", dtype=str)]).to_csv(both, index=False)
-    again = [n for n in run_evaluate(settings, ["popularity"], test_data=test, train_data=both,
-                                     write_files=False).notes if "of the test interactions are on items unseen" in n]
-    assert len(again) == 1 and "--train-data" not in again[0]
+    for fit in ({"train_data": both}, {"with_val": True}):
+        again = [n for n in run_evaluate(settings, ["popularity"], test_data=test, write_files=False, **fit).notes
+                 if "of the test interactions are on items unseen" in n]
+        assert len(again) == 1 and "--with-val" not in again[0]
     test.write_text(f"user_id,item_id\n{train['user_id'].iloc[-1]},{warm}\n")
     assert not any("of the test interactions are on items unseen" in n
                    for n in run_evaluate(settings, ["popularity"], test_data=test, write_files=False).notes)
@@ -505,3 +507,28 @@ def test_p_values_read_with_two_significant_digits():
 
     assert [format_p(p) for p in (0.25, 0.031, 0.00126, 0.00098, 4.2e-05, 1e-13)] == [
         "0.25", "0.031", "1.3e-03", "9.8e-04", "4.2e-05", "< 1e-12"]
+
+
+def test_with_val_scores_from_train_and_validation_as_a_train_file_of_both_would(tiny_config, tmp_path):
+    """--with-val: the split's val rows join its train rows for every model (the advice for a split by time, which
+    had users concatenate the files by hand); the same figures as that file, and no val row masked twice."""
+    settings = load_settings(tiny_config).settings
+    splits = Path(settings.paths.splits_dir)
+    both = tmp_path / "train_and_val.csv"
+    pd.concat([pd.read_csv(splits / name, dtype=str) for name in ("train.csv", "val.csv")]).to_csv(both, index=False)
+    names = ["popularity", "item_knn", "user_knn"]
+    with_val = run_evaluate(settings, names, with_val=True, write_files=False)
+    by_file = run_evaluate(settings, names, train_data=both, write_files=False)
+    plain = run_evaluate(settings, names, write_files=False)
+    assert [m.metrics for m in with_val.models] == [m.metrics for m in by_file.models]
+    assert [m.metrics for m in with_val.models] != [m.metrics for m in plain.models]
+    assert with_val.sources["fit_also"] == str(splits / "val.csv") and "masked" not in with_val.sources
+    assert any("(--with-val)" in note for note in with_val.notes)
+    assert with_val.counts["test_cold_users"] <= plain.counts["test_cold_users"]
+    with pytest.raises(ConfigError, match="--with-val adds the split's validation rows"):
+        run_evaluate(settings, names, with_val=True, train_data=both, write_files=False)
+    val = pd.read_csv(splits / "val.csv", dtype=str)
+    val.head(0).to_csv(splits / "val.csv", index=False)
+    (splits / "split_files.json").unlink()  # the files replaced by hand, as the refusal of a mixed split says
+    with pytest.raises(ConfigError, match="--with-val has no effect: the split in .* has no validation rows"):
+        run_evaluate(settings, names, with_val=True, write_files=False)
