@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from mmrec.checkpoints import CheckpointSpec
-from mmrec.checkpoints.store import unfinished_note
+from mmrec.checkpoints.store import served_weights, unfinished_note
 from mmrec.data.encoders import IdEncoder
 from mmrec.data.tables import load_interactions, load_items, load_rated_below
 from mmrec.device import resolve_device
@@ -33,8 +33,9 @@ from mmrec.settings import Settings
 TopKLists = list[tuple[np.ndarray, np.ndarray]]  # per user: (catalogue rows, scores), best first
 
 
-# With this much of the score from the item-item model, the two-tower index is a weak candidate source: say so.
-ANN_BLEND_WARNING = 0.5
+# With the two-tower network's share of the final score this low or lower (the blend's other parts carrying the
+# rest), an index over its vectors is a weak candidate source: say so.
+ANN_TWO_TOWER_SHARE_NOTE = 0.5
 
 
 @dataclass
@@ -235,14 +236,18 @@ def load_serving(settings: Settings, recommender_type: str, progress: ProgressCa
                      f"features{by_item_item}.")
     if inference.ann != "none":
         index = ItemIndex(model.search_item_vectors(), inference.ann, inference.ann_nprobe)
-        blend = float(getattr(model, "item_item_blend", 0.0))
-        if blend >= ANN_BLEND_WARNING:
+        shares = served_weights(spec.to_meta().get("item_item")) if isinstance(spec, CheckpointSpec) else {}
+        two_tower = shares.get("two-tower", 0.0)
+        if two_tower <= ANN_TWO_TOWER_SHARE_NOTE:
+            others = " and ".join(part for part in shares if part != "two-tower")
             notes.append(
-                f"The checkpoint's item-item blend weight is {blend:g}: the index holds two-tower vectors, which carry "
-                f"{1 - blend:g} of the final score, so its candidate pool may miss items the item-item model ranks "
-                "high" + ("; this run's --ann-check measures how many" if ann_checked else
-                          ". Measure it with --ann-check N") + "; raise inference.ann_pool_factor or score exactly "
-                "(no --ann) if it misses too many.")
+                f"The index holds two-tower vectors, which carry {two_tower:.3g} of the checkpoint's final score "
+                f"(the rest: {others}), so its candidate pool "
+                + ("is no guess of the served top-K at all: score exactly (no --ann)." if two_tower == 0 else
+                   "may miss items the other parts rank high"
+                   + ("; this run's --ann-check measures how many" if ann_checked else
+                      ". Measure it with --ann-check N") + "; raise inference.ann_pool_factor or score exactly "
+                   "(no --ann) if it misses too many."))
     item_index = {item: j for j, item in enumerate(item_ids)}
     seen = SeenItems(interactions, item_index)
     rated_below, masked = load_rated_below(Path(settings.paths.processed_dir)), None

@@ -17,7 +17,8 @@ from mmrec.errors import ConfigError
 from mmrec.inference.ann import ItemIndex
 from mmrec.pipeline.batch_recommend import run_batch_recommend
 from mmrec.pipeline.recommend import run_recommend
-from mmrec.pipeline.serving import ANN_BLEND_WARNING, load_serving
+from mmrec.checkpoints.store import served_weights
+from mmrec.pipeline.serving import ANN_TWO_TOWER_SHARE_NOTE, load_serving
 from mmrec.pipeline.train import run_train
 from mmrec.recommenders import RECOMMENDERS
 from mmrec.recommenders.factory import BASELINES
@@ -171,8 +172,9 @@ def test_ann_lists_get_exact_blended_scores_and_report_recall(trained, monkeypat
         overlap = np.mean([len(set(approximate[u]) & set(exact[u])) / 5 for u in exact.index])
         assert result.ann == kind and result.ann_check_users == 30 and result.ann_recall == pytest.approx(overlap)
         recalls[factor] = result.ann_recall
-        blend = float(load_serving(settings, "multimodal").model.item_item_blend)
-        assert any("item-item blend weight is" in note for note in result.notes) == (blend >= ANN_BLEND_WARNING)
+        share = served_weights(load_serving(settings, "multimodal").model.spec.to_meta()["item_item"])["two-tower"]
+        assert any("The index holds two-tower vectors" in note for note in result.notes) == \
+            (share <= ANN_TWO_TOWER_SHARE_NOTE)
     assert max(n for n, _ in pools) <= CHUNK and all(pool < 40 for _, pool in pools)  # a pool, not the catalogue
     # Candidates come from the two-tower vectors alone while the lists rank by the blended score: a
     # pool of one top_k misses some blended top items, a larger pool finds nearly all of them.
@@ -253,14 +255,37 @@ def test_a_missing_user_file_is_refused_before_any_model_loads(tmp_path):
             run()
 
 
-@pytest.mark.parametrize("threshold", [0.0, 1.01])
-def test_ann_warns_when_the_item_item_model_carries_the_score(trained, monkeypatch, threshold):
+@pytest.mark.parametrize("threshold", [1.0, -0.01])
+def test_ann_warns_when_the_two_tower_network_carries_little_of_the_score(trained, monkeypatch, threshold):
     pytest.importorskip("faiss")
     _, settings = trained
-    monkeypatch.setattr("mmrec.pipeline.serving.ANN_BLEND_WARNING", threshold)
+    monkeypatch.setattr("mmrec.pipeline.serving.ANN_TWO_TOWER_SHARE_NOTE", threshold)
     notes = load_serving(_with(settings, ann="faiss_hnsw"), "multimodal").notes
-    assert bool(notes) == (threshold == 0.0)
+    assert bool(notes) == (threshold == 1.0)
+    if notes:  # the fixture's item-item weight 0.5: the two-tower network carries the other half
+        assert notes[0].startswith("The index holds two-tower vectors, which carry 0.5 of the checkpoint's final "
+                                   "score (the rest: item-item), so its candidate pool may miss items the other "
+                                   "parts rank high")
     assert not load_serving(settings, "multimodal").notes  # exact scoring: nothing to warn about
+
+
+def test_ann_says_an_index_is_no_guess_when_a_later_step_takes_the_whole_score(trained, monkeypatch):
+    # Walkthrough H: validation chose content similarity alone; the warning spoke of the item-item weight only.
+    pytest.importorskip("faiss")
+    from mmrec.checkpoints.spec import CheckpointSpec
+
+    _, settings = trained
+    to_meta = CheckpointSpec.to_meta
+
+    def content_alone(spec):
+        meta = to_meta(spec)
+        return {**meta, "item_item": {**meta["item_item"], "content_blend": 1.0}}
+
+    monkeypatch.setattr(CheckpointSpec, "to_meta", content_alone)
+    notes = load_serving(_with(settings, ann="faiss_hnsw"), "multimodal").notes
+    assert any(note.startswith("The index holds two-tower vectors, which carry 0 of the checkpoint's final score (the "
+                               "rest: content similarity), so its candidate pool is no guess of the served top-K at "
+                               "all: score exactly (no --ann).") for note in notes)
 
 
 def test_serving_says_how_many_items_have_no_id_embedding(tmp_path):
