@@ -29,7 +29,7 @@ from mmrec.data.raw_tables import (
     without_header_rows,
 )
 from mmrec.data.staging import remove_abandoned, staged_folder
-from mmrec.data.unread import unread_interaction_columns, unread_interactions_note
+from mmrec.data.unread import SAMPLE_ROWS, column_kind, unread_interaction_columns, unread_interactions_note
 from mmrec.data.tables import (
     INTERACTIONS_FILE,
     ITEMS_FILE,
@@ -408,10 +408,13 @@ def run_preprocess(
     raw_items, item_headers = without_header_rows(item_table.frame)
     problems: list[DataError] = []  # the columns both files miss, said at once (not one error a run)
     if missing := [name for name in data.numerical_features_cols if name not in raw_items.columns]:
+        numbers = [repr(str(column)) for i, column in enumerate(raw_items.columns) if column != data.item_id_column
+                   and column_kind(str(column), raw_items.iloc[:SAMPLE_ROWS, i], None) == "numbers"]
         problems.append(DataError(
             f"item_info file {item_file.name} lacks numeric column(s) {', '.join(map(repr, missing))} "
-            f"(data.numerical_features_cols); columns present: {', '.join(map(str, raw_items.columns))}.",
-            hint="Fix data.numerical_features_cols in your config (it may be an empty list)."))
+            f"(data.numerical_features_cols); columns present: {', '.join(map(str, raw_items.columns))}"
+            + (f" (of which {', '.join(numbers)} hold numbers)" if numbers else " (none of them holds numbers)")
+            + ".", hint="Fix data.numerical_features_cols in your config (it may be an empty list)."))
     if missing := [name for name in data.category_columns if name not in raw_items.columns]:
         problems.append(DataError(
             f"item_info file {item_file.name} lacks category column(s) {', '.join(map(repr, missing))} "

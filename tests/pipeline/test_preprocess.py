@@ -846,6 +846,8 @@ def test_a_wrong_title_column_names_the_file_its_own_columns_and_the_setting(tmp
         run_preprocess(settings)
     assert info.value.message.startswith("item_info file videos.csv lacks numeric column(s) 'likes' "
                                          "(data.numerical_features_cols); columns present: video_id, title,")
+    # Which of them hold numbers (walkthrough H: the list named every column, the numeric ones unmarked).
+    assert "(of which 'view_number', 'comment_number', 'thumbup_number' hold numbers)." in info.value.message
 
 
 @pytest.mark.parametrize("encoding, expected", [
