@@ -34,6 +34,7 @@ class CheckpointInfo:
     organized: bool
     problem: str = ""  # why the checkpoint cannot be used ("" = its weights load)
     blended: bool = False  # metric is the served blend's (two-tower + item-item ...), not the two-tower model's
+    served: str = "two-tower"  # what it serves (mmrec.checkpoints.store.served_model)
     # False: a best checkpoint of a training run still going or interrupted; None: a last checkpoint (the state
     # after an epoch, which says nothing of whether its run went on)
     finished: bool | None = True
@@ -63,11 +64,9 @@ def describe(path: Path, organized: bool) -> CheckpointInfo:
     combo = meta.get("combo") or (path.parent.name if organized else None)
     item_item = meta.get("item_item") if isinstance(meta.get("item_item"), dict) else {}
     served = item_item.get("monitored")
-    blended = isinstance(served, (int, float)) and served == served and bool(item_item.get("blend") or
-                                                                              item_item.get("content_blend") or
-                                                                              item_item.get("sequence_blend") or
-                                                                              item_item.get("trend_blend") or
-                                                                              item_item.get("cold_blend"))
+    # Anything but the two-tower model alone: a blend part, the cold items' order or shift (all chosen last).
+    blended = (isinstance(served, (int, float)) and served == served
+               and served_model(item_item or None) != "two-tower")
     return CheckpointInfo(
         path=path,
         combo=combo,
@@ -78,6 +77,7 @@ def describe(path: Path, organized: bool) -> CheckpointInfo:
         organized=organized,
         problem=problem,
         blended=blended,
+        served=served_model(item_item or None) if blended else "two-tower",
         finished=None if meta.get("kind") == "last" else meta.get("finished") is not False,
     )
 
@@ -181,9 +181,7 @@ def summary(path: Path) -> dict[str, Any]:
         "organized": listed.organized,
         # What `checkpoints list` shows: the served blend's validation value (monitored_value is the two-tower
         # model's alone, at its best epoch).
-        "served": None if problem else {"monitor": listed.monitor, "value": listed.metric,
-                                        "model": served_model(meta.get("item_item")) if listed.blended
-                                        else "two-tower"},
+        "served": None if problem else {"monitor": listed.monitor, "value": listed.metric, "model": listed.served},
         **{key: meta[key] for key in keep if key in meta},
         # Per category column the number of values with an embedding (the values themselves can be many).
         **({"categories": {name: len(values) for name, values in meta["categories"].items()}}

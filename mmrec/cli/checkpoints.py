@@ -103,11 +103,11 @@ def list_command(ctx: typer.Context, config: ConfigOption = None, checkpoint_dir
         console.print("* unfinished: a best checkpoint of a training run still going or interrupted; its metric is "
                       "the two-tower model's at that epoch, before the run chose its blend.")
     if any(info.blended for info in infos):
-        blended = sorted(str(info.path.relative_to(root)) for info in infos if info.blended)
-        console.print(f"{shown(metric_name)} is on validation: a best checkpoint's is the model it serves (the "
-                      f"two-tower model blended with the item-item model for {shown(', '.join(blended))}; the "
-                      "two-tower model alone for any other), a last checkpoint's the two-tower model's at that "
-                      "epoch.")
+        blended = sorted((str(info.path.relative_to(root)), info.served) for info in infos if info.blended)
+        console.print(f"{shown(metric_name)} is on validation: a best checkpoint's is the model it serves ("
+                      + "; ".join(f"{shown(name)}: {served}" for name, served in blended)
+                      + "; the two-tower model alone for any other), a last checkpoint's the two-tower model's at "
+                        "that epoch.")
     if any(not info.organized for info in infos):
         from mmrec.checkpoints.catalog import organize, unknown_combo_checkpoints
 

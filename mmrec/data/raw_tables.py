@@ -629,12 +629,12 @@ def _python_value(value: Any) -> Any:
 
 
 # The words of a column name (unixReviewTime: unix, review, time; created_at: created, at) that say what it holds.
-_LIKE = {"timestamp": {"time", "timestamp", "date", "datetime", "epoch", "ts", "dt", "when", "created", "posted",
-                       "updated"},
-         "rating": {"rating", "ratings", "score", "stars", "star", "overall", "grade", "rate"}}  # not votes: counts
+NAMED_LIKE = {"timestamp": {"time", "timestamp", "date", "datetime", "epoch", "ts", "dt", "when", "created", "posted",
+                             "updated"},
+              "rating": {"rating", "ratings", "score", "stars", "star", "overall", "grade", "rate"}}  # not votes
 
 
-def _name_words(name: str) -> set[str]:
+def name_words(name: str) -> set[str]:
     return {word.lower() for word in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", name)}
 
 
@@ -648,7 +648,7 @@ def absent_optional_note(frame: pd.DataFrame, what: str, columns: dict[str, str]
                                            "recency)", "times"),
                                           ("rating", "so every row counts as a positive", "ratings")):
         like = [str(c) for c in frame.columns
-                if c not in ("user_id", "item_id") and _LIKE[canonical] & _name_words(str(c))]
+                if c not in ("user_id", "item_id") and NAMED_LIKE[canonical] & name_words(str(c))]
         if canonical not in frame.columns and like:
             said.append(f"no column {columns[canonical]!r} (data.{canonical}_column), {consequence}; "
                         f"{', '.join(map(repr, like[:3]))} may hold {holds}: set data.{canonical}_column to it")

@@ -15,6 +15,7 @@ import pandas as pd
 
 from mmrec.data.categories import cell_values
 from mmrec.data.numeric import validate_numeric_columns
+from mmrec.data.raw_tables import NAMED_LIKE, name_words
 from mmrec.settings import DataSettings
 
 SAMPLE_ROWS = 20_000  # rows looked at per column: enough to tell numbers, categories and text apart
@@ -85,9 +86,10 @@ def column_kind(name: str, cells: pd.Series, separator: str | None) -> str:
     if (head.str.contains(r"\d").mean() >= DATES_SHARE  # a date has digits ('May' alone is a word)
             and pd.to_datetime(head, errors="coerce", utc=True, format="mixed").notna().mean() >= DATES_SHARE):
         return "dates"
-    for kind, pattern in (("links", _LINK), ("paths", _PATH)):
-        if head.map(lambda value, p=pattern: bool(p.fullmatch(value))).mean() >= LINKS_SHARE:
-            return kind
+    links = head.map(lambda value: bool(_LINK.fullmatch(value)))
+    paths = head.map(lambda value: bool(_PATH.fullmatch(value))) & ~links  # an image URL is a link
+    if (links | paths).mean() >= LINKS_SHARE:  # a mix of both: what most are
+        return "links" if links.mean() >= paths.mean() else "paths"
     cells_list = filled.tolist()
     # Another separator the cells hold counts when splitting at it leaves fewer distinct values (tags that recur
     # in other combinations: 'news,cars'), not more (a name with a comma: 'Acme, Inc.').
@@ -109,12 +111,26 @@ def unread_columns(frame: pd.DataFrame, data: DataSettings) -> dict[str, str]:
             for i, column in enumerate(frame.columns) if column not in read}  # names may strip to one
 
 
+def _codes(name: str, cells: pd.Series) -> bool:
+    """Whether an interactions column of numbers holds ids or times, not a rating: named like one (`session_id`,
+    `unixReviewTime`), or whole numbers most of which differ."""
+    if name_words(name) & (NAMED_LIKE["timestamp"] | {"id", "ids"}):
+        return True
+    values = pd.to_numeric(cells.astype("string").str.strip(), errors="coerce").dropna()
+    return bool(len(values)) and bool((values == values.round()).all()) and values.nunique() > 0.5 * len(values)
+
+
 def unread_interaction_columns(frame: pd.DataFrame) -> dict[str, str]:
     """{column: kind} of the interactions columns no setting names (`frame`'s columns renamed to the canonical
-    user_id, item_id, timestamp, rating: every other one), in the file's order (the first SAMPLE_ROWS rows)."""
+    user_id, item_id, timestamp, rating: every other one), in the file's order (the first SAMPLE_ROWS rows); a
+    column of numbers that holds ids or times (`_codes`) is 'codes', not one a rating could be."""
     sample = frame.head(SAMPLE_ROWS)
-    return {str(column): column_kind(str(column), sample.iloc[:, i], None)
-            for i, column in enumerate(frame.columns) if column not in ("user_id", "item_id", "timestamp", "rating")}
+    kinds = {}
+    for i, column in enumerate(frame.columns):
+        if column not in ("user_id", "item_id", "timestamp", "rating"):
+            kind = column_kind(str(column), sample.iloc[:, i], None)
+            kinds[str(column)] = "codes" if kind == "numbers" and _codes(str(column), sample.iloc[:, i]) else kind
+    return kinds
 
 
 def unread_interactions_note(unread: dict[str, str], n_rows: int) -> str | None:

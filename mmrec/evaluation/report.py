@@ -121,7 +121,8 @@ def markdown_report(report: EvaluationReport) -> str:
     parts = [f"# Evaluation ({report.task})", ""]
     parts += [f"- {key}: {value}" for key, value in report.counts.items()]
     parts += [f"- {key}: {value}" for key, value in report.protocol.items()]
-    parts += [f"- {key} data: {value}" for key, value in report.sources.items()]
+    named = {"fit_also": "also fitted on (--with-val)", "masked": "masked (validation)"}
+    parts += [f"- {named.get(key, f'{key} data')}: {value}" for key, value in report.sources.items()]
     parts += [f"- {name} checkpoint: {c['path']} (epoch {c['epoch']}, written {c['created_at']}, sha256 "
               f"{str(c['sha256'])[:12]}{'' if c['finished'] else ', its training run had not finished'}"
               f"{', serves ' + c['serves'] if c.get('serves') else ''})"

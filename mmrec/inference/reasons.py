@@ -21,9 +21,10 @@ _COMPONENT_WHY = {
     "two_tower": ("because you liked {title}", "fits your history as a whole"),
     "item_item": ("because you liked {title}", "fits your history as a whole"),
     "content": ("similar in content to {title}", "similar in content to what you liked"),
-    # an item without a training interaction: a new one, or one whose interactions all fell below the rating threshold
-    "cold": ("not liked by anyone yet; similar in content to {title}",
-             "not liked by anyone yet; similar in content to what you liked"),
+    # an item without a training interaction: a new one, or one whose interactions preprocess left out (rated below
+    # the threshold, or of users with too few)
+    "cold": ("no interaction to learn from yet; similar in content to {title}",
+             "no interaction to learn from yet; similar in content to what you liked"),
     "sequence": ("often comes with {title}", "often comes with what you did last"),
     "trend": ("", "popular with other users"),
 }

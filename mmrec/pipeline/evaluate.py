@@ -107,8 +107,8 @@ def checkpoint_notes(path: Path, meta: dict[str, Any], served_note: str | None, 
                               model.get("use_text", True) and bool(dims.get("text_dim", 1)))
         notes.append(f"The multimodal checkpoint serves {served_model(chosen)}"
                      + (f" (the item-item model: {kind})" if "item-item" in shares else "")
-                     + ": validation gave a later blend step weight 1, so the two-tower network carries none of "
-                       "these scores (`mmrec checkpoints info` shows every weight).")
+                     + ": validation gave a blend step weight 1, so the two-tower network carries none of these "
+                       "scores (`mmrec checkpoints info` shows every weight).")
     recorded = meta.get("split") or {}
     trained_on = recorded.get("train_sha256")
     if not trained_on or sha256_file(train_source) == trained_on:  # checkpoints before 2026-12 record none
@@ -134,6 +134,10 @@ def _frames(settings: Settings, test_data: Path | None, train_data: Path | None,
     train, and with a train file of the user's still never drawn as a sampled negative (it is the user's).
     `with_val`: the split's val rows join its train rows (`sources["fit_also"]`): every model scores from both."""
     splits_dir = Path(settings.paths.splits_dir)
+    if with_val and train_data is not None:  # before any file is read
+        raise ConfigError("--with-val adds the split's validation rows to its train split; --train-data names a "
+                          "train file of your own instead.",
+                          hint="Put the rows you want fitted in that file, or leave --train-data out.")
     split = load_split(splits_dir) if test_data is None or train_data is None else None
     sources, notes = {}, []
     if train_data is not None:
@@ -148,10 +152,6 @@ def _frames(settings: Settings, test_data: Path | None, train_data: Path | None,
         sources["test"] = str(splits_dir / "test.csv")
     also_seen, known = [], []
     if with_val:
-        if train_data is not None:
-            raise ConfigError("--with-val adds the split's validation rows to its train split; --train-data names "
-                              "a train file of your own instead.",
-                              hint="Put the rows you want fitted in that file, or leave --train-data out.")
         if split.val.empty:
             raise ConfigError(f"--with-val has no effect: the split in {splits_dir} has no validation rows.",
                               hint="Split with a validation share, or leave the option out.")
@@ -160,7 +160,7 @@ def _frames(settings: Settings, test_data: Path | None, train_data: Path | None,
         notes.append("Every model scores the test users from their train and validation interactions (--with-val), "
                      "as serving scores from every interaction: a split by time's latest rows, and the users and "
                      "items validation alone holds. The multimodal network keeps the weights training chose on "
-                     "validation; its item-item and content parts are fitted on both.")
+                     "validation; its other parts (item-item, content, transitions, popularity) are fitted on both.")
         return train, test, also_seen, known, sources, notes
     # Validation items are masked too when train comes from the same split (they are the user's past).
     if split is not None and not split.val.empty:

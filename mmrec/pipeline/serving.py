@@ -226,17 +226,19 @@ def load_serving(settings: Settings, recommender_type: str, progress: ProgressCa
         notes.append(note)
     if note := getattr(model, "categories_note", None):
         notes.append(note)
+    # Each part's share of the final score (a later blend step at weight 1 leaves the parts before it nothing).
+    shares = served_weights(spec.to_meta().get("item_item")) if isinstance(spec, CheckpointSpec) else {"two-tower": 1.0}
     new_items = int(getattr(model, "items_without_id", 0))
     if new_items:
-        by_item_item = (" (and by the item-item model from any interactions since)"
-                        if getattr(model, "item_item_blend", 0.0) > 0 else "")  # not when the blend leaves it out
+        by = [how for part, how in (("two-tower", "from their content features by the two-tower network"),
+                                    ("item-item", "by the item-item model from any interactions since"),
+                                    ("content similarity", "by content similarity")) if part in shares]
         notes.append(f"{new_items:,} of {len(item_ids):,} catalogue items had no training interaction when the "
                      "checkpoint was trained (added since, only in val/test or in the holdout training validated on, "
-                     "or never interacted with), so they have no id embedding: they are scored from their content "
-                     f"features{by_item_item}.")
+                     "or never interacted with), so they have no id embedding: they are scored "
+                     + (" and ".join(by) if by else "by the blend's other parts alone") + ".")
     if inference.ann != "none":
         index = ItemIndex(model.search_item_vectors(), inference.ann, inference.ann_nprobe)
-        shares = served_weights(spec.to_meta().get("item_item")) if isinstance(spec, CheckpointSpec) else {}
         two_tower = shares.get("two-tower", 0.0)
         if two_tower <= ANN_TWO_TOWER_SHARE_NOTE:
             others = " and ".join(part for part in shares if part != "two-tower")

@@ -37,10 +37,17 @@ def test_list_shows_the_served_blend_of_a_best_checkpoint(tmp_path):
                     {"combo": "w_t", "epoch": 2, "monitor": "ndcg@10", "monitored_value": 0.2})
     result = runner.invoke(app, ["checkpoints", "list", "--checkpoint-dir", str(tmp_path)], terminal_width=400)
     flat = " ".join(result.output.split())
-    assert "blended with the item-item model for v_t/best_model.pth; the two-tower model alone for any other" in flat
+    assert "the model it serves (v_t/best_model.pth: two-tower + item-item; the two-tower model alone for any " \
+        "other)" in flat
     info = json.loads(runner.invoke(app, ["checkpoints", "info", str(tmp_path / "v_t" / "best_model.pth")]).output)
     assert info["served"] == {"monitor": "ndcg@10", "value": 0.3125, "model": "two-tower + item-item"}
     assert info["monitored_value"] == 0.25  # the two-tower model's alone, as recorded
+    # A cold shift alone is served too (rev2: list showed the two-tower figure, info "two-tower").
+    save_checkpoint(tmp_path / "x_t" / "best_model.pth", {"model": {}},
+                    {"combo": "x_t", "epoch": 3, "monitor": "ndcg@10", "monitored_value": 0.3,
+                     "item_item": {"blend": 0.0, "monitored": 0.5, "cold_shift": 1.5}})
+    info = json.loads(runner.invoke(app, ["checkpoints", "info", str(tmp_path / "x_t" / "best_model.pth")]).output)
+    assert info["served"] == {"monitor": "ndcg@10", "value": 0.5, "model": "two-tower + cold items shifted"}
 
 
 def test_info_names_the_components_validation_kept():
@@ -68,8 +75,8 @@ def test_evaluate_says_when_a_later_blend_step_leaves_the_two_tower_network_noth
 
     meta = {"item_item": {"blend": 0.0, "content_blend": 1.0}, "settings": {"model": {}}, "model_args": {}}
     notes = checkpoint_notes(tmp_path / "best_model.pth", meta, None, tmp_path / "train.csv", True)
-    assert any(note.startswith("The multimodal checkpoint serves content similarity: validation gave a later blend "
-                               "step weight 1, so the two-tower network carries none") for note in notes)
+    assert any(note.startswith("The multimodal checkpoint serves content similarity: validation gave a blend step "
+                               "weight 1, so the two-tower network carries none") for note in notes)
     meta["item_item"] = {"blend": 1.0}
     notes = checkpoint_notes(tmp_path / "best_model.pth", meta, None, tmp_path / "train.csv", True)
     assert any(note.startswith("The multimodal checkpoint serves item-item (the item-item model: EASE with the image "

@@ -106,3 +106,23 @@ def test_a_json_list_in_a_column_no_setting_names_reads_as_several_values(tmp_pa
                 report["interactions"]["notes"])
     items = pd.read_parquet(tmp_path / "processed" / "items.parquet")
     assert items.loc[0, "description"] == "part one two"  # a text column's list is still one text
+
+
+def test_an_interactions_column_of_ids_or_times_is_not_offered_as_the_rating():
+    # rev2: an Amazon dump's unixReviewTime got both "set data.timestamp_column" and "data.rating_column reads one".
+    from mmrec.data.unread import unread_interaction_columns, unread_interactions_note
+
+    n = 300
+    frame = pd.DataFrame({"user_id": ["u"] * n, "item_id": ["i"] * n,
+                          "unixReviewTime": [str(1_600_000_000 + 977 * i) for i in range(n)],
+                          "overall": [str(i % 5 + 1) for i in range(n)], "session": [str(31 * i) for i in range(n)],
+                          "dwell_seconds": [str(i % 120) for i in range(n)],
+                          "watch_ratio": [str((i % 97) / 97) for i in range(n)]})
+    kinds = unread_interaction_columns(frame)
+    assert kinds == {"unixReviewTime": "codes", "overall": "numbers", "session": "codes", "dwell_seconds": "numbers",
+                     "watch_ratio": "numbers"}
+    assert "'overall', 'dwell_seconds', 'watch_ratio' hold numbers: data.rating_column" in unread_interactions_note(
+        kinds, n)
+    # A column of links and file paths mixed: what most are (rev2: neither reached the bar alone, so 'text').
+    mixed = pd.Series([f"https://x.com/watch?v={i}" if i % 3 else f"img/{i}.jpg" for i in range(200)])
+    assert column_kind("c", mixed, None) == "links"

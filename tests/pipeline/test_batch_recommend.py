@@ -288,7 +288,7 @@ def test_ann_says_an_index_is_no_guess_when_a_later_step_takes_the_whole_score(t
                                "all: score exactly (no --ann).") for note in notes)
 
 
-def test_serving_says_how_many_items_have_no_id_embedding(tmp_path):
+def test_serving_says_how_many_items_have_no_id_embedding(tmp_path, monkeypatch):
     config = tiny_project.write_tiny_project(tmp_path, epochs=1, sequence_blend=False)
     settings = load_settings(config, {"inference.device": "cpu"}).settings
     run_train(settings)
@@ -301,14 +301,20 @@ def test_serving_says_how_many_items_have_no_id_embedding(tmp_path):
     serving = load_serving(settings, "multimodal")
     assert len(serving.notes) == 1 and serving.notes[0].startswith("1 of 41 catalogue items had no training interaction")
     # The item-item model is named only where the served blend holds it (a 40k-item walkthrough's had weight 0).
-    assert ("(and by the item-item model" in serving.notes[0]) == (serving.model.item_item_blend > 0)
-    serving.model.item_item_blend = 0.0
-    monkey = pytest.MonkeyPatch()
-    monkey.setattr("mmrec.pipeline.serving.load_recommender", lambda *args, **kwargs: serving.model)
-    try:
-        assert "item-item" not in load_serving(settings, "multimodal").notes[0]
-    finally:
-        monkey.undo()
+    assert ("by the item-item model" in serving.notes[0]) == (serving.model.item_item_blend > 0)
+    # The parts named are those with a share of the final score (rev2: where content similarity took the whole
+    # score, the two-tower network, the content features' way in, carries none of it).
+    from mmrec.checkpoints.spec import CheckpointSpec
+
+    to_meta = CheckpointSpec.to_meta
+    alone = {"blend": 0.0, "content_blend": 0.0, "sequence_blend": 0.0, "trend_blend": 0.0}
+    for chosen, said in ((alone, "scored from their content features by the two-tower network."),
+                         ({**alone, "content_blend": 1.0}, "scored by content similarity.")):
+        with monkeypatch.context() as patched:
+            patched.setattr(CheckpointSpec, "to_meta", lambda spec, chosen=chosen: {
+                **to_meta(spec), "item_item": {**(to_meta(spec)["item_item"] or {}), **chosen}})
+            assert load_serving(settings, "multimodal").notes[0].endswith(f"so they have no id embedding: they are "
+                                                                          f"{said}")
     assert np.isfinite(serving.model.score(["u0"])[0, -1].item())  # still scored
     # A user who joined after training is served from their interactions, and the lists say so (both modes).
     interactions = pd.concat([split.train, split.val, split.test], ignore_index=True)

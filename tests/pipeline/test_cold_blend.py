@@ -64,7 +64,7 @@ def test_chosen_on_the_cold_items_of_validation_and_scored_alike(tmp_path, clust
     new = [item["reason"] for entry in served.users for item in entry.items if item["item_id"] in NEW]
     assert len(new) >= 2 * len(users)
     liked = [r for r in new if r.get("component") == "cold" and "similar_to" in r]
-    assert liked and all(r["why"].startswith("not liked by anyone yet; similar in content to ") for r in liked)
+    assert liked and all(r["why"].startswith("no interaction to learn from yet; similar in content to ") for r in liked)
 
 
 def test_off_or_within_noise_leaves_the_blend_as_it_is(tmp_path, cluster_text):
