@@ -125,7 +125,8 @@ def test_the_cold_items_reordering_has_its_part_and_its_reason(trained):
            and j not in set(history)]
     assert led
     (reason,) = reasons_for(recommender, user, np.array(led[:1]), history, item_ids, [f"T{i}" for i in item_ids], None)
-    assert reason["component"] == "cold" and reason["why"].startswith("no interaction to learn from yet; similar in content to")
+    assert reason["component"] == "cold"
+    assert reason["why"].startswith("no interaction to learn from yet; similar in content to")
 
 
 def test_reasons_name_the_blend_part_that_put_each_item_there(trained):
