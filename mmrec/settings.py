@@ -477,6 +477,13 @@ class ModelSettings(Section):
         "their offset to the warm items, which the shared \"no id\" row sets; none without cold validation items "
         "(needs model.item_item)",
     )
+    fallback_halflife: bool = Field(
+        True,
+        description="choose on validation the recency half-life (1, 7, 30 or 365 days, or all time) of the popularity "
+        "list the multimodal model's users without training interactions get (evaluation.cold_user_fallback "
+        "popularity; evaluation.popularity_halflife_days, when set, wins): its validation users unseen in training "
+        "decide, kept only above validation noise (model.sequence_min_se); needs timestamps",
+    )
     item_item_solver: Literal["auto", "dense", "neighbourhood"] = Field(
         "auto",
         description="item-item solver: dense = exact (memory items^2, time items^3), neighbourhood = each item "

@@ -66,6 +66,10 @@ class ItemItemSpec(_Spec):
     cold_shift: float = 0.0  # the cold items' scores moved by this many standard deviations of the user's, last
     cold_shift_grid: list[dict[str, Any]] = []  # (cold_shift, metric) of every shift tried
     cold_shift_gain_se: float | None = None  # the best shift's paired gain over none, in standard errors
+    # The half-life (days) of the popularity list served to users without training interactions; None = all time
+    fallback_halflife_days: float | None = None
+    fallback_grid: list[dict[str, Any]] = []  # (fallback_halflife_days, metric) of every half-life tried
+    fallback_gain_se: float | None = None  # the best half-life's paired gain over all time, in standard errors
 
 
 class NumericSpec(_Spec):

@@ -114,6 +114,12 @@ class Scorer:
         other.cold, other.cold_blend = cold, float(blend)
         return other
 
+    def with_fallback(self, fallback: torch.Tensor) -> Scorer:
+        """This scorer, the users it cannot score (no id, no history) served `fallback` [n_items] instead."""
+        other = copy.copy(self)
+        other.fallback = fallback
+        return other
+
     def with_cold_shift(self, columns: torch.Tensor | None, shift: float) -> Scorer:
         """This scorer (same item vectors, blends and cold order), the items at `columns` shifted by `shift`."""
         other = copy.copy(self)

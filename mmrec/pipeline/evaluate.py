@@ -41,7 +41,7 @@ from mmrec.pipeline.preprocess import stale_processed_note
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.recommenders import RECOMMENDERS, create_recommender
 from mmrec.recommenders.base import Recommender
-from mmrec.settings import Settings
+from mmrec.settings import EvaluationSettings, Settings
 
 
 def load_recommender(
@@ -123,6 +123,21 @@ def checkpoint_notes(path: Path, meta: dict[str, Any], served_note: str | None, 
     notes.append(f"The multimodal checkpoint was trained on other rows than {train_source} holds ({then}): make "
                  "sure no test row was among them, or its metrics are inflated.")
     return notes
+
+
+def chosen_fallback(evaluation: EvaluationSettings, item_item: Any, train: pd.DataFrame
+                    ) -> tuple[EvaluationSettings, str] | None:
+    """(the evaluation settings the multimodal model's fallback is made with, what it serves) when `mmrec train`
+    chose the recency of the popularity list its users without training interactions get (`item_item`: the checkpoint's
+    recorded choice, model.fallback_halflife) and the settings leave it open (cold_user_fallback popularity, no
+    popularity_halflife_days) and `train` has times to age by; else None (the configured fallback)."""
+    halflife = item_item.get("fallback_halflife_days") if isinstance(item_item, dict) else None
+    if (not halflife or evaluation.cold_user_fallback != "popularity"
+            or evaluation.popularity_halflife_days is not None or "timestamp" not in train.columns):
+        return None
+    return (evaluation.model_copy(update={"popularity_halflife_days": float(halflife)}),
+            f"the popularity list with a half-life of {float(halflife):g} days, as `mmrec train` chose on validation "
+            "(model.fallback_halflife; evaluation.popularity_halflife_days, when set, wins)")
 
 
 Frames = tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame], list[pd.DataFrame], dict[str, str], list[str]]
@@ -293,6 +308,13 @@ def run_evaluate(
             model_notes.append(note)
         if note := getattr(model, "categories_note", None):
             model_notes.append(note)
+        model_fallback = fallback  # the multimodal model's own when training chose its recency
+        if isinstance(spec, CheckpointSpec) and (chosen := chosen_fallback(evaluation, spec.to_meta().get("item_item"),
+                                                                            train)):
+            model_fallback = create_recommender("popularity", chosen[0]).fit(train, data.item_ids)
+            model_notes.append(f"The multimodal model's users without training interactions get {chosen[1]}"
+                               + (f"; the other models' get {evaluation.cold_user_fallback} of all time."
+                                  if len(names) > 1 else "."))
         progress(ProgressEvent(task=f"evaluate:{name}", completed=1, total=2, description=f"scoring {name}"))
         result = evaluate_model(
             name,
@@ -300,7 +322,7 @@ def run_evaluate(
             data,
             evaluation,
             device=torch_device,
-            fallback=fallback,
+            fallback=model_fallback,
             use_sampling=use_sampling,
             return_topk=save_predictions is not None,
             fit_seconds=fit_seconds,

@@ -23,7 +23,7 @@ from mmrec.errors import ConfigError
 from mmrec.inference.ann import ItemIndex, candidate_score_matrix, require_faiss
 from mmrec.inference.seen import SeenItems
 from mmrec.inference.topk import finite_rows, reserve_new_items, top_k_unseen
-from mmrec.pipeline.evaluate import load_recommender
+from mmrec.pipeline.evaluate import chosen_fallback, load_recommender
 from mmrec.pipeline.preprocess import stale_processed_note
 from mmrec.progress import ProgressCallback, null_progress
 from mmrec.recommenders import RECOMMENDERS, create_recommender
@@ -213,9 +213,14 @@ def load_serving(settings: Settings, recommender_type: str, progress: ProgressCa
     model = load_recommender(recommender_type, settings, items, interactions, device, inference.checkpoint_name,
                              progress)
     fallback_name = settings.evaluation.cold_user_fallback
-    fallback = create_recommender(fallback_name, settings.evaluation).fit(interactions, item_ids)
     index, notes = None, [note] if (note := stale_processed_note(settings)) else []
     spec = getattr(model, "spec", None)  # the multimodal checkpoint's
+    chosen = (chosen_fallback(settings.evaluation, spec.to_meta().get("item_item"), interactions)
+              if isinstance(spec, CheckpointSpec) else None)  # the recency of new users' popularity list, if chosen
+    fallback = create_recommender(fallback_name, chosen[0] if chosen else settings.evaluation).fit(interactions,
+                                                                                                  item_ids)
+    if chosen:
+        notes.append(f"Users the model does not know get {chosen[1]}.")
     made_from = getattr(model, "checkpoint", None)
     if note := getattr(model, "served_note", None):
         notes.append(note)  # the finished model served while a newer run has not finished

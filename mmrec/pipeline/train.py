@@ -558,6 +558,9 @@ def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: Id
                            + (f", cold items by content {choice.cold_blend:g}"
                               + (f" ({choice.cold_modality})" if choice.cold_blend else "") if choice.cold_grid else "")
                            + (f", cold items shifted {choice.cold_shift:g}" if choice.cold_shift_grid else "")
+                           + (", new users' popularity " + (f"half-life {choice.fallback_halflife_days:g} days"
+                                                            if choice.fallback_halflife_days else "of all time")
+                              if choice.fallback_grid else "")
                            + f" (val {trainer.monitor} {monitored:.4f})"))
     return choice, scorer
 

@@ -175,6 +175,9 @@ class MultimodalRecommender(Recommender):
         self._popularity = torch.as_tensor(np.log1p(counts), dtype=torch.float32, device=self.device)
         item_item = None
         blend = self.spec.item_item
+        if blend is not None and blend.fallback_halflife_days and (  # recent popularity, as validation chose
+                recent := TrendModel.build(train, rows, blend.fallback_halflife_days, self.device)) is not None:
+            self._popularity = recent.values
         if self.item_item_blend > 0 and blend is not None:
             cfg = self.model.cfg.model_copy(update={"item_item_l2": blend.l2})  # lambda as chosen on validation
             if self.n_items > cfg.item_item_max_items:

@@ -42,6 +42,8 @@ CONTENT_BASES = 2
 COLD_WEIGHTS = (0.25, 0.5, 0.75, 1.0)
 # Shifts of the cold items' scores (in standard deviations of the user's scores over the catalogue) tried last.
 COLD_SHIFTS = (-1.0, -0.5, 0.5, 1.0, 1.5, 2.0, 3.0)
+# Half-lives (days) of the popularity list served to users without training interactions, tried against all time.
+FALLBACK_HALFLIVES_DAYS = (1.0, 7.0, 30.0, 365.0)
 
 
 # Peak bytes of the dense item-item fit per (item, item) cell: bench/results/item_item.md measured 2.0 GiB at
@@ -198,6 +200,12 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
     if cfg.cold_shift and validated:
         shift, chosen, scorer, shift_grid, shift_gain_se = _choose_shift(trainer, cfg, scorer, chosen,
                                                                          binary_profiles, stage, notes)
+    fallback: dict[str, Any] = {}
+    fallback_grid: list[dict[str, Any]] = []
+    fallback_gain_se = None
+    if cfg.fallback_halflife and validated:
+        fallback, chosen, scorer, fallback_grid, fallback_gain_se = _choose_fallback(trainer, cfg, scorer, chosen,
+                                                                                     train, rows, stage, notes)
     stage("done")
     spec = ItemItemSpec(blend=beta, halflife=halflife, l2=cfg.item_item_l2, l2_grid=l2_grid,
                         content_weight=cfg.item_item_content_weight,
@@ -208,7 +216,8 @@ def choose_item_item_blend(trainer: Trainer, cfg: ModelSettings, train: pd.DataF
                         sequence_window=cfg.sequence_window if sequence_grid else 0, sequence_grid=sequence_grid,
                         sequence_gain_se=sequence_gain_se, **trend, trend_grid=trend_grid,
                         trend_gain_se=trend_gain_se, **cold, cold_grid=cold_grid, cold_gain_se=cold_gain_se,
-                        **shift, cold_shift_grid=shift_grid, cold_shift_gain_se=shift_gain_se)
+                        **shift, cold_shift_grid=shift_grid, cold_shift_gain_se=shift_gain_se,
+                        **fallback, fallback_grid=fallback_grid, fallback_gain_se=fallback_gain_se)
     return spec, scorer
 
 
@@ -490,6 +499,25 @@ def _choose_shift(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metrics:
     tried = [({"cold_shift": shift}, scorer.with_cold_shift(columns, shift)) for shift in COLD_SHIFTS]
     return _choose_on_top(trainer, scorer, metrics, tried, "cold_shift", cfg.sequence_min_se, "Cold items' offset",
                           lambda p: f"{p['cold_shift']:g} standard deviations of a user's scores", notes, "shift")
+
+
+def _choose_fallback(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metrics: dict[str, float],
+                     train: pd.DataFrame, rows: pd.Series, stage: _Stages, notes: list[str]
+                     ) -> tuple[dict[str, Any], dict[str, float], Scorer, list[dict[str, Any]], float | None]:
+    """(chosen {fallback_halflife_days}, or {} for all time; metrics, scorer, grid, gain in paired standard errors) of
+    the recency of the popularity list served to users the model cannot score (no training interaction), by
+    `_choose_on_top` over the validation users unseen in training (the others score alike under every variant): on a
+    fresh catalogue split by time new users take what is new, on a film catalogue perhaps the long-run favourites.
+    Nothing is tried without timestamps or without such a validation user."""
+    unseen = int((trainer.data.val_users == 0).sum())
+    if "timestamp" not in train.columns or not unseen:
+        return {}, metrics, scorer, [], None
+    stage(f"the popularity list of the {unseen:,} validation users unseen in training")
+    models = [model for h in FALLBACK_HALFLIVES_DAYS if (model := TrendModel.build(train, rows, h, trainer.device))]
+    tried = [({"fallback_halflife_days": model.halflife_days}, scorer.with_fallback(model.values)) for model in models]
+    return _choose_on_top(trainer, scorer, metrics, tried, "fallback_halflife_days", cfg.sequence_min_se,
+                          "Popularity list of users without training interactions",
+                          lambda p: "in days, against all time", notes, "half-life")
 
 
 def _choose_sequence(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metrics: dict[str, float],

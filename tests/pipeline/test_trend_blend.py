@@ -10,7 +10,9 @@ import torch
 from mmrec.data.splits import SplitFrames, save_split
 from mmrec.models.histories import catalogue_index
 from mmrec.models.trend import TREND_HALFLIVES_DAYS, TREND_WEIGHTS, TrendModel
+from mmrec.pipeline.evaluate import run_evaluate
 from mmrec.pipeline.train import run_train
+from mmrec.training.blend import FALLBACK_HALFLIVES_DAYS
 from mmrec.settings import load_settings
 
 DAY = 86_400
@@ -35,15 +37,21 @@ def test_trend_is_the_log_of_interactions_decayed_by_age_in_days():
     assert TrendModel.build(train[train["item_id"] == "zz"], rows, 0.0) is None  # no catalogue item
 
 
-def _fresh_split(root, n_users: int = 40, n_items: int = 40, clicks: int = 8, seed: int = 0) -> None:
+def _fresh_split(root, n_users: int = 40, n_items: int = 40, clicks: int = 8, seed: int = 0,
+                 new_users: int = 0) -> None:
     """A news-like catalogue: item j is published on day j and clicked only in the 3 days after; each user
-    clicks at random times over the 40 days. Each user's last click is test, the one before it validation."""
+    clicks at random times over the 40 days. Each user's last click is test, the one before it validation.
+    `new_users` more click twice in the last 5 days (validation, then test): no training interaction."""
     rng = np.random.default_rng(seed)
     rows = []
     for u in range(n_users):
         for day in np.sort(rng.uniform(0, n_items, clicks)):
             item = int(np.clip(np.floor(day) - rng.integers(0, 3), 0, n_items - 1))
             rows.append((f"u{u}", f"i{item}", int(day * DAY)))
+    for u in range(new_users):
+        for day in np.sort(rng.uniform(n_items - 5, n_items, 2)):
+            item = int(np.clip(np.floor(day) - rng.integers(0, 3), 0, n_items - 1))
+            rows.append((f"new{u}", f"i{item}", int(day * DAY)))
     frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).drop_duplicates(["user_id", "item_id"])
     rank = frame.groupby("user_id").cumcount(ascending=False)
     save_split(SplitFrames(frame[rank > 1].reset_index(drop=True), frame[rank == 1].reset_index(drop=True),
@@ -87,3 +95,40 @@ def test_off_by_setting_or_of_all_time_alone_without_timestamps(tmp_path, overri
     else:  # popularity of all time needs no timestamp: it alone is tried
         assert {(row["trend_halflife_days"], row["trend_blend"]) for row in blend["trend_grid"]} == \
             {(0.0, w) for w in TREND_WEIGHTS}
+
+
+def test_new_users_get_the_popularity_list_whose_recency_validation_chose(tmp_path):
+    # A fresh catalogue split by time: users new in validation take what is new, which popularity of all time (what
+    # they got before) does not rank; the recency is chosen on them, recorded, and served by evaluate (and recommend).
+    config = tiny_project.write_tiny_project(tmp_path, epochs=1)
+    _fresh_split(tmp_path, new_users=30)
+    settings = load_settings(config).settings
+    blend = run_train(settings).item_item
+    grid = {row["fallback_halflife_days"]: row["ndcg@10"] for row in blend["fallback_grid"]}
+    assert set(grid) == set(FALLBACK_HALFLIVES_DAYS)
+    assert blend["fallback_halflife_days"] in (1.0, 7.0)
+    assert blend["fallback_gain_se"] >= settings.model.sequence_min_se
+    assert grid[blend["fallback_halflife_days"]] == blend["monitored"]
+    chosen = run_evaluate(settings, ["multimodal", "popularity"], write_files=False)
+    assert any(note.startswith(f"The multimodal model's users without training interactions get the popularity list "
+                               f"with a half-life of {blend['fallback_halflife_days']:g} days") for note in chosen.notes)
+    # The same checkpoint with the recency set by hand (all time, as before): the new users' figures fall.
+    configured = settings.model_copy(update={"evaluation": settings.evaluation.model_copy(
+        update={"popularity_halflife_days": 3650.0})})
+    by_hand = run_evaluate(configured, ["multimodal"], write_files=False)
+    assert not any("as `mmrec train` chose on validation" in note for note in by_hand.notes)
+    assert chosen.models[0].metrics["ndcg@10"] > by_hand.models[0].metrics["ndcg@10"]
+    from mmrec.data.splits import load_split
+    from mmrec.data.tables import save_interactions
+    from mmrec.pipeline.serving import load_serving
+
+    split = load_split(tmp_path / "splits")  # serving reads every interaction
+    save_interactions(pd.concat([split.train, split.val, split.test], ignore_index=True), tmp_path / "processed")
+    served = load_serving(settings, "multimodal")
+    assert any(note.startswith("Users the model does not know get the popularity list with a half-life of")
+               for note in served.notes)
+    assert served.fallback.halflife_days == blend["fallback_halflife_days"]
+    # Off by setting: nothing tried.
+    off = settings.model_copy(update={"model": settings.model.model_copy(update={"fallback_halflife": False})})
+    blend = run_train(off).item_item
+    assert blend["fallback_grid"] == [] and blend["fallback_halflife_days"] is None
