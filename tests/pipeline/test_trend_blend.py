@@ -110,8 +110,9 @@ def test_new_users_get_the_popularity_list_whose_recency_validation_chose(tmp_pa
     assert blend["fallback_gain_se"] >= settings.model.sequence_min_se
     assert grid[blend["fallback_halflife_days"]] == blend["monitored"]
     chosen = run_evaluate(settings, ["multimodal", "popularity"], write_files=False)
-    assert any(note.startswith(f"The multimodal model's users without training interactions get the popularity list "
-                               f"with a half-life of {blend['fallback_halflife_days']:g} days") for note in chosen.notes)
+    said = (f"The multimodal model's users without training interactions get the popularity list with a half-life "
+            f"of {blend['fallback_halflife_days']:g} days")
+    assert any(note.startswith(said) for note in chosen.notes)
     # The same checkpoint with the recency set by hand (all time, as before): the new users' figures fall.
     configured = settings.model_copy(update={"evaluation": settings.evaluation.model_copy(
         update={"popularity_halflife_days": 3650.0})})
