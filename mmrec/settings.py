@@ -1123,10 +1123,21 @@ def format_validation_error(exc: ValidationError, sources: dict[str, str] | None
     return "\n".join(lines)
 
 
+# Names other tools give a setting, which spelling alone would match to another (models_dir is no results_dir).
+_MEANT = {"models_dir": "checkpoint_dir", "model_dir": "checkpoint_dir", "checkpoints_dir": "checkpoint_dir",
+          "checkpoint_path": "checkpoint_dir", "output_dir": "results_dir", "log_dir": "results_dir",
+          "lr": "learning_rate", "num_epochs": "epochs", "max_epochs": "epochs", "embed_dim": "embedding_dim",
+          "hidden_dim": "embedding_dim", "batchsize": "batch_size", "topk": "top_k", "k": "top_k"}
+
+
 def _closest_key(loc: tuple[Any, ...], allowed: list[str]) -> str | None:
-    """The key an unknown one most likely meant: the closest of its section's `allowed` keys, or a clearly closer
-    key of another section, dotted (`paths.images_dir` -> data.images_subdir, not cache_dir)."""
+    """The key an unknown one most likely meant: one of _MEANT's that the section has, else the closest of its
+    section's `allowed` keys, or a clearly closer key of another section, dotted (`paths.images_dir` ->
+    data.images_subdir, not cache_dir)."""
     name = str(loc[-1])
+    if _MEANT.get(name.lower()) in allowed:
+        return _MEANT[name.lower()]
+
     def score(key: str) -> float:
         return difflib.SequenceMatcher(None, name, key).ratio()
 

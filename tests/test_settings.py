@@ -63,6 +63,9 @@ def test_a_mapping_setting_from_a_later_layer_replaces_the_earlier_one_whole(tmp
         # A key of another section: the section's own closest name (cache_dir) was no help.
         ("paths:\n  images_dir: pictures\n", "paths.images_dir: unknown key (did you mean data.images_subdir?)"),
         ("data:\n  user_id_colum: x\n", "data.user_id_colum: unknown key (did you mean user_id_column?)"),
+        # Another tool's name for a setting, which spelling alone matched to results_dir (walkthrough I).
+        ("paths:\n  models_dir: m\n", "paths.models_dir: unknown key (did you mean checkpoint_dir?)"),
+        ("training:\n  lr: 0.1\n", "training.lr: unknown key (did you mean learning_rate?)"),
         ("split:\n  val_ratio: 0.2\n", "split: train_ratio + val_ratio + test_ratio must be 1.0, got 1.1 (from yaml:"),
         ("training:\n  epochs: many\n", "training.epochs"),
         ("training:\n  learning_rate: -0.1\n", "training.learning_rate"),

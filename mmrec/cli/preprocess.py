@@ -81,9 +81,12 @@ def render_report(report: dict[str, Any], skipped: bool) -> Table:
     table.add_row("interactions", "rows in interactions", f"{inter['input_rows']:,}", "")
     ratings = inter.get("ratings") or {}
     if ratings:  # every value read, so one off the scale (a 0 or a 6 on 1-5) is seen
-        read = (f"from {ratings['min']:g} to {ratings['max']:g}" if "min" in ratings
-                else ", ".join(f"{value}: {count:,}" for value, count in ratings.items()))
-        table.add_row("interactions", "rating values read (value: rows)", "", read)
+        if "min" in ratings:  # many distinct values: their range
+            table.add_row("interactions", "rating values read (range)", "",
+                          f"from {ratings['min']:g} to {ratings['max']:g}")
+        else:
+            table.add_row("interactions", "rating values read (value: rows)", "",
+                          ", ".join(f"{value}: {count:,}" for value, count in ratings.items()))
     for reason, count in inter["dropped"].items():
         table.add_row(
             "interactions", f"dropped: {reason}", f"{count:,}", shown(", ".join(inter["examples"].get(reason, [])))

@@ -165,6 +165,13 @@ def test_the_rating_values_read_are_shown_so_an_off_scale_one_is_seen(config, tm
 
     report = json.loads((tmp_path / "processed" / "preprocess_report.json").read_text())
     assert report["interactions"]["ratings"]["6"] == 1
+    # Many distinct values (a dwell time): their range, labelled so (walkthrough I: it said "value: rows").
+    interactions["rating"] = [str(i % 551) for i in range(len(interactions))]
+    interactions.to_csv(tmp_path / "raw" / "interactions.csv", index=False)
+    result = runner.invoke(app, ["preprocess", "-c", str(config), "--skip-caching", "--force-reprocess"],
+                           terminal_width=250)
+    assert result.exit_code == 0, result.output
+    assert "rating values read (range)" in result.output and "value: rows" not in result.output
 
 
 def test_a_store_another_run_fills_skips_the_caching_step_after_the_tables(config, monkeypatch):
