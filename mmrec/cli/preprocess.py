@@ -129,7 +129,8 @@ def preprocess(
     images = result.report["images"]
     if images.get("folder_exists") is False:
         console.print(f"[yellow]There is no images folder at {images['folder']}: every item counts as lacking its "
-                      "image. If the images are elsewhere, set data.images_subdir (relative to paths.data_dir).")
+                      "image. If the images are elsewhere, set data.images_subdir (relative to paths.data_dir); a "
+                      "catalogue without images needs nothing (the model reads its text and metadata).")
     if result.skipped:
         console.print(
             "[cyan]Inputs unchanged since the last run: nothing redone[/cyan] (use --force-reprocess)."
