@@ -482,7 +482,7 @@ class ModelSettings(Section):
         description="choose on validation the recency half-life (1, 7, 30 or 365 days, or all time) of the popularity "
         "list the multimodal model's users without training interactions get (evaluation.cold_user_fallback "
         "popularity; evaluation.popularity_halflife_days, when set, wins): its validation users unseen in training "
-        "decide, kept only above validation noise (model.sequence_min_se); needs timestamps",
+        "decide, kept only above validation noise (model.sequence_min_se); needs timestamps (and model.item_item)",
     )
     item_item_solver: Literal["auto", "dense", "neighbourhood"] = Field(
         "auto",
@@ -611,7 +611,8 @@ class EvaluationSettings(Section):
     popularity_halflife_days: float | None = Field(
         None, gt=0, description="popularity (the baseline and the cold-user fallback) counts an interaction "
         "0.5^(age / half-life), age in days before the newest training interaction: what is popular now, for "
-        "fast-moving catalogues such as news; None = every interaction counts 1 (needs timestamps when set)")
+        "fast-moving catalogues such as news; None = every interaction counts 1, but the multimodal model's cold "
+        "users get the recency `mmrec train` chose (model.fallback_halflife); needs timestamps when set")
     seed: int = Field(42, ge=0)
     device: str = Field("auto", description="auto|cpu|cuda|cuda:N: where scores and top-K are computed")
 

@@ -260,10 +260,13 @@ def served_weights(item_item: Any) -> dict[str, float]:
 def served_model(item_item: Any) -> str:
     """What a checkpoint serves, from its recorded item-item choice: e.g. 'two-tower + popularity' when
     validation gave the item-item model weight 0 and kept the trend blend; the parts with a share of the score
-    (served_weights), then the cold items' order and shift."""
+    (served_weights), then the cold items' order and shift, and the recency of new users' popularity list."""
     parts = list(served_weights(item_item))
+    halflife = item_item.get("fallback_halflife_days") if isinstance(item_item, dict) else None
     cold = [name for name, on in (("cold items by content", item_item.get("cold_blend")),
-                                  ("cold items shifted", item_item.get("cold_shift")))
+                                  ("cold items shifted", item_item.get("cold_shift")),
+                                  (f"new users' popularity, half-life {halflife or 0:g} day"
+                                   + ("" if halflife == 1 else "s"), halflife))
             if on] if isinstance(item_item, dict) else []
     # A later step that took the whole score: 'content similarity alone + cold items shifted'.
     head = [f"{parts[0]} alone"] if parts != ["two-tower"] and len(parts) == 1 and cold else parts

@@ -54,7 +54,7 @@ def train(
         raise no_effect(named[0], "Weights & Biases tracking is off",
                         "Add --use-wandb (or set tracking.use_wandb: true)")
     from mmrec.models.transitions import describe_variant  # torch: imported once the settings are good
-    from mmrec.models.trend import describe_halflife
+    from mmrec.models.trend import days, describe_halflife
     from mmrec.pipeline.train import run_train
 
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 draws progress and the summary
@@ -123,7 +123,11 @@ def train(
                f"[bold]{blend['cold_blend']:g}[/bold]" if blend.get("cold_blend") else "")
             + (f", cold items shifted by [bold]{blend['cold_shift']:g}[/bold] standard deviations"
                if blend.get("cold_shift") else "")
-            + (" (all tied on validation: every validation user is new)" if result.validation_all_new else
+            + (f", new users' popularity half-life [bold]{days(blend['fallback_halflife_days'])}[/bold]"
+               if blend.get("fallback_halflife_days") else "")
+            + (" (all tied on validation: every validation user is new"
+               + (f"; their list's recency raised val {result.monitor} to {blend['monitored']:.4f})"
+                  if blend.get("fallback_halflife_days") else ")") if result.validation_all_new else
                f" chosen on validation: val {result.monitor} [bold]{blend['monitored']:.4f}[/bold] "
                f"(two-tower alone {result.best_metric:.4f}).")
         )

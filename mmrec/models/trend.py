@@ -59,6 +59,11 @@ class TrendModel:
         return self.values.unsqueeze(0).repeat(len(rows), 1)
 
 
+def days(n: float) -> str:
+    """'1 day', '7 days'."""
+    return f"{n:g} day" + ("" if n == 1 else "s")
+
+
 def describe_halflife(halflife_days: float) -> str:
     """How a trend half-life reads in messages: 'all time' (0) or 'half-life 7 days'."""
-    return "all time" if halflife_days <= 0 else f"half-life {halflife_days:g} days"
+    return "all time" if halflife_days <= 0 else f"half-life {days(halflife_days)}"

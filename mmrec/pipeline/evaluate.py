@@ -37,6 +37,7 @@ from mmrec.evaluation.report import (
 )
 from mmrec.evaluation.sampled import draw_pairs
 from mmrec.fileio import sha256_file
+from mmrec.models.trend import days
 from mmrec.pipeline.preprocess import stale_processed_note
 from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.recommenders import RECOMMENDERS, create_recommender
@@ -128,15 +129,15 @@ def checkpoint_notes(path: Path, meta: dict[str, Any], served_note: str | None, 
 def chosen_fallback(evaluation: EvaluationSettings, item_item: Any, train: pd.DataFrame
                     ) -> tuple[EvaluationSettings, str] | None:
     """(the evaluation settings the multimodal model's fallback is made with, what it serves) when `mmrec train`
-    chose the recency of the popularity list its users without training interactions get (`item_item`: the checkpoint's
-    recorded choice, model.fallback_halflife) and the settings leave it open (cold_user_fallback popularity, no
-    popularity_halflife_days) and `train` has times to age by; else None (the configured fallback)."""
+    chose the recency of the popularity list its users without training interactions get (`item_item`: the
+    checkpoint's recorded choice, model.fallback_halflife) and the settings leave it open (cold_user_fallback
+    popularity, no popularity_halflife_days) and `train` has times to age by; else None (the configured fallback)."""
     halflife = item_item.get("fallback_halflife_days") if isinstance(item_item, dict) else None
     if (not halflife or evaluation.cold_user_fallback != "popularity"
             or evaluation.popularity_halflife_days is not None or "timestamp" not in train.columns):
         return None
     return (evaluation.model_copy(update={"popularity_halflife_days": float(halflife)}),
-            f"the popularity list with a half-life of {float(halflife):g} days, as `mmrec train` chose on validation "
+            f"the popularity list with a half-life of {days(float(halflife))}, as `mmrec train` chose on validation "
             "(model.fallback_halflife; evaluation.popularity_halflife_days, when set, wins)")
 
 
@@ -289,6 +290,7 @@ def run_evaluate(
 
     fallback = create_recommender(evaluation.cold_user_fallback, evaluation).fit(train, data.item_ids)
     checkpoints: dict[str, dict[str, Any]] = {}  # model -> the checkpoint it was loaded from
+    own_list: list[float] = []  # the half-life of the multimodal model's own fallback, when it got one
     model_notes: list[str] = []  # what a loaded checkpoint says about this run's settings
 
     def one(name: str) -> ModelEvaluation:
@@ -312,9 +314,13 @@ def run_evaluate(
         if isinstance(spec, CheckpointSpec) and (chosen := chosen_fallback(evaluation, spec.to_meta().get("item_item"),
                                                                             train)):
             model_fallback = create_recommender("popularity", chosen[0]).fit(train, data.item_ids)
-            model_notes.append(f"The multimodal model's users without training interactions get {chosen[1]}"
-                               + (f"; the other models' get {evaluation.cold_user_fallback} of all time."
-                                  if len(names) > 1 else "."))
+            own_list.append(chosen[0].popularity_halflife_days)
+            others = [other for other in names if other in ("item_knn", "user_knn")]
+            model_notes.append(
+                f"The multimodal model's users without training interactions get {chosen[1]}"
+                + (f"; {' and '.join(others)} get popularity of all time (evaluation.popularity_halflife_days: "
+                   f"{chosen[0].popularity_halflife_days:g} gives every model, the popularity baseline too, that list)."
+                   if others else "."))
         progress(ProgressEvent(task=f"evaluate:{name}", completed=1, total=2, description=f"scoring {name}"))
         result = evaluate_model(
             name,
@@ -378,9 +384,13 @@ def run_evaluate(
         report.notes.append(
             f"{data.counts['test_cold_users']:,} test user(s) have no training interactions; "
             f"id-based models score them with the {evaluation.cold_user_fallback} fallback."
-            + (" That is every test user (a split by user): every model but random serves them that same list, so "
-               "the table cannot tell models apart; a split that keeps each user's first interactions in train "
-               "(e.g. temporal_user) can."
+            + ((" That is every test user (a split by user): every model but random serves them that same list, so "
+                "the table cannot tell models apart; a split that keeps each user's first interactions in train "
+                "(e.g. temporal_user) can." if not own_list else
+                " That is every test user (a split by user): every model but random serves them a popularity list, "
+                f"the multimodal model the one of half-life {days(own_list[0])} validation chose, so the table "
+                "compares those lists, not the models; a split that keeps each user's first interactions in train "
+                "(e.g. temporal_user) can tell the models apart.")
                if data.counts["test_cold_users"] >= data.counts["test_users"] else ""))
     if write_files:
         results_dir = Path(settings.paths.results_dir)

@@ -58,6 +58,7 @@ class Serving:
     new_slots: int = 0  # places of each list reserved for them (inference.new_items)
     # What exclude_seen masks when it is more than `seen`: also the items rated below the positive threshold
     masked: SeenItems | None = None
+    fallback_recency: str = ""  # the fallback list's recency as `mmrec train` chose it ("" = as configured)
 
     def fallback_note(self, n_users: int, below_only: int = 0) -> str:
         """What the users the model does not know got (recommend and batch recommend say it alike)."""
@@ -65,7 +66,8 @@ class Serving:
                f"got the {self.fallback_name} list everyone gets (no interaction of theirs to score from)")
         return (f"{n_users:,} user(s) unknown to the model {got}"
                 + (f" ({below_only:,} of them only rated below data.positive_rating_threshold: no positive to score "
-                   "from)" if below_only else "") + " (flagged `fallback`).")
+                   "from)" if below_only else "") + " (flagged `fallback`)"
+                + (f": {self.fallback_recency}." if self.fallback_recency else "."))
 
     def joined_since_note(self, users: Sequence[str]) -> str | None:
         """A note on the `users` the processed data knows but the checkpoint's id encoder does not (they joined
@@ -219,8 +221,6 @@ def load_serving(settings: Settings, recommender_type: str, progress: ProgressCa
               if isinstance(spec, CheckpointSpec) else None)  # the recency of new users' popularity list, if chosen
     fallback = create_recommender(fallback_name, chosen[0] if chosen else settings.evaluation).fit(interactions,
                                                                                                   item_ids)
-    if chosen:
-        notes.append(f"Users the model does not know get {chosen[1]}.")
     made_from = getattr(model, "checkpoint", None)
     if note := getattr(model, "served_note", None):
         notes.append(note)  # the finished model served while a newer run has not finished
@@ -269,7 +269,8 @@ def load_serving(settings: Settings, recommender_type: str, progress: ProgressCa
         notes.append(new_items_note(inference.new_items, int(is_new.sum()), len(item_ids), fallback_name,
                                     inference.ann != "none", rated_below=bool(len(rated_below))))
     return Serving(item_ids, titles, interactions, model, fallback, fallback_name, seen, inference.exclude_seen,
-                   device, index, inference.ann_pool_factor, notes, is_new, inference.new_items, masked)
+                   device, index, inference.ann_pool_factor, notes, is_new, inference.new_items, masked,
+                   chosen[1] if chosen else "")
 
 
 def new_items_note(slots: int, n_new: int, n_items: int, fallback_name: str, ann: bool = False,

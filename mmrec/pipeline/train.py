@@ -40,7 +40,7 @@ from mmrec.progress import ProgressCallback, ProgressEvent, null_progress
 from mmrec.settings import FeaturesSettings, ModelSettings, Settings, TrainingSettings, settings_as_dict
 from mmrec.models.item_item_store import ItemItemStore
 from mmrec.models.transitions import describe_variant
-from mmrec.models.trend import describe_halflife
+from mmrec.models.trend import days, describe_halflife
 from mmrec.pipeline.preprocess import stale_processed_note
 from mmrec.models.scoring import Scorer
 from mmrec.training.blend import choose_item_item_blend
@@ -295,7 +295,8 @@ def _train(settings: Settings, ctx: DistContext, resume: Path | None, progress: 
         notes.append(f"Every one of the {n_val_users:,} validation users is new (no training interaction, as when "
                      "whole users are held out): each model serves them one same list, so validation cannot tell the "
                      "epochs or the blends apart. The best epoch and the blend weights below are ties broken by "
-                     "order, not choices; validate on users with a history (a per-user split) to choose them.")
+                     "order, not choices (but the recency of that list, model.fallback_halflife, which they decide); "
+                     "validate on users with a history (a per-user split) to choose them.")
         progress(ProgressEvent("validation", message=notes[-1]))
 
     seed_everything(settings.training.seed)  # same initial weights whatever ran before
@@ -558,7 +559,7 @@ def _blend_item_item(trainer: Trainer, settings: Settings, train: Any, users: Id
                            + (f", cold items by content {choice.cold_blend:g}"
                               + (f" ({choice.cold_modality})" if choice.cold_blend else "") if choice.cold_grid else "")
                            + (f", cold items shifted {choice.cold_shift:g}" if choice.cold_shift_grid else "")
-                           + (", new users' popularity " + (f"half-life {choice.fallback_halflife_days:g} days"
+                           + (", new users' popularity " + (f"half-life {days(choice.fallback_halflife_days)}"
                                                             if choice.fallback_halflife_days else "of all time")
                               if choice.fallback_grid else "")
                            + f" (val {trainer.monitor} {monitored:.4f})"))

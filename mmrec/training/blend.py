@@ -510,6 +510,10 @@ def _choose_fallback(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metri
     fresh catalogue split by time new users take what is new, on a film catalogue perhaps the long-run favourites.
     Nothing is tried without timestamps or without such a validation user."""
     unseen = int((trainer.data.val_users == 0).sum())
+    if "timestamp" not in train.columns and unseen:
+        notes.append(f"model.fallback_halflife: the training interactions have no timestamp column, so the "
+                     f"{unseen:,} validation users unseen in training cannot choose a recency: the popularity list "
+                     "new users get is of all time.")
     if "timestamp" not in train.columns or not unseen:
         return {}, metrics, scorer, [], None
     stage(f"the popularity list of the {unseen:,} validation users unseen in training")

@@ -92,7 +92,8 @@ def test_a_json_list_in_a_column_no_setting_names_reads_as_several_values(tmp_pa
             out.write(json.dumps({"item_id": f"i{i}", "title": f"Film {i}", "description": ["part one", "two"],
                                   "tags": [str(t) for t in rng.choice(genres, 3, replace=False)]}) + "\n")
     pd.DataFrame({"user_id": [f"u{i % 7}" for i in range(120)], "item_id": [f"i{i % 40}" for i in range(120)],
-                  "watch_ratio": [f"{(i % 10) / 10}" for i in range(120)]}).to_csv(data / "interactions.csv", index=False)
+                  "watch_ratio": [f"{(i % 10) / 10}" for i in range(120)]}
+                 ).to_csv(data / "interactions.csv", index=False)
     settings = load_settings(None, {"paths.data_dir": data, "paths.processed_dir": tmp_path / "processed",
                                     "data.item_info_file": "item_info.jsonl", "data.numerical_features_cols": [],
                                     "preprocess.min_user_interactions": 1,

@@ -9,7 +9,7 @@ import torch
 
 from mmrec.data.splits import SplitFrames, save_split
 from mmrec.models.histories import catalogue_index
-from mmrec.models.trend import TREND_HALFLIVES_DAYS, TREND_WEIGHTS, TrendModel
+from mmrec.models.trend import TREND_HALFLIVES_DAYS, TREND_WEIGHTS, TrendModel, days
 from mmrec.pipeline.evaluate import run_evaluate
 from mmrec.pipeline.train import run_train
 from mmrec.training.blend import FALLBACK_HALFLIVES_DAYS
@@ -111,8 +111,8 @@ def test_new_users_get_the_popularity_list_whose_recency_validation_chose(tmp_pa
     assert grid[blend["fallback_halflife_days"]] == blend["monitored"]
     chosen = run_evaluate(settings, ["multimodal", "popularity"], write_files=False)
     said = (f"The multimodal model's users without training interactions get the popularity list with a half-life "
-            f"of {blend['fallback_halflife_days']:g} days")
-    assert any(note.startswith(said) for note in chosen.notes)
+            f"of {days(blend['fallback_halflife_days'])}, as `mmrec train` chose on validation")
+    assert any(note.startswith(said) for note in chosen.notes), chosen.notes
     # The same checkpoint with the recency set by hand (all time, as before): the new users' figures fall.
     configured = settings.model_copy(update={"evaluation": settings.evaluation.model_copy(
         update={"popularity_halflife_days": 3650.0})})
@@ -126,9 +126,10 @@ def test_new_users_get_the_popularity_list_whose_recency_validation_chose(tmp_pa
     split = load_split(tmp_path / "splits")  # serving reads every interaction
     save_interactions(pd.concat([split.train, split.val, split.test], ignore_index=True), tmp_path / "processed")
     served = load_serving(settings, "multimodal")
-    assert any(note.startswith("Users the model does not know get the popularity list with a half-life of")
-               for note in served.notes)
     assert served.fallback.halflife_days == blend["fallback_halflife_days"]
+    assert not any("half-life" in note for note in served.notes)  # said only where unknown users were served (rev3)
+    assert served.fallback_note(2).startswith("2 user(s) unknown to the model got popularity recommendations "
+                                              "(flagged `fallback`): the popularity list with a half-life of")
     # Off by setting: nothing tried.
     off = settings.model_copy(update={"model": settings.model.model_copy(update={"fallback_halflife": False})})
     blend = run_train(off).item_item
