@@ -41,7 +41,10 @@ SHARED = ROOT.parent / "shared" / "data" / "movielens-small-posters"
 CHANNELS = 60
 VARIANTS = {"categories": {}, "no categories": {"MMREC_MODEL__USE_CATEGORIES": "false"},
             # The cold items' offset (model.cold_shift, chosen on validation) off too: what the shift adds.
-            "no categories, no shift": {"MMREC_MODEL__USE_CATEGORIES": "false", "MMREC_MODEL__COLD_SHIFT": "false"}}
+            "no categories, no shift": {"MMREC_MODEL__USE_CATEGORIES": "false", "MMREC_MODEL__COLD_SHIFT": "false"},
+            # The new users' popularity list of all time, not of the recency validation chose (model.fallback_halflife).
+            "no categories, all-time fallback": {"MMREC_MODEL__USE_CATEGORIES": "false",
+                                                 "MMREC_MODEL__FALLBACK_HALFLIFE": "false"}}
 
 
 def machine() -> dict:
@@ -137,6 +140,7 @@ def one_run(folder: Path, config: Path, strategy: str, seed: int, variant: str, 
               "content": [blend.get("content_modality"), blend.get("content_blend")],
               "cold": [blend.get("cold_modality"), blend.get("cold_blend")],
               "categories": {name: len(values) for name, values in (meta.get("categories") or {}).items()},
+              "cold_shift": blend.get("cold_shift"), "fallback_halflife_days": blend.get("fallback_halflife_days"),
               "test": {k: model["metrics"][k] for k in kept},
               "test_cold": {k: model["cold_item_metrics"].get(k) for k in kept},
               "cold_users": model["n_cold_item_users"], "train_s": round(train_s, 1)}
