@@ -99,7 +99,7 @@ def recommend(
             "--sample-users", "--sample_users", min=1, help="Recommend for N random known users (seeded)."
         ),
     ] = None,
-    top_k: Annotated[int | None, typer.Option("--top-k", "--top_k", min=1, help="Items per user.")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", "--top_k", "--k", min=1, help="Items per user.")] = None,
     include_seen: Annotated[
         bool,
         typer.Option(

@@ -321,6 +321,12 @@ def run_evaluate(
                 + (f"; {' and '.join(others)} get popularity of all time (evaluation.popularity_halflife_days: "
                    f"{chosen[0].popularity_halflife_days:g} gives every model, the popularity baseline too, that list)."
                    if others else "."))
+        elif (isinstance(spec, CheckpointSpec) and spec.item_item is not None and spec.item_item.fallback_halflife_days
+              and "timestamp" not in train.columns):
+            model_notes.append(f"`mmrec train` chose a popularity half-life of "
+                               f"{days(spec.item_item.fallback_halflife_days)} for the users without training "
+                               "interactions, but this training data has no timestamp column to age by: they get "
+                               "popularity of all time.")
         progress(ProgressEvent(task=f"evaluate:{name}", completed=1, total=2, description=f"scoring {name}"))
         result = evaluate_model(
             name,

@@ -272,8 +272,8 @@ def test_short_lists_and_a_sample_larger_than_the_users_are_noted(config, tmp_pa
     result = _recommend(config, "--users", "u001", "--top-k", str(k), "--output", str(out))
     note = f"1 user(s) got fewer than {k} items: they have seen more than {30 - k} of the 30 items"
     assert any(n.startswith(note) for n in json.loads(out.read_text())["notes"]), result.output
-    # --top-k the catalogue's size: "seen more than 0 of the 30 items" read oddly
-    result = _recommend(config, "--users", "u001", "--top-k", "30", "--output", str(out))
+    # --top-k the catalogue's size: "seen more than 0 of the 30 items" read oddly (--k: evaluate's name for it)
+    result = _recommend(config, "--users", "u001", "--k", "30", "--output", str(out))
     note = "1 user(s) got fewer than 30 items: the catalogue has only 30 items, less the ones each user has seen."
     assert note in json.loads(out.read_text())["notes"], result.output
     result = _recommend(config, "--sample-users", "1000", "--output", str(out))

@@ -119,6 +119,12 @@ def test_new_users_get_the_popularity_list_whose_recency_validation_chose(tmp_pa
     by_hand = run_evaluate(configured, ["multimodal"], write_files=False)
     assert not any("as `mmrec train` chose on validation" in note for note in by_hand.notes)
     assert chosen.models[0].metrics["ndcg@10"] > by_hand.models[0].metrics["ndcg@10"]
+    # A train file without times: nothing to age by, and the note says so (rev3: it fell back silently).
+    untimed = tmp_path / "untimed.csv"
+    pd.read_csv(tmp_path / "splits" / "train.csv", dtype=str).drop(columns="timestamp").to_csv(untimed, index=False)
+    notes = run_evaluate(settings, ["multimodal"], train_data=untimed, write_files=False).notes
+    assert any(note.startswith("`mmrec train` chose a popularity half-life of") and "of all time" in note
+               for note in notes), notes
     from mmrec.data.splits import load_split
     from mmrec.data.tables import save_interactions
     from mmrec.pipeline.serving import load_serving
