@@ -127,15 +127,25 @@ def checkpoint_notes(path: Path, meta: dict[str, Any], served_note: str | None, 
 
 
 def chosen_fallback(evaluation: EvaluationSettings, item_item: Any, train: pd.DataFrame
-                    ) -> tuple[EvaluationSettings, str] | None:
-    """(the evaluation settings the multimodal model's fallback is made with, what it serves) when `mmrec train`
-    chose the recency of the popularity list its users without training interactions get (`item_item`: the
-    checkpoint's recorded choice, model.fallback_halflife) and the settings leave it open (cold_user_fallback
-    popularity, no popularity_halflife_days) and `train` has times to age by; else None (the configured fallback)."""
+                    ) -> tuple[EvaluationSettings | None, str] | None:
+    """What the multimodal model's users without training interactions get when `mmrec train` chose the recency of
+    their popularity list (`item_item`: the checkpoint's recorded choice, model.fallback_halflife): (the evaluation
+    settings its fallback is made with, or None for the configured one; what they get, said after "get"). That
+    choice when the settings leave it open (cold_user_fallback popularity, no popularity_halflife_days) and `train`
+    has times to age by; else the configured list, said as not the one training chose. None without a choice."""
     halflife = item_item.get("fallback_halflife_days") if isinstance(item_item, dict) else None
-    if (not halflife or evaluation.cold_user_fallback != "popularity"
-            or evaluation.popularity_halflife_days is not None or "timestamp" not in train.columns):
+    if not halflife:
         return None
+    chose = f"the {days(float(halflife))} `mmrec train` chose (model.fallback_halflife)"
+    if evaluation.cold_user_fallback != "popularity":
+        return None, (f"the {evaluation.cold_user_fallback} list (evaluation.cold_user_fallback), not the popularity "
+                      f"list of half-life {chose}")
+    if evaluation.popularity_halflife_days is not None:
+        return None, (f"the popularity list with a half-life of {days(evaluation.popularity_halflife_days)} "
+                      f"(evaluation.popularity_halflife_days), not {chose}")
+    if "timestamp" not in train.columns:
+        return None, (f"popularity of all time: the interactions it is fitted on have no timestamp column to age by, "
+                      f"for {chose}")
     return (evaluation.model_copy(update={"popularity_halflife_days": float(halflife)}),
             f"the popularity list with a half-life of {days(float(halflife))}, as `mmrec train` chose on validation "
             "(model.fallback_halflife; evaluation.popularity_halflife_days, when set, wins)")
@@ -313,20 +323,21 @@ def run_evaluate(
         model_fallback = fallback  # the multimodal model's own when training chose its recency
         if isinstance(spec, CheckpointSpec) and (chosen := chosen_fallback(evaluation, spec.to_meta().get("item_item"),
                                                                             train)):
-            model_fallback = create_recommender("popularity", chosen[0]).fit(train, data.item_ids)
-            own_list.append(chosen[0].popularity_halflife_days)
-            others = [other for other in names if other in ("item_knn", "user_knn")]
+            own, what = chosen
+            others = [other for other in names if other in ("item_knn", "user_knn")] if own else []
+            if own is not None:
+                model_fallback = create_recommender("popularity", own).fit(train, data.item_ids)
+                own_list.append(own.popularity_halflife_days)
             model_notes.append(
-                f"The multimodal model's users without training interactions get {chosen[1]}"
+                f"The multimodal model's users without training interactions get {what}"
                 + (f"; {' and '.join(others)} get popularity of all time (evaluation.popularity_halflife_days: "
-                   f"{chosen[0].popularity_halflife_days:g} gives every model, the popularity baseline too, that list)."
+                   f"{own.popularity_halflife_days:g} gives every model, the popularity baseline too, that list)."
                    if others else "."))
-        elif (isinstance(spec, CheckpointSpec) and spec.item_item is not None and spec.item_item.fallback_halflife_days
-              and "timestamp" not in train.columns):
-            model_notes.append(f"`mmrec train` chose a popularity half-life of "
-                               f"{days(spec.item_item.fallback_halflife_days)} for the users without training "
-                               "interactions, but this training data has no timestamp column to age by: they get "
-                               "popularity of all time.")
+        if (isinstance(spec, CheckpointSpec) and spec.item_item is not None and spec.item_item.trend_blend
+                and spec.item_item.trend_halflife_days and "timestamp" not in train.columns):
+            model_notes.append(f"The checkpoint blends in recent popularity (half-life "
+                               f"{days(spec.item_item.trend_halflife_days)}, weight {spec.item_item.trend_blend:g}), "
+                               "but this training data has no timestamp column to age by: it is left out here.")
         progress(ProgressEvent(task=f"evaluate:{name}", completed=1, total=2, description=f"scoring {name}"))
         result = evaluate_model(
             name,

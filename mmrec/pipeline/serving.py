@@ -219,8 +219,8 @@ def load_serving(settings: Settings, recommender_type: str, progress: ProgressCa
     spec = getattr(model, "spec", None)  # the multimodal checkpoint's
     chosen = (chosen_fallback(settings.evaluation, spec.to_meta().get("item_item"), interactions)
               if isinstance(spec, CheckpointSpec) else None)  # the recency of new users' popularity list, if chosen
-    fallback = create_recommender(fallback_name, chosen[0] if chosen else settings.evaluation).fit(interactions,
-                                                                                                  item_ids)
+    fallback = create_recommender(fallback_name, chosen[0] if chosen and chosen[0] else settings.evaluation).fit(
+        interactions, item_ids)
     made_from = getattr(model, "checkpoint", None)
     if note := getattr(model, "served_note", None):
         notes.append(note)  # the finished model served while a newer run has not finished

@@ -79,6 +79,12 @@ def test_chosen_on_validation_where_fresh_items_win_and_scored_alike(tmp_path, v
     evaluate, users, user_idx = evaluate_on_validation(tmp_path, settings)
     assert evaluate.scorer.trend is not None
     torch.testing.assert_close(evaluate.score(users), chosen.scores(user_idx, user_idx))
+    # A train file without times leaves the recent popularity out: said (walkJ: it was dropped without a word).
+    untimed = tmp_path / "untimed.csv"
+    pd.read_csv(tmp_path / "splits" / "train.csv", dtype=str).drop(columns="timestamp").to_csv(untimed, index=False)
+    notes = run_evaluate(settings, ["multimodal"], train_data=untimed, write_files=False).notes
+    assert any(note.startswith("The checkpoint blends in recent popularity") and note.endswith("left out here.")
+               for note in notes) == (blend["trend_halflife_days"] > 0), blend["trend_halflife_days"]
 
 
 @pytest.mark.parametrize("overrides", [{"trend_blend": False}, {}])
@@ -118,13 +124,20 @@ def test_new_users_get_the_popularity_list_whose_recency_validation_chose(tmp_pa
         update={"popularity_halflife_days": 3650.0})})
     by_hand = run_evaluate(configured, ["multimodal"], write_files=False)
     assert not any("as `mmrec train` chose on validation" in note for note in by_hand.notes)
+    # walkJ: an override was unsaid while the served label named training's choice: the note says which wins.
+    assert any("get the popularity list with a half-life of 3650 days (evaluation.popularity_halflife_days), not "
+               f"the {days(blend['fallback_halflife_days'])} `mmrec train` chose" in note for note in by_hand.notes)
+    randomly = settings.model_copy(update={"evaluation": settings.evaluation.model_copy(
+        update={"cold_user_fallback": "random"})})
+    assert any("get the random list (evaluation.cold_user_fallback), not the popularity list of half-life" in note
+               for note in run_evaluate(randomly, ["multimodal"], write_files=False).notes)
     assert chosen.models[0].metrics["ndcg@10"] > by_hand.models[0].metrics["ndcg@10"]
     # A train file without times: nothing to age by, and the note says so (rev3: it fell back silently).
     untimed = tmp_path / "untimed.csv"
     pd.read_csv(tmp_path / "splits" / "train.csv", dtype=str).drop(columns="timestamp").to_csv(untimed, index=False)
     notes = run_evaluate(settings, ["multimodal"], train_data=untimed, write_files=False).notes
-    assert any(note.startswith("`mmrec train` chose a popularity half-life of") and "of all time" in note
-               for note in notes), notes
+    assert any("users without training interactions get popularity of all time: the interactions it is fitted on "
+               "have no timestamp column" in note for note in notes), notes
     from mmrec.data.splits import load_split
     from mmrec.data.tables import save_interactions
     from mmrec.pipeline.serving import load_serving
