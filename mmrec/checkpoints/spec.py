@@ -68,7 +68,7 @@ class ItemItemSpec(_Spec):
     cold_shift_gain_se: float | None = None  # the best shift's paired gain over none, in standard errors
     # The half-life (days) of the popularity list served to users without training interactions; None = all time
     fallback_halflife_days: float | None = None
-    fallback_grid: list[dict[str, Any]] = []  # (fallback_halflife_days, metric) of every half-life tried
+    fallback_grid: list[dict[str, Any]] = []  # (fallback_halflife_days, metric): all time (0) first, then each tried
     fallback_gain_se: float | None = None  # the best half-life's paired gain over all time, in standard errors
 
 

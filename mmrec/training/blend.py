@@ -519,9 +519,13 @@ def _choose_fallback(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metri
     stage(f"the popularity list of the {unseen:,} validation users unseen in training")
     models = [model for h in FALLBACK_HALFLIVES_DAYS if (model := TrendModel.build(train, rows, h, trainer.device))]
     tried = [({"fallback_halflife_days": model.halflife_days}, scorer.with_fallback(model.values)) for model in models]
-    return _choose_on_top(trainer, scorer, metrics, tried, "fallback_halflife_days", cfg.sequence_min_se,
-                          "Popularity list of users without training interactions",
-                          lambda p: "in days, against all time", notes, "half-life")
+    chosen, after, scorer, grid, gain_se = _choose_on_top(
+        trainer, scorer, metrics, tried, "fallback_halflife_days", cfg.sequence_min_se,
+        "Popularity list of users without training interactions", lambda p: "in days, against all time", notes,
+        "half-life")
+    # The value each was compared with: all time (half-life 0, as trend_halflife_days writes it).
+    grid = [{"fallback_halflife_days": 0.0, trainer.monitor: metrics.get(trainer.monitor, float("nan"))}, *grid]
+    return chosen, after, scorer, grid, gain_se
 
 
 def _choose_sequence(trainer: Trainer, cfg: ModelSettings, scorer: Scorer, metrics: dict[str, float],

@@ -111,7 +111,8 @@ def test_new_users_get_the_popularity_list_whose_recency_validation_chose(tmp_pa
     settings = load_settings(config).settings
     blend = run_train(settings).item_item
     grid = {row["fallback_halflife_days"]: row["ndcg@10"] for row in blend["fallback_grid"]}
-    assert set(grid) == set(FALLBACK_HALFLIVES_DAYS)
+    assert set(grid) == {0.0, *FALLBACK_HALFLIVES_DAYS}  # all time first: what the others were compared with
+    assert grid[0.0] < grid[blend["fallback_halflife_days"]]
     assert blend["fallback_halflife_days"] in (1.0, 7.0)
     assert blend["fallback_gain_se"] >= settings.model.sequence_min_se
     assert grid[blend["fallback_halflife_days"]] == blend["monitored"]
