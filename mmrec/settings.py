@@ -1129,15 +1129,22 @@ _MEANT = {"models_dir": "checkpoint_dir", "model_dir": "checkpoint_dir", "checkp
           "checkpoint_path": "checkpoint_dir", "output_dir": "results_dir", "log_dir": "results_dir",
           "lr": "learning_rate", "num_epochs": "epochs", "max_epochs": "epochs", "embed_dim": "embedding_dim",
           "hidden_dim": "embedding_dim", "batchsize": "batch_size", "topk": "top_k", "k": "top_k"}
+# ... and those a section reads otherwise: evaluate's cut-offs are its k_values, not inference.top_k.
+_MEANT_IN = {"evaluation": {name: "k_values" for name in ("k", "ks", "top_k", "topk", "cutoffs", "k_list")}}
 
 
 def _closest_key(loc: tuple[Any, ...], allowed: list[str]) -> str | None:
-    """The key an unknown one most likely meant: one of _MEANT's that the section has, else the closest of its
-    section's `allowed` keys, or a clearly closer key of another section, dotted (`paths.images_dir` ->
-    data.images_subdir, not cache_dir)."""
+    """The key an unknown one most likely meant: _MEANT_IN's or _MEANT's (dotted when another section has it), else
+    the closest of its section's `allowed` keys, or a clearly closer key of another section, dotted
+    (`paths.images_dir` -> data.images_subdir, not cache_dir)."""
     name = str(loc[-1])
-    if _MEANT.get(name.lower()) in allowed:
-        return _MEANT[name.lower()]
+    meant = _MEANT_IN.get(str(loc[0]), {}).get(name.lower()) or _MEANT.get(name.lower())
+    if meant in allowed:
+        return meant
+    if meant and len(loc) == 2:  # the key of one other section: dotted (training.models_dir -> paths.checkpoint_dir)
+        owners = [section for section in Settings.model_fields if meant in _allowed_keys((section,))]
+        if len(owners) == 1:
+            return f"{owners[0]}.{meant}"
 
     def score(key: str) -> float:
         return difflib.SequenceMatcher(None, name, key).ratio()

@@ -66,6 +66,11 @@ def test_a_mapping_setting_from_a_later_layer_replaces_the_earlier_one_whole(tmp
         # Another tool's name for a setting, which spelling alone matched to results_dir (walkthrough I).
         ("paths:\n  models_dir: m\n", "paths.models_dir: unknown key (did you mean checkpoint_dir?)"),
         ("training:\n  lr: 0.1\n", "training.lr: unknown key (did you mean learning_rate?)"),
+        # ... in another section than its setting's, and evaluate's cut-offs (rev4).
+        ("training:\n  models_dir: m\n", "training.models_dir: unknown key (did you mean paths.checkpoint_dir?)"),
+        ("model:\n  lr: 0.1\n", "model.lr: unknown key (did you mean training.learning_rate?)"),
+        ("evaluation:\n  top_k: 10\n", "evaluation.top_k: unknown key (did you mean k_values?)"),
+        ("evaluation:\n  k: 10\n", "evaluation.k: unknown key (did you mean k_values?)"),
         ("split:\n  val_ratio: 0.2\n", "split: train_ratio + val_ratio + test_ratio must be 1.0, got 1.1 (from yaml:"),
         ("training:\n  epochs: many\n", "training.epochs"),
         ("training:\n  learning_rate: -0.1\n", "training.learning_rate"),

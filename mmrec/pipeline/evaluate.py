@@ -136,19 +136,32 @@ def chosen_fallback(evaluation: EvaluationSettings, item_item: Any, train: pd.Da
     halflife = item_item.get("fallback_halflife_days") if isinstance(item_item, dict) else None
     if not halflife:
         return None
-    chose = f"the {days(float(halflife))} `mmrec train` chose (model.fallback_halflife)"
+    chose = f"the half-life of {days(float(halflife))} `mmrec train` chose (model.fallback_halflife)"
     if evaluation.cold_user_fallback != "popularity":
         return None, (f"the {evaluation.cold_user_fallback} list (evaluation.cold_user_fallback), not the popularity "
-                      f"list of half-life {chose}")
+                      f"list with {chose}")
     if evaluation.popularity_halflife_days is not None:
         return None, (f"the popularity list with a half-life of {days(evaluation.popularity_halflife_days)} "
-                      f"(evaluation.popularity_halflife_days), not {chose}")
+                      + ("(evaluation.popularity_halflife_days, the one `mmrec train` chose too)"
+                         if evaluation.popularity_halflife_days == float(halflife) else
+                         f"(evaluation.popularity_halflife_days), not {chose}"))
     if "timestamp" not in train.columns:
-        return None, (f"popularity of all time: the interactions it is fitted on have no timestamp column to age by, "
-                      f"for {chose}")
+        return None, (f"popularity of all time, not {chose}: the interactions it is fitted on have no timestamp "
+                      "column to age by")
     return (evaluation.model_copy(update={"popularity_halflife_days": float(halflife)}),
             f"the popularity list with a half-life of {days(float(halflife))}, as `mmrec train` chose on validation "
             "(model.fallback_halflife; evaluation.popularity_halflife_days, when set, wins)")
+
+
+def trend_left_out_note(spec: CheckpointSpec, frame: pd.DataFrame) -> str | None:
+    """A note when the checkpoint blends in recent popularity but `frame` (what the model is fitted on) has no
+    timestamp column to age it by (TrendModel.build then gives none), else None."""
+    blend = spec.item_item
+    if blend is None or not (blend.trend_blend and blend.trend_halflife_days) or "timestamp" in frame.columns:
+        return None
+    return (f"The checkpoint blends in recent popularity (half-life {days(blend.trend_halflife_days)}, weight "
+            f"{blend.trend_blend:g}), but the interactions it is fitted on here have no timestamp column to age by: "
+            "it is left out.")
 
 
 Frames = tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame], list[pd.DataFrame], dict[str, str], list[str]]
@@ -321,8 +334,8 @@ def run_evaluate(
         if note := getattr(model, "categories_note", None):
             model_notes.append(note)
         model_fallback = fallback  # the multimodal model's own when training chose its recency
-        if isinstance(spec, CheckpointSpec) and (chosen := chosen_fallback(evaluation, spec.to_meta().get("item_item"),
-                                                                            train)):
+        if isinstance(spec, CheckpointSpec) and len(data.cold_user_rows) and (
+                chosen := chosen_fallback(evaluation, spec.to_meta().get("item_item"), train)):
             own, what = chosen
             others = [other for other in names if other in ("item_knn", "user_knn")] if own else []
             if own is not None:
@@ -333,11 +346,8 @@ def run_evaluate(
                 + (f"; {' and '.join(others)} get popularity of all time (evaluation.popularity_halflife_days: "
                    f"{own.popularity_halflife_days:g} gives every model, the popularity baseline too, that list)."
                    if others else "."))
-        if (isinstance(spec, CheckpointSpec) and spec.item_item is not None and spec.item_item.trend_blend
-                and spec.item_item.trend_halflife_days and "timestamp" not in train.columns):
-            model_notes.append(f"The checkpoint blends in recent popularity (half-life "
-                               f"{days(spec.item_item.trend_halflife_days)}, weight {spec.item_item.trend_blend:g}), "
-                               "but this training data has no timestamp column to age by: it is left out here.")
+        if isinstance(spec, CheckpointSpec) and (note := trend_left_out_note(spec, train)):
+            model_notes.append(note)
         progress(ProgressEvent(task=f"evaluate:{name}", completed=1, total=2, description=f"scoring {name}"))
         result = evaluate_model(
             name,

@@ -23,7 +23,7 @@ from mmrec.errors import ConfigError
 from mmrec.inference.ann import ItemIndex, candidate_score_matrix, require_faiss
 from mmrec.inference.seen import SeenItems
 from mmrec.inference.topk import finite_rows, reserve_new_items, top_k_unseen
-from mmrec.pipeline.evaluate import chosen_fallback, load_recommender
+from mmrec.pipeline.evaluate import chosen_fallback, load_recommender, trend_left_out_note
 from mmrec.pipeline.preprocess import stale_processed_note
 from mmrec.progress import ProgressCallback, null_progress
 from mmrec.recommenders import RECOMMENDERS, create_recommender
@@ -67,7 +67,7 @@ class Serving:
         return (f"{n_users:,} user(s) unknown to the model {got}"
                 + (f" ({below_only:,} of them only rated below data.positive_rating_threshold: no positive to score "
                    "from)" if below_only else "") + " (flagged `fallback`)"
-                + (f": {self.fallback_recency}." if self.fallback_recency else "."))
+                + (f". They got {self.fallback_recency}." if self.fallback_recency else "."))
 
     def joined_since_note(self, users: Sequence[str]) -> str | None:
         """A note on the `users` the processed data knows but the checkpoint's id encoder does not (they joined
@@ -228,6 +228,8 @@ def load_serving(settings: Settings, recommender_type: str, progress: ProgressCa
                                                                                    Path(made_from["path"]))):
         notes.append(note)
     if isinstance(spec, CheckpointSpec) and (note := spec.features_note(settings.features, settings.model)):
+        notes.append(note)
+    if isinstance(spec, CheckpointSpec) and (note := trend_left_out_note(spec, interactions)):
         notes.append(note)
     if note := getattr(model, "categories_note", None):
         notes.append(note)

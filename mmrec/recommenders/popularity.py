@@ -58,10 +58,10 @@ class PopularityRecommender(Recommender, FallbackCounter):
             if "timestamp" not in train.columns:
                 raise ConfigError(
                     f"evaluation.popularity_halflife_days is {self.halflife_days:g}, but the interactions it is "
-                    "fitted on (the train split, or a --train-data file) have no timestamp column, so there is no age "
-                    "to weigh them by.",
-                    hint="Fit on interactions with times (data.timestamp_column; a --train-data file with its time "
-                         "column), or drop evaluation.popularity_halflife_days.")
+                    "fitted on have no timestamp column, so there is no age to weigh them by.",
+                    hint="Give those interactions their times (data.timestamp_column, then preprocess and split "
+                         "again; a --train-data file with its time column), or drop "
+                         "evaluation.popularity_halflife_days.")
             known = positions(train["item_id"], self.item_ids) >= 0  # the rows `cols` holds, in order
             weights = recency_weights(train["timestamp"].to_numpy()[known], self.halflife_days)
         self.popularity = item_popularity(cols, self.n_items, weights)

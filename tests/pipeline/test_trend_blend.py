@@ -83,7 +83,7 @@ def test_chosen_on_validation_where_fresh_items_win_and_scored_alike(tmp_path, v
     untimed = tmp_path / "untimed.csv"
     pd.read_csv(tmp_path / "splits" / "train.csv", dtype=str).drop(columns="timestamp").to_csv(untimed, index=False)
     notes = run_evaluate(settings, ["multimodal"], train_data=untimed, write_files=False).notes
-    assert any(note.startswith("The checkpoint blends in recent popularity") and note.endswith("left out here.")
+    assert any(note.startswith("The checkpoint blends in recent popularity") and note.endswith("it is left out.")
                for note in notes) == (blend["trend_halflife_days"] > 0), blend["trend_halflife_days"]
 
 
@@ -126,19 +126,26 @@ def test_new_users_get_the_popularity_list_whose_recency_validation_chose(tmp_pa
     by_hand = run_evaluate(configured, ["multimodal"], write_files=False)
     assert not any("as `mmrec train` chose on validation" in note for note in by_hand.notes)
     # walkJ: an override was unsaid while the served label named training's choice: the note says which wins.
+    chose = f"the half-life of {days(blend['fallback_halflife_days'])} `mmrec train` chose (model.fallback_halflife)"
     assert any("get the popularity list with a half-life of 3650 days (evaluation.popularity_halflife_days), not "
-               f"the {days(blend['fallback_halflife_days'])} `mmrec train` chose" in note for note in by_hand.notes)
+               f"{chose}." in note for note in by_hand.notes)
     randomly = settings.model_copy(update={"evaluation": settings.evaluation.model_copy(
         update={"cold_user_fallback": "random"})})
-    assert any("get the random list (evaluation.cold_user_fallback), not the popularity list of half-life" in note
+    assert any(f"get the random list (evaluation.cold_user_fallback), not the popularity list with {chose}." in note
                for note in run_evaluate(randomly, ["multimodal"], write_files=False).notes)
+    same = settings.model_copy(update={"evaluation": settings.evaluation.model_copy(
+        update={"popularity_halflife_days": blend["fallback_halflife_days"]})})  # set by hand to what was chosen
+    assert any("(evaluation.popularity_halflife_days, the one `mmrec train` chose too)." in note
+               for note in run_evaluate(same, ["multimodal"], write_files=False).notes)
+    # Evaluated on the timed split: no note of anything left out for want of times (rev4).
+    assert not any("no timestamp column" in note for note in chosen.notes)
     assert chosen.models[0].metrics["ndcg@10"] > by_hand.models[0].metrics["ndcg@10"]
     # A train file without times: nothing to age by, and the note says so (rev3: it fell back silently).
     untimed = tmp_path / "untimed.csv"
     pd.read_csv(tmp_path / "splits" / "train.csv", dtype=str).drop(columns="timestamp").to_csv(untimed, index=False)
     notes = run_evaluate(settings, ["multimodal"], train_data=untimed, write_files=False).notes
-    assert any("users without training interactions get popularity of all time: the interactions it is fitted on "
-               "have no timestamp column" in note for note in notes), notes
+    assert any(f"users without training interactions get popularity of all time, not {chose}: the interactions it "
+               "is fitted on have no timestamp column to age by." in note for note in notes), notes
     from mmrec.data.splits import load_split
     from mmrec.data.tables import save_interactions
     from mmrec.pipeline.serving import load_serving
@@ -149,7 +156,15 @@ def test_new_users_get_the_popularity_list_whose_recency_validation_chose(tmp_pa
     assert served.fallback.halflife_days == blend["fallback_halflife_days"]
     assert not any("half-life" in note for note in served.notes)  # said only where unknown users were served (rev3)
     assert served.fallback_note(2).startswith("2 user(s) unknown to the model got popularity recommendations "
-                                              "(flagged `fallback`): the popularity list with a half-life of")
+                                              "(flagged `fallback`). They got the popularity list with a half-life of")
+    # recommend with evaluation.* overriding the choice (rev4: untested, and a revert there crashed): the list
+    # served is the configured one, and the fallback note says so.
+    for override, said in (({"cold_user_fallback": "random"}, "They got the random list"),
+                           ({"popularity_halflife_days": 3650.0}, "They got the popularity list with a half-life of "
+                                                                  "3650 days (evaluation.popularity_halflife_days)")):
+        other = load_serving(settings.model_copy(update={"evaluation": settings.evaluation.model_copy(
+            update=override)}), "multimodal")
+        assert other.fallback.name == other.fallback_name and said in other.fallback_note(1)
     # Off by setting: nothing tried.
     off = settings.model_copy(update={"model": settings.model.model_copy(update={"fallback_halflife": False})})
     blend = run_train(off).item_item
