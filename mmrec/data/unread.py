@@ -65,9 +65,11 @@ def _category_values(cells: list[str], separator: str | None, n_rows: int) -> in
     return len(counts) if shared >= 0.5 * with_value and short else None
 
 
-def column_kind(name: str, cells: pd.Series, separator: str | None) -> str:
+def column_kind(name: str, cells: pd.Series, separator: str | None, ids_or_times: bool = False) -> str:
     """What one column's cells (item_info rows, any dtype) hold: a key of HINTS; a category whose cells split at
-    another separator than `separator` is 'category:<separator>'."""
+    another separator than `separator` is 'category:<separator>'. `ids_or_times` (interactions): numbers that are
+    ids or times, named like them (`session_id`, `unixReviewTime`) or whole numbers most of which differ, are
+    'codes' (no rating)."""
     text = cells.astype("string").str.strip()
     filled = text[text.notna() & (text != "")]
     if filled.empty:
@@ -79,9 +81,14 @@ def column_kind(name: str, cells: pd.Series, separator: str | None) -> str:
                                                    ["value"], "median")
     if reports["value"].non_numeric <= (1 - NUMBERS_SHARE) * len(filled):
         values = parsed["value"]
-        row_numbers = bool((values == values.round()).all()) and values.is_unique and (
-            _ROW_INDEX.fullmatch(name.strip()) is not None or values.max() - values.min() + 1 == len(values))
-        return "index" if row_numbers else "numbers"
+        whole = bool((values == values.round()).all())
+        if whole and values.is_unique and (_ROW_INDEX.fullmatch(name.strip()) is not None
+                                           or values.max() - values.min() + 1 == len(values)):
+            return "index"
+        if ids_or_times and (name_words(name) & (NAMED_LIKE["timestamp"] | {"id", "ids"})
+                             or whole and values.nunique() > 0.5 * len(values)):
+            return "codes"
+        return "numbers"
     head = filled.head(200)
     if (head.str.contains(r"\d").mean() >= DATES_SHARE  # a date has digits ('May' alone is a word)
             and pd.to_datetime(head, errors="coerce", utc=True, format="mixed").notna().mean() >= DATES_SHARE):
@@ -111,26 +118,13 @@ def unread_columns(frame: pd.DataFrame, data: DataSettings) -> dict[str, str]:
             for i, column in enumerate(frame.columns) if column not in read}  # names may strip to one
 
 
-def _codes(name: str, cells: pd.Series) -> bool:
-    """Whether an interactions column of numbers holds ids or times, not a rating: named like one (`session_id`,
-    `unixReviewTime`), or whole numbers most of which differ."""
-    if name_words(name) & (NAMED_LIKE["timestamp"] | {"id", "ids"}):
-        return True
-    values = pd.to_numeric(cells.astype("string").str.strip(), errors="coerce").dropna()
-    return bool(len(values)) and bool((values == values.round()).all()) and values.nunique() > 0.5 * len(values)
-
-
 def unread_interaction_columns(frame: pd.DataFrame) -> dict[str, str]:
     """{column: kind} of the interactions columns no setting names (`frame`'s columns renamed to the canonical
     user_id, item_id, timestamp, rating: every other one), in the file's order (the first SAMPLE_ROWS rows); a
-    column of numbers that holds ids or times (`_codes`) is 'codes', not one a rating could be."""
+    column of ids or times is 'codes', not one a rating could be."""
     sample = frame.head(SAMPLE_ROWS)
-    kinds = {}
-    for i, column in enumerate(frame.columns):
-        if column not in ("user_id", "item_id", "timestamp", "rating"):
-            kind = column_kind(str(column), sample.iloc[:, i], None)
-            kinds[str(column)] = "codes" if kind == "numbers" and _codes(str(column), sample.iloc[:, i]) else kind
-    return kinds
+    return {str(column): column_kind(str(column), sample.iloc[:, i], None, ids_or_times=True)
+            for i, column in enumerate(frame.columns) if column not in ("user_id", "item_id", "timestamp", "rating")}
 
 
 def unread_interactions_note(unread: dict[str, str], n_rows: int) -> str | None:

@@ -217,8 +217,8 @@ def load_serving(settings: Settings, recommender_type: str, progress: ProgressCa
     fallback_name = settings.evaluation.cold_user_fallback
     index, notes = None, [note] if (note := stale_processed_note(settings)) else []
     spec = getattr(model, "spec", None)  # the multimodal checkpoint's
-    chosen = (chosen_fallback(settings.evaluation, spec.to_meta().get("item_item"), interactions)
-              if isinstance(spec, CheckpointSpec) else None)  # the recency of new users' popularity list, if chosen
+    recorded = spec.to_meta().get("item_item") if isinstance(spec, CheckpointSpec) else None  # its blend choices
+    chosen = chosen_fallback(settings.evaluation, recorded, interactions)  # new users' list's recency, if chosen
     fallback = create_recommender(fallback_name, chosen[0] if chosen and chosen[0] else settings.evaluation).fit(
         interactions, item_ids)
     made_from = getattr(model, "checkpoint", None)
@@ -234,7 +234,7 @@ def load_serving(settings: Settings, recommender_type: str, progress: ProgressCa
     if note := getattr(model, "categories_note", None):
         notes.append(note)
     # Each part's share of the final score (a later blend step at weight 1 leaves the parts before it nothing).
-    shares = served_weights(spec.to_meta().get("item_item")) if isinstance(spec, CheckpointSpec) else {"two-tower": 1.0}
+    shares = served_weights(recorded)
     new_items = int(getattr(model, "items_without_id", 0))
     if new_items:
         by = [how for part, how in (("two-tower", "from their content features by the two-tower network"),
